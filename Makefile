@@ -1,0 +1,92 @@
+# Postern -- one plain Makefile. `make` builds build/postern; `make test`,
+# `make run`, `make bench`, `make clean`. Build and test install missing
+# Debian packages first when run as root (.ci/deps), else print the line.
+
+CC	 = gcc
+PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
+	   jansson gmime-3.0 inih
+# libspf2 ships no pkg-config file; it is linked by name.
+CFLAGS	?= -O2 -g
+CFLAGS	+= -Wall -Wextra -Werror -std=gnu11 -pthread -D_GNU_SOURCE \
+	   -Iproxy -Ipolicy -Irules -Idns -Idb -Iweb \
+	   $(PKG_CFLAGS)
+LDLIBS	 = $(PKG_LIBS) -lspf2 -pthread -lm
+# Before .ci/deps has run, pkg-config fails; the deps target comes first and
+# the variables are only expanded when a compile runs.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+
+B	 = build
+SRCS	 = $(sort $(wildcard proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
+LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS))
+OBJS	 = $(LIBSRCS:%.c=$(B)/obj/%.o)
+ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
+UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
+UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
+UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
+ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+PYTHON	 = /usr/bin/python3
+CONF	?= etc/postern.conf
+
+.PHONY: all deps test-deps unit unit-asan integration test run bench clean
+.DEFAULT_GOAL := all
+
+all: deps $(B)/postern
+
+deps:
+	@sh .ci/deps build
+
+test-deps:
+	@sh .ci/deps test
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASANFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libpostern.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libpostern-asan.a: $(ASANOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/postern: $(B)/obj/proxy/main.o $(B)/libpostern.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+$(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
+
+unit: deps $(UNITS)
+	@sh tests/run-unit $(UNITS)
+
+unit-asan: deps $(UNITS_ASAN)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run-unit $(UNITS_ASAN)
+
+integration: test-deps $(B)/postern
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: test-deps all unit unit-asan integration
+
+run: all
+	@mkdir -p var/spool
+	$(B)/postern serve -c $(CONF)
+
+bench: all
+	@sh .ci/deps bench
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf $(B)
+
+-include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(B)/obj/proxy/main.d

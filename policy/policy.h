@@ -1,0 +1,109 @@
+/*
+ * policy.h -- the policy engine as the proxy sees it.
+ *
+ * One struct pol_session per SMTP session, created by the proxy at connect.
+ * The proxy sets the inputs (HELO, envelope) on its loop thread, then hands
+ * the session to a worker for pol_run(); while a job is out the proxy does
+ * not touch it (reading from the client pauses), so a pol_session is only
+ * ever used by one thread at a time and needs no lock.
+ *
+ * pol_run() may block (DNS, SQLite, libspf2, libopendkim); it never touches
+ * a socket. It fills a struct pol_decision: what to answer and, at DATA,
+ * how to edit the message on its way to the backend.
+ *
+ * Ownership: the proxy owns the pol_session (pol_session_free); strings
+ * passed in are copied; a decision's buffers belong to the decision and go
+ * with pol_decision_clear().
+ */
+#ifndef POSTERN_POLICY_H
+#define POSTERN_POLICY_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct conf;
+struct pol_session;
+
+enum pol_stage {
+	POL_CONNECT = 0,
+	POL_HELO,
+	POL_MAIL,
+	POL_RCPT,
+	POL_DATA,
+	POL_NSTAGES
+};
+
+enum pol_verdict {
+	POL_ACCEPT = 0,		/* go on / deliver */
+	POL_TAG,		/* deliver with X-Spam-Flag: YES */
+	POL_QUARANTINE,		/* DATA only: committed to quarantine, answer 250 */
+	POL_TEMPFAIL,		/* 4xx */
+	POL_REJECT,		/* 5xx */
+};
+
+/* A byte range of the message to leave out on the way to the backend. */
+struct pol_skip {
+	size_t	 off, len;
+};
+
+struct pol_decision {
+	enum pol_verdict verdict;
+	int	 code;		/* reply code for TEMPFAIL/REJECT/QUARANTINE(250) */
+	char	 status[8];	/* enhanced status code, e.g. "5.7.1" */
+	char	 text[256];	/* reply text without code, e.g. "Service unavailable; ..." */
+	int	 disconnect;	/* close after the reply (421, or 554 at connect) */
+	double	 score;
+	/* POL_DATA only: */
+	char	*prepend;	/* header lines, each CRLF-terminated, or NULL */
+	struct pol_skip *skip;	/* sorted, non-overlapping; or NULL */
+	int	 nskip;
+};
+
+/* The message as received: unstuffed, canonical CRLF, headers and body. */
+struct pol_msg {
+	const char *data;
+	size_t	 len;
+};
+
+/* Process-wide setup with the first config; 0 or -1 (logged). Starts the
+ * DNS resolver and whatever the checks need (database, rule sets). */
+int	 pol_init(struct conf *);
+/* A new config after SIGHUP; checks take what changed. */
+void	 pol_reload(struct conf *);
+void	 pol_shutdown(void);
+
+struct pol_session *pol_session_new(struct conf *, const char *sid,
+		    const struct sockaddr *client, socklen_t len);
+void	 pol_session_free(struct pol_session *);
+
+/* Inputs. Called by the proxy between jobs. */
+void	 pol_set_client_name(struct pol_session *, const char *); /* verified rDNS or "unknown" */
+void	 pol_set_helo(struct pol_session *, const char *helo);
+void	 pol_set_tls(struct pol_session *, const char *version_cipher);
+/* A transaction: MAIL (address without <>; "" for the null sender, params
+ * as given), then each RCPT under test; pol_tx_rcpt_accepted() once the
+ * backend took it; pol_tx_reset() at RSET or after the final reply. */
+void	 pol_tx_begin(struct pol_session *, const char *mail_from, const char *params);
+void	 pol_tx_rcpt(struct pol_session *, const char *rcpt);
+void	 pol_tx_rcpt_accepted(struct pol_session *, const char *rcpt);
+void	 pol_tx_reset(struct pol_session *);
+
+/* Run one stage (blocking; on a worker thread). msg only for POL_DATA.
+ * The decision must be zeroed or cleared before. */
+void	 pol_run(struct pol_session *, enum pol_stage, const struct pol_msg *,
+	    struct pol_decision *);
+void	 pol_decision_clear(struct pol_decision *);
+
+/* After the transaction ended (backend's final reply, or our own refusal):
+ * record it for the verdict log and stats. Non-blocking (queued to the db
+ * writer). size is the message size, 0 when no DATA. */
+void	 pol_tx_record(struct pol_session *, const char *backend_reply,
+	    size_t size, unsigned long ms);
+
+/* "spf=pass dkim=none dmarc=none score=0.0" for the transaction log line. */
+void	 pol_summary(const struct pol_session *, char *buf, size_t sz);
+
+/* `postern check`: parse args, run stages, print one JSON object. */
+int	 pol_check_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * policy_int.h -- what the checks inside policy/ share; nothing outside
+ * policy/ includes this. The session struct is here so each check (spf.c,
+ * dkim.c, dmarc.c, rbl.c, grey.c, access.c, rate.c, rules glue) can read
+ * the envelope and earlier results without a pile of accessors.
+ *
+ * Thread: a pol_session is used by one thread at a time (see policy.h).
+ */
+#ifndef POSTERN_POLICY_INT_H
+#define POSTERN_POLICY_INT_H
+
+#include "dns.h"
+#include "policy.h"
+
+#include <sys/socket.h>
+
+#define POL_MAX_RESULTS	64
+
+/* One check's finding. Results from CONNECT and HELO live for the session,
+ * the others for the transaction. */
+struct pol_result {
+	char	 check[16];	/* "spf", "dkim", "dmarc", "rbl", "grey", "rule", ... */
+	char	 result[16];	/* "pass", "fail", "listed", "temperror", ... */
+	double	 score;
+	char	*reason;	/* short human text, or NULL */
+	/* RFC 8601 properties ("smtp.mailfrom=a@b.example header.d=b.example"),
+	 * when the result belongs in Authentication-Results; else NULL. */
+	char	*authres;
+	int	 stage;
+};
+
+/* A decision that overrides the score sum (allow/deny lists, DMARC p=reject,
+ * rule actions, greylisting). The first hard decision of a stage wins. */
+struct pol_hard {
+	int	 set;
+	enum pol_verdict verdict;
+	int	 code;
+	char	 status[8];
+	char	 text[256];
+	int	 disconnect;
+};
+
+struct pol_session {
+	struct conf	*conf;		/* a reference */
+	char		 sid[16];
+	struct sockaddr_storage client;
+	socklen_t	 clientlen;
+	char		 client_ip[64];
+	char		*client_name;
+	char		*helo;
+	char		*tls;
+
+	/* transaction */
+	char		*mail_from;	/* NULL before MAIL, "" for <> */
+	char		*mail_params;
+	char		*rcpt;		/* the RCPT under test */
+	char	       **rcpts;		/* accepted by the backend */
+	int		 nrcpts;
+	char		*msgid, *subject, *from_hdr;	/* filled at DATA */
+
+	struct dns_budget dns;
+	struct pol_result results[POL_MAX_RESULTS];
+	int		 nresults;
+	struct pol_hard	 hard;
+	double		 score;		/* sum over results */
+	int		 verdict;	/* last decision's verdict */
+	/* Per-check private state, indexed by the check's slot. */
+	void		*priv[16];
+};
+
+struct pol_check {
+	const char	*name;
+	unsigned	 stages;	/* 1u << POL_CONNECT | ... */
+	int		(*enabled)(const struct conf *);
+	void		(*run)(struct pol_session *, enum pol_stage, const struct pol_msg *);
+	void		(*tx_reset)(struct pol_session *);	/* may be NULL */
+	void		(*free)(struct pol_session *);		/* may be NULL */
+};
+
+/* Record a finding. reason/authres may be NULL. Returns the stored result. */
+struct pol_result *pol_result_add(struct pol_session *, const char *check,
+		    const char *result, double score, const char *authres,
+		    const char *reasonfmt, ...) __attribute__((format(printf, 6, 7)));
+/* The latest result of a check, or NULL. */
+const struct pol_result *pol_result_find(const struct pol_session *, const char *check);
+/* Override the score sum for this stage. */
+void	 pol_hard_set(struct pol_session *, enum pol_verdict, int code,
+	    const char *status, int disconnect, const char *fmt, ...)
+	    __attribute__((format(printf, 6, 7)));
+
+#endif

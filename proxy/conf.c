@@ -1,0 +1,534 @@
+/*
+ * conf.c -- see conf.h. The key table below is the single list of settings:
+ * the parser, the defaults, configtest and conf_dump_keys() all read it.
+ * INI syntax comes from inih (Debian's libinih); we feed it through our own
+ * line reader so every key's line number is known for error messages.
+ */
+#include "conf.h"
+#include "util.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum conf_type { T_STR, T_INT, T_BOOL, T_SECS, T_MSECS, T_BYTES, T_DOUBLE,
+		 T_ENUM, T_HOSTPORT, T_LOGLEVEL };
+
+struct conf_key {
+	const char	*name;		/* "section.key" */
+	enum conf_type	 type;
+	size_t		 off;
+	const char	*def;
+	long long	 min, max;	/* T_INT, T_SECS, T_BYTES */
+	const char	*choices;	/* T_ENUM: "a|b|c", index stored */
+	const char	*help;
+};
+
+struct conf_box {
+	_Atomic int	 refs;
+	struct conf	 c;
+};
+
+struct conf_parse {
+	struct conf	*c;
+	const char	*path;
+	int		 line;
+	unsigned char	*seen;
+	struct conf_err	*errs;
+	int		 nerrs;
+	FILE		*fp;
+};
+
+static const struct conf_key	*conf_key_find(const char *, const char *);
+static int	 conf_set(struct conf *, const struct conf_key *, const char *,
+		    char *why, size_t whysz);
+static int	 conf_handler(void *, const char *, const char *, const char *);
+static char	*conf_reader(char *, int, void *);
+static void	 conf_error(struct conf_parse *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	 conf_check(struct conf_parse *);
+static struct conf *conf_alloc(void);
+
+#define O(f) offsetof(struct conf, f)
+#define LL 0x7fffffffffffffffLL
+static const struct conf_key keys[] = {
+	{ "proxy.listen", T_STR, O(listen), "127.0.0.1:2525", 0, 0, NULL,
+	  "address:port to accept SMTP on; several comma-separated, [v6]:port for IPv6" },
+	{ "proxy.backend", T_HOSTPORT, O(backend), "127.0.0.1:10025", 0, 0, NULL,
+	  "address:port of the MTA behind Postern" },
+	{ "proxy.hostname", T_STR, O(hostname), "localhost", 0, 0, NULL,
+	  "name in the banner, the EHLO reply and Authentication-Results" },
+	{ "proxy.max_message_size", T_BYTES, O(max_message_size), "26214400", 1024, LL, NULL,
+	  "largest message accepted, in bytes (advertised with SIZE, RFC 1870)" },
+	{ "proxy.tls_cert", T_STR, O(tls_cert), "", 0, 0, NULL,
+	  "PEM certificate chain; STARTTLS is offered when this and tls_key are set" },
+	{ "proxy.tls_key", T_STR, O(tls_key), "", 0, 0, NULL, "PEM private key" },
+	{ "proxy.threads", T_INT, O(threads), "0", 0, 256, NULL,
+	  "I/O threads, each with its own listener; 0 = one per core" },
+	{ "proxy.max_connections", T_INT, O(max_connections), "10000", 1, 1000000, NULL,
+	  "simultaneous client sessions in total (421 4.7.0 past it)" },
+	{ "proxy.max_connections_per_ip", T_INT, O(max_connections_per_ip), "50", 1, 1000000, NULL,
+	  "simultaneous sessions from one client address (421 4.7.0 past it)" },
+	{ "proxy.max_recipients", T_INT, O(max_recipients), "100", 1, 100000, NULL,
+	  "recipients per message (452 4.5.3 past it; RFC 5321 4.5.3.1.8 asks for at least 100)" },
+	{ "proxy.max_line_length", T_INT, O(max_line_length), "2048", 512, 65536, NULL,
+	  "longest command line in bytes incl. CRLF (500 5.5.2 past it; RFC 5321 minimum 512)" },
+	{ "proxy.max_errors", T_INT, O(max_errors), "10", 1, 1000, NULL,
+	  "erroneous commands in a session before 421 and close" },
+	{ "proxy.max_commands", T_INT, O(max_commands), "10000", 10, 10000000, NULL,
+	  "commands in one session before 421 and close" },
+	{ "proxy.max_received", T_INT, O(max_received), "100", 1, 1000, NULL,
+	  "Received headers past which a message is a loop (554 5.4.6)" },
+	{ "proxy.spool_dir", T_STR, O(spool_dir), "var/spool", 0, 0, NULL,
+	  "directory for messages larger than spool_memory" },
+	{ "proxy.spool_memory", T_BYTES, O(spool_memory), "262144", 0, LL, NULL,
+	  "bytes of a message kept in memory before it spills to spool_dir" },
+	{ "proxy.bare_lf", T_ENUM, O(bare_lf), "reject", 0, 0, "reject|normalize",
+	  "bare LF or CR in DATA: reject (550 5.5.2) or normalize to CRLF" },
+	{ "proxy.timeout_command", T_SECS, O(timeout_command), "300", 1, LL, NULL,
+	  "idle time waiting for a command (RFC 5321 4.5.3.2.7: 5 minutes)" },
+	{ "proxy.timeout_data_init", T_SECS, O(timeout_data_init), "120", 1, LL, NULL,
+	  "time for the first data after 354 (RFC 5321 4.5.3.2.4: 2 minutes)" },
+	{ "proxy.timeout_data_block", T_SECS, O(timeout_data_block), "180", 1, LL, NULL,
+	  "time between data blocks (RFC 5321 4.5.3.2.5: 3 minutes)" },
+	{ "proxy.timeout_data_term", T_SECS, O(timeout_data_term), "600", 1, LL, NULL,
+	  "time for the backend's reply to the final dot (RFC 5321 4.5.3.2.6: 10 minutes)" },
+	{ "proxy.timeout_backend_connect", T_SECS, O(timeout_backend_connect), "30", 1, LL, NULL,
+	  "time to connect to the backend and read its banner" },
+	{ "proxy.timeout_backend", T_SECS, O(timeout_backend), "300", 1, LL, NULL,
+	  "time for any other backend reply (RFC 5321 4.5.3.2: 5 minutes)" },
+	{ "proxy.drain_timeout", T_SECS, O(drain_timeout), "30", 0, LL, NULL,
+	  "after SIGTERM, how long running sessions may go on before we exit" },
+	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
+	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
+
+	{ "log.level", T_LOGLEVEL, O(log_level), "info", 0, 0, NULL,
+	  "error, warning, info or debug" },
+	{ "log.syslog", T_BOOL, O(log_syslog), "no", 0, 0, NULL,
+	  "also log to syslog (facility mail)" },
+
+	{ "policy.workers", T_INT, O(workers), "32", 1, 1024, NULL,
+	  "policy worker threads (they block on DNS, SQLite, libspf2, libopendkim)" },
+	{ "policy.tag_score", T_DOUBLE, O(tag_score), "3", 0, 0, NULL,
+	  "score at which mail is tagged (X-Spam-Flag: YES)" },
+	{ "policy.quarantine_score", T_DOUBLE, O(quarantine_score), "6", 0, 0, NULL,
+	  "score at which mail is quarantined" },
+	{ "policy.reject_score", T_DOUBLE, O(reject_score), "10", 0, 0, NULL,
+	  "score at which mail is rejected (550 5.7.1)" },
+	{ "policy.temperror_tempfail", T_BOOL, O(temperror_tempfail), "no", 0, 0, NULL,
+	  "answer 451 when a DMARC-relevant check could not decide (temperror)" },
+
+	{ "dns.resolver", T_STR, O(dns_resolver), "system", 0, 0, NULL,
+	  "'system' (resolv.conf) or host:port of the resolver to forward to" },
+	{ "dns.timeout", T_MSECS, O(dns_timeout_ms), "5000", 10, LL, NULL,
+	  "milliseconds one DNS question may take before temperror" },
+	{ "dns.session_budget", T_INT, O(dns_session_budget), "200", 1, 100000, NULL,
+	  "DNS questions one SMTP session may ask in all" },
+	{ "dns.cache_size", T_INT, O(dns_cache_size), "100000", 0, 100000000, NULL,
+	  "cached DNS answers (TTLs honoured)" },
+
+	{ "spf.enabled", T_BOOL, O(spf_enabled), "yes", 0, 0, NULL, "check SPF (RFC 7208)" },
+	{ "spf.pass_score", T_DOUBLE, O(spf_pass_score), "-0.5", 0, 0, NULL, "score for spf=pass" },
+	{ "spf.neutral_score", T_DOUBLE, O(spf_neutral_score), "0", 0, 0, NULL, "score for spf=neutral" },
+	{ "spf.softfail_score", T_DOUBLE, O(spf_softfail_score), "2", 0, 0, NULL, "score for spf=softfail" },
+	{ "spf.fail_score", T_DOUBLE, O(spf_fail_score), "5", 0, 0, NULL, "score for spf=fail" },
+	{ "spf.permerror_score", T_DOUBLE, O(spf_permerror_score), "1", 0, 0, NULL, "score for spf=permerror" },
+	{ "dkim.enabled", T_BOOL, O(dkim_enabled), "yes", 0, 0, NULL, "verify DKIM signatures (RFC 6376)" },
+	{ "dkim.pass_score", T_DOUBLE, O(dkim_pass_score), "-0.5", 0, 0, NULL, "score when a signature verifies" },
+	{ "dkim.fail_score", T_DOUBLE, O(dkim_fail_score), "2", 0, 0, NULL, "score when signatures exist and none verifies" },
+	{ "dmarc.enabled", T_BOOL, O(dmarc_enabled), "yes", 0, 0, NULL, "evaluate DMARC (RFC 7489)" },
+	{ "dmarc.fail_score", T_DOUBLE, O(dmarc_fail_score), "3", 0, 0, NULL, "score for dmarc=fail" },
+	{ "dmarc.reject_action", T_ENUM, O(dmarc_reject_action), "follow", 0, 0, "follow|score|ignore",
+	  "p=reject on a failing message: follow (reject), score only, or ignore" },
+	{ "dmarc.quarantine_action", T_ENUM, O(dmarc_quarantine_action), "follow", 0, 0, "follow|score|ignore",
+	  "p=quarantine on a failing message: follow (quarantine), score only, or ignore" },
+
+	{ "rbl.zones", T_STR, O(rbl_zones), "", 0, 0, NULL,
+	  "DNS lists for the client IP: zone[=127.0.0.X or =127.0.0.[2..11]]*weight, comma-separated; negative weight = allow list" },
+	{ "rbl.rhsbl_zones", T_STR, O(rhsbl_zones), "", 0, 0, NULL,
+	  "domain lists (RHSBL) for the sender domain and HELO name, same syntax" },
+
+	{ "greylist.enabled", T_BOOL, O(greylist_enabled), "yes", 0, 0, NULL, "greylist unknown triplets" },
+	{ "greylist.delay", T_SECS, O(greylist_delay), "300", 0, LL, NULL,
+	  "seconds before a retry is accepted" },
+	{ "greylist.retry_window", T_SECS, O(greylist_retry_window), "2d", 60, LL, NULL,
+	  "how long after the first attempt a retry still counts" },
+	{ "greylist.expire", T_SECS, O(greylist_expire), "35d", 60, LL, NULL,
+	  "entries unused this long are removed" },
+	{ "greylist.auto_allow", T_INT, O(greylist_auto_allow), "5", 0, 1000000, NULL,
+	  "passes after which a client network is allowlisted (0 = never)" },
+	{ "greylist.ipv4_prefix", T_INT, O(greylist_ipv4_prefix), "24", 8, 32, NULL,
+	  "IPv4 client network size for the triplet" },
+	{ "greylist.ipv6_prefix", T_INT, O(greylist_ipv6_prefix), "64", 16, 128, NULL,
+	  "IPv6 client network size for the triplet" },
+	{ "greylist.skip_spf_pass", T_BOOL, O(greylist_skip_spf_pass), "yes", 0, 0, NULL,
+	  "do not greylist SPF-pass senders from greylist.skip_domains" },
+	{ "greylist.skip_dkim_pass", T_BOOL, O(greylist_skip_dkim_pass), "yes", 0, 0, NULL,
+	  "do not greylist aligned-DKIM senders from greylist.skip_domains" },
+	{ "greylist.skip_domains", T_STR, O(greylist_skip_domains), "", 0, 0, NULL,
+	  "comma-separated sender domains trusted when authenticated" },
+
+	{ "rate.connections_per_minute", T_INT, O(rate_connections_per_minute), "0", 0, 100000000, NULL,
+	  "connections per minute from one client IP (0 = unlimited; 421 4.7.0 past it)" },
+	{ "rate.messages_per_minute", T_INT, O(rate_messages_per_minute), "0", 0, 100000000, NULL,
+	  "messages per minute from one client IP (0 = unlimited; 450 4.7.1 past it)" },
+
+	{ "db.path", T_STR, O(db_path), "var/postern.db", 0, 0, NULL, "SQLite database file" },
+	{ "db.verdict_max_age", T_SECS, O(db_verdict_max_age), "30d", 60, LL, NULL,
+	  "verdict log rows older than this are pruned" },
+
+	{ "rules.file", T_STR, O(rules_file), "", 0, 0, NULL,
+	  "rule file imported into an empty rule table at first start" },
+	{ "rules.match_limit", T_INT, O(rules_match_limit), "1000000", 1000, LL, NULL,
+	  "PCRE2 match limit per rule and message part" },
+	{ "rules.depth_limit", T_INT, O(rules_depth_limit), "10000", 100, LL, NULL,
+	  "PCRE2 depth limit per rule and message part" },
+
+	{ "quarantine.enabled", T_BOOL, O(quarantine_enabled), "yes", 0, 0, NULL,
+	  "keep quarantined mail (else quarantine verdicts reject)" },
+	{ "quarantine.max_age", T_SECS, O(quarantine_max_age), "30d", 60, LL, NULL,
+	  "quarantined messages older than this are deleted" },
+	{ "quarantine.max_message", T_BYTES, O(quarantine_max_message), "26214400", 1024, LL, NULL,
+	  "largest message kept in quarantine" },
+	{ "quarantine.max_total", T_BYTES, O(quarantine_max_total), "1G", 1024, LL, NULL,
+	  "total quarantine size; past it quarantine verdicts answer 452 (tempfail)" },
+
+	{ "web.listen", T_STR, O(web_listen), "127.0.0.1:8480", 0, 0, NULL,
+	  "address:port of the dashboard and API; empty = off" },
+	{ "web.api_token", T_STR, O(web_api_token), "", 0, 0, NULL,
+	  "bearer token for scripts (Authorization: Bearer ...)" },
+	{ "web.tls_cert", T_STR, O(web_tls_cert), "", 0, 0, NULL, "PEM certificate: serve HTTPS" },
+	{ "web.tls_key", T_STR, O(web_tls_key), "", 0, 0, NULL, "PEM private key for web.tls_cert" },
+};
+#undef O
+
+static struct conf	*conf_global;
+static pthread_mutex_t	 conf_mtx = PTHREAD_MUTEX_INITIALIZER;
+
+static const struct conf_key *
+conf_key_find(const char *section, const char *name)
+{
+	char full[128];
+
+	snprintf(full, sizeof(full), "%s.%s", section, name);
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (strcasecmp(keys[i].name, full) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int
+conf_bool(const char *v, int *out)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") ||
+	    !strcasecmp(v, "on"))
+		*out = 1;
+	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+	    !strcmp(v, "0") || !strcasecmp(v, "off"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+conf_int(const char *v, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return (errno || end == v || *end != '\0') ? -1 : 0;
+}
+
+static int
+conf_enum(const char *choices, const char *v, int *out)
+{
+	const char *p = choices;
+	size_t vl = strlen(v);
+
+	for (int i = 0; *p; i++) {
+		const char *bar = strchr(p, '|');
+		size_t l = bar ? (size_t)(bar - p) : strlen(p);
+		if (l == vl && strncasecmp(p, v, l) == 0) {
+			*out = i;
+			return 0;
+		}
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	return -1;
+}
+
+/* Store v into c per k; on error write a "what; fix" sentence into why. */
+static int
+conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
+    size_t whysz)
+{
+	void *dst = (char *)c + k->off;
+	long long n;
+	char host[256];
+	int port, rc;
+
+	switch (k->type) {
+	case T_STR:
+		free(*(char **)dst);
+		*(char **)dst = xstrdup(v);
+		return 0;
+	case T_HOSTPORT:
+		if (hostport_split(v, host, sizeof(host), &port) == -1 || port == 0) {
+			snprintf(why, whysz, "'%s' is not address:port; write e.g. 127.0.0.1:10025 or [::1]:10025", v);
+			return -1;
+		}
+		free(*(char **)dst);
+		*(char **)dst = xstrdup(v);
+		return 0;
+	case T_BOOL:
+		if (conf_bool(v, dst) == -1) {
+			snprintf(why, whysz, "'%s' is not a yes/no value; write yes or no", v);
+			return -1;
+		}
+		return 0;
+	case T_ENUM:
+		if (conf_enum(k->choices, v, dst) == -1) {
+			snprintf(why, whysz, "'%s' is not one of %s", v, k->choices);
+			return -1;
+		}
+		return 0;
+	case T_LOGLEVEL: {
+		enum log_level l;
+		if (log_level_parse(v, &l) == -1) {
+			snprintf(why, whysz, "'%s' is not a log level; write error, warning, info or debug", v);
+			return -1;
+		}
+		*(int *)dst = (int)l;
+		return 0;
+	}
+	case T_DOUBLE: {
+		char *end;
+		double d = strtod(v, &end);
+		if (end == v || *end != '\0') {
+			snprintf(why, whysz, "'%s' is not a number; write e.g. 5 or -1.5", v);
+			return -1;
+		}
+		*(double *)dst = d;
+		return 0;
+	}
+	case T_INT:
+	case T_SECS:
+	case T_MSECS:
+	case T_BYTES:
+		if (k->type == T_SECS)
+			rc = parse_seconds(v, &n);
+		else if (k->type == T_BYTES)
+			rc = parse_bytes(v, &n);
+		else
+			rc = conf_int(v, &n);
+		if (rc == -1) {
+			snprintf(why, whysz, "'%s' is not %s", v,
+			    k->type == T_SECS ? "a duration; write seconds or e.g. 5m, 2h, 35d" :
+			    k->type == T_BYTES ? "a size; write bytes or e.g. 512k, 25M" :
+			    "a whole number");
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(why, whysz, "%lld is out of range; use %lld to %lld",
+			    n, k->min, k->max);
+			return -1;
+		}
+		if (k->type == T_INT)
+			*(int *)dst = (int)n;
+		else
+			*(long long *)dst = n;
+		return 0;
+	}
+	fatalx("conf_set: type %d", k->type);
+}
+
+static void
+conf_error(struct conf_parse *p, int line, const char *fmt, ...)
+{
+	struct conf_err *e;
+	va_list ap;
+	char msg[400];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->errs = xrealloc(p->errs, sizeof(*p->errs) * (size_t)(p->nerrs + 1));
+	e = &p->errs[p->nerrs++];
+	e->line = line;
+	if (line > 0)
+		snprintf(e->msg, sizeof(e->msg), "%s:%d: %s", p->path, line, msg);
+	else
+		snprintf(e->msg, sizeof(e->msg), "%s: %s", p->path, msg);
+}
+
+static char *
+conf_reader(char *buf, int size, void *arg)
+{
+	struct conf_parse *p = arg;
+	char *r = fgets(buf, size, p->fp);
+
+	if (r != NULL)
+		p->line++;
+	return r;
+}
+
+static int
+conf_handler(void *arg, const char *section, const char *name, const char *value)
+{
+	struct conf_parse *p = arg;
+	const struct conf_key *k = conf_key_find(section, name);
+	char why[300];
+
+	if (k == NULL) {
+		conf_error(p, p->line, "unknown key '%s' in section [%s]; "
+		    "see etc/postern.conf for the valid keys", name, section);
+		return 1;
+	}
+	if (p->seen[k - keys])
+		conf_error(p, p->line, "'%s' is set twice; keep one", k->name);
+	p->seen[k - keys] = 1;
+	if (conf_set(p->c, k, value, why, sizeof(why)) == -1)
+		conf_error(p, p->line, "%s: %s", k->name, why);
+	return 1;
+}
+
+/* Cross-key checks, after every key is read. */
+static void
+conf_check(struct conf_parse *p)
+{
+	struct conf *c = p->c;
+
+	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0'))
+		conf_error(p, 0, "proxy.tls_cert and proxy.tls_key go together; set both or neither");
+	if ((*c->web_tls_cert == '\0') != (*c->web_tls_key == '\0'))
+		conf_error(p, 0, "web.tls_cert and web.tls_key go together; set both or neither");
+	if (!(c->tag_score <= c->quarantine_score && c->quarantine_score <= c->reject_score))
+		conf_error(p, 0, "policy scores must rise: tag_score <= quarantine_score <= reject_score");
+	if (*c->listen == '\0')
+		conf_error(p, 0, "proxy.listen is empty; give at least one address:port");
+	if (strcmp(c->dns_resolver, "system") != 0) {
+		char host[256];
+		int port;
+		if (hostport_split(c->dns_resolver, host, sizeof(host), &port) == -1)
+			conf_error(p, 0, "dns.resolver '%s' is neither 'system' nor host:port", c->dns_resolver);
+	}
+}
+
+static struct conf *
+conf_alloc(void)
+{
+	struct conf_box *b = xcalloc(1, sizeof(*b));
+	char why[300];
+
+	b->refs = 1;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (conf_set(&b->c, &keys[i], keys[i].def, why, sizeof(why)) == -1)
+			fatalx("default of %s: %s", keys[i].name, why);
+	return &b->c;
+}
+
+struct conf *
+conf_defaults(void)
+{
+	struct conf *c = conf_alloc();
+
+	c->path = xstrdup("(defaults)");
+	return c;
+}
+
+struct conf *
+conf_load(const char *path, struct conf_err **errs, int *nerrs)
+{
+	struct conf_parse p = { 0 };
+	unsigned char seen[ARRAY_SIZE(keys)] = { 0 };
+	int rc;
+
+	p.c = conf_alloc();
+	p.c->path = xstrdup(path);
+	p.path = path;
+	p.seen = seen;
+	if ((p.fp = fopen(path, "r")) == NULL) {
+		conf_error(&p, 0, "cannot open: %m; check the path given with -c");
+	} else {
+		rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);
+		fclose(p.fp);
+		if (rc > 0)
+			conf_error(&p, rc, "not INI syntax; write '[section]' or 'key = value'");
+		conf_check(&p);
+	}
+	if (p.nerrs > 0) {
+		conf_unref(p.c);
+		*errs = p.errs;
+		*nerrs = p.nerrs;
+		return NULL;
+	}
+	*errs = NULL;
+	*nerrs = 0;
+	return p.c;
+}
+
+struct conf *
+conf_ref(struct conf *c)
+{
+	struct conf_box *b = (struct conf_box *)((char *)c - offsetof(struct conf_box, c));
+
+	atomic_fetch_add(&b->refs, 1);
+	return c;
+}
+
+void
+conf_unref(struct conf *c)
+{
+	struct conf_box *b;
+
+	if (c == NULL)
+		return;
+	b = (struct conf_box *)((char *)c - offsetof(struct conf_box, c));
+	if (atomic_fetch_sub(&b->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].type == T_STR || keys[i].type == T_HOSTPORT)
+			free(*(char **)((char *)c + keys[i].off));
+	free(c->path);
+	free(b);
+}
+
+struct conf *
+conf_current(void)
+{
+	struct conf *c;
+
+	pthread_mutex_lock(&conf_mtx);
+	c = conf_global ? conf_ref(conf_global) : NULL;
+	pthread_mutex_unlock(&conf_mtx);
+	return c;
+}
+
+void
+conf_swap(struct conf *c)
+{
+	struct conf *old;
+
+	pthread_mutex_lock(&conf_mtx);
+	old = conf_global;
+	conf_global = c;
+	pthread_mutex_unlock(&conf_mtx);
+	conf_unref(old);
+}
+
+void
+conf_dump_keys(FILE *fp)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		fprintf(fp, "%-34s %-16s %s\n", keys[i].name,
+		    *keys[i].def ? keys[i].def : "(empty)", keys[i].help);
+}

@@ -1,0 +1,127 @@
+/*
+ * conf.h -- the configuration: INI file -> one immutable struct conf.
+ *
+ * A loaded conf is never modified. SIGHUP loads a new one and swaps the
+ * global pointer (conf_current()/conf_swap()); holders keep theirs alive with
+ * conf_ref()/conf_unref(), so a session finishes with the settings it began
+ * with. Every key is listed in the table in conf.c with its type, default
+ * and a line of help; unknown keys and bad values are errors naming file,
+ * line and the fix.
+ * Thread: conf_current()/conf_ref()/conf_unref() from any thread.
+ */
+#ifndef POSTERN_CONF_H
+#define POSTERN_CONF_H
+
+#include <stdio.h>
+
+#define CONF_MAX_LISTEN 8
+
+enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
+/* What a hard DMARC policy does: follow it, or only add to the score. */
+enum conf_dmarc_act { CONF_DMARC_FOLLOW, CONF_DMARC_SCORE, CONF_DMARC_IGNORE };
+
+struct conf {
+	char	*path;
+
+	/* [proxy] */
+	char	*listen;		/* "addr:port[,addr:port...]" */
+	char	*backend;		/* "addr:port" */
+	char	*hostname;
+	long long max_message_size;
+	char	*tls_cert, *tls_key;
+	int	 threads;		/* I/O threads; 0 = one per core */
+	int	 max_connections;
+	int	 max_connections_per_ip;
+	int	 max_recipients;
+	int	 max_line_length;	/* command line incl. CRLF, RFC 5321 4.5.3.1.4 */
+	int	 max_errors;
+	int	 max_commands;		/* commands per session */
+	int	 max_received;		/* loop guard */
+	char	*spool_dir;
+	long long spool_memory;		/* bytes kept in memory before a file */
+	int	 bare_lf;		/* enum conf_bare_lf */
+	long long timeout_command, timeout_data_init, timeout_data_block,
+		  timeout_data_term, timeout_backend_connect, timeout_backend,
+		  drain_timeout;
+	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
+
+	/* [log] */
+	int	 log_level;		/* enum log_level */
+	int	 log_syslog;
+
+	/* [policy] */
+	int	 workers;
+	double	 tag_score, quarantine_score, reject_score;
+	int	 temperror_tempfail;	/* SPF/DKIM/DMARC temperror at decision -> 4xx */
+
+	/* [dns] */
+	char	*dns_resolver;		/* "system" or host:port */
+	long long dns_timeout_ms;
+	int	 dns_session_budget;	/* DNS questions per session */
+	int	 dns_cache_size;	/* entries */
+
+	/* [spf] [dkim] [dmarc] */
+	int	 spf_enabled, dkim_enabled, dmarc_enabled;
+	double	 spf_fail_score, spf_softfail_score, spf_neutral_score,
+		 spf_pass_score, spf_permerror_score;
+	double	 dkim_fail_score, dkim_pass_score;
+	double	 dmarc_fail_score;
+	int	 dmarc_reject_action, dmarc_quarantine_action; /* conf_dmarc_act */
+
+	/* [rbl] */
+	char	*rbl_zones;		/* "zone[=filter]*weight,..." */
+	char	*rhsbl_zones;		/* same syntax, for sender domain and HELO */
+
+	/* [greylist] */
+	int	 greylist_enabled;
+	long long greylist_delay, greylist_retry_window, greylist_expire;
+	int	 greylist_auto_allow;	/* passes before a client is allowlisted */
+	int	 greylist_ipv4_prefix, greylist_ipv6_prefix;
+	int	 greylist_skip_spf_pass, greylist_skip_dkim_pass;
+	char	*greylist_skip_domains;	/* domains trusted when SPF/DKIM pass */
+
+	/* [rate] */
+	int	 rate_connections_per_minute, rate_messages_per_minute;
+
+	/* [db] */
+	char	*db_path;
+	long long db_verdict_max_age;	/* seconds */
+
+	/* [rules] */
+	char	*rules_file;		/* imported on first start when set */
+	long long rules_match_limit, rules_depth_limit;
+
+	/* [quarantine] */
+	int	 quarantine_enabled;
+	long long quarantine_max_age, quarantine_max_message, quarantine_max_total;
+
+	/* [web] */
+	char	*web_listen;
+	char	*web_api_token;
+	char	*web_tls_cert, *web_tls_key;
+};
+
+struct conf_err {
+	int	 line;			/* 0 when not tied to a line */
+	char	 msg[512];
+};
+
+/*
+ * Load and check a file. Returns a new conf (refcount 1), or NULL with every
+ * problem in *errs (xcalloc'd array of *nerrs, caller frees). Problems are
+ * formatted "FILE:LINE: what is wrong; what to do".
+ */
+struct conf	*conf_load(const char *path, struct conf_err **errs, int *nerrs);
+/* Built-in defaults, as if the file were empty. */
+struct conf	*conf_defaults(void);
+struct conf	*conf_ref(struct conf *);
+void		 conf_unref(struct conf *);
+
+/* The process-wide current config. conf_current() returns a new reference. */
+struct conf	*conf_current(void);
+void		 conf_swap(struct conf *);	/* takes ownership of one ref */
+
+/* Print every key with default and help, for docs and `postern configtest -v`. */
+void		 conf_dump_keys(FILE *);
+
+#endif

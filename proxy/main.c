@@ -1,0 +1,97 @@
+/*
+ * main.c -- the postern command: serve, configtest, check, passwd, rules.
+ * Each subcommand lives with its module; this file only dispatches.
+ */
+#include "conf.h"
+#include "policy.h"
+#include "smtp.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int	 cmd_serve(int, char **);
+static int	 cmd_configtest(int, char **);
+static const char *opt_conf(int, char **);
+static void	 usage(void) __attribute__((noreturn));
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: postern serve -c FILE\n"
+	    "       postern configtest [-v] -c FILE\n"
+	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
+	    "                     [--only CHECK,...] [MESSAGE|-]\n"
+	    "       postern passwd -c FILE USER\n"
+	    "       postern rules import|export -c FILE [FILE]\n");
+	exit(2);
+}
+
+/* -c FILE anywhere in argv; default etc/postern.conf. */
+static const char *
+opt_conf(int argc, char **argv)
+{
+	for (int i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "-c") == 0)
+			return argv[i + 1];
+	return "etc/postern.conf";
+}
+
+/* Load or print every problem; NULL on failure. */
+struct conf *
+main_load_conf(const char *path)
+{
+	struct conf_err *errs;
+	struct conf *c;
+	int n;
+
+	if ((c = conf_load(path, &errs, &n)) == NULL) {
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "%s\n", errs[i].msg);
+		free(errs);
+	}
+	return c;
+}
+
+static int
+cmd_configtest(int argc, char **argv)
+{
+	struct conf *c = main_load_conf(opt_conf(argc, argv));
+
+	if (c == NULL)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-v") == 0)
+			conf_dump_keys(stdout);
+	conf_unref(c);
+	return 0;
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	const char *path = opt_conf(argc, argv);
+	struct conf *c = main_load_conf(path);
+
+	if (c == NULL)
+		return 1;
+	return smtp_serve(path, c);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	log_init("postern", 0);
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "configtest") == 0)
+		return cmd_configtest(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return pol_check_main(argc - 1, argv + 1);
+	usage();
+}

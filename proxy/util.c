@@ -1,0 +1,315 @@
+/*
+ * util.c -- see util.h. Nothing here keeps state but the log settings and
+ * the id counter, both set once at start or updated atomically.
+ */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static void	 log_vwrite(enum log_level, const char *, va_list);
+
+static _Atomic int	 log_lvl = LOG_LVL_INFO;
+static int		 log_syslog;
+static const char	*log_ident = "postern";
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		fatalx("out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+
+	if (p == NULL)
+		fatalx("out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+void *
+xrealloc(void *old, size_t n)
+{
+	void *p = realloc(old, n ? n : 1);
+
+	if (p == NULL)
+		fatalx("out of memory (%zu bytes)", n);
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) == -1)
+		fatalx("out of memory (asprintf)");
+	va_end(ap);
+	return p;
+}
+
+void
+log_init(const char *ident, int use_syslog)
+{
+	log_ident = ident;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void
+log_set_level(enum log_level l)
+{
+	log_lvl = l;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	static const char *names[] = { "error", "warning", "info", "debug" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+log_debug_enabled(void)
+{
+	return log_lvl >= LOG_LVL_DEBUG;
+}
+
+static void
+log_vwrite(enum log_level l, const char *fmt, va_list ap)
+{
+	static const char *tag[] = { "error: ", "warning: ", "", "debug: " };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[2048], ts[32];
+	struct timespec now;
+	struct tm tm;
+	va_list ap2;
+
+	if ((int)l > log_lvl)
+		return;
+	va_copy(ap2, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* One write(2) per line so lines from several threads never mix. */
+	char out[2200];
+	int n = snprintf(out, sizeof(out), "%s.%03ldZ %s[%d]: %s%s\n", ts,
+	    now.tv_nsec / 1000000, log_ident, (int)getpid(), tag[l], line);
+	if (n > (int)sizeof(out))
+		n = sizeof(out);
+	if (write(STDERR_FILENO, out, (size_t)n) == -1) {
+		/* nowhere left to report it */
+	}
+	if (log_syslog)
+		syslog(prio[l], "%s%s", tag[l], line);
+	va_end(ap2);
+}
+
+#define LOG_FN(name, lvl)					\
+void								\
+name(const char *fmt, ...)					\
+{								\
+	va_list ap;						\
+	va_start(ap, fmt);					\
+	log_vwrite(lvl, fmt, ap);				\
+	va_end(ap);						\
+}
+LOG_FN(log_err, LOG_LVL_ERR)
+LOG_FN(log_warn, LOG_LVL_WARN)
+LOG_FN(log_info, LOG_LVL_INFO)
+LOG_FN(log_debug, LOG_LVL_DEBUG)
+
+const char *
+log_escape(const char *s, size_t len, char *buf)
+{
+	size_t o = 0, i;
+
+	for (i = 0; i < len && i < 100; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			buf[o++] = (char)c;
+		else
+			o += (size_t)sprintf(buf + o, "\\x%02x", c);
+	}
+	if (i < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LVL_ERR, fmt, ap);
+	va_end(ap);
+	abort();
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	char msg[1024];
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_err("fatal: %s: %s", msg, strerror(saved));
+	exit(1);
+}
+
+uint64_t
+time_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+time_t
+time_wall(void)
+{
+	const char *path = getenv("POSTERN_CLOCK_FILE");
+	time_t now = time(NULL);
+	long long off = 0;
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "r")) == NULL)
+		return now;
+	if (fscanf(f, "%lld", &off) != 1)
+		off = 0;
+	fclose(f);
+	return now + (time_t)off;
+}
+
+void
+id_new(char out[ID_LEN + 1])
+{
+	static _Atomic uint32_t counter;
+	struct timespec ts;
+	uint64_t v;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* 28 bits of microseconds-in-time, 20 bits of counter: unique per
+	 * process for a million sessions a second. */
+	v = ((uint64_t)(ts.tv_sec * 1000000 + ts.tv_nsec / 1000) & 0xfffffff) << 20;
+	v |= atomic_fetch_add(&counter, 1) & 0xfffff;
+	snprintf(out, ID_LEN + 1, "%012llX", (unsigned long long)v);
+}
+
+int
+hostport_split(const char *s, char *host, size_t hostsz, int *port)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (memchr(s, ':', hl) != NULL)
+			return -1;	/* bare IPv6 needs brackets */
+	}
+	if (hl == 0 || hl >= hostsz)
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+static int
+parse_scaled(const char *s, long long *out, const char *units,
+    const long long *mult)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -1;
+	if (*end != '\0') {
+		const char *u = strchr(units, tolower((unsigned char)*end));
+		if (u == NULL || end[1] != '\0')
+			return -1;
+		v *= mult[u - units];
+	}
+	*out = v;
+	return 0;
+}
+
+int
+parse_seconds(const char *s, long long *out)
+{
+	static const long long m[] = { 1, 60, 3600, 86400, 604800 };
+
+	return parse_scaled(s, out, "smhdw", m);
+}
+
+int
+parse_bytes(const char *s, long long *out)
+{
+	static const long long m[] = { 1, 1024, 1048576, 1073741824LL };
+
+	return parse_scaled(s, out, "bkmg", m);
+}

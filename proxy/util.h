@@ -1,0 +1,64 @@
+/*
+ * util.h -- allocation, logging, time and small string helpers shared by
+ * every module of Postern.
+ *
+ * Allocation does not fail: x*() abort on OOM, so callers check nothing.
+ * Logging is one line per event on stderr (and syslog when enabled); client
+ * supplied text must go through log_escape() first.
+ * Thread: all calls are thread-safe.
+ */
+#ifndef POSTERN_UTIL_H
+#define POSTERN_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void	 log_init(const char *ident, int use_syslog);
+void	 log_set_level(enum log_level);
+int	 log_level_parse(const char *, enum log_level *);
+void	 log_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+int	 log_debug_enabled(void);
+/* Escape client text for a log line: non-printables as \xNN, cut to 100
+ * chars with "...". Writes into buf (at least LOG_ESCAPE_MAX bytes). */
+#define LOG_ESCAPE_MAX 420
+const char *log_escape(const char *s, size_t len, char *buf);
+
+/* A bug in our own code: log and abort. */
+void	 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* A system call failed where we cannot go on: log with errno and exit 1. */
+void	 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Monotonic milliseconds, for timeouts and durations. */
+uint64_t time_mono_ms(void);
+/* Wall clock in seconds. Tests control it: when the environment variable
+ * POSTERN_CLOCK_FILE names a file holding an integer, that many seconds are
+ * added to the real clock (greylisting and expiry tests, no sleeping). */
+time_t	 time_wall(void);
+
+/* Session/queue ids in the style of Postfix: 12 upper-case hex digits. */
+#define ID_LEN 12
+void	 id_new(char out[ID_LEN + 1]);
+
+/* Parse "host:port", "[v6]:port" into host and port; 0 or -1. */
+int	 hostport_split(const char *, char *host, size_t hostsz, int *port);
+/* Duration and size parsing for config values ("300", "5m", "2d", "10M"). */
+int	 parse_seconds(const char *, long long *);
+int	 parse_bytes(const char *, long long *);
+
+#endif
