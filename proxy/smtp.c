@@ -115,6 +115,7 @@ struct smtp_tx {
 	struct pol_msg	 msg;
 	uint64_t	 t_start;
 	int		 recorded;
+	int		 data_started;	/* bytes came after 354 */
 };
 
 struct smtp_session {
@@ -280,8 +281,11 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void
 smtp_set_deadline(struct smtp_session *s)
 {
-	long long t = s->state == SMTP_S_DATA ? s->conf->timeout_data_block :
-	    s->conf->timeout_command;
+	long long t = s->conf->timeout_command;
+
+	if (s->state == SMTP_S_DATA)	/* 4.5.3.2.4 and 4.5.3.2.5 */
+		t = s->tx->data_started ? s->conf->timeout_data_block :
+		    s->conf->timeout_data_init;
 
 	s->deadline = time_mono_ms() + (uint64_t)t * 1000;
 }
@@ -624,6 +628,8 @@ smtp_read(struct smtp_session *s)
 			return;
 		}
 		line_buf_commit(&s->in, (size_t)n);
+		if (s->state == SMTP_S_DATA)
+			s->tx->data_started = 1;
 		smtp_set_deadline(s);
 		if (s->ssl == NULL || tls_pending(s->ssl) == 0)
 			break;
@@ -1310,6 +1316,11 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	s->beop = op;
 	s->wait = SMTP_W_BACKEND;
 	smtp_update_events(s);
+	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+		/* the backend left while the session was busy elsewhere */
+		smtp_be_cb(s, -1, "connection lost", 15);
+		return;
+	}
 	switch (op) {
 	case SMTP_BE_OPEN:
 		who.addr = s->ip;
