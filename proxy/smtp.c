@@ -1666,6 +1666,7 @@ smtp_loop_main(void *arg)
 {
 	struct smtp_loop *l = arg;
 
+	pthread_setname_np(pthread_self(), "postern-io");
 	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
 	return NULL;
 }

@@ -26,7 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-POSTERN = os.path.join(ROOT, "build", "postern")
+POSTERN = os.environ.get("POSTERN_BIN", os.path.join(ROOT, "build", "postern"))
 CASES = sorted(glob.glob(os.path.join(ROOT, "tests", "smtp", "*.in")))
 DEADLINE = 20.0  # seconds any single wait may take before the test fails
 
