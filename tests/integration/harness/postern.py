@@ -114,8 +114,9 @@ class Postern:
 
     def _banner(self):
         if self.proc.poll() is not None:
-            raise RuntimeError("postern exited %s at start:\n%s"
-                               % (self.proc.returncode, self.log()[-4000:]))
+            rc, self.proc = self.proc.returncode, None
+            self._log.close()
+            raise RuntimeError("postern exited %s at start:\n%s" % (rc, self.log()[-4000:]))
         try:
             with socket.create_connection((LOOPBACK, self.port), timeout=2) as s:
                 s.settimeout(5)
