@@ -55,6 +55,14 @@
 #define DNS_MAX_RR		512
 #define DNS_CACHE_BUCKETS_MIN	1024
 
+static const char *dns_nodefault[] = {
+	"test. transparent", "invalid. transparent", "home.arpa. transparent",
+	/* RFC 5737 / RFC 3849 documentation nets and RFC 1918 reverse zones */
+	"2.0.192.in-addr.arpa. transparent", "100.51.198.in-addr.arpa. transparent",
+	"113.0.203.in-addr.arpa. transparent", "8.b.d.0.1.0.0.2.ip6.arpa. transparent",
+	"10.in-addr.arpa. transparent", "168.192.in-addr.arpa. transparent",
+};
+
 enum dns_q_state { DNS_Q_WAITING = 0, DNS_Q_ANSWERED };
 
 struct dns_q {
@@ -164,6 +172,15 @@ dns_ub_setup(const struct conf *c)
 		log_err("dns: libunbound setup: %s", ub_strerror(r));
 		return -1;
 	}
+	/* libunbound answers RFC 6761 names (test., invalid., ...) itself
+	 * with NXDOMAIN; making them transparent sends them to the configured
+	 * resolver instead ("nodefault" is ignored when set this way), as
+	 * test zones and some private zones live under them. */
+	for (size_t i = 0; i < ARRAY_SIZE(dns_nodefault); i++)
+		if ((r = ub_ctx_set_option(ub, "local-zone:", dns_nodefault[i])) != 0) {
+			log_err("dns: libunbound local-zone: %s", ub_strerror(r));
+			return -1;
+		}
 	if (strcmp(c->dns_resolver, "system") == 0) {
 		if ((r = ub_ctx_resolvconf(ub, NULL)) != 0) {
 			log_err("dns: cannot read resolv.conf: %s", ub_strerror(r));
