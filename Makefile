@@ -29,7 +29,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -85,6 +85,13 @@ run: all
 bench: all
 	@sh .ci/deps bench
 	$(PYTHON) bench/run.py
+
+# SPF evaluations per second, warm cache (bench/spf_bench.py).
+$(B)/spf_bench: bench/spf_bench.c $(B)/libpostern.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+bench-spf: all $(B)/spf_bench
+	$(PYTHON) bench/spf_bench.py
 
 clean:
 	rm -rf $(B)
