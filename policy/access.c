@@ -244,10 +244,10 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 			pol_hard_set(ps, POL_REJECT, 554, "5.7.1", 1,
 			    "Service unavailable; client %s denied by local policy", who);
 		else
-			pol_hard_set(ps, POL_REJECT, 550, "5.7.1",
-			    0, "%s%s rejected: denied by local policy",
-			    k == 1 ? "HELO name " : k == 2 ? "Sender address " : "Recipient address ",
-			    who);
+			pol_hard_set(ps, POL_REJECT, 550, "5.7.1", 0,
+			    "<%s>: %s rejected: denied by local policy", who,
+			    k == 1 ? "Helo command" : k == 2 ? "Sender address" :
+			    "Recipient address");
 	}
 }
 

@@ -24,6 +24,7 @@ struct rate_ent {
 
 static struct rate_ent	*rate_tab[RATE_BUCKETS];
 static int		 rate_n;
+static uint64_t		 rate_swept;	/* time of the last full sweep */
 static pthread_mutex_t	 rate_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned	 rate_hash(const char *, int);
@@ -78,8 +79,12 @@ rate_find(const char *key, int kind, uint64_t now)
 	for (e = rate_tab[b]; e; e = e->next)
 		if (e->kind == kind && strcmp(e->key, key) == 0)
 			return e;
-	if (rate_n >= RATE_MAX_ENTRIES)
+	/* A full sweep walks the whole table: at most once a second, so a
+	 * flood of new addresses cannot make every call pay for it. */
+	if (rate_n >= RATE_MAX_ENTRIES && now - rate_swept >= 1000) {
 		rate_sweep(now);
+		rate_swept = now;
+	}
 	if (rate_n >= RATE_MAX_ENTRIES)
 		return NULL;
 	e = xcalloc(1, sizeof(*e));
@@ -125,6 +130,7 @@ rate_reset(void)
 			free(e);
 		}
 	rate_n = 0;
+	rate_swept = 0;
 	pthread_mutex_unlock(&rate_mtx);
 }
 
