@@ -37,11 +37,15 @@ static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
 
 /* The checks, in the order they run within a stage. Each module adds its
- * entry here. access first: an allowlisted client skips the others. */
+ * entry here. access first: an allowlisted client skips the others; grey
+ * after spf (it skips SPF-pass senders of greylist.skip_domains). */
+extern const struct pol_check spf_check;
+
 static const struct pol_check *checks[] = {
 	&access_check,
 	&rate_check,
 	&rbl_check,
+	&spf_check,
 	&grey_check,
 	NULL
 };
@@ -64,6 +68,36 @@ pol_check_conf(const struct conf *c)
 		return -1;
 	}
 	return 0;
+}
+
+/* `postern check --only`: a comma-separated list, or NULL for all. */
+static char *only_list;
+
+int
+pol_check_slot(const struct pol_check *ck)
+{
+	for (int i = 0; checks[i] != NULL; i++)
+		if (checks[i] == ck)
+			return i;
+	fatalx("pol_check_slot: %s is not in checks[]", ck->name);
+}
+
+void
+pol_only_set(const char *csv)
+{
+	free(only_list);
+	only_list = csv ? xasprintf(",%s,", csv) : NULL;
+}
+
+static int
+pol_only_allows(const char *name)
+{
+	char key[32];
+
+	if (only_list == NULL)
+		return 1;
+	snprintf(key, sizeof(key), ",%s,", name);
+	return strstr(only_list, key) != NULL;
 }
 
 int
@@ -300,7 +334,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
 			continue;
-		if (ck->enabled && !ck->enabled(ps->conf))
+		if ((ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
 		int before = ps->nresults;
 		ck->run(ps, stage, msg);

@@ -256,7 +256,8 @@ T_CASE(dns_lists_that_cannot_answer_do_not_list)
 	c->rbl_zones = xstrdup("bl.test*10, wl.test*-5");
 	ps = session("198.51.100.30");
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
-	T_EQ_STR(pol_result_find(ps, "rbl")->result, "temperror");
+	T_ASSERT(pol_result_find(ps, "rbl") != NULL);
+	T_EQ_STR(pol_result_find(ps, "rbl") ? pol_result_find(ps, "rbl")->result : "", "temperror");
 	T_ASSERT(pol_result_find(ps, "dnswl") == NULL);
 	pol_session_free(ps);
 	free(c->rbl_zones);
@@ -356,6 +357,12 @@ main(void)
 	c = conf_defaults();
 	free(c->db_path);
 	c->db_path = xstrdup(dbpath);
+	/* DNS goes to a loopback port where nobody answers: every question
+	 * times out (SPF and the DNS lists then say temperror). */
+	free(c->dns_resolver);
+	c->dns_resolver = xstrdup("127.0.0.1:9");
+	c->dns_timeout_ms = 200;
+	c->spf_enabled = 0;	/* policy/spf.c has its own tests */
 	log_set_level(LOG_LVL_ERR);
 	if (pol_init(c) == -1)
 		return 1;
