@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stddef.h>
 
 static void	 pol_decide(struct pol_session *, enum pol_stage, struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
@@ -35,6 +37,11 @@ static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
+static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
+
+/* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
+ * for the verdict log is cut there (after unfolding). */
+#define POL_FIELD_MAX	998
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. access first: an allowlisted client skips the others; grey
@@ -325,6 +332,8 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
+	if (stage == POL_DATA && msg != NULL)
+		pol_msg_fields(ps, msg);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
@@ -344,6 +353,57 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	pol_decide(ps, stage, d);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+}
+
+/* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
+ * the field's first byte, end at the end of the header section. */
+static char *
+pol_field_value(const char *h, const char *end, size_t namelen)
+{
+	char *v = xmalloc(POL_FIELD_MAX + 1);
+	size_t n = 0;
+	const char *p = h + namelen;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	for (; p < end && n < POL_FIELD_MAX; p++) {
+		if (*p == '\r' || *p == '\n') {
+			/* a continuation line starts with white space */
+			const char *q = p + (*p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1);
+			if (q >= end || (*q != ' ' && *q != '\t'))
+				break;
+			p = q - 1;
+			continue;
+		}
+		v[n++] = *p;
+	}
+	v[n] = '\0';
+	return v;
+}
+
+/* Message-ID, Subject and From for the verdict log and the checks. */
+static void
+pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
+{
+	static const struct { const char *name; size_t off; } f[] = {
+		{ "message-id:", offsetof(struct pol_session, msgid) },
+		{ "subject:", offsetof(struct pol_session, subject) },
+		{ "from:", offsetof(struct pol_session, from_hdr) },
+	};
+	const char *end = m->data + m->len, *hdr_end;
+
+	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
+		end = hdr_end + 2;
+	for (const char *h = m->data; h < end; ) {
+		for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+			size_t nl = strlen(f[i].name);
+			char **slot = (char **)((char *)ps + f[i].off);
+			if (*slot == NULL && (size_t)(end - h) > nl && strncasecmp(h, f[i].name, nl) == 0)
+				*slot = pol_field_value(h, end, nl);
+		}
+		const char *nl = memchr(h, '\n', (size_t)(end - h));
+		h = nl ? nl + 1 : end;
+	}
 }
 
 /* Keep what we answered for the verdict log. */

@@ -120,8 +120,9 @@ class PolicyEnv:
         return e
 
     # -- offline policy ----------------------------------------------------
-    def check(self, ip, helo=None, mail=None, rcpts=(), only=None):
-        """`postern check`: the JSON object, plus "_log" (its stderr)."""
+    def check(self, ip, helo=None, mail=None, rcpts=(), only=None, message=None):
+        """`postern check`: the JSON object, plus "_log" (its stderr).
+        message (bytes) runs the DATA stage too."""
         argv = [POSTERN, "check", "-c", self.conf, "--ip", ip]
         if helo:
             argv += ["--helo", helo]
@@ -131,6 +132,11 @@ class PolicyEnv:
             argv += ["--rcpt", r]
         if only:
             argv += ["--only", only]
+        if message is not None:
+            path = self.tmp.join("message.eml")
+            with open(path, "wb") as f:
+                f.write(message)
+            argv.append(path)
         p = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                            env=self.env())
         assert p.returncode == 0, "postern check failed: %s" % p.stderr
