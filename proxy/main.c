@@ -2,6 +2,7 @@
  * main.c -- the postern command: serve, configtest, check, passwd, rules.
  * Each subcommand lives with its module; this file only dispatches.
  */
+#include "access.h"
 #include "conf.h"
 #include "policy.h"
 #include "smtp.h"
@@ -26,7 +27,8 @@ usage(void)
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
-	    "       postern rules import|export -c FILE [FILE]\n");
+	    "       postern rules import|export -c FILE [FILE]\n"
+	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n");
 	exit(2);
 }
 
@@ -93,5 +95,7 @@ main(int argc, char **argv)
 		return cmd_configtest(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return pol_check_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "access") == 0)
+		return access_main(argc - 1, argv + 1);
 	usage();
 }
