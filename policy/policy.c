@@ -7,6 +7,9 @@
  * stage where it is reached, so spam never costs a DATA transfer.
  */
 #include "policy_int.h"
+#include "authres.h"
+#include "dkim.h"
+#include "dmarc.h"
 #include "conf.h"
 #include "util.h"
 
@@ -23,6 +26,8 @@ static char	*pol_authres_header(const struct pol_session *);
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. */
 static const struct pol_check *checks[] = {
+	&dkim_check,
+	&dmarc_check,		/* after spf and dkim: reads their results */
 	NULL
 };
 
@@ -245,6 +250,10 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			break;
 	}
 	pol_decide(ps, stage, d);
+	/* RFC 8601 5: nobody else may speak for our authserv-id. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	ps->verdict = d->verdict;
 }
 
