@@ -1,0 +1,102 @@
+"""Signed test mail for the DKIM/DMARC tests: keys, DNS records, signatures.
+
+Public: rsa_key(bits), ed25519_key(), dkim_txt(key), txt_rdata(text),
+        message(...), sign(msg, key, ...).
+
+Signatures are made by dkimpy (Debian's python3-dkim), an implementation
+independent of libopendkim, so a test proves interoperability and not that
+our code agrees with itself. Keys are generated fresh per test session.
+x= (expiry) is the one tag dkimpy will not write; _ExpiringDKIM adds it
+through dkimpy's own header generator, so the signature still covers it.
+"""
+import base64
+import time
+
+import dkim
+import nacl.signing
+import nacl.encoding
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+class Key:
+    """A signing key: alg is b"rsa-sha256" or b"ed25519-sha256"; private is
+    what dkimpy takes; public is the base64 for p=."""
+
+    def __init__(self, alg, private, public, bits):
+        self.alg, self.private, self.public, self.bits = alg, private, public, bits
+
+
+def rsa_key(bits=2048):
+    k = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    priv = k.private_bytes(serialization.Encoding.PEM,
+                           serialization.PrivateFormat.TraditionalOpenSSL,
+                           serialization.NoEncryption())
+    pub = k.public_key().public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    return Key(b"rsa-sha256", priv, base64.b64encode(pub).decode(), bits)
+
+
+def ed25519_key():
+    sk = nacl.signing.SigningKey.generate()
+    priv = sk.encode(encoder=nacl.encoding.Base64Encoder)
+    pub = sk.verify_key.encode(encoder=nacl.encoding.Base64Encoder).decode()
+    return Key(b"ed25519-sha256", priv, pub, 256)
+
+
+def dkim_txt(key, revoked=False):
+    """The key record text (RFC 6376 3.6.1); revoked keys have an empty p=."""
+    k = "ed25519" if key.alg == b"ed25519-sha256" else "rsa"
+    return "v=DKIM1; k=%s; p=%s" % (k, "" if revoked else key.public)
+
+
+def txt_rdata(text):
+    """TXT rdata for unbound's local-data: 255-byte character-strings."""
+    parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+    return " ".join('"%s"' % p for p in parts)
+
+
+def message(frm="Alice <alice@example.org>", to="bob@example.net",
+            subject="Hello", body="Hello Bob,\r\n\r\nA test.\r\n", extra=()):
+    """An RFC 5322 message as bytes with CRLF line ends."""
+    hdrs = ["From: %s" % frm, "To: %s" % to, "Subject: %s" % subject,
+            "Date: Mon, 23 Nov 2026 04:00:00 +0000",
+            "Message-ID: <%d.test@example.org>" % int(time.time() * 1e6)]
+    hdrs += list(extra)
+    return ("\r\n".join(hdrs) + "\r\n\r\n" + body).encode()
+
+
+class _ExpiringDKIM(dkim.DKIM):
+    """dkimpy with t= and x= set by the caller."""
+
+    def __init__(self, msg, t, x, **kw):
+        super().__init__(msg, **kw)
+        self._t, self._x = t, x
+
+    def gen_header(self, fields, include_headers, canon_policy, header_name,
+                   pk, standardize=False):
+        out = []
+        for name, value in fields:
+            if name == b"t":
+                out.append((b"t", str(self._t).encode()))
+                out.append((b"x", str(self._x).encode()))
+            else:
+                out.append((name, value))
+        return super().gen_header(out, include_headers, canon_policy,
+                                  header_name, pk, standardize)
+
+
+def sign(msg, key, domain="example.org", selector="sel", canon="relaxed/relaxed",
+         length=False, expire=None, identity=None):
+    """The message with a DKIM-Signature prepended. canon is
+    "header/body"; expire=(t, x) writes t= and x= (seconds since epoch)."""
+    c = tuple(x.encode() for x in canon.split("/"))
+    kw = dict(identity=identity.encode() if identity else None, canonicalize=c,
+              include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+              length=length)
+    if expire is None:
+        d = dkim.DKIM(msg, signature_algorithm=key.alg)
+    else:
+        d = _ExpiringDKIM(msg, expire[0], expire[1], signature_algorithm=key.alg)
+    sig = d.sign(selector.encode(), domain.encode(), key.private, **kw)
+    return sig + msg
