@@ -70,7 +70,10 @@ static void
 dkim_lib_init(void)
 {
 	unsigned int bits = 1;
-	unsigned int flags = DKIM_LIBFLAGS_NONE;
+	/* Signatures are processed at dkim_eom(), where a key lookup that
+	 * must be retried skips only its own signature; at end of header
+	 * (the default) it would abandon all the others too. */
+	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC;
 
 	dkim_lib = dkim_init(NULL, NULL);
 	if (dkim_lib == NULL)
