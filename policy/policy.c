@@ -25,11 +25,44 @@ static char	*pol_authres_header(const struct pol_session *);
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. */
+extern const struct pol_check spf_check;
+
 static const struct pol_check *checks[] = {
+	&spf_check,
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
 	NULL
 };
+
+/* `postern check --only`: a comma-separated list, or NULL for all. */
+static char *only_list;
+
+int
+pol_check_slot(const struct pol_check *ck)
+{
+	for (int i = 0; checks[i] != NULL; i++)
+		if (checks[i] == ck)
+			return i;
+	fatalx("pol_check_slot: %s is not in checks[]", ck->name);
+}
+
+void
+pol_only_set(const char *csv)
+{
+	free(only_list);
+	only_list = csv ? xasprintf(",%s,", csv) : NULL;
+}
+
+static int
+pol_only_allows(const char *name)
+{
+	char key[32];
+
+	if (only_list == NULL)
+		return 1;
+	snprintf(key, sizeof(key), ",%s,", name);
+	return strstr(only_list, key) != NULL;
+}
 
 int
 pol_init(struct conf *c)
@@ -240,7 +273,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)))
 			continue;
-		if (ck->enabled && !ck->enabled(ps->conf))
+		if ((ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
 		int before = ps->nresults;
 		ck->run(ps, stage, msg);

@@ -77,6 +77,11 @@ struct pol_check {
 	void		(*free)(struct pol_session *);		/* may be NULL */
 };
 
+/* The check's index in the table, for ps->priv[]. */
+int	 pol_check_slot(const struct pol_check *);
+/* `postern check --only a,b`: run only these checks (NULL: all). */
+void	 pol_only_set(const char *csv);
+
 /* Record a finding. reason/authres may be NULL. Returns the stored result. */
 struct pol_result *pol_result_add(struct pol_session *, const char *check,
 		    const char *result, double score, const char *authres,
