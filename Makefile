@@ -90,6 +90,7 @@ run: all
 
 bench: all $(BENCHES)
 	@sh .ci/deps bench
+	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
 
 clean:
