@@ -368,9 +368,22 @@ pol_summary(const struct pol_session *ps, char *buf, size_t sz)
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < ps->nresults && o < sz; i++)
-		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ",
-		    ps->results[i].check, ps->results[i].result);
+	for (int i = 0; i < ps->nresults && o < sz; i++) {
+		const struct pol_result *r = &ps->results[i], *best = r;
+		int seen = 0;
+
+		/* One word per check: a message with three DKIM signatures
+		 * logs dkim=pass when any passed, else its first result. */
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(ps->results[j].check, r->check) == 0;
+		if (seen)
+			continue;
+		for (int j = i; j < ps->nresults && strcmp(best->result, "pass") != 0; j++)
+			if (strcmp(ps->results[j].check, r->check) == 0 &&
+			    strcmp(ps->results[j].result, "pass") == 0)
+				best = &ps->results[j];
+		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ", r->check, best->result);
+	}
 	if (o < sz)
 		snprintf(buf + o, sz - o, "score=%.1f", ps->score);
 }

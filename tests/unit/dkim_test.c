@@ -119,6 +119,27 @@ T_CASE(hostile_tag_values_are_cleaned)
 	conf_unref(c);
 }
 
+T_CASE(summary_one_word_per_check)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	char buf[256];
+
+	pol_tx_begin(ps, "a@example.org", "");
+	pol_result_add(ps, "dkim", "fail", 2, "", NULL);
+	pol_result_add(ps, "dkim", "pass", -0.5, "", NULL);
+	pol_result_add(ps, "dmarc", "pass", 0, "", NULL);
+	pol_summary(ps, buf, sizeof(buf));
+	T_EQ_STR(buf, "dkim=pass dmarc=pass score=1.5");
+	pol_tx_begin(ps, "a@example.org", "");
+	pol_result_add(ps, "dkim", "permerror", 0, "", NULL);
+	pol_result_add(ps, "dkim", "fail", 0, "", NULL);
+	pol_summary(ps, buf, sizeof(buf));
+	T_EQ_STR(buf, "dkim=permerror score=0.0");
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
 int
 main(void)
 {
@@ -128,5 +149,6 @@ main(void)
 	T_RUN(unanswerable_key_is_temperror_and_scores_nothing);
 	T_RUN(malformed_signature_is_neutral_and_scores_fail);
 	T_RUN(hostile_tag_values_are_cleaned);
+	T_RUN(summary_one_word_per_check);
 	return T_END();
 }
