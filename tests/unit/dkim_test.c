@@ -126,9 +126,10 @@ T_CASE(summary_one_word_per_check)
 	char buf[256];
 
 	pol_tx_begin(ps, "a@example.org", "");
-	pol_result_add(ps, "dkim", "fail", 2, "", NULL);
-	pol_result_add(ps, "dkim", "pass", -0.5, "", NULL);
-	pol_result_add(ps, "dmarc", "pass", 0, "", NULL);
+	/* as pol_run() would mark them: transaction results */
+	pol_result_add(ps, "dkim", "fail", 2, "", NULL)->stage = POL_DATA;
+	pol_result_add(ps, "dkim", "pass", -0.5, "", NULL)->stage = POL_DATA;
+	pol_result_add(ps, "dmarc", "pass", 0, "", NULL)->stage = POL_DATA;
 	pol_summary(ps, buf, sizeof(buf));
 	T_EQ_STR(buf, "dkim=pass dmarc=pass score=1.5");
 	pol_tx_begin(ps, "a@example.org", "");
