@@ -524,9 +524,11 @@ dmarc_identifiers(const struct pol_session *ps, struct dmarc_id *ids, int max)
 			continue;
 		if (strcmp(r->result, "pass") != 0 && strcmp(r->result, "temperror") != 0)
 			continue;
+		/* RFC 7489 4.1: the HELO identity only stands in for <>. */
 		if (spf && dmarc_prop(r->authres, "smtp.mailfrom", v, sizeof(v)) == -1 &&
-		    dmarc_prop(r->authres, "smtp.helo", v, sizeof(v)) == -1)
-			snprintf(v, sizeof(v), "%s", ps->mail_from ? ps->mail_from : "");
+		    (ps->mail_from == NULL || *ps->mail_from != '\0' ||
+		    dmarc_prop(r->authres, "smtp.helo", v, sizeof(v)) == -1))
+			continue;
 		else if (!spf && dmarc_prop(r->authres, "header.d", v, sizeof(v)) == -1)
 			continue;
 		dom = strrchr(v, '@') ? strrchr(v, '@') + 1 : v;

@@ -231,3 +231,17 @@ def test_spf_unaligned_fail(env):
     need_spf(r)
     assert r["spf"][0]["result"] == "pass"
     assert dmarc(r)["result"] == "fail"
+
+
+def test_null_sender_helo_identity_aligns(env):
+    # RFC 7489 4.1: for MAIL FROM:<> the SPF HELO identity is the one
+    r = env.check(am.message(frm="a@example.org"), ip=IP, mail_from="",
+                  helo="mail.example.org")
+    need_spf(r)
+    assert r["spf"][0]["result"] == "pass"
+    assert r["spf"][0]["props"].get("smtp.helo") == "mail.example.org"
+    assert dmarc(r)["result"] == "pass"
+    # the same HELO from an address SPF does not list: fail, p=reject
+    r = env.check(am.message(frm="a@example.org"), ip="198.51.100.7", mail_from="",
+                  helo="mail.example.org")
+    assert dmarc(r)["result"] == "fail" and r["verdict"] == "reject"
