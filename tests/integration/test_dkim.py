@@ -153,3 +153,11 @@ def test_slow_key_does_not_stop_other_signatures(env, keys):
     r = env.check(m)
     got = sorted((s["props"].get("header.d"), s["result"]) for s in dkim(r))
     assert got == [(D, "pass"), ("slow.example", "temperror")], r["raw"]
+
+
+def test_rsa_sha1_not_accepted(env, keys):
+    k = keys["rsa"]
+    sha1 = am.Key(b"rsa-sha1", k.private, k.public, k.bits)
+    s = one(env.check(am.sign(am.message(), sha1)))
+    assert s["result"] == "policy"
+    assert s["props"]["header.a"] == "rsa-sha1"
