@@ -28,8 +28,10 @@
 #include <strings.h>
 
 /* Identifiers SPF and DKIM authenticated, for alignment. */
-#define DMARC_MAX_IDS	(DKIM_MAX_IDS + 1)
-#define DKIM_MAX_IDS	16
+#define DMARC_MAX_IDS	17
+/* One mailbox of a From field; RFC 5322 2.1.1 caps a line at 998
+ * characters, and a longer address cannot be shown to a reader as is. */
+#define DMARC_MAILBOX_MAX	1000
 
 enum dmarc_found { DMARC_FOUND = 0, DMARC_NOTFOUND, DMARC_TEMP, DMARC_SEVERAL,
 	DMARC_BROKEN };
@@ -41,6 +43,12 @@ struct dmarc_policy_ctx {
 	int	 at_org;			/* found at the organizational domain */
 	char	 why[2 * DMARC_DOMAIN_MAX + 128];
 };
+
+/* Where an address-list scan is: inside a quoted string, comment depth. */
+struct dmarc_lex {
+	int	 depth, inq;
+};
+enum dmarc_lex_kind { DMARC_LEX_TEXT, DMARC_LEX_QUOTED, DMARC_LEX_COMMENT };
 
 /* One tag of a tag list, WSP trimmed. */
 struct dmarc_tagv {
@@ -63,6 +71,7 @@ static void	 dmarc_psl_init(void);
 static int	 dmarc_enabled(const struct conf *);
 static void	 dmarc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 dmarc_domain_clean(const char *, size_t, char *, size_t);
+static enum dmarc_lex_kind dmarc_lex(struct dmarc_lex *, const char *, size_t, size_t *);
 static int	 dmarc_mailbox_domain(const char *, size_t, char *, size_t);
 static int	 dmarc_from_addrs(const char *, char doms[][DMARC_DOMAIN_MAX], int *);
 static int	 dmarc_wsp(char);
@@ -184,47 +193,73 @@ dmarc_aligned(const char *from, const char *auth, int strict)
 	return strcmp(a, b) == 0;
 }
 
+/* Classify s[*i] while scanning an address list: text, or part of a
+ * quoted string (RFC 5322 3.2.4) or a comment (3.2.2, nesting); a
+ * quoted-pair is consumed whole (*i advanced past it). */
+static enum dmarc_lex_kind
+dmarc_lex(struct dmarc_lex *lx, const char *s, size_t n, size_t *i)
+{
+	char c = s[*i];
+
+	if ((lx->inq || lx->depth) && c == '\\' && *i + 1 < n) {
+		(*i)++;
+		return lx->inq ? DMARC_LEX_QUOTED : DMARC_LEX_COMMENT;
+	}
+	if (lx->inq) {
+		lx->inq = c != '"';
+		return DMARC_LEX_QUOTED;
+	}
+	if (lx->depth) {
+		lx->depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+		return DMARC_LEX_COMMENT;
+	}
+	if (c == '(' || c == '"') {
+		lx->depth = c == '(';
+		lx->inq = c == '"';
+		return c == '(' ? DMARC_LEX_COMMENT : DMARC_LEX_QUOTED;
+	}
+	return DMARC_LEX_TEXT;
+}
+
 /* Domain of one mailbox (display name, comments, quotes, <addr>, route):
  * 0 with dom filled, 1 for an empty mailbox (group syntax), -1 bad. */
 static int
 dmarc_mailbox_domain(const char *s, size_t n, char *dom, size_t domsz)
 {
-	char plain[1024], angle[1024];
-	size_t np = 0, na = 0;
-	int depth = 0, inq = 0, inangle = 0, sawangle = 0;
+	char plain[DMARC_MAILBOX_MAX], angle[DMARC_MAILBOX_MAX];
+	struct dmarc_lex lx = { 0, 0 };
+	size_t np = 0, na = 0, len;
+	int inangle = 0, sawangle = 0;
 	const char *at, *src;
-	size_t len;
 
+	if (n >= DMARC_MAILBOX_MAX)
+		return -1;
 	for (size_t i = 0; i < n; i++) {
+		enum dmarc_lex_kind k = dmarc_lex(&lx, s, n, &i);
 		char c = s[i];
-		if ((inq || depth) && c == '\\' && i + 1 < n) {
-			i++;
+
+		if (k == DMARC_LEX_COMMENT)
+			continue;
+		if (k == DMARC_LEX_QUOTED)
+			c = 'q';	/* a quoted local-part: no '@' of its own */
+		else if (c == '<') {
+			inangle = sawangle = 1;
+			na = 0;
+			continue;
+		} else if (c == '>') {
+			inangle = 0;
 			continue;
 		}
-		if (inq) {
-			inq = c != '"';
-			if (!inangle && np < sizeof(plain) - 1)
-				plain[np++] = 'q';	/* quoted local-part */
-			continue;
-		}
-		if (depth) {
-			depth += c == '(' ? 1 : c == ')' ? -1 : 0;
-			continue;
-		}
-		if (c == '(') { depth = 1; continue; }
-		if (c == '"') { inq = 1; continue; }
-		if (c == '<') { inangle = sawangle = 1; na = 0; continue; }
-		if (c == '>') { inangle = 0; continue; }
-		if (inangle && na < sizeof(angle) - 1)
+		if (inangle)
 			angle[na++] = c;
-		else if (!inangle && !sawangle && np < sizeof(plain) - 1)
+		else if (!sawangle)
 			plain[np++] = c;
 	}
 	src = sawangle ? angle : plain;
 	len = sawangle ? na : np;
 	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\t'))
 		len--;
-	if (len == 0 || (len > 0 && strspn(src, " \t") == len))
+	if (len == 0 || strspn(src, " \t") >= len)
 		return sawangle ? -1 : 1;
 	at = NULL;
 	for (size_t i = 0; i < len; i++)
@@ -240,27 +275,25 @@ dmarc_mailbox_domain(const char *s, size_t n, char *dom, size_t domsz)
 static int
 dmarc_from_addrs(const char *v, char doms[][DMARC_DOMAIN_MAX], int *ndoms)
 {
+	struct dmarc_lex lx = { 0, 0 };
 	size_t start = 0, len = strlen(v);
-	int depth = 0, inq = 0, inangle = 0;
+	int inangle = 0;
 
 	*ndoms = 0;
 	for (size_t i = 0; i <= len; i++) {
-		char c = i < len ? v[i] : ',';
 		char dom[DMARC_DOMAIN_MAX];
 		int r, dup = 0;
 
-		if ((inq || depth) && c == '\\' && i + 1 < len) { i++; continue; }
-		if (inq) { inq = c != '"'; continue; }
-		if (depth) { depth += c == '(' ? 1 : c == ')' ? -1 : 0; continue; }
-		if (c == '(') { depth = 1; continue; }
-		if (c == '"') { inq = 1; continue; }
-		if (c == '<') { inangle = 1; continue; }
-		if (c == '>') { inangle = 0; continue; }
-		if (inangle || (c != ',' && c != ':' && c != ';'))
-			continue;
-		if (c == ':') {		/* group name: not a mailbox */
-			start = i + 1;
-			continue;
+		if (i < len) {
+			if (dmarc_lex(&lx, v, len, &i) != DMARC_LEX_TEXT)
+				continue;
+			inangle = v[i] == '<' ? 1 : v[i] == '>' ? 0 : inangle;
+			if (inangle || !strchr(",:;", v[i]))
+				continue;
+			if (v[i] == ':') {	/* group name: not a mailbox */
+				start = i + 1;
+				continue;
+			}
 		}
 		r = dmarc_mailbox_domain(v + start, i - start, dom, sizeof(dom));
 		start = i + 1;

@@ -88,7 +88,7 @@ T_CASE(from_forms)
 	T_EQ_STR(d, "evil.example");
 	T_EQ_INT(from("From: Name\r\n <u@sub.example.org.>\r\n\r\n", d), DMARC_FROM_OK);
 	T_EQ_STR(d, "sub.example.org");
-	T_EQ_INT(from("From: \"a@b\"@example.net\r\n\r\n", d), DMARC_FROM_OK);
+	T_EQ_INT(from("From: \"a\\\"@b\"@example.net\r\n\r\n", d), DMARC_FROM_OK);
 	T_EQ_STR(d, "example.net");
 	/* two addresses of one domain count as that domain */
 	T_EQ_INT(from("From: a@example.org, \"B, b\" <b@EXAMPLE.org>\r\n\r\n", d),
@@ -113,6 +113,14 @@ T_CASE(from_problems)
 	T_EQ_INT(from("From: a@exa mple.org\r\n\r\n", d), DMARC_FROM_BAD);
 	T_EQ_INT(from("From: a@example..org\r\n\r\n", d), DMARC_FROM_BAD);
 	T_EQ_INT(from("From: <>\r\n\r\n", d), DMARC_FROM_BAD);
+	{
+		/* a mailbox past 998 characters is not cut to a domain */
+		char big[1200];
+		int n = snprintf(big, sizeof(big), "From: <");
+		memset(big + n, 'a', 1050);
+		snprintf(big + n + 1050, sizeof(big) - (size_t)n - 1050, "@bank.example>\r\n\r\n");
+		T_EQ_INT(from(big, d), DMARC_FROM_BAD);
+	}
 }
 
 T_CASE(org_domain)
