@@ -556,9 +556,11 @@ smtp_update_events(struct smtp_session *s)
 		return;		/* smtp_tls_step() decides */
 	if (s->out.len > 0 || (s->flags & SMTP_F_WANTW))
 		want |= EV_WRITE;
-	if (s->wait == SMTP_W_NONE && s->state != SMTP_S_QUIT &&
-	    s->state != SMTP_S_CONNECT && s->state != SMTP_S_EOM &&
-	    s->out.len < LIM_OUT_HIGH)
+	/* Reading pauses while we wait, but lazily: EV_READ stays on until
+	 * input actually arrives during a wait (smtp_io), which saves two
+	 * epoll_ctl() per command for clients that wait for replies. */
+	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
+	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
 		want |= EV_READ;
 	ev_set(s->loop->ev, &s->io, want);
 }
@@ -578,8 +580,15 @@ smtp_io(struct ev_io *io, unsigned r)
 		if (s->flags & SMTP_F_DEAD)
 			return;
 	}
-	if ((r & EV_READ) && s->wait == SMTP_W_NONE)
-		smtp_read(s);
+	if (!(r & EV_READ))
+		return;
+	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
+	    s->state == SMTP_S_EOM) {
+		/* input during a wait: stop polling it until the wait ends */
+		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
+		return;
+	}
+	smtp_read(s);
 }
 
 static void
