@@ -1,7 +1,7 @@
 """Signed test mail for the DKIM/DMARC tests: keys, DNS records, signatures.
 
-Public: rsa_key(bits), ed25519_key(), dkim_txt(key), txt_rdata(text),
-        message(...), sign(msg, key, ...).
+Public: rsa_key(bits), ed25519_key(), dkim_txt(key), message(...),
+        sign(msg, key, ...), write_conf(), AuthEnv (DNS + `postern check`).
 
 Signatures are made by dkimpy (Debian's python3-dkim), an implementation
 independent of libopendkim, so a test proves interoperability and not that
@@ -48,12 +48,6 @@ def dkim_txt(key, revoked=False):
     """The key record text (RFC 6376 3.6.1); revoked keys have an empty p=."""
     k = "ed25519" if key.alg == b"ed25519-sha256" else "rsa"
     return "v=DKIM1; k=%s; p=%s" % (k, "" if revoked else key.public)
-
-
-def txt_rdata(text):
-    """TXT rdata for unbound's local-data: 255-byte character-strings."""
-    parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
-    return " ".join('"%s"' % p for p in parts)
 
 
 def message(frm="Alice <alice@example.org>", to="bob@example.net",
@@ -107,7 +101,9 @@ def sign(msg, key, domain="example.org", selector="sel", canon="relaxed/relaxed"
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSTERN = os.path.join(ROOT, "build", "postern")
@@ -142,33 +138,34 @@ def _normalize_check(doc):
 
 
 class AuthEnv:
-    """unbound serving `records` (unbound local-data lines) plus a config;
-    check() runs one message through Postern's policy."""
+    """A private unbound (dnszone.Zone) serving `records` ((name, type,
+    rdata) tuples; names under `timeout_zones` never answer) and a config
+    pointing at it; check() runs one message through `postern check`."""
 
-    def __init__(self, tmp, records, conf_extra="", blackhole_zones=()):
-        from harness.unbound import BlackHole, Unbound
-        self.tmp = tmp
-        self.bh = BlackHole() if blackhole_zones else None
-        self.dns = Unbound(tmp.join("dns"), local_data=records,
-                           blackhole_zones=list(blackhole_zones), blackhole=self.bh)
+    def __init__(self, records, conf_extra="", timeout_zones=()):
+        from dnszone import Zone
+        self.zone = Zone(records, zones=(), timeout_zones=tuple(timeout_zones))
         self.conf_extra = conf_extra
         self.n = 0
 
     def start(self):
-        self.dns.start()
-        self.conf = write_conf(self.tmp.join("postern.conf"), self.dns.addr,
-                               self.conf_extra)
+        self.zone.__enter__()
+        self.tmp = tempfile.mkdtemp(prefix="postern-auth-")
+        self.resolver = "127.0.0.1:%d" % self.zone.port
+        self.conf = self.write_conf("postern.conf", self.conf_extra)
         return self
 
+    def write_conf(self, name, extra=""):
+        return write_conf(os.path.join(self.tmp, name), self.resolver, extra)
+
     def stop(self):
-        self.dns.stop()
-        if self.bh:
-            self.bh.close()
+        self.zone.__exit__(None, None, None)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def check(self, msg, ip="198.51.100.7", mail_from="alice@example.org",
               helo="client.example.net", conf=None):
         self.n += 1
-        path = self.tmp.join("msg%d.eml" % self.n)
+        path = os.path.join(self.tmp, "msg%d.eml" % self.n)
         with open(path, "wb") as f:
             f.write(msg)
         args = ["-c", conf or self.conf, "--ip", ip, "--helo", helo,

@@ -7,17 +7,40 @@ verdicts; the DKIM signature still verifies downstream (dkimpy).
 """
 import email
 import os
+import shutil
 import signal
 import smtplib
+import socket
 import subprocess
+import tempfile
 import threading
+import time
 
 import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
 import authmail as am
-from harness.net import TempDir, free_port, wait_port, wait_until
+from dnszone import Zone, free_port
+
+
+def wait_until(pred, timeout, what):
+    """Poll (bounded) until pred() is true."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def port_open(port, proc):
+    if proc.poll() is not None:
+        raise RuntimeError("postern serve exited with %s" % proc.returncode)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 class Capture:
@@ -40,39 +63,38 @@ def key():
 
 @pytest.fixture(scope="module")
 def gateway(key):
-    tmp = TempDir()
-    recs = ["sel._domainkey.example.org. 300 IN TXT %s" % am.txt_rdata(am.dkim_txt(key)),
-            '_dmarc.example.org. 300 IN TXT "v=DMARC1; p=reject"']
-    from harness.unbound import Unbound
-    dns = Unbound(tmp.join("dns"), local_data=recs).start()
-    cap = Capture()
-    backend = Controller(cap, hostname="127.0.0.1", port=free_port())
-    backend.start()
-    port = free_port()
-    os.makedirs(tmp.join("spool"))
-    conf = am.write_conf(
-        tmp.join("postern.conf"), dns.addr,
-        "[proxy]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\nspool_dir = %s\n"
-        "[db]\npath = %s\n[web]\nlisten = 127.0.0.1:%d\n"
-        % (port, backend.port, tmp.join("spool"), tmp.join("postern.db"), free_port()))
-    # write_conf put [proxy] hostname first; a second [proxy] section adds keys
-    log = open(tmp.join("postern.log"), "w")
-    proc = subprocess.Popen([am.POSTERN, "serve", "-c", conf], stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_port(port, proc=proc)
-        yield {"port": port, "cap": cap, "key": key}
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    recs = [("sel._domainkey.example.org", "TXT", am.dkim_txt(key)),
+            ("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")]
+    tmp = tempfile.mkdtemp(prefix="postern-authres-")
+    with Zone(recs, zones=(), timeout_zones=()) as dns:
+        cap = Capture()
+        backend = Controller(cap, hostname="127.0.0.1", port=free_port())
+        backend.start()
+        port = free_port()
+        os.makedirs(os.path.join(tmp, "spool"))
+        conf = am.write_conf(
+            os.path.join(tmp, "postern.conf"), "127.0.0.1:%d" % dns.port,
+            # a second [proxy] section adds keys to the first
+            "[proxy]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\nspool_dir = %s\n"
+            "[db]\npath = %s\n[web]\nlisten = 127.0.0.1:%d\n"
+            % (port, backend.port, os.path.join(tmp, "spool"),
+               os.path.join(tmp, "postern.db"), free_port()))
+        log = open(os.path.join(tmp, "postern.log"), "w")
+        proc = subprocess.Popen([am.POSTERN, "serve", "-c", conf], stdout=log,
+                                stderr=subprocess.STDOUT)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-        backend.stop()
-        dns.stop()
-        tmp.cleanup()
+            wait_until(lambda: port_open(port, proc), 15, "postern to listen")
+            yield {"port": port, "cap": cap, "key": key}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            log.close()
+            backend.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def send(gw, msg, mail_from="alice@example.org"):

@@ -13,7 +13,6 @@ import time
 import pytest
 
 import authmail as am
-from harness.net import TempDir
 
 D = "example.org"
 
@@ -27,18 +26,14 @@ def keys():
 @pytest.fixture(scope="module")
 def env(keys):
     k = keys
-    recs = [
-        "sel._domainkey.%s. 300 IN TXT %s" % (D, am.txt_rdata(am.dkim_txt(k["rsa"]))),
-        "ed._domainkey.%s. 300 IN TXT %s" % (D, am.txt_rdata(am.dkim_txt(k["ed"]))),
-        "small._domainkey.%s. 300 IN TXT %s" % (D, am.txt_rdata(am.dkim_txt(k["small"]))),
-        "rev._domainkey.%s. 300 IN TXT %s" % (D, am.txt_rdata(am.dkim_txt(k["rsa"], revoked=True))),
-        # no DMARC record: these tests look at DKIM alone
-    ]
-    tmp = TempDir()
-    e = am.AuthEnv(tmp, recs, blackhole_zones=["_domainkey.slow.example."]).start()
+    recs = [("sel._domainkey." + D, "TXT", am.dkim_txt(k["rsa"])),
+            ("ed._domainkey." + D, "TXT", am.dkim_txt(k["ed"])),
+            ("small._domainkey." + D, "TXT", am.dkim_txt(k["small"])),
+            ("rev._domainkey." + D, "TXT", am.dkim_txt(k["rsa"], revoked=True))]
+    # no DMARC record: these tests look at DKIM alone
+    e = am.AuthEnv(recs, timeout_zones=["_domainkey.slow.example."]).start()
     yield e
     e.stop()
-    tmp.cleanup()
 
 
 def dkim(res):

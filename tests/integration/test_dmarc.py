@@ -11,7 +11,6 @@ dmarc.reject_action=score, and a DNS timeout (temperror / 451).
 import pytest
 
 import authmail as am
-from harness.net import TempDir
 
 IP = "192.0.2.1"
 
@@ -44,20 +43,17 @@ def key():
 def env(key):
     recs = []
     for dom, txts in DMARC.items():
-        recs += ["_dmarc.%s. 300 IN TXT %s" % (dom, am.txt_rdata(t)) for t in txts]
+        recs += [("_dmarc." + dom, "TXT", t) for t in txts]
     for dom in KEY_DOMAINS:
-        recs.append("sel._domainkey.%s. 300 IN TXT %s" % (dom, am.txt_rdata(am.dkim_txt(key))))
+        recs.append(("sel._domainkey." + dom, "TXT", am.dkim_txt(key)))
     for dom in SPF_DOMAINS:
-        recs.append('%s. 300 IN TXT "v=spf1 ip4:%s -all"' % (dom, IP))
-    tmp = TempDir()
-    e = am.AuthEnv(tmp, recs, blackhole_zones=["_dmarc.slow.example."]).start()
-    e.score_conf = am.write_conf(tmp.join("score.conf"), e.dns.addr,
-                                 "[dmarc]\nreject_action = score\nquarantine_action = score\n")
-    e.tempfail_conf = am.write_conf(tmp.join("tempfail.conf"), e.dns.addr,
-                                    "[policy]\ntemperror_tempfail = yes\n")
+        recs.append((dom, "TXT", "v=spf1 ip4:%s -all" % IP))
+    e = am.AuthEnv(recs, timeout_zones=["_dmarc.slow.example."]).start()
+    e.score_conf = e.write_conf("score.conf",
+                                "[dmarc]\nreject_action = score\nquarantine_action = score\n")
+    e.tempfail_conf = e.write_conf("tempfail.conf", "[policy]\ntemperror_tempfail = yes\n")
     yield e
     e.stop()
-    tmp.cleanup()
 
 
 def dmarc(r):
