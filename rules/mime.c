@@ -423,7 +423,7 @@ html_tag(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
 		name[nl++] = (char)(s[i] | 0x20);
 	name[nl] = '\0';
 	if (s[1] != '/' && (strcmp(name, "script") == 0 || strcmp(name, "style") == 0)) {
-		char close[10];
+		char close[sizeof(name) + 2];
 		snprintf(close, sizeof(close), "</%s", name);
 		for (const char *c = e; c < s + n; c++)
 			if (*c == '<' && (size_t)(s + n - c) >= strlen(close) &&
