@@ -8,6 +8,9 @@
  */
 #include "policy_int.h"
 #include "conf.h"
+#include "db.h"
+#include "quar.h"
+#include "rulecheck.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -16,13 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void	 pol_decide(struct pol_session *, enum pol_stage, struct pol_decision *);
+static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. */
 static const struct pol_check *checks[] = {
+	&rulecheck,
 	NULL
 };
 
@@ -31,19 +36,23 @@ pol_init(struct conf *c)
 {
 	if (dns_init(c) == -1)
 		return -1;
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1)
+		return -1;
 	return 0;
 }
 
 void
 pol_reload(struct conf *c)
 {
-	(void)c;
+	db_reload(c);
+	rulecheck_reload(c);
 }
 
 void
 pol_shutdown(void)
 {
 	dns_shutdown();
+	db_close();
 }
 
 struct pol_session *
@@ -231,6 +240,8 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
 	memset(&ps->hard, 0, sizeof(ps->hard));
+	if (stage == POL_MAIL)
+		quar_tick(ps->conf);
 	for (size_t i = 0; checks[i] != NULL; i++) {
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)))
@@ -244,12 +255,13 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		if (ps->hard.set)
 			break;
 	}
-	pol_decide(ps, stage, d);
+	pol_decide(ps, stage, msg, d);
 	ps->verdict = d->verdict;
 }
 
 static void
-pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
+pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 
@@ -274,6 +286,9 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
 	} else {
 		d->verdict = POL_ACCEPT;
 	}
+	/* Committed before the 250, or turned into a 4xx. */
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE)
+		quar_store(ps, msg, d);
 	if (stage == POL_DATA && (d->verdict == POL_ACCEPT || d->verdict == POL_TAG)) {
 		char *ar = pol_authres_header(ps);
 		d->prepend = d->verdict == POL_TAG ?

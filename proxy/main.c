@@ -4,6 +4,8 @@
  */
 #include "conf.h"
 #include "policy.h"
+#include "quar.h"
+#include "rulecheck.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -26,7 +28,8 @@ usage(void)
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
-	    "       postern rules import|export -c FILE [FILE]\n");
+	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
+	    "       postern quarantine list|show|raw|release|delete|expire -c FILE [ID]\n");
 	exit(2);
 }
 
@@ -93,5 +96,9 @@ main(int argc, char **argv)
 		return cmd_configtest(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return pol_check_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "rules") == 0)
+		return rulecheck_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "quarantine") == 0)
+		return quar_main(argc - 1, argv + 1);
 	usage();
 }
