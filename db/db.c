@@ -1353,8 +1353,7 @@ db_quar_add(const struct db_quar *q, long long max_total)
 
 	for (int i = 0; i < q->nrcpts; i++)
 		json_array_append_new(r, json_string(q->rcpts[i]));
-	rcpts = db_json_text(r);
-	json_decref(r);
+	rcpts = db_json_text(r);	/* takes r */
 	/* FULL: the commit is on disk before the client hears 250. */
 	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
 	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {
