@@ -82,8 +82,16 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
-bench: all
+BENCHSRC = $(sort $(wildcard bench/*.c))
+BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
+
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+bench: all $(BENCHES)
 	@sh .ci/deps bench
+	@for b in $(BENCHES); do $$b || exit 1; done
 	$(PYTHON) bench/run.py
 
 clean:
