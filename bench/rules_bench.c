@@ -189,9 +189,10 @@ rules(size_t *n)
 
 static void
 run(const char *label, const struct rule_def *d, size_t nd, const char *msg,
-    size_t len, int jit)
+    size_t len, int jit, int prefilter)
 {
-	struct rule_opts o = { 1000000, 10000, jit };
+	struct rule_opts o = { .match_limit = 1000000, .depth_limit = 10000,
+	    .jit = jit, .no_prefilter = !prefilter };
 	char err[256];
 	struct rule_set *rs = rule_set_build(d, nd, &o, err, sizeof(err));
 	uint64_t t0, parse = 0, match = 0;
@@ -225,8 +226,9 @@ main(void)
 	struct rule_def *d = rules(&nd);
 
 	mime_init();
-	run("jit", d, nd, msg, len, 1);
-	run("interpreter", d, nd, msg, len, 0);
+	run("jit+prefilter", d, nd, msg, len, 1, 1);
+	run("jit", d, nd, msg, len, 1, 0);
+	run("interpreter+prefilter", d, nd, msg, len, 0, 1);
 	for (size_t i = 0; i < nd; i++)
 		rule_def_clear(&d[i]);
 	free(d);
