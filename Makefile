@@ -88,16 +88,18 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 bench: all $(BENCHES)
 	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/spf_bench.py
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
 
-# SPF evaluations per second, warm cache (bench/spf_bench.py).
-$(B)/spf_bench: bench/spf_bench.c $(B)/libpostern.a
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
-
-bench-spf: all $(B)/spf_bench
+bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
 
 clean:

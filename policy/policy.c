@@ -22,8 +22,10 @@
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
+#include "quar.h"
 #include "rate.h"
 #include "rbl.h"
+#include "rulecheck.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -34,7 +36,8 @@
 #include <strings.h>
 #include <stddef.h>
 
-static void	 pol_decide(struct pol_session *, enum pol_stage, struct pol_decision *);
+static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
@@ -59,6 +62,7 @@ static const struct pol_check *checks[] = {
 	&grey_check,
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
+	&rulecheck,
 	NULL
 };
 
@@ -117,7 +121,7 @@ pol_init(struct conf *c)
 {
 	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
-	if (db_open(c, 1) == -1) {
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {
 		dns_shutdown();
 		return -1;
 	}
@@ -130,6 +134,7 @@ pol_reload(struct conf *c)
 	if (pol_check_conf(c) == -1)
 		log_err("policy: the new DNS list settings are ignored until fixed");
 	db_reload(c);
+	rulecheck_reload(c);
 }
 
 void
@@ -137,6 +142,7 @@ pol_shutdown(void)
 {
 	db_close();
 	dns_shutdown();
+	db_close();
 }
 
 struct pol_session *
@@ -339,6 +345,8 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
+	if (stage == POL_MAIL)
+		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
@@ -355,7 +363,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
-	pol_decide(ps, stage, d);
+	pol_decide(ps, stage, msg, d);
 	/* RFC 8601 5: nobody else may speak for our authserv-id. */
 	if (stage == POL_DATA && msg != NULL)
 		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
@@ -455,7 +463,8 @@ pol_auth_temperror(const struct pol_session *ps)
 }
 
 static void
-pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
+pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 
@@ -493,7 +502,11 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
 	} else {
 		d->verdict = POL_ACCEPT;
 	}
-	if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
+	/* Committed before the 250, or turned into a 4xx (quar_store also
+	 * refuses with 550 when quarantine.enabled = no). */
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
+		quar_store(ps, msg, d);
+	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;
 		d->code = 550;
 		snprintf(d->status, sizeof(d->status), "5.7.1");
