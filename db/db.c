@@ -137,6 +137,10 @@ static const struct db_migration migrations[] = {
 	  "CREATE TABLE stats ("
 	  "  minute INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
 	  "  PRIMARY KEY (minute, name)) WITHOUT ROWID;" },
+	{ "web users",
+	  "CREATE TABLE web_users ("
+	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -1118,4 +1122,45 @@ db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
 		return -1;
 	}
 	return ret;
+}
+
+/* ------------------------------------------------------------ web users */
+
+int
+db_user_set(const char *name, const char *hash)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO web_users (name, hash, updated) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash,"
+	    " updated = excluded.updated")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "set web user");
+	return rc;
+}
+
+char *
+db_user_hash(const char *name)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *hash = NULL;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT hash FROM web_users WHERE name = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		db_fail(h, rc, "read web user");
+	sqlite3_finalize(st);
+	return hash;
 }

@@ -151,4 +151,13 @@ json_t	*db_verdicts(int limit, long long before, const char *q);
  * "session". NULL on error. */
 json_t	*db_stats(time_t since);
 
+/* --- web users --------------------------------------------------------- */
+
+/* Create or replace a dashboard user's password hash (an opaque string from
+ * auth_hash()). 0 or -1. */
+int	 db_user_set(const char *name, const char *hash);
+/* The stored hash (xmalloc'd), or NULL when there is no such user or the
+ * database failed (logged). */
+char	*db_user_hash(const char *name);
+
 #endif
