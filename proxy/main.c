@@ -6,6 +6,7 @@
 #include "policy.h"
 #include "smtp.h"
 #include "util.h"
+#include "web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ usage(void)
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
+	    "       postern web -c FILE\n"
 	    "       postern rules import|export -c FILE [FILE]\n");
 	exit(2);
 }
@@ -93,5 +95,9 @@ main(int argc, char **argv)
 		return cmd_configtest(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return pol_check_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "passwd") == 0)
+		return web_passwd_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "web") == 0)
+		return web_main(argc - 1, argv + 1);
 	usage();
 }
