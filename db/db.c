@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DB_BATCH_MAX	512	/* jobs per transaction */
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
@@ -70,7 +71,7 @@ struct db_job {
 			const char *net, *sender, *rcpt;	/* the waiter's */
 			time_t	 now;
 			db_grey_step_fn step;
-			const void *arg;
+			void	*arg;
 		} g;
 		struct {
 			time_t	 now;
@@ -268,6 +269,20 @@ db_migrate(sqlite3 *h)
 	return 0;
 }
 
+/* The database's directory, made when missing (a fresh checkout's var/). */
+static void
+db_mkdir_parent(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0)
+			log_info("db: created directory %s", dir);
+	}
+	free(dir);
+}
+
 int
 db_open(const struct conf *c, int writer)
 {
@@ -277,6 +292,7 @@ db_open(const struct conf *c, int writer)
 	free(db_path);
 	db_path = xstrdup(c->db_path);
 	db_reload(c);
+	db_mkdir_parent(db_path);
 	if ((h = db_conn_open(db_path, 1)) == NULL)
 		return -1;
 	if (db_exec(h, "PRAGMA journal_mode = WAL", "enable WAL") == -1 ||
@@ -844,7 +860,7 @@ db_stat_add(const char *name, time_t when, int n)
 
 int
 db_grey_update(const char *net, const char *sender, const char *rcpt,
-    time_t now, db_grey_step_fn step, const void *arg)
+    time_t now, db_grey_step_fn step, void *arg)
 {
 	struct db_job *j = xcalloc(1, sizeof(*j));
 

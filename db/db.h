@@ -78,12 +78,12 @@ struct db_grey_row {
  * made the triplet pass for the first time (auto-allowlist counter).
  */
 typedef int (*db_grey_step_fn)(struct db_grey_row *, time_t now,
-	    const void *arg, int *count_pass);
+	    void *arg, int *count_pass);
 
 /* Run step on (net, sender, rcpt) inside one write transaction and store
  * the result. Returns step's value, or -1 when the database failed. */
 int	 db_grey_update(const char *net, const char *sender, const char *rcpt,
-	    time_t now, db_grey_step_fn step, const void *arg);
+	    time_t now, db_grey_step_fn step, void *arg);
 /* Has net passed greylisting at least `need` times and been seen within
  * expire seconds? 1 yes, 0 no, -1 database error. */
 int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire);

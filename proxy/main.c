@@ -2,6 +2,7 @@
  * main.c -- the postern command: serve, configtest, check, passwd, rules.
  * Each subcommand lives with its module; this file only dispatches.
  */
+#include "access.h"
 #include "conf.h"
 #include "policy.h"
 #include "smtp.h"
@@ -28,7 +29,8 @@ usage(void)
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
 	    "       postern web -c FILE\n"
-	    "       postern rules import|export -c FILE [FILE]\n");
+	    "       postern rules import|export -c FILE [FILE]\n"
+	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n");
 	exit(2);
 }
 
@@ -99,5 +101,7 @@ main(int argc, char **argv)
 		return web_passwd_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "web") == 0)
 		return web_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "access") == 0)
+		return access_main(argc - 1, argv + 1);
 	usage();
 }
