@@ -21,6 +21,8 @@
 #include "grey.h"
 #include "rate.h"
 #include "rbl.h"
+#include "quar.h"
+#include "rulecheck.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -29,7 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void	 pol_decide(struct pol_session *, enum pol_stage, struct pol_decision *);
+static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
@@ -47,6 +50,7 @@ static const struct pol_check *checks[] = {
 	&rbl_check,
 	&spf_check,
 	&grey_check,
+	&rulecheck,
 	NULL
 };
 
@@ -105,7 +109,7 @@ pol_init(struct conf *c)
 {
 	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
-	if (db_open(c, 1) == -1) {
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {
 		dns_shutdown();
 		return -1;
 	}
@@ -118,6 +122,7 @@ pol_reload(struct conf *c)
 	if (pol_check_conf(c) == -1)
 		log_err("policy: the new DNS list settings are ignored until fixed");
 	db_reload(c);
+	rulecheck_reload(c);
 }
 
 void
@@ -125,6 +130,7 @@ pol_shutdown(void)
 {
 	db_close();
 	dns_shutdown();
+	db_close();
 }
 
 struct pol_session *
@@ -325,6 +331,8 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
+	if (stage == POL_MAIL)
+		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
@@ -341,7 +349,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
-	pol_decide(ps, stage, d);
+	pol_decide(ps, stage, msg, d);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -386,7 +394,8 @@ pol_auth_temperror(const struct pol_session *ps)
 }
 
 static void
-pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
+pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 
@@ -424,7 +433,11 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
 	} else {
 		d->verdict = POL_ACCEPT;
 	}
-	if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
+	/* Committed before the 250, or turned into a 4xx (quar_store also
+	 * refuses with 550 when quarantine.enabled = no). */
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE)
+		quar_store(ps, msg, d);
+	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;
 		d->code = 550;
 		snprintf(d->status, sizeof(d->status), "5.7.1");

@@ -5,6 +5,8 @@
 #include "access.h"
 #include "conf.h"
 #include "policy.h"
+#include "quar.h"
+#include "rulecheck.h"
 #include "smtp.h"
 #include "util.h"
 #include "web.h"
@@ -29,8 +31,9 @@ usage(void)
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
 	    "       postern web -c FILE\n"
-	    "       postern rules import|export -c FILE [FILE]\n"
-	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n");
+	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
+	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
+	    "       postern quarantine list|show|raw|release|delete|expire -c FILE [ID]\n");
 	exit(2);
 }
 
@@ -103,5 +106,9 @@ main(int argc, char **argv)
 		return web_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "access") == 0)
 		return access_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "rules") == 0)
+		return rulecheck_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "quarantine") == 0)
+		return quar_main(argc - 1, argv + 1);
 	usage();
 }

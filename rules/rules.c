@@ -46,6 +46,7 @@ struct rule_set {
 	size_t		*by_target[RULE_NTARGETS];	/* indices into rules */
 	size_t		 nby_target[RULE_NTARGETS];
 	pcre2_match_context *mctx;
+	unsigned	 targets;	/* RULE_MASK of non-empty by_target */
 };
 
 static const char *target_names[RULE_NTARGETS] = {
@@ -397,6 +398,7 @@ rule_set_build(const struct rule_def *defs, size_t n, const struct rule_opts *o,
 		rs->by_target[t] = xrealloc(rs->by_target[t],
 		    (rs->nby_target[t] + 1) * sizeof(size_t));
 		rs->by_target[t][rs->nby_target[t]++] = i;
+		rs->targets |= RULE_MASK(t);
 	}
 	rs->mctx = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(rs->mctx, (uint32_t)o->match_limit);
@@ -432,6 +434,12 @@ size_t
 rule_set_count(const struct rule_set *rs)
 {
 	return rs->nrules;
+}
+
+unsigned
+rule_set_targets(const struct rule_set *rs)
+{
+	return rs->targets;
 }
 
 void

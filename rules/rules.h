@@ -140,6 +140,8 @@ struct rule_set	*rule_set_build(const struct rule_def *, size_t n,
 struct rule_set	*rule_set_ref(struct rule_set *);
 void		 rule_set_unref(struct rule_set *);
 size_t		 rule_set_count(const struct rule_set *);
+/* RULE_MASK() of the targets its rules use: skip parsing what none reads. */
+unsigned	 rule_set_targets(const struct rule_set *);
 /* The build's version tag (whatever the loader passed to rule_set_tag). */
 void		 rule_set_tag(struct rule_set *, long long version);
 long long	 rule_set_version(const struct rule_set *);

@@ -5,14 +5,11 @@
  * field; the database is reached only through db_*() (and the rule and
  * quarantine stores through their own calls); nothing from a message is
  * interpreted here, only copied into JSON strings.
- *
- * The rule store (db_rule_*) and the quarantine (quar_*) are written on the
- * `rules` branch. They are declared weak below, so this file links before
- * they land: until then those routes answer 503 and say why.
  */
 #include "web_int.h"
 #include "conf.h"
 #include "db.h"
+#include "quar.h"
 #include "rules.h"
 #include "stats.h"
 #include "util.h"
@@ -31,26 +28,6 @@
 #define API_MAX_BULK		1000	/* ids in one bulk quarantine action */
 #define API_MAX_ID		64	/* bytes of a quarantine id */
 
-/* --- stores from the rules branch (weak until linked) ------------------ */
-int	 db_rule_list(struct rule_def **defs, size_t *n);
-long long db_rule_add(const struct rule_def *);
-int	 db_rule_update(const struct rule_def *);
-int	 db_rule_del(long long id);
-json_t	*quar_list(int limit, long long before, const char *q);
-json_t	*quar_get(const char *id);
-char	*quar_raw(const char *id, size_t *len);
-int	 quar_release(const char *id, const char *who, char *err, size_t errsz);
-int	 quar_delete(const char *id);
-#pragma weak db_rule_list
-#pragma weak db_rule_add
-#pragma weak db_rule_update
-#pragma weak db_rule_del
-#pragma weak quar_list
-#pragma weak quar_get
-#pragma weak quar_raw
-#pragma weak quar_release
-#pragma weak quar_delete
-
 struct api_path {
 	char	*seg[API_MAX_SEGS];
 	int	 n;
@@ -68,6 +45,7 @@ static int	 api_limit(const struct web_req *, struct web_resp *, int *);
 static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
 static json_t	*api_rule_json(const struct rule_def *);
 static int	 api_is(const struct web_req *, const char *method);
+static int	 api_quar_id_ok(const char *);
 
 static int
 api_is(const struct web_req *r, const char *m)
@@ -479,16 +457,6 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	return 0;
 }
 
-static int
-api_rules_ready(struct web_resp *resp)
-{
-	if (db_rule_list != NULL && db_rule_add != NULL && db_rule_update != NULL &&
-	    db_rule_del != NULL)
-		return 1;
-	web_error(resp, 503, "this build has no rule store yet (db_rule_*)");
-	return 0;
-}
-
 static void
 api_rules_list(struct web_resp *resp)
 {
@@ -496,7 +464,7 @@ api_rules_list(struct web_resp *resp)
 	json_t *a;
 	size_t n = 0;
 
-	if (db_rule_list(&defs, &n) == -1) {
+	if (db_rule_load(&defs, &n) == -1) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
@@ -524,19 +492,17 @@ api_rules_save(struct web_req *r, struct web_resp *resp, long long id)
 	}
 	json_decref(j);
 	d.id = id;
-	if (id == 0) {
-		if ((got = db_rule_add(&d)) == -1)
-			web_error(resp, 409, "could not store the rule (is the name taken?)");
-		else {
-			d.id = got;
-			web_json(resp, 201, api_rule_json(&d));
-		}
-	} else if ((rc = db_rule_update(&d)) == -1)
-		web_error(resp, 409, "could not store the rule (is the name taken?)");
-	else if (rc == 0)
+	got = id == 0 ? db_rule_add(&d) : (rc = db_rule_update(id, &d)) == 0 ? id : rc;
+	if (got == -2)
+		web_error(resp, 409, "a rule named %s exists already", d.name);
+	else if (got == -1)
+		web_error(resp, 503, "the database refused the change; see the log");
+	else if (id != 0 && got == 1)
 		web_error(resp, 404, "no rule %lld", id);
-	else
-		web_json(resp, 200, api_rule_json(&d));
+	else {
+		d.id = got;
+		web_json(resp, id == 0 ? 201 : 200, api_rule_json(&d));
+	}
 	rule_def_clear(&d);
 }
 
@@ -566,8 +532,8 @@ api_rules_test(struct web_req *r, struct web_resp *resp)
 		goto out;
 	if (msg != NULL)
 		raw = xstrdup(msg), len = strlen(msg);
-	else if (qid != NULL && quar_raw != NULL)
-		raw = quar_raw(qid, &len);
+	else if (qid != NULL && (!api_quar_id_ok(qid) || db_quar_raw(qid, &raw, &len) != 0))
+		raw = NULL;
 	else if (qid == NULL)
 		raw = xstrdup(""), len = 0;
 	if (raw == NULL) {
@@ -629,8 +595,6 @@ api_rules(struct web_req *r, struct web_resp *resp, struct api_path *p)
 		web_error(resp, 404, "no such endpoint");
 		return;
 	}
-	if (!api_rules_ready(resp))
-		return;
 	if (p->n == 1 && api_is(r, "GET"))
 		api_rules_list(resp);
 	else if (p->n == 1 && api_is(r, "POST"))
@@ -638,9 +602,9 @@ api_rules(struct web_req *r, struct web_resp *resp, struct api_path *p)
 	else if (p->n == 2 && api_is(r, "PUT"))
 		api_rules_save(r, resp, id);
 	else if (p->n == 2 && api_is(r, "DELETE")) {
-		if ((rc = db_rule_del(id)) == -1)
+		if ((rc = db_rule_delete(id)) == -1)
 			web_error(resp, 503, "the database refused the change; see the log");
-		else if (rc == 0)
+		else if (rc == 1)
 			web_error(resp, 404, "no rule %lld", id);
 		else
 			web_json(resp, 200, json_pack("{s:b}", "deleted", 1));
@@ -649,16 +613,6 @@ api_rules(struct web_req *r, struct web_resp *resp, struct api_path *p)
 }
 
 /* ------------------------------------------------------------ quarantine */
-
-static int
-api_quar_ready(struct web_resp *resp)
-{
-	if (quar_list != NULL && quar_get != NULL && quar_raw != NULL &&
-	    quar_release != NULL && quar_delete != NULL)
-		return 1;
-	web_error(resp, 503, "this build has no quarantine store yet (quar_*)");
-	return 0;
-}
 
 static int
 api_quar_id_ok(const char *id)
@@ -674,18 +628,16 @@ api_quar_id_ok(const char *id)
 	return 1;
 }
 
-/* Release or delete one message: 1 done, 0 not found, -1 failed (err). */
+/* Release or delete one message: 0 done, 1 not found, 2 not held (release
+ * only: released already or being released), -1 failed (err says why). */
 static int
-api_quar_act(const char *action, const char *id, const char *who, char *err,
-    size_t errsz)
+api_quar_act(const struct web_req *r, const char *action, const char *id,
+    char *err, size_t errsz)
 {
-	int rc;
-
 	snprintf(err, errsz, "failed; see the log");
 	if (strcmp(action, "release") == 0)
-		return quar_release(id, who, err, errsz);
-	rc = quar_delete(id);
-	return rc;
+		return quar_release(r->conf, id, r->user, err, errsz);
+	return db_quar_delete(id);
 }
 
 static void
@@ -693,12 +645,14 @@ api_quar_one(struct web_req *r, struct web_resp *resp, const char *action,
     const char *id)
 {
 	char err[256];
-	int rc = api_quar_act(action, id, r->user, err, sizeof(err));
+	int rc = api_quar_act(r, action, id, err, sizeof(err));
 
 	if (rc == -1)
 		web_error(resp, 502, "%s %s: %s", action, id, err);
-	else if (rc == 0)
-		web_error(resp, 404, "no quarantined message %s (or already released)", id);
+	else if (rc == 1)
+		web_error(resp, 404, "no quarantined message %s", id);
+	else if (rc == 2)
+		web_error(resp, 409, "message %s is released already or being released", id);
 	else
 		web_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "done", action));
 }
@@ -726,24 +680,55 @@ api_quar_bulk(struct web_req *r, struct web_resp *resp)
 	out = json_array();
 	json_array_foreach(ids, i, id) {
 		const char *s = json_string_value(id);
-		int rc = s && api_quar_id_ok(s) ? api_quar_act(action, s, r->user, err,
-		    sizeof(err)) : 0;
+		int rc = s && api_quar_id_ok(s) ? api_quar_act(r, action, s, err,
+		    sizeof(err)) : 1;
 
 		json_array_append_new(out, json_pack("{s:s, s:s}", "id", s ? s : "",
-		    "result", rc == 1 ? "ok" : rc == 0 ? "not found" : err));
+		    "result", rc == 0 ? "ok" : rc == 1 ? "not found" :
+		    rc == 2 ? "not held" : err));
 	}
 	web_json(resp, 200, json_pack("{s:s, s:o}", "action", action, "results", out));
 	json_decref(j);
+}
+
+/* GET /api/quarantine?q=&limit=&offset=&state=&since=&until=: newest first. */
+static void
+api_quar_list(struct web_req *r, struct web_resp *resp)
+{
+	struct db_quar_query qq = { 0 };
+	long long off, since, until;
+	json_t *j;
+
+	if (api_limit(r, resp, &qq.limit) == -1 || api_query(r, resp, &qq.q) == -1 ||
+	    api_arg_ll(r, resp, "offset", &off) == -1 ||
+	    api_arg_ll(r, resp, "since", &since) == -1 ||
+	    api_arg_ll(r, resp, "until", &until) == -1)
+		return;
+	qq.offset = off > 1000000 ? 1000000 : (int)off;
+	qq.since = (time_t)since;
+	qq.until = (time_t)until;
+	qq.state = web_arg(r, "state");
+	if (qq.state != NULL && strcmp(qq.state, "held") != 0 &&
+	    strcmp(qq.state, "releasing") != 0 && strcmp(qq.state, "released") != 0) {
+		web_error(resp, 400, "state must be held, releasing or released");
+		return;
+	}
+	if ((j = db_quar_list(&qq)) == NULL)
+		web_error(resp, 503, "the database is not answering; see the log");
+	else
+		web_json(resp, 200, json_pack("{s:o}", "messages", j));
 }
 
 static void
 api_quar_raw(struct web_resp *resp, const char *id)
 {
 	size_t len = 0;
-	char *raw = quar_raw(id, &len);
+	char *raw = NULL;
+	int rc = db_quar_raw(id, &raw, &len);
 
-	if (raw == NULL) {
-		web_error(resp, 404, "no quarantined message %s", id);
+	if (rc != 0) {
+		web_error(resp, rc == 1 ? 404 : 503, rc == 1 ? "no quarantined message %s" :
+		    "the database is not answering (%s); see the log", id);
 		return;
 	}
 	resp->status = 200;
@@ -757,13 +742,10 @@ api_quar_raw(struct web_resp *resp, const char *id)
 static void
 api_quarantine(struct web_req *r, struct web_resp *resp, struct api_path *p)
 {
-	const char *id = p->n >= 2 ? p->seg[1] : NULL, *q;
-	long long before;
+	const char *id = p->n >= 2 ? p->seg[1] : NULL;
 	json_t *j;
-	int limit;
+	int found;
 
-	if (!api_quar_ready(resp))
-		return;
 	if (id != NULL && strcmp(id, "bulk") == 0 && p->n == 2 && api_is(r, "POST")) {
 		api_quar_bulk(r, resp);
 		return;
@@ -773,18 +755,13 @@ api_quarantine(struct web_req *r, struct web_resp *resp, struct api_path *p)
 		return;
 	}
 	if (p->n == 1 && api_is(r, "GET")) {
-		if (api_limit(r, resp, &limit) == -1 ||
-		    api_arg_ll(r, resp, "before", &before) == -1 || api_query(r, resp, &q) == -1)
-			return;
-		if ((j = quar_list(limit, before, q)) == NULL)
-			web_error(resp, 503, "the database is not answering; see the log");
-		else
-			web_json(resp, 200, json_pack("{s:o}", "messages", j));
+		api_quar_list(r, resp);
 	} else if (p->n == 2 && api_is(r, "GET")) {
-		if ((j = quar_get(id)) == NULL)
-			web_error(resp, 404, "no quarantined message %s", id);
-		else
+		if ((j = db_quar_get(id, &found)) != NULL)
 			web_json(resp, 200, j);
+		else
+			web_error(resp, found ? 503 : 404, found ? "the database is not "
+			    "answering (%s); see the log" : "no quarantined message %s", id);
 	} else if (p->n == 2 && api_is(r, "DELETE"))
 		api_quar_one(r, resp, "delete", id);
 	else if (p->n == 3 && strcmp(p->seg[2], "raw") == 0 && api_is(r, "GET"))

@@ -334,6 +334,32 @@ T_CASE(test_one_rule_reports_where)
 	free(raw);
 }
 
+/* etc/rules.txt compiles and catches what its comments promise. */
+T_CASE(starter_rules)
+{
+	size_t n;
+	char *text = mail_load("../../../etc/rules.txt", &n);
+	const char *rcpts[] = { "bob@example.org" };
+	struct rule_input env = { .helo = "10.1.2.3", .mail_from = "x1234567@win.top",
+	    .client_ip = "192.0.2.1", .client_name = "unknown", .rcpts = rcpts, .nrcpts = 1 };
+	struct hits h;
+
+	run(text, &jit_on, "nested.eml", NULL, RULE_MASK_ALL, &h);
+	T_ASSERT(strstr(h.s, "attach_executable@attachment[1]") != NULL);
+	run(text, &jit_on, "alternative.eml", NULL, RULE_MASK_ALL, &h);
+	T_ASSERT(strstr(h.s, "body_pharma@body[1]") != NULL);
+	T_ASSERT(strstr(h.s, "mailer_bulk") == NULL);
+	run(text, &jit_on, NULL, &env, RULE_MASK_ALL, &h);
+	T_EQ_STR(h.s, "helo_bare_ip@helo from_digits_local@mail_from "
+	    "from_abused_tld@mail_from client_no_rdns@client_name");
+	env.helo = "[10.1.2.3]";
+	env.mail_from = "alice@example.org";
+	env.client_name = "mail.example.org";
+	run(text, &jit_on, NULL, &env, RULE_MASK_ALL, &h);
+	T_EQ_STR(h.s, "");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -352,5 +378,6 @@ main(void)
 	T_RUN(disabled_rules_skipped_and_counted);
 	T_RUN(swap_keeps_old_set_for_holders);
 	T_RUN(test_one_rule_reports_where);
+	T_RUN(starter_rules);
 	return T_END();
 }
