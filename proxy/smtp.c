@@ -668,18 +668,20 @@ smtp_process(struct smtp_session *s)
 			smtp_data_input(s);
 			continue;
 		}
+		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
+			const char *p = line_buf_ptr(&s->in);
+			const char *lf = memchr(p, '\n', s->in.len);
+			line_buf_drop(&s->in, lf ? (size_t)(lf - p) + 1 : s->in.len);
+			if (lf != NULL)
+				s->flags &= ~SMTP_F_DISCARD;
+			continue;
+		}
 		used = line_find(line_buf_ptr(&s->in), s->in.len,
 		    (size_t)s->conf->max_line_length, &ll);
 		if (used == 0)
 			break;
-		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
-			line_buf_drop(&s->in, used > 0 ? (size_t)used : s->in.len);
-			if (used > 0)
-				s->flags &= ~SMTP_F_DISCARD;
-			continue;
-		}
 		if (used < 0) {
-			line_buf_drop(&s->in, s->in.len);
+			line_buf_drop(&s->in, (size_t)s->conf->max_line_length);
 			s->flags |= SMTP_F_DISCARD;
 			s->commands++;
 			smtp_reply(s, "500 5.5.2 Error: line too long");
