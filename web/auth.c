@@ -250,7 +250,9 @@ auth_session_end(const char *token)
 /* ---------------------------------------------------------- rate limits */
 
 /* Under auth_rmtx: key's slot with a current window, or (create) a fresh
- * one in a free, stale or else the oldest slot. NULL when absent. */
+ * one in a free or stale slot, else the one with the fewest failures (the
+ * oldest among those): a flood of new keys evicts one-off strays, not the
+ * address that keeps failing. NULL when absent. */
 static struct auth_rate *
 auth_rate_slot(const char *key, time_t now, int create)
 {
@@ -263,7 +265,9 @@ auth_rate_slot(const char *key, time_t now, int create)
 			r->start = 0;		/* window over: forget */
 		if (r->start != 0 && strcmp(r->key, key) == 0)
 			return r;
-		if (victim == NULL || r->start < victim->start)
+		if (victim == NULL || (victim->start != 0 && (r->start == 0 ||
+		    r->fails < victim->fails ||
+		    (r->fails == victim->fails && r->start < victim->start))))
 			victim = r;
 	}
 	if (!create)
