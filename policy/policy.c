@@ -436,7 +436,7 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	}
 	/* Committed before the 250, or turned into a 4xx (quar_store also
 	 * refuses with 550 when quarantine.enabled = no). */
-	if (stage == POL_DATA && d->verdict == POL_QUARANTINE)
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
 		quar_store(ps, msg, d);
 	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;
