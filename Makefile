@@ -18,7 +18,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 B	 = build
 SRCS	 = $(sort $(wildcard proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
-LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS))
+# The dashboard's static files and Debian's Chart.js, compiled in.
+CHARTJS	?= /usr/share/javascript/chart.js/chart.min.js
+ASSETS	 = $(sort $(wildcard web/static/*))
+GENSRCS	 = $(B)/gen/web_assets.c
+LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS)) $(GENSRCS)
 OBJS	 = $(LIBSRCS:%.c=$(B)/obj/%.o)
 ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
@@ -41,6 +45,10 @@ deps:
 
 test-deps:
 	@sh .ci/deps test
+
+$(B)/gen/web_assets.c: $(ASSETS) $(CHARTJS) tools/embed.sh
+	@mkdir -p $(dir $@)
+	@sh tools/embed.sh $@ $(ASSETS) chart.js=$(CHARTJS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

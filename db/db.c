@@ -139,7 +139,6 @@ static const struct db_migration migrations[] = {
 	  "CREATE TABLE stats ("
 	  "  minute INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
 	  "  PRIMARY KEY (minute, name)) WITHOUT ROWID;" },
-	/* Append new steps here. */
 	{ "rules and quarantine",
 	  "CREATE TABLE rules ("
 	  "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -165,6 +164,11 @@ static const struct db_migration migrations[] = {
 	  "   CHECK (state IN ('held', 'releasing', 'released')),"
 	  "  released_at INTEGER, released_by TEXT);"
 	  "CREATE INDEX quarantine_ts ON quarantine(ts);" },
+	{ "web users",
+	  "CREATE TABLE web_users ("
+	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
+	/* Append new steps here. */
 };
 
 static char		*db_path;
@@ -1596,4 +1600,45 @@ db_quar_total(void)
 		t = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return t;
+}
+
+/* ------------------------------------------------------------ web users */
+
+int
+db_user_set(const char *name, const char *hash)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO web_users (name, hash, updated) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash,"
+	    " updated = excluded.updated")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "set web user");
+	return rc;
+}
+
+char *
+db_user_hash(const char *name)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *hash = NULL;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT hash FROM web_users WHERE name = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		db_fail(h, rc, "read web user");
+	sqlite3_finalize(st);
+	return hash;
 }

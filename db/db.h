@@ -229,4 +229,13 @@ int	 db_quar_expire(time_t now, long long max_age);
 /* Total bytes held: >= 0, or -1. */
 long long db_quar_total(void);
 
+/* --- web users --------------------------------------------------------- */
+
+/* Create or replace a dashboard user's password hash (an opaque string from
+ * auth_hash()). 0 or -1. */
+int	 db_user_set(const char *name, const char *hash);
+/* The stored hash (xmalloc'd), or NULL when there is no such user or the
+ * database failed (logged). */
+char	*db_user_hash(const char *name);
+
 #endif

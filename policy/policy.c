@@ -26,6 +26,7 @@
 #include "rate.h"
 #include "rbl.h"
 #include "rulecheck.h"
+#include "stats.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -584,6 +585,12 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		ck[i] = (struct db_check){ ps->results[i].check, ps->results[i].result,
 		    ps->results[i].reason, ps->results[i].score };
 	db_verdict_add(&v);
+	stats_inc(STATS_MESSAGES, 1);
+	stats_inc(STATS_BYTES, (long long)size);
+	stats_verdict(v.verdict);
+	for (int i = 0; i < ps->nresults; i++)
+		stats_check(ck[i].check, ck[i].result);
+	stats_observe(STATS_H_TRANSACTION, ms / 1000.0);
 }
 
 void
