@@ -23,8 +23,10 @@
 #include "policy.h"
 #include "smtp.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
+#include "web.h"
 #include "work.h"
 
 #include <arpa/inet.h>
@@ -126,6 +128,7 @@ struct smtp_session {
 	char		 ip[INET6_ADDRSTRLEN];
 	int		 port;
 	int		 v6;
+	uint64_t	 t_conn;	/* accepted, monotonic ms (stats) */
 	struct ev_io	 io;
 	SSL		*ssl;
 	enum smtp_state	 state;
@@ -453,6 +456,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 		static const char busy[] = "421 4.7.0 Error: too many connections\r\n";
 		log_info("refused connection from [%s]:%d: too many connections", ip, port);
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		stats_inc(STATS_REFUSED, 1);
 		close(fd);
 		conf_unref(c);
 		return;
@@ -466,6 +470,9 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	s->port = port;
 	s->v6 = ss->ss_family == AF_INET6;
 	s->state = SMTP_S_CONNECT;
+	s->t_conn = time_mono_ms();
+	stats_inc(STATS_SESSIONS, 1);
+	stats_gauge_add(STATS_G_SESSIONS, 1);
 	s->next = l->sessions;
 	if (l->sessions)
 		l->sessions->prev = s;
@@ -526,6 +533,8 @@ smtp_free(struct smtp_session *s, const char *reason)
 	be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
+	stats_gauge_add(STATS_G_SESSIONS, -1);
+	stats_observe(STATS_H_SESSION, (double)(time_mono_ms() - s->t_conn) / 1000.0);
 }
 
 /* After the batch: the memory of a session that smtp_free() closed. */
@@ -1779,6 +1788,12 @@ smtp_serve(const char *path, struct conf *c)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (web_start(c) == -1) {
+		tls_shutdown();
+		pol_shutdown();
+		conf_unref(c);
+		return 1;
+	}
 	loops = xcalloc((size_t)nthreads, sizeof(*loops));
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();
@@ -1810,6 +1825,7 @@ smtp_serve(const char *path, struct conf *c)
 		ev_wake(loops[i].ev);
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(loops[i].thread, NULL);
+	web_stop();
 	work_shutdown();
 	for (int i = 0; i < nthreads; i++) {
 		work_home_free(loops[i].home);
