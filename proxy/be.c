@@ -74,6 +74,7 @@ static void	 be_write(struct be *);
 static void	 be_send(struct be *, const char *);
 static void	 be_send_queued(struct be *);
 static void	 be_queue_clear(struct be *);
+static void	 be_teardown(struct be *);
 static void	 be_try_write(struct be *);
 static void	 be_on_reply(struct be *);
 static void	 be_fail(struct be *, const char *);
@@ -522,13 +523,8 @@ be_on_reply(struct be *be)
 			be_enter_state(be, BE_S_READY);	/* the group is answered */
 		else if (be->nout == 0)
 			be_send_queued(be);		/* lockstep: the next one */
-		if (done.code == 421) {	/* the backend is leaving */
-			ev_del(be->loop, &be->io);
-			line_buf_free(&be->in);
-			line_buf_free(&be->out);
-			be_queue_clear(be);
-			be_enter_state(be, BE_S_CLOSED);
-		}
+		if (done.code == 421)	/* the backend is leaving */
+			be_teardown(be);
 		be_update_events(be);
 		be->cb(be->arg, done.code, done.text, done.len);
 		free(done.text);
@@ -590,14 +586,7 @@ be_fail(struct be *be, const char *why)
 
 	if (be->state != BE_S_CLOSED)
 		log_info("%s: backend %s: %s", be->sid, be->conf->backend, why);
-	ev_del(be->loop, &be->io);
-	line_buf_free(&be->in);
-	line_buf_free(&be->out);
-	be_reply_clear(&be->reply);
-	be_queue_clear(be);
-	be->body = NULL;
-	be->deadline = 0;
-	be_enter_state(be, BE_S_CLOSED);
+	be_teardown(be);
 	if (waiting)
 		be_done(be, -1, why, strlen(why));
 }
@@ -614,6 +603,13 @@ be_close(struct be *be)
 {
 	if (be->state == BE_S_READY && be->out.len == 0)
 		(void)send(be->io.fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+	be_teardown(be);
+}
+
+/* Close the socket and drop everything in flight; no callback. */
+static void
+be_teardown(struct be *be)
+{
 	ev_del(be->loop, &be->io);
 	line_buf_free(&be->in);
 	line_buf_free(&be->out);
@@ -621,7 +617,7 @@ be_close(struct be *be)
 	be_queue_clear(be);
 	be->body = NULL;
 	be->deadline = 0;
-	be->state = BE_S_CLOSED;
+	be_enter_state(be, BE_S_CLOSED);
 }
 
 void

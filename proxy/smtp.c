@@ -190,6 +190,7 @@ struct smtp_cmd {
 	unsigned	 states;	/* S(state) where allowed */
 	int		(*check)(struct smtp_session *, const char *);
 	void		(*proceed)(struct smtp_session *, const char *);
+	const char	*reply;		/* the whole answer when proceed is NULL */
 };
 
 /* Table of contents. */
@@ -239,29 +240,28 @@ static void	 smtp_proceed_mail(struct smtp_session *, const char *);
 static void	 smtp_proceed_rcpt(struct smtp_session *, const char *);
 static void	 smtp_proceed_data(struct smtp_session *, const char *);
 static void	 smtp_proceed_rset(struct smtp_session *, const char *);
-static void	 smtp_proceed_noop(struct smtp_session *, const char *);
 static void	 smtp_proceed_quit(struct smtp_session *, const char *);
-static void	 smtp_proceed_vrfy(struct smtp_session *, const char *);
 static void	 smtp_proceed_help(struct smtp_session *, const char *);
-static void	 smtp_proceed_expn(struct smtp_session *, const char *);
 static void	 smtp_proceed_starttls(struct smtp_session *, const char *);
 
 #define SMTP_S_CMDS	(S(SMTP_S_GREETED) | S(SMTP_S_HELO) | S(SMTP_S_MAIL) | S(SMTP_S_RCPT))
 
 static const struct smtp_cmd smtp_cmds[] = {
-	{ "HELO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_helo },
-	{ "EHLO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_ehlo },
-	{ "MAIL", S(SMTP_S_HELO), smtp_check_mail, smtp_proceed_mail },
-	{ "RCPT", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_rcpt, smtp_proceed_rcpt },
-	{ "DATA", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_data, smtp_proceed_data },
-	{ "RSET", SMTP_S_CMDS, smtp_check_noarg, smtp_proceed_rset },
-	{ "NOOP", SMTP_S_CMDS, NULL, smtp_proceed_noop },
-	{ "QUIT", SMTP_S_CMDS, NULL, smtp_proceed_quit },
-	{ "VRFY", SMTP_S_CMDS, NULL, smtp_proceed_vrfy },
-	{ "EXPN", SMTP_S_CMDS, NULL, smtp_proceed_expn },
-	{ "HELP", SMTP_S_CMDS, NULL, smtp_proceed_help },
+	{ "HELO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_helo, NULL },
+	{ "EHLO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_ehlo, NULL },
+	{ "MAIL", S(SMTP_S_HELO), smtp_check_mail, smtp_proceed_mail, NULL },
+	{ "RCPT", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_rcpt, smtp_proceed_rcpt, NULL },
+	{ "DATA", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_data, smtp_proceed_data, NULL },
+	{ "RSET", SMTP_S_CMDS, smtp_check_noarg, smtp_proceed_rset, NULL },
+	{ "NOOP", SMTP_S_CMDS, NULL, NULL, "250 2.0.0 Ok" },
+	{ "QUIT", SMTP_S_CMDS, NULL, smtp_proceed_quit, NULL },
+	/* RFC 5321 3.5.3: 252 when we cannot verify; EXPN is optional */
+	{ "VRFY", SMTP_S_CMDS, NULL, NULL,
+	    "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery" },
+	{ "EXPN", SMTP_S_CMDS, NULL, NULL, "502 5.5.1 Error: command not implemented" },
+	{ "HELP", SMTP_S_CMDS, NULL, smtp_proceed_help, NULL },
 	{ "STARTTLS", S(SMTP_S_GREETED) | S(SMTP_S_HELO), smtp_check_starttls,
-	    smtp_proceed_starttls },
+	    smtp_proceed_starttls, NULL },
 };
 
 /* ---- the command line ---------------------------------------------- */
@@ -772,7 +772,10 @@ smtp_line(struct smtp_session *s, char *line, size_t len)
 		return;
 	}
 	s->commands_ok++;
-	cmd->proceed(s, arg);
+	if (cmd->proceed == NULL)
+		smtp_reply(s, "%s", cmd->reply);
+	else
+		cmd->proceed(s, arg);
 }
 
 /* ---- policy jobs ----------------------------------------------------- */
@@ -1182,31 +1185,10 @@ smtp_proceed_rset(struct smtp_session *s, const char *arg)
 }
 
 static void
-smtp_proceed_noop(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "250 2.0.0 Ok");
-}
-
-static void
 smtp_proceed_quit(struct smtp_session *s, const char *arg)
 {
 	(void)arg;
 	smtp_close_after(s, "221 2.0.0 Bye");
-}
-
-static void
-smtp_proceed_vrfy(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
-}
-
-static void
-smtp_proceed_expn(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "502 5.5.1 Error: command not implemented");
 }
 
 static void
