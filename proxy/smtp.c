@@ -1799,7 +1799,7 @@ static void
 smtp_reload(const char *path)
 {
 	struct conf_err *errs;
-	struct conf *c;
+	struct conf *c, *old;
 	int n;
 
 	if ((c = conf_load(path, &errs, &n)) == NULL) {
@@ -1809,9 +1809,16 @@ smtp_reload(const char *path)
 		free(errs);
 		return;
 	}
+	old = conf_current();
+	if (strcmp(old->listen, c->listen) != 0 || strcmp(old->tls_cert, c->tls_cert) != 0 ||
+	    strcmp(old->tls_key, c->tls_key) != 0 || old->threads != c->threads)
+		log_warn("reload: proxy.listen, proxy.threads and the TLS files take "
+		    "effect at the next start only");
+	conf_unref(old);
+	log_set_level((enum log_level)c->log_level);
 	pol_reload(c);
 	conf_swap(c);
-	log_info("reload: configuration %s loaded", path);
+	log_info("reload: configuration %s loaded; new sessions use it", path);
 }
 
 int
