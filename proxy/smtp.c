@@ -602,7 +602,10 @@ smtp_io(struct ev_io *io, unsigned r)
 		return;
 	}
 	if (r & EV_WRITE) {
-		s->flags &= ~SMTP_F_WANTW;
+		if (s->flags & SMTP_F_WANTW) {	/* a TLS read waited for this */
+			s->flags &= ~SMTP_F_WANTW;
+			r |= EV_READ;
+		}
 		smtp_flush(s);
 		if (s->flags & SMTP_F_DEAD)
 			return;
