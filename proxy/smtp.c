@@ -1748,8 +1748,7 @@ smtp_after(void *arg)
 		for (struct smtp_session *s = l->sessions, *n; s != NULL; s = n) {
 			n = s->next;
 			smtp_reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
-			smtp_enter_state(s, SMTP_S_QUIT);
-			smtp_flush(s);
+			smtp_flush(s);	/* one try; the session ends either way */
 			smtp_free(s, "shutdown");
 		}
 	}
