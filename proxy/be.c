@@ -198,7 +198,7 @@ be_enter_state(struct be *be, enum be_state st)
 	be->state = st;
 }
 
-int be_ready(const struct be *be) { return be->state == BE_S_READY; }
+int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 

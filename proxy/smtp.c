@@ -530,7 +530,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	stats_gauge_add(STATS_G_SESSIONS, 1);
 	smtp_loop_add(l, s);
 	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
-	s->be = be_new(l->ev, c, s->id, smtp_be_cb, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
 	log_info("%s: connect from [%s]:%d", s->id, ip, port);
 	smtp_set_deadline(s);
@@ -580,7 +579,8 @@ smtp_free(struct smtp_session *s, const char *reason)
 	l->nsessions--;
 	s->next = l->graveyard;
 	l->graveyard = s;
-	be_close(s->be);
+	if (s->be != NULL)
+		be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
 	stats_gauge_add(STATS_G_SESSIONS, -1);
@@ -1451,6 +1451,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
+			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
 		who.v6 = s->v6;
 		who.port = s->port;
@@ -1704,7 +1706,8 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
-		be_tick(s->be, now);
+		if (s->be != NULL)
+			be_tick(s->be, now);
 		if (s->flags & SMTP_F_DEAD)
 			continue;
 		if (s->wait == SMTP_W_NONE && s->state != SMTP_S_EOM && now > s->deadline) {
