@@ -166,6 +166,9 @@ struct smtp_loop {
 	struct smtp_session *hash[SMTP_HASH];
 	int		 nsessions;
 	int		 jobs_out;
+	/* Reads land here first; a session keeps only what it has not
+	 * processed yet, so no session holds a read-sized buffer. */
+	char		 scratch[LIM_IO_CHUNK];
 	uint64_t	 last_tick, drain_deadline;
 	int		 draining;
 	pthread_t	 thread;
@@ -660,36 +663,33 @@ smtp_io(struct ev_io *io, unsigned r)
 static void
 smtp_read(struct smtp_session *s)
 {
+	char *p = s->loop->scratch;
+
 	/* A TLS record may hold more than we asked for: drain what OpenSSL
 	 * already decrypted, within a bound. */
 	for (int rounds = 0; rounds < 4; rounds++) {
-		char *p = line_buf_space(&s->in, LIM_IO_CHUNK);
 		unsigned want = 0;
 		ssize_t n;
 
 		if (s->ssl != NULL) {
 			n = tls_read(s->ssl, p, LIM_IO_CHUNK, &want);
 			if (n == 0) {
-				line_buf_commit(&s->in, 0);
 				if (want == EV_WRITE)
 					s->flags |= SMTP_F_WANTW;
 				break;
 			}
 		} else {
 			n = recv(s->io.fd, p, LIM_IO_CHUNK, 0);
-			if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-				line_buf_commit(&s->in, 0);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
 				break;
-			}
 			if (n == 0)
 				n = -1;
 		}
 		if (n < 0) {
-			line_buf_commit(&s->in, 0);
 			smtp_free(s, "lost connection");
 			return;
 		}
-		line_buf_commit(&s->in, (size_t)n);
+		line_buf_add(&s->in, p, (size_t)n);
 		if (s->state == SMTP_S_DATA)
 			s->tx->data_started = 1;
 		smtp_set_deadline(s);
