@@ -507,7 +507,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	struct conf *c = conf_current();
 	struct smtp_session *s;
 	char ip[INET6_ADDRSTRLEN];
-	int port, one = 1;
+	int port;
 
 	smtp_peer(ss, ip, &port);
 	if (smtp_conn_take(c, ip) == -1) {
@@ -519,7 +519,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 		conf_unref(c);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = xcalloc(1, sizeof(*s));
 	s->loop = l;
 	s->conf = c;
@@ -1806,6 +1805,8 @@ smtp_listen_one(const char *hp)
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    /* accepted sockets inherit it (Linux): no setsockopt per client */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    (ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
 	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {
