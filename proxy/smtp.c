@@ -166,6 +166,7 @@ struct smtp_loop {
 	struct smtp_session *hash[SMTP_HASH];
 	int		 nsessions;
 	int		 jobs_out;
+	int		 lis_paused;	/* accept() failed for want of resources */
 	/* Reads land here first; a session keeps only what it has not
 	 * processed yet, so no session holds a read-sized buffer. */
 	char		 scratch[LIM_IO_CHUNK];
@@ -550,8 +551,13 @@ smtp_accept(struct ev_io *io, unsigned r)
 		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of descriptors or memory: the listener would stay
+			 * readable and spin; rest it until the next tick. */
+			log_warn("accept: %s; not accepting for a second", strerror(errno));
+			ev_set(l->ev, io, 0);
+			l->lis_paused = 1;
 			return;
 		}
 		smtp_accept_one(l, fd, &ss, len);
@@ -1703,6 +1709,11 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 {
 	struct smtp_session *s, *next;
 
+	if (l->lis_paused && !l->draining) {
+		l->lis_paused = 0;
+		for (int i = 0; i < l->nlis; i++)
+			ev_set(l->ev, &l->lis[i], EV_READ);
+	}
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
 		if (s->be != NULL)
