@@ -265,3 +265,48 @@ def test_backend_drops_mid_data_gives_451_442(make_postern, make_capture):
         t = c.transaction("a@example.org", ["b@example.org"], make_message("drop", size=5000))
         assert t["final"].code == 451 and t["final"].enhanced == "4.4.2", t
     assert not cap.accepted()
+
+
+def test_backend_slow_at_end_of_data_gives_4xx(make_postern, make_capture):
+    cap = make_capture(data_delay=20)
+    p = make_postern(cap.addr, conf={"proxy.timeout_data_term": 2})
+    with RawSMTP(p.port, timeout=30) as c:
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("slow"))
+        assert 400 <= t["final"].code < 500, t   # never 250 without the backend's 250
+
+
+def test_backend_refuses_service_at_banner(make_postern, make_capture):
+    cap = make_capture(banner="554 5.3.2 not today")
+    p = make_postern(cap.addr)
+    with RawSMTP(p.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@example.org>")
+        if r.code == 250:
+            r = c.cmd("RCPT TO:<b@example.org>")
+        assert 400 <= r.code < 500, r            # the sender retries later
+    assert not cap.messages
+
+
+def test_backend_answer_to_mail_is_passed_back(make_postern, make_capture):
+    cap = make_capture(mail_reply="452 4.3.1 insufficient system storage")
+    p = make_postern(cap.addr)
+    with RawSMTP(p.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@example.org>")
+        assert r.code == 452, r
+        assert c.cmd("RCPT TO:<b@example.org>").code == 503   # no transaction open
+
+
+def test_connections_per_ip_limit_421(make_postern, capture):
+    p = make_postern(capture.addr, conf={"proxy.max_connections_per_ip": 2})
+    held = [RawSMTP(p.port, source=CLIENT_IP) for _ in range(2)]
+    try:
+        assert all(h.banner.code == 220 for h in held)
+        with RawSMTP(p.port, source=CLIENT_IP) as third:
+            assert third.banner.code == 421 and third.banner.enhanced == "4.7.0", third.banner
+        with RawSMTP(p.port, source="127.0.0.3") as other:   # another address is fine
+            assert other.banner.code == 220
+    finally:
+        for h in held:
+            h.close()
