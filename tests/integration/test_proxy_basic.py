@@ -310,3 +310,27 @@ def test_connections_per_ip_limit_421(make_postern, capture):
     finally:
         for h in held:
             h.close()
+
+
+def test_harness_config_passes_configtest(make_postern, capture):
+    p = make_postern(capture.addr, start=False)
+    rc, out = p.configtest()
+    assert rc == 0, out
+
+
+def test_listen_on_ipv4_and_ipv6_loopback(make_postern, capture):
+    import socket
+    with socket.socket(socket.AF_INET6) as s6:     # a free port on ::1
+        s6.bind(("::1", 0))
+        v6 = s6.getsockname()[1]
+    p = make_postern(capture.addr, start=False)
+    p.settings["proxy.listen"] = "127.0.0.1:%d, [::1]:%d" % (p.port, v6)
+    p.start()
+    with RawSMTP(p.port) as c:
+        assert c.banner.code == 220
+    with RawSMTP(v6, host="::1") as c:
+        assert c.banner.code == 220
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("v6"))
+        assert t["final"].code == 250, t
+    assert b"Subject: v6" in capture.wait_messages(1)[0].data
