@@ -99,6 +99,9 @@ static int	 spf_domain_spec_check(const char *);
 static int	 spf_toplabel(const char *, size_t);
 static void	 spf_record_free(struct spf_record *);
 static int	 spf_expand(struct spf_ctx *, const char *, const char *, int, char *, size_t);
+static const char *spf_expand_macro(struct spf_ctx *, const char *, const char *, char *, size_t);
+static void	 spf_transform(char *, size_t, const char *, long keep, int rev);
+static void	 spf_urlescape(char *, size_t);
 static int	 spf_macro_value(struct spf_ctx *, char, const char *, char *, size_t);
 static int	 spf_target(struct spf_ctx *, const struct spf_term *, const char *, char *, size_t);
 static int	 spf_domain_ok(const char *);
@@ -595,7 +598,7 @@ spf_explain(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 		}
 	out = xmalloc(SPF_EXP_MAX);
 	if (spf_macro_check(t, 1) == 0 &&
-	    spf_expand(ctx, t, domain, 1, out, SPF_EXP_MAX) == 0)
+	    spf_expand(ctx, t, domain, 0, out, SPF_EXP_MAX) == 0)
 		ctx->explanation = out;
 	else
 		free(out);
@@ -639,7 +642,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 		snprintf(out, outsz, "%s", domain);
 		return 0;
 	}
-	if (spf_expand(ctx, t->spec, domain, 0, buf, sizeof(buf)) == -1)
+	if (spf_expand(ctx, t->spec, domain, 1, buf, sizeof(buf)) == -1)
 		return -1;
 	/* 7.3: over 253 characters, drop labels from the left. */
 	p = buf;
@@ -965,96 +968,119 @@ spf_record_free(struct spf_record *rec)
 
 /* ---- macros (7) ---- */
 
-/* Expand a checked macro-string into out; 0, or -1 if it does not fit. */
+/* Expand a checked macro-string into out; 0, or -1 on a bad macro. What
+ * does not fit is cut: for a domain name (tail) from the left, as 7.3 cuts
+ * names from the left anyway; for explanation text from the right. */
 static int
-spf_expand(struct spf_ctx *ctx, const char *s, const char *domain, int is_exp,
+spf_expand(struct spf_ctx *ctx, const char *s, const char *domain, int tail,
     char *out, size_t outsz)
 {
-	char val[SPF_EXPAND_MAX], parts[SPF_EXPAND_MAX];
+	char val[SPF_EXPAND_MAX];
 	size_t o = 0;
 
 	for (const char *p = s; *p; p++) {
-		const char *add = NULL;
-		char one[2] = { *p, '\0' };
+		const char *add = val;
 
 		if (*p != '%') {
-			add = one;
-		} else if (p[1] == '%') {
-			add = "%", p++;
-		} else if (p[1] == '_') {
-			add = " ", p++;
-		} else if (p[1] == '-') {
-			add = "%20", p++;
-		} else {
-			/* "%{" letter [digits] ["r"] delimiters "}" */
-			char letter = p[2];
-			const char *q = p + 3;
-			long keep = 0;
-			int rev = 0;
-			char delims[16] = "";
-			size_t nd = 0;
-
-			if (isdigit((unsigned char)*q)) {
-				keep = strtol(q, NULL, 10);
-				while (isdigit((unsigned char)*q))
-					q++;
-			}
-			if (*q == 'r' || *q == 'R')
-				rev = 1, q++;
-			while (*q != '}' && nd < sizeof(delims) - 1)
-				delims[nd++] = *q++;
-			while (*q != '}')
-				q++;
-			if (spf_macro_value(ctx, letter, domain, val, sizeof(val)) == -1)
-				return -1;
-			/* split on the delimiters, reverse, keep the right-most */
-			char *f[SPF_EXPAND_MAX / 2];
-			int nf = 0;
-			snprintf(parts, sizeof(parts), "%s", val);
-			char *c = parts;
-			f[nf++] = c;
-			for (; *c; c++)
-				if (strchr(nd ? delims : ".", *c) != NULL) {
-					*c = '\0';
-					f[nf++] = c + 1;
-				}
-			if (rev)
-				for (int i = 0; i < nf / 2; i++) {
-					char *tmp = f[i];
-					f[i] = f[nf - 1 - i];
-					f[nf - 1 - i] = tmp;
-				}
-			int first = keep > 0 && keep < nf ? nf - (int)keep : 0;
-			size_t vo = 0;
-			for (int i = first; i < nf; i++)
-				vo += (size_t)snprintf(val + vo, sizeof(val) - vo, "%s%s",
-				    i > first ? "." : "", f[i]);
-			/* 7.3: an upper-case letter means URL-escape the value */
-			if (isupper((unsigned char)letter)) {
-				char esc[SPF_EXPAND_MAX];
-				size_t eo = 0;
-				for (const char *v = val; *v && eo + 4 < sizeof(esc); v++) {
-					if (isalnum((unsigned char)*v) || strchr("-._~", *v))
-						esc[eo++] = *v;
-					else
-						eo += (size_t)snprintf(esc + eo, sizeof(esc) - eo,
-						    "%%%02X", (unsigned char)*v);
-				}
-				esc[eo] = '\0';
-				snprintf(val, sizeof(val), "%s", esc);
-			}
-			add = val;
-			p = q;
-		}
-		size_t al = strlen(add);
-		if (o + al >= outsz)
+			val[0] = *p;
+			val[1] = '\0';
+		} else if (p[1] == '%' || p[1] == '_' || p[1] == '-') {
+			add = p[1] == '%' ? "%" : p[1] == '_' ? " " : "%20";
+			p++;
+		} else if ((p = spf_expand_macro(ctx, p, domain, val, sizeof(val))) == NULL)
 			return -1;
+		size_t al = strlen(add);
+		if (al >= outsz)
+			add += al - (outsz - 1), al = outsz - 1;
+		if (o + al >= outsz) {
+			if (!tail)
+				break;
+			size_t drop = o + al - (outsz - 1);
+			memmove(out, out + drop, o - drop);
+			o -= drop;
+		}
 		memcpy(out + o, add, al);
 		o += al;
 	}
 	out[o] = '\0';
-	(void)is_exp;
 	return 0;
+}
+
+/* One checked "%{" letter [digits] ["r"] delimiters "}" at p: its value,
+ * transformed (7.3), into val. Returns the closing brace, or NULL. */
+static const char *
+spf_expand_macro(struct spf_ctx *ctx, const char *p, const char *domain,
+    char *val, size_t valsz)
+{
+	char letter = p[2], delims[16] = "";
+	const char *q = p + 3;
+	size_t nd = 0;
+	long keep = 0;
+	int rev = 0;
+
+	if (isdigit((unsigned char)*q)) {
+		keep = strtol(q, NULL, 10);
+		while (isdigit((unsigned char)*q))
+			q++;
+	}
+	if (*q == 'r' || *q == 'R')
+		rev = 1, q++;
+	for (; *q != '}'; q++)
+		if (nd < sizeof(delims) - 1 && strchr(delims, *q) == NULL)
+			delims[nd++] = *q;
+	if (spf_macro_value(ctx, letter, domain, val, valsz) == -1)
+		return NULL;
+	spf_transform(val, valsz, nd ? delims : ".", keep, rev);
+	/* an upper-case letter means: URL-escape the value */
+	if (isupper((unsigned char)letter))
+		spf_urlescape(val, valsz);
+	return q;
+}
+
+/* 7.3: split val on the delimiters, reverse if asked, keep the right-most
+ * keep parts (all when 0 or more than there are), join with dots. */
+static void
+spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
+{
+	char *copy = xstrdup(val), **f = xcalloc(strlen(val) + 2, sizeof(char *));
+	int nf = 0, first;
+	size_t vo = 0;
+
+	f[nf++] = copy;
+	for (char *c = copy; *c; c++)
+		if (strchr(delims, *c) != NULL) {
+			*c = '\0';
+			f[nf++] = c + 1;
+		}
+	for (int i = 0; rev && i < nf / 2; i++) {
+		char *tmp = f[i];
+		f[i] = f[nf - 1 - i];
+		f[nf - 1 - i] = tmp;
+	}
+	first = keep > 0 && keep < nf ? nf - (int)keep : 0;
+	val[0] = '\0';
+	for (int i = first; i < nf && vo < valsz; i++)
+		vo += (size_t)snprintf(val + vo, valsz - vo, "%s%s", i > first ? "." : "", f[i]);
+	free(f);
+	free(copy);
+}
+
+/* RFC 3986 2.3: everything but the unreserved characters as %XX. */
+static void
+spf_urlescape(char *val, size_t valsz)
+{
+	char *esc = xmalloc(valsz);
+	size_t eo = 0;
+
+	for (const char *v = val; *v && eo + 4 < valsz; v++) {
+		if (isalnum((unsigned char)*v) || strchr("-._~", *v) != NULL)
+			esc[eo++] = *v;
+		else
+			eo += (size_t)snprintf(esc + eo, valsz - eo, "%%%02X", (unsigned char)*v);
+	}
+	esc[eo] = '\0';
+	memcpy(val, esc, eo + 1);
+	free(esc);
 }
 
 /* The value of one macro letter (7.3). */
