@@ -94,6 +94,8 @@ static enum spf_result spf_get_record(struct spf_ctx *, const char *, char **);
 static int	 spf_parse(const char *, struct spf_record *, char *, size_t);
 static int	 spf_parse_term(char *, struct spf_term *, char *, size_t);
 static int	 spf_parse_cidr(char *, struct spf_term *, int dual);
+static int	 spf_parse_mech_arg(char *, struct spf_term *);
+static int	 spf_parse_spec(char *, struct spf_term *, int optional);
 static int	 spf_macro_check(const char *, int is_exp);
 static int	 spf_domain_spec_check(const char *);
 static int	 spf_toplabel(const char *, size_t);
@@ -760,48 +762,8 @@ spf_parse_term(char *s, struct spf_term *t, char *why, size_t whysz)
 		return -1;
 	}
 	t->mech = spf_mechs[i].mech;
-	switch (t->mech) {
-	case M_ALL:
-		if (*arg != '\0')
-			goto bad;
+	if (spf_parse_mech_arg(arg, t) == 0)
 		return 0;
-	case M_INCLUDE:
-	case M_EXISTS:
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_A:
-	case M_MX:
-		if (spf_parse_cidr(arg, t, 1) == -1)
-			goto bad;
-		if (*arg == '\0')
-			return 0;
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_PTR:
-		if (*arg == '\0')
-			return 0;
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_IP4:
-	case M_IP6:
-		if (*arg++ != ':' || spf_parse_cidr(arg, t, 0) == -1)
-			goto bad;
-		if (t->mech == M_IP4) {
-			/* qnum: no leading zeros, 0-255 (inet_pton agrees) */
-			if (strchr(arg, ':') || inet_pton(AF_INET, arg, t->net) != 1)
-				goto bad;
-		} else if (inet_pton(AF_INET6, arg, t->net) != 1)
-			goto bad;
-		return 0;
-	default:
-		break;
-	}
 bad:
 	snprintf(why, whysz, "bad term '%.60s'", s);
 	return -1;
@@ -821,6 +783,49 @@ spf_cidr_num(const char *c, int max)
 			return -1;
 	}
 	return (int)v;
+}
+
+/* What follows a mechanism's name (5.1-5.7, 12); 0 or -1. */
+static int
+spf_parse_mech_arg(char *arg, struct spf_term *t)
+{
+	switch (t->mech) {
+	case M_ALL:
+		return *arg == '\0' ? 0 : -1;
+	case M_INCLUDE:
+	case M_EXISTS:
+		return spf_parse_spec(arg, t, 0);
+	case M_A:
+	case M_MX:
+		if (spf_parse_cidr(arg, t, 1) == -1)
+			return -1;
+		return spf_parse_spec(arg, t, 1);
+	case M_PTR:
+		return spf_parse_spec(arg, t, 1);
+	case M_IP4:
+	case M_IP6:
+		if (*arg++ != ':' || spf_parse_cidr(arg, t, 0) == -1)
+			return -1;
+		/* ip4: qnum has no leading zeros, 0-255 (glibc's inet_pton agrees) */
+		if (t->mech == M_IP4)
+			return strchr(arg, ':') == NULL &&
+			    inet_pton(AF_INET, arg, t->net) == 1 ? 0 : -1;
+		return inet_pton(AF_INET6, arg, t->net) == 1 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+/* ":" domain-spec, or nothing when optional; 0 or -1. */
+static int
+spf_parse_spec(char *arg, struct spf_term *t, int optional)
+{
+	if (optional && *arg == '\0')
+		return 0;
+	if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
+		return -1;
+	t->spec = arg;
+	return 0;
 }
 
 /* Cut a trailing CIDR suffix off s (in place): for a/mx the dual form
@@ -1144,6 +1149,7 @@ static void	 spf_free(struct pol_session *);
 static struct spf_state *spf_state(const struct pol_session *, int create);
 static void	 spf_eval_identity(struct pol_session *, const char *sender,
 		    const char *domain, struct spf_outcome *);
+static void	 spf_eval_helo(struct pol_session *, struct spf_state *);
 static double	 spf_score(const struct conf *, enum spf_result);
 
 const struct pol_check spf_check = {
@@ -1194,14 +1200,7 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	(void)msg;
 	if (stage == POL_HELO) {
 		/* 2.3: the HELO identity; kept for the null sender. */
-		spf_outcome_clear(&st->helo);
-		st->have_helo = 0;
-		if (ps->helo == NULL)
-			return;
-		char *sender = xasprintf("postmaster@%s", ps->helo);
-		spf_eval_identity(ps, sender, ps->helo, &st->helo);
-		free(sender);
-		st->have_helo = 1;
+		spf_eval_helo(ps, st);
 		return;
 	}
 	if (ps->mail_from == NULL)
@@ -1210,12 +1209,8 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	if (*ps->mail_from == '\0') {
 		/* 2.4: for <>, the MAIL FROM check uses postmaster@HELO. */
 		const char *helo = ps->helo ? ps->helo : "";
-		if (!st->have_helo) {
-			char *sender = xasprintf("postmaster@%s", helo);
-			spf_eval_identity(ps, sender, helo, &st->helo);
-			free(sender);
-			st->have_helo = 1;
-		}
+		if (!st->have_helo)
+			spf_eval_helo(ps, st);
 		o = &st->mail;
 		*o = st->helo;
 		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
@@ -1238,6 +1233,19 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 
 /* temperror and none score 0: never a silent pass, never a penalty for
  * our own DNS trouble. */
+/* The HELO identity (2.3), as postmaster@HELO; no HELO is no domain. */
+static void
+spf_eval_helo(struct pol_session *ps, struct spf_state *st)
+{
+	const char *helo = ps->helo ? ps->helo : "";
+	char *sender = xasprintf("postmaster@%s", helo);
+
+	spf_outcome_clear(&st->helo);
+	spf_eval_identity(ps, sender, helo, &st->helo);
+	free(sender);
+	st->have_helo = 1;
+}
+
 static double
 spf_score(const struct conf *c, enum spf_result r)
 {
@@ -1269,7 +1277,7 @@ spf_free(struct pol_session *ps)
 
 	if (st == NULL)
 		return;
-	spf_outcome_clear(&st->mail);
+	spf_tx_reset(ps);
 	spf_outcome_clear(&st->helo);
 	free(st);
 	ps->priv[pol_check_slot(&spf_check)] = NULL;
