@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from dnszone import Zone  # noqa: E402
 
-BENCH = os.path.join(HERE, "..", "build", "spf_bench")
+BENCH = os.path.join(HERE, "..", "build", "bench", "spf_bench")
 RECORDS = [
     ("bench.test", "TXT", "v=spf1 include:_spf1.bench.test include:_spf2.bench.test mx a:out.bench.test -all"),
     ("_spf1.bench.test", "TXT", "v=spf1 " + " ".join("ip4:198.51.100.%d" % i for i in range(0, 40)) + " ~all"),
