@@ -85,6 +85,7 @@ struct spf_ctx {
 	char		*explanation;
 	char		*validated;	/* %{p}, computed once */
 	char		 dnswhy[128];	/* the last DNS failure, for reasons */
+	int		 in_include;	/* > 0: explanations are not wanted */
 };
 
 static enum spf_result spf_eval_domain(struct spf_ctx *, const char *);
@@ -368,7 +369,9 @@ spf_include(struct spf_ctx *ctx, const struct spf_term *t, const char *domain)
 	if (spf_target(ctx, t, domain, target, sizeof(target)) == -1)
 		return spf_err(ctx, SPF_R_PERMERROR, "bad macro in include: of %s", domain);
 	ctx->explanation = NULL;
+	ctx->in_include++;
 	r = spf_eval_domain(ctx, target);
+	ctx->in_include--;
 	/* 6.2: the included record's exp= is never used. */
 	free(ctx->explanation);
 	ctx->explanation = saved;
@@ -584,7 +587,7 @@ spf_explain(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 
 	free(ctx->explanation);
 	ctx->explanation = NULL;
-	if (rec->exp == -1 ||
+	if (ctx->in_include > 0 || rec->exp == -1 ||
 	    spf_target(ctx, &rec->terms[rec->exp], domain, target, sizeof(target)) == -1)
 		return;
 	a = dns_query(target, DNS_T_TXT, ctx->q->budget);
