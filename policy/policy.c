@@ -72,6 +72,12 @@ static const char *verdict_names[] = {
 	[POL_TEMPFAIL] = "tempfail", [POL_REJECT] = "reject",
 };
 
+const char *
+pol_verdict_name(enum pol_verdict v)
+{
+	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
+}
+
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
 pol_check_conf(const struct conf *c)
