@@ -24,6 +24,8 @@ ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
 UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
+BENCHSRC = $(sort $(wildcard bench/*.c))
+BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
 ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 PYTHON	 = /usr/bin/python3
@@ -67,6 +69,10 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
 
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 unit: deps $(UNITS)
 	@sh tests/run-unit $(UNITS)
 
@@ -82,8 +88,9 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
-bench: all
+bench: all $(BENCHES)
 	@sh .ci/deps bench
+	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
 
 clean:

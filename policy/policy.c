@@ -16,6 +16,9 @@
  */
 #include "policy_int.h"
 #include "access.h"
+#include "authres.h"
+#include "dkim.h"
+#include "dmarc.h"
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
@@ -54,6 +57,8 @@ static const struct pol_check *checks[] = {
 	&rbl_check,
 	&spf_check,
 	&grey_check,
+	&dkim_check,
+	&dmarc_check,		/* after spf and dkim: reads their results */
 	NULL
 };
 
@@ -351,6 +356,10 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			ps->results[j].stage = stage;
 	}
 	pol_decide(ps, stage, d);
+	/* RFC 8601 5: nobody else may speak for our authserv-id. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -570,9 +579,22 @@ pol_summary(const struct pol_session *ps, char *buf, size_t sz)
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < ps->nresults && o < sz; i++)
-		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ",
-		    ps->results[i].check, ps->results[i].result);
+	for (int i = 0; i < ps->nresults && o < sz; i++) {
+		const struct pol_result *r = &ps->results[i], *best = r;
+		int seen = 0;
+
+		/* One word per check: a message with three DKIM signatures
+		 * logs dkim=pass when any passed, else its first result. */
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(ps->results[j].check, r->check) == 0;
+		if (seen)
+			continue;
+		for (int j = i; j < ps->nresults && strcmp(best->result, "pass") != 0; j++)
+			if (strcmp(ps->results[j].check, r->check) == 0 &&
+			    strcmp(ps->results[j].result, "pass") == 0)
+				best = &ps->results[j];
+		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ", r->check, best->result);
+	}
 	if (o < sz)
 		snprintf(buf + o, sz - o, "score=%.1f", ps->score);
 }

@@ -556,9 +556,11 @@ smtp_update_events(struct smtp_session *s)
 		return;		/* smtp_tls_step() decides */
 	if (s->out.len > 0 || (s->flags & SMTP_F_WANTW))
 		want |= EV_WRITE;
-	if (s->wait == SMTP_W_NONE && s->state != SMTP_S_QUIT &&
-	    s->state != SMTP_S_CONNECT && s->state != SMTP_S_EOM &&
-	    s->out.len < LIM_OUT_HIGH)
+	/* Reading pauses while we wait, but lazily: EV_READ stays on until
+	 * input actually arrives during a wait (smtp_io), which saves two
+	 * epoll_ctl() per command for clients that wait for replies. */
+	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
+	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
 		want |= EV_READ;
 	ev_set(s->loop->ev, &s->io, want);
 }
@@ -578,8 +580,15 @@ smtp_io(struct ev_io *io, unsigned r)
 		if (s->flags & SMTP_F_DEAD)
 			return;
 	}
-	if ((r & EV_READ) && s->wait == SMTP_W_NONE)
-		smtp_read(s);
+	if (!(r & EV_READ))
+		return;
+	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
+	    s->state == SMTP_S_EOM) {
+		/* input during a wait: stop polling it until the wait ends */
+		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
+		return;
+	}
+	smtp_read(s);
 }
 
 static void
@@ -668,18 +677,20 @@ smtp_process(struct smtp_session *s)
 			smtp_data_input(s);
 			continue;
 		}
+		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
+			const char *p = line_buf_ptr(&s->in);
+			const char *lf = memchr(p, '\n', s->in.len);
+			line_buf_drop(&s->in, lf ? (size_t)(lf - p) + 1 : s->in.len);
+			if (lf != NULL)
+				s->flags &= ~SMTP_F_DISCARD;
+			continue;
+		}
 		used = line_find(line_buf_ptr(&s->in), s->in.len,
 		    (size_t)s->conf->max_line_length, &ll);
 		if (used == 0)
 			break;
-		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
-			line_buf_drop(&s->in, used > 0 ? (size_t)used : s->in.len);
-			if (used > 0)
-				s->flags &= ~SMTP_F_DISCARD;
-			continue;
-		}
 		if (used < 0) {
-			line_buf_drop(&s->in, s->in.len);
+			line_buf_drop(&s->in, (size_t)s->conf->max_line_length);
 			s->flags |= SMTP_F_DISCARD;
 			s->commands++;
 			smtp_reply(s, "500 5.5.2 Error: line too long");
