@@ -124,3 +124,23 @@ def test_smtp_denied_client_never_reaches_backend(env):
         assert env.stop_serving() == 0
     finally:
         sink.stop()
+
+
+def test_allowlisted_client_beats_dmarc_reject():
+    e = PolicyEnv(['_dmarc.strict.example. 300 IN TXT "v=DMARC1; p=reject"',
+                   'strict.example. 300 IN TXT "v=spf1 -all"'],
+                  conf="[greylist]\nenabled = no\n[spf]\nenabled = yes\n"
+                       "[dkim]\nenabled = yes\n[dmarc]\nenabled = yes\n").start()
+    msg = (b"From: ceo@strict.example\r\nTo: b@example.net\r\nSubject: wire money\r\n"
+           b"Message-ID: <x@strict.example>\r\n\r\nplease\r\n")
+    try:
+        d = e.check("203.0.113.9", helo="h.example", mail="ceo@strict.example",
+                    rcpts=["b@example.net"], message=msg)
+        assert d["verdict"] == "reject"                 # DMARC p=reject followed
+        assert d["stage"] == "data"
+        e.access("add", "allow", "client", "203.0.113.9")
+        d = e.check("203.0.113.9", helo="h.example", mail="ceo@strict.example",
+                    rcpts=["b@example.net"], message=msg)
+        assert d["verdict"] == "accept"
+    finally:
+        e.stop()
