@@ -6,7 +6,8 @@ backend never sees it, an allowlisted one skips greylisting.
 """
 import pytest
 
-from policyenv import PolicyEnv, Sink, smtp_session
+from harness.capture import Capture
+from policyenv import PolicyEnv, smtp_session
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_allowed_recipient_skips_greylisting(env):
 
 
 def test_smtp_denied_client_never_reaches_backend(env):
-    sink = Sink().start()
+    sink = Capture().start()
     try:
         env.access("add", "deny", "client", "127.0.0.3")
         env.serve(sink)
@@ -120,7 +121,7 @@ def test_smtp_denied_client_never_reaches_backend(env):
         assert s.banner[0] == 220
         s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
         s.quit()
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
         assert env.stop_serving() == 0
     finally:
         sink.stop()
