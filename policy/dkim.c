@@ -73,7 +73,7 @@ dkim_lib_init(void)
 	/* Signatures are processed at dkim_eom(), where a key lookup that
 	 * must be retried skips only its own signature; at end of header
 	 * (the default) it would abandon all the others too. */
-	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC;
+	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC | DKIM_LIBFLAGS_BADSIGHANDLES;
 
 	dkim_lib = dkim_init(NULL, NULL);
 	if (dkim_lib == NULL)

@@ -99,6 +99,12 @@ T_CASE(malformed_signature_is_neutral_and_scores_fail)
 	if (r != NULL)
 		T_EQ_STR(r->result, "neutral");
 	T_ASSERT(ps->score == c->dkim_fail_score);
+	/* no d= at all: still a signature (neutral), not "none" */
+	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; s=sel;\r\n"
+	    " h=from; bh=AAAA; b=AAAA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL);
+	if (r != NULL)
+		T_EQ_STR(r->result, "neutral");
 	pol_session_free(ps);
 	conf_unref(c);
 }
@@ -109,11 +115,14 @@ T_CASE(hostile_tag_values_are_cleaned)
 	struct pol_session *ps = session(c);
 	const struct pol_result *r;
 
-	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; d=exa;mple.org; s=s(e)l\"x;\r\n"
-	    " h=from; bh=AAAA; b=AA;AA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
-	T_ASSERT(r != NULL);
+	/* tag values the message author wrote end up in our header */
+	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; d=exa\"(m)ple.org; s=s\\el;\r\n"
+	    " h=from; bh=AAAA; b=A(A\"AA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL && r->authres != NULL);
 	if (r != NULL && r->authres != NULL) {
-		T_ASSERT(strpbrk(r->authres, "()\";\r\n") == NULL);
+		T_ASSERT(strpbrk(r->authres, "()\"\\;\r\n") == NULL);
+		T_ASSERT(strstr(r->authres, "header.d=example.org") != NULL);
+		T_ASSERT(strstr(r->authres, "header.s=sel") != NULL);
 	}
 	pol_session_free(ps);
 	conf_unref(c);
