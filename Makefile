@@ -24,8 +24,6 @@ ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
 UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
-BENCHSRC = $(sort $(wildcard bench/*.c))
-BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
 ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 PYTHON	 = /usr/bin/python3
@@ -69,10 +67,6 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
 
-$(B)/bench/%: bench/%.c $(B)/libpostern.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
-
 unit: deps $(UNITS)
 	@sh tests/run-unit $(UNITS)
 
@@ -88,9 +82,16 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
+BENCHSRC = $(sort $(wildcard bench/*.c))
+BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
+
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 bench: all $(BENCHES)
 	@sh .ci/deps bench
-	$(PYTHON) bench/auth_bench.py
+	@for b in $(BENCHES); do $$b || exit 1; done
 	$(PYTHON) bench/run.py
 
 clean:
