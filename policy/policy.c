@@ -268,6 +268,11 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
+	/* RFC 8601 5: nobody else may speak for our authserv-id; whatever
+	 * the verdict, these ranges never leave (backend or quarantine). */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	for (size_t i = 0; checks[i] != NULL; i++) {
 		const struct pol_check *ck = checks[i];
@@ -283,10 +288,6 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			break;
 	}
 	pol_decide(ps, stage, d);
-	/* RFC 8601 5: nobody else may speak for our authserv-id. */
-	if (stage == POL_DATA && msg != NULL)
-		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
-		    &d->skip);
 	ps->verdict = d->verdict;
 }
 
