@@ -268,8 +268,8 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
-	/* RFC 8601 5: nobody else may speak for our authserv-id; whatever
-	 * the verdict, these ranges never leave (backend or quarantine). */
+	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
+	 * the checks, so whatever keeps a copy at DATA can leave them out. */
 	if (stage == POL_DATA && msg != NULL)
 		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
 		    &d->skip);
