@@ -337,8 +337,16 @@ pol_authres_header(const struct pol_session *ps)
 		const struct pol_result *r = &ps->results[i];
 		if (r->authres == NULL)
 			continue;
+		/* Properties may quote what a client wrote (MAIL FROM):
+		 * no control character may fold or end our header. */
+		char *p = xstrdup(r->authres), *q = p;
+		for (const char *c = r->authres; *c; c++)
+			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
+				*q++ = *c;
+		*q = '\0';
 		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *r->authres ? " " : "", r->authres);
+		    *p ? " " : "", p);
+		free(p);
 		free(h);
 		h = n;
 		any = 1;

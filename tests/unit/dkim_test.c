@@ -150,6 +150,26 @@ T_CASE(summary_one_word_per_check)
 	conf_unref(c);
 }
 
+T_CASE(authres_header_has_no_control_characters)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	struct pol_decision d;
+
+	memset(&d, 0, sizeof(d));
+	pol_tx_begin(ps, "a@example.org", "");
+	pol_result_add(ps, "spf", "fail", 0, "smtp.mailfrom=a\r\nX-Evil: 1\t@x", NULL);
+	pol_run(ps, POL_DATA, &(struct pol_msg){ "From: a@b.example\r\n\r\n", 21 }, &d);
+	T_ASSERT(d.prepend != NULL);
+	if (d.prepend != NULL) {
+		T_ASSERT(strstr(d.prepend, "smtp.mailfrom=aX-Evil: 1@x") != NULL);
+		T_ASSERT(strstr(d.prepend, "\r\nX-Evil") == NULL);
+	}
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
 int
 main(void)
 {
@@ -160,5 +180,6 @@ main(void)
 	T_RUN(malformed_signature_is_neutral_and_scores_fail);
 	T_RUN(hostile_tag_values_are_cleaned);
 	T_RUN(summary_one_word_per_check);
+	T_RUN(authres_header_has_no_control_characters);
 	return T_END();
 }
