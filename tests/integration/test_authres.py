@@ -84,7 +84,8 @@ def gateway(key):
                                 stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: port_open(port, proc), 15, "postern to listen")
-            yield {"port": port, "cap": cap, "key": key}
+            yield {"port": port, "cap": cap, "key": key,
+                   "log": os.path.join(tmp, "postern.log")}
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -150,3 +151,14 @@ def test_unsigned_gets_dkim_none(gateway):
                mail_from="x@elsewhere.example")
     ours = [v for v in ar_fields(got) if v.strip().startswith("mx.test.example")]
     assert len(ours) == 1 and "dkim=none" in ours[0]
+
+
+def test_log_line_carries_the_results(gateway):
+    msg = am.sign(am.message(frm="a@example.org"), gateway["key"])
+    send(gateway, msg, mail_from="logline@example.org")
+
+    def logged():
+        with open(gateway["log"], errors="replace") as f:
+            return [l for l in f if "from=<logline@example.org>" in l and
+                    "spf=none dkim=pass dmarc=pass" in l]
+    wait_until(logged, 15, "the transaction log line")
