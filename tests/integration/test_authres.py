@@ -162,3 +162,16 @@ def test_log_line_carries_the_results(gateway):
             return [l for l in f if "from=<logline@example.org>" in l and
                     "spf=none dkim=pass dmarc=pass" in l]
     wait_until(logged, 15, "the transaction log line")
+
+
+def test_dmarc_reject_reaches_the_client(gateway):
+    # unsigned, From example.org (p=reject), SPF none: 550, nothing delivered
+    n = len(gateway["cap"].messages)
+    with smtplib.SMTP("127.0.0.1", gateway["port"], timeout=30) as s:
+        s.ehlo("client.example.net")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("x@elsewhere.example", ["bob@example.net"],
+                       am.message(frm="a@example.org"))
+    assert e.value.smtp_code == 550
+    assert b"DMARC policy of example.org" in e.value.smtp_error
+    assert len(gateway["cap"].messages) == n
