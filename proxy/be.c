@@ -338,6 +338,9 @@ be_write(struct be *be)
 			if (n == 0) {	/* the final dot went out: await the reply */
 				be->body = NULL;
 				be_enter_state(be, BE_S_CMD);
+				/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
+				be->deadline = time_mono_ms() +
+				    (uint64_t)be->conf->timeout_data_term * 1000;
 				break;
 			}
 		}
@@ -351,7 +354,9 @@ be_write(struct be *be)
 			return;
 		}
 		line_buf_drop(&be->out, (size_t)w);
-		be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+		if (be->state == BE_S_BODY)
+			be->deadline = time_mono_ms() +
+			    (uint64_t)be->conf->timeout_backend * 1000;
 	}
 	be_update_events(be);
 }

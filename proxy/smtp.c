@@ -23,8 +23,10 @@
 #include "policy.h"
 #include "smtp.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
+#include "web.h"
 #include "work.h"
 
 #include <arpa/inet.h>
@@ -115,6 +117,7 @@ struct smtp_tx {
 	struct pol_msg	 msg;
 	uint64_t	 t_start;
 	int		 recorded;
+	int		 data_started;	/* bytes came after 354 */
 };
 
 struct smtp_session {
@@ -125,6 +128,7 @@ struct smtp_session {
 	char		 ip[INET6_ADDRSTRLEN];
 	int		 port;
 	int		 v6;
+	uint64_t	 t_conn;	/* accepted, monotonic ms (stats) */
 	struct ev_io	 io;
 	SSL		*ssl;
 	enum smtp_state	 state;
@@ -280,8 +284,11 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void
 smtp_set_deadline(struct smtp_session *s)
 {
-	long long t = s->state == SMTP_S_DATA ? s->conf->timeout_data_block :
-	    s->conf->timeout_command;
+	long long t = s->conf->timeout_command;
+
+	if (s->state == SMTP_S_DATA)	/* 4.5.3.2.4 and 4.5.3.2.5 */
+		t = s->tx->data_started ? s->conf->timeout_data_block :
+		    s->conf->timeout_data_init;
 
 	s->deadline = time_mono_ms() + (uint64_t)t * 1000;
 }
@@ -449,6 +456,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 		static const char busy[] = "421 4.7.0 Error: too many connections\r\n";
 		log_info("refused connection from [%s]:%d: too many connections", ip, port);
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		stats_inc(STATS_REFUSED, 1);
 		close(fd);
 		conf_unref(c);
 		return;
@@ -462,6 +470,9 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	s->port = port;
 	s->v6 = ss->ss_family == AF_INET6;
 	s->state = SMTP_S_CONNECT;
+	s->t_conn = time_mono_ms();
+	stats_inc(STATS_SESSIONS, 1);
+	stats_gauge_add(STATS_G_SESSIONS, 1);
 	s->next = l->sessions;
 	if (l->sessions)
 		l->sessions->prev = s;
@@ -522,6 +533,8 @@ smtp_free(struct smtp_session *s, const char *reason)
 	be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
+	stats_gauge_add(STATS_G_SESSIONS, -1);
+	stats_observe(STATS_H_SESSION, (double)(time_mono_ms() - s->t_conn) / 1000.0);
 }
 
 /* After the batch: the memory of a session that smtp_free() closed. */
@@ -624,6 +637,8 @@ smtp_read(struct smtp_session *s)
 			return;
 		}
 		line_buf_commit(&s->in, (size_t)n);
+		if (s->state == SMTP_S_DATA)
+			s->tx->data_started = 1;
 		smtp_set_deadline(s);
 		if (s->ssl == NULL || tls_pending(s->ssl) == 0)
 			break;
@@ -1310,6 +1325,11 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	s->beop = op;
 	s->wait = SMTP_W_BACKEND;
 	smtp_update_events(s);
+	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+		/* the backend left while the session was busy elsewhere */
+		smtp_be_cb(s, -1, "connection lost", 15);
+		return;
+	}
 	switch (op) {
 	case SMTP_BE_OPEN:
 		who.addr = s->ip;
@@ -1737,6 +1757,12 @@ smtp_serve(const char *path, struct conf *c)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (web_start(c) == -1) {
+		tls_shutdown();
+		pol_shutdown();
+		conf_unref(c);
+		return 1;
+	}
 	loops = xcalloc((size_t)nthreads, sizeof(*loops));
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();
@@ -1768,6 +1794,7 @@ smtp_serve(const char *path, struct conf *c)
 		ev_wake(loops[i].ev);
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(loops[i].thread, NULL);
+	web_stop();
 	work_shutdown();
 	for (int i = 0; i < nthreads; i++) {
 		work_home_free(loops[i].home);

@@ -1,0 +1,1644 @@
+/*
+ * db.c -- SQLite storage behind db.h: schema and migrations, every SQL
+ * statement of Postern, the writer thread and per-thread read connections.
+ *
+ * Writer: db_verdict_add()/db_stat_add() queue jobs; db_grey_update() and
+ * db_flush()/db_prune() queue a job and wait for it. The writer takes up to
+ * DB_BATCH_MAX jobs, runs them in one BEGIN IMMEDIATE ... COMMIT and then
+ * wakes the waiters. When the batch fails (busy, full, read-only disk) it
+ * rolls back, answers -1 to the waiters, puts the queued rows back at the
+ * head of the queue, marks the database unhealthy (db_ok() == 0) and
+ * retries every DB_RETRY_MS: a row is lost only when the queue overflows
+ * DB_QUEUE_MAX or when shutdown cannot write it, and both are logged.
+ *
+ * Readers: db_reader() hands each thread its own connection (a pthread key
+ * closes it at thread exit). WAL lets them read while the writer writes.
+ *
+ * Ownership: jobs are owned by the queue, then by the writer; a waited-for
+ * job by its waiter, unless the waiter gave up (abandoned): then the writer
+ * frees it.
+ */
+#include "db.h"
+#include "rules.h"
+#include "conf.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DB_BATCH_MAX	512	/* jobs per transaction */
+#define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
+#define DB_PRUNE_MS	60000	/* housekeeping interval */
+#define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
+
+enum db_job_type {
+	DB_J_VERDICT,
+	DB_J_STAT,
+	DB_J_GREY,
+	DB_J_FLUSH,
+	DB_J_PRUNE,
+};
+
+struct db_job {
+	struct db_job	*next;
+	enum db_job_type type;
+	/* Waited-for jobs. A waiter that times out may abandon a job only
+	 * before the writer took it (started); all four under db_mtx. */
+	int		 sync, started, done, abandoned, rc;
+	int		 bad;		/* failed for good: drop, do not retry */
+	union {
+		struct {
+			time_t	 ts;
+			char	*sid, *client_ip, *client_name, *helo, *mail_from,
+				*rcpts, *msgid, *subject, *checks, *verdict,
+				*reply, *backend_reply;
+			long long size;
+			double	 score;
+			unsigned long ms;
+			char   **stats;	/* "verdict:x", "check:c:r" */
+			int	 nstats;
+		} v;
+		struct {
+			char	*name;
+			time_t	 when;
+			int	 n;
+		} st;
+		struct {
+			const char *net, *sender, *rcpt;	/* the waiter's */
+			time_t	 now;
+			db_grey_step_fn step;
+			void	*arg;
+		} g;
+		struct {
+			time_t	 now;
+		} p;
+	} u;
+};
+
+/* One migration step: SQL run once, in order, inside a transaction. */
+struct db_migration {
+	const char	*what;
+	const char	*sql;
+};
+
+static sqlite3	*db_conn_open(const char *path, int create);
+static sqlite3	*db_reader(void);
+static void	 db_reader_free(void *);
+static int	 db_exec(sqlite3 *, const char *sql, const char *what);
+static int	 db_migrate(sqlite3 *);
+static void	*db_writer_main(void *);
+static int	 db_batch_run(struct db_job *);
+static int	 db_job_run(struct db_job *);
+static int	 db_run_verdict(struct db_job *);
+static int	 db_run_grey(struct db_job *);
+static int	 db_run_prune(time_t now);
+static int	 db_stat_bump(const char *name, time_t when, int n);
+static void	 db_batch_finish(struct db_job *, int ok);
+static void	 db_job_free(struct db_job *);
+static void	 db_enqueue(struct db_job *);
+static int	 db_wait(struct db_job *, int timeout_ms);
+static int	 db_transient(int rc);
+static void	 db_fail(sqlite3 *, int rc, const char *what);
+
+/*
+ * The schema, one step per entry. APPEND ONLY: a database records in
+ * PRAGMA user_version how many steps it has run, so editing a shipped step
+ * would leave existing databases behind. Rules and quarantine tables go in
+ * new entries below the last one.
+ */
+static const struct db_migration migrations[] = {
+	{ "greylist, access lists, verdict log, stats",
+	  "CREATE TABLE greylist ("
+	  "  net TEXT NOT NULL, sender TEXT NOT NULL, rcpt TEXT NOT NULL,"
+	  "  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	  "  passed INTEGER NOT NULL DEFAULT 0,"
+	  "  PRIMARY KEY (net, sender, rcpt)) WITHOUT ROWID;"
+	  "CREATE INDEX greylist_last ON greylist(last_seen);"
+	  "CREATE TABLE grey_auto ("
+	  "  net TEXT PRIMARY KEY, passes INTEGER NOT NULL,"
+	  "  last_seen INTEGER NOT NULL) WITHOUT ROWID;"
+	  "CREATE TABLE access ("
+	  "  id INTEGER PRIMARY KEY,"
+	  "  list TEXT NOT NULL CHECK (list IN ('allow', 'deny')),"
+	  "  kind TEXT NOT NULL CHECK (kind IN ('client', 'helo', 'sender', 'rcpt')),"
+	  "  value TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',"
+	  "  created INTEGER NOT NULL, UNIQUE (list, kind, value));"
+	  "CREATE TABLE verdicts ("
+	  "  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, sid TEXT NOT NULL,"
+	  "  client_ip TEXT NOT NULL, client_name TEXT NOT NULL, helo TEXT NOT NULL,"
+	  "  mail_from TEXT NOT NULL, rcpts TEXT NOT NULL, size INTEGER NOT NULL,"
+	  "  msgid TEXT NOT NULL, subject TEXT NOT NULL, checks TEXT NOT NULL,"
+	  "  score REAL NOT NULL, verdict TEXT NOT NULL, reply TEXT NOT NULL,"
+	  "  backend_reply TEXT NOT NULL, ms INTEGER NOT NULL);"
+	  "CREATE INDEX verdicts_ts ON verdicts(ts);"
+	  "CREATE TABLE stats ("
+	  "  minute INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
+	  "  PRIMARY KEY (minute, name)) WITHOUT ROWID;" },
+	{ "rules and quarantine",
+	  "CREATE TABLE rules ("
+	  "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	  "  target TEXT NOT NULL, pattern TEXT NOT NULL, flags TEXT NOT NULL DEFAULT '',"
+	  "  action TEXT NOT NULL, score REAL NOT NULL DEFAULT 0,"
+	  "  enabled INTEGER NOT NULL DEFAULT 1, updated INTEGER NOT NULL);"
+	  "CREATE TABLE rules_version ("
+	  "  one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL);"
+	  "INSERT INTO rules_version VALUES (1, 0);"
+	  "CREATE TRIGGER rules_ins AFTER INSERT ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TRIGGER rules_upd AFTER UPDATE ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TRIGGER rules_del AFTER DELETE ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TABLE quarantine ("
+	  "  id TEXT PRIMARY KEY, ts INTEGER NOT NULL, sid TEXT NOT NULL,"
+	  "  client_ip TEXT NOT NULL, client_name TEXT NOT NULL, helo TEXT NOT NULL,"
+	  "  mail_from TEXT NOT NULL, rcpts TEXT NOT NULL, subject TEXT NOT NULL,"
+	  "  msgid TEXT NOT NULL, score REAL NOT NULL, reasons TEXT NOT NULL,"
+	  "  size INTEGER NOT NULL, raw BLOB NOT NULL,"
+	  "  state TEXT NOT NULL DEFAULT 'held'"
+	  "   CHECK (state IN ('held', 'releasing', 'released')),"
+	  "  released_at INTEGER, released_by TEXT);"
+	  "CREATE INDEX quarantine_ts ON quarantine(ts);" },
+	{ "web users",
+	  "CREATE TABLE web_users ("
+	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
+	/* Append new steps here. */
+};
+
+static char		*db_path;
+static _Atomic long long db_verdict_max_age, db_grey_expire;
+static _Atomic int	 db_healthy = 1;
+static int		 db_version;
+static pthread_key_t	 db_reader_key;
+static pthread_once_t	 db_key_once = PTHREAD_ONCE_INIT;
+
+/* writer state, under db_mtx */
+static pthread_mutex_t	 db_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 db_work_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t	 db_done_cv = PTHREAD_COND_INITIALIZER;
+static struct db_job	*db_head, *db_tail;
+static int		 db_qlen, db_stop, db_has_writer;
+static pthread_t	 db_writer;
+static sqlite3		*db_wconn;	/* the writer thread's only */
+
+/* ---------------------------------------------------------------- setup */
+
+static void
+db_key_init(void)
+{
+	if (pthread_key_create(&db_reader_key, db_reader_free) != 0)
+		fatalx("db: pthread_key_create");
+}
+
+static void
+db_reader_free(void *p)
+{
+	sqlite3_close_v2(p);
+}
+
+/* A connection with our settings; NULL (logged) on failure. */
+static sqlite3 *
+db_conn_open(const char *path, int create)
+{
+	sqlite3 *h = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	    (create ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &h, flags, NULL);
+
+	if (rc != SQLITE_OK) {
+		log_err("db: cannot open %s: %s", path,
+		    h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+		sqlite3_close_v2(h);
+		return NULL;
+	}
+	sqlite3_busy_timeout(h, DB_BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(h, 0);
+	/* NORMAL is durable in WAL mode up to the last checkpointed commit;
+	 * verdict rows may be lost in a power cut, mail never is. */
+	if (db_exec(h, "PRAGMA synchronous = NORMAL", "set synchronous") == -1) {
+		sqlite3_close_v2(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* This thread's read connection, opened on first use; NULL on failure. */
+static sqlite3 *
+db_reader(void)
+{
+	sqlite3 *h;
+
+	if (db_path == NULL)
+		fatalx("db: used before db_open");
+	if ((h = pthread_getspecific(db_reader_key)) != NULL)
+		return h;
+	if ((h = db_conn_open(db_path, 0)) == NULL)
+		return NULL;
+	pthread_setspecific(db_reader_key, h);
+	return h;
+}
+
+static int
+db_exec(sqlite3 *h, const char *sql, const char *what)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(h, sql, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK) {
+		log_err("db: %s failed: %s", what, err ? err : sqlite3_errstr(rc));
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bring the schema up to date, all steps in one transaction. */
+static int
+db_migrate(sqlite3 *h)
+{
+	int have = -1, want = (int)ARRAY_SIZE(migrations);
+	sqlite3_stmt *st;
+
+	if (db_exec(h, "BEGIN IMMEDIATE", "migration lock") == -1)
+		return -1;
+	if (sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		have = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (have < 0 || have > want) {
+		log_err("db: %s has schema version %d, this postern knows %d; "
+		    "use a newer postern or another db.path", db_path, have, want);
+		db_exec(h, "ROLLBACK", "rollback");
+		return -1;
+	}
+	for (int i = have; i < want; i++) {
+		log_info("db: migration %d: %s", i + 1, migrations[i].what);
+		if (db_exec(h, migrations[i].sql, migrations[i].what) == -1) {
+			db_exec(h, "ROLLBACK", "rollback");
+			return -1;
+		}
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", want);
+	if (db_exec(h, sql, "set schema version") == -1 ||
+	    db_exec(h, "COMMIT", "migration commit") == -1) {
+		db_exec(h, "ROLLBACK", "rollback");
+		return -1;
+	}
+	db_version = want;
+	return 0;
+}
+
+/* The database's directory, made when missing (a fresh checkout's var/). */
+static void
+db_mkdir_parent(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0)
+			log_info("db: created directory %s", dir);
+	}
+	free(dir);
+}
+
+int
+db_open(const struct conf *c, int writer)
+{
+	sqlite3 *h;
+
+	pthread_once(&db_key_once, db_key_init);
+	free(db_path);
+	db_path = xstrdup(c->db_path);
+	db_reload(c);
+	db_mkdir_parent(db_path);
+	if ((h = db_conn_open(db_path, 1)) == NULL)
+		return -1;
+	if (db_exec(h, "PRAGMA journal_mode = WAL", "enable WAL") == -1 ||
+	    db_migrate(h) == -1) {
+		sqlite3_close_v2(h);
+		return -1;
+	}
+	atomic_store(&db_healthy, 1);
+	if (!writer) {
+		sqlite3_close_v2(h);
+		return 0;
+	}
+	db_wconn = h;
+	db_stop = 0;
+	if (pthread_create(&db_writer, NULL, db_writer_main, NULL) != 0)
+		fatalx("db: cannot start the writer thread");
+	db_has_writer = 1;
+	return 0;
+}
+
+void
+db_reload(const struct conf *c)
+{
+	atomic_store(&db_verdict_max_age, c->db_verdict_max_age);
+	atomic_store(&db_grey_expire, c->greylist_expire);
+}
+
+void
+db_close(void)
+{
+	sqlite3 *h;
+
+	if (db_has_writer) {
+		pthread_mutex_lock(&db_mtx);
+		db_stop = 1;
+		pthread_cond_signal(&db_work_cv);
+		pthread_mutex_unlock(&db_mtx);
+		pthread_join(db_writer, NULL);
+		db_has_writer = 0;
+		sqlite3_close_v2(db_wconn);
+		db_wconn = NULL;
+	}
+	if ((h = pthread_getspecific(db_reader_key)) != NULL) {
+		pthread_setspecific(db_reader_key, NULL);
+		sqlite3_close_v2(h);
+	}
+}
+
+int
+db_ok(void)
+{
+	return atomic_load(&db_healthy);
+}
+
+int
+db_schema_version(void)
+{
+	return db_version;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+/* Busy, locked, full or I/O trouble: worth retrying later. */
+static int
+db_transient(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL:
+	case SQLITE_IOERR: case SQLITE_READONLY: case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL: case SQLITE_NOMEM:
+		return 1;
+	}
+	return 0;
+}
+
+static void
+db_fail(sqlite3 *h, int rc, const char *what)
+{
+	log_err("db: %s: %s (%s)", what, sqlite3_errmsg(h), sqlite3_errstr(rc));
+}
+
+static void
+db_enqueue(struct db_job *j)
+{
+	struct db_job *drop = NULL;
+
+	pthread_mutex_lock(&db_mtx);
+	if (!db_has_writer) {
+		pthread_mutex_unlock(&db_mtx);
+		fatalx("db: write queued without a writer (db_open writer=0)");
+	}
+	j->next = NULL;
+	if (db_tail)
+		db_tail->next = j;
+	else
+		db_head = j;
+	db_tail = j;
+	if (++db_qlen > DB_QUEUE_MAX && db_head->type != DB_J_GREY &&
+	    !db_head->sync) {
+		drop = db_head;
+		db_head = drop->next;
+		db_qlen--;
+	}
+	pthread_cond_signal(&db_work_cv);
+	pthread_mutex_unlock(&db_mtx);
+	if (drop) {
+		log_err("db: write queue full (%d); dropped a queued row", DB_QUEUE_MAX);
+		db_job_free(drop);
+	}
+}
+
+/* Wait for a sync job. Returns its rc, or -1 after timeout_ms (the writer
+ * then frees the job). */
+static int
+db_wait(struct db_job *j, int timeout_ms)
+{
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&db_mtx);
+	/* Once started, a job runs statements bounded by the busy timeout:
+	 * keep waiting, as it uses our strings. */
+	while (!j->done)
+		if (pthread_cond_timedwait(&db_done_cv, &db_mtx, &ts) == ETIMEDOUT &&
+		    !j->started)
+			break;
+	if (!j->done) {
+		j->abandoned = 1;
+		pthread_mutex_unlock(&db_mtx);
+		log_err("db: the writer did not answer within %d ms", timeout_ms);
+		return -1;
+	}
+	rc = j->rc;
+	pthread_mutex_unlock(&db_mtx);
+	free(j);
+	return rc;
+}
+
+static void *
+db_writer_main(void *arg)
+{
+	uint64_t last_prune = 0;
+	int stopping_tries = 0;
+
+	(void)arg;
+	for (;;) {
+		struct db_job *batch, *last;
+		int n = 0;
+
+		pthread_mutex_lock(&db_mtx);
+		if (db_head == NULL && !db_stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&db_work_cv, &db_mtx, &ts);
+		}
+		if (db_head == NULL && db_stop) {
+			pthread_mutex_unlock(&db_mtx);
+			break;
+		}
+		batch = last = db_head;
+		for (struct db_job *j = batch; j && n < DB_BATCH_MAX; j = j->next) {
+			j->started = 1;
+			last = j;
+			n++;
+		}
+		if (last) {
+			db_head = last->next;
+			if (db_head == NULL)
+				db_tail = NULL;
+			last->next = NULL;
+			db_qlen -= n;
+		}
+		pthread_mutex_unlock(&db_mtx);
+
+		if (time_mono_ms() - last_prune >= DB_PRUNE_MS || last_prune == 0) {
+			last_prune = time_mono_ms();
+			if (db_run_prune(time_wall()) == -1)
+				last_prune = 0;	/* try again next round */
+		}
+		if (batch == NULL) {
+			if (!atomic_load(&db_healthy) &&
+			    db_exec(db_wconn, "BEGIN IMMEDIATE; COMMIT",
+			    "health probe") == 0) {
+				atomic_store(&db_healthy, 1);
+				log_info("db: writable again");
+			}
+			continue;
+		}
+		int ok = db_batch_run(batch) == 0;
+		db_batch_finish(batch, ok);
+		if (!ok) {
+			if (db_stop && ++stopping_tries >= DB_CLOSE_TRIES)
+				break;
+			struct timespec d = { DB_RETRY_MS / 1000, (DB_RETRY_MS % 1000) * 1000000L };
+			nanosleep(&d, NULL);
+		}
+	}
+	/* Whatever is still queued cannot be written. */
+	pthread_mutex_lock(&db_mtx);
+	if (db_qlen > 0)
+		log_err("db: shutting down with %d queued writes not stored", db_qlen);
+	while (db_head) {
+		struct db_job *j = db_head;
+		db_head = j->next;
+		if (j->sync) {
+			j->done = 1;
+			j->rc = -1;
+			if (j->abandoned)
+				db_job_free(j);
+		} else
+			db_job_free(j);
+	}
+	db_tail = NULL;
+	db_qlen = 0;
+	pthread_cond_broadcast(&db_done_cv);
+	pthread_mutex_unlock(&db_mtx);
+	return NULL;
+}
+
+/* One transaction over the batch. 0, or -1 after a rollback. */
+static int
+db_batch_run(struct db_job *batch)
+{
+	int rc;
+
+	if ((rc = sqlite3_exec(db_wconn, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+		db_fail(db_wconn, rc, "cannot start a write transaction");
+		return -1;
+	}
+	for (struct db_job *j = batch; j; j = j->next) {
+		if (db_job_run(j) == -1) {
+			/* A row the database will never take (a bug, not the
+			 * disk) must not block the queue forever. */
+			if (!db_transient(sqlite3_errcode(db_wconn)))
+				j->bad = 1;
+			sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	if ((rc = sqlite3_exec(db_wconn, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		db_fail(db_wconn, rc, "commit failed");
+		sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+db_job_run(struct db_job *j)
+{
+	if (j->abandoned)	/* stable: only set before started */
+		return 0;
+	switch (j->type) {
+	case DB_J_VERDICT:
+		return db_run_verdict(j);
+	case DB_J_STAT:
+		return db_stat_bump(j->u.st.name, j->u.st.when, j->u.st.n);
+	case DB_J_GREY:
+		return db_run_grey(j);
+	case DB_J_FLUSH:
+		return 0;
+	case DB_J_PRUNE:
+		return db_run_prune(j->u.p.now);
+	}
+	fatalx("db: job type %d", (int)j->type);
+}
+
+/*
+ * After a batch: on success answer the waiters and free the rest; on
+ * failure answer waiters -1 and requeue queued rows at the head, in order.
+ */
+static void
+db_batch_finish(struct db_job *batch, int ok)
+{
+	struct db_job *keep = NULL, **kt = &keep, *last = NULL, *next;
+	int nkeep = 0;
+
+	if (ok != atomic_load(&db_healthy)) {
+		atomic_store(&db_healthy, ok);
+		if (ok)
+			log_info("db: writable again");
+		else
+			log_err("db: writes failing; new transactions get 451 4.3.0 until it recovers");
+	}
+	pthread_mutex_lock(&db_mtx);
+	for (struct db_job *j = batch; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (j->sync) {
+			j->rc = ok ? j->rc : -1;
+			j->done = 1;
+			if (j->abandoned)
+				db_job_free(j);
+		} else if (ok || j->bad) {
+			if (j->bad)
+				log_err("db: dropped a row the database refused");
+			db_job_free(j);
+		} else {
+			*kt = last = j;
+			kt = &j->next;
+			nkeep++;
+		}
+	}
+	if (keep) {
+		*kt = db_head;
+		if (db_head == NULL)
+			db_tail = last;
+		db_head = keep;
+		db_qlen += nkeep;
+	}
+	pthread_cond_broadcast(&db_done_cv);
+	pthread_mutex_unlock(&db_mtx);
+}
+
+static void
+db_job_free(struct db_job *j)
+{
+	if (j->type == DB_J_VERDICT) {
+		char **s[] = { &j->u.v.sid, &j->u.v.client_ip, &j->u.v.client_name,
+		    &j->u.v.helo, &j->u.v.mail_from, &j->u.v.rcpts, &j->u.v.msgid,
+		    &j->u.v.subject, &j->u.v.checks, &j->u.v.verdict,
+		    &j->u.v.reply, &j->u.v.backend_reply };
+		for (size_t i = 0; i < ARRAY_SIZE(s); i++)
+			free(*s[i]);
+		for (int i = 0; i < j->u.v.nstats; i++)
+			free(j->u.v.stats[i]);
+		free(j->u.v.stats);
+	} else if (j->type == DB_J_STAT)
+		free(j->u.st.name);
+	free(j);
+}
+
+/* --------------------------------------------------- statements (writer) */
+
+static int
+db_step_done(sqlite3 *h, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail(h, rc, what);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *
+db_prep(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		db_fail(h, rc, "prepare");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+static int
+db_stat_bump(const char *name, time_t when, int n)
+{
+	sqlite3_stmt *st = db_prep(db_wconn,
+	    "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(when - when % 60));
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, n);
+	return db_step_done(db_wconn, st, "count stats");
+}
+
+static int
+db_run_verdict(struct db_job *j)
+{
+	sqlite3_stmt *st = db_prep(db_wconn,
+	    "INSERT INTO verdicts (ts, sid, client_ip, client_name, helo, mail_from,"
+	    " rcpts, size, msgid, subject, checks, score, verdict, reply,"
+	    " backend_reply, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+	    " ?11, ?12, ?13, ?14, ?15, ?16)");
+	const char *t[] = { j->u.v.sid, j->u.v.client_ip, j->u.v.client_name,
+	    j->u.v.helo, j->u.v.mail_from, j->u.v.rcpts };
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->u.v.ts);
+	for (int i = 0; i < (int)ARRAY_SIZE(t); i++)
+		sqlite3_bind_text(st, 2 + i, t[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, j->u.v.size);
+	sqlite3_bind_text(st, 9, j->u.v.msgid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, j->u.v.subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, j->u.v.checks, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 12, j->u.v.score);
+	sqlite3_bind_text(st, 13, j->u.v.verdict, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, j->u.v.reply, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, j->u.v.backend_reply, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)j->u.v.ms);
+	if (db_step_done(db_wconn, st, "store verdict") == -1)
+		return -1;
+	for (int i = 0; i < j->u.v.nstats; i++)
+		if (db_stat_bump(j->u.v.stats[i], j->u.v.ts, 1) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+db_run_grey(struct db_job *j)
+{
+	struct db_grey_row row = { 0 };
+	sqlite3_stmt *st = db_prep(db_wconn,
+	    "SELECT first_seen, last_seen, passed FROM greylist"
+	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3");
+	int rc, count_pass = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->u.g.sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, j->u.g.rcpt, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row.found = 1;
+		row.first_seen = (time_t)sqlite3_column_int64(st, 0);
+		row.last_seen = (time_t)sqlite3_column_int64(st, 1);
+		row.passed = sqlite3_column_int(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(db_wconn, rc, "read greylist");
+		return -1;
+	}
+	j->rc = j->u.g.step(&row, j->u.g.now, j->u.g.arg, &count_pass);
+	if ((st = db_prep(db_wconn,
+	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
+	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+	    " passed = excluded.passed")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->u.g.sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, j->u.g.rcpt, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.first_seen);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)row.last_seen);
+	sqlite3_bind_int(st, 6, row.passed);
+	if (db_step_done(db_wconn, st, "store greylist") == -1)
+		return -1;
+	if (!row.passed)
+		return 0;
+	if ((st = db_prep(db_wconn,
+	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
+	    " last_seen = excluded.last_seen")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, count_pass ? 1 : 0);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)j->u.g.now);
+	return db_step_done(db_wconn, st, "store greylist auto-allow");
+}
+
+static int
+db_run_prune(time_t now)
+{
+	long long age = atomic_load(&db_verdict_max_age);
+	long long exp = atomic_load(&db_grey_expire);
+	struct { const char *sql; long long cut; } p[] = {
+		{ "DELETE FROM verdicts WHERE ts < ?1", now - age },
+		{ "DELETE FROM stats WHERE minute < ?1", now - age },
+		{ "DELETE FROM greylist WHERE last_seen < ?1", now - exp },
+		{ "DELETE FROM grey_auto WHERE last_seen < ?1", now - exp },
+	};
+	int removed = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(p); i++) {
+		sqlite3_stmt *st = db_prep(db_wconn, p[i].sql);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, p[i].cut);
+		if (db_step_done(db_wconn, st, "prune") == -1)
+			return -1;
+		removed += sqlite3_changes(db_wconn);
+	}
+	if (removed)
+		log_info("db: pruned %d old rows", removed);
+	return 0;
+}
+
+/* ------------------------------------------------------ queued writes */
+
+static char *
+db_json_text(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (s == NULL)
+		fatalx("db: json_dumps");
+	return s;
+}
+
+static char *
+db_dup(const char *s)
+{
+	return xstrdup(s ? s : "");
+}
+
+void
+db_verdict_add(const struct db_verdict *v)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+	json_t *rc = json_array(), *ck = json_array();
+
+	j->type = DB_J_VERDICT;
+	j->u.v.ts = v->ts;
+	j->u.v.sid = db_dup(v->sid);
+	j->u.v.client_ip = db_dup(v->client_ip);
+	j->u.v.client_name = db_dup(v->client_name);
+	j->u.v.helo = db_dup(v->helo);
+	j->u.v.mail_from = db_dup(v->mail_from);
+	j->u.v.msgid = db_dup(v->msgid);
+	j->u.v.subject = db_dup(v->subject);
+	j->u.v.verdict = db_dup(v->verdict);
+	j->u.v.reply = db_dup(v->reply);
+	j->u.v.backend_reply = db_dup(v->backend_reply);
+	j->u.v.size = (long long)v->size;
+	j->u.v.score = v->score;
+	j->u.v.ms = v->ms;
+	for (int i = 0; i < v->nrcpts; i++)
+		json_array_append_new(rc, json_string(v->rcpts[i]));
+	j->u.v.stats = xcalloc((size_t)v->nchecks + 1, sizeof(char *));
+	j->u.v.stats[j->u.v.nstats++] = xasprintf("verdict:%s", j->u.v.verdict);
+	for (int i = 0; i < v->nchecks; i++) {
+		const struct db_check *c = &v->checks[i];
+		json_array_append_new(ck, json_pack("{s:s, s:s, s:f, s:s?}",
+		    "check", c->check, "result", c->result, "score", c->score,
+		    "reason", c->reason));
+		j->u.v.stats[j->u.v.nstats++] = xasprintf("check:%s:%s", c->check, c->result);
+	}
+	j->u.v.rcpts = db_json_text(rc);
+	j->u.v.checks = db_json_text(ck);
+	db_enqueue(j);
+}
+
+void
+db_stat_add(const char *name, time_t when, int n)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = DB_J_STAT;
+	j->u.st.name = xstrdup(name);
+	j->u.st.when = when;
+	j->u.st.n = n;
+	db_enqueue(j);
+}
+
+int
+db_grey_update(const char *net, const char *sender, const char *rcpt,
+    time_t now, db_grey_step_fn step, void *arg)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = DB_J_GREY;
+	j->sync = 1;
+	j->u.g.net = net;
+	j->u.g.sender = sender;
+	j->u.g.rcpt = rcpt;
+	j->u.g.now = now;
+	j->u.g.step = step;
+	j->u.g.arg = arg;
+	db_enqueue(j);
+	return db_wait(j, DB_SYNC_WAIT_MS);
+}
+
+int
+db_flush(int timeout_ms)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = DB_J_FLUSH;
+	j->sync = 1;
+	db_enqueue(j);
+	return db_wait(j, timeout_ms);
+}
+
+int
+db_prune(time_t now)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = DB_J_PRUNE;
+	j->sync = 1;
+	j->u.p.now = now;
+	db_enqueue(j);
+	return db_wait(j, DB_SYNC_WAIT_MS);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int
+db_grey_auto_allowed(const char *net, int need, time_t now, long long expire)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc, yes = 0;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT passes, last_seen FROM grey_auto WHERE net = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, net, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		yes = sqlite3_column_int(st, 0) >= need &&
+		    sqlite3_column_int64(st, 1) + expire >= (sqlite3_int64)now;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read greylist auto-allow");
+		return -1;
+	}
+	return yes;
+}
+
+/* Rows of a query as JSON objects keyed by column name; columns named
+ * "*_json" are parsed and stored without the suffix. NULL on error. */
+static json_t *
+db_rows_json(sqlite3 *h, sqlite3_stmt *st, const char *what)
+{
+	json_t *a = json_array();
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *name = sqlite3_column_name(st, i);
+			size_t nl = strlen(name);
+			json_t *val;
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_INTEGER:
+				val = json_integer(sqlite3_column_int64(st, i));
+				break;
+			case SQLITE_FLOAT:
+				val = json_real(sqlite3_column_double(st, i));
+				break;
+			case SQLITE_NULL:
+				val = json_null();
+				break;
+			default:
+				val = json_string((const char *)sqlite3_column_text(st, i));
+			}
+			if (nl > 5 && strcmp(name + nl - 5, "_json") == 0) {
+				const char *txt = json_string_value(val);
+				json_t *p = txt ? json_loads(txt, 0, NULL) : NULL;
+				char key[64];
+				snprintf(key, sizeof(key), "%.*s", (int)(nl - 5), name);
+				json_object_set_new(o, key, p ? p : json_null());
+				json_decref(val);
+			} else
+				json_object_set_new(o, name, val ? val : json_null());
+		}
+		json_array_append_new(a, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(h, rc, what);
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+json_t *
+db_grey_list(int limit)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *t, *a;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT net, sender, rcpt, first_seen, last_seen, passed FROM greylist"
+	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_int(st, 1, limit);
+	if ((t = db_rows_json(h, st, "list greylist")) == NULL)
+		return NULL;
+	if ((st = db_prep(h, "SELECT net, passes, last_seen FROM grey_auto"
+	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL ||
+	    (sqlite3_bind_int(st, 1, limit), a = db_rows_json(h, st, "list auto-allow")) == NULL) {
+		json_decref(t);
+		return NULL;
+	}
+	return json_pack("{s:o, s:o}", "triplets", t, "auto", a);
+}
+
+json_t *
+db_verdicts(int limit, long long before, const char *q)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (limit < 1)
+		limit = 1;
+	if (limit > 1000)
+		limit = 1000;
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT id, ts, sid, client_ip, client_name, helo, mail_from,"
+	    " rcpts AS rcpts_json, size, msgid, subject, checks AS checks_json,"
+	    " score, verdict, reply, backend_reply, ms FROM verdicts"
+	    " WHERE (?1 = 0 OR id < ?1) AND (?2 IS NULL OR"
+	    "  instr(lower(client_ip || ' ' || client_name || ' ' || mail_from || ' ' ||"
+	    "   rcpts || ' ' || subject || ' ' || msgid || ' ' || verdict), lower(?2)) > 0)"
+	    " ORDER BY id DESC LIMIT ?3")) == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, before);
+	if (q && *q)
+		sqlite3_bind_text(st, 2, q, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int(st, 3, limit);
+	return db_rows_json(h, st, "list verdicts");
+}
+
+json_t *
+db_stats(time_t since)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *m, *tot;
+	size_t i;
+	json_t *row;
+
+	if (h == NULL || (st = db_prep(h, "SELECT minute, name, n FROM stats"
+	    " WHERE minute >= ?1 ORDER BY minute, name")) == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	if ((m = db_rows_json(h, st, "read stats")) == NULL)
+		return NULL;
+	tot = json_object();
+	json_array_foreach(m, i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+		json_int_t n = json_integer_value(json_object_get(row, "n"));
+		json_int_t had = json_integer_value(json_object_get(tot, name));
+		json_object_set_new(tot, name, json_integer(had + n));
+	}
+	return json_pack("{s:o, s:o}", "minutes", m, "totals", tot);
+}
+
+/* ---------------------------------------------------------- access lists */
+
+static char *
+db_lower(const char *s)
+{
+	char *l = xstrdup(s);
+
+	for (char *p = l; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return l;
+}
+
+int
+db_access_add(const char *list, const char *kind, const char *value,
+    const char *note)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *v;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO access (list, kind, value, note, created)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING")) == NULL)
+		return -1;
+	v = db_lower(value);
+	sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, v, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, note ? note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "add access entry");
+	free(v);
+	if (rc == -1)
+		return -1;
+	return sqlite3_changes(h) == 0 ? 1 : 0;
+}
+
+int
+db_access_del(const char *list, const char *kind, const char *value)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *v;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "DELETE FROM access WHERE list = ?1 AND kind = ?2 AND value = ?3")) == NULL)
+		return -1;
+	v = db_lower(value);
+	sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, v, -1, SQLITE_STATIC);
+	rc = db_step_done(h, st, "delete access entry");
+	free(v);
+	return rc == -1 ? -1 : sqlite3_changes(h);
+}
+
+int
+db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
+    void *arg)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT id, list, kind, value, note, created FROM access"
+	    " WHERE ?1 IS NULL OR kind = ?1 ORDER BY list DESC, kind, value")) == NULL)
+		return -1;
+	if (kind)
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_access e = {
+			.id = sqlite3_column_int64(st, 0),
+			.list = (const char *)sqlite3_column_text(st, 1),
+			.kind = (const char *)sqlite3_column_text(st, 2),
+			.value = (const char *)sqlite3_column_text(st, 3),
+			.note = (const char *)sqlite3_column_text(st, 4),
+			.created = (time_t)sqlite3_column_int64(st, 5),
+		};
+		if ((ret = fn(arg, &e)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read access lists");
+		return -1;
+	}
+	return ret;
+}
+
+/* ----------------------------------------------------------------- rules */
+
+long long
+db_rule_version(void)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT version FROM rules_version WHERE one = 1")) == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void
+db_rule_row(sqlite3_stmt *st, struct rule_def *d)
+{
+	d->id = sqlite3_column_int64(st, 0);
+	d->name = xstrdup((const char *)sqlite3_column_text(st, 1));
+	d->target = xstrdup((const char *)sqlite3_column_text(st, 2));
+	d->pattern = xstrdup((const char *)sqlite3_column_text(st, 3));
+	d->flags = xstrdup((const char *)sqlite3_column_text(st, 4));
+	d->action = xstrdup((const char *)sqlite3_column_text(st, 5));
+	d->score = sqlite3_column_double(st, 6);
+	d->enabled = sqlite3_column_int(st, 7);
+}
+
+#define DB_RULE_COLS "id, name, target, pattern, flags, action, score, enabled"
+
+int
+db_rule_load(struct rule_def **defs, size_t *n)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	struct rule_def *v = NULL;
+	size_t nv = 0;
+	int rc;
+
+	*defs = NULL;
+	*n = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_RULE_COLS
+	    " FROM rules ORDER BY id")) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xrealloc(v, (nv + 1) * sizeof(*v));
+		db_rule_row(st, &v[nv++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(h, rc, "load rules");
+		for (size_t i = 0; i < nv; i++)
+			rule_def_clear(&v[i]);
+		free(v);
+		return -1;
+	}
+	*defs = v;
+	*n = nv;
+	return 0;
+}
+
+int
+db_rule_get(long long id, struct rule_def *out)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_RULE_COLS
+	    " FROM rules WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		db_rule_row(st, out);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read rule");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 0 : 1;
+}
+
+/* Bind a rule's fields as ?1..?7 (name .. enabled) and ?8 = now. */
+static void
+db_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
+{
+	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, d->target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->pattern, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, d->flags ? d->flags : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, d->action, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 6, d->score);
+	sqlite3_bind_int(st, 7, d->enabled ? 1 : 0);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)time_wall());
+}
+
+/* Run a write statement; -2 on a UNIQUE violation, -1 other errors. */
+static int
+db_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return -2;
+	if (rc != SQLITE_DONE) {
+		db_fail(h, rc, what);
+		return -1;
+	}
+	return 0;
+}
+
+long long
+db_rule_add(const struct rule_def *d)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h, "INSERT INTO rules (name, target,"
+	    " pattern, flags, action, score, enabled, updated)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
+		return -1;
+	db_rule_bind(st, d);
+	if ((rc = db_rule_step(h, st, "add rule")) < 0)
+		return rc;
+	return sqlite3_last_insert_rowid(h);
+}
+
+int
+db_rule_update(long long id, const struct rule_def *d)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h, "UPDATE rules SET name = ?1, target = ?2,"
+	    " pattern = ?3, flags = ?4, action = ?5, score = ?6, enabled = ?7,"
+	    " updated = ?8 WHERE id = ?9")) == NULL)
+		return -1;
+	db_rule_bind(st, d);
+	sqlite3_bind_int64(st, 9, id);
+	if ((rc = db_rule_step(h, st, "update rule")) < 0)
+		return rc;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_rule_delete(long long id)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM rules WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (db_step_done(h, st, "delete rule") == -1)
+		return -1;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_rule_import(const struct rule_def *defs, size_t n, int replace)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || db_exec(h, "BEGIN IMMEDIATE", "import rules") == -1)
+		return -1;
+	if (replace && db_exec(h, "DELETE FROM rules", "clear rules") == -1)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if ((st = db_prep(h, "INSERT INTO rules (name, target, pattern, flags,"
+		    " action, score, enabled, updated)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO UPDATE"
+		    " SET target = ?2, pattern = ?3, flags = ?4, action = ?5, score = ?6,"
+		    " enabled = ?7, updated = ?8")) == NULL)
+			goto fail;
+		db_rule_bind(st, &defs[i]);
+		if (db_step_done(h, st, "import rule") == -1)
+			goto fail;
+	}
+	if (db_exec(h, "COMMIT", "import rules") == -1)
+		goto fail;
+	return 0;
+fail:
+	db_exec(h, "ROLLBACK", "rollback import");
+	return -1;
+}
+
+/* ------------------------------------------------------------ quarantine */
+
+int
+db_quar_add(const struct db_quar *q, long long max_total)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *r = json_array();
+	char *rcpts;
+	long long total = -1;
+
+	for (int i = 0; i < q->nrcpts; i++)
+		json_array_append_new(r, json_string(q->rcpts[i]));
+	rcpts = db_json_text(r);	/* takes r */
+	/* FULL: the commit is on disk before the client hears 250. */
+	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
+	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {
+		free(rcpts);
+		return -1;
+	}
+	if ((st = db_prep(h, "SELECT coalesce(sum(size), 0) FROM quarantine")) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			total = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (total < 0 || total + (long long)q->len > max_total) {
+		db_exec(h, "ROLLBACK", "rollback quarantine");
+		free(rcpts);
+		return total < 0 ? -1 : -2;
+	}
+	if ((st = db_prep(h, "INSERT INTO quarantine (id, ts, sid, client_ip,"
+	    " client_name, helo, mail_from, rcpts, subject, msgid, score, reasons,"
+	    " size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	    " ?13, ?14)")) == NULL)
+		goto fail;
+	const char *txt[] = { q->id, NULL, q->sid, q->client_ip, q->client_name,
+	    q->helo, q->mail_from, rcpts, q->subject, q->msgid };
+	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
+		if (i != 1)
+			sqlite3_bind_text(st, i + 1, txt[i] ? txt[i] : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->ts);
+	sqlite3_bind_double(st, 11, q->score);
+	sqlite3_bind_text(st, 12, q->reasons_json ? q->reasons_json : "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)q->len);
+	sqlite3_bind_blob64(st, 14, q->raw, q->len, SQLITE_STATIC);
+	if (db_step_done(h, st, "store quarantined message") == -1 ||
+	    db_exec(h, "COMMIT", "commit quarantine") == -1)
+		goto fail;
+	free(rcpts);
+	return 0;
+fail:
+	db_exec(h, "ROLLBACK", "rollback quarantine");
+	free(rcpts);
+	return -1;
+}
+
+#define DB_QUAR_COLS "id, ts, sid, client_ip, client_name, helo, mail_from," \
+	" rcpts AS rcpts_json, subject, msgid, score, reasons AS reasons_json," \
+	" size, state, released_at, released_by"
+
+json_t *
+db_quar_list(const struct db_quar_query *q)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int limit = q->limit < 1 ? 100 : q->limit > 1000 ? 1000 : q->limit;
+
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_QUAR_COLS " FROM quarantine"
+	    " WHERE (?1 IS NULL OR instr(lower(mail_from || ' ' || rcpts || ' ' ||"
+	    "   subject || ' ' || reasons || ' ' || id), lower(?1)) > 0)"
+	    " AND (?2 IS NULL OR instr(lower(mail_from), lower(?2)) > 0)"
+	    " AND (?3 IS NULL OR instr(lower(rcpts), lower(?3)) > 0)"
+	    " AND (?4 IS NULL OR instr(lower(subject), lower(?4)) > 0)"
+	    " AND (?5 IS NULL OR instr(lower(reasons), lower(?5)) > 0)"
+	    " AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)"
+	    " AND (?8 IS NULL OR state = ?8)"
+	    " ORDER BY ts DESC, id LIMIT ?9 OFFSET ?10")) == NULL)
+		return NULL;
+	const char *txt[] = { q->q, q->sender, q->rcpt, q->subject, q->reason };
+	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
+		if (txt[i] != NULL && *txt[i])
+			sqlite3_bind_text(st, i + 1, txt[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)q->since);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)q->until);
+	if (q->state != NULL && *q->state)
+		sqlite3_bind_text(st, 8, q->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, limit);
+	sqlite3_bind_int(st, 10, q->offset < 0 ? 0 : q->offset);
+	return db_rows_json(h, st, "list quarantine");
+}
+
+json_t *
+db_quar_get(const char *id, int *found)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *a, *o;
+
+	*found = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_QUAR_COLS
+	    " FROM quarantine WHERE id = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((a = db_rows_json(h, st, "read quarantine")) == NULL)
+		return NULL;
+	if ((o = json_array_get(a, 0)) != NULL) {
+		*found = 1;
+		json_incref(o);
+	}
+	json_decref(a);
+	return o;
+}
+
+int
+db_quar_raw(const char *id, char **raw, size_t *len)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	*raw = NULL;
+	*len = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT raw FROM quarantine WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		*raw = xmalloc(*len + 1);
+		memcpy(*raw, sqlite3_column_blob(st, 0), *len);
+		(*raw)[*len] = '\0';
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read quarantined message");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 0 : 1;
+}
+
+int
+db_quar_claim(const char *id, char **mail_from, char **rcpts_json, char **raw,
+    size_t *len)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc, claimed;
+
+	*mail_from = *rcpts_json = *raw = NULL;
+	if (h == NULL || (st = db_prep(h, "UPDATE quarantine SET state = 'releasing'"
+	    " WHERE id = ?1 AND state = 'held'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (db_step_done(h, st, "claim quarantined message") == -1)
+		return -1;
+	claimed = sqlite3_changes(h) == 1;
+	if ((st = db_prep(h, "SELECT mail_from, rcpts FROM quarantine WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && claimed) {
+		*mail_from = xstrdup((const char *)sqlite3_column_text(st, 0));
+		*rcpts_json = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 1 : -1;
+	if (!claimed)
+		return 2;
+	if (db_quar_raw(id, raw, len) != 0) {
+		free(*mail_from); *mail_from = NULL;
+		free(*rcpts_json); *rcpts_json = NULL;
+		db_quar_finish(id, 0, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_quar_finish(const char *id, int delivered, const char *who, time_t when)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, delivered ?
+	    "UPDATE quarantine SET state = 'released', released_at = ?2,"
+	    " released_by = ?3 WHERE id = ?1 AND state = 'releasing'" :
+	    "UPDATE quarantine SET state = 'held' WHERE id = ?1"
+	    " AND state = 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (delivered) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+		sqlite3_bind_text(st, 3, who ? who : "", -1, SQLITE_STATIC);
+	}
+	return db_step_done(h, st, "finish release");
+}
+
+int
+db_quar_delete(const char *id)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE id = ?1"
+	    " AND state != 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (db_step_done(h, st, "delete quarantined message") == -1)
+		return -1;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_quar_expire(time_t now, long long max_age)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE ts < ?1"
+	    " AND state != 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - max_age));
+	if (db_step_done(h, st, "expire quarantine") == -1)
+		return -1;
+	return sqlite3_changes(h);
+}
+
+long long
+db_quar_total(void)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	long long t = -1;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT coalesce(sum(size), 0) FROM quarantine")) == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		t = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return t;
+}
+
+/* ------------------------------------------------------------ web users */
+
+int
+db_user_set(const char *name, const char *hash)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO web_users (name, hash, updated) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash,"
+	    " updated = excluded.updated")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "set web user");
+	return rc;
+}
+
+char *
+db_user_hash(const char *name)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *hash = NULL;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT hash FROM web_users WHERE name = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		db_fail(h, rc, "read web user");
+	sqlite3_finalize(st);
+	return hash;
+}

@@ -1,0 +1,241 @@
+/*
+ * db.h -- Postern's storage interface: greylist, access lists, the verdict
+ * log, per-minute stats (and, appended by their owners, rules and
+ * quarantine). SQLite underneath today; nothing outside db/ sees SQL or a
+ * sqlite3 handle, so a PostgreSQL or Redis backend can replace db.c later.
+ *
+ * Connections: one writer thread owns the only writing connection and
+ * batches queued writes into transactions (WAL mode). Each calling thread
+ * reads through its own connection, opened on first use and closed when
+ * the thread exits. Admin edits (access lists, from the CLI or web) write
+ * on the caller's connection: they are rare and need an answer at once.
+ *
+ * Failure: every call returns -1 (and logs why) when the database is busy,
+ * full or unwritable; callers turn that into a 4xx, never into a pass.
+ * db_ok() says whether the writer's last attempt failed, so policy can
+ * refuse new transactions while their verdicts could not be recorded.
+ *
+ * Adding a table (rules, quarantine, ...): append one step at the END of
+ * migrations[] in db.c -- never edit a step that has shipped; PRAGMA
+ * user_version records how many steps a database has run. Put the new
+ * calls here under their own heading and their SQL in db.c, using the
+ * helpers there (db_reader() for reads on the caller's thread, a DB_J_*
+ * job run by the writer for queued or synchronous writes).
+ *
+ * Thread: everything here is safe from any thread after db_open().
+ * Privilege: read/write access to db.path and its directory (WAL files).
+ */
+#ifndef POSTERN_DB_H
+#define POSTERN_DB_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <jansson.h>
+
+struct conf;
+
+/* Busy database: how long one statement waits for a lock before failing. */
+#define DB_BUSY_TIMEOUT_MS	2000
+/* Writes waiting for the writer; past it the oldest verdict rows are
+ * dropped (with a log line) rather than growing without bound. */
+#define DB_QUEUE_MAX		100000
+/* A synchronous write (greylist) waits this long for the writer. */
+#define DB_SYNC_WAIT_MS		10000
+
+/* --- lifecycle --------------------------------------------------------- */
+
+/* Open db.path, run pending migrations, start the writer. 0 or -1 (logged).
+ * With writer 0 (CLI tools) only reads and admin edits are possible. */
+int	 db_open(const struct conf *, int writer);
+/* New limits (expiry, ages) after SIGHUP; the path does not change. */
+void	 db_reload(const struct conf *);
+/* Flush queued writes (bounded wait), stop the writer, close. */
+void	 db_close(void);
+/* 1 when the writer's last transaction committed, 0 while it fails. */
+int	 db_ok(void);
+/* Schema version of the open database (number of migrations run). */
+int	 db_schema_version(void);
+/* Wait until every write queued so far is committed (tests, shutdown);
+ * 0, or -1 on timeout or failure. */
+int	 db_flush(int timeout_ms);
+/* Delete rows past their age now (the writer also does it periodically). */
+int	 db_prune(time_t now);
+
+/* --- greylisting ------------------------------------------------------- */
+
+/* A triplet's row as stored. found is 0 for a triplet never seen. */
+struct db_grey_row {
+	int	 found;
+	time_t	 first_seen, last_seen;
+	int	 passed;		/* retried in time at least once */
+};
+
+/*
+ * The decision lives in policy/grey.c; db only makes it atomic. step gets
+ * the stored row (or found = 0) and rewrites it in place; it returns what
+ * to tell the client (opaque here) and sets *count_pass when this call
+ * made the triplet pass for the first time (auto-allowlist counter).
+ */
+typedef int (*db_grey_step_fn)(struct db_grey_row *, time_t now,
+	    void *arg, int *count_pass);
+
+/* Run step on (net, sender, rcpt) inside one write transaction and store
+ * the result. Returns step's value, or -1 when the database failed. */
+int	 db_grey_update(const char *net, const char *sender, const char *rcpt,
+	    time_t now, db_grey_step_fn step, void *arg);
+/* Has net passed greylisting at least `need` times and been seen within
+ * expire seconds? 1 yes, 0 no, -1 database error. */
+int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire);
+/* Entries for GET /api/greylist: {"triplets":[...],"auto":[...]}; NULL on error. */
+json_t	*db_grey_list(int limit);
+
+/* --- access lists ------------------------------------------------------ */
+
+struct db_access {
+	long long id;
+	const char *list;		/* "allow" or "deny" */
+	const char *kind;		/* "client", "helo", "sender", "rcpt" */
+	const char *value;		/* lower-case */
+	const char *note;
+	time_t	 created;
+};
+
+/* Add an entry (value is lower-cased). 0, 1 when it already existed, -1. */
+int	 db_access_add(const char *list, const char *kind, const char *value,
+	    const char *note);
+/* Remove by list+kind+value. Returns rows removed (0 or 1), or -1. */
+int	 db_access_del(const char *list, const char *kind, const char *value);
+/* Call fn for each entry of kind (NULL = all kinds) until fn returns
+ * non-zero, which is then returned; 0 at the end; -1 on error. Strings in
+ * the entry are valid only during the call. */
+int	 db_access_each(const char *kind,
+	    int (*fn)(void *arg, const struct db_access *), void *arg);
+
+/* --- verdict log and stats --------------------------------------------- */
+
+struct db_check {
+	const char *check, *result, *reason;	/* reason may be NULL */
+	double	 score;
+};
+
+/* One finished transaction. Everything is copied by db_verdict_add(). */
+struct db_verdict {
+	time_t	 ts;
+	const char *sid, *client_ip, *client_name, *helo, *mail_from;
+	const char *const *rcpts;
+	int	 nrcpts;
+	size_t	 size;
+	const char *msgid, *subject;
+	const struct db_check *checks;
+	int	 nchecks;
+	double	 score;
+	const char *verdict;		/* "accept", "tag", ... */
+	const char *reply;		/* what we answered, "550 5.7.1 ..." */
+	const char *backend_reply;	/* the backend's final answer or "" */
+	unsigned long ms;
+};
+
+/* Queue a verdict row (and its per-minute counters) for the writer.
+ * Never blocks on the database. */
+void	 db_verdict_add(const struct db_verdict *);
+/* Count one event (e.g. "session") in the per-minute stats. Queued. */
+void	 db_stat_add(const char *name, time_t when, int n);
+
+/* Recent verdicts, newest first: at most limit (1..1000), ids below before
+ * (0 = no bound), q matched as a substring of client, sender, recipients,
+ * subject, Message-ID or verdict (NULL = all). A JSON array, or NULL. */
+json_t	*db_verdicts(int limit, long long before, const char *q);
+/* Counters from since on: {"minutes":[{"minute":T,"name":...,"n":N},...],
+ * "totals":{name:N,...}}; names are "verdict:<v>", "check:<c>:<r>",
+ * "session". NULL on error. */
+json_t	*db_stats(time_t since);
+
+/* --- rules (owner: rules helper) ---------------------------------------- */
+
+struct rule_def;
+
+/* Bumped by triggers on every change to the rules table: a cheap check
+ * before each transaction tells whether the compiled set is stale.
+ * The version, or -1 on error. */
+long long db_rule_version(void);
+/* Every rule, ordered by id: *defs xmalloc'd, each cleared with
+ * rule_def_clear(). 0 or -1. */
+int	 db_rule_load(struct rule_def **defs, size_t *n);
+/* One rule by id: 0 found, 1 not found, -1 error. */
+int	 db_rule_get(long long id, struct rule_def *out);
+/* Add (id ignored): the new id, -2 when the name is taken, -1 on error. */
+long long db_rule_add(const struct rule_def *);
+/* Replace rule id: 0, 1 not found, -2 name taken, -1 error. */
+int	 db_rule_update(long long id, const struct rule_def *);
+/* 0, 1 not found, -1 error. */
+int	 db_rule_delete(long long id);
+/* Import in one transaction: each rule added or, by name, updated; with
+ * replace, rules not in the list are deleted. 0 or -1 (nothing changed). */
+int	 db_rule_import(const struct rule_def *, size_t n, int replace);
+
+/* --- quarantine (owner: rules helper) ----------------------------------- */
+
+/* A message going into quarantine. Everything is copied. */
+struct db_quar {
+	const char *id;			/* ID_LEN hex digits */
+	time_t	 ts;
+	const char *sid, *client_ip, *client_name, *helo, *mail_from;
+	const char *const *rcpts;
+	int	 nrcpts;
+	const char *subject, *msgid;
+	double	 score;
+	const char *reasons_json;	/* [{"check":..,"result":..,"reason":..,"score":..}] */
+	const char *raw;
+	size_t	 len;
+};
+
+/* Search filters for the list; NULL/0 fields do not filter. Text filters
+ * are case-insensitive substrings. */
+struct db_quar_query {
+	const char *q;			/* any of sender, recipients, subject, reasons */
+	const char *sender, *rcpt, *subject, *reason;
+	time_t	 since, until;		/* ts range, inclusive */
+	const char *state;		/* "held", "releasing", "released" */
+	int	 limit;			/* 1..1000 */
+	int	 offset;
+};
+
+/* Commit a message durably (synchronous = FULL, on the caller's thread)
+ * before the client hears 250. 0; -2 when it would take the quarantine over
+ * max_total bytes; -1 on a database error (busy, full disk). */
+int	 db_quar_add(const struct db_quar *, long long max_total);
+/* Newest first, without the raw message. A JSON array, or NULL. */
+json_t	*db_quar_list(const struct db_quar_query *);
+/* One message's detail (no raw): an object, NULL when absent or on error
+ * (*found tells which). */
+json_t	*db_quar_get(const char *id, int *found);
+/* The raw message: 0 (*raw xmalloc'd), 1 not found, -1 error. */
+int	 db_quar_raw(const char *id, char **raw, size_t *len);
+
+/* Release, step 1: claim a held message for delivery (held -> releasing in
+ * one UPDATE, so a double click or a second admin gets 2) and return its
+ * envelope and raw message. 0 claimed, 1 not found, 2 not held, -1 error.
+ * *mail_from, *rcpts_json, *raw are xmalloc'd. */
+int	 db_quar_claim(const char *id, char **mail_from, char **rcpts_json,
+	    char **raw, size_t *len);
+/* Step 2: delivered -> released (by who, at when); not delivered -> held
+ * again. 0 or -1. */
+int	 db_quar_finish(const char *id, int delivered, const char *who, time_t when);
+/* 0 deleted, 1 not found, -1 error. */
+int	 db_quar_delete(const char *id);
+/* Delete messages older than now - max_age: how many, or -1. */
+int	 db_quar_expire(time_t now, long long max_age);
+/* Total bytes held: >= 0, or -1. */
+long long db_quar_total(void);
+
+/* --- web users --------------------------------------------------------- */
+
+/* Create or replace a dashboard user's password hash (an opaque string from
+ * auth_hash()). 0 or -1. */
+int	 db_user_set(const char *name, const char *hash);
+/* The stored hash (xmalloc'd), or NULL when there is no such user or the
+ * database failed (logged). */
+char	*db_user_hash(const char *name);
+
+#endif
