@@ -17,7 +17,7 @@ import tempfile
 import time
 
 UNBOUND = "/usr/sbin/unbound"
-POSTERN = os.path.join(os.path.dirname(__file__), "..", "..", "build", "postern")
+POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "postern")
 
 
 def free_port():
