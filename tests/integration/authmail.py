@@ -106,7 +106,8 @@ import subprocess
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-POSTERN = os.path.join(ROOT, "build", "postern")
+# POSTERN_BIN picks another build (an ASan one), as in dnszone.py.
+POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
 HOSTNAME = "mx.test.example"
 
 
