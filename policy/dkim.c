@@ -29,7 +29,9 @@
 #include <opendkim/dkim.h>
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* SELECTOR._domainkey.DOMAIN as text: RFC 1035 2.3.4, plus the NUL. */
@@ -45,6 +47,7 @@ struct dkim_ctx {
 
 static pthread_once_t	 dkim_once = PTHREAD_ONCE_INIT;
 static DKIM_LIB		*dkim_lib;
+static uint64_t		 dkim_drift;	/* the library's allowed clock drift, s */
 
 static void	 dkim_lib_init(void);
 static DKIM_CBSTAT dkim_key_lookup(DKIM *, DKIM_SIGINFO *, u_char *, size_t);
@@ -56,6 +59,7 @@ static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg
 static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
 static void	 dkim_sig_props(DKIM *, DKIM_SIGINFO *, char *, size_t);
+static int	 dkim_sig_expired(DKIM_SIGINFO *);
 static void	 dkim_report(struct pol_session *, DKIM *, struct dkim_ctx *,
 		    DKIM_SIGINFO **, int);
 
@@ -82,6 +86,8 @@ dkim_lib_init(void)
 	    sizeof(flags));
 	(void)dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS,
 	    &bits, sizeof(bits));
+	(void)dkim_options(dkim_lib, DKIM_OP_GETOPT, DKIM_OPTS_CLOCKDRIFT,
+	    &dkim_drift, sizeof(dkim_drift));
 	(void)dkim_set_key_lookup(dkim_lib, dkim_key_lookup);
 	(void)dkim_set_prescreen(dkim_lib, dkim_prescreen);
 	dkim_dns_set_query_start(dkim_lib, dkim_refuse_query);
@@ -194,6 +200,21 @@ dkim_sigerror_result(int e)
 	}
 }
 
+/* x= against our wall clock (time_wall(): the test clock when one is set;
+ * the library only knows time()), with the library's drift. */
+static int
+dkim_sig_expired(DKIM_SIGINFO *sig)
+{
+	const char *x = (const char *)dkim_sig_gettagvalue(sig, 0, (u_char *)"x");
+	char *end;
+	unsigned long long t;
+
+	if (x == NULL)
+		return 0;
+	t = strtoull(x, &end, 10);
+	return end != x && (uint64_t)time_wall() >= t + dkim_drift;
+}
+
 /* Result of one signature after dkim_eom(). */
 static const char *
 dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz)
@@ -219,6 +240,10 @@ dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz
 		if (alg == DKIM_SIGN_RSASHA256 && bits < DKIM_MIN_RSA_BITS) {
 			snprintf(why, whysz, "%u-bit RSA key, under %d (RFC 8301)",
 			    bits, DKIM_MIN_RSA_BITS);
+			return "policy";
+		}
+		if (dkim_sig_expired(sig)) {
+			snprintf(why, whysz, "signature expired (x=)");
 			return "policy";
 		}
 		if (flags & DKIM_SIGFLAG_TESTKEY)

@@ -164,14 +164,20 @@ class AuthEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def check(self, msg, ip="198.51.100.7", mail_from="alice@example.org",
-              helo="client.example.net", conf=None):
+              helo="client.example.net", conf=None, clock=None):
+        """clock: seconds added to Postern's wall clock (POSTERN_CLOCK_FILE)."""
         self.n += 1
         path = os.path.join(self.tmp, "msg%d.eml" % self.n)
         with open(path, "wb") as f:
             f.write(msg)
         args = ["-c", conf or self.conf, "--ip", ip, "--helo", helo,
                 "--from", mail_from, "--rcpt", "bob@example.net", path]
+        env = dict(os.environ)
+        if clock is not None:
+            env["POSTERN_CLOCK_FILE"] = os.path.join(self.tmp, "clock")
+            with open(env["POSTERN_CLOCK_FILE"], "w") as f:
+                f.write("%d\n" % clock)
         r = subprocess.run([POSTERN, "check"] + args, capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=60, env=env)
         assert r.returncode == 0, "postern check failed: %s" % r.stderr
         return _normalize_check(json.loads(r.stdout))
