@@ -64,7 +64,8 @@ def key():
 @pytest.fixture(scope="module")
 def gateway(key):
     recs = [("sel._domainkey.example.org", "TXT", am.dkim_txt(key)),
-            ("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")]
+            ("_dmarc.example.org", "TXT", "v=DMARC1; p=reject"),
+            ("_dmarc.q.example", "TXT", "v=DMARC1; p=quarantine")]
     tmp = tempfile.mkdtemp(prefix="postern-authres-")
     with Zone(recs, zones=(), timeout_zones=()) as dns:
         cap = Capture()
@@ -174,4 +175,14 @@ def test_dmarc_reject_reaches_the_client(gateway):
                        am.message(frm="a@example.org"))
     assert e.value.smtp_code == 550
     assert b"DMARC policy of example.org" in e.value.smtp_error
+    assert len(gateway["cap"].messages) == n
+
+
+def test_dmarc_quarantine_is_250_and_not_delivered(gateway):
+    n = len(gateway["cap"].messages)
+    with smtplib.SMTP("127.0.0.1", gateway["port"], timeout=30) as s:
+        s.ehlo("client.example.net")
+        s.sendmail("x@elsewhere.example", ["bob@example.net"], am.message(frm="a@q.example"))
+        # the transaction is over when the server takes the next command
+        assert s.noop()[0] == 250
     assert len(gateway["cap"].messages) == n
