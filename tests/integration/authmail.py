@@ -50,6 +50,12 @@ def dkim_txt(key, revoked=False):
     return "v=DKIM1; k=%s; p=%s" % (k, "" if revoked else key.public)
 
 
+def txt_rdata(text):
+    """TXT rdata for unbound local-data: 255-byte character-strings."""
+    parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+    return " ".join('"%s"' % p for p in parts)
+
+
 def message(frm="Alice <alice@example.org>", to="bob@example.net",
             subject="Hello", body="Hello Bob,\r\n\r\nA test.\r\n", extra=()):
     """An RFC 5322 message as bytes with CRLF line ends."""
