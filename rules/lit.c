@@ -10,9 +10,11 @@
  * of literals, e.g. (now|today). The factor whose shortest alternative is
  * longest wins.
  *
- * The scanner keys each literal by its first three folded bytes: a 64 Kbit
- * Bloom filter (8 KB, stays in L1) rejects most text positions with one
- * bit test; survivors are checked against the literals in their bucket.
+ * The scanner files each literal under one of its trigrams (the rarest
+ * looking: digits and punctuation beat letters, later beats earlier, since
+ * rule words share prefixes): a 64 Kbit Bloom filter (8 KB, stays in L1)
+ * rejects most text positions with one bit test; survivors are checked
+ * against the literals in their bucket.
  */
 #include "lit.h"
 #include "util.h"
@@ -28,7 +30,9 @@
 struct lit {
 	char	*s;		/* folded */
 	size_t	 len;
-	uint32_t key;		/* first three folded bytes */
+	size_t	 anchor;	/* offset of the trigram it is filed under */
+	uint32_t key;		/* that trigram */
+	uint32_t h;		/* lit_hash(key) */
 };
 
 struct lit_bucket {
@@ -66,6 +70,7 @@ static int	 alts_factor(const char *, size_t, int icase, struct lit_factor *);
 static size_t	 factor_min(const struct lit_factor *);
 static size_t	 lit_atom(struct lit_parse *, const char *, char *out, size_t *outlen);
 static uint32_t	 lit_hash(uint32_t key);
+static size_t	 lit_anchor(const char *, size_t);
 static const char *escape_end(const char *);
 
 /* Does the pattern have a '|' outside every group and class? */
@@ -467,12 +472,31 @@ lit_set_free(struct lit_set *ls)
 	free(ls);
 }
 
+/* The trigram of s to file it under: most non-letters, then the latest. */
+static size_t
+lit_anchor(const char *s, size_t len)
+{
+	size_t best = 0;
+	int bscore = -1;
+
+	for (size_t i = 0; i + LIT_MIN <= len; i++) {
+		int score = 0;
+		for (size_t j = i; j < i + LIT_MIN; j++)
+			score += !isalpha((unsigned char)s[j]) && s[j] != ' ';
+		if (score >= bscore) {
+			bscore = score;
+			best = i;
+		}
+	}
+	return best;
+}
+
 size_t
 lit_set_add(struct lit_set *ls, const char *s, size_t len)
 {
 	struct lit *l;
 	struct lit_bucket *b;
-	uint32_t h;
+	const unsigned char *k;
 
 	if (len < LIT_MIN || len > LIT_MAX)
 		fatalx("lit_set_add: literal of %zu bytes", len);
@@ -482,11 +506,12 @@ lit_set_add(struct lit_set *ls, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		l->s[i] = (char)fold[(unsigned char)s[i]];
 	l->len = len;
-	l->key = (uint32_t)(unsigned char)l->s[0] << 16 |
-	    (uint32_t)(unsigned char)l->s[1] << 8 | (unsigned char)l->s[2];
-	h = lit_hash(l->key);
-	ls->bloom[h / 64] |= 1ull << (h % 64);
-	b = &ls->buckets[h % LIT_BUCKETS];
+	l->anchor = lit_anchor(l->s, len);
+	k = (const unsigned char *)l->s + l->anchor;
+	l->key = (uint32_t)k[0] << 16 | (uint32_t)k[1] << 8 | k[2];
+	l->h = lit_hash(l->key);
+	ls->bloom[l->h / 64] |= 1ull << (l->h % 64);
+	b = &ls->buckets[l->h % LIT_BUCKETS];
 	b->v = xrealloc(b->v, (b->n + 1) * sizeof(*b->v));
 	b->v[b->n++] = ls->n;
 	return ls->n++;
@@ -503,6 +528,7 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
     unsigned char *found)
 {
 	const unsigned char *t = (const unsigned char *)text;
+	uint64_t bloom[LIT_BLOOM_BITS / 64];
 	uint32_t key;
 
 	if (len < LIT_MIN || ls->n == 0)
@@ -513,22 +539,38 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
 		memset(found, 1, ls->n);
 		return;
 	}
+	/* A private copy of the filter: once every literal behind a bit is
+	 * found, the bit is cleared, so common words cost one test after
+	 * their first occurrence. */
+	memcpy(bloom, ls->bloom, sizeof(bloom));
 	key = (uint32_t)fold[t[0]] << 8 | fold[t[1]];
 	for (size_t i = 0; i + LIT_MIN <= len; i++) {
 		key = (key << 8 | fold[t[i + 2]]) & 0xFFFFFF;
 		uint32_t h = lit_hash(key);
-		if (!(ls->bloom[h / 64] >> (h % 64) & 1))
+		if (!(bloom[h / 64] >> (h % 64) & 1))
 			continue;
 		const struct lit_bucket *b = &ls->buckets[h % LIT_BUCKETS];
+		int pending = 0;
 		for (size_t k = 0; k < b->n; k++) {
 			const struct lit *l = &ls->lits[b->v[k]];
-			if (found[b->v[k]] || l->key != key || l->len > len - i)
+			if (found[b->v[k]] || l->h != h)
 				continue;
-			size_t j = LIT_MIN;
-			while (j < l->len && fold[t[i + j]] == (unsigned char)l->s[j])
+			pending = 1;
+			/* the trigram ends at i + 2; the literal starts anchor before i */
+			if (l->key != key || i < l->anchor || l->len - l->anchor > len - i)
+				continue;
+			const unsigned char *st = t + i - l->anchor;
+			size_t j = 0;
+			while (j < l->len && fold[st[j]] == (unsigned char)l->s[j])
 				j++;
-			if (j == l->len)
+			if (j == l->len) {
 				found[b->v[k]] = 1;
+				pending = 0;
+				for (size_t m = 0; m < b->n && !pending; m++)
+					pending = !found[b->v[m]] && ls->lits[b->v[m]].h == h;
+			}
 		}
+		if (!pending)
+			bloom[h / 64] &= ~(1ull << (h % 64));
 	}
 }
