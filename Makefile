@@ -18,18 +18,24 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 B	 = build
 SRCS	 = $(sort $(wildcard proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
-LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS))
+# The dashboard's static files and Debian's Chart.js, compiled in.
+CHARTJS	?= /usr/share/javascript/chart.js/chart.min.js
+ASSETS	 = $(sort $(wildcard web/static/*))
+GENSRCS	 = $(B)/gen/web_assets.c
+LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS)) $(GENSRCS)
 OBJS	 = $(LIBSRCS:%.c=$(B)/obj/%.o)
 ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
 UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
+BENCHSRC = $(sort $(wildcard bench/*.c))
+BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
 ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -39,6 +45,10 @@ deps:
 
 test-deps:
 	@sh .ci/deps test
+
+$(B)/gen/web_assets.c: $(ASSETS) $(CHARTJS) tools/embed.sh
+	@mkdir -p $(dir $@)
+	@sh tools/embed.sh $@ $(ASSETS) chart.js=$(CHARTJS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -67,6 +77,10 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
 
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 unit: deps $(UNITS)
 	@sh tests/run-unit $(UNITS)
 
@@ -82,17 +96,19 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
-BENCHSRC = $(sort $(wildcard bench/*.c))
-BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
-
 $(B)/bench/%: bench/%.c $(B)/libpostern.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
 
 bench: all $(BENCHES)
 	@sh .ci/deps bench
-	@for b in $(BENCHES); do $$b || exit 1; done
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/spf_bench.py
+	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
+
+bench-spf: all $(B)/bench/spf_bench
+	$(PYTHON) bench/spf_bench.py
 
 clean:
 	rm -rf $(B)

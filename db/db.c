@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DB_BATCH_MAX	512	/* jobs per transaction */
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
@@ -71,7 +72,7 @@ struct db_job {
 			const char *net, *sender, *rcpt;	/* the waiter's */
 			time_t	 now;
 			db_grey_step_fn step;
-			const void *arg;
+			void	*arg;
 		} g;
 		struct {
 			time_t	 now;
@@ -138,7 +139,6 @@ static const struct db_migration migrations[] = {
 	  "CREATE TABLE stats ("
 	  "  minute INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
 	  "  PRIMARY KEY (minute, name)) WITHOUT ROWID;" },
-	/* Append new steps here. */
 	{ "rules and quarantine",
 	  "CREATE TABLE rules ("
 	  "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -164,6 +164,11 @@ static const struct db_migration migrations[] = {
 	  "   CHECK (state IN ('held', 'releasing', 'released')),"
 	  "  released_at INTEGER, released_by TEXT);"
 	  "CREATE INDEX quarantine_ts ON quarantine(ts);" },
+	{ "web users",
+	  "CREATE TABLE web_users ("
+	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
+	/* Append new steps here. */
 };
 
 static char		*db_path;
@@ -290,6 +295,20 @@ db_migrate(sqlite3 *h)
 	return 0;
 }
 
+/* The database's directory, made when missing (a fresh checkout's var/). */
+static void
+db_mkdir_parent(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0)
+			log_info("db: created directory %s", dir);
+	}
+	free(dir);
+}
+
 int
 db_open(const struct conf *c, int writer)
 {
@@ -299,6 +318,7 @@ db_open(const struct conf *c, int writer)
 	free(db_path);
 	db_path = xstrdup(c->db_path);
 	db_reload(c);
+	db_mkdir_parent(db_path);
 	if ((h = db_conn_open(db_path, 1)) == NULL)
 		return -1;
 	if (db_exec(h, "PRAGMA journal_mode = WAL", "enable WAL") == -1 ||
@@ -866,7 +886,7 @@ db_stat_add(const char *name, time_t when, int n)
 
 int
 db_grey_update(const char *net, const char *sender, const char *rcpt,
-    time_t now, db_grey_step_fn step, const void *arg)
+    time_t now, db_grey_step_fn step, void *arg)
 {
 	struct db_job *j = xcalloc(1, sizeof(*j));
 
@@ -1580,4 +1600,45 @@ db_quar_total(void)
 		t = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return t;
+}
+
+/* ------------------------------------------------------------ web users */
+
+int
+db_user_set(const char *name, const char *hash)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO web_users (name, hash, updated) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash,"
+	    " updated = excluded.updated")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "set web user");
+	return rc;
+}
+
+char *
+db_user_hash(const char *name)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *hash = NULL;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT hash FROM web_users WHERE name = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		db_fail(h, rc, "read web user");
+	sqlite3_finalize(st);
+	return hash;
 }

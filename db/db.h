@@ -78,12 +78,12 @@ struct db_grey_row {
  * made the triplet pass for the first time (auto-allowlist counter).
  */
 typedef int (*db_grey_step_fn)(struct db_grey_row *, time_t now,
-	    const void *arg, int *count_pass);
+	    void *arg, int *count_pass);
 
 /* Run step on (net, sender, rcpt) inside one write transaction and store
  * the result. Returns step's value, or -1 when the database failed. */
 int	 db_grey_update(const char *net, const char *sender, const char *rcpt,
-	    time_t now, db_grey_step_fn step, const void *arg);
+	    time_t now, db_grey_step_fn step, void *arg);
 /* Has net passed greylisting at least `need` times and been seen within
  * expire seconds? 1 yes, 0 no, -1 database error. */
 int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire);
@@ -228,5 +228,14 @@ int	 db_quar_delete(const char *id);
 int	 db_quar_expire(time_t now, long long max_age);
 /* Total bytes held: >= 0, or -1. */
 long long db_quar_total(void);
+
+/* --- web users --------------------------------------------------------- */
+
+/* Create or replace a dashboard user's password hash (an opaque string from
+ * auth_hash()). 0 or -1. */
+int	 db_user_set(const char *name, const char *hash);
+/* The stored hash (xmalloc'd), or NULL when there is no such user or the
+ * database failed (logged). */
+char	*db_user_hash(const char *name);
 
 #endif

@@ -81,7 +81,19 @@ void	 dns_budget_init(struct dns_budget *, const struct conf *);
 struct dns_answer *dns_query(const char *name, int type, struct dns_budget *);
 void	 dns_answer_free(struct dns_answer *);
 
-/* "1.2.0.192.zone" / nibble form for IPv6, for RBL and PTR names. */
+/* Counters for /metrics and tests. */
+struct dns_stats {
+	unsigned long	 queries;	/* dns_query() calls */
+	unsigned long	 cache_hits, cache_misses;
+	unsigned long	 timeouts;	/* dns.timeout passed */
+	unsigned long	 budget_refused;
+	unsigned long	 cache_entries;
+};
+void	 dns_stats_get(struct dns_stats *);
+/* Forget every cached answer (tests; a future admin command). */
+void	 dns_cache_flush(void);
+
+/* "1.2.0.192.zone" (zone NULL: in-addr.arpa / ip6.arpa) / nibble form for IPv6, for RBL and PTR names. */
 int	 dns_reverse_name(const struct sockaddr *, const char *zone, char *out, size_t outsz);
 const char *dns_status_name(enum dns_status);
 

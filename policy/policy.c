@@ -5,12 +5,28 @@
  * order, then turns hard decisions and the score sum into a pol_decision.
  * Decide as early as possible: a score past reject_score rejects at the
  * stage where it is reached, so spam never costs a DATA transfer.
+ *
+ * Precedence, strongest first: an allowlist entry (policy/access.c; the
+ * rest of its scope runs no checks and is accepted, so DMARC p=reject or a
+ * rule cannot undo it), a hard decision (deny lists, DMARC, greylisting,
+ * rate limits, database trouble -- the first of a stage wins), then the
+ * score sum against policy.reject_score, quarantine_score, tag_score.
+ * While the database cannot take writes (db_ok() == 0) new transactions
+ * get 451 4.3.0 at MAIL, so no verdict goes unrecorded for long.
  */
 #include "policy_int.h"
+#include "access.h"
+#include "authres.h"
+#include "dkim.h"
+#include "dmarc.h"
 #include "conf.h"
 #include "db.h"
+#include "grey.h"
 #include "quar.h"
+#include "rate.h"
+#include "rbl.h"
 #include "rulecheck.h"
+#include "stats.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -18,32 +34,106 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stddef.h>
 
 static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
+static int	 pol_allowed(const struct pol_session *, enum pol_stage);
+static const char *pol_top_reason(const struct pol_session *);
+static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
+static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
+
+/* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
+ * for the verdict log is cut there (after unfolding). */
+#define POL_FIELD_MAX	998
 
 /* The checks, in the order they run within a stage. Each module adds its
- * entry here. */
+ * entry here. access first: an allowlisted client skips the others; grey
+ * after spf (it skips SPF-pass senders of greylist.skip_domains). */
+extern const struct pol_check spf_check;
+
 static const struct pol_check *checks[] = {
+	&access_check,
+	&rate_check,
+	&rbl_check,
+	&spf_check,
+	&grey_check,
+	&dkim_check,
+	&dmarc_check,		/* after spf and dkim: reads their results */
 	&rulecheck,
 	NULL
 };
 
+static const char *verdict_names[] = {
+	[POL_ACCEPT] = "accept", [POL_TAG] = "tag", [POL_QUARANTINE] = "quarantine",
+	[POL_TEMPFAIL] = "tempfail", [POL_REJECT] = "reject",
+};
+
+/* A bad DNS list setting is a config error; say so before serving. */
+static int
+pol_check_conf(const struct conf *c)
+{
+	struct rbl_site sites[RBL_MAX_SITES];
+	char why[300];
+
+	if (rbl_parse(c->rbl_zones, sites, RBL_MAX_SITES, why, sizeof(why)) == -1 ||
+	    rbl_parse(c->rhsbl_zones, sites, RBL_MAX_SITES, why, sizeof(why)) == -1) {
+		log_err("policy: %s: %s", c->path ? c->path : "config", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* `postern check --only`: a comma-separated list, or NULL for all. */
+static char *only_list;
+
+int
+pol_check_slot(const struct pol_check *ck)
+{
+	for (int i = 0; checks[i] != NULL; i++)
+		if (checks[i] == ck)
+			return i;
+	fatalx("pol_check_slot: %s is not in checks[]", ck->name);
+}
+
+void
+pol_only_set(const char *csv)
+{
+	free(only_list);
+	only_list = csv ? xasprintf(",%s,", csv) : NULL;
+}
+
+static int
+pol_only_allows(const char *name)
+{
+	char key[32];
+
+	if (only_list == NULL)
+		return 1;
+	snprintf(key, sizeof(key), ",%s,", name);
+	return strstr(only_list, key) != NULL;
+}
+
 int
 pol_init(struct conf *c)
 {
-	if (dns_init(c) == -1)
+	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
-	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1)
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {
+		dns_shutdown();
 		return -1;
+	}
 	return 0;
 }
 
 void
 pol_reload(struct conf *c)
 {
+	if (pol_check_conf(c) == -1)
+		log_err("policy: the new DNS list settings are ignored until fixed");
 	db_reload(c);
 	rulecheck_reload(c);
 }
@@ -51,6 +141,7 @@ pol_reload(struct conf *c)
 void
 pol_shutdown(void)
 {
+	db_close();
 	dns_shutdown();
 	db_close();
 }
@@ -131,6 +222,7 @@ pol_tx_rcpt(struct pol_session *ps, const char *rcpt)
 {
 	free(ps->rcpt);
 	ps->rcpt = xstrdup(rcpt);
+	ps->allow &= ~POL_ALLOW_RCPT;
 }
 
 void
@@ -156,6 +248,7 @@ pol_tx_reset(struct pol_session *ps)
 	free(ps->msgid); ps->msgid = NULL;
 	free(ps->subject); ps->subject = NULL;
 	free(ps->from_hdr); ps->from_hdr = NULL;
+	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
 	pol_results_drop(ps, 1);
 }
 
@@ -235,28 +328,139 @@ pol_hard_set(struct pol_session *ps, enum pol_verdict v, int code,
 	va_end(ap);
 }
 
+/* Does an allowlisting cover this stage? */
+static int
+pol_allowed(const struct pol_session *ps, enum pol_stage stage)
+{
+	if (ps->allow & (POL_ALLOW_SESSION | POL_ALLOW_TX))
+		return 1;
+	return stage == POL_RCPT && (ps->allow & POL_ALLOW_RCPT);
+}
+
 void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
 	memset(&ps->hard, 0, sizeof(ps->hard));
+	if (stage == POL_CONNECT)
+		db_stat_add("session", time_wall(), 1);
+	if (stage == POL_DATA && msg != NULL)
+		pol_msg_fields(ps, msg);
 	if (stage == POL_MAIL)
 		quar_tick(ps->conf);
-	for (size_t i = 0; checks[i] != NULL; i++) {
+	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
+		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
+		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
+		    "Temporary local problem, please try again later");
+	}
+	for (size_t i = 0; checks[i] != NULL && !ps->hard.set; i++) {
 		const struct pol_check *ck = checks[i];
-		if (!(ck->stages & (1u << stage)))
+		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
 			continue;
-		if (ck->enabled && !ck->enabled(ps->conf))
+		if ((ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
 		int before = ps->nresults;
 		ck->run(ps, stage, msg);
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
-		if (ps->hard.set)
-			break;
 	}
 	pol_decide(ps, stage, msg, d);
+	/* RFC 8601 5: nobody else may speak for our authserv-id. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	ps->verdict = d->verdict;
+	pol_reply_note(ps, d);
+}
+
+/* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
+ * the field's first byte, end at the end of the header section. */
+static char *
+pol_field_value(const char *h, const char *end, size_t namelen)
+{
+	char *v = xmalloc(POL_FIELD_MAX + 1);
+	size_t n = 0;
+	const char *p = h + namelen;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	for (; p < end && n < POL_FIELD_MAX; p++) {
+		if (*p == '\r' || *p == '\n') {
+			/* a continuation line starts with white space */
+			const char *q = p + (*p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1);
+			if (q >= end || (*q != ' ' && *q != '\t'))
+				break;
+			p = q - 1;
+			continue;
+		}
+		v[n++] = *p;
+	}
+	v[n] = '\0';
+	return v;
+}
+
+/* Message-ID, Subject and From for the verdict log and the checks. */
+static void
+pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
+{
+	static const struct { const char *name; size_t off; } f[] = {
+		{ "message-id:", offsetof(struct pol_session, msgid) },
+		{ "subject:", offsetof(struct pol_session, subject) },
+		{ "from:", offsetof(struct pol_session, from_hdr) },
+	};
+	const char *end = m->data + m->len, *hdr_end;
+
+	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
+		end = hdr_end + 2;
+	for (const char *h = m->data; h < end; ) {
+		for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+			size_t nl = strlen(f[i].name);
+			char **slot = (char **)((char *)ps + f[i].off);
+			if (*slot == NULL && (size_t)(end - h) > nl && strncasecmp(h, f[i].name, nl) == 0)
+				*slot = pol_field_value(h, end, nl);
+		}
+		const char *nl = memchr(h, '\n', (size_t)(end - h));
+		h = nl ? nl + 1 : end;
+	}
+}
+
+/* Keep what we answered for the verdict log. */
+static void
+pol_reply_note(struct pol_session *ps, const struct pol_decision *d)
+{
+	if (d->verdict == POL_TEMPFAIL || d->verdict == POL_REJECT)
+		snprintf(ps->reply, sizeof(ps->reply), "%d %s %s", d->code, d->status, d->text);
+	else
+		ps->reply[0] = '\0';
+}
+
+/* The reason of the result that added most to the score, for the reply. */
+static const char *
+pol_top_reason(const struct pol_session *ps)
+{
+	const struct pol_result *top = NULL;
+
+	for (int i = 0; i < ps->nresults; i++) {
+		const struct pol_result *r = &ps->results[i];
+		if (r->score > 0 && r->reason && (top == NULL || r->score > top->score))
+			top = r;
+	}
+	return top ? top->reason : NULL;
+}
+
+/* At DATA with policy.temperror_tempfail: a sender-authentication check
+ * that could not decide makes the message wait rather than pass. */
+static int
+pol_auth_temperror(const struct pol_session *ps)
+{
+	static const char *auth[] = { "spf", "dkim", "dmarc" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(auth); i++) {
+		const struct pol_result *r = pol_result_find(ps, auth[i]);
+		if (r && strcmp(r->result, "temperror") == 0)
+			return 1;
+	}
+	return 0;
 }
 
 static void
@@ -266,19 +470,32 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	const struct conf *c = ps->conf;
 
 	d->score = ps->score;
-	if (ps->hard.set) {
+	if (pol_allowed(ps, stage)) {
+		d->verdict = POL_ACCEPT;
+	} else if (ps->hard.set) {
 		d->verdict = ps->hard.verdict;
 		d->code = ps->hard.code;
 		d->disconnect = ps->hard.disconnect;
 		snprintf(d->status, sizeof(d->status), "%s", ps->hard.status);
 		snprintf(d->text, sizeof(d->text), "%s", ps->hard.text);
 	} else if (ps->score >= c->reject_score) {
+		const char *why = pol_top_reason(ps);
 		d->verdict = POL_REJECT;
 		d->code = stage == POL_CONNECT ? 554 : 550;
+		d->disconnect = stage == POL_CONNECT;
 		snprintf(d->status, sizeof(d->status), "5.7.1");
+		if (why)
+			snprintf(d->text, sizeof(d->text), "Service unavailable; %s", why);
+		else
+			snprintf(d->text, sizeof(d->text),
+			    "Service unavailable; message scored %.1f, over the limit of %.1f",
+			    ps->score, c->reject_score);
+	} else if (stage == POL_DATA && c->temperror_tempfail && pol_auth_temperror(ps)) {
+		d->verdict = POL_TEMPFAIL;
+		d->code = 451;
+		snprintf(d->status, sizeof(d->status), "4.4.3");
 		snprintf(d->text, sizeof(d->text),
-		    "Service unavailable; message scored %.1f, over the limit of %.1f",
-		    ps->score, c->reject_score);
+		    "Sender authentication could not be checked (DNS), try again later");
 	} else if (stage == POL_DATA && ps->score >= c->quarantine_score) {
 		d->verdict = POL_QUARANTINE;
 	} else if (stage == POL_DATA && ps->score >= c->tag_score) {
@@ -286,9 +503,21 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	} else {
 		d->verdict = POL_ACCEPT;
 	}
-	/* Committed before the 250, or turned into a 4xx. */
-	if (stage == POL_DATA && d->verdict == POL_QUARANTINE)
+	/* Committed before the 250, or turned into a 4xx (quar_store also
+	 * refuses with 550 when quarantine.enabled = no). */
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
 		quar_store(ps, msg, d);
+	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
+		d->verdict = POL_REJECT;
+		d->code = 550;
+		snprintf(d->status, sizeof(d->status), "5.7.1");
+		snprintf(d->text, sizeof(d->text), "Message refused as spam (score %.1f)",
+		    ps->score);
+	} else if (d->verdict == POL_QUARANTINE && d->code == 0) {
+		d->code = 250;
+		snprintf(d->status, sizeof(d->status), "2.0.0");
+		snprintf(d->text, sizeof(d->text), "Ok");
+	}
 	if (stage == POL_DATA && (d->verdict == POL_ACCEPT || d->verdict == POL_TAG)) {
 		char *ar = pol_authres_header(ps);
 		d->prepend = d->verdict == POL_TAG ?
@@ -332,7 +561,36 @@ void
 pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
     unsigned long ms)
 {
-	(void)ps; (void)backend_reply; (void)size; (void)ms;
+	struct db_check ck[POL_MAX_RESULTS];
+	const char *one[1];
+	struct db_verdict v = {
+		.ts = time_wall(), .sid = ps->sid, .client_ip = ps->client_ip,
+		.client_name = ps->client_name, .helo = ps->helo,
+		.mail_from = ps->mail_from, .rcpts = (const char *const *)ps->rcpts,
+		.nrcpts = ps->nrcpts, .size = size, .msgid = ps->msgid,
+		.subject = ps->subject, .checks = ck, .nchecks = ps->nresults,
+		.score = ps->score, .reply = ps->reply,
+		.backend_reply = backend_reply, .ms = ms,
+	};
+
+	if (ps->verdict >= 0 && ps->verdict < (int)ARRAY_SIZE(verdict_names))
+		v.verdict = verdict_names[ps->verdict];
+	/* Refused at RCPT: the recipient under test is the one to show. */
+	if (ps->nrcpts == 0 && ps->rcpt) {
+		one[0] = ps->rcpt;
+		v.rcpts = one;
+		v.nrcpts = 1;
+	}
+	for (int i = 0; i < ps->nresults; i++)
+		ck[i] = (struct db_check){ ps->results[i].check, ps->results[i].result,
+		    ps->results[i].reason, ps->results[i].score };
+	db_verdict_add(&v);
+	stats_inc(STATS_MESSAGES, 1);
+	stats_inc(STATS_BYTES, (long long)size);
+	stats_verdict(v.verdict);
+	for (int i = 0; i < ps->nresults; i++)
+		stats_check(ck[i].check, ck[i].result);
+	stats_observe(STATS_H_TRANSACTION, ms / 1000.0);
 }
 
 void
@@ -341,9 +599,22 @@ pol_summary(const struct pol_session *ps, char *buf, size_t sz)
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < ps->nresults && o < sz; i++)
-		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ",
-		    ps->results[i].check, ps->results[i].result);
+	for (int i = 0; i < ps->nresults && o < sz; i++) {
+		const struct pol_result *r = &ps->results[i], *best = r;
+		int seen = 0;
+
+		/* One word per check: a message with three DKIM signatures
+		 * logs dkim=pass when any passed, else its first result. */
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(ps->results[j].check, r->check) == 0;
+		if (seen)
+			continue;
+		for (int j = i; j < ps->nresults && strcmp(best->result, "pass") != 0; j++)
+			if (strcmp(ps->results[j].check, r->check) == 0 &&
+			    strcmp(ps->results[j].result, "pass") == 0)
+				best = &ps->results[j];
+		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ", r->check, best->result);
+	}
 	if (o < sz)
 		snprintf(buf + o, sz - o, "score=%.1f", ps->score);
 }

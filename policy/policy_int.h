@@ -64,9 +64,16 @@ struct pol_session {
 	struct pol_hard	 hard;
 	double		 score;		/* sum over results */
 	int		 verdict;	/* last decision's verdict */
+	char		 reply[300];	/* last decision as answered, for the log */
+	unsigned	 allow;		/* POL_ALLOW_*: allowlisted, skip checks */
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
 };
+
+/* Allowlisting (policy/access.c) and how long it lasts. */
+#define POL_ALLOW_SESSION 0x1	/* client or HELO: the whole session */
+#define POL_ALLOW_TX	 0x2	/* sender: until the transaction ends */
+#define POL_ALLOW_RCPT	 0x4	/* recipient: until the next RCPT */
 
 struct pol_check {
 	const char	*name;
@@ -76,6 +83,11 @@ struct pol_check {
 	void		(*tx_reset)(struct pol_session *);	/* may be NULL */
 	void		(*free)(struct pol_session *);		/* may be NULL */
 };
+
+/* The check's index in the table, for ps->priv[]. */
+int	 pol_check_slot(const struct pol_check *);
+/* `postern check --only a,b`: run only these checks (NULL: all). */
+void	 pol_only_set(const char *csv);
 
 /* Record a finding. reason/authres may be NULL. Returns the stored result. */
 struct pol_result *pol_result_add(struct pol_session *, const char *check,

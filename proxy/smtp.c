@@ -1,13 +1,1809 @@
-/* smtp.c -- placeholder until the proxy core lands. */
+/*
+ * smtp.c -- the SMTP proxy session and the I/O threads (see smtp.h).
+ *
+ * Public calls: smtp_serve(), smtp_parse_cmd().
+ * Ownership: a loop owns its sessions; a session owns its transaction
+ * (spool, decision), its backend leg and its pol_session, except while a
+ * policy job is out: then the job holds the pol_session and the spool, and
+ * if the session dies meanwhile the loop frees them when the job returns.
+ * smtp_free() is the only way a session ends; the memory goes in the
+ * loop's after-batch hook, so events queued in the same batch are safe.
+ * Thread: everything below runs on one loop thread per session, except
+ * the connection counters (shared, under a mutex) and smtp_serve().
+ * Exposure: everything read from the client is hostile: each line and
+ * the message are bounded (lim.h, struct conf), and logged text goes
+ * through log_escape().
+ */
+#include "addr.h"
+#include "be.h"
 #include "conf.h"
+#include "ev.h"
+#include "lim.h"
+#include "line.h"
+#include "policy.h"
 #include "smtp.h"
+#include "spool.h"
+#include "stats.h"
+#include "tls.h"
 #include "util.h"
+#include "web.h"
+#include "work.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sessions per loop are found by id in this many hash buckets. */
+#define SMTP_HASH	1024
+/* Per-IP connection counts live in this many buckets (all loops). */
+#define SMTP_IPHASH	4096
+/* Connections accepted per listener event, so one flood cannot starve
+ * the sessions of a loop. */
+#define SMTP_ACCEPT_BATCH 64
+/* Loop tick: timeouts are checked at this granularity. */
+#define SMTP_TICK_MS	1000
+
+enum smtp_state {
+	SMTP_S_CONNECT = 0,	/* banner held until connect checks pass */
+	SMTP_S_GREETED,
+	SMTP_S_HELO,
+	SMTP_S_MAIL,		/* backend opened, MAIL relayed */
+	SMTP_S_RCPT,
+	SMTP_S_DATA,		/* spooling, under size and line limits */
+	SMTP_S_EOM,		/* content verdict, then the backend */
+	SMTP_S_TLS,		/* STARTTLS handshake */
+	SMTP_S_QUIT,		/* last reply queued; close when sent */
+};
+
+static const char *smtp_state_names[] = {
+	"CONNECT", "GREETED", "HELO", "MAIL", "RCPT", "DATA", "EOM", "TLS", "QUIT",
+};
+
+#define S(st)	(1u << (st))
+
+/* Facts about the session. */
+#define SMTP_F_EHLO	0x01u	/* EHLO (not HELO): ESMTP parameters allowed */
+#define SMTP_F_TLS	0x02u
+#define SMTP_F_DISCARD	0x04u	/* skipping the rest of an over-long line */
+#define SMTP_F_DEAD	0x08u	/* smtp_free() ran; memory goes after the batch */
+#define SMTP_F_WANTW	0x10u	/* TLS needs a writable socket to read */
+#define SMTP_F_BEDIRTY	0x20u	/* the backend holds an unfinished transaction:
+				   RSET it before the next MAIL */
+
+/* What the session waits for; input processing pauses unless NONE. */
+enum smtp_wait {
+	SMTP_W_NONE = 0,
+	SMTP_W_POLICY,
+	SMTP_W_BACKEND,
+};
+
+/* Which backend operation is out. */
+enum smtp_beop {
+	SMTP_BE_NONE = 0,
+	SMTP_BE_OPEN,
+	SMTP_BE_MAIL,
+	SMTP_BE_RCPT,
+	SMTP_BE_DATA,		/* DATA sent, waiting for 354 */
+	SMTP_BE_BODY,		/* body sent, waiting for the final reply */
+	SMTP_BE_RSET,		/* RSET of an unfinished transaction, then MAIL */
+};
+
+struct smtp_loop;
+
+struct smtp_tx {
+	char		*from;
+	char		*params;	/* MAIL params for the backend */
+	int		 utf8;
+	int		 nrcpt;		/* accepted by the backend */
+	int		 nrcpt_tried;
+	struct addr_cmd	*cur;		/* the RCPT under test */
+	struct spool	*spool;
+	struct spool_out out;
+	char		*prepend;
+	struct pol_decision d;
+	struct pol_msg	 msg;
+	uint64_t	 t_start;
+	int		 recorded;
+	int		 data_started;	/* bytes came after 354 */
+};
+
+struct smtp_session {
+	struct smtp_session *next, *prev, *hnext;
+	struct smtp_loop *loop;
+	struct conf	*conf;
+	char		 id[ID_LEN + 1];
+	char		 ip[INET6_ADDRSTRLEN];
+	int		 port;
+	int		 v6;
+	uint64_t	 t_conn;	/* accepted, monotonic ms (stats) */
+	struct ev_io	 io;
+	SSL		*ssl;
+	enum smtp_state	 state;
+	enum smtp_wait	 wait;
+	enum smtp_beop	 beop;
+	unsigned	 flags;
+	char		*helo;
+	struct line_buf	 in, out;
+	struct pol_session *ps;
+	struct work_job	*job;
+	struct be	*be;
+	struct smtp_tx	*tx;
+	int		 errors, commands, commands_ok;
+	uint64_t	 deadline;
+};
+
+struct smtp_loop {
+	struct ev_loop	*ev;
+	struct work_home *home;
+	struct ev_io	 lis[CONF_MAX_LISTEN];
+	int		 nlis;
+	struct smtp_session *sessions, *graveyard;
+	struct smtp_session *hash[SMTP_HASH];
+	int		 nsessions;
+	int		 jobs_out;
+	uint64_t	 last_tick, drain_deadline;
+	int		 draining;
+	pthread_t	 thread;
+};
+
+/* Connection counts shared by all loops. */
+struct smtp_ipcount {
+	struct smtp_ipcount *next;
+	int		 n;
+	char		 ip[INET6_ADDRSTRLEN];
+};
+
+static struct {
+	pthread_mutex_t	 mu;
+	int		 total;
+	struct smtp_ipcount *ips[SMTP_IPHASH];
+	atomic_int	 stop;
+} smtp_conns = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+struct smtp_cmd {
+	const char	*verb;
+	unsigned	 states;	/* S(state) where allowed */
+	int		(*check)(struct smtp_session *, const char *);
+	void		(*proceed)(struct smtp_session *, const char *);
+};
+
+/* Table of contents. */
+static void	 smtp_enter_state(struct smtp_session *, enum smtp_state);
+static void	 smtp_reply(struct smtp_session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 smtp_reply_raw(struct smtp_session *, const char *, size_t);
+static void	 smtp_close_after(struct smtp_session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 smtp_free(struct smtp_session *, const char *reason);
+static void	 smtp_destroy(struct smtp_session *);
+static void	 smtp_io(struct ev_io *, unsigned);
+static void	 smtp_read(struct smtp_session *);
+static void	 smtp_flush(struct smtp_session *);
+static void	 smtp_update_events(struct smtp_session *);
+static void	 smtp_process(struct smtp_session *);
+static void	 smtp_line(struct smtp_session *, char *, size_t);
+static void	 smtp_data_input(struct smtp_session *);
+static void	 smtp_error(struct smtp_session *);
+static void	 smtp_set_deadline(struct smtp_session *);
+static void	 smtp_policy(struct smtp_session *, enum pol_stage);
+static void	 smtp_job_done(struct smtp_session *, struct work_job *);
+static void	 smtp_jobs_back(void *);
+static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
+static void	 smtp_be_cb(void *, int, const char *, size_t);
+static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
+static void	 smtp_tx_new(struct smtp_session *, const struct addr_cmd *);
+static void	 smtp_tx_free(struct smtp_session *);
+static void	 smtp_tx_log(struct smtp_session *, const char *verdict, const char *reply);
+static void	 smtp_eom(struct smtp_session *);
+static void	 smtp_eom_verdict(struct smtp_session *);
+static void	 smtp_tls_step(struct smtp_session *);
+static char	*smtp_received(struct smtp_session *);
+static const char *smtp_verdict_name(enum pol_verdict);
+
+static int	 smtp_check_helo(struct smtp_session *, const char *);
+static int	 smtp_check_mail(struct smtp_session *, const char *);
+static int	 smtp_check_rcpt(struct smtp_session *, const char *);
+static int	 smtp_check_data(struct smtp_session *, const char *);
+static int	 smtp_check_noarg(struct smtp_session *, const char *);
+static int	 smtp_check_starttls(struct smtp_session *, const char *);
+static void	 smtp_proceed_helo(struct smtp_session *, const char *);
+static void	 smtp_proceed_ehlo(struct smtp_session *, const char *);
+static void	 smtp_proceed_mail(struct smtp_session *, const char *);
+static void	 smtp_proceed_rcpt(struct smtp_session *, const char *);
+static void	 smtp_proceed_data(struct smtp_session *, const char *);
+static void	 smtp_proceed_rset(struct smtp_session *, const char *);
+static void	 smtp_proceed_noop(struct smtp_session *, const char *);
+static void	 smtp_proceed_quit(struct smtp_session *, const char *);
+static void	 smtp_proceed_vrfy(struct smtp_session *, const char *);
+static void	 smtp_proceed_help(struct smtp_session *, const char *);
+static void	 smtp_proceed_expn(struct smtp_session *, const char *);
+static void	 smtp_proceed_starttls(struct smtp_session *, const char *);
+
+#define SMTP_S_CMDS	(S(SMTP_S_GREETED) | S(SMTP_S_HELO) | S(SMTP_S_MAIL) | S(SMTP_S_RCPT))
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "HELO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_helo },
+	{ "EHLO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_ehlo },
+	{ "MAIL", S(SMTP_S_HELO), smtp_check_mail, smtp_proceed_mail },
+	{ "RCPT", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_rcpt, smtp_proceed_rcpt },
+	{ "DATA", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_data, smtp_proceed_data },
+	{ "RSET", SMTP_S_CMDS, smtp_check_noarg, smtp_proceed_rset },
+	{ "NOOP", SMTP_S_CMDS, NULL, smtp_proceed_noop },
+	{ "QUIT", SMTP_S_CMDS, NULL, smtp_proceed_quit },
+	{ "VRFY", SMTP_S_CMDS, NULL, smtp_proceed_vrfy },
+	{ "EXPN", SMTP_S_CMDS, NULL, smtp_proceed_expn },
+	{ "HELP", SMTP_S_CMDS, NULL, smtp_proceed_help },
+	{ "STARTTLS", S(SMTP_S_GREETED) | S(SMTP_S_HELO), smtp_check_starttls,
+	    smtp_proceed_starttls },
+};
+
+/* ---- the command line ---------------------------------------------- */
+
+int
+smtp_parse_cmd(const char *line, const char **arg)
+{
+	size_t vl = strcspn(line, " ");
+
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_cmds); i++) {
+		if (strlen(smtp_cmds[i].verb) != vl ||
+		    strncasecmp(line, smtp_cmds[i].verb, vl) != 0)
+			continue;
+		*arg = line + vl;
+		while (**arg == ' ')
+			(*arg)++;
+		return (int)i;
+	}
+	*arg = "";
+	return -1;
+}
+
+static void
+smtp_enter_state(struct smtp_session *s, enum smtp_state st)
+{
+	if (log_debug_enabled())
+		log_debug("%s: %s -> %s", s->id, smtp_state_names[s->state],
+		    smtp_state_names[st]);
+	s->state = st;
+	smtp_set_deadline(s);
+}
+
+/* RFC 5321 4.5.3.2: a timeout per wait for the client. */
+static void
+smtp_set_deadline(struct smtp_session *s)
+{
+	long long t = s->conf->timeout_command;
+
+	if (s->state == SMTP_S_DATA)	/* 4.5.3.2.4 and 4.5.3.2.5 */
+		t = s->tx->data_started ? s->conf->timeout_data_block :
+		    s->conf->timeout_data_init;
+
+	s->deadline = time_mono_ms() + (uint64_t)t * 1000;
+}
+
+static void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("smtp_reply: format");
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	memcpy(buf + n, "\r\n", 2);
+	smtp_reply_raw(s, buf, (size_t)n + 2);
+}
+
+static void
+smtp_reply_raw(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->flags & SMTP_F_DEAD)
+		return;
+	line_buf_add(&s->out, p, n);
+	if (log_debug_enabled()) {
+		char esc[LOG_ESCAPE_MAX];
+		log_debug("%s: > %s", s->id, log_escape(p, n - 2, esc));
+	}
+}
+
+/* A final reply, then the session ends once it is sent. */
+static void
+smtp_close_after(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	smtp_reply(s, "%s", buf);
+	smtp_enter_state(s, SMTP_S_QUIT);
+	smtp_flush(s);
+}
+
+/* A client mistake: past proxy.max_errors the session ends. */
+static void
+smtp_error(struct smtp_session *s)
+{
+	if (++s->errors >= s->conf->max_errors && s->state != SMTP_S_QUIT)
+		smtp_close_after(s, "421 4.7.0 %s Error: too many errors",
+		    s->conf->hostname);
+}
+
+/* ---- session life ---------------------------------------------------- */
+
+static void
+smtp_hash_add(struct smtp_loop *l, struct smtp_session *s)
+{
+	unsigned h = (unsigned)strtoul(s->id + ID_LEN - 6, NULL, 16) % SMTP_HASH;
+
+	s->hnext = l->hash[h];
+	l->hash[h] = s;
+}
+
+static void
+smtp_hash_del(struct smtp_loop *l, struct smtp_session *s)
+{
+	unsigned h = (unsigned)strtoul(s->id + ID_LEN - 6, NULL, 16) % SMTP_HASH;
+
+	for (struct smtp_session **p = &l->hash[h]; *p; p = &(*p)->hnext)
+		if (*p == s) {
+			*p = s->hnext;
+			return;
+		}
+}
+
+static struct smtp_session *
+smtp_lookup(struct smtp_loop *l, const char *id)
+{
+	unsigned h = (unsigned)strtoul(id + ID_LEN - 6, NULL, 16) % SMTP_HASH;
+
+	for (struct smtp_session *s = l->hash[h]; s; s = s->hnext)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+/* Count the connection; 0, or -1 when a limit says no (nothing counted). */
+static int
+smtp_conn_take(const struct conf *c, const char *ip)
+{
+	unsigned h = 5381;
+	struct smtp_ipcount *e;
+	int rc = -1;
+
+	for (const char *p = ip; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	h %= SMTP_IPHASH;
+	pthread_mutex_lock(&smtp_conns.mu);
+	for (e = smtp_conns.ips[h]; e && strcmp(e->ip, ip) != 0; e = e->next)
+		;
+	if (smtp_conns.total < c->max_connections &&
+	    (e == NULL || e->n < c->max_connections_per_ip)) {
+		if (e == NULL) {
+			e = xcalloc(1, sizeof(*e));
+			snprintf(e->ip, sizeof(e->ip), "%s", ip);
+			e->next = smtp_conns.ips[h];
+			smtp_conns.ips[h] = e;
+		}
+		e->n++;
+		smtp_conns.total++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&smtp_conns.mu);
+	return rc;
+}
+
+static void
+smtp_conn_give(const char *ip)
+{
+	unsigned h = 5381;
+
+	for (const char *p = ip; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	h %= SMTP_IPHASH;
+	pthread_mutex_lock(&smtp_conns.mu);
+	for (struct smtp_ipcount **p = &smtp_conns.ips[h]; *p; p = &(*p)->next) {
+		if (strcmp((*p)->ip, ip) != 0)
+			continue;
+		if (--(*p)->n == 0) {
+			struct smtp_ipcount *dead = *p;
+			*p = dead->next;
+			free(dead);
+		}
+		break;
+	}
+	smtp_conns.total--;
+	pthread_mutex_unlock(&smtp_conns.mu);
+}
+
+static void
+smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
+    socklen_t sslen)
+{
+	struct conf *c = conf_current();
+	struct smtp_session *s;
+	char ip[INET6_ADDRSTRLEN];
+	int port, one = 1;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const void *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+	}
+	if (smtp_conn_take(c, ip) == -1) {
+		static const char busy[] = "421 4.7.0 Error: too many connections\r\n";
+		log_info("refused connection from [%s]:%d: too many connections", ip, port);
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		stats_inc(STATS_REFUSED, 1);
+		close(fd);
+		conf_unref(c);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s = xcalloc(1, sizeof(*s));
+	s->loop = l;
+	s->conf = c;
+	id_new(s->id);
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	s->port = port;
+	s->v6 = ss->ss_family == AF_INET6;
+	s->state = SMTP_S_CONNECT;
+	s->t_conn = time_mono_ms();
+	stats_inc(STATS_SESSIONS, 1);
+	stats_gauge_add(STATS_G_SESSIONS, 1);
+	s->next = l->sessions;
+	if (l->sessions)
+		l->sessions->prev = s;
+	l->sessions = s;
+	l->nsessions++;
+	smtp_hash_add(l, s);
+	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
+	s->be = be_new(l->ev, c, s->id, smtp_be_cb, s);
+	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
+	log_info("%s: connect from [%s]:%d", s->id, ip, port);
+	smtp_set_deadline(s);
+	smtp_policy(s, POL_CONNECT);
+}
+
+static void
+smtp_accept(struct ev_io *io, unsigned r)
+{
+	struct smtp_loop *l = io->arg;
+
+	(void)r;
+	for (int i = 0; i < SMTP_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		smtp_accept_one(l, fd, &ss, len);
+	}
+}
+
+/* The only teardown. Closes everything now; memory goes after the batch. */
+static void
+smtp_free(struct smtp_session *s, const char *reason)
+{
+	struct smtp_loop *l = s->loop;
+
+	if (s->flags & SMTP_F_DEAD)
+		return;
+	s->flags |= SMTP_F_DEAD;
+	log_info("%s: disconnect from [%s] commands=%d/%d%s%s", s->id, s->ip,
+	    s->commands_ok, s->commands, reason ? " reason=" : "", reason ? reason : "");
+	if (s->tx != NULL && !s->tx->recorded && s->job == NULL)
+		pol_tx_record(s->ps, reason ? reason : "disconnect", 0, 0);
+	smtp_hash_del(l, s);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	l->nsessions--;
+	s->next = l->graveyard;
+	l->graveyard = s;
+	be_close(s->be);
+	ev_del(l->ev, &s->io);
+	smtp_conn_give(s->ip);
+	stats_gauge_add(STATS_G_SESSIONS, -1);
+	stats_observe(STATS_H_SESSION, (double)(time_mono_ms() - s->t_conn) / 1000.0);
+}
+
+/* After the batch: the memory of a session that smtp_free() closed. */
+static void
+smtp_destroy(struct smtp_session *s)
+{
+	if (s->job == NULL)
+		pol_session_free(s->ps);
+	else if (s->tx != NULL && s->job->keep == s->tx->spool)
+		s->tx->spool = NULL;	/* the job's now; freed when it returns */
+	smtp_tx_free(s);
+	be_free(s->be);
+	if (s->ssl)
+		tls_free(s->ssl);
+	line_buf_free(&s->in);
+	line_buf_free(&s->out);
+	free(s->helo);
+	conf_unref(s->conf);
+	free(s);
+}
+
+/* ---- client I/O ------------------------------------------------------ */
+
+static void
+smtp_update_events(struct smtp_session *s)
+{
+	unsigned want = 0;
+
+	if (s->flags & SMTP_F_DEAD)
+		return;
+	if (s->state == SMTP_S_TLS)
+		return;		/* smtp_tls_step() decides */
+	if (s->out.len > 0 || (s->flags & SMTP_F_WANTW))
+		want |= EV_WRITE;
+	/* Reading pauses while we wait, but lazily: EV_READ stays on until
+	 * input actually arrives during a wait (smtp_io), which saves two
+	 * epoll_ctl() per command for clients that wait for replies. */
+	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
+	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
+		want |= EV_READ;
+	ev_set(s->loop->ev, &s->io, want);
+}
+
+static void
+smtp_io(struct ev_io *io, unsigned r)
+{
+	struct smtp_session *s = io->arg;
+
+	if (s->state == SMTP_S_TLS) {
+		smtp_tls_step(s);
+		return;
+	}
+	if (r & EV_WRITE) {
+		s->flags &= ~SMTP_F_WANTW;
+		smtp_flush(s);
+		if (s->flags & SMTP_F_DEAD)
+			return;
+	}
+	if (!(r & EV_READ))
+		return;
+	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
+	    s->state == SMTP_S_EOM) {
+		/* input during a wait: stop polling it until the wait ends */
+		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
+		return;
+	}
+	smtp_read(s);
+}
+
+static void
+smtp_read(struct smtp_session *s)
+{
+	/* A TLS record may hold more than we asked for: drain what OpenSSL
+	 * already decrypted, within a bound. */
+	for (int rounds = 0; rounds < 4; rounds++) {
+		char *p = line_buf_space(&s->in, LIM_IO_CHUNK);
+		unsigned want = 0;
+		ssize_t n;
+
+		if (s->ssl != NULL) {
+			n = tls_read(s->ssl, p, LIM_IO_CHUNK, &want);
+			if (n == 0) {
+				line_buf_commit(&s->in, 0);
+				if (want == EV_WRITE)
+					s->flags |= SMTP_F_WANTW;
+				break;
+			}
+		} else {
+			n = recv(s->io.fd, p, LIM_IO_CHUNK, 0);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+				line_buf_commit(&s->in, 0);
+				break;
+			}
+			if (n == 0)
+				n = -1;
+		}
+		if (n < 0) {
+			line_buf_commit(&s->in, 0);
+			smtp_free(s, "lost connection");
+			return;
+		}
+		line_buf_commit(&s->in, (size_t)n);
+		if (s->state == SMTP_S_DATA)
+			s->tx->data_started = 1;
+		smtp_set_deadline(s);
+		if (s->ssl == NULL || tls_pending(s->ssl) == 0)
+			break;
+	}
+	smtp_process(s);
+}
+
+static void
+smtp_flush(struct smtp_session *s)
+{
+	while (s->out.len > 0 && !(s->flags & SMTP_F_DEAD)) {
+		unsigned want = 0;
+		ssize_t n;
+
+		if (s->ssl != NULL) {
+			n = tls_write(s->ssl, line_buf_ptr(&s->out), s->out.len, &want);
+			if (n == 0)
+				break;
+		} else {
+			n = send(s->io.fd, line_buf_ptr(&s->out), s->out.len, MSG_NOSIGNAL);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				break;
+		}
+		if (n < 0) {
+			smtp_free(s, "lost connection");
+			return;
+		}
+		line_buf_drop(&s->out, (size_t)n);
+	}
+	if (s->out.len == 0 && s->state == SMTP_S_QUIT) {
+		smtp_free(s, NULL);
+		return;
+	}
+	smtp_update_events(s);
+}
+
+/* Run what the client sent, until input runs out or we must wait. */
+static void
+smtp_process(struct smtp_session *s)
+{
+	for (int guard = 0; guard < 100000; guard++) {
+		size_t ll;
+		long used;
+
+		if ((s->flags & SMTP_F_DEAD) || s->wait != SMTP_W_NONE ||
+		    s->in.len == 0 || s->state == SMTP_S_QUIT ||
+		    s->state == SMTP_S_EOM || s->state == SMTP_S_TLS ||
+		    s->state == SMTP_S_CONNECT || s->out.len >= LIM_OUT_HIGH)
+			break;
+		if (s->state == SMTP_S_DATA) {
+			smtp_data_input(s);
+			continue;
+		}
+		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
+			const char *p = line_buf_ptr(&s->in);
+			const char *lf = memchr(p, '\n', s->in.len);
+			line_buf_drop(&s->in, lf ? (size_t)(lf - p) + 1 : s->in.len);
+			if (lf != NULL)
+				s->flags &= ~SMTP_F_DISCARD;
+			continue;
+		}
+		used = line_find(line_buf_ptr(&s->in), s->in.len,
+		    (size_t)s->conf->max_line_length, &ll);
+		if (used == 0)
+			break;
+		if (used < 0) {
+			line_buf_drop(&s->in, (size_t)s->conf->max_line_length);
+			s->flags |= SMTP_F_DISCARD;
+			s->commands++;
+			smtp_reply(s, "500 5.5.2 Error: line too long");
+			smtp_error(s);
+			continue;
+		}
+		char *line = xstrndup(line_buf_ptr(&s->in), ll);
+		line_buf_drop(&s->in, (size_t)used);
+		smtp_line(s, line, ll);
+		free(line);
+	}
+	if (!(s->flags & SMTP_F_DEAD))
+		smtp_flush(s);
+}
+
+/* One command line (CRLF stripped, NUL-terminated copy). */
+static void
+smtp_line(struct smtp_session *s, char *line, size_t len)
+{
+	const struct smtp_cmd *cmd;
+	const char *arg;
+	char esc[LOG_ESCAPE_MAX];
+	int i;
+
+	if (log_debug_enabled())
+		log_debug("%s: < %s", s->id, log_escape(line, len, esc));
+	if (++s->commands > s->conf->max_commands) {
+		smtp_close_after(s, "421 4.7.0 %s Error: too many commands",
+		    s->conf->hostname);
+		return;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		smtp_reply(s, "500 5.5.2 Error: NUL in command");
+		smtp_error(s);
+		return;
+	}
+	if ((i = smtp_parse_cmd(line, &arg)) == -1) {
+		smtp_reply(s, "502 5.5.2 Error: command not recognized");
+		smtp_error(s);
+		return;
+	}
+	cmd = &smtp_cmds[i];
+	if (!(cmd->states & S(s->state))) {
+		smtp_reply(s, "503 5.5.1 Error: bad sequence of commands");
+		smtp_error(s);
+		return;
+	}
+	if (cmd->check != NULL && !cmd->check(s, arg)) {
+		smtp_error(s);
+		return;
+	}
+	s->commands_ok++;
+	cmd->proceed(s, arg);
+}
+
+/* ---- policy jobs ----------------------------------------------------- */
+
+static void
+smtp_policy(struct smtp_session *s, enum pol_stage stage)
+{
+	struct work_job *j = xcalloc(1, sizeof(*j));
+
+	memcpy(j->sid, s->id, sizeof(j->sid));
+	j->ps = s->ps;
+	j->stage = stage;
+	if (stage == POL_DATA) {
+		j->msg = s->tx->msg;
+		j->keep = s->tx->spool;
+	}
+	s->job = j;
+	s->wait = SMTP_W_POLICY;
+	s->loop->jobs_out++;
+	smtp_update_events(s);
+	work_submit(s->loop->home, j);
+}
+
+/* The loop's eventfd fired: verdicts are back. */
+static void
+smtp_jobs_back(void *arg)
+{
+	struct smtp_loop *l = arg;
+	struct work_job *j, *next;
+
+	for (j = work_take(l->home); j != NULL; j = next) {
+		struct smtp_session *s = smtp_lookup(l, j->sid);
+		next = j->next;
+		l->jobs_out--;
+		if (s != NULL && s->job == j && !(s->flags & SMTP_F_DEAD)) {
+			s->job = NULL;
+			s->wait = SMTP_W_NONE;
+			smtp_job_done(s, j);
+		} else {	/* the session is gone: the job owns what it kept */
+			struct smtp_session *g;
+			for (g = l->graveyard; g && g->job != j; g = g->next)
+				;
+			if (g != NULL) {	/* dead in this batch, not yet destroyed */
+				g->job = NULL;
+				g->ps = NULL;
+				if (g->tx != NULL && g->tx->spool == j->keep)
+					g->tx->spool = NULL;
+			}
+			pol_session_free(j->ps);
+			spool_free(j->keep);
+		}
+		pol_decision_clear(&j->d);
+		free(j);
+	}
+}
+
+/* Reply with a refusal when the decision is one; 1 if it was. */
+static int
+smtp_refused(struct smtp_session *s, const struct pol_decision *d)
+{
+	if (d->verdict != POL_REJECT && d->verdict != POL_TEMPFAIL)
+		return 0;
+	if (d->disconnect)
+		smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
+	else
+		smtp_reply(s, "%d %s %s", d->code, d->status, d->text);
+	return 1;
+}
+
+static void
+smtp_job_done(struct smtp_session *s, struct work_job *j)
+{
+	struct pol_decision *d = &j->d;
+	char esc[LOG_ESCAPE_MAX];
+
+	switch (j->stage) {
+	case POL_CONNECT:
+		if (d->verdict == POL_REJECT || d->verdict == POL_TEMPFAIL) {
+			/* RFC 5321 3.1: refuse the connection and close */
+			log_info("%s: reject: connect from [%s]: %d %s %s", s->id, s->ip,
+			    d->code, d->status, d->text);
+			smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
+			return;
+		}
+		smtp_reply(s, "220 %s ESMTP Postern", s->conf->hostname);
+		smtp_enter_state(s, SMTP_S_GREETED);
+		break;
+	case POL_HELO:
+		if (smtp_refused(s, d))
+			break;
+		log_info("%s: helo=<%s>", s->id, log_escape(s->helo, strlen(s->helo), esc));
+		if (s->flags & SMTP_F_EHLO) {
+			smtp_reply(s, "250-%s", s->conf->hostname);
+			smtp_reply(s, "250-PIPELINING");
+			smtp_reply(s, "250-SIZE %lld", s->conf->max_message_size);
+			if (tls_enabled() && !(s->flags & SMTP_F_TLS))
+				smtp_reply(s, "250-STARTTLS");
+			smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+			smtp_reply(s, "250-8BITMIME");
+			smtp_reply(s, "250-DSN");
+			smtp_reply(s, "250 SMTPUTF8");
+		} else
+			smtp_reply(s, "250 %s", s->conf->hostname);
+		smtp_enter_state(s, SMTP_S_HELO);
+		break;
+	case POL_MAIL:
+		if (smtp_refused(s, d)) {
+			log_info("%s: reject: MAIL from=<%s>: %d %s %s", s->id,
+			    log_escape(s->tx->from, strlen(s->tx->from), esc),
+			    d->code, d->status, d->text);
+			pol_tx_record(s->ps, d->text, 0, 0);
+			s->tx->recorded = 1;
+			smtp_tx_free(s);
+			pol_tx_reset(s->ps);
+			break;
+		}
+		smtp_be_relay(s, be_ready(s->be) ? SMTP_BE_MAIL : SMTP_BE_OPEN);
+		return;
+	case POL_RCPT:
+		if (smtp_refused(s, d)) {
+			log_info("%s: reject: RCPT to=<%s>: %d %s %s", s->id,
+			    log_escape(s->tx->cur->path, strlen(s->tx->cur->path), esc),
+			    d->code, d->status, d->text);
+			free(s->tx->cur); s->tx->cur = NULL;
+			break;
+		}
+		smtp_be_relay(s, SMTP_BE_RCPT);
+		return;
+	case POL_DATA:
+		s->tx->d = *d;
+		memset(d, 0, sizeof(*d));	/* the tx owns the buffers now */
+		smtp_eom_verdict(s);
+		return;
+	default:
+		fatalx("smtp_job_done: stage %d", j->stage);
+	}
+	smtp_process(s);
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+static int
+smtp_check_noarg(struct smtp_session *s, const char *arg)
+{
+	if (*arg == '\0')
+		return 1;
+	smtp_reply(s, "501 5.5.4 Syntax: no parameters allowed");
+	return 0;
+}
+
+static int
+smtp_check_helo(struct smtp_session *s, const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: HELO/EHLO hostname");
+		return 0;
+	}
+	if (n > LIM_HELO) {
+		smtp_reply(s, "501 5.5.4 Error: hostname too long");
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 33 && arg[i] != ' ') {
+			smtp_reply(s, "501 5.5.4 Error: bad characters in hostname");
+			return 0;
+		}
+	return 1;
+}
+
+static void
+smtp_proceed_helo(struct smtp_session *s, const char *arg)
+{
+	size_t n = strcspn(arg, " ");
+
+	s->flags &= ~SMTP_F_EHLO;
+	if (s->tx != NULL) {	/* RFC 5321 4.1.4: like RSET */
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+		smtp_enter_state(s, SMTP_S_HELO);
+	}
+	free(s->helo);
+	s->helo = xstrndup(arg, n);
+	pol_set_helo(s->ps, s->helo);
+	smtp_policy(s, POL_HELO);
+}
+
+static void
+smtp_proceed_ehlo(struct smtp_session *s, const char *arg)
+{
+	smtp_proceed_helo(s, arg);
+	s->flags |= SMTP_F_EHLO;
+}
+
+/* MAIL parameters we take (RFC 1870, 6152, 6531, 3461). */
+static int
+smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
+{
+	for (int i = 0; i < a->nparams; i++) {
+		const char *k = a->params[i].key, *v = a->params[i].value;
+		if (!(s->flags & SMTP_F_EHLO)) {
+			smtp_reply(s, "555 5.5.4 Error: parameters need EHLO");
+			return 0;
+		}
+		if (strcasecmp(k, "SIZE") == 0) {
+			char *e;
+			if (v == NULL || !isdigit((unsigned char)*v)) {
+				smtp_reply(s, "501 5.5.4 Error: bad SIZE= value");
+				return 0;
+			}
+			errno = 0;
+			unsigned long long sz = strtoull(v, &e, 10);
+			if (*e != '\0' || errno == ERANGE ||
+			    sz > (unsigned long long)s->conf->max_message_size) {
+				smtp_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
+				return 0;
+			}
+		} else if (strcasecmp(k, "BODY") == 0) {
+			if (v == NULL || (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)) {
+				smtp_reply(s, "501 5.5.4 Error: bad BODY= value");
+				return 0;
+			}
+		} else if (strcasecmp(k, "SMTPUTF8") == 0) {
+			if (v != NULL) {
+				smtp_reply(s, "501 5.5.4 Error: SMTPUTF8 takes no value");
+				return 0;
+			}
+		} else if (strcasecmp(k, "RET") == 0) {
+			if (v == NULL || (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)) {
+				smtp_reply(s, "501 5.5.4 Error: bad RET= value");
+				return 0;
+			}
+		} else if (strcasecmp(k, "ENVID") == 0) {
+			if (v == NULL || strlen(v) > 100 || !addr_xtext_ok(v)) {
+				smtp_reply(s, "501 5.5.4 Error: bad ENVID= value");
+				return 0;
+			}
+		} else {
+			smtp_reply(s, "555 5.5.4 Error: unsupported parameter %.40s", k);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+smtp_addr_error(struct smtp_session *s, enum addr_err e, int rcpt)
+{
+	switch (e) {
+	case ADDR_OK:
+		return 1;
+	case ADDR_E_SYNTAX:
+		smtp_reply(s, "501 5.5.4 Syntax: %s", rcpt ? "RCPT TO:<address>" :
+		    "MAIL FROM:<address>");
+		break;
+	case ADDR_E_PATH:
+		smtp_reply(s, "501 %s Error: bad address syntax", rcpt ? "5.1.3" : "5.1.7");
+		break;
+	case ADDR_E_PARAM:
+		smtp_reply(s, "501 5.5.4 Error: malformed parameter");
+		break;
+	case ADDR_E_UTF8:
+		smtp_reply(s, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+		break;
+	case ADDR_E_LONG:
+		smtp_reply(s, "501 5.5.4 Error: address or parameters too long");
+		break;
+	}
+	return 0;
+}
+
+static int
+smtp_check_mail(struct smtp_session *s, const char *arg)
+{
+	struct addr_cmd a;
+
+	if (!smtp_addr_error(s, addr_parse(arg, "FROM:", -1, 1, &a), 0))
+		return 0;
+	if (!smtp_mail_params_ok(s, &a))
+		return 0;
+	return 1;
+}
+
+static void
+smtp_proceed_mail(struct smtp_session *s, const char *arg)
+{
+	struct addr_cmd a;
+
+	(void)addr_parse(arg, "FROM:", -1, 1, &a);	/* checked */
+	smtp_tx_new(s, &a);
+	pol_tx_begin(s->ps, a.path, a.raw);
+	smtp_policy(s, POL_MAIL);
+}
+
+static int
+smtp_check_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct addr_cmd a;
+
+	if (s->tx->nrcpt_tried >= s->conf->max_recipients) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return 0;
+	}
+	if (!smtp_addr_error(s, addr_parse(arg, "TO:", s->tx->utf8, 0, &a), 1))
+		return 0;
+	for (int i = 0; i < a.nparams; i++) {
+		const char *k = a.params[i].key, *v = a.params[i].value;
+		if (strcasecmp(k, "NOTIFY") == 0 && v != NULL &&
+		    strspn(v, "NEVERSUCCESFAILURDLYnevrsucfaildly,") == strlen(v))
+			continue;
+		if (strcasecmp(k, "ORCPT") == 0 && v != NULL && strchr(v, ';') != NULL &&
+		    addr_xtext_ok(strchr(v, ';') + 1))
+			continue;
+		smtp_reply(s, "555 5.5.4 Error: unsupported parameter %.40s", k);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+smtp_proceed_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct addr_cmd *a = xmalloc(sizeof(*a));
+
+	(void)addr_parse(arg, "TO:", s->tx->utf8, 0, a);	/* checked */
+	s->tx->nrcpt_tried++;
+	free(s->tx->cur);
+	s->tx->cur = a;
+	pol_tx_rcpt(s->ps, a->path);
+	smtp_policy(s, POL_RCPT);
+}
+
+static int
+smtp_check_data(struct smtp_session *s, const char *arg)
+{
+	if (!smtp_check_noarg(s, arg))
+		return 0;
+	if (s->tx->nrcpt == 0) {
+		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+smtp_proceed_data(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	s->tx->spool = spool_new(s->conf);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_enter_state(s, SMTP_S_DATA);
+}
+
+static void
+smtp_proceed_rset(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	/* The backend's side is reset lazily, before the next MAIL
+	 * (SMTP_F_BEDIRTY), so RSET needs no round trip. */
+	if (s->tx != NULL) {
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+	}
+	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT)
+		smtp_enter_state(s, SMTP_S_HELO);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_proceed_noop(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_proceed_quit(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	smtp_close_after(s, "221 2.0.0 Bye");
+}
+
+static void
+smtp_proceed_vrfy(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+smtp_proceed_expn(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	smtp_reply(s, "502 5.5.1 Error: command not implemented");
+}
+
+static void
+smtp_proceed_help(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+	    tls_enabled() ? " STARTTLS" : "");
+}
+
+static int
+smtp_check_starttls(struct smtp_session *s, const char *arg)
+{
+	if (!tls_enabled()) {
+		smtp_reply(s, "502 5.5.1 Error: command not implemented");
+		return 0;
+	}
+	if (s->flags & SMTP_F_TLS) {
+		smtp_reply(s, "554 5.5.1 Error: TLS already active");
+		return 0;
+	}
+	return smtp_check_noarg(s, arg);
+}
+
+/* RFC 3207 4.2: what the client pipelined after STARTTLS is discarded;
+ * after the handshake the session starts over (EHLO again). */
+static void
+smtp_proceed_starttls(struct smtp_session *s, const char *arg)
+{
+	(void)arg;
+	line_buf_free(&s->in);
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_flush(s);
+	if (s->flags & SMTP_F_DEAD)
+		return;
+	/* The 220 must be on the wire before the handshake starts. */
+	if (s->out.len > 0) {
+		smtp_close_after(s, "421 4.4.2 Error: cannot send");
+		return;
+	}
+	s->ssl = tls_new(s->io.fd);
+	smtp_enter_state(s, SMTP_S_TLS);
+	smtp_tls_step(s);
+}
+
+static void
+smtp_tls_step(struct smtp_session *s)
+{
+	unsigned want = 0;
+	char desc[128];
+	int rc = tls_handshake(s->ssl, &want);
+
+	if (rc == -1) {
+		smtp_free(s, "TLS handshake failed");
+		return;
+	}
+	if (rc == 0) {
+		ev_set(s->loop->ev, &s->io, want);
+		return;
+	}
+	tls_describe(s->ssl, desc, sizeof(desc));
+	log_info("%s: TLS established: %s", s->id, desc);
+	pol_set_tls(s->ps, desc);
+	s->flags |= SMTP_F_TLS;
+	s->flags &= ~SMTP_F_EHLO;
+	free(s->helo); s->helo = NULL;
+	smtp_enter_state(s, SMTP_S_GREETED);
+	smtp_update_events(s);
+}
+
+/* ---- transaction ----------------------------------------------------- */
+
+static void
+smtp_tx_new(struct smtp_session *s, const struct addr_cmd *a)
+{
+	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
+
+	tx->from = xstrdup(a->path);
+	tx->params = xstrdup(a->raw);
+	tx->utf8 = addr_param(a, "SMTPUTF8") != NULL;
+	tx->t_start = time_mono_ms();
+	s->tx = tx;
+}
+
+static void
+smtp_tx_free(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx == NULL)
+		return;
+	free(tx->from);
+	free(tx->params);
+	free(tx->cur);
+	spool_free(tx->spool);
+	free(tx->prepend);
+	pol_decision_clear(&tx->d);
+	free(tx);
+	s->tx = NULL;
+}
+
+static const char *
+smtp_verdict_name(enum pol_verdict v)
+{
+	switch (v) {
+	case POL_ACCEPT: return "accept";
+	case POL_TAG: return "tag";
+	case POL_QUARANTINE: return "quarantine";
+	case POL_TEMPFAIL: return "tempfail";
+	case POL_REJECT: return "reject";
+	}
+	return "?";
+}
+
+/* The transaction's log line and record; reply is what the client got. */
+static void
+smtp_tx_log(struct smtp_session *s, const char *verdict, const char *reply)
+{
+	struct smtp_tx *tx = s->tx;
+	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX], sum[512];
+	unsigned long ms = (unsigned long)(time_mono_ms() - tx->t_start);
+	size_t size = tx->spool ? spool_size(tx->spool) : 0;
+	size_t rl = strcspn(reply, "\r\n");
+
+	pol_summary(s->ps, sum, sizeof(sum));
+	log_info("%s: from=<%s> nrcpt=%d size=%zu verdict=%s %s backend=\"%s\" ms=%lu",
+	    s->id, log_escape(tx->from, strlen(tx->from), esc), tx->nrcpt, size,
+	    verdict, sum, log_escape(reply, rl, esc2), ms);
+	if (!tx->recorded) {
+		char r[256];
+		snprintf(r, sizeof(r), "%.*s", (int)rl, reply);
+		pol_tx_record(s->ps, r, size, ms);
+		tx->recorded = 1;
+	}
+}
+
+/* Build "MAIL FROM:" / "RCPT TO:" for the backend, dropping parameters
+ * it did not offer (DSN, SIZE, BODY, SMTPUTF8). */
+static char *
+smtp_be_line(struct smtp_session *s, const char *verb, const char *path,
+    const struct addr_cmd *a)
+{
+	unsigned caps = be_caps(s->be);
+	size_t o;
+	char buf[LIM_PATH + 600];
+
+	o = (size_t)snprintf(buf, sizeof(buf), "%s<%s>", verb, path);
+	for (int i = 0; i < a->nparams && o < sizeof(buf); i++) {
+		const char *k = a->params[i].key, *v = a->params[i].value;
+		unsigned need = strcasecmp(k, "SIZE") == 0 ? BE_CAP_SIZE :
+		    strcasecmp(k, "BODY") == 0 ? BE_CAP_8BITMIME :
+		    strcasecmp(k, "SMTPUTF8") == 0 ? BE_CAP_SMTPUTF8 : BE_CAP_DSN;
+		if (!(caps & need))
+			continue;
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, " %s%s%s", k,
+		    v ? "=" : "", v ? v : "");
+	}
+	return xstrdup(buf);
+}
+
+/* Start a backend operation; its reply comes to smtp_be_cb(). */
+static void
+smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
+{
+	struct be_client who;
+	struct addr_cmd a;
+	char *line;
+
+	s->beop = op;
+	s->wait = SMTP_W_BACKEND;
+	smtp_update_events(s);
+	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+		/* the backend left while the session was busy elsewhere */
+		smtp_be_cb(s, -1, "connection lost", 15);
+		return;
+	}
+	switch (op) {
+	case SMTP_BE_OPEN:
+		who.addr = s->ip;
+		who.v6 = s->v6;
+		who.port = s->port;
+		who.helo = s->helo;
+		who.esmtp = (s->flags & SMTP_F_EHLO) != 0;
+		be_open(s->be, &who);
+		return;
+	case SMTP_BE_MAIL:
+		if (s->flags & SMTP_F_BEDIRTY) {
+			s->beop = SMTP_BE_RSET;
+			be_command(s->be, "RSET");
+			return;
+		}
+		/* re-parse the stored parameters to filter them */
+		memset(&a, 0, sizeof(a));
+		{
+			char *arg = xasprintf("FROM:<> %s", s->tx->params);
+			(void)addr_parse(arg, "FROM:", 1, 1, &a);
+			free(arg);
+		}
+		line = smtp_be_line(s, "MAIL FROM:", s->tx->from, &a);
+		be_command(s->be, line);
+		free(line);
+		return;
+	case SMTP_BE_RCPT:
+		line = smtp_be_line(s, "RCPT TO:", s->tx->cur->path, s->tx->cur);
+		be_command(s->be, line);
+		free(line);
+		return;
+	case SMTP_BE_DATA:
+		be_command(s->be, "DATA");
+		return;
+	default:
+		fatalx("smtp_be_relay: op %d", op);
+	}
+}
+
+/* The backend answered (code), or the leg failed (-1). */
+static void
+smtp_be_cb(void *arg, int code, const char *text, size_t len)
+{
+	struct smtp_session *s = arg;
+	enum smtp_beop op = s->beop;
+	char esc[LOG_ESCAPE_MAX];
+
+	s->beop = SMTP_BE_NONE;
+	s->wait = SMTP_W_NONE;
+	switch (op) {
+	case SMTP_BE_OPEN:
+		s->flags &= ~SMTP_F_BEDIRTY;
+		if (code != 250) {
+			smtp_reply(s, "451 4.4.1 Error: backend not available");
+			smtp_tx_free(s);
+			pol_tx_reset(s->ps);
+			break;
+		}
+		smtp_be_relay(s, SMTP_BE_MAIL);
+		return;
+	case SMTP_BE_MAIL:
+		if (code == -1) {
+			smtp_reply(s, "451 4.4.1 Error: backend not available");
+		} else {
+			smtp_reply_raw(s, text, len);
+			if (code / 100 == 2) {
+				s->flags |= SMTP_F_BEDIRTY;
+				smtp_enter_state(s, SMTP_S_MAIL);
+				break;
+			}
+		}
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+		break;
+	case SMTP_BE_RCPT:
+		if (code == -1) {
+			smtp_reply(s, "451 4.4.2 Error: backend connection lost");
+			smtp_tx_free(s);
+			pol_tx_reset(s->ps);
+			smtp_enter_state(s, SMTP_S_HELO);
+			break;
+		}
+		smtp_reply_raw(s, text, len);
+		if (code / 100 == 2) {
+			s->tx->nrcpt++;
+			pol_tx_rcpt_accepted(s->ps, s->tx->cur->path);
+			smtp_enter_state(s, SMTP_S_RCPT);
+		}
+		free(s->tx->cur); s->tx->cur = NULL;
+		break;
+	case SMTP_BE_DATA:
+		if (code == 354) {
+			s->beop = SMTP_BE_BODY;
+			s->wait = SMTP_W_BACKEND;
+			spool_out_init(&s->tx->out, s->tx->prepend, &s->tx->msg,
+			    s->tx->d.skip, s->tx->d.nskip);
+			be_body(s->be, &s->tx->out);
+			return;
+		}
+		/* the backend refused DATA: that is the answer */
+		__attribute__((fallthrough));
+	case SMTP_BE_BODY:
+		if (code == -1) {
+			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
+			smtp_tx_log(s, smtp_verdict_name(s->tx->d.verdict), "lost connection");
+		} else {
+			smtp_reply_raw(s, text, len);
+			smtp_tx_log(s, smtp_verdict_name(s->tx->d.verdict), text);
+			if (op == SMTP_BE_BODY)	/* the final reply ends it */
+				s->flags &= ~SMTP_F_BEDIRTY;
+		}
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+		smtp_enter_state(s, SMTP_S_HELO);
+		break;
+	case SMTP_BE_RSET:
+		s->flags &= ~SMTP_F_BEDIRTY;
+		if (code != -1 && code / 100 != 2)
+			log_warn("%s: backend refused RSET: %s", s->id,
+			    log_escape(text, strcspn(text, "\r"), esc));
+		smtp_be_relay(s, be_ready(s->be) ? SMTP_BE_MAIL : SMTP_BE_OPEN);
+		return;
+	default:
+		fatalx("smtp_be_cb: no operation out (code %d)", code);
+	}
+	smtp_process(s);
+}
+
+/* ---- DATA ------------------------------------------------------------ */
+
+static void
+smtp_data_input(struct smtp_session *s)
+{
+	int done;
+	size_t used = spool_feed(s->tx->spool, line_buf_ptr(&s->in), s->in.len, &done);
+
+	line_buf_drop(&s->in, done ? used : s->in.len);
+	if (done)
+		smtp_eom(s);
+}
+
+/* The final dot: limits first, then the content verdict. */
+static void
+smtp_eom(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const char *reply = NULL;
+
+	smtp_enter_state(s, SMTP_S_EOM);
+	switch (spool_error(tx->spool)) {
+	case SPOOL_OK:
+		break;
+	case SPOOL_E_BARE:
+		reply = "550 5.5.2 Error: bare <LF> or <CR> in message; use <CR><LF>";
+		break;
+	case SPOOL_E_LOOP:
+		reply = "554 5.4.6 Error: too many Received: headers; mail loop?";
+		break;
+	case SPOOL_E_SIZE:
+		reply = "552 5.3.4 Error: message size exceeds fixed limit";
+		break;
+	case SPOOL_E_IO:
+		reply = "451 4.3.0 Error: local problem; try again later";
+		break;
+	}
+	if (reply == NULL && spool_map(tx->spool, &tx->msg) == -1)
+		reply = "451 4.3.0 Error: local problem; try again later";
+	if (reply != NULL) {
+		smtp_reply(s, "%s", reply);
+		smtp_tx_log(s, "reject", reply);
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+		smtp_enter_state(s, SMTP_S_HELO);
+		smtp_process(s);
+		return;
+	}
+	smtp_policy(s, POL_DATA);
+}
+
+static void
+smtp_eom_verdict(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct pol_decision *d = &tx->d;
+	char reply[512];
+
+	switch (d->verdict) {
+	case POL_ACCEPT:
+	case POL_TAG: {
+		char *rcvd = be_introduced(s->be) ? xstrdup("") : smtp_received(s);
+		tx->prepend = xasprintf("%s%s", rcvd, d->prepend ? d->prepend : "");
+		free(rcvd);
+		smtp_be_relay(s, SMTP_BE_DATA);
+		return;
+	}
+	case POL_QUARANTINE:
+		snprintf(reply, sizeof(reply), "%d %s %s", d->code ? d->code : 250,
+		    d->status[0] ? d->status : "2.0.0", d->text[0] ? d->text : "Ok");
+		break;
+	case POL_TEMPFAIL:
+	case POL_REJECT:
+		snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
+		break;
+	}
+	int disconnect = d->disconnect;
+	smtp_reply(s, "%s", reply);
+	smtp_tx_log(s, smtp_verdict_name(d->verdict), reply);
+	smtp_tx_free(s);
+	pol_tx_reset(s->ps);
+	smtp_enter_state(s, SMTP_S_HELO);
+	if (disconnect) {
+		smtp_enter_state(s, SMTP_S_QUIT);
+		smtp_flush(s);
+		return;
+	}
+	smtp_process(s);
+}
+
+/* Our trace header (RFC 5321 4.4) when the backend cannot be told who
+ * the client is (no XCLIENT/XFORWARD). */
+static char *
+smtp_received(struct smtp_session *s)
+{
+	char date[64], helo[LOG_ESCAPE_MAX];
+	time_t now = time_wall();
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* the HELO name is client text: keep it printable */
+	snprintf(helo, sizeof(helo), "%s", s->helo ? s->helo : "unknown");
+	for (char *p = helo; *p; p++)
+		if ((unsigned char)*p < 33 || (unsigned char)*p > 126 || *p == '(' || *p == ')')
+			*p = '_';
+	return xasprintf("Received: from %s ([%s%s])\r\n\tby %s (Postern) with %s%s id %s;\r\n\t%s\r\n",
+	    helo, s->v6 ? "IPv6:" : "", s->ip, s->conf->hostname,
+	    s->flags & SMTP_F_EHLO ? "ESMTP" : "SMTP", s->flags & SMTP_F_TLS ? "S" : "",
+	    s->id, date);
+}
+
+/* ---- loops and threads ----------------------------------------------- */
+
+/* Per second: timeouts of clients and backend legs. */
+static void
+smtp_tick(struct smtp_loop *l, uint64_t now)
+{
+	struct smtp_session *s, *next;
+
+	for (s = l->sessions; s != NULL; s = next) {
+		next = s->next;
+		be_tick(s->be, now);
+		if (s->flags & SMTP_F_DEAD)
+			continue;
+		if (s->wait == SMTP_W_NONE && s->state != SMTP_S_EOM && now > s->deadline) {
+			if (s->state == SMTP_S_QUIT || s->state == SMTP_S_TLS) {
+				smtp_free(s, "timeout");
+				continue;
+			}
+			log_info("%s: timeout after %s from [%s]", s->id,
+			    smtp_state_names[s->state], s->ip);
+			smtp_close_after(s, "421 4.4.2 %s Error: timeout exceeded",
+			    s->conf->hostname);
+		}
+	}
+}
+
+/* After each batch: free the dead, fire timers, drain on SIGTERM. */
+static int
+smtp_after(void *arg)
+{
+	struct smtp_loop *l = arg;
+	uint64_t now = time_mono_ms();
+
+	while (l->graveyard != NULL) {
+		struct smtp_session *s = l->graveyard;
+		l->graveyard = s->next;
+		smtp_destroy(s);
+	}
+	if (now - l->last_tick >= SMTP_TICK_MS) {
+		l->last_tick = now;
+		smtp_tick(l, now);
+	}
+	if (atomic_load(&smtp_conns.stop) && !l->draining) {
+		struct conf *c = conf_current();
+		l->draining = 1;
+		l->drain_deadline = now + (uint64_t)c->drain_timeout * 1000;
+		conf_unref(c);
+		for (int i = 0; i < l->nlis; i++)
+			ev_del(l->ev, &l->lis[i]);
+	}
+	if (l->draining && now >= l->drain_deadline) {
+		for (struct smtp_session *s = l->sessions, *n; s != NULL; s = n) {
+			n = s->next;
+			smtp_reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
+			smtp_enter_state(s, SMTP_S_QUIT);
+			smtp_flush(s);
+			smtp_free(s, "shutdown");
+		}
+	}
+	if (l->draining && l->sessions == NULL) {
+		while (l->graveyard != NULL) {
+			struct smtp_session *s = l->graveyard;
+			l->graveyard = s->next;
+			smtp_destroy(s);
+		}
+		return l->jobs_out == 0;	/* orphaned jobs still come back */
+	}
+	return 0;
+}
+
+static void *
+smtp_loop_main(void *arg)
+{
+	struct smtp_loop *l = arg;
+
+	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
+	return NULL;
+}
+
+/* One listening socket with SO_REUSEPORT; fd or -1 (logged). */
+static int
+smtp_listen_one(const char *hp)
+{
+	char host[256];
+	int port, fd, one = 1;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (hostport_split(hp, host, sizeof(host), &port) == -1) {
+		log_err("proxy.listen: bad address %s", hp);
+		return -1;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in6);
+	} else if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		log_err("proxy.listen: %s is not an IP address", host);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    (ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {
+		log_err("proxy.listen: %s: %s", hp, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Bind every address for one loop; 0 or -1. */
+static int
+smtp_loop_listen(struct smtp_loop *l, const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+
+	for (char *hp = strtok_r(copy, ", ", &save); hp; hp = strtok_r(NULL, ", ", &save)) {
+		int fd;
+		if (l->nlis == CONF_MAX_LISTEN || (fd = smtp_listen_one(hp)) == -1) {
+			free(copy);
+			return -1;
+		}
+		ev_add(l->ev, &l->lis[l->nlis++], fd, EV_READ, smtp_accept, l);
+	}
+	free(copy);
+	return 0;
+}
+
+/* SIGHUP: a new config for new sessions, or the old one and each problem. */
+static void
+smtp_reload(const char *path)
+{
+	struct conf_err *errs;
+	struct conf *c;
+	int n;
+
+	if ((c = conf_load(path, &errs, &n)) == NULL) {
+		for (int i = 0; i < n; i++)
+			log_err("reload: %s", errs[i].msg);
+		log_err("reload: keeping the running configuration");
+		free(errs);
+		return;
+	}
+	pol_reload(c);
+	conf_swap(c);
+	log_info("reload: configuration %s loaded", path);
+}
 
 int
 smtp_serve(const char *path, struct conf *c)
 {
-	(void)path;
+	struct smtp_loop *loops;
+	sigset_t set;
+	int nthreads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int sig, rc = 0;
+
+	if (nthreads < 1)
+		nthreads = 1;
+	log_set_level((enum log_level)c->log_level);
+	conf_swap(conf_ref(c));
+	if (pol_init(c) == -1) {
+		log_err("serve: policy initialisation failed");
+		conf_unref(c);
+		return 1;
+	}
+	if (tls_init(c) == -1) {
+		pol_shutdown();
+		conf_unref(c);
+		return 1;
+	}
+	/* The loops and workers inherit this mask; the main thread waits. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (web_start(c) == -1) {
+		tls_shutdown();
+		pol_shutdown();
+		conf_unref(c);
+		return 1;
+	}
+	loops = xcalloc((size_t)nthreads, sizeof(*loops));
+	for (int i = 0; i < nthreads; i++) {
+		loops[i].ev = ev_new();
+		loops[i].home = work_home_new(loops[i].ev, smtp_jobs_back, &loops[i]);
+		if (smtp_loop_listen(&loops[i], c->listen) == -1) {
+			log_err("serve: cannot listen on %s", c->listen);
+			conf_unref(c);
+			return 1;
+		}
+	}
+	work_init(c->workers > 0 ? c->workers : 1);
+	for (int i = 0; i < nthreads; i++)
+		if ((errno = pthread_create(&loops[i].thread, NULL, smtp_loop_main, &loops[i])) != 0)
+			fatal("pthread_create");
+	log_info("serve: listening on %s, backend %s, %d I/O threads, %d policy workers%s",
+	    c->listen, c->backend, nthreads, c->workers, tls_enabled() ? ", STARTTLS" : "");
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			smtp_reload(path);
+			continue;
+		}
+		log_info("serve: signal %d: draining sessions", sig);
+		break;
+	}
+	atomic_store(&smtp_conns.stop, 1);
+	for (int i = 0; i < nthreads; i++)
+		ev_wake(loops[i].ev);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(loops[i].thread, NULL);
+	web_stop();
+	work_shutdown();
+	for (int i = 0; i < nthreads; i++) {
+		work_home_free(loops[i].home);
+		ev_free(loops[i].ev);
+	}
+	free(loops);
+	tls_shutdown();
+	pol_shutdown();
 	conf_unref(c);
-	log_err("serve: not implemented yet");
-	return 1;
+	log_info("serve: stopped");
+	return rc;
 }

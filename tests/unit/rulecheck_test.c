@@ -278,7 +278,9 @@ main(void)
 	    "viagra_html | body | /cheap viagra/i | quarantine 2\n"
 	    "invoice_exe | attachment | /\\.exe$/i | score 1\n"
 	    "cyr_subject | subject | /Привет/ | score 0.5\n");
-	text = xasprintf("[db]\npath = %s/p.db\n[rules]\nfile = %s/rules.txt\n", dir, dir);
+	/* Only rules decide here: no greylisting, no DNS-based checks. */
+	text = xasprintf("[db]\npath = %s/p.db\n[rules]\nfile = %s/rules.txt\n"
+	    "[greylist]\nenabled = no\n[spf]\nenabled = no\n", dir, dir);
 	write_file("postern.conf", text);
 	free(text);
 	snprintf(p, sizeof(p), "%s/postern.conf", dir);

@@ -1,0 +1,339 @@
+/*
+ * access.c -- see access.h. The lists live in the database; every stage
+ * reads the entries of its kind on the worker's own connection (lists are
+ * short and indexed by kind, and an edit takes effect on the next session
+ * without a reload).
+ */
+#include "access.h"
+#include "conf.h"
+#include "db.h"
+#include "policy_int.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain 255. */
+#define ACCESS_VALUE_MAX	256
+
+/* What one stage looks for while walking the entries of its kind. */
+struct access_walk {
+	const struct pol_session *ps;
+	const char	*name;		/* helo/sender/rcpt, or NULL for client */
+	int		 allow, deny;
+	char		 entry[ACCESS_VALUE_MAX + 8];
+};
+
+static int	 access_addr(const struct sockaddr *, int *family, unsigned char out[16]);
+static int	 access_visit(void *, const struct db_access *);
+static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 access_enabled(const struct conf *);
+static int	 access_cli_list(void *, const struct db_access *);
+
+const struct pol_check access_check = {
+	.name = "access",
+	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL | 1u << POL_RCPT,
+	.enabled = access_enabled,
+	.run = access_run,
+};
+
+/* The address bytes, IPv4-mapped IPv6 unwrapped. 0 or -1. */
+static int
+access_addr(const struct sockaddr *sa, int *family, unsigned char out[16])
+{
+	if (sa->sa_family == AF_INET) {
+		*family = AF_INET;
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET6)
+		return -1;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		*family = AF_INET;
+		memcpy(out, a6->s6_addr + 12, 4);
+	} else {
+		*family = AF_INET6;
+		memcpy(out, a6->s6_addr, 16);
+	}
+	return 0;
+}
+
+/* Zero the host bits past prefix. */
+static void
+access_mask(unsigned char *a, int bytes, int prefix)
+{
+	for (int i = 0; i < bytes; i++) {
+		int bits = prefix - i * 8;
+		if (bits >= 8)
+			continue;
+		a[i] &= bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
+	}
+}
+
+int
+access_cidr_parse(const char *s, struct access_cidr *c)
+{
+	char buf[64], *slash, *end;
+	long p;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", s);
+	memset(c, 0, sizeof(*c));
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, c->addr) == 1)
+		c->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, c->addr) == 1)
+		c->family = AF_INET6;
+	else
+		return -1;
+	c->prefix = c->family == AF_INET ? 32 : 128;
+	if (slash) {
+		p = strtol(slash, &end, 10);
+		if (*slash == '\0' || *end != '\0' || p < 0 || p > c->prefix)
+			return -1;
+		c->prefix = (int)p;
+	}
+	access_mask(c->addr, c->family == AF_INET ? 4 : 16, c->prefix);
+	return 0;
+}
+
+int
+access_cidr_match(const struct access_cidr *c, const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int fam;
+
+	if (access_addr(sa, &fam, a) == -1 || fam != c->family)
+		return 0;
+	access_mask(a, fam == AF_INET ? 4 : 16, c->prefix);
+	return memcmp(a, c->addr, fam == AF_INET ? 4 : 16) == 0;
+}
+
+int
+access_net(const struct sockaddr *sa, int v4prefix, int v6prefix, char *out,
+    size_t outsz)
+{
+	unsigned char a[16];
+	char txt[INET6_ADDRSTRLEN];
+	int fam, prefix;
+
+	if (access_addr(sa, &fam, a) == -1)
+		return -1;
+	prefix = fam == AF_INET ? v4prefix : v6prefix;
+	access_mask(a, fam == AF_INET ? 4 : 16, prefix);
+	if (inet_ntop(fam, a, txt, sizeof(txt)) == NULL)
+		return -1;
+	return snprintf(out, outsz, "%s/%d", txt, prefix) < (int)outsz ? 0 : -1;
+}
+
+int
+access_name_match(const char *entry, const char *name)
+{
+	const char *at = strrchr(name, '@');
+	const char *dom = at ? at + 1 : name;
+	size_t el, dl;
+
+	if (strchr(entry, '@') && entry[0] != '@')
+		return strcasecmp(entry, name) == 0;
+	if (entry[0] == '@')
+		return strcasecmp(entry + 1, dom) == 0;
+	el = strlen(entry);
+	dl = strlen(dom);
+	if (dl == el)
+		return strcasecmp(entry, dom) == 0;
+	return dl > el && dom[dl - el - 1] == '.' && strcasecmp(dom + dl - el, entry) == 0;
+}
+
+int
+access_valid(const char *kind, const char *value, char *why, size_t whysz)
+{
+	struct access_cidr c;
+
+	if (*value == '\0' || strlen(value) > ACCESS_VALUE_MAX) {
+		snprintf(why, whysz, "value must be 1 to %d characters", ACCESS_VALUE_MAX);
+		return -1;
+	}
+	if (strcmp(kind, "client") == 0) {
+		if (access_cidr_parse(value, &c) == -1) {
+			snprintf(why, whysz, "'%s' is not an IP address or CIDR block "
+			    "(192.0.2.0/24, 2001:db8::/32)", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(kind, "helo") && strcmp(kind, "sender") && strcmp(kind, "rcpt")) {
+		snprintf(why, whysz, "kind must be client, helo, sender or rcpt");
+		return -1;
+	}
+	for (const char *p = value; *p; p++)
+		if (*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f) {
+			snprintf(why, whysz, "no spaces, control characters or <> in entries");
+			return -1;
+		}
+	return 0;
+}
+
+static int
+access_visit(void *arg, const struct db_access *e)
+{
+	struct access_walk *w = arg;
+	struct access_cidr c;
+	int hit;
+
+	if (w->name == NULL)
+		hit = access_cidr_parse(e->value, &c) == 0 &&
+		    access_cidr_match(&c, (const struct sockaddr *)&w->ps->client);
+	else
+		hit = access_name_match(e->value, w->name);
+	if (!hit)
+		return 0;
+	if (strcmp(e->list, "allow") == 0) {
+		w->allow = 1;
+		snprintf(w->entry, sizeof(w->entry), "%s", e->value);
+		return 1;	/* allow wins: stop */
+	}
+	if (!w->deny)
+		snprintf(w->entry, sizeof(w->entry), "%s", e->value);
+	w->deny = 1;
+	return 0;
+}
+
+static int
+access_enabled(const struct conf *c)
+{
+	(void)c;
+	return 1;
+}
+
+static void
+access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
+{
+	static const char *kinds[] = { "client", "helo", "sender", "rcpt" };
+	static const char *what[] = { "client", "HELO name", "sender", "recipient" };
+	struct access_walk w = { .ps = ps };
+	int k = stage == POL_CONNECT ? 0 : stage == POL_HELO ? 1 :
+	    stage == POL_MAIL ? 2 : 3;
+	char esc[LOG_ESCAPE_MAX];
+
+	(void)m;
+	w.name = k == 0 ? NULL : k == 1 ? ps->helo : k == 2 ? ps->mail_from : ps->rcpt;
+	if (k != 0 && (w.name == NULL || *w.name == '\0'))
+		return;
+	if (db_access_each(kinds[k], access_visit, &w) == -1) {
+		pol_result_add(ps, "access", "temperror", 0, NULL, "access lists unreadable");
+		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
+		    "Temporary local problem, please try again later");
+		return;
+	}
+	const char *who = k == 0 ? ps->client_ip : log_escape(w.name, strlen(w.name), esc);
+	if (w.allow) {
+		pol_result_add(ps, "access", "allow", 0, NULL, "%s %s allowlisted (%s)",
+		    what[k], who, w.entry);
+		ps->allow |= k <= 1 ? POL_ALLOW_SESSION : k == 2 ? POL_ALLOW_TX : POL_ALLOW_RCPT;
+	} else if (w.deny) {
+		pol_result_add(ps, "access", "deny", 0, NULL, "%s %s denied (%s)",
+		    what[k], who, w.entry);
+		if (k == 0)
+			pol_hard_set(ps, POL_REJECT, 554, "5.7.1", 1,
+			    "Service unavailable; client %s denied by local policy", who);
+		else
+			pol_hard_set(ps, POL_REJECT, 550, "5.7.1", 0,
+			    "<%s>: %s rejected: denied by local policy", who,
+			    k == 1 ? "Helo command" : k == 2 ? "Sender address" :
+			    "Recipient address");
+	}
+}
+
+/* ------------------------------------------------------------- the CLI */
+
+static int
+access_cli_list(void *arg, const struct db_access *e)
+{
+	(void)arg;
+	printf("%s\t%s\t%s%s%s\n", e->list, e->kind, e->value,
+	    *e->note ? "\t# " : "", e->note);
+	return 0;
+}
+
+static int
+access_usage(void)
+{
+	fprintf(stderr,
+	    "usage: postern access add allow|deny client|helo|sender|rcpt VALUE [NOTE] [-c FILE]\n"
+	    "       postern access del allow|deny client|helo|sender|rcpt VALUE [-c FILE]\n"
+	    "       postern access list [client|helo|sender|rcpt] [-c FILE]\n");
+	return 2;
+}
+
+/* Run one command against the open database; exit status. */
+static int
+access_cli_run(int n, char **a)
+{
+	char why[200];
+	int rc;
+
+	if (n >= 1 && strcmp(a[0], "list") == 0 && n <= 2)
+		return db_access_each(n == 2 ? a[1] : NULL, access_cli_list, NULL) == -1;
+	if (n < 4 || (strcmp(a[0], "add") && strcmp(a[0], "del")) ||
+	    (strcmp(a[1], "allow") && strcmp(a[1], "deny")))
+		return access_usage();
+	if (access_valid(a[2], a[3], why, sizeof(why)) == -1) {
+		fprintf(stderr, "postern access: %s\n", why);
+		return 1;
+	}
+	if (strcmp(a[0], "add") == 0) {
+		if (n > 5)
+			return access_usage();
+		if ((rc = db_access_add(a[1], a[2], a[3], n == 5 ? a[4] : "")) == -1)
+			return 1;
+		printf("%s %s %s: %s\n", a[1], a[2], a[3], rc ? "already listed" : "added");
+		return 0;
+	}
+	if (n > 4)
+		return access_usage();
+	if ((rc = db_access_del(a[1], a[2], a[3])) == -1)
+		return 1;
+	printf("%s %s %s: %s\n", a[1], a[2], a[3], rc ? "removed" : "not listed");
+	return rc ? 0 : 1;
+}
+
+int
+access_main(int argc, char **argv)
+{
+	const char *path = "etc/postern.conf";
+	char *args[8];
+	int n = 0, rc;
+	struct conf_err *errs;
+	struct conf *c;
+	int nerrs;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (n < (int)ARRAY_SIZE(args))
+			args[n++] = argv[i];
+		else
+			return access_usage();
+	}
+	if ((c = conf_load(path, &errs, &nerrs)) == NULL) {
+		for (int i = 0; i < nerrs; i++)
+			fprintf(stderr, "%s\n", errs[i].msg);
+		free(errs);
+		return 1;
+	}
+	if (db_open(c, 0) == -1) {
+		conf_unref(c);
+		return 1;
+	}
+	rc = access_cli_run(n, args);
+	db_close();
+	conf_unref(c);
+	return rc;
+}

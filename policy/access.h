@@ -1,0 +1,53 @@
+/*
+ * access.h -- local allow and deny lists (client IP/CIDR, HELO name, sender
+ * address or domain, recipient), kept in the database (db_access_*), and
+ * the CIDR arithmetic the greylist triplet shares.
+ *
+ * Matching: client entries are addresses or CIDR blocks ("192.0.2.0/24",
+ * "2001:db8::/32"); IPv4-mapped IPv6 clients match IPv4 entries. HELO,
+ * sender and recipient entries match case-insensitively: "user@domain" the
+ * address, "@domain" the domain exactly, "domain" the domain and every
+ * subdomain. An allow entry beats a deny entry that also matches.
+ *
+ * Effect (policy/policy.c applies it): an allowlisted client or HELO skips
+ * every later check of the session and is accepted; an allowlisted sender
+ * the rest of the transaction; an allowlisted recipient the rest of its
+ * RCPT checks (greylisting). A deny entry rejects with 554 5.7.1 at connect
+ * (and closes) or 550 5.7.1 at HELO, MAIL or RCPT.
+ *
+ * Thread: any; reads use the calling thread's database connection.
+ */
+#ifndef POSTERN_ACCESS_H
+#define POSTERN_ACCESS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct pol_check;
+
+struct access_cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];	/* network byte order, host bits zero */
+	int		 prefix;
+};
+
+/* "192.0.2.1", "192.0.2.0/24", "2001:db8::/48". 0 or -1. */
+int	 access_cidr_parse(const char *, struct access_cidr *);
+/* Does the address fall inside the block? 1 or 0. */
+int	 access_cidr_match(const struct access_cidr *, const struct sockaddr *);
+/* The client's network as text for the greylist triplet ("192.0.2.0/24",
+ * "2001:db8:1:2::/64"); IPv4-mapped IPv6 counts as IPv4. 0 or -1. */
+int	 access_net(const struct sockaddr *, int v4prefix, int v6prefix,
+	    char *out, size_t outsz);
+/* Does an address or domain entry match the name? 1 or 0. */
+int	 access_name_match(const char *entry, const char *name);
+/* Is value a valid entry of kind ("client", "helo", "sender", "rcpt")?
+ * 0, or -1 with the reason in why. */
+int	 access_valid(const char *kind, const char *value, char *why, size_t whysz);
+
+/* `postern access add|del allow|deny KIND VALUE [NOTE]`, `postern access list`. */
+int	 access_main(int argc, char **argv);
+
+extern const struct pol_check access_check;
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * grey.h -- greylisting with postgrey/sqlgrey semantics, decided per RCPT.
+ *
+ * The triplet is (client network, envelope sender, recipient); the network
+ * is the client address cut to greylist.ipv4_prefix / ipv6_prefix bits.
+ * First attempt: 450 4.7.1 "Greylisted, try again in N seconds". A retry
+ * after greylist.delay and within greylist.retry_window of the first
+ * attempt passes, and the triplet then passes until unused for
+ * greylist.expire. A network whose triplets first passed greylist.auto_allow
+ * times is not greylisted any more (until unused for greylist.expire).
+ * Not greylisted either: allowlisted clients, senders and recipients
+ * (policy/access), clients on a DNS allow list (result "dnswl"), and, when
+ * enabled, senders from greylist.skip_domains with SPF pass (result "spf"
+ * pass). A database failure answers 451 4.3.0, never a pass.
+ *
+ * State is in the database (db_grey_update() makes each step atomic);
+ * time is time_wall(), so tests move the clock with POSTERN_CLOCK_FILE.
+ * Thread: a worker, on its own session.
+ */
+#ifndef POSTERN_GREY_H
+#define POSTERN_GREY_H
+
+#include <time.h>
+
+struct db_grey_row;
+struct pol_check;
+
+enum grey_action {
+	GREY_NEW = 0,		/* first attempt (or after expiry/window): defer */
+	GREY_EARLY,		/* retried before the delay: defer */
+	GREY_PASS_RETRY,	/* retried in time: passes from now on */
+	GREY_PASS_KNOWN,	/* passed before */
+};
+
+struct grey_params {
+	long long	 delay, retry_window, expire;
+	/* out: seconds the client should still wait (NEW, EARLY) */
+	long long	 wait;
+};
+
+/* The state machine, pure: the row in, the row out (for db_grey_update). */
+int	 grey_step(struct db_grey_row *, time_t now, void *params, int *count_pass);
+/* Is domain (or a parent of it) listed in a comma-separated set? 1 or 0. */
+int	 grey_domain_listed(const char *list, const char *domain);
+
+extern const struct pol_check grey_check;
+
+#endif

@@ -1,0 +1,352 @@
+/*
+ * rbl.c -- see rbl.h. Parse the site list, build the query names, ask all
+ * lists at once, and turn answers into scored results.
+ */
+#include "rbl.h"
+#include "conf.h"
+#include "dns.h"
+#include "policy_int.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RBL_NAME_MAX	512
+
+struct rbl_q {
+	const struct rbl_site *site;
+	char		 name[RBL_NAME_MAX];
+	struct dns_answer *ans;
+	pthread_t	 th;
+	int		 threaded;
+};
+
+static int	 rbl_parse_octet(const char **, unsigned char set[32]);
+static int	 rbl_parse_num(const char **, int *);
+static int	 rbl_parse_site(const char *tok, size_t len, struct rbl_site *,
+		    char *why, size_t whysz);
+static void	*rbl_q_thread(void *);
+static void	 rbl_ask(struct pol_session *, struct rbl_q *, int n);
+static void	 rbl_judge(struct pol_session *, const struct rbl_q *, const char *check,
+		    const char *what);
+static void	 rbl_lists(struct pol_session *, const char *spec, const struct sockaddr *,
+		    const char *domain, const char *check, const char *what);
+static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 rbl_enabled(const struct conf *);
+
+const struct pol_check rbl_check = {
+	.name = "rbl",
+	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL,
+	.enabled = rbl_enabled,
+	.run = rbl_run,
+};
+
+/* ------------------------------------------------------------- parsing */
+
+static int
+rbl_parse_num(const char **pp, int *v)
+{
+	const char *p = *pp;
+	int n = 0;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	while (isdigit((unsigned char)*p) && n <= 255)
+		n = n * 10 + (*p++ - '0');
+	if (n > 255)
+		return -1;
+	*v = n;
+	*pp = p;
+	return 0;
+}
+
+/* One octet pattern: N, or [item;item...] with items N or N..M. */
+static int
+rbl_parse_octet(const char **pp, unsigned char set[32])
+{
+	const char *p = *pp;
+	int lo, hi;
+
+	if (*p != '[') {
+		if (rbl_parse_num(&p, &lo) == -1)
+			return -1;
+		set[lo / 8] |= (unsigned char)(1u << (lo % 8));
+		*pp = p;
+		return 0;
+	}
+	p++;
+	for (;;) {
+		if (rbl_parse_num(&p, &lo) == -1)
+			return -1;
+		hi = lo;
+		if (p[0] == '.' && p[1] == '.') {
+			p += 2;
+			if (rbl_parse_num(&p, &hi) == -1 || hi < lo)
+				return -1;
+		}
+		for (int v = lo; v <= hi; v++)
+			set[v / 8] |= (unsigned char)(1u << (v % 8));
+		if (*p == ';') {
+			p++;
+			continue;
+		}
+		if (*p != ']')
+			return -1;
+		*pp = p + 1;
+		return 0;
+	}
+}
+
+static int
+rbl_parse_site(const char *tok, size_t len, struct rbl_site *s, char *why,
+    size_t whysz)
+{
+	char buf[RBL_ZONE_MAX + 128], *end;
+	const char *p;
+	size_t zl;
+
+	memset(s, 0, sizeof(*s));
+	s->weight = 1;
+	if (len >= sizeof(buf))
+		goto bad;
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+	zl = strcspn(buf, "=*");
+	if (zl == 0 || zl > RBL_ZONE_MAX)
+		goto bad;
+	for (size_t i = 0; i < zl; i++)
+		if (!isalnum((unsigned char)buf[i]) && !strchr(".-_", buf[i]))
+			goto bad;
+	memcpy(s->zone, buf, zl);
+	p = buf + zl;
+	if (*p == '=') {
+		p++;
+		s->filtered = 1;
+		for (int i = 0; i < 4; i++) {
+			if (rbl_parse_octet(&p, s->octet[i]) == -1)
+				goto bad;
+			if (i < 3 && *p++ != '.')
+				goto bad;
+		}
+	}
+	if (*p == '*') {
+		s->weight = strtod(p + 1, &end);
+		if (end == p + 1)
+			goto bad;
+		p = end;
+	}
+	if (*p == '\0')
+		return 0;
+bad:
+	snprintf(why, whysz, "bad DNS list '%.*s'; write zone, zone*W, "
+	    "zone=127.0.0.2*W or zone=127.0.0.[2..11]*W", (int)(len > 200 ? 200 : len), tok);
+	return -1;
+}
+
+int
+rbl_parse(const char *spec, struct rbl_site *sites, int max, char *why, size_t whysz)
+{
+	const char *p = spec ? spec : "";
+	int n = 0;
+
+	for (;;) {
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			return n;
+		size_t len = strcspn(p, ", \t");
+		if (n == max) {
+			snprintf(why, whysz, "more than %d DNS lists", max);
+			return -1;
+		}
+		if (rbl_parse_site(p, len, &sites[n], why, whysz) == -1)
+			return -1;
+		n++;
+		p += len;
+	}
+}
+
+int
+rbl_match(const struct rbl_site *s, struct in_addr a)
+{
+	const unsigned char *b = (const unsigned char *)&a.s_addr;
+
+	if (!s->filtered)
+		return b[0] == 127;
+	for (int i = 0; i < 4; i++)
+		if (!(s->octet[i][b[i] / 8] & (1u << (b[i] % 8))))
+			return 0;
+	return 1;
+}
+
+int
+rbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
+{
+	const unsigned char *b;
+	size_t o = 0;
+
+	if (sa->sa_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		for (int i = 15; i >= 0 && o < outsz; i--)
+			o += (size_t)snprintf(out + o, outsz - o, "%x.%x.",
+			    b[i] & 0xf, b[i] >> 4);
+	} else {
+		if (sa->sa_family == AF_INET)
+			b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+		else if (sa->sa_family == AF_INET6)
+			b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12;
+		else
+			return -1;
+		o = (size_t)snprintf(out, outsz, "%u.%u.%u.%u.", b[3], b[2], b[1], b[0]);
+	}
+	if (o >= outsz)
+		return -1;
+	return (size_t)snprintf(out + o, outsz - o, "%s", zone) < outsz - o ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- lookups */
+
+static void *
+rbl_q_thread(void *arg)
+{
+	struct rbl_q *q = arg;
+
+	q->ans = dns_query(q->name, DNS_T_A, NULL);
+	return NULL;
+}
+
+/* Ask every question at once: the first on this thread, the rest on
+ * their own. The session's DNS budget is charged up front; questions past
+ * it are not asked (ans stays NULL). */
+static void
+rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
+{
+	int allowed = n < ps->dns.left ? n : ps->dns.left;
+
+	if (allowed < 0)
+		allowed = 0;
+	ps->dns.left -= allowed;
+	ps->dns.asked += allowed;
+	for (int i = 1; i < allowed; i++)
+		q[i].threaded = pthread_create(&q[i].th, NULL, rbl_q_thread, &q[i]) == 0;
+	for (int i = 0; i < allowed; i++)
+		if (i == 0 || !q[i].threaded)
+			rbl_q_thread(&q[i]);
+	for (int i = 1; i < allowed; i++)
+		if (q[i].threaded)
+			pthread_join(q[i].th, NULL);
+}
+
+/* One list's answer into a result (or a log line). */
+static void
+rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
+    const char *what)
+{
+	const struct rbl_site *s = q->site;
+	char code[INET_ADDRSTRLEN] = "";
+
+	if (q->ans == NULL) {
+		log_warn("%s: %s: %s not asked: DNS budget spent; counted as not listed",
+		    ps->sid, check, s->zone);
+		return;
+	}
+	if (q->ans->status == DNS_TEMPERROR || q->ans->status == DNS_BUDGET) {
+		log_warn("%s: %s: %s did not answer for %s (%s); counted as not listed",
+		    ps->sid, check, s->zone, what, q->ans->why);
+		pol_result_add(ps, check, "temperror", 0, NULL, "%s did not answer", s->zone);
+		return;
+	}
+	for (int i = 0; q->ans->status == DNS_OK && i < q->ans->count; i++) {
+		struct in_addr a = q->ans->rr[i].u.a;
+		const unsigned char *b = (const unsigned char *)&a.s_addr;
+		inet_ntop(AF_INET, &a, code, sizeof(code));
+		if (b[0] == 127 && b[1] == 255 && b[2] == 255) {
+			log_warn("%s: %s: %s answered %s for %s: an error code of the "
+			    "list, not a listing; ignored", ps->sid, check, s->zone, code, what);
+			continue;
+		}
+		if (!rbl_match(s, a))
+			continue;
+		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
+		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
+		    NULL, "%s listed at %s", what, s->zone);
+		return;		/* a site's weight counts once */
+	}
+}
+
+/* Ask the lists of spec about the client address (sa) or a domain. */
+static void
+rbl_lists(struct pol_session *ps, const char *spec, const struct sockaddr *sa,
+    const char *domain, const char *check, const char *what)
+{
+	struct rbl_site sites[RBL_MAX_SITES];
+	struct rbl_q q[RBL_MAX_SITES];
+	char why[300];
+	int n, nq = 0;
+
+	if ((n = rbl_parse(spec, sites, RBL_MAX_SITES, why, sizeof(why))) <= 0) {
+		if (n == -1)
+			log_err("%s: %s: %s", ps->sid, check, why);
+		return;
+	}
+	memset(q, 0, sizeof(q));
+	for (int i = 0; i < n; i++) {
+		int r = sa ? rbl_name(sa, sites[i].zone, q[nq].name, sizeof(q[nq].name)) :
+		    snprintf(q[nq].name, sizeof(q[nq].name), "%s.%s", domain,
+		    sites[i].zone) < RBL_NAME_MAX ? 0 : -1;
+		if (r == -1)
+			continue;
+		q[nq++].site = &sites[i];
+	}
+	rbl_ask(ps, q, nq);
+	for (int i = 0; i < nq; i++) {
+		rbl_judge(ps, &q[i], check, what);
+		if (q[i].ans)
+			dns_answer_free(q[i].ans);
+	}
+}
+
+/* A name worth asking an RHSBL about: a dotted domain, not a literal. */
+static int
+rbl_domain_ok(const char *d)
+{
+	if (d == NULL || *d == '\0' || *d == '[' || strchr(d, '.') == NULL ||
+	    strlen(d) > RBL_ZONE_MAX)
+		return 0;
+	for (; *d; d++)
+		if (!isalnum((unsigned char)*d) && !strchr(".-_", *d))
+			return 0;
+	return 1;
+}
+
+static int
+rbl_enabled(const struct conf *c)
+{
+	return (c->rbl_zones && *c->rbl_zones) || (c->rhsbl_zones && *c->rhsbl_zones);
+}
+
+static void
+rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
+{
+	const struct conf *c = ps->conf;
+	char what[300];
+	const char *dom;
+
+	(void)m;
+	if (stage == POL_CONNECT) {
+		snprintf(what, sizeof(what), "client %s", ps->client_ip);
+		rbl_lists(ps, c->rbl_zones, (const struct sockaddr *)&ps->client,
+		    NULL, "rbl", what);
+	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
+		snprintf(what, sizeof(what), "HELO name %s", ps->helo);
+		rbl_lists(ps, c->rhsbl_zones, NULL, ps->helo, "rhsbl", what);
+	} else if (stage == POL_MAIL && ps->mail_from &&
+	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
+		snprintf(what, sizeof(what), "sender domain %s", dom + 1);
+		rbl_lists(ps, c->rhsbl_zones, NULL, dom + 1, "rhsbl", what);
+	}
+}

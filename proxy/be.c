@@ -1,0 +1,578 @@
+/*
+ * be.c -- the backend leg (see be.h).
+ *
+ * States run CONNECTING -> GREETING -> EHLO [-> XCLIENT -> EHLO2 |
+ * -> XFORWARD] -> READY, then READY -> CMD -> READY for each command and
+ * READY -> BODY -> CMD -> READY for a message. Any failure closes the leg
+ * (CLOSED) and reports -1 to whoever waits; the next transaction reopens.
+ */
+#include "be.h"
+#include "conf.h"
+#include "ev.h"
+#include "line.h"
+#include "spool.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum be_state {
+	BE_S_CLOSED = 0,
+	BE_S_CONNECTING,
+	BE_S_GREETING,
+	BE_S_EHLO,
+	BE_S_XCLIENT,
+	BE_S_EHLO2,
+	BE_S_XFORWARD,
+	BE_S_READY,
+	BE_S_CMD,
+	BE_S_BODY,
+};
+
+static const char *be_state_names[] = {
+	"CLOSED", "CONNECTING", "GREETING", "EHLO", "XCLIENT", "EHLO2",
+	"XFORWARD", "READY", "CMD", "BODY",
+};
+
+struct be {
+	struct ev_loop	*loop;
+	const struct conf *conf;
+	char		 sid[ID_LEN + 1];
+	struct ev_io	 io;
+	enum be_state	 state;
+	unsigned	 caps, xclient, xforward;
+	int		 introduced;
+	struct line_buf	 in, out;
+	struct be_reply	 reply;
+	struct spool_out *body;
+	uint64_t	 deadline;
+	be_cb		*cb;
+	void		*arg;
+	struct {
+		char	*addr, *helo;
+		int	 v6, port, esmtp;
+	} who;
+};
+
+static void	 be_enter_state(struct be *, enum be_state);
+static void	 be_io(struct ev_io *, unsigned);
+static void	 be_read(struct be *);
+static void	 be_write(struct be *);
+static void	 be_send(struct be *, const char *);
+static void	 be_try_write(struct be *);
+static void	 be_on_reply(struct be *);
+static void	 be_fail(struct be *, const char *);
+static void	 be_done(struct be *, int code, const char *, size_t);
+static void	 be_introduce(struct be *);
+static void	 be_update_events(struct be *);
+static int	 be_connect(struct be *);
+
+int
+be_reply_feed(struct be_reply *r, const char *line, size_t len)
+{
+	int code;
+
+	if (len < 3 || !isdigit((unsigned char)line[0]) || line[0] < '2' ||
+	    line[0] > '5' || !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]) || (len > 3 && line[3] != ' ' && line[3] != '-'))
+		return -1;
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->nlines > 0 && code != r->code)
+		return -1;
+	if (len > LIM_REPLY_LINE || r->nlines >= LIM_REPLY_LINES ||
+	    r->len + len + 2 > LIM_REPLY_TOTAL)
+		return -1;
+	r->code = code;
+	r->text = xrealloc(r->text, r->len + len + 3);
+	memcpy(r->text + r->len, line, len);
+	memcpy(r->text + r->len + len, "\r\n", 3);
+	r->len += len + 2;
+	r->nlines++;
+	return len == 3 || line[3] == ' ';
+}
+
+void
+be_reply_clear(struct be_reply *r)
+{
+	free(r->text);
+	memset(r, 0, sizeof(*r));
+}
+
+/* One keyword per EHLO reply line after the first (RFC 5321 4.1.1.1). */
+unsigned
+be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward)
+{
+	static const struct { const char *kw; unsigned bit; } kws[] = {
+		{ "PIPELINING", BE_CAP_PIPELINING }, { "SIZE", BE_CAP_SIZE },
+		{ "8BITMIME", BE_CAP_8BITMIME }, { "SMTPUTF8", BE_CAP_SMTPUTF8 },
+		{ "DSN", BE_CAP_DSN }, { "XCLIENT", BE_CAP_XCLIENT },
+		{ "XFORWARD", BE_CAP_XFORWARD }, { "ENHANCEDSTATUSCODES", BE_CAP_ENHANCED },
+		{ "STARTTLS", BE_CAP_STARTTLS },
+	};
+	static const struct { const char *kw; unsigned bit; } attrs[] = {
+		{ "NAME", BE_XA_NAME }, { "ADDR", BE_XA_ADDR }, { "PORT", BE_XA_PORT },
+		{ "PROTO", BE_XA_PROTO }, { "HELO", BE_XA_HELO },
+	};
+	unsigned caps = 0;
+	const char *l = strstr(text, "\r\n");
+
+	*xclient = *xforward = 0;
+	while (l != NULL && l[2] != '\0') {
+		const char *p = l + 2 + 4, *e = strstr(p, "\r\n");
+		size_t kl = strcspn(p, " \r");
+		if (e == NULL)
+			break;
+		for (size_t i = 0; i < ARRAY_SIZE(kws); i++) {
+			if (strlen(kws[i].kw) != kl || strncasecmp(p, kws[i].kw, kl) != 0)
+				continue;
+			caps |= kws[i].bit;
+			unsigned *xa = kws[i].bit == BE_CAP_XCLIENT ? xclient :
+			    kws[i].bit == BE_CAP_XFORWARD ? xforward : NULL;
+			for (const char *a = p + kl; xa && a < e; ) {
+				while (*a == ' ')
+					a++;
+				size_t al = strcspn(a, " \r");
+				for (size_t j = 0; j < ARRAY_SIZE(attrs); j++)
+					if (strlen(attrs[j].kw) == al &&
+					    strncasecmp(a, attrs[j].kw, al) == 0)
+						*xa |= attrs[j].bit;
+				a += al;
+			}
+		}
+		l = e;
+	}
+	return caps;
+}
+
+void
+be_xtext(const char *s, char *out, size_t sz)
+{
+	size_t o = 0;
+
+	for (; *s && o + 4 < sz; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 33 || c > 126 || c == '+' || c == '=')
+			o += (size_t)snprintf(out + o, sz - o, "+%02X", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+}
+
+struct be *
+be_new(struct ev_loop *l, const struct conf *c, const char *sid, be_cb *cb, void *arg)
+{
+	struct be *be = xcalloc(1, sizeof(*be));
+
+	be->loop = l;
+	be->conf = c;
+	snprintf(be->sid, sizeof(be->sid), "%s", sid);
+	be->io.fd = -1;
+	be->cb = cb;
+	be->arg = arg;
+	return be;
+}
+
+static void
+be_enter_state(struct be *be, enum be_state st)
+{
+	if (log_debug_enabled())
+		log_debug("%s: backend %s -> %s", be->sid, be_state_names[be->state],
+		    be_state_names[st]);
+	be->state = st;
+}
+
+int be_ready(const struct be *be) { return be->state == BE_S_READY; }
+unsigned be_caps(const struct be *be) { return be->caps; }
+int be_introduced(const struct be *be) { return be->introduced; }
+
+/* Start a non-blocking connect to proxy.backend; 0 or -1. */
+static int
+be_connect(struct be *be)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	char host[256], portstr[16];
+	int port, fd, one = 1;
+
+	if (hostport_split(be->conf->backend, host, sizeof(host), &port) == -1)
+		return -1;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if (getaddrinfo(host, portstr, &hints, &res) != 0)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, res->ai_addr, res->ai_addrlen) == -1 && errno != EINPROGRESS) {
+		freeaddrinfo(res);
+		close(fd);
+		return -1;
+	}
+	freeaddrinfo(res);
+	ev_add(be->loop, &be->io, fd, EV_WRITE, be_io, be);
+	return 0;
+}
+
+void
+be_open(struct be *be, const struct be_client *who)
+{
+	if (be->state != BE_S_CLOSED)
+		fatalx("be_open in state %s", be_state_names[be->state]);
+	free(be->who.addr);
+	free(be->who.helo);
+	be->who.addr = xstrdup(who->addr);
+	be->who.helo = xstrdup(who->helo ? who->helo : "");
+	be->who.v6 = who->v6;
+	be->who.port = who->port;
+	be->who.esmtp = who->esmtp;
+	be->caps = be->xclient = be->xforward = 0;
+	be->introduced = 0;
+	if (be_connect(be) == -1) {
+		be_done(be, -1, "cannot connect", 14);
+		return;
+	}
+	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend_connect * 1000;
+	be_enter_state(be, BE_S_CONNECTING);
+}
+
+void
+be_command(struct be *be, const char *line)
+{
+	if (be->state != BE_S_READY)
+		fatalx("be_command in state %s", be_state_names[be->state]);
+	be_enter_state(be, BE_S_CMD);
+	be_send(be, line);
+}
+
+void
+be_body(struct be *be, struct spool_out *o)
+{
+	if (be->state != BE_S_READY)
+		fatalx("be_body in state %s", be_state_names[be->state]);
+	be->body = o;
+	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+	be_enter_state(be, BE_S_BODY);
+	be_update_events(be);
+}
+
+static void
+be_send(struct be *be, const char *line)
+{
+	line_buf_add(&be->out, line, strlen(line));
+	line_buf_add(&be->out, "\r\n", 2);
+	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+	be_try_write(be);
+}
+
+/* Send now rather than on the next EPOLLOUT; whatever is left (or a
+ * failure) is dealt with by be_write() on the next event, so no callback
+ * runs from inside the caller's be_command(). */
+static void
+be_try_write(struct be *be)
+{
+	if (be->state != BE_S_CONNECTING && be->out.len > 0) {
+		ssize_t w = send(be->io.fd, line_buf_ptr(&be->out), be->out.len,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			line_buf_drop(&be->out, (size_t)w);
+	}
+	be_update_events(be);
+}
+
+static void
+be_update_events(struct be *be)
+{
+	unsigned want = EV_READ;
+
+	if (be->out.len > 0 || be->state == BE_S_CONNECTING || be->state == BE_S_BODY)
+		want |= EV_WRITE;
+	if (be->state == BE_S_CONNECTING)
+		want = EV_WRITE;
+	ev_set(be->loop, &be->io, want);
+}
+
+static void
+be_io(struct ev_io *io, unsigned r)
+{
+	struct be *be = io->arg;
+
+	if (be->state == BE_S_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &l) == -1 || err != 0) {
+			be_fail(be, "cannot connect");
+			return;
+		}
+		be_enter_state(be, BE_S_GREETING);
+		be_update_events(be);
+		return;
+	}
+	if (r & EV_WRITE) {
+		be_write(be);
+		if (be->io.fd == -1)
+			return;
+	}
+	if (r & EV_READ)
+		be_read(be);
+}
+
+static void
+be_write(struct be *be)
+{
+	for (int rounds = 0; rounds < 64; rounds++) {
+		if (be->out.len == 0 && be->state == BE_S_BODY) {
+			char *p = line_buf_space(&be->out, LIM_IO_CHUNK);
+			size_t n = spool_out_fill(be->body, p, LIM_IO_CHUNK);
+			line_buf_commit(&be->out, n);
+			if (n == 0) {	/* the final dot went out: await the reply */
+				be->body = NULL;
+				be_enter_state(be, BE_S_CMD);
+				/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
+				be->deadline = time_mono_ms() +
+				    (uint64_t)be->conf->timeout_data_term * 1000;
+				break;
+			}
+		}
+		if (be->out.len == 0)
+			break;
+		ssize_t w = send(be->io.fd, line_buf_ptr(&be->out), be->out.len, MSG_NOSIGNAL);
+		if (w == -1 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (w == -1) {
+			be_fail(be, "write failed");
+			return;
+		}
+		line_buf_drop(&be->out, (size_t)w);
+		if (be->state == BE_S_BODY)
+			be->deadline = time_mono_ms() +
+			    (uint64_t)be->conf->timeout_backend * 1000;
+	}
+	be_update_events(be);
+}
+
+static void
+be_read(struct be *be)
+{
+	char *p = line_buf_space(&be->in, LIM_IO_CHUNK);
+	ssize_t n = recv(be->io.fd, p, LIM_IO_CHUNK, 0);
+	size_t ll;
+	long used;
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		line_buf_commit(&be->in, 0);
+		return;
+	}
+	if (n <= 0) {
+		line_buf_commit(&be->in, 0);
+		be_fail(be, n == 0 ? "connection closed" : "read failed");
+		return;
+	}
+	line_buf_commit(&be->in, (size_t)n);
+	while ((used = line_find(line_buf_ptr(&be->in), be->in.len, LIM_REPLY_LINE, &ll)) != 0) {
+		int rc;
+		if (used < 0) {
+			be_fail(be, "reply line too long");
+			return;
+		}
+		rc = be_reply_feed(&be->reply, line_buf_ptr(&be->in), ll);
+		line_buf_drop(&be->in, (size_t)used);
+		if (rc == -1) {
+			be_fail(be, "malformed reply");
+			return;
+		}
+		if (rc == 1) {
+			if (be->in.len > 0) {	/* lockstep: nothing may follow */
+				be_fail(be, "reply out of turn");
+				return;
+			}
+			be_on_reply(be);
+			return;
+		}
+	}
+}
+
+/* A complete reply arrived: advance the handshake, or hand it over. */
+static void
+be_on_reply(struct be *be)
+{
+	struct be_reply *r = &be->reply;
+	char line[LIM_PATH + 64];
+
+	be->deadline = 0;
+	switch (be->state) {
+	case BE_S_XCLIENT:
+		if (r->code / 100 == 2 && r->code != 220) {
+			/* accepted without a new greeting (smtp-sink does this) */
+			be->introduced = 1;
+			be_enter_state(be, BE_S_READY);
+			be_reply_clear(r);
+			be_done(be, 250, "", 0);
+			return;
+		}
+		/* FALLTHROUGH */
+	case BE_S_GREETING:
+		if (r->code != 220) {
+			if (be->state == BE_S_XCLIENT) {
+				log_warn("%s: backend refused XCLIENT: %.*s", be->sid,
+				    (int)strcspn(r->text, "\r"), r->text);
+				be_enter_state(be, BE_S_READY);
+				be_reply_clear(r);
+				be_done(be, 250, "", 0);
+				return;
+			}
+			be_fail(be, "no 220 greeting");
+			return;
+		}
+		if (be->state == BE_S_XCLIENT)
+			be->introduced = 1;
+		be_enter_state(be, be->state == BE_S_GREETING ? BE_S_EHLO : BE_S_EHLO2);
+		snprintf(line, sizeof(line), "EHLO %s", be->conf->hostname);
+		be_reply_clear(r);
+		be_send(be, line);
+		return;
+	case BE_S_EHLO:
+		if (r->code != 250) {
+			be_fail(be, "EHLO refused");
+			return;
+		}
+		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be_reply_clear(r);
+		be_introduce(be);
+		return;
+	case BE_S_EHLO2:
+	case BE_S_XFORWARD:
+		if (r->code != 250 && be->state == BE_S_EHLO2) {
+			be_fail(be, "EHLO refused after XCLIENT");
+			return;
+		}
+		if (be->state == BE_S_XFORWARD)
+			be->introduced = r->code == 250;
+		else
+			be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be_enter_state(be, BE_S_READY);
+		be_reply_clear(r);
+		be_done(be, 250, "", 0);
+		return;
+	case BE_S_CMD: {
+		struct be_reply done = *r;
+		memset(r, 0, sizeof(*r));
+		be_enter_state(be, BE_S_READY);
+		if (done.code == 421) {	/* the backend is leaving */
+			ev_del(be->loop, &be->io);
+			line_buf_free(&be->out);
+			be_enter_state(be, BE_S_CLOSED);
+		}
+		be_update_events(be);
+		be->cb(be->arg, done.code, done.text, done.len);
+		free(done.text);
+		return;
+	}
+	default:	/* READY: unsolicited (e.g. a 421 timeout) */
+		be_fail(be, "unsolicited reply");
+		return;
+	}
+}
+
+/* XCLIENT if offered and enabled, else XFORWARD, else nothing. */
+static void
+be_introduce(struct be *be)
+{
+	char line[1024], v[600];
+	size_t o;
+	unsigned xa;
+
+	if (!be->conf->xclient || !(be->caps & (BE_CAP_XCLIENT | BE_CAP_XFORWARD))) {
+		be_enter_state(be, BE_S_READY);
+		be_done(be, 250, "", 0);
+		return;
+	}
+	int xc = (be->caps & BE_CAP_XCLIENT) != 0;
+	xa = xc ? be->xclient : be->xforward;
+	o = (size_t)snprintf(line, sizeof(line), "%s", xc ? "XCLIENT" : "XFORWARD");
+	if (xa & BE_XA_ADDR) {
+		be_xtext(be->who.addr, v, sizeof(v));
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " ADDR=%s%s",
+		    be->who.v6 ? "IPV6:" : "", v);
+	}
+	if (xa & BE_XA_PORT)
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " PORT=%d", be->who.port);
+	if (xa & BE_XA_NAME)
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " NAME=[UNAVAILABLE]");
+	if (xa & BE_XA_PROTO)
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " PROTO=%s",
+		    be->who.esmtp ? "ESMTP" : "SMTP");
+	if ((xa & BE_XA_HELO) && be->who.helo[0] != '\0') {
+		be_xtext(be->who.helo, v, sizeof(v));
+		snprintf(line + o, sizeof(line) - o, " HELO=%s", v);
+	}
+	be_enter_state(be, xc ? BE_S_XCLIENT : BE_S_XFORWARD);
+	be_send(be, line);
+}
+
+/* Report to the owner; nothing of be is touched afterwards. */
+static void
+be_done(struct be *be, int code, const char *text, size_t len)
+{
+	be->cb(be->arg, code, text, len);
+}
+
+static void
+be_fail(struct be *be, const char *why)
+{
+	int waiting = be->state != BE_S_READY && be->state != BE_S_CLOSED;
+
+	if (be->state != BE_S_CLOSED)
+		log_info("%s: backend %s: %s", be->sid, be->conf->backend, why);
+	ev_del(be->loop, &be->io);
+	line_buf_free(&be->in);
+	line_buf_free(&be->out);
+	be_reply_clear(&be->reply);
+	be->body = NULL;
+	be->deadline = 0;
+	be_enter_state(be, BE_S_CLOSED);
+	if (waiting)
+		be_done(be, -1, why, strlen(why));
+}
+
+void
+be_tick(struct be *be, uint64_t now)
+{
+	if (be->deadline != 0 && now > be->deadline)
+		be_fail(be, "timeout");
+}
+
+void
+be_close(struct be *be)
+{
+	if (be->state == BE_S_READY && be->out.len == 0)
+		(void)send(be->io.fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ev_del(be->loop, &be->io);
+	line_buf_free(&be->in);
+	line_buf_free(&be->out);
+	be_reply_clear(&be->reply);
+	be->body = NULL;
+	be->deadline = 0;
+	be->state = BE_S_CLOSED;
+}
+
+void
+be_free(struct be *be)
+{
+	if (be == NULL)
+		return;
+	be_close(be);
+	free(be->who.addr);
+	free(be->who.helo);
+	free(be);
+}

@@ -1,0 +1,94 @@
+/*
+ * be.h -- the backend leg: one SMTP client connection to the real MTA per
+ * session, driven in lockstep (one command, one reply).
+ *
+ * be_open() connects, reads the greeting, says EHLO and introduces the real
+ * client with XCLIENT (then reads the new 220 and says EHLO again, as
+ * Postfix requires) or XFORWARD when the backend offers them. Commands and
+ * the message body then go one at a time; every reply comes back through
+ * the owner's callback with the backend's code and full text, so the
+ * session can pass it on verbatim. The connection is kept for the next
+ * transaction of the session.
+ * Ownership: the session owns its be. A be never touches itself after it
+ * called the callback, so the owner may close it from inside.
+ * Thread: the owning loop's.
+ */
+#ifndef POSTERN_BE_H
+#define POSTERN_BE_H
+
+#include "lim.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct ev_loop;
+struct spool_out;
+struct be;
+
+#define BE_CAP_PIPELINING	0x001u
+#define BE_CAP_SIZE		0x002u
+#define BE_CAP_8BITMIME		0x004u
+#define BE_CAP_SMTPUTF8		0x008u
+#define BE_CAP_DSN		0x010u
+#define BE_CAP_XCLIENT		0x020u
+#define BE_CAP_XFORWARD		0x040u
+#define BE_CAP_ENHANCED		0x080u
+#define BE_CAP_STARTTLS		0x100u
+
+/* A multiline reply being read (RFC 5321 4.2.1). */
+struct be_reply {
+	int	 code;
+	int	 nlines;
+	size_t	 len;
+	char	*text;		/* the lines as sent, each ending CRLF */
+};
+
+/* Add one reply line (no CRLF). 1: reply complete; 0: more lines follow;
+ * -1: not a reply line, codes differ, or over the RFC bounds. */
+int	 be_reply_feed(struct be_reply *, const char *, size_t);
+void	 be_reply_clear(struct be_reply *);
+/* EHLO reply -> BE_CAP_* bits; XCLIENT/XFORWARD attributes into *xattrs
+ * (BE_XA_* bits). */
+#define BE_XA_NAME	0x01u
+#define BE_XA_ADDR	0x02u
+#define BE_XA_PORT	0x04u
+#define BE_XA_PROTO	0x08u
+#define BE_XA_HELO	0x10u
+unsigned be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward);
+/* RFC 3461 4 xtext, as XCLIENT/XFORWARD values need: into out (size sz). */
+void	 be_xtext(const char *, char *out, size_t sz);
+
+/* Who the real client is, for XCLIENT/XFORWARD. */
+struct be_client {
+	const char	*addr;		/* IP as text */
+	int		 v6;
+	int		 port;
+	const char	*helo;
+	int		 esmtp;
+};
+
+/* code: the backend's reply code; -1 when the leg failed (text says why,
+ * no CRLF). text/len: the whole reply. */
+typedef void	 be_cb(void *arg, int code, const char *text, size_t len);
+
+struct be	*be_new(struct ev_loop *, const struct conf *, const char *sid,
+		    be_cb *, void *arg);
+/* Connect and greet; the callback gets 250 when ready, -1 on failure. */
+void		 be_open(struct be *, const struct be_client *);
+int		 be_ready(const struct be *);	/* open and idle */
+unsigned	 be_caps(const struct be *);
+/* Did XCLIENT or XFORWARD introduce the client? Else we add Received:. */
+int		 be_introduced(const struct be *);
+/* Send one command line (no CRLF); the reply comes to the callback. */
+void		 be_command(struct be *, const char *line);
+/* After DATA got 354: stream the body (ends with "." CRLF); the final
+ * reply comes to the callback. The spool_out must live until then. */
+void		 be_body(struct be *, struct spool_out *);
+/* Fail the leg if its deadline passed (now in time_mono_ms). */
+void		 be_tick(struct be *, uint64_t now);
+/* Close: QUIT first when idle (best effort, not waited for). */
+void		 be_close(struct be *);
+void		 be_free(struct be *);
+
+#endif

@@ -1,0 +1,148 @@
+/* access_test.c -- CIDR matching, triplet network math, name entries,
+ * entry validation, rate windows. */
+#include "t.h"
+#include "access.h"
+#include "rate.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+static struct sockaddr_storage ss;
+
+static const struct sockaddr *
+sa(const char *ip)
+{
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, ip, &s6->sin6_addr);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &s4->sin_addr);
+	}
+	return (const struct sockaddr *)&ss;
+}
+
+T_CASE(cidr_v4)
+{
+	struct access_cidr c;
+
+	T_EQ_INT(access_cidr_parse("192.0.2.77/24", &c), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("192.0.2.1")), 1);
+	T_EQ_INT(access_cidr_match(&c, sa("192.0.3.1")), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("::ffff:192.0.2.200")), 1);
+	T_EQ_INT(access_cidr_match(&c, sa("2001:db8::1")), 0);
+	T_EQ_INT(access_cidr_parse("10.1.2.3", &c), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("10.1.2.3")), 1);
+	T_EQ_INT(access_cidr_match(&c, sa("10.1.2.4")), 0);
+	T_EQ_INT(access_cidr_parse("0.0.0.0/0", &c), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("203.0.113.9")), 1);
+	T_EQ_INT(access_cidr_parse("10.0.0.0/12", &c), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("10.15.255.255")), 1);
+	T_EQ_INT(access_cidr_match(&c, sa("10.16.0.0")), 0);
+}
+
+T_CASE(cidr_v6_and_errors)
+{
+	struct access_cidr c;
+
+	T_EQ_INT(access_cidr_parse("2001:db8:abcd::/47", &c), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("2001:db8:abcd:1::5")), 1);
+	T_EQ_INT(access_cidr_match(&c, sa("2001:db8:abce::5")), 0);
+	T_EQ_INT(access_cidr_match(&c, sa("192.0.2.1")), 0);
+	T_EQ_INT(access_cidr_parse("192.0.2.0/33", &c), -1);
+	T_EQ_INT(access_cidr_parse("192.0.2.0/", &c), -1);
+	T_EQ_INT(access_cidr_parse("192.0.2/24", &c), -1);
+	T_EQ_INT(access_cidr_parse("::/129", &c), -1);
+	T_EQ_INT(access_cidr_parse("example.org", &c), -1);
+}
+
+T_CASE(triplet_networks)
+{
+	char net[64];
+
+	T_EQ_INT(access_net(sa("192.0.2.77"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_STR(net, "192.0.2.0/24");
+	T_EQ_INT(access_net(sa("192.0.2.77"), 32, 64, net, sizeof(net)), 0);
+	T_EQ_STR(net, "192.0.2.77/32");
+	T_EQ_INT(access_net(sa("192.0.2.77"), 20, 64, net, sizeof(net)), 0);
+	T_EQ_STR(net, "192.0.0.0/20");
+	T_EQ_INT(access_net(sa("::ffff:192.0.2.77"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_STR(net, "192.0.2.0/24");
+	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_STR(net, "2001:db8:1:2::/64");
+	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 56, net, sizeof(net)), 0);
+	T_EQ_STR(net, "2001:db8:1::/56");
+	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, 8), -1);
+}
+
+T_CASE(name_entries)
+{
+	T_EQ_INT(access_name_match("user@example.org", "User@Example.ORG"), 1);
+	T_EQ_INT(access_name_match("user@example.org", "other@example.org"), 0);
+	T_EQ_INT(access_name_match("@example.org", "a@example.org"), 1);
+	T_EQ_INT(access_name_match("@example.org", "a@sub.example.org"), 0);
+	T_EQ_INT(access_name_match("example.org", "a@sub.example.org"), 1);
+	T_EQ_INT(access_name_match("example.org", "a@example.org"), 1);
+	T_EQ_INT(access_name_match("example.org", "a@badexample.org"), 0);
+	T_EQ_INT(access_name_match("example.org", "mail.example.org"), 1);	/* HELO */
+	T_EQ_INT(access_name_match("example.org", "example.org.evil"), 0);
+}
+
+T_CASE(entry_validation)
+{
+	char why[200];
+
+	T_EQ_INT(access_valid("client", "192.0.2.0/24", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("client", "192.0.2.0/40", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@example.org", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("sender", "a b@example.org", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("rcpt", "<a@example.org>", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("ip", "1.2.3.4", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("helo", "", why, sizeof(why)), -1);
+}
+
+T_CASE(rate_windows)
+{
+	rate_reset();
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 2, 1000), 0);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 2, 2000), 0);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 2, 3000), 1);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_MSG, 2, 3000), 0);	/* separate kind */
+	T_EQ_INT(rate_hit("192.0.2.2", RATE_CONN, 2, 3000), 0);	/* separate client */
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 2, 1000 + RATE_WINDOW_MS), 0);	/* new window */
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 0, 1000), 0);	/* unlimited */
+	rate_reset();
+}
+
+T_CASE(rate_table_bound)
+{
+	char k[32];
+	int over = 0;
+
+	rate_reset();
+	for (int i = 0; i < RATE_MAX_ENTRIES + 10; i++) {
+		snprintf(k, sizeof(k), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+		over += rate_hit(k, RATE_CONN, 1, 5000);
+	}
+	T_EQ_INT(over, 0);
+	/* a minute on, the stale windows are swept to make room */
+	T_EQ_INT(rate_hit("192.0.2.99", RATE_CONN, 1, 5000 + RATE_WINDOW_MS), 0);
+	T_EQ_INT(rate_hit("192.0.2.99", RATE_CONN, 1, 5001 + RATE_WINDOW_MS), 1);
+	rate_reset();
+}
+
+int
+main(void)
+{
+	T_RUN(cidr_v4);
+	T_RUN(cidr_v6_and_errors);
+	T_RUN(triplet_networks);
+	T_RUN(name_entries);
+	T_RUN(entry_validation);
+	T_RUN(rate_windows);
+	T_RUN(rate_table_bound);
+	return T_END();
+}

@@ -1,0 +1,377 @@
+/*
+ * dns_test.c -- the resolver against a real unbound (Debian's), started
+ * here on a free loopback port and authoritative for "test.": typed
+ * answers, split TXT strings, the cache, the session budget, timeouts
+ * (a loopback UDP socket that never answers), many threads at once, and
+ * reverse names.
+ */
+#include "t.h"
+#include "dns.h"
+#include "conf.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define UNBOUND "/usr/sbin/unbound"
+
+static char	 dir[64];
+static pid_t	 unbound_pid;
+static int	 unbound_port, silent_fd, silent_port;
+
+/* A UDP socket on a free loopback port; its port in *port. */
+static int
+udp_bound(int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		fatal("udp_bound");
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void
+unbound_start(void)
+{
+	char path[128];
+	FILE *f;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/tmp/postern-dns-test-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		fatal("mkdtemp");
+	fd = udp_bound(&unbound_port);
+	close(fd);
+	silent_fd = udp_bound(&silent_port);
+	snprintf(path, sizeof(path), "%s/unbound.conf", dir);
+	if ((f = fopen(path, "w")) == NULL)
+		fatal("fopen");
+	fprintf(f, "server:\n interface: 127.0.0.1\n port: %d\n"
+	    " do-not-query-localhost: no\n chroot: \"\"\n username: \"\"\n"
+	    " directory: \"%s\"\n pidfile: \"%s/unbound.pid\"\n use-syslog: no\n"
+	    " logfile: \"%s/unbound.log\"\n num-threads: 1\n"
+	    " local-zone: \".\" refuse\n"
+	    " local-zone: \"test.\" static\n"
+	    " local-data: \"test. 300 IN SOA ns.test. h.test. 1 3600 600 86400 120\"\n"
+	    " local-data: \"a.test. 300 IN A 192.0.2.1\"\n"
+	    " local-data: \"a.test. 300 IN A 192.0.2.2\"\n"
+	    " local-data: \"a.test. 300 IN AAAA 2001:db8::1\"\n"
+	    " local-data: \"mx.test. 300 IN MX 10 mail.a.test.\"\n"
+	    " local-data: 'txt.test. 300 IN TXT \"v=spf1 \" \"-all\"'\n"
+	    " local-data: \"short.test. 1 IN A 192.0.2.9\"\n"
+	    " local-data: \"1.2.0.192.in-addr.arpa. 300 IN PTR a.test.\"\n"
+	    " local-zone: \"slow.example.\" transparent\n"
+	    "forward-zone:\n name: \"slow.example.\"\n forward-addr: 127.0.0.1@%d\n"
+	    "forward-zone:\n name: \".\"\n forward-addr: 127.0.0.1@%d\n",
+	    unbound_port, dir, dir, dir, silent_port, silent_port);
+	fclose(f);
+	if ((unbound_pid = fork()) == -1)
+		fatal("fork");
+	if (unbound_pid == 0) {
+		execl(UNBOUND, "unbound", "-d", "-c", path, (char *)NULL);
+		_exit(127);
+	}
+}
+
+static void
+unbound_stop(void)
+{
+	char cmd[128];
+
+	kill(unbound_pid, SIGTERM);
+	waitpid(unbound_pid, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	close(silent_fd);
+}
+
+/* Start the resolver against port with a timeout; wait (bounded) until
+ * unbound answers. */
+static void
+resolver_start(int port, long long timeout, int cache, int wait)
+{
+	struct conf *c = conf_defaults();
+
+	free(c->dns_resolver);
+	c->dns_resolver = xasprintf("127.0.0.1:%d", port);
+	c->dns_timeout_ms = timeout;
+	c->dns_cache_size = cache;
+	if (dns_init(c) == -1)
+		fatalx("dns_init failed");
+	conf_unref(c);
+	for (int i = 0; wait && i < 100; i++) {
+		struct dns_answer *a = dns_query("a.test", DNS_T_A, NULL);
+		int ok = a->status == DNS_OK;
+		dns_answer_free(a);
+		if (ok)
+			break;
+		usleep(100 * 1000);
+	}
+	dns_cache_flush();
+}
+
+T_CASE(typed_a)
+{
+	struct dns_answer *a = dns_query("A.Test.", DNS_T_A, NULL);
+	char ip[INET_ADDRSTRLEN];
+
+	T_EQ_INT(a->status, DNS_OK);
+	T_EQ_INT(a->count, 2);
+	if (a->count >= 1) {
+		inet_ntop(AF_INET, &a->rr[0].u.a, ip, sizeof(ip));
+		T_ASSERT(strcmp(ip, "192.0.2.1") == 0 || strcmp(ip, "192.0.2.2") == 0);
+		T_EQ_INT(a->rr[0].rdlen, 4);
+	}
+	T_ASSERT(a->ttl > 0 && a->ttl <= 300);
+	dns_answer_free(a);
+	a = dns_query("a.test", DNS_T_AAAA, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	T_EQ_INT(a->count, 1);
+	dns_answer_free(a);
+}
+
+T_CASE(typed_mx_ptr_txt)
+{
+	struct dns_answer *a = dns_query("mx.test", DNS_T_MX, NULL);
+
+	T_EQ_INT(a->status, DNS_OK);
+	if (a->count == 1) {
+		T_EQ_INT(a->rr[0].u.mx.pref, 10);
+		T_EQ_STR(a->rr[0].u.mx.host, "mail.a.test");
+	} else
+		T_ASSERT(!"one MX");
+	dns_answer_free(a);
+	a = dns_query("1.2.0.192.in-addr.arpa", DNS_T_PTR, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	if (a->count == 1)
+		T_EQ_STR(a->rr[0].u.name, "a.test");
+	dns_answer_free(a);
+	a = dns_query("txt.test", DNS_T_TXT, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	if (a->count == 1) {
+		T_EQ_STR(a->rr[0].u.txt.joined, "v=spf1 -all");
+		T_EQ_INT(a->rr[0].u.txt.nstrings, 2);
+		T_EQ_INT(a->rr[0].u.txt.len, 11);
+	} else
+		T_ASSERT(!"one TXT");
+	dns_answer_free(a);
+}
+
+T_CASE(typed_negative)
+{
+	struct dns_answer *a = dns_query("nope.test", DNS_T_A, NULL);
+
+	T_EQ_INT(a->status, DNS_NXDOMAIN);
+	T_EQ_INT(a->count, 0);
+	dns_answer_free(a);
+	a = dns_query("mx.test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_NODATA);
+	T_EQ_INT(a->count, 0);
+	dns_answer_free(a);
+	/* Names that cannot be on the wire never reach the resolver. */
+	a = dns_query("a..test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_NXDOMAIN);
+	dns_answer_free(a);
+	char big[300];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	a = dns_query(big, DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_NXDOMAIN);
+	dns_answer_free(a);
+}
+
+T_CASE(refused_is_temperror)
+{
+	/* unbound refuses names outside its zones: not an answer. */
+	struct dns_answer *a = dns_query("www.example.org", DNS_T_A, NULL);
+
+	T_EQ_INT(a->status, DNS_TEMPERROR);
+	dns_answer_free(a);
+}
+
+T_CASE(cache_hits)
+{
+	struct dns_stats s0, s1;
+	struct dns_answer *a;
+
+	dns_cache_flush();
+	dns_stats_get(&s0);
+	a = dns_query("mx.test", DNS_T_MX, NULL);
+	dns_answer_free(a);
+	a = dns_query("MX.test.", DNS_T_MX, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	T_EQ_INT(a->count, 1);
+	if (a->count == 1)
+		T_EQ_STR(a->rr[0].u.mx.host, "mail.a.test");
+	dns_answer_free(a);
+	/* negative answers are cached too (SOA minimum 120) */
+	a = dns_query("gone.test", DNS_T_TXT, NULL);
+	dns_answer_free(a);
+	a = dns_query("gone.test", DNS_T_TXT, NULL);
+	T_EQ_INT(a->status, DNS_NXDOMAIN);
+	dns_answer_free(a);
+	dns_stats_get(&s1);
+	T_EQ_INT(s1.cache_misses - s0.cache_misses, 2);
+	T_EQ_INT(s1.cache_hits - s0.cache_hits, 2);
+	T_ASSERT(s1.cache_entries >= 2);
+}
+
+T_CASE(cache_expires)
+{
+	struct dns_stats s0, s1;
+	struct dns_answer *a;
+
+	/* short.test has a TTL of 1 second. */
+	a = dns_query("short.test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	dns_answer_free(a);
+	usleep(1300 * 1000);
+	dns_stats_get(&s0);
+	a = dns_query("short.test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_OK);
+	dns_answer_free(a);
+	dns_stats_get(&s1);
+	T_EQ_INT(s1.cache_misses - s0.cache_misses, 1);
+}
+
+T_CASE(budget)
+{
+	struct conf *c = conf_defaults();
+	struct dns_budget b;
+	struct dns_answer *a;
+
+	c->dns_session_budget = 2;
+	dns_budget_init(&b, c);
+	conf_unref(c);
+	for (int i = 0; i < 2; i++) {
+		a = dns_query("a.test", DNS_T_A, &b);
+		T_EQ_INT(a->status, DNS_OK);
+		dns_answer_free(a);
+	}
+	a = dns_query("a.test", DNS_T_A, &b);
+	T_EQ_INT(a->status, DNS_BUDGET);
+	T_EQ_STR(dns_status_name(a->status), "budget");
+	dns_answer_free(a);
+	T_EQ_INT(b.asked, 2);
+	T_EQ_INT(b.left, 0);
+}
+
+T_CASE(forwarded_to_silence)
+{
+	/* unbound forwards slow.example to a port that never answers; we
+	 * must give up at our own timeout, not hang. */
+	struct dns_answer *a = dns_query("x.slow.example", DNS_T_TXT, NULL);
+
+	T_EQ_INT(a->status, DNS_TEMPERROR);
+	dns_answer_free(a);
+}
+
+struct th_arg {
+	int	 ok;
+};
+
+static void *
+th_run(void *p)
+{
+	struct th_arg *t = p;
+	static const char *names[] = { "a.test", "mx.test", "txt.test", "nope.test" };
+	static const int types[] = { DNS_T_A, DNS_T_MX, DNS_T_TXT, DNS_T_A };
+	static const int want[] = { DNS_OK, DNS_OK, DNS_OK, DNS_NXDOMAIN };
+
+	for (int i = 0; i < 200; i++) {
+		int k = i % 4;
+		struct dns_answer *a = dns_query(names[k], types[k], NULL);
+		t->ok += (int)a->status == want[k];
+		dns_answer_free(a);
+		if (i % 50 == 0)
+			dns_cache_flush();	/* keep libunbound busy too */
+	}
+	return NULL;
+}
+
+T_CASE(threads)
+{
+	pthread_t th[24];
+	struct th_arg args[24];
+
+	memset(args, 0, sizeof(args));
+	for (int i = 0; i < 24; i++)
+		pthread_create(&th[i], NULL, th_run, &args[i]);
+	for (int i = 0; i < 24; i++) {
+		pthread_join(th[i], NULL);
+		T_EQ_INT(args[i].ok, 200);
+	}
+}
+
+T_CASE(timeout_silent_resolver)
+{
+	struct dns_stats s0, s1;
+	struct dns_answer *a;
+
+	dns_shutdown();
+	resolver_start(silent_port, 200, 100, 0);
+	dns_stats_get(&s0);
+	a = dns_query("a.test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_TEMPERROR);
+	T_EQ_STR(a->why, "timeout");
+	dns_answer_free(a);
+	/* a timeout is never cached */
+	a = dns_query("a.test", DNS_T_A, NULL);
+	T_EQ_INT(a->status, DNS_TEMPERROR);
+	dns_answer_free(a);
+	dns_stats_get(&s1);
+	T_EQ_INT(s1.timeouts - s0.timeouts, 2);
+	dns_shutdown();
+	resolver_start(unbound_port, 2000, 100, 1);
+}
+
+T_CASE(reverse_names)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	char out[128];
+
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, NULL, out, sizeof(out)), 0);
+	T_EQ_STR(out, "1.2.0.192.in-addr.arpa");
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, "bl.example", out, sizeof(out)), 0);
+	T_EQ_STR(out, "1.2.0.192.bl.example");
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, "bl.example", out, 10), -1);
+	inet_pton(AF_INET6, "2001:db8::567:89ab", &sin6.sin6_addr);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin6, NULL, out, sizeof(out)), 0);
+	T_EQ_STR(out, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	T_RUN(reverse_names);
+	unbound_start();
+	resolver_start(unbound_port, 2000, 100, 1);
+	T_RUN(typed_a);
+	T_RUN(typed_mx_ptr_txt);
+	T_RUN(typed_negative);
+	T_RUN(refused_is_temperror);
+	T_RUN(cache_hits);
+	T_RUN(cache_expires);
+	T_RUN(budget);
+	T_RUN(forwarded_to_silence);
+	T_RUN(threads);
+	T_RUN(timeout_silent_resolver);
+	dns_shutdown();
+	unbound_stop();
+	return T_END();
+}

@@ -1,0 +1,387 @@
+/* policy_test.c -- the greylist state machine with injected time, and the
+ * policy engine end to end over a real database: thresholds, hard
+ * decisions, allow/deny lists, greylisting with a controlled clock,
+ * DNS lists that cannot answer, a locked database, the verdict log. */
+#include "t.h"
+#include "access.h"
+#include "conf.h"
+#include "db.h"
+#include "grey.h"
+#include "policy_int.h"
+#include "rate.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/postern-poltest-XXXXXX";
+static char dbpath[256], clockpath[256];
+static struct conf *c;
+
+static void
+clock_set(long long off)
+{
+	FILE *f = fopen(clockpath, "w");
+
+	if (f) {
+		fprintf(f, "%lld\n", off);
+		fclose(f);
+	}
+}
+
+static struct pol_session *
+session(const char *ip)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(25) };
+
+	inet_pton(AF_INET, ip, &sa.sin_addr);
+	return pol_session_new(c, "TEST00000001", (struct sockaddr *)&sa, sizeof(sa));
+}
+
+/* A finding as a DATA-stage check would make it. */
+static void
+add(struct pol_session *ps, const char *check, double score, const char *reason)
+{
+	pol_result_add(ps, check, "match", score, NULL, "%s", reason);
+	ps->results[ps->nresults - 1].stage = POL_DATA;
+}
+
+static enum pol_verdict
+run(struct pol_session *ps, enum pol_stage st, struct pol_decision *d)
+{
+	pol_decision_clear(d);
+	pol_run(ps, st, NULL, d);
+	return d->verdict;
+}
+
+/* connect, HELO, MAIL, RCPT: the verdict of the last stage run. */
+static enum pol_verdict
+envelope(struct pol_session *ps, const char *from, const char *rcpt,
+    struct pol_decision *d)
+{
+	enum pol_verdict v;
+
+	pol_tx_begin(ps, from, "");
+	if ((v = run(ps, POL_MAIL, d)) != POL_ACCEPT)
+		return v;
+	pol_tx_rcpt(ps, rcpt);
+	return run(ps, POL_RCPT, d);
+}
+
+T_CASE(grey_state_machine)
+{
+	struct db_grey_row r = { 0 };
+	struct grey_params p = { .delay = 300, .retry_window = 3600, .expire = 86400 };
+	int cp;
+
+	T_EQ_INT(grey_step(&r, 1000, &p, &cp), GREY_NEW);
+	T_EQ_INT(p.wait, 300);
+	T_EQ_INT(cp, 0);
+	T_EQ_INT(grey_step(&r, 1100, &p, &cp), GREY_EARLY);
+	T_EQ_INT(p.wait, 200);
+	T_EQ_INT(r.first_seen, 1000);		/* early retry keeps the clock */
+	T_EQ_INT(grey_step(&r, 1300, &p, &cp), GREY_PASS_RETRY);
+	T_EQ_INT(cp, 1);
+	T_EQ_INT(grey_step(&r, 5000, &p, &cp), GREY_PASS_KNOWN);
+	T_EQ_INT(cp, 0);
+	T_EQ_INT(grey_step(&r, 5000 + 86401, &p, &cp), GREY_NEW);	/* expired */
+	T_EQ_INT(r.passed, 0);
+	/* a retry after the window starts over */
+	struct db_grey_row late = { .found = 1, .first_seen = 0, .last_seen = 0 };
+	T_EQ_INT(grey_step(&late, 3601, &p, &cp), GREY_NEW);
+	T_EQ_INT(late.first_seen, 3601);
+	/* exactly at the delay passes; exactly at the window end still counts */
+	struct db_grey_row edge = { .found = 1, .first_seen = 0, .last_seen = 0 };
+	T_EQ_INT(grey_step(&edge, 300, &p, &cp), GREY_PASS_RETRY);
+	struct db_grey_row edge2 = { .found = 1, .first_seen = 0, .last_seen = 0 };
+	T_EQ_INT(grey_step(&edge2, 3600, &p, &cp), GREY_PASS_RETRY);
+}
+
+T_CASE(skip_domains)
+{
+	T_EQ_INT(grey_domain_listed("example.org, other.test", "example.org"), 1);
+	T_EQ_INT(grey_domain_listed("example.org, other.test", "mail.other.test"), 1);
+	T_EQ_INT(grey_domain_listed("example.org", "example.net"), 0);
+	T_EQ_INT(grey_domain_listed("", "example.org"), 0);
+}
+
+T_CASE(thresholds)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("198.51.100.10");
+	const double score[] = { 0, 3, 6, 10 };
+	const enum pol_verdict want[] = { POL_ACCEPT, POL_TAG, POL_QUARANTINE, POL_REJECT };
+
+	c->greylist_enabled = 0;
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	for (int i = 0; i < 4; i++) {
+		T_EQ_INT(envelope(ps, "s@example.org", "r@example.net", &d), POL_ACCEPT);
+		char why[64];
+		snprintf(why, sizeof(why), "test rule scored %.0f", score[i]);
+		if (score[i] > 0)
+			add(ps, "rule", score[i], why);
+		T_EQ_INT(run(ps, POL_DATA, &d), want[i]);
+		pol_tx_reset(ps);
+	}
+	T_EQ_INT(d.code, 550);
+	T_EQ_STR(d.status, "5.7.1");
+	T_EQ_STR(d.text, "Service unavailable; test rule scored 10");
+	/* tagged mail carries the headers */
+	pol_tx_begin(ps, "s@example.org", "");
+	add(ps, "rule", 3.5, "odd");
+	T_EQ_INT(run(ps, POL_DATA, &d), POL_TAG);
+	T_ASSERT(d.prepend && strstr(d.prepend, "X-Spam-Flag: YES\r\nX-Spam-Score: 3.5\r\n"));
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	c->greylist_enabled = 1;
+}
+
+T_CASE(deny_and_allow_lists)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+
+	T_EQ_INT(db_access_add("deny", "client", "203.0.113.0/24", NULL), 0);
+	T_EQ_INT(db_access_add("allow", "client", "203.0.113.7", NULL), 0);
+	T_EQ_INT(db_access_add("deny", "sender", "spammer.test", NULL), 0);
+	T_EQ_INT(db_access_add("deny", "rcpt", "nobody@example.net", NULL), 0);
+
+	ps = session("203.0.113.8");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_REJECT);
+	T_EQ_INT(d.code, 554);
+	T_EQ_INT(d.disconnect, 1);
+	T_EQ_STR(d.text, "Service unavailable; client 203.0.113.8 denied by local policy");
+	pol_session_free(ps);
+
+	/* allow beats the deny block, and beats any score or hard decision */
+	ps = session("203.0.113.7");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "x@spammer.test", "nobody@example.net", &d), POL_ACCEPT);
+	add(ps, "dmarc", 50, "p=reject");
+	T_EQ_INT(run(ps, POL_DATA, &d), POL_ACCEPT);
+	pol_session_free(ps);
+
+	ps = session("198.51.100.20");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	pol_tx_begin(ps, "X@Sub.Spammer.Test", "");
+	T_EQ_INT(run(ps, POL_MAIL, &d), POL_REJECT);
+	T_EQ_INT(d.code, 550);
+	T_EQ_STR(d.text, "<X@Sub.Spammer.Test>: Sender address rejected: denied by local policy");
+	T_EQ_INT(envelope(ps, "ok@example.org", "Nobody@example.net", &d), POL_REJECT);
+	T_EQ_STR(d.text, "<Nobody@example.net>: Recipient address rejected: denied by local policy");
+	pol_session_free(ps);
+}
+
+T_CASE(greylisting_with_clock)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("192.0.2.10");
+
+	clock_set(0);
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 450);
+	T_EQ_STR(d.status, "4.7.1");
+	T_EQ_STR(d.text, "Greylisted, try again in 300 seconds");
+	clock_set(100);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	T_EQ_STR(d.text, "Greylisted, try again in 200 seconds");
+	clock_set(301);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_ACCEPT);
+	/* same /24, same sender and recipient: the triplet passes */
+	pol_session_free(ps);
+	ps = session("192.0.2.99");
+	T_EQ_INT(envelope(ps, "A@Example.org", "r@example.net", &d), POL_ACCEPT);
+	/* another recipient is another triplet */
+	T_EQ_INT(envelope(ps, "a@example.org", "s@example.net", &d), POL_TEMPFAIL);
+	/* too late: past the retry window the triplet starts over */
+	clock_set(301 + 2 * 86400 + 1);
+	T_EQ_INT(envelope(ps, "a@example.org", "s@example.net", &d), POL_TEMPFAIL);
+	T_EQ_STR(d.text, "Greylisted, try again in 300 seconds");
+	pol_session_free(ps);
+}
+
+T_CASE(auto_allow_and_dnswl_skip)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("192.0.2.10");
+
+	c->greylist_auto_allow = 2;
+	clock_set(10 * 86400);
+	/* one triplet already passed in the test above; one more */
+	T_EQ_INT(envelope(ps, "b@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	clock_set(10 * 86400 + 400);
+	T_EQ_INT(envelope(ps, "b@example.org", "r@example.net", &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "new@example.org", "new@example.net", &d), POL_ACCEPT);
+	T_EQ_STR(pol_result_find(ps, "grey")->result, "auto");
+	pol_session_free(ps);
+	c->greylist_auto_allow = 5;
+
+	ps = session("198.51.100.77");
+	pol_result_add(ps, "dnswl", "listed", -5, NULL, "client on wl.test");
+	ps->results[ps->nresults - 1].stage = POL_CONNECT;
+	T_EQ_INT(envelope(ps, "c@example.org", "r@example.net", &d), POL_ACCEPT);
+	T_EQ_STR(pol_result_find(ps, "grey")->result, "skip");
+	pol_session_free(ps);
+}
+
+T_CASE(greylist_survives_restart_and_expires)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+
+	pol_shutdown();
+	T_EQ_INT(pol_init(c), 0);
+	ps = session("192.0.2.10");
+	clock_set(20 * 86400);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_ACCEPT);
+	T_EQ_STR(pol_result_find(ps, "grey")->result, "pass");
+	/* unused for longer than greylist.expire (35 days): gone */
+	clock_set(20 * 86400 + 36 * 86400);
+	T_EQ_INT(db_prune(time_wall()), 0);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	pol_session_free(ps);
+	clock_set(0);
+}
+
+T_CASE(dns_lists_that_cannot_answer_do_not_list)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	char *old = c->rbl_zones;
+
+	/* no resolver answers in this test: every list times out */
+	c->rbl_zones = xstrdup("bl.test*10, wl.test*-5");
+	ps = session("198.51.100.30");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_ASSERT(pol_result_find(ps, "rbl") != NULL);
+	T_EQ_STR(pol_result_find(ps, "rbl") ? pol_result_find(ps, "rbl")->result : "", "temperror");
+	T_ASSERT(pol_result_find(ps, "dnswl") == NULL);
+	pol_session_free(ps);
+	free(c->rbl_zones);
+	c->rbl_zones = old;
+}
+
+T_CASE(rate_limits)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+
+	rate_reset();
+	c->rate_connections_per_minute = 1;
+	c->rate_messages_per_minute = 1;
+	c->greylist_enabled = 0;
+	ps = session("198.51.100.40");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 450);
+	T_EQ_STR(d.status, "4.7.1");
+	pol_session_free(ps);
+	ps = session("198.51.100.40");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 421);
+	T_EQ_STR(d.status, "4.7.0");
+	T_EQ_INT(d.disconnect, 1);
+	pol_session_free(ps);
+	c->rate_connections_per_minute = 0;
+	c->rate_messages_per_minute = 0;
+	c->greylist_enabled = 1;
+	rate_reset();
+}
+
+T_CASE(verdict_log)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("198.51.100.50");
+
+	c->greylist_enabled = 0;
+	run(ps, POL_CONNECT, &d);
+	envelope(ps, "log@example.org", "r@example.net", &d);
+	pol_tx_rcpt_accepted(ps, "r@example.net");
+	add(ps, "rule", 3, "looks odd");
+	run(ps, POL_DATA, &d);
+	pol_tx_record(ps, "250 2.0.0 Ok: queued", 1234, 7);
+	pol_tx_reset(ps);
+	T_EQ_INT(db_flush(10000), 0);
+	json_t *a = db_verdicts(5, 0, "log@example.org");
+	json_t *v = json_array_get(a, 0);
+	T_EQ_STR(json_string_value(json_object_get(v, "verdict")), "tag");
+	T_EQ_STR(json_string_value(json_object_get(v, "backend_reply")), "250 2.0.0 Ok: queued");
+	T_EQ_INT(json_integer_value(json_object_get(v, "size")), 1234);
+	T_EQ_STR(json_string_value(json_array_get(json_object_get(v, "rcpts"), 0)), "r@example.net");
+	T_EQ_INT(json_array_size(json_object_get(v, "checks")), 1);
+	json_decref(a);
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	c->greylist_enabled = 1;
+}
+
+/* The database locked by another connection: RCPT (greylisting) answers
+ * 451 4.3.0, new MAILs too until it is writable again; no pass. */
+T_CASE(locked_database_tempfails)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("192.0.2.200");
+	sqlite3 *h;
+
+	T_ASSERT(sqlite3_open(dbpath, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+	run(ps, POL_CONNECT, &d);
+	T_EQ_INT(envelope(ps, "l@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 451);
+	T_EQ_STR(d.status, "4.3.0");
+	T_EQ_INT(db_ok(), 0);
+	pol_tx_begin(ps, "l@example.org", "");
+	T_EQ_INT(run(ps, POL_MAIL, &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 451);
+	sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(h);
+	T_EQ_INT(db_flush(10000), 0);
+	T_EQ_INT(envelope(ps, "l@example.org", "r@example.net", &d), POL_TEMPFAIL);
+	T_EQ_INT(d.code, 450);	/* greylisted normally again */
+	pol_session_free(ps);
+}
+
+int
+main(void)
+{
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/p.db", dir);
+	snprintf(clockpath, sizeof(clockpath), "%s/clock", dir);
+	clock_set(0);
+	setenv("POSTERN_CLOCK_FILE", clockpath, 1);
+	c = conf_defaults();
+	free(c->db_path);
+	c->db_path = xstrdup(dbpath);
+	/* DNS goes to a loopback port where nobody answers: every question
+	 * times out (SPF and the DNS lists then say temperror). */
+	free(c->dns_resolver);
+	c->dns_resolver = xstrdup("127.0.0.1:9");
+	c->dns_timeout_ms = 200;
+	c->spf_enabled = 0;	/* policy/spf.c has its own tests */
+	log_set_level(LOG_LVL_ERR);
+	if (pol_init(c) == -1)
+		return 1;
+	T_RUN(grey_state_machine);
+	T_RUN(skip_domains);
+	T_RUN(thresholds);
+	T_RUN(deny_and_allow_lists);
+	T_RUN(greylisting_with_clock);
+	T_RUN(auto_allow_and_dnswl_skip);
+	T_RUN(greylist_survives_restart_and_expires);
+	T_RUN(dns_lists_that_cannot_answer_do_not_list);
+	T_RUN(rate_limits);
+	T_RUN(verdict_log);
+	T_RUN(locked_database_tempfails);
+	pol_shutdown();
+	conf_unref(c);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return T_END();
+}
