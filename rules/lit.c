@@ -61,6 +61,7 @@ static int fold_ready;
 
 static void	 fold_init(void);
 static int	 has_top_alt(const char *);
+static size_t	 unit_len(const char *);
 static int	 quant(const char *, int *min);
 static size_t	 group_end(const char *);
 static size_t	 class_end(const char *);
@@ -73,26 +74,30 @@ static uint32_t	 lit_hash(uint32_t key);
 static size_t	 lit_anchor(const char *, size_t);
 static const char *escape_end(const char *);
 
+/* Length of the syntactic unit at p: an escape pair, a whole class, a
+ * whole group, or one byte; 0 when it is unterminated. Splitting on '|'
+ * and finding a group's end both walk a pattern unit by unit. */
+static size_t
+unit_len(const char *p)
+{
+	if (p[0] == '\\')
+		return p[1] ? 2 : 0;
+	if (p[0] == '[')
+		return class_end(p);
+	if (p[0] == '(')
+		return group_end(p);
+	return 1;
+}
+
 /* Does the pattern have a '|' outside every group and class? */
 static int
 has_top_alt(const char *p)
 {
-	for (size_t i = 0; p[i]; i++) {
-		if (p[i] == '\\') {
-			if (p[++i] == '\0')
-				return 0;
-		} else if (p[i] == '[') {
-			size_t e = class_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '(') {
-			size_t e = group_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '|')
+	for (size_t i = 0, n; p[i]; i += n) {
+		if (p[i] == '|')
 			return 1;
+		if ((n = unit_len(p + i)) == 0)
+			return 0;
 	}
 	return 0;
 }
@@ -142,23 +147,14 @@ quant(const char *q, int *min)
 static size_t
 group_end(const char *p)
 {
-	int depth = 0;
+	size_t i = 1, n;
 
-	for (size_t i = 0; p[i]; i++) {
-		if (p[i] == '\\') {
-			if (p[++i] == '\0')
-				return 0;
-		} else if (p[i] == '[') {
-			size_t e = class_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '(')
-			depth++;
-		else if (p[i] == ')' && --depth == 0)
-			return i + 1;
+	while (p[i] != '\0' && p[i] != ')') {
+		if ((n = unit_len(p + i)) == 0)
+			return 0;
+		i += n;
 	}
-	return 0;
+	return p[i] == ')' ? i + 1 : 0;
 }
 
 /* Index just past the ']' closing the class at p[0], or 0. */
@@ -272,27 +268,13 @@ alts_factor(const char *body, size_t len, int icase, struct lit_factor *f)
 	size_t st = 0;
 
 	memset(f, 0, sizeof(*f));
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && body[i] == '\\' && i + 1 < len) {
-			i++;
-			continue;
-		}
-		if (i < len && body[i] == '[') {
-			size_t e = class_end(body + i);
-			if (e == 0 || i + e > len)
+	for (size_t i = 0, n = 1; i <= len; i += n) {
+		if (i < len && body[i] != '|') {
+			if ((n = unit_len(body + i)) == 0 || i + n > len)
 				return 0;
-			i += e - 1;
 			continue;
 		}
-		if (i < len && body[i] == '(') {
-			size_t e = group_end(body + i);
-			if (e == 0 || i + e > len)
-				return 0;
-			i += e - 1;
-			continue;
-		}
-		if (i < len && body[i] != '|')
-			continue;
+		n = 1;
 		char *alt = xstrndup(body + st, i - st);
 		struct lit_req r;
 		int ok = lit_extract(alt, icase ? "i" : "", &r);
