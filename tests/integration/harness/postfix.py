@@ -227,6 +227,12 @@ class Postfix:
         return wait_until(lambda: text in self.maillog() and self.maillog(),
                           timeout, what="%r in postfix maillog" % text)
 
+    def wait_until_after(self, offset, text, timeout=15.0):
+        """Wait until `text` appears in the maillog after character offset
+        `offset` (a session's later lines); returns the whole log."""
+        return wait_until(lambda: text in self.maillog()[offset:] and self.maillog(),
+                          timeout, what="%r in postfix maillog" % text)
+
     def __enter__(self):
         return self.start()
 
