@@ -107,6 +107,13 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
 
+# Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the
+# starter rule set loaded.
+bench-rules: all $(B)/bench/rules_bench
+	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/run.py --quick --rules etc/rules.txt
+
 bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
 
