@@ -35,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf bench-rules clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
