@@ -228,6 +228,13 @@ rulecheck_refresh(struct conf *c, int force)
 
 	if (!rc_have_db || (v = db_rule_version()) < 0)
 		return rc_have_db ? -1 : 0;
+	/* The common case, unchanged, takes no lock. */
+	cur = rule_current();
+	if (!force && cur != NULL && rule_set_version(cur) == v) {
+		rule_set_unref(cur);
+		return 0;
+	}
+	rule_set_unref(cur);
 	pthread_mutex_lock(&rc_build_mtx);
 	cur = rule_current();
 	if (!force && cur != NULL && rule_set_version(cur) == v) {
