@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
+#include "mime.h"
 #include "rate.h"
 #include "rbl.h"
 #include "quar.h"
@@ -325,6 +326,29 @@ pol_allowed(const struct pol_session *ps, enum pol_stage stage)
 	return stage == POL_RCPT && (ps->allow & POL_ALLOW_RCPT);
 }
 
+/* The verdict log and the dashboard show Subject and Message-ID: parse the
+ * header block only (bounded), decoded to UTF-8 by GMime. */
+#define POL_MAX_HEADER_BLOCK	(256 * 1024)
+
+static void
+pol_fill_headers(struct pol_session *ps, const struct pol_msg *msg)
+{
+	size_t n = msg->len < POL_MAX_HEADER_BLOCK ? msg->len : POL_MAX_HEADER_BLOCK;
+	const char *end = memmem(msg->data, n, "\r\n\r\n", 4);
+	struct mime_msg *m;
+	const char *v;
+
+	if (ps->subject != NULL || msg->data == NULL)
+		return;
+	m = mime_parse(msg->data, end ? (size_t)(end - msg->data) + 4 : n);
+	if (m == NULL)
+		return;
+	ps->subject = xstrdup((v = mime_header(m, "Subject", 0)) ? v : "");
+	free(ps->msgid);
+	ps->msgid = xstrdup((v = mime_header(m, "Message-ID", 0)) ? v : "");
+	mime_free(m);
+}
+
 void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
@@ -332,6 +356,8 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
+	if (stage == POL_DATA && msg != NULL)
+		pol_fill_headers(ps, msg);
 	if (stage == POL_MAIL)
 		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {

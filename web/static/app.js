@@ -2,9 +2,10 @@
  * app.js -- the Postern dashboard. Plain DOM, no framework.
  *
  * Safety rule: everything shown comes from mail senders or admins, so text
- * is only ever set with textContent / value / createTextNode -- never
- * innerHTML, insertAdjacentHTML or document.write. A message's HTML is
- * shown as its source text. State changes carry the session's CSRF token.
+ * is only ever set with textContent / value / createTextNode, never parsed
+ * as markup (tests/integration/test_api.py greps this file for the HTML
+ * sinks). A message's HTML is shown as its source text. State changes
+ * carry the session's CSRF token.
  */
 'use strict';
 
