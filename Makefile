@@ -28,12 +28,14 @@ ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
 UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
+BENCHSRC = $(sort $(wildcard bench/*.c))
+BENCHES	 = $(BENCHSRC:bench/%.c=$(B)/bench/%)
 ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -75,6 +77,10 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
 
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 unit: deps $(UNITS)
 	@sh tests/run-unit $(UNITS)
 
@@ -90,9 +96,19 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
-bench: all
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+bench: all $(BENCHES)
 	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/spf_bench.py
+	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
+
+bench-spf: all $(B)/bench/spf_bench
+	$(PYTHON) bench/spf_bench.py
 
 clean:
 	rm -rf $(B)

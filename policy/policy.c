@@ -16,13 +16,15 @@
  */
 #include "policy_int.h"
 #include "access.h"
+#include "authres.h"
+#include "dkim.h"
+#include "dmarc.h"
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
-#include "mime.h"
+#include "quar.h"
 #include "rate.h"
 #include "rbl.h"
-#include "quar.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -32,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stddef.h>
 
 static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *);
@@ -40,6 +44,11 @@ static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
+static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
+
+/* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
+ * for the verdict log is cut there (after unfolding). */
+#define POL_FIELD_MAX	998
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. access first: an allowlisted client skips the others; grey
@@ -52,6 +61,8 @@ static const struct pol_check *checks[] = {
 	&rbl_check,
 	&spf_check,
 	&grey_check,
+	&dkim_check,
+	&dmarc_check,		/* after spf and dkim: reads their results */
 	&rulecheck,
 	NULL
 };
@@ -326,29 +337,6 @@ pol_allowed(const struct pol_session *ps, enum pol_stage stage)
 	return stage == POL_RCPT && (ps->allow & POL_ALLOW_RCPT);
 }
 
-/* The verdict log and the dashboard show Subject and Message-ID: parse the
- * header block only (bounded), decoded to UTF-8 by GMime. */
-#define POL_MAX_HEADER_BLOCK	(256 * 1024)
-
-static void
-pol_fill_headers(struct pol_session *ps, const struct pol_msg *msg)
-{
-	size_t n = msg->len < POL_MAX_HEADER_BLOCK ? msg->len : POL_MAX_HEADER_BLOCK;
-	const char *end = memmem(msg->data, n, "\r\n\r\n", 4);
-	struct mime_msg *m;
-	const char *v;
-
-	if (ps->subject != NULL || msg->data == NULL)
-		return;
-	m = mime_parse(msg->data, end ? (size_t)(end - msg->data) + 4 : n);
-	if (m == NULL)
-		return;
-	ps->subject = xstrdup((v = mime_header(m, "Subject", 0)) ? v : "");
-	free(ps->msgid);
-	ps->msgid = xstrdup((v = mime_header(m, "Message-ID", 0)) ? v : "");
-	mime_free(m);
-}
-
 void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
@@ -357,7 +345,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
-		pol_fill_headers(ps, msg);
+		pol_msg_fields(ps, msg);
 	if (stage == POL_MAIL)
 		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
@@ -377,8 +365,63 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			ps->results[j].stage = stage;
 	}
 	pol_decide(ps, stage, msg, d);
+	/* RFC 8601 5: nobody else may speak for our authserv-id. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+}
+
+/* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
+ * the field's first byte, end at the end of the header section. */
+static char *
+pol_field_value(const char *h, const char *end, size_t namelen)
+{
+	char *v = xmalloc(POL_FIELD_MAX + 1);
+	size_t n = 0;
+	const char *p = h + namelen;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	for (; p < end && n < POL_FIELD_MAX; p++) {
+		if (*p == '\r' || *p == '\n') {
+			/* a continuation line starts with white space */
+			const char *q = p + (*p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1);
+			if (q >= end || (*q != ' ' && *q != '\t'))
+				break;
+			p = q - 1;
+			continue;
+		}
+		v[n++] = *p;
+	}
+	v[n] = '\0';
+	return v;
+}
+
+/* Message-ID, Subject and From for the verdict log and the checks. */
+static void
+pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
+{
+	static const struct { const char *name; size_t off; } f[] = {
+		{ "message-id:", offsetof(struct pol_session, msgid) },
+		{ "subject:", offsetof(struct pol_session, subject) },
+		{ "from:", offsetof(struct pol_session, from_hdr) },
+	};
+	const char *end = m->data + m->len, *hdr_end;
+
+	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
+		end = hdr_end + 2;
+	for (const char *h = m->data; h < end; ) {
+		for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+			size_t nl = strlen(f[i].name);
+			char **slot = (char **)((char *)ps + f[i].off);
+			if (*slot == NULL && (size_t)(end - h) > nl && strncasecmp(h, f[i].name, nl) == 0)
+				*slot = pol_field_value(h, end, nl);
+		}
+		const char *nl = memchr(h, '\n', (size_t)(end - h));
+		h = nl ? nl + 1 : end;
+	}
 }
 
 /* Keep what we answered for the verdict log. */
@@ -556,9 +599,22 @@ pol_summary(const struct pol_session *ps, char *buf, size_t sz)
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < ps->nresults && o < sz; i++)
-		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ",
-		    ps->results[i].check, ps->results[i].result);
+	for (int i = 0; i < ps->nresults && o < sz; i++) {
+		const struct pol_result *r = &ps->results[i], *best = r;
+		int seen = 0;
+
+		/* One word per check: a message with three DKIM signatures
+		 * logs dkim=pass when any passed, else its first result. */
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(ps->results[j].check, r->check) == 0;
+		if (seen)
+			continue;
+		for (int j = i; j < ps->nresults && strcmp(best->result, "pass") != 0; j++)
+			if (strcmp(ps->results[j].check, r->check) == 0 &&
+			    strcmp(ps->results[j].result, "pass") == 0)
+				best = &ps->results[j];
+		o += (size_t)snprintf(buf + o, sz - o, "%s=%s ", r->check, best->result);
+	}
 	if (o < sz)
 		snprintf(buf + o, sz - o, "score=%.1f", ps->score);
 }

@@ -84,6 +84,7 @@ struct spf_ctx {
 	char		 reason[256];
 	char		*explanation;
 	char		*validated;	/* %{p}, computed once */
+	char		 dnswhy[128];	/* the last DNS failure, for reasons */
 };
 
 static enum spf_result spf_eval_domain(struct spf_ctx *, const char *);
@@ -109,6 +110,7 @@ static enum spf_result spf_ptr(struct spf_ctx *, const struct spf_term *, const 
 static enum spf_result spf_include(struct spf_ctx *, const struct spf_term *, const char *);
 static char	*spf_validated_name(struct spf_ctx *, const char *target, int count_void);
 static int	 spf_void(struct spf_ctx *, enum dns_status);
+static int	 spf_dns_failed(struct spf_ctx *, const struct dns_answer *);
 static enum spf_result spf_limit(struct spf_ctx *);
 static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -206,9 +208,9 @@ spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 	int found = 0;
 
 	*text = NULL;
-	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
+	if (spf_dns_failed(ctx, a)) {
 		r = spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s TXT: %s",
-		    domain, a->status == DNS_BUDGET ? "session DNS budget spent" : a->why);
+		    domain, ctx->dnswhy);
 		dns_answer_free(a);
 		return r;
 	}
@@ -217,8 +219,16 @@ spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 		/* 4.5: exactly "v=spf1", then a space or the end. */
 		if (strncasecmp(t, "v=spf1", 6) != 0 || (t[6] != '\0' && t[6] != ' '))
 			continue;
-		if (found++ == 0)
-			*text = xstrndup(t, (size_t)a->rr[i].u.txt.len);
+		if (found++ == 0) {
+			size_t len = (size_t)a->rr[i].u.txt.len;
+			*text = xmalloc(len + 1);
+			/* A NUL inside the record is a syntax error (3.1), not
+			 * its end: make it a control character the parser
+			 * rejects. */
+			for (size_t k = 0; k < len; k++)
+				(*text)[k] = t[k] ? t[k] : '\x01';
+			(*text)[len] = '\0';
+		}
 	}
 	dns_answer_free(a);
 	if (found > 1) {
@@ -311,7 +321,8 @@ spf_eval_term(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 			return spf_err(ctx, SPF_R_PERMERROR, "bad macro in a: of %s", domain);
 		m = spf_match_addrs(ctx, target, t->cidr4, t->cidr6, 1, &temp);
 		if (temp)
-			return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s", target);
+			return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s: %s",
+			    target, ctx->dnswhy);
 		if (m == -1)
 			return spf_err(ctx, SPF_R_PERMERROR, "more than %d void lookups (RFC 7208 4.6.4)", SPF_MAX_VOID);
 		r = m ? SPF_R_PASS : SPF_R_NEUTRAL;
@@ -322,9 +333,11 @@ spf_eval_term(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 		/* 5.7: always an A query, whatever the client's family. */
 		struct dns_answer *a = dns_query(target, DNS_T_A, ctx->q->budget);
 		enum dns_status st = a->status;
+		int failed = spf_dns_failed(ctx, a);
 		dns_answer_free(a);
-		if (st == DNS_TEMPERROR || st == DNS_BUDGET)
-			return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s A", target);
+		if (failed)
+			return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s A: %s",
+			    target, ctx->dnswhy);
 		if (spf_void(ctx, st) == -1)
 			return spf_err(ctx, SPF_R_PERMERROR, "more than %d void lookups (RFC 7208 4.6.4)", SPF_MAX_VOID);
 		r = st == DNS_OK ? SPF_R_PASS : SPF_R_NEUTRAL;
@@ -378,9 +391,10 @@ spf_mx(struct spf_ctx *ctx, const struct spf_term *t, const char *domain)
 	if (spf_target(ctx, t, domain, target, sizeof(target)) == -1)
 		return spf_err(ctx, SPF_R_PERMERROR, "bad macro in mx: of %s", domain);
 	a = dns_query(target, DNS_T_MX, ctx->q->budget);
-	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
+	if (spf_dns_failed(ctx, a)) {
 		dns_answer_free(a);
-		return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s MX", target);
+		return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s MX: %s",
+		    target, ctx->dnswhy);
 	}
 	if (spf_void(ctx, a->status) == -1) {
 		dns_answer_free(a);
@@ -399,7 +413,8 @@ spf_mx(struct spf_ctx *ctx, const struct spf_term *t, const char *domain)
 	}
 	dns_answer_free(a);
 	if (temp)
-		return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up the MX hosts of %s", target);
+		return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up the MX hosts of %s: %s",
+		    target, ctx->dnswhy);
 	return m > 0 ? SPF_R_PASS : SPF_R_NEUTRAL;
 }
 
@@ -469,7 +484,7 @@ spf_match_addrs(struct spf_ctx *ctx, const char *target, int cidr4, int cidr6,
 	    ctx->q->budget);
 	int m = 0;
 
-	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
+	if (spf_dns_failed(ctx, a)) {
 		*temp = 1;
 		dns_answer_free(a);
 		return 0;
@@ -499,6 +514,18 @@ spf_ip_in(const struct spf_ctx *ctx, const unsigned char *net, int is6, int cidr
 		return 1;
 	unsigned char mask = (unsigned char)(0xff << (8 - bits));
 	return (ctx->addr[full] & mask) == (net[full] & mask);
+}
+
+/* 1 when the answer is no answer (timeout, SERVFAIL, budget spent); what
+ * happened goes to ctx->dnswhy. RFC 7208 2.6.6: that is a temperror. */
+static int
+spf_dns_failed(struct spf_ctx *ctx, const struct dns_answer *a)
+{
+	if (a->status != DNS_TEMPERROR && a->status != DNS_BUDGET)
+		return 0;
+	snprintf(ctx->dnswhy, sizeof(ctx->dnswhy), "%s", a->why[0] ? a->why :
+	    dns_status_name(a->status));
+	return 1;
 }
 
 /* 4.6.4: count a void lookup; -1 once past the limit. */
@@ -586,8 +613,8 @@ spf_domain_ok(const char *d)
 
 	if (n > 0 && d[n - 1] == '.')
 		n--;
-	if (n == 0 || n > SPF_NAME_MAX)
-		return 0;
+	if (n == 0 || n > SPF_NAME_MAX || d[0] == '[')
+		return 0;	/* empty, too long, or an address literal */
 	for (size_t i = 0; i < n; i++) {
 		if (d[i] == '.') {
 			if (label == 0)

@@ -68,6 +68,7 @@ static void	 be_io(struct ev_io *, unsigned);
 static void	 be_read(struct be *);
 static void	 be_write(struct be *);
 static void	 be_send(struct be *, const char *);
+static void	 be_try_write(struct be *);
 static void	 be_on_reply(struct be *);
 static void	 be_fail(struct be *, const char *);
 static void	 be_done(struct be *, int code, const char *, size_t);
@@ -271,6 +272,21 @@ be_send(struct be *be, const char *line)
 	line_buf_add(&be->out, line, strlen(line));
 	line_buf_add(&be->out, "\r\n", 2);
 	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+	be_try_write(be);
+}
+
+/* Send now rather than on the next EPOLLOUT; whatever is left (or a
+ * failure) is dealt with by be_write() on the next event, so no callback
+ * runs from inside the caller's be_command(). */
+static void
+be_try_write(struct be *be)
+{
+	if (be->state != BE_S_CONNECTING && be->out.len > 0) {
+		ssize_t w = send(be->io.fd, line_buf_ptr(&be->out), be->out.len,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			line_buf_drop(&be->out, (size_t)w);
+	}
 	be_update_events(be);
 }
 
@@ -322,6 +338,9 @@ be_write(struct be *be)
 			if (n == 0) {	/* the final dot went out: await the reply */
 				be->body = NULL;
 				be_enter_state(be, BE_S_CMD);
+				/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
+				be->deadline = time_mono_ms() +
+				    (uint64_t)be->conf->timeout_data_term * 1000;
 				break;
 			}
 		}
@@ -335,7 +354,9 @@ be_write(struct be *be)
 			return;
 		}
 		line_buf_drop(&be->out, (size_t)w);
-		be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+		if (be->state == BE_S_BODY)
+			be->deadline = time_mono_ms() +
+			    (uint64_t)be->conf->timeout_backend * 1000;
 	}
 	be_update_events(be);
 }
@@ -390,8 +411,17 @@ be_on_reply(struct be *be)
 
 	be->deadline = 0;
 	switch (be->state) {
-	case BE_S_GREETING:
 	case BE_S_XCLIENT:
+		if (r->code / 100 == 2 && r->code != 220) {
+			/* accepted without a new greeting (smtp-sink does this) */
+			be->introduced = 1;
+			be_enter_state(be, BE_S_READY);
+			be_reply_clear(r);
+			be_done(be, 250, "", 0);
+			return;
+		}
+		/* FALLTHROUGH */
+	case BE_S_GREETING:
 		if (r->code != 220) {
 			if (be->state == BE_S_XCLIENT) {
 				log_warn("%s: backend refused XCLIENT: %.*s", be->sid,

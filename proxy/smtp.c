@@ -117,6 +117,7 @@ struct smtp_tx {
 	struct pol_msg	 msg;
 	uint64_t	 t_start;
 	int		 recorded;
+	int		 data_started;	/* bytes came after 354 */
 };
 
 struct smtp_session {
@@ -283,8 +284,11 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void
 smtp_set_deadline(struct smtp_session *s)
 {
-	long long t = s->state == SMTP_S_DATA ? s->conf->timeout_data_block :
-	    s->conf->timeout_command;
+	long long t = s->conf->timeout_command;
+
+	if (s->state == SMTP_S_DATA)	/* 4.5.3.2.4 and 4.5.3.2.5 */
+		t = s->tx->data_started ? s->conf->timeout_data_block :
+		    s->conf->timeout_data_init;
 
 	s->deadline = time_mono_ms() + (uint64_t)t * 1000;
 }
@@ -565,9 +569,11 @@ smtp_update_events(struct smtp_session *s)
 		return;		/* smtp_tls_step() decides */
 	if (s->out.len > 0 || (s->flags & SMTP_F_WANTW))
 		want |= EV_WRITE;
-	if (s->wait == SMTP_W_NONE && s->state != SMTP_S_QUIT &&
-	    s->state != SMTP_S_CONNECT && s->state != SMTP_S_EOM &&
-	    s->out.len < LIM_OUT_HIGH)
+	/* Reading pauses while we wait, but lazily: EV_READ stays on until
+	 * input actually arrives during a wait (smtp_io), which saves two
+	 * epoll_ctl() per command for clients that wait for replies. */
+	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
+	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
 		want |= EV_READ;
 	ev_set(s->loop->ev, &s->io, want);
 }
@@ -587,8 +593,15 @@ smtp_io(struct ev_io *io, unsigned r)
 		if (s->flags & SMTP_F_DEAD)
 			return;
 	}
-	if ((r & EV_READ) && s->wait == SMTP_W_NONE)
-		smtp_read(s);
+	if (!(r & EV_READ))
+		return;
+	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
+	    s->state == SMTP_S_EOM) {
+		/* input during a wait: stop polling it until the wait ends */
+		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
+		return;
+	}
+	smtp_read(s);
 }
 
 static void
@@ -624,6 +637,8 @@ smtp_read(struct smtp_session *s)
 			return;
 		}
 		line_buf_commit(&s->in, (size_t)n);
+		if (s->state == SMTP_S_DATA)
+			s->tx->data_started = 1;
 		smtp_set_deadline(s);
 		if (s->ssl == NULL || tls_pending(s->ssl) == 0)
 			break;
@@ -1310,6 +1325,11 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	s->beop = op;
 	s->wait = SMTP_W_BACKEND;
 	smtp_update_events(s);
+	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+		/* the backend left while the session was busy elsewhere */
+		smtp_be_cb(s, -1, "connection lost", 15);
+		return;
+	}
 	switch (op) {
 	case SMTP_BE_OPEN:
 		who.addr = s->ip;

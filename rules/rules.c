@@ -15,6 +15,7 @@
  * copy a pointer and bump a count).
  */
 #include "rules.h"
+#include "lit.h"
 #include "mime.h"
 #include "util.h"
 
@@ -36,6 +37,20 @@ struct rule {
 	enum rule_action action;
 	const char	*header;	/* for RULE_HEADER: the field name */
 	pcre2_code	*code;
+	/* Prefilter: factor j's alternatives are lits lit0 + facstart[j] ..
+	 * + facstart[j + 1] - 1 of the set's lit_set. nfac 0: always run. */
+	size_t		 lit0;
+	int		 nfac;
+	int		 facstart[LIT_FACTORS + 1];
+};
+
+/* Items shorter than this are matched directly: a scan would cost more. */
+#define RULE_PREFILTER_MIN	256
+
+/* Which prefilter literals each item of a big target holds, per eval. */
+struct prefilter {
+	unsigned char	**found;	/* per item, computed on first need */
+	size_t		  n;
 };
 
 struct rule_set {
@@ -47,6 +62,7 @@ struct rule_set {
 	size_t		 nby_target[RULE_NTARGETS];
 	pcre2_match_context *mctx;
 	unsigned	 targets;	/* RULE_MASK of non-empty by_target */
+	struct lit_set	*lits;		/* body and raw rules' required literals */
 };
 
 static const char *target_names[RULE_NTARGETS] = {
@@ -69,6 +85,9 @@ static pcre2_code *compile(const struct rule_def *, int jit, char *err, size_t e
 static int	 rule_init(struct rule *, const struct rule_def *, int jit, char *, size_t);
 static int	 item_get(const struct rule *, const struct rule_input *, size_t i,
 		    const char **s, size_t *len, char *where, size_t wsz);
+static void	 prefilter_add(struct rule_set *, struct rule *);
+static int	 prefilter_pass(const struct rule_set *, const struct rule *, size_t i,
+		    const char *s, size_t len, struct prefilter *);
 static int	 match_one(const struct rule_set *, const struct rule *,
 		    const char *s, size_t len, pcre2_match_data *, size_t *off, size_t *mlen);
 
@@ -399,6 +418,8 @@ rule_set_build(const struct rule_def *defs, size_t n, const struct rule_opts *o,
 		    (rs->nby_target[t] + 1) * sizeof(size_t));
 		rs->by_target[t][rs->nby_target[t]++] = i;
 		rs->targets |= RULE_MASK(t);
+		if (!o->no_prefilter && (t == RULE_BODY || t == RULE_RAW))
+			prefilter_add(rs, &rs->rules[i]);
 	}
 	rs->mctx = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(rs->mctx, (uint32_t)o->match_limit);
@@ -426,6 +447,7 @@ rule_set_unref(struct rule_set *rs)
 	for (int t = 0; t < RULE_NTARGETS; t++)
 		free(rs->by_target[t]);
 	pcre2_match_context_free(rs->mctx);
+	lit_set_free(rs->lits);
 	free(rs->rules);
 	free(rs);
 }
@@ -549,6 +571,55 @@ item_get(const struct rule *r, const struct rule_input *in, size_t i,
 	return 1;
 }
 
+static void
+prefilter_add(struct rule_set *rs, struct rule *r)
+{
+	struct lit_req q;
+	int k = 0;
+
+	if (!lit_extract(r->def.pattern, r->def.flags, &q))
+		return;
+	if (rs->lits == NULL)
+		rs->lits = lit_set_new();
+	r->lit0 = lit_set_count(rs->lits);
+	for (int j = 0; j < q.n; j++) {
+		r->facstart[j] = k;
+		for (int i = 0; i < q.f[j].n; i++, k++)
+			lit_set_add(rs->lits, q.f[j].s[i], q.f[j].len[i]);
+	}
+	r->facstart[q.n] = k;
+	r->nfac = q.n;
+}
+
+/* 0 when the prefilter proves rule r cannot match item i; else 1. */
+static int
+prefilter_pass(const struct rule_set *rs, const struct rule *r, size_t i,
+    const char *s, size_t len, struct prefilter *pf)
+{
+	const unsigned char *found;
+
+	if (r->nfac == 0 || len < RULE_PREFILTER_MIN)
+		return 1;
+	if (i >= pf->n) {
+		pf->found = xrealloc(pf->found, (i + 1) * sizeof(*pf->found));
+		memset(pf->found + pf->n, 0, (i + 1 - pf->n) * sizeof(*pf->found));
+		pf->n = i + 1;
+	}
+	if (pf->found[i] == NULL) {
+		pf->found[i] = xcalloc(lit_set_count(rs->lits), 1);
+		lit_set_scan(rs->lits, s, len, pf->found[i]);
+	}
+	found = pf->found[i] + r->lit0;
+	for (int j = 0; j < r->nfac; j++) {
+		int any = 0;
+		for (int k = r->facstart[j]; k < r->facstart[j + 1] && !any; k++)
+			any = found[k];
+		if (!any)
+			return 0;
+	}
+	return 1;
+}
+
 /* 1 matched (off, mlen set), 0 not; a limit hit is logged and is 0. */
 static int
 match_one(const struct rule_set *rs, const struct rule *r, const char *s,
@@ -581,6 +652,7 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
     unsigned mask, rule_hit_fn *fn, void *arg)
 {
 	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	struct prefilter pf[RULE_NTARGETS] = { { 0 } };
 	int hits = 0;
 	char where[RULE_MAX_HEADER_NAME + 32];
 
@@ -592,7 +664,8 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 			struct rule_hit h = { 0 };
 			for (size_t i = 0; item_get(r, in, i, &h.item, &h.itemlen,
 			    where, sizeof(where)); i++) {
-				if (!match_one(rs, r, h.item, h.itemlen, md, &h.off, &h.len))
+				if (!prefilter_pass(rs, r, i, h.item, h.itemlen, &pf[t]) ||
+				    !match_one(rs, r, h.item, h.itemlen, md, &h.off, &h.len))
 					continue;
 				h.name = r->def.name;
 				h.action = r->action;
@@ -607,6 +680,11 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 		}
 	}
 	pcre2_match_data_free(md);
+	for (int t = 0; t < RULE_NTARGETS; t++) {
+		for (size_t i = 0; i < pf[t].n; i++)
+			free(pf[t].found[i]);
+		free(pf[t].found);
+	}
 	return hits;
 }
 

@@ -83,6 +83,7 @@ struct rule_opts {
 	unsigned long match_limit;
 	unsigned long depth_limit;
 	int	 jit;		/* compile with pcre2_jit_compile */
+	int	 no_prefilter;	/* run every regex, skip the literal prefilter (tests) */
 };
 
 /* What rules look at. Unset fields (NULL) are simply not matched. */

@@ -6,8 +6,10 @@
 #include "t.h"
 #include "util.h"
 
-static const struct rule_opts jit_on = { 1000000, 10000, 1 };
-static const struct rule_opts jit_off = { 1000000, 10000, 0 };
+static const struct rule_opts jit_on = { .match_limit = 1000000, .depth_limit = 10000, .jit = 1 };
+static const struct rule_opts jit_off = { .match_limit = 1000000, .depth_limit = 10000, .jit = 0 };
+static const struct rule_opts jit_nopf = { .match_limit = 1000000, .depth_limit = 10000,
+    .jit = 1, .no_prefilter = 1 };
 
 /* Hits are collected as "name@where" joined by spaces. */
 struct hits {
@@ -251,7 +253,7 @@ T_CASE(jit_and_interpreter_agree)
 T_CASE(catastrophic_pattern_bounded)
 {
 	for (int jit = 0; jit < 2; jit++) {
-		struct rule_opts o = { 100000, 1000, jit };
+		struct rule_opts o = { .match_limit = 100000, .depth_limit = 1000, .jit = jit };
 		struct rule_set *rs = build("cat | raw | /(a+)+$/ | score 5\n"
 		    "fine | raw | /a!/ | score 1\n", &o);
 		size_t n = 200 * 1024;

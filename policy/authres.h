@@ -1,0 +1,39 @@
+/*
+ * authres.h -- Authentication-Results hygiene (RFC 8601 section 5).
+ *
+ * A sender must not be able to forge our verdict: before the proxy relays
+ * accepted mail, every Authentication-Results field whose authserv-id is our
+ * own proxy.hostname is left out (byte ranges for pol_decision.skip), and
+ * policy.c prepends the one header we wrote. Fields of other authserv-ids
+ * stay: they are someone else's claims, and downstream knows whom it trusts.
+ *
+ * Public calls: authres_servid(), authres_skips(), authres_value().
+ * Ownership: authres_skips() hands back an xmalloc'd array.
+ * Thread: no state, any thread.
+ */
+#ifndef POSTERN_AUTHRES_H
+#define POSTERN_AUTHRES_H
+
+#include <stddef.h>
+
+struct pol_skip;
+
+/* Longest authserv-id we compare: a domain name, RFC 1035 2.3.4. */
+#define AUTHRES_SERVID_MAX	255
+
+/* The authserv-id of an Authentication-Results value (after the colon;
+ * folded or not): comments and whitespace skipped, a quoted-string
+ * unquoted, one trailing dot dropped. 0, or -1 when there is none or it is
+ * longer than AUTHRES_SERVID_MAX. */
+int	 authres_servid(const char *value, size_t len, char *out, size_t outsz);
+
+/* Skip ranges of the header fields of msg that claim to come from
+ * `hostname` (case-insensitive). Returns how many; *out is NULL for 0. */
+int	 authres_skips(const char *msg, size_t len, const char *hostname,
+	    struct pol_skip **out);
+
+/* Make attacker-written text safe as an RFC 8601 property value: keep
+ * printable ASCII that needs no quoting, cut at outsz-1. Returns out. */
+char	*authres_value(const char *in, char *out, size_t outsz);
+
+#endif

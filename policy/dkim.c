@@ -1,0 +1,326 @@
+/*
+ * dkim.c -- the "dkim" check; see dkim.h for what it reports.
+ *
+ * Flow at POL_DATA: dkim_verify() a fresh handle, feed the whole message in
+ * one dkim_chunk(), dkim_eom() (which, without DKIM_LIBFLAGS_VERIFYONE,
+ * processes every signature), then read each signature's flags and error
+ * code and map them to RFC 8601 results.
+ *
+ * Key lookups: dkim_key_lookup() is the library's key-lookup hook. It asks
+ * dns_query() for the TXT at SELECTOR._domainkey.DOMAIN and hands the text
+ * back. NXDOMAIN / no TXT is DKIM_CBSTAT_NOTFOUND, which the library turns
+ * into DKIM_SIGERROR_NOKEY: a permanent error (RFC 6376 6.1.2), never a
+ * deferral. A temporary DNS failure is remembered in our per-message
+ * context, because the library leaves such a signature unprocessed with no
+ * error code of its own.
+ *
+ * Key size: the library's own minimum counts bits in a way that would also
+ * reject 256-bit Ed25519 keys (RFC 8463), so it is switched off and we
+ * apply RFC 8301's 1024-bit floor to RSA keys here. rsa-sha1 is refused as
+ * RFC 8301 3.1 asks.
+ *
+ * Thread: any worker thread. Ownership: the DKIM handle lives for one call.
+ */
+#include "dkim.h"
+#include "authres.h"
+#include "conf.h"
+#include "util.h"
+
+#include <opendkim/dkim.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A key record is a few hundred bytes; the library's buffer is bigger. */
+#define DKIM_NAME_MAX		256	/* RFC 1035 2.3.4, plus the NUL */
+
+/* One verification: what dkim_key_lookup() learnt, by signature. */
+struct dkim_ctx {
+	struct pol_session *ps;
+	int		 ntemp;
+	DKIM_SIGINFO	*temp[DKIM_MAX_SIGS];	/* key lookup failed for now */
+	char		 why[192];
+};
+
+static pthread_once_t	 dkim_once = PTHREAD_ONCE_INIT;
+static DKIM_LIB		*dkim_lib;
+
+static void	 dkim_lib_init(void);
+static DKIM_CBSTAT dkim_key_lookup(DKIM *, DKIM_SIGINFO *, u_char *, size_t);
+static DKIM_CBSTAT dkim_prescreen(DKIM *, DKIM_SIGINFO **, int);
+static int	 dkim_refuse_query(void *, int, unsigned char *, unsigned char *,
+		    size_t, void **);
+static int	 dkim_enabled(const struct conf *);
+static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
+		    char *why, size_t whysz);
+static void	 dkim_sig_props(DKIM *, DKIM_SIGINFO *, char *, size_t);
+static void	 dkim_report(struct pol_session *, DKIM *, struct dkim_ctx *,
+		    DKIM_SIGINFO **, int);
+
+const struct pol_check dkim_check = {
+	.name = "dkim",
+	.stages = 1u << POL_DATA,
+	.enabled = dkim_enabled,
+	.run = dkim_run,
+};
+
+static void
+dkim_lib_init(void)
+{
+	unsigned int bits = 1;
+	/* Signatures are processed at dkim_eom(), where a key lookup that
+	 * must be retried skips only its own signature; at end of header
+	 * (the default) it would abandon all the others too. */
+	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC;
+
+	dkim_lib = dkim_init(NULL, NULL);
+	if (dkim_lib == NULL)
+		fatalx("dkim_init failed");
+	(void)dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
+	    sizeof(flags));
+	(void)dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS,
+	    &bits, sizeof(bits));
+	(void)dkim_set_key_lookup(dkim_lib, dkim_key_lookup);
+	(void)dkim_set_prescreen(dkim_lib, dkim_prescreen);
+	dkim_dns_set_query_start(dkim_lib, dkim_refuse_query);
+}
+
+/* The library's own resolver must never run: every question goes to dns/. */
+static int
+dkim_refuse_query(void *srv, int type, unsigned char *q, unsigned char *buf,
+    size_t buflen, void **qh)
+{
+	(void)srv; (void)type; (void)buf; (void)buflen; (void)qh;
+	log_warn("dkim: library tried its own DNS query for %s; refused", q);
+	return DKIM_DNS_ERROR;
+}
+
+/* Bound the work per message: only the first DKIM_MAX_SIGS are evaluated. */
+static DKIM_CBSTAT
+dkim_prescreen(DKIM *d, DKIM_SIGINFO **sigs, int n)
+{
+	struct dkim_ctx *ctx = dkim_get_user_context(d);
+
+	for (int i = DKIM_MAX_SIGS; i < n; i++)
+		dkim_sig_ignore(sigs[i]);
+	if (n > DKIM_MAX_SIGS)
+		log_info("%s: dkim: %d signatures, only the first %d evaluated",
+		    ctx->ps->sid, n, DKIM_MAX_SIGS);
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+static DKIM_CBSTAT
+dkim_key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	struct dkim_ctx *ctx = dkim_get_user_context(d);
+	const char *sel = (const char *)dkim_sig_getselector(sig);
+	const char *dom = (const char *)dkim_sig_getdomain(sig);
+	char name[DKIM_NAME_MAX];
+	struct dns_answer *a;
+	DKIM_CBSTAT st;
+	int n;
+
+	n = snprintf(name, sizeof(name), "%s._domainkey.%s", sel, dom);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return DKIM_CBSTAT_NOTFOUND;
+	a = dns_query(name, DNS_T_TXT, &ctx->ps->dns);
+	switch (a->status) {
+	case DNS_OK:
+		/* RFC 6376 3.6.2.2: several records make the result
+		 * undefined; we take the first, as the library itself does. */
+		if (a->rr[0].u.txt.len < 0 || (size_t)a->rr[0].u.txt.len >= buflen ||
+		    memchr(a->rr[0].u.txt.joined, '\0', (size_t)a->rr[0].u.txt.len)) {
+			st = DKIM_CBSTAT_NOTFOUND;
+			break;
+		}
+		memcpy(buf, a->rr[0].u.txt.joined, (size_t)a->rr[0].u.txt.len + 1);
+		st = DKIM_CBSTAT_CONTINUE;
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		st = DKIM_CBSTAT_NOTFOUND;
+		break;
+	default:
+		if (ctx->ntemp < DKIM_MAX_SIGS)
+			ctx->temp[ctx->ntemp++] = sig;
+		snprintf(ctx->why, sizeof(ctx->why), "key lookup %s: %s",
+		    dns_status_name(a->status), a->why);
+		st = DKIM_CBSTAT_TRYAGAIN;
+		break;
+	}
+	dns_answer_free(a);
+	return st;
+}
+
+static int
+dkim_enabled(const struct conf *c)
+{
+	return c->dkim_enabled;
+}
+
+const char *
+dkim_sigerror_result(int e)
+{
+	switch (e) {
+	case DKIM_SIGERROR_KEYFAIL:
+		return "temperror";
+	case DKIM_SIGERROR_BADSIG:
+	case DKIM_SIGERROR_TOOLARGE_L:	/* body shorter than l=: cut */
+		return "fail";
+	case DKIM_SIGERROR_EXPIRED:	/* RFC 6376 3.5 x=: verifier's choice */
+	case DKIM_SIGERROR_FUTURE:
+	case DKIM_SIGERROR_KEYTOOSMALL:
+	case DKIM_SIGERROR_MBSFAILED:
+	case DKIM_SIGERROR_SUBDOMAIN:
+		return "policy";
+	case DKIM_SIGERROR_NOKEY:	/* RFC 6376 6.1.2: PERMFAIL */
+	case DKIM_SIGERROR_KEYREVOKED:	/* RFC 6376 3.6.1 p= empty */
+	case DKIM_SIGERROR_DNSSYNTAX:
+	case DKIM_SIGERROR_MULTIREPLY:
+	case DKIM_SIGERROR_KEYVERSION:
+	case DKIM_SIGERROR_KEYUNKNOWNHASH:
+	case DKIM_SIGERROR_KEYHASHMISMATCH:
+	case DKIM_SIGERROR_NOTEMAILKEY:
+	case DKIM_SIGERROR_KEYTYPEMISSING:
+	case DKIM_SIGERROR_KEYTYPEUNKNOWN:
+	case DKIM_SIGERROR_KEYDECODE:
+		return "permerror";
+	default:
+		/* RFC 8601 2.7.1: a signature with syntax errors, or one
+		 * we could not process, is neutral. */
+		return "neutral";
+	}
+}
+
+/* Result of one signature after dkim_eom(). */
+static const char *
+dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz)
+{
+	unsigned int flags = dkim_sig_getflags(sig), bits = 0;
+	int err = dkim_sig_geterror(sig);
+	dkim_alg_t alg = DKIM_SIGN_UNKNOWN;
+
+	why[0] = '\0';
+	for (int i = 0; i < ctx->ntemp; i++)
+		if (ctx->temp[i] == sig) {
+			snprintf(why, whysz, "%s", ctx->why);
+			return "temperror";
+		}
+	(void)dkim_sig_getsignalg(sig, &alg);
+	(void)dkim_sig_getkeysize(sig, &bits);
+	if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH &&
+	    err == DKIM_SIGERROR_OK) {
+		if (alg == DKIM_SIGN_RSASHA1) {
+			snprintf(why, whysz, "rsa-sha1 is not accepted (RFC 8301)");
+			return "policy";
+		}
+		if (alg == DKIM_SIGN_RSASHA256 && bits < DKIM_MIN_RSA_BITS) {
+			snprintf(why, whysz, "%u-bit RSA key, under %d (RFC 8301)",
+			    bits, DKIM_MIN_RSA_BITS);
+			return "policy";
+		}
+		if (flags & DKIM_SIGFLAG_TESTKEY)
+			snprintf(why, whysz, "key in test mode (t=y)");
+		return "pass";
+	}
+	if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
+		snprintf(why, whysz, "body hash mismatch");
+		return "fail";
+	}
+	if (err == DKIM_SIGERROR_UNKNOWN) {
+		snprintf(why, whysz, "signature not evaluated");
+		return "neutral";
+	}
+	snprintf(why, whysz, "%s", dkim_sig_geterrorstr(err) ?
+	    dkim_sig_geterrorstr(err) : "unknown error");
+	return dkim_sigerror_result(err);
+}
+
+/* "header.d=... header.i=... header.s=... header.a=... header.b=..." with
+ * every value cleaned: they come from the message. */
+static void
+dkim_sig_props(DKIM *d, DKIM_SIGINFO *sig, char *out, size_t outsz)
+{
+	char dv[256], iv[256], sv[128], av[32], bv[16], raw[256];
+	const u_char *a = dkim_sig_gettagvalue(sig, 0, (u_char *)"a");
+	const u_char *b = dkim_sig_gettagvalue(sig, 0, (u_char *)"b");
+
+	authres_value((const char *)dkim_sig_getdomain(sig), dv, sizeof(dv));
+	authres_value((const char *)dkim_sig_getselector(sig), sv, sizeof(sv));
+	authres_value((const char *)a, av, sizeof(av));
+	authres_value((const char *)b, bv, 9);	/* RFC 6008: first 8 chars */
+	if (dkim_sig_getidentity(d, sig, (u_char *)raw, sizeof(raw)) != DKIM_STAT_OK)
+		raw[0] = '\0';
+	authres_value(raw, iv, sizeof(iv));
+	snprintf(out, outsz, "header.d=%s%s%s header.s=%s header.a=%s header.b=%s",
+	    dv, *iv ? " header.i=" : "", iv, sv, av, bv);
+}
+
+static void
+dkim_report(struct pol_session *ps, DKIM *d, struct dkim_ctx *ctx,
+    DKIM_SIGINFO **sigs, int n)
+{
+	const struct conf *c = ps->conf;
+	struct pol_result *first = NULL;
+	int pass = 0, fail = 0;
+
+	for (int i = 0; i < n && i < DKIM_MAX_SIGS; i++) {
+		char props[768], why[256];
+		const char *res = dkim_sig_result(ctx, sigs[i], why, sizeof(why));
+		struct pol_result *r;
+
+		dkim_sig_props(d, sigs[i], props, sizeof(props));
+		r = pol_result_add(ps, "dkim", res, 0, props, "%s", why);
+		if (strcmp(res, "pass") == 0) {
+			if (!pass++ && r != NULL)
+				r->score = c->dkim_pass_score;
+		} else if (strcmp(res, "temperror") != 0) {
+			fail++;
+			if (first == NULL)
+				first = r;
+		}
+	}
+	/* The score is once per message, on the deciding result. */
+	if (pass)
+		ps->score += c->dkim_pass_score;
+	else if (fail && first != NULL) {
+		first->score = c->dkim_fail_score;
+		ps->score += c->dkim_fail_score;
+	}
+}
+
+static void
+dkim_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
+{
+	struct dkim_ctx ctx;
+	DKIM_SIGINFO **sigs = NULL;
+	DKIM_STAT st;
+	DKIM *d;
+	int n = 0;
+
+	if (stage != POL_DATA || msg == NULL)
+		return;
+	pthread_once(&dkim_once, dkim_lib_init);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.ps = ps;
+	d = dkim_verify(dkim_lib, (const u_char *)ps->sid, NULL, &st);
+	if (d == NULL) {
+		pol_result_add(ps, "dkim", "temperror", 0, "", "dkim_verify: %s",
+		    dkim_getresultstr(st));
+		return;
+	}
+	(void)dkim_set_user_context(d, &ctx);
+	/* The library reads the buffer only. */
+	st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, msg->len);
+	if (st == DKIM_STAT_OK)
+		st = dkim_chunk(d, NULL, 0);
+	if (st == DKIM_STAT_OK || st == DKIM_STAT_NOSIG)
+		st = dkim_eom(d, NULL);
+	if (dkim_getsiglist(d, &sigs, &n) != DKIM_STAT_OK || n == 0 || sigs == NULL)
+		pol_result_add(ps, "dkim", "none", 0, "", "no signature");
+	else
+		dkim_report(ps, d, &ctx, sigs, n);
+	dkim_free(d);
+}

@@ -1,0 +1,41 @@
+/*
+ * dkim.h -- the "dkim" check: verify every DKIM-Signature (RFC 6376) of a
+ * message at POL_DATA with libopendkim, one result per signature.
+ *
+ * Each signature becomes pol_result_add(ps, "dkim", RESULT, score,
+ * "header.d=D header.i=I header.s=S header.a=A header.b=B", reason) with
+ * RESULT one of RFC 8601's pass, fail, neutral, policy, temperror,
+ * permerror; a message without signatures gets one "none". The score goes
+ * on once: dkim.pass_score when any signature passes, else dkim.fail_score
+ * when some signature failed for good (a temperror adds nothing: the check
+ * could not decide, DMARC and policy.temperror_tempfail take it from there).
+ * The DMARC check reads these results (header.d of the passing ones).
+ *
+ * Every key lookup goes through dns_query() with the session's budget: the
+ * library's key-lookup hook is ours, and its own resolver hooks are set to
+ * refuse, so nothing can bypass dns/.
+ *
+ * Public: dkim_check (for policy.c's table), dkim_sigerror_result().
+ * Thread: any worker; the library handle is shared read-only after a
+ * pthread_once() setup, each verification has its own context.
+ */
+#ifndef POSTERN_DKIM_H
+#define POSTERN_DKIM_H
+
+#include "policy_int.h"
+
+/* Signatures evaluated per message; the rest are ignored and logged. Each
+ * costs a DNS question and an RSA operation (RFC 6376 8.4: bound the work
+ * an attacker can cause). */
+#define DKIM_MAX_SIGS		8
+/* RFC 8301 3.2: verifiers must not accept RSA keys under 1024 bits. */
+#define DKIM_MIN_RSA_BITS	1024
+
+extern const struct pol_check dkim_check;
+
+/* RFC 8601 result name for a libopendkim DKIM_SIGERROR_* code of a
+ * signature that did not pass ("fail", "neutral", "policy", "permerror",
+ * "temperror"). */
+const char *dkim_sigerror_result(int sigerror);
+
+#endif

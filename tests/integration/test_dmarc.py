@@ -1,0 +1,243 @@
+"""DMARC (RFC 7489) through Postern's policy against a real unbound.
+
+Covers: DKIM- and SPF-aligned pass, relaxed vs strict (adkim/aspf),
+unaligned fail with p=reject (550), p=quarantine (quarantine), p=none
+(accepted, dis=none), subdomain policy sp= via the organizational-domain
+fallback (Public Suffix List), pct=0 sampling, no record, a broken record
+(permerror), two records (no policy), a public suffix signing for a
+registrable domain below it (not aligned), RFC 7489 6.6.1 From problems,
+dmarc.reject_action=score, and a DNS timeout (temperror / 451).
+"""
+import pytest
+
+import authmail as am
+
+IP = "192.0.2.1"
+
+DMARC = {
+    "example.org": ["v=DMARC1; p=reject"],
+    "strict.example": ["v=DMARC1; p=reject; adkim=s; aspf=s"],
+    "relaxed.example": ["v=DMARC1; p=quarantine"],
+    "orgfb.example": ["v=DMARC1; p=reject; sp=quarantine"],
+    "orgp.example": ["v=DMARC1; p=reject"],
+    "broken.example": ["v=DMARC1; p=bogus"],
+    "two.example": ["v=DMARC1; p=reject", "v=DMARC1; p=none"],
+    "pct.example": ["v=DMARC1; p=reject; pct=0"],
+    "none.example": ["v=DMARC1; p=none"],
+    "shop.co.uk": ["v=DMARC1; p=reject"],
+    "spfonly.example": ["v=DMARC1; p=reject", "v=spf1 -all is not DMARC"],
+}
+KEY_DOMAINS = ["example.org", "strict.example", "mail.strict.example",
+               "mail.relaxed.example", "orgfb.example", "co.uk", "other.example",
+               "none.example", "pct.example", "two.example", "broken.example"]
+SPF_DOMAINS = ["example.org", "mail.example.org", "mail.strict.example",
+               "strict.example", "spfonly.example", "bounce.spfonly.example"]
+
+
+@pytest.fixture(scope="module")
+def key():
+    return am.rsa_key(2048)
+
+
+@pytest.fixture(scope="module")
+def env(key):
+    recs = []
+    for dom, txts in DMARC.items():
+        recs += [("_dmarc." + dom, "TXT", t) for t in txts]
+    for dom in KEY_DOMAINS:
+        recs.append(("sel._domainkey." + dom, "TXT", am.dkim_txt(key)))
+    for dom in SPF_DOMAINS:
+        recs.append((dom, "TXT", "v=spf1 ip4:%s -all" % IP))
+    e = am.AuthEnv(recs, timeout_zones=["_dmarc.slow.example."]).start()
+    e.score_conf = e.write_conf("score.conf",
+                                "[dmarc]\nreject_action = score\nquarantine_action = score\n")
+    e.tempfail_conf = e.write_conf("tempfail.conf", "[policy]\ntemperror_tempfail = yes\n")
+    yield e
+    e.stop()
+
+
+def dmarc(r):
+    d = r.get("dmarc", [])
+    assert len(d) == 1, r["raw"]
+    return d[0]
+
+
+def signed(key, frm, d, **kw):
+    return am.sign(am.message(frm=frm), key, domain=d, **kw)
+
+
+def need_spf(r):
+    if "spf" not in r:
+        pytest.skip("the spf check is not in this build yet")
+
+
+def test_dkim_aligned_pass(env, key):
+    r = env.check(signed(key, "a@example.org", "example.org"), mail_from="")
+    m = dmarc(r)
+    assert m["result"] == "pass", r["raw"]
+    assert r["verdict"] == "accept"
+    assert m["props"].get("header.from") == "example.org"
+    assert m["props"].get("p") == "reject" and m["props"].get("dis") == "none"
+
+
+def test_unaligned_dkim_p_reject_rejects(env, key):
+    r = env.check(signed(key, "a@example.org", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "reject" and r["code"] == 550
+
+
+def test_unsigned_p_reject_rejects(env):
+    r = env.check(am.message(frm="a@example.org"), ip="198.51.100.7",
+                  mail_from="x@elsewhere.example")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "reject"
+
+
+def test_relaxed_dkim_subdomain_aligned(env, key):
+    r = env.check(signed(key, "a@relaxed.example", "mail.relaxed.example"), mail_from="")
+    assert dmarc(r)["result"] == "pass", r["raw"]
+
+
+def test_strict_dkim_subdomain_not_aligned(env, key):
+    r = env.check(signed(key, "a@strict.example", "mail.strict.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "reject"
+    r = env.check(signed(key, "a@strict.example", "strict.example"), mail_from="")
+    assert dmarc(r)["result"] == "pass"
+
+
+def test_p_quarantine_quarantines(env, key):
+    r = env.check(signed(key, "a@relaxed.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "quarantine"
+
+
+def test_p_none_fail_is_accepted(env, key):
+    r = env.check(signed(key, "a@none.example", "other.example"), mail_from="")
+    m = dmarc(r)
+    assert m["result"] == "fail"
+    assert r["verdict"] == "accept"
+    assert m["props"].get("p") == "none" and m["props"].get("dis") == "none"
+
+
+def test_org_fallback_uses_sp(env, key):
+    # no _dmarc.news.orgfb.example: the org domain's record, sp=quarantine
+    r = env.check(signed(key, "a@news.orgfb.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "quarantine"
+
+
+def test_org_fallback_without_sp_uses_p(env, key):
+    r = env.check(signed(key, "a@deep.sub.orgp.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "reject"
+
+
+def test_org_fallback_relaxed_pass(env, key):
+    r = env.check(signed(key, "a@news.orgfb.example", "orgfb.example"), mail_from="")
+    assert dmarc(r)["result"] == "pass"
+    assert r["verdict"] == "accept"
+
+
+def test_pct_zero_downgrades_reject_to_quarantine(env, key):
+    r = env.check(signed(key, "a@pct.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "quarantine"
+
+
+def test_no_record_is_none(env, key):
+    r = env.check(signed(key, "a@nodmarc.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "none"
+    assert r["verdict"] == "accept"
+
+
+def test_broken_record_is_permerror(env, key):
+    r = env.check(signed(key, "a@broken.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "permerror"
+    assert r["verdict"] == "accept"
+
+
+def test_two_records_mean_no_policy(env, key):
+    r = env.check(signed(key, "a@two.example", "other.example"), mail_from="")
+    assert dmarc(r)["result"] == "none"
+    assert r["verdict"] == "accept"
+
+
+def test_public_suffix_signature_does_not_align(env, key):
+    # d=co.uk verifies, but co.uk is a public suffix: not shop.co.uk's
+    r = env.check(signed(key, "a@shop.co.uk", "co.uk"), mail_from="")
+    assert r["dkim"][0]["result"] == "pass"
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] == "reject"
+
+
+def test_several_from_fields_permerror(env, key):
+    msg = am.message(frm="a@example.org", extra=["From: b@evil.example"])
+    r = env.check(am.sign(msg, key), mail_from="")
+    assert dmarc(r)["result"] == "permerror"
+
+
+def test_from_with_two_domains_permerror(env, key):
+    msg = am.message(frm="a@example.org, b@evil.example")
+    r = env.check(am.sign(msg, key), mail_from="")
+    assert dmarc(r)["result"] == "permerror"
+
+
+def test_missing_from_permerror(env):
+    msg = b"To: b@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+    r = env.check(msg, mail_from="")
+    assert dmarc(r)["result"] == "permerror"
+
+
+def test_reject_action_score(env, key):
+    r = env.check(signed(key, "a@example.org", "other.example"), mail_from="",
+                  conf=env.score_conf)
+    assert dmarc(r)["result"] == "fail"
+    assert r["verdict"] != "reject"
+
+
+def test_dns_timeout_is_temperror_and_451_when_asked(env, key):
+    msg = signed(key, "a@slow.example", "other.example")
+    r = env.check(msg, mail_from="")
+    assert dmarc(r)["result"] == "temperror"
+    assert r["verdict"] == "accept"
+    r = env.check(msg, mail_from="", conf=env.tempfail_conf)
+    assert dmarc(r)["result"] == "temperror"
+    assert r["verdict"] == "tempfail" and r["code"] == 451
+
+
+def test_spf_aligned_relaxed_pass(env):
+    r = env.check(am.message(frm="a@example.org"), ip=IP, mail_from="bounce@mail.example.org")
+    need_spf(r)
+    assert r["spf"][0]["result"] == "pass"
+    assert dmarc(r)["result"] == "pass"
+
+
+def test_spf_strict_subdomain_not_aligned(env):
+    r = env.check(am.message(frm="a@strict.example"), ip=IP,
+                  mail_from="bounce@mail.strict.example")
+    need_spf(r)
+    assert r["spf"][0]["result"] == "pass"
+    assert dmarc(r)["result"] == "fail"
+
+
+def test_spf_unaligned_fail(env):
+    r = env.check(am.message(frm="a@example.org"), ip=IP,
+                  mail_from="bounce@spfonly.example")
+    need_spf(r)
+    assert r["spf"][0]["result"] == "pass"
+    assert dmarc(r)["result"] == "fail"
+
+
+def test_null_sender_helo_identity_aligns(env):
+    # RFC 7489 4.1: for MAIL FROM:<> the SPF HELO identity is the one
+    r = env.check(am.message(frm="a@example.org"), ip=IP, mail_from="",
+                  helo="mail.example.org")
+    need_spf(r)
+    assert r["spf"][0]["result"] == "pass"
+    assert r["spf"][0]["props"].get("smtp.helo") == "mail.example.org"
+    assert dmarc(r)["result"] == "pass"
+    # the same HELO from an address SPF does not list: fail, p=reject
+    r = env.check(am.message(frm="a@example.org"), ip="198.51.100.7", mail_from="",
+                  helo="mail.example.org")
+    assert dmarc(r)["result"] == "fail" and r["verdict"] == "reject"

@@ -1,0 +1,147 @@
+"""Greylisting with a clock the test controls (POSTERN_CLOCK_FILE) -- no
+sleeping: first attempt, early retry, on-time retry, retry after the
+window, auto-allowlisting, expiry and the background cleanup, state across
+restarts (every `postern check` is a fresh process; and over SMTP with a
+restarted server), networks (/24, /64), SPF-pass senders from
+greylist.skip_domains and DNS allow lists skip it.
+"""
+import pytest
+
+from policyenv import PolicyEnv, Sink, rows, smtp_session
+
+DAY = 86400
+RECORDS = [
+    'example.org. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    'other.example. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    "9.2.0.192.wl.test. 300 IN A 127.0.0.2",
+]
+CONF = "[greylist]\nenabled = yes\ndelay = 300\nretry_window = 2d\nexpire = 35d\nauto_allow = 0\n"
+
+
+@pytest.fixture
+def env():
+    e = PolicyEnv(RECORDS, conf=CONF).start()
+    yield e
+    e.stop()
+
+
+def rcpt(env, ip="203.0.113.5", mail="a@sender.example", to="b@example.net"):
+    d = env.check(ip, helo="mx.sender.example", mail=mail, rcpts=[to])
+    return d["verdict"], d.get("reply", "")
+
+
+def test_first_early_ontime(env):
+    assert rcpt(env) == ("tempfail", "450 4.7.1 Greylisted, try again in 300 seconds")
+    env.clock(120)
+    assert rcpt(env) == ("tempfail", "450 4.7.1 Greylisted, try again in 180 seconds")
+    env.clock(299)
+    assert rcpt(env)[0] == "tempfail"
+    env.clock(300)
+    assert rcpt(env) == ("accept", "")
+    # and from now on, without delay
+    env.clock(5 * DAY)
+    assert rcpt(env) == ("accept", "")
+
+
+def test_triplet_parts(env):
+    rcpt(env)
+    env.clock(400)
+    assert rcpt(env)[0] == "accept"
+    # same /24, sender case differs: the same triplet
+    assert rcpt(env, ip="203.0.113.77", mail="A@Sender.Example")[0] == "accept"
+    # other network, other sender, other recipient: new triplets
+    assert rcpt(env, ip="203.0.114.5")[0] == "tempfail"
+    assert rcpt(env, mail="z@sender.example")[0] == "tempfail"
+    assert rcpt(env, to="c@example.net")[0] == "tempfail"
+    # the null sender is a sender like the others
+    assert rcpt(env, mail="")[0] == "tempfail"
+
+
+def test_ipv6_network_is_a_64(env):
+    assert rcpt(env, ip="2001:db8:1:2::10")[0] == "tempfail"
+    env.clock(301)
+    assert rcpt(env, ip="2001:db8:1:2:ffff::1")[0] == "accept"
+    assert rcpt(env, ip="2001:db8:1:3::10")[0] == "tempfail"
+    assert rows(env.db, "SELECT net FROM greylist WHERE net LIKE '2001:%' ORDER BY net") == \
+        [("2001:db8:1:2::/64",), ("2001:db8:1:3::/64",)]
+
+
+def test_retry_after_window_starts_over(env):
+    rcpt(env)
+    env.clock(2 * DAY + 1)
+    assert rcpt(env) == ("tempfail", "450 4.7.1 Greylisted, try again in 300 seconds")
+    env.clock(2 * DAY + 301)
+    assert rcpt(env)[0] == "accept"
+
+
+def test_auto_allowlist(env):
+    env.write_conf(CONF.replace("auto_allow = 0", "auto_allow = 2"))
+    for i, who in enumerate(["one@s.example", "two@s.example"]):
+        env.clock(i * 1000)
+        assert rcpt(env, mail=who)[0] == "tempfail"
+        env.clock(i * 1000 + 301)
+        assert rcpt(env, mail=who)[0] == "accept"
+    d = env.check("203.0.113.200", mail="three@s.example", rcpts=["b@example.net"])
+    assert d["verdict"] == "accept"
+    assert [r["result"] for r in d["results"] if r["check"] == "grey"] == ["auto"]
+    # another network is not allowlisted
+    assert rcpt(env, ip="203.0.114.1", mail="three@s.example")[0] == "tempfail"
+    # the auto-allowlisting expires with the network's last pass
+    env.clock(1301 + 36 * DAY)
+    assert rcpt(env, mail="four@s.example")[0] == "tempfail"
+
+
+def test_expiry_and_cleanup(env):
+    rcpt(env)
+    rcpt(env, to="keep@example.net")
+    env.clock(301)
+    assert rcpt(env)[0] == "accept"
+    assert len(rows(env.db, "SELECT * FROM greylist")) == 2
+    env.clock(301 + 36 * DAY)
+    # the writer's housekeeping runs at start: both rows are past expiry
+    assert rcpt(env)[0] == "tempfail"          # the expired triplet starts over
+    assert rows(env.db, "SELECT rcpt FROM greylist") == [("b@example.net",)]
+
+
+def test_spf_pass_from_skip_domain_not_greylisted(env):
+    env.write_conf(CONF + "skip_domains = example.org\n[spf]\nenabled = yes\n")
+    d = env.check("192.0.2.10", helo="mx.example.org", mail="a@example.org", rcpts=["b@example.net"])
+    assert d["verdict"] == "accept"
+    assert [r["result"] for r in d["results"] if r["check"] == "grey"] == ["skip"]
+    # SPF pass but not a skip domain: greylisted
+    d = env.check("192.0.2.10", helo="mx.example.org", mail="a@other.example", rcpts=["b@example.net"])
+    assert d["verdict"] == "tempfail"
+    # skip domain but SPF fail: greylisted
+    d = env.check("198.51.100.10", helo="mx.example.org", mail="a@example.org", rcpts=["b@example.net"])
+    assert d["verdict"] == "tempfail"
+    # and the feature can be off
+    env.write_conf(CONF + "skip_domains = example.org\nskip_spf_pass = no\n[spf]\nenabled = yes\n")
+    d = env.check("192.0.2.10", helo="mx.example.org", mail="b@example.org", rcpts=["b@example.net"])
+    assert d["verdict"] == "tempfail"
+
+
+def test_dns_allow_list_not_greylisted(env):
+    env.write_conf(CONF + "[rbl]\nzones = wl.test*-2\n")
+    assert rcpt(env, ip="192.0.2.9")[0] == "accept"
+    assert rcpt(env, ip="192.0.2.8")[0] == "tempfail"
+
+
+def test_smtp_greylist_survives_restart(env):
+    sink = Sink().start()
+    try:
+        env.serve(sink)
+        s = smtp_session(env.port)
+        s.ehlo("client.example")
+        s.mail("a@sender.example")
+        assert s.rcpt("b@example.net") == (450, b"4.7.1 Greylisted, try again in 300 seconds")
+        s.quit()
+        assert env.stop_serving() == 0
+        env.clock(301)
+        env.serve()
+        s = smtp_session(env.port)
+        s.sendmail("a@sender.example", ["b@example.net"], b"Subject: retry\r\n\r\nhello\r\n")
+        s.quit()
+        assert len(sink.messages) == 1
+        assert env.stop_serving() == 0
+    finally:
+        sink.stop()

@@ -1,0 +1,155 @@
+/*
+ * dkim_test.c -- the dkim check without a DNS server: the RFC 8601 result
+ * mapping of libopendkim's signature errors, an unsigned message, a
+ * malformed signature, and a key lookup that cannot be answered (resolver
+ * not started) which must be temperror -- never pass, never permerror.
+ * Real signatures against real DNS are in tests/integration/test_dkim.py.
+ */
+#include "t.h"
+#include "conf.h"
+#include "dkim.h"
+#include "policy_int.h"
+#include "util.h"
+
+#include <opendkim/dkim.h>
+
+#include <netinet/in.h>
+
+static struct pol_session *
+session(struct conf *c)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+	sin.sin_addr.s_addr = htonl(0xc0000201);
+	return pol_session_new(c, "T", (struct sockaddr *)&sin, sizeof(sin));
+}
+
+static const struct pol_result *
+run(struct pol_session *ps, const char *msg)
+{
+	struct pol_msg m = { msg, strlen(msg) };
+
+	pol_tx_begin(ps, "a@example.org", "");
+	dkim_check.run(ps, POL_DATA, &m);
+	return pol_result_find(ps, "dkim");
+}
+
+T_CASE(sigerror_mapping)
+{
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_NOKEY), "permerror");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYREVOKED), "permerror");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYFAIL), "temperror");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_BADSIG), "fail");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_EXPIRED), "policy");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYTOOSMALL), "policy");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_MISSING_B), "neutral");
+	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_VERSION), "neutral");
+}
+
+T_CASE(unsigned_is_none)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	const struct pol_result *r = run(ps, "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n");
+
+	T_ASSERT(r != NULL);
+	if (r != NULL) {
+		T_EQ_STR(r->result, "none");
+		T_ASSERT(r->score == 0);
+	}
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+static const char signed_msg[] =
+	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
+	" s=sel; h=from:subject; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n"
+	" b=dGVzdA==\r\n"
+	"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n";
+
+T_CASE(unanswerable_key_is_temperror_and_scores_nothing)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	const struct pol_result *r;
+
+	/* dns_init() was never called: every question is a temperror */
+	r = run(ps, signed_msg);
+	T_ASSERT(r != NULL);
+	if (r != NULL) {
+		T_EQ_STR(r->result, "temperror");
+		T_ASSERT(strstr(r->authres, "header.d=example.org") != NULL);
+		T_ASSERT(strstr(r->authres, "header.s=sel") != NULL);
+	}
+	T_ASSERT(ps->score == 0);
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+T_CASE(malformed_signature_is_neutral_and_scores_fail)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	const struct pol_result *r;
+
+	/* v=2 is not DKIM version 1: a syntax problem, not a lookup */
+	r = run(ps, "DKIM-Signature: v=2; a=rsa-sha256; d=example.org; s=sel;\r\n"
+	    " h=from; bh=AAAA; b=AAAA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL);
+	if (r != NULL)
+		T_EQ_STR(r->result, "neutral");
+	T_ASSERT(ps->score == c->dkim_fail_score);
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+T_CASE(hostile_tag_values_are_cleaned)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	const struct pol_result *r;
+
+	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; d=exa;mple.org; s=s(e)l\"x;\r\n"
+	    " h=from; bh=AAAA; b=AA;AA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL);
+	if (r != NULL && r->authres != NULL) {
+		T_ASSERT(strpbrk(r->authres, "()\";\r\n") == NULL);
+	}
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+T_CASE(summary_one_word_per_check)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	char buf[256];
+
+	pol_tx_begin(ps, "a@example.org", "");
+	/* as pol_run() would mark them: transaction results */
+	pol_result_add(ps, "dkim", "fail", 2, "", NULL)->stage = POL_DATA;
+	pol_result_add(ps, "dkim", "pass", -0.5, "", NULL)->stage = POL_DATA;
+	pol_result_add(ps, "dmarc", "pass", 0, "", NULL)->stage = POL_DATA;
+	pol_summary(ps, buf, sizeof(buf));
+	T_EQ_STR(buf, "dkim=pass dmarc=pass score=1.5");
+	pol_tx_begin(ps, "a@example.org", "");
+	pol_result_add(ps, "dkim", "permerror", 0, "", NULL);
+	pol_result_add(ps, "dkim", "fail", 0, "", NULL);
+	pol_summary(ps, buf, sizeof(buf));
+	T_EQ_STR(buf, "dkim=permerror score=0.0");
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+int
+main(void)
+{
+	log_init("dkim_test", 0);
+	T_RUN(sigerror_mapping);
+	T_RUN(unsigned_is_none);
+	T_RUN(unanswerable_key_is_temperror_and_scores_nothing);
+	T_RUN(malformed_signature_is_neutral_and_scores_fail);
+	T_RUN(hostile_tag_values_are_cleaned);
+	T_RUN(summary_one_word_per_check);
+	return T_END();
+}
