@@ -1054,6 +1054,26 @@ smtp_proceed_mail(struct smtp_session *s, const char *arg)
 	smtp_policy(s, POL_MAIL);
 }
 
+/* RFC 3461 4.1: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
+static int
+smtp_notify_ok(const char *v)
+{
+	char buf[64], *save = NULL;
+	int n = 0, never = 0;
+
+	if (strlen(v) >= sizeof(buf))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+		if (strcasecmp(t, "NEVER") == 0)
+			never = 1;
+		else if (strcasecmp(t, "SUCCESS") != 0 && strcasecmp(t, "FAILURE") != 0 &&
+		    strcasecmp(t, "DELAY") != 0)
+			return 0;
+	}
+	return n > 0 && (!never || n == 1);
+}
+
 static int
 smtp_check_rcpt(struct smtp_session *s, const char *arg)
 {
@@ -1067,12 +1087,22 @@ smtp_check_rcpt(struct smtp_session *s, const char *arg)
 		return 0;
 	for (int i = 0; i < a.nparams; i++) {
 		const char *k = a.params[i].key, *v = a.params[i].value;
-		if (strcasecmp(k, "NOTIFY") == 0 && v != NULL &&
-		    strspn(v, "NEVERSUCCESFAILURDLYnevrsucfaildly,") == strlen(v))
-			continue;
-		if (strcasecmp(k, "ORCPT") == 0 && v != NULL && strchr(v, ';') != NULL &&
-		    addr_xtext_ok(strchr(v, ';') + 1))
-			continue;
+		if (!(s->flags & SMTP_F_EHLO)) {
+			smtp_reply(s, "555 5.5.4 Error: parameters need EHLO");
+			return 0;
+		}
+		if (strcasecmp(k, "NOTIFY") == 0) {
+			if (v != NULL && smtp_notify_ok(v))
+				continue;
+			smtp_reply(s, "501 5.5.4 Error: bad NOTIFY= value");
+			return 0;
+		}
+		if (strcasecmp(k, "ORCPT") == 0) {
+			if (v != NULL && strchr(v, ';') != NULL && addr_xtext_ok(strchr(v, ';') + 1))
+				continue;
+			smtp_reply(s, "501 5.5.4 Error: bad ORCPT= value");
+			return 0;
+		}
 		smtp_reply(s, "555 5.5.4 Error: unsupported parameter %.40s", k);
 		return 0;
 	}
