@@ -2,7 +2,7 @@
 endpoint, the login, CSRF and rate limits, CRUD round trips, bad input,
 and mail sent through the proxy showing up in verdicts, stats, /metrics
 and the quarantine."""
-import json
+import http.client
 import re
 import time
 
@@ -319,3 +319,23 @@ def test_quarantine_list_raw_release_delete(st):
         assert api.delete("/api/quarantine/" + qid2)[0] == 404
     finally:
         api.delete("/api/rules/%d" % r["id"])
+
+
+def test_https_secure_cookie_and_token_reload():
+    """web.tls_cert/tls_key serve HTTPS only, the cookie gets Secure, and a
+    SIGHUP with a new web.api_token retires the old one without a restart."""
+    s = Stack(tls=True).start()
+    try:
+        status, h, d = s.http().get("/healthz")
+        assert status == 200 and "max-age" in h["strict-transport-security"]
+        with pytest.raises((ConnectionError, OSError, http.client.HTTPException)):
+            Http(s.web_port).get("/healthz")          # plain HTTP is not served
+        status, h, d = Http(s.web_port, tls=True).login()
+        assert status == 200 and "; Secure" in h["set-cookie"]
+        assert s.bearer().get("/api/stats")[0] == 200
+        s.postern.reload({"web.api_token": "a-brand-new-token-" + "y" * 20})
+        wait_until(lambda: s.bearer("a-brand-new-token-" + "y" * 20)
+                   .get("/api/stats")[0] == 200, 15, what="the new token to work")
+        assert s.bearer().get("/api/stats")[0] == 401
+    finally:
+        s.close()

@@ -15,6 +15,7 @@ dependency); every request has a timeout and goes to 127.0.0.1 only.
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -22,7 +23,7 @@ import email.policy
 from email.message import EmailMessage
 
 from harness import (LOOPBACK, POSTERN_BIN, Capture, Postern, TempDir, Unbound,
-                     smtp_client, wait_until)
+                     make_cert, smtp_client, wait_until)
 
 TOKEN = "t0ken-for-scripts-" + "x" * 24
 USER = "admin"
@@ -32,10 +33,11 @@ PASSWORD = "correct horse battery staple"
 class Http:
     """One client; keeps the session cookie and CSRF token after login()."""
 
-    def __init__(self, port, token=None, source=None):
+    def __init__(self, port, token=None, source=None, tls=False):
         self.port = port
         self.token = token
         self.source = source
+        self.tls = tls
         self.cookie = None
         self.csrf = None
 
@@ -51,8 +53,18 @@ class Http:
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
             h.setdefault("Content-Type", "application/json")
-        c = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30,
-                                       source_address=(self.source, 0) if self.source else None)
+        src = (self.source, 0) if self.source else None
+        if self.tls:
+            # The test's own self-signed certificate: encryption is what is
+            # tested here, not the chain.
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = http.client.HTTPSConnection(LOOPBACK, self.port, timeout=30,
+                                            source_address=src, context=ctx)
+        else:
+            c = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30,
+                                           source_address=src)
         try:
             c.request(method, path, body=body, headers=h)
             r = c.getresponse()
@@ -106,9 +118,10 @@ class Stack:
     """unbound + capture backend + `postern serve` with the dashboard, a user
     and the API token. conf overrides Postern settings."""
 
-    def __init__(self, conf=None):
+    def __init__(self, conf=None, tls=False):
         self.tmp = TempDir(prefix="postern-web-")
         self.conf = dict(conf or {})
+        self.tls = tls
         self.dns = self.cap = self.postern = None
 
     def start(self):
@@ -119,6 +132,8 @@ class Stack:
         ]).start()
         self.cap = Capture().start()
         conf = {"web.api_token": TOKEN}
+        if self.tls:
+            conf["web.tls_cert"], conf["web.tls_key"] = make_cert(self.tmp.join("tls"))
         conf.update(self.conf)
         self.postern = Postern(self.tmp.join("postern"), backend=self.cap.addr,
                                resolver=self.dns.addr, conf=conf)
@@ -145,13 +160,13 @@ class Stack:
         return "http://%s:%d" % (LOOPBACK, self.web_port)
 
     def http(self, source=None):
-        return Http(self.web_port, source=source)
+        return Http(self.web_port, source=source, tls=self.tls)
 
-    def bearer(self):
-        return Http(self.web_port, token=TOKEN)
+    def bearer(self, token=TOKEN):
+        return Http(self.web_port, token=token, tls=self.tls)
 
     def login(self):
-        h = Http(self.web_port)
+        h = Http(self.web_port, tls=self.tls)
         st, _, d = h.login()
         assert st == 200, d
         return h
