@@ -1168,20 +1168,26 @@ db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
 
 /* ----------------------------------------------------------------- rules */
 
-long long
-db_rule_version(void)
+/* One integer from a query on this thread's connection, or -1. */
+static long long
+db_scalar(const char *sql)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 	long long v = -1;
 
-	if (h == NULL || (st = db_prep(h,
-	    "SELECT version FROM rules_version WHERE one = 1")) == NULL)
+	if (h == NULL || (st = db_prep(h, sql)) == NULL)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+long long
+db_rule_version(void)
+{
+	return db_scalar("SELECT version FROM rules_version WHERE one = 1");
 }
 
 static void
@@ -1369,7 +1375,7 @@ db_quar_add(const struct db_quar *q, long long max_total)
 	sqlite3_stmt *st;
 	json_t *r = json_array();
 	char *rcpts;
-	long long total = -1;
+	long long total;
 
 	for (int i = 0; i < q->nrcpts; i++)
 		json_array_append_new(r, json_string(q->rcpts[i]));
@@ -1380,11 +1386,7 @@ db_quar_add(const struct db_quar *q, long long max_total)
 		free(rcpts);
 		return -1;
 	}
-	if ((st = db_prep(h, "SELECT coalesce(sum(size), 0) FROM quarantine")) != NULL) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			total = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	total = db_quar_total();	/* inside the transaction: no race */
 	if (total < 0 || total + (long long)q->len > max_total) {
 		db_exec(h, "ROLLBACK", "rollback quarantine");
 		free(rcpts);
@@ -1589,17 +1591,7 @@ db_quar_expire(time_t now, long long max_age)
 long long
 db_quar_total(void)
 {
-	sqlite3 *h = db_reader();
-	sqlite3_stmt *st;
-	long long t = -1;
-
-	if (h == NULL || (st = db_prep(h,
-	    "SELECT coalesce(sum(size), 0) FROM quarantine")) == NULL)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		t = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return t;
+	return db_scalar("SELECT coalesce(sum(size), 0) FROM quarantine");
 }
 
 /* ------------------------------------------------------------ web users */
