@@ -35,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf clean
+.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -116,8 +116,22 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
 
+# Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the
+# starter rule set loaded.
+bench-rules: all $(B)/bench/rules_bench
+	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/run.py --quick --rules etc/rules.txt
+
 bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
+
+# libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
+$(B)/spf_libspf2: bench/spf_libspf2.c $(B)/libpostern.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+spf-compare: all $(B)/spf_libspf2
+	$(PYTHON) bench/spf_compare.py
 
 clean:
 	rm -rf $(B)

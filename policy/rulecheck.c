@@ -228,6 +228,13 @@ rulecheck_refresh(struct conf *c, int force)
 
 	if (!rc_have_db || (v = db_rule_version()) < 0)
 		return rc_have_db ? -1 : 0;
+	/* The common case, unchanged, takes no lock. */
+	cur = rule_current();
+	if (!force && cur != NULL && rule_set_version(cur) == v) {
+		rule_set_unref(cur);
+		return 0;
+	}
+	rule_set_unref(cur);
 	pthread_mutex_lock(&rc_build_mtx);
 	cur = rule_current();
 	if (!force && cur != NULL && rule_set_version(cur) == v) {
@@ -394,9 +401,8 @@ int
 rulecheck_main(int argc, char **argv)
 {
 	const char *cpath = "etc/postern.conf", *args[3];
-	struct conf_err *errs;
 	struct conf *c;
-	int replace = 0, na = 0, nerr, rc = 2;
+	int replace = 0, na = 0, rc = 2;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -406,12 +412,8 @@ rulecheck_main(int argc, char **argv)
 		else if (na < 3)
 			args[na++] = argv[i];
 	}
-	if ((c = conf_load(cpath, &errs, &nerr)) == NULL) {
-		for (int i = 0; i < nerr; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(cpath)) == NULL)
 		return 1;
-	}
 	if (na == 3 && strcmp(args[0], "test") == 0) {
 		rc = rc_test(c, args[1], args[2]);
 		conf_unref(c);

@@ -91,7 +91,7 @@ T_CASE(starter_file_imported_once)
 T_CASE(score_rules_named_in_results)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char sum[512];
 
 	pol_set_helo(ps, "mx.shop.example");
@@ -108,7 +108,7 @@ T_CASE(score_rules_named_in_results)
 T_CASE(envelope_reject_at_its_stage)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 
 	deliver(ps, "boss@spam.example", "alice@example.org", "sjis.eml", &d);
 	T_EQ_INT(d.verdict, POL_REJECT);
@@ -121,7 +121,7 @@ T_CASE(envelope_reject_at_its_stage)
 T_CASE(quarantine_commits_before_250)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char id[ID_LEN + 1], *raw, *orig;
 	size_t len, olen;
 	int found;
@@ -187,7 +187,7 @@ T_CASE(quarantine_full_is_tempfail)
 	int n;
 	struct conf *small;
 	struct pol_session *ps;
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char p[128];
 
 	snprintf(p, sizeof(p), "%s/postern.conf", dir);
@@ -214,7 +214,7 @@ T_CASE(quarantine_full_is_tempfail)
 T_CASE(rule_change_applies_next_transaction)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	struct rule_def r = { 0, "late_subject", "subject", "Привет", "", "reject", 0, 1 };
 	struct pol_msg m;
 	size_t n;
