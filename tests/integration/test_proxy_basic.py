@@ -334,3 +334,29 @@ def test_listen_on_ipv4_and_ipv6_loopback(make_postern, capture):
         t = c.transaction("a@example.org", ["b@example.org"], make_message("v6"))
         assert t["final"].code == 250, t
     assert b"Subject: v6" in capture.wait_messages(1)[0].data
+
+
+@pytest.mark.parametrize("spool_memory", [4096, 262144])
+def test_large_message_exact_bytes_through_memory_and_file_spool(make_postern, capture, spool_memory):
+    """1.5 MB with dot lines and 8-bit text: identical after the spool,
+    whether it stayed in memory or spilled to proxy.spool_dir."""
+    import random
+    rnd = random.Random(spool_memory)
+    lines = []
+    for i in range(15000):
+        kind = rnd.randrange(4)
+        if kind == 0:
+            lines.append(b"." * rnd.randrange(1, 4) + b"dot line %d" % i)
+        elif kind == 1:
+            lines.append("ümlaut ✓ %d".encode() % i)
+        else:
+            lines.append(bytes(rnd.choice(b"abcdefghij ") for _ in range(rnd.randrange(0, 120))))
+    sent = make_message("big", body=b"\r\n".join(lines) + b"\r\n")
+    p = make_postern(capture.addr, conf={"proxy.spool_memory": spool_memory,
+                                         "proxy.max_message_size": 4 * 1024 * 1024})
+    with RawSMTP(p.port, timeout=60) as c:
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], sent, " BODY=8BITMIME SIZE=%d" % len(sent))
+        assert t["final"].code == 250, t
+    (m,) = capture.wait_messages(1, timeout=60)
+    split_added(m.data, sent)
