@@ -1,7 +1,6 @@
 """The transparent SMTP proxy core: relaying, XCLIENT, 8-bit, SMTPUTF8,
 sizes and the backend's own answers (issue "The transparent SMTP proxy
 core"). Backends: the capture server (exact bytes) and Postfix."""
-import smtplib
 
 import pytest
 

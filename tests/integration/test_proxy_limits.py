@@ -2,7 +2,6 @@
 many concurrent sessions."""
 import asyncio
 import signal
-import socket
 
 import pytest
 
