@@ -201,3 +201,17 @@ def test_1000_concurrent_sessions(make_postern, capture):
     msgs = capture.wait_messages(SESSIONS, timeout=60)
     assert len({m.mail_from for m in msgs}) == SESSIONS
     assert p.alive()
+
+
+def test_sigterm_drain_deadline_closes_idle_sessions(make_postern, capture):
+    """A client that sits idle cannot hold the exit forever: past
+    proxy.drain_timeout the session is closed and Postern exits 0."""
+    p = make_postern(capture.addr, conf={"proxy.drain_timeout": 2})
+    with RawSMTP(p.port, timeout=30) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+        p.signal(signal.SIGTERM)
+        assert p.stop(check=True, timeout=20) == 0
+        assert c.closed(timeout=10)
+        assert "421" in c.buf.decode() or c.buf == b""   # a 421 goodbye, if any
+    assert not capture.messages
