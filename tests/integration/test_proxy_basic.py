@@ -186,14 +186,19 @@ def test_size_over_limit_declared_at_mail(make_postern, capture):
         assert c.cmd("MAIL FROM:<a@example.org> SIZE=%d" % SIZE_LIMIT).code == 250
 
 
+def _backend_step(c):
+    """The reply to the first command that needs the backend: MAIL, or RCPT
+    when a proxy opens the backend only there."""
+    r = c.cmd("MAIL FROM:<a@example.org>")
+    return c.cmd("RCPT TO:<b@example.org>") if r.code == 250 else r
+
+
 def test_backend_down_gives_451_441(make_postern):
     from harness import free_port
     p = make_postern("127.0.0.1:%d" % free_port())   # nothing listens there
     with RawSMTP(p.port) as c:
         c.ehlo()
-        r = c.cmd("MAIL FROM:<a@example.org>")
-        if r.code == 250:     # a proxy may open the backend at RCPT instead
-            r = c.cmd("RCPT TO:<b@example.org>")
+        r = _backend_step(c)
         assert r.code == 451 and r.enhanced == "4.4.1", r
         assert c.cmd("DATA").code >= 400
 
@@ -280,9 +285,7 @@ def test_backend_refuses_service_at_banner(make_postern, make_capture):
     p = make_postern(cap.addr)
     with RawSMTP(p.port) as c:
         c.ehlo()
-        r = c.cmd("MAIL FROM:<a@example.org>")
-        if r.code == 250:
-            r = c.cmd("RCPT TO:<b@example.org>")
+        r = _backend_step(c)
         assert 400 <= r.code < 500, r            # the sender retries later
     assert not cap.messages
 
