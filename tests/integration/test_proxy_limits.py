@@ -215,3 +215,26 @@ def test_sigterm_drain_deadline_closes_idle_sessions(make_postern, capture):
         assert c.closed(timeout=10)
         assert "421" in c.buf.decode() or c.buf == b""   # a 421 goodbye, if any
     assert not capture.messages
+
+
+@pytest.mark.parametrize("line", [
+    "XCLIENT ADDR=192.0.2.66 NAME=spoofed.example",      # would spoof the client
+    "XFORWARD ADDR=192.0.2.66",
+    "BDAT 10 LAST",                                       # CHUNKING is not ours to offer
+    "AUTH PLAIN AGFAYg==",
+    "ETRN example.org",
+    "TURN",
+])
+def test_client_cannot_reach_backend_extensions(postern, capture, line):
+    with RawSMTP(postern.port, source="127.0.0.2") as c:
+        c.ehlo()
+        r = c.cmd(line)
+        assert 500 <= r.code < 600, r
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("after-ext"))
+        assert t["final"].code == 250, t
+    (m,) = capture.wait_messages(1)
+    seen = capture.all_lines()
+    assert not any(b"192.0.2.66" in l for l in seen), seen     # no spoofed address
+    verb = line.split()[0].encode()
+    if verb not in (b"XCLIENT", b"XFORWARD"):   # those Postern sends itself
+        assert not any(l.upper().startswith(verb) for l in seen), seen
