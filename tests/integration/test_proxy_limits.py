@@ -238,3 +238,18 @@ def test_client_cannot_reach_backend_extensions(postern, capture, line):
     verb = line.split()[0].encode()
     if verb not in (b"XCLIENT", b"XFORWARD"):   # those Postern sends itself
         assert not any(l.upper().startswith(verb) for l in seen), seen
+
+
+@pytest.mark.parametrize("sep", [b"\r", b"\x00"])
+def test_command_with_bare_cr_or_nul_is_not_split_at_backend(postern, capture, sep):
+    with RawSMTP(postern.port) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@example.org>" + sep + b"RCPT TO:<evil@example.net>\r\n")
+        r = c.reply()
+        if r.code == 250:       # accepted as one odd address: it must stay one line
+            c.cmd("RCPT TO:<b@example.org>")
+        c.cmd("RSET")
+        assert c.cmd("QUIT").code == 221
+    seen = capture.all_lines()
+    assert not any(l.startswith(b"RCPT TO:<evil@") for l in seen), seen
+    assert not any(b"\r" in l or b"\x00" in l for l in seen), seen
