@@ -35,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf bench-rules spf-compare clean
+.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -90,6 +90,15 @@ unit-asan: deps $(UNITS_ASAN)
 integration: test-deps $(B)/postern
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The integration tests against an ASan+UBSan build of the daemon: the
+# harness fails a test whose Postern log shows a sanitizer report.
+$(B)/postern-asan: $(B)/asan/proxy/main.o $(B)/libpostern-asan.a
+	$(CC) $(CFLAGS) $(ASANFLAGS) -o $@ $^ $(LDLIBS)
+
+integration-asan: test-deps $(B)/postern-asan
+	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
 test: test-deps all unit unit-asan integration
 
 run: all
@@ -127,4 +136,4 @@ spf-compare: all $(B)/spf_libspf2
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(B)/obj/proxy/main.d
+-include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(B)/obj/proxy/main.d $(B)/asan/proxy/main.d
