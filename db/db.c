@@ -107,7 +107,9 @@ static int	 db_job_run(struct db_job *);
 static int	 db_run_verdict(struct db_job *);
 static int	 db_run_grey(struct db_job *);
 static int	 db_run_prune(time_t now);
-static int	 db_stat_bump(const char *name, time_t when, int n);
+static int	 db_stat_bump(const char *name, long long minute, int n);
+static int	 db_stat_acc(const char *name, time_t when, int n);
+static int	 db_acc_flush(void);
 static void	 db_batch_finish(struct db_job *, int ok);
 static void	 db_job_free(struct db_job *);
 static void	 db_enqueue(struct db_job *);
@@ -167,6 +169,18 @@ static struct db_job	*db_head, *db_tail;
 static int		 db_qlen, db_stop, db_has_writer;
 static pthread_t	 db_writer;
 static sqlite3		*db_wconn;	/* the writer thread's only */
+static struct db_rconn	 db_wrc;	/* its prepared statements */
+
+/* Per-minute counters summed over a batch, written once per key at commit
+ * (a verdict bumps several); writer thread only. */
+#define DB_ACC_MAX	128
+#define DB_ACC_NAME	80
+static struct {
+	long long	 minute;
+	char		 name[DB_ACC_NAME];
+	int		 n;
+} db_acc[DB_ACC_MAX];
+static int		 db_nacc;
 
 /* ---------------------------------------------------------------- setup */
 
@@ -241,17 +255,13 @@ db_reader(void)
 	return rc ? rc->h : NULL;
 }
 
-/* A hot-path statement on this thread's connection, prepared once; give it
- * back with db_rdone(). NULL (logged) on failure. */
+/* A statement of rc's connection, prepared once and kept. NULL (logged)
+ * on failure. */
 static sqlite3_stmt *
-db_rstmt(sqlite3 **hp, const char *sql)
+db_stmt_cached(struct db_rconn *rc, const char *sql)
 {
-	struct db_rconn *rc = db_rconn();
 	int i, rv;
 
-	if (rc == NULL)
-		return NULL;
-	*hp = rc->h;
 	for (i = 0; i < DB_STMT_CACHE && rc->cache[i].sql != NULL; i++)
 		if (rc->cache[i].sql == sql)
 			return rc->cache[i].st;
@@ -267,6 +277,19 @@ db_rstmt(sqlite3 **hp, const char *sql)
 	}
 	rc->cache[i].sql = sql;
 	return rc->cache[i].st;
+}
+
+/* A hot-path statement on this thread's connection; give it back with
+ * db_rdone(). NULL on failure. */
+static sqlite3_stmt *
+db_rstmt(sqlite3 **hp, const char *sql)
+{
+	struct db_rconn *rc = db_rconn();
+
+	if (rc == NULL)
+		return NULL;
+	*hp = rc->h;
+	return db_stmt_cached(rc, sql);
 }
 
 static void
@@ -364,6 +387,8 @@ db_open(const struct conf *c, int writer)
 		return 0;
 	}
 	db_wconn = h;
+	memset(&db_wrc, 0, sizeof(db_wrc));
+	db_wrc.h = h;
 	db_stop = 0;
 	if (pthread_create(&db_writer, NULL, db_writer_main, NULL) != 0)
 		fatalx("db: cannot start the writer thread");
@@ -389,6 +414,9 @@ db_close(void)
 		pthread_mutex_unlock(&db_mtx);
 		pthread_join(db_writer, NULL);
 		db_has_writer = 0;
+		for (int i = 0; i < DB_STMT_CACHE; i++)
+			sqlite3_finalize(db_wrc.cache[i].st);
+		memset(&db_wrc, 0, sizeof(db_wrc));
 		sqlite3_close_v2(db_wconn);
 		db_wconn = NULL;
 	}
@@ -588,6 +616,7 @@ db_batch_run(struct db_job *batch)
 		db_fail(db_wconn, rc, "cannot start a write transaction");
 		return -1;
 	}
+	db_nacc = 0;
 	for (struct db_job *j = batch; j; j = j->next) {
 		if (db_job_run(j) == -1) {
 			/* A row the database will never take (a bug, not the
@@ -597,6 +626,10 @@ db_batch_run(struct db_job *batch)
 			sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
+	}
+	if (db_acc_flush() == -1) {
+		sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
 	}
 	if ((rc = sqlite3_exec(db_wconn, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
 		db_fail(db_wconn, rc, "commit failed");
@@ -615,7 +648,7 @@ db_job_run(struct db_job *j)
 	case DB_J_VERDICT:
 		return db_run_verdict(j);
 	case DB_J_STAT:
-		return db_stat_bump(j->u.st.name, j->u.st.when, j->u.st.n);
+		return db_stat_acc(j->u.st.name, j->u.st.when, j->u.st.n);
 	case DB_J_GREY:
 		return db_run_grey(j);
 	case DB_J_FLUSH:
@@ -720,29 +753,77 @@ db_prep(sqlite3 *h, const char *sql)
 	return st;
 }
 
+/* Step a writer statement to its end and reset it for the next use. */
 static int
-db_stat_bump(const char *name, time_t when, int n)
+db_wstep(sqlite3_stmt *st, const char *what)
 {
-	sqlite3_stmt *st = db_prep(db_wconn,
-	    "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n");
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail(db_wconn, rc, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+db_stat_bump(const char *name, long long minute, int n)
+{
+	static const char sql[] = "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n";
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(when - when % 60));
+	sqlite3_bind_int64(st, 1, minute);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n);
-	return db_step_done(db_wconn, st, "count stats");
+	return db_wstep(st, "count stats");
+}
+
+static int
+db_acc_flush(void)
+{
+	for (int i = 0; i < db_nacc; i++)
+		if (db_stat_bump(db_acc[i].name, db_acc[i].minute, db_acc[i].n) == -1)
+			return -1;
+	db_nacc = 0;
+	return 0;
+}
+
+/* Add to a counter of the running batch. */
+static int
+db_stat_acc(const char *name, time_t when, int n)
+{
+	long long minute = (long long)(when - when % 60);
+	int i;
+
+	if (strlen(name) >= DB_ACC_NAME)
+		return db_stat_bump(name, minute, n);
+	for (i = 0; i < db_nacc; i++)
+		if (db_acc[i].minute == minute && strcmp(db_acc[i].name, name) == 0) {
+			db_acc[i].n += n;
+			return 0;
+		}
+	if (db_nacc == DB_ACC_MAX && db_acc_flush() == -1)
+		return -1;
+	db_acc[db_nacc].minute = minute;
+	snprintf(db_acc[db_nacc].name, DB_ACC_NAME, "%s", name);
+	db_acc[db_nacc++].n = n;
+	return 0;
 }
 
 static int
 db_run_verdict(struct db_job *j)
 {
-	sqlite3_stmt *st = db_prep(db_wconn,
+	static const char sql[] =
 	    "INSERT INTO verdicts (ts, sid, client_ip, client_name, helo, mail_from,"
 	    " rcpts, size, msgid, subject, checks, score, verdict, reply,"
 	    " backend_reply, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-	    " ?11, ?12, ?13, ?14, ?15, ?16)");
+	    " ?11, ?12, ?13, ?14, ?15, ?16)";
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
 	const char *t[] = { j->u.v.sid, j->u.v.client_ip, j->u.v.client_name,
 	    j->u.v.helo, j->u.v.mail_from, j->u.v.rcpts };
 
@@ -760,10 +841,10 @@ db_run_verdict(struct db_job *j)
 	sqlite3_bind_text(st, 14, j->u.v.reply, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 15, j->u.v.backend_reply, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)j->u.v.ms);
-	if (db_step_done(db_wconn, st, "store verdict") == -1)
+	if (db_wstep(st, "store verdict") == -1)
 		return -1;
 	for (int i = 0; i < j->u.v.nstats; i++)
-		if (db_stat_bump(j->u.v.stats[i], j->u.v.ts, 1) == -1)
+		if (db_stat_acc(j->u.v.stats[i], j->u.v.ts, 1) == -1)
 			return -1;
 	return 0;
 }
@@ -771,10 +852,19 @@ db_run_verdict(struct db_job *j)
 static int
 db_run_grey(struct db_job *j)
 {
+	static const char q_get[] = "SELECT first_seen, last_seen, passed FROM greylist"
+	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
+	static const char q_put[] =
+	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
+	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+	    " passed = excluded.passed";
+	static const char q_auto[] =
+	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
+	    " last_seen = excluded.last_seen";
 	struct db_grey_row row = { 0 };
-	sqlite3_stmt *st = db_prep(db_wconn,
-	    "SELECT first_seen, last_seen, passed FROM greylist"
-	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3");
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, q_get);
 	int rc, count_pass = 0;
 
 	if (st == NULL)
@@ -788,17 +878,14 @@ db_run_grey(struct db_job *j)
 		row.last_seen = (time_t)sqlite3_column_int64(st, 1);
 		row.passed = sqlite3_column_int(st, 2);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_fail(db_wconn, rc, "read greylist");
 		return -1;
 	}
 	j->rc = j->u.g.step(&row, j->u.g.now, j->u.g.arg, &count_pass);
-	if ((st = db_prep(db_wconn,
-	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
-	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-	    " passed = excluded.passed")) == NULL)
+	if ((st = db_stmt_cached(&db_wrc, q_put)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, j->u.g.sender, -1, SQLITE_STATIC);
@@ -806,19 +893,16 @@ db_run_grey(struct db_job *j)
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.first_seen);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)row.last_seen);
 	sqlite3_bind_int(st, 6, row.passed);
-	if (db_step_done(db_wconn, st, "store greylist") == -1)
+	if (db_wstep(st, "store greylist") == -1)
 		return -1;
 	if (!row.passed)
 		return 0;
-	if ((st = db_prep(db_wconn,
-	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
-	    " last_seen = excluded.last_seen")) == NULL)
+	if ((st = db_stmt_cached(&db_wrc, q_auto)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, count_pass ? 1 : 0);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)j->u.g.now);
-	return db_step_done(db_wconn, st, "store greylist auto-allow");
+	return db_wstep(st, "store greylist auto-allow");
 }
 
 static int
