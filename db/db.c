@@ -951,13 +951,30 @@ db_dup(const char *s)
 	return xstrdup(s ? s : "");
 }
 
+static struct db_job *
+db_job_new(enum db_job_type type, int sync)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = type;
+	j->sync = sync;
+	return j;
+}
+
+/* Queue a waited-for job and wait: its result, or -1. */
+static int
+db_sync(struct db_job *j, int timeout_ms)
+{
+	db_enqueue(j);
+	return db_wait(j, timeout_ms);
+}
+
 void
 db_verdict_add(const struct db_verdict *v)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_VERDICT, 0);
 	json_t *rc = json_array(), *ck = json_array();
 
-	j->type = DB_J_VERDICT;
 	j->u.v.ts = v->ts;
 	j->u.v.sid = db_dup(v->sid);
 	j->u.v.client_ip = db_dup(v->client_ip);
@@ -991,9 +1008,8 @@ db_verdict_add(const struct db_verdict *v)
 void
 db_stat_add(const char *name, time_t when, int n)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_STAT, 0);
 
-	j->type = DB_J_STAT;
 	j->u.st.name = xstrdup(name);
 	j->u.st.when = when;
 	j->u.st.n = n;
@@ -1004,41 +1020,30 @@ int
 db_grey_update(const char *net, const char *sender, const char *rcpt,
     time_t now, db_grey_step_fn step, void *arg)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_GREY, 1);
 
-	j->type = DB_J_GREY;
-	j->sync = 1;
 	j->u.g.net = net;
 	j->u.g.sender = sender;
 	j->u.g.rcpt = rcpt;
 	j->u.g.now = now;
 	j->u.g.step = step;
 	j->u.g.arg = arg;
-	db_enqueue(j);
-	return db_wait(j, DB_SYNC_WAIT_MS);
+	return db_sync(j, DB_SYNC_WAIT_MS);
 }
 
 int
 db_flush(int timeout_ms)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
-
-	j->type = DB_J_FLUSH;
-	j->sync = 1;
-	db_enqueue(j);
-	return db_wait(j, timeout_ms);
+	return db_sync(db_job_new(DB_J_FLUSH, 1), timeout_ms);
 }
 
 int
 db_prune(time_t now)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_PRUNE, 1);
 
-	j->type = DB_J_PRUNE;
-	j->sync = 1;
 	j->u.p.now = now;
-	db_enqueue(j);
-	return db_wait(j, DB_SYNC_WAIT_MS);
+	return db_sync(j, DB_SYNC_WAIT_MS);
 }
 
 /* ---------------------------------------------------------------- reads */
