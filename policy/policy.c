@@ -59,6 +59,7 @@ static const struct pol_check *checks[] = {
 	&grey_check,
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
+	&grey_data_check,	/* greylisting that waited for DKIM */
 	NULL
 };
 
