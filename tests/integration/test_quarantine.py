@@ -122,6 +122,33 @@ def test_release_reaches_postfix_exactly_once(make_postern, postfix):
     p.stop()
 
 
+def test_release_utf8_and_8bit(make_postern, postfix, make_capture):
+    """An internationalised sender and an 8-bit body are released with
+    SMTPUTF8 and BODY=8BITMIME when the backend offers them; Postfix takes
+    it."""
+    msg = ("From: jörg@example.net\r\nTo: bob@example.org\r\n"
+           "Subject: quarantine me utf8\r\nMessage-ID: <utf8@example.net>\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n").encode()
+    cap = make_capture()
+    for backend in (postfix.addr, cap.addr):
+        p = start(make_postern, backend)
+        with smtp_client(p.port) as c:
+            c.ehlo("client.example.net")
+            code, text = c.mail("jörg@example.net", ["SMTPUTF8", "BODY=8BITMIME"])
+            assert code == 250, text
+            assert c.rcpt("bob@example.org")[0] == 250
+            code, text = c.data(msg)
+        assert code == 250
+        rc, out, err = cli(p, "quarantine", "release", quarantined_id(text))
+        assert rc == 0, out + err
+        p.stop()
+    log = postfix.wait_log("message-id=<utf8@example.net>")
+    assert "from=<jörg@example.net>" in log
+    got = cap.wait_messages(1)[0]
+    assert got.mail_from == "MAIL FROM:<jörg@example.net> BODY=8BITMIME SMTPUTF8".encode()
+
+
 def test_release_envelope_and_header(make_postern, capture):
     p = start(make_postern, capture.addr)
     msg = message("hdr")
