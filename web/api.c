@@ -492,12 +492,17 @@ api_rules_save(struct web_req *r, struct web_resp *resp, long long id)
 	}
 	json_decref(j);
 	d.id = id;
-	got = id == 0 ? db_rule_add(&d) : (rc = db_rule_update(id, &d)) == 0 ? id : rc;
-	if (got == -2)
+	/* Both calls: -2 name taken, -1 failed; add gives the new id, update
+	 * 0 done or 1 no such rule. */
+	if (id == 0)
+		rc = (got = db_rule_add(&d)) < 0 ? (int)got : 0;
+	else
+		got = id, rc = db_rule_update(id, &d);
+	if (rc == -2)
 		web_error(resp, 409, "a rule named %s exists already", d.name);
-	else if (got == -1)
+	else if (rc == -1)
 		web_error(resp, 503, "the database refused the change; see the log");
-	else if (id != 0 && got == 1)
+	else if (rc == 1)
 		web_error(resp, 404, "no rule %lld", id);
 	else {
 		d.id = got;

@@ -405,10 +405,14 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	r->method = method;
 	r->path = url;
-	r->conf = web_conf;
+	/* The settings of the moment: SIGHUP may have swapped in a new token. */
+	if ((r->conf = conf_current()) == NULL)
+		r->conf = conf_ref(web_conf);
 	web_client_ip(r);
 	web_route(r, &resp);
 	ret = web_send(r, &resp);
+	conf_unref(r->conf);
+	r->conf = NULL;
 	free(resp.body);
 	free(resp.cookie);
 	free(resp.disposition);
