@@ -18,7 +18,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 B	 = build
 SRCS	 = $(sort $(wildcard proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
-LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS))
+# The dashboard's static files and Debian's Chart.js, compiled in.
+CHARTJS	?= /usr/share/javascript/chart.js/chart.min.js
+ASSETS	 = $(sort $(wildcard web/static/*))
+GENSRCS	 = $(B)/gen/web_assets.c
+LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS)) $(GENSRCS)
 OBJS	 = $(LIBSRCS:%.c=$(B)/obj/%.o)
 ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
@@ -31,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf bench-rules spf-compare clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -41,6 +45,10 @@ deps:
 
 test-deps:
 	@sh .ci/deps test
+
+$(B)/gen/web_assets.c: $(ASSETS) $(CHARTJS) tools/embed.sh
+	@mkdir -p $(dir $@)
+	@sh tools/embed.sh $@ $(ASSETS) chart.js=$(CHARTJS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,10 +96,33 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
+$(B)/bench/%: bench/%.c $(B)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
 bench: all $(BENCHES)
 	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/spf_bench.py
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/run.py
+
+# Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the
+# starter rule set loaded.
+bench-rules: all $(B)/bench/rules_bench
+	@sh .ci/deps bench
+	$(B)/bench/rules_bench
+	$(PYTHON) bench/run.py --quick --rules etc/rules.txt
+
+bench-spf: all $(B)/bench/spf_bench
+	$(PYTHON) bench/spf_bench.py
+
+# libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
+$(B)/spf_libspf2: bench/spf_libspf2.c $(B)/libpostern.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+spf-compare: all $(B)/spf_libspf2
+	$(PYTHON) bench/spf_compare.py
 
 clean:
 	rm -rf $(B)

@@ -62,7 +62,7 @@ def settings(mode, tmp):
           "rate.connections_per_minute": "10000000",
           "rate.messages_per_minute": "10000000"}
     s = dict(off if mode == "off" else on)
-    s.update({"web.listen": "", "log.level": "warning",
+    s.update({"log.level": "warning",
               "proxy.max_connections_per_ip": "1000"})
     return s
 

@@ -19,6 +19,7 @@
  * frees it.
  */
 #include "db.h"
+#include "rules.h"
 #include "conf.h"
 #include "util.h"
 
@@ -151,6 +152,35 @@ static const struct db_migration migrations[] = {
 	  "CREATE TABLE stats ("
 	  "  minute INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
 	  "  PRIMARY KEY (minute, name)) WITHOUT ROWID;" },
+	{ "rules and quarantine",
+	  "CREATE TABLE rules ("
+	  "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	  "  target TEXT NOT NULL, pattern TEXT NOT NULL, flags TEXT NOT NULL DEFAULT '',"
+	  "  action TEXT NOT NULL, score REAL NOT NULL DEFAULT 0,"
+	  "  enabled INTEGER NOT NULL DEFAULT 1, updated INTEGER NOT NULL);"
+	  "CREATE TABLE rules_version ("
+	  "  one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL);"
+	  "INSERT INTO rules_version VALUES (1, 0);"
+	  "CREATE TRIGGER rules_ins AFTER INSERT ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TRIGGER rules_upd AFTER UPDATE ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TRIGGER rules_del AFTER DELETE ON rules BEGIN"
+	  "  UPDATE rules_version SET version = version + 1; END;"
+	  "CREATE TABLE quarantine ("
+	  "  id TEXT PRIMARY KEY, ts INTEGER NOT NULL, sid TEXT NOT NULL,"
+	  "  client_ip TEXT NOT NULL, client_name TEXT NOT NULL, helo TEXT NOT NULL,"
+	  "  mail_from TEXT NOT NULL, rcpts TEXT NOT NULL, subject TEXT NOT NULL,"
+	  "  msgid TEXT NOT NULL, score REAL NOT NULL, reasons TEXT NOT NULL,"
+	  "  size INTEGER NOT NULL, raw BLOB NOT NULL,"
+	  "  state TEXT NOT NULL DEFAULT 'held'"
+	  "   CHECK (state IN ('held', 'releasing', 'released')),"
+	  "  released_at INTEGER, released_by TEXT);"
+	  "CREATE INDEX quarantine_ts ON quarantine(ts);" },
+	{ "web users",
+	  "CREATE TABLE web_users ("
+	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -1315,4 +1345,473 @@ db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
 		return -1;
 	}
 	return ret;
+}
+
+/* ----------------------------------------------------------------- rules */
+
+/* One integer from a query on this thread's connection, or -1. */
+static long long
+db_scalar(const char *sql)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (h == NULL || (st = db_prep(h, sql)) == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+long long
+db_rule_version(void)
+{
+	return db_scalar("SELECT version FROM rules_version WHERE one = 1");
+}
+
+static void
+db_rule_row(sqlite3_stmt *st, struct rule_def *d)
+{
+	d->id = sqlite3_column_int64(st, 0);
+	d->name = xstrdup((const char *)sqlite3_column_text(st, 1));
+	d->target = xstrdup((const char *)sqlite3_column_text(st, 2));
+	d->pattern = xstrdup((const char *)sqlite3_column_text(st, 3));
+	d->flags = xstrdup((const char *)sqlite3_column_text(st, 4));
+	d->action = xstrdup((const char *)sqlite3_column_text(st, 5));
+	d->score = sqlite3_column_double(st, 6);
+	d->enabled = sqlite3_column_int(st, 7);
+}
+
+#define DB_RULE_COLS "id, name, target, pattern, flags, action, score, enabled"
+
+int
+db_rule_load(struct rule_def **defs, size_t *n)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	struct rule_def *v = NULL;
+	size_t nv = 0;
+	int rc;
+
+	*defs = NULL;
+	*n = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_RULE_COLS
+	    " FROM rules ORDER BY id")) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xrealloc(v, (nv + 1) * sizeof(*v));
+		db_rule_row(st, &v[nv++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(h, rc, "load rules");
+		for (size_t i = 0; i < nv; i++)
+			rule_def_clear(&v[i]);
+		free(v);
+		return -1;
+	}
+	*defs = v;
+	*n = nv;
+	return 0;
+}
+
+int
+db_rule_get(long long id, struct rule_def *out)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_RULE_COLS
+	    " FROM rules WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		db_rule_row(st, out);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read rule");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 0 : 1;
+}
+
+/* Bind a rule's fields as ?1..?7 (name .. enabled) and ?8 = now. */
+static void
+db_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
+{
+	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, d->target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->pattern, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, d->flags ? d->flags : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, d->action, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 6, d->score);
+	sqlite3_bind_int(st, 7, d->enabled ? 1 : 0);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)time_wall());
+}
+
+/* Run a write statement; -2 on a UNIQUE violation, -1 other errors. */
+static int
+db_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return -2;
+	if (rc != SQLITE_DONE) {
+		db_fail(h, rc, what);
+		return -1;
+	}
+	return 0;
+}
+
+long long
+db_rule_add(const struct rule_def *d)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h, "INSERT INTO rules (name, target,"
+	    " pattern, flags, action, score, enabled, updated)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
+		return -1;
+	db_rule_bind(st, d);
+	if ((rc = db_rule_step(h, st, "add rule")) < 0)
+		return rc;
+	return sqlite3_last_insert_rowid(h);
+}
+
+int
+db_rule_update(long long id, const struct rule_def *d)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h, "UPDATE rules SET name = ?1, target = ?2,"
+	    " pattern = ?3, flags = ?4, action = ?5, score = ?6, enabled = ?7,"
+	    " updated = ?8 WHERE id = ?9")) == NULL)
+		return -1;
+	db_rule_bind(st, d);
+	sqlite3_bind_int64(st, 9, id);
+	if ((rc = db_rule_step(h, st, "update rule")) < 0)
+		return rc;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_rule_delete(long long id)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM rules WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (db_step_done(h, st, "delete rule") == -1)
+		return -1;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_rule_import(const struct rule_def *defs, size_t n, int replace)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || db_exec(h, "BEGIN IMMEDIATE", "import rules") == -1)
+		return -1;
+	if (replace && db_exec(h, "DELETE FROM rules", "clear rules") == -1)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if ((st = db_prep(h, "INSERT INTO rules (name, target, pattern, flags,"
+		    " action, score, enabled, updated)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO UPDATE"
+		    " SET target = ?2, pattern = ?3, flags = ?4, action = ?5, score = ?6,"
+		    " enabled = ?7, updated = ?8")) == NULL)
+			goto fail;
+		db_rule_bind(st, &defs[i]);
+		if (db_step_done(h, st, "import rule") == -1)
+			goto fail;
+	}
+	if (db_exec(h, "COMMIT", "import rules") == -1)
+		goto fail;
+	return 0;
+fail:
+	db_exec(h, "ROLLBACK", "rollback import");
+	return -1;
+}
+
+/* ------------------------------------------------------------ quarantine */
+
+int
+db_quar_add(const struct db_quar *q, long long max_total)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *r = json_array();
+	char *rcpts;
+	long long total;
+
+	for (int i = 0; i < q->nrcpts; i++)
+		json_array_append_new(r, json_string(q->rcpts[i]));
+	rcpts = db_json_text(r);	/* takes r */
+	/* FULL: the commit is on disk before the client hears 250. */
+	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
+	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {
+		free(rcpts);
+		return -1;
+	}
+	total = db_quar_total();	/* inside the transaction: no race */
+	if (total < 0 || total + (long long)q->len > max_total) {
+		db_exec(h, "ROLLBACK", "rollback quarantine");
+		free(rcpts);
+		return total < 0 ? -1 : -2;
+	}
+	if ((st = db_prep(h, "INSERT INTO quarantine (id, ts, sid, client_ip,"
+	    " client_name, helo, mail_from, rcpts, subject, msgid, score, reasons,"
+	    " size, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	    " ?13, ?14)")) == NULL)
+		goto fail;
+	const char *txt[] = { q->id, NULL, q->sid, q->client_ip, q->client_name,
+	    q->helo, q->mail_from, rcpts, q->subject, q->msgid };
+	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
+		if (i != 1)
+			sqlite3_bind_text(st, i + 1, txt[i] ? txt[i] : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->ts);
+	sqlite3_bind_double(st, 11, q->score);
+	sqlite3_bind_text(st, 12, q->reasons_json ? q->reasons_json : "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)q->len);
+	sqlite3_bind_blob64(st, 14, q->raw, q->len, SQLITE_STATIC);
+	if (db_step_done(h, st, "store quarantined message") == -1 ||
+	    db_exec(h, "COMMIT", "commit quarantine") == -1)
+		goto fail;
+	free(rcpts);
+	return 0;
+fail:
+	db_exec(h, "ROLLBACK", "rollback quarantine");
+	free(rcpts);
+	return -1;
+}
+
+#define DB_QUAR_COLS "id, ts, sid, client_ip, client_name, helo, mail_from," \
+	" rcpts AS rcpts_json, subject, msgid, score, reasons AS reasons_json," \
+	" size, state, released_at, released_by"
+
+json_t *
+db_quar_list(const struct db_quar_query *q)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int limit = q->limit < 1 ? 100 : q->limit > 1000 ? 1000 : q->limit;
+
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_QUAR_COLS " FROM quarantine"
+	    " WHERE (?1 IS NULL OR instr(lower(mail_from || ' ' || rcpts || ' ' ||"
+	    "   subject || ' ' || reasons || ' ' || id), lower(?1)) > 0)"
+	    " AND (?2 IS NULL OR instr(lower(mail_from), lower(?2)) > 0)"
+	    " AND (?3 IS NULL OR instr(lower(rcpts), lower(?3)) > 0)"
+	    " AND (?4 IS NULL OR instr(lower(subject), lower(?4)) > 0)"
+	    " AND (?5 IS NULL OR instr(lower(reasons), lower(?5)) > 0)"
+	    " AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)"
+	    " AND (?8 IS NULL OR state = ?8)"
+	    " ORDER BY ts DESC, id LIMIT ?9 OFFSET ?10")) == NULL)
+		return NULL;
+	const char *txt[] = { q->q, q->sender, q->rcpt, q->subject, q->reason };
+	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
+		if (txt[i] != NULL && *txt[i])
+			sqlite3_bind_text(st, i + 1, txt[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)q->since);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)q->until);
+	if (q->state != NULL && *q->state)
+		sqlite3_bind_text(st, 8, q->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, limit);
+	sqlite3_bind_int(st, 10, q->offset < 0 ? 0 : q->offset);
+	return db_rows_json(h, st, "list quarantine");
+}
+
+json_t *
+db_quar_get(const char *id, int *found)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	json_t *a, *o;
+
+	*found = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT " DB_QUAR_COLS
+	    " FROM quarantine WHERE id = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((a = db_rows_json(h, st, "read quarantine")) == NULL)
+		return NULL;
+	if ((o = json_array_get(a, 0)) != NULL) {
+		*found = 1;
+		json_incref(o);
+	}
+	json_decref(a);
+	return o;
+}
+
+int
+db_quar_raw(const char *id, char **raw, size_t *len)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	*raw = NULL;
+	*len = 0;
+	if (h == NULL || (st = db_prep(h, "SELECT raw FROM quarantine WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		*raw = xmalloc(*len + 1);
+		memcpy(*raw, sqlite3_column_blob(st, 0), *len);
+		(*raw)[*len] = '\0';
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read quarantined message");
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 0 : 1;
+}
+
+int
+db_quar_claim(const char *id, char **mail_from, char **rcpts_json, char **raw,
+    size_t *len)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc, claimed;
+
+	*mail_from = *rcpts_json = *raw = NULL;
+	if (h == NULL || (st = db_prep(h, "UPDATE quarantine SET state = 'releasing'"
+	    " WHERE id = ?1 AND state = 'held'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (db_step_done(h, st, "claim quarantined message") == -1)
+		return -1;
+	claimed = sqlite3_changes(h) == 1;
+	if ((st = db_prep(h, "SELECT mail_from, rcpts FROM quarantine WHERE id = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && claimed) {
+		*mail_from = xstrdup((const char *)sqlite3_column_text(st, 0));
+		*rcpts_json = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 1 : -1;
+	if (!claimed)
+		return 2;
+	if (db_quar_raw(id, raw, len) != 0) {
+		free(*mail_from); *mail_from = NULL;
+		free(*rcpts_json); *rcpts_json = NULL;
+		db_quar_finish(id, 0, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_quar_finish(const char *id, int delivered, const char *who, time_t when)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, delivered ?
+	    "UPDATE quarantine SET state = 'released', released_at = ?2,"
+	    " released_by = ?3 WHERE id = ?1 AND state = 'releasing'" :
+	    "UPDATE quarantine SET state = 'held' WHERE id = ?1"
+	    " AND state = 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (delivered) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
+		sqlite3_bind_text(st, 3, who ? who : "", -1, SQLITE_STATIC);
+	}
+	return db_step_done(h, st, "finish release");
+}
+
+int
+db_quar_delete(const char *id)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE id = ?1"
+	    " AND state != 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (db_step_done(h, st, "delete quarantined message") == -1)
+		return -1;
+	return sqlite3_changes(h) ? 0 : 1;
+}
+
+int
+db_quar_expire(time_t now, long long max_age)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE ts < ?1"
+	    " AND state != 'releasing'")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - max_age));
+	if (db_step_done(h, st, "expire quarantine") == -1)
+		return -1;
+	return sqlite3_changes(h);
+}
+
+long long
+db_quar_total(void)
+{
+	return db_scalar("SELECT coalesce(sum(size), 0) FROM quarantine");
+}
+
+/* ------------------------------------------------------------ web users */
+
+int
+db_user_set(const char *name, const char *hash)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "INSERT INTO web_users (name, hash, updated) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash,"
+	    " updated = excluded.updated")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall());
+	rc = db_step_done(h, st, "set web user");
+	return rc;
+}
+
+char *
+db_user_hash(const char *name)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	char *hash = NULL;
+	int rc;
+
+	if (h == NULL || (st = db_prep(h,
+	    "SELECT hash FROM web_users WHERE name = ?1")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		db_fail(h, rc, "read web user");
+	sqlite3_finalize(st);
+	return hash;
 }

@@ -155,4 +155,91 @@ json_t	*db_verdicts(int limit, long long before, const char *q);
  * "session". NULL on error. */
 json_t	*db_stats(time_t since);
 
+/* --- rules (owner: rules helper) ---------------------------------------- */
+
+struct rule_def;
+
+/* Bumped by triggers on every change to the rules table: a cheap check
+ * before each transaction tells whether the compiled set is stale.
+ * The version, or -1 on error. */
+long long db_rule_version(void);
+/* Every rule, ordered by id: *defs xmalloc'd, each cleared with
+ * rule_def_clear(). 0 or -1. */
+int	 db_rule_load(struct rule_def **defs, size_t *n);
+/* One rule by id: 0 found, 1 not found, -1 error. */
+int	 db_rule_get(long long id, struct rule_def *out);
+/* Add (id ignored): the new id, -2 when the name is taken, -1 on error. */
+long long db_rule_add(const struct rule_def *);
+/* Replace rule id: 0, 1 not found, -2 name taken, -1 error. */
+int	 db_rule_update(long long id, const struct rule_def *);
+/* 0, 1 not found, -1 error. */
+int	 db_rule_delete(long long id);
+/* Import in one transaction: each rule added or, by name, updated; with
+ * replace, rules not in the list are deleted. 0 or -1 (nothing changed). */
+int	 db_rule_import(const struct rule_def *, size_t n, int replace);
+
+/* --- quarantine (owner: rules helper) ----------------------------------- */
+
+/* A message going into quarantine. Everything is copied. */
+struct db_quar {
+	const char *id;			/* ID_LEN hex digits */
+	time_t	 ts;
+	const char *sid, *client_ip, *client_name, *helo, *mail_from;
+	const char *const *rcpts;
+	int	 nrcpts;
+	const char *subject, *msgid;
+	double	 score;
+	const char *reasons_json;	/* [{"check":..,"result":..,"reason":..,"score":..}] */
+	const char *raw;
+	size_t	 len;
+};
+
+/* Search filters for the list; NULL/0 fields do not filter. Text filters
+ * are case-insensitive substrings. */
+struct db_quar_query {
+	const char *q;			/* any of sender, recipients, subject, reasons */
+	const char *sender, *rcpt, *subject, *reason;
+	time_t	 since, until;		/* ts range, inclusive */
+	const char *state;		/* "held", "releasing", "released" */
+	int	 limit;			/* 1..1000 */
+	int	 offset;
+};
+
+/* Commit a message durably (synchronous = FULL, on the caller's thread)
+ * before the client hears 250. 0; -2 when it would take the quarantine over
+ * max_total bytes; -1 on a database error (busy, full disk). */
+int	 db_quar_add(const struct db_quar *, long long max_total);
+/* Newest first, without the raw message. A JSON array, or NULL. */
+json_t	*db_quar_list(const struct db_quar_query *);
+/* One message's detail (no raw): an object, NULL when absent or on error
+ * (*found tells which). */
+json_t	*db_quar_get(const char *id, int *found);
+/* The raw message: 0 (*raw xmalloc'd), 1 not found, -1 error. */
+int	 db_quar_raw(const char *id, char **raw, size_t *len);
+
+/* Release, step 1: claim a held message for delivery (held -> releasing in
+ * one UPDATE, so a double click or a second admin gets 2) and return its
+ * envelope and raw message. 0 claimed, 1 not found, 2 not held, -1 error.
+ * *mail_from, *rcpts_json, *raw are xmalloc'd. */
+int	 db_quar_claim(const char *id, char **mail_from, char **rcpts_json,
+	    char **raw, size_t *len);
+/* Step 2: delivered -> released (by who, at when); not delivered -> held
+ * again. 0 or -1. */
+int	 db_quar_finish(const char *id, int delivered, const char *who, time_t when);
+/* 0 deleted, 1 not found, -1 error. */
+int	 db_quar_delete(const char *id);
+/* Delete messages older than now - max_age: how many, or -1. */
+int	 db_quar_expire(time_t now, long long max_age);
+/* Total bytes held: >= 0, or -1. */
+long long db_quar_total(void);
+
+/* --- web users --------------------------------------------------------- */
+
+/* Create or replace a dashboard user's password hash (an opaque string from
+ * auth_hash()). 0 or -1. */
+int	 db_user_set(const char *name, const char *hash);
+/* The stored hash (xmalloc'd), or NULL when there is no such user or the
+ * database failed (logged). */
+char	*db_user_hash(const char *name);
+
 #endif

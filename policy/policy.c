@@ -22,8 +22,11 @@
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
+#include "quar.h"
 #include "rate.h"
 #include "rbl.h"
+#include "rulecheck.h"
+#include "stats.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -34,7 +37,8 @@
 #include <strings.h>
 #include <stddef.h>
 
-static void	 pol_decide(struct pol_session *, enum pol_stage, struct pol_decision *);
+static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
@@ -60,6 +64,7 @@ static const struct pol_check *checks[] = {
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
 	&grey_data_check,	/* greylisting that waited for DKIM */
+	&rulecheck,
 	NULL
 };
 
@@ -67,6 +72,12 @@ static const char *verdict_names[] = {
 	[POL_ACCEPT] = "accept", [POL_TAG] = "tag", [POL_QUARANTINE] = "quarantine",
 	[POL_TEMPFAIL] = "tempfail", [POL_REJECT] = "reject",
 };
+
+const char *
+pol_verdict_name(enum pol_verdict v)
+{
+	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
+}
 
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
@@ -118,7 +129,7 @@ pol_init(struct conf *c)
 {
 	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
-	if (db_open(c, 1) == -1) {
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {
 		dns_shutdown();
 		return -1;
 	}
@@ -131,6 +142,7 @@ pol_reload(struct conf *c)
 	if (pol_check_conf(c) == -1)
 		log_err("policy: the new DNS list settings are ignored until fixed");
 	db_reload(c);
+	rulecheck_reload(c);
 }
 
 void
@@ -138,6 +150,7 @@ pol_shutdown(void)
 {
 	db_close();
 	dns_shutdown();
+	db_close();
 }
 
 struct pol_session *
@@ -335,11 +348,18 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
+	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
+	 * the checks, so whatever keeps a copy at DATA can leave them out. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
+	if (stage == POL_MAIL)
+		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
@@ -356,11 +376,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
-	pol_decide(ps, stage, d);
-	/* RFC 8601 5: nobody else may speak for our authserv-id. */
-	if (stage == POL_DATA && msg != NULL)
-		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
-		    &d->skip);
+	pol_decide(ps, stage, msg, d);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -456,7 +472,8 @@ pol_auth_temperror(const struct pol_session *ps)
 }
 
 static void
-pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
+pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 
@@ -494,7 +511,11 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, struct pol_decision *d)
 	} else {
 		d->verdict = POL_ACCEPT;
 	}
-	if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
+	/* Committed before the 250, or turned into a 4xx (quar_store also
+	 * refuses with 550 when quarantine.enabled = no). */
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
+		quar_store(ps, msg, d);
+	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;
 		d->code = 550;
 		snprintf(d->status, sizeof(d->status), "5.7.1");
@@ -525,8 +546,16 @@ pol_authres_header(const struct pol_session *ps)
 		const struct pol_result *r = &ps->results[i];
 		if (r->authres == NULL)
 			continue;
+		/* Properties may quote what a client wrote (MAIL FROM):
+		 * no control character may fold or end our header. */
+		char *p = xstrdup(r->authres), *q = p;
+		for (const char *c = r->authres; *c; c++)
+			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
+				*q++ = *c;
+		*q = '\0';
 		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *r->authres ? " " : "", r->authres);
+		    *p ? " " : "", p);
+		free(p);
 		free(h);
 		h = n;
 		any = 1;
@@ -572,6 +601,12 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		ck[i] = (struct db_check){ ps->results[i].check, ps->results[i].result,
 		    ps->results[i].reason, ps->results[i].score };
 	db_verdict_add(&v);
+	stats_inc(STATS_MESSAGES, 1);
+	stats_inc(STATS_BYTES, (long long)size);
+	stats_verdict(v.verdict);
+	for (int i = 0; i < ps->nresults; i++)
+		stats_check(ck[i].check, ck[i].result);
+	stats_observe(STATS_H_TRANSACTION, ms / 1000.0);
 }
 
 void

@@ -5,8 +5,11 @@
 #include "access.h"
 #include "conf.h"
 #include "policy.h"
+#include "quar.h"
+#include "rulecheck.h"
 #include "smtp.h"
 #include "util.h"
+#include "web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +30,10 @@ usage(void)
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
 	    "                     [--only CHECK,...] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
-	    "       postern rules import|export -c FILE [FILE]\n"
-	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n");
+	    "       postern web -c FILE\n"
+	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
+	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
+	    "       postern quarantine list|show|raw|release|delete|expire -c FILE [ID]\n");
 	exit(2);
 }
 
@@ -95,7 +100,15 @@ main(int argc, char **argv)
 		return cmd_configtest(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return pol_check_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "passwd") == 0)
+		return web_passwd_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "web") == 0)
+		return web_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "access") == 0)
 		return access_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "rules") == 0)
+		return rulecheck_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "quarantine") == 0)
+		return quar_main(argc - 1, argv + 1);
 	usage();
 }

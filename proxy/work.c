@@ -3,6 +3,7 @@
  */
 #include "work.h"
 #include "ev.h"
+#include "stats.h"
 
 #include <pthread.h>
 #include <errno.h>
@@ -54,8 +55,10 @@ static void *
 work_main(void *unused)
 {
 	struct work_job *j;
+	uint64_t t0;
 
 	(void)unused;
+	pthread_setname_np(pthread_self(), "postern-work");
 	for (;;) {
 		pthread_mutex_lock(&pool.mu);
 		while (pool.head == NULL && !pool.stop)
@@ -68,8 +71,11 @@ work_main(void *unused)
 		if ((pool.head = j->next) == NULL)
 			pool.tail = &pool.head;
 		pthread_mutex_unlock(&pool.mu);
+		stats_gauge_add(STATS_G_WORK_QUEUE, -1);
 		j->next = NULL;
+		t0 = time_mono_ms();
 		pol_run(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d);
+		stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
 		work_return(j);
 	}
 }
@@ -118,8 +124,11 @@ work_submit(struct work_home *h, struct work_job *j)
 		pool.tail = &pool.head;
 	*pool.tail = j;
 	pool.tail = &j->next;
-	pthread_cond_signal(&pool.cv);
 	pthread_mutex_unlock(&pool.mu);
+	stats_gauge_add(STATS_G_WORK_QUEUE, 1);
+	/* Signalled after the unlock, so the woken worker does not sleep
+	 * again at once on the mutex we still held (two futex calls fewer). */
+	pthread_cond_signal(&pool.cv);
 }
 
 struct work_job *

@@ -48,7 +48,7 @@ count_rows(const char *table)
 T_CASE(open_migrates)
 {
 	T_EQ_INT(db_open(c, 1), 0);
-	T_EQ_INT(db_schema_version(), 1);
+	T_ASSERT(db_schema_version() >= 2);	/* 2: rules and quarantine; later steps append */
 	T_EQ_INT(db_ok(), 1);
 }
 
@@ -177,7 +177,7 @@ T_CASE(reopen_keeps_state)
 {
 	db_close();
 	T_EQ_INT(db_open(c, 1), 0);
-	T_EQ_INT(db_schema_version(), 1);
+	T_ASSERT(db_schema_version() >= 2);	/* 2: rules and quarantine; later steps append */
 	T_EQ_INT(count_rows("verdicts"), 1);
 	T_EQ_INT(count_rows("access"), 1);
 }

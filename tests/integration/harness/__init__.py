@@ -11,10 +11,12 @@ from .postfix import Postfix
 from .capture import Capture, CapMessage, CapSession
 from .client import RawSMTP, Reply, smtp_client
 from .postern import POSTERN_BIN, REPO, Postern, make_cert
+from .mail import ADDED_HEADERS, make_message, split_added, stuff
 from .netns import IN_NETNS, netns_argv, trap_system_resolver
 
 __all__ = ["LOOPBACK", "TempDir", "free_port", "port_open", "wait_port",
            "wait_until", "BlackHole", "Unbound", "Postfix", "Capture",
            "CapMessage", "CapSession", "RawSMTP", "Reply", "smtp_client",
            "POSTERN_BIN", "REPO", "Postern", "make_cert", "IN_NETNS",
-           "netns_argv", "trap_system_resolver"]
+           "netns_argv", "trap_system_resolver", "ADDED_HEADERS", "make_message",
+           "split_added", "stuff"]

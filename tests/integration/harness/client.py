@@ -15,6 +15,7 @@ import smtplib
 import socket
 import ssl
 
+from .mail import stuff
 from .net import LOOPBACK
 
 
@@ -71,6 +72,28 @@ class RawSMTP:
     def cmd(self, line):
         self.send(line.encode() + b"\r\n" if isinstance(line, str) else line + b"\r\n")
         return self.reply()
+
+    def ehlo(self, name="client.test"):
+        r = self.cmd("EHLO " + name)
+        assert r.code == 250, "EHLO refused: %r" % r
+        return r
+
+    def transaction(self, sender, rcpts, content, mail_params=""):
+        """One unpipelined MAIL/RCPT.../DATA. `content` is the message
+        (stuffed here). Returns dict(mail=, rcpts=[...], data=, final=);
+        stops early (data/final None) when the server refuses."""
+        out = {"mail": None, "rcpts": [], "data": None, "final": None}
+        out["mail"] = self.cmd("MAIL FROM:<%s>%s" % (sender, mail_params))
+        if out["mail"].code != 250:
+            return out
+        for r in rcpts:
+            out["rcpts"].append(self.cmd("RCPT TO:<%s>" % r))
+        out["data"] = self.cmd("DATA")
+        if out["data"].code != 354:
+            return out
+        self.send(stuff(content))
+        out["final"] = self.reply()
+        return out
 
     def closed(self, timeout=5.0):
         """True when the server has closed (EOF) within timeout, after any

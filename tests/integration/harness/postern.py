@@ -75,6 +75,7 @@ class Postern:
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
         self.proc = None
         self._log = None
+        self._termed = False   # SIGTERM already sent: stop() only waits
 
     @property
     def addr(self):
@@ -114,8 +115,9 @@ class Postern:
 
     def _banner(self):
         if self.proc.poll() is not None:
-            raise RuntimeError("postern exited %s at start:\n%s"
-                               % (self.proc.returncode, self.log()[-4000:]))
+            rc, self.proc = self.proc.returncode, None
+            self._log.close()
+            raise RuntimeError("postern exited %s at start:\n%s" % (rc, self.log()[-4000:]))
         try:
             with socket.create_connection((LOOPBACK, self.port), timeout=2) as s:
                 s.settimeout(5)
@@ -129,6 +131,8 @@ class Postern:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
+        if sig == signal.SIGTERM:
+            self._termed = True
         self.proc.send_signal(sig)
 
     def reload(self, conf=None):
@@ -150,13 +154,16 @@ class Postern:
         return [l for l in self.log().splitlines() if BAD_LOG.search(l)]
 
     def stop(self, check=True, timeout=20.0):
-        """SIGTERM and wait. With check, assert exit code 0 and a clean log.
-        Returns the exit code. Kills (and fails) if it does not exit."""
+        """SIGTERM (unless signal(SIGTERM) was sent already: a second one
+        may mean "quit now") and wait. With check, assert exit code 0 and a
+        clean log. Returns the exit code. Kills (and fails) if it does not
+        exit in time."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            if not self._termed:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Postern benchmark: throughput through Postern against a direct
+connection, and resident memory per idle session.
+
+    /usr/bin/python3 bench/run.py [--quick] [--reps N] [--sessions N] [--rules FILE]
+    (make bench runs it)
+
+--rules FILE (e.g. etc/rules.txt) loads that rule set into the Postern
+under test (rules.file, imported at its first start), so the table shows
+the throughput with content rules running on every message.
+
+Throughput: Postfix's smtp-source -> Postern -> smtp-sink, against
+smtp-source -> smtp-sink directly, for 1 KB / 10 KB / 100 KB messages and
+1 / 10 / 100 concurrent sessions (one message per connection, as an MX
+sees them). Direct and Postern runs are interleaved (direct, postern,
+direct, postern, ...) so both see the same machine load; the table shows
+medians and the ratio postern/direct. Numbers are reported, never asserted.
+
+Memory: 5,000 sessions are opened by an asyncio client, each past EHLO;
+VmRSS of the Postern process before and after, divided by the count.
+
+Everything runs on loopback with servers this script starts and stops:
+smtp-sink, an unbound with no data (Postern's dns.resolver), Postern. The
+table goes to stdout and to bench/results/latest.txt.
+"""
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+
+from harness import (LOOPBACK, Postern, TempDir, Unbound, free_port,  # noqa: E402
+                     wait_port)
+
+SIZES = [1024, 10 * 1024, 100 * 1024]
+CONCURRENCY = [1, 10, 100]
+# Messages per run, by size; --quick divides them by 4. Direct runs take
+# about a second; through a proxy a few seconds (bounded by RUN_TIMEOUT).
+COUNTS = {1024: 4000, 10 * 1024: 3000, 100 * 1024: 1000}
+RUN_TIMEOUT = 120
+IDLE_SESSIONS = 5000
+
+
+def progress(msg):
+    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def start_sink(port):
+    p = subprocess.Popen(["smtp-sink", "-u", "postfix", "-m", "2000",
+                          "%s:%d" % (LOOPBACK, port), "2048"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port, proc=p)
+    return p
+
+
+def source_run(port, size, sessions, count):
+    """One smtp-source run; msgs/s, or None on failure."""
+    argv = ["smtp-source", "-s", str(sessions), "-m", str(count), "-l", str(size),
+            "-f", "bench@example.org", "-t", "sink@example.org",
+            "-M", "bench.example.org", "%s:%d" % (LOOPBACK, port)]
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        progress("  smtp-source timed out after %ds" % RUN_TIMEOUT)
+        return None
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        progress("  smtp-source failed (%d): %s" % (r.returncode, (r.stderr or r.stdout)[-300:]))
+        return None
+    return count / dt
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def open_idle(port, n, hold):
+    """Open n sessions, each through EHLO; run `hold` (a coroutine
+    function) while they are all open; close them."""
+    conns, failed = [], 0
+    sem = asyncio.Semaphore(200)
+
+    async def one(i):
+        nonlocal failed
+        async with sem:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), 30)
+                await asyncio.wait_for(r.readline(), 30)
+                w.write(b"EHLO idle%d.example.org\r\n" % i)
+                while True:
+                    line = await asyncio.wait_for(r.readline(), 30)
+                    if not line or line[3:4] != b"-":
+                        break
+                conns.append(w)
+            except (OSError, asyncio.TimeoutError):
+                failed += 1
+    tasks = [asyncio.create_task(one(i)) for i in range(n)]
+    for k in range(0, n, 1000):
+        await asyncio.gather(*tasks[k:k + 1000])
+        progress("  %d/%d sessions open" % (min(k + 1000, n), n))
+    result = await hold(len(conns), failed)
+    for w in conns:
+        w.close()
+    return result
+
+
+def measure_memory(postern, n):
+    before = rss_kb(postern.proc.pid)
+
+    async def hold(opened, failed):
+        await asyncio.sleep(1)   # let the server settle its buffers
+        return opened, failed, rss_kb(postern.proc.pid)
+    opened, failed, after = asyncio.run(open_idle(postern.port, n, hold))
+    per = (after - before) / opened if opened else float("nan")
+    return before, after, opened, failed, per
+
+
+def fmt_rate(v):
+    return "%9.1f" % v if v is not None else "      n/a"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer messages, one repetition")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per cell (default 3)")
+    ap.add_argument("--sessions", type=int, default=IDLE_SESSIONS, help="idle sessions for memory")
+    ap.add_argument("--rules", default=None, help="rule file to load into Postern (rules.file)")
+    args = ap.parse_args()
+    reps = args.reps or (1 if args.quick else 3)
+    scale = 4 if args.quick else 1
+    idle = min(args.sessions, 1000) if args.quick else args.sessions
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    tmp = TempDir(prefix="postern-bench-")
+    lines = []
+    sink = unbound = postern = None
+    try:
+        sink_port = free_port()
+        sink = start_sink(sink_port)
+        unbound = Unbound(tmp.join("unbound")).start()
+        postern = Postern(tmp.join("postern"), "%s:%d" % (LOOPBACK, sink_port), unbound.addr,
+                          conf={"proxy.max_connections": 20000,
+                                "proxy.max_connections_per_ip": 20000,
+                                "log.level": "warning",
+                                **({"rules.file": os.path.abspath(args.rules)}
+                                   if args.rules else {})})
+        postern_err = None
+        try:
+            postern.start()
+        except Exception as e:  # noqa: BLE001 -- bench reports instead
+            postern_err = str(e).splitlines()[-1]
+            progress("Postern did not start: %s" % postern_err)
+            postern = None
+
+        cells = [(s, c) for s in SIZES for c in CONCURRENCY]
+        total = len(cells) * reps * 2
+        done = 0
+        results = {cell: {"direct": [], "postern": []} for cell in cells}
+        t_start = time.monotonic()
+        for rep in range(reps):
+            for size, conc in cells:
+                count = max(COUNTS[size] // scale, conc * 2)
+                for kind in ("direct", "postern"):
+                    done += 1
+                    port = sink_port if kind == "direct" else (postern.port if postern else None)
+                    rate = source_run(port, size, conc, count) if port else None
+                    if rate is not None:
+                        results[(size, conc)][kind].append(rate)
+                    progress("[%d/%d] rep %d %-7s %4d KB x%-3d %s msg/s" % (
+                        done, total, rep + 1, kind, size // 1024, conc, fmt_rate(rate).strip()))
+        elapsed = time.monotonic() - t_start
+
+        lines.append("Postern benchmark %s (%s)" % (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                                                   "quick" if args.quick else "full"))
+        lines.append("smtp-source -> [Postern ->] smtp-sink, one message per connection, "
+                     "median of %d interleaved runs, %d cores" % (reps, os.cpu_count()))
+        if args.rules:
+            lines.append("Postern with the rules of %s loaded" % args.rules)
+        lines.append("")
+        lines.append("  size  sessions   direct msg/s  postern msg/s   postern/direct")
+        for size, conc in cells:
+            d = results[(size, conc)]["direct"]
+            p = results[(size, conc)]["postern"]
+            dm = statistics.median(d) if d else None
+            pm = statistics.median(p) if p else None
+            ratio = "%14.2f" % (pm / dm) if dm and pm else "           n/a"
+            lines.append("%4d KB  %8d   %12s  %13s   %s" % (
+                size // 1024, conc, fmt_rate(dm), fmt_rate(pm), ratio))
+        lines.append("(throughput runs took %.0f s)" % elapsed)
+        lines.append("")
+        if postern and postern.alive():
+            progress("memory: opening %d idle sessions" % idle)
+            before, after, opened, failed, per = measure_memory(postern, idle)
+            lines.append("Idle sessions: %d open (%d failed); Postern VmRSS %d kB before, %d kB after"
+                         % (opened, failed, before, after))
+            lines.append("Resident memory per idle session: %.1f kB" % per)
+        else:
+            lines.append("Postern not measured: %s" % (postern_err or "exited during the runs"))
+    finally:
+        if postern:
+            rc = postern.stop(check=False)
+            bad = postern.bad_log_lines()
+            if rc != 0 or bad:
+                lines.append("Postern exit code %s; log problems: %s" % (rc, bad[:5]))
+        if unbound:
+            unbound.stop()
+        if sink:
+            sink.terminate()
+            try:
+                sink.wait(10)
+            except subprocess.TimeoutExpired:
+                sink.kill()
+        tmp.cleanup()
+
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "latest.txt"), "w") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+/*
+ * quar.h -- the quarantine: store at DATA, list/search, release to the
+ * backend exactly once, delete, expire; and `postern quarantine ...`.
+ *
+ * Storage: the raw message and its envelope, client, score and reasons go
+ * into one SQLite row (raw as a BLOB), committed with synchronous = FULL on
+ * the worker's own connection before pol_run() returns POL_QUARANTINE, so
+ * the client's 250 always follows a durable commit (docs/rules.md says why
+ * a BLOB rather than a file).
+ *
+ * Release: claim (held -> releasing, one UPDATE: a double click gets "not
+ * held"), deliver over SMTP to proxy.backend with the original envelope and
+ * an X-Postern-Released header, then mark released; a failed delivery puts
+ * the message back to held.
+ *
+ * Public calls: quar_store, quar_release, quar_expire, quar_tick, quar_main.
+ * Thread: any (policy workers, web threads, the CLI).
+ * Exposure: message bytes are attacker-written; they are stored and sent
+ * back byte for byte (dot-stuffed), never interpreted here.
+ * Privilege: the database through db/; connects to proxy.backend.
+ */
+#ifndef POSTERN_QUAR_H
+#define POSTERN_QUAR_H
+
+#include <stddef.h>
+
+struct conf;
+struct pol_decision;
+struct pol_msg;
+struct pol_session;
+
+/* Release over SMTP: per reply and per write (RFC 5321 4.5.3.2 suggests
+ * minutes; an admin is waiting, so less). */
+#define QUAR_SMTP_TIMEOUT_S	60
+#define QUAR_REPLY_MAX		4096	/* bytes of one (multi-line) reply */
+#define QUAR_TICK_S		60	/* expiry runs at most this often */
+
+/*
+ * At DATA with verdict QUARANTINE (called by pol_run): commit the message,
+ * then answer 250 2.0.0 "Ok: quarantined as ID". Over quarantine.max_message
+ * or max_total: 452 4.3.1; database failure: 451 4.3.0 (TEMPFAIL, nothing
+ * lost). With quarantine.enabled = no the verdict becomes a 550 reject.
+ */
+void	 quar_store(struct pol_session *, const struct pol_msg *, struct pol_decision *);
+
+/* Deliver a held message to c->backend. 0 delivered and marked released,
+ * 1 not found, 2 not held (released already or being released), -1 failed
+ * (still held; err says why). */
+int	 quar_release(const struct conf *, const char *id, const char *who,
+	    char *err, size_t errsz);
+/* Delete messages older than quarantine.max_age (time_wall clock): how
+ * many, or -1. */
+int	 quar_expire(const struct conf *);
+/* quar_expire at most once a minute; cheap to call per transaction. */
+void	 quar_tick(const struct conf *);
+
+/* `postern quarantine list|show|raw|release|delete|expire`. */
+int	 quar_main(int argc, char **argv);
+
+#endif

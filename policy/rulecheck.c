@@ -1,0 +1,454 @@
+/*
+ * rulecheck.c -- regex rules as a policy check; see rulecheck.h.
+ *
+ * Each stage runs only the targets it can see: client_ip/client_name at
+ * CONNECT, helo at HELO, mail_from at MAIL, rcpt_to (the recipient under
+ * test) at RCPT, content targets at DATA. Every matching rule adds a
+ * "rule"/"match" result named after it, with its score. When several rules
+ * with actions match in one stage the most severe wins:
+ * reject > tempfail > quarantine > accept. A quarantine action met before
+ * DATA is remembered and applied at DATA (only a whole message can be
+ * quarantined).
+ *
+ * Ownership: the session's state (ps->priv[RULECHECK_SLOT]) holds one
+ * rule_set reference, dropped at transaction reset.
+ * Thread: the check runs on policy workers; one session at a time.
+ */
+#include "rulecheck.h"
+#include "conf.h"
+#include "db.h"
+#include "mime.h"
+#include "policy_int.h"
+#include "rules.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Our index in pol_session.priv[]; policy_int.h leaves slots to checks. */
+#define RULECHECK_SLOT	8
+/* Matching rules named one result each, per stage; past it the rest add
+ * their score as one "N more rules" result, so a message matching
+ * hundreds of rules cannot crowd POL_MAX_RESULTS nor lose score. */
+#define RULECHECK_MAX_NAMED	16
+
+struct rc_state {
+	struct rule_set	*set;
+	int		 quarantine;	/* a quarantine rule matched before DATA */
+	char		 qrule[RULE_MAX_NAME + 1];
+	/* this stage's hits past RULECHECK_MAX_NAMED, and strongest action */
+	int		 named, more;
+	double		 more_score;
+	int		 action;	/* enum rule_action, or -1 */
+	char		 arule[RULE_MAX_NAME + 1];
+	struct pol_session *ps;
+};
+
+static pthread_mutex_t rc_build_mtx = PTHREAD_MUTEX_INITIALIZER;
+static int rc_have_db;
+
+static struct rc_state *rc_state(struct pol_session *);
+static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static void	 rc_tx_reset(struct pol_session *);
+static void	 rc_free(struct pol_session *);
+static void	 rc_hit(void *, const struct rule_hit *);
+static void	 rc_apply(struct rc_state *, enum pol_stage);
+static unsigned	 rc_stage_mask(enum pol_stage);
+static void	 rc_opts(const struct conf *, struct rule_opts *);
+static int	 rc_import_file(const char *path, int replace);
+static int	 rc_read_file(const char *path, char **buf, size_t *len);
+
+const struct pol_check rulecheck = {
+	.name = "rule",
+	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL |
+	    1u << POL_RCPT | 1u << POL_DATA,
+	.enabled = NULL,
+	.run = rc_run,
+	.tx_reset = rc_tx_reset,
+	.free = rc_free,
+};
+
+/* Severity order for competing actions (higher wins). */
+static const int rc_severity[RULE_NACTIONS] = {
+	[RULE_SCORE] = 0, [RULE_ACCEPT] = 1, [RULE_QUARANTINE] = 2,
+	[RULE_TEMPFAIL] = 3, [RULE_REJECT] = 4,
+};
+
+static struct rc_state *
+rc_state(struct pol_session *ps)
+{
+	if (ps->priv[RULECHECK_SLOT] == NULL)
+		ps->priv[RULECHECK_SLOT] = xcalloc(1, sizeof(struct rc_state));
+	return ps->priv[RULECHECK_SLOT];
+}
+
+static unsigned
+rc_stage_mask(enum pol_stage st)
+{
+	switch (st) {
+	case POL_CONNECT:
+		return RULE_MASK(RULE_CLIENT_IP) | RULE_MASK(RULE_CLIENT_NAME);
+	case POL_HELO:
+		return RULE_MASK(RULE_HELO);
+	case POL_MAIL:
+		return RULE_MASK(RULE_MAIL_FROM);
+	case POL_RCPT:
+		return RULE_MASK(RULE_RCPT_TO);
+	case POL_DATA:
+		return RULE_MASK_CONTENT;
+	default:
+		return 0;
+	}
+}
+
+static void
+rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
+{
+	struct rc_state *s = rc_state(ps);
+	struct rule_input in = { 0 };
+	struct mime_msg *m = NULL;
+	const char *rcpt[1];
+	unsigned mask = rc_stage_mask(st);
+
+	if (s->set == NULL) {
+		rulecheck_refresh(ps->conf, 0);
+		s->set = rule_current();
+	}
+	s->ps = ps;
+	s->action = -1;
+	s->named = s->more = 0;
+	s->more_score = 0;
+	if (s->set != NULL && (rule_set_targets(s->set) & mask)) {
+		in.client_ip = ps->client_ip;
+		in.client_name = ps->client_name;
+		in.helo = ps->helo;
+		in.mail_from = ps->mail_from;
+		if (ps->rcpt != NULL) {
+			rcpt[0] = ps->rcpt;
+			in.rcpts = rcpt;
+			in.nrcpts = 1;
+		}
+		if (st == POL_DATA && msg != NULL) {
+			in.raw = msg->data;
+			in.rawlen = msg->len;
+			if (rule_set_targets(s->set) & mask & ~RULE_MASK(RULE_RAW))
+				in.msg = m = mime_parse(msg->data, msg->len);
+		}
+		rule_set_eval(s->set, &in, mask, rc_hit, s);
+	}
+	mime_free(m);
+	rc_apply(s, st);
+}
+
+static void
+rc_hit(void *arg, const struct rule_hit *h)
+{
+	struct rc_state *s = arg;
+
+	if (s->named < RULECHECK_MAX_NAMED) {
+		pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
+		s->named++;
+	} else {
+		s->more++;
+		s->more_score += h->score;
+	}
+	if (h->action == RULE_SCORE)
+		return;
+	if (s->action == -1 || rc_severity[h->action] > rc_severity[s->action]) {
+		s->action = (int)h->action;
+		snprintf(s->arule, sizeof(s->arule), "%s", h->name);
+	}
+}
+
+/* Turn the stage's strongest action into a hard decision. */
+static void
+rc_apply(struct rc_state *s, enum pol_stage st)
+{
+	struct pol_session *ps = s->ps;
+
+	if (s->more > 0)
+		pol_result_add(ps, "rule", "match", s->more_score, NULL,
+		    "%d more rules", s->more);
+	if (s->action == RULE_QUARANTINE && st != POL_DATA) {
+		s->quarantine = 1;
+		snprintf(s->qrule, sizeof(s->qrule), "%s", s->arule);
+		return;
+	}
+	if (st == POL_DATA && s->quarantine && (s->action == -1 ||
+	    rc_severity[s->action] < rc_severity[RULE_QUARANTINE])) {
+		s->action = RULE_QUARANTINE;
+		snprintf(s->arule, sizeof(s->arule), "%s", s->qrule);
+	}
+	switch (s->action) {
+	case RULE_REJECT:
+		pol_hard_set(ps, POL_REJECT, st == POL_CONNECT ? 554 : 550, "5.7.1",
+		    st == POL_CONNECT, "Rejected by policy rule %s", s->arule);
+		break;
+	case RULE_TEMPFAIL:
+		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.7.1", 0,
+		    "Try again later (policy rule %s)", s->arule);
+		break;
+	case RULE_QUARANTINE:
+		pol_hard_set(ps, POL_QUARANTINE, 250, "2.0.0", 0,
+		    "Ok: quarantined by rule %s", s->arule);
+		break;
+	case RULE_ACCEPT:
+		pol_hard_set(ps, POL_ACCEPT, 250, "2.0.0", 0, "Ok");
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+rc_tx_reset(struct pol_session *ps)
+{
+	struct rc_state *s = ps->priv[RULECHECK_SLOT];
+
+	if (s == NULL)
+		return;
+	rule_set_unref(s->set);
+	s->set = NULL;
+	s->quarantine = 0;
+}
+
+static void
+rc_free(struct pol_session *ps)
+{
+	rc_tx_reset(ps);
+	free(ps->priv[RULECHECK_SLOT]);
+	ps->priv[RULECHECK_SLOT] = NULL;
+}
+
+/* ---- loading ---- */
+
+static void
+rc_opts(const struct conf *c, struct rule_opts *o)
+{
+	o->match_limit = (unsigned long)c->rules_match_limit;
+	o->depth_limit = (unsigned long)c->rules_depth_limit;
+	o->jit = 1;
+}
+
+int
+rulecheck_refresh(struct conf *c, int force)
+{
+	struct rule_set *cur, *rs;
+	struct rule_def *defs;
+	struct rule_opts o;
+	size_t n, k = 0;
+	long long v;
+	char err[512];
+
+	if (!rc_have_db || (v = db_rule_version()) < 0)
+		return rc_have_db ? -1 : 0;
+	/* The common case, unchanged, takes no lock. */
+	cur = rule_current();
+	if (!force && cur != NULL && rule_set_version(cur) == v) {
+		rule_set_unref(cur);
+		return 0;
+	}
+	rule_set_unref(cur);
+	pthread_mutex_lock(&rc_build_mtx);
+	cur = rule_current();
+	if (!force && cur != NULL && rule_set_version(cur) == v) {
+		rule_set_unref(cur);
+		pthread_mutex_unlock(&rc_build_mtx);
+		return 0;
+	}
+	rule_set_unref(cur);
+	if (db_rule_load(&defs, &n) == -1) {
+		pthread_mutex_unlock(&rc_build_mtx);
+		return -1;
+	}
+	/* A stored rule that no longer compiles is skipped, not fatal. */
+	for (size_t i = 0; i < n; i++) {
+		if (defs[i].enabled && rule_def_check(&defs[i], err, sizeof(err)) == -1) {
+			log_err("rules: rule %s (id %lld) skipped: %s", defs[i].name,
+			    defs[i].id, err);
+			rule_def_clear(&defs[i]);
+			continue;
+		}
+		defs[k++] = defs[i];
+	}
+	rc_opts(c, &o);
+	rs = rule_set_build(defs, k, &o, err, sizeof(err));
+	for (size_t i = 0; i < k; i++)
+		rule_def_clear(&defs[i]);
+	free(defs);
+	if (rs == NULL) {
+		log_err("rules: rebuild failed, keeping the old set: %s", err);
+		pthread_mutex_unlock(&rc_build_mtx);
+		return -1;
+	}
+	rule_set_tag(rs, v);
+	log_info("rules: %zu rules active (version %lld)", rule_set_count(rs), v);
+	rule_swap(rs);
+	pthread_mutex_unlock(&rc_build_mtx);
+	return 0;
+}
+
+int
+rulecheck_init(struct conf *c)
+{
+	mime_init();
+	rc_have_db = 1;
+	/* Version 0: the table was never written, so the starter file is
+	 * imported once; an admin who deletes every rule keeps none. */
+	if (c->rules_file != NULL && *c->rules_file && db_rule_version() == 0 &&
+	    rc_import_file(c->rules_file, 0) == -1)
+		return -1;
+	return rulecheck_refresh(c, 1);
+}
+
+void
+rulecheck_reload(struct conf *c)
+{
+	rulecheck_refresh(c, 1);
+}
+
+/* ---- the CLI ---- */
+
+static int
+rc_read_file(const char *path, char **buf, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t cap = 65536, n = 0, r;
+	char *b;
+
+	if (f == NULL) {
+		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	b = xmalloc(cap);
+	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
+		n += r;
+		if (n == cap)
+			b = xrealloc(b, cap *= 2);
+	}
+	if (f != stdin)
+		fclose(f);
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/* Parse a rule file and import it; errors go to stderr. 0 or -1. */
+static int
+rc_import_file(const char *path, int replace)
+{
+	struct rule_def *defs;
+	size_t n, len;
+	char *text, err[512];
+	int rc;
+
+	if (rc_read_file(path, &text, &len) == -1)
+		return -1;
+	rc = rule_text_parse(text, len, &defs, &n, err, sizeof(err));
+	free(text);
+	if (rc == -1) {
+		log_err("rules: %s: %s", path, err);
+		return -1;
+	}
+	rc = db_rule_import(defs, n, replace);
+	if (rc == 0)
+		log_info("rules: imported %zu rules from %s", n, path);
+	for (size_t i = 0; i < n; i++)
+		rule_def_clear(&defs[i]);
+	free(defs);
+	return rc;
+}
+
+static int
+rc_export(void)
+{
+	struct rule_def *defs;
+	size_t n;
+
+	if (db_rule_load(&defs, &n) == -1)
+		return 1;
+	printf("# name | target | /pattern/flags | action [score]\n");
+	for (size_t i = 0; i < n; i++) {
+		char *l = rule_line_format(&defs[i]);
+		fputs(l, stdout);
+		free(l);
+		rule_def_clear(&defs[i]);
+	}
+	free(defs);
+	return 0;
+}
+
+/* `postern rules test -c FILE 'RULE LINE' MESSAGE`: prints where it matched. */
+static int
+rc_test(struct conf *c, const char *line, const char *path)
+{
+	struct rule_def d;
+	struct rule_test_result r;
+	struct rule_opts o;
+	char err[512], *raw;
+	size_t len;
+	int rc;
+
+	if ((rc = rule_line_parse(line, &d, err, sizeof(err))) != 1) {
+		fprintf(stderr, "postern: rule: %s\n", rc == 0 ? "empty" : err);
+		return 1;
+	}
+	if (rc_read_file(path, &raw, &len) == -1) {
+		rule_def_clear(&d);
+		return 1;
+	}
+	rc_opts(c, &o);
+	rc = rule_test(&d, raw, len, NULL, &o, &r, err, sizeof(err));
+	if (rc == 1)
+		printf("match %s offset %zu: %s\n", r.where, r.off, r.excerpt);
+	else if (rc == 0)
+		printf("no match\n");
+	else
+		fprintf(stderr, "postern: %s\n", err);
+	free(raw);
+	rule_def_clear(&d);
+	return rc == -1 ? 1 : 0;
+}
+
+int
+rulecheck_main(int argc, char **argv)
+{
+	const char *cpath = "etc/postern.conf", *args[3];
+	struct conf *c;
+	int replace = 0, na = 0, rc = 2;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			cpath = argv[++i];
+		else if (strcmp(argv[i], "--replace") == 0)
+			replace = 1;
+		else if (na < 3)
+			args[na++] = argv[i];
+	}
+	if ((c = conf_load_report(cpath)) == NULL)
+		return 1;
+	if (na == 3 && strcmp(args[0], "test") == 0) {
+		rc = rc_test(c, args[1], args[2]);
+		conf_unref(c);
+		return rc;
+	}
+	if (db_open(c, 0) == -1) {
+		conf_unref(c);
+		return 1;
+	}
+	if (na == 2 && strcmp(args[0], "import") == 0)
+		rc = rc_import_file(args[1], replace) == -1 ? 1 : 0;
+	else if (na == 1 && strcmp(args[0], "export") == 0)
+		rc = rc_export();
+	else
+		fprintf(stderr, "usage: postern rules import [--replace] -c FILE RULEFILE\n"
+		    "       postern rules export -c FILE\n"
+		    "       postern rules test -c FILE 'RULE LINE' MESSAGE\n");
+	db_close();
+	conf_unref(c);
+	return rc;
+}

@@ -1,0 +1,558 @@
+/*
+ * mime.c -- GMime 3 over a received message; see mime.h for what is kept.
+ *
+ * GMime does the MIME work (structure, transfer decoding, charsets,
+ * RFC 2047/2231); we bound what it is fed and what we keep, turn HTML into
+ * text with a small tag/entity stripper of our own (no rendering, no
+ * network), and find URLs.
+ *
+ * Why a boundary pre-count: GMime's parser recurses once per nested
+ * multipart and has no nesting limit of its own, so a message that declares
+ * more than MIME_MAX_BOUNDARIES boundaries is parsed for its headers only.
+ *
+ * Thread: mime_init() guards g_mime_init() with pthread_once; everything
+ * else touches only the message being parsed.
+ */
+#include "mime.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <gmime/gmime.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct mime_list {
+	char	**v;
+	size_t	 *len;
+	size_t	  n, cap;
+};
+
+struct mime_msg {
+	struct mime_list lists[MIME_NKINDS];
+	struct mime_list hname, hval;
+	size_t	 parts;
+	size_t	 text_total;
+	int	 truncated;
+};
+
+/* A growing output buffer for decoded or stripped text. */
+struct mime_buf {
+	char	*p;
+	size_t	 n, cap;
+};
+
+static void	 mime_once(void);
+static void	 list_add(struct mime_list *, const char *, size_t);
+static void	 list_free(struct mime_list *);
+static size_t	 boundary_count(const char *, size_t);
+static size_t	 header_end(const char *, size_t);
+static void	 headers_take(struct mime_msg *, GMimeMessage *);
+static void	 walk(struct mime_msg *, GMimeObject *, int depth);
+static void	 leaf(struct mime_msg *, GMimePart *);
+static int	 part_decode(GMimePart *, struct mime_buf *);
+static void	 text_add(struct mime_msg *, struct mime_buf *);
+static void	 html_strip(struct mime_msg *, const char *, size_t, struct mime_buf *);
+static size_t	 html_tag(struct mime_msg *, const char *, size_t, struct mime_buf *);
+static size_t	 html_entity(const char *, size_t, struct mime_buf *);
+static void	 html_attr_urls(struct mime_msg *, const char *, size_t);
+static void	 urls_scan(struct mime_msg *, const char *, size_t);
+static void	 url_add(struct mime_msg *, const char *, size_t);
+static void	 buf_add(struct mime_buf *, const char *, size_t);
+static void	 buf_utf8(struct mime_buf *, unsigned long);
+
+static pthread_once_t mime_inited = PTHREAD_ONCE_INIT;
+
+static void
+mime_once(void)
+{
+	g_mime_init();
+}
+
+void
+mime_init(void)
+{
+	pthread_once(&mime_inited, mime_once);
+}
+
+struct mime_msg *
+mime_parse(const char *raw, size_t len)
+{
+	struct mime_msg *m = xcalloc(1, sizeof(*m));
+	GMimeStream *st;
+	GMimeParser *pa;
+	GMimeMessage *msg;
+	size_t feed = len;
+
+	mime_init();
+	if (boundary_count(raw, len) > MIME_MAX_BOUNDARIES) {
+		feed = header_end(raw, len);
+		m->truncated = 1;
+	}
+	st = g_mime_stream_mem_new_with_buffer(raw, feed);
+	pa = g_mime_parser_new_with_stream(st);
+	msg = g_mime_parser_construct_message(pa, NULL);
+	if (msg != NULL) {
+		headers_take(m, msg);
+		if (feed == len && g_mime_message_get_mime_part(msg) != NULL)
+			walk(m, g_mime_message_get_mime_part(msg), 0);
+		g_object_unref(msg);
+	}
+	g_object_unref(pa);
+	g_object_unref(st);
+	return m;
+}
+
+void
+mime_free(struct mime_msg *m)
+{
+	if (m == NULL)
+		return;
+	for (int k = 0; k < MIME_NKINDS; k++)
+		list_free(&m->lists[k]);
+	list_free(&m->hname);
+	list_free(&m->hval);
+	free(m);
+}
+
+size_t
+mime_count(const struct mime_msg *m, enum mime_kind k)
+{
+	return m->lists[k].n;
+}
+
+const char *
+mime_item(const struct mime_msg *m, enum mime_kind k, size_t i, size_t *len)
+{
+	const struct mime_list *l = &m->lists[k];
+
+	if (i >= l->n)
+		fatalx("mime_item: index %zu out of %zu", i, l->n);
+	if (len != NULL)
+		*len = l->len[i];
+	return l->v[i];
+}
+
+const char *
+mime_header(const struct mime_msg *m, const char *name, size_t idx)
+{
+	for (size_t i = 0; i < m->hname.n; i++)
+		if (strcasecmp(m->hname.v[i], name) == 0 && idx-- == 0)
+			return m->hval.v[i];
+	return NULL;
+}
+
+size_t
+mime_nheaders(const struct mime_msg *m)
+{
+	return m->hname.n;
+}
+
+const char *
+mime_header_at(const struct mime_msg *m, size_t i, const char **name)
+{
+	if (i >= m->hname.n)
+		fatalx("mime_header_at: index %zu out of %zu", i, m->hname.n);
+	*name = m->hname.v[i];
+	return m->hval.v[i];
+}
+
+int
+mime_truncated(const struct mime_msg *m)
+{
+	return m->truncated;
+}
+
+static void
+list_add(struct mime_list *l, const char *s, size_t n)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+		l->len = xrealloc(l->len, l->cap * sizeof(*l->len));
+	}
+	l->v[l->n] = xstrndup(s, n);
+	l->len[l->n++] = n;
+}
+
+static void
+list_free(struct mime_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v); l->v = NULL;
+	free(l->len); l->len = NULL;
+	l->n = l->cap = 0;
+}
+
+static size_t
+boundary_count(const char *s, size_t n)
+{
+	static const char key[] = "boundary";
+	size_t count = 0;
+
+	for (size_t i = 0; i + sizeof(key) - 1 <= n; i++)
+		if ((s[i] | 0x20) == 'b' &&
+		    strncasecmp(s + i, key, sizeof(key) - 1) == 0) {
+			count++;
+			i += sizeof(key) - 2;
+		}
+	return count;
+}
+
+/* Length of the header section including its blank line, or all of it. */
+static size_t
+header_end(const char *s, size_t n)
+{
+	const char *e = memmem(s, n, "\r\n\r\n", 4);
+
+	return e ? (size_t)(e - s) + 4 : n;
+}
+
+/* GMime's header values are unfolded and RFC 2047-decoded to UTF-8. */
+static void
+headers_take(struct mime_msg *m, GMimeMessage *msg)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	int n = g_mime_header_list_get_count(hl);
+
+	for (int i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		const char *name = g_mime_header_get_name(h);
+		const char *val = g_mime_header_get_value(h);
+
+		if (m->hname.n == MIME_MAX_HEADERS) {
+			m->truncated = 1;
+			return;
+		}
+		if (name == NULL)
+			continue;
+		if (val == NULL)
+			val = "";
+		while (*val == ' ' || *val == '\t')
+			val++;
+		list_add(&m->hname, name, strlen(name));
+		list_add(&m->hval, val, strlen(val));
+	}
+}
+
+static void
+walk(struct mime_msg *m, GMimeObject *o, int depth)
+{
+	if (depth > MIME_MAX_DEPTH) {
+		m->truncated = 1;
+		return;
+	}
+	if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *sub = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+		if (sub != NULL && g_mime_message_get_mime_part(sub) != NULL)
+			walk(m, g_mime_message_get_mime_part(sub), depth + 1);
+	} else if (GMIME_IS_MULTIPART(o)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(o);
+		int n = g_mime_multipart_get_count(mp);
+		for (int i = 0; i < n; i++)
+			walk(m, g_mime_multipart_get_part(mp, i), depth + 1);
+	} else if (GMIME_IS_PART(o)) {
+		leaf(m, GMIME_PART(o));
+	}
+}
+
+/* One leaf: its file name if any; its text unless it is an attachment. */
+static void
+leaf(struct mime_msg *m, GMimePart *p)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(p));
+	const char *fn = g_mime_part_get_filename(p);
+	struct mime_buf b = { 0 };
+
+	if (++m->parts > MIME_MAX_PARTS) {
+		m->truncated = 1;
+		return;
+	}
+	if (fn != NULL)
+		list_add(&m->lists[MIME_ATTACHMENT], fn, strlen(fn));
+	if (g_mime_part_is_attachment(p) || ct == NULL ||
+	    !g_mime_content_type_is_type(ct, "text", "*"))
+		return;
+	if (part_decode(p, &b) == -1) {
+		free(b.p);
+		return;
+	}
+	if (g_mime_content_type_is_type(ct, "text", "html")) {
+		struct mime_buf t = { 0 };
+		html_strip(m, b.p, b.n, &t);
+		free(b.p);
+		b = t;
+	}
+	text_add(m, &b);
+}
+
+/* Transfer-decode, convert to UTF-8, CRLF to LF. 0 or -1. */
+static int
+part_decode(GMimePart *p, struct mime_buf *b)
+{
+	GMimeDataWrapper *dw = g_mime_part_get_content(p);
+	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(p), "charset");
+	GMimeStream *mem, *fs;
+	GMimeFilter *f;
+	GByteArray *ba;
+
+	if (dw == NULL)
+		return -1;
+	mem = g_mime_stream_mem_new();
+	fs = g_mime_stream_filter_new(mem);
+	if (cs != NULL && strcasecmp(g_mime_charset_canon_name(cs), "UTF-8") != 0 &&
+	    (f = g_mime_filter_charset_new(cs, "UTF-8")) != NULL) {
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(fs), f);
+		g_object_unref(f);
+	}
+	f = g_mime_filter_dos2unix_new(FALSE);
+	g_mime_stream_filter_add(GMIME_STREAM_FILTER(fs), f);
+	g_object_unref(f);
+	g_mime_data_wrapper_write_to_stream(dw, fs);
+	g_mime_stream_flush(fs);
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	buf_add(b, (const char *)ba->data, ba->len);
+	g_object_unref(fs);
+	g_object_unref(mem);
+	return 0;
+}
+
+/* Keep one part's text within the per-part and per-message bounds. */
+static void
+text_add(struct mime_msg *m, struct mime_buf *b)
+{
+	size_t n = b->n;
+
+	if (n > MIME_MAX_TEXT) {
+		n = MIME_MAX_TEXT;
+		m->truncated = 1;
+	}
+	if (m->text_total + n > MIME_MAX_TEXT_TOTAL) {
+		n = MIME_MAX_TEXT_TOTAL - m->text_total;
+		m->truncated = 1;
+	}
+	m->text_total += n;
+	urls_scan(m, b->p ? b->p : "", n);
+	list_add(&m->lists[MIME_TEXT], b->p ? b->p : "", n);
+	free(b->p);
+	b->p = NULL;
+}
+
+static void
+buf_add(struct mime_buf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	if (n > 0)	/* an empty GByteArray's data is NULL */
+		memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+static void
+buf_utf8(struct mime_buf *b, unsigned long c)
+{
+	char u[4];
+
+	if (c == 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		c = 0xFFFD;
+	if (c < 0x80) {
+		u[0] = (char)c;
+		buf_add(b, u, 1);
+	} else if (c < 0x800) {
+		u[0] = (char)(0xC0 | c >> 6); u[1] = (char)(0x80 | (c & 0x3F));
+		buf_add(b, u, 2);
+	} else if (c < 0x10000) {
+		u[0] = (char)(0xE0 | c >> 12); u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+		u[2] = (char)(0x80 | (c & 0x3F));
+		buf_add(b, u, 3);
+	} else {
+		u[0] = (char)(0xF0 | c >> 18); u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+		u[2] = (char)(0x80 | ((c >> 6) & 0x3F)); u[3] = (char)(0x80 | (c & 0x3F));
+		buf_add(b, u, 4);
+	}
+}
+
+/*
+ * HTML to text: tags vanish (so "V<b>i</b>agra" reads "Viagra", which is
+ * what a rule wants to see), block tags become newlines, script/style and
+ * comments are dropped, entities are decoded. href/src values become URLs.
+ */
+static void
+html_strip(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
+{
+	size_t i = 0;
+
+	buf_add(out, "", 0);
+	while (i < n) {
+		if (s[i] == '<')
+			i += html_tag(m, s + i, n - i, out);
+		else if (s[i] == '&')
+			i += html_entity(s + i, n - i, out);
+		else {
+			size_t j = i;
+			while (j < n && s[j] != '<' && s[j] != '&')
+				j++;
+			buf_add(out, s + i, j - i);
+			i = j;
+		}
+	}
+}
+
+/* Consume one tag (or comment, or script/style element) at s; bytes used. */
+static size_t
+html_tag(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
+{
+	static const char *block[] = { "br", "p", "div", "tr", "li", "h1", "h2",
+	    "h3", "table", "blockquote", "hr", "td", NULL };
+	const char *e;
+	size_t nl = 0;
+	char name[16];
+
+	if (n >= 4 && memcmp(s, "<!--", 4) == 0) {
+		e = memmem(s + 4, n - 4, "-->", 3);
+		return e ? (size_t)(e - s) + 3 : n;
+	}
+	if ((e = memchr(s, '>', n)) == NULL)
+		return n;		/* an unterminated tag hides the rest */
+	for (size_t i = 1 + (s[1] == '/'); s + i < e && nl < sizeof(name) - 1 &&
+	    (isalpha((unsigned char)s[i]) || isdigit((unsigned char)s[i])); i++)
+		name[nl++] = (char)(s[i] | 0x20);
+	name[nl] = '\0';
+	if (s[1] != '/' && (strcmp(name, "script") == 0 || strcmp(name, "style") == 0)) {
+		char close[sizeof(name) + 2];
+		snprintf(close, sizeof(close), "</%s", name);
+		for (const char *c = e; c < s + n; c++)
+			if (*c == '<' && (size_t)(s + n - c) >= strlen(close) &&
+			    strncasecmp(c, close, strlen(close)) == 0) {
+				const char *ce = memchr(c, '>', (size_t)(s + n - c));
+				return ce ? (size_t)(ce - s) + 1 : n;
+			}
+		return n;
+	}
+	html_attr_urls(m, s, (size_t)(e - s));
+	for (int i = 0; block[i] != NULL; i++)
+		if (strcmp(name, block[i]) == 0) {
+			buf_add(out, "\n", 1);
+			break;
+		}
+	return (size_t)(e - s) + 1;
+}
+
+/* href= and src= values inside one tag, entity-decoded. */
+static void
+html_attr_urls(struct mime_msg *m, const char *s, size_t n)
+{
+	for (size_t i = 1; i + 4 < n; i++) {
+		size_t k;
+		if (strncasecmp(s + i, "href", 4) == 0 && !isalnum((unsigned char)s[i - 1]))
+			k = i + 4;
+		else if (strncasecmp(s + i, "src", 3) == 0 && !isalnum((unsigned char)s[i - 1]))
+			k = i + 3;
+		else
+			continue;
+		while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n'))
+			k++;
+		if (k >= n || s[k] != '=')
+			continue;
+		for (k++; k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n'); k++)
+			;
+		char q = k < n && (s[k] == '"' || s[k] == '\'') ? s[k++] : 0;
+		size_t st = k;
+		while (k < n && (q ? s[k] != q : !isspace((unsigned char)s[k])))
+			k++;
+		struct mime_buf v = { 0 };
+		buf_add(&v, "", 0);
+		for (size_t j = st; j < k; )
+			if (s[j] == '&')
+				j += html_entity(s + j, k - j, &v);
+			else
+				buf_add(&v, s + j++, 1);
+		size_t a = 0;
+		while (a < v.n && isspace((unsigned char)v.p[a]))
+			a++;
+		if (v.n > a)
+			url_add(m, v.p + a, v.n - a);
+		free(v.p);
+		i = k;
+	}
+}
+
+/* One entity at s ("&amp;", "&#233;", "&#xE9;"); unknown ones stay as is. */
+static size_t
+html_entity(const char *s, size_t n, struct mime_buf *out)
+{
+	static const struct { const char *name; unsigned long c; } ent[] = {
+		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
+		{ "apos", '\'' }, { "nbsp", ' ' }, { "copy", 0xA9 }, { "reg", 0xAE },
+		{ "euro", 0x20AC }, { "shy", 0xAD }, { "zwnj", 0x200C }, { "zwj", 0x200D },
+	};
+	size_t i = 1, lim = n < 12 ? n : 12;
+
+	if (i < lim && s[i] == '#') {
+		unsigned long c = 0;
+		int hex = i + 1 < lim && (s[i + 1] | 0x20) == 'x';
+		size_t st = i = i + 1 + hex;
+		for (; i < lim && (hex ? isxdigit((unsigned char)s[i]) : isdigit((unsigned char)s[i])); i++)
+			c = c * (hex ? 16 : 10) + (unsigned long)(isdigit((unsigned char)s[i]) ?
+			    s[i] - '0' : (s[i] | 0x20) - 'a' + 10);
+		if (i > st) {
+			buf_utf8(out, c);
+			return i + (i < n && s[i] == ';');
+		}
+	} else {
+		for (size_t k = 0; k < ARRAY_SIZE(ent); k++) {
+			size_t l = strlen(ent[k].name);
+			if (1 + l <= n && strncmp(s + 1, ent[k].name, l) == 0 &&
+			    (1 + l == n || !isalnum((unsigned char)s[1 + l]))) {
+				buf_utf8(out, ent[k].c);
+				return 1 + l + (1 + l < n && s[1 + l] == ';');
+			}
+		}
+	}
+	buf_add(out, "&", 1);
+	return 1;
+}
+
+/* Bare http:// and https:// URLs in text. */
+static void
+urls_scan(struct mime_msg *m, const char *s, size_t n)
+{
+	for (size_t i = 0; i + 7 < n; i++) {
+		if ((s[i] | 0x20) != 'h' || strncasecmp(s + i, "http", 4) != 0)
+			continue;
+		size_t k = i + 4 + ((s[i + 4] | 0x20) == 's');
+		if (k + 3 > n || memcmp(s + k, "://", 3) != 0)
+			continue;
+		size_t e = k + 3;
+		while (e < n && !isspace((unsigned char)s[e]) && !strchr("<>\"'`", s[e]) &&
+		    (unsigned char)s[e] >= 0x20)
+			e++;
+		while (e > k + 3 && strchr(".,;:!?)]}", s[e - 1]))
+			e--;
+		if (e > k + 3)
+			url_add(m, s + i, e - i);
+		i = e - 1;
+	}
+}
+
+static void
+url_add(struct mime_msg *m, const char *s, size_t n)
+{
+	struct mime_list *l = &m->lists[MIME_URL];
+
+	if (n > MIME_MAX_URL_LEN)
+		n = MIME_MAX_URL_LEN;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->len[i] == n && memcmp(l->v[i], s, n) == 0)
+			return;
+	if (l->n == MIME_MAX_URLS) {
+		m->truncated = 1;
+		return;
+	}
+	list_add(l, s, n);
+}

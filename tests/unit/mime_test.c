@@ -1,0 +1,287 @@
+/* mime_test.c -- rules/mime.c on real-shaped messages and hostile ones. */
+#include "mime.h"
+#include "mail.h"
+#include "t.h"
+#include "util.h"
+
+static struct mime_msg *
+parse_file(const char *name)
+{
+	size_t n;
+	char *raw = mail_load(name, &n);
+	struct mime_msg *m = mime_parse(raw, n);
+
+	free(raw);
+	return m;
+}
+
+/* 1 when some item of the list contains needle. */
+static int
+has(const struct mime_msg *m, enum mime_kind k, const char *needle)
+{
+	for (size_t i = 0; i < mime_count(m, k); i++)
+		if (strstr(mime_item(m, k, i, NULL), needle))
+			return 1;
+	return 0;
+}
+
+static int
+has_exact(const struct mime_msg *m, enum mime_kind k, const char *s)
+{
+	for (size_t i = 0; i < mime_count(m, k); i++)
+		if (strcmp(mime_item(m, k, i, NULL), s) == 0)
+			return 1;
+	return 0;
+}
+
+T_CASE(alternative_headers_decoded)
+{
+	struct mime_msg *m = parse_file("alternative.eml");
+
+	T_EQ_STR(mime_header(m, "subject", 0), "Größe prüfen café");
+	T_ASSERT(strstr(mime_header(m, "From", 0), "René Dupont") != NULL);
+	T_EQ_STR(mime_header(m, "X-Mailer", 0), "Bulk Sender Pro 9.1");
+	T_ASSERT(mime_header(m, "Subject", 1) == NULL);
+	T_ASSERT(mime_header(m, "Received", 0) != NULL);
+	T_ASSERT(mime_nheaders(m) >= 9);
+	T_ASSERT(!mime_truncated(m));
+	mime_free(m);
+}
+
+T_CASE(alternative_qp_and_base64_bodies)
+{
+	struct mime_msg *m = parse_file("alternative.eml");
+
+	T_EQ_INT(mime_count(m, MIME_TEXT), 2);
+	T_ASSERT(has(m, MIME_TEXT, "Café crème, visit"));
+	T_ASSERT(!has(m, MIME_TEXT, "\r"));
+	/* HTML as text: tags gone, entities decoded, script dropped */
+	T_ASSERT(has(m, MIME_TEXT, "Cheap Viagra & more"));
+	T_ASSERT(!has(m, MIME_TEXT, "hidden"));
+	T_ASSERT(!has(m, MIME_TEXT, "<p>"));
+	T_EQ_INT(mime_count(m, MIME_ATTACHMENT), 0);
+	mime_free(m);
+}
+
+T_CASE(alternative_urls)
+{
+	struct mime_msg *m = parse_file("alternative.eml");
+
+	T_ASSERT(has_exact(m, MIME_URL, "https://shop.example/deal"));
+	T_ASSERT(has_exact(m, MIME_URL, "http://spam.example/buy?a=1&b=2"));
+	T_ASSERT(has_exact(m, MIME_URL, "https://img.example/p.gif"));
+	T_EQ_INT(mime_count(m, MIME_URL), 3);
+	mime_free(m);
+}
+
+T_CASE(nested_multipart_and_rfc2231_names)
+{
+	struct mime_msg *m = parse_file("nested.eml");
+
+	T_EQ_STR(mime_header(m, "Subject", 0), "Привет мир");
+	T_ASSERT(has_exact(m, MIME_ATTACHMENT, "€ invoice 2026.pdf"));
+	T_ASSERT(has_exact(m, MIME_ATTACHMENT, "résumé.exe"));
+	T_EQ_INT(mime_count(m, MIME_ATTACHMENT), 2);
+	/* plain + html + the forwarded message's body */
+	T_EQ_INT(mime_count(m, MIME_TEXT), 3);
+	T_ASSERT(has(m, MIME_TEXT, "secret-token-XYZ"));
+	T_ASSERT(has(m, MIME_TEXT, "Please find the invoice attached."));
+	T_ASSERT(has_exact(m, MIME_URL, "http://pay.invoices.example/now"));
+	T_ASSERT(has_exact(m, MIME_URL, "https://pay.invoices.example/html"));
+	/* the PDF's bytes are not body text */
+	T_ASSERT(!has(m, MIME_TEXT, "PDF"));
+	mime_free(m);
+}
+
+T_CASE(shift_jis_subject)
+{
+	struct mime_msg *m = parse_file("sjis.eml");
+
+	T_EQ_STR(mime_header(m, "Subject", 0), "今すぐ購入");
+	T_EQ_INT(mime_count(m, MIME_TEXT), 1);
+	T_ASSERT(has(m, MIME_TEXT, "plain body"));
+	mime_free(m);
+}
+
+T_CASE(malformed_does_not_crash)
+{
+	struct mime_msg *m = parse_file("malformed.eml");
+
+	T_ASSERT(mime_header(m, "Subject", 0) != NULL);
+	T_EQ_STR(mime_header(m, "From", 0), "broken@bad.example");
+	mime_free(m);
+}
+
+T_CASE(empty_and_plain)
+{
+	struct mime_msg *m = mime_parse("", 0);
+	const char *plain = "Subject: hi\r\n\r\nno mime here http://a.example/x\r\n";
+
+	T_EQ_INT(mime_count(m, MIME_TEXT) <= 1, 1);
+	T_EQ_INT(mime_count(m, MIME_URL), 0);
+	mime_free(m);
+	m = mime_parse(plain, strlen(plain));
+	T_EQ_STR(mime_header(m, "subject", 0), "hi");
+	T_ASSERT(has(m, MIME_TEXT, "no mime here"));
+	T_ASSERT(has_exact(m, MIME_URL, "http://a.example/x"));
+	mime_free(m);
+}
+
+/* Build a message nested `depth` multiparts deep. */
+static char *
+deep(int depth, size_t *len)
+{
+	size_t cap = (size_t)depth * 200 + 512, n = 0;
+	char *s = malloc(cap);
+
+	n += (size_t)sprintf(s + n, "Subject: deep\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+	for (int i = 1; i < depth; i++)
+		n += (size_t)sprintf(s + n, "--b%d\r\nContent-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n", i - 1, i);
+	n += (size_t)sprintf(s + n, "--b%d\r\nContent-Type: text/plain\r\n\r\ninnermost text\r\n", depth - 1);
+	for (int i = depth - 1; i >= 0; i--)
+		n += (size_t)sprintf(s + n, "--b%d--\r\n", i);
+	*len = n;
+	return s;
+}
+
+T_CASE(nesting_bounded)
+{
+	size_t n;
+	char *s = deep(MIME_MAX_DEPTH + 10, &n);
+	struct mime_msg *m = mime_parse(s, n);
+
+	T_ASSERT(mime_truncated(m));
+	T_ASSERT(!has(m, MIME_TEXT, "innermost"));
+	T_EQ_STR(mime_header(m, "Subject", 0), "deep");
+	mime_free(m);
+	free(s);
+	s = deep(4, &n);
+	m = mime_parse(s, n);
+	T_ASSERT(!mime_truncated(m));
+	T_ASSERT(has(m, MIME_TEXT, "innermost"));
+	mime_free(m);
+	free(s);
+}
+
+T_CASE(boundary_flood_parses_headers_only)
+{
+	size_t n;
+	char *s = deep(MIME_MAX_BOUNDARIES + 5, &n);
+	struct mime_msg *m = mime_parse(s, n);
+
+	T_ASSERT(mime_truncated(m));
+	T_EQ_INT(mime_count(m, MIME_TEXT), 0);
+	T_EQ_STR(mime_header(m, "Subject", 0), "deep");
+	mime_free(m);
+	free(s);
+}
+
+T_CASE(parts_and_urls_bounded)
+{
+	size_t cap = 64 * 1024 + (size_t)MIME_MAX_PARTS * 80, n = 0;
+	char *s = malloc(cap + 64 * (MIME_MAX_URLS + 10));
+	struct mime_msg *m;
+
+	n += (size_t)sprintf(s + n, "Subject: many\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n");
+	for (int i = 0; i < MIME_MAX_PARTS + 20; i++)
+		n += (size_t)sprintf(s + n, "--B\r\nContent-Type: text/plain\r\n\r\npart %d\r\n", i);
+	n += (size_t)sprintf(s + n, "--B\r\nContent-Type: text/plain\r\n\r\n");
+	n += (size_t)sprintf(s + n, "--B--\r\n");
+	m = mime_parse(s, n);
+	T_ASSERT(mime_truncated(m));
+	T_EQ_INT(mime_count(m, MIME_TEXT), MIME_MAX_PARTS);
+	mime_free(m);
+
+	n = (size_t)sprintf(s, "Subject: urls\r\n\r\n");
+	for (int i = 0; i < MIME_MAX_URLS + 10; i++)
+		n += (size_t)sprintf(s + n, "http://u%d.example/ ", i);
+	m = mime_parse(s, n);
+	T_ASSERT(mime_truncated(m));
+	T_EQ_INT(mime_count(m, MIME_URL), MIME_MAX_URLS);
+	mime_free(m);
+	free(s);
+}
+
+T_CASE(html_entities_and_comments)
+{
+	const char *s = "Content-Type: text/html; charset=utf-8\r\n\r\n"
+	    "<!-- hide http://comment.example/ -->Fr&#101;e &#x4D;oney&nbsp;now &bogus; "
+	    "<A HREF = \"HTTP://Caps.Example/x\">x</A><style>p{color:red}</style>end\r\n";
+	struct mime_msg *m = mime_parse(s, strlen(s));
+
+	T_ASSERT(has(m, MIME_TEXT, "Free Money now &bogus; x"));
+	T_ASSERT(has(m, MIME_TEXT, "end"));
+	T_ASSERT(!has(m, MIME_TEXT, "color"));
+	T_ASSERT(!has(m, MIME_TEXT, "comment.example"));
+	T_ASSERT(has_exact(m, MIME_URL, "HTTP://Caps.Example/x"));
+	T_EQ_INT(mime_count(m, MIME_URL), 1);
+	mime_free(m);
+}
+
+/* Mutated samples (flipped bytes, cut short, stray boundaries and
+ * encoded-words spliced in): parsing never crashes and stays bounded. Run
+ * under ASan by make unit-asan. Deterministic: a fixed LCG seed. */
+T_CASE(mutations_never_crash)
+{
+	static const char *files[] = { "alternative.eml", "nested.eml", "malformed.eml" };
+	static const char *splice[] = { "\r\n--ALT\r\n", "\r\n--MIX--\r\n", "=?utf-8?b?", "?=",
+	    "\r\nContent-Type: multipart/mixed; boundary=\"", "&#x", "<a href=\"", "=\r\n",
+	    "\r\nContent-Transfer-Encoding: base64\r\n\r\n", "filename*0*=" };
+	unsigned long seed = 42;
+	int parsed = 0;
+
+	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+		size_t n;
+		char *orig = mail_load(files[f], &n);
+		for (int round = 0; round < 150; round++) {
+			char *m = malloc(n + 64);
+			size_t len = n;
+			memcpy(m, orig, n);
+			for (int k = 0; k < 1 + round % 8; k++) {
+				seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+				size_t at = (size_t)(seed >> 33) % len;
+				switch ((seed >> 20) % 3) {
+				case 0:		/* flip a byte */
+					m[at] = (char)(seed >> 8);
+					break;
+				case 1:		/* cut short */
+					len = at + 1;
+					break;
+				default: {	/* splice a token over what is there */
+					const char *t = splice[(seed >> 40) % ARRAY_SIZE(splice)];
+					size_t tl = strlen(t);
+					if (at + tl <= len)
+						memcpy(m + at, t, tl);
+				}
+				}
+			}
+			struct mime_msg *mm = mime_parse(m, len);
+			T_ASSERT(mime_count(mm, MIME_URL) <= MIME_MAX_URLS);
+			T_ASSERT(mime_count(mm, MIME_TEXT) <= MIME_MAX_PARTS);
+			mime_free(mm);
+			free(m);
+			parsed++;
+		}
+		free(orig);
+	}
+	T_EQ_INT(parsed, 450);
+}
+
+int
+main(void)
+{
+	mime_init();
+	T_RUN(alternative_headers_decoded);
+	T_RUN(alternative_qp_and_base64_bodies);
+	T_RUN(alternative_urls);
+	T_RUN(nested_multipart_and_rfc2231_names);
+	T_RUN(shift_jis_subject);
+	T_RUN(malformed_does_not_crash);
+	T_RUN(empty_and_plain);
+	T_RUN(nesting_bounded);
+	T_RUN(boundary_flood_parses_headers_only);
+	T_RUN(parts_and_urls_bounded);
+	T_RUN(html_entities_and_comments);
+	T_RUN(mutations_never_crash);
+	return T_END();
+}

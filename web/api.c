@@ -1,0 +1,778 @@
+/*
+ * api.c -- the JSON API of CONTRACT.md and /metrics, behind web.c's gate.
+ *
+ * Every handler validates its input and answers 400 {"error"} naming the
+ * field; the database is reached only through db_*() (and the rule and
+ * quarantine stores through their own calls); nothing from a message is
+ * interpreted here, only copied into JSON strings.
+ */
+#include "web_int.h"
+#include "conf.h"
+#include "db.h"
+#include "quar.h"
+#include "rules.h"
+#include "stats.h"
+#include "util.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_MAX_SEGS		4	/* /api/a/b/c/d */
+#define API_DEFAULT_LIMIT	100
+#define API_MAX_LIMIT		1000
+#define API_TOP_SAMPLE		1000	/* verdicts read for the "top" tables */
+#define API_TOP_N		10
+#define API_MAX_BULK		1000	/* ids in one bulk quarantine action */
+#define API_MAX_ID		64	/* bytes of a quarantine id */
+
+struct api_path {
+	char	*seg[API_MAX_SEGS];
+	int	 n;
+	char	*buf;
+};
+
+static void	 api_metrics(struct web_req *, struct web_resp *);
+static void	 api_stats(struct web_req *, struct web_resp *);
+static void	 api_verdicts(struct web_req *, struct web_resp *);
+static void	 api_greylist(struct web_req *, struct web_resp *);
+static void	 api_access(struct web_req *, struct web_resp *);
+static void	 api_rules(struct web_req *, struct web_resp *, struct api_path *);
+static void	 api_quarantine(struct web_req *, struct web_resp *, struct api_path *);
+static int	 api_limit(const struct web_req *, struct web_resp *, int *);
+static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
+static json_t	*api_rule_json(const struct rule_def *);
+static int	 api_is(const struct web_req *, const char *method);
+static int	 api_quar_id_ok(const char *);
+
+static int
+api_is(const struct web_req *r, const char *m)
+{
+	return strcmp(r->method, m) == 0 ||
+	    (strcmp(m, "GET") == 0 && strcmp(r->method, "HEAD") == 0);
+}
+
+/* "/api/rules/12/x" -> {"rules", "12", "x"}; extra segments make n > max. */
+static void
+api_split(const char *path, struct api_path *p)
+{
+	char *s, *save = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->buf = xstrdup(path + strlen("/api/"));
+	for (s = strtok_r(p->buf, "/", &save); s != NULL; s = strtok_r(NULL, "/", &save)) {
+		if (p->n == API_MAX_SEGS) {
+			p->n++;
+			break;
+		}
+		p->seg[p->n++] = s;
+	}
+}
+
+void
+api_dispatch(struct web_req *r, struct web_resp *resp)
+{
+	struct api_path p;
+
+	if (strcmp(r->path, "/metrics") == 0) {
+		api_metrics(r, resp);
+		return;
+	}
+	api_split(r->path, &p);
+	if (p.n == 0 || p.n > API_MAX_SEGS)
+		web_error(resp, 404, "no such endpoint");
+	else if (strcmp(p.seg[0], "stats") == 0 && p.n == 1)
+		api_stats(r, resp);
+	else if (strcmp(p.seg[0], "verdicts") == 0 && p.n == 1)
+		api_verdicts(r, resp);
+	else if (strcmp(p.seg[0], "greylist") == 0 && p.n == 1)
+		api_greylist(r, resp);
+	else if (strcmp(p.seg[0], "access") == 0 && p.n == 1)
+		api_access(r, resp);
+	else if (strcmp(p.seg[0], "rules") == 0)
+		api_rules(r, resp, &p);
+	else if (strcmp(p.seg[0], "quarantine") == 0)
+		api_quarantine(r, resp, &p);
+	else
+		web_error(resp, 404, "no such endpoint");
+	free(p.buf);
+}
+
+/* limit= in 1..API_MAX_LIMIT: 0, or -1 with a 400 set. */
+static int
+api_limit(const struct web_req *r, struct web_resp *resp, int *limit)
+{
+	const char *s = web_arg(r, "limit");
+	char *end;
+	long v;
+
+	*limit = API_DEFAULT_LIMIT;
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno || v < 1 || v > API_MAX_LIMIT) {
+		web_error(resp, 400, "limit must be an integer from 1 to %d", API_MAX_LIMIT);
+		return -1;
+	}
+	*limit = (int)v;
+	return 0;
+}
+
+/* A non-negative integer argument (0 when absent): 0, or -1 with a 400. */
+static int
+api_arg_ll(const struct web_req *r, struct web_resp *resp, const char *name,
+    long long *out)
+{
+	const char *s = web_arg(r, name);
+	char *end;
+
+	*out = 0;
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno || *out < 0) {
+		web_error(resp, 400, "%s must be a non-negative integer", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+api_query(const struct web_req *r, struct web_resp *resp, const char **q)
+{
+	*q = web_arg(r, "q");
+	if (*q != NULL && strlen(*q) > WEB_MAX_QUERY) {
+		web_error(resp, 400, "q is longer than %d bytes", WEB_MAX_QUERY);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------ metrics, stats */
+
+static void
+api_metrics(struct web_req *r, struct web_resp *resp)
+{
+	char *text, *all;
+
+	if (!api_is(r, "GET")) {
+		web_error(resp, 405, "GET only");
+		return;
+	}
+	text = stats_prometheus();
+	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
+	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n",
+	    text, db_ok());
+	free(text);
+	resp->status = 200;
+	resp->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	resp->body = all;
+	resp->len = strlen(all);
+}
+
+/* Count key in obj (a name -> n map). */
+static void
+api_count(json_t *obj, const char *key)
+{
+	if (key == NULL || *key == '\0')
+		return;
+	json_object_set_new(obj, key, json_integer(
+	    json_integer_value(json_object_get(obj, key)) + 1));
+}
+
+/* The API_TOP_N largest entries of a name -> n map, as [[name, n], ...]. */
+static json_t *
+api_top(json_t *counts)
+{
+	json_t *out = json_array();
+	const char *k;
+	json_t *v;
+
+	for (int i = 0; i < API_TOP_N; i++) {
+		const char *best = NULL;
+		json_int_t bn = 0;
+
+		json_object_foreach(counts, k, v)
+			if (json_integer_value(v) > bn) {
+				best = k;
+				bn = json_integer_value(v);
+			}
+		if (best == NULL)
+			break;
+		json_array_append_new(out, json_pack("[s, I]", best, (json_int_t)bn));
+		json_object_del(counts, best);
+	}
+	json_decref(counts);
+	return out;
+}
+
+/* Top clients, sender domains and rules among the latest verdicts since. */
+static json_t *
+api_tops(time_t since)
+{
+	json_t *v = db_verdicts(API_TOP_SAMPLE, 0, NULL), *row, *ck;
+	json_t *clients = json_object(), *domains = json_object(), *rules = json_object();
+	size_t i, k;
+
+	json_array_foreach(v, i, row) {
+		const char *from = json_string_value(json_object_get(row, "mail_from"));
+		const char *at = from ? strrchr(from, '@') : NULL;
+
+		if (json_integer_value(json_object_get(row, "ts")) < since)
+			continue;
+		api_count(clients, json_string_value(json_object_get(row, "client_ip")));
+		api_count(domains, at ? at + 1 : (from && *from ? from : "<>"));
+		json_array_foreach(json_object_get(row, "checks"), k, ck)
+			if (strcmp(json_string_value(json_object_get(ck, "check")) ?
+			    json_string_value(json_object_get(ck, "check")) : "", "rule") == 0)
+				api_count(rules, json_string_value(json_object_get(ck, "reason")));
+	}
+	json_decref(v);
+	return json_pack("{s:o, s:o, s:o}", "clients", api_top(clients),
+	    "sender_domains", api_top(domains), "rules", api_top(rules));
+}
+
+static void
+api_stats(struct web_req *r, struct web_resp *resp)
+{
+	const char *range = web_arg(r, "range");
+	time_t now = time_wall(), span;
+	json_t *hist, *live;
+
+	if (!api_is(r, "GET")) {
+		web_error(resp, 405, "GET only");
+		return;
+	}
+	if (range == NULL || strcmp(range, "hour") == 0)
+		span = 3600, range = "hour";
+	else if (strcmp(range, "day") == 0)
+		span = 86400;
+	else if (strcmp(range, "week") == 0)
+		span = 7 * 86400;
+	else {
+		web_error(resp, 400, "range must be hour, day or week");
+		return;
+	}
+	if ((hist = db_stats(now - span)) == NULL) {
+		web_error(resp, 503, "the database is not answering; see the log");
+		return;
+	}
+	live = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+	    "sessions", (json_int_t)stats_get(STATS_SESSIONS),
+	    "sessions_active", (json_int_t)stats_gauge_get(STATS_G_SESSIONS),
+	    "messages", (json_int_t)stats_get(STATS_MESSAGES),
+	    "quarantined", (json_int_t)stats_verdict_get("quarantine"),
+	    "rejected", (json_int_t)stats_verdict_get("reject"),
+	    "tempfailed", (json_int_t)stats_verdict_get("tempfail"),
+	    "db_ok", db_ok());
+	json_object_set_new(hist, "live", live);
+	json_object_set_new(hist, "range", json_string(range));
+	json_object_set_new(hist, "now", json_integer(now));
+	json_object_set_new(hist, "since", json_integer(now - span));
+	json_object_set_new(hist, "top", api_tops(now - span));
+	web_json(resp, 200, hist);
+}
+
+/* ------------------------------------------- verdicts, greylist, access */
+
+static void
+api_verdicts(struct web_req *r, struct web_resp *resp)
+{
+	long long before;
+	const char *q;
+	json_t *a;
+	int limit;
+
+	if (!api_is(r, "GET")) {
+		web_error(resp, 405, "GET only");
+		return;
+	}
+	if (api_limit(r, resp, &limit) == -1 || api_arg_ll(r, resp, "before", &before) == -1 ||
+	    api_query(r, resp, &q) == -1)
+		return;
+	if ((a = db_verdicts(limit, before, q)) == NULL) {
+		web_error(resp, 503, "the database is not answering; see the log");
+		return;
+	}
+	web_json(resp, 200, json_pack("{s:o}", "verdicts", a));
+}
+
+static void
+api_greylist(struct web_req *r, struct web_resp *resp)
+{
+	json_t *g;
+	int limit;
+
+	if (!api_is(r, "GET")) {
+		web_error(resp, 405, "GET only");
+		return;
+	}
+	if (api_limit(r, resp, &limit) == -1)
+		return;
+	if ((g = db_grey_list(limit)) == NULL) {
+		web_error(resp, 503, "the database is not answering; see the log");
+		return;
+	}
+	web_json(resp, 200, g);
+}
+
+static int
+api_access_row(void *arg, const struct db_access *e)
+{
+	json_array_append_new(arg, json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}",
+	    "id", (json_int_t)e->id, "list", e->list, "kind", e->kind,
+	    "value", e->value, "note", e->note ? e->note : "",
+	    "created", (json_int_t)e->created));
+	return 0;
+}
+
+/* list/kind/value from JSON or the query string, checked: 0 or -1 (400). */
+static int
+api_access_key(struct web_resp *resp, const char *list, const char *kind,
+    const char *value)
+{
+	static const char *const kinds[] = { "client", "helo", "sender", "rcpt" };
+	int kind_ok = 0;
+
+	for (size_t i = 0; kind != NULL && i < ARRAY_SIZE(kinds); i++)
+		kind_ok |= strcmp(kind, kinds[i]) == 0;
+	if (list == NULL || (strcmp(list, "allow") != 0 && strcmp(list, "deny") != 0))
+		web_error(resp, 400, "list must be allow or deny");
+	else if (!kind_ok)
+		web_error(resp, 400, "kind must be client, helo, sender or rcpt");
+	else if (value == NULL || *value == '\0' || strlen(value) > 320)
+		web_error(resp, 400, "value must be 1 to 320 bytes");
+	else
+		return 0;
+	return -1;
+}
+
+static void
+api_access_add(struct web_req *r, struct web_resp *resp)
+{
+	const char *list = NULL, *kind = NULL, *value = NULL, *note = "";
+	json_t *j = web_body_json(r, resp);
+	int rc;
+
+	if (j == NULL)
+		return;
+	if (json_unpack(j, "{s?s, s?s, s?s, s?s}", "list", &list, "kind", &kind,
+	    "value", &value, "note", &note) == -1)
+		web_error(resp, 400, "list, kind, value and note must be strings");
+	else if (api_access_key(resp, list, kind, value) == 0) {
+		if ((rc = db_access_add(list, kind, value, note)) == -1)
+			web_error(resp, 503, "the database refused the change; see the log");
+		else
+			web_json(resp, rc == 0 ? 201 : 200, json_pack("{s:b}", "created", rc == 0));
+	}
+	json_decref(j);
+}
+
+static void
+api_access(struct web_req *r, struct web_resp *resp)
+{
+	const char *list = web_arg(r, "list"), *kind = web_arg(r, "kind");
+	const char *value = web_arg(r, "value");
+	json_t *a;
+	int rc;
+
+	if (api_is(r, "GET")) {
+		a = json_array();
+		if (db_access_each(NULL, api_access_row, a) == -1) {
+			json_decref(a);
+			web_error(resp, 503, "the database is not answering; see the log");
+		} else
+			web_json(resp, 200, json_pack("{s:o}", "entries", a));
+	} else if (api_is(r, "POST"))
+		api_access_add(r, resp);
+	else if (api_is(r, "DELETE")) {
+		if (api_access_key(resp, list, kind, value) == -1)
+			return;
+		if ((rc = db_access_del(list, kind, value)) == -1)
+			web_error(resp, 503, "the database refused the change; see the log");
+		else if (rc == 0)
+			web_error(resp, 404, "no such entry");
+		else
+			web_json(resp, 200, json_pack("{s:b}", "deleted", 1));
+	} else
+		web_error(resp, 405, "GET, POST or DELETE");
+}
+
+/* ----------------------------------------------------------------- rules */
+
+static json_t *
+api_rule_json(const struct rule_def *d)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b}",
+	    "id", (json_int_t)d->id, "name", d->name, "target", d->target,
+	    "pattern", d->pattern, "flags", d->flags ? d->flags : "",
+	    "action", d->action, "score", d->score, "enabled", d->enabled);
+}
+
+/* A rule from JSON, every field checked and the pattern compiled: 0, or -1
+ * with a 400 naming the problem (and "offset" for a bad pattern). */
+static int
+api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
+{
+	const char *name = NULL, *target = NULL, *pattern = NULL, *flags = "";
+	const char *action = "score";
+	json_t *score = NULL;
+	int enabled = 1;
+	char err[512];
+	long off;
+
+	memset(d, 0, sizeof(*d));
+	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s?s, s?o, s?b}", "name", &name,
+	    "target", &target, "pattern", &pattern, "flags", &flags, "action", &action,
+	    "score", &score, "enabled", &enabled) == -1) {
+		web_error(resp, 400, "a rule needs name, target and pattern strings; "
+		    "flags and action are strings, score a number, enabled a boolean");
+		return -1;
+	}
+	if (score != NULL && !json_is_number(score)) {
+		web_error(resp, 400, "score must be a number");
+		return -1;
+	}
+	d->name = xstrdup(name);
+	d->target = xstrdup(target);
+	d->pattern = xstrdup(pattern);
+	d->flags = xstrdup(flags);
+	d->action = xstrdup(action);
+	d->score = score ? json_number_value(score) : 0;
+	d->enabled = enabled;
+	if (rule_def_check(d, err, sizeof(err)) == -1) {
+		rule_def_clear(d);
+		/* The editor marks where a pattern went wrong. */
+		if (sscanf(err, "pattern at offset %ld", &off) == 1)
+			web_json(resp, 400, json_pack("{s:s, s:i}", "error", err,
+			    "offset", (int)off));
+		else
+			web_error(resp, 400, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+api_rules_list(struct web_resp *resp)
+{
+	struct rule_def *defs = NULL;
+	json_t *a;
+	size_t n = 0;
+
+	if (db_rule_load(&defs, &n) == -1) {
+		web_error(resp, 503, "the database is not answering; see the log");
+		return;
+	}
+	a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(a, api_rule_json(&defs[i]));
+		rule_def_clear(&defs[i]);
+	}
+	free(defs);
+	web_json(resp, 200, json_pack("{s:o}", "rules", a));
+}
+
+/* POST (id 0) or PUT /api/rules/{id}. */
+static void
+api_rules_save(struct web_req *r, struct web_resp *resp, long long id)
+{
+	json_t *j = web_body_json(r, resp);
+	struct rule_def d;
+	long long got;
+	int rc;
+
+	if (j == NULL || api_rule_from_json(j, &d, resp) == -1) {
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	d.id = id;
+	/* Both calls: -2 name taken, -1 failed; add gives the new id, update
+	 * 0 done or 1 no such rule. */
+	if (id == 0)
+		rc = (got = db_rule_add(&d)) < 0 ? (int)got : 0;
+	else
+		got = id, rc = db_rule_update(id, &d);
+	if (rc == -2)
+		web_error(resp, 409, "a rule named %s exists already", d.name);
+	else if (rc == -1)
+		web_error(resp, 503, "the database refused the change; see the log");
+	else if (rc == 1)
+		web_error(resp, 404, "no rule %lld", id);
+	else {
+		d.id = got;
+		web_json(resp, id == 0 ? 201 : 200, api_rule_json(&d));
+	}
+	rule_def_clear(&d);
+}
+
+/* POST /api/rules/test: {"rule": {...}, "message": "raw"} or
+ * {"rule": {...}, "quarantine_id": "ID"}; never saves anything. */
+static void
+api_rules_test(struct web_req *r, struct web_resp *resp)
+{
+	json_t *j = web_body_json(r, resp), *rule;
+	const char *msg = NULL, *qid = NULL;
+	struct rule_opts o = { 0 };
+	struct rule_test_result res;
+	struct rule_def d;
+	char err[512], *raw = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (j == NULL)
+		return;
+	if (json_unpack(j, "{s:o, s?s, s?s}", "rule", &rule, "message", &msg,
+	    "quarantine_id", &qid) == -1 || !json_is_object(rule)) {
+		web_error(resp, 400, "send {\"rule\": {...}, \"message\": \"...\"} or "
+		    "{\"rule\": {...}, \"quarantine_id\": \"...\"}");
+		goto out;
+	}
+	if (api_rule_from_json(rule, &d, resp) == -1)
+		goto out;
+	if (msg != NULL)
+		raw = xstrdup(msg), len = strlen(msg);
+	else if (qid != NULL && (!api_quar_id_ok(qid) || db_quar_raw(qid, &raw, &len) != 0))
+		raw = NULL;
+	else if (qid == NULL)
+		raw = xstrdup(""), len = 0;
+	if (raw == NULL) {
+		web_error(resp, 404, "no quarantined message %s", qid);
+		rule_def_clear(&d);
+		goto out;
+	}
+	o.match_limit = (unsigned long)r->conf->rules_match_limit;
+	o.depth_limit = (unsigned long)r->conf->rules_depth_limit;
+	o.jit = 1;
+	d.enabled = 1;
+	rc = rule_test(&d, raw, len, NULL, &o, &res, err, sizeof(err));
+	if (rc == -1)
+		web_error(resp, 400, "%s", err);
+	else if (rc == 0)
+		web_json(resp, 200, json_pack("{s:b}", "matched", 0));
+	else
+		web_json(resp, 200, json_pack("{s:b, s:s, s:I, s:I, s:s%}", "matched", 1,
+		    "where", res.where, "offset", (json_int_t)res.off,
+		    "length", (json_int_t)res.len, "excerpt", res.excerpt,
+		    strnlen(res.excerpt, sizeof(res.excerpt))));
+	rule_def_clear(&d);
+	free(raw);
+out:
+	json_decref(j);
+}
+
+static void
+api_rules(struct web_req *r, struct web_resp *resp, struct api_path *p)
+{
+	struct rule_def d;
+	long long id = 0;
+	char *end;
+	json_t *j;
+	int rc;
+
+	if (p->n == 2 && strcmp(p->seg[1], "test") == 0 && api_is(r, "POST")) {
+		api_rules_test(r, resp);
+		return;
+	}
+	if (p->n == 2 && strcmp(p->seg[1], "validate") == 0 && api_is(r, "POST")) {
+		if ((j = web_body_json(r, resp)) != NULL &&
+		    api_rule_from_json(j, &d, resp) == 0) {
+			rule_def_clear(&d);
+			web_json(resp, 200, json_pack("{s:b}", "ok", 1));
+		}
+		json_decref(j);
+		return;
+	}
+	if (p->n == 2) {
+		errno = 0;
+		id = strtoll(p->seg[1], &end, 10);
+		if (*end != '\0' || errno || id < 1) {
+			web_error(resp, 404, "no such rule");
+			return;
+		}
+	}
+	if (p->n > 2) {
+		web_error(resp, 404, "no such endpoint");
+		return;
+	}
+	if (p->n == 1 && api_is(r, "GET"))
+		api_rules_list(resp);
+	else if (p->n == 1 && api_is(r, "POST"))
+		api_rules_save(r, resp, 0);
+	else if (p->n == 2 && api_is(r, "PUT"))
+		api_rules_save(r, resp, id);
+	else if (p->n == 2 && api_is(r, "DELETE")) {
+		if ((rc = db_rule_delete(id)) == -1)
+			web_error(resp, 503, "the database refused the change; see the log");
+		else if (rc == 1)
+			web_error(resp, 404, "no rule %lld", id);
+		else
+			web_json(resp, 200, json_pack("{s:b}", "deleted", 1));
+	} else
+		web_error(resp, 405, "method not allowed here");
+}
+
+/* ------------------------------------------------------------ quarantine */
+
+static int
+api_quar_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > API_MAX_ID)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'Z') ||
+		    (id[i] >= 'a' && id[i] <= 'z') || id[i] == '-' || id[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* Release or delete one message: 0 done, 1 not found, 2 not held (release
+ * only: released already or being released), -1 failed (err says why). */
+static int
+api_quar_act(const struct web_req *r, const char *action, const char *id,
+    char *err, size_t errsz)
+{
+	snprintf(err, errsz, "failed; see the log");
+	if (strcmp(action, "release") == 0)
+		return quar_release(r->conf, id, r->user, err, errsz);
+	return db_quar_delete(id);
+}
+
+static void
+api_quar_one(struct web_req *r, struct web_resp *resp, const char *action,
+    const char *id)
+{
+	char err[256];
+	int rc = api_quar_act(r, action, id, err, sizeof(err));
+
+	if (rc == -1)
+		web_error(resp, 502, "%s %s: %s", action, id, err);
+	else if (rc == 1)
+		web_error(resp, 404, "no quarantined message %s", id);
+	else if (rc == 2)
+		web_error(resp, 409, "message %s is released already or being released", id);
+	else
+		web_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "done", action));
+}
+
+/* POST /api/quarantine/bulk {"action": "release"|"delete", "ids": [...]}:
+ * every id is tried; the answer lists each outcome. */
+static void
+api_quar_bulk(struct web_req *r, struct web_resp *resp)
+{
+	json_t *j = web_body_json(r, resp), *ids, *id, *out;
+	const char *action = NULL;
+	char err[256];
+	size_t i;
+
+	if (j == NULL)
+		return;
+	if (json_unpack(j, "{s:s, s:o}", "action", &action, "ids", &ids) == -1 ||
+	    (strcmp(action, "release") != 0 && strcmp(action, "delete") != 0) ||
+	    !json_is_array(ids) || json_array_size(ids) > API_MAX_BULK) {
+		web_error(resp, 400, "send {\"action\": \"release\" or \"delete\", "
+		    "\"ids\": [at most %d ids]}", API_MAX_BULK);
+		json_decref(j);
+		return;
+	}
+	out = json_array();
+	json_array_foreach(ids, i, id) {
+		const char *s = json_string_value(id);
+		int rc = s && api_quar_id_ok(s) ? api_quar_act(r, action, s, err,
+		    sizeof(err)) : 1;
+
+		json_array_append_new(out, json_pack("{s:s, s:s}", "id", s ? s : "",
+		    "result", rc == 0 ? "ok" : rc == 1 ? "not found" :
+		    rc == 2 ? "not held" : err));
+	}
+	web_json(resp, 200, json_pack("{s:s, s:o}", "action", action, "results", out));
+	json_decref(j);
+}
+
+/* GET /api/quarantine?q=&limit=&offset=&state=&since=&until=: newest first. */
+static void
+api_quar_list(struct web_req *r, struct web_resp *resp)
+{
+	struct db_quar_query qq = { 0 };
+	long long off, since, until;
+	json_t *j;
+
+	if (api_limit(r, resp, &qq.limit) == -1 || api_query(r, resp, &qq.q) == -1 ||
+	    api_arg_ll(r, resp, "offset", &off) == -1 ||
+	    api_arg_ll(r, resp, "since", &since) == -1 ||
+	    api_arg_ll(r, resp, "until", &until) == -1)
+		return;
+	qq.offset = off > 1000000 ? 1000000 : (int)off;
+	qq.since = (time_t)since;
+	qq.until = (time_t)until;
+	qq.state = web_arg(r, "state");
+	if (qq.state != NULL && strcmp(qq.state, "held") != 0 &&
+	    strcmp(qq.state, "releasing") != 0 && strcmp(qq.state, "released") != 0) {
+		web_error(resp, 400, "state must be held, releasing or released");
+		return;
+	}
+	if ((j = db_quar_list(&qq)) == NULL)
+		web_error(resp, 503, "the database is not answering; see the log");
+	else
+		web_json(resp, 200, json_pack("{s:o}", "messages", j));
+}
+
+static void
+api_quar_raw(struct web_resp *resp, const char *id)
+{
+	size_t len = 0;
+	char *raw = NULL;
+	int rc = db_quar_raw(id, &raw, &len);
+
+	if (rc != 0) {
+		web_error(resp, rc == 1 ? 404 : 503, rc == 1 ? "no quarantined message %s" :
+		    "the database is not answering (%s); see the log", id);
+		return;
+	}
+	resp->status = 200;
+	/* text/plain + nosniff + attachment: a browser never renders it. */
+	resp->ctype = "text/plain; charset=utf-8";
+	resp->disposition = xasprintf("attachment; filename=\"%s.eml\"", id);
+	resp->body = raw;
+	resp->len = len;
+}
+
+static void
+api_quarantine(struct web_req *r, struct web_resp *resp, struct api_path *p)
+{
+	const char *id = p->n >= 2 ? p->seg[1] : NULL;
+	json_t *j;
+	int found;
+
+	if (id != NULL && strcmp(id, "bulk") == 0 && p->n == 2 && api_is(r, "POST")) {
+		api_quar_bulk(r, resp);
+		return;
+	}
+	if (id != NULL && !api_quar_id_ok(id)) {
+		web_error(resp, 404, "no such message");
+		return;
+	}
+	if (p->n == 1 && api_is(r, "GET")) {
+		api_quar_list(r, resp);
+	} else if (p->n == 2 && api_is(r, "GET")) {
+		if ((j = db_quar_get(id, &found)) != NULL)
+			web_json(resp, 200, j);
+		else
+			web_error(resp, found ? 503 : 404, found ? "the database is not "
+			    "answering (%s); see the log" : "no quarantined message %s", id);
+	} else if (p->n == 2 && api_is(r, "DELETE"))
+		api_quar_one(r, resp, "delete", id);
+	else if (p->n == 3 && strcmp(p->seg[2], "raw") == 0 && api_is(r, "GET"))
+		api_quar_raw(resp, id);
+	else if (p->n == 3 && strcmp(p->seg[2], "release") == 0 && api_is(r, "POST"))
+		api_quar_one(r, resp, "release", id);
+	else
+		web_error(resp, 404, "no such endpoint");
+}

@@ -1,0 +1,543 @@
+/*
+ * app.js -- the Postern dashboard. Plain DOM, no framework.
+ *
+ * Safety rule: everything shown comes from mail senders or admins, so text
+ * is only ever set with textContent / value / createTextNode, never parsed
+ * as markup (tests/integration/test_api.py greps this file for the HTML
+ * sinks). A message's HTML is shown as its source text. State changes
+ * carry the session's CSRF token.
+ */
+'use strict';
+
+const P = { csrf: null, user: null, view: null, timer: null, charts: {},
+  range: 'hour', verdicts: [], verdictBefore: 0, quar: [], rules: [], editing: 0,
+  grey: { triplets: [], auto: [] }, access: [] };
+
+const $ = (id) => document.getElementById(id);
+
+/* el('td', {class: 'x'}, 'text', child) -- children as text or nodes. */
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) {
+    if (k === null || k === undefined) continue;
+    e.appendChild(typeof k === 'object' ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+async function api(method, path, body) {
+  const opts = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && P.csrf) opts.headers['X-CSRF-Token'] = P.csrf;
+  const r = await fetch(path, opts);
+  const ct = r.headers.get('Content-Type') || '';
+  const data = ct.startsWith('application/json') ? await r.json() : await r.text();
+  if (r.status === 401 && path !== '/api/login') { showLogin(); throw new Error('please log in'); }
+  if (!r.ok) {
+    const err = new Error((data && data.error) || ('HTTP ' + r.status));
+    err.status = r.status; err.data = data;
+    throw err;
+  }
+  return data;
+}
+
+function flash(msg, bad) {
+  const f = $('flash');
+  f.textContent = msg;
+  f.className = 'flash' + (bad ? ' bad' : '');
+  f.hidden = false;
+  clearTimeout(flash.t);
+  flash.t = setTimeout(() => { f.hidden = true; }, bad ? 8000 : 4000);
+}
+
+const fmtTime = (ts) => ts ? new Date(ts * 1000).toLocaleString() : '';
+const fmtScore = (s) => (typeof s === 'number' ? s.toFixed(1) : '');
+const badge = (v) => el('span', { class: 'badge ' + String(v || '').replace(/[^a-z]/g, '') }, v || '');
+const list = (a) => Array.isArray(a) ? a.join(', ') : (a || '');
+
+/* ---------------------------------------------------------------- login */
+
+function showLogin() {
+  $('top').hidden = true;
+  for (const v of document.querySelectorAll('.view')) v.hidden = true;
+  $('view-login').hidden = false;
+  stopTimer();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const errp = $('login-error');
+  errp.hidden = true;
+  try {
+    const r = await api('POST', '/api/login', { user: $('login-user').value, password: $('login-password').value });
+    $('login-password').value = '';
+    started(r);
+  } catch (e) {
+    errp.textContent = e.message;
+    errp.hidden = false;
+  }
+}
+
+function started(s) {
+  P.csrf = s.csrf; P.user = s.user;
+  $('who').textContent = s.user;
+  $('top').hidden = false;
+  $('view-login').hidden = true;
+  route();
+}
+
+async function logout() {
+  try { await api('POST', '/api/logout'); } catch (e) { /* gone anyway */ }
+  P.csrf = null;
+  showLogin();
+}
+
+/* -------------------------------------------------------------- routing */
+
+const VIEWS = { overview: loadOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
+  rules: loadRules, lists: loadLists };
+
+function stopTimer() { if (P.timer) clearInterval(P.timer); P.timer = null; }
+
+function route() {
+  if (!P.csrf) return;
+  const name = (location.hash || '#overview').slice(1);
+  const view = VIEWS[name] ? name : 'overview';
+  P.view = view;
+  stopTimer();
+  for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== 'view-' + view;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.view === view);
+  VIEWS[view]().catch((e) => flash(e.message, true));
+}
+
+/* ------------------------------------------------------------- overview */
+
+const VERDICT_KINDS = ['accept', 'tag', 'quarantine', 'tempfail', 'reject'];
+const VERDICT_COLORS = { accept: '#1e7b34', tag: '#d08a00', quarantine: '#7b3fa8', tempfail: '#1f5fbf', reject: '#b3261e' };
+const BUCKET = { hour: 60, day: 1800, week: 21600 };
+
+async function loadOverview() {
+  await drawOverview();
+  P.timer = setInterval(() => drawOverview().catch(() => {}), 10000);
+}
+
+function tile(label, n) {
+  return el('div', { class: 'tile' }, el('div', { class: 'n' }, String(n)), el('div', { class: 'l' }, label));
+}
+
+function topTable(id, rows) {
+  const t = clear($(id));
+  if (!rows.length) t.appendChild(el('tr', {}, el('td', { class: 'hint' }, 'nothing yet')));
+  for (const [name, n] of rows) t.appendChild(el('tr', {}, el('td', {}, name), el('td', {}, String(n))));
+}
+
+async function drawOverview() {
+  const s = await api('GET', '/api/stats?range=' + P.range);
+  const tot = s.totals || {};
+  const live = s.live || {};
+  const sum = (k) => tot['verdict:' + k] || 0;
+  const tiles = clear($('tiles'));
+  tiles.append(tile('messages (' + s.range + ')', VERDICT_KINDS.reduce((a, k) => a + sum(k), 0)),
+    tile('accepted', sum('accept') + sum('tag')), tile('quarantined', sum('quarantine')),
+    tile('rejected', sum('reject')), tile('tempfailed', sum('tempfail')),
+    tile('sessions open', live.sessions_active || 0), tile('sessions since start', live.sessions || 0),
+    tile('database', live.db_ok ? 'ok' : 'FAILING'));
+  drawTimeChart(s);
+  drawVerdictChart(sum);
+  const top = s.top || {};
+  topTable('top-clients', top.clients || []);
+  topTable('top-domains', top.sender_domains || []);
+  topTable('top-rules', top.rules || []);
+}
+
+function drawTimeChart(s) {
+  if (typeof Chart === 'undefined') return;
+  const step = BUCKET[s.range] || 60;
+  const start = s.since - (s.since % step);
+  const n = Math.ceil((s.now - start) / step);
+  const labels = [];
+  const series = {};
+  for (const k of VERDICT_KINDS) series[k] = new Array(n).fill(0);
+  for (let i = 0; i < n; i++) {
+    const d = new Date((start + i * step) * 1000);
+    labels.push(s.range === 'hour' || s.range === 'day'
+      ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+      : d.toLocaleString([], { weekday: 'short', hour: '2-digit' }));
+  }
+  for (const m of s.minutes || []) {
+    if (!m.name.startsWith('verdict:')) continue;
+    const k = m.name.slice(8);
+    const i = Math.floor((m.minute - start) / step);
+    if (series[k] && i >= 0 && i < n) series[k][i] += m.n;
+  }
+  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k], borderColor: VERDICT_COLORS[k],
+    backgroundColor: VERDICT_COLORS[k], fill: false, tension: 0.2, pointRadius: 0 }));
+  if (P.charts.time) {
+    P.charts.time.data.labels = labels;
+    P.charts.time.data.datasets.forEach((d, i) => { d.data = datasets[i].data; });
+    P.charts.time.update('none');
+    return;
+  }
+  P.charts.time = new Chart($('chart-time'), { type: 'line', data: { labels, datasets },
+    options: { responsive: true, maintainAspectRatio: false, animation: false,
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12 } } } } });
+}
+
+function drawVerdictChart(sum) {
+  if (typeof Chart === 'undefined') return;
+  const data = VERDICT_KINDS.map(sum);
+  if (P.charts.verdicts) {
+    P.charts.verdicts.data.datasets[0].data = data;
+    P.charts.verdicts.update('none');
+    return;
+  }
+  P.charts.verdicts = new Chart($('chart-verdicts'), { type: 'doughnut',
+    data: { labels: VERDICT_KINDS, datasets: [{ data, backgroundColor: VERDICT_KINDS.map((k) => VERDICT_COLORS[k]) }] },
+    options: { responsive: true, maintainAspectRatio: false, animation: false } });
+}
+
+/* ------------------------------------------------------------- verdicts */
+
+async function loadVerdicts(more) {
+  const q = $('verdict-q').value.trim();
+  let url = '/api/verdicts?limit=100';
+  if (q) url += '&q=' + encodeURIComponent(q);
+  if (more && P.verdictBefore) url += '&before=' + P.verdictBefore;
+  const r = await api('GET', url);
+  P.verdicts = more ? P.verdicts.concat(r.verdicts) : r.verdicts;
+  P.verdictBefore = r.verdicts.length ? r.verdicts[r.verdicts.length - 1].id : 0;
+  $('verdict-more').hidden = r.verdicts.length < 100;
+  const tb = clear($('verdict-table').tBodies[0]);
+  if (!P.verdicts.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No transactions yet.')));
+  for (const v of P.verdicts) {
+    tb.appendChild(el('tr', { on: { click: (ev) => showVerdict(v, ev.currentTarget) } },
+      el('td', {}, fmtTime(v.ts)), el('td', {}, v.client_ip), el('td', {}, v.mail_from),
+      el('td', {}, list(v.rcpts)), el('td', { class: 'subj' }, v.subject),
+      el('td', { class: 'num' }, fmtScore(v.score)), el('td', {}, badge(v.verdict))));
+  }
+  if (!more) $('verdict-detail').hidden = true;
+}
+
+function kv(pairs) {
+  const dl = el('dl', { class: 'kv' });
+  for (const [k, v] of pairs) dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '' : v));
+  return dl;
+}
+
+/* Every check's result and reason, as a table. */
+function checksTable(checks) {
+  const t = el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Check'), el('th', {}, 'Result'),
+    el('th', { class: 'num' }, 'Score'), el('th', {}, 'Reason'))));
+  const tb = el('tbody');
+  for (const c of checks || [])
+    tb.appendChild(el('tr', {}, el('td', {}, c.check), el('td', {}, badge(c.result)),
+      el('td', { class: 'num' }, fmtScore(c.score)), el('td', {}, c.reason || '')));
+  t.appendChild(tb);
+  return t;
+}
+
+function showVerdict(v, tr) {
+  for (const r of tr.parentNode.children) r.classList.remove('sel');
+  tr.classList.add('sel');
+  const d = clear($('verdict-detail'));
+  d.append(el('h3', {}, 'Transaction ' + (v.sid || v.id)),
+    kv([['Time', fmtTime(v.ts)], ['Client', v.client_ip + (v.client_name ? ' (' + v.client_name + ')' : '')],
+      ['HELO', v.helo], ['From', v.mail_from], ['To', list(v.rcpts)], ['Subject', v.subject],
+      ['Message-ID', v.msgid], ['Size', v.size + ' bytes'], ['Score', fmtScore(v.score)],
+      ['Verdict', badge(v.verdict)], ['Our reply', v.reply], ['Backend reply', v.backend_reply],
+      ['Time taken', v.ms + ' ms']]));
+  d.appendChild(checksTable(v.checks));
+  d.hidden = false;
+  d.scrollIntoView({ block: 'nearest' });
+}
+
+/* ----------------------------------------------------------- quarantine */
+
+const qid = (m) => String(m.id);
+
+/* What put a message in quarantine: the checks that scored, rules first. */
+function reasonText(m) {
+  const rs = Array.isArray(m.reasons) ? m.reasons : [];
+  const hits = rs.filter((r) => r.check === 'rule' || r.score > 0);
+  return (hits.length ? hits : rs).map((r) => r.check === 'rule' ? 'rule ' + (r.reason || '')
+    : r.check + '=' + r.result).join(', ');
+}
+
+async function loadQuarantine() {
+  const q = $('quar-q').value.trim();
+  const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  P.quar = r.messages || [];
+  const tb = clear($('quar-table').tBodies[0]);
+  $('quar-all').checked = false;
+  if (!P.quar.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'The quarantine is empty.')));
+  for (const m of P.quar) {
+    const box = el('input', { type: 'checkbox', class: 'pick', 'data-id': qid(m), 'aria-label': 'select' });
+    box.addEventListener('click', (ev) => ev.stopPropagation());
+    tb.appendChild(el('tr', { 'data-id': qid(m), on: { click: (ev) => previewQuar(m, ev.currentTarget) } },
+      el('td', {}, box), el('td', {}, fmtTime(m.ts || m.received || m.created)),
+      el('td', {}, m.mail_from || m.sender || ''), el('td', {}, list(m.rcpts || m.recipients)),
+      el('td', { class: 'subj' }, m.subject || ''), el('td', { class: 'num' }, fmtScore(m.score)),
+      el('td', {}, reasonText(m)),
+      el('td', {}, el('button', { type: 'button', class: 'small release', on: { click: (ev) => { ev.stopPropagation(); quarAct('release', [qid(m)]); } } }, 'Release'))));
+  }
+  $('quar-preview').hidden = true;
+}
+
+async function previewQuar(m, tr) {
+  for (const r of tr.parentNode.children) r.classList.remove('sel');
+  tr.classList.add('sel');
+  const id = qid(m);
+  const [detail, raw] = await Promise.all([api('GET', '/api/quarantine/' + encodeURIComponent(id)),
+    api('GET', '/api/quarantine/' + encodeURIComponent(id) + '/raw')]);
+  const d = clear($('quar-preview'));
+  const q = detail;
+  const pairs = [['Received', fmtTime(q.ts)],
+    ['Client', (q.client_ip || '') + (q.client_name ? ' (' + q.client_name + ')' : '')],
+    ['HELO', q.helo], ['From', q.mail_from], ['To', list(q.rcpts)], ['Subject', q.subject],
+    ['Message-ID', q.msgid], ['Size', q.size + ' bytes'], ['Score', fmtScore(q.score)],
+    ['State', badge(q.state)]];
+  if (q.released_at) pairs.push(['Released', fmtTime(q.released_at) + ' by ' + (q.released_by || '')]);
+  d.append(el('h3', {}, 'Message ' + id), kv(pairs), checksTable(q.reasons),
+    el('div', { class: 'row' },
+      el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release'),
+      el('button', { type: 'button', class: 'danger', on: { click: () => quarAct('delete', [id]) } }, 'Delete'),
+      el('a', { href: '/api/quarantine/' + encodeURIComponent(id) + '/raw', download: id + '.eml' }, 'Download')),
+    el('h3', {}, 'Headers and body, as text'),
+    el('pre', { id: 'quar-raw' }, typeof raw === 'string' ? raw : JSON.stringify(raw)));
+  d.hidden = false;
+  d.scrollIntoView({ block: 'nearest' });
+}
+
+async function quarAct(action, ids) {
+  if (!ids.length) { flash('Select messages first.', true); return; }
+  if (action === 'delete' && !confirm('Delete ' + ids.length + ' message(s) for good?')) return;
+  try {
+    if (ids.length === 1) {
+      const path = '/api/quarantine/' + encodeURIComponent(ids[0]);
+      await (action === 'release' ? api('POST', path + '/release') : api('DELETE', path));
+      flash((action === 'release' ? 'Released ' : 'Deleted ') + ids[0]);
+    } else {
+      const r = await api('POST', '/api/quarantine/bulk', { action, ids });
+      const bad = r.results.filter((x) => x.result !== 'ok');
+      flash(action + ': ' + (ids.length - bad.length) + ' done' + (bad.length ? ', ' + bad.length + ' failed' : ''), bad.length > 0);
+    }
+  } catch (e) { flash(e.message, true); }
+  await loadQuarantine();
+}
+
+const picked = () => [...document.querySelectorAll('#quar-table .pick:checked')].map((b) => b.dataset.id);
+
+/* ---------------------------------------------------------------- rules */
+
+async function loadRules() {
+  const r = await api('GET', '/api/rules');
+  P.rules = r.rules || [];
+  const tb = clear($('rule-table').tBodies[0]);
+  if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No rules yet.')));
+  for (const rule of P.rules) {
+    const on = el('input', { type: 'checkbox', checked: !!rule.enabled, 'aria-label': 'enabled' });
+    on.addEventListener('click', (ev) => ev.stopPropagation());
+    on.addEventListener('change', () => saveRule(Object.assign({}, rule, { enabled: on.checked }), rule.id));
+    tb.appendChild(el('tr', { on: { click: () => editRule(rule) } },
+      el('td', {}, on), el('td', {}, rule.name), el('td', {}, rule.target),
+      el('td', { class: 'mono subj' }, '/' + rule.pattern + '/' + (rule.flags || '')),
+      el('td', {}, badge(rule.action)), el('td', { class: 'num' }, fmtScore(rule.score)),
+      el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: (ev) => { ev.stopPropagation(); deleteRule(rule); } } }, 'Delete'))));
+  }
+}
+
+function ruleFromForm() {
+  const t = $('rule-target').value;
+  return { name: $('rule-name').value.trim(), target: t === 'header' ? 'header:' + $('rule-header').value.trim() : t,
+    pattern: $('rule-pattern').value, flags: $('rule-flags').value.trim(), action: $('rule-action').value,
+    score: parseFloat($('rule-score').value || '0') || 0, enabled: $('rule-enabled').checked };
+}
+
+function editRule(rule) {
+  P.editing = rule ? rule.id : 0;
+  $('rule-form-title').textContent = rule ? 'Edit rule ' + rule.name : 'New rule';
+  const target = rule ? rule.target : 'subject';
+  const isHeader = target.startsWith('header:');
+  $('rule-name').value = rule ? rule.name : '';
+  $('rule-target').value = isHeader ? 'header' : target;
+  $('rule-header').value = isHeader ? target.slice(7) : '';
+  $('rule-header-label').hidden = !isHeader;
+  $('rule-pattern').value = rule ? rule.pattern : '';
+  $('rule-flags').value = rule ? rule.flags || '' : 'i';
+  $('rule-action').value = rule ? rule.action : 'score';
+  $('rule-score').value = rule ? rule.score : 1;
+  $('rule-enabled').checked = rule ? !!rule.enabled : true;
+  $('rule-test-result').textContent = '';
+  $('rule-form').hidden = false;
+  checkRule();
+  $('rule-name').focus();
+}
+
+/* Validate as the admin types: the server compiles the pattern. */
+async function checkRule() {
+  const hint = $('rule-check');
+  const where = $('rule-where');
+  const rule = ruleFromForm();
+  where.hidden = true;
+  $('rule-pattern').classList.remove('bad');
+  if (!rule.name || !rule.pattern) { hint.textContent = 'Name and pattern are required.'; hint.className = 'hint'; return false; }
+  const seq = (checkRule.seq = (checkRule.seq || 0) + 1);
+  try {
+    await api('POST', '/api/rules/validate', rule);
+    if (seq !== checkRule.seq) return false;
+    hint.textContent = 'Pattern compiles.';
+    hint.className = 'hint good';
+    return true;
+  } catch (e) {
+    if (seq !== checkRule.seq) return false;
+    hint.textContent = e.message;
+    hint.className = 'hint bad';
+    if (e.data && typeof e.data.offset === 'number') {
+      $('rule-pattern').classList.add('bad');
+      where.textContent = rule.pattern + '\n' + ' '.repeat(e.data.offset) + '^ here';
+      where.hidden = false;
+    }
+    return false;
+  }
+}
+
+function debounce(fn, ms) { let t; return () => { clearTimeout(t); t = setTimeout(fn, ms); }; }
+
+async function saveRule(rule, id) {
+  try {
+    if (id) await api('PUT', '/api/rules/' + id, rule);
+    else await api('POST', '/api/rules', rule);
+    flash('Rule ' + rule.name + ' saved.');
+    $('rule-form').hidden = true;
+  } catch (e) { flash(e.message, true); }
+  await loadRules();
+}
+
+async function deleteRule(rule) {
+  if (!confirm('Delete rule ' + rule.name + '?')) return;
+  try { await api('DELETE', '/api/rules/' + rule.id); flash('Rule ' + rule.name + ' deleted.'); } catch (e) { flash(e.message, true); }
+  await loadRules();
+}
+
+async function testRule() {
+  const out = $('rule-test-result');
+  const body = { rule: ruleFromForm() };
+  const qidv = $('rule-test-qid').value.trim();
+  if (qidv) body.quarantine_id = qidv; else body.message = $('rule-test-msg').value.replace(/\r?\n/g, '\r\n');
+  try {
+    const r = await api('POST', '/api/rules/test', body);
+    out.textContent = r.matched ? 'Matches in ' + r.where + ' at ' + r.offset + ': \u201c' + r.excerpt + '\u201d' : 'No match.';
+    out.className = 'hint ' + (r.matched ? 'good' : '');
+  } catch (e) { out.textContent = e.message; out.className = 'hint bad'; }
+}
+
+/* ------------------------------------------------ greylist and access */
+
+async function loadLists() {
+  const [g, a] = await Promise.all([api('GET', '/api/greylist?limit=500'), api('GET', '/api/access')]);
+  P.grey = g; P.access = a.entries || [];
+  drawGrey();
+  drawAccess();
+}
+
+const matches = (q, ...fields) => !q || fields.some((f) => String(f || '').toLowerCase().includes(q));
+
+function drawGrey() {
+  const q = $('grey-q').value.trim().toLowerCase();
+  const tb = clear($('grey-table').tBodies[0]);
+  const rows = (P.grey.triplets || []).filter((t) => matches(q, t.net, t.sender, t.rcpt));
+  if (!rows.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No greylist entries.')));
+  for (const t of rows)
+    tb.appendChild(el('tr', {}, el('td', {}, t.net), el('td', {}, t.sender), el('td', {}, t.rcpt),
+      el('td', {}, fmtTime(t.first_seen)), el('td', {}, fmtTime(t.last_seen)), el('td', {}, t.passed ? 'yes' : 'no'),
+      el('td', {}, el('button', { type: 'button', class: 'small', on: { click: () => addAccess('allow', 'client', t.net, 'from greylist') } }, 'Allowlist'))));
+  const ta = clear($('grey-auto').tBodies[0]);
+  for (const x of (P.grey.auto || []).filter((x) => matches(q, x.net)))
+    ta.appendChild(el('tr', {}, el('td', {}, x.net), el('td', {}, String(x.passes)), el('td', {}, fmtTime(x.last_seen))));
+}
+
+function drawAccess() {
+  const q = $('access-q').value.trim().toLowerCase();
+  const tb = clear($('access-table').tBodies[0]);
+  const rows = P.access.filter((e) => matches(q, e.list, e.kind, e.value, e.note));
+  if (!rows.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 6, class: 'hint' }, 'No entries.')));
+  for (const e of rows)
+    tb.appendChild(el('tr', {}, el('td', {}, badge(e.list === 'allow' ? 'accept' : 'reject')), el('td', {}, e.kind),
+      el('td', {}, e.value), el('td', {}, e.note), el('td', {}, fmtTime(e.created)),
+      el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: () => delAccess(e) } }, 'Remove'))));
+  for (const b of tb.querySelectorAll('.badge')) b.textContent = b.className.includes('accept') ? 'allow' : 'deny';
+}
+
+async function addAccess(listName, kind, value, note) {
+  try {
+    const r = await api('POST', '/api/access', { list: listName, kind, value, note });
+    flash(r.created ? 'Added ' + listName + ' ' + kind + ' ' + value : 'Already listed: ' + value);
+  } catch (e) { flash(e.message, true); }
+  await loadLists();
+}
+
+async function delAccess(e) {
+  try {
+    await api('DELETE', '/api/access?list=' + encodeURIComponent(e.list) + '&kind=' + encodeURIComponent(e.kind) + '&value=' + encodeURIComponent(e.value));
+    flash('Removed ' + e.value);
+  } catch (err) { flash(err.message, true); }
+  await loadLists();
+}
+
+/* ---------------------------------------------------------------- start */
+
+function wire() {
+  $('login-form').addEventListener('submit', login);
+  $('logout').addEventListener('click', logout);
+  window.addEventListener('hashchange', route);
+  for (const b of document.querySelectorAll('#range button'))
+    b.addEventListener('click', () => {
+      P.range = b.dataset.range;
+      for (const o of document.querySelectorAll('#range button')) o.classList.toggle('on', o === b);
+      drawOverview().catch((e) => flash(e.message, true));
+    });
+  $('verdict-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadVerdicts().catch((e) => flash(e.message, true)); });
+  $('verdict-more').addEventListener('click', () => loadVerdicts(true).catch((e) => flash(e.message, true)));
+  $('quar-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadQuarantine().catch((e) => flash(e.message, true)); });
+  $('quar-all').addEventListener('change', () => { for (const b of document.querySelectorAll('#quar-table .pick')) b.checked = $('quar-all').checked; });
+  $('quar-bulk-release').addEventListener('click', () => quarAct('release', picked()));
+  $('quar-bulk-delete').addEventListener('click', () => quarAct('delete', picked()));
+  $('rule-new').addEventListener('click', () => editRule(null));
+  $('rule-cancel').addEventListener('click', () => { $('rule-form').hidden = true; });
+  $('rule-target').addEventListener('change', () => { $('rule-header-label').hidden = $('rule-target').value !== 'header'; checkRule(); });
+  const later = debounce(checkRule, 250);
+  for (const id of ['rule-name', 'rule-pattern', 'rule-flags', 'rule-header', 'rule-score']) $(id).addEventListener('input', later);
+  $('rule-action').addEventListener('change', later);
+  $('rule-test').addEventListener('click', testRule);
+  $('rule-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (await checkRule()) await saveRule(ruleFromForm(), P.editing);
+  });
+  $('grey-q').addEventListener('input', drawGrey);
+  $('access-q').addEventListener('input', drawAccess);
+  $('access-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    addAccess($('access-list').value, $('access-kind').value, $('access-value').value.trim(), $('access-note').value.trim());
+    $('access-value').value = '';
+  });
+}
+
+document.addEventListener('DOMContentLoaded', async () => {
+  wire();
+  try {
+    const s = await fetch('/api/session', { credentials: 'same-origin' });
+    if (s.ok) { const j = await s.json(); if (j.csrf) { started(j); return; } }
+  } catch (e) { /* fall through to the login form */ }
+  showLogin();
+});

@@ -1,0 +1,638 @@
+/*
+ * web.c -- see web.h. HTTP plumbing on libmicrohttpd: the daemon, request
+ * bodies, the authentication gate (bearer token or session cookie + CSRF),
+ * login/logout/session, static files, /healthz, and the headers every
+ * response carries. The JSON API itself is in api.c.
+ *
+ * A request is answered in three steps: web_access() gathers the body
+ * (bounded by WEB_MAX_BODY), web_route() decides who may see what, and
+ * web_send() turns the web_resp into a libmicrohttpd response with the
+ * security headers. Nothing here keeps per-request state past the request.
+ */
+#include "web.h"
+#include "web_int.h"
+#include "auth.h"
+#include "conf.h"
+#include "db.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define WEB_COOKIE		"postern_session"
+#define WEB_THREADS		2	/* request threads; the UI is light */
+#define WEB_MAX_CONN		256
+#define WEB_CONN_TIMEOUT	30	/* seconds idle before a connection closes */
+#define WEB_MAX_PEM		(256 * 1024)	/* bytes of a TLS key or cert file */
+
+/* Strict by design: no inline script or style anywhere in the dashboard. */
+#define WEB_CSP "default-src 'self'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; " \
+	"form-action 'self'; frame-ancestors 'none'"
+
+static struct MHD_Daemon *web_daemon;
+static struct conf	*web_conf;
+static int		 web_tls;
+static char		*web_pem_cert, *web_pem_key;
+
+static enum MHD_Result web_access(void *, struct MHD_Connection *, const char *url,
+		    const char *method, const char *version, const char *upload,
+		    size_t *upload_size, void **con_cls);
+static void	 web_completed(void *, struct MHD_Connection *, void **,
+		    enum MHD_RequestTerminationCode);
+static void	 web_route(struct web_req *, struct web_resp *);
+static int	 web_gate(struct web_req *, struct web_resp *);
+static int	 web_gate_bearer(struct web_req *, struct web_resp *, const char *);
+static void	 web_login(struct web_req *, struct web_resp *);
+static void	 web_logout(struct web_req *, struct web_resp *);
+static void	 web_session(struct web_req *, struct web_resp *);
+static void	 web_static(struct web_req *, struct web_resp *, const char *name);
+static enum MHD_Result web_send(struct web_req *, struct web_resp *);
+static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
+static char	*web_read_pem(const char *path);
+static int	 web_state_change(const char *method);
+
+/* ------------------------------------------------------------- helpers */
+
+void
+web_json(struct web_resp *r, int status, json_t *j)
+{
+	r->status = status;
+	r->ctype = "application/json";
+	r->body = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (r->body == NULL)
+		fatalx("web: json_dumps failed");
+	r->len = strlen(r->body);
+	json_decref(j);
+}
+
+void
+web_error(struct web_resp *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	free(r->body);
+	r->body = NULL;
+	web_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+const char *
+web_arg(const struct web_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+json_t *
+web_body_json(const struct web_req *r, struct web_resp *resp)
+{
+	json_error_t e;
+	json_t *j;
+
+	if (r->body == NULL || r->len == 0) {
+		web_error(resp, 400, "a JSON object is required in the body");
+		return NULL;
+	}
+	if ((j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &e)) == NULL) {
+		web_error(resp, 400, "bad JSON at line %d column %d: %s", e.line,
+		    e.column, e.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		web_error(resp, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static int
+web_state_change(const char *m)
+{
+	return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+}
+
+/* ------------------------------------------------------------- routing */
+
+static void
+web_route(struct web_req *r, struct web_resp *resp)
+{
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+	    strcmp(r->method, "POST") != 0 && strcmp(r->method, "PUT") != 0 &&
+	    strcmp(r->method, "DELETE") != 0) {
+		web_error(resp, 405, "method not allowed");
+		return;
+	}
+	if (r->too_big) {
+		web_error(resp, 413, "body larger than %d bytes", WEB_MAX_BODY);
+		return;
+	}
+	if (strcmp(r->path, "/healthz") == 0) {
+		web_json(resp, 200, json_pack("{s:s, s:b}", "status", "ok",
+		    "db", db_ok()));
+		return;
+	}
+	if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/index.html") == 0) {
+		web_static(r, resp, "index.html");
+		return;
+	}
+	if (strncmp(r->path, "/static/", 8) == 0) {
+		web_static(r, resp, r->path + 8);
+		return;
+	}
+	if (strcmp(r->path, "/api/login") == 0) {
+		web_login(r, resp);
+		return;
+	}
+	if (strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/metrics") != 0) {
+		web_error(resp, 404, "no such page");
+		return;
+	}
+	if (web_gate(r, resp) == -1)
+		return;
+	if (strcmp(r->path, "/api/logout") == 0)
+		web_logout(r, resp);
+	else if (strcmp(r->path, "/api/session") == 0)
+		web_session(r, resp);
+	else
+		api_dispatch(r, resp);
+}
+
+/* Who is asking: 0 and r->user set, or -1 with 401/403/429 in resp. */
+static int
+web_gate(struct web_req *r, struct web_resp *resp)
+{
+	const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
+	    WEB_COOKIE);
+	const char *sent;
+	char csrf[AUTH_TOKEN_HEX + 1];
+
+	if (authz != NULL)
+		return web_gate_bearer(r, resp, authz);
+	if (cookie == NULL || !auth_session_get(cookie, r->user, csrf)) {
+		web_error(resp, 401, "log in or send Authorization: Bearer <web.api_token>");
+		return -1;
+	}
+	/* A cookie rides along on cross-site requests; the CSRF token, which
+	 * only our own page can read, proves the request came from it. */
+	sent = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+	if (web_state_change(r->method) && (sent == NULL || !auth_secret_eq(sent, csrf))) {
+		web_error(resp, 403, "missing or wrong X-CSRF-Token");
+		return -1;
+	}
+	return 0;
+}
+
+/* Bearer tokens are guessed like passwords, so failures count against the
+ * address in the same rate limiter. */
+static int
+web_gate_bearer(struct web_req *r, struct web_resp *resp, const char *authz)
+{
+	const char *want = r->conf->web_api_token;
+
+	if (!auth_rate_allowed(r->ip, "api-token")) {
+		web_error(resp, 429, "too many failed attempts; wait and retry");
+		return -1;
+	}
+	if (strncasecmp(authz, "Bearer ", 7) != 0 || want == NULL || *want == '\0' ||
+	    !auth_secret_eq(authz + 7, want)) {
+		auth_rate_fail(r->ip, "api-token");
+		web_error(resp, 401, "bad bearer token");
+		return -1;
+	}
+	snprintf(r->user, sizeof(r->user), "api-token");
+	return 0;
+}
+
+/* ------------------------------------------------- login and sessions */
+
+static void
+web_login(struct web_req *r, struct web_resp *resp)
+{
+	const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	char token[AUTH_TOKEN_HEX + 1], csrf[AUTH_TOKEN_HEX + 1];
+	const char *user = NULL, *pw = NULL;
+	char *hash;
+	json_t *j;
+	int ok;
+
+	if (strcmp(r->method, "POST") != 0) {
+		web_error(resp, 405, "POST {\"user\", \"password\"} to log in");
+		return;
+	}
+	/* A cross-site HTML form cannot send application/json. */
+	if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0) {
+		web_error(resp, 415, "Content-Type must be application/json");
+		return;
+	}
+	if ((j = web_body_json(r, resp)) == NULL)
+		return;
+	if (json_unpack(j, "{s:s, s:s}", "user", &user, "password", &pw) == -1 ||
+	    !auth_user_ok(user) || strlen(pw) > AUTH_MAX_PASSWORD) {
+		json_decref(j);
+		web_error(resp, 400, "user and password are required strings");
+		return;
+	}
+	if (!auth_rate_allowed(r->ip, user)) {
+		json_decref(j);
+		web_error(resp, 429, "too many failed logins; wait %d minutes",
+		    AUTH_RATE_WINDOW / 60);
+		return;
+	}
+	hash = db_user_hash(user);
+	ok = auth_verify(pw, hash) == 1;
+	free(hash);
+	if (!ok) {
+		auth_rate_fail(r->ip, user);
+		log_info("web: failed login for %s from %s", user, r->ip);
+		json_decref(j);
+		web_error(resp, 401, "wrong user name or password");
+		return;
+	}
+	auth_rate_ok(user);
+	auth_session_new(user, token, csrf);
+	resp->cookie = xasprintf(WEB_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; "
+	    "SameSite=Strict%s", token, AUTH_SESSION_MAX_AGE, web_tls ? "; Secure" : "");
+	log_info("web: %s logged in from %s", user, r->ip);
+	web_json(resp, 200, json_pack("{s:s, s:s}", "user", user, "csrf", csrf));
+	json_decref(j);
+}
+
+static void
+web_logout(struct web_req *r, struct web_resp *resp)
+{
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
+	    WEB_COOKIE);
+
+	if (strcmp(r->method, "POST") != 0) {
+		web_error(resp, 405, "POST to log out");
+		return;
+	}
+	if (cookie != NULL)
+		auth_session_end(cookie);
+	resp->cookie = xasprintf(WEB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; "
+	    "SameSite=Strict%s", web_tls ? "; Secure" : "");
+	web_json(resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* The page asks who it is after a reload: user and the CSRF token. */
+static void
+web_session(struct web_req *r, struct web_resp *resp)
+{
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
+	    WEB_COOKIE);
+	char user[AUTH_MAX_USER + 1], csrf[AUTH_TOKEN_HEX + 1];
+
+	if (cookie == NULL || !auth_session_get(cookie, user, csrf)) {
+		web_json(resp, 200, json_pack("{s:s}", "user", r->user));
+		return;
+	}
+	web_json(resp, 200, json_pack("{s:s, s:s}", "user", user, "csrf", csrf));
+}
+
+static void
+web_static(struct web_req *r, struct web_resp *resp, const char *name)
+{
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+		web_error(resp, 405, "method not allowed");
+		return;
+	}
+	for (size_t i = 0; i < web_nassets; i++)
+		if (strcmp(web_assets[i].name, name) == 0) {
+			resp->status = 200;
+			resp->ctype = web_assets[i].ctype;
+			resp->body = xmalloc(web_assets[i].len + 1);
+			memcpy(resp->body, web_assets[i].data, web_assets[i].len);
+			resp->len = web_assets[i].len;
+			return;
+		}
+	web_error(resp, 404, "no such file");
+}
+
+/* ------------------------------------------------------ libmicrohttpd */
+
+static enum MHD_Result
+web_send(struct web_req *r, struct web_resp *resp)
+{
+	struct MHD_Response *m;
+	enum MHD_Result ret;
+
+	m = MHD_create_response_from_buffer(resp->len, resp->body ? resp->body : "",
+	    resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	resp->body = NULL;
+	if (m == NULL)
+		return MHD_NO;
+	MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    resp->ctype ? resp->ctype : "text/plain; charset=utf-8");
+	MHD_add_response_header(m, "Content-Security-Policy", WEB_CSP);
+	MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(m, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(m, "X-Frame-Options", "DENY");
+	MHD_add_response_header(m, "Cross-Origin-Opener-Policy", "same-origin");
+	MHD_add_response_header(m, "Cache-Control", "no-store");
+	if (web_tls)
+		MHD_add_response_header(m, "Strict-Transport-Security", "max-age=31536000");
+	if (resp->status == 401 && strncmp(r->path, "/api/", 5) != 0)
+		MHD_add_response_header(m, "WWW-Authenticate", "Bearer realm=\"postern\"");
+	if (resp->cookie != NULL)
+		MHD_add_response_header(m, MHD_HTTP_HEADER_SET_COOKIE, resp->cookie);
+	if (resp->disposition != NULL)
+		MHD_add_response_header(m, "Content-Disposition", resp->disposition);
+	ret = MHD_queue_response(r->conn, (unsigned)resp->status, m);
+	MHD_destroy_response(m);
+	return ret;
+}
+
+static void
+web_client_ip(struct web_req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(r->ip, sizeof(r->ip), "unknown");
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip,
+		    sizeof(r->ip));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
+		    sizeof(r->ip));
+}
+
+/* Called once with no body, once per body chunk, then once to answer. */
+static enum MHD_Result
+web_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	struct web_req *r = *con_cls;
+	struct web_resp resp = { .status = 500 };
+	enum MHD_Result ret;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		r = xcalloc(1, sizeof(*r));
+		r->conn = conn;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (!r->too_big && r->len + *upload_size <= WEB_MAX_BODY) {
+			r->body = xrealloc(r->body, r->len + *upload_size + 1);
+			memcpy(r->body + r->len, upload, *upload_size);
+			r->len += *upload_size;
+			r->body[r->len] = '\0';
+		} else
+			r->too_big = 1;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	r->method = method;
+	r->path = url;
+	/* The settings of the moment: SIGHUP may have swapped in a new token. */
+	if ((r->conf = conf_current()) == NULL)
+		r->conf = conf_ref(web_conf);
+	web_client_ip(r);
+	web_route(r, &resp);
+	ret = web_send(r, &resp);
+	conf_unref(r->conf);
+	r->conf = NULL;
+	free(resp.body);
+	free(resp.cookie);
+	free(resp.disposition);
+	return ret;
+}
+
+static void
+web_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode why)
+{
+	struct web_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)why;
+	if (r != NULL) {
+		free(r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+/* ------------------------------------------------------------ daemon */
+
+static int
+web_bind_addr(const char *listen, struct sockaddr_storage *ss, int *v6)
+{
+	char host[256];
+	int port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (hostport_split(listen, host, sizeof(host), &port) == -1)
+		return -1;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*v6 = 0;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*v6 = 1;
+		return 0;
+	}
+	return -1;
+}
+
+static char *
+web_read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		log_err("web: cannot open %s: %m", path);
+		return NULL;
+	}
+	buf = xmalloc(WEB_MAX_PEM + 1);
+	n = fread(buf, 1, WEB_MAX_PEM, f);
+	fclose(f);
+	if (n == 0 || n == WEB_MAX_PEM) {
+		log_err("web: %s is empty or larger than %d bytes", path, WEB_MAX_PEM);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int
+web_start(struct conf *c)
+{
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int v6;
+
+	if (web_bind_addr(c->web_listen, &ss, &v6) == -1) {
+		log_err("web: web.listen %s is not an address:port", c->web_listen);
+		return -1;
+	}
+	web_tls = c->web_tls_cert && *c->web_tls_cert && c->web_tls_key && *c->web_tls_key;
+	if (web_tls && ((web_pem_cert = web_read_pem(c->web_tls_cert)) == NULL ||
+	    (web_pem_key = web_read_pem(c->web_tls_key)) == NULL))
+		return -1;
+	if (web_tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		log_err("web: this libmicrohttpd has no TLS; unset web.tls_cert");
+		return -1;
+	}
+	flags |= (v6 ? MHD_USE_IPv6 : 0) | (web_tls ? MHD_USE_TLS : 0);
+	web_conf = conf_ref(c);
+	web_daemon = MHD_start_daemon(flags, 0, NULL, NULL, web_access, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WEB_THREADS,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_MAX_CONN,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONN_TIMEOUT,
+	    MHD_OPTION_NOTIFY_COMPLETED, web_completed, NULL,
+	    web_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, web_pem_cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, web_pem_key,
+	    MHD_OPTION_END);
+	if (web_daemon == NULL) {
+		log_err("web: cannot listen on %s", c->web_listen);
+		conf_unref(web_conf);
+		web_conf = NULL;
+		return -1;
+	}
+	log_info("web: dashboard on %s://%s/", web_tls ? "https" : "http", c->web_listen);
+	return 0;
+}
+
+void
+web_stop(void)
+{
+	if (web_daemon != NULL)
+		MHD_stop_daemon(web_daemon);
+	web_daemon = NULL;
+	if (web_conf != NULL)
+		conf_unref(web_conf);
+	web_conf = NULL;
+	free(web_pem_cert);
+	web_pem_cert = NULL;
+	free(web_pem_key);
+	web_pem_key = NULL;
+}
+
+/* ------------------------------------------------------- subcommands */
+
+static const char *
+web_opt_conf(int argc, char **argv)
+{
+	for (int i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "-c") == 0)
+			return argv[i + 1];
+	return "etc/postern.conf";
+}
+
+int
+web_main(int argc, char **argv)
+{
+	struct conf_err *errs;
+	struct conf *c;
+	sigset_t set;
+	int n, sig;
+
+	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "%s\n", errs[i].msg);
+		free(errs);
+		return 1;
+	}
+	log_set_level(c->log_level);
+	/* Block before any thread starts so only sigwait() sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (db_open(c, 0) == -1 || web_start(c) == -1) {
+		conf_unref(c);
+		return 1;
+	}
+	sigwait(&set, &sig);
+	log_info("web: signal %d, stopping", sig);
+	web_stop();
+	db_close();
+	conf_unref(c);
+	return 0;
+}
+
+/* The first line of stdin, without CR/LF: 0, or -1 when empty or too long. */
+static int
+web_read_password(char *buf, size_t sz)
+{
+	size_t n;
+
+	if (fgets(buf, (int)sz, stdin) == NULL)
+		return -1;
+	n = strcspn(buf, "\r\n");
+	if (buf[n] == '\0' && n == sz - 1)
+		return -1;		/* no newline and buffer full: too long */
+	buf[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+int
+web_passwd_main(int argc, char **argv)
+{
+	char pw[AUTH_MAX_PASSWORD + 2];
+	const char *user = argc > 1 ? argv[argc - 1] : NULL;
+	struct conf_err *errs;
+	struct conf *c;
+	char *hash;
+	int n, rc;
+
+	if (user == NULL || argc < 2 || strcmp(argv[argc - 2], "-c") == 0 ||
+	    !auth_user_ok(user)) {
+		fprintf(stderr, "usage: postern passwd -c FILE USER  (password on stdin; "
+		    "USER is 1-%d of A-Z a-z 0-9 . _ @ -)\n", AUTH_MAX_USER);
+		return 2;
+	}
+	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "%s\n", errs[i].msg);
+		free(errs);
+		return 1;
+	}
+	if (web_read_password(pw, sizeof(pw)) == -1) {
+		fprintf(stderr, "postern passwd: give the password on the first line of "
+		    "stdin (1-%d bytes)\n", AUTH_MAX_PASSWORD);
+		conf_unref(c);
+		return 1;
+	}
+	hash = auth_hash(pw);
+	memset(pw, 0, sizeof(pw));
+	rc = db_open(c, 0) == -1 || db_user_set(user, hash) == -1;
+	free(hash);
+	db_close();
+	conf_unref(c);
+	if (rc)
+		return 1;
+	printf("password set for %s\n", user);
+	return 0;
+}

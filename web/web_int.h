@@ -1,0 +1,65 @@
+/*
+ * web_int.h -- what web.c (HTTP plumbing, auth gate, static files) and
+ * api.c (the JSON API handlers) share. Not for other modules.
+ */
+#ifndef POSTERN_WEB_INT_H
+#define POSTERN_WEB_INT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct MHD_Connection;
+struct conf;
+
+/* Bodies we read: a pasted message for the rule tester is the largest. */
+#define WEB_MAX_BODY		(4 * 1024 * 1024)
+#define WEB_MAX_QUERY		1024	/* bytes of the q= search string */
+
+struct web_req {
+	struct MHD_Connection *conn;
+	const char	*method;
+	const char	*path;		/* without the query string */
+	char		*body;		/* NUL-terminated, may be NULL */
+	size_t		 len;
+	int		 too_big;
+	char		 ip[64];
+	char		 user[80];	/* who: a user name, or "api-token" */
+	struct conf	*conf;
+};
+
+struct web_resp {
+	int		 status;
+	char		*body;		/* malloc'd, freed by libmicrohttpd */
+	size_t		 len;
+	const char	*ctype;
+	char		*disposition;	/* Content-Disposition, malloc'd */
+	char		*cookie;	/* Set-Cookie, malloc'd */
+};
+
+/* Answer with JSON (steals j) or {"error": msg}. */
+void	 web_json(struct web_resp *, int status, json_t *j);
+void	 web_error(struct web_resp *, int status, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+/* A query-string argument, or NULL. */
+const char *web_arg(const struct web_req *, const char *name);
+/* The request body parsed as a JSON object, or NULL with a 400 already set
+ * in resp naming where the JSON is wrong. Caller decrefs. */
+json_t	*web_body_json(const struct web_req *, struct web_resp *);
+
+/* Every route under /api/ but the login ones, and /metrics; the caller
+ * has authenticated the request and checked CSRF. */
+void	 api_dispatch(struct web_req *, struct web_resp *);
+
+/* The dashboard's files, generated into build/gen/web_assets.c from
+ * web/static/ and Debian's Chart.js at build time. */
+struct web_asset {
+	const char	*name;		/* "app.js" */
+	const char	*ctype;
+	const unsigned char *data;
+	size_t		 len;
+};
+extern const struct web_asset web_assets[];
+extern const size_t web_nassets;
+
+#endif
