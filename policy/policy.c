@@ -418,6 +418,8 @@ pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
 	};
 	const char *end = m->data + m->len, *hdr_end;
 
+	if (m->len >= 2 && m->data[0] == '\r' && m->data[1] == '\n')
+		return;		/* an empty header section */
 	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
 		end = hdr_end + 2;
 	for (const char *h = m->data; h < end; ) {
