@@ -34,6 +34,7 @@
 #define DB_BATCH_MAX	512	/* jobs per transaction */
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
 #define DB_PRUNE_MS	60000	/* housekeeping interval */
+#define DB_PRUNE_RETRY_MS 15000	/* after a failed housekeeping round */
 #define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
 #define DB_STMT_CACHE	8	/* prepared hot-path reads kept per thread */
 
@@ -117,6 +118,21 @@ static void	 db_enqueue(struct db_job *);
 static int	 db_wait(struct db_job *, int timeout_ms);
 static int	 db_transient(int rc);
 static void	 db_fail(sqlite3 *, int rc, const char *what);
+static void	 db_key_init(void);
+static void	 db_mkdir_parent(const char *);
+static struct db_rconn *db_rconn(void);
+static sqlite3_stmt *db_stmt_cached(struct db_rconn *, const char *sql);
+static sqlite3_stmt *db_rstmt(sqlite3 **, const char *sql);
+static void	 db_rdone(sqlite3_stmt *);
+static sqlite3_stmt *db_prep(sqlite3 *, const char *sql);
+static int	 db_step_done(sqlite3 *, sqlite3_stmt *, const char *what);
+static int	 db_wstep(sqlite3_stmt *, const char *what);
+static struct db_job *db_job_new(enum db_job_type, int sync);
+static int	 db_sync(struct db_job *, int timeout_ms);
+static char	*db_json_text(json_t *);
+static char	*db_dup(const char *);
+static char	*db_lower(const char *);
+static json_t	*db_rows_json(sqlite3 *, sqlite3_stmt *, const char *what);
 
 /*
  * The schema, one step per entry. APPEND ONLY: a database records in
@@ -557,7 +573,7 @@ db_wait(struct db_job *j, int timeout_ms)
 static void *
 db_writer_main(void *arg)
 {
-	uint64_t last_prune = 0;
+	uint64_t next_prune = 0;	/* at once, then every DB_PRUNE_MS */
 	int stopping_tries = 0;
 
 	(void)arg;
@@ -591,10 +607,11 @@ db_writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&db_mtx);
 
-		if (time_mono_ms() - last_prune >= DB_PRUNE_MS || last_prune == 0) {
-			last_prune = time_mono_ms();
-			if (db_run_prune(time_wall()) == -1)
-				last_prune = 0;	/* try again next round */
+		if (time_mono_ms() >= next_prune) {
+			/* A failed prune (busy, full) waits a while: each of its
+			 * statements may block for the whole busy timeout. */
+			next_prune = time_mono_ms() + (db_run_prune(time_wall()) == 0 ?
+			    DB_PRUNE_MS : DB_PRUNE_RETRY_MS);
 		}
 		if (batch == NULL) {
 			if (!atomic_load(&db_healthy) &&

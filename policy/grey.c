@@ -25,6 +25,9 @@ static void	 grey_data_run(struct pol_session *, enum pol_stage, const struct po
 static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now,
 		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
+static void	 grey_defer(struct pol_session *, const struct grey_params *);
+static void	 grey_from_domain(const char *from, char *out, size_t outsz);
+static int	 grey_dkim_ok(const struct pol_session *);
 
 const struct pol_check grey_check = {
 	.name = "grey",
