@@ -110,6 +110,7 @@ bench: all $(BENCHES)
 	$(B)/bench/rules_bench
 	$(PYTHON) bench/spf_bench.py
 	$(PYTHON) bench/auth_bench.py
+	$(PYTHON) bench/policy_bench.py
 	$(PYTHON) bench/run.py
 
 # Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the

@@ -279,6 +279,58 @@ T_CASE(prefilter_changes_no_answer)
 	free(starter);
 }
 
+/* Random patterns against random texts: whenever the regex matches, the
+ * prefilter lets it run (same count with and without). Deterministic. */
+T_CASE(prefilter_sound_on_random_patterns)
+{
+	static const char *ptok[] = { "abc", "foo", "bar", "(", ")", "|", "?", "*", "+",
+	    "{2}", "[a-c]", "\\d", "\\b", ".", "x{1,3}", "(?:", "\\.", "é", "kit", "Sun",
+	    "^", "$", "{0,2}", "(?=foo)", "\\x41", "food", "ba" };
+	static const char *ttok[] = { "abc", "foo", "bar", "xx", "é", "KIT", "sun", ".", "7",
+	    " ", "\n", "food", "ABCFOO", "x", "Ba", "\xe2\x84\xaa" "it", "\xc5\xbf" "un", "A",
+	    "ab", "fo", "ki", "Su", "foa", "bard" };
+	unsigned long seed = 7;
+	int compared = 0, matched = 0;
+	char pat[256], text[1024], line[512], err[256];
+
+	for (int round = 0; round < 3000; round++) {
+		size_t pl = 0, tl = 0;
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		for (int k = 0, nt = 1 + (int)((seed >> 33) % 7); k < nt; k++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			pl += (size_t)snprintf(pat + pl, sizeof(pat) - pl, "%s",
+			    ptok[(seed >> 33) % ARRAY_SIZE(ptok)]);
+		}
+		for (int k = 0, nt = 2 + (int)((seed >> 40) % 10); k < nt; k++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			tl += (size_t)snprintf(text + tl, sizeof(text) - tl, "%s",
+			    ttok[(seed >> 33) % ARRAY_SIZE(ttok)]);
+		}
+		const char *flags = (seed >> 50) % 3 == 0 ? "i" : (seed >> 50) % 3 == 1 ? "" : "is";
+		snprintf(line, sizeof(line), "r | raw | /%s/%s | score 1", pat, flags);
+		struct rule_def d;
+		if (rule_line_parse(line, &d, err, sizeof(err)) != 1)
+			continue;	/* did not compile: nothing to compare */
+		struct rule_set *a = rule_set_build(&d, 1, &jit_on, err, sizeof(err));
+		struct rule_set *b = rule_set_build(&d, 1, &jit_nopf, err, sizeof(err));
+		struct rule_input in = { .raw = text, .rawlen = tl };
+		int ha = rule_set_eval(a, &in, RULE_MASK_ALL, NULL, NULL);
+		int hb = rule_set_eval(b, &in, RULE_MASK_ALL, NULL, NULL);
+		if (ha != hb)
+			fprintf(stderr, "  prefilter disagrees on /%s/%s\n", pat, flags);
+		T_EQ_INT(ha, hb);
+		compared++;
+		matched += hb;
+		rule_set_unref(a);
+		rule_set_unref(b);
+		rule_def_clear(&d);
+	}
+	fprintf(stderr, "  (%d patterns compared, %d matched)\n", compared, matched);
+	/* the corpus is not degenerate: plenty compile, some match, some not */
+	T_ASSERT(compared > 1000);
+	T_ASSERT(matched > 100 && matched < compared - 100);
+}
+
 /* A caseless 's' or 'k' also matches LONG S / KELVIN SIGN, which the
  * prefilter does not fold: it must let the rule run. */
 T_CASE(prefilter_unicode_caseless)
@@ -419,6 +471,7 @@ main(void)
 	T_RUN(jit_and_interpreter_agree);
 	T_RUN(prefilter_changes_no_answer);
 	T_RUN(prefilter_unicode_caseless);
+	T_RUN(prefilter_sound_on_random_patterns);
 	T_RUN(catastrophic_pattern_bounded);
 	T_RUN(invalid_utf8_subject_still_matches);
 	T_RUN(disabled_rules_skipped_and_counted);
