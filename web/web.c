@@ -491,6 +491,10 @@ web_start(struct conf *c)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	int v6;
 
+	if (c->web_listen == NULL || *c->web_listen == '\0') {
+		log_info("web: web.listen is empty; no dashboard");
+		return 0;
+	}
 	if (web_bind_addr(c->web_listen, &ss, &v6) == -1) {
 		log_err("web: web.listen %s is not an address:port", c->web_listen);
 		return -1;
