@@ -557,17 +557,12 @@ web_opt_conf(int argc, char **argv)
 int
 web_main(int argc, char **argv)
 {
-	struct conf_err *errs;
 	struct conf *c;
 	sigset_t set;
-	int n, sig;
+	int sig;
 
-	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
 		return 1;
-	}
 	log_set_level(c->log_level);
 	/* Block before any thread starts so only sigwait() sees them. */
 	sigemptyset(&set);
@@ -606,10 +601,9 @@ web_passwd_main(int argc, char **argv)
 {
 	char pw[AUTH_MAX_PASSWORD + 2];
 	const char *user = argc > 1 ? argv[argc - 1] : NULL;
-	struct conf_err *errs;
 	struct conf *c;
 	char *hash;
-	int n, rc;
+	int rc;
 
 	if (user == NULL || argc < 2 || strcmp(argv[argc - 2], "-c") == 0 ||
 	    !auth_user_ok(user)) {
@@ -617,12 +611,8 @@ web_passwd_main(int argc, char **argv)
 		    "USER is 1-%d of A-Z a-z 0-9 . _ @ -)\n", AUTH_MAX_USER);
 		return 2;
 	}
-	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
 		return 1;
-	}
 	if (web_read_password(pw, sizeof(pw)) == -1) {
 		fprintf(stderr, "postern passwd: give the password on the first line of "
 		    "stdin (1-%d bytes)\n", AUTH_MAX_PASSWORD);

@@ -4,11 +4,12 @@ and mail sent through the proxy showing up in verdicts, stats, /metrics
 and the quarantine."""
 import http.client
 import re
+import subprocess
 import time
 
 import pytest
 
-from harness import wait_until
+from harness import POSTERN_BIN, wait_until
 from webapi import PASSWORD, TOKEN, USER, Http, Stack, send_mail
 
 ENDPOINTS = [
@@ -339,3 +340,22 @@ def test_https_secure_cookie_and_token_reload():
         assert s.bearer().get("/api/stats")[0] == 401
     finally:
         s.close()
+
+
+def test_passwd_command(st):
+    """`postern passwd`: the password comes from stdin; a change takes effect
+    at the next login; bad input is refused with a non-zero exit."""
+    cmd = [POSTERN_BIN, "passwd", "-c", st.postern.conf_path]
+    r = subprocess.run(cmd + ["carol"], input="", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "stdin" in r.stderr
+    r = subprocess.run(cmd + ["bad user"], input="pw\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    r = subprocess.run(cmd + ["carol"], input="x" * 2000 + "\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1                      # longer than AUTH_MAX_PASSWORD
+    st.passwd("carol", "first password")
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "first password")[0] == 200
+    st.passwd("carol", "second password")
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "first password")[0] == 401
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "second password")[0] == 200
