@@ -1409,6 +1409,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 
 	s->beop = SMTP_BE_NONE;
 	s->wait = SMTP_W_NONE;
+	if (code == -1 || (op == SMTP_BE_OPEN && code != 250))
+		stats_inc(STATS_BACKEND_ERRORS, 1);
 	switch (op) {
 	case SMTP_BE_OPEN:
 		s->flags &= ~SMTP_F_BEDIRTY;
@@ -1445,6 +1447,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		smtp_reply_raw(s, text, len);
 		if (code / 100 == 2) {
 			s->tx->nrcpt++;
+			stats_inc(STATS_RCPTS, 1);
 			pol_tx_rcpt_accepted(s->ps, s->tx->cur->path);
 			smtp_enter_state(s, SMTP_S_RCPT);
 		}

@@ -163,6 +163,7 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 405, "GET only");
 		return;
 	}
+	stats_gauge_set(STATS_G_DB_QUEUE, db_queue_len());
 	text = stats_prometheus();
 	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
 	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n",

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import POSTERN_BIN, wait_until
+from harness import POSTERN_BIN, smtp_client, wait_until
 from webapi import PASSWORD, TOKEN, USER, Http, Stack, send_mail
 
 ENDPOINTS = [
@@ -278,6 +278,8 @@ def test_mail_shows_in_verdicts_stats_and_metrics(st):
     text = text.decode()
     assert int(re.search(r"^postern_sessions_total (\d+)$", text, re.M).group(1)) >= 1
     assert int(re.search(r"^postern_messages_total (\d+)$", text, re.M).group(1)) >= 1
+    assert int(re.search(r"^postern_recipients_total (\d+)$", text, re.M).group(1)) >= 1
+    assert re.search(r'^postern_verdicts_total\{verdict="accept"\} [1-9]', text, re.M)
     assert re.search(r'^postern_checks_total\{check="spf",result="pass"\} [1-9]', text, re.M)
     assert re.search(r"^postern_transaction_duration_seconds_count [1-9]", text, re.M)
     # Search narrows; a search for nothing finds nothing.
@@ -359,3 +361,21 @@ def test_passwd_command(st):
     st.passwd("carol", "second password")
     assert Http(st.web_port, source="127.0.0.51").login("carol", "first password")[0] == 401
     assert Http(st.web_port, source="127.0.0.51").login("carol", "second password")[0] == 200
+
+
+def test_metrics_count_backend_failures():
+    """The backend gone: the client gets 451 and /metrics says why."""
+    s = Stack().start()
+    try:
+        s.cap.stop()
+        with smtp_client(s.postern.port, source="127.0.0.2") as c:
+            c.ehlo("client.sender.test")
+            code, _ = c.mail("alice@sender.test")
+            assert code == 451
+        _, _, text = s.bearer().get("/metrics")
+        text = text.decode()
+        assert int(re.search(r"^postern_backend_errors_total (\d+)$", text, re.M).group(1)) >= 1
+        assert re.search(r"^postern_db_ok 1$", text, re.M)
+        assert re.search(r"^postern_db_queue_depth \d+$", text, re.M)
+    finally:
+        s.close()
