@@ -1790,12 +1790,9 @@ smtp_serve(const char *path, struct conf *c)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (web_start(c) == -1) {
-		tls_shutdown();
-		pol_shutdown();
-		conf_unref(c);
-		return 1;
-	}
+	/* The dashboard is not on the mail path: mail flows without it. */
+	if (web_start(c) == -1)
+		log_err("serve: no dashboard (see above); SMTP goes on without it");
 	loops = xcalloc((size_t)nthreads, sizeof(*loops));
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();

@@ -379,3 +379,29 @@ def test_metrics_count_backend_failures():
         assert re.search(r"^postern_db_queue_depth \d+$", text, re.M)
     finally:
         s.close()
+
+
+def test_greylist_listed_then_allowlisted():
+    """Greylisting on: the first try gets 450 and the triplet shows in
+    /api/greylist; allowlisting the client's network through the API lets
+    the retry through at once."""
+    s = Stack(conf={"greylist.enabled": "yes", "greylist.delay": "3600"}).start()
+    try:
+        api = s.bearer()
+        with smtp_client(s.postern.port, source="127.0.0.2") as c:
+            c.ehlo("client.sender.test")
+            c.mail("alice@sender.test")
+            code, _ = c.rcpt("bob@example.org")
+            assert code == 450
+        status, _, g = api.get("/api/greylist")
+        assert status == 200
+        rows = [t for t in g["triplets"] if t["sender"] == "alice@sender.test"]
+        assert rows and rows[0]["rcpt"] == "bob@example.org" and rows[0]["passed"] == 0
+        net = rows[0]["net"]
+        status, _, d = api.post("/api/access", {"list": "allow", "kind": "client",
+                                                "value": net, "note": "from greylist"})
+        assert status == 201
+        code, _ = send_mail(s.postern.port, "after allowlisting")
+        assert code == 250
+    finally:
+        s.close()

@@ -231,7 +231,8 @@ async function loadVerdicts(more) {
 
 function kv(pairs) {
   const dl = el('dl', { class: 'kv' });
-  for (const [k, v] of pairs) dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '' : v));
+  for (const [k, v] of pairs)
+    if (v !== undefined && v !== null && v !== '') dl.append(el('dt', {}, k), el('dd', {}, v));
   return dl;
 }
 
@@ -530,6 +531,7 @@ function wire() {
     ev.preventDefault();
     addAccess($('access-list').value, $('access-kind').value, $('access-value').value.trim(), $('access-note').value.trim());
     $('access-value').value = '';
+    $('access-note').value = '';
   });
 }
 
