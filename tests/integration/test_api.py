@@ -305,6 +305,10 @@ def test_quarantine_list_raw_release_delete(st):
         assert status == 200 and subject.encode() in raw
         assert h["content-type"].startswith("text/plain")
         assert h["content-disposition"].startswith("attachment")
+        status, _, d = api.post("/api/rules/test", {"rule": {
+            "name": "t", "target": "subject", "pattern": "QUARANTINE-ME api"},
+            "quarantine_id": qid})
+        assert status == 200 and d["matched"] is True and d["where"] == "subject"
         status, _, d = api.post("/api/quarantine/%s/release" % qid)
         assert status == 200, d
         msgs = st.cap.wait_messages(held + 1)

@@ -135,6 +135,10 @@ def test_login_page_then_overview(st, drv):
     assert drv.execute_script("return typeof Chart") == "function"
     assert drv.execute_script("return Chart.getChart(document.getElementById('chart-time')) != null")
     assert wait_el(drv, "#who").text == USER
+    # The session cookie is HttpOnly: page script cannot read it.
+    assert "postern_session" not in drv.execute_script("return document.cookie")
+    assert any(c["name"] == "postern_session" and c["httpOnly"] and
+               c.get("sameSite") == "Strict" for c in drv.get_cookies())
     assert not csp_violations(drv)
     shot(drv, "overview")
 
@@ -217,6 +221,17 @@ def test_rule_built_in_editor_matches_next_message(st, drv):
     wait_el(drv, "#flash", text="saved")
     assert not drv.find_element(By.ID, "rule-form").is_displayed()
     shot(drv, "rules")
+    # The switch in the list disables and enables it again.
+    api = st.bearer()
+
+    def enabled():
+        return [r["enabled"] for r in api.get("/api/rules")[2]["rules"]
+                if r["name"] == "ui_quarantine"][0]
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is False, 10, what="the rule to be disabled")
+    wait_el(drv, "#flash", text="saved")
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is True, 10, what="the rule to be enabled again")
     # The next message matches it: quarantined, not delivered.
     before = len(st.cap.accepted())
     code, text = send_mail(st.postern.port, "UI-QUAR-7 " + XSS_IMG,
