@@ -45,7 +45,28 @@ static int	 api_limit(const struct web_req *, struct web_resp *, int *);
 static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
 static json_t	*api_rule_json(const struct rule_def *);
 static int	 api_is(const struct web_req *, const char *method);
+static void	 api_split(const char *path, struct api_path *);
+static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
+		    long long *out);
+static int	 api_query(const struct web_req *, struct web_resp *, const char **q);
+static void	 api_count(json_t *obj, const char *key);
+static json_t	*api_top(json_t *counts);
+static json_t	*api_tops(time_t since);
+static int	 api_access_row(void *arg, const struct db_access *);
+static int	 api_access_key(struct web_resp *, const char *list, const char *kind,
+		    const char *value);
+static void	 api_access_add(struct web_req *, struct web_resp *);
+static void	 api_rules_list(struct web_resp *);
+static void	 api_rules_save(struct web_req *, struct web_resp *, long long id);
+static void	 api_rules_test(struct web_req *, struct web_resp *);
 static int	 api_quar_id_ok(const char *);
+static int	 api_quar_act(const struct web_req *, const char *action, const char *id,
+		    char *err, size_t errsz);
+static void	 api_quar_one(struct web_req *, struct web_resp *, const char *action,
+		    const char *id);
+static void	 api_quar_bulk(struct web_req *, struct web_resp *);
+static void	 api_quar_list(struct web_req *, struct web_resp *);
+static void	 api_quar_raw(struct web_resp *, const char *id);
 
 static int
 api_is(const struct web_req *r, const char *m)

@@ -60,6 +60,9 @@ static enum MHD_Result web_send(struct web_req *, struct web_resp *);
 static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
 static char	*web_read_pem(const char *path);
 static int	 web_state_change(const char *method);
+static void	 web_client_ip(struct web_req *);
+static const char *web_opt_conf(int, char **);
+static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
 
