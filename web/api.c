@@ -49,6 +49,7 @@ static void	 api_split(const char *path, struct api_path *);
 static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
 		    long long *out);
 static int	 api_query(const struct web_req *, struct web_resp *, const char **q);
+static const char *api_str(const json_t *, const char *key);
 static void	 api_count(json_t *obj, const char *key);
 static json_t	*api_top(json_t *counts);
 static json_t	*api_tops(time_t since);
@@ -196,6 +197,15 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 	resp->len = strlen(all);
 }
 
+/* A string member, or "" when absent or not a string. */
+static const char *
+api_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
 /* Count key in obj (a name -> n map). */
 static void
 api_count(json_t *obj, const char *key)
@@ -246,12 +256,11 @@ api_tops(time_t since)
 
 		if (json_integer_value(json_object_get(row, "ts")) < since)
 			continue;
-		api_count(clients, json_string_value(json_object_get(row, "client_ip")));
+		api_count(clients, api_str(row, "client_ip"));
 		api_count(domains, at ? at + 1 : (from && *from ? from : "<>"));
 		json_array_foreach(json_object_get(row, "checks"), k, ck)
-			if (strcmp(json_string_value(json_object_get(ck, "check")) ?
-			    json_string_value(json_object_get(ck, "check")) : "", "rule") == 0)
-				api_count(rules, json_string_value(json_object_get(ck, "reason")));
+			if (strcmp(api_str(ck, "check"), "rule") == 0)
+				api_count(rules, api_str(ck, "reason"));
 	}
 	json_decref(v);
 	return json_pack("{s:o, s:o, s:o}", "clients", api_top(clients),
