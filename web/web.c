@@ -201,19 +201,20 @@ web_gate(struct web_req *r, struct web_resp *resp)
 }
 
 /* Bearer tokens are guessed like passwords, so failures count against the
- * address in the same rate limiter. */
+ * client address in the login rate limiter (not against a user: that would
+ * let one bad script lock out every other). */
 static int
 web_gate_bearer(struct web_req *r, struct web_resp *resp, const char *authz)
 {
 	const char *want = r->conf->web_api_token;
 
-	if (!auth_rate_allowed(r->ip, "api-token")) {
+	if (!auth_rate_allowed(r->ip, NULL)) {
 		web_error(resp, 429, "too many failed attempts; wait and retry");
 		return -1;
 	}
 	if (strncasecmp(authz, "Bearer ", 7) != 0 || want == NULL || *want == '\0' ||
 	    !auth_secret_eq(authz + 7, want)) {
-		auth_rate_fail(r->ip, "api-token");
+		auth_rate_fail(r->ip, NULL);
 		web_error(resp, 401, "bad bearer token");
 		return -1;
 	}

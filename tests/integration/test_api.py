@@ -64,6 +64,17 @@ def test_wrong_bearer_and_wrong_cookie_refused(st):
     assert forged.get("/api/stats")[0] == 401
 
 
+def test_wrong_bearer_rate_limited_per_address(st):
+    bad = Http(st.web_port, token="guess", source="127.0.0.61")
+    for _ in range(20):
+        assert bad.get("/api/stats")[0] == 401
+    assert bad.get("/api/stats")[0] == 429
+    good_same_addr = Http(st.web_port, token=TOKEN, source="127.0.0.61")
+    assert good_same_addr.get("/api/stats")[0] == 429
+    # Other scripts are not locked out by one bad one.
+    assert Http(st.web_port, token=TOKEN, source="127.0.0.62").get("/api/stats")[0] == 200
+
+
 def test_bearer_reads_everything(st):
     api = st.bearer()
     for path in ("/api/stats", "/api/verdicts", "/api/quarantine", "/api/rules",
