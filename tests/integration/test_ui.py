@@ -262,6 +262,13 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv):
     wait_el(drv, "#flash", text="Released")
     msgs = st.cap.wait_messages(before + 1)
     assert b"UI-QUAR-7" in msgs[-1].data and msgs[-1].header("X-Postern-Released")
+    # Gone from the held list; listed under "released" with its state.
+    wait_until(lambda: not [t for t in texts(drv, "#quar-table tbody tr") if "UI-QUAR-7" in t],
+               10, what="the released message to leave the held list")
+    drv.execute_script("const s = document.getElementById('quar-state'); s.value = 'released';"
+                       "s.dispatchEvent(new Event('change'))")
+    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    assert "released" in row.text
     shot(drv, "quarantine")
     assert no_alert(drv)
 
