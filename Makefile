@@ -35,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf bench-rules clean
+.PHONY: all deps test-deps unit unit-asan integration test run bench bench-spf bench-rules spf-compare clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -116,6 +116,13 @@ bench-rules: all $(B)/bench/rules_bench
 
 bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
+
+# libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
+$(B)/spf_libspf2: bench/spf_libspf2.c $(B)/libpostern.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
+
+spf-compare: all $(B)/spf_libspf2
+	$(PYTHON) bench/spf_compare.py
 
 clean:
 	rm -rf $(B)

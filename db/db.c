@@ -35,6 +35,17 @@
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
 #define DB_PRUNE_MS	60000	/* housekeeping interval */
 #define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
+#define DB_STMT_CACHE	8	/* prepared hot-path reads kept per thread */
+
+/* A thread's read connection and its prepared hot-path statements, keyed
+ * by the SQL text's address (each is a literal in this file). */
+struct db_rconn {
+	sqlite3		*h;
+	struct {
+		const char	*sql;
+		sqlite3_stmt	*st;
+	} cache[DB_STMT_CACHE];
+};
 
 enum db_job_type {
 	DB_J_VERDICT,
@@ -199,7 +210,12 @@ db_key_init(void)
 static void
 db_reader_free(void *p)
 {
-	sqlite3_close_v2(p);
+	struct db_rconn *rc = p;
+
+	for (int i = 0; i < DB_STMT_CACHE; i++)
+		sqlite3_finalize(rc->cache[i].st);
+	sqlite3_close_v2(rc->h);
+	free(rc);
 }
 
 /* A connection with our settings; NULL (logged) on failure. */
@@ -229,19 +245,65 @@ db_conn_open(const char *path, int create)
 }
 
 /* This thread's read connection, opened on first use; NULL on failure. */
-static sqlite3 *
-db_reader(void)
+static struct db_rconn *
+db_rconn(void)
 {
+	struct db_rconn *rc;
 	sqlite3 *h;
 
 	if (db_path == NULL)
 		fatalx("db: used before db_open");
-	if ((h = pthread_getspecific(db_reader_key)) != NULL)
-		return h;
+	if ((rc = pthread_getspecific(db_reader_key)) != NULL)
+		return rc;
 	if ((h = db_conn_open(db_path, 0)) == NULL)
 		return NULL;
-	pthread_setspecific(db_reader_key, h);
-	return h;
+	rc = xcalloc(1, sizeof(*rc));
+	rc->h = h;
+	pthread_setspecific(db_reader_key, rc);
+	return rc;
+}
+
+static sqlite3 *
+db_reader(void)
+{
+	struct db_rconn *rc = db_rconn();
+
+	return rc ? rc->h : NULL;
+}
+
+/* A hot-path statement on this thread's connection, prepared once; give it
+ * back with db_rdone(). NULL (logged) on failure. */
+static sqlite3_stmt *
+db_rstmt(sqlite3 **hp, const char *sql)
+{
+	struct db_rconn *rc = db_rconn();
+	int i, rv;
+
+	if (rc == NULL)
+		return NULL;
+	*hp = rc->h;
+	for (i = 0; i < DB_STMT_CACHE && rc->cache[i].sql != NULL; i++)
+		if (rc->cache[i].sql == sql)
+			return rc->cache[i].st;
+	if (i == DB_STMT_CACHE)
+		fatalx("db: more than %d cached statements", DB_STMT_CACHE);
+	rv = sqlite3_prepare_v3(rc->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &rc->cache[i].st, NULL);
+	if (rv != SQLITE_OK) {
+		db_fail(rc->h, rv, "prepare");
+		sqlite3_finalize(rc->cache[i].st);
+		rc->cache[i].st = NULL;
+		return NULL;
+	}
+	rc->cache[i].sql = sql;
+	return rc->cache[i].st;
+}
+
+static void
+db_rdone(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 }
 
 static int
@@ -349,7 +411,6 @@ db_reload(const struct conf *c)
 void
 db_close(void)
 {
-	sqlite3 *h;
 
 	if (db_has_writer) {
 		pthread_mutex_lock(&db_mtx);
@@ -361,9 +422,10 @@ db_close(void)
 		sqlite3_close_v2(db_wconn);
 		db_wconn = NULL;
 	}
-	if ((h = pthread_getspecific(db_reader_key)) != NULL) {
+	struct db_rconn *rc;
+	if ((rc = pthread_getspecific(db_reader_key)) != NULL) {
 		pthread_setspecific(db_reader_key, NULL);
-		sqlite3_close_v2(h);
+		db_reader_free(rc);
 	}
 }
 
@@ -939,20 +1001,50 @@ db_prune(time_t now)
 /* ---------------------------------------------------------------- reads */
 
 int
+db_grey_get(const char *net, const char *sender, const char *rcpt,
+    struct db_grey_row *row)
+{
+	static const char sql[] = "SELECT first_seen, last_seen, passed FROM greylist"
+	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(row, 0, sizeof(*row));
+	if ((st = db_rstmt(&h, sql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, net, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, rcpt, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row->found = 1;
+		row->first_seen = (time_t)sqlite3_column_int64(st, 0);
+		row->last_seen = (time_t)sqlite3_column_int64(st, 1);
+		row->passed = sqlite3_column_int(st, 2);
+	}
+	db_rdone(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read greylist");
+		return -1;
+	}
+	return 0;
+}
+
+int
 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire)
 {
-	sqlite3 *h = db_reader();
+	static const char sql[] = "SELECT passes, last_seen FROM grey_auto WHERE net = ?1";
+	sqlite3 *h;
 	sqlite3_stmt *st;
 	int rc, yes = 0;
 
-	if (h == NULL || (st = db_prep(h,
-	    "SELECT passes, last_seen FROM grey_auto WHERE net = ?1")) == NULL)
+	if ((st = db_rstmt(&h, sql)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, net, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		yes = sqlite3_column_int(st, 0) >= need &&
 		    sqlite3_column_int64(st, 1) + expire >= (sqlite3_int64)now;
-	sqlite3_finalize(st);
+	db_rdone(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_fail(h, rc, "read greylist auto-allow");
 		return -1;
@@ -1147,13 +1239,13 @@ int
 db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
     void *arg)
 {
-	sqlite3 *h = db_reader();
+	static const char sql[] = "SELECT id, list, kind, value, note, created FROM access"
+	    " WHERE ?1 IS NULL OR kind = ?1 ORDER BY list DESC, kind, value";
+	sqlite3 *h;
 	sqlite3_stmt *st;
 	int rc, ret = 0;
 
-	if (h == NULL || (st = db_prep(h,
-	    "SELECT id, list, kind, value, note, created FROM access"
-	    " WHERE ?1 IS NULL OR kind = ?1 ORDER BY list DESC, kind, value")) == NULL)
+	if ((st = db_rstmt(&h, sql)) == NULL)
 		return -1;
 	if (kind)
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
@@ -1169,7 +1261,7 @@ db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
 		if ((ret = fn(arg, &e)) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	db_rdone(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_fail(h, rc, "read access lists");
 		return -1;

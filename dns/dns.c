@@ -103,7 +103,6 @@ static long long	 timeout_ms;
 static pthread_mutex_t	 qlock = PTHREAD_MUTEX_INITIALIZER;
 static struct dns_cache	 cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct dns_stats	 stats;
-static pthread_mutex_t	 stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int	 dns_ub_setup(const struct conf *);
 static void	*dns_dispatch(void *);
@@ -729,26 +728,30 @@ dns_cache_flush(void)
 	dns_cache_clear();
 }
 
+/* Counters are bumped on every question: atomics, not a lock. */
 static void
 dns_stat(int which)
 {
-	pthread_mutex_lock(&stats_lock);
+	unsigned long *c;
+
 	switch (which) {
-	case ST_QUERIES: stats.queries++; break;
-	case ST_HITS: stats.cache_hits++; break;
-	case ST_MISSES: stats.cache_misses++; break;
-	case ST_TIMEOUTS: stats.timeouts++; break;
-	case ST_BUDGET: stats.budget_refused++; break;
+	case ST_QUERIES: c = &stats.queries; break;
+	case ST_HITS: c = &stats.cache_hits; break;
+	case ST_MISSES: c = &stats.cache_misses; break;
+	case ST_TIMEOUTS: c = &stats.timeouts; break;
+	default: c = &stats.budget_refused; break;
 	}
-	pthread_mutex_unlock(&stats_lock);
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
 void
 dns_stats_get(struct dns_stats *out)
 {
-	pthread_mutex_lock(&stats_lock);
-	*out = stats;
-	pthread_mutex_unlock(&stats_lock);
+	out->queries = __atomic_load_n(&stats.queries, __ATOMIC_RELAXED);
+	out->cache_hits = __atomic_load_n(&stats.cache_hits, __ATOMIC_RELAXED);
+	out->cache_misses = __atomic_load_n(&stats.cache_misses, __ATOMIC_RELAXED);
+	out->timeouts = __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED);
+	out->budget_refused = __atomic_load_n(&stats.budget_refused, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&cache.lock);
 	out->cache_entries = (unsigned long)(cache.n > 0 ? cache.n : 0);
 	pthread_mutex_unlock(&cache.lock);

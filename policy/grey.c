@@ -17,6 +17,8 @@
 #define GREY_ADDR_MAX	256	/* RFC 5321 4.5.3.1.3: path length */
 
 static int	 grey_skip(struct pol_session *, char *why, size_t whysz);
+static int	 grey_known(const char *, const char *, const char *, time_t,
+		    const struct grey_params *);
 static void	 grey_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 grey_enabled(const struct conf *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
@@ -110,6 +112,20 @@ grey_skip(struct pol_session *ps, char *why, size_t whysz)
 	return 0;
 }
 
+/* A triplet that passed and was refreshed lately passes on a read, with
+ * no write: 1; 0 when the state machine must run; -1 database error. */
+static int
+grey_known(const char *net, const char *sender, const char *rcpt, time_t now,
+    const struct grey_params *p)
+{
+	struct db_grey_row r;
+	long long touch = p->expire < GREY_TOUCH_S ? p->expire / 2 : GREY_TOUCH_S;
+
+	if (db_grey_get(net, sender, rcpt, &r) == -1)
+		return -1;
+	return r.found && r.passed && now - r.last_seen >= 0 && now - r.last_seen < touch;
+}
+
 static int
 grey_enabled(const struct conf *c)
 {
@@ -147,6 +163,12 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	}
 	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", sizeof(sender));
 	grey_lower(rcpt, ps->rcpt, sizeof(rcpt));
+	if ((a = grey_known(net, sender, rcpt, now, &p)) == -1)
+		goto dberr;
+	if (a == 1) {
+		pol_result_add(ps, "grey", "pass", 0, NULL, "known triplet");
+		return;
+	}
 	switch ((a = db_grey_update(net, sender, rcpt, now, grey_step, &p))) {
 	case GREY_NEW:
 	case GREY_EARLY:

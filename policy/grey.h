@@ -32,6 +32,10 @@ enum grey_action {
 	GREY_PASS_KNOWN,	/* passed before */
 };
 
+/* A passed triplet's last_seen is refreshed (a write) at most this often;
+ * in between it passes on a read alone. Far below greylist.expire. */
+#define GREY_TOUCH_S	3600
+
 struct grey_params {
 	long long	 delay, retry_window, expire;
 	/* out: seconds the client should still wait (NEW, EARLY) */

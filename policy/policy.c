@@ -72,6 +72,12 @@ static const char *verdict_names[] = {
 	[POL_TEMPFAIL] = "tempfail", [POL_REJECT] = "reject",
 };
 
+const char *
+pol_verdict_name(enum pol_verdict v)
+{
+	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
+}
+
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
 pol_check_conf(const struct conf *c)
@@ -341,6 +347,11 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
+	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
+	 * the checks, so whatever keeps a copy at DATA can leave them out. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
@@ -365,10 +376,6 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			ps->results[j].stage = stage;
 	}
 	pol_decide(ps, stage, msg, d);
-	/* RFC 8601 5: nobody else may speak for our authserv-id. */
-	if (stage == POL_DATA && msg != NULL)
-		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
-		    &d->skip);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -538,8 +545,16 @@ pol_authres_header(const struct pol_session *ps)
 		const struct pol_result *r = &ps->results[i];
 		if (r->authres == NULL)
 			continue;
+		/* Properties may quote what a client wrote (MAIL FROM):
+		 * no control character may fold or end our header. */
+		char *p = xstrdup(r->authres), *q = p;
+		for (const char *c = r->authres; *c; c++)
+			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
+				*q++ = *c;
+		*q = '\0';
 		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *r->authres ? " " : "", r->authres);
+		    *p ? " " : "", p);
+		free(p);
 		free(h);
 		h = n;
 		any = 1;

@@ -32,6 +32,7 @@ struct pol_session;
  * minutes; an admin is waiting, so less). */
 #define QUAR_SMTP_TIMEOUT_S	60
 #define QUAR_REPLY_MAX		4096	/* bytes of one (multi-line) reply */
+#define QUAR_TICK_S		60	/* expiry runs at most this often */
 
 /*
  * At DATA with verdict QUARANTINE (called by pol_run): commit the message,

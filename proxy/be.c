@@ -54,6 +54,10 @@ struct be {
 	struct line_buf	 in, out;
 	struct be_reply	 reply;
 	struct spool_out *body;
+	/* A group of commands (RFC 2920): all sent at once when the backend
+	 * offers PIPELINING, else one per reply; replies owed = nout. */
+	char		*queue[BE_MAX_GROUP];
+	int		 nqueue, iqueue, nout;
 	uint64_t	 deadline;
 	be_cb		*cb;
 	void		*arg;
@@ -68,6 +72,9 @@ static void	 be_io(struct ev_io *, unsigned);
 static void	 be_read(struct be *);
 static void	 be_write(struct be *);
 static void	 be_send(struct be *, const char *);
+static void	 be_send_queued(struct be *);
+static void	 be_queue_clear(struct be *);
+static void	 be_teardown(struct be *);
 static void	 be_try_write(struct be *);
 static void	 be_on_reply(struct be *);
 static void	 be_fail(struct be *, const char *);
@@ -249,10 +256,51 @@ be_open(struct be *be, const struct be_client *who)
 void
 be_command(struct be *be, const char *line)
 {
+	be_commands(be, &line, 1);
+}
+
+void
+be_commands(struct be *be, const char **lines, int n)
+{
 	if (be->state != BE_S_READY)
-		fatalx("be_command in state %s", be_state_names[be->state]);
+		fatalx("be_commands in state %s", be_state_names[be->state]);
+	if (n < 1 || n > BE_MAX_GROUP)
+		fatalx("be_commands: %d commands", n);
 	be_enter_state(be, BE_S_CMD);
-	be_send(be, line);
+	for (int i = 0; i < n; i++)
+		be->queue[i] = xstrdup(lines[i]);
+	be->nqueue = n;
+	be->iqueue = 0;
+	be->nout = 0;
+	be_send_queued(be);
+}
+
+/* Send what may go now: the whole group with PIPELINING, else the next. */
+static void
+be_send_queued(struct be *be)
+{
+	while (be->iqueue < be->nqueue) {
+		char *line = be->queue[be->iqueue];
+		be->queue[be->iqueue++] = NULL;
+		line_buf_add(&be->out, line, strlen(line));
+		line_buf_add(&be->out, "\r\n", 2);
+		free(line);
+		be->nout++;
+		if (!(be->caps & BE_CAP_PIPELINING))
+			break;
+	}
+	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
+	be_try_write(be);
+}
+
+static void
+be_queue_clear(struct be *be)
+{
+	for (int i = 0; i < be->nqueue; i++) {
+		free(be->queue[i]);
+		be->queue[i] = NULL;
+	}
+	be->nqueue = be->iqueue = be->nout = 0;
 }
 
 void
@@ -337,6 +385,7 @@ be_write(struct be *be)
 			line_buf_commit(&be->out, n);
 			if (n == 0) {	/* the final dot went out: await the reply */
 				be->body = NULL;
+				be->nout = 1;
 				be_enter_state(be, BE_S_CMD);
 				/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
 				be->deadline = time_mono_ms() +
@@ -392,12 +441,14 @@ be_read(struct be *be)
 			return;
 		}
 		if (rc == 1) {
-			if (be->in.len > 0) {	/* lockstep: nothing may follow */
+			/* lockstep: nothing may follow but replies we still owe */
+			if (be->in.len > 0 && !(be->state == BE_S_CMD && be->nout > 1)) {
 				be_fail(be, "reply out of turn");
 				return;
 			}
 			be_on_reply(be);
-			return;
+			if (be->state != BE_S_CMD)
+				return;	/* done, or closed by the owner */
 		}
 	}
 }
@@ -467,12 +518,13 @@ be_on_reply(struct be *be)
 	case BE_S_CMD: {
 		struct be_reply done = *r;
 		memset(r, 0, sizeof(*r));
-		be_enter_state(be, BE_S_READY);
-		if (done.code == 421) {	/* the backend is leaving */
-			ev_del(be->loop, &be->io);
-			line_buf_free(&be->out);
-			be_enter_state(be, BE_S_CLOSED);
-		}
+		be->nout--;
+		if (be->nout == 0 && be->iqueue == be->nqueue)
+			be_enter_state(be, BE_S_READY);	/* the group is answered */
+		else if (be->nout == 0)
+			be_send_queued(be);		/* lockstep: the next one */
+		if (done.code == 421)	/* the backend is leaving */
+			be_teardown(be);
 		be_update_events(be);
 		be->cb(be->arg, done.code, done.text, done.len);
 		free(done.text);
@@ -534,13 +586,7 @@ be_fail(struct be *be, const char *why)
 
 	if (be->state != BE_S_CLOSED)
 		log_info("%s: backend %s: %s", be->sid, be->conf->backend, why);
-	ev_del(be->loop, &be->io);
-	line_buf_free(&be->in);
-	line_buf_free(&be->out);
-	be_reply_clear(&be->reply);
-	be->body = NULL;
-	be->deadline = 0;
-	be_enter_state(be, BE_S_CLOSED);
+	be_teardown(be);
 	if (waiting)
 		be_done(be, -1, why, strlen(why));
 }
@@ -557,13 +603,21 @@ be_close(struct be *be)
 {
 	if (be->state == BE_S_READY && be->out.len == 0)
 		(void)send(be->io.fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+	be_teardown(be);
+}
+
+/* Close the socket and drop everything in flight; no callback. */
+static void
+be_teardown(struct be *be)
+{
 	ev_del(be->loop, &be->io);
 	line_buf_free(&be->in);
 	line_buf_free(&be->out);
 	be_reply_clear(&be->reply);
+	be_queue_clear(be);
 	be->body = NULL;
 	be->deadline = 0;
-	be->state = BE_S_CLOSED;
+	be_enter_state(be, BE_S_CLOSED);
 }
 
 void

@@ -82,6 +82,12 @@ unsigned	 be_caps(const struct be *);
 int		 be_introduced(const struct be *);
 /* Send one command line (no CRLF); the reply comes to the callback. */
 void		 be_command(struct be *, const char *line);
+/* A group of up to BE_MAX_GROUP commands (e.g. RSET, MAIL, RCPT): sent
+ * together when the backend offers PIPELINING (RFC 2920), else one per
+ * reply. Each reply comes to the callback, in order; be_ready() turns
+ * true before the last one is reported. */
+#define BE_MAX_GROUP	4
+void		 be_commands(struct be *, const char **lines, int n);
 /* After DATA got 354: stream the body (ends with "." CRLF); the final
  * reply comes to the callback. The spool_out must live until then. */
 void		 be_body(struct be *, struct spool_out *);

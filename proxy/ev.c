@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,11 @@ struct ev_loop {
 	struct ev_io	 wake;
 	ev_wake_fn	*wake_cb;
 	void		*wake_arg;
+	/* ev_wake() writes the eventfd only while the loop sleeps in
+	 * epoll_wait(); when it is busy, the pending flag is enough (it is
+	 * looked at before every sleep): one syscall and one wakeup fewer
+	 * per policy verdict under load. */
+	atomic_int	 sleeping, pending;
 };
 
 static void	 ev_wake_read(struct ev_io *, unsigned);
@@ -93,9 +99,14 @@ ev_run(struct ev_loop *l, int tick_ms, int (*after)(void *), void *arg)
 	struct epoll_event evs[EV_BATCH];
 
 	for (;;) {
-		int n = epoll_wait(l->epfd, evs, EV_BATCH, tick_ms);
+		atomic_store(&l->sleeping, 1);
+		int n = epoll_wait(l->epfd, evs, EV_BATCH,
+		    atomic_load(&l->pending) ? 0 : tick_ms);
+		atomic_store(&l->sleeping, 0);
 		if (n == -1 && errno != EINTR)
 			fatal("epoll_wait");
+		if (l->wake_cb != NULL && atomic_exchange(&l->pending, 0))
+			l->wake_cb(l->wake_arg);
 		for (int i = 0; i < n; i++) {
 			struct ev_io *io = evs[i].data.ptr;
 			unsigned r = 0;
@@ -133,6 +144,7 @@ ev_wake_read(struct ev_io *io, unsigned r)
 	(void)r;
 	while (read(io->fd, &v, sizeof(v)) == -1 && errno == EINTR)
 		;
+	atomic_store(&l->pending, 0);
 	l->wake_cb(l->wake_arg);
 }
 
@@ -141,6 +153,9 @@ ev_wake(struct ev_loop *l)
 {
 	uint64_t one = 1;
 
+	atomic_store(&l->pending, 1);
+	if (!atomic_load(&l->sleeping))
+		return;
 	while (write(l->wake.fd, &one, sizeof(one)) == -1 && errno == EINTR)
 		;
 }

@@ -93,12 +93,17 @@ enum smtp_wait {
 /* Which backend operation is out. */
 enum smtp_beop {
 	SMTP_BE_NONE = 0,
-	SMTP_BE_OPEN,
-	SMTP_BE_MAIL,
-	SMTP_BE_RCPT,
+	SMTP_BE_OPEN,		/* connect, EHLO, XCLIENT; then be_then */
+	SMTP_BE_RCPT,		/* [RSET] [MAIL] RCPT as one group */
 	SMTP_BE_DATA,		/* DATA sent, waiting for 354 */
 	SMTP_BE_BODY,		/* body sent, waiting for the final reply */
-	SMTP_BE_RSET,		/* RSET of an unfinished transaction, then MAIL */
+};
+
+/* The replies owed for an SMTP_BE_RCPT group, in order. */
+enum smtp_expect {
+	SMTP_X_RSET,
+	SMTP_X_MAIL,
+	SMTP_X_RCPT,
 };
 
 struct smtp_loop;
@@ -118,6 +123,11 @@ struct smtp_tx {
 	uint64_t	 t_start;
 	int		 recorded;
 	int		 data_started;	/* bytes came after 354 */
+	/* MAIL goes to the backend with the first RCPT that policy lets
+	 * through (pipelined with it), so a MAIL that never gets a recipient
+	 * costs the backend nothing. */
+	int		 mail_sent;
+	char		*mail_fail;	/* the backend's refusal of MAIL, for the RCPT */
 };
 
 struct smtp_session {
@@ -133,7 +143,9 @@ struct smtp_session {
 	SSL		*ssl;
 	enum smtp_state	 state;
 	enum smtp_wait	 wait;
-	enum smtp_beop	 beop;
+	enum smtp_beop	 beop, be_then;
+	enum smtp_expect expect[BE_MAX_GROUP];
+	int		 nexpect, iexpect;
 	unsigned	 flags;
 	char		*helo;
 	struct line_buf	 in, out;
@@ -178,6 +190,7 @@ struct smtp_cmd {
 	unsigned	 states;	/* S(state) where allowed */
 	int		(*check)(struct smtp_session *, const char *);
 	void		(*proceed)(struct smtp_session *, const char *);
+	const char	*reply;		/* the whole answer when proceed is NULL */
 };
 
 /* Table of contents. */
@@ -204,6 +217,8 @@ static void	 smtp_jobs_back(void *);
 static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
+static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
+static void	 smtp_mail_ok(struct smtp_session *);
 static void	 smtp_tx_new(struct smtp_session *, const struct addr_cmd *);
 static void	 smtp_tx_free(struct smtp_session *);
 static void	 smtp_tx_log(struct smtp_session *, const char *verdict, const char *reply);
@@ -225,29 +240,28 @@ static void	 smtp_proceed_mail(struct smtp_session *, const char *);
 static void	 smtp_proceed_rcpt(struct smtp_session *, const char *);
 static void	 smtp_proceed_data(struct smtp_session *, const char *);
 static void	 smtp_proceed_rset(struct smtp_session *, const char *);
-static void	 smtp_proceed_noop(struct smtp_session *, const char *);
 static void	 smtp_proceed_quit(struct smtp_session *, const char *);
-static void	 smtp_proceed_vrfy(struct smtp_session *, const char *);
 static void	 smtp_proceed_help(struct smtp_session *, const char *);
-static void	 smtp_proceed_expn(struct smtp_session *, const char *);
 static void	 smtp_proceed_starttls(struct smtp_session *, const char *);
 
 #define SMTP_S_CMDS	(S(SMTP_S_GREETED) | S(SMTP_S_HELO) | S(SMTP_S_MAIL) | S(SMTP_S_RCPT))
 
 static const struct smtp_cmd smtp_cmds[] = {
-	{ "HELO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_helo },
-	{ "EHLO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_ehlo },
-	{ "MAIL", S(SMTP_S_HELO), smtp_check_mail, smtp_proceed_mail },
-	{ "RCPT", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_rcpt, smtp_proceed_rcpt },
-	{ "DATA", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_data, smtp_proceed_data },
-	{ "RSET", SMTP_S_CMDS, smtp_check_noarg, smtp_proceed_rset },
-	{ "NOOP", SMTP_S_CMDS, NULL, smtp_proceed_noop },
-	{ "QUIT", SMTP_S_CMDS, NULL, smtp_proceed_quit },
-	{ "VRFY", SMTP_S_CMDS, NULL, smtp_proceed_vrfy },
-	{ "EXPN", SMTP_S_CMDS, NULL, smtp_proceed_expn },
-	{ "HELP", SMTP_S_CMDS, NULL, smtp_proceed_help },
+	{ "HELO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_helo, NULL },
+	{ "EHLO", SMTP_S_CMDS, smtp_check_helo, smtp_proceed_ehlo, NULL },
+	{ "MAIL", S(SMTP_S_HELO), smtp_check_mail, smtp_proceed_mail, NULL },
+	{ "RCPT", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_rcpt, smtp_proceed_rcpt, NULL },
+	{ "DATA", S(SMTP_S_MAIL) | S(SMTP_S_RCPT), smtp_check_data, smtp_proceed_data, NULL },
+	{ "RSET", SMTP_S_CMDS, smtp_check_noarg, smtp_proceed_rset, NULL },
+	{ "NOOP", SMTP_S_CMDS, NULL, NULL, "250 2.0.0 Ok" },
+	{ "QUIT", SMTP_S_CMDS, NULL, smtp_proceed_quit, NULL },
+	/* RFC 5321 3.5.3: 252 when we cannot verify; EXPN is optional */
+	{ "VRFY", SMTP_S_CMDS, NULL, NULL,
+	    "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery" },
+	{ "EXPN", SMTP_S_CMDS, NULL, NULL, "502 5.5.1 Error: command not implemented" },
+	{ "HELP", SMTP_S_CMDS, NULL, smtp_proceed_help, NULL },
 	{ "STARTTLS", S(SMTP_S_GREETED) | S(SMTP_S_HELO), smtp_check_starttls,
-	    smtp_proceed_starttls },
+	    smtp_proceed_starttls, NULL },
 };
 
 /* ---- the command line ---------------------------------------------- */
@@ -758,7 +772,10 @@ smtp_line(struct smtp_session *s, char *line, size_t len)
 		return;
 	}
 	s->commands_ok++;
-	cmd->proceed(s, arg);
+	if (cmd->proceed == NULL)
+		smtp_reply(s, "%s", cmd->reply);
+	else
+		cmd->proceed(s, arg);
 }
 
 /* ---- policy jobs ----------------------------------------------------- */
@@ -875,7 +892,12 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			pol_tx_reset(s->ps);
 			break;
 		}
-		smtp_be_relay(s, be_ready(s->be) ? SMTP_BE_MAIL : SMTP_BE_OPEN);
+		if (be_ready(s->be)) {
+			smtp_mail_ok(s);
+			break;
+		}
+		s->be_then = SMTP_BE_NONE;
+		smtp_be_relay(s, SMTP_BE_OPEN);
 		return;
 	case POL_RCPT:
 		if (smtp_refused(s, d)) {
@@ -1127,6 +1149,10 @@ smtp_check_data(struct smtp_session *s, const char *arg)
 {
 	if (!smtp_check_noarg(s, arg))
 		return 0;
+	if (s->tx->nrcpt_tried == 0) {	/* RFC 5321 3.3: either code fits */
+		smtp_reply(s, "503 5.5.1 Error: need RCPT command");
+		return 0;
+	}
 	if (s->tx->nrcpt == 0) {
 		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
 		return 0;
@@ -1159,31 +1185,10 @@ smtp_proceed_rset(struct smtp_session *s, const char *arg)
 }
 
 static void
-smtp_proceed_noop(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "250 2.0.0 Ok");
-}
-
-static void
 smtp_proceed_quit(struct smtp_session *s, const char *arg)
 {
 	(void)arg;
 	smtp_close_after(s, "221 2.0.0 Bye");
-}
-
-static void
-smtp_proceed_vrfy(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
-}
-
-static void
-smtp_proceed_expn(struct smtp_session *s, const char *arg)
-{
-	(void)arg;
-	smtp_reply(s, "502 5.5.1 Error: command not implemented");
 }
 
 static void
@@ -1278,6 +1283,7 @@ smtp_tx_free(struct smtp_session *s)
 	free(tx->from);
 	free(tx->params);
 	free(tx->cur);
+	free(tx->mail_fail);
 	spool_free(tx->spool);
 	free(tx->prepend);
 	pol_decision_clear(&tx->d);
@@ -1344,17 +1350,61 @@ smtp_be_line(struct smtp_session *s, const char *verb, const char *path,
 	return xstrdup(buf);
 }
 
-/* Start a backend operation; its reply comes to smtp_be_cb(). */
+/* MAIL passed policy and the backend is there: the client hears 250 now;
+ * MAIL itself goes to the backend with the first RCPT. */
+static void
+smtp_mail_ok(struct smtp_session *s)
+{
+	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_enter_state(s, SMTP_S_MAIL);
+}
+
+/* The group for an RCPT: RSET if an earlier transaction is open there,
+ * MAIL if not sent yet, then RCPT. */
+static void
+smtp_be_rcpt_group(struct smtp_session *s)
+{
+	const char *lines[BE_MAX_GROUP];
+	char *mail = NULL, *rcpt;
+	struct addr_cmd a;
+	int n = 0;
+
+	s->nexpect = s->iexpect = 0;
+	if (!s->tx->mail_sent && (s->flags & SMTP_F_BEDIRTY)) {
+		lines[n++] = "RSET";
+		s->expect[s->nexpect++] = SMTP_X_RSET;
+	}
+	if (!s->tx->mail_sent) {
+		/* re-parse the stored parameters to filter them */
+		char *arg = xasprintf("FROM:<> %s", s->tx->params);
+		(void)addr_parse(arg, "FROM:", 1, 1, &a);
+		free(arg);
+		mail = smtp_be_line(s, "MAIL FROM:", s->tx->from, &a);
+		lines[n++] = mail;
+		s->expect[s->nexpect++] = SMTP_X_MAIL;
+	}
+	rcpt = smtp_be_line(s, "RCPT TO:", s->tx->cur->path, s->tx->cur);
+	lines[n++] = rcpt;
+	s->expect[s->nexpect++] = SMTP_X_RCPT;
+	be_commands(s->be, lines, n);
+	free(mail);
+	free(rcpt);
+}
+
+/* Start a backend operation; its replies come to smtp_be_cb(). */
 static void
 smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 {
 	struct be_client who;
-	struct addr_cmd a;
-	char *line;
 
 	s->beop = op;
 	s->wait = SMTP_W_BACKEND;
 	smtp_update_events(s);
+	if (op == SMTP_BE_RCPT && !be_ready(s->be) && !s->tx->mail_sent) {
+		/* the backend left since MAIL; nothing of ours was there yet */
+		s->be_then = SMTP_BE_RCPT;
+		op = s->beop = SMTP_BE_OPEN;
+	}
 	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
 		/* the backend left while the session was busy elsewhere */
 		smtp_be_cb(s, -1, "connection lost", 15);
@@ -1369,27 +1419,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		who.esmtp = (s->flags & SMTP_F_EHLO) != 0;
 		be_open(s->be, &who);
 		return;
-	case SMTP_BE_MAIL:
-		if (s->flags & SMTP_F_BEDIRTY) {
-			s->beop = SMTP_BE_RSET;
-			be_command(s->be, "RSET");
-			return;
-		}
-		/* re-parse the stored parameters to filter them */
-		memset(&a, 0, sizeof(a));
-		{
-			char *arg = xasprintf("FROM:<> %s", s->tx->params);
-			(void)addr_parse(arg, "FROM:", 1, 1, &a);
-			free(arg);
-		}
-		line = smtp_be_line(s, "MAIL FROM:", s->tx->from, &a);
-		be_command(s->be, line);
-		free(line);
-		return;
 	case SMTP_BE_RCPT:
-		line = smtp_be_line(s, "RCPT TO:", s->tx->cur->path, s->tx->cur);
-		be_command(s->be, line);
-		free(line);
+		smtp_be_rcpt_group(s);
 		return;
 	case SMTP_BE_DATA:
 		be_command(s->be, "DATA");
@@ -1399,14 +1430,65 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 }
 
+/* One reply of an RCPT group. Returns with the op still out unless it
+ * was the RCPT's own reply. */
+static void
+smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+	char esc[LOG_ESCAPE_MAX];
+
+	switch (s->expect[s->iexpect++]) {
+	case SMTP_X_RSET:
+		s->flags &= ~SMTP_F_BEDIRTY;
+		if (code / 100 != 2)
+			log_warn("%s: backend refused RSET: %s", s->id,
+			    log_escape(text, strcspn(text, "\r"), esc));
+		return;
+	case SMTP_X_MAIL:
+		if (code / 100 == 2) {
+			tx->mail_sent = 1;
+			s->flags |= SMTP_F_BEDIRTY;
+		} else {	/* its RCPT will be refused too; the client hears why */
+			free(tx->mail_fail);
+			tx->mail_fail = xstrndup(text, len);
+			log_info("%s: backend refused MAIL from=<%s>: %s", s->id,
+			    log_escape(tx->from, strlen(tx->from), esc),
+			    log_escape(text, strcspn(text, "\r"), esc));
+		}
+		return;
+	case SMTP_X_RCPT:
+		s->beop = SMTP_BE_NONE;
+		s->wait = SMTP_W_NONE;
+		if (tx->mail_fail != NULL) {
+			smtp_reply_raw(s, tx->mail_fail, strlen(tx->mail_fail));
+			free(tx->mail_fail); tx->mail_fail = NULL;
+		} else {
+			smtp_reply_raw(s, text, len);
+			if (code / 100 == 2) {
+				tx->nrcpt++;
+				stats_inc(STATS_RCPTS, 1);
+				pol_tx_rcpt_accepted(s->ps, tx->cur->path);
+				smtp_enter_state(s, SMTP_S_RCPT);
+			}
+		}
+		free(tx->cur); tx->cur = NULL;
+		smtp_process(s);
+		return;
+	}
+}
+
 /* The backend answered (code), or the leg failed (-1). */
 static void
 smtp_be_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct smtp_session *s = arg;
 	enum smtp_beop op = s->beop;
-	char esc[LOG_ESCAPE_MAX];
 
+	if (op == SMTP_BE_RCPT && code != -1) {
+		smtp_be_rcpt_reply(s, code, text, len);
+		return;
+	}
 	s->beop = SMTP_BE_NONE;
 	s->wait = SMTP_W_NONE;
 	if (code == -1 || (op == SMTP_BE_OPEN && code != 250))
@@ -1418,40 +1500,20 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 			smtp_reply(s, "451 4.4.1 Error: backend not available");
 			smtp_tx_free(s);
 			pol_tx_reset(s->ps);
-			break;
-		}
-		smtp_be_relay(s, SMTP_BE_MAIL);
-		return;
-	case SMTP_BE_MAIL:
-		if (code == -1) {
-			smtp_reply(s, "451 4.4.1 Error: backend not available");
-		} else {
-			smtp_reply_raw(s, text, len);
-			if (code / 100 == 2) {
-				s->flags |= SMTP_F_BEDIRTY;
-				smtp_enter_state(s, SMTP_S_MAIL);
-				break;
-			}
-		}
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
-		break;
-	case SMTP_BE_RCPT:
-		if (code == -1) {
-			smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-			smtp_tx_free(s);
-			pol_tx_reset(s->ps);
 			smtp_enter_state(s, SMTP_S_HELO);
 			break;
 		}
-		smtp_reply_raw(s, text, len);
-		if (code / 100 == 2) {
-			s->tx->nrcpt++;
-			stats_inc(STATS_RCPTS, 1);
-			pol_tx_rcpt_accepted(s->ps, s->tx->cur->path);
-			smtp_enter_state(s, SMTP_S_RCPT);
+		if (s->be_then == SMTP_BE_RCPT) {
+			smtp_be_relay(s, SMTP_BE_RCPT);
+			return;
 		}
-		free(s->tx->cur); s->tx->cur = NULL;
+		smtp_mail_ok(s);
+		break;
+	case SMTP_BE_RCPT:	/* the leg failed mid-group */
+		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
+		smtp_tx_free(s);
+		pol_tx_reset(s->ps);
+		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	case SMTP_BE_DATA:
 		if (code == 354) {
@@ -1478,13 +1540,6 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		pol_tx_reset(s->ps);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
-	case SMTP_BE_RSET:
-		s->flags &= ~SMTP_F_BEDIRTY;
-		if (code != -1 && code / 100 != 2)
-			log_warn("%s: backend refused RSET: %s", s->id,
-			    log_escape(text, strcspn(text, "\r"), esc));
-		smtp_be_relay(s, be_ready(s->be) ? SMTP_BE_MAIL : SMTP_BE_OPEN);
-		return;
 	default:
 		fatalx("smtp_be_cb: no operation out (code %d)", code);
 	}
@@ -1678,6 +1733,7 @@ smtp_loop_main(void *arg)
 {
 	struct smtp_loop *l = arg;
 
+	pthread_setname_np(pthread_self(), "postern-io");
 	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
 	return NULL;
 }
@@ -1771,6 +1827,15 @@ smtp_serve(const char *path, struct conf *c)
 
 	if (nthreads < 1)
 		nthreads = 1;
+	/* Block the signals before any module starts a thread (resolver, db
+	 * writer, web): every thread inherits the mask, and only the main
+	 * thread takes them, in sigwait() below. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	log_set_level((enum log_level)c->log_level);
 	conf_swap(conf_ref(c));
 	if (pol_init(c) == -1) {
@@ -1783,13 +1848,6 @@ smtp_serve(const char *path, struct conf *c)
 		conf_unref(c);
 		return 1;
 	}
-	/* The loops and workers inherit this mask; the main thread waits. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	/* The dashboard is not on the mail path: mail flows without it. */
 	if (web_start(c) == -1)
 		log_err("serve: no dashboard (see above); SMTP goes on without it");

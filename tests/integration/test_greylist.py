@@ -7,7 +7,8 @@ greylist.skip_domains and DNS allow lists skip it.
 """
 import pytest
 
-from policyenv import PolicyEnv, Sink, rows, smtp_session
+from harness.capture import Capture
+from policyenv import PolicyEnv, rows, smtp_session
 
 DAY = 86400
 RECORDS = [
@@ -127,7 +128,7 @@ def test_dns_allow_list_not_greylisted(env):
 
 
 def test_smtp_greylist_survives_restart(env):
-    sink = Sink().start()
+    sink = Capture().start()
     try:
         env.serve(sink)
         s = smtp_session(env.port)
@@ -141,7 +142,7 @@ def test_smtp_greylist_survives_restart(env):
         s = smtp_session(env.port)
         s.sendmail("a@sender.example", ["b@example.net"], b"Subject: retry\r\n\r\nhello\r\n")
         s.quit()
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
         assert env.stop_serving() == 0
     finally:
         sink.stop()

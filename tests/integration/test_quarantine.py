@@ -184,6 +184,30 @@ def test_delete_and_expiry_by_clock(make_postern, capture, workdir):
     p.stop()
 
 
+def test_server_expires_as_transactions_begin(make_postern, capture, workdir):
+    clock = workdir.join("clock")
+    with open(clock, "w") as f:
+        f.write("0\n")
+    p = make_postern(capture.addr, conf={"quarantine.max_age": "1d"}, start=False,
+                     env={"POSTERN_CLOCK_FILE": clock})
+    p.write_config()
+    path = workdir.join("rules.txt")
+    with open(path, "w") as f:
+        f.write(RULES)
+    assert cli(p, "rules", "import", path)[0] == 0
+    p.start()
+    quarantined_id(send(p.port, message("old"))[1])
+    assert len(listing(p)) == 1
+    with open(clock, "w") as f:
+        f.write("%d\n" % (86400 + 120))
+    # the next transaction's MAIL runs the expiry (at most once a minute
+    # of the same clock); the new message itself is kept
+    new = quarantined_id(send(p.port, message("new"))[1])
+    assert [r["id"] for r in listing(p)] == [new]
+    assert "quarantine: 1 messages expired" in p.log()
+    p.stop()
+
+
 def test_full_quarantine_is_tempfail(make_postern, capture):
     p = start(make_postern, capture.addr, conf={"quarantine.max_total": "4096",
                                                  "quarantine.max_message": "3000"})
