@@ -105,15 +105,12 @@ run: all
 	@mkdir -p var/spool
 	$(B)/postern serve -c $(CONF)
 
-$(B)/bench/%: bench/%.c $(B)/libpostern.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
-
 bench: all $(BENCHES)
 	@sh .ci/deps bench
 	$(B)/bench/rules_bench
 	$(PYTHON) bench/spf_bench.py
 	$(PYTHON) bench/auth_bench.py
+	$(PYTHON) bench/policy_bench.py
 	$(PYTHON) bench/run.py
 
 # Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the
@@ -127,10 +124,7 @@ bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
 
 # libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
-$(B)/spf_libspf2: bench/spf_libspf2.c $(B)/libpostern.a
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libpostern.a $(LDLIBS)
-
-spf-compare: all $(B)/spf_libspf2
+spf-compare: all $(B)/bench/spf_libspf2
 	$(PYTHON) bench/spf_compare.py
 
 clean:

@@ -54,6 +54,7 @@ static int	 sp_flush(struct spool *);
 static void	 sp_to_file(struct spool *);
 static void	 sp_bare(struct spool *);
 static void	 sp_fail(struct spool *, enum spool_err);
+static size_t	 spool_out_run(struct spool_out *, const char **);
 
 struct spool *
 spool_new(const struct conf *c)
