@@ -166,6 +166,9 @@ struct smtp_loop {
 	struct smtp_session *hash[SMTP_HASH];
 	int		 nsessions;
 	int		 jobs_out;
+	/* Reads land here first; a session keeps only what it has not
+	 * processed yet, so no session holds a read-sized buffer. */
+	char		 scratch[LIM_IO_CHUNK];
 	uint64_t	 last_tick, drain_deadline;
 	int		 draining;
 	pthread_t	 thread;
@@ -504,7 +507,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	struct conf *c = conf_current();
 	struct smtp_session *s;
 	char ip[INET6_ADDRSTRLEN];
-	int port, one = 1;
+	int port;
 
 	smtp_peer(ss, ip, &port);
 	if (smtp_conn_take(c, ip) == -1) {
@@ -516,7 +519,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 		conf_unref(c);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = xcalloc(1, sizeof(*s));
 	s->loop = l;
 	s->conf = c;
@@ -530,7 +532,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	stats_gauge_add(STATS_G_SESSIONS, 1);
 	smtp_loop_add(l, s);
 	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
-	s->be = be_new(l->ev, c, s->id, smtp_be_cb, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
 	log_info("%s: connect from [%s]:%d", s->id, ip, port);
 	smtp_set_deadline(s);
@@ -580,7 +581,8 @@ smtp_free(struct smtp_session *s, const char *reason)
 	l->nsessions--;
 	s->next = l->graveyard;
 	l->graveyard = s;
-	be_close(s->be);
+	if (s->be != NULL)
+		be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
 	stats_gauge_add(STATS_G_SESSIONS, -1);
@@ -660,36 +662,33 @@ smtp_io(struct ev_io *io, unsigned r)
 static void
 smtp_read(struct smtp_session *s)
 {
+	char *p = s->loop->scratch;
+
 	/* A TLS record may hold more than we asked for: drain what OpenSSL
 	 * already decrypted, within a bound. */
 	for (int rounds = 0; rounds < 4; rounds++) {
-		char *p = line_buf_space(&s->in, LIM_IO_CHUNK);
 		unsigned want = 0;
 		ssize_t n;
 
 		if (s->ssl != NULL) {
 			n = tls_read(s->ssl, p, LIM_IO_CHUNK, &want);
 			if (n == 0) {
-				line_buf_commit(&s->in, 0);
 				if (want == EV_WRITE)
 					s->flags |= SMTP_F_WANTW;
 				break;
 			}
 		} else {
 			n = recv(s->io.fd, p, LIM_IO_CHUNK, 0);
-			if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-				line_buf_commit(&s->in, 0);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
 				break;
-			}
 			if (n == 0)
 				n = -1;
 		}
 		if (n < 0) {
-			line_buf_commit(&s->in, 0);
 			smtp_free(s, "lost connection");
 			return;
 		}
-		line_buf_commit(&s->in, (size_t)n);
+		line_buf_add(&s->in, p, (size_t)n);
 		if (s->state == SMTP_S_DATA)
 			s->tx->data_started = 1;
 		smtp_set_deadline(s);
@@ -1451,6 +1450,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
+			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
 		who.v6 = s->v6;
 		who.port = s->port;
@@ -1707,7 +1708,8 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
-		be_tick(s->be, now);
+		if (s->be != NULL)
+			be_tick(s->be, now);
 		if (s->flags & SMTP_F_DEAD)
 			continue;
 		if (s->wait == SMTP_W_NONE && s->state != SMTP_S_EOM && now > s->deadline) {
@@ -1806,6 +1808,8 @@ smtp_listen_one(const char *hp)
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    /* accepted sockets inherit it (Linux): no setsockopt per client */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    (ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
 	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {
