@@ -5,7 +5,8 @@ Starts a private unbound (loopback) serving an SPF record, a 2048-bit DKIM
 key and a DMARC record for example.org, signs a 10 KB message with dkimpy,
 and runs build/bench/auth_bench (one thread: the whole policy path a
 message takes, CONNECT..DATA) over it. Prints the tool's line, which is
-the number to report. Run by `make bench`.
+the number to report. Run by `make bench` (through build/bench/auth_bench
+without arguments).
 """
 import os
 import shutil

@@ -56,6 +56,8 @@ void	 db_close(void);
 int	 db_ok(void);
 /* Schema version of the open database (number of migrations run). */
 int	 db_schema_version(void);
+/* Writes queued for the writer right now (the /metrics gauge). */
+int	 db_queue_len(void);
 /* Wait until every write queued so far is committed (tests, shutdown);
  * 0, or -1 on timeout or failure. */
 int	 db_flush(int timeout_ms);
@@ -84,6 +86,10 @@ typedef int (*db_grey_step_fn)(struct db_grey_row *, time_t now,
  * the result. Returns step's value, or -1 when the database failed. */
 int	 db_grey_update(const char *net, const char *sender, const char *rcpt,
 	    time_t now, db_grey_step_fn step, void *arg);
+/* Read a triplet's row without writing (found = 0 when unknown): the hot
+ * path for triplets that passed. 0, or -1 on a database error. */
+int	 db_grey_get(const char *net, const char *sender, const char *rcpt,
+	    struct db_grey_row *);
 /* Has net passed greylisting at least `need` times and been seen within
  * expire seconds? 1 yes, 0 no, -1 database error. */
 int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire);

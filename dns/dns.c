@@ -103,7 +103,6 @@ static long long	 timeout_ms;
 static pthread_mutex_t	 qlock = PTHREAD_MUTEX_INITIALIZER;
 static struct dns_cache	 cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct dns_stats	 stats;
-static pthread_mutex_t	 stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int	 dns_ub_setup(const struct conf *);
 static void	*dns_dispatch(void *);
@@ -483,8 +482,10 @@ dns_rr_decode(struct dns_rr *rr, int type, const unsigned char *p, int len)
 }
 
 /* An uncompressed wire-format name -> "a.b.c" (no trailing dot, "" for the
- * root); bytes that are not plain hostname characters become \DDD as in
- * RFC 1035 5.1. NULL when malformed. */
+ * root). Printable bytes stay as they are (SPF test names hold ':' and
+ * '/'); a '.' or '\\' inside a label, spaces and other bytes become \DDD
+ * as in RFC 1035 5.1, which libunbound reads back as the same name. NULL
+ * when malformed. */
 static char *
 dns_wire_name(const unsigned char *p, int len, int *used)
 {
@@ -502,7 +503,7 @@ dns_wire_name(const unsigned char *p, int len, int *used)
 			unsigned char ch = p[k + i];
 			if (o + 5 >= sizeof(out))
 				return NULL;
-			if (isalnum(ch) || ch == '-' || ch == '_' || ch == '*')
+			if (ch > 0x20 && ch < 0x7f && ch != '.' && ch != '\\')
 				out[o++] = (char)ch;
 			else
 				o += (size_t)snprintf(out + o, sizeof(out) - o, "\\%03u", ch);
@@ -729,26 +730,30 @@ dns_cache_flush(void)
 	dns_cache_clear();
 }
 
+/* Counters are bumped on every question: atomics, not a lock. */
 static void
 dns_stat(int which)
 {
-	pthread_mutex_lock(&stats_lock);
+	unsigned long *c;
+
 	switch (which) {
-	case ST_QUERIES: stats.queries++; break;
-	case ST_HITS: stats.cache_hits++; break;
-	case ST_MISSES: stats.cache_misses++; break;
-	case ST_TIMEOUTS: stats.timeouts++; break;
-	case ST_BUDGET: stats.budget_refused++; break;
+	case ST_QUERIES: c = &stats.queries; break;
+	case ST_HITS: c = &stats.cache_hits; break;
+	case ST_MISSES: c = &stats.cache_misses; break;
+	case ST_TIMEOUTS: c = &stats.timeouts; break;
+	default: c = &stats.budget_refused; break;
 	}
-	pthread_mutex_unlock(&stats_lock);
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
 void
 dns_stats_get(struct dns_stats *out)
 {
-	pthread_mutex_lock(&stats_lock);
-	*out = stats;
-	pthread_mutex_unlock(&stats_lock);
+	out->queries = __atomic_load_n(&stats.queries, __ATOMIC_RELAXED);
+	out->cache_hits = __atomic_load_n(&stats.cache_hits, __ATOMIC_RELAXED);
+	out->cache_misses = __atomic_load_n(&stats.cache_misses, __ATOMIC_RELAXED);
+	out->timeouts = __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED);
+	out->budget_refused = __atomic_load_n(&stats.budget_refused, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&cache.lock);
 	out->cache_entries = (unsigned long)(cache.n > 0 ? cache.n : 0);
 	pthread_mutex_unlock(&cache.lock);

@@ -9,7 +9,7 @@
  *
  * Public calls: authres_servid(), authres_skips(), authres_value().
  * Ownership: authres_skips() hands back an xmalloc'd array.
- * Thread: no state, any thread.
+ * Thread: no state, any thread. Privilege: none.
  */
 #ifndef POSTERN_AUTHRES_H
 #define POSTERN_AUTHRES_H

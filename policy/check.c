@@ -42,7 +42,6 @@ static int	 check_stage(struct pol_session *, enum pol_stage, const struct pol_m
 static json_t	*check_json(const struct pol_session *, enum pol_stage,
 		    const struct pol_decision *);
 static void	 check_spf_json(const struct pol_session *, json_t *);
-static const char *check_verdict_name(enum pol_verdict);
 
 static const char *stage_names[] = { "connect", "helo", "mail", "rcpt", "data" };
 
@@ -268,7 +267,7 @@ check_json(const struct pol_session *ps, enum pol_stage stage,
 	}
 	json_object_set_new(o, "results", all);
 	json_object_set_new(o, "score", json_real(ps->score));
-	json_object_set_new(o, "verdict", json_string(check_verdict_name(d->verdict)));
+	json_object_set_new(o, "verdict", json_string(pol_verdict_name(d->verdict)));
 	json_object_set_new(o, "stage", json_string(stage_names[stage]));
 	if (d->code)
 		json_object_set_new(o, "reply", json_sprintf("%d %s %s", d->code,
@@ -294,17 +293,4 @@ check_spf_json(const struct pol_session *ps, json_t *j)
 	json_object_set_new(j, "void_lookups", json_integer(o->void_lookups));
 	json_object_set_new(j, "explanation",
 	    o->explanation ? json_string(o->explanation) : json_null());
-}
-
-static const char *
-check_verdict_name(enum pol_verdict v)
-{
-	switch (v) {
-	case POL_ACCEPT: return "accept";
-	case POL_TAG: return "tag";
-	case POL_QUARANTINE: return "quarantine";
-	case POL_TEMPFAIL: return "tempfail";
-	case POL_REJECT: return "reject";
-	}
-	return "?";
 }

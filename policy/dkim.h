@@ -18,6 +18,7 @@
  * Public: dkim_check (for policy.c's table), dkim_sigerror_result().
  * Thread: any worker; the library handle is shared read-only after a
  * pthread_once() setup, each verification has its own context.
+ * Privilege: none (no files; DNS only through dns/).
  */
 #ifndef POSTERN_DKIM_H
 #define POSTERN_DKIM_H

@@ -50,6 +50,14 @@ struct dmarc_lex {
 };
 enum dmarc_lex_kind { DMARC_LEX_TEXT, DMARC_LEX_QUOTED, DMARC_LEX_COMMENT };
 
+/* p= and sp= while a record is parsed: a policy, or absent, or bad. */
+#define DMARC_P_ABSENT	(-3)
+#define DMARC_P_BAD	(-2)
+struct dmarc_ptags {
+	int	 p, sp;
+	int	 rua;		/* a syntactically valid rua= is there */
+};
+
 /* One tag of a tag list, WSP trimmed. */
 struct dmarc_tagv {
 	const char *name, *val;
@@ -77,6 +85,9 @@ static int	 dmarc_from_addrs(const char *, char doms[][DMARC_DOMAIN_MAX], int *)
 static int	 dmarc_wsp(char);
 static int	 dmarc_tag(const char *, size_t, size_t *, struct dmarc_tagv *);
 static int	 dmarc_policy_word(const char *, size_t);
+static int	 dmarc_tag_is(const struct dmarc_tagv *, const char *);
+static void	 dmarc_record_tag(const struct dmarc_tagv *, struct dmarc_ptags *,
+		    struct dmarc_record *);
 static enum dmarc_found dmarc_lookup(struct pol_session *, const char *,
 		    struct dmarc_policy_ctx *);
 static enum dmarc_found dmarc_discover(struct pol_session *, const char *,
@@ -389,15 +400,51 @@ dmarc_policy_word(const char *v, size_t n)
 		return DMARC_P_QUARANTINE;
 	if (n == 6 && strncasecmp(v, "reject", 6) == 0)
 		return DMARC_P_REJECT;
-	return -2;
+	return DMARC_P_BAD;
+}
+
+/* Is tag t named `name` (case-insensitive, RFC 7489 6.4 ABNF)? */
+static int
+dmarc_tag_is(const struct dmarc_tagv *t, const char *name)
+{
+	return t->nlen == strlen(name) && strncasecmp(t->name, name, t->nlen) == 0;
+}
+
+/* Apply one tag after v=DMARC1. p= and sp= are kept in *pt for the caller
+ * to judge (6.6.3 step 6); other bad values fall back to defaults (6.3).
+ * The first of a repeated tag wins. */
+static void
+dmarc_record_tag(const struct dmarc_tagv *t, struct dmarc_ptags *pt,
+    struct dmarc_record *r)
+{
+	const char *v = t->val;
+	size_t vl = t->vlen;
+
+	if (dmarc_tag_is(t, "p") && pt->p == DMARC_P_ABSENT)
+		pt->p = dmarc_policy_word(v, vl);
+	else if (dmarc_tag_is(t, "sp") && pt->sp == DMARC_P_ABSENT)
+		pt->sp = dmarc_policy_word(v, vl);
+	else if (dmarc_tag_is(t, "adkim"))
+		r->adkim_strict = vl == 1 && (*v == 's' || *v == 'S');
+	else if (dmarc_tag_is(t, "aspf"))
+		r->aspf_strict = vl == 1 && (*v == 's' || *v == 'S');
+	else if (dmarc_tag_is(t, "rua"))
+		pt->rua = vl > 7 && strncasecmp(v, "mailto:", 7) == 0;
+	else if (dmarc_tag_is(t, "pct") && vl > 0 && vl <= 3) {
+		int n = 0;
+		for (size_t i = 0; i < vl && n >= 0; i++)
+			n = isdigit((unsigned char)v[i]) ? n * 10 + v[i] - '0' : -1;
+		if (n >= 0 && n <= 100)
+			r->pct = n;
+	}
 }
 
 enum dmarc_rec_status
 dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *r)
 {
+	struct dmarc_ptags pt = { DMARC_P_ABSENT, DMARC_P_ABSENT, 0 };
 	struct dmarc_tagv t;
 	size_t pos = 0;
-	int first = 1, p = -3, sp = -3, rua = 0;
 
 	memset(r, 0, sizeof(*r));
 	r->p = DMARC_P_NONE;
@@ -405,50 +452,22 @@ dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *r)
 	r->pct = 100;
 	if (len > DMARC_RECORD_MAX)
 		len = DMARC_RECORD_MAX;
-	while (dmarc_tag(txt, len, &pos, &t)) {
-		const char *name = t.name, *v = t.val;
-		size_t nlen = t.nlen, vl = t.vlen;
-
-		if (first) {
-			/* 6.4: v=DMARC1 first, value case as written. */
-			if (nlen != 1 || *name != 'v' || vl != 6 ||
-			    strncmp(v, "DMARC1", 6) != 0)
-				return DMARC_REC_NOT_DMARC;
-			first = 0;
-		} else if (nlen == 1 && strncasecmp(name, "p", 1) == 0 && p == -3) {
-			p = dmarc_policy_word(v, vl);
-		} else if (nlen == 2 && strncasecmp(name, "sp", 2) == 0 && sp == -3) {
-			sp = dmarc_policy_word(v, vl);
-		} else if (nlen == 5 && strncasecmp(name, "adkim", 5) == 0) {
-			/* 6.3: a bad value falls back to the default, r. */
-			r->adkim_strict = vl == 1 && (*v == 's' || *v == 'S');
-		} else if (nlen == 4 && strncasecmp(name, "aspf", 4) == 0) {
-			r->aspf_strict = vl == 1 && (*v == 's' || *v == 'S');
-		} else if (nlen == 3 && strncasecmp(name, "pct", 3) == 0) {
-			char num[8];
-			if (vl > 0 && vl < sizeof(num) && strspn(v, "0123456789") >= vl) {
-				memcpy(num, v, vl);
-				num[vl] = '\0';
-				if (atoi(num) <= 100)
-					r->pct = atoi(num);
-			}
-		} else if (nlen == 3 && strncasecmp(name, "rua", 3) == 0) {
-			rua = vl > 7 && strncasecmp(v, "mailto:", 7) == 0;
-		}
-	}
-	if (first)
+	/* 6.4: v=DMARC1 first, its value exactly as written. */
+	if (!dmarc_tag(txt, len, &pos, &t) || !dmarc_tag_is(&t, "v") ||
+	    t.vlen != 6 || strncmp(t.val, "DMARC1", 6) != 0)
 		return DMARC_REC_NOT_DMARC;
+	while (dmarc_tag(txt, len, &pos, &t))
+		dmarc_record_tag(&t, &pt, r);
 	/* 6.6.3 step 6: a bad or missing p (or a bad sp) is p=none when a
 	 * valid rua is there, else the record is not applied. */
-	if (p < 0 || sp == -2) {
-		if (!rua)
+	if (pt.p < 0 || pt.sp == DMARC_P_BAD) {
+		if (!pt.rua)
 			return DMARC_REC_INVALID;
 		r->p = DMARC_P_NONE;
-		r->sp = DMARC_P_UNSET;
 		return DMARC_REC_OK;
 	}
-	r->p = p;
-	r->sp = sp == -3 ? DMARC_P_UNSET : sp;
+	r->p = pt.p;
+	r->sp = pt.sp == DMARC_P_ABSENT ? DMARC_P_UNSET : pt.sp;
 	return DMARC_REC_OK;
 }
 

@@ -25,6 +25,7 @@
  *
  * Public: dmarc_check, and the pure helpers below (unit tested).
  * Thread: any worker; the PSL is loaded once (pthread_once), then read-only.
+ * Privilege: reads the Public Suffix List that libpsl finds; DNS via dns/.
  */
 #ifndef POSTERN_DMARC_H
 #define POSTERN_DMARC_H

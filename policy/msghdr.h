@@ -9,7 +9,7 @@
  *
  * Public calls: msghdr_next(), msghdr_is(), msghdr_unfold().
  * Ownership: fields point into the caller's buffer; msghdr_unfold() returns
- * an xmalloc'd string. Thread: no state, any thread.
+ * an xmalloc'd string. Thread: no state, any thread. Privilege: none.
  */
 #ifndef POSTERN_MSGHDR_H
 #define POSTERN_MSGHDR_H

@@ -45,6 +45,9 @@ static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
 static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
+static char	*pol_field_value(const char *h, const char *end, size_t namelen);
+static int	 pol_check_conf(const struct conf *);
+static int	 pol_auth_temperror(const struct pol_session *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -63,6 +66,7 @@ static const struct pol_check *checks[] = {
 	&grey_check,
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
+	&grey_data_check,	/* greylisting that waited for DKIM */
 	&rulecheck,
 	NULL
 };
@@ -71,6 +75,12 @@ static const char *verdict_names[] = {
 	[POL_ACCEPT] = "accept", [POL_TAG] = "tag", [POL_QUARANTINE] = "quarantine",
 	[POL_TEMPFAIL] = "tempfail", [POL_REJECT] = "reject",
 };
+
+const char *
+pol_verdict_name(enum pol_verdict v)
+{
+	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
+}
 
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
@@ -341,6 +351,11 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
+	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
+	 * the checks, so whatever keeps a copy at DATA can leave them out. */
+	if (stage == POL_DATA && msg != NULL)
+		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
+		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
 	if (stage == POL_CONNECT)
 		db_stat_add("session", time_wall(), 1);
@@ -365,10 +380,6 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 			ps->results[j].stage = stage;
 	}
 	pol_decide(ps, stage, msg, d);
-	/* RFC 8601 5: nobody else may speak for our authserv-id. */
-	if (stage == POL_DATA && msg != NULL)
-		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
-		    &d->skip);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -410,6 +421,8 @@ pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
 	};
 	const char *end = m->data + m->len, *hdr_end;
 
+	if (m->len >= 2 && m->data[0] == '\r' && m->data[1] == '\n')
+		return;		/* an empty header section */
 	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
 		end = hdr_end + 2;
 	for (const char *h = m->data; h < end; ) {
@@ -538,8 +551,16 @@ pol_authres_header(const struct pol_session *ps)
 		const struct pol_result *r = &ps->results[i];
 		if (r->authres == NULL)
 			continue;
+		/* Properties may quote what a client wrote (MAIL FROM):
+		 * no control character may fold or end our header. */
+		char *p = xstrdup(r->authres), *q = p;
+		for (const char *c = r->authres; *c; c++)
+			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
+				*q++ = *c;
+		*q = '\0';
 		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *r->authres ? " " : "", r->authres);
+		    *p ? " " : "", p);
+		free(p);
 		free(h);
 		h = n;
 		any = 1;

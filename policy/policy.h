@@ -102,6 +102,8 @@ void	 pol_tx_record(struct pol_session *, const char *backend_reply,
 
 /* "spf=pass dkim=none dmarc=none score=0.0" for the transaction log line. */
 void	 pol_summary(const struct pol_session *, char *buf, size_t sz);
+/* "accept", "tag", "quarantine", "tempfail", "reject". */
+const char *pol_verdict_name(enum pol_verdict);
 
 /* `postern check`: parse args, run stages, print one JSON object. */
 int	 pol_check_main(int argc, char **argv);

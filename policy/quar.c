@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -29,11 +30,17 @@ struct smtpc {
 	char	 buf[QUAR_REPLY_MAX];
 	size_t	 n;
 	char	 reply[QUAR_REPLY_MAX];
+	unsigned caps;		/* QUAR_CAP_* from the EHLO reply */
 };
+
+#define QUAR_CAP_8BITMIME	0x1	/* RFC 6152 */
+#define QUAR_CAP_SMTPUTF8	0x2	/* RFC 6531 */
 
 static char	*quar_reasons(const struct pol_session *);
 static void	 quar_answer(struct pol_decision *, enum pol_verdict, int code,
 		    const char *status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int	 has_8bit(const char *, size_t);
+static int	 quar_utf8_env(const char *, json_t *);
 static int	 smtpc_connect(struct smtpc *, const char *hostport, char *err, size_t);
 static int	 smtpc_reply(struct smtpc *);
 static int	 smtpc_send(struct smtpc *, const char *, size_t);
@@ -145,12 +152,13 @@ quar_expire(const struct conf *c)
 	return n;
 }
 
+/* Wall clock (the test clock moves it), so expiry tests need no sleep. */
 void
 quar_tick(const struct conf *c)
 {
-	long long now = (long long)time_mono_ms(), last = atomic_load(&quar_last_tick);
+	long long now = (long long)time_wall(), last = atomic_load(&quar_last_tick);
 
-	if (last != 0 && now - last < 60000)
+	if (last != 0 && now - last < QUAR_TICK_S && now >= last)
 		return;
 	if (!atomic_compare_exchange_strong(&quar_last_tick, &last, now))
 		return;
@@ -210,7 +218,9 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 		return -1;
 	if (smtpc_cmd(&s, 220, err, errsz, "%s", "") == -1 ||
 	    smtpc_cmd(&s, 250, err, errsz, "EHLO %s\r\n", c->hostname) == -1 ||
-	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>\r\n", from) == -1)
+	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>%s%s\r\n", from,
+	    (s.caps & QUAR_CAP_8BITMIME) && has_8bit(raw, len) ? " BODY=8BITMIME" : "",
+	    (s.caps & QUAR_CAP_SMTPUTF8) && quar_utf8_env(from, rcpts) ? " SMTPUTF8" : "") == -1)
 		goto out;
 	json_array_foreach(rcpts, i, r)
 		if (json_is_string(r) && smtpc_cmd(&s, 250, err, errsz,
@@ -228,6 +238,31 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 out:
 	close(s.fd);
 	return rc;
+}
+
+static int
+has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* Does the envelope need SMTPUTF8 (a non-ASCII address)? */
+static int
+quar_utf8_env(const char *from, json_t *rcpts)
+{
+	size_t i;
+	json_t *r;
+
+	if (has_8bit(from, strlen(from)))
+		return 1;
+	json_array_foreach(rcpts, i, r)
+		if (json_is_string(r) && has_8bit(json_string_value(r),
+		    strlen(json_string_value(r))))
+			return 1;
+	return 0;
 }
 
 static int
@@ -275,6 +310,10 @@ smtpc_reply(struct smtpc *s)
 			size_t l = (size_t)(nl - s->buf) + 1;
 			int last = l >= 4 && s->buf[3] != '-';
 			snprintf(s->reply, sizeof(s->reply), "%.*s", (int)(l > 2 ? l - 2 : 0), s->buf);
+			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "8BITMIME", 8) == 0)
+				s->caps |= QUAR_CAP_8BITMIME;
+			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "SMTPUTF8", 8) == 0)
+				s->caps |= QUAR_CAP_SMTPUTF8;
 			int code = atoi(s->buf);
 			memmove(s->buf, s->buf + l, s->n - l);
 			s->n -= l;
@@ -425,9 +464,8 @@ quar_main(int argc, char **argv)
 {
 	const char *cpath = "etc/postern.conf", *who = "cli", *q = NULL;
 	char *a[2];
-	struct conf_err *errs;
 	struct conf *c;
-	int na = 0, nerr, rc;
+	int na = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -439,12 +477,8 @@ quar_main(int argc, char **argv)
 		else if (na < 2)
 			a[na++] = argv[i];
 	}
-	if ((c = conf_load(cpath, &errs, &nerr)) == NULL) {
-		for (int i = 0; i < nerr; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(cpath)) == NULL)
 		return 1;
-	}
 	if (db_open(c, 0) == -1) {
 		conf_unref(c);
 		return 1;

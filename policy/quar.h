@@ -17,6 +17,7 @@
  * Thread: any (policy workers, web threads, the CLI).
  * Exposure: message bytes are attacker-written; they are stored and sent
  * back byte for byte (dot-stuffed), never interpreted here.
+ * Privilege: the database through db/; connects to proxy.backend.
  */
 #ifndef POSTERN_QUAR_H
 #define POSTERN_QUAR_H
@@ -32,6 +33,7 @@ struct pol_session;
  * minutes; an admin is waiting, so less). */
 #define QUAR_SMTP_TIMEOUT_S	60
 #define QUAR_REPLY_MAX		4096	/* bytes of one (multi-line) reply */
+#define QUAR_TICK_S		60	/* expiry runs at most this often */
 
 /*
  * At DATA with verdict QUARANTINE (called by pol_run): commit the message,

@@ -37,6 +37,7 @@ static void	 rbl_lists(struct pol_session *, const char *spec, const struct sock
 		    const char *domain, const char *check, const char *what);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rbl_enabled(const struct conf *);
+static int	 rbl_domain_ok(const char *);
 
 const struct pol_check rbl_check = {
 	.name = "rbl",
@@ -185,27 +186,15 @@ rbl_match(const struct rbl_site *s, struct in_addr a)
 int
 rbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
 {
-	const unsigned char *b;
-	size_t o = 0;
+	struct sockaddr_in v4 = { .sin_family = AF_INET };
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
-	if (sa->sa_family == AF_INET6 &&
-	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
-		b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		for (int i = 15; i >= 0 && o < outsz; i--)
-			o += (size_t)snprintf(out + o, outsz - o, "%x.%x.",
-			    b[i] & 0xf, b[i] >> 4);
-	} else {
-		if (sa->sa_family == AF_INET)
-			b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-		else if (sa->sa_family == AF_INET6)
-			b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12;
-		else
-			return -1;
-		o = (size_t)snprintf(out, outsz, "%u.%u.%u.%u.", b[3], b[2], b[1], b[0]);
+	/* An IPv4 client on a dual-stack socket is listed by its IPv4 address. */
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		memcpy(&v4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		sa = (const struct sockaddr *)&v4;
 	}
-	if (o >= outsz)
-		return -1;
-	return (size_t)snprintf(out + o, outsz - o, "%s", zone) < outsz - o ? 0 : -1;
+	return dns_reverse_name(sa, zone, out, outsz);
 }
 
 /* ------------------------------------------------------------- lookups */

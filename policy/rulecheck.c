@@ -30,12 +30,18 @@
 
 /* Our index in pol_session.priv[]; policy_int.h leaves slots to checks. */
 #define RULECHECK_SLOT	8
+/* Matching rules named one result each, per stage; past it the rest add
+ * their score as one "N more rules" result, so a message matching
+ * hundreds of rules cannot crowd POL_MAX_RESULTS nor lose score. */
+#define RULECHECK_MAX_NAMED	16
 
 struct rc_state {
 	struct rule_set	*set;
 	int		 quarantine;	/* a quarantine rule matched before DATA */
 	char		 qrule[RULE_MAX_NAME + 1];
-	/* this stage's strongest action */
+	/* this stage's hits past RULECHECK_MAX_NAMED, and strongest action */
+	int		 named, more;
+	double		 more_score;
 	int		 action;	/* enum rule_action, or -1 */
 	char		 arule[RULE_MAX_NAME + 1];
 	struct pol_session *ps;
@@ -113,6 +119,8 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	}
 	s->ps = ps;
 	s->action = -1;
+	s->named = s->more = 0;
+	s->more_score = 0;
 	if (s->set != NULL && (rule_set_targets(s->set) & mask)) {
 		in.client_ip = ps->client_ip;
 		in.client_name = ps->client_name;
@@ -140,7 +148,13 @@ rc_hit(void *arg, const struct rule_hit *h)
 {
 	struct rc_state *s = arg;
 
-	pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
+	if (s->named < RULECHECK_MAX_NAMED) {
+		pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
+		s->named++;
+	} else {
+		s->more++;
+		s->more_score += h->score;
+	}
 	if (h->action == RULE_SCORE)
 		return;
 	if (s->action == -1 || rc_severity[h->action] > rc_severity[s->action]) {
@@ -155,6 +169,9 @@ rc_apply(struct rc_state *s, enum pol_stage st)
 {
 	struct pol_session *ps = s->ps;
 
+	if (s->more > 0)
+		pol_result_add(ps, "rule", "match", s->more_score, NULL,
+		    "%d more rules", s->more);
 	if (s->action == RULE_QUARANTINE && st != POL_DATA) {
 		s->quarantine = 1;
 		snprintf(s->qrule, sizeof(s->qrule), "%s", s->arule);
@@ -228,6 +245,13 @@ rulecheck_refresh(struct conf *c, int force)
 
 	if (!rc_have_db || (v = db_rule_version()) < 0)
 		return rc_have_db ? -1 : 0;
+	/* The common case, unchanged, takes no lock. */
+	cur = rule_current();
+	if (!force && cur != NULL && rule_set_version(cur) == v) {
+		rule_set_unref(cur);
+		return 0;
+	}
+	rule_set_unref(cur);
 	pthread_mutex_lock(&rc_build_mtx);
 	cur = rule_current();
 	if (!force && cur != NULL && rule_set_version(cur) == v) {
@@ -394,9 +418,8 @@ int
 rulecheck_main(int argc, char **argv)
 {
 	const char *cpath = "etc/postern.conf", *args[3];
-	struct conf_err *errs;
 	struct conf *c;
-	int replace = 0, na = 0, nerr, rc = 2;
+	int replace = 0, na = 0, rc = 2;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -406,12 +429,8 @@ rulecheck_main(int argc, char **argv)
 		else if (na < 3)
 			args[na++] = argv[i];
 	}
-	if ((c = conf_load(cpath, &errs, &nerr)) == NULL) {
-		for (int i = 0; i < nerr; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(cpath)) == NULL)
 		return 1;
-	}
 	if (na == 3 && strcmp(args[0], "test") == 0) {
 		rc = rc_test(c, args[1], args[2]);
 		conf_unref(c);

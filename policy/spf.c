@@ -85,6 +85,7 @@ struct spf_ctx {
 	char		*explanation;
 	char		*validated;	/* %{p}, computed once */
 	char		 dnswhy[128];	/* the last DNS failure, for reasons */
+	int		 in_include;	/* > 0: explanations are not wanted */
 };
 
 static enum spf_result spf_eval_domain(struct spf_ctx *, const char *);
@@ -94,11 +95,16 @@ static enum spf_result spf_get_record(struct spf_ctx *, const char *, char **);
 static int	 spf_parse(const char *, struct spf_record *, char *, size_t);
 static int	 spf_parse_term(char *, struct spf_term *, char *, size_t);
 static int	 spf_parse_cidr(char *, struct spf_term *, int dual);
+static int	 spf_parse_mech_arg(char *, struct spf_term *);
+static int	 spf_parse_spec(char *, struct spf_term *, int optional);
 static int	 spf_macro_check(const char *, int is_exp);
 static int	 spf_domain_spec_check(const char *);
 static int	 spf_toplabel(const char *, size_t);
 static void	 spf_record_free(struct spf_record *);
 static int	 spf_expand(struct spf_ctx *, const char *, const char *, int, char *, size_t);
+static const char *spf_expand_macro(struct spf_ctx *, const char *, const char *, char *, size_t);
+static void	 spf_transform(char *, size_t, const char *, long keep, int rev);
+static void	 spf_urlescape(char *, size_t);
 static int	 spf_macro_value(struct spf_ctx *, char, const char *, char *, size_t);
 static int	 spf_target(struct spf_ctx *, const struct spf_term *, const char *, char *, size_t);
 static int	 spf_domain_ok(const char *);
@@ -363,7 +369,9 @@ spf_include(struct spf_ctx *ctx, const struct spf_term *t, const char *domain)
 	if (spf_target(ctx, t, domain, target, sizeof(target)) == -1)
 		return spf_err(ctx, SPF_R_PERMERROR, "bad macro in include: of %s", domain);
 	ctx->explanation = NULL;
+	ctx->in_include++;
 	r = spf_eval_domain(ctx, target);
+	ctx->in_include--;
 	/* 6.2: the included record's exp= is never used. */
 	free(ctx->explanation);
 	ctx->explanation = saved;
@@ -579,7 +587,7 @@ spf_explain(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 
 	free(ctx->explanation);
 	ctx->explanation = NULL;
-	if (rec->exp == -1 ||
+	if (ctx->in_include > 0 || rec->exp == -1 ||
 	    spf_target(ctx, &rec->terms[rec->exp], domain, target, sizeof(target)) == -1)
 		return;
 	a = dns_query(target, DNS_T_TXT, ctx->q->budget);
@@ -595,7 +603,7 @@ spf_explain(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 		}
 	out = xmalloc(SPF_EXP_MAX);
 	if (spf_macro_check(t, 1) == 0 &&
-	    spf_expand(ctx, t, domain, 1, out, SPF_EXP_MAX) == 0)
+	    spf_expand(ctx, t, domain, 0, out, SPF_EXP_MAX) == 0)
 		ctx->explanation = out;
 	else
 		free(out);
@@ -639,7 +647,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 		snprintf(out, outsz, "%s", domain);
 		return 0;
 	}
-	if (spf_expand(ctx, t->spec, domain, 0, buf, sizeof(buf)) == -1)
+	if (spf_expand(ctx, t->spec, domain, 1, buf, sizeof(buf)) == -1)
 		return -1;
 	/* 7.3: over 253 characters, drop labels from the left. */
 	p = buf;
@@ -757,48 +765,8 @@ spf_parse_term(char *s, struct spf_term *t, char *why, size_t whysz)
 		return -1;
 	}
 	t->mech = spf_mechs[i].mech;
-	switch (t->mech) {
-	case M_ALL:
-		if (*arg != '\0')
-			goto bad;
+	if (spf_parse_mech_arg(arg, t) == 0)
 		return 0;
-	case M_INCLUDE:
-	case M_EXISTS:
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_A:
-	case M_MX:
-		if (spf_parse_cidr(arg, t, 1) == -1)
-			goto bad;
-		if (*arg == '\0')
-			return 0;
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_PTR:
-		if (*arg == '\0')
-			return 0;
-		if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
-			goto bad;
-		t->spec = arg;
-		return 0;
-	case M_IP4:
-	case M_IP6:
-		if (*arg++ != ':' || spf_parse_cidr(arg, t, 0) == -1)
-			goto bad;
-		if (t->mech == M_IP4) {
-			/* qnum: no leading zeros, 0-255 (inet_pton agrees) */
-			if (strchr(arg, ':') || inet_pton(AF_INET, arg, t->net) != 1)
-				goto bad;
-		} else if (inet_pton(AF_INET6, arg, t->net) != 1)
-			goto bad;
-		return 0;
-	default:
-		break;
-	}
 bad:
 	snprintf(why, whysz, "bad term '%.60s'", s);
 	return -1;
@@ -818,6 +786,49 @@ spf_cidr_num(const char *c, int max)
 			return -1;
 	}
 	return (int)v;
+}
+
+/* What follows a mechanism's name (5.1-5.7, 12); 0 or -1. */
+static int
+spf_parse_mech_arg(char *arg, struct spf_term *t)
+{
+	switch (t->mech) {
+	case M_ALL:
+		return *arg == '\0' ? 0 : -1;
+	case M_INCLUDE:
+	case M_EXISTS:
+		return spf_parse_spec(arg, t, 0);
+	case M_A:
+	case M_MX:
+		if (spf_parse_cidr(arg, t, 1) == -1)
+			return -1;
+		return spf_parse_spec(arg, t, 1);
+	case M_PTR:
+		return spf_parse_spec(arg, t, 1);
+	case M_IP4:
+	case M_IP6:
+		if (*arg++ != ':' || spf_parse_cidr(arg, t, 0) == -1)
+			return -1;
+		/* ip4: qnum has no leading zeros, 0-255 (glibc's inet_pton agrees) */
+		if (t->mech == M_IP4)
+			return strchr(arg, ':') == NULL &&
+			    inet_pton(AF_INET, arg, t->net) == 1 ? 0 : -1;
+		return inet_pton(AF_INET6, arg, t->net) == 1 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+/* ":" domain-spec, or nothing when optional; 0 or -1. */
+static int
+spf_parse_spec(char *arg, struct spf_term *t, int optional)
+{
+	if (optional && *arg == '\0')
+		return 0;
+	if (*arg++ != ':' || spf_domain_spec_check(arg) == -1)
+		return -1;
+	t->spec = arg;
+	return 0;
 }
 
 /* Cut a trailing CIDR suffix off s (in place): for a/mx the dual form
@@ -965,96 +976,119 @@ spf_record_free(struct spf_record *rec)
 
 /* ---- macros (7) ---- */
 
-/* Expand a checked macro-string into out; 0, or -1 if it does not fit. */
+/* Expand a checked macro-string into out; 0, or -1 on a bad macro. What
+ * does not fit is cut: for a domain name (tail) from the left, as 7.3 cuts
+ * names from the left anyway; for explanation text from the right. */
 static int
-spf_expand(struct spf_ctx *ctx, const char *s, const char *domain, int is_exp,
+spf_expand(struct spf_ctx *ctx, const char *s, const char *domain, int tail,
     char *out, size_t outsz)
 {
-	char val[SPF_EXPAND_MAX], parts[SPF_EXPAND_MAX];
+	char val[SPF_EXPAND_MAX];
 	size_t o = 0;
 
 	for (const char *p = s; *p; p++) {
-		const char *add = NULL;
-		char one[2] = { *p, '\0' };
+		const char *add = val;
 
 		if (*p != '%') {
-			add = one;
-		} else if (p[1] == '%') {
-			add = "%", p++;
-		} else if (p[1] == '_') {
-			add = " ", p++;
-		} else if (p[1] == '-') {
-			add = "%20", p++;
-		} else {
-			/* "%{" letter [digits] ["r"] delimiters "}" */
-			char letter = p[2];
-			const char *q = p + 3;
-			long keep = 0;
-			int rev = 0;
-			char delims[16] = "";
-			size_t nd = 0;
-
-			if (isdigit((unsigned char)*q)) {
-				keep = strtol(q, NULL, 10);
-				while (isdigit((unsigned char)*q))
-					q++;
-			}
-			if (*q == 'r' || *q == 'R')
-				rev = 1, q++;
-			while (*q != '}' && nd < sizeof(delims) - 1)
-				delims[nd++] = *q++;
-			while (*q != '}')
-				q++;
-			if (spf_macro_value(ctx, letter, domain, val, sizeof(val)) == -1)
-				return -1;
-			/* split on the delimiters, reverse, keep the right-most */
-			char *f[SPF_EXPAND_MAX / 2];
-			int nf = 0;
-			snprintf(parts, sizeof(parts), "%s", val);
-			char *c = parts;
-			f[nf++] = c;
-			for (; *c; c++)
-				if (strchr(nd ? delims : ".", *c) != NULL) {
-					*c = '\0';
-					f[nf++] = c + 1;
-				}
-			if (rev)
-				for (int i = 0; i < nf / 2; i++) {
-					char *tmp = f[i];
-					f[i] = f[nf - 1 - i];
-					f[nf - 1 - i] = tmp;
-				}
-			int first = keep > 0 && keep < nf ? nf - (int)keep : 0;
-			size_t vo = 0;
-			for (int i = first; i < nf; i++)
-				vo += (size_t)snprintf(val + vo, sizeof(val) - vo, "%s%s",
-				    i > first ? "." : "", f[i]);
-			/* 7.3: an upper-case letter means URL-escape the value */
-			if (isupper((unsigned char)letter)) {
-				char esc[SPF_EXPAND_MAX];
-				size_t eo = 0;
-				for (const char *v = val; *v && eo + 4 < sizeof(esc); v++) {
-					if (isalnum((unsigned char)*v) || strchr("-._~", *v))
-						esc[eo++] = *v;
-					else
-						eo += (size_t)snprintf(esc + eo, sizeof(esc) - eo,
-						    "%%%02X", (unsigned char)*v);
-				}
-				esc[eo] = '\0';
-				snprintf(val, sizeof(val), "%s", esc);
-			}
-			add = val;
-			p = q;
-		}
-		size_t al = strlen(add);
-		if (o + al >= outsz)
+			val[0] = *p;
+			val[1] = '\0';
+		} else if (p[1] == '%' || p[1] == '_' || p[1] == '-') {
+			add = p[1] == '%' ? "%" : p[1] == '_' ? " " : "%20";
+			p++;
+		} else if ((p = spf_expand_macro(ctx, p, domain, val, sizeof(val))) == NULL)
 			return -1;
+		size_t al = strlen(add);
+		if (al >= outsz)
+			add += al - (outsz - 1), al = outsz - 1;
+		if (o + al >= outsz) {
+			if (!tail)
+				break;
+			size_t drop = o + al - (outsz - 1);
+			memmove(out, out + drop, o - drop);
+			o -= drop;
+		}
 		memcpy(out + o, add, al);
 		o += al;
 	}
 	out[o] = '\0';
-	(void)is_exp;
 	return 0;
+}
+
+/* One checked "%{" letter [digits] ["r"] delimiters "}" at p: its value,
+ * transformed (7.3), into val. Returns the closing brace, or NULL. */
+static const char *
+spf_expand_macro(struct spf_ctx *ctx, const char *p, const char *domain,
+    char *val, size_t valsz)
+{
+	char letter = p[2], delims[16] = "";
+	const char *q = p + 3;
+	size_t nd = 0;
+	long keep = 0;
+	int rev = 0;
+
+	if (isdigit((unsigned char)*q)) {
+		keep = strtol(q, NULL, 10);
+		while (isdigit((unsigned char)*q))
+			q++;
+	}
+	if (*q == 'r' || *q == 'R')
+		rev = 1, q++;
+	for (; *q != '}'; q++)
+		if (nd < sizeof(delims) - 1 && strchr(delims, *q) == NULL)
+			delims[nd++] = *q;
+	if (spf_macro_value(ctx, letter, domain, val, valsz) == -1)
+		return NULL;
+	spf_transform(val, valsz, nd ? delims : ".", keep, rev);
+	/* an upper-case letter means: URL-escape the value */
+	if (isupper((unsigned char)letter))
+		spf_urlescape(val, valsz);
+	return q;
+}
+
+/* 7.3: split val on the delimiters, reverse if asked, keep the right-most
+ * keep parts (all when 0 or more than there are), join with dots. */
+static void
+spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
+{
+	char *copy = xstrdup(val), **f = xcalloc(strlen(val) + 2, sizeof(char *));
+	int nf = 0, first;
+	size_t vo = 0;
+
+	f[nf++] = copy;
+	for (char *c = copy; *c; c++)
+		if (strchr(delims, *c) != NULL) {
+			*c = '\0';
+			f[nf++] = c + 1;
+		}
+	for (int i = 0; rev && i < nf / 2; i++) {
+		char *tmp = f[i];
+		f[i] = f[nf - 1 - i];
+		f[nf - 1 - i] = tmp;
+	}
+	first = keep > 0 && keep < nf ? nf - (int)keep : 0;
+	val[0] = '\0';
+	for (int i = first; i < nf && vo < valsz; i++)
+		vo += (size_t)snprintf(val + vo, valsz - vo, "%s%s", i > first ? "." : "", f[i]);
+	free(f);
+	free(copy);
+}
+
+/* RFC 3986 2.3: everything but the unreserved characters as %XX. */
+static void
+spf_urlescape(char *val, size_t valsz)
+{
+	char *esc = xmalloc(valsz);
+	size_t eo = 0;
+
+	for (const char *v = val; *v && eo + 4 < valsz; v++) {
+		if (isalnum((unsigned char)*v) || strchr("-._~", *v) != NULL)
+			esc[eo++] = *v;
+		else
+			eo += (size_t)snprintf(esc + eo, valsz - eo, "%%%02X", (unsigned char)*v);
+	}
+	esc[eo] = '\0';
+	memcpy(val, esc, eo + 1);
+	free(esc);
 }
 
 /* The value of one macro letter (7.3). */
@@ -1118,6 +1152,7 @@ static void	 spf_free(struct pol_session *);
 static struct spf_state *spf_state(const struct pol_session *, int create);
 static void	 spf_eval_identity(struct pol_session *, const char *sender,
 		    const char *domain, struct spf_outcome *);
+static void	 spf_eval_helo(struct pol_session *, struct spf_state *);
 static double	 spf_score(const struct conf *, enum spf_result);
 
 const struct pol_check spf_check = {
@@ -1168,14 +1203,7 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	(void)msg;
 	if (stage == POL_HELO) {
 		/* 2.3: the HELO identity; kept for the null sender. */
-		spf_outcome_clear(&st->helo);
-		st->have_helo = 0;
-		if (ps->helo == NULL)
-			return;
-		char *sender = xasprintf("postmaster@%s", ps->helo);
-		spf_eval_identity(ps, sender, ps->helo, &st->helo);
-		free(sender);
-		st->have_helo = 1;
+		spf_eval_helo(ps, st);
 		return;
 	}
 	if (ps->mail_from == NULL)
@@ -1184,12 +1212,8 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	if (*ps->mail_from == '\0') {
 		/* 2.4: for <>, the MAIL FROM check uses postmaster@HELO. */
 		const char *helo = ps->helo ? ps->helo : "";
-		if (!st->have_helo) {
-			char *sender = xasprintf("postmaster@%s", helo);
-			spf_eval_identity(ps, sender, helo, &st->helo);
-			free(sender);
-			st->have_helo = 1;
-		}
+		if (!st->have_helo)
+			spf_eval_helo(ps, st);
 		o = &st->mail;
 		*o = st->helo;
 		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
@@ -1212,6 +1236,19 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 
 /* temperror and none score 0: never a silent pass, never a penalty for
  * our own DNS trouble. */
+/* The HELO identity (2.3), as postmaster@HELO; no HELO is no domain. */
+static void
+spf_eval_helo(struct pol_session *ps, struct spf_state *st)
+{
+	const char *helo = ps->helo ? ps->helo : "";
+	char *sender = xasprintf("postmaster@%s", helo);
+
+	spf_outcome_clear(&st->helo);
+	spf_eval_identity(ps, sender, helo, &st->helo);
+	free(sender);
+	st->have_helo = 1;
+}
+
 static double
 spf_score(const struct conf *c, enum spf_result r)
 {
@@ -1243,7 +1280,7 @@ spf_free(struct pol_session *ps)
 
 	if (st == NULL)
 		return;
-	spf_outcome_clear(&st->mail);
+	spf_tx_reset(ps);
 	spf_outcome_clear(&st->helo);
 	free(st);
 	ps->priv[pol_check_slot(&spf_check)] = NULL;

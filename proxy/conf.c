@@ -532,3 +532,18 @@ conf_dump_keys(FILE *fp)
 		fprintf(fp, "%-34s %-16s %s\n", keys[i].name,
 		    *keys[i].def ? keys[i].def : "(empty)", keys[i].help);
 }
+
+struct conf *
+conf_load_report(const char *path)
+{
+	struct conf_err *errs;
+	struct conf *c;
+	int n;
+
+	if ((c = conf_load(path, &errs, &n)) == NULL) {
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "%s\n", errs[i].msg);
+		free(errs);
+	}
+	return c;
+}

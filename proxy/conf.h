@@ -112,6 +112,8 @@ struct conf_err {
  * formatted "FILE:LINE: what is wrong; what to do".
  */
 struct conf	*conf_load(const char *path, struct conf_err **errs, int *nerrs);
+/* conf_load() for commands: each problem printed on stderr, then NULL. */
+struct conf	*conf_load_report(const char *path);
 /* Built-in defaults, as if the file were empty. */
 struct conf	*conf_defaults(void);
 struct conf	*conf_ref(struct conf *);

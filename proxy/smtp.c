@@ -1513,6 +1513,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			smtp_reply_raw(s, text, len);
 			if (code / 100 == 2) {
 				tx->nrcpt++;
+				stats_inc(STATS_RCPTS, 1);
 				pol_tx_rcpt_accepted(s->ps, tx->cur->path);
 				smtp_enter_state(s, SMTP_S_RCPT);
 			}
@@ -1536,6 +1537,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 	}
 	s->beop = SMTP_BE_NONE;
 	s->wait = SMTP_W_NONE;
+	if (code == -1 || (op == SMTP_BE_OPEN && code != 250))
+		stats_inc(STATS_BACKEND_ERRORS, 1);
 	switch (op) {
 	case SMTP_BE_OPEN:
 		s->flags &= ~SMTP_F_BEDIRTY;
@@ -1886,11 +1889,9 @@ smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 		pol_shutdown();
 		return -1;
 	}
-	if (web_start(c) == -1) {
-		tls_shutdown();
-		pol_shutdown();
-		return -1;
-	}
+	/* The dashboard is not on the mail path: mail flows without it. */
+	if (web_start(c) == -1)
+		log_err("serve: no dashboard (see above); SMTP goes on without it");
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();
 		loops[i].home = work_home_new(loops[i].ev, smtp_jobs_back, &loops[i]);

@@ -10,9 +10,11 @@
  * of literals, e.g. (now|today). The factor whose shortest alternative is
  * longest wins.
  *
- * The scanner keys each literal by its first three folded bytes: a 64 Kbit
- * Bloom filter (8 KB, stays in L1) rejects most text positions with one
- * bit test; survivors are checked against the literals in their bucket.
+ * The scanner files each literal under one of its trigrams (the rarest
+ * looking: digits and punctuation beat letters, later beats earlier, since
+ * rule words share prefixes): a 64 Kbit Bloom filter (8 KB, stays in L1)
+ * rejects most text positions with one bit test; survivors are checked
+ * against the literals in their bucket.
  */
 #include "lit.h"
 #include "util.h"
@@ -28,7 +30,9 @@
 struct lit {
 	char	*s;		/* folded */
 	size_t	 len;
-	uint32_t key;		/* first three folded bytes */
+	size_t	 anchor;	/* offset of the trigram it is filed under */
+	uint32_t key;		/* that trigram */
+	uint32_t h;		/* lit_hash(key) */
 };
 
 struct lit_bucket {
@@ -57,6 +61,7 @@ static int fold_ready;
 
 static void	 fold_init(void);
 static int	 has_top_alt(const char *);
+static size_t	 unit_len(const char *);
 static int	 quant(const char *, int *min);
 static size_t	 group_end(const char *);
 static size_t	 class_end(const char *);
@@ -66,28 +71,33 @@ static int	 alts_factor(const char *, size_t, int icase, struct lit_factor *);
 static size_t	 factor_min(const struct lit_factor *);
 static size_t	 lit_atom(struct lit_parse *, const char *, char *out, size_t *outlen);
 static uint32_t	 lit_hash(uint32_t key);
+static size_t	 lit_anchor(const char *, size_t);
 static const char *escape_end(const char *);
+
+/* Length of the syntactic unit at p: an escape pair, a whole class, a
+ * whole group, or one byte; 0 when it is unterminated. Splitting on '|'
+ * and finding a group's end both walk a pattern unit by unit. */
+static size_t
+unit_len(const char *p)
+{
+	if (p[0] == '\\')
+		return p[1] ? 2 : 0;
+	if (p[0] == '[')
+		return class_end(p);
+	if (p[0] == '(')
+		return group_end(p);
+	return 1;
+}
 
 /* Does the pattern have a '|' outside every group and class? */
 static int
 has_top_alt(const char *p)
 {
-	for (size_t i = 0; p[i]; i++) {
-		if (p[i] == '\\') {
-			if (p[++i] == '\0')
-				return 0;
-		} else if (p[i] == '[') {
-			size_t e = class_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '(') {
-			size_t e = group_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '|')
+	for (size_t i = 0, n; p[i]; i += n) {
+		if (p[i] == '|')
 			return 1;
+		if ((n = unit_len(p + i)) == 0)
+			return 0;
 	}
 	return 0;
 }
@@ -137,23 +147,14 @@ quant(const char *q, int *min)
 static size_t
 group_end(const char *p)
 {
-	int depth = 0;
+	size_t i = 1, n;
 
-	for (size_t i = 0; p[i]; i++) {
-		if (p[i] == '\\') {
-			if (p[++i] == '\0')
-				return 0;
-		} else if (p[i] == '[') {
-			size_t e = class_end(p + i);
-			if (e == 0)
-				return 0;
-			i += e - 1;
-		} else if (p[i] == '(')
-			depth++;
-		else if (p[i] == ')' && --depth == 0)
-			return i + 1;
+	while (p[i] != '\0' && p[i] != ')') {
+		if ((n = unit_len(p + i)) == 0)
+			return 0;
+		i += n;
 	}
-	return 0;
+	return p[i] == ')' ? i + 1 : 0;
 }
 
 /* Index just past the ']' closing the class at p[0], or 0. */
@@ -267,27 +268,13 @@ alts_factor(const char *body, size_t len, int icase, struct lit_factor *f)
 	size_t st = 0;
 
 	memset(f, 0, sizeof(*f));
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && body[i] == '\\' && i + 1 < len) {
-			i++;
-			continue;
-		}
-		if (i < len && body[i] == '[') {
-			size_t e = class_end(body + i);
-			if (e == 0 || i + e > len)
+	for (size_t i = 0, n = 1; i <= len; i += n) {
+		if (i < len && body[i] != '|') {
+			if ((n = unit_len(body + i)) == 0 || i + n > len)
 				return 0;
-			i += e - 1;
 			continue;
 		}
-		if (i < len && body[i] == '(') {
-			size_t e = group_end(body + i);
-			if (e == 0 || i + e > len)
-				return 0;
-			i += e - 1;
-			continue;
-		}
-		if (i < len && body[i] != '|')
-			continue;
+		n = 1;
 		char *alt = xstrndup(body + st, i - st);
 		struct lit_req r;
 		int ok = lit_extract(alt, icase ? "i" : "", &r);
@@ -467,12 +454,31 @@ lit_set_free(struct lit_set *ls)
 	free(ls);
 }
 
+/* The trigram of s to file it under: most non-letters, then the latest. */
+static size_t
+lit_anchor(const char *s, size_t len)
+{
+	size_t best = 0;
+	int bscore = -1;
+
+	for (size_t i = 0; i + LIT_MIN <= len; i++) {
+		int score = 0;
+		for (size_t j = i; j < i + LIT_MIN; j++)
+			score += !isalpha((unsigned char)s[j]) && s[j] != ' ';
+		if (score >= bscore) {
+			bscore = score;
+			best = i;
+		}
+	}
+	return best;
+}
+
 size_t
 lit_set_add(struct lit_set *ls, const char *s, size_t len)
 {
 	struct lit *l;
 	struct lit_bucket *b;
-	uint32_t h;
+	const unsigned char *k;
 
 	if (len < LIT_MIN || len > LIT_MAX)
 		fatalx("lit_set_add: literal of %zu bytes", len);
@@ -482,11 +488,12 @@ lit_set_add(struct lit_set *ls, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		l->s[i] = (char)fold[(unsigned char)s[i]];
 	l->len = len;
-	l->key = (uint32_t)(unsigned char)l->s[0] << 16 |
-	    (uint32_t)(unsigned char)l->s[1] << 8 | (unsigned char)l->s[2];
-	h = lit_hash(l->key);
-	ls->bloom[h / 64] |= 1ull << (h % 64);
-	b = &ls->buckets[h % LIT_BUCKETS];
+	l->anchor = lit_anchor(l->s, len);
+	k = (const unsigned char *)l->s + l->anchor;
+	l->key = (uint32_t)k[0] << 16 | (uint32_t)k[1] << 8 | k[2];
+	l->h = lit_hash(l->key);
+	ls->bloom[l->h / 64] |= 1ull << (l->h % 64);
+	b = &ls->buckets[l->h % LIT_BUCKETS];
 	b->v = xrealloc(b->v, (b->n + 1) * sizeof(*b->v));
 	b->v[b->n++] = ls->n;
 	return ls->n++;
@@ -503,6 +510,7 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
     unsigned char *found)
 {
 	const unsigned char *t = (const unsigned char *)text;
+	uint64_t bloom[LIT_BLOOM_BITS / 64];
 	uint32_t key;
 
 	if (len < LIT_MIN || ls->n == 0)
@@ -513,22 +521,38 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
 		memset(found, 1, ls->n);
 		return;
 	}
+	/* A private copy of the filter: once every literal behind a bit is
+	 * found, the bit is cleared, so common words cost one test after
+	 * their first occurrence. */
+	memcpy(bloom, ls->bloom, sizeof(bloom));
 	key = (uint32_t)fold[t[0]] << 8 | fold[t[1]];
 	for (size_t i = 0; i + LIT_MIN <= len; i++) {
 		key = (key << 8 | fold[t[i + 2]]) & 0xFFFFFF;
 		uint32_t h = lit_hash(key);
-		if (!(ls->bloom[h / 64] >> (h % 64) & 1))
+		if (!(bloom[h / 64] >> (h % 64) & 1))
 			continue;
 		const struct lit_bucket *b = &ls->buckets[h % LIT_BUCKETS];
+		int pending = 0;
 		for (size_t k = 0; k < b->n; k++) {
 			const struct lit *l = &ls->lits[b->v[k]];
-			if (found[b->v[k]] || l->key != key || l->len > len - i)
+			if (found[b->v[k]] || l->h != h)
 				continue;
-			size_t j = LIT_MIN;
-			while (j < l->len && fold[t[i + j]] == (unsigned char)l->s[j])
+			pending = 1;
+			/* the trigram ends at i + 2; the literal starts anchor before i */
+			if (l->key != key || i < l->anchor || l->len - l->anchor > len - i)
+				continue;
+			const unsigned char *st = t + i - l->anchor;
+			size_t j = 0;
+			while (j < l->len && fold[st[j]] == (unsigned char)l->s[j])
 				j++;
-			if (j == l->len)
+			if (j == l->len) {
 				found[b->v[k]] = 1;
+				pending = 0;
+				for (size_t m = 0; m < b->n && !pending; m++)
+					pending = !found[b->v[m]] && ls->lits[b->v[m]].h == h;
+			}
 		}
+		if (!pending)
+			bloom[h / 64] &= ~(1ull << (h % 64));
 	}
 }

@@ -44,13 +44,11 @@ struct rule {
 	int		 facstart[LIT_FACTORS + 1];
 };
 
-/* Items shorter than this are matched directly: a scan would cost more. */
-#define RULE_PREFILTER_MIN	256
-
-/* Which prefilter literals each item of a big target holds, per eval. */
+/* Which prefilter literals occur in any item of one target, per eval:
+ * a match lies within one item, so a rule whose literals are in none of
+ * them cannot match. Computed on first need. */
 struct prefilter {
-	unsigned char	**found;	/* per item, computed on first need */
-	size_t		  n;
+	unsigned char	*found;
 };
 
 struct rule_set {
@@ -62,7 +60,7 @@ struct rule_set {
 	size_t		 nby_target[RULE_NTARGETS];
 	pcre2_match_context *mctx;
 	unsigned	 targets;	/* RULE_MASK of non-empty by_target */
-	struct lit_set	*lits;		/* body and raw rules' required literals */
+	struct lit_set	*lits;		/* required literals (all targets but header) */
 };
 
 static const char *target_names[RULE_NTARGETS] = {
@@ -81,13 +79,16 @@ static int	 name_ok(const char *);
 static int	 header_name_ok(const char *);
 static int	 flags_ok(const char *);
 static char	*trim(char *);
+static int	 line_split(char *, char *f[4], char *err, size_t errsz);
+static int	 line_action(char *, struct rule_def *, char *err, size_t errsz);
 static pcre2_code *compile(const struct rule_def *, int jit, char *err, size_t errsz);
 static int	 rule_init(struct rule *, const struct rule_def *, int jit, char *, size_t);
 static int	 item_get(const struct rule *, const struct rule_input *, size_t i,
-		    const char **s, size_t *len, char *where, size_t wsz);
+		    const char **s, size_t *len);
+static void	 where_fmt(const struct rule *, size_t i, char *where, size_t wsz);
 static void	 prefilter_add(struct rule_set *, struct rule *);
-static int	 prefilter_pass(const struct rule_set *, const struct rule *, size_t i,
-		    const char *s, size_t len, struct prefilter *);
+static int	 prefilter_pass(const struct rule_set *, const struct rule *,
+		    const struct rule_input *, struct prefilter *);
 static int	 match_one(const struct rule_set *, const struct rule *,
 		    const char *s, size_t len, pcre2_match_data *, size_t *off, size_t *mlen);
 
@@ -258,11 +259,49 @@ trim(char *s)
 	return s;
 }
 
+/* Split "name | target | /pattern/flags | action [score]" in place on the
+ * first two bars and the last one (the pattern may hold '|'). 0 or -1. */
+static int
+line_split(char *s, char *f[4], char *err, size_t errsz)
+{
+	char *b1, *b2, *b3;
+
+	if ((b1 = strchr(s, '|')) == NULL || (b2 = strchr(b1 + 1, '|')) == NULL ||
+	    (b3 = strrchr(b2 + 1, '|')) == NULL) {
+		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+		return -1;
+	}
+	*b1 = *b2 = *b3 = '\0';
+	f[0] = trim(s);
+	f[1] = trim(b1 + 1);
+	f[2] = trim(b2 + 1);
+	f[3] = trim(b3 + 1);
+	return 0;
+}
+
+/* "action" or "action score" into out. 0 or -1. */
+static int
+line_action(char *s, struct rule_def *out, char *err, size_t errsz)
+{
+	char *sc = s + strcspn(s, " \t"), *end;
+
+	if (*sc != '\0') {
+		*sc++ = '\0';
+		sc = trim(sc);
+		out->score = strtod(sc, &end);
+		if (end == sc || *end != '\0') {
+			snprintf(err, errsz, "score: not a number");
+			return -1;
+		}
+	}
+	out->action = xstrdup(s);
+	return 0;
+}
+
 int
 rule_line_parse(const char *line, struct rule_def *out, char *err, size_t errsz)
 {
-	char buf[RULE_MAX_LINE + 1], *s, *f[3], *pat, *act, *slash, *end;
-	int enabled = 1;
+	char buf[RULE_MAX_LINE + 1], *s, *f[4], *slash;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(line) > RULE_MAX_LINE) {
@@ -273,43 +312,20 @@ rule_line_parse(const char *line, struct rule_def *out, char *err, size_t errsz)
 	s = trim(buf);
 	if (*s == '\0' || *s == '#')
 		return 0;
-	if (*s == '!') {
-		enabled = 0;
-		s++;
-	}
-	/* name | target | the pattern (may hold '|') | action: split on the
-	 * first two bars and the last one. */
-	f[0] = s;
-	if ((s = strchr(s, '|')) == NULL || (*s++ = '\0', f[1] = s,
-	    (s = strchr(s, '|')) == NULL) || (*s++ = '\0', (act = strrchr(s, '|')) == NULL)) {
-		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+	out->enabled = *s != '!';
+	if (line_split(s + !out->enabled, f, err, errsz) == -1)
 		return -1;
-	}
-	*act++ = '\0';
-	pat = trim(s);
-	if (*pat != '/' || (slash = strrchr(pat, '/')) == pat) {
+	if (*f[2] != '/' || (slash = strrchr(f[2], '/')) == f[2]) {
 		snprintf(err, errsz, "pattern: write it as /pattern/flags");
 		return -1;
 	}
 	*slash = '\0';
-	out->pattern = xstrdup(pat + 1);
+	out->name = xstrdup(f[0]);
+	out->target = xstrdup(f[1]);
+	out->pattern = xstrdup(f[2] + 1);
 	out->flags = xstrdup(trim(slash + 1));
-	out->name = xstrdup(trim(f[0]));
-	out->target = xstrdup(trim(f[1]));
-	out->enabled = enabled;
-	act = trim(act);
-	f[2] = act + strcspn(act, " \t");
-	if (*f[2] != '\0') {
-		*f[2]++ = '\0';
-		out->score = strtod(trim(f[2]), &end);
-		if (end == trim(f[2]) || *end != '\0') {
-			snprintf(err, errsz, "score: not a number");
-			rule_def_clear(out);
-			return -1;
-		}
-	}
-	out->action = xstrdup(act);
-	if (rule_def_check(out, err, errsz) == -1) {
+	if (line_action(f[3], out, err, errsz) == -1 ||
+	    rule_def_check(out, err, errsz) == -1) {
 		rule_def_clear(out);
 		return -1;
 	}
@@ -418,7 +434,7 @@ rule_set_build(const struct rule_def *defs, size_t n, const struct rule_opts *o,
 		    (rs->nby_target[t] + 1) * sizeof(size_t));
 		rs->by_target[t][rs->nby_target[t]++] = i;
 		rs->targets |= RULE_MASK(t);
-		if (!o->no_prefilter && (t == RULE_BODY || t == RULE_RAW))
+		if (!o->no_prefilter && t != RULE_HEADER)
 			prefilter_add(rs, &rs->rules[i]);
 	}
 	rs->mctx = pcre2_match_context_create(NULL);
@@ -507,11 +523,11 @@ rule_limit_hits(void)
 
 /* ---- matching ---- */
 
-/* Item i of what rule r looks at: 1 and s, len, where set, or 0 past the
- * last. */
+/* Item i of what rule r looks at: 1 and s, len set, or 0 past the last.
+ * Except for header:<Name>, items depend only on the target. */
 static int
 item_get(const struct rule *r, const struct rule_input *in, size_t i,
-    const char **s, size_t *len, char *where, size_t wsz)
+    const char **s, size_t *len)
 {
 	const struct mime_msg *m = in->msg;
 	const char *v = NULL;
@@ -521,21 +537,18 @@ item_get(const struct rule *r, const struct rule_input *in, size_t i,
 	case RULE_HEADER:
 		if (m == NULL || (v = mime_header(m, r->header, i)) == NULL)
 			return 0;
-		snprintf(where, wsz, "header:%s[%zu]", r->header, i);
 		break;
 	case RULE_SUBJECT:
 	case RULE_FROM:
 		if (m == NULL || i > 0 || (v = mime_header(m,
 		    r->target == RULE_SUBJECT ? "Subject" : "From", 0)) == NULL)
 			return 0;
-		snprintf(where, wsz, "%s", target_names[r->target]);
 		break;
 	case RULE_RAW:
 		if (in->raw == NULL || i > 0)
 			return 0;
 		*s = in->raw;
 		*len = in->rawlen;
-		snprintf(where, wsz, "raw");
 		return 1;
 	case RULE_BODY:
 	case RULE_URL:
@@ -545,13 +558,11 @@ item_get(const struct rule *r, const struct rule_input *in, size_t i,
 		if (m == NULL || i >= mime_count(m, k))
 			return 0;
 		*s = mime_item(m, k, i, len);
-		snprintf(where, wsz, "%s[%zu]", target_names[r->target], i);
 		return 1;
 	case RULE_RCPT_TO:
 		if (i >= in->nrcpts)
 			return 0;
 		v = in->rcpts[i];
-		snprintf(where, wsz, "rcpt_to[%zu]", i);
 		break;
 	case RULE_HELO:
 	case RULE_MAIL_FROM:
@@ -561,7 +572,6 @@ item_get(const struct rule *r, const struct rule_input *in, size_t i,
 		    in->mail_from : r->target == RULE_CLIENT_IP ? in->client_ip : in->client_name;
 		if (v == NULL || i > 0)
 			return 0;
-		snprintf(where, wsz, "%s", target_names[r->target]);
 		break;
 	case RULE_NTARGETS:
 		fatalx("item_get: bad target");
@@ -591,25 +601,42 @@ prefilter_add(struct rule_set *rs, struct rule *r)
 	r->nfac = q.n;
 }
 
-/* 0 when the prefilter proves rule r cannot match item i; else 1. */
+/* Where item i of rule r is, for hits: "subject", "body[1]", ... */
+static void
+where_fmt(const struct rule *r, size_t i, char *where, size_t wsz)
+{
+	switch (r->target) {
+	case RULE_HEADER:
+		snprintf(where, wsz, "header:%s[%zu]", r->header, i);
+		break;
+	case RULE_BODY:
+	case RULE_URL:
+	case RULE_ATTACHMENT:
+	case RULE_RCPT_TO:
+		snprintf(where, wsz, "%s[%zu]", target_names[r->target], i);
+		break;
+	default:
+		snprintf(where, wsz, "%s", target_names[r->target]);
+	}
+}
+
+/* 0 when the prefilter proves rule r cannot match any item; else 1. */
 static int
-prefilter_pass(const struct rule_set *rs, const struct rule *r, size_t i,
-    const char *s, size_t len, struct prefilter *pf)
+prefilter_pass(const struct rule_set *rs, const struct rule *r,
+    const struct rule_input *in, struct prefilter *pf)
 {
 	const unsigned char *found;
+	const char *s;
+	size_t len;
 
-	if (r->nfac == 0 || len < RULE_PREFILTER_MIN)
+	if (r->nfac == 0)
 		return 1;
-	if (i >= pf->n) {
-		pf->found = xrealloc(pf->found, (i + 1) * sizeof(*pf->found));
-		memset(pf->found + pf->n, 0, (i + 1 - pf->n) * sizeof(*pf->found));
-		pf->n = i + 1;
+	if (pf->found == NULL) {
+		pf->found = xcalloc(lit_set_count(rs->lits), 1);
+		for (size_t i = 0; item_get(r, in, i, &s, &len); i++)
+			lit_set_scan(rs->lits, s, len, pf->found);
 	}
-	if (pf->found[i] == NULL) {
-		pf->found[i] = xcalloc(lit_set_count(rs->lits), 1);
-		lit_set_scan(rs->lits, s, len, pf->found[i]);
-	}
-	found = pf->found[i] + r->lit0;
+	found = pf->found + r->lit0;
 	for (int j = 0; j < r->nfac; j++) {
 		int any = 0;
 		for (int k = r->facstart[j]; k < r->facstart[j + 1] && !any; k++)
@@ -662,11 +689,12 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 		for (size_t k = 0; k < rs->nby_target[t]; k++) {
 			const struct rule *r = &rs->rules[rs->by_target[t][k]];
 			struct rule_hit h = { 0 };
-			for (size_t i = 0; item_get(r, in, i, &h.item, &h.itemlen,
-			    where, sizeof(where)); i++) {
-				if (!prefilter_pass(rs, r, i, h.item, h.itemlen, &pf[t]) ||
-				    !match_one(rs, r, h.item, h.itemlen, md, &h.off, &h.len))
+			if (!prefilter_pass(rs, r, in, &pf[t]))
+				continue;
+			for (size_t i = 0; item_get(r, in, i, &h.item, &h.itemlen); i++) {
+				if (!match_one(rs, r, h.item, h.itemlen, md, &h.off, &h.len))
 					continue;
+				where_fmt(r, i, where, sizeof(where));
 				h.name = r->def.name;
 				h.action = r->action;
 				h.score = r->def.score;
@@ -680,11 +708,8 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 		}
 	}
 	pcre2_match_data_free(md);
-	for (int t = 0; t < RULE_NTARGETS; t++) {
-		for (size_t i = 0; i < pf[t].n; i++)
-			free(pf[t].found[i]);
+	for (int t = 0; t < RULE_NTARGETS; t++)
 		free(pf[t].found);
-	}
 	return hits;
 }
 

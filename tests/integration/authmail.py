@@ -50,6 +50,12 @@ def dkim_txt(key, revoked=False):
     return "v=DKIM1; k=%s; p=%s" % (k, "" if revoked else key.public)
 
 
+def txt_rdata(text):
+    """TXT rdata for unbound local-data: 255-byte character-strings."""
+    parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+    return " ".join('"%s"' % p for p in parts)
+
+
 def message(frm="Alice <alice@example.org>", to="bob@example.net",
             subject="Hello", body="Hello Bob,\r\n\r\nA test.\r\n", extra=()):
     """An RFC 5322 message as bytes with CRLF line ends."""
@@ -106,7 +112,8 @@ import subprocess
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-POSTERN = os.path.join(ROOT, "build", "postern")
+# POSTERN_BIN picks another build (an ASan one), as in dnszone.py.
+POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
 HOSTNAME = "mx.test.example"
 
 
@@ -163,14 +170,20 @@ class AuthEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def check(self, msg, ip="198.51.100.7", mail_from="alice@example.org",
-              helo="client.example.net", conf=None):
+              helo="client.example.net", conf=None, clock=None):
+        """clock: seconds added to Postern's wall clock (POSTERN_CLOCK_FILE)."""
         self.n += 1
         path = os.path.join(self.tmp, "msg%d.eml" % self.n)
         with open(path, "wb") as f:
             f.write(msg)
         args = ["-c", conf or self.conf, "--ip", ip, "--helo", helo,
                 "--from", mail_from, "--rcpt", "bob@example.net", path]
+        env = dict(os.environ)
+        if clock is not None:
+            env["POSTERN_CLOCK_FILE"] = os.path.join(self.tmp, "clock")
+            with open(env["POSTERN_CLOCK_FILE"], "w") as f:
+                f.write("%d\n" % clock)
         r = subprocess.run([POSTERN, "check"] + args, capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=60, env=env)
         assert r.returncode == 0, "postern check failed: %s" % r.stderr
         return _normalize_check(json.loads(r.stdout))

@@ -6,7 +6,8 @@ backend never sees it, an allowlisted one skips greylisting.
 """
 import pytest
 
-from policyenv import PolicyEnv, Sink, smtp_session
+from harness.capture import Capture
+from policyenv import PolicyEnv, smtp_session
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_allowed_recipient_skips_greylisting(env):
 
 
 def test_smtp_denied_client_never_reaches_backend(env):
-    sink = Sink().start()
+    sink = Capture().start()
     try:
         env.access("add", "deny", "client", "127.0.0.3")
         env.serve(sink)
@@ -120,7 +121,27 @@ def test_smtp_denied_client_never_reaches_backend(env):
         assert s.banner[0] == 220
         s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
         s.quit()
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
         assert env.stop_serving() == 0
     finally:
         sink.stop()
+
+
+def test_allowlisted_client_beats_dmarc_reject():
+    e = PolicyEnv(['_dmarc.strict.example. 300 IN TXT "v=DMARC1; p=reject"',
+                   'strict.example. 300 IN TXT "v=spf1 -all"'],
+                  conf="[greylist]\nenabled = no\n[spf]\nenabled = yes\n"
+                       "[dkim]\nenabled = yes\n[dmarc]\nenabled = yes\n").start()
+    msg = (b"From: ceo@strict.example\r\nTo: b@example.net\r\nSubject: wire money\r\n"
+           b"Message-ID: <x@strict.example>\r\n\r\nplease\r\n")
+    try:
+        d = e.check("203.0.113.9", helo="h.example", mail="ceo@strict.example",
+                    rcpts=["b@example.net"], message=msg)
+        assert d["verdict"] == "reject"                 # DMARC p=reject followed
+        assert d["stage"] == "data"
+        e.access("add", "allow", "client", "203.0.113.9")
+        d = e.check("203.0.113.9", helo="h.example", mail="ceo@strict.example",
+                    rcpts=["b@example.net"], message=msg)
+        assert d["verdict"] == "accept"
+    finally:
+        e.stop()

@@ -1,59 +1,21 @@
 """Authentication-Results hygiene end to end (RFC 8601 section 5): a message
-goes client -> `postern serve` -> a capture backend (aiosmtpd), and we read
+goes smtplib -> `postern serve` -> the harness Capture backend, and we read
 the exact bytes delivered. Forged Authentication-Results claiming our
 authserv-id (any case, quoted, behind comments, folded) are gone; those of
 other hosts stay; exactly one header of ours is on top with the real
-verdicts; the DKIM signature still verifies downstream (dkimpy).
+verdicts; the DKIM signature still verifies downstream (dkimpy); the log
+line carries the results; DMARC reject and quarantine reach the client.
 """
 import email
-import os
-import shutil
-import signal
 import smtplib
-import socket
-import subprocess
-import tempfile
-import threading
-import time
 
 import dkim
 import pytest
-from aiosmtpd.controller import Controller
 
 import authmail as am
-from dnszone import Zone, free_port
+from harness import wait_until
 
-
-def wait_until(pred, timeout, what):
-    """Poll (bounded) until pred() is true."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-def port_open(port, proc):
-    if proc.poll() is not None:
-        raise RuntimeError("postern serve exited with %s" % proc.returncode)
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-class Capture:
-    """The backend: stores each message's bytes."""
-
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append(envelope.original_content or envelope.content)
-        return "250 2.0.0 Ok: captured"
+HOST = am.HOSTNAME
 
 
 @pytest.fixture(scope="module")
@@ -61,56 +23,28 @@ def key():
     return am.rsa_key(2048)
 
 
-@pytest.fixture(scope="module")
-def gateway(key):
-    recs = [("sel._domainkey.example.org", "TXT", am.dkim_txt(key)),
-            ("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")]
-    tmp = tempfile.mkdtemp(prefix="postern-authres-")
-    with Zone(recs, zones=(), timeout_zones=()) as dns:
-        cap = Capture()
-        backend = Controller(cap, hostname="127.0.0.1", port=free_port())
-        backend.start()
-        port = free_port()
-        os.makedirs(os.path.join(tmp, "spool"))
-        conf = am.write_conf(
-            os.path.join(tmp, "postern.conf"), "127.0.0.1:%d" % dns.port,
-            # a second [proxy] section adds keys to the first
-            "[proxy]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\nspool_dir = %s\n"
-            "[db]\npath = %s\n[web]\nlisten = 127.0.0.1:%d\n"
-            % (port, backend.port, os.path.join(tmp, "spool"),
-               os.path.join(tmp, "postern.db"), free_port()))
-        log = open(os.path.join(tmp, "postern.log"), "w")
-        proc = subprocess.Popen([am.POSTERN, "serve", "-c", conf], stdout=log,
-                                stderr=subprocess.STDOUT)
-        try:
-            wait_until(lambda: port_open(port, proc), 15, "postern to listen")
-            yield {"port": port, "cap": cap, "key": key}
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            log.close()
-            backend.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+@pytest.fixture
+def gateway(key, make_unbound, capture, make_postern):
+    u = make_unbound(local_data=[
+        "sel._domainkey.example.org. TXT %s" % am.txt_rdata(am.dkim_txt(key)),
+        '_dmarc.example.org. TXT "v=DMARC1; p=reject"',
+        '_dmarc.q.example. TXT "v=DMARC1; p=quarantine"'])
+    p = make_postern(capture.addr, resolver=u.addr, hostname=HOST)
+    return {"postern": p, "cap": capture, "key": key}
 
 
 def send(gw, msg, mail_from="alice@example.org"):
-    n = len(gw["cap"].messages)
-    with smtplib.SMTP("127.0.0.1", gw["port"], timeout=30) as s:
+    with smtplib.SMTP("127.0.0.1", gw["postern"].port, timeout=30) as s:
         s.ehlo("client.example.net")
         s.sendmail(mail_from, ["bob@example.net"], msg)
-    wait_until(lambda: len(gw["cap"].messages) > n, 15, what="delivery")
-    return gw["cap"].messages[n]
+    return gw["cap"].wait_messages(1)[0].data
 
 
 FORGED = [
-    "Authentication-Results: mx.test.example; dkim=pass header.d=bank.example",
-    "authentication-results: MX.TEST.EXAMPLE.; dmarc=pass header.from=bank.example",
-    "Authentication-Results: (trust me) \"mx.test.example\"; spf=pass",
-    "Authentication-Results:\r\n\tmx.test.example;\r\n\tdkim=pass (folded)",
+    "Authentication-Results: %s; dkim=pass header.d=bank.example" % HOST,
+    "authentication-results: %s.; dmarc=pass header.from=bank.example" % HOST.upper(),
+    "Authentication-Results: (trust me) \"%s\"; spf=pass" % HOST,
+    "Authentication-Results:\r\n\t%s;\r\n\tdkim=pass (folded)" % HOST,
 ]
 OTHER = "Authentication-Results: relay.example.net; spf=pass smtp.mailfrom=x@y.example"
 
@@ -120,22 +54,25 @@ def ar_fields(raw):
     return [v for k, v in m.items() if k.lower() == "authentication-results"]
 
 
+def ours(raw):
+    return [v for v in ar_fields(raw) if v.strip().lower().startswith(HOST)]
+
+
 def test_forged_results_removed_ours_on_top(gateway):
     msg = am.sign(am.message(frm="a@example.org", extra=FORGED + [OTHER]), gateway["key"])
     got = send(gateway, msg, mail_from="")
     head = got.split(b"\r\n\r\n", 1)[0]
     assert b"bank.example" not in head
     assert b"trust me" not in head and b"(folded)" not in head
-    ars = ar_fields(got)
-    ours = [v for v in ars if v.strip().lower().startswith("mx.test.example")]
-    assert len(ours) == 1, ars
-    assert "dkim=pass" in ours[0] and "header.d=example.org" in ours[0]
-    assert "dmarc=pass" in ours[0] and "header.from=example.org" in ours[0]
+    mine = ours(got)
+    assert len(mine) == 1, ar_fields(got)
+    assert "dkim=pass" in mine[0] and "header.d=example.org" in mine[0]
+    assert "dmarc=pass" in mine[0] and "header.from=example.org" in mine[0]
     # ours comes before every header the client wrote (after our Received)
-    assert ars[0] == ours[0]
-    assert head.index(b"Authentication-Results: mx.test.example;") < head.index(b"DKIM-Signature")
+    assert ar_fields(got)[0] == mine[0]
+    assert head.index(b"Authentication-Results: %s;" % HOST.encode()) < head.index(b"DKIM-Signature")
     # someone else's claim is left for downstream to judge
-    assert any(v.strip().startswith("relay.example.net") for v in ars)
+    assert any(v.strip().startswith("relay.example.net") for v in ar_fields(got))
 
 
 def test_signature_still_verifies_downstream(gateway):
@@ -148,5 +85,36 @@ def test_signature_still_verifies_downstream(gateway):
 def test_unsigned_gets_dkim_none(gateway):
     got = send(gateway, am.message(frm="a@elsewhere.example"),
                mail_from="x@elsewhere.example")
-    ours = [v for v in ar_fields(got) if v.strip().startswith("mx.test.example")]
-    assert len(ours) == 1 and "dkim=none" in ours[0]
+    mine = ours(got)
+    assert len(mine) == 1 and "dkim=none" in mine[0] and "dmarc=none" in mine[0]
+
+
+def test_log_line_carries_the_results(gateway):
+    msg = am.sign(am.message(frm="a@example.org"), gateway["key"])
+    send(gateway, msg, mail_from="logline@example.org")
+    wait_until(lambda: [l for l in gateway["postern"].log().splitlines()
+                        if "from=<logline@example.org>" in l and
+                        "spf=none dkim=pass dmarc=pass" in l],
+               15, what="the transaction log line")
+
+
+def test_dmarc_reject_reaches_the_client(gateway):
+    # unsigned, From example.org (p=reject), SPF none: 550, nothing delivered
+    with smtplib.SMTP("127.0.0.1", gateway["postern"].port, timeout=30) as s:
+        s.ehlo("client.example.net")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("x@elsewhere.example", ["bob@example.net"],
+                       am.message(frm="a@example.org"))
+        assert s.noop()[0] == 250
+    assert e.value.smtp_code == 550
+    assert b"DMARC policy of example.org" in e.value.smtp_error
+    assert gateway["cap"].accepted() == []
+
+
+def test_dmarc_quarantine_is_250_and_not_delivered(gateway):
+    with smtplib.SMTP("127.0.0.1", gateway["postern"].port, timeout=30) as s:
+        s.ehlo("client.example.net")
+        s.sendmail("x@elsewhere.example", ["bob@example.net"], am.message(frm="a@q.example"))
+        # the transaction is over when the server takes the next command
+        assert s.noop()[0] == 250
+    assert gateway["cap"].accepted() == []

@@ -104,6 +104,14 @@ def test_expired_signature_not_accepted(env, keys):
     assert one(env.check(fresh))["result"] == "pass"
 
 
+def test_expiry_follows_the_test_clock(env, keys):
+    now = int(time.time())
+    m = am.sign(am.message(), keys["rsa"], expire=(now - 60, now + 3600))
+    assert one(env.check(m, clock=0))["result"] == "pass"
+    s = one(env.check(m, clock=7200))
+    assert s["result"] == "policy" and "expired" in s["reason"]
+
+
 def test_length_tag_with_appended_text_passes(env, keys):
     m = am.sign(am.message(), keys["rsa"], length=True) + b"Appended by a list\r\n"
     assert one(env.check(m))["result"] == "pass"

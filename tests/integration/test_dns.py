@@ -1,21 +1,21 @@
 """The resolver (dns/) end to end: `postern check` against a real unbound,
-inside a network namespace with nothing but loopback, so any question sent
-anywhere but the configured dns.resolver (system resolver, root servers)
-would fail and show.
+inside a network namespace with nothing but loopback (the harness's netns
+marker re-runs each test under `unshare -n`), with the system resolver
+trapped: /etc/resolv.conf names 127.0.0.1:53, where a BlackHole counts every
+question. With dns.resolver = host:port that trap must stay empty; with
+dns.resolver = system it must fill (so the trap is known to work).
 
 Run: /usr/bin/python3 -m pytest -q tests/integration/test_dns.py
 """
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dnszone import POSTERN, Zone  # noqa: E402
+from dnszone import POSTERN, Zone
+from harness import trap_system_resolver
+
+pytestmark = pytest.mark.netns
 
 RECORDS = [
     ("ok.d.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all"),
@@ -26,60 +26,53 @@ RECORDS = [
 ]
 
 
-def run_check(conf, ip, mail_from):
+def spf(conf, ip, mail_from):
     p = subprocess.run([POSTERN, "check", "-c", conf, "--ip", ip, "--helo", "mail.d.test",
                         "--from", mail_from, "--only", "spf"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)["spf"]
+    return json.loads(p.stdout)["spf"]["result"]
 
 
-def scenario():
-    """Run inside the namespace: returns {name: result}."""
-    out = {}
-    with Zone(RECORDS, timeout_zones=("timeout.test.",)) as z:
-        d = tempfile.mkdtemp()
-        try:
-            conf = z.write_conf(os.path.join(d, "p.conf"), dns={"timeout": "500"})
-            out["pass"] = run_check(conf, "192.0.2.1", "a@ok.d.test")["result"]
-            out["fail"] = run_check(conf, "198.51.100.1", "a@ok.d.test")["result"]
-            out["mx6"] = run_check(conf, "2001:db8::9", "a@mx.d.test")["result"]
-            out["none"] = run_check(conf, "192.0.2.1", "a@nothing.d.test")["result"]
-            # a name outside every test zone: our unbound says NXDOMAIN; a
-            # leak to the Internet would time out instead
-            out["outside"] = run_check(conf, "192.0.2.1", "a@example.com")["result"]
-            out["timeout"] = run_check(conf, "192.0.2.1", "a@x.timeout.test")["result"]
-            # the resolver the config names is the only one asked: point it
-            # at a port nobody serves and everything is temperror
-            dead = z.write_conf(os.path.join(d, "dead.conf"),
-                                dns={"resolver": "127.0.0.1:9", "timeout": "300"})
-            out["dead"] = run_check(dead, "192.0.2.1", "a@ok.d.test")["result"]
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
-    return out
+@pytest.fixture
+def trap():
+    bh, undo = trap_system_resolver()
+    yield bh
+    undo()
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
-                    reason="needs root and util-linux unshare")
-def test_resolver_in_loopback_only_namespace():
-    p = subprocess.run(["unshare", "-n", "sh", "-c",
-                        'ip link set lo up && exec "$0" "$1" --inside',
-                        sys.executable, os.path.abspath(__file__)],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    got = json.loads(p.stdout.strip().splitlines()[-1])
-    assert got == {"pass": "pass", "fail": "fail", "mx6": "pass", "none": "none",
-                   "outside": "none", "timeout": "temperror", "dead": "temperror"}
+def test_only_the_configured_resolver_is_asked(trap, tmp_path):
+    with Zone(RECORDS) as z:
+        conf = z.write_conf(str(tmp_path / "p.conf"), dns={"timeout": "500"})
+        assert spf(conf, "192.0.2.1", "a@ok.d.test") == "pass"
+        assert spf(conf, "198.51.100.1", "a@ok.d.test") == "fail"
+        assert spf(conf, "2001:db8::9", "a@mx.d.test") == "pass"
+        assert spf(conf, "192.0.2.1", "a@nothing.d.test") == "none"
+        # outside every test zone: our unbound says NXDOMAIN; a question
+        # sent anywhere else would time out instead
+        assert spf(conf, "192.0.2.1", "a@example.com") == "none"
+        assert spf(conf, "192.0.2.1", "a@x.timeout.test") == "temperror"
+        assert z.blackhole.queries > 0          # the timeout zone was asked
+        assert trap.queries == 0                # the system resolver never was
+
+
+def test_system_resolver_is_used_only_when_configured(trap, tmp_path):
+    with Zone(RECORDS) as z:
+        conf = z.write_conf(str(tmp_path / "p.conf"),
+                            dns={"resolver": "system", "timeout": "300"})
+        assert spf(conf, "192.0.2.1", "a@ok.d.test") == "temperror"
+        assert trap.queries > 0
+
+
+def test_dead_resolver_is_temperror_not_fallback(trap, tmp_path):
+    with Zone(RECORDS) as z:
+        conf = z.write_conf(str(tmp_path / "p.conf"),
+                            dns={"resolver": "127.0.0.1:9", "timeout": "300"})
+        assert spf(conf, "192.0.2.1", "a@ok.d.test") == "temperror"
+        assert trap.queries == 0
 
 
 def test_namespace_has_no_other_route():
-    """The proof above only holds if the namespace really has no way out."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and util-linux unshare")
-    p = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up && ip route show"],
-                       capture_output=True, text=True, timeout=30)
+    """The proofs above only hold if the namespace has no way out."""
+    p = subprocess.run(["ip", "route", "show"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.strip() == ""
-
-
-if __name__ == "__main__" and "--inside" in sys.argv:
-    print(json.dumps(scenario()))

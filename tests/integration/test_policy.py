@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from policyenv import PolicyEnv, Sink, rows, smtp_session, wait_rows
+from harness.capture import Capture
+from policyenv import PolicyEnv, rows, smtp_session, wait_rows
 
 # Client 127.0.0.N is listed in s.test with code 127.0.0.N; weights per
 # code make the score: .2 -> 3 (tag), .3 -> 6 (quarantine), .4 -> 10 (reject)
@@ -63,22 +64,22 @@ def test_reject_decided_at_the_earliest_stage(env):
 
 
 def test_smtp_tag_headers_reach_backend_and_verdict_logged(env):
-    sink = Sink().start()
+    sink = Capture().start()
     try:
         env.serve(sink)
         s = smtp_session(env.port, source="127.0.0.2")
         s.ehlo("client.example")
         s.sendmail("a@example.org", ["b@example.net", "c@example.net"], MSG)
         s.quit()
-        assert len(sink.messages) == 1
-        body = sink.messages[0][2]
-        assert b"X-Spam-Flag: YES\r\nX-Spam-Score: 3.0\r\n" in body.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r")
+        assert len(sink.accepted()) == 1
+        body = sink.accepted()[0].data
+        assert b"X-Spam-Flag: YES\r\nX-Spam-Score: 3.0\r\n" in body
         # rejected at connect: never reaches the backend, still logged
         s = smtp_session(env.port, source="127.0.0.4")
         assert s.banner == (554, b"5.7.1 Service unavailable; client 127.0.0.4 listed at s.test")
         s.close()
         assert env.stop_serving() == 0
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
         r = rows(env.db, "SELECT client_ip, helo, mail_from, rcpts, size, msgid, subject,"
                  " checks, score, verdict, backend_reply FROM verdicts WHERE verdict = 'tag'")
         assert len(r) == 1
@@ -99,7 +100,7 @@ def test_smtp_tag_headers_reach_backend_and_verdict_logged(env):
 
 def test_smtp_rate_limits(env):
     env.conf_extra = "[greylist]\nenabled = no\n[rate]\nconnections_per_minute = 2\nmessages_per_minute = 1\n"
-    sink = Sink().start()
+    sink = Capture().start()
     try:
         env.serve(sink)
         s = smtp_session(env.port, source="127.0.0.5")
@@ -120,13 +121,13 @@ def test_smtp_rate_limits(env):
         assert s.banner[0] == 220
         s.quit()
         assert env.stop_serving() == 0
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
     finally:
         sink.stop()
 
 
 def test_many_sessions_writing_at_once(env):
-    sink = Sink().start()
+    sink = Capture().start()
     n_threads, per = 16, 5
     errors = []
 
@@ -147,7 +148,7 @@ def test_many_sessions_writing_at_once(env):
         for t in ts:
             t.join(120)
         assert errors == []
-        assert len(sink.messages) == n_threads * per
+        assert len(sink.accepted()) == n_threads * per
         wait_rows(env.db, "SELECT id FROM verdicts WHERE verdict = 'accept'", n_threads * per)
         assert env.stop_serving() == 0
         got = rows(env.db, "SELECT count(DISTINCT mail_from || rcpts) FROM verdicts")[0][0]

@@ -7,7 +7,8 @@ rejected at connect never reaches the backend.
 """
 import pytest
 
-from policyenv import PolicyEnv, Sink, smtp_session
+from harness.capture import Capture
+from policyenv import PolicyEnv, smtp_session
 
 RECORDS = [
     # bl.test: 192.0.2.1 plain, .3 with two codes, .5 a list-side error
@@ -147,7 +148,7 @@ def test_bad_zone_setting_is_a_config_error(env):
 
 
 def test_smtp_listed_client_never_reaches_backend():
-    sink = Sink().start()
+    sink = Capture().start()
     e = PolicyEnv(["1.0.0.127.bl.test. 300 IN A 127.0.0.2"],
                   conf="[greylist]\nenabled = no\n[rbl]\nzones = bl.test*10\n").start()
     try:
@@ -161,7 +162,7 @@ def test_smtp_listed_client_never_reaches_backend():
         assert s.banner[0] == 220
         s.sendmail("a@example.org", ["b@example.net"], b"Subject: hi\r\n\r\nhello\r\n")
         s.quit()
-        assert len(sink.messages) == 1
+        assert len(sink.accepted()) == 1
         assert e.stop_serving() == 0
     finally:
         e.stop()

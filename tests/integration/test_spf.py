@@ -286,6 +286,10 @@ rr("192.0.2.4.gladstone.philip.user.t.test", "A", "127.0.0.2")
 spf("mac-e12.t.test", "v=spf1 exists:%{l2r+-}.user.%{d2}")
 rr("bar.foo.user.t.test", "A", "127.0.0.2")
 spf("mac-zero.t.test", "v=spf1 exists:%{d0}.t.test -all")
+# hostile input: a huge HELO through every transformer; many terms
+spf("mac-huge.t.test", "v=spf1 exists:%{hr}.%{h5r-.}.%{H}.t.test a:%{h1}.t.test -all")
+spf("many-terms.t.test", "v=spf1 " + " ".join("ip4:198.51.100.%d/32" % (i % 250) for i in range(2000))
+    + " ip4:%s -all" % IP4)
 
 # ---- 4.6.4 processing limits ----
 spf("l-e1.t.test", "v=spf1 ip4:198.51.100.1 redirect=l-e1.t.test")
@@ -520,6 +524,8 @@ CASES = [
      "pass", None),
     ("macro-multiple-delimiters", "7.3", IP4, "mail.t.test", "foo-bar+zip+quux@mac-e12.t.test", "pass", None),
     ("macro-digit-zero", "7.3", IP4, "mail.t.test", "foo@mac-zero.t.test", "permerror", None),
+    ("macro-huge-helo", "7.3", IP4, "x-." * 700 + "test", "foo@mac-huge.t.test", "fail", None),
+    ("many-terms", "4.6", IP4, "mail.t.test", "foo@many-terms.t.test", "pass", None),
     # 4.6.4 limits
     ("redirect-loop", "4.6.4", IP4, "mail.t.test", "foo@l-e1.t.test", "permerror", None),
     ("include-loop", "4.6.4", IP4, "mail.t.test", "foo@l-e2.t.test", "permerror", None),

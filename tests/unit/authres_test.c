@@ -9,6 +9,7 @@
 #include "policy.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 static int
 servid(const char *v, char *out)
@@ -139,6 +140,38 @@ T_CASE(msghdr_walk)
 	T_EQ_INT(msghdr_next(m, sizeof(m) - 1, &pos, &f), 0);
 }
 
+/* Hostile headers: random bytes over the characters the parser cares
+ * about. Ranges must stay inside the message, sorted, non-overlapping, and
+ * each must start a field named Authentication-Results. Seeded. */
+T_CASE(hostile_headers)
+{
+	static const char alpha[] = "()\"\\; \t\r\n:mx.AUTHENTICATION-results";
+	static const char pre[] = "Authentication-Results:";
+	char buf[400];
+	unsigned seed = 777;
+	int hits = 0;
+
+	for (int n = 0; n < 20000; n++) {
+		size_t len = sizeof(pre) - 1 + (seed = seed * 1103515245 + 12345) % 300;
+		struct pol_skip *s;
+		int k;
+
+		memcpy(buf, pre, sizeof(pre) - 1);
+		for (size_t i = sizeof(pre) - 1; i < len; i++)
+			buf[i] = alpha[((seed = seed * 1103515245 + 12345) >> 16) %
+			    (sizeof(alpha) - 1)];
+		k = authres_skips(buf, len, "mx", &s);
+		for (int i = 0; i < k; i++) {
+			T_ASSERT(s[i].off + s[i].len <= len);
+			T_ASSERT(i == 0 || s[i - 1].off + s[i - 1].len <= s[i].off);
+			T_ASSERT(strncasecmp(buf + s[i].off, pre, sizeof(pre) - 2) == 0);
+		}
+		hits += k;
+		free(s);
+	}
+	T_ASSERT(hits > 0);
+}
+
 int
 main(void)
 {
@@ -150,5 +183,6 @@ main(void)
 	T_RUN(skips_hostname_trailing_dot_and_last_field);
 	T_RUN(value_cleaned);
 	T_RUN(msghdr_walk);
+	T_RUN(hostile_headers);
 	return T_END();
 }

@@ -99,6 +99,12 @@ T_CASE(malformed_signature_is_neutral_and_scores_fail)
 	if (r != NULL)
 		T_EQ_STR(r->result, "neutral");
 	T_ASSERT(ps->score == c->dkim_fail_score);
+	/* no d= at all: still a signature (neutral), not "none" */
+	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; s=sel;\r\n"
+	    " h=from; bh=AAAA; b=AAAA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL);
+	if (r != NULL)
+		T_EQ_STR(r->result, "neutral");
 	pol_session_free(ps);
 	conf_unref(c);
 }
@@ -109,11 +115,14 @@ T_CASE(hostile_tag_values_are_cleaned)
 	struct pol_session *ps = session(c);
 	const struct pol_result *r;
 
-	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; d=exa;mple.org; s=s(e)l\"x;\r\n"
-	    " h=from; bh=AAAA; b=AA;AA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
-	T_ASSERT(r != NULL);
+	/* tag values the message author wrote end up in our header */
+	r = run(ps, "DKIM-Signature: v=1; a=rsa-sha256; d=exa\"(m)ple.org; s=s\\el;\r\n"
+	    " h=from; bh=AAAA; b=A(A\"AA\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	T_ASSERT(r != NULL && r->authres != NULL);
 	if (r != NULL && r->authres != NULL) {
-		T_ASSERT(strpbrk(r->authres, "()\";\r\n") == NULL);
+		T_ASSERT(strpbrk(r->authres, "()\"\\;\r\n") == NULL);
+		T_ASSERT(strstr(r->authres, "header.d=example.org") != NULL);
+		T_ASSERT(strstr(r->authres, "header.s=sel") != NULL);
 	}
 	pol_session_free(ps);
 	conf_unref(c);
@@ -141,6 +150,26 @@ T_CASE(summary_one_word_per_check)
 	conf_unref(c);
 }
 
+T_CASE(authres_header_has_no_control_characters)
+{
+	struct conf *c = conf_defaults();
+	struct pol_session *ps = session(c);
+	struct pol_decision d;
+
+	memset(&d, 0, sizeof(d));
+	pol_tx_begin(ps, "a@example.org", "");
+	pol_result_add(ps, "spf", "fail", 0, "smtp.mailfrom=a\r\nX-Evil: 1\t@x", NULL);
+	pol_run(ps, POL_DATA, &(struct pol_msg){ "From: a@b.example\r\n\r\n", 21 }, &d);
+	T_ASSERT(d.prepend != NULL);
+	if (d.prepend != NULL) {
+		T_ASSERT(strstr(d.prepend, "smtp.mailfrom=aX-Evil: 1@x") != NULL);
+		T_ASSERT(strstr(d.prepend, "\r\nX-Evil") == NULL);
+	}
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
 int
 main(void)
 {
@@ -151,5 +180,6 @@ main(void)
 	T_RUN(malformed_signature_is_neutral_and_scores_fail);
 	T_RUN(hostile_tag_values_are_cleaned);
 	T_RUN(summary_one_word_per_check);
+	T_RUN(authres_header_has_no_control_characters);
 	return T_END();
 }

@@ -156,6 +156,33 @@ T_CASE(alignment)
 	T_ASSERT(!dmarc_aligned("example.org", "", 0));
 }
 
+/* Hostile input: random strings over the characters the parsers care
+ * about. Nothing may crash or read out of bounds (the ASan run), and a
+ * domain handed back must be clean. Seeded, so a failure repeats. */
+T_CASE(hostile_input)
+{
+	static const char alpha[] = "\"()<>,:;@\\ \r\n\t.aZ9-_=vDMARC1p";
+	char buf[300], d[DMARC_DOMAIN_MAX];
+	struct dmarc_record r;
+	unsigned seed = 12345;
+	int ok = 0;
+
+	for (int n = 0; n < 20000; n++) {
+		size_t len = 6 + (seed = seed * 1103515245 + 12345) % 200;
+		memcpy(buf, "From: ", 6);
+		for (size_t i = 6; i < len; i++)
+			buf[i] = alpha[((seed = seed * 1103515245 + 12345) >> 16) %
+			    (sizeof(alpha) - 1)];
+		if (dmarc_from_domain(buf, len, d, sizeof(d)) == DMARC_FROM_OK) {
+			T_ASSERT(strspn(d, "abcdefghijklmnopqrstuvwxyz0123456789.-_") == strlen(d));
+			ok++;
+		}
+		(void)dmarc_record_parse(buf + 6, len - 6, &r);
+		T_ASSERT(r.pct >= 0 && r.pct <= 100);
+	}
+	T_ASSERT(ok > 0);	/* the generator does reach the happy path */
+}
+
 int
 main(void)
 {
@@ -167,5 +194,6 @@ main(void)
 	T_RUN(from_problems);
 	T_RUN(org_domain);
 	T_RUN(alignment);
+	T_RUN(hostile_input);
 	return T_END();
 }

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "mail.h"
 #include "policy.h"
+#include "policy_int.h"
 #include "quar.h"
 #include "rulecheck.h"
 #include "rules.h"
@@ -91,7 +92,7 @@ T_CASE(starter_file_imported_once)
 T_CASE(score_rules_named_in_results)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char sum[512];
 
 	pol_set_helo(ps, "mx.shop.example");
@@ -108,7 +109,7 @@ T_CASE(score_rules_named_in_results)
 T_CASE(envelope_reject_at_its_stage)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 
 	deliver(ps, "boss@spam.example", "alice@example.org", "sjis.eml", &d);
 	T_EQ_INT(d.verdict, POL_REJECT);
@@ -121,7 +122,7 @@ T_CASE(envelope_reject_at_its_stage)
 T_CASE(quarantine_commits_before_250)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char id[ID_LEN + 1], *raw, *orig;
 	size_t len, olen;
 	int found;
@@ -187,7 +188,7 @@ T_CASE(quarantine_full_is_tempfail)
 	int n;
 	struct conf *small;
 	struct pol_session *ps;
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	char p[128];
 
 	snprintf(p, sizeof(p), "%s/postern.conf", dir);
@@ -214,7 +215,7 @@ T_CASE(quarantine_full_is_tempfail)
 T_CASE(rule_change_applies_next_transaction)
 {
 	struct pol_session *ps = session("198.51.100.1");
-	struct pol_decision d;
+	struct pol_decision d = { 0 };
 	struct rule_def r = { 0, "late_subject", "subject", "Привет", "", "reject", 0, 1 };
 	struct pol_msg m;
 	size_t n;
@@ -261,6 +262,40 @@ T_CASE(expiry_by_test_clock)
 	unsetenv("POSTERN_CLOCK_FILE");
 }
 
+/* 40 rules match one HELO: 16 named results and one "24 more rules"
+ * carrying the rest of the score. */
+T_CASE(many_matches_keep_score)
+{
+	struct pol_session *ps;
+	struct pol_decision d = { 0 };
+	int named = 0, more = 0;
+
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "many%d", i);
+		struct rule_def r = { 0, name, "helo", "^flood", "", "score", 0.25, 1 };
+		T_ASSERT(db_rule_add(&r) > 0);
+	}
+	ps = session("198.51.100.7");
+	pol_set_helo(ps, "flood.example");
+	pol_run(ps, POL_CONNECT, NULL, &d);
+	pol_decision_clear(&d);
+	pol_run(ps, POL_HELO, NULL, &d);
+	T_ASSERT(d.score == 10.0);
+	T_EQ_INT(d.verdict, POL_REJECT);
+	for (int i = 0; i < ps->nresults; i++) {
+		if (strcmp(ps->results[i].check, "rule") != 0)
+			continue;
+		named++;
+		if (ps->results[i].reason && strcmp(ps->results[i].reason, "24 more rules") == 0)
+			more = 1;
+	}
+	T_EQ_INT(named, 17);
+	T_ASSERT(more);
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+}
+
 int
 main(void)
 {
@@ -296,6 +331,7 @@ main(void)
 	T_RUN(quarantine_full_is_tempfail);
 	T_RUN(rule_change_applies_next_transaction);
 	T_RUN(expiry_by_test_clock);
+	T_RUN(many_matches_keep_score);
 	pol_shutdown();
 	rule_swap(NULL);
 	conf_unref(conf);

@@ -2,9 +2,10 @@
  * app.js -- the Postern dashboard. Plain DOM, no framework.
  *
  * Safety rule: everything shown comes from mail senders or admins, so text
- * is only ever set with textContent / value / createTextNode -- never
- * innerHTML, insertAdjacentHTML or document.write. A message's HTML is
- * shown as its source text. State changes carry the session's CSRF token.
+ * is only ever set with textContent / value / createTextNode, never parsed
+ * as markup (tests/integration/test_api.py greps this file for the HTML
+ * sinks). A message's HTML is shown as its source text. State changes
+ * carry the session's CSRF token.
  */
 'use strict';
 
@@ -230,8 +231,21 @@ async function loadVerdicts(more) {
 
 function kv(pairs) {
   const dl = el('dl', { class: 'kv' });
-  for (const [k, v] of pairs) dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '' : v));
+  for (const [k, v] of pairs)
+    if (v !== undefined && v !== null && v !== '') dl.append(el('dt', {}, k), el('dd', {}, v));
   return dl;
+}
+
+/* Every check's result and reason, as a table. */
+function checksTable(checks) {
+  const t = el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Check'), el('th', {}, 'Result'),
+    el('th', { class: 'num' }, 'Score'), el('th', {}, 'Reason'))));
+  const tb = el('tbody');
+  for (const c of checks || [])
+    tb.appendChild(el('tr', {}, el('td', {}, c.check), el('td', {}, badge(c.result)),
+      el('td', { class: 'num' }, fmtScore(c.score)), el('td', {}, c.reason || '')));
+  t.appendChild(tb);
+  return t;
 }
 
 function showVerdict(v, tr) {
@@ -244,14 +258,7 @@ function showVerdict(v, tr) {
       ['Message-ID', v.msgid], ['Size', v.size + ' bytes'], ['Score', fmtScore(v.score)],
       ['Verdict', badge(v.verdict)], ['Our reply', v.reply], ['Backend reply', v.backend_reply],
       ['Time taken', v.ms + ' ms']]));
-  const t = el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Check'), el('th', {}, 'Result'),
-    el('th', { class: 'num' }, 'Score'), el('th', {}, 'Reason'))));
-  const tb = el('tbody');
-  for (const c of v.checks || [])
-    tb.appendChild(el('tr', {}, el('td', {}, c.check), el('td', {}, badge(c.result)),
-      el('td', { class: 'num' }, fmtScore(c.score)), el('td', {}, c.reason || '')));
-  t.appendChild(tb);
-  d.appendChild(t);
+  d.appendChild(checksTable(v.checks));
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
 }
@@ -260,9 +267,19 @@ function showVerdict(v, tr) {
 
 const qid = (m) => String(m.id);
 
+/* What put a message in quarantine: the checks that scored, rules first. */
+function reasonText(m) {
+  const rs = Array.isArray(m.reasons) ? m.reasons : [];
+  const hits = rs.filter((r) => r.check === 'rule' || r.score > 0);
+  return (hits.length ? hits : rs).map((r) => r.check === 'rule' ? 'rule ' + (r.reason || '')
+    : r.check + '=' + r.result).join(', ');
+}
+
 async function loadQuarantine() {
   const q = $('quar-q').value.trim();
-  const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  const state = $('quar-state').value;
+  const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : '') +
+    (state ? '&state=' + state : ''));
   P.quar = r.messages || [];
   const tb = clear($('quar-table').tBodies[0]);
   $('quar-all').checked = false;
@@ -274,8 +291,10 @@ async function loadQuarantine() {
       el('td', {}, box), el('td', {}, fmtTime(m.ts || m.received || m.created)),
       el('td', {}, m.mail_from || m.sender || ''), el('td', {}, list(m.rcpts || m.recipients)),
       el('td', { class: 'subj' }, m.subject || ''), el('td', { class: 'num' }, fmtScore(m.score)),
-      el('td', {}, m.reason || list(m.reasons) || ''),
-      el('td', {}, el('button', { type: 'button', class: 'small release', on: { click: (ev) => { ev.stopPropagation(); quarAct('release', [qid(m)]); } } }, 'Release'))));
+      el('td', {}, reasonText(m)),
+      el('td', {}, m.state === 'held'
+        ? el('button', { type: 'button', class: 'small release', on: { click: (ev) => { ev.stopPropagation(); quarAct('release', [qid(m)]); } } }, 'Release')
+        : badge(m.state))));
   }
   $('quar-preview').hidden = true;
 }
@@ -287,14 +306,16 @@ async function previewQuar(m, tr) {
   const [detail, raw] = await Promise.all([api('GET', '/api/quarantine/' + encodeURIComponent(id)),
     api('GET', '/api/quarantine/' + encodeURIComponent(id) + '/raw')]);
   const d = clear($('quar-preview'));
-  const pairs = [];
-  for (const [k, v] of Object.entries(detail)) {
-    if (k === 'raw' || k === 'body' || typeof v === 'object' && v !== null && !Array.isArray(v)) continue;
-    pairs.push([k, Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : x)).join(', ') : v]);
-  }
-  d.append(el('h3', {}, 'Message ' + id), kv(pairs),
+  const q = detail;
+  const pairs = [['Received', fmtTime(q.ts)],
+    ['Client', (q.client_ip || '') + (q.client_name ? ' (' + q.client_name + ')' : '')],
+    ['HELO', q.helo], ['From', q.mail_from], ['To', list(q.rcpts)], ['Subject', q.subject],
+    ['Message-ID', q.msgid], ['Size', q.size + ' bytes'], ['Score', fmtScore(q.score)],
+    ['State', badge(q.state)]];
+  if (q.released_at) pairs.push(['Released', fmtTime(q.released_at) + ' by ' + (q.released_by || '')]);
+  d.append(el('h3', {}, 'Message ' + id), kv(pairs), checksTable(q.reasons),
     el('div', { class: 'row' },
-      el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release'),
+      q.state === 'held' ? el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release') : null,
       el('button', { type: 'button', class: 'danger', on: { click: () => quarAct('delete', [id]) } }, 'Delete'),
       el('a', { href: '/api/quarantine/' + encodeURIComponent(id) + '/raw', download: id + '.eml' }, 'Download')),
     el('h3', {}, 'Headers and body, as text'),
@@ -494,6 +515,7 @@ function wire() {
   $('verdict-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadVerdicts().catch((e) => flash(e.message, true)); });
   $('verdict-more').addEventListener('click', () => loadVerdicts(true).catch((e) => flash(e.message, true)));
   $('quar-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadQuarantine().catch((e) => flash(e.message, true)); });
+  $('quar-state').addEventListener('change', () => loadQuarantine().catch((e) => flash(e.message, true)));
   $('quar-all').addEventListener('change', () => { for (const b of document.querySelectorAll('#quar-table .pick')) b.checked = $('quar-all').checked; });
   $('quar-bulk-release').addEventListener('click', () => quarAct('release', picked()));
   $('quar-bulk-delete').addEventListener('click', () => quarAct('delete', picked()));
@@ -514,6 +536,7 @@ function wire() {
     ev.preventDefault();
     addAccess($('access-list').value, $('access-kind').value, $('access-value').value.trim(), $('access-note').value.trim());
     $('access-value').value = '';
+    $('access-note').value = '';
   });
 }
 

@@ -75,6 +75,7 @@ class Postern:
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
         self.proc = None
         self._log = None
+        self._termed = False   # SIGTERM already sent: stop() only waits
 
     @property
     def addr(self):
@@ -103,6 +104,8 @@ class Postern:
             raise RuntimeError("%s not built: run make" % self.binary)
         self.write_config()
         self._log = open(self.logfile, "ab")
+        self._log.write(("harness: starting %s\n" % self.binary).encode())
+        self._log.flush()
         self.proc = subprocess.Popen([self.binary, "serve", "-c", self.conf_path],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env,
@@ -130,6 +133,8 @@ class Postern:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
+        if sig == signal.SIGTERM:
+            self._termed = True
         self.proc.send_signal(sig)
 
     def reload(self, conf=None):
@@ -151,13 +156,16 @@ class Postern:
         return [l for l in self.log().splitlines() if BAD_LOG.search(l)]
 
     def stop(self, check=True, timeout=20.0):
-        """SIGTERM and wait. With check, assert exit code 0 and a clean log.
-        Returns the exit code. Kills (and fails) if it does not exit."""
+        """SIGTERM (unless signal(SIGTERM) was sent already: a second one
+        may mean "quit now") and wait. With check, assert exit code 0 and a
+        clean log. Returns the exit code. Kills (and fails) if it does not
+        exit in time."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            if not self._termed:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

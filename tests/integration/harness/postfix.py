@@ -27,7 +27,6 @@ import pwd
 import signal
 import socket
 import subprocess
-import time
 
 from .net import LOOPBACK, free_port, wait_port, wait_until
 
@@ -114,28 +113,25 @@ class Postfix:
             "smtputf8_enable": "yes",
         }
         if self.reject_rcpts:
-            amap = os.path.join(d, "rcpt_access")
-            with open(amap, "w") as f:
-                for a in self.reject_rcpts:
-                    f.write("%s 550 5.1.1 no such user\n" % a)
-            m["smtpd_recipient_restrictions"] = \
-                "check_recipient_access texthash:%s, permit_mynetworks" % amap
+            m["smtpd_recipient_restrictions"] = "check_recipient_access %s, permit_mynetworks" \
+                % self._map("rcpt_access", ["%s 550 5.1.1 no such user" % a for a in self.reject_rcpts])
         if self.defer_senders:
-            dmap = os.path.join(d, "eod_access")
-            with open(dmap, "w") as f:
-                for a in self.defer_senders:
-                    f.write("%s 451 4.3.0 test deferral\n" % a)
-            m["smtpd_end_of_data_restrictions"] = \
-                "check_sender_access texthash:%s" % dmap
+            m["smtpd_end_of_data_restrictions"] = "check_sender_access %s" \
+                % self._map("eod_access", ["%s 451 4.3.0 test deferral" % a for a in self.defer_senders])
         if self.reject_header:
-            hc = os.path.join(d, "header_checks")
-            with open(hc, "w") as f:
-                f.write("/^%s:/ REJECT test rejection\n" % self.reject_header)
-            m["header_checks"] = "regexp:%s" % hc
+            m["header_checks"] = self._map("header_checks", [
+                "/^%s:/ REJECT test rejection" % self.reject_header], "regexp")
         if self.message_size_limit is not None:
             m["message_size_limit"] = str(self.message_size_limit)
         m.update(self.main_extra)
         return "".join("%s = %s\n" % kv for kv in m.items())
+
+    def _map(self, name, lines, kind="texthash"):
+        """Write a lookup table into the instance dir; returns "kind:path"."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write("".join(l + "\n" for l in lines))
+        return "%s:%s" % (kind, path)
 
     def _master_cf(self):
         return ("%s:%d inet n - n - - smtpd\n" % (LOOPBACK, self.port)) + _DAEMONS

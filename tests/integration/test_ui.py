@@ -1,0 +1,336 @@
+"""The dashboard in a real headless Chromium (Debian's chromium,
+chromium-driver and python3-selenium): log in, watch a message's verdict
+appear, build a rule in the editor and see the next message match it,
+release from the quarantine and see the backend get it, and prove that
+attacker-written subjects and bodies are shown as text and run nothing.
+Every page is photographed into tests/artifacts/ at desktop and phone
+width."""
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from harness import wait_until
+from webapi import PASSWORD, USER, Stack, send_mail
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (NoAlertPresentException,  # noqa: E402
+                                        StaleElementReferenceException)
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "artifacts")
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def st():
+    s = Stack().start()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def drv():
+    profile = tempfile.mkdtemp(prefix="postern-chromium-")
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+              "--user-data-dir=" + profile, "--window-size=1280,900"):
+        opts.add_argument(a)
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or
+                                         "/usr/bin/chromedriver"), options=opts)
+    d.set_page_load_timeout(30)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    yield d
+    d.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(drv, name):
+    drv.save_screenshot(os.path.join(ARTIFACTS, "ui-%s.png" % name))
+
+
+def no_alert(drv):
+    try:
+        a = drv.switch_to.alert
+    except NoAlertPresentException:
+        return True
+    text = a.text
+    a.dismiss()
+    raise AssertionError("a JavaScript dialog opened: %r" % text)
+
+
+def wait_el(drv, css, timeout=15, text=None):
+    """The first visible element matching css (and containing text). The
+    page re-renders lists as data arrives, so a stale element means look
+    again."""
+    def find():
+        try:
+            for e in drv.find_elements(By.CSS_SELECTOR, css):
+                if e.is_displayed() and (text is None or text in e.text):
+                    return e
+        except StaleElementReferenceException:
+            pass
+        return None
+    return wait_until(find, timeout, interval=0.1,
+                      what="%s%s on the page" % (css, " with %r" % text if text else ""))
+
+
+def click(drv, css, text=None, timeout=15):
+    """Click the element wait_el finds, again if it went stale meanwhile."""
+    def attempt():
+        try:
+            wait_el(drv, css, timeout, text).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait_until(attempt, timeout, interval=0.1, what="a click on %s" % css)
+
+
+def texts(drv, css):
+    """The text of every element matching css, read in one atomic step."""
+    return drv.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", css)
+
+
+def csp_violations(drv):
+    return [l["message"] for l in drv.get_log("browser")
+            if "Content Security Policy" in l["message"] or "Refused to" in l["message"]]
+
+
+def go(drv, st, view):
+    drv.get(st.base + "/#" + view)
+    wait_el(drv, "#view-" + view)
+
+
+def logged_in(drv, st):
+    drv.get(st.base + "/")
+    wait_until(lambda: drv.find_element(By.ID, "top").is_displayed() or
+               drv.find_element(By.ID, "view-login").is_displayed(), 15,
+               what="the page to decide login or app")
+    if drv.find_element(By.ID, "view-login").is_displayed():
+        drv.find_element(By.ID, "login-user").send_keys(USER)
+        drv.find_element(By.ID, "login-password").send_keys(PASSWORD)
+        drv.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        wait_el(drv, "#top")
+
+
+def test_login_page_then_overview(st, drv):
+    drv.get(st.base + "/")
+    wait_el(drv, "#login-form")
+    shot(drv, "login")
+    drv.find_element(By.ID, "login-user").send_keys(USER)
+    drv.find_element(By.ID, "login-password").send_keys("not the password")
+    drv.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    assert "wrong" in wait_el(drv, "#login-error").text
+    drv.find_element(By.ID, "login-password").clear()
+    logged_in(drv, st)
+    wait_el(drv, "#tiles .tile")
+    wait_el(drv, "#chart-time")
+    # Chart.js drew on its canvas (the embedded Debian copy loaded).
+    assert drv.execute_script("return typeof Chart") == "function"
+    assert drv.execute_script("return Chart.getChart(document.getElementById('chart-time')) != null")
+    assert wait_el(drv, "#who").text == USER
+    # The session cookie is HttpOnly: page script cannot read it.
+    assert "postern_session" not in drv.execute_script("return document.cookie")
+    assert any(c["name"] == "postern_session" and c["httpOnly"] and
+               c.get("sameSite") == "Strict" for c in drv.get_cookies())
+    assert not csp_violations(drv)
+    shot(drv, "overview")
+
+
+def test_sent_message_appears_in_verdict_log(st, drv):
+    logged_in(drv, st)
+    subject = "ui-hello-%d" % time.time_ns()
+    assert send_mail(st.postern.port, subject)[0] == 250
+    st.wait_verdict(subject)
+    go(drv, st, "verdicts")
+    row = wait_el(drv, "#verdict-table tbody tr", text=subject)
+    assert "127.0.0.2" in row.text and "accept" in row.text
+    click(drv, "#verdict-table tbody tr", text=subject)
+    detail = wait_el(drv, "#verdict-detail")
+    assert subject in detail.text and "spf" in detail.text and "pass" in detail.text
+    shot(drv, "verdicts")
+    # Overview counts it (the refresh runs every 10 s; reload instead).
+    go(drv, st, "overview")
+    wait_el(drv, "#top-clients td", text="127.0.0.2")
+
+
+def test_hostile_subjects_are_text_and_run_nothing(st, drv):
+    logged_in(drv, st)
+    tag = "xss-%d" % time.time_ns()
+    for s in (XSS_SCRIPT + " " + tag, XSS_IMG + " " + tag):
+        assert send_mail(st.postern.port, s)[0] == 250
+        st.wait_verdict(s)
+    go(drv, st, "verdicts")
+    drv.find_element(By.ID, "verdict-q").send_keys(tag)
+    drv.find_element(By.CSS_SELECTOR, "#verdict-search button").click()
+    wait_el(drv, "#verdict-table tbody tr", text=XSS_SCRIPT)
+    wait_el(drv, "#verdict-table tbody tr", text=XSS_IMG)
+    cells = wait_until(lambda: (lambda c: c if len(c) == 2 else None)(
+        texts(drv, "#verdict-table td.subj")), 15, what="the two hostile rows alone")
+    assert sorted(cells) == sorted([XSS_SCRIPT + " " + tag, XSS_IMG + " " + tag])
+    assert not drv.find_elements(By.CSS_SELECTOR, "#verdict-table img, #verdict-table script")
+    click(drv, "#verdict-table tbody tr", text=XSS_IMG)
+    assert XSS_IMG in wait_el(drv, "#verdict-detail").text
+    assert not drv.find_elements(By.CSS_SELECTOR, "main img")
+    time.sleep(0.5)   # give a would-be onerror handler its chance to fire
+    assert no_alert(drv)
+    assert drv.execute_script("return window.__xss === undefined")
+    shot(drv, "verdicts-hostile")
+
+
+def fill_rule(drv, name, pattern, action):
+    drv.find_element(By.ID, "rule-name").clear()
+    drv.find_element(By.ID, "rule-name").send_keys(name)
+    drv.find_element(By.ID, "rule-pattern").clear()
+    drv.find_element(By.ID, "rule-pattern").send_keys(pattern)
+    drv.execute_script("document.getElementById('rule-action').value = arguments[0];"
+                       "document.getElementById('rule-action').dispatchEvent(new Event('change'))",
+                       action)
+
+
+def test_rule_built_in_editor_matches_next_message(st, drv):
+    logged_in(drv, st)
+    go(drv, st, "rules")
+    drv.find_element(By.ID, "rule-new").click()
+    wait_el(drv, "#rule-form")
+    # A bad pattern is refused as it is typed, and the editor says where.
+    fill_rule(drv, "ui_quarantine", "UI-QUAR-(\\d+", "quarantine")
+    hint = wait_el(drv, "#rule-check.bad", text="offset")
+    assert "offset" in hint.text
+    assert "^ here" in wait_el(drv, "#rule-where").text
+    shot(drv, "rules-bad-pattern")
+    fill_rule(drv, "ui_quarantine", "UI-QUAR-\\d+", "quarantine")
+    wait_el(drv, "#rule-check.good", text="compiles")
+    # Try it on a pasted message before saving.
+    drv.find_element(By.CSS_SELECTOR, "#rule-test-box summary").click()
+    drv.find_element(By.ID, "rule-test-msg").send_keys(
+        "From: a@b.test\nSubject: hello UI-QUAR-42\n\nbody\n")
+    drv.find_element(By.ID, "rule-test").click()
+    assert "Matches in subject" in wait_el(drv, "#rule-test-result", text="Matches").text
+    shot(drv, "rules-editor")
+    drv.find_element(By.ID, "rule-save").click()
+    wait_el(drv, "#rule-table tbody tr", text="ui_quarantine")
+    wait_el(drv, "#flash", text="saved")
+    assert not drv.find_element(By.ID, "rule-form").is_displayed()
+    shot(drv, "rules")
+    # The switch in the list disables and enables it again.
+    api = st.bearer()
+
+    def enabled():
+        return [r["enabled"] for r in api.get("/api/rules")[2]["rules"]
+                if r["name"] == "ui_quarantine"][0]
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is False, 10, what="the rule to be disabled")
+    wait_el(drv, "#flash", text="saved")
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is True, 10, what="the rule to be enabled again")
+    # The next message matches it: quarantined, not delivered.
+    before = len(st.cap.accepted())
+    code, text = send_mail(st.postern.port, "UI-QUAR-7 " + XSS_IMG,
+                           body="<html><body onload=alert(3)><b>bold</b>"
+                                "<script>alert(2)</script></body></html>\n")
+    assert code == 250 and "quarantined as" in text, text
+    assert len(st.cap.accepted()) == before
+
+
+def test_quarantine_preview_is_text_and_release_delivers(st, drv):
+    logged_in(drv, st)
+    go(drv, st, "quarantine")
+    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    assert XSS_IMG in row.text
+    click(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    pre = wait_el(drv, "#quar-raw")
+    assert "<script>alert(2)</script>" in pre.text and "<b>bold</b>" in pre.text
+    assert not drv.find_elements(By.CSS_SELECTOR, "#quar-preview b, #quar-preview script, "
+                                                  "#quar-preview img")
+    assert no_alert(drv)
+    shot(drv, "quarantine-preview")
+    before = len(st.cap.accepted())
+    click(drv, "#quar-preview button", text="Release")
+    wait_el(drv, "#flash", text="Released")
+    msgs = st.cap.wait_messages(before + 1)
+    assert b"UI-QUAR-7" in msgs[-1].data and msgs[-1].header("X-Postern-Released")
+    # Gone from the held list; listed under "released" with its state.
+    wait_until(lambda: not [t for t in texts(drv, "#quar-table tbody tr") if "UI-QUAR-7" in t],
+               10, what="the released message to leave the held list")
+    drv.execute_script("const s = document.getElementById('quar-state'); s.value = 'released';"
+                       "s.dispatchEvent(new Event('change'))")
+    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    assert "released" in row.text
+    shot(drv, "quarantine")
+    assert no_alert(drv)
+
+
+def test_quarantine_bulk_delete(st, drv):
+    logged_in(drv, st)
+    tag = "bulk-%d" % time.time_ns()
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "UI-QUAR-%d %s" % (100 + i, tag))
+        assert "quarantined as" in text, text
+    go(drv, st, "quarantine")
+    drv.find_element(By.ID, "quar-q").send_keys(tag)
+    drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
+    wait_until(lambda: len([t for t in texts(drv, "#quar-table tbody tr") if tag in t]) == 2,
+               15, what="both messages listed")
+    click(drv, "#quar-all")
+    click(drv, "#quar-bulk-delete")
+    confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")
+    assert "Delete 2 message" in confirm.text
+    confirm.accept()
+    wait_el(drv, "#flash", text="2 done")
+    api = st.bearer()
+    wait_until(lambda: not [m for m in api.get("/api/quarantine?q=" + tag)[2]["messages"]],
+               10, what="both messages deleted")
+    shot(drv, "quarantine-bulk")
+
+
+def _alert(drv):
+    try:
+        return drv.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def test_lists_page_allowlist_and_remove(st, drv):
+    logged_in(drv, st)
+    go(drv, st, "lists")
+    drv.find_element(By.ID, "access-value").send_keys("198.51.100.0/24")
+    drv.find_element(By.ID, "access-note").send_keys("partner relay")
+    drv.find_element(By.CSS_SELECTOR, "#access-form button").click()
+    row = wait_el(drv, "#access-table tbody tr", text="198.51.100.0/24")
+    assert "partner relay" in row.text and "allow" in row.text
+    rows = st.bearer().get("/api/access")[2]["entries"]
+    assert any(r["value"] == "198.51.100.0/24" for r in rows)
+    shot(drv, "lists")
+    click(drv, "#access-table tbody tr button")
+    wait_until(lambda: not [r for r in st.bearer().get("/api/access")[2]["entries"]
+                            if r["value"] == "198.51.100.0/24"], 10,
+               what="the entry to be removed")
+
+
+@pytest.mark.parametrize("view", ["overview", "verdicts", "quarantine", "rules", "lists"])
+def test_phone_width_has_no_page_overflow(st, drv, view):
+    logged_in(drv, st)
+    drv.set_window_size(390, 844)
+    try:
+        go(drv, st, view)
+        time.sleep(0.3)
+        over = drv.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        shot(drv, "phone-" + view)
+        assert over <= 1, "page is %dpx wider than a phone" % over
+    finally:
+        drv.set_window_size(1280, 900)
+    assert not csp_violations(drv)

@@ -1,0 +1,82 @@
+/* lit_test.c -- rules/lit.c: what literals a pattern requires, and the
+ * scanner finding them. */
+#include "lit.h"
+#include "t.h"
+#include "util.h"
+
+/* The factors as "{a|b}{c}", or "-" when none. */
+static const char *
+req(const char *pattern, const char *flags)
+{
+	static char out[512];
+	struct lit_req r;
+	size_t o = 0;
+
+	if (!lit_extract(pattern, flags, &r))
+		return "-";
+	for (int j = 0; j < r.n; j++) {
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "{");
+		for (int k = 0; k < r.f[j].n; k++)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", k ? "|" : "",
+			    (int)r.f[j].len[k], r.f[j].s[k]);
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "}");
+	}
+	return out;
+}
+
+T_CASE(extract)
+{
+	T_EQ_STR(req("\\bFree Money\\b", "i"), "{free money}");
+	T_EQ_STR(req("Café crème", ""), "{café crème}");
+	T_EQ_STR(req("Café crème", "i"), "{caf}{ cr}");	/* caseless non-ASCII left out */
+	T_EQ_STR(req("\\bweekly[- ]?(now|12off|deal12)\\b", "i"), "{weekly}{now|12off|deal12}");
+	T_EQ_STR(req("(?:spam12|weekly-12|x12y)", ""), "{spam12|weekly-12|x12y}");
+	T_EQ_STR(req("abc|defg", ""), "{abc|defg}");
+	T_EQ_STR(req("ab|defg", ""), "-");		/* "ab" is too short */
+	T_EQ_STR(req("x(abc)?yzw", ""), "{yzw}");	/* optional group skipped */
+	T_EQ_STR(req("abcd?e", ""), "{abc}");		/* optional 'd' ends the run */
+	T_EQ_STR(req("abcd+e", ""), "{abcd}");
+	T_EQ_STR(req("a\\x41bc\\d{3}def", ""), "{def}");
+	T_EQ_STR(req("foo\\.bar", ""), "{foo.bar}");
+	T_EQ_STR(req("(?i)foo", ""), "-");		/* inline options: give up */
+	T_EQ_STR(req("foo bar", "x"), "-");
+	T_EQ_STR(req("\\Qa.b\\E", ""), "-");
+	T_EQ_STR(req("(*UTF)abc", ""), "-");
+	T_EQ_STR(req("[abc]+", ""), "-");
+	T_EQ_STR(req("(?=abc)def", ""), "{def}");	/* lookahead consumes nothing */
+	T_EQ_STR(req("abc{2}", ""), "{abc}");
+	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
+	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{agra|cialis}");
+	T_EQ_STR(req("\\1abc", ""), "{abc}");
+	T_EQ_STR(req("x{", ""), "-");
+}
+
+T_CASE(scan)
+{
+	struct lit_set *ls = lit_set_new();
+	unsigned char found[4] = { 0 };
+	const char *text = "Hello WORLD, this is a Test of weekly-12 offers";
+
+	lit_set_add(ls, "world", 5);
+	lit_set_add(ls, "weekly-12", 9);
+	lit_set_add(ls, "missing", 7);
+	lit_set_add(ls, "offers", 6);
+	lit_set_scan(ls, text, strlen(text), found);
+	T_EQ_INT(found[0], 1);
+	T_EQ_INT(found[1], 1);
+	T_EQ_INT(found[2], 0);
+	T_EQ_INT(found[3], 1);	/* at the very end */
+	memset(found, 0, sizeof(found));
+	lit_set_scan(ls, "wor", 3, found);
+	T_EQ_INT(found[0], 0);
+	T_EQ_INT(lit_set_count(ls), 4);
+	lit_set_free(ls);
+}
+
+int
+main(void)
+{
+	T_RUN(extract);
+	T_RUN(scan);
+	return T_END();
+}
