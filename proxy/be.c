@@ -200,6 +200,7 @@ be_enter_state(struct be *be, enum be_state st)
 }
 
 int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY; }
+int be_alive(const struct be *be) { return be != NULL && be->state != BE_S_CLOSED; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 

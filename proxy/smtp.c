@@ -1501,7 +1501,7 @@ static void
 smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
-	char esc[LOG_ESCAPE_MAX];
+	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
 
 	switch (s->expect[s->iexpect++]) {
 	case SMTP_X_RSET:
@@ -1519,7 +1519,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			tx->mail_fail = xstrndup(text, len);
 			log_info("%s: backend refused MAIL from=<%s>: %s", s->id,
 			    log_escape(tx->from, strlen(tx->from), esc),
-			    log_escape(text, strcspn(text, "\r"), esc));
+			    log_escape(text, strcspn(text, "\r"), esc2));
 		}
 		return;
 	case SMTP_X_RCPT:
@@ -1552,6 +1552,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 
 	if (op == SMTP_BE_RCPT && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
+		if (s->beop == SMTP_BE_RCPT && !be_alive(s->be))
+			smtp_be_cb(s, -1, "closed mid-group", 16);	/* a 421 */
 		return;
 	}
 	s->beop = SMTP_BE_NONE;
