@@ -244,6 +244,8 @@ static void	 smtp_accept_one(struct smtp_loop *, int, const struct sockaddr_stor
 static int	 smtp_addr_error(struct smtp_session *, enum addr_err, int);
 static int	 smtp_mail_params_ok(struct smtp_session *, const struct addr_cmd *);
 static int	 smtp_notify_ok(const char *);
+static const char *const *smtp_param_enum(const char *);
+static int	 smtp_param_enum_ok(const char *const *, const char *);
 static void	 smtp_be_rcpt_group(struct smtp_session *);
 static void	 smtp_tick(struct smtp_loop *, uint64_t);
 static int	 smtp_after(void *);
@@ -1039,6 +1041,27 @@ smtp_proceed_ehlo(struct smtp_session *s, const char *arg)
 	s->flags |= SMTP_F_EHLO;
 }
 
+/* MAIL parameters with a fixed set of values: the key, then the values. */
+static const char *const smtp_enum_params[][3] = {
+	{ "BODY", "7BIT", "8BITMIME" },		/* RFC 6152 */
+	{ "RET", "FULL", "HDRS" },		/* RFC 3461 4.3 */
+};
+
+static const char *const *
+smtp_param_enum(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_enum_params); i++)
+		if (strcasecmp(key, smtp_enum_params[i][0]) == 0)
+			return smtp_enum_params[i];
+	return NULL;
+}
+
+static int
+smtp_param_enum_ok(const char *const *e, const char *v)
+{
+	return v != NULL && (strcasecmp(v, e[1]) == 0 || strcasecmp(v, e[2]) == 0);
+}
+
 /* MAIL parameters we take (RFC 1870, 6152, 6531, 3461). */
 static int
 smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
@@ -1062,19 +1085,14 @@ smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
 				smtp_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
 				return 0;
 			}
-		} else if (strcasecmp(k, "BODY") == 0) {
-			if (v == NULL || (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad BODY= value");
+		} else if (smtp_param_enum(k) != NULL) {
+			if (!smtp_param_enum_ok(smtp_param_enum(k), v)) {
+				smtp_reply(s, "501 5.5.4 Error: bad %s= value", smtp_param_enum(k)[0]);
 				return 0;
 			}
 		} else if (strcasecmp(k, "SMTPUTF8") == 0) {
 			if (v != NULL) {
 				smtp_reply(s, "501 5.5.4 Error: SMTPUTF8 takes no value");
-				return 0;
-			}
-		} else if (strcasecmp(k, "RET") == 0) {
-			if (v == NULL || (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad RET= value");
 				return 0;
 			}
 		} else if (strcasecmp(k, "ENVID") == 0) {
