@@ -1079,6 +1079,17 @@ db_grey_update(const char *net, const char *sender, const char *rcpt,
 }
 
 int
+db_queue_len(void)
+{
+	int n;
+
+	pthread_mutex_lock(&db_mtx);
+	n = db_qlen;
+	pthread_mutex_unlock(&db_mtx);
+	return n;
+}
+
+int
 db_flush(int timeout_ms)
 {
 	return db_sync(db_job_new(DB_J_FLUSH, 1), timeout_ms);

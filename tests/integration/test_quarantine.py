@@ -29,8 +29,8 @@ def cli(p, *args, env=None):
     return r.returncode, r.stdout, r.stderr
 
 
-def start(make_postern, backend, conf=None):
-    p = make_postern(backend, conf=conf or {}, start=False)
+def start(make_postern, backend, conf=None, env=None):
+    p = make_postern(backend, conf=conf or {}, start=False, env=env)
     p.write_config()
     path = os.path.join(p.dir, "rules.txt")
     with open(path, "w") as f:
@@ -38,6 +38,12 @@ def start(make_postern, backend, conf=None):
     rc, _, err = cli(p, "rules", "import", path)
     assert rc == 0, err
     return p.start()
+
+
+def set_clock(path, offset):
+    """The test clock (POSTERN_CLOCK_FILE): real time + offset seconds."""
+    with open(path, "w") as f:
+        f.write("%d\n" % offset)
 
 
 def message(tag, size=0):
@@ -189,27 +195,17 @@ def test_failed_release_stays_held(make_postern, make_capture):
 
 def test_delete_and_expiry_by_clock(make_postern, capture, workdir):
     clock = workdir.join("clock")
-    with open(clock, "w") as f:
-        f.write("0\n")
+    set_clock(clock, 0)
     env = {"POSTERN_CLOCK_FILE": clock}
-    p = make_postern(capture.addr, conf={"quarantine.max_age": "7d"}, start=False,
-                     env=env)
-    p.write_config()
-    path = workdir.join("rules.txt")
-    with open(path, "w") as f:
-        f.write(RULES)
-    assert cli(p, "rules", "import", path)[0] == 0
-    p.start()
+    p = start(make_postern, capture.addr, conf={"quarantine.max_age": "7d"}, env=env)
     ids = [quarantined_id(send(p.port, message("exp%d" % i))[1]) for i in range(3)]
     rc, out, _ = cli(p, "quarantine", "delete", ids[0])
     assert rc == 0 and "deleted" in out
     assert cli(p, "quarantine", "delete", ids[0])[0] == 1
     assert sorted(r["id"] for r in listing(p)) == sorted(ids[1:])
-    with open(clock, "w") as f:
-        f.write("%d\n" % (6 * 86400))
+    set_clock(clock, 6 * 86400)
     assert cli(p, "quarantine", "expire", env=env)[1].strip() == "0 expired"
-    with open(clock, "w") as f:
-        f.write("%d\n" % (7 * 86400 + 120))
+    set_clock(clock, 7 * 86400 + 120)
     assert cli(p, "quarantine", "expire", env=env)[1].strip() == "2 expired"
     assert listing(p) == []
     p.stop()
@@ -217,20 +213,12 @@ def test_delete_and_expiry_by_clock(make_postern, capture, workdir):
 
 def test_server_expires_as_transactions_begin(make_postern, capture, workdir):
     clock = workdir.join("clock")
-    with open(clock, "w") as f:
-        f.write("0\n")
-    p = make_postern(capture.addr, conf={"quarantine.max_age": "1d"}, start=False,
-                     env={"POSTERN_CLOCK_FILE": clock})
-    p.write_config()
-    path = workdir.join("rules.txt")
-    with open(path, "w") as f:
-        f.write(RULES)
-    assert cli(p, "rules", "import", path)[0] == 0
-    p.start()
+    set_clock(clock, 0)
+    p = start(make_postern, capture.addr, conf={"quarantine.max_age": "1d"},
+              env={"POSTERN_CLOCK_FILE": clock})
     quarantined_id(send(p.port, message("old"))[1])
     assert len(listing(p)) == 1
-    with open(clock, "w") as f:
-        f.write("%d\n" % (86400 + 120))
+    set_clock(clock, 86400 + 120)
     # the next transaction's MAIL runs the expiry (at most once a minute
     # of the same clock); the new message itself is kept
     new = quarantined_id(send(p.port, message("new"))[1])
