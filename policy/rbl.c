@@ -197,6 +197,23 @@ rbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
 	return dns_reverse_name(sa, zone, out, outsz);
 }
 
+int
+rbl_conf_check(const struct conf *c, char *why, size_t whysz)
+{
+	struct rbl_site sites[RBL_MAX_SITES];
+	char w[300];
+
+	if (rbl_parse(c->rbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "rbl.zones: %s", w);
+		return -1;
+	}
+	if (rbl_parse(c->rhsbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "rbl.rhsbl_zones: %s", w);
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- lookups */
 
 static void *

@@ -3,6 +3,7 @@
  * Each subcommand lives with its module; this file only dispatches.
  */
 #include "access.h"
+#include "rbl.h"
 #include "conf.h"
 #include "policy.h"
 #include "quar.h"
@@ -67,9 +68,15 @@ static int
 cmd_configtest(int argc, char **argv)
 {
 	struct conf *c = main_load_conf(opt_conf(argc, argv));
+	char why[400];
 
 	if (c == NULL)
 		return 1;
+	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
+		fprintf(stderr, "%s: %s\n", c->path, why);
+		conf_unref(c);
+		return 1;
+	}
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "-v") == 0)
 			conf_dump_keys(stdout);

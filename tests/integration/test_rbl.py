@@ -145,6 +145,14 @@ def test_bad_zone_setting_is_a_config_error(env):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "bad DNS list 'bl.test=127.0.0.[9..2]'" in p.stderr
+    p = subprocess.run([POSTERN, "configtest", "-c", env.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "rbl.zones: bad DNS list 'bl.test=127.0.0.[9..2]'" in p.stderr
+    with_zones(env, "bl.test=127.0.0.[2..9]*3", rhsbl="dbl.test*x")
+    p = subprocess.run([POSTERN, "configtest", "-c", env.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "rbl.rhsbl_zones: bad DNS list 'dbl.test*x'" in p.stderr
 
 
 def test_smtp_listed_client_never_reaches_backend():
