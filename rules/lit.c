@@ -73,6 +73,7 @@ static size_t	 lit_atom(struct lit_parse *, const char *, char *out, size_t *out
 static uint32_t	 lit_hash(uint32_t key);
 static size_t	 lit_anchor(const char *, size_t);
 static const char *escape_end(const char *);
+static int	 fold_trap(const unsigned char *, size_t);
 
 /* Length of the syntactic unit at p: an escape pair, a whole class, a
  * whole group, or one byte; 0 when it is unterminated. Splitting on '|'
@@ -427,6 +428,22 @@ escape_end(const char *s)
 
 /* ---- the scanner ---- */
 
+/* Does the text hold LONG S (C5 BF) or KELVIN SIGN (E2 84 AA)? memchr on
+ * the lead byte is much faster than memmem on the sequence. */
+static int
+fold_trap(const unsigned char *t, size_t n)
+{
+	const unsigned char *p, *e = t + n;
+
+	for (p = t; (p = memchr(p, 0xC5, (size_t)(e - p))) != NULL; p++)
+		if (p + 1 < e && p[1] == 0xBF)
+			return 1;
+	for (p = t; (p = memchr(p, 0xE2, (size_t)(e - p))) != NULL; p++)
+		if (p + 2 < e && p[1] == 0x84 && p[2] == 0xAA)
+			return 1;
+	return 0;
+}
+
 static uint32_t
 lit_hash(uint32_t key)
 {
@@ -517,7 +534,7 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
 		return;
 	/* Caseless 'k'/'s' also match these; we do not fold them, so pass
 	 * every literal rather than skip a rule that could match. */
-	if (memmem(text, len, "\xE2\x84\xAA", 3) || memmem(text, len, "\xC5\xBF", 2)) {
+	if (fold_trap(t, len)) {
 		memset(found, 1, ls->n);
 		return;
 	}
