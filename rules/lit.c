@@ -20,6 +20,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ struct lit_parse {
 };
 
 static unsigned char fold[256];
-static int fold_ready;
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 static void	 fold_init(void);
 static int	 has_top_alt(const char *);
@@ -117,7 +118,6 @@ fold_init(void)
 {
 	for (int c = 0; c < 256; c++)
 		fold[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	fold_ready = 1;
 }
 
 /* A quantifier at q: its length and *min, or 0 when none. -1 for a '{'
@@ -386,8 +386,7 @@ extract(const char *pattern, const char *flags, struct lit_req *out, int depth)
 	size_t bl, a;
 	int min, q;
 
-	if (!fold_ready)
-		fold_init();
+	pthread_once(&fold_once, fold_init);
 	if (flags != NULL && strchr(flags, 'x'))
 		return 0;
 	lp.icase = flags != NULL && strchr(flags, 'i') != NULL;
@@ -541,8 +540,7 @@ lit_hash(uint32_t key)
 struct lit_set *
 lit_set_new(void)
 {
-	if (!fold_ready)
-		fold_init();
+	pthread_once(&fold_once, fold_init);
 	return xcalloc(1, sizeof(struct lit_set));
 }
 
