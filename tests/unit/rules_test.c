@@ -4,6 +4,8 @@
 #include "rules.h"
 #include "mail.h"
 #include "t.h"
+
+#include <pthread.h>
 #include "util.h"
 
 static const struct rule_opts jit_on = { .match_limit = 1000000, .depth_limit = 10000, .jit = 1 };
@@ -458,6 +460,58 @@ T_CASE(starter_rules)
 	free(text);
 }
 
+/* Threads parse and match while another swaps sets: every evaluation
+ * sees one whole set (the hits of old or new, nothing else). */
+struct conc {
+	const char *raw;
+	size_t	 len;
+	int	 bad, runs;
+};
+
+static void *
+conc_worker(void *arg)
+{
+	struct conc *c = arg;
+
+	for (int i = 0; i < 60; i++) {
+		struct rule_set *rs = rule_current();
+		struct mime_msg *m = mime_parse(c->raw, c->len);
+		struct rule_input in = { .msg = m, .raw = c->raw, .rawlen = c->len };
+		struct hits h = { { 0 } };
+		rule_set_eval(rs, &in, RULE_MASK_ALL, collect, &h);
+		if (strcmp(h.s, "old@subject html@body[1]") != 0 &&
+		    strcmp(h.s, "new@from html@body[1]") != 0)
+			__atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&c->runs, 1, __ATOMIC_RELAXED);
+		mime_free(m);
+		rule_set_unref(rs);
+	}
+	return NULL;
+}
+
+T_CASE(concurrent_eval_and_swap)
+{
+	static const char *sets[2] = {
+	    "old | subject | /café$/ | score 1\nhtml | body | /viagra/i | score 1\n",
+	    "new | from | /René/ | score 1\nhtml | body | /viagra/i | score 1\n" };
+	struct conc c = { 0 };
+	pthread_t t[4];
+	char *raw = mail_load("alternative.eml", &c.len);
+
+	c.raw = raw;
+	rule_swap(build(sets[0], &jit_on));
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, conc_worker, &c);
+	for (int i = 0; i < 40; i++)
+		rule_swap(build(sets[i % 2], &jit_on));
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	T_EQ_INT(c.runs, 240);
+	T_EQ_INT(c.bad, 0);
+	rule_swap(NULL);
+	free(raw);
+}
+
 int
 main(void)
 {
@@ -478,6 +532,7 @@ main(void)
 	T_RUN(invalid_utf8_subject_still_matches);
 	T_RUN(disabled_rules_skipped_and_counted);
 	T_RUN(swap_keeps_old_set_for_holders);
+	T_RUN(concurrent_eval_and_swap);
 	T_RUN(test_one_rule_reports_where);
 	T_RUN(starter_rules);
 	return T_END();
