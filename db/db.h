@@ -56,6 +56,8 @@ void	 db_close(void);
 int	 db_ok(void);
 /* Schema version of the open database (number of migrations run). */
 int	 db_schema_version(void);
+/* Writes queued for the writer right now (the /metrics gauge). */
+int	 db_queue_len(void);
 /* Wait until every write queued so far is committed (tests, shutdown);
  * 0, or -1 on timeout or failure. */
 int	 db_flush(int timeout_ms);

@@ -45,7 +45,29 @@ static int	 api_limit(const struct web_req *, struct web_resp *, int *);
 static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
 static json_t	*api_rule_json(const struct rule_def *);
 static int	 api_is(const struct web_req *, const char *method);
+static void	 api_split(const char *path, struct api_path *);
+static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
+		    long long *out);
+static int	 api_query(const struct web_req *, struct web_resp *, const char **q);
+static const char *api_str(const json_t *, const char *key);
+static void	 api_count(json_t *obj, const char *key);
+static json_t	*api_top(json_t *counts);
+static json_t	*api_tops(time_t since);
+static int	 api_access_row(void *arg, const struct db_access *);
+static int	 api_access_key(struct web_resp *, const char *list, const char *kind,
+		    const char *value);
+static void	 api_access_add(struct web_req *, struct web_resp *);
+static void	 api_rules_list(struct web_resp *);
+static void	 api_rules_save(struct web_req *, struct web_resp *, long long id);
+static void	 api_rules_test(struct web_req *, struct web_resp *);
 static int	 api_quar_id_ok(const char *);
+static int	 api_quar_act(const struct web_req *, const char *action, const char *id,
+		    char *err, size_t errsz);
+static void	 api_quar_one(struct web_req *, struct web_resp *, const char *action,
+		    const char *id);
+static void	 api_quar_bulk(struct web_req *, struct web_resp *);
+static void	 api_quar_list(struct web_req *, struct web_resp *);
+static void	 api_quar_raw(struct web_resp *, const char *id);
 
 static int
 api_is(const struct web_req *r, const char *m)
@@ -163,6 +185,7 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 405, "GET only");
 		return;
 	}
+	stats_gauge_set(STATS_G_DB_QUEUE, db_queue_len());
 	text = stats_prometheus();
 	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
 	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n",
@@ -172,6 +195,15 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 	resp->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	resp->body = all;
 	resp->len = strlen(all);
+}
+
+/* A string member, or "" when absent or not a string. */
+static const char *
+api_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
 }
 
 /* Count key in obj (a name -> n map). */
@@ -224,12 +256,11 @@ api_tops(time_t since)
 
 		if (json_integer_value(json_object_get(row, "ts")) < since)
 			continue;
-		api_count(clients, json_string_value(json_object_get(row, "client_ip")));
+		api_count(clients, api_str(row, "client_ip"));
 		api_count(domains, at ? at + 1 : (from && *from ? from : "<>"));
 		json_array_foreach(json_object_get(row, "checks"), k, ck)
-			if (strcmp(json_string_value(json_object_get(ck, "check")) ?
-			    json_string_value(json_object_get(ck, "check")) : "", "rule") == 0)
-				api_count(rules, json_string_value(json_object_get(ck, "reason")));
+			if (strcmp(api_str(ck, "check"), "rule") == 0)
+				api_count(rules, api_str(ck, "reason"));
 	}
 	json_decref(v);
 	return json_pack("{s:o, s:o, s:o}", "clients", api_top(clients),

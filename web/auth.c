@@ -299,10 +299,10 @@ auth_rate_allowed(const char *ip, const char *user)
 	time_t now = time_wall();
 	int over;
 
-	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user);
+	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user ? user : "");
 	pthread_mutex_lock(&auth_rmtx);
 	over = auth_rate_over(ip, AUTH_RATE_MAX_IP, now) ||
-	    auth_rate_over(ukey, AUTH_RATE_MAX_USER, now);
+	    (user != NULL && auth_rate_over(ukey, AUTH_RATE_MAX_USER, now));
 	pthread_mutex_unlock(&auth_rmtx);
 	return !over;
 }
@@ -313,10 +313,11 @@ auth_rate_fail(const char *ip, const char *user)
 	char ukey[AUTH_RATE_KEY];
 	time_t now = time_wall();
 
-	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user);
+	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user ? user : "");
 	pthread_mutex_lock(&auth_rmtx);
 	auth_rate_bump(ip, now);
-	auth_rate_bump(ukey, now);
+	if (user != NULL)
+		auth_rate_bump(ukey, now);
 	pthread_mutex_unlock(&auth_rmtx);
 }
 

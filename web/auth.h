@@ -61,9 +61,11 @@ void	 auth_session_new(const char *user, char *token, char *csrf);
 int	 auth_session_get(const char *token, char *user, char *csrf);
 void	 auth_session_end(const char *token);
 
-/* May this address try to log in as user now? 1 yes, 0 no (answer 429). */
+/* May this address try to log in as user now? 1 yes, 0 no (answer 429).
+ * user NULL: the address alone (bearer tokens: one bad script must not
+ * lock every script out). */
 int	 auth_rate_allowed(const char *ip, const char *user);
-/* Count a failed login against both keys. */
+/* Count a failed login against both keys (the address alone for NULL). */
 void	 auth_rate_fail(const char *ip, const char *user);
 /* A good login clears the user's count (the address keeps its own). */
 void	 auth_rate_ok(const char *user);

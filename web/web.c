@@ -60,6 +60,9 @@ static enum MHD_Result web_send(struct web_req *, struct web_resp *);
 static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
 static char	*web_read_pem(const char *path);
 static int	 web_state_change(const char *method);
+static void	 web_client_ip(struct web_req *);
+static const char *web_opt_conf(int, char **);
+static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -198,19 +201,20 @@ web_gate(struct web_req *r, struct web_resp *resp)
 }
 
 /* Bearer tokens are guessed like passwords, so failures count against the
- * address in the same rate limiter. */
+ * client address in the login rate limiter (not against a user: that would
+ * let one bad script lock out every other). */
 static int
 web_gate_bearer(struct web_req *r, struct web_resp *resp, const char *authz)
 {
 	const char *want = r->conf->web_api_token;
 
-	if (!auth_rate_allowed(r->ip, "api-token")) {
+	if (!auth_rate_allowed(r->ip, NULL)) {
 		web_error(resp, 429, "too many failed attempts; wait and retry");
 		return -1;
 	}
 	if (strncasecmp(authz, "Bearer ", 7) != 0 || want == NULL || *want == '\0' ||
 	    !auth_secret_eq(authz + 7, want)) {
-		auth_rate_fail(r->ip, "api-token");
+		auth_rate_fail(r->ip, NULL);
 		web_error(resp, 401, "bad bearer token");
 		return -1;
 	}
@@ -491,6 +495,10 @@ web_start(struct conf *c)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	int v6;
 
+	if (c->web_listen == NULL || *c->web_listen == '\0') {
+		log_info("web: web.listen is empty; no dashboard");
+		return 0;
+	}
 	if (web_bind_addr(c->web_listen, &ss, &v6) == -1) {
 		log_err("web: web.listen %s is not an address:port", c->web_listen);
 		return -1;
@@ -553,17 +561,12 @@ web_opt_conf(int argc, char **argv)
 int
 web_main(int argc, char **argv)
 {
-	struct conf_err *errs;
 	struct conf *c;
 	sigset_t set;
-	int n, sig;
+	int sig;
 
-	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
 		return 1;
-	}
 	log_set_level(c->log_level);
 	/* Block before any thread starts so only sigwait() sees them. */
 	sigemptyset(&set);
@@ -602,10 +605,9 @@ web_passwd_main(int argc, char **argv)
 {
 	char pw[AUTH_MAX_PASSWORD + 2];
 	const char *user = argc > 1 ? argv[argc - 1] : NULL;
-	struct conf_err *errs;
 	struct conf *c;
 	char *hash;
-	int n, rc;
+	int rc;
 
 	if (user == NULL || argc < 2 || strcmp(argv[argc - 2], "-c") == 0 ||
 	    !auth_user_ok(user)) {
@@ -613,12 +615,8 @@ web_passwd_main(int argc, char **argv)
 		    "USER is 1-%d of A-Z a-z 0-9 . _ @ -)\n", AUTH_MAX_USER);
 		return 2;
 	}
-	if ((c = conf_load(web_opt_conf(argc, argv), &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
+	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
 		return 1;
-	}
 	if (web_read_password(pw, sizeof(pw)) == -1) {
 		fprintf(stderr, "postern passwd: give the password on the first line of "
 		    "stdin (1-%d bytes)\n", AUTH_MAX_PASSWORD);

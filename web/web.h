@@ -24,7 +24,8 @@
 struct conf;
 
 /* Listen on c->web_listen (HTTPS when web.tls_cert/tls_key are set) and
- * serve until web_stop(). Keeps its own reference to c. 0, or -1 logged. */
+ * serve until web_stop(); an empty web.listen means no dashboard (0).
+ * Keeps its own reference to c. 0, or -1 logged. */
 int	 web_start(struct conf *c);
 void	 web_stop(void);
 

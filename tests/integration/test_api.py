@@ -4,11 +4,12 @@ and mail sent through the proxy showing up in verdicts, stats, /metrics
 and the quarantine."""
 import http.client
 import re
+import subprocess
 import time
 
 import pytest
 
-from harness import wait_until
+from harness import POSTERN_BIN, free_port, port_open, smtp_client, wait_until
 from webapi import PASSWORD, TOKEN, USER, Http, Stack, send_mail
 
 ENDPOINTS = [
@@ -61,6 +62,17 @@ def test_wrong_bearer_and_wrong_cookie_refused(st):
     forged = Http(st.web_port)
     forged.cookie = "postern_session=" + "a" * 64
     assert forged.get("/api/stats")[0] == 401
+
+
+def test_wrong_bearer_rate_limited_per_address(st):
+    bad = Http(st.web_port, token="guess", source="127.0.0.61")
+    for _ in range(20):
+        assert bad.get("/api/stats")[0] == 401
+    assert bad.get("/api/stats")[0] == 429
+    good_same_addr = Http(st.web_port, token=TOKEN, source="127.0.0.61")
+    assert good_same_addr.get("/api/stats")[0] == 429
+    # Other scripts are not locked out by one bad one.
+    assert Http(st.web_port, token=TOKEN, source="127.0.0.62").get("/api/stats")[0] == 200
 
 
 def test_bearer_reads_everything(st):
@@ -277,6 +289,8 @@ def test_mail_shows_in_verdicts_stats_and_metrics(st):
     text = text.decode()
     assert int(re.search(r"^postern_sessions_total (\d+)$", text, re.M).group(1)) >= 1
     assert int(re.search(r"^postern_messages_total (\d+)$", text, re.M).group(1)) >= 1
+    assert int(re.search(r"^postern_recipients_total (\d+)$", text, re.M).group(1)) >= 1
+    assert re.search(r'^postern_verdicts_total\{verdict="accept"\} [1-9]', text, re.M)
     assert re.search(r'^postern_checks_total\{check="spf",result="pass"\} [1-9]', text, re.M)
     assert re.search(r"^postern_transaction_duration_seconds_count [1-9]", text, re.M)
     # Search narrows; a search for nothing finds nothing.
@@ -302,6 +316,10 @@ def test_quarantine_list_raw_release_delete(st):
         assert status == 200 and subject.encode() in raw
         assert h["content-type"].startswith("text/plain")
         assert h["content-disposition"].startswith("attachment")
+        status, _, d = api.post("/api/rules/test", {"rule": {
+            "name": "t", "target": "subject", "pattern": "QUARANTINE-ME api"},
+            "quarantine_id": qid})
+        assert status == 200 and d["matched"] is True and d["where"] == "subject"
         status, _, d = api.post("/api/quarantine/%s/release" % qid)
         assert status == 200, d
         msgs = st.cap.wait_messages(held + 1)
@@ -339,3 +357,92 @@ def test_https_secure_cookie_and_token_reload():
         assert s.bearer().get("/api/stats")[0] == 401
     finally:
         s.close()
+
+
+def test_passwd_command(st):
+    """`postern passwd`: the password comes from stdin; a change takes effect
+    at the next login; bad input is refused with a non-zero exit."""
+    cmd = [POSTERN_BIN, "passwd", "-c", st.postern.conf_path]
+    r = subprocess.run(cmd + ["carol"], input="", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "stdin" in r.stderr
+    r = subprocess.run(cmd + ["bad user"], input="pw\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    r = subprocess.run(cmd + ["carol"], input="x" * 2000 + "\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1                      # longer than AUTH_MAX_PASSWORD
+    st.passwd("carol", "first password")
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "first password")[0] == 200
+    st.passwd("carol", "second password")
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "first password")[0] == 401
+    assert Http(st.web_port, source="127.0.0.51").login("carol", "second password")[0] == 200
+
+
+def test_metrics_count_backend_failures():
+    """The backend gone: the client gets 451 and /metrics says why."""
+    s = Stack().start()
+    try:
+        s.cap.stop()
+        with smtp_client(s.postern.port, source="127.0.0.2") as c:
+            c.ehlo("client.sender.test")
+            code, _ = c.mail("alice@sender.test")
+            assert code == 451
+        _, _, text = s.bearer().get("/metrics")
+        text = text.decode()
+        assert int(re.search(r"^postern_backend_errors_total (\d+)$", text, re.M).group(1)) >= 1
+        assert re.search(r"^postern_db_ok 1$", text, re.M)
+        assert re.search(r"^postern_db_queue_depth \d+$", text, re.M)
+    finally:
+        s.close()
+
+
+def test_greylist_listed_then_allowlisted():
+    """Greylisting on: the first try gets 450 and the triplet shows in
+    /api/greylist; allowlisting the client's network through the API lets
+    the retry through at once."""
+    s = Stack(conf={"greylist.enabled": "yes", "greylist.delay": "3600"}).start()
+    try:
+        api = s.bearer()
+        with smtp_client(s.postern.port, source="127.0.0.2") as c:
+            c.ehlo("client.sender.test")
+            c.mail("alice@sender.test")
+            code, _ = c.rcpt("bob@example.org")
+            assert code == 450
+        status, _, g = api.get("/api/greylist")
+        assert status == 200
+        rows = [t for t in g["triplets"] if t["sender"] == "alice@sender.test"]
+        assert rows and rows[0]["rcpt"] == "bob@example.org" and rows[0]["passed"] == 0
+        net = rows[0]["net"]
+        status, _, d = api.post("/api/access", {"list": "allow", "kind": "client",
+                                                "value": net, "note": "from greylist"})
+        assert status == 201
+        code, _ = send_mail(s.postern.port, "after allowlisting")
+        assert code == 250
+    finally:
+        s.close()
+
+
+def test_postern_web_alone(st):
+    """`postern web -c FILE` serves the dashboard and API over the same
+    database without the SMTP side, and exits 0 on SIGTERM."""
+    conf = st.tmp.join("web-only.conf")
+    port = free_port()
+    with open(st.postern.conf_path) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^listen = 127\.0\.0\.1:%d$" % st.web_port,
+                  "listen = 127.0.0.1:%d" % port, text)
+    with open(conf, "w") as f:
+        f.write(text)
+    proc = subprocess.Popen([POSTERN_BIN, "web", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: proc.poll() is None and port_open(port), 15,
+                   what="postern web to listen")
+        h = Http(port)
+        assert h.get("/api/stats")[0] == 401
+        assert h.login()[0] == 200                       # same users table
+        assert h.get("/api/rules")[0] == 200
+    finally:
+        proc.terminate()
+        rc = proc.wait(15)
+    assert rc == 0, proc.stderr.read()

@@ -97,6 +97,12 @@ def click(drv, css, text=None, timeout=15):
     wait_until(attempt, timeout, interval=0.1, what="a click on %s" % css)
 
 
+def texts(drv, css):
+    """The text of every element matching css, read in one atomic step."""
+    return drv.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", css)
+
+
 def csp_violations(drv):
     return [l["message"] for l in drv.get_log("browser")
             if "Content Security Policy" in l["message"] or "Refused to" in l["message"]]
@@ -135,6 +141,10 @@ def test_login_page_then_overview(st, drv):
     assert drv.execute_script("return typeof Chart") == "function"
     assert drv.execute_script("return Chart.getChart(document.getElementById('chart-time')) != null")
     assert wait_el(drv, "#who").text == USER
+    # The session cookie is HttpOnly: page script cannot read it.
+    assert "postern_session" not in drv.execute_script("return document.cookie")
+    assert any(c["name"] == "postern_session" and c["httpOnly"] and
+               c.get("sameSite") == "Strict" for c in drv.get_cookies())
     assert not csp_violations(drv)
     shot(drv, "overview")
 
@@ -167,10 +177,8 @@ def test_hostile_subjects_are_text_and_run_nothing(st, drv):
     drv.find_element(By.CSS_SELECTOR, "#verdict-search button").click()
     wait_el(drv, "#verdict-table tbody tr", text=XSS_SCRIPT)
     wait_el(drv, "#verdict-table tbody tr", text=XSS_IMG)
-    cells = wait_until(lambda: [c.text for c in drv.find_elements(
-        By.CSS_SELECTOR, "#verdict-table td.subj")] if drv.execute_script(
-        "return document.querySelectorAll('#verdict-table td.subj').length") == 2 else None,
-        15, what="the two hostile rows alone")
+    cells = wait_until(lambda: (lambda c: c if len(c) == 2 else None)(
+        texts(drv, "#verdict-table td.subj")), 15, what="the two hostile rows alone")
     assert sorted(cells) == sorted([XSS_SCRIPT + " " + tag, XSS_IMG + " " + tag])
     assert not drv.find_elements(By.CSS_SELECTOR, "#verdict-table img, #verdict-table script")
     click(drv, "#verdict-table tbody tr", text=XSS_IMG)
@@ -217,6 +225,17 @@ def test_rule_built_in_editor_matches_next_message(st, drv):
     wait_el(drv, "#flash", text="saved")
     assert not drv.find_element(By.ID, "rule-form").is_displayed()
     shot(drv, "rules")
+    # The switch in the list disables and enables it again.
+    api = st.bearer()
+
+    def enabled():
+        return [r["enabled"] for r in api.get("/api/rules")[2]["rules"]
+                if r["name"] == "ui_quarantine"][0]
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is False, 10, what="the rule to be disabled")
+    wait_el(drv, "#flash", text="saved")
+    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    wait_until(lambda: enabled() is True, 10, what="the rule to be enabled again")
     # The next message matches it: quarantined, not delivered.
     before = len(st.cap.accepted())
     code, text = send_mail(st.postern.port, "UI-QUAR-7 " + XSS_IMG,
@@ -243,8 +262,45 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv):
     wait_el(drv, "#flash", text="Released")
     msgs = st.cap.wait_messages(before + 1)
     assert b"UI-QUAR-7" in msgs[-1].data and msgs[-1].header("X-Postern-Released")
+    # Gone from the held list; listed under "released" with its state.
+    wait_until(lambda: not [t for t in texts(drv, "#quar-table tbody tr") if "UI-QUAR-7" in t],
+               10, what="the released message to leave the held list")
+    drv.execute_script("const s = document.getElementById('quar-state'); s.value = 'released';"
+                       "s.dispatchEvent(new Event('change'))")
+    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    assert "released" in row.text
     shot(drv, "quarantine")
     assert no_alert(drv)
+
+
+def test_quarantine_bulk_delete(st, drv):
+    logged_in(drv, st)
+    tag = "bulk-%d" % time.time_ns()
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "UI-QUAR-%d %s" % (100 + i, tag))
+        assert "quarantined as" in text, text
+    go(drv, st, "quarantine")
+    drv.find_element(By.ID, "quar-q").send_keys(tag)
+    drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
+    wait_until(lambda: len([t for t in texts(drv, "#quar-table tbody tr") if tag in t]) == 2,
+               15, what="both messages listed")
+    click(drv, "#quar-all")
+    click(drv, "#quar-bulk-delete")
+    confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")
+    assert "Delete 2 message" in confirm.text
+    confirm.accept()
+    wait_el(drv, "#flash", text="2 done")
+    api = st.bearer()
+    wait_until(lambda: not [m for m in api.get("/api/quarantine?q=" + tag)[2]["messages"]],
+               10, what="both messages deleted")
+    shot(drv, "quarantine-bulk")
+
+
+def _alert(drv):
+    try:
+        return drv.switch_to.alert
+    except NoAlertPresentException:
+        return None
 
 
 def test_lists_page_allowlist_and_remove(st, drv):

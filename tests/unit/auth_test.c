@@ -177,6 +177,19 @@ T_CASE(rate_per_address)
 	T_EQ_INT(auth_rate_allowed("127.0.0.3", "fresh"), 1);
 }
 
+T_CASE(rate_address_only)
+{
+	auth_reset();
+	for (int i = 0; i < AUTH_RATE_MAX_USER + 1; i++)
+		auth_rate_fail("127.0.0.6", NULL);
+	T_EQ_INT(auth_rate_allowed("127.0.0.7", NULL), 1);	/* no user key */
+	T_EQ_INT(auth_rate_allowed("127.0.0.6", NULL), 1);	/* under the address max */
+	for (int i = AUTH_RATE_MAX_USER + 1; i < AUTH_RATE_MAX_IP; i++)
+		auth_rate_fail("127.0.0.6", NULL);
+	T_EQ_INT(auth_rate_allowed("127.0.0.6", NULL), 0);
+	T_EQ_INT(auth_rate_allowed("127.0.0.6", "admin"), 0);	/* same address */
+}
+
 T_CASE(rate_good_login_clears_user)
 {
 	auth_reset();
@@ -223,6 +236,7 @@ main(void)
 	T_RUN(session_table_bounded);
 	T_RUN(rate_per_user);
 	T_RUN(rate_per_address);
+	T_RUN(rate_address_only);
 	T_RUN(rate_good_login_clears_user);
 	T_RUN(rate_table_bounded);
 	unlink(clock_path);

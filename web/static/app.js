@@ -231,7 +231,8 @@ async function loadVerdicts(more) {
 
 function kv(pairs) {
   const dl = el('dl', { class: 'kv' });
-  for (const [k, v] of pairs) dl.append(el('dt', {}, k), el('dd', {}, v === undefined || v === null ? '' : v));
+  for (const [k, v] of pairs)
+    if (v !== undefined && v !== null && v !== '') dl.append(el('dt', {}, k), el('dd', {}, v));
   return dl;
 }
 
@@ -276,7 +277,9 @@ function reasonText(m) {
 
 async function loadQuarantine() {
   const q = $('quar-q').value.trim();
-  const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  const state = $('quar-state').value;
+  const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : '') +
+    (state ? '&state=' + state : ''));
   P.quar = r.messages || [];
   const tb = clear($('quar-table').tBodies[0]);
   $('quar-all').checked = false;
@@ -289,7 +292,9 @@ async function loadQuarantine() {
       el('td', {}, m.mail_from || m.sender || ''), el('td', {}, list(m.rcpts || m.recipients)),
       el('td', { class: 'subj' }, m.subject || ''), el('td', { class: 'num' }, fmtScore(m.score)),
       el('td', {}, reasonText(m)),
-      el('td', {}, el('button', { type: 'button', class: 'small release', on: { click: (ev) => { ev.stopPropagation(); quarAct('release', [qid(m)]); } } }, 'Release'))));
+      el('td', {}, m.state === 'held'
+        ? el('button', { type: 'button', class: 'small release', on: { click: (ev) => { ev.stopPropagation(); quarAct('release', [qid(m)]); } } }, 'Release')
+        : badge(m.state))));
   }
   $('quar-preview').hidden = true;
 }
@@ -310,7 +315,7 @@ async function previewQuar(m, tr) {
   if (q.released_at) pairs.push(['Released', fmtTime(q.released_at) + ' by ' + (q.released_by || '')]);
   d.append(el('h3', {}, 'Message ' + id), kv(pairs), checksTable(q.reasons),
     el('div', { class: 'row' },
-      el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release'),
+      q.state === 'held' ? el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release') : null,
       el('button', { type: 'button', class: 'danger', on: { click: () => quarAct('delete', [id]) } }, 'Delete'),
       el('a', { href: '/api/quarantine/' + encodeURIComponent(id) + '/raw', download: id + '.eml' }, 'Download')),
     el('h3', {}, 'Headers and body, as text'),
@@ -510,6 +515,7 @@ function wire() {
   $('verdict-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadVerdicts().catch((e) => flash(e.message, true)); });
   $('verdict-more').addEventListener('click', () => loadVerdicts(true).catch((e) => flash(e.message, true)));
   $('quar-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadQuarantine().catch((e) => flash(e.message, true)); });
+  $('quar-state').addEventListener('change', () => loadQuarantine().catch((e) => flash(e.message, true)));
   $('quar-all').addEventListener('change', () => { for (const b of document.querySelectorAll('#quar-table .pick')) b.checked = $('quar-all').checked; });
   $('quar-bulk-release').addEventListener('click', () => quarAct('release', picked()));
   $('quar-bulk-delete').addEventListener('click', () => quarAct('delete', picked()));
@@ -530,6 +536,7 @@ function wire() {
     ev.preventDefault();
     addAccess($('access-list').value, $('access-kind').value, $('access-value').value.trim(), $('access-note').value.trim());
     $('access-value').value = '';
+    $('access-note').value = '';
   });
 }
 
