@@ -164,6 +164,7 @@ def test_sent_message_appears_in_verdict_log(st, drv):
     # Overview counts it (the refresh runs every 10 s; reload instead).
     go(drv, st, "overview")
     wait_el(drv, "#top-clients td", text="127.0.0.2")
+    shot(drv, "overview-traffic")
 
 
 def test_hostile_subjects_are_text_and_run_nothing(st, drv):

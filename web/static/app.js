@@ -181,17 +181,18 @@ function drawTimeChart(s) {
     const i = Math.floor((m.minute - start) / step);
     if (series[k] && i >= 0 && i < n) series[k][i] += m.n;
   }
-  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k], borderColor: VERDICT_COLORS[k],
-    backgroundColor: VERDICT_COLORS[k], fill: false, tension: 0.2, pointRadius: 0 }));
+  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k],
+    backgroundColor: VERDICT_COLORS[k], borderWidth: 0 }));
   if (P.charts.time) {
     P.charts.time.data.labels = labels;
     P.charts.time.data.datasets.forEach((d, i) => { d.data = datasets[i].data; });
     P.charts.time.update('none');
     return;
   }
-  P.charts.time = new Chart($('chart-time'), { type: 'line', data: { labels, datasets },
+  P.charts.time = new Chart($('chart-time'), { type: 'bar', data: { labels, datasets },
     options: { responsive: true, maintainAspectRatio: false, animation: false,
-      scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12 } } } } });
+      scales: { y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+        x: { stacked: true, ticks: { maxTicksLimit: 12 } } } } });
 }
 
 function drawVerdictChart(sum) {
