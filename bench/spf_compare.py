@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import test_spf  # noqa: E402
 from dnszone import POSTERN, Zone  # noqa: E402
 
-LIBSPF2 = os.path.join(HERE, "..", "build", "spf_libspf2")
+LIBSPF2 = os.path.join(HERE, "..", "build", "bench", "spf_libspf2")
 
 
 def main():

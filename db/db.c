@@ -34,6 +34,7 @@
 #define DB_BATCH_MAX	512	/* jobs per transaction */
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
 #define DB_PRUNE_MS	60000	/* housekeeping interval */
+#define DB_PRUNE_RETRY_MS 15000	/* after a failed housekeeping round */
 #define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
 #define DB_STMT_CACHE	8	/* prepared hot-path reads kept per thread */
 
@@ -108,13 +109,30 @@ static int	 db_job_run(struct db_job *);
 static int	 db_run_verdict(struct db_job *);
 static int	 db_run_grey(struct db_job *);
 static int	 db_run_prune(time_t now);
-static int	 db_stat_bump(const char *name, time_t when, int n);
+static int	 db_stat_bump(const char *name, long long minute, int n);
+static int	 db_stat_acc(const char *name, time_t when, int n);
+static int	 db_acc_flush(void);
 static void	 db_batch_finish(struct db_job *, int ok);
 static void	 db_job_free(struct db_job *);
 static void	 db_enqueue(struct db_job *);
 static int	 db_wait(struct db_job *, int timeout_ms);
 static int	 db_transient(int rc);
 static void	 db_fail(sqlite3 *, int rc, const char *what);
+static void	 db_key_init(void);
+static void	 db_mkdir_parent(const char *);
+static struct db_rconn *db_rconn(void);
+static sqlite3_stmt *db_stmt_cached(struct db_rconn *, const char *sql);
+static sqlite3_stmt *db_rstmt(sqlite3 **, const char *sql);
+static void	 db_rdone(sqlite3_stmt *);
+static sqlite3_stmt *db_prep(sqlite3 *, const char *sql);
+static int	 db_step_done(sqlite3 *, sqlite3_stmt *, const char *what);
+static int	 db_wstep(sqlite3_stmt *, const char *what);
+static struct db_job *db_job_new(enum db_job_type, int sync);
+static int	 db_sync(struct db_job *, int timeout_ms);
+static char	*db_json_text(json_t *);
+static char	*db_dup(const char *);
+static char	*db_lower(const char *);
+static json_t	*db_rows_json(sqlite3 *, sqlite3_stmt *, const char *what);
 
 /*
  * The schema, one step per entry. APPEND ONLY: a database records in
@@ -197,6 +215,18 @@ static struct db_job	*db_head, *db_tail;
 static int		 db_qlen, db_stop, db_has_writer;
 static pthread_t	 db_writer;
 static sqlite3		*db_wconn;	/* the writer thread's only */
+static struct db_rconn	 db_wrc;	/* its prepared statements */
+
+/* Per-minute counters summed over a batch, written once per key at commit
+ * (a verdict bumps several); writer thread only. */
+#define DB_ACC_MAX	128
+#define DB_ACC_NAME	80
+static struct {
+	long long	 minute;
+	char		 name[DB_ACC_NAME];
+	int		 n;
+} db_acc[DB_ACC_MAX];
+static int		 db_nacc;
 
 /* ---------------------------------------------------------------- setup */
 
@@ -271,17 +301,13 @@ db_reader(void)
 	return rc ? rc->h : NULL;
 }
 
-/* A hot-path statement on this thread's connection, prepared once; give it
- * back with db_rdone(). NULL (logged) on failure. */
+/* A statement of rc's connection, prepared once and kept. NULL (logged)
+ * on failure. */
 static sqlite3_stmt *
-db_rstmt(sqlite3 **hp, const char *sql)
+db_stmt_cached(struct db_rconn *rc, const char *sql)
 {
-	struct db_rconn *rc = db_rconn();
 	int i, rv;
 
-	if (rc == NULL)
-		return NULL;
-	*hp = rc->h;
 	for (i = 0; i < DB_STMT_CACHE && rc->cache[i].sql != NULL; i++)
 		if (rc->cache[i].sql == sql)
 			return rc->cache[i].st;
@@ -297,6 +323,19 @@ db_rstmt(sqlite3 **hp, const char *sql)
 	}
 	rc->cache[i].sql = sql;
 	return rc->cache[i].st;
+}
+
+/* A hot-path statement on this thread's connection; give it back with
+ * db_rdone(). NULL on failure. */
+static sqlite3_stmt *
+db_rstmt(sqlite3 **hp, const char *sql)
+{
+	struct db_rconn *rc = db_rconn();
+
+	if (rc == NULL)
+		return NULL;
+	*hp = rc->h;
+	return db_stmt_cached(rc, sql);
 }
 
 static void
@@ -394,6 +433,8 @@ db_open(const struct conf *c, int writer)
 		return 0;
 	}
 	db_wconn = h;
+	memset(&db_wrc, 0, sizeof(db_wrc));
+	db_wrc.h = h;
 	db_stop = 0;
 	if (pthread_create(&db_writer, NULL, db_writer_main, NULL) != 0)
 		fatalx("db: cannot start the writer thread");
@@ -419,6 +460,9 @@ db_close(void)
 		pthread_mutex_unlock(&db_mtx);
 		pthread_join(db_writer, NULL);
 		db_has_writer = 0;
+		for (int i = 0; i < DB_STMT_CACHE; i++)
+			sqlite3_finalize(db_wrc.cache[i].st);
+		memset(&db_wrc, 0, sizeof(db_wrc));
 		sqlite3_close_v2(db_wconn);
 		db_wconn = NULL;
 	}
@@ -529,7 +573,7 @@ db_wait(struct db_job *j, int timeout_ms)
 static void *
 db_writer_main(void *arg)
 {
-	uint64_t last_prune = 0;
+	uint64_t next_prune = 0;	/* at once, then every DB_PRUNE_MS */
 	int stopping_tries = 0;
 
 	(void)arg;
@@ -563,10 +607,11 @@ db_writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&db_mtx);
 
-		if (time_mono_ms() - last_prune >= DB_PRUNE_MS || last_prune == 0) {
-			last_prune = time_mono_ms();
-			if (db_run_prune(time_wall()) == -1)
-				last_prune = 0;	/* try again next round */
+		if (time_mono_ms() >= next_prune) {
+			/* A failed prune (busy, full) waits a while: each of its
+			 * statements may block for the whole busy timeout. */
+			next_prune = time_mono_ms() + (db_run_prune(time_wall()) == 0 ?
+			    DB_PRUNE_MS : DB_PRUNE_RETRY_MS);
 		}
 		if (batch == NULL) {
 			if (!atomic_load(&db_healthy) &&
@@ -618,6 +663,7 @@ db_batch_run(struct db_job *batch)
 		db_fail(db_wconn, rc, "cannot start a write transaction");
 		return -1;
 	}
+	db_nacc = 0;
 	for (struct db_job *j = batch; j; j = j->next) {
 		if (db_job_run(j) == -1) {
 			/* A row the database will never take (a bug, not the
@@ -627,6 +673,10 @@ db_batch_run(struct db_job *batch)
 			sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
+	}
+	if (db_acc_flush() == -1) {
+		sqlite3_exec(db_wconn, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
 	}
 	if ((rc = sqlite3_exec(db_wconn, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
 		db_fail(db_wconn, rc, "commit failed");
@@ -645,7 +695,7 @@ db_job_run(struct db_job *j)
 	case DB_J_VERDICT:
 		return db_run_verdict(j);
 	case DB_J_STAT:
-		return db_stat_bump(j->u.st.name, j->u.st.when, j->u.st.n);
+		return db_stat_acc(j->u.st.name, j->u.st.when, j->u.st.n);
 	case DB_J_GREY:
 		return db_run_grey(j);
 	case DB_J_FLUSH:
@@ -750,29 +800,77 @@ db_prep(sqlite3 *h, const char *sql)
 	return st;
 }
 
+/* Step a writer statement to its end and reset it for the next use. */
 static int
-db_stat_bump(const char *name, time_t when, int n)
+db_wstep(sqlite3_stmt *st, const char *what)
 {
-	sqlite3_stmt *st = db_prep(db_wconn,
-	    "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n");
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail(db_wconn, rc, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+db_stat_bump(const char *name, long long minute, int n)
+{
+	static const char sql[] = "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n";
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(when - when % 60));
+	sqlite3_bind_int64(st, 1, minute);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n);
-	return db_step_done(db_wconn, st, "count stats");
+	return db_wstep(st, "count stats");
+}
+
+static int
+db_acc_flush(void)
+{
+	for (int i = 0; i < db_nacc; i++)
+		if (db_stat_bump(db_acc[i].name, db_acc[i].minute, db_acc[i].n) == -1)
+			return -1;
+	db_nacc = 0;
+	return 0;
+}
+
+/* Add to a counter of the running batch. */
+static int
+db_stat_acc(const char *name, time_t when, int n)
+{
+	long long minute = (long long)(when - when % 60);
+	int i;
+
+	if (strlen(name) >= DB_ACC_NAME)
+		return db_stat_bump(name, minute, n);
+	for (i = 0; i < db_nacc; i++)
+		if (db_acc[i].minute == minute && strcmp(db_acc[i].name, name) == 0) {
+			db_acc[i].n += n;
+			return 0;
+		}
+	if (db_nacc == DB_ACC_MAX && db_acc_flush() == -1)
+		return -1;
+	db_acc[db_nacc].minute = minute;
+	snprintf(db_acc[db_nacc].name, DB_ACC_NAME, "%s", name);
+	db_acc[db_nacc++].n = n;
+	return 0;
 }
 
 static int
 db_run_verdict(struct db_job *j)
 {
-	sqlite3_stmt *st = db_prep(db_wconn,
+	static const char sql[] =
 	    "INSERT INTO verdicts (ts, sid, client_ip, client_name, helo, mail_from,"
 	    " rcpts, size, msgid, subject, checks, score, verdict, reply,"
 	    " backend_reply, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-	    " ?11, ?12, ?13, ?14, ?15, ?16)");
+	    " ?11, ?12, ?13, ?14, ?15, ?16)";
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
 	const char *t[] = { j->u.v.sid, j->u.v.client_ip, j->u.v.client_name,
 	    j->u.v.helo, j->u.v.mail_from, j->u.v.rcpts };
 
@@ -790,10 +888,10 @@ db_run_verdict(struct db_job *j)
 	sqlite3_bind_text(st, 14, j->u.v.reply, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 15, j->u.v.backend_reply, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)j->u.v.ms);
-	if (db_step_done(db_wconn, st, "store verdict") == -1)
+	if (db_wstep(st, "store verdict") == -1)
 		return -1;
 	for (int i = 0; i < j->u.v.nstats; i++)
-		if (db_stat_bump(j->u.v.stats[i], j->u.v.ts, 1) == -1)
+		if (db_stat_acc(j->u.v.stats[i], j->u.v.ts, 1) == -1)
 			return -1;
 	return 0;
 }
@@ -801,10 +899,19 @@ db_run_verdict(struct db_job *j)
 static int
 db_run_grey(struct db_job *j)
 {
+	static const char q_get[] = "SELECT first_seen, last_seen, passed FROM greylist"
+	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
+	static const char q_put[] =
+	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
+	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+	    " passed = excluded.passed";
+	static const char q_auto[] =
+	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
+	    " last_seen = excluded.last_seen";
 	struct db_grey_row row = { 0 };
-	sqlite3_stmt *st = db_prep(db_wconn,
-	    "SELECT first_seen, last_seen, passed FROM greylist"
-	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3");
+	sqlite3_stmt *st = db_stmt_cached(&db_wrc, q_get);
 	int rc, count_pass = 0;
 
 	if (st == NULL)
@@ -818,17 +925,14 @@ db_run_grey(struct db_job *j)
 		row.last_seen = (time_t)sqlite3_column_int64(st, 1);
 		row.passed = sqlite3_column_int(st, 2);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_fail(db_wconn, rc, "read greylist");
 		return -1;
 	}
 	j->rc = j->u.g.step(&row, j->u.g.now, j->u.g.arg, &count_pass);
-	if ((st = db_prep(db_wconn,
-	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
-	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-	    " passed = excluded.passed")) == NULL)
+	if ((st = db_stmt_cached(&db_wrc, q_put)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, j->u.g.sender, -1, SQLITE_STATIC);
@@ -836,19 +940,16 @@ db_run_grey(struct db_job *j)
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.first_seen);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)row.last_seen);
 	sqlite3_bind_int(st, 6, row.passed);
-	if (db_step_done(db_wconn, st, "store greylist") == -1)
+	if (db_wstep(st, "store greylist") == -1)
 		return -1;
 	if (!row.passed)
 		return 0;
-	if ((st = db_prep(db_wconn,
-	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
-	    " last_seen = excluded.last_seen")) == NULL)
+	if ((st = db_stmt_cached(&db_wrc, q_auto)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, j->u.g.net, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, count_pass ? 1 : 0);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)j->u.g.now);
-	return db_step_done(db_wconn, st, "store greylist auto-allow");
+	return db_wstep(st, "store greylist auto-allow");
 }
 
 static int
@@ -897,13 +998,30 @@ db_dup(const char *s)
 	return xstrdup(s ? s : "");
 }
 
+static struct db_job *
+db_job_new(enum db_job_type type, int sync)
+{
+	struct db_job *j = xcalloc(1, sizeof(*j));
+
+	j->type = type;
+	j->sync = sync;
+	return j;
+}
+
+/* Queue a waited-for job and wait: its result, or -1. */
+static int
+db_sync(struct db_job *j, int timeout_ms)
+{
+	db_enqueue(j);
+	return db_wait(j, timeout_ms);
+}
+
 void
 db_verdict_add(const struct db_verdict *v)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_VERDICT, 0);
 	json_t *rc = json_array(), *ck = json_array();
 
-	j->type = DB_J_VERDICT;
 	j->u.v.ts = v->ts;
 	j->u.v.sid = db_dup(v->sid);
 	j->u.v.client_ip = db_dup(v->client_ip);
@@ -937,9 +1055,8 @@ db_verdict_add(const struct db_verdict *v)
 void
 db_stat_add(const char *name, time_t when, int n)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_STAT, 0);
 
-	j->type = DB_J_STAT;
 	j->u.st.name = xstrdup(name);
 	j->u.st.when = when;
 	j->u.st.n = n;
@@ -950,18 +1067,15 @@ int
 db_grey_update(const char *net, const char *sender, const char *rcpt,
     time_t now, db_grey_step_fn step, void *arg)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_GREY, 1);
 
-	j->type = DB_J_GREY;
-	j->sync = 1;
 	j->u.g.net = net;
 	j->u.g.sender = sender;
 	j->u.g.rcpt = rcpt;
 	j->u.g.now = now;
 	j->u.g.step = step;
 	j->u.g.arg = arg;
-	db_enqueue(j);
-	return db_wait(j, DB_SYNC_WAIT_MS);
+	return db_sync(j, DB_SYNC_WAIT_MS);
 }
 
 int
@@ -978,24 +1092,16 @@ db_queue_len(void)
 int
 db_flush(int timeout_ms)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
-
-	j->type = DB_J_FLUSH;
-	j->sync = 1;
-	db_enqueue(j);
-	return db_wait(j, timeout_ms);
+	return db_sync(db_job_new(DB_J_FLUSH, 1), timeout_ms);
 }
 
 int
 db_prune(time_t now)
 {
-	struct db_job *j = xcalloc(1, sizeof(*j));
+	struct db_job *j = db_job_new(DB_J_PRUNE, 1);
 
-	j->type = DB_J_PRUNE;
-	j->sync = 1;
 	j->u.p.now = now;
-	db_enqueue(j);
-	return db_wait(j, DB_SYNC_WAIT_MS);
+	return db_sync(j, DB_SYNC_WAIT_MS);
 }
 
 /* ---------------------------------------------------------------- reads */

@@ -482,8 +482,10 @@ dns_rr_decode(struct dns_rr *rr, int type, const unsigned char *p, int len)
 }
 
 /* An uncompressed wire-format name -> "a.b.c" (no trailing dot, "" for the
- * root); bytes that are not plain hostname characters become \DDD as in
- * RFC 1035 5.1. NULL when malformed. */
+ * root). Printable bytes stay as they are (SPF test names hold ':' and
+ * '/'); a '.' or '\\' inside a label, spaces and other bytes become \DDD
+ * as in RFC 1035 5.1, which libunbound reads back as the same name. NULL
+ * when malformed. */
 static char *
 dns_wire_name(const unsigned char *p, int len, int *used)
 {
@@ -501,7 +503,7 @@ dns_wire_name(const unsigned char *p, int len, int *used)
 			unsigned char ch = p[k + i];
 			if (o + 5 >= sizeof(out))
 				return NULL;
-			if (isalnum(ch) || ch == '-' || ch == '_' || ch == '*')
+			if (ch > 0x20 && ch < 0x7f && ch != '.' && ch != '\\')
 				out[o++] = (char)ch;
 			else
 				o += (size_t)snprintf(out + o, sizeof(out) - o, "\\%03u", ch);

@@ -77,6 +77,8 @@ int	 dns_init(const struct conf *);
 void	 dns_shutdown(void);
 void	 dns_budget_init(struct dns_budget *, const struct conf *);
 
+/* Names, asked and answered, are text in RFC 1035 5.1 presentation form
+ * without the trailing dot: '\\' starts an escape (\DDD or \X). */
 /* Ask one question. budget may be NULL (no limit). Never returns NULL. */
 struct dns_answer *dns_query(const char *name, int type, struct dns_budget *);
 void	 dns_answer_free(struct dns_answer *);

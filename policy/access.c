@@ -33,6 +33,9 @@ static int	 access_visit(void *, const struct db_access *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
 static int	 access_cli_list(void *, const struct db_access *);
+static int	 access_cli_run(int, char **);
+static int	 access_usage(void);
+static void	 access_mask(unsigned char *, int bytes, int prefix);
 
 const struct pol_check access_check = {
 	.name = "access",

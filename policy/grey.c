@@ -21,13 +21,26 @@ static int	 grey_known(const char *, const char *, const char *, time_t,
 		    const struct grey_params *);
 static void	 grey_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 grey_enabled(const struct conf *);
+static void	 grey_data_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now,
+		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
+static void	 grey_defer(struct pol_session *, const struct grey_params *);
+static void	 grey_from_domain(const char *from, char *out, size_t outsz);
+static int	 grey_dkim_ok(const struct pol_session *);
 
 const struct pol_check grey_check = {
 	.name = "grey",
 	.stages = 1u << POL_RCPT,
 	.enabled = grey_enabled,
 	.run = grey_run,
+};
+
+const struct pol_check grey_data_check = {
+	.name = "grey",
+	.stages = 1u << POL_DATA,
+	.enabled = grey_enabled,
+	.run = grey_data_run,
 };
 
 int
@@ -132,14 +145,68 @@ grey_enabled(const struct conf *c)
 	return c->greylist_enabled;
 }
 
+/* One triplet through greylisting, with the result recorded: GREY_*,
+ * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
+ * (answered 451 here). p->wait says how long a deferred client waits. */
+#define GREY_AUTO	100
+static int
+grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
+    struct grey_params *p)
+{
+	const struct conf *c = ps->conf;
+	char net[GREY_NET_MAX], sender[GREY_ADDR_MAX], rcpt[GREY_ADDR_MAX];
+	int a;
+
+	if (access_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
+	    c->greylist_ipv6_prefix, net, sizeof(net)) == -1)
+		return GREY_PASS_KNOWN;		/* not an IP client: nothing to key on */
+	if (c->greylist_auto_allow > 0) {
+		a = db_grey_auto_allowed(net, c->greylist_auto_allow, now, c->greylist_expire);
+		if (a == 1) {
+			pol_result_add(ps, "grey", "auto", 0, NULL, "%s auto-allowlisted", net);
+			return GREY_AUTO;
+		}
+		if (a == -1)
+			goto dberr;
+	}
+	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", sizeof(sender));
+	grey_lower(rcpt, rcpt_addr, sizeof(rcpt));
+	if ((a = grey_known(net, sender, rcpt, now, p)) == -1)
+		goto dberr;
+	if (a == 1)
+		a = GREY_PASS_KNOWN;
+	else if ((a = db_grey_update(net, sender, rcpt, now, grey_step, p)) == -1)
+		goto dberr;
+	if (a == GREY_NEW || a == GREY_EARLY)
+		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
+		    a == GREY_NEW ? "first" : "early");
+	else
+		pol_result_add(ps, "grey", "pass", 0, NULL, "%s",
+		    a == GREY_PASS_RETRY ? "retried in time" : "known triplet");
+	return a;
+dberr:
+	log_err("%s: greylist: database unavailable; answering 451", ps->sid);
+	pol_result_add(ps, "grey", "temperror", 0, NULL, "database unavailable");
+	pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
+	    "Temporary local problem, please try again later");
+	return -1;
+}
+
+static void
+grey_defer(struct pol_session *ps, const struct grey_params *p)
+{
+	pol_hard_set(ps, POL_TEMPFAIL, 450, "4.7.1", 0,
+	    "Greylisted, try again in %lld seconds", p->wait);
+}
+
 static void
 grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
 	const struct conf *c = ps->conf;
 	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
 	    c->greylist_expire, 0 };
-	char net[GREY_NET_MAX], sender[GREY_ADDR_MAX], rcpt[GREY_ADDR_MAX], why[128];
-	time_t now = time_wall();
+	const char *at;
+	char why[128];
 	int a;
 
 	(void)stage; (void)m;
@@ -149,43 +216,87 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 		pol_result_add(ps, "grey", "skip", 0, NULL, "%s", why);
 		return;
 	}
-	if (access_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
-	    c->greylist_ipv6_prefix, net, sizeof(net)) == -1)
+	/* A skip domain may still prove itself with DKIM: decide at DATA. */
+	at = strrchr(ps->mail_from, '@');
+	if (c->greylist_skip_dkim_pass && at &&
+	    grey_domain_listed(c->greylist_skip_domains, at + 1)) {
+		pol_result_add(ps, "grey", "deferred", 0, NULL, "decided at DATA (DKIM)");
 		return;
-	if (c->greylist_auto_allow > 0) {
-		a = db_grey_auto_allowed(net, c->greylist_auto_allow, now, c->greylist_expire);
-		if (a == 1) {
-			pol_result_add(ps, "grey", "auto", 0, NULL, "%s auto-allowlisted", net);
-			return;
-		}
+	}
+	a = grey_triplet(ps, ps->rcpt, time_wall(), &p);
+	if (a == GREY_NEW || a == GREY_EARLY)
+		grey_defer(ps, &p);
+}
+
+/* The From header's domain, lower-case, or "" (RFC 5322 3.6.2, loosely:
+ * after the last '@', up to '>', space or the end). */
+static void
+grey_from_domain(const char *from, char *out, size_t outsz)
+{
+	const char *at = from ? strrchr(from, '@') : NULL;
+	size_t n;
+
+	out[0] = '\0';
+	if (at == NULL)
+		return;
+	n = strcspn(at + 1, "> \t;,");
+	if (n >= outsz)
+		return;
+	grey_lower(out, at + 1, n + 1);
+}
+
+/* A verifying DKIM signature by a skip domain aligned (relaxed: the same
+ * domain, or one a subdomain of the other) with the From domain? */
+static int
+grey_dkim_ok(const struct pol_session *ps)
+{
+	const struct conf *c = ps->conf;
+	char from[GREY_ADDR_MAX], d[GREY_ADDR_MAX];
+
+	grey_from_domain(ps->from_hdr, from, sizeof(from));
+	if (*from == '\0')
+		return 0;
+	for (int i = 0; i < ps->nresults; i++) {
+		const struct pol_result *r = &ps->results[i];
+		const char *hd;
+		if (strcmp(r->check, "dkim") || strcmp(r->result, "pass") ||
+		    r->authres == NULL || (hd = strstr(r->authres, "header.d=")) == NULL)
+			continue;
+		size_t n = strcspn(hd + 9, " ;");
+		if (n >= sizeof(d))
+			continue;
+		grey_lower(d, hd + 9, n + 1);
+		if ((access_name_match(d, from) || access_name_match(from, d)) &&
+		    grey_domain_listed(c->greylist_skip_domains, d))
+			return 1;
+	}
+	return 0;
+}
+
+/* End of DATA, for transactions whose greylisting waited for DKIM. */
+static void
+grey_data_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
+{
+	const struct conf *c = ps->conf;
+	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
+	    c->greylist_expire, 0 };
+	const struct pol_result *r = pol_result_find(ps, "grey");
+	time_t now = time_wall();
+	int defer = 0;
+
+	(void)stage; (void)m;
+	if (r == NULL || strcmp(r->result, "deferred") != 0)
+		return;
+	if (grey_dkim_ok(ps)) {
+		pol_result_add(ps, "grey", "skip", 0, NULL, "DKIM pass for a skip domain");
+		return;
+	}
+	for (int i = 0; i < ps->nrcpts; i++) {
+		int a = grey_triplet(ps, ps->rcpts[i], now, &p);
 		if (a == -1)
-			goto dberr;
+			return;
+		defer |= a == GREY_NEW || a == GREY_EARLY;
 	}
-	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", sizeof(sender));
-	grey_lower(rcpt, ps->rcpt, sizeof(rcpt));
-	if ((a = grey_known(net, sender, rcpt, now, &p)) == -1)
-		goto dberr;
-	if (a == 1) {
-		pol_result_add(ps, "grey", "pass", 0, NULL, "known triplet");
-		return;
-	}
-	switch ((a = db_grey_update(net, sender, rcpt, now, grey_step, &p))) {
-	case GREY_NEW:
-	case GREY_EARLY:
-		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
-		    a == GREY_NEW ? "first" : "early");
-		pol_hard_set(ps, POL_TEMPFAIL, 450, "4.7.1", 0,
-		    "Greylisted, try again in %lld seconds", p.wait);
-		return;
-	case GREY_PASS_RETRY:
-	case GREY_PASS_KNOWN:
-		pol_result_add(ps, "grey", "pass", 0, NULL, "%s",
-		    a == GREY_PASS_RETRY ? "retried in time" : "known triplet");
-		return;
-	}
-dberr:
-	log_err("%s: greylist: database unavailable; answering 451", ps->sid);
-	pol_result_add(ps, "grey", "temperror", 0, NULL, "database unavailable");
-	pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
-	    "Temporary local problem, please try again later");
+	if (defer)
+		grey_defer(ps, &p);
 }

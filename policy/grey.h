@@ -11,7 +11,13 @@
  * Not greylisted either: allowlisted clients, senders and recipients
  * (policy/access), clients on a DNS allow list (result "dnswl"), and, when
  * enabled, senders from greylist.skip_domains with SPF pass (result "spf"
- * pass). A database failure answers 451 4.3.0, never a pass.
+ * pass) or with a DKIM signature that verifies for a skip domain aligned
+ * with the From header (greylist.skip_dkim_pass). DKIM is only known at
+ * the end of DATA, so for envelope senders from a skip domain the
+ * decision waits until then (grey_data_check runs after dkim and dmarc):
+ * the message passes on the signature, or its recipients' triplets are
+ * run through greylisting then, and a deferral answers 450 4.7.1 to the
+ * final dot. A database failure answers 451 4.3.0, never a pass.
  *
  * State is in the database (db_grey_update() makes each step atomic);
  * time is time_wall(), so tests move the clock with POSTERN_CLOCK_FILE.
@@ -48,5 +54,6 @@ int	 grey_step(struct db_grey_row *, time_t now, void *params, int *count_pass);
 int	 grey_domain_listed(const char *list, const char *domain);
 
 extern const struct pol_check grey_check;
+extern const struct pol_check grey_data_check;	/* after dkim and dmarc */
 
 #endif

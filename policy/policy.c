@@ -45,6 +45,9 @@ static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
 static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
+static char	*pol_field_value(const char *h, const char *end, size_t namelen);
+static int	 pol_check_conf(const struct conf *);
+static int	 pol_auth_temperror(const struct pol_session *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -63,6 +66,7 @@ static const struct pol_check *checks[] = {
 	&grey_check,
 	&dkim_check,
 	&dmarc_check,		/* after spf and dkim: reads their results */
+	&grey_data_check,	/* greylisting that waited for DKIM */
 	&rulecheck,
 	NULL
 };
@@ -417,6 +421,8 @@ pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
 	};
 	const char *end = m->data + m->len, *hdr_end;
 
+	if (m->len >= 2 && m->data[0] == '\r' && m->data[1] == '\n')
+		return;		/* an empty header section */
 	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
 		end = hdr_end + 2;
 	for (const char *h = m->data; h < end; ) {

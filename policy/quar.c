@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -29,11 +30,17 @@ struct smtpc {
 	char	 buf[QUAR_REPLY_MAX];
 	size_t	 n;
 	char	 reply[QUAR_REPLY_MAX];
+	unsigned caps;		/* QUAR_CAP_* from the EHLO reply */
 };
+
+#define QUAR_CAP_8BITMIME	0x1	/* RFC 6152 */
+#define QUAR_CAP_SMTPUTF8	0x2	/* RFC 6531 */
 
 static char	*quar_reasons(const struct pol_session *);
 static void	 quar_answer(struct pol_decision *, enum pol_verdict, int code,
 		    const char *status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int	 has_8bit(const char *, size_t);
+static int	 quar_utf8_env(const char *, json_t *);
 static int	 smtpc_connect(struct smtpc *, const char *hostport, char *err, size_t);
 static int	 smtpc_reply(struct smtpc *);
 static int	 smtpc_send(struct smtpc *, const char *, size_t);
@@ -211,7 +218,9 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 		return -1;
 	if (smtpc_cmd(&s, 220, err, errsz, "%s", "") == -1 ||
 	    smtpc_cmd(&s, 250, err, errsz, "EHLO %s\r\n", c->hostname) == -1 ||
-	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>\r\n", from) == -1)
+	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>%s%s\r\n", from,
+	    (s.caps & QUAR_CAP_8BITMIME) && has_8bit(raw, len) ? " BODY=8BITMIME" : "",
+	    (s.caps & QUAR_CAP_SMTPUTF8) && quar_utf8_env(from, rcpts) ? " SMTPUTF8" : "") == -1)
 		goto out;
 	json_array_foreach(rcpts, i, r)
 		if (json_is_string(r) && smtpc_cmd(&s, 250, err, errsz,
@@ -229,6 +238,31 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 out:
 	close(s.fd);
 	return rc;
+}
+
+static int
+has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* Does the envelope need SMTPUTF8 (a non-ASCII address)? */
+static int
+quar_utf8_env(const char *from, json_t *rcpts)
+{
+	size_t i;
+	json_t *r;
+
+	if (has_8bit(from, strlen(from)))
+		return 1;
+	json_array_foreach(rcpts, i, r)
+		if (json_is_string(r) && has_8bit(json_string_value(r),
+		    strlen(json_string_value(r))))
+			return 1;
+	return 0;
 }
 
 static int
@@ -276,6 +310,10 @@ smtpc_reply(struct smtpc *s)
 			size_t l = (size_t)(nl - s->buf) + 1;
 			int last = l >= 4 && s->buf[3] != '-';
 			snprintf(s->reply, sizeof(s->reply), "%.*s", (int)(l > 2 ? l - 2 : 0), s->buf);
+			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "8BITMIME", 8) == 0)
+				s->caps |= QUAR_CAP_8BITMIME;
+			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "SMTPUTF8", 8) == 0)
+				s->caps |= QUAR_CAP_SMTPUTF8;
 			int code = atoi(s->buf);
 			memmove(s->buf, s->buf + l, s->n - l);
 			s->n -= l;

@@ -17,6 +17,7 @@
  * Thread: any (policy workers, web threads, the CLI).
  * Exposure: message bytes are attacker-written; they are stored and sent
  * back byte for byte (dot-stuffed), never interpreted here.
+ * Privilege: the database through db/; connects to proxy.backend.
  */
 #ifndef POSTERN_QUAR_H
 #define POSTERN_QUAR_H

@@ -37,6 +37,7 @@ static void	 rbl_lists(struct pol_session *, const char *spec, const struct sock
 		    const char *domain, const char *check, const char *what);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rbl_enabled(const struct conf *);
+static int	 rbl_domain_ok(const char *);
 
 const struct pol_check rbl_check = {
 	.name = "rbl",

@@ -30,12 +30,18 @@
 
 /* Our index in pol_session.priv[]; policy_int.h leaves slots to checks. */
 #define RULECHECK_SLOT	8
+/* Matching rules named one result each, per stage; past it the rest add
+ * their score as one "N more rules" result, so a message matching
+ * hundreds of rules cannot crowd POL_MAX_RESULTS nor lose score. */
+#define RULECHECK_MAX_NAMED	16
 
 struct rc_state {
 	struct rule_set	*set;
 	int		 quarantine;	/* a quarantine rule matched before DATA */
 	char		 qrule[RULE_MAX_NAME + 1];
-	/* this stage's strongest action */
+	/* this stage's hits past RULECHECK_MAX_NAMED, and strongest action */
+	int		 named, more;
+	double		 more_score;
 	int		 action;	/* enum rule_action, or -1 */
 	char		 arule[RULE_MAX_NAME + 1];
 	struct pol_session *ps;
@@ -113,6 +119,8 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	}
 	s->ps = ps;
 	s->action = -1;
+	s->named = s->more = 0;
+	s->more_score = 0;
 	if (s->set != NULL && (rule_set_targets(s->set) & mask)) {
 		in.client_ip = ps->client_ip;
 		in.client_name = ps->client_name;
@@ -140,7 +148,13 @@ rc_hit(void *arg, const struct rule_hit *h)
 {
 	struct rc_state *s = arg;
 
-	pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
+	if (s->named < RULECHECK_MAX_NAMED) {
+		pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
+		s->named++;
+	} else {
+		s->more++;
+		s->more_score += h->score;
+	}
 	if (h->action == RULE_SCORE)
 		return;
 	if (s->action == -1 || rc_severity[h->action] > rc_severity[s->action]) {
@@ -155,6 +169,9 @@ rc_apply(struct rc_state *s, enum pol_stage st)
 {
 	struct pol_session *ps = s->ps;
 
+	if (s->more > 0)
+		pol_result_add(ps, "rule", "match", s->more_score, NULL,
+		    "%d more rules", s->more);
 	if (s->action == RULE_QUARANTINE && st != POL_DATA) {
 		s->quarantine = 1;
 		snprintf(s->qrule, sizeof(s->qrule), "%s", s->arule);

@@ -14,6 +14,7 @@
  * Public calls: rulecheck_init, rulecheck_reload, rulecheck_refresh,
  *   rulecheck_main, and the check itself (rulecheck, for policy.c's table).
  * Thread: any; rebuilds are serialised by a mutex.
+ * Privilege: reads rules.file; the database through db/.
  */
 #ifndef POSTERN_RULECHECK_H
 #define POSTERN_RULECHECK_H

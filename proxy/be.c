@@ -311,7 +311,7 @@ be_body(struct be *be, struct spool_out *o)
 	be->body = o;
 	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
 	be_enter_state(be, BE_S_BODY);
-	be_update_events(be);
+	be_write(be);	/* most messages fit the socket buffer at once */
 }
 
 static void

@@ -227,6 +227,28 @@ static void	 smtp_eom_verdict(struct smtp_session *);
 static void	 smtp_tls_step(struct smtp_session *);
 static char	*smtp_received(struct smtp_session *);
 static const char *smtp_verdict_name(enum pol_verdict);
+static void	 smtp_peer(const struct sockaddr_storage *, char *, int *);
+static void	 smtp_loop_add(struct smtp_loop *, struct smtp_session *);
+static void	 smtp_hash_add(struct smtp_loop *, struct smtp_session *);
+static void	 smtp_hash_del(struct smtp_loop *, struct smtp_session *);
+static int	 smtp_conn_take(const struct conf *, const char *);
+static void	 smtp_conn_give(const char *);
+static void	 smtp_accept(struct ev_io *, unsigned);
+static void	 smtp_accept_one(struct smtp_loop *, int, const struct sockaddr_storage *,
+		    socklen_t);
+static int	 smtp_addr_error(struct smtp_session *, enum addr_err, int);
+static int	 smtp_mail_params_ok(struct smtp_session *, const struct addr_cmd *);
+static int	 smtp_notify_ok(const char *);
+static void	 smtp_be_rcpt_group(struct smtp_session *);
+static void	 smtp_tick(struct smtp_loop *, uint64_t);
+static int	 smtp_after(void *);
+static void	*smtp_loop_main(void *);
+static int	 smtp_listen_one(const char *);
+static int	 smtp_loop_listen(struct smtp_loop *, const char *);
+static void	 smtp_reload(const char *);
+static int	 smtp_start(struct conf *, struct smtp_loop *, int);
+static void	 smtp_wait_signals(const char *, const sigset_t *);
+static void	 smtp_stop(struct smtp_loop *, int);
 
 static int	 smtp_check_helo(struct smtp_session *, const char *);
 static int	 smtp_check_mail(struct smtp_session *, const char *);
@@ -448,6 +470,33 @@ smtp_conn_give(const char *ip)
 	pthread_mutex_unlock(&smtp_conns.mu);
 }
 
+/* The client's address as text and its port. */
+static void
+smtp_peer(const struct sockaddr_storage *ss, char *ip, int *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, INET6_ADDRSTRLEN);
+		*port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const void *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, INET6_ADDRSTRLEN);
+		*port = ntohs(a->sin_port);
+	}
+}
+
+/* The loop's list and id table. */
+static void
+smtp_loop_add(struct smtp_loop *l, struct smtp_session *s)
+{
+	s->next = l->sessions;
+	if (l->sessions)
+		l->sessions->prev = s;
+	l->sessions = s;
+	l->nsessions++;
+	smtp_hash_add(l, s);
+}
+
 static void
 smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
     socklen_t sslen)
@@ -457,15 +506,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	char ip[INET6_ADDRSTRLEN];
 	int port, one = 1;
 
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		port = ntohs(a->sin6_port);
-	} else {
-		const struct sockaddr_in *a = (const void *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		port = ntohs(a->sin_port);
-	}
+	smtp_peer(ss, ip, &port);
 	if (smtp_conn_take(c, ip) == -1) {
 		static const char busy[] = "421 4.7.0 Error: too many connections\r\n";
 		log_info("refused connection from [%s]:%d: too many connections", ip, port);
@@ -487,12 +528,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	s->t_conn = time_mono_ms();
 	stats_inc(STATS_SESSIONS, 1);
 	stats_gauge_add(STATS_G_SESSIONS, 1);
-	s->next = l->sessions;
-	if (l->sessions)
-		l->sessions->prev = s;
-	l->sessions = s;
-	l->nsessions++;
-	smtp_hash_add(l, s);
+	smtp_loop_add(l, s);
 	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
 	s->be = be_new(l->ev, c, s->id, smtp_be_cb, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
@@ -602,7 +638,10 @@ smtp_io(struct ev_io *io, unsigned r)
 		return;
 	}
 	if (r & EV_WRITE) {
-		s->flags &= ~SMTP_F_WANTW;
+		if (s->flags & SMTP_F_WANTW) {	/* a TLS read waited for this */
+			s->flags &= ~SMTP_F_WANTW;
+			r |= EV_READ;
+		}
 		smtp_flush(s);
 		if (s->flags & SMTP_F_DEAD)
 			return;
@@ -1712,8 +1751,7 @@ smtp_after(void *arg)
 		for (struct smtp_session *s = l->sessions, *n; s != NULL; s = n) {
 			n = s->next;
 			smtp_reply(s, "421 4.3.2 %s Service shutting down", s->conf->hostname);
-			smtp_enter_state(s, SMTP_S_QUIT);
-			smtp_flush(s);
+			smtp_flush(s);	/* one try; the session ends either way */
 			smtp_free(s, "shutdown");
 		}
 	}
@@ -1802,7 +1840,7 @@ static void
 smtp_reload(const char *path)
 {
 	struct conf_err *errs;
-	struct conf *c;
+	struct conf *c, *old;
 	int n;
 
 	if ((c = conf_load(path, &errs, &n)) == NULL) {
@@ -1812,53 +1850,39 @@ smtp_reload(const char *path)
 		free(errs);
 		return;
 	}
+	old = conf_current();
+	if (strcmp(old->listen, c->listen) != 0 || strcmp(old->tls_cert, c->tls_cert) != 0 ||
+	    strcmp(old->tls_key, c->tls_key) != 0 || old->threads != c->threads)
+		log_warn("reload: proxy.listen, proxy.threads and the TLS files take "
+		    "effect at the next start only");
+	conf_unref(old);
+	log_set_level((enum log_level)c->log_level);
 	pol_reload(c);
 	conf_swap(c);
-	log_info("reload: configuration %s loaded", path);
+	log_info("reload: configuration %s loaded; new sessions use it", path);
 }
 
-int
-smtp_serve(const char *path, struct conf *c)
+/* Modules, listeners, workers, loops; 0, or -1 with the reason logged. */
+static int
+smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 {
-	struct smtp_loop *loops;
-	sigset_t set;
-	int nthreads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	int sig, rc = 0;
-
-	if (nthreads < 1)
-		nthreads = 1;
-	/* Block the signals before any module starts a thread (resolver, db
-	 * writer, web): every thread inherits the mask, and only the main
-	 * thread takes them, in sigwait() below. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	log_set_level((enum log_level)c->log_level);
-	conf_swap(conf_ref(c));
 	if (pol_init(c) == -1) {
 		log_err("serve: policy initialisation failed");
-		conf_unref(c);
-		return 1;
+		return -1;
 	}
 	if (tls_init(c) == -1) {
 		pol_shutdown();
-		conf_unref(c);
-		return 1;
+		return -1;
 	}
 	/* The dashboard is not on the mail path: mail flows without it. */
 	if (web_start(c) == -1)
 		log_err("serve: no dashboard (see above); SMTP goes on without it");
-	loops = xcalloc((size_t)nthreads, sizeof(*loops));
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();
 		loops[i].home = work_home_new(loops[i].ev, smtp_jobs_back, &loops[i]);
 		if (smtp_loop_listen(&loops[i], c->listen) == -1) {
 			log_err("serve: cannot listen on %s", c->listen);
-			conf_unref(c);
-			return 1;
+			return -1;	/* exiting: the rest goes with the process */
 		}
 	}
 	work_init(c->workers > 0 ? c->workers : 1);
@@ -1867,16 +1891,32 @@ smtp_serve(const char *path, struct conf *c)
 			fatal("pthread_create");
 	log_info("serve: listening on %s, backend %s, %d I/O threads, %d policy workers%s",
 	    c->listen, c->backend, nthreads, c->workers, tls_enabled() ? ", STARTTLS" : "");
+	return 0;
+}
+
+/* The main thread's job: signals. Returns at SIGTERM or SIGINT. */
+static void
+smtp_wait_signals(const char *path, const sigset_t *set)
+{
+	int sig;
+
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		if (sigwait(set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
 			smtp_reload(path);
 			continue;
 		}
 		log_info("serve: signal %d: draining sessions", sig);
-		break;
+		return;
 	}
+}
+
+/* Drain the loops (they close their listeners and wait for sessions up
+ * to proxy.drain_timeout), then stop everything else. */
+static void
+smtp_stop(struct smtp_loop *loops, int nthreads)
+{
 	atomic_store(&smtp_conns.stop, 1);
 	for (int i = 0; i < nthreads; i++)
 		ev_wake(loops[i].ev);
@@ -1888,10 +1928,39 @@ smtp_serve(const char *path, struct conf *c)
 		work_home_free(loops[i].home);
 		ev_free(loops[i].ev);
 	}
-	free(loops);
 	tls_shutdown();
 	pol_shutdown();
+}
+
+int
+smtp_serve(const char *path, struct conf *c)
+{
+	struct smtp_loop *loops;
+	sigset_t set;
+	int nthreads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (nthreads < 1)
+		nthreads = 1;
+	/* Block the signals before any module starts a thread (resolver, db
+	 * writer, web): every thread inherits the mask, and only the main
+	 * thread takes them, in sigwait(). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level((enum log_level)c->log_level);
+	conf_swap(conf_ref(c));
+	loops = xcalloc((size_t)nthreads, sizeof(*loops));
+	if (smtp_start(c, loops, nthreads) == -1) {
+		conf_unref(c);
+		return 1;
+	}
+	smtp_wait_signals(path, &set);
+	smtp_stop(loops, nthreads);
+	free(loops);
 	conf_unref(c);
 	log_info("serve: stopped");
-	return rc;
+	return 0;
 }

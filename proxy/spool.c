@@ -54,6 +54,7 @@ static int	 sp_flush(struct spool *);
 static void	 sp_to_file(struct spool *);
 static void	 sp_bare(struct spool *);
 static void	 sp_fail(struct spool *, enum spool_err);
+static size_t	 spool_out_run(struct spool_out *, const char **);
 
 struct spool *
 spool_new(const struct conf *c)
@@ -126,9 +127,18 @@ spool_feed(struct spool *sp, const char *buf, size_t n, int *done)
 			sp->state = SP_MID;
 			/* FALLTHROUGH */
 		case SP_MID: {
-			size_t j = i;
-			while (j < n && buf[j] != '\r' && buf[j] != '\n')
-				j++;
+			/* The common case, a whole CRLF line, with two vector
+			 * scans instead of a byte loop. */
+			const char *lf = memchr(buf + i, '\n', n - i);
+			size_t end = lf ? (size_t)(lf - buf) : n;
+			const char *cr = memchr(buf + i, '\r', end - i);
+			size_t j = cr ? (size_t)(cr - buf) : end;
+			if (lf != NULL && cr == lf - 1 && j > i) {
+				sp_emit(sp, buf + i, end + 1 - i);	/* text CRLF */
+				sp->state = SP_BOL;
+				i = end + 1;
+				break;
+			}
 			if (j > i)
 				sp_emit(sp, buf + i, j - i);
 			if (j == n)

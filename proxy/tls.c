@@ -37,6 +37,9 @@ tls_init(const struct conf *c)
 		return -1;
 	}
 	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+	/* No client-initiated renegotiation: a write would then wait for a
+	 * read, which our simple want-read/want-write handling does not do. */
+	SSL_CTX_set_options(tls_ctx, SSL_OP_NO_RENEGOTIATION);
 	/* Idle TLS sessions keep no record buffers: the memory target. */
 	SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);

@@ -18,6 +18,7 @@
  * Public calls: lit_extract, lit_set_new, lit_set_add, lit_set_count,
  *   lit_set_scan, lit_set_free.
  * Thread: a built lit_set is read-only; scans from many threads are fine.
+ * Privilege: none (memory only).
  */
 #ifndef POSTERN_LIT_H
 #define POSTERN_LIT_H

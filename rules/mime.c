@@ -347,7 +347,8 @@ buf_add(struct mime_buf *b, const char *s, size_t n)
 		b->cap = (b->n + n + 1) * 2;
 		b->p = xrealloc(b->p, b->cap);
 	}
-	memcpy(b->p + b->n, s, n);
+	if (n > 0)	/* an empty GByteArray's data is NULL */
+		memcpy(b->p + b->n, s, n);
 	b->n += n;
 	b->p[b->n] = '\0';
 }

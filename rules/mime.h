@@ -19,6 +19,7 @@
  *   a pointer to the raw bytes. Returned strings live as long as the msg.
  * Thread: mime_init() once (any thread, idempotent); separate messages may
  *   then be parsed on separate threads. A mime_msg is read-only after parse.
+ * Privilege: none (memory only).
  */
 #ifndef POSTERN_MIME_H
 #define POSTERN_MIME_H

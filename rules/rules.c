@@ -79,6 +79,8 @@ static int	 name_ok(const char *);
 static int	 header_name_ok(const char *);
 static int	 flags_ok(const char *);
 static char	*trim(char *);
+static int	 line_split(char *, char *f[4], char *err, size_t errsz);
+static int	 line_action(char *, struct rule_def *, char *err, size_t errsz);
 static pcre2_code *compile(const struct rule_def *, int jit, char *err, size_t errsz);
 static int	 rule_init(struct rule *, const struct rule_def *, int jit, char *, size_t);
 static int	 item_get(const struct rule *, const struct rule_input *, size_t i,
@@ -257,11 +259,49 @@ trim(char *s)
 	return s;
 }
 
+/* Split "name | target | /pattern/flags | action [score]" in place on the
+ * first two bars and the last one (the pattern may hold '|'). 0 or -1. */
+static int
+line_split(char *s, char *f[4], char *err, size_t errsz)
+{
+	char *b1, *b2, *b3;
+
+	if ((b1 = strchr(s, '|')) == NULL || (b2 = strchr(b1 + 1, '|')) == NULL ||
+	    (b3 = strrchr(b2 + 1, '|')) == NULL) {
+		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+		return -1;
+	}
+	*b1 = *b2 = *b3 = '\0';
+	f[0] = trim(s);
+	f[1] = trim(b1 + 1);
+	f[2] = trim(b2 + 1);
+	f[3] = trim(b3 + 1);
+	return 0;
+}
+
+/* "action" or "action score" into out. 0 or -1. */
+static int
+line_action(char *s, struct rule_def *out, char *err, size_t errsz)
+{
+	char *sc = s + strcspn(s, " \t"), *end;
+
+	if (*sc != '\0') {
+		*sc++ = '\0';
+		sc = trim(sc);
+		out->score = strtod(sc, &end);
+		if (end == sc || *end != '\0') {
+			snprintf(err, errsz, "score: not a number");
+			return -1;
+		}
+	}
+	out->action = xstrdup(s);
+	return 0;
+}
+
 int
 rule_line_parse(const char *line, struct rule_def *out, char *err, size_t errsz)
 {
-	char buf[RULE_MAX_LINE + 1], *s, *f[3], *pat, *act, *slash, *end;
-	int enabled = 1;
+	char buf[RULE_MAX_LINE + 1], *s, *f[4], *slash;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(line) > RULE_MAX_LINE) {
@@ -272,43 +312,20 @@ rule_line_parse(const char *line, struct rule_def *out, char *err, size_t errsz)
 	s = trim(buf);
 	if (*s == '\0' || *s == '#')
 		return 0;
-	if (*s == '!') {
-		enabled = 0;
-		s++;
-	}
-	/* name | target | the pattern (may hold '|') | action: split on the
-	 * first two bars and the last one. */
-	f[0] = s;
-	if ((s = strchr(s, '|')) == NULL || (*s++ = '\0', f[1] = s,
-	    (s = strchr(s, '|')) == NULL) || (*s++ = '\0', (act = strrchr(s, '|')) == NULL)) {
-		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+	out->enabled = *s != '!';
+	if (line_split(s + !out->enabled, f, err, errsz) == -1)
 		return -1;
-	}
-	*act++ = '\0';
-	pat = trim(s);
-	if (*pat != '/' || (slash = strrchr(pat, '/')) == pat) {
+	if (*f[2] != '/' || (slash = strrchr(f[2], '/')) == f[2]) {
 		snprintf(err, errsz, "pattern: write it as /pattern/flags");
 		return -1;
 	}
 	*slash = '\0';
-	out->pattern = xstrdup(pat + 1);
+	out->name = xstrdup(f[0]);
+	out->target = xstrdup(f[1]);
+	out->pattern = xstrdup(f[2] + 1);
 	out->flags = xstrdup(trim(slash + 1));
-	out->name = xstrdup(trim(f[0]));
-	out->target = xstrdup(trim(f[1]));
-	out->enabled = enabled;
-	act = trim(act);
-	f[2] = act + strcspn(act, " \t");
-	if (*f[2] != '\0') {
-		*f[2]++ = '\0';
-		out->score = strtod(trim(f[2]), &end);
-		if (end == trim(f[2]) || *end != '\0') {
-			snprintf(err, errsz, "score: not a number");
-			rule_def_clear(out);
-			return -1;
-		}
-	}
-	out->action = xstrdup(act);
-	if (rule_def_check(out, err, errsz) == -1) {
+	if (line_action(f[3], out, err, errsz) == -1 ||
+	    rule_def_check(out, err, errsz) == -1) {
 		rule_def_clear(out);
 		return -1;
 	}

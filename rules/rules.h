@@ -20,6 +20,7 @@
  *   inside the callback.
  * Thread: a built rule_set is read-only and shared by any number of
  *   threads; refcounts and the current-set pointer are atomic/locked.
+ * Privilege: none (memory only).
  */
 #ifndef POSTERN_RULES_H
 #define POSTERN_RULES_H

@@ -58,7 +58,7 @@ class PolicyEnv:
         self.p = Postern(self.tmp.join("postern"), backend="%s:9" % LOOPBACK,
                          resolver=self.dns.addr, hostname="mx.policy.test",
                          conf={"spf.enabled": "no", "dkim.enabled": "no",
-                               "dmarc.enabled": "no", "web.listen": ""},
+                               "dmarc.enabled": "no"},
                          env={"POSTERN_CLOCK_FILE": self.clockfile})
         self.write_conf(self.conf_extra)
         return self

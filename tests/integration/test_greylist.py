@@ -105,7 +105,7 @@ def test_expiry_and_cleanup(env):
 
 
 def test_spf_pass_from_skip_domain_not_greylisted(env):
-    env.write_conf(CONF + "skip_domains = example.org\n[spf]\nenabled = yes\n")
+    env.write_conf(CONF + "skip_domains = example.org\nskip_dkim_pass = no\n[spf]\nenabled = yes\n")
     d = env.check("192.0.2.10", helo="mx.example.org", mail="a@example.org", rcpts=["b@example.net"])
     assert d["verdict"] == "accept"
     assert [r["result"] for r in d["results"] if r["check"] == "grey"] == ["skip"]
@@ -146,3 +146,31 @@ def test_smtp_greylist_survives_restart(env):
         assert env.stop_serving() == 0
     finally:
         sink.stop()
+
+
+def test_dkim_pass_from_skip_domain_decided_at_data():
+    import authmail as am
+    from dnszone import txt_rdata
+    key = am.rsa_key(1024)
+    e = PolicyEnv(RECORDS + ["sel._domainkey.example.org. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key)),
+                             "sel._domainkey.other.example. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key))],
+                  conf=CONF + "skip_domains = example.org\nskip_spf_pass = no\n"
+                       "[dkim]\nenabled = yes\n").start()
+    plain = am.message(frm="Alice <alice@example.org>")
+    try:
+        def data(msg, ip="203.0.113.5"):
+            d = e.check(ip, helo="mx.example.org", mail="alice@example.org",
+                        rcpts=["b@example.net"], message=msg)
+            return d["stage"], d["verdict"], d.get("reply", "")
+        # signed by the skip domain, aligned with From: passes at once
+        assert data(am.sign(plain, key, domain="example.org")) == ("data", "accept", "")
+        # unsigned: greylisted, but only at the end of DATA
+        assert data(plain) == ("data", "tempfail",
+                               "450 4.7.1 Greylisted, try again in 300 seconds")
+        # a valid signature of a domain not aligned with From does not count
+        assert data(am.sign(plain, key, domain="other.example"), ip="198.51.100.5")[1] == "tempfail"
+        # the deferred triplet retried in time passes
+        e.clock(301)
+        assert data(plain)[1] == "accept"
+    finally:
+        e.stop()

@@ -1,7 +1,6 @@
 """The transparent SMTP proxy core: relaying, XCLIENT, 8-bit, SMTPUTF8,
 sizes and the backend's own answers (issue "The transparent SMTP proxy
 core"). Backends: the capture server (exact bytes) and Postfix."""
-import smtplib
 
 import pytest
 
@@ -187,14 +186,19 @@ def test_size_over_limit_declared_at_mail(make_postern, capture):
         assert c.cmd("MAIL FROM:<a@example.org> SIZE=%d" % SIZE_LIMIT).code == 250
 
 
+def _backend_step(c):
+    """The reply to the first command that needs the backend: MAIL, or RCPT
+    when a proxy opens the backend only there."""
+    r = c.cmd("MAIL FROM:<a@example.org>")
+    return c.cmd("RCPT TO:<b@example.org>") if r.code == 250 else r
+
+
 def test_backend_down_gives_451_441(make_postern):
     from harness import free_port
     p = make_postern("127.0.0.1:%d" % free_port())   # nothing listens there
     with RawSMTP(p.port) as c:
         c.ehlo()
-        r = c.cmd("MAIL FROM:<a@example.org>")
-        if r.code == 250:     # a proxy may open the backend at RCPT instead
-            r = c.cmd("RCPT TO:<b@example.org>")
+        r = _backend_step(c)
         assert r.code == 451 and r.enhanced == "4.4.1", r
         assert c.cmd("DATA").code >= 400
 
@@ -265,3 +269,96 @@ def test_backend_drops_mid_data_gives_451_442(make_postern, make_capture):
         t = c.transaction("a@example.org", ["b@example.org"], make_message("drop", size=5000))
         assert t["final"].code == 451 and t["final"].enhanced == "4.4.2", t
     assert not cap.accepted()
+
+
+def test_backend_slow_at_end_of_data_gives_4xx(make_postern, make_capture):
+    cap = make_capture(data_delay=20)
+    p = make_postern(cap.addr, conf={"proxy.timeout_data_term": 2})
+    with RawSMTP(p.port, timeout=30) as c:
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("slow"))
+        assert 400 <= t["final"].code < 500, t   # never 250 without the backend's 250
+
+
+def test_backend_refuses_service_at_banner(make_postern, make_capture):
+    cap = make_capture(banner="554 5.3.2 not today")
+    p = make_postern(cap.addr)
+    with RawSMTP(p.port) as c:
+        c.ehlo()
+        r = _backend_step(c)
+        assert 400 <= r.code < 500, r            # the sender retries later
+    assert not cap.messages
+
+
+def test_backend_answer_to_mail_is_passed_back(make_postern, make_capture):
+    cap = make_capture(mail_reply="452 4.3.1 insufficient system storage")
+    p = make_postern(cap.addr)
+    with RawSMTP(p.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@example.org>")
+        assert r.code == 452, r
+        assert c.cmd("RCPT TO:<b@example.org>").code == 503   # no transaction open
+
+
+def test_connections_per_ip_limit_421(make_postern, capture):
+    p = make_postern(capture.addr, conf={"proxy.max_connections_per_ip": 2})
+    held = [RawSMTP(p.port, source=CLIENT_IP) for _ in range(2)]
+    try:
+        assert all(h.banner.code == 220 for h in held)
+        with RawSMTP(p.port, source=CLIENT_IP) as third:
+            assert third.banner.code == 421 and third.banner.enhanced == "4.7.0", third.banner
+        with RawSMTP(p.port, source="127.0.0.3") as other:   # another address is fine
+            assert other.banner.code == 220
+    finally:
+        for h in held:
+            h.close()
+
+
+def test_harness_config_passes_configtest(make_postern, capture):
+    p = make_postern(capture.addr, start=False)
+    rc, out = p.configtest()
+    assert rc == 0, out
+
+
+def test_listen_on_ipv4_and_ipv6_loopback(make_postern, capture):
+    import socket
+    with socket.socket(socket.AF_INET6) as s6:     # a free port on ::1
+        s6.bind(("::1", 0))
+        v6 = s6.getsockname()[1]
+    p = make_postern(capture.addr, start=False)
+    p.settings["proxy.listen"] = "127.0.0.1:%d, [::1]:%d" % (p.port, v6)
+    p.start()
+    with RawSMTP(p.port) as c:
+        assert c.banner.code == 220
+    with RawSMTP(v6, host="::1") as c:
+        assert c.banner.code == 220
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("v6"))
+        assert t["final"].code == 250, t
+    assert b"Subject: v6" in capture.wait_messages(1)[0].data
+
+
+@pytest.mark.parametrize("spool_memory", [4096, 262144])
+def test_large_message_exact_bytes_through_memory_and_file_spool(make_postern, capture, spool_memory):
+    """1.5 MB with dot lines and 8-bit text: identical after the spool,
+    whether it stayed in memory or spilled to proxy.spool_dir."""
+    import random
+    rnd = random.Random(spool_memory)
+    lines = []
+    for i in range(15000):
+        kind = rnd.randrange(4)
+        if kind == 0:
+            lines.append(b"." * rnd.randrange(1, 4) + b"dot line %d" % i)
+        elif kind == 1:
+            lines.append("ümlaut ✓ %d".encode() % i)
+        else:
+            lines.append(bytes(rnd.choice(b"abcdefghij ") for _ in range(rnd.randrange(0, 120))))
+    sent = make_message("big", body=b"\r\n".join(lines) + b"\r\n")
+    p = make_postern(capture.addr, conf={"proxy.spool_memory": spool_memory,
+                                         "proxy.max_message_size": 4 * 1024 * 1024})
+    with RawSMTP(p.port, timeout=60) as c:
+        c.ehlo()
+        t = c.transaction("a@example.org", ["b@example.org"], sent, " BODY=8BITMIME SIZE=%d" % len(sent))
+        assert t["final"].code == 250, t
+    (m,) = capture.wait_messages(1, timeout=60)
+    split_added(m.data, sent)

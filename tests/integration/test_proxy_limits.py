@@ -2,7 +2,6 @@
 many concurrent sessions."""
 import asyncio
 import signal
-import socket
 
 import pytest
 
@@ -202,3 +201,55 @@ def test_1000_concurrent_sessions(make_postern, capture):
     msgs = capture.wait_messages(SESSIONS, timeout=60)
     assert len({m.mail_from for m in msgs}) == SESSIONS
     assert p.alive()
+
+
+def test_sigterm_drain_deadline_closes_idle_sessions(make_postern, capture):
+    """A client that sits idle cannot hold the exit forever: past
+    proxy.drain_timeout the session is closed and Postern exits 0."""
+    p = make_postern(capture.addr, conf={"proxy.drain_timeout": 2})
+    with RawSMTP(p.port, timeout=30) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.org>").code == 250
+        p.signal(signal.SIGTERM)
+        assert p.stop(check=True, timeout=20) == 0
+        assert c.closed(timeout=10)
+        assert "421" in c.buf.decode() or c.buf == b""   # a 421 goodbye, if any
+    assert not capture.messages
+
+
+@pytest.mark.parametrize("line", [
+    "XCLIENT ADDR=192.0.2.66 NAME=spoofed.example",      # would spoof the client
+    "XFORWARD ADDR=192.0.2.66",
+    "BDAT 10 LAST",                                       # CHUNKING is not ours to offer
+    "AUTH PLAIN AGFAYg==",
+    "ETRN example.org",
+    "TURN",
+])
+def test_client_cannot_reach_backend_extensions(postern, capture, line):
+    with RawSMTP(postern.port, source="127.0.0.2") as c:
+        c.ehlo()
+        r = c.cmd(line)
+        assert 500 <= r.code < 600, r
+        t = c.transaction("a@example.org", ["b@example.org"], make_message("after-ext"))
+        assert t["final"].code == 250, t
+    (m,) = capture.wait_messages(1)
+    seen = capture.all_lines()
+    assert not any(b"192.0.2.66" in l for l in seen), seen     # no spoofed address
+    verb = line.split()[0].encode()
+    if verb not in (b"XCLIENT", b"XFORWARD"):   # those Postern sends itself
+        assert not any(l.upper().startswith(verb) for l in seen), seen
+
+
+@pytest.mark.parametrize("sep", [b"\r", b"\x00"])
+def test_command_with_bare_cr_or_nul_is_not_split_at_backend(postern, capture, sep):
+    with RawSMTP(postern.port) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@example.org>" + sep + b"RCPT TO:<evil@example.net>\r\n")
+        r = c.reply()
+        if r.code == 250:       # accepted as one odd address: it must stay one line
+            c.cmd("RCPT TO:<b@example.org>")
+        c.cmd("RSET")
+        assert c.cmd("QUIT").code == 221
+    seen = capture.all_lines()
+    assert not any(l.startswith(b"RCPT TO:<evil@") for l in seen), seen
+    assert not any(b"\r" in l or b"\x00" in l for l in seen), seen

@@ -10,10 +10,14 @@ Postfix instance, smtplib clients; all on loopback.
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 
+import pytest
+
 from harness import POSTERN_BIN, wait_until
+from harness.net import wait_port
 from harness.client import smtp_client
 
 RULES = "quar | subject | /quarantine me/i | quarantine\n"
@@ -25,8 +29,8 @@ def cli(p, *args, env=None):
     return r.returncode, r.stdout, r.stderr
 
 
-def start(make_postern, backend, conf=None):
-    p = make_postern(backend, conf=conf or {}, start=False)
+def start(make_postern, backend, conf=None, env=None):
+    p = make_postern(backend, conf=conf or {}, start=False, env=env)
     p.write_config()
     path = os.path.join(p.dir, "rules.txt")
     with open(path, "w") as f:
@@ -34,6 +38,12 @@ def start(make_postern, backend, conf=None):
     rc, _, err = cli(p, "rules", "import", path)
     assert rc == 0, err
     return p.start()
+
+
+def set_clock(path, offset):
+    """The test clock (POSTERN_CLOCK_FILE): real time + offset seconds."""
+    with open(path, "w") as f:
+        f.write("%d\n" % offset)
 
 
 def message(tag, size=0):
@@ -122,6 +132,33 @@ def test_release_reaches_postfix_exactly_once(make_postern, postfix):
     p.stop()
 
 
+def test_release_utf8_and_8bit(make_postern, postfix, make_capture):
+    """An internationalised sender and an 8-bit body are released with
+    SMTPUTF8 and BODY=8BITMIME when the backend offers them; Postfix takes
+    it."""
+    msg = ("From: jörg@example.net\r\nTo: bob@example.org\r\n"
+           "Subject: quarantine me utf8\r\nMessage-ID: <utf8@example.net>\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n").encode()
+    cap = make_capture()
+    for backend in (postfix.addr, cap.addr):
+        p = start(make_postern, backend)
+        with smtp_client(p.port) as c:
+            c.ehlo("client.example.net")
+            code, text = c.mail("jörg@example.net", ["SMTPUTF8", "BODY=8BITMIME"])
+            assert code == 250, text
+            assert c.rcpt("bob@example.org")[0] == 250
+            code, text = c.data(msg)
+        assert code == 250
+        rc, out, err = cli(p, "quarantine", "release", quarantined_id(text))
+        assert rc == 0, out + err
+        p.stop()
+    log = postfix.wait_log("message-id=<utf8@example.net>")
+    assert "from=<jörg@example.net>" in log
+    got = cap.wait_messages(1)[0]
+    assert got.mail_from == "MAIL FROM:<jörg@example.net> BODY=8BITMIME SMTPUTF8".encode()
+
+
 def test_release_envelope_and_header(make_postern, capture):
     p = start(make_postern, capture.addr)
     msg = message("hdr")
@@ -158,27 +195,17 @@ def test_failed_release_stays_held(make_postern, make_capture):
 
 def test_delete_and_expiry_by_clock(make_postern, capture, workdir):
     clock = workdir.join("clock")
-    with open(clock, "w") as f:
-        f.write("0\n")
+    set_clock(clock, 0)
     env = {"POSTERN_CLOCK_FILE": clock}
-    p = make_postern(capture.addr, conf={"quarantine.max_age": "7d"}, start=False,
-                     env=env)
-    p.write_config()
-    path = workdir.join("rules.txt")
-    with open(path, "w") as f:
-        f.write(RULES)
-    assert cli(p, "rules", "import", path)[0] == 0
-    p.start()
+    p = start(make_postern, capture.addr, conf={"quarantine.max_age": "7d"}, env=env)
     ids = [quarantined_id(send(p.port, message("exp%d" % i))[1]) for i in range(3)]
     rc, out, _ = cli(p, "quarantine", "delete", ids[0])
     assert rc == 0 and "deleted" in out
     assert cli(p, "quarantine", "delete", ids[0])[0] == 1
     assert sorted(r["id"] for r in listing(p)) == sorted(ids[1:])
-    with open(clock, "w") as f:
-        f.write("%d\n" % (6 * 86400))
+    set_clock(clock, 6 * 86400)
     assert cli(p, "quarantine", "expire", env=env)[1].strip() == "0 expired"
-    with open(clock, "w") as f:
-        f.write("%d\n" % (7 * 86400 + 120))
+    set_clock(clock, 7 * 86400 + 120)
     assert cli(p, "quarantine", "expire", env=env)[1].strip() == "2 expired"
     assert listing(p) == []
     p.stop()
@@ -186,20 +213,12 @@ def test_delete_and_expiry_by_clock(make_postern, capture, workdir):
 
 def test_server_expires_as_transactions_begin(make_postern, capture, workdir):
     clock = workdir.join("clock")
-    with open(clock, "w") as f:
-        f.write("0\n")
-    p = make_postern(capture.addr, conf={"quarantine.max_age": "1d"}, start=False,
-                     env={"POSTERN_CLOCK_FILE": clock})
-    p.write_config()
-    path = workdir.join("rules.txt")
-    with open(path, "w") as f:
-        f.write(RULES)
-    assert cli(p, "rules", "import", path)[0] == 0
-    p.start()
+    set_clock(clock, 0)
+    p = start(make_postern, capture.addr, conf={"quarantine.max_age": "1d"},
+              env={"POSTERN_CLOCK_FILE": clock})
     quarantined_id(send(p.port, message("old"))[1])
     assert len(listing(p)) == 1
-    with open(clock, "w") as f:
-        f.write("%d\n" % (86400 + 120))
+    set_clock(clock, 86400 + 120)
     # the next transaction's MAIL runs the expiry (at most once a minute
     # of the same clock); the new message itself is kept
     new = quarantined_id(send(p.port, message("new"))[1])
@@ -234,3 +253,62 @@ def test_disabled_quarantine_rejects(make_postern, capture):
     assert code == 550
     assert listing(p) == []
     p.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root for a private tmpfs")
+def test_full_disk_is_tempfail_and_nothing_lost(make_postern, capture, workdir):
+    """db.path on a 512 KiB tmpfs (private mount namespace): quarantined
+    messages fill it; then clients get 4xx, never a 250 without a row; every
+    message answered "quarantined as ID" is in the database, byte for byte."""
+    p = make_postern(capture.addr, start=False)
+    dbdir = workdir.join("small")
+    os.makedirs(dbdir)
+    p.settings["db.path"] = os.path.join(dbdir, "postern.db")
+    p.write_config()
+    rules = workdir.join("rules.txt")
+    with open(rules, "w") as f:
+        f.write(RULES)
+    log = open(workdir.join("postern.log"), "ab")
+    proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=512k tmpfs "$1" && "$2" rules import -c "$3" "$4" '
+         '&& exec "$2" serve -c "$3"',
+         "sh", dbdir, POSTERN_BIN, p.conf_path, rules],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(p.port, proc=proc)
+        answered, codes = {}, []
+        for i in range(200):
+            msg = message("full%d" % i, size=30000)
+            with smtp_client(p.port) as c:
+                c.ehlo("client.example.net")
+                code, _ = c.mail("sender@example.net")
+                if code == 250:
+                    code, _ = c.rcpt("bob@example.org")
+                if code == 250:
+                    code, text = c.data(msg)
+                    if code == 250:
+                        answered[quarantined_id(text)] = msg
+            codes.append(code)
+            if code // 100 == 4:
+                break
+        assert codes[-1] // 100 == 4, codes[-5:]
+        assert len(answered) >= 3 and proc.poll() is None
+        assert capture.accepted() == []
+        # read the tmpfs from inside the server's own mount namespace
+        out = subprocess.run(["nsenter", "-t", str(proc.pid), "-m", "sqlite3", "-json",
+                              p.settings["db.path"],
+                              "SELECT id, hex(raw) AS raw FROM quarantine"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        stored = {r["id"]: bytes.fromhex(r["raw"]) for r in json.loads(out.stdout)}
+        assert set(stored) == set(answered)
+        assert all(stored[k] == answered[k] for k in answered)
+        with open(workdir.join("postern.log"), errors="replace") as f:
+            assert "cannot store in quarantine; tempfail" in f.read()
+        assert codes[-1] == 451
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()

@@ -292,6 +292,38 @@ T_CASE(rate_limits)
 	rate_reset();
 }
 
+/* Message-ID, Subject (unfolded) and From come from the header only. */
+T_CASE(message_fields)
+{
+	static const char m[] =
+	    "Received: from x\r\n\tby y\r\n"
+	    "subject: Quarterly\r\n numbers\r\n"
+	    "Message-ID:   <m1@example.org>\r\n"
+	    "From: Alice <alice@example.org>\r\n"
+	    "\r\n"
+	    "Subject: not a header\r\nMessage-ID: <body@x>\r\n";
+	struct pol_msg msg = { m, sizeof(m) - 1 };
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("198.51.100.60");
+
+	c->greylist_enabled = 0;
+	pol_tx_begin(ps, "alice@example.org", "");
+	pol_run(ps, POL_DATA, &msg, &d);
+	T_EQ_STR(ps->subject, "Quarterly numbers");
+	T_EQ_STR(ps->msgid, "<m1@example.org>");
+	T_EQ_STR(ps->from_hdr, "Alice <alice@example.org>");
+	pol_decision_clear(&d);
+	/* no header at all: nothing is made up */
+	pol_tx_begin(ps, "alice@example.org", "");
+	msg.data = "\r\nSubject: body only\r\n";
+	msg.len = strlen(msg.data);
+	pol_run(ps, POL_DATA, &msg, &d);
+	T_ASSERT(ps->subject == NULL && ps->msgid == NULL);
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	c->greylist_enabled = 1;
+}
+
 T_CASE(verdict_log)
 {
 	struct pol_decision d = { 0 };
@@ -375,6 +407,7 @@ main(void)
 	T_RUN(greylist_survives_restart_and_expires);
 	T_RUN(dns_lists_that_cannot_answer_do_not_list);
 	T_RUN(rate_limits);
+	T_RUN(message_fields);
 	T_RUN(verdict_log);
 	T_RUN(locked_database_tempfails);
 	pol_shutdown();

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "mail.h"
 #include "policy.h"
+#include "policy_int.h"
 #include "quar.h"
 #include "rulecheck.h"
 #include "rules.h"
@@ -261,6 +262,40 @@ T_CASE(expiry_by_test_clock)
 	unsetenv("POSTERN_CLOCK_FILE");
 }
 
+/* 40 rules match one HELO: 16 named results and one "24 more rules"
+ * carrying the rest of the score. */
+T_CASE(many_matches_keep_score)
+{
+	struct pol_session *ps;
+	struct pol_decision d = { 0 };
+	int named = 0, more = 0;
+
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "many%d", i);
+		struct rule_def r = { 0, name, "helo", "^flood", "", "score", 0.25, 1 };
+		T_ASSERT(db_rule_add(&r) > 0);
+	}
+	ps = session("198.51.100.7");
+	pol_set_helo(ps, "flood.example");
+	pol_run(ps, POL_CONNECT, NULL, &d);
+	pol_decision_clear(&d);
+	pol_run(ps, POL_HELO, NULL, &d);
+	T_ASSERT(d.score == 10.0);
+	T_EQ_INT(d.verdict, POL_REJECT);
+	for (int i = 0; i < ps->nresults; i++) {
+		if (strcmp(ps->results[i].check, "rule") != 0)
+			continue;
+		named++;
+		if (ps->results[i].reason && strcmp(ps->results[i].reason, "24 more rules") == 0)
+			more = 1;
+	}
+	T_EQ_INT(named, 17);
+	T_ASSERT(more);
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+}
+
 int
 main(void)
 {
@@ -296,6 +331,7 @@ main(void)
 	T_RUN(quarantine_full_is_tempfail);
 	T_RUN(rule_change_applies_next_transaction);
 	T_RUN(expiry_by_test_clock);
+	T_RUN(many_matches_keep_score);
 	pol_shutdown();
 	rule_swap(NULL);
 	conf_unref(conf);

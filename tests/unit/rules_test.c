@@ -227,10 +227,24 @@ T_CASE(flags)
 }
 
 /* Every rule of a mixed set over every sample: JIT and interpreter agree. */
-T_CASE(jit_and_interpreter_agree)
+/* Every sample gives the same hits under options a and b. */
+static void
+same_hits(const char *rules, const struct rule_opts *a, const struct rule_opts *b)
 {
 	static const char *files[] = { "alternative.eml", "nested.eml", "sjis.eml",
 	    "malformed.eml" };
+	struct hits ha, hb;
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		run(rules, a, files[i], NULL, RULE_MASK_ALL, &ha);
+		run(rules, b, files[i], NULL, RULE_MASK_ALL, &hb);
+		T_EQ_STR(ha.s, hb.s);
+		T_ASSERT(strcmp(ha.s, "BUILD FAILED") != 0);
+	}
+}
+
+T_CASE(jit_and_interpreter_agree)
+{
 	static const char extra[] =
 	    "w1 | body | /\\b\\w{6,}\\b/ | score 1\n"
 	    "w2 | raw | /^Content-Type:\\s*text\\/html/mi | score 1\n"
@@ -238,14 +252,8 @@ T_CASE(jit_and_interpreter_agree)
 	    "w4 | raw | /\\xff|never/ | score 1\n"
 	    "w5 | body | /(?<=invoice )attached/ | score 1\n";
 	char *all = xasprintf("%s%s", content_rules, extra);
-	struct hits a, b;
 
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		run(all, &jit_on, files[i], NULL, RULE_MASK_ALL, &a);
-		run(all, &jit_off, files[i], NULL, RULE_MASK_ALL, &b);
-		T_EQ_STR(a.s, b.s);
-		T_ASSERT(strcmp(a.s, "BUILD FAILED") != 0);
-	}
+	same_hits(all, &jit_on, &jit_off);
 	free(all);
 }
 
@@ -253,8 +261,6 @@ T_CASE(jit_and_interpreter_agree)
  * sample, for the test rules and the starter set. */
 T_CASE(prefilter_changes_no_answer)
 {
-	static const char *files[] = { "alternative.eml", "nested.eml", "sjis.eml",
-	    "malformed.eml" };
 	size_t n;
 	char *starter = mail_load("../../../etc/rules.txt", &n);
 	char *all = xasprintf("%s%s"
@@ -263,20 +269,67 @@ T_CASE(prefilter_changes_no_answer)
 	    "k3 | url | /spam\\.example\\/(buy|sell)\\?a=1/ | score 1\n"
 	    "k4 | body | /\\bplease find\\b.{0,40}\\b(invoice|receipt)\\b/is | score 1\n"
 	    "k5 | subject | /größe|zzz-nothing/i | score 1\n", content_rules, starter);
-	struct hits a, b;
+	struct hits a;
 
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		run(all, &jit_on, files[i], NULL, RULE_MASK_ALL, &a);
-		run(all, &jit_nopf, files[i], NULL, RULE_MASK_ALL, &b);
-		T_EQ_STR(a.s, b.s);
-		T_ASSERT(strcmp(a.s, "BUILD FAILED") != 0);
-	}
+	same_hits(all, &jit_on, &jit_nopf);
 	run(all, &jit_on, "alternative.eml", NULL, RULE_MASK_ALL, &a);
 	T_ASSERT(strstr(a.s, "k1@body[0]") && strstr(a.s, "k2@raw") && strstr(a.s, "k3@url[1]"));
 	run(all, &jit_on, "nested.eml", NULL, RULE_MASK_ALL, &a);
 	T_ASSERT(strstr(a.s, "k4@body[0]") != NULL);
 	free(all);
 	free(starter);
+}
+
+/* Random patterns against random texts: whenever the regex matches, the
+ * prefilter lets it run (same count with and without). Deterministic. */
+T_CASE(prefilter_sound_on_random_patterns)
+{
+	static const char *ptok[] = { "abc", "foo", "bar", "(", ")", "|", "?", "*", "+",
+	    "{2}", "[a-c]", "\\d", "\\b", ".", "x{1,3}", "(?:", "\\.", "é", "kit", "Sun",
+	    "^", "$", "{0,2}", "(?=foo)", "\\x41", "food", "ba" };
+	static const char *ttok[] = { "abc", "foo", "bar", "xx", "é", "KIT", "sun", ".", "7",
+	    " ", "\n", "food", "ABCFOO", "x", "Ba", "\xe2\x84\xaa" "it", "\xc5\xbf" "un", "A",
+	    "ab", "fo", "ki", "Su", "foa", "bard" };
+	unsigned long seed = 7;
+	int compared = 0, matched = 0;
+	char pat[256], text[1024], line[512], err[256];
+
+	for (int round = 0; round < 3000; round++) {
+		size_t pl = 0, tl = 0;
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		for (int k = 0, nt = 1 + (int)((seed >> 33) % 7); k < nt; k++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			pl += (size_t)snprintf(pat + pl, sizeof(pat) - pl, "%s",
+			    ptok[(seed >> 33) % ARRAY_SIZE(ptok)]);
+		}
+		for (int k = 0, nt = 2 + (int)((seed >> 40) % 10); k < nt; k++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			tl += (size_t)snprintf(text + tl, sizeof(text) - tl, "%s",
+			    ttok[(seed >> 33) % ARRAY_SIZE(ttok)]);
+		}
+		const char *flags = (seed >> 50) % 3 == 0 ? "i" : (seed >> 50) % 3 == 1 ? "" : "is";
+		snprintf(line, sizeof(line), "r | raw | /%s/%s | score 1", pat, flags);
+		struct rule_def d;
+		if (rule_line_parse(line, &d, err, sizeof(err)) != 1)
+			continue;	/* did not compile: nothing to compare */
+		struct rule_set *a = rule_set_build(&d, 1, &jit_on, err, sizeof(err));
+		struct rule_set *b = rule_set_build(&d, 1, &jit_nopf, err, sizeof(err));
+		struct rule_input in = { .raw = text, .rawlen = tl };
+		int ha = rule_set_eval(a, &in, RULE_MASK_ALL, NULL, NULL);
+		int hb = rule_set_eval(b, &in, RULE_MASK_ALL, NULL, NULL);
+		if (ha != hb)
+			fprintf(stderr, "  prefilter disagrees on /%s/%s\n", pat, flags);
+		T_EQ_INT(ha, hb);
+		compared++;
+		matched += hb;
+		rule_set_unref(a);
+		rule_set_unref(b);
+		rule_def_clear(&d);
+	}
+	fprintf(stderr, "  (%d patterns compared, %d matched)\n", compared, matched);
+	/* the corpus is not degenerate: plenty compile, some match, some not */
+	T_ASSERT(compared > 1000);
+	T_ASSERT(matched > 100 && matched < compared - 100);
 }
 
 /* A caseless 's' or 'k' also matches LONG S / KELVIN SIGN, which the
@@ -419,6 +472,7 @@ main(void)
 	T_RUN(jit_and_interpreter_agree);
 	T_RUN(prefilter_changes_no_answer);
 	T_RUN(prefilter_unicode_caseless);
+	T_RUN(prefilter_sound_on_random_patterns);
 	T_RUN(catastrophic_pattern_bounded);
 	T_RUN(invalid_utf8_subject_still_matches);
 	T_RUN(disabled_rules_skipped_and_counted);

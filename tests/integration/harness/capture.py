@@ -9,7 +9,8 @@ so that it can misbehave on request. It runs its event loop in a thread.
     cap = Capture(xclient=True, xforward=False,
                   rcpt_replies={"rejected@": "550 5.1.1 no such user"},
                   data_reply="451 4.3.0 try later",   # or a callable(msg)
-                  drop_after_data_bytes=100)          # close mid-DATA
+                  drop_after_data_bytes=100,          # close mid-DATA
+                  data_delay=30)                      # answer the dot late
     cap.start()
     ... Postern's proxy.backend = cap.addr ...
     msgs = cap.wait_messages(1)
@@ -86,7 +87,7 @@ class CapSession:
 class Capture:
     def __init__(self, xclient=True, xforward=True, rcpt_replies=None,
                  data_reply="250 2.0.0 Ok: queued", mail_reply=None,
-                 drop_after_data_bytes=None, banner="220 capture.test ESMTP",
+                 drop_after_data_bytes=None, data_delay=0, banner="220 capture.test ESMTP",
                  hostname="capture.test", port=None):
         self.xclient = xclient
         self.xforward = xforward
@@ -94,6 +95,7 @@ class Capture:
         self.data_reply = data_reply
         self.mail_reply = mail_reply
         self.drop_after_data_bytes = drop_after_data_bytes
+        self.data_delay = data_delay
         self.banner = banner
         self.hostname = hostname
         self.port = port or free_port()
@@ -262,6 +264,8 @@ class Capture:
                 if raw is None:
                     return   # dropped on purpose
                 msg = CapMessage(sess, mail, rcpts, raw)
+                if self.data_delay:
+                    await asyncio.sleep(self.data_delay)   # a slow backend
                 reply = self.data_reply(msg) if callable(self.data_reply) else self.data_reply
                 msg.reply = reply
                 with self._lock:

@@ -104,6 +104,8 @@ class Postern:
             raise RuntimeError("%s not built: run make" % self.binary)
         self.write_config()
         self._log = open(self.logfile, "ab")
+        self._log.write(("harness: starting %s\n" % self.binary).encode())
+        self._log.flush()
         self.proc = subprocess.Popen([self.binary, "serve", "-c", self.conf_path],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env,

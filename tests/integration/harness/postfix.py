@@ -27,7 +27,6 @@ import pwd
 import signal
 import socket
 import subprocess
-import time
 
 from .net import LOOPBACK, free_port, wait_port, wait_until
 

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 
 import dns.message
 import dns.query
