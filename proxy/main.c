@@ -19,7 +19,6 @@
 
 static int	 cmd_serve(int, char **);
 static int	 cmd_configtest(int, char **);
-static const char *opt_conf(int, char **);
 static void	 usage(void) __attribute__((noreturn));
 
 static void
@@ -36,16 +35,6 @@ usage(void)
 	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
 	    "       postern quarantine list|show|raw|release|delete|expire -c FILE [ID]\n");
 	exit(2);
-}
-
-/* -c FILE anywhere in argv; default etc/postern.conf. */
-static const char *
-opt_conf(int argc, char **argv)
-{
-	for (int i = 1; i < argc - 1; i++)
-		if (strcmp(argv[i], "-c") == 0)
-			return argv[i + 1];
-	return "etc/postern.conf";
 }
 
 /* Load or print every problem; NULL on failure. */
@@ -67,7 +56,7 @@ main_load_conf(const char *path)
 static int
 cmd_configtest(int argc, char **argv)
 {
-	struct conf *c = main_load_conf(opt_conf(argc, argv));
+	struct conf *c = main_load_conf(conf_path_arg(argc, argv));
 	char why[400];
 
 	if (c == NULL)
@@ -87,7 +76,7 @@ cmd_configtest(int argc, char **argv)
 static int
 cmd_serve(int argc, char **argv)
 {
-	const char *path = opt_conf(argc, argv);
+	const char *path = conf_path_arg(argc, argv);
 	struct conf *c = main_load_conf(path);
 
 	if (c == NULL)
