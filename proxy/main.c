@@ -37,26 +37,10 @@ usage(void)
 	exit(2);
 }
 
-/* Load or print every problem; NULL on failure. */
-struct conf *
-main_load_conf(const char *path)
-{
-	struct conf_err *errs;
-	struct conf *c;
-	int n;
-
-	if ((c = conf_load(path, &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
-	}
-	return c;
-}
-
 static int
 cmd_configtest(int argc, char **argv)
 {
-	struct conf *c = main_load_conf(conf_path_arg(argc, argv));
+	struct conf *c = conf_load_report(conf_path_arg(argc, argv));
 	char why[400];
 
 	if (c == NULL)
@@ -77,7 +61,7 @@ static int
 cmd_serve(int argc, char **argv)
 {
 	const char *path = conf_path_arg(argc, argv);
-	struct conf *c = main_load_conf(path);
+	struct conf *c = conf_load_report(path);
 
 	if (c == NULL)
 		return 1;
