@@ -218,7 +218,8 @@ static void	 smtp_set_deadline(struct smtp_session *);
 static void	 smtp_policy(struct smtp_session *, enum pol_stage);
 static void	 smtp_job_done(struct smtp_session *, struct work_job *);
 static void	 smtp_jobs_back(void *);
-static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
+static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
+static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
@@ -876,12 +877,30 @@ smtp_jobs_back(void *arg)
 	}
 }
 
+/* A refusal whose code does not fit its verdict is a bug elsewhere; the
+ * client must not get a 5xx for it (DESIGN.md: fail safe): 451 instead. */
+static void
+smtp_decision_sane(struct smtp_session *s, struct pol_decision *d)
+{
+	int lo = d->verdict == POL_REJECT ? 500 : 400;
+
+	if (d->code >= lo && d->code < lo + 100 && d->status[0] == (char)('0' + lo / 100))
+		return;
+	log_err("%s: policy gave %s with code %d status \"%s\"; answering 451",
+	    s->id, smtp_verdict_name(d->verdict), d->code, d->status);
+	d->verdict = POL_TEMPFAIL;
+	d->code = 451;
+	snprintf(d->status, sizeof(d->status), "4.3.0");
+	snprintf(d->text, sizeof(d->text), "Error: local policy problem; try again later");
+}
+
 /* Reply with a refusal when the decision is one; 1 if it was. */
 static int
-smtp_refused(struct smtp_session *s, const struct pol_decision *d)
+smtp_refused(struct smtp_session *s, struct pol_decision *d)
 {
 	if (d->verdict != POL_REJECT && d->verdict != POL_TEMPFAIL)
 		return 0;
+	smtp_decision_sane(s, d);
 	if (d->disconnect)
 		smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
 	else
@@ -1665,6 +1684,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		break;
 	case POL_TEMPFAIL:
 	case POL_REJECT:
+		smtp_decision_sane(s, d);
 		snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
 		break;
 	}
