@@ -182,6 +182,27 @@ T_CASE(reopen_keeps_state)
 	T_EQ_INT(count_rows("access"), 1);
 }
 
+/* A database from a newer postern, and a path that is a directory: both
+ * refuse to open (logged), nothing is changed. */
+T_CASE(open_refuses_newer_schema_and_bad_path)
+{
+	char p2[300];
+	sqlite3 *h;
+	struct conf *c2 = conf_defaults();
+
+	snprintf(p2, sizeof(p2), "%s/newer.db", dir);
+	T_ASSERT(sqlite3_open(p2, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	free(c2->db_path);
+	c2->db_path = xstrdup(p2);
+	T_EQ_INT(db_open(c2, 0), -1);
+	free(c2->db_path);
+	c2->db_path = xstrdup(dir);		/* a directory */
+	T_EQ_INT(db_open(c2, 0), -1);
+	conf_unref(c2);
+}
+
 int
 main(void)
 {
@@ -201,6 +222,7 @@ main(void)
 	T_RUN(locked_database_fails_then_recovers);
 	T_RUN(reopen_keeps_state);
 	db_close();
+	T_RUN(open_refuses_newer_schema_and_bad_path);
 	conf_unref(c);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
