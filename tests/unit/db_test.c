@@ -173,6 +173,30 @@ T_CASE(locked_database_fails_then_recovers)
 	T_EQ_INT(count_rows("verdicts"), 1);
 }
 
+/* While the database is locked the queue stays bounded: past
+ * DB_QUEUE_MAX the oldest queued rows go (logged); the rest land later. */
+T_CASE(queue_is_bounded)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	long long n = -1;
+	time_t now = time_wall();
+
+	T_ASSERT(sqlite3_open(path, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+	for (int i = 0; i < DB_QUEUE_MAX + 2000; i++)
+		db_stat_add("overflow", now, 1);
+	T_ASSERT(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	T_EQ_INT(db_flush(30000), 0);
+	if (sqlite3_prepare_v2(h, "SELECT sum(n) FROM stats WHERE name = 'overflow'",
+	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	/* what was queued, plus at most one batch the writer held */
+	T_ASSERT(n >= DB_QUEUE_MAX && n < DB_QUEUE_MAX + 2000);
+}
+
 T_CASE(reopen_keeps_state)
 {
 	db_close();
@@ -220,6 +244,7 @@ main(void)
 	T_RUN(grey_update_atomic);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
+	T_RUN(queue_is_bounded);
 	T_RUN(reopen_keeps_state);
 	db_close();
 	T_RUN(open_refuses_newer_schema_and_bad_path);
