@@ -8,6 +8,7 @@ rejected at connect never reaches the backend.
 import pytest
 
 from harness.capture import Capture
+from harness.net import wait_until
 from policyenv import PolicyEnv, smtp_session
 
 RECORDS = [
@@ -204,3 +205,24 @@ def test_no_lookup_leaves_the_configured_resolver():
         e.stop()
         sink.stop()
         undo()
+
+
+def test_reload_with_a_bad_list_setting_keeps_serving():
+    sink = Capture().start()
+    e = PolicyEnv(["1.0.0.127.bl.test. 300 IN A 127.0.0.2"],
+                  conf="[greylist]\nenabled = no\n[rbl]\nzones = bl.test*10\n").start()
+    try:
+        e.serve(sink)
+        assert smtp_session(e.port, source="127.0.0.1").banner[0] == 554
+        e.p.reload({"rbl.zones": "bl.test=127.0.0.[2"})
+        wait_until(lambda: "not asked until it is fixed" in e.log(), what="the reload")
+        s = smtp_session(e.port, source="127.0.0.1")
+        assert s.banner[0] == 220
+        s.quit()
+        e.p.reload({"rbl.zones": "bl.test*10"})
+        wait_until(lambda: smtp_session(e.port, source="127.0.0.1").banner[0] == 554,
+                   what="the list to apply again")
+        assert e.stop_serving() == 0
+    finally:
+        e.stop()
+        sink.stop()
