@@ -141,7 +141,7 @@ void
 pol_reload(struct conf *c)
 {
 	if (pol_check_conf(c) == -1)
-		log_err("policy: the new DNS list settings are ignored until fixed");
+		log_err("policy: DNS lists with a bad setting are not asked until it is fixed");
 	db_reload(c);
 	rulecheck_reload(c);
 }
