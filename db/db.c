@@ -203,6 +203,7 @@ static const struct db_migration migrations[] = {
 static char		*db_path;
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
+static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
 static int		 db_version;
 static pthread_key_t	 db_reader_key;
 static pthread_once_t	 db_key_once = PTHREAD_ONCE_INIT;
@@ -531,7 +532,11 @@ db_enqueue(struct db_job *j)
 	pthread_cond_signal(&db_work_cv);
 	pthread_mutex_unlock(&db_mtx);
 	if (drop) {
-		log_err("db: write queue full (%d); dropped a queued row", DB_QUEUE_MAX);
+		/* one line per thousand, not a flood while the disk is stuck */
+		unsigned long n = atomic_fetch_add(&db_dropped, 1) + 1;
+		if (n == 1 || n % 1000 == 0)
+			log_err("db: write queue full (%d); %lu queued rows dropped so far",
+			    DB_QUEUE_MAX, n);
 		db_job_free(drop);
 	}
 }
@@ -1783,15 +1788,17 @@ db_quar_delete(const char *id)
 }
 
 int
-db_quar_expire(time_t now, long long max_age)
+db_quar_expire(time_t now, long long max_age, int limit)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 
-	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE ts < ?1"
-	    " AND state != 'releasing'")) == NULL)
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE id IN"
+	    " (SELECT id FROM quarantine WHERE ts < ?1 AND state != 'releasing'"
+	    "  ORDER BY ts LIMIT ?2)")) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - max_age));
+	sqlite3_bind_int(st, 2, limit);
 	if (db_step_done(h, st, "expire quarantine") == -1)
 		return -1;
 	return sqlite3_changes(h);

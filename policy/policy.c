@@ -86,11 +86,9 @@ pol_verdict_name(enum pol_verdict v)
 static int
 pol_check_conf(const struct conf *c)
 {
-	struct rbl_site sites[RBL_MAX_SITES];
-	char why[300];
+	char why[400];
 
-	if (rbl_parse(c->rbl_zones, sites, RBL_MAX_SITES, why, sizeof(why)) == -1 ||
-	    rbl_parse(c->rhsbl_zones, sites, RBL_MAX_SITES, why, sizeof(why)) == -1) {
+	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
 		log_err("policy: %s: %s", c->path ? c->path : "config", why);
 		return -1;
 	}
@@ -143,7 +141,7 @@ void
 pol_reload(struct conf *c)
 {
 	if (pol_check_conf(c) == -1)
-		log_err("policy: the new DNS list settings are ignored until fixed");
+		log_err("policy: DNS lists with a bad setting are not asked until it is fixed");
 	db_reload(c);
 	rulecheck_reload(c);
 }

@@ -197,6 +197,23 @@ rbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
 	return dns_reverse_name(sa, zone, out, outsz);
 }
 
+int
+rbl_conf_check(const struct conf *c, char *why, size_t whysz)
+{
+	struct rbl_site sites[RBL_MAX_SITES];
+	char w[300];
+
+	if (rbl_parse(c->rbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "rbl.zones: %s", w);
+		return -1;
+	}
+	if (rbl_parse(c->rhsbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "rbl.rhsbl_zones: %s", w);
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- lookups */
 
 static void *
@@ -278,8 +295,8 @@ rbl_lists(struct pol_session *ps, const char *spec, const struct sockaddr *sa,
 	int n, nq = 0;
 
 	if ((n = rbl_parse(spec, sites, RBL_MAX_SITES, why, sizeof(why))) <= 0) {
-		if (n == -1)
-			log_err("%s: %s: %s", ps->sid, check, why);
+		if (n == -1)	/* said loudly at start or reload; not per session */
+			log_debug("%s: %s: %s", ps->sid, check, why);
 		return;
 	}
 	memset(q, 0, sizeof(q));

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct conf;
 struct pol_check;
 
 #define RBL_MAX_SITES	32	/* per setting */
@@ -47,6 +48,10 @@ int	 rbl_match(const struct rbl_site *, struct in_addr);
 /* The query name for a client address under zone: "4.3.2.1.zone" or the
  * 32 reversed nibbles for IPv6 (IPv4-mapped IPv6 as IPv4). 0 or -1. */
 int	 rbl_name(const struct sockaddr *, const char *zone, char *out, size_t outsz);
+
+/* Check rbl.zones and rbl.rhsbl_zones of a config: 0, or -1 with the
+ * problem ("rbl.zones: bad DNS list ...") in why. */
+int	 rbl_conf_check(const struct conf *, char *why, size_t whysz);
 
 extern const struct pol_check rbl_check;
 

@@ -187,7 +187,10 @@ T_CASE(greylisting_with_clock)
 	T_EQ_STR(d.text, "Greylisted, try again in 300 seconds");
 	clock_set(100);
 	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_TEMPFAIL);
-	T_EQ_STR(d.text, "Greylisted, try again in 200 seconds");
+	/* the test clock is an offset on the real one: a real second may pass */
+	int wait = -1;
+	T_EQ_INT(sscanf(d.text, "Greylisted, try again in %d seconds", &wait), 1);
+	T_ASSERT(wait >= 195 && wait <= 200);
 	clock_set(301);
 	T_EQ_INT(envelope(ps, "a@example.org", "r@example.net", &d), POL_ACCEPT);
 	/* same /24, same sender and recipient: the triplet passes */
