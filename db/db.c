@@ -1788,15 +1788,17 @@ db_quar_delete(const char *id)
 }
 
 int
-db_quar_expire(time_t now, long long max_age)
+db_quar_expire(time_t now, long long max_age, int limit)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 
-	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE ts < ?1"
-	    " AND state != 'releasing'")) == NULL)
+	if (h == NULL || (st = db_prep(h, "DELETE FROM quarantine WHERE id IN"
+	    " (SELECT id FROM quarantine WHERE ts < ?1 AND state != 'releasing'"
+	    "  ORDER BY ts LIMIT ?2)")) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - max_age));
+	sqlite3_bind_int(st, 2, limit);
 	if (db_step_done(h, st, "expire quarantine") == -1)
 		return -1;
 	return sqlite3_changes(h);

@@ -230,8 +230,9 @@ int	 db_quar_claim(const char *id, char **mail_from, char **rcpts_json,
 int	 db_quar_finish(const char *id, int delivered, const char *who, time_t when);
 /* 0 deleted, 1 not found, -1 error. */
 int	 db_quar_delete(const char *id);
-/* Delete messages older than now - max_age: how many, or -1. */
-int	 db_quar_expire(time_t now, long long max_age);
+/* Delete up to limit messages older than now - max_age (oldest first):
+ * how many, or -1. A bounded batch keeps each call short. */
+int	 db_quar_expire(time_t now, long long max_age, int limit);
 /* Total bytes held: >= 0, or -1. */
 long long db_quar_total(void);
 

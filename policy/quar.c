@@ -143,13 +143,19 @@ quar_store(struct pol_session *ps, const struct pol_msg *msg, struct pol_decisio
 }
 
 int
-quar_expire(const struct conf *c)
+quar_expire(const struct conf *c, int batch)
 {
-	int n = db_quar_expire(time_wall(), c->quarantine_max_age);
+	int n, total = 0;
 
-	if (n > 0)
-		log_info("quarantine: %d messages expired", n);
-	return n;
+	/* Batches, so a large backlog never holds the write lock for long. */
+	do {
+		n = db_quar_expire(time_wall(), c->quarantine_max_age, QUAR_EXPIRE_BATCH);
+		if (n > 0)
+			total += n;
+	} while (n == QUAR_EXPIRE_BATCH && (batch == 0 || total < batch));
+	if (total > 0)
+		log_info("quarantine: %d messages expired", total);
+	return n < 0 ? -1 : total;
 }
 
 /* Wall clock (the test clock moves it), so expiry tests need no sleep. */
@@ -162,7 +168,7 @@ quar_tick(const struct conf *c)
 		return;
 	if (!atomic_compare_exchange_strong(&quar_last_tick, &last, now))
 		return;
-	quar_expire(c);
+	quar_expire(c, QUAR_EXPIRE_BATCH);
 }
 
 /* ---- release ---- */
@@ -424,7 +430,7 @@ quar_cli(const struct conf *c, int na, char **a, const char *who, const char *q)
 		return quar_print(db_quar_list(&qq));
 	}
 	if (na == 1 && strcmp(a[0], "expire") == 0) {
-		rc = quar_expire(c);
+		rc = quar_expire(c, 0);
 		printf("%d expired\n", rc < 0 ? 0 : rc);
 		return rc < 0;
 	}

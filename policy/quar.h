@@ -34,6 +34,7 @@ struct pol_session;
 #define QUAR_SMTP_TIMEOUT_S	60
 #define QUAR_REPLY_MAX		4096	/* bytes of one (multi-line) reply */
 #define QUAR_TICK_S		60	/* expiry runs at most this often */
+#define QUAR_EXPIRE_BATCH	500	/* messages deleted per tick */
 
 /*
  * At DATA with verdict QUARANTINE (called by pol_run): commit the message,
@@ -48,9 +49,9 @@ void	 quar_store(struct pol_session *, const struct pol_msg *, struct pol_decisi
  * (still held; err says why). */
 int	 quar_release(const struct conf *, const char *id, const char *who,
 	    char *err, size_t errsz);
-/* Delete messages older than quarantine.max_age (time_wall clock): how
- * many, or -1. */
-int	 quar_expire(const struct conf *);
+/* Delete messages older than quarantine.max_age (time_wall clock), at
+ * most batch of them (0: all): how many, or -1. */
+int	 quar_expire(const struct conf *, int batch);
 /* quar_expire at most once a minute; cheap to call per transaction. */
 void	 quar_tick(const struct conf *);
 

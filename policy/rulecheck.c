@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Our index in pol_session.priv[]; policy_int.h leaves slots to checks. */
-#define RULECHECK_SLOT	8
+/* Our index in pol_session.priv[]: our place in policy.c's check table. */
+#define RULECHECK_SLOT	pol_check_slot(&rulecheck)
 /* Matching rules named one result each, per stage; past it the rest add
  * their score as one "N more rules" result, so a message matching
  * hundreds of rules cannot crowd POL_MAX_RESULTS nor lose score. */

@@ -18,6 +18,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,36 +199,65 @@ be_enter_state(struct be *be, enum be_state st)
 	be->state = st;
 }
 
-int be_ready(const struct be *be) { return be->state == BE_S_READY; }
+int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 
-/* Start a non-blocking connect to proxy.backend; 0 or -1. */
+/* proxy.backend as a socket address: an IP literal directly, a name
+ * through getaddrinfo() (which may block: deployments give an address). */
 static int
-be_connect(struct be *be)
+be_address(const char *hp, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
 	char host[256], portstr[16];
-	int port, fd, one = 1;
+	int port;
 
-	if (hostport_split(be->conf->backend, host, sizeof(host), &port) == -1)
+	if (hostport_split(hp, host, sizeof(host), &port) == -1)
 		return -1;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return 0;
+	}
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	if (getaddrinfo(host, portstr, &hints, &res) != 0)
 		return -1;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		freeaddrinfo(res);
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Start a non-blocking connect to proxy.backend; 0 or -1. We wait for
+ * the greeting (EV_READ), not for writability: one event fewer. */
+static int
+be_connect(struct be *be)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (be_address(be->conf->backend, &ss, &len) == -1)
 		return -1;
-	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, res->ai_addr, res->ai_addrlen) == -1 && errno != EINPROGRESS) {
-		freeaddrinfo(res);
+	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS) {
 		close(fd);
 		return -1;
 	}
-	freeaddrinfo(res);
-	ev_add(be->loop, &be->io, fd, EV_WRITE, be_io, be);
+	ev_add(be->loop, &be->io, fd, EV_READ, be_io, be);
 	return 0;
 }
 
@@ -343,10 +373,8 @@ be_update_events(struct be *be)
 {
 	unsigned want = EV_READ;
 
-	if (be->out.len > 0 || be->state == BE_S_CONNECTING || be->state == BE_S_BODY)
+	if (be->state != BE_S_CONNECTING && (be->out.len > 0 || be->state == BE_S_BODY))
 		want |= EV_WRITE;
-	if (be->state == BE_S_CONNECTING)
-		want = EV_WRITE;
 	ev_set(be->loop, &be->io, want);
 }
 
@@ -363,7 +391,7 @@ be_io(struct ev_io *io, unsigned r)
 			return;
 		}
 		be_enter_state(be, BE_S_GREETING);
-		be_update_events(be);
+		be_read(be);	/* the greeting is what woke us */
 		return;
 	}
 	if (r & EV_WRITE) {

@@ -533,6 +533,15 @@ conf_dump_keys(FILE *fp)
 		    *keys[i].def ? keys[i].def : "(empty)", keys[i].help);
 }
 
+const char *
+conf_path_arg(int argc, char **argv)
+{
+	for (int i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "-c") == 0)
+			return argv[i + 1];
+	return "etc/postern.conf";
+}
+
 struct conf *
 conf_load_report(const char *path)
 {

@@ -112,6 +112,9 @@ struct conf_err {
  * formatted "FILE:LINE: what is wrong; what to do".
  */
 struct conf	*conf_load(const char *path, struct conf_err **errs, int *nerrs);
+/* A command's config file: the argument after -c anywhere in argv, else
+ * etc/postern.conf. */
+const char	*conf_path_arg(int argc, char **argv);
 /* conf_load() for commands: each problem printed on stderr, then NULL. */
 struct conf	*conf_load_report(const char *path);
 /* Built-in defaults, as if the file were empty. */

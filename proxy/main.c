@@ -19,7 +19,6 @@
 
 static int	 cmd_serve(int, char **);
 static int	 cmd_configtest(int, char **);
-static const char *opt_conf(int, char **);
 static void	 usage(void) __attribute__((noreturn));
 
 static void
@@ -38,36 +37,10 @@ usage(void)
 	exit(2);
 }
 
-/* -c FILE anywhere in argv; default etc/postern.conf. */
-static const char *
-opt_conf(int argc, char **argv)
-{
-	for (int i = 1; i < argc - 1; i++)
-		if (strcmp(argv[i], "-c") == 0)
-			return argv[i + 1];
-	return "etc/postern.conf";
-}
-
-/* Load or print every problem; NULL on failure. */
-struct conf *
-main_load_conf(const char *path)
-{
-	struct conf_err *errs;
-	struct conf *c;
-	int n;
-
-	if ((c = conf_load(path, &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
-	}
-	return c;
-}
-
 static int
 cmd_configtest(int argc, char **argv)
 {
-	struct conf *c = main_load_conf(opt_conf(argc, argv));
+	struct conf *c = conf_load_report(conf_path_arg(argc, argv));
 	char why[400];
 
 	if (c == NULL)
@@ -87,8 +60,8 @@ cmd_configtest(int argc, char **argv)
 static int
 cmd_serve(int argc, char **argv)
 {
-	const char *path = opt_conf(argc, argv);
-	struct conf *c = main_load_conf(path);
+	const char *path = conf_path_arg(argc, argv);
+	struct conf *c = conf_load_report(path);
 
 	if (c == NULL)
 		return 1;

@@ -166,6 +166,10 @@ struct smtp_loop {
 	struct smtp_session *hash[SMTP_HASH];
 	int		 nsessions;
 	int		 jobs_out;
+	int		 lis_paused;	/* accept() failed for want of resources */
+	/* Reads land here first; a session keeps only what it has not
+	 * processed yet, so no session holds a read-sized buffer. */
+	char		 scratch[LIM_IO_CHUNK];
 	uint64_t	 last_tick, drain_deadline;
 	int		 draining;
 	pthread_t	 thread;
@@ -214,7 +218,8 @@ static void	 smtp_set_deadline(struct smtp_session *);
 static void	 smtp_policy(struct smtp_session *, enum pol_stage);
 static void	 smtp_job_done(struct smtp_session *, struct work_job *);
 static void	 smtp_jobs_back(void *);
-static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
+static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
+static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
@@ -504,7 +509,7 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	struct conf *c = conf_current();
 	struct smtp_session *s;
 	char ip[INET6_ADDRSTRLEN];
-	int port, one = 1;
+	int port;
 
 	smtp_peer(ss, ip, &port);
 	if (smtp_conn_take(c, ip) == -1) {
@@ -516,7 +521,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 		conf_unref(c);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = xcalloc(1, sizeof(*s));
 	s->loop = l;
 	s->conf = c;
@@ -530,7 +534,6 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	stats_gauge_add(STATS_G_SESSIONS, 1);
 	smtp_loop_add(l, s);
 	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
-	s->be = be_new(l->ev, c, s->id, smtp_be_cb, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
 	log_info("%s: connect from [%s]:%d", s->id, ip, port);
 	smtp_set_deadline(s);
@@ -549,8 +552,13 @@ smtp_accept(struct ev_io *io, unsigned r)
 		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of descriptors or memory: the listener would stay
+			 * readable and spin; rest it until the next tick. */
+			log_warn("accept: %s; not accepting for a second", strerror(errno));
+			ev_set(l->ev, io, 0);
+			l->lis_paused = 1;
 			return;
 		}
 		smtp_accept_one(l, fd, &ss, len);
@@ -580,7 +588,8 @@ smtp_free(struct smtp_session *s, const char *reason)
 	l->nsessions--;
 	s->next = l->graveyard;
 	l->graveyard = s;
-	be_close(s->be);
+	if (s->be != NULL)
+		be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
 	stats_gauge_add(STATS_G_SESSIONS, -1);
@@ -660,36 +669,33 @@ smtp_io(struct ev_io *io, unsigned r)
 static void
 smtp_read(struct smtp_session *s)
 {
+	char *p = s->loop->scratch;
+
 	/* A TLS record may hold more than we asked for: drain what OpenSSL
 	 * already decrypted, within a bound. */
 	for (int rounds = 0; rounds < 4; rounds++) {
-		char *p = line_buf_space(&s->in, LIM_IO_CHUNK);
 		unsigned want = 0;
 		ssize_t n;
 
 		if (s->ssl != NULL) {
 			n = tls_read(s->ssl, p, LIM_IO_CHUNK, &want);
 			if (n == 0) {
-				line_buf_commit(&s->in, 0);
 				if (want == EV_WRITE)
 					s->flags |= SMTP_F_WANTW;
 				break;
 			}
 		} else {
 			n = recv(s->io.fd, p, LIM_IO_CHUNK, 0);
-			if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-				line_buf_commit(&s->in, 0);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
 				break;
-			}
 			if (n == 0)
 				n = -1;
 		}
 		if (n < 0) {
-			line_buf_commit(&s->in, 0);
 			smtp_free(s, "lost connection");
 			return;
 		}
-		line_buf_commit(&s->in, (size_t)n);
+		line_buf_add(&s->in, p, (size_t)n);
 		if (s->state == SMTP_S_DATA)
 			s->tx->data_started = 1;
 		smtp_set_deadline(s);
@@ -871,12 +877,30 @@ smtp_jobs_back(void *arg)
 	}
 }
 
+/* A refusal whose code does not fit its verdict is a bug elsewhere; the
+ * client must not get a 5xx for it (DESIGN.md: fail safe): 451 instead. */
+static void
+smtp_decision_sane(struct smtp_session *s, struct pol_decision *d)
+{
+	int lo = d->verdict == POL_REJECT ? 500 : 400;
+
+	if (d->code >= lo && d->code < lo + 100 && d->status[0] == (char)('0' + lo / 100))
+		return;
+	log_err("%s: policy gave %s with code %d status \"%s\"; answering 451",
+	    s->id, smtp_verdict_name(d->verdict), d->code, d->status);
+	d->verdict = POL_TEMPFAIL;
+	d->code = 451;
+	snprintf(d->status, sizeof(d->status), "4.3.0");
+	snprintf(d->text, sizeof(d->text), "Error: local policy problem; try again later");
+}
+
 /* Reply with a refusal when the decision is one; 1 if it was. */
 static int
-smtp_refused(struct smtp_session *s, const struct pol_decision *d)
+smtp_refused(struct smtp_session *s, struct pol_decision *d)
 {
 	if (d->verdict != POL_REJECT && d->verdict != POL_TEMPFAIL)
 		return 0;
+	smtp_decision_sane(s, d);
 	if (d->disconnect)
 		smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
 	else
@@ -1451,6 +1475,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
+			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
 		who.v6 = s->v6;
 		who.port = s->port;
@@ -1658,6 +1684,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		break;
 	case POL_TEMPFAIL:
 	case POL_REJECT:
+		smtp_decision_sane(s, d);
 		snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
 		break;
 	}
@@ -1705,9 +1732,15 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 {
 	struct smtp_session *s, *next;
 
+	if (l->lis_paused && !l->draining) {
+		l->lis_paused = 0;
+		for (int i = 0; i < l->nlis; i++)
+			ev_set(l->ev, &l->lis[i], EV_READ);
+	}
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
-		be_tick(s->be, now);
+		if (s->be != NULL)
+			be_tick(s->be, now);
 		if (s->flags & SMTP_F_DEAD)
 			continue;
 		if (s->wait == SMTP_W_NONE && s->state != SMTP_S_EOM && now > s->deadline) {
@@ -1806,6 +1839,8 @@ smtp_listen_one(const char *hp)
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    /* accepted sockets inherit it (Linux): no setsockopt per client */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    (ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
 	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {

@@ -20,6 +20,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,13 +52,18 @@ struct lit_set {
 struct lit_parse {
 	const char	*p;
 	int		 icase;
-	char		 run[LIT_MAX + 1];
+	/* The run's variants (a class such as [i1] multiplies them), all
+	 * runlen bytes long; full once an atom did not fit, so the run stays
+	 * contiguous. */
+	char		 run[LIT_ALTS][LIT_MAX + 1];
 	size_t		 runlen;
+	int		 nrun, full;
+	int		 depth;
 	struct lit_req	 req;
 };
 
 static unsigned char fold[256];
-static int fold_ready;
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 static void	 fold_init(void);
 static int	 has_top_alt(const char *);
@@ -67,12 +73,17 @@ static size_t	 group_end(const char *);
 static size_t	 class_end(const char *);
 static void	 run_flush(struct lit_parse *);
 static void	 consider(struct lit_parse *, const struct lit_factor *);
-static int	 alts_factor(const char *, size_t, int icase, struct lit_factor *);
+static int	 alts_factor(const char *, size_t, int icase, int depth, struct lit_factor *);
+static int	 extract(const char *, const char *flags, struct lit_req *, int depth);
+static void	 run_append(struct lit_parse *, const char *, size_t);
+static int	 class_members(const char *, size_t, char m[LIT_CLASS_MAX]);
+static void	 run_class(struct lit_parse *, const char *, int);
 static size_t	 factor_min(const struct lit_factor *);
 static size_t	 lit_atom(struct lit_parse *, const char *, char *out, size_t *outlen);
 static uint32_t	 lit_hash(uint32_t key);
 static size_t	 lit_anchor(const char *, size_t);
 static const char *escape_end(const char *);
+static int	 fold_trap(const unsigned char *, size_t);
 
 /* Length of the syntactic unit at p: an escape pair, a whole class, a
  * whole group, or one byte; 0 when it is unterminated. Splitting on '|'
@@ -107,7 +118,6 @@ fold_init(void)
 {
 	for (int c = 0; c < 256; c++)
 		fold[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	fold_ready = 1;
 }
 
 /* A quantifier at q: its length and *min, or 0 when none. -1 for a '{'
@@ -251,19 +261,83 @@ run_flush(struct lit_parse *lp)
 	struct lit_factor f = { 0 };
 
 	if (lp->runlen >= LIT_MIN) {
-		f.n = 1;
-		f.len[0] = lp->runlen;
-		memcpy(f.s[0], lp->run, lp->runlen);
+		f.n = lp->nrun;
+		for (int i = 0; i < lp->nrun; i++) {
+			f.len[i] = lp->runlen;
+			memcpy(f.s[i], lp->run[i], lp->runlen);
+		}
 		consider(lp, &f);
 	}
 	lp->runlen = 0;
+	lp->nrun = 1;
+	lp->full = 0;
+}
+
+/* Append one literal atom (bl bytes) to every variant of the run. */
+static void
+run_append(struct lit_parse *lp, const char *b, size_t bl)
+{
+	if (lp->full || lp->runlen + bl > LIT_MAX) {
+		lp->full = 1;
+		return;
+	}
+	for (int i = 0; i < lp->nrun; i++)
+		memcpy(lp->run[i] + lp->runlen, b, bl);
+	lp->runlen += bl;
+}
+
+/* The members of a small plain class ("[i1!]", "[-_]") folded and
+ * deduplicated into m: how many, or 0 when it is anything else (negated,
+ * a range, an escape class, non-ASCII, more than LIT_CLASS_MAX). */
+static int
+class_members(const char *s, size_t e, char m[LIT_CLASS_MAX])
+{
+	int k = 0;
+
+	if (s[1] == '^')
+		return 0;
+	for (size_t i = 1; i + 1 < e; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\\') {
+			c = (unsigned char)s[++i];
+			if (isalnum(c) || c >= 0x80)
+				return 0;
+		} else if (c == '[' || c >= 0x80 || c < 0x20 ||
+		    (c == '-' && i != 1 && i + 2 != e))
+			return 0;	/* posix class, non-ASCII, a range */
+		c = fold[c];
+		if (memchr(m, c, (size_t)k) != NULL)
+			continue;
+		if (k == LIT_CLASS_MAX)
+			return 0;
+		m[k++] = (char)c;
+	}
+	return k;
+}
+
+/* Multiply the run by a class's members (each variant once per member). */
+static void
+run_class(struct lit_parse *lp, const char *m, int k)
+{
+	char tmp[LIT_ALTS][LIT_MAX + 1];
+
+	if (lp->full || lp->runlen + 1 > LIT_MAX || lp->nrun * k > LIT_ALTS)
+		run_flush(lp);		/* start over with the class alone */
+	for (int i = 0; i < lp->nrun; i++)
+		for (int j = 0; j < k; j++) {
+			memcpy(tmp[i * k + j], lp->run[i], lp->runlen);
+			tmp[i * k + j][lp->runlen] = m[j];
+		}
+	lp->nrun *= k;
+	lp->runlen++;
+	memcpy(lp->run, tmp, sizeof(tmp));
 }
 
 /* Split body (len bytes) at its top-level '|'; each alternative must have
  * a required literal; the union of their best ones is one factor for the
  * whole alternation. 1 and *f filled, or 0. */
 static int
-alts_factor(const char *body, size_t len, int icase, struct lit_factor *f)
+alts_factor(const char *body, size_t len, int icase, int depth, struct lit_factor *f)
 {
 	size_t st = 0;
 
@@ -277,7 +351,7 @@ alts_factor(const char *body, size_t len, int icase, struct lit_factor *f)
 		n = 1;
 		char *alt = xstrndup(body + st, i - st);
 		struct lit_req r;
-		int ok = lit_extract(alt, icase ? "i" : "", &r);
+		int ok = extract(alt, icase ? "i" : "", &r, depth + 1);
 		free(alt);
 		if (!ok)
 			return 0;
@@ -300,20 +374,27 @@ alts_factor(const char *body, size_t len, int icase, struct lit_factor *f)
 int
 lit_extract(const char *pattern, const char *flags, struct lit_req *out)
 {
-	struct lit_parse lp = { .p = pattern };
+	return extract(pattern, flags, out, 0);
+}
+
+static int
+extract(const char *pattern, const char *flags, struct lit_req *out, int depth)
+{
+	struct lit_parse lp = { .p = pattern, .nrun = 1, .depth = depth };
 	const char *s = pattern;
 	char b[8];
 	size_t bl, a;
 	int min, q;
 
-	if (!fold_ready)
-		fold_init();
+	pthread_once(&fold_once, fold_init);
 	if (flags != NULL && strchr(flags, 'x'))
 		return 0;
 	lp.icase = flags != NULL && strchr(flags, 'i') != NULL;
+	if (depth > LIT_DEPTH)
+		return 0;
 	if (has_top_alt(pattern)) {
 		struct lit_factor f;
-		if (!alts_factor(pattern, strlen(pattern), lp.icase, &f))
+		if (!alts_factor(pattern, strlen(pattern), lp.icase, depth, &f))
 			return 0;
 		out->n = 1;
 		out->f[0] = f;
@@ -334,13 +415,25 @@ lit_extract(const char *pattern, const char *flags, struct lit_req *out)
 				s += a + (size_t)q;
 				continue;
 			}
-			if (lp.runlen + bl <= LIT_MAX) {
-				memcpy(lp.run + lp.runlen, b, bl);
-				lp.runlen += bl;
-			}
+			run_append(&lp, b, bl);
 			if (q > 0)
 				run_flush(&lp);
 			s += a + (size_t)q;
+			continue;
+		}
+		if (*s == '[') {
+			size_t e = class_end(s);
+			char m[LIT_CLASS_MAX];
+			int k;
+			if (e == 0 || (q = quant(s + e, &min)) < 0)
+				return 0;
+			if ((q == 0 || min > 0) && (k = class_members(s, e, m)) > 0) {
+				run_class(&lp, m, k);
+				if (q > 0)
+					run_flush(&lp);
+			} else
+				run_flush(&lp);
+			s += e + (size_t)q;
 			continue;
 		}
 		run_flush(&lp);
@@ -366,17 +459,12 @@ lit_extract(const char *pattern, const char *flags, struct lit_req *out)
 			if ((q = quant(s + e, &min)) < 0)
 				return 0;
 			if (blen > 0 && (q == 0 || min > 0) &&
-			    alts_factor(body, blen, lp.icase, &f))
+			    alts_factor(body, blen, lp.icase, depth + 1, &f))
 				consider(&lp, &f);
 			s += e + (size_t)q;
 			continue;
 		}
-		if (*s == '[') {
-			size_t e = class_end(s);
-			if (e == 0)
-				return 0;
-			s += e;
-		} else if (*s == '\\') {
+		if (*s == '\\') {
 			if (s[1] == 'Q' || s[1] == '\0')
 				return 0;
 			if ((s = escape_end(s)) == NULL)
@@ -427,6 +515,22 @@ escape_end(const char *s)
 
 /* ---- the scanner ---- */
 
+/* Does the text hold LONG S (C5 BF) or KELVIN SIGN (E2 84 AA)? memchr on
+ * the lead byte is much faster than memmem on the sequence. */
+static int
+fold_trap(const unsigned char *t, size_t n)
+{
+	const unsigned char *p, *e = t + n;
+
+	for (p = t; (p = memchr(p, 0xC5, (size_t)(e - p))) != NULL; p++)
+		if (p + 1 < e && p[1] == 0xBF)
+			return 1;
+	for (p = t; (p = memchr(p, 0xE2, (size_t)(e - p))) != NULL; p++)
+		if (p + 2 < e && p[1] == 0x84 && p[2] == 0xAA)
+			return 1;
+	return 0;
+}
+
 static uint32_t
 lit_hash(uint32_t key)
 {
@@ -436,8 +540,7 @@ lit_hash(uint32_t key)
 struct lit_set *
 lit_set_new(void)
 {
-	if (!fold_ready)
-		fold_init();
+	pthread_once(&fold_once, fold_init);
 	return xcalloc(1, sizeof(struct lit_set));
 }
 
@@ -517,7 +620,7 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
 		return;
 	/* Caseless 'k'/'s' also match these; we do not fold them, so pass
 	 * every literal rather than skip a rule that could match. */
-	if (memmem(text, len, "\xE2\x84\xAA", 3) || memmem(text, len, "\xC5\xBF", 2)) {
+	if (fold_trap(t, len)) {
 		memset(found, 1, ls->n);
 		return;
 	}

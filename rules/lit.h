@@ -27,7 +27,9 @@
 
 #define LIT_MIN		3	/* shorter literals are too common to help */
 #define LIT_MAX		32	/* longer ones are cut: a prefix is still required */
-#define LIT_ALTS	8	/* alternatives in one factor, e.g. (foo|bar|baz) */
+#define LIT_ALTS	16	/* alternatives in one factor, e.g. (foo|bar|baz) */
+#define LIT_CLASS_MAX	4	/* members of a class like [i1!] spelled out */
+#define LIT_DEPTH	8	/* group nesting looked into */
 #define LIT_FACTORS	4	/* factors kept per pattern (all are required) */
 
 /* "Every match contains one of s[0..n-1]" (lower-cased ASCII). */

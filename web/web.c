@@ -61,7 +61,6 @@ static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
 static char	*web_read_pem(const char *path);
 static int	 web_state_change(const char *method);
 static void	 web_client_ip(struct web_req *);
-static const char *web_opt_conf(int, char **);
 static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
@@ -351,6 +350,8 @@ web_send(struct web_req *r, struct web_resp *resp)
 	MHD_add_response_header(m, "Cache-Control", "no-store");
 	if (web_tls)
 		MHD_add_response_header(m, "Strict-Transport-Security", "max-age=31536000");
+	/* /metrics is scraped by tools that speak RFC 6750; the page's own
+	 * /api/ calls handle 401 themselves. */
 	if (resp->status == 401 && strncmp(r->path, "/api/", 5) != 0)
 		MHD_add_response_header(m, "WWW-Authenticate", "Bearer realm=\"postern\"");
 	if (resp->cookie != NULL)
@@ -549,15 +550,6 @@ web_stop(void)
 
 /* ------------------------------------------------------- subcommands */
 
-static const char *
-web_opt_conf(int argc, char **argv)
-{
-	for (int i = 1; i < argc - 1; i++)
-		if (strcmp(argv[i], "-c") == 0)
-			return argv[i + 1];
-	return "etc/postern.conf";
-}
-
 int
 web_main(int argc, char **argv)
 {
@@ -565,7 +557,7 @@ web_main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
-	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
+	if ((c = conf_load_report(conf_path_arg(argc, argv))) == NULL)
 		return 1;
 	log_set_level(c->log_level);
 	/* Block before any thread starts so only sigwait() sees them. */
@@ -615,7 +607,7 @@ web_passwd_main(int argc, char **argv)
 		    "USER is 1-%d of A-Z a-z 0-9 . _ @ -)\n", AUTH_MAX_USER);
 		return 2;
 	}
-	if ((c = conf_load_report(web_opt_conf(argc, argv))) == NULL)
+	if ((c = conf_load_report(conf_path_arg(argc, argv))) == NULL)
 		return 1;
 	if (web_read_password(pw, sizeof(pw)) == -1) {
 		fprintf(stderr, "postern passwd: give the password on the first line of "

@@ -291,13 +291,16 @@ def test_backend_refuses_service_at_banner(make_postern, make_capture):
 
 
 def test_backend_answer_to_mail_is_passed_back(make_postern, make_capture):
+    """The backend's refusal of MAIL reaches the client: at MAIL, or -- when
+    Postern sends MAIL pipelined with the first RCPT -- at that RCPT."""
     cap = make_capture(mail_reply="452 4.3.1 insufficient system storage")
     p = make_postern(cap.addr)
     with RawSMTP(p.port) as c:
         c.ehlo()
-        r = c.cmd("MAIL FROM:<a@example.org>")
-        assert r.code == 452, r
-        assert c.cmd("RCPT TO:<b@example.org>").code == 503   # no transaction open
+        r = _backend_step(c)
+        assert r.code == 452 and r.enhanced == "4.3.1", r
+        assert c.cmd("DATA").code in (503, 554)     # nothing to send
+    assert not cap.messages
 
 
 def test_connections_per_ip_limit_421(make_postern, capture):

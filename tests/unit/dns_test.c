@@ -97,7 +97,8 @@ unbound_start(void)
 	}
 }
 
-/* Wait (bounded, 10 s) until unbound answers a raw UDP query. Not through
+/* Wait (bounded, 30 s: a loaded CI machine starts unbound slowly, more so
+ * under ASan) until unbound answers a raw UDP query. Not through
  * libunbound: it would mark a server that is not up yet as down and keep
  * refusing to ask it for a while. */
 static void
@@ -114,16 +115,21 @@ unbound_wait(void)
 	sin.sin_port = htons((uint16_t)unbound_port);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	for (int i = 0; i < 100; i++) {
+	int up = 0;
+
+	for (int i = 0; i < 300 && !up; i++) {
 		if (waitpid(unbound_pid, NULL, WNOHANG) == unbound_pid)
 			fatalx("unbound exited; see %s/unbound.log", dir);
 		if (sendto(fd, q, sizeof(q), 0, (struct sockaddr *)&sin, sizeof(sin)) == -1)
 			fatal("sendto");
 		if (poll(&pfd, 1, 100) == 1 && recv(fd, buf, sizeof(buf), 0) > 0)
-			break;
-		usleep(100 * 1000);
+			up = 1;
+		else
+			usleep(100 * 1000);
 	}
 	close(fd);
+	if (!up)
+		fatalx("unbound did not answer within 30 s; see %s/unbound.log", dir);
 }
 
 static void

@@ -46,7 +46,19 @@ T_CASE(extract)
 	T_EQ_STR(req("(?=abc)def", ""), "{def}");	/* lookahead consumes nothing */
 	T_EQ_STR(req("abc{2}", ""), "{abc}");
 	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
-	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{agra|cialis}");
+	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{viagra|v1agra|cialis}");
+	/* small classes are spelled out; anything else ends the run */
+	T_EQ_STR(req("v[i1!|]agra", "i"), "{viagra|v1agra|v!agra|v|agra}");
+	T_EQ_STR(req("c[i1]al[i1]s", ""), "{cialis|cial1s|c1alis|c1al1s}");
+	T_EQ_STR(req("ab[xy]?cde", ""), "{cde}");
+	T_EQ_STR(req("abc[de]+fgh", ""), "{abcd|abce}{fgh}");
+	T_EQ_STR(req("[^a]bcd", ""), "{bcd}");
+	T_EQ_STR(req("[a-c]+", ""), "-");
+	T_EQ_STR(req("x[a-c]yz", ""), "-");
+	T_EQ_STR(req("[-_]abc", ""), "{-abc|_abc}");
+	T_EQ_STR(req("[Aa][Bb][Cc]", "i"), "{abc}");
+	/* a run that filled up stays contiguous: nothing after the gap */
+	T_EQ_STR(req("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaéxyz", ""), "{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}");
 	T_EQ_STR(req("\\1abc", ""), "{abc}");
 	T_EQ_STR(req("x{", ""), "-");
 }

@@ -255,9 +255,9 @@ T_CASE(expiry_by_test_clock)
 	snprintf(clock, sizeof(clock), "%s/clock", dir);
 	setenv("POSTERN_CLOCK_FILE", clock, 1);
 	write_file("clock", "86400\n");		/* one day on: still kept */
-	T_EQ_INT(quar_expire(conf), 0);
+	T_EQ_INT(quar_expire(conf, 0), 0);
 	write_file("clock", "2592100\n");	/* past 30 days */
-	T_ASSERT(quar_expire(conf) >= 1);
+	T_ASSERT(quar_expire(conf, 0) >= 1);
 	T_EQ_INT(db_quar_total(), 0);
 	unsetenv("POSTERN_CLOCK_FILE");
 }

@@ -181,17 +181,18 @@ function drawTimeChart(s) {
     const i = Math.floor((m.minute - start) / step);
     if (series[k] && i >= 0 && i < n) series[k][i] += m.n;
   }
-  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k], borderColor: VERDICT_COLORS[k],
-    backgroundColor: VERDICT_COLORS[k], fill: false, tension: 0.2, pointRadius: 0 }));
+  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k],
+    backgroundColor: VERDICT_COLORS[k], borderWidth: 0 }));
   if (P.charts.time) {
     P.charts.time.data.labels = labels;
     P.charts.time.data.datasets.forEach((d, i) => { d.data = datasets[i].data; });
     P.charts.time.update('none');
     return;
   }
-  P.charts.time = new Chart($('chart-time'), { type: 'line', data: { labels, datasets },
+  P.charts.time = new Chart($('chart-time'), { type: 'bar', data: { labels, datasets },
     options: { responsive: true, maintainAspectRatio: false, animation: false,
-      scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12 } } } } });
+      scales: { y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+        x: { stacked: true, ticks: { maxTicksLimit: 12 } } } } });
 }
 
 function drawVerdictChart(sum) {
@@ -209,6 +210,8 @@ function drawVerdictChart(sum) {
 
 /* ------------------------------------------------------------- verdicts */
 
+/* The verdict log, newest first; "more" appends older rows. While the page
+ * is open, newer transactions are prepended every few seconds. */
 async function loadVerdicts(more) {
   const q = $('verdict-q').value.trim();
   let url = '/api/verdicts?limit=100';
@@ -218,6 +221,22 @@ async function loadVerdicts(more) {
   P.verdicts = more ? P.verdicts.concat(r.verdicts) : r.verdicts;
   P.verdictBefore = r.verdicts.length ? r.verdicts[r.verdicts.length - 1].id : 0;
   $('verdict-more').hidden = r.verdicts.length < 100;
+  drawVerdicts();
+  if (!more) $('verdict-detail').hidden = true;
+  if (!P.timer) P.timer = setInterval(() => newerVerdicts().catch(() => {}), 3000);
+}
+
+async function newerVerdicts() {
+  const q = $('verdict-q').value.trim();
+  const r = await api('GET', '/api/verdicts?limit=100' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  const top = P.verdicts.length ? P.verdicts[0].id : 0;
+  const fresh = r.verdicts.filter((v) => v.id > top);
+  if (!fresh.length) return;
+  P.verdicts = fresh.concat(P.verdicts);
+  drawVerdicts();
+}
+
+function drawVerdicts() {
   const tb = clear($('verdict-table').tBodies[0]);
   if (!P.verdicts.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No transactions yet.')));
   for (const v of P.verdicts) {
@@ -226,7 +245,6 @@ async function loadVerdicts(more) {
       el('td', {}, list(v.rcpts)), el('td', { class: 'subj' }, v.subject),
       el('td', { class: 'num' }, fmtScore(v.score)), el('td', {}, badge(v.verdict))));
   }
-  if (!more) $('verdict-detail').hidden = true;
 }
 
 function kv(pairs) {
