@@ -2,7 +2,9 @@
  * found, with the input class in the name; `make unit-asan` runs them
  * under ASan+UBSan, where an out-of-bounds read fails loudly. An alarm
  * turns a hang into a failure. */
+#include "authres.h"
 #include "be.h"
+#include "policy.h"
 #include "t.h"
 #include "util.h"
 
@@ -44,11 +46,34 @@ T_CASE(be_ehlo_xclient_bare_cr)
 	T_EQ_INT(xf, 0);
 }
 
+/* Review of authres.c: comments nested deeper than a fixed cap made the
+ * authserv-id unreadable, so a forged field claiming our host name behind
+ * 40 levels of "(" was relayed (fail-open of RFC 8601 5 hygiene). */
+T_CASE(authres_deep_comment_forgery)
+{
+	char hdr[512], id[AUTHRES_SERVID_MAX + 1];
+	struct pol_skip *sk = NULL;
+	size_t o = 0;
+
+	o += (size_t)snprintf(hdr + o, sizeof(hdr) - o, "Authentication-Results: ");
+	for (int i = 0; i < 40; i++)
+		hdr[o++] = '(';
+	for (int i = 0; i < 40; i++)
+		hdr[o++] = ')';
+	o += (size_t)snprintf(hdr + o, sizeof(hdr) - o, " mx.example.org; spf=pass\r\n\r\n");
+	T_EQ_INT(authres_servid(hdr + 23, o - 23, id, sizeof(id)), 0);
+	T_EQ_STR(id, "mx.example.org");
+	T_EQ_INT(authres_skips(hdr, o, "mx.example.org", &sk), 1);
+	T_ASSERT(sk != NULL && sk[0].off == 0 && sk[0].len == o - 2);
+	free(sk);
+}
+
 int
 main(void)
 {
 	alarm(20);
 	T_RUN(be_ehlo_short_line);
 	T_RUN(be_ehlo_xclient_bare_cr);
+	T_RUN(authres_deep_comment_forgery);
 	return T_END();
 }
