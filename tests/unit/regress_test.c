@@ -115,6 +115,22 @@ T_CASE(conf_long_line_split)
 	free(errs);
 }
 
+/* Review of util.c: a size or time with a unit multiplied past
+ * LLONG_MAX ("9999999999g", signed overflow, UB; a wrapped value could
+ * pass the range check). */
+T_CASE(parse_scaled_overflow)
+{
+	long long v = 0;
+
+	T_EQ_INT(parse_bytes("9999999999999g", &v), -1);
+	T_EQ_INT(parse_seconds("99999999999999999w", &v), -1);
+	T_EQ_INT(parse_bytes("8589934591g", &v), 0);	/* (2^63-1)/2^30 */
+	T_EQ_INT(v, 8589934591LL << 30);
+	T_EQ_INT(parse_bytes("8589934592g", &v), -1);
+	T_EQ_INT(parse_seconds("2w", &v), 0);
+	T_EQ_INT(v, 1209600);
+}
+
 int
 main(void)
 {
@@ -123,5 +139,6 @@ main(void)
 	T_RUN(be_ehlo_xclient_bare_cr);
 	T_RUN(authres_deep_comment_forgery);
 	T_RUN(conf_long_line_split);
+	T_RUN(parse_scaled_overflow);
 	return T_END();
 }
