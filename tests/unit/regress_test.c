@@ -4,10 +4,12 @@
  * turns a hang into a failure. */
 #include "authres.h"
 #include "be.h"
+#include "conf.h"
 #include "policy.h"
 #include "t.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -68,6 +70,67 @@ T_CASE(authres_deep_comment_forgery)
 	free(sk);
 }
 
+/* Load text as a config; returns the conf or NULL with *errs. */
+static struct conf *
+load_text(const char *text, struct conf_err **errs, int *nerrs)
+{
+	char path[] = "/tmp/postern-regress-XXXXXX";
+	int fd = mkstemp(path);
+	struct conf *c;
+
+	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		abort();
+	close(fd);
+	c = conf_load(path, errs, nerrs);
+	unlink(path);
+	return c;
+}
+
+/* Review of conf.c: a line longer than inih's 200-byte buffer came back
+ * as two lines, so the tail of a long comment was read as a key (a
+ * commented-out setting came alive) and line numbers went wrong. */
+T_CASE(conf_long_line_split)
+{
+	char text[600];
+	struct conf_err *errs = NULL;
+	int nerrs = 0;
+	struct conf *c;
+
+	/* The tail after byte 199 would be "hostname = evil.example". */
+	snprintf(text, sizeof(text), "[proxy]\n# %-197shostname = evil.example\n"
+	    "max_received = 7\n", "padding");
+	c = load_text(text, &errs, &nerrs);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(nerrs, 1);
+	T_ASSERT(nerrs >= 1 && errs[0].line == 2 &&
+	    strstr(errs[0].msg, "longer than") != NULL);
+	if (c != NULL)
+		conf_unref(c);
+	free(errs);
+	errs = NULL;
+	c = load_text("[proxy]\nmax_received = 7\n", &errs, &nerrs);
+	T_ASSERT(c != NULL && c->max_received == 7);
+	if (c != NULL)
+		conf_unref(c);
+	free(errs);
+}
+
+/* Review of util.c: a size or time with a unit multiplied past
+ * LLONG_MAX ("9999999999g", signed overflow, UB; a wrapped value could
+ * pass the range check). */
+T_CASE(parse_scaled_overflow)
+{
+	long long v = 0;
+
+	T_EQ_INT(parse_bytes("9999999999999g", &v), -1);
+	T_EQ_INT(parse_seconds("99999999999999999w", &v), -1);
+	T_EQ_INT(parse_bytes("8589934591g", &v), 0);	/* (2^63-1)/2^30 */
+	T_EQ_INT(v, 8589934591LL << 30);
+	T_EQ_INT(parse_bytes("8589934592g", &v), -1);
+	T_EQ_INT(parse_seconds("2w", &v), 0);
+	T_EQ_INT(v, 1209600);
+}
+
 int
 main(void)
 {
@@ -75,5 +138,7 @@ main(void)
 	T_RUN(be_ehlo_short_line);
 	T_RUN(be_ehlo_xclient_bare_cr);
 	T_RUN(authres_deep_comment_forgery);
+	T_RUN(conf_long_line_split);
+	T_RUN(parse_scaled_overflow);
 	return T_END();
 }
