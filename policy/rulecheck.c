@@ -54,6 +54,7 @@ static struct rc_state *rc_state(struct pol_session *);
 static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
+static int	 rc_blocks(const struct pol_session *, enum pol_stage);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
@@ -69,6 +70,7 @@ const struct pol_check rulecheck = {
 	.run = rc_run,
 	.tx_reset = rc_tx_reset,
 	.free = rc_free,
+	.blocks = rc_blocks,
 };
 
 /* Severity order for competing actions (higher wins). */
@@ -141,6 +143,19 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	}
 	mime_free(m);
 	rc_apply(s, st);
+}
+
+/* Without a rule set the run reads the database (rulecheck_refresh);
+ * with one, only rules of this stage's targets run (regex, maybe on the
+ * whole body) and a quarantine rule matched earlier stores the message
+ * at DATA. Otherwise the run only clears its per-stage state. */
+static int
+rc_blocks(const struct pol_session *ps, enum pol_stage st)
+{
+	const struct rc_state *s = ps->priv[RULECHECK_SLOT];
+
+	return s == NULL || s->set == NULL || s->quarantine ||
+	    (rule_set_targets(s->set) & rc_stage_mask(st)) != 0;
 }
 
 static void
