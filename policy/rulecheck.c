@@ -11,8 +11,11 @@
  * quarantined).
  *
  * Ownership: the session's state (ps->priv[RULECHECK_SLOT]) holds one
- * rule_set reference, dropped at transaction reset.
- * Thread: the check runs on policy workers; one session at a time.
+ * rule_set reference, dropped at transaction reset (the one taken at
+ * CONNECT serves the session's first transaction too).
+ * Thread: the check runs on policy workers, or on the proxy's loop thread
+ * when rc_blocks() says it has nothing to read or match; one session at a
+ * time.
  */
 #include "rulecheck.h"
 #include "conf.h"
@@ -37,6 +40,10 @@
 
 struct rc_state {
 	struct rule_set	*set;
+	/* set was checked at CONNECT/HELO and no transaction used it yet: the
+	 * session's first MAIL keeps it instead of asking the database again
+	 * (so that MAIL, with nothing else to look up, needs no worker). */
+	int		 fresh;
 	int		 quarantine;	/* a quarantine rule matched before DATA */
 	char		 qrule[RULE_MAX_NAME + 1];
 	/* this stage's hits past RULECHECK_MAX_NAMED, and strongest action */
@@ -118,6 +125,7 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	if (s->set == NULL) {
 		rulecheck_refresh(ps->conf, 0);
 		s->set = rule_current();
+		s->fresh = st <= POL_HELO;
 	}
 	s->ps = ps;
 	s->action = -1;
@@ -225,14 +233,23 @@ rc_tx_reset(struct pol_session *ps)
 
 	if (s == NULL)
 		return;
-	rule_set_unref(s->set);
-	s->set = NULL;
+	/* No transaction yet (the reset of the first MAIL, or an RSET
+	 * before it): a fresh set stays. */
+	if (!s->fresh || ps->mail_from != NULL) {
+		rule_set_unref(s->set);
+		s->set = NULL;
+		s->fresh = 0;
+	}
 	s->quarantine = 0;
 }
 
 static void
 rc_free(struct pol_session *ps)
 {
+	struct rc_state *s = ps->priv[RULECHECK_SLOT];
+
+	if (s != NULL)
+		s->fresh = 0;
 	rc_tx_reset(ps);
 	free(ps->priv[RULECHECK_SLOT]);
 	ps->priv[RULECHECK_SLOT] = NULL;
