@@ -1422,19 +1422,21 @@ db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
 
 /* ----------------------------------------------------------------- rules */
 
-/* One integer from a query on this thread's connection, or -1. */
+/* One integer from a query on this thread's connection, or -1. sql is a
+ * string literal: the statement is prepared once per thread (the rules
+ * version is asked at every connect and transaction). */
 static long long
 db_scalar(const char *sql)
 {
-	sqlite3 *h = db_reader();
+	sqlite3 *h;
 	sqlite3_stmt *st;
 	long long v = -1;
 
-	if (h == NULL || (st = db_prep(h, sql)) == NULL)
+	if ((st = db_rstmt(&h, sql)) == NULL)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	db_rdone(st);
 	return v;
 }
 
