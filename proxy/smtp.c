@@ -1496,6 +1496,7 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
+		who.name = pol_client_name(s->ps);
 		who.v6 = s->v6;
 		who.port = s->port;
 		who.helo = s->helo;
