@@ -6,6 +6,7 @@
 #include "be.h"
 #include "conf.h"
 #include "policy.h"
+#include "rbl.h"
 #include "t.h"
 #include "util.h"
 
@@ -131,6 +132,20 @@ T_CASE(parse_scaled_overflow)
 	T_EQ_INT(v, 1209600);
 }
 
+/* Review of rbl.c: a weight of "nan" or "inf" (or one past DBL_MAX) was
+ * taken, and a NaN score makes every verdict threshold compare false. */
+T_CASE(rbl_weight_not_finite)
+{
+	struct rbl_site s[4];
+	char why[256];
+
+	T_EQ_INT(rbl_parse("bl.example*nan", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*inf", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*-1e999", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*2.5 wl.example*-1e3", s, 4, why, sizeof(why)), 2);
+	T_ASSERT(s[0].weight == 2.5 && s[1].weight == -1000);
+}
+
 int
 main(void)
 {
@@ -140,5 +155,6 @@ main(void)
 	T_RUN(authres_deep_comment_forgery);
 	T_RUN(conf_long_line_split);
 	T_RUN(parse_scaled_overflow);
+	T_RUN(rbl_weight_not_finite);
 	return T_END();
 }
