@@ -114,6 +114,14 @@ T_CASE(conf_long_line_split)
 	if (c != NULL)
 		conf_unref(c);
 	free(errs);
+	errs = NULL;
+	/* Review: a score of nan or inf was taken (NaN thresholds never match). */
+	c = load_text("[policy]\nreject_score = nan\ntag_score = -inf\n", &errs, &nerrs);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(nerrs, 2);
+	if (c != NULL)
+		conf_unref(c);
+	free(errs);
 }
 
 /* Review of util.c: a size or time with a unit multiplied past
