@@ -5,6 +5,7 @@
 #include "authres.h"
 #include "be.h"
 #include "conf.h"
+#include "lit.h"
 #include "policy.h"
 #include "rbl.h"
 #include "t.h"
@@ -154,6 +155,17 @@ T_CASE(rbl_weight_not_finite)
 	T_ASSERT(s[0].weight == 2.5 && s[1].weight == -1000);
 }
 
+/* fuzz_rules: the prefilter's quantifier reader overflowed int on a long
+ * digit run ("tp{9999999999999 |", signed overflow UB under UBSan). */
+T_CASE(lit_quantifier_digits_overflow)
+{
+	struct lit_req r;
+
+	T_EQ_INT(lit_extract("ht-tp{99999999999999999999999999 x", "", &r), 0);
+	T_ASSERT(lit_extract("abcdef{99999999999999999999}ghij", "", &r) >= 0);
+	T_EQ_INT(lit_extract("abcdef{2}ghij", "", &r), 1);
+}
+
 int
 main(void)
 {
@@ -164,5 +176,6 @@ main(void)
 	T_RUN(conf_long_line_split);
 	T_RUN(parse_scaled_overflow);
 	T_RUN(rbl_weight_not_finite);
+	T_RUN(lit_quantifier_digits_overflow);
 	return T_END();
 }
