@@ -10,6 +10,7 @@
 #include "rbl.h"
 #include "t.h"
 #include "util.h"
+#include "web_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,34 @@ T_CASE(lit_quantifier_digits_overflow)
 	T_EQ_INT(lit_extract("abcdef{2}ghij", "", &r), 1);
 }
 
+/* fuzz_web: an error reply quoting a long non-ASCII quarantine_id was cut
+ * inside a UTF-8 sequence; jansson refused it and web_json() called
+ * fatalx(): one API request aborted the daemon. */
+T_CASE(web_error_cut_utf8)
+{
+	struct conf *c = conf_defaults();
+	struct web_req r = { 0 };
+	struct web_resp resp = { 0 };
+	char body[1024];
+	size_t o;
+
+	o = (size_t)snprintf(body, sizeof(body), "{\"rule\": {\"name\": \"t\", "
+	    "\"target\": \"subject\", \"pattern\": \"x\"}, \"quarantine_id\": \"!");
+	for (int i = 0; i < 300; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "\xc3\xa9");
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "\"}");
+	r.method = "POST";
+	r.path = "/api/rules/test";
+	r.body = body;
+	r.len = o;
+	r.conf = c;
+	api_dispatch(&r, &resp);
+	T_EQ_INT(resp.status, 404);
+	T_ASSERT(resp.body != NULL && strstr(resp.body, "no quarantined message !?") != NULL);
+	free(resp.body);
+	conf_unref(c);
+}
+
 int
 main(void)
 {
@@ -177,5 +206,6 @@ main(void)
 	T_RUN(parse_scaled_overflow);
 	T_RUN(rbl_weight_not_finite);
 	T_RUN(lit_quantifier_digits_overflow);
+	T_RUN(web_error_cut_utf8);
 	return T_END();
 }
