@@ -195,6 +195,35 @@ T_CASE(web_error_cut_utf8)
 	conf_unref(c);
 }
 
+/* Review after fuzz_web: a rule-test match longer than the excerpt was cut
+ * inside a UTF-8 sequence; the 200 reply's json_pack failed and web_json
+ * called fatalx() (the daemon aborted). The cut is on a boundary now. */
+T_CASE(rule_test_excerpt_utf8_cut)
+{
+	struct conf *c = conf_defaults();
+	struct web_req r = { 0 };
+	struct web_resp resp = { 0 };
+	char body[1024];
+	size_t o;
+
+	o = (size_t)snprintf(body, sizeof(body), "{\"rule\": {\"name\": \"t\", "
+	    "\"target\": \"body\", \"pattern\": \"x.+\"}, \"message\": "
+	    "\"Subject: a\\r\\n\\r\\nxx");
+	for (int i = 0; i < 300; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "\xc3\xa9");
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "\\r\\n\"}");
+	r.method = "POST";
+	r.path = "/api/rules/test";
+	r.body = body;
+	r.len = o;
+	r.conf = c;
+	api_dispatch(&r, &resp);
+	T_EQ_INT(resp.status, 200);
+	T_ASSERT(resp.body != NULL && strstr(resp.body, "\"matched\":true") != NULL);
+	free(resp.body);
+	conf_unref(c);
+}
+
 int
 main(void)
 {
@@ -207,5 +236,6 @@ main(void)
 	T_RUN(rbl_weight_not_finite);
 	T_RUN(lit_quantifier_digits_overflow);
 	T_RUN(web_error_cut_utf8);
+	T_RUN(rule_test_excerpt_utf8_cut);
 	return T_END();
 }
