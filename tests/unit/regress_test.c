@@ -167,32 +167,41 @@ T_CASE(lit_quantifier_digits_overflow)
 	T_EQ_INT(lit_extract("abcdef{2}ghij", "", &r), 1);
 }
 
-/* fuzz_web: an error reply quoting a long non-ASCII quarantine_id was cut
- * inside a UTF-8 sequence; jansson refused it and web_json() called
- * fatalx(): one API request aborted the daemon. */
-T_CASE(web_error_cut_utf8)
+/* POST /api/rules/test with body pre + 300 x "é" + post; the reply into
+ * *resp (caller frees resp->body). */
+static void
+rules_test_post(const char *pre, const char *post, struct web_resp *resp)
 {
 	struct conf *c = conf_defaults();
 	struct web_req r = { 0 };
-	struct web_resp resp = { 0 };
 	char body[1024];
-	size_t o;
+	size_t o = (size_t)snprintf(body, sizeof(body), "%s", pre);
 
-	o = (size_t)snprintf(body, sizeof(body), "{\"rule\": {\"name\": \"t\", "
-	    "\"target\": \"subject\", \"pattern\": \"x\"}, \"quarantine_id\": \"!");
 	for (int i = 0; i < 300; i++)
 		o += (size_t)snprintf(body + o, sizeof(body) - o, "\xc3\xa9");
-	o += (size_t)snprintf(body + o, sizeof(body) - o, "\"}");
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "%s", post);
 	r.method = "POST";
 	r.path = "/api/rules/test";
 	r.body = body;
 	r.len = o;
 	r.conf = c;
-	api_dispatch(&r, &resp);
+	memset(resp, 0, sizeof(*resp));
+	api_dispatch(&r, resp);
+	conf_unref(c);
+}
+
+/* fuzz_web: an error reply quoting a long non-ASCII quarantine_id was cut
+ * inside a UTF-8 sequence; jansson refused it and web_json() called
+ * fatalx(): one API request aborted the daemon. */
+T_CASE(web_error_cut_utf8)
+{
+	struct web_resp resp;
+
+	rules_test_post("{\"rule\": {\"name\": \"t\", \"target\": \"subject\", "
+	    "\"pattern\": \"x\"}, \"quarantine_id\": \"!", "\"}", &resp);
 	T_EQ_INT(resp.status, 404);
 	T_ASSERT(resp.body != NULL && strstr(resp.body, "no quarantined message !?") != NULL);
 	free(resp.body);
-	conf_unref(c);
 }
 
 /* Review after fuzz_web: a rule-test match longer than the excerpt was cut
@@ -200,28 +209,14 @@ T_CASE(web_error_cut_utf8)
  * called fatalx() (the daemon aborted). The cut is on a boundary now. */
 T_CASE(rule_test_excerpt_utf8_cut)
 {
-	struct conf *c = conf_defaults();
-	struct web_req r = { 0 };
-	struct web_resp resp = { 0 };
-	char body[1024];
-	size_t o;
+	struct web_resp resp;
 
-	o = (size_t)snprintf(body, sizeof(body), "{\"rule\": {\"name\": \"t\", "
-	    "\"target\": \"body\", \"pattern\": \"x.+\"}, \"message\": "
-	    "\"Subject: a\\r\\n\\r\\nxx");
-	for (int i = 0; i < 300; i++)
-		o += (size_t)snprintf(body + o, sizeof(body) - o, "\xc3\xa9");
-	o += (size_t)snprintf(body + o, sizeof(body) - o, "\\r\\n\"}");
-	r.method = "POST";
-	r.path = "/api/rules/test";
-	r.body = body;
-	r.len = o;
-	r.conf = c;
-	api_dispatch(&r, &resp);
+	rules_test_post("{\"rule\": {\"name\": \"t\", \"target\": \"body\", "
+	    "\"pattern\": \"x.+\"}, \"message\": \"Subject: a\\r\\n\\r\\nxx",
+	    "\\r\\n\"}", &resp);
 	T_EQ_INT(resp.status, 200);
 	T_ASSERT(resp.body != NULL && strstr(resp.body, "\"matched\":true") != NULL);
 	free(resp.body);
-	conf_unref(c);
 }
 
 int
