@@ -5,13 +5,16 @@
 #include "authres.h"
 #include "be.h"
 #include "conf.h"
+#include "dkim.h"
 #include "lit.h"
 #include "policy.h"
+#include "policy_int.h"
 #include "rbl.h"
 #include "t.h"
 #include "util.h"
 #include "web_int.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -219,6 +222,43 @@ T_CASE(rule_test_excerpt_utf8_cut)
 	free(resp.body);
 }
 
+/* The authres properties of the first dkim result for msg (no DNS: the
+ * key lookup is a temperror, the signature is still reported). */
+static void
+dkim_props(const char *msg, char *out, size_t outsz)
+{
+	struct conf *c = conf_defaults();
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct pol_session *ps;
+	struct pol_msg m = { msg, strlen(msg) };
+	const struct pol_result *r;
+
+	ps = pol_session_new(c, "R", (struct sockaddr *)&sin, sizeof(sin));
+	pol_tx_begin(ps, "a@example.org", "");
+	dkim_check.run(ps, POL_DATA, &m);
+	r = pol_result_find(ps, "dkim");
+	snprintf(out, outsz, "%s", r != NULL && r->authres != NULL ? r->authres : "");
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+/* fuzz_dkim: an i= tag ending in "=" made libopendkim's dkim_qp_decode()
+ * (via dkim_sig_getidentity) step over the string's end and read on
+ * through the heap until it crashed (SEGV). */
+T_CASE(dkim_identity_trailing_equals)
+{
+	char props[768];
+
+	dkim_props("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel;\r\n"
+	    " h=from; i=@example.org=; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n"
+	    " b=dGVzdA==\r\nFrom: a@example.org\r\n\r\nbody\r\n", props, sizeof(props));
+	T_ASSERT(strstr(props, "header.i=@example.org= ") != NULL);
+	dkim_props("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel;\r\n"
+	    " h=from; i=jo=2Esmith@exam\r\n ple.org; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n"
+	    " b=dGVzdA==\r\nFrom: a@example.org\r\n\r\nbody\r\n", props, sizeof(props));
+	T_ASSERT(strstr(props, "header.i=jo.smith@example.org ") != NULL);
+}
+
 int
 main(void)
 {
@@ -232,5 +272,6 @@ main(void)
 	T_RUN(lit_quantifier_digits_overflow);
 	T_RUN(web_error_cut_utf8);
 	T_RUN(rule_test_excerpt_utf8_cut);
+	T_RUN(dkim_identity_trailing_equals);
 	return T_END();
 }
