@@ -83,6 +83,7 @@ pol_check_main(int argc, char **argv)
 	}
 	pol_only_set(a.only);
 	ps = pol_session_new(c, "check", (struct sockaddr *)&ss, sl);
+	pol_set_dry_run(ps);
 	memset(&d, 0, sizeof(d));
 	stop = check_stage(ps, POL_CONNECT, NULL, &d);
 	if (!stop && a.helo) {
@@ -267,6 +268,7 @@ check_json(const struct pol_session *ps, enum pol_stage stage,
 	}
 	json_object_set_new(o, "results", all);
 	json_object_set_new(o, "score", json_real(ps->score));
+	json_object_set_new(o, "client_name", json_string(pol_client_name(ps)));
 	json_object_set_new(o, "verdict", json_string(pol_verdict_name(d->verdict)));
 	json_object_set_new(o, "stage", json_string(stage_names[stage]));
 	if (d->code)

@@ -25,6 +25,7 @@
 #include "quar.h"
 #include "rate.h"
 #include "rbl.h"
+#include "rdns.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -59,6 +60,7 @@ static int	 pol_auth_temperror(const struct pol_session *);
 extern const struct pol_check spf_check;
 
 static const struct pol_check *checks[] = {
+	&rdns_check,		/* first: the name feeds access, rules and the log */
 	&access_check,
 	&rate_check,
 	&rbl_check,
@@ -141,7 +143,7 @@ void
 pol_reload(struct conf *c)
 {
 	if (pol_check_conf(c) == -1)
-		log_err("policy: the new DNS list settings are ignored until fixed");
+		log_err("policy: DNS lists with a bad setting are not asked until it is fixed");
 	db_reload(c);
 	rulecheck_reload(c);
 }
@@ -197,10 +199,22 @@ pol_session_free(struct pol_session *ps)
 }
 
 void
+pol_set_dry_run(struct pol_session *ps)
+{
+	ps->dry_run = 1;
+}
+
+void
 pol_set_client_name(struct pol_session *ps, const char *name)
 {
 	free(ps->client_name);
 	ps->client_name = xstrdup(name);
+}
+
+const char *
+pol_client_name(const struct pol_session *ps)
+{
+	return ps->client_name;
 }
 
 void
@@ -355,7 +369,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
 		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
-	if (stage == POL_CONNECT)
+	if (stage == POL_CONNECT && !ps->dry_run)
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
@@ -516,7 +530,8 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	}
 	/* Committed before the 250, or turned into a 4xx (quar_store also
 	 * refuses with 550 when quarantine.enabled = no). */
-	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL &&
+	    !ps->dry_run)
 		quar_store(ps, msg, d);
 	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;

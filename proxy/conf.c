@@ -108,6 +108,9 @@ static const struct conf_key keys[] = {
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
 
+	{ "proxy.user", T_STR, O(user), "", 0, 0, NULL,
+	  "started as root: drop to this user once the ports are bound (db.path and spool_dir must be writable by it)" },
+
 	{ "log.level", T_LOGLEVEL, O(log_level), "info", 0, 0, NULL,
 	  "error, warning, info or debug" },
 	{ "log.syslog", T_BOOL, O(log_syslog), "no", 0, 0, NULL,

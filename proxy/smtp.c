@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -218,7 +219,8 @@ static void	 smtp_set_deadline(struct smtp_session *);
 static void	 smtp_policy(struct smtp_session *, enum pol_stage);
 static void	 smtp_job_done(struct smtp_session *, struct work_job *);
 static void	 smtp_jobs_back(void *);
-static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
+static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
+static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
@@ -243,6 +245,8 @@ static void	 smtp_accept_one(struct smtp_loop *, int, const struct sockaddr_stor
 static int	 smtp_addr_error(struct smtp_session *, enum addr_err, int);
 static int	 smtp_mail_params_ok(struct smtp_session *, const struct addr_cmd *);
 static int	 smtp_notify_ok(const char *);
+static const char *const *smtp_param_enum(const char *);
+static int	 smtp_param_enum_ok(const char *const *, const char *);
 static void	 smtp_be_rcpt_group(struct smtp_session *);
 static void	 smtp_tick(struct smtp_loop *, uint64_t);
 static int	 smtp_after(void *);
@@ -251,6 +255,8 @@ static int	 smtp_listen_one(const char *);
 static int	 smtp_loop_listen(struct smtp_loop *, const char *);
 static void	 smtp_reload(const char *);
 static int	 smtp_start(struct conf *, struct smtp_loop *, int);
+static int	 smtp_drop_privileges(const struct conf *);
+static int	 smtp_chown_db(const struct conf *);
 static void	 smtp_wait_signals(const char *, const sigset_t *);
 static void	 smtp_stop(struct smtp_loop *, int);
 
@@ -876,12 +882,30 @@ smtp_jobs_back(void *arg)
 	}
 }
 
+/* A refusal whose code does not fit its verdict is a bug elsewhere; the
+ * client must not get a 5xx for it (DESIGN.md: fail safe): 451 instead. */
+static void
+smtp_decision_sane(struct smtp_session *s, struct pol_decision *d)
+{
+	int lo = d->verdict == POL_REJECT ? 500 : 400;
+
+	if (d->code >= lo && d->code < lo + 100 && d->status[0] == (char)('0' + lo / 100))
+		return;
+	log_err("%s: policy gave %s with code %d status \"%s\"; answering 451",
+	    s->id, smtp_verdict_name(d->verdict), d->code, d->status);
+	d->verdict = POL_TEMPFAIL;
+	d->code = 451;
+	snprintf(d->status, sizeof(d->status), "4.3.0");
+	snprintf(d->text, sizeof(d->text), "Error: local policy problem; try again later");
+}
+
 /* Reply with a refusal when the decision is one; 1 if it was. */
 static int
-smtp_refused(struct smtp_session *s, const struct pol_decision *d)
+smtp_refused(struct smtp_session *s, struct pol_decision *d)
 {
 	if (d->verdict != POL_REJECT && d->verdict != POL_TEMPFAIL)
 		return 0;
+	smtp_decision_sane(s, d);
 	if (d->disconnect)
 		smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
 	else
@@ -1020,6 +1044,27 @@ smtp_proceed_ehlo(struct smtp_session *s, const char *arg)
 	s->flags |= SMTP_F_EHLO;
 }
 
+/* MAIL parameters with a fixed set of values: the key, then the values. */
+static const char *const smtp_enum_params[][3] = {
+	{ "BODY", "7BIT", "8BITMIME" },		/* RFC 6152 */
+	{ "RET", "FULL", "HDRS" },		/* RFC 3461 4.3 */
+};
+
+static const char *const *
+smtp_param_enum(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_enum_params); i++)
+		if (strcasecmp(key, smtp_enum_params[i][0]) == 0)
+			return smtp_enum_params[i];
+	return NULL;
+}
+
+static int
+smtp_param_enum_ok(const char *const *e, const char *v)
+{
+	return v != NULL && (strcasecmp(v, e[1]) == 0 || strcasecmp(v, e[2]) == 0);
+}
+
 /* MAIL parameters we take (RFC 1870, 6152, 6531, 3461). */
 static int
 smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
@@ -1043,19 +1088,14 @@ smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
 				smtp_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
 				return 0;
 			}
-		} else if (strcasecmp(k, "BODY") == 0) {
-			if (v == NULL || (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad BODY= value");
+		} else if (smtp_param_enum(k) != NULL) {
+			if (!smtp_param_enum_ok(smtp_param_enum(k), v)) {
+				smtp_reply(s, "501 5.5.4 Error: bad %s= value", smtp_param_enum(k)[0]);
 				return 0;
 			}
 		} else if (strcasecmp(k, "SMTPUTF8") == 0) {
 			if (v != NULL) {
 				smtp_reply(s, "501 5.5.4 Error: SMTPUTF8 takes no value");
-				return 0;
-			}
-		} else if (strcasecmp(k, "RET") == 0) {
-			if (v == NULL || (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad RET= value");
 				return 0;
 			}
 		} else if (strcasecmp(k, "ENVID") == 0) {
@@ -1459,6 +1499,7 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
+		who.name = pol_client_name(s->ps);
 		who.v6 = s->v6;
 		who.port = s->port;
 		who.helo = s->helo;
@@ -1482,7 +1523,7 @@ static void
 smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
-	char esc[LOG_ESCAPE_MAX];
+	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
 
 	switch (s->expect[s->iexpect++]) {
 	case SMTP_X_RSET:
@@ -1500,7 +1541,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			tx->mail_fail = xstrndup(text, len);
 			log_info("%s: backend refused MAIL from=<%s>: %s", s->id,
 			    log_escape(tx->from, strlen(tx->from), esc),
-			    log_escape(text, strcspn(text, "\r"), esc));
+			    log_escape(text, strcspn(text, "\r"), esc2));
 		}
 		return;
 	case SMTP_X_RCPT:
@@ -1533,6 +1574,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 
 	if (op == SMTP_BE_RCPT && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
+		if (s->beop == SMTP_BE_RCPT && !be_alive(s->be))
+			smtp_be_cb(s, -1, "closed mid-group", 16);	/* a 421 */
 		return;
 	}
 	s->beop = SMTP_BE_NONE;
@@ -1665,6 +1708,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		break;
 	case POL_TEMPFAIL:
 	case POL_REJECT:
+		smtp_decision_sane(s, d);
 		snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
 		break;
 	}
@@ -1877,12 +1921,67 @@ smtp_reload(const char *path)
 	log_info("reload: configuration %s loaded; new sessions use it", path);
 }
 
+/* Give the database files just created to proxy.user. */
+static int
+smtp_chown_db(const struct conf *c)
+{
+	static const char *suffix[] = { "", "-wal", "-shm" };
+	struct passwd *pw = getpwnam(c->user);
+
+	if (pw == NULL)
+		return 0;	/* priv_drop() reports it */
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		char *p = xasprintf("%s%s", c->db_path, suffix[i]);
+		int rc = chown(p, pw->pw_uid, pw->pw_gid);
+		if (rc == -1 && errno != ENOENT) {
+			log_err("serve: cannot give %s to %s: %s", p, c->user, strerror(errno));
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+/* Ports are bound: become proxy.user. What must stay writable is the
+ * spool and the database (its directory too: SQLite makes -wal and -shm
+ * files, and readers open their own connections later). */
+static int
+smtp_drop_privileges(const struct conf *c)
+{
+	char *dbdir = xstrdup(c->db_path), *slash = strrchr(dbdir, '/');
+	const char *paths[] = { c->spool_dir, c->db_path, dbdir, NULL };
+	int rc;
+
+	if (slash == NULL)
+		strcpy(dbdir, ".");
+	else if (slash == dbdir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	rc = priv_drop(c->user, paths);
+	free(dbdir);
+	return rc;
+}
+
 /* Modules, listeners, workers, loops; 0, or -1 with the reason logged. */
 static int
 smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 {
+	if (mkdir_p(c->spool_dir, 0700) == -1) {
+		log_err("serve: cannot create proxy.spool_dir %s: %s", c->spool_dir,
+		    strerror(errno));
+		return -1;
+	}
+	/* A database this start creates as root is handed to proxy.user; one
+	 * that exists keeps its owner (the writability check names the fix). */
+	int fresh_db = *c->user != '\0' && access(c->db_path, F_OK) == -1;
 	if (pol_init(c) == -1) {
 		log_err("serve: policy initialisation failed");
+		return -1;
+	}
+	if (fresh_db && smtp_chown_db(c) == -1) {
+		pol_shutdown();
 		return -1;
 	}
 	if (tls_init(c) == -1) {
@@ -1900,6 +1999,8 @@ smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 			return -1;	/* exiting: the rest goes with the process */
 		}
 	}
+	if (*c->user != '\0' && smtp_drop_privileges(c) == -1)
+		return -1;
 	work_init(c->workers > 0 ? c->workers : 1);
 	for (int i = 0; i < nthreads; i++)
 		if ((errno = pthread_create(&loops[i].thread, NULL, smtp_loop_main, &loops[i])) != 0)

@@ -34,7 +34,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (IN_NETNS, BlackHole, Capture, Postern, Postfix,  # noqa: E402
-                     TempDir, Unbound, netns_argv)
+                     TempDir, Unbound, netns_argv, wait_until)
+from harness.leftovers import RunRoot  # noqa: E402
 from _pytest.reports import TestReport  # noqa: E402
 
 # Many concurrent sessions need descriptors, in us and in Postern (inherited).
@@ -45,9 +46,39 @@ if _soft < _hard:
 NETNS_TIMEOUT = 600
 
 
+LEFTOVER_WAIT = 15   # seconds stopped servers get to finish exiting
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "netns: run this test in a fresh network namespace (lo only)")
+    # Every temporary directory of the run (and so every server it starts)
+    # lives under one root, which lets the end of the run find leftovers.
+    config._postern_root = RunRoot().enter()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a process it started (postfix, unbound, postern,
+    chromium) is still alive at the end: kill it and name it."""
+    root = getattr(session.config, "_postern_root", None)
+    if root is None:
+        return
+    try:
+        wait_until(lambda: not root.leftovers(), LEFTOVER_WAIT, interval=0.2,
+                   what="test processes to exit")
+    except TimeoutError:
+        left = root.leftovers()
+        root.kill(left)
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write("\n")
+            tr.write_line("LEFTOVER PROCESSES (killed): a fixture did not stop them:", red=True)
+            for pid, cmd in left:
+                tr.write_line("  %d %s" % (pid, cmd), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    root.leave()
+    root.remove()
 
 
 # ---- netns re-exec ------------------------------------------------------

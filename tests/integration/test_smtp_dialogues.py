@@ -24,30 +24,12 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
+from harness import Unbound, free_port, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSTERN = os.environ.get("POSTERN_BIN", os.path.join(ROOT, "build", "postern"))
 CASES = sorted(glob.glob(os.path.join(ROOT, "tests", "smtp", "*.in")))
 DEADLINE = 20.0  # seconds any single wait may take before the test fails
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc):
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("postern exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never opened" % port)
 
 
 class Capture:
@@ -86,27 +68,20 @@ class Capture:
         self.ctl.stop()
 
 
-class Unbound:
-    """NXDOMAIN for every name, so no check ever leaves loopback."""
+class Dns:
+    """The harness's unbound: NXDOMAIN for every name, so no check ever
+    leaves loopback; started only once it answers."""
 
     def __init__(self, d):
-        self.dir = d
-        self.port = free_port(socket.SOCK_DGRAM)
+        self.u = Unbound(os.path.join(d, "unbound"))
+        self.port = self.u.port
 
     def __enter__(self):
-        conf = os.path.join(self.dir, "unbound.conf")
-        with open(conf, "w") as f:
-            f.write("server:\n  interface: 127.0.0.1\n  port: %d\n"
-                    "  do-not-query-localhost: no\n  chroot: \"\"\n  username: \"\"\n"
-                    "  directory: \"%s\"\n  pidfile: \"%s/unbound.pid\"\n"
-                    "  use-syslog: no\n  logfile: \"%s/unbound.log\"\n"
-                    "  local-zone: \".\" static\n" % (self.port, self.dir, self.dir, self.dir))
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf])
+        self.u.start(timeout=DEADLINE)
         return self
 
     def __exit__(self, *a):
-        self.proc.terminate()
-        self.proc.wait(DEADLINE)
+        self.u.stop()
 
 
 def parse_in(path):
@@ -170,7 +145,7 @@ def normalise(b):
 def transcript_of(case):
     conf_lines, steps = parse_in(case)
     with tempfile.TemporaryDirectory(prefix="postern-dialogue-") as d, \
-            Capture() as be, Unbound(d) as dns:
+            Capture() as be, Dns(d) as dns:
         port = free_port()
         os.mkdir(os.path.join(d, "spool"))
         conf = os.path.join(d, "postern.conf")
@@ -188,7 +163,7 @@ def transcript_of(case):
         log = open(os.path.join(d, "log"), "w+")
         proc = subprocess.Popen([POSTERN, "serve", "-c", conf], stderr=log)
         try:
-            wait_port(port, proc)
+            wait_port(port, timeout=DEADLINE, proc=proc)
             out = []
             sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
             buf = [b""]
@@ -202,7 +177,11 @@ def transcript_of(case):
             sock.close()
         finally:
             proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(DEADLINE + 30)
+            try:
+                rc = proc.wait(DEADLINE + 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()   # never leave a postern behind
+                rc = proc.wait(DEADLINE)
             log.seek(0)
             logtext = log.read()
             log.close()

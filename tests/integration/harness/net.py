@@ -1,10 +1,13 @@
 """Loopback networking helpers shared by every integration test.
 
-Public: free_port(), wait_port(), wait_until(), TempDir.
+Public: free_port(), listen_range(), wait_port(), wait_until(), TempDir.
 Only loopback addresses are ever used (127.0.0.0/8): tests never touch
 another network.
 """
+import collections
+import fcntl
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -12,28 +15,81 @@ import time
 
 LOOPBACK = "127.0.0.1"
 # Ports handed out in this process: a port is never given twice, even if the
-# first user has not bound it yet (two fixtures asking back to back).
+# first user has not bound it yet (two fixtures asking back to back). The
+# newest PORT_LOCKS_HELD also hold an flock on a file in PORT_LOCK_DIR, so two
+# test runs on one machine (or a run and its netns children) never pick the
+# same port either; older ones belong to servers long stopped.
 _given = set()
+_locks = collections.deque()   # open lock-file descriptors, oldest first
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "postern-test-ports")
+PORT_LOCKS_HELD = 256
+PORT_TRIES = 200
+PORT_LOW = 10000   # below: well-known and registered services
+
+
+def listen_range():
+    """Where test servers listen: below the kernel's ephemeral range, so an
+    outgoing connection (Postern to a backend, a client to Postern) can never
+    take a port between our pick and the server's bind. None when the
+    ephemeral range leaves no room; then the kernel picks (bind to 0)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if eph_low - 1 - PORT_LOW < 1000:
+        return None
+    return PORT_LOW, eph_low - 1
+
+
+def _candidate(kind, host, rng):
+    if rng is None:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    return random.randint(*rng)
+
+
+def _bindable(port, host):
+    """Nothing has this port, TCP or UDP, right now (unbound binds both)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        try:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _reserve(port):
+    """Take the cross-process lock for port; False if another process has it."""
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _given.add(port)
+    _locks.append(fd)
+    if len(_locks) > PORT_LOCKS_HELD:
+        os.close(_locks.popleft())
+    return True
 
 
 def free_port(kind=socket.SOCK_STREAM, host=LOOPBACK):
-    """A loopback port free for both TCP and UDP right now (unbound binds
-    both), never handed out before by this process. Bounded: 200 tries."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port in _given:
+    """A loopback port free for both TCP and UDP right now, outside the
+    ephemeral range, never handed out before by this process nor held by
+    another test process. `kind` is kept for callers; both are checked.
+    Bounded: PORT_TRIES tries."""
+    rng = listen_range()
+    for _ in range(PORT_TRIES):
+        port = _candidate(kind, host, rng)
+        if port in _given or not _bindable(port, host):
             continue
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s2:
-                s2.bind((host, port))
-        except OSError:
-            continue
-        _given.add(port)
-        return port
-    raise RuntimeError("no free loopback port after 200 tries")
+        if _reserve(port):
+            return port
+    raise RuntimeError("no free loopback port after %d tries" % PORT_TRIES)
 
 
 def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):

@@ -28,7 +28,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from .net import LOOPBACK, free_port, wait_until
+from .net import LOOPBACK, free_port, listen_range, wait_until
 
 
 def _quote(s):
@@ -127,6 +127,9 @@ class Unbound:
              "  module-config: \"iterator\"",
              "  qname-minimisation: no",
              "  outgoing-range: 64",
+             # Its queries to a BlackHole leave from random ports: keep them
+             # out of the range free_port() hands to test servers.
+             "  outgoing-port-avoid: \"0-%d\"" % (listen_range() or (0, 1023))[1],
              "  num-queries-per-thread: 512",
              "  access-control: 127.0.0.0/8 allow",
              # Root static: anything not given below is NXDOMAIN, never
