@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -316,7 +317,8 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 	case T_DOUBLE: {
 		char *end;
 		double d = strtod(v, &end);
-		if (end == v || *end != '\0') {
+		/* "nan" would make every score comparison false. */
+		if (end == v || *end != '\0' || !isfinite(d)) {
 			snprintf(why, whysz, "'%s' is not a number; write e.g. 5 or -1.5", v);
 			return -1;
 		}
