@@ -24,6 +24,7 @@ Mark a test `@pytest.mark.netns` to run it (fixtures included) in its own
 network+mount namespace: see harness/netns.py.
 """
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -79,6 +80,43 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     root.leave()
     root.remove()
+
+
+# ---- order: POSTERN_TEST_ORDER=reverse | shuffle[:SEED] -----------------
+def _order():
+    return os.environ.get("POSTERN_TEST_ORDER", "")
+
+
+def pytest_report_header(config):
+    if _order():
+        return "POSTERN_TEST_ORDER=%s" % _order()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """To find order dependencies, run the files and the tests inside each
+    in reverse, or shuffled with a seed (printed in the header; the same
+    seed gives the same order). Tests stay grouped by file so module-wide
+    fixtures are still set up once."""
+    order = _order()
+    if not order:
+        return
+    groups = {}
+    for it in items:
+        groups.setdefault(it.module.__name__ if it.module else "", []).append(it)
+    mods = list(groups.values())
+    if order == "reverse":
+        mods.reverse()
+        for g in mods:
+            g.reverse()
+    elif order.startswith("shuffle"):
+        seed = order.partition(":")[2] or "0"
+        rng = random.Random(seed)
+        rng.shuffle(mods)
+        for g in mods:
+            rng.shuffle(g)
+    else:
+        raise pytest.UsageError("POSTERN_TEST_ORDER must be reverse or shuffle[:SEED]")
+    items[:] = [it for g in mods for it in g]
 
 
 # ---- netns re-exec ------------------------------------------------------
