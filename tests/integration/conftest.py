@@ -185,9 +185,10 @@ def moddir():
 @pytest.fixture(scope="module")
 def unbound(moddir):
     u = Unbound(moddir.join("unbound"), local_zones={"test.": "static"})
-    u.start()
-    yield u
-    u.stop()
+    try:   # stopped even when start() gives up waiting for it
+        yield u.start()
+    finally:
+        u.stop()
 
 
 @pytest.fixture
@@ -236,9 +237,10 @@ POSTFIX_DEFAULTS = dict(reject_rcpts=["rejected@example.org"],
 @pytest.fixture(scope="module")
 def postfix(moddir):
     pf = Postfix(moddir.join("postfix"), **POSTFIX_DEFAULTS)
-    pf.start()
-    yield pf
-    pf.stop()
+    try:   # stopped even when start() gives up waiting for it
+        yield pf.start()
+    finally:
+        pf.stop()
 
 
 @pytest.fixture
