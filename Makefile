@@ -102,7 +102,7 @@ $(B)/postern-asan: $(B)/asan/proxy/main.o $(B)/libpostern-asan.a
 	$(CC) $(CFLAGS) $(ASANFLAGS) -o $@ $^ $(LDLIBS)
 
 integration-asan: test-deps $(B)/postern-asan
-	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan ASAN_OPTIONS=detect_leaks=1 \
+	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan POSTERN_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 $(PYTEST) tests/integration
 
 test: test-deps all unit unit-asan integration
