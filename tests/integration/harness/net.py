@@ -6,6 +6,7 @@ Only loopback addresses are ever used (127.0.0.0/8): tests never touch
 another network.
 """
 import collections
+import errno
 import fcntl
 import os
 import random
@@ -55,13 +56,19 @@ def _candidate(kind, host, rng):
 
 
 def _bindable(port, host):
-    """Nothing has this port, TCP or UDP, right now (unbound binds both)."""
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        try:
-            with socket.socket(socket.AF_INET, kind) as s:
-                s.bind((host, port))
-        except OSError:
-            return False
+    """Nothing has this port, TCP or UDP, right now (unbound binds both),
+    on host nor on ::1 (a test may listen on both loopbacks; a machine
+    without IPv6 skips that check)."""
+    for fam, addr in ((socket.AF_INET, host), (socket.AF_INET6, "::1")):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            try:
+                with socket.socket(fam, kind) as s:
+                    s.bind((addr, port))
+            except OSError as e:
+                if fam == socket.AF_INET6 and e.errno in (errno.EADDRNOTAVAIL,
+                                                          errno.EAFNOSUPPORT):
+                    break
+                return False
     return True
 
 
