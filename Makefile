@@ -35,7 +35,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare clean
+.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -133,7 +133,39 @@ bench-spf: all $(B)/bench/spf_bench
 spf-compare: all $(B)/bench/spf_libspf2
 	$(PYTHON) bench/spf_compare.py
 
+# Fuzzing (not part of `make test`): one libFuzzer target per parser of
+# hostile input, tests/fuzz/fuzz_<name>.c, run FUZZ_SECONDS each from the
+# seeds in tests/fuzz/corpus/<name>/. FUZZ=name1,name2 picks some.
+FUZZCC	 = clang
+FUZZFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+FUZZSRC	 = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZERS	 = $(FUZZSRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZOBJS = $(LIBSRCS:%.c=$(B)/fuzzobj/%.o)
+
+$(B)/fuzzobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(B)/libpostern-fuzz.a: $(FUZZOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# A target may replace a library function (e.g. dns_query with a fake
+# resolver); its own definition comes first and wins.
+$(B)/fuzz/%: tests/fuzz/%.c $(B)/libpostern-fuzz.a
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(B)/libpostern-fuzz.a $(LDLIBS) -Wl,--allow-multiple-definition
+
+fuzz-build: deps $(FUZZERS)
+
+fuzz: fuzz-build
+	@sh .ci/deps bench
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run $(B)/fuzz $(FUZZERS)
+
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(B)/obj/proxy/main.d $(B)/asan/proxy/main.d
+-include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(FUZZOBJS:.o=.d) $(B)/obj/proxy/main.d $(B)/asan/proxy/main.d

@@ -203,6 +203,7 @@ static const struct db_migration migrations[] = {
 static char		*db_path;
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
+static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
 static int		 db_version;
 static pthread_key_t	 db_reader_key;
 static pthread_once_t	 db_key_once = PTHREAD_ONCE_INIT;
@@ -531,7 +532,11 @@ db_enqueue(struct db_job *j)
 	pthread_cond_signal(&db_work_cv);
 	pthread_mutex_unlock(&db_mtx);
 	if (drop) {
-		log_err("db: write queue full (%d); dropped a queued row", DB_QUEUE_MAX);
+		/* one line per thousand, not a flood while the disk is stuck */
+		unsigned long n = atomic_fetch_add(&db_dropped, 1) + 1;
+		if (n == 1 || n % 1000 == 0)
+			log_err("db: write queue full (%d); %lu queued rows dropped so far",
+			    DB_QUEUE_MAX, n);
 		db_job_free(drop);
 	}
 }

@@ -14,9 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* A comment can nest; deeper than this is not mail, it is an attack on us. */
-#define AUTHRES_COMMENT_DEPTH	32
-
 static size_t	 authres_cfws(const char *, size_t, size_t);
 static int	 authres_tokenchar(unsigned char);
 
@@ -25,7 +22,11 @@ static int	 authres_tokenchar(unsigned char);
 static size_t
 authres_cfws(const char *s, size_t len, size_t i)
 {
-	int depth = 0;
+	/* Nesting is only counted, never recursed into, so any depth costs
+	 * one pass. A cap that gave up on deep comments would leave the field
+	 * unread and unstripped, while a reader downstream could still see our
+	 * authserv-id after them: a forgery that passes. */
+	size_t depth = 0;
 
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
@@ -34,8 +35,7 @@ authres_cfws(const char *s, size_t len, size_t i)
 			continue;
 		}
 		if (c == '(') {
-			if (++depth > AUTHRES_COMMENT_DEPTH)
-				return len;
+			depth++;
 		} else if (c == ')' && depth > 0) {
 			depth--;
 		} else if (depth == 0 && c != ' ' && c != '\t' && c != '\r' &&

@@ -83,6 +83,7 @@ pol_check_main(int argc, char **argv)
 	}
 	pol_only_set(a.only);
 	ps = pol_session_new(c, "check", (struct sockaddr *)&ss, sl);
+	pol_set_dry_run(ps);
 	memset(&d, 0, sizeof(d));
 	stop = check_stage(ps, POL_CONNECT, NULL, &d);
 	if (!stop && a.helo) {

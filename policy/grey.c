@@ -13,6 +13,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* Recipients of this transaction whose greylisting waits for DKIM at the
+ * end of DATA (ps->priv of grey_check; bounded by proxy.max_recipients). */
+struct grey_tx {
+	char	**rcpts;
+	int	  n;
+};
+
 #define GREY_NET_MAX	64
 #define GREY_ADDR_MAX	256	/* RFC 5321 4.5.3.1.3: path length */
 
@@ -21,12 +28,15 @@ static int	 grey_known(const char *, const char *, const char *, time_t,
 		    const struct grey_params *);
 static void	 grey_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 grey_enabled(const struct conf *);
+static void	 grey_tx_reset(struct pol_session *);
+static struct grey_tx *grey_tx(struct pol_session *, int create);
 static void	 grey_data_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now,
 		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
 static void	 grey_defer(struct pol_session *, const struct grey_params *);
 static void	 grey_from_domain(const char *from, char *out, size_t outsz);
+static int	 grey_accepted(const struct pol_session *, const char *rcpt);
 static int	 grey_dkim_ok(const struct pol_session *);
 
 const struct pol_check grey_check = {
@@ -34,6 +44,8 @@ const struct pol_check grey_check = {
 	.stages = 1u << POL_RCPT,
 	.enabled = grey_enabled,
 	.run = grey_run,
+	.tx_reset = grey_tx_reset,
+	.free = grey_tx_reset,
 };
 
 const struct pol_check grey_data_check = {
@@ -139,6 +151,30 @@ grey_known(const char *net, const char *sender, const char *rcpt, time_t now,
 	return r.found && r.passed && now - r.last_seen >= 0 && now - r.last_seen < touch;
 }
 
+static struct grey_tx *
+grey_tx(struct pol_session *ps, int create)
+{
+	int slot = pol_check_slot(&grey_check);
+
+	if (ps->priv[slot] == NULL && create)
+		ps->priv[slot] = xcalloc(1, sizeof(struct grey_tx));
+	return ps->priv[slot];
+}
+
+static void
+grey_tx_reset(struct pol_session *ps)
+{
+	struct grey_tx *t = grey_tx(ps, 0);
+
+	if (t == NULL)
+		return;
+	for (int i = 0; i < t->n; i++)
+		free(t->rcpts[i]);
+	free(t->rcpts);
+	free(t);
+	ps->priv[pol_check_slot(&grey_check)] = NULL;
+}
+
 static int
 grey_enabled(const struct conf *c)
 {
@@ -220,6 +256,9 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	at = strrchr(ps->mail_from, '@');
 	if (c->greylist_skip_dkim_pass && at &&
 	    grey_domain_listed(c->greylist_skip_domains, at + 1)) {
+		struct grey_tx *t = grey_tx(ps, 1);
+		t->rcpts = xrealloc(t->rcpts, sizeof(char *) * (size_t)(t->n + 1));
+		t->rcpts[t->n++] = xstrdup(ps->rcpt);
 		pol_result_add(ps, "grey", "deferred", 0, NULL, "decided at DATA (DKIM)");
 		return;
 	}
@@ -273,26 +312,39 @@ grey_dkim_ok(const struct pol_session *ps)
 	return 0;
 }
 
-/* End of DATA, for transactions whose greylisting waited for DKIM. */
+/* Did the backend take this recipient? */
+static int
+grey_accepted(const struct pol_session *ps, const char *rcpt)
+{
+	for (int i = 0; i < ps->nrcpts; i++)
+		if (strcmp(ps->rcpts[i], rcpt) == 0)
+			return 1;
+	return 0;
+}
+
+/* End of DATA, for the recipients whose greylisting waited for DKIM (not
+ * the allowlisted ones, nor those the backend refused). */
 static void
 grey_data_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
 	const struct conf *c = ps->conf;
 	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
 	    c->greylist_expire, 0 };
-	const struct pol_result *r = pol_result_find(ps, "grey");
+	struct grey_tx *t = grey_tx(ps, 0);
 	time_t now = time_wall();
 	int defer = 0;
 
 	(void)stage; (void)m;
-	if (r == NULL || strcmp(r->result, "deferred") != 0)
+	if (t == NULL || t->n == 0)
 		return;
 	if (grey_dkim_ok(ps)) {
 		pol_result_add(ps, "grey", "skip", 0, NULL, "DKIM pass for a skip domain");
 		return;
 	}
-	for (int i = 0; i < ps->nrcpts; i++) {
-		int a = grey_triplet(ps, ps->rcpts[i], now, &p);
+	for (int i = 0; i < t->n; i++) {
+		if (!grey_accepted(ps, t->rcpts[i]))
+			continue;
+		int a = grey_triplet(ps, t->rcpts[i], now, &p);
 		if (a == -1)
 			return;
 		defer |= a == GREY_NEW || a == GREY_EARLY;

@@ -141,7 +141,7 @@ void
 pol_reload(struct conf *c)
 {
 	if (pol_check_conf(c) == -1)
-		log_err("policy: the new DNS list settings are ignored until fixed");
+		log_err("policy: DNS lists with a bad setting are not asked until it is fixed");
 	db_reload(c);
 	rulecheck_reload(c);
 }
@@ -194,6 +194,12 @@ pol_session_free(struct pol_session *ps)
 	free(ps->tls);
 	conf_unref(ps->conf);
 	free(ps);
+}
+
+void
+pol_set_dry_run(struct pol_session *ps)
+{
+	ps->dry_run = 1;
 }
 
 void
@@ -355,7 +361,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
 		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
-	if (stage == POL_CONNECT)
+	if (stage == POL_CONNECT && !ps->dry_run)
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
@@ -516,7 +522,8 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	}
 	/* Committed before the 250, or turned into a 4xx (quar_store also
 	 * refuses with 550 when quarantine.enabled = no). */
-	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL)
+	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL &&
+	    !ps->dry_run)
 		quar_store(ps, msg, d);
 	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;

@@ -75,6 +75,11 @@ void	 pol_shutdown(void);
 struct pol_session *pol_session_new(struct conf *, const char *sid,
 		    const struct sockaddr *client, socklen_t len);
 void	 pol_session_free(struct pol_session *);
+/* For `postern check`, which answers "what would happen": a quarantine
+ * verdict is reported but no copy is stored, and no stats are counted.
+ * Greylisting still records the attempt, as a real one would, so a second
+ * check shows the retry logic. */
+void	 pol_set_dry_run(struct pol_session *);
 
 /* Inputs. Called by the proxy between jobs. */
 void	 pol_set_client_name(struct pol_session *, const char *); /* verified rDNS or "unknown" */

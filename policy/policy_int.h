@@ -43,6 +43,7 @@ struct pol_hard {
 struct pol_session {
 	struct conf	*conf;		/* a reference */
 	char		 sid[16];
+	int		 dry_run;	/* `postern check`: no quarantine copy, no stats */
 	struct sockaddr_storage client;
 	socklen_t	 clientlen;
 	char		 client_ip[64];

@@ -295,8 +295,8 @@ rbl_lists(struct pol_session *ps, const char *spec, const struct sockaddr *sa,
 	int n, nq = 0;
 
 	if ((n = rbl_parse(spec, sites, RBL_MAX_SITES, why, sizeof(why))) <= 0) {
-		if (n == -1)
-			log_err("%s: %s: %s", ps->sid, check, why);
+		if (n == -1)	/* said loudly at start or reload; not per session */
+			log_debug("%s: %s: %s", ps->sid, check, why);
 		return;
 	}
 	memset(q, 0, sizeof(q));

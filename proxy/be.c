@@ -135,10 +135,17 @@ be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward)
 
 	*xclient = *xforward = 0;
 	while (l != NULL && l[2] != '\0') {
-		const char *p = l + 2 + 4, *e = strstr(p, "\r\n");
-		size_t kl = strcspn(p, " \r");
+		const char *p = l + 2, *e = strstr(p, "\r\n");
 		if (e == NULL)
 			break;
+		/* "250-" or "250 " comes first; a shorter line has no keyword
+		 * (and stepping over 4 bytes would pass its end). */
+		if (e - p <= 4) {
+			l = e;
+			continue;
+		}
+		p += 4;
+		size_t kl = strcspn(p, " \r");
 		for (size_t i = 0; i < ARRAY_SIZE(kws); i++) {
 			if (strlen(kws[i].kw) != kl || strncasecmp(p, kws[i].kw, kl) != 0)
 				continue;
@@ -153,7 +160,7 @@ be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward)
 					if (strlen(attrs[j].kw) == al &&
 					    strncasecmp(a, attrs[j].kw, al) == 0)
 						*xa |= attrs[j].bit;
-				a += al;
+				a += al > 0 ? al : 1;	/* a bare CR: step over it */
 			}
 		}
 		l = e;
@@ -200,6 +207,7 @@ be_enter_state(struct be *be, enum be_state st)
 }
 
 int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY; }
+int be_alive(const struct be *be) { return be != NULL && be->state != BE_S_CLOSED; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 

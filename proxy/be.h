@@ -77,6 +77,7 @@ struct be	*be_new(struct ev_loop *, const struct conf *, const char *sid,
 /* Connect and greet; the callback gets 250 when ready, -1 on failure. */
 void		 be_open(struct be *, const struct be_client *);
 int		 be_ready(const struct be *);	/* open and idle; 0 for NULL */
+int		 be_alive(const struct be *);	/* open (busy or idle); 0 for NULL */
 unsigned	 be_caps(const struct be *);
 /* Did XCLIENT or XFORWARD introduce the client? Else we add Received:. */
 int		 be_introduced(const struct be *);

@@ -375,9 +375,22 @@ conf_reader(char *buf, int size, void *arg)
 {
 	struct conf_parse *p = arg;
 	char *r = fgets(buf, size, p->fp);
+	size_t n;
+	int c;
 
-	if (r != NULL)
-		p->line++;
+	if (r == NULL)
+		return NULL;
+	p->line++;
+	n = strlen(r);
+	if (n + 1 < (size_t)size || r[n - 1] == '\n')
+		return r;
+	/* Longer than inih's line buffer: the rest would come back as a line
+	 * of its own (a commented-out key could come alive). Refuse the line
+	 * and hand inih an empty one. */
+	while ((c = getc(p->fp)) != EOF && c != '\n')
+		;
+	conf_error(p, p->line, "line longer than %d bytes; shorten it", size - 3);
+	r[0] = '\0';
 	return r;
 }
 

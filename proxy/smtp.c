@@ -218,7 +218,8 @@ static void	 smtp_set_deadline(struct smtp_session *);
 static void	 smtp_policy(struct smtp_session *, enum pol_stage);
 static void	 smtp_job_done(struct smtp_session *, struct work_job *);
 static void	 smtp_jobs_back(void *);
-static int	 smtp_refused(struct smtp_session *, const struct pol_decision *);
+static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
+static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
@@ -243,6 +244,8 @@ static void	 smtp_accept_one(struct smtp_loop *, int, const struct sockaddr_stor
 static int	 smtp_addr_error(struct smtp_session *, enum addr_err, int);
 static int	 smtp_mail_params_ok(struct smtp_session *, const struct addr_cmd *);
 static int	 smtp_notify_ok(const char *);
+static const char *const *smtp_param_enum(const char *);
+static int	 smtp_param_enum_ok(const char *const *, const char *);
 static void	 smtp_be_rcpt_group(struct smtp_session *);
 static void	 smtp_tick(struct smtp_loop *, uint64_t);
 static int	 smtp_after(void *);
@@ -876,12 +879,30 @@ smtp_jobs_back(void *arg)
 	}
 }
 
+/* A refusal whose code does not fit its verdict is a bug elsewhere; the
+ * client must not get a 5xx for it (DESIGN.md: fail safe): 451 instead. */
+static void
+smtp_decision_sane(struct smtp_session *s, struct pol_decision *d)
+{
+	int lo = d->verdict == POL_REJECT ? 500 : 400;
+
+	if (d->code >= lo && d->code < lo + 100 && d->status[0] == (char)('0' + lo / 100))
+		return;
+	log_err("%s: policy gave %s with code %d status \"%s\"; answering 451",
+	    s->id, smtp_verdict_name(d->verdict), d->code, d->status);
+	d->verdict = POL_TEMPFAIL;
+	d->code = 451;
+	snprintf(d->status, sizeof(d->status), "4.3.0");
+	snprintf(d->text, sizeof(d->text), "Error: local policy problem; try again later");
+}
+
 /* Reply with a refusal when the decision is one; 1 if it was. */
 static int
-smtp_refused(struct smtp_session *s, const struct pol_decision *d)
+smtp_refused(struct smtp_session *s, struct pol_decision *d)
 {
 	if (d->verdict != POL_REJECT && d->verdict != POL_TEMPFAIL)
 		return 0;
+	smtp_decision_sane(s, d);
 	if (d->disconnect)
 		smtp_close_after(s, "%d %s %s", d->code, d->status, d->text);
 	else
@@ -1020,6 +1041,27 @@ smtp_proceed_ehlo(struct smtp_session *s, const char *arg)
 	s->flags |= SMTP_F_EHLO;
 }
 
+/* MAIL parameters with a fixed set of values: the key, then the values. */
+static const char *const smtp_enum_params[][3] = {
+	{ "BODY", "7BIT", "8BITMIME" },		/* RFC 6152 */
+	{ "RET", "FULL", "HDRS" },		/* RFC 3461 4.3 */
+};
+
+static const char *const *
+smtp_param_enum(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_enum_params); i++)
+		if (strcasecmp(key, smtp_enum_params[i][0]) == 0)
+			return smtp_enum_params[i];
+	return NULL;
+}
+
+static int
+smtp_param_enum_ok(const char *const *e, const char *v)
+{
+	return v != NULL && (strcasecmp(v, e[1]) == 0 || strcasecmp(v, e[2]) == 0);
+}
+
 /* MAIL parameters we take (RFC 1870, 6152, 6531, 3461). */
 static int
 smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
@@ -1043,19 +1085,14 @@ smtp_mail_params_ok(struct smtp_session *s, const struct addr_cmd *a)
 				smtp_reply(s, "552 5.3.4 Error: message size exceeds fixed limit");
 				return 0;
 			}
-		} else if (strcasecmp(k, "BODY") == 0) {
-			if (v == NULL || (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad BODY= value");
+		} else if (smtp_param_enum(k) != NULL) {
+			if (!smtp_param_enum_ok(smtp_param_enum(k), v)) {
+				smtp_reply(s, "501 5.5.4 Error: bad %s= value", smtp_param_enum(k)[0]);
 				return 0;
 			}
 		} else if (strcasecmp(k, "SMTPUTF8") == 0) {
 			if (v != NULL) {
 				smtp_reply(s, "501 5.5.4 Error: SMTPUTF8 takes no value");
-				return 0;
-			}
-		} else if (strcasecmp(k, "RET") == 0) {
-			if (v == NULL || (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)) {
-				smtp_reply(s, "501 5.5.4 Error: bad RET= value");
 				return 0;
 			}
 		} else if (strcasecmp(k, "ENVID") == 0) {
@@ -1482,7 +1519,7 @@ static void
 smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
-	char esc[LOG_ESCAPE_MAX];
+	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
 
 	switch (s->expect[s->iexpect++]) {
 	case SMTP_X_RSET:
@@ -1500,7 +1537,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			tx->mail_fail = xstrndup(text, len);
 			log_info("%s: backend refused MAIL from=<%s>: %s", s->id,
 			    log_escape(tx->from, strlen(tx->from), esc),
-			    log_escape(text, strcspn(text, "\r"), esc));
+			    log_escape(text, strcspn(text, "\r"), esc2));
 		}
 		return;
 	case SMTP_X_RCPT:
@@ -1533,6 +1570,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 
 	if (op == SMTP_BE_RCPT && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
+		if (s->beop == SMTP_BE_RCPT && !be_alive(s->be))
+			smtp_be_cb(s, -1, "closed mid-group", 16);	/* a 421 */
 		return;
 	}
 	s->beop = SMTP_BE_NONE;
@@ -1665,6 +1704,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		break;
 	case POL_TEMPFAIL:
 	case POL_REJECT:
+		smtp_decision_sane(s, d);
 		snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
 		break;
 	}

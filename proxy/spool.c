@@ -7,6 +7,7 @@
  */
 #include "spool.h"
 #include "conf.h"
+#include "line.h"
 #include "policy.h"
 #include "util.h"
 
@@ -38,8 +39,7 @@ struct spool {
 	int		 in_header, hdr_match;
 	size_t		 line_len;
 	size_t		 size, max_size, mem_max;
-	char		*mem;
-	size_t		 memlen, memcap;
+	struct line_buf	 mem;		/* the message, or the file's write batch */
 	int		 fd;
 	size_t		 filelen;
 	char		*spool_dir;
@@ -81,7 +81,7 @@ spool_free(struct spool *sp)
 		munmap(sp->map, sp->maplen);
 	if (sp->fd != -1)
 		close(sp->fd);
-	free(sp->mem);
+	line_buf_free(&sp->mem);
 	free(sp->spool_dir);
 	free(sp);
 }
@@ -222,19 +222,11 @@ sp_header(struct spool *sp, const char *p, size_t n)
 static void
 sp_store(struct spool *sp, const char *p, size_t n)
 {
-	if (sp->fd == -1 && sp->memlen + n > sp->mem_max)
+	if (sp->fd == -1 && sp->mem.len + n > sp->mem_max)
 		sp_to_file(sp);
-	if (sp->fd != -1 && sp->memlen + n > SPOOL_WBUF && sp_flush(sp) == -1)
+	if (sp->fd != -1 && sp->mem.len + n > SPOOL_WBUF && sp_flush(sp) == -1)
 		return;
-	if (sp->memlen + n > sp->memcap) {
-		size_t cap = sp->memcap ? sp->memcap : 4096;
-		while (cap < sp->memlen + n)
-			cap *= 2;
-		sp->mem = xrealloc(sp->mem, cap);
-		sp->memcap = cap;
-	}
-	memcpy(sp->mem + sp->memlen, p, n);
-	sp->memlen += n;
+	line_buf_add(&sp->mem, p, n);
 }
 
 /* Past spool_memory: move to an unlinked file, so nothing outlives us. */
@@ -256,8 +248,8 @@ sp_flush(struct spool *sp)
 {
 	size_t off = 0;
 
-	while (off < sp->memlen) {
-		ssize_t w = write(sp->fd, sp->mem + off, sp->memlen - off);
+	while (off < sp->mem.len) {
+		ssize_t w = write(sp->fd, line_buf_ptr(&sp->mem) + off, sp->mem.len - off);
 		if (w == -1 && errno == EINTR)
 			continue;
 		if (w == -1) {
@@ -267,8 +259,8 @@ sp_flush(struct spool *sp)
 		}
 		off += (size_t)w;
 	}
-	sp->filelen += sp->memlen;
-	sp->memlen = 0;
+	sp->filelen += sp->mem.len;
+	line_buf_free(&sp->mem);
 	return 0;
 }
 
@@ -276,8 +268,8 @@ int
 spool_map(struct spool *sp, struct pol_msg *m)
 {
 	if (sp->fd == -1) {
-		m->data = sp->mem ? sp->mem : "";
-		m->len = sp->memlen;
+		m->data = line_buf_ptr(&sp->mem);
+		m->len = sp->mem.len;
 		return 0;
 	}
 	if (sp->map == NULL) {
@@ -291,8 +283,7 @@ spool_map(struct spool *sp, struct pol_msg *m)
 			return -1;
 		}
 		sp->maplen = sp->filelen;
-		free(sp->mem); sp->mem = NULL;
-		sp->memcap = 0;
+		line_buf_free(&sp->mem);
 	}
 	m->data = sp->map;
 	m->len = sp->maplen;

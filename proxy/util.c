@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,8 +291,8 @@ parse_scaled(const char *s, long long *out, const char *units,
 		return -1;
 	if (*end != '\0') {
 		const char *u = strchr(units, tolower((unsigned char)*end));
-		if (u == NULL || end[1] != '\0')
-			return -1;
+		if (u == NULL || end[1] != '\0' || v > LLONG_MAX / mult[u - units])
+			return -1;	/* the product would overflow */
 		v *= mult[u - units];
 	}
 	*out = v;

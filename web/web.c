@@ -350,6 +350,8 @@ web_send(struct web_req *r, struct web_resp *resp)
 	MHD_add_response_header(m, "Cache-Control", "no-store");
 	if (web_tls)
 		MHD_add_response_header(m, "Strict-Transport-Security", "max-age=31536000");
+	/* /metrics is scraped by tools that speak RFC 6750; the page's own
+	 * /api/ calls handle 401 themselves. */
 	if (resp->status == 401 && strncmp(r->path, "/api/", 5) != 0)
 		MHD_add_response_header(m, "WWW-Authenticate", "Bearer realm=\"postern\"");
 	if (resp->cookie != NULL)

@@ -184,5 +184,15 @@ def test_dkim_pass_from_skip_domain_decided_at_data():
         # the deferred triplet retried in time passes
         e.clock(301)
         assert data(plain)[1] == "accept"
+        # an allowlisted recipient is not greylisted at DATA either
+        e.access("add", "allow", "rcpt", "postmaster@example.net")
+        d = e.check("203.0.113.5", helo="mx.example.org", mail="alice@example.org",
+                    rcpts=["postmaster@example.net"], message=plain)
+        assert d["verdict"] == "accept"
+        d = e.check("203.0.113.5", helo="mx.example.org", mail="alice@example.org",
+                    rcpts=["postmaster@example.net", "new@example.net"], message=plain)
+        assert (d["stage"], d["verdict"]) == ("data", "tempfail")
+        from policyenv import rows
+        assert rows(e.db, "SELECT count(*) FROM greylist WHERE rcpt = 'postmaster@example.net'") == [(0,)]
     finally:
         e.stop()

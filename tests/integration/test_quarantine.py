@@ -312,3 +312,20 @@ def test_full_disk_is_tempfail_and_nothing_lost(make_postern, capture, workdir):
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_check_reports_quarantine_without_storing(make_postern, capture):
+    """`postern check` answers "what would happen": the quarantine verdict
+    is reported, but nothing lands in the quarantine (a stored copy could be
+    released to real recipients)."""
+    p = start(make_postern, capture.addr)
+    path = os.path.join(p.dir, "msg.eml")
+    with open(path, "wb") as f:
+        f.write(message("check-only"))
+    r = subprocess.run([POSTERN_BIN, "check", "-c", p.conf_path, "--ip", "127.0.0.1",
+                        "--helo", "client.example.net", "--from", "sender@example.net",
+                        "--rcpt", "bob@example.org", path],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verdict"] == "quarantine", r.stdout
+    assert listing(p) == []

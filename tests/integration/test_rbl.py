@@ -8,6 +8,7 @@ rejected at connect never reaches the backend.
 import pytest
 
 from harness.capture import Capture
+from harness.net import wait_until
 from policyenv import PolicyEnv, smtp_session
 
 RECORDS = [
@@ -171,6 +172,56 @@ def test_smtp_listed_client_never_reaches_backend():
         s.sendmail("a@example.org", ["b@example.net"], b"Subject: hi\r\n\r\nhello\r\n")
         s.quit()
         assert len(sink.accepted()) == 1
+        assert e.stop_serving() == 0
+    finally:
+        e.stop()
+        sink.stop()
+
+
+@pytest.mark.netns
+def test_no_lookup_leaves_the_configured_resolver():
+    """In a private network namespace whose system resolver is a trap:
+    block lists, domain lists and a session over SMTP ask only the test's
+    unbound (dns.resolver), never /etc/resolv.conf."""
+    from harness.netns import trap_system_resolver
+    trap, undo = trap_system_resolver()
+    sink = Capture().start()
+    e = PolicyEnv(RECORDS, slow_zones=["slow.test."],
+                  conf="[greylist]\nenabled = no\n[rbl]\nzones = bl.test*20, slow.test*1, wl.test*-1\n"
+                       "rhsbl_zones = dbl.test*10\n").start()
+    try:
+        assert e.check("192.0.2.1")["verdict"] == "reject"
+        d = e.check("192.0.2.99", helo="mx.good.example", mail="x@spam.example")
+        assert d["verdict"] == "reject" and d["stage"] == "mail"
+        e.serve(sink)
+        s = smtp_session(e.port, source="127.0.0.2")
+        s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+        s.quit()
+        assert len(sink.accepted()) == 1
+        assert e.stop_serving() == 0
+        assert e.bh.queries >= 1            # the slow list was asked, via unbound
+        assert trap.queries == 0            # and nothing went to the system resolver
+    finally:
+        e.stop()
+        sink.stop()
+        undo()
+
+
+def test_reload_with_a_bad_list_setting_keeps_serving():
+    sink = Capture().start()
+    e = PolicyEnv(["1.0.0.127.bl.test. 300 IN A 127.0.0.2"],
+                  conf="[greylist]\nenabled = no\n[rbl]\nzones = bl.test*10\n").start()
+    try:
+        e.serve(sink)
+        assert smtp_session(e.port, source="127.0.0.1").banner[0] == 554
+        e.p.reload({"rbl.zones": "bl.test=127.0.0.[2"})
+        wait_until(lambda: "not asked until it is fixed" in e.log(), what="the reload")
+        s = smtp_session(e.port, source="127.0.0.1")
+        assert s.banner[0] == 220
+        s.quit()
+        e.p.reload({"rbl.zones": "bl.test*10"})
+        wait_until(lambda: smtp_session(e.port, source="127.0.0.1").banner[0] == 554,
+                   what="the list to apply again")
         assert e.stop_serving() == 0
     finally:
         e.stop()

@@ -125,6 +125,14 @@ class Stack:
         self.dns = self.cap = self.postern = None
 
     def start(self):
+        """Everything up, or everything already started torn down again."""
+        try:
+            return self._start()
+        except BaseException:
+            self.close(check=False)
+            raise
+
+    def _start(self):
         self.dns = Unbound(self.tmp.join("dns"), local_data=[
             'sender.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"',
             "client.sender.test. A 127.0.0.2",
@@ -187,10 +195,12 @@ class Stack:
         wait_until(look, timeout, interval=0.2, what="a verdict for %r" % needle)
         return found[0]
 
-    def close(self):
+    def close(self, check=True):
         try:
-            if self.postern:
+            if self.postern and check:
                 self.postern.stop()
+            elif self.postern:
+                self.postern.kill()
         finally:
             if self.cap:
                 self.cap.stop()

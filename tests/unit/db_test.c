@@ -173,6 +173,30 @@ T_CASE(locked_database_fails_then_recovers)
 	T_EQ_INT(count_rows("verdicts"), 1);
 }
 
+/* While the database is locked the queue stays bounded: past
+ * DB_QUEUE_MAX the oldest queued rows go (logged); the rest land later. */
+T_CASE(queue_is_bounded)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	long long n = -1;
+	time_t now = time_wall();
+
+	T_ASSERT(sqlite3_open(path, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+	for (int i = 0; i < DB_QUEUE_MAX + 2000; i++)
+		db_stat_add("overflow", now, 1);
+	T_ASSERT(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	T_EQ_INT(db_flush(30000), 0);
+	if (sqlite3_prepare_v2(h, "SELECT sum(n) FROM stats WHERE name = 'overflow'",
+	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	/* what was queued, plus at most one batch the writer held */
+	T_ASSERT(n >= DB_QUEUE_MAX && n < DB_QUEUE_MAX + 2000);
+}
+
 T_CASE(reopen_keeps_state)
 {
 	db_close();
@@ -180,6 +204,27 @@ T_CASE(reopen_keeps_state)
 	T_ASSERT(db_schema_version() >= 2);	/* 2: rules and quarantine; later steps append */
 	T_EQ_INT(count_rows("verdicts"), 1);
 	T_EQ_INT(count_rows("access"), 1);
+}
+
+/* A database from a newer postern, and a path that is a directory: both
+ * refuse to open (logged), nothing is changed. */
+T_CASE(open_refuses_newer_schema_and_bad_path)
+{
+	char p2[300];
+	sqlite3 *h;
+	struct conf *c2 = conf_defaults();
+
+	snprintf(p2, sizeof(p2), "%s/newer.db", dir);
+	T_ASSERT(sqlite3_open(p2, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	free(c2->db_path);
+	c2->db_path = xstrdup(p2);
+	T_EQ_INT(db_open(c2, 0), -1);
+	free(c2->db_path);
+	c2->db_path = xstrdup(dir);		/* a directory */
+	T_EQ_INT(db_open(c2, 0), -1);
+	conf_unref(c2);
 }
 
 int
@@ -199,8 +244,10 @@ main(void)
 	T_RUN(grey_update_atomic);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
+	T_RUN(queue_is_bounded);
 	T_RUN(reopen_keeps_state);
 	db_close();
+	T_RUN(open_refuses_newer_schema_and_bad_path);
 	conf_unref(c);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

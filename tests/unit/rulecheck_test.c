@@ -296,6 +296,27 @@ T_CASE(many_matches_keep_score)
 	pol_session_free(ps);
 }
 
+/* A backlog expires in batches: a tick deletes QUAR_EXPIRE_BATCH, the
+ * CLI's full run the rest. */
+T_CASE(expiry_in_batches)
+{
+	const char *rcpts[] = { "bob@example.org" };
+	int n = QUAR_EXPIRE_BATCH * 2 + 3;
+
+	for (int i = 0; i < n; i++) {
+		char id[ID_LEN + 1];
+		id_new(id);
+		struct db_quar q = { .id = id, .ts = time_wall() - 40 * 86400 + i, .sid = "B",
+		    .mail_from = "a@example.net", .rcpts = rcpts, .nrcpts = 1,
+		    .raw = "Subject: x\r\n\r\nx\r\n", .len = 17 };
+		T_EQ_INT(db_quar_add(&q, 1LL << 40), 0);
+	}
+	T_EQ_INT(db_quar_total(), 17LL * n);
+	T_EQ_INT(quar_expire(conf, QUAR_EXPIRE_BATCH), QUAR_EXPIRE_BATCH);
+	T_EQ_INT(quar_expire(conf, 0), n - QUAR_EXPIRE_BATCH);
+	T_EQ_INT(db_quar_total(), 0);
+}
+
 int
 main(void)
 {
@@ -332,6 +353,7 @@ main(void)
 	T_RUN(rule_change_applies_next_transaction);
 	T_RUN(expiry_by_test_clock);
 	T_RUN(many_matches_keep_score);
+	T_RUN(expiry_in_batches);
 	pol_shutdown();
 	rule_swap(NULL);
 	conf_unref(conf);

@@ -1,0 +1,39 @@
+/* fuzz_mime.c -- the MIME parser (rules/mime.h, GMime underneath): any
+ * bytes must parse, every list stay inside its MIME_MAX_* bound and every
+ * item be a NUL-terminated string of the length it claims. */
+#include "fuzz.h"
+#include "mime.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
+{
+	struct mime_msg *m;
+	size_t total = 0;
+
+	mime_init();
+	m = mime_parse((const char *)d, n);
+	FUZZ_ASSERT(m != NULL);
+	FUZZ_ASSERT(mime_count(m, MIME_URL) <= MIME_MAX_URLS);
+	FUZZ_ASSERT(mime_count(m, MIME_TEXT) <= MIME_MAX_PARTS);
+	FUZZ_ASSERT(mime_nheaders(m) <= MIME_MAX_HEADERS);
+	for (int k = 0; k < MIME_NKINDS; k++) {
+		for (size_t i = 0; i < mime_count(m, (enum mime_kind)k); i++) {
+			size_t len = 0;
+			const char *s = mime_item(m, (enum mime_kind)k, i, &len);
+			FUZZ_ASSERT(s != NULL && s[len] == '\0');
+			if (k == MIME_URL)
+				FUZZ_ASSERT(len <= MIME_MAX_URL_LEN);
+			if (k == MIME_TEXT)
+				total += len;
+		}
+	}
+	FUZZ_ASSERT(total <= MIME_MAX_TEXT_TOTAL);
+	for (size_t i = 0; i < mime_nheaders(m); i++) {
+		const char *name = NULL;
+		const char *v = mime_header_at(m, i, &name);
+		FUZZ_ASSERT(v != NULL && name != NULL);
+	}
+	(void)mime_header(m, "Subject", 0);
+	mime_free(m);
+	return 0;
+}
