@@ -56,6 +56,10 @@ def pytest_configure(config):
     # Every temporary directory of the run (and so every server it starts)
     # lives under one root, which lets the end of the run find leftovers.
     config._postern_root = RunRoot().enter()
+    # pytest's own tmp_path tree inside it too (its default would register an
+    # exit-time cleanup of a directory removed at the end of the session).
+    if not config.option.basetemp:
+        config.option.basetemp = os.path.join(config._postern_root.path, "pytest")
 
 
 @pytest.hookimpl(tryfirst=True)
