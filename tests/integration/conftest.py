@@ -22,6 +22,16 @@ tests/integration on sys.path). Fixtures:
 
 Mark a test `@pytest.mark.netns` to run it (fixtures included) in its own
 network+mount namespace: see harness/netns.py.
+
+Reliability rules the session enforces (see harness/net.py, leftovers.py):
+  - every temporary directory of a run lives under one root ($TMPDIR is set
+    to it); a process still using it at the end (postfix, unbound, postern,
+    chromium) is killed and the run fails;
+  - free_port() hands out ports below the ephemeral range, flock-reserved
+    across concurrent runs;
+  - POSTERN_TEST_TIME_SCALE=N stretches every bounded wait (ASan: 3);
+  - POSTERN_TEST_ORDER=reverse | shuffle[:SEED] reorders files and tests to
+    find order dependencies; `make` passes --timeout (pytest-timeout).
 """
 import os
 import random
