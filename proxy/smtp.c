@@ -846,7 +846,10 @@ smtp_policy(struct smtp_session *s, enum pol_stage stage)
 	s->wait = SMTP_W_POLICY;
 	s->loop->jobs_out++;
 	smtp_update_events(s);
-	work_submit(s->loop->home, j);
+	if (pol_stage_needed(s->ps, stage, stage == POL_DATA ? &j->msg : NULL))
+		work_submit(s->loop->home, j);
+	else
+		work_run_here(s->loop->home, j);
 }
 
 /* The loop's eventfd fired: verdicts are back. */
