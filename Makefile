@@ -87,8 +87,14 @@ unit: deps $(UNITS)
 unit-asan: deps $(UNITS_ASAN)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run-unit $(UNITS_ASAN)
 
+# A hung test fails alone after TEST_TIMEOUT seconds (pytest-timeout, with
+# its traceback) instead of eating the whole CI budget; -rfE lists failures
+# and errors again above the closing "N passed, N failed" line.
+TEST_TIMEOUT ?= 300
+PYTEST	 = $(PYTHON) -m pytest -q -p no:cacheprovider -rfE --timeout=$(TEST_TIMEOUT)
+
 integration: test-deps $(B)/postern
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTEST) tests/integration
 
 # The integration tests against an ASan+UBSan build of the daemon: the
 # harness fails a test whose Postern log shows a sanitizer report.
@@ -96,8 +102,8 @@ $(B)/postern-asan: $(B)/asan/proxy/main.o $(B)/libpostern-asan.a
 	$(CC) $(CFLAGS) $(ASANFLAGS) -o $@ $^ $(LDLIBS)
 
 integration-asan: test-deps $(B)/postern-asan
-	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan ASAN_OPTIONS=detect_leaks=1 \
-	UBSAN_OPTIONS=print_stacktrace=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan POSTERN_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 $(PYTEST) tests/integration
 
 test: test-deps all unit unit-asan integration
 

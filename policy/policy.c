@@ -25,6 +25,7 @@
 #include "quar.h"
 #include "rate.h"
 #include "rbl.h"
+#include "rdns.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -64,6 +65,7 @@ static int	 pol_auth_temperror(const struct pol_session *);
 extern const struct pol_check spf_check;
 
 static const struct pol_check *checks[] = {
+	&rdns_check,		/* first: the name feeds access, rules and the log */
 	&access_check,
 	&rate_check,
 	&rbl_check,
@@ -212,6 +214,12 @@ pol_set_client_name(struct pol_session *ps, const char *name)
 {
 	free(ps->client_name);
 	ps->client_name = xstrdup(name);
+}
+
+const char *
+pol_client_name(const struct pol_session *ps)
+{
+	return ps->client_name;
 }
 
 void

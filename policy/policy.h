@@ -83,6 +83,8 @@ void	 pol_set_dry_run(struct pol_session *);
 
 /* Inputs. Called by the proxy between jobs. */
 void	 pol_set_client_name(struct pol_session *, const char *); /* verified rDNS or "unknown" */
+/* The verified name found at CONNECT (policy/rdns.c), or "unknown". */
+const char *pol_client_name(const struct pol_session *);
 void	 pol_set_helo(struct pol_session *, const char *helo);
 void	 pol_set_tls(struct pol_session *, const char *version_cipher);
 /* A transaction: MAIL (address without <>; "" for the null sender, params

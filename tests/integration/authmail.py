@@ -111,6 +111,8 @@ import shutil
 import subprocess
 import tempfile
 
+from harness import TIME_SCALE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # POSTERN_BIN picks another build (an ASan one), as in dnszone.py.
 POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
@@ -121,8 +123,9 @@ def write_conf(path, resolver, extra=""):
     """A config for these tests: our unbound, no greylisting or database
     side effects in the way of sender authentication."""
     with open(path, "w") as f:
-        f.write("[proxy]\nhostname = %s\n[dns]\nresolver = %s\ntimeout = 1000\n"
-                "[greylist]\nenabled = no\n%s" % (HOSTNAME, resolver, extra))
+        f.write("[proxy]\nhostname = %s\n[dns]\nresolver = %s\ntimeout = %d\n"
+                "[greylist]\nenabled = no\n%s"
+                % (HOSTNAME, resolver, int(1000 * TIME_SCALE), extra))
     return path
 
 

@@ -22,8 +22,19 @@ tests/integration on sys.path). Fixtures:
 
 Mark a test `@pytest.mark.netns` to run it (fixtures included) in its own
 network+mount namespace: see harness/netns.py.
+
+Reliability rules the session enforces (see harness/net.py, leftovers.py):
+  - every temporary directory of a run lives under one root ($TMPDIR is set
+    to it); a process still using it at the end (postfix, unbound, postern,
+    chromium) is killed and the run fails;
+  - free_port() hands out ports below the ephemeral range, flock-reserved
+    across concurrent runs;
+  - POSTERN_TEST_TIME_SCALE=N stretches every bounded wait (ASan: 3);
+  - POSTERN_TEST_ORDER=reverse | shuffle[:SEED] reorders files and tests to
+    find order dependencies; `make` passes --timeout (pytest-timeout).
 """
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -55,6 +66,10 @@ def pytest_configure(config):
     # Every temporary directory of the run (and so every server it starts)
     # lives under one root, which lets the end of the run find leftovers.
     config._postern_root = RunRoot().enter()
+    # pytest's own tmp_path tree inside it too (its default would register an
+    # exit-time cleanup of a directory removed at the end of the session).
+    if not config.option.basetemp:
+        config.option.basetemp = os.path.join(config._postern_root.path, "pytest")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -79,6 +94,43 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     root.leave()
     root.remove()
+
+
+# ---- order: POSTERN_TEST_ORDER=reverse | shuffle[:SEED] -----------------
+def _order():
+    return os.environ.get("POSTERN_TEST_ORDER", "")
+
+
+def pytest_report_header(config):
+    if _order():
+        return "POSTERN_TEST_ORDER=%s" % _order()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """To find order dependencies, run the files and the tests inside each
+    in reverse, or shuffled with a seed (printed in the header; the same
+    seed gives the same order). Tests stay grouped by file so module-wide
+    fixtures are still set up once."""
+    order = _order()
+    if not order:
+        return
+    groups = {}
+    for it in items:
+        groups.setdefault(it.module.__name__ if it.module else "", []).append(it)
+    mods = list(groups.values())
+    if order == "reverse":
+        mods.reverse()
+        for g in mods:
+            g.reverse()
+    elif order.startswith("shuffle"):
+        seed = order.partition(":")[2] or "0"
+        rng = random.Random(seed)
+        rng.shuffle(mods)
+        for g in mods:
+            rng.shuffle(g)
+    else:
+        raise pytest.UsageError("POSTERN_TEST_ORDER must be reverse or shuffle[:SEED]")
+    items[:] = [it for g in mods for it in g]
 
 
 # ---- netns re-exec ------------------------------------------------------
@@ -147,9 +199,10 @@ def moddir():
 @pytest.fixture(scope="module")
 def unbound(moddir):
     u = Unbound(moddir.join("unbound"), local_zones={"test.": "static"})
-    u.start()
-    yield u
-    u.stop()
+    try:   # stopped even when start() gives up waiting for it
+        yield u.start()
+    finally:
+        u.stop()
 
 
 @pytest.fixture
@@ -198,9 +251,10 @@ POSTFIX_DEFAULTS = dict(reject_rcpts=["rejected@example.org"],
 @pytest.fixture(scope="module")
 def postfix(moddir):
     pf = Postfix(moddir.join("postfix"), **POSTFIX_DEFAULTS)
-    pf.start()
-    yield pf
-    pf.stop()
+    try:   # stopped even when start() gives up waiting for it
+        yield pf.start()
+    finally:
+        pf.stop()
 
 
 @pytest.fixture

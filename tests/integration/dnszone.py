@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BlackHole, Unbound, free_port  # noqa: E402,F401
+from harness import TIME_SCALE, BlackHole, Unbound, free_port  # noqa: E402,F401
 
 POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "postern")
@@ -87,7 +87,9 @@ class Zone:
     def write_conf(self, path, **sections):
         """A postern config pointing dns.resolver at this unbound; extra
         keys as section={key: value}."""
-        sec = {"dns": {"resolver": self.unbound.addr, "timeout": "1000"},
+        # 1 s keeps the timeout cases quick; a slower build scales it (a
+        # real answer arriving late would flip a verdict).
+        sec = {"dns": {"resolver": self.unbound.addr, "timeout": str(int(1000 * TIME_SCALE))},
                "proxy": {"hostname": "mx.receiver.test"},
                "log": {"level": "warning"}}
         for k, v in sections.items():

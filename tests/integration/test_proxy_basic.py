@@ -324,10 +324,8 @@ def test_harness_config_passes_configtest(make_postern, capture):
 
 
 def test_listen_on_ipv4_and_ipv6_loopback(make_postern, capture):
-    import socket
-    with socket.socket(socket.AF_INET6) as s6:     # a free port on ::1
-        s6.bind(("::1", 0))
-        v6 = s6.getsockname()[1]
+    from harness import free_port
+    v6 = free_port()    # free on ::1 too, outside the ephemeral range
     p = make_postern(capture.addr, start=False)
     p.settings["proxy.listen"] = "127.0.0.1:%d, [::1]:%d" % (p.port, v6)
     p.start()

@@ -5,7 +5,7 @@ Other test folders import it as `from harness import ...` once
 tests/integration is on sys.path (conftest.py there puts it), or through
 the pytest fixtures defined in tests/integration/conftest.py.
 """
-from .net import LOOPBACK, TempDir, free_port, port_open, wait_port, wait_until
+from .net import LOOPBACK, TIME_SCALE, TempDir, free_port, port_open, wait_port, wait_until
 from .unbound import BlackHole, Unbound
 from .postfix import Postfix
 from .capture import Capture, CapMessage, CapSession
@@ -14,7 +14,7 @@ from .postern import POSTERN_BIN, REPO, Postern, make_cert
 from .mail import ADDED_HEADERS, make_message, split_added, stuff
 from .netns import IN_NETNS, netns_argv, trap_system_resolver
 
-__all__ = ["LOOPBACK", "TempDir", "free_port", "port_open", "wait_port",
+__all__ = ["LOOPBACK", "TIME_SCALE", "TempDir", "free_port", "port_open", "wait_port",
            "wait_until", "BlackHole", "Unbound", "Postfix", "Capture",
            "CapMessage", "CapSession", "RawSMTP", "Reply", "smtp_client",
            "POSTERN_BIN", "REPO", "Postern", "make_cert", "IN_NETNS",

@@ -29,7 +29,7 @@ answered); cap.accepted() lists those answered 2xx.
 import asyncio
 import threading
 
-from .net import LOOPBACK, free_port, wait_until
+from .net import LOOPBACK, TIME_SCALE, free_port, wait_until
 
 MAX_LINE = 16 * 1024 * 1024   # far beyond any limit Postern may enforce
 
@@ -134,7 +134,10 @@ class Capture:
 
         self._thread = threading.Thread(target=run, name="capture", daemon=True)
         self._thread.start()
-        ready.wait(10)
+        # start_server() has bound and listened once ready is set; never
+        # return before that (a busy machine may schedule the thread late).
+        if not ready.wait(30 * TIME_SCALE):
+            raise RuntimeError("capture server thread did not start in time")
         if err:
             raise err[0]
         return self

@@ -16,7 +16,7 @@ import socket
 import ssl
 
 from .mail import stuff
-from .net import LOOPBACK
+from .net import LOOPBACK, TIME_SCALE
 
 
 class Reply:
@@ -38,6 +38,7 @@ class Reply:
 class RawSMTP:
     def __init__(self, port, host=LOOPBACK, source=None, timeout=10.0,
                  read_banner=True):
+        timeout *= TIME_SCALE
         self.sock = socket.create_connection(
             (host, port), timeout=timeout,
             source_address=(source, 0) if source else None)
@@ -98,7 +99,7 @@ class RawSMTP:
     def closed(self, timeout=5.0):
         """True when the server has closed (EOF) within timeout, after any
         buffered data."""
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(timeout * TIME_SCALE)
         try:
             for _ in range(1000):
                 chunk = self.sock.recv(65536)
@@ -139,5 +140,5 @@ def smtp_client(port, source=None, timeout=15.0, host=LOOPBACK):
     """smtplib.SMTP connected to port, optionally from a chosen loopback
     source address (e.g. 127.0.0.2, so the backend can tell the client's
     address from Postern's own 127.0.0.1)."""
-    return smtplib.SMTP(host, port, timeout=timeout,
+    return smtplib.SMTP(host, port, timeout=timeout * TIME_SCALE,
                         source_address=(source, 0) if source else None)

@@ -1,10 +1,12 @@
 """Loopback networking helpers shared by every integration test.
 
-Public: free_port(), listen_range(), wait_port(), wait_until(), TempDir.
+Public: free_port(), listen_range(), wait_port(), wait_until(), TempDir,
+TIME_SCALE.
 Only loopback addresses are ever used (127.0.0.0/8): tests never touch
 another network.
 """
 import collections
+import errno
 import fcntl
 import os
 import random
@@ -25,6 +27,9 @@ PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "postern-test-ports")
 PORT_LOCKS_HELD = 256
 PORT_TRIES = 200
 PORT_LOW = 10000   # below: well-known and registered services
+# Every bounded wait is an upper limit, never a speed assertion: a slower
+# build (ASan: POSTERN_TEST_TIME_SCALE=3) or a busy machine may stretch them.
+TIME_SCALE = max(1.0, float(os.environ.get("POSTERN_TEST_TIME_SCALE") or 1))
 
 
 def listen_range():
@@ -51,13 +56,19 @@ def _candidate(kind, host, rng):
 
 
 def _bindable(port, host):
-    """Nothing has this port, TCP or UDP, right now (unbound binds both)."""
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        try:
-            with socket.socket(socket.AF_INET, kind) as s:
-                s.bind((host, port))
-        except OSError:
-            return False
+    """Nothing has this port, TCP or UDP, right now (unbound binds both),
+    on host nor on ::1 (a test may listen on both loopbacks; a machine
+    without IPv6 skips that check)."""
+    for fam, addr in ((socket.AF_INET, host), (socket.AF_INET6, "::1")):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            try:
+                with socket.socket(fam, kind) as s:
+                    s.bind((addr, port))
+            except OSError as e:
+                if fam == socket.AF_INET6 and e.errno in (errno.EADDRNOTAVAIL,
+                                                          errno.EAFNOSUPPORT):
+                    break
+                return False
     return True
 
 
@@ -94,7 +105,9 @@ def free_port(kind=socket.SOCK_STREAM, host=LOOPBACK):
 
 def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
     """Poll pred() until it returns a true value (returned), or raise
-    TimeoutError after `timeout` seconds. The only way tests wait."""
+    TimeoutError after `timeout` seconds (times TIME_SCALE). The only way
+    tests wait."""
+    timeout *= TIME_SCALE
     deadline = time.monotonic() + timeout
     while True:
         v = pred()

@@ -111,8 +111,12 @@ class Postern:
                                      stdin=subprocess.DEVNULL, env=self.env,
                                      cwd=self.dir)
         if wait_banner:
-            wait_until(self._banner, timeout, interval=0.1,
-                       what="Postern's 220 banner on %s" % self.addr)
+            try:
+                wait_until(self._banner, timeout, interval=0.1,
+                           what="Postern's 220 banner on %s" % self.addr)
+            except TimeoutError as e:
+                self.kill()   # a start that gives up leaves nothing running
+                raise TimeoutError("%s; log:\n%s" % (e, self.log()[-4000:])) from None
         return self
 
     def _banner(self):

@@ -165,7 +165,11 @@ class Postfix:
         self._postfix("check")
         self._postfix("start")
         self.started = True
-        wait_port(self.port, timeout=timeout)
+        try:
+            wait_port(self.port, timeout=timeout)
+        except BaseException:
+            self.stop()   # a start that gives up leaves nothing running
+            raise
         self._check_banner()
         return self
 

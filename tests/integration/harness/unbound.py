@@ -168,7 +168,11 @@ class Unbound:
         self._err = open(os.path.join(self.dir, "unbound.stderr"), "w")
         self.proc = subprocess.Popen(["unbound", "-d", "-c", self.conf],
                                      stdout=self._err, stderr=subprocess.STDOUT)
-        wait_until(self._answers, timeout, interval=0.1, what="unbound to answer")
+        try:
+            wait_until(self._answers, timeout, interval=0.1, what="unbound to answer")
+        except BaseException:
+            self.stop()   # a start that gives up leaves nothing running
+            raise
         return self
 
     def _answers(self):
