@@ -337,8 +337,14 @@ rule_line_format(const struct rule_def *d)
 {
 	char sc[32] = "";
 
+	/* The shortest form that reads back as the same double: "%g" alone
+	 * would turn 1.23456789 into 1.23457 on an export/import trip. */
 	if (d->score != 0 || strcmp(d->action, "score") == 0)
-		snprintf(sc, sizeof(sc), " %g", d->score);
+		for (int prec = 6; prec <= 17; prec++) {
+			snprintf(sc, sizeof(sc), " %.*g", prec, d->score);
+			if (strtod(sc, NULL) == d->score)
+				break;
+		}
 	return xasprintf("%s%s | %s | /%s/%s | %s%s\n", d->enabled ? "" : "!",
 	    d->name, d->target, d->pattern, d->flags ? d->flags : "", d->action, sc);
 }

@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "policy_int.h"
 #include "rbl.h"
+#include "rules.h"
 #include "t.h"
 #include "util.h"
 #include "web_int.h"
@@ -259,6 +260,31 @@ T_CASE(dkim_identity_trailing_equals)
 	T_ASSERT(strstr(props, "header.i=jo.smith@example.org ") != NULL);
 }
 
+/* fuzz_rules: rule_line_format() wrote scores with "%g", so an export
+ * and re-import turned score 1.23456789 into 1.23457. */
+T_CASE(rule_score_round_trip)
+{
+	static const double scores[] = { 1.23456789, 0.1, -999.999999999, 1e-7, 3 };
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(scores) / sizeof(scores[0]); i++) {
+		struct rule_def d = { 0 }, back;
+		char *line;
+
+		d.name = "r";
+		d.target = "subject";
+		d.pattern = "x";
+		d.action = "score";
+		d.score = scores[i];
+		d.enabled = 1;
+		line = rule_line_format(&d);
+		T_EQ_INT(rule_line_parse(line, &back, err, sizeof(err)), 1);
+		T_ASSERT(back.score == scores[i]);
+		rule_def_clear(&back);
+		free(line);
+	}
+}
+
 int
 main(void)
 {
@@ -273,5 +299,6 @@ main(void)
 	T_RUN(web_error_cut_utf8);
 	T_RUN(rule_test_excerpt_utf8_cut);
 	T_RUN(dkim_identity_trailing_equals);
+	T_RUN(rule_score_round_trip);
 	return T_END();
 }
