@@ -61,6 +61,9 @@ static const char *dns_nodefault[] = {
 	"2.0.192.in-addr.arpa. transparent", "100.51.198.in-addr.arpa. transparent",
 	"113.0.203.in-addr.arpa. transparent", "8.b.d.0.1.0.0.2.ip6.arpa. transparent",
 	"10.in-addr.arpa. transparent", "168.192.in-addr.arpa. transparent",
+	/* loopback clients get their verified name (policy/rdns.c) from the
+	 * resolver too, not from libunbound's built-in "localhost" */
+	"127.in-addr.arpa. transparent",
 };
 
 enum dns_q_state { DNS_Q_WAITING = 0, DNS_Q_ANSWERED };

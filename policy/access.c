@@ -1,8 +1,10 @@
 /*
  * access.c -- see access.h. The lists live in the database; every stage
  * reads the entries of its kind on the worker's own connection (lists are
- * short and indexed by kind, and an edit takes effect on the next session
- * without a reload).
+ * short, and an edit takes effect on the next session without a reload).
+ * CONNECT walks every entry and notes which kinds have any
+ * (ps->access_kinds), so a later stage whose kind was empty then needs no
+ * read -- and no worker (access_blocks, pol_stage_needed).
  */
 #include "access.h"
 #include "conf.h"
@@ -20,9 +22,17 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain 255. */
 #define ACCESS_VALUE_MAX	256
 
+/* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt); bit k of
+ * ps->access_kinds is kind k, ACCESS_K_KNOWN says CONNECT filled it in. */
+static const char *access_kinds[] = { "client", "helo", "sender", "rcpt" };
+#define ACCESS_K_ALL	0xfu
+#define ACCESS_K_KNOWN	0x100u
+
 /* What one stage looks for while walking the entries of its kind. */
 struct access_walk {
 	const struct pol_session *ps;
+	int		 k;		/* index in access_kinds[] */
+	unsigned	 seen;		/* kinds met on the way (bit k) */
 	const char	*name;		/* helo/sender/rcpt, or NULL for client */
 	int		 allow, deny;
 	char		 entry[ACCESS_VALUE_MAX + 8];
@@ -32,6 +42,7 @@ static int	 access_addr(const struct sockaddr *, int *family, unsigned char out[
 static int	 access_visit(void *, const struct db_access *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
+static int	 access_blocks(const struct pol_session *, enum pol_stage);
 static int	 access_cli_list(void *, const struct db_access *);
 static int	 access_cli_run(int, char **);
 static int	 access_usage(void);
@@ -42,6 +53,7 @@ const struct pol_check access_check = {
 	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL | 1u << POL_RCPT,
 	.enabled = access_enabled,
 	.run = access_run,
+	.blocks = access_blocks,
 };
 
 /* The address bytes, IPv4-mapped IPv6 unwrapped. 0 or -1. */
@@ -188,8 +200,14 @@ access_visit(void *arg, const struct db_access *e)
 {
 	struct access_walk *w = arg;
 	struct access_cidr c;
-	int hit;
+	int hit, k;
 
+	for (k = 0; k < (int)ARRAY_SIZE(access_kinds); k++)
+		if (strcmp(e->kind, access_kinds[k]) == 0)
+			break;
+	w->seen |= 1u << k;
+	if (k != w->k)
+		return 0;
 	if (w->name == NULL)
 		hit = access_cidr_parse(e->value, &c) == 0 &&
 		    access_cidr_match(&c, (const struct sockaddr *)&w->ps->client);
@@ -215,21 +233,45 @@ access_enabled(const struct conf *c)
 	return 1;
 }
 
+/* The access_kinds[] index of a stage. */
+static int
+access_kind(enum pol_stage stage)
+{
+	return stage == POL_CONNECT ? 0 : stage == POL_HELO ? 1 :
+	    stage == POL_MAIL ? 2 : 3;
+}
+
+/* Past CONNECT, only a kind that had entries then needs a read. */
+static int
+access_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	int k = access_kind(stage);
+
+	if (k == 0 || !(ps->access_kinds & ACCESS_K_KNOWN))
+		return 1;
+	return (ps->access_kinds >> k) & 1;
+}
+
 static void
 access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
-	static const char *kinds[] = { "client", "helo", "sender", "rcpt" };
 	static const char *what[] = { "client", "HELO name", "sender", "recipient" };
 	struct access_walk w = { .ps = ps };
-	int k = stage == POL_CONNECT ? 0 : stage == POL_HELO ? 1 :
-	    stage == POL_MAIL ? 2 : 3;
+	int k = access_kind(stage), rc;
 	char esc[LOG_ESCAPE_MAX];
 
 	(void)m;
+	w.k = k;
 	w.name = k == 0 ? NULL : k == 1 ? ps->helo : k == 2 ? ps->mail_from : ps->rcpt;
 	if (k != 0 && (w.name == NULL || *w.name == '\0'))
 		return;
-	if (db_access_each(kinds[k], access_visit, &w) == -1) {
+	/* CONNECT reads all kinds (the table has no index on kind: the same
+	 * scan) to learn which are empty; an allow entry ends the walk
+	 * early, and then the whole session is allowlisted anyway. */
+	rc = db_access_each(k == 0 ? NULL : access_kinds[k], access_visit, &w);
+	if (k == 0 && rc != -1)
+		ps->access_kinds = ACCESS_K_KNOWN | (rc != 0 ? ACCESS_K_ALL : w.seen);
+	if (rc == -1) {
 		pol_result_add(ps, "access", "temperror", 0, NULL, "access lists unreadable");
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");

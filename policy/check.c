@@ -268,6 +268,7 @@ check_json(const struct pol_session *ps, enum pol_stage stage,
 	}
 	json_object_set_new(o, "results", all);
 	json_object_set_new(o, "score", json_real(ps->score));
+	json_object_set_new(o, "client_name", json_string(pol_client_name(ps)));
 	json_object_set_new(o, "verdict", json_string(pol_verdict_name(d->verdict)));
 	json_object_set_new(o, "stage", json_string(stage_names[stage]));
 	if (d->code)

@@ -28,6 +28,7 @@
 
 #include <opendkim/dkim.h>
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,9 +59,10 @@ static int	 dkim_enabled(const struct conf *);
 static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
-static void	 dkim_sig_props(DKIM *, DKIM_SIGINFO *, char *, size_t);
+static void	 dkim_sig_props(DKIM_SIGINFO *, char *, size_t);
+static void	 dkim_sig_identity(DKIM_SIGINFO *, char *, size_t);
 static int	 dkim_sig_expired(DKIM_SIGINFO *);
-static void	 dkim_report(struct pol_session *, DKIM *, struct dkim_ctx *,
+static void	 dkim_report(struct pol_session *, struct dkim_ctx *,
 		    DKIM_SIGINFO **, int);
 
 const struct pol_check dkim_check = {
@@ -266,7 +268,7 @@ dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz
 /* "header.d=... header.i=... header.s=... header.a=... header.b=..." with
  * every value cleaned: they come from the message. */
 static void
-dkim_sig_props(DKIM *d, DKIM_SIGINFO *sig, char *out, size_t outsz)
+dkim_sig_props(DKIM_SIGINFO *sig, char *out, size_t outsz)
 {
 	char dv[256], iv[256], sv[128], av[32], bv[16], raw[256];
 	const u_char *a = dkim_sig_gettagvalue(sig, 0, (u_char *)"a");
@@ -276,15 +278,43 @@ dkim_sig_props(DKIM *d, DKIM_SIGINFO *sig, char *out, size_t outsz)
 	authres_value((const char *)dkim_sig_getselector(sig), sv, sizeof(sv));
 	authres_value((const char *)a, av, sizeof(av));
 	authres_value((const char *)b, bv, 9);	/* RFC 6008: first 8 chars */
-	if (dkim_sig_getidentity(d, sig, (u_char *)raw, sizeof(raw)) != DKIM_STAT_OK)
-		raw[0] = '\0';
+	dkim_sig_identity(sig, raw, sizeof(raw));
 	authres_value(raw, iv, sizeof(iv));
 	snprintf(out, outsz, "header.d=%s%s%s header.s=%s header.a=%s header.b=%s",
 	    dv, *iv ? " header.i=" : "", iv, sv, av, bv);
 }
 
+/* The signature's i= (RFC 6376 3.5) with DKIM-Quoted-Printable undone
+ * (2.11), or "@" d= when absent, into out. Not dkim_sig_getidentity():
+ * libopendkim's dkim_qp_decode() steps past the end of a value ending in
+ * "=" and reads on through the heap (a forged signature crashed us). */
 static void
-dkim_report(struct pol_session *ps, DKIM *d, struct dkim_ctx *ctx,
+dkim_sig_identity(DKIM_SIGINFO *sig, char *out, size_t outsz)
+{
+	const char *i = (const char *)dkim_sig_gettagvalue(sig, 0, (u_char *)"i");
+	const char *dom = (const char *)dkim_sig_getdomain(sig);
+	size_t o = 0;
+
+	if (i == NULL) {
+		snprintf(out, outsz, "@%s", dom ? dom : "");
+		return;
+	}
+	for (; *i != '\0' && o + 1 < outsz; i++) {
+		unsigned char h = (unsigned char)i[1], l = h ? (unsigned char)i[2] : 0;
+		if (*i == ' ' || *i == '\t' || *i == '\r' || *i == '\n')
+			continue;	/* FWS may fold a tag value */
+		if (*i == '=' && isxdigit(h) && isxdigit(l)) {
+			out[o++] = (char)((isdigit(h) ? h - '0' : (h | 0x20) - 'a' + 10) * 16 +
+			    (isdigit(l) ? l - '0' : (l | 0x20) - 'a' + 10));
+			i += 2;
+		} else
+			out[o++] = *i;
+	}
+	out[o] = '\0';
+}
+
+static void
+dkim_report(struct pol_session *ps, struct dkim_ctx *ctx,
     DKIM_SIGINFO **sigs, int n)
 {
 	const struct conf *c = ps->conf;
@@ -296,7 +326,7 @@ dkim_report(struct pol_session *ps, DKIM *d, struct dkim_ctx *ctx,
 		const char *res = dkim_sig_result(ctx, sigs[i], why, sizeof(why));
 		struct pol_result *r;
 
-		dkim_sig_props(d, sigs[i], props, sizeof(props));
+		dkim_sig_props(sigs[i], props, sizeof(props));
 		r = pol_result_add(ps, "dkim", res, 0, props, "%s", why);
 		if (strcmp(res, "pass") == 0) {
 			if (!pass++ && r != NULL)
@@ -346,6 +376,6 @@ dkim_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg
 	if (dkim_getsiglist(d, &sigs, &n) != DKIM_STAT_OK || n == 0 || sigs == NULL)
 		pol_result_add(ps, "dkim", "none", 0, "", "no signature");
 	else
-		dkim_report(ps, d, &ctx, sigs, n);
+		dkim_report(ps, &ctx, sigs, n);
 	dkim_free(d);
 }

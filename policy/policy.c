@@ -25,6 +25,7 @@
 #include "quar.h"
 #include "rate.h"
 #include "rbl.h"
+#include "rdns.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -52,6 +53,11 @@ static int	 pol_auth_temperror(const struct pol_session *);
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
 #define POL_FIELD_MAX	998
+/* Largest message whose DATA stage may run on the proxy's loop thread
+ * when no check needs a worker: pol_run() then only scans the header
+ * section (authres_skips, pol_msg_fields), but a message that is nearly
+ * all header must not stall every other session of the loop. */
+#define POL_INLINE_MSG_MAX	(256 * 1024)
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. access first: an allowlisted client skips the others; grey
@@ -59,6 +65,7 @@ static int	 pol_auth_temperror(const struct pol_session *);
 extern const struct pol_check spf_check;
 
 static const struct pol_check *checks[] = {
+	&rdns_check,		/* first: the name feeds access, rules and the log */
 	&access_check,
 	&rate_check,
 	&rbl_check,
@@ -207,6 +214,12 @@ pol_set_client_name(struct pol_session *ps, const char *name)
 {
 	free(ps->client_name);
 	ps->client_name = xstrdup(name);
+}
+
+const char *
+pol_client_name(const struct pol_session *ps)
+{
+	return ps->client_name;
 }
 
 void
@@ -386,6 +399,30 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 	pol_decide(ps, stage, msg, d);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+}
+
+int
+pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *msg)
+{
+	/* Work pol_run() does around the checks: quar_tick may expire
+	 * quarantined files, pol_decide stores a quarantined message. */
+	if (stage == POL_MAIL && quar_tick_due())
+		return 1;
+	if (stage == POL_DATA && (msg == NULL || msg->len > POL_INLINE_MSG_MAX ||
+	    ps->score >= ps->conf->quarantine_score))
+		return 1;
+	if (pol_allowed(ps, stage))
+		return 0;
+	for (size_t i = 0; checks[i] != NULL; i++) {
+		const struct pol_check *ck = checks[i];
+		if (!(ck->stages & (1u << stage)) ||
+		    (ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
+			continue;
+		if (ck->blocks == NULL || ck->blocks(ps, stage))
+			return 1;
+	}
+	return 0;
 }
 
 /* One header field's unfolded value, cut to POL_FIELD_MAX; h points at

@@ -83,6 +83,8 @@ void	 pol_set_dry_run(struct pol_session *);
 
 /* Inputs. Called by the proxy between jobs. */
 void	 pol_set_client_name(struct pol_session *, const char *); /* verified rDNS or "unknown" */
+/* The verified name found at CONNECT (policy/rdns.c), or "unknown". */
+const char *pol_client_name(const struct pol_session *);
 void	 pol_set_helo(struct pol_session *, const char *helo);
 void	 pol_set_tls(struct pol_session *, const char *version_cipher);
 /* A transaction: MAIL (address without <>; "" for the null sender, params
@@ -98,6 +100,15 @@ void	 pol_tx_reset(struct pol_session *);
 void	 pol_run(struct pol_session *, enum pol_stage, const struct pol_msg *,
 	    struct pol_decision *);
 void	 pol_decision_clear(struct pol_decision *);
+/* Must pol_run() for this stage go to a worker? 1 when some check it
+ * would run may block (DNS, SQLite, files, libspf2/libopendkim, content
+ * regex); 0 when the whole run is a few microseconds of CPU on data the
+ * session already holds, so the proxy may call pol_run() on its loop
+ * thread and save the round trip to a worker -- the same code runs, so
+ * results and records are identical. msg only for POL_DATA. Non-blocking;
+ * called by the proxy between jobs. */
+int	 pol_stage_needed(const struct pol_session *, enum pol_stage,
+	    const struct pol_msg *);
 
 /* After the transaction ended (backend's final reply, or our own refusal):
  * record it for the verdict log and stats. Non-blocking (queued to the db

@@ -67,6 +67,10 @@ struct pol_session {
 	int		 verdict;	/* last decision's verdict */
 	char		 reply[300];	/* last decision as answered, for the log */
 	unsigned	 allow;		/* POL_ALLOW_*: allowlisted, skip checks */
+	/* access: which kinds of entry the lists held at CONNECT
+	 * (ACCESS_K_*, policy/access.c), so stages whose kind was empty
+	 * need no database read this session. */
+	unsigned	 access_kinds;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
 };
@@ -83,6 +87,9 @@ struct pol_check {
 	void		(*run)(struct pol_session *, enum pol_stage, const struct pol_msg *);
 	void		(*tx_reset)(struct pol_session *);	/* may be NULL */
 	void		(*free)(struct pol_session *);		/* may be NULL */
+	/* May run() block at this stage of this session (see
+	 * pol_stage_needed)? NULL: it always may. */
+	int		(*blocks)(const struct pol_session *, enum pol_stage);
 };
 
 /* The check's index in the table, for ps->priv[]. */

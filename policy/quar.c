@@ -41,6 +41,7 @@ static void	 quar_answer(struct pol_decision *, enum pol_verdict, int code,
 		    const char *status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int	 has_8bit(const char *, size_t);
 static int	 quar_utf8_env(const char *, json_t *);
+static int	 quar_due(long long now, long long last);
 static int	 smtpc_connect(struct smtpc *, const char *hostport, char *err, size_t);
 static int	 smtpc_reply(struct smtpc *);
 static int	 smtpc_send(struct smtpc *, const char *, size_t);
@@ -159,12 +160,24 @@ quar_expire(const struct conf *c, int batch)
 }
 
 /* Wall clock (the test clock moves it), so expiry tests need no sleep. */
+static int
+quar_due(long long now, long long last)
+{
+	return last == 0 || now - last >= QUAR_TICK_S || now < last;
+}
+
+int
+quar_tick_due(void)
+{
+	return quar_due((long long)time_wall(), atomic_load(&quar_last_tick));
+}
+
 void
 quar_tick(const struct conf *c)
 {
 	long long now = (long long)time_wall(), last = atomic_load(&quar_last_tick);
 
-	if (last != 0 && now - last < QUAR_TICK_S && now >= last)
+	if (!quar_due(now, last))
 		return;
 	if (!atomic_compare_exchange_strong(&quar_last_tick, &last, now))
 		return;

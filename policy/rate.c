@@ -32,11 +32,13 @@ static struct rate_ent *rate_find(const char *, int, uint64_t);
 static void	 rate_sweep(uint64_t);
 static void	 rate_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rate_enabled(const struct conf *);
+static int	 rate_blocks(const struct pol_session *, enum pol_stage);
 
 const struct pol_check rate_check = {
 	.name = "rate",
 	.stages = 1u << POL_CONNECT | 1u << POL_MAIL,
 	.enabled = rate_enabled,
+	.blocks = rate_blocks,
 	.run = rate_run,
 };
 
@@ -138,6 +140,15 @@ static int
 rate_enabled(const struct conf *c)
 {
 	return c->rate_connections_per_minute > 0 || c->rate_messages_per_minute > 0;
+}
+
+/* Counters in memory under a short mutex: never blocks. */
+static int
+rate_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	(void)ps;
+	(void)stage;
+	return 0;
 }
 
 static void

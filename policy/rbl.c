@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +137,9 @@ rbl_parse_site(const char *tok, size_t len, struct rbl_site *s, char *why,
 	}
 	if (*p == '*') {
 		s->weight = strtod(p + 1, &end);
-		if (end == p + 1)
+		/* "nan" or "inf" would poison the score: every threshold
+		 * comparison with NaN is false, so nothing is ever refused. */
+		if (end == p + 1 || !isfinite(s->weight))
 			goto bad;
 		p = end;
 	}

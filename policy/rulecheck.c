@@ -11,8 +11,11 @@
  * quarantined).
  *
  * Ownership: the session's state (ps->priv[RULECHECK_SLOT]) holds one
- * rule_set reference, dropped at transaction reset.
- * Thread: the check runs on policy workers; one session at a time.
+ * rule_set reference, dropped at transaction reset (the one taken at
+ * CONNECT serves the session's first transaction too).
+ * Thread: the check runs on policy workers, or on the proxy's loop thread
+ * when rc_blocks() says it has nothing to read or match; one session at a
+ * time.
  */
 #include "rulecheck.h"
 #include "conf.h"
@@ -37,6 +40,10 @@
 
 struct rc_state {
 	struct rule_set	*set;
+	/* set was checked at CONNECT/HELO and no transaction used it yet: the
+	 * session's first MAIL keeps it instead of asking the database again
+	 * (so that MAIL, with nothing else to look up, needs no worker). */
+	int		 fresh;
 	int		 quarantine;	/* a quarantine rule matched before DATA */
 	char		 qrule[RULE_MAX_NAME + 1];
 	/* this stage's hits past RULECHECK_MAX_NAMED, and strongest action */
@@ -54,6 +61,7 @@ static struct rc_state *rc_state(struct pol_session *);
 static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
+static int	 rc_blocks(const struct pol_session *, enum pol_stage);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
@@ -69,6 +77,7 @@ const struct pol_check rulecheck = {
 	.run = rc_run,
 	.tx_reset = rc_tx_reset,
 	.free = rc_free,
+	.blocks = rc_blocks,
 };
 
 /* Severity order for competing actions (higher wins). */
@@ -116,6 +125,7 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	if (s->set == NULL) {
 		rulecheck_refresh(ps->conf, 0);
 		s->set = rule_current();
+		s->fresh = st <= POL_HELO;
 	}
 	s->ps = ps;
 	s->action = -1;
@@ -141,6 +151,19 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	}
 	mime_free(m);
 	rc_apply(s, st);
+}
+
+/* Without a rule set the run reads the database (rulecheck_refresh);
+ * with one, only rules of this stage's targets run (regex, maybe on the
+ * whole body) and a quarantine rule matched earlier stores the message
+ * at DATA. Otherwise the run only clears its per-stage state. */
+static int
+rc_blocks(const struct pol_session *ps, enum pol_stage st)
+{
+	const struct rc_state *s = ps->priv[RULECHECK_SLOT];
+
+	return s == NULL || s->set == NULL || s->quarantine ||
+	    (rule_set_targets(s->set) & rc_stage_mask(st)) != 0;
 }
 
 static void
@@ -210,14 +233,23 @@ rc_tx_reset(struct pol_session *ps)
 
 	if (s == NULL)
 		return;
-	rule_set_unref(s->set);
-	s->set = NULL;
+	/* No transaction yet (the reset of the first MAIL, or an RSET
+	 * before it): a fresh set stays. */
+	if (!s->fresh || ps->mail_from != NULL) {
+		rule_set_unref(s->set);
+		s->set = NULL;
+		s->fresh = 0;
+	}
 	s->quarantine = 0;
 }
 
 static void
 rc_free(struct pol_session *ps)
 {
+	struct rc_state *s = ps->priv[RULECHECK_SLOT];
+
+	if (s != NULL)
+		s->fresh = 0;
 	rc_tx_reset(ps);
 	free(ps->priv[RULECHECK_SLOT]);
 	ps->priv[RULECHECK_SLOT] = NULL;

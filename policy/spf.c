@@ -1156,8 +1156,13 @@ static void	 spf_eval_helo(struct pol_session *, struct spf_state *);
 static double	 spf_score(const struct conf *, enum spf_result);
 
 const struct pol_check spf_check = {
-	"spf", 1u << POL_HELO | 1u << POL_MAIL, spf_enabled, spf_run,
-	spf_tx_reset, spf_free,
+	.name = "spf",
+	.stages = 1u << POL_HELO | 1u << POL_MAIL,
+	.enabled = spf_enabled,
+	.run = spf_run,
+	.tx_reset = spf_tx_reset,
+	.free = spf_free,
+	/* .blocks NULL: DNS */
 };
 
 static int

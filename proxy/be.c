@@ -63,7 +63,7 @@ struct be {
 	be_cb		*cb;
 	void		*arg;
 	struct {
-		char	*addr, *helo;
+		char	*addr, *helo, *name;
 		int	 v6, port, esmtp;
 	} who;
 };
@@ -276,8 +276,12 @@ be_open(struct be *be, const struct be_client *who)
 		fatalx("be_open in state %s", be_state_names[be->state]);
 	free(be->who.addr);
 	free(be->who.helo);
+	free(be->who.name);
 	be->who.addr = xstrdup(who->addr);
 	be->who.helo = xstrdup(who->helo ? who->helo : "");
+	/* "unknown" is policy's word for no verified name */
+	be->who.name = who->name && strcmp(who->name, "unknown") != 0 ?
+	    xstrdup(who->name) : NULL;
 	be->who.v6 = who->v6;
 	be->who.port = who->port;
 	be->who.esmtp = who->esmtp;
@@ -595,7 +599,10 @@ be_introduce(struct be *be)
 	}
 	if (xa & BE_XA_PORT)
 		o += (size_t)snprintf(line + o, sizeof(line) - o, " PORT=%d", be->who.port);
-	if (xa & BE_XA_NAME)
+	if ((xa & BE_XA_NAME) && be->who.name != NULL) {
+		be_xtext(be->who.name, v, sizeof(v));
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " NAME=%s", v);
+	} else if (xa & BE_XA_NAME)
 		o += (size_t)snprintf(line + o, sizeof(line) - o, " NAME=[UNAVAILABLE]");
 	if (xa & BE_XA_PROTO)
 		o += (size_t)snprintf(line + o, sizeof(line) - o, " PROTO=%s",
@@ -664,5 +671,6 @@ be_free(struct be *be)
 	be_close(be);
 	free(be->who.addr);
 	free(be->who.helo);
+	free(be->who.name);
 	free(be);
 }

@@ -65,6 +65,7 @@ struct be_client {
 	int		 v6;
 	int		 port;
 	const char	*helo;
+	const char	*name;		/* verified name; NULL or "unknown": none */
 	int		 esmtp;
 };
 

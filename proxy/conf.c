@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -106,6 +107,9 @@ static const struct conf_key keys[] = {
 	  "after SIGTERM, how long running sessions may go on before we exit" },
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
+
+	{ "proxy.user", T_STR, O(user), "", 0, 0, NULL,
+	  "started as root: drop to this user once the ports are bound (db.path and spool_dir must be writable by it)" },
 
 	{ "log.level", T_LOGLEVEL, O(log_level), "info", 0, 0, NULL,
 	  "error, warning, info or debug" },
@@ -313,7 +317,8 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 	case T_DOUBLE: {
 		char *end;
 		double d = strtod(v, &end);
-		if (end == v || *end != '\0') {
+		/* "nan" would make every score comparison false. */
+		if (end == v || *end != '\0' || !isfinite(d)) {
 			snprintf(why, whysz, "'%s' is not a number; write e.g. 5 or -1.5", v);
 			return -1;
 		}

@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -254,6 +255,8 @@ static int	 smtp_listen_one(const char *);
 static int	 smtp_loop_listen(struct smtp_loop *, const char *);
 static void	 smtp_reload(const char *);
 static int	 smtp_start(struct conf *, struct smtp_loop *, int);
+static int	 smtp_drop_privileges(const struct conf *);
+static int	 smtp_chown_db(const struct conf *);
 static void	 smtp_wait_signals(const char *, const sigset_t *);
 static void	 smtp_stop(struct smtp_loop *, int);
 
@@ -843,7 +846,10 @@ smtp_policy(struct smtp_session *s, enum pol_stage stage)
 	s->wait = SMTP_W_POLICY;
 	s->loop->jobs_out++;
 	smtp_update_events(s);
-	work_submit(s->loop->home, j);
+	if (pol_stage_needed(s->ps, stage, stage == POL_DATA ? &j->msg : NULL))
+		work_submit(s->loop->home, j);
+	else
+		work_run_here(s->loop->home, j);
 }
 
 /* The loop's eventfd fired: verdicts are back. */
@@ -1496,6 +1502,7 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
+		who.name = pol_client_name(s->ps);
 		who.v6 = s->v6;
 		who.port = s->port;
 		who.helo = s->helo;
@@ -1917,12 +1924,67 @@ smtp_reload(const char *path)
 	log_info("reload: configuration %s loaded; new sessions use it", path);
 }
 
+/* Give the database files just created to proxy.user. */
+static int
+smtp_chown_db(const struct conf *c)
+{
+	static const char *suffix[] = { "", "-wal", "-shm" };
+	struct passwd *pw = getpwnam(c->user);
+
+	if (pw == NULL)
+		return 0;	/* priv_drop() reports it */
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		char *p = xasprintf("%s%s", c->db_path, suffix[i]);
+		int rc = chown(p, pw->pw_uid, pw->pw_gid);
+		if (rc == -1 && errno != ENOENT) {
+			log_err("serve: cannot give %s to %s: %s", p, c->user, strerror(errno));
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+/* Ports are bound: become proxy.user. What must stay writable is the
+ * spool and the database (its directory too: SQLite makes -wal and -shm
+ * files, and readers open their own connections later). */
+static int
+smtp_drop_privileges(const struct conf *c)
+{
+	char *dbdir = xstrdup(c->db_path), *slash = strrchr(dbdir, '/');
+	const char *paths[] = { c->spool_dir, c->db_path, dbdir, NULL };
+	int rc;
+
+	if (slash == NULL)
+		strcpy(dbdir, ".");
+	else if (slash == dbdir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	rc = priv_drop(c->user, paths);
+	free(dbdir);
+	return rc;
+}
+
 /* Modules, listeners, workers, loops; 0, or -1 with the reason logged. */
 static int
 smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 {
+	if (mkdir_p(c->spool_dir, 0700) == -1) {
+		log_err("serve: cannot create proxy.spool_dir %s: %s", c->spool_dir,
+		    strerror(errno));
+		return -1;
+	}
+	/* A database this start creates as root is handed to proxy.user; one
+	 * that exists keeps its owner (the writability check names the fix). */
+	int fresh_db = *c->user != '\0' && access(c->db_path, F_OK) == -1;
 	if (pol_init(c) == -1) {
 		log_err("serve: policy initialisation failed");
+		return -1;
+	}
+	if (fresh_db && smtp_chown_db(c) == -1) {
+		pol_shutdown();
 		return -1;
 	}
 	if (tls_init(c) == -1) {
@@ -1940,6 +2002,8 @@ smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 			return -1;	/* exiting: the rest goes with the process */
 		}
 	}
+	if (*c->user != '\0' && smtp_drop_privileges(c) == -1)
+		return -1;
 	work_init(c->workers > 0 ? c->workers : 1);
 	for (int i = 0; i < nthreads; i++)
 		if ((errno = pthread_create(&loops[i].thread, NULL, smtp_loop_main, &loops[i])) != 0)

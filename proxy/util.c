@@ -6,11 +6,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -313,4 +316,56 @@ parse_bytes(const char *s, long long *out)
 	static const long long m[] = { 1, 1024, 1048576, 1073741824LL };
 
 	return parse_scaled(s, out, "bkmg", m);
+}
+
+int
+priv_drop(const char *user, const char *const *writable)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		log_err("proxy.user: no user '%s'; create it (adduser --system %s) "
+		    "or leave proxy.user empty", user, user);
+		return -1;
+	}
+	/* glibc applies set*id to every thread of the process. */
+	if (initgroups(pw->pw_name, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		log_err("proxy.user: cannot become %s: %s (start Postern as root)",
+		    user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) != -1 && pw->pw_uid != 0) {
+		log_err("proxy.user: root could be regained after dropping to %s", user);
+		return -1;
+	}
+	for (int i = 0; writable[i] != NULL; i++)
+		if (access(writable[i], W_OK) == -1) {
+			log_err("proxy.user: %s is not writable by %s: %s; "
+			    "chown %s %s", writable[i], user, strerror(errno), user,
+			    writable[i]);
+			return -1;
+		}
+	log_info("serve: running as %s (uid %d)", user, (int)pw->pw_uid);
+	return 0;
+}
+
+int
+mkdir_p(const char *dir, int mode)
+{
+	char *p = xstrdup(dir);
+	int rc = 0;
+
+	for (char *s = p + 1; rc == 0 && *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) == -1 && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (rc == 0 && mkdir(p, (mode_t)mode) == -1 && errno != EEXIST)
+		rc = -1;
+	free(p);
+	return rc;
 }

@@ -55,6 +55,15 @@ time_t	 time_wall(void);
 #define ID_LEN 12
 void	 id_new(char out[ID_LEN + 1]);
 
+/* mkdir -p: create dir and its missing parents; 0 or -1 with errno. */
+int	 mkdir_p(const char *dir, int mode);
+
+/* Least privilege (STYLE 14): become user (and its groups) for good, for
+ * every thread. Then check that each of the NULL-terminated paths (files or
+ * directories that must stay writable) is; 0, or -1 with the reason logged
+ * naming the path and the fix. */
+int	 priv_drop(const char *user, const char *const *writable);
+
 /* Parse "host:port", "[v6]:port" into host and port; 0 or -1. */
 int	 hostport_split(const char *, char *host, size_t hostsz, int *port);
 /* Duration and size parsing for config values ("300", "5m", "2d", "10M"). */

@@ -26,6 +26,7 @@ static struct {
 
 static void	*work_main(void *);
 static void	 work_return(struct work_job *);
+static void	 work_run(struct work_job *);
 
 void
 work_init(int n)
@@ -55,7 +56,6 @@ static void *
 work_main(void *unused)
 {
 	struct work_job *j;
-	uint64_t t0;
 
 	(void)unused;
 	pthread_setname_np(pthread_self(), "postern-work");
@@ -73,11 +73,28 @@ work_main(void *unused)
 		pthread_mutex_unlock(&pool.mu);
 		stats_gauge_add(STATS_G_WORK_QUEUE, -1);
 		j->next = NULL;
-		t0 = time_mono_ms();
-		pol_run(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d);
-		stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
-		work_return(j);
+		work_run(j);
 	}
+}
+
+static void
+work_run(struct work_job *j)
+{
+	uint64_t t0 = time_mono_ms();
+
+	pol_run(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d);
+	stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
+	work_return(j);
+}
+
+void
+work_run_here(struct work_home *h, struct work_job *j)
+{
+	j->home = h;
+	j->next = NULL;
+	/* work_return's ev_wake from the loop's own thread only marks the
+	 * loop pending (it is not sleeping): no syscall. */
+	work_run(j);
 }
 
 static void

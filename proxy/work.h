@@ -41,6 +41,11 @@ void		 work_shutdown(void);
 struct work_home *work_home_new(struct ev_loop *, void (*done)(void *), void *arg);
 void		 work_home_free(struct work_home *);
 void		 work_submit(struct work_home *, struct work_job *);
+/* Run the job here, on the loop thread, and queue it on the home's done
+ * list like a worker would: the loop finishes it on its next turn, by
+ * the same path. Only for a stage pol_stage_needed() said cannot block;
+ * saves the futex and eventfd round trip through the pool. */
+void		 work_run_here(struct work_home *, struct work_job *);
 /* All finished jobs for this home, as a list (oldest first), or NULL. */
 struct work_job	*work_take(struct work_home *);
 

@@ -137,8 +137,11 @@ quant(const char *q, int *min)
 		if (!isdigit((unsigned char)*s))
 			return -1;
 		*min = 0;
-		while (isdigit((unsigned char)*s))
-			*min = *min * 10 + (*s++ - '0');
+		/* PCRE2 takes counts up to 65535; a longer digit run must
+		 * saturate here, not overflow. */
+		for (; isdigit((unsigned char)*s); s++)
+			if (*min < 100000)
+				*min = *min * 10 + (*s - '0');
 		if (*s == ',')
 			for (s++; isdigit((unsigned char)*s); s++)
 				;

@@ -724,6 +724,10 @@ test_hit(void *arg, const struct rule_hit *h)
 	struct test_ctx *tc = arg;
 	size_t n = h->len < sizeof(tc->res->excerpt) - 1 ? h->len : sizeof(tc->res->excerpt) - 1;
 
+	/* Cut between characters: the excerpt goes out as a JSON string, and
+	 * a split UTF-8 sequence is not one. */
+	while (n > 0 && n < h->len && ((unsigned char)h->item[h->off + n] & 0xc0) == 0x80)
+		n--;
 	tc->matched = 1;
 	snprintf(tc->res->where, sizeof(tc->res->where), "%s", h->where);
 	tc->res->off = h->off;

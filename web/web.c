@@ -83,12 +83,23 @@ web_error(struct web_resp *r, int status, const char *fmt, ...)
 	va_list ap;
 	char msg[512];
 
+	json_t *j;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	free(r->body);
 	r->body = NULL;
-	web_json(r, status, json_pack("{s:s}", "error", msg));
+	/* msg may quote a client's or the backend's bytes, and the cut above
+	 * may split a UTF-8 sequence: jansson refuses invalid UTF-8, and a
+	 * NULL here would end in web_json's fatalx. Fall back to ASCII. */
+	if ((j = json_pack("{s:s}", "error", msg)) == NULL) {
+		for (char *p = msg; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		j = json_pack("{s:s}", "error", msg);
+	}
+	web_json(r, status, j);
 }
 
 const char *

@@ -1,13 +1,15 @@
 /* policy_test.c -- the greylist state machine with injected time, and the
- * policy engine end to end over a real database: thresholds, hard
- * decisions, allow/deny lists, greylisting with a controlled clock,
- * DNS lists that cannot answer, a locked database, the verdict log. */
+ * policy engine end to end over a real database: which stages need a
+ * worker (pol_stage_needed), thresholds, hard decisions, allow/deny
+ * lists, greylisting with a controlled clock, DNS lists that cannot
+ * answer, a locked database, the verdict log. */
 #include "t.h"
 #include "access.h"
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
 #include "policy_int.h"
+#include "quar.h"
 #include "rate.h"
 #include "util.h"
 
@@ -68,6 +70,60 @@ envelope(struct pol_session *ps, const char *from, const char *rcpt,
 		return v;
 	pol_tx_rcpt(ps, rcpt);
 	return run(ps, POL_RCPT, d);
+}
+
+/* With an empty database and only access, rate and rules enabled, a stage
+ * stays on the proxy's loop once CONNECT has read the lists; anything that
+ * may block sends it to a worker. Runs first: the lists must be empty. */
+T_CASE(stage_needed)
+{
+	struct pol_decision d = { 0 };
+	struct pol_msg m = { "Subject: x\r\n\r\nbody\r\n", 20 };
+	struct pol_session *ps;
+	int grey = c->greylist_enabled, dkim = c->dkim_enabled, dmarc = c->dmarc_enabled;
+
+	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
+	ps = session("192.0.2.77");
+	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* reads the lists */
+	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 1);	/* not read yet */
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	pol_set_helo(ps, "mx.example.org");
+	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
+	T_EQ_INT(run(ps, POL_HELO, &d), POL_ACCEPT);
+	pol_tx_begin(ps, "a@example.org", "");
+	/* the first MAIL also expires quarantine (quar_tick): a worker */
+	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), quar_tick_due());
+	T_EQ_INT(run(ps, POL_MAIL, &d), POL_ACCEPT);
+	T_EQ_INT(quar_tick_due(), 0);
+	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), 0);
+	pol_tx_rcpt(ps, "b@example.net");
+	T_EQ_INT(pol_stage_needed(ps, POL_RCPT, NULL), 0);
+	T_EQ_INT(run(ps, POL_RCPT, &d), POL_ACCEPT);
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 0);
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, NULL), 1);
+	c->dkim_enabled = 1;					/* DNS */
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
+	c->dkim_enabled = 0;
+	add(ps, "x", c->quarantine_score, "spam");		/* would store a copy */
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
+	pol_session_free(ps);
+
+	/* A sender entry added mid-session counts from the next session on
+	 * (the kinds were read at CONNECT); then MAIL reads the lists. */
+	ps = session("192.0.2.77");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(db_access_add("deny", "sender", "stage.test", NULL), 0);
+	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), 0);
+	pol_session_free(ps);
+	ps = session("192.0.2.77");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), 1);
+	T_EQ_INT(pol_stage_needed(ps, POL_RCPT, NULL), 0);
+	pol_session_free(ps);
+	T_EQ_INT(db_access_del("deny", "sender", "stage.test"), 1);
+	c->greylist_enabled = grey;
+	c->dkim_enabled = dkim;
+	c->dmarc_enabled = dmarc;
 }
 
 T_CASE(grey_state_machine)
@@ -347,7 +403,19 @@ T_CASE(verdict_log)
 	T_EQ_STR(json_string_value(json_object_get(v, "backend_reply")), "250 2.0.0 Ok: queued");
 	T_EQ_INT(json_integer_value(json_object_get(v, "size")), 1234);
 	T_EQ_STR(json_string_value(json_array_get(json_object_get(v, "rcpts"), 0)), "r@example.net");
-	T_EQ_INT(json_array_size(json_object_get(v, "checks")), 1);
+	/* the rule, and rdns from CONNECT (it names the client, no score) */
+	json_t *checks = json_object_get(v, "checks");
+	size_t i, nrule = 0, nother = 0;
+	json_t *ck;
+	json_array_foreach(checks, i, ck) {
+		const char *name = json_string_value(json_object_get(ck, "check"));
+		if (name && strcmp(name, "rule") == 0)
+			nrule++;
+		else if (name == NULL || strcmp(name, "rdns") != 0)
+			nother++;
+	}
+	T_EQ_INT(nrule, 1);
+	T_EQ_INT(nother, 0);
 	json_decref(a);
 	pol_decision_clear(&d);
 	pol_session_free(ps);
@@ -401,6 +469,7 @@ main(void)
 	log_set_level(LOG_LVL_ERR);
 	if (pol_init(c) == -1)
 		return 1;
+	T_RUN(stage_needed);
 	T_RUN(grey_state_machine);
 	T_RUN(skip_domains);
 	T_RUN(thresholds);

@@ -5,10 +5,16 @@
 #include "authres.h"
 #include "be.h"
 #include "conf.h"
+#include "dkim.h"
+#include "lit.h"
 #include "policy.h"
+#include "policy_int.h"
+#include "rbl.h"
 #include "t.h"
 #include "util.h"
+#include "web_int.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -113,6 +119,14 @@ T_CASE(conf_long_line_split)
 	if (c != NULL)
 		conf_unref(c);
 	free(errs);
+	errs = NULL;
+	/* Review: a score of nan or inf was taken (NaN thresholds never match). */
+	c = load_text("[policy]\nreject_score = nan\ntag_score = -inf\n", &errs, &nerrs);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(nerrs, 2);
+	if (c != NULL)
+		conf_unref(c);
+	free(errs);
 }
 
 /* Review of util.c: a size or time with a unit multiplied past
@@ -131,6 +145,120 @@ T_CASE(parse_scaled_overflow)
 	T_EQ_INT(v, 1209600);
 }
 
+/* Review of rbl.c: a weight of "nan" or "inf" (or one past DBL_MAX) was
+ * taken, and a NaN score makes every verdict threshold compare false. */
+T_CASE(rbl_weight_not_finite)
+{
+	struct rbl_site s[4];
+	char why[256];
+
+	T_EQ_INT(rbl_parse("bl.example*nan", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*inf", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*-1e999", s, 4, why, sizeof(why)), -1);
+	T_EQ_INT(rbl_parse("bl.example*2.5 wl.example*-1e3", s, 4, why, sizeof(why)), 2);
+	T_ASSERT(s[0].weight == 2.5 && s[1].weight == -1000);
+}
+
+/* fuzz_rules: the prefilter's quantifier reader overflowed int on a long
+ * digit run ("tp{9999999999999 |", signed overflow UB under UBSan). */
+T_CASE(lit_quantifier_digits_overflow)
+{
+	struct lit_req r;
+
+	T_EQ_INT(lit_extract("ht-tp{99999999999999999999999999 x", "", &r), 0);
+	T_ASSERT(lit_extract("abcdef{99999999999999999999}ghij", "", &r) >= 0);
+	T_EQ_INT(lit_extract("abcdef{2}ghij", "", &r), 1);
+}
+
+/* POST /api/rules/test with body pre + 300 x "é" + post; the reply into
+ * *resp (caller frees resp->body). */
+static void
+rules_test_post(const char *pre, const char *post, struct web_resp *resp)
+{
+	struct conf *c = conf_defaults();
+	struct web_req r = { 0 };
+	char body[1024];
+	size_t o = (size_t)snprintf(body, sizeof(body), "%s", pre);
+
+	for (int i = 0; i < 300; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "\xc3\xa9");
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "%s", post);
+	r.method = "POST";
+	r.path = "/api/rules/test";
+	r.body = body;
+	r.len = o;
+	r.conf = c;
+	memset(resp, 0, sizeof(*resp));
+	api_dispatch(&r, resp);
+	conf_unref(c);
+}
+
+/* fuzz_web: an error reply quoting a long non-ASCII quarantine_id was cut
+ * inside a UTF-8 sequence; jansson refused it and web_json() called
+ * fatalx(): one API request aborted the daemon. */
+T_CASE(web_error_cut_utf8)
+{
+	struct web_resp resp;
+
+	rules_test_post("{\"rule\": {\"name\": \"t\", \"target\": \"subject\", "
+	    "\"pattern\": \"x\"}, \"quarantine_id\": \"!", "\"}", &resp);
+	T_EQ_INT(resp.status, 404);
+	T_ASSERT(resp.body != NULL && strstr(resp.body, "no quarantined message !?") != NULL);
+	free(resp.body);
+}
+
+/* Review after fuzz_web: a rule-test match longer than the excerpt was cut
+ * inside a UTF-8 sequence; the 200 reply's json_pack failed and web_json
+ * called fatalx() (the daemon aborted). The cut is on a boundary now. */
+T_CASE(rule_test_excerpt_utf8_cut)
+{
+	struct web_resp resp;
+
+	rules_test_post("{\"rule\": {\"name\": \"t\", \"target\": \"body\", "
+	    "\"pattern\": \"x.+\"}, \"message\": \"Subject: a\\r\\n\\r\\nxx",
+	    "\\r\\n\"}", &resp);
+	T_EQ_INT(resp.status, 200);
+	T_ASSERT(resp.body != NULL && strstr(resp.body, "\"matched\":true") != NULL);
+	free(resp.body);
+}
+
+/* The authres properties of the first dkim result for msg (no DNS: the
+ * key lookup is a temperror, the signature is still reported). */
+static void
+dkim_props(const char *msg, char *out, size_t outsz)
+{
+	struct conf *c = conf_defaults();
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct pol_session *ps;
+	struct pol_msg m = { msg, strlen(msg) };
+	const struct pol_result *r;
+
+	ps = pol_session_new(c, "R", (struct sockaddr *)&sin, sizeof(sin));
+	pol_tx_begin(ps, "a@example.org", "");
+	dkim_check.run(ps, POL_DATA, &m);
+	r = pol_result_find(ps, "dkim");
+	snprintf(out, outsz, "%s", r != NULL && r->authres != NULL ? r->authres : "");
+	pol_session_free(ps);
+	conf_unref(c);
+}
+
+/* fuzz_dkim: an i= tag ending in "=" made libopendkim's dkim_qp_decode()
+ * (via dkim_sig_getidentity) step over the string's end and read on
+ * through the heap until it crashed (SEGV). */
+T_CASE(dkim_identity_trailing_equals)
+{
+	char props[768];
+
+	dkim_props("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel;\r\n"
+	    " h=from; i=@example.org=; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n"
+	    " b=dGVzdA==\r\nFrom: a@example.org\r\n\r\nbody\r\n", props, sizeof(props));
+	T_ASSERT(strstr(props, "header.i=@example.org= ") != NULL);
+	dkim_props("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel;\r\n"
+	    " h=from; i=jo=2Esmith@exam\r\n ple.org; bh=frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=;\r\n"
+	    " b=dGVzdA==\r\nFrom: a@example.org\r\n\r\nbody\r\n", props, sizeof(props));
+	T_ASSERT(strstr(props, "header.i=jo.smith@example.org ") != NULL);
+}
+
 int
 main(void)
 {
@@ -140,5 +268,10 @@ main(void)
 	T_RUN(authres_deep_comment_forgery);
 	T_RUN(conf_long_line_split);
 	T_RUN(parse_scaled_overflow);
+	T_RUN(rbl_weight_not_finite);
+	T_RUN(lit_quantifier_digits_overflow);
+	T_RUN(web_error_cut_utf8);
+	T_RUN(rule_test_excerpt_utf8_cut);
+	T_RUN(dkim_identity_trailing_equals);
 	return T_END();
 }
