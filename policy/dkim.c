@@ -19,7 +19,24 @@
  * library's DKIM_OPTS_MINKEYBITS, so the rule is visible in one place and
  * the result names the size. rsa-sha1 is refused as RFC 8301 3.1 asks.
  *
- * Thread: any worker thread. Ownership: the DKIM handle lives for one call.
+ * Decoded keys: libopendkim turns the key record's DER into an EVP_PKEY
+ * with d2i_PUBKEY_bio() for every signature it verifies, and in OpenSSL 3
+ * that runs the generic decoder framework: ~100-200 us and global rwlock
+ * traffic per message, the largest single cost of DKIM. The library has
+ * no way to take a decoded key from us (its key-lookup hook returns
+ * text), so this file defines d2i_PUBKEY_bio() itself: the dynamic linker
+ * binds libopendkim's call to the executable's definition, which
+ * memoizes by the DER bytes (dkim_keys, DKIM_KEYS entries, least recently
+ * used out). Same bytes, same key: nothing can go stale (a rotated key is
+ * other bytes, and TTLs stay with the DNS cache). Any other BIO or a
+ * reuse argument goes to OpenSSL's own function (dlsym RTLD_NEXT).
+ * Sharing is safe: an EVP_PKEY is reference-counted and, in OpenSSL 3,
+ * usable by several threads at once for verification; its legacy RSA
+ * (EVP_PKEY_get1_RSA, which the library calls next) is made once, here,
+ * under our lock.
+ *
+ * Thread: any worker thread. Ownership: the DKIM handle lives for one
+ * call; a cached key holds one reference, each caller gets its own.
  */
 #include "dkim.h"
 #include "authres.h"
@@ -27,8 +44,13 @@
 #include "util.h"
 
 #include <opendkim/dkim.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +59,24 @@
 
 /* SELECTOR._domainkey.DOMAIN as text: RFC 1035 2.3.4, plus the NUL. */
 #define DKIM_NAME_MAX		256
+
+/* Decoded keys kept (a few per sending domain in use); DER bytes per key
+ * beyond which we do not cache (an RSA-8192 SubjectPublicKeyInfo is about
+ * 1,100 bytes; RFC 6376 3.6.1 puts no bound, the TXT size does). */
+#define DKIM_KEYS		64
+#define DKIM_KEY_DER_MAX	2048
+
+struct dkim_key {
+	unsigned char	*der;
+	size_t		 len;		/* bytes of der, the whole BIO */
+	long		 used;		/* bytes the decoder consumed */
+	EVP_PKEY	*pk;
+	uint64_t	 tick;		/* last use, for LRU */
+};
+
+static pthread_mutex_t	 dkim_keys_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct dkim_key	 dkim_keys[DKIM_KEYS];
+static uint64_t		 dkim_keys_tick;
 
 /* One verification: what dkim_key_lookup() learnt, by signature. */
 struct dkim_ctx {
@@ -51,6 +91,9 @@ static DKIM_LIB		*dkim_lib;
 static uint64_t		 dkim_drift;	/* the library's allowed clock drift, s */
 
 static void	 dkim_lib_init(void);
+static EVP_PKEY	*dkim_key_cached(const unsigned char *, size_t, long *used);
+static EVP_PKEY	*dkim_key_decode(const unsigned char *, size_t, long *used);
+static void	 dkim_bio_skip(BIO *, long);
 static DKIM_CBSTAT dkim_key_lookup(DKIM *, DKIM_SIGINFO *, u_char *, size_t);
 static DKIM_CBSTAT dkim_prescreen(DKIM *, DKIM_SIGINFO **, int);
 static int	 dkim_refuse_query(void *, int, unsigned char *, unsigned char *,
@@ -160,6 +203,109 @@ dkim_key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 	}
 	dns_answer_free(a);
 	return st;
+}
+
+/* ---- decoded keys (see the top of the file) ---- */
+
+/* OpenSSL's prototype; called by libopendkim, and by anyone else in the
+ * process. */
+EVP_PKEY *
+d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
+{
+	static EVP_PKEY *(*next)(BIO *, EVP_PKEY **);
+	char *data = NULL;
+	long len, used = 0;
+	EVP_PKEY *pk;
+
+	if (a == NULL && BIO_method_type(bp) == BIO_TYPE_MEM &&
+	    (len = BIO_get_mem_data(bp, &data)) > 0 && len <= DKIM_KEY_DER_MAX) {
+		pk = dkim_key_cached((const unsigned char *)data, (size_t)len, &used);
+		if (pk != NULL)
+			dkim_bio_skip(bp, used);
+		return pk;
+	}
+	if (next == NULL && (next = (EVP_PKEY *(*)(BIO *, EVP_PKEY **))
+	    dlsym(RTLD_NEXT, "d2i_PUBKEY_bio")) == NULL)
+		fatalx("dkim: OpenSSL's d2i_PUBKEY_bio not found");
+	return next(bp, a);
+}
+
+/* A new reference to the key of these DER bytes, decoding them on a miss;
+ * NULL when they are no key (not cached: a bad record costs its decode
+ * every time, as before). */
+static EVP_PKEY *
+dkim_key_cached(const unsigned char *der, size_t len, long *used)
+{
+	struct dkim_key *e, *old = &dkim_keys[0];
+	EVP_PKEY *pk;
+
+	pthread_mutex_lock(&dkim_keys_mtx);
+	for (int i = 0; i < DKIM_KEYS; i++) {
+		e = &dkim_keys[i];
+		if (e->pk != NULL && e->len == len && memcmp(e->der, der, len) == 0) {
+			e->tick = ++dkim_keys_tick;
+			*used = e->used;
+			EVP_PKEY_up_ref(e->pk);
+			pthread_mutex_unlock(&dkim_keys_mtx);
+			return e->pk;
+		}
+		if (e->tick < old->tick)
+			old = e;
+	}
+	pthread_mutex_unlock(&dkim_keys_mtx);
+	if ((pk = dkim_key_decode(der, len, used)) == NULL)
+		return NULL;
+	pthread_mutex_lock(&dkim_keys_mtx);
+	/* Another thread may have added it meanwhile: a duplicate only
+	 * wastes a slot until it ages out. */
+	EVP_PKEY_free(old->pk);
+	free(old->der);
+	old->der = xmalloc(len);
+	memcpy(old->der, der, len);
+	old->len = len;
+	old->used = *used;
+	old->pk = pk;
+	old->tick = ++dkim_keys_tick;
+	EVP_PKEY_up_ref(pk);
+	pthread_mutex_unlock(&dkim_keys_mtx);
+	return pk;
+}
+
+/* OpenSSL's decoder on a memory buffer; the legacy RSA made now so that
+ * threads sharing the key later only read it. */
+static EVP_PKEY *
+dkim_key_decode(const unsigned char *der, size_t len, long *used)
+{
+	const unsigned char *p = der;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)len);
+
+	if (pk == NULL)
+		return NULL;
+	*used = (long)(p - der);
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
+		/* Deprecated in OpenSSL 3, and what libopendkim calls next. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+		RSA *r = EVP_PKEY_get1_RSA(pk);
+		RSA_free(r);
+#pragma GCC diagnostic pop
+	}
+	return pk;
+}
+
+/* Consume what the decoder would have read, as OpenSSL's own does. */
+static void
+dkim_bio_skip(BIO *bp, long n)
+{
+	char scratch[256];
+
+	while (n > 0) {
+		int k = BIO_read(bp, scratch, n < (long)sizeof(scratch) ? (int)n :
+		    (int)sizeof(scratch));
+		if (k <= 0)
+			break;
+		n -= k;
+	}
 }
 
 static int

@@ -166,10 +166,12 @@ quar_due(long long now, long long last)
 	return last == 0 || now - last >= QUAR_TICK_S || now < last;
 }
 
+/* A second early: pol_stage_needed() asks just before pol_run() ticks,
+ * and a tick that fell due in between must not run on the proxy's loop. */
 int
 quar_tick_due(void)
 {
-	return quar_due((long long)time_wall(), atomic_load(&quar_last_tick));
+	return quar_due((long long)time_wall() + 1, atomic_load(&quar_last_tick));
 }
 
 void

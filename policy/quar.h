@@ -54,8 +54,8 @@ int	 quar_release(const struct conf *, const char *id, const char *who,
 int	 quar_expire(const struct conf *, int batch);
 /* quar_expire at most once a minute; cheap to call per transaction. */
 void	 quar_tick(const struct conf *);
-/* Would quar_tick() expire now (and so block on the database and files)?
- * Non-blocking. */
+/* Would quar_tick() expire now or within a second (and so block on the
+ * database and files)? Non-blocking. */
 int	 quar_tick_due(void);
 
 /* `postern quarantine list|show|raw|release|delete|expire`. */

@@ -51,7 +51,7 @@ static const struct {
 	[STATS_G_DB_QUEUE] = { "db_queue_depth", "Writes waiting for the database writer." },
 }, stats_hist_info[STATS_NHISTS] = {
 	[STATS_H_SESSION] = { "session_duration_seconds", "Client session duration." },
-	[STATS_H_POLICY] = { "policy_stage_seconds", "One policy stage run on a worker." },
+	[STATS_H_POLICY] = { "policy_stage_seconds", "One policy stage run (on a worker, or inline on an I/O loop when nothing in it can block)." },
 	[STATS_H_TRANSACTION] = { "transaction_duration_seconds", "MAIL FROM to the final reply." },
 };
 

@@ -42,7 +42,7 @@ enum stats_gauge {
 /* Latency histograms, in seconds. */
 enum stats_hist {
 	STATS_H_SESSION = 0,	/* whole client session */
-	STATS_H_POLICY,		/* one policy stage on a worker */
+	STATS_H_POLICY,		/* one policy stage (on a worker, or inline on the loop) */
 	STATS_H_TRANSACTION,	/* MAIL FROM to the final reply */
 	STATS_NHISTS
 };

@@ -2,7 +2,9 @@
  * dkim_test.c -- the dkim check without a DNS server: the RFC 8601 result
  * mapping of libopendkim's signature errors, an unsigned message, a
  * malformed signature, and a key lookup that cannot be answered (resolver
- * not started) which must be temperror -- never pass, never permerror.
+ * not started) which must be temperror -- never pass, never permerror;
+ * and the decoded-key cache behind d2i_PUBKEY_bio (same bytes, same key;
+ * the BIO consumed as OpenSSL would; bad bytes no key).
  * Real signatures against real DNS are in tests/integration/test_dkim.py.
  */
 #include "t.h"
@@ -12,6 +14,10 @@
 #include "util.h"
 
 #include <opendkim/dkim.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <netinet/in.h>
 
@@ -32,6 +38,64 @@ run(struct pol_session *ps, const char *msg)
 	pol_tx_begin(ps, "a@example.org", "");
 	dkim_check.run(ps, POL_DATA, &m);
 	return pol_result_find(ps, "dkim");
+}
+
+/* A fresh RSA key's SubjectPublicKeyInfo in buf (with `extra` zero bytes
+ * after it); its length without them. */
+static int
+spki(EVP_PKEY **pk, unsigned char *buf, size_t bufsz, int extra)
+{
+	unsigned char *der = NULL;
+	int n;
+
+	*pk = EVP_RSA_gen(1024);
+	if (*pk == NULL || (n = i2d_PUBKEY(*pk, &der)) <= 0 || (size_t)(n + extra) > bufsz)
+		return -1;
+	memcpy(buf, der, (size_t)n);
+	memset(buf + n, 0, (size_t)extra);
+	OPENSSL_free(der);
+	return n;
+}
+
+static EVP_PKEY *
+decode(const unsigned char *buf, int len, int *left)
+{
+	BIO *b = BIO_new_mem_buf(buf, len);
+	EVP_PKEY *pk = d2i_PUBKEY_bio(b, NULL);
+
+	*left = (int)BIO_pending(b);
+	BIO_free(b);
+	return pk;
+}
+
+T_CASE(decoded_keys_are_cached_by_their_bytes)
+{
+	unsigned char a[2048], b[2048], junk[64];
+	EVP_PKEY *ka, *kb, *k1, *k2, *k3, *k4;
+	int na = spki(&ka, a, sizeof(a), 1), nb = spki(&kb, b, sizeof(b), 0), left;
+
+	T_ASSERT(na > 0 && nb > 0);
+	k1 = decode(a, na, &left);
+	T_ASSERT(k1 != NULL);
+	T_EQ_INT(left, 0);
+	T_EQ_INT(EVP_PKEY_eq(k1, ka), 1);
+	k2 = decode(a, na, &left);
+	T_ASSERT(k2 == k1);			/* the cached key, a new reference */
+	k3 = decode(b, nb, &left);
+	T_ASSERT(k3 != NULL && k3 != k1);
+	T_EQ_INT(EVP_PKEY_eq(k3, kb), 1);
+	k4 = decode(a, na + 1, &left);		/* other bytes: decoded on its own */
+	T_ASSERT(k4 != NULL);
+	T_EQ_INT(left, 1);			/* the trailing byte is not read */
+	T_EQ_INT(EVP_PKEY_eq(k4, ka), 1);
+	memset(junk, 0x30, sizeof(junk));
+	T_ASSERT(decode(junk, (int)sizeof(junk), &left) == NULL);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	EVP_PKEY_free(k4);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
 }
 
 T_CASE(sigerror_mapping)
@@ -174,6 +238,7 @@ int
 main(void)
 {
 	log_init("dkim_test", 0);
+	T_RUN(decoded_keys_are_cached_by_their_bytes);
 	T_RUN(sigerror_mapping);
 	T_RUN(unsigned_is_none);
 	T_RUN(unanswerable_key_is_temperror_and_scores_nothing);
