@@ -27,6 +27,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "artifacts")
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
+HOSTILE_BODY = ("<html><body onload=alert(3)><b>bold</b>"
+                "<script>alert(2)</script></body></html>\n")
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +88,13 @@ def wait_el(drv, css, timeout=15, text=None):
                       what="%s%s on the page" % (css, " with %r" % text if text else ""))
 
 
-def click(drv, css, text=None, timeout=15):
-    """Click the element wait_el finds, again if it went stale meanwhile."""
+def click(drv, css, text=None, timeout=15, inner=None):
+    """Click the element wait_el finds (or the `inner` css inside it), again
+    if it went stale meanwhile."""
     def attempt():
         try:
-            wait_el(drv, css, timeout, text).click()
+            e = wait_el(drv, css, timeout, text)
+            (e.find_element(By.CSS_SELECTOR, inner) if inner else e).click()
             return True
         except StaleElementReferenceException:
             return False
@@ -126,6 +130,9 @@ def logged_in(drv, st):
 
 
 def test_login_page_then_overview(st, drv):
+    # Start logged out whichever test ran before in this browser.
+    drv.get(st.base + "/")
+    drv.delete_all_cookies()
     drv.get(st.base + "/")
     wait_el(drv, "#login-form")
     shot(drv, "login")
@@ -232,26 +239,40 @@ def test_rule_built_in_editor_matches_next_message(st, drv):
     def enabled():
         return [r["enabled"] for r in api.get("/api/rules")[2]["rules"]
                 if r["name"] == "ui_quarantine"][0]
-    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    # (its own row: other tests' rules may be listed first)
+    click(drv, "#rule-table tbody tr", text="ui_quarantine", inner="input[type=checkbox]")
     wait_until(lambda: enabled() is False, 10, what="the rule to be disabled")
     wait_el(drv, "#flash", text="saved")
-    click(drv, "#rule-table tbody tr input[type=checkbox]")
+    click(drv, "#rule-table tbody tr", text="ui_quarantine", inner="input[type=checkbox]")
     wait_until(lambda: enabled() is True, 10, what="the rule to be enabled again")
     # The next message matches it: quarantined, not delivered.
     before = len(st.cap.accepted())
-    code, text = send_mail(st.postern.port, "UI-QUAR-7 " + XSS_IMG,
-                           body="<html><body onload=alert(3)><b>bold</b>"
-                                "<script>alert(2)</script></body></html>\n")
+    code, text = send_mail(st.postern.port, "UI-QUAR-7 " + XSS_IMG, body=HOSTILE_BODY)
     assert code == 250 and "quarantined as" in text, text
     assert len(st.cap.accepted()) == before
 
 
-def test_quarantine_preview_is_text_and_release_delivers(st, drv):
+@pytest.fixture(scope="module")
+def held_rule(st):
+    """A quarantine rule made through the API, so the quarantine tests hold
+    their own messages whatever ran before them (the editor test's rule
+    matches other subjects: its own assertion stays about its own rule)."""
+    status, _, r = st.bearer().post("/api/rules", {
+        "name": "ui_held", "target": "subject", "pattern": "UI-HELD-\\d+",
+        "action": "quarantine"})
+    assert status == 201, r
+    return r
+
+
+def test_quarantine_preview_is_text_and_release_delivers(st, drv, held_rule):
     logged_in(drv, st)
+    held = "UI-HELD-7 %d" % time.time_ns()
+    code, text = send_mail(st.postern.port, held + " " + XSS_IMG, body=HOSTILE_BODY)
+    assert code == 250 and "quarantined as" in text, text
     go(drv, st, "quarantine")
-    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    row = wait_el(drv, "#quar-table tbody tr", text=held)
     assert XSS_IMG in row.text
-    click(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    click(drv, "#quar-table tbody tr", text=held)
     pre = wait_el(drv, "#quar-raw")
     assert "<script>alert(2)</script>" in pre.text and "<b>bold</b>" in pre.text
     assert not drv.find_elements(By.CSS_SELECTOR, "#quar-preview b, #quar-preview script, "
@@ -262,23 +283,23 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv):
     click(drv, "#quar-preview button", text="Release")
     wait_el(drv, "#flash", text="Released")
     msgs = st.cap.wait_messages(before + 1)
-    assert b"UI-QUAR-7" in msgs[-1].data and msgs[-1].header("X-Postern-Released")
+    assert held.encode() in msgs[-1].data and msgs[-1].header("X-Postern-Released")
     # Gone from the held list; listed under "released" with its state.
-    wait_until(lambda: not [t for t in texts(drv, "#quar-table tbody tr") if "UI-QUAR-7" in t],
+    wait_until(lambda: not [t for t in texts(drv, "#quar-table tbody tr") if held in t],
                10, what="the released message to leave the held list")
     drv.execute_script("const s = document.getElementById('quar-state'); s.value = 'released';"
                        "s.dispatchEvent(new Event('change'))")
-    row = wait_el(drv, "#quar-table tbody tr", text="UI-QUAR-7")
+    row = wait_el(drv, "#quar-table tbody tr", text=held)
     assert "released" in row.text
     shot(drv, "quarantine")
     assert no_alert(drv)
 
 
-def test_quarantine_bulk_delete(st, drv):
+def test_quarantine_bulk_delete(st, drv, held_rule):
     logged_in(drv, st)
     tag = "bulk-%d" % time.time_ns()
     for i in range(2):
-        code, text = send_mail(st.postern.port, "UI-QUAR-%d %s" % (100 + i, tag))
+        code, text = send_mail(st.postern.port, "UI-HELD-%d %s" % (100 + i, tag))
         assert "quarantined as" in text, text
     go(drv, st, "quarantine")
     drv.find_element(By.ID, "quar-q").send_keys(tag)
