@@ -17,8 +17,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* T_LIST is a comma-separated string that may be given on several lines
+ * (the key repeated): each adds to the list, so long lists of DNS zones
+ * stay within inih's line length. */
 enum conf_type { T_STR, T_INT, T_BOOL, T_SECS, T_MSECS, T_BYTES, T_DOUBLE,
-		 T_ENUM, T_HOSTPORT, T_LOGLEVEL };
+		 T_ENUM, T_HOSTPORT, T_LOGLEVEL, T_LIST };
 
 struct conf_key {
 	const char	*name;		/* "section.key" */
@@ -58,7 +61,7 @@ static struct conf *conf_alloc(void);
 #define O(f) offsetof(struct conf, f)
 #define LL 0x7fffffffffffffffLL
 static const struct conf_key keys[] = {
-	{ "proxy.listen", T_STR, O(listen), "127.0.0.1:2525", 0, 0, NULL,
+	{ "proxy.listen", T_LIST, O(listen), "127.0.0.1:2525", 0, 0, NULL,
 	  "address:port to accept SMTP on; several comma-separated, [v6]:port for IPv6" },
 	{ "proxy.backend", T_HOSTPORT, O(backend), "127.0.0.1:10025", 0, 0, NULL,
 	  "address:port of the MTA behind Postern" },
@@ -152,9 +155,9 @@ static const struct conf_key keys[] = {
 	{ "dmarc.quarantine_action", T_ENUM, O(dmarc_quarantine_action), "follow", 0, 0, "follow|score|ignore",
 	  "p=quarantine on a failing message: follow (quarantine), score only, or ignore" },
 
-	{ "rbl.zones", T_STR, O(rbl_zones), "", 0, 0, NULL,
-	  "DNS lists for the client IP: zone[=127.0.0.X or =127.0.0.[2..11]]*weight, comma-separated; negative weight = allow list" },
-	{ "rbl.rhsbl_zones", T_STR, O(rhsbl_zones), "", 0, 0, NULL,
+	{ "rbl.zones", T_LIST, O(rbl_zones), "", 0, 0, NULL,
+	  "DNS lists for the client IP: zone[=127.0.0.X or =127.0.0.[2..11]]*weight, comma-separated (repeat the key to continue the list); negative weight = allow list" },
+	{ "rbl.rhsbl_zones", T_LIST, O(rhsbl_zones), "", 0, 0, NULL,
 	  "domain lists (RHSBL) for the sender domain and HELO name, same syntax" },
 
 	{ "greylist.enabled", T_BOOL, O(greylist_enabled), "yes", 0, 0, NULL, "greylist unknown triplets" },
@@ -174,7 +177,7 @@ static const struct conf_key keys[] = {
 	  "do not greylist SPF-pass senders from greylist.skip_domains" },
 	{ "greylist.skip_dkim_pass", T_BOOL, O(greylist_skip_dkim_pass), "yes", 0, 0, NULL,
 	  "do not greylist aligned-DKIM senders from greylist.skip_domains" },
-	{ "greylist.skip_domains", T_STR, O(greylist_skip_domains), "", 0, 0, NULL,
+	{ "greylist.skip_domains", T_LIST, O(greylist_skip_domains), "", 0, 0, NULL,
 	  "comma-separated sender domains trusted when authenticated" },
 
 	{ "rate.connections_per_minute", T_INT, O(rate_connections_per_minute), "0", 0, 100000000, NULL,
@@ -282,6 +285,7 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 
 	switch (k->type) {
 	case T_STR:
+	case T_LIST:
 		free(*(char **)dst);
 		*(char **)dst = xstrdup(v);
 		return 0;
@@ -394,7 +398,8 @@ conf_reader(char *buf, int size, void *arg)
 	 * and hand inih an empty one. */
 	while ((c = getc(p->fp)) != EOF && c != '\n')
 		;
-	conf_error(p, p->line, "line longer than %d bytes; shorten it", size - 3);
+	conf_error(p, p->line, "line longer than %d bytes; shorten it (a list such "
+	    "as rbl.zones can be split: repeat the key, each line adds to it)", size - 3);
 	r[0] = '\0';
 	return r;
 }
@@ -409,6 +414,13 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 	if (k == NULL) {
 		conf_error(p, p->line, "unknown key '%s' in section [%s]; "
 		    "see etc/postern.conf for the valid keys", name, section);
+		return 1;
+	}
+	if (p->seen[k - keys] && k->type == T_LIST) {
+		char **dst = (char **)((char *)p->c + k->off);
+		char *joined = xasprintf("%s%s%s", *dst, **dst && *value ? "," : "", value);
+		free(*dst);
+		*dst = joined;
 		return 1;
 	}
 	if (p->seen[k - keys])
@@ -514,7 +526,8 @@ conf_unref(struct conf *c)
 	if (atomic_fetch_sub(&b->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (keys[i].type == T_STR || keys[i].type == T_HOSTPORT)
+		if (keys[i].type == T_STR || keys[i].type == T_HOSTPORT ||
+		    keys[i].type == T_LIST)
 			free(*(char **)((char *)c + keys[i].off));
 	free(c->path);
 	free(b);

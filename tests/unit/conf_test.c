@@ -74,6 +74,33 @@ T_CASE(errors_name_line)
 	free(p);
 }
 
+T_CASE(list_keys_add_up)
+{
+	char *p = write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n"
+	    "[proxy]\nhostname = one\nhostname = two\n");
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = conf_load(p, &e, &n);
+
+	/* a list key repeated adds to the list; any other key twice is an error */
+	T_ASSERT(c == NULL);
+	T_EQ_INT(n, 1);
+	if (n == 1)
+		T_ASSERT(strstr(e[0].msg, "proxy.hostname") != NULL);
+	free(e);
+	unlink(p);
+	free(p);
+	p = write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n");
+	c = conf_load(p, &e, &n);
+	T_ASSERT(c != NULL);
+	if (c) {
+		T_EQ_STR(c->rbl_zones, "a.example*2,b.example=127.0.0.2*3");
+		conf_unref(c);
+	}
+	unlink(p);
+	free(p);
+}
+
 T_CASE(hostport)
 {
 	char h[64];
@@ -94,6 +121,7 @@ main(void)
 	T_RUN(defaults);
 	T_RUN(values_parsed);
 	T_RUN(errors_name_line);
+	T_RUN(list_keys_add_up);
 	T_RUN(hostport);
 	return T_END();
 }
