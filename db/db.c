@@ -139,6 +139,7 @@ static struct db_job *db_job_new(enum db_job_type, int sync);
 static int	 db_sync(struct db_job *, int timeout_ms);
 static char	*db_json_text(json_t *);
 static char	*db_dup(const char *);
+static json_t	*db_jstr(const char *);
 static char	*db_lower(const char *);
 static json_t	*db_rows_json(sqlite3 *, sqlite3_stmt *, const char *what);
 
@@ -1043,6 +1044,48 @@ db_dup(const char *s)
 	return xstrdup(s ? s : "");
 }
 
+/* A JSON string of attacker-written text: json_string() refuses invalid
+ * UTF-8 (a raw 8-bit Subject or HELO), which would silently drop the value;
+ * each byte that does not start a valid sequence becomes U+FFFD. */
+static json_t *
+db_jstr(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	json_t *j = json_string((const char *)p);
+	char *out, *o;
+
+	if (j != NULL)
+		return j;
+	o = out = xmalloc(strlen((const char *)p) * 3 + 1);
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 :
+		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+		int ok = n > 0;
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		/* overlong 3-byte, surrogates, overlong 4-byte, past U+10FFFF */
+		if (ok && n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) ||
+		    (p[0] == 0xed && p[1] >= 0xa0)))
+			ok = 0;
+		if (ok && n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) ||
+		    (p[0] == 0xf4 && p[1] >= 0x90)))
+			ok = 0;
+		if (!ok) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			p++;
+			continue;
+		}
+		memcpy(o, p, (size_t)n);
+		o += n;
+		p += n;
+	}
+	*o = '\0';
+	j = json_string(out);
+	free(out);
+	return j ? j : json_string("");
+}
+
 static struct db_job *
 db_job_new(enum db_job_type type, int sync)
 {
@@ -1082,14 +1125,16 @@ db_verdict_add(const struct db_verdict *v)
 	j->u.v.score = v->score;
 	j->u.v.ms = v->ms;
 	for (int i = 0; i < v->nrcpts; i++)
-		json_array_append_new(rc, json_string(v->rcpts[i]));
+		json_array_append_new(rc, db_jstr(v->rcpts[i]));
 	j->u.v.stats = xcalloc((size_t)v->nchecks + 1, sizeof(char *));
 	j->u.v.stats[j->u.v.nstats++] = xasprintf("verdict:%s", j->u.v.verdict);
 	for (int i = 0; i < v->nchecks; i++) {
 		const struct db_check *c = &v->checks[i];
-		json_array_append_new(ck, json_pack("{s:s, s:s, s:f, s:s?}",
-		    "check", c->check, "result", c->result, "score", c->score,
-		    "reason", c->reason));
+		json_t *o = json_pack("{s:s, s:s, s:f}", "check", c->check,
+		    "result", c->result, "score", c->score);
+		if (c->reason != NULL)
+			json_object_set_new(o, "reason", db_jstr(c->reason));
+		json_array_append_new(ck, o);
 		j->u.v.stats[j->u.v.nstats++] = xasprintf("check:%s:%s", c->check, c->result);
 	}
 	j->u.v.rcpts = db_json_text(rc);
@@ -1228,7 +1273,7 @@ db_rows_json(sqlite3 *h, sqlite3_stmt *st, const char *what)
 				val = json_null();
 				break;
 			default:
-				val = json_string((const char *)sqlite3_column_text(st, i));
+				val = db_jstr((const char *)sqlite3_column_text(st, i));
 			}
 			if (nl > 5 && strcmp(name + nl - 5, "_json") == 0) {
 				const char *txt = json_string_value(val);
@@ -1634,7 +1679,7 @@ db_quar_add(const struct db_quar *q, long long max_total)
 	long long total;
 
 	for (int i = 0; i < q->nrcpts; i++)
-		json_array_append_new(r, json_string(q->rcpts[i]));
+		json_array_append_new(r, db_jstr(q->rcpts[i]));
 	rcpts = db_json_text(r);	/* takes r */
 	/* FULL: the commit is on disk before the client hears 250. */
 	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||

@@ -90,6 +90,33 @@ T_CASE(verdict_roundtrip)
 	json_decref(a);
 }
 
+/* Attacker-written text that is not UTF-8 (a raw 8-bit Subject, a HELO
+ * with a stray byte) keeps its place in the log, with U+FFFD for the bad
+ * bytes: JSON cannot carry it as is, and dropping it would hide evidence. */
+T_CASE(verdict_invalid_utf8_kept)
+{
+	const char *rc[] = { "x\xff@example.org" };
+	struct db_check ck[] = { { "rule", "match", "helo h\xc3(.test", 1 } };
+	struct db_verdict v = { .ts = time_wall(), .sid = "UTF8BAD", .client_ip = "192.0.2.9",
+	    .client_name = "unknown", .helo = "h\xc3(.test", .mail_from = "s@test",
+	    .rcpts = rc, .nrcpts = 1, .size = 1, .msgid = "<u@x>",
+	    .subject = "caf\xe9 \xe2\x82\xac ok", .checks = ck, .nchecks = 1, .score = 1,
+	    .verdict = "accept", .reply = "250", .backend_reply = "250", .ms = 1 };
+
+	db_verdict_add(&v);
+	T_EQ_INT(db_flush(5000), 0);
+	json_t *a = db_verdicts(1, 0, NULL);	/* the newest */
+	json_t *row = json_array_get(a, 0);
+	T_EQ_STR(json_string_value(json_object_get(row, "subject")),
+	    "caf\xef\xbf\xbd \xe2\x82\xac ok");
+	T_EQ_STR(json_string_value(json_object_get(row, "helo")), "h\xef\xbf\xbd(.test");
+	T_EQ_STR(json_string_value(json_array_get(json_object_get(row, "rcpts"), 0)),
+	    "x\xef\xbf\xbd@example.org");
+	T_EQ_STR(json_string_value(json_object_get(json_array_get(
+	    json_object_get(row, "checks"), 0), "reason")), "helo h\xef\xbf\xbd(.test");
+	json_decref(a);
+}
+
 T_CASE(stats_by_minute)
 {
 	db_stat_add("session", time_wall(), 3);
@@ -239,6 +266,7 @@ main(void)
 	log_set_level(LOG_LVL_ERR);
 	T_RUN(open_migrates);
 	T_RUN(verdict_roundtrip);
+	T_RUN(verdict_invalid_utf8_kept);
 	T_RUN(stats_by_minute);
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);
