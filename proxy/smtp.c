@@ -1316,7 +1316,10 @@ smtp_proceed_starttls(struct smtp_session *s, const char *arg)
 		smtp_close_after(s, "421 4.4.2 Error: cannot send");
 		return;
 	}
-	s->ssl = tls_new(s->io.fd);
+	if ((s->ssl = tls_new(s->io.fd)) == NULL) {
+		smtp_close_after(s, "421 4.7.0 TLS not available");
+		return;
+	}
 	smtp_enter_state(s, SMTP_S_TLS);
 	smtp_tls_step(s);
 }
@@ -1913,11 +1916,11 @@ smtp_reload(const char *path)
 		return;
 	}
 	old = conf_current();
-	if (strcmp(old->listen, c->listen) != 0 || strcmp(old->tls_cert, c->tls_cert) != 0 ||
-	    strcmp(old->tls_key, c->tls_key) != 0 || old->threads != c->threads)
-		log_warn("reload: proxy.listen, proxy.threads and the TLS files take "
-		    "effect at the next start only");
+	if (strcmp(old->listen, c->listen) != 0 || old->threads != c->threads)
+		log_warn("reload: proxy.listen and proxy.threads take effect at the "
+		    "next start only");
 	conf_unref(old);
+	tls_reload(c);
 	log_set_level((enum log_level)c->log_level);
 	pol_reload(c);
 	conf_swap(c);

@@ -10,9 +10,16 @@
 #include <openssl/ssl.h>
 #include <stdio.h>
 
+#include <pthread.h>
+
+/* The current context. tls_reload() swaps it under the lock; an SSL holds
+ * its own reference to the context it was made from, so sessions in a
+ * handshake or in TLS keep theirs. */
 static SSL_CTX	*tls_ctx;
+static pthread_mutex_t tls_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void	 tls_log_errors(const char *);
+static SSL_CTX	*tls_ctx_build(const struct conf *);
 static ssize_t	 tls_result(SSL *, int, unsigned *);
 
 static void
@@ -27,14 +34,15 @@ tls_log_errors(const char *what)
 	}
 }
 
-int
-tls_init(const struct conf *c)
+/* A server context from proxy.tls_cert/tls_key, or NULL (logged). */
+static SSL_CTX *
+tls_ctx_build(const struct conf *c)
 {
-	if (c->tls_cert[0] == '\0')
-		return 0;
+	SSL_CTX *tls_ctx;
+
 	if ((tls_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		tls_log_errors("SSL_CTX_new");
-		return -1;
+		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
 	/* No client-initiated renegotiation: a write would then wait for a
@@ -55,14 +63,49 @@ tls_init(const struct conf *c)
 		    c->tls_key);
 		goto fail;
 	}
-	return 0;
+	return tls_ctx;
 fail:
 	SSL_CTX_free(tls_ctx);
-	tls_ctx = NULL;
-	return -1;
+	return NULL;
 }
 
-int tls_enabled(void) { return tls_ctx != NULL; }
+int
+tls_init(const struct conf *c)
+{
+	if (c->tls_cert[0] == '\0')
+		return 0;
+	return (tls_ctx = tls_ctx_build(c)) == NULL ? -1 : 0;
+}
+
+int
+tls_reload(const struct conf *c)
+{
+	SSL_CTX *n = NULL, *old;
+
+	/* Renewed files under the same names are the usual case (certbot):
+	 * always read them again. */
+	if (c->tls_cert[0] != '\0' && (n = tls_ctx_build(c)) == NULL) {
+		log_err("reload: keeping the running TLS certificate");
+		return -1;
+	}
+	pthread_mutex_lock(&tls_mtx);
+	old = tls_ctx;
+	tls_ctx = n;
+	pthread_mutex_unlock(&tls_mtx);
+	SSL_CTX_free(old);
+	return 0;
+}
+
+int
+tls_enabled(void)
+{
+	int on;
+
+	pthread_mutex_lock(&tls_mtx);
+	on = tls_ctx != NULL;
+	pthread_mutex_unlock(&tls_mtx);
+	return on;
+}
 
 void
 tls_shutdown(void)
@@ -74,8 +117,15 @@ tls_shutdown(void)
 SSL *
 tls_new(int fd)
 {
-	SSL *ssl = SSL_new(tls_ctx);
+	SSL *ssl = NULL;
+	int off;
 
+	pthread_mutex_lock(&tls_mtx);
+	if ((off = tls_ctx == NULL) == 0)
+		ssl = SSL_new(tls_ctx);
+	pthread_mutex_unlock(&tls_mtx);
+	if (off)
+		return NULL;	/* a reload took the certificate away */
 	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		fatalx("tls: SSL_new failed");
 	SSL_set_accept_state(ssl);

@@ -2,7 +2,7 @@
  * tls.h -- STARTTLS for the client leg (RFC 3207) over OpenSSL.
  *
  * tls_init() builds the server context from proxy.tls_cert/proxy.tls_key
- * once at start; sessions then wrap their socket with tls_new() after the
+ * at start, tls_reload() again at SIGHUP; sessions then wrap their socket with tls_new() after the
  * 220 reply to STARTTLS. I/O calls follow the I/O helper convention: >0
  * bytes done, 0 would block (*want says on which event), -1 error or EOF.
  * Ownership: the session owns its SSL (tls_free). Thread: any; the context
@@ -20,9 +20,13 @@ typedef struct ssl_st SSL;
 /* 0, or -1 with the reason logged. With no certificate configured it
  * succeeds and tls_enabled() says 0. */
 int		 tls_init(const struct conf *);
+/* SIGHUP: read the certificate and key again (renewed files keep their
+ * names) and use them for new handshakes; on failure keep the old ones.
+ * 0 or -1 (logged). */
+int		 tls_reload(const struct conf *);
 int		 tls_enabled(void);
 void		 tls_shutdown(void);
-SSL		*tls_new(int fd);
+SSL		*tls_new(int fd);	/* NULL: no certificate (any more) */
 void		 tls_free(SSL *);
 /* 1 done, 0 in progress (*want = EV_READ|EV_WRITE), -1 failed. */
 int		 tls_handshake(SSL *, unsigned *want);

@@ -1,12 +1,13 @@
 """STARTTLS: offered with a certificate, clean (nothing pipelined in
 plaintext after STARTTLS is executed), and EHLO must be repeated."""
+import os
 import smtplib
 import ssl
 import subprocess
 
 import pytest
 
-from harness import RawSMTP, make_cert, make_message
+from harness import RawSMTP, make_cert, make_message, wait_until
 
 
 @pytest.fixture
@@ -74,3 +75,40 @@ def test_starttls_with_parameter_is_syntax_error(tls_postern):
     with RawSMTP(tls_postern.port) as c:
         c.ehlo()
         assert c.cmd("STARTTLS now").code == 501
+
+
+def _peer_cert(port):
+    s = smtplib.SMTP("127.0.0.1", port, timeout=15)
+    s.ehlo("tls.test")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s.starttls(context=ctx)
+    der = s.sock.getpeercert(binary_form=True)
+    s.quit()
+    return der
+
+
+def _der(cert_path):
+    with open(cert_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_sighup_reads_renewed_certificate(make_postern, capture, workdir):
+    """A renewed certificate under the same file names (certbot) is used by
+    new handshakes after SIGHUP; a broken renewal keeps the running one."""
+    cert, key = make_cert(workdir.join("tls"), cn="first.test")
+    p = make_postern(capture.addr, conf={"proxy.tls_cert": cert, "proxy.tls_key": key})
+    assert _peer_cert(p.port) == _der(cert)
+    new_cert, new_key = make_cert(workdir.join("tls2"), cn="second.test")
+    os.replace(new_cert, cert)
+    os.replace(new_key, key)
+    p.reload()
+    wait_until(lambda: "configuration" in p.log() and _peer_cert(p.port) == _der(cert),
+               20, what="the renewed certificate in use")
+    with open(key, "w") as f:
+        f.write("not a key\n")
+    p.reload()
+    wait_until(lambda: "keeping the running TLS certificate" in p.log(), 20,
+               what="the broken key refused")
+    assert _peer_cert(p.port) == _der(cert)
