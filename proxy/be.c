@@ -751,18 +751,22 @@ be_pool_drop(struct be_pool *p, int i)
 	p->n--;
 }
 
-/* Newest first: it was idle the shortest time. A leg for another backend
- * (a reload changed proxy.backend or proxy.xclient) is closed instead. */
+/* Newest first: it was idle the shortest time. One whose RSET is still
+ * out stays; one the backend closed, or for another backend (a reload
+ * changed proxy.backend or proxy.xclient), is closed instead. */
 struct be *
 be_pool_take(struct be_pool *p, const struct conf *c, const char *sid, be_cb *cb, void *arg)
 {
-	while (p != NULL && p->n > 0) {
-		struct be *be = p->idle[p->n - 1];
-		if (!be_ready(be) || strcmp(be->conf->backend, c->backend) != 0 ||
+	for (int i = p == NULL ? -1 : p->n - 1; i >= 0; i--) {
+		struct be *be = p->idle[i];
+		if (!be_alive(be) || strcmp(be->conf->backend, c->backend) != 0 ||
 		    be->conf->xclient != c->xclient) {
-			be_pool_drop(p, p->n - 1);
+			be_pool_drop(p, i);
 			continue;
 		}
+		if (!be_ready(be))
+			continue;
+		memmove(&p->idle[i], &p->idle[i + 1], (size_t)(p->n - i - 1) * sizeof(p->idle[0]));
 		p->idle[--p->n] = NULL;
 		be->conf = c;
 		conf_unref(be->pconf);

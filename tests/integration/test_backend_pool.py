@@ -109,3 +109,16 @@ def test_postfix_logs_each_pooled_client(make_postern, postfix):
     assert "[127.0.0.3]" in client_of("pool2@example.org")
     # one TCP connection from Postern carried both sessions
     assert len([l for l in lines if " connect from " in l]) == 1, log
+
+
+def test_xforward_introduces_each_pooled_client(make_postern, make_capture):
+    cap = make_capture(xclient=False, xforward=True)
+    p = make_postern(cap.addr, conf=ONE_LOOP)
+    assert _session(p.port, "127.0.0.2", "xf1@example.org").code == 250
+    assert _session(p.port, "127.0.0.3", "xf2@example.org").code == 250
+    msgs = cap.wait_messages(2)
+    (sess,) = cap.sessions
+    assert [_addr(x) for x in sess.xforward] == [[b"ADDR=127.0.0.2"], [b"ADDR=127.0.0.3"]]
+    lines = sess.lines
+    assert lines.index(sess.xforward[1]) < lines.index(msgs[1].mail_from)
+    assert lines.index(sess.xforward[1]) > lines.index(msgs[0].mail_from)
