@@ -122,3 +122,15 @@ def test_xforward_introduces_each_pooled_client(make_postern, make_capture):
     lines = sess.lines
     assert lines.index(sess.xforward[1]) < lines.index(msgs[1].mail_from)
     assert lines.index(sess.xforward[1]) > lines.index(msgs[0].mail_from)
+
+
+def test_no_xclient_no_xforward_received_names_each_client(make_postern, make_capture):
+    cap = make_capture(xclient=False, xforward=False)
+    p = make_postern(cap.addr, conf=ONE_LOOP)
+    assert _session(p.port, "127.0.0.2", "plain1@example.org").code == 250
+    assert _session(p.port, "127.0.0.3", "plain2@example.org").code == 250
+    m1, m2 = cap.wait_messages(2)
+    assert len(cap.sessions) == 1 and m1.session is m2.session
+    r1, r2 = m1.header("Received")[0], m2.header("Received")[0]
+    assert "127.0.0.2" in r1 and "127.0.0.3" not in r1, r1
+    assert "127.0.0.3" in r2 and "127.0.0.2" not in r2, r2
