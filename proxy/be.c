@@ -5,6 +5,8 @@
  * -> XFORWARD] -> READY, then READY -> CMD -> READY for each command and
  * READY -> BODY -> CMD -> READY for a message. Any failure closes the leg
  * (CLOSED) and reports -1 to whoever waits; the next transaction reopens.
+ * A pooled leg sits in READY (or CMD while its RSET is out) and re-enters
+ * at XCLIENT/XFORWARD when be_open() hands it to a new session.
  */
 #include "be.h"
 #include "conf.h"
@@ -66,6 +68,14 @@ struct be {
 		char	*addr, *helo, *name;
 		int	 v6, port, esmtp;
 	} who;
+	/* while pooled: our reference on conf (the session's may go) */
+	struct conf	*pconf;
+	uint64_t	 idle_since;
+};
+
+struct be_pool {
+	struct be	*idle[BE_POOL_MAX];	/* oldest first */
+	int		 n;
 };
 
 static void	 be_enter_state(struct be *, enum be_state);
@@ -83,6 +93,9 @@ static void	 be_done(struct be *, int code, const char *, size_t);
 static void	 be_introduce(struct be *);
 static void	 be_update_events(struct be *);
 static int	 be_connect(struct be *);
+static void	 be_set_client(struct be *, const struct be_client *);
+static void	 be_pool_rset_cb(void *, int, const char *, size_t);
+static void	 be_pool_drop(struct be_pool *, int);
 
 int
 be_reply_feed(struct be_reply *r, const char *line, size_t len)
@@ -272,8 +285,28 @@ be_connect(struct be *be)
 void
 be_open(struct be *be, const struct be_client *who)
 {
+	if (be->state == BE_S_READY) {	/* from the pool: connected, EHLO said */
+		be_set_client(be, who);
+		be->introduced = 0;
+		be_introduce(be);
+		return;
+	}
 	if (be->state != BE_S_CLOSED)
 		fatalx("be_open in state %s", be_state_names[be->state]);
+	be_set_client(be, who);
+	be->caps = be->xclient = be->xforward = 0;
+	be->introduced = 0;
+	if (be_connect(be) == -1) {
+		be_done(be, -1, "cannot connect", 14);
+		return;
+	}
+	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend_connect * 1000;
+	be_enter_state(be, BE_S_CONNECTING);
+}
+
+static void
+be_set_client(struct be *be, const struct be_client *who)
+{
 	free(be->who.addr);
 	free(be->who.helo);
 	free(be->who.name);
@@ -285,14 +318,6 @@ be_open(struct be *be, const struct be_client *who)
 	be->who.v6 = who->v6;
 	be->who.port = who->port;
 	be->who.esmtp = who->esmtp;
-	be->caps = be->xclient = be->xforward = 0;
-	be->introduced = 0;
-	if (be_connect(be) == -1) {
-		be_done(be, -1, "cannot connect", 14);
-		return;
-	}
-	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend_connect * 1000;
-	be_enter_state(be, BE_S_CONNECTING);
 }
 
 void
@@ -607,10 +632,12 @@ be_introduce(struct be *be)
 	if (xa & BE_XA_PROTO)
 		o += (size_t)snprintf(line + o, sizeof(line) - o, " PROTO=%s",
 		    be->who.esmtp ? "ESMTP" : "SMTP");
+	/* [UNAVAILABLE] too: a pooled leg must not keep the last client's */
 	if ((xa & BE_XA_HELO) && be->who.helo[0] != '\0') {
 		be_xtext(be->who.helo, v, sizeof(v));
 		snprintf(line + o, sizeof(line) - o, " HELO=%s", v);
-	}
+	} else if (xa & BE_XA_HELO)
+		snprintf(line + o, sizeof(line) - o, " HELO=[UNAVAILABLE]");
 	be_enter_state(be, xc ? BE_S_XCLIENT : BE_S_XFORWARD);
 	be_send(be, line);
 }
@@ -669,8 +696,117 @@ be_free(struct be *be)
 	if (be == NULL)
 		return;
 	be_close(be);
+	conf_unref(be->pconf);
 	free(be->who.addr);
 	free(be->who.helo);
 	free(be->who.name);
 	free(be);
+}
+
+/* ---- the pool -------------------------------------------------------- */
+
+struct be_pool *
+be_pool_new(void)
+{
+	return xcalloc(1, sizeof(struct be_pool));
+}
+
+int
+be_pool_put(struct be_pool *p, struct be *be, int max, int dirty)
+{
+	if (max > BE_POOL_MAX)
+		max = BE_POOL_MAX;
+	if (p == NULL || max <= 0 || !be_ready(be) || be->out.len > 0 || be->in.len > 0)
+		return 0;
+	while (p->n >= max)
+		be_pool_drop(p, 0);
+	be->pconf = conf_ref((struct conf *)be->conf);
+	be->idle_since = time_mono_ms();
+	be->cb = be_pool_rset_cb;
+	be->arg = be;
+	p->idle[p->n++] = be;
+	if (dirty)	/* MAIL went out but no final reply closed it */
+		be_command(be, "RSET");
+	return 1;
+}
+
+/* The reply to a pooled leg's RSET: anything but 2xx, and it goes. */
+static void
+be_pool_rset_cb(void *arg, int code, const char *text, size_t len)
+{
+	struct be *be = arg;
+
+	(void)text;
+	(void)len;
+	if (code != -1 && code / 100 != 2)
+		be_close(be);	/* the tick frees it */
+}
+
+/* Close and free entry i (QUIT when idle). */
+static void
+be_pool_drop(struct be_pool *p, int i)
+{
+	be_free(p->idle[i]);
+	memmove(&p->idle[i], &p->idle[i + 1], (size_t)(p->n - i - 1) * sizeof(p->idle[0]));
+	p->n--;
+}
+
+/* Newest first: it was idle the shortest time. One whose RSET is still
+ * out stays; one the backend closed, or for another backend (a reload
+ * changed proxy.backend or proxy.xclient), is closed instead. */
+struct be *
+be_pool_take(struct be_pool *p, const struct conf *c, const char *sid, be_cb *cb, void *arg)
+{
+	for (int i = p == NULL ? -1 : p->n - 1; i >= 0; i--) {
+		struct be *be = p->idle[i];
+		if (!be_alive(be) || strcmp(be->conf->backend, c->backend) != 0 ||
+		    be->conf->xclient != c->xclient) {
+			be_pool_drop(p, i);
+			continue;
+		}
+		if (!be_ready(be))
+			continue;
+		memmove(&p->idle[i], &p->idle[i + 1], (size_t)(p->n - i - 1) * sizeof(p->idle[0]));
+		p->idle[--p->n] = NULL;
+		be->conf = c;
+		conf_unref(be->pconf);
+		be->pconf = NULL;
+		snprintf(be->sid, sizeof(be->sid), "%s", sid);
+		be->cb = cb;
+		be->arg = arg;
+		return be;
+	}
+	return NULL;
+}
+
+void
+be_pool_tick(struct be_pool *p, uint64_t now)
+{
+	for (int i = 0; i < p->n; ) {
+		struct be *be = p->idle[i];
+		uint64_t idle = BE_POOL_IDLE_S;
+		if ((uint64_t)be->conf->timeout_backend < idle)
+			idle = (uint64_t)be->conf->timeout_backend;
+		be_tick(be, now);	/* an RSET that gets no answer */
+		if (!be_alive(be) || now - be->idle_since > idle * 1000)
+			be_pool_drop(p, i);
+		else
+			i++;
+	}
+}
+
+int
+be_pool_count(const struct be_pool *p)
+{
+	return p == NULL ? 0 : p->n;
+}
+
+void
+be_pool_free(struct be_pool *p)
+{
+	if (p == NULL)
+		return;
+	while (p->n > 0)
+		be_pool_drop(p, p->n - 1);
+	free(p);
 }

@@ -8,7 +8,8 @@
  * the message body then go one at a time; every reply comes back through
  * the owner's callback with the backend's code and full text, so the
  * session can pass it on verbatim. The connection is kept for the next
- * transaction of the session.
+ * transaction of the session, and after the session for the next one
+ * (be_pool_*).
  * Ownership: the session owns its be. A be never touches itself after it
  * called the callback, so the owner may close it from inside.
  * Thread: the owning loop's.
@@ -75,7 +76,8 @@ typedef void	 be_cb(void *arg, int code, const char *text, size_t len);
 
 struct be	*be_new(struct ev_loop *, const struct conf *, const char *sid,
 		    be_cb *, void *arg);
-/* Connect and greet; the callback gets 250 when ready, -1 on failure. */
+/* Connect and greet; the callback gets 250 when ready, -1 on failure.
+ * On a leg from the pool (already ready): only introduce the client. */
 void		 be_open(struct be *, const struct be_client *);
 int		 be_ready(const struct be *);	/* open and idle; 0 for NULL */
 int		 be_alive(const struct be *);	/* open (busy or idle); 0 for NULL */
@@ -98,5 +100,32 @@ void		 be_tick(struct be *, uint64_t now);
 /* Close: QUIT first when idle (best effort, not waited for). */
 void		 be_close(struct be *);
 void		 be_free(struct be *);
+
+/*
+ * The pool: idle, ready legs of one loop, kept after their session ended
+ * so the next session skips connect, greeting and EHLO. be_open() on a
+ * pooled leg introduces the new client afresh (XCLIENT -> 220 -> EHLO, or
+ * XFORWARD), so nothing of the last client carries over. An idle leg keeps
+ * reading: the backend closing it just drops it from the pool.
+ * Ownership: the pool owns what it holds; be_pool_take() hands a leg back.
+ * Thread: the owning loop's.
+ */
+#define BE_POOL_MAX	32	/* proxy.backend_pool's bound */
+#define BE_POOL_IDLE_S	30	/* longest idle time (or proxy.timeout_backend) */
+struct be_pool;
+struct be_pool	*be_pool_new(void);
+/* Keep a leg that is open and idle (dirty: a transaction is open there,
+ * RSET goes first); the oldest goes when max are held. 1: the pool owns
+ * it now; 0: not taken, the caller still owns it. */
+int		 be_pool_put(struct be_pool *, struct be *, int max, int dirty);
+/* A ready leg for the session sid with conf c (same backend), now
+ * reporting to cb/arg; NULL when none. */
+struct be	*be_pool_take(struct be_pool *, const struct conf *c, const char *sid,
+		    be_cb *, void *arg);
+/* Drop legs idle too long or closed by the backend. */
+void		 be_pool_tick(struct be_pool *, uint64_t now);
+int		 be_pool_count(const struct be_pool *);
+/* QUIT and close them all (SIGTERM drain), then free the pool. */
+void		 be_pool_free(struct be_pool *);
 
 #endif

@@ -110,6 +110,8 @@ static const struct conf_key keys[] = {
 	  "after SIGTERM, how long running sessions may go on before we exit" },
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
+	{ "proxy.backend_pool", T_INT, O(backend_pool), "16", 0, 32, NULL,
+	  "idle backend connections kept per I/O thread for the next client session (0: a new one per session)" },
 
 	{ "proxy.user", T_STR, O(user), "", 0, 0, NULL,
 	  "started as root: drop to this user once the ports are bound (db.path and spool_dir must be writable by it)" },

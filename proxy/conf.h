@@ -44,6 +44,7 @@ struct conf {
 		  timeout_data_term, timeout_backend_connect, timeout_backend,
 		  drain_timeout;
 	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
+	int	 backend_pool;		/* idle backend legs kept per loop */
 	char	*user;			/* drop to this user after binding; "" = stay */
 
 	/* [log] */

@@ -173,6 +173,7 @@ struct smtp_loop {
 	char		 scratch[LIM_IO_CHUNK];
 	uint64_t	 last_tick, drain_deadline;
 	int		 draining;
+	struct be_pool	*pool;		/* idle backend legs for the next sessions */
 	pthread_t	 thread;
 };
 
@@ -223,6 +224,7 @@ static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
 static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
 static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
+static void	 smtp_be_take_pooled(struct smtp_session *);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
 static void	 smtp_mail_ok(struct smtp_session *);
 static void	 smtp_tx_new(struct smtp_session *, const struct addr_cmd *);
@@ -593,7 +595,10 @@ smtp_free(struct smtp_session *s, const char *reason)
 	l->nsessions--;
 	s->next = l->graveyard;
 	l->graveyard = s;
-	if (s->be != NULL)
+	if (s->be != NULL && be_pool_put(l->pool, s->be, s->conf->backend_pool,
+	    (s->flags & SMTP_F_BEDIRTY) != 0))
+		s->be = NULL;	/* the next session's now */
+	else if (s->be != NULL)
 		be_close(s->be);
 	ev_del(l->ev, &s->io);
 	smtp_conn_give(s->ip);
@@ -1481,6 +1486,23 @@ smtp_be_rcpt_group(struct smtp_session *s)
 	free(rcpt);
 }
 
+/* A leg another session left idle saves connect, greeting and EHLO;
+ * be_open() then introduces this client on it. */
+static void
+smtp_be_take_pooled(struct smtp_session *s)
+{
+	struct be *be;
+
+	if (be_alive(s->be))
+		return;
+	be = be_pool_take(s->loop->pool, s->conf, s->id, smtp_be_cb, s);
+	if (be == NULL)
+		return;
+	be_free(s->be);
+	s->be = be;
+	log_debug("%s: backend connection from the pool", s->id);
+}
+
 /* Start a backend operation; its replies come to smtp_be_cb(). */
 static void
 smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
@@ -1502,6 +1524,7 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		smtp_be_take_pooled(s);
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
 		who.addr = s->ip;
@@ -1767,6 +1790,8 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 		for (int i = 0; i < l->nlis; i++)
 			ev_set(l->ev, &l->lis[i], EV_READ);
 	}
+	if (l->pool != NULL)
+		be_pool_tick(l->pool, now);
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
 		if (s->be != NULL)
@@ -1807,6 +1832,8 @@ smtp_after(void *arg)
 		l->draining = 1;
 		l->drain_deadline = now + (uint64_t)c->drain_timeout * 1000;
 		conf_unref(c);
+		be_pool_free(l->pool);	/* QUIT to each idle leg */
+		l->pool = NULL;
 		for (int i = 0; i < l->nlis; i++)
 			ev_del(l->ev, &l->lis[i]);
 	}
@@ -2000,6 +2027,7 @@ smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 	for (int i = 0; i < nthreads; i++) {
 		loops[i].ev = ev_new();
 		loops[i].home = work_home_new(loops[i].ev, smtp_jobs_back, &loops[i]);
+		loops[i].pool = be_pool_new();
 		if (smtp_loop_listen(&loops[i], c->listen) == -1) {
 			log_err("serve: cannot listen on %s", c->listen);
 			return -1;	/* exiting: the rest goes with the process */
