@@ -305,8 +305,12 @@ def test_full_disk_is_tempfail_and_nothing_lost(make_postern, capture, workdir):
         stored = {r["id"]: bytes.fromhex(r["raw"]) for r in json.loads(out.stdout)}
         assert set(stored) == set(answered)
         assert all(stored[k] == answered[k] for k in answered)
+        # Whichever write meets the full disk first says so: the quarantine
+        # store at DATA, or the verdict writer, after which MAIL gets 451.
         with open(workdir.join("postern.log"), errors="replace") as f:
-            assert "cannot store in quarantine; tempfail" in f.read()
+            text = f.read()
+        assert ("cannot store in quarantine; tempfail" in text or
+                "database not writable; answering 451 to MAIL" in text), text[-2000:]
         assert codes[-1] == 451
     finally:
         proc.terminate()
