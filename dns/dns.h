@@ -82,6 +82,10 @@ void	 dns_budget_init(struct dns_budget *, const struct conf *);
 /* Ask one question. budget may be NULL (no limit). Never returns NULL. */
 struct dns_answer *dns_query(const char *name, int type, struct dns_budget *);
 void	 dns_answer_free(struct dns_answer *);
+/* The cached answer, or NULL when the cache has none (nothing is asked
+ * and no budget is charged): lets callers that fan questions out to
+ * threads start threads only for what the cache cannot answer. */
+struct dns_answer *dns_query_cached(const char *name, int type);
 
 /* Counters for /metrics and tests. */
 struct dns_stats {

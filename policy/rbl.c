@@ -228,9 +228,10 @@ rbl_q_thread(void *arg)
 	return NULL;
 }
 
-/* Ask every question at once: the first on this thread, the rest on
- * their own. The session's DNS budget is charged up front; questions past
- * it are not asked (ans stays NULL). */
+/* Ask every question at once: what the cache answers right here, then of
+ * the rest the first on this thread and the others on their own (a thread
+ * per question costs more than a cached answer). The session's DNS budget
+ * is charged up front; questions past it are not asked (ans stays NULL). */
 static void
 rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 {
@@ -238,14 +239,25 @@ rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 
 	if (allowed < 0)
 		allowed = 0;
+	int first = -1;
+
 	ps->dns.left -= allowed;
 	ps->dns.asked += allowed;
-	for (int i = 1; i < allowed; i++)
-		q[i].threaded = pthread_create(&q[i].th, NULL, rbl_q_thread, &q[i]) == 0;
 	for (int i = 0; i < allowed; i++)
-		if (i == 0 || !q[i].threaded)
+		q[i].ans = dns_query_cached(q[i].name, DNS_T_A);
+	for (int i = 0; i < allowed; i++) {
+		if (q[i].ans != NULL)
+			continue;
+		if (first == -1)
+			first = i;	/* asked on this thread, below */
+		else
+			q[i].threaded = pthread_create(&q[i].th, NULL, rbl_q_thread, &q[i]) == 0;
+	}
+	/* threaded entries are not read until joined */
+	for (int i = 0; i < allowed; i++)
+		if (i == first || (!q[i].threaded && q[i].ans == NULL))
 			rbl_q_thread(&q[i]);
-	for (int i = 1; i < allowed; i++)
+	for (int i = 0; i < allowed; i++)
 		if (q[i].threaded)
 			pthread_join(q[i].th, NULL);
 }
