@@ -234,7 +234,6 @@ static void	 smtp_eom(struct smtp_session *);
 static void	 smtp_eom_verdict(struct smtp_session *);
 static void	 smtp_tls_step(struct smtp_session *);
 static char	*smtp_received(struct smtp_session *);
-static const char *smtp_verdict_name(enum pol_verdict);
 static void	 smtp_peer(const struct sockaddr_storage *, char *, int *);
 static void	 smtp_loop_add(struct smtp_loop *, struct smtp_session *);
 static void	 smtp_hash_add(struct smtp_loop *, struct smtp_session *);
@@ -900,7 +899,7 @@ smtp_decision_sane(struct smtp_session *s, struct pol_decision *d)
 	if (d->code >= lo && d->code < lo + 100 && d->status[0] == (char)('0' + lo / 100))
 		return;
 	log_err("%s: policy gave %s with code %d status \"%s\"; answering 451",
-	    s->id, smtp_verdict_name(d->verdict), d->code, d->status);
+	    s->id, pol_verdict_name(d->verdict), d->code, d->status);
 	d->verdict = POL_TEMPFAIL;
 	d->code = 451;
 	snprintf(d->status, sizeof(d->status), "4.3.0");
@@ -1386,19 +1385,6 @@ smtp_tx_free(struct smtp_session *s)
 	s->tx = NULL;
 }
 
-static const char *
-smtp_verdict_name(enum pol_verdict v)
-{
-	switch (v) {
-	case POL_ACCEPT: return "accept";
-	case POL_TAG: return "tag";
-	case POL_QUARANTINE: return "quarantine";
-	case POL_TEMPFAIL: return "tempfail";
-	case POL_REJECT: return "reject";
-	}
-	return "?";
-}
-
 /* The transaction's log line and record; reply is what the client got. */
 static void
 smtp_tx_log(struct smtp_session *s, const char *verdict, const char *reply)
@@ -1647,10 +1633,10 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 	case SMTP_BE_BODY:
 		if (code == -1) {
 			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
-			smtp_tx_log(s, smtp_verdict_name(s->tx->d.verdict), "lost connection");
+			smtp_tx_log(s, pol_verdict_name(s->tx->d.verdict), "lost connection");
 		} else {
 			smtp_reply_raw(s, text, len);
-			smtp_tx_log(s, smtp_verdict_name(s->tx->d.verdict), text);
+			smtp_tx_log(s, pol_verdict_name(s->tx->d.verdict), text);
 			if (op == SMTP_BE_BODY)	/* the final reply ends it */
 				s->flags &= ~SMTP_F_BEDIRTY;
 		}
@@ -1743,7 +1729,7 @@ smtp_eom_verdict(struct smtp_session *s)
 	}
 	int disconnect = d->disconnect;
 	smtp_reply(s, "%s", reply);
-	smtp_tx_log(s, smtp_verdict_name(d->verdict), reply);
+	smtp_tx_log(s, pol_verdict_name(d->verdict), reply);
 	smtp_tx_free(s);
 	pol_tx_reset(s->ps);
 	smtp_enter_state(s, SMTP_S_HELO);
