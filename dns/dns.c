@@ -4,7 +4,8 @@
  * per-session question budget.
  *
  * Public calls: dns_init, dns_shutdown, dns_budget_init, dns_query,
- * dns_answer_free, dns_reverse_name, dns_status_name, dns_stats_get.
+ * dns_query_cached, dns_cached, dns_answer_free, dns_reverse_name,
+ * dns_status_name, dns_stats_get.
  *
  * How a question travels: dns_query() looks in the cache; on a miss it
  * hands the question to libunbound with ub_resolve_async() and sleeps on a
@@ -119,6 +120,7 @@ static char	*dns_wire_name(const unsigned char *, int, int *);
 static int	 dns_name_norm(const char *, char *, size_t);
 static void	 dns_stat(int which);
 static uint32_t	 dns_hash(const char *, int);
+static struct dns_centry *dns_cache_find(const char *, int, uint32_t);
 static struct dns_answer *dns_cache_get(const char *, int);
 static void	 dns_cache_put(const char *, int, struct ub_result *, enum dns_status);
 static void	 dns_cache_link(struct dns_centry *);
@@ -317,6 +319,22 @@ dns_query_cached(const char *name, int type)
 		dns_stat(ST_HITS);
 	}
 	return a;
+}
+
+int
+dns_cached(const char *name, int type)
+{
+	char norm[DNS_NAME_MAX + 2];
+	struct dns_centry *e;
+	int live;
+
+	if (ub == NULL || cache.cap == 0 || dns_name_norm(name, norm, sizeof(norm)) == -1)
+		return 0;
+	pthread_mutex_lock(&cache.lock);
+	e = dns_cache_find(norm, type, dns_hash(norm, type));
+	live = e != NULL && e->expires_ms > time_mono_ms();
+	pthread_mutex_unlock(&cache.lock);
+	return live;
 }
 
 /* Ask libunbound and wait at most dns.timeout for the answer. */
@@ -598,6 +616,18 @@ dns_hash(const char *name, int type)
 	return h;
 }
 
+/* The entry for a normalised name and type, live or not (lock held). */
+static struct dns_centry *
+dns_cache_find(const char *name, int type, uint32_t h)
+{
+	struct dns_centry *e;
+
+	for (e = cache.buckets[h & (cache.nbuckets - 1)]; e; e = e->hnext)
+		if (e->hash == h && e->type == type && strcmp(e->name, name) == 0)
+			break;
+	return e;
+}
+
 /* A fresh copy of a live entry, or NULL (missing or expired). A hit moves
  * the entry to the front of the LRU list. */
 static struct dns_answer *
@@ -611,10 +641,7 @@ dns_cache_get(const char *name, int type)
 	if (cache.cap == 0)
 		return NULL;
 	pthread_mutex_lock(&cache.lock);
-	for (e = cache.buckets[h & (cache.nbuckets - 1)]; e; e = e->hnext)
-		if (e->hash == h && e->type == type && strcmp(e->name, name) == 0)
-			break;
-	if (e != NULL) {
+	if ((e = dns_cache_find(name, type, h)) != NULL) {
 		dns_cache_unlink(e);
 		if (e->expires_ms <= now) {
 			dns_centry_free(e);
@@ -665,10 +692,7 @@ dns_cache_put(const char *name, int type, struct ub_result *res, enum dns_status
 	}
 	pthread_mutex_lock(&cache.lock);
 	/* Another thread may have asked the same question meanwhile. */
-	for (old = cache.buckets[e->hash & (cache.nbuckets - 1)]; old; old = old->hnext)
-		if (old->hash == e->hash && old->type == type && strcmp(old->name, name) == 0)
-			break;
-	if (old != NULL) {
+	if ((old = dns_cache_find(name, type, e->hash)) != NULL) {
 		dns_cache_unlink(old);
 		dns_centry_free(old);
 	}

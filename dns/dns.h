@@ -86,6 +86,11 @@ void	 dns_answer_free(struct dns_answer *);
  * and no budget is charged): lets callers that fan questions out to
  * threads start threads only for what the cache cannot answer. */
 struct dns_answer *dns_query_cached(const char *name, int type);
+/* Would dns_query() answer name/type from the cache right now? 1 or 0.
+ * Nothing is copied, counted or reordered: for a check's .blocks hook
+ * (policy/policy_int.h) deciding whether its stage can run inline. An
+ * entry may still expire between this peek and the query. */
+int	 dns_cached(const char *name, int type);
 
 /* Counters for /metrics and tests. */
 struct dns_stats {

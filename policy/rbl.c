@@ -26,6 +26,15 @@ struct rbl_q {
 	int		 threaded;
 };
 
+/* The questions a stage asks: the same for rbl_blocks and rbl_run. */
+struct rbl_plan {
+	struct rbl_site	 sites[RBL_MAX_SITES];
+	struct rbl_q	 q[RBL_MAX_SITES];
+	int		 nq;
+	const char	*check;		/* "rbl" or "rhsbl" */
+	char		 what[300];	/* "client 192.0.2.1", for the log */
+};
+
 static int	 rbl_parse_octet(const char **, unsigned char set[32]);
 static int	 rbl_parse_num(const char **, int *);
 static int	 rbl_parse_site(const char *tok, size_t len, struct rbl_site *,
@@ -34,9 +43,12 @@ static void	*rbl_q_thread(void *);
 static void	 rbl_ask(struct pol_session *, struct rbl_q *, int n);
 static void	 rbl_judge(struct pol_session *, const struct rbl_q *, const char *check,
 		    const char *what);
-static void	 rbl_lists(struct pol_session *, const char *spec, const struct sockaddr *,
-		    const char *domain, const char *check, const char *what);
+static void	 rbl_plan_lists(const struct pol_session *, struct rbl_plan *, const char *spec,
+		    const struct sockaddr *, const char *domain);
+static int	 rbl_plan(const struct pol_session *, enum pol_stage, struct rbl_plan *);
+static int	 rbl_budgeted(const struct pol_session *, int n);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 rbl_blocks(const struct pol_session *, enum pol_stage);
 static int	 rbl_enabled(const struct conf *);
 static int	 rbl_domain_ok(const char *);
 
@@ -45,6 +57,7 @@ const struct pol_check rbl_check = {
 	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL,
 	.enabled = rbl_enabled,
 	.run = rbl_run,
+	.blocks = rbl_blocks,
 };
 
 /* ------------------------------------------------------------- parsing */
@@ -235,11 +248,7 @@ rbl_q_thread(void *arg)
 static void
 rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 {
-	int allowed = n < ps->dns.left ? n : ps->dns.left;
-
-	if (allowed < 0)
-		allowed = 0;
-	int first = -1;
+	int allowed = rbl_budgeted(ps, n), first = -1;
 
 	ps->dns.left -= allowed;
 	ps->dns.asked += allowed;
@@ -299,35 +308,39 @@ rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
 	}
 }
 
-/* Ask the lists of spec about the client address (sa) or a domain. */
-static void
-rbl_lists(struct pol_session *ps, const char *spec, const struct sockaddr *sa,
-    const char *domain, const char *check, const char *what)
+/* How many of n questions the session's DNS budget lets the stage ask:
+ * the first ones, charged up front by rbl_ask. */
+static int
+rbl_budgeted(const struct pol_session *ps, int n)
 {
-	struct rbl_site sites[RBL_MAX_SITES];
-	struct rbl_q q[RBL_MAX_SITES];
-	char why[300];
-	int n, nq = 0;
+	int allowed = n < ps->dns.left ? n : ps->dns.left;
 
-	if ((n = rbl_parse(spec, sites, RBL_MAX_SITES, why, sizeof(why))) <= 0) {
+	return allowed < 0 ? 0 : allowed;
+}
+
+/* Plan the lists of spec about the client address (sa) or a domain. */
+static void
+rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spec,
+    const struct sockaddr *sa, const char *domain)
+{
+	char why[300];
+	int n;
+
+	if ((n = rbl_parse(spec, p->sites, RBL_MAX_SITES, why, sizeof(why))) <= 0) {
 		if (n == -1)	/* said loudly at start or reload; not per session */
-			log_debug("%s: %s: %s", ps->sid, check, why);
+			log_debug("%s: %s: %s", ps->sid, p->check, why);
 		return;
 	}
-	memset(q, 0, sizeof(q));
+	memset(p->q, 0, sizeof(p->q[0]) * (size_t)n);
 	for (int i = 0; i < n; i++) {
-		int r = sa ? rbl_name(sa, sites[i].zone, q[nq].name, sizeof(q[nq].name)) :
-		    snprintf(q[nq].name, sizeof(q[nq].name), "%s.%s", domain,
-		    sites[i].zone) < RBL_NAME_MAX ? 0 : -1;
+		struct rbl_q *q = &p->q[p->nq];
+		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
+		    snprintf(q->name, sizeof(q->name), "%s.%s", domain,
+		    p->sites[i].zone) < RBL_NAME_MAX ? 0 : -1;
 		if (r == -1)
 			continue;
-		q[nq++].site = &sites[i];
-	}
-	rbl_ask(ps, q, nq);
-	for (int i = 0; i < nq; i++) {
-		rbl_judge(ps, &q[i], check, what);
-		if (q[i].ans)
-			dns_answer_free(q[i].ans);
+		q->site = &p->sites[i];
+		p->nq++;
 	}
 }
 
@@ -350,24 +363,58 @@ rbl_enabled(const struct conf *c)
 	return (c->rbl_zones && *c->rbl_zones) || (c->rhsbl_zones && *c->rhsbl_zones);
 }
 
+/* The questions this stage asks (p->nq of them, maybe 0). */
+static int
+rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
+{
+	const struct conf *c = ps->conf;
+	const char *dom;
+
+	p->nq = 0;
+	if (stage == POL_CONNECT) {
+		p->check = "rbl";
+		snprintf(p->what, sizeof(p->what), "client %s", ps->client_ip);
+		rbl_plan_lists(ps, p, c->rbl_zones, (const struct sockaddr *)&ps->client, NULL);
+	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
+		p->check = "rhsbl";
+		snprintf(p->what, sizeof(p->what), "HELO name %s", ps->helo);
+		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, ps->helo);
+	} else if (stage == POL_MAIL && ps->mail_from &&
+	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
+		p->check = "rhsbl";
+		snprintf(p->what, sizeof(p->what), "sender domain %s", dom + 1);
+		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, dom + 1);
+	}
+	return p->nq;
+}
+
+/* Blocks unless the cache holds the answer to every question the budget
+ * lets this stage ask (the checks before rbl in the stage may spend some
+ * of it, which only leaves fewer to ask). */
+static int
+rbl_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	struct rbl_plan p;
+	int n = rbl_budgeted(ps, rbl_plan(ps, stage, &p));
+
+	for (int i = 0; i < n; i++)
+		if (!dns_cached(p.q[i].name, DNS_T_A))
+			return 1;
+	return 0;
+}
+
 static void
 rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
-	const struct conf *c = ps->conf;
-	char what[300];
-	const char *dom;
+	struct rbl_plan p;
 
 	(void)m;
-	if (stage == POL_CONNECT) {
-		snprintf(what, sizeof(what), "client %s", ps->client_ip);
-		rbl_lists(ps, c->rbl_zones, (const struct sockaddr *)&ps->client,
-		    NULL, "rbl", what);
-	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
-		snprintf(what, sizeof(what), "HELO name %s", ps->helo);
-		rbl_lists(ps, c->rhsbl_zones, NULL, ps->helo, "rhsbl", what);
-	} else if (stage == POL_MAIL && ps->mail_from &&
-	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
-		snprintf(what, sizeof(what), "sender domain %s", dom + 1);
-		rbl_lists(ps, c->rhsbl_zones, NULL, dom + 1, "rhsbl", what);
+	if (rbl_plan(ps, stage, &p) == 0)
+		return;
+	rbl_ask(ps, p.q, p.nq);
+	for (int i = 0; i < p.nq; i++) {
+		rbl_judge(ps, &p.q[i], p.check, p.what);
+		if (p.q[i].ans)
+			dns_answer_free(p.q[i].ans);
 	}
 }

@@ -17,8 +17,9 @@
  * refused queries in 127.255.255.0/24) and are ignored with a warning.
  *
  * All lists of a stage are asked in parallel, one short-lived thread per
- * extra list (dns_query() blocks and is thread-safe).
- * Thread: a worker, on its own session.
+ * extra list not in the DNS cache (dns_query() blocks and is thread-safe).
+ * Thread: a worker, on its own session; or the session's I/O loop when
+ * every answer the stage needs is cached (rbl_check.blocks says 0).
  */
 #ifndef POSTERN_RBL_H
 #define POSTERN_RBL_H

@@ -45,6 +45,8 @@ static const struct {
 	[STATS_BYTES] = { "received_bytes_total", "Message bytes received from clients." },
 	[STATS_BACKEND_ERRORS] = { "backend_errors_total", "Backend connection or I/O failures." },
 	[STATS_REFUSED] = { "refused_connections_total", "Connections refused by limits." },
+	[STATS_POLICY_INLINE] = { "policy_stages_inline_total", "Policy stages run on an I/O loop: nothing in them could block." },
+	[STATS_POLICY_WORKER] = { "policy_stages_worker_total", "Policy stages handed to a policy worker." },
 }, stats_gauge_info[STATS_NGAUGES] = {
 	[STATS_G_SESSIONS] = { "sessions_active", "Client sessions open now." },
 	[STATS_G_WORK_QUEUE] = { "policy_queue_depth", "Policy jobs waiting for a worker." },

@@ -28,6 +28,8 @@ enum stats_counter {
 	STATS_BYTES,		/* message bytes received */
 	STATS_BACKEND_ERRORS,	/* backend connect/IO failures */
 	STATS_REFUSED,		/* connections refused by limits */
+	STATS_POLICY_INLINE,	/* policy stages run on the I/O loop (nothing blocks) */
+	STATS_POLICY_WORKER,	/* policy stages handed to a worker */
 	STATS_NCOUNTERS
 };
 

@@ -92,6 +92,7 @@ work_run_here(struct work_home *h, struct work_job *j)
 {
 	j->home = h;
 	j->next = NULL;
+	stats_inc(STATS_POLICY_INLINE, 1);
 	/* work_return's ev_wake from the loop's own thread only marks the
 	 * loop pending (it is not sleeping): no syscall. */
 	work_run(j);
@@ -143,6 +144,7 @@ work_submit(struct work_home *h, struct work_job *j)
 	pool.tail = &j->next;
 	pthread_mutex_unlock(&pool.mu);
 	stats_gauge_add(STATS_G_WORK_QUEUE, 1);
+	stats_inc(STATS_POLICY_WORKER, 1);
 	/* Signalled after the unlock, so the woken worker does not sleep
 	 * again at once on the mutex we still held (two futex calls fewer). */
 	pthread_cond_signal(&pool.cv);

@@ -226,3 +226,57 @@ def test_reload_with_a_bad_list_setting_keeps_serving():
     finally:
         e.stop()
         sink.stop()
+
+
+def stage_counts(port, token):
+    """(inline, worker) policy stage counters from /metrics."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    got = dict(line.split() for line in text.splitlines()
+               if line.startswith("postern_policy_stages_"))
+    return (int(got["postern_policy_stages_inline_total"]),
+            int(got["postern_policy_stages_worker_total"]))
+
+
+def test_smtp_cached_domain_lists_run_inline():
+    """HELO and MAIL whose only blocking check is a domain list run on the
+    I/O loop once the answers are cached (listed or not), with the same
+    results as on a worker; names not yet cached still go to a worker."""
+    token = "t" * 40
+    sink = Capture().start()
+    e = PolicyEnv(RECORDS, conf="[greylist]\nenabled = no\n[rbl]\nrhsbl_zones = dbl.test*1\n"
+                                "[web]\napi_token = %s\n" % token).start()
+
+    def session(helo, sender):
+        before = stage_counts(e.p.web_port, token)
+        s = smtp_session(e.port)
+        assert s.ehlo(helo)[0] == 250
+        assert s.mail(sender)[0] == 250
+        assert s.rcpt("b@example.net")[0] == 250
+        s.rset()
+        s.quit()
+        after = stage_counts(e.p.web_port, token)
+        return after[0] - before[0], after[1] - before[1]
+
+    try:
+        e.serve(sink)
+        wait_until(lambda: stage_counts(e.p.web_port, token), what="/metrics")
+        session("badhelo.example", "x@spam.example")         # fills the cache
+        cached = session("badhelo.example", "x@spam.example")
+        fresh = session("new.example", "x@fresh.example")
+        assert cached[0] - fresh[0] == 2, (cached, fresh)    # HELO and MAIL inline
+        assert fresh[1] - cached[1] == 2, (cached, fresh)
+        assert cached[0] + cached[1] == fresh[0] + fresh[1]
+        assert e.stop_serving() == 0
+        # the listings were found inline as they were on a worker
+        log = e.log()
+        assert log.count("HELO name badhelo.example listed at dbl.test") == 2, log
+        assert log.count("sender domain spam.example listed at dbl.test") == 2, log
+    finally:
+        e.stop()
+        sink.stop()
