@@ -1229,23 +1229,37 @@ db_grey_get(const char *net, const char *sender, const char *rcpt,
 int
 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire)
 {
+	int passes;
+	time_t seen;
+
+	if (db_grey_auto_get(net, &passes, &seen) == -1)
+		return -1;
+	return passes >= need && (long long)seen + expire >= (long long)now;
+}
+
+int
+db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
+{
 	static const char sql[] = "SELECT passes, last_seen FROM grey_auto WHERE net = ?1";
 	sqlite3 *h;
 	sqlite3_stmt *st;
-	int rc, yes = 0;
+	int rc;
 
+	*passes = 0;
+	*last_seen = 0;
 	if ((st = db_rstmt(&h, sql)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, net, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		yes = sqlite3_column_int(st, 0) >= need &&
-		    sqlite3_column_int64(st, 1) + expire >= (sqlite3_int64)now;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*passes = sqlite3_column_int(st, 0);
+		*last_seen = (time_t)sqlite3_column_int64(st, 1);
+	}
 	db_rdone(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_fail(h, rc, "read greylist auto-allow");
 		return -1;
 	}
-	return yes;
+	return 0;
 }
 
 /* Rows of a query as JSON objects keyed by column name; columns named

@@ -93,6 +93,9 @@ int	 db_grey_get(const char *net, const char *sender, const char *rcpt,
 /* Has net passed greylisting at least `need` times and been seen within
  * expire seconds? 1 yes, 0 no, -1 database error. */
 int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expire);
+/* The network's auto-allowlist row as stored (0 and 0 when it has none):
+ * 0, or -1 on a database error. */
+int	 db_grey_auto_get(const char *net, int *passes, time_t *last_seen);
 /* Entries for GET /api/greylist: {"triplets":[...],"auto":[...]}; NULL on error. */
 json_t	*db_grey_list(int limit);
 

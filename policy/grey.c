@@ -5,6 +5,7 @@
 #include "access.h"
 #include "conf.h"
 #include "db.h"
+#include "greyc.h"
 #include "policy_int.h"
 #include "util.h"
 
@@ -23,9 +24,18 @@ struct grey_tx {
 #define GREY_NET_MAX	64
 #define GREY_ADDR_MAX	256	/* RFC 5321 4.5.3.1.3: path length */
 
-static int	 grey_skip(struct pol_session *, char *why, size_t whysz);
+static int	 grey_skip(const struct pol_session *, char *why, size_t whysz);
+static int	 grey_waits_for_dkim(const struct pol_session *);
+static int	 grey_keys(const struct pol_session *, const char *rcpt_addr, char *net,
+		    char *sender, char *rcpt);
 static int	 grey_known(const char *, const char *, const char *, time_t,
+		    const struct grey_params *, int cache_only);
+static int	 grey_auto(const struct conf *, const char *net, time_t, int cache_only);
+static void	 grey_remember(const char *, const char *, const char *, time_t,
 		    const struct grey_params *);
+static int	 grey_step_row(struct db_grey_row *, time_t, struct grey_params *, int *);
+static int	 grey_blocks(const struct pol_session *, enum pol_stage);
+static int	 grey_data_blocks(const struct pol_session *, enum pol_stage);
 static void	 grey_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 grey_enabled(const struct conf *);
 static void	 grey_tx_reset(struct pol_session *);
@@ -46,6 +56,7 @@ const struct pol_check grey_check = {
 	.run = grey_run,
 	.tx_reset = grey_tx_reset,
 	.free = grey_tx_reset,
+	.blocks = grey_blocks,
 };
 
 const struct pol_check grey_data_check = {
@@ -53,13 +64,24 @@ const struct pol_check grey_data_check = {
 	.stages = 1u << POL_DATA,
 	.enabled = grey_enabled,
 	.run = grey_data_run,
+	.blocks = grey_data_blocks,
 };
 
 int
 grey_step(struct db_grey_row *r, time_t now, void *arg, int *count_pass)
 {
 	struct grey_params *p = arg;
+	int a = grey_step_row(r, now, p, count_pass);
 
+	p->passed = r->passed;
+	p->last_seen = r->last_seen;
+	p->counted = *count_pass;
+	return a;
+}
+
+static int
+grey_step_row(struct db_grey_row *r, time_t now, struct grey_params *p, int *count_pass)
+{
 	*count_pass = 0;
 	p->wait = 0;
 	if (r->found && r->passed && now - r->last_seen <= p->expire) {
@@ -119,7 +141,7 @@ grey_lower(char *dst, const char *src, size_t dstsz)
 
 /* Reasons not to greylist this RCPT; 1 with why filled, else 0. */
 static int
-grey_skip(struct pol_session *ps, char *why, size_t whysz)
+grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 {
 	const struct conf *c = ps->conf;
 	const struct pol_result *r;
@@ -138,17 +160,66 @@ grey_skip(struct pol_session *ps, char *why, size_t whysz)
 }
 
 /* A triplet that passed and was refreshed lately passes on a read, with
- * no write: 1; 0 when the state machine must run; -1 database error. */
+ * no write: 1; 0 when the state machine must run; -1 database error; with
+ * cache_only, -2 when only the database could tell. */
 static int
 grey_known(const char *net, const char *sender, const char *rcpt, time_t now,
-    const struct grey_params *p)
+    const struct grey_params *p, int cache_only)
 {
 	struct db_grey_row r;
 	long long touch = p->expire < GREY_TOUCH_S ? p->expire / 2 : GREY_TOUCH_S;
+	time_t seen;
 
+	if (greyc_triplet_get(net, sender, rcpt, &seen) && now - seen >= 0 && now - seen < touch)
+		return 1;
+	if (cache_only)
+		return -2;
 	if (db_grey_get(net, sender, rcpt, &r) == -1)
 		return -1;
+	if (r.found && r.passed)
+		greyc_triplet_put(net, sender, rcpt, r.last_seen, 0);
 	return r.found && r.passed && now - r.last_seen >= 0 && now - r.last_seen < touch;
+}
+
+/* Has net passed greylisting.auto_allow times, lately? 1 yes, 0 no, -1
+ * database error; with cache_only, -2 when only the database could tell.
+ * The same judgment as db_grey_auto_allowed, on what greyc kept. */
+static int
+grey_auto(const struct conf *c, const char *net, time_t now, int cache_only)
+{
+	int passes;
+	time_t seen;
+	long long age;
+	unsigned long gen;
+
+	if (greyc_net_get(net, &passes, &seen, &age)) {
+		if (passes >= c->greylist_auto_allow && seen + c->greylist_expire >= now)
+			return 1;
+		if (age >= 0 && age < GREYC_NEG_MS)
+			return 0;
+	}
+	if (cache_only)
+		return -2;
+	gen = greyc_net_gen();
+	if (db_grey_auto_get(net, &passes, &seen) == -1)
+		return -1;
+	greyc_net_put(net, passes, seen, gen);
+	return passes >= c->greylist_auto_allow && seen + c->greylist_expire >= now;
+}
+
+/* After a committed db_grey_update: what it stored, into greyc. */
+static void
+grey_remember(const char *net, const char *sender, const char *rcpt, time_t now,
+    const struct grey_params *p)
+{
+	if (!p->passed)
+		return;
+	greyc_triplet_put(net, sender, rcpt, p->last_seen, 1);
+	/* db_run_grey: a passed row also stamps the network's row now */
+	if (p->counted)
+		greyc_net_forget(net);
+	else
+		greyc_net_seen(net, now);
 }
 
 static struct grey_tx *
@@ -181,6 +252,22 @@ grey_enabled(const struct conf *c)
 	return c->greylist_enabled;
 }
 
+/* The triplet's parts, lower-case; -1 when the client is not an IP
+ * address (nothing to key on). */
+static int
+grey_keys(const struct pol_session *ps, const char *rcpt_addr, char *net,
+    char *sender, char *rcpt)
+{
+	const struct conf *c = ps->conf;
+
+	if (access_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
+	    c->greylist_ipv6_prefix, net, GREY_NET_MAX) == -1)
+		return -1;
+	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", GREY_ADDR_MAX);
+	grey_lower(rcpt, rcpt_addr, GREY_ADDR_MAX);
+	return 0;
+}
+
 /* One triplet through greylisting, with the result recorded: GREY_*,
  * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
  * (answered 451 here). p->wait says how long a deferred client waits. */
@@ -193,11 +280,10 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 	char net[GREY_NET_MAX], sender[GREY_ADDR_MAX], rcpt[GREY_ADDR_MAX];
 	int a;
 
-	if (access_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
-	    c->greylist_ipv6_prefix, net, sizeof(net)) == -1)
-		return GREY_PASS_KNOWN;		/* not an IP client: nothing to key on */
+	if (grey_keys(ps, rcpt_addr, net, sender, rcpt) == -1)
+		return GREY_PASS_KNOWN;
 	if (c->greylist_auto_allow > 0) {
-		a = db_grey_auto_allowed(net, c->greylist_auto_allow, now, c->greylist_expire);
+		a = grey_auto(c, net, now, 0);
 		if (a == 1) {
 			pol_result_add(ps, "grey", "auto", 0, NULL, "%s auto-allowlisted", net);
 			return GREY_AUTO;
@@ -205,14 +291,14 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 		if (a == -1)
 			goto dberr;
 	}
-	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", sizeof(sender));
-	grey_lower(rcpt, rcpt_addr, sizeof(rcpt));
-	if ((a = grey_known(net, sender, rcpt, now, p)) == -1)
+	if ((a = grey_known(net, sender, rcpt, now, p, 0)) == -1)
 		goto dberr;
 	if (a == 1)
 		a = GREY_PASS_KNOWN;
 	else if ((a = db_grey_update(net, sender, rcpt, now, grey_step, p)) == -1)
 		goto dberr;
+	else
+		grey_remember(net, sender, rcpt, now, p);
 	if (a == GREY_NEW || a == GREY_EARLY)
 		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
 		    a == GREY_NEW ? "first" : "early");
@@ -228,6 +314,39 @@ dberr:
 	return -1;
 }
 
+/* Blocks unless grey_run decides without the database: nothing to
+ * greylist, or greyc alone knows the network is auto-allowlisted or the
+ * triplet passed lately (grey_triplet then asks greyc first). */
+static int
+grey_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	const struct conf *c = ps->conf;
+	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
+	    c->greylist_expire, 0, 0, 0, 0 };
+	char net[GREY_NET_MAX], sender[GREY_ADDR_MAX], rcpt[GREY_ADDR_MAX], why[128];
+	time_t now;
+	int a;
+
+	(void)stage;
+	if (ps->rcpt == NULL || ps->mail_from == NULL || grey_skip(ps, why, sizeof(why)) ||
+	    grey_waits_for_dkim(ps) || grey_keys(ps, ps->rcpt, net, sender, rcpt) == -1)
+		return 0;
+	now = time_wall();
+	if (c->greylist_auto_allow > 0 && (a = grey_auto(c, net, now, 1)) != 0)
+		return a != 1;
+	return grey_known(net, sender, rcpt, now, &p, 1) != 1;
+}
+
+/* DATA reads the database only for recipients that waited for DKIM. */
+static int
+grey_data_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	const struct grey_tx *t = ps->priv[pol_check_slot(&grey_check)];
+
+	(void)stage;
+	return t != NULL && t->n > 0;
+}
+
 static void
 grey_defer(struct pol_session *ps, const struct grey_params *p)
 {
@@ -240,8 +359,7 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
 	const struct conf *c = ps->conf;
 	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
-	    c->greylist_expire, 0 };
-	const char *at;
+	    c->greylist_expire, 0, 0, 0, 0 };
 	char why[128];
 	int a;
 
@@ -253,9 +371,7 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 		return;
 	}
 	/* A skip domain may still prove itself with DKIM: decide at DATA. */
-	at = strrchr(ps->mail_from, '@');
-	if (c->greylist_skip_dkim_pass && at &&
-	    grey_domain_listed(c->greylist_skip_domains, at + 1)) {
+	if (grey_waits_for_dkim(ps)) {
 		struct grey_tx *t = grey_tx(ps, 1);
 		t->rcpts = xrealloc(t->rcpts, sizeof(char *) * (size_t)(t->n + 1));
 		t->rcpts[t->n++] = xstrdup(ps->rcpt);
@@ -265,6 +381,18 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	a = grey_triplet(ps, ps->rcpt, time_wall(), &p);
 	if (a == GREY_NEW || a == GREY_EARLY)
 		grey_defer(ps, &p);
+}
+
+/* Is the envelope sender from a skip domain that may still prove itself
+ * with DKIM at the end of DATA? */
+static int
+grey_waits_for_dkim(const struct pol_session *ps)
+{
+	const struct conf *c = ps->conf;
+	const char *at = strrchr(ps->mail_from, '@');
+
+	return c->greylist_skip_dkim_pass && at &&
+	    grey_domain_listed(c->greylist_skip_domains, at + 1);
 }
 
 /* The From header's domain, lower-case, or "" (RFC 5322 3.6.2, loosely:
@@ -329,7 +457,7 @@ grey_data_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 {
 	const struct conf *c = ps->conf;
 	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
-	    c->greylist_expire, 0 };
+	    c->greylist_expire, 0, 0, 0, 0 };
 	struct grey_tx *t = grey_tx(ps, 0);
 	time_t now = time_wall();
 	int defer = 0;

@@ -21,7 +21,12 @@
  *
  * State is in the database (db_grey_update() makes each step atomic);
  * time is time_wall(), so tests move the clock with POSTERN_CLOCK_FILE.
- * Thread: a worker, on its own session.
+ * What the database said about passed triplets and auto-allowlisted
+ * networks is kept in memory too (policy/greyc.h): a recipient decided by
+ * that alone needs no SQLite read, and grey_check.blocks lets its RCPT
+ * stage run on the I/O loop.
+ * Thread: a worker, on its own session; or the session's I/O loop when
+ * blocks said the stage cannot block.
  */
 #ifndef POSTERN_GREY_H
 #define POSTERN_GREY_H
@@ -46,6 +51,10 @@ struct grey_params {
 	long long	 delay, retry_window, expire;
 	/* out: seconds the client should still wait (NEW, EARLY) */
 	long long	 wait;
+	/* out: the row grey_step left (to store) and whether it counted a
+	 * first pass, for the cache of policy/greyc.h */
+	int		 passed, counted;
+	time_t		 last_seen;
 };
 
 /* The state machine, pure: the row in, the row out (for db_grey_update). */

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
+#include "greyc.h"
 #include "quar.h"
 #include "rate.h"
 #include "rbl.h"
@@ -135,6 +136,7 @@ pol_only_allows(const char *name)
 int
 pol_init(struct conf *c)
 {
+	greyc_clear();		/* it mirrors the database about to be opened */
 	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
 	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {

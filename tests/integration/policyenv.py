@@ -1,6 +1,6 @@
 """Running Postern's policy for the rbl/greylist/access/policy/db-fault tests.
 
-Public: PolicyEnv, smtp_session(), rows(), wait_rows(), POSTERN.
+Public: PolicyEnv, smtp_session(), rows(), wait_rows(), stage_counts(), POSTERN.
 
 A PolicyEnv owns a temp dir, an unbound (harness.unbound) serving the test's
 DNS data, one config (written by harness.postern.Postern), one database and
@@ -163,3 +163,19 @@ def wait_rows(db, sql, want, timeout=15):
     """Wait until the query returns `want` rows (the writer batches)."""
     return wait_until(lambda: len(rows(db, sql)) == want or None, timeout,
                       what="%d rows of %s" % (want, sql))
+
+
+def stage_counts(web_port, token):
+    """(inline, worker): policy stages run on an I/O loop and handed to a
+    worker so far, from /metrics (the config must set web.api_token)."""
+    import http.client
+    c = http.client.HTTPConnection(LOOPBACK, web_port, timeout=10)
+    try:
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    got = dict(line.split() for line in text.splitlines()
+               if line.startswith("postern_policy_stages_"))
+    return (int(got["postern_policy_stages_inline_total"]),
+            int(got["postern_policy_stages_worker_total"]))

@@ -3,14 +3,15 @@ sleeping: first attempt, early retry, on-time retry, retry after the
 window, auto-allowlisting, expiry and the background cleanup, state across
 restarts (every `postern check` is a fresh process; and over SMTP with a
 restarted server), networks (/24, /64), SPF-pass senders from
-greylist.skip_domains and DNS allow lists skip it.
+greylist.skip_domains and DNS allow lists skip it; a running server
+decides a passed triplet from memory, on its I/O loop, until it expires.
 """
 import re
 
 import pytest
 
 from harness.capture import Capture
-from policyenv import PolicyEnv, rows, smtp_session
+from policyenv import PolicyEnv, rows, smtp_session, stage_counts
 
 DAY = 86400
 RECORDS = [
@@ -196,3 +197,41 @@ def test_dkim_pass_from_skip_domain_decided_at_data():
         assert rows(e.db, "SELECT count(*) FROM greylist WHERE rcpt = 'postmaster@example.net'") == [(0,)]
     finally:
         e.stop()
+
+
+def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
+    """A running server keeps what the database said about a passed
+    triplet: its next RCPTs are decided on the I/O loop (no worker, no
+    SQLite read), with the same answer; past greylist.expire that memory
+    is not trusted and the triplet starts over."""
+    token = "g" * 40
+    env.write_conf(CONF + "[web]\napi_token = %s\n" % token)
+    sink = Capture().start()
+
+    def rcpt_via_smtp(to):
+        before = stage_counts(env.p.web_port, token)
+        s = smtp_session(env.port)
+        s.ehlo("client.example")
+        s.mail("a@sender.example")
+        code = s.rcpt(to)[0]
+        s.rset()
+        s.quit()
+        after = stage_counts(env.p.web_port, token)
+        return code, after[0] - before[0], after[1] - before[1]
+
+    try:
+        env.serve(sink)
+        assert rcpt_via_smtp("b@example.net")[0] == 450
+        env.clock(301)
+        assert rcpt_via_smtp("b@example.net")[0] == 250      # retried in time
+        known = rcpt_via_smtp("b@example.net")
+        new = rcpt_via_smtp("c@example.net")
+        assert known[0] == 250 and new[0] == 450
+        assert known[1] - new[1] == 1, (known, new)           # RCPT inline
+        assert new[2] - known[2] == 1, (known, new)           # RCPT on a worker
+        env.clock(301 + 36 * DAY)
+        assert rcpt_via_smtp("b@example.net")[0] == 450      # expired: starts over
+        assert env.stop_serving() == 0
+        assert rows(env.db, "SELECT passed FROM greylist WHERE rcpt = 'b@example.net'") == [(0,)]
+    finally:
+        sink.stop()

@@ -9,7 +9,7 @@ import pytest
 
 from harness.capture import Capture
 from harness.net import wait_until
-from policyenv import PolicyEnv, smtp_session
+from policyenv import PolicyEnv, smtp_session, stage_counts
 
 RECORDS = [
     # bl.test: 192.0.2.1 plain, .3 with two codes, .5 a list-side error
@@ -226,21 +226,6 @@ def test_reload_with_a_bad_list_setting_keeps_serving():
     finally:
         e.stop()
         sink.stop()
-
-
-def stage_counts(port, token):
-    """(inline, worker) policy stage counters from /metrics."""
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
-        text = c.getresponse().read().decode()
-    finally:
-        c.close()
-    got = dict(line.split() for line in text.splitlines()
-               if line.startswith("postern_policy_stages_"))
-    return (int(got["postern_policy_stages_inline_total"]),
-            int(got["postern_policy_stages_worker_total"]))
 
 
 def test_smtp_cached_domain_lists_run_inline():

@@ -305,6 +305,107 @@ T_CASE(greylist_survives_restart_and_expires)
 	clock_set(0);
 }
 
+/* One RCPT: the decision, and before it whether greylisting could decide
+ * without the database (grey_check.blocks == 0: the stage may run on the
+ * proxy's loop). */
+static enum pol_verdict
+grey_rcpt(struct pol_session *ps, const char *from, const char *rcpt, int *blocks,
+    struct pol_decision *d)
+{
+	pol_tx_begin(ps, from, "");
+	pol_tx_rcpt(ps, rcpt);
+	*blocks = grey_check.blocks(ps, POL_RCPT);
+	return run(ps, POL_RCPT, d);
+}
+
+/* What policy/greyc.h kept decides a triplet that passed, or an
+ * auto-allowlisted network, without the database -- with the database's
+ * answer; anything else still goes to it. */
+T_CASE(greylist_cache)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps = session("203.0.113.10");
+	long long t0 = 40 * 86400;
+	int b = -1, aa = c->greylist_auto_allow;
+
+	c->greylist_auto_allow = 0;
+	clock_set(t0);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);					/* never seen */
+	clock_set(t0 + 100);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);					/* deferred ones are not kept */
+	clock_set(t0 + 301);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 1);
+	T_EQ_INT(grey_rcpt(ps, "C1@Example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 0);					/* kept after the pass */
+	T_EQ_STR(pol_result_find(ps, "grey")->reason, "known triplet");
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r2@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);					/* another triplet */
+	/* the database is the truth: a restart forgets the cache, not the pass */
+	pol_session_free(ps);
+	pol_shutdown();
+	T_EQ_INT(pol_init(c), 0);
+	ps = session("203.0.113.99");
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 1);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 0);
+	/* due for a last_seen refresh: a write, on a worker */
+	clock_set(t0 + 301 + GREY_TOUCH_S);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 1);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 0);
+	/* a cached entry past greylist.expire is not trusted: start over */
+	clock_set(t0 + 301 + GREY_TOUCH_S + 36 * 86400);
+	T_EQ_INT(grey_rcpt(ps, "c1@example.org", "r1@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);
+	T_EQ_STR(d.text, "Greylisted, try again in 300 seconds");
+	pol_session_free(ps);
+
+	/* auto-allowlisting after two passes from 198.51.100.0/24 */
+	c->greylist_auto_allow = 2;
+	long long t1 = t0 + 40 * 86400;
+	ps = session("198.51.100.20");
+	for (int i = 0; i < 2; i++) {
+		const char *from = i ? "a2@example.org" : "a1@example.org";
+		clock_set(t1 + i * 1000);
+		T_EQ_INT(grey_rcpt(ps, from, "r@example.net", &b, &d), POL_TEMPFAIL);
+		clock_set(t1 + i * 1000 + 301);
+		T_EQ_INT(grey_rcpt(ps, from, "r@example.net", &b, &d), POL_ACCEPT);
+		if (i == 0) {
+			/* the counted pass made the cache forget the network */
+			T_EQ_INT(grey_rcpt(ps, from, "r@example.net", &b, &d), POL_ACCEPT);
+			T_EQ_INT(b, 1);
+			/* read again: below the threshold, and that is kept */
+			T_EQ_INT(grey_rcpt(ps, from, "r@example.net", &b, &d), POL_ACCEPT);
+			T_EQ_INT(b, 0);
+			T_EQ_STR(pol_result_find(ps, "grey")->result, "pass");
+		}
+	}
+	/* the second counted pass: read again, now auto-allowlisted */
+	T_EQ_INT(grey_rcpt(ps, "a3@example.org", "r@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 1);
+	T_EQ_STR(pol_result_find(ps, "grey")->result, "auto");
+	T_EQ_INT(grey_rcpt(ps, "a4@example.org", "r@example.net", &b, &d), POL_ACCEPT);
+	T_EQ_INT(b, 0);
+	T_EQ_STR(pol_result_find(ps, "grey")->result, "auto");
+	/* a higher threshold after a reload: the same kept row says no */
+	c->greylist_auto_allow = 3;
+	T_EQ_INT(grey_rcpt(ps, "a5@example.org", "r@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);
+	/* the auto-allowlisting expires with the network's last pass */
+	c->greylist_auto_allow = 2;
+	clock_set(t1 + 1301 + 36 * 86400);
+	T_EQ_INT(grey_rcpt(ps, "a6@example.org", "r@example.net", &b, &d), POL_TEMPFAIL);
+	T_EQ_INT(b, 1);
+	pol_session_free(ps);
+	c->greylist_auto_allow = aa;
+	clock_set(0);
+}
+
 T_CASE(dns_lists_that_cannot_answer_do_not_list)
 {
 	struct pol_decision d = { 0 };
@@ -477,6 +578,7 @@ main(void)
 	T_RUN(greylisting_with_clock);
 	T_RUN(auto_allow_and_dnswl_skip);
 	T_RUN(greylist_survives_restart_and_expires);
+	T_RUN(greylist_cache);
 	T_RUN(dns_lists_that_cannot_answer_do_not_list);
 	T_RUN(rate_limits);
 	T_RUN(message_fields);
