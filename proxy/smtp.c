@@ -18,6 +18,7 @@
 #include "be.h"
 #include "conf.h"
 #include "ev.h"
+#include "db.h"
 #include "lim.h"
 #include "line.h"
 #include "policy.h"
@@ -1944,7 +1945,7 @@ smtp_reload(const char *path)
 static int
 smtp_chown_db(const struct conf *c)
 {
-	static const char *suffix[] = { "", "-wal", "-shm" };
+	static const char *suffix[] = { "", "-wal", "-shm", DB_ADMIN_SUFFIX };
 	struct passwd *pw = getpwnam(c->user);
 
 	if (pw == NULL)
