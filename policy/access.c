@@ -55,6 +55,7 @@ static int	 access_visit(void *, const struct db_access *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
 static int	 access_blocks(const struct pol_session *, enum pol_stage);
+static void	 access_free(struct pol_session *);
 static int	 access_cli_list(void *, const struct db_access *);
 static int	 access_cli_run(int, char **);
 static int	 access_usage(void);
@@ -72,7 +73,11 @@ const struct pol_check access_check = {
 	.enabled = access_enabled,
 	.run = access_run,
 	.blocks = access_blocks,
+	.free = access_free,
 };
+
+/* Our index in pol_session.priv[]: the session's snapshot. */
+#define ACCESS_SLOT	pol_check_slot(&access_check)
 
 /* The address bytes, IPv4-mapped IPv6 unwrapped. 0 or -1. */
 static int
@@ -352,14 +357,20 @@ access_snap_each(const struct access_snap *sn, const char *kind,
 	return 0;
 }
 
-/* A stage needs a worker only to read the database: when the snapshot is
- * stale. */
+/* A stage needs a worker only to read the database: when the session
+ * has no snapshot yet and the shared one is stale. */
 static int
 access_blocks(const struct pol_session *ps, enum pol_stage stage)
 {
-	(void)ps;
 	(void)stage;
-	return !access_snap_current();
+	return (ps == NULL || ps->priv[ACCESS_SLOT] == NULL) && !access_snap_current();
+}
+
+static void
+access_free(struct pol_session *ps)
+{
+	access_snap_unref(ps->priv[ACCESS_SLOT]);
+	ps->priv[ACCESS_SLOT] = NULL;
 }
 
 static void
@@ -376,10 +387,10 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	w.name = k == 0 ? NULL : k == 1 ? ps->helo : k == 2 ? ps->mail_from : ps->rcpt;
 	if (k != 0 && (w.name == NULL || *w.name == '\0'))
 		return;
-	if ((sn = access_snap_get()) != NULL) {
+	if ((sn = ps->priv[ACCESS_SLOT]) == NULL)
+		sn = ps->priv[ACCESS_SLOT] = access_snap_get();
+	if (sn != NULL)
 		rc = access_snap_each(sn, access_kinds[k], access_visit, &w);
-		access_snap_unref(sn);
-	}
 	if (rc == -1) {
 		pol_result_add(ps, "access", "temperror", 0, NULL, "access lists unreadable");
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,

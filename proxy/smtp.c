@@ -540,7 +540,9 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	stats_inc(STATS_SESSIONS, 1);
 	stats_gauge_add(STATS_G_SESSIONS, 1);
 	smtp_loop_add(l, s);
-	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
+	/* EV_READ now: reading stays lazy (smtp_io), and the greeting then
+	 * needs no epoll_ctl() of its own */
+	ev_add(l->ev, &s->io, fd, EV_READ, smtp_io, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
 	log_info("%s: connect from [%s]:%d", s->id, ip, port);
 	smtp_set_deadline(s);

@@ -109,19 +109,24 @@ T_CASE(stage_needed)
 	pol_session_free(ps);
 
 	/* The lists are read once per admin edit, not per session: a
-	 * current snapshot needs no worker; an edit (here, the web UI or the
-	 * CLI) makes the next stage read again, and it counts at once. */
+	 * current snapshot needs no worker. A session keeps the lists it
+	 * met at CONNECT; an edit (here, the web UI or the CLI) counts from
+	 * the next session on, which reads them again. */
 	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 0);
 	ps = session("192.0.2.77");
-	T_EQ_INT(access_check.blocks(ps, POL_CONNECT), 0);
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
 	pol_set_helo(ps, "mx.stage.test");
-	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
 	T_EQ_INT(db_access_add("deny", "helo", "stage.test", NULL), 0);
-	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 1);
+	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
+	T_EQ_INT(run(ps, POL_HELO, &d), POL_ACCEPT);
+	pol_session_free(ps);
+	ps = session("192.0.2.77");
+	T_EQ_INT(access_check.blocks(ps, POL_CONNECT), 1);
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(access_check.blocks(ps, POL_HELO), 0);
+	pol_set_helo(ps, "mx.stage.test");
 	T_EQ_INT(run(ps, POL_HELO, &d), POL_REJECT);
 	T_EQ_INT(d.code, 550);
-	T_EQ_INT(access_check.blocks(ps, POL_HELO), 0);
 	pol_session_free(ps);
 	T_EQ_INT(db_access_del("deny", "helo", "stage.test"), 1);
 	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 1);
