@@ -52,9 +52,11 @@
 #define SMTP_HASH	1024
 /* Per-IP connection counts live in this many buckets (all loops). */
 #define SMTP_IPHASH	4096
-/* Connections accepted per listener event, so one flood cannot starve
- * the sessions of a loop. */
-#define SMTP_ACCEPT_BATCH 64
+/* Connections accepted per listener event. One: the listener is level-
+ * triggered, so the next epoll_wait() (which the loop makes anyway)
+ * reports it again while connections wait, a flood cannot starve the
+ * sessions of a loop, and no accept4() per event ends in EAGAIN. */
+#define SMTP_ACCEPT_BATCH 1
 /* Loop tick: timeouts are checked at this granularity. */
 #define SMTP_TICK_MS	1000
 
