@@ -31,7 +31,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DB_BATCH_MAX	512	/* jobs per transaction */
 #define DB_RETRY_MS	1000	/* pause before retrying a failed batch */
@@ -110,6 +113,8 @@ static sqlite3	*db_reader(void);
 static void	 db_reader_free(void *);
 static int	 db_exec(sqlite3 *, const char *sql, const char *what);
 static int	 db_migrate(sqlite3 *);
+static void	 db_admin_open(void);
+static void	 db_admin_touch(void);
 static void	*db_writer_main(void *);
 static void	 db_linger(void);
 static int	 db_batch_run(struct db_job *);
@@ -215,6 +220,8 @@ static _Atomic int	 db_healthy = 1;
 static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
 static int		 db_version;
 static pthread_key_t	 db_reader_key;
+static int		 db_admin_fd = -1;	/* db_path + DB_ADMIN_SUFFIX */
+static _Atomic unsigned long long db_admin_local;	/* edits made here */
 static pthread_once_t	 db_key_once = PTHREAD_ONCE_INIT;
 
 /* writer state, under db_mtx */
@@ -440,6 +447,7 @@ db_open(const struct conf *c, int writer)
 		return -1;
 	}
 	atomic_store(&db_healthy, 1);
+	db_admin_open();
 	if (!writer) {
 		sqlite3_close_v2(h);
 		return 0;
@@ -452,6 +460,60 @@ db_open(const struct conf *c, int writer)
 		fatalx("db: cannot start the writer thread");
 	db_has_writer = 1;
 	return 0;
+}
+
+/* The admin token's file, opened once (before privileges are dropped)
+ * and kept: read-only is enough for a process that never edits. Without
+ * it the token still moves with this process's own edits, and the log
+ * says that edits made elsewhere go unnoticed. */
+static void
+db_admin_open(void)
+{
+	char *p = xasprintf("%s%s", db_path, DB_ADMIN_SUFFIX);
+
+	if (db_admin_fd != -1)
+		close(db_admin_fd);
+	if ((db_admin_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1 &&
+	    (db_admin_fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
+		log_err("db: cannot open %s: %s; access list and rule edits made by"
+		    " other processes apply after a restart", p, strerror(errno));
+	free(p);
+}
+
+/* After a committed admin edit. A random value rather than a counter: two
+ * processes editing at once must not write the same next number. */
+static void
+db_admin_touch(void)
+{
+	unsigned long long v;
+
+	atomic_fetch_add(&db_admin_local, 1);
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (unsigned long long)time_mono_ms() ^ ((unsigned long long)getpid() << 40);
+	if (db_admin_fd != -1 && pwrite(db_admin_fd, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		log_err("db: cannot write %s%s: %s; other processes see this edit"
+		    " after a restart", db_path, DB_ADMIN_SUFFIX, strerror(errno));
+}
+
+/* The file is read at most once per millisecond per thread: the checks
+ * of one stage ask several times in a row, and another process's edit
+ * takes longer than that to reach a client anyway. This process's own
+ * edits count at once (db_admin_local). */
+unsigned long long
+db_admin_token(void)
+{
+	static _Thread_local struct { uint64_t ms; unsigned long long v; } memo;
+	uint64_t now = time_mono_ms();
+	unsigned long long v = 0;
+
+	if (now != 0 && now == memo.ms)
+		v = memo.v;
+	else if (db_admin_fd != -1 && pread(db_admin_fd, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = 0;	/* never edited yet */
+	memo.ms = now;
+	memo.v = v;
+	/* odd multiplier: distinct local counts give distinct tokens */
+	return v ^ (atomic_load(&db_admin_local) * 0x9e3779b97f4a7c15ULL);
 }
 
 void
@@ -482,6 +544,10 @@ db_close(void)
 	if ((rc = pthread_getspecific(db_reader_key)) != NULL) {
 		pthread_setspecific(db_reader_key, NULL);
 		db_reader_free(rc);
+	}
+	if (db_admin_fd != -1) {
+		close(db_admin_fd);
+		db_admin_fd = -1;
 	}
 }
 
@@ -1422,7 +1488,10 @@ db_access_add(const char *list, const char *kind, const char *value,
 	free(v);
 	if (rc == -1)
 		return -1;
-	return sqlite3_changes(h) == 0 ? 1 : 0;
+	if (sqlite3_changes(h) == 0)
+		return 1;
+	db_admin_touch();
+	return 0;
 }
 
 int
@@ -1442,7 +1511,11 @@ db_access_del(const char *list, const char *kind, const char *value)
 	sqlite3_bind_text(st, 3, v, -1, SQLITE_STATIC);
 	rc = db_step_done(h, st, "delete access entry");
 	free(v);
-	return rc == -1 ? -1 : sqlite3_changes(h);
+	if (rc == -1)
+		return -1;
+	if ((rc = sqlite3_changes(h)) > 0)
+		db_admin_touch();
+	return rc;
 }
 
 int
@@ -1600,6 +1673,7 @@ db_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what)
 		db_fail(h, rc, what);
 		return -1;
 	}
+	db_admin_touch();
 	return 0;
 }
 
@@ -1649,7 +1723,10 @@ db_rule_delete(long long id)
 	sqlite3_bind_int64(st, 1, id);
 	if (db_step_done(h, st, "delete rule") == -1)
 		return -1;
-	return sqlite3_changes(h) ? 0 : 1;
+	if (sqlite3_changes(h) == 0)
+		return 1;
+	db_admin_touch();
+	return 0;
 }
 
 int
@@ -1675,6 +1752,7 @@ db_rule_import(const struct rule_def *defs, size_t n, int replace)
 	}
 	if (db_exec(h, "COMMIT", "import rules") == -1)
 		goto fail;
+	db_admin_touch();
 	return 0;
 fail:
 	db_exec(h, "ROLLBACK", "rollback import");

@@ -64,6 +64,17 @@ int	 db_flush(int timeout_ms);
 /* Delete rows past their age now (the writer also does it periodically). */
 int	 db_prune(time_t now);
 
+/* --- admin edits --------------------------------------------------------- */
+
+/* A token that changes whenever an admin edit (access lists, rules) is
+ * committed, by this process or any other (the CLI): readers keep what
+ * they built from those tables in memory and rebuild when it changes,
+ * instead of reading the database for every session. Kept in the file
+ * db.path + DB_ADMIN_SUFFIX (a fresh random value per edit); costs one
+ * pread. Safe from any thread after db_open(). */
+#define DB_ADMIN_SUFFIX	"-admin"
+unsigned long long db_admin_token(void);
+
 /* --- greylisting ------------------------------------------------------- */
 
 /* A triplet's row as stored. found is 0 for a triplet never seen. */

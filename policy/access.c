@@ -1,10 +1,11 @@
 /*
- * access.c -- see access.h. The lists live in the database; every stage
- * reads the entries of its kind on the worker's own connection (lists are
- * short, and an edit takes effect on the next session without a reload).
- * CONNECT walks every entry and notes which kinds have any
- * (ps->access_kinds), so a later stage whose kind was empty then needs no
- * read -- and no worker (access_blocks, pol_stage_needed).
+ * access.c -- see access.h. The lists live in the database; sessions walk
+ * a snapshot of them in memory (struct access_snap), shared by all threads
+ * and rebuilt when db_admin_token() moves -- an edit here, from the web UI,
+ * or from `postern access` in another process -- so an edit takes effect
+ * on the next session without a reload, and a session with a current
+ * snapshot needs neither a database read nor a worker (access_blocks,
+ * pol_stage_needed).
  */
 #include "access.h"
 #include "conf.h"
@@ -13,6 +14,8 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,17 +25,26 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain 255. */
 #define ACCESS_VALUE_MAX	256
 
-/* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt); bit k of
- * ps->access_kinds is kind k, ACCESS_K_KNOWN says CONNECT filled it in. */
+/* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt). */
 static const char *access_kinds[] = { "client", "helo", "sender", "rcpt" };
-#define ACCESS_K_ALL	0xfu
-#define ACCESS_K_KNOWN	0x100u
+
+/* The lists as read at one admin token. Entries in the database's order
+ * (deny before allow, then kind, value); strings owned by the snapshot.
+ * Freed by the last access_snap_unref(). */
+struct access_snap {
+	unsigned long long token;
+	_Atomic int	 refs;
+	size_t		 n, cap;
+	struct db_access *e;
+};
+
+static pthread_mutex_t	 access_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct access_snap *access_cur;		/* under access_mtx */
 
 /* What one stage looks for while walking the entries of its kind. */
 struct access_walk {
 	const struct pol_session *ps;
 	int		 k;		/* index in access_kinds[] */
-	unsigned	 seen;		/* kinds met on the way (bit k) */
 	const char	*name;		/* helo/sender/rcpt, or NULL for client */
 	int		 allow, deny;
 	char		 entry[ACCESS_VALUE_MAX + 8];
@@ -43,10 +55,17 @@ static int	 access_visit(void *, const struct db_access *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
 static int	 access_blocks(const struct pol_session *, enum pol_stage);
+static void	 access_free(struct pol_session *);
 static int	 access_cli_list(void *, const struct db_access *);
 static int	 access_cli_run(int, char **);
 static int	 access_usage(void);
 static void	 access_mask(unsigned char *, int bytes, int prefix);
+static int	 access_snap_add(void *, const struct db_access *);
+static struct access_snap *access_snap_get(void);
+static int	 access_snap_current(void);
+static void	 access_snap_unref(struct access_snap *);
+static int	 access_snap_each(const struct access_snap *, const char *kind,
+		    int (*)(void *, const struct db_access *), void *);
 
 const struct pol_check access_check = {
 	.name = "access",
@@ -54,7 +73,11 @@ const struct pol_check access_check = {
 	.enabled = access_enabled,
 	.run = access_run,
 	.blocks = access_blocks,
+	.free = access_free,
 };
+
+/* Our index in pol_session.priv[]: the session's snapshot. */
+#define ACCESS_SLOT	pol_check_slot(&access_check)
 
 /* The address bytes, IPv4-mapped IPv6 unwrapped. 0 or -1. */
 static int
@@ -205,7 +228,6 @@ access_visit(void *arg, const struct db_access *e)
 	for (k = 0; k < (int)ARRAY_SIZE(access_kinds); k++)
 		if (strcmp(e->kind, access_kinds[k]) == 0)
 			break;
-	w->seen |= 1u << k;
 	if (k != w->k)
 		return 0;
 	if (w->name == NULL)
@@ -241,15 +263,114 @@ access_kind(enum pol_stage stage)
 	    stage == POL_MAIL ? 2 : 3;
 }
 
-/* Past CONNECT, only a kind that had entries then needs a read. */
+/* ---- the snapshot ---- */
+
+static int
+access_snap_add(void *arg, const struct db_access *e)
+{
+	struct access_snap *sn = arg;
+
+	if (sn->n == sn->cap) {
+		sn->cap = sn->cap ? sn->cap * 2 : 16;
+		sn->e = xrealloc(sn->e, sn->cap * sizeof(*sn->e));
+	}
+	sn->e[sn->n++] = (struct db_access){
+		.id = e->id, .created = e->created,
+		.list = xstrdup(e->list), .kind = xstrdup(e->kind),
+		.value = xstrdup(e->value), .note = xstrdup(e->note ? e->note : ""),
+	};
+	return 0;
+}
+
+static void
+access_snap_unref(struct access_snap *sn)
+{
+	if (sn == NULL || atomic_fetch_sub(&sn->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < sn->n; i++) {
+		free((char *)sn->e[i].list);
+		free((char *)sn->e[i].kind);
+		free((char *)sn->e[i].value);
+		free((char *)sn->e[i].note);
+	}
+	free(sn->e);
+	free(sn);
+}
+
+/* 1 when the shared snapshot matches the database's admin token. */
+static int
+access_snap_current(void)
+{
+	unsigned long long token = db_admin_token();
+	int ok;
+
+	pthread_mutex_lock(&access_mtx);
+	ok = access_cur != NULL && access_cur->token == token;
+	pthread_mutex_unlock(&access_mtx);
+	return ok;
+}
+
+/* A reference to a current snapshot, read from the database when the
+ * token moved; NULL when the database cannot be read. The token is taken
+ * before the read: an edit racing with it moves the token again, so the
+ * next session reads once more rather than missing the edit. */
+static struct access_snap *
+access_snap_get(void)
+{
+	unsigned long long token = db_admin_token();
+	struct access_snap *sn, *old;
+
+	pthread_mutex_lock(&access_mtx);
+	if ((sn = access_cur) != NULL && sn->token == token) {
+		atomic_fetch_add(&sn->refs, 1);
+		pthread_mutex_unlock(&access_mtx);
+		return sn;
+	}
+	pthread_mutex_unlock(&access_mtx);
+	sn = xcalloc(1, sizeof(*sn));
+	sn->token = token;
+	atomic_init(&sn->refs, 2);	/* the caller's and access_cur's */
+	if (db_access_each(NULL, access_snap_add, sn) == -1) {
+		atomic_store(&sn->refs, 1);
+		access_snap_unref(sn);
+		return NULL;
+	}
+	pthread_mutex_lock(&access_mtx);
+	old = access_cur;
+	access_cur = sn;
+	pthread_mutex_unlock(&access_mtx);
+	access_snap_unref(old);
+	return sn;
+}
+
+/* db_access_each() over the snapshot: same order, same return values. */
+static int
+access_snap_each(const struct access_snap *sn, const char *kind,
+    int (*fn)(void *, const struct db_access *), void *arg)
+{
+	int ret;
+
+	for (size_t i = 0; i < sn->n; i++)
+		if ((kind == NULL || strcmp(sn->e[i].kind, kind) == 0) &&
+		    (ret = fn(arg, &sn->e[i])) != 0)
+			return ret;
+	return 0;
+}
+
+/* A stage needs a worker only to read the database: when the session
+ * has no snapshot yet and the shared one is stale. */
 static int
 access_blocks(const struct pol_session *ps, enum pol_stage stage)
 {
-	int k = access_kind(stage);
+	(void)stage;
+	return (ps == NULL || ps->priv[ACCESS_SLOT] == NULL) && !access_snap_current();
+}
 
-	if (k == 0 || !(ps->access_kinds & ACCESS_K_KNOWN))
-		return 1;
-	return (ps->access_kinds >> k) & 1;
+static void
+access_free(struct pol_session *ps)
+{
+	access_snap_unref(ps->priv[ACCESS_SLOT]);
+	ps->priv[ACCESS_SLOT] = NULL;
 }
 
 static void
@@ -257,7 +378,8 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 {
 	static const char *what[] = { "client", "HELO name", "sender", "recipient" };
 	struct access_walk w = { .ps = ps };
-	int k = access_kind(stage), rc;
+	struct access_snap *sn;
+	int k = access_kind(stage), rc = -1;
 	char esc[LOG_ESCAPE_MAX];
 
 	(void)m;
@@ -265,12 +387,10 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	w.name = k == 0 ? NULL : k == 1 ? ps->helo : k == 2 ? ps->mail_from : ps->rcpt;
 	if (k != 0 && (w.name == NULL || *w.name == '\0'))
 		return;
-	/* CONNECT reads all kinds (the table has no index on kind: the same
-	 * scan) to learn which are empty; an allow entry ends the walk
-	 * early, and then the whole session is allowlisted anyway. */
-	rc = db_access_each(k == 0 ? NULL : access_kinds[k], access_visit, &w);
-	if (k == 0 && rc != -1)
-		ps->access_kinds = ACCESS_K_KNOWN | (rc != 0 ? ACCESS_K_ALL : w.seen);
+	if ((sn = ps->priv[ACCESS_SLOT]) == NULL)
+		sn = ps->priv[ACCESS_SLOT] = access_snap_get();
+	if (sn != NULL)
+		rc = access_snap_each(sn, access_kinds[k], access_visit, &w);
 	if (rc == -1) {
 		pol_result_add(ps, "access", "temperror", 0, NULL, "access lists unreadable");
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,

@@ -15,7 +15,8 @@
  * RCPT checks (greylisting). A deny entry rejects with 554 5.7.1 at connect
  * (and closes) or 550 5.7.1 at HELO, MAIL or RCPT.
  *
- * Thread: any; reads use the calling thread's database connection.
+ * Thread: any. Sessions read a snapshot shared by all threads; it is
+ * rebuilt (a database read on the calling thread) after an admin edit.
  */
 #ifndef POSTERN_ACCESS_H
 #define POSTERN_ACCESS_H

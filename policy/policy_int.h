@@ -67,10 +67,6 @@ struct pol_session {
 	int		 verdict;	/* last decision's verdict */
 	char		 reply[300];	/* last decision as answered, for the log */
 	unsigned	 allow;		/* POL_ALLOW_*: allowlisted, skip checks */
-	/* access: which kinds of entry the lists held at CONNECT
-	 * (ACCESS_K_*, policy/access.c), so stages whose kind was empty
-	 * need no database read this session. */
-	unsigned	 access_kinds;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
 };

@@ -56,8 +56,14 @@ struct rc_state {
 
 static pthread_mutex_t rc_build_mtx = PTHREAD_MUTEX_INITIALIZER;
 static int rc_have_db;
+/* db_admin_token() when the rule set was last found current (rc_checked
+ * 0: never, or the last check failed): while the token stays, nobody
+ * edited the rules and no session needs to ask the database. */
+static _Atomic unsigned long long rc_token;
+static _Atomic int rc_checked;
 
 static struct rc_state *rc_state(struct pol_session *);
+static int	 rc_current(void);
 static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
@@ -153,17 +159,34 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	rc_apply(s, st);
 }
 
-/* Without a rule set the run reads the database (rulecheck_refresh);
- * with one, only rules of this stage's targets run (regex, maybe on the
- * whole body) and a quarantine rule matched earlier stores the message
- * at DATA. Otherwise the run only clears its per-stage state. */
+/* 1 when the rule set in memory is known to match the database. */
+static int
+rc_current(void)
+{
+	return rc_checked && db_admin_token() == rc_token;
+}
+
+/* The run blocks when it must read the database (the session has no rule
+ * set yet and the rules may have been edited: rulecheck_refresh), when
+ * rules of this stage's targets run (regex, maybe on the whole body), or
+ * when a quarantine rule matched earlier stores the message at DATA.
+ * Otherwise it only clears its per-stage state. */
 static int
 rc_blocks(const struct pol_session *ps, enum pol_stage st)
 {
 	const struct rc_state *s = ps->priv[RULECHECK_SLOT];
+	struct rule_set *set;
+	int r;
 
-	return s == NULL || s->set == NULL || s->quarantine ||
-	    (rule_set_targets(s->set) & rc_stage_mask(st)) != 0;
+	if (s != NULL && s->set != NULL)
+		return s->quarantine || (rule_set_targets(s->set) & rc_stage_mask(st)) != 0;
+	if (!rc_current())
+		return 1;
+	set = rule_current();
+	r = set == NULL || (s != NULL && s->quarantine) ||
+	    (rule_set_targets(set) & rc_stage_mask(st)) != 0;
+	rule_set_unref(set);
+	return r;
 }
 
 static void
@@ -273,14 +296,26 @@ rulecheck_refresh(struct conf *c, int force)
 	struct rule_opts o;
 	size_t n, k = 0;
 	long long v;
+	unsigned long long token;
 	char err[512];
 
-	if (!rc_have_db || (v = db_rule_version()) < 0)
-		return rc_have_db ? -1 : 0;
+	if (!rc_have_db)
+		return 0;
+	if (!force && rc_current())
+		return 0;
+	/* Taken before the read: an edit racing with it moves the token
+	 * again, and the next session reads once more. */
+	token = db_admin_token();
+	if ((v = db_rule_version()) < 0) {
+		rc_checked = 0;
+		return -1;
+	}
 	/* The common case, unchanged, takes no lock. */
 	cur = rule_current();
 	if (!force && cur != NULL && rule_set_version(cur) == v) {
 		rule_set_unref(cur);
+		rc_token = token;
+		rc_checked = 1;
 		return 0;
 	}
 	rule_set_unref(cur);
@@ -288,6 +323,8 @@ rulecheck_refresh(struct conf *c, int force)
 	cur = rule_current();
 	if (!force && cur != NULL && rule_set_version(cur) == v) {
 		rule_set_unref(cur);
+		rc_token = token;
+		rc_checked = 1;
 		pthread_mutex_unlock(&rc_build_mtx);
 		return 0;
 	}
@@ -319,6 +356,8 @@ rulecheck_refresh(struct conf *c, int force)
 	rule_set_tag(rs, v);
 	log_info("rules: %zu rules active (version %lld)", rule_set_count(rs), v);
 	rule_swap(rs);
+	rc_token = token;
+	rc_checked = 1;
 	pthread_mutex_unlock(&rc_build_mtx);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "be.h"
 #include "conf.h"
 #include "ev.h"
+#include "db.h"
 #include "lim.h"
 #include "line.h"
 #include "policy.h"
@@ -51,9 +52,11 @@
 #define SMTP_HASH	1024
 /* Per-IP connection counts live in this many buckets (all loops). */
 #define SMTP_IPHASH	4096
-/* Connections accepted per listener event, so one flood cannot starve
- * the sessions of a loop. */
-#define SMTP_ACCEPT_BATCH 64
+/* Connections accepted per listener event. One: the listener is level-
+ * triggered, so the next epoll_wait() (which the loop makes anyway)
+ * reports it again while connections wait, a flood cannot starve the
+ * sessions of a loop, and no accept4() per event ends in EAGAIN. */
+#define SMTP_ACCEPT_BATCH 1
 /* Loop tick: timeouts are checked at this granularity. */
 #define SMTP_TICK_MS	1000
 
@@ -539,7 +542,9 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	stats_inc(STATS_SESSIONS, 1);
 	stats_gauge_add(STATS_G_SESSIONS, 1);
 	smtp_loop_add(l, s);
-	ev_add(l->ev, &s->io, fd, 0, smtp_io, s);
+	/* EV_READ now: reading stays lazy (smtp_io), and the greeting then
+	 * needs no epoll_ctl() of its own */
+	ev_add(l->ev, &s->io, fd, EV_READ, smtp_io, s);
 	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
 	log_info("%s: connect from [%s]:%d", s->id, ip, port);
 	smtp_set_deadline(s);
@@ -1944,7 +1949,7 @@ smtp_reload(const char *path)
 static int
 smtp_chown_db(const struct conf *c)
 {
-	static const char *suffix[] = { "", "-wal", "-shm" };
+	static const char *suffix[] = { "", "-wal", "-shm", DB_ADMIN_SUFFIX };
 	struct passwd *pw = getpwnam(c->user);
 
 	if (pw == NULL)

@@ -84,8 +84,8 @@ T_CASE(stage_needed)
 
 	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
 	ps = session("192.0.2.77");
-	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* reads the lists */
-	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 1);	/* not read yet */
+	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* rDNS, lists unread */
+	T_EQ_INT(access_check.blocks(ps, POL_HELO), 1);		/* not read yet */
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
 	pol_set_helo(ps, "mx.example.org");
 	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
@@ -108,19 +108,28 @@ T_CASE(stage_needed)
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
 	pol_session_free(ps);
 
-	/* A sender entry added mid-session counts from the next session on
-	 * (the kinds were read at CONNECT); then MAIL reads the lists. */
+	/* The lists are read once per admin edit, not per session: a
+	 * current snapshot needs no worker. A session keeps the lists it
+	 * met at CONNECT; an edit (here, the web UI or the CLI) counts from
+	 * the next session on, which reads them again. */
+	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 0);
 	ps = session("192.0.2.77");
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
-	T_EQ_INT(db_access_add("deny", "sender", "stage.test", NULL), 0);
-	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), 0);
+	pol_set_helo(ps, "mx.stage.test");
+	T_EQ_INT(db_access_add("deny", "helo", "stage.test", NULL), 0);
+	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
+	T_EQ_INT(run(ps, POL_HELO, &d), POL_ACCEPT);
 	pol_session_free(ps);
 	ps = session("192.0.2.77");
+	T_EQ_INT(access_check.blocks(ps, POL_CONNECT), 1);
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
-	T_EQ_INT(pol_stage_needed(ps, POL_MAIL, NULL), 1);
-	T_EQ_INT(pol_stage_needed(ps, POL_RCPT, NULL), 0);
+	T_EQ_INT(access_check.blocks(ps, POL_HELO), 0);
+	pol_set_helo(ps, "mx.stage.test");
+	T_EQ_INT(run(ps, POL_HELO, &d), POL_REJECT);
+	T_EQ_INT(d.code, 550);
 	pol_session_free(ps);
-	T_EQ_INT(db_access_del("deny", "sender", "stage.test"), 1);
+	T_EQ_INT(db_access_del("deny", "helo", "stage.test"), 1);
+	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 1);
 	c->greylist_enabled = grey;
 	c->dkim_enabled = dkim;
 	c->dmarc_enabled = dmarc;
