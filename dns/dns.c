@@ -4,8 +4,8 @@
  * per-session question budget.
  *
  * Public calls: dns_init, dns_shutdown, dns_budget_init, dns_query,
- * dns_query_cached, dns_cached, dns_answer_free, dns_reverse_name,
- * dns_status_name, dns_stats_get.
+ * dns_query_cached, dns_query_nowait, dns_cached, dns_answer_free,
+ * dns_reverse_name, dns_status_name, dns_stats_get.
  *
  * How a question travels: dns_query() looks in the cache; on a miss it
  * hands the question to libunbound with ub_resolve_async() and sleeps on a
@@ -317,6 +317,29 @@ dns_query_cached(const char *name, int type)
 	if ((a = dns_cache_get(norm, type)) != NULL) {
 		dns_stat(ST_QUERIES);
 		dns_stat(ST_HITS);
+	}
+	return a;
+}
+
+struct dns_answer *
+dns_query_nowait(const char *name, int type, struct dns_budget *b, int *missed)
+{
+	char norm[DNS_NAME_MAX + 2];
+	struct dns_answer *a;
+
+	if (b != NULL && b->left <= 0)
+		return dns_answer_new(type, DNS_BUDGET, "session DNS budget spent");
+	if (dns_name_norm(name, norm, sizeof(norm)) == -1)
+		a = dns_answer_new(type, DNS_NXDOMAIN, "invalid domain name");
+	else if (ub == NULL)
+		a = dns_answer_new(type, DNS_TEMPERROR, "resolver not started");
+	else if ((a = dns_cache_get(norm, type)) == NULL) {
+		*missed = 1;	/* nothing charged: the question was not asked */
+		return dns_answer_new(type, DNS_TEMPERROR, "not in the cache");
+	}
+	if (b != NULL) {
+		b->left--;
+		b->asked++;
 	}
 	return a;
 }

@@ -86,6 +86,12 @@ void	 dns_answer_free(struct dns_answer *);
  * and no budget is charged): lets callers that fan questions out to
  * threads start threads only for what the cache cannot answer. */
 struct dns_answer *dns_query_cached(const char *name, int type);
+/* dns_query() that never waits, for a probe predicting whether a check
+ * can run without blocking: the same answer (and budget charge) when the
+ * cache has one; otherwise a DNS_TEMPERROR answer, *missed = 1 and
+ * nothing charged. Counts nothing in dns_stats. Never returns NULL. */
+struct dns_answer *dns_query_nowait(const char *name, int type, struct dns_budget *,
+	    int *missed);
 /* Would dns_query() answer name/type from the cache right now? 1 or 0.
  * Nothing is copied, counted or reordered: for a check's .blocks hook
  * (policy/policy_int.h) deciding whether its stage can run inline. An

@@ -22,7 +22,8 @@
  *
  * Ownership: a parsed record owns its copy of the text; terms point into
  * it. Thread: reentrant; the policy check runs on a worker thread with the
- * session's DNS budget. Privilege: none.
+ * session's DNS budget, or on the session's I/O loop when spf_blocks()'s
+ * probe found every answer it needs in the DNS cache. Privilege: none.
  */
 #include "spf.h"
 #include "policy_int.h"
@@ -86,6 +87,7 @@ struct spf_ctx {
 	char		*validated;	/* %{p}, computed once */
 	char		 dnswhy[128];	/* the last DNS failure, for reasons */
 	int		 in_include;	/* > 0: explanations are not wanted */
+	int		 missed;	/* q->nowait: an answer was not cached */
 };
 
 static enum spf_result spf_eval_domain(struct spf_ctx *, const char *);
@@ -118,6 +120,7 @@ static char	*spf_validated_name(struct spf_ctx *, const char *target, int count_
 static int	 spf_void(struct spf_ctx *, enum dns_status);
 static int	 spf_dns_failed(struct spf_ctx *, const struct dns_answer *);
 static enum spf_result spf_limit(struct spf_ctx *);
+static struct dns_answer *spf_dns(struct spf_ctx *, const char *, int);
 static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 spf_explain(struct spf_ctx *, struct spf_record *, const char *);
@@ -162,6 +165,7 @@ spf_check_host(const struct spf_query *q, struct spf_outcome *out)
 	}
 	out->dns_terms = ctx.dns_terms;
 	out->void_lookups = ctx.voids;
+	out->missed = ctx.missed;
 	free(ctx.explanation);
 	free(ctx.validated);
 }
@@ -204,12 +208,23 @@ spf_eval_domain(struct spf_ctx *ctx, const char *domain)
 	return r;
 }
 
+/* Every question of an evaluation. In a probe (q->nowait) only the cache
+ * answers; a miss reads as a DNS error, so the evaluation soon ends, and
+ * its result is not used (ctx->missed). */
+static struct dns_answer *
+spf_dns(struct spf_ctx *ctx, const char *name, int type)
+{
+	if (ctx->q->nowait)
+		return dns_query_nowait(name, type, ctx->q->budget, &ctx->missed);
+	return dns_query(name, type, ctx->q->budget);
+}
+
 /* 4.4 and 4.5: the one "v=spf1" record of domain, in *text. PASS means
  * found; anything else is the result to return. */
 static enum spf_result
 spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 {
-	struct dns_answer *a = dns_query(domain, DNS_T_TXT, ctx->q->budget);
+	struct dns_answer *a = spf_dns(ctx, domain, DNS_T_TXT);
 	enum spf_result r = SPF_R_PASS;
 	int found = 0;
 
@@ -337,7 +352,7 @@ spf_eval_term(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 		if (spf_target(ctx, t, domain, target, sizeof(target)) == -1)
 			return spf_err(ctx, SPF_R_PERMERROR, "bad macro in exists: of %s", domain);
 		/* 5.7: always an A query, whatever the client's family. */
-		struct dns_answer *a = dns_query(target, DNS_T_A, ctx->q->budget);
+		struct dns_answer *a = spf_dns(ctx, target, DNS_T_A);
 		enum dns_status st = a->status;
 		int failed = spf_dns_failed(ctx, a);
 		dns_answer_free(a);
@@ -398,7 +413,7 @@ spf_mx(struct spf_ctx *ctx, const struct spf_term *t, const char *domain)
 
 	if (spf_target(ctx, t, domain, target, sizeof(target)) == -1)
 		return spf_err(ctx, SPF_R_PERMERROR, "bad macro in mx: of %s", domain);
-	a = dns_query(target, DNS_T_MX, ctx->q->budget);
+	a = spf_dns(ctx, target, DNS_T_MX);
 	if (spf_dns_failed(ctx, a)) {
 		dns_answer_free(a);
 		return spf_err(ctx, SPF_R_TEMPERROR, "DNS error looking up %s MX: %s",
@@ -464,7 +479,7 @@ spf_validated_name(struct spf_ctx *ctx, const char *target, int count_void)
 		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, ctx->addr, 4);
 	if (dns_reverse_name((struct sockaddr *)&ss, NULL, rev, sizeof(rev)) == -1)
 		return NULL;
-	a = dns_query(rev, DNS_T_PTR, ctx->q->budget);
+	a = spf_dns(ctx, rev, DNS_T_PTR);
 	if (count_void)
 		(void)spf_void(ctx, a->status);
 	for (int i = 0; i < a->count && i < SPF_MAX_PTR && found == NULL; i++) {
@@ -488,8 +503,7 @@ static int
 spf_match_addrs(struct spf_ctx *ctx, const char *target, int cidr4, int cidr6,
     int count_void, int *temp)
 {
-	struct dns_answer *a = dns_query(target, ctx->v6 ? DNS_T_AAAA : DNS_T_A,
-	    ctx->q->budget);
+	struct dns_answer *a = spf_dns(ctx, target, ctx->v6 ? DNS_T_AAAA : DNS_T_A);
 	int m = 0;
 
 	if (spf_dns_failed(ctx, a)) {
@@ -590,7 +604,7 @@ spf_explain(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 	if (ctx->in_include > 0 || rec->exp == -1 ||
 	    spf_target(ctx, &rec->terms[rec->exp], domain, target, sizeof(target)) == -1)
 		return;
-	a = dns_query(target, DNS_T_TXT, ctx->q->budget);
+	a = spf_dns(ctx, target, DNS_T_TXT);
 	if (a->status != DNS_OK || a->count != 1) {
 		dns_answer_free(a);
 		return;
@@ -1150,8 +1164,12 @@ static void	 spf_run(struct pol_session *, enum pol_stage, const struct pol_msg 
 static void	 spf_tx_reset(struct pol_session *);
 static void	 spf_free(struct pol_session *);
 static struct spf_state *spf_state(const struct pol_session *, int create);
-static void	 spf_eval_identity(struct pol_session *, const char *sender,
-		    const char *domain, struct spf_outcome *);
+static void	 spf_eval_identity(const struct pol_session *, const char *sender,
+		    const char *domain, struct dns_budget *, int nowait,
+		    struct spf_outcome *);
+static int	 spf_identity(const struct pol_session *, enum pol_stage, char **sender,
+		    const char **domain);
+static int	 spf_blocks(const struct pol_session *, enum pol_stage);
 static void	 spf_eval_helo(struct pol_session *, struct spf_state *);
 static double	 spf_score(const struct conf *, enum spf_result);
 
@@ -1162,7 +1180,7 @@ const struct pol_check spf_check = {
 	.run = spf_run,
 	.tx_reset = spf_tx_reset,
 	.free = spf_free,
-	/* .blocks NULL: DNS */
+	.blocks = spf_blocks,
 };
 
 static int
@@ -1183,8 +1201,8 @@ spf_state(const struct pol_session *ps, int create)
 }
 
 static void
-spf_eval_identity(struct pol_session *ps, const char *sender, const char *domain,
-    struct spf_outcome *o)
+spf_eval_identity(const struct pol_session *ps, const char *sender, const char *domain,
+    struct dns_budget *b, int nowait, struct spf_outcome *o)
 {
 	struct spf_query q = {
 		.ip = (const struct sockaddr *)&ps->client,
@@ -1192,10 +1210,60 @@ spf_eval_identity(struct pol_session *ps, const char *sender, const char *domain
 		.helo = ps->helo,
 		.domain = domain,
 		.receiver = ps->conf->hostname,
-		.budget = &ps->dns,
+		.budget = b,
+		.nowait = nowait,
 	};
 
 	spf_check_host(&q, o);
+}
+
+/* What spf_run() evaluates at this stage: 1 with *sender (xmalloc'd) and
+ * *domain, or 0 when it evaluates nothing (no MAIL yet, or the null
+ * sender's HELO identity evaluated already). */
+static int
+spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
+    const char **domain)
+{
+	const struct spf_state *st = spf_state(ps, 0);
+	const char *helo = ps->helo ? ps->helo : "", *at;
+
+	if (stage == POL_MAIL && ps->mail_from == NULL)
+		return 0;
+	if (stage == POL_HELO || *ps->mail_from == '\0') {
+		if (stage == POL_MAIL && st != NULL && st->have_helo)
+			return 0;
+		*sender = xasprintf("postmaster@%s", helo);
+		*domain = helo;
+		return 1;
+	}
+	at = strrchr(ps->mail_from, '@');
+	*sender = xstrdup(ps->mail_from);
+	*domain = at ? at + 1 : ps->mail_from;
+	return 1;
+}
+
+/* Blocks unless a probe of the evaluation spf_run() will make, on a copy
+ * of the session's budget, found every answer in the DNS cache. The run
+ * then evaluates for real on the loop: it asks what the probe asked (a
+ * prefix of it, when checks before spf spent some of the budget, since a
+ * spent budget answers at once), so only an entry expiring in between
+ * could make it wait. */
+static int
+spf_blocks(const struct pol_session *ps, enum pol_stage stage)
+{
+	struct dns_budget b = ps->dns;
+	struct spf_outcome o;
+	const char *domain;
+	char *sender;
+	int missed;
+
+	if (!spf_identity(ps, stage, &sender, &domain))
+		return 0;
+	spf_eval_identity(ps, sender, domain, &b, 1, &o);
+	missed = o.missed;
+	spf_outcome_clear(&o);
+	free(sender);
+	return missed;
 }
 
 static void
@@ -1227,7 +1295,8 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	} else {
 		const char *at = strrchr(ps->mail_from, '@');
 		o = &st->mail;
-		spf_eval_identity(ps, ps->mail_from, at ? at + 1 : ps->mail_from, o);
+		spf_eval_identity(ps, ps->mail_from, at ? at + 1 : ps->mail_from, &ps->dns,
+		    0, o);
 		st->identity = "mailfrom";
 		props = xasprintf("smtp.mailfrom=%s", ps->mail_from);
 	}
@@ -1249,7 +1318,7 @@ spf_eval_helo(struct pol_session *ps, struct spf_state *st)
 	char *sender = xasprintf("postmaster@%s", helo);
 
 	spf_outcome_clear(&st->helo);
-	spf_eval_identity(ps, sender, helo, &st->helo);
+	spf_eval_identity(ps, sender, helo, &ps->dns, 0, &st->helo);
 	free(sender);
 	st->have_helo = 1;
 }

@@ -634,3 +634,64 @@ def test_check_errors(dns, tmp_path):
     p = subprocess.run([POSTERN, "check", "-c", str(bad), "--ip", IP4],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "no_such_key" in p.stderr
+
+
+INLINE_RECORDS = [
+    'ip.sp.test. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+    'a.sp.test. 300 IN TXT "v=spf1 a -all"',
+    "a.sp.test. 300 IN A 127.0.0.1",
+    'mx.sp.test. 300 IN TXT "v=spf1 mx:m.sp.test -all"',
+    "m.sp.test. 300 IN MX 10 h.sp.test.",
+    "h.sp.test. 300 IN A 127.0.0.1",
+    'inc.sp.test. 300 IN TXT "v=spf1 include:ip.sp.test -all"',
+    'red.sp.test. 300 IN TXT "v=spf1 redirect=no.sp.test"',
+    'no.sp.test. 300 IN TXT "v=spf1 -all exp=why.sp.test"',
+    'why.sp.test. 300 IN TXT "%{i} may not send for %{d}"',
+    'ex.sp.test. 300 IN TXT "v=spf1 exists:%{i}.e.sp.test -all"',
+    "127.0.0.1.e.sp.test. 300 IN A 127.0.0.2",
+    'soft.sp.test. 300 IN TXT "v=spf1 ~all"',
+    'bad.sp.test. 300 IN TXT "v=spf1 foo:bar -all"',
+]
+INLINE_DOMAINS = {"ip": "pass", "a": "pass", "mx": "pass", "inc": "pass", "no": "fail",
+                  "red": "fail", "ex": "pass", "soft": "softfail", "bad": "permerror",
+                  "nothing": "none"}
+
+
+def test_smtp_cached_spf_runs_inline():
+    """Over SMTP: once every DNS answer an SPF evaluation needs is cached
+    (a probe that asks nothing proves it), MAIL runs on the I/O loop and
+    gives the result a worker gave; a sender not yet evaluated still goes
+    to a worker."""
+    import re
+    from harness.capture import Capture
+    from policyenv import PolicyEnv, smtp_session, stage_counts
+    token = "s" * 40
+    sink = Capture().start()
+    e = PolicyEnv(INLINE_RECORDS, conf="[spf]\nenabled = yes\nfail_score = 1\n"
+                  "softfail_score = 1\npermerror_score = 1\n[web]\napi_token = %s\n" % token).start()
+
+    def session(sender):
+        before = stage_counts(e.p.web_port, token)
+        s = smtp_session(e.port)
+        s.ehlo("client.sp.test")
+        s.sendmail(sender, ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+        s.quit()
+        after = stage_counts(e.p.web_port, token)
+        return after[0] - before[0], after[1] - before[1]
+
+    try:
+        e.serve(sink)
+        session("warm@warm.sp.test")        # HELO's answers, the quarantine tick
+        for d in INLINE_DOMAINS:
+            first = session("x@%s.sp.test" % d)
+            again = session("y@%s.sp.test" % d)
+            assert again[0] - first[0] == 1 and first[1] - again[1] == 1, (d, first, again)
+        assert e.stop_serving() == 0
+        got = {}
+        for m in re.finditer(r"from=<(\w)@(\w+)\.sp\.test>.* spf=(\w+) ", e.log()):
+            got.setdefault(m.group(2), {})[m.group(1)] = m.group(3)
+        for d, want in INLINE_DOMAINS.items():
+            assert got[d] == {"x": want, "y": want}, (d, got[d])
+    finally:
+        e.stop()
+        sink.stop()
