@@ -41,6 +41,7 @@
 #include "dkim.h"
 #include "authres.h"
 #include "conf.h"
+#include "msghdr.h"
 #include "util.h"
 
 #include <opendkim/dkim.h>
@@ -52,6 +53,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,7 @@ struct dkim_ctx {
 
 static pthread_once_t	 dkim_once = PTHREAD_ONCE_INIT;
 static DKIM_LIB		*dkim_lib;
+static _Atomic int	 dkim_ready;	/* dkim_lib_init ran (on a worker) */
 static uint64_t		 dkim_drift;	/* the library's allowed clock drift, s */
 
 static void	 dkim_lib_init(void);
@@ -107,12 +110,17 @@ static void	 dkim_sig_identity(DKIM_SIGINFO *, char *, size_t);
 static int	 dkim_sig_expired(DKIM_SIGINFO *);
 static void	 dkim_report(struct pol_session *, struct dkim_ctx *,
 		    DKIM_SIGINFO **, int);
+static int	 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz);
+static int	 dkim_tag_plain(const char *sig, const char *tag, char *out, size_t outsz);
+static int	 dkim_blocks_msg(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
 
 const struct pol_check dkim_check = {
 	.name = "dkim",
 	.stages = 1u << POL_DATA,
 	.enabled = dkim_enabled,
 	.run = dkim_run,
+	.blocks_msg = dkim_blocks_msg,
 };
 
 static void
@@ -136,6 +144,7 @@ dkim_lib_init(void)
 	(void)dkim_set_key_lookup(dkim_lib, dkim_key_lookup);
 	(void)dkim_set_prescreen(dkim_lib, dkim_prescreen);
 	dkim_dns_set_query_start(dkim_lib, dkim_refuse_query);
+	atomic_store(&dkim_ready, 1);
 }
 
 /* The library's own resolver must never run: every question goes to dns/. */
@@ -162,6 +171,79 @@ dkim_prescreen(DKIM *d, DKIM_SIGINFO **sigs, int n)
 	return DKIM_CBSTAT_CONTINUE;
 }
 
+/* SELECTOR._domainkey.DOMAIN: the one name a signature's key is asked
+ * at (RFC 6376 3.6.2.1). 0, or -1 when it does not fit. */
+static int
+dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz)
+{
+	int n = snprintf(out, outsz, "%s._domainkey.%s", sel, dom);
+
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+/* The value of one tag of an unfolded DKIM-Signature (RFC 6376 3.2), when
+ * it is there once and plain: letters, digits, '.', '-', '_' between
+ * optional white space. 1 with the value in out, 0 when the tag is
+ * absent, -1 when it is anything else (twice, odd bytes, too long) --
+ * whatever the library would make of it, we do not guess. */
+static int
+dkim_tag_plain(const char *sig, const char *tag, char *out, size_t outsz)
+{
+	size_t tl = strlen(tag);
+	int found = 0;
+
+	for (const char *p = sig; *p; ) {
+		const char *end = p + strcspn(p, ";"), *v;
+		p += strspn(p, " \t\r\n");
+		if ((size_t)(end - p) > tl && strncmp(p, tag, tl) == 0 &&
+		    (p[tl] == '=' || p[tl] == ' ' || p[tl] == '\t')) {
+			v = p + tl + strspn(p + tl, " \t\r\n");
+			if (*v++ != '=' || found++)
+				return -1;
+			v += strspn(v, " \t\r\n");
+			size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789.-_");
+			if (n == 0 || n >= outsz || v + n + strspn(v + n, " \t\r\n") != end)
+				return -1;
+			memcpy(out, v, n);
+			out[n] = '\0';
+		}
+		p = *end ? end + 1 : end;
+	}
+	return found;
+}
+
+/* Blocks unless the library is set up and the message is small, with at
+ * most DKIM_INLINE_SIGS signatures whose keys' names we can read plainly
+ * (s= and d=) and whose answers are all in the DNS cache: then the key
+ * lookups, the only waiting in dkim_run, are answered at once. */
+static int
+dkim_blocks_msg(const struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *msg)
+{
+	struct msghdr_field f;
+	char sel[DKIM_NAME_MAX], dom[DKIM_NAME_MAX], name[DKIM_NAME_MAX];
+	size_t pos = 0;
+	int nsig = 0, blocks = 0;
+
+	(void)ps;
+	if (stage != POL_DATA || msg == NULL || msg->len > DKIM_INLINE_MAX ||
+	    atomic_load(&dkim_ready) == 0)
+		return 1;
+	while (!blocks && msghdr_next(msg->data, msg->len, &pos, &f)) {
+		if (!msghdr_is(&f, "DKIM-Signature"))
+			continue;
+		char *v = msghdr_unfold(&f);
+		blocks = ++nsig > DKIM_INLINE_SIGS ||
+		    dkim_tag_plain(v, "s", sel, sizeof(sel)) != 1 ||
+		    dkim_tag_plain(v, "d", dom, sizeof(dom)) != 1 ||
+		    dkim_key_name(sel, dom, name, sizeof(name)) == -1 ||
+		    !dns_cached(name, DNS_T_TXT);
+		free(v);
+	}
+	return blocks;
+}
+
 static DKIM_CBSTAT
 dkim_key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 {
@@ -171,10 +253,8 @@ dkim_key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 	char name[DKIM_NAME_MAX];
 	struct dns_answer *a;
 	DKIM_CBSTAT st;
-	int n;
 
-	n = snprintf(name, sizeof(name), "%s._domainkey.%s", sel, dom);
-	if (n < 0 || (size_t)n >= sizeof(name))
+	if (dkim_key_name(sel, dom, name, sizeof(name)) == -1)
 		return DKIM_CBSTAT_NOTFOUND;
 	a = dns_query(name, DNS_T_TXT, &ctx->ps->dns);
 	switch (a->status) {

@@ -16,7 +16,8 @@
  * refuse, so nothing can bypass dns/.
  *
  * Public: dkim_check (for policy.c's table), dkim_sigerror_result().
- * Thread: any worker; the library handle is shared read-only after a
+ * Thread: any worker, or the session's I/O loop when dkim_check.blocks_msg
+ * said nothing can block; the library handle is shared read-only after a
  * pthread_once() setup, each verification has its own context.
  * Privilege: none (no files; DNS only through dns/).
  */
@@ -29,6 +30,12 @@
  * costs a DNS question and an RSA operation (RFC 6376 8.4: bound the work
  * an attacker can cause). */
 #define DKIM_MAX_SIGS		8
+/* Verified on the proxy's I/O loop instead of a worker when every key
+ * is in the DNS cache, and the work is small: at most this many
+ * signatures, in a message of at most this many bytes (body hashing and
+ * one public-key operation each, a few hundred microseconds at most). */
+#define DKIM_INLINE_SIGS	3
+#define DKIM_INLINE_MAX		(64 * 1024)
 /* RFC 8301 3.2: verifiers must not accept RSA keys under 1024 bits. */
 #define DKIM_MIN_RSA_BITS	1024
 

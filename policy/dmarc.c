@@ -10,7 +10,9 @@
  * Everything that comes from DNS or the message is bounded by the limits
  * in dmarc.h before it is copied.
  *
- * Thread: any worker thread; the PSL context is loaded once and read-only.
+ * Thread: any worker thread, or the session's I/O loop when
+ * dmarc_blocks_msg()'s probe found every answer cached; the PSL context is
+ * loaded once (on a worker) and read-only.
  */
 #include "dmarc.h"
 #include "authres.h"
@@ -22,6 +24,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +77,7 @@ struct dmarc_id {
 
 static pthread_once_t	 dmarc_once = PTHREAD_ONCE_INIT;
 static const psl_ctx_t	*dmarc_psl;
+static _Atomic int	 dmarc_psl_ready;	/* loaded (files read, on a worker) */
 
 static void	 dmarc_psl_init(void);
 static int	 dmarc_enabled(const struct conf *);
@@ -88,10 +92,12 @@ static int	 dmarc_policy_word(const char *, size_t);
 static int	 dmarc_tag_is(const struct dmarc_tagv *, const char *);
 static void	 dmarc_record_tag(const struct dmarc_tagv *, struct dmarc_ptags *,
 		    struct dmarc_record *);
-static enum dmarc_found dmarc_lookup(struct pol_session *, const char *,
+static enum dmarc_found dmarc_lookup(struct dns_budget *, int *missed, const char *,
 		    struct dmarc_policy_ctx *);
-static enum dmarc_found dmarc_discover(struct pol_session *, const char *,
+static enum dmarc_found dmarc_discover(struct dns_budget *, int *missed, const char *,
 		    struct dmarc_policy_ctx *);
+static int	 dmarc_blocks_msg(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
 static int	 dmarc_prop(const char *, const char *, char *, size_t);
 static int	 dmarc_identifiers(const struct pol_session *, struct dmarc_id *, int);
 static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
@@ -105,6 +111,7 @@ const struct pol_check dmarc_check = {
 	.stages = 1u << POL_DATA,
 	.enabled = dmarc_enabled,
 	.run = dmarc_run,
+	.blocks_msg = dmarc_blocks_msg,
 };
 
 static void
@@ -118,6 +125,7 @@ dmarc_psl_init(void)
 	if (dmarc_psl == NULL)
 		log_warn("dmarc: no Public Suffix List; organizational domain "
 		    "is the last two labels");
+	atomic_store(&dmarc_psl_ready, 1);
 }
 
 static int
@@ -471,9 +479,12 @@ dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *r)
 	return DMARC_REC_OK;
 }
 
-/* One DNS lookup at _dmarc.DOMAIN (6.6.3 steps 1-3). */
+/* One DNS lookup at _dmarc.DOMAIN (6.6.3 steps 1-3), on the session's
+ * budget b. With missed, a probe: only the DNS cache answers
+ * (dns_query_nowait) and *missed says whether it could not. */
 static enum dmarc_found
-dmarc_lookup(struct pol_session *ps, const char *domain, struct dmarc_policy_ctx *pc)
+dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
+    struct dmarc_policy_ctx *pc)
 {
 	char name[DMARC_DOMAIN_MAX + 8];
 	struct dns_answer *a;
@@ -482,7 +493,8 @@ dmarc_lookup(struct pol_session *ps, const char *domain, struct dmarc_policy_ctx
 	int n = 0, broken = 0;
 
 	snprintf(name, sizeof(name), "_dmarc.%s", domain);
-	a = dns_query(name, DNS_T_TXT, &ps->dns);
+	a = missed ? dns_query_nowait(name, DNS_T_TXT, b, missed) :
+	    dns_query(name, DNS_T_TXT, b);
 	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
 		snprintf(pc->why, sizeof(pc->why), "%s: %s %s", name,
 		    dns_status_name(a->status), a->why);
@@ -515,20 +527,21 @@ dmarc_lookup(struct pol_session *ps, const char *domain, struct dmarc_policy_ctx
 
 /* 6.6.3: the From domain's record, else the organizational domain's. */
 static enum dmarc_found
-dmarc_discover(struct pol_session *ps, const char *from, struct dmarc_policy_ctx *pc)
+dmarc_discover(struct dns_budget *b, int *missed, const char *from,
+    struct dmarc_policy_ctx *pc)
 {
 	char org[DMARC_DOMAIN_MAX];
 	enum dmarc_found f;
 
 	memset(pc, 0, sizeof(*pc));
-	f = dmarc_lookup(ps, from, pc);
+	f = dmarc_lookup(b, missed, from, pc);
 	if (f != DMARC_NOTFOUND)
 		return f;
 	if (dmarc_org_domain(from, org, sizeof(org)) == -1 || strcmp(org, from) == 0) {
 		snprintf(pc->why, sizeof(pc->why), "no DMARC record for %s", from);
 		return DMARC_NOTFOUND;
 	}
-	f = dmarc_lookup(ps, org, pc);
+	f = dmarc_lookup(b, missed, org, pc);
 	pc->at_org = 1;
 	if (f == DMARC_NOTFOUND)
 		snprintf(pc->why, sizeof(pc->why), "no DMARC record for %s or %s",
@@ -659,6 +672,27 @@ dmarc_apply(struct pol_session *ps, const char *from,
 		    0, "Ok: message held for review per DMARC policy of %s", from);
 }
 
+/* Blocks unless the Public Suffix List is loaded and a probe of the
+ * discovery dmarc_run() will make (6.6.3), on a copy of the session's
+ * budget, found its answers in the DNS cache; the rest of the check reads
+ * the message and the other checks' results only. */
+static int
+dmarc_blocks_msg(const struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *msg)
+{
+	struct dmarc_policy_ctx pc;
+	struct dns_budget b = ps->dns;
+	char from[DMARC_DOMAIN_MAX];
+	int missed = 0;
+
+	if (stage != POL_DATA || msg == NULL || atomic_load(&dmarc_psl_ready) == 0)
+		return 1;
+	if (dmarc_from_domain(msg->data, msg->len, from, sizeof(from)) != DMARC_FROM_OK)
+		return 0;
+	(void)dmarc_discover(&b, &missed, from, &pc);
+	return missed;
+}
+
 static void
 dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 {
@@ -680,7 +714,7 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 		return;
 	}
 	snprintf(props, sizeof(props), "header.from=%s", from);
-	switch (dmarc_discover(ps, from, &pc)) {
+	switch (dmarc_discover(&ps->dns, NULL, from, &pc)) {
 	case DMARC_TEMP:
 		dmarc_temperror(ps, from, pc.why);
 		return;

@@ -40,7 +40,9 @@
 #include <stddef.h>
 
 static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
-		    struct pol_decision *);
+		    struct pol_decision *, int here);
+static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
@@ -370,6 +372,36 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
+	pol_run_stage(ps, stage, msg, d, 0);
+}
+
+int
+pol_run_here(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
+{
+	pol_run_stage(ps, stage, msg, d, 1);
+	return ps->quar_pending;
+}
+
+void
+pol_finish(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d)
+{
+	(void)stage;
+	if (!ps->quar_pending)
+		return;
+	ps->quar_pending = 0;
+	quar_store(ps, msg, d);
+	ps->verdict = d->verdict;
+	pol_reply_note(ps, d);
+}
+
+/* here: on the proxy's loop (pol_run_here): leave the quarantine copy to
+ * pol_finish. */
+static void
+pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
+    struct pol_decision *d, int here)
+{
 	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
 	 * the checks, so whatever keeps a copy at DATA can leave them out. */
 	if (stage == POL_DATA && msg != NULL)
@@ -398,7 +430,7 @@ pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
-	pol_decide(ps, stage, msg, d);
+	pol_decide(ps, stage, msg, d, here);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
@@ -421,7 +453,8 @@ pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
 		if (!(ck->stages & (1u << stage)) ||
 		    (ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
-		if (ck->blocks == NULL || ck->blocks(ps, stage))
+		if (ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
+		    ck->blocks == NULL || ck->blocks(ps, stage))
 			return 1;
 	}
 	return 0;
@@ -521,7 +554,7 @@ pol_auth_temperror(const struct pol_session *ps)
 
 static void
 pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
-    struct pol_decision *d)
+    struct pol_decision *d, int here)
 {
 	const struct conf *c = ps->conf;
 
@@ -562,9 +595,12 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	/* Committed before the 250, or turned into a 4xx (quar_store also
 	 * refuses with 550 when quarantine.enabled = no). */
 	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL &&
-	    !ps->dry_run)
-		quar_store(ps, msg, d);
-	else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
+	    !ps->dry_run) {
+		if (here)
+			ps->quar_pending = 1;
+		else
+			quar_store(ps, msg, d);
+	} else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {
 		d->verdict = POL_REJECT;
 		d->code = 550;
 		snprintf(d->status, sizeof(d->status), "5.7.1");

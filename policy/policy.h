@@ -100,6 +100,16 @@ void	 pol_tx_reset(struct pol_session *);
 void	 pol_run(struct pol_session *, enum pol_stage, const struct pol_msg *,
 	    struct pol_decision *);
 void	 pol_decision_clear(struct pol_decision *);
+/* pol_run() on the proxy's loop, for a stage pol_stage_needed() said
+ * cannot block -- except the one step no check can foresee: storing the
+ * copy of a message whose verdict turned out quarantine (files, fsync).
+ * Returns 1 when that step is left: pol_finish() must then run, on a
+ * worker, before the decision is used; else 0 and the decision is final. */
+int	 pol_run_here(struct pol_session *, enum pol_stage, const struct pol_msg *,
+	    struct pol_decision *);
+/* What pol_run_here() left (blocking; on a worker thread). */
+void	 pol_finish(struct pol_session *, enum pol_stage, const struct pol_msg *,
+	    struct pol_decision *);
 /* Must pol_run() for this stage go to a worker? 1 when some check it
  * would run may block (DNS, SQLite, files, libspf2/libopendkim, content
  * regex); 0 when the whole run is a few microseconds of CPU on data the

@@ -67,6 +67,8 @@ struct pol_session {
 	int		 verdict;	/* last decision's verdict */
 	char		 reply[300];	/* last decision as answered, for the log */
 	unsigned	 allow;		/* POL_ALLOW_*: allowlisted, skip checks */
+	/* pol_run_here: the quarantine copy is still to be stored. */
+	int		 quar_pending;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
 };
@@ -86,6 +88,10 @@ struct pol_check {
 	/* May run() block at this stage of this session (see
 	 * pol_stage_needed)? NULL: it always may. */
 	int		(*blocks)(const struct pol_session *, enum pol_stage);
+	/* The same for a check that must see the message to tell (DATA;
+	 * msg is NULL before): used instead of blocks when set. */
+	int		(*blocks_msg)(const struct pol_session *, enum pol_stage,
+			    const struct pol_msg *);
 };
 
 /* The check's index in the table, for ps->priv[]. */

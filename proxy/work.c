@@ -80,9 +80,14 @@ work_main(void *unused)
 static void
 work_run(struct work_job *j)
 {
+	const struct pol_msg *m = j->stage == POL_DATA ? &j->msg : NULL;
 	uint64_t t0 = time_mono_ms();
 
-	pol_run(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d);
+	if (j->finish) {
+		j->finish = 0;
+		pol_finish(j->ps, j->stage, m, &j->d);
+	} else
+		pol_run(j->ps, j->stage, m, &j->d);
 	stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
 	work_return(j);
 }
@@ -90,12 +95,20 @@ work_run(struct work_job *j)
 void
 work_run_here(struct work_home *h, struct work_job *j)
 {
+	uint64_t t0 = time_mono_ms();
+
 	j->home = h;
 	j->next = NULL;
+	if (pol_run_here(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d)) {
+		j->finish = 1;
+		work_submit(h, j);
+		return;
+	}
 	stats_inc(STATS_POLICY_INLINE, 1);
+	stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
 	/* work_return's ev_wake from the loop's own thread only marks the
 	 * loop pending (it is not sleeping): no syscall. */
-	work_run(j);
+	work_return(j);
 }
 
 static void

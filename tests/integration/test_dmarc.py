@@ -190,3 +190,60 @@ def test_null_sender_helo_identity_aligns(env):
     r = env.check(am.message(frm="a@example.org"), ip="198.51.100.7", mail_from="",
                   helo="mail.example.org")
     assert dmarc(r)["result"] == "fail" and r["verdict"] == "reject"
+
+
+def test_smtp_cached_dkim_and_dmarc_run_inline(key):
+    """Over SMTP: once the DKIM keys and DMARC records a message needs are
+    cached, its DATA stage runs on the I/O loop with the results a worker
+    gave; a quarantine verdict reached there still stores its copy (on a
+    worker) before the 250; past DKIM_INLINE_SIGS signatures, or with a
+    key not yet cached, DATA goes to a worker."""
+    import re
+    from dnszone import txt_rdata
+    from harness.capture import Capture
+    from policyenv import PolicyEnv, rows, smtp_session, stage_counts
+    token = "d" * 40
+    recs = ["sel._domainkey.example.org. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key)),
+            "sel2._domainkey.example.org. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key)),
+            '_dmarc.example.org. 300 IN TXT "v=DMARC1; p=reject"',
+            '_dmarc.q.example. 300 IN TXT "v=DMARC1; p=quarantine"']
+    sink = Capture().start()
+    e = PolicyEnv(recs, conf="[dkim]\nenabled = yes\n[dmarc]\nenabled = yes\n"
+                  "[web]\napi_token = %s\n" % token).start()
+    signed = am.sign(am.message(frm="Alice <alice@example.org>"), key)
+    spam = am.message(frm="Q <q@q.example>")
+    many = signed
+    for sel in ("sel", "sel2", "sel"):
+        many = am.sign(many, key, selector=sel)
+
+    def send(msg, sender):
+        before = stage_counts(e.p.web_port, token)
+        s = smtp_session(e.port)
+        s.ehlo("client.example")
+        code = s.sendmail(sender, ["b@example.net"], msg)
+        s.quit()
+        after = stage_counts(e.p.web_port, token)
+        return code, after[0] - before[0], after[1] - before[1]
+
+    try:
+        e.serve(sink)
+        send(b"Subject: warm\r\n\r\nx\r\n", "w@warm.example")  # tick, HELO
+        cold = send(signed, "alice@example.org")
+        warm = send(signed, "alice@example.org")
+        assert warm[1] - cold[1] == 1 and cold[2] - warm[2] == 1, (cold, warm)
+        q1 = send(spam, "q@q.example")
+        q2 = send(spam, "q@q.example")
+        assert q1[1] == q2[1] and q1[2] == q2[2], (q1, q2)   # inline, then a worker stores
+        send(many, "alice@example.org")
+        again_many = send(many, "alice@example.org")
+        assert again_many[2] == warm[2] + 1, (warm, again_many)  # 4 signatures: a worker
+        assert len(sink.accepted()) == 1 + 2 + 2
+        assert e.stop_serving() == 0
+        log = e.log()
+        lines = re.findall(r"from=<alice@example\.org>.* verdict=(\w+) .*dkim=(\w+) dmarc=(\w+)", log)
+        assert lines == [("accept", "pass", "pass")] * 4, lines
+        assert re.findall(r"from=<q@q\.example>.* verdict=(\w+) ", log) == ["quarantine"] * 2
+        assert rows(e.db, "SELECT count(*) FROM quarantine") == [(2,)]
+    finally:
+        e.stop()
+        sink.stop()
