@@ -334,11 +334,13 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 	memset(p->q, 0, sizeof(p->q[0]) * (size_t)n);
 	for (int i = 0; i < n; i++) {
 		struct rbl_q *q = &p->q[p->nq];
-		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
-		    snprintf(q->name, sizeof(q->name), "%s.%s", domain,
+		char name[RBL_NAME_MAX];
+		int r = sa ? rbl_name(sa, p->sites[i].zone, name, sizeof(name)) :
+		    snprintf(name, sizeof(name), "%s.%s", domain,
 		    p->sites[i].zone) < RBL_NAME_MAX ? 0 : -1;
 		if (r == -1)
 			continue;
+		memcpy(q->name, name, sizeof(q->name));
 		q->site = &p->sites[i];
 		p->nq++;
 	}
