@@ -704,6 +704,9 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 
 	if (stage != POL_DATA || msg == NULL)
 		return;
+	/* Loaded here, on a worker, even when alignment never needs it:
+	 * until then dmarc_blocks_msg keeps DATA off the I/O loop. */
+	pthread_once(&dmarc_once, dmarc_psl_init);
 	fs = dmarc_from_domain(msg->data, msg->len, from, sizeof(from));
 	if (fs != DMARC_FROM_OK) {
 		static const char *why[] = { "", "no From address",
