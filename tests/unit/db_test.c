@@ -1,6 +1,7 @@
 /* db_test.c -- db/: migrations, the writer queue, reads, and a locked
  * database (another connection holding BEGIN EXCLUSIVE). */
 #include "t.h"
+#include "dbrows.h"
 #include "conf.h"
 #include "db.h"
 #include "util.h"
@@ -29,20 +30,7 @@ step_count(struct db_grey_row *r, time_t now, void *arg, int *count_pass)
 static int
 count_rows(const char *table)
 {
-	sqlite3 *h;
-	sqlite3_stmt *st;
-	char sql[128];
-	int n = -1;
-
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-	if (sqlite3_open(path, &h) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return n;
+	return dbrows_count(path, table);
 }
 
 T_CASE(open_migrates)

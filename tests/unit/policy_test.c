@@ -4,6 +4,7 @@
  * lists, greylisting with a controlled clock, DNS lists that cannot
  * answer, a locked database, the verdict log. */
 #include "t.h"
+#include "dbrows.h"
 #include "access.h"
 #include "conf.h"
 #include "db.h"
@@ -415,23 +416,6 @@ T_CASE(greylist_cache)
 	clock_set(0);
 }
 
-static int
-quarantined(void)
-{
-	sqlite3 *h;
-	sqlite3_stmt *st;
-	int n = -1;
-
-	if (sqlite3_open(dbpath, &h) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(h, "SELECT count(*) FROM quarantine", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return n;
-}
-
 /* On the proxy's loop (pol_run_here) a DATA verdict of quarantine is
  * reached, but its copy is stored by pol_finish -- on a worker -- before
  * the decision is used; any other verdict is final at once. */
@@ -441,7 +425,7 @@ T_CASE(quarantine_copy_left_to_a_worker)
 	struct pol_msg m = { "Subject: q\r\n\r\nbody\r\n", 20 };
 	struct pol_session *ps = session("192.0.2.55");
 	int grey = c->greylist_enabled, dkim = c->dkim_enabled, dmarc = c->dmarc_enabled;
-	int n0 = quarantined();
+	int n0 = dbrows_count(dbpath, "quarantine");
 
 	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
 	pol_tx_begin(ps, "q@example.org", "");
@@ -451,13 +435,13 @@ T_CASE(quarantine_copy_left_to_a_worker)
 	add(ps, "x", c->quarantine_score, "spam");
 	T_EQ_INT(pol_run_here(ps, POL_DATA, &m, &d), 1);
 	T_EQ_INT(d.verdict, POL_QUARANTINE);
-	T_EQ_INT(quarantined(), n0);			/* nothing stored yet */
+	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0);	/* nothing stored yet */
 	pol_finish(ps, POL_DATA, &m, &d);
 	T_EQ_INT(d.verdict, POL_QUARANTINE);
 	T_EQ_INT(d.code, 250);
-	T_EQ_INT(quarantined(), n0 + 1);
+	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0 + 1);
 	pol_finish(ps, POL_DATA, &m, &d);		/* once only */
-	T_EQ_INT(quarantined(), n0 + 1);
+	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0 + 1);
 	pol_decision_clear(&d);
 	pol_session_free(ps);
 	c->greylist_enabled = grey;
