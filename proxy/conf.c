@@ -112,6 +112,8 @@ static const struct conf_key keys[] = {
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
 	{ "proxy.backend_pool", T_INT, O(backend_pool), "16", 0, 32, NULL,
 	  "idle backend connections kept per I/O thread for the next client session (0: a new one per session)" },
+	{ "proxy.sched_batch", T_BOOL, O(sched_batch), "yes", 0, 0, NULL,
+	  "I/O threads as SCHED_BATCH: a wakeup does not preempt the MTA on the core, so each one serves more sessions (less CPU per message)" },
 
 	{ "proxy.user", T_STR, O(user), "", 0, 0, NULL,
 	  "started as root: drop to this user once the ports are bound (db.path and spool_dir must be writable by it)" },

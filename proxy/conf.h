@@ -45,6 +45,7 @@ struct conf {
 		  drain_timeout;
 	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
 	int	 backend_pool;		/* idle backend legs kept per loop */
+	int	 sched_batch;		/* I/O threads as SCHED_BATCH */
 	char	*user;			/* drop to this user after binding; "" = stay */
 
 	/* [log] */

@@ -177,6 +177,7 @@ struct smtp_loop {
 	uint64_t	 last_tick, drain_deadline;
 	int		 draining;
 	struct be_pool	*pool;		/* idle backend legs for the next sessions */
+	int		 sched_batch;	/* the policy this thread runs under */
 	pthread_t	 thread;
 };
 
@@ -253,6 +254,7 @@ static const char *const *smtp_param_enum(const char *);
 static int	 smtp_param_enum_ok(const char *const *, const char *);
 static void	 smtp_be_rcpt_group(struct smtp_session *);
 static void	 smtp_tick(struct smtp_loop *, uint64_t);
+static void	 smtp_sched(struct smtp_loop *, int batch);
 static int	 smtp_after(void *);
 static void	*smtp_loop_main(void *);
 static int	 smtp_listen_one(const char *);
@@ -1783,6 +1785,9 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 	}
 	if (l->pool != NULL)
 		be_pool_tick(l->pool, now);
+	struct conf *c = conf_current();
+	smtp_sched(l, c->sched_batch);	/* follows SIGHUP */
+	conf_unref(c);
 	for (s = l->sessions; s != NULL; s = next) {
 		next = s->next;
 		if (s->be != NULL)
@@ -1847,12 +1852,35 @@ smtp_after(void *arg)
 	return 0;
 }
 
+/* proxy.sched_batch for the calling loop thread. SCHED_BATCH keeps the
+ * thread's share of the CPU but a wakeup no longer preempts whatever runs
+ * on the core (the MTA behind us, a client on the same host): the thread
+ * then runs a little later and finds more ready sessions per epoll_wait(),
+ * which costs fewer context switches per message. */
+static void
+smtp_sched(struct smtp_loop *l, int batch)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	int rc;
+
+	if (l->sched_batch == batch)
+		return;
+	l->sched_batch = batch;
+	if ((rc = pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER,
+	    &sp)) != 0)
+		log_warn("proxy.sched_batch: cannot set the scheduling policy: %s",
+		    strerror(rc));
+}
+
 static void *
 smtp_loop_main(void *arg)
 {
 	struct smtp_loop *l = arg;
+	struct conf *c = conf_current();
 
 	pthread_setname_np(pthread_self(), "postern-io");
+	smtp_sched(l, c->sched_batch);
+	conf_unref(c);
 	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
 	return NULL;
 }
