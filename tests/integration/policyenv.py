@@ -167,14 +167,20 @@ def wait_rows(db, sql, want, timeout=15):
 
 def stage_counts(web_port, token):
     """(inline, worker): policy stages run on an I/O loop and handed to a
-    worker so far, from /metrics (the config must set web.api_token)."""
+    worker so far, from /metrics (the config must set web.api_token).
+    Waits (bounded) for the web listener, which may start after SMTP's."""
     import http.client
-    c = http.client.HTTPConnection(LOOPBACK, web_port, timeout=10)
-    try:
-        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
-        text = c.getresponse().read().decode()
-    finally:
-        c.close()
+
+    def get():
+        c = http.client.HTTPConnection(LOOPBACK, web_port, timeout=10)
+        try:
+            c.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+            return c.getresponse().read().decode()
+        except OSError:
+            return None
+        finally:
+            c.close()
+    text = wait_until(get, 15, what="/metrics on port %d" % web_port)
     got = dict(line.split() for line in text.splitlines()
                if line.startswith("postern_policy_stages_"))
     return (int(got["postern_policy_stages_inline_total"]),
