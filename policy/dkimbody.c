@@ -1,0 +1,174 @@
+/*
+ * dkimbody.c -- see dkimbody.h.
+ */
+#include "dkimbody.h"
+
+#include <string.h>
+
+/* Canonical octets are gathered here and digested a buffer at a time:
+ * relaxed output comes in short runs (a word, a space). */
+#define DKIMBODY_BUF	4096
+
+#define DKIMBODY_WSP(c)	((c) == ' ' || (c) == '\t')
+
+struct dkimbody_out {
+	EVP_MD_CTX	*md;
+	long long	 left;		/* octets l= still allows; -1: no limit */
+	int		 ok;
+	size_t		 n;
+	unsigned char	 buf[DKIMBODY_BUF];
+};
+
+static void
+dkimbody_flush(struct dkimbody_out *o)
+{
+	if (o->n > 0 && EVP_DigestUpdate(o->md, o->buf, o->n) != 1)
+		o->ok = 0;
+	o->n = 0;
+}
+
+/* n canonical octets, as far as l= allows. */
+static void
+dkimbody_put(struct dkimbody_out *o, const char *p, size_t n)
+{
+	if (o->left >= 0) {
+		if ((long long)n > o->left)
+			n = (size_t)o->left;
+		o->left -= (long long)n;
+	}
+	if (n >= sizeof(o->buf)) {	/* a long simple body: no copy */
+		dkimbody_flush(o);
+		if (EVP_DigestUpdate(o->md, p, n) != 1)
+			o->ok = 0;
+		return;
+	}
+	if (o->n + n > sizeof(o->buf))
+		dkimbody_flush(o);
+	memcpy(o->buf + o->n, p, n);
+	o->n += n;
+}
+
+/* The CR of the CRLF that ends the line at p, or end. */
+static const char *
+dkimbody_eol(const char *p, const char *end)
+{
+	const char *q;
+
+	while (p < end && (q = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+		if (q + 1 < end && q[1] == '\n')
+			return q;
+		p = q + 1;
+	}
+	return end;
+}
+
+/* 3.4.3: as it is, without the empty lines at the end; an empty body is
+ * one CRLF, and a last line without one gets it. */
+static void
+dkimbody_simple(struct dkimbody_out *o, const char *b, size_t len)
+{
+	while (len >= 4 && memcmp(b + len - 4, "\r\n\r\n", 4) == 0)
+		len -= 2;
+	dkimbody_put(o, b, len);
+	if (len < 2 || memcmp(b + len - 2, "\r\n", 2) != 0)
+		dkimbody_put(o, "\r\n", 2);
+}
+
+/* One line's content, p..le (no trailing WSP, not empty), with each run
+ * of WSP as one SP. Written straight into the buffer -- the runs are a
+ * word or a space long, too short for a call each -- unless l= counts
+ * the octets. */
+static void
+dkimbody_relaxed_line(struct dkimbody_out *o, const char *p, const char *le)
+{
+	if (o->left >= 0) {
+		while (p < le) {
+			const char *run = p;
+			if (DKIMBODY_WSP(*p)) {
+				while (DKIMBODY_WSP(*p))
+					p++;	/* stops before le: trimmed */
+				dkimbody_put(o, " ", 1);
+				continue;
+			}
+			while (p < le && !DKIMBODY_WSP(*p))
+				p++;
+			dkimbody_put(o, run, (size_t)(p - run));
+		}
+		return;
+	}
+	while (p < le) {
+		unsigned char *w = o->buf + o->n, *wend = o->buf + sizeof(o->buf);
+
+		while (p < le && w < wend) {
+			char c = *p++;
+			if (DKIMBODY_WSP(c)) {
+				while (DKIMBODY_WSP(*p))
+					p++;
+				c = ' ';
+			}
+			*w++ = (unsigned char)c;
+		}
+		o->n = (size_t)(w - o->buf);
+		if (w == wend)
+			dkimbody_flush(o);
+	}
+}
+
+/* 3.4.4: WSP at the end of a line goes, other runs of WSP become one SP,
+ * the empty lines at the end go (held back until a line with content
+ * shows they were not at the end), a last line without CRLF gets one. */
+static void
+dkimbody_relaxed(struct dkimbody_out *o, const char *b, size_t len)
+{
+	const char *p = b, *end = b + len;
+	size_t empty = 0;
+
+	while (p < end) {
+		const char *eol = dkimbody_eol(p, end), *le = eol;
+
+		while (le > p && DKIMBODY_WSP(le[-1]))
+			le--;
+		if (le == p) {
+			empty++;
+		} else {
+			for (; empty > 0; empty--)
+				dkimbody_put(o, "\r\n", 2);
+			dkimbody_relaxed_line(o, p, le);
+			dkimbody_put(o, "\r\n", 2);
+		}
+		p = eol < end ? eol + 2 : end;
+	}
+}
+
+const char *
+dkimbody_start(const char *msg, size_t len)
+{
+	const char *sep;
+
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
+		return msg + 2;		/* no header fields at all */
+	sep = memmem(msg, len, "\r\n\r\n", 4);
+	return sep != NULL ? sep + 4 : msg + len;
+}
+
+unsigned int
+dkimbody_hash(const char *body, size_t len, enum dkimbody_canon canon,
+    long long limit, const EVP_MD *md, unsigned char out[EVP_MAX_MD_SIZE])
+{
+	struct dkimbody_out o = { .left = limit < 0 ? -1 : limit, .ok = 1 };
+	unsigned int n = 0;
+
+	if ((o.md = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	if (EVP_DigestInit_ex(o.md, md, NULL) != 1)
+		o.ok = 0;
+	if (canon == DKIMBODY_RELAXED)
+		dkimbody_relaxed(&o, body, len);
+	else
+		dkimbody_simple(&o, body, len);
+	dkimbody_flush(&o);
+	if (!o.ok || EVP_DigestFinal_ex(o.md, out, &n) != 1)
+		n = 0;
+	EVP_MD_CTX_free(o.md);
+	return n;
+}
