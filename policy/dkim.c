@@ -2,7 +2,7 @@
  * dkim.c -- the "dkim" check; see dkim.h for what it reports.
  *
  * Flow at POL_DATA: dkim_verify() a fresh handle, feed the header section
- * in one dkim_chunk(), dkim_eom() (which, without DKIM_LIBFLAGS_VERIFYONE,
+ * field by field (dkim_header(), dkim_eoh()), dkim_eom() (which, without DKIM_LIBFLAGS_VERIFYONE,
  * processes every signature), then read each signature's flags and error
  * code and map them to RFC 8601 results.
  *
@@ -121,6 +121,7 @@ static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg
 static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
 static int	 dkim_body_ok(const struct dkim_ctx *, DKIM_SIGINFO *);
+static DKIM_STAT dkim_feed_fields(DKIM *, const char *, const char *);
 static void	 dkim_sig_props(DKIM_SIGINFO *, char *, size_t);
 static void	 dkim_sig_identity(DKIM_SIGINFO *, char *, size_t);
 static int	 dkim_sig_expired(DKIM_SIGINFO *);
@@ -657,13 +658,44 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	ctx->ntemp = 0;
 	ctx->body_ours = body_ours;
 	(void)dkim_set_user_context(d, ctx);
-	/* The library reads the buffer only. */
-	st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, len);
-	if (st == DKIM_STAT_OK)
-		st = dkim_chunk(d, NULL, 0);
+	if (body_ours && len >= 2 && memcmp(ctx->body - 2, "\r\n", 2) == 0) {
+		st = dkim_feed_fields(d, msg->data, ctx->body - 2);
+	} else {
+		/* The library reads the buffer only. */
+		st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, len);
+		if (st == DKIM_STAT_OK)
+			st = dkim_chunk(d, NULL, 0);
+	}
 	if (st == DKIM_STAT_OK || st == DKIM_STAT_NOSIG)
 		(void)dkim_eom(d, NULL);
 	return d;
+}
+
+/* The header section p..end (end: its empty line), a field at a time,
+ * as dkim_chunk() would hand them over after copying it an octet at a
+ * time: a field runs to the CRLF not followed by LWSP, and goes without
+ * that CRLF. A field the library finds malformed is skipped, as
+ * DKIM_LIBFLAGS_BADSIGHANDLES makes dkim_chunk() do. */
+static DKIM_STAT
+dkim_feed_fields(DKIM *d, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *f = p, *eol;
+		DKIM_STAT st;
+
+		for (;;) {
+			eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+			if (eol == NULL)
+				eol = end;
+			p = eol + 2;
+			if (p >= end || !(*p == ' ' || *p == '\t' || *p == '\v' || *p == '\f'))
+				break;
+		}
+		st = dkim_header(d, (u_char *)(uintptr_t)f, (size_t)(eol - f));
+		if (st != DKIM_STAT_OK && st != DKIM_STAT_SYNTAX)
+			return st;
+	}
+	return dkim_eoh(d);
 }
 
 /* 1 when the library set a signature aside because its l= exceeds the
