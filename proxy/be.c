@@ -41,6 +41,10 @@ enum be_state {
 	BE_S_BODY,
 };
 
+/* Reads land here, and body chunks are filled here before they are sent;
+ * one per loop thread (a be lives on one loop). */
+static _Thread_local char be_scratch[LIM_IO_CHUNK];
+
 static const char *be_state_names[] = {
 	"CLOSED", "CONNECTING", "GREETING", "EHLO", "XCLIENT", "EHLO2",
 	"XFORWARD", "READY", "CMD", "BODY",
@@ -445,18 +449,32 @@ be_write(struct be *be)
 {
 	for (int rounds = 0; rounds < 64; rounds++) {
 		if (be->out.len == 0 && be->state == BE_S_BODY) {
-			char *p = line_buf_space(&be->out, LIM_IO_CHUNK);
-			size_t n = spool_out_fill(be->body, p, LIM_IO_CHUNK);
-			line_buf_commit(&be->out, n);
-			if (n == 0) {	/* the final dot went out: await the reply */
-				be->body = NULL;
-				be->nout = 1;
-				be_enter_state(be, BE_S_CMD);
-				/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
+			size_t n = spool_out_fill(be->body, be_scratch, LIM_IO_CHUNK);
+			if (n > 0) {
+				/* straight from the scratch; only what the socket
+				 * did not take is kept (and allocated) */
+				ssize_t w = send(be->io.fd, be_scratch, n, MSG_NOSIGNAL);
+				if (w == -1 && errno != EAGAIN && errno != EINTR) {
+					be_fail(be, "write failed");
+					return;
+				}
+				if (w < 0)
+					w = 0;
+				line_buf_add(&be->out, be_scratch + w, n - (size_t)w);
 				be->deadline = time_mono_ms() +
-				    (uint64_t)be->conf->timeout_data_term * 1000;
-				break;
+				    (uint64_t)be->conf->timeout_backend * 1000;
+				if (be->out.len > 0)
+					break;	/* the socket is full */
+				continue;
 			}
+			/* the final dot went out: await the reply */
+			be->body = NULL;
+			be->nout = 1;
+			be_enter_state(be, BE_S_CMD);
+			/* RFC 5321 4.5.3.2.6: the reply to the dot may take long */
+			be->deadline = time_mono_ms() +
+			    (uint64_t)be->conf->timeout_data_term * 1000;
+			break;
 		}
 		if (be->out.len == 0)
 			break;
@@ -478,21 +496,20 @@ be_write(struct be *be)
 static void
 be_read(struct be *be)
 {
-	char *p = line_buf_space(&be->in, LIM_IO_CHUNK);
-	ssize_t n = recv(be->io.fd, p, LIM_IO_CHUNK, 0);
+	/* Into the scratch, then only the bytes into be->in: replies are a
+	 * few dozen bytes, and a 16 KB buffer per read cost a large malloc
+	 * and free every round trip. */
+	ssize_t n = recv(be->io.fd, be_scratch, LIM_IO_CHUNK, 0);
 	size_t ll;
 	long used;
 
-	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-		line_buf_commit(&be->in, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
-	}
 	if (n <= 0) {
-		line_buf_commit(&be->in, 0);
 		be_fail(be, n == 0 ? "connection closed" : "read failed");
 		return;
 	}
-	line_buf_commit(&be->in, (size_t)n);
+	line_buf_add(&be->in, be_scratch, (size_t)n);
 	while ((used = line_find(line_buf_ptr(&be->in), be->in.len, LIM_REPLY_LINE, &ll)) != 0) {
 		int rc;
 		if (used < 0) {
