@@ -114,30 +114,64 @@ dkimbody_relaxed_line(struct dkimbody_out *o, const char *p, const char *le)
 	}
 }
 
+/* 1 when relaxed canonicalization leaves the line p..eol (not empty,
+ * ended by CRLF) as it is: no HTAB, no run of SPs, none at the end. Most
+ * lines of most mail: they are hashed in place, many at a time. */
+static int
+dkimbody_verbatim(const char *p, const char *eol)
+{
+	size_t n = (size_t)(eol - p);
+
+	return !DKIMBODY_WSP(eol[-1]) && memchr(p, '\t', n) == NULL &&
+	    memmem(p, n, "  ", 2) == NULL;
+}
+
 /* 3.4.4: WSP at the end of a line goes, other runs of WSP become one SP,
  * the empty lines at the end go (held back until a line with content
- * shows they were not at the end), a last line without CRLF gets one. */
+ * shows they were not at the end), a last line without CRLF gets one.
+ * Lines it would not change are not copied: span..span_end is a run of
+ * them (with the empty lines between them) still to be hashed. */
 static void
 dkimbody_relaxed(struct dkimbody_out *o, const char *b, size_t len)
 {
-	const char *p = b, *end = b + len;
-	size_t empty = 0;
+	const char *p = b, *end = b + len, *span = NULL, *span_end = NULL;
+	size_t empty = 0;	/* empty lines held back */
+	int empty_plain = 1;	/* ... all of them "" (none made of WSP) */
 
 	while (p < end) {
 		const char *eol = dkimbody_eol(p, end), *le = eol;
+		const char *next = eol < end ? eol + 2 : end;
 
 		while (le > p && DKIMBODY_WSP(le[-1]))
 			le--;
 		if (le == p) {
 			empty++;
+			empty_plain &= eol == p;
+		} else if (eol < end && dkimbody_verbatim(p, eol)) {
+			if (span == NULL || !empty_plain) {
+				if (span != NULL)
+					dkimbody_put(o, span, (size_t)(span_end - span));
+				for (; empty > 0; empty--)
+					dkimbody_put(o, "\r\n", 2);
+				span = p;
+			}
+			span_end = next;	/* the empty lines, if any, with it */
+			empty = 0;
+			empty_plain = 1;
 		} else {
+			if (span != NULL)
+				dkimbody_put(o, span, (size_t)(span_end - span));
+			span = NULL;
 			for (; empty > 0; empty--)
 				dkimbody_put(o, "\r\n", 2);
+			empty_plain = 1;
 			dkimbody_relaxed_line(o, p, le);
 			dkimbody_put(o, "\r\n", 2);
 		}
-		p = eol < end ? eol + 2 : end;
+		p = next;
 	}
+	if (span != NULL)
+		dkimbody_put(o, span, (size_t)(span_end - span));
 }
 
 const char *
