@@ -684,7 +684,9 @@ dkim_feed_fields(DKIM *d, const char *p, const char *end)
 		DKIM_STAT st;
 
 		for (;;) {
-			eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+			for (eol = p; (eol = memchr(eol, '\r', (size_t)(end - eol))) != NULL &&
+			    !(eol + 1 < end && eol[1] == '\n'); eol++)
+				;
 			if (eol == NULL)
 				eol = end;
 			p = eol + 2;

@@ -3,6 +3,7 @@
  */
 #include "dkimbody.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Canonical octets are gathered here and digested a buffer at a time:
@@ -114,16 +115,56 @@ dkimbody_relaxed_line(struct dkimbody_out *o, const char *p, const char *le)
 	}
 }
 
+/* High bit of each byte of x that equals the byte pat repeats; exact
+ * (no borrow between bytes). */
+static inline uint64_t
+dkimbody_eq8(uint64_t x, uint64_t pat)
+{
+	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+	uint64_t y = x ^ pat;
+
+	return ~(((y & low7) + low7) | y | low7);
+}
+
+/* Eight octets at p as a little-endian word (one load where that is the
+ * machine's order: the compiler sees the pattern). */
+static inline uint64_t
+dkimbody_load8(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	uint64_t x = 0;
+
+	for (int i = 7; i >= 0; i--)
+		x = x << 8 | u[i];
+	return x;
+}
+
 /* 1 when relaxed canonicalization leaves the line p..eol (not empty,
  * ended by CRLF) as it is: no HTAB, no run of SPs, none at the end. Most
- * lines of most mail: they are hashed in place, many at a time. */
+ * lines of most mail: they are hashed in place, many at a time. Eight
+ * octets per step (a call to memchr/memmem per line cost more than the
+ * copying this saves). */
 static int
 dkimbody_verbatim(const char *p, const char *eol)
 {
-	size_t n = (size_t)(eol - p);
+	const uint64_t sp = 0x2020202020202020ULL, ht = 0x0909090909090909ULL;
+	uint64_t prev = 0;	/* 0x80 when the octet before is SP */
 
-	return !DKIMBODY_WSP(eol[-1]) && memchr(p, '\t', n) == NULL &&
-	    memmem(p, n, "  ", 2) == NULL;
+	if (DKIMBODY_WSP(eol[-1]))
+		return 0;
+	for (; eol - p >= 8; p += 8) {
+		uint64_t x = dkimbody_load8(p), s = dkimbody_eq8(x, sp);
+
+		if (dkimbody_eq8(x, ht) || (s & ((s << 8) | prev)))
+			return 0;
+		prev = s >> 56;
+	}
+	for (int last_sp = prev != 0; p < eol; p++) {
+		if (*p == '\t' || (*p == ' ' && last_sp))
+			return 0;
+		last_sp = *p == ' ';
+	}
+	return 1;
 }
 
 /* 3.4.4: WSP at the end of a line goes, other runs of WSP become one SP,

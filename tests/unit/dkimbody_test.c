@@ -8,6 +8,7 @@
 #include "t.h"
 #include "dkimbody.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* 1 when dkimbody_hash(body, canon, limit) is the SHA-256 of want. */
@@ -73,6 +74,28 @@ T_CASE(leading_and_inner_wsp_become_one_sp)
 	T_ASSERT(hashes_to("\t\t x \t y  \r\n", DKIMBODY_RELAXED, -1, " x y\r\n"));
 }
 
+T_CASE(wsp_runs_found_at_every_offset)
+{
+	/* lines that need changing are told from lines that do not eight
+	 * octets at a time: put the change at every offset, across the
+	 * word edges, and next to a line left as it is */
+	char body[128], want[128];
+
+	for (int k = 0; k < 26; k++) {
+		const char *run[] = { "  ", "\t", " \t", "   " };
+		for (size_t r = 0; r < sizeof(run) / sizeof(run[0]); r++) {
+			snprintf(body, sizeof(body), "plain line here\r\n%.*s%sy\r\n",
+			    k, "abcdefghijklmnopqrstuvwxyz", run[r]);
+			snprintf(want, sizeof(want), "plain line here\r\n%.*s y\r\n",
+			    k, "abcdefghijklmnopqrstuvwxyz");
+			T_ASSERT(hashes_to(body, DKIMBODY_RELAXED, -1, want));
+		}
+		/* single spaces stay where they are */
+		snprintf(body, sizeof(body), "%.*s a b\r\n", k, "abcdefghijklmnopqrstuvwxyz");
+		T_ASSERT(hashes_to(body, DKIMBODY_RELAXED, -1, body));
+	}
+}
+
 T_CASE(length_limit_counts_canonical_octets)
 {
 	/* l= counts the canonical form: "a b\r\n" is 5 octets */
@@ -133,6 +156,7 @@ main(void)
 	T_RUN(missing_final_crlf_is_added);
 	T_RUN(only_crlf_ends_a_line);
 	T_RUN(leading_and_inner_wsp_become_one_sp);
+	T_RUN(wsp_runs_found_at_every_offset);
 	T_RUN(length_limit_counts_canonical_octets);
 	T_RUN(long_lines_cross_the_buffer);
 	T_RUN(body_start);
