@@ -121,7 +121,8 @@ static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg
 static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
 static int	 dkim_body_ok(const struct dkim_ctx *, DKIM_SIGINFO *);
-static DKIM_STAT dkim_feed_fields(DKIM *, const char *, const char *);
+static DKIM_STAT dkim_feed_fields(DKIM *, const struct pol_msg *);
+static const char *dkim_body_start(const struct pol_msg *);
 static void	 dkim_sig_props(DKIM_SIGINFO *, char *, size_t);
 static void	 dkim_sig_identity(DKIM_SIGINFO *, char *, size_t);
 static int	 dkim_sig_expired(DKIM_SIGINFO *);
@@ -646,7 +647,6 @@ dkim_report(struct pol_session *ps, struct dkim_ctx *ctx,
 static DKIM *
 dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 {
-	size_t len = body_ours ? (size_t)(ctx->body - msg->data) : msg->len;
 	DKIM_STAT st;
 	DKIM *d = dkim_verify(dkim_lib, (const u_char *)ctx->ps->sid, NULL, &st);
 
@@ -658,11 +658,11 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	ctx->ntemp = 0;
 	ctx->body_ours = body_ours;
 	(void)dkim_set_user_context(d, ctx);
-	if (body_ours && len >= 2 && memcmp(ctx->body - 2, "\r\n", 2) == 0) {
-		st = dkim_feed_fields(d, msg->data, ctx->body - 2);
+	if (body_ours) {
+		st = dkim_feed_fields(d, msg);
 	} else {
 		/* The library reads the buffer only. */
-		st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, len);
+		st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, msg->len);
 		if (st == DKIM_STAT_OK)
 			st = dkim_chunk(d, NULL, 0);
 	}
@@ -671,33 +671,47 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	return d;
 }
 
-/* The header section p..end (end: its empty line), a field at a time,
- * as dkim_chunk() would hand them over after copying it an octet at a
- * time: a field runs to the CRLF not followed by LWSP, and goes without
- * that CRLF. A field the library finds malformed is skipped, as
- * DKIM_LIBFLAGS_BADSIGHANDLES makes dkim_chunk() do. */
+/* The header fields (msghdr's walk: policy/msghdr.h decides where a field
+ * ends), each without its line end, as dkim_chunk() would hand them over
+ * after copying the header an octet at a time. A field the library finds
+ * malformed is skipped, as DKIM_LIBFLAGS_BADSIGHANDLES makes dkim_chunk()
+ * do. */
 static DKIM_STAT
-dkim_feed_fields(DKIM *d, const char *p, const char *end)
+dkim_feed_fields(DKIM *d, const struct pol_msg *msg)
 {
-	while (p < end) {
-		const char *f = p, *eol;
+	struct msghdr_field f;
+	size_t pos = 0;
+
+	while (msghdr_next(msg->data, msg->len, &pos, &f) == 1) {
+		size_t n = f.len;
 		DKIM_STAT st;
 
-		for (;;) {
-			for (eol = p; (eol = memchr(eol, '\r', (size_t)(end - eol))) != NULL &&
-			    !(eol + 1 < end && eol[1] == '\n'); eol++)
-				;
-			if (eol == NULL)
-				eol = end;
-			p = eol + 2;
-			if (p >= end || !(*p == ' ' || *p == '\t' || *p == '\v' || *p == '\f'))
-				break;
-		}
-		st = dkim_header(d, (u_char *)(uintptr_t)f, (size_t)(eol - f));
+		if (n > 0 && msg->data[f.off + n - 1] == '\n')
+			n--;
+		if (n > 0 && msg->data[f.off + n - 1] == '\r')
+			n--;
+		st = dkim_header(d, (u_char *)(uintptr_t)(msg->data + f.off), n);
 		if (st != DKIM_STAT_OK && st != DKIM_STAT_SYNTAX)
 			return st;
 	}
 	return dkim_eoh(d);
+}
+
+/* Where the body starts: past the empty line that ends the header fields
+ * (msghdr's walk), or at the end of a message without one. */
+static const char *
+dkim_body_start(const struct pol_msg *msg)
+{
+	struct msghdr_field f;
+	size_t pos = 0;
+
+	while (msghdr_next(msg->data, msg->len, &pos, &f) == 1)
+		;
+	if (pos < msg->len && msg->data[pos] == '\r')
+		pos++;
+	if (pos < msg->len && msg->data[pos] == '\n')
+		pos++;
+	return msg->data + pos;
 }
 
 /* 1 when the library set a signature aside because its l= exceeds the
@@ -729,7 +743,7 @@ dkim_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg
 	pthread_once(&dkim_once, dkim_lib_init);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.ps = ps;
-	ctx.body = dkimbody_start(msg->data, msg->len);
+	ctx.body = dkim_body_start(msg);
 	ctx.bodylen = msg->len - (size_t)(ctx.body - msg->data);
 	if ((d = dkim_verify_msg(&ctx, msg, 1)) == NULL)
 		return;

@@ -76,41 +76,30 @@ dkimbody_simple(struct dkimbody_out *o, const char *b, size_t len)
 }
 
 /* One line's content, p..le (no trailing WSP, not empty), with each run
- * of WSP as one SP. Written straight into the buffer -- the runs are a
- * word or a space long, too short for a call each -- unless l= counts
- * the octets. */
+ * of WSP as one SP, written straight into the buffer -- the runs are a
+ * word or a space long, too short for a call each -- and no further than
+ * l= allows. */
 static void
 dkimbody_relaxed_line(struct dkimbody_out *o, const char *p, const char *le)
 {
-	if (o->left >= 0) {
-		while (p < le) {
-			const char *run = p;
-			if (DKIMBODY_WSP(*p)) {
-				while (DKIMBODY_WSP(*p))
-					p++;	/* stops before le: trimmed */
-				dkimbody_put(o, " ", 1);
-				continue;
-			}
-			while (p < le && !DKIMBODY_WSP(*p))
-				p++;
-			dkimbody_put(o, run, (size_t)(p - run));
-		}
-		return;
-	}
-	while (p < le) {
-		unsigned char *w = o->buf + o->n, *wend = o->buf + sizeof(o->buf);
+	while (p < le && o->left != 0) {
+		unsigned char *w = o->buf + o->n, *w0 = w, *wend = o->buf + sizeof(o->buf);
 
+		if (o->left > 0 && wend - w > o->left)
+			wend = w + o->left;
 		while (p < le && w < wend) {
 			char c = *p++;
 			if (DKIMBODY_WSP(c)) {
 				while (DKIMBODY_WSP(*p))
-					p++;
+					p++;	/* stops before le: trimmed */
 				c = ' ';
 			}
 			*w++ = (unsigned char)c;
 		}
 		o->n = (size_t)(w - o->buf);
-		if (w == wend)
+		if (o->left > 0)
+			o->left -= w - w0;
+		if (o->n == sizeof(o->buf))
 			dkimbody_flush(o);
 	}
 }
@@ -213,17 +202,6 @@ dkimbody_relaxed(struct dkimbody_out *o, const char *b, size_t len)
 	}
 	if (span != NULL)
 		dkimbody_put(o, span, (size_t)(span_end - span));
-}
-
-const char *
-dkimbody_start(const char *msg, size_t len)
-{
-	const char *sep;
-
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
-		return msg + 2;		/* no header fields at all */
-	sep = memmem(msg, len, "\r\n\r\n", 4);
-	return sep != NULL ? sep + 4 : msg + len;
 }
 
 unsigned int

@@ -21,10 +21,6 @@
 
 enum dkimbody_canon { DKIMBODY_SIMPLE, DKIMBODY_RELAXED };
 
-/* Where the body of msg starts: after the empty line that ends the header
- * section, or msg + len when there is none (then the body is empty). */
-const char *dkimbody_start(const char *msg, size_t len);
-
 /* Digest (md) of the canonical form of body[0..len), of at most limit
  * octets of it when limit >= 0 (the l= tag). Writes the digest to out;
  * returns its length, or 0 when OpenSSL fails. */

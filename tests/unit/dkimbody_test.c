@@ -135,18 +135,6 @@ T_CASE(long_lines_cross_the_buffer)
 	T_ASSERT(hashes_to(body, DKIMBODY_SIMPLE, -1, body));
 }
 
-T_CASE(body_start)
-{
-	const char *m = "A: 1\r\nB: 2\r\n\r\nbody\r\n";
-
-	T_EQ_STR(dkimbody_start(m, strlen(m)), "body\r\n");
-	m = "\r\nno headers\r\n";
-	T_EQ_STR(dkimbody_start(m, strlen(m)), "no headers\r\n");
-	m = "A: 1\r\nB: 2\r\n";			/* no body at all */
-	T_EQ_STR(dkimbody_start(m, strlen(m)), "");
-	T_EQ_STR(dkimbody_start("", 0), "");
-}
-
 int
 main(void)
 {
@@ -159,6 +147,5 @@ main(void)
 	T_RUN(wsp_runs_found_at_every_offset);
 	T_RUN(length_limit_counts_canonical_octets);
 	T_RUN(long_lines_cross_the_buffer);
-	T_RUN(body_start);
 	return T_END();
 }
