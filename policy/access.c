@@ -28,30 +28,40 @@
 /* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt). */
 static const char *access_kinds[] = { "client", "helo", "sender", "rcpt" };
 
+/* One entry as the snapshot keeps it: what the database said, its kind
+ * as an index, and for a client entry its CIDR block, parsed once per
+ * snapshot rather than once per connection. */
+struct access_ent {
+	struct db_access a;		/* strings owned by the snapshot */
+	int		 k;		/* index in access_kinds[], -1: unknown */
+	int		 cidr_ok;	/* client entry and c parsed */
+	struct access_cidr c;
+};
+
 /* The lists as read at one admin token. Entries in the database's order
- * (deny before allow, then kind, value); strings owned by the snapshot.
- * Freed by the last access_snap_unref(). */
+ * (deny before allow, then kind, value). Freed by the last
+ * access_snap_unref(). */
 struct access_snap {
 	unsigned long long token;
 	_Atomic int	 refs;
 	size_t		 n, cap;
-	struct db_access *e;
+	struct access_ent *e;
 };
 
 static pthread_mutex_t	 access_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct access_snap *access_cur;		/* under access_mtx */
 
-/* What one stage looks for while walking the entries of its kind. */
+/* What one stage looks for while walking the entries of its kind, and
+ * what it found. */
 struct access_walk {
 	const struct pol_session *ps;
-	int		 k;		/* index in access_kinds[] */
 	const char	*name;		/* helo/sender/rcpt, or NULL for client */
 	int		 allow, deny;
 	char		 entry[ACCESS_VALUE_MAX + 8];
 };
 
 static int	 access_addr(const struct sockaddr *, int *family, unsigned char out[16]);
-static int	 access_visit(void *, const struct db_access *);
+static int	 access_visit(struct access_walk *, const struct access_ent *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
 static int	 access_blocks(const struct pol_session *, enum pol_stage);
@@ -64,8 +74,6 @@ static int	 access_snap_add(void *, const struct db_access *);
 static struct access_snap *access_snap_get(void);
 static int	 access_snap_current(void);
 static void	 access_snap_unref(struct access_snap *);
-static int	 access_snap_each(const struct access_snap *, const char *kind,
-		    int (*)(void *, const struct db_access *), void *);
 
 const struct pol_check access_check = {
 	.name = "access",
@@ -218,32 +226,24 @@ access_valid(const char *kind, const char *value, char *why, size_t whysz)
 	return 0;
 }
 
+/* Does entry e (of the walk's kind) match? Notes allow/deny and the first
+ * matching entry; 1 when an allow entry ends the walk. */
 static int
-access_visit(void *arg, const struct db_access *e)
+access_visit(struct access_walk *w, const struct access_ent *e)
 {
-	struct access_walk *w = arg;
-	struct access_cidr c;
-	int hit, k;
+	int hit = w->name == NULL ?
+	    e->cidr_ok && access_cidr_match(&e->c, (const struct sockaddr *)&w->ps->client) :
+	    access_name_match(e->a.value, w->name);
 
-	for (k = 0; k < (int)ARRAY_SIZE(access_kinds); k++)
-		if (strcmp(e->kind, access_kinds[k]) == 0)
-			break;
-	if (k != w->k)
-		return 0;
-	if (w->name == NULL)
-		hit = access_cidr_parse(e->value, &c) == 0 &&
-		    access_cidr_match(&c, (const struct sockaddr *)&w->ps->client);
-	else
-		hit = access_name_match(e->value, w->name);
 	if (!hit)
 		return 0;
-	if (strcmp(e->list, "allow") == 0) {
+	if (strcmp(e->a.list, "allow") == 0) {
 		w->allow = 1;
-		snprintf(w->entry, sizeof(w->entry), "%s", e->value);
-		return 1;	/* allow wins: stop */
+		snprintf(w->entry, sizeof(w->entry), "%s", e->a.value);
+		return 1;
 	}
 	if (!w->deny)
-		snprintf(w->entry, sizeof(w->entry), "%s", e->value);
+		snprintf(w->entry, sizeof(w->entry), "%s", e->a.value);
 	w->deny = 1;
 	return 0;
 }
@@ -274,11 +274,17 @@ access_snap_add(void *arg, const struct db_access *e)
 		sn->cap = sn->cap ? sn->cap * 2 : 16;
 		sn->e = xrealloc(sn->e, sn->cap * sizeof(*sn->e));
 	}
-	sn->e[sn->n++] = (struct db_access){
+	struct access_ent *en = &sn->e[sn->n++];
+	en->a = (struct db_access){
 		.id = e->id, .created = e->created,
 		.list = xstrdup(e->list), .kind = xstrdup(e->kind),
 		.value = xstrdup(e->value), .note = xstrdup(e->note ? e->note : ""),
 	};
+	en->k = -1;
+	for (int k = 0; k < (int)ARRAY_SIZE(access_kinds); k++)
+		if (strcmp(e->kind, access_kinds[k]) == 0)
+			en->k = k;
+	en->cidr_ok = en->k == 0 && access_cidr_parse(e->value, &en->c) == 0;
 	return 0;
 }
 
@@ -288,10 +294,10 @@ access_snap_unref(struct access_snap *sn)
 	if (sn == NULL || atomic_fetch_sub(&sn->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < sn->n; i++) {
-		free((char *)sn->e[i].list);
-		free((char *)sn->e[i].kind);
-		free((char *)sn->e[i].value);
-		free((char *)sn->e[i].note);
+		free((char *)sn->e[i].a.list);
+		free((char *)sn->e[i].a.kind);
+		free((char *)sn->e[i].a.value);
+		free((char *)sn->e[i].a.note);
 	}
 	free(sn->e);
 	free(sn);
@@ -343,20 +349,6 @@ access_snap_get(void)
 	return sn;
 }
 
-/* db_access_each() over the snapshot: same order, same return values. */
-static int
-access_snap_each(const struct access_snap *sn, const char *kind,
-    int (*fn)(void *, const struct db_access *), void *arg)
-{
-	int ret;
-
-	for (size_t i = 0; i < sn->n; i++)
-		if ((kind == NULL || strcmp(sn->e[i].kind, kind) == 0) &&
-		    (ret = fn(arg, &sn->e[i])) != 0)
-			return ret;
-	return 0;
-}
-
 /* A stage needs a worker only to read the database: when the session
  * has no snapshot yet and the shared one is stale. */
 static int
@@ -379,24 +371,24 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	static const char *what[] = { "client", "HELO name", "sender", "recipient" };
 	struct access_walk w = { .ps = ps };
 	struct access_snap *sn;
-	int k = access_kind(stage), rc = -1;
+	int k = access_kind(stage);
 	char esc[LOG_ESCAPE_MAX];
 
 	(void)m;
-	w.k = k;
 	w.name = k == 0 ? NULL : k == 1 ? ps->helo : k == 2 ? ps->mail_from : ps->rcpt;
 	if (k != 0 && (w.name == NULL || *w.name == '\0'))
 		return;
 	if ((sn = ps->priv[ACCESS_SLOT]) == NULL)
 		sn = ps->priv[ACCESS_SLOT] = access_snap_get();
-	if (sn != NULL)
-		rc = access_snap_each(sn, access_kinds[k], access_visit, &w);
-	if (rc == -1) {
+	if (sn == NULL) {
 		pol_result_add(ps, "access", "temperror", 0, NULL, "access lists unreadable");
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");
 		return;
 	}
+	for (size_t i = 0; i < sn->n; i++)
+		if (sn->e[i].k == k && access_visit(&w, &sn->e[i]))
+			break;		/* allow wins: stop */
 	const char *who = k == 0 ? ps->client_ip : log_escape(w.name, strlen(w.name), esc);
 	if (w.allow) {
 		pol_result_add(ps, "access", "allow", 0, NULL, "%s %s allowlisted (%s)",
