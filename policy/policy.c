@@ -44,7 +44,7 @@ static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_m
 static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
-static char	*pol_authres_header(const struct pol_session *);
+static char	*pol_authres_header(const struct pol_session *, const char *tail);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
@@ -612,42 +612,50 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		snprintf(d->text, sizeof(d->text), "Ok");
 	}
 	if (stage == POL_DATA && (d->verdict == POL_ACCEPT || d->verdict == POL_TAG)) {
-		char *ar = pol_authres_header(ps);
-		d->prepend = d->verdict == POL_TAG ?
-		    xasprintf("%sX-Spam-Flag: YES\r\nX-Spam-Score: %.1f\r\n", ar, ps->score) :
-		    xasprintf("%sX-Spam-Score: %.1f\r\n", ar, ps->score);
-		free(ar);
+		char spam[64];
+
+		snprintf(spam, sizeof(spam), "%sX-Spam-Score: %.1f\r\n",
+		    d->verdict == POL_TAG ? "X-Spam-Flag: YES\r\n" : "", ps->score);
+		d->prepend = pol_authres_header(ps, spam);
 	}
 }
 
-/* RFC 8601 header from the results that carry authres properties. */
+/* RFC 8601 header from the results that carry authres properties, then
+ * tail; one allocation, sized first (every accepted message has one). */
 static char *
-pol_authres_header(const struct pol_session *ps)
+pol_authres_header(const struct pol_session *ps, const char *tail)
 {
-	char *h = xasprintf("Authentication-Results: %s", ps->conf->hostname);
+	static const char name[] = "Authentication-Results: ", none[] = "; none";
+	size_t n = sizeof(name) + strlen(ps->conf->hostname) + sizeof(none) + 2 +
+	    strlen(tail), o;
+	char *h;
 	int any = 0;
 
+	for (int i = 0; i < ps->nresults; i++)
+		if (ps->results[i].authres != NULL)
+			n += 6 + strlen(ps->results[i].check) + strlen(ps->results[i].result) +
+			    strlen(ps->results[i].authres);
+	h = xmalloc(n);
+	o = (size_t)snprintf(h, n, "%s%s", name, ps->conf->hostname);
 	for (int i = 0; i < ps->nresults; i++) {
 		const struct pol_result *r = &ps->results[i];
+		size_t props;
+
 		if (r->authres == NULL)
 			continue;
+		o += (size_t)snprintf(h + o, n - o, ";\r\n\t%s=%s ", r->check, r->result);
 		/* Properties may quote what a client wrote (MAIL FROM):
 		 * no control character may fold or end our header. */
-		char *p = xstrdup(r->authres), *q = p;
+		props = o;
 		for (const char *c = r->authres; *c; c++)
 			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
-				*q++ = *c;
-		*q = '\0';
-		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *p ? " " : "", p);
-		free(p);
-		free(h);
-		h = n;
+				h[o++] = *c;
+		if (o == props)
+			o--;	/* no properties: no space before them */
 		any = 1;
 	}
-	char *n = xasprintf("%s%s\r\n", h, any ? "" : "; none");
-	free(h);
-	return n;
+	snprintf(h + o, n - o, "%s\r\n%s", any ? "" : none, tail);
+	return h;
 }
 
 void

@@ -7,6 +7,7 @@ verdicts; the DKIM signature still verifies downstream (dkimpy); the log
 line carries the results; DMARC reject and quarantine reach the client.
 """
 import email
+import re
 import smtplib
 
 import dkim
@@ -87,6 +88,9 @@ def test_unsigned_gets_dkim_none(gateway):
                mail_from="x@elsewhere.example")
     mine = ours(got)
     assert len(mine) == 1 and "dkim=none" in mine[0] and "dmarc=none" in mine[0]
+    # a result without properties ends at its own value: no stray space
+    head = got.split(b"\r\n\r\n", 1)[0]
+    assert re.search(rb"\tdkim=none(;\r\n|\r\n)", head), head
 
 
 def test_log_line_carries_the_results(gateway):
