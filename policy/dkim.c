@@ -105,6 +105,9 @@ struct dkim_ctx {
 
 static pthread_once_t	 dkim_once = PTHREAD_ONCE_INIT;
 static DKIM_LIB		*dkim_lib;
+/* The body hashes, fetched once: handing OpenSSL 3 EVP_sha256() makes
+ * every digest look its implementation up again. */
+static EVP_MD		*dkim_md_sha256, *dkim_md_sha1;
 static _Atomic int	 dkim_ready;	/* dkim_lib_init ran (on a worker) */
 static uint64_t		 dkim_drift;	/* the library's allowed clock drift, s */
 
@@ -153,6 +156,10 @@ dkim_lib_init(void)
 	dkim_lib = dkim_init(NULL, NULL);
 	if (dkim_lib == NULL)
 		fatalx("dkim_init failed");
+	dkim_md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	dkim_md_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	if (dkim_md_sha256 == NULL || dkim_md_sha1 == NULL)
+		fatalx("dkim: OpenSSL has no SHA-256 or SHA-1");
 	(void)dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
 	    sizeof(flags));
 	(void)dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS,
@@ -488,7 +495,7 @@ dkim_body_ok(const struct dkim_ctx *ctx, DKIM_SIGINFO *sig)
 	}
 	n = dkimbody_hash(ctx->body, ctx->bodylen,
 	    bc == DKIM_CANON_RELAXED ? DKIMBODY_RELAXED : DKIMBODY_SIMPLE, limit,
-	    alg == DKIM_SIGN_RSASHA1 ? EVP_sha1() : EVP_sha256(), dig);
+	    alg == DKIM_SIGN_RSASHA1 ? dkim_md_sha1 : dkim_md_sha256, dig);
 	if (n == 0)
 		return 0;
 	(void)EVP_EncodeBlock(b64, dig, (int)n);
