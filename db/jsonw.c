@@ -23,12 +23,20 @@
 /* Integral reals below this print as digits + ".0" without snprintf; %.17g
  * prints every integer under 1e17 in full, so the text is the same. */
 #define JSONW_INT_FAST	1e15
+/* Multiples of 1/JSONW_FRAC below JSONW_FRAC_MAX print without snprintf:
+ * their decimal expansion has at most 10 fraction digits (1/1024 =
+ * 0.0009765625) and 16 in all, so %.17g prints it in full, and none is
+ * below 1e-4, where %g would switch to an exponent. */
+#define JSONW_FRAC	1024
+#define JSONW_FRAC_DIGITS 10
+#define JSONW_FRAC_5POW	9765625ULL	/* 5^10: n/1024 = n * 5^10 / 10^10 */
+#define JSONW_FRAC_MAX	1e6
 
-static void	 jsonw_grow(struct jsonw *, size_t more);
 static void	 jsonw_escape(struct jsonw *, unsigned char);
 static size_t	 jsonw_run(const unsigned char *);
 static void	 jsonw_exp_trim(char *);
 static void	 jsonw_int(struct jsonw *, long long, int neg);
+static int	 jsonw_frac(struct jsonw *, double);
 
 /* Bytes a JSON string carries as they are: printable ASCII and DEL, but
  * not the quote and the backslash (RFC 8259 section 7). */
@@ -43,12 +51,10 @@ jsonw_init(struct jsonw *w, size_t hint)
 {
 	w->cap = hint < 16 ? 16 : hint;
 	w->buf = xmalloc(w->cap);
-	w->buf[0] = '\0';
 	w->len = 0;
 }
 
-/* Room for more bytes and the NUL after them. */
-static void
+void
 jsonw_grow(struct jsonw *w, size_t more)
 {
 	size_t need = w->len + more + 1;
@@ -60,15 +66,6 @@ jsonw_grow(struct jsonw *w, size_t more)
 	while (w->cap < need)
 		w->cap *= 2;
 	w->buf = xrealloc(w->buf, w->cap);
-}
-
-void
-jsonw_raw(struct jsonw *w, const char *s, size_t n)
-{
-	jsonw_grow(w, n);
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	w->buf[w->len] = '\0';
 }
 
 size_t
@@ -208,6 +205,36 @@ jsonw_int(struct jsonw *w, long long v, int neg)
 	jsonw_raw(w, p, (size_t)(t + sizeof(t) - p));
 }
 
+/* A multiple of 1/JSONW_FRAC that is not integral: 1 when written, 0 when
+ * v is not one (the caller prints it). */
+static int
+jsonw_frac(struct jsonw *w, double v)
+{
+	double s = v * JSONW_FRAC;	/* exact: a power of two */
+	char t[40], *p = t + sizeof(t);
+	unsigned long long u, f;
+	int i;
+
+	if (!(v > -JSONW_FRAC_MAX && v < JSONW_FRAC_MAX) || s != (double)(long long)s)
+		return 0;
+	u = s < 0 ? (unsigned long long)-(long long)s : (unsigned long long)s;
+	f = (u % JSONW_FRAC) * JSONW_FRAC_5POW;		/* 10 fraction digits */
+	for (i = 0; i < JSONW_FRAC_DIGITS && f % 10 == 0; i++)
+		f /= 10;				/* %g drops trailing zeros */
+	for (; i < JSONW_FRAC_DIGITS; i++, f /= 10)
+		*--p = (char)('0' + f % 10);
+	*--p = '.';
+	u /= JSONW_FRAC;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	jsonw_raw(w, p, (size_t)(t + sizeof(t) - p));
+	return 1;
+}
+
 void
 jsonw_real(struct jsonw *w, double v)
 {
@@ -221,6 +248,8 @@ jsonw_real(struct jsonw *w, double v)
 		jsonw_int(w, (long long)v, signbit(v) != 0);
 		return;
 	}
+	if (jsonw_frac(w, v))
+		return;
 	snprintf(t, sizeof(t), "%.17g", v);
 	/* A real must read back as a real, not as an integer. */
 	if (strpbrk(t, ".e") == NULL)
@@ -234,6 +263,7 @@ jsonw_take(struct jsonw *w, size_t *len)
 {
 	char *s = w->buf;
 
+	s[w->len] = '\0';
 	if (len != NULL)
 		*len = w->len;
 	w->buf = NULL;

@@ -16,8 +16,8 @@
  * as db.c does for the values it reads back. jsonw_utf8_len() is that one
  * validator (RFC 3629 section 4), shared with db.c.
  *
- * Public calls: jsonw_init, jsonw_raw, jsonw_str, jsonw_real, jsonw_take,
- * jsonw_free, jsonw_utf8_len.
+ * Public calls: jsonw_init, jsonw_raw (JSONW_LIT), jsonw_str, jsonw_real,
+ * jsonw_take, jsonw_free, jsonw_utf8_len; jsonw_grow for jsonw_raw.
  * Ownership: the caller owns the struct; buf is xmalloc'd and belongs to
  * it until jsonw_take() hands it over (or jsonw_free() frees it).
  * Thread: no shared state; one writer per thread at a time.
@@ -26,22 +26,36 @@
 #define POSTERN_JSONW_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct jsonw {
-	char	*buf;		/* always NUL-terminated at len */
-	size_t	 len, cap;	/* len < cap */
+	char	*buf;
+	size_t	 len, cap;	/* len < cap: room for jsonw_take's NUL */
 };
 
 /* An empty buffer with room for about hint bytes. */
 void	 jsonw_init(struct jsonw *, size_t hint);
-/* Append n bytes as they are (they may hold NULs: the caller's framing). */
-void	 jsonw_raw(struct jsonw *, const char *, size_t n);
+/* Make room for n more bytes (and the final NUL). */
+void	 jsonw_grow(struct jsonw *, size_t n);
+
+/* Append n bytes as they are (they may hold NULs: the caller's framing).
+ * Inline: a verdict row makes ~80 of these calls. */
+static inline void
+jsonw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	if (n >= w->cap - w->len)
+		jsonw_grow(w, n);
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
 /* Append a string literal (its length known at compile time). */
 #define JSONW_LIT(w, lit)	jsonw_raw((w), "" lit, sizeof(lit) - 1)
 /* Append s as a JSON string, quotes included; NULL writes "". */
 void	 jsonw_str(struct jsonw *, const char *s);
 /* Append a number as jansson prints a real; NaN and infinities, which
- * JSON cannot carry, as null. */
+ * JSON cannot carry, as null. Scores (integral, or multiples of 1/1024
+ * such as -0.5) are written without printf. */
 void	 jsonw_real(struct jsonw *, double);
 /* The text (xmalloc'd, NUL-terminated; *len its length when len is not
  * NULL); the struct is empty afterwards. */
