@@ -105,6 +105,18 @@ T_CASE(verdict_invalid_utf8_kept)
 	json_decref(a);
 }
 
+/* A counter's total over the last hour (0 when absent, -1 on error). */
+static long long
+stat_total(const char *name)
+{
+	json_t *s = db_stats(time_wall() - 3600);
+	long long n = s ? json_integer_value(json_object_get(json_object_get(s,
+	    "totals"), name)) : -1;
+
+	json_decref(s);
+	return n;
+}
+
 /* One text column of the newest verdict row, read on a connection of our
  * own (xmalloc'd, NULL when unreadable). */
 static char *
@@ -174,26 +186,20 @@ T_CASE(verdict_json_text_as_jansson)
 	free(got);
 	free(want_r);
 	free(want_c);
-	json_t *s = db_stats(time_wall() - 3600);
-	json_t *tot = s ? json_object_get(s, "totals") : NULL;
-	T_EQ_INT(json_integer_value(json_object_get(tot, "verdict:quarantine")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "check:rule:jt")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "check:rbl:jt")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "check:dkim:x")), 1);
-	json_decref(s);
+	T_EQ_INT(stat_total("verdict:quarantine"), 1);
+	T_EQ_INT(stat_total("check:rule:jt"), 1);
+	T_EQ_INT(stat_total("check:rbl:jt"), 1);
+	T_EQ_INT(stat_total("check:dkim:x"), 1);
 }
 
 T_CASE(stats_by_minute)
 {
 	db_stat_add("session", time_wall(), 3);
 	T_EQ_INT(db_flush(5000), 0);
-	json_t *s = db_stats(time_wall() - 3600);
-	json_t *tot = s ? json_object_get(s, "totals") : NULL;
-	T_EQ_INT(json_integer_value(json_object_get(tot, "verdict:tag")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "verdict:reject")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "check:rbl:listed")), 2);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "session")), 3);
-	json_decref(s);
+	T_EQ_INT(stat_total("verdict:tag"), 1);
+	T_EQ_INT(stat_total("verdict:reject"), 1);
+	T_EQ_INT(stat_total("check:rbl:listed"), 2);
+	T_EQ_INT(stat_total("session"), 3);
 }
 
 static int
