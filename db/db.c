@@ -160,7 +160,6 @@ static int	 db_step_done(sqlite3 *, sqlite3_stmt *, const char *what);
 static int	 db_wstep(sqlite3_stmt *, const char *what);
 static struct db_job *db_job_new(enum db_job_type, int sync);
 static int	 db_sync(struct db_job *, int timeout_ms);
-static char	*db_json_text(json_t *);
 static json_t	*db_jstr(const char *);
 static void	 db_wstr(struct jsonw *, const char *);
 static void	 db_rcpts_json(struct jsonw *, const char *const *, int);
@@ -1123,17 +1122,6 @@ db_run_prune(time_t now)
 
 /* ------------------------------------------------------ queued writes */
 
-static char *
-db_json_text(json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	if (s == NULL)
-		fatalx("db: json_dumps");
-	return s;
-}
-
 /* A JSON string of attacker-written text: json_string() refuses invalid
  * UTF-8 (a raw 8-bit Subject or HELO), which would silently drop the value;
  * each byte that does not start a valid sequence becomes U+FFFD. */
@@ -1842,13 +1830,13 @@ db_quar_add(const struct db_quar *q, long long max_total)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
-	json_t *r = json_array();
+	struct jsonw w;
 	char *rcpts;
 	long long total;
 
-	for (int i = 0; i < q->nrcpts; i++)
-		json_array_append_new(r, db_jstr(q->rcpts[i]));
-	rcpts = db_json_text(r);	/* takes r */
+	jsonw_init(&w, 64);
+	db_rcpts_json(&w, q->rcpts, q->nrcpts);
+	rcpts = jsonw_take(&w, NULL);
 	/* FULL: the commit is on disk before the client hears 250. */
 	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
 	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {
