@@ -6,7 +6,7 @@
  * Why not jansson here: the verdict row is built once per message on the
  * I/O loop, and json_pack + json_array_append + json_dumps (its callback
  * and strbuffer machinery) + json_string's validation cost ~80k
- * instructions per row; the same text written here costs well under 5k.
+ * instructions per row; the whole row written with this costs ~5k.
  * tests/unit/jsonw_test.c and tests/fuzz/fuzz_jsonw.c hold it to
  * json_dumps' output and to json_loads.
  *

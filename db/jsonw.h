@@ -3,7 +3,7 @@
  * verdict row's "rcpts" and "checks" columns, written once per message.
  * jansson stays the library for parsing and for the API; building a json_t
  * tree and dumping it cost ~80k instructions per row here (measured with
- * callgrind), this writer a few hundred.
+ * callgrind); the whole row, written with this, costs ~5k.
  *
  * The text is what json_dumps(..., JSON_COMPACT) prints for the same
  * values: strings escaped per RFC 8259 section 7 (", \, control characters,
