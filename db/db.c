@@ -21,6 +21,7 @@
  * frees it.
  */
 #include "db.h"
+#include "jsonw.h"
 #include "rules.h"
 #include "conf.h"
 #include "util.h"
@@ -47,6 +48,11 @@
  * the readers; at 2,000 messages/s this turns ~3 commits per message
  * into one per ~20 messages. Verdicts show up in the log that much later. */
 #define DB_LINGER_MS	10
+/* First buffer for a verdict row's strings: a typical row (five checks, one
+ * recipient) takes ~800 bytes. Kept under 1008 so glibc serves it from a
+ * small bin: a larger first size cost ~1,500 instructions per row in malloc,
+ * a rare bigger row one realloc. */
+#define DB_ROW_HINT	1000
 
 /* A thread's read connection and its prepared hot-path statements, keyed
  * by the SQL text's address (each is a literal in this file). */
@@ -66,6 +72,14 @@ enum db_job_type {
 	DB_J_PRUNE,
 };
 
+/* The text columns of a verdict row, in the order they are bound. */
+enum db_vtext {
+	DB_V_SID, DB_V_CLIENT_IP, DB_V_CLIENT_NAME, DB_V_HELO, DB_V_MAIL_FROM,
+	DB_V_RCPTS, DB_V_MSGID, DB_V_SUBJECT, DB_V_CHECKS, DB_V_VERDICT,
+	DB_V_REPLY, DB_V_BACKEND_REPLY,
+	DB_V_NTEXT
+};
+
 struct db_job {
 	struct db_job	*next;
 	enum db_job_type type;
@@ -76,13 +90,16 @@ struct db_job {
 	union {
 		struct {
 			time_t	 ts;
-			char	*sid, *client_ip, *client_name, *helo, *mail_from,
-				*rcpts, *msgid, *subject, *checks, *verdict,
-				*reply, *backend_reply;
 			long long size;
 			double	 score;
 			unsigned long ms;
-			char   **stats;	/* "verdict:x", "check:c:r" */
+			/* One allocation for the row's strings: text column k
+			 * at off[k], NUL-terminated (its length is off[k + 1] -
+			 * off[k] - 1), then from off[DB_V_NTEXT] the nstats
+			 * counter names ("verdict:x", "check:c:r"), each
+			 * NUL-terminated. */
+			char	*text;
+			size_t	 off[DB_V_NTEXT + 1];
 			int	 nstats;
 		} v;
 		struct {
@@ -125,6 +142,7 @@ static int	 db_run_prune(time_t now);
 static int	 db_stat_bump(const char *name, long long minute, int n);
 static int	 db_stat_acc(const char *name, time_t when, int n);
 static int	 db_acc_flush(void);
+static unsigned	 db_acc_hash(const char *, size_t *len);
 static void	 db_batch_finish(struct db_job *, int ok);
 static void	 db_job_free(struct db_job *);
 static void	 db_enqueue(struct db_job *);
@@ -142,9 +160,11 @@ static int	 db_step_done(sqlite3 *, sqlite3_stmt *, const char *what);
 static int	 db_wstep(sqlite3_stmt *, const char *what);
 static struct db_job *db_job_new(enum db_job_type, int sync);
 static int	 db_sync(struct db_job *, int timeout_ms);
-static char	*db_json_text(json_t *);
-static char	*db_dup(const char *);
 static json_t	*db_jstr(const char *);
+static void	 db_wstr(struct jsonw *, const char *);
+static void	 db_rcpts_json(struct jsonw *, const char *const *, int);
+static void	 db_checks_json(struct jsonw *, const struct db_check *, int);
+static int	 db_verdict_stats(struct jsonw *, const struct db_verdict *);
 static char	*db_lower(const char *);
 static json_t	*db_rows_json(sqlite3 *, sqlite3_stmt *, const char *what);
 
@@ -242,6 +262,7 @@ static struct db_rconn	 db_wrc;	/* its prepared statements */
 #define DB_ACC_NAME	80
 static struct {
 	long long	 minute;
+	unsigned	 hash;		/* db_acc_hash(name): most misses end here */
 	char		 name[DB_ACC_NAME];
 	int		 n;
 } db_acc[DB_ACC_MAX];
@@ -868,17 +889,9 @@ db_batch_finish(struct db_job *batch, int ok)
 static void
 db_job_free(struct db_job *j)
 {
-	if (j->type == DB_J_VERDICT) {
-		char **s[] = { &j->u.v.sid, &j->u.v.client_ip, &j->u.v.client_name,
-		    &j->u.v.helo, &j->u.v.mail_from, &j->u.v.rcpts, &j->u.v.msgid,
-		    &j->u.v.subject, &j->u.v.checks, &j->u.v.verdict,
-		    &j->u.v.reply, &j->u.v.backend_reply };
-		for (size_t i = 0; i < ARRAY_SIZE(s); i++)
-			free(*s[i]);
-		for (int i = 0; i < j->u.v.nstats; i++)
-			free(j->u.v.stats[i]);
-		free(j->u.v.stats);
-	} else if (j->type == DB_J_STAT)
+	if (j->type == DB_J_VERDICT)
+		free(j->u.v.text);
+	else if (j->type == DB_J_STAT)
 		free(j->u.st.name);
 	free(j);
 }
@@ -952,24 +965,42 @@ db_acc_flush(void)
 	return 0;
 }
 
-/* Add to a counter of the running batch. */
+/* FNV-1a of a counter name, and its length. */
+static unsigned
+db_acc_hash(const char *name, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	unsigned h = 2166136261u;
+
+	for (; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	*len = (size_t)(p - (const unsigned char *)name);
+	return h;
+}
+
+/* Add to a counter of the running batch. A verdict adds 1 + its number of
+ * checks, each looked up among the batch's counters: by hash first. */
 static int
 db_stat_acc(const char *name, time_t when, int n)
 {
 	long long minute = (long long)(when - when % 60);
+	size_t len;
+	unsigned h = db_acc_hash(name, &len);
 	int i;
 
-	if (strlen(name) >= DB_ACC_NAME)
+	if (len >= DB_ACC_NAME)
 		return db_stat_bump(name, minute, n);
 	for (i = 0; i < db_nacc; i++)
-		if (db_acc[i].minute == minute && strcmp(db_acc[i].name, name) == 0) {
+		if (db_acc[i].hash == h && db_acc[i].minute == minute &&
+		    strcmp(db_acc[i].name, name) == 0) {
 			db_acc[i].n += n;
 			return 0;
 		}
 	if (db_nacc == DB_ACC_MAX && db_acc_flush() == -1)
 		return -1;
 	db_acc[db_nacc].minute = minute;
-	snprintf(db_acc[db_nacc].name, DB_ACC_NAME, "%s", name);
+	db_acc[db_nacc].hash = h;
+	memcpy(db_acc[db_nacc].name, name, len + 1);
 	db_acc[db_nacc++].n = n;
 	return 0;
 }
@@ -982,28 +1013,26 @@ db_run_verdict(struct db_job *j)
 	    " rcpts, size, msgid, subject, checks, score, verdict, reply,"
 	    " backend_reply, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
 	    " ?11, ?12, ?13, ?14, ?15, ?16)";
+	/* The parameter of each text column, by enum db_vtext. */
+	static const int col[DB_V_NTEXT] = { 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14, 15 };
 	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
-	const char *t[] = { j->u.v.sid, j->u.v.client_ip, j->u.v.client_name,
-	    j->u.v.helo, j->u.v.mail_from, j->u.v.rcpts };
+	const size_t *off = j->u.v.off;
+	const char *name;
 
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->u.v.ts);
-	for (int i = 0; i < (int)ARRAY_SIZE(t); i++)
-		sqlite3_bind_text(st, 2 + i, t[i], -1, SQLITE_STATIC);
+	for (int k = 0; k < DB_V_NTEXT; k++)
+		sqlite3_bind_text(st, col[k], j->u.v.text + off[k],
+		    (int)(off[k + 1] - off[k] - 1), SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, j->u.v.size);
-	sqlite3_bind_text(st, 9, j->u.v.msgid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, j->u.v.subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, j->u.v.checks, -1, SQLITE_STATIC);
 	sqlite3_bind_double(st, 12, j->u.v.score);
-	sqlite3_bind_text(st, 13, j->u.v.verdict, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 14, j->u.v.reply, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 15, j->u.v.backend_reply, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)j->u.v.ms);
 	if (db_wstep(st, "store verdict") == -1)
 		return -1;
-	for (int i = 0; i < j->u.v.nstats; i++)
-		if (db_stat_acc(j->u.v.stats[i], j->u.v.ts, 1) == -1)
+	name = j->u.v.text + off[DB_V_NTEXT];
+	for (int i = 0; i < j->u.v.nstats; i++, name += strlen(name) + 1)
+		if (db_stat_acc(name, j->u.v.ts, 1) == -1)
 			return -1;
 	return 0;
 }
@@ -1093,23 +1122,6 @@ db_run_prune(time_t now)
 
 /* ------------------------------------------------------ queued writes */
 
-static char *
-db_json_text(json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	if (s == NULL)
-		fatalx("db: json_dumps");
-	return s;
-}
-
-static char *
-db_dup(const char *s)
-{
-	return xstrdup(s ? s : "");
-}
-
 /* A JSON string of attacker-written text: json_string() refuses invalid
  * UTF-8 (a raw 8-bit Subject or HELO), which would silently drop the value;
  * each byte that does not start a valid sequence becomes U+FFFD. */
@@ -1124,25 +1136,15 @@ db_jstr(const char *s)
 		return j;
 	o = out = xmalloc(strlen((const char *)p) * 3 + 1);
 	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 :
-		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
-		int ok = n > 0;
-		for (int i = 1; ok && i < n; i++)
-			ok = (p[i] & 0xc0) == 0x80;
-		/* overlong 3-byte, surrogates, overlong 4-byte, past U+10FFFF */
-		if (ok && n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) ||
-		    (p[0] == 0xed && p[1] >= 0xa0)))
-			ok = 0;
-		if (ok && n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) ||
-		    (p[0] == 0xf4 && p[1] >= 0x90)))
-			ok = 0;
-		if (!ok) {
+		size_t n = jsonw_utf8_len((const char *)p);
+
+		if (n == 0) {
 			memcpy(o, "\xef\xbf\xbd", 3);
 			o += 3;
 			p++;
 			continue;
 		}
-		memcpy(o, p, (size_t)n);
+		memcpy(o, p, n);
 		o += n;
 		p += n;
 	}
@@ -1170,41 +1172,103 @@ db_sync(struct db_job *j, int timeout_ms)
 	return db_wait(j, timeout_ms);
 }
 
+/* A string as it is, NULL as "" (the row's NOT NULL text columns). */
+static void
+db_wstr(struct jsonw *w, const char *s)
+{
+	if (s != NULL)
+		jsonw_raw(w, s, strlen(s));
+}
+
+/* The rcpts column: ["a@b",...], as json_dumps would print it. */
+static void
+db_rcpts_json(struct jsonw *w, const char *const *rcpts, int n)
+{
+	JSONW_LIT(w, "[");
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			JSONW_LIT(w, ",");
+		jsonw_str(w, rcpts[i]);
+	}
+	JSONW_LIT(w, "]");
+}
+
+/* The checks column: [{"check":..,"result":..,"score":..[,"reason":..]},...]
+ * in this key order, as json_dumps printed the object json_pack built. */
+static void
+db_checks_json(struct jsonw *w, const struct db_check *ck, int n)
+{
+	JSONW_LIT(w, "[");
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			JSONW_LIT(w, ",");
+		JSONW_LIT(w, "{\"check\":");
+		jsonw_str(w, ck[i].check);
+		JSONW_LIT(w, ",\"result\":");
+		jsonw_str(w, ck[i].result);
+		JSONW_LIT(w, ",\"score\":");
+		jsonw_real(w, ck[i].score);
+		if (ck[i].reason != NULL) {
+			JSONW_LIT(w, ",\"reason\":");
+			jsonw_str(w, ck[i].reason);
+		}
+		JSONW_LIT(w, "}");
+	}
+	JSONW_LIT(w, "]");
+}
+
+/* The counters a verdict bumps, each NUL-terminated: "verdict:<v>" and
+ * one "check:<c>:<r>" per check. Their number. */
+static int
+db_verdict_stats(struct jsonw *w, const struct db_verdict *v)
+{
+	JSONW_LIT(w, "verdict:");
+	db_wstr(w, v->verdict);
+	JSONW_LIT(w, "\0");
+	for (int i = 0; i < v->nchecks; i++) {
+		JSONW_LIT(w, "check:");
+		db_wstr(w, v->checks[i].check);
+		JSONW_LIT(w, ":");
+		db_wstr(w, v->checks[i].result);
+		JSONW_LIT(w, "\0");
+	}
+	return 1 + v->nchecks;
+}
+
+/* The row's strings go into one buffer, written in one pass: the JSON
+ * columns by jsonw (not a jansson tree: ~80k instructions a message, see
+ * jsonw.c), the rest copied as they are. */
 void
 db_verdict_add(const struct db_verdict *v)
 {
 	struct db_job *j = db_job_new(DB_J_VERDICT, 0);
-	json_t *rc = json_array(), *ck = json_array();
+	const char *plain[DB_V_NTEXT] = {
+		[DB_V_SID] = v->sid, [DB_V_CLIENT_IP] = v->client_ip,
+		[DB_V_CLIENT_NAME] = v->client_name, [DB_V_HELO] = v->helo,
+		[DB_V_MAIL_FROM] = v->mail_from, [DB_V_MSGID] = v->msgid,
+		[DB_V_SUBJECT] = v->subject, [DB_V_VERDICT] = v->verdict,
+		[DB_V_REPLY] = v->reply, [DB_V_BACKEND_REPLY] = v->backend_reply,
+	};
+	struct jsonw w;
 
+	jsonw_init(&w, DB_ROW_HINT);
+	for (int k = 0; k < DB_V_NTEXT; k++) {
+		j->u.v.off[k] = w.len;
+		if (k == DB_V_RCPTS)
+			db_rcpts_json(&w, v->rcpts, v->nrcpts);
+		else if (k == DB_V_CHECKS)
+			db_checks_json(&w, v->checks, v->nchecks);
+		else
+			db_wstr(&w, plain[k]);
+		JSONW_LIT(&w, "\0");
+	}
+	j->u.v.off[DB_V_NTEXT] = w.len;
+	j->u.v.nstats = db_verdict_stats(&w, v);
+	j->u.v.text = jsonw_take(&w, NULL);
 	j->u.v.ts = v->ts;
-	j->u.v.sid = db_dup(v->sid);
-	j->u.v.client_ip = db_dup(v->client_ip);
-	j->u.v.client_name = db_dup(v->client_name);
-	j->u.v.helo = db_dup(v->helo);
-	j->u.v.mail_from = db_dup(v->mail_from);
-	j->u.v.msgid = db_dup(v->msgid);
-	j->u.v.subject = db_dup(v->subject);
-	j->u.v.verdict = db_dup(v->verdict);
-	j->u.v.reply = db_dup(v->reply);
-	j->u.v.backend_reply = db_dup(v->backend_reply);
 	j->u.v.size = (long long)v->size;
 	j->u.v.score = v->score;
 	j->u.v.ms = v->ms;
-	for (int i = 0; i < v->nrcpts; i++)
-		json_array_append_new(rc, db_jstr(v->rcpts[i]));
-	j->u.v.stats = xcalloc((size_t)v->nchecks + 1, sizeof(char *));
-	j->u.v.stats[j->u.v.nstats++] = xasprintf("verdict:%s", j->u.v.verdict);
-	for (int i = 0; i < v->nchecks; i++) {
-		const struct db_check *c = &v->checks[i];
-		json_t *o = json_pack("{s:s, s:s, s:f}", "check", c->check,
-		    "result", c->result, "score", c->score);
-		if (c->reason != NULL)
-			json_object_set_new(o, "reason", db_jstr(c->reason));
-		json_array_append_new(ck, o);
-		j->u.v.stats[j->u.v.nstats++] = xasprintf("check:%s:%s", c->check, c->result);
-	}
-	j->u.v.rcpts = db_json_text(rc);
-	j->u.v.checks = db_json_text(ck);
 	db_enqueue(j);
 }
 
@@ -1766,13 +1830,13 @@ db_quar_add(const struct db_quar *q, long long max_total)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
-	json_t *r = json_array();
+	struct jsonw w;
 	char *rcpts;
 	long long total;
 
-	for (int i = 0; i < q->nrcpts; i++)
-		json_array_append_new(r, db_jstr(q->rcpts[i]));
-	rcpts = db_json_text(r);	/* takes r */
+	jsonw_init(&w, 64);
+	db_rcpts_json(&w, q->rcpts, q->nrcpts);
+	rcpts = jsonw_take(&w, NULL);
 	/* FULL: the commit is on disk before the client hears 250. */
 	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
 	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {

@@ -105,17 +105,101 @@ T_CASE(verdict_invalid_utf8_kept)
 	json_decref(a);
 }
 
+/* A counter's total over the last hour (0 when absent, -1 on error). */
+static long long
+stat_total(const char *name)
+{
+	json_t *s = db_stats(time_wall() - 3600);
+	long long n = s ? json_integer_value(json_object_get(json_object_get(s,
+	    "totals"), name)) : -1;
+
+	json_decref(s);
+	return n;
+}
+
+/* One text column of the newest verdict row, read on a connection of our
+ * own (xmalloc'd, NULL when unreadable). */
+static char *
+newest_column(const char *col)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st = NULL;
+	char sql[128], *out = NULL;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM verdicts ORDER BY id DESC LIMIT 1", col);
+	if (sqlite3_open(path, &h) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		out = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return out;
+}
+
+/* The rcpts and checks columns are written by hand (db/jsonw.c) but hold
+ * exactly the text jansson printed before: the same json_pack objects,
+ * dumped compact. The counters come out under the same names. */
+T_CASE(verdict_json_text_as_jansson)
+{
+	const char *rc[] = { "\"q\\uote\"@example.org", "caf\xc3\xa9@\xe2\x82\xac.test", "" };
+	struct db_check ck[] = {
+		{ "spf", "pass", "ok /path\t\x01", 0 },
+		{ "rule", "jt", NULL, 2.5 },
+		{ "rbl", "jt", "\\\"", -0.1 },
+		{ "dkim", "x", "", 1e20 },
+	};
+	struct db_verdict v = { .ts = time_wall(), .sid = "JSONTEXT", .client_ip = "192.0.2.7",
+	    .client_name = "unknown", .helo = "h.test", .mail_from = "s@test",
+	    .rcpts = rc, .nrcpts = 3, .size = 1, .msgid = "<j@x>", .subject = "S",
+	    .checks = ck, .nchecks = 4, .score = 2.5, .verdict = "quarantine",
+	    .reply = "250", .backend_reply = "", .ms = 1 };
+	json_t *jr = json_array(), *jc = json_array();
+	char *want_r, *want_c, *got;
+
+	for (int i = 0; i < v.nrcpts; i++)
+		json_array_append_new(jr, json_string(rc[i]));
+	for (int i = 0; i < v.nchecks; i++) {
+		json_t *o = json_pack("{s:s, s:s, s:f}", "check", ck[i].check,
+		    "result", ck[i].result, "score", ck[i].score);
+		if (ck[i].reason != NULL)
+			json_object_set_new(o, "reason", json_string(ck[i].reason));
+		json_array_append_new(jc, o);
+	}
+	want_r = json_dumps(jr, JSON_COMPACT);
+	want_c = json_dumps(jc, JSON_COMPACT);
+	json_decref(jr);
+	json_decref(jc);
+	db_verdict_add(&v);
+	T_EQ_INT(db_flush(5000), 0);
+	got = newest_column("rcpts");
+	T_EQ_STR(got, want_r);
+	free(got);
+	got = newest_column("checks");
+	T_EQ_STR(got, want_c);
+	free(got);
+	got = newest_column("backend_reply");
+	T_EQ_STR(got, "");
+	free(got);
+	got = newest_column("sid || '|' || helo || '|' || verdict || '|' || msgid");
+	T_EQ_STR(got, "JSONTEXT|h.test|quarantine|<j@x>");
+	free(got);
+	free(want_r);
+	free(want_c);
+	T_EQ_INT(stat_total("verdict:quarantine"), 1);
+	T_EQ_INT(stat_total("check:rule:jt"), 1);
+	T_EQ_INT(stat_total("check:rbl:jt"), 1);
+	T_EQ_INT(stat_total("check:dkim:x"), 1);
+}
+
 T_CASE(stats_by_minute)
 {
 	db_stat_add("session", time_wall(), 3);
 	T_EQ_INT(db_flush(5000), 0);
-	json_t *s = db_stats(time_wall() - 3600);
-	json_t *tot = s ? json_object_get(s, "totals") : NULL;
-	T_EQ_INT(json_integer_value(json_object_get(tot, "verdict:tag")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "verdict:reject")), 1);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "check:rbl:listed")), 2);
-	T_EQ_INT(json_integer_value(json_object_get(tot, "session")), 3);
-	json_decref(s);
+	T_EQ_INT(stat_total("verdict:tag"), 1);
+	T_EQ_INT(stat_total("verdict:reject"), 1);
+	T_EQ_INT(stat_total("check:rbl:listed"), 2);
+	T_EQ_INT(stat_total("session"), 3);
 }
 
 static int
@@ -255,6 +339,7 @@ main(void)
 	T_RUN(open_migrates);
 	T_RUN(verdict_roundtrip);
 	T_RUN(verdict_invalid_utf8_kept);
+	T_RUN(verdict_json_text_as_jansson);
 	T_RUN(stats_by_minute);
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);
