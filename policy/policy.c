@@ -52,6 +52,7 @@ static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
 static char	*pol_field_value(const char *h, const char *end, size_t namelen);
 static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
+static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -280,6 +281,7 @@ pol_tx_reset(struct pol_session *ps)
 	free(ps->subject); ps->subject = NULL;
 	free(ps->from_hdr); ps->from_hdr = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
+	ps->probe_inline = 0;
 	pol_results_drop(ps, 1);
 }
 
@@ -322,12 +324,14 @@ pol_result_add(struct pol_session *ps, const char *check, const char *result,
 	snprintf(r->result, sizeof(r->result), "%s", result);
 	r->score = score;
 	r->authres = authres ? xstrdup(authres) : NULL;
-	if (fmt != NULL) {
-		va_start(ap, fmt);
-		if (vasprintf(&r->reason, fmt, ap) == -1)
-			fatalx("out of memory");
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	if (fmt != NULL && fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+		/* the usual case, without vasprintf; glibc's text for NULL */
+		const char *a = va_arg(ap, const char *);
+		r->reason = xstrdup(a != NULL ? a : "(null)");
+	} else if (fmt != NULL && vasprintf(&r->reason, fmt, ap) == -1)
+		fatalx("out of memory");
+	va_end(ap);
 	ps->score += score;
 	return r;
 }
@@ -419,6 +423,11 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");
 	}
+	/* Only the run that follows the round which sent it inline may use
+	 * what that round's probes kept; one use at most. */
+	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
+	    ps->probe_round : 0;
+	ps->probe_inline = 0;
 	for (size_t i = 0; checks[i] != NULL && !ps->hard.set; i++) {
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
@@ -430,13 +439,16 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
+	ps->reuse_round = 0;
 	pol_decide(ps, stage, msg, d, here);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
 
-int
-pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
+/* Does a check of this stage need a worker? (pol_stage_needed, which
+ * numbers the round and remembers the answer.) */
+static int
+pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
 	/* Work pol_run() does around the checks: quar_tick may expire
@@ -453,11 +465,41 @@ pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
 		if (!(ck->stages & (1u << stage)) ||
 		    (ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
-		if (ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
+		if (ck->probe != NULL ? ck->probe(ps, stage, msg) :
+		    ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
 		    ck->blocks == NULL || ck->blocks(ps, stage))
 			return 1;
 	}
 	return 0;
+}
+
+int
+pol_stage_needed(struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *msg)
+{
+	int needed;
+
+	/* A new round: whatever an earlier one left behind can no longer
+	 * match (pol_probe_reusable). */
+	if (++ps->probe_round == 0)
+		ps->probe_round = 1;
+	ps->probe_stage = stage;
+	ps->probe_inline = 0;
+	needed = pol_stage_probe(ps, stage, msg);
+	ps->probe_inline = !needed;
+	return needed;
+}
+
+unsigned
+pol_probe_round(const struct pol_session *ps)
+{
+	return ps->probe_round;
+}
+
+int
+pol_probe_reusable(const struct pol_session *ps, unsigned round)
+{
+	return round != 0 && ps->reuse_round == round;
 }
 
 /* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
