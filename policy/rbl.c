@@ -460,8 +460,12 @@ rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	struct rbl_stash *k;
 
 	(void)m;
-	if (ps->priv[slot] == NULL)
-		ps->priv[slot] = xcalloc(1, sizeof(struct rbl_stash));
+	if (ps->priv[slot] == NULL) {
+		/* not xcalloc: the plan is large, and rbl_plan fills what is read */
+		k = ps->priv[slot] = xmalloc(sizeof(struct rbl_stash));
+		k->round = 0;
+		k->nans = 0;
+	}
 	k = ps->priv[slot];
 	rbl_stash_drop(k);
 	n = rbl_budgeted(ps, rbl_plan(ps, stage, &k->plan));
