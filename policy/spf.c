@@ -126,8 +126,43 @@ static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, 
 		    __attribute__((format(printf, 3, 4)));
 static void	 spf_explain(struct spf_ctx *, struct spf_record *, const char *);
 static enum spf_result spf_qual(char);
+static void	 spf_copy(char *, size_t, const char *, size_t);
+static void	 spf_append(char *, size_t, size_t *, const char *);
 
 /* ---- check_host() ---- */
+
+/* At most n bytes of s (fewer at a NUL) into out, cut to fit: what
+ * snprintf(out, outsz, "%.*s", n, s) writes, without its cost (names and
+ * reasons are copied several times an evaluation). */
+static void
+spf_copy(char *out, size_t outsz, const char *s, size_t n)
+{
+	size_t l = 0, max;
+
+	if (outsz == 0)
+		return;
+	max = n < outsz - 1 ? n : outsz - 1;
+	while (l < max && s[l] != '\0')
+		l++;
+	memcpy(out, s, l);
+	out[l] = '\0';
+}
+
+/* Append s to the string of length *o in out, cut to fit (a string that
+ * filled out stays as it is). */
+static void
+spf_append(char *out, size_t outsz, size_t *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	if (*o + 1 >= outsz)
+		return;
+	if (l > outsz - 1 - *o)
+		l = outsz - 1 - *o;
+	memcpy(out + *o, s, l);
+	*o += l;
+	out[*o] = '\0';
+}
 
 void
 spf_check_host(const struct spf_query *q, struct spf_outcome *out)
@@ -153,13 +188,13 @@ spf_check_host(const struct spf_query *q, struct spf_outcome *out)
 	/* 4.3: no local-part means "postmaster". */
 	at = strrchr(q->sender, '@');
 	if (at == NULL || at == q->sender)
-		snprintf(ctx.local, sizeof(ctx.local), "postmaster");
+		spf_copy(ctx.local, sizeof(ctx.local), "postmaster", SIZE_MAX);
 	else
-		snprintf(ctx.local, sizeof(ctx.local), "%.*s", (int)(at - q->sender), q->sender);
-	snprintf(ctx.sdomain, sizeof(ctx.sdomain), "%s", at ? at + 1 : q->sender);
-	snprintf(out->domain, sizeof(out->domain), "%s", q->domain);
+		spf_copy(ctx.local, sizeof(ctx.local), q->sender, (size_t)(at - q->sender));
+	spf_copy(ctx.sdomain, sizeof(ctx.sdomain), at ? at + 1 : q->sender, SIZE_MAX);
+	spf_copy(out->domain, sizeof(out->domain), q->domain, SIZE_MAX);
 	out->result = spf_eval_domain(&ctx, q->domain);
-	snprintf(out->reason, sizeof(out->reason), "%s", ctx.reason);
+	spf_copy(out->reason, sizeof(out->reason), ctx.reason, SIZE_MAX);
 	if (out->result == SPF_R_FAIL) {
 		out->explanation = ctx.explanation;
 		ctx.explanation = NULL;
@@ -659,7 +694,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 	const char *p;
 
 	if (t->spec == NULL) {
-		snprintf(out, outsz, "%s", domain);
+		spf_copy(out, outsz, domain, SIZE_MAX);
 		return 0;
 	}
 	if (spf_expand(ctx, t->spec, domain, 1, buf, sizeof(buf)) == -1)
@@ -672,7 +707,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 			return -1;
 		p = dot + 1;
 	}
-	snprintf(out, outsz, "%s", p);
+	spf_copy(out, outsz, p, SIZE_MAX);
 	return 0;
 }
 
@@ -1082,8 +1117,11 @@ spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
 	}
 	first = keep > 0 && keep < nf ? nf - (int)keep : 0;
 	val[0] = '\0';
-	for (int i = first; i < nf && vo < valsz; i++)
-		vo += (size_t)snprintf(val + vo, valsz - vo, "%s%s", i > first ? "." : "", f[i]);
+	for (int i = first; i < nf; i++) {
+		if (i > first)
+			spf_append(val, valsz, &vo, ".");
+		spf_append(val, valsz, &vo, f[i]);
+	}
 	free(f);
 	free(copy);
 }
@@ -1098,8 +1136,11 @@ spf_urlescape(char *val, size_t valsz)
 	for (const char *v = val; *v && eo + 4 < valsz; v++) {
 		if (isalnum((unsigned char)*v) || strchr("-._~", *v) != NULL)
 			esc[eo++] = *v;
-		else
-			eo += (size_t)snprintf(esc + eo, valsz - eo, "%%%02X", (unsigned char)*v);
+		else {
+			esc[eo++] = '%';
+			esc[eo++] = "0123456789ABCDEF"[(unsigned char)*v >> 4];
+			esc[eo++] = "0123456789ABCDEF"[(unsigned char)*v & 0xf];
+		}
 	}
 	esc[eo] = '\0';
 	memcpy(val, esc, eo + 1);
@@ -1115,16 +1156,16 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 
 	switch (tolower((unsigned char)letter)) {
 	case 's': snprintf(out, sz, "%s@%s", ctx->local, ctx->sdomain); return 0;
-	case 'l': snprintf(out, sz, "%s", ctx->local); return 0;
-	case 'o': snprintf(out, sz, "%s", ctx->sdomain); return 0;
-	case 'd': snprintf(out, sz, "%s", domain); return 0;
-	case 'h': snprintf(out, sz, "%s", q->helo ? q->helo : "unknown"); return 0;
-	case 'v': snprintf(out, sz, "%s", ctx->v6 ? "ip6" : "in-addr"); return 0;
-	case 'r': snprintf(out, sz, "%s", q->receiver ? q->receiver : "unknown"); return 0;
+	case 'l': spf_copy(out, sz, ctx->local, SIZE_MAX); return 0;
+	case 'o': spf_copy(out, sz, ctx->sdomain, SIZE_MAX); return 0;
+	case 'd': spf_copy(out, sz, domain, SIZE_MAX); return 0;
+	case 'h': spf_copy(out, sz, q->helo ? q->helo : "unknown", SIZE_MAX); return 0;
+	case 'v': spf_copy(out, sz, ctx->v6 ? "ip6" : "in-addr", SIZE_MAX); return 0;
+	case 'r': spf_copy(out, sz, q->receiver ? q->receiver : "unknown", SIZE_MAX); return 0;
 	case 't': snprintf(out, sz, "%lld", (long long)(q->now ? q->now : time_wall())); return 0;
 	case 'c':
 		inet_ntop(ctx->v6 ? AF_INET6 : AF_INET, ctx->addr, ip, sizeof(ip));
-		snprintf(out, sz, "%s", ip);
+		spf_copy(out, sz, ip, SIZE_MAX);
 		return 0;
 	case 'i':
 		if (!ctx->v6) {
@@ -1146,7 +1187,7 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 				n = spf_validated_name(ctx, NULL, 0);
 			ctx->validated = n ? n : xstrdup("unknown");
 		}
-		snprintf(out, sz, "%s", ctx->validated);
+		spf_copy(out, sz, ctx->validated, SIZE_MAX);
 		return 0;
 	}
 	return -1;
