@@ -44,7 +44,9 @@ static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_m
 static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
-static char	*pol_authres_header(const struct pol_session *);
+static char	*pol_authres_header(const struct pol_session *, const char *tail);
+static size_t	 pol_authres_put(char *, const char *);
+static size_t	 pol_authres_clean(char *, const char *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
@@ -320,8 +322,9 @@ pol_result_add(struct pol_session *ps, const char *check, const char *result,
 	}
 	r = &ps->results[ps->nresults++];
 	memset(r, 0, sizeof(*r));
-	snprintf(r->check, sizeof(r->check), "%s", check);
-	snprintf(r->result, sizeof(r->result), "%s", result);
+	/* cut to fit, as snprintf would, without its cost (every result) */
+	memcpy(r->check, check, strnlen(check, sizeof(r->check) - 1));
+	memcpy(r->result, result, strnlen(result, sizeof(r->result) - 1));
 	r->score = score;
 	r->authres = authres ? xstrdup(authres) : NULL;
 	va_start(ap, fmt);
@@ -654,42 +657,78 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		snprintf(d->text, sizeof(d->text), "Ok");
 	}
 	if (stage == POL_DATA && (d->verdict == POL_ACCEPT || d->verdict == POL_TAG)) {
-		char *ar = pol_authres_header(ps);
-		d->prepend = d->verdict == POL_TAG ?
-		    xasprintf("%sX-Spam-Flag: YES\r\nX-Spam-Score: %.1f\r\n", ar, ps->score) :
-		    xasprintf("%sX-Spam-Score: %.1f\r\n", ar, ps->score);
-		free(ar);
+		char tail[96];
+		snprintf(tail, sizeof(tail), "%sX-Spam-Score: %.1f\r\n",
+		    d->verdict == POL_TAG ? "X-Spam-Flag: YES\r\n" : "", ps->score);
+		d->prepend = pol_authres_header(ps, tail);
 	}
 }
 
-/* RFC 8601 header from the results that carry authres properties. */
-static char *
-pol_authres_header(const struct pol_session *ps)
+/* Copy s into out (NULL: only measure); its length. */
+static size_t
+pol_authres_put(char *out, const char *s)
 {
-	char *h = xasprintf("Authentication-Results: %s", ps->conf->hostname);
-	int any = 0;
+	size_t n = strlen(s);
 
-	for (int i = 0; i < ps->nresults; i++) {
-		const struct pol_result *r = &ps->results[i];
-		if (r->authres == NULL)
-			continue;
-		/* Properties may quote what a client wrote (MAIL FROM):
-		 * no control character may fold or end our header. */
-		char *p = xstrdup(r->authres), *q = p;
-		for (const char *c = r->authres; *c; c++)
-			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
-				*q++ = *c;
-		*q = '\0';
-		char *n = xasprintf("%s;\r\n\t%s=%s%s%s", h, r->check, r->result,
-		    *p ? " " : "", p);
-		free(p);
-		free(h);
-		h = n;
-		any = 1;
-	}
-	char *n = xasprintf("%s%s\r\n", h, any ? "" : "; none");
-	free(h);
+	if (out != NULL)
+		memcpy(out, s, n);
 	return n;
+}
+
+/* pol_authres_put for properties, which may quote what a client wrote
+ * (MAIL FROM): control characters are left out, so none can fold or end
+ * our header. */
+static size_t
+pol_authres_clean(char *out, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x20 && *s != 0x7f) {
+			if (out != NULL)
+				out[n] = *s;
+			n++;
+		}
+	return n;
+}
+
+/* RFC 8601 header from the results that carry authres properties, then
+ * tail: measured, then written into one allocation (not a string per
+ * result: this runs for every message delivered). */
+static char *
+pol_authres_header(const struct pol_session *ps, const char *tail)
+{
+	char *h = NULL;
+	size_t o = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		char *w = pass ? h : NULL;
+		int any = 0;
+
+		o = pol_authres_put(w, "Authentication-Results: ");
+		o += pol_authres_put(w ? w + o : NULL, ps->conf->hostname);
+		for (int i = 0; i < ps->nresults; i++) {
+			const struct pol_result *r = &ps->results[i];
+			size_t pl;
+			if (r->authres == NULL)
+				continue;
+			o += pol_authres_put(w ? w + o : NULL, ";\r\n\t");
+			o += pol_authres_put(w ? w + o : NULL, r->check);
+			o += pol_authres_put(w ? w + o : NULL, "=");
+			o += pol_authres_put(w ? w + o : NULL, r->result);
+			if ((pl = pol_authres_clean(NULL, r->authres)) > 0) {
+				o += pol_authres_put(w ? w + o : NULL, " ");
+				o += pol_authres_clean(w ? w + o : NULL, r->authres);
+			}
+			any = 1;
+		}
+		o += pol_authres_put(w ? w + o : NULL, any ? "\r\n" : "; none\r\n");
+		o += pol_authres_put(w ? w + o : NULL, tail);
+		if (pass == 0)
+			h = xmalloc(o + 1);
+	}
+	h[o] = '\0';
+	return h;
 }
 
 void
