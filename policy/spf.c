@@ -127,6 +127,7 @@ static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, 
 static void	 spf_explain(struct spf_ctx *, struct spf_record *, const char *);
 static enum spf_result spf_qual(char);
 static void	 spf_copy(char *, size_t, const char *, size_t);
+static void	 spf_reason_matched(struct spf_ctx *, enum spf_result, int, const char *);
 static void	 spf_append(char *, size_t, size_t *, const char *);
 
 /* ---- check_host() ---- */
@@ -298,6 +299,26 @@ spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 	return SPF_R_PASS;
 }
 
+/* "pass: matched term 2 of the SPF record of example.org" as reason: the
+ * reason of nearly every evaluation, so put together without vsnprintf. */
+static void
+spf_reason_matched(struct spf_ctx *ctx, enum spf_result r, int term, const char *domain)
+{
+	char num[16], *p = num + sizeof(num) - 1;
+	size_t o = 0;
+
+	*p = '\0';
+	do
+		*--p = (char)('0' + term % 10);
+	while ((term /= 10) > 0 && p > num);
+	ctx->reason[0] = '\0';
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, spf_result_name(r));
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, ": matched term ");
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, p);
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, " of the SPF record of ");
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, domain);
+}
+
 /* 4.6.2 and 6.1: evaluate mechanisms in order; then redirect or neutral. */
 static enum spf_result
 spf_eval_record(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
@@ -317,8 +338,7 @@ spf_eval_record(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 		if (!matched)
 			continue;
 		r = spf_qual(t->qual);
-		spf_err(ctx, r, "%s: matched term %d of the SPF record of %s",
-		    spf_result_name(r), i + 1, domain);
+		spf_reason_matched(ctx, r, i + 1, domain);
 		if (r == SPF_R_FAIL)
 			spf_explain(ctx, rec, domain);
 		return r;
