@@ -51,7 +51,7 @@ struct dmarc_policy_ctx {
 /* What dmarc_probe() found from the message and the DNS cache, kept for
  * the run that follows it inline (pol_probe_reusable): the From domain
  * and its discovery, and the probe's copy of the DNS budget before and
- * after. In ps->priv, for the session. */
+ * after. In ps->priv from the probe to that run, at most. */
 struct dmarc_stash {
 	unsigned round;			/* pol_probe_round(); 0: nothing kept */
 	const char *data;		/* the message probed */
@@ -125,6 +125,7 @@ static int	 dmarc_stash_fits(const struct pol_session *, const struct dmarc_stas
 		    const struct pol_msg *);
 static enum dmarc_from_status dmarc_find(struct pol_session *, const struct pol_msg *,
 		    char *from, enum dmarc_found *, struct dmarc_policy_ctx *);
+static void	 dmarc_stash_drop(struct pol_session *);
 static void	 dmarc_tx_reset(struct pol_session *);
 static void	 dmarc_free(struct pol_session *);
 
@@ -721,21 +722,21 @@ dmarc_apply(struct pol_session *ps, const char *from,
 static int
 dmarc_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 {
-	int slot = pol_check_slot(&dmarc_check), missed = 0;
 	struct dmarc_stash *k;
 	struct dns_budget b = ps->dns;
+	int missed = 0;
 
+	dmarc_stash_drop(ps);
 	if (stage != POL_DATA || msg == NULL || atomic_load(&dmarc_psl_ready) == 0)
 		return 1;
-	if (ps->priv[slot] == NULL)
-		ps->priv[slot] = xcalloc(1, sizeof(struct dmarc_stash));
-	k = ps->priv[slot];
-	k->round = 0;
+	k = ps->priv[pol_check_slot(&dmarc_check)] = xcalloc(1, sizeof(*k));
 	k->fs = dmarc_from_domain(msg->data, msg->len, k->from, sizeof(k->from));
 	if (k->fs == DMARC_FROM_OK) {
 		k->found = dmarc_discover(&b, &missed, k->from, &k->pc);
-		if (missed)
+		if (missed) {
+			dmarc_stash_drop(ps);
 			return 1;
+		}
 	}
 	k->round = pol_probe_round(ps);
 	k->data = msg->data;
@@ -777,39 +778,43 @@ dmarc_find(struct pol_session *ps, const struct pol_msg *msg, char *from,
 
 	if (dmarc_stash_fits(ps, k, msg)) {
 		int asked = k->after.asked - k->before.asked;
-		k->round = 0;
 		memcpy(from, k->from, DMARC_DOMAIN_MAX);
 		*found = k->found;
 		*pc = k->pc;
+		fs = k->fs;
 		ps->dns.left -= asked;
 		ps->dns.asked += asked;
 		dns_stats_hits((unsigned long)asked);
-		return k->fs;
+		dmarc_stash_drop(ps);
+		return fs;
 	}
-	if (k != NULL)
-		k->round = 0;
+	dmarc_stash_drop(ps);
 	fs = dmarc_from_domain(msg->data, msg->len, from, DMARC_DOMAIN_MAX);
 	if (fs == DMARC_FROM_OK)
 		*found = dmarc_discover(&ps->dns, NULL, from, pc);
 	return fs;
 }
 
+/* The stash lives from a probe to the run right after it, at most. */
 static void
-dmarc_tx_reset(struct pol_session *ps)
-{
-	struct dmarc_stash *k = ps->priv[pol_check_slot(&dmarc_check)];
-
-	if (k != NULL)
-		k->round = 0;
-}
-
-static void
-dmarc_free(struct pol_session *ps)
+dmarc_stash_drop(struct pol_session *ps)
 {
 	int slot = pol_check_slot(&dmarc_check);
 
 	free(ps->priv[slot]);
 	ps->priv[slot] = NULL;
+}
+
+static void
+dmarc_tx_reset(struct pol_session *ps)
+{
+	dmarc_stash_drop(ps);
+}
+
+static void
+dmarc_free(struct pol_session *ps)
+{
+	dmarc_stash_drop(ps);
 }
 
 static void

@@ -37,8 +37,7 @@ struct rbl_plan {
 
 /* What rbl_probe() planned, and the answers it took from the DNS cache
  * (the first nans questions), for the run that follows it inline
- * (pol_probe_reusable). One per session, in ps->priv, reused stage after
- * stage; its answers are freed once used or dropped. */
+ * (pol_probe_reusable), in ps->priv from the probe to that run. */
 struct rbl_stash {
 	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
 	enum pol_stage	 stage;
@@ -61,7 +60,7 @@ static int	 rbl_budgeted(const struct pol_session *, int n);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static struct rbl_stash *rbl_stash(const struct pol_session *);
-static void	 rbl_stash_drop(struct rbl_stash *);
+static void	 rbl_stash_drop(struct pol_session *);
 static void	 rbl_take(struct pol_session *, struct rbl_stash *);
 static void	 rbl_judge_all(struct pol_session *, struct rbl_plan *);
 static void	 rbl_tx_reset(struct pol_session *);
@@ -428,24 +427,27 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	return p->nq;
 }
 
-/* The session's stash, or NULL before the first probe. */
+/* The stash a probe left, or NULL. */
 static struct rbl_stash *
 rbl_stash(const struct pol_session *ps)
 {
 	return ps->priv[pol_check_slot(&rbl_check)];
 }
 
+/* Free the stash and what it holds. It lives from a probe to the run
+ * right after (a plan is some 30 KB: not kept per session). */
 static void
-rbl_stash_drop(struct rbl_stash *k)
+rbl_stash_drop(struct pol_session *ps)
 {
+	int slot = pol_check_slot(&rbl_check);
+	struct rbl_stash *k = ps->priv[slot];
+
 	if (k == NULL)
 		return;
-	for (int i = 0; i < k->nans; i++) {
+	for (int i = 0; i < k->nans; i++)
 		dns_answer_free(k->plan.q[i].ans);
-		k->plan.q[i].ans = NULL;
-	}
-	k->nans = 0;
-	k->round = 0;
+	free(k);
+	ps->priv[slot] = NULL;
 }
 
 /* Blocks unless the cache holds the answer to every question the budget
@@ -456,25 +458,22 @@ rbl_stash_drop(struct rbl_stash *k)
 static int
 rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
-	int slot = pol_check_slot(&rbl_check), n, missed = 0;
 	struct rbl_stash *k;
+	int n, missed = 0;
 
 	(void)m;
-	if (ps->priv[slot] == NULL) {
-		/* not xcalloc: the plan is large, and rbl_plan fills what is read */
-		k = ps->priv[slot] = xmalloc(sizeof(struct rbl_stash));
-		k->round = 0;
-		k->nans = 0;
-	}
-	k = ps->priv[slot];
-	rbl_stash_drop(k);
+	rbl_stash_drop(ps);
+	/* not xcalloc: rbl_plan fills what is read */
+	k = ps->priv[pol_check_slot(&rbl_check)] = xmalloc(sizeof(*k));
+	k->nans = 0;
+	k->round = 0;
 	n = rbl_budgeted(ps, rbl_plan(ps, stage, &k->plan));
 	for (; k->nans < n; k->nans++) {
 		struct rbl_q *q = &k->plan.q[k->nans];
 		q->ans = dns_query_nowait(q->name, DNS_T_A, NULL, &missed);
 		if (missed) {
 			k->nans++;
-			rbl_stash_drop(k);
+			rbl_stash_drop(ps);
 			return 1;
 		}
 	}
@@ -483,10 +482,10 @@ rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	return 0;
 }
 
-/* The probe's plan and answers as the run's own, when it ran right before
- * (pol_probe_reusable) for this stage: the budget then lets the run ask
- * at most the questions the probe took answers for, and they are charged
- * now, as rbl_ask would. 1 when taken. */
+/* May the run take the probe's plan and answers as its own? Only right
+ * after that probe (pol_probe_reusable), for this stage, and when the
+ * budget lets the run ask no more questions than the probe took answers
+ * for (checks before rbl may have spent some since). */
 static int
 rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
     enum pol_stage stage)
@@ -495,6 +494,9 @@ rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
 	    rbl_budgeted(ps, k->plan.nq) <= k->nans;
 }
 
+/* The run with the probe's plan and answers: the questions the budget
+ * allows are charged now, as rbl_ask would, and counted as the cache hits
+ * they were; answers past the budget are dropped, not asked. */
 static void
 rbl_take(struct pol_session *ps, struct rbl_stash *k)
 {
@@ -503,12 +505,11 @@ rbl_take(struct pol_session *ps, struct rbl_stash *k)
 	ps->dns.left -= allowed;
 	ps->dns.asked += allowed;
 	dns_stats_hits((unsigned long)allowed);
-	for (int i = allowed; i < k->nans; i++) {	/* past the budget: not asked */
+	for (int i = allowed; i < k->nans; i++) {
 		dns_answer_free(k->plan.q[i].ans);
 		k->plan.q[i].ans = NULL;
 	}
-	k->nans = 0;
-	k->round = 0;
+	k->nans = 0;		/* rbl_judge_all frees the rest */
 	rbl_judge_all(ps, &k->plan);
 }
 
@@ -532,9 +533,10 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	(void)m;
 	if (rbl_stash_fits(ps, k, stage)) {
 		rbl_take(ps, k);
+		rbl_stash_drop(ps);
 		return;
 	}
-	rbl_stash_drop(k);
+	rbl_stash_drop(ps);
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
@@ -544,15 +546,11 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 static void
 rbl_tx_reset(struct pol_session *ps)
 {
-	rbl_stash_drop(rbl_stash(ps));
+	rbl_stash_drop(ps);
 }
 
 static void
 rbl_free(struct pol_session *ps)
 {
-	int slot = pol_check_slot(&rbl_check);
-
-	rbl_stash_drop(ps->priv[slot]);
-	free(ps->priv[slot]);
-	ps->priv[slot] = NULL;
+	rbl_stash_drop(ps);
 }
