@@ -37,12 +37,17 @@ struct rbl_plan {
 
 /* What rbl_probe() planned, and the answers it took from the DNS cache
  * (the first nans questions), for the run that follows it inline
- * (pol_probe_reusable), in ps->priv from the probe to that run. */
+ * (pol_probe_reusable), in ps->priv from the probe to that run: each
+ * question with a copy of its site. */
 struct rbl_stash {
 	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
 	enum pol_stage	 stage;
 	int		 nans;
-	struct rbl_plan	 plan;
+	int		 nq;
+	const char	*check;
+	char		 what[300];
+	struct rbl_q	*q;		/* nq questions, then their sites, */
+	struct rbl_site	*sites;		/* in the same allocation */
 };
 
 static int	 rbl_parse_octet(const char **, unsigned char set[32]);
@@ -62,7 +67,9 @@ static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg
 static struct rbl_stash *rbl_stash(const struct pol_session *);
 static void	 rbl_stash_drop(struct pol_session *);
 static void	 rbl_take(struct pol_session *, struct rbl_stash *);
-static void	 rbl_judge_all(struct pol_session *, struct rbl_plan *);
+static void	 rbl_judge_all(struct pol_session *, struct rbl_q *, int, const char *,
+		    const char *);
+static struct rbl_stash *rbl_stash_new(const struct rbl_plan *, int nans);
 static void	 rbl_tx_reset(struct pol_session *);
 static void	 rbl_free(struct pol_session *);
 static size_t	 rbl_cat(char *, size_t, const char *, const char *, const char *);
@@ -410,6 +417,8 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	const char *dom;
 
 	p->nq = 0;
+	p->check = "rbl";
+	p->what[0] = '\0';
 	if (stage == POL_CONNECT) {
 		p->check = "rbl";
 		rbl_cat(p->what, sizeof(p->what), "client ", ps->client_ip, "");
@@ -435,7 +444,7 @@ rbl_stash(const struct pol_session *ps)
 }
 
 /* Free the stash and what it holds. It lives from a probe to the run
- * right after (a plan is some 30 KB: not kept per session). */
+ * right after, at most. */
 static void
 rbl_stash_drop(struct pol_session *ps)
 {
@@ -445,9 +454,32 @@ rbl_stash_drop(struct pol_session *ps)
 	if (k == NULL)
 		return;
 	for (int i = 0; i < k->nans; i++)
-		dns_answer_free(k->plan.q[i].ans);
+		dns_answer_free(k->q[i].ans);
 	free(k);
 	ps->priv[slot] = NULL;
+}
+
+/* A plan's questions and the first nans answers, in one allocation sized
+ * to them (a whole plan is some 30 KB). The answers move to the stash. */
+static struct rbl_stash *
+rbl_stash_new(const struct rbl_plan *p, int nans)
+{
+	struct rbl_stash *k = xmalloc(sizeof(*k) + (size_t)p->nq *
+	    (sizeof(struct rbl_q) + sizeof(struct rbl_site)));
+
+	k->round = 0;
+	k->nans = nans;
+	k->nq = p->nq;
+	k->check = p->check;
+	memcpy(k->what, p->what, sizeof(k->what));
+	k->q = (struct rbl_q *)(k + 1);
+	k->sites = (struct rbl_site *)(k->q + p->nq);
+	for (int i = 0; i < p->nq; i++) {
+		k->q[i] = p->q[i];
+		k->sites[i] = *p->q[i].site;
+		k->q[i].site = &k->sites[i];
+	}
+	return k;
 }
 
 /* Blocks unless the cache holds the answer to every question the budget
@@ -458,25 +490,21 @@ rbl_stash_drop(struct pol_session *ps)
 static int
 rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
+	struct rbl_plan p;
 	struct rbl_stash *k;
-	int n, missed = 0;
+	int n, i, missed = 0;
 
 	(void)m;
 	rbl_stash_drop(ps);
-	/* not xcalloc: rbl_plan fills what is read */
-	k = ps->priv[pol_check_slot(&rbl_check)] = xmalloc(sizeof(*k));
-	k->nans = 0;
-	k->round = 0;
-	n = rbl_budgeted(ps, rbl_plan(ps, stage, &k->plan));
-	for (; k->nans < n; k->nans++) {
-		struct rbl_q *q = &k->plan.q[k->nans];
-		q->ans = dns_query_nowait(q->name, DNS_T_A, NULL, &missed);
-		if (missed) {
-			k->nans++;
-			rbl_stash_drop(ps);
-			return 1;
-		}
+	n = rbl_budgeted(ps, rbl_plan(ps, stage, &p));
+	for (i = 0; i < n && !missed; i++)
+		p.q[i].ans = dns_query_nowait(p.q[i].name, DNS_T_A, NULL, &missed);
+	if (missed) {
+		while (i-- > 0)
+			dns_answer_free(p.q[i].ans);
+		return 1;
 	}
+	k = ps->priv[pol_check_slot(&rbl_check)] = rbl_stash_new(&p, n);
 	k->round = pol_probe_round(ps);
 	k->stage = stage;
 	return 0;
@@ -491,7 +519,7 @@ rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
     enum pol_stage stage)
 {
 	return k != NULL && pol_probe_reusable(ps, k->round) && k->stage == stage &&
-	    rbl_budgeted(ps, k->plan.nq) <= k->nans;
+	    rbl_budgeted(ps, k->nq) <= k->nans;
 }
 
 /* The run with the probe's plan and answers: the questions the budget
@@ -500,27 +528,29 @@ rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
 static void
 rbl_take(struct pol_session *ps, struct rbl_stash *k)
 {
-	int allowed = rbl_budgeted(ps, k->plan.nq);
+	int allowed = rbl_budgeted(ps, k->nq);
 
 	ps->dns.left -= allowed;
 	ps->dns.asked += allowed;
 	dns_stats_hits((unsigned long)allowed);
 	for (int i = allowed; i < k->nans; i++) {
-		dns_answer_free(k->plan.q[i].ans);
-		k->plan.q[i].ans = NULL;
+		dns_answer_free(k->q[i].ans);
+		k->q[i].ans = NULL;
 	}
 	k->nans = 0;		/* rbl_judge_all frees the rest */
-	rbl_judge_all(ps, &k->plan);
+	rbl_judge_all(ps, k->q, k->nq, k->check, k->what);
 }
 
+/* Each answer into a result, then freed. */
 static void
-rbl_judge_all(struct pol_session *ps, struct rbl_plan *p)
+rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
+    const char *what)
 {
-	for (int i = 0; i < p->nq; i++) {
-		rbl_judge(ps, &p->q[i], p->check, p->what);
-		if (p->q[i].ans)
-			dns_answer_free(p->q[i].ans);
-		p->q[i].ans = NULL;
+	for (int i = 0; i < nq; i++) {
+		rbl_judge(ps, &q[i], check, what);
+		if (q[i].ans)
+			dns_answer_free(q[i].ans);
+		q[i].ans = NULL;
 	}
 }
 
@@ -540,7 +570,7 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
-	rbl_judge_all(ps, &p);
+	rbl_judge_all(ps, p.q, p.nq, p.check, p.what);
 }
 
 static void
