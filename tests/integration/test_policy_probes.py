@@ -197,3 +197,49 @@ def test_worker_after_spf_probe_evaluates_afresh(tmp_path):
     finally:
         e.stop()
         sink.stop()
+
+
+def test_dns_lists_reuse_under_budget_spent_by_rdns():
+    """At CONNECT the rDNS check runs before the DNS lists and spends some
+    of the session's budget after the lists' probe looked: the lists asked
+    inline (every answer cached) must be the ones asked on a worker (cold)
+    -- the same listings, the same lists left unasked."""
+    from harness.net import wait_until
+    recs = ["1.0.0.127.l%d.pr.test. 300 IN A 127.0.0.2" % i for i in (1, 2, 3)]
+    sink = Capture().start()
+    e = PolicyEnv(RECORDS + recs, conf="[greylist]\nenabled = no\n[rbl]\n"
+                  "zones = l1.pr.test*0.5, l2.pr.test*0.5, l3.pr.test*0.5\n"
+                  "[dns]\nsession_budget = 3\n[web]\napi_token = %s\n" % TOKEN).start()
+
+    def session():
+        before = stage_counts(e.p.web_port, TOKEN)
+        s = smtp_session(e.port)
+        port = s.sock.getsockname()[1]
+        s.ehlo("client.pr.test")
+        s.quit()
+        after = stage_counts(e.p.web_port, TOKEN)
+        sid = re.search(r"(\w+): connect from \[127\.0\.0\.1\]:%d\b" % port, e.log()).group(1)
+        log = "\n".join(l for l in e.log().splitlines() if sid + ":" in l)
+        return (after[0] - before[0], [log.count("listed at l%d.pr.test" % i) for i in (1, 2, 3)],
+                log.count("not asked: DNS budget spent"))
+
+    def budget(n):
+        done = e.log().count("reload: configuration")
+        e.p.reload({"dns.session_budget": n})
+        wait_until(lambda: e.log().count("reload: configuration") > done or None, 15,
+                   what="reload")
+
+    try:
+        e.serve(sink)
+        cold = session()                # a worker: the lists are not cached
+        budget(10)
+        session()                       # now every list's answer is
+        budget(3)
+        warm = session()
+        assert warm[0] > cold[0], (cold, warm)          # CONNECT inline this time
+        assert warm[1:] == cold[1:], (cold, warm)
+        assert cold[2] >= 1 and sum(cold[1]) >= 1, cold   # the budget cut the lists
+        assert e.stop_serving() == 0
+    finally:
+        e.stop()
+        sink.stop()
