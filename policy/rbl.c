@@ -37,13 +37,15 @@ struct rbl_plan {
 
 /* What rbl_probe() planned, and the answers it took from the DNS cache
  * (the first nans questions), for the run that follows it inline
- * (pol_probe_reusable), in ps->priv from the probe to that run: each
- * question with a copy of its site. */
+ * (pol_probe_reusable): each question with a copy of its site. In
+ * ps->priv; the allocation stays for the session (a few KB at most, for
+ * the largest plan seen), what it holds from a probe to that run. */
 struct rbl_stash {
 	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
 	enum pol_stage	 stage;
 	int		 nans;
 	int		 nq;
+	int		 cap;		/* questions the allocation holds */
 	const char	*check;
 	char		 what[300];
 	struct rbl_q	*q;		/* nq questions, then their sites, */
@@ -69,7 +71,8 @@ static void	 rbl_stash_drop(struct pol_session *);
 static void	 rbl_take(struct pol_session *, struct rbl_stash *);
 static void	 rbl_judge_all(struct pol_session *, struct rbl_q *, int, const char *,
 		    const char *);
-static struct rbl_stash *rbl_stash_new(const struct rbl_plan *, int nans);
+static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_plan *,
+		    int nans);
 static void	 rbl_tx_reset(struct pol_session *);
 static void	 rbl_free(struct pol_session *);
 static size_t	 rbl_cat(char *, size_t, const char *, const char *, const char *);
@@ -443,37 +446,43 @@ rbl_stash(const struct pol_session *ps)
 	return ps->priv[pol_check_slot(&rbl_check)];
 }
 
-/* Free the stash and what it holds. It lives from a probe to the run
- * right after, at most. */
+/* Free what the stash holds (the answers); it holds nothing after. */
 static void
 rbl_stash_drop(struct pol_session *ps)
 {
-	int slot = pol_check_slot(&rbl_check);
-	struct rbl_stash *k = ps->priv[slot];
+	struct rbl_stash *k = rbl_stash(ps);
 
 	if (k == NULL)
 		return;
 	for (int i = 0; i < k->nans; i++)
 		dns_answer_free(k->q[i].ans);
-	free(k);
-	ps->priv[slot] = NULL;
+	k->nans = 0;
+	k->nq = 0;
+	k->round = 0;
 }
 
-/* A plan's questions and the first nans answers, in one allocation sized
- * to them (a whole plan is some 30 KB). The answers move to the stash. */
+/* Keep a plan's questions and the first nans answers (which move to the
+ * stash), in the session's allocation, grown to fit (a whole plan is some
+ * 30 KB: not that). */
 static struct rbl_stash *
-rbl_stash_new(const struct rbl_plan *p, int nans)
+rbl_stash_fill(struct pol_session *ps, const struct rbl_plan *p, int nans)
 {
-	struct rbl_stash *k = xmalloc(sizeof(*k) + (size_t)p->nq *
-	    (sizeof(struct rbl_q) + sizeof(struct rbl_site)));
+	int slot = pol_check_slot(&rbl_check);
+	struct rbl_stash *k = ps->priv[slot];
 
+	if (k == NULL || k->cap < p->nq) {
+		free(k);
+		k = ps->priv[slot] = xmalloc(sizeof(*k) + (size_t)p->nq *
+		    (sizeof(struct rbl_q) + sizeof(struct rbl_site)));
+		k->cap = p->nq;
+	}
+	k->q = (struct rbl_q *)(k + 1);
+	k->sites = (struct rbl_site *)(k->q + k->cap);
 	k->round = 0;
 	k->nans = nans;
 	k->nq = p->nq;
 	k->check = p->check;
 	memcpy(k->what, p->what, sizeof(k->what));
-	k->q = (struct rbl_q *)(k + 1);
-	k->sites = (struct rbl_site *)(k->q + p->nq);
 	for (int i = 0; i < p->nq; i++) {
 		k->q[i] = p->q[i];
 		k->sites[i] = *p->q[i].site;
@@ -504,7 +513,7 @@ rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 			dns_answer_free(p.q[i].ans);
 		return 1;
 	}
-	k = ps->priv[pol_check_slot(&rbl_check)] = rbl_stash_new(&p, n);
+	k = rbl_stash_fill(ps, &p, n);
 	k->round = pol_probe_round(ps);
 	k->stage = stage;
 	return 0;
@@ -582,5 +591,9 @@ rbl_tx_reset(struct pol_session *ps)
 static void
 rbl_free(struct pol_session *ps)
 {
+	int slot = pol_check_slot(&rbl_check);
+
 	rbl_stash_drop(ps);
+	free(ps->priv[slot]);
+	ps->priv[slot] = NULL;
 }
