@@ -41,6 +41,23 @@ def env(conf=""):
                      "fail_score = 1\n[web]\napi_token = %s\n" % TOKEN + conf).start()
 
 
+def counted(e, client):
+    """Run client(smtp) in one SMTP session (EHLO done, QUIT after):
+    (stages run inline, stages sent to a worker, the smtp object)."""
+    before = stage_counts(e.p.web_port, TOKEN)
+    s = smtp_session(e.port)
+    s.ehlo("client.pr.test")
+    client(s)
+    s.quit()
+    after = stage_counts(e.p.web_port, TOKEN)
+    return after[0] - before[0], after[1] - before[1], s
+
+
+def mail(sender):
+    """A client sending one short message from sender."""
+    return lambda s: s.sendmail(sender, ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+
+
 def spf_results(log):
     """{sender: [spf result of each logged transaction, in order]}."""
     got = {}
@@ -59,13 +76,7 @@ def test_spf_reuse_under_budget_spent_before_spf():
     e = env("[rbl]\nrhsbl_zones = dbl.pr.test*1\n[dns]\nsession_budget = 10\n")
 
     def session(sender):
-        before = stage_counts(e.p.web_port, TOKEN)
-        s = smtp_session(e.port)
-        s.ehlo("client.pr.test")
-        s.sendmail(sender, ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
-        s.quit()
-        after = stage_counts(e.p.web_port, TOKEN)
-        return after[0] - before[0], after[1] - before[1]
+        return counted(e, mail(sender))
 
     try:
         e.serve(sink)
@@ -169,27 +180,20 @@ def test_worker_after_spf_probe_evaluates_afresh(tmp_path):
         assert r.returncode == 0, r.stderr
         e.serve(sink)
 
-        def session(sender, data=True):
-            before = stage_counts(e.p.web_port, TOKEN)
-            s = smtp_session(e.port)
-            s.ehlo("client.pr.test")
-            if data:
-                s.sendmail(sender, ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
-            else:
+        def envelope(sender):
+            def client(s):
                 assert s.mail(sender)[0] == 250
                 s.rset()
-            s.quit()
-            after = stage_counts(e.p.web_port, TOKEN)
-            return after[0] - before[0], after[1] - before[1]
+            return client
 
-        session("warm@c1.pr.test")
-        session("warm@fail.pr.test")
+        counted(e, mail("warm@c1.pr.test"))
+        counted(e, mail("warm@fail.pr.test"))
         # SPF's answers are cached, yet MAIL (the rule) goes to a worker;
         # CONNECT and HELO stay inline
-        assert session("w@c1.pr.test", data=False)[1] == 1
-        assert session("w@fail.pr.test", data=False)[1] == 1
-        session("x@c1.pr.test")
-        session("y@fail.pr.test")
+        assert counted(e, envelope("w@c1.pr.test"))[1] == 1
+        assert counted(e, envelope("w@fail.pr.test"))[1] == 1
+        counted(e, mail("x@c1.pr.test"))
+        counted(e, mail("y@fail.pr.test"))
         assert e.stop_serving() == 0
         got = spf_results(e.log())
         assert got["x@c1.pr.test"] == ["pass"], got
@@ -212,15 +216,12 @@ def test_dns_lists_reuse_under_budget_spent_by_rdns():
                   "[dns]\nsession_budget = 3\n[web]\napi_token = %s\n" % TOKEN).start()
 
     def session():
-        before = stage_counts(e.p.web_port, TOKEN)
-        s = smtp_session(e.port)
-        port = s.sock.getsockname()[1]
-        s.ehlo("client.pr.test")
-        s.quit()
-        after = stage_counts(e.p.web_port, TOKEN)
+        port = []
+        inline, _, s = counted(e, lambda s: port.append(s.sock.getsockname()[1]))
+        port = port[0]
         sid = re.search(r"(\w+): connect from \[127\.0\.0\.1\]:%d\b" % port, e.log()).group(1)
         log = "\n".join(l for l in e.log().splitlines() if sid + ":" in l)
-        return (after[0] - before[0], [log.count("listed at l%d.pr.test" % i) for i in (1, 2, 3)],
+        return (inline, [log.count("listed at l%d.pr.test" % i) for i in (1, 2, 3)],
                 log.count("not asked: DNS budget spent"))
 
     def budget(n):
