@@ -531,30 +531,33 @@ pol_field_value(const char *h, const char *end, size_t namelen)
 	return v;
 }
 
-/* Message-ID, Subject and From for the verdict log and the checks. */
+/* Message-ID, Subject and From for the verdict log and the checks: one
+ * walk over the header lines, up to the empty line that ends the header
+ * section ("\r\n\r\n"; without one, the whole message). */
 static void
 pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
 {
-	static const struct { const char *name; size_t off; } f[] = {
-		{ "message-id:", offsetof(struct pol_session, msgid) },
-		{ "subject:", offsetof(struct pol_session, subject) },
-		{ "from:", offsetof(struct pol_session, from_hdr) },
+	static const struct { const char *name; size_t len, off; } f[] = {
+		{ "message-id:", 11, offsetof(struct pol_session, msgid) },
+		{ "subject:", 8, offsetof(struct pol_session, subject) },
+		{ "from:", 5, offsetof(struct pol_session, from_hdr) },
 	};
-	const char *end = m->data + m->len, *hdr_end;
+	const char *end = m->data + m->len, *h, *nl;
 
 	if (m->len >= 2 && m->data[0] == '\r' && m->data[1] == '\n')
 		return;		/* an empty header section */
-	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
-		end = hdr_end + 2;
-	for (const char *h = m->data; h < end; ) {
+	for (h = m->data; h < end; h = nl ? nl + 1 : end) {
+		/* an empty line after a CRLF-ended one: the header's end */
+		if (h - m->data >= 2 && end - h >= 2 && h[0] == '\r' && h[1] == '\n' &&
+		    h[-2] == '\r' && h[-1] == '\n')
+			break;
+		nl = memchr(h, '\n', (size_t)(end - h));
 		for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
-			size_t nl = strlen(f[i].name);
 			char **slot = (char **)((char *)ps + f[i].off);
-			if (*slot == NULL && (size_t)(end - h) > nl && strncasecmp(h, f[i].name, nl) == 0)
-				*slot = pol_field_value(h, end, nl);
+			if (*slot == NULL && (*h | 0x20) == f[i].name[0] &&
+			    (size_t)(end - h) > f[i].len && strncasecmp(h, f[i].name, f[i].len) == 0)
+				*slot = pol_field_value(h, end, f[i].len);
 		}
-		const char *nl = memchr(h, '\n', (size_t)(end - h));
-		h = nl ? nl + 1 : end;
 	}
 }
 
