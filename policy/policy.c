@@ -506,7 +506,9 @@ pol_probe_reusable(const struct pol_session *ps, unsigned round)
 }
 
 /* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
- * the field's first byte, end at the end of the header section. */
+ * the field's first byte, end at the end of the message (the empty line
+ * that ends the header section is no continuation: it does not start
+ * with white space). */
 static char *
 pol_field_value(const char *h, const char *end, size_t namelen)
 {
