@@ -232,7 +232,8 @@ dkim_plain(char c)
  * (twice, odd bytes, too long) -- whatever the library would make of it,
  * we do not guess. Line ends count as white space, so no unfolded copy is
  * needed: where this finds a value, the unfolded field has the same one
- * (a CR or LF that is not folding, inside a value, makes it -1). */
+ * (a CR or LF that is not folding, inside a value, or a NUL anywhere
+ * makes it -1). */
 static int
 dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out, size_t outsz)
 {
@@ -240,6 +241,8 @@ dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out, size_t o
 	size_t tl = strlen(tag);
 	int found = 0;
 
+	if (memchr(sig, '\0', len) != NULL)
+		return -1;	/* where would the library say it ends? */
 	while (p < lim) {
 		if ((end = memchr(p, ';', (size_t)(lim - p))) == NULL)
 			end = lim;
