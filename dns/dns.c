@@ -5,7 +5,7 @@
  *
  * Public calls: dns_init, dns_shutdown, dns_budget_init, dns_query,
  * dns_query_cached, dns_query_nowait, dns_cached, dns_answer_free,
- * dns_reverse_name, dns_status_name, dns_stats_get.
+ * dns_reverse_name, dns_status_name, dns_stats_get, dns_stats_hits.
  *
  * How a question travels: dns_query() looks in the cache; on a miss it
  * hands the question to libunbound with ub_resolve_async() and sleeps on a
@@ -826,34 +826,55 @@ dns_stats_get(struct dns_stats *out)
 
 /* RFC 1035 3.5 (in-addr.arpa) and RFC 3596 2.5 (ip6.arpa, nibbles). zone
  * NULL means the PTR zone of the address family. 0, or -1 if it does not
- * fit or the family is unknown. */
+ * fit or the family is unknown. Written by hand, not with snprintf: RBL,
+ * SPF and rDNS build several of these per message. */
 int
 dns_reverse_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	int n;
+	/* "255.255.255.255." or 32 "x." nibbles */
+	char buf[64];
+	size_t o = 0, zl;
 
 	if (sa->sa_family == AF_INET) {
 		const unsigned char *p = (const unsigned char *)
 		    &((const struct sockaddr_in *)sa)->sin_addr;
-		n = snprintf(out, outsz, "%u.%u.%u.%u.%s", p[3], p[2], p[1], p[0],
-		    zone ? zone : "in-addr.arpa");
-		return n < 0 || (size_t)n >= outsz ? -1 : 0;
-	}
-	if (sa->sa_family != AF_INET6)
+		for (int i = 3; i >= 0; i--) {
+			unsigned v = p[i];
+			if (v >= 100)
+				buf[o++] = (char)('0' + v / 100);
+			if (v >= 10)
+				buf[o++] = (char)('0' + v / 10 % 10);
+			buf[o++] = (char)('0' + v % 10);
+			buf[o++] = '.';
+		}
+		if (zone == NULL)
+			zone = "in-addr.arpa";
+	} else if (sa->sa_family == AF_INET6) {
+		const unsigned char *p = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		for (int i = 15; i >= 0; i--) {
+			buf[o++] = hex[p[i] & 0xf];
+			buf[o++] = '.';
+			buf[o++] = hex[p[i] >> 4];
+			buf[o++] = '.';
+		}
+		if (zone == NULL)
+			zone = "ip6.arpa";
+	} else
 		return -1;
-	const unsigned char *p = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if (outsz < 64 + 1)
+	zl = strlen(zone);
+	if (o + zl >= outsz)
 		return -1;
-	for (int i = 15; i >= 0; i--) {
-		out[o++] = hex[p[i] & 0xf];
-		out[o++] = '.';
-		out[o++] = hex[p[i] >> 4];
-		out[o++] = '.';
-	}
-	n = snprintf(out + o, outsz - o, "%s", zone ? zone : "ip6.arpa");
-	return n < 0 || (size_t)n >= outsz - o ? -1 : 0;
+	memcpy(out, buf, o);
+	memcpy(out + o, zone, zl + 1);
+	return 0;
+}
+
+void
+dns_stats_hits(unsigned long n)
+{
+	__atomic_fetch_add(&stats.queries, n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&stats.cache_hits, n, __ATOMIC_RELAXED);
 }
 
 const char *

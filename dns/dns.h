@@ -107,6 +107,10 @@ struct dns_stats {
 	unsigned long	 cache_entries;
 };
 void	 dns_stats_get(struct dns_stats *);
+/* n questions a probe answered from the cache (dns_query_nowait, which
+ * counts nothing) whose answers a check then used instead of asking
+ * dns_query() again: counted as those queries and cache hits. */
+void	 dns_stats_hits(unsigned long n);
 /* Forget every cached answer (tests; a future admin command). */
 void	 dns_cache_flush(void);
 

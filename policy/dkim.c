@@ -162,7 +162,10 @@ static int	 dkim_sig_expired(DKIM_SIGINFO *);
 static void	 dkim_report(struct pol_session *, struct dkim_ctx *,
 		    DKIM_SIGINFO **, int);
 static int	 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz);
-static int	 dkim_tag_plain(const char *sig, const char *tag, char *out, size_t outsz);
+static int	 dkim_fws(char);
+static int	 dkim_plain(char);
+static int	 dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out,
+		    size_t outsz);
 static int	 dkim_blocks_msg(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
 
@@ -257,39 +260,77 @@ dkim_prescreen(DKIM *d, DKIM_SIGINFO **sigs, int n)
 static int
 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz)
 {
-	int n = snprintf(out, outsz, "%s._domainkey.%s", sel, dom);
+	static const char mid[] = "._domainkey.";
+	size_t sl = strlen(sel), ml = sizeof(mid) - 1, dl = strlen(dom);
 
-	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+	/* not snprintf: a name per signature, in the probe and the lookup */
+	if (sl + ml + dl >= outsz)
+		return -1;
+	memcpy(out, sel, sl);
+	memcpy(out + sl, mid, ml);
+	memcpy(out + sl + ml, dom, dl + 1);
+	return 0;
 }
 
-/* The value of one tag of an unfolded DKIM-Signature (RFC 6376 3.2), when
- * it is there once and plain: letters, digits, '.', '-', '_' between
- * optional white space. 1 with the value in out, 0 when the tag is
- * absent, -1 when it is anything else (twice, odd bytes, too long) --
- * whatever the library would make of it, we do not guess. */
+/* Folding white space inside a header field as it stands in the message
+ * (RFC 5322 3.2.2: line ends are part of it). */
 static int
-dkim_tag_plain(const char *sig, const char *tag, char *out, size_t outsz)
+dkim_fws(char c)
 {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A byte of a plain tag value: letters, digits, '.', '-', '_'. */
+static int
+dkim_plain(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+/* The value of one tag of a DKIM-Signature value sig[0..len) as it stands
+ * in the message, folded (RFC 6376 3.2), when it is there once and plain:
+ * letters, digits, '.', '-', '_' between optional white space. 1 with the
+ * value in out, 0 when the tag is absent, -1 when it is anything else
+ * (twice, odd bytes, too long) -- whatever the library would make of it,
+ * we do not guess. Line ends count as white space, so no unfolded copy is
+ * needed: where this finds a value, the unfolded field has the same one
+ * (a CR or LF that is not folding, inside a value, or a NUL anywhere
+ * makes it -1). */
+static int
+dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out, size_t outsz)
+{
+	const char *p = sig, *lim = sig + len, *end, *v, *w;
 	size_t tl = strlen(tag);
 	int found = 0;
 
-	for (const char *p = sig; *p; ) {
-		const char *end = p + strcspn(p, ";"), *v;
-		p += strspn(p, " \t\r\n");
-		if ((size_t)(end - p) > tl && strncmp(p, tag, tl) == 0 &&
-		    (p[tl] == '=' || p[tl] == ' ' || p[tl] == '\t')) {
-			v = p + tl + strspn(p + tl, " \t\r\n");
-			if (*v++ != '=' || found++)
+	if (memchr(sig, '\0', len) != NULL)
+		return -1;	/* where would the library say it ends? */
+	while (p < lim) {
+		if ((end = memchr(p, ';', (size_t)(lim - p))) == NULL)
+			end = lim;
+		while (p < end && dkim_fws(*p))
+			p++;
+		if ((size_t)(end - p) > tl && memcmp(p, tag, tl) == 0 &&
+		    (p[tl] == '=' || dkim_fws(p[tl]))) {
+			for (v = p + tl; v < end && dkim_fws(*v); v++)
+				;
+			if (v == end || *v++ != '=' || found++)
 				return -1;
-			v += strspn(v, " \t\r\n");
-			size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789.-_");
-			if (n == 0 || n >= outsz || v + n + strspn(v + n, " \t\r\n") != end)
+			while (v < end && dkim_fws(*v))
+				v++;
+			for (w = v; w < end && dkim_plain(*w); w++)
+				;
+			if (w == v || (size_t)(w - v) >= outsz)
 				return -1;
-			memcpy(out, v, n);
-			out[n] = '\0';
+			memcpy(out, v, (size_t)(w - v));
+			out[w - v] = '\0';
+			while (w < end && dkim_fws(*w))
+				w++;
+			if (w != end)
+				return -1;
 		}
-		p = *end ? end + 1 : end;
+		p = end < lim ? end + 1 : lim;
 	}
 	return found;
 }
@@ -314,13 +355,11 @@ dkim_blocks_msg(const struct pol_session *ps, enum pol_stage stage,
 	while (!blocks && msghdr_next(msg->data, msg->len, &pos, &f)) {
 		if (!msghdr_is(&f, "DKIM-Signature"))
 			continue;
-		char *v = msghdr_unfold(&f);
 		blocks = ++nsig > DKIM_INLINE_SIGS ||
-		    dkim_tag_plain(v, "s", sel, sizeof(sel)) != 1 ||
-		    dkim_tag_plain(v, "d", dom, sizeof(dom)) != 1 ||
+		    dkim_tag_plain(f.value, f.valuelen, "s", sel, sizeof(sel)) != 1 ||
+		    dkim_tag_plain(f.value, f.valuelen, "d", dom, sizeof(dom)) != 1 ||
 		    dkim_key_name(sel, dom, name, sizeof(name)) == -1 ||
 		    !dns_cached(name, DNS_T_TXT);
-		free(v);
 	}
 	return blocks;
 }

@@ -11,7 +11,8 @@
  * in dmarc.h before it is copied.
  *
  * Thread: any worker thread, or the session's I/O loop when
- * dmarc_blocks_msg()'s probe found every answer cached; the PSL context is
+ * dmarc_probe() found every answer cached (the run then takes the From
+ * domain and policy the probe found, dmarc_find); the PSL context is
  * loaded once (on a worker) and read-only.
  */
 #include "dmarc.h"
@@ -45,6 +46,21 @@ struct dmarc_policy_ctx {
 	char	 where[DMARC_DOMAIN_MAX];	/* domain the record was found at */
 	int	 at_org;			/* found at the organizational domain */
 	char	 why[2 * DMARC_DOMAIN_MAX + 128];
+};
+
+/* What dmarc_probe() found from the message and the DNS cache, kept for
+ * the run that follows it inline (pol_probe_reusable): the From domain
+ * and its discovery, and the probe's copy of the DNS budget before and
+ * after. In ps->priv from the probe to that run, at most. */
+struct dmarc_stash {
+	unsigned round;			/* pol_probe_round(); 0: nothing kept */
+	const char *data;		/* the message probed */
+	size_t	 len;
+	enum dmarc_from_status fs;
+	char	 from[DMARC_DOMAIN_MAX];
+	enum dmarc_found found;		/* fs == DMARC_FROM_OK only */
+	struct dmarc_policy_ctx pc;
+	struct dns_budget before, after;
 };
 
 /* Where an address-list scan is: inside a quoted string, comment depth. */
@@ -96,8 +112,6 @@ static enum dmarc_found dmarc_lookup(struct dns_budget *, int *missed, const cha
 		    struct dmarc_policy_ctx *);
 static enum dmarc_found dmarc_discover(struct dns_budget *, int *missed, const char *,
 		    struct dmarc_policy_ctx *);
-static int	 dmarc_blocks_msg(const struct pol_session *, enum pol_stage,
-		    const struct pol_msg *);
 static int	 dmarc_prop(const char *, const char *, char *, size_t);
 static int	 dmarc_identifiers(const struct pol_session *, struct dmarc_id *, int);
 static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
@@ -105,13 +119,24 @@ static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
 static void	 dmarc_apply(struct pol_session *, const char *,
 		    const struct dmarc_policy_ctx *, int pass);
 static void	 dmarc_temperror(struct pol_session *, const char *, const char *);
+static void	 dmarc_copy(char *, size_t, const char *);
+static int	 dmarc_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 dmarc_stash_fits(const struct pol_session *, const struct dmarc_stash *,
+		    const struct pol_msg *);
+static enum dmarc_from_status dmarc_find(struct pol_session *, const struct pol_msg *,
+		    char *from, enum dmarc_found *, struct dmarc_policy_ctx *);
+static void	 dmarc_stash_drop(struct pol_session *);
+static void	 dmarc_tx_reset(struct pol_session *);
+static void	 dmarc_free(struct pol_session *);
 
 const struct pol_check dmarc_check = {
 	.name = "dmarc",
 	.stages = 1u << POL_DATA,
 	.enabled = dmarc_enabled,
 	.run = dmarc_run,
-	.blocks_msg = dmarc_blocks_msg,
+	.tx_reset = dmarc_tx_reset,
+	.free = dmarc_free,
+	.probe = dmarc_probe,
 };
 
 static void
@@ -143,6 +168,21 @@ dmarc_policy_name(int p)
 	case DMARC_P_REJECT:		return "reject";
 	default:			return "unset";
 	}
+}
+
+/* snprintf(out, outsz, "%s", s) without the formatting machinery: a few
+ * domain names a message. */
+static void
+dmarc_copy(char *out, size_t outsz, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (outsz == 0)
+		return;
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
 }
 
 /* Lower-case s[0..n) into out as a domain name: LDH labels (and '_', seen
@@ -185,14 +225,14 @@ dmarc_org_domain(const char *domain, char *out, size_t outsz)
 		reg = psl_registrable_domain(dmarc_psl, d);
 		/* NULL: d is a public suffix itself; it is its own org domain,
 		 * and only aligns with exactly itself. */
-		snprintf(out, outsz, "%s", reg != NULL ? reg : d);
+		dmarc_copy(out, outsz, reg != NULL ? reg : d);
 		return 0;
 	}
 	p = strrchr(d, '.');
 	if (p != NULL)
 		while (p > d && p[-1] != '.')
 			p--;
-	snprintf(out, outsz, "%s", p != NULL ? p : d);
+	dmarc_copy(out, outsz, p != NULL ? p : d);
 	return 0;
 }
 
@@ -204,7 +244,8 @@ dmarc_aligned(const char *from, const char *auth, int strict)
 	if (dmarc_domain_clean(from, strlen(from), a, sizeof(a)) == -1 ||
 	    dmarc_domain_clean(auth, strlen(auth), b, sizeof(b)) == -1)
 		return 0;
-	if (strict)
+	/* the same name has the same organizational domain: no PSL walk */
+	if (strict || strcmp(a, b) == 0)
 		return strcmp(a, b) == 0;
 	if (dmarc_org_domain(a, a, sizeof(a)) == -1 ||
 	    dmarc_org_domain(b, b, sizeof(b)) == -1)
@@ -323,7 +364,7 @@ dmarc_from_addrs(const char *v, char doms[][DMARC_DOMAIN_MAX], int *ndoms)
 		for (int k = 0; k < *ndoms; k++)
 			dup |= strcmp(doms[k], dom) == 0;
 		if (!dup && *ndoms < DMARC_FROM_MAX_ADDRS)
-			snprintf(doms[(*ndoms)++], DMARC_DOMAIN_MAX, "%s", dom);
+			dmarc_copy(doms[(*ndoms)++], DMARC_DOMAIN_MAX, dom);
 	}
 	return 0;
 }
@@ -353,7 +394,7 @@ dmarc_from_domain(const char *msg, size_t len, char *dom, size_t domsz)
 		return DMARC_FROM_MISSING;
 	if (ndoms > 1)
 		return DMARC_FROM_SEVERAL_DOMAINS;
-	snprintf(dom, domsz, "%s", doms[0]);
+	dmarc_copy(dom, domsz, doms[0]);
 	return DMARC_FROM_OK;
 }
 
@@ -492,7 +533,8 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	enum dmarc_found found = DMARC_NOTFOUND;
 	int n = 0, broken = 0;
 
-	snprintf(name, sizeof(name), "_dmarc.%s", domain);
+	memcpy(name, "_dmarc.", 7);
+	dmarc_copy(name + 7, sizeof(name) - 7, domain);
 	a = missed ? dns_query_nowait(name, DNS_T_TXT, b, missed) :
 	    dns_query(name, DNS_T_TXT, b);
 	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
@@ -521,7 +563,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	} else if (n == 1) {
 		found = DMARC_FOUND;
 	}
-	snprintf(pc->where, sizeof(pc->where), "%s", domain);
+	dmarc_copy(pc->where, sizeof(pc->where), domain);
 	return found;
 }
 
@@ -675,22 +717,104 @@ dmarc_apply(struct pol_session *ps, const char *from,
 /* Blocks unless the Public Suffix List is loaded and a probe of the
  * discovery dmarc_run() will make (6.6.3), on a copy of the session's
  * budget, found its answers in the DNS cache; the rest of the check reads
- * the message and the other checks' results only. */
+ * the message and the other checks' results only. What it found is kept
+ * for the run that follows inline (dmarc_find). */
 static int
-dmarc_blocks_msg(const struct pol_session *ps, enum pol_stage stage,
-    const struct pol_msg *msg)
+dmarc_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 {
-	struct dmarc_policy_ctx pc;
+	struct dmarc_stash *k;
 	struct dns_budget b = ps->dns;
-	char from[DMARC_DOMAIN_MAX];
 	int missed = 0;
 
+	dmarc_stash_drop(ps);
 	if (stage != POL_DATA || msg == NULL || atomic_load(&dmarc_psl_ready) == 0)
 		return 1;
-	if (dmarc_from_domain(msg->data, msg->len, from, sizeof(from)) != DMARC_FROM_OK)
+	k = ps->priv[pol_check_slot(&dmarc_check)] = xcalloc(1, sizeof(*k));
+	k->fs = dmarc_from_domain(msg->data, msg->len, k->from, sizeof(k->from));
+	if (k->fs == DMARC_FROM_OK) {
+		k->found = dmarc_discover(&b, &missed, k->from, &k->pc);
+		if (missed) {
+			dmarc_stash_drop(ps);
+			return 1;
+		}
+	}
+	k->round = pol_probe_round(ps);
+	k->data = msg->data;
+	k->len = msg->len;
+	k->before = ps->dns;
+	k->after = b;
+	return 0;
+}
+
+/* May the run take the probe's findings? Only right after that probe
+ * (pol_probe_reusable), about the same message, and with a budget under
+ * which discovery would get the same answers: the probe's own, or one
+ * that still covers every question it asked, none of which its budget
+ * refused (checks before dmarc may have spent some). */
+static int
+dmarc_stash_fits(const struct pol_session *ps, const struct dmarc_stash *k,
+    const struct pol_msg *msg)
+{
+	int asked;
+
+	if (k == NULL || !pol_probe_reusable(ps, k->round) || k->data != msg->data ||
+	    k->len != msg->len)
 		return 0;
-	(void)dmarc_discover(&b, &missed, from, &pc);
-	return missed;
+	asked = k->after.asked - k->before.asked;
+	return ps->dns.left == k->before.left ||
+	    (k->after.left > 0 && ps->dns.left >= asked);
+}
+
+/* 6.6.1 and 6.6.3 for dmarc_run(): the From domain into from and, when
+ * there is one, its policy (*found, *pc) on the session's budget -- what
+ * the probe found when it fits (charging the budget and the DNS counters
+ * what it asked), else found now. The stash serves one run at most. */
+static enum dmarc_from_status
+dmarc_find(struct pol_session *ps, const struct pol_msg *msg, char *from,
+    enum dmarc_found *found, struct dmarc_policy_ctx *pc)
+{
+	struct dmarc_stash *k = ps->priv[pol_check_slot(&dmarc_check)];
+	enum dmarc_from_status fs;
+
+	if (dmarc_stash_fits(ps, k, msg)) {
+		int asked = k->after.asked - k->before.asked;
+		memcpy(from, k->from, DMARC_DOMAIN_MAX);
+		*found = k->found;
+		*pc = k->pc;
+		fs = k->fs;
+		ps->dns.left -= asked;
+		ps->dns.asked += asked;
+		dns_stats_hits((unsigned long)asked);
+		dmarc_stash_drop(ps);
+		return fs;
+	}
+	dmarc_stash_drop(ps);
+	fs = dmarc_from_domain(msg->data, msg->len, from, DMARC_DOMAIN_MAX);
+	if (fs == DMARC_FROM_OK)
+		*found = dmarc_discover(&ps->dns, NULL, from, pc);
+	return fs;
+}
+
+/* The stash lives from a probe to the run right after it, at most. */
+static void
+dmarc_stash_drop(struct pol_session *ps)
+{
+	int slot = pol_check_slot(&dmarc_check);
+
+	free(ps->priv[slot]);
+	ps->priv[slot] = NULL;
+}
+
+static void
+dmarc_tx_reset(struct pol_session *ps)
+{
+	dmarc_stash_drop(ps);
+}
+
+static void
+dmarc_free(struct pol_session *ps)
+{
+	dmarc_stash_drop(ps);
 }
 
 static void
@@ -700,14 +824,15 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 	struct dmarc_policy_ctx pc;
 	char from[DMARC_DOMAIN_MAX], props[DMARC_DOMAIN_MAX + 16];
 	enum dmarc_from_status fs;
+	enum dmarc_found found = DMARC_NOTFOUND;
 	int nids, temp, pass;
 
 	if (stage != POL_DATA || msg == NULL)
 		return;
 	/* Loaded here, on a worker, even when alignment never needs it:
-	 * until then dmarc_blocks_msg keeps DATA off the I/O loop. */
+	 * until then dmarc_probe keeps DATA off the I/O loop. */
 	pthread_once(&dmarc_once, dmarc_psl_init);
-	fs = dmarc_from_domain(msg->data, msg->len, from, sizeof(from));
+	fs = dmarc_find(ps, msg, from, &found, &pc);
 	if (fs != DMARC_FROM_OK) {
 		static const char *why[] = { "", "no From address",
 		    "several From fields", "From names several domains",
@@ -716,8 +841,9 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 		    "", "%s (RFC 7489 6.6.1)", why[fs]);
 		return;
 	}
-	snprintf(props, sizeof(props), "header.from=%s", from);
-	switch (dmarc_discover(&ps->dns, NULL, from, &pc)) {
+	memcpy(props, "header.from=", 12);
+	dmarc_copy(props + 12, sizeof(props) - 12, from);
+	switch (found) {
 	case DMARC_TEMP:
 		dmarc_temperror(ps, from, pc.why);
 		return;

@@ -45,6 +45,8 @@ static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct po
 		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static char	*pol_authres_header(const struct pol_session *, const char *tail);
+static size_t	 pol_authres_put(char *, const char *);
+static size_t	 pol_authres_clean(char *, const char *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
@@ -52,6 +54,7 @@ static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
 static char	*pol_field_value(const char *h, const char *end, size_t namelen);
 static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
+static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -280,6 +283,7 @@ pol_tx_reset(struct pol_session *ps)
 	free(ps->subject); ps->subject = NULL;
 	free(ps->from_hdr); ps->from_hdr = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
+	ps->probe_inline = 0;
 	pol_results_drop(ps, 1);
 }
 
@@ -318,16 +322,19 @@ pol_result_add(struct pol_session *ps, const char *check, const char *result,
 	}
 	r = &ps->results[ps->nresults++];
 	memset(r, 0, sizeof(*r));
-	snprintf(r->check, sizeof(r->check), "%s", check);
-	snprintf(r->result, sizeof(r->result), "%s", result);
+	/* cut to fit, as snprintf would, without its cost (every result) */
+	memcpy(r->check, check, strnlen(check, sizeof(r->check) - 1));
+	memcpy(r->result, result, strnlen(result, sizeof(r->result) - 1));
 	r->score = score;
 	r->authres = authres ? xstrdup(authres) : NULL;
-	if (fmt != NULL) {
-		va_start(ap, fmt);
-		if (vasprintf(&r->reason, fmt, ap) == -1)
-			fatalx("out of memory");
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	if (fmt != NULL && fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+		/* the usual case, without vasprintf; glibc's text for NULL */
+		const char *a = va_arg(ap, const char *);
+		r->reason = xstrdup(a != NULL ? a : "(null)");
+	} else if (fmt != NULL && vasprintf(&r->reason, fmt, ap) == -1)
+		fatalx("out of memory");
+	va_end(ap);
 	ps->score += score;
 	return r;
 }
@@ -419,6 +426,11 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");
 	}
+	/* Only the run that follows the round which sent it inline may use
+	 * what that round's probes kept; one use at most. */
+	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
+	    ps->probe_round : 0;
+	ps->probe_inline = 0;
 	for (size_t i = 0; checks[i] != NULL && !ps->hard.set; i++) {
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
@@ -430,13 +442,16 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
 	}
+	ps->reuse_round = 0;
 	pol_decide(ps, stage, msg, d, here);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
 }
 
-int
-pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
+/* Does a check of this stage need a worker? (pol_stage_needed, which
+ * numbers the round and remembers the answer.) */
+static int
+pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
 	/* Work pol_run() does around the checks: quar_tick may expire
@@ -453,15 +468,47 @@ pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
 		if (!(ck->stages & (1u << stage)) ||
 		    (ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
 			continue;
-		if (ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
+		if (ck->probe != NULL ? ck->probe(ps, stage, msg) :
+		    ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
 		    ck->blocks == NULL || ck->blocks(ps, stage))
 			return 1;
 	}
 	return 0;
 }
 
+int
+pol_stage_needed(struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *msg)
+{
+	int needed;
+
+	/* A new round: whatever an earlier one left behind can no longer
+	 * match (pol_probe_reusable). */
+	if (++ps->probe_round == 0)
+		ps->probe_round = 1;
+	ps->probe_stage = stage;
+	ps->probe_inline = 0;
+	needed = pol_stage_probe(ps, stage, msg);
+	ps->probe_inline = !needed;
+	return needed;
+}
+
+unsigned
+pol_probe_round(const struct pol_session *ps)
+{
+	return ps->probe_round;
+}
+
+int
+pol_probe_reusable(const struct pol_session *ps, unsigned round)
+{
+	return round != 0 && ps->reuse_round == round;
+}
+
 /* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
- * the field's first byte, end at the end of the header section. */
+ * the field's first byte, end at the end of the message (the empty line
+ * that ends the header section is no continuation: it does not start
+ * with white space). */
 static char *
 pol_field_value(const char *h, const char *end, size_t namelen)
 {
@@ -486,30 +533,33 @@ pol_field_value(const char *h, const char *end, size_t namelen)
 	return v;
 }
 
-/* Message-ID, Subject and From for the verdict log and the checks. */
+/* Message-ID, Subject and From for the verdict log and the checks: one
+ * walk over the header lines, up to the empty line that ends the header
+ * section ("\r\n\r\n"; without one, the whole message). */
 static void
 pol_msg_fields(struct pol_session *ps, const struct pol_msg *m)
 {
-	static const struct { const char *name; size_t off; } f[] = {
-		{ "message-id:", offsetof(struct pol_session, msgid) },
-		{ "subject:", offsetof(struct pol_session, subject) },
-		{ "from:", offsetof(struct pol_session, from_hdr) },
+	static const struct { const char *name; size_t len, off; } f[] = {
+		{ "message-id:", 11, offsetof(struct pol_session, msgid) },
+		{ "subject:", 8, offsetof(struct pol_session, subject) },
+		{ "from:", 5, offsetof(struct pol_session, from_hdr) },
 	};
-	const char *end = m->data + m->len, *hdr_end;
+	const char *end = m->data + m->len, *h, *nl;
 
 	if (m->len >= 2 && m->data[0] == '\r' && m->data[1] == '\n')
 		return;		/* an empty header section */
-	if ((hdr_end = memmem(m->data, m->len, "\r\n\r\n", 4)) != NULL)
-		end = hdr_end + 2;
-	for (const char *h = m->data; h < end; ) {
+	for (h = m->data; h < end; h = nl ? nl + 1 : end) {
+		/* an empty line after a CRLF-ended one: the header's end */
+		if (h - m->data >= 2 && end - h >= 2 && h[0] == '\r' && h[1] == '\n' &&
+		    h[-2] == '\r' && h[-1] == '\n')
+			break;
+		nl = memchr(h, '\n', (size_t)(end - h));
 		for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
-			size_t nl = strlen(f[i].name);
 			char **slot = (char **)((char *)ps + f[i].off);
-			if (*slot == NULL && (size_t)(end - h) > nl && strncasecmp(h, f[i].name, nl) == 0)
-				*slot = pol_field_value(h, end, nl);
+			if (*slot == NULL && (*h | 0x20) == f[i].name[0] &&
+			    (size_t)(end - h) > f[i].len && strncasecmp(h, f[i].name, f[i].len) == 0)
+				*slot = pol_field_value(h, end, f[i].len);
 		}
-		const char *nl = memchr(h, '\n', (size_t)(end - h));
-		h = nl ? nl + 1 : end;
 	}
 }
 
@@ -612,49 +662,77 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		snprintf(d->text, sizeof(d->text), "Ok");
 	}
 	if (stage == POL_DATA && (d->verdict == POL_ACCEPT || d->verdict == POL_TAG)) {
-		char spam[64];
-
-		snprintf(spam, sizeof(spam), "%sX-Spam-Score: %.1f\r\n",
+		char tail[96];
+		snprintf(tail, sizeof(tail), "%sX-Spam-Score: %.1f\r\n",
 		    d->verdict == POL_TAG ? "X-Spam-Flag: YES\r\n" : "", ps->score);
-		d->prepend = pol_authres_header(ps, spam);
+		d->prepend = pol_authres_header(ps, tail);
 	}
 }
 
+/* Copy s into out (NULL: only measure); its length. */
+static size_t
+pol_authres_put(char *out, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (out != NULL)
+		memcpy(out, s, n);
+	return n;
+}
+
+/* pol_authres_put for properties, which may quote what a client wrote
+ * (MAIL FROM): control characters are left out, so none can fold or end
+ * our header. */
+static size_t
+pol_authres_clean(char *out, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x20 && *s != 0x7f) {
+			if (out != NULL)
+				out[n] = *s;
+			n++;
+		}
+	return n;
+}
+
 /* RFC 8601 header from the results that carry authres properties, then
- * tail; one allocation, sized first (every accepted message has one). */
+ * tail: measured, then written into one allocation (not a string per
+ * result: this runs for every message delivered). */
 static char *
 pol_authres_header(const struct pol_session *ps, const char *tail)
 {
-	static const char name[] = "Authentication-Results: ", none[] = "; none";
-	size_t n = sizeof(name) + strlen(ps->conf->hostname) + sizeof(none) + 2 +
-	    strlen(tail), o;
-	char *h;
-	int any = 0;
+	char *h = NULL;
+	size_t o = 0;
 
-	for (int i = 0; i < ps->nresults; i++)
-		if (ps->results[i].authres != NULL)
-			n += 6 + strlen(ps->results[i].check) + strlen(ps->results[i].result) +
-			    strlen(ps->results[i].authres);
-	h = xmalloc(n);
-	o = (size_t)snprintf(h, n, "%s%s", name, ps->conf->hostname);
-	for (int i = 0; i < ps->nresults; i++) {
-		const struct pol_result *r = &ps->results[i];
-		size_t props;
+	for (int pass = 0; pass < 2; pass++) {
+		char *w = pass ? h : NULL;
+		int any = 0;
 
-		if (r->authres == NULL)
-			continue;
-		o += (size_t)snprintf(h + o, n - o, ";\r\n\t%s=%s ", r->check, r->result);
-		/* Properties may quote what a client wrote (MAIL FROM):
-		 * no control character may fold or end our header. */
-		props = o;
-		for (const char *c = r->authres; *c; c++)
-			if ((unsigned char)*c >= 0x20 && *c != 0x7f)
-				h[o++] = *c;
-		if (o == props)
-			o--;	/* no properties: no space before them */
-		any = 1;
+		o = pol_authres_put(w, "Authentication-Results: ");
+		o += pol_authres_put(w ? w + o : NULL, ps->conf->hostname);
+		for (int i = 0; i < ps->nresults; i++) {
+			const struct pol_result *r = &ps->results[i];
+			size_t pl;
+			if (r->authres == NULL)
+				continue;
+			o += pol_authres_put(w ? w + o : NULL, ";\r\n\t");
+			o += pol_authres_put(w ? w + o : NULL, r->check);
+			o += pol_authres_put(w ? w + o : NULL, "=");
+			o += pol_authres_put(w ? w + o : NULL, r->result);
+			if ((pl = pol_authres_clean(NULL, r->authres)) > 0) {
+				o += pol_authres_put(w ? w + o : NULL, " ");
+				o += pol_authres_clean(w ? w + o : NULL, r->authres);
+			}
+			any = 1;
+		}
+		o += pol_authres_put(w ? w + o : NULL, any ? "\r\n" : "; none\r\n");
+		o += pol_authres_put(w ? w + o : NULL, tail);
+		if (pass == 0)
+			h = xmalloc(o + 1);
 	}
-	snprintf(h + o, n - o, "%s\r\n%s", any ? "" : none, tail);
+	h[o] = '\0';
 	return h;
 }
 

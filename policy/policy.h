@@ -116,8 +116,12 @@ void	 pol_finish(struct pol_session *, enum pol_stage, const struct pol_msg *,
  * session already holds, so the proxy may call pol_run() on its loop
  * thread and save the round trip to a worker -- the same code runs, so
  * results and records are identical. msg only for POL_DATA. Non-blocking;
- * called by the proxy between jobs. */
-int	 pol_stage_needed(const struct pol_session *, enum pol_stage,
+ * called by the proxy between jobs, right before pol_run() or
+ * pol_run_here() of the same stage and message: the checks' probes may
+ * leave findings in the session that pol_run_here() then uses instead of
+ * computing them again (never pol_run(): on a worker, every check
+ * evaluates afresh). */
+int	 pol_stage_needed(struct pol_session *, enum pol_stage,
 	    const struct pol_msg *);
 
 /* After the transaction ended (backend's final reply, or our own refusal):

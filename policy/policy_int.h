@@ -71,6 +71,14 @@ struct pol_session {
 	int		 quar_pending;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
+	/* Probe rounds (pol_stage_needed), numbered from 1: what a .probe
+	 * keeps for its run is tagged with the round (pol_probe_round). */
+	unsigned	 probe_round;
+	int		 probe_stage;	/* the stage the last round was about */
+	int		 probe_inline;	/* it said the stage cannot block */
+	/* While pol_run_here() runs the stage that round sent inline: the
+	 * round; else 0 (pol_probe_reusable). */
+	unsigned	 reuse_round;
 };
 
 /* Allowlisting (policy/access.c) and how long it lasts. */
@@ -92,10 +100,27 @@ struct pol_check {
 	 * msg is NULL before): used instead of blocks when set. */
 	int		(*blocks_msg)(const struct pol_session *, enum pol_stage,
 			    const struct pol_msg *);
+	/* blocks_msg for a check whose probe computes most of what run()
+	 * would (the whole evaluation from cached DNS answers): it may keep
+	 * that in ps->priv, tagged with pol_probe_round(), and run() uses it
+	 * instead of evaluating again only when pol_probe_reusable() says
+	 * the run follows that very probe inline; otherwise run() drops it
+	 * and evaluates afresh. Used instead of blocks/blocks_msg when set. */
+	int		(*probe)(struct pol_session *, enum pol_stage,
+			    const struct pol_msg *);
 };
 
 /* The check's index in the table, for ps->priv[]. */
 int	 pol_check_slot(const struct pol_check *);
+/* The probe round under way (in a .probe), for tagging what it keeps. */
+unsigned pol_probe_round(const struct pol_session *);
+/* In a run(): 1 when this stage runs inline (pol_run_here) right after
+ * probe round `round` found that no check would block -- nothing else
+ * ran in between, so what that round's probe computed from the DNS cache
+ * is what the run would compute (the caller still checks that the
+ * inputs and its DNS budget are what the probe saw). 0 on a worker, for
+ * any other round, and outside a run. */
+int	 pol_probe_reusable(const struct pol_session *, unsigned round);
 /* `postern check --only a,b`: run only these checks (NULL: all). */
 void	 pol_only_set(const char *csv);
 

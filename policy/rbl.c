@@ -35,6 +35,23 @@ struct rbl_plan {
 	char		 what[300];	/* "client 192.0.2.1", for the log */
 };
 
+/* What rbl_probe() planned, and the answers it took from the DNS cache
+ * (the first nans questions), for the run that follows it inline
+ * (pol_probe_reusable): each question with a copy of its site. In
+ * ps->priv; the allocation stays for the session (a few KB at most, for
+ * the largest plan seen), what it holds from a probe to that run. */
+struct rbl_stash {
+	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
+	enum pol_stage	 stage;
+	int		 nans;
+	int		 nq;
+	int		 cap;		/* questions the allocation holds */
+	const char	*check;
+	char		 what[300];
+	struct rbl_q	*q;		/* nq questions, then their sites, */
+	struct rbl_site	*sites;		/* in the same allocation */
+};
+
 static int	 rbl_parse_octet(const char **, unsigned char set[32]);
 static int	 rbl_parse_num(const char **, int *);
 static int	 rbl_parse_site(const char *tok, size_t len, struct rbl_site *,
@@ -48,7 +65,17 @@ static void	 rbl_plan_lists(const struct pol_session *, struct rbl_plan *, const
 static int	 rbl_plan(const struct pol_session *, enum pol_stage, struct rbl_plan *);
 static int	 rbl_budgeted(const struct pol_session *, int n);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 rbl_blocks(const struct pol_session *, enum pol_stage);
+static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static struct rbl_stash *rbl_stash(const struct pol_session *);
+static void	 rbl_stash_drop(struct pol_session *);
+static void	 rbl_take(struct pol_session *, struct rbl_stash *);
+static void	 rbl_judge_all(struct pol_session *, struct rbl_q *, int, const char *,
+		    const char *);
+static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_plan *,
+		    int nans);
+static void	 rbl_tx_reset(struct pol_session *);
+static void	 rbl_free(struct pol_session *);
+static size_t	 rbl_cat(char *, size_t, const char *, const char *, const char *);
 static int	 rbl_enabled(const struct conf *);
 static int	 rbl_domain_ok(const char *);
 
@@ -57,7 +84,9 @@ const struct pol_check rbl_check = {
 	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL,
 	.enabled = rbl_enabled,
 	.run = rbl_run,
-	.blocks = rbl_blocks,
+	.tx_reset = rbl_tx_reset,
+	.free = rbl_free,
+	.probe = rbl_probe,
 };
 
 /* ------------------------------------------------------------- parsing */
@@ -331,19 +360,37 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 			log_debug("%s: %s: %s", ps->sid, p->check, why);
 		return;
 	}
-	memset(p->q, 0, sizeof(p->q[0]) * (size_t)n);
 	for (int i = 0; i < n; i++) {
 		struct rbl_q *q = &p->q[p->nq];
-		char name[RBL_NAME_MAX];
-		int r = sa ? rbl_name(sa, p->sites[i].zone, name, sizeof(name)) :
-		    snprintf(name, sizeof(name), "%s.%s", domain,
-		    p->sites[i].zone) < RBL_NAME_MAX ? 0 : -1;
+		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
+		    rbl_cat(q->name, sizeof(q->name), domain, ".",
+		    p->sites[i].zone) < sizeof(q->name) ? 0 : -1;
 		if (r == -1)
 			continue;
-		memcpy(q->name, name, sizeof(q->name));
 		q->site = &p->sites[i];
+		q->ans = NULL;
+		q->threaded = 0;
 		p->nq++;
 	}
+}
+
+/* a, b and c into out as snprintf("%s%s%s") would: cut to fit, and the
+ * length it wanted returned (not snprintf: several names a message). */
+static size_t
+rbl_cat(char *out, size_t outsz, const char *a, const char *b, const char *c)
+{
+	const char *part[3] = { a, b, c };
+	size_t o = 0;
+
+	for (int i = 0; i < 3; i++) {
+		size_t n = strlen(part[i]);
+		if (o < outsz)
+			memcpy(out + o, part[i], n < outsz - o ? n : outsz - o);
+		o += n;
+	}
+	if (outsz > 0)
+		out[o < outsz ? o : outsz - 1] = '\0';
+	return o;
 }
 
 /* A name worth asking an RHSBL about: a dotted domain, not a literal. */
@@ -373,50 +420,180 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	const char *dom;
 
 	p->nq = 0;
+	p->check = "rbl";
+	p->what[0] = '\0';
 	if (stage == POL_CONNECT) {
 		p->check = "rbl";
-		snprintf(p->what, sizeof(p->what), "client %s", ps->client_ip);
+		rbl_cat(p->what, sizeof(p->what), "client ", ps->client_ip, "");
 		rbl_plan_lists(ps, p, c->rbl_zones, (const struct sockaddr *)&ps->client, NULL);
 	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
 		p->check = "rhsbl";
-		snprintf(p->what, sizeof(p->what), "HELO name %s", ps->helo);
+		rbl_cat(p->what, sizeof(p->what), "HELO name ", ps->helo, "");
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, ps->helo);
 	} else if (stage == POL_MAIL && ps->mail_from &&
 	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
 		p->check = "rhsbl";
-		snprintf(p->what, sizeof(p->what), "sender domain %s", dom + 1);
+		rbl_cat(p->what, sizeof(p->what), "sender domain ", dom + 1, "");
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, dom + 1);
 	}
 	return p->nq;
 }
 
+/* The stash a probe left, or NULL. */
+static struct rbl_stash *
+rbl_stash(const struct pol_session *ps)
+{
+	return ps->priv[pol_check_slot(&rbl_check)];
+}
+
+/* Free what the stash holds (the answers); it holds nothing after. */
+static void
+rbl_stash_drop(struct pol_session *ps)
+{
+	struct rbl_stash *k = rbl_stash(ps);
+
+	if (k == NULL)
+		return;
+	for (int i = 0; i < k->nans; i++)
+		dns_answer_free(k->q[i].ans);
+	k->nans = 0;
+	k->nq = 0;
+	k->round = 0;
+}
+
+/* Keep a plan's questions and the first nans answers (which move to the
+ * stash), in the session's allocation, grown to fit (a whole plan is some
+ * 30 KB: not that). */
+static struct rbl_stash *
+rbl_stash_fill(struct pol_session *ps, const struct rbl_plan *p, int nans)
+{
+	int slot = pol_check_slot(&rbl_check);
+	struct rbl_stash *k = ps->priv[slot];
+
+	if (k == NULL || k->cap < p->nq) {
+		free(k);
+		k = ps->priv[slot] = xmalloc(sizeof(*k) + (size_t)p->nq *
+		    (sizeof(struct rbl_q) + sizeof(struct rbl_site)));
+		k->cap = p->nq;
+	}
+	k->q = (struct rbl_q *)(k + 1);
+	k->sites = (struct rbl_site *)(k->q + k->cap);
+	k->round = 0;
+	k->nans = nans;
+	k->nq = p->nq;
+	k->check = p->check;
+	memcpy(k->what, p->what, sizeof(k->what));
+	for (int i = 0; i < p->nq; i++) {
+		k->q[i] = p->q[i];
+		k->sites[i] = *p->q[i].site;
+		k->q[i].site = &k->sites[i];
+	}
+	return k;
+}
+
 /* Blocks unless the cache holds the answer to every question the budget
  * lets this stage ask (the checks before rbl in the stage may spend some
- * of it, which only leaves fewer to ask). */
+ * of it, which only leaves fewer to ask). Then the plan and those answers
+ * are kept for the run that follows inline (rbl_take). A probe counts
+ * nothing in the DNS statistics and charges no budget. */
 static int
-rbl_blocks(const struct pol_session *ps, enum pol_stage stage)
+rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
 	struct rbl_plan p;
-	int n = rbl_budgeted(ps, rbl_plan(ps, stage, &p));
+	struct rbl_stash *k;
+	int n, i, missed = 0;
 
-	for (int i = 0; i < n; i++)
-		if (!dns_cached(p.q[i].name, DNS_T_A))
-			return 1;
+	(void)m;
+	rbl_stash_drop(ps);
+	n = rbl_budgeted(ps, rbl_plan(ps, stage, &p));
+	for (i = 0; i < n && !missed; i++)
+		p.q[i].ans = dns_query_nowait(p.q[i].name, DNS_T_A, NULL, &missed);
+	if (missed) {
+		while (i-- > 0)
+			dns_answer_free(p.q[i].ans);
+		return 1;
+	}
+	k = rbl_stash_fill(ps, &p, n);
+	k->round = pol_probe_round(ps);
+	k->stage = stage;
 	return 0;
+}
+
+/* May the run take the probe's plan and answers as its own? Only right
+ * after that probe (pol_probe_reusable), for this stage, and when the
+ * budget lets the run ask no more questions than the probe took answers
+ * for (checks before rbl may have spent some since). */
+static int
+rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
+    enum pol_stage stage)
+{
+	return k != NULL && pol_probe_reusable(ps, k->round) && k->stage == stage &&
+	    rbl_budgeted(ps, k->nq) <= k->nans;
+}
+
+/* The run with the probe's plan and answers: the questions the budget
+ * allows are charged now, as rbl_ask would, and counted as the cache hits
+ * they were; answers past the budget are dropped, not asked. */
+static void
+rbl_take(struct pol_session *ps, struct rbl_stash *k)
+{
+	int allowed = rbl_budgeted(ps, k->nq);
+
+	ps->dns.left -= allowed;
+	ps->dns.asked += allowed;
+	dns_stats_hits((unsigned long)allowed);
+	for (int i = allowed; i < k->nans; i++) {
+		dns_answer_free(k->q[i].ans);
+		k->q[i].ans = NULL;
+	}
+	k->nans = 0;		/* rbl_judge_all frees the rest */
+	rbl_judge_all(ps, k->q, k->nq, k->check, k->what);
+}
+
+/* Each answer into a result, then freed. */
+static void
+rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
+    const char *what)
+{
+	for (int i = 0; i < nq; i++) {
+		rbl_judge(ps, &q[i], check, what);
+		if (q[i].ans)
+			dns_answer_free(q[i].ans);
+		q[i].ans = NULL;
+	}
 }
 
 static void
 rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
+	struct rbl_stash *k = rbl_stash(ps);
 	struct rbl_plan p;
 
 	(void)m;
+	if (rbl_stash_fits(ps, k, stage)) {
+		rbl_take(ps, k);
+		rbl_stash_drop(ps);
+		return;
+	}
+	rbl_stash_drop(ps);
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
-	for (int i = 0; i < p.nq; i++) {
-		rbl_judge(ps, &p.q[i], p.check, p.what);
-		if (p.q[i].ans)
-			dns_answer_free(p.q[i].ans);
-	}
+	rbl_judge_all(ps, p.q, p.nq, p.check, p.what);
+}
+
+static void
+rbl_tx_reset(struct pol_session *ps)
+{
+	rbl_stash_drop(ps);
+}
+
+static void
+rbl_free(struct pol_session *ps)
+{
+	int slot = pol_check_slot(&rbl_check);
+
+	rbl_stash_drop(ps);
+	free(ps->priv[slot]);
+	ps->priv[slot] = NULL;
 }

@@ -19,7 +19,8 @@
  * All lists of a stage are asked in parallel, one short-lived thread per
  * extra list not in the DNS cache (dns_query() blocks and is thread-safe).
  * Thread: a worker, on its own session; or the session's I/O loop when
- * every answer the stage needs is cached (rbl_check.blocks says 0).
+ * every answer the stage needs is cached (rbl_check.probe says 0; the run
+ * then uses the plan and answers the probe took).
  */
 #ifndef POSTERN_RBL_H
 #define POSTERN_RBL_H

@@ -22,8 +22,9 @@
  *
  * Ownership: a parsed record owns its copy of the text; terms point into
  * it. Thread: reentrant; the policy check runs on a worker thread with the
- * session's DNS budget, or on the session's I/O loop when spf_blocks()'s
- * probe found every answer it needs in the DNS cache. Privilege: none.
+ * session's DNS budget, or on the session's I/O loop when spf_probe()
+ * found every answer it needs in the DNS cache -- and then the run takes
+ * the probe's outcome instead of evaluating again. Privilege: none.
  */
 #include "spf.h"
 #include "policy_int.h"
@@ -125,8 +126,44 @@ static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, 
 		    __attribute__((format(printf, 3, 4)));
 static void	 spf_explain(struct spf_ctx *, struct spf_record *, const char *);
 static enum spf_result spf_qual(char);
+static void	 spf_copy(char *, size_t, const char *, size_t);
+static void	 spf_reason_matched(struct spf_ctx *, enum spf_result, int, const char *);
+static void	 spf_append(char *, size_t, size_t *, const char *);
 
 /* ---- check_host() ---- */
+
+/* At most n bytes of s (fewer at a NUL) into out, cut to fit: what
+ * snprintf(out, outsz, "%.*s", n, s) writes, without its cost (names and
+ * reasons are copied several times an evaluation). */
+static void
+spf_copy(char *out, size_t outsz, const char *s, size_t n)
+{
+	size_t l = 0, max;
+
+	if (outsz == 0)
+		return;
+	max = n < outsz - 1 ? n : outsz - 1;
+	while (l < max && s[l] != '\0')
+		l++;
+	memcpy(out, s, l);
+	out[l] = '\0';
+}
+
+/* Append s to the string of length *o in out, cut to fit (a string that
+ * filled out stays as it is). */
+static void
+spf_append(char *out, size_t outsz, size_t *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	if (*o + 1 >= outsz)
+		return;
+	if (l > outsz - 1 - *o)
+		l = outsz - 1 - *o;
+	memcpy(out + *o, s, l);
+	*o += l;
+	out[*o] = '\0';
+}
 
 void
 spf_check_host(const struct spf_query *q, struct spf_outcome *out)
@@ -152,13 +189,13 @@ spf_check_host(const struct spf_query *q, struct spf_outcome *out)
 	/* 4.3: no local-part means "postmaster". */
 	at = strrchr(q->sender, '@');
 	if (at == NULL || at == q->sender)
-		snprintf(ctx.local, sizeof(ctx.local), "postmaster");
+		spf_copy(ctx.local, sizeof(ctx.local), "postmaster", SIZE_MAX);
 	else
-		snprintf(ctx.local, sizeof(ctx.local), "%.*s", (int)(at - q->sender), q->sender);
-	snprintf(ctx.sdomain, sizeof(ctx.sdomain), "%s", at ? at + 1 : q->sender);
-	snprintf(out->domain, sizeof(out->domain), "%s", q->domain);
+		spf_copy(ctx.local, sizeof(ctx.local), q->sender, (size_t)(at - q->sender));
+	spf_copy(ctx.sdomain, sizeof(ctx.sdomain), at ? at + 1 : q->sender, SIZE_MAX);
+	spf_copy(out->domain, sizeof(out->domain), q->domain, SIZE_MAX);
 	out->result = spf_eval_domain(&ctx, q->domain);
-	snprintf(out->reason, sizeof(out->reason), "%s", ctx.reason);
+	spf_copy(out->reason, sizeof(out->reason), ctx.reason, SIZE_MAX);
 	if (out->result == SPF_R_FAIL) {
 		out->explanation = ctx.explanation;
 		ctx.explanation = NULL;
@@ -262,6 +299,26 @@ spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 	return SPF_R_PASS;
 }
 
+/* "pass: matched term 2 of the SPF record of example.org" as reason: the
+ * reason of nearly every evaluation, so put together without vsnprintf. */
+static void
+spf_reason_matched(struct spf_ctx *ctx, enum spf_result r, int term, const char *domain)
+{
+	char num[16], *p = num + sizeof(num) - 1;
+	size_t o = 0;
+
+	*p = '\0';
+	do
+		*--p = (char)('0' + term % 10);
+	while ((term /= 10) > 0 && p > num);
+	ctx->reason[0] = '\0';
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, spf_result_name(r));
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, ": matched term ");
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, p);
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, " of the SPF record of ");
+	spf_append(ctx->reason, sizeof(ctx->reason), &o, domain);
+}
+
 /* 4.6.2 and 6.1: evaluate mechanisms in order; then redirect or neutral. */
 static enum spf_result
 spf_eval_record(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
@@ -281,8 +338,7 @@ spf_eval_record(struct spf_ctx *ctx, struct spf_record *rec, const char *domain)
 		if (!matched)
 			continue;
 		r = spf_qual(t->qual);
-		spf_err(ctx, r, "%s: matched term %d of the SPF record of %s",
-		    spf_result_name(r), i + 1, domain);
+		spf_reason_matched(ctx, r, i + 1, domain);
 		if (r == SPF_R_FAIL)
 			spf_explain(ctx, rec, domain);
 		return r;
@@ -658,7 +714,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 	const char *p;
 
 	if (t->spec == NULL) {
-		snprintf(out, outsz, "%s", domain);
+		spf_copy(out, outsz, domain, SIZE_MAX);
 		return 0;
 	}
 	if (spf_expand(ctx, t->spec, domain, 1, buf, sizeof(buf)) == -1)
@@ -671,7 +727,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 			return -1;
 		p = dot + 1;
 	}
-	snprintf(out, outsz, "%s", p);
+	spf_copy(out, outsz, p, SIZE_MAX);
 	return 0;
 }
 
@@ -1081,8 +1137,11 @@ spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
 	}
 	first = keep > 0 && keep < nf ? nf - (int)keep : 0;
 	val[0] = '\0';
-	for (int i = first; i < nf && vo < valsz; i++)
-		vo += (size_t)snprintf(val + vo, valsz - vo, "%s%s", i > first ? "." : "", f[i]);
+	for (int i = first; i < nf; i++) {
+		if (i > first)
+			spf_append(val, valsz, &vo, ".");
+		spf_append(val, valsz, &vo, f[i]);
+	}
 	free(f);
 	free(copy);
 }
@@ -1097,8 +1156,11 @@ spf_urlescape(char *val, size_t valsz)
 	for (const char *v = val; *v && eo + 4 < valsz; v++) {
 		if (isalnum((unsigned char)*v) || strchr("-._~", *v) != NULL)
 			esc[eo++] = *v;
-		else
-			eo += (size_t)snprintf(esc + eo, valsz - eo, "%%%02X", (unsigned char)*v);
+		else {
+			esc[eo++] = '%';
+			esc[eo++] = "0123456789ABCDEF"[(unsigned char)*v >> 4];
+			esc[eo++] = "0123456789ABCDEF"[(unsigned char)*v & 0xf];
+		}
 	}
 	esc[eo] = '\0';
 	memcpy(val, esc, eo + 1);
@@ -1114,16 +1176,16 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 
 	switch (tolower((unsigned char)letter)) {
 	case 's': snprintf(out, sz, "%s@%s", ctx->local, ctx->sdomain); return 0;
-	case 'l': snprintf(out, sz, "%s", ctx->local); return 0;
-	case 'o': snprintf(out, sz, "%s", ctx->sdomain); return 0;
-	case 'd': snprintf(out, sz, "%s", domain); return 0;
-	case 'h': snprintf(out, sz, "%s", q->helo ? q->helo : "unknown"); return 0;
-	case 'v': snprintf(out, sz, "%s", ctx->v6 ? "ip6" : "in-addr"); return 0;
-	case 'r': snprintf(out, sz, "%s", q->receiver ? q->receiver : "unknown"); return 0;
+	case 'l': spf_copy(out, sz, ctx->local, SIZE_MAX); return 0;
+	case 'o': spf_copy(out, sz, ctx->sdomain, SIZE_MAX); return 0;
+	case 'd': spf_copy(out, sz, domain, SIZE_MAX); return 0;
+	case 'h': spf_copy(out, sz, q->helo ? q->helo : "unknown", SIZE_MAX); return 0;
+	case 'v': spf_copy(out, sz, ctx->v6 ? "ip6" : "in-addr", SIZE_MAX); return 0;
+	case 'r': spf_copy(out, sz, q->receiver ? q->receiver : "unknown", SIZE_MAX); return 0;
 	case 't': snprintf(out, sz, "%lld", (long long)(q->now ? q->now : time_wall())); return 0;
 	case 'c':
 		inet_ntop(ctx->v6 ? AF_INET6 : AF_INET, ctx->addr, ip, sizeof(ip));
-		snprintf(out, sz, "%s", ip);
+		spf_copy(out, sz, ip, SIZE_MAX);
 		return 0;
 	case 'i':
 		if (!ctx->v6) {
@@ -1145,7 +1207,7 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 				n = spf_validated_name(ctx, NULL, 0);
 			ctx->validated = n ? n : xstrdup("unknown");
 		}
-		snprintf(out, sz, "%s", ctx->validated);
+		spf_copy(out, sz, ctx->validated, SIZE_MAX);
 		return 0;
 	}
 	return -1;
@@ -1153,24 +1215,45 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 
 /* ---- the policy check ---- */
 
+/* What spf_probe() evaluated from the DNS cache, kept for the run that
+ * follows it inline (pol_probe_reusable): the stage, the identity and
+ * %{h} it was about, and its copy of the session's DNS budget before and
+ * after. */
+struct spf_stash {
+	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
+	enum pol_stage	 stage;
+	char		*sender, *domain;
+	char		*helo;		/* ps->helo, NULL when none */
+	struct dns_budget before, after;
+	struct spf_outcome o;
+};
+
 struct spf_state {
 	int		 have_helo, have_mail;
 	struct spf_outcome helo, mail;
 	const char	*identity;	/* "mailfrom" or "helo" */
+	struct spf_stash stash;
 };
 
 static int	 spf_enabled(const struct conf *);
 static void	 spf_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 spf_tx_reset(struct pol_session *);
 static void	 spf_free(struct pol_session *);
-static struct spf_state *spf_state(const struct pol_session *, int create);
+static struct spf_state *spf_state(const struct pol_session *);
+static struct spf_state *spf_state_new(struct pol_session *);
 static void	 spf_eval_identity(const struct pol_session *, const char *sender,
 		    const char *domain, struct dns_budget *, int nowait,
 		    struct spf_outcome *);
+static char	*spf_cat(const char *, const char *);
 static int	 spf_identity(const struct pol_session *, enum pol_stage, char **sender,
 		    const char **domain);
-static int	 spf_blocks(const struct pol_session *, enum pol_stage);
-static void	 spf_eval_helo(struct pol_session *, struct spf_state *);
+static int	 spf_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 spf_stash_fits(const struct pol_session *, const struct spf_stash *,
+		    enum pol_stage, const char *sender, const char *domain);
+static void	 spf_stash_drop(struct spf_stash *);
+static void	 spf_evaluate(struct pol_session *, struct spf_state *, enum pol_stage,
+		    const char *sender, const char *domain, struct spf_outcome *);
+static void	 spf_eval_helo(struct pol_session *, struct spf_state *, enum pol_stage);
 static double	 spf_score(const struct conf *, enum spf_result);
 
 const struct pol_check spf_check = {
@@ -1180,7 +1263,7 @@ const struct pol_check spf_check = {
 	.run = spf_run,
 	.tx_reset = spf_tx_reset,
 	.free = spf_free,
-	.blocks = spf_blocks,
+	.probe = spf_probe,
 };
 
 static int
@@ -1189,15 +1272,21 @@ spf_enabled(const struct conf *c)
 	return c->spf_enabled;
 }
 
+/* The session's SPF state, or NULL before the check first ran or probed. */
 static struct spf_state *
-spf_state(const struct pol_session *ps, int create)
+spf_state(const struct pol_session *ps)
+{
+	return ps->priv[pol_check_slot(&spf_check)];
+}
+
+static struct spf_state *
+spf_state_new(struct pol_session *ps)
 {
 	int slot = pol_check_slot(&spf_check);
-	struct pol_session *w = (struct pol_session *)ps;
 
-	if (w->priv[slot] == NULL && create)
-		w->priv[slot] = xcalloc(1, sizeof(struct spf_state));
-	return w->priv[slot];
+	if (ps->priv[slot] == NULL)
+		ps->priv[slot] = xcalloc(1, sizeof(struct spf_state));
+	return ps->priv[slot];
 }
 
 static void
@@ -1217,6 +1306,18 @@ spf_eval_identity(const struct pol_session *ps, const char *sender, const char *
 	spf_check_host(&q, o);
 }
 
+/* a then b, in a new string (not xasprintf: a few times a message). */
+static char *
+spf_cat(const char *a, const char *b)
+{
+	size_t al = strlen(a), bl = strlen(b);
+	char *s = xmalloc(al + bl + 1);
+
+	memcpy(s, a, al);
+	memcpy(s + al, b, bl + 1);
+	return s;
+}
+
 /* What spf_run() evaluates at this stage: 1 with *sender (xmalloc'd) and
  * *domain, or 0 when it evaluates nothing (no MAIL yet, or the null
  * sender's HELO identity evaluated already). */
@@ -1224,7 +1325,7 @@ static int
 spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
     const char **domain)
 {
-	const struct spf_state *st = spf_state(ps, 0);
+	const struct spf_state *st = spf_state(ps);
 	const char *helo = ps->helo ? ps->helo : "", *at;
 
 	if (stage == POL_MAIL && ps->mail_from == NULL)
@@ -1232,7 +1333,7 @@ spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
 	if (stage == POL_HELO || *ps->mail_from == '\0') {
 		if (stage == POL_MAIL && st != NULL && st->have_helo)
 			return 0;
-		*sender = xasprintf("postmaster@%s", helo);
+		*sender = spf_cat("postmaster@", helo);
 		*domain = helo;
 		return 1;
 	}
@@ -1243,40 +1344,103 @@ spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
 }
 
 /* Blocks unless a probe of the evaluation spf_run() will make, on a copy
- * of the session's budget, found every answer in the DNS cache. The run
- * then evaluates for real on the loop: it asks what the probe asked (a
- * prefix of it, when checks before spf spent some of the budget, since a
- * spent budget answers at once), so only an entry expiring in between
- * could make it wait. */
+ * of the session's budget, found every answer in the DNS cache. Then the
+ * outcome is kept: the run that follows inline uses it instead of
+ * evaluating again (spf_evaluate). */
 static int
-spf_blocks(const struct pol_session *ps, enum pol_stage stage)
+spf_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 {
 	struct dns_budget b = ps->dns;
-	struct spf_outcome o;
+	struct spf_stash *k;
 	const char *domain;
 	char *sender;
-	int missed;
 
+	(void)msg;
 	if (!spf_identity(ps, stage, &sender, &domain))
 		return 0;
-	spf_eval_identity(ps, sender, domain, &b, 1, &o);
-	missed = o.missed;
-	spf_outcome_clear(&o);
-	free(sender);
-	return missed;
+	k = &spf_state_new(ps)->stash;
+	spf_stash_drop(k);
+	spf_eval_identity(ps, sender, domain, &b, 1, &k->o);
+	if (k->o.missed) {
+		spf_outcome_clear(&k->o);
+		free(sender);
+		return 1;
+	}
+	k->round = pol_probe_round(ps);
+	k->stage = stage;
+	k->sender = sender;
+	k->domain = xstrdup(domain);
+	k->helo = ps->helo ? xstrdup(ps->helo) : NULL;
+	k->before = ps->dns;
+	k->after = b;
+	return 0;
+}
+
+/* May the run use the probe's outcome as its own? Only right after that
+ * probe (pol_probe_reusable), about the same stage, identity and HELO
+ * name (%{h}), and with a budget under which the run would get the same
+ * answers: the probe's own, or -- when checks before spf spent some --
+ * one that still covers every question the probe asked, none of which
+ * the budget refused. Then the evaluation would ask the same questions
+ * of the same cache, in the same order, and come out the same. */
+static int
+spf_stash_fits(const struct pol_session *ps, const struct spf_stash *k,
+    enum pol_stage stage, const char *sender, const char *domain)
+{
+	int asked = k->after.asked - k->before.asked;
+
+	if (!pol_probe_reusable(ps, k->round) || k->stage != stage ||
+	    strcmp(k->sender, sender) != 0 || strcmp(k->domain, domain) != 0 ||
+	    (k->helo == NULL) != (ps->helo == NULL) ||
+	    (k->helo != NULL && strcmp(k->helo, ps->helo) != 0))
+		return 0;
+	return ps->dns.left == k->before.left ||
+	    (k->after.left > 0 && ps->dns.left >= asked);
+}
+
+static void
+spf_stash_drop(struct spf_stash *k)
+{
+	spf_outcome_clear(&k->o);
+	free(k->sender);
+	free(k->domain);
+	free(k->helo);
+	memset(k, 0, sizeof(*k));
+}
+
+/* check_host() of one identity for the run, on the session's budget: the
+ * probe's outcome when it fits (charging the budget and the DNS counters
+ * what the probe asked), else a fresh evaluation. The stash goes either
+ * way: it is good for one run at most. */
+static void
+spf_evaluate(struct pol_session *ps, struct spf_state *st, enum pol_stage stage,
+    const char *sender, const char *domain, struct spf_outcome *o)
+{
+	struct spf_stash *k = &st->stash;
+
+	if (spf_stash_fits(ps, k, stage, sender, domain)) {
+		int asked = k->after.asked - k->before.asked;
+		*o = k->o;
+		k->o.explanation = NULL;	/* moved to o */
+		ps->dns.left -= asked;
+		ps->dns.asked += asked;
+		dns_stats_hits((unsigned long)asked);
+	} else
+		spf_eval_identity(ps, sender, domain, &ps->dns, 0, o);
+	spf_stash_drop(k);
 }
 
 static void
 spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 {
-	struct spf_state *st = spf_state(ps, 1);
-	struct spf_outcome *o;
+	struct spf_state *st = spf_state_new(ps);
+	struct spf_outcome *o = &st->mail;
 	char *props;
 
 	(void)msg;
 	if (stage == POL_HELO) {
 		/* 2.3: the HELO identity; kept for the null sender. */
-		spf_eval_helo(ps, st);
+		spf_eval_helo(ps, st, stage);
 		return;
 	}
 	if (ps->mail_from == NULL)
@@ -1284,45 +1448,44 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	spf_outcome_clear(&st->mail);
 	if (*ps->mail_from == '\0') {
 		/* 2.4: for <>, the MAIL FROM check uses postmaster@HELO. */
-		const char *helo = ps->helo ? ps->helo : "";
 		if (!st->have_helo)
-			spf_eval_helo(ps, st);
-		o = &st->mail;
+			spf_eval_helo(ps, st, stage);
 		*o = st->helo;
 		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
 		st->identity = "helo";
-		props = xasprintf("smtp.helo=%s", helo);
+		props = spf_cat("smtp.helo=", ps->helo ? ps->helo : "");
 	} else {
 		const char *at = strrchr(ps->mail_from, '@');
-		o = &st->mail;
-		spf_eval_identity(ps, ps->mail_from, at ? at + 1 : ps->mail_from, &ps->dns,
-		    0, o);
+		spf_evaluate(ps, st, stage, ps->mail_from, at ? at + 1 : ps->mail_from, o);
 		st->identity = "mailfrom";
-		props = xasprintf("smtp.mailfrom=%s", ps->mail_from);
+		props = spf_cat("smtp.mailfrom=", ps->mail_from);
 	}
 	st->have_mail = 1;
-	pol_result_add(ps, "spf", spf_result_name(o->result),
-	    spf_score(ps->conf, o->result), props, "%s%s%s", o->reason,
-	    o->explanation ? "; explanation: " : "",
-	    o->explanation ? o->explanation : "");
+	if (o->explanation != NULL)
+		pol_result_add(ps, "spf", spf_result_name(o->result),
+		    spf_score(ps->conf, o->result), props, "%s; explanation: %s",
+		    o->reason, o->explanation);
+	else
+		pol_result_add(ps, "spf", spf_result_name(o->result),
+		    spf_score(ps->conf, o->result), props, "%s", o->reason);
 	free(props);
 }
 
-/* temperror and none score 0: never a silent pass, never a penalty for
- * our own DNS trouble. */
 /* The HELO identity (2.3), as postmaster@HELO; no HELO is no domain. */
 static void
-spf_eval_helo(struct pol_session *ps, struct spf_state *st)
+spf_eval_helo(struct pol_session *ps, struct spf_state *st, enum pol_stage stage)
 {
 	const char *helo = ps->helo ? ps->helo : "";
-	char *sender = xasprintf("postmaster@%s", helo);
+	char *sender = spf_cat("postmaster@", helo);
 
 	spf_outcome_clear(&st->helo);
-	spf_eval_identity(ps, sender, helo, &ps->dns, 0, &st->helo);
+	spf_evaluate(ps, st, stage, sender, helo, &st->helo);
 	free(sender);
 	st->have_helo = 1;
 }
 
+/* temperror and none score 0: never a silent pass, never a penalty for
+ * our own DNS trouble. */
 static double
 spf_score(const struct conf *c, enum spf_result r)
 {
@@ -1339,18 +1502,19 @@ spf_score(const struct conf *c, enum spf_result r)
 static void
 spf_tx_reset(struct pol_session *ps)
 {
-	struct spf_state *st = spf_state(ps, 0);
+	struct spf_state *st = spf_state(ps);
 
 	if (st == NULL)
 		return;
 	spf_outcome_clear(&st->mail);
+	spf_stash_drop(&st->stash);
 	st->have_mail = 0;
 }
 
 static void
 spf_free(struct pol_session *ps)
 {
-	struct spf_state *st = spf_state(ps, 0);
+	struct spf_state *st = spf_state(ps);
 
 	if (st == NULL)
 		return;
@@ -1364,7 +1528,7 @@ int
 spf_session_get(const struct pol_session *ps, enum spf_result *r,
     const char **domain, const char **identity)
 {
-	struct spf_state *st = spf_state(ps, 0);
+	struct spf_state *st = spf_state(ps);
 
 	if (st == NULL || !st->have_mail)
 		return -1;
@@ -1380,7 +1544,7 @@ spf_session_get(const struct pol_session *ps, enum spf_result *r,
 const struct spf_outcome *
 spf_session_outcome(const struct pol_session *ps)
 {
-	struct spf_state *st = spf_state(ps, 0);
+	struct spf_state *st = spf_state(ps);
 
 	return st && st->have_mail ? &st->mail : NULL;
 }

@@ -415,6 +415,19 @@ T_CASE(reverse_names)
 	inet_pton(AF_INET6, "2001:db8::567:89ab", &sin6.sin6_addr);
 	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin6, NULL, out, sizeof(out)), 0);
 	T_EQ_STR(out, "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	/* every octet width, and the exact fit: 15 + 1 + 2 bytes and the NUL */
+	inet_pton(AF_INET, "0.9.10.255", &sin.sin_addr);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, "bl", out, sizeof(out)), 0);
+	T_EQ_STR(out, "255.10.9.0.bl");
+	inet_pton(AF_INET, "100.199.200.255", &sin.sin_addr);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, "ab", out, 19), 0);
+	T_EQ_STR(out, "255.200.199.100.ab");
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, "ab", out, 18), -1);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin6, "x", out, 66), 0);
+	T_EQ_INT((int)strlen(out), 65);
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin6, "x", out, 65), -1);
+	sin.sin_family = AF_UNIX;
+	T_EQ_INT(dns_reverse_name((struct sockaddr *)&sin, NULL, out, sizeof(out)), -1);
 }
 
 int

@@ -523,6 +523,14 @@ T_CASE(message_fields)
 	pol_run(ps, POL_DATA, &msg, &d);
 	T_ASSERT(ps->subject == NULL && ps->msgid == NULL);
 	pol_decision_clear(&d);
+	/* no empty line: all of it is header, up to the last byte */
+	pol_tx_begin(ps, "alice@example.org", "");
+	msg.data = "X-A: 1\r\n\r\r\nMESSAGE-ID: <m2@x>\r\nSubject: last";
+	msg.len = strlen(msg.data);
+	pol_run(ps, POL_DATA, &msg, &d);
+	T_EQ_STR(ps->subject, "last");
+	T_EQ_STR(ps->msgid, "<m2@x>");
+	pol_decision_clear(&d);
 	pol_session_free(ps);
 	c->greylist_enabled = 1;
 }

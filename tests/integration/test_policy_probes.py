@@ -1,0 +1,246 @@
+"""What a check's probe found is reused by its run only when the run follows
+that probe inline, and never leaks into another transaction.
+
+pol_stage_needed() asks each check whether its stage could block; the SPF,
+DMARC and DNS-list probes evaluate from the DNS cache and keep what they
+found for the run that follows on the I/O loop (policy/policy_int.h,
+pol_probe_reusable). These tests hold that reuse to "the same result as a
+fresh evaluation": under a DNS budget that checks before SPF spend between
+the probe and the run, across RSET and several transactions of one session,
+and when the stage goes to a worker after SPF's probe succeeded.
+"""
+import re
+import subprocess
+
+from harness.capture import Capture
+from policyenv import POSTERN, PolicyEnv, smtp_session, stage_counts
+
+TOKEN = "p" * 40
+CHAIN = 8
+
+
+def chain_records():
+    """cK.pr.test needs K TXT lookups: an include chain down to c1."""
+    recs = ['c1.pr.test. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"']
+    for k in range(2, CHAIN + 1):
+        recs.append('c%d.pr.test. 300 IN TXT "v=spf1 include:c%d.pr.test -all"' % (k, k - 1))
+    return recs
+
+
+RECORDS = chain_records() + [
+    'fail.pr.test. 300 IN TXT "v=spf1 -all"',
+    'late.pr.test. 300 IN TXT "v=spf1 -all"',
+    '_dmarc.c1.pr.test. 300 IN TXT "v=DMARC1; p=reject"',
+    '_dmarc.rej.test. 300 IN TXT "v=DMARC1; p=reject"',
+    '_dmarc.late.test. 300 IN TXT "v=DMARC1; p=reject"',
+]
+
+
+def env(conf=""):
+    return PolicyEnv(RECORDS, conf="[greylist]\nenabled = no\n[spf]\nenabled = yes\n"
+                     "fail_score = 1\n[web]\napi_token = %s\n" % TOKEN + conf).start()
+
+
+def counted(e, client):
+    """Run client(smtp) in one SMTP session (EHLO done, QUIT after):
+    (stages run inline, stages sent to a worker, the smtp object)."""
+    before = stage_counts(e.p.web_port, TOKEN)
+    s = smtp_session(e.port)
+    s.ehlo("client.pr.test")
+    client(s)
+    s.quit()
+    after = stage_counts(e.p.web_port, TOKEN)
+    return after[0] - before[0], after[1] - before[1], s
+
+
+def mail(sender):
+    """A client sending one short message from sender."""
+    return lambda s: s.sendmail(sender, ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+
+
+def spf_results(log):
+    """{sender: [spf result of each logged transaction, in order]}."""
+    got = {}
+    for m in re.finditer(r"from=<([\w.@-]+)>.* spf=(\w+) ", log):
+        got.setdefault(m.group(1), []).append(m.group(2))
+    return got
+
+
+def test_spf_reuse_under_budget_spent_before_spf():
+    """The DNS-list check runs before SPF at MAIL and spends one question
+    of the session's budget after SPF's probe looked: for each include
+    chain length, the run on the I/O loop (cached) must give what the run
+    on a worker (cold) gave -- pass while the budget lasts, temperror past
+    it, and at the exact edge too."""
+    sink = Capture().start()
+    e = env("[rbl]\nrhsbl_zones = dbl.pr.test*1\n[dns]\nsession_budget = 10\n")
+
+    def session(sender):
+        return counted(e, mail(sender))
+
+    try:
+        e.serve(sink)
+        session("warm@warm.pr.test")        # CONNECT, HELO answers; quarantine tick
+        for k in range(1, CHAIN + 1):
+            cold = session("x@c%d.pr.test" % k)
+            warm = session("y@c%d.pr.test" % k)
+            assert warm[0] - cold[0] == 1, (k, cold, warm)   # MAIL inline the second time
+        assert e.stop_serving() == 0
+        got = spf_results(e.log())
+        results = []
+        for k in range(1, CHAIN + 1):
+            x, y = got["x@c%d.pr.test" % k], got["y@c%d.pr.test" % k]
+            assert x == y, (k, x, y)
+            results.append(x[0])
+        # the budget cut the chain somewhere in the middle
+        assert results[0] == "pass" and results[-1] == "temperror", results
+    finally:
+        e.stop()
+        sink.stop()
+
+
+def test_no_stash_leaks_into_the_next_transaction():
+    """One session, several transactions: each sender gets its own SPF and
+    DMARC result, after RSET and after a completed transaction, whether
+    the next sender's answers are cached (inline) or not (a worker)."""
+    import smtplib
+    sink = Capture().start()
+    e = env("[dmarc]\nenabled = yes\n[rbl]\nrhsbl_zones = dbl.pr.test*1\n")
+    # refused at MAIL by the access list, which runs before SPF: SPF's
+    # probe looked (and kept a pass), its run never came
+    assert e.access("add", "deny", "sender", "d@c1.pr.test")[0] == 0
+    plain = b"From: x@plain.test\r\nSubject: a\r\n\r\nbody\r\n"    # no DMARC record
+    aligned = b"From: x@c1.pr.test\r\nSubject: b\r\n\r\nbody\r\n"  # SPF c1 aligns
+    rej = b"From: z@rej.test\r\nSubject: c\r\n\r\nbody\r\n"         # p=reject, unaligned
+    late = b"From: z@late.test\r\nSubject: d\r\n\r\nbody\r\n"
+
+    def send(s, sender, msg):
+        try:
+            s.sendmail(sender, ["b@example.net"], msg)
+            return 250
+        except smtplib.SMTPDataError as ex:
+            return ex.smtp_code
+
+    try:
+        e.serve(sink)
+        s = smtp_session(e.port)
+        s.ehlo("client.pr.test")
+        assert send(s, "a@c1.pr.test", plain) == 250            # cold: a worker
+        assert send(s, "b@fail.pr.test", plain) == 250          # spf=fail scores 1 only
+        assert send(s, "c@c1.pr.test", plain) == 250            # cached: inline
+        assert s.mail("d@c1.pr.test")[0] == 550                 # probed, not run
+        # never seen: the DNS list blocks before SPF's probe, so the stage
+        # goes to a worker with no new probe of SPF -- d's pass must not be
+        # taken for f's
+        assert send(s, "f@late.pr.test", plain) == 250
+        assert s.mail("d@c1.pr.test")[0] == 550
+        s.rset()
+        assert send(s, "e@fail.pr.test", plain) == 250          # cached: inline
+        assert s.mail("c@c1.pr.test")[0] == 250                 # probed and run, then
+        s.rset()                                                # dropped
+        assert send(s, "b@fail.pr.test", plain) == 250
+        assert send(s, "g@c1.pr.test", aligned) == 250          # DMARC pass, cold
+        assert send(s, "h@c1.pr.test", rej) == 550              # DMARC fail, cold
+        assert send(s, "i@c1.pr.test", aligned) == 250          # cached: inline
+        assert send(s, "j@c1.pr.test", rej) == 550              # cached: inline
+        assert send(s, "k@c1.pr.test", aligned) == 250
+        assert send(s, "l@c1.pr.test", late) == 550             # cold, after a pass
+        s.quit()
+        assert e.stop_serving() == 0
+        log = e.log()
+        got = spf_results(log)
+        want = {"a@c1.pr.test": ["pass"], "b@fail.pr.test": ["fail", "fail"],
+                "c@c1.pr.test": ["pass"], "e@fail.pr.test": ["fail"],
+                "f@late.pr.test": ["fail"]}
+        for sender, results in want.items():
+            assert got[sender][-len(results):] == results, (sender, got.get(sender))
+        dmarc = dict(re.findall(r"from=<([\w.@-]+)>.* dmarc=(\w+) ", log))
+        for sender in want:
+            assert dmarc[sender] == "none", dmarc
+        for sender in "gik":
+            assert dmarc[sender + "@c1.pr.test"] == "pass", dmarc
+        for sender in "hjl":
+            assert dmarc[sender + "@c1.pr.test"] == "fail", dmarc
+    finally:
+        e.stop()
+        sink.stop()
+
+
+def test_worker_after_spf_probe_evaluates_afresh(tmp_path):
+    """A rule on MAIL FROM sends MAIL to a worker after SPF's probe found
+    every answer cached: the worker evaluates SPF itself, with the result
+    the probe would have given."""
+    sink = Capture().start()
+    e = env()
+    try:
+        rules = tmp_path / "rules.txt"
+        rules.write_text("never | mail_from | /@never\\.example$/ | score 1\n")
+        r = subprocess.run([POSTERN, "rules", "import", str(rules), "-c", e.conf],
+                           capture_output=True, text=True, timeout=60, env=e.env())
+        assert r.returncode == 0, r.stderr
+        e.serve(sink)
+
+        def envelope(sender):
+            def client(s):
+                assert s.mail(sender)[0] == 250
+                s.rset()
+            return client
+
+        counted(e, mail("warm@c1.pr.test"))
+        counted(e, mail("warm@fail.pr.test"))
+        # SPF's answers are cached, yet MAIL (the rule) goes to a worker;
+        # CONNECT and HELO stay inline
+        assert counted(e, envelope("w@c1.pr.test"))[1] == 1
+        assert counted(e, envelope("w@fail.pr.test"))[1] == 1
+        counted(e, mail("x@c1.pr.test"))
+        counted(e, mail("y@fail.pr.test"))
+        assert e.stop_serving() == 0
+        got = spf_results(e.log())
+        assert got["x@c1.pr.test"] == ["pass"], got
+        assert got["y@fail.pr.test"] == ["fail"], got
+    finally:
+        e.stop()
+        sink.stop()
+
+
+def test_dns_lists_reuse_under_budget_spent_by_rdns():
+    """At CONNECT the rDNS check runs before the DNS lists and spends some
+    of the session's budget after the lists' probe looked: the lists asked
+    inline (every answer cached) must be the ones asked on a worker (cold)
+    -- the same listings, the same lists left unasked."""
+    from harness.net import wait_until
+    recs = ["1.0.0.127.l%d.pr.test. 300 IN A 127.0.0.2" % i for i in (1, 2, 3)]
+    sink = Capture().start()
+    e = PolicyEnv(RECORDS + recs, conf="[greylist]\nenabled = no\n[rbl]\n"
+                  "zones = l1.pr.test*0.5, l2.pr.test*0.5, l3.pr.test*0.5\n"
+                  "[dns]\nsession_budget = 3\n[web]\napi_token = %s\n" % TOKEN).start()
+
+    def session():
+        port = []
+        inline, _, s = counted(e, lambda s: port.append(s.sock.getsockname()[1]))
+        port = port[0]
+        sid = re.search(r"(\w+): connect from \[127\.0\.0\.1\]:%d\b" % port, e.log()).group(1)
+        log = "\n".join(l for l in e.log().splitlines() if sid + ":" in l)
+        return (inline, [log.count("listed at l%d.pr.test" % i) for i in (1, 2, 3)],
+                log.count("not asked: DNS budget spent"))
+
+    def budget(n):
+        done = e.log().count("reload: configuration")
+        e.p.reload({"dns.session_budget": n})
+        wait_until(lambda: e.log().count("reload: configuration") > done or None, 15,
+                   what="reload")
+
+    try:
+        e.serve(sink)
+        cold = session()                # a worker: the lists are not cached
+        budget(10)
+        session()                       # now every list's answer is
+        budget(3)
+        warm = session()
+        assert warm[0] > cold[0], (cold, warm)          # CONNECT inline this time
+        assert warm[1:] == cold[1:], (cold, warm)
+        assert cold[2] >= 1 and sum(cold[1]) >= 1, cold   # the budget cut the lists
+        assert e.stop_serving() == 0
+    finally:
+        e.stop()
+        sink.stop()
