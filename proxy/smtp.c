@@ -1402,10 +1402,12 @@ smtp_tx_log(struct smtp_session *s, const char *verdict, const char *reply)
 	size_t size = tx->spool ? spool_size(tx->spool) : 0;
 	size_t rl = strcspn(reply, "\r\n");
 
-	pol_summary(s->ps, sum, sizeof(sum));
-	log_info("%s: from=<%s> nrcpt=%d size=%zu verdict=%s %s backend=\"%s\" ms=%lu",
-	    s->id, log_escape(tx->from, strlen(tx->from), esc), tx->nrcpt, size,
-	    verdict, sum, log_escape(reply, rl, esc2), ms);
+	if (log_info_enabled()) {	/* the summary is for this line only */
+		pol_summary(s->ps, sum, sizeof(sum));
+		log_info("%s: from=<%s> nrcpt=%d size=%zu verdict=%s %s backend=\"%s\" ms=%lu",
+		    s->id, log_escape(tx->from, strlen(tx->from), esc), tx->nrcpt, size,
+		    verdict, sum, log_escape(reply, rl, esc2), ms);
+	}
 	if (!tx->recorded) {
 		char r[256];
 		snprintf(r, sizeof(r), "%.*s", (int)rl, reply);

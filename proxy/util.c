@@ -116,6 +116,12 @@ log_debug_enabled(void)
 	return log_lvl >= LOG_LVL_DEBUG;
 }
 
+int
+log_info_enabled(void)
+{
+	return log_lvl >= LOG_LVL_INFO;
+}
+
 static void
 log_vwrite(enum log_level l, const char *fmt, va_list ap)
 {

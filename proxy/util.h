@@ -34,6 +34,7 @@ void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 int	 log_debug_enabled(void);
+int	 log_info_enabled(void);	/* for lines costly to put together */
 /* Escape client text for a log line: non-printables as \xNN, cut to 100
  * chars with "...". Writes into buf (at least LOG_ESCAPE_MAX bytes). */
 #define LOG_ESCAPE_MAX 420
