@@ -39,7 +39,7 @@ from harness.unbound import Unbound                 # noqa: E402
 QUICK = "--quick" in sys.argv
 SESSIONS = 20
 MESSAGES = 600 if QUICK else 3000
-ROUNDS = 2 if QUICK else 5
+ROUNDS = 2 if QUICK else 7
 SENDER, RCPT, HELO = "alice@example.org", "bob@example.net", "mx.example.org"
 
 
