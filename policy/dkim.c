@@ -96,7 +96,10 @@ static uint64_t		 dkim_keys_tick;
  * per message (header copies, tag sets, canonicalization buffers; ~24 KB
  * for one signature) and frees each again in dkim_free(). They are carved
  * from a per-thread block instead and dropped together; what does not fit
- * goes to malloc as before. A thread has one handle at a time (dkim_run). */
+ * goes to malloc as before. A thread has one handle at a time (dkim_run).
+ * The block is allocated the first time a thread verifies (most policy
+ * workers never do: stages with cached keys run on the I/O threads) and
+ * freed when the thread ends (dkim_arena_key's destructor). */
 #define DKIM_ARENA	65536
 
 struct dkim_arena {
@@ -104,7 +107,8 @@ struct dkim_arena {
 	size_t		 used;
 };
 
-static _Thread_local unsigned char dkim_arena_mem[DKIM_ARENA] __attribute__((aligned(16)));
+static _Thread_local unsigned char *dkim_arena_mem;
+static pthread_key_t	 dkim_arena_key;	/* frees a thread's block */
 
 /* Under AddressSanitizer every allocation of the library stays its own,
  * so that the sanitizer still sees how the library uses each. */
@@ -140,6 +144,7 @@ static _Atomic int	 dkim_ready;	/* dkim_lib_init ran (on a worker) */
 static uint64_t		 dkim_drift;	/* the library's allowed clock drift, s */
 
 static void	 dkim_lib_init(void);
+static struct dkim_arena *dkim_arena_start(struct dkim_arena *);
 static void	*dkim_arena_alloc(void *, size_t);
 static void	 dkim_arena_free(void *, void *);
 static EVP_PKEY	*dkim_key_cached(const unsigned char *, size_t, long *used);
@@ -186,6 +191,8 @@ dkim_lib_init(void)
 	 * (the default) it would abandon all the others too. */
 	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC | DKIM_LIBFLAGS_BADSIGHANDLES;
 
+	if (pthread_key_create(&dkim_arena_key, free) != 0)
+		fatalx("dkim: pthread_key_create failed");
 	dkim_lib = dkim_init(dkim_arena_alloc, dkim_arena_free);
 	if (dkim_lib == NULL)
 		fatalx("dkim_init failed");
@@ -203,6 +210,23 @@ dkim_lib_init(void)
 	(void)dkim_set_prescreen(dkim_lib, dkim_prescreen);
 	dkim_dns_set_query_start(dkim_lib, dkim_refuse_query);
 	atomic_store(&dkim_ready, 1);
+}
+
+/* The closure for a new handle: this thread's block, empty again (NULL,
+ * the library's plain malloc, under AddressSanitizer). */
+static struct dkim_arena *
+dkim_arena_start(struct dkim_arena *a)
+{
+	if (!DKIM_ARENA_ON)
+		return NULL;
+	if (dkim_arena_mem == NULL) {
+		dkim_arena_mem = xmalloc(DKIM_ARENA);	/* malloc aligns it */
+		if (pthread_setspecific(dkim_arena_key, dkim_arena_mem) != 0)
+			fatalx("dkim: pthread_setspecific failed");
+	}
+	a->base = dkim_arena_mem;
+	a->used = 0;
+	return a;
 }
 
 /* A closure of NULL is the library's own (dkim_init's) memory. */
@@ -752,10 +776,8 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	DKIM_STAT st;
 	DKIM *d;
 
-	ctx->arena.base = dkim_arena_mem;
-	ctx->arena.used = 0;
 	d = dkim_verify(dkim_lib, (const u_char *)ctx->ps->sid,
-	    DKIM_ARENA_ON ? &ctx->arena : NULL, &st);
+	    dkim_arena_start(&ctx->arena), &st);
 
 	if (d == NULL) {
 		pol_result_add(ctx->ps, "dkim", "temperror", 0, "", "dkim_verify: %s",
