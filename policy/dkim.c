@@ -159,8 +159,7 @@ static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg
 static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
 static int	 dkim_body_ok(const struct dkim_ctx *, DKIM_SIGINFO *);
-static DKIM_STAT dkim_feed_fields(DKIM *, const struct pol_msg *);
-static const char *dkim_body_start(const struct pol_msg *);
+static DKIM_STAT dkim_feed_fields(struct dkim_ctx *, DKIM *, const struct pol_msg *);
 static void	 dkim_sig_props(DKIM_SIGINFO *, char *, size_t);
 static void	 dkim_sig_identity(DKIM_SIGINFO *, char *, size_t);
 static int	 dkim_sig_expired(DKIM_SIGINFO *);
@@ -788,7 +787,7 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	ctx->body_ours = body_ours;
 	(void)dkim_set_user_context(d, ctx);
 	if (body_ours) {
-		st = dkim_feed_fields(d, msg);
+		st = dkim_feed_fields(ctx, d, msg);
 	} else {
 		/* The library reads the buffer only. */
 		st = dkim_chunk(d, (u_char *)(uintptr_t)msg->data, msg->len);
@@ -804,43 +803,34 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
  * ends), each without its line end, as dkim_chunk() would hand them over
  * after copying the header an octet at a time. A field the library finds
  * malformed is skipped, as DKIM_LIBFLAGS_BADSIGHANDLES makes dkim_chunk()
- * do. */
+ * do. The same walk tells where the body starts (past the empty line that
+ * ends the header fields, or at the end of a message without one), for
+ * dkim_body_ok(). */
 static DKIM_STAT
-dkim_feed_fields(DKIM *d, const struct pol_msg *msg)
+dkim_feed_fields(struct dkim_ctx *ctx, DKIM *d, const struct pol_msg *msg)
 {
 	struct msghdr_field f;
 	size_t pos = 0;
+	DKIM_STAT st = DKIM_STAT_OK;
 
 	while (msghdr_next(msg->data, msg->len, &pos, &f) == 1) {
 		size_t n = f.len;
-		DKIM_STAT st;
 
+		if (st != DKIM_STAT_OK && st != DKIM_STAT_SYNTAX)
+			continue;	/* the library gave up: only walk on */
 		if (n > 0 && msg->data[f.off + n - 1] == '\n')
 			n--;
 		if (n > 0 && msg->data[f.off + n - 1] == '\r')
 			n--;
 		st = dkim_header(d, (u_char *)(uintptr_t)(msg->data + f.off), n);
-		if (st != DKIM_STAT_OK && st != DKIM_STAT_SYNTAX)
-			return st;
 	}
-	return dkim_eoh(d);
-}
-
-/* Where the body starts: past the empty line that ends the header fields
- * (msghdr's walk), or at the end of a message without one. */
-static const char *
-dkim_body_start(const struct pol_msg *msg)
-{
-	struct msghdr_field f;
-	size_t pos = 0;
-
-	while (msghdr_next(msg->data, msg->len, &pos, &f) == 1)
-		;
 	if (pos < msg->len && msg->data[pos] == '\r')
 		pos++;
 	if (pos < msg->len && msg->data[pos] == '\n')
 		pos++;
-	return msg->data + pos;
+	ctx->body = msg->data + pos;
+	ctx->bodylen = msg->len - pos;
+	return st != DKIM_STAT_OK && st != DKIM_STAT_SYNTAX ? st : dkim_eoh(d);
 }
 
 /* 1 when the library set a signature aside because its l= exceeds the
@@ -872,8 +862,6 @@ dkim_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg
 	pthread_once(&dkim_once, dkim_lib_init);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.ps = ps;
-	ctx.body = dkim_body_start(msg);
-	ctx.bodylen = msg->len - (size_t)(ctx.body - msg->data);
 	if ((d = dkim_verify_msg(&ctx, msg, 1)) == NULL)
 		return;
 	if (dkim_needs_body(d)) {	/* l= (rare): the library's way */
