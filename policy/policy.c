@@ -127,6 +127,27 @@ pol_only_set(const char *csv)
 	only_list = csv ? xasprintf(",%s,", csv) : NULL;
 }
 
+int
+pol_check_known(const char *name)
+{
+	for (int i = 0; checks[i] != NULL; i++)
+		if (strcmp(checks[i]->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+void
+pol_check_names(FILE *fp)
+{
+	for (int i = 0; checks[i] != NULL; i++) {
+		int dup = 0;
+		for (int j = 0; j < i; j++)
+			dup |= strcmp(checks[j]->name, checks[i]->name) == 0;
+		if (!dup)
+			fprintf(fp, "%s%s", i ? ", " : "", checks[i]->name);
+	}
+}
+
 static int
 pol_only_allows(const char *name)
 {
@@ -419,7 +440,7 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
-	if (stage == POL_MAIL)
+	if (stage == POL_MAIL && !ps->dry_run)
 		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);

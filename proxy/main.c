@@ -28,7 +28,7 @@ usage(void)
 	    "usage: postern serve -c FILE\n"
 	    "       postern configtest [-v] -c FILE\n"
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
-	    "                     [--only CHECK,...] [MESSAGE|-]\n"
+	    "                     [--only CHECK,...] [--record] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
 	    "       postern web -c FILE\n"
 	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
