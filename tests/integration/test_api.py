@@ -97,7 +97,7 @@ def test_login_cookie_flags_and_session(st):
     assert "Secure" not in cookie          # plain HTTP here; Secure under TLS
     assert d["csrf"] not in cookie          # the CSRF token is not the cookie
     status, _, s = h.get("/api/session")
-    assert status == 200 and s == {"user": USER, "csrf": d["csrf"]}
+    assert status == 200 and s == {"ok": True, "user": USER, "csrf": d["csrf"]}
     assert h.get("/api/stats")[0] == 200
     assert h.post("/api/logout")[0] == 200
     assert h.get("/api/stats")[0] == 401
