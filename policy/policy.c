@@ -95,17 +95,22 @@ pol_verdict_name(enum pol_verdict v)
 	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
 }
 
+static void
+pol_conf_problem(void *arg, int line, const char *msg)
+{
+	const struct conf *c = arg;
+
+	if (line > 0)
+		log_err("policy: %s:%d: %s", c->path ? c->path : "config", line, msg);
+	else
+		log_err("policy: %s: %s", c->path ? c->path : "config", msg);
+}
+
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
 pol_check_conf(const struct conf *c)
 {
-	char why[400];
-
-	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
-		log_err("policy: %s: %s", c->path ? c->path : "config", why);
-		return -1;
-	}
-	return 0;
+	return rbl_conf_check(c, pol_conf_problem, (void *)c) > 0 ? -1 : 0;
 }
 
 /* `postern check --only`: a comma-separated list, or NULL for all. */
