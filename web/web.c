@@ -114,8 +114,7 @@ web_arg(const struct web_req *r, const char *name)
 int
 web_ctype_json(const struct web_req *r)
 {
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct = r->ctype;
 	size_t n = strlen("application/json");
 
 	return ct != NULL && strncasecmp(ct, "application/json", n) == 0 &&
@@ -439,6 +438,8 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	r->method = method;
 	r->path = url;
+	r->ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	/* The settings of the moment: SIGHUP may have swapped in a new token. */
 	if ((r->conf = conf_current()) == NULL)
 		r->conf = conf_ref(web_conf);

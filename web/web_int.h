@@ -20,6 +20,7 @@ struct web_req {
 	struct MHD_Connection *conn;
 	const char	*method;
 	const char	*path;		/* without the query string */
+	const char	*ctype;		/* Content-Type, or NULL */
 	char		*body;		/* NUL-terminated, may be NULL */
 	size_t		 len;
 	int		 too_big;
