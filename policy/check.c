@@ -363,7 +363,7 @@ check_header_addr(const char *msg, size_t len, const char *name)
 static char *
 check_first_addr(const char *v)
 {
-	const char *p = v, *word = NULL, *end;
+	const char *p = v, *word = NULL, *wend = NULL, *end;
 	int depth;
 
 	for (; *p != '\0' && *p != ','; p++) {
@@ -384,10 +384,12 @@ check_first_addr(const char *v)
 			return xstrndup(p + 1, (size_t)(end - p - 1));
 		} else if (word == NULL && *p != ' ' && *p != '\t')
 			word = p;
-		else if (word != NULL && (*p == ' ' || *p == '\t'))
-			break;
+		else if (word != NULL && wend == NULL && (*p == ' ' || *p == '\t'))
+			wend = p;	/* a display name, unless no <...> follows */
 	}
-	return word ? xstrndup(word, (size_t)(p - word)) : NULL;
+	if (word == NULL)
+		return NULL;
+	return xstrndup(word, (size_t)((wend ? wend : p) - word));
 }
 
 /* Run one stage; 1 when the session would end here. */
