@@ -213,7 +213,7 @@ static const struct conf_key keys[] = {
 	  "verdict log rows older than this are pruned" },
 
 	{ "rules.file", T_STR, O(rules_file), "", 0, 0, NULL,
-	  "rule file imported into an empty rule table at first start" },
+	  "rule file imported into a never-written rule table, at start and on SIGHUP" },
 	{ "rules.match_limit", T_INT, O(rules_match_limit), "1000000", 1000, LL, NULL,
 	  "PCRE2 match limit per rule and message part" },
 	{ "rules.depth_limit", T_INT, O(rules_depth_limit), "10000", 100, LL, NULL,
