@@ -251,17 +251,32 @@ struct rbl_conf_key {
 };
 
 static void
+rbl_conf_bad(struct rbl_conf_key *k, int line, const char *why)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof(msg), "%s: %s", k->key, why);
+	k->report(k->arg, line, msg);
+	k->bad++;
+}
+
+/* Every site of one line on its own, so each bad one is named. */
+static void
 rbl_conf_part(void *arg, int line, const char *part)
 {
 	struct rbl_conf_key *k = arg;
-	struct rbl_site sites[RBL_MAX_SITES];
-	char w[300], msg[400];
+	struct rbl_site site;
+	char w[300];
 
-	if (rbl_parse(part, sites, RBL_MAX_SITES, w, sizeof(w)) != -1)
-		return;
-	snprintf(msg, sizeof(msg), "%s: %s", k->key, w);
-	k->report(k->arg, line, msg);
-	k->bad++;
+	for (const char *p = part;;) {
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			return;
+		size_t len = strcspn(p, ", \t");
+		if (rbl_parse_site(p, len, &site, w, sizeof(w)) == -1)
+			rbl_conf_bad(k, line, w);
+		p += len;
+	}
 }
 
 /* Line by line, then the whole list (the number of lists is a limit of
@@ -272,9 +287,12 @@ rbl_conf_key(const struct conf *c, const char *key, const char *value,
 {
 	struct rbl_conf_key k = { key, report, arg, 0 };
 
+	struct rbl_site sites[RBL_MAX_SITES];
+	char w[300];
+
 	conf_list_each(c, key, rbl_conf_part, &k);
-	if (k.bad == 0)
-		rbl_conf_part(&k, conf_key_line(c, key), value);
+	if (k.bad == 0 && rbl_parse(value, sites, RBL_MAX_SITES, w, sizeof(w)) == -1)
+		rbl_conf_bad(&k, conf_key_line(c, key), w);
 	return k.bad;
 }
 

@@ -16,7 +16,7 @@ from harness.postern import Postern
 from policyenv import rows
 
 BAD = """\
-# every line below that ends in '<-' is a problem
+# every '<-' at the end of a line below is a problem on that line
 [proxy]
 listen = 127.0.0.1:2525
 threads = many                      <-
@@ -28,7 +28,7 @@ quarantine_score = 6                <-
 reject_score = 5                    <-
 [rbl]
 zones = ok.test*2
-zones = bl.test=127.0.0.[9..2]      <-
+zones = bl.test=127.0.0.[9..2], x.test*y <- <-
 zones = also-ok.test
 rhsbl_zones = dbl.test*x            <-
 [dns]
@@ -42,9 +42,10 @@ def write_bad(path):
     """The config without the markers; the lines that carry one."""
     lines, want = [], []
     for n, line in enumerate(BAD.splitlines(), 1):
-        if line.rstrip().endswith("<-"):
+        line = line.rstrip()
+        while line.endswith("<-"):
             want.append(n)
-            line = line.rstrip()[:-2].rstrip()
+            line = line[:-2].rstrip()
         lines.append(line)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -74,6 +75,7 @@ def test_every_problem_with_file_and_line_at_once(workdir):
     assert ":9: policy.tag_score (8) is above policy.quarantine_score (6)" in text
     assert ":10: policy.quarantine_score (6) is above policy.reject_score (5)" in text
     assert ":13: rbl.zones: bad DNS list 'bl.test=127.0.0.[9..2]'" in text
+    assert ":13: rbl.zones: bad DNS list 'x.test*y'" in text
     assert ":15: rbl.rhsbl_zones: bad DNS list 'dbl.test*x'" in text
     assert ":17: dns.resolver 'nowhere' is neither 'system' nor host:port" in text
     assert ":19: web.tls_cert and web.tls_key go together" in text
