@@ -64,6 +64,9 @@ static char	*check_header_addr(const char *msg, size_t len, const char *name);
 static char	*check_first_addr(const char *);
 static void	 check_envelope(const struct check_args *, const struct pol_msg *,
 		    struct check_env *);
+static void	 check_session(struct conf *, const struct check_args *,
+		    const struct sockaddr *, socklen_t, const struct check_env *,
+		    const struct pol_msg *);
 static int	 check_run(struct pol_session *, const struct check_args *,
 		    const struct check_env *, const struct pol_msg *,
 		    struct pol_decision *);
@@ -93,8 +96,6 @@ pol_check_main(int argc, char **argv)
 	struct check_args a;
 	struct check_env env = { 0 };
 	struct sockaddr_storage ss;
-	struct pol_decision d;
-	struct pol_session *ps;
 	struct pol_msg m = { 0 };
 	struct conf *c;
 	char *buf = NULL;
@@ -122,19 +123,7 @@ pol_check_main(int argc, char **argv)
 	if (pol_init(c) == -1)
 		goto out;
 	check_envelope(&a, buf ? &m : NULL, &env);
-	pol_only_set(a.only);
-	ps = pol_session_new(c, "check", (struct sockaddr *)&ss, sl);
-	pol_set_dry_run(ps);
-	ps->record_grey = a.record;
-	memset(&d, 0, sizeof(d));
-	json_t *j = check_json(ps, check_run(ps, &a, &env, buf ? &m : NULL, &d),
-	    &env, &d);
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fputc('\n', stdout);
-	json_decref(j);
-	pol_decision_clear(&d);
-	pol_session_free(ps);
-	pol_only_set(NULL);
+	check_session(c, &a, (struct sockaddr *)&ss, sl, &env, buf ? &m : NULL);
 	pol_shutdown();
 	rc = 0;
 out:
@@ -144,6 +133,28 @@ out:
 	free(buf);
 	conf_unref(c);
 	return rc;
+}
+
+/* One dry-run session through the stages, printed as JSON on stdout. */
+static void
+check_session(struct conf *c, const struct check_args *a, const struct sockaddr *sa,
+    socklen_t sl, const struct check_env *env, const struct pol_msg *m)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	json_t *j;
+
+	pol_only_set(a->only);
+	ps = pol_session_new(c, "check", sa, sl);
+	pol_set_dry_run(ps);
+	ps->record_grey = a->record;
+	j = check_json(ps, check_run(ps, a, env, m, &d), env, &d);
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(j);
+	pol_decision_clear(&d);
+	pol_session_free(ps);
+	pol_only_set(NULL);
 }
 
 /* The stages, in order, up to the first that ends the session; returns
