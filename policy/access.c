@@ -24,6 +24,8 @@
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain 255. */
 #define ACCESS_VALUE_MAX	256
+/* A value to delete: as long as any that older versions let in. */
+#define ACCESS_DEL_MAX		1024
 
 /* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt). */
 static const char *access_kinds[] = { "client", "helo", "sender", "rcpt" };
@@ -261,16 +263,23 @@ access_name_valid(const char *kind, const char *value, char *why, size_t whysz)
 	return 0;
 }
 
+static int
+access_kind_ok(const char *kind, char *why, size_t whysz)
+{
+	if (kind != NULL && (!strcmp(kind, "client") || !strcmp(kind, "helo") ||
+	    !strcmp(kind, "sender") || !strcmp(kind, "rcpt")))
+		return 0;
+	snprintf(why, whysz, "kind must be client, helo, sender or rcpt");
+	return -1;
+}
+
 int
 access_valid(const char *kind, const char *value, char *why, size_t whysz)
 {
 	struct access_cidr c;
 
-	if (kind == NULL || (strcmp(kind, "client") && strcmp(kind, "helo") &&
-	    strcmp(kind, "sender") && strcmp(kind, "rcpt"))) {
-		snprintf(why, whysz, "kind must be client, helo, sender or rcpt");
+	if (access_kind_ok(kind, why, whysz) == -1)
 		return -1;
-	}
 	if (value == NULL || *value == '\0' || strlen(value) > ACCESS_VALUE_MAX) {
 		snprintf(why, whysz, "value must be 1 to %d characters", ACCESS_VALUE_MAX);
 		return -1;
@@ -287,13 +296,22 @@ access_valid(const char *kind, const char *value, char *why, size_t whysz)
 
 int
 access_entry_valid(const char *list, const char *kind, const char *value,
-    char *why, size_t whysz)
+    int adding, char *why, size_t whysz)
 {
 	if (list == NULL || (strcmp(list, "allow") && strcmp(list, "deny"))) {
 		snprintf(why, whysz, "list must be allow or deny");
 		return -1;
 	}
-	return access_valid(kind, value, why, whysz);
+	if (adding)
+		return access_valid(kind, value, why, whysz);
+	/* What was let in before the checks grew stricter can still go. */
+	if (access_kind_ok(kind, why, whysz) == -1)
+		return -1;
+	if (value == NULL || *value == '\0' || strlen(value) > ACCESS_DEL_MAX) {
+		snprintf(why, whysz, "value must be 1 to %d characters", ACCESS_DEL_MAX);
+		return -1;
+	}
+	return 0;
 }
 
 /* Does entry e (of the walk's kind) match? Notes allow/deny and the first
@@ -511,7 +529,8 @@ access_cli_run(int n, char **a)
 	if (n < 4 || (strcmp(a[0], "add") && strcmp(a[0], "del")) ||
 	    (strcmp(a[1], "allow") && strcmp(a[1], "deny")))
 		return access_usage();
-	if (access_entry_valid(a[1], a[2], a[3], why, sizeof(why)) == -1) {
+	if (access_entry_valid(a[1], a[2], a[3], strcmp(a[0], "add") == 0, why,
+	    sizeof(why)) == -1) {
 		fprintf(stderr, "postern access: %s\n", why);
 		return 1;
 	}

@@ -48,10 +48,12 @@ int	 access_name_match(const char *entry, const char *name);
  * "@domain" or "domain" with a well-formed domain. 0, or -1 with the
  * reason in why. */
 int	 access_valid(const char *kind, const char *value, char *why, size_t whysz);
-/* The same, and list is "allow" or "deny": what `postern access` and
- * POST/DELETE /api/access both accept. */
+/* What `postern access add|del` and POST/DELETE /api/access both accept:
+ * list "allow" or "deny", a kind, and to add a valid value (access_valid);
+ * to delete any value up to 1024 bytes, so that an entry an older version
+ * let in can still be removed. 0, or -1 with the reason in why. */
 int	 access_entry_valid(const char *list, const char *kind, const char *value,
-	    char *why, size_t whysz);
+	    int adding, char *why, size_t whysz);
 
 /* `postern access add|del allow|deny KIND VALUE [NOTE]`, `postern access list`. */
 int	 access_main(int argc, char **argv);

@@ -56,7 +56,7 @@ static json_t	*api_top(json_t *counts);
 static json_t	*api_tops(time_t since);
 static int	 api_access_row(void *arg, const struct db_access *);
 static int	 api_access_key(struct web_resp *, const char *list, const char *kind,
-		    const char *value);
+		    const char *value, int adding);
 static void	 api_access_add(struct web_req *, struct web_resp *);
 static void	 api_rules_list(struct web_resp *);
 static void	 api_rules_get(struct web_resp *, long long id);
@@ -364,14 +364,14 @@ api_access_row(void *arg, const struct db_access *e)
 }
 
 /* list/kind/value from JSON or the query string, checked as `postern
- * access` checks them: 0 or -1 (400 with the reason). */
+ * access add|del` checks them: 0 or -1 (400 with the reason). */
 static int
 api_access_key(struct web_resp *resp, const char *list, const char *kind,
-    const char *value)
+    const char *value, int adding)
 {
 	char why[300];
 
-	if (access_entry_valid(list, kind, value, why, sizeof(why)) == 0)
+	if (access_entry_valid(list, kind, value, adding, why, sizeof(why)) == 0)
 		return 0;
 	web_error(resp, 400, "%s", why);
 	return -1;
@@ -389,7 +389,7 @@ api_access_add(struct web_req *r, struct web_resp *resp)
 	if (json_unpack(j, "{s?s, s?s, s?s, s?s}", "list", &list, "kind", &kind,
 	    "value", &value, "note", &note) == -1)
 		web_error(resp, 400, "list, kind, value and note must be strings");
-	else if (api_access_key(resp, list, kind, value) == 0) {
+	else if (api_access_key(resp, list, kind, value, 1) == 0) {
 		if ((rc = db_access_add(list, kind, value, note)) == -1)
 			web_error(resp, 503, "the database refused the change; see the log");
 		else
@@ -416,7 +416,7 @@ api_access(struct web_req *r, struct web_resp *resp)
 	} else if (api_is(r, "POST"))
 		api_access_add(r, resp);
 	else if (api_is(r, "DELETE")) {
-		if (api_access_key(resp, list, kind, value) == -1)
+		if (api_access_key(resp, list, kind, value, 0) == -1)
 			return;
 		if ((rc = db_access_del(list, kind, value)) == -1)
 			web_error(resp, 503, "the database refused the change; see the log");

@@ -119,9 +119,14 @@ T_CASE(entry_validation)
 	T_EQ_INT(access_valid("helo", "192.0.2.1", why, sizeof(why)), 0);
 	T_EQ_INT(access_valid("helo", "[192.0.2.0/24]", why, sizeof(why)), -1);
 	T_EQ_INT(access_valid("helo", "bad_host!", why, sizeof(why)), -1);
-	T_EQ_INT(access_entry_valid("allow", "client", "192.0.2.1", why, sizeof(why)), 0);
-	T_EQ_INT(access_entry_valid("maybe", "client", "192.0.2.1", why, sizeof(why)), -1);
-	T_EQ_INT(access_entry_valid(NULL, "client", "192.0.2.1", why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("allow", "client", "192.0.2.1", 1, why, sizeof(why)), 0);
+	T_EQ_INT(access_entry_valid("maybe", "client", "192.0.2.1", 1, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid(NULL, "client", "192.0.2.1", 1, why, sizeof(why)), -1);
+	/* an entry an older version let in can still be deleted */
+	T_EQ_INT(access_entry_valid("deny", "sender", "a@bad..example", 1, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("deny", "sender", "a@bad..example", 0, why, sizeof(why)), 0);
+	T_EQ_INT(access_entry_valid("deny", "moon", "x", 0, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("deny", "sender", "", 0, why, sizeof(why)), -1);
 }
 
 T_CASE(rate_windows)
