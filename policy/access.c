@@ -24,6 +24,8 @@
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets; a domain 255. */
 #define ACCESS_VALUE_MAX	256
+/* A value to delete: as long as any that older versions let in. */
+#define ACCESS_DEL_MAX		1024
 
 /* Entry kinds, indexed by stage (CONNECT client ... RCPT rcpt). */
 static const char *access_kinds[] = { "client", "helo", "sender", "rcpt" };
@@ -197,32 +199,118 @@ access_name_match(const char *entry, const char *name)
 	return dl > el && dom[dl - el - 1] == '.' && strcasecmp(dom + dl - el, entry) == 0;
 }
 
+/* RFC 1035 2.3.4 / RFC 5890: labels of letters, digits, '-' (not at an
+ * end) and '_' (DKIM/SRV style), or UTF-8 (an SMTPUTF8 domain), 1 to 63
+ * bytes, 255 in all; no empty label. 1 or 0. */
+static int
+access_domain_ok(const char *d)
+{
+	size_t n = strlen(d), label = 0;
+
+	if (n == 0 || n > 255 || d[0] == '.' || d[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char ch = (unsigned char)d[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || d[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!(ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_' || (ch == '-' && label > 0)))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+/* A name entry: "user@domain" (sender, rcpt), "@domain" or "domain"; a
+ * HELO entry may also be an address, bare or as a literal [..]. */
+static int
+access_name_valid(const char *kind, const char *value, char *why, size_t whysz)
+{
+	const char *at = strrchr(value, '@'), *dom = at ? at + 1 : value;
+	struct access_cidr c;
+	size_t n = strlen(value);
+
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if (*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f) {
+			snprintf(why, whysz, "no spaces, control characters or <> in entries");
+			return -1;
+		}
+	if (strcmp(kind, "helo") == 0) {
+		char lit[ACCESS_VALUE_MAX + 1];
+		if (n > 2 && value[0] == '[' && value[n - 1] == ']') {
+			snprintf(lit, sizeof(lit), "%.*s", (int)(n - 2), value + 1);
+			if (access_cidr_parse(strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5,
+			    &c) == 0 && strchr(lit, '/') == NULL)
+				return 0;
+		} else if (access_domain_ok(value) || (access_cidr_parse(value, &c) == 0 &&
+		    strchr(value, '/') == NULL))
+			return 0;
+		snprintf(why, whysz, "'%s' is not a host name or address literal "
+		    "(mail.example.org, [192.0.2.1])", value);
+		return -1;
+	}
+	if (at == value + n - 1 || (at != NULL && strchr(value, '@') != at) ||
+	    !access_domain_ok(dom)) {
+		snprintf(why, whysz, "'%s' is not an address or domain "
+		    "(user@example.org, @example.org, example.org)", value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+access_kind_ok(const char *kind, char *why, size_t whysz)
+{
+	if (kind != NULL && (!strcmp(kind, "client") || !strcmp(kind, "helo") ||
+	    !strcmp(kind, "sender") || !strcmp(kind, "rcpt")))
+		return 0;
+	snprintf(why, whysz, "kind must be client, helo, sender or rcpt");
+	return -1;
+}
+
 int
 access_valid(const char *kind, const char *value, char *why, size_t whysz)
 {
 	struct access_cidr c;
 
-	if (*value == '\0' || strlen(value) > ACCESS_VALUE_MAX) {
+	if (access_kind_ok(kind, why, whysz) == -1)
+		return -1;
+	if (value == NULL || *value == '\0' || strlen(value) > ACCESS_VALUE_MAX) {
 		snprintf(why, whysz, "value must be 1 to %d characters", ACCESS_VALUE_MAX);
 		return -1;
 	}
-	if (strcmp(kind, "client") == 0) {
-		if (access_cidr_parse(value, &c) == -1) {
-			snprintf(why, whysz, "'%s' is not an IP address or CIDR block "
-			    "(192.0.2.0/24, 2001:db8::/32)", value);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(kind, "helo") && strcmp(kind, "sender") && strcmp(kind, "rcpt")) {
-		snprintf(why, whysz, "kind must be client, helo, sender or rcpt");
+	if (strcmp(kind, "client") != 0)
+		return access_name_valid(kind, value, why, whysz);
+	if (access_cidr_parse(value, &c) == -1) {
+		snprintf(why, whysz, "'%s' is not an IP address or CIDR block "
+		    "(192.0.2.0/24, 2001:db8::/32)", value);
 		return -1;
 	}
-	for (const char *p = value; *p; p++)
-		if (*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f) {
-			snprintf(why, whysz, "no spaces, control characters or <> in entries");
-			return -1;
-		}
+	return 0;
+}
+
+int
+access_entry_valid(const char *list, const char *kind, const char *value,
+    int adding, char *why, size_t whysz)
+{
+	if (list == NULL || (strcmp(list, "allow") && strcmp(list, "deny"))) {
+		snprintf(why, whysz, "list must be allow or deny");
+		return -1;
+	}
+	if (adding)
+		return access_valid(kind, value, why, whysz);
+	/* What was let in before the checks grew stricter can still go. */
+	if (access_kind_ok(kind, why, whysz) == -1)
+		return -1;
+	if (value == NULL || *value == '\0' || strlen(value) > ACCESS_DEL_MAX) {
+		snprintf(why, whysz, "value must be 1 to %d characters", ACCESS_DEL_MAX);
+		return -1;
+	}
 	return 0;
 }
 
@@ -441,7 +529,8 @@ access_cli_run(int n, char **a)
 	if (n < 4 || (strcmp(a[0], "add") && strcmp(a[0], "del")) ||
 	    (strcmp(a[1], "allow") && strcmp(a[1], "deny")))
 		return access_usage();
-	if (access_valid(a[2], a[3], why, sizeof(why)) == -1) {
+	if (access_entry_valid(a[1], a[2], a[3], strcmp(a[0], "add") == 0, why,
+	    sizeof(why)) == -1) {
 		fprintf(stderr, "postern access: %s\n", why);
 		return 1;
 	}

@@ -43,8 +43,17 @@ int	 access_net(const struct sockaddr *, int v4prefix, int v6prefix,
 /* Does an address or domain entry match the name? 1 or 0. */
 int	 access_name_match(const char *entry, const char *name);
 /* Is value a valid entry of kind ("client", "helo", "sender", "rcpt")?
- * 0, or -1 with the reason in why. */
+ * A client entry is an address or CIDR block; a HELO entry a host name or
+ * an address (literal); a sender or recipient entry "user@domain",
+ * "@domain" or "domain" with a well-formed domain. 0, or -1 with the
+ * reason in why. */
 int	 access_valid(const char *kind, const char *value, char *why, size_t whysz);
+/* What `postern access add|del` and POST/DELETE /api/access both accept:
+ * list "allow" or "deny", a kind, and to add a valid value (access_valid);
+ * to delete any value up to 1024 bytes, so that an entry an older version
+ * let in can still be removed. 0, or -1 with the reason in why. */
+int	 access_entry_valid(const char *list, const char *kind, const char *value,
+	    int adding, char *why, size_t whysz);
 
 /* `postern access add|del allow|deny KIND VALUE [NOTE]`, `postern access list`. */
 int	 access_main(int argc, char **argv);

@@ -3,24 +3,37 @@
  * optionally one message) and print one JSON object (jansson).
  *
  *   postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...
- *                 [--only CHECK,...] [MESSAGE|-]
+ *                 [--only CHECK,...] [--record] [MESSAGE|-]
  *
  * The stages run as a real session would run them -- connect, helo (with
- * --helo), mail (with --from; "" or "<>" is the null sender), rcpt (each
- * --rcpt), data (with MESSAGE) -- and stop at the first stage whose verdict
- * is reject or tempfail, as the SMTP dialogue would. Output: every result
- * under its check's name (the last one wins; all of them in "results"),
- * the score, the verdict and the stage it was reached at. Exit 0 whatever
- * the verdict; 1 on a bad config or resolver, 2 on bad arguments.
+ * --helo), mail, rcpt (each recipient), data (with MESSAGE) -- and stop at
+ * the first stage whose verdict is reject or tempfail, as the SMTP dialogue
+ * would. With a message the envelope comes from it unless given: the sender
+ * from Return-Path, else the From address ("<>" and a message without
+ * either are the null sender), the recipient the first To address.
+ * Without a message, MAIL and RCPT run only with --from.
+ * Output: every result under its check's name (the last one wins; all of
+ * them in "results"), the envelope used, the score, the verdict and the
+ * stage it was reached at. Exit 0 whatever the verdict; 1 on a bad config
+ * or resolver; 2 on bad arguments (unknown option or --only name, missing
+ * value, unreadable message); --help prints the usage and exits 0.
+ *
+ * Nothing is written: no greylist, verdict, quarantine or stats row, and
+ * rules.file is compiled in memory when the rule table was never written.
+ * --record is the one exception: the greylist triplet is stored as a real
+ * session would store it, so that runs can replay a sender's retries.
  *
  * Public call: pol_check_main (from proxy/main.c). Thread: main only.
  */
 #include "policy_int.h"
 #include "conf.h"
+#include "msghdr.h"
+#include "rulecheck.h"
 #include "spf.h"
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,101 +45,148 @@ struct check_args {
 	const char	*conf, *ip, *helo, *from, *only, *message;
 	const char	*rcpts[CHECK_MAX_RCPTS];
 	int		 nrcpts;
+	int		 help, record;
+};
+
+/* The envelope a run uses: given, or taken from the message. */
+struct check_env {
+	char		*from;		/* NULL: no MAIL stage; "" the null sender */
+	const char	**rcpts;
+	int		 nrcpts;
+	char		*to;		/* the first To address, when it is used */
 };
 
 static int	 check_parse(int, char **, struct check_args *);
+static int	 check_only_ok(const char *);
 static int	 check_sockaddr(const char *, struct sockaddr_storage *, socklen_t *);
 static char	*check_read_message(const char *, long long max, size_t *);
+static char	*check_header_addr(const char *msg, size_t len, const char *name);
+static char	*check_first_addr(const char *);
+static void	 check_envelope(const struct check_args *, const struct pol_msg *,
+		    struct check_env *);
+static void	 check_session(struct conf *, const struct check_args *,
+		    const struct sockaddr *, socklen_t, const struct check_env *,
+		    const struct pol_msg *);
+static int	 check_run(struct pol_session *, const struct check_args *,
+		    const struct check_env *, const struct pol_msg *,
+		    struct pol_decision *);
 static int	 check_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *);
 static json_t	*check_json(const struct pol_session *, enum pol_stage,
-		    const struct pol_decision *);
+		    const struct check_env *, const struct pol_decision *);
 static void	 check_spf_json(const struct pol_session *, json_t *);
 
 static const char *stage_names[] = { "connect", "helo", "mail", "rcpt", "data" };
 
 static void
-check_usage(void)
+check_usage(FILE *fp)
 {
-	fprintf(stderr, "usage: postern check -c FILE --ip IP [--helo NAME] "
-	    "[--from ADDR] [--rcpt ADDR]... [--only CHECK,...] [MESSAGE|-]\n");
+	fprintf(fp, "usage: postern check -c FILE --ip IP [--helo NAME] "
+	    "[--from ADDR] [--rcpt ADDR]... [--only CHECK,...] [--record] [MESSAGE|-]\n"
+	    "  MESSAGE gives the envelope too: --from defaults to Return-Path, else\n"
+	    "  the From address; --rcpt to the first To address. Nothing is written\n"
+	    "  but, with --record, the greylist triplet. Checks for --only: ");
+	pol_check_names(fp);
+	fputc('\n', fp);
 }
 
 int
 pol_check_main(int argc, char **argv)
 {
 	struct check_args a;
+	struct check_env env = { 0 };
 	struct sockaddr_storage ss;
-	struct conf_err *errs;
-	struct pol_decision d;
-	struct pol_session *ps;
-	enum pol_stage stage = POL_CONNECT;
+	struct pol_msg m = { 0 };
 	struct conf *c;
+	char *buf = NULL;
 	socklen_t sl;
-	int nerrs, stop;
+	int rc = 2;
 
-	if (check_parse(argc, argv, &a) == -1 ||
-	    check_sockaddr(a.ip, &ss, &sl) == -1) {
-		check_usage();
+	if (check_parse(argc, argv, &a) == -1 || check_only_ok(a.only) == -1 ||
+	    (!a.help && check_sockaddr(a.ip, &ss, &sl) == -1)) {
+		check_usage(stderr);
 		return 2;
 	}
-	if ((c = conf_load(a.conf, &errs, &nerrs)) == NULL) {
-		for (int i = 0; i < nerrs; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
-		return 1;
+	if (a.help) {
+		check_usage(stdout);
+		return 0;
 	}
+	if ((c = conf_load_report(a.conf)) == NULL)
+		return 1;
 	log_set_level((enum log_level)c->log_level);
-	if (pol_init(c) == -1) {
-		conf_unref(c);
-		return 1;
-	}
-	pol_only_set(a.only);
-	ps = pol_session_new(c, "check", (struct sockaddr *)&ss, sl);
+	if (a.message != NULL &&
+	    (buf = check_read_message(a.message, c->max_message_size, &m.len)) == NULL)
+		goto out;
+	m.data = buf;
+	rulecheck_no_writes();
+	rc = 1;
+	if (pol_init(c) == -1)
+		goto out;
+	check_envelope(&a, buf ? &m : NULL, &env);
+	check_session(c, &a, (struct sockaddr *)&ss, sl, &env, buf ? &m : NULL);
+	pol_shutdown();
+	rc = 0;
+out:
+	free(env.from);
+	free(env.to);
+	free(env.rcpts);
+	free(buf);
+	conf_unref(c);
+	return rc;
+}
+
+/* One dry-run session through the stages, printed as JSON on stdout. */
+static void
+check_session(struct conf *c, const struct check_args *a, const struct sockaddr *sa,
+    socklen_t sl, const struct check_env *env, const struct pol_msg *m)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	json_t *j;
+
+	pol_only_set(a->only);
+	ps = pol_session_new(c, "check", sa, sl);
 	pol_set_dry_run(ps);
-	memset(&d, 0, sizeof(d));
-	stop = check_stage(ps, POL_CONNECT, NULL, &d);
-	if (!stop && a.helo) {
-		pol_set_helo(ps, a.helo);
-		stop = check_stage(ps, stage = POL_HELO, NULL, &d);
-	}
-	if (!stop && a.from) {
-		const char *f = strcmp(a.from, "<>") == 0 ? "" : a.from;
-		pol_tx_begin(ps, f, "");
-		stop = check_stage(ps, stage = POL_MAIL, NULL, &d);
-		for (int i = 0; !stop && i < a.nrcpts; i++) {
-			pol_tx_rcpt(ps, a.rcpts[i]);
-			stop = check_stage(ps, stage = POL_RCPT, NULL, &d);
-			if (!stop)
-				pol_tx_rcpt_accepted(ps, a.rcpts[i]);
-		}
-	}
-	if (!stop && a.from && a.message) {
-		struct pol_msg m;
-		char *buf = check_read_message(a.message, c->max_message_size, &m.len);
-		if (buf == NULL) {
-			pol_session_free(ps);
-			pol_shutdown();
-			conf_unref(c);
-			return 1;
-		}
-		m.data = buf;
-		check_stage(ps, stage = POL_DATA, &m, &d);
-		free(buf);
-	}
-	json_t *out = check_json(ps, stage, &d);
-	json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	ps->record_grey = a->record;
+	j = check_json(ps, check_run(ps, a, env, m, &d), env, &d);
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
-	json_decref(out);
+	json_decref(j);
 	pol_decision_clear(&d);
 	pol_session_free(ps);
 	pol_only_set(NULL);
-	pol_shutdown();
-	conf_unref(c);
-	return 0;
 }
 
-/* 0, or -1 on an unknown option or a missing value. */
+/* The stages, in order, up to the first that ends the session; returns
+ * the last stage run. */
+static int
+check_run(struct pol_session *ps, const struct check_args *a,
+    const struct check_env *env, const struct pol_msg *m, struct pol_decision *d)
+{
+	enum pol_stage stage = POL_CONNECT;
+	int stop = check_stage(ps, POL_CONNECT, NULL, d);
+
+	if (!stop && a->helo) {
+		pol_set_helo(ps, a->helo);
+		stop = check_stage(ps, stage = POL_HELO, NULL, d);
+	}
+	if (stop || env->from == NULL)
+		return stage;
+	pol_tx_begin(ps, env->from, "");
+	stop = check_stage(ps, stage = POL_MAIL, NULL, d);
+	for (int i = 0; !stop && i < env->nrcpts; i++) {
+		pol_tx_rcpt(ps, env->rcpts[i]);
+		stop = check_stage(ps, stage = POL_RCPT, NULL, d);
+		if (!stop)
+			pol_tx_rcpt_accepted(ps, env->rcpts[i]);
+	}
+	if (!stop && m != NULL)
+		check_stage(ps, stage = POL_DATA, m, d);
+	return stage;
+}
+
+/* 0; 1 for --help; -1 on an unknown option, a missing value or a second
+ * message (each said on stderr). */
 static int
 check_parse(int argc, char **argv, struct check_args *a)
 {
@@ -136,14 +196,25 @@ check_parse(int argc, char **argv, struct check_args *a)
 		const char *o = argv[i];
 		const char **dst = NULL;
 
+		if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+			a->help = 1;
+			return 0;
+		}
+		if (strcmp(o, "--record") == 0) {
+			a->record = 1;
+			continue;
+		}
 		if (strcmp(o, "-c") == 0) dst = &a->conf;
 		else if (strcmp(o, "--ip") == 0) dst = &a->ip;
 		else if (strcmp(o, "--helo") == 0) dst = &a->helo;
 		else if (strcmp(o, "--from") == 0) dst = &a->from;
 		else if (strcmp(o, "--only") == 0) dst = &a->only;
 		else if (strcmp(o, "--rcpt") == 0) {
-			if (a->nrcpts == CHECK_MAX_RCPTS)
+			if (a->nrcpts == CHECK_MAX_RCPTS) {
+				fprintf(stderr, "postern check: at most %d --rcpt\n",
+				    CHECK_MAX_RCPTS);
 				return -1;
+			}
 			dst = &a->rcpts[a->nrcpts++];
 		} else if (o[0] == '-' && o[1] != '\0') {
 			fprintf(stderr, "postern check: unknown option %s\n", o);
@@ -151,8 +222,11 @@ check_parse(int argc, char **argv, struct check_args *a)
 		} else if (a->message == NULL) {
 			a->message = o;
 			continue;
-		} else
+		} else {
+			fprintf(stderr, "postern check: one message only (%s and %s)\n",
+			    a->message, o);
 			return -1;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "postern check: %s needs a value\n", o);
 			return -1;
@@ -164,6 +238,30 @@ check_parse(int argc, char **argv, struct check_args *a)
 		return -1;
 	}
 	return 0;
+}
+
+/* Every --only name is a check's: 0, or -1 said on stderr. */
+static int
+check_only_ok(const char *only)
+{
+	char *list, *name, *save = NULL;
+	int rc = 0;
+
+	if (only == NULL)
+		return 0;
+	list = xstrdup(only);
+	for (name = strtok_r(list, ",", &save); name != NULL && rc == 0;
+	    name = strtok_r(NULL, ",", &save))
+		if (!pol_check_known(name)) {
+			fprintf(stderr, "postern check: --only: no check named '%s'\n", name);
+			rc = -1;
+		}
+	if (*only == '\0' || strspn(only, ",") == strlen(only)) {
+		fprintf(stderr, "postern check: --only needs check names\n");
+		rc = -1;
+	}
+	free(list);
+	return rc;
 }
 
 static int
@@ -208,7 +306,7 @@ check_read_message(const char *path, long long max, size_t *len)
 	int ch, prev = 0;
 
 	if (f == NULL) {
-		fprintf(stderr, "postern check: %s: cannot open\n", path);
+		fprintf(stderr, "postern check: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
 	buf = xmalloc(cap);
@@ -232,6 +330,79 @@ check_read_message(const char *path, long long max, size_t *len)
 	return buf;
 }
 
+/* The envelope: what the arguments give, the rest from the message. */
+static void
+check_envelope(const struct check_args *a, const struct pol_msg *m,
+    struct check_env *env)
+{
+	if (a->from != NULL)
+		env->from = xstrdup(strcmp(a->from, "<>") == 0 ? "" : a->from);
+	else if (m != NULL &&
+	    (env->from = check_header_addr(m->data, m->len, "Return-Path")) == NULL &&
+	    (env->from = check_header_addr(m->data, m->len, "From")) == NULL)
+		env->from = xstrdup("");	/* a message from nobody: <> */
+	env->rcpts = xcalloc((size_t)a->nrcpts + 1, sizeof(*env->rcpts));
+	for (int i = 0; i < a->nrcpts; i++)
+		env->rcpts[env->nrcpts++] = a->rcpts[i];
+	if (env->nrcpts == 0 && m != NULL &&
+	    (env->to = check_header_addr(m->data, m->len, "To")) != NULL && *env->to)
+		env->rcpts[env->nrcpts++] = env->to;
+}
+
+/* The first address of the first field called name; "" for "<>", NULL
+ * when there is no such field or it holds no address. xmalloc'd. */
+static char *
+check_header_addr(const char *msg, size_t len, const char *name)
+{
+	struct msghdr_field f;
+	size_t pos = 0;
+	char *v, *addr;
+
+	while (msghdr_next(msg, len, &pos, &f))
+		if (msghdr_is(&f, name)) {
+			v = msghdr_unfold(&f);
+			addr = check_first_addr(v);
+			free(v);
+			return addr;
+		}
+	return NULL;
+}
+
+/* RFC 5322 3.4: the first mailbox of an address list -- the angle-addr
+ * when it has one, else the addr-spec -- skipping quoted strings and
+ * comments, which may hold '<', ',' or '@'. xmalloc'd, or NULL. */
+static char *
+check_first_addr(const char *v)
+{
+	const char *p = v, *word = NULL, *wend = NULL, *end;
+	int depth;
+
+	for (; *p != '\0' && *p != ','; p++) {
+		if (*p == '"') {
+			for (p++; *p != '\0' && *p != '"'; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			if (*p == '\0')
+				return NULL;
+		} else if (*p == '(') {
+			for (depth = 1; depth > 0 && *++p != '\0'; )
+				depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+			if (*p == '\0')
+				return NULL;
+		} else if (*p == '<') {
+			if ((end = strchr(p + 1, '>')) == NULL)
+				return NULL;
+			return xstrndup(p + 1, (size_t)(end - p - 1));
+		} else if (word == NULL && *p != ' ' && *p != '\t')
+			word = p;
+		else if (word != NULL && wend == NULL && (*p == ' ' || *p == '\t'))
+			wend = p;	/* a display name, unless no <...> follows */
+	}
+	if (word == NULL)
+		return NULL;
+	return xstrndup(word, (size_t)((wend ? wend : p) - word));
+}
+
 /* Run one stage; 1 when the session would end here. */
 static int
 check_stage(struct pol_session *ps, enum pol_stage st, const struct pol_msg *m,
@@ -244,11 +415,15 @@ check_stage(struct pol_session *ps, enum pol_stage st, const struct pol_msg *m,
 
 static json_t *
 check_json(const struct pol_session *ps, enum pol_stage stage,
-    const struct pol_decision *d)
+    const struct check_env *env, const struct pol_decision *d)
 {
-	json_t *o = json_object(), *all = json_array();
+	json_t *o = json_object(), *all = json_array(), *rcpts = json_array();
 
 	json_object_set_new(o, "ip", json_string(ps->client_ip));
+	for (int i = 0; i < env->nrcpts; i++)
+		json_array_append_new(rcpts, json_string(env->rcpts[i]));
+	json_object_set_new(o, "mail_from", env->from ? json_string(env->from) : json_null());
+	json_object_set_new(o, "rcpts", rcpts);
 	for (int i = 0; i < ps->nresults; i++) {
 		const struct pol_result *r = &ps->results[i];
 		json_t *j = json_object();

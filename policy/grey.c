@@ -41,6 +41,8 @@ static int	 grey_enabled(const struct conf *);
 static void	 grey_tx_reset(struct pol_session *);
 static struct grey_tx *grey_tx(struct pol_session *, int create);
 static void	 grey_data_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 grey_update(struct pol_session *, const char *net, const char *sender,
+		    const char *rcpt, time_t, struct grey_params *);
 static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now,
 		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
@@ -268,6 +270,26 @@ grey_keys(const struct pol_session *ps, const char *rcpt_addr, char *net,
 	return 0;
 }
 
+/* The triplet's next state, stored (and kept in greyc), or for `postern
+ * check` only worked out from the stored row: GREY_*, or -1 on a database
+ * error. */
+static int
+grey_update(struct pol_session *ps, const char *net, const char *sender,
+    const char *rcpt, time_t now, struct grey_params *p)
+{
+	struct db_grey_row r;
+	int a, counted;
+
+	if (ps->dry_run && !ps->record_grey) {
+		if (db_grey_get(net, sender, rcpt, &r) == -1)
+			return -1;
+		return grey_step(&r, now, p, &counted);
+	}
+	if ((a = db_grey_update(net, sender, rcpt, now, grey_step, p)) != -1)
+		grey_remember(net, sender, rcpt, now, p);
+	return a;
+}
+
 /* One triplet through greylisting, with the result recorded: GREY_*,
  * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
  * (answered 451 here). p->wait says how long a deferred client waits. */
@@ -295,10 +317,8 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 		goto dberr;
 	if (a == 1)
 		a = GREY_PASS_KNOWN;
-	else if ((a = db_grey_update(net, sender, rcpt, now, grey_step, p)) == -1)
+	else if ((a = grey_update(ps, net, sender, rcpt, now, p)) == -1)
 		goto dberr;
-	else
-		grey_remember(net, sender, rcpt, now, p);
 	if (a == GREY_NEW || a == GREY_EARLY)
 		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
 		    a == GREY_NEW ? "first" : "early");

@@ -95,17 +95,22 @@ pol_verdict_name(enum pol_verdict v)
 	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
 }
 
+static void
+pol_conf_problem(void *arg, int line, const char *msg)
+{
+	const struct conf *c = arg;
+
+	if (line > 0)
+		log_err("policy: %s:%d: %s", c->path ? c->path : "config", line, msg);
+	else
+		log_err("policy: %s: %s", c->path ? c->path : "config", msg);
+}
+
 /* A bad DNS list setting is a config error; say so before serving. */
 static int
 pol_check_conf(const struct conf *c)
 {
-	char why[400];
-
-	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
-		log_err("policy: %s: %s", c->path ? c->path : "config", why);
-		return -1;
-	}
-	return 0;
+	return rbl_conf_check(c, pol_conf_problem, (void *)c) > 0 ? -1 : 0;
 }
 
 /* `postern check --only`: a comma-separated list, or NULL for all. */
@@ -125,6 +130,27 @@ pol_only_set(const char *csv)
 {
 	free(only_list);
 	only_list = csv ? xasprintf(",%s,", csv) : NULL;
+}
+
+int
+pol_check_known(const char *name)
+{
+	for (int i = 0; checks[i] != NULL; i++)
+		if (strcmp(checks[i]->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+void
+pol_check_names(FILE *fp)
+{
+	for (int i = 0; checks[i] != NULL; i++) {
+		int dup = 0;
+		for (int j = 0; j < i; j++)
+			dup |= strcmp(checks[j]->name, checks[i]->name) == 0;
+		if (!dup)
+			fprintf(fp, "%s%s", i ? ", " : "", checks[i]->name);
+	}
 }
 
 static int
@@ -419,7 +445,7 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
-	if (stage == POL_MAIL)
+	if (stage == POL_MAIL && !ps->dry_run)
 		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);

@@ -12,6 +12,7 @@
 #include "dns.h"
 #include "policy.h"
 
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define POL_MAX_RESULTS	64
@@ -43,7 +44,10 @@ struct pol_hard {
 struct pol_session {
 	struct conf	*conf;		/* a reference */
 	char		 sid[16];
-	int		 dry_run;	/* `postern check`: no quarantine copy, no stats */
+	int		 dry_run;	/* `postern check`: no state written (no
+					   quarantine copy, stats, greylist row) */
+	int		 record_grey;	/* `postern check --record`: the greylist
+					   row is written after all */
 	struct sockaddr_storage client;
 	socklen_t	 clientlen;
 	char		 client_ip[64];
@@ -123,6 +127,10 @@ unsigned pol_probe_round(const struct pol_session *);
 int	 pol_probe_reusable(const struct pol_session *, unsigned round);
 /* `postern check --only a,b`: run only these checks (NULL: all). */
 void	 pol_only_set(const char *csv);
+/* Is name a check's name (what --only takes)? 1 or 0. */
+int	 pol_check_known(const char *name);
+/* The check names, comma-separated, for an error message. */
+void	 pol_check_names(FILE *);
 
 /* Record a finding. reason/authres may be NULL. Returns the stored result. */
 struct pol_result *pol_result_add(struct pol_session *, const char *check,

@@ -242,21 +242,66 @@ rbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t outsz)
 	return dns_reverse_name(sa, zone, out, outsz);
 }
 
-int
-rbl_conf_check(const struct conf *c, char *why, size_t whysz)
+/* One key under rbl_conf_check. */
+struct rbl_conf_key {
+	const char	*key;
+	void		(*report)(void *, int, const char *);
+	void		*arg;
+	int		 bad;
+};
+
+static void
+rbl_conf_bad(struct rbl_conf_key *k, int line, const char *why)
 {
+	char msg[400];
+
+	snprintf(msg, sizeof(msg), "%s: %s", k->key, why);
+	k->report(k->arg, line, msg);
+	k->bad++;
+}
+
+/* Every site of one line on its own, so each bad one is named. */
+static void
+rbl_conf_part(void *arg, int line, const char *part)
+{
+	struct rbl_conf_key *k = arg;
+	struct rbl_site site;
+	char w[300];
+
+	for (const char *p = part;;) {
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			return;
+		size_t len = strcspn(p, ", \t");
+		if (rbl_parse_site(p, len, &site, w, sizeof(w)) == -1)
+			rbl_conf_bad(k, line, w);
+		p += len;
+	}
+}
+
+/* Line by line, then the whole list (the number of lists is a limit of
+ * the whole, and a conf not read from a file has no lines). */
+static int
+rbl_conf_key(const struct conf *c, const char *key, const char *value,
+    void (*report)(void *, int, const char *), void *arg)
+{
+	struct rbl_conf_key k = { key, report, arg, 0 };
+
 	struct rbl_site sites[RBL_MAX_SITES];
 	char w[300];
 
-	if (rbl_parse(c->rbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
-		snprintf(why, whysz, "rbl.zones: %s", w);
-		return -1;
-	}
-	if (rbl_parse(c->rhsbl_zones, sites, RBL_MAX_SITES, w, sizeof(w)) == -1) {
-		snprintf(why, whysz, "rbl.rhsbl_zones: %s", w);
-		return -1;
-	}
-	return 0;
+	conf_list_each(c, key, rbl_conf_part, &k);
+	if (k.bad == 0 && rbl_parse(value, sites, RBL_MAX_SITES, w, sizeof(w)) == -1)
+		rbl_conf_bad(&k, conf_key_line(c, key), w);
+	return k.bad;
+}
+
+int
+rbl_conf_check(const struct conf *c, void (*report)(void *, int, const char *),
+    void *arg)
+{
+	return rbl_conf_key(c, "rbl.zones", c->rbl_zones, report, arg) +
+	    rbl_conf_key(c, "rbl.rhsbl_zones", c->rhsbl_zones, report, arg);
 }
 
 /* ------------------------------------------------------------- lookups */

@@ -51,9 +51,11 @@ int	 rbl_match(const struct rbl_site *, struct in_addr);
  * 32 reversed nibbles for IPv6 (IPv4-mapped IPv6 as IPv4). 0 or -1. */
 int	 rbl_name(const struct sockaddr *, const char *zone, char *out, size_t outsz);
 
-/* Check rbl.zones and rbl.rhsbl_zones of a config: 0, or -1 with the
- * problem ("rbl.zones: bad DNS list ...") in why. */
-int	 rbl_conf_check(const struct conf *, char *why, size_t whysz);
+/* Check rbl.zones and rbl.rhsbl_zones of a config, each line of a list
+ * apart: every problem ("rbl.zones: bad DNS list ...") goes to report
+ * with its line (0 when unknown). Returns the number of problems. */
+int	 rbl_conf_check(const struct conf *,
+	    void (*report)(void *arg, int line, const char *msg), void *arg);
 
 extern const struct pol_check rbl_check;
 

@@ -72,6 +72,10 @@ static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
 static void	 rc_opts(const struct conf *, struct rule_opts *);
+static int	 rc_build(struct conf *, struct rule_def *, size_t, long long v,
+		    unsigned long long token);
+static int	 rc_starter(struct conf *);
+static int	 rc_parse_file(const char *path, struct rule_def **, size_t *);
 static int	 rc_import_file(const char *path, int replace);
 static int	 rc_read_file(const char *path, char **buf, size_t *len);
 
@@ -291,13 +295,12 @@ rc_opts(const struct conf *c, struct rule_opts *o)
 int
 rulecheck_refresh(struct conf *c, int force)
 {
-	struct rule_set *cur, *rs;
+	struct rule_set *cur;
 	struct rule_def *defs;
-	struct rule_opts o;
-	size_t n, k = 0;
+	size_t n;
 	long long v;
 	unsigned long long token;
-	char err[512];
+	int rc;
 
 	if (!rc_have_db)
 		return 0;
@@ -333,6 +336,22 @@ rulecheck_refresh(struct conf *c, int force)
 		pthread_mutex_unlock(&rc_build_mtx);
 		return -1;
 	}
+	rc = rc_build(c, defs, n, v, token);
+	pthread_mutex_unlock(&rc_build_mtx);
+	return rc;
+}
+
+/* Compile defs (consumed) into the current set tagged with version v;
+ * the caller holds rc_build_mtx. 0, or -1 with the old set kept. */
+static int
+rc_build(struct conf *c, struct rule_def *defs, size_t n, long long v,
+    unsigned long long token)
+{
+	struct rule_set *rs;
+	struct rule_opts o;
+	size_t k = 0;
+	char err[512];
+
 	/* A stored rule that no longer compiles is skipped, not fatal. */
 	for (size_t i = 0; i < n; i++) {
 		if (defs[i].enabled && rule_def_check(&defs[i], err, sizeof(err)) == -1) {
@@ -350,7 +369,6 @@ rulecheck_refresh(struct conf *c, int force)
 	free(defs);
 	if (rs == NULL) {
 		log_err("rules: rebuild failed, keeping the old set: %s", err);
-		pthread_mutex_unlock(&rc_build_mtx);
 		return -1;
 	}
 	rule_set_tag(rs, v);
@@ -358,26 +376,59 @@ rulecheck_refresh(struct conf *c, int force)
 	rule_swap(rs);
 	rc_token = token;
 	rc_checked = 1;
-	pthread_mutex_unlock(&rc_build_mtx);
 	return 0;
+}
+
+/* `postern check` sets it: rules.file is read into memory, never written. */
+static int rc_no_writes;
+
+void
+rulecheck_no_writes(void)
+{
+	rc_no_writes = 1;
+}
+
+/* Version 0: the table was never written, so the starter file is imported
+ * (at start and on SIGHUP); an admin who deletes every rule keeps none.
+ * 1 when the starter set was built in memory instead (rc_no_writes), 0
+ * when the table is to be read, -1 on error. */
+static int
+rc_starter(struct conf *c)
+{
+	struct rule_def *defs;
+	size_t n;
+	int rc;
+
+	if (c->rules_file == NULL || *c->rules_file == '\0' || db_rule_version() != 0)
+		return 0;
+	if (!rc_no_writes)
+		return rc_import_file(c->rules_file, 0);
+	if (rc_parse_file(c->rules_file, &defs, &n) == -1)
+		return -1;
+	pthread_mutex_lock(&rc_build_mtx);
+	rc = rc_build(c, defs, n, 0, db_admin_token());
+	pthread_mutex_unlock(&rc_build_mtx);
+	return rc == 0 ? 1 : -1;
 }
 
 int
 rulecheck_init(struct conf *c)
 {
+	int rc;
+
 	mime_init();
 	rc_have_db = 1;
-	/* Version 0: the table was never written, so the starter file is
-	 * imported once; an admin who deletes every rule keeps none. */
-	if (c->rules_file != NULL && *c->rules_file && db_rule_version() == 0 &&
-	    rc_import_file(c->rules_file, 0) == -1)
-		return -1;
+	if ((rc = rc_starter(c)) != 0)
+		return rc == 1 ? 0 : -1;
 	return rulecheck_refresh(c, 1);
 }
 
 void
 rulecheck_reload(struct conf *c)
 {
+	if (rc_starter(c) == -1)
+		log_err("rules: rules.file %s not imported; the rule table stays empty",
+		    c->rules_file);
 	rulecheck_refresh(c, 1);
 }
 
@@ -408,23 +459,33 @@ rc_read_file(const char *path, char **buf, size_t *len)
 	return 0;
 }
 
-/* Parse a rule file and import it; errors go to stderr. 0 or -1. */
+/* Read and parse a rule file; errors are logged. 0 or -1. */
 static int
-rc_import_file(const char *path, int replace)
+rc_parse_file(const char *path, struct rule_def **defs, size_t *n)
 {
-	struct rule_def *defs;
-	size_t n, len;
+	size_t len;
 	char *text, err[512];
 	int rc;
 
 	if (rc_read_file(path, &text, &len) == -1)
 		return -1;
-	rc = rule_text_parse(text, len, &defs, &n, err, sizeof(err));
+	rc = rule_text_parse(text, len, defs, n, err, sizeof(err));
 	free(text);
-	if (rc == -1) {
+	if (rc == -1)
 		log_err("rules: %s: %s", path, err);
+	return rc;
+}
+
+/* Parse a rule file and import it. 0 or -1. */
+static int
+rc_import_file(const char *path, int replace)
+{
+	struct rule_def *defs;
+	size_t n;
+	int rc;
+
+	if (rc_parse_file(path, &defs, &n) == -1)
 		return -1;
-	}
 	rc = db_rule_import(defs, n, replace);
 	if (rc == 0)
 		log_info("rules: imported %zu rules from %s", n, path);

@@ -3,15 +3,17 @@
  * the loader that keeps the process's rule set in step with the database,
  * and `postern rules import|export|test`.
  *
- * Loading: rulecheck_init() imports rules.file into an empty, never-edited
- * rule table, then compiles the table into the current set (rules/). Before
+ * Loading: rulecheck_init() and rulecheck_reload() import rules.file into an
+ * empty, never-edited rule table, then compile the table into the current
+ * set (rules/). Before
  * each transaction (and at connect) the check compares the table's version
  * counter with the set's (one cheap SELECT); a changed table is compiled
  * aside and swapped in. SIGHUP (rulecheck_reload) rebuilds at once.
  * A session holds the set it took for one transaction (or for the
  * connect/HELO stages), so changes never reach a transaction mid-way.
  *
- * Public calls: rulecheck_init, rulecheck_reload, rulecheck_refresh,
+ * Public calls: rulecheck_init, rulecheck_no_writes, rulecheck_reload,
+ *   rulecheck_refresh,
  *   rulecheck_main, and the check itself (rulecheck, for policy.c's table).
  * Thread: any; rebuilds are serialised by a mutex.
  * Privilege: reads rules.file; the database through db/.
@@ -26,7 +28,11 @@ extern const struct pol_check rulecheck;
 
 /* After db_open(): first-start import and the first build. 0 or -1. */
 int	 rulecheck_init(struct conf *);
-/* SIGHUP: rebuild from the table with the new config's limits. */
+/* Before rulecheck_init(), for `postern check`: a never-edited table's
+ * rules.file is compiled from the file, not imported; nothing is written. */
+void	 rulecheck_no_writes(void);
+/* SIGHUP: import rules.file as rulecheck_init() does, then rebuild from
+ * the table with the new config's limits. */
 void	 rulecheck_reload(struct conf *);
 /* Rebuild when the table changed since the current set; force rebuilds
  * regardless. 0 (up to date or rebuilt) or -1 (old set kept, logged). */

@@ -33,8 +33,20 @@ struct conf_key {
 	const char	*help;
 };
 
+/* One line of a list key: its part of the joined value. */
+struct conf_seg {
+	int		 key;		/* index in keys[] */
+	int		 line;
+	char		*part;
+};
+
+/* Where each key came from (for problems found after parsing, and
+ * cross-key checks), beside the conf it describes. */
 struct conf_box {
 	_Atomic int	 refs;
+	int		*line;		/* per key: first line set, 0 = default */
+	struct conf_seg	*seg;
+	int		 nseg;
 	struct conf	 c;
 };
 
@@ -42,7 +54,6 @@ struct conf_parse {
 	struct conf	*c;
 	const char	*path;
 	int		 line;
-	unsigned char	*seen;
 	struct conf_err	*errs;
 	int		 nerrs;
 	FILE		*fp;
@@ -57,6 +68,14 @@ static void	 conf_error(struct conf_parse *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 conf_check(struct conf_parse *);
 static struct conf *conf_alloc(void);
+static struct conf_box *conf_box(const struct conf *);
+static int	 conf_line(const struct conf *, const char *key);
+static int	 conf_same(const struct conf *, const struct conf *, const struct conf_key *);
+static void	 conf_err_push(struct conf_err **, int *, const char *path, int line,
+		    const char *msg);
+
+/* The later of two keys' lines: where a pair's rule broke. */
+#define CONF_LATER(a, b)	((a) > (b) ? (a) : (b))
 
 #define O(f) offsetof(struct conf, f)
 #define LL 0x7fffffffffffffffLL
@@ -194,7 +213,7 @@ static const struct conf_key keys[] = {
 	  "verdict log rows older than this are pruned" },
 
 	{ "rules.file", T_STR, O(rules_file), "", 0, 0, NULL,
-	  "rule file imported into an empty rule table at first start" },
+	  "rule file imported into a never-written rule table, at start and on SIGHUP" },
 	{ "rules.match_limit", T_INT, O(rules_match_limit), "1000000", 1000, LL, NULL,
 	  "PCRE2 match limit per rule and message part" },
 	{ "rules.depth_limit", T_INT, O(rules_depth_limit), "10000", 100, LL, NULL,
@@ -217,6 +236,14 @@ static const struct conf_key keys[] = {
 	{ "web.tls_key", T_STR, O(web_tls_key), "", 0, 0, NULL, "PEM private key for web.tls_cert" },
 };
 #undef O
+
+/* Read once at start (sockets bound, threads started, resolver and
+ * database opened, HTTPS key loaded): a reload says a restart is needed. */
+static const char *restart_keys[] = {
+	"proxy.listen", "proxy.threads", "proxy.user", "policy.workers",
+	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path",
+	"web.listen", "web.tls_cert", "web.tls_key",
+};
 
 static struct conf	*conf_global;
 static pthread_mutex_t	 conf_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -367,20 +394,41 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 static void
 conf_error(struct conf_parse *p, int line, const char *fmt, ...)
 {
-	struct conf_err *e;
 	va_list ap;
 	char msg[400];
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	p->errs = xrealloc(p->errs, sizeof(*p->errs) * (size_t)(p->nerrs + 1));
-	e = &p->errs[p->nerrs++];
+	conf_err_push(&p->errs, &p->nerrs, p->path, line, msg);
+}
+
+static void
+conf_err_push(struct conf_err **errs, int *nerrs, const char *path, int line,
+    const char *msg)
+{
+	struct conf_err *e;
+
+	*errs = xrealloc(*errs, sizeof(**errs) * (size_t)(*nerrs + 1));
+	e = &(*errs)[(*nerrs)++];
 	e->line = line;
 	if (line > 0)
-		snprintf(e->msg, sizeof(e->msg), "%s:%d: %s", p->path, line, msg);
+		snprintf(e->msg, sizeof(e->msg), "%s:%d: %s", path, line, msg);
 	else
-		snprintf(e->msg, sizeof(e->msg), "%s: %s", p->path, msg);
+		snprintf(e->msg, sizeof(e->msg), "%s: %s", path, msg);
+}
+
+void
+conf_err_add(struct conf_err **errs, int *nerrs, const struct conf *c, int line,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char msg[400];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	conf_err_push(errs, nerrs, c->path, line, msg);
 }
 
 static char *
@@ -420,41 +468,146 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 		    "see etc/postern.conf for the valid keys", name, section);
 		return 1;
 	}
-	if (p->seen[k - keys] && k->type == T_LIST) {
+	struct conf_box *b = conf_box(p->c);
+	int *seen = &b->line[k - keys];
+
+	if (k->type == T_LIST) {
+		b->seg = xrealloc(b->seg, sizeof(*b->seg) * (size_t)(b->nseg + 1));
+		b->seg[b->nseg++] = (struct conf_seg){ (int)(k - keys), p->line,
+		    xstrdup(value) };
+	}
+	if (*seen && k->type == T_LIST) {
 		char **dst = (char **)((char *)p->c + k->off);
 		char *joined = xasprintf("%s%s%s", *dst, **dst && *value ? "," : "", value);
 		free(*dst);
 		*dst = joined;
 		return 1;
 	}
-	if (p->seen[k - keys])
-		conf_error(p, p->line, "'%s' is set twice; keep one", k->name);
-	p->seen[k - keys] = 1;
+	if (*seen)
+		conf_error(p, p->line, "'%s' is set twice; keep one (line %d)", k->name, *seen);
+	else
+		*seen = p->line;
 	if (conf_set(p->c, k, value, why, sizeof(why)) == -1)
 		conf_error(p, p->line, "%s: %s", k->name, why);
 	return 1;
 }
 
-/* Cross-key checks, after every key is read. */
+/* Cross-key checks, after every key is read; each problem at the line of
+ * the key that breaks the rule (the later one of a pair). */
 static void
 conf_check(struct conf_parse *p)
 {
 	struct conf *c = p->c;
+	int l;
 
 	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0'))
-		conf_error(p, 0, "proxy.tls_cert and proxy.tls_key go together; set both or neither");
+		conf_error(p, CONF_LATER(conf_line(c, "proxy.tls_cert"), conf_line(c, "proxy.tls_key")),
+		    "proxy.tls_cert and proxy.tls_key go together; set both or neither");
 	if ((*c->web_tls_cert == '\0') != (*c->web_tls_key == '\0'))
-		conf_error(p, 0, "web.tls_cert and web.tls_key go together; set both or neither");
-	if (!(c->tag_score <= c->quarantine_score && c->quarantine_score <= c->reject_score))
-		conf_error(p, 0, "policy scores must rise: tag_score <= quarantine_score <= reject_score");
+		conf_error(p, CONF_LATER(conf_line(c, "web.tls_cert"), conf_line(c, "web.tls_key")),
+		    "web.tls_cert and web.tls_key go together; set both or neither");
+	l = CONF_LATER(conf_line(c, "policy.tag_score"), conf_line(c, "policy.quarantine_score"));
+	if (!(c->tag_score <= c->quarantine_score))
+		conf_error(p, l, "policy.tag_score (%g) is above policy.quarantine_score (%g); "
+		    "scores must rise: tag_score <= quarantine_score <= reject_score",
+		    c->tag_score, c->quarantine_score);
+	l = CONF_LATER(conf_line(c, "policy.quarantine_score"), conf_line(c, "policy.reject_score"));
+	if (!(c->quarantine_score <= c->reject_score))
+		conf_error(p, l, "policy.quarantine_score (%g) is above policy.reject_score (%g); "
+		    "scores must rise: tag_score <= quarantine_score <= reject_score",
+		    c->quarantine_score, c->reject_score);
 	if (*c->listen == '\0')
-		conf_error(p, 0, "proxy.listen is empty; give at least one address:port");
+		conf_error(p, conf_line(c, "proxy.listen"),
+		    "proxy.listen is empty; give at least one address:port");
 	if (strcmp(c->dns_resolver, "system") != 0) {
 		char host[256];
 		int port;
 		if (hostport_split(c->dns_resolver, host, sizeof(host), &port) == -1)
-			conf_error(p, 0, "dns.resolver '%s' is neither 'system' nor host:port", c->dns_resolver);
+			conf_error(p, conf_line(c, "dns.resolver"), "dns.resolver '%s' is "
+			    "neither 'system' nor host:port", c->dns_resolver);
 	}
+}
+
+static struct conf_box *
+conf_box(const struct conf *c)
+{
+	return (struct conf_box *)((char *)c - offsetof(struct conf_box, c));
+}
+
+static int
+conf_line(const struct conf *c, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (strcmp(keys[i].name, key) == 0)
+			return conf_box(c)->line[i];
+	fatalx("conf_line: no key %s", key);
+}
+
+int
+conf_key_line(const struct conf *c, const char *key)
+{
+	return conf_line(c, key);
+}
+
+void
+conf_list_each(const struct conf *c, const char *key,
+    void (*fn)(void *, int line, const char *part), void *arg)
+{
+	const struct conf_box *b = conf_box(c);
+
+	for (int i = 0; i < b->nseg; i++)
+		if (strcmp(keys[b->seg[i].key].name, key) == 0)
+			fn(arg, b->seg[i].line, b->seg[i].part);
+}
+
+/* Is key k's value the same in a and b? */
+static int
+conf_same(const struct conf *a, const struct conf *b, const struct conf_key *k)
+{
+	const void *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+
+	switch (k->type) {
+	case T_STR:
+	case T_LIST:
+	case T_HOSTPORT:
+		return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+	case T_INT:
+	case T_BOOL:
+	case T_ENUM:
+	case T_LOGLEVEL:
+		return *(const int *)x == *(const int *)y;
+	case T_SECS:
+	case T_MSECS:
+	case T_BYTES:
+		return *(const long long *)x == *(const long long *)y;
+	case T_DOUBLE:
+		return *(const double *)x == *(const double *)y;
+	}
+	fatalx("conf_same: type %d", k->type);
+}
+
+int
+conf_restart_keys(const struct conf *old, const struct conf *new, char *out,
+    size_t outsz)
+{
+	size_t o = 0;
+	int n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(restart_keys); i++) {
+		const struct conf_key *k = NULL;
+		for (size_t j = 0; j < ARRAY_SIZE(keys) && k == NULL; j++)
+			if (strcmp(keys[j].name, restart_keys[i]) == 0)
+				k = &keys[j];
+		if (k == NULL)
+			fatalx("conf_restart_keys: no key %s", restart_keys[i]);
+		if (conf_same(old, new, k))
+			continue;
+		if (o < outsz)
+			o += (size_t)snprintf(out + o, outsz - o, "%s%s", n ? ", " : "", k->name);
+		n++;
+	}
+	return n;
 }
 
 static struct conf *
@@ -464,6 +617,7 @@ conf_alloc(void)
 	char why[300];
 
 	b->refs = 1;
+	b->line = xcalloc(ARRAY_SIZE(keys), sizeof(*b->line));
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (conf_set(&b->c, &keys[i], keys[i].def, why, sizeof(why)) == -1)
 			fatalx("default of %s: %s", keys[i].name, why);
@@ -480,16 +634,14 @@ conf_defaults(void)
 }
 
 struct conf *
-conf_load(const char *path, struct conf_err **errs, int *nerrs)
+conf_load_all(const char *path, struct conf_err **errs, int *nerrs)
 {
 	struct conf_parse p = { 0 };
-	unsigned char seen[ARRAY_SIZE(keys)] = { 0 };
 	int rc;
 
 	p.c = conf_alloc();
 	p.c->path = xstrdup(path);
 	p.path = path;
-	p.seen = seen;
 	if ((p.fp = fopen(path, "r")) == NULL) {
 		conf_error(&p, 0, "cannot open: %m; check the path given with -c");
 	} else {
@@ -499,23 +651,26 @@ conf_load(const char *path, struct conf_err **errs, int *nerrs)
 			conf_error(&p, rc, "not INI syntax; write '[section]' or 'key = value'");
 		conf_check(&p);
 	}
-	if (p.nerrs > 0) {
-		conf_unref(p.c);
-		*errs = p.errs;
-		*nerrs = p.nerrs;
-		return NULL;
-	}
-	*errs = NULL;
-	*nerrs = 0;
+	*errs = p.errs;
+	*nerrs = p.nerrs;
 	return p.c;
+}
+
+struct conf *
+conf_load(const char *path, struct conf_err **errs, int *nerrs)
+{
+	struct conf *c = conf_load_all(path, errs, nerrs);
+
+	if (*nerrs == 0)
+		return c;
+	conf_unref(c);
+	return NULL;
 }
 
 struct conf *
 conf_ref(struct conf *c)
 {
-	struct conf_box *b = (struct conf_box *)((char *)c - offsetof(struct conf_box, c));
-
-	atomic_fetch_add(&b->refs, 1);
+	atomic_fetch_add(&conf_box(c)->refs, 1);
 	return c;
 }
 
@@ -526,9 +681,13 @@ conf_unref(struct conf *c)
 
 	if (c == NULL)
 		return;
-	b = (struct conf_box *)((char *)c - offsetof(struct conf_box, c));
+	b = conf_box(c);
 	if (atomic_fetch_sub(&b->refs, 1) != 1)
 		return;
+	for (int i = 0; i < b->nseg; i++)
+		free(b->seg[i].part);
+	free(b->seg);
+	free(b->line);
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (keys[i].type == T_STR || keys[i].type == T_HOSTPORT ||
 		    keys[i].type == T_LIST)

@@ -12,6 +12,7 @@
 #ifndef POSTERN_CONF_H
 #define POSTERN_CONF_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #define CONF_MAX_LISTEN 8
@@ -115,6 +116,27 @@ struct conf_err {
  * formatted "FILE:LINE: what is wrong; what to do".
  */
 struct conf	*conf_load(const char *path, struct conf_err **errs, int *nerrs);
+/* conf_load() that returns the conf even when it has problems, for
+ * configtest to add what other modules find (conf_err_add) and list every
+ * problem at once. Caller unrefs it and frees *errs. */
+struct conf	*conf_load_all(const char *path, struct conf_err **errs, int *nerrs);
+/* Append a problem found outside conf.c, formatted as conf_load's own:
+ * "FILE:LINE: ..." (line 0: "FILE: ..."). */
+void		 conf_err_add(struct conf_err **errs, int *nerrs, const struct conf *,
+		    int line, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The line where key ("section.key") was first set; 0 when it kept its
+ * default (or the conf was not read from a file). */
+int		 conf_key_line(const struct conf *, const char *key);
+/* Each line of a list key (repeated to continue the list) with its part
+ * of the joined value, in file order. */
+void		 conf_list_each(const struct conf *, const char *key,
+		    void (*fn)(void *arg, int line, const char *part), void *arg);
+/* The keys read only at start (listen addresses, threads, user, workers,
+ * resolver, database, dashboard address and HTTPS key) whose value
+ * differs between old and new: their names, comma-separated, in out; the
+ * count. A reload logs them: they need a restart. */
+int		 conf_restart_keys(const struct conf *old, const struct conf *new,
+		    char *out, size_t outsz);
 /* A command's config file: the argument after -c anywhere in argv, else
  * etc/postern.conf. */
 const char	*conf_path_arg(int argc, char **argv);

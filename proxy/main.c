@@ -12,6 +12,7 @@
 #include "util.h"
 #include "web.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ usage(void)
 	    "usage: postern serve -c FILE\n"
 	    "       postern configtest [-v] -c FILE\n"
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
-	    "                     [--only CHECK,...] [MESSAGE|-]\n"
+	    "                     [--only CHECK,...] [--record] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
 	    "       postern web -c FILE\n"
 	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
@@ -37,24 +38,63 @@ usage(void)
 	exit(2);
 }
 
+/* Every problem of one config: conf.c's own and the policy's. */
+struct configtest {
+	struct conf	*c;
+	struct conf_err	*errs;
+	int		 n;
+};
+
+static void
+configtest_problem(void *arg, int line, const char *msg)
+{
+	struct configtest *t = arg;
+
+	conf_err_add(&t->errs, &t->n, t->c, line, "%s", msg);
+}
+
+/* File order; problems of no line last. Stable: few problems. */
+static void
+configtest_sort(struct conf_err *e, int n)
+{
+	for (int i = 1; i < n; i++) {
+		struct conf_err x = e[i];
+		int kx = x.line > 0 ? x.line : INT_MAX, j = i;
+		while (j > 0 && (e[j - 1].line > 0 ? e[j - 1].line : INT_MAX) > kx) {
+			e[j] = e[j - 1];
+			j--;
+		}
+		e[j] = x;
+	}
+}
+
 static int
 cmd_configtest(int argc, char **argv)
 {
-	struct conf *c = conf_load_report(conf_path_arg(argc, argv));
-	char why[400];
+	const char *path = conf_path_arg(argc, argv);
+	struct configtest t = { 0 };
+	int given = 0, verbose = 0;
 
-	if (c == NULL)
-		return 1;
-	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
-		fprintf(stderr, "%s: %s\n", c->path, why);
-		conf_unref(c);
-		return 1;
+	for (int i = 1; i < argc; i++) {
+		given |= strcmp(argv[i], "-c") == 0;
+		verbose |= strcmp(argv[i], "-v") == 0;
 	}
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-v") == 0)
-			conf_dump_keys(stdout);
-	conf_unref(c);
-	return 0;
+	if (!given)
+		fprintf(stderr, "postern: no -c FILE given; checking %s\n", path);
+	t.c = conf_load_all(path, &t.errs, &t.n);
+	rbl_conf_check(t.c, configtest_problem, &t);
+	configtest_sort(t.errs, t.n);
+	for (int i = 0; i < t.n; i++)
+		fprintf(stderr, "%s\n", t.errs[i].msg);
+	if (t.n == 0 && verbose)
+		conf_dump_keys(stdout);
+	if (t.n == 0)
+		fprintf(stderr, "%s: configuration OK\n", path);
+	else
+		fprintf(stderr, "%s: %d problem%s\n", path, t.n, t.n == 1 ? "" : "s");
+	free(t.errs);
+	conf_unref(t.c);
+	return t.n == 0 ? 0 : 1;
 }
 
 static int

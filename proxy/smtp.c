@@ -1954,6 +1954,7 @@ smtp_reload(const char *path)
 {
 	struct conf_err *errs;
 	struct conf *c, *old;
+	char keys[400];
 	int n;
 
 	if ((c = conf_load(path, &errs, &n)) == NULL) {
@@ -1964,9 +1965,10 @@ smtp_reload(const char *path)
 		return;
 	}
 	old = conf_current();
-	if (strcmp(old->listen, c->listen) != 0 || old->threads != c->threads)
-		log_warn("reload: proxy.listen and proxy.threads take effect at the "
-		    "next start only");
+	if ((n = conf_restart_keys(old, c, keys, sizeof(keys))) > 0)
+		log_warn("reload: restart needed: %s changed, and %s read at start "
+		    "only; the running value%s stay%s until a restart", keys,
+		    n == 1 ? "is" : "are", n == 1 ? "" : "s", n == 1 ? "s" : "");
 	conf_unref(old);
 	tls_reload(c);
 	log_set_level((enum log_level)c->log_level);

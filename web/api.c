@@ -7,6 +7,7 @@
  * interpreted here, only copied into JSON strings.
  */
 #include "web_int.h"
+#include "access.h"
 #include "conf.h"
 #include "db.h"
 #include "quar.h"
@@ -55,9 +56,10 @@ static json_t	*api_top(json_t *counts);
 static json_t	*api_tops(time_t since);
 static int	 api_access_row(void *arg, const struct db_access *);
 static int	 api_access_key(struct web_resp *, const char *list, const char *kind,
-		    const char *value);
+		    const char *value, int adding);
 static void	 api_access_add(struct web_req *, struct web_resp *);
 static void	 api_rules_list(struct web_resp *);
+static void	 api_rules_get(struct web_resp *, long long id);
 static void	 api_rules_save(struct web_req *, struct web_resp *, long long id);
 static void	 api_rules_test(struct web_req *, struct web_resp *);
 static int	 api_quar_id_ok(const char *);
@@ -361,24 +363,17 @@ api_access_row(void *arg, const struct db_access *e)
 	return 0;
 }
 
-/* list/kind/value from JSON or the query string, checked: 0 or -1 (400). */
+/* list/kind/value from JSON or the query string, checked as `postern
+ * access add|del` checks them: 0 or -1 (400 with the reason). */
 static int
 api_access_key(struct web_resp *resp, const char *list, const char *kind,
-    const char *value)
+    const char *value, int adding)
 {
-	static const char *const kinds[] = { "client", "helo", "sender", "rcpt" };
-	int kind_ok = 0;
+	char why[300];
 
-	for (size_t i = 0; kind != NULL && i < ARRAY_SIZE(kinds); i++)
-		kind_ok |= strcmp(kind, kinds[i]) == 0;
-	if (list == NULL || (strcmp(list, "allow") != 0 && strcmp(list, "deny") != 0))
-		web_error(resp, 400, "list must be allow or deny");
-	else if (!kind_ok)
-		web_error(resp, 400, "kind must be client, helo, sender or rcpt");
-	else if (value == NULL || *value == '\0' || strlen(value) > 320)
-		web_error(resp, 400, "value must be 1 to 320 bytes");
-	else
+	if (access_entry_valid(list, kind, value, adding, why, sizeof(why)) == 0)
 		return 0;
+	web_error(resp, 400, "%s", why);
 	return -1;
 }
 
@@ -394,7 +389,7 @@ api_access_add(struct web_req *r, struct web_resp *resp)
 	if (json_unpack(j, "{s?s, s?s, s?s, s?s}", "list", &list, "kind", &kind,
 	    "value", &value, "note", &note) == -1)
 		web_error(resp, 400, "list, kind, value and note must be strings");
-	else if (api_access_key(resp, list, kind, value) == 0) {
+	else if (api_access_key(resp, list, kind, value, 1) == 0) {
 		if ((rc = db_access_add(list, kind, value, note)) == -1)
 			web_error(resp, 503, "the database refused the change; see the log");
 		else
@@ -421,7 +416,7 @@ api_access(struct web_req *r, struct web_resp *resp)
 	} else if (api_is(r, "POST"))
 		api_access_add(r, resp);
 	else if (api_is(r, "DELETE")) {
-		if (api_access_key(resp, list, kind, value) == -1)
+		if (api_access_key(resp, list, kind, value, 0) == -1)
 			return;
 		if ((rc = db_access_del(list, kind, value)) == -1)
 			web_error(resp, 503, "the database refused the change; see the log");
@@ -506,6 +501,30 @@ api_rules_list(struct web_resp *resp)
 	}
 	free(defs);
 	web_json(resp, 200, json_pack("{s:o}", "rules", a));
+}
+
+/* GET /api/rules/{id}: the rule as the list shows it. */
+static void
+api_rules_get(struct web_resp *resp, long long id)
+{
+	struct rule_def *defs = NULL;
+	json_t *j = NULL;
+	size_t n = 0;
+
+	if (db_rule_load(&defs, &n) == -1) {
+		web_error(resp, 503, "the database is not answering; see the log");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (defs[i].id == id)
+			j = api_rule_json(&defs[i]);
+		rule_def_clear(&defs[i]);
+	}
+	free(defs);
+	if (j == NULL)
+		web_error(resp, 404, "no rule %lld", id);
+	else
+		web_json(resp, 200, j);
 }
 
 /* POST (id 0) or PUT /api/rules/{id}. */
@@ -635,6 +654,8 @@ api_rules(struct web_req *r, struct web_resp *resp, struct api_path *p)
 		api_rules_list(resp);
 	else if (p->n == 1 && api_is(r, "POST"))
 		api_rules_save(r, resp, 0);
+	else if (p->n == 2 && api_is(r, "GET"))
+		api_rules_get(resp, id);
 	else if (p->n == 2 && api_is(r, "PUT"))
 		api_rules_save(r, resp, id);
 	else if (p->n == 2 && api_is(r, "DELETE")) {

@@ -68,6 +68,9 @@ static int	 web_read_password(char *buf, size_t sz);
 void
 web_json(struct web_resp *r, int status, json_t *j)
 {
+	/* One shape for every answer: "ok" says which of the two it is. */
+	if (json_is_object(j) && json_object_get(j, "ok") == NULL)
+		json_object_set_new(j, "ok", json_boolean(status < 400));
 	r->status = status;
 	r->ctype = "application/json";
 	r->body = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -108,12 +111,27 @@ web_arg(const struct web_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+int
+web_ctype_json(const struct web_req *r)
+{
+	const char *ct = r->ctype;
+	size_t n = strlen("application/json");
+
+	return ct != NULL && strncasecmp(ct, "application/json", n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
 json_t *
 web_body_json(const struct web_req *r, struct web_resp *resp)
 {
 	json_error_t e;
 	json_t *j;
 
+	/* A cross-site HTML form cannot send application/json. */
+	if (!web_ctype_json(r)) {
+		web_error(resp, 415, "Content-Type must be application/json");
+		return NULL;
+	}
 	if (r->body == NULL || r->len == 0) {
 		web_error(resp, 400, "a JSON object is required in the body");
 		return NULL;
@@ -175,6 +193,12 @@ web_route(struct web_req *r, struct web_resp *resp)
 	}
 	if (web_gate(r, resp) == -1)
 		return;
+	/* Where no body is read (DELETE, a release) one of another type is
+	 * refused too, so that no state change rides on a form post. */
+	if (web_state_change(r->method) && r->len > 0 && !web_ctype_json(r)) {
+		web_error(resp, 415, "Content-Type must be application/json");
+		return;
+	}
 	if (strcmp(r->path, "/api/logout") == 0)
 		web_logout(r, resp);
 	else if (strcmp(r->path, "/api/session") == 0)
@@ -237,8 +261,6 @@ web_gate_bearer(struct web_req *r, struct web_resp *resp, const char *authz)
 static void
 web_login(struct web_req *r, struct web_resp *resp)
 {
-	const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	char token[AUTH_TOKEN_HEX + 1], csrf[AUTH_TOKEN_HEX + 1];
 	const char *user = NULL, *pw = NULL;
 	char *hash;
@@ -247,11 +269,6 @@ web_login(struct web_req *r, struct web_resp *resp)
 
 	if (strcmp(r->method, "POST") != 0) {
 		web_error(resp, 405, "POST {\"user\", \"password\"} to log in");
-		return;
-	}
-	/* A cross-site HTML form cannot send application/json. */
-	if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0) {
-		web_error(resp, 415, "Content-Type must be application/json");
 		return;
 	}
 	if ((j = web_body_json(r, resp)) == NULL)
@@ -421,6 +438,8 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	r->method = method;
 	r->path = url;
+	r->ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	/* The settings of the moment: SIGHUP may have swapped in a new token. */
 	if ((r->conf = conf_current()) == NULL)
 		r->conf = conf_ref(web_conf);

@@ -20,6 +20,7 @@ struct web_req {
 	struct MHD_Connection *conn;
 	const char	*method;
 	const char	*path;		/* without the query string */
+	const char	*ctype;		/* Content-Type, or NULL */
 	char		*body;		/* NUL-terminated, may be NULL */
 	size_t		 len;
 	int		 too_big;
@@ -37,14 +38,19 @@ struct web_resp {
 	char		*cookie;	/* Set-Cookie, malloc'd */
 };
 
-/* Answer with JSON (steals j) or {"error": msg}. */
+/* Answer with JSON (steals j) or {"error": msg}. An object gets "ok":
+ * true below 400, false from 400 on, unless it says so itself. */
 void	 web_json(struct web_resp *, int status, json_t *j);
 void	 web_error(struct web_resp *, int status, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 /* A query-string argument, or NULL. */
 const char *web_arg(const struct web_req *, const char *name);
-/* The request body parsed as a JSON object, or NULL with a 400 already set
- * in resp naming where the JSON is wrong. Caller decrefs. */
+/* Is the request's Content-Type application/json (with or without
+ * parameters)? 1 or 0. */
+int	 web_ctype_json(const struct web_req *);
+/* The request body parsed as a JSON object, or NULL with the answer
+ * already set in resp: 415 when the Content-Type is not application/json,
+ * 400 naming where the JSON is wrong. Caller decrefs. */
 json_t	*web_body_json(const struct web_req *, struct web_resp *);
 
 /* Every route under /api/ but the login ones, and /metrics; the caller

@@ -40,6 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		c = conf_defaults();
 	r.method = "POST";
 	r.path = "/api/rules/test";
+	r.ctype = "application/json";
 	r.body = fuzz_str(d, n);
 	r.len = n;
 	r.conf = c;

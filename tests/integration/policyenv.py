@@ -24,15 +24,18 @@ from harness.unbound import BlackHole, Unbound
 class PolicyEnv:
     """records: unbound local-data lines; slow_zones: names that never
     answer; conf: INI text ([section] and key = value lines) on top of the
-    harness defaults, with SPF, DKIM and DMARC off unless it turns them on."""
+    harness defaults, with SPF, DKIM and DMARC off unless it turns them on;
+    record: every check runs with --record (greylist rows are stored, so
+    runs replay a client's retries; `postern check` alone writes nothing)."""
 
-    def __init__(self, records=(), slow_zones=(), conf=""):
+    def __init__(self, records=(), slow_zones=(), conf="", record=False):
         self.tmp = TempDir()
         self.bh = BlackHole() if slow_zones else None
         self.dns = Unbound(self.tmp.join("dns"), local_data=list(records),
                            blackhole_zones=list(slow_zones), blackhole=self.bh)
         self.clockfile = self.tmp.join("clock")
         self.conf_extra = conf
+        self.record = record
         self.p = None
         self.clock(0)
 
@@ -96,6 +99,8 @@ class PolicyEnv:
             argv += ["--rcpt", r]
         if only:
             argv += ["--only", only]
+        if self.record:
+            argv.append("--record")
         if message is not None:
             path = self.tmp.join("message.eml")
             with open(path, "wb") as f:

@@ -6,6 +6,7 @@ import http.client
 import re
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_login_cookie_flags_and_session(st):
     assert "Secure" not in cookie          # plain HTTP here; Secure under TLS
     assert d["csrf"] not in cookie          # the CSRF token is not the cookie
     status, _, s = h.get("/api/session")
-    assert status == 200 and s == {"user": USER, "csrf": d["csrf"]}
+    assert status == 200 and s == {"ok": True, "user": USER, "csrf": d["csrf"]}
     assert h.get("/api/stats")[0] == 200
     assert h.post("/api/logout")[0] == 200
     assert h.get("/api/stats")[0] == 401
@@ -236,6 +237,127 @@ def test_access_crud_round_trip(st):
     assert api.delete(q)[0] == 200
     assert api.delete(q)[0] == 404
     assert api.delete("/api/access?list=deny&kind=bogus&value=x")[0] == 400
+
+
+BAD_ACCESS = [
+    ("client", "192.0.2.0/33"), ("client", "mail.example"), ("client", "300.1.2.3"),
+    ("sender", "a@bad..example"), ("sender", "a@-bad.example"), ("rcpt", "@"),
+    ("rcpt", "bob@exa mple.org"), ("helo", "bad_host!"), ("sender", "a@b@example.org"),
+    ("helo", "x" * 300),
+]
+
+
+@pytest.mark.parametrize("kind,value", BAD_ACCESS)
+def test_access_api_refuses_what_the_cli_refuses(st, kind, value):
+    """One validation for both doors: the API's 400 says what the CLI says."""
+    p = subprocess.run([POSTERN_BIN, "access", "add", "deny", kind, value, "-c",
+                        st.postern.conf_path], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and p.stderr.startswith("postern access: "), p.stderr
+    why = p.stderr[len("postern access: "):].strip()
+    status, _, d = st.bearer().post("/api/access", {"list": "deny", "kind": kind, "value": value})
+    assert status == 400 and d == {"ok": False, "error": why}
+    assert value.lower() not in [e["value"] for e in st.bearer().get("/api/access")[2]["entries"]]
+
+
+def test_access_entries_let_in_before_can_be_deleted(st):
+    """Deleting checks list, kind and a value up to 1024 bytes, not its
+    syntax: a row an older version stored stays removable by both doors."""
+    import sqlite3
+    db = sqlite3.connect(st.postern.settings["db.path"], timeout=10)
+    with db:
+        db.executemany("INSERT INTO access (list, kind, value, created) VALUES (?, ?, ?, 0)",
+                       [("deny", "sender", "a@bad..example"), ("deny", "helo", "x" * 300)])
+    db.close()
+    q = urllib.parse.urlencode({"list": "deny", "kind": "sender", "value": "a@bad..example"})
+    status, _, d = st.bearer().delete("/api/access?" + q)
+    assert status == 200 and d == {"ok": True, "deleted": True}
+    assert st.bearer().delete("/api/access?" + q)[0] == 404
+    p = subprocess.run([POSTERN_BIN, "access", "del", "deny", "helo", "x" * 300, "-c",
+                        st.postern.conf_path], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "removed" in p.stdout, p.stderr
+    # list and kind are still checked, by both
+    for q, why in [({"list": "maybe", "kind": "helo", "value": "x"}, "list must be allow or deny"),
+                   ({"list": "deny", "kind": "moon", "value": "x"}, "kind must be"),
+                   ({"list": "deny", "kind": "helo", "value": "x" * 1025}, "1 to 1024")]:
+        status, _, d = st.bearer().delete("/api/access?" + urllib.parse.urlencode(q))
+        assert status == 400 and why in d["error"]
+        if q["list"] != "maybe":    # (a bad list is a usage error for the CLI)
+            p = subprocess.run([POSTERN_BIN, "access", "del", q["list"], q["kind"], q["value"],
+                                "-c", st.postern.conf_path], capture_output=True, text=True,
+                               timeout=60)
+            assert p.returncode == 1 and p.stderr == "postern access: %s\n" % d["error"]
+
+
+def test_access_api_and_cli_accept_the_same(st):
+    api = st.bearer()
+    good = [("client", "2001:db8::/32"), ("helo", "[192.0.2.7]"), ("sender", "@ok.example"),
+            ("rcpt", "postmaster@ok.example"), ("sender", "sub.ok.example")]
+    for kind, value in good:
+        status, _, d = api.post("/api/access", {"list": "allow", "kind": kind, "value": value})
+        assert status == 201 and d == {"ok": True, "created": True}, (kind, value, d)
+        p = subprocess.run([POSTERN_BIN, "access", "del", "allow", kind, value, "-c",
+                            st.postern.conf_path], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "removed" in p.stdout, p.stderr
+
+
+def test_get_one_rule(st):
+    api = st.bearer()
+    status, _, r = api.post("/api/rules", dict(RULE, name="one_rule"))
+    assert status == 201 and r["ok"] is True
+    status, _, got = api.get("/api/rules/%d" % r["id"])
+    assert status == 200 and got == r
+    listed = [x for x in api.get("/api/rules")[2]["rules"] if x["id"] == r["id"]][0]
+    assert dict(listed, ok=True) == got
+    status, _, d = api.get("/api/rules/999999")
+    assert status == 404 and d == {"ok": False, "error": "no rule 999999"}
+    assert api.get("/api/rules/abc")[0] == 404
+    assert api.delete("/api/rules/%d" % r["id"])[0] == 200
+    assert api.get("/api/rules/%d" % r["id"])[0] == 404
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=x", "application/jsonp"])
+def test_state_changes_need_json_415(st, ctype):
+    """What a cross-site form could send is refused, whatever the endpoint;
+    a bodyless DELETE or release needs no Content-Type (CSRF covers it)."""
+    api = st.bearer()
+    rid = api.post("/api/rules", dict(RULE, name="ctype_%d" % abs(hash(ctype))))[2]["id"]
+    hdr = {"Content-Type": ctype} if ctype else {}
+    body = '{"list": "deny", "kind": "client", "value": "192.0.2.66"}'
+    for method, path in [("POST", "/api/access"), ("POST", "/api/rules"),
+                         ("PUT", "/api/rules/%d" % rid), ("POST", "/api/rules/test"),
+                         ("POST", "/api/rules/validate"), ("POST", "/api/quarantine/bulk"),
+                         ("DELETE", "/api/rules/%d" % rid), ("POST", "/api/logout")]:
+        req = http.client.HTTPConnection("127.0.0.1", st.web_port, timeout=30)
+        try:
+            req.request(method, path, body=body.encode(),
+                        headers=dict(hdr, Authorization="Bearer " + TOKEN))
+            r = req.getresponse()
+            status, data = r.status, r.read()
+        finally:
+            req.close()
+        assert status == 415, (method, path, status, data)
+        assert b"Content-Type must be application/json" in data
+    assert api.get("/api/rules/%d" % rid)[0] == 200        # nothing changed
+    assert "192.0.2.66" not in [e["value"] for e in api.get("/api/access")[2]["entries"]]
+    if ctype:   # (without one, Http sends application/json)
+        # logged in: the cookie's CSRF token is still asked for first
+        h = st.login()
+        assert h.request("POST", "/api/access", body, headers=hdr, csrf=False)[0] == 403
+        assert h.request("POST", "/api/access", body, headers=hdr)[0] == 415
+    assert api.delete("/api/rules/%d" % rid)[:3:2] == (200, {"ok": True, "deleted": True})
+
+
+def test_success_bodies_share_one_shape(st):
+    api = st.bearer()
+    for path in ["/api/stats", "/api/verdicts", "/api/greylist", "/api/access",
+                 "/api/rules", "/api/quarantine", "/api/session", "/healthz"]:
+        status, _, d = api.get(path)
+        assert status == 200 and d["ok"] is True, (path, d)
+    status, _, d = api.post("/api/rules/validate", RULE)
+    assert status == 200 and d == {"ok": True}
+    status, _, d = api.get("/api/nonexistent")
+    assert status == 404 and d["ok"] is False and d["error"]
 
 
 def test_body_limit_413(st):

@@ -24,7 +24,7 @@ CONF = "[greylist]\nenabled = yes\ndelay = 300\nretry_window = 2d\nexpire = 35d\
 
 @pytest.fixture
 def env():
-    e = PolicyEnv(RECORDS, conf=CONF).start()
+    e = PolicyEnv(RECORDS, conf=CONF, record=True).start()
     yield e
     e.stop()
 
@@ -168,7 +168,7 @@ def test_dkim_pass_from_skip_domain_decided_at_data():
     e = PolicyEnv(RECORDS + ["sel._domainkey.example.org. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key)),
                              "sel._domainkey.other.example. 300 IN TXT %s" % txt_rdata(am.dkim_txt(key))],
                   conf=CONF + "skip_domains = example.org\nskip_spf_pass = no\n"
-                       "[dkim]\nenabled = yes\n").start()
+                       "[dkim]\nenabled = yes\n", record=True).start()
     plain = am.message(frm="Alice <alice@example.org>")
     try:
         def data(msg, ip="203.0.113.5"):

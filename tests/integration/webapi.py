@@ -52,6 +52,8 @@ class Http:
             h["X-CSRF-Token"] = self.csrf
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
+        if body is not None:
+            # what the API takes; a test of another type says so in headers
             h.setdefault("Content-Type", "application/json")
         src = (self.source, 0) if self.source else None
         if self.tls:

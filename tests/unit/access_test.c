@@ -102,6 +102,31 @@ T_CASE(entry_validation)
 	T_EQ_INT(access_valid("rcpt", "<a@example.org>", why, sizeof(why)), -1);
 	T_EQ_INT(access_valid("ip", "1.2.3.4", why, sizeof(why)), -1);
 	T_EQ_INT(access_valid("helo", "", why, sizeof(why)), -1);
+	/* domains: labels of letters, digits, '-' inside, '_', UTF-8 */
+	T_EQ_INT(access_valid("sender", "@example.org", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("rcpt", "xn--bcher-kva.example", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("rcpt", "b\xc3\xbc" "cher.example", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("sender", "a@bad..example", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@-bad.example", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@bad-.example", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@bad!.example", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("sender", "a@b@example.org", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("rcpt", ".example.org", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("helo", "mail.example.org", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("helo", "[192.0.2.1]", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("helo", "[IPv6:2001:db8::1]", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("helo", "192.0.2.1", why, sizeof(why)), 0);
+	T_EQ_INT(access_valid("helo", "[192.0.2.0/24]", why, sizeof(why)), -1);
+	T_EQ_INT(access_valid("helo", "bad_host!", why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("allow", "client", "192.0.2.1", 1, why, sizeof(why)), 0);
+	T_EQ_INT(access_entry_valid("maybe", "client", "192.0.2.1", 1, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid(NULL, "client", "192.0.2.1", 1, why, sizeof(why)), -1);
+	/* an entry an older version let in can still be deleted */
+	T_EQ_INT(access_entry_valid("deny", "sender", "a@bad..example", 1, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("deny", "sender", "a@bad..example", 0, why, sizeof(why)), 0);
+	T_EQ_INT(access_entry_valid("deny", "moon", "x", 0, why, sizeof(why)), -1);
+	T_EQ_INT(access_entry_valid("deny", "sender", "", 0, why, sizeof(why)), -1);
 }
 
 T_CASE(rate_windows)

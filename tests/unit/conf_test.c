@@ -101,6 +101,73 @@ T_CASE(list_keys_add_up)
 	free(p);
 }
 
+static void
+seg_collect(void *arg, int line, const char *part)
+{
+	char *out = arg;
+	size_t o = strlen(out);
+
+	snprintf(out + o, 200 - o, "%d:%s;", line, part);
+}
+
+T_CASE(lines_segments_restart_keys)
+{
+	char *p = write_tmp("[proxy]\nlisten = 127.0.0.1:2600\n[rbl]\nzones = a.example*2\n"
+	    "\nzones = b.example*3\n[proxy]\nthreads = 2\n");
+	char *q = write_tmp("[proxy]\nlisten = 127.0.0.1:2601\nthreads = 2\n"
+	    "max_recipients = 5\n[web]\nlisten = 127.0.0.1:9999\n");
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = conf_load(p, &e, &n), *d = conf_load(q, &e, &n);
+	char segs[200] = "", keys[200];
+
+	T_ASSERT(c != NULL && d != NULL);
+	if (c && d) {
+		T_EQ_INT(conf_key_line(c, "proxy.listen"), 2);
+		T_EQ_INT(conf_key_line(c, "rbl.zones"), 4);
+		T_EQ_INT(conf_key_line(c, "proxy.threads"), 8);
+		T_EQ_INT(conf_key_line(c, "proxy.hostname"), 0);	/* default */
+		conf_list_each(c, "rbl.zones", seg_collect, segs);
+		T_EQ_STR(segs, "4:a.example*2;6:b.example*3;");
+		/* max_recipients applies on reload; listen and web.listen do not */
+		T_EQ_INT(conf_restart_keys(c, d, keys, sizeof(keys)), 2);
+		T_EQ_STR(keys, "proxy.listen, web.listen");
+		T_EQ_INT(conf_restart_keys(c, c, keys, sizeof(keys)), 0);
+		T_EQ_STR(keys, "");
+	}
+	conf_unref(c);
+	conf_unref(d);
+	unlink(p);
+	unlink(q);
+	free(p);
+	free(q);
+}
+
+T_CASE(all_problems_kept_with_the_conf)
+{
+	char *p = write_tmp("[policy]\ntag_score = 9\n\nreject_score = 2\n[proxy]\nthreads = x\n");
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = conf_load_all(p, &e, &n);
+
+	T_ASSERT(c != NULL);
+	T_EQ_INT(n, 3);
+	if (n == 3) {
+		T_EQ_INT(e[0].line, 6);		/* parse errors first, as read */
+		T_EQ_INT(e[1].line, 2);		/* tag 9 > quarantine 6: tag's line */
+		T_EQ_INT(e[2].line, 4);		/* quarantine 6 > reject 2 */
+		T_ASSERT(strstr(e[1].msg, "policy.tag_score (9) is above") != NULL);
+	}
+	conf_err_add(&e, &n, c, 3, "%s", "from elsewhere");
+	T_EQ_INT(n, 4);
+	if (n == 4)
+		T_ASSERT(strstr(e[3].msg, ":3: from elsewhere") != NULL);
+	free(e);
+	conf_unref(c);
+	unlink(p);
+	free(p);
+}
+
 T_CASE(hostport)
 {
 	char h[64];
@@ -122,6 +189,8 @@ main(void)
 	T_RUN(values_parsed);
 	T_RUN(errors_name_line);
 	T_RUN(list_keys_add_up);
+	T_RUN(lines_segments_restart_keys);
+	T_RUN(all_problems_kept_with_the_conf);
 	T_RUN(hostport);
 	return T_END();
 }

@@ -186,6 +186,7 @@ rules_test_post(const char *pre, const char *post, struct web_resp *resp)
 	o += (size_t)snprintf(body + o, sizeof(body) - o, "%s", post);
 	r.method = "POST";
 	r.path = "/api/rules/test";
+	r.ctype = "application/json";
 	r.body = body;
 	r.len = o;
 	r.conf = c;
