@@ -5,6 +5,7 @@
  * line reader so every key's line number is known for error messages.
  */
 #include "conf.h"
+#include "access.h"
 #include "util.h"
 
 #include <errno.h>
@@ -56,6 +57,7 @@ static char	*conf_reader(char *, int, void *);
 static void	 conf_error(struct conf_parse *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 conf_check(struct conf_parse *);
+static void	 conf_check_cidrs(struct conf_parse *, const char *key, const char *list);
 static struct conf *conf_alloc(void);
 
 #define O(f) offsetof(struct conf, f)
@@ -215,6 +217,14 @@ static const struct conf_key keys[] = {
 	  "bearer token for scripts (Authorization: Bearer ...)" },
 	{ "web.tls_cert", T_STR, O(web_tls_cert), "", 0, 0, NULL, "PEM certificate: serve HTTPS" },
 	{ "web.tls_key", T_STR, O(web_tls_key), "", 0, 0, NULL, "PEM private key for web.tls_cert" },
+	{ "web.max_conns", T_INT, O(web_max_conns), "512", 1, 100000, NULL,
+	  "simultaneous dashboard connections in all (read at start)" },
+	{ "web.max_conns_per_ip", T_INT, O(web_max_conns_per_ip), "16", 1, 100000, NULL,
+	  "simultaneous dashboard connections from one peer address; past it refused (read at start)" },
+	{ "web.request_timeout", T_SECS, O(web_request_timeout), "10", 1, 3600, NULL,
+	  "time for a whole request, headers and body, from the connection or the previous answer; past it closed (read at start)" },
+	{ "web.trusted_proxies", T_LIST, O(web_trusted_proxies), "", 0, 0, NULL,
+	  "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty = the header is ignored" },
 };
 #undef O
 
@@ -435,6 +445,21 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 	return 1;
 }
 
+/* Every entry of a comma- or space-separated list is an address or CIDR
+ * block: a typo must not silently trust (or distrust) a network. */
+static void
+conf_check_cidrs(struct conf_parse *p, const char *key, const char *list)
+{
+	struct access_cidr cidr;
+	char *copy = xstrdup(list), *save = NULL;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+		if (access_cidr_parse(t, &cidr) == -1)
+			conf_error(p, 0, "%s: '%s' is not an IP address or CIDR block; "
+			    "write e.g. 10.0.0.5 or 10.0.0.0/24", key, t);
+	free(copy);
+}
+
 /* Cross-key checks, after every key is read. */
 static void
 conf_check(struct conf_parse *p)
@@ -445,6 +470,7 @@ conf_check(struct conf_parse *p)
 		conf_error(p, 0, "proxy.tls_cert and proxy.tls_key go together; set both or neither");
 	if ((*c->web_tls_cert == '\0') != (*c->web_tls_key == '\0'))
 		conf_error(p, 0, "web.tls_cert and web.tls_key go together; set both or neither");
+	conf_check_cidrs(p, "web.trusted_proxies", c->web_trusted_proxies);
 	if (!(c->tag_score <= c->quarantine_score && c->quarantine_score <= c->reject_score))
 		conf_error(p, 0, "policy scores must rise: tag_score <= quarantine_score <= reject_score");
 	if (*c->listen == '\0')

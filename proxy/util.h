@@ -51,6 +51,9 @@ uint64_t time_mono_ms(void);
  * POSTERN_CLOCK_FILE names a file holding an integer, that many seconds are
  * added to the real clock (greylisting and expiry tests, no sleeping). */
 time_t	 time_wall(void);
+/* The seconds POSTERN_CLOCK_FILE adds (0 without it): tests move deadlines
+ * kept on the monotonic clock with it too. */
+long long time_test_offset(void);
 
 /* Session/queue ids in the style of Postfix: 12 upper-case hex digits. */
 #define ID_LEN 12

@@ -101,6 +101,37 @@ T_CASE(list_keys_add_up)
 	free(p);
 }
 
+T_CASE(trusted_proxies_checked)
+{
+	char *p = write_tmp("[web]\ntrusted_proxies = 10.0.0.5, 192.0.2.0/24\n"
+	    "trusted_proxies = 2001:db8::/32\nrequest_timeout = 5\n");
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = conf_load(p, &e, &n);
+
+	T_ASSERT(c != NULL);
+	if (c) {
+		T_EQ_STR(c->web_trusted_proxies, "10.0.0.5, 192.0.2.0/24,2001:db8::/32");
+		T_EQ_INT(c->web_request_timeout, 5);
+		T_EQ_INT(c->web_max_conns_per_ip, 16);
+		conf_unref(c);
+	}
+	unlink(p);
+	free(p);
+	/* A typo must not silently trust a network, or none. */
+	p = write_tmp("[web]\ntrusted_proxies = 10.0.0.5, 10.0.0.0/33, proxy.example\n");
+	c = conf_load(p, &e, &n);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(n, 2);
+	if (n == 2) {
+		T_ASSERT(strstr(e[0].msg, "web.trusted_proxies: '10.0.0.0/33'") != NULL);
+		T_ASSERT(strstr(e[1].msg, "'proxy.example'") != NULL);
+	}
+	free(e);
+	unlink(p);
+	free(p);
+}
+
 T_CASE(hostport)
 {
 	char h[64];
@@ -122,6 +153,7 @@ main(void)
 	T_RUN(values_parsed);
 	T_RUN(errors_name_line);
 	T_RUN(list_keys_add_up);
+	T_RUN(trusted_proxies_checked);
 	T_RUN(hostport);
 	return T_END();
 }
