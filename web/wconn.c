@@ -53,7 +53,8 @@ wconn_sweep(uint64_t now)
 	int n = 0;
 
 	for (struct wconn *w = wconn_head; w != NULL; w = w->next) {
-		if (w->busy || w->cut || now - w->start < wconn_timeout_ms)
+		/* now < start: a test clock set back; not a deadline passed. */
+		if (w->busy || w->cut || now < w->start || now - w->start < wconn_timeout_ms)
 			continue;
 		/* Not close(): the descriptor stays libmicrohttpd's to close. */
 		shutdown(w->fd, SHUT_RDWR);
