@@ -244,6 +244,9 @@ def test_300_slow_connections_from_one_address_leave_healthz_answering(st):
     answered = codes.count(b"200")
     assert 1 <= answered <= PER_IP, codes
     assert healthz_from(st, "127.0.0.51")
+    # 284 refusals, but not 284 log lines.
+    assert st.postern.log().count("Server reached connection limit") <= 3
+    assert "the previous message" in st.postern.log()
 
 
 def test_request_trickled_past_the_deadline_is_closed(st):
