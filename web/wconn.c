@@ -2,7 +2,8 @@
  * wconn.c -- see wconn.h. A doubly linked list of live connections under
  * one mutex; the sweep walks it (at most web.max_conns entries) once per
  * WCONN_SWEEP_MS and logs one line per sweep that cut anything, so a flood
- * of slow clients cannot flood the log.
+ * of slow clients cannot flood the log. The sweep takes wconn_msg.mtx while
+ * it holds wconn_mtx; nothing takes them the other way round.
  */
 #include "wconn.h"
 #include "util.h"
@@ -27,6 +28,14 @@ struct wconn {
 	char		 ip[INET6_ADDRSTRLEN];
 };
 
+/* The last library message and how often it came again unlogged. */
+static struct {
+	pthread_mutex_t	 mtx;
+	char		 last[200];
+	uint64_t	 since;		/* ms: logged, or its count logged */
+	unsigned	 held;
+} wconn_msg = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+
 static pthread_mutex_t	 wconn_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 wconn_cond;
 static pthread_t	 wconn_thread;
@@ -38,6 +47,7 @@ static uint64_t	 wconn_now(void);
 static void	*wconn_main(void *);
 static void	 wconn_sweep(uint64_t now);
 static struct wconn *wconn_of(struct MHD_Connection *);
+static void	 wconn_log_held(uint64_t now, int force);
 
 static uint64_t
 wconn_now(void)
@@ -68,6 +78,40 @@ wconn_sweep(uint64_t now)
 		    (unsigned long long)(wconn_timeout_ms / 1000), last);
 }
 
+/* Under wconn_msg.mtx: log the count of repeats held back, once they have
+ * stopped for WCONN_LOG_QUIET (or with force, before another message). */
+static void
+wconn_log_held(uint64_t now, int force)
+{
+	if (wconn_msg.held == 0 || (!force && now - wconn_msg.since < WCONN_LOG_QUIET))
+		return;
+	log_warn("web: libmicrohttpd: \"%s\" %u more time%s", wconn_msg.last,
+	    wconn_msg.held, wconn_msg.held == 1 ? "" : "s");
+	wconn_msg.held = 0;
+	wconn_msg.since = now;
+}
+
+void
+wconn_log(void *cls, const char *fmt, va_list ap)
+{
+	uint64_t now = time_mono_ms();
+	char msg[sizeof(wconn_msg.last)];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\r\n")] = '\0';
+	pthread_mutex_lock(&wconn_msg.mtx);
+	if (strcmp(msg, wconn_msg.last) == 0 && now - wconn_msg.since < WCONN_LOG_QUIET) {
+		wconn_msg.held++;
+	} else {
+		wconn_log_held(now, 1);
+		log_warn("web: libmicrohttpd: %s", msg);
+		memcpy(wconn_msg.last, msg, sizeof(msg));
+		wconn_msg.since = now;
+	}
+	pthread_mutex_unlock(&wconn_msg.mtx);
+}
+
 static void *
 wconn_main(void *arg)
 {
@@ -77,6 +121,9 @@ wconn_main(void *arg)
 	pthread_mutex_lock(&wconn_mtx);
 	while (wconn_running) {
 		wconn_sweep(wconn_now());
+		pthread_mutex_lock(&wconn_msg.mtx);
+		wconn_log_held(time_mono_ms(), 0);
+		pthread_mutex_unlock(&wconn_msg.mtx);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += WCONN_SWEEP_MS / 1000;
 		ts.tv_nsec += (WCONN_SWEEP_MS % 1000) * 1000000L;
@@ -122,6 +169,9 @@ wconn_stop(void)
 	pthread_mutex_unlock(&wconn_mtx);
 	pthread_join(wconn_thread, NULL);
 	pthread_cond_destroy(&wconn_cond);
+	pthread_mutex_lock(&wconn_msg.mtx);
+	wconn_log_held(time_mono_ms(), 1);
+	pthread_mutex_unlock(&wconn_msg.mtx);
 }
 
 const struct sockaddr *

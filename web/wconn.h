@@ -18,25 +18,34 @@
  * our mutex, so the sweep never touches a descriptor number that has been
  * reused.
  *
+ * libmicrohttpd's own messages come here too (wconn_log): it says "Server
+ * reached connection limit" once per refused connection, so a flood from
+ * one address would flood the log. A message repeating the previous one
+ * within WCONN_LOG_QUIET is only counted; the sweep logs the count once the
+ * repeats stop (or every WCONN_LOG_QUIET while they go on).
+ *
  * Public calls: wconn_start, wconn_stop, wconn_notify (the
- *   MHD_OPTION_NOTIFY_CONNECTION callback), wconn_received, wconn_answered,
+ *   MHD_OPTION_NOTIFY_CONNECTION callback), wconn_log (the
+ *   MHD_OPTION_EXTERNAL_LOGGER callback), wconn_received, wconn_answered,
  *   wconn_peer.
  * Clock: time_mono_ms() plus the test clock's offset (time_test_offset()),
  *   so tests move deadlines without sleeping.
  * Ownership: one entry per connection, ours, kept in libmicrohttpd's socket
  *   context from STARTED to CLOSED.
  * Thread: the callbacks run on libmicrohttpd's threads, the sweep on its
- *   own; one mutex guards the list.
+ *   own; one mutex guards the list, another the message counter.
  */
 #ifndef POSTERN_WCONN_H
 #define POSTERN_WCONN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
 
 #define WCONN_SWEEP_MS	1000	/* how often deadlines are checked */
+#define WCONN_LOG_QUIET	10000	/* ms a repeated library message is only counted */
 
 /* Start the sweep with this deadline (seconds). 0, or -1 logged. */
 int	 wconn_start(long long timeout_s);
@@ -44,6 +53,7 @@ int	 wconn_start(long long timeout_s);
 void	 wconn_stop(void);
 void	 wconn_notify(void *cls, struct MHD_Connection *, void **socket_context,
 	    enum MHD_ConnectionNotificationCode);
+void	 wconn_log(void *cls, const char *fmt, va_list ap);
 /* The peer's address as text in ip ("unknown" and NULL when it is not
  * IPv4 or IPv6); the sockaddr lives as long as the connection. */
 const struct sockaddr *wconn_peer(struct MHD_Connection *, char *ip, size_t ipsz);

@@ -38,7 +38,6 @@
 #define WEB_TOKEN_MIN		32	/* chars of web.api_token we call strong */
 #define WEB_XFF_HEADERS		8	/* X-Forwarded-For lines read (the last ones) */
 #define WEB_XFF_HOPS		16	/* addresses walked back through */
-#define WEB_MHDLOG_QUIET	10000	/* ms a repeated library message is only counted */
 #define WEB_MAX_PEM		(256 * 1024)	/* bytes of a TLS key or cert file */
 
 /* Strict by design: no inline script or style anywhere in the dashboard. */
@@ -75,7 +74,6 @@ static int	 web_xff_prev(const char *start, const char **end, char *tok, size_t 
 static int	 web_xff_walk(struct web_req *, const char *list,
 		    struct sockaddr_storage *);
 static int	 web_too_many(struct web_resp *, int wait, const char *what);
-static void	 web_mhd_log(void *, const char *fmt, va_list ap);
 static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
@@ -595,38 +593,6 @@ web_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ------------------------------------------------------------ daemon */
 
-/* libmicrohttpd's own messages, through our log. It says "Server reached
- * connection limit" once per refused connection, so a flood from one
- * address would flood the log: a message that repeats the previous one
- * within WEB_MHDLOG_QUIET is only counted, and the count goes out with the
- * next line that is logged. */
-static void
-web_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
-	static char last[200];
-	static uint64_t last_ms;
-	static unsigned held;
-	uint64_t now = time_mono_ms();
-	char msg[sizeof(last)];
-
-	(void)cls;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\r\n")] = '\0';
-	pthread_mutex_lock(&mtx);
-	if (strcmp(msg, last) == 0 && now - last_ms < WEB_MHDLOG_QUIET) {
-		held++;
-	} else {
-		if (held > 0)
-			log_warn("web: libmicrohttpd: the previous message %u more times", held);
-		log_warn("web: libmicrohttpd: %s", msg);
-		memcpy(last, msg, sizeof(last));
-		last_ms = now;
-		held = 0;
-	}
-	pthread_mutex_unlock(&mtx);
-}
-
 static int
 web_bind_addr(const char *listen, struct sockaddr_storage *ss, int *v6)
 {
@@ -707,7 +673,7 @@ web_start(struct conf *c)
 		return -1;
 	web_conf = conf_ref(c);
 	web_daemon = MHD_start_daemon(flags, 0, NULL, NULL, web_access, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, wconn_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WEB_THREADS,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->web_max_conns,
