@@ -236,6 +236,18 @@ time_test_offset(void)
 	return off;
 }
 
+void
+time_deadline_ts(clockid_t clock, uint64_t ms, struct timespec *ts)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 time_t
 time_wall(void)
 {

@@ -47,6 +47,9 @@ void	 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Monotonic milliseconds, for timeouts and durations. */
 uint64_t time_mono_ms(void);
+/* ts = now on clock plus ms: the deadline pthread_cond_timedwait() wants
+ * (CLOCK_MONOTONIC needs a condvar made with pthread_condattr_setclock). */
+void	 time_deadline_ts(clockid_t clock, uint64_t ms, struct timespec *ts);
 /* Wall clock in seconds. Tests control it: when the environment variable
  * POSTERN_CLOCK_FILE names a file holding an integer, that many seconds are
  * added to the real clock (greylisting and expiry tests, no sleeping). */

@@ -124,13 +124,7 @@ wconn_main(void *arg)
 		pthread_mutex_lock(&wconn_msg.mtx);
 		wconn_log_held(time_mono_ms(), 0);
 		pthread_mutex_unlock(&wconn_msg.mtx);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += WCONN_SWEEP_MS / 1000;
-		ts.tv_nsec += (WCONN_SWEEP_MS % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_deadline_ts(CLOCK_MONOTONIC, WCONN_SWEEP_MS, &ts);
 		pthread_cond_timedwait(&wconn_cond, &wconn_mtx, &ts);
 	}
 	pthread_mutex_unlock(&wconn_mtx);
