@@ -17,6 +17,7 @@ the test: nothing here waits for a delay to pass or asserts on speed.
 import itertools
 import re
 import socket
+import ssl
 import time
 
 import pytest
@@ -283,3 +284,36 @@ def test_request_trickled_past_the_deadline_is_closed(st):
     assert finish(fresh) == b"200"             # younger ones are served
     wait_until(lambda: "sent no whole request within %d s" % TIMEOUT in st.postern.log(),
                10, what="the deadline's log line")
+
+
+def test_https_handshake_and_request_bounded_by_the_deadline():
+    """Over HTTPS the deadline covers the handshake too: a client that
+    never finishes it, and one that trickles its request inside TLS, are
+    both closed once web.request_timeout has passed."""
+    s = Stack(tls=True, clock=True, conf={"web.request_timeout": TIMEOUT}).start()
+    try:
+        stalled = slow_socket(s, "127.0.0.57", b"\x16\x03\x01")   # a record header, no more
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        tls = ctx.wrap_socket(slow_socket(s, "127.0.0.58", b""))
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert Http(s.web_port, source="127.0.0.59", tls=True).get("/healthz")[0] == 200
+        s.advance(TIMEOUT + 1)
+        socks = [stalled, tls]
+        deadline = time.monotonic() + 30           # a liveness bound, 30x the sweep
+        while socks and time.monotonic() < deadline:
+            for c in list(socks):
+                c.settimeout(0.5)
+                try:
+                    c.sendall(b"x")
+                    if c.recv(1024) == b"":
+                        socks.remove(c)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    socks.remove(c)
+        assert not socks, "an unfinished HTTPS request outlived web.request_timeout"
+        assert Http(s.web_port, source="127.0.0.59", tls=True).get("/healthz")[0] == 200
+    finally:
+        s.close()
