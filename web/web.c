@@ -71,6 +71,7 @@ static int	 web_trusted(const char *list, const struct sockaddr *);
 static enum MHD_Result web_xff_collect(void *, enum MHD_ValueKind, const char *,
 		    const char *);
 static int	 web_xff_prev(const char *start, const char **end, char *tok, size_t sz);
+static int	 web_addr_parse(const char *, struct sockaddr_storage *);
 static int	 web_xff_walk(struct web_req *, const char *list,
 		    struct sockaddr_storage *);
 static int	 web_too_many(struct web_resp *, int wait, const char *what);
@@ -449,8 +450,8 @@ web_xff_collect(void *cls, enum MHD_ValueKind kind, const char *key,
 }
 
 /* The comma-separated entry that ends at *end (right to left), trimmed,
- * into tok; *end moves before it. 1, or 0 when none is left or it does not
- * fit. */
+ * into tok; *end moves before it. 1; 0 when none is left; -1 when it does
+ * not fit (no address is that long). */
 static int
 web_xff_prev(const char *start, const char **end, char *tok, size_t sz)
 {
@@ -466,10 +467,29 @@ web_xff_prev(const char *start, const char **end, char *tok, size_t sz)
 	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
 		e--;
 	if ((size_t)(e - b) >= sz)
-		return 0;
+		return -1;
 	memcpy(tok, b, (size_t)(e - b));
 	tok[e - b] = '\0';
 	return 1;
+}
+
+/* An IPv4 or IPv6 address (no port, no brackets) into ss; 0 or -1, and
+ * ss untouched on -1. */
+static int
+web_addr_parse(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage a = { 0 };
+	struct sockaddr_in *in = (struct sockaddr_in *)&a;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
+
+	if (inet_pton(AF_INET, s, &in->sin_addr) == 1)
+		in->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else
+		return -1;
+	*ss = a;
+	return 0;
 }
 
 /* Standing on a trusted peer, step back through X-Forwarded-For while the
@@ -481,24 +501,16 @@ web_xff_walk(struct web_req *r, const char *list, struct sockaddr_storage *ss)
 {
 	struct web_xff x = { .n = 0 };
 	char tok[INET6_ADDRSTRLEN];
-	int hops = 0;
+	int hops = 0, rc;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, web_xff_collect, &x);
 	for (int i = x.n - 1; i >= 0; i--) {
 		const char *end = x.v[i] + strlen(x.v[i]);
 
-		while (hops < WEB_XFF_HOPS && web_xff_prev(x.v[i], &end, tok, sizeof(tok))) {
-			struct sockaddr_storage hop = { 0 };
-			struct sockaddr_in *in = (struct sockaddr_in *)&hop;
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&hop;
-
-			if (inet_pton(AF_INET, tok, &in->sin_addr) == 1)
-				in->sin_family = AF_INET;
-			else if (inet_pton(AF_INET6, tok, &in6->sin6_addr) == 1)
-				in6->sin6_family = AF_INET6;
-			else
+		while (hops < WEB_XFF_HOPS &&
+		    (rc = web_xff_prev(x.v[i], &end, tok, sizeof(tok))) != 0) {
+			if (rc == -1 || web_addr_parse(tok, ss) == -1)
 				return hops > 0;
-			*ss = hop;
 			snprintf(r->ip, sizeof(r->ip), "%s", tok);
 			hops++;
 			if (!web_trusted(list, (struct sockaddr *)ss))
@@ -599,22 +611,15 @@ web_bind_addr(const char *listen, struct sockaddr_storage *ss, int *v6)
 	char host[256];
 	int port;
 
-	memset(ss, 0, sizeof(*ss));
-	if (hostport_split(listen, host, sizeof(host), &port) == -1)
+	if (hostport_split(listen, host, sizeof(host), &port) == -1 ||
+	    web_addr_parse(host, ss) == -1)
 		return -1;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*v6 = 0;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+	*v6 = ss->ss_family == AF_INET6;
+	if (*v6)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*v6 = 1;
-		return 0;
-	}
-	return -1;
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	return 0;
 }
 
 static char *

@@ -169,6 +169,17 @@ def test_forwarded_for_over_several_header_lines(st):
                      % client.encode()) == b"200"
 
 
+def test_ipv6_clients_count_per_64(st):
+    """One IPv6 site holds a whole /64: hopping addresses inside it does not
+    escape the delay, while the next /64 is another client."""
+    st.passwd("six", "the-right-one")
+    n = itertools.count(1)
+    grow_wait(st, lambda: login_as(st, PROXY, "six", "nope",
+                                   xff="2001:db8:1:2::%x" % next(n)))
+    assert login_as(st, PROXY, "six", "the-right-one", xff="2001:db8:1:2:ffff::1")[0] == 429
+    assert login_as(st, PROXY, "six", "the-right-one", xff="2001:db8:1:3::1")[0] == 200
+
+
 # ------------------------------------------------- connections and deadlines
 
 def read_all(s):
