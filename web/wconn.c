@@ -78,8 +78,8 @@ wconn_sweep(uint64_t now)
 		    (unsigned long long)(wconn_timeout_ms / 1000), last);
 }
 
-/* Under wconn_msg.mtx: log the count of repeats held back, once they have
- * stopped for WCONN_LOG_QUIET (or with force, before another message). */
+/* Under wconn_msg.mtx: log the count of repeats held back, WCONN_LOG_QUIET
+ * after the last line about them (with force: now, before another line). */
 static void
 wconn_log_held(uint64_t now, int force)
 {

@@ -21,8 +21,9 @@
  * libmicrohttpd's own messages come here too (wconn_log): it says "Server
  * reached connection limit" once per refused connection, so a flood from
  * one address would flood the log. A message repeating the previous one
- * within WCONN_LOG_QUIET is only counted; the sweep logs the count once the
- * repeats stop (or every WCONN_LOG_QUIET while they go on).
+ * within WCONN_LOG_QUIET of its last line is only counted, and the sweep
+ * logs the count when that time is up: one line per WCONN_LOG_QUIET at
+ * most, however long the flood.
  *
  * Public calls: wconn_start, wconn_stop, wconn_notify (the
  *   MHD_OPTION_NOTIFY_CONNECTION callback), wconn_log (the
