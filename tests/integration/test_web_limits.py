@@ -180,6 +180,20 @@ def test_ipv6_clients_count_per_64(st):
     assert login_as(st, PROXY, "six", "the-right-one", xff="2001:db8:1:3::1")[0] == 200
 
 
+def test_trusted_proxies_follow_sighup(st):
+    listed = "%s, %s.0/24" % (PROXY, PROXY_NET)
+    assert login_as(st, "127.0.0.81", USER, PASSWORD, xff="198.51.100.30")[0] == 200
+    assert "logged in from 127.0.0.81\n" in st.postern.log()
+    st.postern.reload({"web.trusted_proxies": listed + ", 127.0.0.81"})
+    try:
+        wait_until(lambda: login_as(st, "127.0.0.81", USER, PASSWORD,
+                                    xff="198.51.100.30")[0] == 200 and
+                   "logged in from 198.51.100.30 via 127.0.0.81" in st.postern.log(),
+                   15, what="the reloaded web.trusted_proxies")
+    finally:
+        st.postern.reload({"web.trusted_proxies": listed})
+
+
 # ------------------------------------------------- connections and deadlines
 
 def read_all(s):
