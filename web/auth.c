@@ -47,7 +47,7 @@ static void	 auth_derive(const char *pw, const unsigned char *salt, size_t saltl
 		    int iter, unsigned char *key, size_t keylen);
 static struct auth_session *auth_session_find(const unsigned char *h, time_t now);
 static struct auth_delay *auth_delay_slot(const char *key, time_t now, int create);
-static int	 auth_delay_left(const char *key, int free, time_t now);
+static int	 auth_delay_left(const char *key, int allowed, time_t now);
 static void	 auth_delay_bump(const char *key, time_t now);
 static void	 auth_delay_keys(const char *addr, const char *user, char *pair,
 		    char *akey);
@@ -279,21 +279,23 @@ auth_delay_slot(const char *key, time_t now, int create)
 	return victim;
 }
 
-/* Under auth_dmtx: seconds key must still wait with free failures allowed. */
+/* Under auth_dmtx: seconds key must still wait, allowed failures being
+ * free. */
 static int
-auth_delay_left(const char *key, int free, time_t now)
+auth_delay_left(const char *key, int allowed, time_t now)
 {
 	struct auth_delay *d = auth_delay_slot(key, now, 0);
-	time_t left;
+	time_t delay, left;
 	int over;
 
-	if (d == NULL || d->fails < free)
+	if (d == NULL || d->fails < allowed)
 		return 0;
 	/* 1, 2, 4, ... seconds; 2^10 is past any sane cap. */
-	over = d->fails - free;
-	left = d->last + (over < 10 && (1 << over) < AUTH_DELAY_MAX ? 1 << over :
-	    AUTH_DELAY_MAX) - now;
-	return left > 0 ? (int)left : 0;
+	over = d->fails - allowed;
+	delay = over < 10 && (1 << over) < AUTH_DELAY_MAX ? 1 << over : AUTH_DELAY_MAX;
+	left = d->last + delay - now;
+	/* A wall clock stepped back must not stretch the wait. */
+	return left <= 0 ? 0 : left > delay ? (int)delay : (int)left;
 }
 
 static void
@@ -301,7 +303,7 @@ auth_delay_bump(const char *key, time_t now)
 {
 	struct auth_delay *d = auth_delay_slot(key, now, 1);
 
-	if (d->fails < AUTH_DELAY_FREE_ADDR + 64)	/* the wait is long capped */
+	if (d->fails < AUTH_DELAY_FREE_ADDR + 64)	/* capped long before: no overflow */
 		d->fails++;
 	d->last = now;
 }

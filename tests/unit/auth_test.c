@@ -180,6 +180,16 @@ T_CASE(delay_grows_per_user_and_address)
 	clock_set(0);
 }
 
+T_CASE(delay_clock_stepped_back)
+{
+	auth_reset();
+	clock_set(0);
+	T_WAIT(fail_n("127.0.0.8", "fay", AUTH_DELAY_FREE + 2), 4);
+	clock_set(-3600);			/* an NTP step back */
+	T_EQ_INT(auth_delay_wait("127.0.0.8", "fay"), 4);
+	clock_set(0);
+}
+
 T_CASE(delay_good_login_starts_afresh)
 {
 	auth_reset();
@@ -268,6 +278,7 @@ main(void)
 	T_RUN(session_idle_and_max_age);
 	T_RUN(session_table_bounded);
 	T_RUN(delay_grows_per_user_and_address);
+	T_RUN(delay_clock_stepped_back);
 	T_RUN(delay_good_login_starts_afresh);
 	T_RUN(delay_capped_and_forgotten);
 	T_RUN(delay_per_address_over_user_names);
