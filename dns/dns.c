@@ -378,13 +378,7 @@ dns_resolve(const char *name, int type)
 		free(q);
 		return dns_answer_new(type, DNS_TEMPERROR, ub_strerror(r));
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	time_deadline_ts(CLOCK_MONOTONIC, (uint64_t)timeout_ms, &ts);
 	pthread_mutex_lock(&qlock);
 	while (q->state == DNS_Q_WAITING && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&q->cv, &qlock, &ts);

@@ -5,6 +5,7 @@
  * line reader so every key's line number is known for error messages.
  */
 #include "conf.h"
+#include "access.h"
 #include "util.h"
 
 #include <errno.h>
@@ -67,6 +68,7 @@ static char	*conf_reader(char *, int, void *);
 static void	 conf_error(struct conf_parse *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 conf_check(struct conf_parse *);
+static void	 conf_check_cidrs(struct conf_parse *, const char *key, const char *list);
 static struct conf *conf_alloc(void);
 static struct conf_box *conf_box(const struct conf *);
 static int	 conf_line(const struct conf *, const char *key);
@@ -234,6 +236,14 @@ static const struct conf_key keys[] = {
 	  "bearer token for scripts (Authorization: Bearer ...)" },
 	{ "web.tls_cert", T_STR, O(web_tls_cert), "", 0, 0, NULL, "PEM certificate: serve HTTPS" },
 	{ "web.tls_key", T_STR, O(web_tls_key), "", 0, 0, NULL, "PEM private key for web.tls_cert" },
+	{ "web.max_conns", T_INT, O(web_max_conns), "512", 1, 100000, NULL,
+	  "simultaneous dashboard connections in all (read at start)" },
+	{ "web.max_conns_per_ip", T_INT, O(web_max_conns_per_ip), "16", 1, 100000, NULL,
+	  "simultaneous dashboard connections from one peer address; past it refused (read at start)" },
+	{ "web.request_timeout", T_SECS, O(web_request_timeout), "10", 1, 3600, NULL,
+	  "time for a whole request, headers and body, from the connection or the previous answer; past it closed (read at start)" },
+	{ "web.trusted_proxies", T_LIST, O(web_trusted_proxies), "", 0, 0, NULL,
+	  "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty = the header is ignored" },
 };
 #undef O
 
@@ -242,7 +252,8 @@ static const struct conf_key keys[] = {
 static const char *restart_keys[] = {
 	"proxy.listen", "proxy.threads", "proxy.user", "policy.workers",
 	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path",
-	"web.listen", "web.tls_cert", "web.tls_key",
+	"web.listen", "web.tls_cert", "web.tls_key", "web.max_conns",
+	"web.max_conns_per_ip", "web.request_timeout",
 };
 
 static struct conf	*conf_global;
@@ -492,6 +503,21 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 	return 1;
 }
 
+/* Every entry of a comma- or space-separated list is an address or CIDR
+ * block: a typo must not silently trust (or distrust) a network. */
+static void
+conf_check_cidrs(struct conf_parse *p, const char *key, const char *list)
+{
+	struct access_cidr cidr;
+	char *copy = xstrdup(list), *save = NULL;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+		if (access_cidr_parse(t, &cidr) == -1)
+			conf_error(p, conf_line(p->c, key), "%s: '%s' is not an IP address or CIDR block; "
+			    "write e.g. 10.0.0.5 or 10.0.0.0/24", key, t);
+	free(copy);
+}
+
 /* Cross-key checks, after every key is read; each problem at the line of
  * the key that breaks the rule (the later one of a pair). */
 static void
@@ -506,6 +532,7 @@ conf_check(struct conf_parse *p)
 	if ((*c->web_tls_cert == '\0') != (*c->web_tls_key == '\0'))
 		conf_error(p, CONF_LATER(conf_line(c, "web.tls_cert"), conf_line(c, "web.tls_key")),
 		    "web.tls_cert and web.tls_key go together; set both or neither");
+	conf_check_cidrs(p, "web.trusted_proxies", c->web_trusted_proxies);
 	l = CONF_LATER(conf_line(c, "policy.tag_score"), conf_line(c, "policy.quarantine_score"));
 	if (!(c->tag_score <= c->quarantine_score))
 		conf_error(p, l, "policy.tag_score (%g) is above policy.quarantine_score (%g); "

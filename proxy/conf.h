@@ -103,6 +103,9 @@ struct conf {
 	char	*web_listen;
 	char	*web_api_token;
 	char	*web_tls_cert, *web_tls_key;
+	int	 web_max_conns, web_max_conns_per_ip;
+	long long web_request_timeout;
+	char	*web_trusted_proxies;
 };
 
 struct conf_err {

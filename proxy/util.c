@@ -221,20 +221,37 @@ time_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-time_t
-time_wall(void)
+long long
+time_test_offset(void)
 {
 	const char *path = getenv("POSTERN_CLOCK_FILE");
-	time_t now = time(NULL);
 	long long off = 0;
 	FILE *f;
 
 	if (path == NULL || (f = fopen(path, "r")) == NULL)
-		return now;
+		return 0;
 	if (fscanf(f, "%lld", &off) != 1)
 		off = 0;
 	fclose(f);
-	return now + (time_t)off;
+	return off;
+}
+
+void
+time_deadline_ts(clockid_t clock, uint64_t ms, struct timespec *ts)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+time_t
+time_wall(void)
+{
+	return time(NULL) + (time_t)time_test_offset();
 }
 
 void

@@ -47,10 +47,16 @@ void	 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Monotonic milliseconds, for timeouts and durations. */
 uint64_t time_mono_ms(void);
+/* ts = now on clock plus ms: the deadline pthread_cond_timedwait() wants
+ * (CLOCK_MONOTONIC needs a condvar made with pthread_condattr_setclock). */
+void	 time_deadline_ts(clockid_t clock, uint64_t ms, struct timespec *ts);
 /* Wall clock in seconds. Tests control it: when the environment variable
  * POSTERN_CLOCK_FILE names a file holding an integer, that many seconds are
  * added to the real clock (greylisting and expiry tests, no sleeping). */
 time_t	 time_wall(void);
+/* The seconds POSTERN_CLOCK_FILE adds (0 without it): tests move deadlines
+ * kept on the monotonic clock with it too. */
+long long time_test_offset(void);
 
 /* Session/queue ids in the style of Postfix: 12 upper-case hex digits. */
 #define ID_LEN 12

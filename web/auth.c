@@ -18,7 +18,8 @@
 #include <string.h>
 
 #define AUTH_SCHEME	"pbkdf2-sha256"
-#define AUTH_RATE_KEY	(AUTH_MAX_USER + 8)	/* "u:" + user, or an address */
+#define AUTH_DELAY_ADDR	64	/* chars of an address (or IPv6 network) kept */
+#define AUTH_DELAY_KEY	(2 + AUTH_MAX_USER + 1 + AUTH_DELAY_ADDR + 1)	/* "l:" user "|" addr */
 
 struct auth_session {
 	int	 used;
@@ -28,16 +29,16 @@ struct auth_session {
 	time_t	 created, seen;
 };
 
-struct auth_rate {
-	char	 key[AUTH_RATE_KEY];
-	time_t	 start;		/* window start; 0 = free slot */
+struct auth_delay {
+	char	 key[AUTH_DELAY_KEY];
+	time_t	 last;		/* the last failure; 0 = free slot */
 	int	 fails;
 };
 
 static struct auth_session	 auth_sessions[AUTH_MAX_SESSIONS];
 static pthread_mutex_t		 auth_smtx = PTHREAD_MUTEX_INITIALIZER;
-static struct auth_rate		 auth_rates[AUTH_RATE_SLOTS];
-static pthread_mutex_t		 auth_rmtx = PTHREAD_MUTEX_INITIALIZER;
+static struct auth_delay	 auth_delays[AUTH_DELAY_SLOTS];
+static pthread_mutex_t		 auth_dmtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void	 auth_random_hex(char *out, size_t nbytes);
 static void	 auth_hex(const unsigned char *, size_t, char *);
@@ -45,9 +46,11 @@ static int	 auth_unhex(const char *, unsigned char *, size_t);
 static void	 auth_derive(const char *pw, const unsigned char *salt, size_t saltlen,
 		    int iter, unsigned char *key, size_t keylen);
 static struct auth_session *auth_session_find(const unsigned char *h, time_t now);
-static struct auth_rate *auth_rate_slot(const char *key, time_t now, int create);
-static int	 auth_rate_over(const char *key, int max, time_t now);
-static void	 auth_rate_bump(const char *key, time_t now);
+static struct auth_delay *auth_delay_slot(const char *key, time_t now, int create);
+static int	 auth_delay_left(const char *key, int allowed, time_t now);
+static void	 auth_delay_bump(const char *key, time_t now);
+static void	 auth_delay_keys(const char *addr, const char *user, char *pair,
+		    char *akey);
 
 static void
 auth_hex(const unsigned char *in, size_t n, char *out)
@@ -247,91 +250,118 @@ auth_session_end(const char *token)
 	pthread_mutex_unlock(&auth_smtx);
 }
 
-/* ---------------------------------------------------------- rate limits */
+/* ------------------------------------------------------ failure delays */
 
-/* Under auth_rmtx: key's slot with a current window, or (create) a fresh
- * one in a free or stale slot, else the one with the fewest failures (the
- * oldest among those): a flood of new keys evicts one-off strays, not the
- * address that keeps failing. NULL when absent. */
-static struct auth_rate *
-auth_rate_slot(const char *key, time_t now, int create)
+/* Under auth_dmtx: key's live slot, or (create) a fresh one in a free or
+ * forgotten slot, else in the one with the fewest failures (the oldest
+ * among those). NULL when absent. */
+static struct auth_delay *
+auth_delay_slot(const char *key, time_t now, int create)
 {
-	struct auth_rate *victim = NULL;
+	struct auth_delay *victim = NULL;
 
-	for (size_t i = 0; i < AUTH_RATE_SLOTS; i++) {
-		struct auth_rate *r = &auth_rates[i];
+	for (size_t i = 0; i < AUTH_DELAY_SLOTS; i++) {
+		struct auth_delay *d = &auth_delays[i];
 
-		if (r->start != 0 && now - r->start >= AUTH_RATE_WINDOW)
-			r->start = 0;		/* window over: forget */
-		if (r->start != 0 && strcmp(r->key, key) == 0)
-			return r;
-		if (victim == NULL || (victim->start != 0 && (r->start == 0 ||
-		    r->fails < victim->fails ||
-		    (r->fails == victim->fails && r->start < victim->start))))
-			victim = r;
+		if (d->last != 0 && now - d->last >= AUTH_DELAY_FORGET)
+			d->last = 0;
+		if (d->last != 0 && strcmp(d->key, key) == 0)
+			return d;
+		if (victim == NULL || (victim->last != 0 && (d->last == 0 ||
+		    d->fails < victim->fails ||
+		    (d->fails == victim->fails && d->last < victim->last))))
+			victim = d;
 	}
 	if (!create)
 		return NULL;
 	memset(victim, 0, sizeof(*victim));
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	victim->start = now;
 	return victim;
 }
 
+/* Under auth_dmtx: seconds key must still wait, allowed failures being
+ * free. */
 static int
-auth_rate_over(const char *key, int max, time_t now)
+auth_delay_left(const char *key, int allowed, time_t now)
 {
-	struct auth_rate *r = auth_rate_slot(key, now, 0);
+	struct auth_delay *d = auth_delay_slot(key, now, 0);
+	time_t delay, left;
+	int over;
 
-	return r != NULL && r->fails >= max;
+	if (d == NULL || d->fails < allowed)
+		return 0;
+	/* 1, 2, 4, ... seconds; 2^10 is past any sane cap. */
+	over = d->fails - allowed;
+	delay = over < 10 && (1 << over) < AUTH_DELAY_MAX ? 1 << over : AUTH_DELAY_MAX;
+	left = d->last + delay - now;
+	/* A wall clock stepped back must not stretch the wait. */
+	return left <= 0 ? 0 : left > delay ? (int)delay : (int)left;
 }
 
 static void
-auth_rate_bump(const char *key, time_t now)
+auth_delay_bump(const char *key, time_t now)
 {
-	auth_rate_slot(key, now, 1)->fails++;
+	struct auth_delay *d = auth_delay_slot(key, now, 1);
+
+	if (d->fails < AUTH_DELAY_FREE_ADDR + 64)	/* capped long before: no overflow */
+		d->fails++;
+	d->last = now;
+}
+
+/* The pair key of a login ("" for a token) and the address's own key,
+ * which differs for logins and tokens so neither delays the other. */
+static void
+auth_delay_keys(const char *addr, const char *user, char *pair, char *akey)
+{
+	pair[0] = '\0';
+	if (user != NULL)
+		snprintf(pair, AUTH_DELAY_KEY, "l:%.*s|%.*s", AUTH_MAX_USER, user,
+		    AUTH_DELAY_ADDR, addr);
+	snprintf(akey, AUTH_DELAY_KEY, "%s:%.*s", user != NULL ? "a" : "t",
+	    AUTH_DELAY_ADDR, addr);
 }
 
 int
-auth_rate_allowed(const char *ip, const char *user)
+auth_delay_wait(const char *addr, const char *user)
 {
-	char ukey[AUTH_RATE_KEY];
+	char pair[AUTH_DELAY_KEY], akey[AUTH_DELAY_KEY];
 	time_t now = time_wall();
-	int over;
+	int wait, pw;
 
-	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user ? user : "");
-	pthread_mutex_lock(&auth_rmtx);
-	over = auth_rate_over(ip, AUTH_RATE_MAX_IP, now) ||
-	    (user != NULL && auth_rate_over(ukey, AUTH_RATE_MAX_USER, now));
-	pthread_mutex_unlock(&auth_rmtx);
-	return !over;
+	auth_delay_keys(addr, user, pair, akey);
+	pthread_mutex_lock(&auth_dmtx);
+	wait = auth_delay_left(akey, AUTH_DELAY_FREE_ADDR, now);
+	if (user != NULL && (pw = auth_delay_left(pair, AUTH_DELAY_FREE, now)) > wait)
+		wait = pw;
+	pthread_mutex_unlock(&auth_dmtx);
+	return wait;
 }
 
 void
-auth_rate_fail(const char *ip, const char *user)
+auth_delay_fail(const char *addr, const char *user)
 {
-	char ukey[AUTH_RATE_KEY];
+	char pair[AUTH_DELAY_KEY], akey[AUTH_DELAY_KEY];
 	time_t now = time_wall();
 
-	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user ? user : "");
-	pthread_mutex_lock(&auth_rmtx);
-	auth_rate_bump(ip, now);
+	auth_delay_keys(addr, user, pair, akey);
+	pthread_mutex_lock(&auth_dmtx);
+	auth_delay_bump(akey, now);
 	if (user != NULL)
-		auth_rate_bump(ukey, now);
-	pthread_mutex_unlock(&auth_rmtx);
+		auth_delay_bump(pair, now);
+	pthread_mutex_unlock(&auth_dmtx);
 }
 
 void
-auth_rate_ok(const char *user)
+auth_delay_ok(const char *addr, const char *user)
 {
-	char ukey[AUTH_RATE_KEY];
-	struct auth_rate *r;
+	char pair[AUTH_DELAY_KEY], akey[AUTH_DELAY_KEY];
+	struct auth_delay *d;
 
-	snprintf(ukey, sizeof(ukey), "u:%.*s", AUTH_MAX_USER, user);
-	pthread_mutex_lock(&auth_rmtx);
-	if ((r = auth_rate_slot(ukey, time_wall(), 0)) != NULL)
-		r->start = 0;
-	pthread_mutex_unlock(&auth_rmtx);
+	auth_delay_keys(addr, user, pair, akey);
+	pthread_mutex_lock(&auth_dmtx);
+	if ((d = auth_delay_slot(pair, time_wall(), 0)) != NULL)
+		d->last = 0;
+	pthread_mutex_unlock(&auth_dmtx);
 }
 
 void
@@ -340,7 +370,7 @@ auth_reset(void)
 	pthread_mutex_lock(&auth_smtx);
 	memset(auth_sessions, 0, sizeof(auth_sessions));
 	pthread_mutex_unlock(&auth_smtx);
-	pthread_mutex_lock(&auth_rmtx);
-	memset(auth_rates, 0, sizeof(auth_rates));
-	pthread_mutex_unlock(&auth_rmtx);
+	pthread_mutex_lock(&auth_dmtx);
+	memset(auth_delays, 0, sizeof(auth_delays));
+	pthread_mutex_unlock(&auth_dmtx);
 }

@@ -1,7 +1,7 @@
 /*
  * auth.h -- who may use the dashboard and the API: password hashes, login
- * sessions with their CSRF tokens, the API bearer token, and the login
- * rate limiter.
+ * sessions with their CSRF tokens, the API bearer token, and the growing
+ * delays after failed attempts.
  *
  * Passwords are stored as "pbkdf2-sha256$ITER$SALT$KEY" (hex), made by
  * PKCS5_PBKDF2_HMAC with SHA-256 and AUTH_PBKDF2_ITER rounds (OWASP's 2023
@@ -15,12 +15,12 @@
  * expiry on the test-controllable wall clock (time_wall()).
  *
  * Public calls: auth_hash, auth_verify, auth_user_ok, auth_secret_eq,
- *   auth_session_new, auth_session_get, auth_session_end, auth_rate_*,
+ *   auth_session_new, auth_session_get, auth_session_end, auth_delay_*,
  *   auth_reset.
  * Ownership: auth_hash() returns an xmalloc'd string; all other state is
  *   static here.
  * Thread: every call is safe from any thread (one mutex each for sessions
- *   and the rate table; hashing runs outside the locks).
+ *   and the delay table; hashing runs outside the locks).
  */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
@@ -36,12 +36,26 @@
 #define AUTH_MAX_SESSIONS	1024	/* past it the least recently used goes */
 #define AUTH_SESSION_IDLE	(8 * 3600)	/* seconds without a request */
 #define AUTH_SESSION_MAX_AGE	(24 * 3600)	/* seconds since login */
-/* Failed logins allowed per window, per client address and per user name;
- * past either the login answers 429 until the window ends. */
-#define AUTH_RATE_WINDOW	900	/* seconds */
-#define AUTH_RATE_MAX_IP	20
-#define AUTH_RATE_MAX_USER	5
-#define AUTH_RATE_SLOTS		4096	/* keys tracked; the oldest is reused */
+/*
+ * Throttling failed attempts: never a lockout of the right password. Each
+ * key counts failures; past its free allowance every further attempt must
+ * wait 2^(failures - free) seconds after the last failure, up to
+ * AUTH_DELAY_MAX, and is answered 429 with Retry-After meanwhile. Keys:
+ * the pair (user, client address) for logins, with AUTH_DELAY_FREE; the
+ * client address alone for logins under any name (password spraying), with
+ * AUTH_DELAY_FREE_ADDR; and the client address for wrong bearer tokens,
+ * with AUTH_DELAY_FREE_ADDR, kept apart so a valid token (checked first) is
+ * never refused for others' failures. A good login clears its pair. A key
+ * is forgotten AUTH_DELAY_FORGET after its last failure; the table has
+ * AUTH_DELAY_SLOTS keys, and when full the key with the fewest failures
+ * (the oldest among them) makes room: a flood of new keys evicts one-off
+ * strays, not the address that keeps failing.
+ */
+#define AUTH_DELAY_FREE		5	/* failures of one user from one address */
+#define AUTH_DELAY_FREE_ADDR	20	/* failures from one address, any user */
+#define AUTH_DELAY_MAX		600	/* seconds: the longest wait */
+#define AUTH_DELAY_FORGET	3600	/* seconds after the last failure */
+#define AUTH_DELAY_SLOTS	4096
 
 /* A new hash of password with a fresh random salt (xmalloc'd). */
 char	*auth_hash(const char *password);
@@ -61,16 +75,16 @@ void	 auth_session_new(const char *user, char *token, char *csrf);
 int	 auth_session_get(const char *token, char *user, char *csrf);
 void	 auth_session_end(const char *token);
 
-/* May this address try to log in as user now? 1 yes, 0 no (answer 429).
- * user NULL: the address alone (bearer tokens: one bad script must not
- * lock every script out). */
-int	 auth_rate_allowed(const char *ip, const char *user);
-/* Count a failed login against both keys (the address alone for NULL). */
-void	 auth_rate_fail(const char *ip, const char *user);
-/* A good login clears the user's count (the address keeps its own). */
-void	 auth_rate_ok(const char *user);
+/* Seconds before addr may try again: user's password (user non-NULL) or a
+ * bearer token (user NULL); 0 = now. addr is the client address, or its
+ * network for IPv6 (see web.c). */
+int	 auth_delay_wait(const char *addr, const char *user);
+/* Count a failed login (both its keys) or, user NULL, a wrong token. */
+void	 auth_delay_fail(const char *addr, const char *user);
+/* A good login: the (user, addr) pair starts afresh. */
+void	 auth_delay_ok(const char *addr, const char *user);
 
-/* Forget every session and rate count (tests). */
+/* Forget every session and failure count (tests). */
 void	 auth_reset(void);
 
 #endif

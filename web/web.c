@@ -11,10 +11,12 @@
  */
 #include "web.h"
 #include "web_int.h"
+#include "access.h"
 #include "auth.h"
 #include "conf.h"
 #include "db.h"
 #include "util.h"
+#include "wconn.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -30,8 +32,12 @@
 
 #define WEB_COOKIE		"postern_session"
 #define WEB_THREADS		2	/* request threads; the UI is light */
-#define WEB_MAX_CONN		256
-#define WEB_CONN_TIMEOUT	30	/* seconds idle before a connection closes */
+/* Seconds idle before a connection closes: bounds a slow reader of an
+ * answer; sending a request is bounded by web.request_timeout (wconn.h). */
+#define WEB_CONN_TIMEOUT	30
+#define WEB_TOKEN_MIN		32	/* chars of web.api_token we call strong */
+#define WEB_XFF_HEADERS		8	/* X-Forwarded-For lines read (the last ones) */
+#define WEB_XFF_HOPS		16	/* addresses walked back through */
 #define WEB_MAX_PEM		(256 * 1024)	/* bytes of a TLS key or cert file */
 
 /* Strict by design: no inline script or style anywhere in the dashboard. */
@@ -61,6 +67,14 @@ static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
 static char	*web_read_pem(const char *path);
 static int	 web_state_change(const char *method);
 static void	 web_client_ip(struct web_req *);
+static int	 web_trusted(const char *list, const struct sockaddr *);
+static enum MHD_Result web_xff_collect(void *, enum MHD_ValueKind, const char *,
+		    const char *);
+static int	 web_xff_prev(const char *start, const char **end, char *tok, size_t sz);
+static int	 web_addr_parse(const char *, struct sockaddr_storage *);
+static int	 web_xff_walk(struct web_req *, const char *list,
+		    struct sockaddr_storage *);
+static int	 web_too_many(struct web_resp *, int wait, const char *what);
 static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
@@ -234,26 +248,38 @@ web_gate(struct web_req *r, struct web_resp *resp)
 	return 0;
 }
 
-/* Bearer tokens are guessed like passwords, so failures count against the
- * client address in the login rate limiter (not against a user: that would
- * let one bad script lock out every other). */
+/* 429 with Retry-After: 0 when wait is 0 (go on), else -1. */
+static int
+web_too_many(struct web_resp *resp, int wait, const char *what)
+{
+	if (wait <= 0)
+		return 0;
+	web_error(resp, 429, "too many failed %s from this address; retry in %d s",
+	    what, wait);
+	resp->retry_after = wait;
+	return -1;
+}
+
+/* The valid token is checked first and never waits: a script with the
+ * right token must not be held up by another client failing from the same
+ * address. Wrong tokens are delayed per address, apart from logins; the
+ * token's own length is what stops guessing (web_start warns when short). */
 static int
 web_gate_bearer(struct web_req *r, struct web_resp *resp, const char *authz)
 {
 	const char *want = r->conf->web_api_token;
 
-	if (!auth_rate_allowed(r->ip, NULL)) {
-		web_error(resp, 429, "too many failed attempts; wait and retry");
-		return -1;
+	if (strncasecmp(authz, "Bearer ", 7) == 0 && want != NULL && *want != '\0' &&
+	    auth_secret_eq(authz + 7, want)) {
+		snprintf(r->user, sizeof(r->user), "api-token");
+		return 0;
 	}
-	if (strncasecmp(authz, "Bearer ", 7) != 0 || want == NULL || *want == '\0' ||
-	    !auth_secret_eq(authz + 7, want)) {
-		auth_rate_fail(r->ip, NULL);
-		web_error(resp, 401, "bad bearer token");
+	if (web_too_many(resp, auth_delay_wait(r->net, NULL), "bearer tokens") == -1)
 		return -1;
-	}
-	snprintf(r->user, sizeof(r->user), "api-token");
-	return 0;
+	auth_delay_fail(r->net, NULL);
+	log_info("web: wrong bearer token from %s", r->from);
+	web_error(resp, 401, "bad bearer token");
+	return -1;
 }
 
 /* ------------------------------------------------- login and sessions */
@@ -279,27 +305,27 @@ web_login(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 400, "user and password are required strings");
 		return;
 	}
-	if (!auth_rate_allowed(r->ip, user)) {
+	/* Before the password is looked at: a guess made during the wait
+	 * must not learn anything. */
+	if (web_too_many(resp, auth_delay_wait(r->net, user), "logins") == -1) {
 		json_decref(j);
-		web_error(resp, 429, "too many failed logins; wait %d minutes",
-		    AUTH_RATE_WINDOW / 60);
 		return;
 	}
 	hash = db_user_hash(user);
 	ok = auth_verify(pw, hash) == 1;
 	free(hash);
 	if (!ok) {
-		auth_rate_fail(r->ip, user);
-		log_info("web: failed login for %s from %s", user, r->ip);
+		auth_delay_fail(r->net, user);
+		log_info("web: failed login for %s from %s", user, r->from);
 		json_decref(j);
 		web_error(resp, 401, "wrong user name or password");
 		return;
 	}
-	auth_rate_ok(user);
+	auth_delay_ok(r->net, user);
 	auth_session_new(user, token, csrf);
 	resp->cookie = xasprintf(WEB_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; "
 	    "SameSite=Strict%s", token, AUTH_SESSION_MAX_AGE, web_tls ? "; Secure" : "");
-	log_info("web: %s logged in from %s", user, r->ip);
+	log_info("web: %s logged in from %s", user, r->from);
 	web_json(resp, 200, json_pack("{s:s, s:s}", "user", user, "csrf", csrf));
 	json_decref(j);
 }
@@ -386,25 +412,150 @@ web_send(struct web_req *r, struct web_resp *resp)
 		MHD_add_response_header(m, MHD_HTTP_HEADER_SET_COOKIE, resp->cookie);
 	if (resp->disposition != NULL)
 		MHD_add_response_header(m, "Content-Disposition", resp->disposition);
+	if (resp->retry_after > 0) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%d", resp->retry_after);
+		MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 	ret = MHD_queue_response(r->conn, (unsigned)resp->status, m);
 	MHD_destroy_response(m);
 	return ret;
 }
 
+/* Is sa inside a block of the list (web.trusted_proxies, checked by
+ * conf_load)? 1 or 0. */
+static int
+web_trusted(const char *list, const struct sockaddr *sa)
+{
+	struct access_cidr cidr;
+	char *copy, *save = NULL;
+	int hit = 0;
+
+	if (list == NULL || *list == '\0')
+		return 0;
+	copy = xstrdup(list);
+	for (char *t = strtok_r(copy, ", \t", &save); t != NULL && !hit;
+	    t = strtok_r(NULL, ", \t", &save))
+		hit = access_cidr_parse(t, &cidr) == 0 && access_cidr_match(&cidr, sa);
+	free(copy);
+	return hit;
+}
+
+struct web_xff {
+	const char	*v[WEB_XFF_HEADERS];
+	int		 n;
+};
+
+/* Keeps the last WEB_XFF_HEADERS X-Forwarded-For lines, in order: the
+ * right-most addresses are the ones our proxies wrote. */
+static enum MHD_Result
+web_xff_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct web_xff *x = cls;
+
+	(void)kind;
+	if (value == NULL || strcasecmp(key, "X-Forwarded-For") != 0)
+		return MHD_YES;
+	if (x->n == WEB_XFF_HEADERS) {
+		memmove(x->v, x->v + 1, sizeof(x->v[0]) * (WEB_XFF_HEADERS - 1));
+		x->n--;
+	}
+	x->v[x->n++] = value;
+	return MHD_YES;
+}
+
+/* The comma-separated entry that ends at *end (right to left), trimmed,
+ * into tok; *end moves before it. 1; 0 when none is left; -1 when it does
+ * not fit (no address is that long). */
+static int
+web_xff_prev(const char *start, const char **end, char *tok, size_t sz)
+{
+	const char *e = *end, *b;
+
+	if (e <= start)
+		return 0;
+	for (b = e; b > start && b[-1] != ','; b--)
+		;
+	*end = b > start ? b - 1 : start;
+	while (b < e && (*b == ' ' || *b == '\t'))
+		b++;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if ((size_t)(e - b) >= sz)
+		return -1;
+	memcpy(tok, b, (size_t)(e - b));
+	tok[e - b] = '\0';
+	return 1;
+}
+
+/* An IPv4 or IPv6 address (no port, no brackets) into ss; 0 or -1, and
+ * ss untouched on -1. */
+static int
+web_addr_parse(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage a = { 0 };
+	struct sockaddr_in *in = (struct sockaddr_in *)&a;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
+
+	if (inet_pton(AF_INET, s, &in->sin_addr) == 1)
+		in->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else
+		return -1;
+	*ss = a;
+	return 0;
+}
+
+/* Standing on a trusted peer, step back through X-Forwarded-For while the
+ * hop is itself a trusted proxy: the client is the right-most address
+ * that is not. Anything left of a hop we cannot parse is the client's own
+ * text and is not believed. Sets r->ip and ss; 1 when it moved, else 0. */
+static int
+web_xff_walk(struct web_req *r, const char *list, struct sockaddr_storage *ss)
+{
+	struct web_xff x = { .n = 0 };
+	char tok[INET6_ADDRSTRLEN];
+	int hops = 0, rc;
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, web_xff_collect, &x);
+	for (int i = x.n - 1; i >= 0; i--) {
+		const char *end = x.v[i] + strlen(x.v[i]);
+
+		while (hops < WEB_XFF_HOPS &&
+		    (rc = web_xff_prev(x.v[i], &end, tok, sizeof(tok))) != 0) {
+			if (rc == -1 || web_addr_parse(tok, ss) == -1)
+				return hops > 0;
+			snprintf(r->ip, sizeof(r->ip), "%s", tok);
+			hops++;
+			if (!web_trusted(list, (struct sockaddr *)ss))
+				return 1;
+		}
+	}
+	return hops > 0;
+}
+
+/* Who the client is: the peer, or behind a peer listed in
+ * web.trusted_proxies what X-Forwarded-For says; from anyone else the
+ * header is ignored (it is the client's to forge). */
 static void
 web_client_ip(struct web_req *r)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const char *list = r->conf->web_trusted_proxies;
+	const struct sockaddr *sa = wconn_peer(r->conn, r->peer, sizeof(r->peer));
+	struct sockaddr_storage ss;
 
-	snprintf(r->ip, sizeof(r->ip), "unknown");
-	if (sa != NULL && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip,
-		    sizeof(r->ip));
-	else if (sa != NULL && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
-		    sizeof(r->ip));
+	snprintf(r->ip, sizeof(r->ip), "%s", r->peer);
+	snprintf(r->from, sizeof(r->from), "%s", r->peer);
+	if (sa != NULL && web_trusted(list, sa) && web_xff_walk(r, list, &ss)) {
+		sa = (struct sockaddr *)&ss;
+		snprintf(r->from, sizeof(r->from), "%s via %s", r->ip, r->peer);
+	}
+	/* One IPv6 site holds a /64: its addresses are one client here. */
+	if (sa == NULL || access_net(sa, 32, 64, r->net, sizeof(r->net)) == -1)
+		snprintf(r->net, sizeof(r->net), "%s", r->ip);
 }
 
 /* Called once with no body, once per body chunk, then once to answer. */
@@ -436,6 +587,7 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	wconn_received(conn);		/* whole request in: its deadline stops */
 	r->method = method;
 	r->path = url;
 	r->ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -461,8 +613,8 @@ web_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct web_req *r = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)why;
+	wconn_answered(conn);
 	if (r != NULL) {
 		free(r->body);
 		free(r);
@@ -478,22 +630,15 @@ web_bind_addr(const char *listen, struct sockaddr_storage *ss, int *v6)
 	char host[256];
 	int port;
 
-	memset(ss, 0, sizeof(*ss));
-	if (hostport_split(listen, host, sizeof(host), &port) == -1)
+	if (hostport_split(listen, host, sizeof(host), &port) == -1 ||
+	    web_addr_parse(host, ss) == -1)
 		return -1;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*v6 = 0;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+	*v6 = ss->ss_family == AF_INET6;
+	if (*v6)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*v6 = 1;
-		return 0;
-	}
-	return -1;
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	return 0;
 }
 
 static char *
@@ -523,7 +668,8 @@ int
 web_start(struct conf *c)
 {
 	struct sockaddr_storage ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* AUTO: epoll on Linux, so descriptors past FD_SETSIZE are served too. */
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	int v6;
 
 	if (c->web_listen == NULL || *c->web_listen == '\0') {
@@ -543,29 +689,42 @@ web_start(struct conf *c)
 		return -1;
 	}
 	flags |= (v6 ? MHD_USE_IPv6 : 0) | (web_tls ? MHD_USE_TLS : 0);
+	if (*c->web_api_token != '\0' && strlen(c->web_api_token) < WEB_TOKEN_MIN)
+		log_warn("web: web.api_token has fewer than %d characters; a valid token is "
+		    "never throttled, so its length is what stops guessing: use e.g. "
+		    "openssl rand -hex 32", WEB_TOKEN_MIN);
+	if (wconn_start(c->web_request_timeout) == -1)
+		return -1;
 	web_conf = conf_ref(c);
 	web_daemon = MHD_start_daemon(flags, 0, NULL, NULL, web_access, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, wconn_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WEB_THREADS,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_MAX_CONN,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->web_max_conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONN_TIMEOUT,
 	    MHD_OPTION_NOTIFY_COMPLETED, web_completed, NULL,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->web_max_conns_per_ip,
+	    MHD_OPTION_NOTIFY_CONNECTION, wconn_notify, NULL,
 	    web_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, web_pem_cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, web_pem_key,
 	    MHD_OPTION_END);
 	if (web_daemon == NULL) {
 		log_err("web: cannot listen on %s", c->web_listen);
+		wconn_stop();
 		conf_unref(web_conf);
 		web_conf = NULL;
 		return -1;
 	}
-	log_info("web: dashboard on %s://%s/", web_tls ? "https" : "http", c->web_listen);
+	log_info("web: dashboard on %s://%s/ (at most %d connections, %d per address, "
+	    "%lld s per request)", web_tls ? "https" : "http", c->web_listen,
+	    c->web_max_conns, c->web_max_conns_per_ip, c->web_request_timeout);
 	return 0;
 }
 
 void
 web_stop(void)
 {
+	wconn_stop();		/* first: it shuts sockets the daemon owns */
 	if (web_daemon != NULL)
 		MHD_stop_daemon(web_daemon);
 	web_daemon = NULL;

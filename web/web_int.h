@@ -24,7 +24,10 @@ struct web_req {
 	char		*body;		/* NUL-terminated, may be NULL */
 	size_t		 len;
 	int		 too_big;
-	char		 ip[64];
+	char		 peer[64];	/* the address connected to us */
+	char		 ip[64];	/* the client: peer, or from X-Forwarded-For */
+	char		 net[72];	/* ip, or its /64 for IPv6: failures count here */
+	char		 from[140];	/* for logs: "ip" or "ip via peer" */
 	char		 user[80];	/* who: a user name, or "api-token" */
 	struct conf	*conf;
 };
@@ -36,6 +39,7 @@ struct web_resp {
 	const char	*ctype;
 	char		*disposition;	/* Content-Disposition, malloc'd */
 	char		*cookie;	/* Set-Cookie, malloc'd */
+	int		 retry_after;	/* seconds, for a 429; 0 = no header */
 };
 
 /* Answer with JSON (steals j) or {"error": msg}. An object gets "ok":

@@ -1,7 +1,8 @@
 """The HTTP API against a real `postern serve`: authentication on every
-endpoint, the login, CSRF and rate limits, CRUD round trips, bad input,
+endpoint, the login and CSRF, CRUD round trips, bad input,
 and mail sent through the proxy showing up in verdicts, stats, /metrics
-and the quarantine."""
+and the quarantine. Login delays, X-Forwarded-For and connection limits are
+in test_web_limits.py."""
 import http.client
 import re
 import subprocess
@@ -65,17 +66,6 @@ def test_wrong_bearer_and_wrong_cookie_refused(st):
     assert forged.get("/api/stats")[0] == 401
 
 
-def test_wrong_bearer_rate_limited_per_address(st):
-    bad = Http(st.web_port, token="guess", source="127.0.0.61")
-    for _ in range(20):
-        assert bad.get("/api/stats")[0] == 401
-    assert bad.get("/api/stats")[0] == 429
-    good_same_addr = Http(st.web_port, token=TOKEN, source="127.0.0.61")
-    assert good_same_addr.get("/api/stats")[0] == 429
-    # Other scripts are not locked out by one bad one.
-    assert Http(st.web_port, token=TOKEN, source="127.0.0.62").get("/api/stats")[0] == 200
-
-
 def test_bearer_reads_everything(st):
     api = st.bearer()
     for path in ("/api/stats", "/api/verdicts", "/api/quarantine", "/api/rules",
@@ -127,29 +117,6 @@ def test_csrf_required_for_cookie_state_changes(st):
     assert status == 201 and d["created"] is True
     # Bearer requests are exempt: scripts have no CSRF token.
     assert st.bearer().delete("/api/access?list=allow&kind=client&value=192.0.2.55")[0] == 200
-
-
-def test_login_rate_limited_per_user(st):
-    st.passwd("ratelimited", "the-right-one")
-    h = Http(st.web_port, source="127.0.0.31")
-    for _ in range(5):
-        assert h.post("/api/login", {"user": "ratelimited", "password": "nope"})[0] == 401
-    status, _, d = h.post("/api/login", {"user": "ratelimited", "password": "nope"})
-    assert status == 429 and "error" in d
-    # Locked for that user even with the right password, from anywhere...
-    other = Http(st.web_port, source="127.0.0.32")
-    assert other.post("/api/login", {"user": "ratelimited",
-                                     "password": "the-right-one"})[0] == 429
-    # ...while other users are not affected.
-    assert Http(st.web_port, source="127.0.0.31").login()[0] == 200
-
-
-def test_login_rate_limited_per_address(st):
-    h = Http(st.web_port, source="127.0.0.41")
-    for i in range(20):
-        assert h.post("/api/login", {"user": "nobody%d" % i, "password": "x"})[0] == 401
-    assert h.post("/api/login", {"user": USER, "password": PASSWORD})[0] == 429
-    assert Http(st.web_port, source="127.0.0.42").login()[0] == 200
 
 
 def test_bad_json_and_bad_values_400(st):

@@ -4,6 +4,7 @@ Postern with its dashboard) and a small HTTP client for the API.
 Public: Stack, Http, TOKEN, USER, PASSWORD, send_mail().
 
     st = Stack().start()          # unbound + capture + postern serve
+    st = Stack(clock=True)        # ... with a test clock: st.advance(seconds)
     st.http()                     # an Http on the dashboard, no credentials
     st.bearer()                   # an Http with the API token
     st.login()                    # an Http logged in as USER (cookie + CSRF)
@@ -120,11 +121,20 @@ class Stack:
     """unbound + capture backend + `postern serve` with the dashboard, a user
     and the API token. conf overrides Postern settings."""
 
-    def __init__(self, conf=None, tls=False):
+    def __init__(self, conf=None, tls=False, clock=False):
         self.tmp = TempDir(prefix="postern-web-")
         self.conf = dict(conf or {})
         self.tls = tls
+        self.clockfile = self.tmp.join("clock") if clock else None
+        self.clock = 0
         self.dns = self.cap = self.postern = None
+
+    def advance(self, seconds):
+        """Move Postern's test clock (POSTERN_CLOCK_FILE, Stack(clock=True))
+        forward: login delays and request deadlines pass without sleeping."""
+        self.clock += int(seconds)
+        with open(self.clockfile, "w") as f:
+            f.write("%d\n" % self.clock)
 
     def start(self):
         """Everything up, or everything already started torn down again."""
@@ -145,8 +155,12 @@ class Stack:
         if self.tls:
             conf["web.tls_cert"], conf["web.tls_key"] = make_cert(self.tmp.join("tls"))
         conf.update(self.conf)
+        env = None
+        if self.clockfile:
+            self.advance(0)
+            env = {"POSTERN_CLOCK_FILE": self.clockfile}
         self.postern = Postern(self.tmp.join("postern"), backend=self.cap.addr,
-                               resolver=self.dns.addr, conf=conf)
+                               resolver=self.dns.addr, conf=conf, env=env)
         self.postern.write_config()
         self.passwd(USER, PASSWORD)
         self.postern.start()

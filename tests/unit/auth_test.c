@@ -1,5 +1,5 @@
-/* auth_test.c -- password hashes, sessions and CSRF tokens, login rate
- * limits; expiry runs on the test clock (POSTERN_CLOCK_FILE). */
+/* auth_test.c -- password hashes, sessions and CSRF tokens, the growing
+ * delays after failures; expiry runs on the test clock (POSTERN_CLOCK_FILE). */
 #include "auth.h"
 #include "t.h"
 #include "util.h"
@@ -148,71 +148,114 @@ T_CASE(session_table_bounded)
 	T_EQ_INT(auth_session_get(tok, user, c2), 1);
 }
 
-T_CASE(rate_per_user)
+/* Fail n times; the wait that follows. */
+static int
+fail_n(const char *addr, const char *user, int n)
+{
+	for (int i = 0; i < n; i++)
+		auth_delay_fail(addr, user);
+	return auth_delay_wait(addr, user);
+}
+
+/* The test clock is the real one plus an offset, and a second may tick
+ * between a failure and the look at its wait: one second less is right too.
+ * Waits that must be over are checked exactly. */
+#define T_WAIT(got, want) do { int _g = (got), _w = (want); \
+	T_ASSERT(_g == _w || _g == _w - 1); } while (0)
+
+T_CASE(delay_grows_per_user_and_address)
 {
 	auth_reset();
 	clock_set(0);
-	for (int i = 0; i < AUTH_RATE_MAX_USER; i++) {
-		T_EQ_INT(auth_rate_allowed("127.0.0.1", "admin"), 1);
-		auth_rate_fail("127.0.0.1", "admin");
-	}
-	T_EQ_INT(auth_rate_allowed("127.0.0.1", "admin"), 0);
-	T_EQ_INT(auth_rate_allowed("127.0.0.9", "admin"), 0);	/* any address */
-	T_EQ_INT(auth_rate_allowed("127.0.0.1", "other"), 1);
-	clock_set(AUTH_RATE_WINDOW);
-	T_EQ_INT(auth_rate_allowed("127.0.0.1", "admin"), 1);	/* window over */
+	T_EQ_INT(fail_n("127.0.0.1", "admin", AUTH_DELAY_FREE - 1), 0);
+	T_WAIT(fail_n("127.0.0.1", "admin", 1), 1);		/* 2^0 */
+	T_EQ_INT(auth_delay_wait("127.0.0.9", "admin"), 0);	/* elsewhere: nothing */
+	T_EQ_INT(auth_delay_wait("127.0.0.1", "other"), 0);	/* other users: nothing */
+	T_WAIT(fail_n("127.0.0.1", "admin", 1), 2);
+	T_WAIT(fail_n("127.0.0.1", "admin", 1), 4);
+	clock_set(2);
+	T_WAIT(auth_delay_wait("127.0.0.1", "admin"), 2);
+	clock_set(4);
+	T_EQ_INT(auth_delay_wait("127.0.0.1", "admin"), 0);	/* the wait is over */
 	clock_set(0);
 }
 
-T_CASE(rate_per_address)
+T_CASE(delay_clock_stepped_back)
+{
+	auth_reset();
+	clock_set(0);
+	T_WAIT(fail_n("127.0.0.8", "fay", AUTH_DELAY_FREE + 2), 4);
+	clock_set(-3600);			/* an NTP step back */
+	T_EQ_INT(auth_delay_wait("127.0.0.8", "fay"), 4);
+	clock_set(0);
+}
+
+T_CASE(delay_good_login_starts_afresh)
+{
+	auth_reset();
+	clock_set(0);
+	T_WAIT(fail_n("127.0.0.4", "dave", AUTH_DELAY_FREE), 1);
+	clock_set(1);
+	T_EQ_INT(auth_delay_wait("127.0.0.4", "dave"), 0);
+	auth_delay_ok("127.0.0.4", "dave");
+	T_EQ_INT(fail_n("127.0.0.4", "dave", AUTH_DELAY_FREE - 1), 0);
+	clock_set(0);
+}
+
+T_CASE(delay_capped_and_forgotten)
+{
+	auth_reset();
+	clock_set(0);
+	T_WAIT(fail_n("127.0.0.5", "erin", AUTH_DELAY_FREE + 9), 512);
+	T_WAIT(fail_n("127.0.0.5", "erin", 1), AUTH_DELAY_MAX);
+	T_WAIT(fail_n("127.0.0.5", "erin", 200), AUTH_DELAY_MAX);	/* no overflow */
+	clock_set(AUTH_DELAY_FORGET);
+	T_EQ_INT(auth_delay_wait("127.0.0.5", "erin"), 0);
+	T_EQ_INT(fail_n("127.0.0.5", "erin", 1), 0);		/* counting anew */
+	clock_set(0);
+}
+
+T_CASE(delay_per_address_over_user_names)
 {
 	char u[32];
 
 	auth_reset();
-	for (int i = 0; i < AUTH_RATE_MAX_IP; i++) {
+	clock_set(0);
+	for (int i = 0; i < AUTH_DELAY_FREE_ADDR + 2; i++) {
 		snprintf(u, sizeof(u), "user%d", i);
-		auth_rate_fail("127.0.0.2", u);
+		if (i < AUTH_DELAY_FREE_ADDR)
+			T_EQ_INT(auth_delay_wait("127.0.0.2", u), 0);
+		auth_delay_fail("127.0.0.2", u);
 	}
-	T_EQ_INT(auth_rate_allowed("127.0.0.2", "fresh"), 0);
-	T_EQ_INT(auth_rate_allowed("127.0.0.3", "fresh"), 1);
+	T_WAIT(auth_delay_wait("127.0.0.2", "fresh"), 4);
+	T_EQ_INT(auth_delay_wait("127.0.0.3", "fresh"), 0);
+	T_EQ_INT(auth_delay_wait("127.0.0.2", NULL), 0);	/* tokens are apart */
 }
 
-T_CASE(rate_address_only)
+T_CASE(delay_tokens_apart_from_logins)
 {
 	auth_reset();
-	for (int i = 0; i < AUTH_RATE_MAX_USER + 1; i++)
-		auth_rate_fail("127.0.0.6", NULL);
-	T_EQ_INT(auth_rate_allowed("127.0.0.7", NULL), 1);	/* no user key */
-	T_EQ_INT(auth_rate_allowed("127.0.0.6", NULL), 1);	/* under the address max */
-	for (int i = AUTH_RATE_MAX_USER + 1; i < AUTH_RATE_MAX_IP; i++)
-		auth_rate_fail("127.0.0.6", NULL);
-	T_EQ_INT(auth_rate_allowed("127.0.0.6", NULL), 0);
-	T_EQ_INT(auth_rate_allowed("127.0.0.6", "admin"), 0);	/* same address */
+	clock_set(0);
+	T_EQ_INT(fail_n("127.0.0.6", NULL, AUTH_DELAY_FREE_ADDR - 1), 0);
+	T_WAIT(fail_n("127.0.0.6", NULL, 3), 4);
+	T_EQ_INT(auth_delay_wait("127.0.0.7", NULL), 0);
+	T_EQ_INT(auth_delay_wait("127.0.0.6", "admin"), 0);	/* logins unaffected */
 }
 
-T_CASE(rate_good_login_clears_user)
-{
-	auth_reset();
-	for (int i = 0; i < AUTH_RATE_MAX_USER - 1; i++)
-		auth_rate_fail("127.0.0.4", "dave");
-	auth_rate_ok("dave");
-	auth_rate_fail("127.0.0.4", "dave");
-	T_EQ_INT(auth_rate_allowed("127.0.0.5", "dave"), 1);
-}
-
-T_CASE(rate_table_bounded)
+T_CASE(delay_table_bounded)
 {
 	char ip[32];
 
 	auth_reset();
-	for (int i = 0; i < AUTH_RATE_SLOTS * 2; i++) {
+	clock_set(0);
+	T_EQ_INT(fail_n("10.255.255.1", "x", AUTH_DELAY_FREE + 9), 512);
+	for (int i = 0; i < AUTH_DELAY_SLOTS * 2; i++) {
 		snprintf(ip, sizeof(ip), "10.%d.%d.1", i / 256, i % 256);
-		auth_rate_fail(ip, "x");
+		auth_delay_fail(ip, "x");
 	}
-	/* Still answering, and the newest address is still tracked. */
-	for (int i = 1; i < AUTH_RATE_MAX_IP; i++)
-		auth_rate_fail(ip, "y");
-	T_EQ_INT(auth_rate_allowed(ip, "z"), 0);
+	/* Still answering; the one that kept failing is still tracked (the
+	 * flood takes seconds on the real clock, far less than its wait). */
+	T_ASSERT(auth_delay_wait("10.255.255.1", "x") > 400);
 }
 
 int
@@ -234,11 +277,13 @@ main(void)
 	T_RUN(session_wrong_tokens);
 	T_RUN(session_idle_and_max_age);
 	T_RUN(session_table_bounded);
-	T_RUN(rate_per_user);
-	T_RUN(rate_per_address);
-	T_RUN(rate_address_only);
-	T_RUN(rate_good_login_clears_user);
-	T_RUN(rate_table_bounded);
+	T_RUN(delay_grows_per_user_and_address);
+	T_RUN(delay_clock_stepped_back);
+	T_RUN(delay_good_login_starts_afresh);
+	T_RUN(delay_capped_and_forgotten);
+	T_RUN(delay_per_address_over_user_names);
+	T_RUN(delay_tokens_apart_from_logins);
+	T_RUN(delay_table_bounded);
 	unlink(clock_path);
 	return T_END();
 }

@@ -18,6 +18,18 @@ write_tmp(const char *text)
 	return path;
 }
 
+/* conf_load() on text: the config, or NULL with the errors in e and n. */
+static struct conf *
+load_text(const char *text, struct conf_err **e, int *n)
+{
+	char *p = write_tmp(text);
+	struct conf *c = conf_load(p, e, n);
+
+	unlink(p);
+	free(p);
+	return c;
+}
+
 T_CASE(defaults)
 {
 	struct conf *c = conf_defaults();
@@ -53,11 +65,10 @@ T_CASE(values_parsed)
 
 T_CASE(errors_name_line)
 {
-	char *p = write_tmp("[proxy]\nbackend = nowhere\n\n[bogus]\nkey = 1\n"
-	    "[proxy]\nmax_recipients = 0\n");
 	struct conf_err *e = NULL;
 	int n = 0;
-	struct conf *c = conf_load(p, &e, &n);
+	struct conf *c = load_text("[proxy]\nbackend = nowhere\n\n[bogus]\nkey = 1\n"
+	    "[proxy]\nmax_recipients = 0\n", &e, &n);
 
 	T_ASSERT(c == NULL);
 	T_EQ_INT(n, 3);
@@ -70,8 +81,6 @@ T_CASE(errors_name_line)
 		T_ASSERT(strstr(e[2].msg, "out of range") != NULL);
 	}
 	free(e);
-	unlink(p);
-	free(p);
 }
 
 T_CASE(list_keys_add_up)
@@ -168,6 +177,32 @@ T_CASE(all_problems_kept_with_the_conf)
 	free(p);
 }
 
+T_CASE(trusted_proxies_checked)
+{
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = load_text("[web]\ntrusted_proxies = 10.0.0.5, 192.0.2.0/24\n"
+	    "trusted_proxies = 2001:db8::/32\nrequest_timeout = 5\n", &e, &n);
+
+	T_ASSERT(c != NULL);
+	if (c) {
+		T_EQ_STR(c->web_trusted_proxies, "10.0.0.5, 192.0.2.0/24,2001:db8::/32");
+		T_EQ_INT(c->web_request_timeout, 5);
+		T_EQ_INT(c->web_max_conns_per_ip, 16);
+		conf_unref(c);
+	}
+	/* A typo must not silently trust a network, or none. */
+	c = load_text("[web]\ntrusted_proxies = 10.0.0.5, 10.0.0.0/33, proxy.example\n",
+	    &e, &n);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(n, 2);
+	if (n == 2) {
+		T_ASSERT(strstr(e[0].msg, "web.trusted_proxies: '10.0.0.0/33'") != NULL);
+		T_ASSERT(strstr(e[1].msg, "'proxy.example'") != NULL);
+	}
+	free(e);
+}
+
 T_CASE(hostport)
 {
 	char h[64];
@@ -191,6 +226,7 @@ main(void)
 	T_RUN(list_keys_add_up);
 	T_RUN(lines_segments_restart_keys);
 	T_RUN(all_problems_kept_with_the_conf);
+	T_RUN(trusted_proxies_checked);
 	T_RUN(hostport);
 	return T_END();
 }
