@@ -172,22 +172,25 @@ install: all man
 	sh tools/sysconf.sh etc/postern.conf $(confdir) $(statedir) $(spooldir) > $(B)/install/postern.conf
 	sh tools/install-conf.sh $(B)/install/postern.conf $(DESTDIR)$(confdir)/postern.conf
 	sh tools/install-conf.sh etc/rules.txt $(DESTDIR)$(confdir)/rules.txt
-	$(SUBST_PATHS) etc/postern.service > $(B)/install/postern.service
-	$(SUBST_PATHS) etc/postern.sysusers > $(B)/install/postern.sysusers
-	$(SUBST_PATHS) etc/postern.tmpfiles > $(B)/install/postern.tmpfiles
-	$(SUBST_PATHS) $(B)/man/postern.8 > $(B)/install/postern.8
-	$(SUBST_PATHS) $(B)/man/postern.conf.5 > $(B)/install/postern.conf.5
+	@for f in etc/postern.service etc/postern.sysusers etc/postern.tmpfiles \
+	    $(B)/man/postern.8 $(B)/man/postern.conf.5; do \
+		$(SUBST_PATHS) $$f > $(B)/install/$${f##*/} || exit 1; \
+	done
 	$(INSTALL) -m 0644 $(B)/install/postern.service $(DESTDIR)$(systemdunitdir)/postern.service
 	$(INSTALL) -m 0644 $(B)/install/postern.sysusers $(DESTDIR)$(sysusersdir)/postern.conf
 	$(INSTALL) -m 0644 $(B)/install/postern.tmpfiles $(DESTDIR)$(tmpfilesdir)/postern.conf
 	$(INSTALL) -m 0644 $(B)/install/postern.8 $(DESTDIR)$(mandir)/man8/postern.8
 	$(INSTALL) -m 0644 $(B)/install/postern.conf.5 $(DESTDIR)$(mandir)/man5/postern.conf.5
 	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(docdir)/
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	@if [ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ]; then :; \
+	elif command -v systemd-sysusers >/dev/null; then \
 		systemd-sysusers $(sysusersdir)/postern.conf && \
 		systemd-tmpfiles --create $(tmpfilesdir)/postern.conf && \
 		echo "install: now edit $(confdir)/postern.conf, then" \
 		     "systemctl daemon-reload && systemctl enable --now postern"; \
+	else \
+		echo "install: no systemd-sysusers here; create the user postern and" \
+		     "$(statedir), $(spooldir) as $(tmpfilesdir)/postern.conf says"; \
 	fi
 
 # Keeps what is the admin's: the configuration, the database, the spool and

@@ -225,6 +225,31 @@ def test_reinstall_keeps_the_admins_config_and_uninstall_too(workdir):
         assert f.read() == edited
 
 
+def test_install_as_root_without_destdir_makes_the_user_and_directories(workdir):
+    """The live path: no DESTDIR, as root, `make install` runs sysusers.d and
+    tmpfiles.d itself. Here it installs under a scratch prefix and
+    localstatedir, in a mount namespace whose /etc is a copy, so the host's
+    users stay untouched."""
+    etc, top = workdir.join("etc"), workdir.join("top")
+    shutil.copytree("/etc", etc, symlinks=True)
+    r = run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$1" /etc && shift && exec make -s -C "$@"', "sh", etc, REPO,
+             "install", "prefix=%s/usr" % top, "localstatedir=%s/var" % top])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "systemctl daemon-reload && systemctl enable --now postern" in r.stdout
+    with open(etc + "/passwd") as f:
+        (pw,) = [l.split(":") for l in f.read().splitlines() if l.startswith("postern:")]
+    uid, gid = int(pw[2]), int(pw[3])
+    assert pw[5] == top + "/var/lib/postern", pw
+    for d in ("/var/lib/postern", "/var/spool/postern"):
+        st = os.stat(top + d)
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (uid, gid, 0o700), d
+    st = os.stat(top + "/usr/etc/postern/postern.conf")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, gid, 0o640)
+    with open("/etc/passwd") as f:
+        assert not any(l.startswith("postern:") for l in f), "the host's /etc was written"
+
+
 # ---- the unit, as systemd sees it ------------------------------------------
 def verify(installed, unit_path):
     """systemd-analyze verify on a unit under the installed /usr/local, bind
