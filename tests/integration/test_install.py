@@ -75,30 +75,30 @@ def installed():
         tmp.cleanup()
 
 
-def conf_values(text):
-    """{"section.key": value} of the lines that set a key (not comments)."""
-    out, sec = {}, None
-    for line in text.splitlines():
-        m = re.match(r"\[(\w+)\]", line)
+def keyed_lines(lines, head=r"\[(\w+)\]", key=r"#?(\w+) ="):
+    """(section, match of key or None, line) for each line of an INI-like
+    text: the config, or the man page's [section] and "name =" tags."""
+    sec = None
+    for line in lines:
+        m = re.match(head, line)
         if m:
             sec = m.group(1)
-        m = re.match(r"(\w+) = ?(.*)$", line)
-        if m and sec:
-            out["%s.%s" % (sec, m.group(1))] = m.group(2).strip()
-    return out
+        yield sec, (re.match(key, line) if sec else None), line
+
+
+def conf_values(text):
+    """{"section.key": value} of the lines that set a key (not comments)."""
+    return {"%s.%s" % (sec, k.group(1)): k.group(2).strip()
+            for sec, k, _ in keyed_lines(text.splitlines(), key=r"(\w+) = ?(.*)$") if k}
 
 
 def set_keys(text, values):
     """text with each "section.key" in values set (a commented default is
     uncommented): the installed file adjusted, not a new one."""
-    values, out, sec = dict(values), [], None
-    for line in text.splitlines():
-        m = re.match(r"\[(\w+)\]", line)
-        if m:
-            sec = m.group(1)
-        m = re.match(r"#?(\w+) =", line)
-        if m and sec and "%s.%s" % (sec, m.group(1)) in values:
-            line = "%s = %s" % (m.group(1), values.pop("%s.%s" % (sec, m.group(1))))
+    values, out = dict(values), []
+    for sec, k, line in keyed_lines(text.splitlines()):
+        if k and "%s.%s" % (sec, k.group(1)) in values:
+            line = "%s = %s" % (k.group(1), values.pop("%s.%s" % (sec, k.group(1))))
         out.append(line)
     assert not values, "not in the installed config: %s" % sorted(values)
     return "\n".join(out) + "\n"
@@ -248,6 +248,16 @@ def test_install_as_root_without_destdir_makes_the_user_and_directories(workdir)
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, gid, 0o640)
     with open("/etc/passwd") as f:
         assert not any(l.startswith("postern:") for l in f), "the host's /etc was written"
+    # Every installed text names the chosen paths, none the defaults.
+    unit = read_text(top + "/usr/lib/systemd/system/postern.service")
+    assert unit_values(unit, "ExecStart") == [
+        "%s/usr/sbin/postern serve -c %s/usr/etc/postern/postern.conf" % (top, top)]
+    assert unit_values(unit, "ReadWritePaths") == [
+        "%s/var/lib/postern %s/var/spool/postern" % (top, top)]
+    for p in glob.glob(top + "/usr/share/man/man*/*") + glob.glob(top + "/usr/lib/*/postern.*") \
+            + glob.glob(top + "/usr/lib/systemd/system/postern.service"):
+        assert "/usr/local/" not in read_text(p).replace(top, ""), p
+    assert "%s/var/lib/postern/postern.db" % top in read_text(top + "/usr/share/man/man8/postern.8")
 
 
 # ---- the unit, as systemd sees it ------------------------------------------
@@ -345,20 +355,14 @@ def test_man_pages_are_clean_roff(installed, page, name):
     assert "NAME" in text and "SEE ALSO" in text, text
     r = run(["lexgrog", installed.path(page)])
     assert r.returncode == 0 and '"%s - ' % name in r.stdout, r.stdout + r.stderr
-    # Installed with the install's paths, not the source's placeholders.
     with open(installed.path(page)) as f:
-        assert CONF in f.read()
+        assert CONF in f.read()   # other prefixes: test_install_as_root_without_destdir...
 
 
 def test_conf_man_page_documents_every_key(installed):
-    keys, sec = set(), None
-    for line in installed.read(MAN5).splitlines():
-        m = re.match(r'\.SS "\[(\w+)\]"', line)
-        if m:
-            sec = m.group(1)
-        m = re.match(r"\\fB(\w+)\\fR = ", line)
-        if m and sec:
-            keys.add("%s.%s" % (sec, m.group(1)))
+    keys = {"%s.%s" % (sec, k.group(1)) for sec, k, _ in keyed_lines(
+        installed.read(MAN5).splitlines(), head=r'\.SS "\[(\w+)\]"', key=r"\\fB(\w+)\\fR = ")
+        if k}
     assert keys == program_keys(installed.path(BIN), installed.path(CONF))
 
 
