@@ -40,7 +40,11 @@ ACCEPTABLE = ("SAFE", "OK", "MEDIUM")   # systemd's words, best first
 
 
 def run(argv, **kw):
+    """argv's result, text. Without the outer make's MAKEFLAGS (`make test`
+    runs us): its jobserver and variables are not for the makes we start."""
     kw.setdefault("timeout", 300)
+    kw["env"] = {k: v for k, v in kw.get("env", os.environ).items()
+                 if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(argv, capture_output=True, text=True, **kw)
 
 
