@@ -2,21 +2,27 @@
 the binary, the configuration (paths made for a system install), the rules,
 the man pages and the systemd unit with its sysusers.d and tmpfiles.d
 entries; systemd accepts the unit and rates its sandbox at most MEDIUM; the
-installed binary serves as the unit runs it (an unprivileged user holding
-only CAP_NET_BIND_SERVICE, on port 25); and the Debian package builds from a
-clean checkout of HEAD (committed work only) with maintainer scripts that
-create the user and the directories.
+installed binary serves port 25 inside the unit's sandbox (no systemd runs
+here, so the sandbox is rebuilt from the unit's own lines: setpriv for the
+user and capabilities, a seccomp filter for SystemCallFilter= and
+RestrictAddressFamilies=, a read-only root for ProtectSystem=strict); and
+the Debian package builds from a clean checkout of HEAD (committed work
+only) with maintainer scripts that create the user and the directories.
 
 Real parts: make, systemd-analyze, systemd-sysusers, systemd-tmpfiles,
-mandoc, man-db, setpriv, git, dpkg-buildpackage, the capture backend and
-unbound. Root is needed for bind mounts, setpriv and chown."""
+mandoc, man-db, setpriv, libseccomp (python3-seccomp), git,
+dpkg-buildpackage, the capture backend and unbound. Root is needed for
+mount namespaces, setpriv and chown."""
 import difflib
 import glob
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -382,9 +388,71 @@ def test_command_man_page_names_every_command(installed):
 # ---- serving as the unit runs it -------------------------------------------
 SETPRIV = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
            "--no-new-privs"]
-ONLY_BIND = ["--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service",
-             "--bounding-set=-all,+net_bind_service"]
 NO_CAPS = ["--inh-caps=-all", "--bounding-set=-all"]
+FAMILIES = {"AF_UNIX": socket.AF_UNIX, "AF_INET": socket.AF_INET, "AF_INET6": socket.AF_INET6}
+# Loads a seccomp filter (allow-list, EPERM otherwise; socket() only for the
+# listed address families) and execs the rest of argv.
+SECCOMP_EXEC = r"""
+import errno, json, os, sys
+import seccomp
+spec = json.loads(sys.argv[1])
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in spec["allow"]:
+    if name != "socket":
+        try:
+            f.add_rule(seccomp.ALLOW, name)
+        except RuntimeError:   # not a system call of this architecture
+            pass
+for fam in spec["families"] if "socket" in spec["allow"] else ():
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, fam))
+f.load()
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+# Binds each writable directory onto itself, makes / read-only (the binds
+# stay writable), then execs the rest.
+READ_ONLY_ROOT = ('while [ "$1" != -- ]; do mount --bind "$1" "$1"; shift; done; shift; '
+                  'mount -o remount,bind,ro / && exec "$@"')
+
+
+def syscall_groups():
+    """{"@group": [members]} from systemd's own table."""
+    groups, cur = {}, None
+    for line in run(["systemd-analyze", "syscall-filter"]).stdout.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif not line.startswith(" "):
+            cur = None
+        elif cur is not None and line.strip() and not line.strip().startswith("#"):
+            cur.append(line.strip())
+    return groups
+
+
+def expand(names, groups):
+    out = set()
+    for n in names:
+        out |= expand(groups[n], groups) if n.startswith("@") else {n}
+    return out
+
+
+def unit_sandbox(unit):
+    """The unit's SystemCallFilter= (an allow-list, then ~ removals) and
+    RestrictAddressFamilies=, as a spec for SECCOMP_EXEC; and setpriv's
+    capability arguments from AmbientCapabilities= and CapabilityBoundingSet=."""
+    groups, allow = syscall_groups(), set()
+    for v in unit_values(unit, "SystemCallFilter"):
+        if v.startswith("~"):
+            allow -= expand(v[1:].split(), groups)
+        else:
+            allow |= expand(v.split(), groups)
+    assert allow, "the unit sets no SystemCallFilter"
+    families = [FAMILIES[f] for v in unit_values(unit, "RestrictAddressFamilies")
+                for f in v.split()]
+    caps = lambda key: ",".join("+" + c[len("CAP_"):].lower()
+                                for v in unit_values(unit, key) for c in v.split())
+    capargs = ["--inh-caps=-all," + caps("AmbientCapabilities"),
+               "--ambient-caps=-all," + caps("AmbientCapabilities"),
+               "--bounding-set=-all," + caps("CapabilityBoundingSet")]
+    return {"allow": sorted(allow), "families": families}, capargs
 
 
 def service_conf(installed, tmp, backend, resolver):
@@ -406,7 +474,7 @@ def service_conf(installed, tmp, backend, resolver):
         f.write(text)
     os.chown(path, 0, NOBODY)
     os.chmod(path, 0o640)
-    return path, state
+    return path, state, spool
 
 
 def read_text(path):
@@ -432,30 +500,40 @@ def banner(proc):
 
 
 @pytest.mark.netns
-def test_serves_port_25_unprivileged_with_only_the_bind_capability(
-        installed, workdir, capture, unbound):
-    conf, state = service_conf(installed, workdir, capture.addr, unbound.addr)
+def test_serves_port_25_inside_the_units_sandbox(installed, workdir, capture, unbound):
+    """The installed binary and config, run as the unit runs them, emulated
+    from the unit's own lines: an unprivileged user with only the unit's
+    capabilities and no new privileges (setpriv), its SystemCallFilter= and
+    RestrictAddressFamilies= (a seccomp filter), and ProtectSystem=strict
+    with the config's two directories writable (a read-only / in a mount
+    namespace; stricter than the unit, whose /tmp is private and writable).
+    It serves port 25, relays, reloads on SIGHUP and exits 0 on SIGTERM."""
+    conf, state, spool = service_conf(installed, workdir, capture.addr, unbound.addr)
+    spec, capargs = unit_sandbox(installed.read(UNIT))
+    argv = (["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh",
+             state, spool, "--"] + SETPRIV + capargs +
+            [sys.executable, "-c", SECCOMP_EXEC, json.dumps(spec),
+             installed.path(BIN), "serve", "-c", conf])
     log = open(workdir.join("postern.log"), "w+")
-    proc = subprocess.Popen(SETPRIV + ONLY_BIND + [installed.path(BIN), "serve", "-c", conf],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=workdir.path)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=workdir.path)
     try:
         wait_until(lambda: banner(proc), 20, interval=0.1, what="the 220 banner on port 25")
         st = status(proc.pid)
         assert st["Uid"].split() == [str(NOBODY)] * 4
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
             assert int(st[cap], 16) == CAP_NET_BIND_SERVICE, (cap, st[cap])
-        assert st["NoNewPrivs"].strip() == "1"
+        assert st["NoNewPrivs"].strip() == "1" and st["Seccomp"].strip() == "2"
         s = smtp_client(25)
         assert s.sendmail("a@example.org", ["b@example.org"], make_message("as a service")) == {}
         s.quit()
         (m,) = capture.wait_messages(1)
         assert b"as a service" in m.data
-        proc.send_signal(1)   # SIGHUP, as ExecReload sends it
+        proc.send_signal(signal.SIGHUP)      # ExecReload
         wait_until(lambda: "reload: configuration" in read_text(log.name), 10,
                    what="the reload log line")
-        proc.terminate()      # KillSignal=SIGTERM
-        assert proc.wait(30) == 0
+        proc.send_signal(signal.SIGTERM)     # KillSignal
+        assert proc.wait(30) == 0, read_text(log.name)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -463,13 +541,32 @@ def test_serves_port_25_unprivileged_with_only_the_bind_capability(
         log.close()
     out = read_text(log.name)
     assert "rules: imported" in out and "serve: stopped" in out, out
+    assert not re.search(r"\berror\b|Operation not permitted|Read-only", out), out
     owners = {os.stat(p).st_uid for p in glob.glob(state + "/*")}
     assert owners == {NOBODY}, out
 
 
 @pytest.mark.netns
+def test_the_emulated_sandbox_can_refuse(installed, workdir, capture, unbound):
+    """The emulation above is not a pass-through: its root is read-only but
+    for the two directories, and without bind() in the filter the same
+    start fails at the listener with EPERM."""
+    conf, state, spool = service_conf(installed, workdir, capture.addr, unbound.addr)
+    r = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh",
+             state, spool, "--", "sh", "-c", 'touch "$1/probe" && ! touch "$2/probe"', "sh",
+             state, workdir.path])
+    assert r.returncode == 0 and "Read-only file system" in r.stderr, r.stderr
+    spec, capargs = unit_sandbox(installed.read(UNIT))
+    spec["allow"].remove("bind")
+    r = run(SETPRIV + capargs + [sys.executable, "-c", SECCOMP_EXEC, json.dumps(spec),
+                                 installed.path(BIN), "serve", "-c", conf], timeout=60)
+    assert r.returncode != 0
+    assert "Operation not permitted" in r.stderr, r.stderr
+
+
+@pytest.mark.netns
 def test_without_the_capability_port_25_is_refused_clearly(installed, workdir, capture, unbound):
-    conf, _ = service_conf(installed, workdir, capture.addr, unbound.addr)
+    conf, _, _ = service_conf(installed, workdir, capture.addr, unbound.addr)
     r = run(SETPRIV + NO_CAPS + [installed.path(BIN), "serve", "-c", conf], timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "127.0.0.1:25: Permission denied" in r.stderr, r.stderr
