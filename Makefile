@@ -1,6 +1,7 @@
 # Postern -- one plain Makefile. `make` builds build/postern; `make test`,
-# `make run`, `make bench`, `make install`, `make clean`. Build and test install missing
-# Debian packages first when run as root (.ci/deps), else print the line.
+# `make run`, `make bench`, `make install`, `make clean`. Build and test
+# install missing Debian packages first when run as root (.ci/deps), else
+# print the line.
 
 CC	 = gcc
 PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
