@@ -17,7 +17,7 @@ out=$(sed -e "s|^spool_dir = var/spool\$|spool_dir = $spooldir|" \
 # with the one capability to bind port 25: leave proxy.user empty.|" "$src")
 
 for want in "spool_dir = $spooldir" "path = $statedir/postern.db" \
-    "file = $confdir/rules.txt" "-c $confdir/postern.conf" "leave proxy.user empty"; do
+    "file = $confdir/rules.txt" "leave proxy.user empty"; do
 	case "$out" in
 	*"$want"*) ;;
 	*) echo "sysconf.sh: $src no longer has the line to make '$want'" >&2; exit 1 ;;

@@ -151,14 +151,12 @@ def test_installed_config_differs_from_the_example_only_in_paths(installed):
     conf = installed.read(CONF)
     changed = [l[1:] for l in difflib.unified_diff(example, conf.splitlines(), n=0, lineterm="")
                if l[:1] in "+-" and l[:3] not in ("+++", "---")]
-    assert sorted(changed) == sorted([
-        "# `postern configtest -c etc/postern.conf` checks a file; `-v` lists all keys.",
+    # Comments may say where the file is; of the settings only these change.
+    assert sorted(l for l in changed if not l.startswith("# ")) == sorted([
         "spool_dir = var/spool", "path = var/postern.db", "#file = ",
-        "# Installed for postern.service, which starts Postern as the user postern",
-        "# with the one capability to bind port 25: leave proxy.user empty.",
-        "# `postern configtest -c %s` checks a file; `-v` lists all keys." % CONF,
         "spool_dir = " + SPOOLDIR, "path = %s/postern.db" % STATEDIR,
         "file = %s/rules.txt" % CONFDIR]), changed
+    assert "# with the one capability to bind port 25: leave proxy.user empty." in changed
     r = run([installed.path(BIN), "configtest", "-c", installed.path(CONF)])
     assert r.returncode == 0, r.stdout + r.stderr
     assert conf_values(conf).get("proxy.user", "") == ""
