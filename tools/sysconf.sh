@@ -12,9 +12,10 @@ out=$(sed -e "s|^spool_dir = var/spool\$|spool_dir = $spooldir|" \
 	-e "s|^path = var/postern.db\$|path = $statedir/postern.db|" \
 	-e "/^\[rules\]/,/^\[/s|^#file = *\$|file = $confdir/rules.txt|" \
 	-e "s|-c etc/postern.conf|-c $confdir/postern.conf|" \
-	-e "s|^\(# unless this file sets it.*\)\$|\1\\
+	-e "/^\[proxy\]\$/i\\
 # Installed for postern.service, which starts Postern as the user postern\\
-# with the one capability to bind port 25: leave proxy.user empty.|" "$src")
+# with the one capability to bind port 25: leave proxy.user empty.\\
+" "$src")
 
 for want in "spool_dir = $spooldir" "path = $statedir/postern.db" \
     "file = $confdir/rules.txt" "leave proxy.user empty"; do
