@@ -1,6 +1,7 @@
 # Postern -- one plain Makefile. `make` builds build/postern; `make test`,
-# `make run`, `make bench`, `make clean`. Build and test install missing
-# Debian packages first when run as root (.ci/deps), else print the line.
+# `make run`, `make bench`, `make install`, `make clean`. Build and test
+# install missing Debian packages first when run as root (.ci/deps), else
+# print the line.
 
 CC	 = gcc
 PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
@@ -35,7 +36,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare fuzz fuzz-build clean
+.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -52,7 +53,7 @@ $(B)/gen/web_assets.c: $(ASSETS) $(CHARTJS) tools/embed.sh
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -67,11 +68,11 @@ $(B)/libpostern-asan.a: $(ASANOBJS)
 	ar rcs $@ $^
 
 $(B)/postern: $(B)/obj/proxy/main.o $(B)/libpostern.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libpostern.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(B)/libpostern.a $(LDLIBS)
 
 $(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
@@ -118,6 +119,90 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/policy_bench.py
 	$(PYTHON) bench/run.py
+
+# ---- install ------------------------------------------------------------
+# `make install` (PREFIX=/usr/local, DESTDIR to stage, as a package build
+# does) lays out the binary, the configuration, the starter rules, the man
+# pages, the docs and the systemd unit with its sysusers.d and tmpfiles.d
+# entries. GNU directory variables; localstatedir is /var whatever the
+# prefix, because the unit's ReadWritePaths= and tmpfiles.d name
+# /var/lib/postern (database) and /var/spool/postern (spool). The files in
+# etc/ and docs/man/ carry the default paths, rewritten here for others.
+# An existing postern.conf or rules.txt is never replaced (the new one goes
+# beside it as .new). Without DESTDIR, as root, the user and the directories
+# are created at once (systemd-sysusers, systemd-tmpfiles).
+PREFIX	?= /usr/local
+prefix	?= $(PREFIX)
+exec_prefix ?= $(prefix)
+sbindir	?= $(exec_prefix)/sbin
+sysconfdir ?= $(prefix)/etc
+localstatedir ?= /var
+datarootdir ?= $(prefix)/share
+mandir	?= $(datarootdir)/man
+docdir	?= $(datarootdir)/doc/postern
+systemdunitdir ?= $(prefix)/lib/systemd/system
+sysusersdir ?= $(prefix)/lib/sysusers.d
+tmpfilesdir ?= $(prefix)/lib/tmpfiles.d
+INSTALL	?= install
+confdir	 = $(sysconfdir)/postern
+statedir = $(localstatedir)/lib/postern
+spooldir = $(localstatedir)/spool/postern
+SUBST_PATHS = sed -e 's|/usr/local/sbin/|$(sbindir)/|g' \
+	   -e 's|/usr/local/etc/postern|$(confdir)|g' \
+	   -e 's|/usr/local/share/doc/postern|$(docdir)|g' \
+	   -e 's|/var/lib/postern|$(statedir)|g' \
+	   -e 's|/var/spool/postern|$(spooldir)|g'
+DOCS	 = README.md $(sort $(wildcard docs/*.md))
+
+man: $(B)/man/postern.8 $(B)/man/postern.conf.5
+
+$(B)/man/postern.8: docs/man/postern.8
+	@mkdir -p $(dir $@)
+	cp docs/man/postern.8 $@
+
+# Its KEYS section comes from README.md's configuration table.
+$(B)/man/postern.conf.5: docs/man/postern.conf.5.in README.md tools/confman.sh
+	@mkdir -p $(dir $@)
+	sh tools/confman.sh docs/man/postern.conf.5.in README.md > $@.tmp && mv $@.tmp $@
+
+install: all man
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(confdir) $(DESTDIR)$(docdir) \
+	    $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) $(B)/install
+	$(INSTALL) -m 0755 $(B)/postern $(DESTDIR)$(sbindir)/postern
+	sh tools/sysconf.sh etc/postern.conf $(confdir) $(statedir) $(spooldir) > $(B)/install/postern.conf
+	sh tools/install-conf.sh $(B)/install/postern.conf $(DESTDIR)$(confdir)/postern.conf
+	sh tools/install-conf.sh etc/rules.txt $(DESTDIR)$(confdir)/rules.txt
+	@for f in etc/postern.service etc/postern.sysusers etc/postern.tmpfiles \
+	    $(B)/man/postern.8 $(B)/man/postern.conf.5; do \
+		$(SUBST_PATHS) $$f > $(B)/install/$${f##*/} || exit 1; \
+	done
+	$(INSTALL) -m 0644 $(B)/install/postern.service $(DESTDIR)$(systemdunitdir)/postern.service
+	$(INSTALL) -m 0644 $(B)/install/postern.sysusers $(DESTDIR)$(sysusersdir)/postern.conf
+	$(INSTALL) -m 0644 $(B)/install/postern.tmpfiles $(DESTDIR)$(tmpfilesdir)/postern.conf
+	$(INSTALL) -m 0644 $(B)/install/postern.8 $(DESTDIR)$(mandir)/man8/postern.8
+	$(INSTALL) -m 0644 $(B)/install/postern.conf.5 $(DESTDIR)$(mandir)/man5/postern.conf.5
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(docdir)/
+	@if [ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ]; then :; \
+	elif command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(sysusersdir)/postern.conf && \
+		systemd-tmpfiles --create $(tmpfilesdir)/postern.conf && \
+		echo "install: now edit $(confdir)/postern.conf, then" \
+		     "systemctl daemon-reload && systemctl enable --now postern"; \
+	else \
+		echo "install: no systemd-sysusers here; create the user postern and" \
+		     "$(statedir), $(spooldir) as $(tmpfilesdir)/postern.conf says"; \
+	fi
+
+# Keeps what is the admin's: the configuration, the database, the spool and
+# the postern user.
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/postern $(DESTDIR)$(systemdunitdir)/postern.service \
+	    $(DESTDIR)$(sysusersdir)/postern.conf $(DESTDIR)$(tmpfilesdir)/postern.conf \
+	    $(DESTDIR)$(mandir)/man8/postern.8 $(DESTDIR)$(mandir)/man5/postern.conf.5 \
+	    $(addprefix $(DESTDIR)$(docdir)/,$(notdir $(DOCS)))
+	-rmdir $(DESTDIR)$(docdir)
+	@echo "uninstall: kept $(confdir), $(statedir), $(spooldir) and the user postern"
 
 # Rules: per-message cost (500 rules, 100 KB) and proxy throughput with the
 # starter rule set loaded.
