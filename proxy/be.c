@@ -1037,14 +1037,14 @@ be_probe_main(void *arg)
 	const char *what;
 
 	if (be_probe_caps(j, &caps) == -1) {
-		log_warn("backend %s: probe failed (no greeting or EHLO reply); "
+		log_warn("backend probe: %s: no greeting or EHLO reply; "
 		    "sessions get 4xx until it answers", j->backend);
 		be_probe_free(j);
 		return NULL;
 	}
 	if (j->xclient && (caps & BE_CAP_XCLIENT)) {
-		log_info("backend %s offers XCLIENT: each client is introduced as itself",
-		    j->backend);
+		log_info("backend probe: %s offers XCLIENT: each client is introduced "
+		    "as itself", j->backend);
 		be_probe_free(j);
 		return NULL;
 	}
@@ -1052,7 +1052,7 @@ be_probe_main(void *arg)
 	    "the backend offers XFORWARD but not XCLIENT (it logs each client, but "
 	    "applies its restrictions to Postern)" :
 	    "the backend offers neither XCLIENT nor XFORWARD to Postern";
-	log_warn("backend %s: %s. Every client reaches the MTA as Postern's own "
+	log_warn("backend probe: %s: %s. Every client reaches the MTA as Postern's own "
 	    "address, so that address must not be in the MTA's relay-permitted "
 	    "networks (Postfix: mynetworks, permit_mynetworks) or Postern relays for "
 	    "anyone, and the MTA's client and HELO restrictions and rate limits see "

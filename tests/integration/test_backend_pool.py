@@ -125,12 +125,18 @@ def test_xforward_introduces_each_pooled_client(make_postern, make_capture):
 
 
 def test_no_xclient_no_xforward_received_names_each_client(make_postern, make_capture):
+    """A backend that cannot be told who the client is: no connection is
+    reused (nothing could introduce the next client on it), one warning
+    says so, and Postern's Received: names each client."""
     cap = make_capture(xclient=False, xforward=False)
     p = make_postern(cap.addr, conf=ONE_LOOP)
     assert _session(p.port, "127.0.0.2", "plain1@example.org").code == 250
     assert _session(p.port, "127.0.0.3", "plain2@example.org").code == 250
-    m1, m2 = cap.wait_messages(2)
-    assert len(cap.sessions) == 1 and m1.session is m2.session
+    assert _session(p.port, "127.0.0.4", "plain3@example.org").code == 250
+    m1, m2, m3 = cap.wait_messages(3)
+    assert len(cap.sessions) == 3 and m1.session is not m2.session
+    assert p.log().count("proxy.backend_pool unused") == 1, p.log()
+    assert "offers neither XCLIENT nor XFORWARD" in p.log()
     r1, r2 = m1.header("Received")[0], m2.header("Received")[0]
     assert "127.0.0.2" in r1 and "127.0.0.3" not in r1, r1
     assert "127.0.0.3" in r2 and "127.0.0.2" not in r2, r2

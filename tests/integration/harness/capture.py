@@ -19,6 +19,9 @@ so that it can misbehave on request. It runs its event loop in a thread.
     msgs[0].mail_from  # the MAIL command line (bytes, no CRLF)
     msgs[0].rcpts      # RCPT lines that got 250
     cap.sessions[i].lines / .ehlo / .xclient / .xforward   (command lines)
+    cap.probes         # sessions that said only EHLO and QUIT: Postern's
+                       # backend probe at start and reload, kept out of
+                       # cap.sessions so tests count mail connections
     cap.stop()
 
 Only CRLF.CRLF ends DATA here, like Postern: a bare-LF or bare-CR "end"
@@ -100,6 +103,7 @@ class Capture:
         self.hostname = hostname
         self.port = port or free_port()
         self.sessions = []
+        self.probes = []
         self.messages = []
         self._lock = threading.Lock()
         self._loop = None
@@ -282,6 +286,10 @@ class Capture:
             elif verb == b"NOOP":
                 send("250 2.0.0 Ok")
             elif verb == b"QUIT":
+                with self._lock:
+                    if [l.split(b" ")[0].upper() for l in sess.lines] == [b"EHLO", b"QUIT"]:
+                        self.sessions.remove(sess)
+                        self.probes.append(sess)
                 send("221 2.0.0 Bye")
                 await writer.drain()
                 return
