@@ -62,6 +62,7 @@ struct be {
 	unsigned	 caps, xclient, xforward;
 	int		 introduced;
 	int		 ehlo_caps;	/* caps came from an EHLO reply (not HELO) */
+	int		 xclient_set;	/* XCLIENT changed who the backend sees */
 	int		 reused;	/* taken from the pool for this client */
 	int		 noname;	/* NAME refused once: [UNAVAILABLE] now */
 	struct line_buf	 in, out;
@@ -320,7 +321,7 @@ static void
 be_reconnect(struct be *be)
 {
 	be->caps = be->xclient = be->xforward = 0;
-	be->ehlo_caps = 0;
+	be->ehlo_caps = be->xclient_set = 0;
 	be->introduced = 0;
 	if (be_connect(be) == -1) {
 		be_done(be, -1, "cannot connect", 14);
@@ -573,7 +574,7 @@ be_on_reply(struct be *be)
 	case BE_S_XCLIENT:
 		if (r->code / 100 == 2 && r->code != 220) {
 			/* accepted without a new greeting (smtp-sink does this) */
-			be->introduced = 1;
+			be->introduced = be->xclient_set = 1;
 			be_enter_state(be, BE_S_READY);
 			be_reply_clear(r);
 			be_done(be, 250, "", 0);
@@ -583,7 +584,7 @@ be_on_reply(struct be *be)
 			be_refused(be, "XCLIENT");
 			return;
 		}
-		be->introduced = 1;
+		be->introduced = be->xclient_set = 1;
 		be_reply_clear(r);
 		be_greet_as_client(be);
 		return;
@@ -827,14 +828,18 @@ be_pool_new(void)
 static atomic_int be_pool_warned;
 
 /* Can this leg introduce the next client? Its last EHLO reply must offer
- * XCLIENT or XFORWARD (for Postern's own identity as the backend now sees
- * it), unless introductions are off. */
+ * XCLIENT, or XFORWARD where no XCLIENT changed the identity (XFORWARD
+ * only names the client in logs: Postfix still applies its restrictions
+ * to the address XCLIENT set, and offers XFORWARD to it), unless
+ * introductions are off. */
 static int
 be_reusable(const struct be *be)
 {
+	unsigned need = be->xclient_set ? BE_CAP_XCLIENT : BE_CAP_XCLIENT | BE_CAP_XFORWARD;
+
 	if (!be->conf->xclient)
 		return 1;
-	if (be->ehlo_caps && (be->caps & (BE_CAP_XCLIENT | BE_CAP_XFORWARD)))
+	if (be->ehlo_caps && (be->caps & need))
 		return 1;
 	if (be->ehlo_caps && atomic_exchange(&be_pool_warned, 1) == 0)
 		log_warn("backend %s: proxy.backend_pool unused: %s, so a connection "

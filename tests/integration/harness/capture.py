@@ -10,7 +10,9 @@ so that it can misbehave on request. It runs its event loop in a thread.
                   rcpt_replies={"rejected@": "550 5.1.1 no such user"},
                   data_reply="451 4.3.0 try later",   # or a callable(msg)
                   drop_after_data_bytes=100,          # close mid-DATA
-                  data_delay=30)                      # answer the dot late
+                  data_delay=30,                      # answer the dot late
+                  xclient_reply=lambda line, sess: None)  # a refusal, or
+                                                      # None: accept (220)
     cap.start()
     ... Postern's proxy.backend = cap.addr ...
     msgs = cap.wait_messages(1)
@@ -91,7 +93,7 @@ class Capture:
     def __init__(self, xclient=True, xforward=True, rcpt_replies=None,
                  data_reply="250 2.0.0 Ok: queued", mail_reply=None,
                  drop_after_data_bytes=None, data_delay=0, banner="220 capture.test ESMTP",
-                 hostname="capture.test", port=None):
+                 hostname="capture.test", port=None, xclient_reply=None):
         self.xclient = xclient
         self.xforward = xforward
         self.rcpt_replies = dict(rcpt_replies or {})
@@ -101,6 +103,8 @@ class Capture:
         self.data_delay = data_delay
         self.banner = banner
         self.hostname = hostname
+        self.xclient_reply = xclient_reply
+        self.xclient_attrs = "NAME ADDR PROTO HELO PORT"   # as offered in EHLO
         self.port = port or free_port()
         self.sessions = []
         self.probes = []
@@ -201,7 +205,7 @@ class Capture:
         caps = [self.hostname, "PIPELINING", "SIZE 104857600", "8BITMIME",
                 "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"]
         if self.xclient:
-            caps.append("XCLIENT NAME ADDR PROTO HELO PORT")
+            caps.append("XCLIENT " + self.xclient_attrs)
         if self.xforward:
             caps.append("XFORWARD NAME ADDR PROTO HELO SOURCE PORT")
         return "\r\n".join("250%s%s" % ("-" if i < len(caps) - 1 else " ", c)
@@ -242,6 +246,10 @@ class Capture:
                 send(self._ehlo_reply(verb))
             elif verb == b"XCLIENT" and self.xclient:
                 sess.xclient.append(cmd)
+                refusal = self.xclient_reply and self.xclient_reply(cmd, sess)
+                if refusal:
+                    send(refusal)   # as Postfix: the old identity stays
+                    continue
                 mail, rcpts = None, []
                 send(self.banner)   # as Postfix: a new greeting, EHLO again
             elif verb == b"XFORWARD" and self.xforward:
