@@ -858,9 +858,15 @@ be_pool_put(struct be_pool *p, struct be *be, int max, int dirty)
 {
 	if (max > BE_POOL_MAX)
 		max = BE_POOL_MAX;
+	/* After XCLIENT and the client's HELO nothing says whether XCLIENT
+	 * is still offered: an EHLO of ours asks (and resets a transaction
+	 * too), off the next session's path. */
+	int ask = be->conf->xclient && !be->ehlo_caps;
+	char line[LIM_DOMAIN + 8];
+
 	if (p == NULL || max <= 0 || !be_ready(be) || be->out.len > 0 || be->in.len > 0)
 		return 0;
-	if (!be_reusable(be))
+	if (!ask && !be_reusable(be))
 		return 0;
 	while (p->n >= max)
 		be_pool_drop(p, 0);
@@ -869,21 +875,34 @@ be_pool_put(struct be_pool *p, struct be *be, int max, int dirty)
 	be->cb = be_pool_rset_cb;
 	be->arg = be;
 	p->idle[p->n++] = be;
-	if (dirty)	/* MAIL went out but no final reply closed it */
+	if (ask) {
+		snprintf(line, sizeof(line), "EHLO %s", be->conf->hostname);
+		be_command(be, line);
+	} else if (dirty)	/* MAIL went out but no final reply closed it */
 		be_command(be, "RSET");
 	return 1;
 }
 
-/* The reply to a pooled leg's RSET: anything but 2xx, and it goes. */
+/* The reply to a pooled leg's RSET or EHLO: anything but 2xx, or an EHLO
+ * reply without the XCLIENT the next client needs, and it goes. */
 static void
 be_pool_rset_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct be *be = arg;
 
-	(void)text;
 	(void)len;
-	if (code != -1 && code / 100 != 2)
+	if (code == -1)
+		return;
+	if (code / 100 != 2) {
 		be_close(be);	/* the tick frees it */
+		return;
+	}
+	if (!be->ehlo_caps) {
+		be->caps = be_ehlo_caps(text, &be->xclient, &be->xforward);
+		be->ehlo_caps = 1;
+		if (!be_reusable(be))
+			be_close(be);
+	}
 }
 
 /* Close and free entry i (QUIT when idle). */
