@@ -30,7 +30,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 from harness import Postern, Postfix, TempDir, Unbound  # noqa: E402
-from run import POLICY_OFF, fmt_rate, int_list, progress, source_run  # noqa: E402
+from run import (POLICY_OFF, fmt_rate, int_list, progress, source_run,  # noqa: E402
+                 stop_posterns, write_report)
 
 CONNECT = re.compile(r"\]: connect from ")
 
@@ -98,22 +99,14 @@ def main():
                     conc, kind, fmt_rate(m), ratio, statistics.median(conns[(conc, kind)])))
         lines.append("(runs took %.0f s)" % elapsed)
     finally:
-        for name, p in posterns.items():
-            rc = p.stop(check=False)
-            bad = p.bad_log_lines()
-            if rc != 0 or bad:
-                lines.append("Postern (%s) exit code %s; log problems: %s" % (name, rc, bad[:5]))
+        stop_posterns(posterns, lines)
         if unbound:
             unbound.stop()
         if pf:
             pf.stop()
         tmp.cleanup()
 
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "postfix.txt"), "w") as f:
-        f.write(text)
+    write_report(lines, "postfix.txt")
     return 0
 
 
