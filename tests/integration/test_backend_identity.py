@@ -350,3 +350,33 @@ def test_helo_client_greets_backend_with_helo_then_pool_asks_with_ehlo(
     between = lines[lines.index(m1.mail_from):lines.index(x2)]
     assert b"EHLO " + POSTERN_HOST.encode() in between, lines
     assert lines[lines.index(x2) + 1] == b"EHLO clean5.test"
+
+
+@needs_v6
+def test_ipv6_client_in_access_list_greylist_and_api(make_postern, make_capture):
+    """A real session from ::1: greylisted by its /64 (the API lists the
+    network), and once ::1/128 is on the deny list, refused at connect."""
+    import subprocess
+    from harness import POSTERN_BIN
+    cap = make_capture()
+    p, v6 = _v6_postern(make_postern, cap.addr, **{"greylist.enabled": "yes",
+                                                   "greylist.delay": 300})
+    with RawSMTP(v6, host="::1") as c:
+        c.ehlo("v6.test")
+        assert c.cmd("MAIL FROM:<grey6@example.org>").code == 250
+        r = c.cmd("RCPT TO:<rcpt@example.org>")
+        assert r.code == 450 and "Greylisted" in r.text, r
+    conn = http.client.HTTPConnection("127.0.0.1", p.web_port, timeout=10)
+    conn.request("GET", "/api/greylist", headers={"Authorization": "Bearer " + TOKEN})
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    assert resp.status == 200 and "::/64" in body, body
+    r = subprocess.run([POSTERN_BIN, "access", "add", "deny", "client", "::1/128",
+                        "-c", p.conf_path], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+    def refused():
+        with RawSMTP(v6, host="::1") as c:
+            return c.banner.code == 554 and c.banner
+    wait_until(refused, 10, what="::1 refused at connect after the deny entry")
+    assert not cap.messages
