@@ -322,12 +322,17 @@ def test_ipv6_client_reaches_postfix_and_the_api(make_postfix, make_postern):
     # the name is what Postern verified (unbound answers for ::1 itself)
     assert re.search(r"RCPT from [\w.]+\[::1\]: helo-seen; from=<v6pf@example.org>", log), log
     assert re.search(r"client=[\w.]+\[::1\]", log), log
-    conn = http.client.HTTPConnection("127.0.0.1", p.web_port, timeout=10)
-    conn.request("GET", "/api/verdicts?limit=5", headers={"Authorization": "Bearer " + TOKEN})
-    r = conn.getresponse()
-    body = r.read().decode()
-    assert r.status == 200, body
-    assert "::1" in json.dumps(json.loads(body)), body
+
+    def verdicts():   # the db writer commits in batches
+        conn = http.client.HTTPConnection("127.0.0.1", p.web_port, timeout=10)
+        conn.request("GET", "/api/verdicts?limit=5",
+                     headers={"Authorization": "Bearer " + TOKEN})
+        r = conn.getresponse()
+        body = r.read().decode()
+        assert r.status == 200, body
+        return json.loads(body)["verdicts"]
+    (v,) = wait_until(verdicts, 10, what="the verdict in /api/verdicts")
+    assert "::1" in json.dumps(v), v
 
 
 def test_helo_client_greets_backend_with_helo_then_pool_asks_with_ehlo(
