@@ -3,8 +3,9 @@
  * session, driven in lockstep (one command, one reply).
  *
  * be_open() connects, reads the greeting, says EHLO and introduces the real
- * client with XCLIENT (then reads the new 220 and says EHLO again, as
- * Postfix requires) or XFORWARD when the backend offers them. Commands and
+ * client with XCLIENT (then reads the new 220 and greets again, as Postfix
+ * requires, with the client's own EHLO or HELO) or XFORWARD when the
+ * backend offers them. Commands and
  * the message body then go one at a time; every reply comes back through
  * the owner's callback with the backend's code and full text, so the
  * session can pass it on verbatim. The connection is kept for the next
