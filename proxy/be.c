@@ -63,6 +63,7 @@ struct be {
 	int		 introduced;
 	int		 ehlo_caps;	/* caps came from an EHLO reply (not HELO) */
 	int		 xclient_set;	/* XCLIENT changed who the backend sees */
+	int		 xforward_spent; /* XFORWARD's transaction has begun */
 	int		 reused;	/* taken from the pool for this client */
 	int		 noname;	/* NAME refused once: [UNAVAILABLE] now */
 	struct line_buf	 in, out;
@@ -240,6 +241,7 @@ int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY
 int be_alive(const struct be *be) { return be != NULL && be->state != BE_S_CLOSED; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
+int be_stale(const struct be *be) { return be_alive(be) && be->xforward_spent; }
 
 /* proxy.backend as a socket address: an IP literal directly, a name
  * through getaddrinfo() (which may block: deployments give an address). */
@@ -365,8 +367,11 @@ be_commands(struct be *be, const char **lines, int n)
 	if (n < 1 || n > BE_MAX_GROUP)
 		fatalx("be_commands: %d commands", n);
 	be_enter_state(be, BE_S_CMD);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		be->queue[i] = xstrdup(lines[i]);
+		if (be->introduced && !be->xclient_set && strncasecmp(lines[i], "MAIL", 4) == 0)
+			be->xforward_spent = 1;
+	}
 	be->nqueue = n;
 	be->iqueue = 0;
 	be->nout = 0;
@@ -683,6 +688,7 @@ be_introduce(struct be *be)
 	}
 	int xc = (be->caps & BE_CAP_XCLIENT) != 0;
 	xa = xc ? be->xclient : be->xforward;
+	be->xforward_spent = 0;
 	snprintf(line, sizeof(line), "%s", xc ? "XCLIENT" : "XFORWARD");
 	if (xa & BE_XA_ADDR)
 		be_attr(line, sizeof(line), "ADDR", be->who.v6 ? "IPV6:" : "", be->who.addr);

@@ -96,6 +96,11 @@ int		 be_alive(const struct be *);	/* open (busy or idle); 0 for NULL */
 unsigned	 be_caps(const struct be *);
 /* Did XCLIENT or XFORWARD introduce the client? Else we add Received:. */
 int		 be_introduced(const struct be *);
+/* The backend forgot the introduction: XFORWARD attributes last one
+ * transaction (Postfix resets them with the transaction), and a MAIL went
+ * out since. The next transaction needs another leg (from the pool, or
+ * new), which be_open() introduces afresh. */
+int		 be_stale(const struct be *);
 /* Send one command line (no CRLF); the reply comes to the callback. */
 void		 be_command(struct be *, const char *line);
 /* A group of up to BE_MAX_GROUP commands (e.g. RSET, MAIL, RCPT): sent

@@ -974,7 +974,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			pol_tx_reset(s->ps);
 			break;
 		}
-		if (be_ready(s->be)) {
+		if (be_ready(s->be) && !be_stale(s->be)) {
 			smtp_mail_ok(s);
 			break;
 		}
@@ -1522,6 +1522,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		if (be_stale(s->be))	/* the next leg introduces this client */
+			be_close(s->be);
 		smtp_be_take_pooled(s);
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);

@@ -385,3 +385,25 @@ def test_ipv6_client_in_access_list_greylist_and_api(make_postern, make_capture)
             return c.banner.code == 554 and c.banner
     wait_until(refused, 10, what="::1 refused at connect after the deny entry")
     assert not cap.messages
+
+
+def test_xforward_introduces_every_transaction(make_postern, make_capture):
+    """Postfix resets XFORWARD attributes with each transaction: the
+    second message of a session must be introduced again, or the MTA logs
+    it as Postern's."""
+    cap = make_capture(xclient=False, xforward=True)
+    p = make_postern(cap.addr, conf=ONE_LOOP)
+    with RawSMTP(p.port, source="127.0.0.5") as c:
+        c.ehlo("two.test")
+        for n in (1, 2):
+            sender = "xf%d@example.org" % n
+            t = c.transaction(sender, ["rcpt@example.org"], make_message(sender))
+            assert t["final"].code == 250, t
+        c.cmd("QUIT")
+    for m in cap.wait_messages(2):
+        lines = m.session.lines
+        before = lines[:lines.index(m.mail_from)]
+        last_intro = [l for l in before if l.startswith(b"XFORWARD")][-1]
+        assert b"ADDR=127.0.0.5" in last_intro.split(b" "), lines
+        # nothing of the last transaction between its introduction and MAIL
+        assert not any(l.startswith(b"MAIL") for l in before[before.index(last_intro):]), lines
