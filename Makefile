@@ -36,7 +36,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-spf bench-rules spf-compare fuzz fuzz-build clean
+.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -119,6 +119,7 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/policy_bench.py
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/postfix_bench.py
 
 # ---- install ------------------------------------------------------------
 # `make install` (PREFIX=/usr/local, DESTDIR to stage, as a package build
@@ -210,6 +211,10 @@ bench-rules: all $(B)/bench/rules_bench
 	@sh .ci/deps bench
 	$(B)/bench/rules_bench
 	$(PYTHON) bench/run.py --quick --rules etc/rules.txt
+
+bench-postfix: all
+	@sh .ci/deps bench
+	$(PYTHON) bench/postfix_bench.py
 
 bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py

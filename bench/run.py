@@ -178,6 +178,26 @@ def start_postern(tmp, name, sink_port, unbound, args, extra):
     return p, None
 
 
+def stop_posterns(posterns, lines):
+    """Stop each {name: Postern or None}; a bad exit or log goes in lines."""
+    for name, p in posterns.items():
+        if p is None:
+            continue
+        rc = p.stop(check=False)
+        bad = p.bad_log_lines()
+        if rc != 0 or bad:
+            lines.append("Postern (%s) exit code %s; log problems: %s" % (name, rc, bad[:5]))
+
+
+def write_report(lines, name):
+    """The table to stdout and to bench/results/<name>."""
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", name), "w") as f:
+        f.write(text)
+
+
 def table(lines, results, cpu, cells, kind):
     """cpu: Postern's CPU microseconds per message (all threads), by cell:
     steadier than msg/s on a busy machine."""
@@ -282,13 +302,7 @@ def main():
         else:
             lines.append("Postern not measured: %s" % (why.get(modes[0]) or "exited during the runs"))
     finally:
-        for mode, p in posterns.items():
-            if p is None:
-                continue
-            rc = p.stop(check=False)
-            bad = p.bad_log_lines()
-            if rc != 0 or bad:
-                lines.append("Postern (%s) exit code %s; log problems: %s" % (mode, rc, bad[:5]))
+        stop_posterns(posterns, lines)
         if unbound:
             unbound.stop()
         if sink:
@@ -299,11 +313,7 @@ def main():
                 sink.kill()
         tmp.cleanup()
 
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "latest.txt"), "w") as f:
-        f.write(text)
+    write_report(lines, "latest.txt")
     return 0
 
 

@@ -6,7 +6,8 @@
  * READY -> BODY -> CMD -> READY for a message. Any failure closes the leg
  * (CLOSED) and reports -1 to whoever waits; the next transaction reopens.
  * A pooled leg sits in READY (or CMD while its RSET is out) and re-enters
- * at XCLIENT/XFORWARD when be_open() hands it to a new session.
+ * at XCLIENT/XFORWARD when be_open() hands it to a new session. A refused
+ * introduction goes back to CONNECTING on a fresh socket (be_refused).
  */
 #include "be.h"
 #include "conf.h"
@@ -21,6 +22,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,11 @@ struct be {
 	enum be_state	 state;
 	unsigned	 caps, xclient, xforward;
 	int		 introduced;
+	int		 ehlo_caps;	/* caps came from an EHLO reply (not HELO) */
+	int		 xclient_set;	/* XCLIENT changed who the backend sees */
+	int		 xforward_spent; /* XFORWARD's transaction has begun */
+	int		 reused;	/* taken from the pool for this client */
+	int		 noname;	/* NAME refused once: [UNAVAILABLE] now */
 	struct line_buf	 in, out;
 	struct be_reply	 reply;
 	struct spool_out *body;
@@ -69,8 +77,8 @@ struct be {
 	be_cb		*cb;
 	void		*arg;
 	struct {
-		char	*addr, *helo, *name;
-		int	 v6, port, esmtp;
+		char	*addr, *helo, *name, *dest;
+		int	 v6, port, esmtp, dest_v6, dest_port;
 	} who;
 	/* while pooled: our reference on conf (the session's may go) */
 	struct conf	*pconf;
@@ -95,6 +103,10 @@ static void	 be_on_reply(struct be *);
 static void	 be_fail(struct be *, const char *);
 static void	 be_done(struct be *, int code, const char *, size_t);
 static void	 be_introduce(struct be *);
+static void	 be_refused(struct be *, const char *verb);
+static void	 be_reconnect(struct be *);
+static void	 be_greet_as_client(struct be *);
+static int	 be_reusable(const struct be *);
 static void	 be_update_events(struct be *);
 static int	 be_connect(struct be *);
 static void	 be_set_client(struct be *, const struct be_client *);
@@ -146,6 +158,8 @@ be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward)
 	static const struct { const char *kw; unsigned bit; } attrs[] = {
 		{ "NAME", BE_XA_NAME }, { "ADDR", BE_XA_ADDR }, { "PORT", BE_XA_PORT },
 		{ "PROTO", BE_XA_PROTO }, { "HELO", BE_XA_HELO },
+		{ "LOGIN", BE_XA_LOGIN }, { "DESTADDR", BE_XA_DESTADDR },
+		{ "DESTPORT", BE_XA_DESTPORT },
 	};
 	unsigned caps = 0;
 	const char *l = strstr(text, "\r\n");
@@ -227,6 +241,7 @@ int be_ready(const struct be *be) { return be != NULL && be->state == BE_S_READY
 int be_alive(const struct be *be) { return be != NULL && be->state != BE_S_CLOSED; }
 unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
+int be_stale(const struct be *be) { return be_alive(be) && be->xforward_spent; }
 
 /* proxy.backend as a socket address: an IP literal directly, a name
  * through getaddrinfo() (which may block: deployments give an address). */
@@ -289,16 +304,26 @@ be_connect(struct be *be)
 void
 be_open(struct be *be, const struct be_client *who)
 {
+	be_set_client(be, who);
+	be->introduced = 0;
+	be->noname = 0;
 	if (be->state == BE_S_READY) {	/* from the pool: connected, EHLO said */
-		be_set_client(be, who);
-		be->introduced = 0;
+		be->reused = 1;
 		be_introduce(be);
 		return;
 	}
 	if (be->state != BE_S_CLOSED)
 		fatalx("be_open in state %s", be_state_names[be->state]);
-	be_set_client(be, who);
+	be->reused = 0;
+	be_reconnect(be);
+}
+
+/* A new connection for the client set in be->who. */
+static void
+be_reconnect(struct be *be)
+{
 	be->caps = be->xclient = be->xforward = 0;
+	be->ehlo_caps = be->xclient_set = 0;
 	be->introduced = 0;
 	if (be_connect(be) == -1) {
 		be_done(be, -1, "cannot connect", 14);
@@ -314,7 +339,11 @@ be_set_client(struct be *be, const struct be_client *who)
 	free(be->who.addr);
 	free(be->who.helo);
 	free(be->who.name);
+	free(be->who.dest);
 	be->who.addr = xstrdup(who->addr);
+	be->who.dest = who->dest ? xstrdup(who->dest) : NULL;
+	be->who.dest_v6 = who->dest_v6;
+	be->who.dest_port = who->dest_port;
 	be->who.helo = xstrdup(who->helo ? who->helo : "");
 	/* "unknown" is policy's word for no verified name */
 	be->who.name = who->name && strcmp(who->name, "unknown") != 0 ?
@@ -338,8 +367,11 @@ be_commands(struct be *be, const char **lines, int n)
 	if (n < 1 || n > BE_MAX_GROUP)
 		fatalx("be_commands: %d commands", n);
 	be_enter_state(be, BE_S_CMD);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		be->queue[i] = xstrdup(lines[i]);
+		if (be->introduced && !be->xclient_set && strncasecmp(lines[i], "MAIL", 4) == 0)
+			be->xforward_spent = 1;
+	}
 	be->nqueue = n;
 	be->iqueue = 0;
 	be->nout = 0;
@@ -547,29 +579,26 @@ be_on_reply(struct be *be)
 	case BE_S_XCLIENT:
 		if (r->code / 100 == 2 && r->code != 220) {
 			/* accepted without a new greeting (smtp-sink does this) */
-			be->introduced = 1;
+			be->introduced = be->xclient_set = 1;
 			be_enter_state(be, BE_S_READY);
 			be_reply_clear(r);
 			be_done(be, 250, "", 0);
 			return;
 		}
-		/* FALLTHROUGH */
+		if (r->code != 220) {
+			be_refused(be, "XCLIENT");
+			return;
+		}
+		be->introduced = be->xclient_set = 1;
+		be_reply_clear(r);
+		be_greet_as_client(be);
+		return;
 	case BE_S_GREETING:
 		if (r->code != 220) {
-			if (be->state == BE_S_XCLIENT) {
-				log_warn("%s: backend refused XCLIENT: %.*s", be->sid,
-				    (int)strcspn(r->text, "\r"), r->text);
-				be_enter_state(be, BE_S_READY);
-				be_reply_clear(r);
-				be_done(be, 250, "", 0);
-				return;
-			}
 			be_fail(be, "no 220 greeting");
 			return;
 		}
-		if (be->state == BE_S_XCLIENT)
-			be->introduced = 1;
-		be_enter_state(be, be->state == BE_S_GREETING ? BE_S_EHLO : BE_S_EHLO2);
+		be_enter_state(be, BE_S_EHLO);
 		snprintf(line, sizeof(line), "EHLO %s", be->conf->hostname);
 		be_reply_clear(r);
 		be_send(be, line);
@@ -580,19 +609,29 @@ be_on_reply(struct be *be)
 			return;
 		}
 		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->ehlo_caps = 1;
 		be_reply_clear(r);
 		be_introduce(be);
 		return;
-	case BE_S_EHLO2:
 	case BE_S_XFORWARD:
-		if (r->code != 250 && be->state == BE_S_EHLO2) {
+		if (r->code != 250) {
+			be_refused(be, "XFORWARD");
+			return;
+		}
+		be->introduced = 1;
+		be_enter_state(be, BE_S_READY);
+		be_reply_clear(r);
+		be_done(be, 250, "", 0);
+		return;
+	case BE_S_EHLO2:
+		if (r->code != 250) {
 			be_fail(be, "EHLO refused after XCLIENT");
 			return;
 		}
-		if (be->state == BE_S_XFORWARD)
-			be->introduced = r->code == 250;
-		else
-			be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		/* what the backend offers this client now: a HELO reply
+		 * lists nothing (and then the pool cannot tell) */
+		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->ehlo_caps = be->who.esmtp;
 		be_enter_state(be, BE_S_READY);
 		be_reply_clear(r);
 		be_done(be, 250, "", 0);
@@ -618,12 +657,28 @@ be_on_reply(struct be *be)
 	}
 }
 
-/* XCLIENT if offered and enabled, else XFORWARD, else nothing. */
+/* Append " KEY=value" (value xtext-encoded unless raw) to line. */
+static void
+be_attr(char *line, size_t sz, const char *key, const char *pfx, const char *val)
+{
+	char v[3 * LIM_DOMAIN + 16];
+	size_t o = strlen(line);
+
+	be_xtext(val, v, sizeof(v));
+	snprintf(line + o, sz - o, " %s=%s%s", key, pfx, v);
+}
+
+/*
+ * XCLIENT if offered and enabled, else XFORWARD, else nothing. Every
+ * attribute the backend names is sent, [UNAVAILABLE] where we know none:
+ * the backend keeps what is not sent, and on a pooled leg that would be
+ * the last client's.
+ */
 static void
 be_introduce(struct be *be)
 {
-	char line[1024], v[600];
-	size_t o;
+	char line[2048], port[16];
+	const char *name = be->noname ? NULL : be->who.name;
 	unsigned xa;
 
 	if (!be->conf->xclient || !(be->caps & (BE_CAP_XCLIENT | BE_CAP_XFORWARD))) {
@@ -633,30 +688,76 @@ be_introduce(struct be *be)
 	}
 	int xc = (be->caps & BE_CAP_XCLIENT) != 0;
 	xa = xc ? be->xclient : be->xforward;
-	o = (size_t)snprintf(line, sizeof(line), "%s", xc ? "XCLIENT" : "XFORWARD");
-	if (xa & BE_XA_ADDR) {
-		be_xtext(be->who.addr, v, sizeof(v));
-		o += (size_t)snprintf(line + o, sizeof(line) - o, " ADDR=%s%s",
-		    be->who.v6 ? "IPV6:" : "", v);
+	be->xforward_spent = 0;
+	snprintf(line, sizeof(line), "%s", xc ? "XCLIENT" : "XFORWARD");
+	if (xa & BE_XA_ADDR)
+		be_attr(line, sizeof(line), "ADDR", be->who.v6 ? "IPV6:" : "", be->who.addr);
+	if (xa & BE_XA_PORT) {
+		snprintf(port, sizeof(port), "%d", be->who.port);
+		be_attr(line, sizeof(line), "PORT", "", port);
 	}
-	if (xa & BE_XA_PORT)
-		o += (size_t)snprintf(line + o, sizeof(line) - o, " PORT=%d", be->who.port);
-	if ((xa & BE_XA_NAME) && be->who.name != NULL) {
-		be_xtext(be->who.name, v, sizeof(v));
-		o += (size_t)snprintf(line + o, sizeof(line) - o, " NAME=%s", v);
-	} else if (xa & BE_XA_NAME)
-		o += (size_t)snprintf(line + o, sizeof(line) - o, " NAME=[UNAVAILABLE]");
+	if (xa & BE_XA_NAME)
+		be_attr(line, sizeof(line), "NAME", name ? "" : "[UNAVAILABLE]", name ? name : "");
 	if (xa & BE_XA_PROTO)
-		o += (size_t)snprintf(line + o, sizeof(line) - o, " PROTO=%s",
-		    be->who.esmtp ? "ESMTP" : "SMTP");
-	/* [UNAVAILABLE] too: a pooled leg must not keep the last client's */
-	if ((xa & BE_XA_HELO) && be->who.helo[0] != '\0') {
-		be_xtext(be->who.helo, v, sizeof(v));
-		snprintf(line + o, sizeof(line) - o, " HELO=%s", v);
-	} else if (xa & BE_XA_HELO)
-		snprintf(line + o, sizeof(line) - o, " HELO=[UNAVAILABLE]");
+		be_attr(line, sizeof(line), "PROTO", "", be->who.esmtp ? "ESMTP" : "SMTP");
+	if (xa & BE_XA_HELO)
+		be_attr(line, sizeof(line), "HELO", be->who.helo[0] ? "" : "[UNAVAILABLE]",
+		    be->who.helo);
+	if (xa & BE_XA_LOGIN)	/* Postern takes no AUTH from Internet clients */
+		be_attr(line, sizeof(line), "LOGIN", "[UNAVAILABLE]", "");
+	if ((xa & BE_XA_DESTADDR) && be->who.dest != NULL)
+		be_attr(line, sizeof(line), "DESTADDR", be->who.dest_v6 ? "IPV6:" : "",
+		    be->who.dest);
+	if ((xa & BE_XA_DESTPORT) && be->who.dest != NULL) {
+		snprintf(port, sizeof(port), "%d", be->who.dest_port);
+		be_attr(line, sizeof(line), "DESTPORT", "", port);
+	}
 	be_enter_state(be, xc ? BE_S_XCLIENT : BE_S_XFORWARD);
 	be_send(be, line);
+}
+
+/* The new greeting after XCLIENT: Postfix then sees the client's own
+ * HELO/EHLO name (its smtpd_helo_restrictions and Received: header), and
+ * HELO where the client said HELO. */
+static void
+be_greet_as_client(struct be *be)
+{
+	char line[LIM_HELO + 16];
+
+	snprintf(line, sizeof(line), "%s %s", be->who.esmtp ? "EHLO" : "HELO",
+	    be->who.helo[0] != '\0' ? be->who.helo : be->conf->hostname);
+	be_enter_state(be, BE_S_EHLO2);
+	be_send(be, line);
+}
+
+/*
+ * The backend refused to take this client's identity (be->reply): the
+ * connection still carries the last one (Postern's, or a pooled leg's
+ * previous client), so nothing may run on it. A pooled leg gets a fresh
+ * connection; a refused NAME (Postfix: "501 5.5.4 Bad NAME syntax" for a
+ * reverse name it finds invalid) goes once more as [UNAVAILABLE]; else the
+ * owner hears -1 and the client a 4xx.
+ */
+static void
+be_refused(struct be *be, const char *verb)
+{
+	struct be_reply *r = &be->reply;
+
+	log_warn("%s: backend refused %s for [%s]%s: %.*s", be->sid, verb, be->who.addr,
+	    be->reused ? " on a pooled connection" : "",
+	    (int)strcspn(r->text, "\r"), r->text);
+	if (be->reused)
+		be->reused = 0;
+	else if (be->who.name != NULL && !be->noname && r->code / 100 == 5)
+		be->noname = 1;
+	else {
+		be_fail(be, "introduction refused");
+		return;
+	}
+	log_info("%s: backend: new connection to introduce [%s]%s", be->sid, be->who.addr,
+	    be->noname ? " with NAME=[UNAVAILABLE]" : "");
+	be_teardown(be);
+	be_reconnect(be);
 }
 
 /* Report to the owner; nothing of be is touched afterwards. */
@@ -717,6 +818,7 @@ be_free(struct be *be)
 	free(be->who.addr);
 	free(be->who.helo);
 	free(be->who.name);
+	free(be->who.dest);
 	free(be);
 }
 
@@ -728,12 +830,49 @@ be_pool_new(void)
 	return xcalloc(1, sizeof(struct be_pool));
 }
 
+/* Set once the pool's warning was logged; be_probe() re-arms it. */
+static atomic_int be_pool_warned;
+
+/* Can this leg introduce the next client? Its last EHLO reply must offer
+ * XCLIENT, or XFORWARD where no XCLIENT changed the identity (XFORWARD
+ * only names the client in logs: Postfix still applies its restrictions
+ * to the address XCLIENT set, and offers XFORWARD to it), unless
+ * introductions are off. */
+static int
+be_reusable(const struct be *be)
+{
+	unsigned need = be->xclient_set ? BE_CAP_XCLIENT : BE_CAP_XCLIENT | BE_CAP_XFORWARD;
+
+	if (!be->conf->xclient)
+		return 1;
+	if (be->ehlo_caps && (be->caps & need))
+		return 1;
+	if (be->ehlo_caps && atomic_exchange(&be_pool_warned, 1) == 0)
+		log_warn("backend %s: proxy.backend_pool unused: %s, so a connection "
+		    "cannot introduce the next client and each session opens its own. "
+		    "Postfix checks smtpd_authorized_xclient_hosts again against the "
+		    "address XCLIENT set; on a smtpd only Postern can reach (loopback), "
+		    "smtpd_authorized_xclient_hosts = static:all keeps the pool useful",
+		    be->conf->backend, be->introduced ?
+		    "after XCLIENT the backend no longer offers it" :
+		    "the backend offers neither XCLIENT nor XFORWARD");
+	return 0;
+}
+
 int
 be_pool_put(struct be_pool *p, struct be *be, int max, int dirty)
 {
 	if (max > BE_POOL_MAX)
 		max = BE_POOL_MAX;
+	/* After XCLIENT and the client's HELO nothing says whether XCLIENT
+	 * is still offered: an EHLO of ours asks (and resets a transaction
+	 * too), off the next session's path. */
+	int ask = be->conf->xclient && !be->ehlo_caps;
+	char line[LIM_DOMAIN + 8];
+
 	if (p == NULL || max <= 0 || !be_ready(be) || be->out.len > 0 || be->in.len > 0)
+		return 0;
+	if (!ask && !be_reusable(be))
 		return 0;
 	while (p->n >= max)
 		be_pool_drop(p, 0);
@@ -742,21 +881,34 @@ be_pool_put(struct be_pool *p, struct be *be, int max, int dirty)
 	be->cb = be_pool_rset_cb;
 	be->arg = be;
 	p->idle[p->n++] = be;
-	if (dirty)	/* MAIL went out but no final reply closed it */
+	if (ask) {
+		snprintf(line, sizeof(line), "EHLO %s", be->conf->hostname);
+		be_command(be, line);
+	} else if (dirty)	/* MAIL went out but no final reply closed it */
 		be_command(be, "RSET");
 	return 1;
 }
 
-/* The reply to a pooled leg's RSET: anything but 2xx, and it goes. */
+/* The reply to a pooled leg's RSET or EHLO: anything but 2xx, or an EHLO
+ * reply without the XCLIENT the next client needs, and it goes. */
 static void
 be_pool_rset_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct be *be = arg;
 
-	(void)text;
 	(void)len;
-	if (code != -1 && code / 100 != 2)
+	if (code == -1)
+		return;
+	if (code / 100 != 2) {
 		be_close(be);	/* the tick frees it */
+		return;
+	}
+	if (!be->ehlo_caps) {
+		be->caps = be_ehlo_caps(text, &be->xclient, &be->xforward);
+		be->ehlo_caps = 1;
+		if (!be_reusable(be))
+			be_close(be);
+	}
 }
 
 /* Close and free entry i (QUIT when idle). */
@@ -826,4 +978,138 @@ be_pool_free(struct be_pool *p)
 	while (p->n > 0)
 		be_pool_drop(p, p->n - 1);
 	free(p);
+}
+
+/* ---- the probe ------------------------------------------------------- */
+
+struct be_probe_job {
+	char	*backend;
+	char	*hostname;
+	int	timeout_s;
+	int	xclient;
+};
+
+static void
+be_probe_free(struct be_probe_job *j)
+{
+	free(j->backend);
+	free(j->hostname);
+	free(j);
+}
+
+/* Read one whole reply into r over a blocking socket; its code, or -1. */
+static int
+be_probe_reply(int fd, struct be_reply *r, char *buf, size_t sz, size_t *have)
+{
+	for (;;) {
+		char *nl = memchr(buf, '\n', *have);
+		if (nl != NULL) {
+			size_t ll = (size_t)(nl - buf) + 1, l = ll - 1;
+			if (l > 0 && buf[l - 1] == '\r')
+				l--;
+			int rc = be_reply_feed(r, buf, l);
+			memmove(buf, buf + ll, *have - ll);
+			*have -= ll;
+			if (rc == -1)
+				return -1;
+			if (rc == 1)
+				return r->code;
+			continue;
+		}
+		if (*have == sz)
+			return -1;
+		ssize_t n = recv(fd, buf + *have, sz - *have, 0);
+		if (n <= 0)
+			return -1;
+		*have += (size_t)n;
+	}
+}
+
+/* Greeting, EHLO, QUIT; the EHLO reply's caps, or -1. */
+static int
+be_probe_caps(const struct be_probe_job *j, unsigned *caps)
+{
+	struct sockaddr_storage ss;
+	struct be_reply r = { 0 };
+	struct timeval tv = { .tv_sec = j->timeout_s };
+	char buf[LIM_REPLY_TOTAL], ehlo[LIM_DOMAIN + 8];
+	size_t have = 0;
+	socklen_t len;
+	unsigned xc, xf;
+	int fd, ok = -1;
+
+	if (be_address(j->backend, &ss, &len) == -1 ||
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	snprintf(ehlo, sizeof(ehlo), "EHLO %s\r\n", j->hostname);
+	if (connect(fd, (struct sockaddr *)&ss, len) == 0 &&
+	    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 220) {
+		be_reply_clear(&r);
+		if (send(fd, ehlo, strlen(ehlo), MSG_NOSIGNAL) == (ssize_t)strlen(ehlo) &&
+		    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 250) {
+			*caps = be_ehlo_caps(r.text, &xc, &xf);
+			ok = 0;
+		}
+		(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
+	}
+	be_reply_clear(&r);
+	close(fd);
+	return ok;
+}
+
+static void *
+be_probe_main(void *arg)
+{
+	struct be_probe_job *j = arg;
+	unsigned caps = 0;
+	const char *what;
+
+	if (be_probe_caps(j, &caps) == -1) {
+		log_warn("backend probe: %s: no greeting or EHLO reply; "
+		    "sessions get 4xx until it answers", j->backend);
+		be_probe_free(j);
+		return NULL;
+	}
+	if (j->xclient && (caps & BE_CAP_XCLIENT)) {
+		log_info("backend probe: %s offers XCLIENT: each client is introduced "
+		    "as itself", j->backend);
+		be_probe_free(j);
+		return NULL;
+	}
+	what = !j->xclient ? "proxy.xclient = no" : (caps & BE_CAP_XFORWARD) ?
+	    "the backend offers XFORWARD but not XCLIENT (it logs each client, but "
+	    "applies its restrictions to Postern)" :
+	    "the backend offers neither XCLIENT nor XFORWARD to Postern";
+	log_warn("backend probe: %s: %s. Every client reaches the MTA as Postern's own "
+	    "address, so that address must not be in the MTA's relay-permitted "
+	    "networks (Postfix: mynetworks, permit_mynetworks) or Postern relays for "
+	    "anyone, and the MTA's client and HELO restrictions and rate limits see "
+	    "Postern. Fix: authorise Postern's address for XCLIENT (Postfix: "
+	    "smtpd_authorized_xclient_hosts = 127.0.0.1)%s", j->backend, what,
+	    j->xclient ? "" : " and set proxy.xclient = yes");
+	be_probe_free(j);
+	return NULL;
+}
+
+void
+be_probe(const struct conf *c)
+{
+	struct be_probe_job *j = xcalloc(1, sizeof(*j));
+	pthread_attr_t at;
+	pthread_t t;
+
+	atomic_store(&be_pool_warned, 0);
+	j->backend = xstrdup(c->backend);
+	j->hostname = xstrdup(c->hostname);
+	j->timeout_s = c->timeout_backend_connect > 0 ? c->timeout_backend_connect : 30;
+	j->xclient = c->xclient;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if ((errno = pthread_create(&t, &at, be_probe_main, j)) != 0) {
+		log_warn("backend probe: pthread_create: %s", strerror(errno));
+		be_probe_free(j);
+	}
+	pthread_attr_destroy(&at);
 }

@@ -3,8 +3,9 @@
  * session, driven in lockstep (one command, one reply).
  *
  * be_open() connects, reads the greeting, says EHLO and introduces the real
- * client with XCLIENT (then reads the new 220 and says EHLO again, as
- * Postfix requires) or XFORWARD when the backend offers them. Commands and
+ * client with XCLIENT (then reads the new 220 and greets again, as Postfix
+ * requires, with the client's own EHLO or HELO) or XFORWARD when the
+ * backend offers them. Commands and
  * the message body then go one at a time; every reply comes back through
  * the owner's callback with the backend's code and full text, so the
  * session can pass it on verbatim. The connection is kept for the next
@@ -56,6 +57,9 @@ void	 be_reply_clear(struct be_reply *);
 #define BE_XA_PORT	0x04u
 #define BE_XA_PROTO	0x08u
 #define BE_XA_HELO	0x10u
+#define BE_XA_LOGIN	0x20u
+#define BE_XA_DESTADDR	0x40u
+#define BE_XA_DESTPORT	0x80u
 unsigned be_ehlo_caps(const char *text, unsigned *xclient, unsigned *xforward);
 /* RFC 3461 4 xtext, as XCLIENT/XFORWARD values need: into out (size sz). */
 void	 be_xtext(const char *, char *out, size_t sz);
@@ -67,7 +71,10 @@ struct be_client {
 	int		 port;
 	const char	*helo;
 	const char	*name;		/* verified name; NULL or "unknown": none */
-	int		 esmtp;
+	int		 esmtp;		/* said EHLO (else HELO) */
+	const char	*dest;		/* the address it connected to; NULL: unknown */
+	int		 dest_v6;
+	int		 dest_port;
 };
 
 /* code: the backend's reply code; -1 when the leg failed (text says why,
@@ -77,13 +84,23 @@ typedef void	 be_cb(void *arg, int code, const char *text, size_t len);
 struct be	*be_new(struct ev_loop *, const struct conf *, const char *sid,
 		    be_cb *, void *arg);
 /* Connect and greet; the callback gets 250 when ready, -1 on failure.
- * On a leg from the pool (already ready): only introduce the client. */
+ * On a leg from the pool (already ready): only introduce the client.
+ * The backend must accept the introduction: a refused XCLIENT/XFORWARD
+ * is retried on a fresh connection (a pooled leg's identity is stale;
+ * a refused NAME goes again as [UNAVAILABLE]), and else reports -1, so
+ * no session runs on an identity the backend did not take. After
+ * XCLIENT the new greeting carries the client's own HELO/EHLO. */
 void		 be_open(struct be *, const struct be_client *);
 int		 be_ready(const struct be *);	/* open and idle; 0 for NULL */
 int		 be_alive(const struct be *);	/* open (busy or idle); 0 for NULL */
 unsigned	 be_caps(const struct be *);
 /* Did XCLIENT or XFORWARD introduce the client? Else we add Received:. */
 int		 be_introduced(const struct be *);
+/* The backend forgot the introduction: XFORWARD attributes last one
+ * transaction (Postfix resets them with the transaction), and a MAIL went
+ * out since. The next transaction needs another leg (from the pool, or
+ * new), which be_open() introduces afresh. */
+int		 be_stale(const struct be *);
 /* Send one command line (no CRLF); the reply comes to the callback. */
 void		 be_command(struct be *, const char *line);
 /* A group of up to BE_MAX_GROUP commands (e.g. RSET, MAIL, RCPT): sent
@@ -105,8 +122,13 @@ void		 be_free(struct be *);
  * The pool: idle, ready legs of one loop, kept after their session ended
  * so the next session skips connect, greeting and EHLO. be_open() on a
  * pooled leg introduces the new client afresh (XCLIENT -> 220 -> EHLO, or
- * XFORWARD), so nothing of the last client carries over. An idle leg keeps
- * reading: the backend closing it just drops it from the pool.
+ * XFORWARD), so nothing of the last client carries over. Only a leg that
+ * can introduce the next client goes back: its last EHLO reply offered
+ * XCLIENT or XFORWARD (Postfix checks XCLIENT authorisation again against
+ * the address XCLIENT set, and stops offering it), or proxy.xclient is off.
+ * A leg refused for that is closed, with one warning per process (and per
+ * reload). An idle leg keeps reading: the backend closing it just drops
+ * it from the pool.
  * Ownership: the pool owns what it holds; be_pool_take() hands a leg back.
  * Thread: the owning loop's.
  */
@@ -127,5 +149,14 @@ void		 be_pool_tick(struct be_pool *, uint64_t now);
 int		 be_pool_count(const struct be_pool *);
 /* QUIT and close them all (SIGTERM drain), then free the pool. */
 void		 be_pool_free(struct be_pool *);
+
+/*
+ * At start and on reload: does the backend offer XCLIENT or XFORWARD to
+ * us? Connects once (greeting, EHLO, QUIT) on a detached thread, so a
+ * backend that is down delays nothing, and logs a warning saying what a
+ * missing introduction means and how to fix it. Also re-arms the pool's
+ * one warning. Thread: any; copies what it needs from c.
+ */
+void		 be_probe(const struct conf *c);
 
 #endif

@@ -974,7 +974,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			pol_tx_reset(s->ps);
 			break;
 		}
-		if (be_ready(s->be)) {
+		if (be_ready(s->be) && !be_stale(s->be)) {
 			smtp_mail_ok(s);
 			break;
 		}
@@ -1503,6 +1503,9 @@ static void
 smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 {
 	struct be_client who;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	char dest[INET6_ADDRSTRLEN];
 
 	s->beop = op;
 	s->wait = SMTP_W_BACKEND;
@@ -1519,6 +1522,8 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 	}
 	switch (op) {
 	case SMTP_BE_OPEN:
+		if (be_stale(s->be))	/* the next leg introduces this client */
+			be_close(s->be);
 		smtp_be_take_pooled(s);
 		if (s->be == NULL)	/* made at the first MAIL: idle sessions stay small */
 			s->be = be_new(s->loop->ev, s->conf, s->id, smtp_be_cb, s);
@@ -1528,6 +1533,13 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		who.port = s->port;
 		who.helo = s->helo;
 		who.esmtp = (s->flags & SMTP_F_EHLO) != 0;
+		/* XCLIENT DESTADDR/DESTPORT: where the client connected */
+		who.dest = NULL;
+		if (getsockname(s->io.fd, (struct sockaddr *)&local, &llen) == 0) {
+			smtp_peer(&local, dest, &who.dest_port);
+			who.dest = dest;
+			who.dest_v6 = local.ss_family == AF_INET6;
+		}
 		be_open(s->be, &who);
 		return;
 	case SMTP_BE_RCPT:
@@ -1975,6 +1987,7 @@ smtp_reload(const char *path)
 	pol_reload(c);
 	conf_swap(c);
 	log_info("reload: configuration %s loaded; new sessions use it", path);
+	be_probe(c);
 }
 
 /* Give the database files just created to proxy.user. */
@@ -2064,6 +2077,7 @@ smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
 			fatal("pthread_create");
 	log_info("serve: listening on %s, backend %s, %d I/O threads, %d policy workers%s",
 	    c->listen, c->backend, nthreads, c->workers, tls_enabled() ? ", STARTTLS" : "");
+	be_probe(c);
 	return 0;
 }
 

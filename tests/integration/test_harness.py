@@ -77,7 +77,8 @@ def test_capture_misbehaves_on_request(make_capture):
 
 
 def test_postfix_backend_logs_xclient_and_rejects(postfix):
-    s = smtp_client(postfix.port, source="127.0.0.2")
+    # from 127.0.0.1, the one address the harness authorises (Postern's)
+    s = smtp_client(postfix.port, source="127.0.0.1")
     s.ehlo("client.test")
     assert s.docmd("XCLIENT ADDR=127.0.0.9")[0] == 220
     s.ehlo("client.test")
@@ -89,6 +90,21 @@ def test_postfix_backend_logs_xclient_and_rejects(postfix):
     assert e.value.smtp_code == 451
     s.quit()
     postfix.wait_log("client=unknown[127.0.0.9]")
+
+
+def test_postfix_authorises_xclient_only_for_postern(postfix):
+    """The harness default is README.md's: an Internet client (any other
+    address) may not use XCLIENT, and after one introduction the
+    connection no longer offers it (Postfix checks the new address)."""
+    s = smtp_client(postfix.port, source="127.0.0.2")
+    assert "xclient" not in s.ehlo("client.test")[1].decode().lower()
+    assert s.docmd("XCLIENT ADDR=127.0.0.9")[0] == 550
+    s.quit()
+    s = smtp_client(postfix.port, source="127.0.0.1")
+    assert "xclient" in s.ehlo("postern.test")[1].decode().lower()
+    assert s.docmd("XCLIENT ADDR=127.0.0.9")[0] == 220
+    assert "xclient" not in s.ehlo("client.test")[1].decode().lower()
+    s.quit()
 
 
 @pytest.mark.netns

@@ -63,7 +63,15 @@ T_CASE(ehlo_caps)
 	    "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n", &xc, &xf);
 	T_EQ_INT(caps, BE_CAP_PIPELINING | BE_CAP_SIZE | BE_CAP_XCLIENT | BE_CAP_ENHANCED |
 	    BE_CAP_8BITMIME | BE_CAP_DSN | BE_CAP_SMTPUTF8);
-	T_EQ_INT(xc, BE_XA_NAME | BE_XA_ADDR | BE_XA_PROTO | BE_XA_HELO | BE_XA_PORT);
+	/* LOGIN too: a reuse must clear it ([UNAVAILABLE]) */
+	T_EQ_INT(xc, BE_XA_NAME | BE_XA_ADDR | BE_XA_PROTO | BE_XA_HELO | BE_XA_PORT |
+	    BE_XA_LOGIN);
+	T_EQ_INT(xf, 0);
+	/* Postfix 3.7's full list */
+	caps = be_ehlo_caps("250-mx\r\n250 XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT "
+	    "LOGIN DESTADDR DESTPORT\r\n", &xc, &xf);
+	T_EQ_INT(xc, BE_XA_NAME | BE_XA_ADDR | BE_XA_PROTO | BE_XA_HELO | BE_XA_PORT |
+	    BE_XA_LOGIN | BE_XA_DESTADDR | BE_XA_DESTPORT);
 	T_EQ_INT(xf, 0);
 	caps = be_ehlo_caps("250-mx\r\n250-XFORWARD NAME ADDR\r\n250 8bitmime\r\n", &xc, &xf);
 	T_EQ_INT(caps, BE_CAP_XFORWARD | BE_CAP_8BITMIME);

@@ -10,7 +10,9 @@ so that it can misbehave on request. It runs its event loop in a thread.
                   rcpt_replies={"rejected@": "550 5.1.1 no such user"},
                   data_reply="451 4.3.0 try later",   # or a callable(msg)
                   drop_after_data_bytes=100,          # close mid-DATA
-                  data_delay=30)                      # answer the dot late
+                  data_delay=30,                      # answer the dot late
+                  xclient_reply=lambda line, sess: None)  # a refusal, or
+                                                      # None: accept (220)
     cap.start()
     ... Postern's proxy.backend = cap.addr ...
     msgs = cap.wait_messages(1)
@@ -19,6 +21,9 @@ so that it can misbehave on request. It runs its event loop in a thread.
     msgs[0].mail_from  # the MAIL command line (bytes, no CRLF)
     msgs[0].rcpts      # RCPT lines that got 250
     cap.sessions[i].lines / .ehlo / .xclient / .xforward   (command lines)
+    cap.probes         # sessions that said only EHLO and QUIT: Postern's
+                       # backend probe at start and reload, kept out of
+                       # cap.sessions so tests count mail connections
     cap.stop()
 
 Only CRLF.CRLF ends DATA here, like Postern: a bare-LF or bare-CR "end"
@@ -88,7 +93,7 @@ class Capture:
     def __init__(self, xclient=True, xforward=True, rcpt_replies=None,
                  data_reply="250 2.0.0 Ok: queued", mail_reply=None,
                  drop_after_data_bytes=None, data_delay=0, banner="220 capture.test ESMTP",
-                 hostname="capture.test", port=None):
+                 hostname="capture.test", port=None, xclient_reply=None):
         self.xclient = xclient
         self.xforward = xforward
         self.rcpt_replies = dict(rcpt_replies or {})
@@ -98,8 +103,11 @@ class Capture:
         self.data_delay = data_delay
         self.banner = banner
         self.hostname = hostname
+        self.xclient_reply = xclient_reply
+        self.xclient_attrs = "NAME ADDR PROTO HELO PORT"   # as offered in EHLO
         self.port = port or free_port()
         self.sessions = []
+        self.probes = []
         self.messages = []
         self._lock = threading.Lock()
         self._loop = None
@@ -197,7 +205,7 @@ class Capture:
         caps = [self.hostname, "PIPELINING", "SIZE 104857600", "8BITMIME",
                 "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"]
         if self.xclient:
-            caps.append("XCLIENT NAME ADDR PROTO HELO PORT")
+            caps.append("XCLIENT " + self.xclient_attrs)
         if self.xforward:
             caps.append("XFORWARD NAME ADDR PROTO HELO SOURCE PORT")
         return "\r\n".join("250%s%s" % ("-" if i < len(caps) - 1 else " ", c)
@@ -238,6 +246,10 @@ class Capture:
                 send(self._ehlo_reply(verb))
             elif verb == b"XCLIENT" and self.xclient:
                 sess.xclient.append(cmd)
+                refusal = self.xclient_reply and self.xclient_reply(cmd, sess)
+                if refusal:
+                    send(refusal)   # as Postfix: the old identity stays
+                    continue
                 mail, rcpts = None, []
                 send(self.banner)   # as Postfix: a new greeting, EHLO again
             elif verb == b"XFORWARD" and self.xforward:
@@ -282,6 +294,10 @@ class Capture:
             elif verb == b"NOOP":
                 send("250 2.0.0 Ok")
             elif verb == b"QUIT":
+                with self._lock:
+                    if [l.split(b" ")[0].upper() for l in sess.lines] == [b"EHLO", b"QUIT"]:
+                        self.sessions.remove(sess)
+                        self.probes.append(sess)
                 send("221 2.0.0 Bye")
                 await writer.drain()
                 return

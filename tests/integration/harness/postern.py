@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 
-from .net import LOOPBACK, free_port, wait_until
+from .net import LOOPBACK, TIME_SCALE, free_port, wait_until
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 POSTERN_BIN = os.environ.get("POSTERN_BIN") or os.path.join(REPO, "build", "postern")
@@ -117,7 +117,19 @@ class Postern:
             except TimeoutError as e:
                 self.kill()   # a start that gives up leaves nothing running
                 raise TimeoutError("%s; log:\n%s" % (e, self.log()[-4000:])) from None
+            self.wait_probe(0)
         return self
+
+    def wait_probe(self, before, timeout=5.0):
+        """Best effort: wait until the backend probe (at start, and after
+        each SIGHUP) has reported more than `before` times, so its
+        connection is over before the test's first session. A backend that
+        never answers only costs the timeout."""
+        try:
+            wait_until(lambda: self.log().count("backend probe: ") > before,
+                       timeout * TIME_SCALE, interval=0.05, what="backend probe")
+        except TimeoutError:
+            pass
 
     def _banner(self):
         if self.proc.poll() is not None:

@@ -10,9 +10,18 @@ Public: Postfix.
     pf.stop()            # postfix stop; abort leftovers by pid
 
 Mail is delivered nowhere (local_transport = discard:), the maillog goes to
-DIR/maillog (pf.maillog()), XCLIENT/XFORWARD are allowed from 127.0.0.0/8,
-and 127.0.0.0/8 is exempt from per-client connection limits.
+DIR/maillog (pf.maillog()), and 127.0.0.0/8 is exempt from per-client
+connection limits. XCLIENT/XFORWARD are authorised as README.md tells
+admins: for 127.0.0.1 (Postern's own address) only. Postfix checks that
+again against the address XCLIENT set, so test clients, which send from
+other loopback addresses (127.0.0.5, ...), are Internet clients to it and a
+backend connection stops offering XCLIENT after one introduction.
 Options:
+  xclient_hosts    "postern" (default: 127.0.0.1), "all" (static:all: a
+                   loopback-only smtpd may authorise every address, which
+                   keeps Postern's backend pool usable) or "none"; a string
+                   is used as the main.cf value itself
+  ipv6             listen on [::1] as well (inet_protocols = all)
   reject_rcpts     addresses answered "550 5.1.1 <addr>: Recipient address
                    rejected: no such user" at RCPT (check_recipient_access)
   defer_senders    envelope senders whose messages get "451 4.3.0 test
@@ -51,10 +60,13 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+XCLIENT_HOSTS = {"postern": LOOPBACK, "all": "static:all", "none": ""}
+
+
 class Postfix:
     def __init__(self, directory, reject_rcpts=(), defer_senders=(),
                  reject_header=None, message_size_limit=None, main_extra=None,
-                 port=None):
+                 port=None, xclient_hosts="postern", ipv6=False):
         self.dir = directory
         self.port = port or free_port()
         self.reject_rcpts = list(reject_rcpts)
@@ -62,6 +74,8 @@ class Postfix:
         self.reject_header = reject_header
         self.message_size_limit = message_size_limit
         self.main_extra = dict(main_extra or {})
+        self.xclient_hosts = XCLIENT_HOSTS.get(xclient_hosts, xclient_hosts)
+        self.ipv6 = ipv6
         self.logfile = os.path.join(self.dir, "maillog")
         self.started = False
 
@@ -85,8 +99,8 @@ class Postfix:
             "mydomain": "test",
             "mydestination": "",
             "mynetworks": "127.0.0.0/8",
-            "inet_interfaces": LOOPBACK,
-            "inet_protocols": "ipv4",
+            "inet_interfaces": LOOPBACK + (", [::1]" if self.ipv6 else ""),
+            "inet_protocols": "all" if self.ipv6 else "ipv4",
             "maillog_file": self.logfile,
             "maillog_file_prefixes": d,
             "local_transport": "discard:",
@@ -97,8 +111,8 @@ class Postfix:
             "local_recipient_maps": "",
             "smtp_dns_support_level": "disabled",
             "smtpd_peername_lookup": "no",
-            "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
-            "smtpd_authorized_xforward_hosts": "127.0.0.0/8",
+            "smtpd_authorized_xclient_hosts": self.xclient_hosts,
+            "smtpd_authorized_xforward_hosts": self.xclient_hosts,
             "smtpd_client_event_limit_exceptions": "127.0.0.0/8",
             "smtpd_client_connection_count_limit": "0",
             "default_process_limit": "200",
@@ -134,7 +148,10 @@ class Postfix:
         return "%s:%s" % (kind, path)
 
     def _master_cf(self):
-        return ("%s:%d inet n - n - - smtpd\n" % (LOOPBACK, self.port)) + _DAEMONS
+        inet = "%s:%d inet n - n - - smtpd\n" % (LOOPBACK, self.port)
+        if self.ipv6:
+            inet += "[::1]:%d inet n - n - - smtpd\n" % self.port
+        return inet + _DAEMONS
 
     def _write(self):
         os.makedirs(self.dir, exist_ok=True)
