@@ -744,9 +744,28 @@ pol_decision_clear(struct pol_decision *d)
 	memset(d, 0, sizeof(*d));
 }
 
+static const char *outcome_names[] = {
+	[POL_O_ACCEPT] = "accept", [POL_O_QUARANTINE] = "quarantine",
+	[POL_O_REJECT] = "reject", [POL_O_TEMPFAIL] = "tempfail",
+	[POL_O_BACKEND_REJECT] = "backend-reject",
+	[POL_O_BACKEND_TEMPFAIL] = "backend-tempfail",
+	[POL_O_BACKEND_LOST] = "backend-lost", [POL_O_ABANDONED] = "abandoned",
+};
+
+const char *
+pol_outcome_name(enum pol_outcome o)
+{
+	return (unsigned)o < ARRAY_SIZE(outcome_names) ? outcome_names[o] : "?";
+}
+
+const char *
+pol_last_verdict(const struct pol_session *ps)
+{
+	return pol_verdict_name((enum pol_verdict)ps->verdict);
+}
+
 void
-pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
-    unsigned long ms)
+pol_tx_record(struct pol_session *ps, const struct pol_end *e)
 {
 	struct db_check ck[POL_MAX_RESULTS];
 	const char *one[1];
@@ -754,14 +773,14 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		.ts = time_wall(), .sid = ps->sid, .client_ip = ps->client_ip,
 		.client_name = ps->client_name, .helo = ps->helo,
 		.mail_from = ps->mail_from, .rcpts = (const char *const *)ps->rcpts,
-		.nrcpts = ps->nrcpts, .size = size, .msgid = ps->msgid,
+		.nrcpts = ps->nrcpts, .size = e->size, .msgid = ps->msgid,
 		.subject = ps->subject, .checks = ck, .nchecks = ps->nresults,
-		.score = ps->score, .reply = ps->reply,
-		.backend_reply = backend_reply, .ms = ms,
+		.score = ps->score, .reply = e->reply,
+		.outcome = pol_outcome_name(e->outcome), .stage = e->stage,
+		.mta_reply = e->mta_reply, .ms = e->ms,
 	};
 
-	if (ps->verdict >= 0 && ps->verdict < (int)ARRAY_SIZE(verdict_names))
-		v.verdict = verdict_names[ps->verdict];
+	v.verdict = pol_last_verdict(ps);
 	/* Refused at RCPT: the recipient under test is the one to show. */
 	if (ps->nrcpts == 0 && ps->rcpt) {
 		one[0] = ps->rcpt;
@@ -773,11 +792,12 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		    ps->results[i].reason, ps->results[i].score };
 	db_verdict_add(&v);
 	stats_inc(STATS_MESSAGES, 1);
-	stats_inc(STATS_BYTES, (long long)size);
+	stats_inc(STATS_BYTES, (long long)e->size);
 	stats_verdict(v.verdict);
+	stats_outcome(v.outcome);
 	for (int i = 0; i < ps->nresults; i++)
 		stats_check(ck[i].check, ck[i].result);
-	stats_observe(STATS_H_TRANSACTION, ms / 1000.0);
+	stats_observe(STATS_H_TRANSACTION, e->ms / 1000.0);
 }
 
 void

@@ -24,6 +24,13 @@ static const char *const stats_verdicts[] = {
 	"accept", "tag", "quarantine", "tempfail", "reject", "other"
 };
 #define STATS_NVERDICTS	ARRAY_SIZE(stats_verdicts)
+/* policy.h's pol_outcome_name()s; tests/unit/stats_test.c holds the two
+ * lists together. */
+static const char *const stats_outcomes[] = {
+	"accept", "quarantine", "reject", "tempfail", "backend-reject",
+	"backend-tempfail", "backend-lost", "abandoned", "other"
+};
+#define STATS_NOUTCOMES	ARRAY_SIZE(stats_outcomes)
 
 struct stats_hist_data {
 	_Atomic unsigned long long bucket[STATS_NBUCKETS];
@@ -40,7 +47,7 @@ static const struct {
 	const char *name, *help;
 } stats_counter_info[STATS_NCOUNTERS] = {
 	[STATS_SESSIONS] = { "sessions_total", "Client SMTP sessions accepted." },
-	[STATS_MESSAGES] = { "messages_total", "Transactions that reached a DATA verdict." },
+	[STATS_MESSAGES] = { "messages_total", "Transactions recorded, each with one outcome." },
 	[STATS_RCPTS] = { "recipients_total", "Recipients accepted." },
 	[STATS_BYTES] = { "received_bytes_total", "Message bytes received from clients." },
 	[STATS_BACKEND_ERRORS] = { "backend_errors_total", "Backend connection or I/O failures." },
@@ -60,6 +67,7 @@ static const struct {
 static _Atomic long long	 stats_counters[STATS_NCOUNTERS];
 static _Atomic long long	 stats_gauges[STATS_NGAUGES];
 static _Atomic long long	 stats_verdict_n[STATS_NVERDICTS];
+static _Atomic long long	 stats_outcome_n[STATS_NOUTCOMES];
 static struct stats_hist_data	 stats_hists[STATS_NHISTS];
 /* Pairs are appended under stats_mtx and published by stats_npairs; a
  * published pair's names never change, so readers scan without the lock. */
@@ -97,26 +105,42 @@ stats_gauge_set(enum stats_gauge g, long long value)
 	atomic_store_explicit(&stats_gauges[g], value, memory_order_relaxed);
 }
 
+/* The index of name in a label list whose last entry is "other". */
 static size_t
-stats_verdict_index(const char *v)
+stats_label_index(const char *const *names, size_t n, const char *v)
 {
-	for (size_t i = 0; i + 1 < STATS_NVERDICTS; i++)
-		if (v != NULL && strcmp(v, stats_verdicts[i]) == 0)
+	for (size_t i = 0; i + 1 < n; i++)
+		if (v != NULL && strcmp(v, names[i]) == 0)
 			return i;
-	return STATS_NVERDICTS - 1;
+	return n - 1;
 }
 
 void
 stats_verdict(const char *v)
 {
-	atomic_fetch_add_explicit(&stats_verdict_n[stats_verdict_index(v)], 1,
-	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&stats_verdict_n[stats_label_index(stats_verdicts,
+	    STATS_NVERDICTS, v)], 1, memory_order_relaxed);
 }
 
 long long
 stats_verdict_get(const char *v)
 {
-	return atomic_load(&stats_verdict_n[stats_verdict_index(v)]);
+	return atomic_load(&stats_verdict_n[stats_label_index(stats_verdicts,
+	    STATS_NVERDICTS, v)]);
+}
+
+void
+stats_outcome(const char *o)
+{
+	atomic_fetch_add_explicit(&stats_outcome_n[stats_label_index(stats_outcomes,
+	    STATS_NOUTCOMES, o)], 1, memory_order_relaxed);
+}
+
+long long
+stats_outcome_get(const char *o)
+{
+	return atomic_load(&stats_outcome_n[stats_label_index(stats_outcomes,
+	    STATS_NOUTCOMES, o)]);
 }
 
 /* Label values we print must need no escaping: [a-z0-9_.-], bounded. */
@@ -262,6 +286,13 @@ stats_prometheus(void)
 	for (size_t v = 0; v < STATS_NVERDICTS; v++)
 		fprintf(f, "postern_verdicts_total{verdict=\"%s\"} %lld\n",
 		    stats_verdicts[v], atomic_load(&stats_verdict_n[v]));
+	fprintf(f, "# HELP postern_outcomes_total Transactions by how they ended: "
+	    "accept (the backend took the message), quarantine, reject and tempfail "
+	    "(ours), backend-reject, backend-tempfail, backend-lost, abandoned.\n"
+	    "# TYPE postern_outcomes_total counter\n");
+	for (size_t o = 0; o < STATS_NOUTCOMES; o++)
+		fprintf(f, "postern_outcomes_total{outcome=\"%s\"} %lld\n",
+		    stats_outcomes[o], atomic_load(&stats_outcome_n[o]));
 	fprintf(f, "# HELP postern_checks_total Check results by check and result.\n"
 	    "# TYPE postern_checks_total counter\n");
 	for (int i = 0; i < n; i++)
@@ -287,6 +318,8 @@ stats_reset(void)
 		atomic_store(&stats_gauges[g], 0);
 	for (size_t v = 0; v < STATS_NVERDICTS; v++)
 		atomic_store(&stats_verdict_n[v], 0);
+	for (size_t o = 0; o < STATS_NOUTCOMES; o++)
+		atomic_store(&stats_outcome_n[o], 0);
 	memset(stats_hists, 0, sizeof(stats_hists));
 	atomic_store(&stats_npairs, 0);
 	atomic_store(&stats_check_other, 0);
