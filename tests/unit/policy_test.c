@@ -546,13 +546,17 @@ T_CASE(verdict_log)
 	pol_tx_rcpt_accepted(ps, "r@example.net");
 	add(ps, "rule", 3, "looks odd");
 	run(ps, POL_DATA, &d);
-	pol_tx_record(ps, "250 2.0.0 Ok: queued", 1234, 7);
+	pol_tx_record(ps, &(struct pol_end){ .outcome = POL_O_ACCEPT,
+	    .stage = "end-of-data", .reply = "", .mta_reply = "250 2.0.0 Ok: queued",
+	    .size = 1234, .ms = 7 });
 	pol_tx_reset(ps);
 	T_EQ_INT(db_flush(10000), 0);
 	json_t *a = db_verdicts(5, 0, "log@example.org");
 	json_t *v = json_array_get(a, 0);
 	T_EQ_STR(json_string_value(json_object_get(v, "verdict")), "tag");
-	T_EQ_STR(json_string_value(json_object_get(v, "backend_reply")), "250 2.0.0 Ok: queued");
+	T_EQ_STR(json_string_value(json_object_get(v, "mta_reply")), "250 2.0.0 Ok: queued");
+	T_EQ_STR(json_string_value(json_object_get(v, "outcome")), "accept");
+	T_EQ_STR(json_string_value(json_object_get(v, "stage")), "end-of-data");
 	T_EQ_INT(json_integer_value(json_object_get(v, "size")), 1234);
 	T_EQ_STR(json_string_value(json_array_get(json_object_get(v, "rcpts"), 0)), "r@example.net");
 	/* the rule, and rdns from CONNECT (it names the client, no score) */
