@@ -6,7 +6,9 @@
  * Decide as early as possible: a score past reject_score rejects at the
  * stage where it is reached, so spam never costs a DATA transfer.
  *
- * Precedence, strongest first: an allowlist entry (policy/access.c; the
+ * Precedence, strongest first: the relay guard (proxy.relay_domains and
+ * relay_recipients, relay.h: whom we take mail for at all, which no
+ * allowlist changes), an allowlist entry (policy/access.c; the
  * rest of its scope runs no checks and is accepted, so DMARC p=reject or a
  * rule cannot undo it), a hard decision (deny lists, DMARC, greylisting,
  * rate limits, database trouble -- the first of a stage wins), then the
@@ -27,6 +29,7 @@
 #include "rate.h"
 #include "rbl.h"
 #include "rdns.h"
+#include "relay.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -55,6 +58,7 @@ static char	*pol_field_value(const char *h, const char *end, size_t namelen);
 static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
 static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static void	 pol_relay_guard(struct pol_session *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -426,6 +430,8 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");
 	}
+	if (stage == POL_RCPT)
+		pol_relay_guard(ps);
 	/* Only the run that follows the round which sent it inline may use
 	 * what that round's probes kept; one use at most. */
 	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
@@ -446,6 +452,24 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 	pol_decide(ps, stage, msg, d, here);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+}
+
+/* A recipient outside proxy.relay_domains / relay_recipients: refused
+ * before any check runs (no greylist entry, no DNS), as Postfix's
+ * reject_unauth_destination words it. */
+static void
+pol_relay_guard(struct pol_session *ps)
+{
+	char esc[LOG_ESCAPE_MAX];
+
+	if (ps->rcpt == NULL || relay_allows(ps->conf->relay_domains,
+	    ps->conf->relay_recipients, ps->rcpt))
+		return;
+	log_escape(ps->rcpt, strlen(ps->rcpt), esc);
+	pol_result_add(ps, "relay", "deny", 0, NULL, "<%s> is not a recipient we "
+	    "relay for (proxy.relay_domains, proxy.relay_recipients)", esc);
+	pol_hard_set(ps, POL_REJECT, 554, "5.7.1", 0, "<%s>: Relay access denied", esc);
+	ps->hard.binding = 1;
 }
 
 /* Does a check of this stage need a worker? (pol_stage_needed, which
@@ -609,7 +633,7 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	const struct conf *c = ps->conf;
 
 	d->score = ps->score;
-	if (pol_allowed(ps, stage)) {
+	if (pol_allowed(ps, stage) && !ps->hard.binding) {
 		d->verdict = POL_ACCEPT;
 	} else if (ps->hard.set) {
 		d->verdict = ps->hard.verdict;
