@@ -1723,7 +1723,11 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
 		else
 			smtp_reply_raw(s, text, len);
-		if (op == SMTP_BE_BODY && code != -1)	/* the final reply ends it */
+		/* Only a 2xx is sure to end it: Postfix keeps the MAIL
+		 * transaction open after an smtpd_end_of_data_restrictions
+		 * refusal, and the next XCLIENT or MAIL on this leg would get
+		 * 503 "MAIL transaction in progress". */
+		if (op == SMTP_BE_BODY && code / 100 == 2)
 			s->flags &= ~SMTP_F_BEDIRTY;
 		smtp_tx_end(s, smtp_outcome(code, 1),
 		    op == SMTP_BE_BODY ? "end-of-data" : "data", text);
