@@ -461,13 +461,16 @@ static void
 pol_relay_guard(struct pol_session *ps)
 {
 	char esc[LOG_ESCAPE_MAX];
+	struct pol_result *r;
 
 	if (ps->rcpt == NULL || relay_allows(ps->conf->relay_domains,
 	    ps->conf->relay_recipients, ps->rcpt))
 		return;
 	log_escape(ps->rcpt, strlen(ps->rcpt), esc);
-	pol_result_add(ps, "relay", "deny", 0, NULL, "<%s> is not a recipient we "
+	r = pol_result_add(ps, "relay", "deny", 0, NULL, "<%s> is not a recipient we "
 	    "relay for (proxy.relay_domains, proxy.relay_recipients)", esc);
+	if (r != NULL)	/* a transaction's finding: it goes at its end */
+		r->stage = POL_RCPT;
 	pol_hard_set(ps, POL_REJECT, 554, "5.7.1", 0, "<%s>: Relay access denied", esc);
 	ps->hard.binding = 1;
 }

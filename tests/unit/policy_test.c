@@ -12,6 +12,7 @@
 #include "policy_int.h"
 #include "quar.h"
 #include "rate.h"
+#include "relay.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -238,6 +239,36 @@ T_CASE(deny_and_allow_lists)
 	T_EQ_INT(envelope(ps, "ok@example.org", "Nobody@example.net", &d), POL_REJECT);
 	T_EQ_STR(d.text, "<Nobody@example.net>: Recipient address rejected: denied by local policy");
 	pol_session_free(ps);
+}
+
+/* The relay guard: 554 before any check, through an allowlist, and its
+ * finding belongs to the transaction (gone after it, unlike CONNECT's). */
+T_CASE(relay_guard)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	char why[300];
+	int grey = c->greylist_enabled;
+
+	c->greylist_enabled = 1;
+	T_EQ_INT(relay_load("example.org", RELAY_DOMAINS, &c->relay_domains, why,
+	    sizeof(why)), 0);
+	T_EQ_INT(db_access_add("allow", "client", "192.0.2.77", NULL), 0);
+	ps = session("192.0.2.77");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "a@sender.test", "x@elsewhere.test", &d), POL_REJECT);
+	T_EQ_INT(d.code, 554);
+	T_EQ_STR(d.status, "5.7.1");
+	T_EQ_STR(d.text, "<x@elsewhere.test>: Relay access denied");
+	T_ASSERT(pol_result_find(ps, "relay") != NULL);
+	T_ASSERT(pol_result_find(ps, "grey") == NULL);	/* no check ran */
+	pol_tx_reset(ps);
+	T_ASSERT(pol_result_find(ps, "relay") == NULL);
+	T_EQ_INT(envelope(ps, "a@sender.test", "y@example.org", &d), POL_ACCEPT);
+	pol_session_free(ps);
+	relay_free(c->relay_domains);
+	c->relay_domains = NULL;
+	c->greylist_enabled = grey;
 }
 
 T_CASE(greylisting_with_clock)
@@ -630,6 +661,7 @@ main(void)
 	T_RUN(skip_domains);
 	T_RUN(thresholds);
 	T_RUN(deny_and_allow_lists);
+	T_RUN(relay_guard);
 	T_RUN(greylisting_with_clock);
 	T_RUN(auto_allow_and_dnswl_skip);
 	T_RUN(greylist_survives_restart_and_expires);
