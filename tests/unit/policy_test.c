@@ -253,8 +253,8 @@ T_CASE(relay_guard)
 	c->greylist_enabled = 1;
 	T_EQ_INT(relay_load("example.org", RELAY_DOMAINS, &c->relay_domains, why,
 	    sizeof(why)), 0);
-	T_EQ_INT(db_access_add("allow", "client", "192.0.2.77", NULL), 0);
-	ps = session("192.0.2.77");
+	T_EQ_INT(db_access_add("allow", "client", "192.0.2.177", NULL), 0);
+	ps = session("192.0.2.177");
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
 	T_EQ_INT(envelope(ps, "a@sender.test", "x@elsewhere.test", &d), POL_REJECT);
 	T_EQ_INT(d.code, 554);
@@ -266,6 +266,7 @@ T_CASE(relay_guard)
 	T_ASSERT(pol_result_find(ps, "relay") == NULL);
 	T_EQ_INT(envelope(ps, "a@sender.test", "y@example.org", &d), POL_ACCEPT);
 	pol_session_free(ps);
+	T_EQ_INT(db_access_del("allow", "client", "192.0.2.177"), 1);
 	relay_free(c->relay_domains);
 	c->relay_domains = NULL;
 	c->greylist_enabled = grey;
