@@ -1449,6 +1449,8 @@ smtp_tx_end(struct smtp_session *s, enum pol_outcome o, const char *stage,
 		.size = tx->spool ? spool_size(tx->spool) : 0,
 	};
 
+	if (text == NULL)
+		text = "";
 	snprintf(line, sizeof(line), "%.*s", (int)strcspn(text, "\r\n"), text);
 	if (mta)
 		e.mta_reply = line;
