@@ -220,6 +220,40 @@ def test_backend_drops_mid_data(lone, make_capture):
     assert not cap.accepted()
 
 
+def test_backend_tempfails_every_rcpt_then_drop(lone, make_capture):
+    cap = make_capture(rcpt_replies={"later@": "450 4.2.1 <later@example.org>: try later"})
+    g = lone(cap.addr)
+    before = g.counters()
+    c = RawSMTP(g.p.port)
+    c.cmd("EHLO client.sender.test")
+    assert c.cmd("MAIL FROM:<rcpt4xx@sender.test>").code == 250
+    assert c.cmd("RCPT TO:<later@example.org>").code == 450
+    c.sock.close()
+    expect(g, before, "rcpt4xx@sender.test", "backend-tempfail", "rcpt",
+           "450 4.2.1 <later@example.org>: try later")
+    wait_until(lambda: "backend-tempfail: RCPT to=<later@example.org>: 450" in g.p.log(),
+               15, what="the RCPT line")
+
+
+def test_backend_refuses_the_data_command(lone, make_capture):
+    cap = make_capture(data_cmd_reply="554 5.3.2 not now, not ever")
+    g = lone(cap.addr)
+    before = g.counters()
+    with smtp_client(g.p.port) as s:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("nodata@sender.test", ["bob@example.org"], b"Subject: x\r\n\r\nhi\r\n")
+        assert e.value.smtp_code == 554
+        expect(g, before, "nodata@sender.test", "backend-reject", "data",
+               "554 5.3.2 not now, not ever")
+        # the backend's transaction is still open there: the next MAIL on
+        # that connection comes after an RSET
+        with pytest.raises(smtplib.SMTPDataError):
+            s.sendmail("nodata-2@sender.test", ["bob@example.org"], b"Subject: y\r\n\r\nhi\r\n")
+    lines = [l for l in cap.all_lines() if l.split(b" ")[0] in (b"MAIL", b"RSET", b"DATA")]
+    i = next(k for k, l in enumerate(lines) if l.startswith(b"MAIL FROM:<nodata-2@"))
+    assert lines[i - 1] == b"RSET", lines
+
+
 def test_backend_not_there(lone):
     g = lone("%s:%d" % (LOOPBACK, free_port()))
     before = g.counters()
