@@ -76,7 +76,7 @@ enum db_job_type {
 enum db_vtext {
 	DB_V_SID, DB_V_CLIENT_IP, DB_V_CLIENT_NAME, DB_V_HELO, DB_V_MAIL_FROM,
 	DB_V_RCPTS, DB_V_MSGID, DB_V_SUBJECT, DB_V_CHECKS, DB_V_VERDICT,
-	DB_V_REPLY, DB_V_BACKEND_REPLY,
+	DB_V_REPLY, DB_V_MTA_REPLY, DB_V_OUTCOME, DB_V_STAGE,
 	DB_V_NTEXT
 };
 
@@ -231,6 +231,15 @@ static const struct db_migration migrations[] = {
 	  "CREATE TABLE web_users ("
 	  "  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
 	  "  updated INTEGER NOT NULL) WITHOUT ROWID;" },
+	/* The column backend_reply keeps the backend's own words only (the
+	 * API also calls it mta_reply); rows from before get the outcome
+	 * their verdict and reply tell, or "unknown". */
+	{ "verdicts: outcome and stage",
+	  "ALTER TABLE verdicts ADD COLUMN outcome TEXT NOT NULL DEFAULT '';"
+	  "ALTER TABLE verdicts ADD COLUMN stage TEXT NOT NULL DEFAULT '';"
+	  "UPDATE verdicts SET outcome = CASE"
+	  "  WHEN verdict IN ('quarantine', 'reject', 'tempfail') THEN verdict"
+	  "  WHEN backend_reply LIKE '2%' THEN 'accept' ELSE 'unknown' END;" },
 	/* Append new steps here. */
 };
 
@@ -978,7 +987,7 @@ db_acc_hash(const char *name, size_t *len)
 	return h;
 }
 
-/* Add to a counter of the running batch. A verdict adds 1 + its number of
+/* Add to a counter of the running batch. A verdict adds 2 + its number of
  * checks, each looked up among the batch's counters: by hash first. */
 static int
 db_stat_acc(const char *name, time_t when, int n)
@@ -1011,10 +1020,11 @@ db_run_verdict(struct db_job *j)
 	static const char sql[] =
 	    "INSERT INTO verdicts (ts, sid, client_ip, client_name, helo, mail_from,"
 	    " rcpts, size, msgid, subject, checks, score, verdict, reply,"
-	    " backend_reply, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-	    " ?11, ?12, ?13, ?14, ?15, ?16)";
+	    " backend_reply, ms, outcome, stage) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 	/* The parameter of each text column, by enum db_vtext. */
-	static const int col[DB_V_NTEXT] = { 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14, 15 };
+	static const int col[DB_V_NTEXT] = { 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14, 15,
+	    17, 18 };
 	sqlite3_stmt *st = db_stmt_cached(&db_wrc, sql);
 	const size_t *off = j->u.v.off;
 	const char *name;
@@ -1217,13 +1227,16 @@ db_checks_json(struct jsonw *w, const struct db_check *ck, int n)
 	JSONW_LIT(w, "]");
 }
 
-/* The counters a verdict bumps, each NUL-terminated: "verdict:<v>" and
- * one "check:<c>:<r>" per check. Their number. */
+/* The counters a verdict bumps, each NUL-terminated: "verdict:<v>",
+ * "outcome:<o>" and one "check:<c>:<r>" per check. Their number. */
 static int
 db_verdict_stats(struct jsonw *w, const struct db_verdict *v)
 {
 	JSONW_LIT(w, "verdict:");
 	db_wstr(w, v->verdict);
+	JSONW_LIT(w, "\0");
+	JSONW_LIT(w, "outcome:");
+	db_wstr(w, v->outcome);
 	JSONW_LIT(w, "\0");
 	for (int i = 0; i < v->nchecks; i++) {
 		JSONW_LIT(w, "check:");
@@ -1232,7 +1245,7 @@ db_verdict_stats(struct jsonw *w, const struct db_verdict *v)
 		db_wstr(w, v->checks[i].result);
 		JSONW_LIT(w, "\0");
 	}
-	return 1 + v->nchecks;
+	return 2 + v->nchecks;
 }
 
 /* The row's strings go into one buffer, written in one pass: the JSON
@@ -1247,7 +1260,8 @@ db_verdict_add(const struct db_verdict *v)
 		[DB_V_CLIENT_NAME] = v->client_name, [DB_V_HELO] = v->helo,
 		[DB_V_MAIL_FROM] = v->mail_from, [DB_V_MSGID] = v->msgid,
 		[DB_V_SUBJECT] = v->subject, [DB_V_VERDICT] = v->verdict,
-		[DB_V_REPLY] = v->reply, [DB_V_BACKEND_REPLY] = v->backend_reply,
+		[DB_V_REPLY] = v->reply, [DB_V_MTA_REPLY] = v->mta_reply,
+		[DB_V_OUTCOME] = v->outcome, [DB_V_STAGE] = v->stage,
 	};
 	struct jsonw w;
 
@@ -1476,10 +1490,12 @@ db_verdicts(int limit, long long before, const char *q)
 	if (h == NULL || (st = db_prep(h,
 	    "SELECT id, ts, sid, client_ip, client_name, helo, mail_from,"
 	    " rcpts AS rcpts_json, size, msgid, subject, checks AS checks_json,"
-	    " score, verdict, reply, backend_reply, ms FROM verdicts"
+	    " score, verdict, reply, outcome, stage, backend_reply AS mta_reply,"
+	    " backend_reply, ms FROM verdicts"
 	    " WHERE (?1 = 0 OR id < ?1) AND (?2 IS NULL OR"
 	    "  instr(lower(client_ip || ' ' || client_name || ' ' || mail_from || ' ' ||"
-	    "   rcpts || ' ' || subject || ' ' || msgid || ' ' || verdict), lower(?2)) > 0)"
+	    "   rcpts || ' ' || subject || ' ' || msgid || ' ' || verdict || ' ' ||"
+	    "   outcome), lower(?2)) > 0)"
 	    " ORDER BY id DESC LIMIT ?3")) == NULL)
 		return NULL;
 	sqlite3_bind_int64(st, 1, before);

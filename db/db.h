@@ -152,7 +152,9 @@ struct db_verdict {
 	double	 score;
 	const char *verdict;		/* "accept", "tag", ... */
 	const char *reply;		/* what we answered, "550 5.7.1 ..." */
-	const char *backend_reply;	/* the backend's final answer or "" */
+	const char *outcome;		/* "accept", "backend-reject", ... */
+	const char *stage;		/* where it ended: "rcpt", "end-of-data", ... */
+	const char *mta_reply;		/* the backend's own answer or "" */
 	unsigned long ms;
 };
 
@@ -164,11 +166,12 @@ void	 db_stat_add(const char *name, time_t when, int n);
 
 /* Recent verdicts, newest first: at most limit (1..1000), ids below before
  * (0 = no bound), q matched as a substring of client, sender, recipients,
- * subject, Message-ID or verdict (NULL = all). A JSON array, or NULL. */
+ * subject, Message-ID, verdict or outcome (NULL = all). A JSON array, or
+ * NULL. */
 json_t	*db_verdicts(int limit, long long before, const char *q);
 /* Counters from since on: {"minutes":[{"minute":T,"name":...,"n":N},...],
- * "totals":{name:N,...}}; names are "verdict:<v>", "check:<c>:<r>",
- * "session". NULL on error. */
+ * "totals":{name:N,...}}; names are "verdict:<v>", "outcome:<o>",
+ * "check:<c>:<r>", "session". NULL on error. */
 json_t	*db_stats(time_t since);
 
 /* --- rules (owner: rules helper) ---------------------------------------- */

@@ -16,6 +16,12 @@
 
 static size_t	 authres_cfws(const char *, size_t, size_t);
 static int	 authres_tokenchar(unsigned char);
+static int	 authres_forged(const struct msghdr_field *, const char *host);
+
+/* Name prefixes of the fields Postern itself writes (X-Spam-Score,
+ * X-Spam-Flag at delivery; X-Postern-Released at a quarantine release):
+ * whatever a sender wrote under them is a forgery, whatever it says. */
+static const char *const authres_own_prefix[] = { "X-Spam-", "X-Postern-" };
 
 /* Skip CFWS from i; returns the index of the next other character (or len;
  * an unterminated comment swallows the rest). */
@@ -90,27 +96,43 @@ authres_servid(const char *v, size_t len, char *out, size_t outsz)
 	return o == 0 ? -1 : 0;
 }
 
+/* Is f a field only we may write: one of our own names, or an
+ * Authentication-Results that claims our authserv-id host ("" when the
+ * hostname cannot be one)? */
+static int
+authres_forged(const struct msghdr_field *f, const char *host)
+{
+	char id[AUTHRES_SERVID_MAX + 1];
+
+	if (f->name == NULL)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(authres_own_prefix); i++) {
+		size_t pl = strlen(authres_own_prefix[i]);
+		if (f->namelen > pl && strncasecmp(f->name, authres_own_prefix[i], pl) == 0)
+			return 1;
+	}
+	return *host != '\0' && msghdr_is(f, "Authentication-Results") &&
+	    authres_servid(f->value, f->valuelen, id, sizeof(id)) == 0 &&
+	    strcasecmp(id, host) == 0;
+}
+
 int
 authres_skips(const char *msg, size_t len, const char *hostname,
     struct pol_skip **out)
 {
 	struct msghdr_field f;
-	char id[AUTHRES_SERVID_MAX + 1], host[AUTHRES_SERVID_MAX + 1];
-	size_t pos = 0, hl;
+	char host[AUTHRES_SERVID_MAX + 1] = "";
+	size_t pos = 0, hl = strlen(hostname);
 	int n = 0;
 
 	*out = NULL;
-	hl = strlen(hostname);
-	if (hl == 0 || hl > AUTHRES_SERVID_MAX)
-		return 0;
-	memcpy(host, hostname, hl + 1);
-	if (hl > 1 && host[hl - 1] == '.')
-		host[hl - 1] = '\0';
+	if (hl > 0 && hl <= AUTHRES_SERVID_MAX) {
+		memcpy(host, hostname, hl + 1);
+		if (hl > 1 && host[hl - 1] == '.')
+			host[hl - 1] = '\0';
+	}
 	while (msghdr_next(msg, len, &pos, &f)) {
-		if (!msghdr_is(&f, "Authentication-Results"))
-			continue;
-		if (authres_servid(f.value, f.valuelen, id, sizeof(id)) == -1 ||
-		    strcasecmp(id, host) != 0)
+		if (!authres_forged(&f, host))
 			continue;
 		*out = xrealloc(*out, sizeof(**out) * (size_t)(n + 1));
 		(*out)[n].off = f.off;

@@ -2,10 +2,12 @@
  * authres.h -- Authentication-Results hygiene (RFC 8601 section 5).
  *
  * A sender must not be able to forge our verdict: before the proxy relays
- * accepted mail, every Authentication-Results field whose authserv-id is our
- * own proxy.hostname is left out (byte ranges for pol_decision.skip), and
- * policy.c prepends the one header we wrote. Fields of other authserv-ids
- * stay: they are someone else's claims, and downstream knows whom it trusts.
+ * accepted mail (and before a quarantine release), every Authentication-
+ * Results field whose authserv-id is our own proxy.hostname, and every
+ * field under a name only Postern writes (X-Spam-*, X-Postern-*), is left
+ * out (byte ranges for pol_decision.skip); policy.c prepends the headers we
+ * wrote. Authentication-Results of other authserv-ids stay: they are
+ * someone else's claims, and downstream knows whom it trusts.
  *
  * Public calls: authres_servid(), authres_skips(), authres_value().
  * Ownership: authres_skips() hands back an xmalloc'd array.
@@ -27,8 +29,10 @@ struct pol_skip;
  * longer than AUTHRES_SERVID_MAX. */
 int	 authres_servid(const char *value, size_t len, char *out, size_t outsz);
 
-/* Skip ranges of the header fields of msg that claim to come from
- * `hostname` (case-insensitive). Returns how many; *out is NULL for 0. */
+/* Skip ranges of the header fields of msg that only we may write: those
+ * claiming to come from `hostname` (case-insensitive), and X-Spam-* and
+ * X-Postern-* whatever the hostname. Sorted; returns how many; *out is
+ * NULL for 0. */
 int	 authres_skips(const char *msg, size_t len, const char *hostname,
 	    struct pol_skip **out);
 

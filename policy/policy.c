@@ -6,7 +6,9 @@
  * Decide as early as possible: a score past reject_score rejects at the
  * stage where it is reached, so spam never costs a DATA transfer.
  *
- * Precedence, strongest first: an allowlist entry (policy/access.c; the
+ * Precedence, strongest first: the relay guard (proxy.relay_domains and
+ * relay_recipients, relay.h: whom we take mail for at all, which no
+ * allowlist changes), an allowlist entry (policy/access.c; the
  * rest of its scope runs no checks and is accepted, so DMARC p=reject or a
  * rule cannot undo it), a hard decision (deny lists, DMARC, greylisting,
  * rate limits, database trouble -- the first of a stage wins), then the
@@ -27,6 +29,7 @@
 #include "rate.h"
 #include "rbl.h"
 #include "rdns.h"
+#include "relay.h"
 #include "rulecheck.h"
 #include "stats.h"
 #include "util.h"
@@ -55,6 +58,7 @@ static char	*pol_field_value(const char *h, const char *end, size_t namelen);
 static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
 static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static void	 pol_relay_guard(struct pol_session *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -452,6 +456,8 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 		    "Temporary local problem, please try again later");
 	}
+	if (stage == POL_RCPT)
+		pol_relay_guard(ps);
 	/* Only the run that follows the round which sent it inline may use
 	 * what that round's probes kept; one use at most. */
 	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
@@ -472,6 +478,27 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 	pol_decide(ps, stage, msg, d, here);
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+}
+
+/* A recipient outside proxy.relay_domains / relay_recipients: refused
+ * before any check runs (no greylist entry, no DNS), as Postfix's
+ * reject_unauth_destination words it. */
+static void
+pol_relay_guard(struct pol_session *ps)
+{
+	char esc[LOG_ESCAPE_MAX];
+	struct pol_result *r;
+
+	if (ps->rcpt == NULL || relay_allows(ps->conf->relay_domains,
+	    ps->conf->relay_recipients, ps->rcpt))
+		return;
+	log_escape(ps->rcpt, strlen(ps->rcpt), esc);
+	r = pol_result_add(ps, "relay", "deny", 0, NULL, "<%s> is not a recipient we "
+	    "relay for (proxy.relay_domains, proxy.relay_recipients)", esc);
+	if (r != NULL)	/* a transaction's finding: it goes at its end */
+		r->stage = POL_RCPT;
+	pol_hard_set(ps, POL_REJECT, 554, "5.7.1", 0, "<%s>: Relay access denied", esc);
+	ps->hard.binding = 1;
 }
 
 /* Does a check of this stage need a worker? (pol_stage_needed, which
@@ -635,7 +662,7 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	const struct conf *c = ps->conf;
 
 	d->score = ps->score;
-	if (pol_allowed(ps, stage)) {
+	if (pol_allowed(ps, stage) && !ps->hard.binding) {
 		d->verdict = POL_ACCEPT;
 	} else if (ps->hard.set) {
 		d->verdict = ps->hard.verdict;
@@ -770,9 +797,28 @@ pol_decision_clear(struct pol_decision *d)
 	memset(d, 0, sizeof(*d));
 }
 
+static const char *outcome_names[] = {
+	[POL_O_ACCEPT] = "accept", [POL_O_QUARANTINE] = "quarantine",
+	[POL_O_REJECT] = "reject", [POL_O_TEMPFAIL] = "tempfail",
+	[POL_O_BACKEND_REJECT] = "backend-reject",
+	[POL_O_BACKEND_TEMPFAIL] = "backend-tempfail",
+	[POL_O_BACKEND_LOST] = "backend-lost", [POL_O_ABANDONED] = "abandoned",
+};
+
+const char *
+pol_outcome_name(enum pol_outcome o)
+{
+	return (unsigned)o < ARRAY_SIZE(outcome_names) ? outcome_names[o] : "?";
+}
+
+const char *
+pol_last_verdict(const struct pol_session *ps)
+{
+	return pol_verdict_name((enum pol_verdict)ps->verdict);
+}
+
 void
-pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
-    unsigned long ms)
+pol_tx_record(struct pol_session *ps, const struct pol_end *e)
 {
 	struct db_check ck[POL_MAX_RESULTS];
 	const char *one[1];
@@ -780,14 +826,14 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		.ts = time_wall(), .sid = ps->sid, .client_ip = ps->client_ip,
 		.client_name = ps->client_name, .helo = ps->helo,
 		.mail_from = ps->mail_from, .rcpts = (const char *const *)ps->rcpts,
-		.nrcpts = ps->nrcpts, .size = size, .msgid = ps->msgid,
+		.nrcpts = ps->nrcpts, .size = e->size, .msgid = ps->msgid,
 		.subject = ps->subject, .checks = ck, .nchecks = ps->nresults,
-		.score = ps->score, .reply = ps->reply,
-		.backend_reply = backend_reply, .ms = ms,
+		.score = ps->score, .reply = e->reply,
+		.outcome = pol_outcome_name(e->outcome), .stage = e->stage,
+		.mta_reply = e->mta_reply, .ms = e->ms,
 	};
 
-	if (ps->verdict >= 0 && ps->verdict < (int)ARRAY_SIZE(verdict_names))
-		v.verdict = verdict_names[ps->verdict];
+	v.verdict = pol_last_verdict(ps);
 	/* Refused at RCPT: the recipient under test is the one to show. */
 	if (ps->nrcpts == 0 && ps->rcpt) {
 		one[0] = ps->rcpt;
@@ -799,11 +845,12 @@ pol_tx_record(struct pol_session *ps, const char *backend_reply, size_t size,
 		    ps->results[i].reason, ps->results[i].score };
 	db_verdict_add(&v);
 	stats_inc(STATS_MESSAGES, 1);
-	stats_inc(STATS_BYTES, (long long)size);
+	stats_inc(STATS_BYTES, (long long)e->size);
 	stats_verdict(v.verdict);
+	stats_outcome(v.outcome);
 	for (int i = 0; i < ps->nresults; i++)
 		stats_check(ck[i].check, ck[i].result);
-	stats_observe(STATS_H_TRANSACTION, ms / 1000.0);
+	stats_observe(STATS_H_TRANSACTION, e->ms / 1000.0);
 }
 
 void

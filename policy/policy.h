@@ -124,11 +124,40 @@ void	 pol_finish(struct pol_session *, enum pol_stage, const struct pol_msg *,
 int	 pol_stage_needed(struct pol_session *, enum pol_stage,
 	    const struct pol_msg *);
 
-/* After the transaction ended (backend's final reply, or our own refusal):
- * record it for the verdict log and stats. Non-blocking (queued to the db
- * writer). size is the message size, 0 when no DATA. */
-void	 pol_tx_record(struct pol_session *, const char *backend_reply,
-	    size_t size, unsigned long ms);
+/* How a transaction ended: who had the last word, and what it was. The
+ * verdict is ours; the outcome is what became of the message. */
+enum pol_outcome {
+	POL_O_ACCEPT = 0,	/* the backend took the message: 2xx to the data */
+	POL_O_QUARANTINE,	/* committed to our quarantine; we answered 250 */
+	POL_O_REJECT,		/* we refused it (5xx) */
+	POL_O_TEMPFAIL,		/* we deferred it (4xx), greylisting included */
+	POL_O_BACKEND_REJECT,	/* the backend refused it (5xx) */
+	POL_O_BACKEND_TEMPFAIL,	/* the backend deferred it (4xx) */
+	POL_O_BACKEND_LOST,	/* the backend could not be reached or went away */
+	POL_O_ABANDONED,	/* the client left first (RSET, QUIT, HELO, drop) */
+	POL_NOUTCOMES
+};
+
+/* What pol_tx_record() keeps of a transaction's end. */
+struct pol_end {
+	enum pol_outcome outcome;
+	const char *stage;	/* where it ended: "connect" (the backend's greeting
+				   or XCLIENT), "mail", "rcpt", "data",
+				   "end-of-data" */
+	const char *reply;	/* our own answer that ended it, or "" */
+	const char *mta_reply;	/* the backend's own answer (first line), or "" */
+	size_t	 size;		/* message bytes, 0 when no DATA */
+	unsigned long ms;	/* MAIL to the end */
+};
+
+/* After the transaction ended: record it for the verdict log and stats.
+ * Non-blocking (queued to the db writer). */
+void	 pol_tx_record(struct pol_session *, const struct pol_end *);
+/* "accept", "quarantine", "reject", "tempfail", "backend-reject",
+ * "backend-tempfail", "backend-lost", "abandoned". */
+const char *pol_outcome_name(enum pol_outcome);
+/* The verdict of the session's last decision, as recorded. */
+const char *pol_last_verdict(const struct pol_session *);
 
 /* "spf=pass dkim=none dmarc=none score=0.0" for the transaction log line. */
 void	 pol_summary(const struct pol_session *, char *buf, size_t sz);

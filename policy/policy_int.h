@@ -39,6 +39,7 @@ struct pol_hard {
 	char	 status[8];
 	char	 text[256];
 	int	 disconnect;
+	int	 binding;	/* not an anti-spam finding: allowlists cannot undo it */
 };
 
 struct pol_session {

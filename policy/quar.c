@@ -7,6 +7,7 @@
  * (RFC 5321 4.5.2). The stored bytes are canonical CRLF already.
  */
 #include "quar.h"
+#include "authres.h"
 #include "conf.h"
 #include "db.h"
 #include "mime.h"
@@ -47,7 +48,8 @@ static int	 smtpc_reply(struct smtpc *);
 static int	 smtpc_send(struct smtpc *, const char *, size_t);
 static int	 smtpc_cmd(struct smtpc *, int want, char *err, size_t errsz,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t len);
+static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t len,
+		    const struct pol_skip *, int nskip);
 static int	 quar_deliver(const struct conf *, const char *from, json_t *rcpts,
 		    const char *hdr, const char *raw, size_t len, char *err, size_t errsz);
 
@@ -227,9 +229,10 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
     const char *hdr, const char *raw, size_t len, char *err, size_t errsz)
 {
 	struct smtpc s = { .fd = -1 };
+	struct pol_skip *skip;
 	size_t i, ok = 0;
 	json_t *r;
-	int rc = -1;
+	int rc = -1, nskip;
 
 	if (!json_is_array(rcpts) || json_array_size(rcpts) == 0) {
 		snprintf(err, errsz, "no recipients stored");
@@ -249,7 +252,12 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 			ok++;
 	if (ok == 0 || smtpc_cmd(&s, 354, err, errsz, "DATA\r\n") == -1)
 		goto out;
-	if (smtpc_data(&s, hdr, raw, len) == -1 || smtpc_reply(&s) != 250) {
+	/* as at delivery: no sender-written field of ours reaches the backend */
+	nskip = authres_skips(raw, len, c->hostname, &skip);
+	rc = smtpc_data(&s, hdr, raw, len, skip, nskip);
+	free(skip);
+	if (rc == -1 || smtpc_reply(&s) != 250) {
+		rc = -1;
 		snprintf(err, errsz, "end of data: %s", s.reply[0] ? s.reply : "no reply");
 		goto out;
 	}
@@ -395,15 +403,22 @@ smtpc_cmd(struct smtpc *s, int want, char *err, size_t errsz, const char *fmt, .
 	return 0;
 }
 
-/* The header line, then raw dot-stuffed, then CRLF.CRLF. */
+/* The header line, then raw dot-stuffed without the skipped fields, then
+ * CRLF.CRLF. */
 static int
-smtpc_data(struct smtpc *s, const char *hdr, const char *raw, size_t len)
+smtpc_data(struct smtpc *s, const char *hdr, const char *raw, size_t len,
+    const struct pol_skip *skip, int nskip)
 {
 	size_t i = 0;
+	int k = 0;
 
 	if (smtpc_send(s, hdr, strlen(hdr)) == -1)
 		return -1;
 	while (i < len) {
+		if (k < nskip && skip[k].off == i) {	/* whole lines, sorted */
+			i += skip[k++].len;
+			continue;
+		}
 		const char *nl = memchr(raw + i, '\n', len - i);
 		size_t l = nl ? (size_t)(nl - (raw + i)) + 1 : len - i;
 		if (raw[i] == '.' && smtpc_send(s, ".", 1) == -1)

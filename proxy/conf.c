@@ -6,6 +6,7 @@
  */
 #include "conf.h"
 #include "access.h"
+#include "relay.h"
 #include "util.h"
 
 #include <errno.h>
@@ -20,9 +21,11 @@
 
 /* T_LIST is a comma-separated string that may be given on several lines
  * (the key repeated): each adds to the list, so long lists of DNS zones
- * stay within inih's line length. */
+ * stay within inih's line length. T_DOMAINS and T_RCPTS are the relay
+ * guard's lists (relay.h), loaded when the key is read: long ones go in a
+ * file, whose bad entries are reported with its own name and line. */
 enum conf_type { T_STR, T_INT, T_BOOL, T_SECS, T_MSECS, T_BYTES, T_DOUBLE,
-		 T_ENUM, T_HOSTPORT, T_LOGLEVEL, T_LIST };
+		 T_ENUM, T_HOSTPORT, T_LOGLEVEL, T_LIST, T_DOMAINS, T_RCPTS };
 
 struct conf_key {
 	const char	*name;		/* "section.key" */
@@ -131,6 +134,12 @@ static const struct conf_key keys[] = {
 	  "after SIGTERM, how long running sessions may go on before we exit" },
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
+	{ "proxy.relay_domains", T_DOMAINS, O(relay_domains), "", 0, 0, NULL,
+	  "domains Postern takes RCPT for, comma-separated or file:PATH (.example.org: its subdomains); "
+	  "others get 554 5.7.1 Relay access denied whatever the backend says; empty = the backend decides" },
+	{ "proxy.relay_recipients", T_RCPTS, O(relay_recipients), "", 0, 0, NULL,
+	  "addresses Postern takes RCPT for (user@example.org, or @example.org for a whole domain), "
+	  "comma-separated or file:PATH; with relay_domains, a recipient must pass both; empty = no limit" },
 	{ "proxy.backend_pool", T_INT, O(backend_pool), "16", 0, 32, NULL,
 	  "idle backend connections kept per I/O thread for the next client session (0: a new one per session)" },
 	{ "proxy.sched_batch", T_BOOL, O(sched_batch), "yes", 0, 0, NULL,
@@ -331,6 +340,16 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 		free(*(char **)dst);
 		*(char **)dst = xstrdup(v);
 		return 0;
+	case T_DOMAINS:
+	case T_RCPTS: {
+		struct relay_list *l;
+		if (relay_load(v, k->type == T_DOMAINS ? RELAY_DOMAINS : RELAY_RECIPIENTS,
+		    &l, why, whysz) == -1)
+			return -1;
+		relay_free(*(struct relay_list **)dst);
+		*(struct relay_list **)dst = l;
+		return 0;
+	}
 	case T_HOSTPORT:
 		if (hostport_split(v, host, sizeof(host), &port) == -1 || port == 0) {
 			snprintf(why, whysz, "'%s' is not address:port; write e.g. 127.0.0.1:10025 or [::1]:10025", v);
@@ -609,6 +628,9 @@ conf_same(const struct conf *a, const struct conf *b, const struct conf_key *k)
 		return *(const long long *)x == *(const long long *)y;
 	case T_DOUBLE:
 		return *(const double *)x == *(const double *)y;
+	case T_DOMAINS:		/* applied by reload; never a restart key */
+	case T_RCPTS:
+		return 1;
 	}
 	fatalx("conf_same: type %d", k->type);
 }
@@ -719,6 +741,8 @@ conf_unref(struct conf *c)
 		if (keys[i].type == T_STR || keys[i].type == T_HOSTPORT ||
 		    keys[i].type == T_LIST)
 			free(*(char **)((char *)c + keys[i].off));
+		else if (keys[i].type == T_DOMAINS || keys[i].type == T_RCPTS)
+			relay_free(*(struct relay_list **)((char *)c + keys[i].off));
 	free(c->path);
 	free(b);
 }

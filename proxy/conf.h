@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct relay_list;
+
 #define CONF_MAX_LISTEN 8
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
@@ -46,6 +48,8 @@ struct conf {
 		  drain_timeout;
 	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
 	int	 backend_pool;		/* idle backend legs kept per loop */
+	/* The relay guard (relay.h); NULL: no limit of ours. */
+	struct relay_list *relay_domains, *relay_recipients;
 	int	 sched_batch;		/* I/O threads as SCHED_BATCH */
 	char	*user;			/* drop to this user after binding; "" = stay */
 

@@ -125,13 +125,19 @@ struct smtp_tx {
 	struct pol_decision d;
 	struct pol_msg	 msg;
 	uint64_t	 t_start;
-	int		 recorded;
 	int		 data_started;	/* bytes came after 354 */
 	/* MAIL goes to the backend with the first RCPT that policy lets
 	 * through (pipelined with it), so a MAIL that never gets a recipient
 	 * costs the backend nothing. */
 	int		 mail_sent;
 	char		*mail_fail;	/* the backend's refusal of MAIL, for the RCPT */
+	int		 mail_fail_code;
+	/* The last refusal of MAIL or RCPT, ours or the backend's: the
+	 * outcome when no recipient gets through. */
+	int		 refused;
+	enum pol_outcome refused_outcome;
+	const char	*refused_stage;
+	char		*refused_text;
 };
 
 struct smtp_session {
@@ -233,7 +239,12 @@ static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t
 static void	 smtp_mail_ok(struct smtp_session *);
 static void	 smtp_tx_new(struct smtp_session *, const struct addr_cmd *);
 static void	 smtp_tx_free(struct smtp_session *);
-static void	 smtp_tx_log(struct smtp_session *, const char *verdict, const char *reply);
+static enum pol_outcome smtp_outcome(int code, int backend);
+static void	 smtp_tx_refused(struct smtp_session *, int code, int backend,
+		    const char *stage, const char *text);
+static void	 smtp_tx_end(struct smtp_session *, enum pol_outcome, const char *stage,
+		    const char *text);
+static void	 smtp_tx_left(struct smtp_session *, const char *why);
 static void	 smtp_eom(struct smtp_session *);
 static void	 smtp_eom_verdict(struct smtp_session *);
 static void	 smtp_tls_step(struct smtp_session *);
@@ -586,11 +597,11 @@ smtp_free(struct smtp_session *s, const char *reason)
 
 	if (s->flags & SMTP_F_DEAD)
 		return;
+	if (s->job == NULL)	/* else the job holds the policy session */
+		smtp_tx_left(s, reason ? reason : "disconnect");
 	s->flags |= SMTP_F_DEAD;
 	log_info("%s: disconnect from [%s] commands=%d/%d%s%s", s->id, s->ip,
 	    s->commands_ok, s->commands, reason ? " reason=" : "", reason ? reason : "");
-	if (s->tx != NULL && !s->tx->recorded && s->job == NULL)
-		pol_tx_record(s->ps, reason ? reason : "disconnect", 0, 0);
 	smtp_hash_del(l, s);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -931,7 +942,7 @@ static void
 smtp_job_done(struct smtp_session *s, struct work_job *j)
 {
 	struct pol_decision *d = &j->d;
-	char esc[LOG_ESCAPE_MAX];
+	char esc[LOG_ESCAPE_MAX], reply[320];
 
 	switch (j->stage) {
 	case POL_CONNECT:
@@ -968,10 +979,8 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			log_info("%s: reject: MAIL from=<%s>: %d %s %s", s->id,
 			    log_escape(s->tx->from, strlen(s->tx->from), esc),
 			    d->code, d->status, d->text);
-			pol_tx_record(s->ps, d->text, 0, 0);
-			s->tx->recorded = 1;
-			smtp_tx_free(s);
-			pol_tx_reset(s->ps);
+			snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
+			smtp_tx_end(s, smtp_outcome(d->code, 0), "mail", reply);
 			break;
 		}
 		if (be_ready(s->be) && !be_stale(s->be)) {
@@ -986,6 +995,8 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			log_info("%s: reject: RCPT to=<%s>: %d %s %s", s->id,
 			    log_escape(s->tx->cur->path, strlen(s->tx->cur->path), esc),
 			    d->code, d->status, d->text);
+			snprintf(reply, sizeof(reply), "%d %s %s", d->code, d->status, d->text);
+			smtp_tx_refused(s, d->code, 0, "rcpt", reply);
 			free(s->tx->cur); s->tx->cur = NULL;
 			break;
 		}
@@ -1041,8 +1052,7 @@ smtp_proceed_helo(struct smtp_session *s, const char *arg)
 
 	s->flags &= ~SMTP_F_EHLO;
 	if (s->tx != NULL) {	/* RFC 5321 4.1.4: like RSET */
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
+		smtp_tx_left(s, "helo");
 		smtp_enter_state(s, SMTP_S_HELO);
 	}
 	free(s->helo);
@@ -1273,10 +1283,7 @@ smtp_proceed_rset(struct smtp_session *s, const char *arg)
 	(void)arg;
 	/* The backend's side is reset lazily, before the next MAIL
 	 * (SMTP_F_BEDIRTY), so RSET needs no round trip. */
-	if (s->tx != NULL) {
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
-	}
+	smtp_tx_left(s, "rset");
 	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT)
 		smtp_enter_state(s, SMTP_S_HELO);
 	smtp_reply(s, "250 2.0.0 Ok");
@@ -1286,6 +1293,7 @@ static void
 smtp_proceed_quit(struct smtp_session *s, const char *arg)
 {
 	(void)arg;
+	smtp_tx_left(s, "quit");
 	smtp_close_after(s, "221 2.0.0 Bye");
 }
 
@@ -1385,6 +1393,7 @@ smtp_tx_free(struct smtp_session *s)
 	free(tx->params);
 	free(tx->cur);
 	free(tx->mail_fail);
+	free(tx->refused_text);
 	spool_free(tx->spool);
 	free(tx->prepend);
 	pol_decision_clear(&tx->d);
@@ -1392,28 +1401,93 @@ smtp_tx_free(struct smtp_session *s)
 	s->tx = NULL;
 }
 
-/* The transaction's log line and record; reply is what the client got. */
+/* The outcome of a reply: ours, or the backend's (-1: it went away). */
+static enum pol_outcome
+smtp_outcome(int code, int backend)
+{
+	switch (code / 100) {
+	case 2:
+		return backend ? POL_O_ACCEPT : POL_O_QUARANTINE;
+	case 4:
+		return backend ? POL_O_BACKEND_TEMPFAIL : POL_O_TEMPFAIL;
+	case 5:
+		return backend ? POL_O_BACKEND_REJECT : POL_O_REJECT;
+	}
+	return backend ? POL_O_BACKEND_LOST : POL_O_TEMPFAIL;
+}
+
+/* A MAIL or RCPT refused (code), by us or by the backend: the outcome
+ * should no recipient get through. text: the reply's first line is kept. */
 static void
-smtp_tx_log(struct smtp_session *s, const char *verdict, const char *reply)
+smtp_tx_refused(struct smtp_session *s, int code, int backend, const char *stage,
+    const char *text)
 {
 	struct smtp_tx *tx = s->tx;
-	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX], sum[512];
-	unsigned long ms = (unsigned long)(time_mono_ms() - tx->t_start);
-	size_t size = tx->spool ? spool_size(tx->spool) : 0;
-	size_t rl = strcspn(reply, "\r\n");
 
+	tx->refused = 1;
+	tx->refused_outcome = smtp_outcome(code, backend);
+	tx->refused_stage = stage;
+	free(tx->refused_text);
+	tx->refused_text = xstrndup(text, strcspn(text, "\r\n"));
+}
+
+/* The transaction is over: its log line and its record, then it goes.
+ * text decides it: the backend's reply for accept and backend-*, what went
+ * wrong for backend-lost, our reply for our own outcomes, the client's
+ * last step for abandoned. */
+static void
+smtp_tx_end(struct smtp_session *s, enum pol_outcome o, const char *stage,
+    const char *text)
+{
+	struct smtp_tx *tx = s->tx;
+	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX], sum[512], line[256];
+	int mta = o == POL_O_ACCEPT || o == POL_O_BACKEND_REJECT ||
+	    o == POL_O_BACKEND_TEMPFAIL || o == POL_O_BACKEND_LOST;
+	struct pol_end e = {
+		.outcome = o, .stage = stage, .reply = "", .mta_reply = "",
+		.ms = (unsigned long)(time_mono_ms() - tx->t_start),
+		.size = tx->spool ? spool_size(tx->spool) : 0,
+	};
+
+	if (text == NULL)
+		text = "";
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(text, "\r\n"), text);
+	if (mta)
+		e.mta_reply = line;
+	else if (o != POL_O_ABANDONED)
+		e.reply = line;
 	if (log_info_enabled()) {	/* the summary is for this line only */
 		pol_summary(s->ps, sum, sizeof(sum));
-		log_info("%s: from=<%s> nrcpt=%d size=%zu verdict=%s %s backend=\"%s\" ms=%lu",
-		    s->id, log_escape(tx->from, strlen(tx->from), esc), tx->nrcpt, size,
-		    verdict, sum, log_escape(reply, rl, esc2), ms);
+		log_info("%s: from=<%s> nrcpt=%d size=%zu verdict=%s %s stage=%s %s=\"%s\" ms=%lu",
+		    s->id, log_escape(tx->from, strlen(tx->from), esc), tx->nrcpt, e.size,
+		    pol_last_verdict(s->ps), sum, stage, pol_outcome_name(o),
+		    log_escape(line, strlen(line), esc2), e.ms);
 	}
-	if (!tx->recorded) {
-		char r[256];
-		snprintf(r, sizeof(r), "%.*s", (int)rl, reply);
-		pol_tx_record(s->ps, r, size, ms);
-		tx->recorded = 1;
+	pol_tx_record(s->ps, &e);
+	smtp_tx_free(s);
+	pol_tx_reset(s->ps);
+}
+
+/* The client ended the transaction (why: "rset", "quit", "helo", a lost
+ * connection...): recorded as the last refusal when no recipient got
+ * through, else as abandoned. */
+static void
+smtp_tx_left(struct smtp_session *s, const char *why)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx == NULL)
+		return;
+	if (tx->nrcpt == 0 && tx->refused) {
+		char *text = tx->refused_text;
+		tx->refused_text = NULL;	/* smtp_tx_end frees the tx */
+		smtp_tx_end(s, tx->refused_outcome, tx->refused_stage, text);
+		free(text);
+		return;
 	}
+	smtp_tx_end(s, POL_O_ABANDONED, s->state == SMTP_S_DATA ? "data" :
+	    s->state == SMTP_S_EOM ? "end-of-data" : tx->nrcpt > 0 ? "rcpt" : "mail",
+	    why);
 }
 
 /* Build "MAIL FROM:" / "RCPT TO:" for the backend, dropping parameters
@@ -1575,6 +1649,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 		} else {	/* its RCPT will be refused too; the client hears why */
 			free(tx->mail_fail);
 			tx->mail_fail = xstrndup(text, len);
+			tx->mail_fail_code = code;
 			log_info("%s: backend refused MAIL from=<%s>: %s", s->id,
 			    log_escape(tx->from, strlen(tx->from), esc),
 			    log_escape(text, strcspn(text, "\r"), esc2));
@@ -1585,6 +1660,7 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 		s->wait = SMTP_W_NONE;
 		if (tx->mail_fail != NULL) {
 			smtp_reply_raw(s, tx->mail_fail, strlen(tx->mail_fail));
+			smtp_tx_refused(s, tx->mail_fail_code, 1, "mail", tx->mail_fail);
 			free(tx->mail_fail); tx->mail_fail = NULL;
 		} else {
 			smtp_reply_raw(s, text, len);
@@ -1593,6 +1669,12 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 				stats_inc(STATS_RCPTS, 1);
 				pol_tx_rcpt_accepted(s->ps, tx->cur->path);
 				smtp_enter_state(s, SMTP_S_RCPT);
+			} else {
+				smtp_tx_refused(s, code, 1, "rcpt", text);
+				log_info("%s: %s: RCPT to=<%s>: %s", s->id,
+				    pol_outcome_name(tx->refused_outcome),
+				    log_escape(tx->cur->path, strlen(tx->cur->path), esc),
+				    log_escape(text, strcspn(text, "\r"), esc2));
 			}
 		}
 		free(tx->cur); tx->cur = NULL;
@@ -1623,8 +1705,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		s->flags &= ~SMTP_F_BEDIRTY;
 		if (code != 250) {
 			smtp_reply(s, "451 4.4.1 Error: backend not available");
-			smtp_tx_free(s);
-			pol_tx_reset(s->ps);
+			smtp_tx_end(s, POL_O_BACKEND_LOST, "connect", text);
 			smtp_enter_state(s, SMTP_S_HELO);
 			break;
 		}
@@ -1636,8 +1717,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		break;
 	case SMTP_BE_RCPT:	/* the leg failed mid-group */
 		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
+		smtp_tx_end(s, POL_O_BACKEND_LOST, s->iexpect < s->nexpect &&
+		    s->expect[s->iexpect] == SMTP_X_MAIL ? "mail" : "rcpt", text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	case SMTP_BE_DATA:
@@ -1652,17 +1733,18 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		/* the backend refused DATA: that is the answer */
 		__attribute__((fallthrough));
 	case SMTP_BE_BODY:
-		if (code == -1) {
+		if (code == -1)
 			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
-			smtp_tx_log(s, pol_verdict_name(s->tx->d.verdict), "lost connection");
-		} else {
+		else
 			smtp_reply_raw(s, text, len);
-			smtp_tx_log(s, pol_verdict_name(s->tx->d.verdict), text);
-			if (op == SMTP_BE_BODY)	/* the final reply ends it */
-				s->flags &= ~SMTP_F_BEDIRTY;
-		}
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
+		/* Only a 2xx is sure to end it: Postfix keeps the MAIL
+		 * transaction open after an smtpd_end_of_data_restrictions
+		 * refusal, and the next XCLIENT or MAIL on this leg would get
+		 * 503 "MAIL transaction in progress". */
+		if (op == SMTP_BE_BODY && code / 100 == 2)
+			s->flags &= ~SMTP_F_BEDIRTY;
+		smtp_tx_end(s, smtp_outcome(code, 1),
+		    op == SMTP_BE_BODY ? "end-of-data" : "data", text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	default:
@@ -1712,9 +1794,7 @@ smtp_eom(struct smtp_session *s)
 		reply = "451 4.3.0 Error: local problem; try again later";
 	if (reply != NULL) {
 		smtp_reply(s, "%s", reply);
-		smtp_tx_log(s, "reject", reply);
-		smtp_tx_free(s);
-		pol_tx_reset(s->ps);
+		smtp_tx_end(s, smtp_outcome(atoi(reply), 0), "end-of-data", reply);
 		smtp_enter_state(s, SMTP_S_HELO);
 		smtp_process(s);
 		return;
@@ -1750,9 +1830,7 @@ smtp_eom_verdict(struct smtp_session *s)
 	}
 	int disconnect = d->disconnect;
 	smtp_reply(s, "%s", reply);
-	smtp_tx_log(s, pol_verdict_name(d->verdict), reply);
-	smtp_tx_free(s);
-	pol_tx_reset(s->ps);
+	smtp_tx_end(s, smtp_outcome(atoi(reply), 0), "end-of-data", reply);
 	smtp_enter_state(s, SMTP_S_HELO);
 	if (disconnect) {
 		smtp_enter_state(s, SMTP_S_QUIT);

@@ -24,6 +24,13 @@ static const char *const stats_verdicts[] = {
 	"accept", "tag", "quarantine", "tempfail", "reject", "other"
 };
 #define STATS_NVERDICTS	ARRAY_SIZE(stats_verdicts)
+/* policy.h's pol_outcome_name()s; tests/unit/stats_test.c holds the two
+ * lists together. */
+static const char *const stats_outcomes[] = {
+	"accept", "quarantine", "reject", "tempfail", "backend-reject",
+	"backend-tempfail", "backend-lost", "abandoned", "other"
+};
+#define STATS_NOUTCOMES	ARRAY_SIZE(stats_outcomes)
 
 struct stats_hist_data {
 	_Atomic unsigned long long bucket[STATS_NBUCKETS];
@@ -40,7 +47,7 @@ static const struct {
 	const char *name, *help;
 } stats_counter_info[STATS_NCOUNTERS] = {
 	[STATS_SESSIONS] = { "sessions_total", "Client SMTP sessions accepted." },
-	[STATS_MESSAGES] = { "messages_total", "Transactions that reached a DATA verdict." },
+	[STATS_MESSAGES] = { "messages_total", "Transactions recorded, each with one outcome." },
 	[STATS_RCPTS] = { "recipients_total", "Recipients accepted." },
 	[STATS_BYTES] = { "received_bytes_total", "Message bytes received from clients." },
 	[STATS_BACKEND_ERRORS] = { "backend_errors_total", "Backend connection or I/O failures." },
@@ -60,6 +67,25 @@ static const struct {
 static _Atomic long long	 stats_counters[STATS_NCOUNTERS];
 static _Atomic long long	 stats_gauges[STATS_NGAUGES];
 static _Atomic long long	 stats_verdict_n[STATS_NVERDICTS];
+static _Atomic long long	 stats_outcome_n[STATS_NOUTCOMES];
+
+/* A counter per label of a fixed list, the last label "other". */
+struct stats_family {
+	const char	*name, *label, *help;
+	const char *const *labels;
+	size_t		 n;
+	_Atomic long long *count;
+};
+
+static const struct stats_family stats_by_verdict = {
+	"verdicts_total", "verdict", "Transactions by final verdict.",
+	stats_verdicts, STATS_NVERDICTS, stats_verdict_n,
+}, stats_by_outcome = {
+	"outcomes_total", "outcome", "Transactions by how they ended: accept (the "
+	"backend took the message), quarantine, reject and tempfail (ours), "
+	"backend-reject, backend-tempfail, backend-lost, abandoned.",
+	stats_outcomes, STATS_NOUTCOMES, stats_outcome_n,
+};
 static struct stats_hist_data	 stats_hists[STATS_NHISTS];
 /* Pairs are appended under stats_mtx and published by stats_npairs; a
  * published pair's names never change, so readers scan without the lock. */
@@ -71,6 +97,9 @@ static pthread_mutex_t		 stats_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct stats_check_pair *stats_pair_find(const char *, const char *, int);
 static struct stats_check_pair *stats_pair_add(const char *, const char *);
 static void	 stats_put_hist(FILE *, enum stats_hist);
+static void	 stats_put_family(FILE *, const struct stats_family *);
+static void	 stats_reset_family(const struct stats_family *);
+static _Atomic long long *stats_slot(const struct stats_family *, const char *);
 static int	 stats_name_ok(const char *);
 
 void
@@ -97,26 +126,55 @@ stats_gauge_set(enum stats_gauge g, long long value)
 	atomic_store_explicit(&stats_gauges[g], value, memory_order_relaxed);
 }
 
-static size_t
-stats_verdict_index(const char *v)
+/* The counter of label v in family f ("other" when v is none of its). */
+static _Atomic long long *
+stats_slot(const struct stats_family *f, const char *v)
 {
-	for (size_t i = 0; i + 1 < STATS_NVERDICTS; i++)
-		if (v != NULL && strcmp(v, stats_verdicts[i]) == 0)
-			return i;
-	return STATS_NVERDICTS - 1;
+	for (size_t i = 0; i + 1 < f->n; i++)
+		if (v != NULL && strcmp(v, f->labels[i]) == 0)
+			return &f->count[i];
+	return &f->count[f->n - 1];
 }
 
 void
 stats_verdict(const char *v)
 {
-	atomic_fetch_add_explicit(&stats_verdict_n[stats_verdict_index(v)], 1,
-	    memory_order_relaxed);
+	atomic_fetch_add_explicit(stats_slot(&stats_by_verdict, v), 1, memory_order_relaxed);
 }
 
 long long
 stats_verdict_get(const char *v)
 {
-	return atomic_load(&stats_verdict_n[stats_verdict_index(v)]);
+	return atomic_load(stats_slot(&stats_by_verdict, v));
+}
+
+void
+stats_outcome(const char *o)
+{
+	atomic_fetch_add_explicit(stats_slot(&stats_by_outcome, o), 1, memory_order_relaxed);
+}
+
+long long
+stats_outcome_get(const char *o)
+{
+	return atomic_load(stats_slot(&stats_by_outcome, o));
+}
+
+static void
+stats_put_family(FILE *f, const struct stats_family *fam)
+{
+	fprintf(f, "# HELP postern_%s %s\n# TYPE postern_%s counter\n", fam->name,
+	    fam->help, fam->name);
+	for (size_t i = 0; i < fam->n; i++)
+		fprintf(f, "postern_%s{%s=\"%s\"} %lld\n", fam->name, fam->label,
+		    fam->labels[i], atomic_load(&fam->count[i]));
+}
+
+static void
+stats_reset_family(const struct stats_family *fam)
+{
+	for (size_t i = 0; i < fam->n; i++)
+		atomic_store(&fam->count[i], 0);
 }
 
 /* Label values we print must need no escaping: [a-z0-9_.-], bounded. */
@@ -257,11 +315,8 @@ stats_prometheus(void)
 		    stats_gauge_info[g].name, stats_gauge_info[g].help,
 		    stats_gauge_info[g].name, stats_gauge_info[g].name,
 		    atomic_load(&stats_gauges[g]));
-	fprintf(f, "# HELP postern_verdicts_total Transactions by final verdict.\n"
-	    "# TYPE postern_verdicts_total counter\n");
-	for (size_t v = 0; v < STATS_NVERDICTS; v++)
-		fprintf(f, "postern_verdicts_total{verdict=\"%s\"} %lld\n",
-		    stats_verdicts[v], atomic_load(&stats_verdict_n[v]));
+	stats_put_family(f, &stats_by_verdict);
+	stats_put_family(f, &stats_by_outcome);
 	fprintf(f, "# HELP postern_checks_total Check results by check and result.\n"
 	    "# TYPE postern_checks_total counter\n");
 	for (int i = 0; i < n; i++)
@@ -285,8 +340,8 @@ stats_reset(void)
 		atomic_store(&stats_counters[c], 0);
 	for (int g = 0; g < STATS_NGAUGES; g++)
 		atomic_store(&stats_gauges[g], 0);
-	for (size_t v = 0; v < STATS_NVERDICTS; v++)
-		atomic_store(&stats_verdict_n[v], 0);
+	stats_reset_family(&stats_by_verdict);
+	stats_reset_family(&stats_by_outcome);
 	memset(stats_hists, 0, sizeof(stats_hists));
 	atomic_store(&stats_npairs, 0);
 	atomic_store(&stats_check_other, 0);

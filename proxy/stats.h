@@ -9,7 +9,7 @@
  * process-lifetime counters and the gauges of "right now".
  *
  * Public calls: stats_inc, stats_gauge_add, stats_gauge_set, stats_verdict,
- *   stats_check, stats_observe, stats_get, stats_prometheus, stats_reset.
+ *   stats_outcome, stats_check, stats_observe, stats_get, stats_prometheus, stats_reset.
  * Ownership: all state is static in stats.c; stats_prometheus() returns an
  *   xmalloc'd string the caller frees.
  * Thread: every call is safe from any thread, lock-free on the hot path
@@ -23,7 +23,7 @@
 /* Monotonic counters. */
 enum stats_counter {
 	STATS_SESSIONS = 0,	/* client connections accepted */
-	STATS_MESSAGES,		/* transactions that reached a DATA verdict */
+	STATS_MESSAGES,		/* transactions recorded (each with an outcome) */
 	STATS_RCPTS,		/* recipients accepted */
 	STATS_BYTES,		/* message bytes received */
 	STATS_BACKEND_ERRORS,	/* backend connect/IO failures */
@@ -58,6 +58,9 @@ void	 stats_gauge_add(enum stats_gauge, long long delta);
 void	 stats_gauge_set(enum stats_gauge, long long value);
 /* verdict: "accept", "tag", "quarantine", "tempfail", "reject". */
 void	 stats_verdict(const char *verdict);
+/* How a transaction ended: a pol_outcome_name() ("accept",
+ * "backend-reject", ...). */
+void	 stats_outcome(const char *outcome);
 /* One check's result, e.g. ("spf", "pass"). */
 void	 stats_check(const char *check, const char *result);
 void	 stats_observe(enum stats_hist, double seconds);
@@ -66,6 +69,7 @@ void	 stats_observe(enum stats_hist, double seconds);
 long long stats_get(enum stats_counter);
 long long stats_gauge_get(enum stats_gauge);
 long long stats_verdict_get(const char *verdict);
+long long stats_outcome_get(const char *outcome);
 
 /* Everything in the Prometheus text exposition format 0.0.4. */
 char	*stats_prometheus(void);

@@ -10,6 +10,7 @@
 #include "access.h"
 #include "conf.h"
 #include "db.h"
+#include "policy.h"
 #include "quar.h"
 #include "rules.h"
 #include "stats.h"
@@ -36,6 +37,7 @@ struct api_path {
 };
 
 static void	 api_metrics(struct web_req *, struct web_resp *);
+static json_t	*api_outcomes(void);
 static void	 api_stats(struct web_req *, struct web_resp *);
 static void	 api_verdicts(struct web_req *, struct web_resp *);
 static void	 api_greylist(struct web_req *, struct web_resp *);
@@ -269,6 +271,18 @@ api_tops(time_t since)
 	    "sender_domains", api_top(domains), "rules", api_top(rules));
 }
 
+/* Transactions since start by outcome: {"accept": n, ...}. */
+static json_t *
+api_outcomes(void)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; i < POL_NOUTCOMES; i++)
+		json_object_set_new(o, pol_outcome_name(i),
+		    json_integer(stats_outcome_get(pol_outcome_name(i))));
+	return o;
+}
+
 static void
 api_stats(struct web_req *r, struct web_resp *resp)
 {
@@ -302,6 +316,7 @@ api_stats(struct web_req *r, struct web_resp *resp)
 	    "rejected", (json_int_t)stats_verdict_get("reject"),
 	    "tempfailed", (json_int_t)stats_verdict_get("tempfail"),
 	    "db_ok", db_ok());
+	json_object_set_new(live, "outcomes", api_outcomes());
 	json_object_set_new(hist, "live", live);
 	json_object_set_new(hist, "range", json_string(range));
 	json_object_set_new(hist, "now", json_integer(now));

@@ -177,6 +177,30 @@ def test_release_envelope_and_header(make_postern, capture):
     p.stop()
 
 
+def test_release_leaves_out_fields_only_postern_writes(make_postern, capture):
+    """A forged X-Postern-Released, X-Spam-* or Authentication-Results of
+    our authserv-id rides in the stored copy (the raw view keeps it as
+    evidence) but not out of a release."""
+    p = start(make_postern, capture.addr)
+    forged = [b"X-Postern-Released: long ago by nobody\r\n", b"X-Spam-Flag: NO\r\n",
+              b"X-Spam-Score:\r\n -100\r\n",
+              b"Authentication-Results: postern.test; dmarc=pass header.from=bank.example\r\n"]
+    plain = message("forged")
+    msg = b"".join(forged) + plain
+    code, text = send(p.port, msg)
+    qid = quarantined_id(text)
+    rc, raw, _ = cli(p, "quarantine", "raw", qid)
+    assert rc == 0 and "X-Spam-Flag: NO" in raw
+    rc, out, err = cli(p, "quarantine", "release", qid)
+    assert rc == 0, out + err
+    got = capture.wait_messages(1)[0]
+    rel = got.header("X-Postern-Released")
+    assert len(rel) == 1 and "nobody" not in rel[0], rel
+    # ours, then exactly the message without the forged fields
+    assert got.data.split(b"\r\n", 1)[1] == plain
+    p.stop()
+
+
 def test_failed_release_stays_held(make_postern, make_capture):
     cap = make_capture(data_reply="451 4.3.0 try later")
     p = start(make_postern, cap.addr)

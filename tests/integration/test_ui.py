@@ -143,6 +143,9 @@ def test_login_page_then_overview(st, drv):
     drv.find_element(By.ID, "login-password").clear()
     logged_in(drv, st)
     wait_el(drv, "#tiles .tile")
+    # the overview counts what the MTA took, and what it refused, apart
+    assert "accepted by the MTA" in wait_el(drv, "#tiles").text
+    assert "refused by the MTA" in wait_el(drv, "#tiles").text
     wait_el(drv, "#chart-time")
     # Chart.js drew on its canvas (the embedded Debian copy loaded).
     assert drv.execute_script("return typeof Chart") == "function"
@@ -167,6 +170,9 @@ def test_sent_message_appears_in_verdict_log(st, drv):
     click(drv, "#verdict-table tbody tr", text=subject)
     detail = wait_el(drv, "#verdict-detail")
     assert subject in detail.text and "spf" in detail.text and "pass" in detail.text
+    # the backend's own answer, labelled as the MTA's (not ours)
+    assert "MTA reply" in detail.text and "Backend reply" not in detail.text
+    assert "250" in detail.text and "Outcome" in detail.text
     shot(drv, "verdicts")
     # Overview counts it (the refresh runs every 10 s; reload instead).
     go(drv, st, "overview")

@@ -109,6 +109,35 @@ T_CASE(skips_hostname_trailing_dot_and_last_field)
 	free(s);
 }
 
+/* Fields only Postern writes go whatever the hostname: X-Spam-* and
+ * X-Postern-*, folded or with space before the colon; look-alikes and
+ * the body stay. */
+T_CASE(skips_our_own_names)
+{
+	static const char m[] =
+	    "X-Spam-Flag: NO\r\n"
+	    "x-spam-score:\r\n -100\r\n"
+	    "X-Spam: not ours\r\n"
+	    "X-Spammer: not ours\r\n"
+	    "X-Spam-Status : No, score=-100\r\n"
+	    "Subject: hi\r\n"
+	    "X-Postern-Released: forged\r\n"
+	    "\r\n"
+	    "X-Spam-Flag: YES in the body\r\n";
+	static const char *gone[] = { "X-Spam-Flag: NO\r\n",
+	    "x-spam-score:\r\n -100\r\n", "X-Spam-Status : No, score=-100\r\n",
+	    "X-Postern-Released: forged\r\n" };
+	struct pol_skip *s;
+	int n = authres_skips(m, sizeof(m) - 1, "", &s);
+
+	T_EQ_INT(n, 4);
+	for (int i = 0; i < n && i < 4; i++) {
+		T_EQ_INT(s[i].off, strstr(m, gone[i]) - m);
+		T_EQ_INT(s[i].len, strlen(gone[i]));
+	}
+	free(s);
+}
+
 T_CASE(value_cleaned)
 {
 	char out[32];
@@ -181,6 +210,7 @@ main(void)
 	T_RUN(skips_only_ours);
 	T_RUN(skips_none);
 	T_RUN(skips_hostname_trailing_dot_and_last_field);
+	T_RUN(skips_our_own_names);
 	T_RUN(value_cleaned);
 	T_RUN(msghdr_walk);
 	T_RUN(hostile_headers);

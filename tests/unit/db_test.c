@@ -13,6 +13,7 @@
 static char dir[] = "/tmp/postern-dbtest-XXXXXX";
 static char path[256];
 static struct conf *c;
+static long long stat_total(const char *);
 
 /* step for the tests: count calls in the row's passed field. */
 static int
@@ -49,11 +50,15 @@ T_CASE(verdict_roundtrip)
 	    .client_name = "unknown", .helo = "h.test", .mail_from = "s@test",
 	    .rcpts = rc, .nrcpts = 2, .size = 123, .msgid = "<m@x>", .subject = "Hello",
 	    .checks = ck, .nchecks = 2, .score = 4.5, .verdict = "tag",
-	    .reply = "250 2.0.0 Ok", .backend_reply = "250 2.0.0 queued", .ms = 12 };
+	    .reply = "", .outcome = "accept", .stage = "end-of-data",
+	    .mta_reply = "250 2.0.0 queued", .ms = 12 };
 
 	db_verdict_add(&v);
 	v.sid = "DEF";
 	v.verdict = "reject";
+	v.outcome = "backend-reject";
+	v.stage = "rcpt";
+	v.mta_reply = "550 5.1.1 <a@example.org>: no such user";
 	v.subject = "Other";
 	db_verdict_add(&v);
 	T_EQ_INT(db_flush(5000), 0);
@@ -61,6 +66,13 @@ T_CASE(verdict_roundtrip)
 	T_ASSERT(a && json_array_size(a) == 2);
 	json_t *first = json_array_get(a, 0);
 	T_EQ_STR(json_string_value(json_object_get(first, "sid")), "DEF");
+	T_EQ_STR(json_string_value(json_object_get(first, "outcome")), "backend-reject");
+	T_EQ_STR(json_string_value(json_object_get(first, "stage")), "rcpt");
+	T_EQ_STR(json_string_value(json_object_get(first, "mta_reply")),
+	    "550 5.1.1 <a@example.org>: no such user");
+	/* the old name stays, with the backend's words only */
+	T_EQ_STR(json_string_value(json_object_get(first, "backend_reply")),
+	    "550 5.1.1 <a@example.org>: no such user");
 	T_EQ_STR(json_string_value(json_array_get(json_object_get(first, "rcpts"), 1)),
 	    "b@example.org");
 	T_EQ_STR(json_string_value(json_object_get(json_array_get(
@@ -73,6 +85,11 @@ T_CASE(verdict_roundtrip)
 	a = db_verdicts(10, 0, "oTHer");
 	T_ASSERT(a && json_array_size(a) == 1);
 	json_decref(a);
+	a = db_verdicts(10, 0, "backend-rej");	/* the outcome is searched too */
+	T_ASSERT(a && json_array_size(a) == 1);
+	json_decref(a);
+	T_EQ_INT(stat_total("outcome:backend-reject"), 1);
+	T_EQ_INT(stat_total("outcome:accept"), 1);
 	a = db_verdicts(10, 0, "nothing-like-this");
 	T_ASSERT(a && json_array_size(a) == 0);
 	json_decref(a);
@@ -89,7 +106,7 @@ T_CASE(verdict_invalid_utf8_kept)
 	    .client_name = "unknown", .helo = "h\xc3(.test", .mail_from = "s@test",
 	    .rcpts = rc, .nrcpts = 1, .size = 1, .msgid = "<u@x>",
 	    .subject = "caf\xe9 \xe2\x82\xac ok", .checks = ck, .nchecks = 1, .score = 1,
-	    .verdict = "accept", .reply = "250", .backend_reply = "250", .ms = 1 };
+	    .verdict = "accept", .reply = "250", .mta_reply = "250", .ms = 1 };
 
 	db_verdict_add(&v);
 	T_EQ_INT(db_flush(5000), 0);
@@ -153,7 +170,7 @@ T_CASE(verdict_json_text_as_jansson)
 	    .client_name = "unknown", .helo = "h.test", .mail_from = "s@test",
 	    .rcpts = rc, .nrcpts = 3, .size = 1, .msgid = "<j@x>", .subject = "S",
 	    .checks = ck, .nchecks = 4, .score = 2.5, .verdict = "quarantine",
-	    .reply = "250", .backend_reply = "", .ms = 1 };
+	    .reply = "250", .mta_reply = "", .ms = 1 };
 	json_t *jr = json_array(), *jc = json_array();
 	char *want_r, *want_c, *got;
 

@@ -12,6 +12,7 @@
 #include "policy_int.h"
 #include "quar.h"
 #include "rate.h"
+#include "relay.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -238,6 +239,37 @@ T_CASE(deny_and_allow_lists)
 	T_EQ_INT(envelope(ps, "ok@example.org", "Nobody@example.net", &d), POL_REJECT);
 	T_EQ_STR(d.text, "<Nobody@example.net>: Recipient address rejected: denied by local policy");
 	pol_session_free(ps);
+}
+
+/* The relay guard: 554 before any check, through an allowlist, and its
+ * finding belongs to the transaction (gone after it, unlike CONNECT's). */
+T_CASE(relay_guard)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	char why[300];
+	int grey = c->greylist_enabled;
+
+	c->greylist_enabled = 1;
+	T_EQ_INT(relay_load("example.org", RELAY_DOMAINS, &c->relay_domains, why,
+	    sizeof(why)), 0);
+	T_EQ_INT(db_access_add("allow", "client", "192.0.2.177", NULL), 0);
+	ps = session("192.0.2.177");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	T_EQ_INT(envelope(ps, "a@sender.test", "x@elsewhere.test", &d), POL_REJECT);
+	T_EQ_INT(d.code, 554);
+	T_EQ_STR(d.status, "5.7.1");
+	T_EQ_STR(d.text, "<x@elsewhere.test>: Relay access denied");
+	T_ASSERT(pol_result_find(ps, "relay") != NULL);
+	T_ASSERT(pol_result_find(ps, "grey") == NULL);	/* no check ran */
+	pol_tx_reset(ps);
+	T_ASSERT(pol_result_find(ps, "relay") == NULL);
+	T_EQ_INT(envelope(ps, "a@sender.test", "y@example.org", &d), POL_ACCEPT);
+	pol_session_free(ps);
+	T_EQ_INT(db_access_del("allow", "client", "192.0.2.177"), 1);
+	relay_free(c->relay_domains);
+	c->relay_domains = NULL;
+	c->greylist_enabled = grey;
 }
 
 T_CASE(greylisting_with_clock)
@@ -546,13 +578,17 @@ T_CASE(verdict_log)
 	pol_tx_rcpt_accepted(ps, "r@example.net");
 	add(ps, "rule", 3, "looks odd");
 	run(ps, POL_DATA, &d);
-	pol_tx_record(ps, "250 2.0.0 Ok: queued", 1234, 7);
+	pol_tx_record(ps, &(struct pol_end){ .outcome = POL_O_ACCEPT,
+	    .stage = "end-of-data", .reply = "", .mta_reply = "250 2.0.0 Ok: queued",
+	    .size = 1234, .ms = 7 });
 	pol_tx_reset(ps);
 	T_EQ_INT(db_flush(10000), 0);
 	json_t *a = db_verdicts(5, 0, "log@example.org");
 	json_t *v = json_array_get(a, 0);
 	T_EQ_STR(json_string_value(json_object_get(v, "verdict")), "tag");
-	T_EQ_STR(json_string_value(json_object_get(v, "backend_reply")), "250 2.0.0 Ok: queued");
+	T_EQ_STR(json_string_value(json_object_get(v, "mta_reply")), "250 2.0.0 Ok: queued");
+	T_EQ_STR(json_string_value(json_object_get(v, "outcome")), "accept");
+	T_EQ_STR(json_string_value(json_object_get(v, "stage")), "end-of-data");
 	T_EQ_INT(json_integer_value(json_object_get(v, "size")), 1234);
 	T_EQ_STR(json_string_value(json_array_get(json_object_get(v, "rcpts"), 0)), "r@example.net");
 	/* the rule, and rdns from CONNECT (it names the client, no score) */
@@ -626,6 +662,7 @@ main(void)
 	T_RUN(skip_domains);
 	T_RUN(thresholds);
 	T_RUN(deny_and_allow_lists);
+	T_RUN(relay_guard);
 	T_RUN(greylisting_with_clock);
 	T_RUN(auto_allow_and_dnswl_skip);
 	T_RUN(greylist_survives_restart_and_expires);

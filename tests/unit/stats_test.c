@@ -1,5 +1,6 @@
 /* stats_test.c -- live counters, check pairs, histograms and the
  * Prometheus text they print. */
+#include "policy.h"
 #include "stats.h"
 #include "t.h"
 #include "util.h"
@@ -58,6 +59,28 @@ T_CASE(verdicts)
 	T_EQ_INT(metric(t, "postern_verdicts_total{verdict=\"accept\"}"), 2);
 	T_EQ_INT(metric(t, "postern_verdicts_total{verdict=\"quarantine\"}"), 1);
 	T_EQ_INT(metric(t, "postern_verdicts_total{verdict=\"other\"}"), 2);
+	free(t);
+}
+
+/* Every outcome policy records has its own counter: none lands in
+ * "other", so the two name lists agree. */
+T_CASE(outcomes)
+{
+	char *t, want[96];
+
+	stats_reset();
+	for (int i = 0; i < POL_NOUTCOMES; i++)
+		for (int k = 0; k <= i; k++)
+			stats_outcome(pol_outcome_name(i));
+	stats_outcome("bogus");
+	t = stats_prometheus();
+	for (int i = 0; i < POL_NOUTCOMES; i++) {
+		T_EQ_INT(stats_outcome_get(pol_outcome_name(i)), i + 1);
+		snprintf(want, sizeof(want), "postern_outcomes_total{outcome=\"%s\"}",
+		    pol_outcome_name(i));
+		T_EQ_INT(metric(t, want), i + 1);
+	}
+	T_EQ_INT(metric(t, "postern_outcomes_total{outcome=\"other\"}"), 1);
 	free(t);
 }
 
@@ -153,6 +176,7 @@ main(void)
 {
 	T_RUN(counters_and_gauges);
 	T_RUN(verdicts);
+	T_RUN(outcomes);
 	T_RUN(check_pairs_and_hostile_names);
 	T_RUN(check_table_full);
 	T_RUN(histogram_buckets);

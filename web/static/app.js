@@ -123,8 +123,13 @@ function route() {
 
 /* ------------------------------------------------------------- overview */
 
-const VERDICT_KINDS = ['accept', 'tag', 'quarantine', 'tempfail', 'reject'];
-const VERDICT_COLORS = { accept: '#1e7b34', tag: '#d08a00', quarantine: '#7b3fa8', tempfail: '#1f5fbf', reject: '#b3261e' };
+/* How transactions ended (/api/stats "outcome:<o>"): accept is mail the
+ * MTA took; backend-* is the MTA's own answer, the rest Postern's or the
+ * client's. */
+const OUTCOME_KINDS = ['accept', 'quarantine', 'reject', 'tempfail', 'backend-reject',
+  'backend-tempfail', 'backend-lost', 'abandoned'];
+const OUTCOME_COLORS = { accept: '#1e7b34', quarantine: '#7b3fa8', reject: '#b3261e', tempfail: '#1f5fbf',
+  'backend-reject': '#e0746c', 'backend-tempfail': '#7fa6e0', 'backend-lost': '#5a6b80', abandoned: '#b8bec8' };
 const BUCKET = { hour: 60, day: 1800, week: 21600 };
 
 async function loadOverview() {
@@ -146,11 +151,13 @@ async function drawOverview() {
   const s = await api('GET', '/api/stats?range=' + P.range);
   const tot = s.totals || {};
   const live = s.live || {};
-  const sum = (k) => tot['verdict:' + k] || 0;
+  const sum = (k) => tot['outcome:' + k] || 0;
   const tiles = clear($('tiles'));
-  tiles.append(tile('messages (' + s.range + ')', VERDICT_KINDS.reduce((a, k) => a + sum(k), 0)),
-    tile('accepted', sum('accept') + sum('tag')), tile('quarantined', sum('quarantine')),
+  tiles.append(tile('transactions (' + s.range + ')', OUTCOME_KINDS.reduce((a, k) => a + sum(k), 0)),
+    tile('accepted by the MTA', sum('accept')), tile('quarantined', sum('quarantine')),
     tile('rejected', sum('reject')), tile('tempfailed', sum('tempfail')),
+    tile('refused by the MTA', sum('backend-reject') + sum('backend-tempfail')),
+    tile('MTA unreachable', sum('backend-lost')), tile('abandoned', sum('abandoned')),
     tile('sessions open', live.sessions_active || 0), tile('sessions since start', live.sessions || 0),
     tile('database', live.db_ok ? 'ok' : 'FAILING'));
   drawTimeChart(s);
@@ -168,7 +175,7 @@ function drawTimeChart(s) {
   const n = Math.ceil((s.now - start) / step);
   const labels = [];
   const series = {};
-  for (const k of VERDICT_KINDS) series[k] = new Array(n).fill(0);
+  for (const k of OUTCOME_KINDS) series[k] = new Array(n).fill(0);
   for (let i = 0; i < n; i++) {
     const d = new Date((start + i * step) * 1000);
     labels.push(s.range === 'hour' || s.range === 'day'
@@ -176,13 +183,13 @@ function drawTimeChart(s) {
       : d.toLocaleString([], { weekday: 'short', hour: '2-digit' }));
   }
   for (const m of s.minutes || []) {
-    if (!m.name.startsWith('verdict:')) continue;
+    if (!m.name.startsWith('outcome:')) continue;
     const k = m.name.slice(8);
     const i = Math.floor((m.minute - start) / step);
     if (series[k] && i >= 0 && i < n) series[k][i] += m.n;
   }
-  const datasets = VERDICT_KINDS.map((k) => ({ label: k, data: series[k],
-    backgroundColor: VERDICT_COLORS[k], borderWidth: 0 }));
+  const datasets = OUTCOME_KINDS.map((k) => ({ label: k, data: series[k],
+    backgroundColor: OUTCOME_COLORS[k], borderWidth: 0 }));
   if (P.charts.time) {
     P.charts.time.data.labels = labels;
     P.charts.time.data.datasets.forEach((d, i) => { d.data = datasets[i].data; });
@@ -197,14 +204,14 @@ function drawTimeChart(s) {
 
 function drawVerdictChart(sum) {
   if (typeof Chart === 'undefined') return;
-  const data = VERDICT_KINDS.map(sum);
+  const data = OUTCOME_KINDS.map(sum);
   if (P.charts.verdicts) {
     P.charts.verdicts.data.datasets[0].data = data;
     P.charts.verdicts.update('none');
     return;
   }
   P.charts.verdicts = new Chart($('chart-verdicts'), { type: 'doughnut',
-    data: { labels: VERDICT_KINDS, datasets: [{ data, backgroundColor: VERDICT_KINDS.map((k) => VERDICT_COLORS[k]) }] },
+    data: { labels: OUTCOME_KINDS, datasets: [{ data, backgroundColor: OUTCOME_KINDS.map((k) => OUTCOME_COLORS[k]) }] },
     options: { responsive: true, maintainAspectRatio: false, animation: false } });
 }
 
@@ -238,12 +245,13 @@ async function newerVerdicts() {
 
 function drawVerdicts() {
   const tb = clear($('verdict-table').tBodies[0]);
-  if (!P.verdicts.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No transactions yet.')));
+  if (!P.verdicts.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'No transactions yet.')));
   for (const v of P.verdicts) {
     tb.appendChild(el('tr', { on: { click: (ev) => showVerdict(v, ev.currentTarget) } },
       el('td', {}, fmtTime(v.ts)), el('td', {}, v.client_ip), el('td', {}, v.mail_from),
       el('td', {}, list(v.rcpts)), el('td', { class: 'subj' }, v.subject),
-      el('td', { class: 'num' }, fmtScore(v.score)), el('td', {}, badge(v.verdict))));
+      el('td', { class: 'num' }, fmtScore(v.score)), el('td', {}, badge(v.verdict)),
+      el('td', { class: 'outcome' }, badge(v.outcome))));
   }
 }
 
@@ -274,7 +282,8 @@ function showVerdict(v, tr) {
     kv([['Time', fmtTime(v.ts)], ['Client', v.client_ip + (v.client_name ? ' (' + v.client_name + ')' : '')],
       ['HELO', v.helo], ['From', v.mail_from], ['To', list(v.rcpts)], ['Subject', v.subject],
       ['Message-ID', v.msgid], ['Size', v.size + ' bytes'], ['Score', fmtScore(v.score)],
-      ['Verdict', badge(v.verdict)], ['Our reply', v.reply], ['Backend reply', v.backend_reply],
+      ['Verdict', badge(v.verdict)], ['Outcome', badge(v.outcome)],
+      ['Ended at', v.stage], ['Our reply', v.reply], ['MTA reply', v.mta_reply],
       ['Time taken', v.ms + ' ms']]));
   d.appendChild(checksTable(v.checks));
   d.hidden = false;

@@ -9,6 +9,7 @@ so that it can misbehave on request. It runs its event loop in a thread.
     cap = Capture(xclient=True, xforward=False,
                   rcpt_replies={"rejected@": "550 5.1.1 no such user"},
                   data_reply="451 4.3.0 try later",   # or a callable(msg)
+                  data_cmd_reply="554 5.5.1 no thanks",  # refuse DATA itself
                   drop_after_data_bytes=100,          # close mid-DATA
                   data_delay=30,                      # answer the dot late
                   xclient_reply=lambda line, sess: None)  # a refusal, or
@@ -91,7 +92,7 @@ class CapSession:
 
 class Capture:
     def __init__(self, xclient=True, xforward=True, rcpt_replies=None,
-                 data_reply="250 2.0.0 Ok: queued", mail_reply=None,
+                 data_reply="250 2.0.0 Ok: queued", mail_reply=None, data_cmd_reply=None,
                  drop_after_data_bytes=None, data_delay=0, banner="220 capture.test ESMTP",
                  hostname="capture.test", port=None, xclient_reply=None):
         self.xclient = xclient
@@ -99,6 +100,7 @@ class Capture:
         self.rcpt_replies = dict(rcpt_replies or {})
         self.data_reply = data_reply
         self.mail_reply = mail_reply
+        self.data_cmd_reply = data_cmd_reply
         self.drop_after_data_bytes = drop_after_data_bytes
         self.data_delay = data_delay
         self.banner = banner
@@ -272,6 +274,9 @@ class Capture:
             elif verb == b"DATA":
                 if mail is None or not rcpts:
                     send("554 5.5.1 no valid recipients")
+                    continue
+                if self.data_cmd_reply:
+                    send(self.data_cmd_reply)
                     continue
                 send("354 End data with <CR><LF>.<CR><LF>")
                 await writer.drain()
