@@ -108,6 +108,7 @@ struct conf {
 	char	*web_listen;
 	char	*web_api_token;
 	char	*web_tls_cert, *web_tls_key;
+	char	*web_tls_priorities;	/* GnuTLS priority string */
 };
 
 struct conf_err {
