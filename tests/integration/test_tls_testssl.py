@@ -1,0 +1,142 @@
+"""testssl.sh's verdict on both of Postern's TLS ends with the default
+settings: SMTP STARTTLS (OpenSSL, proxy.tls_*) and the dashboard's HTTPS
+(libmicrohttpd over GnuTLS, web.tls_priorities).
+
+What must hold on each: no SSLv2/SSLv3/TLS 1.0/TLS 1.1; TLS 1.2 and 1.3; no
+CBC suite and no static-RSA key exchange among the offered ciphers; the
+server's cipher order; client-initiated renegotiation refused; and no
+vulnerability flagged.
+
+One testssl run per target for the whole module (a run takes minutes). It
+runs in a network namespace of its own (harness/nsrelay.py) that reaches
+Postern's port and nothing else, with --nodns none and without --phone-out:
+it cannot look anything up on the Internet.
+"""
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from harness import Postern, free_port, make_cert
+from harness.nsrelay import run_isolated
+
+pytestmark = pytest.mark.skipif(shutil.which("testssl") is None,
+                                reason="testssl.sh not installed (Debian: testssl.sh)")
+
+# -p protocols, -s cipher categories, -P server order, -U vulnerabilities
+# (renegotiation included), -E every cipher per protocol.
+TESTSSL = ["testssl", "--quiet", "--color", "0", "--nodns", "none", "--warnings", "off",
+           "--connect-timeout", "10", "--openssl-timeout", "10",
+           "-p", "-s", "-P", "-U", "-E"]
+TESTSSL_TIMEOUT = 900
+BAD_SEVERITY = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+# Findings every complete run has: their absence means testssl did not get
+# through, not that all is well.
+MUST_HAVE = ("TLS1_2", "TLS1_3", "cipher_order", "secure_client_renego", "LUCKY13",
+             "ROBOT", "cipherlist_AVERAGE")
+
+
+@pytest.fixture(scope="module")
+def tls_postern(moddir, unbound):
+    cert, key = make_cert(moddir.join("tls"))
+    p = Postern(moddir.join("postern"), "127.0.0.1:%d" % free_port(), unbound.addr,
+                conf={"proxy.tls_cert": cert, "proxy.tls_key": key,
+                      "web.tls_cert": cert, "web.tls_key": key})
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def _testssl(moddir, name, port, target_args):
+    out = moddir.join("testssl-%s.json" % name)
+    if os.path.exists(out):
+        os.unlink(out)
+    r = run_isolated(TESTSSL + ["--jsonfile", out] + target_args, port, moddir.path,
+                     TESTSSL_TIMEOUT)
+    assert os.path.exists(out), "testssl wrote no JSON (exit %d):\n%s%s" % (
+        r.returncode, r.stdout[-4000:], r.stderr[-2000:])
+    with open(out) as f:
+        findings = json.load(f)
+    ids = {f["id"] for f in findings}
+    missing = [i for i in MUST_HAVE if i not in ids]
+    assert not missing, "testssl did not get through (%s missing):\n%s" % (
+        missing, r.stdout[-4000:])
+    return findings
+
+
+@pytest.fixture(scope="module")
+def smtp_findings(tls_postern, moddir):
+    return _testssl(moddir, "smtp", tls_postern.port,
+                    ["--starttls", "smtp", "127.0.0.1:%d" % tls_postern.port])
+
+
+@pytest.fixture(scope="module")
+def web_findings(tls_postern, moddir):
+    return _testssl(moddir, "web", tls_postern.web_port, ["127.0.0.1:%d" % tls_postern.web_port])
+
+
+@pytest.fixture(params=["smtp", "web"])
+def findings(request):
+    return request.getfixturevalue(request.param + "_findings")
+
+
+def _one(findings, fid):
+    got = [f for f in findings if f["id"] == fid]
+    assert len(got) == 1, "%s: %r" % (fid, got)
+    return got[0]["finding"]
+
+
+def _ciphers(findings):
+    """(protocol, OpenSSL name, key exchange) of every offered cipher (-E)."""
+    out = []
+    for f in findings:
+        if re.match(r"cipher-tls1_[23]_x", f["id"]):
+            # "TLS 1.2   xc02f   ECDHE-RSA-AES128-GCM-SHA256   ECDH 253   AESGCM ..."
+            cols = f["finding"].split()
+            out.append((cols[0] + cols[1], cols[3], cols[4]))
+    return out
+
+
+def test_protocols_tls12_and_tls13_only(findings):
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert _one(findings, old).startswith("not offered"), old
+    assert _one(findings, "TLS1_2") == "offered"
+    assert _one(findings, "TLS1_3").startswith("offered")
+
+
+def test_no_cbc_nor_weak_cipher_categories(findings):
+    for cat in ("NULL", "aNULL", "EXPORT", "LOW", "3DES_IDEA", "AVERAGE"):
+        assert _one(findings, "cipherlist_" + cat).startswith("not offered"), cat
+    ciphers = _ciphers(findings)
+    assert ciphers, "testssl -E listed no cipher"
+    cbc = [c for c in ciphers if not re.search(r"GCM|CHACHA20|POLY1305|CCM", c[1])]
+    assert not cbc, cbc
+    assert "not vulnerable" in _one(findings, "LUCKY13")
+
+
+def test_forward_secret_key_exchange_only(findings):
+    """No static RSA: every TLS 1.2 cipher is ECDHE (TLS 1.3 always is)."""
+    tls12 = [c for c in _ciphers(findings) if c[0] == "TLS1.2"]
+    assert tls12
+    static = [c for c in tls12 if not c[1].startswith("ECDHE-") or c[2] != "ECDH"]
+    assert not static, static
+    assert "not vulnerable" in _one(findings, "ROBOT")
+
+
+def test_server_cipher_order(findings):
+    assert _one(findings, "cipher_order") == "server"
+
+
+def test_client_renegotiation_refused(findings):
+    assert "not vulnerable" in _one(findings, "secure_client_renego")
+    assert _one(findings, "secure_renego").startswith("supported")
+
+
+def test_no_vulnerability_flagged(findings):
+    bad = [(f["id"], f["severity"], f["finding"]) for f in findings
+           if f["severity"] in BAD_SEVERITY]
+    assert not bad, bad
