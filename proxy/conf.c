@@ -241,8 +241,7 @@ static const struct conf_key keys[] = {
 	{ "web.tls_priorities", T_STR, O(web_tls_priorities),
 	  "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
 	  "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
-	  "-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:"
-	  "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE",
+	  "-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:%SERVER_PRECEDENCE",
 	  0, 0, NULL,
 	  "GnuTLS priority string of the dashboard's HTTPS (default: TLS 1.2+, ECDHE with AEAD only, our order)" },
 };
