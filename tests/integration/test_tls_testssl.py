@@ -138,3 +138,26 @@ def test_no_vulnerability_flagged(findings):
     bad = [(f["id"], f["severity"], f["finding"]) for f in findings
            if f["severity"] in BAD_SEVERITY]
     assert not bad, bad
+
+
+PROBE = r"""
+import socket, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), 5)
+print("relayed:", s.recv(64).decode().strip())
+for host in ("192.0.2.1", "1.1.1.1"):
+    try:
+        socket.create_connection((host, 53), 3)
+        print("reached", host)
+    except OSError as e:
+        print("unreachable", host, e.errno)
+"""
+
+
+def test_isolation_reaches_postern_and_nothing_else(tls_postern, moddir):
+    """What testssl runs in: Postern's port is there, the world is not."""
+    r = run_isolated(["python3", "-c", PROBE, str(tls_postern.port)], tls_postern.port,
+                     moddir.path, 60)
+    assert r.returncode == 0, r.stderr
+    assert "relayed: 220 " in r.stdout, r.stdout
+    assert "reached" not in r.stdout and r.stdout.count("unreachable") == 2, r.stdout
