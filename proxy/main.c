@@ -9,6 +9,7 @@
 #include "quar.h"
 #include "rulecheck.h"
 #include "smtp.h"
+#include "tls.h"
 #include "util.h"
 #include "web.h"
 
@@ -47,6 +48,11 @@ cmd_configtest(int argc, char **argv)
 		return 1;
 	if (rbl_conf_check(c, why, sizeof(why)) == -1) {
 		fprintf(stderr, "%s: %s\n", c->path, why);
+		conf_unref(c);
+		return 1;
+	}
+	if (tls_check(c) == -1) {	/* ciphers, groups, files: OpenSSL's say */
+		fprintf(stderr, "%s: the proxy.tls_* settings above do not work\n", c->path);
 		conf_unref(c);
 		return 1;
 	}

@@ -440,6 +440,19 @@ tls_init(const struct conf *c)
 }
 
 int
+tls_check(const struct conf *c)
+{
+	SSL_CTX *ctx;
+
+	if (c->tls_cert[0] == '\0')
+		return 0;
+	if ((ctx = tls_ctx_build(c)) == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+int
 tls_reload(const struct conf *c)
 {
 	SSL_CTX *n = NULL, *old;

@@ -21,6 +21,8 @@ typedef struct ssl_st SSL;
 /* 0, or -1 with the reason logged. With no certificate configured it
  * succeeds and tls_enabled() says 0. */
 int		 tls_init(const struct conf *);
+/* configtest: would tls_init() succeed? 0, or -1 with the reasons logged. */
+int		 tls_check(const struct conf *);
 /* SIGHUP: read the certificate, key and OCSP response again (renewed files keep their
  * names) and use them for new handshakes; on failure keep the old ones.
  * 0 or -1 (logged). */

@@ -218,10 +218,12 @@ def test_bad_protocol_range_is_a_config_error(make_postern, capture, workdir, co
     ("proxy.tls_ciphersuites", "TLS_NO_SUCH_SUITE"),
     ("proxy.tls_groups", "nosuchcurve"),
 ])
-def test_bad_cipher_setting_stops_the_start(make_postern, capture, workdir, key, value):
+def test_bad_cipher_setting_fails_configtest_and_start(make_postern, capture, workdir, key, value):
     cert, key_file = make_cert(workdir.join("tls"))
     p = make_postern(capture.addr, start=False,
                      conf={"proxy.tls_cert": cert, "proxy.tls_key": key_file, key: value})
+    rc, out = p.configtest()
+    assert rc == 1 and key in out, out
     with pytest.raises(RuntimeError) as e:
         p.start()
     assert key in str(e.value)
