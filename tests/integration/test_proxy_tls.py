@@ -387,3 +387,20 @@ def test_ocsp_file_that_is_not_a_response_stops_the_start(make_postern, capture,
     with pytest.raises(RuntimeError) as e:
         p.start()
     assert "proxy.tls_ocsp_file" in str(e.value)
+
+
+def test_tickets_survive_a_reload(make_postern, capture, workdir):
+    """The ticket keys belong to the process: a SIGHUP (a renewed
+    certificate) does not void the tickets out there."""
+    cert, key = make_cert(workdir.join("tls"))
+    p = make_postern(capture.addr, conf={"proxy.tls_cert": cert, "proxy.tls_key": key})
+    ctx = _client_ctx()
+    c = _tls_session(p.port, ctx)
+    ticket = c.sock.session
+    c.close()
+    p.reload()
+    wait_until(lambda: "configuration" in p.log() and "loaded" in p.log(), 20,
+               what="the reload")
+    c = _tls_session(p.port, ctx, session=ticket)
+    assert c.sock.session_reused
+    c.close()
