@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "access.h"
 #include "relay.h"
+#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -96,6 +97,22 @@ static const struct conf_key keys[] = {
 	{ "proxy.tls_cert", T_STR, O(tls_cert), "", 0, 0, NULL,
 	  "PEM certificate chain; STARTTLS is offered when this and tls_key are set" },
 	{ "proxy.tls_key", T_STR, O(tls_key), "", 0, 0, NULL, "PEM private key" },
+	{ "proxy.tls_protocols", T_STR, O(tls_protocols), "TLSv1.2 TLSv1.3", 0, 0, NULL,
+	  "TLS versions offered, a range from TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 (docs/tls.md)" },
+	{ "proxy.tls_ciphers", T_STR, O(tls_ciphers),
+	  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305", 0, 0, NULL,
+	  "TLS 1.2 and older ciphers in OpenSSL syntax, in our order of preference (default: ECDHE with AEAD only)" },
+	{ "proxy.tls_ciphersuites", T_STR, O(tls_ciphersuites),
+	  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", 0, 0, NULL,
+	  "TLS 1.3 cipher suites in OpenSSL syntax, in our order of preference" },
+	{ "proxy.tls_groups", T_STR, O(tls_groups), "X25519:prime256v1:secp384r1", 0, 0, NULL,
+	  "key exchange groups (curves) for ECDHE and TLS 1.3" },
+	{ "proxy.tls_ticket_rotation", T_SECS, O(tls_ticket_rotation), "12h", 0, 302400, NULL,
+	  "session tickets: a new key every this long, the previous one still accepted (0 = no tickets; at most 3.5d)" },
+	{ "proxy.tls_ocsp_file", T_STR, O(tls_ocsp_file), "", 0, 0, NULL,
+	  "DER OCSP response for proxy.tls_cert to staple (refresh it and send SIGHUP; docs/tls.md)" },
 	{ "proxy.threads", T_INT, O(threads), "0", 0, 256, NULL,
 	  "I/O threads, each with its own listener; 0 = one per core" },
 	{ "proxy.max_connections", T_INT, O(max_connections), "10000", 1, 1000000, NULL,
@@ -119,13 +136,19 @@ static const struct conf_key keys[] = {
 	{ "proxy.bare_lf", T_ENUM, O(bare_lf), "reject", 0, 0, "reject|normalize",
 	  "bare LF or CR in DATA: reject (550 5.5.2) or normalize to CRLF" },
 	{ "proxy.timeout_command", T_SECS, O(timeout_command), "300", 1, LL, NULL,
-	  "idle time waiting for a command (RFC 5321 4.5.3.2.7: 5 minutes)" },
+	  "time for a whole command line, and for the wait before it (RFC 5321 4.5.3.2.7: 5 minutes)" },
 	{ "proxy.timeout_data_init", T_SECS, O(timeout_data_init), "120", 1, LL, NULL,
 	  "time for the first data after 354 (RFC 5321 4.5.3.2.4: 2 minutes)" },
 	{ "proxy.timeout_data_block", T_SECS, O(timeout_data_block), "180", 1, LL, NULL,
 	  "time between data blocks (RFC 5321 4.5.3.2.5: 3 minutes)" },
 	{ "proxy.timeout_data_term", T_SECS, O(timeout_data_term), "600", 1, LL, NULL,
 	  "time for the backend's reply to the final dot (RFC 5321 4.5.3.2.6: 10 minutes)" },
+	{ "proxy.timeout_data_min", T_SECS, O(timeout_data_min), "300", 1, LL, NULL,
+	  "the DATA phase must end within this plus the bytes received / data_rate_min (docs/proxy.md)" },
+	{ "proxy.data_rate_min", T_BYTES, O(data_rate_min), "500", 1, LL, NULL,
+	  "bytes per second of DATA that earn more time beyond timeout_data_min" },
+	{ "proxy.session_max", T_SECS, O(session_max), "1h", 1, LL, NULL,
+	  "longest SMTP session; past it 421 4.4.2 and close" },
 	{ "proxy.timeout_backend_connect", T_SECS, O(timeout_backend_connect), "30", 1, LL, NULL,
 	  "time to connect to the backend and read its banner" },
 	{ "proxy.timeout_backend", T_SECS, O(timeout_backend), "300", 1, LL, NULL,
@@ -253,6 +276,12 @@ static const struct conf_key keys[] = {
 	  "time for a whole request, headers and body, from the connection or the previous answer; past it closed (read at start)" },
 	{ "web.trusted_proxies", T_LIST, O(web_trusted_proxies), "", 0, 0, NULL,
 	  "reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty = the header is ignored" },
+	{ "web.tls_priorities", T_STR, O(web_tls_priorities),
+	  "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+	  "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"
+	  "-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:%SERVER_PRECEDENCE",
+	  0, 0, NULL,
+	  "GnuTLS priority string of the dashboard's HTTPS (default: TLS 1.2+, ECDHE with AEAD only, our order)" },
 };
 #undef O
 
@@ -261,7 +290,7 @@ static const struct conf_key keys[] = {
 static const char *restart_keys[] = {
 	"proxy.listen", "proxy.threads", "proxy.user", "policy.workers",
 	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path",
-	"web.listen", "web.tls_cert", "web.tls_key", "web.max_conns",
+	"web.listen", "web.tls_cert", "web.tls_key", "web.tls_priorities", "web.max_conns",
 	"web.max_conns_per_ip", "web.request_timeout",
 };
 
@@ -543,11 +572,15 @@ static void
 conf_check(struct conf_parse *p)
 {
 	struct conf *c = p->c;
-	int l;
+	int l, lo, hi;
 
 	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0'))
 		conf_error(p, CONF_LATER(conf_line(c, "proxy.tls_cert"), conf_line(c, "proxy.tls_key")),
 		    "proxy.tls_cert and proxy.tls_key go together; set both or neither");
+	if (tls_protocols_parse(c->tls_protocols, &lo, &hi) == -1)
+		conf_error(p, conf_line(c, "proxy.tls_protocols"), "proxy.tls_protocols '%s' "
+		    "is not a range of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3; write e.g. TLSv1.2 TLSv1.3",
+		    c->tls_protocols);
 	if ((*c->web_tls_cert == '\0') != (*c->web_tls_key == '\0'))
 		conf_error(p, CONF_LATER(conf_line(c, "web.tls_cert"), conf_line(c, "web.tls_key")),
 		    "web.tls_cert and web.tls_key go together; set both or neither");

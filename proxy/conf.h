@@ -32,6 +32,9 @@ struct conf {
 	char	*hostname;
 	long long max_message_size;
 	char	*tls_cert, *tls_key;
+	char	*tls_protocols, *tls_ciphers, *tls_ciphersuites, *tls_groups;
+	char	*tls_ocsp_file;		/* DER response to staple; "" = none */
+	long long tls_ticket_rotation;	/* seconds; 0 = no session tickets */
 	int	 threads;		/* I/O threads; 0 = one per core */
 	int	 max_connections;
 	int	 max_connections_per_ip;
@@ -46,6 +49,9 @@ struct conf {
 	long long timeout_command, timeout_data_init, timeout_data_block,
 		  timeout_data_term, timeout_backend_connect, timeout_backend,
 		  drain_timeout;
+	long long timeout_data_min;	/* DATA phase: this + bytes / data_rate_min */
+	long long data_rate_min;	/* bytes per second */
+	long long session_max;		/* whole session, seconds */
 	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
 	int	 backend_pool;		/* idle backend legs kept per loop */
 	/* The relay guard (relay.h); NULL: no limit of ours. */
@@ -110,6 +116,7 @@ struct conf {
 	int	 web_max_conns, web_max_conns_per_ip;
 	long long web_request_timeout;
 	char	*web_trusted_proxies;
+	char	*web_tls_priorities;	/* GnuTLS priority string */
 };
 
 struct conf_err {

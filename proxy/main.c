@@ -9,6 +9,7 @@
 #include "quar.h"
 #include "rulecheck.h"
 #include "smtp.h"
+#include "tls.h"
 #include "util.h"
 #include "web.h"
 
@@ -83,6 +84,9 @@ cmd_configtest(int argc, char **argv)
 		fprintf(stderr, "postern: no -c FILE given; checking %s\n", path);
 	t.c = conf_load_all(path, &t.errs, &t.n);
 	rbl_conf_check(t.c, configtest_problem, &t);
+	if (tls_check(t.c) == -1)	/* ciphers, groups, files: OpenSSL's say */
+		configtest_problem(&t, conf_key_line(t.c, "proxy.tls_cert"),
+		    "the proxy.tls_* settings do not work (OpenSSL's reasons above)");
 	configtest_sort(t.errs, t.n);
 	for (int i = 0; i < t.n; i++)
 		fprintf(stderr, "%s\n", t.errs[i].msg);

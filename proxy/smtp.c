@@ -126,6 +126,8 @@ struct smtp_tx {
 	struct pol_msg	 msg;
 	uint64_t	 t_start;
 	int		 data_started;	/* bytes came after 354 */
+	uint64_t	 t_data;	/* 354 sent, monotonic ms */
+	unsigned long long data_bytes;	/* received after 354 */
 	/* MAIL goes to the backend with the first RCPT that policy lets
 	 * through (pipelined with it), so a MAIL that never gets a recipient
 	 * costs the backend nothing. */
@@ -227,6 +229,7 @@ static void	 smtp_line(struct smtp_session *, char *, size_t);
 static void	 smtp_data_input(struct smtp_session *);
 static void	 smtp_error(struct smtp_session *);
 static void	 smtp_set_deadline(struct smtp_session *);
+static const char *smtp_deadline_passed(const struct smtp_session *, uint64_t);
 static void	 smtp_policy(struct smtp_session *, enum pol_stage);
 static void	 smtp_job_done(struct smtp_session *, struct work_job *);
 static void	 smtp_jobs_back(void *);
@@ -340,20 +343,48 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 		log_debug("%s: %s -> %s", s->id, smtp_state_names[s->state],
 		    smtp_state_names[st]);
 	s->state = st;
+	if (st == SMTP_S_DATA)
+		s->tx->t_data = time_mono_ms();
 	smtp_set_deadline(s);
 }
 
-/* RFC 5321 4.5.3.2: a timeout per wait for the client. */
+/*
+ * Start the clock on the unit of work the client owes us now: a whole
+ * command line (and the wait before it) within proxy.timeout_command, as
+ * Postfix's per-request deadline; in DATA each block within the RFC 5321
+ * 4.5.3.2.4/4.5.3.2.5 timeouts and the whole phase within
+ * timeout_data_min + bytes / data_rate_min. Called when a unit begins, never
+ * for bytes in the middle of one: a trickle cannot hold a line open.
+ */
 static void
 smtp_set_deadline(struct smtp_session *s)
 {
-	long long t = s->conf->timeout_command;
+	const struct conf *c = s->conf;
+	uint64_t now = time_mono_ms(), total;
 
-	if (s->state == SMTP_S_DATA)	/* 4.5.3.2.4 and 4.5.3.2.5 */
-		t = s->tx->data_started ? s->conf->timeout_data_block :
-		    s->conf->timeout_data_init;
+	if (s->state != SMTP_S_DATA) {
+		s->deadline = now + (uint64_t)c->timeout_command * 1000;
+		return;
+	}
+	s->deadline = now + (uint64_t)(s->tx->data_started ? c->timeout_data_block :
+	    c->timeout_data_init) * 1000;
+	total = s->tx->t_data + (uint64_t)c->timeout_data_min * 1000 +
+	    s->tx->data_bytes * 1000 / (unsigned long long)c->data_rate_min;
+	if (total < s->deadline)
+		s->deadline = total;
+}
 
-	s->deadline = time_mono_ms() + (uint64_t)t * 1000;
+/* Which bound the client overran, or NULL. proxy.session_max counts from
+ * the connection, whatever the session has been doing. */
+static const char *
+smtp_deadline_passed(const struct smtp_session *s, uint64_t now)
+{
+	if (now > s->t_conn + (uint64_t)s->conf->session_max * 1000 &&
+	    s->state != SMTP_S_QUIT)	/* the last reply may still go out */
+		return "session time limit";
+	if (now <= s->deadline)
+		return NULL;
+	return s->state == SMTP_S_DATA ? "DATA time limit" : "timeout";
 }
 
 static void
@@ -722,10 +753,16 @@ smtp_read(struct smtp_session *s)
 			smtp_free(s, "lost connection");
 			return;
 		}
+		/* A new line starts its clock with its first byte; bytes of a
+		 * line already begun (or being skipped) do not. */
+		int first = s->in.len == 0 && !(s->flags & SMTP_F_DISCARD);
 		line_buf_add(&s->in, p, (size_t)n);
-		if (s->state == SMTP_S_DATA)
+		if (s->state == SMTP_S_DATA) {
 			s->tx->data_started = 1;
-		smtp_set_deadline(s);
+			s->tx->data_bytes += (unsigned long long)n;
+			smtp_set_deadline(s);
+		} else if (first)
+			smtp_set_deadline(s);
 		if (s->ssl == NULL || tls_pending(s->ssl) == 0)
 			break;
 	}
@@ -800,6 +837,7 @@ smtp_process(struct smtp_session *s)
 		}
 		char *line = xstrndup(line_buf_ptr(&s->in), ll);
 		line_buf_drop(&s->in, (size_t)used);
+		smtp_set_deadline(s);	/* the next line's clock */
 		smtp_line(s, line, ll);
 		free(line);
 	}
@@ -1886,16 +1924,24 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 			be_tick(s->be, now);
 		if (s->flags & SMTP_F_DEAD)
 			continue;
-		if (s->wait == SMTP_W_NONE && s->state != SMTP_S_EOM && now > s->deadline) {
-			if (s->state == SMTP_S_QUIT || s->state == SMTP_S_TLS) {
-				smtp_free(s, "timeout");
-				continue;
-			}
-			log_info("%s: timeout after %s from [%s]", s->id,
-			    smtp_state_names[s->state], s->ip);
-			smtp_close_after(s, "421 4.4.2 %s Error: timeout exceeded",
-			    s->conf->hostname);
+		if (s->wait != SMTP_W_NONE || s->state == SMTP_S_EOM) {
+			/* our wait, not the client's: its clock restarts after */
+			uint64_t d = now + (uint64_t)s->conf->timeout_command * 1000;
+			if (d > s->deadline)
+				s->deadline = d;
+			continue;
 		}
+		const char *why = smtp_deadline_passed(s, now);
+		if (why == NULL)
+			continue;
+		if (s->state == SMTP_S_QUIT || s->state == SMTP_S_TLS) {
+			smtp_free(s, why);
+			continue;
+		}
+		log_info("%s: %s exceeded in %s from [%s]", s->id, why,
+		    smtp_state_names[s->state], s->ip);
+		smtp_close_after(s, "421 4.4.2 %s Error: %s exceeded",
+		    s->conf->hostname, why);
 	}
 }
 

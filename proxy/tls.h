@@ -1,9 +1,10 @@
 /*
  * tls.h -- STARTTLS for the client leg (RFC 3207) over OpenSSL.
  *
- * tls_init() builds the server context from proxy.tls_cert/proxy.tls_key
- * at start, tls_reload() again at SIGHUP; sessions then wrap their socket with tls_new() after the
- * 220 reply to STARTTLS. I/O calls follow the I/O helper convention: >0
+ * tls_init() builds the server context from proxy.tls_* (certificate and
+ * key; protocols, ciphers, suites and groups; session ticket rotation; an
+ * OCSP response to staple) at start, tls_reload() again at SIGHUP; sessions
+ * then wrap their socket with tls_new() after the 220 reply to STARTTLS. I/O calls follow the I/O helper convention: >0
  * bytes done, 0 would block (*want says on which event), -1 error or EOF.
  * Ownership: the session owns its SSL (tls_free). Thread: any; the context
  * is shared read-only.
@@ -20,11 +21,16 @@ typedef struct ssl_st SSL;
 /* 0, or -1 with the reason logged. With no certificate configured it
  * succeeds and tls_enabled() says 0. */
 int		 tls_init(const struct conf *);
-/* SIGHUP: read the certificate and key again (renewed files keep their
+/* configtest: would tls_init() succeed? 0, or -1 with the reasons logged. */
+int		 tls_check(const struct conf *);
+/* SIGHUP: read the certificate, key and OCSP response again (renewed files keep their
  * names) and use them for new handshakes; on failure keep the old ones.
  * 0 or -1 (logged). */
 int		 tls_reload(const struct conf *);
 int		 tls_enabled(void);
+/* proxy.tls_protocols ("TLSv1.2 TLSv1.3", comma or space separated) to an
+ * OpenSSL version range; -1 when a name is unknown or the range has a hole. */
+int		 tls_protocols_parse(const char *, int *min, int *max);
 void		 tls_shutdown(void);
 SSL		*tls_new(int fd);	/* NULL: no certificate (any more) */
 void		 tls_free(SSL *);

@@ -707,9 +707,11 @@ web_start(struct conf *c)
 	    MHD_OPTION_NOTIFY_CONNECTION, wconn_notify, NULL,
 	    web_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, web_pem_cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, web_pem_key,
+	    MHD_OPTION_HTTPS_PRIORITIES, c->web_tls_priorities,
 	    MHD_OPTION_END);
 	if (web_daemon == NULL) {
-		log_err("web: cannot listen on %s", c->web_listen);
+		log_err("web: cannot listen on %s%s", c->web_listen, web_tls ?
+		    " (or web.tls_priorities is not a GnuTLS priority string)" : "");
 		wconn_stop();
 		conf_unref(web_conf);
 		web_conf = NULL;

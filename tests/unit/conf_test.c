@@ -1,7 +1,10 @@
 /* conf_test.c -- config parsing: defaults, values, errors with lines. */
 #include "conf.h"
 #include "t.h"
+#include "tls.h"
 #include "util.h"
+
+#include <openssl/ssl.h>
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -30,6 +33,27 @@ load_text(const char *text, struct conf_err **e, int *n)
 	return c;
 }
 
+/* proxy.tls_protocols: a range of versions, as OpenSSL takes them. */
+T_CASE(tls_protocols)
+{
+	int lo, hi;
+
+	T_EQ_INT(tls_protocols_parse("TLSv1.2 TLSv1.3", &lo, &hi), 0);
+	T_EQ_INT(lo, TLS1_2_VERSION);
+	T_EQ_INT(hi, TLS1_3_VERSION);
+	T_EQ_INT(tls_protocols_parse("tlsv1.3", &lo, &hi), 0);	/* case, one alone */
+	T_EQ_INT(lo, TLS1_3_VERSION);
+	T_EQ_INT(hi, TLS1_3_VERSION);
+	T_EQ_INT(tls_protocols_parse(" TLSv1.1,TLSv1, TLSv1.2 ", &lo, &hi), 0);
+	T_EQ_INT(lo, TLS1_VERSION);
+	T_EQ_INT(hi, TLS1_2_VERSION);
+	T_EQ_INT(tls_protocols_parse("TLSv1.1 TLSv1.3", &lo, &hi), -1);	/* a hole */
+	T_EQ_INT(tls_protocols_parse("SSLv3 TLSv1", &lo, &hi), -1);	/* not ours */
+	T_EQ_INT(tls_protocols_parse("TLSv1.2x", &lo, &hi), -1);
+	T_EQ_INT(tls_protocols_parse("", &lo, &hi), -1);
+	T_EQ_INT(tls_protocols_parse(" , ", &lo, &hi), -1);
+}
+
 T_CASE(defaults)
 {
 	struct conf *c = conf_defaults();
@@ -39,6 +63,10 @@ T_CASE(defaults)
 	T_EQ_INT(c->greylist_delay, 300);
 	T_EQ_INT(c->greylist_retry_window, 2 * 86400);
 	T_EQ_INT(c->bare_lf, CONF_BARE_LF_REJECT);
+	T_EQ_STR(c->tls_protocols, "TLSv1.2 TLSv1.3");
+	T_EQ_INT(c->tls_ticket_rotation, 12 * 3600);
+	T_EQ_INT(c->session_max, 3600);
+	T_EQ_INT(c->data_rate_min, 500);
 	conf_unref(c);
 }
 
@@ -220,6 +248,7 @@ T_CASE(hostport)
 int
 main(void)
 {
+	T_RUN(tls_protocols);
 	T_RUN(defaults);
 	T_RUN(values_parsed);
 	T_RUN(errors_name_line);
