@@ -37,6 +37,8 @@ keys() {
 		# The tag reads like the line in the file: "name = default".
 		def = f[3] == "(empty)" ? "" : roff(f[3])
 		sub(/^\\fB/, "\\fI", def)
+		# Long cipher lists may break after a colon (\: is an optional break).
+		gsub(/:/, ":\\:", def)
 		printf ".TP\n\\fB%s\\fR = %s\n", roff(name), def
 		printf "\\&%s\n", roff(f[4])
 		nkeys++
