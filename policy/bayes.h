@@ -102,11 +102,17 @@ struct bayes_verdict {
 	int	 ntop;
 };
 
-/* Classify a parsed message with c's [bayes] settings. Fills v; returns
- * 0, or -1 when the counts could not be read (v->state BAYES_ERROR).
- * Costs CPU only (the parse is the caller's), plus one database read
- * when the refresh interval has passed. */
-int	 bayes_classify(struct conf *c, const struct mime_msg *, struct bayes_verdict *v);
+/* Classify a parsed message (rawlen: the raw message's size, one of the
+ * structural traits) with c's [bayes] settings. Fills v; returns 0, or -1
+ * when the counts could not be read (v->state BAYES_ERROR). Costs CPU
+ * only (the parse is the caller's), plus one database read when the
+ * refresh interval has passed. */
+int	 bayes_classify(struct conf *c, const struct mime_msg *, size_t rawlen,
+	    struct bayes_verdict *v);
+/* The verdict the check reached in this session's transaction, or NULL
+ * (postern check's JSON). */
+struct pol_session;
+const struct bayes_verdict *bayes_session_verdict(const struct pol_session *);
 /* "untrained", "ham", "unsure", "spam", "temperror". */
 const char *bayes_state_name(enum bayes_state);
 

@@ -58,6 +58,9 @@ struct pol_session {
 	char	       **rcpts;		/* accepted by the backend */
 	int		 nrcpts;
 	char		*msgid, *subject, *from_hdr;	/* filled at DATA */
+	/* The message taken apart by rules/mime.c, parsed once at DATA by the
+	 * first check that asks (pol_mime) and shared by the rest. */
+	struct mime_msg	*mime;
 
 	struct dns_budget dns;
 	struct pol_result results[POL_MAX_RESULTS];
@@ -123,6 +126,11 @@ unsigned pol_probe_round(const struct pol_session *);
 int	 pol_probe_reusable(const struct pol_session *, unsigned round);
 /* `postern check --only a,b`: run only these checks (NULL: all). */
 void	 pol_only_set(const char *csv);
+
+/* The DATA message parsed (rules/mime.h), once per transaction: the
+ * first caller parses, later ones (rules, the classifier) share it.
+ * Owned by the session; freed at the transaction's reset. */
+const struct mime_msg *pol_mime(struct pol_session *, const struct pol_msg *);
 
 /* Record a finding. reason/authres may be NULL. Returns the stored result. */
 struct pol_result *pol_result_add(struct pol_session *, const char *check,
