@@ -89,6 +89,7 @@ static int	 bayes_score_set(struct conf *, const struct btok_set *, struct bayes
 static double	 bayes_chi2q(double x2, int v);
 static double	 bayes_fisher(const struct bayes_clue *, int n);
 static int	 bayes_clue_cmp(const void *, const void *);
+static void	 bayes_select(struct bayes_clue *, int n, int k);
 static void	 bayes_top(const struct btok_set *, struct bayes_clue *, int n,
 		    struct bayes_verdict *);
 static void	 bayes_verdict_set(struct conf *, struct bayes_verdict *);
@@ -294,6 +295,36 @@ bayes_fisher(const struct bayes_clue *c, int n)
 	return (1.0 + s - h) / 2.0;
 }
 
+/* Move the k strongest clues to the front (quickselect on dev): only
+ * they are sorted afterwards, not the thousands a long message has. */
+static void
+bayes_select(struct bayes_clue *cl, int n, int k)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		double pivot = cl[(lo + hi) / 2].dev;
+		int i = lo, j = hi;
+		while (i <= j) {
+			while (cl[i].dev > pivot)
+				i++;
+			while (cl[j].dev < pivot)
+				j--;
+			if (i <= j) {
+				struct bayes_clue t = cl[i];
+				cl[i++] = cl[j];
+				cl[j--] = t;
+			}
+		}
+		if (k - 1 <= j)
+			hi = j;
+		else if (k - 1 >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
 /* Strongest first. */
 static int
 bayes_clue_cmp(const void *a, const void *b)
@@ -338,9 +369,11 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 		cl[n++] = (struct bayes_clue){ f, fabs(f - 0.5), ns, nh, (uint32_t)i };
 	}
 	pthread_rwlock_unlock(&bm.lock);
-	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
-	if (n > c->bayes_max_used)
+	if (n > c->bayes_max_used) {
+		bayes_select(cl, n, c->bayes_max_used);
 		n = c->bayes_max_used;
+	}
+	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
 	v->used = n;
 	v->prob = bayes_fisher(cl, n);
 	bayes_top(s, cl, n, v);
