@@ -95,7 +95,8 @@ static void	 bayes_top(const struct btok_set *, struct bayes_clue *, int n,
 static void	 bayes_verdict_set(struct conf *, struct bayes_verdict *);
 static void	 bayes_digest(const char *, size_t, unsigned char out[32]);
 static const char *bayes_skip_from(const char *, size_t *);
-static void	 bayes_keys(const struct btok_set *, uint64_t **);
+static void	 bayes_fill(struct db_bayes_learn *, enum bayes_class, const char *,
+		    size_t, const struct btok_set *, uint64_t **);
 static size_t	 bayes_lf_len(const char *, size_t);
 static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
@@ -488,29 +489,34 @@ bayes_lf_len(const char *msg, size_t len)
 	return n;
 }
 
+/* A learn of msg (its tokens in s) as cls: digest and keys (*keys is
+ * xmalloc'd; the caller frees it after the learn). */
 static void
-bayes_keys(const struct btok_set *s, uint64_t **keys)
+bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
+    size_t len, const struct btok_set *s, uint64_t **keys)
 {
+	memset(l, 0, sizeof(*l));
+	l->cls = (int)cls;
+	bayes_digest(msg, len, l->digest);
 	*keys = xmalloc((s->n + 1) * sizeof(uint64_t));
 	for (size_t i = 0; i < s->n; i++)
 		(*keys)[i] = s->v[i].h;
+	l->keys = *keys;
+	l->nkeys = s->n;
 }
 
 int
 bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
     const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
 {
-	struct db_bayes_learn l = { .cls = (int)cls };
+	struct db_bayes_learn l;
 	struct btok_set s = { 0 };
 	uint64_t *keys;
 	int rc;
 
 	msg = bayes_skip_from(msg, &len);
-	bayes_digest(msg, len, l.digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &keys);
-	l.keys = keys;
-	l.nkeys = s.n;
+	bayes_fill(&l, cls, msg, len, &s, &keys);
 	rc = db_bayes_learn(&l, 1, c->bayes_max_tokens);
 	if (rc == 0 && out != NULL)
 		*out = (struct bayes_learned){ l.was, l.changed, (int)s.n };
@@ -536,18 +542,15 @@ bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
 void
 bayes_learn_queue(struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
-	struct db_bayes_learn l = { .cls = (int)cls };
+	struct db_bayes_learn l;
 	struct btok_set s = { 0 };
 	struct mime_msg *m;
 	uint64_t *keys;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	bayes_digest(msg, len, l.digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &keys);
-	l.keys = keys;
-	l.nkeys = s.n;
+	bayes_fill(&l, cls, msg, len, &s, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
 	btok_free(&s);
@@ -626,32 +629,30 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 {
 	const struct conf *c = ps->conf;
 	const struct bayes_verdict *v = &((struct bayes_tx *)ps->priv[BAYES_SLOT])->v;
-	struct db_bayes_learn l = { 0 };
+	struct db_bayes_learn l;
+	enum bayes_class cls;
 	long long mine, other;
 	uint64_t *keys;
 
 	if (before >= c->bayes_autolearn_spam_score)
-		l.cls = BAYES_LEARN_SPAM;
+		cls = BAYES_LEARN_SPAM;
 	else if (before <= c->bayes_autolearn_ham_score)
-		l.cls = BAYES_LEARN_HAM;
+		cls = BAYES_LEARN_HAM;
 	else
 		return;
-	mine = l.cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
-	other = l.cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
+	mine = cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
+	other = cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
 	if (mine >= c->bayes_min_learned && mine > c->bayes_autolearn_balance * (double)other) {
 		log_debug("%s: bayes: no autolearn as %s: %lld learned against %lld",
-		    ps->sid, l.cls ? "spam" : "ham", mine, other);
+		    ps->sid, cls ? "spam" : "ham", mine, other);
 		return;
 	}
-	bayes_digest(msg->data, msg->len, l.digest);
-	bayes_keys(s, &keys);
-	l.keys = keys;
-	l.nkeys = s->n;
+	bayes_fill(&l, cls, msg->data, msg->len, s, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
-	atomic_fetch_add(&bayes_nauto[l.cls], 1);
+	atomic_fetch_add(&bayes_nauto[cls], 1);
 	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
-	    ps->sid, l.cls ? "spam" : "ham", before);
+	    ps->sid, cls ? "spam" : "ham", before);
 }
 
 static void
@@ -719,19 +720,13 @@ cli_flush(struct bayes_cli *b)
 static void
 cli_message(struct bayes_cli *b, const char *msg, size_t len)
 {
-	struct db_bayes_learn *l = &b->batch[b->nbatch];
 	struct btok_set s = { 0 };
 	struct mime_msg *m;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	memset(l, 0, sizeof(*l));
-	l->cls = (int)b->cls;
-	bayes_digest(msg, len, l->digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &b->keys[b->nbatch]);
-	l->keys = b->keys[b->nbatch];
-	l->nkeys = s.n;
+	bayes_fill(&b->batch[b->nbatch], b->cls, msg, len, &s, &b->keys[b->nbatch]);
 	btok_free(&s);
 	mime_free(m);
 	b->seen++;
