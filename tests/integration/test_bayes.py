@@ -242,7 +242,7 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     rnd = random.Random(7)
     rss = []
     for chunk in range(10):
-        # 1,000 messages of fresh random words: ~200,000 tokens uncapped
+        # 1,000 messages of fresh random words: ~120,000 tokens uncapped
         text = "".join("From x@test Mon Jan  1 00:00:00 2024\n%s\n" % (
             "Subject: m%d\n\n%s\n" % (chunk * 1000 + i, " ".join(
                 "w%x" % rnd.getrandbits(40) for _ in range(40)))) for i in range(1000))
