@@ -104,6 +104,9 @@ static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
+static int	 bayes_blocks_msg(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
+static int	 bayes_idle(const struct conf *, long long *nspam, long long *nham);
 
 const struct pol_check bayes_check = {
 	.name = "bayes",
@@ -112,6 +115,7 @@ const struct pol_check bayes_check = {
 	.run = bayes_run,
 	.tx_reset = bayes_tx_reset,
 	.free = bayes_tx_reset,
+	.blocks_msg = bayes_blocks_msg,
 };
 
 static const char *const bayes_states[] = {
@@ -598,6 +602,36 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 		    v->top[i].text, v->top[i].prob);
 }
 
+/* Nothing to compute: untrained, the copy current, no autolearn (so no
+ * tokens are needed). Says so without waiting for the lock. 1 or 0. */
+static int
+bayes_idle(const struct conf *c, long long *nspam, long long *nham)
+{
+	int idle;
+
+	if (c->bayes_autolearn || pthread_rwlock_tryrdlock(&bm.lock) != 0)
+		return 0;
+	idle = bm.tab != NULL && time_mono_ms() < atomic_load(&bm.due_ms) &&
+	    (bm.nspam < c->bayes_min_learned || bm.nham < c->bayes_min_learned);
+	*nspam = bm.nspam;
+	*nham = bm.nham;
+	pthread_rwlock_unlock(&bm.lock);
+	return idle;
+}
+
+/* The classification is CPU work proportional to the message and may
+ * read the database (refresh): a worker's job, unless there is nothing
+ * to do at all (bayes_idle). */
+static int
+bayes_blocks_msg(const struct pol_session *ps, enum pol_stage st,
+    const struct pol_msg *msg)
+{
+	long long ns, nh;
+
+	(void)msg;
+	return st == POL_DATA && !bayes_idle(ps->conf, &ns, &nh);
+}
+
 static void
 bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
@@ -610,6 +644,16 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		return;
 	if ((bs = ps->priv[BAYES_SLOT]) == NULL)
 		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
+	memset(&bs->v, 0, sizeof(bs->v));
+	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
+		bs->v.state = BAYES_UNTRAINED;
+		bs->v.prob = 0.5;
+		bs->have = 1;
+		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
+		bayes_reason(&bs->v, reason, sizeof(reason));
+		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
+		return;
+	}
 	btok_message(&s, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
 	bayes_classify_set(ps->conf, &s, &bs->v);
 	bs->have = 1;

@@ -72,7 +72,7 @@ def check(p, path):
 
 
 def prepared(make_postern, backend, conf=None):
-    c = {"bayes.min_learned": "10", "spf.enabled": "no", "dkim.enabled": "no",
+    c = {"bayes.enabled": "yes", "bayes.min_learned": "10", "spf.enabled": "no", "dkim.enabled": "no",
          "dmarc.enabled": "no"}
     c.update(conf or {})
     p = make_postern(backend, conf=c, start=False)
