@@ -54,6 +54,7 @@
 #define BAYES_MAX_FILE	(64u << 20)
 
 struct bayes_mem {
+	_Atomic int	 inited;	/* bayes_init() ran: the database is there */
 	pthread_rwlock_t lock;
 	struct btab	*tab;		/* NULL until loaded */
 	long long	 nspam, nham, seq, epoch;
@@ -129,10 +130,12 @@ bayes_state_name(enum bayes_state s)
 	return (unsigned)s < ARRAY_SIZE(bayes_states) ? bayes_states[s] : "?";
 }
 
+/* A process that never opened the classifier (bayes_init) has no counts
+ * to classify with: the check does not run there. */
 static int
 bayes_enabled(const struct conf *c)
 {
-	return c->bayes_enabled;
+	return c->bayes_enabled && atomic_load(&bm.inited);
 }
 
 /* ------------------------------------------------------------ the copy */
@@ -142,6 +145,7 @@ bayes_init(struct conf *c)
 {
 	(void)c;
 	atomic_store(&bm.due_ms, 0);
+	atomic_store(&bm.inited, 1);
 	return bayes_refresh(1);
 }
 
@@ -161,6 +165,7 @@ bayes_shutdown(void)
 	bm.nspam = bm.nham = bm.seq = bm.epoch = 0;
 	pthread_rwlock_unlock(&bm.lock);
 	atomic_store(&bm.due_ms, 0);
+	atomic_store(&bm.inited, 0);
 }
 
 static void

@@ -67,7 +67,8 @@ extern const struct pol_check bayes_check;
 /* --- lifecycle ------------------------------------------------------------ */
 
 /* After db_open(): load the token counts. 0 or -1 (logged). A process that
- * only learns (postern learn, the web) need not call it. */
+ * only learns (postern learn, the web) need not call it; the check runs
+ * only in a process that did (pol_init does). */
 int	 bayes_init(struct conf *);
 /* SIGHUP: new thresholds and caps take effect for the next message. */
 void	 bayes_reload(struct conf *);
