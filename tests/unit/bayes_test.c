@@ -325,6 +325,35 @@ T_CASE(cap_expires_least_recent)
 	T_ASSERT(m.epoch > 0);
 }
 
+/* In the daemon learning goes through the db writer thread: the API the
+ * web uses waits for it, the queued form does not. */
+T_CASE(learn_through_writer)
+{
+	static const char m1[] = "Subject: writer one\r\n\r\nalpha beta gamma\r\n";
+	static const char m2[] = "Subject: writer two\r\n\r\ndelta epsilon\r\n";
+	struct db_bayes_meta before, after;
+	struct bayes_learned l;
+
+	db_close();
+	T_EQ_INT(db_open(c, 1), 0);
+	db_bayes_meta(&before);
+	T_EQ_INT(bayes_learn(c, m1, strlen(m1), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.changed, 1);
+	T_EQ_INT(l.was, -1);
+	bayes_learn_queue(c, m2, strlen(m2), BAYES_LEARN_HAM);
+	T_EQ_INT(db_flush(5000), 0);
+	db_bayes_meta(&after);
+	T_EQ_INT(after.nspam, before.nspam + 1);
+	T_EQ_INT(after.nham, before.nham + 1);
+	T_EQ_INT(bayes_learn(c, m1, strlen(m1), BAYES_LEARN_HAM, &l), 0);
+	T_EQ_INT(l.was, BAYES_LEARN_SPAM);
+	db_bayes_meta(&after);
+	T_EQ_INT(after.nspam, before.nspam);
+	T_EQ_INT(after.nham, before.nham + 2);
+	db_close();
+	T_EQ_INT(db_open(c, 0), 0);
+}
+
 int
 main(void)
 {
@@ -349,6 +378,7 @@ main(void)
 	T_RUN(relearn_moves_forget_removes);
 	T_RUN(classify_untrained_then_trained);
 	T_RUN(cap_expires_least_recent);
+	T_RUN(learn_through_writer);
 	bayes_shutdown();
 	db_close();
 	conf_unref(c);
