@@ -5,7 +5,7 @@
 
 CC	 = gcc
 PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
-	   jansson gmime-3.0 inih
+	   jansson gmime-3.0 inih libxxhash
 # libspf2 ships no pkg-config file; it is linked by name.
 CFLAGS	?= -O2 -g
 CFLAGS	+= -Wall -Wextra -Werror -std=gnu11 -pthread -D_GNU_SOURCE \
@@ -36,7 +36,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules spf-compare fuzz fuzz-build clean
+.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules bench-detect spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -218,6 +218,18 @@ bench-postfix: all
 
 bench-spf: all $(B)/bench/spf_bench
 	$(PYTHON) bench/spf_bench.py
+
+# Detection: five-fold cross-validation of rules, classifier and both over
+# the labelled training corpus (docs/bayes.md). The corpus is fetched once
+# (npm) into CORPUS; fold databases are learned into $(B)/bench-detect
+# (DETECT_ARGS=--relearn learns again; DETECT_ARGS=bayes.min_dev=0.2 tries
+# a setting).
+CORPUS	?= $(B)/corpus-train
+GET_TRAIN ?= ../shared/corpus/get-train.py
+bench-detect: all $(B)/bench/bayes_cv $(B)/bench/bayes_bench
+	@test -f $(CORPUS)/labels.tsv || $(PYTHON) $(GET_TRAIN) $(CORPUS)
+	$(B)/bench/bayes_cv $(B)/postern $(CORPUS) $(B)/bench-detect --relearn $(DETECT_ARGS)
+	$(B)/bench/bayes_bench
 
 # libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
 spf-compare: all $(B)/bench/spf_libspf2

@@ -43,6 +43,7 @@
 #define DB_PRUNE_RETRY_MS 15000	/* after a failed housekeeping round */
 #define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
 #define DB_STMT_CACHE	8	/* prepared hot-path reads kept per thread */
+#define DB_BAYES_CACHE_KB "131072"	/* page cache of a learning CLI process */
 /* How long queued rows that nobody waits for may wait for more. Each
  * commit costs a WAL write, a wakeup of the writer and lock traffic with
  * the readers; at 2,000 messages/s this turns ~3 commits per message
@@ -70,6 +71,7 @@ enum db_job_type {
 	DB_J_GREY,
 	DB_J_FLUSH,
 	DB_J_PRUNE,
+	DB_J_BAYES,
 };
 
 /* The text columns of a verdict row, in the order they are bound. */
@@ -116,6 +118,13 @@ struct db_job {
 		struct {
 			time_t	 now;
 		} p;
+		struct {
+			/* sync: the waiter's; queued: an owned copy (one
+			 * allocation holding the struct and its keys) */
+			struct db_bayes_learn *v;
+			size_t	 n;
+			long long max_tokens;
+		} b;
 	} u;
 };
 
@@ -139,6 +148,7 @@ static int	 db_job_run(struct db_job *);
 static int	 db_run_verdict(struct db_job *);
 static int	 db_run_grey(struct db_job *);
 static int	 db_run_prune(time_t now);
+static int	 db_bayes_run(sqlite3 *, struct db_bayes_learn *, size_t, long long max);
 static int	 db_stat_bump(const char *name, long long minute, int n);
 static int	 db_stat_acc(const char *name, time_t when, int n);
 static int	 db_acc_flush(void);
@@ -240,6 +250,19 @@ static const struct db_migration migrations[] = {
 	  "UPDATE verdicts SET outcome = CASE"
 	  "  WHEN verdict IN ('quarantine', 'reject', 'tempfail') THEN verdict"
 	  "  WHEN backend_reply LIKE '2%' THEN 'accept' ELSE 'unknown' END;" },
+	{ "classifier token counts",
+	  "CREATE TABLE bayes_tokens ("
+	  "  key INTEGER PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL,"
+	  "  seen INTEGER NOT NULL);"
+	  "CREATE INDEX bayes_tokens_seen ON bayes_tokens(seen);"
+	  "CREATE TABLE bayes_msgs ("
+	  "  digest BLOB PRIMARY KEY, class INTEGER NOT NULL,"
+	  "  ts INTEGER NOT NULL) WITHOUT ROWID;"
+	  "CREATE TABLE bayes_meta ("
+	  "  one INTEGER PRIMARY KEY CHECK (one = 1), nspam INTEGER NOT NULL,"
+	  "  nham INTEGER NOT NULL, ntokens INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	  "  epoch INTEGER NOT NULL);"
+	  "INSERT INTO bayes_meta VALUES (1, 0, 0, 0, 0, 0);" },
 	/* Append new steps here. */
 };
 
@@ -844,6 +867,8 @@ db_job_run(struct db_job *j)
 		return 0;
 	case DB_J_PRUNE:
 		return db_run_prune(j->u.p.now);
+	case DB_J_BAYES:
+		return db_bayes_run(db_wconn, j->u.b.v, j->u.b.n, j->u.b.max_tokens);
 	}
 	fatalx("db: job type %d", (int)j->type);
 }
@@ -902,6 +927,8 @@ db_job_free(struct db_job *j)
 		free(j->u.v.text);
 	else if (j->type == DB_J_STAT)
 		free(j->u.st.name);
+	else if (j->type == DB_J_BAYES && !j->sync)
+		free(j->u.b.v);
 	free(j);
 }
 
@@ -943,7 +970,7 @@ db_wstep(sqlite3_stmt *st, const char *what)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		db_fail(db_wconn, rc, what);
+		db_fail(sqlite3_db_handle(st), rc, what);
 		return -1;
 	}
 	return 0;
@@ -2108,4 +2135,291 @@ db_user_hash(const char *name)
 		db_fail(h, rc, "read web user");
 	sqlite3_finalize(st);
 	return hash;
+}
+
+/* ------------------------------------------------------------ classifier */
+
+/* The statements one learn batch uses, prepared once per batch. */
+enum db_bq {
+	DB_BQ_META, DB_BQ_META_SET, DB_BQ_MSG_GET, DB_BQ_MSG_PUT, DB_BQ_MSG_DEL,
+	DB_BQ_TOK_UPSERT, DB_BQ_TOK_ADD, DB_BQ_EXPIRE, DB_BQ_COUNT, DB_BQ_N
+};
+
+static const char *const db_bq_sql[DB_BQ_N] = {
+	[DB_BQ_META] = "SELECT nspam, nham, ntokens, seq, epoch FROM bayes_meta",
+	[DB_BQ_META_SET] = "UPDATE bayes_meta SET nspam = ?1, nham = ?2,"
+	    " ntokens = ?3, seq = ?4, epoch = ?5",
+	[DB_BQ_MSG_GET] = "SELECT class FROM bayes_msgs WHERE digest = ?1",
+	[DB_BQ_MSG_PUT] = "INSERT INTO bayes_msgs (digest, class, ts) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (digest) DO UPDATE SET class = excluded.class, ts = excluded.ts",
+	[DB_BQ_MSG_DEL] = "DELETE FROM bayes_msgs WHERE digest = ?1",
+	[DB_BQ_TOK_UPSERT] = "INSERT INTO bayes_tokens (key, spam, ham, seen)"
+	    " VALUES (?1, max(0, ?2), max(0, ?3), ?4) ON CONFLICT (key) DO UPDATE SET"
+	    " spam = max(0, spam + ?2), ham = max(0, ham + ?3), seen = ?4"
+	    " RETURNING spam + ham",
+	[DB_BQ_TOK_ADD] = "UPDATE bayes_tokens SET spam = max(0, spam + ?2),"
+	    " ham = max(0, ham + ?3), seen = ?4 WHERE key = ?1",
+	/* zero rows (forgotten) go first, then the least recently seen */
+	[DB_BQ_EXPIRE] = "DELETE FROM bayes_tokens WHERE key IN (SELECT key FROM"
+	    " bayes_tokens ORDER BY (spam + ham > 0), seen LIMIT ?1)",
+	[DB_BQ_COUNT] = "SELECT count(*) FROM bayes_tokens",
+};
+
+static void
+db_bq_free(sqlite3_stmt **q)
+{
+	for (int i = 0; i < DB_BQ_N; i++)
+		sqlite3_finalize(q[i]);
+}
+
+static int
+db_bq_prep(sqlite3 *h, sqlite3_stmt **q)
+{
+	memset(q, 0, sizeof(*q) * DB_BQ_N);
+	for (int i = 0; i < DB_BQ_N; i++)
+		if ((q[i] = db_prep(h, db_bq_sql[i])) == NULL) {
+			db_bq_free(q);
+			return -1;
+		}
+	return 0;
+}
+
+/* The totals through q[DB_BQ_META]. 0 or -1. */
+static int
+db_bq_meta(sqlite3 *h, sqlite3_stmt *st, struct db_bayes_meta *m)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		m->nspam = sqlite3_column_int64(st, 0);
+		m->nham = sqlite3_column_int64(st, 1);
+		m->ntokens = sqlite3_column_int64(st, 2);
+		m->seq = sqlite3_column_int64(st, 3);
+		m->epoch = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		db_fail(h, rc, "read classifier totals");
+		return -1;
+	}
+	return 0;
+}
+
+/* Move every key of v by (ds, dh), stamping it with seq: one UPSERT per
+ * key (half the statements of an INSERT OR IGNORE and an UPDATE). A row
+ * it made counts in ntokens; so does, once more, a forgotten (all zero)
+ * row learned again, which only makes expiry come early -- expiry then
+ * counts the table exactly. 0 or -1. */
+static int
+db_bq_tokens(sqlite3_stmt **q, const struct db_bayes_learn *v, int ds, int dh,
+    struct db_bayes_meta *m)
+{
+	sqlite3_stmt *st = q[ds > 0 || dh > 0 ? DB_BQ_TOK_UPSERT : DB_BQ_TOK_ADD];
+	int fresh = (ds > 0 ? ds : 0) + (dh > 0 ? dh : 0);
+
+	for (size_t i = 0; i < v->nkeys; i++) {
+		int rc;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->keys[i]);
+		sqlite3_bind_int(st, 2, ds);
+		sqlite3_bind_int(st, 3, dh);
+		sqlite3_bind_int64(st, 4, m->seq);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && st == q[DB_BQ_TOK_UPSERT])
+			m->ntokens += sqlite3_column_int(st, 0) == fresh;
+		while (rc == SQLITE_ROW)
+			rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(sqlite3_db_handle(st), rc, "count classifier token");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One message: what it was learned as decides what moves. 0 or -1. */
+static int
+db_bq_one(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_learn *v,
+    struct db_bayes_meta *m)
+{
+	long long *n[2] = { &m->nham, &m->nspam };
+	int rc, ds = 0, dh = 0;
+
+	sqlite3_bind_blob(q[DB_BQ_MSG_GET], 1, v->digest, 32, SQLITE_STATIC);
+	rc = sqlite3_step(q[DB_BQ_MSG_GET]);
+	v->was = rc == SQLITE_ROW ? sqlite3_column_int(q[DB_BQ_MSG_GET], 0) : -1;
+	sqlite3_reset(q[DB_BQ_MSG_GET]);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, "read learned message");
+		return -1;
+	}
+	v->changed = v->was != v->cls && !(v->cls == 2 && v->was == -1);
+	if (!v->changed)
+		return 0;
+	if (v->was == 0 || v->was == 1) {
+		(*n[v->was])--;
+		*(v->was ? &ds : &dh) -= 1;
+	}
+	if (v->cls == 0 || v->cls == 1) {
+		(*n[v->cls])++;
+		*(v->cls ? &ds : &dh) += 1;
+	}
+	m->seq++;
+	if (db_bq_tokens(q, v, ds, dh, m) == -1)
+		return -1;
+	if (v->cls == 2) {
+		sqlite3_bind_blob(q[DB_BQ_MSG_DEL], 1, v->digest, 32, SQLITE_STATIC);
+		return db_wstep(q[DB_BQ_MSG_DEL], "forget learned message");
+	}
+	sqlite3_bind_blob(q[DB_BQ_MSG_PUT], 1, v->digest, 32, SQLITE_STATIC);
+	sqlite3_bind_int(q[DB_BQ_MSG_PUT], 2, v->cls);
+	sqlite3_bind_int64(q[DB_BQ_MSG_PUT], 3, (sqlite3_int64)time_wall());
+	return db_wstep(q[DB_BQ_MSG_PUT], "record learned message");
+}
+
+/* Past the cap: delete down to 9/10 of it, forgotten rows first. */
+static int
+db_bq_expire(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_meta *m, long long max)
+{
+	int rc;
+
+	if (max <= 0 || m->ntokens <= max)
+		return 0;
+	rc = sqlite3_step(q[DB_BQ_COUNT]);	/* the count may run ahead */
+	if (rc == SQLITE_ROW)
+		m->ntokens = sqlite3_column_int64(q[DB_BQ_COUNT], 0);
+	sqlite3_reset(q[DB_BQ_COUNT]);
+	if (rc != SQLITE_ROW) {
+		db_fail(h, rc, "count classifier tokens");
+		return -1;
+	}
+	if (m->ntokens <= max)
+		return 0;
+	sqlite3_bind_int64(q[DB_BQ_EXPIRE], 1, m->ntokens - max / 10 * 9);
+	if (db_wstep(q[DB_BQ_EXPIRE], "expire classifier tokens") == -1)
+		return -1;
+	m->ntokens -= sqlite3_changes(h);
+	m->epoch++;
+	return 0;
+}
+
+/* Inside a transaction the caller opened. */
+static int
+db_bayes_run(sqlite3 *h, struct db_bayes_learn *v, size_t n, long long max)
+{
+	sqlite3_stmt *q[DB_BQ_N];
+	struct db_bayes_meta m;
+	int rc = -1;
+
+	if (db_bq_prep(h, q) == -1)
+		return -1;
+	if (db_bq_meta(h, q[DB_BQ_META], &m) == -1)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (db_bq_one(h, q, &v[i], &m) == -1)
+			goto out;
+	if (db_bq_expire(h, q, &m, max) == -1)
+		goto out;
+	sqlite3_bind_int64(q[DB_BQ_META_SET], 1, m.nspam);
+	sqlite3_bind_int64(q[DB_BQ_META_SET], 2, m.nham);
+	sqlite3_bind_int64(q[DB_BQ_META_SET], 3, m.ntokens);
+	sqlite3_bind_int64(q[DB_BQ_META_SET], 4, m.seq);
+	sqlite3_bind_int64(q[DB_BQ_META_SET], 5, m.epoch);
+	rc = db_wstep(q[DB_BQ_META_SET], "store classifier totals");
+out:
+	db_bq_free(q);
+	return rc;
+}
+
+int
+db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
+{
+	sqlite3 *h;
+	int rc;
+
+	if (db_has_writer) {
+		struct db_job *j = db_job_new(DB_J_BAYES, 1);
+		j->u.b.v = v;
+		j->u.b.n = n;
+		j->u.b.max_tokens = max_tokens;
+		return db_sync(j, DB_SYNC_WAIT_MS);
+	}
+	/* Bulk learning touches token rows all over the table: a page cache
+	 * that holds the table saves a read per token. */
+	if ((h = db_reader()) == NULL ||
+	    db_exec(h, "PRAGMA cache_size = -" DB_BAYES_CACHE_KB, "size the cache") == -1 ||
+	    db_exec(h, "BEGIN IMMEDIATE", "start learning") == -1)
+		return -1;
+	rc = db_bayes_run(h, v, n, max_tokens);
+	if (rc == 0 && db_exec(h, "COMMIT", "commit learning") == 0)
+		return 0;
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+void
+db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
+{
+	struct db_job *j;
+	struct db_bayes_learn *c, one;
+	uint64_t *keys;
+
+	if (!db_has_writer) {	/* a CLI or web-only process: write here */
+		one = *v;
+		if (db_bayes_learn(&one, 1, max_tokens) == -1)
+			log_err("db: a queued learn was not stored");
+		return;
+	}
+	j = db_job_new(DB_J_BAYES, 0);
+	c = xmalloc(sizeof(*c) + v->nkeys * sizeof(uint64_t));
+	keys = (uint64_t *)(c + 1);
+
+	*c = *v;
+	if (v->nkeys > 0)
+		memcpy(keys, v->keys, v->nkeys * sizeof(uint64_t));
+	c->keys = keys;
+	j->u.b.v = c;
+	j->u.b.n = 1;
+	j->u.b.max_tokens = max_tokens;
+	db_enqueue(j);
+}
+
+int
+db_bayes_meta(struct db_bayes_meta *m)
+{
+	static const char sql[] = "SELECT nspam, nham, ntokens, seq, epoch FROM bayes_meta";
+	sqlite3 *h;
+	sqlite3_stmt *st;
+
+	if ((st = db_rstmt(&h, sql)) == NULL)
+		return -1;
+	return db_bq_meta(h, st, m);
+}
+
+int
+db_bayes_load(long long since, struct db_bayes_meta *m,
+    void (*fn)(void *, uint64_t, unsigned, unsigned), void *arg)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st = NULL;
+	int rc = -1, step;
+
+	if (h == NULL || db_exec(h, "BEGIN", "read classifier") == -1)
+		return -1;
+	if (db_bayes_meta(m) == -1 || (st = db_prep(h,
+	    "SELECT key, spam, ham FROM bayes_tokens WHERE seen > ?1")) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, since);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (uint64_t)sqlite3_column_int64(st, 0),
+		    (unsigned)sqlite3_column_int64(st, 1),
+		    (unsigned)sqlite3_column_int64(st, 2));
+	if (step != SQLITE_DONE)
+		db_fail(h, step, "read classifier tokens");
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+	return rc;
 }

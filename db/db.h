@@ -29,6 +29,7 @@
 #define POSTERN_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -261,5 +262,45 @@ int	 db_user_set(const char *name, const char *hash);
 /* The stored hash (xmalloc'd), or NULL when there is no such user or the
  * database failed (logged). */
 char	*db_user_hash(const char *name);
+
+/* --- classifier token counts (owner: bayes) ----------------------------- */
+
+/* The classifier's totals. seq advances with every learn that changed
+ * something (rows it touched carry it in their `seen`); epoch advances
+ * whenever rows are deleted (expiry), so a reader that mirrors the table
+ * knows when a delta is not enough. */
+struct db_bayes_meta {
+	long long nspam, nham;		/* messages learned per class */
+	long long ntokens;		/* rows stored */
+	long long seq, epoch;
+};
+
+/* One message to learn (cls 0 ham, 1 spam) or forget (cls 2), by digest. */
+struct db_bayes_learn {
+	unsigned char digest[32];	/* SHA-256 of the message */
+	int	 cls;
+	const uint64_t *keys;		/* its distinct token hashes */
+	size_t	 nkeys;
+	/* filled in by the learn: */
+	int	 was;			/* -1 unknown, else 0 ham / 1 spam */
+	int	 changed;
+};
+
+/* The totals and every row changed after since (seen > since; -1: all),
+ * in one read snapshot: fn(arg, key, spam, ham) per row (a row whose
+ * counts are both 0 was forgotten). 0 or -1. */
+int	 db_bayes_load(long long since, struct db_bayes_meta *,
+	    void (*fn)(void *arg, uint64_t key, unsigned spam, unsigned ham), void *arg);
+/* Learn n messages in one transaction, in order, then expire the least
+ * recently seen rows past max_tokens (0: no cap; down to 9/10 of it, so
+ * that expiry runs once per many learns). With a writer (the daemon) the
+ * writer runs it and this waits (DB_SYNC_WAIT_MS); without (CLI) it runs
+ * on the caller's connection. 0 (was/changed filled) or -1. */
+int	 db_bayes_learn(struct db_bayes_learn *, size_t n, long long max_tokens);
+/* One learn queued to the writer without waiting (everything copied);
+ * in a process without a writer it is stored at once instead. */
+void	 db_bayes_learn_queue(const struct db_bayes_learn *, long long max_tokens);
+/* The totals only. 0 or -1. */
+int	 db_bayes_meta(struct db_bayes_meta *);
 
 #endif

@@ -19,12 +19,14 @@
 #include "policy_int.h"
 #include "access.h"
 #include "authres.h"
+#include "bayes.h"
 #include "dkim.h"
 #include "dmarc.h"
 #include "conf.h"
 #include "db.h"
 #include "grey.h"
 #include "greyc.h"
+#include "mime.h"
 #include "quar.h"
 #include "rate.h"
 #include "rbl.h"
@@ -85,6 +87,7 @@ static const struct pol_check *checks[] = {
 	&dmarc_check,		/* after spf and dkim: reads their results */
 	&grey_data_check,	/* greylisting that waited for DKIM */
 	&rulecheck,
+	&bayes_check,		/* last: autolearn reads the others' score */
 	NULL
 };
 
@@ -174,7 +177,7 @@ pol_init(struct conf *c)
 	greyc_clear();		/* it mirrors the database about to be opened */
 	if (pol_check_conf(c) == -1 || dns_init(c) == -1)
 		return -1;
-	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1) {
+	if (db_open(c, 1) == -1 || rulecheck_init(c) == -1 || bayes_init(c) == -1) {
 		dns_shutdown();
 		return -1;
 	}
@@ -188,11 +191,13 @@ pol_reload(struct conf *c)
 		log_err("policy: DNS lists with a bad setting are not asked until it is fixed");
 	db_reload(c);
 	rulecheck_reload(c);
+	bayes_reload(c);
 }
 
 void
 pol_shutdown(void)
 {
+	bayes_shutdown();
 	db_close();
 	dns_shutdown();
 	db_close();
@@ -312,6 +317,7 @@ pol_tx_reset(struct pol_session *ps)
 	free(ps->msgid); ps->msgid = NULL;
 	free(ps->subject); ps->subject = NULL;
 	free(ps->from_hdr); ps->from_hdr = NULL;
+	mime_free(ps->mime); ps->mime = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
 	ps->probe_inline = 0;
 	pol_results_drop(ps, 1);
@@ -336,6 +342,14 @@ pol_results_drop(struct pol_session *ps, int keep_session)
 	ps->score = 0;
 	for (int i = 0; i < n; i++)
 		ps->score += ps->results[i].score;
+}
+
+const struct mime_msg *
+pol_mime(struct pol_session *ps, const struct pol_msg *msg)
+{
+	if (ps->mime == NULL)
+		ps->mime = mime_parse(msg->data, msg->len);
+	return ps->mime;
 }
 
 struct pol_result *

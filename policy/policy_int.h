@@ -63,6 +63,9 @@ struct pol_session {
 	char	       **rcpts;		/* accepted by the backend */
 	int		 nrcpts;
 	char		*msgid, *subject, *from_hdr;	/* filled at DATA */
+	/* The message taken apart by rules/mime.c, parsed once at DATA by the
+	 * first check that asks (pol_mime) and shared by the rest. */
+	struct mime_msg	*mime;
 
 	struct dns_budget dns;
 	struct pol_result results[POL_MAX_RESULTS];
@@ -132,6 +135,11 @@ void	 pol_only_set(const char *csv);
 int	 pol_check_known(const char *name);
 /* The check names, comma-separated, for an error message. */
 void	 pol_check_names(FILE *);
+
+/* The DATA message parsed (rules/mime.h), once per transaction: the
+ * first caller parses, later ones (rules, the classifier) share it.
+ * Owned by the session; freed at the transaction's reset. */
+const struct mime_msg *pol_mime(struct pol_session *, const struct pol_msg *);
 
 /* Record a finding. reason/authres may be NULL. Returns the stored result. */
 struct pol_result *pol_result_add(struct pol_session *, const char *check,

@@ -128,7 +128,6 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
 	struct rc_state *s = rc_state(ps);
 	struct rule_input in = { 0 };
-	struct mime_msg *m = NULL;
 	const char *rcpt[1];
 	unsigned mask = rc_stage_mask(st);
 
@@ -155,11 +154,10 @@ rc_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 			in.raw = msg->data;
 			in.rawlen = msg->len;
 			if (rule_set_targets(s->set) & mask & ~RULE_MASK(RULE_RAW))
-				in.msg = m = mime_parse(msg->data, msg->len);
+				in.msg = pol_mime(ps, msg);
 		}
 		rule_set_eval(s->set, &in, mask, rc_hit, s);
 	}
-	mime_free(m);
 	rc_apply(s, st);
 }
 

@@ -262,6 +262,37 @@ static const struct conf_key keys[] = {
 	{ "quarantine.max_total", T_BYTES, O(quarantine_max_total), "1G", 1024, LL, NULL,
 	  "total quarantine size; past it quarantine verdicts answer 452 (tempfail)" },
 
+	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
+	  "run the statistical classifier at DATA (it scores nothing until trained)" },
+	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.9", 0, 0, NULL,
+	  "spam probability at or above which the message counts as spam" },
+	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.01", 0, 0, NULL,
+	  "spam probability at or below which the message counts as ham" },
+	{ "bayes.spam_score", T_DOUBLE, O(bayes_spam_score), "5", 0, 0, NULL,
+	  "score added when the classifier says spam" },
+	{ "bayes.ham_score", T_DOUBLE, O(bayes_ham_score), "-3", 0, 0, NULL,
+	  "score added when the classifier says ham (negative)" },
+	{ "bayes.min_learned", T_INT, O(bayes_min_learned), "200", 1, 100000000, NULL,
+	  "messages of each class to learn before the classifier scores anything" },
+	{ "bayes.max_tokens", T_INT, O(bayes_max_tokens), "1000000", 1000, 1000000000, NULL,
+	  "tokens kept; past it the least recently learned ones are forgotten (16-32 bytes each in memory)" },
+	{ "bayes.max_used", T_INT, O(bayes_max_used), "300", 1, 100000, NULL,
+	  "most tokens of a message that weigh in (the strongest ones)" },
+	{ "bayes.min_dev", T_DOUBLE, O(bayes_min_dev), "0.1", 0, 0, NULL,
+	  "a token weighs in only when its probability is at least this far from 0.5" },
+	{ "bayes.s", T_DOUBLE, O(bayes_s), "0.45", 0, 0, NULL,
+	  "Robinson's s: how strongly a rarely seen token leans to bayes.x" },
+	{ "bayes.x", T_DOUBLE, O(bayes_x), "0.5", 0, 0, NULL,
+	  "Robinson's x: the probability assumed for a token seen once" },
+	{ "bayes.autolearn", T_BOOL, O(bayes_autolearn), "yes", 0, 0, NULL,
+	  "learn from messages the other checks scored confidently" },
+	{ "bayes.autolearn_spam_score", T_DOUBLE, O(bayes_autolearn_spam_score), "10", 0, 0, NULL,
+	  "score without the classifier at or above which a message is learned as spam" },
+	{ "bayes.autolearn_ham_score", T_DOUBLE, O(bayes_autolearn_ham_score), "-1", 0, 0, NULL,
+	  "score without the classifier at or below which a message is learned as ham" },
+	{ "bayes.autolearn_balance", T_DOUBLE, O(bayes_autolearn_balance), "3", 0, 0, NULL,
+	  "autolearn skips a class that has this many times the other's learned messages (past min_learned)" },
+
 	{ "web.listen", T_STR, O(web_listen), "127.0.0.1:8480", 0, 0, NULL,
 	  "address:port of the dashboard and API; empty = off" },
 	{ "web.api_token", T_STR, O(web_api_token), "", 0, 0, NULL,
@@ -595,6 +626,15 @@ conf_check(struct conf_parse *p)
 		conf_error(p, l, "policy.quarantine_score (%g) is above policy.reject_score (%g); "
 		    "scores must rise: tag_score <= quarantine_score <= reject_score",
 		    c->quarantine_score, c->reject_score);
+	l = CONF_LATER(conf_line(c, "bayes.ham_threshold"), conf_line(c, "bayes.spam_threshold"));
+	if (!(0 <= c->bayes_ham_threshold && c->bayes_ham_threshold <= 0.5 &&
+	    0.5 <= c->bayes_spam_threshold && c->bayes_spam_threshold <= 1))
+		conf_error(p, l, "bayes thresholds must satisfy "
+		    "0 <= ham_threshold <= 0.5 <= spam_threshold <= 1");
+	if (!(c->bayes_s > 0 && c->bayes_x > 0 && c->bayes_x < 1 && c->bayes_min_dev >= 0 &&
+	    c->bayes_min_dev < 0.5 && c->bayes_autolearn_balance >= 1))
+		conf_error(p, 0, "bayes.s must be > 0, bayes.x within (0, 1), bayes.min_dev "
+		    "within [0, 0.5), bayes.autolearn_balance >= 1");
 	if (*c->listen == '\0')
 		conf_error(p, conf_line(c, "proxy.listen"),
 		    "proxy.listen is empty; give at least one address:port");

@@ -109,6 +109,18 @@ struct conf {
 	int	 quarantine_enabled;
 	long long quarantine_max_age, quarantine_max_message, quarantine_max_total;
 
+	/* [bayes] */
+	int	 bayes_enabled;
+	double	 bayes_spam_threshold, bayes_ham_threshold;
+	double	 bayes_spam_score, bayes_ham_score;
+	int	 bayes_min_learned;
+	int	 bayes_max_tokens;
+	int	 bayes_max_used;
+	double	 bayes_min_dev, bayes_s, bayes_x;
+	int	 bayes_autolearn;
+	double	 bayes_autolearn_spam_score, bayes_autolearn_ham_score;
+	double	 bayes_autolearn_balance;
+
 	/* [web] */
 	char	*web_listen;
 	char	*web_api_token;

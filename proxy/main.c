@@ -1,8 +1,10 @@
 /*
- * main.c -- the postern command: serve, configtest, check, passwd, rules.
+ * main.c -- the postern command: serve, configtest, check, passwd, rules,
+ * learn.
  * Each subcommand lives with its module; this file only dispatches.
  */
 #include "access.h"
+#include "bayes.h"
 #include "rbl.h"
 #include "conf.h"
 #include "policy.h"
@@ -32,6 +34,7 @@ usage(void)
 	    "       postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
 	    "                     [--only CHECK,...] [--record] [MESSAGE|-]\n"
 	    "       postern passwd -c FILE USER\n"
+	    "       postern learn -c FILE spam|ham [--forget] FILE|DIR|MBOX...\n"
 	    "       postern web -c FILE\n"
 	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
 	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
@@ -132,6 +135,8 @@ main(int argc, char **argv)
 		return access_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "rules") == 0)
 		return rulecheck_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "learn") == 0)
+		return bayes_learn_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "quarantine") == 0)
 		return quar_main(argc - 1, argv + 1);
 	usage();

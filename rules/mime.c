@@ -50,6 +50,7 @@ static size_t	 boundary_count(const char *, size_t);
 static size_t	 header_end(const char *, size_t);
 static void	 headers_take(struct mime_msg *, GMimeMessage *);
 static void	 walk(struct mime_msg *, GMimeObject *, int depth);
+static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
 static void	 leaf(struct mime_msg *, GMimePart *);
 static int	 part_decode(GMimePart *, struct mime_buf *);
 static void	 text_add(struct mime_msg *, struct mime_buf *);
@@ -244,6 +245,7 @@ walk(struct mime_msg *m, GMimeObject *o, int depth)
 		m->truncated = 1;
 		return;
 	}
+	layout_add(m, o, depth);
 	if (GMIME_IS_MESSAGE_PART(o)) {
 		GMimeMessage *sub = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
 		if (sub != NULL && g_mime_message_get_mime_part(sub) != NULL)
@@ -256,6 +258,29 @@ walk(struct mime_msg *m, GMimeObject *o, int depth)
 	} else if (GMIME_IS_PART(o)) {
 		leaf(m, GMIME_PART(o));
 	}
+}
+
+/* "DEPTH type/subtype[ charset]", lower-case, for each entity walked. */
+static void
+layout_add(struct mime_msg *m, GMimeObject *o, int depth)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+	const char *cs = g_mime_object_get_content_type_parameter(o, "charset");
+	char buf[160];
+	int n;
+
+	if (m->lists[MIME_PART].n >= MIME_MAX_PARTS) {
+		m->truncated = 1;
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%d %.60s/%.60s%s%.30s", depth,
+	    ct && ct->type ? ct->type : "text", ct && ct->subtype ? ct->subtype : "plain",
+	    cs ? " " : "", cs ? g_mime_charset_canon_name(cs) : "");
+	if (n < 0)
+		return;
+	for (char *p = buf; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	list_add(&m->lists[MIME_PART], buf, strlen(buf));
 }
 
 /* One leaf: its file name if any; its text unless it is an attachment. */

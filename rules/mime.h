@@ -8,7 +8,9 @@
  *     converted from its charset; HTML parts as plain text (tags dropped,
  *     entities decoded, never rendered);
  *   - URLs: href/src values in HTML and bare http(s):// URLs in any text;
- *   - attachment file names (RFC 2231 and RFC 2047 decoded).
+ *   - attachment file names (RFC 2231 and RFC 2047 decoded);
+ *   - the layout: each MIME entity walked, as "DEPTH type/subtype[ charset]"
+ *     ("0 multipart/alternative", "1 text/html utf-8"), for the classifier.
  * Malformed MIME never fails the parse: whatever GMime recovers is used.
  * Nesting, part count, URL count and decoded sizes are bounded (MIME_MAX_*);
  * past a bound the rest is left out and mime_truncated() says so.
@@ -44,6 +46,7 @@ enum mime_kind {
 	MIME_TEXT = 0,		/* decoded text of each body part */
 	MIME_URL,		/* each URL found */
 	MIME_ATTACHMENT,	/* each attachment file name */
+	MIME_PART,		/* each entity walked: "DEPTH type/subtype[ charset]" */
 	MIME_NKINDS
 };
 

@@ -8,6 +8,7 @@
  */
 #include "web_int.h"
 #include "access.h"
+#include "bayes.h"
 #include "conf.h"
 #include "db.h"
 #include "policy.h"
@@ -39,6 +40,8 @@ struct api_path {
 static void	 api_metrics(struct web_req *, struct web_resp *);
 static json_t	*api_outcomes(void);
 static void	 api_stats(struct web_req *, struct web_resp *);
+static char	*api_bayes_metrics(void);
+static json_t	*api_bayes_json(void);
 static void	 api_verdicts(struct web_req *, struct web_resp *);
 static void	 api_greylist(struct web_req *, struct web_resp *);
 static void	 api_access(struct web_req *, struct web_resp *);
@@ -189,16 +192,68 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 405, "GET only");
 		return;
 	}
+	char *bayes = api_bayes_metrics();
+
 	stats_gauge_set(STATS_G_DB_QUEUE, db_queue_len());
 	text = stats_prometheus();
 	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
-	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n",
-	    text, db_ok());
+	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n%s",
+	    text, db_ok(), bayes);
 	free(text);
+	free(bayes);
 	resp->status = 200;
 	resp->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	resp->body = all;
 	resp->len = strlen(all);
+}
+
+/* The classifier: learned messages per class and tokens (from the
+ * database), verdicts and autolearns (this process). */
+static char *
+api_bayes_metrics(void)
+{
+	struct bayes_counts bc;
+
+	if (bayes_counts(&bc) == -1)
+		return xstrdup("");
+	return xasprintf("# HELP postern_bayes_learned Messages the classifier has learned, by class.\n"
+	    "# TYPE postern_bayes_learned gauge\n"
+	    "postern_bayes_learned{class=\"spam\"} %lld\npostern_bayes_learned{class=\"ham\"} %lld\n"
+	    "# HELP postern_bayes_tokens Tokens the classifier keeps.\n"
+	    "# TYPE postern_bayes_tokens gauge\npostern_bayes_tokens %lld\n"
+	    "# HELP postern_bayes_verdicts_total Classifier verdicts by result.\n"
+	    "# TYPE postern_bayes_verdicts_total counter\n"
+	    "postern_bayes_verdicts_total{result=\"spam\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"ham\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"unsure\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"untrained\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"temperror\"} %lld\n"
+	    "# HELP postern_bayes_autolearned_total Messages autolearned, by class.\n"
+	    "# TYPE postern_bayes_autolearned_total counter\n"
+	    "postern_bayes_autolearned_total{class=\"spam\"} %lld\n"
+	    "postern_bayes_autolearned_total{class=\"ham\"} %lld\n",
+	    bc.nspam, bc.nham, bc.ntokens, bc.verdicts[BAYES_SPAM], bc.verdicts[BAYES_HAM],
+	    bc.verdicts[BAYES_UNSURE], bc.verdicts[BAYES_UNTRAINED], bc.verdicts[BAYES_ERROR],
+	    bc.autolearned[BAYES_LEARN_SPAM], bc.autolearned[BAYES_LEARN_HAM]);
+}
+
+/* The same for /api/stats; null when the database is not answering. */
+static json_t *
+api_bayes_json(void)
+{
+	struct bayes_counts bc;
+
+	if (bayes_counts(&bc) == -1)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
+	    "learned_spam", (json_int_t)bc.nspam, "learned_ham", (json_int_t)bc.nham,
+	    "tokens", (json_int_t)bc.ntokens, "verdicts",
+	    "spam", (json_int_t)bc.verdicts[BAYES_SPAM], "ham", (json_int_t)bc.verdicts[BAYES_HAM],
+	    "unsure", (json_int_t)bc.verdicts[BAYES_UNSURE],
+	    "untrained", (json_int_t)bc.verdicts[BAYES_UNTRAINED],
+	    "temperror", (json_int_t)bc.verdicts[BAYES_ERROR], "autolearned",
+	    "spam", (json_int_t)bc.autolearned[BAYES_LEARN_SPAM],
+	    "ham", (json_int_t)bc.autolearned[BAYES_LEARN_HAM]);
 }
 
 /* A string member, or "" when absent or not a string. */
@@ -322,6 +377,7 @@ api_stats(struct web_req *r, struct web_resp *resp)
 	json_object_set_new(hist, "now", json_integer(now));
 	json_object_set_new(hist, "since", json_integer(now - span));
 	json_object_set_new(hist, "top", api_tops(now - span));
+	json_object_set_new(hist, "bayes", api_bayes_json());
 	web_json(resp, 200, hist);
 }
 

@@ -83,8 +83,10 @@ T_CASE(stage_needed)
 	struct pol_msg m = { "Subject: x\r\n\r\nbody\r\n", 20 };
 	struct pol_session *ps;
 	int grey = c->greylist_enabled, dkim = c->dkim_enabled, dmarc = c->dmarc_enabled;
+	int autolearn = c->bayes_autolearn;
 
 	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
+	c->bayes_autolearn = 0;
 	ps = session("192.0.2.77");
 	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* rDNS, lists unread */
 	T_EQ_INT(access_check.blocks(ps, POL_HELO), 1);		/* not read yet */
@@ -101,8 +103,12 @@ T_CASE(stage_needed)
 	pol_tx_rcpt(ps, "b@example.net");
 	T_EQ_INT(pol_stage_needed(ps, POL_RCPT, NULL), 0);
 	T_EQ_INT(run(ps, POL_RCPT, &d), POL_ACCEPT);
+	/* the classifier, untrained and without autolearn, has nothing to do */
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 0);
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, NULL), 1);
+	c->bayes_autolearn = 1;					/* tokenises */
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
+	c->bayes_autolearn = 0;
 	c->dkim_enabled = 1;					/* DNS */
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
 	c->dkim_enabled = 0;
@@ -135,6 +141,7 @@ T_CASE(stage_needed)
 	c->greylist_enabled = grey;
 	c->dkim_enabled = dkim;
 	c->dmarc_enabled = dmarc;
+	c->bayes_autolearn = autolearn;
 }
 
 T_CASE(grey_state_machine)

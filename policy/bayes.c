@@ -1,0 +1,934 @@
+/*
+ * bayes.c -- the statistical classifier; see bayes.h for what it does and
+ * docs/bayes.md for the settings.
+ *
+ * Combining, per token w of the message (spam/ham counts n_s, n_h out of
+ * N_s, N_h learned messages; n = n_s + n_h):
+ *   p(w) = (n_s/N_s) / (n_s/N_s + n_h/N_h)
+ *   f(w) = (s*x + n*p(w)) / (s + n)                    Robinson
+ * Only tokens with |f - 0.5| >= min_dev weigh in, the strongest max_used
+ * of them; then, as SpamBayes and bogofilter do,
+ *   S = 1 - chi2Q(-2 sum ln(1 - f), 2k),  H = 1 - chi2Q(-2 sum ln f, 2k)
+ *   prob = (1 + S - H) / 2.
+ *
+ * The in-memory copy (struct bayes_mem) mirrors the database: loaded
+ * whole at bayes_init() and when rows were deleted elsewhere (expiry
+ * moves the epoch); otherwise patched with the rows learned since its
+ * sequence number. A classification that finds the refresh due does the
+ * refresh first (one SELECT when nothing changed); only one thread
+ * refreshes at a time, the others go on with the copy they have.
+ *
+ * Autolearn runs in the check on the policy worker: the tokens the
+ * classification made are queued to the db writer, never written here.
+ *
+ * Thread: the copy under a rwlock; counters atomic; the rest per call.
+ */
+#include "bayes.h"
+#include "btab.h"
+#include "btok.h"
+#include "conf.h"
+#include "db.h"
+#include "mime.h"
+#include "policy_int.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BAYES_SLOT	pol_check_slot(&bayes_check)
+/* Lookups ahead of use: prefetching overlaps the table's cache misses. */
+#define BAYES_PREFETCH	8
+/* Messages per transaction in `postern learn`. */
+#define BAYES_BATCH	100
+/* Largest file `postern learn` reads. */
+#define BAYES_MAX_FILE	(64u << 20)
+
+struct bayes_mem {
+	_Atomic int	 inited;	/* bayes_init() ran: the database is there */
+	pthread_rwlock_t lock;
+	struct btab	*tab;		/* NULL until loaded */
+	long long	 nspam, nham, seq, epoch;
+	pthread_mutex_t	 refresh;
+	_Atomic uint64_t due_ms;	/* next refresh; 0: now */
+};
+
+/* One token that weighs in (classification scratch). */
+struct bayes_clue {
+	double	 f, dev;
+	unsigned spam, ham;
+	uint32_t idx;			/* into the token set */
+};
+
+/* The check's state for one transaction. */
+struct bayes_tx {
+	struct bayes_verdict v;
+	int	 have;
+};
+
+static struct bayes_mem bm = {
+	.lock = PTHREAD_RWLOCK_INITIALIZER,
+	.refresh = PTHREAD_MUTEX_INITIALIZER,
+};
+static _Atomic long long bayes_nverdict[BAYES_ERROR + 1];
+static _Atomic long long bayes_nauto[2];
+
+static int	 bayes_refresh(int force);
+static int	 bayes_reload_all(void);
+static int	 bayes_apply_delta(void);
+static void	 bayes_row_tab(void *, uint64_t, unsigned, unsigned);
+static int	 bayes_score_set(struct conf *, const struct btok_set *, struct bayes_verdict *);
+static double	 bayes_chi2q(double x2, int v);
+static double	 bayes_fisher(const struct bayes_clue *, int n);
+static int	 bayes_clue_cmp(const void *, const void *);
+static void	 bayes_select(struct bayes_clue *, int n, int k);
+static void	 bayes_top(const struct btok_set *, struct bayes_clue *, int n,
+		    struct bayes_verdict *);
+static void	 bayes_verdict_set(struct conf *, struct bayes_verdict *);
+static void	 bayes_digest(const char *, size_t, unsigned char out[32]);
+static const char *bayes_skip_from(const char *, size_t *);
+static void	 bayes_fill(struct db_bayes_learn *, enum bayes_class, const char *,
+		    size_t, const struct btok_set *, uint64_t **);
+static size_t	 bayes_lf_len(const char *, size_t);
+static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
+		    const struct btok_set *, double before);
+static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
+static void	 bayes_tx_reset(struct pol_session *);
+static int	 bayes_enabled(const struct conf *);
+static int	 bayes_blocks_msg(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
+static int	 bayes_idle(const struct conf *, long long *nspam, long long *nham);
+
+const struct pol_check bayes_check = {
+	.name = "bayes",
+	.stages = 1u << POL_DATA,
+	.enabled = bayes_enabled,
+	.run = bayes_run,
+	.tx_reset = bayes_tx_reset,
+	.free = bayes_tx_reset,
+	.blocks_msg = bayes_blocks_msg,
+};
+
+static const char *const bayes_states[] = {
+	[BAYES_UNTRAINED] = "untrained", [BAYES_HAM] = "ham", [BAYES_UNSURE] = "unsure",
+	[BAYES_SPAM] = "spam", [BAYES_ERROR] = "temperror",
+};
+
+const char *
+bayes_state_name(enum bayes_state s)
+{
+	return (unsigned)s < ARRAY_SIZE(bayes_states) ? bayes_states[s] : "?";
+}
+
+/* A process that never opened the classifier (bayes_init) has no counts
+ * to classify with: the check does not run there. */
+static int
+bayes_enabled(const struct conf *c)
+{
+	return c->bayes_enabled && atomic_load(&bm.inited);
+}
+
+/* ------------------------------------------------------------ the copy */
+
+int
+bayes_init(struct conf *c)
+{
+	(void)c;
+	atomic_store(&bm.due_ms, 0);
+	atomic_store(&bm.inited, 1);
+	return bayes_refresh(1);
+}
+
+void
+bayes_reload(struct conf *c)
+{
+	(void)c;
+	atomic_store(&bm.due_ms, 0);	/* thresholds are read per message */
+}
+
+void
+bayes_shutdown(void)
+{
+	pthread_rwlock_wrlock(&bm.lock);
+	btab_free(bm.tab);
+	bm.tab = NULL;
+	bm.nspam = bm.nham = bm.seq = bm.epoch = 0;
+	pthread_rwlock_unlock(&bm.lock);
+	atomic_store(&bm.due_ms, 0);
+	atomic_store(&bm.inited, 0);
+}
+
+static void
+bayes_row_tab(void *arg, uint64_t key, unsigned spam, unsigned ham)
+{
+	btab_set(arg, key, spam, ham);
+}
+
+/* Build a whole new copy aside, then swap it in. */
+static int
+bayes_reload_all(void)
+{
+	struct db_bayes_meta m;
+	struct db_bayes_meta cur;
+	struct btab *t, *old;
+
+	if (db_bayes_meta(&cur) == -1)
+		return -1;
+	t = btab_new((size_t)cur.ntokens);
+	if (db_bayes_load(-1, &m, bayes_row_tab, t) == -1) {
+		btab_free(t);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&bm.lock);
+	old = bm.tab;
+	bm.tab = t;
+	bm.nspam = m.nspam;
+	bm.nham = m.nham;
+	bm.seq = m.seq;
+	bm.epoch = m.epoch;
+	pthread_rwlock_unlock(&bm.lock);
+	btab_free(old);
+	return 0;
+}
+
+/* The rows learned since our sequence number, gathered first and applied
+ * under the write lock in one go. */
+struct bayes_rows {
+	struct { uint64_t key; unsigned spam, ham; } *v;
+	size_t	 n, cap;
+};
+
+static void
+bayes_row_keep(void *arg, uint64_t key, unsigned spam, unsigned ham)
+{
+	struct bayes_rows *r = arg;
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 1024;
+		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+	}
+	r->v[r->n].key = key;
+	r->v[r->n].spam = spam;
+	r->v[r->n++].ham = ham;
+}
+
+static int
+bayes_apply_delta(void)
+{
+	struct bayes_rows r = { 0 };
+	struct db_bayes_meta m;
+
+	if (db_bayes_load(bm.seq, &m, bayes_row_keep, &r) == -1) {
+		free(r.v);
+		return -1;
+	}
+	if (m.epoch != bm.epoch) {	/* rows were deleted meanwhile */
+		free(r.v);
+		return bayes_reload_all();
+	}
+	pthread_rwlock_wrlock(&bm.lock);
+	for (size_t i = 0; i < r.n; i++)
+		btab_set(bm.tab, r.v[i].key, r.v[i].spam, r.v[i].ham);
+	bm.nspam = m.nspam;
+	bm.nham = m.nham;
+	bm.seq = m.seq;
+	pthread_rwlock_unlock(&bm.lock);
+	free(r.v);
+	return 0;
+}
+
+/* Bring the copy up to date when due (force: now). 0, or -1 when the
+ * database could not be read (the old copy stays). */
+static int
+bayes_refresh(int force)
+{
+	struct db_bayes_meta m;
+	uint64_t now = time_mono_ms();
+	int rc = 0;
+
+	if (!force && bm.tab != NULL && now < atomic_load(&bm.due_ms))
+		return 0;
+	if (force)
+		pthread_mutex_lock(&bm.refresh);
+	else if (pthread_mutex_trylock(&bm.refresh) != 0)
+		return bm.tab != NULL ? 0 : -1;
+	atomic_store(&bm.due_ms, now + BAYES_REFRESH_MS);
+	if (db_bayes_meta(&m) == -1)
+		rc = -1;
+	else if (bm.tab == NULL || m.epoch != bm.epoch)
+		rc = bayes_reload_all();
+	else if (m.seq != bm.seq)
+		rc = bayes_apply_delta();
+	pthread_mutex_unlock(&bm.refresh);
+	return rc;
+}
+
+/* ---------------------------------------------------------- combining */
+
+/* P(chi-square with v degrees of freedom >= x2), v even: the series
+ * e^-m sum m^i/i!, i < v/2 (SpamBayes' chi2Q). */
+static double
+bayes_chi2q(double x2, int v)
+{
+	double m = x2 / 2.0, term = exp(-m), sum = term;
+
+	for (int i = 1; i < v / 2; i++) {
+		term *= m / i;
+		sum += term;
+	}
+	return sum < 1.0 ? sum : 1.0;
+}
+
+static double
+bayes_fisher(const struct bayes_clue *c, int n)
+{
+	double ls = 0, lh = 0, s, h;
+
+	if (n == 0)
+		return 0.5;
+	for (int i = 0; i < n; i++) {
+		lh += log(c[i].f);
+		ls += log(1.0 - c[i].f);
+	}
+	s = 1.0 - bayes_chi2q(-2.0 * ls, 2 * n);
+	h = 1.0 - bayes_chi2q(-2.0 * lh, 2 * n);
+	return (1.0 + s - h) / 2.0;
+}
+
+/* Move the k strongest clues to the front (quickselect on dev): only
+ * they are sorted afterwards, not the thousands a long message has. */
+static void
+bayes_select(struct bayes_clue *cl, int n, int k)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		double pivot = cl[(lo + hi) / 2].dev;
+		int i = lo, j = hi;
+		while (i <= j) {
+			while (cl[i].dev > pivot)
+				i++;
+			while (cl[j].dev < pivot)
+				j--;
+			if (i <= j) {
+				struct bayes_clue t = cl[i];
+				cl[i++] = cl[j];
+				cl[j--] = t;
+			}
+		}
+		if (k - 1 <= j)
+			hi = j;
+		else if (k - 1 >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
+/* Strongest first. */
+static int
+bayes_clue_cmp(const void *a, const void *b)
+{
+	double x = ((const struct bayes_clue *)a)->dev, y = ((const struct bayes_clue *)b)->dev;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The counts of s's tokens from the copy, combined. 0 or -1. */
+static int
+bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *v)
+{
+	struct bayes_clue *cl = xmalloc((s->n + 1) * sizeof(*cl));
+	double sv = c->bayes_s, xv = c->bayes_x;
+	int n = 0;
+
+	pthread_rwlock_rdlock(&bm.lock);
+	v->nspam = bm.nspam;
+	v->nham = bm.nham;
+	if (bm.tab == NULL || bm.nspam < c->bayes_min_learned ||
+	    bm.nham < c->bayes_min_learned) {
+		v->state = bm.tab == NULL ? BAYES_ERROR : BAYES_UNTRAINED;
+		pthread_rwlock_unlock(&bm.lock);
+		free(cl);
+		v->prob = 0.5;
+		return v->state == BAYES_ERROR ? -1 : 0;
+	}
+	for (size_t i = 0; i < s->n && i < BAYES_PREFETCH; i++)
+		btab_prefetch(bm.tab, s->v[i].h);
+	for (size_t i = 0; i < s->n; i++) {
+		unsigned ns, nh;
+		if (i + BAYES_PREFETCH < s->n)
+			btab_prefetch(bm.tab, s->v[i + BAYES_PREFETCH].h);
+		if (!btab_get(bm.tab, s->v[i].h, &ns, &nh))
+			continue;
+		double ps = (double)ns / (double)bm.nspam, ph = (double)nh / (double)bm.nham;
+		double p = ps / (ps + ph), nn = (double)ns + nh;
+		double f = (sv * xv + nn * p) / (sv + nn);
+		if (fabs(f - 0.5) < c->bayes_min_dev)
+			continue;
+		cl[n++] = (struct bayes_clue){ f, fabs(f - 0.5), ns, nh, (uint32_t)i };
+	}
+	pthread_rwlock_unlock(&bm.lock);
+	if (n > c->bayes_max_used) {
+		bayes_select(cl, n, c->bayes_max_used);
+		n = c->bayes_max_used;
+	}
+	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
+	v->used = n;
+	v->prob = bayes_fisher(cl, n);
+	bayes_top(s, cl, n, v);
+	free(cl);
+	bayes_verdict_set(c, v);
+	return 0;
+}
+
+/* The strongest tokens, readable (cl is sorted strongest first). */
+static void
+bayes_top(const struct btok_set *s, struct bayes_clue *cl, int n,
+    struct bayes_verdict *v)
+{
+	for (int i = 0; i < n && v->ntop < BAYES_TOP; i++) {
+		struct bayes_token *t = &v->top[v->ntop++];
+		btok_format(s, &s->v[cl[i].idx], t->text, sizeof(t->text));
+		t->prob = cl[i].f;
+		t->spam = cl[i].spam;
+		t->ham = cl[i].ham;
+	}
+}
+
+static void
+bayes_verdict_set(struct conf *c, struct bayes_verdict *v)
+{
+	if (v->prob >= c->bayes_spam_threshold) {
+		v->state = BAYES_SPAM;
+		v->score = c->bayes_spam_score;
+	} else if (v->prob <= c->bayes_ham_threshold) {
+		v->state = BAYES_HAM;
+		v->score = c->bayes_ham_score;
+	} else
+		v->state = BAYES_UNSURE;
+}
+
+/* Classify a token set already made (the check keeps it for autolearn). */
+static int
+bayes_classify_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *v)
+{
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	v->prob = 0.5;
+	v->ntokens = (int)s->n;
+	if (bayes_refresh(0) == -1 && bm.tab == NULL)
+		v->state = BAYES_ERROR;
+	rc = v->state == BAYES_ERROR ? -1 : bayes_score_set(c, s, v);
+	if (rc == -1)
+		v->state = BAYES_ERROR;
+	atomic_fetch_add(&bayes_nverdict[v->state], 1);
+	return rc;
+}
+
+int
+bayes_classify(struct conf *c, const struct mime_msg *m, size_t rawlen,
+    struct bayes_verdict *v)
+{
+	struct btok_set s = { 0 };
+	int rc;
+
+	btok_message(&s, m, rawlen);
+	rc = bayes_classify_set(c, &s, v);
+	btok_free(&s);
+	return rc;
+}
+
+/* ----------------------------------------------------------- learning */
+
+/* A leading mbox "From " line is no part of the message. */
+static const char *
+bayes_skip_from(const char *msg, size_t *len)
+{
+	const char *nl;
+
+	if (*len >= 5 && memcmp(msg, "From ", 5) == 0 &&
+	    (nl = memchr(msg, '\n', *len)) != NULL) {
+		*len -= (size_t)(nl + 1 - msg);
+		return nl + 1;
+	}
+	return msg;
+}
+
+/* SHA-256 over the message with CRLF read as LF: the copy a file holds
+ * and the copy SMTP brought are one message. */
+static void
+bayes_digest(const char *msg, size_t len, unsigned char out[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const char *p = msg, *end = msg + len, *cr;
+	unsigned olen = 32;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("bayes: SHA-256 unavailable");
+	while ((cr = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL) {
+		EVP_DigestUpdate(ctx, p, (size_t)(cr - p));
+		p = cr + 1;	/* the LF stays */
+	}
+	EVP_DigestUpdate(ctx, p, (size_t)(end - p));
+	EVP_DigestFinal_ex(ctx, out, &olen);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* The message's size with CRLF counted as LF (the size trait must not
+ * tell a file's copy from SMTP's). */
+static size_t
+bayes_lf_len(const char *msg, size_t len)
+{
+	size_t n = len;
+
+	for (const char *p = msg, *e = msg + len; (p = memchr(p, '\r', (size_t)(e - p))) != NULL; p++)
+		n -= p + 1 < e && p[1] == '\n';
+	return n;
+}
+
+/* A learn of msg (its tokens in s) as cls: digest and keys (*keys is
+ * xmalloc'd; the caller frees it after the learn). */
+static void
+bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
+    size_t len, const struct btok_set *s, uint64_t **keys)
+{
+	memset(l, 0, sizeof(*l));
+	l->cls = (int)cls;
+	bayes_digest(msg, len, l->digest);
+	*keys = xmalloc((s->n + 1) * sizeof(uint64_t));
+	for (size_t i = 0; i < s->n; i++)
+		(*keys)[i] = s->v[i].h;
+	l->keys = *keys;
+	l->nkeys = s->n;
+}
+
+int
+bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
+    const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
+{
+	struct db_bayes_learn l;
+	struct btok_set s = { 0 };
+	uint64_t *keys;
+	int rc;
+
+	msg = bayes_skip_from(msg, &len);
+	btok_message(&s, m, bayes_lf_len(msg, len));
+	bayes_fill(&l, cls, msg, len, &s, &keys);
+	rc = db_bayes_learn(&l, 1, c->bayes_max_tokens);
+	if (rc == 0 && out != NULL)
+		*out = (struct bayes_learned){ l.was, l.changed, (int)s.n };
+	atomic_store(&bm.due_ms, 0);	/* our own copy sees it next time */
+	free(keys);
+	btok_free(&s);
+	return rc;
+}
+
+int
+bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
+    struct bayes_learned *out)
+{
+	size_t l = len;
+	const char *body = bayes_skip_from(msg, &l);
+	struct mime_msg *m = mime_parse(body, l);
+	int rc = bayes_learn_parsed(c, body, l, m, cls, out);
+
+	mime_free(m);
+	return rc;
+}
+
+void
+bayes_learn_queue(struct conf *c, const char *msg, size_t len, enum bayes_class cls)
+{
+	struct db_bayes_learn l;
+	struct btok_set s = { 0 };
+	struct mime_msg *m;
+	uint64_t *keys;
+
+	msg = bayes_skip_from(msg, &len);
+	m = mime_parse(msg, len);
+	btok_message(&s, m, bayes_lf_len(msg, len));
+	bayes_fill(&l, cls, msg, len, &s, &keys);
+	db_bayes_learn_queue(&l, c->bayes_max_tokens);
+	free(keys);
+	btok_free(&s);
+	mime_free(m);
+}
+
+int
+bayes_counts(struct bayes_counts *bc)
+{
+	struct db_bayes_meta m;
+
+	memset(bc, 0, sizeof(*bc));
+	for (int i = 0; i <= BAYES_ERROR; i++)
+		bc->verdicts[i] = atomic_load(&bayes_nverdict[i]);
+	bc->autolearned[0] = atomic_load(&bayes_nauto[0]);
+	bc->autolearned[1] = atomic_load(&bayes_nauto[1]);
+	if (db_bayes_meta(&m) == -1)
+		return -1;
+	bc->nspam = m.nspam;
+	bc->nham = m.nham;
+	bc->ntokens = m.ntokens;
+	return 0;
+}
+
+/* ------------------------------------------------------------ the check */
+
+static void
+bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
+{
+	size_t o;
+
+	if (v->state == BAYES_UNTRAINED) {
+		snprintf(buf, sz, "not enough training: %lld spam and %lld ham learned",
+		    v->nspam, v->nham);
+		return;
+	}
+	if (v->state == BAYES_ERROR) {
+		snprintf(buf, sz, "token counts could not be read");
+		return;
+	}
+	o = (size_t)snprintf(buf, sz, "probability %.4f (%d of %d tokens; %lld spam, %lld ham learned)",
+	    v->prob, v->used, v->ntokens, v->nspam, v->nham);
+	for (int i = 0; i < v->ntop && i < 5 && o < sz; i++)
+		o += (size_t)snprintf(buf + o, sz - o, "%s%s %.3f", i ? ", " : "; top: ",
+		    v->top[i].text, v->top[i].prob);
+}
+
+/* Nothing to compute: untrained, the copy current, no autolearn (so no
+ * tokens are needed). Says so without waiting for the lock. 1 or 0. */
+static int
+bayes_idle(const struct conf *c, long long *nspam, long long *nham)
+{
+	int idle;
+
+	if (c->bayes_autolearn || pthread_rwlock_tryrdlock(&bm.lock) != 0)
+		return 0;
+	idle = bm.tab != NULL && time_mono_ms() < atomic_load(&bm.due_ms) &&
+	    (bm.nspam < c->bayes_min_learned || bm.nham < c->bayes_min_learned);
+	*nspam = bm.nspam;
+	*nham = bm.nham;
+	pthread_rwlock_unlock(&bm.lock);
+	return idle;
+}
+
+/* The classification is CPU work proportional to the message and may
+ * read the database (refresh): a worker's job, unless there is nothing
+ * to do at all (bayes_idle). */
+static int
+bayes_blocks_msg(const struct pol_session *ps, enum pol_stage st,
+    const struct pol_msg *msg)
+{
+	long long ns, nh;
+
+	(void)msg;
+	return st == POL_DATA && !bayes_idle(ps->conf, &ns, &nh);
+}
+
+static void
+bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
+{
+	struct bayes_tx *bs;
+	struct btok_set s = { 0 };
+	char reason[512];
+	double before = ps->score;
+
+	if (st != POL_DATA || msg == NULL)
+		return;
+	if ((bs = ps->priv[BAYES_SLOT]) == NULL)
+		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
+	memset(&bs->v, 0, sizeof(bs->v));
+	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
+		bs->v.state = BAYES_UNTRAINED;
+		bs->v.prob = 0.5;
+		bs->have = 1;
+		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
+		bayes_reason(&bs->v, reason, sizeof(reason));
+		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
+		return;
+	}
+	btok_message(&s, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
+	bayes_classify_set(ps->conf, &s, &bs->v);
+	bs->have = 1;
+	bayes_reason(&bs->v, reason, sizeof(reason));
+	pol_result_add(ps, "bayes", bayes_state_name(bs->v.state), bs->v.score, NULL,
+	    "%s", reason);
+	if (!ps->dry_run && ps->conf->bayes_autolearn && bs->v.state != BAYES_ERROR)
+		bayes_autolearn(ps, msg, &s, before);
+	btok_free(&s);
+}
+
+/* Learn from the other checks' confident verdicts (before: the score
+ * without ours), unless that class is already far ahead of the other. */
+static void
+bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
+    const struct btok_set *s, double before)
+{
+	const struct conf *c = ps->conf;
+	const struct bayes_verdict *v = &((struct bayes_tx *)ps->priv[BAYES_SLOT])->v;
+	struct db_bayes_learn l;
+	enum bayes_class cls;
+	long long mine, other;
+	uint64_t *keys;
+
+	if (before >= c->bayes_autolearn_spam_score)
+		cls = BAYES_LEARN_SPAM;
+	else if (before <= c->bayes_autolearn_ham_score)
+		cls = BAYES_LEARN_HAM;
+	else
+		return;
+	mine = cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
+	other = cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
+	if (mine >= c->bayes_min_learned && mine > c->bayes_autolearn_balance * (double)other) {
+		log_debug("%s: bayes: no autolearn as %s: %lld learned against %lld",
+		    ps->sid, cls ? "spam" : "ham", mine, other);
+		return;
+	}
+	bayes_fill(&l, cls, msg->data, msg->len, s, &keys);
+	db_bayes_learn_queue(&l, c->bayes_max_tokens);
+	free(keys);
+	atomic_fetch_add(&bayes_nauto[cls], 1);
+	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
+	    ps->sid, cls ? "spam" : "ham", before);
+}
+
+static void
+bayes_tx_reset(struct pol_session *ps)
+{
+	free(ps->priv[BAYES_SLOT]);
+	ps->priv[BAYES_SLOT] = NULL;
+}
+
+const struct bayes_verdict *
+bayes_session_verdict(const struct pol_session *ps)
+{
+	const struct bayes_tx *bs = ps->priv[BAYES_SLOT];
+
+	return bs != NULL && bs->have ? &bs->v : NULL;
+}
+
+/* ------------------------------------------------------ postern learn */
+
+/* One run of `postern learn`: a batch of messages waiting for their
+ * transaction, and what was done so far. */
+struct bayes_cli {
+	struct conf	*c;
+	enum bayes_class cls;
+	struct db_bayes_learn batch[BAYES_BATCH];
+	uint64_t	*keys[BAYES_BATCH];
+	int		 nbatch;
+	long long	 seen, changed, moved, same, failed;
+	uint64_t	 t0, shown;
+	int		 tty;
+};
+
+static int	 cli_path(struct bayes_cli *, const char *path, int depth);
+static int	 cli_file(struct bayes_cli *, const char *path);
+static void	 cli_message(struct bayes_cli *, const char *, size_t);
+static int	 cli_flush(struct bayes_cli *);
+static void	 cli_progress(struct bayes_cli *, int last);
+
+static int
+cli_flush(struct bayes_cli *b)
+{
+	int rc = 0;
+
+	if (b->nbatch == 0)
+		return 0;
+	if (db_bayes_learn(b->batch, (size_t)b->nbatch, b->c->bayes_max_tokens) == -1) {
+		b->failed += b->nbatch;
+		rc = -1;
+	} else
+		for (int i = 0; i < b->nbatch; i++) {
+			b->changed += b->batch[i].changed;
+			b->moved += b->batch[i].changed && b->batch[i].was >= 0 &&
+			    b->cls != BAYES_FORGET;
+			b->same += !b->batch[i].changed;
+		}
+	for (int i = 0; i < b->nbatch; i++) {
+		free(b->keys[i]);
+		b->keys[i] = NULL;
+	}
+	b->nbatch = 0;
+	cli_progress(b, 0);
+	return rc;
+}
+
+static void
+cli_message(struct bayes_cli *b, const char *msg, size_t len)
+{
+	struct btok_set s = { 0 };
+	struct mime_msg *m;
+
+	msg = bayes_skip_from(msg, &len);
+	m = mime_parse(msg, len);
+	btok_message(&s, m, bayes_lf_len(msg, len));
+	bayes_fill(&b->batch[b->nbatch], b->cls, msg, len, &s, &b->keys[b->nbatch]);
+	btok_free(&s);
+	mime_free(m);
+	b->seen++;
+	if (++b->nbatch == BAYES_BATCH)
+		cli_flush(b);
+}
+
+static void
+cli_progress(struct bayes_cli *b, int last)
+{
+	uint64_t now = time_mono_ms();
+	double secs = (double)(now - b->t0) / 1000.0;
+
+	if (last) {
+		if (b->tty)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "postern learn: %lld messages: %lld changed (%lld moved from the"
+		    " other class), %lld already so, %lld failed; %.1f s, %.0f messages/s\n",
+		    b->seen, b->changed, b->moved, b->same, b->failed, secs,
+		    secs > 0 ? (double)b->seen / secs : 0.0);
+		return;
+	}
+	if (!b->tty || now - b->shown < 200)
+		return;
+	b->shown = now;
+	fprintf(stderr, "\r\033[Klearning: %lld messages, %lld changed, %.0f/s", b->seen,
+	    b->changed, secs > 0 ? (double)b->seen / secs : 0.0);
+}
+
+/* An mbox holds messages each starting with a "From " line; a single
+ * message file does not (or has only the first). */
+static void
+cli_split(struct bayes_cli *b, const char *buf, size_t n)
+{
+	const char *p = buf, *end = buf + n, *next;
+
+	if (n < 5 || memcmp(buf, "From ", 5) != 0) {
+		cli_message(b, buf, n);
+		return;
+	}
+	while (p < end) {
+		next = p;
+		for (;;) {
+			const char *nl = memmem(next, (size_t)(end - next), "\nFrom ", 6);
+			if (nl == NULL) {
+				next = end;
+				break;
+			}
+			next = nl + 1;
+			break;
+		}
+		cli_message(b, p, (size_t)(next - p));
+		p = next;
+	}
+}
+
+static int
+cli_file(struct bayes_cli *b, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "postern learn: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	buf = xmalloc(BAYES_MAX_FILE + 1);
+	n = fread(buf, 1, BAYES_MAX_FILE + 1, f);
+	fclose(f);
+	if (n > BAYES_MAX_FILE) {
+		fprintf(stderr, "postern learn: %s: larger than %u bytes, skipped\n", path,
+		    BAYES_MAX_FILE);
+		free(buf);
+		return -1;
+	}
+	cli_split(b, buf, n);
+	free(buf);
+	return 0;
+}
+
+/* A file, or a directory read recursively (a Maildir's cur/ and new/),
+ * in name order so that runs are repeatable. */
+static int
+cli_path(struct bayes_cli *b, const char *path, int depth)
+{
+	struct dirent **ents;
+	struct stat st;
+	int n, rc = 0;
+
+	if (stat(path, &st) == -1) {
+		fprintf(stderr, "postern learn: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? cli_file(b, path) : 0;
+	if (depth > 8 || (n = scandir(path, &ents, NULL, alphasort)) == -1)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (ents[i]->d_name[0] != '.') {
+			char *p = xasprintf("%s/%s", path, ents[i]->d_name);
+			rc |= cli_path(b, p, depth + 1);
+			free(p);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+int
+bayes_learn_main(int argc, char **argv)
+{
+	struct bayes_cli b = { .cls = BAYES_LEARN_HAM };
+	const char *cpath = conf_path_arg(argc, argv), *cls = NULL;
+	int forget = 0, first = 0, rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			i++;
+		else if (strcmp(argv[i], "--forget") == 0)
+			forget = 1;
+		else if (cls == NULL && argv[i][0] != '-')
+			cls = argv[i];
+		else if (argv[i][0] != '-' && first == 0)
+			first = i;
+	}
+	if (cls == NULL || (strcmp(cls, "spam") != 0 && strcmp(cls, "ham") != 0) || first == 0) {
+		fprintf(stderr, "usage: postern learn -c FILE spam|ham [--forget] FILE|DIR|MBOX...\n");
+		return 2;
+	}
+	b.cls = forget ? BAYES_FORGET : strcmp(cls, "spam") == 0 ? BAYES_LEARN_SPAM :
+	    BAYES_LEARN_HAM;
+	if ((b.c = conf_load_report(cpath)) == NULL)
+		return 1;
+	if (db_open(b.c, 0) == -1) {
+		conf_unref(b.c);
+		return 1;
+	}
+	mime_init();
+	b.tty = isatty(STDERR_FILENO);
+	b.t0 = b.shown = time_mono_ms();
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			i++;
+			continue;
+		}
+		if (strcmp(argv[i], "--forget") != 0)
+			rc |= cli_path(&b, argv[i], 0);
+	}
+	rc |= cli_flush(&b);
+	cli_progress(&b, 1);
+	db_close();
+	conf_unref(b.c);
+	return rc || b.failed ? 1 : 0;
+}
