@@ -464,7 +464,7 @@ bayes_keys(const struct btok_set *s, uint64_t **keys)
 }
 
 int
-bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
+bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
     const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
 {
 	struct db_bayes_learn l = { .cls = (int)cls };
@@ -488,7 +488,7 @@ bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
 }
 
 int
-bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
+bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class cls,
     struct bayes_learned *out)
 {
 	size_t l = len;
@@ -501,7 +501,7 @@ bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
 }
 
 void
-bayes_learn_queue(struct conf *c, const char *msg, size_t len, enum bayes_class cls)
+bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
 	struct db_bayes_learn l = { .cls = (int)cls };
 	struct btok_set s = { 0 };
