@@ -15,6 +15,7 @@
 #include "stats.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -914,9 +915,10 @@ api_learn_class(const char *s, enum bayes_class *cls)
 	return 0;
 }
 
-/* A message starts with a header field (RFC 5322 2.2: printable name,
- * then a colon), after an optional mbox "From " line: enough to turn away
- * a JSON document or a form sent as message/rfc822 by mistake. */
+/* A message starts with a header field (RFC 5322 2.2: a name, then a
+ * colon; names in real mail are letters, digits and dashes), after an
+ * optional mbox "From " line: enough to turn away a JSON document or a
+ * form sent as message/rfc822 by mistake. */
 static int
 api_looks_like_message(const char *m, size_t len)
 {
@@ -927,7 +929,7 @@ api_looks_like_message(const char *m, size_t len)
 		len -= (size_t)(nl + 1 - m);
 		m = nl + 1;
 	}
-	for (i = 0; i < len && m[i] > ' ' && m[i] < 127 && m[i] != ':'; i++)
+	for (i = 0; i < len && (isalnum((unsigned char)m[i]) || m[i] == '-' || m[i] == '_'); i++)
 		;
 	return i > 0 && i < len && m[i] == ':';
 }
