@@ -16,6 +16,7 @@
  * Public call: pol_check_main (from proxy/main.c). Thread: main only.
  */
 #include "policy_int.h"
+#include "bayes.h"
 #include "conf.h"
 #include "spf.h"
 #include "util.h"
@@ -42,6 +43,7 @@ static int	 check_stage(struct pol_session *, enum pol_stage, const struct pol_m
 static json_t	*check_json(const struct pol_session *, enum pol_stage,
 		    const struct pol_decision *);
 static void	 check_spf_json(const struct pol_session *, json_t *);
+static void	 check_bayes_json(const struct pol_session *, json_t *);
 
 static const char *stage_names[] = { "connect", "helo", "mail", "rcpt", "data" };
 
@@ -262,6 +264,8 @@ check_json(const struct pol_session *ps, enum pol_stage stage,
 			json_object_set_new(j, "authres", json_string(r->authres));
 		if (strcmp(r->check, "spf") == 0)
 			check_spf_json(ps, j);
+		if (strcmp(r->check, "bayes") == 0)
+			check_bayes_json(ps, j);
 		json_object_set(o, r->check, j);
 		json_object_set_new(j, "check", json_string(r->check));
 		json_array_append_new(all, j);
@@ -295,4 +299,26 @@ check_spf_json(const struct pol_session *ps, json_t *j)
 	json_object_set_new(j, "void_lookups", json_integer(o->void_lookups));
 	json_object_set_new(j, "explanation",
 	    o->explanation ? json_string(o->explanation) : json_null());
+}
+
+/* The classifier's probability, counts and the tokens that weighed most. */
+static void
+check_bayes_json(const struct pol_session *ps, json_t *j)
+{
+	const struct bayes_verdict *v = bayes_session_verdict(ps);
+	json_t *top;
+
+	if (v == NULL)
+		return;
+	json_object_set_new(j, "probability", json_real(v->prob));
+	json_object_set_new(j, "learned_spam", json_integer(v->nspam));
+	json_object_set_new(j, "learned_ham", json_integer(v->nham));
+	json_object_set_new(j, "tokens", json_integer(v->ntokens));
+	json_object_set_new(j, "tokens_used", json_integer(v->used));
+	top = json_array();
+	for (int i = 0; i < v->ntop; i++)
+		json_array_append_new(top, json_pack("{s:s, s:f, s:i, s:i}",
+		    "token", v->top[i].text, "probability", v->top[i].prob,
+		    "spam", (int)v->top[i].spam, "ham", (int)v->top[i].ham));
+	json_object_set_new(j, "top_tokens", top);
 }

@@ -39,6 +39,8 @@ struct api_path {
 
 static void	 api_metrics(struct web_req *, struct web_resp *);
 static void	 api_stats(struct web_req *, struct web_resp *);
+static char	*api_bayes_metrics(void);
+static json_t	*api_bayes_json(void);
 static void	 api_verdicts(struct web_req *, struct web_resp *);
 static void	 api_greylist(struct web_req *, struct web_resp *);
 static void	 api_access(struct web_req *, struct web_resp *);
@@ -71,8 +73,6 @@ static void	 api_quar_one(struct web_req *, struct web_resp *, const char *actio
 static void	 api_quar_bulk(struct web_req *, struct web_resp *);
 static void	 api_quar_list(struct web_req *, struct web_resp *);
 static void	 api_quar_raw(struct web_resp *, const char *id);
-static json_t	*api_bayes_json(void);
-static char	*api_bayes_metrics(void);
 static int	 api_ctype_is(const struct web_req *, const char *type);
 static int	 api_learn_class(const char *, enum bayes_class *);
 static int	 api_looks_like_message(const char *, size_t);
@@ -194,15 +194,16 @@ api_query(const struct web_req *r, struct web_resp *resp, const char **q)
 static void
 api_metrics(struct web_req *r, struct web_resp *resp)
 {
-	char *text, *all, *bayes;
+	char *text, *all;
 
 	if (!api_is(r, "GET")) {
 		web_error(resp, 405, "GET only");
 		return;
 	}
+	char *bayes = api_bayes_metrics();
+
 	stats_gauge_set(STATS_G_DB_QUEUE, db_queue_len());
 	text = stats_prometheus();
-	bayes = api_bayes_metrics();
 	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
 	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n%s",
 	    text, db_ok(), bayes);
@@ -214,42 +215,37 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 	resp->len = strlen(all);
 }
 
-/* The classifier's counters: learned messages and tokens from the
- * database (every process's learning), verdicts and autolearns of this
- * process since it started. Empty when the database does not answer. */
+/* The classifier: learned messages per class and tokens (from the
+ * database), verdicts and autolearns (this process). */
 static char *
 api_bayes_metrics(void)
 {
 	struct bayes_counts bc;
-	char *v, *out;
 
 	if (bayes_counts(&bc) == -1)
 		return xstrdup("");
-	v = xasprintf("postern_bayes_verdicts_total{state=\"untrained\"} %lld\n"
-	    "postern_bayes_verdicts_total{state=\"ham\"} %lld\n"
-	    "postern_bayes_verdicts_total{state=\"unsure\"} %lld\n"
-	    "postern_bayes_verdicts_total{state=\"spam\"} %lld\n"
-	    "postern_bayes_verdicts_total{state=\"temperror\"} %lld\n",
-	    bc.verdicts[BAYES_UNTRAINED], bc.verdicts[BAYES_HAM], bc.verdicts[BAYES_UNSURE],
-	    bc.verdicts[BAYES_SPAM], bc.verdicts[BAYES_ERROR]);
-	out = xasprintf("# HELP postern_bayes_learned Messages the classifier has learned, "
-	    "by class.\n# TYPE postern_bayes_learned gauge\n"
+	return xasprintf("# HELP postern_bayes_learned Messages the classifier has learned, by class.\n"
+	    "# TYPE postern_bayes_learned gauge\n"
 	    "postern_bayes_learned{class=\"spam\"} %lld\npostern_bayes_learned{class=\"ham\"} %lld\n"
 	    "# HELP postern_bayes_tokens Tokens the classifier keeps.\n"
 	    "# TYPE postern_bayes_tokens gauge\npostern_bayes_tokens %lld\n"
-	    "# HELP postern_bayes_verdicts_total Classifier verdicts since start, by state.\n"
-	    "# TYPE postern_bayes_verdicts_total counter\n%s"
-	    "# HELP postern_bayes_autolearned_total Messages autolearned since start, by class.\n"
+	    "# HELP postern_bayes_verdicts_total Classifier verdicts by result.\n"
+	    "# TYPE postern_bayes_verdicts_total counter\n"
+	    "postern_bayes_verdicts_total{result=\"spam\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"ham\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"unsure\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"untrained\"} %lld\n"
+	    "postern_bayes_verdicts_total{result=\"temperror\"} %lld\n"
+	    "# HELP postern_bayes_autolearned_total Messages autolearned, by class.\n"
 	    "# TYPE postern_bayes_autolearned_total counter\n"
 	    "postern_bayes_autolearned_total{class=\"spam\"} %lld\n"
 	    "postern_bayes_autolearned_total{class=\"ham\"} %lld\n",
-	    bc.nspam, bc.nham, bc.ntokens, v, bc.autolearned[BAYES_LEARN_SPAM],
-	    bc.autolearned[BAYES_LEARN_HAM]);
-	free(v);
-	return out;
+	    bc.nspam, bc.nham, bc.ntokens, bc.verdicts[BAYES_SPAM], bc.verdicts[BAYES_HAM],
+	    bc.verdicts[BAYES_UNSURE], bc.verdicts[BAYES_UNTRAINED], bc.verdicts[BAYES_ERROR],
+	    bc.autolearned[BAYES_LEARN_SPAM], bc.autolearned[BAYES_LEARN_HAM]);
 }
 
-/* The same for /api/stats, or JSON null. */
+/* The same for /api/stats; null when the database is not answering. */
 static json_t *
 api_bayes_json(void)
 {
@@ -257,15 +253,14 @@ api_bayes_json(void)
 
 	if (bayes_counts(&bc) == -1)
 		return json_null();
-	return json_pack("{s:{s:I, s:I}, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
-	    "learned", "spam", (json_int_t)bc.nspam, "ham", (json_int_t)bc.nham,
-	    "tokens", (json_int_t)bc.ntokens,
-	    "verdicts", "untrained", (json_int_t)bc.verdicts[BAYES_UNTRAINED],
-	    "ham", (json_int_t)bc.verdicts[BAYES_HAM],
+	return json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
+	    "learned_spam", (json_int_t)bc.nspam, "learned_ham", (json_int_t)bc.nham,
+	    "tokens", (json_int_t)bc.ntokens, "verdicts",
+	    "spam", (json_int_t)bc.verdicts[BAYES_SPAM], "ham", (json_int_t)bc.verdicts[BAYES_HAM],
 	    "unsure", (json_int_t)bc.verdicts[BAYES_UNSURE],
-	    "spam", (json_int_t)bc.verdicts[BAYES_SPAM],
-	    "temperror", (json_int_t)bc.verdicts[BAYES_ERROR],
-	    "autolearned", "spam", (json_int_t)bc.autolearned[BAYES_LEARN_SPAM],
+	    "untrained", (json_int_t)bc.verdicts[BAYES_UNTRAINED],
+	    "temperror", (json_int_t)bc.verdicts[BAYES_ERROR], "autolearned",
+	    "spam", (json_int_t)bc.autolearned[BAYES_LEARN_SPAM],
 	    "ham", (json_int_t)bc.autolearned[BAYES_LEARN_HAM]);
 }
 

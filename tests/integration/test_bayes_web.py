@@ -47,7 +47,7 @@ def learned(st):
     status, _, d = st.bearer().get("/api/stats")
     assert status == 200, d
     b = d["bayes"]
-    return b["learned"]["spam"], b["learned"]["ham"]
+    return b["learned_spam"], b["learned_ham"]
 
 
 def held(st, tag, body="Hello from the learning tests.\n"):
@@ -246,7 +246,7 @@ def test_stats_and_metrics_show_the_classifier(st):
     assert 'postern_bayes_learned{class="spam"} %d' % spam in text
     assert 'postern_bayes_learned{class="ham"} %d' % ham in text
     assert "postern_bayes_tokens " in text
-    assert 'postern_bayes_verdicts_total{state="untrained"}' in text
+    assert 'postern_bayes_verdicts_total{result="untrained"}' in text
 
 
 # ------------------------------------------- trained: what the detail shows

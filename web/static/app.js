@@ -167,8 +167,8 @@ async function drawOverview() {
 function drawBayesTiles(b) {
   const t = clear($('bayes-tiles'));
   if (!b) { t.appendChild(el('p', { class: 'hint' }, 'The classifier\'s counts could not be read.')); return; }
-  const l = b.learned || {}, v = b.verdicts || {};
-  t.append(tile('learned as spam', l.spam || 0), tile('learned as ham', l.ham || 0),
+  const v = b.verdicts || {};
+  t.append(tile('learned as spam', b.learned_spam || 0), tile('learned as ham', b.learned_ham || 0),
     tile('tokens', b.tokens || 0), tile('verdicts: spam', v.spam || 0), tile('verdicts: ham', v.ham || 0),
     tile('verdicts: unsure', v.unsure || 0), tile('verdicts: untrained', v.untrained || 0));
 }

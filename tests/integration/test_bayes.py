@@ -1,0 +1,260 @@
+"""The classifier end to end: `postern learn` (files, directories, mbox;
+once per message; moves; --forget), `postern check` before and after the
+minimum training, the running daemon picking up what another process
+learned (X-Spam header and verdict row through the proxy), autolearn and
+its balance guard, and the token cap holding memory bounded over 10,000
+learned messages.
+
+Real parts: build/postern (learn, check, serve), the harness's unbound and
+capture backend, smtplib clients, the SQLite file read with Python's
+sqlite3; every message is written by the test.
+"""
+import json
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import time
+
+from harness import POSTERN_BIN, wait_until
+from harness.client import smtp_client
+
+SPAM_WORDS = ("viagra cheap pills winner casino mortgage refinance click unsubscribe "
+              "offer rolex bonus prize guaranteed lowest").split()
+HAM_WORDS = ("meeting agenda kernel patch review lunch report build release thanks "
+             "minutes draft schedule compiler branch").split()
+
+
+def message(spam, n, words=40, rnd=None):
+    rnd = rnd or random.Random(n * 2 + spam)
+    vocab = SPAM_WORDS if spam else HAM_WORDS
+    subj = ("Great offer %d" if spam else "Status report %d") % n
+    body = " ".join(rnd.choice(vocab) for _ in range(words))
+    return ("From: %s\r\nTo: bob@example.org\r\nSubject: %s\r\n"
+            "Message-ID: <%d.%d@test>\r\n\r\n%s\r\n" % (
+                "Promo <promo@deals.test>" if spam else "Alice <alice@corp.test>",
+                subj, n, spam, body))
+
+
+def write(directory, name, text):
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def learn(conf_path, *args):
+    r = subprocess.run([POSTERN_BIN, "learn", "-c", conf_path, *args],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return r.stderr
+
+
+def meta(p):
+    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
+        return db.execute("SELECT nspam, nham, ntokens FROM bayes_meta").fetchone()
+
+
+def token_count(p):
+    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
+        return db.execute("SELECT count(*) FROM bayes_tokens").fetchone()[0]
+
+
+def check(p, path):
+    r = subprocess.run([POSTERN_BIN, "check", "-c", p.conf_path, "--ip", "192.0.2.7",
+                        "--from", "a@sender.test", "--rcpt", "bob@example.org",
+                        "--only", "bayes", path], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def prepared(make_postern, backend, conf=None):
+    c = {"bayes.min_learned": "10", "spf.enabled": "no", "dkim.enabled": "no",
+         "dmarc.enabled": "no"}
+    c.update(conf or {})
+    p = make_postern(backend, conf=c, start=False)
+    p.write_config()
+    return p
+
+
+def train(p, workdir, n=30):
+    """n spam files in a directory, n ham messages in one mbox."""
+    sdir = workdir.join("spam")
+    for i in range(n):
+        write(sdir, "%03d.eml" % i, message(1, i))
+    mbox = "".join("From alice@corp.test Mon Jan  1 00:00:00 2024\n%s\n" %
+                   message(0, i).replace("\r\n", "\n") for i in range(n))
+    learn(p.conf_path, "spam", sdir)
+    learn(p.conf_path, "ham", write(workdir.path, "ham.mbox", mbox))
+
+
+def test_learn_once_move_forget(make_postern, capture, workdir):
+    p = prepared(make_postern, capture.addr)
+    d = workdir.join("one")
+    paths = [write(d, "%d.eml" % i, message(1, 100 + i)) for i in range(3)]
+    out = learn(p.conf_path, "spam", *paths)
+    assert "3 messages: 3 changed" in out and "messages/s" in out, out
+    assert meta(p)[:2] == (3, 0)
+    # the same messages again, as a directory: nothing moves
+    out = learn(p.conf_path, "spam", d)
+    assert "3 messages: 0 changed" in out and "3 already so" in out, out
+    before = token_count(p)
+    assert meta(p)[:2] == (3, 0)
+    # one of them as ham: moved, the totals follow exactly
+    out = learn(p.conf_path, "ham", paths[0])
+    assert "1 changed (1 moved" in out, out
+    assert meta(p)[:2] == (2, 1)
+    assert token_count(p) == before
+    # forgotten, twice: the second time nothing is left to forget
+    learn(p.conf_path, "ham", "--forget", paths[0])
+    assert meta(p)[:2] == (2, 0)
+    out = learn(p.conf_path, "spam", "--forget", paths[0])
+    assert "0 changed" in out, out
+    learn(p.conf_path, "spam", "--forget", *paths[1:])
+    assert meta(p)[:2] == (0, 0)
+    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
+        assert db.execute("SELECT count(*) FROM bayes_tokens WHERE spam + ham > 0"
+                          ).fetchone()[0] == 0
+
+
+def test_learn_refuses_bad_usage(make_postern, capture, workdir):
+    p = prepared(make_postern, capture.addr)
+    r = subprocess.run([POSTERN_BIN, "learn", "-c", p.conf_path, "maybe", "x"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "usage" in r.stderr
+    r = subprocess.run([POSTERN_BIN, "learn", "-c", p.conf_path, "spam",
+                        workdir.join("missing.eml")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "missing.eml" in r.stderr
+
+
+def test_check_untrained_then_trained(make_postern, capture, workdir):
+    p = prepared(make_postern, capture.addr)
+    spammy = write(workdir.path, "spammy.eml", message(1, 900))
+    hammy = write(workdir.path, "hammy.eml", message(0, 901))
+    j = check(p, spammy)
+    assert j["bayes"]["result"] == "untrained"
+    assert j["bayes"]["score"] == 0
+    assert "not enough training" in j["bayes"]["reason"]
+    train(p, workdir)
+    j = check(p, spammy)
+    b = j["bayes"]
+    assert b["result"] == "spam" and b["score"] == 5.0, b
+    assert b["probability"] > 0.99
+    assert b["learned_spam"] == 30 and b["learned_ham"] == 30
+    assert b["top_tokens"] and b["top_tokens"][0]["probability"] > 0.9
+    assert any(t["token"] in SPAM_WORDS or t["token"].startswith("subject:")
+               for t in b["top_tokens"]), b["top_tokens"]
+    assert j["verdict"] == "tag"
+    j = check(p, hammy)
+    assert j["bayes"]["result"] == "ham" and j["bayes"]["score"] == -3.0, j["bayes"]
+    assert j["bayes"]["probability"] < 0.01
+
+
+def send(port, msg):
+    with smtp_client(port) as s:
+        s.ehlo("client.example.net")
+        assert s.mail("sender@deals.test")[0] == 250
+        assert s.rcpt("bob@example.org")[0] == 250
+        return s.data(msg.encode())
+
+
+def verdict_checks(p, subject):
+    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
+        row = db.execute("SELECT checks, verdict FROM verdicts WHERE subject = ?",
+                         (subject,)).fetchone()
+    return (json.loads(row[0]), row[1]) if row else (None, None)
+
+
+def test_proxy_sees_learning_of_another_process(make_postern, capture, workdir):
+    p = prepared(make_postern, capture.addr, {"bayes.autolearn": "no"})
+    p.start()
+    code, _ = send(p.port, message(1, 500))
+    assert code == 250
+    msgs = capture.wait_messages(1)
+    assert msgs[0].header("X-Spam-Flag") == []
+    wait_until(lambda: verdict_checks(p, "Great offer 500")[0] is not None, 15,
+               what="the untrained verdict row")
+    checks, _ = verdict_checks(p, "Great offer 500")
+    b = [c for c in checks if c["check"] == "bayes"][0]
+    assert b["result"] == "untrained" and "not enough training" in b["reason"]
+    # learned by another process while the daemon runs: seen within a second
+    train(p, workdir)
+
+    def classified():
+        code, _ = send(p.port, message(1, 501 + len(capture.messages)))
+        return capture.messages[-1].header("X-Spam-Flag") == ["YES"]
+    wait_until(classified, 20, interval=0.5, what="the daemon to use the new counts")
+    spam_subject = capture.messages[-1].header("Subject")[0]
+    code, _ = send(p.port, message(0, 777))
+    assert code == 250
+    last = capture.wait_messages(len(capture.messages))[-1]
+    assert last.header("X-Spam-Flag") == []
+    assert last.header("X-Spam-Score") == ["-3.0"]
+    wait_until(lambda: verdict_checks(p, spam_subject)[0] is not None, 15,
+               what="the spam verdict row")
+    checks, verdict = verdict_checks(p, spam_subject)
+    b = [c for c in checks if c["check"] == "bayes"][0]
+    assert verdict == "tag" and b["result"] == "spam" and b["score"] == 5.0
+    m = re.match(r"probability (\d\.\d+) .*; top: (.*)", b["reason"])
+    assert m and float(m.group(1)) >= 0.99, b["reason"]
+    assert "viagra" in m.group(2) or "subject:offer" in m.group(2), b["reason"]
+
+
+def test_autolearn_from_other_checks_with_balance(make_postern, capture, workdir):
+    p = prepared(make_postern, capture.addr, {
+        "bayes.min_learned": "2", "bayes.autolearn_spam_score": "4",
+        "bayes.autolearn_balance": "2", "policy.quarantine_score": "50",
+        "policy.reject_score": "60"})
+    rules = write(workdir.path, "rules.txt", "pills | subject | /Great offer/ | score 5\n")
+    r = subprocess.run([POSTERN_BIN, "rules", "import", "-c", p.conf_path, rules],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    p.start()
+    for i in range(2):
+        assert send(p.port, message(1, 600 + i))[0] == 250
+    wait_until(lambda: meta(p)[0] == 2, 15, what="two autolearned spam")
+    time.sleep(1.2)   # BAYES_REFRESH_MS: the daemon's copy then knows both
+    # the same message again is not learned twice
+    assert send(p.port, message(1, 600))[0] == 250
+    # spam is now 2 against 0 ham: past min_learned and the balance, so no more
+    for i in range(3):
+        assert send(p.port, message(1, 610 + i))[0] == 250
+    capture.wait_messages(6)
+    assert p.log().count("bayes: autolearn as spam") == 2
+    assert meta(p)[:2] == (2, 0)
+    # a message without the rule scores 0: neither spam nor ham (-1) enough
+    assert send(p.port, message(0, 620))[0] == 250
+    assert meta(p)[:2] == (2, 0)
+
+
+def test_token_cap_bounds_memory(make_postern, capture, workdir):
+    cap = 20000
+    # two workers: each worker's first message grows memory once (its
+    # database connection, its allocator arena), which is not what we measure
+    p = prepared(make_postern, capture.addr, {"bayes.max_tokens": str(cap),
+                                              "bayes.autolearn": "no",
+                                              "policy.workers": "2"})
+    p.start()
+    rnd = random.Random(7)
+    rss = []
+    for chunk in range(10):
+        # 1,000 messages of fresh random words: ~200,000 tokens uncapped
+        text = "".join("From x@test Mon Jan  1 00:00:00 2024\n%s\n" % (
+            "Subject: m%d\n\n%s\n" % (chunk * 1000 + i, " ".join(
+                "w%x" % rnd.getrandbits(40) for _ in range(40)))) for i in range(1000))
+        learn(p.conf_path, "spam" if chunk % 2 else "ham",
+              write(workdir.path, "chunk.mbox", text))
+        assert token_count(p) <= cap
+        assert meta(p)[2] <= cap
+        # the daemon refreshes its copy at its next message
+        send(p.port, message(1, 10000 + chunk))
+        with open("/proc/%d/status" % p.proc.pid) as f:
+            rss.append(int([l for l in f if l.startswith("VmRSS:")][0].split()[1]))
+    assert meta(p)[:2] == (5000, 5000)
+    # after the copy reached the cap, memory stays flat (kB; a table of
+    # 20,000 tokens is 512 kB, so 8 MB is slack for the allocator)
+    assert max(rss[3:]) - rss[3] < 8 * 1024, rss

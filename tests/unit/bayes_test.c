@@ -1,0 +1,359 @@
+/* bayes_test.c -- the classifier: tokeniser (btok), count table (btab),
+ * learning through db_bayes_* (exact counts, once per digest, moves and
+ * forgets), the cap with its expiry, and combining on a small trained set. */
+#include "t.h"
+#include "bayes.h"
+#include "btab.h"
+#include "btok.h"
+#include "conf.h"
+#include "db.h"
+#include "mime.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/postern-bayestest-XXXXXX";
+static struct conf *c;
+
+/* Does the set hold a token whose readable form is text? */
+static int
+has_token(const struct btok_set *s, const char *text)
+{
+	char buf[BAYES_TOKEN_TEXT];
+
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(btok_format(s, &s->v[i], buf, sizeof(buf)), text) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+tokenise(struct btok_set *s, const char *msg)
+{
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+
+	memset(s, 0, sizeof(*s));
+	btok_message(s, m, strlen(msg));
+	mime_free(m);
+}
+
+T_CASE(tokens_words_lowercase_unique)
+{
+	struct btok_set s = { 0 };
+
+	btok_text(&s, "Hello hello HELLO, World! a", 26);
+	btok_unique(&s);
+	T_ASSERT(has_token(&s, "hello"));
+	T_ASSERT(has_token(&s, "world"));
+	T_ASSERT(!has_token(&s, "a"));		/* shorter than BTOK_MIN_WORD */
+	T_ASSERT(has_token(&s, "hello hello"));	/* bigram, distance 1 */
+	T_ASSERT(has_token(&s, "hello world"));
+	T_ASSERT(has_token(&s, "hello .. world"));	/* distance 2 and 3 */
+	/* hello, world, hello+hello (d1, d2), hello+world (d1, d2, d3) */
+	T_EQ_INT(s.n, 7);
+	for (size_t i = 1; i < s.n; i++)
+		T_ASSERT(s.v[i - 1].h < s.v[i].h);
+	btok_free(&s);
+}
+
+T_CASE(tokens_bounded_words)
+{
+	struct btok_set s = { 0 };
+	char blob[200];
+
+	memset(blob, 'Q', sizeof(blob) - 1);
+	blob[sizeof(blob) - 1] = '\0';
+	btok_text(&s, blob, strlen(blob));
+	btok_text(&s, " 1234567 ", 9);
+	btok_unique(&s);
+	T_ASSERT(has_token(&s, "skip:q190"));	/* first letter, length in tens */
+	T_ASSERT(has_token(&s, "skip:#7"));	/* a long number: its length */
+	T_EQ_INT(s.n, 2);
+	btok_free(&s);
+}
+
+T_CASE(tokens_headers_urls_layout)
+{
+	struct btok_set s;
+
+	tokenise(&s, "From: Alice <alice@Mail.Example.ORG>\r\n"
+	    "Subject: =?UTF-8?B?Q2hlYXAgcGlsbHM=?=\r\n"
+	    "X-Mailer: FooMail 1.0\r\n"
+	    "Content-Type: text/html; charset=iso-8859-1\r\n\r\n"
+	    "<p>Buy <b>now</b> at <a href=\"http://www.shop.example.net/x\">here</a></p>\r\n");
+	T_ASSERT(has_token(&s, "subject:cheap"));	/* RFC 2047 decoded */
+	T_ASSERT(has_token(&s, "subject:pills"));
+	T_ASSERT(has_token(&s, "from:alice"));
+	T_ASSERT(has_token(&s, "from:@mail.example.org"));
+	T_ASSERT(has_token(&s, "mailer:foomail"));
+	T_ASSERT(has_token(&s, "header:x-mailer"));
+	T_ASSERT(has_token(&s, "url:www.shop.example.net"));
+	T_ASSERT(has_token(&s, "urldomain:example.net"));
+	T_ASSERT(has_token(&s, "trait:html-only"));
+	T_ASSERT(has_token(&s, "part:text/html iso-8859-1"));
+	T_ASSERT(has_token(&s, "buy now"));	/* HTML as text */
+	T_ASSERT(!has_token(&s, "cheap"));	/* subject words are their own kind */
+	btok_free(&s);
+}
+
+T_CASE(table_set_get_delete)
+{
+	struct btab *t = btab_new(0);
+	unsigned sp, hm;
+	int ok = 1;
+
+	/* enough keys to grow several times and to wrap probe runs */
+	for (uint64_t k = 1; k <= 20000; k++)
+		btab_set(t, k * 0x9e3779b97f4a7c15ULL, (unsigned)k, (unsigned)(k * 2));
+	T_EQ_INT(btab_count(t), 20000);
+	for (uint64_t k = 1; k <= 20000; k += 2)
+		btab_set(t, k * 0x9e3779b97f4a7c15ULL, 0, 0);	/* delete odd */
+	T_EQ_INT(btab_count(t), 10000);
+	for (uint64_t k = 1; k <= 20000; k++) {
+		int found = btab_get(t, k * 0x9e3779b97f4a7c15ULL, &sp, &hm);
+		if (found != (k % 2 == 0) || (found && (sp != k || hm != k * 2)))
+			ok = 0;
+	}
+	T_ASSERT(ok);
+	T_ASSERT(btab_bytes(t) * BTAB_LOAD_PCT / 100 >= 10000 * 16);
+	btab_free(t);
+}
+
+/* Counts of one token (by text) in the database, via the tokeniser. */
+struct row_find {
+	uint64_t key;
+	unsigned spam, ham;
+	int found;
+};
+
+static void
+row_find_fn(void *arg, uint64_t key, unsigned spam, unsigned ham)
+{
+	struct row_find *r = arg;
+
+	if (key == r->key) {
+		r->spam = spam;
+		r->ham = ham;
+		r->found = 1;
+	}
+}
+
+static struct row_find
+token_counts(const char *msg, const char *text)
+{
+	struct row_find r = { 0 };
+	struct db_bayes_meta m;
+	struct btok_set s;
+	char buf[BAYES_TOKEN_TEXT];
+
+	tokenise(&s, msg);
+	for (size_t i = 0; i < s.n; i++)
+		if (strcmp(btok_format(&s, &s.v[i], buf, sizeof(buf)), text) == 0)
+			r.key = s.v[i].h;
+	btok_free(&s);
+	db_bayes_load(-1, &m, row_find_fn, &r);
+	return r;
+}
+
+static const char msg_a[] = "Subject: zebra offer\r\n\r\nquagga okapi zebra\r\n";
+static const char msg_b[] = "Subject: meeting\r\n\r\nokapi agenda notes\r\n";
+
+T_CASE(learn_counts_exact)
+{
+	struct bayes_learned l;
+	struct db_bayes_meta m;
+	struct row_find r;
+
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.was, -1);
+	T_EQ_INT(l.changed, 1);
+	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_LEARN_HAM, &l), 0);
+	r = token_counts(msg_a, "okapi");
+	T_EQ_INT(r.spam, 1);
+	T_EQ_INT(r.ham, 1);
+	/* again, same class: nothing moves */
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.was, BAYES_LEARN_SPAM);
+	T_EQ_INT(l.changed, 0);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nspam, 1);
+	T_EQ_INT(m.nham, 1);
+	r = token_counts(msg_a, "zebra");
+	T_EQ_INT(r.spam, 1);
+	T_EQ_INT(r.ham, 0);
+	/* the same message with LF line ends and an mbox From line is the
+	 * same message */
+	static const char lf[] = "From x@y Mon Jan  1 00:00:00 2024\nSubject: zebra offer\n\n"
+	    "quagga okapi zebra\n";
+	T_EQ_INT(bayes_learn(c, lf, strlen(lf), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.changed, 0);
+}
+
+T_CASE(relearn_moves_forget_removes)
+{
+	struct bayes_learned l;
+	struct db_bayes_meta m;
+	struct row_find r;
+
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_HAM, &l), 0);
+	T_EQ_INT(l.was, BAYES_LEARN_SPAM);
+	T_EQ_INT(l.changed, 1);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nspam, 0);
+	T_EQ_INT(m.nham, 2);
+	r = token_counts(msg_a, "zebra");
+	T_EQ_INT(r.spam, 0);
+	T_EQ_INT(r.ham, 1);
+	r = token_counts(msg_a, "okapi");
+	T_EQ_INT(r.ham, 2);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
+	T_EQ_INT(l.was, BAYES_LEARN_HAM);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nham, 1);
+	r = token_counts(msg_a, "zebra");
+	T_EQ_INT(r.spam + r.ham, 0);
+	r = token_counts(msg_a, "okapi");
+	T_EQ_INT(r.ham, 1);
+	/* forgetting what is not learned changes nothing */
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
+	T_EQ_INT(l.was, -1);
+	T_EQ_INT(l.changed, 0);
+	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_FORGET, &l), 0);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nham + m.nspam, 0);
+}
+
+/* A message of n made-up words from a vocabulary of its class. */
+static char *
+gen_msg(int spam, unsigned seed, int words)
+{
+	static const char *sw[] = { "viagra", "cheap", "pills", "winner", "casino",
+	    "mortgage", "refinance", "click", "unsubscribe", "offer", "rolex", "bonus" };
+	static const char *hw[] = { "meeting", "agenda", "kernel", "patch", "review",
+	    "lunch", "report", "build", "release", "thanks", "minutes", "draft" };
+	char *b = xmalloc((size_t)words * 16 + 128);
+	int o = sprintf(b, "Subject: %s %u\r\n\r\n", spam ? "great offer" : "status", seed);
+
+	for (int i = 0; i < words; i++) {
+		seed = seed * 1103515245u + 12345u;
+		o += sprintf(b + o, "%s ", (spam ? sw : hw)[(seed >> 16) % 12]);
+	}
+	strcpy(b + o, "\r\n");
+	return b;
+}
+
+T_CASE(classify_untrained_then_trained)
+{
+	struct bayes_verdict v;
+	struct mime_msg *m;
+	char *x;
+
+	c->bayes_min_learned = 10;
+	for (unsigned i = 0; i < 9; i++) {
+		x = gen_msg(1, i, 30);
+		bayes_learn(c, x, strlen(x), BAYES_LEARN_SPAM, NULL);
+		free(x);
+		x = gen_msg(0, i, 30);
+		bayes_learn(c, x, strlen(x), BAYES_LEARN_HAM, NULL);
+		free(x);
+	}
+	x = gen_msg(1, 999, 30);
+	m = mime_parse(x, strlen(x));
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.state, BAYES_UNTRAINED);
+	T_EQ_INT(v.score == 0, 1);
+	for (unsigned i = 9; i < 20; i++) {
+		char *y = gen_msg(1, i, 30);
+		bayes_learn(c, y, strlen(y), BAYES_LEARN_SPAM, NULL);
+		free(y);
+		y = gen_msg(0, i, 30);
+		bayes_learn(c, y, strlen(y), BAYES_LEARN_HAM, NULL);
+		free(y);
+	}
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.state, BAYES_SPAM);
+	T_ASSERT(v.prob > 0.99);
+	T_ASSERT(v.score == c->bayes_spam_score);
+	T_EQ_INT(v.nspam, 20);
+	T_ASSERT(v.ntop > 0 && v.top[0].prob > 0.9);
+	mime_free(m);
+	free(x);
+	x = gen_msg(0, 998, 30);
+	m = mime_parse(x, strlen(x));
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.state, BAYES_HAM);
+	T_ASSERT(v.prob < 0.01);
+	mime_free(m);
+	free(x);
+	/* neither kind of word: no token weighs in, unsure at 0.5 */
+	m = mime_parse("Subject: x\r\n\r\nzzyzx qwxqw\r\n", 28);
+	bayes_classify(c, m, 28, &v);
+	T_EQ_INT(v.state, BAYES_UNSURE);
+	mime_free(m);
+}
+
+T_CASE(cap_expires_least_recent)
+{
+	struct db_bayes_meta m;
+	long long max = 1000;
+	struct db_bayes_learn l = { .cls = BAYES_LEARN_SPAM };
+	uint64_t keys[300];
+
+	/* 10 messages of 300 fresh keys each: past 1000 the oldest go */
+	for (int i = 0; i < 10; i++) {
+		for (int k = 0; k < 300; k++)
+			keys[k] = (uint64_t)(i * 1000 + k + 1) << 20;
+		memset(l.digest, 0, sizeof(l.digest));
+		l.digest[0] = (unsigned char)(i + 100);
+		l.keys = keys;
+		l.nkeys = 300;
+		T_EQ_INT(db_bayes_learn(&l, 1, max), 0);
+		db_bayes_meta(&m);
+		T_ASSERT(m.ntokens <= max);
+	}
+	/* the newest message's keys are all there */
+	struct row_find r = { .key = keys[299] };
+	db_bayes_load(-1, &m, row_find_fn, &r);
+	T_EQ_INT(r.found, 1);
+	r = (struct row_find){ .key = (uint64_t)1 << 20 };	/* the first message's */
+	db_bayes_load(-1, &m, row_find_fn, &r);
+	T_EQ_INT(r.found, 0);
+	T_ASSERT(m.epoch > 0);
+}
+
+int
+main(void)
+{
+	char *p;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	log_init("bayes_test", 0);
+	log_set_level(LOG_LVL_WARN);
+	mime_init();
+	c = conf_defaults();
+	p = xasprintf("%s/t.db", dir);
+	free(c->db_path);
+	c->db_path = p;
+	if (db_open(c, 0) == -1 || bayes_init(c) == -1)
+		return 1;
+	T_RUN(tokens_words_lowercase_unique);
+	T_RUN(tokens_bounded_words);
+	T_RUN(tokens_headers_urls_layout);
+	T_RUN(table_set_get_delete);
+	T_RUN(learn_counts_exact);
+	T_RUN(relearn_moves_forget_removes);
+	T_RUN(classify_untrained_then_trained);
+	T_RUN(cap_expires_least_recent);
+	bayes_shutdown();
+	db_close();
+	conf_unref(c);
+	p = xasprintf("rm -rf %s", dir);
+	if (system(p) != 0)
+		return 1;
+	free(p);
+	return T_END();
+}
