@@ -541,6 +541,8 @@ bayes_counts(struct bayes_counts *bc)
 
 /* ------------------------------------------------------------ the check */
 
+/* The dashboard reads this text (web/static/app.js, bayesInfo): keep
+ * "probability P (U of N tokens; ...)" and "; top: TOKEN F, ..." as they are. */
 static void
 bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 {
