@@ -14,13 +14,14 @@ end the stage before the classifier runs); each test reads counts before
 and after, so the order of tests does not matter."""
 import os
 import random
+import re
 import subprocess
 import time
 
 import pytest
 
-from harness import POSTERN_BIN, wait_until
-from webapi import Stack, send_mail
+from harness import POSTERN_BIN, free_port, port_open, wait_until
+from webapi import TOKEN, Http, Stack, send_mail
 
 MAX_MESSAGE = 200000
 EVIL_HEADER = "x-<script>alert(1)</script>"
@@ -154,6 +155,32 @@ def test_delete_as_spam_can_be_turned_off():
         assert api.get("/api/quarantine/" + a)[0] == 404
     finally:
         s.close()
+
+
+def test_postern_web_alone_learns_on_its_own_connection(st):
+    """`postern web` has no db writer thread: release and delete as spam
+    learn on its own connection, and the daemon's counts see it."""
+    a, b = held(st, tag()), held(st, tag())
+    spam0, ham0 = learned(st)
+    conf, port = st.tmp.join("web-only.conf"), free_port()
+    with open(st.postern.conf_path) as f:
+        text = re.sub(r"(?m)^listen = 127\.0\.0\.1:%d$" % st.web_port,
+                      "listen = 127.0.0.1:%d" % port, f.read())
+    with open(conf, "w") as f:
+        f.write(text)
+    proc = subprocess.Popen([POSTERN_BIN, "web", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: proc.poll() is None and port_open(port), 15,
+                   what="postern web to listen")
+        h = Http(port, token=TOKEN)
+        assert h.post("/api/quarantine/%s/release" % a, {})[0] == 200
+        assert h.post("/api/quarantine/%s/spam" % b, {})[0] == 200
+    finally:
+        proc.terminate()
+        rc = proc.wait(15)
+    assert rc == 0, proc.stderr.read()
+    assert learned(st) == (spam0 + 1, ham0 + 1)
 
 
 def test_learn_by_id_moves_the_message(st):
