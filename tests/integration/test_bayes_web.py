@@ -127,18 +127,22 @@ def test_delete_as_spam_learns_spam(st):
     assert learned(st) == (spam0 + 1, ham0)
 
 
-def test_bulk_spam_and_cli_spam(st):
-    a, b, c = held(st, tag()), held(st, tag()), held(st, tag())
+def test_bulk_spam_bulk_release_and_cli_spam(st):
+    a, b, c, d = held(st, tag()), held(st, tag()), held(st, tag()), held(st, tag())
     spam0, ham0 = learned(st)
     status, _, r = st.bearer().post("/api/quarantine/bulk",
                                     {"action": "spam", "ids": [a, b, "nosuchid"]})
     assert status == 200, r
     assert [x["result"] for x in r["results"]] == ["ok", "ok", "not found"]
     assert learned(st) == (spam0 + 2, ham0)
+    status, _, r = st.bearer().post("/api/quarantine/bulk",
+                                    {"action": "release", "ids": [d, d]})
+    assert [x["result"] for x in r["results"]] == ["ok", "not held"], r
+    assert learned(st) == (spam0 + 2, ham0 + 1)
     out = subprocess.run([POSTERN_BIN, "quarantine", "-c", st.postern.conf_path, "spam", c],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "deleted as spam" in out.stdout, out
-    assert learned(st) == (spam0 + 3, ham0)
+    assert learned(st) == (spam0 + 3, ham0 + 1)
 
 
 def test_delete_as_spam_can_be_turned_off():
