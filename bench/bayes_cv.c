@@ -22,7 +22,9 @@
  * recall, F1, false positives (count and share of ham), false negatives
  * and messages per second per core of the check (CPU time of this
  * process in pol_run), and the learning rate of `postern learn` (its CPU
- * time). Per-message results go to WORKDIR/results.tsv.
+ * time), and how many messages of each class every rule matched (the
+ * content rules; the envelope here is one made-up sender). Per-message
+ * results go to WORKDIR/results.tsv.
  */
 #include "bayes.h"
 #include "conf.h"
@@ -60,6 +62,14 @@ struct cv_count {
 	double	 cpu;
 	long	 n;
 };
+
+/* Per rule: messages of each class it matched (rules-alone pass). */
+#define CV_MAX_RULES	512
+static struct {
+	char	*name;
+	long	 ham, spam;
+} rules_hit[CV_MAX_RULES];
+static int nrules_hit;
 
 static struct cv_msg msgs[CV_MAX_MSGS];
 static int nmsgs;
@@ -215,6 +225,18 @@ cv_check(struct conf *c, struct cv_msg *m, const char *corpus, int mode,
 	cc->n++;
 	m->called[mode] = d.verdict != POL_ACCEPT;
 	m->score[mode] = d.score;
+	for (int i = 0; mode == M_RULES && i < ps->nresults; i++) {
+		const struct pol_result *r = &ps->results[i];
+		int k;
+		if (strcmp(r->check, "rule") != 0 || r->reason == NULL)
+			continue;
+		for (k = 0; k < nrules_hit && strcmp(rules_hit[k].name, r->reason) != 0; k++)
+			;
+		if (k == nrules_hit && nrules_hit < CV_MAX_RULES)
+			rules_hit[nrules_hit++].name = xstrdup(r->reason);
+		if (k < nrules_hit)
+			m->spam ? rules_hit[k].spam++ : rules_hit[k].ham++;
+	}
 	if (mode == M_BAYES) {
 		const struct bayes_verdict *v = bayes_session_verdict(ps);
 		m->prob = v ? v->prob : -1;
@@ -327,6 +349,9 @@ main(int argc, char **argv)
 	if (ln > 0)
 		printf("learning: %ld messages, %.0f msg/s per core (postern learn)\n", ln,
 		    lcpu > 0 ? (double)ln / lcpu : 0);
+	for (int i = 0; i < nrules_hit; i++)
+		printf("rule %-24s matched %4ld spam, %4ld ham\n", rules_hit[i].name,
+		    rules_hit[i].spam, rules_hit[i].ham);
 	printf("per-message results: %s\n", rp);
 	free(rp);
 	return 0;
