@@ -14,13 +14,12 @@ end the stage before the classifier runs); each test reads counts before
 and after, so the order of tests does not matter."""
 import os
 import random
-import re
 import subprocess
 import time
 
 import pytest
 
-from harness import POSTERN_BIN, free_port, port_open, wait_until
+from harness import POSTERN_BIN, wait_until
 from webapi import TOKEN, Http, Stack, send_mail
 
 MAX_MESSAGE = 200000
@@ -166,24 +165,10 @@ def test_postern_web_alone_learns_on_its_own_connection(st):
     learn on its own connection, and the daemon's counts see it."""
     a, b = held(st, tag()), held(st, tag())
     spam0, ham0 = learned(st)
-    conf, port = st.tmp.join("web-only.conf"), free_port()
-    with open(st.postern.conf_path) as f:
-        text = re.sub(r"(?m)^listen = 127\.0\.0\.1:%d$" % st.web_port,
-                      "listen = 127.0.0.1:%d" % port, f.read())
-    with open(conf, "w") as f:
-        f.write(text)
-    proc = subprocess.Popen([POSTERN_BIN, "web", "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: proc.poll() is None and port_open(port), 15,
-                   what="postern web to listen")
+    with st.web_alone() as (_, port):
         h = Http(port, token=TOKEN)
         assert h.post("/api/quarantine/%s/release" % a, {})[0] == 200
         assert h.post("/api/quarantine/%s/spam" % b, {})[0] == 200
-    finally:
-        proc.terminate()
-        rc = proc.wait(15)
-    assert rc == 0, proc.stderr.read()
     assert learned(st) == (spam0 + 1, ham0 + 1)
 
 
@@ -359,7 +344,7 @@ def test_verdict_and_quarantine_carry_probability_and_tokens(trained):
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
 from test_ui import (_alert, click, csp_violations, drv, go, logged_in,  # noqa: E402,F401
-                     no_alert, shot, texts, wait_el)
+                     no_alert, quar_bulk, shot, texts, wait_el)
 
 
 def open_detail(drv, st, view, subject):
@@ -447,17 +432,8 @@ def test_bulk_delete_as_spam_in_the_browser(st, drv):
     ids = [held(st, t) for _ in range(2)]
     spam0, ham0 = learned(st)
     logged_in(drv, st)
-    go(drv, st, "quarantine")
-    drv.find_element(By.ID, "quar-q").send_keys(t)
-    drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
-    wait_until(lambda: len([x for x in texts(drv, "#quar-table tbody tr") if t in x]) == 2,
-               15, what="both messages listed")
-    click(drv, "#quar-all")
-    click(drv, "#quar-bulk-spam")
-    confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")
-    assert "spam" in confirm.text and "2 message" in confirm.text
-    confirm.accept()
-    wait_el(drv, "#flash", text="2 done")
+    confirm = quar_bulk(drv, st, t, "#quar-bulk-spam")
+    assert "spam" in confirm and "2 message" in confirm, confirm
     for qid in ids:
         assert st.bearer().get("/api/quarantine/" + qid)[0] == 404
     # Two messages with the same subject and body are one message to the
