@@ -136,9 +136,10 @@ bench-spf: all $(B)/bench/spf_bench
 # a setting).
 CORPUS	?= $(B)/corpus-train
 GET_TRAIN ?= ../shared/corpus/get-train.py
-bench-detect: all $(B)/bench/bayes_cv
+bench-detect: all $(B)/bench/bayes_cv $(B)/bench/bayes_bench
 	@test -f $(CORPUS)/labels.tsv || $(PYTHON) $(GET_TRAIN) $(CORPUS)
 	$(B)/bench/bayes_cv $(B)/postern $(CORPUS) $(B)/bench-detect --relearn $(DETECT_ARGS)
+	$(B)/bench/bayes_bench
 
 # libspf2 on our resolver against the RFC 7208 cases (docs/spf.md).
 spf-compare: all $(B)/bench/spf_libspf2

@@ -89,12 +89,14 @@ static int	 bayes_score_set(struct conf *, const struct btok_set *, struct bayes
 static double	 bayes_chi2q(double x2, int v);
 static double	 bayes_fisher(const struct bayes_clue *, int n);
 static int	 bayes_clue_cmp(const void *, const void *);
+static void	 bayes_select(struct bayes_clue *, int n, int k);
 static void	 bayes_top(const struct btok_set *, struct bayes_clue *, int n,
 		    struct bayes_verdict *);
 static void	 bayes_verdict_set(struct conf *, struct bayes_verdict *);
 static void	 bayes_digest(const char *, size_t, unsigned char out[32]);
 static const char *bayes_skip_from(const char *, size_t *);
-static void	 bayes_keys(const struct btok_set *, uint64_t **);
+static void	 bayes_fill(struct db_bayes_learn *, enum bayes_class, const char *,
+		    size_t, const struct btok_set *, uint64_t **);
 static size_t	 bayes_lf_len(const char *, size_t);
 static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
@@ -102,6 +104,9 @@ static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
+static int	 bayes_blocks_msg(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
+static int	 bayes_idle(const struct conf *, long long *nspam, long long *nham);
 
 const struct pol_check bayes_check = {
 	.name = "bayes",
@@ -110,6 +115,7 @@ const struct pol_check bayes_check = {
 	.run = bayes_run,
 	.tx_reset = bayes_tx_reset,
 	.free = bayes_tx_reset,
+	.blocks_msg = bayes_blocks_msg,
 };
 
 static const char *const bayes_states[] = {
@@ -294,6 +300,36 @@ bayes_fisher(const struct bayes_clue *c, int n)
 	return (1.0 + s - h) / 2.0;
 }
 
+/* Move the k strongest clues to the front (quickselect on dev): only
+ * they are sorted afterwards, not the thousands a long message has. */
+static void
+bayes_select(struct bayes_clue *cl, int n, int k)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		double pivot = cl[(lo + hi) / 2].dev;
+		int i = lo, j = hi;
+		while (i <= j) {
+			while (cl[i].dev > pivot)
+				i++;
+			while (cl[j].dev < pivot)
+				j--;
+			if (i <= j) {
+				struct bayes_clue t = cl[i];
+				cl[i++] = cl[j];
+				cl[j--] = t;
+			}
+		}
+		if (k - 1 <= j)
+			hi = j;
+		else if (k - 1 >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
 /* Strongest first. */
 static int
 bayes_clue_cmp(const void *a, const void *b)
@@ -338,9 +374,11 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 		cl[n++] = (struct bayes_clue){ f, fabs(f - 0.5), ns, nh, (uint32_t)i };
 	}
 	pthread_rwlock_unlock(&bm.lock);
-	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
-	if (n > c->bayes_max_used)
+	if (n > c->bayes_max_used) {
+		bayes_select(cl, n, c->bayes_max_used);
 		n = c->bayes_max_used;
+	}
+	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
 	v->used = n;
 	v->prob = bayes_fisher(cl, n);
 	bayes_top(s, cl, n, v);
@@ -455,29 +493,34 @@ bayes_lf_len(const char *msg, size_t len)
 	return n;
 }
 
+/* A learn of msg (its tokens in s) as cls: digest and keys (*keys is
+ * xmalloc'd; the caller frees it after the learn). */
 static void
-bayes_keys(const struct btok_set *s, uint64_t **keys)
+bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
+    size_t len, const struct btok_set *s, uint64_t **keys)
 {
+	memset(l, 0, sizeof(*l));
+	l->cls = (int)cls;
+	bayes_digest(msg, len, l->digest);
 	*keys = xmalloc((s->n + 1) * sizeof(uint64_t));
 	for (size_t i = 0; i < s->n; i++)
 		(*keys)[i] = s->v[i].h;
+	l->keys = *keys;
+	l->nkeys = s->n;
 }
 
 int
 bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
     const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
 {
-	struct db_bayes_learn l = { .cls = (int)cls };
+	struct db_bayes_learn l;
 	struct btok_set s = { 0 };
 	uint64_t *keys;
 	int rc;
 
 	msg = bayes_skip_from(msg, &len);
-	bayes_digest(msg, len, l.digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &keys);
-	l.keys = keys;
-	l.nkeys = s.n;
+	bayes_fill(&l, cls, msg, len, &s, &keys);
 	rc = db_bayes_learn(&l, 1, c->bayes_max_tokens);
 	if (rc == 0 && out != NULL)
 		*out = (struct bayes_learned){ l.was, l.changed, (int)s.n };
@@ -503,18 +546,15 @@ bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class 
 void
 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
-	struct db_bayes_learn l = { .cls = (int)cls };
+	struct db_bayes_learn l;
 	struct btok_set s = { 0 };
 	struct mime_msg *m;
 	uint64_t *keys;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	bayes_digest(msg, len, l.digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &keys);
-	l.keys = keys;
-	l.nkeys = s.n;
+	bayes_fill(&l, cls, msg, len, &s, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
 	btok_free(&s);
@@ -564,6 +604,36 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 		    v->top[i].text, v->top[i].prob);
 }
 
+/* Nothing to compute: untrained, the copy current, no autolearn (so no
+ * tokens are needed). Says so without waiting for the lock. 1 or 0. */
+static int
+bayes_idle(const struct conf *c, long long *nspam, long long *nham)
+{
+	int idle;
+
+	if (c->bayes_autolearn || pthread_rwlock_tryrdlock(&bm.lock) != 0)
+		return 0;
+	idle = bm.tab != NULL && time_mono_ms() < atomic_load(&bm.due_ms) &&
+	    (bm.nspam < c->bayes_min_learned || bm.nham < c->bayes_min_learned);
+	*nspam = bm.nspam;
+	*nham = bm.nham;
+	pthread_rwlock_unlock(&bm.lock);
+	return idle;
+}
+
+/* The classification is CPU work proportional to the message and may
+ * read the database (refresh): a worker's job, unless there is nothing
+ * to do at all (bayes_idle). */
+static int
+bayes_blocks_msg(const struct pol_session *ps, enum pol_stage st,
+    const struct pol_msg *msg)
+{
+	long long ns, nh;
+
+	(void)msg;
+	return st == POL_DATA && !bayes_idle(ps->conf, &ns, &nh);
+}
+
 static void
 bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
@@ -576,6 +646,16 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		return;
 	if ((bs = ps->priv[BAYES_SLOT]) == NULL)
 		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
+	memset(&bs->v, 0, sizeof(bs->v));
+	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
+		bs->v.state = BAYES_UNTRAINED;
+		bs->v.prob = 0.5;
+		bs->have = 1;
+		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
+		bayes_reason(&bs->v, reason, sizeof(reason));
+		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
+		return;
+	}
 	btok_message(&s, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
 	bayes_classify_set(ps->conf, &s, &bs->v);
 	bs->have = 1;
@@ -595,32 +675,30 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 {
 	const struct conf *c = ps->conf;
 	const struct bayes_verdict *v = &((struct bayes_tx *)ps->priv[BAYES_SLOT])->v;
-	struct db_bayes_learn l = { 0 };
+	struct db_bayes_learn l;
+	enum bayes_class cls;
 	long long mine, other;
 	uint64_t *keys;
 
 	if (before >= c->bayes_autolearn_spam_score)
-		l.cls = BAYES_LEARN_SPAM;
+		cls = BAYES_LEARN_SPAM;
 	else if (before <= c->bayes_autolearn_ham_score)
-		l.cls = BAYES_LEARN_HAM;
+		cls = BAYES_LEARN_HAM;
 	else
 		return;
-	mine = l.cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
-	other = l.cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
+	mine = cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
+	other = cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
 	if (mine >= c->bayes_min_learned && mine > c->bayes_autolearn_balance * (double)other) {
 		log_debug("%s: bayes: no autolearn as %s: %lld learned against %lld",
-		    ps->sid, l.cls ? "spam" : "ham", mine, other);
+		    ps->sid, cls ? "spam" : "ham", mine, other);
 		return;
 	}
-	bayes_digest(msg->data, msg->len, l.digest);
-	bayes_keys(s, &keys);
-	l.keys = keys;
-	l.nkeys = s->n;
+	bayes_fill(&l, cls, msg->data, msg->len, s, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
-	atomic_fetch_add(&bayes_nauto[l.cls], 1);
+	atomic_fetch_add(&bayes_nauto[cls], 1);
 	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
-	    ps->sid, l.cls ? "spam" : "ham", before);
+	    ps->sid, cls ? "spam" : "ham", before);
 }
 
 static void
@@ -688,19 +766,13 @@ cli_flush(struct bayes_cli *b)
 static void
 cli_message(struct bayes_cli *b, const char *msg, size_t len)
 {
-	struct db_bayes_learn *l = &b->batch[b->nbatch];
 	struct btok_set s = { 0 };
 	struct mime_msg *m;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	memset(l, 0, sizeof(*l));
-	l->cls = (int)b->cls;
-	bayes_digest(msg, len, l->digest);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_keys(&s, &b->keys[b->nbatch]);
-	l->keys = b->keys[b->nbatch];
-	l->nkeys = s.n;
+	bayes_fill(&b->batch[b->nbatch], b->cls, msg, len, &s, &b->keys[b->nbatch]);
 	btok_free(&s);
 	mime_free(m);
 	b->seen++;

@@ -35,7 +35,7 @@ struct mime_msg;
 
 #define BTOK_MIN_WORD	2	/* bytes */
 #define BTOK_MAX_WORD	32	/* bytes; longer runs become a "skip" token */
-#define BTOK_WINDOW	5	/* a word and the 4 after it make bigrams */
+#define BTOK_WINDOW	3	/* a word and the 2 after it make bigrams */
 #define BTOK_MAX_WORDS	8000	/* body words looked at per message */
 #define BTOK_MAX_TOKENS	65536	/* tokens per message in all */
 
@@ -60,12 +60,12 @@ struct btok_set {
 };
 
 /* Tokenise m (raw length rawlen, for the size trait) into s, which must be
- * zeroed or freed before: afterwards s->v holds s->n distinct tokens,
- * sorted by hash. */
+ * zeroed or freed before: afterwards s->v holds s->n distinct tokens. */
 void	 btok_message(struct btok_set *s, const struct mime_msg *m, size_t rawlen);
 /* Tokenise one plain text as body words (tests, and btok_message). */
 void	 btok_text(struct btok_set *s, const char *text, size_t len);
-/* Sort by hash and drop duplicates (btok_message does it). */
+/* Drop duplicate hashes, first occurrences kept in order (btok_message
+ * does it). */
 void	 btok_unique(struct btok_set *s);
 /* The token's readable form into buf (cut to sz); buf. */
 char	*btok_format(const struct btok_set *s, const struct btok *t, char *buf, size_t sz);

@@ -1,7 +1,10 @@
 /* fuzz_mime.c -- the MIME parser (rules/mime.h, GMime underneath): any
  * bytes must parse, every list stay inside its MIME_MAX_* bound and every
- * item be a NUL-terminated string of the length it claims. */
+ * item be a NUL-terminated string of the length it claims; the
+ * classifier's tokeniser (policy/btok.h) then stays inside its bounds and
+ * every token it makes formats. */
 #include "fuzz.h"
+#include "btok.h"
 #include "mime.h"
 
 int
@@ -15,6 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(m != NULL);
 	FUZZ_ASSERT(mime_count(m, MIME_URL) <= MIME_MAX_URLS);
 	FUZZ_ASSERT(mime_count(m, MIME_TEXT) <= MIME_MAX_PARTS);
+	FUZZ_ASSERT(mime_count(m, MIME_PART) <= MIME_MAX_PARTS);
 	FUZZ_ASSERT(mime_nheaders(m) <= MIME_MAX_HEADERS);
 	for (int k = 0; k < MIME_NKINDS; k++) {
 		for (size_t i = 0; i < mime_count(m, (enum mime_kind)k); i++) {
@@ -34,6 +38,13 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		FUZZ_ASSERT(v != NULL && name != NULL);
 	}
 	(void)mime_header(m, "Subject", 0);
+	struct btok_set ts = { 0 };
+	char buf[64];
+	btok_message(&ts, m, n);
+	FUZZ_ASSERT(ts.n <= BTOK_MAX_TOKENS);
+	for (size_t i = 0; i < ts.n; i++)
+		FUZZ_ASSERT(strlen(btok_format(&ts, &ts.v[i], buf, sizeof(buf))) < sizeof(buf));
+	btok_free(&ts);
 	mime_free(m);
 	return 0;
 }

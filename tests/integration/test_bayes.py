@@ -19,6 +19,7 @@ import time
 
 from harness import POSTERN_BIN, wait_until
 from harness.client import smtp_client
+from webapi import TOKEN, Http
 
 SPAM_WORDS = ("viagra cheap pills winner casino mortgage refinance click unsubscribe "
               "offer rolex bonus prize guaranteed lowest").split()
@@ -72,7 +73,7 @@ def check(p, path):
 
 
 def prepared(make_postern, backend, conf=None):
-    c = {"bayes.min_learned": "10", "spf.enabled": "no", "dkim.enabled": "no",
+    c = {"bayes.enabled": "yes", "bayes.min_learned": "10", "spf.enabled": "no", "dkim.enabled": "no",
          "dmarc.enabled": "no"}
     c.update(conf or {})
     p = make_postern(backend, conf=c, start=False)
@@ -170,7 +171,8 @@ def verdict_checks(p, subject):
 
 
 def test_proxy_sees_learning_of_another_process(make_postern, capture, workdir):
-    p = prepared(make_postern, capture.addr, {"bayes.autolearn": "no"})
+    p = prepared(make_postern, capture.addr, {"bayes.autolearn": "no",
+                                              "web.api_token": TOKEN})
     p.start()
     code, _ = send(p.port, message(1, 500))
     assert code == 250
@@ -202,6 +204,25 @@ def test_proxy_sees_learning_of_another_process(make_postern, capture, workdir):
     m = re.match(r"probability (\d\.\d+) .*; top: (.*)", b["reason"])
     assert m and float(m.group(1)) >= 0.99, b["reason"]
     assert "viagra" in m.group(2) or "subject:offer" in m.group(2), b["reason"]
+    # the counters: learned per class, tokens, verdicts by result
+    api = Http(p.web_port, token=TOKEN)
+    st, _, text = api.get("/metrics")
+    assert st == 200
+    text = "\n".join(l for l in text.decode().splitlines() if l.startswith("postern_bayes"))
+    assert 'postern_bayes_learned{class="spam"} 30' in text
+    assert 'postern_bayes_learned{class="ham"} 30' in text
+    # (untrained: the first message, and any sent before the daemon's copy
+    # caught up with the learning)
+    untrained = int(re.search(r'verdicts_total\{result="untrained"\} (\d+)', text).group(1))
+    assert untrained >= 1
+    assert re.search(r'postern_bayes_verdicts_total\{result="spam"\} [1-9]', text)
+    assert 'postern_bayes_verdicts_total{result="ham"} 1' in text
+    assert re.search(r"postern_bayes_tokens [1-9]\d*", text)
+    st, _, stats = api.get("/api/stats")
+    assert st == 200
+    bs = stats["bayes"]
+    assert bs["learned_spam"] == 30 and bs["learned_ham"] == 30 and bs["tokens"] > 0
+    assert bs["verdicts"]["ham"] == 1 and bs["verdicts"]["untrained"] == untrained
 
 
 def test_autolearn_from_other_checks_with_balance(make_postern, capture, workdir):
@@ -242,7 +263,7 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     rnd = random.Random(7)
     rss = []
     for chunk in range(10):
-        # 1,000 messages of fresh random words: ~200,000 tokens uncapped
+        # 1,000 messages of fresh random words: ~120,000 tokens uncapped
         text = "".join("From x@test Mon Jan  1 00:00:00 2024\n%s\n" % (
             "Subject: m%d\n\n%s\n" % (chunk * 1000 + i, " ".join(
                 "w%x" % rnd.getrandbits(40) for _ in range(40)))) for i in range(1000))

@@ -7,7 +7,8 @@ quarantined message and on a held verdict. The classifier's probability
 and top tokens are shown as text, even when a token is attacker-written
 markup.
 
-One stack for the module (bayes.min_learned = 3, no autolearn, so every
+One stack for the module (the classifier on, which the harness leaves
+off; bayes.min_learned = 3, no autolearn, so every
 count moves only when a test teaches; bayes.spam_score 7, so the
 classifier's "spam" alone quarantines: a rule's quarantine action would
 end the stage before the classifier runs); each test reads counts before
@@ -32,7 +33,7 @@ HAM_WORDS = ("meeting agenda project report minutes quarterly review "
 
 @pytest.fixture(scope="module")
 def st():
-    s = Stack(conf={"bayes.min_learned": "3", "bayes.autolearn": "no",
+    s = Stack(conf={"bayes.enabled": "yes", "bayes.min_learned": "3", "bayes.autolearn": "no",
                     "bayes.spam_score": "7",
                     "proxy.max_message_size": str(MAX_MESSAGE)}).start()
     status, _, r = s.bearer().post("/api/rules", {

@@ -51,11 +51,12 @@ T_CASE(tokens_words_lowercase_unique)
 	T_ASSERT(!has_token(&s, "a"));		/* shorter than BTOK_MIN_WORD */
 	T_ASSERT(has_token(&s, "hello hello"));	/* bigram, distance 1 */
 	T_ASSERT(has_token(&s, "hello world"));
-	T_ASSERT(has_token(&s, "hello .. world"));	/* distance 2 and 3 */
-	/* hello, world, hello+hello (d1, d2), hello+world (d1, d2, d3) */
-	T_EQ_INT(s.n, 7);
-	for (size_t i = 1; i < s.n; i++)
-		T_ASSERT(s.v[i - 1].h < s.v[i].h);
+	T_ASSERT(has_token(&s, "hello .. world"));	/* distance 2 */
+	/* hello, world, hello+hello (d1, d2), hello+world (d1, d2) */
+	T_EQ_INT(s.n, 6);
+	for (size_t i = 0; i < s.n; i++)
+		for (size_t j = i + 1; j < s.n; j++)
+			T_ASSERT(s.v[i].h != s.v[j].h);
 	btok_free(&s);
 }
 

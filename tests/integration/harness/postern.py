@@ -12,8 +12,9 @@ Public: Postern, REPO, POSTERN_BIN, make_cert().
 
 The config always sets dns.resolver to the test's own unbound (never
 "system"), db.path and proxy.spool_dir inside the test dir, web.listen on a
-free loopback port, and greylist.enabled = no (greylisting tests turn it
-on). `conf` keys are "section.key"; values are written as given.
+free loopback port, greylist.enabled = no (greylisting tests turn it
+on) and bayes.enabled = no (the classifier's tests turn it on). `conf`
+keys are "section.key"; values are written as given.
 Set POSTERN_BIN to run another binary (e.g. an ASan build).
 """
 import os
@@ -70,6 +71,7 @@ class Postern:
             "db.path": os.path.join(self.dir, "postern.db"),
             "web.listen": "%s:%d" % (LOOPBACK, self.web_port),
             "greylist.enabled": "no",
+            "bayes.enabled": "no",
             "log.level": "info",
         }
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
