@@ -146,7 +146,8 @@ def test_bulk_spam_bulk_release_and_cli_spam(st):
 
 
 def test_delete_as_spam_can_be_turned_off():
-    s = Stack(conf={"bayes.learn_on_delete_spam": "no", "bayes.learn_on_release": "no",
+    s = Stack(conf={"bayes.enabled": "yes", "bayes.learn_on_delete_spam": "no",
+                    "bayes.learn_on_release": "no",
                     "bayes.autolearn": "no"}).start()
     try:
         api = s.bearer()
