@@ -515,7 +515,7 @@ bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
 }
 
 int
-bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
+bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
     const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
 {
 	struct db_bayes_learn l;
@@ -536,7 +536,7 @@ bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
 }
 
 int
-bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
+bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class cls,
     struct bayes_learned *out)
 {
 	size_t l = len;
@@ -549,7 +549,7 @@ bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class cls,
 }
 
 void
-bayes_learn_queue(struct conf *c, const char *msg, size_t len, enum bayes_class cls)
+bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
 	struct db_bayes_learn l;
 	struct btok_set s = { 0 };
@@ -586,6 +586,8 @@ bayes_counts(struct bayes_counts *bc)
 
 /* ------------------------------------------------------------ the check */
 
+/* The dashboard reads this text (web/static/app.js, bayesInfo): keep
+ * "probability P (U of N tokens; ...)" and "; top: TOKEN F, ..." as they are. */
 static void
 bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 {

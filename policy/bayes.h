@@ -144,15 +144,15 @@ struct bayes_learned {
  * Returns 0 (out filled, may be NULL) or -1 (database error, logged).
  * The daemon's classifier sees the change within BAYES_REFRESH_MS.
  */
-int	 bayes_learn(struct conf *c, const char *msg, size_t len, enum bayes_class,
+int	 bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class,
 	    struct bayes_learned *out);
 /* The same without waiting: tokenised on the caller's thread, queued to
  * the db writer (the daemon only). For autolearn and for "release learns
  * ham", where nobody waits for the answer. */
-void	 bayes_learn_queue(struct conf *c, const char *msg, size_t len, enum bayes_class);
+void	 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class);
 /* bayes_learn() on a message already parsed (mime_parse of the same
  * bytes): the digest is still taken over msg. */
-int	 bayes_learn_parsed(struct conf *c, const char *msg, size_t len,
+int	 bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
 	    const struct mime_msg *, enum bayes_class, struct bayes_learned *out);
 
 /* --- counters (dashboard, /metrics, /api/stats) ------------------------------ */

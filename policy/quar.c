@@ -8,6 +8,7 @@
  */
 #include "quar.h"
 #include "authres.h"
+#include "bayes.h"
 #include "conf.h"
 #include "db.h"
 #include "mime.h"
@@ -52,6 +53,8 @@ static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t 
 		    const struct pol_skip *, int nskip);
 static int	 quar_deliver(const struct conf *, const char *from, json_t *rcpts,
 		    const char *hdr, const char *raw, size_t len, char *err, size_t errsz);
+static int	 quar_learn(const struct conf *, const char *id, const char *who,
+		    const char *raw, size_t len, enum bayes_class);
 
 static _Atomic long long quar_last_tick;
 
@@ -216,12 +219,65 @@ quar_release(const struct conf *c, const char *id, const char *who, char *err,
 		log_err("quarantine: %s delivered but not marked released", id);
 	log_info("quarantine: %s release by %s: %s", id, who ? who : "admin",
 	    rc == 0 ? "delivered" : err);
+	/* Only a delivered message was judged ham; the claim above lets one
+	 * release through, so it is learned once (and the digest makes a
+	 * repeat a no-op anyway). */
+	if (rc == 0 && c->bayes_learn_on_release)
+		quar_learn(c, id, who, raw, len, BAYES_LEARN_HAM);
 	json_decref(rj);
 	free(hdr);
 	free(from);
 	free(rcpts);
 	free(raw);
 	return rc == 0 ? 0 : -1;
+}
+
+/* Learn a quarantined message the admin judged: 0, or -1 (logged). */
+static int
+quar_learn(const struct conf *c, const char *id, const char *who, const char *raw,
+    size_t len, enum bayes_class cls)
+{
+	struct bayes_learned l;
+	const char *name = cls == BAYES_LEARN_SPAM ? "spam" : "ham";
+
+	if (bayes_learn(c, raw, len, cls, &l) == -1) {
+		log_err("quarantine: %s could not be learned as %s", id, name);
+		return -1;
+	}
+	log_info("quarantine: %s learned as %s by %s%s", id, name, who ? who : "admin",
+	    l.changed ? "" : " (learned so already)");
+	return 0;
+}
+
+int
+quar_spam(const struct conf *c, const char *id, const char *who, char *err,
+    size_t errsz)
+{
+	size_t len;
+	char *raw;
+	int rc;
+
+	snprintf(err, errsz, "ok");
+	if ((rc = db_quar_raw(id, &raw, &len)) != 0) {
+		snprintf(err, errsz, "%s", rc == 1 ? "no such message" : "database error");
+		return rc == 1 ? 1 : -1;
+	}
+	/* Learned before it is deleted: a failed learn leaves the message
+	 * where the admin can try again. */
+	if (c->bayes_learn_on_delete_spam &&
+	    quar_learn(c, id, who, raw, len, BAYES_LEARN_SPAM) == -1) {
+		snprintf(err, errsz, "could not learn it as spam; kept");
+		free(raw);
+		return -1;
+	}
+	free(raw);
+	if ((rc = db_quar_delete(id)) == -1)
+		snprintf(err, errsz, "database error");
+	else if (rc == 1)
+		snprintf(err, errsz, "being released");
+	else
+		log_info("quarantine: %s deleted as spam by %s", id, who ? who : "admin");
+	return rc == 1 ? 2 : rc;
 }
 
 static int
@@ -486,6 +542,11 @@ quar_cli(const struct conf *c, int na, char **a, const char *who, const char *q)
 		printf("%s: %s\n", a[1], rc == 0 ? "released" : err);
 		return rc == 0 ? 0 : 1;
 	}
+	if (strcmp(a[0], "spam") == 0) {
+		rc = quar_spam(c, a[1], who, err, sizeof(err));
+		printf("%s: %s\n", a[1], rc == 0 ? "deleted as spam" : err);
+		return rc == 0 ? 0 : 1;
+	}
 	if (strcmp(a[0], "delete") == 0) {
 		rc = db_quar_delete(a[1]);
 		printf("%s: %s\n", a[1], rc == 0 ? "deleted" : rc == 1 ?
@@ -521,7 +582,7 @@ quar_main(int argc, char **argv)
 	}
 	if ((rc = quar_cli(c, na, a, who, q)) == 2)
 		fprintf(stderr, "usage: postern quarantine -c FILE list [-q TEXT] | show ID |"
-		    " raw ID | release ID [--by WHO] | delete ID | expire\n");
+		    " raw ID | release ID [--by WHO] | spam ID [--by WHO] | delete ID | expire\n");
 	db_close();
 	conf_unref(c);
 	return rc;

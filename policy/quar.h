@@ -11,9 +11,12 @@
  * Release: claim (held -> releasing, one UPDATE: a double click gets "not
  * held"), deliver over SMTP to proxy.backend with the original envelope and
  * an X-Postern-Released header, then mark released; a failed delivery puts
- * the message back to held.
+ * the message back to held. A delivered release teaches the classifier
+ * the message is ham (bayes.learn_on_release); "delete as spam" teaches it
+ * spam (bayes.learn_on_delete_spam), then deletes.
  *
- * Public calls: quar_store, quar_release, quar_expire, quar_tick, quar_main.
+ * Public calls: quar_store, quar_release, quar_spam, quar_expire, quar_tick,
+ *   quar_main.
  * Thread: any (policy workers, web threads, the CLI).
  * Exposure: message bytes are attacker-written; they are stored and sent
  * back byte for byte (dot-stuffed), never interpreted here.
@@ -49,6 +52,11 @@ void	 quar_store(struct pol_session *, const struct pol_msg *, struct pol_decisi
  * (still held; err says why). */
 int	 quar_release(const struct conf *, const char *id, const char *who,
 	    char *err, size_t errsz);
+/* Delete a message as spam, learning it as spam first. 0 done, 1 not
+ * found, 2 being released (not deleted; learned), -1 failed (kept; err
+ * says why). */
+int	 quar_spam(const struct conf *, const char *id, const char *who,
+	    char *err, size_t errsz);
 /* Delete messages older than quarantine.max_age (time_wall clock), at
  * most batch of them (0: all): how many, or -1. */
 int	 quar_expire(const struct conf *, int batch);
@@ -58,7 +66,7 @@ void	 quar_tick(const struct conf *);
  * database and files)? Non-blocking. */
 int	 quar_tick_due(void);
 
-/* `postern quarantine list|show|raw|release|delete|expire`. */
+/* `postern quarantine list|show|raw|release|spam|delete|expire`. */
 int	 quar_main(int argc, char **argv);
 
 #endif

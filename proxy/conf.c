@@ -292,6 +292,10 @@ static const struct conf_key keys[] = {
 	  "score without the classifier at or below which a message is learned as ham" },
 	{ "bayes.autolearn_balance", T_DOUBLE, O(bayes_autolearn_balance), "3", 0, 0, NULL,
 	  "autolearn skips a class that has this many times the other's learned messages (past min_learned)" },
+	{ "bayes.learn_on_release", T_BOOL, O(bayes_learn_on_release), "yes", 0, 0, NULL,
+	  "a message released from the quarantine is learned as ham" },
+	{ "bayes.learn_on_delete_spam", T_BOOL, O(bayes_learn_on_delete_spam), "yes", 0, 0, NULL,
+	  "a message deleted from the quarantine as spam is learned as spam" },
 
 	{ "web.listen", T_STR, O(web_listen), "127.0.0.1:8480", 0, 0, NULL,
 	  "address:port of the dashboard and API; empty = off" },

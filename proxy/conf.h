@@ -120,6 +120,7 @@ struct conf {
 	int	 bayes_autolearn;
 	double	 bayes_autolearn_spam_score, bayes_autolearn_ham_score;
 	double	 bayes_autolearn_balance;
+	int	 bayes_learn_on_release, bayes_learn_on_delete_spam;
 
 	/* [web] */
 	char	*web_listen;

@@ -17,11 +17,13 @@
 #include "stats.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define API_MAX_SEGS		4	/* /api/a/b/c/d */
 #define API_DEFAULT_LIMIT	100
@@ -75,6 +77,13 @@ static void	 api_quar_one(struct web_req *, struct web_resp *, const char *actio
 static void	 api_quar_bulk(struct web_req *, struct web_resp *);
 static void	 api_quar_list(struct web_req *, struct web_resp *);
 static void	 api_quar_raw(struct web_resp *, const char *id);
+static int	 api_learn_class(const char *, enum bayes_class *);
+static int	 api_looks_like_message(const char *, size_t);
+static void	 api_learn_reply(struct web_req *, struct web_resp *, const char *raw,
+		    size_t len, enum bayes_class, const char *id);
+static void	 api_learn_quar(struct web_req *, struct web_resp *);
+static void	 api_learn_upload(struct web_req *, struct web_resp *);
+static void	 api_learn(struct web_req *, struct web_resp *);
 
 static int
 api_is(const struct web_req *r, const char *m)
@@ -124,6 +133,8 @@ api_dispatch(struct web_req *r, struct web_resp *resp)
 		api_rules(r, resp, &p);
 	else if (strcmp(p.seg[0], "quarantine") == 0)
 		api_quarantine(r, resp, &p);
+	else if (strcmp(p.seg[0], "learn") == 0 && p.n == 1)
+		api_learn(r, resp);
 	else
 		web_error(resp, 404, "no such endpoint");
 	free(p.buf);
@@ -756,8 +767,8 @@ api_quar_id_ok(const char *id)
 	return 1;
 }
 
-/* Release or delete one message: 0 done, 1 not found, 2 not held (release
- * only: released already or being released), -1 failed (err says why). */
+/* Release, delete, or delete as spam one message: 0 done, 1 not found, 2
+ * not held (released already or being released), -1 failed (err says why). */
 static int
 api_quar_act(const struct web_req *r, const char *action, const char *id,
     char *err, size_t errsz)
@@ -765,6 +776,8 @@ api_quar_act(const struct web_req *r, const char *action, const char *id,
 	snprintf(err, errsz, "failed; see the log");
 	if (strcmp(action, "release") == 0)
 		return quar_release(r->conf, id, r->user, err, errsz);
+	if (strcmp(action, "spam") == 0)
+		return quar_spam(r->conf, id, r->user, err, errsz);
 	return db_quar_delete(id);
 }
 
@@ -780,12 +793,13 @@ api_quar_one(struct web_req *r, struct web_resp *resp, const char *action,
 	else if (rc == 1)
 		web_error(resp, 404, "no quarantined message %s", id);
 	else if (rc == 2)
-		web_error(resp, 409, "message %s is released already or being released", id);
+		web_error(resp, 409, "message %s is %s", id, strcmp(action, "release") == 0 ?
+		    "released already or being released" : "being released");
 	else
 		web_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "done", action));
 }
 
-/* POST /api/quarantine/bulk {"action": "release"|"delete", "ids": [...]}:
+/* POST /api/quarantine/bulk {"action": "release"|"delete"|"spam", "ids": [...]}:
  * every id is tried; the answer lists each outcome. */
 static void
 api_quar_bulk(struct web_req *r, struct web_resp *resp)
@@ -798,9 +812,10 @@ api_quar_bulk(struct web_req *r, struct web_resp *resp)
 	if (j == NULL)
 		return;
 	if (json_unpack(j, "{s:s, s:o}", "action", &action, "ids", &ids) == -1 ||
-	    (strcmp(action, "release") != 0 && strcmp(action, "delete") != 0) ||
+	    (strcmp(action, "release") != 0 && strcmp(action, "delete") != 0 &&
+	    strcmp(action, "spam") != 0) ||
 	    !json_is_array(ids) || json_array_size(ids) > API_MAX_BULK) {
-		web_error(resp, 400, "send {\"action\": \"release\" or \"delete\", "
+		web_error(resp, 400, "send {\"action\": \"release\", \"delete\" or \"spam\", "
 		    "\"ids\": [at most %d ids]}", API_MAX_BULK);
 		json_decref(j);
 		return;
@@ -896,6 +911,135 @@ api_quarantine(struct web_req *r, struct web_resp *resp, struct api_path *p)
 		api_quar_raw(resp, id);
 	else if (p->n == 3 && strcmp(p->seg[2], "release") == 0 && api_is(r, "POST"))
 		api_quar_one(r, resp, "release", id);
+	else if (p->n == 3 && strcmp(p->seg[2], "spam") == 0 && api_is(r, "POST"))
+		api_quar_one(r, resp, "spam", id);
 	else
 		web_error(resp, 404, "no such endpoint");
+}
+
+/* ------------------------------------------------------------------ learn */
+
+static int
+api_learn_class(const char *s, enum bayes_class *cls)
+{
+	if (s != NULL && strcmp(s, "spam") == 0)
+		*cls = BAYES_LEARN_SPAM;
+	else if (s != NULL && strcmp(s, "ham") == 0)
+		*cls = BAYES_LEARN_HAM;
+	else if (s != NULL && strcmp(s, "forget") == 0)
+		*cls = BAYES_FORGET;
+	else
+		return -1;
+	return 0;
+}
+
+/* A message starts with a header field (RFC 5322 2.2: a name, then a
+ * colon; names in real mail are letters, digits and dashes), after an
+ * optional mbox "From " line: enough to turn away a JSON document or a
+ * form sent as message/rfc822 by mistake. */
+static int
+api_looks_like_message(const char *m, size_t len)
+{
+	const char *nl;
+	size_t i;
+
+	if (len >= 5 && memcmp(m, "From ", 5) == 0 && (nl = memchr(m, '\n', len)) != NULL) {
+		len -= (size_t)(nl + 1 - m);
+		m = nl + 1;
+	}
+	for (i = 0; i < len && (isalnum((unsigned char)m[i]) || m[i] == '-' || m[i] == '_'); i++)
+		;
+	return i > 0 && i < len && m[i] == ':';
+}
+
+/* Learn raw (a quarantined message id, or NULL for an upload) and answer. */
+static void
+api_learn_reply(struct web_req *r, struct web_resp *resp, const char *raw,
+    size_t len, enum bayes_class cls, const char *id)
+{
+	static const char *const names[] = { "ham", "spam", "forget" };
+	struct bayes_learned l;
+
+	if (bayes_learn(r->conf, raw, len, cls, &l) == -1) {
+		web_error(resp, 503, "the database refused the change; see the log");
+		return;
+	}
+	log_info("web: %s learned %s%s as %s%s", r->user, id ? "quarantined message " :
+	    "an upload", id ? id : "", names[cls], l.changed ? "" : " (no change)");
+	web_json(resp, 200, json_pack("{s:b, s:s, s:s?, s:o, s:b, s:i}", "ok", 1,
+	    "class", names[cls], "id", id,
+	    "was", l.was < 0 ? json_null() : json_string(names[l.was]),
+	    "changed", l.changed, "tokens", l.ntokens));
+}
+
+/* {"id": "ID", "class": "spam"|"ham"|"forget"}: the message stays where
+ * it is (held or released); only the classifier learns. */
+static void
+api_learn_quar(struct web_req *r, struct web_resp *resp)
+{
+	json_t *j = web_body_json(r, resp), *jid = NULL;
+	const char *cname = NULL;
+	enum bayes_class cls;
+	char id[API_MAX_ID + 1], *raw = NULL;
+	size_t len;
+	int rc;
+
+	if (j == NULL)
+		return;
+	if (json_unpack(j, "{s:o, s:s}", "id", &jid, "class", &cname) == -1)
+		web_error(resp, 400, "send {\"id\": quarantine id, \"class\": \"spam\", "
+		    "\"ham\" or \"forget\"}");
+	else if (api_learn_class(cname, &cls) == -1)
+		web_error(resp, 400, "class must be spam, ham or forget");
+	else if (!(json_is_string(jid) && snprintf(id, sizeof(id), "%s",
+	    json_string_value(jid)) < (int)sizeof(id)) &&
+	    !(json_is_integer(jid) && snprintf(id, sizeof(id), "%lld",
+	    (long long)json_integer_value(jid)) > 0))
+		web_error(resp, 400, "id must be a quarantine id");
+	else if (!api_quar_id_ok(id))
+		web_error(resp, 400, "id must be 1 to %d letters, digits, - or _", API_MAX_ID);
+	else if ((rc = db_quar_raw(id, &raw, &len)) != 0)
+		web_error(resp, rc == 1 ? 404 : 503, rc == 1 ? "no quarantined message %s" :
+		    "the database is not answering (%s); see the log", id);
+	else
+		api_learn_reply(r, resp, raw, len, cls, id);
+	free(raw);
+	json_decref(j);
+}
+
+/* A message/rfc822 body, ?class=: bounded by proxy.max_message_size (and
+ * by WEB_MAX_BODY, which web.c enforces before we get here). */
+static void
+api_learn_upload(struct web_req *r, struct web_resp *resp)
+{
+	enum bayes_class cls;
+
+	if (api_learn_class(web_arg(r, "class"), &cls) == -1)
+		web_error(resp, 400, "class must be spam, ham or forget (?class=)");
+	else if (r->body == NULL || r->len == 0)
+		web_error(resp, 400, "the body is empty: send the message");
+	else if ((long long)r->len > r->conf->max_message_size)
+		web_error(resp, 413, "the message is larger than proxy.max_message_size "
+		    "(%lld bytes)", r->conf->max_message_size);
+	else if (!api_looks_like_message(r->body, r->len))
+		web_error(resp, 400, "the body is not a message: it must start with a "
+		    "header field");
+	else
+		api_learn_reply(r, resp, r->body, r->len, cls, NULL);
+}
+
+/* POST /api/learn: application/json names a quarantined message;
+ * message/rfc822 uploads one. */
+static void
+api_learn(struct web_req *r, struct web_resp *resp)
+{
+	if (!api_is(r, "POST"))
+		web_error(resp, 405, "POST only");
+	else if (web_ctype_is(r, "message/rfc822"))
+		api_learn_upload(r, resp);
+	else if (web_ctype_is(r, "application/json"))
+		api_learn_quar(r, resp);
+	else
+		web_error(resp, 415, "Content-Type must be application/json (a quarantine "
+		    "id) or message/rfc822 (a message)");
 }

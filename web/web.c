@@ -126,12 +126,12 @@ web_arg(const struct web_req *r, const char *name)
 }
 
 int
-web_ctype_json(const struct web_req *r)
+web_ctype_is(const struct web_req *r, const char *type)
 {
 	const char *ct = r->ctype;
-	size_t n = strlen("application/json");
+	size_t n = strlen(type);
 
-	return ct != NULL && strncasecmp(ct, "application/json", n) == 0 &&
+	return ct != NULL && strncasecmp(ct, type, n) == 0 &&
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
@@ -142,7 +142,7 @@ web_body_json(const struct web_req *r, struct web_resp *resp)
 	json_t *j;
 
 	/* A cross-site HTML form cannot send application/json. */
-	if (!web_ctype_json(r)) {
+	if (!web_ctype_is(r, "application/json")) {
 		web_error(resp, 415, "Content-Type must be application/json");
 		return NULL;
 	}
@@ -208,8 +208,12 @@ web_route(struct web_req *r, struct web_resp *resp)
 	if (web_gate(r, resp) == -1)
 		return;
 	/* Where no body is read (DELETE, a release) one of another type is
-	 * refused too, so that no state change rides on a form post. */
-	if (web_state_change(r->method) && r->len > 0 && !web_ctype_json(r)) {
+	 * refused too, so that no state change rides on a form post. The one
+	 * body that is not JSON, a message uploaded to /api/learn, is
+	 * message/rfc822, which no HTML form can send either. */
+	if (web_state_change(r->method) && r->len > 0 &&
+	    !web_ctype_is(r, "application/json") &&
+	    !(strcmp(r->path, "/api/learn") == 0 && web_ctype_is(r, "message/rfc822"))) {
 		web_error(resp, 415, "Content-Type must be application/json");
 		return;
 	}

@@ -49,9 +49,9 @@ void	 web_error(struct web_resp *, int status, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 /* A query-string argument, or NULL. */
 const char *web_arg(const struct web_req *, const char *name);
-/* Is the request's Content-Type application/json (with or without
- * parameters)? 1 or 0. */
-int	 web_ctype_json(const struct web_req *);
+/* Is the request's Content-Type this type (with or without parameters)?
+ * 1 or 0. */
+int	 web_ctype_is(const struct web_req *, const char *type);
 /* The request body parsed as a JSON object, or NULL with the answer
  * already set in resp: 415 when the Content-Type is not application/json,
  * 400 naming where the JSON is wrong. Caller decrefs. */

@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from harness import POSTERN_BIN, free_port, port_open, smtp_client, wait_until
+from harness import POSTERN_BIN, smtp_client, wait_until
 from webapi import PASSWORD, TOKEN, USER, Http, Stack, send_mail
 
 ENDPOINTS = [
@@ -514,24 +514,8 @@ def test_greylist_listed_then_allowlisted():
 def test_postern_web_alone(st):
     """`postern web -c FILE` serves the dashboard and API over the same
     database without the SMTP side, and exits 0 on SIGTERM."""
-    conf = st.tmp.join("web-only.conf")
-    port = free_port()
-    with open(st.postern.conf_path) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^listen = 127\.0\.0\.1:%d$" % st.web_port,
-                  "listen = 127.0.0.1:%d" % port, text)
-    with open(conf, "w") as f:
-        f.write(text)
-    proc = subprocess.Popen([POSTERN_BIN, "web", "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: proc.poll() is None and port_open(port), 15,
-                   what="postern web to listen")
+    with st.web_alone() as (_, port):
         h = Http(port)
         assert h.get("/api/stats")[0] == 401
         assert h.login()[0] == 200                       # same users table
         assert h.get("/api/rules")[0] == 200
-    finally:
-        proc.terminate()
-        rc = proc.wait(15)
-    assert rc == 0, proc.stderr.read()

@@ -301,23 +301,31 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv, held_rule):
     assert no_alert(drv)
 
 
-def test_quarantine_bulk_delete(st, drv, held_rule):
-    logged_in(drv, st)
-    tag = "bulk-%d" % time.time_ns()
-    for i in range(2):
-        code, text = send_mail(st.postern.port, "UI-HELD-%d %s" % (100 + i, tag))
-        assert "quarantined as" in text, text
+def quar_bulk(drv, st, tag, button):
+    """Search the quarantine for tag, tick the two messages it finds, press
+    the bulk button, accept its confirmation (whose text is returned) and
+    wait for "2 done"."""
     go(drv, st, "quarantine")
     drv.find_element(By.ID, "quar-q").send_keys(tag)
     drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
     wait_until(lambda: len([t for t in texts(drv, "#quar-table tbody tr") if tag in t]) == 2,
                15, what="both messages listed")
     click(drv, "#quar-all")
-    click(drv, "#quar-bulk-delete")
+    click(drv, button)
     confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")
-    assert "Delete 2 message" in confirm.text
+    text = confirm.text
     confirm.accept()
     wait_el(drv, "#flash", text="2 done")
+    return text
+
+
+def test_quarantine_bulk_delete(st, drv, held_rule):
+    logged_in(drv, st)
+    tag = "bulk-%d" % time.time_ns()
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "UI-HELD-%d %s" % (100 + i, tag))
+        assert "quarantined as" in text, text
+    assert "Delete 2 message" in quar_bulk(drv, st, tag, "#quar-bulk-delete")
     api = st.bearer()
     wait_until(lambda: not [m for m in api.get("/api/quarantine?q=" + tag)[2]["messages"]],
                10, what="both messages deleted")

@@ -13,9 +13,11 @@ Public: Stack, Http, TOKEN, USER, PASSWORD, send_mail().
 http.client from the standard library (python3-requests is not a test
 dependency); every request has a timeout and goes to 127.0.0.1 only.
 """
+import contextlib
 import http.client
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -23,7 +25,7 @@ import urllib.parse
 import email.policy
 from email.message import EmailMessage
 
-from harness import (LOOPBACK, POSTERN_BIN, Capture, Postern, TempDir, Unbound,
+from harness import (LOOPBACK, POSTERN_BIN, Capture, Postern, TempDir, Unbound, free_port, port_open,
                      make_cert, smtp_client, wait_until)
 
 TOKEN = "t0ken-for-scripts-" + "x" * 24
@@ -194,6 +196,29 @@ class Stack:
         st, _, d = h.login()
         assert st == 200, d
         return h
+
+    @contextlib.contextmanager
+    def web_alone(self):
+        """`postern web -c FILE` on a port of its own, over this stack's
+        database (the same config otherwise): yields (process, port); on the
+        way out it gets SIGTERM and must exit 0."""
+        conf = self.tmp.join("web-only.conf")
+        port = free_port()
+        with open(self.postern.conf_path) as f:
+            text = re.sub(r"(?m)^listen = 127\.0\.0\.1:%d$" % self.web_port,
+                          "listen = 127.0.0.1:%d" % port, f.read())
+        with open(conf, "w") as f:
+            f.write(text)
+        proc = subprocess.Popen([POSTERN_BIN, "web", "-c", conf], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: proc.poll() is None and port_open(port), 15,
+                       what="postern web to listen")
+            yield proc, port
+        finally:
+            proc.terminate()
+            rc = proc.wait(15)
+        assert rc == 0, proc.stderr.read()
 
     def wait_verdict(self, needle, timeout=20.0):
         """The verdict row whose subject contains needle (waits for the db

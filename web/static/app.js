@@ -160,12 +160,24 @@ async function drawOverview() {
     tile('MTA unreachable', sum('backend-lost')), tile('abandoned', sum('abandoned')),
     tile('sessions open', live.sessions_active || 0), tile('sessions since start', live.sessions || 0),
     tile('database', live.db_ok ? 'ok' : 'FAILING'));
+  drawBayesTiles(s.bayes);
   drawTimeChart(s);
   drawVerdictChart(sum);
   const top = s.top || {};
   topTable('top-clients', top.clients || []);
   topTable('top-domains', top.sender_domains || []);
   topTable('top-rules', top.rules || []);
+}
+
+/* The classifier: what it has learned (every process), and its verdicts
+ * since this process started. */
+function drawBayesTiles(b) {
+  const t = clear($('bayes-tiles'));
+  if (!b) { t.appendChild(el('p', { class: 'hint' }, 'The classifier\'s counts could not be read.')); return; }
+  const v = b.verdicts || {};
+  t.append(tile('learned as spam', b.learned_spam || 0), tile('learned as ham', b.learned_ham || 0),
+    tile('tokens', b.tokens || 0), tile('verdicts: spam', v.spam || 0), tile('verdicts: ham', v.ham || 0),
+    tile('verdicts: unsure', v.unsure || 0), tile('verdicts: untrained', v.untrained || 0));
 }
 
 function drawTimeChart(s) {
@@ -274,6 +286,72 @@ function checksTable(checks) {
   return t;
 }
 
+/* The classifier's verdict, read from its check's reason, which
+ * policy/bayes.c (bayes_reason) writes as "probability P (U of N tokens;
+ * S spam, H ham learned); top: TOKEN F, TOKEN F, ...". Token text comes
+ * from the message: it is only ever shown as text. */
+function bayesInfo(checks) {
+  const c = (checks || []).find((x) => x.check === 'bayes');
+  if (!c) return null;
+  const r = c.reason || '';
+  const m = /^probability ([0-9.]+) \((\d+) of (\d+) tokens/.exec(r);
+  const info = { result: c.result, score: c.score, reason: r, prob: m ? parseFloat(m[1]) : null,
+    used: m ? m[2] : '', tokens: m ? m[3] : '', top: [] };
+  const at = r.indexOf('; top: ');
+  if (at >= 0) {
+    const re = /(.+?) ([01]\.\d{3})(?:, |$)/g;
+    const rest = r.slice(at + 7);
+    for (let t = re.exec(rest); t; t = re.exec(rest)) info.top.push([t[1], parseFloat(t[2])]);
+  }
+  return info;
+}
+
+function bayesBox(checks) {
+  const b = bayesInfo(checks);
+  if (!b) return null;
+  const box = el('div', { class: 'bayes' }, el('h3', {}, 'Classifier'),
+    kv([['Verdict', badge(b.result)], ['Spam probability', b.prob === null ? '' : b.prob.toFixed(4)],
+      ['Tokens weighed', b.prob === null ? '' : b.used + ' of ' + b.tokens], ['Score', fmtScore(b.score)],
+      ['Note', b.prob === null ? b.reason : '']]));
+  if (b.top.length) {
+    const tb = el('tbody');
+    for (const [tok, f] of b.top)
+      tb.appendChild(el('tr', {}, el('td', { class: 'mono tok' }, tok),
+        el('td', {}, badge(f >= 0.5 ? 'spam' : 'ham')), el('td', { class: 'num' }, f.toFixed(3))));
+    box.appendChild(el('table', { class: 'bayes-top' }, el('thead', {}, el('tr', {},
+      el('th', {}, 'Token that weighed most'), el('th', {}, 'Leans'), el('th', { class: 'num' }, 'p(spam)'))), tb));
+  }
+  return box;
+}
+
+/* "Spam" / "Not spam": teach the classifier; the message stays held. */
+function learnButtons(id) {
+  return el('div', { class: 'row learn' },
+    el('button', { type: 'button', class: 'learn-spam', on: { click: () => learnAs(id, 'spam') } }, 'Spam'),
+    el('button', { type: 'button', class: 'ghost learn-ham', on: { click: () => learnAs(id, 'ham') } }, 'Not spam'));
+}
+
+async function learnAs(id, cls) {
+  try {
+    const r = await api('POST', '/api/learn', { id, class: cls });
+    flash('Learned ' + id + ' as ' + cls + (r.changed ? (r.was ? ' (was ' + r.was + ')' : '') : ' (already)'));
+  } catch (e) { flash(e.message, true); }
+}
+
+/* A quarantine verdict names its message in the reply the client got
+ * (logged as backend_reply: the quarantine answered in the backend's
+ * place); while that message is still held, the verdict offers the
+ * learning buttons. */
+async function verdictLearn(v, d) {
+  const m = v.verdict === 'quarantine' &&
+    /quarantined as ([A-Za-z0-9_-]+)/.exec((v.backend_reply || '') + ' ' + (v.reply || ''));
+  if (!m) return;
+  let q;
+  try { q = await api('GET', '/api/quarantine/' + encodeURIComponent(m[1])); } catch (e) { return; }
+  if (q.state !== 'held' || d.dataset.vid !== String(v.id)) return;
+  d.appendChild(el('div', {}, el('h3', {}, 'Held as ' + m[1]), learnButtons(m[1])));
+}
+
 function showVerdict(v, tr) {
   for (const r of tr.parentNode.children) r.classList.remove('sel');
   tr.classList.add('sel');
@@ -286,6 +364,10 @@ function showVerdict(v, tr) {
       ['Ended at', v.stage], ['Our reply', v.reply], ['MTA reply', v.mta_reply],
       ['Time taken', v.ms + ' ms']]));
   d.appendChild(checksTable(v.checks));
+  const bb = bayesBox(v.checks);
+  if (bb) d.appendChild(bb);
+  d.dataset.vid = String(v.id);
+  verdictLearn(v, d).catch(() => {});
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
 }
@@ -340,25 +422,32 @@ async function previewQuar(m, tr) {
     ['Message-ID', q.msgid], ['Size', q.size + ' bytes'], ['Score', fmtScore(q.score)],
     ['State', badge(q.state)]];
   if (q.released_at) pairs.push(['Released', fmtTime(q.released_at) + ' by ' + (q.released_by || '')]);
-  d.append(el('h3', {}, 'Message ' + id), kv(pairs), checksTable(q.reasons),
+  d.append(...[el('h3', {}, 'Message ' + id), kv(pairs), checksTable(q.reasons), bayesBox(q.reasons),
+    q.state === 'held' ? learnButtons(id) : null,
     el('div', { class: 'row' },
       q.state === 'held' ? el('button', { type: 'button', on: { click: () => quarAct('release', [id]) } }, 'Release') : null,
       el('button', { type: 'button', class: 'danger', on: { click: () => quarAct('delete', [id]) } }, 'Delete'),
+      el('button', { type: 'button', class: 'danger', on: { click: () => quarAct('spam', [id]) } }, 'Delete as spam'),
       el('a', { href: '/api/quarantine/' + encodeURIComponent(id) + '/raw', download: id + '.eml' }, 'Download')),
     el('h3', {}, 'Headers and body, as text'),
-    el('pre', { id: 'quar-raw' }, typeof raw === 'string' ? raw : JSON.stringify(raw)));
+    el('pre', { id: 'quar-raw' }, typeof raw === 'string' ? raw : JSON.stringify(raw))].filter(Boolean));
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
 }
 
+/* What each action says when done: release (learns ham), delete, spam
+ * (learns spam, then deletes). */
+const QUAR_DONE = { release: 'Released ', delete: 'Deleted ', spam: 'Deleted as spam ' };
+
 async function quarAct(action, ids) {
   if (!ids.length) { flash('Select messages first.', true); return; }
-  if (action === 'delete' && !confirm('Delete ' + ids.length + ' message(s) for good?')) return;
+  if (action !== 'release' && !confirm((action === 'spam' ? 'Learn as spam and delete ' : 'Delete ') +
+    ids.length + ' message(s) for good?')) return;
   try {
     if (ids.length === 1) {
       const path = '/api/quarantine/' + encodeURIComponent(ids[0]);
-      await (action === 'release' ? api('POST', path + '/release') : api('DELETE', path));
-      flash((action === 'release' ? 'Released ' : 'Deleted ') + ids[0]);
+      await (action === 'delete' ? api('DELETE', path) : api('POST', path + '/' + action, {}));
+      flash(QUAR_DONE[action] + ids[0]);
     } else {
       const r = await api('POST', '/api/quarantine/bulk', { action, ids });
       const bad = r.results.filter((x) => x.result !== 'ok');
@@ -546,6 +635,7 @@ function wire() {
   $('quar-all').addEventListener('change', () => { for (const b of document.querySelectorAll('#quar-table .pick')) b.checked = $('quar-all').checked; });
   $('quar-bulk-release').addEventListener('click', () => quarAct('release', picked()));
   $('quar-bulk-delete').addEventListener('click', () => quarAct('delete', picked()));
+  $('quar-bulk-spam').addEventListener('click', () => quarAct('spam', picked()));
   $('rule-new').addEventListener('click', () => editRule(null));
   $('rule-cancel').addEventListener('click', () => { $('rule-form').hidden = true; });
   $('rule-target').addEventListener('change', () => { $('rule-header-label').hidden = $('rule-target').value !== 'header'; checkRule(); });
