@@ -10,7 +10,7 @@ src=$1 confdir=$2 statedir=$3 spooldir=$4
 
 out=$(sed -e "s|^spool_dir = var/spool\$|spool_dir = $spooldir|" \
 	-e "s|^path = var/postern.db\$|path = $statedir/postern.db|" \
-	-e "/^\[rules\]/,/^\[/s|^#file = *\$|file = $confdir/rules.txt|" \
+	-e "/^\[rules\]/,/^\[/s|^#*file = .*\$|file = $confdir/rules.txt|" \
 	-e "s|-c etc/postern.conf|-c $confdir/postern.conf|" \
 	-e "/^\[proxy\]\$/i\\
 # Installed for postern.service, which starts Postern as the user postern\\
