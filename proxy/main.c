@@ -38,7 +38,7 @@ usage(void)
 	    "       postern web -c FILE\n"
 	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
 	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
-	    "       postern quarantine list|show|raw|release|delete|expire -c FILE [ID]\n");
+	    "       postern quarantine list|show|raw|release|delete|spam|expire -c FILE [ID]\n");
 	exit(2);
 }
 

@@ -153,7 +153,7 @@ def test_installed_config_differs_from_the_example_only_in_paths(installed):
                if l[:1] in "+-" and l[:3] not in ("+++", "---")]
     # Comments may say where the file is; of the settings only these change.
     assert sorted(l for l in changed if l.strip() and not l.startswith("# ")) == sorted([
-        "spool_dir = var/spool", "path = var/postern.db", "#file = ",
+        "spool_dir = var/spool", "path = var/postern.db", "file = etc/rules.txt",
         "spool_dir = " + SPOOLDIR, "path = %s/postern.db" % STATEDIR,
         "file = %s/rules.txt" % CONFDIR]), changed
     assert "# with the one capability to bind port 25: leave proxy.user empty." in changed
