@@ -9,23 +9,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char *
-write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/postern-conf-XXXXXX");
-	int fd = mkstemp(path);
-
-	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		abort();
-	close(fd);
-	return path;
-}
-
 /* conf_load() on text: the config, or NULL with the errors in e and n. */
 static struct conf *
 load_text(const char *text, struct conf_err **e, int *n)
 {
-	char *p = write_tmp(text);
+	char *p = t_write_tmp(text);
 	struct conf *c = conf_load(p, e, n);
 
 	unlink(p);
@@ -72,7 +60,7 @@ T_CASE(defaults)
 
 T_CASE(values_parsed)
 {
-	char *p = write_tmp("[proxy]\nlisten = 127.0.0.1:2600\nmax_message_size = 10M\n"
+	char *p = t_write_tmp("[proxy]\nlisten = 127.0.0.1:2600\nmax_message_size = 10M\n"
 	    "bare_lf = normalize\n; comment\n[greylist]\nenabled = no\ndelay = 5m\n");
 	struct conf_err *e;
 	int n;
@@ -113,7 +101,7 @@ T_CASE(errors_name_line)
 
 T_CASE(list_keys_add_up)
 {
-	char *p = write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n"
+	char *p = t_write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n"
 	    "[proxy]\nhostname = one\nhostname = two\n");
 	struct conf_err *e = NULL;
 	int n = 0;
@@ -127,7 +115,7 @@ T_CASE(list_keys_add_up)
 	free(e);
 	unlink(p);
 	free(p);
-	p = write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n");
+	p = t_write_tmp("[rbl]\nzones = a.example*2\nzones = b.example=127.0.0.2*3\n");
 	c = conf_load(p, &e, &n);
 	T_ASSERT(c != NULL);
 	if (c) {
@@ -149,9 +137,9 @@ seg_collect(void *arg, int line, const char *part)
 
 T_CASE(lines_segments_restart_keys)
 {
-	char *p = write_tmp("[proxy]\nlisten = 127.0.0.1:2600\n[rbl]\nzones = a.example*2\n"
+	char *p = t_write_tmp("[proxy]\nlisten = 127.0.0.1:2600\n[rbl]\nzones = a.example*2\n"
 	    "\nzones = b.example*3\n[proxy]\nthreads = 2\n");
-	char *q = write_tmp("[proxy]\nlisten = 127.0.0.1:2601\nthreads = 2\n"
+	char *q = t_write_tmp("[proxy]\nlisten = 127.0.0.1:2601\nthreads = 2\n"
 	    "max_recipients = 5\n[web]\nlisten = 127.0.0.1:9999\n");
 	struct conf_err *e = NULL;
 	int n = 0;
@@ -182,7 +170,7 @@ T_CASE(lines_segments_restart_keys)
 
 T_CASE(all_problems_kept_with_the_conf)
 {
-	char *p = write_tmp("[policy]\ntag_score = 9\n\nreject_score = 2\n[proxy]\nthreads = x\n");
+	char *p = t_write_tmp("[policy]\ntag_score = 9\n\nreject_score = 2\n[proxy]\nthreads = x\n");
 	struct conf_err *e = NULL;
 	int n = 0;
 	struct conf *c = conf_load_all(p, &e, &n);

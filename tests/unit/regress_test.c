@@ -81,15 +81,11 @@ T_CASE(authres_deep_comment_forgery)
 static struct conf *
 load_text(const char *text, struct conf_err **errs, int *nerrs)
 {
-	char path[] = "/tmp/postern-regress-XXXXXX";
-	int fd = mkstemp(path);
-	struct conf *c;
+	char *path = t_write_tmp(text);
+	struct conf *c = conf_load(path, errs, nerrs);
 
-	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		abort();
-	close(fd);
-	c = conf_load(path, errs, nerrs);
 	unlink(path);
+	free(path);
 	return c;
 }
 

@@ -9,18 +9,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char *
-write_tmp(const char *text)
-{
-	char *path = xstrdup("/tmp/postern-relay-XXXXXX");
-	int fd = mkstemp(path);
-
-	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		abort();
-	close(fd);
-	return path;
-}
-
 static struct relay_list *
 load(const char *v, enum relay_kind k)
 {
@@ -111,7 +99,7 @@ T_CASE(empty_value_is_no_list)
 
 T_CASE(file_with_comments_and_lines)
 {
-	char *f = write_tmp("# our domains\nexample.org   # the main one\n\n"
+	char *f = t_write_tmp("# our domains\nexample.org   # the main one\n\n"
 	    "example.net, .example.com\n");
 	char *v = xasprintf("file:%s", f);
 	struct relay_list *l = load(v, RELAY_DOMAINS);
@@ -128,7 +116,7 @@ T_CASE(file_with_comments_and_lines)
 	relay_free(l);
 	unlink(f);
 	free(f);
-	f = write_tmp("example.org\nexample.net\nuser@example.org\n");
+	f = t_write_tmp("example.org\nexample.net\nuser@example.org\n");
 	T_EQ_INT(relay_load(f, RELAY_DOMAINS, &l, why, sizeof(why)), -1);
 	T_ASSERT(strstr(why, f) != NULL && strstr(why, ":3: 'user@example.org' is not a domain"));
 	T_EQ_INT(relay_load("file:/nonexistent/relay", RELAY_DOMAINS, &l, why, sizeof(why)), -1);
@@ -144,10 +132,10 @@ T_CASE(file_with_comments_and_lines)
  * and line of the entry. */
 T_CASE(conf_errors_name_both_files)
 {
-	char *list = write_tmp("example.org\nexa mple..org\n");
+	char *list = t_write_tmp("example.org\nexa mple..org\n");
 	char *text = xasprintf("[proxy]\nhostname = mx.test\nrelay_domains = file:%s\n"
 	    "relay_recipients = nobody\n", list);
-	char *p = write_tmp(text);
+	char *p = t_write_tmp(text);
 	struct conf_err *e = NULL;
 	int n = 0;
 	struct conf *c = conf_load(p, &e, &n);
@@ -165,7 +153,7 @@ T_CASE(conf_errors_name_both_files)
 	unlink(p);
 	free(p);
 	free(text);
-	p = write_tmp("[proxy]\nrelay_domains = example.org, .example.net\n");
+	p = t_write_tmp("[proxy]\nrelay_domains = example.org, .example.net\n");
 	c = conf_load(p, &e, &n);
 	T_ASSERT(c != NULL && c->relay_domains != NULL && c->relay_recipients == NULL);
 	if (c)

@@ -8,7 +8,9 @@
 #define POSTERN_T_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_passed, t_failed, t_case_failed, t_num;
 
@@ -24,6 +26,20 @@ static int t_passed, t_failed, t_case_failed, t_num;
 #define T_RUN(name) do { t_case_failed = 0; t_num++; t_##name(); \
 	if (t_case_failed) { t_failed++; printf("not ok %d %s\n", t_num, #name); } \
 	else { t_passed++; printf("ok %d %s\n", t_num, #name); } } while (0)
+/* text written to a new file under /tmp; the caller unlinks and frees the
+ * path. Aborts on failure: a test that cannot write /tmp tests nothing. */
+static inline char *
+t_write_tmp(const char *text)
+{
+	char *path = strdup("/tmp/postern-test-XXXXXX");
+	int fd = path == NULL ? -1 : mkstemp(path);
+
+	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		abort();
+	close(fd);
+	return path;
+}
+
 #define T_END() (printf("%d passed, %d failed\n", t_passed, t_failed), t_failed ? 1 : 0)
 
 #endif
