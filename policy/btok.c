@@ -29,7 +29,7 @@
 enum btok_kind {
 	K_BODY = 0, K_OSB, K_SKIP, K_SUBJECT, K_FROM, K_TO, K_CC, K_REPLYTO,
 	K_RCVD, K_MAILER, K_MSGID, K_CTYPE, K_HDR, K_URL, K_URLDOM, K_PART,
-	K_LAYOUT, K_TRAIT, K_ATTACH, K_NKINDS
+	K_LAYOUT, K_TRAIT, K_ATTACH, K_RCVDIP, K_NKINDS
 };
 
 /* Readable prefixes, and the seed base: kind k hashes with seed k + 1. */
@@ -39,7 +39,7 @@ static const char *const btok_prefix[K_NKINDS] = {
 	[K_RCVD] = "received:", [K_MAILER] = "mailer:", [K_MSGID] = "message-id:",
 	[K_CTYPE] = "content-type:", [K_HDR] = "header:", [K_URL] = "url:",
 	[K_URLDOM] = "urldomain:", [K_PART] = "part:", [K_LAYOUT] = "layout:",
-	[K_TRAIT] = "trait:", [K_ATTACH] = "attach:",
+	[K_TRAIT] = "trait:", [K_ATTACH] = "attach:", [K_RCVDIP] = "received-ip:",
 };
 #define BTOK_OSB_SEED	0x6f73620000000000ULL
 
@@ -62,6 +62,7 @@ static void	 tok_push(struct btok_set *, uint64_t, uint32_t, uint32_t, int, int)
 static void	 tok_add(struct btok_set *, int kind, const char *, size_t);
 static void	 words(struct btok_set *, int kind, const char *, size_t, int body);
 static void	 word_one(struct btok_set *, int kind, const char *, size_t, int body);
+static int	 rcvd_ip(struct btok_set *, const char *, size_t);
 static void	 body_word(struct btok_set *, uint64_t h, uint32_t a);
 static void	 headers(struct btok_set *, const struct mime_msg *);
 static void	 addr_domains(struct btok_set *, int kind, const char *);
@@ -140,6 +141,8 @@ word_one(struct btok_set *s, int kind, const char *p, size_t n, int body)
 		return;
 	for (size_t i = 0; i < n; i++)
 		digits += (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '-';
+	if (kind == K_RCVD && digits == n && rcvd_ip(s, p, n))
+		return;
 	if (n > BTOK_MAX_WORD || (digits == n && n > 4)) {
 		/* a blob or a long number: only its shape */
 		int l = snprintf(buf, sizeof(buf), "%c%zu", digits == n ? '#' :
@@ -155,6 +158,28 @@ word_one(struct btok_set *s, int kind, const char *p, size_t n, int body)
 	tok_push(s, h, a, 0, kind, 0);
 	if (body)
 		body_word(s, h, a);
+}
+
+/* A relay's IPv4 address in a Received header, kept whole and as its /24
+ * (a spam run's relays share networks); anything else returns 0. */
+static int
+rcvd_ip(struct btok_set *s, const char *p, size_t n)
+{
+	unsigned a, b, c, d;
+	char buf[32], rest;
+	int l;
+
+	if (n >= sizeof(buf))
+		return 0;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	if (sscanf(buf, "%u.%u.%u.%u%c", &a, &b, &c, &d, &rest) != 4 ||
+	    a > 255 || b > 255 || c > 255 || d > 255)
+		return 0;
+	tok_add(s, K_RCVDIP, buf, n);
+	l = snprintf(buf, sizeof(buf), "%u.%u.%u/24", a, b, c);
+	tok_add(s, K_RCVDIP, buf, (size_t)l);
+	return 1;
 }
 
 /* Pair the new body word with the ones before it in the window. */

@@ -264,7 +264,7 @@ static const struct conf_key keys[] = {
 
 	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
-	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.9", 0, 0, NULL,
+	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.85", 0, 0, NULL,
 	  "spam probability at or above which the message counts as spam" },
 	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.01", 0, 0, NULL,
 	  "spam probability at or below which the message counts as ham" },

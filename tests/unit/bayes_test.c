@@ -100,6 +100,23 @@ T_CASE(tokens_headers_urls_layout)
 	btok_free(&s);
 }
 
+T_CASE(tokens_received_relay_ips)
+{
+	struct btok_set s;
+
+	tokenise(&s, "Received: from relay.example.com (relay.example.com [192.0.2.77])\r\n"
+	    "\tby mx.example.org with ESMTP id 12345678\r\n"
+	    "Received: from h (x [999.1.2.3]) by y\r\n"
+	    "Subject: hi\r\n\r\nbody 10.0.0.1\r\n");
+	T_ASSERT(has_token(&s, "received-ip:192.0.2.77"));
+	T_ASSERT(has_token(&s, "received-ip:192.0.2/24"));
+	T_ASSERT(has_token(&s, "received:relay.example.com"));
+	T_ASSERT(has_token(&s, "skip:#8"));		/* other numbers: their shape */
+	T_ASSERT(!has_token(&s, "received-ip:999.1.2.3"));	/* not an address */
+	T_ASSERT(!has_token(&s, "received-ip:10.0.0.1"));	/* body numbers stay words */
+	btok_free(&s);
+}
+
 T_CASE(table_set_get_delete)
 {
 	struct btab *t = btab_new(0);
@@ -373,6 +390,7 @@ main(void)
 	T_RUN(tokens_words_lowercase_unique);
 	T_RUN(tokens_bounded_words);
 	T_RUN(tokens_headers_urls_layout);
+	T_RUN(tokens_received_relay_ips);
 	T_RUN(table_set_get_delete);
 	T_RUN(learn_counts_exact);
 	T_RUN(relearn_moves_forget_removes);
