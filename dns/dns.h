@@ -1,8 +1,8 @@
 /*
  * dns.h -- the one DNS resolver of Postern (libunbound underneath).
  *
- * Everything that asks DNS goes through dns_query(): RBL lookups, SPF (via
- * the libspf2 adapter in policy/spf.c), DKIM keys (libopendkim's callback
+ * Everything that asks DNS goes through dns_query(): RBL lookups, SPF (our
+ * own evaluator in policy/spf.c), DKIM keys (libopendkim's callback
  * hooks), DMARC records. One config (dns.resolver, dns.timeout), one cache
  * that honours TTLs, one timeout policy. No library's own resolver is used,
  * and with dns.resolver = host:port nothing but that server is asked.

@@ -7,7 +7,7 @@
  * not touch it (reading from the client pauses), so a pol_session is only
  * ever used by one thread at a time and needs no lock.
  *
- * pol_run() may block (DNS, SQLite, libspf2, libopendkim); it never touches
+ * pol_run() may block (DNS, SQLite, libopendkim); it never touches
  * a socket. It fills a struct pol_decision: what to answer and, at DATA,
  * how to edit the message on its way to the backend.
  *
@@ -111,7 +111,7 @@ int	 pol_run_here(struct pol_session *, enum pol_stage, const struct pol_msg *,
 void	 pol_finish(struct pol_session *, enum pol_stage, const struct pol_msg *,
 	    struct pol_decision *);
 /* Must pol_run() for this stage go to a worker? 1 when some check it
- * would run may block (DNS, SQLite, files, libspf2/libopendkim, content
+ * would run may block (DNS, SQLite, files, libopendkim, content
  * regex); 0 when the whole run is a few microseconds of CPU on data the
  * session already holds, so the proxy may call pol_run() on its loop
  * thread and save the round trip to a worker -- the same code runs, so

@@ -177,7 +177,7 @@ static const struct conf_key keys[] = {
 	  "also log to syslog (facility mail)" },
 
 	{ "policy.workers", T_INT, O(workers), "32", 1, 1024, NULL,
-	  "policy worker threads (they block on DNS, SQLite, libspf2, libopendkim)" },
+	  "policy worker threads (they block on DNS, SQLite, libopendkim)" },
 	{ "policy.tag_score", T_DOUBLE, O(tag_score), "3", 0, 0, NULL,
 	  "score at which mail is tagged (X-Spam-Flag: YES)" },
 	{ "policy.quarantine_score", T_DOUBLE, O(quarantine_score), "6", 0, 0, NULL,
