@@ -200,7 +200,6 @@ pol_shutdown(void)
 	bayes_shutdown();
 	db_close();
 	dns_shutdown();
-	db_close();
 }
 
 struct pol_session *
