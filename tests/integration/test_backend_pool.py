@@ -70,6 +70,10 @@ def test_unfinished_transaction_is_reset_before_reuse(make_postern, capture):
         assert c.cmd("RCPT TO:<rcpt@example.org>").code == 250
         assert c.cmd("QUIT").code == 221      # no DATA: MAIL is open at the backend
         assert c.closed()
+    # A leg whose RSET is still unanswered is not taken from the pool (the
+    # next session opens its own), so let the reset reach the backend first:
+    # under load the next client could otherwise win that race.
+    wait_until(lambda: b"RSET" in capture.sessions[0].lines, what="the pooled leg's RSET")
     assert _session(p.port, "127.0.0.3", "next@example.org").code == 250
     (m,) = capture.wait_messages(1)
     assert len(capture.sessions) == 1, [s.lines for s in capture.sessions]
