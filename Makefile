@@ -8,7 +8,7 @@ PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
 	   jansson gmime-3.0 inih libxxhash
 CFLAGS	?= -O2 -g
 CFLAGS	+= -Wall -Wextra -Werror -std=gnu11 -pthread -D_GNU_SOURCE \
-	   -Iproxy -Ipolicy -Irules -Idns -Idb -Iweb \
+	   -I. \
 	   $(PKG_CFLAGS)
 LDLIBS	 = $(PKG_LIBS) -pthread -lm
 # Before .ci/deps has run, pkg-config fails; the deps target comes first and
@@ -17,7 +17,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 B	 = build
-SRCS	 = $(sort $(wildcard proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
+SRCS	 = $(sort $(wildcard lib/*.c proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
 # The dashboard's static files and Debian's Chart.js, compiled in.
 CHARTJS	?= /usr/share/javascript/chart.js/chart.min.js
 ASSETS	 = $(sort $(wildcard web/static/*))

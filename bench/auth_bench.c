@@ -16,9 +16,9 @@
  * message and calls back with arguments.
  * Thread: one. Built by `make bench`; linked with build/libpostern.a.
  */
-#include "conf.h"
-#include "policy.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "policy/policy.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>

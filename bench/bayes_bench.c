@@ -7,12 +7,12 @@
  * Run by `make bench-detect` (and `make bench`) from the repository root;
  * the database lives in a temporary directory.
  */
-#include "bayes.h"
-#include "btok.h"
-#include "conf.h"
-#include "db.h"
-#include "mime.h"
-#include "util.h"
+#include "policy/bayes.h"
+#include "policy/btok.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "rules/mime.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -26,10 +26,10 @@
  * content rules; the envelope here is one made-up sender). Per-message
  * results go to WORKDIR/results.tsv.
  */
-#include "bayes.h"
-#include "conf.h"
-#include "policy_int.h"	/* pol_only_set, as `postern check --only` */
-#include "util.h"
+#include "policy/bayes.h"
+#include "lib/conf.h"
+#include "policy/policy_int.h"	/* pol_only_set, as `postern check --only` */
+#include "lib/util.h"
 
 #include <errno.h>
 #include <netinet/in.h>

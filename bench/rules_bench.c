@@ -11,9 +11,9 @@
  *
  * Run by `make bench` from the repository root.
  */
-#include "mime.h"
-#include "rules.h"
-#include "util.h"
+#include "rules/mime.h"
+#include "rules/rules.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

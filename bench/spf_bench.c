@@ -9,10 +9,10 @@
  * rate per thread, and the result (so a broken setup cannot pass for fast).
  * Not a test: numbers vary 2-3x on shared machines.
  */
-#include "conf.h"
-#include "dns.h"
-#include "spf.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "policy/spf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>

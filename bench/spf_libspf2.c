@@ -9,9 +9,9 @@
  * question libspf2 asks goes to dns_query() through the SPF_dns_server_t
  * layer below (spf2_lookup), so both evaluators see the same answers.
  */
-#include "conf.h"
-#include "dns.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

@@ -20,11 +20,11 @@
  * job by its waiter, unless the waiter gave up (abandoned): then the writer
  * frees it.
  */
-#include "db.h"
-#include "jsonw.h"
-#include "rules.h"
-#include "conf.h"
-#include "util.h"
+#include "db/db.h"
+#include "db/jsonw.h"
+#include "rules/rules.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -12,8 +12,8 @@
  *
  * Ownership and thread: see jsonw.h.
  */
-#include "jsonw.h"
-#include "util.h"
+#include "db/jsonw.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdio.h>

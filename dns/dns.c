@@ -28,9 +28,9 @@
  * once, from the main thread, with no queries in flight.
  * Privilege: none (UDP/TCP sockets to the configured resolver).
  */
-#include "dns.h"
-#include "conf.h"
-#include "util.h"
+#include "dns/dns.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -7,11 +7,12 @@
  * snapshot needs neither a database read nor a worker (access_blocks,
  * pol_stage_needed).
  */
-#include "access.h"
-#include "conf.h"
-#include "db.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/access.h"
+#include "lib/conf.h"
+#include "lib/prefix.h"
+#include "db/db.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -37,7 +38,7 @@ struct access_ent {
 	struct db_access a;		/* strings owned by the snapshot */
 	int		 k;		/* index in access_kinds[], -1: unknown */
 	int		 cidr_ok;	/* client entry and c parsed */
-	struct access_cidr c;
+	struct prefix c;
 };
 
 /* The lists as read at one admin token. Entries in the database's order
@@ -62,7 +63,6 @@ struct access_walk {
 	char		 entry[ACCESS_VALUE_MAX + 8];
 };
 
-static int	 access_addr(const struct sockaddr *, int *family, unsigned char out[16]);
 static int	 access_visit(struct access_walk *, const struct access_ent *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
@@ -71,7 +71,6 @@ static void	 access_free(struct pol_session *);
 static int	 access_cli_list(void *, const struct db_access *);
 static int	 access_cli_run(int, char **);
 static int	 access_usage(void);
-static void	 access_mask(unsigned char *, int bytes, int prefix);
 static int	 access_snap_add(void *, const struct db_access *);
 static struct access_snap *access_snap_get(void);
 static int	 access_snap_current(void);
@@ -88,98 +87,6 @@ const struct pol_check access_check = {
 
 /* Our index in pol_session.priv[]: the session's snapshot. */
 #define ACCESS_SLOT	pol_check_slot(&access_check)
-
-/* The address bytes, IPv4-mapped IPv6 unwrapped. 0 or -1. */
-static int
-access_addr(const struct sockaddr *sa, int *family, unsigned char out[16])
-{
-	if (sa->sa_family == AF_INET) {
-		*family = AF_INET;
-		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return 0;
-	}
-	if (sa->sa_family != AF_INET6)
-		return -1;
-	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a6)) {
-		*family = AF_INET;
-		memcpy(out, a6->s6_addr + 12, 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(out, a6->s6_addr, 16);
-	}
-	return 0;
-}
-
-/* Zero the host bits past prefix. */
-static void
-access_mask(unsigned char *a, int bytes, int prefix)
-{
-	for (int i = 0; i < bytes; i++) {
-		int bits = prefix - i * 8;
-		if (bits >= 8)
-			continue;
-		a[i] &= bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
-	}
-}
-
-int
-access_cidr_parse(const char *s, struct access_cidr *c)
-{
-	char buf[64], *slash, *end;
-	long p;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	snprintf(buf, sizeof(buf), "%s", s);
-	memset(c, 0, sizeof(*c));
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, c->addr) == 1)
-		c->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, c->addr) == 1)
-		c->family = AF_INET6;
-	else
-		return -1;
-	c->prefix = c->family == AF_INET ? 32 : 128;
-	if (slash) {
-		p = strtol(slash, &end, 10);
-		if (*slash == '\0' || *end != '\0' || p < 0 || p > c->prefix)
-			return -1;
-		c->prefix = (int)p;
-	}
-	access_mask(c->addr, c->family == AF_INET ? 4 : 16, c->prefix);
-	return 0;
-}
-
-int
-access_cidr_match(const struct access_cidr *c, const struct sockaddr *sa)
-{
-	unsigned char a[16];
-	int fam;
-
-	if (access_addr(sa, &fam, a) == -1 || fam != c->family)
-		return 0;
-	access_mask(a, fam == AF_INET ? 4 : 16, c->prefix);
-	return memcmp(a, c->addr, fam == AF_INET ? 4 : 16) == 0;
-}
-
-int
-access_net(const struct sockaddr *sa, int v4prefix, int v6prefix, char *out,
-    size_t outsz)
-{
-	unsigned char a[16];
-	char txt[INET6_ADDRSTRLEN];
-	int fam, prefix;
-
-	if (access_addr(sa, &fam, a) == -1)
-		return -1;
-	prefix = fam == AF_INET ? v4prefix : v6prefix;
-	access_mask(a, fam == AF_INET ? 4 : 16, prefix);
-	if (inet_ntop(fam, a, txt, sizeof(txt)) == NULL)
-		return -1;
-	return snprintf(out, outsz, "%s/%d", txt, prefix) < (int)outsz ? 0 : -1;
-}
 
 int
 access_name_match(const char *entry, const char *name)
@@ -232,7 +139,7 @@ static int
 access_name_valid(const char *kind, const char *value, char *why, size_t whysz)
 {
 	const char *at = strrchr(value, '@'), *dom = at ? at + 1 : value;
-	struct access_cidr c;
+	struct prefix c;
 	size_t n = strlen(value);
 
 	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
@@ -244,10 +151,10 @@ access_name_valid(const char *kind, const char *value, char *why, size_t whysz)
 		char lit[ACCESS_VALUE_MAX + 1];
 		if (n > 2 && value[0] == '[' && value[n - 1] == ']') {
 			snprintf(lit, sizeof(lit), "%.*s", (int)(n - 2), value + 1);
-			if (access_cidr_parse(strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5,
+			if (prefix_parse(strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5,
 			    &c) == 0 && strchr(lit, '/') == NULL)
 				return 0;
-		} else if (access_domain_ok(value) || (access_cidr_parse(value, &c) == 0 &&
+		} else if (access_domain_ok(value) || (prefix_parse(value, &c) == 0 &&
 		    strchr(value, '/') == NULL))
 			return 0;
 		snprintf(why, whysz, "'%s' is not a host name or address literal "
@@ -276,7 +183,7 @@ access_kind_ok(const char *kind, char *why, size_t whysz)
 int
 access_valid(const char *kind, const char *value, char *why, size_t whysz)
 {
-	struct access_cidr c;
+	struct prefix c;
 
 	if (access_kind_ok(kind, why, whysz) == -1)
 		return -1;
@@ -286,7 +193,7 @@ access_valid(const char *kind, const char *value, char *why, size_t whysz)
 	}
 	if (strcmp(kind, "client") != 0)
 		return access_name_valid(kind, value, why, whysz);
-	if (access_cidr_parse(value, &c) == -1) {
+	if (prefix_parse(value, &c) == -1) {
 		snprintf(why, whysz, "'%s' is not an IP address or CIDR block "
 		    "(192.0.2.0/24, 2001:db8::/32)", value);
 		return -1;
@@ -320,7 +227,7 @@ static int
 access_visit(struct access_walk *w, const struct access_ent *e)
 {
 	int hit = w->name == NULL ?
-	    e->cidr_ok && access_cidr_match(&e->c, (const struct sockaddr *)&w->ps->client) :
+	    e->cidr_ok && prefix_match(&e->c, (const struct sockaddr *)&w->ps->client) :
 	    access_name_match(e->a.value, w->name);
 
 	if (!hit)
@@ -372,7 +279,7 @@ access_snap_add(void *arg, const struct db_access *e)
 	for (int k = 0; k < (int)ARRAY_SIZE(access_kinds); k++)
 		if (strcmp(e->kind, access_kinds[k]) == 0)
 			en->k = k;
-	en->cidr_ok = en->k == 0 && access_cidr_parse(e->value, &en->c) == 0;
+	en->cidr_ok = en->k == 0 && prefix_parse(e->value, &en->c) == 0;
 	return 0;
 }
 

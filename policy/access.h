@@ -26,20 +26,6 @@
 
 struct pol_check;
 
-struct access_cidr {
-	int		 family;	/* AF_INET or AF_INET6 */
-	unsigned char	 addr[16];	/* network byte order, host bits zero */
-	int		 prefix;
-};
-
-/* "192.0.2.1", "192.0.2.0/24", "2001:db8::/48". 0 or -1. */
-int	 access_cidr_parse(const char *, struct access_cidr *);
-/* Does the address fall inside the block? 1 or 0. */
-int	 access_cidr_match(const struct access_cidr *, const struct sockaddr *);
-/* The client's network as text for the greylist triplet ("192.0.2.0/24",
- * "2001:db8:1:2::/64"); IPv4-mapped IPv6 counts as IPv4. 0 or -1. */
-int	 access_net(const struct sockaddr *, int v4prefix, int v6prefix,
-	    char *out, size_t outsz);
 /* Does an address or domain entry match the name? 1 or 0. */
 int	 access_name_match(const char *entry, const char *name);
 /* Is value a valid entry of kind ("client", "helo", "sender", "rcpt")?

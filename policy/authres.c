@@ -6,10 +6,10 @@
  * CFWS. Comments nest and may hold quoted-pairs (RFC 5322 3.2.2); a forger
  * will try every one of those forms, so we parse them rather than match text.
  */
-#include "authres.h"
-#include "msghdr.h"
-#include "policy.h"
-#include "util.h"
+#include "policy/authres.h"
+#include "policy/msghdr.h"
+#include "policy/policy.h"
+#include "lib/util.h"
 
 #include <string.h>
 #include <strings.h>

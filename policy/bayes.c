@@ -23,14 +23,14 @@
  *
  * Thread: the copy under a rwlock; counters atomic; the rest per call.
  */
-#include "bayes.h"
-#include "btab.h"
-#include "btok.h"
-#include "conf.h"
-#include "db.h"
-#include "mime.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/bayes.h"
+#include "policy/btab.h"
+#include "policy/btok.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "rules/mime.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <dirent.h>
 #include <errno.h>

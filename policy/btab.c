@@ -4,8 +4,8 @@
  * tombstones, so a table that forgets as much as it learns never needs a
  * rebuild.
  */
-#include "btab.h"
-#include "util.h"
+#include "policy/btab.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <string.h>

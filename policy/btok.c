@@ -16,9 +16,9 @@
  * were no better, cost more tokens, and plain adjacent pairs were a
  * little worse.
  */
-#include "btok.h"
-#include "mime.h"
-#include "util.h"
+#include "policy/btok.h"
+#include "rules/mime.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,13 +25,13 @@
  *
  * Public call: pol_check_main (from proxy/main.c). Thread: main only.
  */
-#include "policy_int.h"
-#include "bayes.h"
-#include "conf.h"
-#include "msghdr.h"
-#include "rulecheck.h"
-#include "spf.h"
-#include "util.h"
+#include "policy/policy_int.h"
+#include "policy/bayes.h"
+#include "lib/conf.h"
+#include "policy/msghdr.h"
+#include "policy/rulecheck.h"
+#include "policy/spf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -48,12 +48,12 @@
  * Thread: any worker thread. Ownership: the DKIM handle lives for one
  * call; a cached key holds one reference, each caller gets its own.
  */
-#include "dkim.h"
-#include "authres.h"
-#include "dkimbody.h"
-#include "conf.h"
-#include "msghdr.h"
-#include "util.h"
+#include "policy/dkim.h"
+#include "policy/authres.h"
+#include "policy/dkimbody.h"
+#include "lib/conf.h"
+#include "policy/msghdr.h"
+#include "lib/util.h"
 
 #include <opendkim/dkim.h>
 #include <openssl/bio.h>

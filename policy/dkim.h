@@ -24,7 +24,7 @@
 #ifndef POSTERN_DKIM_H
 #define POSTERN_DKIM_H
 
-#include "policy_int.h"
+#include "policy/policy_int.h"
 
 /* Signatures evaluated per message; the rest are ignored and logged. Each
  * costs a DNS question and an RSA operation (RFC 6376 8.4: bound the work

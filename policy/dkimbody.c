@@ -1,7 +1,7 @@
 /*
  * dkimbody.c -- see dkimbody.h.
  */
-#include "dkimbody.h"
+#include "policy/dkimbody.h"
 
 #include <stdint.h>
 #include <string.h>

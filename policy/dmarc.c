@@ -15,11 +15,11 @@
  * domain and policy the probe found, dmarc_find); the PSL context is
  * loaded once (on a worker) and read-only.
  */
-#include "dmarc.h"
-#include "authres.h"
-#include "conf.h"
-#include "msghdr.h"
-#include "util.h"
+#include "policy/dmarc.h"
+#include "policy/authres.h"
+#include "lib/conf.h"
+#include "policy/msghdr.h"
+#include "lib/util.h"
 
 #include <libpsl.h>
 

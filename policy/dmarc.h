@@ -30,7 +30,7 @@
 #ifndef POSTERN_DMARC_H
 #define POSTERN_DMARC_H
 
-#include "policy_int.h"
+#include "policy/policy_int.h"
 
 #include <stddef.h>
 

@@ -1,13 +1,14 @@
 /*
  * grey.c -- see grey.h.
  */
-#include "grey.h"
-#include "access.h"
-#include "conf.h"
-#include "db.h"
-#include "greyc.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/grey.h"
+#include "policy/access.h"
+#include "lib/prefix.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "policy/greyc.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,7 +263,7 @@ grey_keys(const struct pol_session *ps, const char *rcpt_addr, char *net,
 {
 	const struct conf *c = ps->conf;
 
-	if (access_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
+	if (prefix_net((const struct sockaddr *)&ps->client, c->greylist_ipv4_prefix,
 	    c->greylist_ipv6_prefix, net, GREY_NET_MAX) == -1)
 		return -1;
 	grey_lower(sender, *ps->mail_from ? ps->mail_from : "<>", GREY_ADDR_MAX);

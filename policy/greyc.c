@@ -4,8 +4,8 @@
  * least recently is dropped. No chains, no resizing: the memory is fixed
  * by GREYC_TRIPLETS and GREYC_NETS, plus the copied keys.
  */
-#include "greyc.h"
-#include "util.h"
+#include "policy/greyc.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

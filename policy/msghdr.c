@@ -1,8 +1,8 @@
 /*
  * msghdr.c -- header field walker; see msghdr.h.
  */
-#include "msghdr.h"
-#include "util.h"
+#include "policy/msghdr.h"
+#include "lib/util.h"
 
 #include <string.h>
 #include <strings.h>

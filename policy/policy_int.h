@@ -9,8 +9,8 @@
 #ifndef POSTERN_POLICY_INT_H
 #define POSTERN_POLICY_INT_H
 
-#include "dns.h"
-#include "policy.h"
+#include "dns/dns.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <sys/socket.h>

@@ -6,14 +6,14 @@
  * EHLO, MAIL, RCPT, DATA, QUIT (RFC 5321 3.3) and dot-stuffs the body
  * (RFC 5321 4.5.2). The stored bytes are canonical CRLF already.
  */
-#include "quar.h"
-#include "authres.h"
-#include "bayes.h"
-#include "conf.h"
-#include "db.h"
-#include "mime.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/quar.h"
+#include "policy/authres.h"
+#include "policy/bayes.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "rules/mime.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -2,10 +2,10 @@
  * rate.c -- see rate.h. A chained hash table of fixed windows; one mutex
  * (the critical section is a hash, a compare and an increment).
  */
-#include "rate.h"
-#include "conf.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/rate.h"
+#include "lib/conf.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -2,11 +2,11 @@
  * rbl.c -- see rbl.h. Parse the site list, build the query names, ask all
  * lists at once, and turn answers into scored results.
  */
-#include "rbl.h"
-#include "conf.h"
-#include "dns.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/rbl.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

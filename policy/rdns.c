@@ -1,11 +1,11 @@
 /*
  * rdns.c -- see rdns.h.
  */
-#include "rdns.h"
-#include "conf.h"
-#include "dns.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/rdns.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <netinet/in.h>
 #include <string.h>

@@ -17,13 +17,13 @@
  * when rc_blocks() says it has nothing to read or match; one session at a
  * time.
  */
-#include "rulecheck.h"
-#include "conf.h"
-#include "db.h"
-#include "mime.h"
-#include "policy_int.h"
-#include "rules.h"
-#include "util.h"
+#include "policy/rulecheck.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "rules/mime.h"
+#include "policy/policy_int.h"
+#include "rules/rules.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -26,11 +26,11 @@
  * found every answer it needs in the DNS cache -- and then the run takes
  * the probe's outcome instead of evaluating again. Privilege: none.
  */
-#include "spf.h"
-#include "policy_int.h"
-#include "conf.h"
-#include "dns.h"
-#include "util.h"
+#include "policy/spf.h"
+#include "policy/policy_int.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

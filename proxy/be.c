@@ -9,12 +9,12 @@
  * at XCLIENT/XFORWARD when be_open() hands it to a new session. A refused
  * introduction goes back to CONNECTING on a fresh socket (be_refused).
  */
-#include "be.h"
-#include "conf.h"
-#include "ev.h"
-#include "line.h"
-#include "spool.h"
-#include "util.h"
+#include "proxy/be.h"
+#include "lib/conf.h"
+#include "proxy/ev.h"
+#include "proxy/line.h"
+#include "proxy/spool.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
 #ifndef POSTERN_BE_H
 #define POSTERN_BE_H
 
-#include "lim.h"
+#include "lib/lim.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
 /*
  * ev.c -- the epoll loop (see ev.h).
  */
-#include "ev.h"
-#include "util.h"
+#include "proxy/ev.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdatomic.h>

@@ -1,8 +1,8 @@
 /*
  * line.c -- bounded byte buffers and the SMTP line finder (see line.h).
  */
-#include "line.h"
-#include "util.h"
+#include "proxy/line.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <string.h>

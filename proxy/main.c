@@ -3,17 +3,17 @@
  * learn.
  * Each subcommand lives with its module; this file only dispatches.
  */
-#include "access.h"
-#include "bayes.h"
-#include "rbl.h"
-#include "conf.h"
-#include "policy.h"
-#include "quar.h"
-#include "rulecheck.h"
-#include "smtp.h"
-#include "tls.h"
-#include "util.h"
-#include "web.h"
+#include "policy/access.h"
+#include "policy/bayes.h"
+#include "policy/rbl.h"
+#include "lib/conf.h"
+#include "policy/policy.h"
+#include "policy/quar.h"
+#include "policy/rulecheck.h"
+#include "proxy/smtp.h"
+#include "proxy/tls.h"
+#include "lib/util.h"
+#include "web/web.h"
 
 #include <limits.h>
 #include <stdio.h>

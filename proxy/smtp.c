@@ -14,21 +14,21 @@
  * the message are bounded (lim.h, struct conf), and logged text goes
  * through log_escape().
  */
-#include "addr.h"
-#include "be.h"
-#include "conf.h"
-#include "ev.h"
-#include "db.h"
-#include "lim.h"
-#include "line.h"
-#include "policy.h"
-#include "smtp.h"
-#include "spool.h"
-#include "stats.h"
-#include "tls.h"
-#include "util.h"
-#include "web.h"
-#include "work.h"
+#include "lib/addr.h"
+#include "proxy/be.h"
+#include "lib/conf.h"
+#include "proxy/ev.h"
+#include "db/db.h"
+#include "lib/lim.h"
+#include "proxy/line.h"
+#include "policy/policy.h"
+#include "proxy/smtp.h"
+#include "proxy/spool.h"
+#include "lib/stats.h"
+#include "proxy/tls.h"
+#include "lib/util.h"
+#include "web/web.h"
+#include "proxy/work.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

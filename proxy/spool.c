@@ -5,11 +5,11 @@
  * line; its only input is what the client sent, so every transition is
  * bounded: no state keeps more than the one pending CR or dot.
  */
-#include "spool.h"
-#include "conf.h"
-#include "line.h"
-#include "policy.h"
-#include "util.h"
+#include "proxy/spool.h"
+#include "lib/conf.h"
+#include "proxy/line.h"
+#include "policy/policy.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

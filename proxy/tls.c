@@ -6,10 +6,10 @@
  * server's cipher order, no renegotiation, session tickets under keys we
  * rotate ourselves, and a stapled OCSP response when the admin gives one.
  */
-#include "tls.h"
-#include "conf.h"
-#include "ev.h"
-#include "util.h"
+#include "proxy/tls.h"
+#include "lib/conf.h"
+#include "proxy/ev.h"
+#include "lib/util.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -65,7 +65,6 @@ static void	 tls_log_errors(const char *);
 static SSL_CTX	*tls_ctx_build(const struct conf *);
 static int	 tls_ctx_params(SSL_CTX *, const struct conf *);
 static int	 tls_ctx_load_keys(SSL_CTX *, const struct conf *);
-static int	 tls_version(const char *, size_t);
 static void	 tls_tkey_new(struct tls_tkey *, long long);
 static void	 tls_ticket_rotate(time_t);
 static int	 tls_ticket_cb(SSL *, unsigned char *, unsigned char *,
@@ -89,59 +88,13 @@ tls_log_errors(const char *what)
 	}
 }
 
-/* "TLSv1.2" -> TLS1_2_VERSION; 0 when not a protocol we speak. */
-static int
-tls_version(const char *p, size_t n)
-{
-	static const struct { const char *name; int v; } vs[] = {
-		{ "TLSv1", TLS1_VERSION }, { "TLSv1.1", TLS1_1_VERSION },
-		{ "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(vs); i++)
-		if (strlen(vs[i].name) == n && strncasecmp(p, vs[i].name, n) == 0)
-			return vs[i].v;
-	return 0;
-}
-
-int
-tls_protocols_parse(const char *list, int *min, int *max)
-{
-	unsigned seen = 0;
-
-	*min = *max = 0;
-	for (const char *p = list; *p != '\0'; ) {
-		size_t n = strcspn(p, " ,:");
-		int v;
-		if (n == 0) {
-			p++;
-			continue;
-		}
-		if ((v = tls_version(p, n)) == 0)
-			return -1;
-		seen |= 1u << (v - TLS1_VERSION);
-		if (*min == 0 || v < *min)
-			*min = v;
-		if (v > *max)
-			*max = v;
-		p += n;
-	}
-	if (*min == 0)
-		return -1;
-	/* OpenSSL takes a range: a hole would be silently filled in */
-	for (int v = *min; v <= *max; v++)
-		if (!(seen & (1u << (v - TLS1_VERSION))))
-			return -1;
-	return 0;
-}
-
 /* Protocols, ciphers, groups and options from proxy.tls_*; 0 or -1 (logged). */
 static int
 tls_ctx_params(SSL_CTX *ctx, const struct conf *c)
 {
 	int min, max;
 
-	if (tls_protocols_parse(c->tls_protocols, &min, &max) == -1) {
+	if (conf_tls_range(c->tls_protocols, &min, &max) == -1) {
 		log_err("tls: proxy.tls_protocols '%s' is not a range of TLSv1, TLSv1.1, "
 		    "TLSv1.2, TLSv1.3", c->tls_protocols);
 		return -1;

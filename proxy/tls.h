@@ -28,9 +28,6 @@ int		 tls_check(const struct conf *);
  * 0 or -1 (logged). */
 int		 tls_reload(const struct conf *);
 int		 tls_enabled(void);
-/* proxy.tls_protocols ("TLSv1.2 TLSv1.3", comma or space separated) to an
- * OpenSSL version range; -1 when a name is unknown or the range has a hole. */
-int		 tls_protocols_parse(const char *, int *min, int *max);
 void		 tls_shutdown(void);
 SSL		*tls_new(int fd);	/* NULL: no certificate (any more) */
 void		 tls_free(SSL *);

@@ -1,9 +1,9 @@
 /*
  * work.c -- the policy worker pool (see work.h).
  */
-#include "work.h"
-#include "ev.h"
-#include "stats.h"
+#include "proxy/work.h"
+#include "proxy/ev.h"
+#include "lib/stats.h"
 
 #include <pthread.h>
 #include <errno.h>

@@ -15,8 +15,8 @@
 #ifndef POSTERN_WORK_H
 #define POSTERN_WORK_H
 
-#include "policy.h"
-#include "util.h"
+#include "policy/policy.h"
+#include "lib/util.h"
 
 struct ev_loop;
 struct work_home;

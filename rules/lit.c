@@ -16,8 +16,8 @@
  * rejects most text positions with one bit test; survivors are checked
  * against the literals in their bucket.
  */
-#include "lit.h"
-#include "util.h"
+#include "rules/lit.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <pthread.h>

@@ -13,8 +13,8 @@
  * Thread: mime_init() guards g_mime_init() with pthread_once; everything
  * else touches only the message being parsed.
  */
-#include "mime.h"
-#include "util.h"
+#include "rules/mime.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <gmime/gmime.h>

@@ -14,10 +14,10 @@
  * Thread: see rules.h. The current set is guarded by a mutex (taken only to
  * copy a pointer and bump a count).
  */
-#include "rules.h"
-#include "lit.h"
-#include "mime.h"
-#include "util.h"
+#include "rules/rules.h"
+#include "rules/lit.h"
+#include "rules/mime.h"
+#include "lib/util.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

@@ -6,16 +6,16 @@
  * quarantine stores through their own calls); nothing from a message is
  * interpreted here, only copied into JSON strings.
  */
-#include "web_int.h"
-#include "access.h"
-#include "bayes.h"
-#include "conf.h"
-#include "db.h"
-#include "policy.h"
-#include "quar.h"
-#include "rules.h"
-#include "stats.h"
-#include "util.h"
+#include "web/web_int.h"
+#include "policy/access.h"
+#include "policy/bayes.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "policy/policy.h"
+#include "policy/quar.h"
+#include "rules/rules.h"
+#include "lib/stats.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -5,8 +5,8 @@
  * CRYPTO_memcmp against every slot, so a lookup's time does not depend on
  * how much of a guessed token was right.
  */
-#include "auth.h"
-#include "util.h"
+#include "web/auth.h"
+#include "lib/util.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

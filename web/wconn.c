@@ -5,8 +5,8 @@
  * of slow clients cannot flood the log. The sweep takes wconn_msg.mtx while
  * it holds wconn_mtx; nothing takes them the other way round.
  */
-#include "wconn.h"
-#include "util.h"
+#include "web/wconn.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

@@ -9,14 +9,14 @@
  * web_send() turns the web_resp into a libmicrohttpd response with the
  * security headers. Nothing here keeps per-request state past the request.
  */
-#include "web.h"
-#include "web_int.h"
-#include "access.h"
-#include "auth.h"
-#include "conf.h"
-#include "db.h"
-#include "util.h"
-#include "wconn.h"
+#include "web/web.h"
+#include "web/web_int.h"
+#include "lib/prefix.h"
+#include "web/auth.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "lib/util.h"
+#include "web/wconn.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -432,7 +432,7 @@ web_send(struct web_req *r, struct web_resp *resp)
 static int
 web_trusted(const char *list, const struct sockaddr *sa)
 {
-	struct access_cidr cidr;
+	struct prefix cidr;
 	char *copy, *save = NULL;
 	int hit = 0;
 
@@ -441,7 +441,7 @@ web_trusted(const char *list, const struct sockaddr *sa)
 	copy = xstrdup(list);
 	for (char *t = strtok_r(copy, ", \t", &save); t != NULL && !hit;
 	    t = strtok_r(NULL, ", \t", &save))
-		hit = access_cidr_parse(t, &cidr) == 0 && access_cidr_match(&cidr, sa);
+		hit = prefix_parse(t, &cidr) == 0 && prefix_match(&cidr, sa);
 	free(copy);
 	return hit;
 }
@@ -558,7 +558,7 @@ web_client_ip(struct web_req *r)
 		snprintf(r->from, sizeof(r->from), "%s via %s", r->ip, r->peer);
 	}
 	/* One IPv6 site holds a /64: its addresses are one client here. */
-	if (sa == NULL || access_net(sa, 32, 64, r->net, sizeof(r->net)) == -1)
+	if (sa == NULL || prefix_net(sa, 32, 64, r->net, sizeof(r->net)) == -1)
 		snprintf(r->net, sizeof(r->net), "%s", r->ip);
 }
 

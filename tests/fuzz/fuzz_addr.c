@@ -1,8 +1,8 @@
 /* fuzz_addr.c -- MAIL FROM:/RCPT TO: arguments and their ESMTP parameters
- * (proxy/addr.h). Knob byte: bit 0 RCPT (TO:) vs MAIL (FROM:), bits 1-2
+ * (lib/addr.h). Knob byte: bit 0 RCPT (TO:) vs MAIL (FROM:), bits 1-2
  * utf8 -1/0/1, bit 3 null_ok. A parsed path must fit LIM_PATH and its
  * parameters LIM_ESMTP_PARAMS, and every parameter must be findable. */
-#include "addr.h"
+#include "lib/addr.h"
 #include "fuzz.h"
 
 #include <strings.h>

@@ -2,9 +2,9 @@
  * the authserv-id reader on the raw input, the skip ranges over it as a
  * message (sorted, in bounds, each a whole field naming our host), and the
  * property-value sanitiser. */
-#include "authres.h"
+#include "policy/authres.h"
 #include "fuzz.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <strings.h>
 

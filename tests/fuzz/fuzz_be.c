@@ -2,7 +2,7 @@
  * (proxy/be.h). The input is split at LF into reply lines fed to
  * be_reply_feed(); a completed reply must respect the LIM_REPLY_* bounds.
  * The whole input also goes through be_ehlo_caps() and be_xtext(). */
-#include "be.h"
+#include "proxy/be.h"
 #include "fuzz.h"
 
 static void

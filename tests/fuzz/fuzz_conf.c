@@ -1,7 +1,7 @@
-/* fuzz_conf.c -- the config file parser (proxy/conf.h) through a memfd, as
+/* fuzz_conf.c -- the config file parser (lib/conf.h) through a memfd, as
  * conf_load() reads a real file. A loaded config must be whole (every
  * string key set); a refused one must name at least one problem. */
-#include "conf.h"
+#include "lib/conf.h"
 #include "fuzz.h"
 
 #include <sys/mman.h>

@@ -5,13 +5,13 @@
  * the input's first line as the key record; nothing leaves the process.
  * Input: key record LF message. The check must end with one result per
  * signature (at most DKIM_MAX_SIGS) or one "none". */
-#include "conf.h"
-#include "dkim.h"
-#include "dns.h"
+#include "lib/conf.h"
+#include "policy/dkim.h"
+#include "dns/dns.h"
 #include "fuzz.h"
-#include "policy.h"
-#include "policy_int.h"
-#include "util.h"
+#include "policy/policy.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <netinet/in.h>
 

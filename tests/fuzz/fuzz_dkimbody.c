@@ -6,7 +6,7 @@
  * canonicalization and whether l= applies, bytes 1-2 the limit, the rest
  * is the body. */
 #include "fuzz.h"
-#include "dkimbody.h"
+#include "policy/dkimbody.h"
 
 #define WSP(c)	((c) == ' ' || (c) == '\t')
 

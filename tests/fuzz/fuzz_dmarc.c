@@ -1,7 +1,7 @@
 /* fuzz_dmarc.c -- the DMARC record parser and RFC5322.From domain finder
  * (policy/dmarc.h), plus the organizational-domain and alignment helpers on
  * what the From parser returns. Knob byte: bit 0 record vs message. */
-#include "dmarc.h"
+#include "policy/dmarc.h"
 #include "fuzz.h"
 
 static void

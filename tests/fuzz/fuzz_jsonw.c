@@ -6,7 +6,7 @@
  * jsonw_utf8_len. The first 8 bytes as a double: jsonw_real prints what
  * jansson prints. */
 #include "fuzz.h"
-#include "jsonw.h"
+#include "db/jsonw.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -3,7 +3,7 @@
  * through a line_buf in chunks and split with line_find() as the session
  * does; every line found must lie inside what was buffered. */
 #include "fuzz.h"
-#include "line.h"
+#include "proxy/line.h"
 
 static void
 drain(struct line_buf *b, size_t max)

@@ -4,8 +4,8 @@
  * classifier's tokeniser (policy/btok.h) then stays inside its bounds and
  * every token it makes formats. */
 #include "fuzz.h"
-#include "btok.h"
-#include "mime.h"
+#include "policy/btok.h"
+#include "rules/mime.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)

@@ -2,7 +2,7 @@
  * must lie inside the message, fields must follow one another, and the
  * walk must end. */
 #include "fuzz.h"
-#include "msghdr.h"
+#include "policy/msghdr.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)

@@ -1,7 +1,7 @@
 /* fuzz_rbl.c -- the DNS list site syntax (policy/rbl.h): parse, then match
  * a few answers and build query names under every zone parsed. */
 #include "fuzz.h"
-#include "rbl.h"
+#include "policy/rbl.h"
 
 #include <arpa/inet.h>
 

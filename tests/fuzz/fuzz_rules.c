@@ -3,7 +3,7 @@
  * rule; the first few are also checked and compiled (PCRE2, with the
  * match limits of a real set) and run against the input as a message. */
 #include "fuzz.h"
-#include "rules.h"
+#include "rules/rules.h"
 
 #include <math.h>
 

@@ -9,10 +9,10 @@
  * containing "tmp" fails with a temporary error.
  * The evaluation must end with a known result inside the RFC 7208 4.6.4
  * limits. */
-#include "dns.h"
+#include "dns/dns.h"
 #include "fuzz.h"
-#include "spf.h"
-#include "util.h"
+#include "policy/spf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 

@@ -6,12 +6,12 @@
  * exactly the prepended header plus the first message without the
  * Authentication-Results fields of "mx" (the skip ranges policy hands the
  * proxy) -- a difference is a smuggling, stuffing or skipping bug. */
-#include "authres.h"
-#include "conf.h"
+#include "policy/authres.h"
+#include "lib/conf.h"
 #include "fuzz.h"
-#include "policy.h"
-#include "spool.h"
-#include "util.h"
+#include "policy/policy.h"
+#include "proxy/spool.h"
+#include "lib/util.h"
 
 #define PREPEND	"X-Fuzz: 1\r\n"
 

@@ -4,9 +4,9 @@
  * a well-formed quarantine_id is skipped: that branch reads the database,
  * which is not set up here (malformed ids are refused before it).
  * Every answer must be a JSON document with a status. */
-#include "conf.h"
+#include "lib/conf.h"
 #include "fuzz.h"
-#include "web_int.h"
+#include "web/web_int.h"
 
 #include <ctype.h>
 

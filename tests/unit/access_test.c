@@ -1,8 +1,9 @@
 /* access_test.c -- CIDR matching, triplet network math, name entries,
  * entry validation, rate windows. */
 #include "t.h"
-#include "access.h"
-#include "rate.h"
+#include "policy/access.h"
+#include "lib/prefix.h"
+#include "policy/rate.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,55 +28,55 @@ sa(const char *ip)
 
 T_CASE(cidr_v4)
 {
-	struct access_cidr c;
+	struct prefix c;
 
-	T_EQ_INT(access_cidr_parse("192.0.2.77/24", &c), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("192.0.2.1")), 1);
-	T_EQ_INT(access_cidr_match(&c, sa("192.0.3.1")), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("::ffff:192.0.2.200")), 1);
-	T_EQ_INT(access_cidr_match(&c, sa("2001:db8::1")), 0);
-	T_EQ_INT(access_cidr_parse("10.1.2.3", &c), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("10.1.2.3")), 1);
-	T_EQ_INT(access_cidr_match(&c, sa("10.1.2.4")), 0);
-	T_EQ_INT(access_cidr_parse("0.0.0.0/0", &c), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("203.0.113.9")), 1);
-	T_EQ_INT(access_cidr_parse("10.0.0.0/12", &c), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("10.15.255.255")), 1);
-	T_EQ_INT(access_cidr_match(&c, sa("10.16.0.0")), 0);
+	T_EQ_INT(prefix_parse("192.0.2.77/24", &c), 0);
+	T_EQ_INT(prefix_match(&c, sa("192.0.2.1")), 1);
+	T_EQ_INT(prefix_match(&c, sa("192.0.3.1")), 0);
+	T_EQ_INT(prefix_match(&c, sa("::ffff:192.0.2.200")), 1);
+	T_EQ_INT(prefix_match(&c, sa("2001:db8::1")), 0);
+	T_EQ_INT(prefix_parse("10.1.2.3", &c), 0);
+	T_EQ_INT(prefix_match(&c, sa("10.1.2.3")), 1);
+	T_EQ_INT(prefix_match(&c, sa("10.1.2.4")), 0);
+	T_EQ_INT(prefix_parse("0.0.0.0/0", &c), 0);
+	T_EQ_INT(prefix_match(&c, sa("203.0.113.9")), 1);
+	T_EQ_INT(prefix_parse("10.0.0.0/12", &c), 0);
+	T_EQ_INT(prefix_match(&c, sa("10.15.255.255")), 1);
+	T_EQ_INT(prefix_match(&c, sa("10.16.0.0")), 0);
 }
 
 T_CASE(cidr_v6_and_errors)
 {
-	struct access_cidr c;
+	struct prefix c;
 
-	T_EQ_INT(access_cidr_parse("2001:db8:abcd::/47", &c), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("2001:db8:abcd:1::5")), 1);
-	T_EQ_INT(access_cidr_match(&c, sa("2001:db8:abce::5")), 0);
-	T_EQ_INT(access_cidr_match(&c, sa("192.0.2.1")), 0);
-	T_EQ_INT(access_cidr_parse("192.0.2.0/33", &c), -1);
-	T_EQ_INT(access_cidr_parse("192.0.2.0/", &c), -1);
-	T_EQ_INT(access_cidr_parse("192.0.2/24", &c), -1);
-	T_EQ_INT(access_cidr_parse("::/129", &c), -1);
-	T_EQ_INT(access_cidr_parse("example.org", &c), -1);
+	T_EQ_INT(prefix_parse("2001:db8:abcd::/47", &c), 0);
+	T_EQ_INT(prefix_match(&c, sa("2001:db8:abcd:1::5")), 1);
+	T_EQ_INT(prefix_match(&c, sa("2001:db8:abce::5")), 0);
+	T_EQ_INT(prefix_match(&c, sa("192.0.2.1")), 0);
+	T_EQ_INT(prefix_parse("192.0.2.0/33", &c), -1);
+	T_EQ_INT(prefix_parse("192.0.2.0/", &c), -1);
+	T_EQ_INT(prefix_parse("192.0.2/24", &c), -1);
+	T_EQ_INT(prefix_parse("::/129", &c), -1);
+	T_EQ_INT(prefix_parse("example.org", &c), -1);
 }
 
 T_CASE(triplet_networks)
 {
 	char net[64];
 
-	T_EQ_INT(access_net(sa("192.0.2.77"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("192.0.2.77"), 24, 64, net, sizeof(net)), 0);
 	T_EQ_STR(net, "192.0.2.0/24");
-	T_EQ_INT(access_net(sa("192.0.2.77"), 32, 64, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("192.0.2.77"), 32, 64, net, sizeof(net)), 0);
 	T_EQ_STR(net, "192.0.2.77/32");
-	T_EQ_INT(access_net(sa("192.0.2.77"), 20, 64, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("192.0.2.77"), 20, 64, net, sizeof(net)), 0);
 	T_EQ_STR(net, "192.0.0.0/20");
-	T_EQ_INT(access_net(sa("::ffff:192.0.2.77"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("::ffff:192.0.2.77"), 24, 64, net, sizeof(net)), 0);
 	T_EQ_STR(net, "192.0.2.0/24");
-	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, sizeof(net)), 0);
 	T_EQ_STR(net, "2001:db8:1:2::/64");
-	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 56, net, sizeof(net)), 0);
+	T_EQ_INT(prefix_net(sa("2001:db8:1:2:3:4:5:6"), 24, 56, net, sizeof(net)), 0);
 	T_EQ_STR(net, "2001:db8:1::/56");
-	T_EQ_INT(access_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, 8), -1);
+	T_EQ_INT(prefix_net(sa("2001:db8:1:2:3:4:5:6"), 24, 64, net, 8), -1);
 }
 
 T_CASE(name_entries)

@@ -1,8 +1,8 @@
 /* auth_test.c -- password hashes, sessions and CSRF tokens, the growing
  * delays after failures; expiry runs on the test clock (POSTERN_CLOCK_FILE). */
-#include "auth.h"
+#include "web/auth.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

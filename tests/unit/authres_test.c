@@ -4,9 +4,9 @@
  * dot), which fields get skip ranges, and property value cleaning.
  */
 #include "t.h"
-#include "authres.h"
-#include "msghdr.h"
-#include "policy.h"
+#include "policy/authres.h"
+#include "policy/msghdr.h"
+#include "policy/policy.h"
 
 #include <stdlib.h>
 #include <strings.h>

@@ -2,13 +2,13 @@
  * learning through db_bayes_* (exact counts, once per digest, moves and
  * forgets), the cap with its expiry, and combining on a small trained set. */
 #include "t.h"
-#include "bayes.h"
-#include "btab.h"
-#include "btok.h"
-#include "conf.h"
-#include "db.h"
-#include "mime.h"
-#include "util.h"
+#include "policy/bayes.h"
+#include "policy/btab.h"
+#include "policy/btok.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "rules/mime.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdlib.h>

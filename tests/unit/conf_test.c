@@ -1,8 +1,8 @@
 /* conf_test.c -- config parsing: defaults, values, errors with lines. */
-#include "conf.h"
+#include "lib/conf.h"
 #include "t.h"
-#include "tls.h"
-#include "util.h"
+#include "proxy/tls.h"
+#include "lib/util.h"
 
 #include <openssl/ssl.h>
 
@@ -26,20 +26,20 @@ T_CASE(tls_protocols)
 {
 	int lo, hi;
 
-	T_EQ_INT(tls_protocols_parse("TLSv1.2 TLSv1.3", &lo, &hi), 0);
+	T_EQ_INT(conf_tls_range("TLSv1.2 TLSv1.3", &lo, &hi), 0);
 	T_EQ_INT(lo, TLS1_2_VERSION);
 	T_EQ_INT(hi, TLS1_3_VERSION);
-	T_EQ_INT(tls_protocols_parse("tlsv1.3", &lo, &hi), 0);	/* case, one alone */
+	T_EQ_INT(conf_tls_range("tlsv1.3", &lo, &hi), 0);	/* case, one alone */
 	T_EQ_INT(lo, TLS1_3_VERSION);
 	T_EQ_INT(hi, TLS1_3_VERSION);
-	T_EQ_INT(tls_protocols_parse(" TLSv1.1,TLSv1, TLSv1.2 ", &lo, &hi), 0);
+	T_EQ_INT(conf_tls_range(" TLSv1.1,TLSv1, TLSv1.2 ", &lo, &hi), 0);
 	T_EQ_INT(lo, TLS1_VERSION);
 	T_EQ_INT(hi, TLS1_2_VERSION);
-	T_EQ_INT(tls_protocols_parse("TLSv1.1 TLSv1.3", &lo, &hi), -1);	/* a hole */
-	T_EQ_INT(tls_protocols_parse("SSLv3 TLSv1", &lo, &hi), -1);	/* not ours */
-	T_EQ_INT(tls_protocols_parse("TLSv1.2x", &lo, &hi), -1);
-	T_EQ_INT(tls_protocols_parse("", &lo, &hi), -1);
-	T_EQ_INT(tls_protocols_parse(" , ", &lo, &hi), -1);
+	T_EQ_INT(conf_tls_range("TLSv1.1 TLSv1.3", &lo, &hi), -1);	/* a hole */
+	T_EQ_INT(conf_tls_range("SSLv3 TLSv1", &lo, &hi), -1);	/* not ours */
+	T_EQ_INT(conf_tls_range("TLSv1.2x", &lo, &hi), -1);
+	T_EQ_INT(conf_tls_range("", &lo, &hi), -1);
+	T_EQ_INT(conf_tls_range(" , ", &lo, &hi), -1);
 }
 
 T_CASE(defaults)

@@ -2,9 +2,9 @@
  * database (another connection holding BEGIN EXCLUSIVE). */
 #include "t.h"
 #include "dbrows.h"
-#include "conf.h"
-#include "db.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "lib/util.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

@@ -8,10 +8,10 @@
  * Real signatures against real DNS are in tests/integration/test_dkim.py.
  */
 #include "t.h"
-#include "conf.h"
-#include "dkim.h"
-#include "policy_int.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "policy/dkim.h"
+#include "policy/policy_int.h"
+#include "lib/util.h"
 
 #include <opendkim/dkim.h>
 #include <openssl/bio.h>

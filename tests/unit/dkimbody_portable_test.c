@@ -5,5 +5,5 @@
  * linked in).
  */
 #define DKIMBODY_PORTABLE 1
-#include "../../policy/dkimbody.c"
+#include "policy/dkimbody.c"
 #include "dkimbody_test.c"

@@ -6,7 +6,7 @@
  * signer (dkimpy) is verified end to end in tests/integration/test_dkim.py.
  */
 #include "t.h"
-#include "dkimbody.h"
+#include "policy/dkimbody.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * from the Public Suffix List and identifier alignment (3.1).
  */
 #include "t.h"
-#include "dmarc.h"
+#include "policy/dmarc.h"
 
 static enum dmarc_rec_status
 rec(const char *s, struct dmarc_record *r)

@@ -6,9 +6,9 @@
  * reverse names.
  */
 #include "t.h"
-#include "dns.h"
-#include "conf.h"
-#include "util.h"
+#include "dns/dns.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -3,7 +3,7 @@
  * pass (and a read that began before it not stored), the bound on entries,
  * keys too long to keep, and many threads at once. */
 #include "t.h"
-#include "greyc.h"
+#include "policy/greyc.h"
 
 #include <pthread.h>
 #include <stdio.h>

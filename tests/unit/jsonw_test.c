@@ -3,8 +3,8 @@
  * output must load with json_loads to the value written (bad bytes as
  * U+FFFD); the UTF-8 validator must agree with jansson's. */
 #include "t.h"
-#include "jsonw.h"
-#include "util.h"
+#include "db/jsonw.h"
+#include "lib/util.h"
 
 #include <float.h>
 #include <jansson.h>

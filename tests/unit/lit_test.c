@@ -1,8 +1,8 @@
 /* lit_test.c -- rules/lit.c: what literals a pattern requires, and the
  * scanner finding them. */
-#include "lit.h"
+#include "rules/lit.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* The factors as "{a|b}{c}", or "-" when none. */
 static const char *

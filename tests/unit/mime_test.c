@@ -1,8 +1,8 @@
 /* mime_test.c -- rules/mime.c on real-shaped messages and hostile ones. */
-#include "mime.h"
+#include "rules/mime.h"
 #include "mail.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 static struct mime_msg *
 parse_file(const char *name)

@@ -5,15 +5,15 @@
  * answer, a locked database, the verdict log. */
 #include "t.h"
 #include "dbrows.h"
-#include "access.h"
-#include "conf.h"
-#include "db.h"
-#include "grey.h"
-#include "policy_int.h"
-#include "quar.h"
-#include "rate.h"
-#include "relay.h"
-#include "util.h"
+#include "policy/access.h"
+#include "lib/conf.h"
+#include "db/db.h"
+#include "policy/grey.h"
+#include "policy/policy_int.h"
+#include "policy/quar.h"
+#include "policy/rate.h"
+#include "lib/relay.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <sqlite3.h>

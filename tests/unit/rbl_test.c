@@ -1,6 +1,6 @@
 /* rbl_test.c -- the dnsbl_sites parser, answer filters, query names. */
 #include "t.h"
-#include "rbl.h"
+#include "policy/rbl.h"
 
 #include <arpa/inet.h>
 

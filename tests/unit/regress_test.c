@@ -2,18 +2,18 @@
  * found, with the input class in the name; `make unit-asan` runs them
  * under ASan+UBSan, where an out-of-bounds read fails loudly. An alarm
  * turns a hang into a failure. */
-#include "authres.h"
-#include "be.h"
-#include "conf.h"
-#include "dkim.h"
-#include "lit.h"
-#include "policy.h"
-#include "policy_int.h"
-#include "rbl.h"
-#include "rules.h"
+#include "policy/authres.h"
+#include "proxy/be.h"
+#include "lib/conf.h"
+#include "policy/dkim.h"
+#include "rules/lit.h"
+#include "policy/policy.h"
+#include "policy/policy_int.h"
+#include "policy/rbl.h"
+#include "rules/rules.h"
 #include "t.h"
-#include "util.h"
-#include "web_int.h"
+#include "lib/util.h"
+#include "web/web_int.h"
 
 #include <netinet/in.h>
 #include <stdio.h>

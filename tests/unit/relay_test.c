@@ -1,10 +1,10 @@
 /* relay_test.c -- the relay guard's lists: matching as Postfix's
  * relay_domains does, routing tricks refused, files with their lines,
  * and configtest naming the config file and the list file. */
-#include "conf.h"
-#include "relay.h"
+#include "lib/conf.h"
+#include "lib/relay.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,16 +1,16 @@
 /* rulecheck_test.c -- rules through pol_run, hot reload from the table,
  * and the quarantine store (durable row, bounds, expiry by the test clock).
  * Uses a real SQLite database in a temporary directory. */
-#include "conf.h"
-#include "db.h"
+#include "lib/conf.h"
+#include "db/db.h"
 #include "mail.h"
-#include "policy.h"
-#include "policy_int.h"
-#include "quar.h"
-#include "rulecheck.h"
-#include "rules.h"
+#include "policy/policy.h"
+#include "policy/policy_int.h"
+#include "policy/quar.h"
+#include "policy/rulecheck.h"
+#include "rules/rules.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>

@@ -1,12 +1,12 @@
 /* rules_test.c -- rules/rules.c: text format, compile errors, every target
  * on real messages, JIT vs interpreter, runaway patterns, the swap. */
-#include "mime.h"
-#include "rules.h"
+#include "rules/mime.h"
+#include "rules/rules.h"
 #include "mail.h"
 #include "t.h"
 
 #include <pthread.h>
-#include "util.h"
+#include "lib/util.h"
 
 static const struct rule_opts jit_on = { .match_limit = 1000000, .depth_limit = 10000, .jit = 1 };
 static const struct rule_opts jit_off = { .match_limit = 1000000, .depth_limit = 10000, .jit = 0 };

@@ -1,6 +1,6 @@
 /* smtp_addr_test.c -- MAIL/RCPT argument parsing: paths, quoted local
  * parts, address literals, UTF-8 (RFC 6531), ESMTP parameters, limits. */
-#include "addr.h"
+#include "lib/addr.h"
 #include "t.h"
 
 static enum addr_err

@@ -1,6 +1,6 @@
 /* smtp_be_test.c -- the backend leg's parsers: multiline replies, EHLO
  * capabilities with XCLIENT/XFORWARD attributes, xtext. */
-#include "be.h"
+#include "proxy/be.h"
 #include "t.h"
 
 static int

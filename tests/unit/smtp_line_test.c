@@ -1,7 +1,7 @@
 /* smtp_line_test.c -- the bounded line finder, the lazy buffers, and the
  * SMTP command parser. */
-#include "line.h"
-#include "smtp.h"
+#include "proxy/line.h"
+#include "proxy/smtp.h"
 #include "t.h"
 
 T_CASE(line_find_basic)

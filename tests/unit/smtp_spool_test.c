@@ -1,11 +1,11 @@
 /* smtp_spool_test.c -- DATA parsing: end of data, unstuffing, smuggling
  * variants, bare LF/CR (reject and normalize), size and loop limits, the
  * file spool, and the dot-stuffed stream to the backend. */
-#include "conf.h"
-#include "policy.h"
-#include "spool.h"
+#include "lib/conf.h"
+#include "policy/policy.h"
+#include "proxy/spool.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>

@@ -6,11 +6,11 @@
  * with real DNS are in tests/integration/test_spf.py.
  */
 #include "t.h"
-#include "conf.h"
-#include "dns.h"
-#include "policy_int.h"
-#include "spf.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "dns/dns.h"
+#include "policy/policy_int.h"
+#include "policy/spf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

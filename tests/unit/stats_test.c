@@ -1,9 +1,9 @@
 /* stats_test.c -- live counters, check pairs, histograms and the
  * Prometheus text they print. */
-#include "policy.h"
-#include "stats.h"
+#include "policy/policy.h"
+#include "lib/stats.h"
 #include "t.h"
-#include "util.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
 #ifndef POSTERN_ADDR_H
 #define POSTERN_ADDR_H
 
-#include "lim.h"
+#include "lib/lim.h"
 
 #include <stddef.h>
 

@@ -5,7 +5,7 @@
  * address-literal), RFC 5321 4.1.3 (address literals) and RFC 6531 3.3
  * (UTF-8 in atoms and sub-domains when SMTPUTF8 is in force).
  */
-#include "addr.h"
+#include "lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -5,8 +5,8 @@
  * Histogram buckets are cumulative at scrape time, not at observe time,
  * so an observation is one atomic add to its own bucket.
  */
-#include "stats.h"
-#include "util.h"
+#include "lib/stats.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

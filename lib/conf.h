@@ -181,4 +181,8 @@ void		 conf_swap(struct conf *);	/* takes ownership of one ref */
 /* Print every key with default and help, for docs and `postern configtest -v`. */
 void		 conf_dump_keys(FILE *);
 
+/* proxy.tls_protocols ("TLSv1.2 TLSv1.3", comma or space separated) to an
+ * OpenSSL version range; -1 when a name is unknown or the range has a hole. */
+int	 conf_tls_range(const char *, int *min, int *max);
+
 #endif

@@ -7,10 +7,10 @@
  * with the RCPT parser's own grammar (addr_mailbox_ok), so a list cannot
  * hold what no RCPT could ever match.
  */
-#include "relay.h"
-#include "addr.h"
-#include "lim.h"
-#include "util.h"
+#include "lib/relay.h"
+#include "lib/addr.h"
+#include "lib/lim.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * util.c -- see util.h. Nothing here keeps state but the log settings and
  * the id counter, both set once at start or updated atomically.
  */
-#include "util.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -4,14 +4,14 @@
  * INI syntax comes from inih (Debian's libinih); we feed it through our own
  * line reader so every key's line number is known for error messages.
  */
-#include "conf.h"
-#include "access.h"
-#include "relay.h"
-#include "tls.h"
-#include "util.h"
+#include "lib/conf.h"
+#include "lib/prefix.h"
+#include "lib/relay.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <ini.h>
+#include <openssl/ssl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -586,16 +586,62 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 	return 1;
 }
 
+/* "TLSv1.2" -> TLS1_2_VERSION; 0 when not a protocol we speak. */
+static int
+conf_tls_version(const char *p, size_t n)
+{
+	static const struct { const char *name; int v; } vs[] = {
+		{ "TLSv1", TLS1_VERSION }, { "TLSv1.1", TLS1_1_VERSION },
+		{ "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(vs); i++)
+		if (strlen(vs[i].name) == n && strncasecmp(p, vs[i].name, n) == 0)
+			return vs[i].v;
+	return 0;
+}
+
+int
+conf_tls_range(const char *list, int *min, int *max)
+{
+	unsigned seen = 0;
+
+	*min = *max = 0;
+	for (const char *p = list; *p != '\0'; ) {
+		size_t n = strcspn(p, " ,:");
+		int v;
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if ((v = conf_tls_version(p, n)) == 0)
+			return -1;
+		seen |= 1u << (v - TLS1_VERSION);
+		if (*min == 0 || v < *min)
+			*min = v;
+		if (v > *max)
+			*max = v;
+		p += n;
+	}
+	if (*min == 0)
+		return -1;
+	/* OpenSSL takes a range: a hole would be silently filled in */
+	for (int v = *min; v <= *max; v++)
+		if (!(seen & (1u << (v - TLS1_VERSION))))
+			return -1;
+	return 0;
+}
+
 /* Every entry of a comma- or space-separated list is an address or CIDR
  * block: a typo must not silently trust (or distrust) a network. */
 static void
 conf_check_cidrs(struct conf_parse *p, const char *key, const char *list)
 {
-	struct access_cidr cidr;
+	struct prefix cidr;
 	char *copy = xstrdup(list), *save = NULL;
 
 	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
-		if (access_cidr_parse(t, &cidr) == -1)
+		if (prefix_parse(t, &cidr) == -1)
 			conf_error(p, conf_line(p->c, key), "%s: '%s' is not an IP address or CIDR block; "
 			    "write e.g. 10.0.0.5 or 10.0.0.0/24", key, t);
 	free(copy);
@@ -612,7 +658,7 @@ conf_check(struct conf_parse *p)
 	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0'))
 		conf_error(p, CONF_LATER(conf_line(c, "proxy.tls_cert"), conf_line(c, "proxy.tls_key")),
 		    "proxy.tls_cert and proxy.tls_key go together; set both or neither");
-	if (tls_protocols_parse(c->tls_protocols, &lo, &hi) == -1)
+	if (conf_tls_range(c->tls_protocols, &lo, &hi) == -1)
 		conf_error(p, conf_line(c, "proxy.tls_protocols"), "proxy.tls_protocols '%s' "
 		    "is not a range of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3; write e.g. TLSv1.2 TLSv1.3",
 		    c->tls_protocols);
