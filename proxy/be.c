@@ -12,6 +12,7 @@
 #include "proxy/be.h"
 #include "lib/conf.h"
 #include "proxy/ev.h"
+#include "lib/buf.h"
 #include "proxy/line.h"
 #include "proxy/spool.h"
 #include "lib/util.h"
@@ -66,7 +67,7 @@ struct be {
 	int		 xforward_spent; /* XFORWARD's transaction has begun */
 	int		 reused;	/* taken from the pool for this client */
 	int		 noname;	/* NAME refused once: [UNAVAILABLE] now */
-	struct line_buf	 in, out;
+	struct buf	 in, out;
 	struct be_reply	 reply;
 	struct spool_out *body;
 	/* A group of commands (RFC 2920): all sent at once when the backend
@@ -385,8 +386,8 @@ be_send_queued(struct be *be)
 	while (be->iqueue < be->nqueue) {
 		char *line = be->queue[be->iqueue];
 		be->queue[be->iqueue++] = NULL;
-		line_buf_add(&be->out, line, strlen(line));
-		line_buf_add(&be->out, "\r\n", 2);
+		buf_add(&be->out, line, strlen(line));
+		buf_add(&be->out, "\r\n", 2);
 		free(line);
 		be->nout++;
 		if (!(be->caps & BE_CAP_PIPELINING))
@@ -420,8 +421,8 @@ be_body(struct be *be, struct spool_out *o)
 static void
 be_send(struct be *be, const char *line)
 {
-	line_buf_add(&be->out, line, strlen(line));
-	line_buf_add(&be->out, "\r\n", 2);
+	buf_add(&be->out, line, strlen(line));
+	buf_add(&be->out, "\r\n", 2);
 	be->deadline = time_mono_ms() + (uint64_t)be->conf->timeout_backend * 1000;
 	be_try_write(be);
 }
@@ -433,10 +434,10 @@ static void
 be_try_write(struct be *be)
 {
 	if (be->state != BE_S_CONNECTING && be->out.len > 0) {
-		ssize_t w = send(be->io.fd, line_buf_ptr(&be->out), be->out.len,
+		ssize_t w = send(be->io.fd, buf_ptr(&be->out), be->out.len,
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w > 0)
-			line_buf_drop(&be->out, (size_t)w);
+			buf_drop(&be->out, (size_t)w);
 	}
 	be_update_events(be);
 }
@@ -492,7 +493,7 @@ be_write(struct be *be)
 				}
 				if (w < 0)
 					w = 0;
-				line_buf_add(&be->out, be_scratch + w, n - (size_t)w);
+				buf_add(&be->out, be_scratch + w, n - (size_t)w);
 				be->deadline = time_mono_ms() +
 				    (uint64_t)be->conf->timeout_backend * 1000;
 				if (be->out.len > 0)
@@ -510,14 +511,14 @@ be_write(struct be *be)
 		}
 		if (be->out.len == 0)
 			break;
-		ssize_t w = send(be->io.fd, line_buf_ptr(&be->out), be->out.len, MSG_NOSIGNAL);
+		ssize_t w = send(be->io.fd, buf_ptr(&be->out), be->out.len, MSG_NOSIGNAL);
 		if (w == -1 && (errno == EAGAIN || errno == EINTR))
 			break;
 		if (w == -1) {
 			be_fail(be, "write failed");
 			return;
 		}
-		line_buf_drop(&be->out, (size_t)w);
+		buf_drop(&be->out, (size_t)w);
 		if (be->state == BE_S_BODY)
 			be->deadline = time_mono_ms() +
 			    (uint64_t)be->conf->timeout_backend * 1000;
@@ -541,15 +542,15 @@ be_read(struct be *be)
 		be_fail(be, n == 0 ? "connection closed" : "read failed");
 		return;
 	}
-	line_buf_add(&be->in, be_scratch, (size_t)n);
-	while ((used = line_find(line_buf_ptr(&be->in), be->in.len, LIM_REPLY_LINE, &ll)) != 0) {
+	buf_add(&be->in, be_scratch, (size_t)n);
+	while ((used = line_find(buf_ptr(&be->in), be->in.len, LIM_REPLY_LINE, &ll)) != 0) {
 		int rc;
 		if (used < 0) {
 			be_fail(be, "reply line too long");
 			return;
 		}
-		rc = be_reply_feed(&be->reply, line_buf_ptr(&be->in), ll);
-		line_buf_drop(&be->in, (size_t)used);
+		rc = be_reply_feed(&be->reply, buf_ptr(&be->in), ll);
+		buf_drop(&be->in, (size_t)used);
 		if (rc == -1) {
 			be_fail(be, "malformed reply");
 			return;
@@ -799,8 +800,8 @@ static void
 be_teardown(struct be *be)
 {
 	ev_del(be->loop, &be->io);
-	line_buf_free(&be->in);
-	line_buf_free(&be->out);
+	buf_free(&be->in);
+	buf_free(&be->out);
 	be_reply_clear(&be->reply);
 	be_queue_clear(be);
 	be->body = NULL;

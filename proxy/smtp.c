@@ -20,6 +20,7 @@
 #include "proxy/ev.h"
 #include "db/db.h"
 #include "lib/lim.h"
+#include "lib/buf.h"
 #include "proxy/line.h"
 #include "policy/policy.h"
 #include "proxy/smtp.h"
@@ -160,7 +161,7 @@ struct smtp_session {
 	int		 nexpect, iexpect;
 	unsigned	 flags;
 	char		*helo;
-	struct line_buf	 in, out;
+	struct buf	 in, out;
 	struct pol_session *ps;
 	struct work_job	*job;
 	struct be	*be;
@@ -410,7 +411,7 @@ smtp_reply_raw(struct smtp_session *s, const char *p, size_t n)
 {
 	if (s->flags & SMTP_F_DEAD)
 		return;
-	line_buf_add(&s->out, p, n);
+	buf_add(&s->out, p, n);
 	if (log_debug_enabled()) {
 		char esc[LOG_ESCAPE_MAX];
 		log_debug("%s: > %s", s->id, log_escape(p, n - 2, esc));
@@ -666,8 +667,8 @@ smtp_destroy(struct smtp_session *s)
 	be_free(s->be);
 	if (s->ssl)
 		tls_free(s->ssl);
-	line_buf_free(&s->in);
-	line_buf_free(&s->out);
+	buf_free(&s->in);
+	buf_free(&s->out);
 	free(s->helo);
 	conf_unref(s->conf);
 	free(s);
@@ -756,7 +757,7 @@ smtp_read(struct smtp_session *s)
 		/* A new line starts its clock with its first byte; bytes of a
 		 * line already begun (or being skipped) do not. */
 		int first = s->in.len == 0 && !(s->flags & SMTP_F_DISCARD);
-		line_buf_add(&s->in, p, (size_t)n);
+		buf_add(&s->in, p, (size_t)n);
 		if (s->state == SMTP_S_DATA) {
 			s->tx->data_started = 1;
 			s->tx->data_bytes += (unsigned long long)n;
@@ -777,11 +778,11 @@ smtp_flush(struct smtp_session *s)
 		ssize_t n;
 
 		if (s->ssl != NULL) {
-			n = tls_write(s->ssl, line_buf_ptr(&s->out), s->out.len, &want);
+			n = tls_write(s->ssl, buf_ptr(&s->out), s->out.len, &want);
 			if (n == 0)
 				break;
 		} else {
-			n = send(s->io.fd, line_buf_ptr(&s->out), s->out.len, MSG_NOSIGNAL);
+			n = send(s->io.fd, buf_ptr(&s->out), s->out.len, MSG_NOSIGNAL);
 			if (n == -1 && (errno == EAGAIN || errno == EINTR))
 				break;
 		}
@@ -789,7 +790,7 @@ smtp_flush(struct smtp_session *s)
 			smtp_free(s, "lost connection");
 			return;
 		}
-		line_buf_drop(&s->out, (size_t)n);
+		buf_drop(&s->out, (size_t)n);
 	}
 	if (s->out.len == 0 && s->state == SMTP_S_QUIT) {
 		smtp_free(s, NULL);
@@ -816,27 +817,27 @@ smtp_process(struct smtp_session *s)
 			continue;
 		}
 		if (s->flags & SMTP_F_DISCARD) {	/* the tail of a long line */
-			const char *p = line_buf_ptr(&s->in);
+			const char *p = buf_ptr(&s->in);
 			const char *lf = memchr(p, '\n', s->in.len);
-			line_buf_drop(&s->in, lf ? (size_t)(lf - p) + 1 : s->in.len);
+			buf_drop(&s->in, lf ? (size_t)(lf - p) + 1 : s->in.len);
 			if (lf != NULL)
 				s->flags &= ~SMTP_F_DISCARD;
 			continue;
 		}
-		used = line_find(line_buf_ptr(&s->in), s->in.len,
+		used = line_find(buf_ptr(&s->in), s->in.len,
 		    (size_t)s->conf->max_line_length, &ll);
 		if (used == 0)
 			break;
 		if (used < 0) {
-			line_buf_drop(&s->in, (size_t)s->conf->max_line_length);
+			buf_drop(&s->in, (size_t)s->conf->max_line_length);
 			s->flags |= SMTP_F_DISCARD;
 			s->commands++;
 			smtp_reply(s, "500 5.5.2 Error: line too long");
 			smtp_error(s);
 			continue;
 		}
-		char *line = xstrndup(line_buf_ptr(&s->in), ll);
-		line_buf_drop(&s->in, (size_t)used);
+		char *line = xstrndup(buf_ptr(&s->in), ll);
+		buf_drop(&s->in, (size_t)used);
 		smtp_set_deadline(s);	/* the next line's clock */
 		smtp_line(s, line, ll);
 		free(line);
@@ -1363,7 +1364,7 @@ static void
 smtp_proceed_starttls(struct smtp_session *s, const char *arg)
 {
 	(void)arg;
-	line_buf_free(&s->in);
+	buf_free(&s->in);
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	smtp_flush(s);
 	if (s->flags & SMTP_F_DEAD)
@@ -1797,9 +1798,9 @@ static void
 smtp_data_input(struct smtp_session *s)
 {
 	int done;
-	size_t used = spool_feed(s->tx->spool, line_buf_ptr(&s->in), s->in.len, &done);
+	size_t used = spool_feed(s->tx->spool, buf_ptr(&s->in), s->in.len, &done);
 
-	line_buf_drop(&s->in, done ? used : s->in.len);
+	buf_drop(&s->in, done ? used : s->in.len);
 	if (done)
 		smtp_eom(s);
 }

@@ -7,6 +7,7 @@
  */
 #include "proxy/spool.h"
 #include "lib/conf.h"
+#include "lib/buf.h"
 #include "proxy/line.h"
 #include "policy/policy.h"
 #include "lib/util.h"
@@ -39,7 +40,7 @@ struct spool {
 	int		 in_header, hdr_match;
 	size_t		 line_len;
 	size_t		 size, max_size, mem_max;
-	struct line_buf	 mem;		/* the message, or the file's write batch */
+	struct buf	 mem;		/* the message, or the file's write batch */
 	int		 fd;
 	size_t		 filelen;
 	char		*spool_dir;
@@ -81,7 +82,7 @@ spool_free(struct spool *sp)
 		munmap(sp->map, sp->maplen);
 	if (sp->fd != -1)
 		close(sp->fd);
-	line_buf_free(&sp->mem);
+	buf_free(&sp->mem);
 	free(sp->spool_dir);
 	free(sp);
 }
@@ -226,7 +227,7 @@ sp_store(struct spool *sp, const char *p, size_t n)
 		sp_to_file(sp);
 	if (sp->fd != -1 && sp->mem.len + n > SPOOL_WBUF && sp_flush(sp) == -1)
 		return;
-	line_buf_add(&sp->mem, p, n);
+	buf_add(&sp->mem, p, n);
 }
 
 /* Past spool_memory: move to an unlinked file, so nothing outlives us. */
@@ -249,7 +250,7 @@ sp_flush(struct spool *sp)
 	size_t off = 0;
 
 	while (off < sp->mem.len) {
-		ssize_t w = write(sp->fd, line_buf_ptr(&sp->mem) + off, sp->mem.len - off);
+		ssize_t w = write(sp->fd, buf_ptr(&sp->mem) + off, sp->mem.len - off);
 		if (w == -1 && errno == EINTR)
 			continue;
 		if (w == -1) {
@@ -260,7 +261,7 @@ sp_flush(struct spool *sp)
 		off += (size_t)w;
 	}
 	sp->filelen += sp->mem.len;
-	line_buf_free(&sp->mem);
+	buf_free(&sp->mem);
 	return 0;
 }
 
@@ -268,7 +269,7 @@ int
 spool_map(struct spool *sp, struct pol_msg *m)
 {
 	if (sp->fd == -1) {
-		m->data = line_buf_ptr(&sp->mem);
+		m->data = buf_ptr(&sp->mem);
 		m->len = sp->mem.len;
 		return 0;
 	}
@@ -283,7 +284,7 @@ spool_map(struct spool *sp, struct pol_msg *m)
 			return -1;
 		}
 		sp->maplen = sp->filelen;
-		line_buf_free(&sp->mem);
+		buf_free(&sp->mem);
 	}
 	m->data = sp->map;
 	m->len = sp->maplen;

@@ -1,5 +1,6 @@
 /* smtp_line_test.c -- the bounded line finder, the lazy buffers, and the
  * SMTP command parser. */
+#include "lib/buf.h"
 #include "proxy/line.h"
 #include "proxy/smtp.h"
 #include "t.h"
@@ -35,31 +36,31 @@ T_CASE(line_find_limits)
 	T_EQ_INT(line_find(buf, 600, 512, &ll), -1);
 }
 
-T_CASE(line_buf_lazy)
+T_CASE(buf_lazy)
 {
-	struct line_buf b = { 0 };
+	struct buf b = { 0 };
 
 	T_ASSERT(b.data == NULL);
-	line_buf_add(&b, "hello ", 6);
-	line_buf_add(&b, "world", 5);
+	buf_add(&b, "hello ", 6);
+	buf_add(&b, "world", 5);
 	T_EQ_INT(b.len, 11);
-	T_ASSERT(memcmp(line_buf_ptr(&b), "hello world", 11) == 0);
-	line_buf_drop(&b, 6);
-	T_ASSERT(memcmp(line_buf_ptr(&b), "world", 5) == 0);
-	line_buf_drop(&b, 5);
+	T_ASSERT(memcmp(buf_ptr(&b), "hello world", 11) == 0);
+	buf_drop(&b, 6);
+	T_ASSERT(memcmp(buf_ptr(&b), "world", 5) == 0);
+	buf_drop(&b, 5);
 	T_ASSERT(b.data == NULL);		/* storage goes when empty */
-	char *p = line_buf_space(&b, 100);
+	char *p = buf_space(&b, 100);
 	memcpy(p, "xy", 2);
-	line_buf_commit(&b, 2);
+	buf_commit(&b, 2);
 	T_EQ_INT(b.len, 2);
-	line_buf_drop(&b, 2);
-	line_buf_space(&b, 100);
-	line_buf_commit(&b, 0);			/* nothing read: nothing kept */
+	buf_drop(&b, 2);
+	buf_space(&b, 100);
+	buf_commit(&b, 0);			/* nothing read: nothing kept */
 	T_ASSERT(b.data == NULL);
 	for (int i = 0; i < 1000; i++)
-		line_buf_add(&b, "0123456789", 10);
+		buf_add(&b, "0123456789", 10);
 	T_EQ_INT(b.len, 10000);
-	line_buf_free(&b);
+	buf_free(&b);
 	T_ASSERT(b.data == NULL && b.len == 0);
 }
 
@@ -89,7 +90,7 @@ main(void)
 {
 	T_RUN(line_find_basic);
 	T_RUN(line_find_limits);
-	T_RUN(line_buf_lazy);
+	T_RUN(buf_lazy);
 	T_RUN(command_parser);
 	return T_END();
 }
