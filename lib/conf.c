@@ -78,7 +78,7 @@ static struct conf_box *conf_box(const struct conf *);
 static int	 conf_line(const struct conf *, const char *key);
 static int	 conf_same(const struct conf *, const struct conf *, const struct conf_key *);
 static void	 conf_err_push(struct conf_err **, int *, const char *path, int line,
-		    const char *msg);
+		    const char *fmt, va_list) __attribute__((format(printf, 5, 0)));
 
 /* The later of two keys' lines: where a pair's rule broke. */
 #define CONF_LATER(a, b)	((a) > (b) ? (a) : (b))
@@ -489,20 +489,20 @@ static void
 conf_error(struct conf_parse *p, int line, const char *fmt, ...)
 {
 	va_list ap;
-	char msg[400];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	conf_err_push(&p->errs, &p->nerrs, p->path, line, fmt, ap);
 	va_end(ap);
-	conf_err_push(&p->errs, &p->nerrs, p->path, line, msg);
 }
 
 static void
 conf_err_push(struct conf_err **errs, int *nerrs, const char *path, int line,
-    const char *msg)
+    const char *fmt, va_list ap)
 {
 	struct conf_err *e;
+	char msg[400];
 
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	*errs = xrealloc(*errs, sizeof(**errs) * (size_t)(*nerrs + 1));
 	e = &(*errs)[(*nerrs)++];
 	e->line = line;
@@ -517,12 +517,10 @@ conf_err_add(struct conf_err **errs, int *nerrs, const struct conf *c, int line,
     const char *fmt, ...)
 {
 	va_list ap;
-	char msg[400];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	conf_err_push(errs, nerrs, c->path, line, fmt, ap);
 	va_end(ap);
-	conf_err_push(errs, nerrs, c->path, line, msg);
 }
 
 static char *
