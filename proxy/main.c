@@ -10,7 +10,7 @@
 #include "policy/policy.h"
 #include "policy/quar.h"
 #include "policy/rulecheck.h"
-#include "proxy/smtp.h"
+#include "proxy/daemon.h"
 #include "proxy/tls.h"
 #include "lib/util.h"
 #include "web/web.h"
@@ -112,7 +112,7 @@ cmd_serve(int argc, char **argv)
 
 	if (c == NULL)
 		return 1;
-	return smtp_serve(path, c);
+	return daemon_serve(path, c);
 }
 
 int
