@@ -4,7 +4,6 @@
  */
 #include "cli/cli.h"
 #include "lib/util.h"
-#include "policy/access.h"
 #include "policy/bayes.h"
 #include "policy/policy.h"
 #include "policy/quar.h"
@@ -24,7 +23,7 @@ static const struct {
 	{ "check", pol_check_main },
 	{ "passwd", web_passwd_main },
 	{ "web", web_main },
-	{ "access", access_main },
+	{ "access", cli_access },
 	{ "rules", rulecheck_main },
 	{ "learn", bayes_learn_main },
 	{ "quarantine", quar_main },
