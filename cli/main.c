@@ -6,7 +6,6 @@
 #include "lib/util.h"
 #include "policy/bayes.h"
 #include "policy/policy.h"
-#include "policy/quar.h"
 #include "policy/rulecheck.h"
 #include "web/web.h"
 
@@ -26,7 +25,7 @@ static const struct {
 	{ "access", cli_access },
 	{ "rules", rulecheck_main },
 	{ "learn", bayes_learn_main },
-	{ "quarantine", quar_main },
+	{ "quarantine", cli_quarantine },
 };
 
 static void	 usage(void) __attribute__((noreturn));
