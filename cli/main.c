@@ -6,7 +6,6 @@
 #include "lib/util.h"
 #include "policy/bayes.h"
 #include "policy/policy.h"
-#include "policy/rulecheck.h"
 #include "web/web.h"
 
 #include <stdio.h>
@@ -23,7 +22,7 @@ static const struct {
 	{ "passwd", web_passwd_main },
 	{ "web", web_main },
 	{ "access", cli_access },
-	{ "rules", rulecheck_main },
+	{ "rules", cli_rules },
 	{ "learn", bayes_learn_main },
 	{ "quarantine", cli_quarantine },
 };
