@@ -18,13 +18,18 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 B	 = build
 SRCS	 = $(sort $(wildcard lib/*.c proxy/*.c policy/*.c rules/*.c dns/*.c db/*.c web/*.c))
+# The front door (`postern COMMAND`, main() included) goes into the binary
+# only: tests and benches link the library.
+CLISRCS	 = $(sort $(wildcard cli/*.c))
 # The dashboard's static files and Debian's Chart.js, compiled in.
 CHARTJS	?= /usr/share/javascript/chart.js/chart.min.js
 ASSETS	 = $(sort $(wildcard web/static/*))
 GENSRCS	 = $(B)/gen/web_assets.c
-LIBSRCS	 = $(filter-out proxy/main.c,$(SRCS)) $(GENSRCS)
+LIBSRCS	 = $(SRCS) $(GENSRCS)
 OBJS	 = $(LIBSRCS:%.c=$(B)/obj/%.o)
 ASANOBJS = $(LIBSRCS:%.c=$(B)/asan/%.o)
+CLIOBJS	 = $(CLISRCS:%.c=$(B)/obj/%.o)
+CLIASANOBJS = $(CLISRCS:%.c=$(B)/asan/%.o)
 UNITSRC	 = $(sort $(wildcard tests/unit/*_test.c))
 UNITS	 = $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 UNITS_ASAN = $(UNITSRC:tests/unit/%.c=$(B)/tests-asan/%)
@@ -66,7 +71,7 @@ $(B)/libpostern-asan.a: $(ASANOBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/postern: $(B)/obj/proxy/main.o $(B)/libpostern.a
+$(B)/postern: $(CLIOBJS) $(B)/libpostern.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern.a
@@ -112,7 +117,7 @@ integration: test-deps $(B)/postern
 
 # The integration tests against an ASan+UBSan build of the daemon: the
 # harness fails a test whose Postern log shows a sanitizer report.
-$(B)/postern-asan: $(B)/asan/proxy/main.o $(B)/libpostern-asan.a
+$(B)/postern-asan: $(CLIASANOBJS) $(B)/libpostern-asan.a
 	$(CC) $(CFLAGS) $(ASANFLAGS) -o $@ $^ $(LDLIBS)
 
 integration-asan: test-deps $(B)/postern-asan
@@ -283,4 +288,4 @@ fuzz: fuzz-build
 clean:
 	rm -rf $(B)
 
--include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(FUZZOBJS:.o=.d) $(B)/obj/proxy/main.d $(B)/asan/proxy/main.d
+-include $(OBJS:.o=.d) $(ASANOBJS:.o=.d) $(FUZZOBJS:.o=.d) $(CLIOBJS:.o=.d) $(CLIASANOBJS:.o=.d)

@@ -392,3 +392,26 @@ mkdir_p(const char *dir, int mode)
 	free(p);
 	return rc;
 }
+
+int
+file_read(const char *path, char **buf, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t cap = 65536, n = 0, r;
+	char *b;
+
+	if (f == NULL)
+		return -1;
+	b = xmalloc(cap);
+	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
+		n += r;
+		if (n == cap)
+			b = xrealloc(b, cap *= 2);
+	}
+	if (f != stdin)
+		fclose(f);
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}

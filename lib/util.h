@@ -64,6 +64,10 @@ void	 id_new(char out[ID_LEN + 1]);
 
 /* mkdir -p: create dir and its missing parents; 0 or -1 with errno. */
 int	 mkdir_p(const char *dir, int mode);
+/* The whole file at path ("-": stdin) in *buf (xmalloc'd, NUL-terminated;
+ * *len leaves the NUL out). A read error ends the file early. 0, or -1
+ * with errno when it cannot be opened. */
+int	 file_read(const char *path, char **buf, size_t *len);
 
 /* Least privilege (STYLE 14): become user (and its groups) for good, for
  * every thread. Then check that each of the NULL-terminated paths (files or

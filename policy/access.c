@@ -68,9 +68,6 @@ static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_m
 static int	 access_enabled(const struct conf *);
 static int	 access_blocks(const struct pol_session *, enum pol_stage);
 static void	 access_free(struct pol_session *);
-static int	 access_cli_list(void *, const struct db_access *);
-static int	 access_cli_run(int, char **);
-static int	 access_usage(void);
 static int	 access_snap_add(void *, const struct db_access *);
 static struct access_snap *access_snap_get(void);
 static int	 access_snap_current(void);
@@ -401,92 +398,4 @@ access_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 			    k == 1 ? "Helo command" : k == 2 ? "Sender address" :
 			    "Recipient address");
 	}
-}
-
-/* ------------------------------------------------------------- the CLI */
-
-static int
-access_cli_list(void *arg, const struct db_access *e)
-{
-	(void)arg;
-	printf("%s\t%s\t%s%s%s\n", e->list, e->kind, e->value,
-	    *e->note ? "\t# " : "", e->note);
-	return 0;
-}
-
-static int
-access_usage(void)
-{
-	fprintf(stderr,
-	    "usage: postern access add allow|deny client|helo|sender|rcpt VALUE [NOTE] [-c FILE]\n"
-	    "       postern access del allow|deny client|helo|sender|rcpt VALUE [-c FILE]\n"
-	    "       postern access list [client|helo|sender|rcpt] [-c FILE]\n");
-	return 2;
-}
-
-/* Run one command against the open database; exit status. */
-static int
-access_cli_run(int n, char **a)
-{
-	char why[200];
-	int rc;
-
-	if (n >= 1 && strcmp(a[0], "list") == 0 && n <= 2)
-		return db_access_each(n == 2 ? a[1] : NULL, access_cli_list, NULL) == -1;
-	if (n < 4 || (strcmp(a[0], "add") && strcmp(a[0], "del")) ||
-	    (strcmp(a[1], "allow") && strcmp(a[1], "deny")))
-		return access_usage();
-	if (access_entry_valid(a[1], a[2], a[3], strcmp(a[0], "add") == 0, why,
-	    sizeof(why)) == -1) {
-		fprintf(stderr, "postern access: %s\n", why);
-		return 1;
-	}
-	if (strcmp(a[0], "add") == 0) {
-		if (n > 5)
-			return access_usage();
-		if ((rc = db_access_add(a[1], a[2], a[3], n == 5 ? a[4] : "")) == -1)
-			return 1;
-		printf("%s %s %s: %s\n", a[1], a[2], a[3], rc ? "already listed" : "added");
-		return 0;
-	}
-	if (n > 4)
-		return access_usage();
-	if ((rc = db_access_del(a[1], a[2], a[3])) == -1)
-		return 1;
-	printf("%s %s %s: %s\n", a[1], a[2], a[3], rc ? "removed" : "not listed");
-	return rc ? 0 : 1;
-}
-
-int
-access_main(int argc, char **argv)
-{
-	const char *path = "etc/postern.conf";
-	char *args[8];
-	int n = 0, rc;
-	struct conf_err *errs;
-	struct conf *c;
-	int nerrs;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else if (n < (int)ARRAY_SIZE(args))
-			args[n++] = argv[i];
-		else
-			return access_usage();
-	}
-	if ((c = conf_load(path, &errs, &nerrs)) == NULL) {
-		for (int i = 0; i < nerrs; i++)
-			fprintf(stderr, "%s\n", errs[i].msg);
-		free(errs);
-		return 1;
-	}
-	if (db_open(c, 0) == -1) {
-		conf_unref(c);
-		return 1;
-	}
-	rc = access_cli_run(n, args);
-	db_close();
-	conf_unref(c);
-	return rc;
 }

@@ -41,9 +41,6 @@ int	 access_valid(const char *kind, const char *value, char *why, size_t whysz);
 int	 access_entry_valid(const char *list, const char *kind, const char *value,
 	    int adding, char *why, size_t whysz);
 
-/* `postern access add|del allow|deny KIND VALUE [NOTE]`, `postern access list`. */
-int	 access_main(int argc, char **argv);
-
 extern const struct pol_check access_check;
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * quar.h -- the quarantine: store at DATA, list/search, release to the
- * backend exactly once, delete, expire; and `postern quarantine ...`.
+ * backend exactly once, delete, expire (for the web, the CLI and pol_run).
  *
  * Storage: the raw message and its envelope, client, score and reasons go
  * into one SQLite row (raw as a BLOB), committed with synchronous = FULL on
@@ -15,8 +15,7 @@
  * the message is ham (bayes.learn_on_release); "delete as spam" teaches it
  * spam (bayes.learn_on_delete_spam), then deletes.
  *
- * Public calls: quar_store, quar_release, quar_spam, quar_expire, quar_tick,
- *   quar_main.
+ * Public calls: quar_store, quar_release, quar_spam, quar_expire, quar_tick.
  * Thread: any (policy workers, web threads, the CLI).
  * Exposure: message bytes are attacker-written; they are stored and sent
  * back byte for byte (dot-stuffed), never interpreted here.
@@ -65,8 +64,5 @@ void	 quar_tick(const struct conf *);
 /* Would quar_tick() expire now or within a second (and so block on the
  * database and files)? Non-blocking. */
 int	 quar_tick_due(void);
-
-/* `postern quarantine list|show|raw|release|spam|delete|expire`. */
-int	 quar_main(int argc, char **argv);
 
 #endif

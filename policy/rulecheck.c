@@ -71,13 +71,10 @@ static int	 rc_blocks(const struct pol_session *, enum pol_stage);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
-static void	 rc_opts(const struct conf *, struct rule_opts *);
 static int	 rc_build(struct conf *, struct rule_def *, size_t, long long v,
 		    unsigned long long token);
 static int	 rc_starter(struct conf *);
 static int	 rc_parse_file(const char *path, struct rule_def **, size_t *);
-static int	 rc_import_file(const char *path, int replace);
-static int	 rc_read_file(const char *path, char **buf, size_t *len);
 
 const struct pol_check rulecheck = {
 	.name = "rule",
@@ -282,8 +279,8 @@ rc_free(struct pol_session *ps)
 
 /* ---- loading ---- */
 
-static void
-rc_opts(const struct conf *c, struct rule_opts *o)
+void
+rulecheck_opts(const struct conf *c, struct rule_opts *o)
 {
 	o->match_limit = (unsigned long)c->rules_match_limit;
 	o->depth_limit = (unsigned long)c->rules_depth_limit;
@@ -360,7 +357,7 @@ rc_build(struct conf *c, struct rule_def *defs, size_t n, long long v,
 		}
 		defs[k++] = defs[i];
 	}
-	rc_opts(c, &o);
+	rulecheck_opts(c, &o);
 	rs = rule_set_build(defs, k, &o, err, sizeof(err));
 	for (size_t i = 0; i < k; i++)
 		rule_def_clear(&defs[i]);
@@ -400,7 +397,7 @@ rc_starter(struct conf *c)
 	if (c->rules_file == NULL || *c->rules_file == '\0' || db_rule_version() != 0)
 		return 0;
 	if (!rc_no_writes)
-		return rc_import_file(c->rules_file, 0);
+		return rulecheck_import(c->rules_file, 0);
 	if (rc_parse_file(c->rules_file, &defs, &n) == -1)
 		return -1;
 	pthread_mutex_lock(&rc_build_mtx);
@@ -430,32 +427,7 @@ rulecheck_reload(struct conf *c)
 	rulecheck_refresh(c, 1);
 }
 
-/* ---- the CLI ---- */
-
-static int
-rc_read_file(const char *path, char **buf, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0, r;
-	char *b;
-
-	if (f == NULL) {
-		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	b = xmalloc(cap);
-	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap)
-			b = xrealloc(b, cap *= 2);
-	}
-	if (f != stdin)
-		fclose(f);
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
-	return 0;
-}
+/* ---- rule files ---- */
 
 /* Read and parse a rule file; errors are logged. 0 or -1. */
 static int
@@ -465,8 +437,10 @@ rc_parse_file(const char *path, struct rule_def **defs, size_t *n)
 	char *text, err[512];
 	int rc;
 
-	if (rc_read_file(path, &text, &len) == -1)
+	if (file_read(path, &text, &len) == -1) {
+		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
 		return -1;
+	}
 	rc = rule_text_parse(text, len, defs, n, err, sizeof(err));
 	free(text);
 	if (rc == -1)
@@ -474,9 +448,8 @@ rc_parse_file(const char *path, struct rule_def **defs, size_t *n)
 	return rc;
 }
 
-/* Parse a rule file and import it. 0 or -1. */
-static int
-rc_import_file(const char *path, int replace)
+int
+rulecheck_import(const char *path, int replace)
 {
 	struct rule_def *defs;
 	size_t n;
@@ -490,95 +463,5 @@ rc_import_file(const char *path, int replace)
 	for (size_t i = 0; i < n; i++)
 		rule_def_clear(&defs[i]);
 	free(defs);
-	return rc;
-}
-
-static int
-rc_export(void)
-{
-	struct rule_def *defs;
-	size_t n;
-
-	if (db_rule_load(&defs, &n) == -1)
-		return 1;
-	printf("# name | target | /pattern/flags | action [score]\n");
-	for (size_t i = 0; i < n; i++) {
-		char *l = rule_line_format(&defs[i]);
-		fputs(l, stdout);
-		free(l);
-		rule_def_clear(&defs[i]);
-	}
-	free(defs);
-	return 0;
-}
-
-/* `postern rules test -c FILE 'RULE LINE' MESSAGE`: prints where it matched. */
-static int
-rc_test(struct conf *c, const char *line, const char *path)
-{
-	struct rule_def d;
-	struct rule_test_result r;
-	struct rule_opts o;
-	char err[512], *raw;
-	size_t len;
-	int rc;
-
-	if ((rc = rule_line_parse(line, &d, err, sizeof(err))) != 1) {
-		fprintf(stderr, "postern: rule: %s\n", rc == 0 ? "empty" : err);
-		return 1;
-	}
-	if (rc_read_file(path, &raw, &len) == -1) {
-		rule_def_clear(&d);
-		return 1;
-	}
-	rc_opts(c, &o);
-	rc = rule_test(&d, raw, len, NULL, &o, &r, err, sizeof(err));
-	if (rc == 1)
-		printf("match %s offset %zu: %s\n", r.where, r.off, r.excerpt);
-	else if (rc == 0)
-		printf("no match\n");
-	else
-		fprintf(stderr, "postern: %s\n", err);
-	free(raw);
-	rule_def_clear(&d);
-	return rc == -1 ? 1 : 0;
-}
-
-int
-rulecheck_main(int argc, char **argv)
-{
-	const char *cpath = "etc/postern.conf", *args[3];
-	struct conf *c;
-	int replace = 0, na = 0, rc = 2;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			cpath = argv[++i];
-		else if (strcmp(argv[i], "--replace") == 0)
-			replace = 1;
-		else if (na < 3)
-			args[na++] = argv[i];
-	}
-	if ((c = conf_load_report(cpath)) == NULL)
-		return 1;
-	if (na == 3 && strcmp(args[0], "test") == 0) {
-		rc = rc_test(c, args[1], args[2]);
-		conf_unref(c);
-		return rc;
-	}
-	if (db_open(c, 0) == -1) {
-		conf_unref(c);
-		return 1;
-	}
-	if (na == 2 && strcmp(args[0], "import") == 0)
-		rc = rc_import_file(args[1], replace) == -1 ? 1 : 0;
-	else if (na == 1 && strcmp(args[0], "export") == 0)
-		rc = rc_export();
-	else
-		fprintf(stderr, "usage: postern rules import [--replace] -c FILE RULEFILE\n"
-		    "       postern rules export -c FILE\n"
-		    "       postern rules test -c FILE 'RULE LINE' MESSAGE\n");
-	db_close();
-	conf_unref(c);
 	return rc;
 }

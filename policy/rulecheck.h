@@ -1,7 +1,7 @@
 /*
  * rulecheck.h -- the policy check that runs regex rules at each SMTP stage,
- * the loader that keeps the process's rule set in step with the database,
- * and `postern rules import|export|test`.
+ * and the loader that keeps the process's rule set in step with the
+ * database (and imports rule files, for `postern rules import` too).
  *
  * Loading: rulecheck_init() and rulecheck_reload() import rules.file into an
  * empty, never-edited rule table, then compile the table into the current
@@ -13,8 +13,8 @@
  * connect/HELO stages), so changes never reach a transaction mid-way.
  *
  * Public calls: rulecheck_init, rulecheck_no_writes, rulecheck_reload,
- *   rulecheck_refresh,
- *   rulecheck_main, and the check itself (rulecheck, for policy.c's table).
+ *   rulecheck_refresh, rulecheck_import, rulecheck_opts, and the check
+ *   itself (rulecheck, for policy.c's table).
  * Thread: any; rebuilds are serialised by a mutex.
  * Privilege: reads rules.file; the database through db/.
  */
@@ -23,6 +23,7 @@
 
 struct conf;
 struct pol_check;
+struct rule_opts;
 
 extern const struct pol_check rulecheck;
 
@@ -38,7 +39,12 @@ void	 rulecheck_reload(struct conf *);
  * regardless. 0 (up to date or rebuilt) or -1 (old set kept, logged). */
 int	 rulecheck_refresh(struct conf *, int force);
 
-/* `postern rules import [--replace] FILE | export | test ...`. */
-int	 rulecheck_main(int argc, char **argv);
+/* Parse the rule file at path ("-": stdin) and import it into the open
+ * database, after the rules there (replace: instead of them). 0, or -1
+ * with the reason logged (nothing imported). */
+int	 rulecheck_import(const char *path, int replace);
+/* The matching limits of c (rules.match_limit, rules.depth_limit), as
+ * every rule set of the process is built with them. */
+void	 rulecheck_opts(const struct conf *c, struct rule_opts *);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * smtp.c -- the SMTP proxy session and the I/O threads (see smtp.h).
+ * smtp.c -- the SMTP proxy session and the loops that run them (see smtp.h).
  *
- * Public calls: smtp_serve(), smtp_parse_cmd().
+ * Public calls: smtp_loop_new/listen/run/drain/free (from proxy/daemon.c),
+ * smtp_parse_cmd().
  * Ownership: a loop owns its sessions; a session owns its transaction
  * (spool, decision), its backend leg and its pol_session, except while a
  * policy job is out: then the job holds the pol_session and the spool, and
@@ -9,7 +10,9 @@
  * smtp_free() is the only way a session ends; the memory goes in the
  * loop's after-batch hook, so events queued in the same batch are safe.
  * Thread: everything below runs on one loop thread per session, except
- * the connection counters (shared, under a mutex) and smtp_serve().
+ * the connection counters (shared, under a mutex), smtp_loop_new/free
+ * (the daemon's main thread, before and after the loop runs) and
+ * smtp_loop_drain (any thread).
  * Exposure: everything read from the client is hostile: each line and
  * the message are bounded (lim.h, struct conf), and logged text goes
  * through log_escape().
@@ -18,7 +21,6 @@
 #include "proxy/be.h"
 #include "lib/conf.h"
 #include "proxy/ev.h"
-#include "db/db.h"
 #include "lib/lim.h"
 #include "lib/buf.h"
 #include "proxy/line.h"
@@ -28,21 +30,17 @@
 #include "lib/stats.h"
 #include "proxy/tls.h"
 #include "lib/util.h"
-#include "web/web.h"
 #include "proxy/work.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pwd.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -187,7 +185,6 @@ struct smtp_loop {
 	int		 draining;
 	struct be_pool	*pool;		/* idle backend legs for the next sessions */
 	int		 sched_batch;	/* the policy this thread runs under */
-	pthread_t	 thread;
 };
 
 /* Connection counts shared by all loops. */
@@ -271,15 +268,6 @@ static void	 smtp_be_rcpt_group(struct smtp_session *);
 static void	 smtp_tick(struct smtp_loop *, uint64_t);
 static void	 smtp_sched(struct smtp_loop *, int batch);
 static int	 smtp_after(void *);
-static void	*smtp_loop_main(void *);
-static int	 smtp_listen_one(const char *);
-static int	 smtp_loop_listen(struct smtp_loop *, const char *);
-static void	 smtp_reload(const char *);
-static int	 smtp_start(struct conf *, struct smtp_loop *, int);
-static int	 smtp_drop_privileges(const struct conf *);
-static int	 smtp_chown_db(const struct conf *);
-static void	 smtp_wait_signals(const char *, const sigset_t *);
-static void	 smtp_stop(struct smtp_loop *, int);
 
 static int	 smtp_check_helo(struct smtp_session *, const char *);
 static int	 smtp_check_mail(struct smtp_session *, const char *);
@@ -2011,268 +1999,49 @@ smtp_sched(struct smtp_loop *l, int batch)
 		    strerror(rc));
 }
 
-static void *
-smtp_loop_main(void *arg)
+/* ---- the loop as the daemon sees it --------------------------------- */
+
+struct smtp_loop *
+smtp_loop_new(void)
 {
-	struct smtp_loop *l = arg;
-	struct conf *c = conf_current();
+	struct smtp_loop *l = xcalloc(1, sizeof(*l));
 
-	pthread_setname_np(pthread_self(), "postern-io");
-	smtp_sched(l, c->sched_batch);
-	conf_unref(c);
-	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
-	return NULL;
-}
-
-/* One listening socket with SO_REUSEPORT; fd or -1 (logged). */
-static int
-smtp_listen_one(const char *hp)
-{
-	char host[256];
-	int port, fd, one = 1;
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (hostport_split(hp, host, sizeof(host), &port) == -1) {
-		log_err("proxy.listen: bad address %s", hp);
-		return -1;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in6);
-	} else if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in);
-	} else {
-		log_err("proxy.listen: %s is not an IP address", host);
-		return -1;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
-	    /* accepted sockets inherit it (Linux): no setsockopt per client */
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
-	    (ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
-	    bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {
-		log_err("proxy.listen: %s: %s", hp, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Bind every address for one loop; 0 or -1. */
-static int
-smtp_loop_listen(struct smtp_loop *l, const char *list)
-{
-	char *copy = xstrdup(list), *save = NULL;
-
-	for (char *hp = strtok_r(copy, ", ", &save); hp; hp = strtok_r(NULL, ", ", &save)) {
-		int fd;
-		if (l->nlis == CONF_MAX_LISTEN || (fd = smtp_listen_one(hp)) == -1) {
-			free(copy);
-			return -1;
-		}
-		ev_add(l->ev, &l->lis[l->nlis++], fd, EV_READ, smtp_accept, l);
-	}
-	free(copy);
-	return 0;
-}
-
-/* SIGHUP: a new config for new sessions, or the old one and each problem. */
-static void
-smtp_reload(const char *path)
-{
-	struct conf_err *errs;
-	struct conf *c, *old;
-	char keys[400];
-	int n;
-
-	if ((c = conf_load(path, &errs, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			log_err("reload: %s", errs[i].msg);
-		log_err("reload: keeping the running configuration");
-		free(errs);
-		return;
-	}
-	old = conf_current();
-	if ((n = conf_restart_keys(old, c, keys, sizeof(keys))) > 0)
-		log_warn("reload: restart needed: %s changed, and %s read at start "
-		    "only; the running value%s stay%s until a restart", keys,
-		    n == 1 ? "is" : "are", n == 1 ? "" : "s", n == 1 ? "s" : "");
-	conf_unref(old);
-	tls_reload(c);
-	log_set_level((enum log_level)c->log_level);
-	pol_reload(c);
-	conf_swap(c);
-	log_info("reload: configuration %s loaded; new sessions use it", path);
-	be_probe(c);
-}
-
-/* Give the database files just created to proxy.user. */
-static int
-smtp_chown_db(const struct conf *c)
-{
-	static const char *suffix[] = { "", "-wal", "-shm", DB_ADMIN_SUFFIX };
-	struct passwd *pw = getpwnam(c->user);
-
-	if (pw == NULL)
-		return 0;	/* priv_drop() reports it */
-	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
-		char *p = xasprintf("%s%s", c->db_path, suffix[i]);
-		int rc = chown(p, pw->pw_uid, pw->pw_gid);
-		if (rc == -1 && errno != ENOENT) {
-			log_err("serve: cannot give %s to %s: %s", p, c->user, strerror(errno));
-			free(p);
-			return -1;
-		}
-		free(p);
-	}
-	return 0;
-}
-
-/* Ports are bound: become proxy.user. What must stay writable is the
- * spool and the database (its directory too: SQLite makes -wal and -shm
- * files, and readers open their own connections later). */
-static int
-smtp_drop_privileges(const struct conf *c)
-{
-	char *dbdir = xstrdup(c->db_path), *slash = strrchr(dbdir, '/');
-	const char *paths[] = { c->spool_dir, c->db_path, dbdir, NULL };
-	int rc;
-
-	if (slash == NULL)
-		strcpy(dbdir, ".");
-	else if (slash == dbdir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	rc = priv_drop(c->user, paths);
-	free(dbdir);
-	return rc;
-}
-
-/* Modules, listeners, workers, loops; 0, or -1 with the reason logged. */
-static int
-smtp_start(struct conf *c, struct smtp_loop *loops, int nthreads)
-{
-	if (mkdir_p(c->spool_dir, 0700) == -1) {
-		log_err("serve: cannot create proxy.spool_dir %s: %s", c->spool_dir,
-		    strerror(errno));
-		return -1;
-	}
-	/* A database this start creates as root is handed to proxy.user; one
-	 * that exists keeps its owner (the writability check names the fix). */
-	int fresh_db = *c->user != '\0' && access(c->db_path, F_OK) == -1;
-	if (pol_init(c) == -1) {
-		log_err("serve: policy initialisation failed");
-		return -1;
-	}
-	if (fresh_db && smtp_chown_db(c) == -1) {
-		pol_shutdown();
-		return -1;
-	}
-	if (tls_init(c) == -1) {
-		pol_shutdown();
-		return -1;
-	}
-	/* The dashboard is not on the mail path: mail flows without it. */
-	if (web_start(c) == -1)
-		log_err("serve: no dashboard (see above); SMTP goes on without it");
-	for (int i = 0; i < nthreads; i++) {
-		loops[i].ev = ev_new();
-		loops[i].home = work_home_new(loops[i].ev, smtp_jobs_back, &loops[i]);
-		loops[i].pool = be_pool_new();
-		if (smtp_loop_listen(&loops[i], c->listen) == -1) {
-			log_err("serve: cannot listen on %s", c->listen);
-			return -1;	/* exiting: the rest goes with the process */
-		}
-	}
-	if (*c->user != '\0' && smtp_drop_privileges(c) == -1)
-		return -1;
-	work_init(c->workers > 0 ? c->workers : 1);
-	for (int i = 0; i < nthreads; i++)
-		if ((errno = pthread_create(&loops[i].thread, NULL, smtp_loop_main, &loops[i])) != 0)
-			fatal("pthread_create");
-	log_info("serve: listening on %s, backend %s, %d I/O threads, %d policy workers%s",
-	    c->listen, c->backend, nthreads, c->workers, tls_enabled() ? ", STARTTLS" : "");
-	be_probe(c);
-	return 0;
-}
-
-/* The main thread's job: signals. Returns at SIGTERM or SIGINT. */
-static void
-smtp_wait_signals(const char *path, const sigset_t *set)
-{
-	int sig;
-
-	for (;;) {
-		if (sigwait(set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			smtp_reload(path);
-			continue;
-		}
-		log_info("serve: signal %d: draining sessions", sig);
-		return;
-	}
-}
-
-/* Drain the loops (they close their listeners and wait for sessions up
- * to proxy.drain_timeout), then stop everything else. */
-static void
-smtp_stop(struct smtp_loop *loops, int nthreads)
-{
-	atomic_store(&smtp_conns.stop, 1);
-	for (int i = 0; i < nthreads; i++)
-		ev_wake(loops[i].ev);
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(loops[i].thread, NULL);
-	web_stop();
-	work_shutdown();
-	for (int i = 0; i < nthreads; i++) {
-		work_home_free(loops[i].home);
-		ev_free(loops[i].ev);
-	}
-	tls_shutdown();
-	pol_shutdown();
+	l->ev = ev_new();
+	l->home = work_home_new(l->ev, smtp_jobs_back, l);
+	l->pool = be_pool_new();
+	return l;
 }
 
 int
-smtp_serve(const char *path, struct conf *c)
+smtp_loop_listen(struct smtp_loop *l, int fd)
 {
-	struct smtp_loop *loops;
-	sigset_t set;
-	int nthreads = c->threads > 0 ? c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (nthreads < 1)
-		nthreads = 1;
-	/* Block the signals before any module starts a thread (resolver, db
-	 * writer, web): every thread inherits the mask, and only the main
-	 * thread takes them, in sigwait(). */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	log_set_level((enum log_level)c->log_level);
-	conf_swap(conf_ref(c));
-	loops = xcalloc((size_t)nthreads, sizeof(*loops));
-	if (smtp_start(c, loops, nthreads) == -1) {
-		conf_unref(c);
-		return 1;
-	}
-	smtp_wait_signals(path, &set);
-	smtp_stop(loops, nthreads);
-	free(loops);
-	conf_unref(c);
-	log_info("serve: stopped");
+	if (l->nlis == CONF_MAX_LISTEN)
+		return -1;
+	ev_add(l->ev, &l->lis[l->nlis++], fd, EV_READ, smtp_accept, l);
 	return 0;
+}
+
+void
+smtp_loop_run(struct smtp_loop *l)
+{
+	struct conf *c = conf_current();
+
+	smtp_sched(l, c->sched_batch);
+	conf_unref(c);
+	ev_run(l->ev, SMTP_TICK_MS / 2, smtp_after, l);
+}
+
+void
+smtp_loop_drain(struct smtp_loop *l)
+{
+	atomic_store(&smtp_conns.stop, 1);
+	ev_wake(l->ev);
+}
+
+void
+smtp_loop_free(struct smtp_loop *l)
+{
+	work_home_free(l->home);
+	ev_free(l->ev);
+	free(l);
 }

@@ -10,7 +10,7 @@
  * response carries a strict Content-Security-Policy; message text is only
  * ever JSON-encoded here and inserted with textContent by the front-end.
  *
- * Public calls: web_start, web_stop (from smtp_serve), web_main
+ * Public calls: web_start, web_stop (from daemon_serve), web_main
  *   (`postern web`: the dashboard alone), web_passwd_main (`postern passwd`).
  * Thread: web_start/web_stop from the main thread. Requests run on
  *   libmicrohttpd's threads; they read the database (db_ readers) and

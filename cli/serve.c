@@ -1,0 +1,19 @@
+/*
+ * serve.c -- `postern serve -c FILE`: run the gateway in the foreground
+ * until SIGTERM (proxy/daemon.h). Exit 0 after the drain, 1 when the
+ * config has problems (each said on stderr) or the start failed (logged).
+ */
+#include "cli/cli.h"
+#include "lib/conf.h"
+#include "proxy/daemon.h"
+
+int
+cli_serve(int argc, char **argv)
+{
+	const char *path = conf_path_arg(argc, argv);
+	struct conf *c = conf_load_report(path);
+
+	if (c == NULL)
+		return 1;
+	return daemon_serve(path, c);
+}
