@@ -5,7 +5,6 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 #include "policy/bayes.h"
-#include "policy/policy.h"
 #include "web/web.h"
 
 #include <stdio.h>
@@ -18,7 +17,7 @@ static const struct {
 } cli_commands[] = {
 	{ "serve", cli_serve },
 	{ "configtest", cli_configtest },
-	{ "check", pol_check_main },
+	{ "check", cli_check },
 	{ "passwd", web_passwd_main },
 	{ "web", web_main },
 	{ "access", cli_access },
