@@ -4,7 +4,6 @@
  */
 #include "cli/cli.h"
 #include "lib/util.h"
-#include "policy/bayes.h"
 #include "web/web.h"
 
 #include <stdio.h>
@@ -22,7 +21,7 @@ static const struct {
 	{ "web", web_main },
 	{ "access", cli_access },
 	{ "rules", cli_rules },
-	{ "learn", bayes_learn_main },
+	{ "learn", cli_learn },
 	{ "quarantine", cli_quarantine },
 };
 
