@@ -4,7 +4,6 @@
  */
 #include "cli/cli.h"
 #include "lib/util.h"
-#include "web/web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,8 @@ static const struct {
 	{ "serve", cli_serve },
 	{ "configtest", cli_configtest },
 	{ "check", cli_check },
-	{ "passwd", web_passwd_main },
-	{ "web", web_main },
+	{ "passwd", cli_passwd },
+	{ "web", cli_web },
 	{ "access", cli_access },
 	{ "rules", cli_rules },
 	{ "learn", cli_learn },
