@@ -45,8 +45,6 @@
 #define BAYES_SLOT	pol_check_slot(&bayes_check)
 /* Lookups ahead of use: prefetching overlaps the table's cache misses. */
 #define BAYES_PREFETCH	8
-/* Messages per transaction in a batch (`postern learn`). */
-#define BAYES_BATCH	100
 
 struct bayes_mem {
 	_Atomic int	 inited;	/* bayes_init() ran: the database is there */

@@ -167,6 +167,9 @@ struct bayes_batch_counts {
 
 struct bayes_batch;
 
+/* Messages per transaction. */
+#define BAYES_BATCH	100
+
 /* A learner of many messages as one class (or forgetting them): each is
  * tokenised as it comes, and every BAYES_BATCH of them are learned in one
  * transaction on the caller's own connection (a process without the db
