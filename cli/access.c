@@ -83,12 +83,11 @@ cli_access(int argc, char **argv)
 	int n = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else if (n < (int)ARRAY_SIZE(args))
-			args[n++] = argv[i];
-		else
+		if (cli_opt(argc, argv, &i, "-c", &path))
+			continue;
+		if (n == (int)ARRAY_SIZE(args))
 			return access_usage();
+		args[n++] = argv[i];
 	}
 	if ((c = cli_open_db(path)) == NULL)
 		return 1;

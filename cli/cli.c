@@ -6,6 +6,16 @@
 #include "lib/conf.h"
 
 #include <stddef.h>
+#include <string.h>
+
+int
+cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc)
+		return 0;
+	*val = argv[++*i];
+	return 1;
+}
 
 struct conf *
 cli_open_db(const char *path)

@@ -27,6 +27,10 @@ int	 cli_access(int argc, char **argv);
 int	 cli_rules(int argc, char **argv);
 int	 cli_quarantine(int argc, char **argv);
 
+/* Is argv[*i] the option name with a value after it? Then the value goes
+ * to *val, *i moves onto it, and 1; else 0 (nothing changes). */
+int	 cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+
 /* The config at path and the database it names, opened for one command:
  * the conf, or NULL with every problem said on stderr. */
 struct conf *cli_open_db(const char *path);

@@ -4,9 +4,6 @@
  */
 #include "cli/cli.h"
 #include "lib/util.h"
-#include "policy/bayes.h"
-#include "policy/policy.h"
-#include "web/web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +15,12 @@ static const struct {
 } cli_commands[] = {
 	{ "serve", cli_serve },
 	{ "configtest", cli_configtest },
-	{ "check", pol_check_main },
-	{ "passwd", web_passwd_main },
-	{ "web", web_main },
+	{ "check", cli_check },
+	{ "passwd", cli_passwd },
+	{ "web", cli_web },
 	{ "access", cli_access },
 	{ "rules", cli_rules },
-	{ "learn", bayes_learn_main },
+	{ "learn", cli_learn },
 	{ "quarantine", cli_quarantine },
 };
 

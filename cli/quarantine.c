@@ -97,16 +97,11 @@ cli_quarantine(int argc, char **argv)
 	struct conf *c;
 	int na = 0, rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			cpath = argv[++i];
-		else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
-			who = argv[++i];
-		else if (strcmp(argv[i], "-q") == 0 && i + 1 < argc)
-			q = argv[++i];
-		else if (na < 2)
+	for (int i = 1; i < argc; i++)
+		if (!cli_opt(argc, argv, &i, "-c", &cpath) &&
+		    !cli_opt(argc, argv, &i, "--by", &who) &&
+		    !cli_opt(argc, argv, &i, "-q", &q) && na < 2)
 			a[na++] = argv[i];
-	}
 	if ((c = cli_open_db(cpath)) == NULL)
 		return 1;
 	if ((rc = quarantine_run(c, na, a, who, q)) == 2)

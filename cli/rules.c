@@ -85,11 +85,9 @@ cli_rules(int argc, char **argv)
 	int replace = 0, na = 0, rc = 2;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			cpath = argv[++i];
-		else if (strcmp(argv[i], "--replace") == 0)
+		if (strcmp(argv[i], "--replace") == 0)
 			replace = 1;
-		else if (na < 3)
+		else if (!cli_opt(argc, argv, &i, "-c", &cpath) && na < 3)
 			args[na++] = argv[i];
 	}
 	if ((c = conf_load_report(cpath)) == NULL)

@@ -32,7 +32,6 @@
 #include "policy/policy_int.h"
 #include "lib/util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -41,17 +40,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define BAYES_SLOT	pol_check_slot(&bayes_check)
 /* Lookups ahead of use: prefetching overlaps the table's cache misses. */
 #define BAYES_PREFETCH	8
-/* Messages per transaction in `postern learn`. */
-#define BAYES_BATCH	100
-/* Largest file `postern learn` reads. */
-#define BAYES_MAX_FILE	(64u << 20)
 
 struct bayes_mem {
 	_Atomic int	 inited;	/* bayes_init() ran: the database is there */
@@ -721,55 +714,31 @@ bayes_session_verdict(const struct pol_session *ps)
 	return bs != NULL && bs->have ? &bs->v : NULL;
 }
 
-/* ------------------------------------------------------ postern learn */
+/* ------------------------------------------------ learning in batches */
 
-/* One run of `postern learn`: a batch of messages waiting for their
- * transaction, and what was done so far. */
-struct bayes_cli {
-	struct conf	*c;
+/* Messages tokenised and waiting for their transaction, and what the
+ * batches so far did. */
+struct bayes_batch {
+	const struct conf *c;
 	enum bayes_class cls;
-	struct db_bayes_learn batch[BAYES_BATCH];
+	struct db_bayes_learn l[BAYES_BATCH];
 	uint64_t	*keys[BAYES_BATCH];
-	int		 nbatch;
-	long long	 seen, changed, moved, same, failed;
-	uint64_t	 t0, shown;
-	int		 tty;
+	int		 n;
+	struct bayes_batch_counts counts;
 };
 
-static int	 cli_path(struct bayes_cli *, const char *path, int depth);
-static int	 cli_file(struct bayes_cli *, const char *path);
-static void	 cli_message(struct bayes_cli *, const char *, size_t);
-static int	 cli_flush(struct bayes_cli *);
-static void	 cli_progress(struct bayes_cli *, int last);
-
-static int
-cli_flush(struct bayes_cli *b)
+struct bayes_batch *
+bayes_batch_new(const struct conf *c, enum bayes_class cls)
 {
-	int rc = 0;
+	struct bayes_batch *b = xcalloc(1, sizeof(*b));
 
-	if (b->nbatch == 0)
-		return 0;
-	if (db_bayes_learn(b->batch, (size_t)b->nbatch, b->c->bayes_max_tokens) == -1) {
-		b->failed += b->nbatch;
-		rc = -1;
-	} else
-		for (int i = 0; i < b->nbatch; i++) {
-			b->changed += b->batch[i].changed;
-			b->moved += b->batch[i].changed && b->batch[i].was >= 0 &&
-			    b->cls != BAYES_FORGET;
-			b->same += !b->batch[i].changed;
-		}
-	for (int i = 0; i < b->nbatch; i++) {
-		free(b->keys[i]);
-		b->keys[i] = NULL;
-	}
-	b->nbatch = 0;
-	cli_progress(b, 0);
-	return rc;
+	b->c = c;
+	b->cls = cls;
+	return b;
 }
 
-static void
-cli_message(struct bayes_cli *b, const char *msg, size_t len)
+int
+bayes_batch_add(struct bayes_batch *b, const char *msg, size_t len)
 {
 	struct btok_set s = { 0 };
 	struct mime_msg *m;
@@ -777,160 +746,52 @@ cli_message(struct bayes_cli *b, const char *msg, size_t len)
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
 	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_fill(&b->batch[b->nbatch], b->cls, msg, len, &s, &b->keys[b->nbatch]);
+	bayes_fill(&b->l[b->n], b->cls, msg, len, &s, &b->keys[b->n]);
 	btok_free(&s);
 	mime_free(m);
-	b->seen++;
-	if (++b->nbatch == BAYES_BATCH)
-		cli_flush(b);
-}
-
-static void
-cli_progress(struct bayes_cli *b, int last)
-{
-	uint64_t now = time_mono_ms();
-	double secs = (double)(now - b->t0) / 1000.0;
-
-	if (last) {
-		if (b->tty)
-			fputs("\r\033[K", stderr);
-		fprintf(stderr, "postern learn: %lld messages: %lld changed (%lld moved from the"
-		    " other class), %lld already so, %lld failed; %.1f s, %.0f messages/s\n",
-		    b->seen, b->changed, b->moved, b->same, b->failed, secs,
-		    secs > 0 ? (double)b->seen / secs : 0.0);
-		return;
-	}
-	if (!b->tty || now - b->shown < 200)
-		return;
-	b->shown = now;
-	fprintf(stderr, "\r\033[Klearning: %lld messages, %lld changed, %.0f/s", b->seen,
-	    b->changed, secs > 0 ? (double)b->seen / secs : 0.0);
-}
-
-/* An mbox holds messages each starting with a "From " line; a single
- * message file does not (or has only the first). */
-static void
-cli_split(struct bayes_cli *b, const char *buf, size_t n)
-{
-	const char *p = buf, *end = buf + n, *next;
-
-	if (n < 5 || memcmp(buf, "From ", 5) != 0) {
-		cli_message(b, buf, n);
-		return;
-	}
-	while (p < end) {
-		next = p;
-		for (;;) {
-			const char *nl = memmem(next, (size_t)(end - next), "\nFrom ", 6);
-			if (nl == NULL) {
-				next = end;
-				break;
-			}
-			next = nl + 1;
-			break;
-		}
-		cli_message(b, p, (size_t)(next - p));
-		p = next;
-	}
-}
-
-static int
-cli_file(struct bayes_cli *b, const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (f == NULL) {
-		fprintf(stderr, "postern learn: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	buf = xmalloc(BAYES_MAX_FILE + 1);
-	n = fread(buf, 1, BAYES_MAX_FILE + 1, f);
-	fclose(f);
-	if (n > BAYES_MAX_FILE) {
-		fprintf(stderr, "postern learn: %s: larger than %u bytes, skipped\n", path,
-		    BAYES_MAX_FILE);
-		free(buf);
-		return -1;
-	}
-	cli_split(b, buf, n);
-	free(buf);
-	return 0;
-}
-
-/* A file, or a directory read recursively (a Maildir's cur/ and new/),
- * in name order so that runs are repeatable. */
-static int
-cli_path(struct bayes_cli *b, const char *path, int depth)
-{
-	struct dirent **ents;
-	struct stat st;
-	int n, rc = 0;
-
-	if (stat(path, &st) == -1) {
-		fprintf(stderr, "postern learn: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode))
-		return S_ISREG(st.st_mode) ? cli_file(b, path) : 0;
-	if (depth > 8 || (n = scandir(path, &ents, NULL, alphasort)) == -1)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		if (ents[i]->d_name[0] != '.') {
-			char *p = xasprintf("%s/%s", path, ents[i]->d_name);
-			rc |= cli_path(b, p, depth + 1);
-			free(p);
-		}
-		free(ents[i]);
-	}
-	free(ents);
-	return rc;
+	b->counts.seen++;
+	if (++b->n < BAYES_BATCH)
+		return 0;
+	bayes_batch_flush(b);
+	return 1;
 }
 
 int
-bayes_learn_main(int argc, char **argv)
+bayes_batch_flush(struct bayes_batch *b)
 {
-	struct bayes_cli b = { .cls = BAYES_LEARN_HAM };
-	const char *cpath = conf_path_arg(argc, argv), *cls = NULL;
-	int forget = 0, first = 0, rc = 0;
+	struct bayes_batch_counts *n = &b->counts;
+	int rc = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			i++;
-		else if (strcmp(argv[i], "--forget") == 0)
-			forget = 1;
-		else if (cls == NULL && argv[i][0] != '-')
-			cls = argv[i];
-		else if (argv[i][0] != '-' && first == 0)
-			first = i;
-	}
-	if (cls == NULL || (strcmp(cls, "spam") != 0 && strcmp(cls, "ham") != 0) || first == 0) {
-		fprintf(stderr, "usage: postern learn -c FILE spam|ham [--forget] FILE|DIR|MBOX...\n");
-		return 2;
-	}
-	b.cls = forget ? BAYES_FORGET : strcmp(cls, "spam") == 0 ? BAYES_LEARN_SPAM :
-	    BAYES_LEARN_HAM;
-	if ((b.c = conf_load_report(cpath)) == NULL)
-		return 1;
-	if (db_open(b.c, 0) == -1) {
-		conf_unref(b.c);
-		return 1;
-	}
-	mime_init();
-	b.tty = isatty(STDERR_FILENO);
-	b.t0 = b.shown = time_mono_ms();
-	for (int i = first; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0) {
-			i++;
-			continue;
+	if (b->n == 0)
+		return 0;
+	if (db_bayes_learn(b->l, (size_t)b->n, b->c->bayes_max_tokens) == -1) {
+		n->failed += b->n;
+		rc = -1;
+	} else
+		for (int i = 0; i < b->n; i++) {
+			n->changed += b->l[i].changed;
+			n->moved += b->l[i].changed && b->l[i].was >= 0 &&
+			    b->cls != BAYES_FORGET;
+			n->same += !b->l[i].changed;
 		}
-		if (strcmp(argv[i], "--forget") != 0)
-			rc |= cli_path(&b, argv[i], 0);
+	for (int i = 0; i < b->n; i++) {
+		free(b->keys[i]);
+		b->keys[i] = NULL;
 	}
-	rc |= cli_flush(&b);
-	cli_progress(&b, 1);
-	db_close();
-	conf_unref(b.c);
-	return rc || b.failed ? 1 : 0;
+	b->n = 0;
+	return rc;
+}
+
+const struct bayes_batch_counts *
+bayes_batch_counts(const struct bayes_batch *b)
+{
+	return &b->counts;
+}
+
+void
+bayes_batch_free(struct bayes_batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		free(b->keys[i]);
+	free(b);
 }

@@ -1,7 +1,7 @@
 /*
  * bayes.h -- the statistical classifier: the `bayes` check, learning
- * (`postern learn`, autolearn, and the C API below for the web), and its
- * counters.
+ * (the C API below for the web, autolearn, and batches for `postern
+ * learn`), and its counters.
  *
  * What it does. A message (as rules/mime.c decodes it: unfolded, RFC
  * 2047-decoded headers, UTF-8 text and HTML-as-text bodies, URLs,
@@ -32,13 +32,12 @@
  *
  * Public calls: bayes_init, bayes_reload, bayes_shutdown, bayes_check
  *   (policy.c's table), bayes_classify, bayes_verdict_clear,
- *   bayes_learn, bayes_learn_queue, bayes_counts, bayes_state_name,
- *   bayes_learn_main.
+ *   bayes_learn, bayes_learn_queue, bayes_batch_*, bayes_counts,
+ *   bayes_state_name.
  * Thread: everything is safe from any thread after bayes_init(); the
  *   in-memory table is read under a read lock and swapped or patched under
  *   the write lock.
- * Privilege: the database through db/; `postern learn` reads the files it
- *   is given.
+ * Privilege: the database through db/.
  */
 #ifndef POSTERN_BAYES_H
 #define POSTERN_BAYES_H
@@ -155,6 +154,36 @@ void	 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum 
 int	 bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
 	    const struct mime_msg *, enum bayes_class, struct bayes_learned *out);
 
+/* --- learning many messages (`postern learn`) ------------------------------- */
+
+/* What the batches of one learner did so far. */
+struct bayes_batch_counts {
+	long long seen;		/* messages added */
+	long long changed;	/* learned or forgotten anew */
+	long long moved;	/* of those, moved from the other class */
+	long long same;		/* already learned so: nothing changed */
+	long long failed;	/* in a transaction that failed */
+};
+
+struct bayes_batch;
+
+/* Messages per transaction. */
+#define BAYES_BATCH	100
+
+/* A learner of many messages as one class (or forgetting them): each is
+ * tokenised as it comes, and every BAYES_BATCH of them are learned in one
+ * transaction on the caller's own connection (a process without the db
+ * writer, after db_open()). */
+struct bayes_batch *bayes_batch_new(const struct conf *c, enum bayes_class);
+/* One raw message, as bayes_learn() takes it. 1 when this call wrote a
+ * full batch (bayes_batch_counts() moved), else 0. */
+int	 bayes_batch_add(struct bayes_batch *, const char *msg, size_t len);
+/* Learn what waits now. 0, or -1 (those messages counted failed; logged). */
+int	 bayes_batch_flush(struct bayes_batch *);
+const struct bayes_batch_counts *bayes_batch_counts(const struct bayes_batch *);
+/* Drops what was not flushed. */
+void	 bayes_batch_free(struct bayes_batch *);
+
 /* --- counters (dashboard, /metrics, /api/stats) ------------------------------ */
 
 struct bayes_counts {
@@ -168,7 +197,5 @@ struct bayes_counts {
 /* From the database (learned, tokens) and this process. 0 or -1. */
 int	 bayes_counts(struct bayes_counts *);
 
-/* `postern learn -c FILE spam|ham [--forget] FILE|DIR|MBOX...`. */
-int	 bayes_learn_main(int argc, char **argv);
 
 #endif

@@ -1,53 +1,39 @@
 /*
- * check.c -- `postern check`: run the policy offline on one envelope (and
- * optionally one message) and print one JSON object (jansson).
- *
- *   postern check -c FILE --ip IP [--helo NAME] [--from ADDR] [--rcpt ADDR]...
- *                 [--only CHECK,...] [--record] [MESSAGE|-]
+ * check.c -- the dry run behind `postern check` (cli/check.c): one offline
+ * session on one envelope (and optionally one message), reported as one
+ * JSON object (jansson).
  *
  * The stages run as a real session would run them -- connect, helo (with
- * --helo), mail, rcpt (each recipient), data (with MESSAGE) -- and stop at
- * the first stage whose verdict is reject or tempfail, as the SMTP dialogue
- * would. With a message the envelope comes from it unless given: the sender
- * from Return-Path, else the From address ("<>" and a message without
- * either are the null sender), the recipient the first To address.
- * Without a message, MAIL and RCPT run only with --from.
- * Output: every result under its check's name (the last one wins; all of
+ * a HELO name), mail, rcpt (each recipient), data (with a message) -- and
+ * stop at the first stage whose verdict is reject or tempfail, as the SMTP
+ * dialogue would. With a message the envelope comes from it unless given:
+ * the sender from Return-Path, else the From address ("<>" and a message
+ * without either are the null sender), the recipient the first To
+ * address. Without a message, MAIL and RCPT run only with a sender.
+ * Report: every result under its check's name (the last one wins; all of
  * them in "results"), the envelope used, the score, the verdict and the
- * stage it was reached at. Exit 0 whatever the verdict; 1 on a bad config
- * or resolver; 2 on bad arguments (unknown option or --only name, missing
- * value, unreadable message); --help prints the usage and exits 0.
+ * stage it was reached at.
  *
- * Nothing is written: no greylist, verdict, quarantine or stats row, and
- * rules.file is compiled in memory when the rule table was never written.
- * --record is the one exception: the greylist triplet is stored as a real
- * session would store it, so that runs can replay a sender's retries.
+ * Nothing is written: the session is a dry run (pol_set_dry_run), and
+ * rules.file is compiled in memory when the rule table was never written
+ * (the caller's rulecheck_no_writes). The one exception is record: the
+ * greylist triplet is stored as a real session would store it, so that
+ * runs can replay a sender's retries.
  *
- * Public call: pol_check_main (from proxy/main.c). Thread: main only.
+ * Public calls: pol_dry_run, pol_only_ok. Thread: main only (pol_only_set
+ * is process-wide).
  */
 #include "policy/policy_int.h"
 #include "policy/bayes.h"
 #include "lib/conf.h"
 #include "policy/msghdr.h"
-#include "policy/rulecheck.h"
 #include "policy/spf.h"
 #include "lib/util.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK_MAX_RCPTS	1000
-
-struct check_args {
-	const char	*conf, *ip, *helo, *from, *only, *message;
-	const char	*rcpts[CHECK_MAX_RCPTS];
-	int		 nrcpts;
-	int		 help, record;
-};
 
 /* The envelope a run uses: given, or taken from the message. */
 struct check_env {
@@ -57,18 +43,11 @@ struct check_env {
 	char		*to;		/* the first To address, when it is used */
 };
 
-static int	 check_parse(int, char **, struct check_args *);
-static int	 check_only_ok(const char *);
-static int	 check_sockaddr(const char *, struct sockaddr_storage *, socklen_t *);
-static char	*check_read_message(const char *, long long max, size_t *);
 static char	*check_header_addr(const char *msg, size_t len, const char *name);
 static char	*check_first_addr(const char *);
-static void	 check_envelope(const struct check_args *, const struct pol_msg *,
+static void	 check_envelope(const struct pol_dry *, const struct pol_msg *,
 		    struct check_env *);
-static void	 check_session(struct conf *, const struct check_args *,
-		    const struct sockaddr *, socklen_t, const struct check_env *,
-		    const struct pol_msg *);
-static int	 check_run(struct pol_session *, const struct check_args *,
+static int	 check_run(struct pol_session *, const struct pol_dry *,
 		    const struct check_env *, const struct pol_msg *,
 		    struct pol_decision *);
 static int	 check_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
@@ -80,89 +59,34 @@ static void	 check_bayes_json(const struct pol_session *, json_t *);
 
 static const char *stage_names[] = { "connect", "helo", "mail", "rcpt", "data" };
 
-static void
-check_usage(FILE *fp)
+struct json_t *
+pol_dry_run(struct conf *c, const struct sockaddr *sa, socklen_t sl,
+    const struct pol_dry *dry, const struct pol_msg *m)
 {
-	fprintf(fp, "usage: postern check -c FILE --ip IP [--helo NAME] "
-	    "[--from ADDR] [--rcpt ADDR]... [--only CHECK,...] [--record] [MESSAGE|-]\n"
-	    "  MESSAGE gives the envelope too: --from defaults to Return-Path, else\n"
-	    "  the From address; --rcpt to the first To address. Nothing is written\n"
-	    "  but, with --record, the greylist triplet. Checks for --only: ");
-	pol_check_names(fp);
-	fputc('\n', fp);
-}
-
-int
-pol_check_main(int argc, char **argv)
-{
-	struct check_args a;
 	struct check_env env = { 0 };
-	struct sockaddr_storage ss;
-	struct pol_msg m = { 0 };
-	struct conf *c;
-	char *buf = NULL;
-	socklen_t sl;
-	int rc = 2;
-
-	if (check_parse(argc, argv, &a) == -1 || check_only_ok(a.only) == -1 ||
-	    (!a.help && check_sockaddr(a.ip, &ss, &sl) == -1)) {
-		check_usage(stderr);
-		return 2;
-	}
-	if (a.help) {
-		check_usage(stdout);
-		return 0;
-	}
-	if ((c = conf_load_report(a.conf)) == NULL)
-		return 1;
-	log_set_level((enum log_level)c->log_level);
-	if (a.message != NULL &&
-	    (buf = check_read_message(a.message, c->max_message_size, &m.len)) == NULL)
-		goto out;
-	m.data = buf;
-	rulecheck_no_writes();
-	rc = 1;
-	if (pol_init(c) == -1)
-		goto out;
-	check_envelope(&a, buf ? &m : NULL, &env);
-	check_session(c, &a, (struct sockaddr *)&ss, sl, &env, buf ? &m : NULL);
-	pol_shutdown();
-	rc = 0;
-out:
-	free(env.from);
-	free(env.to);
-	free(env.rcpts);
-	free(buf);
-	conf_unref(c);
-	return rc;
-}
-
-/* One dry-run session through the stages, printed as JSON on stdout. */
-static void
-check_session(struct conf *c, const struct check_args *a, const struct sockaddr *sa,
-    socklen_t sl, const struct check_env *env, const struct pol_msg *m)
-{
 	struct pol_decision d = { 0 };
 	struct pol_session *ps;
 	json_t *j;
 
-	pol_only_set(a->only);
+	check_envelope(dry, m, &env);
+	pol_only_set(dry->only);
 	ps = pol_session_new(c, "check", sa, sl);
 	pol_set_dry_run(ps);
-	ps->record_grey = a->record;
-	j = check_json(ps, check_run(ps, a, env, m, &d), env, &d);
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fputc('\n', stdout);
-	json_decref(j);
+	ps->record_grey = dry->record;
+	j = check_json(ps, check_run(ps, dry, &env, m, &d), &env, &d);
 	pol_decision_clear(&d);
 	pol_session_free(ps);
 	pol_only_set(NULL);
+	free(env.from);
+	free(env.to);
+	free(env.rcpts);
+	return j;
 }
 
 /* The stages, in order, up to the first that ends the session; returns
  * the last stage run. */
 static int
-check_run(struct pol_session *ps, const struct check_args *a,
+check_run(struct pol_session *ps, const struct pol_dry *a,
     const struct check_env *env, const struct pol_msg *m, struct pol_decision *d)
 {
 	enum pol_stage stage = POL_CONNECT;
@@ -187,154 +111,30 @@ check_run(struct pol_session *ps, const struct check_args *a,
 	return stage;
 }
 
-/* 0; 1 for --help; -1 on an unknown option, a missing value or a second
- * message (each said on stderr). */
-static int
-check_parse(int argc, char **argv, struct check_args *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->conf = "etc/postern.conf";
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
-		const char **dst = NULL;
-
-		if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
-			a->help = 1;
-			return 0;
-		}
-		if (strcmp(o, "--record") == 0) {
-			a->record = 1;
-			continue;
-		}
-		if (strcmp(o, "-c") == 0) dst = &a->conf;
-		else if (strcmp(o, "--ip") == 0) dst = &a->ip;
-		else if (strcmp(o, "--helo") == 0) dst = &a->helo;
-		else if (strcmp(o, "--from") == 0) dst = &a->from;
-		else if (strcmp(o, "--only") == 0) dst = &a->only;
-		else if (strcmp(o, "--rcpt") == 0) {
-			if (a->nrcpts == CHECK_MAX_RCPTS) {
-				fprintf(stderr, "postern check: at most %d --rcpt\n",
-				    CHECK_MAX_RCPTS);
-				return -1;
-			}
-			dst = &a->rcpts[a->nrcpts++];
-		} else if (o[0] == '-' && o[1] != '\0') {
-			fprintf(stderr, "postern check: unknown option %s\n", o);
-			return -1;
-		} else if (a->message == NULL) {
-			a->message = o;
-			continue;
-		} else {
-			fprintf(stderr, "postern check: one message only (%s and %s)\n",
-			    a->message, o);
-			return -1;
-		}
-		if (i + 1 >= argc) {
-			fprintf(stderr, "postern check: %s needs a value\n", o);
-			return -1;
-		}
-		*dst = argv[++i];
-	}
-	if (a->ip == NULL) {
-		fprintf(stderr, "postern check: --ip is required\n");
-		return -1;
-	}
-	return 0;
-}
-
-/* Every --only name is a check's: 0, or -1 said on stderr. */
-static int
-check_only_ok(const char *only)
+int
+pol_only_ok(const char *only, char *why, size_t whysz)
 {
 	char *list, *name, *save = NULL;
 	int rc = 0;
 
-	if (only == NULL)
-		return 0;
 	list = xstrdup(only);
 	for (name = strtok_r(list, ",", &save); name != NULL && rc == 0;
 	    name = strtok_r(NULL, ",", &save))
 		if (!pol_check_known(name)) {
-			fprintf(stderr, "postern check: --only: no check named '%s'\n", name);
+			snprintf(why, whysz, "--only: no check named '%s'", name);
 			rc = -1;
 		}
 	if (*only == '\0' || strspn(only, ",") == strlen(only)) {
-		fprintf(stderr, "postern check: --only needs check names\n");
+		snprintf(why, whysz, "--only needs check names");
 		rc = -1;
 	}
 	free(list);
 	return rc;
 }
 
-static int
-check_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	char buf[64];
-	size_t n;
-
-	if (ip == NULL)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	n = strlen(ip);
-	if (n >= 2 && ip[0] == '[' && ip[n - 1] == ']' && n - 2 < sizeof(buf)) {
-		memcpy(buf, ip + 1, n - 2);
-		buf[n - 2] = '\0';
-		ip = buf;
-	}
-	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		*sl = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		*sl = sizeof(*sin6);
-		return 0;
-	}
-	fprintf(stderr, "postern check: --ip %s is not an IP address\n", ip);
-	return -1;
-}
-
-/* The message from a file or stdin ("-"), at most max bytes, with every
- * line ending made CRLF as the proxy hands it over. NULL on error. */
-static char *
-check_read_message(const char *path, long long max, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
-	char *buf;
-	int ch, prev = 0;
-
-	if (f == NULL) {
-		fprintf(stderr, "postern check: %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	buf = xmalloc(cap);
-	while ((ch = getc(f)) != EOF) {
-		if (n + 2 >= cap)
-			buf = xrealloc(buf, cap *= 2);
-		if (ch == '\n' && prev != '\r')
-			buf[n++] = '\r';
-		buf[n++] = (char)ch;
-		prev = ch;
-		if ((long long)n > max) {
-			fprintf(stderr, "postern check: %s is larger than proxy.max_message_size\n", path);
-			free(buf);
-			buf = NULL;
-			break;
-		}
-	}
-	if (f != stdin)
-		fclose(f);
-	*len = n;
-	return buf;
-}
-
 /* The envelope: what the arguments give, the rest from the message. */
 static void
-check_envelope(const struct check_args *a, const struct pol_msg *m,
+check_envelope(const struct pol_dry *a, const struct pol_msg *m,
     struct check_env *env)
 {
 	if (a->from != NULL)

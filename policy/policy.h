@@ -19,9 +19,11 @@
 #define POSTERN_POLICY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 struct conf;
+struct json_t;
 struct pol_session;
 
 enum pol_stage {
@@ -164,7 +166,28 @@ void	 pol_summary(const struct pol_session *, char *buf, size_t sz);
 /* "accept", "tag", "quarantine", "tempfail", "reject". */
 const char *pol_verdict_name(enum pol_verdict);
 
-/* `postern check`: parse args, run stages, print one JSON object. */
-int	 pol_check_main(int argc, char **argv);
+/* The check names, comma-separated (what --only takes). */
+void	 pol_check_names(FILE *);
+/* Is every name of the comma-separated list a check's? 0, or -1 with
+ * the problem in why. */
+int	 pol_only_ok(const char *csv, char *why, size_t whysz);
+
+/* `postern check`: what one session would meet, without the network.
+ * The envelope; whatever is NULL comes from the message, if any. */
+struct pol_dry {
+	const char	*helo;		/* NULL: no HELO stage */
+	const char	*from;		/* "<>" the null sender; NULL: the
+					   message's, or no MAIL stage */
+	const char *const *rcpts;	/* none: the message's first To */
+	int		 nrcpts;
+	const char	*only;		/* the checks to run (csv); NULL: all */
+	int		 record;	/* store the greylist triplet anyway */
+};
+/* Run the stages a session from the client address would run, as a dry
+ * run (pol_set_dry_run), and report every result, the envelope, score and
+ * verdict as one JSON object (the caller's reference; policy/check.c
+ * describes it). After pol_init(); main thread. */
+struct json_t *pol_dry_run(struct conf *, const struct sockaddr *, socklen_t,
+	    const struct pol_dry *, const struct pol_msg *);
 
 #endif

@@ -133,8 +133,6 @@ int	 pol_probe_reusable(const struct pol_session *, unsigned round);
 void	 pol_only_set(const char *csv);
 /* Is name a check's name (what --only takes)? 1 or 0. */
 int	 pol_check_known(const char *name);
-/* The check names, comma-separated, for an error message. */
-void	 pol_check_names(FILE *);
 
 /* The DATA message parsed (rules/mime.h), once per transaction: the
  * first caller parses, later ones (rules, the classifier) share it.

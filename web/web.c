@@ -22,7 +22,6 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +74,6 @@ static int	 web_addr_parse(const char *, struct sockaddr_storage *);
 static int	 web_xff_walk(struct web_req *, const char *list,
 		    struct sockaddr_storage *);
 static int	 web_too_many(struct web_resp *, int wait, const char *what);
-static int	 web_read_password(char *buf, size_t sz);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -741,83 +739,4 @@ web_stop(void)
 	web_pem_cert = NULL;
 	free(web_pem_key);
 	web_pem_key = NULL;
-}
-
-/* ------------------------------------------------------- subcommands */
-
-int
-web_main(int argc, char **argv)
-{
-	struct conf *c;
-	sigset_t set;
-	int sig;
-
-	if ((c = conf_load_report(conf_path_arg(argc, argv))) == NULL)
-		return 1;
-	log_set_level(c->log_level);
-	/* Block before any thread starts so only sigwait() sees them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (db_open(c, 0) == -1 || web_start(c) == -1) {
-		conf_unref(c);
-		return 1;
-	}
-	sigwait(&set, &sig);
-	log_info("web: signal %d, stopping", sig);
-	web_stop();
-	db_close();
-	conf_unref(c);
-	return 0;
-}
-
-/* The first line of stdin, without CR/LF: 0, or -1 when empty or too long. */
-static int
-web_read_password(char *buf, size_t sz)
-{
-	size_t n;
-
-	if (fgets(buf, (int)sz, stdin) == NULL)
-		return -1;
-	n = strcspn(buf, "\r\n");
-	if (buf[n] == '\0' && n == sz - 1)
-		return -1;		/* no newline and buffer full: too long */
-	buf[n] = '\0';
-	return n > 0 ? 0 : -1;
-}
-
-int
-web_passwd_main(int argc, char **argv)
-{
-	char pw[AUTH_MAX_PASSWORD + 2];
-	const char *user = argc > 1 ? argv[argc - 1] : NULL;
-	struct conf *c;
-	char *hash;
-	int rc;
-
-	if (user == NULL || argc < 2 || strcmp(argv[argc - 2], "-c") == 0 ||
-	    !auth_user_ok(user)) {
-		fprintf(stderr, "usage: postern passwd -c FILE USER  (password on stdin; "
-		    "USER is 1-%d of A-Z a-z 0-9 . _ @ -)\n", AUTH_MAX_USER);
-		return 2;
-	}
-	if ((c = conf_load_report(conf_path_arg(argc, argv))) == NULL)
-		return 1;
-	if (web_read_password(pw, sizeof(pw)) == -1) {
-		fprintf(stderr, "postern passwd: give the password on the first line of "
-		    "stdin (1-%d bytes)\n", AUTH_MAX_PASSWORD);
-		conf_unref(c);
-		return 1;
-	}
-	hash = auth_hash(pw);
-	memset(pw, 0, sizeof(pw));
-	rc = db_open(c, 0) == -1 || db_user_set(user, hash) == -1;
-	free(hash);
-	db_close();
-	conf_unref(c);
-	if (rc)
-		return 1;
-	printf("password set for %s\n", user);
-	return 0;
 }

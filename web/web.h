@@ -10,8 +10,8 @@
  * response carries a strict Content-Security-Policy; message text is only
  * ever JSON-encoded here and inserted with textContent by the front-end.
  *
- * Public calls: web_start, web_stop (from daemon_serve), web_main
- *   (`postern web`: the dashboard alone), web_passwd_main (`postern passwd`).
+ * Public calls: web_start, web_stop (from daemon_serve, and from `postern
+ *   web`, which serves the dashboard alone).
  * Thread: web_start/web_stop from the main thread. Requests run on
  *   libmicrohttpd's threads; they read the database (db_ readers) and
  *   stats_ counters and never touch a session.
@@ -28,12 +28,5 @@ struct conf;
  * Keeps its own reference to c. 0, or -1 logged. */
 int	 web_start(struct conf *c);
 void	 web_stop(void);
-
-/* `postern web -c FILE`: open the database and serve the dashboard and
- * API only (no SMTP), until SIGTERM or SIGINT. Exit code. */
-int	 web_main(int argc, char **argv);
-/* `postern passwd -c FILE USER`: read a password from stdin (first line)
- * and store its hash for USER. Exit code. */
-int	 web_passwd_main(int argc, char **argv);
 
 #endif

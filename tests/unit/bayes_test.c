@@ -263,6 +263,66 @@ gen_msg(int spam, unsigned seed, int words)
 	return b;
 }
 
+/* Batches (`postern learn`): a full batch is written by the add that
+ * fills it; the counts tell learned, moved, already so and forgotten. The
+ * database is empty again at the end. */
+T_CASE(batch_counts_and_flushes)
+{
+	const struct bayes_batch_counts *n;
+	struct bayes_batch *b;
+	struct db_bayes_meta m;
+	int wrote = 0;
+	char *x;
+
+	b = bayes_batch_new(c, BAYES_LEARN_SPAM);
+	n = bayes_batch_counts(b);
+	T_EQ_INT(bayes_batch_add(b, msg_a, strlen(msg_a)), 0);
+	T_EQ_INT(bayes_batch_add(b, msg_a, strlen(msg_a)), 0);	/* twice in one batch */
+	T_EQ_INT(n->seen, 2);
+	T_EQ_INT(n->changed, 0);		/* nothing written yet */
+	T_EQ_INT(bayes_batch_flush(b), 0);
+	T_EQ_INT(n->changed, 1);
+	T_EQ_INT(n->same, 1);
+	T_EQ_INT(n->moved, 0);
+	bayes_batch_free(b);
+
+	b = bayes_batch_new(c, BAYES_LEARN_HAM);
+	n = bayes_batch_counts(b);
+	bayes_batch_add(b, msg_a, strlen(msg_a));
+	for (unsigned i = 1; i < BAYES_BATCH; i++) {
+		x = gen_msg(0, 1000 + i, 10);
+		wrote += bayes_batch_add(b, x, strlen(x));
+		T_EQ_INT(wrote, i == BAYES_BATCH - 1);
+		free(x);
+	}
+	T_EQ_INT(n->changed, BAYES_BATCH);
+	T_EQ_INT(n->moved, 1);			/* msg_a, from spam */
+	T_EQ_INT(bayes_batch_flush(b), 0);	/* nothing left */
+	bayes_batch_free(b);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nspam, 0);
+	T_EQ_INT(m.nham, BAYES_BATCH);
+
+	b = bayes_batch_new(c, BAYES_FORGET);
+	n = bayes_batch_counts(b);
+	bayes_batch_add(b, msg_a, strlen(msg_a));
+	for (unsigned i = 1; i < BAYES_BATCH; i++) {
+		x = gen_msg(0, 1000 + i, 10);
+		bayes_batch_add(b, x, strlen(x));
+		free(x);
+	}
+	bayes_batch_add(b, msg_b, strlen(msg_b));	/* never learned */
+	T_EQ_INT(bayes_batch_flush(b), 0);
+	T_EQ_INT(n->seen, BAYES_BATCH + 1);
+	T_EQ_INT(n->changed, BAYES_BATCH);
+	T_EQ_INT(n->moved, 0);			/* forgetting moves nothing */
+	T_EQ_INT(n->same, 1);
+	T_EQ_INT(n->failed, 0);
+	bayes_batch_free(b);
+	db_bayes_meta(&m);
+	T_EQ_INT(m.nham + m.nspam, 0);
+}
+
 T_CASE(classify_untrained_then_trained)
 {
 	struct bayes_verdict v;
@@ -394,6 +454,7 @@ main(void)
 	T_RUN(table_set_get_delete);
 	T_RUN(learn_counts_exact);
 	T_RUN(relearn_moves_forget_removes);
+	T_RUN(batch_counts_and_flushes);
 	T_RUN(classify_untrained_then_trained);
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
