@@ -111,6 +111,15 @@ enum smtp_expect {
 	SMTP_X_RCPT,
 };
 
+/* Whether the session may read from the client now (smtp_may_read). */
+enum smtp_read {
+	SMTP_R_NO,		/* not in this state, or the client must first
+				   read the replies it has */
+	SMTP_R_LATER,		/* not until our answer is out: the client's
+				   next step waits for it */
+	SMTP_R_YES,
+};
+
 struct smtp_loop;
 
 struct smtp_tx {
@@ -224,6 +233,7 @@ static void	 smtp_destroy(struct smtp_session *);
 static void	 smtp_io(struct ev_io *, unsigned);
 static void	 smtp_read(struct smtp_session *);
 static void	 smtp_flush(struct smtp_session *);
+static enum smtp_read smtp_may_read(const struct smtp_session *);
 static void	 smtp_update_events(struct smtp_session *);
 static void	 smtp_process(struct smtp_session *);
 static void	 smtp_line(struct smtp_session *, char *, size_t);
@@ -676,9 +686,34 @@ smtp_destroy(struct smtp_session *s)
 
 /* ---- client I/O ------------------------------------------------------ */
 
+/*
+ * The one answer to "may the session read from the client now?", for
+ * polling (smtp_update_events), reading (smtp_io) and running what was
+ * read (smtp_process). While we wait (policy, the backend, the banner,
+ * the verdict on a message) nothing the client pipelined may run ahead
+ * of our answer; past LIM_OUT_HIGH the client must read before it writes.
+ */
+static enum smtp_read
+smtp_may_read(const struct smtp_session *s)
+{
+	if ((s->flags & SMTP_F_DEAD) || s->out.len >= LIM_OUT_HIGH)
+		return SMTP_R_NO;
+	switch (s->state) {
+	case SMTP_S_TLS:	/* the handshake reads (smtp_tls_step) */
+	case SMTP_S_QUIT:	/* the last reply goes out; nothing more comes in */
+		return SMTP_R_NO;
+	case SMTP_S_CONNECT:	/* the banner waits for the connect checks */
+	case SMTP_S_EOM:	/* the message's verdict comes first */
+		return SMTP_R_LATER;
+	default:
+		return s->wait == SMTP_W_NONE ? SMTP_R_YES : SMTP_R_LATER;
+	}
+}
+
 static void
 smtp_update_events(struct smtp_session *s)
 {
+	enum smtp_read r;
 	unsigned want = 0;
 
 	if (s->flags & SMTP_F_DEAD)
@@ -690,8 +725,8 @@ smtp_update_events(struct smtp_session *s)
 	/* Reading pauses while we wait, but lazily: EV_READ stays on until
 	 * input actually arrives during a wait (smtp_io), which saves two
 	 * epoll_ctl() per command for clients that wait for replies. */
-	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
-	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
+	r = smtp_may_read(s);
+	if (r == SMTP_R_YES || (r == SMTP_R_LATER && (s->io.want & EV_READ)))
 		want |= EV_READ;
 	ev_set(s->loop->ev, &s->io, want);
 }
@@ -716,9 +751,9 @@ smtp_io(struct ev_io *io, unsigned r)
 	}
 	if (!(r & EV_READ))
 		return;
-	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
-	    s->state == SMTP_S_EOM) {
-		/* input during a wait: stop polling it until the wait ends */
+	if (smtp_may_read(s) != SMTP_R_YES) {
+		/* input we may not take now (mostly during a wait): stop
+		 * polling it until smtp_update_events() says otherwise */
 		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
 		return;
 	}
@@ -807,10 +842,7 @@ smtp_process(struct smtp_session *s)
 		size_t ll;
 		long used;
 
-		if ((s->flags & SMTP_F_DEAD) || s->wait != SMTP_W_NONE ||
-		    s->in.len == 0 || s->state == SMTP_S_QUIT ||
-		    s->state == SMTP_S_EOM || s->state == SMTP_S_TLS ||
-		    s->state == SMTP_S_CONNECT || s->out.len >= LIM_OUT_HIGH)
+		if (s->in.len == 0 || smtp_may_read(s) != SMTP_R_YES)
 			break;
 		if (s->state == SMTP_S_DATA) {
 			smtp_data_input(s);
