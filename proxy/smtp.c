@@ -88,27 +88,29 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_BEDIRTY	0x20u	/* the backend holds an unfinished transaction:
 				   RSET it before the next MAIL */
 
-/* What the session waits for; input processing pauses unless NONE. */
+/*
+ * What the session waits for: a policy job, or the next reply of the
+ * backend operation that is out. Input processing pauses unless NONE.
+ * Only smtp_enter_wait() writes s->wait.
+ */
 enum smtp_wait {
 	SMTP_W_NONE = 0,
-	SMTP_W_POLICY,
-	SMTP_W_BACKEND,
+	SMTP_W_POLICY,		/* s->job is out */
+	SMTP_W_BE_OPEN,		/* connect, EHLO, XCLIENT for a MAIL; then its 250 */
+	SMTP_W_BE_REOPEN,	/* the same for an RCPT (the leg left since MAIL);
+				   then the RCPT's group */
+	/* An RCPT's group: [RSET] [MAIL] RCPT, pipelined; their replies
+	 * come in this order. */
+	SMTP_W_BE_RSET,		/* an earlier transaction was open there */
+	SMTP_W_BE_MAIL,		/* MAIL goes with the first RCPT policy lets by */
+	SMTP_W_BE_RCPT,
+	SMTP_W_BE_DATA,		/* DATA sent, waiting for 354 */
+	SMTP_W_BE_BODY,		/* body sent, waiting for the final reply */
 };
 
-/* Which backend operation is out. */
-enum smtp_beop {
-	SMTP_BE_NONE = 0,
-	SMTP_BE_OPEN,		/* connect, EHLO, XCLIENT; then be_then */
-	SMTP_BE_RCPT,		/* [RSET] [MAIL] RCPT as one group */
-	SMTP_BE_DATA,		/* DATA sent, waiting for 354 */
-	SMTP_BE_BODY,		/* body sent, waiting for the final reply */
-};
-
-/* The replies owed for an SMTP_BE_RCPT group, in order. */
-enum smtp_expect {
-	SMTP_X_RSET,
-	SMTP_X_MAIL,
-	SMTP_X_RCPT,
+static const char *smtp_wait_names[] = {
+	"NONE", "POLICY", "BE_OPEN", "BE_REOPEN", "BE_RSET", "BE_MAIL", "BE_RCPT",
+	"BE_DATA", "BE_BODY",
 };
 
 /* Whether the session may read from the client now (smtp_may_read). */
@@ -165,9 +167,6 @@ struct smtp_session {
 	SSL		*ssl;
 	enum smtp_state	 state;
 	enum smtp_wait	 wait;
-	enum smtp_beop	 beop, be_then;
-	enum smtp_expect expect[BE_MAX_GROUP];
-	int		 nexpect, iexpect;
 	unsigned	 flags;
 	char		*helo;
 	struct buf	 in, out;
@@ -223,6 +222,7 @@ struct smtp_cmd {
 
 /* Table of contents. */
 static void	 smtp_enter_state(struct smtp_session *, enum smtp_state);
+static void	 smtp_enter_wait(struct smtp_session *, enum smtp_wait);
 static void	 smtp_reply(struct smtp_session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	 smtp_reply_raw(struct smtp_session *, const char *, size_t);
@@ -247,7 +247,8 @@ static void	 smtp_jobs_back(void *);
 static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
 static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
-static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
+static void	 smtp_be_relay(struct smtp_session *, enum smtp_wait);
+static int	 smtp_be_group(enum smtp_wait);
 static void	 smtp_be_take_pooled(struct smtp_session *);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
 static void	 smtp_mail_ok(struct smtp_session *);
@@ -357,6 +358,16 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 	if (st == SMTP_S_DATA)
 		s->tx->t_data = time_mono_ms();
 	smtp_set_deadline(s);
+}
+
+/* The one door into a wait (and out of it). */
+static void
+smtp_enter_wait(struct smtp_session *s, enum smtp_wait w)
+{
+	if (log_debug_enabled())
+		log_debug("%s: wait %s -> %s", s->id, smtp_wait_names[s->wait],
+		    smtp_wait_names[w]);
+	s->wait = w;
 }
 
 /*
@@ -936,7 +947,7 @@ smtp_policy(struct smtp_session *s, enum pol_stage stage)
 		j->keep = s->tx->spool;
 	}
 	s->job = j;
-	s->wait = SMTP_W_POLICY;
+	smtp_enter_wait(s, SMTP_W_POLICY);
 	s->loop->jobs_out++;
 	smtp_update_events(s);
 	if (pol_stage_needed(s->ps, stage, stage == POL_DATA ? &j->msg : NULL))
@@ -958,7 +969,7 @@ smtp_jobs_back(void *arg)
 		l->jobs_out--;
 		if (s != NULL && s->job == j && !(s->flags & SMTP_F_DEAD)) {
 			s->job = NULL;
-			s->wait = SMTP_W_NONE;
+			smtp_enter_wait(s, SMTP_W_NONE);
 			smtp_job_done(s, j);
 		} else {	/* the session is gone: the job owns what it kept */
 			struct smtp_session *g;
@@ -1058,8 +1069,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			smtp_mail_ok(s);
 			break;
 		}
-		s->be_then = SMTP_BE_NONE;
-		smtp_be_relay(s, SMTP_BE_OPEN);
+		smtp_be_relay(s, SMTP_W_BE_OPEN);
 		return;
 	case POL_RCPT:
 		if (smtp_refused(s, d)) {
@@ -1071,7 +1081,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			free(s->tx->cur); s->tx->cur = NULL;
 			break;
 		}
-		smtp_be_relay(s, SMTP_BE_RCPT);
+		smtp_be_relay(s, SMTP_W_BE_RCPT);
 		return;
 	case POL_DATA:
 		s->tx->d = *d;
@@ -1594,8 +1604,8 @@ smtp_mail_ok(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_S_MAIL);
 }
 
-/* The group for an RCPT: RSET if an earlier transaction is open there,
- * MAIL if not sent yet, then RCPT. */
+/* The group for an RCPT, from the first reply it waits for: RSET, MAIL,
+ * then RCPT. */
 static void
 smtp_be_rcpt_group(struct smtp_session *s)
 {
@@ -1604,23 +1614,18 @@ smtp_be_rcpt_group(struct smtp_session *s)
 	struct addr_cmd a;
 	int n = 0;
 
-	s->nexpect = s->iexpect = 0;
-	if (!s->tx->mail_sent && (s->flags & SMTP_F_BEDIRTY)) {
+	if (s->wait == SMTP_W_BE_RSET)
 		lines[n++] = "RSET";
-		s->expect[s->nexpect++] = SMTP_X_RSET;
-	}
-	if (!s->tx->mail_sent) {
+	if (s->wait != SMTP_W_BE_RCPT) {
 		/* re-parse the stored parameters to filter them */
 		char *arg = xasprintf("FROM:<> %s", s->tx->params);
 		(void)addr_parse(arg, "FROM:", 1, 1, &a);
 		free(arg);
 		mail = smtp_be_line(s, "MAIL FROM:", s->tx->from, &a);
 		lines[n++] = mail;
-		s->expect[s->nexpect++] = SMTP_X_MAIL;
 	}
 	rcpt = smtp_be_line(s, "RCPT TO:", s->tx->cur->path, s->tx->cur);
 	lines[n++] = rcpt;
-	s->expect[s->nexpect++] = SMTP_X_RCPT;
 	be_commands(s->be, lines, n);
 	free(mail);
 	free(rcpt);
@@ -1643,30 +1648,42 @@ smtp_be_take_pooled(struct smtp_session *s)
 	log_debug("%s: backend connection from the pool", s->id);
 }
 
-/* Start a backend operation; its replies come to smtp_be_cb(). */
+/* Waiting for a reply of an RCPT's group. */
+static int
+smtp_be_group(enum smtp_wait w)
+{
+	return w == SMTP_W_BE_RSET || w == SMTP_W_BE_MAIL || w == SMTP_W_BE_RCPT;
+}
+
+/* Start a backend operation, w the reply it waits for (SMTP_W_BE_RCPT:
+ * an RCPT's group, whose first reply is decided here); its replies come
+ * to smtp_be_cb(). */
 static void
-smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
+smtp_be_relay(struct smtp_session *s, enum smtp_wait w)
 {
 	struct be_client who;
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
 	char dest[INET6_ADDRSTRLEN];
 
-	s->beop = op;
-	s->wait = SMTP_W_BACKEND;
-	smtp_update_events(s);
-	if (op == SMTP_BE_RCPT && !be_ready(s->be) && !s->tx->mail_sent) {
-		/* the backend left since MAIL; nothing of ours was there yet */
-		s->be_then = SMTP_BE_RCPT;
-		op = s->beop = SMTP_BE_OPEN;
+	if (w == SMTP_W_BE_RCPT && !s->tx->mail_sent) {
+		if (!be_ready(s->be))	/* it left since MAIL; nothing of ours was there yet */
+			w = SMTP_W_BE_REOPEN;
+		else if (s->flags & SMTP_F_BEDIRTY)
+			w = SMTP_W_BE_RSET;
+		else
+			w = SMTP_W_BE_MAIL;
 	}
-	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+	smtp_enter_wait(s, w);
+	smtp_update_events(s);
+	if (w != SMTP_W_BE_OPEN && w != SMTP_W_BE_REOPEN && !be_ready(s->be)) {
 		/* the backend left while the session was busy elsewhere */
 		smtp_be_cb(s, -1, "connection lost", 15);
 		return;
 	}
-	switch (op) {
-	case SMTP_BE_OPEN:
+	switch (w) {
+	case SMTP_W_BE_OPEN:
+	case SMTP_W_BE_REOPEN:
 		if (be_stale(s->be))	/* the next leg introduces this client */
 			be_close(s->be);
 		smtp_be_take_pooled(s);
@@ -1687,33 +1704,36 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		}
 		be_open(s->be, &who);
 		return;
-	case SMTP_BE_RCPT:
+	case SMTP_W_BE_RSET:
+	case SMTP_W_BE_MAIL:
+	case SMTP_W_BE_RCPT:
 		smtp_be_rcpt_group(s);
 		return;
-	case SMTP_BE_DATA:
+	case SMTP_W_BE_DATA:
 		be_command(s->be, "DATA");
 		return;
 	default:
-		fatalx("smtp_be_relay: op %d", op);
+		fatalx("smtp_be_relay: wait %s", smtp_wait_names[w]);
 	}
 }
 
-/* One reply of an RCPT group. Returns with the op still out unless it
- * was the RCPT's own reply. */
+/* One reply of an RCPT's group. Returns still waiting for the group
+ * unless it was the RCPT's own reply. */
 static void
 smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
 	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
 
-	switch (s->expect[s->iexpect++]) {
-	case SMTP_X_RSET:
+	switch (s->wait) {
+	case SMTP_W_BE_RSET:
 		s->flags &= ~SMTP_F_BEDIRTY;
 		if (code / 100 != 2)
 			log_warn("%s: backend refused RSET: %s", s->id,
 			    log_escape(text, strcspn(text, "\r"), esc));
+		smtp_enter_wait(s, SMTP_W_BE_MAIL);
 		return;
-	case SMTP_X_MAIL:
+	case SMTP_W_BE_MAIL:
 		if (code / 100 == 2) {
 			tx->mail_sent = 1;
 			s->flags |= SMTP_F_BEDIRTY;
@@ -1725,10 +1745,10 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			    log_escape(tx->from, strlen(tx->from), esc),
 			    log_escape(text, strcspn(text, "\r"), esc2));
 		}
+		smtp_enter_wait(s, SMTP_W_BE_RCPT);
 		return;
-	case SMTP_X_RCPT:
-		s->beop = SMTP_BE_NONE;
-		s->wait = SMTP_W_NONE;
+	case SMTP_W_BE_RCPT:
+		smtp_enter_wait(s, SMTP_W_NONE);
 		if (tx->mail_fail != NULL) {
 			smtp_reply_raw(s, tx->mail_fail, strlen(tx->mail_fail));
 			smtp_tx_refused(s, tx->mail_fail_code, 1, "mail", tx->mail_fail);
@@ -1751,6 +1771,8 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 		free(tx->cur); tx->cur = NULL;
 		smtp_process(s);
 		return;
+	default:
+		fatalx("smtp_be_rcpt_reply: wait %s", smtp_wait_names[s->wait]);
 	}
 }
 
@@ -1759,20 +1781,21 @@ static void
 smtp_be_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct smtp_session *s = arg;
-	enum smtp_beop op = s->beop;
+	enum smtp_wait w = s->wait;
+	int open = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
 
-	if (op == SMTP_BE_RCPT && code != -1) {
+	if (smtp_be_group(w) && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
-		if (s->beop == SMTP_BE_RCPT && !be_alive(s->be))
+		if (smtp_be_group(s->wait) && !be_alive(s->be))
 			smtp_be_cb(s, -1, "closed mid-group", 16);	/* a 421 */
 		return;
 	}
-	s->beop = SMTP_BE_NONE;
-	s->wait = SMTP_W_NONE;
-	if (code == -1 || (op == SMTP_BE_OPEN && code != 250))
+	smtp_enter_wait(s, SMTP_W_NONE);
+	if (code == -1 || (open && code != 250))
 		stats_inc(STATS_BACKEND_ERRORS, 1);
-	switch (op) {
-	case SMTP_BE_OPEN:
+	switch (w) {
+	case SMTP_W_BE_OPEN:
+	case SMTP_W_BE_REOPEN:
 		s->flags &= ~SMTP_F_BEDIRTY;
 		if (code != 250) {
 			smtp_reply(s, "451 4.4.1 Error: backend not available");
@@ -1780,22 +1803,23 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 			smtp_enter_state(s, SMTP_S_HELO);
 			break;
 		}
-		if (s->be_then == SMTP_BE_RCPT) {
-			smtp_be_relay(s, SMTP_BE_RCPT);
+		if (w == SMTP_W_BE_REOPEN) {
+			smtp_be_relay(s, SMTP_W_BE_RCPT);
 			return;
 		}
 		smtp_mail_ok(s);
 		break;
-	case SMTP_BE_RCPT:	/* the leg failed mid-group */
+	case SMTP_W_BE_RSET:	/* the leg failed mid-group */
+	case SMTP_W_BE_MAIL:
+	case SMTP_W_BE_RCPT:
 		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-		smtp_tx_end(s, POL_O_BACKEND_LOST, s->iexpect < s->nexpect &&
-		    s->expect[s->iexpect] == SMTP_X_MAIL ? "mail" : "rcpt", text);
+		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_MAIL ? "mail" : "rcpt",
+		    text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
-	case SMTP_BE_DATA:
+	case SMTP_W_BE_DATA:
 		if (code == 354) {
-			s->beop = SMTP_BE_BODY;
-			s->wait = SMTP_W_BACKEND;
+			smtp_enter_wait(s, SMTP_W_BE_BODY);
 			spool_out_init(&s->tx->out, s->tx->prepend, &s->tx->msg,
 			    s->tx->d.skip, s->tx->d.nskip);
 			be_body(s->be, &s->tx->out);
@@ -1803,7 +1827,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		}
 		/* the backend refused DATA: that is the answer */
 		__attribute__((fallthrough));
-	case SMTP_BE_BODY:
+	case SMTP_W_BE_BODY:
 		if (code == -1)
 			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
 		else
@@ -1812,14 +1836,14 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		 * transaction open after an smtpd_end_of_data_restrictions
 		 * refusal, and the next XCLIENT or MAIL on this leg would get
 		 * 503 "MAIL transaction in progress". */
-		if (op == SMTP_BE_BODY && code / 100 == 2)
+		if (w == SMTP_W_BE_BODY && code / 100 == 2)
 			s->flags &= ~SMTP_F_BEDIRTY;
 		smtp_tx_end(s, smtp_outcome(code, 1),
-		    op == SMTP_BE_BODY ? "end-of-data" : "data", text);
+		    w == SMTP_W_BE_BODY ? "end-of-data" : "data", text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	default:
-		fatalx("smtp_be_cb: no operation out (code %d)", code);
+		fatalx("smtp_be_cb: wait %s (code %d)", smtp_wait_names[w], code);
 	}
 	smtp_process(s);
 }
@@ -1886,7 +1910,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		char *rcvd = be_introduced(s->be) ? xstrdup("") : smtp_received(s);
 		tx->prepend = xasprintf("%s%s", rcvd, d->prepend ? d->prepend : "");
 		free(rcvd);
-		smtp_be_relay(s, SMTP_BE_DATA);
+		smtp_be_relay(s, SMTP_W_BE_DATA);
 		return;
 	}
 	case POL_QUARANTINE:
