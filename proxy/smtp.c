@@ -221,6 +221,8 @@ struct smtp_cmd {
 };
 
 /* Table of contents. */
+static void	 smtp_trace(const struct smtp_session *, const char *what,
+		    const char *from, const char *to);
 static void	 smtp_enter_state(struct smtp_session *, enum smtp_state);
 static void	 smtp_enter_wait(struct smtp_session *, enum smtp_wait);
 static void	 smtp_reply(struct smtp_session *, const char *, ...)
@@ -348,12 +350,19 @@ smtp_parse_cmd(const char *line, const char **arg)
 	return -1;
 }
 
+/* The debug line of a door: what changes ("" for the state), old -> new. */
+static void
+smtp_trace(const struct smtp_session *s, const char *what, const char *from,
+    const char *to)
+{
+	if (log_debug_enabled())
+		log_debug("%s: %s%s -> %s", s->id, what, from, to);
+}
+
 static void
 smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
-	if (log_debug_enabled())
-		log_debug("%s: %s -> %s", s->id, smtp_state_names[s->state],
-		    smtp_state_names[st]);
+	smtp_trace(s, "", smtp_state_names[s->state], smtp_state_names[st]);
 	s->state = st;
 	if (st == SMTP_S_DATA)
 		s->tx->t_data = time_mono_ms();
@@ -364,9 +373,7 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void
 smtp_enter_wait(struct smtp_session *s, enum smtp_wait w)
 {
-	if (log_debug_enabled())
-		log_debug("%s: wait %s -> %s", s->id, smtp_wait_names[s->wait],
-		    smtp_wait_names[w]);
+	smtp_trace(s, "wait ", smtp_wait_names[s->wait], smtp_wait_names[w]);
 	s->wait = w;
 }
 
