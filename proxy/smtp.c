@@ -86,27 +86,38 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_BEDIRTY	0x20u	/* the backend holds an unfinished transaction:
 				   RSET it before the next MAIL */
 
-/* What the session waits for; input processing pauses unless NONE. */
+/*
+ * What the session waits for: a policy job, or the next reply of the
+ * backend operation that is out. Input processing pauses unless NONE.
+ * Only smtp_enter_wait() writes s->wait.
+ */
 enum smtp_wait {
 	SMTP_W_NONE = 0,
-	SMTP_W_POLICY,
-	SMTP_W_BACKEND,
+	SMTP_W_POLICY,		/* s->job is out */
+	SMTP_W_BE_OPEN,		/* connect, EHLO, XCLIENT for a MAIL; then its 250 */
+	SMTP_W_BE_REOPEN,	/* the same for an RCPT (the leg left since MAIL);
+				   then the RCPT's group */
+	/* An RCPT's group: [RSET] [MAIL] RCPT, pipelined; their replies
+	 * come in this order. */
+	SMTP_W_BE_RSET,		/* an earlier transaction was open there */
+	SMTP_W_BE_MAIL,		/* MAIL goes with the first RCPT policy lets by */
+	SMTP_W_BE_RCPT,
+	SMTP_W_BE_DATA,		/* DATA sent, waiting for 354 */
+	SMTP_W_BE_BODY,		/* body sent, waiting for the final reply */
 };
 
-/* Which backend operation is out. */
-enum smtp_beop {
-	SMTP_BE_NONE = 0,
-	SMTP_BE_OPEN,		/* connect, EHLO, XCLIENT; then be_then */
-	SMTP_BE_RCPT,		/* [RSET] [MAIL] RCPT as one group */
-	SMTP_BE_DATA,		/* DATA sent, waiting for 354 */
-	SMTP_BE_BODY,		/* body sent, waiting for the final reply */
+static const char *smtp_wait_names[] = {
+	"NONE", "POLICY", "BE_OPEN", "BE_REOPEN", "BE_RSET", "BE_MAIL", "BE_RCPT",
+	"BE_DATA", "BE_BODY",
 };
 
-/* The replies owed for an SMTP_BE_RCPT group, in order. */
-enum smtp_expect {
-	SMTP_X_RSET,
-	SMTP_X_MAIL,
-	SMTP_X_RCPT,
+/* Whether the session may read from the client now (smtp_may_read). */
+enum smtp_read {
+	SMTP_R_NO,		/* not in this state, or the client must first
+				   read the replies it has */
+	SMTP_R_LATER,		/* not until our answer is out: the client's
+				   next step waits for it */
+	SMTP_R_YES,
 };
 
 struct smtp_loop;
@@ -154,9 +165,6 @@ struct smtp_session {
 	SSL		*ssl;
 	enum smtp_state	 state;
 	enum smtp_wait	 wait;
-	enum smtp_beop	 beop, be_then;
-	enum smtp_expect expect[BE_MAX_GROUP];
-	int		 nexpect, iexpect;
 	unsigned	 flags;
 	char		*helo;
 	struct buf	 in, out;
@@ -210,7 +218,10 @@ struct smtp_cmd {
 };
 
 /* Table of contents. */
+static void	 smtp_trace(const struct smtp_session *, const char *what,
+		    const char *from, const char *to);
 static void	 smtp_enter_state(struct smtp_session *, enum smtp_state);
+static void	 smtp_enter_wait(struct smtp_session *, enum smtp_wait);
 static void	 smtp_reply(struct smtp_session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	 smtp_reply_raw(struct smtp_session *, const char *, size_t);
@@ -221,6 +232,7 @@ static void	 smtp_destroy(struct smtp_session *);
 static void	 smtp_io(struct ev_io *, unsigned);
 static void	 smtp_read(struct smtp_session *);
 static void	 smtp_flush(struct smtp_session *);
+static enum smtp_read smtp_may_read(const struct smtp_session *);
 static void	 smtp_update_events(struct smtp_session *);
 static void	 smtp_process(struct smtp_session *);
 static void	 smtp_line(struct smtp_session *, char *, size_t);
@@ -234,7 +246,8 @@ static void	 smtp_jobs_back(void *);
 static int	 smtp_refused(struct smtp_session *, struct pol_decision *);
 static void	 smtp_decision_sane(struct smtp_session *, struct pol_decision *);
 static void	 smtp_be_cb(void *, int, const char *, size_t);
-static void	 smtp_be_relay(struct smtp_session *, enum smtp_beop);
+static void	 smtp_be_relay(struct smtp_session *, enum smtp_wait);
+static int	 smtp_be_group(enum smtp_wait);
 static void	 smtp_be_take_pooled(struct smtp_session *);
 static void	 smtp_be_rcpt_reply(struct smtp_session *, int, const char *, size_t);
 static void	 smtp_mail_ok(struct smtp_session *);
@@ -325,16 +338,31 @@ smtp_parse_cmd(const char *line, const char **arg)
 	return -1;
 }
 
+/* The debug line of a door: what changes ("" for the state), old -> new. */
+static void
+smtp_trace(const struct smtp_session *s, const char *what, const char *from,
+    const char *to)
+{
+	if (log_debug_enabled())
+		log_debug("%s: %s%s -> %s", s->id, what, from, to);
+}
+
 static void
 smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
-	if (log_debug_enabled())
-		log_debug("%s: %s -> %s", s->id, smtp_state_names[s->state],
-		    smtp_state_names[st]);
+	smtp_trace(s, "", smtp_state_names[s->state], smtp_state_names[st]);
 	s->state = st;
 	if (st == SMTP_S_DATA)
 		s->tx->t_data = time_mono_ms();
 	smtp_set_deadline(s);
+}
+
+/* The one door into a wait (and out of it). */
+static void
+smtp_enter_wait(struct smtp_session *s, enum smtp_wait w)
+{
+	smtp_trace(s, "wait ", smtp_wait_names[s->wait], smtp_wait_names[w]);
+	s->wait = w;
 }
 
 /*
@@ -664,9 +692,34 @@ smtp_destroy(struct smtp_session *s)
 
 /* ---- client I/O ------------------------------------------------------ */
 
+/*
+ * The one answer to "may the session read from the client now?", for
+ * polling (smtp_update_events), reading (smtp_io) and running what was
+ * read (smtp_process). While we wait (policy, the backend, the banner,
+ * the verdict on a message) nothing the client pipelined may run ahead
+ * of our answer; past LIM_OUT_HIGH the client must read before it writes.
+ */
+static enum smtp_read
+smtp_may_read(const struct smtp_session *s)
+{
+	if ((s->flags & SMTP_F_DEAD) || s->out.len >= LIM_OUT_HIGH)
+		return SMTP_R_NO;
+	switch (s->state) {
+	case SMTP_S_TLS:	/* the handshake reads (smtp_tls_step) */
+	case SMTP_S_QUIT:	/* the last reply goes out; nothing more comes in */
+		return SMTP_R_NO;
+	case SMTP_S_CONNECT:	/* the banner waits for the connect checks */
+	case SMTP_S_EOM:	/* the message's verdict comes first */
+		return SMTP_R_LATER;
+	default:
+		return s->wait == SMTP_W_NONE ? SMTP_R_YES : SMTP_R_LATER;
+	}
+}
+
 static void
 smtp_update_events(struct smtp_session *s)
 {
+	enum smtp_read r;
 	unsigned want = 0;
 
 	if (s->flags & SMTP_F_DEAD)
@@ -678,8 +731,8 @@ smtp_update_events(struct smtp_session *s)
 	/* Reading pauses while we wait, but lazily: EV_READ stays on until
 	 * input actually arrives during a wait (smtp_io), which saves two
 	 * epoll_ctl() per command for clients that wait for replies. */
-	if (s->state != SMTP_S_QUIT && s->out.len < LIM_OUT_HIGH &&
-	    (s->wait == SMTP_W_NONE || (s->io.want & EV_READ)))
+	r = smtp_may_read(s);
+	if (r == SMTP_R_YES || (r == SMTP_R_LATER && (s->io.want & EV_READ)))
 		want |= EV_READ;
 	ev_set(s->loop->ev, &s->io, want);
 }
@@ -704,9 +757,9 @@ smtp_io(struct ev_io *io, unsigned r)
 	}
 	if (!(r & EV_READ))
 		return;
-	if (s->wait != SMTP_W_NONE || s->state == SMTP_S_CONNECT ||
-	    s->state == SMTP_S_EOM) {
-		/* input during a wait: stop polling it until the wait ends */
+	if (smtp_may_read(s) != SMTP_R_YES) {
+		/* input we may not take now (mostly during a wait): stop
+		 * polling it until smtp_update_events() says otherwise */
 		ev_set(s->loop->ev, &s->io, s->io.want & ~EV_READ);
 		return;
 	}
@@ -795,10 +848,7 @@ smtp_process(struct smtp_session *s)
 		size_t ll;
 		long used;
 
-		if ((s->flags & SMTP_F_DEAD) || s->wait != SMTP_W_NONE ||
-		    s->in.len == 0 || s->state == SMTP_S_QUIT ||
-		    s->state == SMTP_S_EOM || s->state == SMTP_S_TLS ||
-		    s->state == SMTP_S_CONNECT || s->out.len >= LIM_OUT_HIGH)
+		if (s->in.len == 0 || smtp_may_read(s) != SMTP_R_YES)
 			break;
 		if (s->state == SMTP_S_DATA) {
 			smtp_data_input(s);
@@ -892,7 +942,7 @@ smtp_policy(struct smtp_session *s, enum pol_stage stage)
 		j->keep = s->tx->spool;
 	}
 	s->job = j;
-	s->wait = SMTP_W_POLICY;
+	smtp_enter_wait(s, SMTP_W_POLICY);
 	s->loop->jobs_out++;
 	smtp_update_events(s);
 	if (pol_stage_needed(s->ps, stage, stage == POL_DATA ? &j->msg : NULL))
@@ -914,7 +964,7 @@ smtp_jobs_back(void *arg)
 		l->jobs_out--;
 		if (s != NULL && s->job == j && !(s->flags & SMTP_F_DEAD)) {
 			s->job = NULL;
-			s->wait = SMTP_W_NONE;
+			smtp_enter_wait(s, SMTP_W_NONE);
 			smtp_job_done(s, j);
 		} else {	/* the session is gone: the job owns what it kept */
 			struct smtp_session *g;
@@ -1014,8 +1064,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			smtp_mail_ok(s);
 			break;
 		}
-		s->be_then = SMTP_BE_NONE;
-		smtp_be_relay(s, SMTP_BE_OPEN);
+		smtp_be_relay(s, SMTP_W_BE_OPEN);
 		return;
 	case POL_RCPT:
 		if (smtp_refused(s, d)) {
@@ -1027,7 +1076,7 @@ smtp_job_done(struct smtp_session *s, struct work_job *j)
 			free(s->tx->cur); s->tx->cur = NULL;
 			break;
 		}
-		smtp_be_relay(s, SMTP_BE_RCPT);
+		smtp_be_relay(s, SMTP_W_BE_RCPT);
 		return;
 	case POL_DATA:
 		s->tx->d = *d;
@@ -1550,8 +1599,8 @@ smtp_mail_ok(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_S_MAIL);
 }
 
-/* The group for an RCPT: RSET if an earlier transaction is open there,
- * MAIL if not sent yet, then RCPT. */
+/* The group for an RCPT, from the first reply it waits for: RSET, MAIL,
+ * then RCPT. */
 static void
 smtp_be_rcpt_group(struct smtp_session *s)
 {
@@ -1560,23 +1609,18 @@ smtp_be_rcpt_group(struct smtp_session *s)
 	struct addr_cmd a;
 	int n = 0;
 
-	s->nexpect = s->iexpect = 0;
-	if (!s->tx->mail_sent && (s->flags & SMTP_F_BEDIRTY)) {
+	if (s->wait == SMTP_W_BE_RSET)
 		lines[n++] = "RSET";
-		s->expect[s->nexpect++] = SMTP_X_RSET;
-	}
-	if (!s->tx->mail_sent) {
+	if (s->wait != SMTP_W_BE_RCPT) {
 		/* re-parse the stored parameters to filter them */
 		char *arg = xasprintf("FROM:<> %s", s->tx->params);
 		(void)addr_parse(arg, "FROM:", 1, 1, &a);
 		free(arg);
 		mail = smtp_be_line(s, "MAIL FROM:", s->tx->from, &a);
 		lines[n++] = mail;
-		s->expect[s->nexpect++] = SMTP_X_MAIL;
 	}
 	rcpt = smtp_be_line(s, "RCPT TO:", s->tx->cur->path, s->tx->cur);
 	lines[n++] = rcpt;
-	s->expect[s->nexpect++] = SMTP_X_RCPT;
 	be_commands(s->be, lines, n);
 	free(mail);
 	free(rcpt);
@@ -1599,30 +1643,42 @@ smtp_be_take_pooled(struct smtp_session *s)
 	log_debug("%s: backend connection from the pool", s->id);
 }
 
-/* Start a backend operation; its replies come to smtp_be_cb(). */
+/* Waiting for a reply of an RCPT's group. */
+static int
+smtp_be_group(enum smtp_wait w)
+{
+	return w == SMTP_W_BE_RSET || w == SMTP_W_BE_MAIL || w == SMTP_W_BE_RCPT;
+}
+
+/* Start a backend operation, w the reply it waits for (SMTP_W_BE_RCPT:
+ * an RCPT's group, whose first reply is decided here); its replies come
+ * to smtp_be_cb(). */
 static void
-smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
+smtp_be_relay(struct smtp_session *s, enum smtp_wait w)
 {
 	struct be_client who;
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
 	char dest[INET6_ADDRSTRLEN];
 
-	s->beop = op;
-	s->wait = SMTP_W_BACKEND;
-	smtp_update_events(s);
-	if (op == SMTP_BE_RCPT && !be_ready(s->be) && !s->tx->mail_sent) {
-		/* the backend left since MAIL; nothing of ours was there yet */
-		s->be_then = SMTP_BE_RCPT;
-		op = s->beop = SMTP_BE_OPEN;
+	if (w == SMTP_W_BE_RCPT && !s->tx->mail_sent) {
+		if (!be_ready(s->be))	/* it left since MAIL; nothing of ours was there yet */
+			w = SMTP_W_BE_REOPEN;
+		else if (s->flags & SMTP_F_BEDIRTY)
+			w = SMTP_W_BE_RSET;
+		else
+			w = SMTP_W_BE_MAIL;
 	}
-	if (op != SMTP_BE_OPEN && !be_ready(s->be)) {
+	smtp_enter_wait(s, w);
+	smtp_update_events(s);
+	if (w != SMTP_W_BE_OPEN && w != SMTP_W_BE_REOPEN && !be_ready(s->be)) {
 		/* the backend left while the session was busy elsewhere */
 		smtp_be_cb(s, -1, "connection lost", 15);
 		return;
 	}
-	switch (op) {
-	case SMTP_BE_OPEN:
+	switch (w) {
+	case SMTP_W_BE_OPEN:
+	case SMTP_W_BE_REOPEN:
 		if (be_stale(s->be))	/* the next leg introduces this client */
 			be_close(s->be);
 		smtp_be_take_pooled(s);
@@ -1643,33 +1699,36 @@ smtp_be_relay(struct smtp_session *s, enum smtp_beop op)
 		}
 		be_open(s->be, &who);
 		return;
-	case SMTP_BE_RCPT:
+	case SMTP_W_BE_RSET:
+	case SMTP_W_BE_MAIL:
+	case SMTP_W_BE_RCPT:
 		smtp_be_rcpt_group(s);
 		return;
-	case SMTP_BE_DATA:
+	case SMTP_W_BE_DATA:
 		be_command(s->be, "DATA");
 		return;
 	default:
-		fatalx("smtp_be_relay: op %d", op);
+		fatalx("smtp_be_relay: wait %s", smtp_wait_names[w]);
 	}
 }
 
-/* One reply of an RCPT group. Returns with the op still out unless it
- * was the RCPT's own reply. */
+/* One reply of an RCPT's group. Returns still waiting for the group
+ * unless it was the RCPT's own reply. */
 static void
 smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t len)
 {
 	struct smtp_tx *tx = s->tx;
 	char esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
 
-	switch (s->expect[s->iexpect++]) {
-	case SMTP_X_RSET:
+	switch (s->wait) {
+	case SMTP_W_BE_RSET:
 		s->flags &= ~SMTP_F_BEDIRTY;
 		if (code / 100 != 2)
 			log_warn("%s: backend refused RSET: %s", s->id,
 			    log_escape(text, strcspn(text, "\r"), esc));
+		smtp_enter_wait(s, SMTP_W_BE_MAIL);
 		return;
-	case SMTP_X_MAIL:
+	case SMTP_W_BE_MAIL:
 		if (code / 100 == 2) {
 			tx->mail_sent = 1;
 			s->flags |= SMTP_F_BEDIRTY;
@@ -1681,10 +1740,10 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 			    log_escape(tx->from, strlen(tx->from), esc),
 			    log_escape(text, strcspn(text, "\r"), esc2));
 		}
+		smtp_enter_wait(s, SMTP_W_BE_RCPT);
 		return;
-	case SMTP_X_RCPT:
-		s->beop = SMTP_BE_NONE;
-		s->wait = SMTP_W_NONE;
+	case SMTP_W_BE_RCPT:
+		smtp_enter_wait(s, SMTP_W_NONE);
 		if (tx->mail_fail != NULL) {
 			smtp_reply_raw(s, tx->mail_fail, strlen(tx->mail_fail));
 			smtp_tx_refused(s, tx->mail_fail_code, 1, "mail", tx->mail_fail);
@@ -1707,6 +1766,8 @@ smtp_be_rcpt_reply(struct smtp_session *s, int code, const char *text, size_t le
 		free(tx->cur); tx->cur = NULL;
 		smtp_process(s);
 		return;
+	default:
+		fatalx("smtp_be_rcpt_reply: wait %s", smtp_wait_names[s->wait]);
 	}
 }
 
@@ -1715,20 +1776,21 @@ static void
 smtp_be_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct smtp_session *s = arg;
-	enum smtp_beop op = s->beop;
+	enum smtp_wait w = s->wait;
+	int open = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
 
-	if (op == SMTP_BE_RCPT && code != -1) {
+	if (smtp_be_group(w) && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
-		if (s->beop == SMTP_BE_RCPT && !be_alive(s->be))
+		if (smtp_be_group(s->wait) && !be_alive(s->be))
 			smtp_be_cb(s, -1, "closed mid-group", 16);	/* a 421 */
 		return;
 	}
-	s->beop = SMTP_BE_NONE;
-	s->wait = SMTP_W_NONE;
-	if (code == -1 || (op == SMTP_BE_OPEN && code != 250))
+	smtp_enter_wait(s, SMTP_W_NONE);
+	if (code == -1 || (open && code != 250))
 		stats_inc(STATS_BACKEND_ERRORS, 1);
-	switch (op) {
-	case SMTP_BE_OPEN:
+	switch (w) {
+	case SMTP_W_BE_OPEN:
+	case SMTP_W_BE_REOPEN:
 		s->flags &= ~SMTP_F_BEDIRTY;
 		if (code != 250) {
 			smtp_reply(s, "451 4.4.1 Error: backend not available");
@@ -1736,22 +1798,23 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 			smtp_enter_state(s, SMTP_S_HELO);
 			break;
 		}
-		if (s->be_then == SMTP_BE_RCPT) {
-			smtp_be_relay(s, SMTP_BE_RCPT);
+		if (w == SMTP_W_BE_REOPEN) {
+			smtp_be_relay(s, SMTP_W_BE_RCPT);
 			return;
 		}
 		smtp_mail_ok(s);
 		break;
-	case SMTP_BE_RCPT:	/* the leg failed mid-group */
+	case SMTP_W_BE_RSET:	/* the leg failed mid-group */
+	case SMTP_W_BE_MAIL:
+	case SMTP_W_BE_RCPT:
 		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-		smtp_tx_end(s, POL_O_BACKEND_LOST, s->iexpect < s->nexpect &&
-		    s->expect[s->iexpect] == SMTP_X_MAIL ? "mail" : "rcpt", text);
+		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_MAIL ? "mail" : "rcpt",
+		    text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
-	case SMTP_BE_DATA:
+	case SMTP_W_BE_DATA:
 		if (code == 354) {
-			s->beop = SMTP_BE_BODY;
-			s->wait = SMTP_W_BACKEND;
+			smtp_enter_wait(s, SMTP_W_BE_BODY);
 			spool_out_init(&s->tx->out, s->tx->prepend, &s->tx->msg,
 			    s->tx->d.skip, s->tx->d.nskip);
 			be_body(s->be, &s->tx->out);
@@ -1759,7 +1822,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		}
 		/* the backend refused DATA: that is the answer */
 		__attribute__((fallthrough));
-	case SMTP_BE_BODY:
+	case SMTP_W_BE_BODY:
 		if (code == -1)
 			smtp_reply(s, "451 4.4.2 Error: backend connection lost; try again later");
 		else
@@ -1768,14 +1831,14 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		 * transaction open after an smtpd_end_of_data_restrictions
 		 * refusal, and the next XCLIENT or MAIL on this leg would get
 		 * 503 "MAIL transaction in progress". */
-		if (op == SMTP_BE_BODY && code / 100 == 2)
+		if (w == SMTP_W_BE_BODY && code / 100 == 2)
 			s->flags &= ~SMTP_F_BEDIRTY;
 		smtp_tx_end(s, smtp_outcome(code, 1),
-		    op == SMTP_BE_BODY ? "end-of-data" : "data", text);
+		    w == SMTP_W_BE_BODY ? "end-of-data" : "data", text);
 		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	default:
-		fatalx("smtp_be_cb: no operation out (code %d)", code);
+		fatalx("smtp_be_cb: wait %s (code %d)", smtp_wait_names[w], code);
 	}
 	smtp_process(s);
 }
@@ -1842,7 +1905,7 @@ smtp_eom_verdict(struct smtp_session *s)
 		char *rcvd = be_introduced(s->be) ? xstrdup("") : smtp_received(s);
 		tx->prepend = xasprintf("%s%s", rcvd, d->prepend ? d->prepend : "");
 		free(rcvd);
-		smtp_be_relay(s, SMTP_BE_DATA);
+		smtp_be_relay(s, SMTP_W_BE_DATA);
 		return;
 	}
 	case POL_QUARANTINE:
