@@ -7,6 +7,9 @@ A, B, direct, A, B, ...) so all see the same machine load.
     /usr/bin/python3 bench/ab.py OLD_BINARY NEW_BINARY [--size 10] [--conc 10]
                                  [--count 2000] [--rounds 5] [--policy all]
 
+A binary may carry settings of its own: build/postern,policy.workers=4
+compares a setting with the same binary.
+
 Prints the median msg/s, the ratio to direct and Postern's CPU
 microseconds per message (all threads, /proc), the steadier figure on a
 shared machine. Loopback only, with the servers bench/run.py starts.
@@ -50,8 +53,10 @@ def main():
         msg = allchecks.messages(tmp, key, [size])[size]
         mode = {"off": run.POLICY_OFF, "default": {}, "all": allchecks.settings()}[args.policy]
         for i, b in enumerate(args.binaries):
+            path, *sets = b.split(",")
+            own = dict(kv.split("=", 1) for kv in sets)
             p = Postern(tmp.join("p%d" % i), "%s:%d" % (LOOPBACK, sink_port), unbound.addr,
-                        binary=os.path.abspath(b), conf=dict(CONF, **mode))
+                        binary=os.path.abspath(path), conf=dict(CONF, **mode, **own))
             if args.policy == "all":
                 allchecks.train(p, tmp)
             ps.append(p.start())
