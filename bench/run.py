@@ -4,7 +4,7 @@ connection, and resident memory per idle session.
 
     /usr/bin/python3 bench/run.py [--quick] [--reps N] [--sessions N] [--rules FILE]
                                   [--policy off,default,all] [--sizes 1,10] [--conc 10,100]
-                                  [--out FILE]
+                                  [--out FILE] [--scale N]
     (make bench runs it twice: off and default in every cell, then all)
 
 --policy says which Postern is measured, comma-separated (default:
@@ -255,9 +255,11 @@ def main():
                     help="concurrent sessions, comma-separated (1,10,100)")
     ap.add_argument("--no-memory", action="store_true", help="skip the idle-session measurement")
     ap.add_argument("--out", default="latest.txt", help="report file in bench/results/")
+    ap.add_argument("--scale", type=int, default=None,
+                    help="divide the messages per run by this (default 1; --quick: 4)")
     args = ap.parse_args()
     reps = args.reps or (1 if args.quick else 3)
-    scale = 4 if args.quick else 1
+    scale = args.scale or (4 if args.quick else 1)
     idle = min(args.sessions, 1000) if args.quick else args.sessions
     modes = args.policy
     sizes = [k * 1024 for k in args.sizes]
