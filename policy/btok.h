@@ -12,8 +12,8 @@
  *     of the next BTOK_WINDOW - 1 words, the distance part of the token;
  *   - header tokens keyed by header name: Subject words, From/To/Cc/
  *     Reply-To words and address domains, Received words (hosts, helo,
- *     protocol) and relay IPv4 addresses, whole and as their /24, X-Mailer/User-Agent, Message-ID domain, Content-Type,
- *     and one presence token per header name;
+ *     protocol) and relay IPv4 addresses, whole and as their /24,
+ *     X-Mailer/User-Agent, Message-ID domain, Content-Type;
  *   - URL hosts and their last two labels;
  *   - structural traits: the MIME layout, each part's type and charset,
  *     HTML without a text part, attachment extensions, size and URL count

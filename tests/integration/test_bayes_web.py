@@ -24,7 +24,14 @@ from harness import POSTERN_BIN, wait_until
 from webapi import TOKEN, Http, Stack, send_mail
 
 MAX_MESSAGE = 200000
-EVIL_HEADER = "x-<script>alert(1)</script>"
+EVIL_CHARSET = "x-<script>alert(1)</script>"
+# Every learned spam, and the spammy messages sent, declare the attacker-
+# named charset; every ham the same header's words with a plain charset,
+# so the part token naming that charset (and the layout's) are the only
+# tokens in spam alone, the strongest.
+EVIL_CT = 'Content-Type: text/plain; charset="%s"' % EVIL_CHARSET
+PLAIN_CT = 'Content-Type: text/plain; charset="us-ascii"; format="x script alert"'
+EVIL_TOKEN = "part:text/plain " + EVIL_CHARSET
 SPAM_WORDS = ("viagra cheap pills winner lottery casino bitcoin prize "
               "refinance unclaimed jackpot bonus").split()
 HAM_WORDS = ("meeting agenda project report minutes quarterly review "
@@ -273,14 +280,14 @@ def test_stats_and_metrics_show_the_classifier(st):
 def train(st, workdir):
     """Eight spam and eight ham messages through `postern learn`: the same
     envelope and headers for both, random words from each class's list, and
-    every spam carrying the attacker-named header, which so becomes the
-    strongest spam token."""
+    every spam declaring the attacker-named charset, whose part token so
+    becomes (with the layout's) the strongest spam token."""
     rnd = random.Random(12)
     for cls, words in (("spam", SPAM_WORDS), ("ham", HAM_WORDS)):
         d = os.path.join(workdir, cls)
         os.makedirs(d, exist_ok=True)
         for i in range(8):
-            extra = [EVIL_HEADER + ": yes"] if cls == "spam" else []
+            extra = [EVIL_CT if cls == "spam" else PLAIN_CT]
             with open(os.path.join(d, "%d.eml" % i), "wb") as f:
                 f.write(raw_message("note %d %s" % (i, cls), rnd.sample(words, 5), extra))
         r = subprocess.run([POSTERN_BIN, "learn", "-c", st.postern.conf_path, cls, d],
@@ -322,7 +329,7 @@ def send_spammy(st, subject):
 
 def _send_with_header(st, subject, body):
     from harness import smtp_client
-    msg = raw_message(subject, body.split(), [EVIL_HEADER + ": yes"])
+    msg = raw_message(subject, body.split(), [EVIL_CT])
     with smtp_client(st.postern.port, source="127.0.0.2") as s:
         s.ehlo("client.sender.test")
         s.mail("alice@sender.test")
@@ -336,7 +343,7 @@ def test_verdict_and_quarantine_carry_probability_and_tokens(trained):
     f = send_spammy(st, "<script>alert(4)</script>")
     b = [c for c in f["v"]["checks"] if c["check"] == "bayes"][0]
     assert float(b["reason"].split()[1]) >= 0.99, b
-    assert "; top: header:" + EVIL_HEADER + " 0.9" in b["reason"], b
+    assert EVIL_TOKEN + " 0.9" in b["reason"].split("; top: ", 1)[1], b
     q = st.bearer().get("/api/quarantine/" + f["qid"])[2]
     assert [c for c in q["reasons"] if c["check"] == "bayes"][0]["result"] == "spam"
 
@@ -365,7 +372,7 @@ def open_detail(drv, st, view, subject):
         "return dt ? dt.nextElementSibling.textContent : null", detail)
     assert prob is not None and float(prob) >= 0.99, prob
     toks = texts(drv, detail + " .bayes-top td.tok")
-    assert "header:" + EVIL_HEADER in toks, toks
+    assert EVIL_TOKEN in toks, toks
     assert not drv.find_elements(By.CSS_SELECTOR, "main script, main img")
     assert no_alert(drv)
     return detail

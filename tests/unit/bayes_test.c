@@ -90,13 +90,25 @@ T_CASE(tokens_headers_urls_layout)
 	T_ASSERT(has_token(&s, "from:alice"));
 	T_ASSERT(has_token(&s, "from:@mail.example.org"));
 	T_ASSERT(has_token(&s, "mailer:foomail"));
-	T_ASSERT(has_token(&s, "header:x-mailer"));
+	T_ASSERT(!has_token(&s, "header:x-mailer"));	/* header names are not tokens */
 	T_ASSERT(has_token(&s, "url:www.shop.example.net"));
 	T_ASSERT(has_token(&s, "urldomain:example.net"));
 	T_ASSERT(has_token(&s, "trait:html-only"));
 	T_ASSERT(has_token(&s, "part:text/html iso-8859-1"));
 	T_ASSERT(has_token(&s, "buy now"));	/* HTML as text */
 	T_ASSERT(!has_token(&s, "cheap"));	/* subject words are their own kind */
+	btok_free(&s);
+}
+
+/* Markup in a header value reaches a token's text as it is (the web
+ * pages must escape it; tests/integration/test_bayes_web.py). */
+T_CASE(tokens_part_charset_kept_verbatim)
+{
+	struct btok_set s;
+
+	tokenise(&s, "Content-Type: text/plain; charset=\"x-<script>alert(1)</script>\"\r\n"
+	    "Subject: hi\r\n\r\nbody\r\n");
+	T_ASSERT(has_token(&s, "part:text/plain x-<script>alert(1)</script>"));
 	btok_free(&s);
 }
 
@@ -450,6 +462,7 @@ main(void)
 	T_RUN(tokens_words_lowercase_unique);
 	T_RUN(tokens_bounded_words);
 	T_RUN(tokens_headers_urls_layout);
+	T_RUN(tokens_part_charset_kept_verbatim);
 	T_RUN(tokens_received_relay_ips);
 	T_RUN(table_set_get_delete);
 	T_RUN(learn_counts_exact);
