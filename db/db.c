@@ -21,12 +21,14 @@
  * frees it.
  */
 #include "db/db.h"
+#include "db/backend.h"
 #include "db/jsonw.h"
 #include "rules/rules.h"
 #include "lib/conf.h"
 #include "lib/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -128,6 +130,20 @@ struct db_job {
 	} u;
 };
 
+/* A row iterator's callback and its argument (seen: rows counted). */
+struct db_each {
+	union {
+		int	(*access)(void *, const struct db_access *);
+		int	(*grey)(void *, const struct db_grey_entry *);
+		int	(*grey_auto)(void *, const struct db_grey_auto *);
+		int	(*verdict)(void *, const struct db_verdict_row *);
+		int	(*stat)(void *, const struct db_stat_row *);
+		int	(*quar)(void *, const struct db_quar_row *);
+	} fn;
+	void	*arg;
+	int	*seen;
+};
+
 /* One migration step: SQL run once, in order, inside a transaction. */
 struct db_migration {
 	const char	*what;
@@ -170,13 +186,21 @@ static int	 db_step_done(sqlite3 *, sqlite3_stmt *, const char *what);
 static int	 db_wstep(sqlite3_stmt *, const char *what);
 static struct db_job *db_job_new(enum db_job_type, int sync);
 static int	 db_sync(struct db_job *, int timeout_ms);
-static json_t	*db_jstr(const char *);
 static void	 db_wstr(struct jsonw *, const char *);
 static void	 db_rcpts_json(struct jsonw *, const char *const *, int);
 static void	 db_checks_json(struct jsonw *, const struct db_check *, int);
 static int	 db_verdict_stats(struct jsonw *, const struct db_verdict *);
 static char	*db_lower(const char *);
-static json_t	*db_rows_json(sqlite3 *, sqlite3_stmt *, const char *what);
+static const char *db_ctext(sqlite3_stmt *, int col);
+static int	 db_rows(sqlite3 *, sqlite3_stmt *, const char *what,
+		    int (*row)(sqlite3_stmt *, const struct db_each *),
+		    const struct db_each *);
+static int	 db_rows_once(sqlite3 *, sqlite3_stmt *, const char *what,
+		    int (*row)(sqlite3_stmt *, const struct db_each *),
+		    const struct db_each *);
+static int	 db_quar_insert(const struct db_quar *, const char *rcpts,
+		    const char *reasons, long long max_total);
+static void	 db_claimed_rcpts(struct db_quar_claimed *, const char *text);
 
 /*
  * The schema, one step per entry. APPEND ONLY: a database records in
@@ -1159,38 +1183,6 @@ db_run_prune(time_t now)
 
 /* ------------------------------------------------------ queued writes */
 
-/* A JSON string of attacker-written text: json_string() refuses invalid
- * UTF-8 (a raw 8-bit Subject or HELO), which would silently drop the value;
- * each byte that does not start a valid sequence becomes U+FFFD. */
-static json_t *
-db_jstr(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	json_t *j = json_string((const char *)p);
-	char *out, *o;
-
-	if (j != NULL)
-		return j;
-	o = out = xmalloc(strlen((const char *)p) * 3 + 1);
-	while (*p) {
-		size_t n = jsonw_utf8_len((const char *)p);
-
-		if (n == 0) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			p++;
-			continue;
-		}
-		memcpy(o, p, n);
-		o += n;
-		p += n;
-	}
-	*o = '\0';
-	j = json_string(out);
-	free(out);
-	return j ? j : json_string("");
-}
-
 static struct db_job *
 db_job_new(enum db_job_type type, int sync)
 {
@@ -1433,80 +1425,199 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 	return 0;
 }
 
-/* Rows of a query as JSON objects keyed by column name; columns named
- * "*_json" are parsed and stored without the suffix. NULL on error. */
-static json_t *
-db_rows_json(sqlite3 *h, sqlite3_stmt *st, const char *what)
-{
-	json_t *a = json_array();
-	int rc;
+/* ------------------------------------------------------- decoded columns */
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = json_object();
-		for (int i = 0; i < sqlite3_column_count(st); i++) {
-			const char *name = sqlite3_column_name(st, i);
-			size_t nl = strlen(name);
-			json_t *val;
-			switch (sqlite3_column_type(st, i)) {
-			case SQLITE_INTEGER:
-				val = json_integer(sqlite3_column_int64(st, i));
-				break;
-			case SQLITE_FLOAT:
-				val = json_real(sqlite3_column_double(st, i));
-				break;
-			case SQLITE_NULL:
-				val = json_null();
-				break;
-			default:
-				val = db_jstr((const char *)sqlite3_column_text(st, i));
-			}
-			if (nl > 5 && strcmp(name + nl - 5, "_json") == 0) {
-				const char *txt = json_string_value(val);
-				json_t *p = txt ? json_loads(txt, 0, NULL) : NULL;
-				char key[64];
-				snprintf(key, sizeof(key), "%.*s", (int)(nl - 5), name);
-				json_object_set_new(o, key, p ? p : json_null());
-				json_decref(val);
-			} else
-				json_object_set_new(o, name, val ? val : json_null());
-		}
-		json_array_append_new(a, o);
+/* A JSON column that should hold an array, parsed; NULL when it does not
+ * (a row written by a bug: it reads as empty rather than failing). */
+static json_t *
+db_dec_parse(const char *text)
+{
+	json_t *j = text != NULL ? json_loads(text, 0, NULL) : NULL;
+
+	if (j != NULL && !json_is_array(j)) {
+		json_decref(j);
+		j = NULL;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_fail(h, rc, what);
-		json_decref(a);
-		return NULL;
-	}
-	return a;
+	return j;
 }
 
-json_t *
-db_grey_list(int limit)
+const char **
+db_dec_rcpts(struct db_dec *d, const char *text, int *n)
 {
+	json_t *a = d->jr = db_dec_parse(text), *e;
+	size_t i;
+
+	d->rcpts = xcalloc(json_array_size(a) + 1, sizeof(*d->rcpts));
+	*n = 0;
+	json_array_foreach(a, i, e)
+		if (json_is_string(e))
+			d->rcpts[(*n)++] = json_string_value(e);
+	return d->rcpts;
+}
+
+const struct db_check *
+db_dec_checks(struct db_dec *d, const char *text, int *n)
+{
+	json_t *a = d->jc = db_dec_parse(text), *e;
+	size_t i;
+
+	d->checks = xcalloc(json_array_size(a) + 1, sizeof(*d->checks));
+	*n = 0;
+	json_array_foreach(a, i, e) {
+		struct db_check *c = &d->checks[*n];
+		json_t *score = json_object_get(e, "score");
+
+		if (!json_is_object(e))
+			continue;
+		c->check = json_string_value(json_object_get(e, "check"));
+		c->result = json_string_value(json_object_get(e, "result"));
+		c->reason = json_string_value(json_object_get(e, "reason"));
+		/* jsonw writes a score JSON cannot carry as null */
+		c->score = json_is_number(score) ? json_number_value(score) : NAN;
+		(*n)++;
+	}
+	return d->checks;
+}
+
+void
+db_dec_free(struct db_dec *d)
+{
+	json_decref(d->jr);
+	json_decref(d->jc);
+	free(d->rcpts);
+	free(d->checks);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ------------------------------------------------------- row iterators */
+
+static const char *
+db_ctext(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s != NULL ? (const char *)s : "";
+}
+
+/* Step st to its end, calling row(st, each) per row until it returns
+ * non-zero; st is reset (cached) or finalized by the caller. That value,
+ * 0 at the end, or -1 (logged). */
+static int
+db_rows(sqlite3 *h, sqlite3_stmt *st, const char *what,
+    int (*row)(sqlite3_stmt *, const struct db_each *), const struct db_each *each)
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((ret = row(st, each)) != 0)
+			break;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(h, rc, what);
+		return -1;
+	}
+	return ret;
+}
+
+/* db_rows on a statement prepared for this one query, then finalized. */
+static int
+db_rows_once(sqlite3 *h, sqlite3_stmt *st, const char *what,
+    int (*row)(sqlite3_stmt *, const struct db_each *), const struct db_each *each)
+{
+	int rc = db_rows(h, st, what, row, each);
+
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+db_grey_row_each(sqlite3_stmt *st, const struct db_each *e)
+{
+	struct db_grey_entry g = {
+		.net = db_ctext(st, 0), .sender = db_ctext(st, 1),
+		.rcpt = db_ctext(st, 2),
+		.first_seen = (time_t)sqlite3_column_int64(st, 3),
+		.last_seen = (time_t)sqlite3_column_int64(st, 4),
+		.passed = sqlite3_column_int(st, 5),
+	};
+
+	return e->fn.grey(e->arg, &g);
+}
+
+int
+db_grey_each(int limit, int (*fn)(void *, const struct db_grey_entry *), void *arg)
+{
+	struct db_each e = { .fn.grey = fn, .arg = arg };
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
-	json_t *t, *a;
 
 	if (h == NULL || (st = db_prep(h,
 	    "SELECT net, sender, rcpt, first_seen, last_seen, passed FROM greylist"
 	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL)
-		return NULL;
+		return -1;
 	sqlite3_bind_int(st, 1, limit);
-	if ((t = db_rows_json(h, st, "list greylist")) == NULL)
-		return NULL;
-	if ((st = db_prep(h, "SELECT net, passes, last_seen FROM grey_auto"
-	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL ||
-	    (sqlite3_bind_int(st, 1, limit), a = db_rows_json(h, st, "list auto-allow")) == NULL) {
-		json_decref(t);
-		return NULL;
-	}
-	return json_pack("{s:o, s:o}", "triplets", t, "auto", a);
+	return db_rows_once(h, st, "list greylist", db_grey_row_each, &e);
 }
 
-json_t *
-db_verdicts(int limit, long long before, const char *q)
+static int
+db_grey_auto_row(sqlite3_stmt *st, const struct db_each *e)
 {
+	struct db_grey_auto a = {
+		.net = db_ctext(st, 0), .passes = sqlite3_column_int(st, 1),
+		.last_seen = (time_t)sqlite3_column_int64(st, 2),
+	};
+
+	return e->fn.grey_auto(e->arg, &a);
+}
+
+int
+db_grey_auto_each(int limit, int (*fn)(void *, const struct db_grey_auto *),
+    void *arg)
+{
+	struct db_each e = { .fn.grey_auto = fn, .arg = arg };
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = db_prep(h, "SELECT net, passes, last_seen FROM grey_auto"
+	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, limit);
+	return db_rows_once(h, st, "list auto-allow", db_grey_auto_row, &e);
+}
+
+static int
+db_verdict_row(sqlite3_stmt *st, const struct db_each *e)
+{
+	struct db_dec d = { 0 };
+	struct db_verdict_row r = {
+		.id = sqlite3_column_int64(st, 0),
+		.v = {
+			.ts = (time_t)sqlite3_column_int64(st, 1),
+			.sid = db_ctext(st, 2), .client_ip = db_ctext(st, 3),
+			.client_name = db_ctext(st, 4), .helo = db_ctext(st, 5),
+			.mail_from = db_ctext(st, 6),
+			.size = (size_t)sqlite3_column_int64(st, 8),
+			.msgid = db_ctext(st, 9), .subject = db_ctext(st, 10),
+			.score = sqlite3_column_double(st, 12),
+			.verdict = db_ctext(st, 13), .reply = db_ctext(st, 14),
+			.outcome = db_ctext(st, 15), .stage = db_ctext(st, 16),
+			.mta_reply = db_ctext(st, 17),
+			.ms = (unsigned long)sqlite3_column_int64(st, 18),
+		},
+	};
+	int rc;
+
+	r.v.rcpts = db_dec_rcpts(&d, db_ctext(st, 7), &r.v.nrcpts);
+	r.v.checks = db_dec_checks(&d, db_ctext(st, 11), &r.v.nchecks);
+	rc = e->fn.verdict(e->arg, &r);
+	db_dec_free(&d);
+	return rc;
+}
+
+int
+db_verdict_each(int limit, long long before, const char *q,
+    int (*fn)(void *, const struct db_verdict_row *), void *arg)
+{
+	struct db_each e = { .fn.verdict = fn, .arg = arg };
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 
@@ -1515,48 +1626,45 @@ db_verdicts(int limit, long long before, const char *q)
 	if (limit > 1000)
 		limit = 1000;
 	if (h == NULL || (st = db_prep(h,
-	    "SELECT id, ts, sid, client_ip, client_name, helo, mail_from,"
-	    " rcpts AS rcpts_json, size, msgid, subject, checks AS checks_json,"
-	    " score, verdict, reply, outcome, stage, backend_reply AS mta_reply,"
+	    "SELECT id, ts, sid, client_ip, client_name, helo, mail_from, rcpts,"
+	    " size, msgid, subject, checks, score, verdict, reply, outcome, stage,"
 	    " backend_reply, ms FROM verdicts"
 	    " WHERE (?1 = 0 OR id < ?1) AND (?2 IS NULL OR"
 	    "  instr(lower(client_ip || ' ' || client_name || ' ' || mail_from || ' ' ||"
 	    "   rcpts || ' ' || subject || ' ' || msgid || ' ' || verdict || ' ' ||"
 	    "   outcome), lower(?2)) > 0)"
 	    " ORDER BY id DESC LIMIT ?3")) == NULL)
-		return NULL;
+		return -1;
 	sqlite3_bind_int64(st, 1, before);
 	if (q && *q)
 		sqlite3_bind_text(st, 2, q, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 2);
 	sqlite3_bind_int(st, 3, limit);
-	return db_rows_json(h, st, "list verdicts");
+	return db_rows_once(h, st, "list verdicts", db_verdict_row, &e);
 }
 
-json_t *
-db_stats(time_t since)
+static int
+db_stat_row(sqlite3_stmt *st, const struct db_each *e)
 {
+	struct db_stat_row r = {
+		.minute = (time_t)sqlite3_column_int64(st, 0),
+		.name = db_ctext(st, 1), .n = sqlite3_column_int64(st, 2),
+	};
+
+	return e->fn.stat(e->arg, &r);
+}
+
+int
+db_stat_each(time_t since, int (*fn)(void *, const struct db_stat_row *), void *arg)
+{
+	struct db_each e = { .fn.stat = fn, .arg = arg };
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
-	json_t *m, *tot;
-	size_t i;
-	json_t *row;
 
 	if (h == NULL || (st = db_prep(h, "SELECT minute, name, n FROM stats"
 	    " WHERE minute >= ?1 ORDER BY minute, name")) == NULL)
-		return NULL;
+		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
-	if ((m = db_rows_json(h, st, "read stats")) == NULL)
-		return NULL;
-	tot = json_object();
-	json_array_foreach(m, i, row) {
-		const char *name = json_string_value(json_object_get(row, "name"));
-		json_int_t n = json_integer_value(json_object_get(row, "n"));
-		json_int_t had = json_integer_value(json_object_get(tot, name));
-		json_object_set_new(tot, name, json_integer(had + n));
-	}
-	return json_pack("{s:o, s:o}", "minutes", m, "totals", tot);
+	return db_rows_once(h, st, "read stats", db_stat_row, &e);
 }
 
 /* ---------------------------------------------------------- access lists */
@@ -1625,38 +1733,37 @@ db_access_del(const char *list, const char *kind, const char *value)
 	return rc;
 }
 
+static int
+db_access_row(sqlite3_stmt *st, const struct db_each *e)
+{
+	struct db_access a = {
+		.id = sqlite3_column_int64(st, 0),
+		.list = db_ctext(st, 1), .kind = db_ctext(st, 2),
+		.value = db_ctext(st, 3), .note = db_ctext(st, 4),
+		.created = (time_t)sqlite3_column_int64(st, 5),
+	};
+
+	return e->fn.access(e->arg, &a);
+}
+
 int
 db_access_each(const char *kind, int (*fn)(void *, const struct db_access *),
     void *arg)
 {
 	static const char sql[] = "SELECT id, list, kind, value, note, created FROM access"
 	    " WHERE ?1 IS NULL OR kind = ?1 ORDER BY list DESC, kind, value";
+	struct db_each e = { .fn.access = fn, .arg = arg };
 	sqlite3 *h;
 	sqlite3_stmt *st;
-	int rc, ret = 0;
+	int rc;
 
 	if ((st = db_rstmt(&h, sql)) == NULL)
 		return -1;
 	if (kind)
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_access e = {
-			.id = sqlite3_column_int64(st, 0),
-			.list = (const char *)sqlite3_column_text(st, 1),
-			.kind = (const char *)sqlite3_column_text(st, 2),
-			.value = (const char *)sqlite3_column_text(st, 3),
-			.note = (const char *)sqlite3_column_text(st, 4),
-			.created = (time_t)sqlite3_column_int64(st, 5),
-		};
-		if ((ret = fn(arg, &e)) != 0)
-			break;
-	}
+	rc = db_rows(h, st, "read access lists", db_access_row, &e);
 	db_rdone(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		db_fail(h, rc, "read access lists");
-		return -1;
-	}
-	return ret;
+	return rc;
 }
 
 /* ----------------------------------------------------------------- rules */
@@ -1868,28 +1975,43 @@ fail:
 
 /* ------------------------------------------------------------ quarantine */
 
+/* The quarantine's JSON columns as text: rcpts ["a@b",...] and reasons
+ * [{"check":..,"result":..,"score":..[,"reason":..]},...]. */
 int
 db_quar_add(const struct db_quar *q, long long max_total)
 {
-	sqlite3 *h = db_reader();
-	sqlite3_stmt *st;
 	struct jsonw w;
-	char *rcpts;
-	long long total;
+	char *rcpts, *reasons;
+	int rc;
 
 	jsonw_init(&w, 64);
 	db_rcpts_json(&w, q->rcpts, q->nrcpts);
 	rcpts = jsonw_take(&w, NULL);
+	jsonw_init(&w, 256);
+	db_checks_json(&w, q->reasons, q->nreasons);
+	reasons = jsonw_take(&w, NULL);
+	rc = db_quar_insert(q, rcpts, reasons, max_total);
+	free(rcpts);
+	free(reasons);
+	return rc;
+}
+
+/* db_quar_add's transaction: 0, -2 over max_total, -1 error. */
+static int
+db_quar_insert(const struct db_quar *q, const char *rcpts, const char *reasons,
+    long long max_total)
+{
+	sqlite3 *h = db_reader();
+	sqlite3_stmt *st;
+	long long total;
+
 	/* FULL: the commit is on disk before the client hears 250. */
 	if (h == NULL || db_exec(h, "PRAGMA synchronous = FULL", "set synchronous") == -1 ||
-	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1) {
-		free(rcpts);
+	    db_exec(h, "BEGIN IMMEDIATE", "quarantine") == -1)
 		return -1;
-	}
 	total = db_quar_total();	/* inside the transaction: no race */
 	if (total < 0 || total + (long long)q->len > max_total) {
 		db_exec(h, "ROLLBACK", "rollback quarantine");
-		free(rcpts);
 		return total < 0 ? -1 : -2;
 	}
 	if ((st = db_prep(h, "INSERT INTO quarantine (id, ts, sid, client_ip,"
@@ -1898,33 +2020,60 @@ db_quar_add(const struct db_quar *q, long long max_total)
 	    " ?13, ?14)")) == NULL)
 		goto fail;
 	const char *txt[] = { q->id, NULL, q->sid, q->client_ip, q->client_name,
-	    q->helo, q->mail_from, rcpts, q->subject, q->msgid };
+	    q->helo, q->mail_from, rcpts, q->subject, q->msgid, NULL, reasons };
 	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
-		if (i != 1)
+		if (i != 1 && i != 10)
 			sqlite3_bind_text(st, i + 1, txt[i] ? txt[i] : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->ts);
 	sqlite3_bind_double(st, 11, q->score);
-	sqlite3_bind_text(st, 12, q->reasons_json ? q->reasons_json : "[]", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)q->len);
 	sqlite3_bind_blob64(st, 14, q->raw, q->len, SQLITE_STATIC);
 	if (db_step_done(h, st, "store quarantined message") == -1 ||
 	    db_exec(h, "COMMIT", "commit quarantine") == -1)
 		goto fail;
-	free(rcpts);
 	return 0;
 fail:
 	db_exec(h, "ROLLBACK", "rollback quarantine");
-	free(rcpts);
 	return -1;
 }
 
 #define DB_QUAR_COLS "id, ts, sid, client_ip, client_name, helo, mail_from," \
-	" rcpts AS rcpts_json, subject, msgid, score, reasons AS reasons_json," \
-	" size, state, released_at, released_by"
+	" rcpts, subject, msgid, score, reasons, size, state, released_at," \
+	" released_by"
 
-json_t *
-db_quar_list(const struct db_quar_query *q)
+static int
+db_quar_row(sqlite3_stmt *st, const struct db_each *e)
 {
+	struct db_dec d = { 0 };
+	struct db_quar_row r = {
+		.q = {
+			.id = db_ctext(st, 0),
+			.ts = (time_t)sqlite3_column_int64(st, 1),
+			.sid = db_ctext(st, 2), .client_ip = db_ctext(st, 3),
+			.client_name = db_ctext(st, 4), .helo = db_ctext(st, 5),
+			.mail_from = db_ctext(st, 6), .subject = db_ctext(st, 8),
+			.msgid = db_ctext(st, 9),
+			.score = sqlite3_column_double(st, 10),
+			.len = (size_t)sqlite3_column_int64(st, 12),
+		},
+		.state = db_ctext(st, 13),
+		.released_at = (time_t)sqlite3_column_int64(st, 14),
+		.released_by = (const char *)sqlite3_column_text(st, 15),
+	};
+	int rc;
+
+	r.q.rcpts = db_dec_rcpts(&d, db_ctext(st, 7), &r.q.nrcpts);
+	r.q.reasons = db_dec_checks(&d, db_ctext(st, 11), &r.q.nreasons);
+	rc = e->fn.quar(e->arg, &r);
+	db_dec_free(&d);
+	return rc;
+}
+
+int
+db_quar_each(const struct db_quar_query *q,
+    int (*fn)(void *, const struct db_quar_row *), void *arg)
+{
+	struct db_each e = { .fn.quar = fn, .arg = arg };
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 	int limit = q->limit < 1 ? 100 : q->limit > 1000 ? 1000 : q->limit;
@@ -1939,7 +2088,7 @@ db_quar_list(const struct db_quar_query *q)
 	    " AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)"
 	    " AND (?8 IS NULL OR state = ?8)"
 	    " ORDER BY ts DESC, id LIMIT ?9 OFFSET ?10")) == NULL)
-		return NULL;
+		return -1;
 	const char *txt[] = { q->q, q->sender, q->rcpt, q->subject, q->reason };
 	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
 		if (txt[i] != NULL && *txt[i])
@@ -1950,29 +2099,32 @@ db_quar_list(const struct db_quar_query *q)
 		sqlite3_bind_text(st, 8, q->state, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, limit);
 	sqlite3_bind_int(st, 10, q->offset < 0 ? 0 : q->offset);
-	return db_rows_json(h, st, "list quarantine");
+	return db_rows_once(h, st, "list quarantine", db_quar_row, &e);
 }
 
-json_t *
-db_quar_get(const char *id, int *found)
+/* Counts the row and hands it on: a get must tell "none" from fn's 0. */
+static int
+db_quar_one(sqlite3_stmt *st, const struct db_each *e)
 {
+	(*e->seen)++;
+	return db_quar_row(st, e);
+}
+
+int
+db_quar_get(const char *id, int (*fn)(void *, const struct db_quar_row *), void *arg)
+{
+	int seen = 0;
+	struct db_each e = { .fn.quar = fn, .arg = arg, .seen = &seen };
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
-	json_t *a, *o;
+	int rc;
 
-	*found = 0;
 	if (h == NULL || (st = db_prep(h, "SELECT " DB_QUAR_COLS
 	    " FROM quarantine WHERE id = ?1")) == NULL)
-		return NULL;
+		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if ((a = db_rows_json(h, st, "read quarantine")) == NULL)
-		return NULL;
-	if ((o = json_array_get(a, 0)) != NULL) {
-		*found = 1;
-		json_incref(o);
-	}
-	json_decref(a);
-	return o;
+	rc = db_rows_once(h, st, "read quarantine", db_quar_one, &e);
+	return rc == 0 && seen == 0 ? 1 : rc;
 }
 
 int
@@ -2002,14 +2154,13 @@ db_quar_raw(const char *id, char **raw, size_t *len)
 }
 
 int
-db_quar_claim(const char *id, char **mail_from, char **rcpts_json, char **raw,
-    size_t *len)
+db_quar_claim(const char *id, struct db_quar_claimed *out)
 {
 	sqlite3 *h = db_reader();
 	sqlite3_stmt *st;
 	int rc, claimed;
 
-	*mail_from = *rcpts_json = *raw = NULL;
+	memset(out, 0, sizeof(*out));
 	if (h == NULL || (st = db_prep(h, "UPDATE quarantine SET state = 'releasing'"
 	    " WHERE id = ?1 AND state = 'held'")) == NULL)
 		return -1;
@@ -2021,21 +2172,44 @@ db_quar_claim(const char *id, char **mail_from, char **rcpts_json, char **raw,
 		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW && claimed) {
-		*mail_from = xstrdup((const char *)sqlite3_column_text(st, 0));
-		*rcpts_json = xstrdup((const char *)sqlite3_column_text(st, 1));
+		out->mail_from = xstrdup(db_ctext(st, 0));
+		db_claimed_rcpts(out, db_ctext(st, 1));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 1 : -1;
 	if (!claimed)
 		return 2;
-	if (db_quar_raw(id, raw, len) != 0) {
-		free(*mail_from); *mail_from = NULL;
-		free(*rcpts_json); *rcpts_json = NULL;
+	if (db_quar_raw(id, &out->raw, &out->len) != 0) {
+		db_quar_claimed_free(out);
 		db_quar_finish(id, 0, NULL, 0);
 		return -1;
 	}
 	return 0;
+}
+
+/* The recipients of a claim, copied out of their JSON column. */
+static void
+db_claimed_rcpts(struct db_quar_claimed *out, const char *text)
+{
+	struct db_dec d = { 0 };
+	const char **v = db_dec_rcpts(&d, text, &out->nrcpts);
+
+	out->rcpts = xcalloc((size_t)out->nrcpts + 1, sizeof(*out->rcpts));
+	for (int i = 0; i < out->nrcpts; i++)
+		out->rcpts[i] = xstrdup(v[i]);
+	db_dec_free(&d);
+}
+
+void
+db_quar_claimed_free(struct db_quar_claimed *c)
+{
+	for (int i = 0; i < c->nrcpts; i++)
+		free(c->rcpts[i]);
+	free(c->rcpts);
+	free(c->mail_from);
+	free(c->raw);
+	memset(c, 0, sizeof(*c));
 }
 
 int
