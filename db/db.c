@@ -917,24 +917,31 @@ db_quar_add(const struct db_quar *q, long long max_total)
 	return rc;
 }
 
-/* The recipients of a claim, copied out of their JSON column. */
+/* The recipients of a claim, copied out of their JSON column into one
+ * allocation: the pointers, then the strings they point to. */
 void
 db_dec_claimed(struct db_quar_claimed *out, const char *text)
 {
 	struct db_dec d = { 0 };
 	const char **v = db_dec_rcpts(&d, text, &out->nrcpts);
+	size_t room = ((size_t)out->nrcpts + 1) * sizeof(char *);
+	char *p;
 
-	out->rcpts = xcalloc((size_t)out->nrcpts + 1, sizeof(*out->rcpts));
 	for (int i = 0; i < out->nrcpts; i++)
-		out->rcpts[i] = xstrdup(v[i]);
+		room += strlen(v[i]) + 1;
+	out->rcpts = xmalloc(room);
+	p = (char *)(out->rcpts + out->nrcpts + 1);
+	for (int i = 0; i < out->nrcpts; i++) {
+		out->rcpts[i] = p;
+		p = stpcpy(p, v[i]) + 1;
+	}
+	out->rcpts[out->nrcpts] = NULL;
 	db_dec_free(&d);
 }
 
 void
 db_quar_claimed_free(struct db_quar_claimed *c)
 {
-	for (int i = 0; i < c->nrcpts; i++)
-		free(c->rcpts[i]);
 	free(c->rcpts);
 	free(c->mail_from);
 	free(c->raw);

@@ -1,28 +1,40 @@
 /*
  * db.h -- Postern's storage interface: greylist, access lists, the verdict
- * log, per-minute stats (and, appended by their owners, rules and
- * quarantine). SQLite underneath today; nothing outside db/ sees SQL or a
- * sqlite3 handle, so a PostgreSQL or Redis backend can replace db.c later.
+ * log, per-minute stats, rules, the quarantine, web users and the
+ * classifier's token counts. Callers get C structs and row iterators,
+ * never SQL, a database handle or JSON: the schema is db/'s business and
+ * the API's JSON is web/'s (web/rowjson.c).
  *
- * Connections: one writer thread owns the only writing connection and
- * batches queued writes into transactions (WAL mode). Each calling thread
- * reads through its own connection, opened on first use and closed when
- * the thread exits. Admin edits (access lists, from the CLI or web) write
- * on the caller's connection: they are rare and need an answer at once.
+ * Engines: db.c implements these calls once and hands the storage work to
+ * an engine's operations table (db/backend.h): SQLite (db/sqlite.c) today,
+ * PostgreSQL next. Nothing outside db/ includes an engine's header.
+ *
+ * Threads: reads and admin edits run on the calling thread -- the policy
+ * workers, web threads and the CLI, never an I/O loop -- each thread on a
+ * connection of its own, opened on first use. Writes on the SMTP path
+ * (verdicts, stats, greylist, learned tokens) go through the one writer
+ * thread, which batches queued writes into transactions; db_grey_update(),
+ * db_flush(), db_prune() and db_bayes_learn() queue a job and wait for it.
+ * Admin edits (access lists, rules, users) and the quarantine commit on
+ * the caller's connection: they are rare and need an answer at once.
+ * Everything here is safe from any thread after db_open().
+ *
+ * Ownership: arguments are only read during the call (queued writes copy
+ * what they need). An iterator (db_*_each, db_quar_get) calls fn once per
+ * row; the row and every string and array it points to belong to db/ and
+ * are valid only during that call -- copy what you keep. fn's non-zero
+ * return stops the walk and is returned. Anything else handed out says
+ * who frees it, at the call.
  *
  * Failure: every call returns -1 (and logs why) when the database is busy,
  * full or unwritable; callers turn that into a 4xx, never into a pass.
  * db_ok() says whether the writer's last attempt failed, so policy can
  * refuse new transactions while their verdicts could not be recorded.
  *
- * Adding a table (rules, quarantine, ...): append one step at the END of
- * migrations[] in db.c -- never edit a step that has shipped; PRAGMA
- * user_version records how many steps a database has run. Put the new
- * calls here under their own heading and their SQL in db.c, using the
- * helpers there (db_reader() for reads on the caller's thread, a DB_J_*
- * job run by the writer for queued or synchronous writes).
+ * Adding a table: append one step at the END of the engine's migrations
+ * (never edit a step that has shipped), add its operations to struct
+ * db_backend, and the public calls here under their own heading.
  *
- * Thread: everything here is safe from any thread after db_open().
  * Privilege: read/write access to db.path and its directory (WAL files).
  */
 #ifndef POSTERN_DB_H
@@ -207,7 +219,7 @@ struct db_stat_row {
 int	 db_stat_each(time_t since,
 	    int (*fn)(void *arg, const struct db_stat_row *), void *arg);
 
-/* --- rules (owner: rules helper) ---------------------------------------- */
+/* --- rules ------------------------------------------------------------ */
 
 struct rule_def;
 
@@ -230,7 +242,7 @@ int	 db_rule_delete(long long id);
  * replace, rules not in the list are deleted. 0 or -1 (nothing changed). */
 int	 db_rule_import(const struct rule_def *, size_t n, int replace);
 
-/* --- quarantine (owner: rules helper) ----------------------------------- */
+/* --- quarantine ------------------------------------------------------- */
 
 /* A message going into quarantine. Everything is copied. */
 struct db_quar {
@@ -302,8 +314,9 @@ void	 db_quar_claimed_free(struct db_quar_claimed *);
 int	 db_quar_finish(const char *id, int delivered, const char *who, time_t when);
 /* 0 deleted, 1 not found, -1 error. */
 int	 db_quar_delete(const char *id);
-/* Delete up to limit messages older than now - max_age (oldest first):
- * how many, or -1. A bounded batch keeps each call short. */
+/* Delete up to limit messages older than now - max_age (oldest first),
+ * never one being released: how many, or -1. A bounded batch keeps each
+ * call short. */
 int	 db_quar_expire(time_t now, long long max_age, int limit);
 /* Total bytes held: >= 0, or -1. */
 long long db_quar_total(void);
@@ -317,7 +330,7 @@ int	 db_user_set(const char *name, const char *hash);
  * database failed (logged). */
 char	*db_user_hash(const char *name);
 
-/* --- classifier token counts (owner: bayes) ----------------------------- */
+/* --- classifier token counts ------------------------------------------ */
 
 /* The classifier's totals. seq advances with every learn that changed
  * something (rows it touched carry it in their `seen`); epoch advances

@@ -37,7 +37,8 @@ struct sq_rconn {
 	} cache[SQ_STMT_CACHE];
 };
 
-/* A row iterator's callback and its argument (seen: rows counted). */
+/* A row iterator's callback and its argument (seen: rows counted), and
+ * the row's decoded JSON columns, freed after each call. */
 struct sq_each {
 	union {
 		int	(*access)(void *, const struct db_access *);
@@ -49,6 +50,7 @@ struct sq_each {
 	} fn;
 	void	*arg;
 	int	*seen;
+	struct db_dec dec;
 };
 
 /* One migration step: SQL run once, in order, inside a transaction. */
@@ -71,6 +73,7 @@ static void	 sq_mkdir_parent(const char *path);
 static int	 sq_open(const struct conf *c, int writer);
 static void	 sq_close(void);
 static int	 sq_schema_version(void);
+static int	 sq_wexec(const char *sql, const char *what);
 static int	 sq_begin(void);
 static int	 sq_commit(void);
 static void	 sq_rollback(void);
@@ -80,6 +83,8 @@ static int	 sq_transient(int rc);
 static void	 sq_fail(sqlite3 *h, int rc, const char *what);
 static int	 sq_step_done(sqlite3 *h, sqlite3_stmt *st, const char *what);
 static sqlite3_stmt *sq_prep(sqlite3 *h, const char *sql);
+static int	 sq_one_end(sqlite3 *h, sqlite3_stmt *st, int rc,
+		    const char *what);
 static int	 sq_wstep(sqlite3_stmt *st, const char *what);
 static int	 sq_stat_bump(const char *name, long long minute, int n);
 static int	 sq_put_verdict(const struct db_vrow *v);
@@ -93,22 +98,25 @@ static int	 sq_grey_auto_get(const char *net, int *passes,
 		    time_t *last_seen);
 static const char *sq_ctext(sqlite3_stmt *st, int i);
 static int	 sq_rows(sqlite3 *h, sqlite3_stmt *st, const char *what,
-		    int (*row)(sqlite3_stmt *, const struct sq_each *),
-		    const struct sq_each *each);
+		    int (*row)(sqlite3_stmt *, struct sq_each *),
+		    struct sq_each *each);
 static int	 sq_rows_once(sqlite3 *h, sqlite3_stmt *st, const char *what,
-		    int (*row)(sqlite3_stmt *, const struct sq_each *),
-		    const struct sq_each *each);
-static int	 sq_grey_row_each(sqlite3_stmt *st, const struct sq_each *e);
+		    int (*row)(sqlite3_stmt *, struct sq_each *),
+		    struct sq_each *each);
+static int	 sq_rows_by(const char *sql, long long v, const char *what,
+		    int (*row)(sqlite3_stmt *, struct sq_each *),
+		    struct sq_each *each);
+static int	 sq_grey_row_each(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_grey_each(int limit, int (*fn)(void *,
 		    const struct db_grey_entry *), void *arg);
-static int	 sq_grey_auto_row(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_grey_auto_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_grey_auto_each(int limit, int (*fn)(void *,
 		    const struct db_grey_auto *), void *arg);
-static int	 sq_verdict_row(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_verdict_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_verdict_each(int limit, long long before, const char *q,
 		    int (*fn)(void *, const struct db_verdict_row *),
 		    void *arg);
-static int	 sq_stat_row(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_stat_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_stat_each(time_t since, int (*fn)(void *,
 		    const struct db_stat_row *), void *arg);
 static void	 sq_bind_access(sqlite3_stmt *st, const char *list,
@@ -117,7 +125,7 @@ static int	 sq_access_add(const char *list, const char *kind,
 		    const char *value, const char *note);
 static int	 sq_access_del(const char *list, const char *kind,
 		    const char *value);
-static int	 sq_access_row(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_access_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_access_each(const char *kind, int (*fn)(void *,
 		    const struct db_access *), void *arg);
 static long long	 sq_scalar(const char *sql);
@@ -126,7 +134,8 @@ static void	 sq_rule_row(sqlite3_stmt *st, struct rule_def *d);
 static int	 sq_rule_load(struct rule_def **defs, size_t *n);
 static int	 sq_rule_get(long long id, struct rule_def *out);
 static void	 sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d);
-static int	 sq_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what);
+static int	 sq_rule_write(sqlite3 **hp, const char *sql,
+		    const struct rule_def *d, long long id, const char *what);
 static long long	 sq_rule_add(const struct rule_def *d);
 static int	 sq_rule_update(long long id, const struct rule_def *d);
 static int	 sq_rule_delete(long long id);
@@ -134,13 +143,15 @@ static int	 sq_rule_import(const struct rule_def *defs, size_t n,
 		    int replace);
 static int	 sq_quar_insert(const struct db_quar *q, const char *rcpts,
 		    const char *reasons, long long max_total);
-static int	 sq_quar_row(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_quar_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_quar_each(const struct db_quar_query *q, int (*fn)(void *,
 		    const struct db_quar_row *), void *arg);
-static int	 sq_quar_one(sqlite3_stmt *st, const struct sq_each *e);
+static int	 sq_quar_one(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_quar_get(const char *id, int (*fn)(void *,
 		    const struct db_quar_row *), void *arg);
 static int	 sq_quar_raw(const char *id, char **raw, size_t *len);
+static int	 sq_quar_change(const char *sql, const char *id,
+		    const char *what);
 static int	 sq_quar_claim(const char *id, struct db_quar_claimed *out);
 static int	 sq_quar_finish(const char *id, int delivered, const char *who,
 		    time_t when);
@@ -500,28 +511,29 @@ sq_schema_version(void)
 
 /* ---------------------------------------------------- the writer's batch */
 
+/* A statement on the writer's connection, failure logged as what. */
 static int
-sq_begin(void)
+sq_wexec(const char *sql, const char *what)
 {
-	int rc = sqlite3_exec(sq_wconn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	int rc = sqlite3_exec(sq_wconn, sql, NULL, NULL, NULL);
 
 	if (rc != SQLITE_OK) {
-		sq_fail(sq_wconn, rc, "cannot start a write transaction");
+		sq_fail(sq_wconn, rc, what);
 		return -1;
 	}
 	return 0;
 }
 
 static int
+sq_begin(void)
+{
+	return sq_wexec("BEGIN IMMEDIATE", "cannot start a write transaction");
+}
+
+static int
 sq_commit(void)
 {
-	int rc = sqlite3_exec(sq_wconn, "COMMIT", NULL, NULL, NULL);
-
-	if (rc != SQLITE_OK) {
-		sq_fail(sq_wconn, rc, "commit failed");
-		return -1;
-	}
-	return 0;
+	return sq_wexec("COMMIT", "commit failed");
 }
 
 static void
@@ -589,6 +601,19 @@ sq_prep(sqlite3 *h, const char *sql)
 		return NULL;
 	}
 	return st;
+}
+
+/* After the one step of a single-row read (rc its result): finalize st;
+ * 0 a row, 1 none, -1 error (logged). */
+static int
+sq_one_end(sqlite3 *h, sqlite3_stmt *st, int rc, const char *what)
+{
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sq_fail(h, rc, what);
+		return -1;
+	}
+	return rc == SQLITE_ROW ? 0 : 1;
 }
 
 /* Step a writer statement to its end and reset it for the next use. */
@@ -801,13 +826,16 @@ sq_ctext(sqlite3_stmt *st, int i)
  * 0 at the end, or -1 (logged). */
 static int
 sq_rows(sqlite3 *h, sqlite3_stmt *st, const char *what,
-    int (*row)(sqlite3_stmt *, const struct sq_each *), const struct sq_each *each)
+    int (*row)(sqlite3_stmt *, struct sq_each *), struct sq_each *each)
 {
 	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((ret = row(st, each)) != 0)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = row(st, each);
+		db_dec_free(&each->dec);
+		if (ret != 0)
 			break;
+	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		sq_fail(h, rc, what);
 		return -1;
@@ -818,7 +846,7 @@ sq_rows(sqlite3 *h, sqlite3_stmt *st, const char *what,
 /* sq_rows on a statement prepared for this one query, then finalized. */
 static int
 sq_rows_once(sqlite3 *h, sqlite3_stmt *st, const char *what,
-    int (*row)(sqlite3_stmt *, const struct sq_each *), const struct sq_each *each)
+    int (*row)(sqlite3_stmt *, struct sq_each *), struct sq_each *each)
 {
 	int rc = sq_rows(h, st, what, row, each);
 
@@ -826,8 +854,22 @@ sq_rows_once(sqlite3 *h, sqlite3_stmt *st, const char *what,
 	return rc;
 }
 
+/* sq_rows_once on the reader's statement sql, with ?1 bound to v. */
 static int
-sq_grey_row_each(sqlite3_stmt *st, const struct sq_each *e)
+sq_rows_by(const char *sql, long long v, const char *what,
+    int (*row)(sqlite3_stmt *, struct sq_each *), struct sq_each *each)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, v);
+	return sq_rows_once(h, st, what, row, each);
+}
+
+static int
+sq_grey_row_each(sqlite3_stmt *st, struct sq_each *e)
 {
 	struct db_grey_entry g = {
 		.net = sq_ctext(st, 0), .sender = sq_ctext(st, 1),
@@ -844,19 +886,14 @@ static int
 sq_grey_each(int limit, int (*fn)(void *, const struct db_grey_entry *), void *arg)
 {
 	struct sq_each e = { .fn.grey = fn, .arg = arg };
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
 
-	if (h == NULL || (st = sq_prep(h,
-	    "SELECT net, sender, rcpt, first_seen, last_seen, passed FROM greylist"
-	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL)
-		return -1;
-	sqlite3_bind_int(st, 1, limit);
-	return sq_rows_once(h, st, "list greylist", sq_grey_row_each, &e);
+	return sq_rows_by("SELECT net, sender, rcpt, first_seen, last_seen, passed"
+	    " FROM greylist ORDER BY last_seen DESC LIMIT ?1", limit,
+	    "list greylist", sq_grey_row_each, &e);
 }
 
 static int
-sq_grey_auto_row(sqlite3_stmt *st, const struct sq_each *e)
+sq_grey_auto_row(sqlite3_stmt *st, struct sq_each *e)
 {
 	struct db_grey_auto a = {
 		.net = sq_ctext(st, 0), .passes = sqlite3_column_int(st, 1),
@@ -871,20 +908,15 @@ sq_grey_auto_each(int limit, int (*fn)(void *, const struct db_grey_auto *),
     void *arg)
 {
 	struct sq_each e = { .fn.grey_auto = fn, .arg = arg };
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
 
-	if (h == NULL || (st = sq_prep(h, "SELECT net, passes, last_seen FROM grey_auto"
-	    " ORDER BY last_seen DESC LIMIT ?1")) == NULL)
-		return -1;
-	sqlite3_bind_int(st, 1, limit);
-	return sq_rows_once(h, st, "list auto-allow", sq_grey_auto_row, &e);
+	return sq_rows_by("SELECT net, passes, last_seen FROM grey_auto"
+	    " ORDER BY last_seen DESC LIMIT ?1", limit, "list auto-allow",
+	    sq_grey_auto_row, &e);
 }
 
 static int
-sq_verdict_row(sqlite3_stmt *st, const struct sq_each *e)
+sq_verdict_row(sqlite3_stmt *st, struct sq_each *e)
 {
-	struct db_dec d = { 0 };
 	struct db_verdict_row r = {
 		.id = sqlite3_column_int64(st, 0),
 		.v = {
@@ -901,13 +933,10 @@ sq_verdict_row(sqlite3_stmt *st, const struct sq_each *e)
 			.ms = (unsigned long)sqlite3_column_int64(st, 18),
 		},
 	};
-	int rc;
 
-	r.v.rcpts = db_dec_rcpts(&d, sq_ctext(st, 7), &r.v.nrcpts);
-	r.v.checks = db_dec_checks(&d, sq_ctext(st, 11), &r.v.nchecks);
-	rc = e->fn.verdict(e->arg, &r);
-	db_dec_free(&d);
-	return rc;
+	r.v.rcpts = db_dec_rcpts(&e->dec, sq_ctext(st, 7), &r.v.nrcpts);
+	r.v.checks = db_dec_checks(&e->dec, sq_ctext(st, 11), &r.v.nchecks);
+	return e->fn.verdict(e->arg, &r);
 }
 
 static int
@@ -936,7 +965,7 @@ sq_verdict_each(int limit, long long before, const char *q,
 }
 
 static int
-sq_stat_row(sqlite3_stmt *st, const struct sq_each *e)
+sq_stat_row(sqlite3_stmt *st, struct sq_each *e)
 {
 	struct db_stat_row r = {
 		.minute = (time_t)sqlite3_column_int64(st, 0),
@@ -950,14 +979,9 @@ static int
 sq_stat_each(time_t since, int (*fn)(void *, const struct db_stat_row *), void *arg)
 {
 	struct sq_each e = { .fn.stat = fn, .arg = arg };
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
 
-	if (h == NULL || (st = sq_prep(h, "SELECT minute, name, n FROM stats"
-	    " WHERE minute >= ?1 ORDER BY minute, name")) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
-	return sq_rows_once(h, st, "read stats", sq_stat_row, &e);
+	return sq_rows_by("SELECT minute, name, n FROM stats WHERE minute >= ?1"
+	    " ORDER BY minute, name", since, "read stats", sq_stat_row, &e);
 }
 
 /* ---------------------------------------------------------- access lists */
@@ -1007,7 +1031,7 @@ sq_access_del(const char *list, const char *kind, const char *value)
 }
 
 static int
-sq_access_row(sqlite3_stmt *st, const struct sq_each *e)
+sq_access_row(sqlite3_stmt *st, struct sq_each *e)
 {
 	struct db_access a = {
 		.id = sqlite3_column_int64(st, 0),
@@ -1125,12 +1149,7 @@ sq_rule_get(long long id, struct rule_def *out)
 	sqlite3_bind_int64(st, 1, id);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		sq_rule_row(st, out);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		sq_fail(h, rc, "read rule");
-		return -1;
-	}
-	return rc == SQLITE_ROW ? 0 : 1;
+	return sq_one_end(h, st, rc, "read rule");
 }
 
 /* Bind a rule's fields as ?1..?7 (name .. enabled) and ?8 = now. */
@@ -1147,12 +1166,23 @@ sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)time_wall());
 }
 
-/* Run a write statement; -2 on a UNIQUE violation, -1 other errors. */
+/* Run sql with a rule's fields bound (and ?9 = id when id > 0) on this
+ * thread's connection (*hp): 0, -2 on a UNIQUE violation (the name is
+ * taken), -1 other errors. */
 static int
-sq_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what)
+sq_rule_write(sqlite3 **hp, const char *sql, const struct rule_def *d,
+    long long id, const char *what)
 {
-	int rc = sqlite3_step(st);
+	sqlite3 *h = *hp = sq_reader();
+	sqlite3_stmt *st;
+	int rc;
 
+	if (h == NULL || (st = sq_prep(h, sql)) == NULL)
+		return -1;
+	sq_rule_bind(st, d);
+	if (id > 0)
+		sqlite3_bind_int64(st, 9, id);
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT)
 		return -2;
@@ -1166,36 +1196,23 @@ sq_rule_step(sqlite3 *h, sqlite3_stmt *st, const char *what)
 static long long
 sq_rule_add(const struct rule_def *d)
 {
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
-	int rc;
+	sqlite3 *h;
+	int rc = sq_rule_write(&h, "INSERT INTO rules (name, target, pattern, flags,"
+	    " action, score, enabled, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    d, 0, "add rule");
 
-	if (h == NULL || (st = sq_prep(h, "INSERT INTO rules (name, target,"
-	    " pattern, flags, action, score, enabled, updated)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) == NULL)
-		return -1;
-	sq_rule_bind(st, d);
-	if ((rc = sq_rule_step(h, st, "add rule")) < 0)
-		return rc;
-	return sqlite3_last_insert_rowid(h);
+	return rc < 0 ? rc : sqlite3_last_insert_rowid(h);
 }
 
 static int
 sq_rule_update(long long id, const struct rule_def *d)
 {
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
-	int rc;
-
-	if (h == NULL || (st = sq_prep(h, "UPDATE rules SET name = ?1, target = ?2,"
+	sqlite3 *h;
+	int rc = sq_rule_write(&h, "UPDATE rules SET name = ?1, target = ?2,"
 	    " pattern = ?3, flags = ?4, action = ?5, score = ?6, enabled = ?7,"
-	    " updated = ?8 WHERE id = ?9")) == NULL)
-		return -1;
-	sq_rule_bind(st, d);
-	sqlite3_bind_int64(st, 9, id);
-	if ((rc = sq_rule_step(h, st, "update rule")) < 0)
-		return rc;
-	return sqlite3_changes(h) ? 0 : 1;
+	    " updated = ?8 WHERE id = ?9", d, id, "update rule");
+
+	return rc < 0 ? rc : sqlite3_changes(h) ? 0 : 1;
 }
 
 static int
@@ -1289,9 +1306,8 @@ fail:
 	" released_by"
 
 static int
-sq_quar_row(sqlite3_stmt *st, const struct sq_each *e)
+sq_quar_row(sqlite3_stmt *st, struct sq_each *e)
 {
-	struct db_dec d = { 0 };
 	struct db_quar_row r = {
 		.q = {
 			.id = sq_ctext(st, 0),
@@ -1307,13 +1323,10 @@ sq_quar_row(sqlite3_stmt *st, const struct sq_each *e)
 		.released_at = (time_t)sqlite3_column_int64(st, 14),
 		.released_by = (const char *)sqlite3_column_text(st, 15),
 	};
-	int rc;
 
-	r.q.rcpts = db_dec_rcpts(&d, sq_ctext(st, 7), &r.q.nrcpts);
-	r.q.reasons = db_dec_checks(&d, sq_ctext(st, 11), &r.q.nreasons);
-	rc = e->fn.quar(e->arg, &r);
-	db_dec_free(&d);
-	return rc;
+	r.q.rcpts = db_dec_rcpts(&e->dec, sq_ctext(st, 7), &r.q.nrcpts);
+	r.q.reasons = db_dec_checks(&e->dec, sq_ctext(st, 11), &r.q.nreasons);
+	return e->fn.quar(e->arg, &r);
 }
 
 static int
@@ -1351,7 +1364,7 @@ sq_quar_each(const struct db_quar_query *q,
 
 /* Counts the row and hands it on: a get must tell "none" from fn's 0. */
 static int
-sq_quar_one(sqlite3_stmt *st, const struct sq_each *e)
+sq_quar_one(sqlite3_stmt *st, struct sq_each *e)
 {
 	(*e->seen)++;
 	return sq_quar_row(st, e);
@@ -1392,40 +1405,47 @@ sq_quar_raw(const char *id, char **raw, size_t *len)
 		memcpy(*raw, sqlite3_column_blob(st, 0), *len);
 		(*raw)[*len] = '\0';
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		sq_fail(h, rc, "read quarantined message");
+	return sq_one_end(h, st, rc, "read quarantined message");
+}
+
+/* Run a change to the message ?1 = id: the rows it changed, or -1. */
+static int
+sq_quar_change(const char *sql, const char *id, const char *what)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, sql)) == NULL)
 		return -1;
-	}
-	return rc == SQLITE_ROW ? 0 : 1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sq_step_done(h, st, what) == -1)
+		return -1;
+	return sqlite3_changes(h);
 }
 
 static int
 sq_quar_claim(const char *id, struct db_quar_claimed *out)
 {
-	sqlite3 *h = sq_reader();
+	sqlite3 *h;
 	sqlite3_stmt *st;
 	int rc, claimed;
 
 	memset(out, 0, sizeof(*out));
-	if (h == NULL || (st = sq_prep(h, "UPDATE quarantine SET state = 'releasing'"
-	    " WHERE id = ?1 AND state = 'held'")) == NULL)
+	if ((claimed = sq_quar_change("UPDATE quarantine SET state = 'releasing'"
+	    " WHERE id = ?1 AND state = 'held'", id, "claim quarantined message")) == -1 ||
+	    (h = sq_reader()) == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sq_step_done(h, st, "claim quarantined message") == -1)
-		return -1;
-	claimed = sqlite3_changes(h) == 1;
 	if ((st = sq_prep(h, "SELECT mail_from, rcpts FROM quarantine WHERE id = ?1")) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW && claimed) {
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && claimed == 1) {
 		out->mail_from = xstrdup(sq_ctext(st, 0));
 		db_dec_claimed(out, sq_ctext(st, 1));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 1 : -1;
-	if (!claimed)
+	if (claimed != 1)
 		return 2;
 	if (sq_quar_raw(id, &out->raw, &out->len) != 0) {
 		db_quar_claimed_free(out);
@@ -1458,16 +1478,10 @@ sq_quar_finish(const char *id, int delivered, const char *who, time_t when)
 static int
 sq_quar_delete(const char *id)
 {
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
+	int rc = sq_quar_change("DELETE FROM quarantine WHERE id = ?1"
+	    " AND state != 'releasing'", id, "delete quarantined message");
 
-	if (h == NULL || (st = sq_prep(h, "DELETE FROM quarantine WHERE id = ?1"
-	    " AND state != 'releasing'")) == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sq_step_done(h, st, "delete quarantined message") == -1)
-		return -1;
-	return sqlite3_changes(h) ? 0 : 1;
+	return rc == -1 ? -1 : rc ? 0 : 1;
 }
 
 static int

@@ -22,6 +22,8 @@ static int	 rowjson_grey_auto(void *, const struct db_grey_auto *);
 static int	 rowjson_quar(void *, const struct db_quar_row *);
 static json_t	*rowjson_quar_obj(const struct db_quar_row *);
 static int	 rowjson_quar_one(void *, const struct db_quar_row *);
+static void	 rowjson_env(json_t *, time_t, const char *const txt[5],
+		    const char *const *rcpts, int nrcpts);
 static json_t	*rowjson_done(json_t *, int rc);
 
 /* json_string() refuses invalid UTF-8, which would drop the value; each
@@ -100,6 +102,22 @@ rowjson_checks(const struct db_check *ck, int n, int null_reason)
 	return a;
 }
 
+/* What a verdict and a quarantined message share, in the API's order:
+ * "ts", then txt as "sid", "client_ip", "client_name", "helo",
+ * "mail_from", then "rcpts". */
+static void
+rowjson_env(json_t *o, time_t ts, const char *const txt[5],
+    const char *const *rcpts, int nrcpts)
+{
+	static const char *const key[5] = { "sid", "client_ip", "client_name",
+	    "helo", "mail_from" };
+
+	json_object_set_new(o, "ts", rowjson_int(ts));
+	for (int i = 0; i < 5; i++)
+		json_object_set_new(o, key[i], rowjson_str(txt[i]));
+	json_object_set_new(o, "rcpts", rowjson_strv(rcpts, nrcpts));
+}
+
 /* The collected value, or NULL (freed) when the read failed. */
 static json_t *
 rowjson_done(json_t *j, int rc)
@@ -119,13 +137,8 @@ rowjson_verdict(void *arg, const struct db_verdict_row *r)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", rowjson_int(r->id));
-	json_object_set_new(o, "ts", rowjson_int(v->ts));
-	json_object_set_new(o, "sid", rowjson_str(v->sid));
-	json_object_set_new(o, "client_ip", rowjson_str(v->client_ip));
-	json_object_set_new(o, "client_name", rowjson_str(v->client_name));
-	json_object_set_new(o, "helo", rowjson_str(v->helo));
-	json_object_set_new(o, "mail_from", rowjson_str(v->mail_from));
-	json_object_set_new(o, "rcpts", rowjson_strv(v->rcpts, v->nrcpts));
+	rowjson_env(o, v->ts, (const char *const []){ v->sid, v->client_ip,
+	    v->client_name, v->helo, v->mail_from }, v->rcpts, v->nrcpts);
 	json_object_set_new(o, "size", rowjson_int((long long)v->size));
 	json_object_set_new(o, "msgid", rowjson_str(v->msgid));
 	json_object_set_new(o, "subject", rowjson_str(v->subject));
@@ -221,13 +234,8 @@ rowjson_quar_obj(const struct db_quar_row *r)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", rowjson_str(q->id));
-	json_object_set_new(o, "ts", rowjson_int(q->ts));
-	json_object_set_new(o, "sid", rowjson_str(q->sid));
-	json_object_set_new(o, "client_ip", rowjson_str(q->client_ip));
-	json_object_set_new(o, "client_name", rowjson_str(q->client_name));
-	json_object_set_new(o, "helo", rowjson_str(q->helo));
-	json_object_set_new(o, "mail_from", rowjson_str(q->mail_from));
-	json_object_set_new(o, "rcpts", rowjson_strv(q->rcpts, q->nrcpts));
+	rowjson_env(o, q->ts, (const char *const []){ q->sid, q->client_ip,
+	    q->client_name, q->helo, q->mail_from }, q->rcpts, q->nrcpts);
 	json_object_set_new(o, "subject", rowjson_str(q->subject));
 	json_object_set_new(o, "msgid", rowjson_str(q->msgid));
 	json_object_set_new(o, "score", rowjson_real(q->score));

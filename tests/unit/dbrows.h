@@ -5,6 +5,10 @@
  * connection of its own (not through db/), so a test sees what was
  * committed. -1 when the database or the table cannot be read.
  *
+ * dbrows_lock/dbrows_unlock: hold the database's write lock from a
+ * connection of their own (another process, as far as db/ can tell), for
+ * fault tests; dbrows_lock returns NULL when it cannot.
+ *
  * dbrows_verdicts, dbrows_quar, dbrows_quar_get: run db.h's typed
  * iterators and keep how many rows came and the first row's fields as
  * one line of text ('|' between fields), so a test compares typed
@@ -45,6 +49,29 @@ dbrows_count(const char *path, const char *table)
 	return n;
 }
 
+static inline void *
+dbrows_lock(const char *path)
+{
+	sqlite3 *h;
+
+	if (sqlite3_open(path, &h) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(h);
+		return NULL;
+	}
+	return h;
+}
+
+static inline void
+dbrows_unlock(void *lock)
+{
+	sqlite3 *h = lock;
+
+	sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(h);
+}
+
 static inline void __attribute__((format(printf, 2, 3)))
 dbrows_add(struct dbrows *r, const char *fmt, ...)
 {
@@ -71,20 +98,20 @@ dbrows_lists(struct dbrows *r, const char *const *rc, int nrc,
 }
 
 /* sid|verdict|outcome|stage|mta_reply|reply|subject|helo|size|score|ms
- * |rcpts:...|checks:... */
+ * |rcpts:...|checks:... -- of the first row only */
 static inline int
 dbrows_verdict_fn(void *arg, const struct db_verdict_row *row)
 {
 	struct dbrows *r = arg;
 	const struct db_verdict *v = &row->v;
 
-	if (r->n++ > 0)
-		return 0;
-	r->id = row->id;
-	dbrows_add(r, "%s|%s|%s|%s|%s|%s|%s|%s|%zu|%g|%lu", v->sid, v->verdict,
-	    v->outcome, v->stage, v->mta_reply, v->reply, v->subject, v->helo,
-	    v->size, v->score, v->ms);
-	dbrows_lists(r, v->rcpts, v->nrcpts, v->checks, v->nchecks);
+	if (r->n++ == 0) {
+		r->id = row->id;
+		dbrows_add(r, "%s|%s|%s|%s|%s|%s|%s|%s|%zu|%g|%lu", v->sid,
+		    v->verdict, v->outcome, v->stage, v->mta_reply, v->reply,
+		    v->subject, v->helo, v->size, v->score, v->ms);
+		dbrows_lists(r, v->rcpts, v->nrcpts, v->checks, v->nchecks);
+	}
 	return 0;
 }
 
@@ -96,12 +123,12 @@ dbrows_verdicts(int limit, long long before, const char *q, struct dbrows *r)
 }
 
 /* id|mail_from|state|subject|size|score|released_by(or -)
- * |rcpts:...|checks:... (the reasons) */
+ * |rcpts:...|checks:... (the reasons) -- of the first row only */
 static inline int
 dbrows_quar_fn(void *arg, const struct db_quar_row *row)
 {
-	struct dbrows *r = arg;
 	const struct db_quar *q = &row->q;
+	struct dbrows *r = arg;
 
 	if (r->n++ > 0)
 		return 0;

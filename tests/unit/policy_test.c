@@ -16,7 +16,6 @@
 #include "lib/util.h"
 
 #include <arpa/inet.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -619,10 +618,9 @@ T_CASE(locked_database_tempfails)
 {
 	struct pol_decision d = { 0 };
 	struct pol_session *ps = session("192.0.2.200");
-	sqlite3 *h;
+	void *h = dbrows_lock(dbpath);
 
-	T_ASSERT(sqlite3_open(dbpath, &h) == SQLITE_OK);
-	T_ASSERT(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+	T_ASSERT(h != NULL);
 	run(ps, POL_CONNECT, &d);
 	T_EQ_INT(envelope(ps, "l@example.org", "r@example.net", &d), POL_TEMPFAIL);
 	T_EQ_INT(d.code, 451);
@@ -631,8 +629,7 @@ T_CASE(locked_database_tempfails)
 	pol_tx_begin(ps, "l@example.org", "");
 	T_EQ_INT(run(ps, POL_MAIL, &d), POL_TEMPFAIL);
 	T_EQ_INT(d.code, 451);
-	sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
-	sqlite3_close(h);
+	dbrows_unlock(h);
 	T_EQ_INT(db_flush(10000), 0);
 	T_EQ_INT(envelope(ps, "l@example.org", "r@example.net", &d), POL_TEMPFAIL);
 	T_EQ_INT(d.code, 450);	/* greylisted normally again */
