@@ -85,6 +85,23 @@ T_CASE(verdict_roundtrip)
 	T_EQ_INT(r.n, 0);
 	T_EQ_INT(dbrows_verdicts(1, 0, NULL, &r), 0);	/* limit */
 	T_EQ_INT(r.n, 1);
+	/* the API's JSON of that row: its keys in order, its values typed */
+	json_t *a = rowjson_verdicts(1, 0, NULL);
+	char *got = json_dumps(json_array_get(a, 0), JSON_COMPACT), want[1024];
+	snprintf(want, sizeof(want), "{\"id\":%lld,\"ts\":%lld,\"sid\":\"DEF\","
+	    "\"client_ip\":\"192.0.2.1\",\"client_name\":\"unknown\",\"helo\":\"h.test\","
+	    "\"mail_from\":\"s@test\",\"rcpts\":[\"a@example.org\",\"b@example.org\"],"
+	    "\"size\":123,\"msgid\":\"<m@x>\",\"subject\":\"Other\",\"checks\":["
+	    "{\"check\":\"rbl\",\"result\":\"listed\",\"score\":5.0,"
+	    "\"reason\":\"client listed at bl.test\"},"
+	    "{\"check\":\"spf\",\"result\":\"pass\",\"score\":-0.5}],"
+	    "\"score\":4.5,\"verdict\":\"reject\",\"reply\":\"\",\"outcome\":\"backend-reject\","
+	    "\"stage\":\"rcpt\",\"mta_reply\":\"550 5.1.1 <a@example.org>: no such user\","
+	    "\"backend_reply\":\"550 5.1.1 <a@example.org>: no such user\",\"ms\":12}",
+	    id, (long long)v.ts);
+	T_EQ_STR(got, want);
+	free(got);
+	json_decref(a);
 }
 
 /* fn's non-zero answer stops the walk and comes back. */
