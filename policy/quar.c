@@ -52,7 +52,8 @@ static int	 smtpc_cmd(struct smtpc *, int want, char *err, size_t errsz,
 static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t len,
 		    const struct pol_skip *, int nskip);
 static int	 quar_deliver(const struct conf *, const char *from,
-		    char *const *rcpts, int nrcpts, const char *hdr, const char *raw, size_t len, char *err, size_t errsz);
+		    char *const *rcpts, int nrcpts, const char *hdr, const char *raw,
+		    size_t len, char *err, size_t errsz);
 static int	 quar_learn(const struct conf *, const char *id, const char *who,
 		    const char *raw, size_t len, enum bayes_class);
 
