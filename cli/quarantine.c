@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "db/db.h"
 #include "policy/quar.h"
+#include "web/rowjson.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ quarantine_run(const struct conf *c, int na, char **a, const char *who, const ch
 
 	if (na == 1 && strcmp(a[0], "list") == 0) {
 		struct db_quar_query qq = { .q = q, .limit = 1000 };
-		return quarantine_print(db_quar_list(&qq));
+		return quarantine_print(rowjson_quar_list(&qq));
 	}
 	if (na == 1 && strcmp(a[0], "expire") == 0) {
 		rc = quar_expire(c, 0);
@@ -56,7 +57,7 @@ quarantine_run(const struct conf *c, int na, char **a, const char *who, const ch
 	if (na != 2)
 		return 2;
 	if (strcmp(a[0], "show") == 0) {
-		json_t *o = db_quar_get(a[1], &found);
+		json_t *o = rowjson_quar_get(a[1], &found);
 		if (o == NULL)
 			fprintf(stderr, "postern: %s: %s\n", a[1], found ? "error" : "no such message");
 		return quarantine_print(o);

@@ -1,28 +1,40 @@
 /*
  * db.h -- Postern's storage interface: greylist, access lists, the verdict
- * log, per-minute stats (and, appended by their owners, rules and
- * quarantine). SQLite underneath today; nothing outside db/ sees SQL or a
- * sqlite3 handle, so a PostgreSQL or Redis backend can replace db.c later.
+ * log, per-minute stats, rules, the quarantine, web users and the
+ * classifier's token counts. Callers get C structs and row iterators,
+ * never SQL, a database handle or JSON: the schema is db/'s business and
+ * the API's JSON is web/'s (web/rowjson.c).
  *
- * Connections: one writer thread owns the only writing connection and
- * batches queued writes into transactions (WAL mode). Each calling thread
- * reads through its own connection, opened on first use and closed when
- * the thread exits. Admin edits (access lists, from the CLI or web) write
- * on the caller's connection: they are rare and need an answer at once.
+ * Engines: db.c implements these calls once and hands the storage work to
+ * an engine's operations table (db/backend.h): SQLite (db/sqlite.c) today,
+ * PostgreSQL next. Nothing outside db/ includes an engine's header.
+ *
+ * Threads: reads and admin edits run on the calling thread -- the policy
+ * workers, web threads and the CLI, never an I/O loop -- each thread on a
+ * connection of its own, opened on first use. Writes on the SMTP path
+ * (verdicts, stats, greylist, learned tokens) go through the one writer
+ * thread, which batches queued writes into transactions; db_grey_update(),
+ * db_flush(), db_prune() and db_bayes_learn() queue a job and wait for it.
+ * Admin edits (access lists, rules, users) and the quarantine commit on
+ * the caller's connection: they are rare and need an answer at once.
+ * Everything here is safe from any thread after db_open().
+ *
+ * Ownership: arguments are only read during the call (queued writes copy
+ * what they need). An iterator (db_*_each, db_quar_get) calls fn once per
+ * row; the row and every string and array it points to belong to db/ and
+ * are valid only during that call -- copy what you keep. fn's non-zero
+ * return stops the walk and is returned. Anything else handed out says
+ * who frees it, at the call.
  *
  * Failure: every call returns -1 (and logs why) when the database is busy,
  * full or unwritable; callers turn that into a 4xx, never into a pass.
  * db_ok() says whether the writer's last attempt failed, so policy can
  * refuse new transactions while their verdicts could not be recorded.
  *
- * Adding a table (rules, quarantine, ...): append one step at the END of
- * migrations[] in db.c -- never edit a step that has shipped; PRAGMA
- * user_version records how many steps a database has run. Put the new
- * calls here under their own heading and their SQL in db.c, using the
- * helpers there (db_reader() for reads on the caller's thread, a DB_J_*
- * job run by the writer for queued or synchronous writes).
+ * Adding a table: append one step at the END of the engine's migrations
+ * (never edit a step that has shipped), add its operations to struct
+ * db_backend, and the public calls here under their own heading.
  *
- * Thread: everything here is safe from any thread after db_open().
  * Privilege: read/write access to db.path and its directory (WAL files).
  */
 #ifndef POSTERN_DB_H
@@ -31,8 +43,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-
-#include <jansson.h>
 
 struct conf;
 
@@ -108,8 +118,25 @@ int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expir
 /* The network's auto-allowlist row as stored (0 and 0 when it has none):
  * 0, or -1 on a database error. */
 int	 db_grey_auto_get(const char *net, int *passes, time_t *last_seen);
-/* Entries for GET /api/greylist: {"triplets":[...],"auto":[...]}; NULL on error. */
-json_t	*db_grey_list(int limit);
+/* A stored triplet, for listing. */
+struct db_grey_entry {
+	const char *net, *sender, *rcpt;
+	time_t	 first_seen, last_seen;
+	int	 passed;
+};
+/* A network's auto-allowlist row, for listing. */
+struct db_grey_auto {
+	const char *net;
+	int	 passes;
+	time_t	 last_seen;
+};
+/* Call fn for the limit most recently seen triplets (auto-allow rows),
+ * newest first, until fn returns non-zero, which is then returned; 0 at
+ * the end; -1 on error. Strings are valid only during the call. */
+int	 db_grey_each(int limit,
+	    int (*fn)(void *arg, const struct db_grey_entry *), void *arg);
+int	 db_grey_auto_each(int limit,
+	    int (*fn)(void *arg, const struct db_grey_auto *), void *arg);
 
 /* --- access lists ------------------------------------------------------ */
 
@@ -165,17 +192,34 @@ void	 db_verdict_add(const struct db_verdict *);
 /* Count one event (e.g. "session") in the per-minute stats. Queued. */
 void	 db_stat_add(const char *name, time_t when, int n);
 
-/* Recent verdicts, newest first: at most limit (1..1000), ids below before
- * (0 = no bound), q matched as a substring of client, sender, recipients,
- * subject, Message-ID, verdict or outcome (NULL = all). A JSON array, or
- * NULL. */
-json_t	*db_verdicts(int limit, long long before, const char *q);
-/* Counters from since on: {"minutes":[{"minute":T,"name":...,"n":N},...],
- * "totals":{name:N,...}}; names are "verdict:<v>", "outcome:<o>",
- * "check:<c>:<r>", "session". NULL on error. */
-json_t	*db_stats(time_t since);
+/* A stored verdict: its row id and the row as it was added (rcpts and
+ * checks decoded; text exactly as stored, which need not be UTF-8). */
+struct db_verdict_row {
+	long long id;
+	struct db_verdict v;
+};
+/* Recent verdicts, newest first: at most limit (clamped to 1..1000), ids
+ * below before (0 = no bound), q matched case-insensitively as a substring
+ * of client, sender, recipients, subject, Message-ID, verdict or outcome
+ * (NULL or "" = all). fn is called per row until it returns non-zero,
+ * which is then returned; 0 at the end; -1 on error. Everything the row
+ * points to is valid only during the call. */
+int	 db_verdict_each(int limit, long long before, const char *q,
+	    int (*fn)(void *arg, const struct db_verdict_row *), void *arg);
 
-/* --- rules (owner: rules helper) ---------------------------------------- */
+/* One per-minute counter: name is "verdict:<v>", "outcome:<o>",
+ * "check:<c>:<r>" or "session"; minute is a multiple of 60. */
+struct db_stat_row {
+	time_t	 minute;
+	const char *name;
+	long long n;
+};
+/* Counters of minutes from since on, by minute then name, through fn as
+ * db_verdict_each does. 0, fn's non-zero, or -1. */
+int	 db_stat_each(time_t since,
+	    int (*fn)(void *arg, const struct db_stat_row *), void *arg);
+
+/* --- rules ------------------------------------------------------------ */
 
 struct rule_def;
 
@@ -198,7 +242,7 @@ int	 db_rule_delete(long long id);
  * replace, rules not in the list are deleted. 0 or -1 (nothing changed). */
 int	 db_rule_import(const struct rule_def *, size_t n, int replace);
 
-/* --- quarantine (owner: rules helper) ----------------------------------- */
+/* --- quarantine ------------------------------------------------------- */
 
 /* A message going into quarantine. Everything is copied. */
 struct db_quar {
@@ -209,9 +253,18 @@ struct db_quar {
 	int	 nrcpts;
 	const char *subject, *msgid;
 	double	 score;
-	const char *reasons_json;	/* [{"check":..,"result":..,"reason":..,"score":..}] */
+	const struct db_check *reasons;	/* the checks behind the score */
+	int	 nreasons;
 	const char *raw;
 	size_t	 len;
+};
+
+/* A stored message, for listing (raw is NULL; len is its size). */
+struct db_quar_row {
+	struct db_quar q;
+	const char *state;		/* "held", "releasing", "released" */
+	time_t	 released_at;		/* 0 until released */
+	const char *released_by;	/* NULL until released */
 };
 
 /* Search filters for the list; NULL/0 fields do not filter. Text filters
@@ -229,27 +282,41 @@ struct db_quar_query {
  * before the client hears 250. 0; -2 when it would take the quarantine over
  * max_total bytes; -1 on a database error (busy, full disk). */
 int	 db_quar_add(const struct db_quar *, long long max_total);
-/* Newest first, without the raw message. A JSON array, or NULL. */
-json_t	*db_quar_list(const struct db_quar_query *);
-/* One message's detail (no raw): an object, NULL when absent or on error
- * (*found tells which). */
-json_t	*db_quar_get(const char *id, int *found);
+/* Matching messages, newest first, through fn until it returns non-zero,
+ * which is then returned; 0 at the end; -1 on error. Everything the row
+ * points to is valid only during the call. */
+int	 db_quar_each(const struct db_quar_query *,
+	    int (*fn)(void *arg, const struct db_quar_row *), void *arg);
+/* One message (no raw) through fn: fn's value (0 when fn returns 0), 1
+ * when there is no such message (fn not called), -1 on error. */
+int	 db_quar_get(const char *id,
+	    int (*fn)(void *arg, const struct db_quar_row *), void *arg);
 /* The raw message: 0 (*raw xmalloc'd), 1 not found, -1 error. */
 int	 db_quar_raw(const char *id, char **raw, size_t *len);
 
+/* A claimed message's envelope and body, owned by the caller: every
+ * pointer is xmalloc'd and freed by db_quar_claimed_free(). */
+struct db_quar_claimed {
+	char	*mail_from;
+	char	**rcpts;
+	int	 nrcpts;
+	char	*raw;
+	size_t	 len;
+};
 /* Release, step 1: claim a held message for delivery (held -> releasing in
  * one UPDATE, so a double click or a second admin gets 2) and return its
- * envelope and raw message. 0 claimed, 1 not found, 2 not held, -1 error.
- * *mail_from, *rcpts_json, *raw are xmalloc'd. */
-int	 db_quar_claim(const char *id, char **mail_from, char **rcpts_json,
-	    char **raw, size_t *len);
+ * envelope and raw message. 0 claimed (*out filled), 1 not found, 2 not
+ * held, -1 error; *out is empty unless 0. */
+int	 db_quar_claim(const char *id, struct db_quar_claimed *out);
+void	 db_quar_claimed_free(struct db_quar_claimed *);
 /* Step 2: delivered -> released (by who, at when); not delivered -> held
  * again. 0 or -1. */
 int	 db_quar_finish(const char *id, int delivered, const char *who, time_t when);
 /* 0 deleted, 1 not found, -1 error. */
 int	 db_quar_delete(const char *id);
-/* Delete up to limit messages older than now - max_age (oldest first):
- * how many, or -1. A bounded batch keeps each call short. */
+/* Delete up to limit messages older than now - max_age (oldest first),
+ * never one being released: how many, or -1. A bounded batch keeps each
+ * call short. */
 int	 db_quar_expire(time_t now, long long max_age, int limit);
 /* Total bytes held: >= 0, or -1. */
 long long db_quar_total(void);
@@ -263,7 +330,7 @@ int	 db_user_set(const char *name, const char *hash);
  * database failed (logged). */
 char	*db_user_hash(const char *name);
 
-/* --- classifier token counts (owner: bayes) ----------------------------- */
+/* --- classifier token counts ------------------------------------------ */
 
 /* The classifier's totals. seq advances with every learn that changed
  * something (rows it touched carry it in their `seen`); epoch advances

@@ -1,6 +1,7 @@
 /*
  * jsonw.h -- a one-pass JSON text writer into one growing buffer, for the
- * verdict row's "rcpts" and "checks" columns, written once per message.
+ * recipient and check columns db/ stores as JSON text (the verdict row's
+ * "rcpts" and "checks", written once per message; the quarantine's).
  * jansson stays the library for parsing and for the API; building a json_t
  * tree and dumping it cost ~80k instructions per row here (measured with
  * callgrind); the whole row, written with this, costs ~5k.
@@ -13,8 +14,9 @@
  *
  * Text that is not UTF-8 (a raw 8-bit Subject, a stray byte in HELO) keeps
  * its place: each byte that does not start a valid sequence becomes U+FFFD,
- * as db.c does for the values it reads back. jsonw_utf8_len() is that one
- * validator (RFC 3629 section 4), shared with db.c.
+ * as web/rowjson.c does for the plain text columns it puts in the API.
+ * jsonw_utf8_len() is that one validator (RFC 3629 section 4), shared with
+ * rowjson.c.
  *
  * Public calls: jsonw_init, jsonw_raw (JSONW_LIT), jsonw_str, jsonw_real,
  * jsonw_take, jsonw_free, jsonw_utf8_len; jsonw_grow for jsonw_raw.

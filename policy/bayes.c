@@ -15,8 +15,8 @@
  * whole at bayes_init() and when rows were deleted elsewhere (expiry
  * moves the epoch); otherwise patched with the rows learned since its
  * sequence number. A classification that finds the refresh due does the
- * refresh first (one SELECT when nothing changed); only one thread
- * refreshes at a time, the others go on with the copy they have.
+ * refresh first (one read of the totals when nothing changed); only one
+ * thread refreshes at a time, the others go on with the copy they have.
  *
  * Autolearn runs in the check on the policy worker: the tokens the
  * classification made are queued to the db writer, never written here.

@@ -38,11 +38,10 @@ struct smtpc {
 #define QUAR_CAP_8BITMIME	0x1	/* RFC 6152 */
 #define QUAR_CAP_SMTPUTF8	0x2	/* RFC 6531 */
 
-static char	*quar_reasons(const struct pol_session *);
 static void	 quar_answer(struct pol_decision *, enum pol_verdict, int code,
 		    const char *status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int	 has_8bit(const char *, size_t);
-static int	 quar_utf8_env(const char *, json_t *);
+static int	 quar_utf8_env(const char *, char *const *rcpts, int n);
 static int	 quar_due(long long now, long long last);
 static int	 smtpc_connect(struct smtpc *, const char *hostport, char *err, size_t);
 static int	 smtpc_reply(struct smtpc *);
@@ -51,8 +50,9 @@ static int	 smtpc_cmd(struct smtpc *, int want, char *err, size_t errsz,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t len,
 		    const struct pol_skip *, int nskip);
-static int	 quar_deliver(const struct conf *, const char *from, json_t *rcpts,
-		    const char *hdr, const char *raw, size_t len, char *err, size_t errsz);
+static int	 quar_deliver(const struct conf *, const char *from,
+		    char *const *rcpts, int nrcpts, const char *hdr, const char *raw,
+		    size_t len, char *err, size_t errsz);
 static int	 quar_learn(const struct conf *, const char *id, const char *who,
 		    const char *raw, size_t len, enum bayes_class);
 
@@ -72,33 +72,14 @@ quar_answer(struct pol_decision *d, enum pol_verdict v, int code,
 	va_end(ap);
 }
 
-/* The session's results as the JSON the dashboard shows. */
-static char *
-quar_reasons(const struct pol_session *ps)
-{
-	json_t *a = json_array();
-	char *s;
-
-	for (int i = 0; i < ps->nresults; i++) {
-		const struct pol_result *r = &ps->results[i];
-		json_array_append_new(a, json_pack("{s:s, s:s, s:f, s:s?}",
-		    "check", r->check, "result", r->result, "score", r->score,
-		    "reason", r->reason));
-	}
-	s = json_dumps(a, JSON_COMPACT);
-	json_decref(a);
-	if (s == NULL)
-		fatalx("out of memory");
-	return s;
-}
-
 void
 quar_store(struct pol_session *ps, const struct pol_msg *msg, struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 	struct mime_msg *m;
 	struct db_quar q = { 0 };
-	char id[ID_LEN + 1], *reasons;
+	struct db_check ck[POL_MAX_RESULTS];
+	char id[ID_LEN + 1];
 	int rc;
 
 	if (!c->quarantine_enabled) {
@@ -115,7 +96,9 @@ quar_store(struct pol_session *ps, const struct pol_msg *msg, struct pol_decisio
 	}
 	m = mime_parse(msg->data, msg->len);
 	id_new(id);
-	reasons = quar_reasons(ps);
+	for (int i = 0; i < ps->nresults; i++)
+		ck[i] = (struct db_check){ ps->results[i].check, ps->results[i].result,
+		    ps->results[i].reason, ps->results[i].score };
 	q.id = id;
 	q.ts = time_wall();
 	q.sid = ps->sid;
@@ -128,12 +111,12 @@ quar_store(struct pol_session *ps, const struct pol_msg *msg, struct pol_decisio
 	q.subject = mime_header(m, "Subject", 0);
 	q.msgid = mime_header(m, "Message-ID", 0);
 	q.score = ps->score;
-	q.reasons_json = reasons;
+	q.reasons = ck;
+	q.nreasons = ps->nresults;
 	q.raw = msg->data;
 	q.len = msg->len;
 	rc = db_quar_add(&q, c->quarantine_max_total);
 	mime_free(m);
-	free(reasons);
 	if (rc == 0) {
 		log_info("%s: quarantined as %s (score %.1f)", ps->sid, id, ps->score);
 		quar_answer(d, POL_QUARANTINE, 250, "2.0.0", "Ok: quarantined as %s", id);
@@ -197,15 +180,14 @@ int
 quar_release(const struct conf *c, const char *id, const char *who, char *err,
     size_t errsz)
 {
-	char *from, *rcpts, *raw, *hdr, date[64];
-	json_t *rj;
-	size_t len;
+	struct db_quar_claimed cl;
+	char *hdr, date[64];
 	time_t now = time_wall();
 	struct tm tm;
 	int rc;
 
 	snprintf(err, errsz, "ok");
-	if ((rc = db_quar_claim(id, &from, &rcpts, &raw, &len)) != 0) {
+	if ((rc = db_quar_claim(id, &cl)) != 0) {
 		snprintf(err, errsz, "%s", rc == 1 ? "no such message" : rc == 2 ?
 		    "not held (released already or being released)" : "database error");
 		return rc;
@@ -213,8 +195,8 @@ quar_release(const struct conf *c, const char *id, const char *who, char *err,
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	hdr = xasprintf("X-Postern-Released: %s by %s\r\n", date, who ? who : "admin");
-	rj = json_loads(rcpts, 0, NULL);
-	rc = quar_deliver(c, from, rj, hdr, raw, len, err, errsz);
+	rc = quar_deliver(c, cl.mail_from, cl.rcpts, cl.nrcpts, hdr, cl.raw, cl.len,
+	    err, errsz);
 	if (db_quar_finish(id, rc == 0, who ? who : "admin", now) == -1 && rc == 0)
 		log_err("quarantine: %s delivered but not marked released", id);
 	log_info("quarantine: %s release by %s: %s", id, who ? who : "admin",
@@ -223,12 +205,9 @@ quar_release(const struct conf *c, const char *id, const char *who, char *err,
 	 * release through, so it is learned once (and the digest makes a
 	 * repeat a no-op anyway). */
 	if (rc == 0 && c->bayes_learn_on_release)
-		quar_learn(c, id, who, raw, len, BAYES_LEARN_HAM);
-	json_decref(rj);
+		quar_learn(c, id, who, cl.raw, cl.len, BAYES_LEARN_HAM);
 	free(hdr);
-	free(from);
-	free(rcpts);
-	free(raw);
+	db_quar_claimed_free(&cl);
 	return rc == 0 ? 0 : -1;
 }
 
@@ -281,16 +260,15 @@ quar_spam(const struct conf *c, const char *id, const char *who, char *err,
 }
 
 static int
-quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
-    const char *hdr, const char *raw, size_t len, char *err, size_t errsz)
+quar_deliver(const struct conf *c, const char *from, char *const *rcpts,
+    int nrcpts, const char *hdr, const char *raw, size_t len, char *err, size_t errsz)
 {
 	struct smtpc s = { .fd = -1 };
 	struct pol_skip *skip;
-	size_t i, ok = 0;
-	json_t *r;
+	size_t ok = 0;
 	int rc = -1, nskip;
 
-	if (!json_is_array(rcpts) || json_array_size(rcpts) == 0) {
+	if (nrcpts == 0) {
 		snprintf(err, errsz, "no recipients stored");
 		return -1;
 	}
@@ -300,11 +278,10 @@ quar_deliver(const struct conf *c, const char *from, json_t *rcpts,
 	    smtpc_cmd(&s, 250, err, errsz, "EHLO %s\r\n", c->hostname) == -1 ||
 	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>%s%s\r\n", from,
 	    (s.caps & QUAR_CAP_8BITMIME) && has_8bit(raw, len) ? " BODY=8BITMIME" : "",
-	    (s.caps & QUAR_CAP_SMTPUTF8) && quar_utf8_env(from, rcpts) ? " SMTPUTF8" : "") == -1)
+	    (s.caps & QUAR_CAP_SMTPUTF8) && quar_utf8_env(from, rcpts, nrcpts) ? " SMTPUTF8" : "") == -1)
 		goto out;
-	json_array_foreach(rcpts, i, r)
-		if (json_is_string(r) && smtpc_cmd(&s, 250, err, errsz,
-		    "RCPT TO:<%s>\r\n", json_string_value(r)) == 0)
+	for (int i = 0; i < nrcpts; i++)
+		if (smtpc_cmd(&s, 250, err, errsz, "RCPT TO:<%s>\r\n", rcpts[i]) == 0)
 			ok++;
 	if (ok == 0 || smtpc_cmd(&s, 354, err, errsz, "DATA\r\n") == -1)
 		goto out;
@@ -336,16 +313,12 @@ has_8bit(const char *s, size_t n)
 
 /* Does the envelope need SMTPUTF8 (a non-ASCII address)? */
 static int
-quar_utf8_env(const char *from, json_t *rcpts)
+quar_utf8_env(const char *from, char *const *rcpts, int n)
 {
-	size_t i;
-	json_t *r;
-
 	if (has_8bit(from, strlen(from)))
 		return 1;
-	json_array_foreach(rcpts, i, r)
-		if (json_is_string(r) && has_8bit(json_string_value(r),
-		    strlen(json_string_value(r))))
+	for (int i = 0; i < n; i++)
+		if (has_8bit(rcpts[i], strlen(rcpts[i])))
 			return 1;
 	return 0;
 }

@@ -7,6 +7,7 @@
  * interpreted here, only copied into JSON strings.
  */
 #include "web/web_int.h"
+#include "web/rowjson.h"
 #include "policy/access.h"
 #include "policy/bayes.h"
 #include "lib/conf.h"
@@ -57,9 +58,9 @@ static void	 api_split(const char *path, struct api_path *);
 static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
 		    long long *out);
 static int	 api_query(const struct web_req *, struct web_resp *, const char **q);
-static const char *api_str(const json_t *, const char *key);
 static void	 api_count(json_t *obj, const char *key);
 static json_t	*api_top(json_t *counts);
+static int	 api_tops_row(void *, const struct db_verdict_row *);
 static json_t	*api_tops(time_t since);
 static int	 api_access_row(void *arg, const struct db_access *);
 static int	 api_access_key(struct web_resp *, const char *list, const char *kind,
@@ -267,23 +268,20 @@ api_bayes_json(void)
 	    "ham", (json_int_t)bc.autolearned[BAYES_LEARN_HAM]);
 }
 
-/* A string member, or "" when absent or not a string. */
-static const char *
-api_str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
-/* Count key in obj (a name -> n map). */
+/* Count key in obj (a name -> n map); keys are mended as JSON strings
+ * are, so that raw 8-bit text still counts. */
 static void
 api_count(json_t *obj, const char *key)
 {
+	json_t *k;
+
 	if (key == NULL || *key == '\0')
 		return;
+	k = rowjson_str(key);
+	key = json_string_value(k);
 	json_object_set_new(obj, key, json_integer(
 	    json_integer_value(json_object_get(obj, key)) + 1));
+	json_decref(k);
 }
 
 /* The API_TOP_N largest entries of a name -> n map, as [[name, n], ...]. */
@@ -312,29 +310,37 @@ api_top(json_t *counts)
 	return out;
 }
 
+/* The "top" tables being counted, and from when. */
+struct api_tops {
+	time_t	 since;
+	json_t	*clients, *domains, *rules;
+};
+
+static int
+api_tops_row(void *arg, const struct db_verdict_row *r)
+{
+	struct api_tops *t = arg;
+	const char *from = r->v.mail_from, *at = strrchr(from, '@');
+
+	if (r->v.ts < t->since)
+		return 0;
+	api_count(t->clients, r->v.client_ip);
+	api_count(t->domains, at ? at + 1 : (*from ? from : "<>"));
+	for (int i = 0; i < r->v.nchecks; i++)
+		if (r->v.checks[i].check != NULL && strcmp(r->v.checks[i].check, "rule") == 0)
+			api_count(t->rules, r->v.checks[i].reason);
+	return 0;
+}
+
 /* Top clients, sender domains and rules among the latest verdicts since. */
 static json_t *
 api_tops(time_t since)
 {
-	json_t *v = db_verdicts(API_TOP_SAMPLE, 0, NULL), *row, *ck;
-	json_t *clients = json_object(), *domains = json_object(), *rules = json_object();
-	size_t i, k;
+	struct api_tops t = { since, json_object(), json_object(), json_object() };
 
-	json_array_foreach(v, i, row) {
-		const char *from = json_string_value(json_object_get(row, "mail_from"));
-		const char *at = from ? strrchr(from, '@') : NULL;
-
-		if (json_integer_value(json_object_get(row, "ts")) < since)
-			continue;
-		api_count(clients, api_str(row, "client_ip"));
-		api_count(domains, at ? at + 1 : (from && *from ? from : "<>"));
-		json_array_foreach(json_object_get(row, "checks"), k, ck)
-			if (strcmp(api_str(ck, "check"), "rule") == 0)
-				api_count(rules, api_str(ck, "reason"));
-	}
-	json_decref(v);
-	return json_pack("{s:o, s:o, s:o}", "clients", api_top(clients),
-	    "sender_domains", api_top(domains), "rules", api_top(rules));
+	db_verdict_each(API_TOP_SAMPLE, 0, NULL, api_tops_row, &t);
+	return json_pack("{s:o, s:o, s:o}", "clients", api_top(t.clients),
+	    "sender_domains", api_top(t.domains), "rules", api_top(t.rules));
 }
 
 /* Transactions since start by outcome: {"accept": n, ...}. */
@@ -370,7 +376,7 @@ api_stats(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 400, "range must be hour, day or week");
 		return;
 	}
-	if ((hist = db_stats(now - span)) == NULL) {
+	if ((hist = rowjson_stats(now - span)) == NULL) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
@@ -409,7 +415,7 @@ api_verdicts(struct web_req *r, struct web_resp *resp)
 	if (api_limit(r, resp, &limit) == -1 || api_arg_ll(r, resp, "before", &before) == -1 ||
 	    api_query(r, resp, &q) == -1)
 		return;
-	if ((a = db_verdicts(limit, before, q)) == NULL) {
+	if ((a = rowjson_verdicts(limit, before, q)) == NULL) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
@@ -428,7 +434,7 @@ api_greylist(struct web_req *r, struct web_resp *resp)
 	}
 	if (api_limit(r, resp, &limit) == -1)
 		return;
-	if ((g = db_grey_list(limit)) == NULL) {
+	if ((g = rowjson_greylist(limit)) == NULL) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
@@ -856,7 +862,7 @@ api_quar_list(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 400, "state must be held, releasing or released");
 		return;
 	}
-	if ((j = db_quar_list(&qq)) == NULL)
+	if ((j = rowjson_quar_list(&qq)) == NULL)
 		web_error(resp, 503, "the database is not answering; see the log");
 	else
 		web_json(resp, 200, json_pack("{s:o}", "messages", j));
@@ -900,7 +906,7 @@ api_quarantine(struct web_req *r, struct web_resp *resp, struct api_path *p)
 	if (p->n == 1 && api_is(r, "GET")) {
 		api_quar_list(r, resp);
 	} else if (p->n == 2 && api_is(r, "GET")) {
-		if ((j = db_quar_get(id, &found)) != NULL)
+		if ((j = rowjson_quar_get(id, &found)) != NULL)
 			web_json(resp, 200, j);
 		else
 			web_error(resp, found ? 503 : 404, found ? "the database is not "

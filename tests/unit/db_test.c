@@ -4,6 +4,7 @@
 #include "dbrows.h"
 #include "lib/conf.h"
 #include "db/db.h"
+#include "web/rowjson.h"
 #include "lib/util.h"
 
 #include <sqlite3.h>
@@ -62,37 +63,62 @@ T_CASE(verdict_roundtrip)
 	v.subject = "Other";
 	db_verdict_add(&v);
 	T_EQ_INT(db_flush(5000), 0);
-	json_t *a = db_verdicts(10, 0, NULL);
-	T_ASSERT(a && json_array_size(a) == 2);
-	json_t *first = json_array_get(a, 0);
-	T_EQ_STR(json_string_value(json_object_get(first, "sid")), "DEF");
-	T_EQ_STR(json_string_value(json_object_get(first, "outcome")), "backend-reject");
-	T_EQ_STR(json_string_value(json_object_get(first, "stage")), "rcpt");
-	T_EQ_STR(json_string_value(json_object_get(first, "mta_reply")),
-	    "550 5.1.1 <a@example.org>: no such user");
-	/* the old name stays, with the backend's words only */
-	T_EQ_STR(json_string_value(json_object_get(first, "backend_reply")),
-	    "550 5.1.1 <a@example.org>: no such user");
-	T_EQ_STR(json_string_value(json_array_get(json_object_get(first, "rcpts"), 1)),
-	    "b@example.org");
-	T_EQ_STR(json_string_value(json_object_get(json_array_get(
-	    json_object_get(first, "checks"), 0), "result")), "listed");
-	json_int_t id = json_integer_value(json_object_get(first, "id"));
-	json_decref(a);
-	a = db_verdicts(10, id, NULL);
-	T_ASSERT(a && json_array_size(a) == 1);
-	json_decref(a);
-	a = db_verdicts(10, 0, "oTHer");
-	T_ASSERT(a && json_array_size(a) == 1);
-	json_decref(a);
-	a = db_verdicts(10, 0, "backend-rej");	/* the outcome is searched too */
-	T_ASSERT(a && json_array_size(a) == 1);
-	json_decref(a);
+	struct dbrows r;
+	T_EQ_INT(dbrows_verdicts(10, 0, NULL, &r), 0);
+	T_EQ_INT(r.n, 2);
+	/* newest first, every field typed as it was added */
+	T_EQ_STR(r.text, "DEF|reject|backend-reject|rcpt|550 5.1.1 <a@example.org>: no such"
+	    " user||Other|h.test|123|4.5|12|rcpts:a@example.org,b@example.org"
+	    "|checks:rbl/listed/client listed at bl.test/5;spf/pass/-/-0.5;");
+	long long id = r.id;
+	T_EQ_INT(dbrows_verdicts(10, id, NULL, &r), 0);
+	T_EQ_INT(r.n, 1);
+	T_ASSERT(strncmp(r.text, "ABC|tag|accept|end-of-data|250 2.0.0 queued|", 44) == 0);
+	T_ASSERT(r.id < id);
+	T_EQ_INT(dbrows_verdicts(10, 0, "oTHer", &r), 0);
+	T_EQ_INT(r.n, 1);
+	T_EQ_INT(dbrows_verdicts(10, 0, "backend-rej", &r), 0);	/* the outcome is searched too */
+	T_EQ_INT(r.n, 1);
 	T_EQ_INT(stat_total("outcome:backend-reject"), 1);
 	T_EQ_INT(stat_total("outcome:accept"), 1);
-	a = db_verdicts(10, 0, "nothing-like-this");
-	T_ASSERT(a && json_array_size(a) == 0);
+	T_EQ_INT(dbrows_verdicts(10, 0, "nothing-like-this", &r), 0);
+	T_EQ_INT(r.n, 0);
+	T_EQ_INT(dbrows_verdicts(1, 0, NULL, &r), 0);	/* limit */
+	T_EQ_INT(r.n, 1);
+	/* the API's JSON of that row: its keys in order, its values typed */
+	json_t *a = rowjson_verdicts(1, 0, NULL);
+	char *got = json_dumps(json_array_get(a, 0), JSON_COMPACT), want[1024];
+	snprintf(want, sizeof(want), "{\"id\":%lld,\"ts\":%lld,\"sid\":\"DEF\","
+	    "\"client_ip\":\"192.0.2.1\",\"client_name\":\"unknown\",\"helo\":\"h.test\","
+	    "\"mail_from\":\"s@test\",\"rcpts\":[\"a@example.org\",\"b@example.org\"],"
+	    "\"size\":123,\"msgid\":\"<m@x>\",\"subject\":\"Other\",\"checks\":["
+	    "{\"check\":\"rbl\",\"result\":\"listed\",\"score\":5.0,"
+	    "\"reason\":\"client listed at bl.test\"},"
+	    "{\"check\":\"spf\",\"result\":\"pass\",\"score\":-0.5}],"
+	    "\"score\":4.5,\"verdict\":\"reject\",\"reply\":\"\",\"outcome\":\"backend-reject\","
+	    "\"stage\":\"rcpt\",\"mta_reply\":\"550 5.1.1 <a@example.org>: no such user\","
+	    "\"backend_reply\":\"550 5.1.1 <a@example.org>: no such user\",\"ms\":12}",
+	    id, (long long)v.ts);
+	T_EQ_STR(got, want);
+	free(got);
 	json_decref(a);
+}
+
+/* fn's non-zero answer stops the walk and comes back. */
+static int
+stop_at_first(void *arg, const struct db_verdict_row *r)
+{
+	(*(int *)arg)++;
+	(void)r;
+	return 7;
+}
+
+T_CASE(verdict_each_stops)
+{
+	int calls = 0;
+
+	T_EQ_INT(db_verdict_each(10, 0, NULL, stop_at_first, &calls), 7);
+	T_EQ_INT(calls, 1);
 }
 
 /* Attacker-written text that is not UTF-8 (a raw 8-bit Subject, a HELO
@@ -107,11 +133,16 @@ T_CASE(verdict_invalid_utf8_kept)
 	    .rcpts = rc, .nrcpts = 1, .size = 1, .msgid = "<u@x>",
 	    .subject = "caf\xe9 \xe2\x82\xac ok", .checks = ck, .nchecks = 1, .score = 1,
 	    .verdict = "accept", .reply = "250", .mta_reply = "250", .ms = 1 };
+	struct dbrows r;
 
 	db_verdict_add(&v);
 	T_EQ_INT(db_flush(5000), 0);
-	json_t *a = db_verdicts(1, 0, NULL);	/* the newest */
-	json_t *row = json_array_get(a, 0);
+	T_EQ_INT(dbrows_verdicts(1, 0, NULL, &r), 0);	/* the newest */
+	/* plain columns come back byte for byte; the JSON columns mended */
+	T_EQ_STR(r.text, "UTF8BAD|accept|||250|250|caf\xe9 \xe2\x82\xac ok|h\xc3(.test|1|1|1"
+	    "|rcpts:x\xef\xbf\xbd@example.org|checks:rule/match/helo h\xef\xbf\xbd(.test/1;");
+	/* and the API's JSON mends the rest the same way */
+	json_t *a = rowjson_verdicts(1, 0, NULL), *row = json_array_get(a, 0);
 	T_EQ_STR(json_string_value(json_object_get(row, "subject")),
 	    "caf\xef\xbf\xbd \xe2\x82\xac ok");
 	T_EQ_STR(json_string_value(json_object_get(row, "helo")), "h\xef\xbf\xbd(.test");
@@ -123,15 +154,34 @@ T_CASE(verdict_invalid_utf8_kept)
 }
 
 /* A counter's total over the last hour (0 when absent, -1 on error). */
+struct stat_sum {
+	const char	*name;
+	long long	 n;
+	time_t		 last_minute;
+	int		 ordered;	/* rows came by minute */
+};
+
+static int
+stat_sum_row(void *arg, const struct db_stat_row *r)
+{
+	struct stat_sum *s = arg;
+
+	if (r->minute < s->last_minute || r->minute % 60 != 0)
+		s->ordered = 0;
+	s->last_minute = r->minute;
+	if (strcmp(r->name, s->name) == 0)
+		s->n += r->n;
+	return 0;
+}
+
 static long long
 stat_total(const char *name)
 {
-	json_t *s = db_stats(time_wall() - 3600);
-	long long n = s ? json_integer_value(json_object_get(json_object_get(s,
-	    "totals"), name)) : -1;
+	struct stat_sum s = { name, 0, 0, 1 };
 
-	json_decref(s);
-	return n;
+	if (db_stat_each(time_wall() - 3600, stat_sum_row, &s) != 0 || !s.ordered)
+		return -1;
+	return s.n;
 }
 
 /* One text column of the newest verdict row, read on a connection of our
@@ -203,10 +253,71 @@ T_CASE(verdict_json_text_as_jansson)
 	free(got);
 	free(want_r);
 	free(want_c);
+	/* and they read back as the typed values that went in */
+	struct dbrows r;
+	T_EQ_INT(dbrows_verdicts(1, 0, NULL, &r), 0);
+	T_ASSERT(strstr(r.text, "|rcpts:\"q\\uote\"@example.org,caf\xc3\xa9@\xe2\x82\xac.test,"
+	    "|checks:spf/pass/ok /path\t\x01/0;rule/jt/-/2.5;rbl/jt/\\\"/-0.1;dkim/x//1e+20;")
+	    != NULL);
 	T_EQ_INT(stat_total("verdict:quarantine"), 1);
 	T_EQ_INT(stat_total("check:rule:jt"), 1);
 	T_EQ_INT(stat_total("check:rbl:jt"), 1);
 	T_EQ_INT(stat_total("check:dkim:x"), 1);
+}
+
+/* A quarantined message: recipients and reasons go in and come out as
+ * typed arrays; a claim hands the envelope over as one; the API's JSON
+ * keeps its keys, in order, with "reason": null and the release fields. */
+T_CASE(quar_typed_roundtrip)
+{
+	const char *rc[] = { "a@example.org", "b@example.org" };
+	struct db_check why[] = { { "rule", "match", "viagra", 7 },
+	    { "spf", "fail", NULL, 1.5 } };
+	struct db_quar q = { .id = "0123456789ab", .ts = 1700000000, .sid = "QS",
+	    .client_ip = "192.0.2.5", .client_name = "unknown", .helo = "h.test",
+	    .mail_from = "s@test", .rcpts = rc, .nrcpts = 2, .subject = "Buy",
+	    .msgid = "<q@x>", .score = 8.5, .reasons = why, .nreasons = 2,
+	    .raw = "Subject: Buy\r\n\r\nbody\r\n", .len = 22 };
+	struct db_quar_claimed cl;
+	struct dbrows r;
+	int found;
+
+	T_EQ_INT(db_quar_add(&q, 1 << 20), 0);
+	T_EQ_INT(dbrows_quar_get(q.id, &r), 0);
+	T_EQ_STR(r.text, "0123456789ab|s@test|held|Buy|22|8.5|-|rcpts:a@example.org,"
+	    "b@example.org|checks:rule/match/viagra/7;spf/fail/-/1.5;");
+	T_EQ_INT(dbrows_quar_get("ffffffffffff", &r), 1);
+	T_EQ_INT(r.n, 0);
+	T_EQ_INT(dbrows_quar(&(struct db_quar_query){ .reason = "VIAGRA" }, &r), 0);
+	T_EQ_INT(r.n, 1);
+	T_EQ_INT(dbrows_quar(&(struct db_quar_query){ .state = "released" }, &r), 0);
+	T_EQ_INT(r.n, 0);
+	T_EQ_INT(db_quar_claim(q.id, &cl), 0);
+	T_EQ_STR(cl.mail_from, "s@test");
+	T_EQ_INT(cl.nrcpts, 2);
+	T_EQ_STR(cl.rcpts[1], "b@example.org");
+	T_EQ_INT(cl.len, 22);
+	T_ASSERT(memcmp(cl.raw, q.raw, 22) == 0);
+	db_quar_claimed_free(&cl);
+	T_EQ_INT(db_quar_claim(q.id, &cl), 2);	/* a second click */
+	T_ASSERT(cl.rcpts == NULL && cl.raw == NULL);
+	T_EQ_INT(db_quar_claim("ffffffffffff", &cl), 1);
+	T_EQ_INT(db_quar_finish(q.id, 1, "admin", 1700000100), 0);
+	json_t *o = rowjson_quar_get(q.id, &found);
+	char *text = json_dumps(o, JSON_COMPACT);
+	T_EQ_INT(found, 1);
+	T_EQ_STR(text, "{\"id\":\"0123456789ab\",\"ts\":1700000000,\"sid\":\"QS\","
+	    "\"client_ip\":\"192.0.2.5\",\"client_name\":\"unknown\",\"helo\":\"h.test\","
+	    "\"mail_from\":\"s@test\",\"rcpts\":[\"a@example.org\",\"b@example.org\"],"
+	    "\"subject\":\"Buy\",\"msgid\":\"<q@x>\",\"score\":8.5,\"reasons\":["
+	    "{\"check\":\"rule\",\"result\":\"match\",\"score\":7.0,\"reason\":\"viagra\"},"
+	    "{\"check\":\"spf\",\"result\":\"fail\",\"score\":1.5,\"reason\":null}],"
+	    "\"size\":22,\"state\":\"released\",\"released_at\":1700000100,"
+	    "\"released_by\":\"admin\"}");
+	free(text);
+	json_decref(o);
+	T_ASSERT(rowjson_quar_get("ffffffffffff", &found) == NULL && found == 0);
+	T_EQ_INT(db_quar_delete(q.id), 0);
 }
 
 T_CASE(stats_by_minute)
@@ -246,6 +357,28 @@ T_CASE(access_add_del_list)
 	T_EQ_INT(db_access_del("deny", "sender", "spam@example.com"), 0);
 }
 
+static int
+grey_collect(void *arg, const struct db_grey_entry *g)
+{
+	char *buf = arg;
+	size_t l = strlen(buf);
+
+	snprintf(buf + l, 256 - l, "%s %s %s %lld %lld %d;", g->net, g->sender,
+	    g->rcpt, (long long)g->first_seen, (long long)g->last_seen, g->passed);
+	return 0;
+}
+
+static int
+grey_auto_collect(void *arg, const struct db_grey_auto *a)
+{
+	char *buf = arg;
+	size_t l = strlen(buf);
+
+	snprintf(buf + l, 256 - l, "%s %d %lld;", a->net, a->passes,
+	    (long long)a->last_seen);
+	return 0;
+}
+
 T_CASE(grey_update_atomic)
 {
 	T_EQ_INT(db_grey_update("192.0.2.0/24", "s@a", "r@b", 1000, step_count, NULL), 1);
@@ -254,9 +387,12 @@ T_CASE(grey_update_atomic)
 	T_EQ_INT(db_grey_auto_allowed("192.0.2.0/24", 3, 1010, 100), 0);
 	T_EQ_INT(db_grey_auto_allowed("192.0.2.0/24", 2, 1200, 100), 0);	/* expired */
 	T_EQ_INT(db_grey_auto_allowed("198.51.100.0/24", 1, 1010, 100), 0);
-	json_t *l = db_grey_list(10);
-	T_ASSERT(l && json_array_size(json_object_get(l, "triplets")) == 1);
-	json_decref(l);
+	char buf[256] = "";
+	T_EQ_INT(db_grey_each(10, grey_collect, buf), 0);
+	T_EQ_STR(buf, "192.0.2.0/24 s@a r@b 1000 1010 2;");
+	buf[0] = '\0';
+	T_EQ_INT(db_grey_auto_each(10, grey_auto_collect, buf), 0);
+	T_EQ_STR(buf, "192.0.2.0/24 2 1010;");
 }
 
 T_CASE(prune_by_age)
@@ -283,9 +419,9 @@ T_CASE(locked_database_fails_then_recovers)
 	sqlite3_close(h);
 	T_EQ_INT(db_flush(10000), 0);
 	T_EQ_INT(db_ok(), 1);
-	json_t *a = db_verdicts(10, 0, "LOCK");
-	T_ASSERT(a && json_array_size(a) == 0);	/* q does not search sid */
-	json_decref(a);
+	struct dbrows r;
+	T_EQ_INT(dbrows_verdicts(10, 0, "LOCK", &r), 0);
+	T_EQ_INT(r.n, 0);	/* q does not search sid */
 	T_EQ_INT(count_rows("verdicts"), 1);
 }
 
@@ -355,8 +491,10 @@ main(void)
 	log_set_level(LOG_LVL_ERR);
 	T_RUN(open_migrates);
 	T_RUN(verdict_roundtrip);
+	T_RUN(verdict_each_stops);
 	T_RUN(verdict_invalid_utf8_kept);
 	T_RUN(verdict_json_text_as_jansson);
+	T_RUN(quar_typed_roundtrip);
 	T_RUN(stats_by_minute);
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);

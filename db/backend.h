@@ -1,0 +1,160 @@
+/*
+ * backend.h -- inside db/ only: the operations a storage engine implements
+ * behind db.h, and what db.c shares with it. db.c owns everything that is
+ * the same for every engine -- the public calls, the writer thread with
+ * its queue, batching, retry and health, the per-minute counter sums, the
+ * admin token, and the JSON text of recipient and check columns (jsonw) --
+ * and calls the engine through struct db_backend. sqlite.c is the one
+ * engine today (db_sqlite); a PostgreSQL engine fills the same table.
+ *
+ * Threads, as the engine sees them:
+ * - open/close: the thread calling db_open()/db_close(). open(writer = 1)
+ *   also prepares the connection the writer thread will use.
+ * - begin, commit, rollback, retryable, probe, put_verdict, put_stat,
+ *   grey_run, bayes_batch: the writer thread only, between begin and
+ *   commit/rollback (probe and prune outside a batch too). Each returns 0
+ *   or -1 (logged); after -1, retryable() says whether the failure was the
+ *   database's state (busy, full, I/O: retry the batch later) rather than
+ *   the row's (drop it).
+ * - everything else: any thread, on a connection of that thread's own,
+ *   opened on first use and closed at thread exit. Return values are the
+ *   public call's of the same name in db.h.
+ *
+ * Ownership: the engine keeps no pointer it is given past the call;
+ * iterator rows point into the engine's memory only during the callback.
+ * Admin edits report what changed; db.c then moves the admin token.
+ */
+#ifndef POSTERN_DB_BACKEND_H
+#define POSTERN_DB_BACKEND_H
+
+#include "db/db.h"
+
+#include <jansson.h>
+
+struct conf;
+struct rule_def;
+
+/* The text columns of a verdict row, in the order they are packed. */
+enum db_vtext {
+	DB_V_SID, DB_V_CLIENT_IP, DB_V_CLIENT_NAME, DB_V_HELO, DB_V_MAIL_FROM,
+	DB_V_RCPTS, DB_V_MSGID, DB_V_SUBJECT, DB_V_CHECKS, DB_V_VERDICT,
+	DB_V_REPLY, DB_V_MTA_REPLY, DB_V_OUTCOME, DB_V_STAGE,
+	DB_V_NTEXT
+};
+
+/* A verdict row ready to store: one allocation for its strings, text
+ * column k at text + off[k], NUL-terminated (its length is off[k + 1] -
+ * off[k] - 1); DB_V_RCPTS and DB_V_CHECKS hold JSON text. From
+ * off[DB_V_NTEXT] come the nstats counter names the row bumps. */
+struct db_vrow {
+	time_t		 ts;
+	long long	 size;
+	double		 score;
+	unsigned long	 ms;
+	char		*text;
+	size_t		 off[DB_V_NTEXT + 1];
+	int		 nstats;
+};
+
+struct db_backend {
+	const char *name;
+
+	/* lifecycle: connect, migrate (once, even with several processes
+	 * starting at once), and keep the writer's connection when writer */
+	int	(*open)(const struct conf *, int writer);
+	void	(*close)(void);
+	int	(*schema_version)(void);
+
+	/* the writer thread's batch */
+	int	(*begin)(void);
+	int	(*commit)(void);
+	void	(*rollback)(void);
+	int	(*retryable)(void);
+	int	(*probe)(void);		/* can a write transaction start? */
+	int	(*put_verdict)(const struct db_vrow *);
+	int	(*put_stat)(const char *name, long long minute, int n);
+	/* read the triplet, call step, store the row (and the auto-allow
+	 * count); *answer is step's value */
+	int	(*grey_run)(const char *net, const char *sender, const char *rcpt,
+		    time_t now, db_grey_step_fn, void *arg, int *answer);
+	/* rows past their age: verdicts and stats before verdict_cut,
+	 * greylist rows last seen before grey_cut (writer, any time) */
+	int	(*prune)(time_t verdict_cut, time_t grey_cut);
+	int	(*bayes_batch)(struct db_bayes_learn *, size_t n, long long max);
+
+	/* reads */
+	int	(*grey_get)(const char *net, const char *sender, const char *rcpt,
+		    struct db_grey_row *);
+	int	(*grey_auto_get)(const char *net, int *passes, time_t *last_seen);
+	int	(*grey_each)(int limit,
+		    int (*)(void *, const struct db_grey_entry *), void *);
+	int	(*grey_auto_each)(int limit,
+		    int (*)(void *, const struct db_grey_auto *), void *);
+	int	(*access_each)(const char *kind,
+		    int (*)(void *, const struct db_access *), void *);
+	int	(*verdict_each)(int limit, long long before, const char *q,
+		    int (*)(void *, const struct db_verdict_row *), void *);
+	int	(*stat_each)(time_t since,
+		    int (*)(void *, const struct db_stat_row *), void *);
+	long long (*rule_version)(void);
+	int	(*rule_load)(struct rule_def **, size_t *);
+	int	(*rule_get)(long long id, struct rule_def *);
+	int	(*quar_each)(const struct db_quar_query *,
+		    int (*)(void *, const struct db_quar_row *), void *);
+	int	(*quar_get)(const char *id,
+		    int (*)(void *, const struct db_quar_row *), void *);
+	int	(*quar_raw)(const char *id, char **raw, size_t *len);
+	long long (*quar_total)(void);
+	char	*(*user_hash)(const char *name);
+	int	(*bayes_meta)(struct db_bayes_meta *);
+	int	(*bayes_load)(long long since, struct db_bayes_meta *,
+		    void (*)(void *, uint64_t, unsigned, unsigned), void *);
+
+	/* edits on the caller's connection, committed before they return */
+	int	(*access_add)(const char *list, const char *kind,
+		    const char *value, const char *note);	/* value lower-case */
+	int	(*access_del)(const char *list, const char *kind, const char *value);
+	long long (*rule_add)(const struct rule_def *);
+	int	(*rule_update)(long long id, const struct rule_def *);
+	int	(*rule_delete)(long long id);
+	int	(*rule_import)(const struct rule_def *, size_t n, int replace);
+	/* durably, before the client hears 250; rcpts and reasons are the
+	 * JSON text of q's arrays */
+	int	(*quar_add)(const struct db_quar *q, const char *rcpts,
+		    const char *reasons, long long max_total);
+	int	(*quar_claim)(const char *id, struct db_quar_claimed *);
+	int	(*quar_finish)(const char *id, int delivered, const char *who,
+		    time_t when);
+	int	(*quar_delete)(const char *id);
+	int	(*quar_expire)(time_t cut, int limit);
+	int	(*user_set)(const char *name, const char *hash);
+	/* learn outside the writer (a process without one), in a
+	 * transaction of its own */
+	int	(*bayes_learn)(struct db_bayes_learn *, size_t n, long long max);
+};
+
+extern const struct db_backend db_sqlite;
+
+/* --- decoded columns ------------------------------------------------- */
+
+/* An engine that keeps recipients and check results as JSON text
+ * decodes them with these into db.h's typed arrays, which live (with
+ * their strings) until db_dec_free(). */
+struct db_dec {
+	json_t		*jr, *jc;	/* the parsed columns */
+	const char	**rcpts;	/* strings inside jr */
+	struct db_check	*checks;	/* strings inside jc */
+};
+
+/* ["a@b",...] as an array of *n strings (non-strings skipped; text that is
+ * not a JSON array reads as empty). */
+const char	**db_dec_rcpts(struct db_dec *, const char *text, int *n);
+/* [{"check":..,"result":..,"score":..[,"reason":..]},...] as *n checks;
+ * a missing reason is NULL, a score that is not a number NaN. */
+const struct db_check *db_dec_checks(struct db_dec *, const char *text, int *n);
+void		 db_dec_free(struct db_dec *);
+/* A claim's recipients: the column's text decoded into out->rcpts
+ * (xmalloc'd copies). */
+void		 db_dec_claimed(struct db_quar_claimed *out, const char *text);
+
+#endif
