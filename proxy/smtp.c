@@ -1821,7 +1821,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 	case SMTP_W_BE_MAIL:
 	case SMTP_W_BE_RCPT:
 		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_MAIL ? "mail" : "rcpt",
+		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_RCPT ? "rcpt" : "mail",
 		    text);
 		break;
 	case SMTP_W_BE_DATA:

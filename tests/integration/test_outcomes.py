@@ -254,6 +254,29 @@ def test_backend_refuses_the_data_command(lone, make_capture):
     assert lines[i - 1] == b"RSET", lines
 
 
+def test_backend_lost_before_answering_the_rset_before_mail(lone, make_capture):
+    # The leg still holds the first transaction (the client's RSET is
+    # passed on lazily), so the second RCPT goes as RSET, MAIL, RCPT; the
+    # backend leaves without a word: its MAIL was never answered, so the
+    # transaction ended at stage mail, as when only the MAIL is unanswered.
+    cap = make_capture(drop_on=b"RSET")
+    g = lone(cap.addr)
+    c = RawSMTP(g.p.port)
+    c.cmd("EHLO client.sender.test")
+    assert c.cmd("MAIL FROM:<first@sender.test>").code == 250
+    assert c.cmd("RCPT TO:<bob@example.org>").code == 250
+    assert c.cmd("RSET").code == 250
+    g.record("first@sender.test")
+    before = g.counters()
+    assert c.cmd("MAIL FROM:<second@sender.test>").code == 250
+    r = c.cmd("RCPT TO:<bob@example.org>")
+    assert r.code == 451 and "backend connection lost" in r.lines[-1], r.lines
+    c.sock.close()
+    expect(g, before, "second@sender.test", "backend-lost", "mail", "")
+    assert [l.split(b" ")[0] for l in cap.sessions[-1].lines][-3:] == \
+        [b"MAIL", b"RCPT", b"RSET"]
+
+
 def test_backend_not_there(lone):
     g = lone("%s:%d" % (LOOPBACK, free_port()))
     before = g.counters()
