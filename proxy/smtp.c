@@ -1791,7 +1791,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct smtp_session *s = arg;
 	enum smtp_wait w = s->wait;
-	int open = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
+	int opening = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
 
 	if (smtp_be_group(w) && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
@@ -1800,7 +1800,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		return;
 	}
 	smtp_enter_wait(s, SMTP_W_NONE);
-	if (code == -1 || (open && code != 250))
+	if (code == -1 || (opening && code != 250))
 		stats_inc(STATS_BACKEND_ERRORS, 1);
 	switch (w) {
 	case SMTP_W_BE_OPEN:
