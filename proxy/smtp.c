@@ -9,6 +9,7 @@
  * if the session dies meanwhile the loop frees them when the job returns.
  * smtp_free() is the only way a session ends; the memory goes in the
  * loop's after-batch hook, so events queued in the same batch are safe.
+ * smtp_tx_end() is the only way a transaction ends.
  * Thread: everything below runs on one loop thread per session, except
  * the connection counters (shared, under a mutex), smtp_loop_new/free
  * (the daemon's main thread, before and after the loop runs) and
@@ -258,7 +259,8 @@ static void	 smtp_tx_refused(struct smtp_session *, int code, int backend,
 		    const char *stage, const char *text);
 static void	 smtp_tx_end(struct smtp_session *, enum pol_outcome, const char *stage,
 		    const char *text);
-static void	 smtp_tx_left(struct smtp_session *, const char *why);
+static void	 smtp_tx_record(struct smtp_session *, enum pol_outcome, const char *stage,
+		    const char *text);
 static void	 smtp_eom(struct smtp_session *);
 static void	 smtp_eom_verdict(struct smtp_session *);
 static void	 smtp_tls_step(struct smtp_session *);
@@ -645,9 +647,9 @@ smtp_free(struct smtp_session *s, const char *reason)
 
 	if (s->flags & SMTP_F_DEAD)
 		return;
-	if (s->job == NULL)	/* else the job holds the policy session */
-		smtp_tx_left(s, reason ? reason : "disconnect");
 	s->flags |= SMTP_F_DEAD;
+	if (s->job == NULL)	/* else the job holds the policy session */
+		smtp_tx_end(s, POL_O_ABANDONED, NULL, reason ? reason : "disconnect");
 	log_info("%s: disconnect from [%s] commands=%d/%d%s%s", s->id, s->ip,
 	    s->commands_ok, s->commands, reason ? " reason=" : "", reason ? reason : "");
 	smtp_hash_del(l, s);
@@ -1127,10 +1129,7 @@ smtp_proceed_helo(struct smtp_session *s, const char *arg)
 	size_t n = strcspn(arg, " ");
 
 	s->flags &= ~SMTP_F_EHLO;
-	if (s->tx != NULL) {	/* RFC 5321 4.1.4: like RSET */
-		smtp_tx_left(s, "helo");
-		smtp_enter_state(s, SMTP_S_HELO);
-	}
+	smtp_tx_end(s, POL_O_ABANDONED, NULL, "helo");	/* RFC 5321 4.1.4: like RSET */
 	free(s->helo);
 	s->helo = xstrndup(arg, n);
 	pol_set_helo(s->ps, s->helo);
@@ -1359,9 +1358,7 @@ smtp_proceed_rset(struct smtp_session *s, const char *arg)
 	(void)arg;
 	/* The backend's side is reset lazily, before the next MAIL
 	 * (SMTP_F_BEDIRTY), so RSET needs no round trip. */
-	smtp_tx_left(s, "rset");
-	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT)
-		smtp_enter_state(s, SMTP_S_HELO);
+	smtp_tx_end(s, POL_O_ABANDONED, NULL, "rset");
 	smtp_reply(s, "250 2.0.0 Ok");
 }
 
@@ -1369,7 +1366,7 @@ static void
 smtp_proceed_quit(struct smtp_session *s, const char *arg)
 {
 	(void)arg;
-	smtp_tx_left(s, "quit");
+	smtp_tx_end(s, POL_O_ABANDONED, NULL, "quit");
 	smtp_close_after(s, "221 2.0.0 Bye");
 }
 
@@ -1507,12 +1504,41 @@ smtp_tx_refused(struct smtp_session *s, int code, int backend, const char *stage
 	tx->refused_text = xstrndup(text, strcspn(text, "\r\n"));
 }
 
-/* The transaction is over: its log line and its record, then it goes.
- * text decides it: the backend's reply for accept and backend-*, what went
- * wrong for backend-lost, our reply for our own outcomes, the client's
- * last step for abandoned. */
+/*
+ * The one way a transaction ends, whatever ended it: recorded, freed,
+ * and a live session is back in HELO (a QUIT stays). text decides it:
+ * the backend's reply for accept and backend-*, what went wrong for
+ * backend-lost, our reply for our own outcomes. The client ends it with
+ * POL_O_ABANDONED, stage NULL and its step as text ("rset", "quit",
+ * "helo", or why the session ended): recorded as the last refusal when
+ * no recipient got through, else as abandoned where it stood. Without a
+ * transaction, nothing happens.
+ */
 static void
 smtp_tx_end(struct smtp_session *s, enum pol_outcome o, const char *stage,
+    const char *text)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx == NULL)
+		return;
+	if (o == POL_O_ABANDONED && tx->nrcpt == 0 && tx->refused) {
+		o = tx->refused_outcome;
+		stage = tx->refused_stage;
+		text = tx->refused_text;
+	} else if (o == POL_O_ABANDONED)
+		stage = s->state == SMTP_S_DATA ? "data" : s->state == SMTP_S_EOM ?
+		    "end-of-data" : tx->nrcpt > 0 ? "rcpt" : "mail";
+	smtp_tx_record(s, o, stage, text);
+	smtp_tx_free(s);
+	pol_tx_reset(s->ps);
+	if (!(s->flags & SMTP_F_DEAD) && s->state != SMTP_S_QUIT)
+		smtp_enter_state(s, SMTP_S_HELO);
+}
+
+/* The transaction's log line and its record. */
+static void
+smtp_tx_record(struct smtp_session *s, enum pol_outcome o, const char *stage,
     const char *text)
 {
 	struct smtp_tx *tx = s->tx;
@@ -1540,30 +1566,6 @@ smtp_tx_end(struct smtp_session *s, enum pol_outcome o, const char *stage,
 		    log_escape(line, strlen(line), esc2), e.ms);
 	}
 	pol_tx_record(s->ps, &e);
-	smtp_tx_free(s);
-	pol_tx_reset(s->ps);
-}
-
-/* The client ended the transaction (why: "rset", "quit", "helo", a lost
- * connection...): recorded as the last refusal when no recipient got
- * through, else as abandoned. */
-static void
-smtp_tx_left(struct smtp_session *s, const char *why)
-{
-	struct smtp_tx *tx = s->tx;
-
-	if (tx == NULL)
-		return;
-	if (tx->nrcpt == 0 && tx->refused) {
-		char *text = tx->refused_text;
-		tx->refused_text = NULL;	/* smtp_tx_end frees the tx */
-		smtp_tx_end(s, tx->refused_outcome, tx->refused_stage, text);
-		free(text);
-		return;
-	}
-	smtp_tx_end(s, POL_O_ABANDONED, s->state == SMTP_S_DATA ? "data" :
-	    s->state == SMTP_S_EOM ? "end-of-data" : tx->nrcpt > 0 ? "rcpt" : "mail",
-	    why);
 }
 
 /* Build "MAIL FROM:" / "RCPT TO:" for the backend, dropping parameters
@@ -1777,7 +1779,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 {
 	struct smtp_session *s = arg;
 	enum smtp_wait w = s->wait;
-	int open = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
+	int opening = w == SMTP_W_BE_OPEN || w == SMTP_W_BE_REOPEN;
 
 	if (smtp_be_group(w) && code != -1) {
 		smtp_be_rcpt_reply(s, code, text, len);
@@ -1786,7 +1788,7 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		return;
 	}
 	smtp_enter_wait(s, SMTP_W_NONE);
-	if (code == -1 || (open && code != 250))
+	if (code == -1 || (opening && code != 250))
 		stats_inc(STATS_BACKEND_ERRORS, 1);
 	switch (w) {
 	case SMTP_W_BE_OPEN:
@@ -1795,7 +1797,6 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 		if (code != 250) {
 			smtp_reply(s, "451 4.4.1 Error: backend not available");
 			smtp_tx_end(s, POL_O_BACKEND_LOST, "connect", text);
-			smtp_enter_state(s, SMTP_S_HELO);
 			break;
 		}
 		if (w == SMTP_W_BE_REOPEN) {
@@ -1808,9 +1809,8 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 	case SMTP_W_BE_MAIL:
 	case SMTP_W_BE_RCPT:
 		smtp_reply(s, "451 4.4.2 Error: backend connection lost");
-		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_MAIL ? "mail" : "rcpt",
+		smtp_tx_end(s, POL_O_BACKEND_LOST, w == SMTP_W_BE_RCPT ? "rcpt" : "mail",
 		    text);
-		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	case SMTP_W_BE_DATA:
 		if (code == 354) {
@@ -1835,7 +1835,6 @@ smtp_be_cb(void *arg, int code, const char *text, size_t len)
 			s->flags &= ~SMTP_F_BEDIRTY;
 		smtp_tx_end(s, smtp_outcome(code, 1),
 		    w == SMTP_W_BE_BODY ? "end-of-data" : "data", text);
-		smtp_enter_state(s, SMTP_S_HELO);
 		break;
 	default:
 		fatalx("smtp_be_cb: wait %s (code %d)", smtp_wait_names[w], code);
@@ -1885,7 +1884,6 @@ smtp_eom(struct smtp_session *s)
 	if (reply != NULL) {
 		smtp_reply(s, "%s", reply);
 		smtp_tx_end(s, smtp_outcome(atoi(reply), 0), "end-of-data", reply);
-		smtp_enter_state(s, SMTP_S_HELO);
 		smtp_process(s);
 		return;
 	}
@@ -1921,7 +1919,6 @@ smtp_eom_verdict(struct smtp_session *s)
 	int disconnect = d->disconnect;
 	smtp_reply(s, "%s", reply);
 	smtp_tx_end(s, smtp_outcome(atoi(reply), 0), "end-of-data", reply);
-	smtp_enter_state(s, SMTP_S_HELO);
 	if (disconnect) {
 		smtp_enter_state(s, SMTP_S_QUIT);
 		smtp_flush(s);

@@ -254,6 +254,87 @@ def test_backend_refuses_the_data_command(lone, make_capture):
     assert lines[i - 1] == b"RSET", lines
 
 
+def test_backend_lost_before_answering_the_rset_before_mail(lone, make_capture):
+    # The leg still holds the first transaction (the client's RSET is
+    # passed on lazily), so the second RCPT goes as RSET, MAIL, RCPT; the
+    # backend leaves without a word: its MAIL was never answered, so the
+    # transaction ended at stage mail, as when only the MAIL is unanswered.
+    cap = make_capture(drop_on=b"RSET")
+    g = lone(cap.addr)
+    c = RawSMTP(g.p.port)
+    c.cmd("EHLO client.sender.test")
+    assert c.cmd("MAIL FROM:<first@sender.test>").code == 250
+    assert c.cmd("RCPT TO:<bob@example.org>").code == 250
+    assert c.cmd("RSET").code == 250
+    g.record("first@sender.test")
+    before = g.counters()
+    assert c.cmd("MAIL FROM:<second@sender.test>").code == 250
+    r = c.cmd("RCPT TO:<bob@example.org>")
+    assert r.code == 451 and "backend connection lost" in r.lines[-1], r.lines
+    c.sock.close()
+    expect(g, before, "second@sender.test", "backend-lost", "mail", "")
+    assert [l.split(b" ")[0] for l in cap.sessions[-1].lines][-3:] == \
+        [b"MAIL", b"RCPT", b"RSET"]
+
+
+def leg_gone_after_mail(g, cap, sender):
+    """A session whose MAIL the client has 250 for (the leg is open, the
+    MAIL waits for the first RCPT), and then the backend closes the leg."""
+    c = RawSMTP(g.p.port)
+    c.cmd("EHLO client.sender.test")
+    assert c.cmd("MAIL FROM:<%s>" % sender).code == 250
+    cap.stop()
+    wait_until(lambda: "backend %s: connection closed" % cap.addr in g.p.log(), 15,
+               what="Postern to see the leg close")
+    return c
+
+
+def test_backend_leg_lost_before_rcpt_is_opened_again(lone, make_capture):
+    # nothing of the transaction was there: the RCPT opens a new leg,
+    # introduces the client again and sends MAIL and RCPT on it
+    cap = make_capture()
+    g = lone(cap.addr)
+    c = leg_gone_after_mail(g, cap, "moved@sender.test")
+    again = make_capture(port=cap.port)
+    assert c.cmd("RCPT TO:<bob@example.org>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: moved\r\n\r\nhi\r\n.\r\n")
+    assert c.reply().code == 250
+    c.sock.close()
+    m = again.wait_messages(1)[0]
+    assert m.mail_from.startswith(b"MAIL FROM:<moved@sender.test>"), m.mail_from
+    verbs = [l.split(b" ")[0] for l in m.session.lines]
+    assert verbs[0] == b"EHLO" and verbs[-3:] == [b"MAIL", b"RCPT", b"DATA"], verbs
+    assert g.record("moved@sender.test")["outcome"] == "accept"
+
+
+def test_backend_gone_before_rcpt_is_lost_at_connect(lone, make_capture):
+    cap = make_capture()
+    g = lone(cap.addr)
+    before = g.counters()
+    c = leg_gone_after_mail(g, cap, "stranded@sender.test")
+    r = c.cmd("RCPT TO:<bob@example.org>")
+    assert (r.code, r.enhanced) == (451, "4.4.1"), r.lines
+    assert c.cmd("RCPT TO:<bob@example.org>").code == 503    # back in HELO
+    c.sock.close()
+    expect(g, before, "stranded@sender.test", "backend-lost", "connect", "")
+
+
+def test_backend_421_to_mail_loses_the_leg_mid_group(lone, make_capture):
+    # a 421 closes the leg with the group's RCPT unanswered
+    cap = make_capture(mail_reply="421 4.3.0 capture.test closing")
+    g = lone(cap.addr)
+    before = g.counters()
+    c = RawSMTP(g.p.port)
+    c.cmd("EHLO client.sender.test")
+    assert c.cmd("MAIL FROM:<closing@sender.test>").code == 250
+    r = c.cmd("RCPT TO:<bob@example.org>")
+    assert (r.code, r.enhanced) == (451, "4.4.2"), r.lines
+    assert c.cmd("RCPT TO:<bob@example.org>").code == 503    # back in HELO
+    c.sock.close()
+    expect(g, before, "closing@sender.test", "backend-lost", "rcpt", "closed mid-group")
+
+
 def test_backend_not_there(lone):
     g = lone("%s:%d" % (LOOPBACK, free_port()))
     before = g.counters()

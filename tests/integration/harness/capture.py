@@ -11,6 +11,7 @@ so that it can misbehave on request. It runs its event loop in a thread.
                   data_reply="451 4.3.0 try later",   # or a callable(msg)
                   data_cmd_reply="554 5.5.1 no thanks",  # refuse DATA itself
                   drop_after_data_bytes=100,          # close mid-DATA
+                  drop_on=b"RSET",                    # close, unanswered
                   data_delay=30,                      # answer the dot late
                   xclient_reply=lambda line, sess: None)  # a refusal, or
                                                       # None: accept (220)
@@ -94,7 +95,7 @@ class Capture:
     def __init__(self, xclient=True, xforward=True, rcpt_replies=None,
                  data_reply="250 2.0.0 Ok: queued", mail_reply=None, data_cmd_reply=None,
                  drop_after_data_bytes=None, data_delay=0, banner="220 capture.test ESMTP",
-                 hostname="capture.test", port=None, xclient_reply=None):
+                 hostname="capture.test", port=None, xclient_reply=None, drop_on=None):
         self.xclient = xclient
         self.xforward = xforward
         self.rcpt_replies = dict(rcpt_replies or {})
@@ -102,6 +103,7 @@ class Capture:
         self.mail_reply = mail_reply
         self.data_cmd_reply = data_cmd_reply
         self.drop_after_data_bytes = drop_after_data_bytes
+        self.drop_on = drop_on
         self.data_delay = data_delay
         self.banner = banner
         self.hostname = hostname
@@ -242,6 +244,9 @@ class Capture:
             with self._lock:
                 sess.lines.append(cmd)
             verb = cmd.split(b" ", 1)[0].upper()
+            if verb == self.drop_on:
+                writer.transport.abort()
+                return   # dropped on purpose
             if verb in (b"EHLO", b"HELO"):
                 sess.ehlo.append(cmd)
                 mail, rcpts = None, []
