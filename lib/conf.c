@@ -158,7 +158,7 @@ static const struct conf_key keys[] = {
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
 	{ "proxy.proxy_protocol", T_BOOL, O(proxy_protocol), "no", 0, 0, NULL,
-	  "every proxy.listen address expects a PROXY protocol header (v1 or v2) from a load balancer in proxy_from before SMTP, and takes the client's address from it; others are refused (applies to new connections on SIGHUP)" },
+	  "every proxy.listen address expects a PROXY header (v1 or v2) from a balancer in proxy_from before SMTP and takes the client's address from it (SIGHUP applies it to new connections)" },
 	{ "proxy.proxy_from", T_LIST, O(proxy_from), "", 0, 0, NULL,
 	  "load balancers (addresses or CIDR blocks, comma-separated) allowed to send the PROXY header; with proxy_protocol = yes, connections from anywhere else are closed" },
 	{ "proxy.relay_domains", T_DOMAINS, O(relay_domains), "", 0, 0, NULL,
