@@ -1,0 +1,99 @@
+"""Debian's HAProxy as a TCP load balancer in front of Postern, on loopback.
+
+Public: HAProxy.
+
+    h = HAProxy(d.join("haproxy"), target=p.addr, send="send-proxy-v2")
+    h.start()        # returns once its frontend listens (checked with ss,
+                     # not by connecting: a probe would reach the target)
+    h.port, h.addr   # where clients connect
+    h.log()          # what it wrote on stderr
+    h.stop()         # SIGTERM to its PID, waits
+
+One frontend in TCP mode, one server line: `send` is "send-proxy" (PROXY
+v1), "send-proxy-v2" or "" (none). It runs in the foreground (-db) and
+connects to the target from 127.0.0.1.
+"""
+import os
+import signal
+import subprocess
+
+from .net import LOOPBACK, free_port, wait_until
+
+CONFIG = """global
+    maxconn 200
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+
+frontend smtp
+    bind {addr}
+    default_backend mx
+
+backend mx
+    server postern {target} {send}
+"""
+
+
+class HAProxy:
+    def __init__(self, directory, target, send="send-proxy-v2", port=None):
+        self.dir = directory
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.target = target
+        self.send = send
+        self.conf_path = os.path.join(self.dir, "haproxy.cfg")
+        self.logfile = os.path.join(self.dir, "haproxy.log")
+        self.proc = None
+
+    @property
+    def addr(self):
+        return "%s:%d" % (LOOPBACK, self.port)
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("haproxy exited %s at start:\n%s"
+                               % (self.proc.returncode, self.log()))
+        r = subprocess.run(["ss", "-Hltn", "sport = :%d" % self.port],
+                           capture_output=True, text=True, timeout=10)
+        return "%s:%d" % (LOOPBACK, self.port) in r.stdout
+
+    def start(self, timeout=15.0):
+        with open(self.conf_path, "w") as f:
+            f.write(CONFIG.format(addr=self.addr, target=self.target, send=self.send))
+        check = subprocess.run(["haproxy", "-c", "-f", self.conf_path],
+                               capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise RuntimeError("haproxy -c: %s%s" % (check.stdout, check.stderr))
+        log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.conf_path],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+        log.close()
+        try:
+            wait_until(self._listening, timeout, what="haproxy on %s" % self.addr)
+        except (TimeoutError, RuntimeError):
+            self.stop()
+            raise
+        return self
+
+    def log(self):
+        try:
+            with open(self.logfile, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15.0):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
