@@ -54,8 +54,9 @@ def start_postern(make_postern, backend, **conf):
 def haproxy(workdir):
     made = []
 
-    def make(target, send):
-        h = HAProxy(workdir.join("haproxy%d" % len(made)), target, send=send)
+    def make(target, send, server_opts="", backend_opts=""):
+        h = HAProxy(workdir.join("haproxy%d" % len(made)), target, send=send,
+                    server_opts=server_opts, backend_opts=backend_opts)
         made.append(h)
         return h.start()
     yield make
@@ -110,6 +111,19 @@ def test_haproxy_introduces_the_client(make_postern, make_capture, haproxy, send
     rows = wait_until(lambda: [v for v in verdicts(p) if v["mail_from"] == sender], 10,
                       what="the verdict row")
     assert rows[0]["client_ip"] == "127.0.0.55", rows
+
+
+def test_haproxy_health_checks_are_local(make_postern, make_capture, haproxy):
+    """HAProxy's SMTP health check (option smtpchk: banner, HELO, 250)
+    carries a v2 LOCAL header: the session is the balancer's own, and it
+    is served."""
+    cap = make_capture()
+    p = start_postern(make_postern, cap.addr)
+    haproxy(p.addr, "send-proxy-v2", "check inter 300", "option smtpchk")
+    wait_until(lambda: re.search(r"connect from \[127\.0\.0\.1\]:\d+ via \[127\.0\.0\.1\]:\d+ "
+                                 r"PROXY v2 LOCAL", p.log()), 20, what="a LOCAL health check")
+    wait_until(lambda: re.search(r"helo=<[^>]+>", p.log()), 20, what="the check's HELO")
+    assert "bad PROXY header" not in p.log()
 
 
 def test_deny_list_acts_on_the_client_behind_the_balancer(make_postern, make_capture, haproxy):

@@ -2,7 +2,9 @@
 
 Public: HAProxy.
 
-    h = HAProxy(d.join("haproxy"), target=p.addr, send="send-proxy-v2")
+    h = HAProxy(d.join("haproxy"), target=p.addr, send="send-proxy-v2",
+                server_opts="check inter 500",   # more of the server line
+                backend_opts="option smtpchk")   # lines before it
     h.start()        # returns once its frontend listens (checked with ss,
                      # not by connecting: a probe would reach the target)
     h.port, h.addr   # where clients connect
@@ -33,17 +35,21 @@ frontend smtp
     default_backend mx
 
 backend mx
-    server postern {target} {send}
+    {backend_opts}
+    server postern {target} {send} {server_opts}
 """
 
 
 class HAProxy:
-    def __init__(self, directory, target, send="send-proxy-v2", port=None):
+    def __init__(self, directory, target, send="send-proxy-v2", server_opts="",
+                 backend_opts="", port=None):
         self.dir = directory
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.target = target
         self.send = send
+        self.server_opts = server_opts
+        self.backend_opts = backend_opts
         self.conf_path = os.path.join(self.dir, "haproxy.cfg")
         self.logfile = os.path.join(self.dir, "haproxy.log")
         self.proc = None
@@ -62,7 +68,9 @@ class HAProxy:
 
     def start(self, timeout=15.0):
         with open(self.conf_path, "w") as f:
-            f.write(CONFIG.format(addr=self.addr, target=self.target, send=self.send))
+            f.write(CONFIG.format(addr=self.addr, target=self.target, send=self.send,
+                                  server_opts=self.server_opts,
+                                  backend_opts=self.backend_opts))
         check = subprocess.run(["haproxy", "-c", "-f", self.conf_path],
                                capture_output=True, text=True, timeout=30)
         if check.returncode != 0:
