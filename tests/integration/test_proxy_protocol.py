@@ -126,6 +126,28 @@ def test_haproxy_health_checks_are_local(make_postern, make_capture, haproxy):
     assert "bad PROXY header" not in p.log()
 
 
+def test_real_postfix_sees_the_client_behind_the_balancer(make_postern, make_postfix, haproxy):
+    """HAProxy -> Postern -> Postfix with smtpd_authorized_xclient_hosts =
+    Postern's address only: Postfix logs the client's own address and
+    applies its own per-client rule to it."""
+    pf = make_postfix(xclient_hosts="postern", main_extra={
+        "smtpd_client_restrictions":
+            "check_client_access inline:{ { 127.0.0.66 = REJECT blocked client } }"})
+    p = start_postern(make_postern, pf.addr)
+    h = haproxy(p.addr, "send-proxy-v2")
+    start = len(pf.maillog())
+    final, _ = send_one(h.port, "127.0.0.56", "pf56@example.org")
+    assert final is not None and final.code == 250, (final, p.log()[-2000:])
+    log = pf.wait_until_after(start, "from=<pf56@example.org>")[start:]
+    assert re.search(r"client=\S*\[127\.0\.0\.56\]", log), log
+    with RawSMTP(h.port, source="127.0.0.66") as c:
+        assert c.banner.code == 220
+        c.ehlo("blocked.test")
+        t = c.transaction("pf66@example.org", ["rcpt@example.org"], make_message("66"))
+    assert t["rcpts"][0].code == 554 and "blocked client" in t["rcpts"][0].text, t
+    assert "[127.0.0.66]" in pf.maillog()[start:]
+
+
 def test_deny_list_acts_on_the_client_behind_the_balancer(make_postern, make_capture, haproxy):
     cap = make_capture()
     p = start_postern(make_postern, cap.addr)
