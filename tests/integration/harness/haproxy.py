@@ -16,10 +16,9 @@ v1), "send-proxy-v2" or "" (none). It runs in the foreground (-db) and
 connects to the target from 127.0.0.1.
 """
 import os
-import signal
 import subprocess
 
-from .net import LOOPBACK, free_port, wait_until
+from .net import LOOPBACK, free_port, read_log, terminate, wait_until
 
 CONFIG = """global
     maxconn 200
@@ -88,20 +87,9 @@ class HAProxy:
         return self
 
     def log(self):
-        try:
-            with open(self.logfile, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_log(self.logfile)
 
     def stop(self, timeout=15.0):
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if self.proc is not None:
+            terminate(self.proc, timeout)
+            self.proc = None
