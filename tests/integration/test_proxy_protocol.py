@@ -281,6 +281,28 @@ def test_v2_ipv6_client(short):
     assert x[b"DESTADDR"] == b"IPV6:2001:db8::25" and x[b"DESTPORT"] == b"25", x
 
 
+def test_reload_turns_it_on_without_a_restart(make_postern, make_capture):
+    """Both keys apply to the next connection after SIGHUP: no "restart
+    needed" line, a plain client is greeted before and refused after, a
+    balancer is served after."""
+    cap = make_capture()
+    p = make_postern(cap.addr, conf={"proxy.timeout_command": "2"})
+    with RawSMTP(p.port) as c:
+        assert c.banner.code == 220
+    n = p.log().count("reload: configuration")
+    p.reload({"proxy.proxy_protocol": "yes", "proxy.proxy_from": BALANCER})
+    wait_until(lambda: p.log().count("reload: configuration") > n, 10, what="the reload")
+    assert "restart needed" not in p.log()
+    with raw(p) as c:
+        c.send(b"EHLO plain.test\r\n")
+        assert c.closed(30) and c.buf == b"", c.buf
+    assert "reason=bad PROXY header (no PROXY header)" in p.log()
+    with raw(p) as c:
+        c.send(b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 25\r\n")
+        assert c.reply().code == 220
+    assert "connect from [192.0.2.9]:40001 via [127.0.0.1]" in p.log()
+
+
 def test_configtest_wants_proxy_from(make_postern, capture):
     p = make_postern(capture.addr, conf={"proxy.proxy_protocol": "yes"}, start=False)
     rc, out = p.configtest()
