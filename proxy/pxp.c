@@ -35,6 +35,7 @@ static int	 pxp_v2_proxy(const unsigned char *, size_t, struct pxp_hdr *,
 static int	 pxp_v2_tlvs(const unsigned char *, size_t);
 static void	 pxp_set(struct sockaddr_storage *, socklen_t *, int family,
 		    const void *addr, const unsigned char port[2]);
+static void	 pxp_unmap(struct sockaddr_storage *, socklen_t *);
 
 int
 pxp_parse(const void *buf, size_t n, struct pxp_hdr *h, const char **why)
@@ -161,6 +162,8 @@ pxp_v1_line(char *s, struct pxp_hdr *h, const char **why)
 		return -1;
 	}
 	h->cmd = PXP_PROXY;
+	pxp_unmap(&h->src, &h->srclen);
+	pxp_unmap(&h->dst, &h->dstlen);
 	return 0;
 }
 
@@ -298,6 +301,8 @@ pxp_v2_proxy(const unsigned char *p, size_t len, struct pxp_hdr *h, const char *
 	} else {
 		pxp_set(&h->src, &h->srclen, AF_INET6, a, a + 32);
 		pxp_set(&h->dst, &h->dstlen, AF_INET6, a + 16, a + 34);
+		pxp_unmap(&h->src, &h->srclen);
+		pxp_unmap(&h->dst, &h->dstlen);
 	}
 	return 0;
 }
@@ -338,4 +343,19 @@ pxp_set(struct sockaddr_storage *ss, socklen_t *len, int family, const void *add
 		memcpy(&a6->sin6_port, port, 2);
 		*len = sizeof(*a6);
 	}
+}
+
+/* ::ffff:192.0.2.7 -> 192.0.2.7, port kept; anything else unchanged. */
+static void
+pxp_unmap(struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in6 a6;
+
+	if (ss->ss_family != AF_INET6)
+		return;
+	memcpy(&a6, ss, sizeof(a6));
+	if (!IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr))
+		return;
+	pxp_set(ss, len, AF_INET, a6.sin6_addr.s6_addr + 12,
+	    (const unsigned char *)&a6.sin6_port);
 }

@@ -29,7 +29,9 @@ enum pxp_cmd {
 struct pxp_hdr {
 	int		 version;	/* 1 or 2 */
 	enum pxp_cmd	 cmd;
-	/* PXP_PROXY only: AF_INET or AF_INET6, ports set */
+	/* PXP_PROXY only: AF_INET or AF_INET6, ports set; an IPv4-mapped
+	 * IPv6 address (a dual-stack balancer's IPv4 client) comes back as
+	 * the IPv4 address it carries, as every check and XCLIENT want it */
 	struct sockaddr_storage src, dst;
 	socklen_t	 srclen, dstlen;
 };

@@ -119,10 +119,12 @@ T_CASE(v1_tcp6)
 	T_EQ_STR(addr_str(&h.dst), "2001:db8::19 65535");
 	T_EQ_INT(h.srclen, sizeof(struct sockaddr_in6));
 	every_prefix_needs_more(s, strlen(s));
-	/* a mapped IPv4 address, as inet_ntop() writes it */
+	/* a dual-stack balancer's IPv4 client: mapped, handed back as IPv4 */
 	s = "PROXY TCP6 ::ffff:192.0.2.7 ::1 2 3\r\n";
 	T_EQ_INT(parse(s, strlen(s), &h), (long long)strlen(s));
-	T_EQ_STR(addr_str(&h.src), "::ffff:192.0.2.7 2");
+	T_EQ_STR(addr_str(&h.src), "192.0.2.7 2");
+	T_EQ_INT(h.srclen, sizeof(struct sockaddr_in));
+	T_EQ_STR(addr_str(&h.dst), "::1 3");
 }
 
 T_CASE(v1_unknown)
@@ -260,6 +262,14 @@ T_CASE(v2_proxy_ipv6_tlvs_skipped)
 	T_EQ_STR(addr_str(&h.dst), "2001:db8::19 25");
 	T_EQ_INT(h.srclen, sizeof(struct sockaddr_in6));
 	every_prefix_needs_more(b, n);
+	/* mapped IPv4 in the binary form too */
+	memset(blk, 0, 16);
+	blk[10] = blk[11] = 0xff;
+	blk[12] = 192; blk[13] = 0; blk[14] = 2; blk[15] = 7;
+	n = v2(b, 0x21, 0x21, blk, 36);
+	T_EQ_INT(parse(b, n, &h), (long long)n);
+	T_EQ_STR(addr_str(&h.src), "192.0.2.7 4660");
+	T_EQ_STR(addr_str(&h.dst), "2001:db8::19 25");
 }
 
 T_CASE(v2_local)
