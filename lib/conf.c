@@ -157,6 +157,10 @@ static const struct conf_key keys[] = {
 	  "after SIGTERM, how long running sessions may go on before we exit" },
 	{ "proxy.xclient", T_BOOL, O(xclient), "yes", 0, 0, NULL,
 	  "introduce the real client with XCLIENT/XFORWARD when the backend offers it" },
+	{ "proxy.proxy_protocol", T_BOOL, O(proxy_protocol), "no", 0, 0, NULL,
+	  "every proxy.listen address expects a PROXY header (v1 or v2) from a balancer in proxy_from before SMTP and takes the client's address from it (SIGHUP applies it to new connections)" },
+	{ "proxy.proxy_from", T_LIST, O(proxy_from), "", 0, 0, NULL,
+	  "load balancers (addresses or CIDR blocks, comma-separated) allowed to send the PROXY header; with proxy_protocol = yes, connections from anywhere else are closed" },
 	{ "proxy.relay_domains", T_DOMAINS, O(relay_domains), "", 0, 0, NULL,
 	  "domains Postern takes RCPT for, comma-separated or file:PATH (.example.org: its subdomains); "
 	  "others get 554 5.7.1 Relay access denied whatever the backend says; empty = the backend decides" },
@@ -321,7 +325,10 @@ static const struct conf_key keys[] = {
 #undef O
 
 /* Read once at start (sockets bound, threads started, resolver and
- * database opened, HTTPS key loaded): a reload says a restart is needed. */
+ * database opened, HTTPS key loaded): a reload says a restart is needed.
+ * Not proxy.proxy_protocol nor proxy.proxy_from: each accepted connection
+ * reads them from the current conf, so a reload applies them to the next
+ * connection (sessions already running keep theirs). */
 static const char *restart_keys[] = {
 	"proxy.listen", "proxy.threads", "proxy.user", "policy.workers",
 	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path",
@@ -664,6 +671,11 @@ conf_check(struct conf_parse *p)
 		conf_error(p, CONF_LATER(conf_line(c, "web.tls_cert"), conf_line(c, "web.tls_key")),
 		    "web.tls_cert and web.tls_key go together; set both or neither");
 	conf_check_cidrs(p, "web.trusted_proxies", c->web_trusted_proxies);
+	conf_check_cidrs(p, "proxy.proxy_from", c->proxy_from);
+	if (c->proxy_protocol && strspn(c->proxy_from, ", \t") == strlen(c->proxy_from))
+		conf_error(p, conf_line(c, "proxy.proxy_protocol"), "proxy.proxy_protocol = yes "
+		    "but proxy.proxy_from is empty: no balancer could connect; list them, "
+		    "e.g. proxy_from = 10.0.0.5, 10.0.1.0/24");
 	l = CONF_LATER(conf_line(c, "policy.tag_score"), conf_line(c, "policy.quarantine_score"));
 	if (!(c->tag_score <= c->quarantine_score))
 		conf_error(p, l, "policy.tag_score (%g) is above policy.quarantine_score (%g); "

@@ -53,6 +53,8 @@ struct conf {
 	long long data_rate_min;	/* bytes per second */
 	long long session_max;		/* whole session, seconds */
 	int	 xclient;		/* use XCLIENT/XFORWARD when offered */
+	int	 proxy_protocol;	/* a PROXY header before SMTP (proxy/pxp.h) */
+	char	*proxy_from;		/* who may send it: addresses, CIDR blocks */
 	int	 backend_pool;		/* idle backend legs kept per loop */
 	/* The relay guard (relay.h); NULL: no limit of ours. */
 	struct relay_list *relay_domains, *relay_recipients;

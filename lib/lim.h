@@ -40,6 +40,14 @@
 #define LIM_IO_CHUNK		16384
 #define LIM_OUT_HIGH		65536
 
+/* The PROXY protocol (HAProxy's proxy-protocol.txt): a v1 line is at most
+ * 107 bytes with its CRLF (2.1); a v2 header is 16 bytes and then as many
+ * as its length field says (2.2): 36 for TCP over IPv6, 216 for AF_UNIX,
+ * plus TLVs (a unique ID is at most 128, the SSL ones a few hundred). We
+ * refuse a v2 length above this. */
+#define LIM_PXP_V1		107
+#define LIM_PXP_V2		1024
+
 /* RFC 5321 4.5.3.2 names the timeouts (proxy.timeout_*); 421 4.4.2 on
  * expiry. RFC 5321 3.8. */
 #endif

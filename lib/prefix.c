@@ -2,6 +2,7 @@
  * prefix.c -- see prefix.h.
  */
 #include "lib/prefix.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -84,6 +85,23 @@ prefix_match(const struct prefix *c, const struct sockaddr *sa)
 		return 0;
 	prefix_mask(a, fam == AF_INET ? 4 : 16, c->prefix);
 	return memcmp(a, c->addr, fam == AF_INET ? 4 : 16) == 0;
+}
+
+int
+prefix_list_match(const char *list, const struct sockaddr *sa)
+{
+	struct prefix cidr;
+	char *copy, *save = NULL;
+	int hit = 0;
+
+	if (list == NULL || *list == '\0')
+		return 0;
+	copy = xstrdup(list);
+	for (char *t = strtok_r(copy, ", \t", &save); t != NULL && !hit;
+	    t = strtok_r(NULL, ", \t", &save))
+		hit = prefix_parse(t, &cidr) == 0 && prefix_match(&cidr, sa);
+	free(copy);
+	return hit;
 }
 
 int

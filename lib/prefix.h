@@ -3,7 +3,8 @@
  * "2001:db8::/48", test whether a socket address falls inside, and name a
  * client's network. An IPv4-mapped IPv6 address counts as the IPv4
  * address it carries, everywhere.
- * Public calls: prefix_parse(), prefix_match(), prefix_net(), prefix_addr().
+ * Public calls: prefix_parse(), prefix_match(), prefix_list_match(),
+ * prefix_net(), prefix_addr().
  * Ownership: results live in the caller's memory. Thread: no shared state.
  */
 #ifndef POSTERN_PREFIX_H
@@ -22,6 +23,10 @@ struct prefix {
 int	 prefix_parse(const char *, struct prefix *);
 /* Does the address fall inside the block? 1 or 0. */
 int	 prefix_match(const struct prefix *, const struct sockaddr *);
+/* Does the address fall inside a block of a comma- or space-separated
+ * list ("10.0.0.5, 192.0.2.0/24")? Entries that do not parse match
+ * nothing (configtest refuses them). 1 or 0. */
+int	 prefix_list_match(const char *list, const struct sockaddr *);
 /* The client's network as text for the greylist triplet ("192.0.2.0/24",
  * "2001:db8:1:2::/64"). 0 or -1. */
 int	 prefix_net(const struct sockaddr *, int v4prefix, int v6prefix,

@@ -24,8 +24,10 @@
 #include "proxy/ev.h"
 #include "lib/lim.h"
 #include "lib/buf.h"
+#include "lib/prefix.h"
 #include "proxy/line.h"
 #include "policy/policy.h"
+#include "proxy/pxp.h"
 #include "proxy/smtp.h"
 #include "proxy/spool.h"
 #include "lib/stats.h"
@@ -70,10 +72,13 @@ enum smtp_state {
 	SMTP_S_EOM,		/* content verdict, then the backend */
 	SMTP_S_TLS,		/* STARTTLS handshake */
 	SMTP_S_QUIT,		/* last reply queued; close when sent */
+	SMTP_S_PROXYHDR,	/* PROXY protocol: the balancer's header comes
+				   first, before CONNECT (smtp_proxyhdr) */
 };
 
 static const char *smtp_state_names[] = {
 	"CONNECT", "GREETED", "HELO", "MAIL", "RCPT", "DATA", "EOM", "TLS", "QUIT",
+	"PROXYHDR",
 };
 
 #define S(st)	(1u << (st))
@@ -86,6 +91,8 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_WANTW	0x10u	/* TLS needs a writable socket to read */
 #define SMTP_F_BEDIRTY	0x20u	/* the backend holds an unfinished transaction:
 				   RSET it before the next MAIL */
+#define SMTP_F_NOIP	0x40u	/* counted in the total only, not under s->ip:
+				   the PROXY header has not named the client */
 
 /*
  * What the session waits for: a policy job, or the next reply of the
@@ -161,6 +168,9 @@ struct smtp_session {
 	char		 ip[INET6_ADDRSTRLEN];
 	int		 port;
 	int		 v6;
+	/* where the client connected, from the PROXY header; family 0:
+	 * our own socket's address (smtp_dest) */
+	struct sockaddr_storage dest;
 	uint64_t	 t_conn;	/* accepted, monotonic ms (stats) */
 	struct ev_io	 io;
 	SSL		*ssl;
@@ -269,11 +279,16 @@ static void	 smtp_peer(const struct sockaddr_storage *, char *, int *);
 static void	 smtp_loop_add(struct smtp_loop *, struct smtp_session *);
 static void	 smtp_hash_add(struct smtp_loop *, struct smtp_session *);
 static void	 smtp_hash_del(struct smtp_loop *, struct smtp_session *);
-static int	 smtp_conn_take(const struct conf *, const char *);
+static struct smtp_ipcount **smtp_conn_slot(const char *);
+static int	 smtp_conn_take(const struct conf *, const char *, int total);
 static void	 smtp_conn_give(const char *);
 static void	 smtp_accept(struct ev_io *, unsigned);
 static void	 smtp_accept_one(struct smtp_loop *, int, const struct sockaddr_storage *,
 		    socklen_t);
+static void	 smtp_begin(struct smtp_session *, const struct sockaddr_storage *,
+		    socklen_t, const char *via);
+static int	 smtp_proxyhdr(struct smtp_session *);
+static int	 smtp_dest(const struct smtp_session *, struct sockaddr_storage *);
 static int	 smtp_addr_error(struct smtp_session *, enum addr_err, int);
 static int	 smtp_mail_params_ok(struct smtp_session *, const struct addr_cmd *);
 static int	 smtp_notify_ok(const char *);
@@ -494,54 +509,61 @@ smtp_lookup(struct smtp_loop *l, const char *id)
 	return NULL;
 }
 
-/* Count the connection; 0, or -1 when a limit says no (nothing counted). */
-static int
-smtp_conn_take(const struct conf *c, const char *ip)
+/* Where ip's count is, or the NULL to put it in. Under smtp_conns.mu. */
+static struct smtp_ipcount **
+smtp_conn_slot(const char *ip)
 {
 	unsigned h = 5381;
-	struct smtp_ipcount *e;
+	struct smtp_ipcount **p;
+
+	for (const char *c = ip; *c; c++)
+		h = h * 33 + (unsigned char)*c;
+	for (p = &smtp_conns.ips[h % SMTP_IPHASH]; *p && strcmp((*p)->ip, ip) != 0;
+	    p = &(*p)->next)
+		;
+	return p;
+}
+
+/* Count the connection: in the total when total (at accept), under ip
+ * unless ip is "" (a balancer's connection whose PROXY header has not
+ * named the client yet; the header's turn comes with total 0). 0, or -1
+ * when a limit says no (nothing counted). */
+static int
+smtp_conn_take(const struct conf *c, const char *ip, int total)
+{
+	struct smtp_ipcount **p, *e;
 	int rc = -1;
 
-	for (const char *p = ip; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	h %= SMTP_IPHASH;
 	pthread_mutex_lock(&smtp_conns.mu);
-	for (e = smtp_conns.ips[h]; e && strcmp(e->ip, ip) != 0; e = e->next)
-		;
-	if (smtp_conns.total < c->max_connections &&
-	    (e == NULL || e->n < c->max_connections_per_ip)) {
-		if (e == NULL) {
-			e = xcalloc(1, sizeof(*e));
+	p = smtp_conn_slot(ip);
+	e = *p;
+	if ((!total || smtp_conns.total < c->max_connections) &&
+	    (*ip == '\0' || e == NULL || e->n < c->max_connections_per_ip)) {
+		if (*ip != '\0' && e == NULL) {
+			e = *p = xcalloc(1, sizeof(*e));
 			snprintf(e->ip, sizeof(e->ip), "%s", ip);
-			e->next = smtp_conns.ips[h];
-			smtp_conns.ips[h] = e;
 		}
-		e->n++;
-		smtp_conns.total++;
+		if (*ip != '\0')
+			e->n++;
+		smtp_conns.total += total;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&smtp_conns.mu);
 	return rc;
 }
 
+/* The connection is gone: from the total, and from ip's count unless "". */
 static void
 smtp_conn_give(const char *ip)
 {
-	unsigned h = 5381;
+	struct smtp_ipcount **p;
 
-	for (const char *p = ip; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	h %= SMTP_IPHASH;
 	pthread_mutex_lock(&smtp_conns.mu);
-	for (struct smtp_ipcount **p = &smtp_conns.ips[h]; *p; p = &(*p)->next) {
-		if (strcmp((*p)->ip, ip) != 0)
-			continue;
-		if (--(*p)->n == 0) {
-			struct smtp_ipcount *dead = *p;
-			*p = dead->next;
-			free(dead);
-		}
-		break;
+	p = smtp_conn_slot(ip);
+	if (*ip != '\0' && *p != NULL && --(*p)->n == 0) {
+		struct smtp_ipcount *dead = *p;
+		*p = dead->next;
+		free(dead);
 	}
 	smtp_conns.total--;
 	pthread_mutex_unlock(&smtp_conns.mu);
@@ -584,7 +606,15 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	int port;
 
 	smtp_peer(ss, ip, &port);
-	if (smtp_conn_take(c, ip) == -1) {
+	/* PROXY protocol: only a balancer in proxy.proxy_from may connect */
+	if (c->proxy_protocol && !prefix_list_match(c->proxy_from, (const struct sockaddr *)ss)) {
+		log_info("refused connection from [%s]:%d: not in proxy.proxy_from", ip, port);
+		stats_inc(STATS_REFUSED, 1);
+		close(fd);
+		conf_unref(c);
+		return;
+	}
+	if (smtp_conn_take(c, c->proxy_protocol ? "" : ip, 1) == -1) {
 		static const char busy[] = "421 4.7.0 Error: too many connections\r\n";
 		log_info("refused connection from [%s]:%d: too many connections", ip, port);
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -608,10 +638,92 @@ smtp_accept_one(struct smtp_loop *l, int fd, const struct sockaddr_storage *ss,
 	/* EV_READ now: reading stays lazy (smtp_io), and the greeting then
 	 * needs no epoll_ctl() of its own */
 	ev_add(l->ev, &s->io, fd, EV_READ, smtp_io, s);
-	s->ps = pol_session_new(c, s->id, (const struct sockaddr *)ss, sslen);
-	log_info("%s: connect from [%s]:%d", s->id, ip, port);
+	if (c->proxy_protocol) {	/* PROXY protocol: smtp_proxyhdr() first */
+		s->flags |= SMTP_F_NOIP;
+		smtp_enter_state(s, SMTP_S_PROXYHDR);
+		return;
+	}
+	smtp_begin(s, ss, sslen, "");
+}
+
+/* The client is known: its policy session, the connect line (via: how a
+ * balancer told us, or ""), the connect stage. */
+static void
+smtp_begin(struct smtp_session *s, const struct sockaddr_storage *ss, socklen_t sslen,
+    const char *via)
+{
+	s->ps = pol_session_new(s->conf, s->id, (const struct sockaddr *)ss, sslen);
+	log_info("%s: connect from [%s]:%d%s", s->id, s->ip, s->port, via);
 	smtp_set_deadline(s);
 	smtp_policy(s, POL_CONNECT);
+}
+
+/* ---- PROXY protocol: the balancer's header before the greeting -------- */
+
+/*
+ * SMTP_S_PROXYHDR: read the header the balancer sends first (pxp.h); 0
+ * while it is incomplete (the command deadline bounds the wait, see
+ * smtp_tick). A bad header ends the session without a reply, the peer
+ * being a balancer and not an SMTP client. PROXY makes the header's
+ * source the client everywhere (policy, limits, XCLIENT, logs) and its
+ * destination XCLIENT's DESTADDR; LOCAL (a health check) and UNKNOWN
+ * keep the balancer's own address, as the spec says.
+ */
+static int
+smtp_proxyhdr(struct smtp_session *s)
+{
+	struct pxp_hdr h;
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	char via[INET6_ADDRSTRLEN + 48], reason[96];
+	const char *why;
+	int n = pxp_parse(buf_ptr(&s->in), s->in.len, &h, &why);
+
+	if (n == 0)
+		return 0;
+	if (n < 0) {
+		snprintf(reason, sizeof(reason), "bad PROXY header (%s)", why);
+		smtp_free(s, reason);
+		return 1;
+	}
+	buf_drop(&s->in, (size_t)n);	/* the rest is the client's */
+	snprintf(via, sizeof(via), " via [%s]:%d PROXY v%d %s", s->ip, s->port,
+	    h.version, pxp_cmd_name(h.cmd));
+	if (h.cmd == PXP_PROXY) {
+		peer = h.src;
+		plen = h.srclen;
+		s->dest = h.dst;
+	} else if (getpeername(s->io.fd, (struct sockaddr *)&peer, &plen) == -1) {
+		smtp_free(s, "lost connection");
+		return 1;
+	}
+	smtp_peer(&peer, s->ip, &s->port);
+	s->v6 = peer.ss_family == AF_INET6;
+	if (smtp_conn_take(s->conf, s->ip, 0) == -1) {
+		log_info("refused connection from [%s]:%d%s: too many connections", s->ip,
+		    s->port, via);
+		stats_inc(STATS_REFUSED, 1);
+		smtp_close_after(s, "421 4.7.0 Error: too many connections");
+		return 1;
+	}
+	s->flags &= ~SMTP_F_NOIP;
+	smtp_enter_state(s, SMTP_S_CONNECT);
+	smtp_begin(s, &peer, plen, via);
+	return 1;
+}
+
+/* Where the client connected, for XCLIENT DESTADDR/DESTPORT: the PROXY
+ * header's destination when a balancer sent one, else our socket. */
+static int
+smtp_dest(const struct smtp_session *s, struct sockaddr_storage *out)
+{
+	socklen_t len = sizeof(*out);
+
+	if (s->dest.ss_family != 0) {
+		*out = s->dest;
+		return 0;
+	}
+	return getsockname(s->io.fd, (struct sockaddr *)out, &len);
 }
 
 static void
@@ -668,7 +780,7 @@ smtp_free(struct smtp_session *s, const char *reason)
 	else if (s->be != NULL)
 		be_close(s->be);
 	ev_del(l->ev, &s->io);
-	smtp_conn_give(s->ip);
+	smtp_conn_give((s->flags & SMTP_F_NOIP) ? "" : s->ip);
 	stats_gauge_add(STATS_G_SESSIONS, -1);
 	stats_observe(STATS_H_SESSION, (double)(time_mono_ms() - s->t_conn) / 1000.0);
 }
@@ -852,6 +964,11 @@ smtp_process(struct smtp_session *s)
 
 		if (s->in.len == 0 || smtp_may_read(s) != SMTP_R_YES)
 			break;
+		if (s->state == SMTP_S_PROXYHDR) {	/* PROXY protocol */
+			if (smtp_proxyhdr(s) == 0)
+				break;
+			continue;
+		}
 		if (s->state == SMTP_S_DATA) {
 			smtp_data_input(s);
 			continue;
@@ -1660,7 +1777,6 @@ smtp_be_relay(struct smtp_session *s, enum smtp_wait w)
 {
 	struct be_client who;
 	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
 	char dest[INET6_ADDRSTRLEN];
 
 	if (w == SMTP_W_BE_RCPT && !s->tx->mail_sent) {
@@ -1694,7 +1810,7 @@ smtp_be_relay(struct smtp_session *s, enum smtp_wait w)
 		who.esmtp = (s->flags & SMTP_F_EHLO) != 0;
 		/* XCLIENT DESTADDR/DESTPORT: where the client connected */
 		who.dest = NULL;
-		if (getsockname(s->io.fd, (struct sockaddr *)&local, &llen) == 0) {
+		if (smtp_dest(s, &local) == 0) {
 			smtp_peer(&local, dest, &who.dest_port);
 			who.dest = dest;
 			who.dest_v6 = local.ss_family == AF_INET6;
@@ -1983,6 +2099,10 @@ smtp_tick(struct smtp_loop *l, uint64_t now)
 		const char *why = smtp_deadline_passed(s, now);
 		if (why == NULL)
 			continue;
+		if (s->state == SMTP_S_PROXYHDR) {	/* a balancer: no reply */
+			smtp_free(s, "no complete PROXY header in time");
+			continue;
+		}
 		if (s->state == SMTP_S_QUIT || s->state == SMTP_S_TLS) {
 			smtp_free(s, why);
 			continue;

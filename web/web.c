@@ -430,18 +430,7 @@ web_send(struct web_req *r, struct web_resp *resp)
 static int
 web_trusted(const char *list, const struct sockaddr *sa)
 {
-	struct prefix cidr;
-	char *copy, *save = NULL;
-	int hit = 0;
-
-	if (list == NULL || *list == '\0')
-		return 0;
-	copy = xstrdup(list);
-	for (char *t = strtok_r(copy, ", \t", &save); t != NULL && !hit;
-	    t = strtok_r(NULL, ", \t", &save))
-		hit = prefix_parse(t, &cidr) == 0 && prefix_match(&cidr, sa);
-	free(copy);
-	return hit;
+	return prefix_list_match(list, sa);
 }
 
 struct web_xff {

@@ -1,9 +1,12 @@
 /* conf_test.c -- config parsing: defaults, values, errors with lines. */
 #include "lib/conf.h"
+#include "lib/prefix.h"
 #include "t.h"
 #include "proxy/tls.h"
 #include "lib/util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 
 #include <stdlib.h>
@@ -219,6 +222,59 @@ T_CASE(trusted_proxies_checked)
 	free(e);
 }
 
+/* proxy.proxy_protocol needs the balancers it trusts; a typo in them is
+ * an error, never a silent "nobody" or "everybody". */
+T_CASE(proxy_protocol_needs_proxy_from)
+{
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = load_text("[proxy]\nproxy_protocol = yes\n"
+	    "proxy_from = 10.0.0.5, 192.0.2.0/24\nproxy_from = 2001:db8::/32\n", &e, &n);
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+	T_ASSERT(c != NULL);
+	if (c) {
+		T_EQ_INT(c->proxy_protocol, 1);
+		T_EQ_STR(c->proxy_from, "10.0.0.5, 192.0.2.0/24,2001:db8::/32");
+		inet_pton(AF_INET, "192.0.2.77", &sin.sin_addr);
+		T_EQ_INT(prefix_list_match(c->proxy_from, (struct sockaddr *)&sin), 1);
+		inet_pton(AF_INET, "10.0.0.6", &sin.sin_addr);
+		T_EQ_INT(prefix_list_match(c->proxy_from, (struct sockaddr *)&sin), 0);
+		conf_unref(c);
+	}
+	c = conf_defaults();
+	T_EQ_INT(c->proxy_protocol, 0);
+	T_EQ_INT(prefix_list_match(c->proxy_from, (struct sockaddr *)&sin), 0);
+	conf_unref(c);
+	/* yes with nobody listed: the error names the line of proxy_protocol */
+	c = load_text("[proxy]\nhostname = mx.example\nproxy_protocol = yes\nproxy_from = ,\n",
+	    &e, &n);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(n, 1);
+	if (n == 1) {
+		T_ASSERT(strstr(e[0].msg, ":3: proxy.proxy_protocol = yes but proxy.proxy_from "
+		    "is empty") != NULL);
+		T_ASSERT(strstr(e[0].msg, "proxy_from = 10.0.0.5") != NULL);
+	}
+	free(e);
+	c = load_text("[proxy]\nproxy_from = 10.0.0.5, lb.example\n", &e, &n);
+	T_ASSERT(c == NULL);
+	T_EQ_INT(n, 1);
+	if (n == 1)
+		T_ASSERT(strstr(e[0].msg, ":2: proxy.proxy_from: 'lb.example' is not an IP "
+		    "address or CIDR block") != NULL);
+	free(e);
+	/* no restart: the next connection reads them */
+	struct conf *a = conf_defaults(), *b = load_text("[proxy]\nproxy_protocol = yes\n"
+	    "proxy_from = 10.0.0.5\n", &e, &n);
+	char keys[200];
+	T_ASSERT(b != NULL);
+	if (b)
+		T_EQ_INT(conf_restart_keys(a, b, keys, sizeof(keys)), 0);
+	conf_unref(a);
+	conf_unref(b);
+}
+
 T_CASE(hostport)
 {
 	char h[64];
@@ -244,6 +300,7 @@ main(void)
 	T_RUN(lines_segments_restart_keys);
 	T_RUN(all_problems_kept_with_the_conf);
 	T_RUN(trusted_proxies_checked);
+	T_RUN(proxy_protocol_needs_proxy_from);
 	T_RUN(hostport);
 	return T_END();
 }

@@ -1,7 +1,7 @@
 """Loopback networking helpers shared by every integration test.
 
-Public: free_port(), listen_range(), wait_port(), wait_until(), TempDir,
-TIME_SCALE.
+Public: free_port(), listen_range(), wait_port(), wait_until(), read_log(),
+terminate(), TempDir, TIME_SCALE.
 Only loopback addresses are ever used (127.0.0.0/8): tests never touch
 another network.
 """
@@ -11,7 +11,9 @@ import fcntl
 import os
 import random
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -116,6 +118,29 @@ def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def read_log(path):
+    """A server's log file as text ("" before it exists); bytes that are
+    not UTF-8 are replaced, never fatal."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def terminate(proc, timeout=10.0):
+    """SIGTERM to a Popen still running, wait up to timeout (times
+    TIME_SCALE), then SIGKILL. Returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout * TIME_SCALE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
 
 
 def port_open(port, host=LOOPBACK):

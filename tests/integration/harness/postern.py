@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 
-from .net import LOOPBACK, TIME_SCALE, free_port, wait_until
+from .net import LOOPBACK, TIME_SCALE, free_port, read_log, wait_until
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 POSTERN_BIN = os.environ.get("POSTERN_BIN") or os.path.join(REPO, "build", "postern")
@@ -164,11 +164,7 @@ class Postern:
         self.proc.send_signal(signal.SIGHUP)
 
     def log(self):
-        try:
-            with open(self.logfile, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_log(self.logfile)
 
     def bad_log_lines(self):
         return [l for l in self.log().splitlines() if BAD_LOG.search(l)]
