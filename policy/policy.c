@@ -49,6 +49,7 @@ static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_m
 static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
+static void	 pol_found_drop(struct pol_session *);
 static char	*pol_authres_header(const struct pol_session *, const char *tail);
 static size_t	 pol_authres_put(char *, const char *);
 static size_t	 pol_authres_clean(char *, const char *);
@@ -319,7 +320,18 @@ pol_tx_reset(struct pol_session *ps)
 	mime_free(ps->mime); ps->mime = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
 	ps->probe_inline = 0;
+	pol_found_drop(ps);
 	pol_results_drop(ps, 1);
+}
+
+/* The transaction's typed findings go; the session's stay. */
+static void
+pol_found_drop(struct pol_session *ps)
+{
+	unsigned dnswl = ps->found.dnswl & (1u << POL_CONNECT | 1u << POL_HELO);
+
+	memset(&ps->found, 0, sizeof(ps->found));
+	ps->found.dnswl = dnswl;
 }
 
 /* Drop transaction results; with keep_session, CONNECT/HELO ones stay. */
@@ -658,14 +670,10 @@ pol_top_reason(const struct pol_session *ps)
 static int
 pol_auth_temperror(const struct pol_session *ps)
 {
-	static const char *auth[] = { "spf", "dkim", "dmarc" };
+	const struct pol_found *f = &ps->found;
 
-	for (size_t i = 0; i < ARRAY_SIZE(auth); i++) {
-		const struct pol_result *r = pol_result_find(ps, auth[i]);
-		if (r && strcmp(r->result, "temperror") == 0)
-			return 1;
-	}
-	return 0;
+	return (f->spf.ran && f->spf.result == SPF_R_TEMPERROR) ||
+	    f->dkim_last == AUTHRES_TEMPERROR || f->dmarc == AUTHRES_TEMPERROR;
 }
 
 static void

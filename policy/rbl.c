@@ -58,8 +58,8 @@ static int	 rbl_parse_site(const char *tok, size_t len, struct rbl_site *,
 		    char *why, size_t whysz);
 static void	*rbl_q_thread(void *);
 static void	 rbl_ask(struct pol_session *, struct rbl_q *, int n);
-static void	 rbl_judge(struct pol_session *, const struct rbl_q *, const char *check,
-		    const char *what);
+static void	 rbl_judge(struct pol_session *, enum pol_stage, const struct rbl_q *,
+		    const char *check, const char *what);
 static void	 rbl_plan_lists(const struct pol_session *, struct rbl_plan *, const char *spec,
 		    const struct sockaddr *, const char *domain);
 static int	 rbl_plan(const struct pol_session *, enum pol_stage, struct rbl_plan *);
@@ -69,8 +69,8 @@ static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg
 static struct rbl_stash *rbl_stash(const struct pol_session *);
 static void	 rbl_stash_drop(struct pol_session *);
 static void	 rbl_take(struct pol_session *, struct rbl_stash *);
-static void	 rbl_judge_all(struct pol_session *, struct rbl_q *, int, const char *,
-		    const char *);
+static void	 rbl_judge_all(struct pol_session *, enum pol_stage, struct rbl_q *, int,
+		    const char *, const char *);
 static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_plan *,
 		    int nans);
 static void	 rbl_tx_reset(struct pol_session *);
@@ -345,10 +345,11 @@ rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 			pthread_join(q[i].th, NULL);
 }
 
-/* One list's answer into a result (or a log line). */
+/* One list's answer into a result (or a log line); an allow list's
+ * listing also into ps->found.dnswl, for greylisting. */
 static void
-rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
-    const char *what)
+rbl_judge(struct pol_session *ps, enum pol_stage stage, const struct rbl_q *q,
+    const char *check, const char *what)
 {
 	const struct rbl_site *s = q->site;
 	char code[INET_ADDRSTRLEN] = "";
@@ -376,6 +377,8 @@ rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
 		if (!rbl_match(s, a))
 			continue;
 		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
+		if (s->weight < 0)
+			ps->found.dnswl |= 1u << stage;
 		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
 		    NULL, "%s listed at %s", what, s->zone);
 		return;		/* a site's weight counts once */
@@ -592,16 +595,16 @@ rbl_take(struct pol_session *ps, struct rbl_stash *k)
 		k->q[i].ans = NULL;
 	}
 	k->nans = 0;		/* rbl_judge_all frees the rest */
-	rbl_judge_all(ps, k->q, k->nq, k->check, k->what);
+	rbl_judge_all(ps, k->stage, k->q, k->nq, k->check, k->what);
 }
 
 /* Each answer into a result, then freed. */
 static void
-rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
-    const char *what)
+rbl_judge_all(struct pol_session *ps, enum pol_stage stage, struct rbl_q *q, int nq,
+    const char *check, const char *what)
 {
 	for (int i = 0; i < nq; i++) {
-		rbl_judge(ps, &q[i], check, what);
+		rbl_judge(ps, stage, &q[i], check, what);
 		if (q[i].ans)
 			dns_answer_free(q[i].ans);
 		q[i].ans = NULL;
@@ -624,7 +627,7 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
-	rbl_judge_all(ps, p.q, p.nq, p.check, p.what);
+	rbl_judge_all(ps, stage, p.q, p.nq, p.check, p.what);
 }
 
 static void

@@ -1228,10 +1228,12 @@ struct spf_stash {
 	struct spf_outcome o;
 };
 
+/* What spf_run() keeps besides ps->found.spf (which the checks after it
+ * read): the HELO identity's outcome, for the null sender, and the whole
+ * outcome of the transaction's, for `postern check`. */
 struct spf_state {
-	int		 have_helo, have_mail;
+	int		 have_helo;
 	struct spf_outcome helo, mail;
-	const char	*identity;	/* "mailfrom" or "helo" */
 	struct spf_stash stash;
 };
 
@@ -1452,15 +1454,17 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 			spf_eval_helo(ps, st, stage);
 		*o = st->helo;
 		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
-		st->identity = "helo";
+		ps->found.spf.identity = SPF_ID_HELO;
 		props = spf_cat("smtp.helo=", ps->helo ? ps->helo : "");
 	} else {
 		const char *at = strrchr(ps->mail_from, '@');
 		spf_evaluate(ps, st, stage, ps->mail_from, at ? at + 1 : ps->mail_from, o);
-		st->identity = "mailfrom";
+		ps->found.spf.identity = SPF_ID_MAILFROM;
 		props = spf_cat("smtp.mailfrom=", ps->mail_from);
 	}
-	st->have_mail = 1;
+	ps->found.spf.ran = 1;
+	ps->found.spf.result = o->result;
+	memcpy(ps->found.spf.domain, o->domain, sizeof(ps->found.spf.domain));
 	if (o->explanation != NULL)
 		pol_result_add(ps, "spf", spf_result_name(o->result),
 		    spf_score(ps->conf, o->result), props, "%s; explanation: %s",
@@ -1508,7 +1512,6 @@ spf_tx_reset(struct pol_session *ps)
 		return;
 	spf_outcome_clear(&st->mail);
 	spf_stash_drop(&st->stash);
-	st->have_mail = 0;
 }
 
 static void
@@ -1528,15 +1531,15 @@ int
 spf_session_get(const struct pol_session *ps, enum spf_result *r,
     const char **domain, const char **identity)
 {
-	struct spf_state *st = spf_state(ps);
+	const struct spf_found *f = &ps->found.spf;
 
-	if (st == NULL || !st->have_mail)
+	if (!f->ran)
 		return -1;
-	*r = st->mail.result;
+	*r = f->result;
 	if (domain)
-		*domain = st->mail.domain;
+		*domain = f->domain;
 	if (identity)
-		*identity = st->identity;
+		*identity = f->identity == SPF_ID_HELO ? "helo" : "mailfrom";
 	return 0;
 }
 
@@ -1546,5 +1549,5 @@ spf_session_outcome(const struct pol_session *ps)
 {
 	struct spf_state *st = spf_state(ps);
 
-	return st && st->have_mail ? &st->mail : NULL;
+	return st && ps->found.spf.ran ? &st->mail : NULL;
 }
