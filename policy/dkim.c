@@ -286,16 +286,7 @@ dkim_prescreen(DKIM *d, DKIM_SIGINFO **sigs, int n)
 static int
 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz)
 {
-	static const char mid[] = "._domainkey.";
-	size_t sl = strlen(sel), ml = sizeof(mid) - 1, dl = strlen(dom);
-
-	/* not snprintf: a name per signature, in the probe and the lookup */
-	if (sl + ml + dl >= outsz)
-		return -1;
-	memcpy(out, sel, sl);
-	memcpy(out + sl, mid, ml);
-	memcpy(out + sl + ml, dom, dl + 1);
-	return 0;
+	return (size_t)snprintf(out, outsz, "%s._domainkey.%s", sel, dom) < outsz ? 0 : -1;
 }
 
 /* Folding white space inside a header field as it stands in the message

@@ -122,7 +122,6 @@ static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
 static void	 dmarc_apply(struct pol_session *, const char *,
 		    const struct dmarc_policy_ctx *, int pass);
 static void	 dmarc_temperror(struct pol_session *, const char *, const char *);
-static void	 dmarc_copy(char *, size_t, const char *);
 static int	 dmarc_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 dmarc_stash_fits(const struct pol_session *, const struct dmarc_stash *,
 		    const struct pol_msg *);
@@ -173,21 +172,6 @@ dmarc_policy_name(int p)
 	}
 }
 
-/* snprintf(out, outsz, "%s", s) without the formatting machinery: a few
- * domain names a message. */
-static void
-dmarc_copy(char *out, size_t outsz, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (outsz == 0)
-		return;
-	if (n >= outsz)
-		n = outsz - 1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-}
-
 /* Lower-case s[0..n) into out as a domain name: LDH labels (and '_', seen
  * in the wild), no empty label, one trailing dot dropped. 0 or -1. */
 static int
@@ -228,14 +212,14 @@ dmarc_org_domain(const char *domain, char *out, size_t outsz)
 		reg = psl_registrable_domain(dmarc_psl, d);
 		/* NULL: d is a public suffix itself; it is its own org domain,
 		 * and only aligns with exactly itself. */
-		dmarc_copy(out, outsz, reg != NULL ? reg : d);
+		snprintf(out, outsz, "%s", reg != NULL ? reg : d);
 		return 0;
 	}
 	p = strrchr(d, '.');
 	if (p != NULL)
 		while (p > d && p[-1] != '.')
 			p--;
-	dmarc_copy(out, outsz, p != NULL ? p : d);
+	snprintf(out, outsz, "%s", p != NULL ? p : d);
 	return 0;
 }
 
@@ -367,7 +351,7 @@ dmarc_from_addrs(const char *v, char doms[][DMARC_DOMAIN_MAX], int *ndoms)
 		for (int k = 0; k < *ndoms; k++)
 			dup |= strcmp(doms[k], dom) == 0;
 		if (!dup && *ndoms < DMARC_FROM_MAX_ADDRS)
-			dmarc_copy(doms[(*ndoms)++], DMARC_DOMAIN_MAX, dom);
+			snprintf(doms[(*ndoms)++], DMARC_DOMAIN_MAX, "%s", dom);
 	}
 	return 0;
 }
@@ -397,7 +381,7 @@ dmarc_from_domain(const char *msg, size_t len, char *dom, size_t domsz)
 		return DMARC_FROM_MISSING;
 	if (ndoms > 1)
 		return DMARC_FROM_SEVERAL_DOMAINS;
-	dmarc_copy(dom, domsz, doms[0]);
+	snprintf(dom, domsz, "%s", doms[0]);
 	return DMARC_FROM_OK;
 }
 
@@ -536,8 +520,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	enum dmarc_found found = DMARC_NOTFOUND;
 	int n = 0, broken = 0;
 
-	memcpy(name, "_dmarc.", 7);
-	dmarc_copy(name + 7, sizeof(name) - 7, domain);
+	snprintf(name, sizeof(name), "_dmarc.%s", domain);
 	a = missed ? dns_query_nowait(name, DNS_T_TXT, b, missed) :
 	    dns_query(name, DNS_T_TXT, b);
 	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
@@ -566,7 +549,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	} else if (n == 1) {
 		found = DMARC_FOUND;
 	}
-	dmarc_copy(pc->where, sizeof(pc->where), domain);
+	snprintf(pc->where, sizeof(pc->where), "%s", domain);
 	return found;
 }
 
@@ -830,8 +813,7 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 		    why[fs]);
 		return;
 	}
-	memcpy(props, "header.from=", 12);
-	dmarc_copy(props + 12, sizeof(props) - 12, from);
+	snprintf(props, sizeof(props), "header.from=%s", from);
 	switch (found) {
 	case DMARC_TEMP:
 		dmarc_temperror(ps, from, pc.why);

@@ -75,7 +75,6 @@ static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_p
 		    int nans);
 static void	 rbl_tx_reset(struct pol_session *);
 static void	 rbl_free(struct pol_session *);
-static size_t	 rbl_cat(char *, size_t, const char *, const char *, const char *);
 static int	 rbl_enabled(const struct conf *);
 static int	 rbl_domain_ok(const char *);
 
@@ -411,7 +410,7 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 	for (int i = 0; i < n; i++) {
 		struct rbl_q *q = &p->q[p->nq];
 		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
-		    rbl_cat(q->name, sizeof(q->name), domain, ".",
+		    (size_t)snprintf(q->name, sizeof(q->name), "%s.%s", domain,
 		    p->sites[i].zone) < sizeof(q->name) ? 0 : -1;
 		if (r == -1)
 			continue;
@@ -420,25 +419,6 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 		q->threaded = 0;
 		p->nq++;
 	}
-}
-
-/* a, b and c into out as snprintf("%s%s%s") would: cut to fit, and the
- * length it wanted returned (not snprintf: several names a message). */
-static size_t
-rbl_cat(char *out, size_t outsz, const char *a, const char *b, const char *c)
-{
-	const char *part[3] = { a, b, c };
-	size_t o = 0;
-
-	for (int i = 0; i < 3; i++) {
-		size_t n = strlen(part[i]);
-		if (o < outsz)
-			memcpy(out + o, part[i], n < outsz - o ? n : outsz - o);
-		o += n;
-	}
-	if (outsz > 0)
-		out[o < outsz ? o : outsz - 1] = '\0';
-	return o;
 }
 
 /* A name worth asking an RHSBL about: a dotted domain, not a literal. */
@@ -472,16 +452,16 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	p->what[0] = '\0';
 	if (stage == POL_CONNECT) {
 		p->check = "rbl";
-		rbl_cat(p->what, sizeof(p->what), "client ", ps->client_ip, "");
+		snprintf(p->what, sizeof(p->what), "client %s", ps->client_ip);
 		rbl_plan_lists(ps, p, c->rbl_zones, (const struct sockaddr *)&ps->client, NULL);
 	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
 		p->check = "rhsbl";
-		rbl_cat(p->what, sizeof(p->what), "HELO name ", ps->helo, "");
+		snprintf(p->what, sizeof(p->what), "HELO name %s", ps->helo);
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, ps->helo);
 	} else if (stage == POL_MAIL && ps->mail_from &&
 	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
 		p->check = "rhsbl";
-		rbl_cat(p->what, sizeof(p->what), "sender domain ", dom + 1, "");
+		snprintf(p->what, sizeof(p->what), "sender domain %s", dom + 1);
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, dom + 1);
 	}
 	return p->nq;
