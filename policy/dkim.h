@@ -9,7 +9,6 @@
  * on once: dkim.pass_score when any signature passes, else dkim.fail_score
  * when some signature failed for good (a temperror adds nothing: the check
  * could not decide, DMARC and policy.temperror_tempfail take it from there).
- * The DMARC check reads these results (header.d of the passing ones).
  *
  * Every key lookup goes through dns_query() with the session's budget: the
  * library's key-lookup hook is ours, and its own resolver hooks are set to
