@@ -409,11 +409,15 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 	}
 	for (int i = 0; i < n; i++) {
 		struct rbl_q *q = &p->q[p->nq];
-		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
-		    (size_t)snprintf(q->name, sizeof(q->name), "%s.%s", domain,
-		    p->sites[i].zone) < sizeof(q->name) ? 0 : -1;
+		/* put together apart from p: gcc cannot tell q->name and the
+		 * zone, both in *p, do not overlap (-Wrestrict) */
+		char name[RBL_NAME_MAX];
+		int r = sa ? rbl_name(sa, p->sites[i].zone, name, sizeof(name)) :
+		    (size_t)snprintf(name, sizeof(name), "%s.%s", domain,
+		    p->sites[i].zone) < sizeof(name) ? 0 : -1;
 		if (r == -1)
 			continue;
+		memcpy(q->name, name, sizeof(q->name));
 		q->site = &p->sites[i];
 		q->ans = NULL;
 		q->threaded = 0;
