@@ -155,3 +155,16 @@ authres_value(const char *in, char *out, size_t outsz)
 	out[o] = '\0';
 	return out;
 }
+
+const char *
+authres_result_name(enum authres_result r)
+{
+	static const char *names[] = {
+		[AUTHRES_NONE] = "none", [AUTHRES_PASS] = "pass",
+		[AUTHRES_FAIL] = "fail", [AUTHRES_POLICY] = "policy",
+		[AUTHRES_NEUTRAL] = "neutral", [AUTHRES_TEMPERROR] = "temperror",
+		[AUTHRES_PERMERROR] = "permerror",
+	};
+
+	return (unsigned)r < ARRAY_SIZE(names) ? names[r] : "permerror";
+}

@@ -9,7 +9,12 @@
  * wrote. Authentication-Results of other authserv-ids stay: they are
  * someone else's claims, and downstream knows whom it trusts.
  *
- * Public calls: authres_servid(), authres_skips(), authres_value().
+ * It also names RFC 8601's result words (enum authres_result): the DKIM
+ * and DMARC checks keep their outcomes typed, and the text is made once,
+ * for the header and the logs.
+ *
+ * Public calls: authres_servid(), authres_skips(), authres_value(),
+ * authres_result_name().
  * Ownership: authres_skips() hands back an xmalloc'd array.
  * Thread: no state, any thread. Privilege: none.
  */
@@ -19,6 +24,18 @@
 #include <stddef.h>
 
 struct pol_skip;
+
+/* RFC 8601 2.7.1 and 2.7.2: a DKIM signature's or DMARC's result. (SPF
+ * has its own, with softfail: enum spf_result in spf.h.) */
+enum authres_result {
+	AUTHRES_NONE = 0,
+	AUTHRES_PASS,
+	AUTHRES_FAIL,
+	AUTHRES_POLICY,
+	AUTHRES_NEUTRAL,
+	AUTHRES_TEMPERROR,
+	AUTHRES_PERMERROR,
+};
 
 /* Longest authserv-id we compare: a domain name, RFC 1035 2.3.4. */
 #define AUTHRES_SERVID_MAX	255
@@ -39,5 +56,8 @@ int	 authres_skips(const char *msg, size_t len, const char *hostname,
 /* Make attacker-written text safe as an RFC 8601 property value: keep
  * printable ASCII that needs no quoting, cut at outsz-1. Returns out. */
 char	*authres_value(const char *in, char *out, size_t outsz);
+
+/* "none", "pass", "fail", "policy", "neutral", "temperror", "permerror". */
+const char *authres_result_name(enum authres_result);
 
 #endif

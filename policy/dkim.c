@@ -53,6 +53,7 @@
 #include "policy/dkimbody.h"
 #include "lib/conf.h"
 #include "policy/msghdr.h"
+#include "policy/policy_int.h"
 #include "lib/util.h"
 
 #include <opendkim/dkim.h>
@@ -156,8 +157,10 @@ static int	 dkim_refuse_query(void *, int, unsigned char *, unsigned char *,
 		    size_t, void **);
 static int	 dkim_enabled(const struct conf *);
 static void	 dkim_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static const char *dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
+static enum authres_result dkim_sig_result(struct dkim_ctx *, DKIM_SIGINFO *,
 		    char *why, size_t whysz);
+static void	 dkim_found_add(struct pol_session *, DKIM_SIGINFO *,
+		    enum authres_result);
 static int	 dkim_body_ok(const struct dkim_ctx *, DKIM_SIGINFO *);
 static DKIM_STAT dkim_feed_fields(struct dkim_ctx *, DKIM *, const struct pol_msg *);
 static void	 dkim_sig_props(DKIM_SIGINFO *, char *, size_t);
@@ -283,16 +286,7 @@ dkim_prescreen(DKIM *d, DKIM_SIGINFO **sigs, int n)
 static int
 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz)
 {
-	static const char mid[] = "._domainkey.";
-	size_t sl = strlen(sel), ml = sizeof(mid) - 1, dl = strlen(dom);
-
-	/* not snprintf: a name per signature, in the probe and the lookup */
-	if (sl + ml + dl >= outsz)
-		return -1;
-	memcpy(out, sel, sl);
-	memcpy(out + sl, mid, ml);
-	memcpy(out + sl + ml, dom, dl + 1);
-	return 0;
+	return (size_t)snprintf(out, outsz, "%s._domainkey.%s", sel, dom) < outsz ? 0 : -1;
 }
 
 /* Folding white space inside a header field as it stands in the message
@@ -537,21 +531,21 @@ dkim_enabled(const struct conf *c)
 	return c->dkim_enabled;
 }
 
-const char *
+enum authres_result
 dkim_sigerror_result(int e)
 {
 	switch (e) {
 	case DKIM_SIGERROR_KEYFAIL:
-		return "temperror";
+		return AUTHRES_TEMPERROR;
 	case DKIM_SIGERROR_BADSIG:
 	case DKIM_SIGERROR_TOOLARGE_L:	/* body shorter than l=: cut */
-		return "fail";
+		return AUTHRES_FAIL;
 	case DKIM_SIGERROR_EXPIRED:	/* RFC 6376 3.5 x=: verifier's choice */
 	case DKIM_SIGERROR_FUTURE:
 	case DKIM_SIGERROR_KEYTOOSMALL:
 	case DKIM_SIGERROR_MBSFAILED:
 	case DKIM_SIGERROR_SUBDOMAIN:
-		return "policy";
+		return AUTHRES_POLICY;
 	case DKIM_SIGERROR_NOKEY:	/* RFC 6376 6.1.2: PERMFAIL */
 	case DKIM_SIGERROR_KEYREVOKED:	/* RFC 6376 3.6.1 p= empty */
 	case DKIM_SIGERROR_DNSSYNTAX:
@@ -563,11 +557,11 @@ dkim_sigerror_result(int e)
 	case DKIM_SIGERROR_KEYTYPEMISSING:
 	case DKIM_SIGERROR_KEYTYPEUNKNOWN:
 	case DKIM_SIGERROR_KEYDECODE:
-		return "permerror";
+		return AUTHRES_PERMERROR;
 	default:
 		/* RFC 8601 2.7.1: a signature with syntax errors, or one
 		 * we could not process, is neutral. */
-		return "neutral";
+		return AUTHRES_NEUTRAL;
 	}
 }
 
@@ -629,7 +623,7 @@ dkim_body_ok(const struct dkim_ctx *ctx, DKIM_SIGINFO *sig)
 }
 
 /* Result of one signature after dkim_eom(). */
-static const char *
+static enum authres_result
 dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz)
 {
 	unsigned int flags = dkim_sig_getflags(sig), bits = 0;
@@ -640,7 +634,7 @@ dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz
 	for (int i = 0; i < ctx->ntemp; i++)
 		if (ctx->temp[i] == sig) {
 			snprintf(why, whysz, "%s", ctx->why);
-			return "temperror";
+			return AUTHRES_TEMPERROR;
 		}
 	/* The header signature verified, so the library compared bh= with
 	 * the body it was given (none): the body verdict is ours. With
@@ -657,28 +651,28 @@ dkim_sig_result(struct dkim_ctx *ctx, DKIM_SIGINFO *sig, char *why, size_t whysz
 	    err == DKIM_SIGERROR_OK) {
 		if (alg == DKIM_SIGN_RSASHA1) {
 			snprintf(why, whysz, "rsa-sha1 is not accepted (RFC 8301)");
-			return "policy";
+			return AUTHRES_POLICY;
 		}
 		if (alg == DKIM_SIGN_RSASHA256 && bits < DKIM_MIN_RSA_BITS) {
 			snprintf(why, whysz, "%u-bit RSA key, under %d (RFC 8301)",
 			    bits, DKIM_MIN_RSA_BITS);
-			return "policy";
+			return AUTHRES_POLICY;
 		}
 		if (dkim_sig_expired(sig)) {
 			snprintf(why, whysz, "signature expired (x=)");
-			return "policy";
+			return AUTHRES_POLICY;
 		}
 		if (flags & DKIM_SIGFLAG_TESTKEY)
 			snprintf(why, whysz, "key in test mode (t=y)");
-		return "pass";
+		return AUTHRES_PASS;
 	}
 	if ((flags & DKIM_SIGFLAG_PASSED) && bhr == DKIM_SIGBH_MISMATCH) {
 		snprintf(why, whysz, "body hash mismatch");
-		return "fail";
+		return AUTHRES_FAIL;
 	}
 	if (err == DKIM_SIGERROR_UNKNOWN) {
 		snprintf(why, whysz, "signature not evaluated");
-		return "neutral";
+		return AUTHRES_NEUTRAL;
 	}
 	snprintf(why, whysz, "%s", dkim_sig_geterrorstr(err) ?
 	    dkim_sig_geterrorstr(err) : "unknown error");
@@ -733,6 +727,24 @@ dkim_sig_identity(DKIM_SIGINFO *sig, char *out, size_t outsz)
 	out[o] = '\0';
 }
 
+/* The signature's outcome, typed, for the checks after dkim (DMARC,
+ * greylisting): its result, d= and s= as the library read them. */
+static void
+dkim_found_add(struct pol_session *ps, DKIM_SIGINFO *sig, enum authres_result res)
+{
+	const char *d = (const char *)dkim_sig_getdomain(sig);
+	const char *s = (const char *)dkim_sig_getselector(sig);
+	struct dkim_found *f;
+
+	ps->found.dkim_last = res;
+	if (ps->found.ndkim == DKIM_MAX_SIGS)
+		return;
+	f = &ps->found.dkim[ps->found.ndkim++];
+	f->result = res;
+	snprintf(f->domain, sizeof(f->domain), "%s", d ? d : "");
+	snprintf(f->selector, sizeof(f->selector), "%s", s ? s : "");
+}
+
 static void
 dkim_report(struct pol_session *ps, struct dkim_ctx *ctx,
     DKIM_SIGINFO **sigs, int n)
@@ -743,15 +755,16 @@ dkim_report(struct pol_session *ps, struct dkim_ctx *ctx,
 
 	for (int i = 0; i < n && i < DKIM_MAX_SIGS; i++) {
 		char props[768], why[256];
-		const char *res = dkim_sig_result(ctx, sigs[i], why, sizeof(why));
+		enum authres_result res = dkim_sig_result(ctx, sigs[i], why, sizeof(why));
 		struct pol_result *r;
 
+		dkim_found_add(ps, sigs[i], res);
 		dkim_sig_props(sigs[i], props, sizeof(props));
-		r = pol_result_add(ps, "dkim", res, 0, props, "%s", why);
-		if (strcmp(res, "pass") == 0) {
+		r = pol_result_add(ps, "dkim", authres_result_name(res), 0, props, "%s", why);
+		if (res == AUTHRES_PASS) {
 			if (!pass++ && r != NULL)
 				r->score = c->dkim_pass_score;
-		} else if (strcmp(res, "temperror") != 0) {
+		} else if (res != AUTHRES_TEMPERROR) {
 			fail++;
 			if (first == NULL)
 				first = r;
@@ -779,6 +792,7 @@ dkim_verify_msg(struct dkim_ctx *ctx, const struct pol_msg *msg, int body_ours)
 	    dkim_arena_start(&ctx->arena), &st);
 
 	if (d == NULL) {
+		ctx->ps->found.dkim_last = AUTHRES_TEMPERROR;
 		pol_result_add(ctx->ps, "dkim", "temperror", 0, "", "dkim_verify: %s",
 		    dkim_getresultstr(st));
 		return NULL;
@@ -869,9 +883,10 @@ dkim_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg
 		if ((d = dkim_verify_msg(&ctx, msg, 0)) == NULL)
 			return;
 	}
-	if (dkim_getsiglist(d, &sigs, &n) != DKIM_STAT_OK || n == 0 || sigs == NULL)
+	if (dkim_getsiglist(d, &sigs, &n) != DKIM_STAT_OK || n == 0 || sigs == NULL) {
+		ps->found.dkim_last = AUTHRES_NONE;
 		pol_result_add(ps, "dkim", "none", 0, "", "no signature");
-	else
+	} else
 		dkim_report(ps, &ctx, sigs, n);
 	dkim_free(d);
 }

@@ -9,11 +9,14 @@
  * on once: dkim.pass_score when any signature passes, else dkim.fail_score
  * when some signature failed for good (a temperror adds nothing: the check
  * could not decide, DMARC and policy.temperror_tempfail take it from there).
- * The DMARC check reads these results (header.d of the passing ones).
  *
  * Every key lookup goes through dns_query() with the session's budget: the
  * library's key-lookup hook is ours, and its own resolver hooks are set to
  * refuse, so nothing can bypass dns/.
+ *
+ * Each signature's result, d= and s= are also kept typed in the session
+ * (struct dkim_found in pol_found.dkim[]) for the checks after this one:
+ * DMARC aligns on them, greylisting's skip_dkim_pass reads them.
  *
  * Public: dkim_check (for policy.c's table), dkim_sigerror_result().
  * Thread: any worker, or the session's I/O loop when dkim_check.blocks_msg
@@ -24,7 +27,9 @@
 #ifndef POSTERN_DKIM_H
 #define POSTERN_DKIM_H
 
-#include "policy/policy_int.h"
+#include "policy/authres.h"
+
+struct pol_check;
 
 /* Signatures evaluated per message; the rest are ignored and logged. Each
  * costs a DNS question and an RSA operation (RFC 6376 8.4: bound the work
@@ -38,12 +43,20 @@
 #define DKIM_INLINE_MAX		(64 * 1024)
 /* RFC 8301 3.2: verifiers must not accept RSA keys under 1024 bits. */
 #define DKIM_MIN_RSA_BITS	1024
+/* A domain name as text (RFC 1035 2.3.4: 253), plus the NUL. */
+#define DKIM_DOMAIN_MAX		254
+
+/* One signature's outcome as later checks read it. */
+struct dkim_found {
+	enum authres_result result;
+	char	 domain[DKIM_DOMAIN_MAX];	/* d= as signed; "" when longer */
+	char	 selector[DKIM_DOMAIN_MAX];	/* s=, likewise */
+};
 
 extern const struct pol_check dkim_check;
 
-/* RFC 8601 result name for a libopendkim DKIM_SIGERROR_* code of a
- * signature that did not pass ("fail", "neutral", "policy", "permerror",
- * "temperror"). */
-const char *dkim_sigerror_result(int sigerror);
+/* RFC 8601 result of a libopendkim DKIM_SIGERROR_* code of a signature
+ * that did not pass (fail, neutral, policy, permerror, temperror). */
+enum authres_result dkim_sigerror_result(int sigerror);
 
 #endif

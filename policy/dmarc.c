@@ -112,14 +112,16 @@ static enum dmarc_found dmarc_lookup(struct dns_budget *, int *missed, const cha
 		    struct dmarc_policy_ctx *);
 static enum dmarc_found dmarc_discover(struct dns_budget *, int *missed, const char *,
 		    struct dmarc_policy_ctx *);
-static int	 dmarc_prop(const char *, const char *, char *, size_t);
 static int	 dmarc_identifiers(const struct pol_session *, struct dmarc_id *, int);
+static int	 dmarc_id_take(struct dmarc_id *, int pass, int temp, const char *domain,
+		    int is_spf);
+static void	 dmarc_result(struct pol_session *, enum authres_result, double,
+		    const char *props, const char *why);
 static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
 		    const struct dmarc_id *, int, int *);
 static void	 dmarc_apply(struct pol_session *, const char *,
 		    const struct dmarc_policy_ctx *, int pass);
 static void	 dmarc_temperror(struct pol_session *, const char *, const char *);
-static void	 dmarc_copy(char *, size_t, const char *);
 static int	 dmarc_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 dmarc_stash_fits(const struct pol_session *, const struct dmarc_stash *,
 		    const struct pol_msg *);
@@ -170,21 +172,6 @@ dmarc_policy_name(int p)
 	}
 }
 
-/* snprintf(out, outsz, "%s", s) without the formatting machinery: a few
- * domain names a message. */
-static void
-dmarc_copy(char *out, size_t outsz, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (outsz == 0)
-		return;
-	if (n >= outsz)
-		n = outsz - 1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-}
-
 /* Lower-case s[0..n) into out as a domain name: LDH labels (and '_', seen
  * in the wild), no empty label, one trailing dot dropped. 0 or -1. */
 static int
@@ -225,14 +212,14 @@ dmarc_org_domain(const char *domain, char *out, size_t outsz)
 		reg = psl_registrable_domain(dmarc_psl, d);
 		/* NULL: d is a public suffix itself; it is its own org domain,
 		 * and only aligns with exactly itself. */
-		dmarc_copy(out, outsz, reg != NULL ? reg : d);
+		snprintf(out, outsz, "%s", reg != NULL ? reg : d);
 		return 0;
 	}
 	p = strrchr(d, '.');
 	if (p != NULL)
 		while (p > d && p[-1] != '.')
 			p--;
-	dmarc_copy(out, outsz, p != NULL ? p : d);
+	snprintf(out, outsz, "%s", p != NULL ? p : d);
 	return 0;
 }
 
@@ -364,7 +351,7 @@ dmarc_from_addrs(const char *v, char doms[][DMARC_DOMAIN_MAX], int *ndoms)
 		for (int k = 0; k < *ndoms; k++)
 			dup |= strcmp(doms[k], dom) == 0;
 		if (!dup && *ndoms < DMARC_FROM_MAX_ADDRS)
-			dmarc_copy(doms[(*ndoms)++], DMARC_DOMAIN_MAX, dom);
+			snprintf(doms[(*ndoms)++], DMARC_DOMAIN_MAX, "%s", dom);
 	}
 	return 0;
 }
@@ -394,7 +381,7 @@ dmarc_from_domain(const char *msg, size_t len, char *dom, size_t domsz)
 		return DMARC_FROM_MISSING;
 	if (ndoms > 1)
 		return DMARC_FROM_SEVERAL_DOMAINS;
-	dmarc_copy(dom, domsz, doms[0]);
+	snprintf(dom, domsz, "%s", doms[0]);
 	return DMARC_FROM_OK;
 }
 
@@ -533,8 +520,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	enum dmarc_found found = DMARC_NOTFOUND;
 	int n = 0, broken = 0;
 
-	memcpy(name, "_dmarc.", 7);
-	dmarc_copy(name + 7, sizeof(name) - 7, domain);
+	snprintf(name, sizeof(name), "_dmarc.%s", domain);
 	a = missed ? dns_query_nowait(name, DNS_T_TXT, b, missed) :
 	    dns_query(name, DNS_T_TXT, b);
 	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
@@ -563,7 +549,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	} else if (n == 1) {
 		found = DMARC_FOUND;
 	}
-	dmarc_copy(pc->where, sizeof(pc->where), domain);
+	snprintf(pc->where, sizeof(pc->where), "%s", domain);
 	return found;
 }
 
@@ -591,62 +577,46 @@ dmarc_discover(struct dns_budget *b, int *missed, const char *from,
 	return f;
 }
 
-/* The value of "key=" in an RFC 8601 property list, into out. 0 or -1. */
-static int
-dmarc_prop(const char *props, const char *key, char *out, size_t outsz)
-{
-	size_t kl = strlen(key);
-
-	for (const char *p = props; p != NULL && *p; ) {
-		if (strncasecmp(p, key, kl) == 0 && p[kl] == '=') {
-			size_t n = strcspn(p + kl + 1, " \t;");
-			if (n == 0 || n >= outsz)
-				return -1;
-			memcpy(out, p + kl + 1, n);
-			out[n] = '\0';
-			return 0;
-		}
-		p = strchr(p, ' ');
-		if (p != NULL)
-			p++;
-	}
-	return -1;
-}
-
-/* 4.2: the SPF-authenticated MAIL FROM (or HELO for <>) domain and the d=
- * of DKIM signatures, from the spf and dkim checks' results; passes and
- * temperrors only. Returns how many. */
+/* 4.2: the domain SPF authenticated (MAIL FROM, or HELO for <>: spf
+ * checks the HELO identity only for the null sender, as 4.1 wants) and
+ * the d= of DKIM signatures, as the spf and dkim checks found them;
+ * passes and temperrors only. Returns how many. */
 static int
 dmarc_identifiers(const struct pol_session *ps, struct dmarc_id *ids, int max)
 {
+	const struct pol_found *f = &ps->found;
 	int n = 0;
 
-	for (int i = 0; i < ps->nresults && n < max; i++) {
-		const struct pol_result *r = &ps->results[i];
-		char v[DMARC_DOMAIN_MAX * 2];
-		const char *dom;
-		int spf = strcmp(r->check, "spf") == 0;
-
-		if (!spf && strcmp(r->check, "dkim") != 0)
-			continue;
-		if (strcmp(r->result, "pass") != 0 && strcmp(r->result, "temperror") != 0)
-			continue;
-		/* RFC 7489 4.1: the HELO identity only stands in for <>. */
-		if (spf && dmarc_prop(r->authres, "smtp.mailfrom", v, sizeof(v)) == -1 &&
-		    (ps->mail_from == NULL || *ps->mail_from != '\0' ||
-		    dmarc_prop(r->authres, "smtp.helo", v, sizeof(v)) == -1))
-			continue;
-		else if (!spf && dmarc_prop(r->authres, "header.d", v, sizeof(v)) == -1)
-			continue;
-		dom = strrchr(v, '@') ? strrchr(v, '@') + 1 : v;
-		if (dmarc_domain_clean(dom, strlen(dom), ids[n].domain,
-		    sizeof(ids[n].domain)) == -1)
-			continue;
-		ids[n].temp = strcmp(r->result, "temperror") == 0;
-		ids[n].is_spf = spf;
-		n++;
-	}
+	if (f->spf.ran)
+		n += dmarc_id_take(&ids[n], f->spf.result == SPF_R_PASS,
+		    f->spf.result == SPF_R_TEMPERROR, f->spf.domain, 1);
+	for (int i = 0; i < f->ndkim && n < max; i++)
+		n += dmarc_id_take(&ids[n], f->dkim[i].result == AUTHRES_PASS,
+		    f->dkim[i].result == AUTHRES_TEMPERROR, f->dkim[i].domain, 0);
 	return n;
+}
+
+/* An identifier that passed or could not be decided, about a usable
+ * domain, into *id: 1; else 0. */
+static int
+dmarc_id_take(struct dmarc_id *id, int pass, int temp, const char *domain, int is_spf)
+{
+	if ((!pass && !temp) ||
+	    dmarc_domain_clean(domain, strlen(domain), id->domain, sizeof(id->domain)) == -1)
+		return 0;
+	id->temp = temp;
+	id->is_spf = is_spf;
+	return 1;
+}
+
+/* The check's one result: typed for the checks after it, as text for the
+ * header and the logs. */
+static void
+dmarc_result(struct pol_session *ps, enum authres_result res, double score,
+    const char *props, const char *why)
+{
+	ps->found.dmarc = res;
+	pol_result_add(ps, "dmarc", authres_result_name(res), score, props, "%s", why);
 }
 
 /* 6.6.2: 1 pass (an aligned pass), 0 fail; *temp set when an aligned
@@ -673,7 +643,7 @@ dmarc_temperror(struct pol_session *ps, const char *from, const char *why)
 	char props[DMARC_DOMAIN_MAX + 16];
 
 	snprintf(props, sizeof(props), "header.from=%s", from);
-	pol_result_add(ps, "dmarc", "temperror", 0, props, "%s", why);
+	dmarc_result(ps, AUTHRES_TEMPERROR, 0, props, why);
 	if (ps->conf->temperror_tempfail)
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.4.3", 0,
 		    "Temporary failure evaluating DMARC for %s; try again later", from);
@@ -687,7 +657,7 @@ dmarc_apply(struct pol_session *ps, const char *from,
 	const struct conf *c = ps->conf;
 	int pol = pc->at_org && pc->rec.sp != DMARC_P_UNSET ? pc->rec.sp : pc->rec.p;
 	int eff = pol, act = CONF_DMARC_IGNORE, dis = DMARC_P_NONE;
-	char props[DMARC_DOMAIN_MAX + 64];
+	char props[DMARC_DOMAIN_MAX + 64], why[DMARC_DOMAIN_MAX + 96];
 	double score = 0;
 
 	if (!pass && pol != DMARC_P_NONE && pc->rec.pct < 100 &&
@@ -703,9 +673,10 @@ dmarc_apply(struct pol_session *ps, const char *from,
 		score = c->dmarc_fail_score;
 	snprintf(props, sizeof(props), "(p=%s dis=%s) header.from=%s",
 	    dmarc_policy_name(pol), dmarc_policy_name(dis), from);
-	pol_result_add(ps, "dmarc", pass ? "pass" : "fail", score, props,
-	    "policy of %s%s: p=%s%s", pc->where, pc->at_org ? " (organizational)" : "",
-	    dmarc_policy_name(pol), eff != pol ? ", not sampled by pct" : "");
+	snprintf(why, sizeof(why), "policy of %s%s: p=%s%s", pc->where,
+	    pc->at_org ? " (organizational)" : "", dmarc_policy_name(pol),
+	    eff != pol ? ", not sampled by pct" : "");
+	dmarc_result(ps, pass ? AUTHRES_PASS : AUTHRES_FAIL, score, props, why);
 	if (dis == DMARC_P_REJECT)
 		pol_hard_set(ps, POL_REJECT, 550, "5.7.1", 0,
 		    "Message rejected: DMARC policy of %s rejects this message", from);
@@ -834,25 +805,25 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 	pthread_once(&dmarc_once, dmarc_psl_init);
 	fs = dmarc_find(ps, msg, from, &found, &pc);
 	if (fs != DMARC_FROM_OK) {
-		static const char *why[] = { "", "no From address",
-		    "several From fields", "From names several domains",
-		    "From address without a usable domain" };
-		pol_result_add(ps, "dmarc", "permerror", ps->conf->dmarc_fail_score,
-		    "", "%s (RFC 7489 6.6.1)", why[fs]);
+		static const char *why[] = { "", "no From address (RFC 7489 6.6.1)",
+		    "several From fields (RFC 7489 6.6.1)",
+		    "From names several domains (RFC 7489 6.6.1)",
+		    "From address without a usable domain (RFC 7489 6.6.1)" };
+		dmarc_result(ps, AUTHRES_PERMERROR, ps->conf->dmarc_fail_score, "",
+		    why[fs]);
 		return;
 	}
-	memcpy(props, "header.from=", 12);
-	dmarc_copy(props + 12, sizeof(props) - 12, from);
+	snprintf(props, sizeof(props), "header.from=%s", from);
 	switch (found) {
 	case DMARC_TEMP:
 		dmarc_temperror(ps, from, pc.why);
 		return;
 	case DMARC_NOTFOUND:
 	case DMARC_SEVERAL:	/* 6.6.3 step 3: no policy applies */
-		pol_result_add(ps, "dmarc", "none", 0, props, "%s", pc.why);
+		dmarc_result(ps, AUTHRES_NONE, 0, props, pc.why);
 		return;
 	case DMARC_BROKEN:
-		pol_result_add(ps, "dmarc", "permerror", 0, props, "%s", pc.why);
+		dmarc_result(ps, AUTHRES_PERMERROR, 0, props, pc.why);
 		return;
 	case DMARC_FOUND:
 		break;

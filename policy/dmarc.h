@@ -3,8 +3,9 @@
  *
  * Finds the RFC5322.From domain, discovers its policy (_dmarc.DOMAIN, then
  * _dmarc.ORGDOMAIN from the Public Suffix List via libpsl), checks SPF and
- * DKIM alignment (relaxed or strict, aspf/adkim) from the results the spf
- * and dkim checks left, and reports one result:
+ * DKIM alignment (relaxed or strict, aspf/adkim) on the typed findings the
+ * spf and dkim checks left (ps->found.spf, ps->found.dkim[]), and reports
+ * one result (typed in ps->found.dmarc, and as text):
  *   pol_result_add(ps, "dmarc", pass|fail|none|temperror|permerror, score,
  *       "(p=reject dis=none) header.from=example.org", reason)
  * On fail it hands the domain's policy to the engine: p=reject with

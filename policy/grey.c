@@ -147,15 +147,14 @@ static int
 grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 {
 	const struct conf *c = ps->conf;
-	const struct pol_result *r;
 	const char *at = ps->mail_from ? strrchr(ps->mail_from, '@') : NULL;
 
-	if ((r = pol_result_find(ps, "dnswl")) != NULL && strcmp(r->result, "listed") == 0) {
+	if (ps->found.dnswl != 0) {
 		snprintf(why, whysz, "client on a DNS allow list");
 		return 1;
 	}
 	if (c->greylist_skip_spf_pass && at && grey_domain_listed(c->greylist_skip_domains, at + 1) &&
-	    (r = pol_result_find(ps, "spf")) != NULL && strcmp(r->result, "pass") == 0) {
+	    ps->found.spf.ran && ps->found.spf.result == SPF_R_PASS) {
 		snprintf(why, whysz, "SPF pass for %s", at + 1);
 		return 1;
 	}
@@ -444,16 +443,10 @@ grey_dkim_ok(const struct pol_session *ps)
 	grey_from_domain(ps->from_hdr, from, sizeof(from));
 	if (*from == '\0')
 		return 0;
-	for (int i = 0; i < ps->nresults; i++) {
-		const struct pol_result *r = &ps->results[i];
-		const char *hd;
-		if (strcmp(r->check, "dkim") || strcmp(r->result, "pass") ||
-		    r->authres == NULL || (hd = strstr(r->authres, "header.d=")) == NULL)
+	for (int i = 0; i < ps->found.ndkim; i++) {
+		if (ps->found.dkim[i].result != AUTHRES_PASS)
 			continue;
-		size_t n = strcspn(hd + 9, " ;");
-		if (n >= sizeof(d))
-			continue;
-		grey_lower(d, hd + 9, n + 1);
+		grey_lower(d, ps->found.dkim[i].domain, sizeof(d));
 		if ((access_name_match(d, from) || access_name_match(from, d)) &&
 		    grey_domain_listed(c->greylist_skip_domains, d))
 			return 1;

@@ -9,10 +9,11 @@
  * greylist.expire. A network whose triplets first passed greylist.auto_allow
  * times is not greylisted any more (until unused for greylist.expire).
  * Not greylisted either: allowlisted clients, senders and recipients
- * (policy/access), clients on a DNS allow list (result "dnswl"), and, when
- * enabled, senders from greylist.skip_domains with SPF pass (result "spf"
- * pass) or with a DKIM signature that verifies for a skip domain aligned
- * with the From header (greylist.skip_dkim_pass). DKIM is only known at
+ * (policy/access), clients on a DNS allow list, and, when enabled, senders
+ * from greylist.skip_domains with SPF pass or with a DKIM signature that
+ * verifies for a skip domain aligned with the From header
+ * (greylist.skip_dkim_pass) -- all read from the typed findings of the
+ * checks before (ps->found: dnswl, spf, dkim[]). DKIM is only known at
  * the end of DATA, so for envelope senders from a skip domain the
  * decision waits until then (grey_data_check runs after dkim and dmarc):
  * the message passes on the signature, or its recipients' triplets are

@@ -20,6 +20,7 @@
 #include "policy/access.h"
 #include "policy/authres.h"
 #include "policy/bayes.h"
+#include "lib/buf.h"
 #include "policy/dkim.h"
 #include "policy/dmarc.h"
 #include "lib/conf.h"
@@ -49,9 +50,10 @@ static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_m
 static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
 		    struct pol_decision *, int here);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
+static void	 pol_found_drop(struct pol_session *);
 static char	*pol_authres_header(const struct pol_session *, const char *tail);
-static size_t	 pol_authres_put(char *, const char *);
-static size_t	 pol_authres_clean(char *, const char *);
+static int	 pol_authres_char(char);
+static void	 pol_authres_props(struct buf *, const char *);
 static int	 pol_allowed(const struct pol_session *, enum pol_stage);
 static const char *pol_top_reason(const struct pol_session *);
 static void	 pol_reply_note(struct pol_session *, const struct pol_decision *);
@@ -319,7 +321,18 @@ pol_tx_reset(struct pol_session *ps)
 	mime_free(ps->mime); ps->mime = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
 	ps->probe_inline = 0;
+	pol_found_drop(ps);
 	pol_results_drop(ps, 1);
+}
+
+/* The transaction's typed findings go; the session's stay. */
+static void
+pol_found_drop(struct pol_session *ps)
+{
+	unsigned dnswl = ps->found.dnswl & (1u << POL_CONNECT | 1u << POL_HELO);
+
+	memset(&ps->found, 0, sizeof(ps->found));
+	ps->found.dnswl = dnswl;
 }
 
 /* Drop transaction results; with keep_session, CONNECT/HELO ones stay. */
@@ -365,9 +378,8 @@ pol_result_add(struct pol_session *ps, const char *check, const char *result,
 	}
 	r = &ps->results[ps->nresults++];
 	memset(r, 0, sizeof(*r));
-	/* cut to fit, as snprintf would, without its cost (every result) */
-	memcpy(r->check, check, strnlen(check, sizeof(r->check) - 1));
-	memcpy(r->result, result, strnlen(result, sizeof(r->result) - 1));
+	snprintf(r->check, sizeof(r->check), "%s", check);
+	snprintf(r->result, sizeof(r->result), "%s", result);
 	r->score = score;
 	r->authres = authres ? xstrdup(authres) : NULL;
 	va_start(ap, fmt);
@@ -658,14 +670,10 @@ pol_top_reason(const struct pol_session *ps)
 static int
 pol_auth_temperror(const struct pol_session *ps)
 {
-	static const char *auth[] = { "spf", "dkim", "dmarc" };
+	const struct pol_found *f = &ps->found;
 
-	for (size_t i = 0; i < ARRAY_SIZE(auth); i++) {
-		const struct pol_result *r = pol_result_find(ps, auth[i]);
-		if (r && strcmp(r->result, "temperror") == 0)
-			return 1;
-	}
-	return 0;
+	return (f->spf.ran && f->spf.result == SPF_R_TEMPERROR) ||
+	    f->dkim_last == AUTHRES_TEMPERROR || f->dmarc == AUTHRES_TEMPERROR;
 }
 
 static void
@@ -735,71 +743,49 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	}
 }
 
-/* Copy s into out (NULL: only measure); its length. */
-static size_t
-pol_authres_put(char *out, const char *s)
+/* Properties may quote what a client wrote (MAIL FROM): control
+ * characters are left out, so none can fold or end our header. */
+static int
+pol_authres_char(char c)
 {
-	size_t n = strlen(s);
-
-	if (out != NULL)
-		memcpy(out, s, n);
-	return n;
+	return (unsigned char)c >= 0x20 && c != 0x7f;
 }
 
-/* pol_authres_put for properties, which may quote what a client wrote
- * (MAIL FROM): control characters are left out, so none can fold or end
- * our header. */
-static size_t
-pol_authres_clean(char *out, const char *s)
+/* " " and props, cleaned, unless nothing of them is left. */
+static void
+pol_authres_props(struct buf *b, const char *props)
 {
-	size_t n = 0;
-
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x20 && *s != 0x7f) {
-			if (out != NULL)
-				out[n] = *s;
-			n++;
-		}
-	return n;
+	while (*props != '\0' && !pol_authres_char(*props))
+		props++;
+	if (*props == '\0')
+		return;
+	buf_addc(b, ' ');
+	for (; *props != '\0'; props++)
+		if (pol_authres_char(*props))
+			buf_addc(b, *props);
 }
 
 /* RFC 8601 header from the results that carry authres properties, then
- * tail: measured, then written into one allocation (not a string per
- * result: this runs for every message delivered). */
+ * tail. */
 static char *
 pol_authres_header(const struct pol_session *ps, const char *tail)
 {
-	char *h = NULL;
-	size_t o = 0;
+	struct buf b = { 0 };
+	int any = 0;
 
-	for (int pass = 0; pass < 2; pass++) {
-		char *w = pass ? h : NULL;
-		int any = 0;
-
-		o = pol_authres_put(w, "Authentication-Results: ");
-		o += pol_authres_put(w ? w + o : NULL, ps->conf->hostname);
-		for (int i = 0; i < ps->nresults; i++) {
-			const struct pol_result *r = &ps->results[i];
-			size_t pl;
-			if (r->authres == NULL)
-				continue;
-			o += pol_authres_put(w ? w + o : NULL, ";\r\n\t");
-			o += pol_authres_put(w ? w + o : NULL, r->check);
-			o += pol_authres_put(w ? w + o : NULL, "=");
-			o += pol_authres_put(w ? w + o : NULL, r->result);
-			if ((pl = pol_authres_clean(NULL, r->authres)) > 0) {
-				o += pol_authres_put(w ? w + o : NULL, " ");
-				o += pol_authres_clean(w ? w + o : NULL, r->authres);
-			}
-			any = 1;
-		}
-		o += pol_authres_put(w ? w + o : NULL, any ? "\r\n" : "; none\r\n");
-		o += pol_authres_put(w ? w + o : NULL, tail);
-		if (pass == 0)
-			h = xmalloc(o + 1);
+	buf_adds(&b, "Authentication-Results: ");
+	buf_adds(&b, ps->conf->hostname);
+	for (int i = 0; i < ps->nresults; i++) {
+		const struct pol_result *r = &ps->results[i];
+		if (r->authres == NULL)
+			continue;
+		buf_printf(&b, ";\r\n\t%s=%s", r->check, r->result);
+		pol_authres_props(&b, r->authres);
+		any = 1;
 	}
-	h[o] = '\0';
-	return h;
+	buf_adds(&b, any ? "\r\n" : "; none\r\n");
+	buf_adds(&b, tail);
+	return buf_take(&b);
 }
 
 void

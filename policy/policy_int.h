@@ -10,15 +10,21 @@
 #define POSTERN_POLICY_INT_H
 
 #include "dns/dns.h"
+#include "policy/authres.h"
+#include "policy/dkim.h"
 #include "policy/policy.h"
+#include "policy/spf.h"
 
 #include <stdio.h>
 #include <sys/socket.h>
 
 #define POL_MAX_RESULTS	64
 
-/* One check's finding. Results from CONNECT and HELO live for the session,
- * the others for the transaction. */
+/* One check's finding as text, for the Authentication-Results header, the
+ * logs, the verdict log and `postern check`: made once, by the check, from
+ * its typed outcome (struct pol_found). No check reads another's text.
+ * Results from CONNECT and HELO live for the session, the others for the
+ * transaction. */
 struct pol_result {
 	char	 check[16];	/* "spf", "dkim", "dmarc", "rbl", "grey", "rule", ... */
 	char	 result[16];	/* "pass", "fail", "listed", "temperror", ... */
@@ -40,6 +46,24 @@ struct pol_hard {
 	char	 text[256];
 	int	 disconnect;
 	int	 binding;	/* not an anti-spam finding: allowlists cannot undo it */
+};
+
+/* What the checks found, typed, for the checks after them: DMARC aligns
+ * on SPF's and DKIM's identities, greylisting skips on a DNS allow list,
+ * SPF pass or DKIM pass, and pol_decide answers temperrors with 451 under
+ * policy.temperror_tempfail. Each part is written by the check it names.
+ * Transaction scope (pol_tx_reset clears it), but for the CONNECT and
+ * HELO bits of dnswl. */
+struct pol_found {
+	unsigned	 dnswl;		/* 1u << stage: a DNS allow list listed the
+					   client, HELO name or sender domain */
+	struct spf_found spf;		/* MAIL FROM, or HELO for <> */
+	struct dkim_found dkim[DKIM_MAX_SIGS];	/* each signature verified */
+	int		 ndkim;
+	/* the last result the dkim check reported: its last signature's,
+	 * none, or temperror when the verifier failed; NONE before */
+	enum authres_result dkim_last;
+	enum authres_result dmarc;	/* NONE until it ran */
 };
 
 struct pol_session {
@@ -70,6 +94,7 @@ struct pol_session {
 	struct dns_budget dns;
 	struct pol_result results[POL_MAX_RESULTS];
 	int		 nresults;
+	struct pol_found found;
 	struct pol_hard	 hard;
 	double		 score;		/* sum over results */
 	int		 verdict;	/* last decision's verdict */

@@ -58,8 +58,8 @@ static int	 rbl_parse_site(const char *tok, size_t len, struct rbl_site *,
 		    char *why, size_t whysz);
 static void	*rbl_q_thread(void *);
 static void	 rbl_ask(struct pol_session *, struct rbl_q *, int n);
-static void	 rbl_judge(struct pol_session *, const struct rbl_q *, const char *check,
-		    const char *what);
+static void	 rbl_judge(struct pol_session *, enum pol_stage, const struct rbl_q *,
+		    const char *check, const char *what);
 static void	 rbl_plan_lists(const struct pol_session *, struct rbl_plan *, const char *spec,
 		    const struct sockaddr *, const char *domain);
 static int	 rbl_plan(const struct pol_session *, enum pol_stage, struct rbl_plan *);
@@ -69,13 +69,12 @@ static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg
 static struct rbl_stash *rbl_stash(const struct pol_session *);
 static void	 rbl_stash_drop(struct pol_session *);
 static void	 rbl_take(struct pol_session *, struct rbl_stash *);
-static void	 rbl_judge_all(struct pol_session *, struct rbl_q *, int, const char *,
-		    const char *);
+static void	 rbl_judge_all(struct pol_session *, enum pol_stage, struct rbl_q *, int,
+		    const char *, const char *);
 static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_plan *,
 		    int nans);
 static void	 rbl_tx_reset(struct pol_session *);
 static void	 rbl_free(struct pol_session *);
-static size_t	 rbl_cat(char *, size_t, const char *, const char *, const char *);
 static int	 rbl_enabled(const struct conf *);
 static int	 rbl_domain_ok(const char *);
 
@@ -345,10 +344,11 @@ rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 			pthread_join(q[i].th, NULL);
 }
 
-/* One list's answer into a result (or a log line). */
+/* One list's answer into a result (or a log line); an allow list's
+ * listing also into ps->found.dnswl, for greylisting. */
 static void
-rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
-    const char *what)
+rbl_judge(struct pol_session *ps, enum pol_stage stage, const struct rbl_q *q,
+    const char *check, const char *what)
 {
 	const struct rbl_site *s = q->site;
 	char code[INET_ADDRSTRLEN] = "";
@@ -376,6 +376,8 @@ rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
 		if (!rbl_match(s, a))
 			continue;
 		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
+		if (s->weight < 0)
+			ps->found.dnswl |= 1u << stage;
 		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
 		    NULL, "%s listed at %s", what, s->zone);
 		return;		/* a site's weight counts once */
@@ -407,35 +409,20 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 	}
 	for (int i = 0; i < n; i++) {
 		struct rbl_q *q = &p->q[p->nq];
-		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
-		    rbl_cat(q->name, sizeof(q->name), domain, ".",
-		    p->sites[i].zone) < sizeof(q->name) ? 0 : -1;
+		/* put together apart from p: gcc cannot tell q->name and the
+		 * zone, both in *p, do not overlap (-Wrestrict) */
+		char name[RBL_NAME_MAX];
+		int r = sa ? rbl_name(sa, p->sites[i].zone, name, sizeof(name)) :
+		    (size_t)snprintf(name, sizeof(name), "%s.%s", domain,
+		    p->sites[i].zone) < sizeof(name) ? 0 : -1;
 		if (r == -1)
 			continue;
+		memcpy(q->name, name, sizeof(q->name));
 		q->site = &p->sites[i];
 		q->ans = NULL;
 		q->threaded = 0;
 		p->nq++;
 	}
-}
-
-/* a, b and c into out as snprintf("%s%s%s") would: cut to fit, and the
- * length it wanted returned (not snprintf: several names a message). */
-static size_t
-rbl_cat(char *out, size_t outsz, const char *a, const char *b, const char *c)
-{
-	const char *part[3] = { a, b, c };
-	size_t o = 0;
-
-	for (int i = 0; i < 3; i++) {
-		size_t n = strlen(part[i]);
-		if (o < outsz)
-			memcpy(out + o, part[i], n < outsz - o ? n : outsz - o);
-		o += n;
-	}
-	if (outsz > 0)
-		out[o < outsz ? o : outsz - 1] = '\0';
-	return o;
 }
 
 /* A name worth asking an RHSBL about: a dotted domain, not a literal. */
@@ -469,16 +456,16 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	p->what[0] = '\0';
 	if (stage == POL_CONNECT) {
 		p->check = "rbl";
-		rbl_cat(p->what, sizeof(p->what), "client ", ps->client_ip, "");
+		snprintf(p->what, sizeof(p->what), "client %s", ps->client_ip);
 		rbl_plan_lists(ps, p, c->rbl_zones, (const struct sockaddr *)&ps->client, NULL);
 	} else if (stage == POL_HELO && rbl_domain_ok(ps->helo)) {
 		p->check = "rhsbl";
-		rbl_cat(p->what, sizeof(p->what), "HELO name ", ps->helo, "");
+		snprintf(p->what, sizeof(p->what), "HELO name %s", ps->helo);
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, ps->helo);
 	} else if (stage == POL_MAIL && ps->mail_from &&
 	    (dom = strrchr(ps->mail_from, '@')) != NULL && rbl_domain_ok(dom + 1)) {
 		p->check = "rhsbl";
-		rbl_cat(p->what, sizeof(p->what), "sender domain ", dom + 1, "");
+		snprintf(p->what, sizeof(p->what), "sender domain %s", dom + 1);
 		rbl_plan_lists(ps, p, c->rhsbl_zones, NULL, dom + 1);
 	}
 	return p->nq;
@@ -592,16 +579,16 @@ rbl_take(struct pol_session *ps, struct rbl_stash *k)
 		k->q[i].ans = NULL;
 	}
 	k->nans = 0;		/* rbl_judge_all frees the rest */
-	rbl_judge_all(ps, k->q, k->nq, k->check, k->what);
+	rbl_judge_all(ps, k->stage, k->q, k->nq, k->check, k->what);
 }
 
 /* Each answer into a result, then freed. */
 static void
-rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
-    const char *what)
+rbl_judge_all(struct pol_session *ps, enum pol_stage stage, struct rbl_q *q, int nq,
+    const char *check, const char *what)
 {
 	for (int i = 0; i < nq; i++) {
-		rbl_judge(ps, &q[i], check, what);
+		rbl_judge(ps, stage, &q[i], check, what);
 		if (q[i].ans)
 			dns_answer_free(q[i].ans);
 		q[i].ans = NULL;
@@ -624,7 +611,7 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
-	rbl_judge_all(ps, p.q, p.nq, p.check, p.what);
+	rbl_judge_all(ps, stage, p.q, p.nq, p.check, p.what);
 }
 
 static void

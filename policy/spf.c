@@ -28,6 +28,7 @@
  */
 #include "policy/spf.h"
 #include "policy/policy_int.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "dns/dns.h"
 #include "lib/util.h"
@@ -126,44 +127,9 @@ static enum spf_result spf_err(struct spf_ctx *, enum spf_result, const char *, 
 		    __attribute__((format(printf, 3, 4)));
 static void	 spf_explain(struct spf_ctx *, struct spf_record *, const char *);
 static enum spf_result spf_qual(char);
-static void	 spf_copy(char *, size_t, const char *, size_t);
 static void	 spf_reason_matched(struct spf_ctx *, enum spf_result, int, const char *);
-static void	 spf_append(char *, size_t, size_t *, const char *);
 
 /* ---- check_host() ---- */
-
-/* At most n bytes of s (fewer at a NUL) into out, cut to fit: what
- * snprintf(out, outsz, "%.*s", n, s) writes, without its cost (names and
- * reasons are copied several times an evaluation). */
-static void
-spf_copy(char *out, size_t outsz, const char *s, size_t n)
-{
-	size_t l = 0, max;
-
-	if (outsz == 0)
-		return;
-	max = n < outsz - 1 ? n : outsz - 1;
-	while (l < max && s[l] != '\0')
-		l++;
-	memcpy(out, s, l);
-	out[l] = '\0';
-}
-
-/* Append s to the string of length *o in out, cut to fit (a string that
- * filled out stays as it is). */
-static void
-spf_append(char *out, size_t outsz, size_t *o, const char *s)
-{
-	size_t l = strlen(s);
-
-	if (*o + 1 >= outsz)
-		return;
-	if (l > outsz - 1 - *o)
-		l = outsz - 1 - *o;
-	memcpy(out + *o, s, l);
-	*o += l;
-	out[*o] = '\0';
-}
 
 void
 spf_check_host(const struct spf_query *q, struct spf_outcome *out)
@@ -189,13 +155,13 @@ spf_check_host(const struct spf_query *q, struct spf_outcome *out)
 	/* 4.3: no local-part means "postmaster". */
 	at = strrchr(q->sender, '@');
 	if (at == NULL || at == q->sender)
-		spf_copy(ctx.local, sizeof(ctx.local), "postmaster", SIZE_MAX);
+		snprintf(ctx.local, sizeof(ctx.local), "postmaster");
 	else
-		spf_copy(ctx.local, sizeof(ctx.local), q->sender, (size_t)(at - q->sender));
-	spf_copy(ctx.sdomain, sizeof(ctx.sdomain), at ? at + 1 : q->sender, SIZE_MAX);
-	spf_copy(out->domain, sizeof(out->domain), q->domain, SIZE_MAX);
+		snprintf(ctx.local, sizeof(ctx.local), "%.*s", (int)(at - q->sender), q->sender);
+	snprintf(ctx.sdomain, sizeof(ctx.sdomain), "%s", at ? at + 1 : q->sender);
+	snprintf(out->domain, sizeof(out->domain), "%s", q->domain);
 	out->result = spf_eval_domain(&ctx, q->domain);
-	spf_copy(out->reason, sizeof(out->reason), ctx.reason, SIZE_MAX);
+	snprintf(out->reason, sizeof(out->reason), "%s", ctx.reason);
 	if (out->result == SPF_R_FAIL) {
 		out->explanation = ctx.explanation;
 		ctx.explanation = NULL;
@@ -299,24 +265,13 @@ spf_get_record(struct spf_ctx *ctx, const char *domain, char **text)
 	return SPF_R_PASS;
 }
 
-/* "pass: matched term 2 of the SPF record of example.org" as reason: the
- * reason of nearly every evaluation, so put together without vsnprintf. */
+/* "pass: matched term 2 of the SPF record of example.org": the reason of
+ * nearly every evaluation. */
 static void
 spf_reason_matched(struct spf_ctx *ctx, enum spf_result r, int term, const char *domain)
 {
-	char num[16], *p = num + sizeof(num) - 1;
-	size_t o = 0;
-
-	*p = '\0';
-	do
-		*--p = (char)('0' + term % 10);
-	while ((term /= 10) > 0 && p > num);
-	ctx->reason[0] = '\0';
-	spf_append(ctx->reason, sizeof(ctx->reason), &o, spf_result_name(r));
-	spf_append(ctx->reason, sizeof(ctx->reason), &o, ": matched term ");
-	spf_append(ctx->reason, sizeof(ctx->reason), &o, p);
-	spf_append(ctx->reason, sizeof(ctx->reason), &o, " of the SPF record of ");
-	spf_append(ctx->reason, sizeof(ctx->reason), &o, domain);
+	snprintf(ctx->reason, sizeof(ctx->reason), "%s: matched term %d of the SPF record of %s",
+	    spf_result_name(r), term, domain);
 }
 
 /* 4.6.2 and 6.1: evaluate mechanisms in order; then redirect or neutral. */
@@ -714,7 +669,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 	const char *p;
 
 	if (t->spec == NULL) {
-		spf_copy(out, outsz, domain, SIZE_MAX);
+		snprintf(out, outsz, "%s", domain);
 		return 0;
 	}
 	if (spf_expand(ctx, t->spec, domain, 1, buf, sizeof(buf)) == -1)
@@ -727,7 +682,7 @@ spf_target(struct spf_ctx *ctx, const struct spf_term *t, const char *domain,
 			return -1;
 		p = dot + 1;
 	}
-	spf_copy(out, outsz, p, SIZE_MAX);
+	snprintf(out, outsz, "%s", p);
 	return 0;
 }
 
@@ -1121,8 +1076,8 @@ static void
 spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
 {
 	char *copy = xstrdup(val), **f = xcalloc(strlen(val) + 2, sizeof(char *));
+	struct buf joined = { 0 };
 	int nf = 0, first;
-	size_t vo = 0;
 
 	f[nf++] = copy;
 	for (char *c = copy; *c; c++)
@@ -1136,12 +1091,13 @@ spf_transform(char *val, size_t valsz, const char *delims, long keep, int rev)
 		f[nf - 1 - i] = tmp;
 	}
 	first = keep > 0 && keep < nf ? nf - (int)keep : 0;
-	val[0] = '\0';
 	for (int i = first; i < nf; i++) {
 		if (i > first)
-			spf_append(val, valsz, &vo, ".");
-		spf_append(val, valsz, &vo, f[i]);
+			buf_addc(&joined, '.');
+		buf_adds(&joined, f[i]);
 	}
+	snprintf(val, valsz, "%s", buf_str(&joined));
+	buf_free(&joined);
 	free(f);
 	free(copy);
 }
@@ -1176,16 +1132,16 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 
 	switch (tolower((unsigned char)letter)) {
 	case 's': snprintf(out, sz, "%s@%s", ctx->local, ctx->sdomain); return 0;
-	case 'l': spf_copy(out, sz, ctx->local, SIZE_MAX); return 0;
-	case 'o': spf_copy(out, sz, ctx->sdomain, SIZE_MAX); return 0;
-	case 'd': spf_copy(out, sz, domain, SIZE_MAX); return 0;
-	case 'h': spf_copy(out, sz, q->helo ? q->helo : "unknown", SIZE_MAX); return 0;
-	case 'v': spf_copy(out, sz, ctx->v6 ? "ip6" : "in-addr", SIZE_MAX); return 0;
-	case 'r': spf_copy(out, sz, q->receiver ? q->receiver : "unknown", SIZE_MAX); return 0;
+	case 'l': snprintf(out, sz, "%s", ctx->local); return 0;
+	case 'o': snprintf(out, sz, "%s", ctx->sdomain); return 0;
+	case 'd': snprintf(out, sz, "%s", domain); return 0;
+	case 'h': snprintf(out, sz, "%s", q->helo ? q->helo : "unknown"); return 0;
+	case 'v': snprintf(out, sz, "%s", ctx->v6 ? "ip6" : "in-addr"); return 0;
+	case 'r': snprintf(out, sz, "%s", q->receiver ? q->receiver : "unknown"); return 0;
 	case 't': snprintf(out, sz, "%lld", (long long)(q->now ? q->now : time_wall())); return 0;
 	case 'c':
 		inet_ntop(ctx->v6 ? AF_INET6 : AF_INET, ctx->addr, ip, sizeof(ip));
-		spf_copy(out, sz, ip, SIZE_MAX);
+		snprintf(out, sz, "%s", ip);
 		return 0;
 	case 'i':
 		if (!ctx->v6) {
@@ -1207,7 +1163,7 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 				n = spf_validated_name(ctx, NULL, 0);
 			ctx->validated = n ? n : xstrdup("unknown");
 		}
-		spf_copy(out, sz, ctx->validated, SIZE_MAX);
+		snprintf(out, sz, "%s", ctx->validated);
 		return 0;
 	}
 	return -1;
@@ -1228,10 +1184,12 @@ struct spf_stash {
 	struct spf_outcome o;
 };
 
+/* What spf_run() keeps besides ps->found.spf (which the checks after it
+ * read): the HELO identity's outcome, for the null sender, and the whole
+ * outcome of the transaction's, for `postern check`. */
 struct spf_state {
-	int		 have_helo, have_mail;
+	int		 have_helo;
 	struct spf_outcome helo, mail;
-	const char	*identity;	/* "mailfrom" or "helo" */
 	struct spf_stash stash;
 };
 
@@ -1244,7 +1202,6 @@ static struct spf_state *spf_state_new(struct pol_session *);
 static void	 spf_eval_identity(const struct pol_session *, const char *sender,
 		    const char *domain, struct dns_budget *, int nowait,
 		    struct spf_outcome *);
-static char	*spf_cat(const char *, const char *);
 static int	 spf_identity(const struct pol_session *, enum pol_stage, char **sender,
 		    const char **domain);
 static int	 spf_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
@@ -1306,18 +1263,6 @@ spf_eval_identity(const struct pol_session *ps, const char *sender, const char *
 	spf_check_host(&q, o);
 }
 
-/* a then b, in a new string (not xasprintf: a few times a message). */
-static char *
-spf_cat(const char *a, const char *b)
-{
-	size_t al = strlen(a), bl = strlen(b);
-	char *s = xmalloc(al + bl + 1);
-
-	memcpy(s, a, al);
-	memcpy(s + al, b, bl + 1);
-	return s;
-}
-
 /* What spf_run() evaluates at this stage: 1 with *sender (xmalloc'd) and
  * *domain, or 0 when it evaluates nothing (no MAIL yet, or the null
  * sender's HELO identity evaluated already). */
@@ -1333,7 +1278,7 @@ spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
 	if (stage == POL_HELO || *ps->mail_from == '\0') {
 		if (stage == POL_MAIL && st != NULL && st->have_helo)
 			return 0;
-		*sender = spf_cat("postmaster@", helo);
+		*sender = xasprintf("postmaster@%s", helo);
 		*domain = helo;
 		return 1;
 	}
@@ -1452,15 +1397,17 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 			spf_eval_helo(ps, st, stage);
 		*o = st->helo;
 		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
-		st->identity = "helo";
-		props = spf_cat("smtp.helo=", ps->helo ? ps->helo : "");
+		ps->found.spf.identity = SPF_ID_HELO;
+		props = xasprintf("smtp.helo=%s", ps->helo ? ps->helo : "");
 	} else {
 		const char *at = strrchr(ps->mail_from, '@');
 		spf_evaluate(ps, st, stage, ps->mail_from, at ? at + 1 : ps->mail_from, o);
-		st->identity = "mailfrom";
-		props = spf_cat("smtp.mailfrom=", ps->mail_from);
+		ps->found.spf.identity = SPF_ID_MAILFROM;
+		props = xasprintf("smtp.mailfrom=%s", ps->mail_from);
 	}
-	st->have_mail = 1;
+	ps->found.spf.ran = 1;
+	ps->found.spf.result = o->result;
+	memcpy(ps->found.spf.domain, o->domain, sizeof(ps->found.spf.domain));
 	if (o->explanation != NULL)
 		pol_result_add(ps, "spf", spf_result_name(o->result),
 		    spf_score(ps->conf, o->result), props, "%s; explanation: %s",
@@ -1476,7 +1423,7 @@ static void
 spf_eval_helo(struct pol_session *ps, struct spf_state *st, enum pol_stage stage)
 {
 	const char *helo = ps->helo ? ps->helo : "";
-	char *sender = spf_cat("postmaster@", helo);
+	char *sender = xasprintf("postmaster@%s", helo);
 
 	spf_outcome_clear(&st->helo);
 	spf_evaluate(ps, st, stage, sender, helo, &st->helo);
@@ -1508,7 +1455,6 @@ spf_tx_reset(struct pol_session *ps)
 		return;
 	spf_outcome_clear(&st->mail);
 	spf_stash_drop(&st->stash);
-	st->have_mail = 0;
 }
 
 static void
@@ -1528,15 +1474,15 @@ int
 spf_session_get(const struct pol_session *ps, enum spf_result *r,
     const char **domain, const char **identity)
 {
-	struct spf_state *st = spf_state(ps);
+	const struct spf_found *f = &ps->found.spf;
 
-	if (st == NULL || !st->have_mail)
+	if (!f->ran)
 		return -1;
-	*r = st->mail.result;
+	*r = f->result;
 	if (domain)
-		*domain = st->mail.domain;
+		*domain = f->domain;
 	if (identity)
-		*identity = st->identity;
+		*identity = f->identity == SPF_ID_HELO ? "helo" : "mailfrom";
 	return 0;
 }
 
@@ -1546,5 +1492,5 @@ spf_session_outcome(const struct pol_session *ps)
 {
 	struct spf_state *st = spf_state(ps);
 
-	return st && st->have_mail ? &st->mail : NULL;
+	return st && ps->found.spf.ran ? &st->mail : NULL;
 }

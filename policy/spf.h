@@ -3,8 +3,10 @@
  * policy check "spf" (HELO and MAIL FROM identities).
  *
  * Public calls: spf_check_host() evaluates one identity; spf_result_name()
- * names a result; spf_session_get() gives DMARC (RFC 7489 4.2) the SPF
- * result of the current transaction and the domain it authenticated.
+ * names a result; spf_session_get() gives `postern check` the SPF result
+ * of the current transaction and the domain it is about. The checks after
+ * spf (DMARC alignment, RFC 7489 4.2; greylisting's skip_spf_pass) read
+ * the same, typed, in the session: struct spf_found in pol_found.spf.
  *
  * Every DNS question goes through dns_query() with the session's budget
  * (dns_query_nowait() in a probe: spf_query.nowait).
@@ -20,6 +22,9 @@
 
 struct dns_budget;
 struct pol_session;
+
+/* A domain name as text (RFC 1035 2.3.4), with room to spare. */
+#define SPF_DOMAIN_MAX	256
 
 enum spf_result {
 	SPF_R_NONE = 0,
@@ -47,13 +52,25 @@ struct spf_query {
 
 struct spf_outcome {
 	enum spf_result	 result;
-	char		 domain[256];	/* the identity's domain, as checked */
+	char		 domain[SPF_DOMAIN_MAX];	/* the identity's domain, as checked */
 	char		 reason[256];	/* why, for logs and `postern check` */
 	char		*explanation;	/* fail only: exp= text or NULL */
 	int		 dns_terms;	/* DNS-querying terms evaluated (4.6.4) */
 	int		 void_lookups;
 	int		 missed;	/* nowait: a question the cache could not
 					 * answer; the rest means nothing */
+};
+
+/* Which identity a transaction's SPF result is about: MAIL FROM, or the
+ * HELO name standing in for the null sender (RFC 7208 2.4). */
+enum spf_identity { SPF_ID_MAILFROM = 0, SPF_ID_HELO };
+
+/* The transaction's SPF result as later checks read it. */
+struct spf_found {
+	int		 ran;		/* 0 until the check ran at MAIL */
+	enum spf_result	 result;
+	enum spf_identity identity;
+	char		 domain[SPF_DOMAIN_MAX];	/* the identity's domain, as checked */
 };
 
 void	 spf_check_host(const struct spf_query *, struct spf_outcome *);

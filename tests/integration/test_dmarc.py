@@ -6,7 +6,8 @@ unaligned fail with p=reject (550), p=quarantine (quarantine), p=none
 fallback (Public Suffix List), pct=0 sampling, no record, a broken record
 (permerror), two records (no policy), a public suffix signing for a
 registrable domain below it (not aligned), RFC 7489 6.6.1 From problems,
-dmarc.reject_action=score, and a DNS timeout (temperror / 451).
+dmarc.reject_action=score, a DNS timeout (temperror / 451), and SPF
+alignment on the domain SPF checked when the MAIL FROM local-part is quoted.
 """
 import pytest
 
@@ -190,6 +191,18 @@ def test_null_sender_helo_identity_aligns(env):
     r = env.check(am.message(frm="a@example.org"), ip="198.51.100.7", mail_from="",
                   helo="mail.example.org")
     assert dmarc(r)["result"] == "fail" and r["verdict"] == "reject"
+
+
+def test_spf_identity_with_quoted_local_part_aligns(env):
+    # DMARC aligns on the domain SPF checked (typed), not on the text of
+    # smtp.mailfrom=, which a quoted local-part with ';' or a space would
+    # cut short before the '@'
+    for mail_from in ('"a;b"@mail.example.org', '"a b"@mail.example.org'):
+        r = env.check(am.message(frm="a@example.org"), ip=IP, mail_from=mail_from)
+        assert r["spf"][0]["result"] == "pass", r["raw"]
+        assert r["spf"][0]["domain"] == "mail.example.org"
+        assert dmarc(r)["result"] == "pass", r["raw"]
+        assert r["verdict"] == "accept"
 
 
 def test_smtp_cached_dkim_and_dmarc_run_inline(key):

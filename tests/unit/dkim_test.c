@@ -100,14 +100,14 @@ T_CASE(decoded_keys_are_cached_by_their_bytes)
 
 T_CASE(sigerror_mapping)
 {
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_NOKEY), "permerror");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYREVOKED), "permerror");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYFAIL), "temperror");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_BADSIG), "fail");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_EXPIRED), "policy");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_KEYTOOSMALL), "policy");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_MISSING_B), "neutral");
-	T_EQ_STR(dkim_sigerror_result(DKIM_SIGERROR_VERSION), "neutral");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_NOKEY)), "permerror");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_KEYREVOKED)), "permerror");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_KEYFAIL)), "temperror");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_BADSIG)), "fail");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_EXPIRED)), "policy");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_KEYTOOSMALL)), "policy");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_MISSING_B)), "neutral");
+	T_EQ_STR(authres_result_name(dkim_sigerror_result(DKIM_SIGERROR_VERSION)), "neutral");
 }
 
 T_CASE(unsigned_is_none)

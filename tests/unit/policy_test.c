@@ -327,6 +327,8 @@ T_CASE(auto_allow_and_dnswl_skip)
 	c->greylist_auto_allow = 5;
 
 	ps = session("198.51.100.77");
+	/* what rbl_judge records for an allow list's listing at connect */
+	ps->found.dnswl |= 1u << POL_CONNECT;
 	pol_result_add(ps, "dnswl", "listed", -5, NULL, "client on wl.test");
 	ps->results[ps->nresults - 1].stage = POL_CONNECT;
 	T_EQ_INT(envelope(ps, "c@example.org", "r@example.net", &d), POL_ACCEPT);
