@@ -269,41 +269,6 @@ id_new(char out[ID_LEN + 1])
 	snprintf(out, ID_LEN + 1, "%012llX", (unsigned long long)v);
 }
 
-int
-hostport_split(const char *s, char *host, size_t hostsz, int *port)
-{
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	long p;
-
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - s);
-		if (memchr(s, ':', hl) != NULL)
-			return -1;	/* bare IPv6 needs brackets */
-	}
-	if (hl == 0 || hl >= hostsz)
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 static int
 parse_scaled(const char *s, long long *out, const char *units,
     const long long *mult)

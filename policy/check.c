@@ -30,6 +30,7 @@
 #include "lib/conf.h"
 #include "policy/msghdr.h"
 #include "policy/rulecheck.h"
+#include "lib/sockaddr.h"
 #include "policy/spf.h"
 #include "lib/util.h"
 
@@ -269,8 +270,6 @@ check_only_ok(const char *only)
 static int
 check_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *sl)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 	char buf[64];
 	size_t n;
 
@@ -283,16 +282,8 @@ check_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *sl)
 		buf[n - 2] = '\0';
 		ip = buf;
 	}
-	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		*sl = sizeof(*sin);
+	if (sockaddr_ip(ip, 0, ss, sl) == 0)
 		return 0;
-	}
-	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		*sl = sizeof(*sin6);
-		return 0;
-	}
 	fprintf(stderr, "postern check: --ip %s is not an IP address\n", ip);
 	return -1;
 }

@@ -13,6 +13,7 @@
 #include "db/db.h"
 #include "rules/mime.h"
 #include "policy/policy_int.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -353,34 +354,25 @@ quar_utf8_env(const char *from, json_t *rcpts)
 static int
 smtpc_connect(struct smtpc *s, const char *hostport, char *err, size_t errsz)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
-	struct addrinfo *ai;
+	struct sockaddr_storage ss;
 	struct timeval tv = { QUAR_SMTP_TIMEOUT_S, 0 };
-	char host[256], port[16];
-	int p;
+	socklen_t len;
 
-	if (hostport_split(hostport, host, sizeof(host), &p) == -1) {
-		snprintf(err, errsz, "bad proxy.backend %s", hostport);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%d", p);
-	if (getaddrinfo(host, port, &hints, &ai) != 0) {
+	if (sockaddr_parse(hostport, 0, &ss, &len) == -1) {
 		snprintf(err, errsz, "bad backend address %s", hostport);
 		return -1;
 	}
-	s->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->fd == -1 ||
 	    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
 	    setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
-	    connect(s->fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+	    connect(s->fd, (struct sockaddr *)&ss, len) == -1) {
 		snprintf(err, errsz, "backend %s: %s", hostport, strerror(errno));
-		freeaddrinfo(ai);
 		if (s->fd != -1)
 			close(s->fd);
 		s->fd = -1;
 		return -1;
 	}
-	freeaddrinfo(ai);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "lib/conf.h"
 #include "proxy/ev.h"
 #include "lib/buf.h"
+#include "lib/sockaddr.h"
 #include "proxy/line.h"
 #include "proxy/spool.h"
 #include "lib/util.h"
@@ -244,41 +245,6 @@ unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 int be_stale(const struct be *be) { return be_alive(be) && be->xforward_spent; }
 
-/* proxy.backend as a socket address: an IP literal directly, a name
- * through getaddrinfo() (which may block: deployments give an address). */
-static int
-be_address(const char *hp, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	char host[256], portstr[16];
-	int port;
-
-	if (hostport_split(hp, host, sizeof(host), &port) == -1)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a6);
-		return 0;
-	}
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (getaddrinfo(host, portstr, &hints, &res) != 0)
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 /* Start a non-blocking connect to proxy.backend; 0 or -1. We wait for
  * the greeting (EV_READ), not for writability: one event fewer. */
 static int
@@ -288,7 +254,7 @@ be_connect(struct be *be)
 	socklen_t len;
 	int fd, one = 1;
 
-	if (be_address(be->conf->backend, &ss, &len) == -1)
+	if (sockaddr_parse(be->conf->backend, SOCKADDR_NAMES, &ss, &len) == -1)
 		return -1;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -1039,7 +1005,7 @@ be_probe_caps(const struct be_probe_job *j, unsigned *caps)
 	unsigned xc, xf;
 	int fd, ok = -1;
 
-	if (be_address(j->backend, &ss, &len) == -1 ||
+	if (sockaddr_parse(j->backend, SOCKADDR_NAMES, &ss, &len) == -1 ||
 	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

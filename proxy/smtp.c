@@ -25,6 +25,7 @@
 #include "policy/policy.h"
 #include "proxy/smtp.h"
 #include "proxy/spool.h"
+#include "lib/sockaddr.h"
 #include "lib/stats.h"
 #include "proxy/tls.h"
 #include "lib/util.h"
@@ -2028,26 +2029,12 @@ smtp_loop_main(void *arg)
 static int
 smtp_listen_one(const char *hp)
 {
-	char host[256];
-	int port, fd, one = 1;
+	int fd, one = 1;
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	if (hostport_split(hp, host, sizeof(host), &port) == -1) {
-		log_err("proxy.listen: bad address %s", hp);
-		return -1;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in6);
-	} else if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in);
-	} else {
-		log_err("proxy.listen: %s is not an IP address", host);
+	if (sockaddr_parse(hp, 0, &ss, &len) == -1) {
+		log_err("proxy.listen: %s is not IP:port", hp);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -219,20 +219,6 @@ T_CASE(trusted_proxies_checked)
 	free(e);
 }
 
-T_CASE(hostport)
-{
-	char h[64];
-	int port;
-
-	T_EQ_INT(hostport_split("127.0.0.1:25", h, sizeof(h), &port), 0);
-	T_EQ_STR(h, "127.0.0.1");
-	T_EQ_INT(port, 25);
-	T_EQ_INT(hostport_split("[::1]:2525", h, sizeof(h), &port), 0);
-	T_EQ_STR(h, "::1");
-	T_EQ_INT(hostport_split("::1:25", h, sizeof(h), &port), -1);
-	T_EQ_INT(hostport_split("host:99999", h, sizeof(h), &port), -1);
-}
-
 int
 main(void)
 {
@@ -244,6 +230,5 @@ main(void)
 	T_RUN(lines_segments_restart_keys);
 	T_RUN(all_problems_kept_with_the_conf);
 	T_RUN(trusted_proxies_checked);
-	T_RUN(hostport);
 	return T_END();
 }
