@@ -14,6 +14,7 @@
 #include "proxy/ev.h"
 #include "lib/buf.h"
 #include "lib/sockaddr.h"
+#include "proxy/smtpc.h"
 #include "proxy/line.h"
 #include "proxy/spool.h"
 #include "lib/util.h"
@@ -964,66 +965,18 @@ be_probe_free(struct be_probe_job *j)
 	free(j);
 }
 
-/* Read one whole reply into r over a blocking socket; its code, or -1. */
-static int
-be_probe_reply(int fd, struct be_reply *r, char *buf, size_t sz, size_t *have)
-{
-	for (;;) {
-		char *nl = memchr(buf, '\n', *have);
-		if (nl != NULL) {
-			size_t ll = (size_t)(nl - buf) + 1, l = ll - 1;
-			if (l > 0 && buf[l - 1] == '\r')
-				l--;
-			int rc = be_reply_feed(r, buf, l);
-			memmove(buf, buf + ll, *have - ll);
-			*have -= ll;
-			if (rc == -1)
-				return -1;
-			if (rc == 1)
-				return r->code;
-			continue;
-		}
-		if (*have == sz)
-			return -1;
-		ssize_t n = recv(fd, buf + *have, sz - *have, 0);
-		if (n <= 0)
-			return -1;
-		*have += (size_t)n;
-	}
-}
-
 /* Greeting, EHLO, QUIT; the EHLO reply's caps, or -1. */
 static int
 be_probe_caps(const struct be_probe_job *j, unsigned *caps)
 {
-	struct sockaddr_storage ss;
-	struct be_reply r = { 0 };
-	struct timeval tv = { .tv_sec = j->timeout_s };
-	char buf[LIM_REPLY_TOTAL], ehlo[LIM_DOMAIN + 8];
-	size_t have = 0;
-	socklen_t len;
-	unsigned xc, xf;
-	int fd, ok = -1;
+	char err[256];
+	struct smtpc *s = smtpc_open(j->backend, j->hostname, j->timeout_s, err, sizeof(err));
 
-	if (sockaddr_parse(j->backend, SOCKADDR_NAMES, &ss, &len) == -1 ||
-	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if (s == NULL)
 		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	snprintf(ehlo, sizeof(ehlo), "EHLO %s\r\n", j->hostname);
-	if (connect(fd, (struct sockaddr *)&ss, len) == 0 &&
-	    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 220) {
-		be_reply_clear(&r);
-		if (send(fd, ehlo, strlen(ehlo), MSG_NOSIGNAL) == (ssize_t)strlen(ehlo) &&
-		    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 250) {
-			*caps = be_ehlo_caps(r.text, &xc, &xf);
-			ok = 0;
-		}
-		(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
-	}
-	be_reply_clear(&r);
-	close(fd);
-	return ok;
+	*caps = smtpc_caps(s);
+	smtpc_close(s);
+	return 0;
 }
 
 static void *
