@@ -129,13 +129,11 @@ be_reply_feed(struct be_reply *r, const char *line, size_t len)
 	if (r->nlines > 0 && code != r->code)
 		return -1;
 	if (len > LIM_REPLY_LINE || r->nlines >= LIM_REPLY_LINES ||
-	    r->len + len + 2 > LIM_REPLY_TOTAL)
+	    r->text.len + len + 2 > LIM_REPLY_TOTAL)
 		return -1;
 	r->code = code;
-	r->text = xrealloc(r->text, r->len + len + 3);
-	memcpy(r->text + r->len, line, len);
-	memcpy(r->text + r->len + len, "\r\n", 3);
-	r->len += len + 2;
+	buf_add(&r->text, line, len);
+	buf_add(&r->text, "\r\n", 2);
 	r->nlines++;
 	return len == 3 || line[3] == ' ';
 }
@@ -143,7 +141,7 @@ be_reply_feed(struct be_reply *r, const char *line, size_t len)
 void
 be_reply_clear(struct be_reply *r)
 {
-	free(r->text);
+	buf_free(&r->text);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -576,7 +574,7 @@ be_on_reply(struct be *be)
 			be_fail(be, "EHLO refused");
 			return;
 		}
-		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->caps = be_ehlo_caps(buf_str(&r->text), &be->xclient, &be->xforward);
 		be->ehlo_caps = 1;
 		be_reply_clear(r);
 		be_introduce(be);
@@ -598,7 +596,7 @@ be_on_reply(struct be *be)
 		}
 		/* what the backend offers this client now: a HELO reply
 		 * lists nothing (and then the pool cannot tell) */
-		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->caps = be_ehlo_caps(buf_str(&r->text), &be->xclient, &be->xforward);
 		be->ehlo_caps = be->who.esmtp;
 		be_enter_state(be, BE_S_READY);
 		be_reply_clear(r);
@@ -615,8 +613,8 @@ be_on_reply(struct be *be)
 		if (done.code == 421)	/* the backend is leaving */
 			be_teardown(be);
 		be_update_events(be);
-		be->cb(be->arg, done.code, done.text, done.len);
-		free(done.text);
+		be->cb(be->arg, done.code, buf_str(&done.text), done.text.len);
+		buf_free(&done.text);
 		return;
 	}
 	default:	/* READY: unsolicited (e.g. a 421 timeout) */
@@ -713,7 +711,7 @@ be_refused(struct be *be, const char *verb)
 
 	log_warn("%s: backend refused %s for [%s]%s: %.*s", be->sid, verb, be->who.addr,
 	    be->reused ? " on a pooled connection" : "",
-	    (int)strcspn(r->text, "\r"), r->text);
+	    (int)strcspn(buf_str(&r->text), "\r"), buf_str(&r->text));
 	if (be->reused)
 		be->reused = 0;
 	else if (be->who.name != NULL && !be->noname && r->code / 100 == 5)

@@ -61,7 +61,7 @@ smtpc_open(const char *backend, const char *hostname, int timeout_s, char *err,
 		return NULL;
 	}
 	unsigned xc, xf;
-	s->caps = be_ehlo_caps(s->reply.text, &xc, &xf);
+	s->caps = be_ehlo_caps(buf_str(&s->reply.text), &xc, &xf);
 	return s;
 }
 
@@ -241,9 +241,9 @@ smtpc_cmd(struct smtpc *s, int want, char *err, size_t errsz, const char *fmt, .
 static int
 smtpc_fail(struct smtpc *s, int code, const char *what, char *err, size_t errsz)
 {
-	const char *t = s->reply.text, *last = t;
+	const char *t = buf_str(&s->reply.text), *last = t;
 
-	if (code == -1 || t == NULL) {
+	if (code == -1 || *t == '\0') {
 		snprintf(err, errsz, "backend answered %s: no reply", what);
 		return -1;
 	}
