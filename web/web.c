@@ -561,17 +561,16 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!r->too_big && r->len + *upload_size <= WEB_MAX_BODY) {
-			r->body = xrealloc(r->body, r->len + *upload_size + 1);
-			memcpy(r->body + r->len, upload, *upload_size);
-			r->len += *upload_size;
-			r->body[r->len] = '\0';
-		} else
+		if (!r->too_big && r->in.len + *upload_size <= WEB_MAX_BODY)
+			buf_add(&r->in, upload, *upload_size);
+		else
 			r->too_big = 1;
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	wconn_received(conn);		/* whole request in: its deadline stops */
+	r->body = r->in.len > 0 ? buf_str(&r->in) : NULL;
+	r->len = r->in.len;
 	r->method = method;
 	r->path = url;
 	r->ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -600,7 +599,7 @@ web_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)why;
 	wconn_answered(conn);
 	if (r != NULL) {
-		free(r->body);
+		buf_free(&r->in);
 		free(r);
 		*con_cls = NULL;
 	}
