@@ -26,6 +26,7 @@ static int	 quar_due(long long now, long long last);
 static int	 quar_learn(const struct conf *, const char *id, const char *who,
 		    const char *raw, size_t len, enum bayes_class);
 static int	 quar_rcpts(const char *json, struct quar_release *);
+static void	 quar_rcpts_free(struct quar_release *);
 
 static _Atomic long long quar_last_tick;
 
@@ -179,7 +180,7 @@ quar_claim(const struct conf *c, const char *id, const char *who,
 		    "not held (released already or being released)" : "database error");
 		return rc;
 	}
-	r->id = xstrdup(id);
+	snprintf(r->id, sizeof(r->id), "%s", id);	/* stored ids are ID_LEN */
 	r->who = who ? who : "admin";
 	r->when = time_wall();
 	gmtime_r(&r->when, &tm);
@@ -207,6 +208,14 @@ quar_rcpts(const char *json, struct quar_release *r)
 	return r->nrcpts;
 }
 
+static void
+quar_rcpts_free(struct quar_release *r)
+{
+	for (int i = 0; i < r->nrcpts; i++)
+		free(r->rcpts[i]);
+	free(r->rcpts);
+}
+
 void
 quar_finish(const struct conf *c, struct quar_release *r, int delivered, const char *err)
 {
@@ -219,14 +228,11 @@ quar_finish(const struct conf *c, struct quar_release *r, int delivered, const c
 	 * repeat a no-op anyway). */
 	if (delivered && c->bayes_learn_on_release)
 		quar_learn(c, r->id, r->who, r->raw, r->len, BAYES_LEARN_HAM);
-	for (int i = 0; i < r->nrcpts; i++)
-		free(r->rcpts[i]);
-	free(r->rcpts);
+	quar_rcpts_free(r);
 	free(r->skip);
 	free(r->header);
 	free(r->raw);
 	free(r->from);
-	free(r->id);
 	memset(r, 0, sizeof(*r));
 }
 

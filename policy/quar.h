@@ -26,6 +26,8 @@
 #ifndef POSTERN_QUAR_H
 #define POSTERN_QUAR_H
 
+#include "lib/util.h"
+
 #include <stddef.h>
 #include <time.h>
 
@@ -48,7 +50,7 @@ void	 quar_store(struct pol_session *, const struct pol_msg *, struct pol_decisi
 
 /* A message claimed for release: what goes to the backend. */
 struct quar_release {
-	char		*id;
+	char		 id[ID_LEN + 1];
 	const char	*who;		/* the caller's; "admin" when none given */
 	time_t		 when;
 	char		*from;		/* "" for <> */
