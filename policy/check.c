@@ -27,6 +27,7 @@
  */
 #include "policy/policy_int.h"
 #include "policy/bayes.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "policy/msghdr.h"
 #include "policy/rulecheck.h"
@@ -294,33 +295,28 @@ static char *
 check_read_message(const char *path, long long max, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
-	char *buf;
-	int ch, prev = 0;
+	struct buf b = { 0 };
+	int ch, prev = 0, big = 0;
 
 	if (f == NULL) {
 		fprintf(stderr, "postern check: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	buf = xmalloc(cap);
 	while ((ch = getc(f)) != EOF) {
-		if (n + 2 >= cap)
-			buf = xrealloc(buf, cap *= 2);
 		if (ch == '\n' && prev != '\r')
-			buf[n++] = '\r';
-		buf[n++] = (char)ch;
+			buf_addc(&b, '\r');
+		buf_addc(&b, (char)ch);
 		prev = ch;
-		if ((long long)n > max) {
+		if ((big = (long long)b.len > max)) {
 			fprintf(stderr, "postern check: %s is larger than proxy.max_message_size\n", path);
-			free(buf);
-			buf = NULL;
+			buf_free(&b);
 			break;
 		}
 	}
 	if (f != stdin)
 		fclose(f);
-	*len = n;
-	return buf;
+	*len = b.len;
+	return big ? NULL : buf_take(&b);
 }
 
 /* The envelope: what the arguments give, the rest from the message. */

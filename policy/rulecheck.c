@@ -18,7 +18,9 @@
  * time.
  */
 #include "policy/rulecheck.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/lim.h"
 #include "db/db.h"
 #include "rules/mime.h"
 #include "policy/policy_int.h"
@@ -436,24 +438,19 @@ static int
 rc_read_file(const char *path, char **buf, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0, r;
-	char *b;
+	struct buf b = { 0 };
+	size_t r;
 
 	if (f == NULL) {
 		fprintf(stderr, "postern: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	b = xmalloc(cap);
-	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap)
-			b = xrealloc(b, cap *= 2);
-	}
+	while ((r = fread(buf_space(&b, LIM_IO_CHUNK), 1, LIM_IO_CHUNK, f)) > 0)
+		buf_commit(&b, r);
 	if (f != stdin)
 		fclose(f);
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
+	*len = b.len;
+	*buf = buf_take(&b);
 	return 0;
 }
 
