@@ -13,7 +13,9 @@
  * prints the usage and exits 0.
  */
 #include "cli/cli.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "policy/policy.h"
 #include "policy/rulecheck.h"
@@ -167,8 +169,6 @@ check_only_ok(const char *only)
 static int
 check_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *sl)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 	char buf[64];
 	size_t n;
 
@@ -181,16 +181,8 @@ check_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *sl)
 		buf[n - 2] = '\0';
 		ip = buf;
 	}
-	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		*sl = sizeof(*sin);
+	if (sockaddr_ip(ip, 0, ss, sl) == 0)
 		return 0;
-	}
-	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		*sl = sizeof(*sin6);
-		return 0;
-	}
 	fprintf(stderr, "postern check: --ip %s is not an IP address\n", ip);
 	return -1;
 }
@@ -201,31 +193,26 @@ static char *
 check_read_message(const char *path, long long max, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
-	char *buf;
-	int ch, prev = 0;
+	struct buf b = { 0 };
+	int ch, prev = 0, big = 0;
 
 	if (f == NULL) {
 		fprintf(stderr, "postern check: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
-	buf = xmalloc(cap);
 	while ((ch = getc(f)) != EOF) {
-		if (n + 2 >= cap)
-			buf = xrealloc(buf, cap *= 2);
 		if (ch == '\n' && prev != '\r')
-			buf[n++] = '\r';
-		buf[n++] = (char)ch;
+			buf_addc(&b, '\r');
+		buf_addc(&b, (char)ch);
 		prev = ch;
-		if ((long long)n > max) {
+		if ((big = (long long)b.len > max)) {
 			fprintf(stderr, "postern check: %s is larger than proxy.max_message_size\n", path);
-			free(buf);
-			buf = NULL;
+			buf_free(&b);
 			break;
 		}
 	}
 	if (f != stdin)
 		fclose(f);
-	*len = n;
-	return buf;
+	*len = b.len;
+	return big ? NULL : buf_take(&b);
 }

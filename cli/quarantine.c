@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "db/db.h"
 #include "policy/quar.h"
+#include "proxy/qsend.h"
 #include "web/rowjson.h"
 
 #include <jansson.h>
@@ -72,7 +73,7 @@ quarantine_run(const struct conf *c, int na, char **a, const char *who, const ch
 		return 0;
 	}
 	if (strcmp(a[0], "release") == 0) {
-		rc = quar_release(c, a[1], who, err, sizeof(err));
+		rc = qsend_release(c, a[1], who, err, sizeof(err));
 		printf("%s: %s\n", a[1], rc == 0 ? "released" : err);
 		return rc == 0 ? 0 : 1;
 	}

@@ -30,6 +30,7 @@
  */
 #include "dns/dns.h"
 #include "lib/conf.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -192,7 +193,7 @@ dns_ub_setup(const struct conf *c)
 		}
 		return 0;
 	}
-	if (hostport_split(c->dns_resolver, host, sizeof(host), &port) == -1) {
+	if (sockaddr_split(c->dns_resolver, host, sizeof(host), &port) == -1) {
 		log_err("dns: dns.resolver '%s' is not host:port", c->dns_resolver);
 		return -1;
 	}

@@ -7,6 +7,7 @@
 #include "lib/conf.h"
 #include "lib/prefix.h"
 #include "lib/relay.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -422,7 +423,7 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
 		return 0;
 	}
 	case T_HOSTPORT:
-		if (hostport_split(v, host, sizeof(host), &port) == -1 || port == 0) {
+		if (sockaddr_split(v, host, sizeof(host), &port) == -1 || port == 0) {
 			snprintf(why, whysz, "'%s' is not address:port; write e.g. 127.0.0.1:10025 or [::1]:10025", v);
 			return -1;
 		}
@@ -701,7 +702,7 @@ conf_check(struct conf_parse *p)
 	if (strcmp(c->dns_resolver, "system") != 0) {
 		char host[256];
 		int port;
-		if (hostport_split(c->dns_resolver, host, sizeof(host), &port) == -1)
+		if (sockaddr_split(c->dns_resolver, host, sizeof(host), &port) == -1)
 			conf_error(p, conf_line(c, "dns.resolver"), "dns.resolver '%s' is "
 			    "neither 'system' nor host:port", c->dns_resolver);
 	}

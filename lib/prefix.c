@@ -83,8 +83,20 @@ prefix_match(const struct prefix *c, const struct sockaddr *sa)
 
 	if (prefix_addr(sa, &fam, a) == -1 || fam != c->family)
 		return 0;
-	prefix_mask(a, fam == AF_INET ? 4 : 16, c->prefix);
-	return memcmp(a, c->addr, fam == AF_INET ? 4 : 16) == 0;
+	return prefix_eq(a, c->addr, c->prefix);
+}
+
+int
+prefix_eq(const unsigned char *a, const unsigned char *net, int bits)
+{
+	int full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, net, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (net[full] & mask);
 }
 
 int

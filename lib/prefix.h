@@ -4,7 +4,9 @@
  * client's network. An IPv4-mapped IPv6 address counts as the IPv4
  * address it carries, everywhere.
  * Public calls: prefix_parse(), prefix_match(), prefix_list_match(),
- * prefix_net(), prefix_addr().
+ * prefix_eq(), prefix_net(), prefix_addr(). The one matcher of addresses
+ * against blocks: access lists, web.trusted_proxies, proxy.proxy_from and
+ * SPF's ip4/ip6/a/mx all use it.
  * Ownership: results live in the caller's memory. Thread: no shared state.
  */
 #ifndef POSTERN_PREFIX_H
@@ -27,6 +29,9 @@ int	 prefix_match(const struct prefix *, const struct sockaddr *);
  * list ("10.0.0.5, 192.0.2.0/24")? Entries that do not parse match
  * nothing (configtest refuses them). 1 or 0. */
 int	 prefix_list_match(const char *list, const struct sockaddr *);
+/* Do the first bits bits of the address bytes a and net agree (network
+ * byte order, same family; bits within it)? 1 or 0. */
+int	 prefix_eq(const unsigned char *a, const unsigned char *net, int bits);
 /* The client's network as text for the greylist triplet ("192.0.2.0/24",
  * "2001:db8:1:2::/64"). 0 or -1. */
 int	 prefix_net(const struct sockaddr *, int v4prefix, int v6prefix,

@@ -6,6 +6,7 @@
  * so an observation is one atomic add to its own bucket.
  */
 #include "lib/stats.h"
+#include "lib/buf.h"
 #include "lib/util.h"
 
 #include <pthread.h>
@@ -96,8 +97,8 @@ static pthread_mutex_t		 stats_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static struct stats_check_pair *stats_pair_find(const char *, const char *, int);
 static struct stats_check_pair *stats_pair_add(const char *, const char *);
-static void	 stats_put_hist(FILE *, enum stats_hist);
-static void	 stats_put_family(FILE *, const struct stats_family *);
+static void	 stats_put_hist(struct buf *, enum stats_hist);
+static void	 stats_put_family(struct buf *, const struct stats_family *);
 static void	 stats_reset_family(const struct stats_family *);
 static _Atomic long long *stats_slot(const struct stats_family *, const char *);
 static int	 stats_name_ok(const char *);
@@ -161,12 +162,12 @@ stats_outcome_get(const char *o)
 }
 
 static void
-stats_put_family(FILE *f, const struct stats_family *fam)
+stats_put_family(struct buf *b, const struct stats_family *fam)
 {
-	fprintf(f, "# HELP postern_%s %s\n# TYPE postern_%s counter\n", fam->name,
+	buf_printf(b, "# HELP postern_%s %s\n# TYPE postern_%s counter\n", fam->name,
 	    fam->help, fam->name);
 	for (size_t i = 0; i < fam->n; i++)
-		fprintf(f, "postern_%s{%s=\"%s\"} %lld\n", fam->name, fam->label,
+		buf_printf(b, "postern_%s{%s=\"%s\"} %lld\n", fam->name, fam->label,
 		    fam->labels[i], atomic_load(&fam->count[i]));
 }
 
@@ -275,61 +276,55 @@ stats_gauge_get(enum stats_gauge g)
 }
 
 static void
-stats_put_hist(FILE *f, enum stats_hist h)
+stats_put_hist(struct buf *out, enum stats_hist h)
 {
 	const char *name = stats_hist_info[h].name;
 	struct stats_hist_data *d = &stats_hists[h];
 	unsigned long long cum = 0;
 
-	fprintf(f, "# HELP postern_%s %s\n# TYPE postern_%s histogram\n",
+	buf_printf(out, "# HELP postern_%s %s\n# TYPE postern_%s histogram\n",
 	    name, stats_hist_info[h].help, name);
 	for (size_t b = 0; b < STATS_NBUCKETS; b++) {
 		cum += atomic_load(&d->bucket[b]);
 		if (b < ARRAY_SIZE(stats_bounds))
-			fprintf(f, "postern_%s_bucket{le=\"%g\"} %llu\n", name,
+			buf_printf(out, "postern_%s_bucket{le=\"%g\"} %llu\n", name,
 			    stats_bounds[b], cum);
 		else
-			fprintf(f, "postern_%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+			buf_printf(out, "postern_%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
 	}
-	fprintf(f, "postern_%s_sum %.6f\npostern_%s_count %llu\n", name,
+	buf_printf(out, "postern_%s_sum %.6f\npostern_%s_count %llu\n", name,
 	    atomic_load(&d->micros) / 1e6, name, cum);
 }
 
 char *
 stats_prometheus(void)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct buf out = { 0 }, *b = &out;
 	int n = atomic_load(&stats_npairs);
 
-	if (f == NULL)
-		fatal("open_memstream");
 	for (int c = 0; c < STATS_NCOUNTERS; c++)
-		fprintf(f, "# HELP postern_%s %s\n# TYPE postern_%s counter\npostern_%s %lld\n",
+		buf_printf(b, "# HELP postern_%s %s\n# TYPE postern_%s counter\npostern_%s %lld\n",
 		    stats_counter_info[c].name, stats_counter_info[c].help,
 		    stats_counter_info[c].name, stats_counter_info[c].name,
 		    atomic_load(&stats_counters[c]));
 	for (int g = 0; g < STATS_NGAUGES; g++)
-		fprintf(f, "# HELP postern_%s %s\n# TYPE postern_%s gauge\npostern_%s %lld\n",
+		buf_printf(b, "# HELP postern_%s %s\n# TYPE postern_%s gauge\npostern_%s %lld\n",
 		    stats_gauge_info[g].name, stats_gauge_info[g].help,
 		    stats_gauge_info[g].name, stats_gauge_info[g].name,
 		    atomic_load(&stats_gauges[g]));
-	stats_put_family(f, &stats_by_verdict);
-	stats_put_family(f, &stats_by_outcome);
-	fprintf(f, "# HELP postern_checks_total Check results by check and result.\n"
+	stats_put_family(b, &stats_by_verdict);
+	stats_put_family(b, &stats_by_outcome);
+	buf_printf(b, "# HELP postern_checks_total Check results by check and result.\n"
 	    "# TYPE postern_checks_total counter\n");
 	for (int i = 0; i < n; i++)
-		fprintf(f, "postern_checks_total{check=\"%s\",result=\"%s\"} %lld\n",
+		buf_printf(b, "postern_checks_total{check=\"%s\",result=\"%s\"} %lld\n",
 		    stats_pairs[i].check, stats_pairs[i].result,
 		    atomic_load(&stats_pairs[i].n));
-	fprintf(f, "postern_checks_total{check=\"other\",result=\"other\"} %lld\n",
+	buf_printf(b, "postern_checks_total{check=\"other\",result=\"other\"} %lld\n",
 	    atomic_load(&stats_check_other));
 	for (int h = 0; h < STATS_NHISTS; h++)
-		stats_put_hist(f, h);
-	if (fclose(f) != 0)
-		fatal("stats_prometheus: fclose");
-	return buf;
+		stats_put_hist(b, h);
+	return buf_take(b);
 }
 
 void

@@ -3,6 +3,8 @@
  * the id counter, both set once at start or updated atomically.
  */
 #include "lib/util.h"
+#include "lib/buf.h"
+#include "lib/lim.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -269,41 +271,6 @@ id_new(char out[ID_LEN + 1])
 	snprintf(out, ID_LEN + 1, "%012llX", (unsigned long long)v);
 }
 
-int
-hostport_split(const char *s, char *host, size_t hostsz, int *port)
-{
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	long p;
-
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - s);
-		if (memchr(s, ':', hl) != NULL)
-			return -1;	/* bare IPv6 needs brackets */
-	}
-	if (hl == 0 || hl >= hostsz)
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || *end != '\0' || end == colon + 1 || p < 0 || p > 65535)
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 static int
 parse_scaled(const char *s, long long *out, const char *units,
     const long long *mult)
@@ -397,21 +364,16 @@ int
 file_read(const char *path, char **buf, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0, r;
-	char *b;
+	struct buf b = { 0 };
+	size_t r;
 
 	if (f == NULL)
 		return -1;
-	b = xmalloc(cap);
-	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap)
-			b = xrealloc(b, cap *= 2);
-	}
+	while ((r = fread(buf_space(&b, LIM_IO_CHUNK), 1, LIM_IO_CHUNK, f)) > 0)
+		buf_commit(&b, r);
 	if (f != stdin)
 		fclose(f);
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
+	*len = b.len;
+	*buf = buf_take(&b);
 	return 0;
 }

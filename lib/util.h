@@ -75,8 +75,6 @@ int	 file_read(const char *path, char **buf, size_t *len);
  * naming the path and the fix. */
 int	 priv_drop(const char *user, const char *const *writable);
 
-/* Parse "host:port", "[v6]:port" into host and port; 0 or -1. */
-int	 hostport_split(const char *, char *host, size_t hostsz, int *port);
 /* Duration and size parsing for config values ("300", "5m", "2d", "10M"). */
 int	 parse_seconds(const char *, long long *);
 int	 parse_bytes(const char *, long long *);

@@ -82,6 +82,12 @@ is_word(unsigned char c)
 	    c == '-' || c == '.' || c == '_';
 }
 
+/* The arena is its own growable array rather than lib/buf: it takes
+ * every word of the message, and with buf_space() + buf_commit() (two
+ * calls out of this file per word) bench/bayes_bench measured tokenising
+ * and classifying a 10 KB message at 3.10-3.30x the MIME parse's time
+ * against 2.66-3.13x with this inline copy (9 runs, interleaved, shared
+ * 2 cores), about 10% more. */
 static uint32_t
 arena_put(struct btok_set *s, const char *p, size_t n)
 {

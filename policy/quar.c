@@ -1,10 +1,7 @@
 /*
- * quar.c -- the quarantine; see quar.h.
- *
- * The release client is deliberately small and blocking: it runs on a web
- * or CLI thread, never on an I/O loop, one message at a time. It speaks
- * EHLO, MAIL, RCPT, DATA, QUIT (RFC 5321 3.3) and dot-stuffs the body
- * (RFC 5321 4.5.2). The stored bytes are canonical CRLF already.
+ * quar.c -- the quarantine; see quar.h. It never talks to the backend
+ * itself: a release is delivered by proxy/qsend.c between quar_claim()
+ * and quar_finish().
  */
 #include "policy/quar.h"
 #include "policy/authres.h"
@@ -15,44 +12,14 @@
 #include "policy/policy_int.h"
 #include "lib/util.h"
 
-#include <errno.h>
-#include <jansson.h>
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
-struct smtpc {
-	int	 fd;
-	char	 buf[QUAR_REPLY_MAX];
-	size_t	 n;
-	char	 reply[QUAR_REPLY_MAX];
-	unsigned caps;		/* QUAR_CAP_* from the EHLO reply */
-};
-
-#define QUAR_CAP_8BITMIME	0x1	/* RFC 6152 */
-#define QUAR_CAP_SMTPUTF8	0x2	/* RFC 6531 */
 
 static void	 quar_answer(struct pol_decision *, enum pol_verdict, int code,
 		    const char *status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int	 has_8bit(const char *, size_t);
-static int	 quar_utf8_env(const char *, char *const *rcpts, int n);
 static int	 quar_due(long long now, long long last);
-static int	 smtpc_connect(struct smtpc *, const char *hostport, char *err, size_t);
-static int	 smtpc_reply(struct smtpc *);
-static int	 smtpc_send(struct smtpc *, const char *, size_t);
-static int	 smtpc_cmd(struct smtpc *, int want, char *err, size_t errsz,
-		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int	 smtpc_data(struct smtpc *, const char *hdr, const char *raw, size_t len,
-		    const struct pol_skip *, int nskip);
-static int	 quar_deliver(const struct conf *, const char *from,
-		    char *const *rcpts, int nrcpts, const char *hdr, const char *raw,
-		    size_t len, char *err, size_t errsz);
 static int	 quar_learn(const struct conf *, const char *id, const char *who,
 		    const char *raw, size_t len, enum bayes_class);
 
@@ -177,38 +144,57 @@ quar_tick(const struct conf *c)
 /* ---- release ---- */
 
 int
-quar_release(const struct conf *c, const char *id, const char *who, char *err,
-    size_t errsz)
+quar_claim(const struct conf *c, const char *id, const char *who,
+    struct quar_release *r, char *err, size_t errsz)
 {
 	struct db_quar_claimed cl;
-	char *hdr, date[64];
-	time_t now = time_wall();
+	char date[64];
 	struct tm tm;
 	int rc;
 
+	memset(r, 0, sizeof(*r));
 	snprintf(err, errsz, "ok");
 	if ((rc = db_quar_claim(id, &cl)) != 0) {
 		snprintf(err, errsz, "%s", rc == 1 ? "no such message" : rc == 2 ?
 		    "not held (released already or being released)" : "database error");
 		return rc;
 	}
-	gmtime_r(&now, &tm);
+	snprintf(r->id, sizeof(r->id), "%s", id);	/* stored ids are ID_LEN */
+	r->who = who ? who : "admin";
+	r->when = time_wall();
+	gmtime_r(&r->when, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	hdr = xasprintf("X-Postern-Released: %s by %s\r\n", date, who ? who : "admin");
-	rc = quar_deliver(c, cl.mail_from, cl.rcpts, cl.nrcpts, hdr, cl.raw, cl.len,
-	    err, errsz);
-	if (db_quar_finish(id, rc == 0, who ? who : "admin", now) == -1 && rc == 0)
-		log_err("quarantine: %s delivered but not marked released", id);
-	log_info("quarantine: %s release by %s: %s", id, who ? who : "admin",
-	    rc == 0 ? "delivered" : err);
-	/* Only a delivered message was judged ham; the claim above lets one
+	r->header = xasprintf("X-Postern-Released: %s by %s\r\n", date, r->who);
+	r->from = cl.mail_from;		/* r owns the claimed envelope now */
+	r->rcpts = cl.rcpts;
+	r->nrcpts = cl.nrcpts;
+	r->raw = cl.raw;
+	r->len = cl.len;
+	/* as at delivery: no sender-written field of ours reaches the backend */
+	r->nskip = authres_skips(r->raw, r->len, c->hostname, &r->skip);
+	return 0;
+}
+
+void
+quar_finish(const struct conf *c, struct quar_release *r, int delivered, const char *err)
+{
+	struct db_quar_claimed cl;
+
+	if (db_quar_finish(r->id, delivered, r->who, r->when) == -1 && delivered)
+		log_err("quarantine: %s delivered but not marked released", r->id);
+	log_info("quarantine: %s release by %s: %s", r->id, r->who,
+	    delivered ? "delivered" : err);
+	/* Only a delivered message was judged ham; the claim lets one
 	 * release through, so it is learned once (and the digest makes a
 	 * repeat a no-op anyway). */
-	if (rc == 0 && c->bayes_learn_on_release)
-		quar_learn(c, id, who, cl.raw, cl.len, BAYES_LEARN_HAM);
-	free(hdr);
-	db_quar_claimed_free(&cl);
-	return rc == 0 ? 0 : -1;
+	if (delivered && c->bayes_learn_on_release)
+		quar_learn(c, r->id, r->who, r->raw, r->len, BAYES_LEARN_HAM);
+	cl = (struct db_quar_claimed){ .mail_from = r->from, .rcpts = r->rcpts,
+	    .nrcpts = r->nrcpts, .raw = r->raw, .len = r->len };
+	db_quar_claimed_free(&cl);	/* db/ allocated them; it frees them */
+	free(r->skip);
+	free(r->header);
+	memset(r, 0, sizeof(*r));
 }
 
 /* Learn a quarantined message the admin judged: 0, or -1 (logged). */
@@ -259,204 +245,3 @@ quar_spam(const struct conf *c, const char *id, const char *who, char *err,
 	return rc == 1 ? 2 : rc;
 }
 
-static int
-quar_deliver(const struct conf *c, const char *from, char *const *rcpts,
-    int nrcpts, const char *hdr, const char *raw, size_t len, char *err, size_t errsz)
-{
-	struct smtpc s = { .fd = -1 };
-	struct pol_skip *skip;
-	size_t ok = 0;
-	int rc = -1, nskip;
-
-	if (nrcpts == 0) {
-		snprintf(err, errsz, "no recipients stored");
-		return -1;
-	}
-	if (smtpc_connect(&s, c->backend, err, errsz) == -1)
-		return -1;
-	if (smtpc_cmd(&s, 220, err, errsz, "%s", "") == -1 ||
-	    smtpc_cmd(&s, 250, err, errsz, "EHLO %s\r\n", c->hostname) == -1 ||
-	    smtpc_cmd(&s, 250, err, errsz, "MAIL FROM:<%s>%s%s\r\n", from,
-	    (s.caps & QUAR_CAP_8BITMIME) && has_8bit(raw, len) ? " BODY=8BITMIME" : "",
-	    (s.caps & QUAR_CAP_SMTPUTF8) && quar_utf8_env(from, rcpts, nrcpts) ? " SMTPUTF8" : "") == -1)
-		goto out;
-	for (int i = 0; i < nrcpts; i++)
-		if (smtpc_cmd(&s, 250, err, errsz, "RCPT TO:<%s>\r\n", rcpts[i]) == 0)
-			ok++;
-	if (ok == 0 || smtpc_cmd(&s, 354, err, errsz, "DATA\r\n") == -1)
-		goto out;
-	/* as at delivery: no sender-written field of ours reaches the backend */
-	nskip = authres_skips(raw, len, c->hostname, &skip);
-	rc = smtpc_data(&s, hdr, raw, len, skip, nskip);
-	free(skip);
-	if (rc == -1 || smtpc_reply(&s) != 250) {
-		rc = -1;
-		snprintf(err, errsz, "end of data: %s", s.reply[0] ? s.reply : "no reply");
-		goto out;
-	}
-	rc = 0;
-	smtpc_cmd(&s, 221, err, errsz, "QUIT\r\n");
-	snprintf(err, errsz, "ok");
-out:
-	close(s.fd);
-	return rc;
-}
-
-static int
-has_8bit(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
-/* Does the envelope need SMTPUTF8 (a non-ASCII address)? */
-static int
-quar_utf8_env(const char *from, char *const *rcpts, int n)
-{
-	if (has_8bit(from, strlen(from)))
-		return 1;
-	for (int i = 0; i < n; i++)
-		if (has_8bit(rcpts[i], strlen(rcpts[i])))
-			return 1;
-	return 0;
-}
-
-static int
-smtpc_connect(struct smtpc *s, const char *hostport, char *err, size_t errsz)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
-	struct addrinfo *ai;
-	struct timeval tv = { QUAR_SMTP_TIMEOUT_S, 0 };
-	char host[256], port[16];
-	int p;
-
-	if (hostport_split(hostport, host, sizeof(host), &p) == -1) {
-		snprintf(err, errsz, "bad proxy.backend %s", hostport);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%d", p);
-	if (getaddrinfo(host, port, &hints, &ai) != 0) {
-		snprintf(err, errsz, "bad backend address %s", hostport);
-		return -1;
-	}
-	s->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->fd == -1 ||
-	    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
-	    connect(s->fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-		snprintf(err, errsz, "backend %s: %s", hostport, strerror(errno));
-		freeaddrinfo(ai);
-		if (s->fd != -1)
-			close(s->fd);
-		s->fd = -1;
-		return -1;
-	}
-	freeaddrinfo(ai);
-	return 0;
-}
-
-/* Read one reply (all its lines); its code, or -1. s->reply keeps the last
- * line for messages. */
-static int
-smtpc_reply(struct smtpc *s)
-{
-	for (;;) {
-		char *nl = memchr(s->buf, '\n', s->n);
-		if (nl != NULL) {
-			size_t l = (size_t)(nl - s->buf) + 1;
-			int last = l >= 4 && s->buf[3] != '-';
-			snprintf(s->reply, sizeof(s->reply), "%.*s", (int)(l > 2 ? l - 2 : 0), s->buf);
-			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "8BITMIME", 8) == 0)
-				s->caps |= QUAR_CAP_8BITMIME;
-			if (strncasecmp(s->reply + (l > 4 ? 4 : 0), "SMTPUTF8", 8) == 0)
-				s->caps |= QUAR_CAP_SMTPUTF8;
-			int code = atoi(s->buf);
-			memmove(s->buf, s->buf + l, s->n - l);
-			s->n -= l;
-			if (last)
-				return code;
-			continue;
-		}
-		if (s->n == sizeof(s->buf))
-			return -1;	/* a reply line past QUAR_REPLY_MAX */
-		ssize_t r = read(s->fd, s->buf + s->n, sizeof(s->buf) - s->n);
-		if (r <= 0)
-			return -1;
-		s->n += (size_t)r;
-	}
-}
-
-static int
-smtpc_send(struct smtpc *s, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Send a command (empty: just read, for the greeting) and expect want (2xx
- * class for 250). 0 or -1 with err. */
-static int
-smtpc_cmd(struct smtpc *s, int want, char *err, size_t errsz, const char *fmt, ...)
-{
-	char *line;
-	va_list ap;
-	int code;
-
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) == -1)
-		fatalx("out of memory");
-	va_end(ap);
-	if (*line && smtpc_send(s, line, strlen(line)) == -1) {
-		snprintf(err, errsz, "backend: write failed: %s", strerror(errno));
-		free(line);
-		return -1;
-	}
-	code = smtpc_reply(s);
-	if (code / 100 != want / 100 || (want != 250 && code != want)) {
-		snprintf(err, errsz, "backend answered %.*s: %s", (int)strcspn(line, "\r"),
-		    *line ? line : "connect", code == -1 ? "no reply" : s->reply);
-		free(line);
-		return -1;
-	}
-	free(line);
-	return 0;
-}
-
-/* The header line, then raw dot-stuffed without the skipped fields, then
- * CRLF.CRLF. */
-static int
-smtpc_data(struct smtpc *s, const char *hdr, const char *raw, size_t len,
-    const struct pol_skip *skip, int nskip)
-{
-	size_t i = 0;
-	int k = 0;
-
-	if (smtpc_send(s, hdr, strlen(hdr)) == -1)
-		return -1;
-	while (i < len) {
-		if (k < nskip && skip[k].off == i) {	/* whole lines, sorted */
-			i += skip[k++].len;
-			continue;
-		}
-		const char *nl = memchr(raw + i, '\n', len - i);
-		size_t l = nl ? (size_t)(nl - (raw + i)) + 1 : len - i;
-		if (raw[i] == '.' && smtpc_send(s, ".", 1) == -1)
-			return -1;
-		if (smtpc_send(s, raw + i, l) == -1)
-			return -1;
-		i += l;
-	}
-	if (len > 0 && raw[len - 1] != '\n' && smtpc_send(s, "\r\n", 2) == -1)
-		return -1;
-	return smtpc_send(s, ".\r\n", 3);
-}

@@ -8,33 +8,35 @@
  * the client's 250 always follows a durable commit (docs/rules.md says why
  * a BLOB rather than a file).
  *
- * Release: claim (held -> releasing, one UPDATE: a double click gets "not
- * held"), deliver over SMTP to proxy.backend with the original envelope and
- * an X-Postern-Released header, then mark released; a failed delivery puts
- * the message back to held. A delivered release teaches the classifier
- * the message is ham (bayes.learn_on_release); "delete as spam" teaches it
+ * Release: quar_claim() (held -> releasing, one UPDATE: a double click
+ * gets "not held") hands over the original envelope, the message and an
+ * X-Postern-Released header; the caller delivers it (proxy/qsend.c: no
+ * socket here); quar_finish() marks it released, or puts a failed
+ * delivery back to held. A delivered release teaches the classifier the
+ * message is ham (bayes.learn_on_release); "delete as spam" teaches it
  * spam (bayes.learn_on_delete_spam), then deletes.
  *
- * Public calls: quar_store, quar_release, quar_spam, quar_expire, quar_tick.
+ * Public calls: quar_store, quar_claim, quar_finish, quar_spam,
+ *   quar_expire, quar_tick.
  * Thread: any (policy workers, web threads, the CLI).
- * Exposure: message bytes are attacker-written; they are stored and sent
- * back byte for byte (dot-stuffed), never interpreted here.
- * Privilege: the database through db/; connects to proxy.backend.
+ * Exposure: message bytes are attacker-written; they are stored and handed
+ * back byte for byte, never interpreted here.
+ * Privilege: the database through db/.
  */
 #ifndef POSTERN_QUAR_H
 #define POSTERN_QUAR_H
 
+#include "lib/util.h"
+
 #include <stddef.h>
+#include <time.h>
 
 struct conf;
 struct pol_decision;
 struct pol_msg;
 struct pol_session;
+struct pol_skip;
 
-/* Release over SMTP: per reply and per write (RFC 5321 4.5.3.2 suggests
- * minutes; an admin is waiting, so less). */
-#define QUAR_SMTP_TIMEOUT_S	60
-#define QUAR_REPLY_MAX		4096	/* bytes of one (multi-line) reply */
 #define QUAR_TICK_S		60	/* expiry runs at most this often */
 #define QUAR_EXPIRE_BATCH	500	/* messages deleted per tick */
 
@@ -46,11 +48,29 @@ struct pol_session;
  */
 void	 quar_store(struct pol_session *, const struct pol_msg *, struct pol_decision *);
 
-/* Deliver a held message to c->backend. 0 delivered and marked released,
- * 1 not found, 2 not held (released already or being released), -1 failed
- * (still held; err says why). */
-int	 quar_release(const struct conf *, const char *id, const char *who,
-	    char *err, size_t errsz);
+/* A message claimed for release: what goes to the backend. */
+struct quar_release {
+	char		 id[ID_LEN + 1];
+	const char	*who;		/* the caller's; "admin" when none given */
+	time_t		 when;
+	char		*from;		/* "" for <> */
+	char		**rcpts;		/* as db_quar_claim() allocated them */
+	int		 nrcpts;
+	char		*header;	/* "X-Postern-Released: DATE by WHO" CRLF */
+	char		*raw;		/* the message as stored */
+	size_t		 len;
+	struct pol_skip	*skip;		/* fields only Postern writes: left out */
+	int		 nskip;
+};
+/* Claim a held message for release (held -> releasing) and fill r. 0
+ * claimed (deliver it, then quar_finish), 1 not found, 2 not held
+ * (released already or being released), -1 database error; err says why. */
+int	 quar_claim(const struct conf *, const char *id, const char *who,
+	    struct quar_release *r, char *err, size_t errsz);
+/* After the delivery: released when delivered (and learned as ham under
+ * bayes.learn_on_release), else back to held; logs why (err); frees r. */
+void	 quar_finish(const struct conf *, struct quar_release *r, int delivered,
+	    const char *err);
 /* Delete a message as spam, learning it as spam first. 0 done, 1 not
  * found, 2 being released (not deleted; learned), -1 failed (kept; err
  * says why). */

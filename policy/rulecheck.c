@@ -18,7 +18,9 @@
  * time.
  */
 #include "policy/rulecheck.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/lim.h"
 #include "db/db.h"
 #include "rules/mime.h"
 #include "policy/policy_int.h"

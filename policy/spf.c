@@ -30,6 +30,7 @@
 #include "policy/policy_int.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/prefix.h"
 #include "dns/dns.h"
 #include "lib/util.h"
 
@@ -537,16 +538,7 @@ spf_match_addrs(struct spf_ctx *ctx, const char *target, int cidr4, int cidr6,
 static int
 spf_ip_in(const struct spf_ctx *ctx, const unsigned char *net, int is6, int cidr)
 {
-	int full = cidr / 8, bits = cidr % 8;
-
-	if (is6 != ctx->v6)
-		return 0;
-	if (memcmp(ctx->addr, net, (size_t)full) != 0)
-		return 0;
-	if (bits == 0)
-		return 1;
-	unsigned char mask = (unsigned char)(0xff << (8 - bits));
-	return (ctx->addr[full] & mask) == (net[full] & mask);
+	return is6 == ctx->v6 && prefix_eq(ctx->addr, net, cidr);
 }
 
 /* 1 when the answer is no answer (timeout, SERVFAIL, budget spent); what

@@ -13,16 +13,16 @@
 #include "lib/conf.h"
 #include "proxy/ev.h"
 #include "lib/buf.h"
+#include "lib/sockaddr.h"
+#include "proxy/smtpc.h"
 #include "proxy/line.h"
 #include "proxy/spool.h"
 #include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -127,13 +127,11 @@ be_reply_feed(struct be_reply *r, const char *line, size_t len)
 	if (r->nlines > 0 && code != r->code)
 		return -1;
 	if (len > LIM_REPLY_LINE || r->nlines >= LIM_REPLY_LINES ||
-	    r->len + len + 2 > LIM_REPLY_TOTAL)
+	    r->text.len + len + 2 > LIM_REPLY_TOTAL)
 		return -1;
 	r->code = code;
-	r->text = xrealloc(r->text, r->len + len + 3);
-	memcpy(r->text + r->len, line, len);
-	memcpy(r->text + r->len + len, "\r\n", 3);
-	r->len += len + 2;
+	buf_add(&r->text, line, len);
+	buf_add(&r->text, "\r\n", 2);
 	r->nlines++;
 	return len == 3 || line[3] == ' ';
 }
@@ -141,7 +139,7 @@ be_reply_feed(struct be_reply *r, const char *line, size_t len)
 void
 be_reply_clear(struct be_reply *r)
 {
-	free(r->text);
+	buf_free(&r->text);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -244,41 +242,6 @@ unsigned be_caps(const struct be *be) { return be->caps; }
 int be_introduced(const struct be *be) { return be->introduced; }
 int be_stale(const struct be *be) { return be_alive(be) && be->xforward_spent; }
 
-/* proxy.backend as a socket address: an IP literal directly, a name
- * through getaddrinfo() (which may block: deployments give an address). */
-static int
-be_address(const char *hp, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	char host[256], portstr[16];
-	int port;
-
-	if (hostport_split(hp, host, sizeof(host), &port) == -1)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a6);
-		return 0;
-	}
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (getaddrinfo(host, portstr, &hints, &res) != 0)
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 /* Start a non-blocking connect to proxy.backend; 0 or -1. We wait for
  * the greeting (EV_READ), not for writability: one event fewer. */
 static int
@@ -288,7 +251,7 @@ be_connect(struct be *be)
 	socklen_t len;
 	int fd, one = 1;
 
-	if (be_address(be->conf->backend, &ss, &len) == -1)
+	if (sockaddr_parse(be->conf->backend, SOCKADDR_NAMES, &ss, &len) == -1)
 		return -1;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -609,7 +572,7 @@ be_on_reply(struct be *be)
 			be_fail(be, "EHLO refused");
 			return;
 		}
-		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->caps = be_ehlo_caps(buf_str(&r->text), &be->xclient, &be->xforward);
 		be->ehlo_caps = 1;
 		be_reply_clear(r);
 		be_introduce(be);
@@ -631,7 +594,7 @@ be_on_reply(struct be *be)
 		}
 		/* what the backend offers this client now: a HELO reply
 		 * lists nothing (and then the pool cannot tell) */
-		be->caps = be_ehlo_caps(r->text, &be->xclient, &be->xforward);
+		be->caps = be_ehlo_caps(buf_str(&r->text), &be->xclient, &be->xforward);
 		be->ehlo_caps = be->who.esmtp;
 		be_enter_state(be, BE_S_READY);
 		be_reply_clear(r);
@@ -648,8 +611,8 @@ be_on_reply(struct be *be)
 		if (done.code == 421)	/* the backend is leaving */
 			be_teardown(be);
 		be_update_events(be);
-		be->cb(be->arg, done.code, done.text, done.len);
-		free(done.text);
+		be->cb(be->arg, done.code, buf_str(&done.text), done.text.len);
+		buf_free(&done.text);
 		return;
 	}
 	default:	/* READY: unsolicited (e.g. a 421 timeout) */
@@ -746,7 +709,7 @@ be_refused(struct be *be, const char *verb)
 
 	log_warn("%s: backend refused %s for [%s]%s: %.*s", be->sid, verb, be->who.addr,
 	    be->reused ? " on a pooled connection" : "",
-	    (int)strcspn(r->text, "\r"), r->text);
+	    (int)strcspn(buf_str(&r->text), "\r"), buf_str(&r->text));
 	if (be->reused)
 		be->reused = 0;
 	else if (be->who.name != NULL && !be->noname && r->code / 100 == 5)
@@ -998,66 +961,18 @@ be_probe_free(struct be_probe_job *j)
 	free(j);
 }
 
-/* Read one whole reply into r over a blocking socket; its code, or -1. */
-static int
-be_probe_reply(int fd, struct be_reply *r, char *buf, size_t sz, size_t *have)
-{
-	for (;;) {
-		char *nl = memchr(buf, '\n', *have);
-		if (nl != NULL) {
-			size_t ll = (size_t)(nl - buf) + 1, l = ll - 1;
-			if (l > 0 && buf[l - 1] == '\r')
-				l--;
-			int rc = be_reply_feed(r, buf, l);
-			memmove(buf, buf + ll, *have - ll);
-			*have -= ll;
-			if (rc == -1)
-				return -1;
-			if (rc == 1)
-				return r->code;
-			continue;
-		}
-		if (*have == sz)
-			return -1;
-		ssize_t n = recv(fd, buf + *have, sz - *have, 0);
-		if (n <= 0)
-			return -1;
-		*have += (size_t)n;
-	}
-}
-
 /* Greeting, EHLO, QUIT; the EHLO reply's caps, or -1. */
 static int
 be_probe_caps(const struct be_probe_job *j, unsigned *caps)
 {
-	struct sockaddr_storage ss;
-	struct be_reply r = { 0 };
-	struct timeval tv = { .tv_sec = j->timeout_s };
-	char buf[LIM_REPLY_TOTAL], ehlo[LIM_DOMAIN + 8];
-	size_t have = 0;
-	socklen_t len;
-	unsigned xc, xf;
-	int fd, ok = -1;
+	char err[256];
+	struct smtpc *s = smtpc_open(j->backend, j->hostname, j->timeout_s, err, sizeof(err));
 
-	if (be_address(j->backend, &ss, &len) == -1 ||
-	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if (s == NULL)
 		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	snprintf(ehlo, sizeof(ehlo), "EHLO %s\r\n", j->hostname);
-	if (connect(fd, (struct sockaddr *)&ss, len) == 0 &&
-	    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 220) {
-		be_reply_clear(&r);
-		if (send(fd, ehlo, strlen(ehlo), MSG_NOSIGNAL) == (ssize_t)strlen(ehlo) &&
-		    be_probe_reply(fd, &r, buf, sizeof(buf), &have) == 250) {
-			*caps = be_ehlo_caps(r.text, &xc, &xf);
-			ok = 0;
-		}
-		(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
-	}
-	be_reply_clear(&r);
-	close(fd);
-	return ok;
+	*caps = smtpc_caps(s);
+	smtpc_close(s);
+	return 0;
 }
 
 static void *

@@ -18,6 +18,7 @@
 #ifndef POSTERN_BE_H
 #define POSTERN_BE_H
 
+#include "lib/buf.h"
 #include "lib/lim.h"
 
 #include <stddef.h>
@@ -42,8 +43,7 @@ struct be;
 struct be_reply {
 	int	 code;
 	int	 nlines;
-	size_t	 len;
-	char	*text;		/* the lines as sent, each ending CRLF */
+	struct buf text;	/* the lines as sent, each ending CRLF */
 };
 
 /* Add one reply line (no CRLF). 1: reply complete; 0: more lines follow;

@@ -19,6 +19,7 @@
 #include "db/db.h"
 #include "web/web.h"
 #include "lib/conf.h"
+#include "lib/sockaddr.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -54,26 +55,12 @@ static void	 daemon_stop(struct daemon_io *, int);
 static int
 daemon_listen_one(const char *hp)
 {
-	char host[256];
-	int port, fd, one = 1;
+	int fd, one = 1;
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	if (hostport_split(hp, host, sizeof(host), &port) == -1) {
-		log_err("proxy.listen: bad address %s", hp);
-		return -1;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in6);
-	} else if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in);
-	} else {
-		log_err("proxy.listen: %s is not an IP address", host);
+	if (sockaddr_parse(hp, 0, &ss, &len) == -1) {
+		log_err("proxy.listen: %s is not IP:port", hp);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

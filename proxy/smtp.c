@@ -30,6 +30,7 @@
 #include "proxy/pxp.h"
 #include "proxy/smtp.h"
 #include "proxy/spool.h"
+#include "lib/sockaddr.h"
 #include "lib/stats.h"
 #include "proxy/tls.h"
 #include "lib/util.h"

@@ -14,6 +14,7 @@
  * else touches only the message being parsed.
  */
 #include "rules/mime.h"
+#include "lib/buf.h"
 #include "lib/util.h"
 
 #include <ctype.h>
@@ -37,12 +38,6 @@ struct mime_msg {
 	int	 truncated;
 };
 
-/* A growing output buffer for decoded or stripped text. */
-struct mime_buf {
-	char	*p;
-	size_t	 n, cap;
-};
-
 static void	 mime_once(void);
 static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
@@ -52,16 +47,15 @@ static void	 headers_take(struct mime_msg *, GMimeMessage *);
 static void	 walk(struct mime_msg *, GMimeObject *, int depth);
 static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
 static void	 leaf(struct mime_msg *, GMimePart *);
-static int	 part_decode(GMimePart *, struct mime_buf *);
-static void	 text_add(struct mime_msg *, struct mime_buf *);
-static void	 html_strip(struct mime_msg *, const char *, size_t, struct mime_buf *);
-static size_t	 html_tag(struct mime_msg *, const char *, size_t, struct mime_buf *);
-static size_t	 html_entity(const char *, size_t, struct mime_buf *);
+static int	 part_decode(GMimePart *, struct buf *);
+static void	 text_add(struct mime_msg *, struct buf *);
+static void	 html_strip(struct mime_msg *, const char *, size_t, struct buf *);
+static size_t	 html_tag(struct mime_msg *, const char *, size_t, struct buf *);
+static size_t	 html_entity(const char *, size_t, struct buf *);
 static void	 html_attr_urls(struct mime_msg *, const char *, size_t);
 static void	 urls_scan(struct mime_msg *, const char *, size_t);
 static void	 url_add(struct mime_msg *, const char *, size_t);
-static void	 buf_add(struct mime_buf *, const char *, size_t);
-static void	 buf_utf8(struct mime_buf *, unsigned long);
+static void	 mime_utf8(struct buf *, unsigned long);
 
 static pthread_once_t mime_inited = PTHREAD_ONCE_INIT;
 
@@ -289,7 +283,7 @@ leaf(struct mime_msg *m, GMimePart *p)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(p));
 	const char *fn = g_mime_part_get_filename(p);
-	struct mime_buf b = { 0 };
+	struct buf b = { 0 };
 
 	if (++m->parts > MIME_MAX_PARTS) {
 		m->truncated = 1;
@@ -301,13 +295,13 @@ leaf(struct mime_msg *m, GMimePart *p)
 	    !g_mime_content_type_is_type(ct, "text", "*"))
 		return;
 	if (part_decode(p, &b) == -1) {
-		free(b.p);
+		buf_free(&b);
 		return;
 	}
 	if (g_mime_content_type_is_type(ct, "text", "html")) {
-		struct mime_buf t = { 0 };
-		html_strip(m, b.p, b.n, &t);
-		free(b.p);
+		struct buf t = { 0 };
+		html_strip(m, buf_ptr(&b), b.len, &t);
+		buf_free(&b);
 		b = t;
 	}
 	text_add(m, &b);
@@ -315,7 +309,7 @@ leaf(struct mime_msg *m, GMimePart *p)
 
 /* Transfer-decode, convert to UTF-8, CRLF to LF. 0 or -1. */
 static int
-part_decode(GMimePart *p, struct mime_buf *b)
+part_decode(GMimePart *p, struct buf *b)
 {
 	GMimeDataWrapper *dw = g_mime_part_get_content(p);
 	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(p), "charset");
@@ -346,9 +340,9 @@ part_decode(GMimePart *p, struct mime_buf *b)
 
 /* Keep one part's text within the per-part and per-message bounds. */
 static void
-text_add(struct mime_msg *m, struct mime_buf *b)
+text_add(struct mime_msg *m, struct buf *b)
 {
-	size_t n = b->n;
+	size_t n = b->len;
 
 	if (n > MIME_MAX_TEXT) {
 		n = MIME_MAX_TEXT;
@@ -359,27 +353,13 @@ text_add(struct mime_msg *m, struct mime_buf *b)
 		m->truncated = 1;
 	}
 	m->text_total += n;
-	urls_scan(m, b->p ? b->p : "", n);
-	list_add(&m->lists[MIME_TEXT], b->p ? b->p : "", n);
-	free(b->p);
-	b->p = NULL;
+	urls_scan(m, buf_ptr(b), n);
+	list_add(&m->lists[MIME_TEXT], buf_ptr(b), n);
+	buf_free(b);
 }
 
 static void
-buf_add(struct mime_buf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	if (n > 0)	/* an empty GByteArray's data is NULL */
-		memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void
-buf_utf8(struct mime_buf *b, unsigned long c)
+mime_utf8(struct buf *b, unsigned long c)
 {
 	char u[4];
 
@@ -408,11 +388,10 @@ buf_utf8(struct mime_buf *b, unsigned long c)
  * comments are dropped, entities are decoded. href/src values become URLs.
  */
 static void
-html_strip(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
+html_strip(struct mime_msg *m, const char *s, size_t n, struct buf *out)
 {
 	size_t i = 0;
 
-	buf_add(out, "", 0);
 	while (i < n) {
 		if (s[i] == '<')
 			i += html_tag(m, s + i, n - i, out);
@@ -430,7 +409,7 @@ html_strip(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
 
 /* Consume one tag (or comment, or script/style element) at s; bytes used. */
 static size_t
-html_tag(struct mime_msg *m, const char *s, size_t n, struct mime_buf *out)
+html_tag(struct mime_msg *m, const char *s, size_t n, struct buf *out)
 {
 	static const char *block[] = { "br", "p", "div", "tr", "li", "h1", "h2",
 	    "h3", "table", "blockquote", "hr", "td", NULL };
@@ -490,26 +469,25 @@ html_attr_urls(struct mime_msg *m, const char *s, size_t n)
 		size_t st = k;
 		while (k < n && (q ? s[k] != q : !isspace((unsigned char)s[k])))
 			k++;
-		struct mime_buf v = { 0 };
-		buf_add(&v, "", 0);
+		struct buf v = { 0 };
 		for (size_t j = st; j < k; )
 			if (s[j] == '&')
 				j += html_entity(s + j, k - j, &v);
 			else
 				buf_add(&v, s + j++, 1);
 		size_t a = 0;
-		while (a < v.n && isspace((unsigned char)v.p[a]))
+		while (a < v.len && isspace((unsigned char)buf_ptr(&v)[a]))
 			a++;
-		if (v.n > a)
-			url_add(m, v.p + a, v.n - a);
-		free(v.p);
+		if (v.len > a)
+			url_add(m, buf_ptr(&v) + a, v.len - a);
+		buf_free(&v);
 		i = k;
 	}
 }
 
 /* One entity at s ("&amp;", "&#233;", "&#xE9;"); unknown ones stay as is. */
 static size_t
-html_entity(const char *s, size_t n, struct mime_buf *out)
+html_entity(const char *s, size_t n, struct buf *out)
 {
 	static const struct { const char *name; unsigned long c; } ent[] = {
 		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
@@ -526,7 +504,7 @@ html_entity(const char *s, size_t n, struct mime_buf *out)
 			c = c * (hex ? 16 : 10) + (unsigned long)(isdigit((unsigned char)s[i]) ?
 			    s[i] - '0' : (s[i] | 0x20) - 'a' + 10);
 		if (i > st) {
-			buf_utf8(out, c);
+			mime_utf8(out, c);
 			return i + (i < n && s[i] == ';');
 		}
 	} else {
@@ -534,7 +512,7 @@ html_entity(const char *s, size_t n, struct mime_buf *out)
 			size_t l = strlen(ent[k].name);
 			if (1 + l <= n && strncmp(s + 1, ent[k].name, l) == 0 &&
 			    (1 + l == n || !isalnum((unsigned char)s[1 + l]))) {
-				buf_utf8(out, ent[k].c);
+				mime_utf8(out, ent[k].c);
 				return 1 + l + (1 + l < n && s[1 + l] == ';');
 			}
 		}

@@ -14,6 +14,7 @@
 #include "db/db.h"
 #include "policy/policy.h"
 #include "policy/quar.h"
+#include "proxy/qsend.h"
 #include "rules/rules.h"
 #include "lib/stats.h"
 #include "lib/util.h"
@@ -781,7 +782,7 @@ api_quar_act(const struct web_req *r, const char *action, const char *id,
 {
 	snprintf(err, errsz, "failed; see the log");
 	if (strcmp(action, "release") == 0)
-		return quar_release(r->conf, id, r->user, err, errsz);
+		return qsend_release(r->conf, id, r->user, err, errsz);
 	if (strcmp(action, "spam") == 0)
 		return quar_spam(r->conf, id, r->user, err, errsz);
 	return db_quar_delete(id);

@@ -12,6 +12,7 @@
 #include "web/web.h"
 #include "web/web_int.h"
 #include "lib/prefix.h"
+#include "lib/sockaddr.h"
 #include "web/auth.h"
 #include "lib/conf.h"
 #include "db/db.h"
@@ -62,7 +63,6 @@ static void	 web_logout(struct web_req *, struct web_resp *);
 static void	 web_session(struct web_req *, struct web_resp *);
 static void	 web_static(struct web_req *, struct web_resp *, const char *name);
 static enum MHD_Result web_send(struct web_req *, struct web_resp *);
-static int	 web_bind_addr(const char *, struct sockaddr_storage *, int *v6);
 static char	*web_read_pem(const char *path);
 static int	 web_state_change(const char *method);
 static void	 web_client_ip(struct web_req *);
@@ -70,7 +70,6 @@ static int	 web_trusted(const char *list, const struct sockaddr *);
 static enum MHD_Result web_xff_collect(void *, enum MHD_ValueKind, const char *,
 		    const char *);
 static int	 web_xff_prev(const char *start, const char **end, char *tok, size_t sz);
-static int	 web_addr_parse(const char *, struct sockaddr_storage *);
 static int	 web_xff_walk(struct web_req *, const char *list,
 		    struct sockaddr_storage *);
 static int	 web_too_many(struct web_resp *, int wait, const char *what);
@@ -481,25 +480,6 @@ web_xff_prev(const char *start, const char **end, char *tok, size_t sz)
 	return 1;
 }
 
-/* An IPv4 or IPv6 address (no port, no brackets) into ss; 0 or -1, and
- * ss untouched on -1. */
-static int
-web_addr_parse(const char *s, struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage a = { 0 };
-	struct sockaddr_in *in = (struct sockaddr_in *)&a;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
-
-	if (inet_pton(AF_INET, s, &in->sin_addr) == 1)
-		in->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1)
-		in6->sin6_family = AF_INET6;
-	else
-		return -1;
-	*ss = a;
-	return 0;
-}
-
 /* Standing on a trusted peer, step back through X-Forwarded-For while the
  * hop is itself a trusted proxy: the client is the right-most address
  * that is not. Anything left of a hop we cannot parse is the client's own
@@ -517,7 +497,7 @@ web_xff_walk(struct web_req *r, const char *list, struct sockaddr_storage *ss)
 
 		while (hops < WEB_XFF_HOPS &&
 		    (rc = web_xff_prev(x.v[i], &end, tok, sizeof(tok))) != 0) {
-			if (rc == -1 || web_addr_parse(tok, ss) == -1)
+			if (rc == -1 || sockaddr_ip(tok, 0, ss, NULL) == -1)
 				return hops > 0;
 			snprintf(r->ip, sizeof(r->ip), "%s", tok);
 			hops++;
@@ -568,17 +548,16 @@ web_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!r->too_big && r->len + *upload_size <= WEB_MAX_BODY) {
-			r->body = xrealloc(r->body, r->len + *upload_size + 1);
-			memcpy(r->body + r->len, upload, *upload_size);
-			r->len += *upload_size;
-			r->body[r->len] = '\0';
-		} else
+		if (!r->too_big && r->in.len + *upload_size <= WEB_MAX_BODY)
+			buf_add(&r->in, upload, *upload_size);
+		else
 			r->too_big = 1;
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	wconn_received(conn);		/* whole request in: its deadline stops */
+	r->body = r->in.len > 0 ? buf_str(&r->in) : NULL;
+	r->len = r->in.len;
 	r->method = method;
 	r->path = url;
 	r->ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -607,30 +586,13 @@ web_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)why;
 	wconn_answered(conn);
 	if (r != NULL) {
-		free(r->body);
+		buf_free(&r->in);
 		free(r);
 		*con_cls = NULL;
 	}
 }
 
 /* ------------------------------------------------------------ daemon */
-
-static int
-web_bind_addr(const char *listen, struct sockaddr_storage *ss, int *v6)
-{
-	char host[256];
-	int port;
-
-	if (hostport_split(listen, host, sizeof(host), &port) == -1 ||
-	    web_addr_parse(host, ss) == -1)
-		return -1;
-	*v6 = ss->ss_family == AF_INET6;
-	if (*v6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-	return 0;
-}
 
 static char *
 web_read_pem(const char *path)
@@ -659,6 +621,7 @@ int
 web_start(struct conf *c)
 {
 	struct sockaddr_storage ss;
+	socklen_t sslen;
 	/* AUTO: epoll on Linux, so descriptors past FD_SETSIZE are served too. */
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	int v6;
@@ -667,10 +630,11 @@ web_start(struct conf *c)
 		log_info("web: web.listen is empty; no dashboard");
 		return 0;
 	}
-	if (web_bind_addr(c->web_listen, &ss, &v6) == -1) {
+	if (sockaddr_parse(c->web_listen, 0, &ss, &sslen) == -1) {
 		log_err("web: web.listen %s is not an address:port", c->web_listen);
 		return -1;
 	}
+	v6 = ss.ss_family == AF_INET6;
 	web_tls = c->web_tls_cert && *c->web_tls_cert && c->web_tls_key && *c->web_tls_key;
 	if (web_tls && ((web_pem_cert = web_read_pem(c->web_tls_cert)) == NULL ||
 	    (web_pem_key = web_read_pem(c->web_tls_key)) == NULL))

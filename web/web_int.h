@@ -5,6 +5,8 @@
 #ifndef POSTERN_WEB_INT_H
 #define POSTERN_WEB_INT_H
 
+#include "lib/buf.h"
+
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,7 +23,8 @@ struct web_req {
 	const char	*method;
 	const char	*path;		/* without the query string */
 	const char	*ctype;		/* Content-Type, or NULL */
-	char		*body;		/* NUL-terminated, may be NULL */
+	struct buf	 in;		/* the body as it arrives */
+	const char	*body;		/* in, whole: NUL-terminated, may be NULL */
 	size_t		 len;
 	int		 too_big;
 	char		 peer[64];	/* the address connected to us */

@@ -21,8 +21,8 @@ feed_lines(const char *s, size_t n)
 		if (st == 1) {
 			FUZZ_ASSERT(r.code >= 100 && r.code <= 599);
 			FUZZ_ASSERT(r.nlines >= 1 && r.nlines <= LIM_REPLY_LINES);
-			FUZZ_ASSERT(r.len <= LIM_REPLY_TOTAL);
-			FUZZ_ASSERT(r.text != NULL && r.text[r.len] == '\0');
+			FUZZ_ASSERT(r.text.len <= LIM_REPLY_TOTAL);
+			FUZZ_ASSERT(strlen(buf_str(&r.text)) == r.text.len);
 		}
 		if (st != 0)
 			be_reply_clear(&r);

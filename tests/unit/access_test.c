@@ -60,6 +60,26 @@ T_CASE(cidr_v6_and_errors)
 	T_EQ_INT(prefix_parse("example.org", &c), -1);
 }
 
+/* Raw bytes, as SPF's ip4:/ip6: and a/mx answers hold them: the net may
+ * carry host bits ("ip4:192.0.2.77/24"), which do not count. */
+T_CASE(prefix_bytes)
+{
+	unsigned char a[16], n[16];
+
+	inet_pton(AF_INET, "192.0.2.1", a);
+	inet_pton(AF_INET, "192.0.2.77", n);
+	T_EQ_INT(prefix_eq(a, n, 24), 1);
+	T_EQ_INT(prefix_eq(a, n, 25), 1);
+	T_EQ_INT(prefix_eq(a, n, 26), 0);
+	T_EQ_INT(prefix_eq(a, n, 32), 0);
+	T_EQ_INT(prefix_eq(a, n, 0), 1);
+	inet_pton(AF_INET6, "2001:db8:abcd:12::1", a);
+	inet_pton(AF_INET6, "2001:db8:abcd:13::", n);
+	T_EQ_INT(prefix_eq(a, n, 63), 1);
+	T_EQ_INT(prefix_eq(a, n, 64), 0);
+	T_EQ_INT(prefix_eq(a, a, 128), 1);
+}
+
 T_CASE(triplet_networks)
 {
 	char net[64];
@@ -165,6 +185,7 @@ main(void)
 {
 	T_RUN(cidr_v4);
 	T_RUN(cidr_v6_and_errors);
+	T_RUN(prefix_bytes);
 	T_RUN(triplet_networks);
 	T_RUN(name_entries);
 	T_RUN(entry_validation);

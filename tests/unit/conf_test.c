@@ -275,20 +275,6 @@ T_CASE(proxy_protocol_needs_proxy_from)
 	conf_unref(b);
 }
 
-T_CASE(hostport)
-{
-	char h[64];
-	int port;
-
-	T_EQ_INT(hostport_split("127.0.0.1:25", h, sizeof(h), &port), 0);
-	T_EQ_STR(h, "127.0.0.1");
-	T_EQ_INT(port, 25);
-	T_EQ_INT(hostport_split("[::1]:2525", h, sizeof(h), &port), 0);
-	T_EQ_STR(h, "::1");
-	T_EQ_INT(hostport_split("::1:25", h, sizeof(h), &port), -1);
-	T_EQ_INT(hostport_split("host:99999", h, sizeof(h), &port), -1);
-}
-
 int
 main(void)
 {
@@ -301,6 +287,5 @@ main(void)
 	T_RUN(all_problems_kept_with_the_conf);
 	T_RUN(trusted_proxies_checked);
 	T_RUN(proxy_protocol_needs_proxy_from);
-	T_RUN(hostport);
 	return T_END();
 }

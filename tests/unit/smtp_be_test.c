@@ -15,13 +15,13 @@ T_CASE(reply_single_and_multi)
 
 	T_EQ_INT(feed(&r, "250 2.0.0 Ok: queued as ABC"), 1);
 	T_EQ_INT(r.code, 250);
-	T_EQ_STR(r.text, "250 2.0.0 Ok: queued as ABC\r\n");
+	T_EQ_STR(buf_str(&r.text), "250 2.0.0 Ok: queued as ABC\r\n");
 	be_reply_clear(&r);
 	T_EQ_INT(feed(&r, "250-mx.example"), 0);
 	T_EQ_INT(feed(&r, "250-PIPELINING"), 0);
 	T_EQ_INT(feed(&r, "250 SIZE 1000"), 1);
 	T_EQ_INT(r.nlines, 3);
-	T_EQ_STR(r.text, "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
+	T_EQ_STR(buf_str(&r.text), "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
 	be_reply_clear(&r);
 	T_EQ_INT(feed(&r, "354"), 1);		/* code alone is a reply */
 	T_EQ_INT(r.code, 354);

@@ -1,0 +1,30 @@
+/*
+ * qsend.h -- what leaves the quarantine through the backend MTA: a
+ * released message today (digests are next). The one place that joins
+ * the quarantine's state (policy/quar.h: claim, finish) to the outbound
+ * SMTP client (proxy/smtpc.h), so policy/ stays free of sockets and web/
+ * and the CLI call one function.
+ *
+ * Release is exactly once: quar_claim() lets one caller through (held ->
+ * releasing), smtpc_sendmail() delivers with the original envelope and an
+ * X-Postern-Released header, quar_finish() marks it released (and learns
+ * it as ham) only after the backend's final 2xx, else puts it back to held.
+ *
+ * Public calls: qsend_release().
+ * Thread: any that may block (web threads, the CLI), never an I/O loop.
+ * Privilege: the database through db/; connects to proxy.backend.
+ */
+#ifndef POSTERN_QSEND_H
+#define POSTERN_QSEND_H
+
+#include <stddef.h>
+
+struct conf;
+
+/* Deliver a held message to c->backend. 0 delivered and marked released,
+ * 1 not found, 2 not held (released already or being released), -1 failed
+ * (still held; err says why). */
+int	 qsend_release(const struct conf *, const char *id, const char *who,
+	    char *err, size_t errsz);
+
+#endif
