@@ -1,11 +1,11 @@
 /*
  * serve.c -- `postern serve -c FILE`: run the gateway in the foreground
- * until SIGTERM (proxy/daemon.h). Exit 0 after the drain, 1 when the
+ * until SIGTERM (cli/daemon.h). Exit 0 after the drain, 1 when the
  * config has problems (each said on stderr) or the start failed (logged).
  */
 #include "cli/cli.h"
 #include "lib/conf.h"
-#include "proxy/daemon.h"
+#include "cli/daemon.h"
 
 int
 cli_serve(int argc, char **argv)

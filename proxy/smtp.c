@@ -1,7 +1,7 @@
 /*
  * smtp.c -- the SMTP proxy session and the loops that run them (see smtp.h).
  *
- * Public calls: smtp_loop_new/listen/run/drain/free (from proxy/daemon.c),
+ * Public calls: smtp_loop_new/listen/run/drain/free (from cli/daemon.c),
  * smtp_parse_cmd().
  * Ownership: a loop owns its sessions; a session owns its transaction
  * (spool, decision), its backend leg and its pol_session, except while a

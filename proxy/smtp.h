@@ -5,7 +5,7 @@
  * side of RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
  * ENHANCEDSTATUSCODES, DSN and STARTTLS), asks policy through the worker
  * pool, and relays to the backend through its be leg. The daemon
- * (proxy/daemon.c) makes one loop per I/O thread, hands it its bound
+ * (cli/daemon.c) makes one loop per I/O thread, hands it its bound
  * listeners and runs it on its own thread; sockets, threads, signals and
  * privileges are the daemon's, never this module's.
  * Privilege: none of its own (the listeners arrive bound).

@@ -10,7 +10,7 @@
  * a thread, so every thread inherits the mask and only the main thread
  * takes them, in sigwait(); SIGPIPE is ignored (writes say EPIPE).
  */
-#include "proxy/daemon.h"
+#include "cli/daemon.h"
 #include "proxy/be.h"
 #include "proxy/smtp.h"
 #include "proxy/tls.h"
