@@ -6,6 +6,7 @@
 #include "lib/conf.h"
 #include "dns/dns.h"
 #include "policy/policy_int.h"
+#include "policy/rblhealth.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -376,6 +377,7 @@ rbl_judge(struct pol_session *ps, const struct rbl_q *q, const char *check,
 		if (!rbl_match(s, a))
 			continue;
 		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
+		rblh_count_listed(s->zone, strcmp(check, "rhsbl") == 0);
 		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
 		    NULL, "%s listed at %s", what, s->zone);
 		return;		/* a site's weight counts once */
@@ -410,8 +412,8 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 		int r = sa ? rbl_name(sa, p->sites[i].zone, q->name, sizeof(q->name)) :
 		    rbl_cat(q->name, sizeof(q->name), domain, ".",
 		    p->sites[i].zone) < sizeof(q->name) ? 0 : -1;
-		if (r == -1)
-			continue;
+		if (r == -1 || !rblh_usable(p->sites[i].zone, sa == NULL))
+			continue;	/* too long, or failing its health probes */
 		q->site = &p->sites[i];
 		q->ans = NULL;
 		q->threaded = 0;
@@ -600,6 +602,8 @@ static void
 rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
     const char *what)
 {
+	if (strcmp(check, "rbl") == 0)
+		rblh_count_session();	/* the client address: once a session */
 	for (int i = 0; i < nq; i++) {
 		rbl_judge(ps, &q[i], check, what);
 		if (q[i].ans)
