@@ -20,7 +20,8 @@ import pytest
 
 from harness import (LOOPBACK, BlackHole, Capture, Postern, TempDir, Unbound, free_port,
                      smtp_client, wait_port, wait_until)
-from webapi import TOKEN, Http
+from webapi import TOKEN, Http, Stack
+from test_ui import By, csp_violations, drv, logged_in, wait_el  # noqa: F401 (drv: a fixture)
 
 SOA = "@ 300 IN SOA ns.%s hostmaster.%s 1 3600 600 86400 60\n@ 300 IN NS ns.%s\nns 300 IN A 127.0.0.1\n"
 
@@ -210,3 +211,21 @@ def test_one_log_line_per_state_change(stack):
     # flip.test: broken, back, broken again
     assert count(r"rbl health: dnsbl flip\.test is listing-everything") == 2
     assert count(r"rbl health: dnsbl flip\.test answers its test entries correctly again") == 1
+
+
+@pytest.fixture(scope="module")
+def web_stack():
+    """The web tests' stack with one list whose zone has no records: it
+    lists nothing, and the dashboard says so."""
+    st = Stack(conf={"rbl.zones": "none.test*1", "rbl.health_interval": "1"}).start()
+    yield st
+    st.close()
+
+
+def test_dashboard_panel_shows_each_list_state(web_stack, drv):
+    wait_states(web_stack.bearer(), {("none.test", "dnsbl"): "listing-nothing"})
+    logged_in(drv, web_stack)
+    row = wait_el(drv, '#dnslists tr[data-zone="none.test"]', text="listing-nothing")
+    assert "dnsbl" in row.text and "nxdomain" in row.text
+    assert "fail" in row.find_element(By.CSS_SELECTOR, ".badge").get_attribute("class")
+    assert not csp_violations(drv)
