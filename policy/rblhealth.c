@@ -50,6 +50,7 @@ static enum rblh_ans rblh_ask(const char *zone, const char *label, char *out,
 static enum rblh_state rblh_judge(enum rblh_ans listed, enum rblh_ans unlisted);
 static void	 rblh_probe(const struct rblh_zone *);
 static void	 rblh_log_change(const struct rblh_view *, enum rblh_state was);
+static int	 rblh_stop_asked(void);
 static void	*rblh_main(void *);
 
 const char *
@@ -289,8 +290,21 @@ rblh_round(const struct conf *c)
 	int n = rblh_configured(c, want);
 
 	rblh_adopt(want, n);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n && !rblh_stop_asked(); i++)
 		rblh_probe(&want[i]);
+}
+
+/* Has rblh_stop() been called? A round in progress ends at the next zone
+ * rather than keep the daemon's exit waiting on every list's timeout. */
+static int
+rblh_stop_asked(void)
+{
+	int s;
+
+	pthread_mutex_lock(&rblh_mu);
+	s = rblh_stopping;
+	pthread_mutex_unlock(&rblh_mu);
+	return s;
 }
 
 /* ------------------------------------------------------------ the thread */
