@@ -8,6 +8,7 @@ a list whose answers a test server flips leaves ok and comes back.
 
 Never timing: every wait polls /api/lists with a bounded deadline.
 """
+import contextlib
 import re
 import smtplib
 import socket
@@ -87,8 +88,10 @@ class FlipServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def stack():
+@contextlib.contextmanager
+def list_stack(interval="1"):
+    """unbound serving every kind of list, a capture backend, and `postern
+    serve` with rbl.health_interval = interval and the API token."""
     tmp = TempDir(prefix="postern-lists-")
     bh, flip = BlackHole(), FlipServer()
     extra = ('  local-zone: "flip.test." transparent\n'
@@ -103,7 +106,7 @@ def stack():
         dnsd.start()
         p = Postern(tmp.join("postern"), backend=cap.addr, resolver=dnsd.addr, conf={
             "web.api_token": TOKEN, "rbl.zones": ZONES, "rbl.rhsbl_zones": "dbl.test*10",
-            "rbl.health_interval": "1", "dns.timeout": "500"})
+            "rbl.health_interval": interval, "dns.timeout": "500"})
         p.write_config()
         p.start(wait_banner=False)    # 127.0.0.1 is "listed" by all.test until probed
         wait_port(p.port, proc=p.proc)
@@ -117,6 +120,12 @@ def stack():
         bh.close()
         flip.close()
         tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with list_stack() as st:
+        yield st
 
 
 def lists(http):
@@ -172,12 +181,17 @@ def test_metrics_per_zone(stack):
     assert len(lat) == 1 and float(lat[0]) >= 0
 
 
+def send(port, source):
+    with smtp_client(port, source=source) as s:
+        s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+
+
 def test_policy_skips_broken_lists_and_keeps_healthy_ones(stack):
     before = wait_states(stack["http"], {**HEALTHY, ("flip.test", "dnsbl"): "listing-everything"})
     # 127.0.0.4 is "listed" only by the wildcard lists (all.test, flip.test)
-    with smtp_client(stack["postern"].port, source="127.0.0.4") as s:
-        s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
-    assert len(stack["cap"].accepted()) == 1
+    n = len(stack["cap"].accepted())
+    send(stack["postern"].port, "127.0.0.4")
+    wait_until(lambda: len(stack["cap"].accepted()) == n + 1, 15, what="the message delivered")
     # good.test lists 127.0.0.3 and still rejects it at connect
     with pytest.raises(smtplib.SMTPConnectError) as e:
         smtp_client(stack["postern"].port, source="127.0.0.3")
@@ -229,3 +243,23 @@ def test_dashboard_panel_shows_each_list_state(web_stack, drv):
     assert "dnsbl" in row.text and "nxdomain" in row.text
     assert "fail" in row.find_element(By.CSS_SELECTOR, ".badge").get_attribute("class")
     assert not csp_violations(drv)
+
+
+def test_off_probes_nothing_and_a_reload_turns_it_on():
+    """rbl.health_interval = 0: no list is probed and policy uses every
+    one, the broken one too; a reload that sets an interval starts the
+    probes, and the broken list is skipped from then on."""
+    with list_stack(interval="0") as st:
+        p, http = st["postern"], st["http"]
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtp_client(p.port, source="127.0.0.4")
+        assert e.value.smtp_code == 554 and b"client 127.0.0.4 listed at" in e.value.smtp_error
+        st_, _, doc = http.get("/api/lists")
+        assert st_ == 200 and doc["lists"] == [] and doc["interval"] == 0
+        assert "rbl health:" not in p.log()
+        p.reload({"rbl.health_interval": "1"})
+        wait_states(http, {("all.test", "dnsbl"): "listing-everything",
+                           ("flip.test", "dnsbl"): "listing-everything",
+                           ("good.test", "dnsbl"): "ok"})
+        send(p.port, "127.0.0.4")
+        wait_until(lambda: len(st["cap"].accepted()) == 1, 15, what="the message delivered")
