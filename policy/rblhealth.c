@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -38,7 +39,7 @@ static unsigned long	 rblh_sessions;		/* checked in rblh_hour */
 
 static pthread_t	 rblh_thread;
 static int		 rblh_running;
-static int		 rblh_stopping;
+static atomic_int	 rblh_stopping;	/* read between zones, unlocked */
 static pthread_cond_t	 rblh_cv;
 
 static struct rblh_zone *rblh_find(const char *zone, int domain);
@@ -50,7 +51,7 @@ static enum rblh_ans rblh_ask(const char *zone, const char *label, char *out,
 static enum rblh_state rblh_judge(enum rblh_ans listed, enum rblh_ans unlisted);
 static void	 rblh_probe(const struct rblh_zone *);
 static void	 rblh_log_change(const struct rblh_view *, enum rblh_state was);
-static int	 rblh_stop_asked(void);
+static void	 rblh_wake_to_stop(void);
 static void	*rblh_main(void *);
 
 const char *
@@ -290,21 +291,8 @@ rblh_round(const struct conf *c)
 	int n = rblh_configured(c, want);
 
 	rblh_adopt(want, n);
-	for (int i = 0; i < n && !rblh_stop_asked(); i++)
+	for (int i = 0; i < n && !rblh_stopping; i++)
 		rblh_probe(&want[i]);
-}
-
-/* Has rblh_stop() been called? A round in progress ends at the next zone
- * rather than keep the daemon's exit waiting on every list's timeout. */
-static int
-rblh_stop_asked(void)
-{
-	int s;
-
-	pthread_mutex_lock(&rblh_mu);
-	s = rblh_stopping;
-	pthread_mutex_unlock(&rblh_mu);
-	return s;
 }
 
 /* ------------------------------------------------------------ the thread */
@@ -359,15 +347,23 @@ rblh_start(void)
 	rblh_running = 1;
 }
 
+/* Under the lock, so the thread is either before its check of the flag
+ * or already waiting, never between the two. */
+static void
+rblh_wake_to_stop(void)
+{
+	pthread_mutex_lock(&rblh_mu);
+	rblh_stopping = 1;
+	pthread_cond_signal(&rblh_cv);
+	pthread_mutex_unlock(&rblh_mu);
+}
+
 void
 rblh_stop(void)
 {
 	if (!rblh_running)
 		return;
-	pthread_mutex_lock(&rblh_mu);
-	rblh_stopping = 1;
-	pthread_cond_signal(&rblh_cv);
-	pthread_mutex_unlock(&rblh_mu);
+	rblh_wake_to_stop();
 	pthread_join(rblh_thread, NULL);
 	pthread_cond_destroy(&rblh_cv);
 	rblh_running = 0;
