@@ -602,8 +602,6 @@ static void
 rbl_judge_all(struct pol_session *ps, struct rbl_q *q, int nq, const char *check,
     const char *what)
 {
-	if (strcmp(check, "rbl") == 0)
-		rblh_count_session();	/* the client address: once a session */
 	for (int i = 0; i < nq; i++) {
 		rbl_judge(ps, &q[i], check, what);
 		if (q[i].ans)
@@ -619,6 +617,8 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	struct rbl_plan p;
 
 	(void)m;
+	if (stage == POL_CONNECT)
+		rblh_count_session();	/* once a session, whichever lists are used */
 	if (rbl_stash_fits(ps, k, stage)) {
 		rbl_take(ps, k);
 		rbl_stash_drop(ps);

@@ -22,7 +22,7 @@ import pytest
 from harness import (LOOPBACK, BlackHole, Capture, Postern, TempDir, Unbound, free_port,
                      smtp_client, wait_port, wait_until)
 from webapi import TOKEN, Http, Stack
-from test_ui import By, csp_violations, drv, logged_in, wait_el  # noqa: F401 (drv: a fixture)
+from test_ui import By, csp_violations, drv, logged_in, shot, wait_el  # noqa: F401 (drv: a fixture)
 
 SOA = "@ 300 IN SOA ns.%s hostmaster.%s 1 3600 600 86400 60\n@ 300 IN NS ns.%s\nns 300 IN A 127.0.0.1\n"
 
@@ -242,6 +242,8 @@ def test_dashboard_panel_shows_each_list_state(web_stack, drv):
     row = wait_el(drv, '#dnslists tr[data-zone="none.test"]', text="listing-nothing")
     assert "dnsbl" in row.text and "nxdomain" in row.text
     assert "fail" in row.find_element(By.CSS_SELECTOR, ".badge").get_attribute("class")
+    drv.execute_script("arguments[0].scrollIntoView()", row)
+    shot(drv, "dnslists")
     assert not csp_violations(drv)
 
 
