@@ -16,6 +16,7 @@
 #include "proxy/tls.h"
 #include "proxy/work.h"
 #include "policy/policy.h"
+#include "policy/rblhealth.h"
 #include "db/db.h"
 #include "web/web.h"
 #include "lib/conf.h"
@@ -207,6 +208,7 @@ daemon_start(struct conf *c, struct daemon_io *io, int nthreads)
 	/* The dashboard is not on the mail path: mail flows without it. */
 	if (web_start(c) == -1)
 		log_err("serve: no dashboard (see above); SMTP goes on without it");
+	rblh_start();		/* DNS list probes, off the SMTP path */
 	for (int i = 0; i < nthreads; i++) {
 		io[i].loop = smtp_loop_new();
 		if (daemon_listen(io[i].loop, c->listen) == -1) {
@@ -258,6 +260,7 @@ daemon_stop(struct daemon_io *io, int nthreads)
 	for (int i = 0; i < nthreads; i++)
 		smtp_loop_free(io[i].loop);
 	tls_shutdown();
+	rblh_stop();
 	pol_shutdown();
 }
 

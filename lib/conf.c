@@ -221,6 +221,8 @@ static const struct conf_key keys[] = {
 	  "DNS lists for the client IP: zone[=127.0.0.X or =127.0.0.[2..11]]*weight, comma-separated (repeat the key to continue the list); negative weight = allow list" },
 	{ "rbl.rhsbl_zones", T_LIST, O(rhsbl_zones), "", 0, 0, NULL,
 	  "domain lists (RHSBL) for the sender domain and HELO name, same syntax" },
+	{ "rbl.health_interval", T_SECS, O(rbl_health_interval), "5m", 0, LL, NULL,
+	  "probe every list with its RFC 5782 test entries this often; a list that answers them wrong is skipped until it answers right (0 = off)" },
 
 	{ "greylist.enabled", T_BOOL, O(greylist_enabled), "yes", 0, 0, NULL, "greylist unknown triplets" },
 	{ "greylist.delay", T_SECS, O(greylist_delay), "300", 0, LL, NULL,

@@ -87,6 +87,7 @@ struct conf {
 	/* [rbl] */
 	char	*rbl_zones;		/* "zone[=filter]*weight,..." */
 	char	*rhsbl_zones;		/* same syntax, for sender domain and HELO */
+	long long rbl_health_interval;	/* seconds between list probes; 0 = off */
 
 	/* [greylist] */
 	int	 greylist_enabled;

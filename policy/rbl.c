@@ -6,6 +6,7 @@
 #include "lib/conf.h"
 #include "dns/dns.h"
 #include "policy/policy_int.h"
+#include "policy/rblhealth.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -378,6 +379,7 @@ rbl_judge(struct pol_session *ps, enum pol_stage stage, const struct rbl_q *q,
 		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
 		if (s->weight < 0)
 			ps->found.dnswl |= 1u << stage;
+		rblh_count_listed(s->zone, strcmp(check, "rhsbl") == 0);
 		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
 		    NULL, "%s listed at %s", what, s->zone);
 		return;		/* a site's weight counts once */
@@ -415,8 +417,8 @@ rbl_plan_lists(const struct pol_session *ps, struct rbl_plan *p, const char *spe
 		int r = sa ? rbl_name(sa, p->sites[i].zone, name, sizeof(name)) :
 		    (size_t)snprintf(name, sizeof(name), "%s.%s", domain,
 		    p->sites[i].zone) < sizeof(name) ? 0 : -1;
-		if (r == -1)
-			continue;
+		if (r == -1 || !rblh_usable(p->sites[i].zone, sa == NULL))
+			continue;	/* too long, or failing its health probes */
 		memcpy(q->name, name, sizeof(q->name));
 		q->site = &p->sites[i];
 		q->ans = NULL;
@@ -602,6 +604,8 @@ rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	struct rbl_plan p;
 
 	(void)m;
+	if (stage == POL_CONNECT)
+		rblh_count_session();	/* once a session, whichever lists are used */
 	if (rbl_stash_fits(ps, k, stage)) {
 		rbl_take(ps, k);
 		rbl_stash_drop(ps);

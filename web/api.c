@@ -137,6 +137,8 @@ api_dispatch(struct web_req *r, struct web_resp *resp)
 		api_quarantine(r, resp, &p);
 	else if (strcmp(p.seg[0], "learn") == 0 && p.n == 1)
 		api_learn(r, resp);
+	else if (strcmp(p.seg[0], "lists") == 0 && p.n == 1)
+		lists_api(r, resp);
 	else
 		web_error(resp, 404, "no such endpoint");
 	free(p.buf);
@@ -206,14 +208,16 @@ api_metrics(struct web_req *r, struct web_resp *resp)
 		return;
 	}
 	char *bayes = api_bayes_metrics();
+	char *lists = lists_metrics();
 
 	stats_gauge_set(STATS_G_DB_QUEUE, db_queue_len());
 	text = stats_prometheus();
 	all = xasprintf("%s# HELP postern_db_ok 1 when the database writer's last "
-	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n%s",
-	    text, db_ok(), bayes);
+	    "transaction committed.\n# TYPE postern_db_ok gauge\npostern_db_ok %d\n%s%s",
+	    text, db_ok(), bayes, lists);
 	free(text);
 	free(bayes);
+	free(lists);
 	resp->status = 200;
 	resp->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	resp->body = all;

@@ -167,6 +167,24 @@ async function drawOverview() {
   topTable('top-clients', top.clients || []);
   topTable('top-domains', top.sender_domains || []);
   topTable('top-rules', top.rules || []);
+  drawDnsLists(await api('GET', '/api/lists'));
+}
+
+/* Each DNS list's health (rbl.health_interval): a list whose state is not
+ * ok is skipped by policy until it answers its test entries again. */
+function drawDnsLists(d) {
+  const tb = clear($('dnslists').tBodies[0]);
+  const rows = d.lists || [];
+  if (!rows.length)
+    tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' },
+      d.interval ? 'No DNS lists configured.' : 'List probes are off (rbl.health_interval = 0).')));
+  const share = (x) => x.share_this_hour === null ? '' : ' (' + Math.round(x.share_this_hour * 100) + '%)';
+  for (const x of rows)
+    tb.appendChild(el('tr', { 'data-zone': x.zone }, el('td', {}, x.zone), el('td', {}, x.kind),
+      el('td', {}, el('span', { class: 'badge ' + (x.state === 'ok' ? 'pass' : x.state === 'unknown' ? '' : 'fail') }, x.state)),
+      el('td', { class: 'mono' }, x.answers.listed_entry), el('td', { class: 'mono' }, x.answers.unlisted_entry),
+      el('td', {}, x.last_probe ? x.latency_ms + ' ms' : ''), el('td', {}, x.listed_this_hour + share(x)),
+      el('td', {}, fmtTime(x.last_probe))));
 }
 
 /* The classifier: what it has learned (every process), and its verdicts

@@ -13,7 +13,8 @@ Public: Postern, REPO, POSTERN_BIN, make_cert().
 The config always sets dns.resolver to the test's own unbound (never
 "system"), db.path and proxy.spool_dir inside the test dir, web.listen on a
 free loopback port, greylist.enabled = no (greylisting tests turn it
-on) and bayes.enabled = no (the classifier's tests turn it on). `conf`
+on), bayes.enabled = no (the classifier's tests turn it on) and
+rbl.health_interval = 0 (test_dnslist_health.py turns it on). `conf`
 keys are "section.key"; values are written as given.
 Set POSTERN_BIN to run another binary (e.g. an ASan build).
 """
@@ -72,6 +73,9 @@ class Postern:
             "web.listen": "%s:%d" % (LOOPBACK, self.web_port),
             "greylist.enabled": "no",
             "bayes.enabled": "no",
+            # Test lists list what the test needs (often 127.0.0.1, RFC 5782's
+            # "not listed" entry): no health probes unless a test asks.
+            "rbl.health_interval": "0",
             "log.level": "info",
         }
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
