@@ -27,6 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+/* XXH3 compiled in here rather than called through libxxhash: each token
+ * costs one short hash, and inlined the 16-byte bigram hash is a few
+ * multiplies instead of a call that dispatches on the length
+ * (docs/performance.md). Same algorithm, same hashes. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* The numbers seed the hashes: a kind no longer made (K_HDR, header-name
