@@ -27,6 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+/* XXH3 compiled in here rather than called through libxxhash: each token
+ * costs one short hash, and inlined the 16-byte bigram hash is a few
+ * multiplies instead of a call that dispatches on the length
+ * (docs/performance.md). Same algorithm, same hashes. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* The numbers seed the hashes: a kind no longer made (K_HDR, header-name
@@ -61,8 +66,12 @@ static const struct {
 /* Received headers read per message: the nearest hops say most. */
 #define BTOK_MAX_RCVD	4
 
+static char	*arena_reserve(struct btok_set *, size_t);
+static uint32_t	 arena_commit(struct btok_set *, size_t);
 static uint32_t	 arena_put(struct btok_set *, const char *, size_t);
-static void	 tok_push(struct btok_set *, uint64_t, uint32_t, uint32_t, int, int);
+static void	 word_skip(struct btok_set *, const char *, size_t, size_t);
+static int	 tok_room(struct btok_set *);
+static inline void tok_push(struct btok_set *, uint64_t, uint32_t, uint32_t, int, int);
 static void	 tok_add(struct btok_set *, int kind, const char *, size_t);
 static void	 words(struct btok_set *, int kind, const char *, size_t, int body);
 static void	 word_one(struct btok_set *, int kind, const char *, size_t, int body);
@@ -73,26 +82,39 @@ static void	 addr_domains(struct btok_set *, int kind, const char *);
 static void	 urls(struct btok_set *, const struct mime_msg *);
 static void	 layout(struct btok_set *, const struct mime_msg *, size_t rawlen);
 
+/* What each byte is, one table lookup per byte (the tokeniser's inner
+ * loop): part of a word; trimmed from a word's ends; counted as a digit
+ * (a word of only these is a number); upper-case ASCII, whose bit is
+ * the one that lower-cases it. */
+enum {
+	C_WORD = 0x01, C_TRIM = 0x02, C_DIGIT = 0x04, C_UPPER = 0x20
+};
+static const uint8_t btok_class[256] = {
+	['a' ... 'z'] = C_WORD, ['A' ... 'Z'] = C_WORD | C_UPPER,
+	['0' ... '9'] = C_WORD | C_DIGIT, [0x80 ... 0xff] = C_WORD,
+	['$'] = C_WORD, ['\''] = C_WORD | C_TRIM, ['_'] = C_WORD | C_TRIM,
+	['-'] = C_WORD | C_TRIM | C_DIGIT, ['.'] = C_WORD | C_TRIM | C_DIGIT,
+};
+
 /* Bytes that make up a word. */
 static int
 is_word(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c >= 0x80 || c == '$' || c == '\'' ||
-	    c == '-' || c == '.' || c == '_';
+	return btok_class[c] & C_WORD;
 }
 
 /* The arena is its own growable array rather than lib/buf: it takes
  * every word of the message, and with buf_space() + buf_commit() (two
  * calls out of this file per word) bench/bayes_bench measured tokenising
  * and classifying a 10 KB message at 3.10-3.30x the MIME parse's time
- * against 2.66-3.13x with this inline copy (9 runs, interleaved, shared
- * 2 cores), about 10% more. */
-static uint32_t
-arena_put(struct btok_set *s, const char *p, size_t n)
+ * against 2.66-3.13x with an inline copy (9 runs, interleaved, shared
+ * 2 cores), about 10% more; words are now folded straight into it.
+ *
+ * Room for n bytes and a NUL at the arena's end; arena_commit() keeps
+ * them (until then the next reserve or put reuses the room). */
+static char *
+arena_reserve(struct btok_set *s, size_t n)
 {
-	uint32_t off;
-
 	if (s->acap == 0) {
 		s->acap = 4096;
 		s->arena = xmalloc(s->acap);
@@ -104,22 +126,59 @@ arena_put(struct btok_set *s, const char *p, size_t n)
 			s->acap *= 2;
 		s->arena = xrealloc(s->arena, s->acap);
 	}
-	off = (uint32_t)s->alen;
-	memcpy(s->arena + off, p, n);
+	return s->arena + s->alen;
+}
+
+static uint32_t
+arena_commit(struct btok_set *s, size_t n)
+{
+	uint32_t off = (uint32_t)s->alen;
+
 	s->arena[off + n] = '\0';
 	s->alen += n + 1;
 	return off;
 }
 
-static void
-tok_push(struct btok_set *s, uint64_t h, uint32_t a, uint32_t b, int kind, int dist)
+static uint32_t
+arena_put(struct btok_set *s, const char *p, size_t n)
 {
-	if (s->n == BTOK_MAX_TOKENS)
-		return;
+	memcpy(arena_reserve(s, n), p, n);
+	return arena_commit(s, n);
+}
+
+/* A blob or a long number: only its shape, by its first letter ('#' for
+ * a number) and its length (in tens when over BTOK_MAX_WORD). */
+static void
+word_skip(struct btok_set *s, const char *p, size_t n, size_t digits)
+{
+	char buf[32];
+	int l = snprintf(buf, sizeof(buf), "%c%zu", digits == n ? '#' :
+	    (char)((unsigned char)p[0] < 0x80 ? p[0] | 0x20 : '~'),
+	    n > BTOK_MAX_WORD ? n / 10 * 10 : n);
+
+	tok_add(s, K_SKIP, buf, (size_t)l);
+}
+
+/* Room for one more token: grows v, or 0 at BTOK_MAX_TOKENS. */
+static int
+tok_room(struct btok_set *s)
+{
+	if (s->n >= BTOK_MAX_TOKENS)
+		return 0;
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 1024;
 		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
 	}
+	return 1;
+}
+
+/* Inline, the growth out of line: a push per token, 4,400 for a 10 KB
+ * message, and as a call each cost 39 instructions (callgrind). */
+static inline void
+tok_push(struct btok_set *s, uint64_t h, uint32_t a, uint32_t b, int kind, int dist)
+{
+	if (s->n == s->cap && !tok_room(s))
+		return;
 	s->v[s->n++] = (struct btok){ h ? h : 1, a, b, (uint8_t)kind, (uint8_t)dist };
 }
 
@@ -132,39 +191,49 @@ tok_add(struct btok_set *s, int kind, const char *p, size_t n)
 		    arena_put(s, p, n), 0, kind, 0);
 }
 
-/* A lower-cased word of kind; body words also make bigrams. */
+/* A lower-cased word of kind; body words also make bigrams. The word is
+ * folded straight into the arena's free end while its digits are
+ * counted, and hashed there: one pass and no copy (callgrind, docs/
+ * performance.md). */
 static void
 word_one(struct btok_set *s, int kind, const char *p, size_t n, int body)
 {
-	char buf[BTOK_MAX_WORD + 16];
 	size_t digits = 0;
 	uint32_t a;
+	char *dst;
 	uint64_t h;
 
-	while (n > 0 && strchr(".-'_", p[n - 1]))
+	while (n > 0 && (btok_class[(unsigned char)p[n - 1]] & C_TRIM))
 		n--;
-	while (n > 0 && strchr(".-'_", p[0])) {
+	while (n > 0 && (btok_class[(unsigned char)p[0]] & C_TRIM)) {
 		p++;
 		n--;
 	}
 	if (n < BTOK_MIN_WORD)
 		return;
-	for (size_t i = 0; i < n; i++)
-		digits += (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '-';
-	if (kind == K_RCVD && digits == n && rcvd_ip(s, p, n))
-		return;
-	if (n > BTOK_MAX_WORD || (digits == n && n > 4)) {
-		/* a blob or a long number: only its shape */
-		int l = snprintf(buf, sizeof(buf), "%c%zu", digits == n ? '#' :
-		    (char)((unsigned char)p[0] < 0x80 ? p[0] | 0x20 : '~'),
-		    n > BTOK_MAX_WORD ? n / 10 * 10 : n);
-		tok_add(s, K_SKIP, buf, (size_t)l);
+	if (n > BTOK_MAX_WORD) {
+		for (size_t i = 0; i < n; i++)
+			digits += (btok_class[(unsigned char)p[i]] & C_DIGIT) != 0;
+		word_skip(s, p, n, digits);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] | 0x20 : p[i]);
-	h = XXH3_64bits_withSeed(buf, n, (uint64_t)kind + 1);
-	a = arena_put(s, buf, n);
+	dst = arena_reserve(s, n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		digits += (btok_class[c] & C_DIGIT) != 0;
+		dst[i] = (char)(c | (btok_class[c] & C_UPPER));
+	}
+	if (digits == n) {
+		/* a number: a relay's address, or only its shape when long */
+		if (kind == K_RCVD && rcvd_ip(s, p, n))
+			return;
+		if (n > 4) {
+			word_skip(s, p, n, digits);
+			return;
+		}
+	}
+	h = XXH3_64bits_withSeed(dst, n, (uint64_t)kind + 1);
+	a = arena_commit(s, n);
 	tok_push(s, h, a, 0, kind, 0);
 	if (body)
 		body_word(s, h, a);
@@ -192,20 +261,23 @@ rcvd_ip(struct btok_set *s, const char *p, size_t n)
 	return 1;
 }
 
-/* Pair the new body word with the ones before it in the window. */
+/* Pair the new body word with the ones before it in the window; the
+ * window is a shift register, newest first (win_h[d - 1] is d words
+ * back), so no modulo per pair (callgrind, docs/performance.md). */
 static void
 body_word(struct btok_set *s, uint64_t h, uint32_t a)
 {
-	unsigned slot = s->nwords % BTOK_WINDOW;
-
 	for (unsigned d = 1; d < BTOK_WINDOW && d <= s->nwords; d++) {
-		unsigned j = (s->nwords - d) % BTOK_WINDOW;
-		uint64_t pair[2] = { s->win_h[j], h };
+		uint64_t pair[2] = { s->win_h[d - 1], h };
 		tok_push(s, XXH3_64bits_withSeed(pair, sizeof(pair), BTOK_OSB_SEED + d),
-		    s->win_a[j], a, K_OSB, (int)d);
+		    s->win_a[d - 1], a, K_OSB, (int)d);
 	}
-	s->win_h[slot] = h;
-	s->win_a[slot] = a;
+	for (unsigned d = BTOK_WINDOW - 1; d > 0; d--) {
+		s->win_h[d] = s->win_h[d - 1];
+		s->win_a[d] = s->win_a[d - 1];
+	}
+	s->win_h[0] = h;
+	s->win_a[0] = a;
 	s->nwords++;
 }
 
@@ -216,10 +288,10 @@ words(struct btok_set *s, int kind, const char *p, size_t n, int body)
 
 	while (i < n) {
 		size_t st;
-		while (i < n && !is_word((unsigned char)p[i]))
+		while (i < n && !(btok_class[(unsigned char)p[i]] & C_WORD))
 			i++;
 		st = i;
-		while (i < n && is_word((unsigned char)p[i]))
+		while (i < n && (btok_class[(unsigned char)p[i]] & C_WORD))
 			i++;
 		if (i > st) {
 			if (body && s->nwords >= BTOK_MAX_WORDS)

@@ -53,7 +53,8 @@ struct btok_set {
 	size_t	 n, cap;
 	char	*arena;
 	size_t	 alen, acap;
-	/* the previous BTOK_WINDOW - 1 body words (word hash, arena offset) */
+	/* the previous BTOK_WINDOW - 1 body words (word hash, arena offset),
+	 * newest first */
 	uint64_t win_h[BTOK_WINDOW];
 	uint32_t win_a[BTOK_WINDOW];
 	unsigned nwin, nwords;
