@@ -11,17 +11,17 @@
  * takes them, in sigwait(); SIGPIPE is ignored (writes say EPIPE).
  */
 #include "cli/daemon.h"
+#include "db/db.h"
+#include "lib/conf.h"
+#include "lib/sockaddr.h"
+#include "lib/util.h"
+#include "policy/policy.h"
+#include "policy/rblhealth.h"
 #include "proxy/be.h"
 #include "proxy/smtp.h"
 #include "proxy/tls.h"
 #include "proxy/work.h"
-#include "policy/policy.h"
-#include "policy/rblhealth.h"
-#include "db/db.h"
 #include "web/web.h"
-#include "lib/conf.h"
-#include "lib/sockaddr.h"
-#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

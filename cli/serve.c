@@ -4,8 +4,8 @@
  * config has problems (each said on stderr) or the start failed (logged).
  */
 #include "cli/cli.h"
-#include "lib/conf.h"
 #include "cli/daemon.h"
+#include "lib/conf.h"
 
 int
 cli_serve(int argc, char **argv)

@@ -14,9 +14,9 @@
  * fails (logged); busy, full, I/O and read-only errors are retryable().
  */
 #include "db/backend.h"
-#include "rules/rules.h"
 #include "lib/conf.h"
 #include "lib/util.h"
+#include "rules/rules.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

@@ -8,11 +8,11 @@
  * pol_stage_needed).
  */
 #include "policy/access.h"
+#include "db/db.h"
 #include "lib/conf.h"
 #include "lib/prefix.h"
-#include "db/db.h"
-#include "policy/policy_int.h"
 #include "lib/util.h"
+#include "policy/policy_int.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>

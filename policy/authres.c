@@ -7,9 +7,9 @@
  * will try every one of those forms, so we parse them rather than match text.
  */
 #include "policy/authres.h"
+#include "lib/util.h"
 #include "policy/msghdr.h"
 #include "policy/policy.h"
-#include "lib/util.h"
 
 #include <string.h>
 #include <strings.h>

@@ -24,13 +24,13 @@
  * Thread: the copy under a rwlock; counters atomic; the rest per call.
  */
 #include "policy/bayes.h"
+#include "db/db.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 #include "policy/btab.h"
 #include "policy/btok.h"
-#include "lib/conf.h"
-#include "db/db.h"
-#include "rules/mime.h"
 #include "policy/policy_int.h"
-#include "lib/util.h"
+#include "rules/mime.h"
 
 #include <errno.h>
 #include <math.h>

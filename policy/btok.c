@@ -20,8 +20,8 @@
  * are caught at the same false positives, in each of the five folds.
  */
 #include "policy/btok.h"
-#include "rules/mime.h"
 #include "lib/util.h"
+#include "rules/mime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

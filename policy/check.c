@@ -23,12 +23,12 @@
  * Public calls: pol_dry_run, pol_only_ok. Thread: main only (pol_only_set
  * is process-wide).
  */
-#include "policy/policy_int.h"
-#include "policy/bayes.h"
 #include "lib/conf.h"
-#include "policy/msghdr.h"
-#include "policy/spf.h"
 #include "lib/util.h"
+#include "policy/bayes.h"
+#include "policy/msghdr.h"
+#include "policy/policy_int.h"
+#include "policy/spf.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -49,12 +49,12 @@
  * call; a cached key holds one reference, each caller gets its own.
  */
 #include "policy/dkim.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 #include "policy/authres.h"
 #include "policy/dkimbody.h"
-#include "lib/conf.h"
 #include "policy/msghdr.h"
 #include "policy/policy_int.h"
-#include "lib/util.h"
 
 #include <opendkim/dkim.h>
 #include <openssl/bio.h>

@@ -16,10 +16,10 @@
  * loaded once (on a worker) and read-only.
  */
 #include "policy/dmarc.h"
-#include "policy/authres.h"
 #include "lib/conf.h"
-#include "policy/msghdr.h"
 #include "lib/util.h"
+#include "policy/authres.h"
+#include "policy/msghdr.h"
 
 #include <libpsl.h>
 

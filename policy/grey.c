@@ -2,13 +2,13 @@
  * grey.c -- see grey.h.
  */
 #include "policy/grey.h"
-#include "policy/access.h"
-#include "lib/prefix.h"
-#include "lib/conf.h"
 #include "db/db.h"
+#include "lib/conf.h"
+#include "lib/prefix.h"
+#include "lib/util.h"
+#include "policy/access.h"
 #include "policy/greyc.h"
 #include "policy/policy_int.h"
-#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,26 +16,26 @@
  * While the database cannot take writes (db_ok() == 0) new transactions
  * get 451 4.3.0 at MAIL, so no verdict goes unrecorded for long.
  */
-#include "policy/policy_int.h"
+#include "db/db.h"
+#include "lib/buf.h"
+#include "lib/conf.h"
+#include "lib/relay.h"
+#include "lib/stats.h"
+#include "lib/util.h"
 #include "policy/access.h"
 #include "policy/authres.h"
 #include "policy/bayes.h"
-#include "lib/buf.h"
 #include "policy/dkim.h"
 #include "policy/dmarc.h"
-#include "lib/conf.h"
-#include "db/db.h"
 #include "policy/grey.h"
 #include "policy/greyc.h"
-#include "rules/mime.h"
+#include "policy/policy_int.h"
 #include "policy/quar.h"
 #include "policy/rate.h"
 #include "policy/rbl.h"
 #include "policy/rdns.h"
-#include "lib/relay.h"
 #include "policy/rulecheck.h"
-#include "lib/stats.h"
-#include "lib/util.h"
+#include "rules/mime.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>

@@ -4,13 +4,13 @@
  * and quar_finish().
  */
 #include "policy/quar.h"
+#include "db/db.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 #include "policy/authres.h"
 #include "policy/bayes.h"
-#include "lib/conf.h"
-#include "db/db.h"
-#include "rules/mime.h"
 #include "policy/policy_int.h"
-#include "lib/util.h"
+#include "rules/mime.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

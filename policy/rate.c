@@ -4,8 +4,8 @@
  */
 #include "policy/rate.h"
 #include "lib/conf.h"
-#include "policy/policy_int.h"
 #include "lib/util.h"
+#include "policy/policy_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>

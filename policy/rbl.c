@@ -3,11 +3,11 @@
  * lists at once, and turn answers into scored results.
  */
 #include "policy/rbl.h"
-#include "lib/conf.h"
 #include "dns/dns.h"
+#include "lib/conf.h"
+#include "lib/util.h"
 #include "policy/policy_int.h"
 #include "policy/rblhealth.h"
-#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -2,10 +2,10 @@
  * rdns.c -- see rdns.h.
  */
 #include "policy/rdns.h"
-#include "lib/conf.h"
 #include "dns/dns.h"
-#include "policy/policy_int.h"
+#include "lib/conf.h"
 #include "lib/util.h"
+#include "policy/policy_int.h"
 
 #include <netinet/in.h>
 #include <string.h>

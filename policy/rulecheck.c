@@ -18,14 +18,14 @@
  * time.
  */
 #include "policy/rulecheck.h"
+#include "db/db.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/lim.h"
-#include "db/db.h"
-#include "rules/mime.h"
-#include "policy/policy_int.h"
-#include "rules/rules.h"
 #include "lib/util.h"
+#include "policy/policy_int.h"
+#include "rules/mime.h"
+#include "rules/rules.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -27,12 +27,12 @@
  * the probe's outcome instead of evaluating again. Privilege: none.
  */
 #include "policy/spf.h"
-#include "policy/policy_int.h"
+#include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/prefix.h"
-#include "dns/dns.h"
 #include "lib/util.h"
+#include "policy/policy_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -10,14 +10,14 @@
  * introduction goes back to CONNECTING on a fresh socket (be_refused).
  */
 #include "proxy/be.h"
-#include "lib/conf.h"
-#include "proxy/ev.h"
 #include "lib/buf.h"
+#include "lib/conf.h"
 #include "lib/sockaddr.h"
-#include "proxy/smtpc.h"
-#include "proxy/line.h"
-#include "proxy/spool.h"
 #include "lib/util.h"
+#include "proxy/ev.h"
+#include "proxy/line.h"
+#include "proxy/smtpc.h"
+#include "proxy/spool.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -8,15 +8,15 @@
  * next message can go on the same connection.
  */
 #include "proxy/smtpc.h"
-#include "proxy/be.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/lim.h"
-#include "proxy/line.h"
 #include "lib/sockaddr.h"
-#include "proxy/spool.h"
-#include "policy/policy.h"
 #include "lib/util.h"
+#include "policy/policy.h"
+#include "proxy/be.h"
+#include "proxy/line.h"
+#include "proxy/spool.h"
 
 #include <errno.h>
 #include <stdarg.h>

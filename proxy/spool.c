@@ -6,11 +6,11 @@
  * bounded: no state keeps more than the one pending CR or dot.
  */
 #include "proxy/spool.h"
-#include "lib/conf.h"
 #include "lib/buf.h"
-#include "proxy/line.h"
-#include "policy/policy.h"
+#include "lib/conf.h"
 #include "lib/util.h"
+#include "policy/policy.h"
+#include "proxy/line.h"
 
 #include <ctype.h>
 #include <errno.h>

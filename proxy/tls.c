@@ -8,8 +8,8 @@
  */
 #include "proxy/tls.h"
 #include "lib/conf.h"
-#include "proxy/ev.h"
 #include "lib/util.h"
+#include "proxy/ev.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>

@@ -2,8 +2,8 @@
  * work.c -- the policy worker pool (see work.h).
  */
 #include "proxy/work.h"
-#include "proxy/ev.h"
 #include "lib/stats.h"
+#include "proxy/ev.h"
 
 #include <pthread.h>
 #include <errno.h>

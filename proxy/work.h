@@ -15,8 +15,8 @@
 #ifndef POSTERN_WORK_H
 #define POSTERN_WORK_H
 
-#include "policy/policy.h"
 #include "lib/util.h"
+#include "policy/policy.h"
 
 struct ev_loop;
 struct work_home;

@@ -15,9 +15,9 @@
  * copy a pointer and bump a count).
  */
 #include "rules/rules.h"
+#include "lib/util.h"
 #include "rules/lit.h"
 #include "rules/mime.h"
-#include "lib/util.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

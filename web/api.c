@@ -6,18 +6,18 @@
  * quarantine stores through their own calls); nothing from a message is
  * interpreted here, only copied into JSON strings.
  */
-#include "web/web_int.h"
-#include "web/rowjson.h"
+#include "db/db.h"
+#include "lib/conf.h"
+#include "lib/stats.h"
+#include "lib/util.h"
 #include "policy/access.h"
 #include "policy/bayes.h"
-#include "lib/conf.h"
-#include "db/db.h"
 #include "policy/policy.h"
 #include "policy/quar.h"
 #include "proxy/qsend.h"
 #include "rules/rules.h"
-#include "lib/stats.h"
-#include "lib/util.h"
+#include "web/rowjson.h"
+#include "web/web_int.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -4,11 +4,11 @@
  * /metrics. Reads a snapshot of the probe table; asks no DNS itself.
  * Under `postern web` alone nothing probes: the list is empty.
  */
-#include "web/web_int.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "policy/rblhealth.h"
+#include "web/web_int.h"
 
 #include <stdlib.h>
 #include <string.h>

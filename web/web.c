@@ -10,14 +10,14 @@
  * security headers. Nothing here keeps per-request state past the request.
  */
 #include "web/web.h"
-#include "web/web_int.h"
+#include "db/db.h"
+#include "lib/conf.h"
 #include "lib/prefix.h"
 #include "lib/sockaddr.h"
-#include "web/auth.h"
-#include "lib/conf.h"
-#include "db/db.h"
 #include "lib/util.h"
+#include "web/auth.h"
 #include "web/wconn.h"
+#include "web/web_int.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
