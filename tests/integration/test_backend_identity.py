@@ -344,6 +344,10 @@ def test_helo_client_greets_backend_with_helo_then_pool_asks_with_ehlo(
     cap = make_capture()
     p = make_postern(cap.addr, conf=ONE_LOOP)
     assert _session(p.port, OLD_HELO, "old@example.org")[1].code == 250
+    # the leg is idle only once the pool's own EHLO is answered; a client
+    # that comes sooner rightly gets a connection of its own
+    wait_until(lambda: b"EHLO " + POSTERN_HOST.encode() in cap.sessions[0].lines,
+               what="the pool's EHLO")
     assert _session(p.port, CLEAN, "new@example.org")[1].code == 250
     m1, m2 = cap.wait_messages(2)
     (sess,) = cap.sessions
