@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Recipients of this transaction whose greylisting waits for DKIM at the
  * end of DATA (ps->priv of grey_check; bounded by proxy.max_recipients). */
@@ -48,6 +49,8 @@ static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now
 		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
 static void	 grey_defer(struct pol_session *, const struct grey_params *);
+static void	 grey_deferred(struct pol_session *, const char *net, const char *sender,
+		    const char *rcpt, int action, time_t pass_at);
 static void	 grey_from_domain(const char *from, char *out, size_t outsz);
 static int	 grey_accepted(const struct pol_session *, const char *rcpt);
 static int	 grey_dkim_ok(const struct pol_session *);
@@ -290,6 +293,29 @@ grey_update(struct pol_session *ps, const char *net, const char *sender,
 	return a;
 }
 
+/* Why a triplet was deferred, for people: "new triplet", or "retry too
+ * early (passes at 2026-12-07T05:30:00Z)" -- the same words in the check
+ * result (the verdict row) and in a log line of its own, so an admin who
+ * sees the 450 can tell a stranger from an impatient retry. */
+static void
+grey_deferred(struct pol_session *ps, const char *net, const char *sender,
+    const char *rcpt, int a, time_t pass_at)
+{
+	char why[80], at[32], esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
+	struct tm tm;
+
+	if (a == GREY_NEW)
+		snprintf(why, sizeof(why), "new triplet");
+	else {
+		gmtime_r(&pass_at, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(why, sizeof(why), "retry too early (passes at %s)", at);
+	}
+	pol_result_add(ps, "grey", "defer", 0, NULL, "%s", why);
+	log_info("%s: greylist: defer %s from=<%s> to=<%s>: %s", ps->sid, net,
+	    log_escape(sender, strlen(sender), esc), log_escape(rcpt, strlen(rcpt), esc2), why);
+}
+
 /* One triplet through greylisting, with the result recorded: GREY_*,
  * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
  * (answered 451 here). p->wait says how long a deferred client waits. */
@@ -320,8 +346,7 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 	else if ((a = grey_update(ps, net, sender, rcpt, now, p)) == -1)
 		goto dberr;
 	if (a == GREY_NEW || a == GREY_EARLY)
-		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
-		    a == GREY_NEW ? "first" : "early");
+		grey_deferred(ps, net, sender, rcpt, a, now + p->wait);
 	else
 		pol_result_add(ps, "grey", "pass", 0, NULL, "%s",
 		    a == GREY_PASS_RETRY ? "retried in time" : "known triplet");

@@ -235,3 +235,31 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
         assert rows(env.db, "SELECT passed FROM greylist WHERE rcpt = 'b@example.net'") == [(0,)]
     finally:
         sink.stop()
+
+
+def grey_text(d):
+    return [r.get("reason", "") for r in d["results"] if r["check"] == "grey"]
+
+
+def test_deferral_says_why_in_result_and_log(env):
+    """Each deferral's check result (what the verdict row stores) and its
+    log line name the reason: a new triplet, or a retry too early with the
+    time it will pass (first seen + greylist.delay)."""
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    assert d["verdict"] == "tempfail" and grey_text(d) == ["new triplet"]
+    assert re.search(r"greylist: defer 203\.0\.113\.0/24 from=<a@sender\.example> "
+                     r"to=<b@example\.net>: new triplet$", d["_log"], re.M), d["_log"]
+    first = rows(env.db, "SELECT first_seen FROM greylist")[0][0]
+    env.clock(120)
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    import time as _t
+    at = _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(first + 300))
+    assert grey_text(d) == ["retry too early (passes at %s)" % at], d["results"]
+    assert re.search(r"greylist: defer .*: retry too early \(passes at %s\)$" % at,
+                     d["_log"], re.M), d["_log"]
+    env.clock(300)
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    assert d["verdict"] == "accept" and "greylist: defer" not in d["_log"]
