@@ -98,11 +98,13 @@ grey_step_row(struct db_grey_row *r, time_t now, struct grey_params *p, int *cou
 		if (now - r->first_seen >= p->delay) {
 			r->passed = 1;
 			r->last_seen = now;
+			r->attempts++;
 			*count_pass = 1;
 			return GREY_PASS_RETRY;
 		}
 		/* An early retry does not restart the clock (postgrey). */
 		r->last_seen = now;
+		r->attempts++;
 		p->wait = p->delay - (now - r->first_seen);
 		return GREY_EARLY;
 	}
@@ -110,8 +112,54 @@ grey_step_row(struct db_grey_row *r, time_t now, struct grey_params *p, int *cou
 	r->found = 1;
 	r->first_seen = r->last_seen = now;
 	r->passed = 0;
+	r->attempts = 1;
 	p->wait = p->delay;
 	return GREY_NEW;
+}
+
+/* A pass by hand: the triplet passes from now on, as if retried in time,
+ * without counting towards the network's auto-allowlisting (a person, not
+ * the client, proved it). */
+static int
+grey_step_hand(struct db_grey_row *r, time_t now, void *arg, int *count_pass)
+{
+	struct grey_params *p = arg;
+
+	*count_pass = 0;
+	if (!r->found) {
+		r->found = 1;
+		r->first_seen = now;
+	}
+	r->passed = 1;
+	r->last_seen = now;
+	p->passed = 1;
+	p->last_seen = now;
+	p->counted = 0;
+	return GREY_PASS_RETRY;
+}
+
+int
+grey_hand_pass(const char *net, const char *sender, const char *rcpt)
+{
+	struct grey_params p = { 0 };
+	struct db_grey_row r;
+
+	if (db_grey_get(net, sender, rcpt, &r) == -1)
+		return -1;
+	if (!r.found)
+		return 0;
+	if (db_grey_update(net, sender, rcpt, time_wall(), grey_step_hand, &p) == -1)
+		return -1;
+	grey_remember(net, sender, rcpt, time_wall(), &p);
+	return 1;
+}
+
+int
+grey_hand_forget(const char *net, const char *sender, const char *rcpt)
+{
+	/* The memory first: a pass it kept must not outlive the row. */
+	greyc_triplet_forget(net, sender, rcpt);
+	return db_grey_forget(net, sender, rcpt);
 }
 
 int

@@ -7,6 +7,7 @@ greylist.skip_domains and DNS allow lists skip it; a running server
 decides a passed triplet from memory, on its I/O loop, until it expires.
 """
 import re
+import time
 
 import pytest
 
@@ -263,3 +264,87 @@ def test_deferral_says_why_in_result_and_log(env):
     d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
                   rcpts=["b@example.net"])
     assert d["verdict"] == "accept" and "greylist: defer" not in d["_log"]
+
+
+def test_api_lists_reasons_and_passes_or_forgets_by_hand(env):
+    """Over SMTP with the running server: GET /api/greylist shows each
+    deferred triplet with its reason, attempts and pass time, the verdict
+    rows and log lines say why; POST /api/greylist/pass lets the next
+    attempt through at once, /forget makes it a new triplet again; bad
+    bodies get 4xx and nothing changes without credentials."""
+    import json
+    from webapi import Http
+    token = "h" * 40
+    env.write_conf(CONF + "[web]\napi_token = %s\n" % token)
+    sink = Capture().start()
+
+    def attempt(to):
+        s = smtp_session(env.port)
+        s.ehlo("client.example")
+        s.mail("a@sender.example")
+        code = s.rcpt(to)[0]
+        s.rset()
+        s.quit()
+        return code
+
+    def triplets():
+        st, _, d = api.get("/api/greylist")
+        assert st == 200
+        return {t["rcpt"]: t for t in d["triplets"]}
+
+    try:
+        env.serve(sink)
+        stage_counts(env.p.web_port, token)     # waits for the web listener
+        api = Http(env.p.web_port, token=token)
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["net"], t["sender"], t["state"], t["reason"], t["attempts"], t["passed"]) == \
+            ("127.0.0.0/24", "a@sender.example", "new", "new triplet", 1, 0)
+        assert t["pass_at"] == t["first_seen"] + 300
+        env.clock(100)
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["state"], t["reason"], t["attempts"]) == ("early", "retry too early", 2)
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t["pass_at"]))
+        log = env.log()
+        assert "to=<b@example.net>: new triplet" in log
+        assert "to=<b@example.net>: retry too early (passes at %s)" % at in log
+        deadline = time.monotonic() + 20        # the writer stores in batches
+        while len(api.get("/api/verdicts")[2]["verdicts"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reasons = json.dumps(api.get("/api/verdicts")[2]["verdicts"])
+        assert "new triplet" in reasons and "retry too early (passes at %s)" % at in reasons
+
+        key = {"net": "127.0.0.0/24", "sender": "A@Sender.Example", "rcpt": "b@example.net"}
+        # without credentials nothing happens
+        assert Http(env.p.web_port).post("/api/greylist/pass", key)[0] == 401
+        # bad bodies
+        for bad in ({}, {"net": "127.0.0.0/24", "sender": "a@sender.example"},
+                    {"net": 1, "sender": "a@sender.example", "rcpt": "b@example.net"},
+                    dict(key, rcpt=""), dict(key, net="x" * 65), "[1, 2]"):
+            st, _, d = api.post("/api/greylist/pass", bad)
+            assert st == 400, (bad, st, d)
+        assert api.post("/api/greylist/pass", b"not json")[0] == 400
+        assert api.post("/api/greylist/pass", dict(key, rcpt="nobody@example.net"))[0] == 404
+        assert api.post("/api/greylist/forget", dict(key, rcpt="nobody@example.net"))[0] == 404
+        assert api.post("/api/greylist/frob", key)[0] == 404
+        assert api.get("/api/greylist/pass")[0] == 405
+        assert triplets()["b@example.net"]["passed"] == 0
+
+        # a pass by hand: the next attempt goes through at once
+        st, _, d = api.post("/api/greylist/pass", key)
+        assert st == 200 and d["done"] == "pass"
+        assert triplets()["b@example.net"]["state"] == "passed"
+        assert attempt("b@example.net") == 250
+        # forget: the next attempt is a new triplet (also for the running
+        # server, which remembered the pass)
+        assert api.post("/api/greylist/forget", key)[0] == 200
+        assert "b@example.net" not in triplets()
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["reason"], t["attempts"]) == ("new triplet", 1)
+        assert env.stop_serving() == 0
+        # the hand pass did not count towards auto-allowlisting
+        assert rows(env.db, "SELECT passes FROM grey_auto") in ([], [(0,)])
+    finally:
+        sink.stop()
