@@ -193,6 +193,40 @@ grey_lower(char *dst, const char *src, size_t dstsz)
 	dst[i] = '\0';
 }
 
+/* Does a host name look like an access network's generic name (a
+ * dynamic pool, not a mail server's own)? A label naming the kind of line
+ * (dyn, dhcp, dsl, pool, ppp, dial, cable, ...), or a first label holding
+ * three or more runs of digits ("203-0-113-5", "c-73-12-4-1"). */
+int
+grey_name_dynamic(const char *name)
+{
+	static const char *const words[] = { "dyn", "dynamic", "dhcp", "dsl", "adsl",
+	    "xdsl", "vdsl", "pool", "ppp", "pppoe", "dial", "dialup", "dialin", "cable",
+	    "broadband", "dip", "client", "clients", "customer", "res", "residential",
+	    "catv", "ftth", "fibre", "fiber", "mobile", NULL };
+	const char *p = name;
+	int runs = 0, first = 1;
+
+	while (*p) {
+		size_t n = strcspn(p, ".-_0123456789");
+		for (int i = 0; words[i] && n > 0; i++)
+			if (strlen(words[i]) == n && strncasecmp(p, words[i], n) == 0)
+				return 1;
+		p += n;
+		if (*p >= '0' && *p <= '9') {
+			runs += first;
+			p += strspn(p, "0123456789");
+		} else if (*p == '.') {
+			if (first && runs >= 3)
+				return 1;
+			first = 0;
+			p++;
+		} else if (*p)
+			p++;
+	}
+	return first && runs >= 3;
+}
+
 /* Reasons not to greylist this RCPT; 1 with why filled, else 0. */
 static int
 grey_skip(const struct pol_session *ps, char *why, size_t whysz)
@@ -202,6 +236,13 @@ grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 
 	if (ps->found.dnswl != 0) {
 		snprintf(why, whysz, "client on a DNS allow list");
+		return 1;
+	}
+	/* As Fastmail does: a big sender's pool retries from another address,
+	 * and such pools have verified, static names. */
+	if (c->greylist_only_unverified && strcmp(pol_client_name(ps), "unknown") != 0 &&
+	    !grey_name_dynamic(pol_client_name(ps))) {
+		snprintf(why, whysz, "verified client name %.64s", pol_client_name(ps));
 		return 1;
 	}
 	if (c->greylist_skip_spf_pass && at && grey_domain_listed(c->greylist_skip_domains, at + 1) &&

@@ -60,6 +60,8 @@ struct grey_params {
 
 /* The state machine, pure: the row in, the row out (for db_grey_update). */
 int	 grey_step(struct db_grey_row *, time_t now, void *params, int *count_pass);
+/* Does a verified host name look dynamic (greylist.only_unverified)? */
+int	 grey_name_dynamic(const char *name);
 /* Is domain (or a parent of it) listed in a comma-separated set? 1 or 0. */
 int	 grey_domain_listed(const char *list, const char *domain);
 

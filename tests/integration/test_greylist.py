@@ -348,3 +348,36 @@ def test_api_lists_reasons_and_passes_or_forgets_by_hand(env):
         assert rows(env.db, "SELECT passes FROM grey_auto") in ([], [(0,)])
     finally:
         sink.stop()
+
+
+def test_only_unverified_spares_verified_static_names():
+    """greylist.only_unverified: a client with forward-confirmed reverse
+    DNS and a mail server's name is not greylisted; one without verified
+    rDNS, or whose verified name looks like a dynamic pool, still is."""
+    e = PolicyEnv(RECORDS + [
+        "mx1.big.example. 300 IN A 198.51.100.7",
+        "7.100.51.198.in-addr.arpa. 300 IN PTR mx1.big.example.",
+        "198-51-100-8.dyn.isp.example. 300 IN A 198.51.100.8",
+        "8.100.51.198.in-addr.arpa. 300 IN PTR 198-51-100-8.dyn.isp.example.",
+        "9.100.51.198.in-addr.arpa. 300 IN PTR liar.big.example.",
+        "liar.big.example. 300 IN A 192.0.2.99",
+    ], conf=CONF + "only_unverified = yes\n", record=True).start()
+    try:
+        d = e.check("198.51.100.7", helo="mx1.big.example", mail="a@big.example",
+                    rcpts=["b@example.net"])
+        assert d["client_name"] == "mx1.big.example"
+        assert d["verdict"] == "accept"
+        assert [(r["result"], r["reason"]) for r in d["results"] if r["check"] == "grey"] == \
+            [("skip", "verified client name mx1.big.example")]
+        for ip in ("198.51.100.8", "198.51.100.9", "198.51.100.10"):
+            # one sender each: the three share a /24, hence a triplet
+            d = e.check(ip, helo="h.example", mail="%s@big.example" % ip, rcpts=["b@example.net"])
+            assert d["verdict"] == "tempfail", (ip, d["results"])
+            assert grey_text(d) == ["new triplet"]
+        # off: the verified client is greylisted as well
+        e.write_conf(CONF + "only_unverified = no\n")
+        d = e.check("198.51.100.7", helo="mx1.big.example", mail="z@big.example",
+                    rcpts=["b@example.net"])
+        assert d["verdict"] == "tempfail"
+    finally:
+        e.stop()
