@@ -42,6 +42,17 @@ def wait_hint(reply):
     return int(m.group(1))
 
 
+def smtp_rcpt(env, to):
+    """One RCPT from a@sender.example over SMTP to the running server: its code."""
+    s = smtp_session(env.port)
+    s.ehlo("client.example")
+    s.mail("a@sender.example")
+    code = s.rcpt(to)[0]
+    s.rset()
+    s.quit()
+    return code
+
+
 def test_first_early_ontime(env):
     assert rcpt(env) == ("tempfail", "450 4.7.1 Greylisted, try again in 300 seconds")
     # the test clock is an offset on the real one: allow for real seconds
@@ -211,12 +222,7 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
 
     def rcpt_via_smtp(to):
         before = stage_counts(env.p.web_port, token)
-        s = smtp_session(env.port)
-        s.ehlo("client.example")
-        s.mail("a@sender.example")
-        code = s.rcpt(to)[0]
-        s.rset()
-        s.quit()
+        code = smtp_rcpt(env, to)
         after = stage_counts(env.p.web_port, token)
         return code, after[0] - before[0], after[1] - before[1]
 
@@ -279,13 +285,7 @@ def test_api_lists_reasons_and_passes_or_forgets_by_hand(env):
     sink = Capture().start()
 
     def attempt(to):
-        s = smtp_session(env.port)
-        s.ehlo("client.example")
-        s.mail("a@sender.example")
-        code = s.rcpt(to)[0]
-        s.rset()
-        s.quit()
-        return code
+        return smtp_rcpt(env, to)
 
     def triplets():
         st, _, d = api.get("/api/greylist")
