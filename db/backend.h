@@ -114,6 +114,7 @@ struct db_backend {
 	int	(*access_add)(const char *list, const char *kind,
 		    const char *value, const char *note);	/* value lower-case */
 	int	(*access_del)(const char *list, const char *kind, const char *value);
+	int	(*grey_forget)(const char *net, const char *sender, const char *rcpt);
 	long long (*rule_add)(const struct rule_def *);
 	int	(*rule_update)(long long id, const struct rule_def *);
 	int	(*rule_delete)(long long id);

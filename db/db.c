@@ -1006,6 +1006,12 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 }
 
 int
+db_grey_forget(const char *net, const char *sender, const char *rcpt)
+{
+	return db_be->grey_forget(net, sender, rcpt);
+}
+
+int
 db_grey_each(int limit, int (*fn)(void *, const struct db_grey_entry *), void *arg)
 {
 	return db_be->grey_each(limit, fn, arg);

@@ -93,6 +93,7 @@ struct db_grey_row {
 	int	 found;
 	time_t	 first_seen, last_seen;
 	int	 passed;		/* retried in time at least once */
+	int	 attempts;		/* deferred ones and the one that passed */
 };
 
 /*
@@ -118,11 +119,15 @@ int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expir
 /* The network's auto-allowlist row as stored (0 and 0 when it has none):
  * 0, or -1 on a database error. */
 int	 db_grey_auto_get(const char *net, int *passes, time_t *last_seen);
+/* Forget a triplet (by hand: the next attempt is a new triplet): 1
+ * deleted, 0 no such triplet, -1 database error. */
+int	 db_grey_forget(const char *net, const char *sender, const char *rcpt);
 /* A stored triplet, for listing. */
 struct db_grey_entry {
 	const char *net, *sender, *rcpt;
 	time_t	 first_seen, last_seen;
 	int	 passed;
+	int	 attempts;		/* as in db_grey_row */
 };
 /* A network's auto-allowlist row, for listing. */
 struct db_grey_auto {

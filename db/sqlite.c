@@ -110,6 +110,8 @@ static int	 sq_grey_row_each(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_grey_each(int limit, int (*fn)(void *,
 		    const struct db_grey_entry *), void *arg);
 static int	 sq_grey_auto_row(sqlite3_stmt *st, struct sq_each *e);
+static int	 sq_grey_forget(const char *net, const char *sender,
+		    const char *rcpt);
 static int	 sq_grey_auto_each(int limit, int (*fn)(void *,
 		    const struct db_grey_auto *), void *arg);
 static int	 sq_verdict_row(sqlite3_stmt *st, struct sq_each *e);
@@ -266,6 +268,9 @@ static const struct sq_migration migrations[] = {
 	  "  nham INTEGER NOT NULL, ntokens INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	  "  epoch INTEGER NOT NULL);"
 	  "INSERT INTO bayes_meta VALUES (1, 0, 0, 0, 0, 0);" },
+	/* Rows from before count as one attempt: at least that was made. */
+	{ "greylist: attempts",
+	  "ALTER TABLE greylist ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;" },
 	/* Append new steps here. */
 };
 
@@ -676,13 +681,13 @@ static int
 sq_grey_run(const char *net, const char *sender, const char *rcpt, time_t now,
     db_grey_step_fn step, void *arg, int *answer)
 {
-	static const char q_get[] = "SELECT first_seen, last_seen, passed FROM greylist"
-	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
+	static const char q_get[] = "SELECT first_seen, last_seen, passed, attempts"
+	    " FROM greylist WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
 	static const char q_put[] =
-	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (net, sender, rcpt) DO UPDATE"
+	    "INSERT INTO greylist (net, sender, rcpt, first_seen, last_seen, passed, attempts)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (net, sender, rcpt) DO UPDATE"
 	    " SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-	    " passed = excluded.passed";
+	    " passed = excluded.passed, attempts = excluded.attempts";
 	static const char q_auto[] =
 	    "INSERT INTO grey_auto (net, passes, last_seen) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (net) DO UPDATE SET passes = passes + excluded.passes,"
@@ -701,6 +706,7 @@ sq_grey_run(const char *net, const char *sender, const char *rcpt, time_t now,
 		row.first_seen = (time_t)sqlite3_column_int64(st, 0);
 		row.last_seen = (time_t)sqlite3_column_int64(st, 1);
 		row.passed = sqlite3_column_int(st, 2);
+		row.attempts = sqlite3_column_int(st, 3);
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -717,6 +723,7 @@ sq_grey_run(const char *net, const char *sender, const char *rcpt, time_t now,
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.first_seen);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)row.last_seen);
 	sqlite3_bind_int(st, 6, row.passed);
+	sqlite3_bind_int(st, 7, row.attempts);
 	if (sq_wstep(st, "store greylist") == -1)
 		return -1;
 	if (!row.passed)
@@ -760,8 +767,8 @@ static int
 sq_grey_get(const char *net, const char *sender, const char *rcpt,
     struct db_grey_row *row)
 {
-	static const char sql[] = "SELECT first_seen, last_seen, passed FROM greylist"
-	    " WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
+	static const char sql[] = "SELECT first_seen, last_seen, passed, attempts"
+	    " FROM greylist WHERE net = ?1 AND sender = ?2 AND rcpt = ?3";
 	sqlite3 *h;
 	sqlite3_stmt *st;
 	int rc;
@@ -777,6 +784,7 @@ sq_grey_get(const char *net, const char *sender, const char *rcpt,
 		row->first_seen = (time_t)sqlite3_column_int64(st, 0);
 		row->last_seen = (time_t)sqlite3_column_int64(st, 1);
 		row->passed = sqlite3_column_int(st, 2);
+		row->attempts = sqlite3_column_int(st, 3);
 	}
 	sq_rdone(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -877,6 +885,7 @@ sq_grey_row_each(sqlite3_stmt *st, struct sq_each *e)
 		.first_seen = (time_t)sqlite3_column_int64(st, 3),
 		.last_seen = (time_t)sqlite3_column_int64(st, 4),
 		.passed = sqlite3_column_int(st, 5),
+		.attempts = sqlite3_column_int(st, 6),
 	};
 
 	return e->fn.grey(e->arg, &g);
@@ -887,8 +896,8 @@ sq_grey_each(int limit, int (*fn)(void *, const struct db_grey_entry *), void *a
 {
 	struct sq_each e = { .fn.grey = fn, .arg = arg };
 
-	return sq_rows_by("SELECT net, sender, rcpt, first_seen, last_seen, passed"
-	    " FROM greylist ORDER BY last_seen DESC LIMIT ?1", limit,
+	return sq_rows_by("SELECT net, sender, rcpt, first_seen, last_seen, passed,"
+	    " attempts FROM greylist ORDER BY last_seen DESC LIMIT ?1", limit,
 	    "list greylist", sq_grey_row_each, &e);
 }
 
@@ -1026,6 +1035,23 @@ sq_access_del(const char *list, const char *kind, const char *value)
 		return -1;
 	sq_bind_access(st, list, kind, value);
 	if (sq_step_done(h, st, "delete access entry") == -1)
+		return -1;
+	return sqlite3_changes(h);
+}
+
+static int
+sq_grey_forget(const char *net, const char *sender, const char *rcpt)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h,
+	    "DELETE FROM greylist WHERE net = ?1 AND sender = ?2 AND rcpt = ?3")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, net, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, sender, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, rcpt, -1, SQLITE_TRANSIENT);
+	if (sq_step_done(h, st, "forget greylist triplet") == -1)
 		return -1;
 	return sqlite3_changes(h);
 }
@@ -1851,6 +1877,7 @@ const struct db_backend db_sqlite = {
 	.bayes_load = sq_bayes_load,
 	.access_add = sq_access_add,
 	.access_del = sq_access_del,
+	.grey_forget = sq_grey_forget,
 	.rule_add = sq_rule_add,
 	.rule_update = sq_rule_update,
 	.rule_delete = sq_rule_delete,

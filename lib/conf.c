@@ -243,6 +243,8 @@ static const struct conf_key keys[] = {
 	  "do not greylist aligned-DKIM senders from greylist.skip_domains" },
 	{ "greylist.skip_domains", T_LIST, O(greylist_skip_domains), "", 0, 0, NULL,
 	  "comma-separated sender domains trusted when authenticated" },
+	{ "greylist.only_unverified", T_BOOL, O(greylist_only_unverified), "no", 0, 0, NULL,
+	  "greylist only clients without forward-confirmed reverse DNS or with a dynamic-looking name" },
 
 	{ "rate.connections_per_minute", T_INT, O(rate_connections_per_minute), "0", 0, 100000000, NULL,
 	  "connections per minute from one client IP (0 = unlimited; 421 4.7.0 past it)" },

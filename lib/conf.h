@@ -96,6 +96,7 @@ struct conf {
 	int	 greylist_ipv4_prefix, greylist_ipv6_prefix;
 	int	 greylist_skip_spf_pass, greylist_skip_dkim_pass;
 	char	*greylist_skip_domains;	/* domains trusted when SPF/DKIM pass */
+	int	 greylist_only_unverified;	/* spare verified, static-looking names */
 
 	/* [rate] */
 	int	 rate_connections_per_minute, rate_messages_per_minute;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Recipients of this transaction whose greylisting waits for DKIM at the
  * end of DATA (ps->priv of grey_check; bounded by proxy.max_recipients). */
@@ -48,6 +49,8 @@ static int	 grey_triplet(struct pol_session *, const char *rcpt_addr, time_t now
 		    struct grey_params *);
 static void	 grey_lower(char *dst, const char *src, size_t dstsz);
 static void	 grey_defer(struct pol_session *, const struct grey_params *);
+static void	 grey_deferred(struct pol_session *, const char *net, const char *sender,
+		    const char *rcpt, int action, time_t pass_at);
 static void	 grey_from_domain(const char *from, char *out, size_t outsz);
 static int	 grey_accepted(const struct pol_session *, const char *rcpt);
 static int	 grey_dkim_ok(const struct pol_session *);
@@ -95,11 +98,13 @@ grey_step_row(struct db_grey_row *r, time_t now, struct grey_params *p, int *cou
 		if (now - r->first_seen >= p->delay) {
 			r->passed = 1;
 			r->last_seen = now;
+			r->attempts++;
 			*count_pass = 1;
 			return GREY_PASS_RETRY;
 		}
 		/* An early retry does not restart the clock (postgrey). */
 		r->last_seen = now;
+		r->attempts++;
 		p->wait = p->delay - (now - r->first_seen);
 		return GREY_EARLY;
 	}
@@ -107,8 +112,54 @@ grey_step_row(struct db_grey_row *r, time_t now, struct grey_params *p, int *cou
 	r->found = 1;
 	r->first_seen = r->last_seen = now;
 	r->passed = 0;
+	r->attempts = 1;
 	p->wait = p->delay;
 	return GREY_NEW;
+}
+
+/* A pass by hand: the triplet passes from now on, as if retried in time,
+ * without counting towards the network's auto-allowlisting (a person, not
+ * the client, proved it). */
+static int
+grey_step_hand(struct db_grey_row *r, time_t now, void *arg, int *count_pass)
+{
+	struct grey_params *p = arg;
+
+	*count_pass = 0;
+	if (!r->found) {
+		r->found = 1;
+		r->first_seen = now;
+	}
+	r->passed = 1;
+	r->last_seen = now;
+	p->passed = 1;
+	p->last_seen = now;
+	p->counted = 0;
+	return GREY_PASS_RETRY;
+}
+
+int
+grey_hand_pass(const char *net, const char *sender, const char *rcpt)
+{
+	struct grey_params p = { 0 };
+	struct db_grey_row r;
+
+	if (db_grey_get(net, sender, rcpt, &r) == -1)
+		return -1;
+	if (!r.found)
+		return 0;
+	if (db_grey_update(net, sender, rcpt, time_wall(), grey_step_hand, &p) == -1)
+		return -1;
+	grey_remember(net, sender, rcpt, time_wall(), &p);
+	return 1;
+}
+
+int
+grey_hand_forget(const char *net, const char *sender, const char *rcpt)
+{
+	/* The memory first: a pass it kept must not outlive the row. */
+	greyc_triplet_forget(net, sender, rcpt);
+	return db_grey_forget(net, sender, rcpt);
 }
 
 int
@@ -142,6 +193,40 @@ grey_lower(char *dst, const char *src, size_t dstsz)
 	dst[i] = '\0';
 }
 
+/* Does a host name look like an access network's generic name (a
+ * dynamic pool, not a mail server's own)? A label naming the kind of line
+ * (dyn, dhcp, dsl, pool, ppp, dial, cable, ...), or a first label holding
+ * three or more runs of digits ("203-0-113-5", "c-73-12-4-1"). */
+int
+grey_name_dynamic(const char *name)
+{
+	static const char *const words[] = { "dyn", "dynamic", "dhcp", "dsl", "adsl",
+	    "xdsl", "vdsl", "pool", "ppp", "pppoe", "dial", "dialup", "dialin", "cable",
+	    "broadband", "dip", "client", "clients", "customer", "res", "residential",
+	    "catv", "ftth", "fibre", "fiber", "mobile", NULL };
+	const char *p = name;
+	int runs = 0, first = 1;
+
+	while (*p) {
+		size_t n = strcspn(p, ".-_0123456789");
+		for (int i = 0; words[i] && n > 0; i++)
+			if (strlen(words[i]) == n && strncasecmp(p, words[i], n) == 0)
+				return 1;
+		p += n;
+		if (*p >= '0' && *p <= '9') {
+			runs += first;
+			p += strspn(p, "0123456789");
+		} else if (*p == '.') {
+			if (first && runs >= 3)
+				return 1;
+			first = 0;
+			p++;
+		} else if (*p)
+			p++;
+	}
+	return first && runs >= 3;
+}
+
 /* Reasons not to greylist this RCPT; 1 with why filled, else 0. */
 static int
 grey_skip(const struct pol_session *ps, char *why, size_t whysz)
@@ -151,6 +236,13 @@ grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 
 	if (ps->found.dnswl != 0) {
 		snprintf(why, whysz, "client on a DNS allow list");
+		return 1;
+	}
+	/* As Fastmail does: a big sender's pool retries from another address,
+	 * and such pools have verified, static names. */
+	if (c->greylist_only_unverified && strcmp(pol_client_name(ps), "unknown") != 0 &&
+	    !grey_name_dynamic(pol_client_name(ps))) {
+		snprintf(why, whysz, "verified client name %.64s", pol_client_name(ps));
 		return 1;
 	}
 	if (c->greylist_skip_spf_pass && at && grey_domain_listed(c->greylist_skip_domains, at + 1) &&
@@ -290,6 +382,29 @@ grey_update(struct pol_session *ps, const char *net, const char *sender,
 	return a;
 }
 
+/* Why a triplet was deferred, for people: "new triplet", or "retry too
+ * early (passes at 2026-12-07T05:30:00Z)" -- the same words in the check
+ * result (the verdict row) and in a log line of its own, so an admin who
+ * sees the 450 can tell a stranger from an impatient retry. */
+static void
+grey_deferred(struct pol_session *ps, const char *net, const char *sender,
+    const char *rcpt, int a, time_t pass_at)
+{
+	char why[80], at[32], esc[LOG_ESCAPE_MAX], esc2[LOG_ESCAPE_MAX];
+	struct tm tm;
+
+	if (a == GREY_NEW)
+		snprintf(why, sizeof(why), "new triplet");
+	else {
+		gmtime_r(&pass_at, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(why, sizeof(why), "retry too early (passes at %s)", at);
+	}
+	pol_result_add(ps, "grey", "defer", 0, NULL, "%s", why);
+	log_info("%s: greylist: defer %s from=<%s> to=<%s>: %s", ps->sid, net,
+	    log_escape(sender, strlen(sender), esc), log_escape(rcpt, strlen(rcpt), esc2), why);
+}
+
 /* One triplet through greylisting, with the result recorded: GREY_*,
  * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
  * (answered 451 here). p->wait says how long a deferred client waits. */
@@ -320,8 +435,7 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 	else if ((a = grey_update(ps, net, sender, rcpt, now, p)) == -1)
 		goto dberr;
 	if (a == GREY_NEW || a == GREY_EARLY)
-		pol_result_add(ps, "grey", "defer", 0, NULL, "%s attempt",
-		    a == GREY_NEW ? "first" : "early");
+		grey_deferred(ps, net, sender, rcpt, a, now + p->wait);
 	else
 		pol_result_add(ps, "grey", "pass", 0, NULL, "%s",
 		    a == GREY_PASS_RETRY ? "retried in time" : "known triplet");

@@ -60,8 +60,17 @@ struct grey_params {
 
 /* The state machine, pure: the row in, the row out (for db_grey_update). */
 int	 grey_step(struct db_grey_row *, time_t now, void *params, int *count_pass);
+/* Does a verified host name look dynamic (greylist.only_unverified)? */
+int	 grey_name_dynamic(const char *name);
 /* Is domain (or a parent of it) listed in a comma-separated set? 1 or 0. */
 int	 grey_domain_listed(const char *list, const char *domain);
+
+/* By hand (the API): make a stored triplet pass from now on, or forget
+ * it so that its next attempt is a new triplet. The parts as stored
+ * (lower-case, the network as listed). 1 done, 0 no such triplet, -1
+ * database error. */
+int	 grey_hand_pass(const char *net, const char *sender, const char *rcpt);
+int	 grey_hand_forget(const char *net, const char *sender, const char *rcpt);
 
 extern const struct pol_check grey_check;
 extern const struct pol_check grey_data_check;	/* after dkim and dmarc */

@@ -44,6 +44,7 @@ static int	 greyc_tkey(char *, const char *, const char *, const char *);
 static struct greyc_slot *greyc_find(struct greyc_tab *, const char *, uint32_t);
 static struct greyc_slot *greyc_claim(struct greyc_tab *, const char *, uint32_t, int *fresh);
 static void	 greyc_tab_clear(struct greyc_tab *);
+static void	 greyc_drop(struct greyc_tab *, const char *key);
 
 static uint32_t
 greyc_hash(const char *s)
@@ -144,6 +145,16 @@ greyc_triplet_put(const char *net, const char *sender, const char *rcpt,
 	pthread_mutex_unlock(&greyc_triplets.mu);
 }
 
+void
+greyc_triplet_forget(const char *net, const char *sender, const char *rcpt)
+{
+	char key[GREYC_KEY_MAX];
+
+	if (greyc_tkey(key, net, sender, rcpt) == -1)
+		return;
+	greyc_drop(&greyc_triplets, key);
+}
+
 int
 greyc_net_get(const char *net, int *passes, time_t *last_seen, long long *age_ms)
 {
@@ -201,18 +212,25 @@ greyc_net_seen(const char *net, time_t last_seen)
 void
 greyc_net_forget(const char *net)
 {
-	struct greyc_slot *s;
-
 	/* First the generation: a read that started before the write
 	 * committed must not store its answer after we removed ours. */
 	atomic_fetch_add(&greyc_gen, 1);
-	pthread_mutex_lock(&greyc_nets.mu);
-	if ((s = greyc_find(&greyc_nets, net, greyc_hash(net))) != NULL) {
+	greyc_drop(&greyc_nets, net);
+}
+
+/* Empty key's slot, if it holds one. */
+static void
+greyc_drop(struct greyc_tab *t, const char *key)
+{
+	struct greyc_slot *s;
+
+	pthread_mutex_lock(&t->mu);
+	if ((s = greyc_find(t, key, greyc_hash(key))) != NULL) {
 		free(s->key);
 		memset(s, 0, sizeof(*s));
-		greyc_nets.used--;
+		t->used--;
 	}
-	pthread_mutex_unlock(&greyc_nets.mu);
+	pthread_mutex_unlock(&t->mu);
 }
 
 static void

@@ -23,7 +23,7 @@
  * Bounded: GREYC_TRIPLETS and GREYC_NETS slots, two-way set associative;
  * a full pair drops its older entry. Keys are copied.
  * Public calls: greyc_triplet_get, greyc_triplet_put, greyc_net_get,
- * greyc_net_gen, greyc_net_put, greyc_net_seen, greyc_net_forget,
+ * greyc_triplet_forget, greyc_net_gen, greyc_net_put, greyc_net_seen, greyc_net_forget,
  * greyc_clear, greyc_count.
  * Thread: every call is safe from any thread (one mutex per table, held
  * for a hash lookup and a copy). Privilege: none.
@@ -45,6 +45,9 @@ int	 greyc_triplet_get(const char *net, const char *sender, const char *rcpt,
  * later of this and what is kept wins: a write may have overtaken it). */
 void	 greyc_triplet_put(const char *net, const char *sender, const char *rcpt,
 	    time_t last_seen, int stored);
+
+/* The triplet was deleted by hand: forget it. */
+void	 greyc_triplet_forget(const char *net, const char *sender, const char *rcpt);
 
 /* A network's auto-allowlist row: 1 with *passes and *last_seen (0 and 0
  * for "no row") and *age_ms since the database said so; 0 when unknown. */

@@ -12,6 +12,7 @@
 #include "lib/util.h"
 #include "policy/access.h"
 #include "policy/bayes.h"
+#include "policy/grey.h"
 #include "policy/policy.h"
 #include "policy/quar.h"
 #include "proxy/qsend.h"
@@ -48,6 +49,7 @@ static char	*api_bayes_metrics(void);
 static json_t	*api_bayes_json(void);
 static void	 api_verdicts(struct web_req *, struct web_resp *);
 static void	 api_greylist(struct web_req *, struct web_resp *);
+static void	 api_greylist_hand(struct web_req *, struct web_resp *, const char *action);
 static void	 api_access(struct web_req *, struct web_resp *);
 static void	 api_rules(struct web_req *, struct web_resp *, struct api_path *);
 static void	 api_quarantine(struct web_req *, struct web_resp *, struct api_path *);
@@ -129,6 +131,8 @@ api_dispatch(struct web_req *r, struct web_resp *resp)
 		api_verdicts(r, resp);
 	else if (strcmp(p.seg[0], "greylist") == 0 && p.n == 1)
 		api_greylist(r, resp);
+	else if (strcmp(p.seg[0], "greylist") == 0 && p.n == 2)
+		api_greylist_hand(r, resp, p.seg[1]);
 	else if (strcmp(p.seg[0], "access") == 0 && p.n == 1)
 		api_access(r, resp);
 	else if (strcmp(p.seg[0], "rules") == 0)
@@ -439,11 +443,53 @@ api_greylist(struct web_req *r, struct web_resp *resp)
 	}
 	if (api_limit(r, resp, &limit) == -1)
 		return;
-	if ((g = rowjson_greylist(limit)) == NULL) {
+	if ((g = rowjson_greylist(limit, r->conf->greylist_delay)) == NULL) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
 	web_json(resp, 200, g);
+}
+
+/* POST /api/greylist/pass|forget {"net", "sender", "rcpt"}: the triplet
+ * as GET lists it (sender and recipient compared lower-case, as stored). */
+static void
+api_greylist_hand(struct web_req *r, struct web_resp *resp, const char *action)
+{
+	const char *net = NULL, *sender = NULL, *rcpt = NULL;
+	int pass = strcmp(action, "pass") == 0, rc;
+	char s[257], t[257];
+	json_t *j;
+
+	if (!pass && strcmp(action, "forget") != 0) {
+		web_error(resp, 404, "no such endpoint");
+		return;
+	}
+	if (!api_is(r, "POST")) {
+		web_error(resp, 405, "POST only");
+		return;
+	}
+	if ((j = web_body_json(r, resp)) == NULL)
+		return;
+	if (json_unpack(j, "{s:s, s:s, s:s}", "net", &net, "sender", &sender,
+	    "rcpt", &rcpt) == -1 || *net == '\0' || *sender == '\0' || *rcpt == '\0')
+		web_error(resp, 400, "net, sender and rcpt must be non-empty strings");
+	else if (strlen(net) > 64 || strlen(sender) >= sizeof(s) || strlen(rcpt) >= sizeof(t))
+		web_error(resp, 400, "net, sender or rcpt is too long");
+	else {
+		for (size_t i = 0; i <= strlen(sender); i++)
+			s[i] = (char)tolower((unsigned char)sender[i]);
+		for (size_t i = 0; i <= strlen(rcpt); i++)
+			t[i] = (char)tolower((unsigned char)rcpt[i]);
+		rc = pass ? grey_hand_pass(net, s, t) : grey_hand_forget(net, s, t);
+		if (rc == -1)
+			web_error(resp, 503, "the database refused the change; see the log");
+		else if (rc == 0)
+			web_error(resp, 404, "no such triplet");
+		else
+			web_json(resp, 200, json_pack("{s:s, s:s, s:s, s:s}", "done", action,
+			    "net", net, "sender", s, "rcpt", t));
+	}
+	json_decref(j);
 }
 
 static int

@@ -190,13 +190,29 @@ rowjson_stats(time_t since)
 
 /* ------------------------------------------------------------ greylist */
 
+struct rowjson_grey_arg {
+	json_t		*a;
+	long long	 delay;
+};
+
+/* state and reason: why a triplet not yet passed is deferred (one attempt:
+ * a new triplet; more: retries too early), and when a retry will pass. */
 static int
 rowjson_grey(void *arg, const struct db_grey_entry *g)
 {
-	json_array_append_new(arg, json_pack("{s:o, s:o, s:o, s:I, s:I, s:i}",
+	struct rowjson_grey_arg *ga = arg;
+	const char *state = g->passed ? "passed" : g->attempts > 1 ? "early" : "new";
+	const char *reason = g->passed ? "passed" : g->attempts > 1 ?
+	    "retry too early" : "new triplet";
+
+	json_array_append_new(ga->a, json_pack("{s:o, s:o, s:o, s:I, s:I, s:i, s:i,"
+	    " s:s, s:s, s:o}",
 	    "net", rowjson_str(g->net), "sender", rowjson_str(g->sender),
 	    "rcpt", rowjson_str(g->rcpt), "first_seen", (json_int_t)g->first_seen,
-	    "last_seen", (json_int_t)g->last_seen, "passed", g->passed));
+	    "last_seen", (json_int_t)g->last_seen, "passed", g->passed,
+	    "attempts", g->attempts, "state", state, "reason", reason,
+	    "pass_at", g->passed ? json_null() :
+	    json_integer((json_int_t)(g->first_seen + ga->delay))));
 	return 0;
 }
 
@@ -210,11 +226,12 @@ rowjson_grey_auto(void *arg, const struct db_grey_auto *a)
 }
 
 json_t *
-rowjson_greylist(int limit)
+rowjson_greylist(int limit, long long delay)
 {
 	json_t *t = json_array(), *a = json_array();
+	struct rowjson_grey_arg ga = { t, delay };
 
-	if ((t = rowjson_done(t, db_grey_each(limit, rowjson_grey, t))) == NULL) {
+	if ((t = rowjson_done(t, db_grey_each(limit, rowjson_grey, &ga))) == NULL) {
 		json_decref(a);
 		return NULL;
 	}

@@ -33,7 +33,9 @@ json_t	*rowjson_verdicts(int limit, long long before, const char *q);
 json_t	*rowjson_stats(time_t since);
 /* {"triplets":[{"net","sender","rcpt","first_seen","last_seen","passed"}],
  *  "auto":[{"net","passes","last_seen"}]}. */
-json_t	*rowjson_greylist(int limit);
+/* Triplets and auto-allowlisted networks; delay (greylist.delay) tells
+ * when a deferred triplet's retry will pass. */
+json_t	*rowjson_greylist(int limit, long long delay);
 /* Quarantined messages (no raw) as an array of {"id","ts","sid",
  * "client_ip","client_name","helo","mail_from","rcpts","subject","msgid",
  * "score","reasons","size","state","released_at","released_by"}. */

@@ -7,6 +7,7 @@ greylist.skip_domains and DNS allow lists skip it; a running server
 decides a passed triplet from memory, on its I/O loop, until it expires.
 """
 import re
+import time
 
 import pytest
 
@@ -39,6 +40,17 @@ def wait_hint(reply):
     m = re.fullmatch(r"450 4\.7\.1 Greylisted, try again in (\d+) seconds", reply)
     assert m, reply
     return int(m.group(1))
+
+
+def smtp_rcpt(env, to):
+    """One RCPT from a@sender.example over SMTP to the running server: its code."""
+    s = smtp_session(env.port)
+    s.ehlo("client.example")
+    s.mail("a@sender.example")
+    code = s.rcpt(to)[0]
+    s.rset()
+    s.quit()
+    return code
 
 
 def test_first_early_ontime(env):
@@ -210,12 +222,7 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
 
     def rcpt_via_smtp(to):
         before = stage_counts(env.p.web_port, token)
-        s = smtp_session(env.port)
-        s.ehlo("client.example")
-        s.mail("a@sender.example")
-        code = s.rcpt(to)[0]
-        s.rset()
-        s.quit()
+        code = smtp_rcpt(env, to)
         after = stage_counts(env.p.web_port, token)
         return code, after[0] - before[0], after[1] - before[1]
 
@@ -235,3 +242,142 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
         assert rows(env.db, "SELECT passed FROM greylist WHERE rcpt = 'b@example.net'") == [(0,)]
     finally:
         sink.stop()
+
+
+def grey_text(d):
+    return [r.get("reason", "") for r in d["results"] if r["check"] == "grey"]
+
+
+def test_deferral_says_why_in_result_and_log(env):
+    """Each deferral's check result (what the verdict row stores) and its
+    log line name the reason: a new triplet, or a retry too early with the
+    time it will pass (first seen + greylist.delay)."""
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    assert d["verdict"] == "tempfail" and grey_text(d) == ["new triplet"]
+    assert re.search(r"greylist: defer 203\.0\.113\.0/24 from=<a@sender\.example> "
+                     r"to=<b@example\.net>: new triplet$", d["_log"], re.M), d["_log"]
+    first = rows(env.db, "SELECT first_seen FROM greylist")[0][0]
+    env.clock(120)
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    import time as _t
+    at = _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(first + 300))
+    assert grey_text(d) == ["retry too early (passes at %s)" % at], d["results"]
+    assert re.search(r"greylist: defer .*: retry too early \(passes at %s\)$" % at,
+                     d["_log"], re.M), d["_log"]
+    env.clock(300)
+    d = env.check("203.0.113.5", helo="mx.sender.example", mail="a@sender.example",
+                  rcpts=["b@example.net"])
+    assert d["verdict"] == "accept" and "greylist: defer" not in d["_log"]
+
+
+def test_api_lists_reasons_and_passes_or_forgets_by_hand(env):
+    """Over SMTP with the running server: GET /api/greylist shows each
+    deferred triplet with its reason, attempts and pass time, the verdict
+    rows and log lines say why; POST /api/greylist/pass lets the next
+    attempt through at once, /forget makes it a new triplet again; bad
+    bodies get 4xx and nothing changes without credentials."""
+    import json
+    from webapi import Http
+    token = "h" * 40
+    env.write_conf(CONF + "[web]\napi_token = %s\n" % token)
+    sink = Capture().start()
+
+    def attempt(to):
+        return smtp_rcpt(env, to)
+
+    def triplets():
+        st, _, d = api.get("/api/greylist")
+        assert st == 200
+        return {t["rcpt"]: t for t in d["triplets"]}
+
+    try:
+        env.serve(sink)
+        stage_counts(env.p.web_port, token)     # waits for the web listener
+        api = Http(env.p.web_port, token=token)
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["net"], t["sender"], t["state"], t["reason"], t["attempts"], t["passed"]) == \
+            ("127.0.0.0/24", "a@sender.example", "new", "new triplet", 1, 0)
+        assert t["pass_at"] == t["first_seen"] + 300
+        env.clock(100)
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["state"], t["reason"], t["attempts"]) == ("early", "retry too early", 2)
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t["pass_at"]))
+        log = env.log()
+        assert "to=<b@example.net>: new triplet" in log
+        assert "to=<b@example.net>: retry too early (passes at %s)" % at in log
+        deadline = time.monotonic() + 20        # the writer stores in batches
+        while len(api.get("/api/verdicts")[2]["verdicts"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reasons = json.dumps(api.get("/api/verdicts")[2]["verdicts"])
+        assert "new triplet" in reasons and "retry too early (passes at %s)" % at in reasons
+
+        key = {"net": "127.0.0.0/24", "sender": "A@Sender.Example", "rcpt": "b@example.net"}
+        # without credentials nothing happens
+        assert Http(env.p.web_port).post("/api/greylist/pass", key)[0] == 401
+        # bad bodies
+        for bad in ({}, {"net": "127.0.0.0/24", "sender": "a@sender.example"},
+                    {"net": 1, "sender": "a@sender.example", "rcpt": "b@example.net"},
+                    dict(key, rcpt=""), dict(key, net="x" * 65), "[1, 2]"):
+            st, _, d = api.post("/api/greylist/pass", bad)
+            assert st == 400, (bad, st, d)
+        assert api.post("/api/greylist/pass", b"not json")[0] == 400
+        assert api.post("/api/greylist/pass", dict(key, rcpt="nobody@example.net"))[0] == 404
+        assert api.post("/api/greylist/forget", dict(key, rcpt="nobody@example.net"))[0] == 404
+        assert api.post("/api/greylist/frob", key)[0] == 404
+        assert api.get("/api/greylist/pass")[0] == 405
+        assert triplets()["b@example.net"]["passed"] == 0
+
+        # a pass by hand: the next attempt goes through at once
+        st, _, d = api.post("/api/greylist/pass", key)
+        assert st == 200 and d["done"] == "pass"
+        assert triplets()["b@example.net"]["state"] == "passed"
+        assert attempt("b@example.net") == 250
+        # forget: the next attempt is a new triplet (also for the running
+        # server, which remembered the pass)
+        assert api.post("/api/greylist/forget", key)[0] == 200
+        assert "b@example.net" not in triplets()
+        assert attempt("b@example.net") == 450
+        t = triplets()["b@example.net"]
+        assert (t["reason"], t["attempts"]) == ("new triplet", 1)
+        assert env.stop_serving() == 0
+        # the hand pass did not count towards auto-allowlisting
+        assert rows(env.db, "SELECT passes FROM grey_auto") in ([], [(0,)])
+    finally:
+        sink.stop()
+
+
+def test_only_unverified_spares_verified_static_names():
+    """greylist.only_unverified: a client with forward-confirmed reverse
+    DNS and a mail server's name is not greylisted; one without verified
+    rDNS, or whose verified name looks like a dynamic pool, still is."""
+    e = PolicyEnv(RECORDS + [
+        "mx1.big.example. 300 IN A 198.51.100.7",
+        "7.100.51.198.in-addr.arpa. 300 IN PTR mx1.big.example.",
+        "198-51-100-8.dyn.isp.example. 300 IN A 198.51.100.8",
+        "8.100.51.198.in-addr.arpa. 300 IN PTR 198-51-100-8.dyn.isp.example.",
+        "9.100.51.198.in-addr.arpa. 300 IN PTR liar.big.example.",
+        "liar.big.example. 300 IN A 192.0.2.99",
+    ], conf=CONF + "only_unverified = yes\n", record=True).start()
+    try:
+        d = e.check("198.51.100.7", helo="mx1.big.example", mail="a@big.example",
+                    rcpts=["b@example.net"])
+        assert d["client_name"] == "mx1.big.example"
+        assert d["verdict"] == "accept"
+        assert [(r["result"], r["reason"]) for r in d["results"] if r["check"] == "grey"] == \
+            [("skip", "verified client name mx1.big.example")]
+        for ip in ("198.51.100.8", "198.51.100.9", "198.51.100.10"):
+            # one sender each: the three share a /24, hence a triplet
+            d = e.check(ip, helo="h.example", mail="%s@big.example" % ip, rcpts=["b@example.net"])
+            assert d["verdict"] == "tempfail", (ip, d["results"])
+            assert grey_text(d) == ["new triplet"]
+        # off: the verified client is greylisted as well
+        e.write_conf(CONF + "only_unverified = no\n")
+        d = e.check("198.51.100.7", helo="mx1.big.example", mail="z@big.example",
+                    rcpts=["b@example.net"])
+        assert d["verdict"] == "tempfail"
+    finally:
+        e.stop()

@@ -356,6 +356,41 @@ def test_lists_page_allowlist_and_remove(st, drv):
                what="the entry to be removed")
 
 
+def test_greylist_page_shows_reason_and_passes_by_hand(drv):
+    """A stack with greylisting on: the deferred triplet is listed with its
+    reason and attempts; Pass lets the next attempt through at once, Forget
+    removes it (its next attempt is a new triplet)."""
+    from harness import smtp_client
+    g = Stack(conf={"greylist.enabled": "yes", "greylist.auto_allow": "0"}).start()
+    try:
+        def rcpt():
+            with smtp_client(g.postern.port, source="127.0.0.2") as s:
+                s.ehlo("client.sender.test")
+                s.mail("alice@sender.test")
+                return s.rcpt("bob@example.org")[0]
+
+        assert rcpt() == 450
+        assert rcpt() == 450
+        logged_in(drv, g)
+        go(drv, g, "lists")
+        row = wait_el(drv, "#grey-table tbody tr", text="bob@example.org")
+        assert "deferred: retry too early" in row.text and "alice@sender.test" in row.text
+        assert row.find_elements(By.TAG_NAME, "td")[6].text == "2"      # attempts
+        shot(drv, "greylist")
+        click(drv, "#grey-table tbody tr button.grey-pass")
+        wait_until(lambda: [t["passed"] for t in g.bearer().get("/api/greylist")[2]["triplets"]]
+                   == [1], 10, what="the triplet to pass")
+        wait_el(drv, "#grey-table tbody tr", text="passed")
+        assert send_mail(g.postern.port, "after a pass by hand")[0] == 250
+        click(drv, "#grey-table tbody tr button.grey-forget")
+        wait_until(lambda: g.bearer().get("/api/greylist")[2]["triplets"] == [], 10,
+                   what="the triplet to be forgotten")
+        wait_el(drv, "#grey-table tbody tr", text="No greylist entries.")
+        assert rcpt() == 450
+    finally:
+        g.close()
+
+
 @pytest.mark.parametrize("view", ["overview", "verdicts", "quarantine", "rules", "lists"])
 def test_phone_width_has_no_page_overflow(st, drv, view):
     logged_in(drv, st)

@@ -180,6 +180,21 @@ T_CASE(skip_domains)
 	T_EQ_INT(grey_domain_listed("", "example.org"), 0);
 }
 
+T_CASE(dynamic_names)
+{
+	T_EQ_INT(grey_name_dynamic("mail.example.org"), 0);
+	T_EQ_INT(grey_name_dynamic("mx1.mail2.example.org"), 0);
+	T_EQ_INT(grey_name_dynamic("o1.ptr1234.example.net"), 0);
+	T_EQ_INT(grey_name_dynamic("203-0-113-5.example.net"), 1);
+	T_EQ_INT(grey_name_dynamic("c-73-12-4-1.hsd1.example.com"), 1);
+	T_EQ_INT(grey_name_dynamic("host86-1-2-3"), 1);
+	T_EQ_INT(grey_name_dynamic("x.dyn.example.net"), 1);
+	T_EQ_INT(grey_name_dynamic("p5.DSL.example.de"), 1);
+	T_EQ_INT(grey_name_dynamic("pool-71-1-2.example.com"), 1);
+	T_EQ_INT(grey_name_dynamic("dynamo.example.com"), 0);	/* a word, not "dyn" */
+	T_EQ_INT(grey_name_dynamic(""), 0);
+}
+
 T_CASE(thresholds)
 {
 	struct pol_decision d = { 0 };
@@ -669,6 +684,7 @@ main(void)
 	T_RUN(auto_allow_and_dnswl_skip);
 	T_RUN(greylist_survives_restart_and_expires);
 	T_RUN(greylist_cache);
+	T_RUN(dynamic_names);
 	T_RUN(quarantine_copy_left_to_a_worker);
 	T_RUN(dns_lists_that_cannot_answer_do_not_list);
 	T_RUN(rate_limits);

@@ -596,11 +596,15 @@ function drawGrey() {
   const q = $('grey-q').value.trim().toLowerCase();
   const tb = clear($('grey-table').tBodies[0]);
   const rows = (P.grey.triplets || []).filter((t) => matches(q, t.net, t.sender, t.rcpt));
-  if (!rows.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No greylist entries.')));
+  if (!rows.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 9, class: 'hint' }, 'No greylist entries.')));
   for (const t of rows)
     tb.appendChild(el('tr', {}, el('td', {}, t.net), el('td', {}, t.sender), el('td', {}, t.rcpt),
-      el('td', {}, fmtTime(t.first_seen)), el('td', {}, fmtTime(t.last_seen)), el('td', {}, t.passed ? 'yes' : 'no'),
-      el('td', {}, el('button', { type: 'button', class: 'small', on: { click: () => addAccess('allow', 'client', t.net, 'from greylist') } }, 'Allowlist'))));
+      el('td', {}, t.passed ? 'passed' : 'deferred: ' + t.reason),
+      el('td', {}, fmtTime(t.first_seen)), el('td', {}, t.passed ? '' : fmtTime(t.pass_at)),
+      el('td', {}, String(t.attempts)), el('td', {}, fmtTime(t.last_seen)),
+      el('td', {}, t.passed ? '' : el('button', { type: 'button', class: 'small grey-pass', on: { click: () => greyHand('pass', t) } }, 'Pass'),
+        el('button', { type: 'button', class: 'small grey-forget', on: { click: () => greyHand('forget', t) } }, 'Forget'),
+        el('button', { type: 'button', class: 'small', on: { click: () => addAccess('allow', 'client', t.net, 'from greylist') } }, 'Allowlist'))));
   const ta = clear($('grey-auto').tBodies[0]);
   for (const x of (P.grey.auto || []).filter((x) => matches(q, x.net)))
     ta.appendChild(el('tr', {}, el('td', {}, x.net), el('td', {}, String(x.passes)), el('td', {}, fmtTime(x.last_seen))));
@@ -616,6 +620,15 @@ function drawAccess() {
       el('td', {}, e.value), el('td', {}, e.note), el('td', {}, fmtTime(e.created)),
       el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: () => delAccess(e) } }, 'Remove'))));
   for (const b of tb.querySelectorAll('.badge')) b.textContent = b.className.includes('accept') ? 'allow' : 'deny';
+}
+
+/* Pass a triplet by hand (its next attempt goes through) or forget it. */
+async function greyHand(action, t) {
+  try {
+    await api('POST', '/api/greylist/' + action, { net: t.net, sender: t.sender, rcpt: t.rcpt });
+    flash((action === 'pass' ? 'Passed ' : 'Forgot ') + t.sender + ' to ' + t.rcpt);
+  } catch (e) { flash(e.message, true); }
+  await loadLists();
 }
 
 async function addAccess(listName, kind, value, note) {
