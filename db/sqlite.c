@@ -46,6 +46,7 @@ struct sq_each {
 		int	(*grey_auto)(void *, const struct db_grey_auto *);
 		int	(*verdict)(void *, const struct db_verdict_row *);
 		int	(*stat)(void *, const struct db_stat_row *);
+		int	(*rule_hit)(void *, const struct db_rule_hit *);
 		int	(*quar)(void *, const struct db_quar_row *);
 	} fn;
 	void	*arg;
@@ -88,6 +89,10 @@ static int	 sq_one_end(sqlite3 *h, sqlite3_stmt *st, int rc,
 static int	 sq_wstep(sqlite3_stmt *st, const char *what);
 static int	 sq_stat_bump(const char *name, long long minute, int n);
 static int	 sq_put_verdict(const struct db_vrow *v);
+static int	 sq_rule_hit_bump(const char *name, long long day, int n);
+static int	 sq_rule_hit_row(sqlite3_stmt *st, struct sq_each *e);
+static int	 sq_rule_hit_each(long long since_day, int (*fn)(void *,
+		    const struct db_rule_hit *), void *arg);
 static int	 sq_grey_run(const char *net, const char *sender,
 		    const char *rcpt, time_t now, db_grey_step_fn step,
 		    void *arg, int *answer);
@@ -266,6 +271,12 @@ static const struct sq_migration migrations[] = {
 	  "  nham INTEGER NOT NULL, ntokens INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	  "  epoch INTEGER NOT NULL);"
 	  "INSERT INTO bayes_meta VALUES (1, 0, 0, 0, 0, 0);" },
+	/* Matches per rule and UTC day (day = ts / 86400), by rule name so
+	 * that counts survive an edit and an import of the same rule. */
+	{ "rule hit counts",
+	  "CREATE TABLE rule_hits ("
+	  "  day INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
+	  "  PRIMARY KEY (name, day)) WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -647,6 +658,21 @@ sq_stat_bump(const char *name, long long minute, int n)
 }
 
 static int
+sq_rule_hit_bump(const char *name, long long day, int n)
+{
+	static const char sql[] = "INSERT INTO rule_hits (day, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name, day) DO UPDATE SET n = n + excluded.n";
+	sqlite3_stmt *st = sq_stmt_cached(&sq_wrc, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, day);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, n);
+	return sq_wstep(st, "count rule hits");
+}
+
+static int
 sq_put_verdict(const struct db_vrow *v)
 {
 	static const char sql[] =
@@ -735,6 +761,8 @@ sq_prune(time_t verdict_cut, time_t grey_cut)
 	struct { const char *sql; long long cut; } p[] = {
 		{ "DELETE FROM verdicts WHERE ts < ?1", verdict_cut },
 		{ "DELETE FROM stats WHERE minute < ?1", verdict_cut },
+		{ "DELETE FROM rule_hits WHERE day < ?1",
+		  verdict_cut / DB_DAY - DB_RULE_HIT_DAYS },
 		{ "DELETE FROM greylist WHERE last_seen < ?1", grey_cut },
 		{ "DELETE FROM grey_auto WHERE last_seen < ?1", grey_cut },
 	};
@@ -982,6 +1010,27 @@ sq_stat_each(time_t since, int (*fn)(void *, const struct db_stat_row *), void *
 
 	return sq_rows_by("SELECT minute, name, n FROM stats WHERE minute >= ?1"
 	    " ORDER BY minute, name", since, "read stats", sq_stat_row, &e);
+}
+
+static int
+sq_rule_hit_row(sqlite3_stmt *st, struct sq_each *e)
+{
+	struct db_rule_hit h = {
+		.name = sq_ctext(st, 0), .day = sqlite3_column_int64(st, 1),
+		.n = sqlite3_column_int64(st, 2),
+	};
+
+	return e->fn.rule_hit(e->arg, &h);
+}
+
+static int
+sq_rule_hit_each(long long since_day,
+    int (*fn)(void *, const struct db_rule_hit *), void *arg)
+{
+	struct sq_each e = { .fn.rule_hit = fn, .arg = arg };
+
+	return sq_rows_by("SELECT name, day, n FROM rule_hits WHERE day >= ?1"
+	    " ORDER BY name, day", since_day, "read rule hits", sq_rule_hit_row, &e);
 }
 
 /* ---------------------------------------------------------- access lists */
@@ -1829,6 +1878,7 @@ const struct db_backend db_sqlite = {
 	.probe = sq_probe,
 	.put_verdict = sq_put_verdict,
 	.put_stat = sq_stat_bump,
+	.put_rule_hit = sq_rule_hit_bump,
 	.grey_run = sq_grey_run,
 	.prune = sq_prune,
 	.bayes_batch = sq_bayes_batch,
@@ -1839,6 +1889,7 @@ const struct db_backend db_sqlite = {
 	.access_each = sq_access_each,
 	.verdict_each = sq_verdict_each,
 	.stat_each = sq_stat_each,
+	.rule_hit_each = sq_rule_hit_each,
 	.rule_version = sq_rule_version,
 	.rule_load = sq_rule_load,
 	.rule_get = sq_rule_get,

@@ -576,48 +576,60 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	return 0;
 }
 
-static void
-api_rules_list(struct web_resp *resp)
+/* The stored rules (only rule id when id > 0) as the list shows them, each
+ * with its "hits" (rowjson_rule_hits): an array, or NULL when the database
+ * failed. */
+static json_t *
+api_rules_read(long long id)
 {
 	struct rule_def *defs = NULL;
-	json_t *a;
+	json_t *a, *hits, *j;
 	size_t n = 0;
 
+	if ((hits = rowjson_rule_hits(time_wall())) == NULL)
+		return NULL;
 	if (db_rule_load(&defs, &n) == -1) {
-		web_error(resp, 503, "the database is not answering; see the log");
-		return;
+		json_decref(hits);
+		return NULL;
 	}
 	a = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, api_rule_json(&defs[i]));
+		if (id <= 0 || defs[i].id == id) {
+			j = api_rule_json(&defs[i]);
+			json_object_set_new(j, "hits", rowjson_rule_hit(hits, defs[i].name));
+			json_array_append_new(a, j);
+		}
 		rule_def_clear(&defs[i]);
 	}
 	free(defs);
-	web_json(resp, 200, json_pack("{s:o}", "rules", a));
+	json_decref(hits);
+	return a;
+}
+
+static void
+api_rules_list(struct web_resp *resp)
+{
+	json_t *a = api_rules_read(0);
+
+	if (a == NULL)
+		web_error(resp, 503, "the database is not answering; see the log");
+	else
+		web_json(resp, 200, json_pack("{s:o}", "rules", a));
 }
 
 /* GET /api/rules/{id}: the rule as the list shows it. */
 static void
 api_rules_get(struct web_resp *resp, long long id)
 {
-	struct rule_def *defs = NULL;
-	json_t *j = NULL;
-	size_t n = 0;
+	json_t *a = api_rules_read(id);
 
-	if (db_rule_load(&defs, &n) == -1) {
+	if (a == NULL)
 		web_error(resp, 503, "the database is not answering; see the log");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (defs[i].id == id)
-			j = api_rule_json(&defs[i]);
-		rule_def_clear(&defs[i]);
-	}
-	free(defs);
-	if (j == NULL)
+	else if (json_array_size(a) == 0)
 		web_error(resp, 404, "no rule %lld", id);
 	else
-		web_json(resp, 200, j);
+		web_json(resp, 200, json_incref(json_array_get(a, 0)));
+	json_decref(a);
 }
 
 /* POST (id 0) or PUT /api/rules/{id}. */

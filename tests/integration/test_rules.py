@@ -233,3 +233,62 @@ def test_starter_file_imported_at_first_start(make_postern, capture):
     p.start()
     assert "rules: 0 rules active" in p.log()
     p.stop()
+
+
+# ---- rules with numbers: hit counts and log-only rules (issue 15) ----
+
+def _rules_by_name(api):
+    status, _, d = api.get("/api/rules")
+    assert status == 200, d
+    return {r["name"]: r for r in d["rules"]}
+
+
+def test_rule_hit_counts_per_day():
+    """Every match is counted per UTC day: N messages matching one rule
+    make its today N, a rule that never matched stays 0; a day later the
+    hits move out of today but stay in days7 and the daily array."""
+    from webapi import Stack, send_mail
+    st = Stack(clock=True).start()
+    try:
+        api = st.bearer()
+        for rule in ({"name": "hit_me", "target": "subject", "pattern": "counted-\\d+",
+                      "action": "score", "score": 0.5},
+                     {"name": "never", "target": "subject", "pattern": "no-such-subject",
+                      "action": "score", "score": 1}):
+            status, _, d = api.post("/api/rules", rule)
+            assert status == 201, d
+        fresh = _rules_by_name(api)
+        assert fresh["hit_me"]["hits"] == {"today": 0, "days7": 0, "days30": 0,
+                                           "daily": [0] * 30}
+        n = 3
+        for i in range(n):
+            code, _ = send_mail(st.postern.port, "counted-%d" % i)
+            assert code == 250
+        # a message no rule matches counts nothing
+        assert send_mail(st.postern.port, "plain hello")[0] == 250
+        st.wait_verdict("plain hello")
+        for i in range(n):
+            v = st.wait_verdict("counted-%d" % i)
+            assert {"check": "rule", "result": "match", "score": 0.5,
+                    "reason": "hit_me"} in v["checks"]
+        wait_until(lambda: _rules_by_name(api)["hit_me"]["hits"]["today"] == n, 20,
+                   what="the hit counts to be written")
+        rules = _rules_by_name(api)
+        hits = rules["hit_me"]["hits"]
+        assert hits["days7"] == n and hits["days30"] == n
+        assert hits["daily"] == [0] * 29 + [n]
+        assert rules["never"]["hits"]["daily"] == [0] * 30
+        assert rules["never"]["hits"]["today"] == 0
+        # the single rule answers the same
+        status, _, one = api.get("/api/rules/%d" % rules["hit_me"]["id"])
+        assert status == 200 and one["hits"] == hits
+        # a day later (the test clock): yesterday's hits, none today
+        st.advance(86400)
+        hits = _rules_by_name(api)["hit_me"]["hits"]
+        assert hits["today"] == 0 and hits["days7"] == n and hits["days30"] == n
+        assert hits["daily"] == [0] * 28 + [n, 0]
+        # 30 days later they are out of the window
+        st.advance(30 * 86400)
+        assert _rules_by_name(api)["hit_me"]["hits"]["days30"] == 0
+    finally:
+        st.close()
