@@ -277,6 +277,10 @@ static const struct sq_migration migrations[] = {
 	  "CREATE TABLE rule_hits ("
 	  "  day INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
 	  "  PRIMARY KEY (name, day)) WITHOUT ROWID;" },
+	/* A log-only rule matches and is recorded, but adds no score and
+	 * takes no action (docs/rules.md). */
+	{ "rules: log-only",
+	  "ALTER TABLE rules ADD COLUMN log_only INTEGER NOT NULL DEFAULT 0;" },
 	/* Append new steps here. */
 };
 
@@ -1149,9 +1153,10 @@ sq_rule_row(sqlite3_stmt *st, struct rule_def *d)
 	d->action = xstrdup((const char *)sqlite3_column_text(st, 5));
 	d->score = sqlite3_column_double(st, 6);
 	d->enabled = sqlite3_column_int(st, 7);
+	d->log_only = sqlite3_column_int(st, 8);
 }
 
-#define SQ_RULE_COLS "id, name, target, pattern, flags, action, score, enabled"
+#define SQ_RULE_COLS "id, name, target, pattern, flags, action, score, enabled, log_only"
 
 static int
 sq_rule_load(struct rule_def **defs, size_t *n)
@@ -1201,7 +1206,8 @@ sq_rule_get(long long id, struct rule_def *out)
 	return sq_one_end(h, st, rc, "read rule");
 }
 
-/* Bind a rule's fields as ?1..?7 (name .. enabled) and ?8 = now. */
+/* Bind a rule's fields as ?1..?7 (name .. enabled), ?8 = now and ?10 =
+ * log_only (?9 is the id of an update). */
 static void
 sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
 {
@@ -1213,6 +1219,7 @@ sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
 	sqlite3_bind_double(st, 6, d->score);
 	sqlite3_bind_int(st, 7, d->enabled ? 1 : 0);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)time_wall());
+	sqlite3_bind_int(st, 10, d->log_only ? 1 : 0);
 }
 
 /* Run sql with a rule's fields bound (and ?9 = id when id > 0) on this
@@ -1247,7 +1254,8 @@ sq_rule_add(const struct rule_def *d)
 {
 	sqlite3 *h;
 	int rc = sq_rule_write(&h, "INSERT INTO rules (name, target, pattern, flags,"
-	    " action, score, enabled, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    " action, score, enabled, updated, log_only)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10)",
 	    d, 0, "add rule");
 
 	return rc < 0 ? rc : sqlite3_last_insert_rowid(h);
@@ -1259,7 +1267,7 @@ sq_rule_update(long long id, const struct rule_def *d)
 	sqlite3 *h;
 	int rc = sq_rule_write(&h, "UPDATE rules SET name = ?1, target = ?2,"
 	    " pattern = ?3, flags = ?4, action = ?5, score = ?6, enabled = ?7,"
-	    " updated = ?8 WHERE id = ?9", d, id, "update rule");
+	    " updated = ?8, log_only = ?10 WHERE id = ?9", d, id, "update rule");
 
 	return rc < 0 ? rc : sqlite3_changes(h) ? 0 : 1;
 }
@@ -1290,10 +1298,10 @@ sq_rule_import(const struct rule_def *defs, size_t n, int replace)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if ((st = sq_prep(h, "INSERT INTO rules (name, target, pattern, flags,"
-		    " action, score, enabled, updated)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO UPDATE"
+		    " action, score, enabled, updated, log_only)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10) ON CONFLICT (name) DO UPDATE"
 		    " SET target = ?2, pattern = ?3, flags = ?4, action = ?5, score = ?6,"
-		    " enabled = ?7, updated = ?8")) == NULL)
+		    " enabled = ?7, updated = ?8, log_only = ?10")) == NULL)
 			goto fail;
 		sq_rule_bind(st, &defs[i]);
 		if (sq_step_done(h, st, "import rule") == -1)

@@ -279,11 +279,22 @@ line_split(char *s, char *f[4], char *err, size_t errsz)
 	return 0;
 }
 
-/* "action" or "action score" into out. 0 or -1. */
+/* "action", "action score", either followed by "log-only", into out.
+ * 0 or -1. */
 static int
 line_action(char *s, struct rule_def *out, char *err, size_t errsz)
 {
-	char *sc = s + strcspn(s, " \t"), *end;
+	size_t len = strlen(s), olen = strlen(RULE_LOG_ONLY);
+	char *sc, *end;
+
+	/* The option is a word of its own after the action. */
+	if (len > olen && strcmp(s + len - olen, RULE_LOG_ONLY) == 0 &&
+	    (s[len - olen - 1] == ' ' || s[len - olen - 1] == '\t')) {
+		out->log_only = 1;
+		s[len - olen] = '\0';
+		s = trim(s);
+	}
+	sc = s + strcspn(s, " \t");
 
 	if (*sc != '\0') {
 		*sc++ = '\0';
@@ -345,8 +356,9 @@ rule_line_format(const struct rule_def *d)
 			if (strtod(sc, NULL) == d->score)
 				break;
 		}
-	return xasprintf("%s%s | %s | /%s/%s | %s%s\n", d->enabled ? "" : "!",
-	    d->name, d->target, d->pattern, d->flags ? d->flags : "", d->action, sc);
+	return xasprintf("%s%s | %s | /%s/%s | %s%s%s\n", d->enabled ? "" : "!",
+	    d->name, d->target, d->pattern, d->flags ? d->flags : "", d->action, sc,
+	    d->log_only ? " " RULE_LOG_ONLY : "");
 }
 
 int
@@ -704,6 +716,7 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 				h.name = r->def.name;
 				h.action = r->action;
 				h.score = r->def.score;
+				h.log_only = r->def.log_only;
 				h.target = r->target;
 				h.where = where;
 				hits++;

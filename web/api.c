@@ -526,10 +526,11 @@ api_access(struct web_req *r, struct web_resp *resp)
 static json_t *
 api_rule_json(const struct rule_def *d)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b}",
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}",
 	    "id", (json_int_t)d->id, "name", d->name, "target", d->target,
 	    "pattern", d->pattern, "flags", d->flags ? d->flags : "",
-	    "action", d->action, "score", d->score, "enabled", d->enabled);
+	    "action", d->action, "score", d->score, "enabled", d->enabled,
+	    "log_only", d->log_only);
 }
 
 /* A rule from JSON, every field checked and the pattern compiled: 0, or -1
@@ -540,16 +541,17 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	const char *name = NULL, *target = NULL, *pattern = NULL, *flags = "";
 	const char *action = "score";
 	json_t *score = NULL;
-	int enabled = 1;
+	int enabled = 1, log_only = 0;
 	char err[512];
 	long off;
 
 	memset(d, 0, sizeof(*d));
-	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s?s, s?o, s?b}", "name", &name,
+	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s?s, s?o, s?b, s?b}", "name", &name,
 	    "target", &target, "pattern", &pattern, "flags", &flags, "action", &action,
-	    "score", &score, "enabled", &enabled) == -1) {
+	    "score", &score, "enabled", &enabled, "log_only", &log_only) == -1) {
 		web_error(resp, 400, "a rule needs name, target and pattern strings; "
-		    "flags and action are strings, score a number, enabled a boolean");
+		    "flags and action are strings, score a number, enabled and "
+		    "log_only booleans");
 		return -1;
 	}
 	if (score != NULL && !json_is_number(score)) {
@@ -563,6 +565,7 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	d->action = xstrdup(action);
 	d->score = score ? json_number_value(score) : 0;
 	d->enabled = enabled;
+	d->log_only = log_only;
 	if (rule_def_check(d, err, sizeof(err)) == -1) {
 		rule_def_clear(d);
 		/* The editor marks where a pattern went wrong. */

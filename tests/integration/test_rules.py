@@ -292,3 +292,55 @@ def test_rule_hit_counts_per_day():
         assert _rules_by_name(api)["hit_me"]["hits"]["days30"] == 0
     finally:
         st.close()
+
+
+def test_log_only_rule_matches_without_acting():
+    """A log-only rule is recorded in the verdict and counted, but neither
+    its score nor its action applies; turned off through the API the same
+    rule acts."""
+    from webapi import Stack, send_mail
+    st = Stack().start()
+    try:
+        api = st.bearer()
+        status, _, base = api.post("/api/rules", {"name": "base", "target": "subject",
+                                                  "pattern": "watched", "action": "score",
+                                                  "score": 1.5})
+        assert status == 201, base
+        status, _, watch = api.post("/api/rules", {"name": "watch", "target": "subject",
+                                                   "pattern": "watched", "action": "reject",
+                                                   "score": 7, "log_only": True})
+        assert status == 201 and watch["log_only"] is True, watch
+        assert base["log_only"] is False
+        code, _ = send_mail(st.postern.port, "watched one")
+        assert code == 250
+        v = st.wait_verdict("watched one")
+        assert v["verdict"] in ("accept", "tag") and v["outcome"] == "accept", v
+        # the score is the other checks' sum (SPF and the like) with base's
+        # 1.5 and nothing of watch's 7
+        others = sum(c["score"] for c in v["checks"] if c.get("reason") not in ("base", "watch"))
+        assert v["score"] == pytest.approx(others + 1.5)
+        assert {"check": "rule", "result": "log-only", "score": 0,
+                "reason": "watch"} in v["checks"]
+        assert {"check": "rule", "result": "match", "score": 1.5,
+                "reason": "base"} in v["checks"]
+        wait_until(lambda: _rules_by_name(api)["watch"]["hits"]["today"] == 1, 20,
+                   what="the log-only rule's hit to be counted")
+        assert float(hdr(st.cap.wait_messages(1)[0], "X-Spam-Score")) == \
+            pytest.approx(v["score"])
+        # the same rule acting: rejected, with its score
+        status, _, d = api.put("/api/rules/%d" % watch["id"], dict(
+            {k: watch[k] for k in ("name", "target", "pattern", "action", "score")},
+            log_only=False))
+        assert status == 200 and d["log_only"] is False, d
+        code, text = send_mail(st.postern.port, "watched two")
+        assert code == 550 and "watch" in text
+        v = st.wait_verdict("watched two")
+        assert v["verdict"] == "reject"
+        assert {"check": "rule", "result": "match", "score": 7,
+                "reason": "watch"} in v["checks"]
+        # a log_only that is not a boolean is refused
+        status, _, d = api.post("/api/rules", {"name": "x", "target": "subject",
+                                               "pattern": "x", "log_only": "yes"})
+        assert status == 400 and "log_only" in d["error"]
+    finally:
+        st.close()
