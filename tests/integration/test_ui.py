@@ -370,3 +370,42 @@ def test_phone_width_has_no_page_overflow(st, drv, view):
     finally:
         drv.set_window_size(1280, 900)
     assert not csp_violations(drv)
+
+
+def test_rule_hits_sparkline_and_log_only_switch(st, drv):
+    """The rules page shows a rule's hits (today / 7 / 30 days) and a bar
+    per day; the editor's "Log only" box shows and clears the flag."""
+    api = st.bearer()
+    status, _, rule = api.post("/api/rules", {
+        "name": "ui_spark", "target": "subject", "pattern": "SPARK-HIT-\\d+",
+        "action": "reject", "score": 5, "log_only": True})
+    assert status == 201, rule
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "SPARK-HIT-%d" % i)
+        assert code == 250, text        # log-only: no reject
+    wait_until(lambda: [r for r in api.get("/api/rules")[2]["rules"]
+                        if r["name"] == "ui_spark"][0]["hits"]["today"] == 2, 20,
+               what="the hits to be counted")
+    logged_in(drv, st)
+    go(drv, st, "rules")
+    row = wait_el(drv, "#rule-table tbody tr", text="ui_spark")
+    assert "2 / 2 / 2" in row.text and "log-only" in row.text
+    bars = drv.execute_script(
+        "const r = [...document.querySelectorAll('#rule-table tbody tr')]"
+        "  .find(t => t.innerText.includes('ui_spark'));"
+        "return [...r.querySelectorAll('svg.spark rect')].map(b => +b.getAttribute('height'))")
+    assert len(bars) == 30 and bars[-1] == 16 and bars[:-1] == [0] * 29
+    shot(drv, "rules-hits")
+    # the editor shows the flag; clearing it and saving makes the rule act
+    click(drv, "#rule-table tbody tr", text="ui_spark")
+    wait_el(drv, "#rule-form")
+    assert drv.find_element(By.ID, "rule-logonly").is_selected()
+    wait_el(drv, "#rule-check.good", text="compiles")
+    drv.find_element(By.ID, "rule-logonly").click()
+    drv.find_element(By.ID, "rule-save").click()
+    wait_until(lambda: api.get("/api/rules/%d" % rule["id"])[2]["log_only"] is False, 10,
+               what="log_only to be cleared")
+    assert api.get("/api/rules/%d" % rule["id"])[2]["action"] == "reject"
+    assert not csp_violations(drv)
+    code, text = send_mail(st.postern.port, "SPARK-HIT-9")
+    assert code == 550 and "ui_spark" in text

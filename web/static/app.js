@@ -479,11 +479,41 @@ const picked = () => [...document.querySelectorAll('#quar-table .pick:checked')]
 
 /* ---------------------------------------------------------------- rules */
 
+/* A rule's last 30 days of hits as bars, oldest first; the title says the
+ * numbers. SVG attributes, not styles: the CSP allows no inline style. */
+const SVG = 'http://www.w3.org/2000/svg';
+function sparkline(daily) {
+  const w = 3, h = 16, max = Math.max(1, ...daily);
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('width', String(daily.length * w));
+  svg.setAttribute('height', String(h));
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'hits per day, last ' + daily.length + ' days: ' + daily.join(' '));
+  daily.forEach((n, i) => {
+    const bh = n ? Math.max(1, Math.round((n / max) * h)) : 0;
+    const r = document.createElementNS(SVG, 'rect');
+    r.setAttribute('x', String(i * w));
+    r.setAttribute('y', String(h - bh));
+    r.setAttribute('width', String(w - 1));
+    r.setAttribute('height', String(bh));
+    svg.appendChild(r);
+  });
+  return svg;
+}
+
+function hitsCell(hits) {
+  const h = hits || { today: 0, days7: 0, days30: 0, daily: [] };
+  return el('td', { class: 'hits', title: 'today / 7 days / 30 days' },
+    el('span', { class: 'num' }, h.today + ' / ' + h.days7 + ' / ' + h.days30), ' ',
+    sparkline(h.daily || []));
+}
+
 async function loadRules() {
   const r = await api('GET', '/api/rules');
   P.rules = r.rules || [];
   const tb = clear($('rule-table').tBodies[0]);
-  if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No rules yet.')));
+  if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'No rules yet.')));
   for (const rule of P.rules) {
     const on = el('input', { type: 'checkbox', checked: !!rule.enabled, 'aria-label': 'enabled' });
     on.addEventListener('click', (ev) => ev.stopPropagation());
@@ -491,7 +521,9 @@ async function loadRules() {
     tb.appendChild(el('tr', { on: { click: () => editRule(rule) } },
       el('td', {}, on), el('td', {}, rule.name), el('td', {}, rule.target),
       el('td', { class: 'mono subj' }, '/' + rule.pattern + '/' + (rule.flags || '')),
-      el('td', {}, badge(rule.action)), el('td', { class: 'num' }, fmtScore(rule.score)),
+      el('td', {}, badge(rule.action), rule.log_only ? ' ' : null,
+        rule.log_only ? el('span', { class: 'badge logonly' }, 'log-only') : null),
+      el('td', { class: 'num' }, fmtScore(rule.score)), hitsCell(rule.hits),
       el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: (ev) => { ev.stopPropagation(); deleteRule(rule); } } }, 'Delete'))));
   }
 }
@@ -500,7 +532,8 @@ function ruleFromForm() {
   const t = $('rule-target').value;
   return { name: $('rule-name').value.trim(), target: t === 'header' ? 'header:' + $('rule-header').value.trim() : t,
     pattern: $('rule-pattern').value, flags: $('rule-flags').value.trim(), action: $('rule-action').value,
-    score: parseFloat($('rule-score').value || '0') || 0, enabled: $('rule-enabled').checked };
+    score: parseFloat($('rule-score').value || '0') || 0, enabled: $('rule-enabled').checked,
+    log_only: $('rule-logonly').checked };
 }
 
 function editRule(rule) {
@@ -517,6 +550,7 @@ function editRule(rule) {
   $('rule-action').value = rule ? rule.action : 'score';
   $('rule-score').value = rule ? rule.score : 1;
   $('rule-enabled').checked = rule ? !!rule.enabled : true;
+  $('rule-logonly').checked = rule ? !!rule.log_only : false;
   $('rule-test-result').textContent = '';
   $('rule-form').hidden = false;
   checkRule();
