@@ -54,6 +54,8 @@ static void	 api_quarantine(struct web_req *, struct web_resp *, struct api_path
 static int	 api_limit(const struct web_req *, struct web_resp *, int *);
 static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
 static json_t	*api_rule_json(const struct rule_def *);
+static json_t	*api_rules_read(long long id);
+static json_t	*api_rule_saved(const struct rule_def *);
 static int	 api_is(const struct web_req *, const char *method);
 static void	 api_split(const char *path, struct api_path *);
 static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
@@ -664,9 +666,25 @@ api_rules_save(struct web_req *r, struct web_resp *resp, long long id)
 		web_error(resp, 404, "no rule %lld", id);
 	else {
 		d.id = got;
-		web_json(resp, id == 0 ? 201 : 200, api_rule_json(&d));
+		web_json(resp, id == 0 ? 201 : 200, api_rule_saved(&d));
 	}
 	rule_def_clear(&d);
+}
+
+/* A saved rule as GET answers it, hits included; when the hits cannot be
+ * read the save still stands, so the rule goes back without them. */
+static json_t *
+api_rule_saved(const struct rule_def *d)
+{
+	json_t *a = api_rules_read(d->id), *j;
+
+	if (a == NULL || json_array_size(a) != 1) {
+		json_decref(a);
+		return api_rule_json(d);
+	}
+	j = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return j;
 }
 
 /* POST /api/rules/test: {"rule": {...}, "message": "raw"} or

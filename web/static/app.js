@@ -490,6 +490,12 @@ function sparkline(daily) {
   svg.setAttribute('height', String(h));
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', 'hits per day, last ' + daily.length + ' days: ' + daily.join(' '));
+  const base = document.createElementNS(SVG, 'rect');
+  base.setAttribute('class', 'base');
+  base.setAttribute('y', String(h - 1));
+  base.setAttribute('width', String(daily.length * w));
+  base.setAttribute('height', '1');
+  svg.appendChild(base);
   daily.forEach((n, i) => {
     const bh = n ? Math.max(1, Math.round((n / max) * h)) : 0;
     const r = document.createElementNS(SVG, 'rect');
