@@ -87,6 +87,8 @@ static sqlite3_stmt *sq_prep(sqlite3 *h, const char *sql);
 static int	 sq_one_end(sqlite3 *h, sqlite3_stmt *st, int rc,
 		    const char *what);
 static int	 sq_wstep(sqlite3_stmt *st, const char *what);
+static int	 sq_bump(const char *sql, long long k, const char *name, int n,
+		    const char *what);
 static int	 sq_stat_bump(const char *name, long long minute, int n);
 static int	 sq_put_verdict(const struct db_vrow *v);
 static int	 sq_rule_hit_bump(const char *name, long long day, int n);
@@ -646,34 +648,35 @@ sq_wstep(sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+/* One UPSERT that adds n to a counter row keyed by (k, name), on the
+ * writer's cached statement. */
 static int
-sq_stat_bump(const char *name, long long minute, int n)
+sq_bump(const char *sql, long long k, const char *name, int n, const char *what)
 {
-	static const char sql[] = "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n";
 	sqlite3_stmt *st = sq_stmt_cached(&sq_wrc, sql);
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, minute);
+	sqlite3_bind_int64(st, 1, k);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n);
-	return sq_wstep(st, "count stats");
+	return sq_wstep(st, what);
+}
+
+static int
+sq_stat_bump(const char *name, long long minute, int n)
+{
+	return sq_bump("INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n",
+	    minute, name, n, "count stats");
 }
 
 static int
 sq_rule_hit_bump(const char *name, long long day, int n)
 {
-	static const char sql[] = "INSERT INTO rule_hits (day, name, n) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (name, day) DO UPDATE SET n = n + excluded.n";
-	sqlite3_stmt *st = sq_stmt_cached(&sq_wrc, sql);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, day);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, n);
-	return sq_wstep(st, "count rule hits");
+	return sq_bump("INSERT INTO rule_hits (day, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name, day) DO UPDATE SET n = n + excluded.n",
+	    day, name, n, "count rule hits");
 }
 
 static int
