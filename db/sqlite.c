@@ -24,7 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SQ_STMT_CACHE	16	/* prepared hot-path statements kept per connection */
+#define SQ_STMT_CACHE	24	/* prepared hot-path statements kept per connection */
 #define SQ_BAYES_CACHE_KB "131072"	/* page cache of a learning CLI process */
 
 /* A thread's connection and its prepared hot-path statements, keyed by

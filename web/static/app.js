@@ -382,12 +382,36 @@ function showVerdict(v, tr) {
       ['Ended at', v.stage], ['Our reply', v.reply], ['MTA reply', v.mta_reply],
       ['Time taken', v.ms + ' ms']]));
   d.appendChild(checksTable(v.checks));
+  d.appendChild(ruleFromButtons(v));
   const bb = bayesBox(v.checks);
   if (bb) d.appendChild(bb);
   d.dataset.vid = String(v.id);
   verdictLearn(v, d).catch(() => {});
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
+}
+
+/* "Make a rule from this": the rules editor opens pre-filled from the
+ * verdict's sender or subject (the text escaped, so the rule matches it
+ * literally), log-only so it can be watched first; for a quarantined
+ * message its id is filled in to test the rule against it before saving. */
+const reEscape = (s) => s.replace(/[.*+?^${}()|[\]\\\/]/g, '\\$&');
+const ruleName = (prefix, s) => (prefix + s.replace(/[^A-Za-z0-9_.-]+/g, '_')).slice(0, 64);
+
+function ruleFrom(v, kind) {
+  const qm = /quarantined as ([A-Za-z0-9_-]+)/.exec((v.backend_reply || '') + ' ' + (v.reply || ''));
+  const rule = kind === 'sender'
+    ? { name: ruleName('sender_', v.mail_from), target: 'mail_from', pattern: '^' + reEscape(v.mail_from) + '$', flags: 'i' }
+    : { name: ruleName('subject_', v.subject), target: 'subject', pattern: reEscape(v.subject), flags: 'i' };
+  P.prefill = Object.assign(rule, { action: 'score', score: 1, enabled: true, log_only: true,
+    test_qid: qm ? qm[1] : '' });
+  location.hash = '#rules';
+}
+
+function ruleFromButtons(v) {
+  return el('div', { class: 'row rule-from' }, 'Make a rule from this: ',
+    v.mail_from ? el('button', { type: 'button', class: 'small ghost', on: { click: () => ruleFrom(v, 'sender') } }, 'sender') : null,
+    v.subject ? el('button', { type: 'button', class: 'small ghost', on: { click: () => ruleFrom(v, 'subject') } }, 'subject') : null);
 }
 
 /* ----------------------------------------------------------- quarantine */
@@ -532,6 +556,7 @@ async function loadRules() {
       el('td', { class: 'num' }, fmtScore(rule.score)), hitsCell(rule.hits),
       el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: (ev) => { ev.stopPropagation(); deleteRule(rule); } } }, 'Delete'))));
   }
+  if (P.prefill) { editRule(P.prefill); P.prefill = null; }
 }
 
 function ruleFromForm() {
@@ -543,8 +568,8 @@ function ruleFromForm() {
 }
 
 function editRule(rule) {
-  P.editing = rule ? rule.id : 0;
-  $('rule-form-title').textContent = rule ? 'Edit rule ' + rule.name : 'New rule';
+  P.editing = rule && rule.id ? rule.id : 0;
+  $('rule-form-title').textContent = P.editing ? 'Edit rule ' + rule.name : 'New rule';
   const target = rule ? rule.target : 'subject';
   const isHeader = target.startsWith('header:');
   $('rule-name').value = rule ? rule.name : '';
@@ -558,6 +583,8 @@ function editRule(rule) {
   $('rule-enabled').checked = rule ? !!rule.enabled : true;
   $('rule-logonly').checked = rule ? !!rule.log_only : false;
   $('rule-test-result').textContent = '';
+  $('rule-test-qid').value = rule && rule.test_qid ? rule.test_qid : '';
+  if (rule && rule.test_qid) $('rule-test-box').open = true;
   $('rule-form').hidden = false;
   checkRule();
   $('rule-name').focus();
