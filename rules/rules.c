@@ -259,8 +259,9 @@ trim(char *s)
 	return s;
 }
 
-/* Split "name | target | /pattern/flags | action [score]" in place on the
- * first two bars and the last one (the pattern may hold '|'). 0 or -1. */
+/* Split "name | target | /pattern/flags | action [score] [log-only]" in
+ * place on the first two bars and the last one (the pattern may hold '|').
+ * 0 or -1. */
 static int
 line_split(char *s, char *f[4], char *err, size_t errsz)
 {
@@ -268,7 +269,8 @@ line_split(char *s, char *f[4], char *err, size_t errsz)
 
 	if ((b1 = strchr(s, '|')) == NULL || (b2 = strchr(b1 + 1, '|')) == NULL ||
 	    (b3 = strrchr(b2 + 1, '|')) == NULL) {
-		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+		snprintf(err, errsz, "expected: name | target | /pattern/flags | "
+		    "action [score] [log-only]");
 		return -1;
 	}
 	*b1 = *b2 = *b3 = '\0';

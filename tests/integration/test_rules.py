@@ -77,6 +77,7 @@ bad_sender | mail_from | /@spam\.example$/ | reject
 bad_helo | helo | /^\d+\.\d+\.\d+\.\d+$/ | score 1
 exe | attachment | /\.exe$/i | reject 1
 postmaster | rcpt_to | /^blocked@/ | tempfail
+watch_only | subject | /^never-sent$/ | reject 2 log-only
 """
 
 
