@@ -34,7 +34,7 @@ rules_export(void)
 
 	if (db_rule_load(&defs, &n) == -1)
 		return 1;
-	printf("# name | target | /pattern/flags | action [score]\n");
+	printf("# name | target | /pattern/flags | action [score] [log-only]\n");
 	for (size_t i = 0; i < n; i++) {
 		char *l = rule_line_format(&defs[i]);
 		fputs(l, stdout);

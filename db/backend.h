@@ -11,6 +11,7 @@
  * - open/close: the thread calling db_open()/db_close(). open(writer = 1)
  *   also prepares the connection the writer thread will use.
  * - begin, commit, rollback, retryable, probe, put_verdict, put_stat,
+ *   put_rule_hit,
  *   grey_run, bayes_batch: the writer thread only, between begin and
  *   commit/rollback (probe and prune outside a batch too). Each returns 0
  *   or -1 (logged); after -1, retryable() says whether the failure was the
@@ -45,7 +46,8 @@ enum db_vtext {
 /* A verdict row ready to store: one allocation for its strings, text
  * column k at text + off[k], NUL-terminated (its length is off[k + 1] -
  * off[k] - 1); DB_V_RCPTS and DB_V_CHECKS hold JSON text. From
- * off[DB_V_NTEXT] come the nstats counter names the row bumps. */
+ * off[DB_V_NTEXT] come the nstats counter names the row bumps, then the
+ * nhits names of the rules it counts a hit for. */
 struct db_vrow {
 	time_t		 ts;
 	long long	 size;
@@ -54,6 +56,7 @@ struct db_vrow {
 	char		*text;
 	size_t		 off[DB_V_NTEXT + 1];
 	int		 nstats;
+	int		 nhits;
 };
 
 struct db_backend {
@@ -73,6 +76,7 @@ struct db_backend {
 	int	(*probe)(void);		/* can a write transaction start? */
 	int	(*put_verdict)(const struct db_vrow *);
 	int	(*put_stat)(const char *name, long long minute, int n);
+	int	(*put_rule_hit)(const char *name, long long day, int n);
 	/* read the triplet, call step, store the row (and the auto-allow
 	 * count); *answer is step's value */
 	int	(*grey_run)(const char *net, const char *sender, const char *rcpt,
@@ -96,6 +100,8 @@ struct db_backend {
 		    int (*)(void *, const struct db_verdict_row *), void *);
 	int	(*stat_each)(time_t since,
 		    int (*)(void *, const struct db_stat_row *), void *);
+	int	(*rule_hit_each)(long long since_day,
+		    int (*)(void *, const struct db_rule_hit *), void *);
 	long long (*rule_version)(void);
 	int	(*rule_load)(struct rule_def **, size_t *);
 	int	(*rule_get)(long long id, struct rule_def *);

@@ -617,6 +617,9 @@ db_run_verdict(struct db_job *j)
 	for (int i = 0; i < v->nstats; i++, name += strlen(name) + 1)
 		if (db_stat_acc(name, v->ts, 1) == -1)
 			return -1;
+	for (int i = 0; i < v->nhits; i++, name += strlen(name) + 1)
+		if (db_be->put_rule_hit(name, (long long)(v->ts / DB_DAY), 1) == -1)
+			return -1;
 	return 0;
 }
 
@@ -714,6 +717,28 @@ db_verdict_stats(struct jsonw *w, const struct db_verdict *v)
 	return 2 + v->nchecks;
 }
 
+/* The rules a verdict counts a hit for, each NUL-terminated: the reason of
+ * every "rule" check (policy/rulecheck.c names the rule there; its "N more
+ * rules" sum has spaces, which no rule name has). Their number. */
+static int
+db_verdict_hits(struct jsonw *w, const struct db_verdict *v)
+{
+	int n = 0;
+
+	for (int i = 0; i < v->nchecks; i++) {
+		const struct db_check *c = &v->checks[i];
+
+		if (c->check == NULL || strcmp(c->check, "rule") != 0 ||
+		    c->reason == NULL || *c->reason == '\0' ||
+		    strchr(c->reason, ' ') != NULL)
+			continue;
+		db_wstr(w, c->reason);
+		JSONW_LIT(w, "\0");
+		n++;
+	}
+	return n;
+}
+
 /* The row's strings go into one buffer, written in one pass: the JSON
  * columns by jsonw (not a jansson tree: ~80k instructions a message, see
  * jsonw.c), the rest copied as they are. */
@@ -744,6 +769,7 @@ db_verdict_add(const struct db_verdict *v)
 	}
 	j->u.v.off[DB_V_NTEXT] = w.len;
 	j->u.v.nstats = db_verdict_stats(&w, v);
+	j->u.v.nhits = db_verdict_hits(&w, v);
 	j->u.v.text = jsonw_take(&w, NULL);
 	j->u.v.ts = v->ts;
 	j->u.v.size = (long long)v->size;
@@ -1043,6 +1069,13 @@ int
 db_stat_each(time_t since, int (*fn)(void *, const struct db_stat_row *), void *arg)
 {
 	return db_be->stat_each(since, fn, arg);
+}
+
+int
+db_rule_hit_each(long long since_day,
+    int (*fn)(void *, const struct db_rule_hit *), void *arg)
+{
+	return db_be->rule_hit_each(since_day, fn, arg);
 }
 
 long long

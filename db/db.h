@@ -247,6 +247,24 @@ int	 db_rule_delete(long long id);
  * replace, rules not in the list are deleted. 0 or -1 (nothing changed). */
 int	 db_rule_import(const struct rule_def *, size_t n, int replace);
 
+/* --- rule hit counts --------------------------------------------------- */
+
+/* One rule's matches on one UTC day (day = ts / DB_DAY). Each "rule" check
+ * of a verdict row that names a rule counts one, written by the writer in
+ * the batch that stores the row (never on the SMTP path). */
+#define DB_DAY	86400
+/* Days of counts kept past the verdict log's age (the API shows 30). */
+#define DB_RULE_HIT_DAYS	31
+struct db_rule_hit {
+	const char *name;
+	long long day;
+	long long n;
+};
+/* Counts of days from since_day on, by name then day, through fn as
+ * db_verdict_each does. 0, fn's non-zero, or -1. */
+int	 db_rule_hit_each(long long since_day,
+	    int (*fn)(void *arg, const struct db_rule_hit *), void *arg);
+
 /* --- quarantine ------------------------------------------------------- */
 
 /* A message going into quarantine. Everything is copied. */

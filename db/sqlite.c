@@ -24,7 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SQ_STMT_CACHE	16	/* prepared hot-path statements kept per connection */
+#define SQ_STMT_CACHE	24	/* prepared hot-path statements kept per connection */
 #define SQ_BAYES_CACHE_KB "131072"	/* page cache of a learning CLI process */
 
 /* A thread's connection and its prepared hot-path statements, keyed by
@@ -46,6 +46,7 @@ struct sq_each {
 		int	(*grey_auto)(void *, const struct db_grey_auto *);
 		int	(*verdict)(void *, const struct db_verdict_row *);
 		int	(*stat)(void *, const struct db_stat_row *);
+		int	(*rule_hit)(void *, const struct db_rule_hit *);
 		int	(*quar)(void *, const struct db_quar_row *);
 	} fn;
 	void	*arg;
@@ -86,8 +87,14 @@ static sqlite3_stmt *sq_prep(sqlite3 *h, const char *sql);
 static int	 sq_one_end(sqlite3 *h, sqlite3_stmt *st, int rc,
 		    const char *what);
 static int	 sq_wstep(sqlite3_stmt *st, const char *what);
+static int	 sq_bump(const char *sql, long long k, const char *name, int n,
+		    const char *what);
 static int	 sq_stat_bump(const char *name, long long minute, int n);
 static int	 sq_put_verdict(const struct db_vrow *v);
+static int	 sq_rule_hit_bump(const char *name, long long day, int n);
+static int	 sq_rule_hit_row(sqlite3_stmt *st, struct sq_each *e);
+static int	 sq_rule_hit_each(long long since_day, int (*fn)(void *,
+		    const struct db_rule_hit *), void *arg);
 static int	 sq_grey_run(const char *net, const char *sender,
 		    const char *rcpt, time_t now, db_grey_step_fn step,
 		    void *arg, int *answer);
@@ -271,6 +278,16 @@ static const struct sq_migration migrations[] = {
 	/* Rows from before count as one attempt: at least that was made. */
 	{ "greylist: attempts",
 	  "ALTER TABLE greylist ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;" },
+	/* Matches per rule and UTC day (day = ts / 86400), by rule name so
+	 * that counts survive an edit and an import of the same rule. */
+	{ "rule hit counts",
+	  "CREATE TABLE rule_hits ("
+	  "  day INTEGER NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
+	  "  PRIMARY KEY (name, day)) WITHOUT ROWID;" },
+	/* A log-only rule matches and is recorded, but adds no score and
+	 * takes no action (docs/rules.md). */
+	{ "rules: log-only",
+	  "ALTER TABLE rules ADD COLUMN log_only INTEGER NOT NULL DEFAULT 0;" },
 	/* Append new steps here. */
 };
 
@@ -636,19 +653,35 @@ sq_wstep(sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+/* One UPSERT that adds n to a counter row keyed by (k, name), on the
+ * writer's cached statement. */
 static int
-sq_stat_bump(const char *name, long long minute, int n)
+sq_bump(const char *sql, long long k, const char *name, int n, const char *what)
 {
-	static const char sql[] = "INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
-	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n";
 	sqlite3_stmt *st = sq_stmt_cached(&sq_wrc, sql);
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, minute);
+	sqlite3_bind_int64(st, 1, k);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n);
-	return sq_wstep(st, "count stats");
+	return sq_wstep(st, what);
+}
+
+static int
+sq_stat_bump(const char *name, long long minute, int n)
+{
+	return sq_bump("INSERT INTO stats (minute, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (minute, name) DO UPDATE SET n = n + excluded.n",
+	    minute, name, n, "count stats");
+}
+
+static int
+sq_rule_hit_bump(const char *name, long long day, int n)
+{
+	return sq_bump("INSERT INTO rule_hits (day, name, n) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name, day) DO UPDATE SET n = n + excluded.n",
+	    day, name, n, "count rule hits");
 }
 
 static int
@@ -742,6 +775,8 @@ sq_prune(time_t verdict_cut, time_t grey_cut)
 	struct { const char *sql; long long cut; } p[] = {
 		{ "DELETE FROM verdicts WHERE ts < ?1", verdict_cut },
 		{ "DELETE FROM stats WHERE minute < ?1", verdict_cut },
+		{ "DELETE FROM rule_hits WHERE day < ?1",
+		  verdict_cut / DB_DAY - DB_RULE_HIT_DAYS },
 		{ "DELETE FROM greylist WHERE last_seen < ?1", grey_cut },
 		{ "DELETE FROM grey_auto WHERE last_seen < ?1", grey_cut },
 	};
@@ -993,6 +1028,27 @@ sq_stat_each(time_t since, int (*fn)(void *, const struct db_stat_row *), void *
 	    " ORDER BY minute, name", since, "read stats", sq_stat_row, &e);
 }
 
+static int
+sq_rule_hit_row(sqlite3_stmt *st, struct sq_each *e)
+{
+	struct db_rule_hit h = {
+		.name = sq_ctext(st, 0), .day = sqlite3_column_int64(st, 1),
+		.n = sqlite3_column_int64(st, 2),
+	};
+
+	return e->fn.rule_hit(e->arg, &h);
+}
+
+static int
+sq_rule_hit_each(long long since_day,
+    int (*fn)(void *, const struct db_rule_hit *), void *arg)
+{
+	struct sq_each e = { .fn.rule_hit = fn, .arg = arg };
+
+	return sq_rows_by("SELECT name, day, n FROM rule_hits WHERE day >= ?1"
+	    " ORDER BY name, day", since_day, "read rule hits", sq_rule_hit_row, &e);
+}
+
 /* ---------------------------------------------------------- access lists */
 
 /* ?1 list, ?2 kind, ?3 value (lower-cased by db.c). */
@@ -1126,9 +1182,10 @@ sq_rule_row(sqlite3_stmt *st, struct rule_def *d)
 	d->action = xstrdup((const char *)sqlite3_column_text(st, 5));
 	d->score = sqlite3_column_double(st, 6);
 	d->enabled = sqlite3_column_int(st, 7);
+	d->log_only = sqlite3_column_int(st, 8);
 }
 
-#define SQ_RULE_COLS "id, name, target, pattern, flags, action, score, enabled"
+#define SQ_RULE_COLS "id, name, target, pattern, flags, action, score, enabled, log_only"
 
 static int
 sq_rule_load(struct rule_def **defs, size_t *n)
@@ -1178,7 +1235,8 @@ sq_rule_get(long long id, struct rule_def *out)
 	return sq_one_end(h, st, rc, "read rule");
 }
 
-/* Bind a rule's fields as ?1..?7 (name .. enabled) and ?8 = now. */
+/* Bind a rule's fields as ?1..?7 (name .. enabled), ?8 = now and ?10 =
+ * log_only (?9 is the id of an update). */
 static void
 sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
 {
@@ -1190,6 +1248,7 @@ sq_rule_bind(sqlite3_stmt *st, const struct rule_def *d)
 	sqlite3_bind_double(st, 6, d->score);
 	sqlite3_bind_int(st, 7, d->enabled ? 1 : 0);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)time_wall());
+	sqlite3_bind_int(st, 10, d->log_only ? 1 : 0);
 }
 
 /* Run sql with a rule's fields bound (and ?9 = id when id > 0) on this
@@ -1224,7 +1283,8 @@ sq_rule_add(const struct rule_def *d)
 {
 	sqlite3 *h;
 	int rc = sq_rule_write(&h, "INSERT INTO rules (name, target, pattern, flags,"
-	    " action, score, enabled, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    " action, score, enabled, updated, log_only)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10)",
 	    d, 0, "add rule");
 
 	return rc < 0 ? rc : sqlite3_last_insert_rowid(h);
@@ -1236,7 +1296,7 @@ sq_rule_update(long long id, const struct rule_def *d)
 	sqlite3 *h;
 	int rc = sq_rule_write(&h, "UPDATE rules SET name = ?1, target = ?2,"
 	    " pattern = ?3, flags = ?4, action = ?5, score = ?6, enabled = ?7,"
-	    " updated = ?8 WHERE id = ?9", d, id, "update rule");
+	    " updated = ?8, log_only = ?10 WHERE id = ?9", d, id, "update rule");
 
 	return rc < 0 ? rc : sqlite3_changes(h) ? 0 : 1;
 }
@@ -1267,10 +1327,10 @@ sq_rule_import(const struct rule_def *defs, size_t n, int replace)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if ((st = sq_prep(h, "INSERT INTO rules (name, target, pattern, flags,"
-		    " action, score, enabled, updated)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO UPDATE"
+		    " action, score, enabled, updated, log_only)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10) ON CONFLICT (name) DO UPDATE"
 		    " SET target = ?2, pattern = ?3, flags = ?4, action = ?5, score = ?6,"
-		    " enabled = ?7, updated = ?8")) == NULL)
+		    " enabled = ?7, updated = ?8, log_only = ?10")) == NULL)
 			goto fail;
 		sq_rule_bind(st, &defs[i]);
 		if (sq_step_done(h, st, "import rule") == -1)
@@ -1855,6 +1915,7 @@ const struct db_backend db_sqlite = {
 	.probe = sq_probe,
 	.put_verdict = sq_put_verdict,
 	.put_stat = sq_stat_bump,
+	.put_rule_hit = sq_rule_hit_bump,
 	.grey_run = sq_grey_run,
 	.prune = sq_prune,
 	.bayes_batch = sq_bayes_batch,
@@ -1865,6 +1926,7 @@ const struct db_backend db_sqlite = {
 	.access_each = sq_access_each,
 	.verdict_each = sq_verdict_each,
 	.stat_each = sq_stat_each,
+	.rule_hit_each = sq_rule_hit_each,
 	.rule_version = sq_rule_version,
 	.rule_load = sq_rule_load,
 	.rule_get = sq_rule_get,

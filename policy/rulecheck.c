@@ -6,7 +6,8 @@
  * test) at RCPT, content targets at DATA. Every matching rule adds a
  * "rule"/"match" result named after it, with its score. When several rules
  * with actions match in one stage the most severe wins:
- * reject > tempfail > quarantine > accept. A quarantine action met before
+ * reject > tempfail > quarantine > accept. A log-only rule adds a
+ * "rule"/"log-only" result with score 0 and nothing else. A quarantine action met before
  * DATA is remembered and applied at DATA (only a whole message can be
  * quarantined).
  *
@@ -195,6 +196,15 @@ rc_hit(void *arg, const struct rule_hit *h)
 {
 	struct rc_state *s = arg;
 
+	/* Watched, not acting: recorded (and counted by db/) under a result
+	 * of its own, with no score and no action. */
+	if (h->log_only) {
+		if (s->named < RULECHECK_MAX_NAMED) {
+			pol_result_add(s->ps, "rule", RULE_LOG_ONLY, 0, NULL, "%s", h->name);
+			s->named++;
+		}
+		return;
+	}
 	if (s->named < RULECHECK_MAX_NAMED) {
 		pol_result_add(s->ps, "rule", "match", h->score, NULL, "%s", h->name);
 		s->named++;

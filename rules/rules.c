@@ -259,8 +259,9 @@ trim(char *s)
 	return s;
 }
 
-/* Split "name | target | /pattern/flags | action [score]" in place on the
- * first two bars and the last one (the pattern may hold '|'). 0 or -1. */
+/* Split "name | target | /pattern/flags | action [score] [log-only]" in
+ * place on the first two bars and the last one (the pattern may hold '|').
+ * 0 or -1. */
 static int
 line_split(char *s, char *f[4], char *err, size_t errsz)
 {
@@ -268,7 +269,8 @@ line_split(char *s, char *f[4], char *err, size_t errsz)
 
 	if ((b1 = strchr(s, '|')) == NULL || (b2 = strchr(b1 + 1, '|')) == NULL ||
 	    (b3 = strrchr(b2 + 1, '|')) == NULL) {
-		snprintf(err, errsz, "expected: name | target | /pattern/flags | action [score]");
+		snprintf(err, errsz, "expected: name | target | /pattern/flags | "
+		    "action [score] [log-only]");
 		return -1;
 	}
 	*b1 = *b2 = *b3 = '\0';
@@ -279,11 +281,22 @@ line_split(char *s, char *f[4], char *err, size_t errsz)
 	return 0;
 }
 
-/* "action" or "action score" into out. 0 or -1. */
+/* "action", "action score", either followed by "log-only", into out.
+ * 0 or -1. */
 static int
 line_action(char *s, struct rule_def *out, char *err, size_t errsz)
 {
-	char *sc = s + strcspn(s, " \t"), *end;
+	size_t len = strlen(s), olen = strlen(RULE_LOG_ONLY);
+	char *sc, *end;
+
+	/* The option is a word of its own after the action. */
+	if (len > olen && strcmp(s + len - olen, RULE_LOG_ONLY) == 0 &&
+	    (s[len - olen - 1] == ' ' || s[len - olen - 1] == '\t')) {
+		out->log_only = 1;
+		s[len - olen] = '\0';
+		s = trim(s);
+	}
+	sc = s + strcspn(s, " \t");
 
 	if (*sc != '\0') {
 		*sc++ = '\0';
@@ -345,8 +358,9 @@ rule_line_format(const struct rule_def *d)
 			if (strtod(sc, NULL) == d->score)
 				break;
 		}
-	return xasprintf("%s%s | %s | /%s/%s | %s%s\n", d->enabled ? "" : "!",
-	    d->name, d->target, d->pattern, d->flags ? d->flags : "", d->action, sc);
+	return xasprintf("%s%s | %s | /%s/%s | %s%s%s\n", d->enabled ? "" : "!",
+	    d->name, d->target, d->pattern, d->flags ? d->flags : "", d->action, sc,
+	    d->log_only ? " " RULE_LOG_ONLY : "");
 }
 
 int
@@ -704,6 +718,7 @@ rule_set_eval(const struct rule_set *rs, const struct rule_input *in,
 				h.name = r->def.name;
 				h.action = r->action;
 				h.score = r->def.score;
+				h.log_only = r->def.log_only;
 				h.target = r->target;
 				h.where = where;
 				hits++;

@@ -36,6 +36,8 @@ struct rule_set;
 #define RULE_MAX_RULES		20000	/* rules in one set */
 /* A header name is RFC 5322 2.2 ftext; RFC 5322 2.1.1 caps a line at 998. */
 #define RULE_MAX_HEADER_NAME	76
+/* The option word after a rule's action (and score) in the text format. */
+#define RULE_LOG_ONLY	"log-only"
 
 enum rule_target {
 	RULE_HEADER = 0,	/* header:<Name>, every field of that name */
@@ -77,6 +79,7 @@ struct rule_def {
 	char	*action;	/* "score", "accept", ... */
 	double	 score;
 	int	 enabled;
+	int	 log_only;	/* matches and is recorded; no score, no action */
 };
 
 /* Options for building a set (from conf rules.*). */
@@ -102,6 +105,7 @@ struct rule_hit {
 	const char *name;
 	enum rule_action action;
 	double	 score;
+	int	 log_only;	/* the rule's: callers apply neither of the two */
 	enum rule_target target;
 	const char *where;	/* "subject", "header:Received[2]", "body[0]", "url[3]" */
 	const char *item;	/* the text matched against */
@@ -124,8 +128,9 @@ int	 rule_def_check(const struct rule_def *, char *err, size_t errsz);
 
 /*
  * The text format, one rule per line (docs/rules.md):
- *   name | target | /pattern/flags | action [score]
- * '#' starts a comment line; a leading '!' marks a disabled rule.
+ *   name | target | /pattern/flags | action [score] [log-only]
+ * '#' starts a comment line; a leading '!' marks a disabled rule; a
+ * trailing word log-only sets log_only.
  * rule_line_parse: 1 and *out filled, 0 for a blank/comment line, -1 with
  * err. rule_line_format: the line for a rule, with '\n' (xmalloc'd).
  */

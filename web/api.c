@@ -56,6 +56,8 @@ static void	 api_quarantine(struct web_req *, struct web_resp *, struct api_path
 static int	 api_limit(const struct web_req *, struct web_resp *, int *);
 static int	 api_rule_from_json(json_t *, struct rule_def *, struct web_resp *);
 static json_t	*api_rule_json(const struct rule_def *);
+static json_t	*api_rules_read(long long id);
+static json_t	*api_rule_saved(const struct rule_def *);
 static int	 api_is(const struct web_req *, const char *method);
 static void	 api_split(const char *path, struct api_path *);
 static int	 api_arg_ll(const struct web_req *, struct web_resp *, const char *name,
@@ -572,10 +574,11 @@ api_access(struct web_req *r, struct web_resp *resp)
 static json_t *
 api_rule_json(const struct rule_def *d)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b}",
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}",
 	    "id", (json_int_t)d->id, "name", d->name, "target", d->target,
 	    "pattern", d->pattern, "flags", d->flags ? d->flags : "",
-	    "action", d->action, "score", d->score, "enabled", d->enabled);
+	    "action", d->action, "score", d->score, "enabled", d->enabled,
+	    "log_only", d->log_only);
 }
 
 /* A rule from JSON, every field checked and the pattern compiled: 0, or -1
@@ -586,16 +589,17 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	const char *name = NULL, *target = NULL, *pattern = NULL, *flags = "";
 	const char *action = "score";
 	json_t *score = NULL;
-	int enabled = 1;
+	int enabled = 1, log_only = 0;
 	char err[512];
 	long off;
 
 	memset(d, 0, sizeof(*d));
-	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s?s, s?o, s?b}", "name", &name,
+	if (json_unpack(j, "{s:s, s:s, s:s, s?s, s?s, s?o, s?b, s?b}", "name", &name,
 	    "target", &target, "pattern", &pattern, "flags", &flags, "action", &action,
-	    "score", &score, "enabled", &enabled) == -1) {
+	    "score", &score, "enabled", &enabled, "log_only", &log_only) == -1) {
 		web_error(resp, 400, "a rule needs name, target and pattern strings; "
-		    "flags and action are strings, score a number, enabled a boolean");
+		    "flags and action are strings, score a number, enabled and "
+		    "log_only booleans");
 		return -1;
 	}
 	if (score != NULL && !json_is_number(score)) {
@@ -609,6 +613,7 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	d->action = xstrdup(action);
 	d->score = score ? json_number_value(score) : 0;
 	d->enabled = enabled;
+	d->log_only = log_only;
 	if (rule_def_check(d, err, sizeof(err)) == -1) {
 		rule_def_clear(d);
 		/* The editor marks where a pattern went wrong. */
@@ -622,48 +627,60 @@ api_rule_from_json(json_t *j, struct rule_def *d, struct web_resp *resp)
 	return 0;
 }
 
-static void
-api_rules_list(struct web_resp *resp)
+/* The stored rules (only rule id when id > 0) as the list shows them, each
+ * with its "hits" (rowjson_rule_hits): an array, or NULL when the database
+ * failed. */
+static json_t *
+api_rules_read(long long id)
 {
 	struct rule_def *defs = NULL;
-	json_t *a;
+	json_t *a, *hits, *j;
 	size_t n = 0;
 
+	if ((hits = rowjson_rule_hits(time_wall())) == NULL)
+		return NULL;
 	if (db_rule_load(&defs, &n) == -1) {
-		web_error(resp, 503, "the database is not answering; see the log");
-		return;
+		json_decref(hits);
+		return NULL;
 	}
 	a = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, api_rule_json(&defs[i]));
+		if (id <= 0 || defs[i].id == id) {
+			j = api_rule_json(&defs[i]);
+			json_object_set_new(j, "hits", rowjson_rule_hit(hits, defs[i].name));
+			json_array_append_new(a, j);
+		}
 		rule_def_clear(&defs[i]);
 	}
 	free(defs);
-	web_json(resp, 200, json_pack("{s:o}", "rules", a));
+	json_decref(hits);
+	return a;
+}
+
+static void
+api_rules_list(struct web_resp *resp)
+{
+	json_t *a = api_rules_read(0);
+
+	if (a == NULL)
+		web_error(resp, 503, "the database is not answering; see the log");
+	else
+		web_json(resp, 200, json_pack("{s:o}", "rules", a));
 }
 
 /* GET /api/rules/{id}: the rule as the list shows it. */
 static void
 api_rules_get(struct web_resp *resp, long long id)
 {
-	struct rule_def *defs = NULL;
-	json_t *j = NULL;
-	size_t n = 0;
+	json_t *a = api_rules_read(id);
 
-	if (db_rule_load(&defs, &n) == -1) {
+	if (a == NULL)
 		web_error(resp, 503, "the database is not answering; see the log");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (defs[i].id == id)
-			j = api_rule_json(&defs[i]);
-		rule_def_clear(&defs[i]);
-	}
-	free(defs);
-	if (j == NULL)
+	else if (json_array_size(a) == 0)
 		web_error(resp, 404, "no rule %lld", id);
 	else
-		web_json(resp, 200, j);
+		web_json(resp, 200, json_incref(json_array_get(a, 0)));
+	json_decref(a);
 }
 
 /* POST (id 0) or PUT /api/rules/{id}. */
@@ -695,9 +712,25 @@ api_rules_save(struct web_req *r, struct web_resp *resp, long long id)
 		web_error(resp, 404, "no rule %lld", id);
 	else {
 		d.id = got;
-		web_json(resp, id == 0 ? 201 : 200, api_rule_json(&d));
+		web_json(resp, id == 0 ? 201 : 200, api_rule_saved(&d));
 	}
 	rule_def_clear(&d);
+}
+
+/* A saved rule as GET answers it, hits included; when the hits cannot be
+ * read the save still stands, so the rule goes back without them. */
+static json_t *
+api_rule_saved(const struct rule_def *d)
+{
+	json_t *a = api_rules_read(d->id), *j;
+
+	if (a == NULL || json_array_size(a) != 1) {
+		json_decref(a);
+		return api_rule_json(d);
+	}
+	j = json_incref(json_array_get(a, 0));
+	json_decref(a);
+	return j;
 }
 
 /* POST /api/rules/test: {"rule": {...}, "message": "raw"} or

@@ -297,3 +297,88 @@ rowjson_quar_get(const char *id, int *found)
 	*found = rc != 1;
 	return rc == 0 ? o : NULL;
 }
+
+/* ----------------------------------------------------------- rule hits */
+
+struct rowjson_hits {
+	json_t		*by;		/* name -> daily array */
+	long long	 first;		/* the day of daily[0] */
+};
+
+static json_t *
+rowjson_zero_days(void)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < ROWJSON_HIT_DAYS; i++)
+		json_array_append_new(a, json_integer(0));
+	return a;
+}
+
+static int
+rowjson_hit_day(void *arg, const struct db_rule_hit *h)
+{
+	struct rowjson_hits *t = arg;
+	json_t *days = json_object_get(t->by, h->name);
+	long long i = h->day - t->first;
+
+	if (i < 0 || i >= ROWJSON_HIT_DAYS)
+		return 0;
+	if (days == NULL) {
+		days = rowjson_zero_days();
+		json_object_set_new(t->by, h->name, days);
+	}
+	json_array_set_new(days, (size_t)i, json_integer(h->n));
+	return 0;
+}
+
+/* {"today","days7","days30","daily"} of a daily array (a reference taken). */
+static json_t *
+rowjson_hit_sums(json_t *days)
+{
+	json_int_t today = 0, d7 = 0, d30 = 0, n;
+
+	for (int i = 0; i < ROWJSON_HIT_DAYS; i++) {
+		n = json_integer_value(json_array_get(days, (size_t)i));
+		d30 += n;
+		if (i >= ROWJSON_HIT_DAYS - 7)
+			d7 += n;
+		if (i == ROWJSON_HIT_DAYS - 1)
+			today = n;
+	}
+	return json_pack("{s:I, s:I, s:I, s:O}", "today", today, "days7", d7,
+	    "days30", d30, "daily", days);
+}
+
+json_t *
+rowjson_rule_hits(time_t now)
+{
+	struct rowjson_hits t = {
+		.by = json_object(),
+		.first = (long long)(now / DB_DAY) - (ROWJSON_HIT_DAYS - 1),
+	};
+	json_t *out, *days;
+	const char *name;
+
+	if ((t.by = rowjson_done(t.by, db_rule_hit_each(t.first,
+	    rowjson_hit_day, &t))) == NULL)
+		return NULL;
+	out = json_object();
+	json_object_foreach(t.by, name, days)
+		json_object_set_new(out, name, rowjson_hit_sums(days));
+	json_decref(t.by);
+	return out;
+}
+
+json_t *
+rowjson_rule_hit(json_t *hits, const char *name)
+{
+	json_t *h = hits != NULL ? json_object_get(hits, name) : NULL, *z;
+
+	if (h != NULL)
+		return json_incref(h);
+	z = rowjson_zero_days();
+	h = rowjson_hit_sums(z);
+	json_decref(z);
+	return h;
+}

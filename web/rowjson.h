@@ -11,7 +11,8 @@
  * a valid sequence becomes U+FFFD, so the value keeps its place.
  *
  * Public calls: rowjson_str, rowjson_verdicts, rowjson_stats,
- *   rowjson_greylist, rowjson_quar_list, rowjson_quar_get.
+ *   rowjson_greylist, rowjson_quar_list, rowjson_quar_get,
+ *   rowjson_rule_hits, rowjson_rule_hit.
  * Ownership: every json_t returned is a new reference for the caller;
  *   NULL means the database failed (logged by db/).
  * Thread: any thread that may read the database (db.h).
@@ -42,5 +43,13 @@ json_t	*rowjson_greylist(int limit, long long delay);
 json_t	*rowjson_quar_list(const struct db_quar_query *);
 /* One message as that object; NULL when absent (*found 0) or on error. */
 json_t	*rowjson_quar_get(const char *id, int *found);
+
+/* Rule hits per UTC day, the last ROWJSON_HIT_DAYS days up to now's:
+ * {name: {"today","days7","days30","daily":[oldest .. today]}} for every
+ * rule with a hit in that time. */
+#define ROWJSON_HIT_DAYS	30
+json_t	*rowjson_rule_hits(time_t now);
+/* A rule's entry of that object, or the all-zero one when it has none. */
+json_t	*rowjson_rule_hit(json_t *hits, const char *name);
 
 #endif

@@ -77,6 +77,7 @@ bad_sender | mail_from | /@spam\.example$/ | reject
 bad_helo | helo | /^\d+\.\d+\.\d+\.\d+$/ | score 1
 exe | attachment | /\.exe$/i | reject 1
 postmaster | rcpt_to | /^blocked@/ | tempfail
+watch_only | subject | /^never-sent$/ | reject 2 log-only
 """
 
 
@@ -233,3 +234,114 @@ def test_starter_file_imported_at_first_start(make_postern, capture):
     p.start()
     assert "rules: 0 rules active" in p.log()
     p.stop()
+
+
+# ---- rules with numbers: hit counts and log-only rules (issue 15) ----
+
+def _rules_by_name(api):
+    status, _, d = api.get("/api/rules")
+    assert status == 200, d
+    return {r["name"]: r for r in d["rules"]}
+
+
+def test_rule_hit_counts_per_day():
+    """Every match is counted per UTC day: N messages matching one rule
+    make its today N, a rule that never matched stays 0; a day later the
+    hits move out of today but stay in days7 and the daily array."""
+    from webapi import Stack, send_mail
+    st = Stack(clock=True).start()
+    try:
+        api = st.bearer()
+        for rule in ({"name": "hit_me", "target": "subject", "pattern": "counted-\\d+",
+                      "action": "score", "score": 0.5},
+                     {"name": "never", "target": "subject", "pattern": "no-such-subject",
+                      "action": "score", "score": 1}):
+            status, _, d = api.post("/api/rules", rule)
+            assert status == 201, d
+        fresh = _rules_by_name(api)
+        assert fresh["hit_me"]["hits"] == {"today": 0, "days7": 0, "days30": 0,
+                                           "daily": [0] * 30}
+        n = 3
+        for i in range(n):
+            code, _ = send_mail(st.postern.port, "counted-%d" % i)
+            assert code == 250
+        # a message no rule matches counts nothing
+        assert send_mail(st.postern.port, "plain hello")[0] == 250
+        st.wait_verdict("plain hello")
+        for i in range(n):
+            v = st.wait_verdict("counted-%d" % i)
+            assert {"check": "rule", "result": "match", "score": 0.5,
+                    "reason": "hit_me"} in v["checks"]
+        wait_until(lambda: _rules_by_name(api)["hit_me"]["hits"]["today"] == n, 20,
+                   what="the hit counts to be written")
+        rules = _rules_by_name(api)
+        hits = rules["hit_me"]["hits"]
+        assert hits["days7"] == n and hits["days30"] == n
+        assert hits["daily"] == [0] * 29 + [n]
+        assert rules["never"]["hits"]["daily"] == [0] * 30
+        assert rules["never"]["hits"]["today"] == 0
+        # the single rule answers the same
+        status, _, one = api.get("/api/rules/%d" % rules["hit_me"]["id"])
+        assert status == 200 and one["hits"] == hits
+        # a day later (the test clock): yesterday's hits, none today
+        st.advance(86400)
+        hits = _rules_by_name(api)["hit_me"]["hits"]
+        assert hits["today"] == 0 and hits["days7"] == n and hits["days30"] == n
+        assert hits["daily"] == [0] * 28 + [n, 0]
+        # 30 days later they are out of the window
+        st.advance(30 * 86400)
+        assert _rules_by_name(api)["hit_me"]["hits"]["days30"] == 0
+    finally:
+        st.close()
+
+
+def test_log_only_rule_matches_without_acting():
+    """A log-only rule is recorded in the verdict and counted, but neither
+    its score nor its action applies; turned off through the API the same
+    rule acts."""
+    from webapi import Stack, send_mail
+    st = Stack().start()
+    try:
+        api = st.bearer()
+        status, _, base = api.post("/api/rules", {"name": "base", "target": "subject",
+                                                  "pattern": "watched", "action": "score",
+                                                  "score": 1.5})
+        assert status == 201, base
+        status, _, watch = api.post("/api/rules", {"name": "watch", "target": "subject",
+                                                   "pattern": "watched", "action": "reject",
+                                                   "score": 7, "log_only": True})
+        assert status == 201 and watch["log_only"] is True, watch
+        assert base["log_only"] is False
+        code, _ = send_mail(st.postern.port, "watched one")
+        assert code == 250
+        v = st.wait_verdict("watched one")
+        assert v["verdict"] in ("accept", "tag") and v["outcome"] == "accept", v
+        # the score is the other checks' sum (SPF and the like) with base's
+        # 1.5 and nothing of watch's 7
+        others = sum(c["score"] for c in v["checks"] if c.get("reason") not in ("base", "watch"))
+        assert v["score"] == pytest.approx(others + 1.5)
+        assert {"check": "rule", "result": "log-only", "score": 0,
+                "reason": "watch"} in v["checks"]
+        assert {"check": "rule", "result": "match", "score": 1.5,
+                "reason": "base"} in v["checks"]
+        wait_until(lambda: _rules_by_name(api)["watch"]["hits"]["today"] == 1, 20,
+                   what="the log-only rule's hit to be counted")
+        assert float(hdr(st.cap.wait_messages(1)[0], "X-Spam-Score")) == \
+            pytest.approx(v["score"])
+        # the same rule acting: rejected, with its score
+        status, _, d = api.put("/api/rules/%d" % watch["id"], dict(
+            {k: watch[k] for k in ("name", "target", "pattern", "action", "score")},
+            log_only=False))
+        assert status == 200 and d["log_only"] is False, d
+        code, text = send_mail(st.postern.port, "watched two")
+        assert code == 550 and "watch" in text
+        v = st.wait_verdict("watched two")
+        assert v["verdict"] == "reject"
+        assert {"check": "rule", "result": "match", "score": 7,
+                "reason": "watch"} in v["checks"]
+        # a log_only that is not a boolean is refused
+        status, _, d = api.post("/api/rules", {"name": "x", "target": "subject",
+                                               "pattern": "x", "log_only": "yes"})
+        assert status == 400 and "log_only" in d["error"]
+    finally:
+        st.close()

@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 
@@ -405,3 +406,79 @@ def test_phone_width_has_no_page_overflow(st, drv, view):
     finally:
         drv.set_window_size(1280, 900)
     assert not csp_violations(drv)
+
+
+def test_rule_hits_sparkline_and_log_only_switch(st, drv):
+    """The rules page shows a rule's hits (today / 7 / 30 days) and a bar
+    per day; the editor's "Log only" box shows and clears the flag."""
+    api = st.bearer()
+    status, _, rule = api.post("/api/rules", {
+        "name": "ui_spark", "target": "subject", "pattern": "SPARK-HIT-\\d+",
+        "action": "reject", "score": 5, "log_only": True})
+    assert status == 201, rule
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "SPARK-HIT-%d" % i)
+        assert code == 250, text        # log-only: no reject
+    wait_until(lambda: [r for r in api.get("/api/rules")[2]["rules"]
+                        if r["name"] == "ui_spark"][0]["hits"]["today"] == 2, 20,
+               what="the hits to be counted")
+    logged_in(drv, st)
+    go(drv, st, "rules")
+    row = wait_el(drv, "#rule-table tbody tr", text="ui_spark")
+    assert "2 / 2 / 2" in row.text and "log-only" in row.text
+    bars = drv.execute_script(
+        "const r = [...document.querySelectorAll('#rule-table tbody tr')]"
+        "  .find(t => t.innerText.includes('ui_spark'));"
+        "return [...r.querySelectorAll('svg.spark rect:not(.base)')].map(b => +b.getAttribute('height'))")
+    assert len(bars) == 30 and bars[-1] == 16 and bars[:-1] == [0] * 29
+    shot(drv, "rules-hits")
+    # the editor shows the flag; clearing it and saving makes the rule act
+    click(drv, "#rule-table tbody tr", text="ui_spark")
+    wait_el(drv, "#rule-form")
+    assert drv.find_element(By.ID, "rule-logonly").is_selected()
+    wait_el(drv, "#rule-check.good", text="compiles")
+    drv.find_element(By.ID, "rule-logonly").click()
+    drv.find_element(By.ID, "rule-save").click()
+    wait_until(lambda: api.get("/api/rules/%d" % rule["id"])[2]["log_only"] is False, 10,
+               what="log_only to be cleared")
+    assert api.get("/api/rules/%d" % rule["id"])[2]["action"] == "reject"
+    assert not csp_violations(drv)
+    code, text = send_mail(st.postern.port, "SPARK-HIT-9")
+    assert code == 550 and "ui_spark" in text
+
+
+def test_make_rule_from_verdict(st, drv):
+    """"Make a rule from this" on a verdict opens the editor pre-filled from
+    its subject, escaped to match literally and log-only; saved, it matches
+    the same subject again and not one differing where a regex would not
+    care."""
+    subject = "Rule (from) me? v1.5 $9"
+    assert send_mail(st.postern.port, subject)[0] == 250
+    logged_in(drv, st)
+    go(drv, st, "verdicts")
+    click(drv, "#verdict-table tbody tr", text=subject, timeout=20)
+    click(drv, "#verdict-detail .rule-from button", text="subject")
+    wait_el(drv, "#rule-form")
+    assert drv.find_element(By.ID, "rule-form-title").text == "New rule"
+    assert drv.find_element(By.ID, "rule-target").get_attribute("value") == "subject"
+    pattern = drv.find_element(By.ID, "rule-pattern").get_attribute("value")
+    assert pattern == r"Rule \(from\) me\? v1\.5 \$9"
+    assert drv.find_element(By.ID, "rule-logonly").is_selected()
+    name = drv.find_element(By.ID, "rule-name").get_attribute("value")
+    assert name == "subject_Rule_from_me_v1.5_9"
+    wait_el(drv, "#rule-check.good", text="compiles")
+    drv.find_element(By.ID, "rule-save").click()
+    wait_el(drv, "#rule-table tbody tr", text=name)
+    assert not csp_violations(drv)
+    api = st.bearer()
+    saved = [r for r in api.get("/api/rules")[2]["rules"] if r["name"] == name][0]
+    assert saved["log_only"] is True and saved["pattern"] == pattern
+    # the same subject matches; "v1x5" would match an unescaped "." but not this
+    assert send_mail(st.postern.port, subject)[0] == 250
+    assert send_mail(st.postern.port, "Rule (from) me? v1x5 $9")[0] == 250
+    hit = {"check": "rule", "result": "log-only", "score": 0, "reason": name}
+    wait_until(lambda: any(hit in v["checks"] for v in api.get(
+        "/api/verdicts?q=" + urllib.parse.quote("v1.5"))[2]["verdicts"]), 20,
+        what="the new rule to match its message")
+    other = st.wait_verdict("v1x5")
+    assert hit not in other["checks"]

@@ -330,6 +330,61 @@ T_CASE(stats_by_minute)
 	T_EQ_INT(stat_total("session"), 3);
 }
 
+/* "name@day-offset=n;" per row, days relative to *(long long *)arg's day. */
+struct hitlog {
+	long long day;
+	char	 s[256];
+};
+
+static int
+collect_hit(void *arg, const struct db_rule_hit *h)
+{
+	struct hitlog *l = arg;
+	size_t n = strlen(l->s);
+
+	snprintf(l->s + n, sizeof(l->s) - n, "%s@%lld=%lld;", h->name, h->day - l->day, h->n);
+	return 0;
+}
+
+/* A verdict's rule checks that name a rule count one hit each per UTC day
+ * (log-only too), the "N more rules" sum and other checks none; pruned
+ * 31 days past the verdict log's age. */
+T_CASE(rule_hits_counted)
+{
+	time_t now = time_wall();
+	struct db_check ck[] = { { "rule", "match", "a", 1 },
+	    { "rule", "log-only", "b", 0 }, { "rule", "match", "3 more rules", 2 },
+	    { "rbl", "listed", "c", 5 } };
+	struct db_verdict v = { .ts = now, .sid = "H1", .client_ip = "192.0.2.9",
+	    .checks = ck, .nchecks = 4, .verdict = "accept", .outcome = "accept" };
+	struct hitlog l = { .day = now / DB_DAY };
+	json_t *hits;
+
+	db_verdict_add(&v);
+	db_verdict_add(&v);
+	v.ts = now - DB_DAY;
+	v.nchecks = 1;
+	db_verdict_add(&v);
+	T_EQ_INT(db_flush(5000), 0);
+	T_EQ_INT(db_rule_hit_each(l.day - 1, collect_hit, &l), 0);
+	T_EQ_STR(l.s, "a@-1=1;a@0=2;b@0=2;");
+	l.s[0] = '\0';
+	T_EQ_INT(db_rule_hit_each(l.day, collect_hit, &l), 0);
+	T_EQ_STR(l.s, "a@0=2;b@0=2;");
+	hits = rowjson_rule_hits(now);
+	T_ASSERT(hits != NULL);
+	T_EQ_INT(json_integer_value(json_object_get(json_object_get(hits, "a"), "today")), 2);
+	T_EQ_INT(json_integer_value(json_object_get(json_object_get(hits, "a"), "days7")), 3);
+	T_EQ_INT(json_array_size(json_object_get(json_object_get(hits, "a"), "daily")), 30);
+	T_ASSERT(json_object_get(hits, "c") == NULL);
+	json_decref(hits);
+	/* a day is gone once it is more than 31 days past verdict_max_age (30 days) */
+	T_EQ_INT(db_prune(now + 61 * DB_DAY), 0);
+	T_EQ_INT(count_rows("rule_hits"), 2);	/* today's a and b */
+	T_EQ_INT(db_prune(now + 62 * DB_DAY), 0);
+	T_EQ_INT(count_rows("rule_hits"), 0);
+}
+
 static int
 collect(void *arg, const struct db_access *e)
 {
@@ -496,6 +551,7 @@ main(void)
 	T_RUN(verdict_json_text_as_jansson);
 	T_RUN(quar_typed_roundtrip);
 	T_RUN(stats_by_minute);
+	T_RUN(rule_hits_counted);
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);
 	T_RUN(prune_by_age);

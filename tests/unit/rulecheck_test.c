@@ -210,7 +210,7 @@ T_CASE(rule_change_applies_next_transaction)
 {
 	struct pol_session *ps = session("198.51.100.1");
 	struct pol_decision d = { 0 };
-	struct rule_def r = { 0, "late_subject", "subject", "Привет", "", "reject", 0, 1 };
+	struct rule_def r = { 0, "late_subject", "subject", "Привет", "", "reject", 0, 1, 0 };
 	struct pol_msg m;
 	size_t n;
 	char *raw = mail_load("nested.eml", &n);
@@ -267,7 +267,7 @@ T_CASE(many_matches_keep_score)
 	for (int i = 0; i < 40; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "many%d", i);
-		struct rule_def r = { 0, name, "helo", "^flood", "", "score", 0.25, 1 };
+		struct rule_def r = { 0, name, "helo", "^flood", "", "score", 0.25, 1, 0 };
 		T_ASSERT(db_rule_add(&r) > 0);
 	}
 	ps = session("198.51.100.7");

@@ -138,6 +138,55 @@ T_CASE(format_round_trip)
 	rule_def_clear(&d);
 }
 
+/* The log-only option: a word of its own after the action and score,
+ * kept through format and parse, and carried on the rule's hits. */
+static void
+log_only_hit(void *arg, const struct rule_hit *h)
+{
+	*(int *)arg = h->log_only ? 1 : 2;
+}
+
+T_CASE(log_only_flag)
+{
+	struct rule_def d, e;
+	struct rule_set *rs;
+	struct rule_opts o = { .match_limit = 100000, .depth_limit = 1000 };
+	struct rule_input in = { .mail_from = "a@watch.example" };
+	char err[256], *line;
+	int seen = 0;
+
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | reject 3 log-only", &d, err, sizeof(err)), 1);
+	T_EQ_INT(d.log_only, 1);
+	T_EQ_STR(d.action, "reject");
+	T_ASSERT(d.score == 3);
+	line = rule_line_format(&d);
+	T_EQ_STR(line, "w | subject | /x/ | reject 3 log-only\n");
+	T_EQ_INT(rule_line_parse(line, &e, err, sizeof(err)), 1);
+	T_EQ_INT(e.log_only, 1);
+	free(line);
+	rule_def_clear(&e);
+	rule_def_clear(&d);
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | quarantine\tlog-only", &d, err, sizeof(err)), 1);
+	T_EQ_INT(d.log_only, 1);
+	T_EQ_STR(d.action, "quarantine");
+	rule_def_clear(&d);
+	/* without it, and in the wrong place or glued to the action */
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | score 1", &d, err, sizeof(err)), 1);
+	T_EQ_INT(d.log_only, 0);
+	rule_def_clear(&d);
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | log-only", &d, err, sizeof(err)), -1);
+	T_ASSERT(strstr(err, "action") != NULL);
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | log-only score 1", &d, err, sizeof(err)), -1);
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | scorelog-only", &d, err, sizeof(err)), -1);
+	T_EQ_INT(rule_line_parse("w | subject | /x/ | score 1 log-only log-only", &d, err, sizeof(err)), -1);
+	/* a hit says so */
+	rs = build("w | mail_from | /@watch\\.example$/ | reject log-only\n", &o);
+	T_ASSERT(rs != NULL);
+	T_EQ_INT(rule_set_eval(rs, &in, RULE_MASK_ALL, log_only_hit, &seen), 1);
+	T_EQ_INT(seen, 1);
+	rule_set_unref(rs);
+}
+
 T_CASE(text_parse_reports_line)
 {
 	const char *t = "# rules\nok | subject | /a/ | score 1\n\nbad | subject | /[z/ | score 1\n";
@@ -417,7 +466,7 @@ T_CASE(swap_keeps_old_set_for_holders)
 
 T_CASE(test_one_rule_reports_where)
 {
-	struct rule_def d = { 0, "t", "url", "spam\\.example/buy", "", "score", 1, 0 };
+	struct rule_def d = { 0, "t", "url", "spam\\.example/buy", "", "score", 1, 0, 0 };
 	struct rule_test_result r;
 	size_t n;
 	char *raw = mail_load("alternative.eml", &n), err[256];
@@ -519,6 +568,7 @@ main(void)
 	T_RUN(line_parse_good);
 	T_RUN(line_parse_errors);
 	T_RUN(format_round_trip);
+	T_RUN(log_only_flag);
 	T_RUN(text_parse_reports_line);
 	T_RUN(content_targets_alternative);
 	T_RUN(content_targets_nested);

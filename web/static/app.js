@@ -382,12 +382,36 @@ function showVerdict(v, tr) {
       ['Ended at', v.stage], ['Our reply', v.reply], ['MTA reply', v.mta_reply],
       ['Time taken', v.ms + ' ms']]));
   d.appendChild(checksTable(v.checks));
+  d.appendChild(ruleFromButtons(v));
   const bb = bayesBox(v.checks);
   if (bb) d.appendChild(bb);
   d.dataset.vid = String(v.id);
   verdictLearn(v, d).catch(() => {});
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
+}
+
+/* "Make a rule from this": the rules editor opens pre-filled from the
+ * verdict's sender or subject (the text escaped, so the rule matches it
+ * literally), log-only so it can be watched first; for a quarantined
+ * message its id is filled in to test the rule against it before saving. */
+const reEscape = (s) => s.replace(/[.*+?^${}()|[\]\\\/]/g, '\\$&');
+const ruleName = (prefix, s) => (prefix + s.replace(/[^A-Za-z0-9_.-]+/g, '_')).slice(0, 64);
+
+function ruleFrom(v, kind) {
+  const qm = /quarantined as ([A-Za-z0-9_-]+)/.exec((v.backend_reply || '') + ' ' + (v.reply || ''));
+  const rule = kind === 'sender'
+    ? { name: ruleName('sender_', v.mail_from), target: 'mail_from', pattern: '^' + reEscape(v.mail_from) + '$', flags: 'i' }
+    : { name: ruleName('subject_', v.subject), target: 'subject', pattern: reEscape(v.subject), flags: 'i' };
+  P.prefill = Object.assign(rule, { action: 'score', score: 1, enabled: true, log_only: true,
+    test_qid: qm ? qm[1] : '' });
+  location.hash = '#rules';
+}
+
+function ruleFromButtons(v) {
+  return el('div', { class: 'row rule-from' }, 'Make a rule from this: ',
+    v.mail_from ? el('button', { type: 'button', class: 'small ghost', on: { click: () => ruleFrom(v, 'sender') } }, 'sender') : null,
+    v.subject ? el('button', { type: 'button', class: 'small ghost', on: { click: () => ruleFrom(v, 'subject') } }, 'subject') : null);
 }
 
 /* ----------------------------------------------------------- quarantine */
@@ -479,11 +503,47 @@ const picked = () => [...document.querySelectorAll('#quar-table .pick:checked')]
 
 /* ---------------------------------------------------------------- rules */
 
+/* A rule's last 30 days of hits as bars, oldest first; the title says the
+ * numbers. SVG attributes, not styles: the CSP allows no inline style. */
+const SVG = 'http://www.w3.org/2000/svg';
+function sparkline(daily) {
+  const w = 3, h = 16, max = Math.max(1, ...daily);
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('width', String(daily.length * w));
+  svg.setAttribute('height', String(h));
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'hits per day, last ' + daily.length + ' days: ' + daily.join(' '));
+  const base = document.createElementNS(SVG, 'rect');
+  base.setAttribute('class', 'base');
+  base.setAttribute('y', String(h - 1));
+  base.setAttribute('width', String(daily.length * w));
+  base.setAttribute('height', '1');
+  svg.appendChild(base);
+  daily.forEach((n, i) => {
+    const bh = n ? Math.max(1, Math.round((n / max) * h)) : 0;
+    const r = document.createElementNS(SVG, 'rect');
+    r.setAttribute('x', String(i * w));
+    r.setAttribute('y', String(h - bh));
+    r.setAttribute('width', String(w - 1));
+    r.setAttribute('height', String(bh));
+    svg.appendChild(r);
+  });
+  return svg;
+}
+
+function hitsCell(hits) {
+  const h = hits || { today: 0, days7: 0, days30: 0, daily: [] };
+  return el('td', { class: 'hits', title: 'today / 7 days / 30 days' },
+    el('span', { class: 'num' }, h.today + ' / ' + h.days7 + ' / ' + h.days30), ' ',
+    sparkline(h.daily || []));
+}
+
 async function loadRules() {
   const r = await api('GET', '/api/rules');
   P.rules = r.rules || [];
   const tb = clear($('rule-table').tBodies[0]);
-  if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 7, class: 'hint' }, 'No rules yet.')));
+  if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'No rules yet.')));
   for (const rule of P.rules) {
     const on = el('input', { type: 'checkbox', checked: !!rule.enabled, 'aria-label': 'enabled' });
     on.addEventListener('click', (ev) => ev.stopPropagation());
@@ -491,21 +551,25 @@ async function loadRules() {
     tb.appendChild(el('tr', { on: { click: () => editRule(rule) } },
       el('td', {}, on), el('td', {}, rule.name), el('td', {}, rule.target),
       el('td', { class: 'mono subj' }, '/' + rule.pattern + '/' + (rule.flags || '')),
-      el('td', {}, badge(rule.action)), el('td', { class: 'num' }, fmtScore(rule.score)),
+      el('td', {}, badge(rule.action), rule.log_only ? ' ' : null,
+        rule.log_only ? el('span', { class: 'badge logonly' }, 'log-only') : null),
+      el('td', { class: 'num' }, fmtScore(rule.score)), hitsCell(rule.hits),
       el('td', {}, el('button', { type: 'button', class: 'small danger', on: { click: (ev) => { ev.stopPropagation(); deleteRule(rule); } } }, 'Delete'))));
   }
+  if (P.prefill) { editRule(P.prefill); P.prefill = null; }
 }
 
 function ruleFromForm() {
   const t = $('rule-target').value;
   return { name: $('rule-name').value.trim(), target: t === 'header' ? 'header:' + $('rule-header').value.trim() : t,
     pattern: $('rule-pattern').value, flags: $('rule-flags').value.trim(), action: $('rule-action').value,
-    score: parseFloat($('rule-score').value || '0') || 0, enabled: $('rule-enabled').checked };
+    score: parseFloat($('rule-score').value || '0') || 0, enabled: $('rule-enabled').checked,
+    log_only: $('rule-logonly').checked };
 }
 
 function editRule(rule) {
-  P.editing = rule ? rule.id : 0;
-  $('rule-form-title').textContent = rule ? 'Edit rule ' + rule.name : 'New rule';
+  P.editing = rule && rule.id ? rule.id : 0;
+  $('rule-form-title').textContent = P.editing ? 'Edit rule ' + rule.name : 'New rule';
   const target = rule ? rule.target : 'subject';
   const isHeader = target.startsWith('header:');
   $('rule-name').value = rule ? rule.name : '';
@@ -517,7 +581,10 @@ function editRule(rule) {
   $('rule-action').value = rule ? rule.action : 'score';
   $('rule-score').value = rule ? rule.score : 1;
   $('rule-enabled').checked = rule ? !!rule.enabled : true;
+  $('rule-logonly').checked = rule ? !!rule.log_only : false;
   $('rule-test-result').textContent = '';
+  $('rule-test-qid').value = rule && rule.test_qid ? rule.test_qid : '';
+  if (rule && rule.test_qid) $('rule-test-box').open = true;
   $('rule-form').hidden = false;
   checkRule();
   $('rule-name').focus();
