@@ -96,7 +96,7 @@ class Gate:
         return got[0]
 
     def log_line(self, sender):
-        pat = re.compile(r"from=<%s> .*" % re.escape(sender))
+        pat = re.compile(r"from=<%s> nrcpt=.*" % re.escape(sender))   # the transaction's line
         return wait_until(lambda: pat.search(self.p.log()), 15,
                           what="the log line of %s" % sender).group(0)
 
