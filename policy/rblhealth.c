@@ -34,8 +34,11 @@ enum rblh_ans {
 static pthread_mutex_t	 rblh_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rblh_zone	 rblh_zones[RBLH_MAX_ZONES];
 static int		 rblh_nzones;
-static long		 rblh_hour;		/* time_wall() / 3600 of the counts */
-static unsigned long	 rblh_sessions;		/* checked in rblh_hour */
+/* Read on every session without the lock (DESIGN.md: no locks on the
+ * session path); written under it. */
+static _Atomic long	 rblh_hour;		/* time_wall() / 3600 of the counts */
+static atomic_ulong	 rblh_sessions;		/* checked in rblh_hour */
+static atomic_int	 rblh_nbroken;		/* zones rblh_usable() refuses */
 
 static pthread_t	 rblh_thread;
 static int		 rblh_running;
@@ -44,6 +47,8 @@ static pthread_cond_t	 rblh_cv;
 
 static struct rblh_zone *rblh_find(const char *zone, int domain);
 static void	 rblh_hour_roll(void);
+static int	 rblh_zone_usable(const struct rblh_zone *);
+static void	 rblh_recount(void);
 static int	 rblh_configured(const struct conf *, struct rblh_zone *out);
 static void	 rblh_adopt(const struct rblh_zone *want, int n);
 static enum rblh_ans rblh_ask(const char *zone, const char *label, char *out,
@@ -79,15 +84,33 @@ rblh_find(const char *zone, int domain)
 	return NULL;
 }
 
+static int
+rblh_zone_usable(const struct rblh_zone *z)
+{
+	return z == NULL || z->v.state == RBLH_OK || z->v.state == RBLH_UNKNOWN;
+}
+
+/* Under rblh_mu, after the table changed. */
+static void
+rblh_recount(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < rblh_nzones; i++)
+		n += !rblh_zone_usable(&rblh_zones[i]);
+	atomic_store_explicit(&rblh_nbroken, n, memory_order_release);
+}
+
 int
 rblh_usable(const char *zone, int domain)
 {
-	struct rblh_zone *z;
 	int ok;
 
+	/* the usual case, every list healthy (or probes off): no lock */
+	if (atomic_load_explicit(&rblh_nbroken, memory_order_acquire) == 0)
+		return 1;
 	pthread_mutex_lock(&rblh_mu);
-	z = rblh_find(zone, domain);
-	ok = z == NULL || z->v.state == RBLH_OK || z->v.state == RBLH_UNKNOWN;
+	ok = rblh_zone_usable(rblh_find(zone, domain));
 	pthread_mutex_unlock(&rblh_mu);
 	return ok;
 }
@@ -98,10 +121,10 @@ rblh_hour_roll(void)
 {
 	long h = (long)(time_wall() / 3600);
 
-	if (h == rblh_hour)
+	if (h == atomic_load(&rblh_hour))
 		return;
-	rblh_hour = h;
-	rblh_sessions = 0;
+	atomic_store(&rblh_hour, h);
+	atomic_store(&rblh_sessions, 0);
 	for (int i = 0; i < rblh_nzones; i++)
 		rblh_zones[i].v.listed_hour = 0;
 }
@@ -109,10 +132,12 @@ rblh_hour_roll(void)
 void
 rblh_count_session(void)
 {
-	pthread_mutex_lock(&rblh_mu);
-	rblh_hour_roll();
-	rblh_sessions++;
-	pthread_mutex_unlock(&rblh_mu);
+	if ((long)(time_wall() / 3600) != atomic_load_explicit(&rblh_hour, memory_order_relaxed)) {
+		pthread_mutex_lock(&rblh_mu);
+		rblh_hour_roll();
+		pthread_mutex_unlock(&rblh_mu);
+	}
+	atomic_fetch_add_explicit(&rblh_sessions, 1, memory_order_relaxed);
 }
 
 void
@@ -137,7 +162,7 @@ rblh_snapshot(struct rblh_view *out, int max)
 	n = rblh_nzones < max ? rblh_nzones : max;
 	for (int i = 0; i < n; i++) {
 		out[i] = rblh_zones[i].v;
-		out[i].sessions_hour = rblh_sessions;
+		out[i].sessions_hour = atomic_load(&rblh_sessions);
 	}
 	pthread_mutex_unlock(&rblh_mu);
 	return n;
@@ -187,6 +212,7 @@ rblh_adopt(const struct rblh_zone *want, int n)
 	}
 	memcpy(rblh_zones, next, sizeof(next[0]) * (size_t)n);
 	rblh_nzones = n;
+	rblh_recount();
 	pthread_mutex_unlock(&rblh_mu);
 }
 
@@ -262,6 +288,7 @@ rblh_probe(const struct rblh_zone *want)
 		was = z->v.state;
 		got.listed_hour = z->v.listed_hour;
 		z->v = got;
+		rblh_recount();
 	}
 	pthread_mutex_unlock(&rblh_mu);
 	if (z != NULL)
