@@ -128,8 +128,10 @@ static int	 sq_verdict_each(int limit, long long before, const char *q,
 static int	 sq_stat_row(sqlite3_stmt *st, struct sq_each *e);
 static int	 sq_stat_each(time_t since, int (*fn)(void *,
 		    const struct db_stat_row *), void *arg);
-static void	 sq_bind_access(sqlite3_stmt *st, const char *list,
-		    const char *kind, const char *value);
+static void	 sq_bind3(sqlite3_stmt *st, const char *a, const char *b,
+		    const char *c);
+static int	 sq_delete3(const char *sql, const char *a, const char *b,
+		    const char *c, const char *what);
 static int	 sq_access_add(const char *list, const char *kind,
 		    const char *value, const char *note);
 static int	 sq_access_del(const char *list, const char *kind,
@@ -1052,13 +1054,13 @@ sq_rule_hit_each(long long since_day,
 /* ---------------------------------------------------------- access lists */
 
 /* ?1 list, ?2 kind, ?3 value (lower-cased by db.c). */
+/* Bind ?1..?3; the strings outlive the statement's step. */
 static void
-sq_bind_access(sqlite3_stmt *st, const char *list, const char *kind,
-    const char *value)
+sq_bind3(sqlite3_stmt *st, const char *a, const char *b, const char *c)
 {
-	sqlite3_bind_text(st, 1, list, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c, -1, SQLITE_STATIC);
 }
 
 static int
@@ -1072,7 +1074,7 @@ sq_access_add(const char *list, const char *kind, const char *value,
 	    "INSERT INTO access (list, kind, value, note, created)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING")) == NULL)
 		return -1;
-	sq_bind_access(st, list, kind, value);
+	sq_bind3(st, list, kind, value);
 	sqlite3_bind_text(st, 4, note ? note : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)time_wall());
 	if (sq_step_done(h, st, "add access entry") == -1)
@@ -1080,36 +1082,34 @@ sq_access_add(const char *list, const char *kind, const char *value,
 	return sqlite3_changes(h) == 0 ? 1 : 0;
 }
 
+/* Run a DELETE keyed by three text parameters: rows deleted, or -1. */
 static int
-sq_access_del(const char *list, const char *kind, const char *value)
+sq_delete3(const char *sql, const char *a, const char *b, const char *c,
+    const char *what)
 {
 	sqlite3 *h = sq_reader();
 	sqlite3_stmt *st;
 
-	if (h == NULL || (st = sq_prep(h,
-	    "DELETE FROM access WHERE list = ?1 AND kind = ?2 AND value = ?3")) == NULL)
+	if (h == NULL || (st = sq_prep(h, sql)) == NULL)
 		return -1;
-	sq_bind_access(st, list, kind, value);
-	if (sq_step_done(h, st, "delete access entry") == -1)
+	sq_bind3(st, a, b, c);
+	if (sq_step_done(h, st, what) == -1)
 		return -1;
 	return sqlite3_changes(h);
 }
 
 static int
+sq_access_del(const char *list, const char *kind, const char *value)
+{
+	return sq_delete3("DELETE FROM access WHERE list = ?1 AND kind = ?2 AND value = ?3",
+	    list, kind, value, "delete access entry");
+}
+
+static int
 sq_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
-	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
-
-	if (h == NULL || (st = sq_prep(h,
-	    "DELETE FROM greylist WHERE net = ?1 AND sender = ?2 AND rcpt = ?3")) == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, net, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, sender, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, rcpt, -1, SQLITE_TRANSIENT);
-	if (sq_step_done(h, st, "forget greylist triplet") == -1)
-		return -1;
-	return sqlite3_changes(h);
+	return sq_delete3("DELETE FROM greylist WHERE net = ?1 AND sender = ?2 AND rcpt = ?3",
+	    net, sender, rcpt, "forget greylist triplet");
 }
 
 static int
