@@ -8,13 +8,33 @@
  *
  *   bayes_proto TOKENS METHOD [key=value ...]
  *
- * METHOD: chi (Robinson/Fisher as policy/bayes.c), lr (online logistic
- * regression over binary token presence), tune (chi-square counts learned
- * on error), stack (lr + beta * chi's (S - H)).
- * Prints best F1 with at most fpmax ham called spam (threshold swept over
- * the pooled scores), the false positives and negatives per fold at that
- * threshold, and F1 at a fixed threshold when thr= is given.
+ * TOKENS: what `btok_dump CORPUS TOKENS` wrote. METHOD:
+ *   chi     Robinson/Fisher as policy/bayes.c (s, x, mindev, maxused);
+ *   lr      online logistic regression over binary token presence, trained
+ *           on error with a margin (eta, margin, passes, avg: averaged
+ *           weights, l2, decay, norm: 1/sqrt(n) scaling, nb: features
+ *           valued by their naive-Bayes log-count ratio, lrmask: kinds the
+ *           LR sees, ens: mean of that many runs' weights);
+ *   stack   lr + beta * chi's (S - H), each learned on the same fold;
+ *   resid   the same, the LR trained on the chi part computed with the
+ *           message itself left out of the counts;
+ *   online  one learner seeing each message once (order 0 shuffled, 1 all
+ *           ham then all spam, 2 spam then ham), as `postern learn` would;
+ *   tune    chi-square counts learned on error (tunelo, tunehi,
+ *           tunepasses);
+ *   chillr  beta * (S - H) + the sum (llrmean=1: mean) of the used
+ *           tokens' log-odds;
+ *   nested  stack with beta and the threshold chosen per fold by a 4-fold
+ *           CV of its training part (chionly=1: chi alone, the threshold
+ *           chosen so), as a deployment fixes them beforehand.
+ * Prints best F1 with at most fpmax (5) ham called spam, the threshold
+ * swept over the pooled scores; false positives/negatives per fold at
+ * that threshold; spam missed at 2, 5, 10, 20, 40 false positives; 1 -
+ * ROC area. seed= picks the shuffles; top=N lists the N highest ham;
+ * dump=1 writes build/proto/scores.tsv; thr= also scores one threshold.
  */
+#include "policy/bayes.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,10 +44,10 @@
 #define K	5
 
 struct msg {
-	int	 spam, fold, n;
+	int	 spam, fold, n, ofold, skip;
 	uint32_t *idx;		/* global feature index per token */
 	uint8_t	 *kind;
-	double	 score, chi, lr, sh;
+	double	 score, chi, lr, sh, oscore;
 };
 
 static struct msg *msgs;
@@ -38,7 +58,7 @@ static uint32_t nfeat;
 static double p_s = 0.45, p_x = 0.5, p_mindev = 0.1, p_eta = 0.02, p_margin = 1e9;
 static double p_l2 = 0, p_beta = 0, p_thr = -1, p_norm = 0, p_bias = 1;
 static int p_maxused = 300, p_passes = 5, p_fpmax = 5, p_seed = 1, p_kmask = -1;
-static double p_tunelo = 0.1, p_tunehi = 0.9, p_avg = 0, p_decay = 0;
+static double p_w0 = 0, p_tunelo = 0.1, p_tunehi = 0.9, p_avg = 0, p_decay = 0;
 static int p_tunepasses = 3, p_prior = 0, p_top = 0, p_dump = 0;
 
 /* ------------------------------------------------------------ loading */
@@ -200,18 +220,6 @@ report(const char *what)
 static unsigned *cs, *ch;	/* per feature: spam, ham counts */
 static long Ns, Nh;
 
-static double
-chi2q(double x2, int v)
-{
-	double m = x2 / 2.0, term = exp(-m), sum = term;
-
-	for (int i = 1; i < v / 2; i++) {
-		term *= m / i;
-		sum += term;
-	}
-	return sum < 1.0 ? sum : 1.0;
-}
-
 static int
 dcmp(const void *a, const void *b)
 {
@@ -221,7 +229,7 @@ dcmp(const void *a, const void *b)
 }
 
 static double last_llr;
-static int p_llrmean, p_lrmask = -1, p_ens = 1;
+static int p_llrmean, p_lrmask = -1, p_ens = 1, p_nb = 0, p_chionly = 0, p_nbloo = 0;
 
 /* The check's probability; *sh gets S - H. */
 static double
@@ -259,8 +267,8 @@ chi_score(const struct msg *m, double *sh)
 		lh += log(fv[i]);
 		ls += log(1.0 - fv[i]);
 	}
-	s = 1.0 - chi2q(-2.0 * ls, 2 * n);
-	h = 1.0 - chi2q(-2.0 * lh, 2 * n);
+	s = 1.0 - bayes_chi2q(-2.0 * ls, 2 * n);
+	h = 1.0 - bayes_chi2q(-2.0 * lh, 2 * n);
 	*sh = s - h;
 	last_llr = (lh - ls) / (p_llrmean ? n : 1);
 	return (1.0 + s - h) / 2.0;
@@ -281,8 +289,9 @@ chi_fold(int k)
 	memset(ch, 0, nfeat * sizeof(unsigned));
 	Ns = Nh = 0;
 	for (int i = 0; i < nmsgs; i++)
-		if (msgs[i].fold != k)
+		if (msgs[i].fold != k && !msgs[i].skip)
 			chi_learn(&msgs[i], 1);
+
 }
 
 /* ------------------------------------------------------------ shuffling */
@@ -303,7 +312,7 @@ train_order(int k, int *n)
 
 	*n = 0;
 	for (int i = 0; i < nmsgs; i++)
-		if (msgs[i].fold != k)
+		if (msgs[i].fold != k && !msgs[i].skip)
 			o[(*n)++] = i;
 	return o;
 }
@@ -320,8 +329,41 @@ shuffle(int *o, int n)
 
 /* ------------------------------------------------- logistic regression */
 
-static float *w, *wsum;
+static float *w, *wsum, *rv;	/* rv: NB log-count ratios as feature values (nb=1) */
+
+static void
+nb_ratios(void)
+{
+	double a = 1.0;
+
+	for (uint32_t i = 0; i < nfeat; i++)
+		rv[i] = cs[i] + ch[i] == 0 ? 0.0f :
+		    (float)log(((cs[i] + a) / (Ns + 2 * a)) / ((ch[i] + a) / (Nh + 2 * a)));
+}
 static double bias;
+
+/* The feature value of token i of m: 1, or its log-count ratio -- with m
+ * itself left out of the counts while m is a training message (nbloo). */
+static int lr_training;
+
+static inline float
+fval(const struct msg *m, int i)
+{
+	uint32_t f = m->idx[i];
+	double a = 1.0, s, h, S = Ns, H = Nh;
+
+	if (rv == NULL)
+		return 1.0f;
+	if (!p_nbloo || !lr_training)
+		return rv[f];
+	s = cs[f] - (m->spam ? 1 : 0);
+	h = ch[f] - (m->spam ? 0 : 1);
+	S -= m->spam;
+	H -= !m->spam;
+	if (s + h == 0)
+		return 0.0f;
+	return (float)log(((s + a) / (S + 2 * a)) / ((h + a) / (H + 2 * a)));
+}
 
 static double
 lr_score(const struct msg *m)
@@ -330,7 +372,7 @@ lr_score(const struct msg *m)
 
 	for (int i = 0; i < m->n; i++)
 		if (p_lrmask & (1 << m->kind[i]))
-			s += w[m->idx[i]];
+			s += w[m->idx[i]] * fval(m, i);
 	return s * x;
 }
 
@@ -345,7 +387,7 @@ lr_update(const struct msg *m, double g)
 		float *wi = &w[m->idx[i]];
 		if (!(p_lrmask & (1 << m->kind[i])))
 			continue;
-		double d = p_eta * (g * x - p_l2 * *wi);
+		double d = p_eta * (g * x * fval(m, i) - p_l2 * *wi);
 		*wi += (float)d;
 		wsum[m->idx[i]] += (float)(avg_c * d);
 	}
@@ -380,10 +422,12 @@ lr_fold(int k)
 {
 	int n, *o = train_order(k, &n);
 
-	memset(w, 0, nfeat * sizeof(float));
+	for (uint32_t i = 0; i < nfeat; i++)
+		w[i] = (float)p_w0;
 	memset(wsum, 0, nfeat * sizeof(float));
 	bias = bsum = 0;
 	avg_c = 1;
+	lr_training = 1;
 	for (int pass = 0; pass < p_passes; pass++) {
 		shuffle(o, n);
 		double eta0 = p_eta;
@@ -401,6 +445,7 @@ lr_fold(int k)
 		}
 		p_eta = eta0;
 	}
+	lr_training = 0;
 	if (p_avg) {	/* averaged SGD: the mean of the weights over all steps */
 		for (uint32_t i = 0; i < nfeat; i++)
 			w[i] -= (float)(wsum[i] / avg_c);
@@ -495,6 +540,117 @@ tune_fold(int k)
 	free(o);
 }
 
+/* ---------------------------------------------------- nested choice of beta */
+
+/* Best F1 with at most fpmax ham over the messages not skipped. */
+static double
+best_f1_sel(int fpmax, double *thr)
+{
+	struct msg **o = malloc((size_t)nmsgs * sizeof(*o));
+	long tp = 0, fp = 0, nspam = 0;
+	int n = 0;
+	double best = 0;
+
+	for (int i = 0; i < nmsgs; i++)
+		if (!msgs[i].skip) {
+			o[n++] = &msgs[i];
+			nspam += msgs[i].spam;
+		}
+	qsort(o, (size_t)n, sizeof(*o), cmp_desc);
+	for (int i = 0; i < n; i++) {
+		o[i]->spam ? tp++ : fp++;
+		if (fp > fpmax)
+			break;
+		if (i + 1 < n && o[i + 1]->score == o[i]->score)
+			continue;
+		if (f1(tp, fp, nspam - tp) > best) {
+			best = f1(tp, fp, nspam - tp);
+			*thr = i + 1 < n ? (o[i]->score + o[i + 1]->score) / 2 : o[i]->score;
+		}
+	}
+	free(o);
+	return best;
+}
+
+/* One training of the stack on the non-skipped messages outside fold k;
+ * sh and lr for those in it. */
+static void
+stack_fold(int k)
+{
+	chi_fold(k);
+	if (p_nb)
+		nb_ratios();
+	if (!p_chionly)
+		lr_fold(k);
+
+	for (int i = 0; i < nmsgs; i++)
+		if (msgs[i].fold == k && !msgs[i].skip) {
+			msgs[i].chi = chi_score(&msgs[i], &msgs[i].sh);
+			msgs[i].lr = p_chionly ? 0 : lr_score(&msgs[i]);
+		}
+}
+
+static double
+nested_score(const struct msg *m, double beta)
+{
+	return p_chionly ? m->chi : m->lr + beta * m->sh;
+}
+
+/* The stack with beta chosen per outer fold by a 4-fold cross-validation
+ * of its training part alone (best F1 with at most 4 ham called spam). */
+static void
+nested(void)
+{
+	static const double grid[] = { 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30 };
+	int ng = p_chionly ? 1 : (int)(sizeof(grid) / sizeof(grid[0]));
+	long tp = 0, fp = 0, fn = 0;
+
+	if (p_nb && rv == NULL)
+		rv = calloc(nfeat, sizeof(float));
+	for (int i = 0; i < nmsgs; i++)
+		msgs[i].ofold = msgs[i].fold;
+	for (int k = 0; k < K; k++) {
+		double bestv = -1, beta = 0, thr = 0;
+		long kfp = 0, kfn = 0;
+		for (int i = 0, j = 0; i < nmsgs; i++) {
+			msgs[i].skip = msgs[i].ofold == k;
+			msgs[i].fold = msgs[i].skip ? -1 : j++ % 4;
+		}
+		for (int j = 0; j < 4; j++)
+			stack_fold(j);
+		for (int g = 0; g < ng; g++) {
+			double t = 0, v;
+			for (int i = 0; i < nmsgs; i++)
+				msgs[i].score = nested_score(&msgs[i], grid[g]);
+			if ((v = best_f1_sel(4, &t)) > bestv) {
+				bestv = v;
+				beta = grid[g];
+				thr = t;
+			}
+		}
+		for (int i = 0; i < nmsgs; i++) {
+			msgs[i].skip = 0;
+			msgs[i].fold = msgs[i].ofold;
+		}
+		stack_fold(k);
+		for (int i = 0; i < nmsgs; i++)
+			if (msgs[i].fold == k) {
+				struct msg *m = &msgs[i];
+				m->score = m->oscore = nested_score(m, beta);
+				if (m->spam)
+					m->score > thr ? tp++ : (kfn++, fn++);
+				else if (m->score > thr)
+					kfp++, fp++;
+			}
+		printf("  fold %d: beta %g threshold %.4g (inner F1 %.4f): FP %ld FN %ld\n",
+		    k, beta, thr, bestv, kfp, kfn);
+	}
+	for (int i = 0; i < nmsgs; i++)	/* the inner runs overwrote them */
+		msgs[i].score = msgs[i].oscore;
+	printf("  beta and threshold chosen inside each fold: F1 %.4f FP %ld FN %ld\n",
+	    f1(tp, fp, fn), fp, fn);
+}
+
 /* ----------------------------------------------------------------- main */
 
 static void
@@ -513,7 +669,7 @@ set(const char *kv)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
 	P("kmask", p_kmask) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
-	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
+	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);
 	exit(2);
@@ -527,7 +683,8 @@ main(int argc, char **argv)
 	int o;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: bayes_proto TOKENS chi|lr|tune|stack [key=value ...]\n");
+		fprintf(stderr, "usage: bayes_proto TOKENS chi|lr|stack|resid|online|tune|chillr|nested"
+		    " [key=value ...]\n");
 		return 2;
 	}
 	method = argv[2];
@@ -539,7 +696,7 @@ main(int argc, char **argv)
 	ch = calloc(nfeat, sizeof(unsigned));
 	w = calloc(nfeat, sizeof(float));
 	wsum = calloc(nfeat, sizeof(float));
-	for (int k = 0; k < K; k++) {
+	for (int k = 0; k < K && strcmp(method, "nested") != 0; k++) {
 		int want_chi = strcmp(method, "chi") == 0 || strcmp(method, "stack") == 0 ||
 		    strcmp(method, "chillr") == 0;
 		if (base)
@@ -560,6 +717,13 @@ main(int argc, char **argv)
 			chi_fold(k);
 			loo_base(k);
 			want_chi = want_lr = 1;
+		}
+		if (p_nb) {
+			if (rv == NULL)
+				rv = calloc(nfeat, sizeof(float));
+			chi_fold(k);
+			nb_ratios();
+			want_chi = 1;
 		}
 		if (want_lr == 1 && p_ens > 1) {	/* the mean of p_ens runs' weights */
 			float *acc = calloc(nfeat, sizeof(float));
@@ -590,6 +754,8 @@ main(int argc, char **argv)
 			m->sh = sh;
 		}
 	}
+	if (strcmp(method, "nested") == 0)
+		nested();
 	o = snprintf(what, sizeof(what), "%s", method);
 	for (int i = 3; i < argc; i++)
 		o += snprintf(what + o, sizeof(what) - (size_t)o, " %s", argv[i]);

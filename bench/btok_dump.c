@@ -12,6 +12,7 @@
  * { uint32 spam; uint32 ntokens } and ntokens of { uint64 hash; uint8
  * kind; uint8 dist; 6 bytes zero }.
  */
+#include "bench/corpus.h"
 #include "policy/btok.h"
 #include "rules/mime.h"
 #include "lib/util.h"
@@ -25,33 +26,6 @@ struct dump_tok {
 	uint64_t h;
 	uint8_t	 kind, dist, pad[6];
 };
-
-/* The file's bytes with every bare LF made CRLF, as the proxy hands a
- * message to the policy. */
-static char *
-dump_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	size_t cap = 1 << 16, n = 0, r;
-	char *b, *out;
-
-	if (f == NULL)
-		return NULL;
-	b = xmalloc(cap);
-	while ((r = fread(b + n, 1, cap - n, f)) > 0)
-		if ((n += r) == cap)
-			b = xrealloc(b, cap *= 2);
-	fclose(f);
-	out = xmalloc(2 * n + 1);
-	*len = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
-			out[(*len)++] = '\r';
-		out[(*len)++] = b[i];
-	}
-	free(b);
-	return out;
-}
 
 /* The raw size with CRLF counted as LF, as bayes.c gives btok_message. */
 static size_t
@@ -82,25 +56,22 @@ main(int argc, char **argv)
 		fatal("open");
 	free(p);
 	while (fgets(line, sizeof(line), lf)) {
-		char *id = strtok(line, "\t"), *label;
 		struct btok_set s = { 0 };
 		struct mime_msg *m;
 		uint32_t hdr[2];
+		char *raw, *id;
 		size_t len;
-		char *raw;
+		int spam;
 
-		strtok(NULL, "\t");
-		strtok(NULL, "\t");
-		label = strtok(NULL, "\t\n");
-		if (id == NULL || label == NULL || strcmp(id, "id") == 0)
+		if (!corpus_label(line, &id, &spam))
 			continue;
 		p = xasprintf("%s/messages/%s.eml", argv[1], id);
-		if ((raw = dump_read(p, &len)) == NULL)
+		if ((raw = corpus_read(p, &len)) == NULL)
 			fatal("%s", p);
 		free(p);
 		m = mime_parse(raw, len);
 		btok_message(&s, m, dump_lf_len(raw, len));
-		hdr[0] = strcmp(label, "spam") == 0;
+		hdr[0] = (uint32_t)spam;
 		hdr[1] = (uint32_t)s.n;
 		fwrite(hdr, sizeof(hdr), 1, out);
 		for (size_t i = 0; i < s.n; i++) {
