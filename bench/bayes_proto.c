@@ -132,35 +132,64 @@ f1(long tp, long fp, long fn)
 	return tp ? 2.0 * tp / (2.0 * tp + fp + fn) : 0;
 }
 
+/* The best cut of the messages not skipped. */
+struct cut {
+	double	 f1, thr;
+	long	 tp, fp, nspam;
+};
+
+/* The messages not skipped, highest score first (malloc'd; *n of them). */
+static struct msg **
+sorted(int *n, long *nspam)
+{
+	struct msg **o = malloc((size_t)nmsgs * sizeof(*o));
+
+	*n = 0;
+	*nspam = 0;
+	for (int i = 0; i < nmsgs; i++)
+		if (!msgs[i].skip) {
+			o[(*n)++] = &msgs[i];
+			*nspam += msgs[i].spam;
+		}
+	qsort(o, (size_t)*n, sizeof(*o), cmp_desc);
+	return o;
+}
+
+/* Best F1 with at most fpmax ham above the threshold, cutting only
+ * between different scores. */
+static struct cut
+best_cut(struct msg **o, int n, long nspam, int fpmax)
+{
+	struct cut c = { .nspam = nspam };
+	long tp = 0, fp = 0;
+
+	for (int i = 0; i < n; i++) {
+		o[i]->spam ? tp++ : fp++;
+		if (fp > fpmax)
+			break;
+		if (i + 1 < n && o[i + 1]->score == o[i]->score)
+			continue;
+		if (f1(tp, fp, nspam - tp) > c.f1) {
+			c.f1 = f1(tp, fp, nspam - tp);
+			c.tp = tp;
+			c.fp = fp;
+			c.thr = i + 1 < n ? (o[i]->score + o[i + 1]->score) / 2 : o[i]->score;
+		}
+	}
+	return c;
+}
+
 static void
 report(const char *what)
 {
-	struct msg **o = malloc((size_t)nmsgs * sizeof(*o));
-	long tp = 0, fp = 0, nspam = 0, best_tp = 0, best_fp = 0;
-	double best = 0, thr = 0;
+	long nspam;
+	int n;
+	struct msg **o = sorted(&n, &nspam);
+	struct cut c = best_cut(o, n, nspam, p_fpmax);
+	double thr = c.thr;
 
-	for (int i = 0; i < nmsgs; i++) {
-		o[i] = &msgs[i];
-		nspam += msgs[i].spam;
-	}
-	qsort(o, (size_t)nmsgs, sizeof(*o), cmp_desc);
-	for (int i = 0; i < nmsgs; i++) {
-		o[i]->spam ? tp++ : fp++;
-		if (fp > p_fpmax)
-			break;
-		/* a cut only between different scores */
-		if (i + 1 < nmsgs && o[i + 1]->score == o[i]->score)
-			continue;
-		double v = f1(tp, fp, nspam - tp);
-		if (v > best) {
-			best = v;
-			best_tp = tp;
-			best_fp = fp;
-			thr = i + 1 < nmsgs ? (o[i]->score + o[i + 1]->score) / 2 : o[i]->score;
-		}
-	}
 	printf("%s: best F1 %.4f at FP <= %d: FP %ld FN %ld thr %.6g; per fold (FP/FN):",
-	    what, best, p_fpmax, best_fp, nspam - best_tp, thr);
+	    what, c.f1, p_fpmax, c.fp, nspam - c.tp, thr);
 	for (int k = 0; k < K; k++) {
 		long kfp = 0, kfn = 0;
 		for (int i = 0; i < nmsgs; i++)
@@ -186,10 +215,10 @@ report(const char *what)
 	}
 	if (p_top) {
 		printf("  top ham:");
-		for (int i = 0, n = 0; i < nmsgs && n < p_top; i++)
+		for (int i = 0, shown = 0; i < n && shown < p_top; i++)
 			if (!o[i]->spam) {
 				printf(" %ld:%.4g", (long)(o[i] - msgs), o[i]->score);
-				n++;
+				shown++;
 			}
 		printf("\n");
 	}
@@ -546,30 +575,14 @@ tune_fold(int k)
 static double
 best_f1_sel(int fpmax, double *thr)
 {
-	struct msg **o = malloc((size_t)nmsgs * sizeof(*o));
-	long tp = 0, fp = 0, nspam = 0;
-	int n = 0;
-	double best = 0;
+	long nspam;
+	int n;
+	struct msg **o = sorted(&n, &nspam);
+	struct cut c = best_cut(o, n, nspam, fpmax);
 
-	for (int i = 0; i < nmsgs; i++)
-		if (!msgs[i].skip) {
-			o[n++] = &msgs[i];
-			nspam += msgs[i].spam;
-		}
-	qsort(o, (size_t)n, sizeof(*o), cmp_desc);
-	for (int i = 0; i < n; i++) {
-		o[i]->spam ? tp++ : fp++;
-		if (fp > fpmax)
-			break;
-		if (i + 1 < n && o[i + 1]->score == o[i]->score)
-			continue;
-		if (f1(tp, fp, nspam - tp) > best) {
-			best = f1(tp, fp, nspam - tp);
-			*thr = i + 1 < n ? (o[i]->score + o[i + 1]->score) / 2 : o[i]->score;
-		}
-	}
 	free(o);
-	return best;
+	*thr = c.thr;
+	return c.f1;
 }
 
 /* One training of the stack on the non-skipped messages outside fold k;
