@@ -1071,10 +1071,16 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 	return db_be->grey_auto_get(net, passes, last_seen);
 }
 
+/* A forgotten triplet moves the admin token too: every node's greylist
+ * memory (policy/grey.c) lets go of it. */
 int
 db_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
-	return db_be->grey_forget(net, sender, rcpt);
+	int rc = db_be->grey_forget(net, sender, rcpt);
+
+	if (rc > 0)
+		db_admin_touch();
+	return rc;
 }
 
 int

@@ -77,7 +77,8 @@ int	 db_prune(time_t now);
 
 /* --- admin edits --------------------------------------------------------- */
 
-/* A token that changes whenever an admin edit (access lists, rules, users)
+/* A token that changes whenever an admin edit (access lists, rules, users,
+ * a greylist triplet forgotten by hand)
  * is committed, by this process, a CLI process or another node on the
  * same store: readers keep what they built from those tables in memory
  * and rebuild when it changes, instead of reading the database for every

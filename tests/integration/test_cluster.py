@@ -134,6 +134,22 @@ def test_greylisted_on_a_accepted_on_another_node(make_cluster, capture, n):
     assert rcpt_reply(last.port, sender="new@sender.example")[0] == 450
 
 
+def test_triplet_forgotten_through_b_is_new_again_on_a(make_cluster):
+    """A keeps a passed triplet in memory; forgetting it through B's API
+    reaches A within the edit bound (the admin token moves, A's greylist
+    memory lets go), so A greylists it as new again."""
+    c = make_cluster(2, {"greylist.enabled": "yes", "greylist.delay": "300"})
+    a = c.nodes[0]
+    assert rcpt_reply(a.port)[0] == 450
+    c.set_clock(301)
+    assert rcpt_reply(a.port)[0] == 250
+    assert rcpt_reply(a.port)[0] == 250      # now answered from A's memory
+    key = {"net": "127.0.0.0/24", "sender": "a@sender.example", "rcpt": "b@example.net"}
+    assert c.api(1).post("/api/greylist/forget", key)[0] == 200
+    wait_until(lambda: rcpt_reply(a.port)[0] == 450, EDIT_BOUND, interval=0.1,
+               what="the forgotten triplet to be new on A")
+
+
 # ------------------------------------------------------------ quarantine
 
 QRULE = {"name": "cluster_quar", "target": "subject", "pattern": "QUARANTINE-ME",
