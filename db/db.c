@@ -99,6 +99,9 @@ static void	 db_edit_publish(long long v);
 static void	*db_poller_main(void *);
 static void	 db_poller_start(void);
 static void	 db_poller_stop(void);
+static void	 db_deadline(struct timespec *, int ms);
+static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
+		    pthread_t);
 static void	*db_writer_main(void *);
 static void	 db_linger(void);
 static int	 db_batch_run(struct db_job *);
@@ -188,11 +191,7 @@ void
 db_close(void)
 {
 	if (db_has_writer) {
-		pthread_mutex_lock(&db_mtx);
-		db_stop = 1;
-		pthread_cond_signal(&db_work_cv);
-		pthread_mutex_unlock(&db_mtx);
-		pthread_join(db_writer, NULL);
+		db_thread_stop(&db_mtx, &db_work_cv, &db_stop, db_writer);
 		db_has_writer = 0;
 	}
 	db_poller_stop();
@@ -230,10 +229,7 @@ db_poller_main(void *arg)
 	while (!db_poll_stop) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += DB_EDIT_POLL_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		db_deadline(&ts, DB_EDIT_POLL_MS);
 		pthread_cond_timedwait(&db_poll_cv, &db_poll_mtx, &ts);
 		if (db_poll_stop)
 			break;
@@ -259,12 +255,32 @@ db_poller_stop(void)
 {
 	if (!db_has_poller)
 		return;
-	pthread_mutex_lock(&db_poll_mtx);
-	db_poll_stop = 1;
-	pthread_cond_signal(&db_poll_cv);
-	pthread_mutex_unlock(&db_poll_mtx);
-	pthread_join(db_poller, NULL);
+	db_thread_stop(&db_poll_mtx, &db_poll_cv, &db_poll_stop, db_poller);
 	db_has_poller = 0;
+}
+
+/* ms from now on the clock pthread_cond_timedwait uses. */
+static void
+db_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Tell a thread waiting on cv under m to stop, and wait for it. */
+static void
+db_thread_stop(pthread_mutex_t *m, pthread_cond_t *cv, int *stop, pthread_t t)
+{
+	pthread_mutex_lock(m);
+	*stop = 1;
+	pthread_cond_signal(cv);
+	pthread_mutex_unlock(m);
+	pthread_join(t, NULL);
 }
 
 /* After a committed admin edit, on the editing thread: the shared version
@@ -281,14 +297,19 @@ db_admin_touch(void)
 		db_edit_publish(db_be->edit_version());
 }
 
-/* In a process without the poller (CLI tools) the row is read here. */
+/* In a process without the poller (CLI tools) the row is read here, at
+ * most once per millisecond per thread: the checks of one stage ask
+ * several times in a row. */
 unsigned long long
 db_admin_token(void)
 {
+	static _Thread_local uint64_t read_ms;
 	unsigned long long v;
 
-	if (!db_has_poller)
+	if (!db_has_poller && time_mono_ms() != read_ms) {
+		read_ms = time_mono_ms();
 		db_edit_publish(db_be->edit_version());
+	}
 	v = (unsigned long long)atomic_load(&db_edit_seen);
 	/* odd multiplier: distinct local counts give distinct tokens */
 	return v ^ (atomic_load(&db_admin_local) * 0x9e3779b97f4a7c15ULL);
@@ -320,12 +341,7 @@ db_linger(void)
 
 	if (db_head == NULL || !atomic_load(&db_healthy))
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += DB_LINGER_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	db_deadline(&ts, DB_LINGER_MS);
 	while (!db_stop && db_nsync == 0 && db_qlen < DB_BATCH_MAX)
 		if (pthread_cond_timedwait(&db_work_cv, &db_mtx, &ts) == ETIMEDOUT)
 			break;
@@ -376,13 +392,7 @@ db_wait(struct db_job *j, int timeout_ms)
 	struct timespec ts;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	db_deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&db_mtx);
 	/* Once started, a job runs statements bounded by the busy timeout:
 	 * keep waiting, as it uses our strings. */
