@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from harness import Postern, POSTERN_BIN, TempDir, wait_until
+from harness import Postern, POSTERN_BIN, wait_until
 from harness.client import smtp_client
 from webapi import Http, PASSWORD, TOKEN, USER, send_mail
 
@@ -69,10 +69,13 @@ class Cluster:
         r = subprocess.run([POSTERN_BIN, "passwd", "-c", self.nodes[0].conf_path, USER],
                            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
+
+    def start(self):
         for p in self.nodes:
             p.start()
             wait_until(lambda: Http(p.web_port).get("/healthz")[0] == 200, 15,
                        what="node %s's dashboard" % p.dir)
+        return self
 
     def set_clock(self, offset):
         with open(self.clockfile, "w") as f:
@@ -93,8 +96,8 @@ def make_cluster(workdir, store, unbound, capture):
 
     def make(n=2, conf=None):
         c = Cluster(workdir, store, capture.addr, unbound.addr, n, conf)
-        made.append(c)
-        return c
+        made.append(c)          # stopped at the end even if a node fails to start
+        return c.start()
     yield make
     for c in made:
         c.stop()
