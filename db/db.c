@@ -99,7 +99,6 @@ static void	 db_edit_publish(long long v);
 static void	*db_poller_main(void *);
 static void	 db_poller_start(void);
 static void	 db_poller_stop(void);
-static void	 db_deadline(struct timespec *, int ms);
 static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
 		    pthread_t);
 static void	*db_writer_main(void *);
@@ -229,7 +228,7 @@ db_poller_main(void *arg)
 	while (!db_poll_stop) {
 		struct timespec ts;
 
-		db_deadline(&ts, DB_EDIT_POLL_MS);
+		time_deadline_ts(CLOCK_REALTIME, DB_EDIT_POLL_MS, &ts);
 		pthread_cond_timedwait(&db_poll_cv, &db_poll_mtx, &ts);
 		if (db_poll_stop)
 			break;
@@ -257,19 +256,6 @@ db_poller_stop(void)
 		return;
 	db_thread_stop(&db_poll_mtx, &db_poll_cv, &db_poll_stop, db_poller);
 	db_has_poller = 0;
-}
-
-/* ms from now on the clock pthread_cond_timedwait uses. */
-static void
-db_deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /* Tell a thread waiting on cv under m to stop, and wait for it. */
@@ -341,7 +327,7 @@ db_linger(void)
 
 	if (db_head == NULL || !atomic_load(&db_healthy))
 		return;
-	db_deadline(&ts, DB_LINGER_MS);
+	time_deadline_ts(CLOCK_REALTIME, DB_LINGER_MS, &ts);
 	while (!db_stop && db_nsync == 0 && db_qlen < DB_BATCH_MAX)
 		if (pthread_cond_timedwait(&db_work_cv, &db_mtx, &ts) == ETIMEDOUT)
 			break;
@@ -392,7 +378,7 @@ db_wait(struct db_job *j, int timeout_ms)
 	struct timespec ts;
 	int rc;
 
-	db_deadline(&ts, timeout_ms);
+	time_deadline_ts(CLOCK_REALTIME, (uint64_t)timeout_ms, &ts);
 	pthread_mutex_lock(&db_mtx);
 	/* Once started, a job runs statements bounded by the busy timeout:
 	 * keep waiting, as it uses our strings. */
