@@ -344,9 +344,9 @@ def main():
             unbound = Unbound(tmp.join("unbound")).start()
         store = {"db.path": tmp.join("cluster.db")}
         if "cluster" in modes and args.pg:
-            from harness.pg import PostgreSQL
-            pg = PostgreSQL(tmp.join("pg")).start()
-            store = {"db.url": pg.url}
+            from harness.pg import PgServer
+            pg = PgServer(tmp.join("pg")).start()
+            store = {"db.url": pg.createdb("bench")}
         elif args.db_url:
             store = {"db.url": args.db_url}
         for mode in modes:
@@ -429,7 +429,7 @@ def main():
         if unbound:
             unbound.stop()
         if pg:
-            pg.stop()
+            pg.destroy()
         if sink:
             sink.terminate()
             try:

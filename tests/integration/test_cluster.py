@@ -35,19 +35,20 @@ EDIT_BOUND = 2.0        # seconds: docs/cluster.md, "How edits propagate"
 
 @pytest.fixture(params=["sqlite", "pg"])
 def store(request, workdir):
-    """The shared store's config keys: one SQLite file, or a PostgreSQL of
-    the test's own."""
+    """The shared store's config keys: one SQLite file, or a fresh database
+    on the test process's PostgreSQL (harness/pg.py)."""
     if request.param == "sqlite":
         yield {"db.path": workdir.join("shared.db")}
         return
     if not HAVE_PG:
         pytest.skip("tests/integration/harness/pg.py is not there yet")
-    from harness.pg import PostgreSQL
-    pg = PostgreSQL(workdir.join("pg")).start()
+    from harness.pg import session_server
+    server = session_server()
+    url = server.createdb()
     try:
-        yield {"db.url": pg.url}
+        yield {"db.url": url}
     finally:
-        pg.stop()
+        server.dropdb(url)
 
 
 class Cluster:
