@@ -304,9 +304,13 @@ rc_free(struct pol_session *ps)
 void
 rulecheck_opts(const struct conf *c, struct rule_opts *o)
 {
-	o->match_limit = (unsigned long)c->rules_match_limit;
-	o->depth_limit = (unsigned long)c->rules_depth_limit;
-	o->jit = 1;
+	/* Whole: the callers' structs are on the stack, and a stray
+	 * no_prefilter ran every content regex over every message. */
+	*o = (struct rule_opts){
+		.match_limit = (unsigned long)c->rules_match_limit,
+		.depth_limit = (unsigned long)c->rules_depth_limit,
+		.jit = 1,
+	};
 }
 
 int
