@@ -62,8 +62,9 @@ struct bayes_clue {
 	uint32_t idx;			/* into the token set */
 };
 
-/* f(w) of counts below BAYES_MEMO, computed when first needed (-1 until
- * then), for one (s, x, N_s, N_h): bayes_memo(). */
+/* f(w) of counts below BAYES_MEMO, computed when first needed (0 until
+ * then: f is never 0, as s > 0 and x > 0), for one (s, x, N_s, N_h):
+ * bayes_memo(). */
 #define BAYES_MEMO	64
 struct bayes_fmemo {
 	double	 s, x;
@@ -361,24 +362,21 @@ bayes_f(double sv, double xv, unsigned ns, unsigned nh, long long nspam, long lo
 /* This thread's f(w) of small counts, valid while (s, x, N_s, N_h) stay.
  * Most tokens have small counts: a message's four divisions per token
  * (about 6% of the daemon's CPU with every check on) become a load. The
- * very same expression fills it, so every f is bit for bit the same. */
+ * very same expression fills it, so every f is bit for bit the same. In
+ * thread-local storage, not on the heap: a worker's copy goes with it. */
 static struct bayes_fmemo *
 bayes_memo(double sv, double xv, long long nspam, long long nham)
 {
-	static _Thread_local struct bayes_fmemo *m;
+	static _Thread_local struct bayes_fmemo m;
 
-	if (m == NULL)
-		m = xmalloc(sizeof(*m));
-	else if (m->s == sv && m->x == xv && m->nspam == nspam && m->nham == nham)
-		return m;
-	m->s = sv;
-	m->x = xv;
-	m->nspam = nspam;
-	m->nham = nham;
-	for (int i = 0; i < BAYES_MEMO; i++)
-		for (int j = 0; j < BAYES_MEMO; j++)
-			m->f[i][j] = -1;	/* not computed yet */
-	return m;
+	if (m.s == sv && m.x == xv && m.nspam == nspam && m.nham == nham)
+		return &m;
+	m.s = sv;
+	m.x = xv;
+	m.nspam = nspam;
+	m.nham = nham;
+	memset(m.f, 0, sizeof(m.f));
+	return &m;
 }
 
 /* The counts of s's tokens from the copy, combined. 0 or -1. */
@@ -413,7 +411,7 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 			continue;
 		if (ns < BAYES_MEMO && nh < BAYES_MEMO) {
 			double *m = &memo->f[ns][nh];
-			if (*m < 0)
+			if (*m == 0)
 				*m = bayes_f(sv, xv, ns, nh, bm.nspam, bm.nham);
 			f = *m;
 		} else
