@@ -15,7 +15,8 @@
  * rule_set reference, dropped at transaction reset (the one taken at
  * CONNECT serves the session's first transaction too).
  * Thread: the check runs on policy workers, or on the proxy's loop thread
- * when rc_blocks() says it has nothing to read or match; one session at a
+ * when rc_blocks() says it has nothing to read from the database and no
+ * content to match (envelope rules match on the loop); one session at a
  * time.
  */
 #include "policy/rulecheck.h"
