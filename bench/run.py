@@ -41,7 +41,10 @@ smtp-source -> smtp-sink directly, for 1 KB / 10 KB / 100 KB messages and
 1 / 10 / 100 concurrent sessions (one message per connection, as an MX
 sees them). Direct and Postern runs are interleaved (direct, postern,
 direct, postern, ...) so both see the same machine load; the table shows
-medians and the ratio postern/direct. Numbers are reported, never asserted.
+medians and the ratio postern/direct, Postern's CPU per message, and
+smtp-source's and smtp-sink's together in the direct run and in the
+Postern run (so one sees whether the load generator, not Postern, fills
+the two cores). Numbers are reported, never asserted.
 The sizes are smtp-source -l payloads or, with "all", the signed message
 files of about that size.
 
@@ -161,6 +164,13 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peers_cpu_s(sink):
+    """CPU seconds so far of smtp-sink and of the smtp-source runs (our
+    waited-for children)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return cpu_s(sink.pid) + r.ru_utime + r.ru_stime
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -276,10 +286,13 @@ def write_report(lines, name):
         f.write(text)
 
 
-def table(lines, results, cpu, cells, kind):
+def table(lines, results, cpu, cells, kind, peers):
     """cpu: Postern's CPU microseconds per message (all threads), by cell:
-    steadier than msg/s on a busy machine."""
-    lines.append("  size  sessions   direct msg/s  postern msg/s   postern/direct   postern CPU us/msg")
+    steadier than msg/s on a busy machine. peers: smtp-source's and
+    smtp-sink's together, by cell and kind (direct or this one): what the
+    load generator itself takes of the two cores in each kind of run."""
+    lines.append("  size  sessions   direct msg/s  postern msg/s   postern/direct   postern CPU us/msg"
+                 "   source+sink us/msg (direct, postern)")
     for size, conc in cells:
         d = results[(size, conc)]["direct"]
         p = results[(size, conc)][kind]
@@ -288,8 +301,10 @@ def table(lines, results, cpu, cells, kind):
         pm = statistics.median(p) if p else None
         ratio = "%14.2f" % (pm / dm) if dm and pm else "           n/a"
         cm = "%20.0f" % statistics.median(c) if c else "                 n/a"
-        lines.append("%4d KB  %8d   %12s  %13s   %s %s" % (
-            size // 1024, conc, fmt_rate(dm), fmt_rate(pm), ratio, cm))
+        pr = ["%4.0f" % statistics.median(v) if v else " n/a"
+              for v in (peers[(size, conc)]["direct"], peers[(size, conc)][kind])]
+        lines.append("%4d KB  %8d   %12s  %13s   %s %s   %s, %s" % (
+            size // 1024, conc, fmt_rate(dm), fmt_rate(pm), ratio, cm, pr[0], pr[1]))
 
 
 def main():
@@ -361,6 +376,7 @@ def main():
         done = 0
         results = {cell: {k: [] for k in kinds} for cell in cells}
         cpu = {cell: {k: [] for k in modes} for cell in cells}
+        peers = {cell: {k: [] for k in kinds} for cell in cells}
         t_start = time.monotonic()
         for rep in range(reps):
             for size, conc in cells:
@@ -370,6 +386,7 @@ def main():
                     p = posterns.get(kind)
                     nodes = p if isinstance(p, list) else [p] if p else []
                     c0 = sum(cpu_s(n.proc.pid) for n in nodes)
+                    s0 = peers_cpu_s(sink)
                     if kind == "direct":
                         rate = source_run(sink_port, size, conc, count, msgfiles.get(size))
                     elif len(nodes) > 1:
@@ -380,6 +397,7 @@ def main():
                                 if nodes else None)
                     if rate is not None:
                         results[(size, conc)][kind].append(rate)
+                        peers[(size, conc)][kind].append((peers_cpu_s(sink) - s0) * 1e6 / count)
                         if nodes:
                             cpu[(size, conc)][kind].append(
                                 (sum(cpu_s(n.proc.pid) for n in nodes) - c0) * 1e6 / count)
@@ -403,7 +421,7 @@ def main():
             if mode == "cluster":
                 label += " (%s)" % ("PostgreSQL" if "db.url" in store else "one SQLite file")
             lines.append("Postern with %s:" % label)
-            table(lines, results, cpu, cells, mode)
+            table(lines, results, cpu, cells, mode, peers)
             if mode == "all" and posterns.get(mode):
                 seen = allchecks.checks_seen(posterns[mode])
                 lines.append("  checks counted: %s%s" % (

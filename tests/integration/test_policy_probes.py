@@ -167,30 +167,40 @@ def test_no_stash_leaks_into_the_next_transaction():
 
 
 def test_worker_after_spf_probe_evaluates_afresh(tmp_path):
-    """A rule on MAIL FROM sends MAIL to a worker after SPF's probe found
-    every answer cached: the worker evaluates SPF itself, with the result
-    the probe would have given."""
+    """The rules edited while a session runs send its next MAIL to a worker
+    (the rule check reads the new set) after SPF's probe found every
+    answer cached: the worker evaluates SPF itself, with the result the
+    probe would have given."""
     sink = Capture().start()
     e = env()
     try:
         rules = tmp_path / "rules.txt"
         rules.write_text("never | mail_from | /@never\\.example$/ | score 1\n")
-        r = subprocess.run([POSTERN, "rules", "import", str(rules), "-c", e.conf],
-                           capture_output=True, text=True, timeout=60, env=e.env())
-        assert r.returncode == 0, r.stderr
+
+        def import_rules():
+            r = subprocess.run([POSTERN, "rules", "import", str(rules), "-c", e.conf],
+                               capture_output=True, text=True, timeout=60, env=e.env())
+            assert r.returncode == 0, r.stderr
+        import_rules()
         e.serve(sink)
 
         def envelope(sender):
+            # the session's first transaction keeps the set read at
+            # CONNECT; the second one asks again, after the edit
             def client(s):
+                assert s.mail("first@c1.pr.test")[0] == 250
+                s.rset()
+                import_rules()
                 assert s.mail(sender)[0] == 250
                 s.rset()
             return client
 
         counted(e, mail("warm@c1.pr.test"))
         counted(e, mail("warm@fail.pr.test"))
-        # SPF's answers are cached, yet MAIL (the rule) goes to a worker;
-        # CONNECT and HELO stay inline
+        # SPF's answers are cached, yet the second MAIL (the rules) goes
+        # to a worker; CONNECT, HELO and the first MAIL stay inline
         assert counted(e, envelope("w@c1.pr.test"))[1] == 1
+        counted(e, mail("warm@c1.pr.test"))     # CONNECT re-reads the access lists
         assert counted(e, envelope("w@fail.pr.test"))[1] == 1
         counted(e, mail("x@c1.pr.test"))
         counted(e, mail("y@fail.pr.test"))
@@ -198,6 +208,8 @@ def test_worker_after_spf_probe_evaluates_afresh(tmp_path):
         got = spf_results(e.log())
         assert got["x@c1.pr.test"] == ["pass"], got
         assert got["y@fail.pr.test"] == ["fail"], got
+        assert got["w@c1.pr.test"] == ["pass"], got
+        assert got["w@fail.pr.test"] == ["fail"], got
     finally:
         e.stop()
         sink.stop()

@@ -152,6 +152,51 @@ def test_rules_at_each_stage_over_smtp(make_postern, capture, workdir):
     p.stop()
 
 
+def test_envelope_rules_run_on_the_loop(make_postern, capture, workdir):
+    """Rules on the client, HELO, MAIL FROM and RCPT TO match on the I/O
+    loop (no worker round trip, policy/rulecheck.c rc_blocks) and still
+    act; a content rule sends DATA to a worker."""
+    from policyenv import stage_counts
+    token = "r" * 40
+    rules = ("loop_client | client_ip | /^127\\./ | score 0.5\n"
+             "loop_helo | helo | /^helo\\.loop\\.test$/ | score 1\n"
+             "loop_sender | mail_from | /@spam\\.example$/ | reject\n"
+             "loop_rcpt | rcpt_to | /^blocked@/ | tempfail\n")
+    conf = {"web.api_token": token, "spf.enabled": "no", "dkim.enabled": "no",
+            "dmarc.enabled": "no", "rbl.zones": "", "rbl.rhsbl_zones": ""}
+    p = prepared(make_postern, capture.addr, workdir, rules, conf=conf)
+    msg = b"Subject: hi\r\n\r\nx\r\n"
+    send(p.port, "a@example.net", ["a@example.org"], msg)   # the set is read once
+    capture.wait_messages(1)
+
+    def counted(*args, **kw):
+        before = stage_counts(p.web_port, token)
+        got = send(p.port, *args, **kw)
+        after = stage_counts(p.web_port, token)
+        return got, after[0] - before[0], after[1] - before[1]
+    (code, text), inline, worker = counted("boss@spam.example", ["a@example.org"], msg)
+    assert code == 550 and b"loop_sender" in text
+    assert (inline, worker) == (3, 0)                 # CONNECT, EHLO, MAIL
+    (code, text), inline, worker = counted("a@example.net", ["blocked@example.org"], msg)
+    assert code == 451 and b"loop_rcpt" in text
+    assert (inline, worker) == (4, 0)
+    (code, _), inline, worker = counted("a@example.net", ["a@example.org"], msg,
+                                        helo="helo.loop.test")
+    assert code == 250 and worker == 0 and inline == 5
+    assert hdr(capture.wait_messages(2)[1], "X-Spam-Score") == "1.5"
+    p.stop()
+
+    # a body rule: DATA, and only DATA, goes to a worker
+    p = prepared(make_postern, capture.addr, workdir, rules + "loop_body | body | /zzz/ | score 2\n",
+                 conf=conf)
+    send(p.port, "a@example.net", ["a@example.org"], msg)
+    (code, _), inline, worker = counted("a@example.net", ["a@example.org"],
+                                        b"Subject: hi\r\n\r\nzzz\r\n")
+    assert code == 250 and (inline, worker) == (4, 1)
+    assert hdr(capture.wait_messages(4)[3], "X-Spam-Score") == "2.5"
+    p.stop()
+
+
 def test_runaway_pattern_is_bounded(make_postern, capture, workdir):
     rules = "cat | raw | /(a+)+$/ | reject\nfine | raw | /zzz-marker/ | score 0.5\n"
     p = prepared(make_postern, capture.addr, workdir, rules,

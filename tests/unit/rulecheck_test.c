@@ -311,6 +311,21 @@ T_CASE(expiry_in_batches)
 	T_EQ_INT(db_quar_total(), 0);
 }
 
+/* The options the daemon and the CLI build with are all set, whatever
+ * their stack held: a stray no_prefilter ran every content regex over
+ * every message. */
+T_CASE(opts_are_whole)
+{
+	struct rule_opts o;
+
+	memset(&o, 0xa5, sizeof(o));
+	rulecheck_opts(conf, &o);
+	T_EQ_INT(o.no_prefilter, 0);
+	T_EQ_INT(o.jit, 1);
+	T_EQ_INT((long long)o.match_limit, conf->rules_match_limit);
+	T_EQ_INT((long long)o.depth_limit, conf->rules_depth_limit);
+}
+
 int
 main(void)
 {
@@ -348,6 +363,7 @@ main(void)
 	T_RUN(expiry_by_test_clock);
 	T_RUN(many_matches_keep_score);
 	T_RUN(expiry_in_batches);
+	T_RUN(opts_are_whole);
 	pol_shutdown();
 	rule_swap(NULL);
 	conf_unref(conf);
