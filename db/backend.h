@@ -138,6 +138,14 @@ struct db_backend {
 	/* learn outside the writer (a process without one), in a
 	 * transaction of its own */
 	int	(*bayes_learn)(struct db_bayes_learn *, size_t n, long long max);
+
+	/* --- shared by every node of a cluster --------------------------- */
+	/* small named values (the digest HMAC key, the last digest round,
+	 * ...): 1 and *val (xmalloc'd) when set, 0 when not, -1 on error */
+	int	(*meta_get)(const char *key, char **val);
+	/* set key to val; with keep, only when key is not yet set (the
+	 * first node's value wins); 0 or -1 */
+	int	(*meta_put)(const char *key, const char *val, int keep);
 };
 
 extern const struct db_backend db_sqlite;

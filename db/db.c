@@ -1240,3 +1240,17 @@ db_user_set(const char *name, const char *hash)
 {
 	return db_be->user_set(name, hash);
 }
+
+/* ------------------------------------------- shared values (dispatch) */
+
+int
+db_meta_get(const char *key, char **val)
+{
+	return db_be->meta_get(key, val);
+}
+
+int
+db_meta_put(const char *key, const char *val, int keep)
+{
+	return db_be->meta_put(key, val, keep);
+}

@@ -393,4 +393,15 @@ void	 db_bayes_learn_queue(const struct db_bayes_learn *, long long max_tokens);
 /* The totals only. 0 or -1. */
 int	 db_bayes_meta(struct db_bayes_meta *);
 
+/* --- shared by every node of a cluster ------------------------------ */
+
+/* Small named values every node shares (a key, the last round of a
+ * periodic job). 1 and *val (xmalloc'd, the caller frees it) when set, 0
+ * when not, -1 on error. */
+int	 db_meta_get(const char *key, char **val);
+/* Set key to val; with keep, only when key is not set yet, so that of
+ * several nodes starting at once the first one's value wins (read it back
+ * with db_meta_get). 0 or -1. */
+int	 db_meta_put(const char *key, const char *val, int keep);
+
 #endif

@@ -171,6 +171,8 @@ static int	 sq_quar_expire(time_t cut, int limit);
 static long long	 sq_quar_total(void);
 static int	 sq_user_set(const char *name, const char *hash);
 static char *sq_user_hash(const char *name);
+static int	 sq_meta_get(const char *key, char **val);
+static int	 sq_meta_put(const char *key, const char *val, int keep);
 static void	 sq_bq_free(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_prep(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_meta(sqlite3 *h, sqlite3_stmt *st,
@@ -290,6 +292,10 @@ static const struct sq_migration migrations[] = {
 	 * takes no action (docs/rules.md). */
 	{ "rules: log-only",
 	  "ALTER TABLE rules ADD COLUMN log_only INTEGER NOT NULL DEFAULT 0;" },
+	/* Small values every node shares (the digest's key and last round). */
+	{ "shared values",
+	  "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+	  " WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -1634,6 +1640,46 @@ sq_user_hash(const char *name)
 	return hash;
 }
 
+/* --------------------------------------------------------- shared values */
+
+static int
+sq_meta_get(const char *key, char **val)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+	int rc, found = 0;
+
+	*val = NULL;
+	if (h == NULL || (st = sq_prep(h, "SELECT value FROM meta WHERE key = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*val = xstrdup((const char *)sqlite3_column_text(st, 0));
+		found = 1;
+	} else if (rc != SQLITE_DONE) {
+		sq_fail(h, rc, "read shared value");
+		found = -1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int
+sq_meta_put(const char *key, const char *val, int keep)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, keep ?
+	    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING" :
+	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	return sq_step_done(h, st, "write shared value");
+}
+
 /* ------------------------------------------------------------ classifier */
 
 /* The statements one learn batch uses, prepared once per batch. */
@@ -1951,4 +1997,6 @@ const struct db_backend db_sqlite = {
 	.quar_expire = sq_quar_expire,
 	.user_set = sq_user_set,
 	.bayes_learn = sq_bayes_learn,
+	.meta_get = sq_meta_get,
+	.meta_put = sq_meta_put,
 };
