@@ -78,8 +78,8 @@ digest_domain_ok(const char *list, const char *rcpt)
 	return ok;
 }
 
-/* The check that weighed most toward spam: "check: reason", or its result
- * when it gave no reason. */
+/* The check that weighed most toward spam, else a matching rule: "check:
+ * reason", or its result when it gave no reason. */
 static char *
 digest_reason(const struct db_quar *q)
 {
@@ -88,6 +88,10 @@ digest_reason(const struct db_quar *q)
 
 	for (int i = 0; i < q->nreasons; i++)
 		if (q->reasons[i].score > 0 && (best == NULL || q->reasons[i].score > best->score))
+			best = &q->reasons[i];
+	/* A rule whose action is quarantine adds no score: its match is why. */
+	for (int i = 0; i < q->nreasons && best == NULL; i++)
+		if (strcmp(q->reasons[i].result, "match") == 0)
 			best = &q->reasons[i];
 	if (best == NULL)
 		return xstrdup("the checks' total score");

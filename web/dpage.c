@@ -140,7 +140,7 @@ static int
 dpage_check(struct web_req *r, struct web_resp *resp, struct dlink *l, struct dpage_msg *m)
 {
 	unsigned char key[DLINK_KEY_LEN];
-	char when[64];
+	char when[64], text[160];
 	struct tm tm;
 	enum dlink_err e;
 
@@ -169,9 +169,10 @@ dpage_check(struct web_req *r, struct web_resp *resp, struct dlink *l, struct dp
 		return -1;
 	case DLINK_EXPIRED:
 		localtime_r(&l->expires, &tm);
-		strftime(when, sizeof(when), "This link expired on %Y-%m-%d %H:%M %Z. "
-		    "Nothing was done; ask your mail administrator.", &tm);
-		dpage_page(resp, 410, "Link expired", when, NULL, NULL);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", &tm);
+		snprintf(text, sizeof(text), "This link expired on %s. Nothing was done; "
+		    "ask your mail administrator.", when);
+		dpage_page(resp, 410, "Link expired", text, NULL, NULL);
 		return -1;
 	}
 	m->from = l->rcpt;		/* dpage_row reads it before it fills in */
