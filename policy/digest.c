@@ -21,7 +21,7 @@
 #define DIGEST_FROM_MAX		256	/* bytes of a listed sender */
 
 struct digest_pair {
-	char	*rcpt;			/* lower-case */
+	char	*rcpt;			/* as the first message names it */
 	int	 item;			/* index in the collect's items */
 };
 
@@ -42,18 +42,6 @@ static int	 digest_row(void *arg, const struct db_quar_row *row);
 static int	 digest_pair_cmp(const void *a, const void *b);
 static int	 digest_compose(const struct conf *, time_t now, struct digest_collect *,
 		    struct digest_round *, char *err, size_t errsz);
-static char	*digest_lower(const char *);
-
-static char *
-digest_lower(const char *s)
-{
-	char *d = xstrdup(s);
-
-	for (char *p = d; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	return d;
-}
 
 /* Is rcpt's domain in the comma-separated list ("" = every domain)? */
 static int
@@ -137,17 +125,18 @@ digest_row(void *arg, const struct db_quar_row *row)
 			dc->cappairs = dc->cappairs ? dc->cappairs * 2 : 64;
 			dc->pairs = xrealloc(dc->pairs, sizeof(*dc->pairs) * (size_t)dc->cappairs);
 		}
-		dc->pairs[dc->npairs++] = (struct digest_pair){ digest_lower(q->rcpts[i]), item };
+		dc->pairs[dc->npairs++] = (struct digest_pair){ xstrdup(q->rcpts[i]), item };
 	}
 	return 0;
 }
 
-/* By recipient, then in the order read (newest first). */
+/* By recipient (case-insensitively: one mailbox, one digest), then in
+ * the order read (newest first). */
 static int
 digest_pair_cmp(const void *a, const void *b)
 {
 	const struct digest_pair *x = a, *y = b;
-	int c = strcmp(x->rcpt, y->rcpt);
+	int c = strcasecmp(x->rcpt, y->rcpt);
 
 	return c ? c : (x->item > y->item) - (x->item < y->item);
 }
@@ -175,7 +164,7 @@ digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
 	for (int i = 0, j; i < dc->npairs; i = j) {
 		struct dmail_item *list;
 		int n;
-		for (j = i; j < dc->npairs && strcmp(dc->pairs[j].rcpt, dc->pairs[i].rcpt) == 0; j++)
+		for (j = i; j < dc->npairs && strcasecmp(dc->pairs[j].rcpt, dc->pairs[i].rcpt) == 0; j++)
 			seen[dc->pairs[j].item] = 1;
 		n = j - i < DIGEST_MAX_LISTED ? j - i : DIGEST_MAX_LISTED;
 		list = xcalloc((size_t)n, sizeof(*list));

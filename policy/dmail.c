@@ -25,6 +25,7 @@ static size_t	 dmail_u8len(const unsigned char *p, size_t n);
 static void	 dmail_qp(struct buf *out, const char *text);
 static void	 dmail_subject(struct buf *out, const char *s);
 static void	 dmail_date(char *out, size_t sz, time_t t, int header);
+static void	 dmail_count(char *out, size_t sz, int total);
 static char	*dmail_link(const struct dmail_head *, const struct dmail_item *,
 		    enum dlink_action, const unsigned char *key);
 static void	 dmail_text(struct buf *, const struct dmail_head *,
@@ -143,6 +144,13 @@ dmail_date(char *out, size_t sz, time_t t, int header)
 	strftime(out, sz, header ? "%a, %d %b %Y %H:%M:%S %z" : "%Y-%m-%d %H:%M %Z", &tm);
 }
 
+/* "2 new messages were" / "1 new message was" */
+static void
+dmail_count(char *out, size_t sz, int total)
+{
+	snprintf(out, sz, "%d new message%s", total, total == 1 ? " was" : "s were");
+}
+
 static char *
 dmail_link(const struct dmail_head *h, const struct dmail_item *it, enum dlink_action a,
     const unsigned char *key)
@@ -162,13 +170,13 @@ static void
 dmail_text(struct buf *b, const struct dmail_head *h, const struct dmail_item *it, int n,
     char *(*links)[3])
 {
-	char when[64], until[64];
+	char when[64], until[64], count[48];
 
 	dmail_date(until, sizeof(until), h->expires, 0);
-	buf_printf(b, "%d new message%s %s held in the quarantine for %s.\n"
+	dmail_count(count, sizeof(count), n + h->more);
+	buf_printf(b, "%s held in the quarantine for %s.\n"
 	    "Nothing reaches your mailbox unless you release it. The links work\n"
-	    "until %s; each opens a page where you confirm.\n\n", n + h->more,
-	    n + h->more == 1 ? "" : "s", n + h->more == 1 ? "was" : "were", h->rcpt, until);
+	    "until %s; each opens a page where you confirm.\n\n", count, h->rcpt, until);
 	for (int i = 0; i < n; i++) {
 		dmail_date(when, sizeof(when), it[i].ts, 0);
 		buf_printf(b, "%d. From:    %s\n   Subject: %s\n   Score:   %.1f (%s)\n"
@@ -187,13 +195,13 @@ static void
 dmail_html(struct buf *b, const struct dmail_head *h, const struct dmail_item *it, int n,
     char *(*links)[3])
 {
-	char when[64], until[64];
+	char when[64], until[64], count[48];
 
 	dmail_date(until, sizeof(until), h->expires, 0);
+	dmail_count(count, sizeof(count), n + h->more);
 	buf_adds(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 	    "<title>Quarantine digest</title></head><body>\n<p>");
-	buf_printf(b, "%d new message%s %s held in the quarantine for <b>", n + h->more,
-	    n + h->more == 1 ? "" : "s", n + h->more == 1 ? "was" : "were");
+	buf_printf(b, "%s held in the quarantine for <b>", count);
 	dmail_html_escape(b, h->rcpt);
 	buf_printf(b, "</b>. Nothing reaches your mailbox unless you release it. The links "
 	    "work until %s; each opens a page where you confirm.</p>\n<table border=\"1\" "
