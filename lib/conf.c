@@ -278,7 +278,7 @@ static const struct conf_key keys[] = {
 	{ "quarantine.digest_from", T_STR, O(quarantine_digest_from), "", 0, 0, NULL,
 	  "sender address of digests (header and envelope); empty = postmaster@ proxy.hostname" },
 	{ "quarantine.digest_link_lifetime", T_SECS, O(quarantine_digest_link_lifetime), "3d", 300, LL, NULL,
-	  "how long the release and delete links of a digest work; at most quarantine.max_age" },
+	  "how long the release and delete links of a digest work; at most quarantine.max_age (the default gives way to a shorter one)" },
 
 	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
@@ -700,7 +700,10 @@ conf_check_digest(struct conf_parse *p)
 		conf_error(p, conf_line(c, "quarantine.digest"), "quarantine.digest '%s' is "
 		    "not a schedule; write off, hourly or daily HH:MM (e.g. daily 08:00)",
 		    c->quarantine_digest);
-	if (c->quarantine_digest_link_lifetime > c->quarantine_max_age)
+	/* The default (3d) gives way to a shorter max_age (digest.c takes the
+	 * lesser); a lifetime set by hand must fit. */
+	if (conf_line(c, "quarantine.digest_link_lifetime") > 0 &&
+	    c->quarantine_digest_link_lifetime > c->quarantine_max_age)
 		conf_error(p, CONF_LATER(conf_line(c, "quarantine.digest_link_lifetime"),
 		    conf_line(c, "quarantine.max_age")), "quarantine.digest_link_lifetime is "
 		    "longer than quarantine.max_age: a link would outlive its message; shorten it");

@@ -172,7 +172,9 @@ digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
 			list[k] = dc->items[dc->pairs[i + k].item];	/* shallow: dc owns */
 		struct dmail_head h = { .rcpt = dc->pairs[i].rcpt, .from = r->from, .base = base,
 		    .hostname = c->hostname, .now = now,
-		    .expires = now + (time_t)c->quarantine_digest_link_lifetime,
+		    .expires = now + (time_t)(c->quarantine_digest_link_lifetime <
+			c->quarantine_max_age ? c->quarantine_digest_link_lifetime :
+			c->quarantine_max_age),
 		    .more = j - i - n };
 		struct digest_mail *m = &r->mails[r->nmails++];
 		m->rcpt = xstrdup(dc->pairs[i].rcpt);
