@@ -53,9 +53,11 @@ quarantine_digest(const struct conf *c)
 		fprintf(stderr, "postern: digest: %s\n", err);
 		return 1;
 	}
-	printf("digest: %d recipient%s, %d message%s%s%s\n", sum.rcpts,
-	    sum.rcpts == 1 ? "" : "s", sum.msgs, sum.msgs == 1 ? "" : "s",
-	    sum.failed ? "; " : "", sum.failed ? err : "");
+	printf("digest: %d recipient%s, %d message%s", sum.rcpts, sum.rcpts == 1 ? "" : "s",
+	    sum.msgs, sum.msgs == 1 ? "" : "s");
+	if (sum.refused)
+		printf("; %d refused by the backend", sum.refused);
+	printf("%s%s\n", sum.failed ? "; " : "", sum.failed ? err : "");
 	return sum.failed ? 1 : 0;
 }
 

@@ -51,8 +51,13 @@ qsend_digest(const struct conf *c, time_t now, struct qsend_digest_sum *sum, cha
 		struct smtpc_msg m = { .from = r.from, .rcpts = &rcpt, .nrcpts = 1,
 		    .data = r.mails[i].data, .len = r.mails[i].len };
 		if (smtpc_send(sc, &m, why, sizeof(why)) == -1) {
-			log_warn("digest: to %s not sent: %s", rcpt, why);
-			sum->failed++;
+			/* A mailbox the backend refuses for good must not hold
+			 * every other recipient's round back. */
+			int perm = smtpc_refused(sc);
+			log_warn("digest: to %s not sent%s: %s", rcpt, perm ?
+			    " (refused for good; not retried)" : "", why);
+			sum->refused += perm;
+			sum->failed += !perm;
 			continue;
 		}
 		log_info("digest: to %s: %d message%s", rcpt, r.mails[i].nmsgs,

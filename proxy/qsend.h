@@ -13,7 +13,8 @@
  * Digests: qsend_digest() prepares a round (policy/digest.h), sends every
  * recipient's digest over one connection (envelope sender
  * quarantine.digest_from), and remembers the round only when every
- * digest was taken, so a failed one is listed again next round.
+ * digest was taken or refused for good (5xx: a mailbox that does not
+ * exist), so one that failed for now is listed again next round.
  *
  * Public calls: qsend_release(), qsend_digest().
  * Thread: any that may block (web threads, the CLI), never an I/O loop.
@@ -37,7 +38,8 @@ int	 qsend_release(const struct conf *, const char *id, const char *who,
 struct qsend_digest_sum {
 	int	 rcpts;			/* digests sent */
 	int	 msgs;			/* distinct messages listed in them */
-	int	 failed;		/* digests the backend did not take */
+	int	 failed;		/* digests the backend did not take now (4xx) */
+	int	 refused;		/* digests it refused for good (5xx) */
 };
 
 /* Send one round of digests at time now: 0 (sum filled; nothing to send

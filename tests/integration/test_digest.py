@@ -36,9 +36,10 @@ class Env:
     """Postfix relaying to a Capture, Postern in front of Postfix, one
     test clock for Postern and its CLI."""
 
-    def __init__(self, workdir, make_capture, make_postfix, make_postern, conf=None):
+    def __init__(self, workdir, make_capture, make_postfix, make_postern, conf=None,
+                 **pf_kw):
         self.cap = make_capture()
-        self.pf = make_postfix(relay_to=self.cap.addr)
+        self.pf = make_postfix(relay_to=self.cap.addr, **pf_kw)
         self.clockfile = workdir.join("clock")
         self.offset = 0
         self.set_clock(0)
@@ -214,6 +215,29 @@ def test_digest_domains_limits_recipients(workdir, make_capture, make_postfix, m
     assert "digest: 1 recipient, 1 message" in out, out
     wait_until(lambda: len(env.digests()) == 1, 30, what="one digest")
     assert addrs(env.digests()[0].rcpts) == ["bob@example.org"]
+
+
+def test_digest_refused_for_good_is_not_retried(workdir, make_capture, make_postfix,
+                                               make_postern):
+    env = Env(workdir, make_capture, make_postfix, make_postern, main_extra={
+        "smtpd_recipient_restrictions":
+            "check_sender_access inline:{ postmaster@postern.test=REJECT }, permit_mynetworks"})
+    env.quarantine("gone")
+    rc, out = env.round()
+    assert rc == 0 and "digest: 0 recipients, 1 message; 1 refused by the backend" in out, out
+    assert "refused for good; not retried" in out
+    rc, out = env.round()
+    assert "digest: 0 recipients, 0 messages" in out, out
+
+
+def test_digest_deferred_is_listed_again(workdir, make_capture, make_postfix, make_postern):
+    env = Env(workdir, make_capture, make_postfix, make_postern,
+              defer_senders=["postmaster@postern.test"])
+    env.quarantine("later")
+    for _ in range(2):
+        rc, out = env.round()
+        assert rc == 1 and "digest: 0 recipients, 1 message; 1 digest not taken" in out, out
+    assert env.digests() == []
 
 
 def test_non_ascii_subject_is_rfc2047_encoded(env):
