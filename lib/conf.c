@@ -279,6 +279,8 @@ static const struct conf_key keys[] = {
 	  "sender address of digests (header and envelope); empty = postmaster@ proxy.hostname" },
 	{ "quarantine.digest_link_lifetime", T_SECS, O(quarantine_digest_link_lifetime), "3d", 300, LL, NULL,
 	  "how long the release and delete links of a digest work; at most quarantine.max_age (the default gives way to a shorter one)" },
+	{ "quarantine.digest_allow_link", T_BOOL, O(quarantine_digest_allow_link), "yes", 0, 0, NULL,
+	  "digests offer 'release and always allow this sender', which adds the sender to the site-wide allow list" },
 
 	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },

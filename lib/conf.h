@@ -118,6 +118,7 @@ struct conf {
 	char	*quarantine_digest_domains;	/* recipients' domains; "" = all */
 	char	*quarantine_digest_from;	/* "" = postmaster@proxy.hostname */
 	long long quarantine_digest_link_lifetime;
+	int	 quarantine_digest_allow_link;	/* offer "release and allow sender" */
 
 	/* [bayes] */
 	int	 bayes_enabled;

@@ -175,7 +175,7 @@ digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
 		    .expires = now + (time_t)(c->quarantine_digest_link_lifetime <
 			c->quarantine_max_age ? c->quarantine_digest_link_lifetime :
 			c->quarantine_max_age),
-		    .more = j - i - n };
+		    .more = j - i - n, .allow = c->quarantine_digest_allow_link };
 		struct digest_mail *m = &r->mails[r->nmails++];
 		m->rcpt = xstrdup(dc->pairs[i].rcpt);
 		m->nmsgs = j - i;

@@ -182,7 +182,7 @@ dmail_text(struct buf *b, const struct dmail_head *h, const struct dmail_item *i
 		buf_printf(b, "%d. From:    %s\n   Subject: %s\n   Score:   %.1f (%s)\n"
 		    "   Held:    %s\n", i + 1, it[i].from, it[i].subject, it[i].score,
 		    it[i].reason, when);
-		for (int a = 0; a < 3; a++)
+		for (int a = 0; a < 2 + h->allow; a++)
 			buf_printf(b, "   %s:\n   %s\n", dmail_actions[a][0], links[i][a]);
 		buf_adds(b, "\n");
 	}
@@ -219,7 +219,7 @@ dmail_html(struct buf *b, const struct dmail_head *h, const struct dmail_item *i
 		buf_printf(b, "<td>%.1f</td><td>", it[i].score);
 		dmail_html_escape(b, it[i].reason);
 		buf_printf(b, "</td><td>%s</td><td>", when);
-		for (int a = 0; a < 3; a++) {
+		for (int a = 0; a < 2 + h->allow; a++) {
 			buf_adds(b, a ? " | <a href=\"" : "<a href=\"");
 			dmail_html_escape(b, links[i][a]);
 			buf_printf(b, "\">%s</a>", dmail_actions[a][1]);
@@ -243,7 +243,7 @@ dmail_compose(const struct dmail_head *h, const struct dmail_item *it, int n,
 	int total = n + h->more;
 
 	for (int i = 0; i < n; i++)
-		for (int a = 0; a < 3; a++)
+		for (int a = 0; a < 2 + h->allow; a++)
 			urls[i][a] = dmail_link(h, &it[i], (enum dlink_action)a, key);
 	dmail_text(&text, h, it, n, urls);
 	dmail_html(&html, h, it, n, urls);

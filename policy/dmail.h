@@ -2,8 +2,9 @@
  * dmail.h -- one recipient's quarantine digest as an Internet message
  * (RFC 5322, MIME): multipart/alternative with a text/plain and a
  * text/html part, both quoted-printable UTF-8, listing per message its
- * sender, subject, score and main reason with three signed links
- * (policy/dlink.h): release, delete, release and always allow the sender.
+ * sender, subject, score and main reason with signed links
+ * (policy/dlink.h): release, delete, and (with head.allow) release and
+ * always allow the sender.
  *
  * Headers: Date (local time), From, To, Subject (RFC 2047 encoded-words
  * when it carries non-ASCII), Message-ID, Auto-Submitted: auto-generated
@@ -51,6 +52,7 @@ struct dmail_head {
 	time_t		 now;
 	time_t		 expires;	/* the links' expiry */
 	int		 more;		/* held messages not listed (over the cap) */
+	int		 allow;		/* offer the release-and-allow link */
 };
 
 /* The whole message, CRLF line ends, in *len bytes (xmalloc'd). */

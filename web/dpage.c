@@ -175,6 +175,12 @@ dpage_check(struct web_req *r, struct web_resp *resp, struct dlink *l, struct dp
 		dpage_page(resp, 410, "Link expired", text, NULL, NULL);
 		return -1;
 	}
+	if (l->action == DLINK_ALLOW && !r->conf->quarantine_digest_allow_link) {
+		dpage_page(resp, 403, "Link refused", "Allowing senders from a digest is "
+		    "turned off here. Nothing was done; the message's release link still "
+		    "works.", NULL, NULL);
+		return -1;
+	}
 	m->from = l->rcpt;		/* dpage_row reads it before it fills in */
 	if (db_quar_get(l->id, dpage_row, m) == -1) {
 		memset(m, 0, sizeof(*m));

@@ -369,6 +369,27 @@ def test_delete_and_allow_links(env):
     assert env.state(keep) == "released"
 
 
+def test_allow_link_can_be_turned_off(env):
+    qid = env.quarantine("noallow", sender="pal@example.net")
+    env.round()
+    wait_until(lambda: len(env.digests()) == 1, 30, what="digest")
+    allow = link_for(env, "bob@example.org", "me noallow", 2)
+    env.p.reload({"quarantine.digest_allow_link": "no"})
+    # a GET never acts: poll with it until the reload is in force
+    wait_until(lambda: http(allow)[0] == 403, 10, what="allow links refused")
+    status, page = http(allow, "POST")
+    assert status == 403 and "turned off" in page
+    assert env.state(qid) == "held"
+    rc, out, _ = env.cli("access", "list", "sender")
+    assert "pal@example.net" not in out
+    env.quarantine("noallow2")
+    env.round()
+    wait_until(lambda: len(env.digests()) == 2, 30, what="second digest")
+    text, html = parts(env.digests()[-1])
+    assert len(links(text)) == 2 and "always allow" not in text
+    assert len(set(links(html))) == 2
+
+
 def test_daemon_sends_the_round_on_schedule(workdir, make_capture, make_postfix, make_postern):
     env = Env(workdir, make_capture, make_postfix, make_postern,
               conf={"quarantine.digest": "hourly"})
