@@ -58,7 +58,8 @@ struct digest_round {
 };
 
 /* Find this round's messages and compose the digests. 0 (r filled; maybe
- * no mails), or -1 with err (no web.public_url, database, link key). */
+ * no mails), or -1 with err (no web.public_url, database, link key).
+ * Either way r is the caller's to digest_free(). */
 int	 digest_prepare(const struct conf *, time_t now, struct digest_round *r,
 	    char *err, size_t errsz);
 /* The round was sent: remember its end. 0 or -1. */

@@ -39,8 +39,10 @@ qsend_digest(const struct conf *c, time_t now, struct qsend_digest_sum *sum, cha
 	char why[512];
 
 	memset(sum, 0, sizeof(*sum));
-	if (digest_prepare(c, now, &r, err, errsz) == -1)
+	if (digest_prepare(c, now, &r, err, errsz) == -1) {
+		digest_free(&r);
 		return -1;
+	}
 	if (r.nmails > 0 &&
 	    (sc = smtpc_open(c->backend, c->hostname, SMTPC_TIMEOUT_S, err, errsz)) == NULL) {
 		digest_free(&r);
