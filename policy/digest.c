@@ -159,7 +159,8 @@ digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
 	}
 	while (bl > 0 && base[bl - 1] == '/')
 		base[--bl] = '\0';
-	qsort(dc->pairs, (size_t)dc->npairs, sizeof(*dc->pairs), digest_pair_cmp);
+	if (dc->npairs > 0)	/* qsort's array may not be NULL, even empty */
+		qsort(dc->pairs, (size_t)dc->npairs, sizeof(*dc->pairs), digest_pair_cmp);
 	r->mails = xcalloc((size_t)dc->npairs + 1, sizeof(*r->mails));
 	for (int i = 0, j; i < dc->npairs; i = j) {
 		struct dmail_item *list;
