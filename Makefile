@@ -40,7 +40,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules bench-all bench-detect spf-compare fuzz fuzz-build clean
+.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules bench-all bench-cluster bench-detect spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -138,6 +138,7 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/policy_bench.py
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/run.py $(BENCH_ALL)
+	$(PYTHON) bench/run.py $(BENCH_CLUSTER)
 	$(PYTHON) bench/postfix_bench.py
 
 # Every check on (rDNS, SPF, DKIM, DMARC, one DNS list, the starter rules,
@@ -148,6 +149,16 @@ BENCH_ALL = --policy all --sizes 1,10 --conc 10,100 --no-memory --scale 2 --out 
 bench-all: all
 	@sh .ci/deps bench
 	$(PYTHON) bench/run.py $(BENCH_ALL)
+
+# One node against two nodes on one store, load split between them, each
+# against direct in the same run (bench/results/cluster.txt; docs/cluster.md).
+# The store is PostgreSQL (a server of its own) once the pg test harness is
+# there, else one SQLite file both nodes open.
+BENCH_CLUSTER = --policy default,cluster --sizes 1,10 --conc 10,100 --no-memory --scale 2 \
+	--out cluster.txt $(if $(wildcard tests/integration/harness/pg.py),--pg)
+bench-cluster: all
+	@sh .ci/deps bench
+	$(PYTHON) bench/run.py $(BENCH_CLUSTER)
 
 # ---- install ------------------------------------------------------------
 # `make install` (PREFIX=/usr/local, DESTDIR to stage, as a package build

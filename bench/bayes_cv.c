@@ -27,6 +27,7 @@
  * results go to WORKDIR/results.tsv.
  */
 #include "policy/bayes.h"
+#include "bench/corpus.h"
 #include "lib/conf.h"
 #include "policy/policy_int.h"	/* pol_only_set, as `postern check --only` */
 #include "lib/util.h"
@@ -95,14 +96,12 @@ cv_labels(const char *corpus, int k)
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) && nmsgs < CV_MAX_MSGS) {
-		char *id = strtok(line, "\t"), *label;
-		strtok(NULL, "\t");
-		strtok(NULL, "\t");
-		label = strtok(NULL, "\t\n");
-		if (id == NULL || label == NULL || strcmp(id, "id") == 0)
+		char *id;
+		int spam;
+		if (!corpus_label(line, &id, &spam))
 			continue;
 		msgs[nmsgs].id = xstrdup(id);
-		msgs[nmsgs].spam = strcmp(label, "spam") == 0;
+		msgs[nmsgs].spam = spam;
 		msgs[nmsgs].fold = nmsgs % k;
 		nmsgs++;
 	}
@@ -173,32 +172,6 @@ cv_learn(const char *postern, const char *conf, const char *corpus, int fold,
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static char *
-cv_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	size_t cap = 1 << 16, n = 0, r;
-	char *b, *out;
-
-	if (f == NULL)
-		return NULL;
-	b = xmalloc(cap);
-	while ((r = fread(b + n, 1, cap - n, f)) > 0)
-		if ((n += r) == cap)
-			b = xrealloc(b, cap *= 2);
-	fclose(f);
-	/* as the proxy hands it over: canonical CRLF */
-	out = xmalloc(2 * n + 1);
-	*len = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
-			out[(*len)++] = '\r';
-		out[(*len)++] = b[i];
-	}
-	free(b);
-	return out;
-}
-
 /* Run one held-back message through the policy at DATA. */
 static void
 cv_check(struct conf *c, struct cv_msg *m, const char *corpus, int mode,
@@ -209,7 +182,7 @@ cv_check(struct conf *c, struct cv_msg *m, const char *corpus, int mode,
 	struct pol_decision d = { 0 };
 	struct pol_session *ps;
 	struct pol_msg pm;
-	char *raw = cv_read(path, &pm.len);
+	char *raw = corpus_read(path, &pm.len);
 	double t0;
 
 	free(path);

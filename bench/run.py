@@ -3,8 +3,9 @@
 connection, and resident memory per idle session.
 
     /usr/bin/python3 bench/run.py [--quick] [--reps N] [--sessions N] [--rules FILE]
-                                  [--policy off,default,all] [--sizes 1,10] [--conc 10,100]
-                                  [--out FILE] [--scale N]
+                                  [--policy off,default,all,cluster] [--sizes 1,10]
+                                  [--conc 10,100] [--out FILE] [--scale N]
+                                  [--db-url URL | --pg]
     (make bench runs it twice: off and default in every cell, then all)
 
 --policy says which Postern is measured, comma-separated (default:
@@ -21,6 +22,15 @@ off,default; "both" is the same), one table each:
            message, direct too, with smtp-source -F). The goal is at least
            0.6 of direct at 10 and 100 sessions, 1 KB and 10 KB (make bench
            measures those cells: its second run.py line).
+  cluster  two nodes with the default policy on one store (docs/cluster.md):
+           by default one SQLite file both open (db.path), with --db-url a
+           PostgreSQL, with --pg one this script starts through
+           tests/integration/harness/pg.py. Each run splits the load: one
+           smtp-source per node at the same time, each with half the
+           sessions (at least one, so a 1-session cell runs two) and half
+           the messages; msg/s is all messages over the slower one's time,
+           CPU both nodes'. Put it beside "default" (--policy
+           default,cluster) to compare one node with two in the same run.
 
 --rules FILE (e.g. etc/rules.txt) loads that rule set into the Postern
 under test (rules.file, imported at its first start), so the table shows
@@ -75,8 +85,9 @@ POLICY_LABEL = {
     "off": "policy off (spf/dkim/dmarc/greylist off, no DNS lists): the proxy alone",
     "all": "every check on (rDNS, SPF, DKIM, DMARC pass; one DNS list; starter rules; "
            "trained classifier)",
+    "cluster": "two nodes on one store, policy default, the load split between them",
 }
-MODES = ("off", "default", "all")
+MODES = ("off", "default", "all", "cluster")
 
 
 def progress(msg):
@@ -110,6 +121,37 @@ def source_run(port, size, sessions, count, msgfile=None):
         progress("  smtp-source failed (%d): %s" % (r.returncode, (r.stderr or r.stdout)[-300:]))
         return None
     return count / dt
+
+
+def source_split(ports, size, sessions, count, msgfile=None):
+    """One smtp-source per port at the same time, the sessions and messages
+    split between them; msgs/s over the slowest one's time, or None when
+    one failed."""
+    body = ["-F", msgfile] if msgfile else ["-l", str(size)]
+    n = len(ports)
+    procs = []
+    t0 = time.monotonic()
+    for i, port in enumerate(ports):
+        argv = ["smtp-source", "-s", str(max(1, sessions // n)), "-m", str(count // n),
+                *body, "-f", "bench@example.org", "-t", "sink@example.org",
+                "-M", "bench.example.org", "%s:%d" % (LOOPBACK, port)]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    ok = True
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=max(1, RUN_TIMEOUT - (time.monotonic() - t0)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            progress("  smtp-source timed out after %ds" % RUN_TIMEOUT)
+            ok = False
+            continue
+        if p.returncode != 0:
+            progress("  smtp-source failed (%d): %s" % (p.returncode, out[-300:]))
+            ok = False
+    dt = time.monotonic() - t0
+    return (count // n) * n / dt if ok else None
 
 
 def cpu_s(pid):
@@ -185,7 +227,17 @@ def mode_list(text):
 
 
 def start_postern(tmp, name, sink_port, unbound, args, extra):
-    """A Postern for one policy mode, or (None, why) when it did not start."""
+    """A Postern for one policy mode, or (None, why) when it did not start.
+    For "cluster", a list of the two nodes (or None, why)."""
+    if name.endswith("-cluster"):
+        nodes = []
+        for node in ("a", "b"):
+            p, why = start_postern(tmp, name + "-" + node, sink_port, unbound, args, extra)
+            if p is None:
+                stop_posterns({n.dir: n for n in nodes}, [])
+                return None, why
+            nodes.append(p)
+        return nodes, None
     p = Postern(tmp.join(name), "%s:%d" % (LOOPBACK, sink_port), unbound.addr,
                 conf={"proxy.max_connections": 20000,
                       "proxy.max_connections_per_ip": 20000,
@@ -205,14 +257,14 @@ def start_postern(tmp, name, sink_port, unbound, args, extra):
 
 
 def stop_posterns(posterns, lines):
-    """Stop each {name: Postern or None}; a bad exit or log goes in lines."""
-    for name, p in posterns.items():
-        if p is None:
-            continue
-        rc = p.stop(check=False)
-        bad = p.bad_log_lines()
-        if rc != 0 or bad:
-            lines.append("Postern (%s) exit code %s; log problems: %s" % (name, rc, bad[:5]))
+    """Stop each {name: Postern, [Postern, ...] or None}; a bad exit or log
+    goes in lines."""
+    for name, ps in posterns.items():
+        for p in (ps if isinstance(ps, list) else [ps] if ps else []):
+            rc = p.stop(check=False)
+            bad = p.bad_log_lines()
+            if rc != 0 or bad:
+                lines.append("Postern (%s) exit code %s; log problems: %s" % (name, rc, bad[:5]))
 
 
 def write_report(lines, name):
@@ -247,8 +299,13 @@ def main():
     ap.add_argument("--sessions", type=int, default=IDLE_SESSIONS, help="idle sessions for memory")
     ap.add_argument("--rules", default=None, help="rule file to load into Postern (rules.file)")
     ap.add_argument("--policy", type=mode_list, default=["off", "default"],
-                    help="which Posterns to measure, comma-separated: off, default, all "
-                    "(default off,default; a table each)")
+                    help="which Posterns to measure, comma-separated: off, default, all, "
+                    "cluster (default off,default; a table each)")
+    ap.add_argument("--db-url", default=None,
+                    help="cluster: the nodes share this PostgreSQL (db.url) instead of a "
+                    "SQLite file")
+    ap.add_argument("--pg", action="store_true",
+                    help="cluster: start a PostgreSQL of its own (tests/integration/harness/pg.py)")
     ap.add_argument("--sizes", type=int_list, default=[s // 1024 for s in SIZES],
                     help="message sizes in KB, comma-separated (1,10,100)")
     ap.add_argument("--conc", type=int_list, default=CONCURRENCY,
@@ -272,7 +329,7 @@ def main():
 
     tmp = TempDir(prefix="postern-bench-")
     lines = []
-    sink = unbound = None
+    sink = unbound = pg = None
     posterns, why = {}, {}
     try:
         sink_port = free_port()
@@ -285,10 +342,18 @@ def main():
             msgfiles = allchecks.messages(tmp, key, sizes)
         else:
             unbound = Unbound(tmp.join("unbound")).start()
+        store = {"db.path": tmp.join("cluster.db")}
+        if "cluster" in modes and args.pg:
+            from harness.pg import PgServer
+            pg = PgServer(tmp.join("pg")).start()
+            store = {"db.url": pg.createdb("bench")}
+        elif args.db_url:
+            store = {"db.url": args.db_url}
         for mode in modes:
             posterns[mode], why[mode] = start_postern(
                 tmp, "postern-" + mode, sink_port, unbound, args,
-                {"off": POLICY_OFF, "default": {}, "all": allchecks.settings()}[mode])
+                {"off": POLICY_OFF, "default": {}, "all": allchecks.settings(),
+                 "cluster": store}[mode])
 
         cells = [(s, c) for s in sizes for c in args.conc]
         kinds = ["direct"] + modes
@@ -303,14 +368,21 @@ def main():
                 for kind in kinds:
                     done += 1
                     p = posterns.get(kind)
-                    port = sink_port if kind == "direct" else (p.port if p else None)
-                    c0 = cpu_s(p.proc.pid) if p else None
-                    rate = (source_run(port, size, conc, count, msgfiles.get(size))
-                            if port else None)
+                    nodes = p if isinstance(p, list) else [p] if p else []
+                    c0 = sum(cpu_s(n.proc.pid) for n in nodes)
+                    if kind == "direct":
+                        rate = source_run(sink_port, size, conc, count, msgfiles.get(size))
+                    elif len(nodes) > 1:
+                        rate = source_split([n.port for n in nodes], size, conc, count,
+                                            msgfiles.get(size))
+                    else:
+                        rate = (source_run(nodes[0].port, size, conc, count, msgfiles.get(size))
+                                if nodes else None)
                     if rate is not None:
                         results[(size, conc)][kind].append(rate)
-                        if p:
-                            cpu[(size, conc)][kind].append((cpu_s(p.proc.pid) - c0) * 1e6 / count)
+                        if nodes:
+                            cpu[(size, conc)][kind].append(
+                                (sum(cpu_s(n.proc.pid) for n in nodes) - c0) * 1e6 / count)
                     progress("[%d/%d] rep %d %-7s %4d KB x%-3d %s msg/s" % (
                         done, total, rep + 1, kind, size // 1024, conc, fmt_rate(rate).strip()))
         elapsed = time.monotonic() - t_start
@@ -327,7 +399,10 @@ def main():
                          % ", ".join(str(os.path.getsize(msgfiles[s])) for s in sizes))
         for mode in modes:
             lines.append("")
-            lines.append("Postern with %s:" % POLICY_LABEL[mode])
+            label = POLICY_LABEL[mode]
+            if mode == "cluster":
+                label += " (%s)" % ("PostgreSQL" if "db.url" in store else "one SQLite file")
+            lines.append("Postern with %s:" % label)
             table(lines, results, cpu, cells, mode)
             if mode == "all" and posterns.get(mode):
                 seen = allchecks.checks_seen(posterns[mode])
@@ -337,6 +412,8 @@ def main():
         lines.append("(throughput runs took %.0f s)" % elapsed)
         lines.append("")
         mem = posterns.get(modes[0])
+        if isinstance(mem, list):
+            mem = mem[0]
         if args.no_memory:
             pass
         elif mem and mem.alive():
@@ -351,6 +428,8 @@ def main():
         stop_posterns(posterns, lines)
         if unbound:
             unbound.stop()
+        if pg:
+            pg.destroy()
         if sink:
             sink.terminate()
             try:

@@ -143,7 +143,7 @@ daemon_reload(const char *path)
 static int
 daemon_chown_db(const struct conf *c)
 {
-	static const char *suffix[] = { "", "-wal", "-shm", DB_ADMIN_SUFFIX };
+	static const char *suffix[] = { "", "-wal", "-shm" };
 	struct passwd *pw = getpwnam(c->user);
 
 	if (pw == NULL)

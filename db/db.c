@@ -29,13 +29,11 @@
 #include "lib/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #define DB_BATCH_MAX	512	/* jobs per transaction */
@@ -96,8 +94,13 @@ struct db_job {
 	} u;
 };
 
-static void	 db_admin_open(void);
 static void	 db_admin_touch(void);
+static void	 db_edit_publish(long long v);
+static void	*db_poller_main(void *);
+static void	 db_poller_start(void);
+static void	 db_poller_stop(void);
+static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
+		    pthread_t);
 static void	*db_writer_main(void *);
 static void	 db_linger(void);
 static int	 db_batch_run(struct db_job *);
@@ -123,12 +126,20 @@ static char	*db_lower(const char *);
 /* The engine: SQLite until a db.url chooses another. */
 static const struct db_backend *db_be = &db_sqlite;
 
-static char		*db_path;	/* for the admin token's file */
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
 static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
-static int		 db_admin_fd = -1;	/* db_path + DB_ADMIN_SUFFIX */
 static _Atomic unsigned long long db_admin_local;	/* edits made here */
+/* The edit version as last read from the database (by the poller, or
+ * after an edit here): the highest seen, so a slow read never moves it
+ * back. */
+static _Atomic long long db_edit_seen;
+
+/* the poller, under db_poll_mtx */
+static pthread_mutex_t	 db_poll_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 db_poll_cv = PTHREAD_COND_INITIALIZER;
+static int		 db_poll_stop, db_has_poller;
+static pthread_t	 db_poller;
 
 /* writer state, under db_mtx */
 static pthread_mutex_t	 db_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -154,19 +165,20 @@ static int		 db_nacc;
 
 /* -------------------------------------------------------------- lifecycle */
 
-/* Open the engine (it migrates), then the admin token, then the writer. */
+/* Open the engine (it migrates), then the edit version's first value, the
+ * poller and the writer. */
 int
 db_open(const struct conf *c, int writer)
 {
-	free(db_path);
-	db_path = xstrdup(c->db_path);
 	db_reload(c);
 	if (db_be->open(c, writer) == -1)
 		return -1;
 	atomic_store(&db_healthy, 1);
-	db_admin_open();
+	atomic_store(&db_edit_seen, 0);
+	db_edit_publish(db_be->edit_version());
 	if (!writer)
 		return 0;
+	db_poller_start();
 	db_stop = 0;
 	if (pthread_create(&db_writer, NULL, db_writer_main, NULL) != 0)
 		fatalx("db: cannot start the writer thread");
@@ -178,18 +190,11 @@ void
 db_close(void)
 {
 	if (db_has_writer) {
-		pthread_mutex_lock(&db_mtx);
-		db_stop = 1;
-		pthread_cond_signal(&db_work_cv);
-		pthread_mutex_unlock(&db_mtx);
-		pthread_join(db_writer, NULL);
+		db_thread_stop(&db_mtx, &db_work_cv, &db_stop, db_writer);
 		db_has_writer = 0;
 	}
+	db_poller_stop();
 	db_be->close();
-	if (db_admin_fd != -1) {
-		close(db_admin_fd);
-		db_admin_fd = -1;
-	}
 }
 
 int
@@ -200,56 +205,98 @@ db_schema_version(void)
 
 /* ------------------------------------------------------------ admin token */
 
-/* The admin token's file, opened once (before privileges are dropped)
- * and kept: read-only is enough for a process that never edits. Without
- * it the token still moves with this process's own edits, and the log
- * says that edits made elsewhere go unnoticed. */
-static void
-db_admin_open(void)
-{
-	char *p = xasprintf("%s%s", db_path, DB_ADMIN_SUFFIX);
+/* Why a polled row and not a notification: docs/cluster.md. */
 
-	if (db_admin_fd != -1)
-		close(db_admin_fd);
-	if ((db_admin_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1 &&
-	    (db_admin_fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
-		log_err("db: cannot open %s: %s; access list and rule edits made by"
-		    " other processes apply after a restart", p, strerror(errno));
-	free(p);
+static void
+db_edit_publish(long long v)
+{
+	long long cur = atomic_load(&db_edit_seen);
+
+	while (v > cur && !atomic_compare_exchange_weak(&db_edit_seen, &cur, v))
+		;
 }
 
-/* After a committed admin edit. A random value rather than a counter: two
- * processes editing at once must not write the same next number. */
+/* Read the edit version every DB_EDIT_POLL_MS on a connection of this
+ * thread's own, so that db_admin_token() -- asked on the event loop --
+ * only loads an atomic. A failed read keeps the last value: the caches
+ * stay as they are until the database answers again. */
+static void *
+db_poller_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&db_poll_mtx);
+	while (!db_poll_stop) {
+		struct timespec ts;
+
+		time_deadline_ts(CLOCK_REALTIME, DB_EDIT_POLL_MS, &ts);
+		pthread_cond_timedwait(&db_poll_cv, &db_poll_mtx, &ts);
+		if (db_poll_stop)
+			break;
+		pthread_mutex_unlock(&db_poll_mtx);
+		db_edit_publish(db_be->edit_version());
+		pthread_mutex_lock(&db_poll_mtx);
+	}
+	pthread_mutex_unlock(&db_poll_mtx);
+	return NULL;
+}
+
+static void
+db_poller_start(void)
+{
+	db_poll_stop = 0;
+	if (pthread_create(&db_poller, NULL, db_poller_main, NULL) != 0)
+		fatalx("db: cannot start the edit poller thread");
+	db_has_poller = 1;
+}
+
+static void
+db_poller_stop(void)
+{
+	if (!db_has_poller)
+		return;
+	db_thread_stop(&db_poll_mtx, &db_poll_cv, &db_poll_stop, db_poller);
+	db_has_poller = 0;
+}
+
+/* Tell a thread waiting on cv under m to stop, and wait for it. */
+static void
+db_thread_stop(pthread_mutex_t *m, pthread_cond_t *cv, int *stop, pthread_t t)
+{
+	pthread_mutex_lock(m);
+	*stop = 1;
+	pthread_cond_signal(cv);
+	pthread_mutex_unlock(m);
+	pthread_join(t, NULL);
+}
+
+/* After a committed admin edit, on the editing thread: the shared version
+ * one step up for every node, and this process's view at once. A failed
+ * bump is logged: other nodes then see the edit with the next one. */
 static void
 db_admin_touch(void)
 {
-	unsigned long long v;
-
 	atomic_fetch_add(&db_admin_local, 1);
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		v = (unsigned long long)time_mono_ms() ^ ((unsigned long long)getpid() << 40);
-	if (db_admin_fd != -1 && pwrite(db_admin_fd, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		log_err("db: cannot write %s%s: %s; other processes see this edit"
-		    " after a restart", db_path, DB_ADMIN_SUFFIX, strerror(errno));
+	if (db_be->edit_bump() == -1)
+		log_err("db: the edit version did not move; other nodes and processes"
+		    " see this edit with the next one");
+	else
+		db_edit_publish(db_be->edit_version());
 }
 
-/* The file is read at most once per millisecond per thread: the checks
- * of one stage ask several times in a row, and another process's edit
- * takes longer than that to reach a client anyway. This process's own
- * edits count at once (db_admin_local). */
+/* In a process without the poller (CLI tools) the row is read here, at
+ * most once per millisecond per thread: the checks of one stage ask
+ * several times in a row. */
 unsigned long long
 db_admin_token(void)
 {
-	static _Thread_local struct { uint64_t ms; unsigned long long v; } memo;
-	uint64_t now = time_mono_ms();
-	unsigned long long v = 0;
+	static _Thread_local uint64_t read_ms;
+	unsigned long long v;
 
-	if (now != 0 && now == memo.ms)
-		v = memo.v;
-	else if (db_admin_fd != -1 && pread(db_admin_fd, &v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		v = 0;	/* never edited yet */
-	memo.ms = now;
-	memo.v = v;
+	if (!db_has_poller && time_mono_ms() != read_ms) {
+		read_ms = time_mono_ms();
+		db_edit_publish(db_be->edit_version());
+	}
+	v = (unsigned long long)atomic_load(&db_edit_seen);
 	/* odd multiplier: distinct local counts give distinct tokens */
 	return v ^ (atomic_load(&db_admin_local) * 0x9e3779b97f4a7c15ULL);
 }
@@ -280,12 +327,7 @@ db_linger(void)
 
 	if (db_head == NULL || !atomic_load(&db_healthy))
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += DB_LINGER_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	time_deadline_ts(CLOCK_REALTIME, DB_LINGER_MS, &ts);
 	while (!db_stop && db_nsync == 0 && db_qlen < DB_BATCH_MAX)
 		if (pthread_cond_timedwait(&db_work_cv, &db_mtx, &ts) == ETIMEDOUT)
 			break;
@@ -336,13 +378,7 @@ db_wait(struct db_job *j, int timeout_ms)
 	struct timespec ts;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	time_deadline_ts(CLOCK_REALTIME, (uint64_t)timeout_ms, &ts);
 	pthread_mutex_lock(&db_mtx);
 	/* Once started, a job runs statements bounded by the busy timeout:
 	 * keep waiting, as it uses our strings. */
@@ -1031,10 +1067,16 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 	return db_be->grey_auto_get(net, passes, last_seen);
 }
 
+/* A forgotten triplet moves the admin token too: every node's greylist
+ * memory (policy/grey.c) lets go of it. */
 int
 db_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
-	return db_be->grey_forget(net, sender, rcpt);
+	int rc = db_be->grey_forget(net, sender, rcpt);
+
+	if (rc > 0)
+		db_admin_touch();
+	return rc;
 }
 
 int
@@ -1238,7 +1280,11 @@ db_quar_expire(time_t now, long long max_age, int limit)
 int
 db_user_set(const char *name, const char *hash)
 {
-	return db_be->user_set(name, hash);
+	int rc = db_be->user_set(name, hash);
+
+	if (rc == 0)
+		db_admin_touch();
+	return rc;
 }
 
 /* ------------------------------------------- shared values (dispatch) */

@@ -77,13 +77,18 @@ int	 db_prune(time_t now);
 
 /* --- admin edits --------------------------------------------------------- */
 
-/* A token that changes whenever an admin edit (access lists, rules) is
- * committed, by this process or any other (the CLI): readers keep what
- * they built from those tables in memory and rebuild when it changes,
- * instead of reading the database for every session. Kept in the file
- * db.path + DB_ADMIN_SUFFIX (a fresh random value per edit); costs one
- * pread. Safe from any thread after db_open(). */
-#define DB_ADMIN_SUFFIX	"-admin"
+/* A token that changes whenever an admin edit (access lists, rules, users,
+ * a greylist triplet forgotten by hand)
+ * is committed, by this process, a CLI process or another node on the
+ * same store: readers keep what they built from those tables in memory
+ * and rebuild when it changes, instead of reading the database for every
+ * session. It follows the shared edit version (db_edit_version), which a
+ * thread of the daemon reads every DB_EDIT_POLL_MS: asking costs one
+ * atomic load and never touches the database, so the event loop may ask.
+ * This process's own edits count at once. In a process opened without a
+ * writer (CLI tools) each call reads the row. Safe from any thread after
+ * db_open(). */
+#define DB_EDIT_POLL_MS	500
 unsigned long long db_admin_token(void);
 
 /* --- greylisting ------------------------------------------------------- */

@@ -80,7 +80,6 @@ static int	 bayes_reload_all(void);
 static int	 bayes_apply_delta(void);
 static void	 bayes_row_tab(void *, uint64_t, unsigned, unsigned);
 static int	 bayes_score_set(struct conf *, const struct btok_set *, struct bayes_verdict *);
-static double	 bayes_chi2q(double x2, int v);
 static double	 bayes_fisher(const struct bayes_clue *, int n);
 static int	 bayes_clue_cmp(const void *, const void *);
 static void	 bayes_select(struct bayes_clue *, int n, int k);
@@ -268,9 +267,8 @@ bayes_refresh(int force)
 
 /* ---------------------------------------------------------- combining */
 
-/* P(chi-square with v degrees of freedom >= x2), v even: the series
- * e^-m sum m^i/i!, i < v/2 (SpamBayes' chi2Q). */
-static double
+/* The series e^-m sum m^i/i!, i < v/2 (SpamBayes' chi2Q). */
+double
 bayes_chi2q(double x2, int v)
 {
 	double m = x2 / 2.0, term = exp(-m), sum = term;

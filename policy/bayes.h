@@ -33,7 +33,7 @@
  * Public calls: bayes_init, bayes_reload, bayes_shutdown, bayes_check
  *   (policy.c's table), bayes_classify, bayes_verdict_clear,
  *   bayes_learn, bayes_learn_queue, bayes_batch_*, bayes_counts,
- *   bayes_state_name.
+ *   bayes_state_name, bayes_chi2q.
  * Thread: everything is safe from any thread after bayes_init(); the
  *   in-memory table is read under a read lock and swapped or patched under
  *   the write lock.
@@ -113,6 +113,9 @@ int	 bayes_classify(struct conf *c, const struct mime_msg *, size_t rawlen,
  * (postern check's JSON). */
 struct pol_session;
 const struct bayes_verdict *bayes_session_verdict(const struct pol_session *);
+/* P(chi-square with v degrees of freedom >= x2), v even: the combining's
+ * tail (bench/bayes_proto.c reproduces the check's arithmetic with it). */
+double	 bayes_chi2q(double x2, int v);
 /* "untrained", "ham", "unsure", "spam", "temperror". */
 const char *bayes_state_name(enum bayes_state);
 

@@ -10,6 +10,7 @@
 #include "policy/greyc.h"
 #include "policy/policy_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static int	 grey_keys(const struct pol_session *, const char *rcpt_addr, char *n
 static int	 grey_known(const char *, const char *, const char *, time_t,
 		    const struct grey_params *, int cache_only);
 static int	 grey_auto(const struct conf *, const char *net, time_t, int cache_only);
+static void	 grey_cache_check(void);
 static void	 grey_remember(const char *, const char *, const char *, time_t,
 		    const struct grey_params *);
 static int	 grey_step_row(struct db_grey_row *, time_t, struct grey_params *, int *);
@@ -253,6 +255,19 @@ grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 	return 0;
 }
 
+/* What greyc kept, forgotten when the admin token moved: a triplet
+ * forgotten by hand on another node (or by the CLI) must not stay passed
+ * here. Edits are rare; after one, each kept answer is read once more. */
+static void
+grey_cache_check(void)
+{
+	static _Atomic unsigned long long seen;
+	unsigned long long tok = db_admin_token(), old = atomic_load(&seen);
+
+	if (tok != old && atomic_compare_exchange_strong(&seen, &old, tok))
+		greyc_clear();
+}
+
 /* A triplet that passed and was refreshed lately passes on a read, with
  * no write: 1; 0 when the state machine must run; -1 database error; with
  * cache_only, -2 when only the database could tell. */
@@ -264,6 +279,7 @@ grey_known(const char *net, const char *sender, const char *rcpt, time_t now,
 	long long touch = p->expire < GREY_TOUCH_S ? p->expire / 2 : GREY_TOUCH_S;
 	time_t seen;
 
+	grey_cache_check();
 	if (greyc_triplet_get(net, sender, rcpt, &seen) && now - seen >= 0 && now - seen < touch)
 		return 1;
 	if (cache_only)

@@ -17,8 +17,11 @@
  *    answer is trusted for GREYC_NEG_MS only. A pass counted by this
  *    process forgets the network (greyc_net_forget), and a read that began
  *    before it is not stored (the generation from greyc_net_gen()).
- * Rows deleted by hand behind Postern's back are noticed at the next
- * refresh of last_seen (GREY_TOUCH_S) or after a restart.
+ * A triplet forgotten by hand (the API or the CLI, on any node of a
+ * cluster) moves the admin token, and policy/grey.c then clears this
+ * memory. Rows deleted behind Postern's back (the sqlite3 shell) are
+ * noticed at the next refresh of last_seen (GREY_TOUCH_S) or after a
+ * restart.
  *
  * Bounded: GREYC_TRIPLETS and GREYC_NETS slots, two-way set associative;
  * a full pair drops its older entry. Keys are copied.

@@ -1,11 +1,13 @@
 /*
  * auth.c -- see auth.h. OpenSSL does the cryptography (RAND_bytes,
  * PKCS5_PBKDF2_HMAC, SHA256, CRYPTO_memcmp); this file only keeps tables.
- * Sessions are found by the SHA-256 of their token, compared with
- * CRYPTO_memcmp against every slot, so a lookup's time does not depend on
- * how much of a guessed token was right.
+ * Sessions live in the database (db_session_*), keyed by the hex SHA-256
+ * of their token: the token itself is never stored, and a lookup's time
+ * can tell at most how much of a guess's hash matched a stored hash, which
+ * is no help in finding a token.
  */
 #include "web/auth.h"
+#include "db/db.h"
 #include "lib/util.h"
 
 #include <openssl/crypto.h>
@@ -13,6 +15,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,22 +25,13 @@
 #define AUTH_DELAY_ADDR	64	/* chars of an address (or IPv6 network) kept */
 #define AUTH_DELAY_KEY	(2 + AUTH_MAX_USER + 1 + AUTH_DELAY_ADDR + 1)	/* "l:" user "|" addr */
 
-struct auth_session {
-	int	 used;
-	unsigned char tokhash[SHA256_DIGEST_LENGTH];
-	char	 user[AUTH_MAX_USER + 1];
-	char	 csrf[AUTH_TOKEN_HEX + 1];
-	time_t	 created, seen;
-};
-
 struct auth_delay {
 	char	 key[AUTH_DELAY_KEY];
 	time_t	 last;		/* the last failure; 0 = free slot */
 	int	 fails;
 };
 
-static struct auth_session	 auth_sessions[AUTH_MAX_SESSIONS];
-static pthread_mutex_t		 auth_smtx = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic long long	 auth_pruned;	/* when this process last pruned */
 static struct auth_delay	 auth_delays[AUTH_DELAY_SLOTS];
 static pthread_mutex_t		 auth_dmtx = PTHREAD_MUTEX_INITIALIZER;
 
@@ -45,7 +40,8 @@ static void	 auth_hex(const unsigned char *, size_t, char *);
 static int	 auth_unhex(const char *, unsigned char *, size_t);
 static void	 auth_derive(const char *pw, const unsigned char *salt, size_t saltlen,
 		    int iter, unsigned char *key, size_t keylen);
-static struct auth_session *auth_session_find(const unsigned char *h, time_t now);
+static void	 auth_token_key(const char *token, char *key);
+static void	 auth_session_prune(time_t now, int force);
 static struct auth_delay *auth_delay_slot(const char *key, time_t now, int create);
 static int	 auth_delay_left(const char *key, int allowed, time_t now);
 static void	 auth_delay_bump(const char *key, time_t now);
@@ -171,83 +167,65 @@ auth_secret_eq(const char *a, const char *b)
 
 /* ------------------------------------------------------------- sessions */
 
-/* Under auth_smtx: the live slot whose token hashes to h. Every slot is
- * compared, hit or miss; expired slots are freed on the way. */
-static struct auth_session *
-auth_session_find(const unsigned char *h, time_t now)
+/* The database key of a token: its SHA-256 in hex (2 * 32 + 1 chars). */
+static void
+auth_token_key(const char *token, char *key)
 {
-	struct auth_session *hit = NULL;
+	unsigned char h[SHA256_DIGEST_LENGTH];
 
-	for (size_t i = 0; i < AUTH_MAX_SESSIONS; i++) {
-		struct auth_session *s = &auth_sessions[i];
-
-		if (s->used && (now - s->seen > AUTH_SESSION_IDLE ||
-		    now - s->created > AUTH_SESSION_MAX_AGE))
-			s->used = 0;
-		if (CRYPTO_memcmp(s->tokhash, h, sizeof(s->tokhash)) == 0 && s->used)
-			hit = s;
-	}
-	return hit;
+	SHA256((const unsigned char *)token, strlen(token), h);
+	auth_hex(h, sizeof(h), key);
 }
 
-void
+/* Expired sessions go at most once per AUTH_SESSION_PRUNE per process
+ * (force: now), on a login; a lookup never finds them anyway. */
+static void
+auth_session_prune(time_t now, int force)
+{
+	long long last = atomic_load(&auth_pruned);
+
+	if (!force && (now >= last && now - last < AUTH_SESSION_PRUNE))
+		return;
+	if (!force && !atomic_compare_exchange_strong(&auth_pruned, &last, now))
+		return;		/* another thread is at it */
+	if (db_session_prune(now - AUTH_SESSION_IDLE, now - AUTH_SESSION_MAX_AGE) == -1)
+		log_err("auth: expired login sessions not pruned; next login tries again");
+}
+
+int
 auth_session_new(const char *user, char *token, char *csrf)
 {
-	struct auth_session *s = NULL;
+	char key[2 * SHA256_DIGEST_LENGTH + 1];
 	time_t now = time_wall();
 
+	auth_session_prune(now, 0);
 	auth_random_hex(token, AUTH_TOKEN_HEX / 2);
-	pthread_mutex_lock(&auth_smtx);
-	for (size_t i = 0; i < AUTH_MAX_SESSIONS; i++) {
-		struct auth_session *c = &auth_sessions[i];
-
-		if (!c->used) {
-			s = c;
-			break;
-		}
-		if (s == NULL || c->seen < s->seen)
-			s = c;		/* least recently used, if all are taken */
-	}
-	memset(s, 0, sizeof(*s));
-	s->used = 1;
-	SHA256((const unsigned char *)token, strlen(token), s->tokhash);
-	snprintf(s->user, sizeof(s->user), "%s", user);
-	auth_random_hex(s->csrf, AUTH_TOKEN_HEX / 2);
-	memcpy(csrf, s->csrf, sizeof(s->csrf));
-	s->created = s->seen = now;
-	pthread_mutex_unlock(&auth_smtx);
+	auth_random_hex(csrf, AUTH_TOKEN_HEX / 2);
+	auth_token_key(token, key);
+	return db_session_put(key, user, csrf, now) == 0 ? 0 : -1;
 }
 
 int
 auth_session_get(const char *token, char *user, char *csrf)
 {
-	unsigned char h[SHA256_DIGEST_LENGTH];
-	struct auth_session *s;
+	char key[2 * SHA256_DIGEST_LENGTH + 1];
+	time_t now = time_wall();
 
 	if (strlen(token) != AUTH_TOKEN_HEX)
 		return 0;
-	SHA256((const unsigned char *)token, strlen(token), h);
-	pthread_mutex_lock(&auth_smtx);
-	if ((s = auth_session_find(h, time_wall())) != NULL) {
-		s->seen = time_wall();
-		memcpy(user, s->user, sizeof(s->user));
-		memcpy(csrf, s->csrf, sizeof(s->csrf));
-	}
-	pthread_mutex_unlock(&auth_smtx);
-	return s != NULL;
+	auth_token_key(token, key);
+	return db_session_get(key, now, now - AUTH_SESSION_IDLE,
+	    now - AUTH_SESSION_MAX_AGE, user, AUTH_MAX_USER + 1, csrf,
+	    AUTH_TOKEN_HEX + 1);
 }
 
-void
+int
 auth_session_end(const char *token)
 {
-	unsigned char h[SHA256_DIGEST_LENGTH];
-	struct auth_session *s;
+	char key[2 * SHA256_DIGEST_LENGTH + 1];
 
-	SHA256((const unsigned char *)token, strlen(token), h);
-	pthread_mutex_lock(&auth_smtx);
-	if ((s = auth_session_find(h, time_wall())) != NULL)
-		memset(s, 0, sizeof(*s));
-	pthread_mutex_unlock(&auth_smtx);
+	auth_token_key(token, key);
+	return db_session_del(key);
 }
 
 /* ------------------------------------------------------ failure delays */
@@ -367,9 +345,10 @@ auth_delay_ok(const char *addr, const char *user)
 void
 auth_reset(void)
 {
-	pthread_mutex_lock(&auth_smtx);
-	memset(auth_sessions, 0, sizeof(auth_sessions));
-	pthread_mutex_unlock(&auth_smtx);
+	/* cut-offs past any session's times end them all */
+	if (db_session_prune((time_t)INT64_MAX, (time_t)INT64_MAX) == -1)
+		log_err("auth: login sessions not reset");
+	atomic_store(&auth_pruned, 0);
 	pthread_mutex_lock(&auth_dmtx);
 	memset(auth_delays, 0, sizeof(auth_delays));
 	pthread_mutex_unlock(&auth_dmtx);

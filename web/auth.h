@@ -10,17 +10,21 @@
  * through CRYPTO_memcmp over fixed-length digests, so neither content nor
  * length leaks through timing.
  *
- * Sessions live in memory only (a restart logs everyone out): a random
- * 256-bit cookie token, a random CSRF token, the user, and idle / absolute
- * expiry on the test-controllable wall clock (time_wall()).
+ * Sessions live in the database (db_session_*), so a login made on one
+ * node of a cluster is valid on every node and survives a restart, and a
+ * logout anywhere ends it everywhere: a random 256-bit cookie token (only
+ * its SHA-256 is stored), a random CSRF token, the user, and idle /
+ * absolute expiry on the test-controllable wall clock (time_wall()).
+ * Expired rows are deleted by a login at most every AUTH_SESSION_PRUNE.
  *
  * Public calls: auth_hash, auth_verify, auth_user_ok, auth_secret_eq,
  *   auth_session_new, auth_session_get, auth_session_end, auth_delay_*,
  *   auth_reset.
  * Ownership: auth_hash() returns an xmalloc'd string; all other state is
  *   static here.
- * Thread: every call is safe from any thread (one mutex each for sessions
- *   and the delay table; hashing runs outside the locks).
+ * Thread: every call is safe from any thread after db_open() (a mutex for
+ *   the delay table; hashing runs outside it). The failure delays stay
+ *   per process: each node of a cluster throttles the guesses it sees.
  */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
@@ -33,9 +37,9 @@
 #define AUTH_MAX_PASSWORD	1024	/* bytes; longer is refused, not cut */
 #define AUTH_MAX_USER		64	/* bytes of a user name */
 #define AUTH_TOKEN_HEX		64	/* hex chars of a session or CSRF token */
-#define AUTH_MAX_SESSIONS	1024	/* past it the least recently used goes */
 #define AUTH_SESSION_IDLE	(8 * 3600)	/* seconds without a request */
 #define AUTH_SESSION_MAX_AGE	(24 * 3600)	/* seconds since login */
+#define AUTH_SESSION_PRUNE	600	/* seconds between deletes of expired ones */
 /*
  * Throttling failed attempts: never a lockout of the right password. Each
  * key counts failures; past its free allowance every further attempt must
@@ -67,13 +71,15 @@ int	 auth_user_ok(const char *);
 /* Constant-time equality of two secrets of any length (1 equal). */
 int	 auth_secret_eq(const char *a, const char *b);
 
-/* Start a session for user: fills token and csrf (AUTH_TOKEN_HEX + 1). */
-void	 auth_session_new(const char *user, char *token, char *csrf);
+/* Start a session for user: fills token and csrf (AUTH_TOKEN_HEX + 1).
+ * 0, or -1 when the database did not store it (logged). */
+int	 auth_session_new(const char *user, char *token, char *csrf);
 /* Look a cookie token up: 1 and user/csrf filled (user AUTH_MAX_USER + 1,
  * csrf AUTH_TOKEN_HEX + 1) when live, which also refreshes its idle time;
- * 0 when unknown or expired. */
+ * 0 when unknown or expired; -1 when the database failed (logged). */
 int	 auth_session_get(const char *token, char *user, char *csrf);
-void	 auth_session_end(const char *token);
+/* End the session (logout) on every node: 0, or -1 on a database error. */
+int	 auth_session_end(const char *token);
 
 /* Seconds before addr may try again: user's password (user non-NULL) or a
  * bearer token (user NULL); 0 = now. addr is the client address, or its

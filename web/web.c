@@ -237,10 +237,15 @@ web_gate(struct web_req *r, struct web_resp *resp)
 	    WEB_COOKIE);
 	const char *sent;
 	char csrf[AUTH_TOKEN_HEX + 1];
+	int live;
 
 	if (authz != NULL)
 		return web_gate_bearer(r, resp, authz);
-	if (cookie == NULL || !auth_session_get(cookie, r->user, csrf)) {
+	if (cookie != NULL && (live = auth_session_get(cookie, r->user, csrf)) == -1) {
+		web_error(resp, 503, "the database cannot check the session now; retry");
+		return -1;
+	}
+	if (cookie == NULL || live == 0) {
 		web_error(resp, 401, "log in or send Authorization: Bearer <web.api_token>");
 		return -1;
 	}
@@ -328,7 +333,11 @@ web_login(struct web_req *r, struct web_resp *resp)
 		return;
 	}
 	auth_delay_ok(r->net, user);
-	auth_session_new(user, token, csrf);
+	if (auth_session_new(user, token, csrf) == -1) {
+		json_decref(j);
+		web_error(resp, 503, "the database cannot store the session now; retry");
+		return;
+	}
 	resp->cookie = xasprintf(WEB_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; "
 	    "SameSite=Strict%s", token, AUTH_SESSION_MAX_AGE, web_tls ? "; Secure" : "");
 	log_info("web: %s logged in from %s", user, r->from);
@@ -346,8 +355,10 @@ web_logout(struct web_req *r, struct web_resp *resp)
 		web_error(resp, 405, "POST to log out");
 		return;
 	}
-	if (cookie != NULL)
-		auth_session_end(cookie);
+	if (cookie != NULL && auth_session_end(cookie) == -1) {
+		web_error(resp, 503, "the database cannot end the session now; retry");
+		return;
+	}
 	resp->cookie = xasprintf(WEB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; "
 	    "SameSite=Strict%s", web_tls ? "; Secure" : "");
 	web_json(resp, 200, json_pack("{s:b}", "ok", 1));
@@ -361,7 +372,7 @@ web_session(struct web_req *r, struct web_resp *resp)
 	    WEB_COOKIE);
 	char user[AUTH_MAX_USER + 1], csrf[AUTH_TOKEN_HEX + 1];
 
-	if (cookie == NULL || !auth_session_get(cookie, user, csrf)) {
+	if (cookie == NULL || auth_session_get(cookie, user, csrf) != 1) {
 		web_json(resp, 200, json_pack("{s:s}", "user", r->user));
 		return;
 	}

@@ -7,6 +7,7 @@ backend never sees it, an allowlisted one skips greylisting.
 import pytest
 
 from harness.capture import Capture
+from harness.net import wait_until
 from policyenv import PolicyEnv, smtp_session
 
 
@@ -116,10 +117,18 @@ def test_smtp_denied_client_never_reaches_backend(env):
         s = smtp_session(env.port, source="127.0.0.3")
         assert s.banner[0] == 554
         s.close()
-        # edits apply to the next session without a reload
+        # edits made by another process (the CLI) apply without a reload
+        # within two seconds: the daemon polls the edit version
         env.access("del", "deny", "client", "127.0.0.3")
-        s = smtp_session(env.port, source="127.0.0.3")
-        assert s.banner[0] == 220
+
+        def admitted():
+            s = smtp_session(env.port, source="127.0.0.3")
+            if s.banner[0] == 220:
+                return s
+            assert s.banner[0] == 554
+            s.close()
+            return None
+        s = wait_until(admitted, 2.0, what="access-list edit applied")
         s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n")
         s.quit()
         assert len(sink.accepted()) == 1

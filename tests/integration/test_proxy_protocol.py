@@ -155,9 +155,17 @@ def test_deny_list_acts_on_the_client_behind_the_balancer(make_postern, make_cap
                         "-c", p.conf_path], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     h = haproxy(p.addr, "send-proxy-v2")
-    with RawSMTP(h.port, source="127.0.0.66") as c:
-        assert c.banner.code == 554, c.banner
-        assert c.closed(10)
+
+    def refused():
+        """The CLI's edit reaches the daemon within two seconds (the edit
+        version is polled): 220 until then, then 554 and closed."""
+        with RawSMTP(h.port, source="127.0.0.66") as c:
+            if c.banner.code == 220:
+                return None
+            assert c.banner.code == 554, c.banner
+            assert c.closed(10)
+            return True
+    wait_until(refused, 2.0, interval=0.1, what="127.0.0.66 refused behind the balancer")
     assert re.search(r"reject: connect from \[127\.0\.0\.66\]", p.log()), p.log()[-3000:]
     # the balancer's other clients are not denied with it
     final, _ = send_one(h.port, "127.0.0.67", "ok@example.org")

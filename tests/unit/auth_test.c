@@ -1,7 +1,11 @@
-/* auth_test.c -- password hashes, sessions and CSRF tokens, the growing
- * delays after failures; expiry runs on the test clock (POSTERN_CLOCK_FILE). */
+/* auth_test.c -- password hashes, sessions and CSRF tokens (in a database
+ * of the test's own), the growing delays after failures; expiry runs on the
+ * test clock (POSTERN_CLOCK_FILE). */
 #include "web/auth.h"
 #include "t.h"
+#include "dbrows.h"
+#include "db/db.h"
+#include "lib/conf.h"
 #include "lib/util.h"
 
 #include <stdio.h>
@@ -9,6 +13,8 @@
 #include <unistd.h>
 
 static char clock_path[] = "/tmp/postern-auth-clock-XXXXXX";
+static char dir[] = "/tmp/postern-authtest-XXXXXX";
+static char path[256];
 
 static void
 clock_set(long long off)
@@ -135,17 +141,32 @@ T_CASE(session_idle_and_max_age)
 	clock_set(0);
 }
 
-T_CASE(session_table_bounded)
+/* Only the token's hash is stored; expired rows are deleted by a later
+ * login, live ones kept; auth_reset ends every session. */
+T_CASE(session_stored_hashed_and_pruned)
 {
-	char first[AUTH_TOKEN_HEX + 1], tok[AUTH_TOKEN_HEX + 1], csrf[AUTH_TOKEN_HEX + 1];
-	char user[AUTH_MAX_USER + 1], c2[AUTH_TOKEN_HEX + 1];
+	char old[AUTH_TOKEN_HEX + 1], tok[AUTH_TOKEN_HEX + 1], csrf[AUTH_TOKEN_HEX + 1];
+	char user[AUTH_MAX_USER + 1], c2[AUTH_TOKEN_HEX + 1], q[200];
 
 	auth_reset();
-	auth_session_new("u0", first, csrf);
-	for (int i = 1; i <= AUTH_MAX_SESSIONS; i++)
-		auth_session_new("un", tok, csrf);
-	T_EQ_INT(auth_session_get(first, user, c2), 0);	/* the oldest went */
+	clock_set(0);
+	T_EQ_INT(auth_session_new("dave", old, csrf), 0);
+	T_EQ_INT(auth_session_new("erin", tok, csrf), 0);
+	snprintf(q, sizeof(q), "web_sessions WHERE hash = '%s'", old);
+	T_EQ_INT(dbrows_count(path, q), 0);		/* never the token itself */
+	T_EQ_INT(dbrows_count(path, "web_sessions"), 2);
+	clock_set(AUTH_SESSION_IDLE - 5);
+	T_EQ_INT(auth_session_get(tok, user, c2), 1);	/* erin stays active */
+	clock_set(AUTH_SESSION_IDLE + 5);
+	T_EQ_INT(auth_session_new("frank", c2, csrf), 0);	/* prunes dave's */
+	T_EQ_INT(dbrows_count(path, "web_sessions"), 2);
+	T_EQ_INT(auth_session_get(old, user, c2), 0);
 	T_EQ_INT(auth_session_get(tok, user, c2), 1);
+	T_EQ_STR(user, "erin");
+	auth_reset();
+	T_EQ_INT(dbrows_count(path, "web_sessions"), 0);
+	T_EQ_INT(auth_session_get(tok, user, c2), 0);
+	clock_set(0);
 }
 
 /* Fail n times; the wait that follows. */
@@ -268,6 +289,15 @@ main(void)
 	close(fd);
 	setenv("POSTERN_CLOCK_FILE", clock_path, 1);
 	clock_set(0);
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/auth.db", dir);
+	struct conf *c = conf_defaults();
+	free(c->db_path);
+	c->db_path = xstrdup(path);
+	log_set_level(LOG_LVL_ERR);
+	if (db_open(c, 0) == -1)
+		abort();
 	T_RUN(hash_roundtrip);
 	T_RUN(hash_is_salted);
 	T_RUN(verify_malformed);
@@ -276,7 +306,7 @@ main(void)
 	T_RUN(session_roundtrip);
 	T_RUN(session_wrong_tokens);
 	T_RUN(session_idle_and_max_age);
-	T_RUN(session_table_bounded);
+	T_RUN(session_stored_hashed_and_pruned);
 	T_RUN(delay_grows_per_user_and_address);
 	T_RUN(delay_clock_stepped_back);
 	T_RUN(delay_good_login_starts_afresh);
@@ -285,5 +315,11 @@ main(void)
 	T_RUN(delay_tokens_apart_from_logins);
 	T_RUN(delay_table_bounded);
 	unlink(clock_path);
+	db_close();
+	conf_unref(c);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
 	return T_END();
 }

@@ -477,6 +477,34 @@ T_CASE(edit_version_moves)
 	T_ASSERT(v0 >= 0);
 	T_EQ_INT(db_edit_bump(), 0);
 	T_EQ_INT((int)(db_edit_version() - v0), 1);
+	unsigned long long tok = db_admin_token();
+	T_EQ_INT(db_access_add("allow", "helo", "edit.test", NULL), 0);
+	T_EQ_INT((int)(db_edit_version() - v0), 2);
+	T_ASSERT(db_admin_token() != tok);	/* this process sees it at once */
+	tok = db_admin_token();
+	T_EQ_INT(db_access_add("allow", "helo", "edit.test", NULL), 1);	/* no change */
+	T_EQ_INT(db_access_del("allow", "helo", "nothing.test"), 0);
+	T_EQ_INT((int)(db_edit_version() - v0), 2);
+	T_ASSERT(db_admin_token() == tok);
+	T_EQ_INT(db_access_del("allow", "helo", "edit.test"), 1);
+	T_EQ_INT(db_user_set("carol", "hash"), 0);
+	T_EQ_INT((int)(db_edit_version() - v0), 4);
+}
+
+/* Another process (here: a connection of the test's own) bumps the row:
+ * the poller publishes it within a few polls, without an edit here. */
+T_CASE(edit_version_polled)
+{
+	unsigned long long tok = db_admin_token();
+	sqlite3 *h;
+
+	T_ASSERT(sqlite3_open(path, &h) == SQLITE_OK);
+	T_ASSERT(sqlite3_exec(h, "UPDATE edits SET version = version + 1", NULL,
+	    NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	for (int i = 0; i < 60 && db_admin_token() == tok; i++)
+		usleep(50000);
+	T_ASSERT(db_admin_token() != tok);
 }
 
 /* Sessions: found while fresh, seen moved, idle and max age both end
@@ -623,6 +651,7 @@ main(void)
 	T_RUN(grey_update_atomic);
 	T_RUN(meta_get_put);
 	T_RUN(edit_version_moves);
+	T_RUN(edit_version_polled);
 	T_RUN(sessions);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
