@@ -10,11 +10,15 @@ relaying to a Capture, smtplib clients, urllib for HTTP status codes and a
 real Chromium (Selenium) following the release link. Time is the test
 clock (POSTERN_CLOCK_FILE), never a sleep.
 """
+import base64
 import email
 import email.header
 import email.policy
+import hashlib
+import hmac
 import os
 import re
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -266,6 +270,21 @@ def test_hostile_subject_is_escaped_in_digest_and_page(env):
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
+def sign(env, qid, action, rcpt, lifetime=3600):
+    """A link made in Python with the key Postern keeps in its database
+    (policy/dlink.h's format): proves the format and lets a test make a
+    link Postern would never send."""
+    con = sqlite3.connect(env.p.settings["db.path"])
+    key = bytes.fromhex(con.execute("SELECT value FROM meta WHERE key = 'digest.key'")
+                        .fetchone()[0])
+    con.close()
+    payload = ("1\n%s\n%s\n%s\n%d" % (qid, action, rcpt,
+                                       int(time.time()) + env.offset + lifetime)).encode()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    mac = hmac.new(key, payload, hashlib.sha256).digest()
+    return "%s/digest/%s.%s" % (env.p.settings["web.public_url"], b64(payload), b64(mac))
+
+
 def test_links_refused_when_reused_expired_altered_or_foreign(env):
     qid = env.quarantine("refuse")
     env.round()
@@ -281,6 +300,13 @@ def test_links_refused_when_reused_expired_altered_or_foreign(env):
             assert status in (400, 403), (bad, status)
             assert "Nothing was done" in page or "not a whole" in page
     assert env.state(qid) == "held" and env.delivered("refuse") == []
+    # foreign: well signed (with the key from the database, as Postern
+    # signs), but for someone who is not a recipient of the message
+    good = sign(env, qid, "release", "bob@example.org")
+    assert http(good)[0] == 200          # the test signs as Postern does
+    status, page = http(sign(env, qid, "release", "mallory@example.org"), "POST")
+    assert status == 403 and "not for a recipient" in page
+    assert env.state(qid) == "held"
     # a GET never acts (a link scanner's prefetch)
     status, page = http(release)
     assert status == 200 and 'method="post"' in page
