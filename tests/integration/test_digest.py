@@ -18,14 +18,13 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
-
-import shutil
-import tempfile
 
 import pytest
 
