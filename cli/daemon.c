@@ -18,6 +18,7 @@
 #include "policy/policy.h"
 #include "policy/rblhealth.h"
 #include "proxy/be.h"
+#include "proxy/dsched.h"
 #include "proxy/smtp.h"
 #include "proxy/tls.h"
 #include "proxy/work.h"
@@ -209,6 +210,7 @@ daemon_start(struct conf *c, struct daemon_io *io, int nthreads)
 	if (web_start(c) == -1)
 		log_err("serve: no dashboard (see above); SMTP goes on without it");
 	rblh_start();		/* DNS list probes, off the SMTP path */
+	dsched_start();		/* quarantine digests, off the SMTP path */
 	for (int i = 0; i < nthreads; i++) {
 		io[i].loop = smtp_loop_new();
 		if (daemon_listen(io[i].loop, c->listen) == -1) {
@@ -256,6 +258,7 @@ daemon_stop(struct daemon_io *io, int nthreads)
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(io[i].thread, NULL);
 	web_stop();
+	dsched_stop();
 	work_shutdown();
 	for (int i = 0; i < nthreads; i++)
 		smtp_loop_free(io[i].loop);

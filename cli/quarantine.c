@@ -3,14 +3,17 @@
  * from a shell.
  *
  *   postern quarantine -c FILE list [-q TEXT] | show ID | raw ID |
- *       release ID [--by WHO] | spam ID [--by WHO] | delete ID | expire
+ *       release ID [--by WHO] | spam ID [--by WHO] | delete ID | expire |
+ *       digest --now
  *
  * list and show print JSON, raw the message as stored; release, spam and
- * delete one line "ID: what happened". Exit 0 done, 1 not found or failed,
- * 2 bad usage.
+ * delete one line "ID: what happened"; digest --now sends one round of
+ * recipient digests (proxy/qsend.h) and prints "digest: N recipients, M
+ * messages". Exit 0 done, 1 not found or failed, 2 bad usage.
  */
 #include "cli/cli.h"
 #include "db/db.h"
+#include "lib/util.h"
 #include "policy/quar.h"
 #include "proxy/qsend.h"
 #include "web/rowjson.h"
@@ -21,6 +24,7 @@
 #include <string.h>
 
 static int	 quarantine_print(json_t *);
+static int	 quarantine_digest(const struct conf *);
 static int	 quarantine_run(const struct conf *, int, char **, const char *who,
 		    const char *q);
 
@@ -36,6 +40,25 @@ quarantine_print(json_t *j)
 	free(s);
 	json_decref(j);
 	return 0;
+}
+
+/* One round of digests by hand, whatever quarantine.digest says. */
+static int
+quarantine_digest(const struct conf *c)
+{
+	struct qsend_digest_sum sum;
+	char err[512];
+
+	if (qsend_digest(c, time_wall(), &sum, err, sizeof(err)) == -1) {
+		fprintf(stderr, "postern: digest: %s\n", err);
+		return 1;
+	}
+	printf("digest: %d recipient%s, %d message%s", sum.rcpts, sum.rcpts == 1 ? "" : "s",
+	    sum.msgs, sum.msgs == 1 ? "" : "s");
+	if (sum.refused)
+		printf("; %d refused by the backend", sum.refused);
+	printf("%s%s\n", sum.failed ? "; " : "", sum.failed ? err : "");
+	return sum.failed ? 1 : 0;
 }
 
 /* One command against the open database; exit status. */
@@ -72,6 +95,8 @@ quarantine_run(const struct conf *c, int na, char **a, const char *who, const ch
 		free(raw);
 		return 0;
 	}
+	if (strcmp(a[0], "digest") == 0 && strcmp(a[1], "--now") == 0)
+		return quarantine_digest(c);
 	if (strcmp(a[0], "release") == 0) {
 		rc = qsend_release(c, a[1], who, err, sizeof(err));
 		printf("%s: %s\n", a[1], rc == 0 ? "released" : err);
@@ -108,7 +133,8 @@ cli_quarantine(int argc, char **argv)
 		return 1;
 	if ((rc = quarantine_run(c, na, a, who, q)) == 2)
 		fprintf(stderr, "usage: postern quarantine -c FILE list [-q TEXT] | show ID |"
-		    " raw ID | release ID [--by WHO] | spam ID [--by WHO] | delete ID | expire\n");
+		    " raw ID | release ID [--by WHO] | spam ID [--by WHO] | delete ID | expire |"
+		    " digest --now\n");
 	cli_close_db(c);
 	return rc;
 }

@@ -74,6 +74,7 @@ static void	 conf_error(struct conf_parse *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 conf_check(struct conf_parse *);
 static void	 conf_check_cidrs(struct conf_parse *, const char *key, const char *list);
+static void	 conf_check_digest(struct conf_parse *);
 static struct conf *conf_alloc(void);
 static struct conf_box *conf_box(const struct conf *);
 static int	 conf_line(const struct conf *, const char *key);
@@ -270,6 +271,16 @@ static const struct conf_key keys[] = {
 	  "largest message kept in quarantine" },
 	{ "quarantine.max_total", T_BYTES, O(quarantine_max_total), "1G", 1024, LL, NULL,
 	  "total quarantine size; past it quarantine verdicts answer 452 (tempfail)" },
+	{ "quarantine.digest", T_STR, O(quarantine_digest), "off", 0, 0, NULL,
+	  "when recipients get a digest of their newly quarantined mail: off, hourly, or daily HH:MM (local time); needs web.public_url" },
+	{ "quarantine.digest_domains", T_LIST, O(quarantine_digest_domains), "", 0, 0, NULL,
+	  "only recipients in these domains (comma-separated; .example.org: its subdomains) get digests; empty = every recipient" },
+	{ "quarantine.digest_from", T_STR, O(quarantine_digest_from), "", 0, 0, NULL,
+	  "sender address of digests (header and envelope); empty = postmaster@ proxy.hostname" },
+	{ "quarantine.digest_link_lifetime", T_SECS, O(quarantine_digest_link_lifetime), "3d", 300, LL, NULL,
+	  "how long the release and delete links of a digest work; at most quarantine.max_age (the default gives way to a shorter one)" },
+	{ "quarantine.digest_allow_link", T_BOOL, O(quarantine_digest_allow_link), "yes", 0, 0, NULL,
+	  "digests offer 'release and always allow this sender', which adds the sender to the site-wide allow list" },
 
 	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
@@ -326,6 +337,8 @@ static const struct conf_key keys[] = {
 	  "-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:%SERVER_PRECEDENCE",
 	  0, 0, NULL,
 	  "GnuTLS priority string of the dashboard's HTTPS (default: TLS 1.2+, ECDHE with AEAD only, our order)" },
+	{ "web.public_url", T_STR, O(web_public_url), "", 0, 0, NULL,
+	  "the dashboard's address as mail recipients reach it, e.g. https://mx.example.org:8480, for the links in digests" },
 };
 #undef O
 
@@ -657,6 +670,60 @@ conf_check_cidrs(struct conf_parse *p, const char *key, const char *list)
 	free(copy);
 }
 
+int
+conf_digest_parse(const char *v, int *every, int *at)
+{
+	unsigned hh, mm;
+	char end;
+
+	*every = *at = 0;
+	if (strcasecmp(v, "off") == 0 || strcasecmp(v, "no") == 0)
+		return 0;
+	if (strcasecmp(v, "hourly") == 0) {
+		*every = 3600;
+		return 0;
+	}
+	if (sscanf(v, "daily %2u:%2u%c", &hh, &mm, &end) != 2 || hh > 23 || mm > 59)
+		return -1;
+	*every = 86400;
+	*at = (int)(hh * 3600 + mm * 60);
+	return 0;
+}
+
+/* A digest needs links recipients can open, which work no longer than
+ * the message they point to is kept. */
+static void
+conf_check_digest(struct conf_parse *p)
+{
+	struct conf *c = p->c;
+	const char *u = c->web_public_url;
+
+	if (conf_digest_parse(c->quarantine_digest, &c->digest_every, &c->digest_at) == -1)
+		conf_error(p, conf_line(c, "quarantine.digest"), "quarantine.digest '%s' is "
+		    "not a schedule; write off, hourly or daily HH:MM (e.g. daily 08:00)",
+		    c->quarantine_digest);
+	/* The default (3d) gives way to a shorter max_age (digest.c takes the
+	 * lesser); a lifetime set by hand must fit. */
+	if (conf_line(c, "quarantine.digest_link_lifetime") > 0 &&
+	    c->quarantine_digest_link_lifetime > c->quarantine_max_age)
+		conf_error(p, CONF_LATER(conf_line(c, "quarantine.digest_link_lifetime"),
+		    conf_line(c, "quarantine.max_age")), "quarantine.digest_link_lifetime is "
+		    "longer than quarantine.max_age: a link would outlive its message; shorten it");
+	if (*u != '\0' && ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+	    strpbrk(u, " \t\"'<>\\") != NULL))
+		conf_error(p, conf_line(c, "web.public_url"), "web.public_url '%s' is not an "
+		    "http:// or https:// address; write e.g. https://mx.example.org:8480", u);
+	if (c->digest_every > 0 && *u == '\0')
+		conf_error(p, conf_line(c, "quarantine.digest"), "quarantine.digest is on but "
+		    "web.public_url is empty: digests need the address recipients open the "
+		    "links at; set it");
+	if (*c->quarantine_digest_from != '\0' && (strchr(c->quarantine_digest_from, '@') == NULL ||
+	    strpbrk(c->quarantine_digest_from, " \t\"<>,;\r\n") != NULL))
+		conf_error(p, conf_line(c, "quarantine.digest_from"), "quarantine.digest_from "
+		    "'%s' is not an address; write e.g. quarantine@example.org",
+		    c->quarantine_digest_from);
+}
+
 /* Cross-key checks, after every key is read; each problem at the line of
  * the key that breaks the rule (the later one of a pair). */
 static void
@@ -677,6 +744,7 @@ conf_check(struct conf_parse *p)
 		    "web.tls_cert and web.tls_key go together; set both or neither");
 	conf_check_cidrs(p, "web.trusted_proxies", c->web_trusted_proxies);
 	conf_check_cidrs(p, "proxy.proxy_from", c->proxy_from);
+	conf_check_digest(p);
 	if (c->proxy_protocol && strspn(c->proxy_from, ", \t") == strlen(c->proxy_from))
 		conf_error(p, conf_line(c, "proxy.proxy_protocol"), "proxy.proxy_protocol = yes "
 		    "but proxy.proxy_from is empty: no balancer could connect; list them, "

@@ -112,6 +112,13 @@ struct conf {
 	/* [quarantine] */
 	int	 quarantine_enabled;
 	long long quarantine_max_age, quarantine_max_message, quarantine_max_total;
+	char	*quarantine_digest;	/* "off", "hourly" or "daily HH:MM" */
+	int	 digest_every;		/* seconds between rounds; 0 = off (conf_check) */
+	int	 digest_at;		/* daily: seconds after local midnight */
+	char	*quarantine_digest_domains;	/* recipients' domains; "" = all */
+	char	*quarantine_digest_from;	/* "" = postmaster@proxy.hostname */
+	long long quarantine_digest_link_lifetime;
+	int	 quarantine_digest_allow_link;	/* offer "release and allow sender" */
 
 	/* [bayes] */
 	int	 bayes_enabled;
@@ -134,6 +141,7 @@ struct conf {
 	long long web_request_timeout;
 	char	*web_trusted_proxies;
 	char	*web_tls_priorities;	/* GnuTLS priority string */
+	char	*web_public_url;	/* how recipients reach the dashboard */
 };
 
 struct conf_err {
@@ -184,6 +192,10 @@ void		 conf_swap(struct conf *);	/* takes ownership of one ref */
 
 /* Print every key with default and help, for docs and `postern configtest -v`. */
 void		 conf_dump_keys(FILE *);
+
+/* quarantine.digest's value: "off" (every 0), "hourly" (3600, at 0) or
+ * "daily HH:MM" (86400, at seconds after local midnight). 0 or -1. */
+int	 conf_digest_parse(const char *, int *every, int *at);
 
 /* proxy.tls_protocols ("TLSv1.2 TLSv1.3", comma or space separated) to an
  * OpenSSL version range; -1 when a name is unknown or the range has a hole. */

@@ -1,6 +1,6 @@
 /*
  * qsend.h -- what leaves the quarantine through the backend MTA: a
- * released message today (digests are next). The one place that joins
+ * released message, and the recipients' digests. The one place that joins
  * the quarantine's state (policy/quar.h: claim, finish) to the outbound
  * SMTP client (proxy/smtpc.h), so policy/ stays free of sockets and web/
  * and the CLI call one function.
@@ -10,7 +10,13 @@
  * X-Postern-Released header, quar_finish() marks it released (and learns
  * it as ham) only after the backend's final 2xx, else puts it back to held.
  *
- * Public calls: qsend_release().
+ * Digests: qsend_digest() prepares a round (policy/digest.h), sends every
+ * recipient's digest over one connection (envelope sender
+ * quarantine.digest_from), and remembers the round only when every
+ * digest was taken or refused for good (5xx: a mailbox that does not
+ * exist), so one that failed for now is listed again next round.
+ *
+ * Public calls: qsend_release(), qsend_digest().
  * Thread: any that may block (web threads, the CLI), never an I/O loop.
  * Privilege: the database through db/; connects to proxy.backend.
  */
@@ -18,6 +24,7 @@
 #define POSTERN_QSEND_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct conf;
 
@@ -25,6 +32,19 @@ struct conf;
  * 1 not found, 2 not held (released already or being released), -1 failed
  * (still held; err says why). */
 int	 qsend_release(const struct conf *, const char *id, const char *who,
+	    char *err, size_t errsz);
+
+/* What a digest round did. */
+struct qsend_digest_sum {
+	int	 rcpts;			/* digests sent */
+	int	 msgs;			/* distinct messages listed in them */
+	int	 failed;		/* digests the backend did not take now (4xx) */
+	int	 refused;		/* digests it refused for good (5xx) */
+};
+
+/* Send one round of digests at time now: 0 (sum filled; nothing to send
+ * is 0 too), -1 with err (nothing remembered; the next round retries). */
+int	 qsend_digest(const struct conf *, time_t now, struct qsend_digest_sum *sum,
 	    char *err, size_t errsz);
 
 #endif

@@ -32,6 +32,7 @@ struct smtpc {
 	unsigned	 caps;		/* BE_CAP_* */
 	struct buf	 in;
 	struct be_reply	 reply;
+	int		 refused;	/* the last message got a 5xx (smtpc_refused) */
 };
 
 static int	 smtpc_connect(struct smtpc *, const char *backend, int timeout_s,
@@ -96,8 +97,9 @@ smtpc_connect(struct smtpc *s, const char *backend, int timeout_s, char *err,
 int
 smtpc_send(struct smtpc *s, const struct smtpc_msg *m, char *err, size_t errsz)
 {
-	int ok = 0, code;
+	int ok = 0, code, perm = 0;
 
+	s->refused = 0;
 	if (m->nrcpts == 0) {
 		snprintf(err, errsz, "no recipients");
 		return -1;
@@ -105,21 +107,32 @@ smtpc_send(struct smtpc *s, const struct smtpc_msg *m, char *err, size_t errsz)
 	if (smtpc_cmd(s, 250, err, errsz, "MAIL FROM:<%s>%s%s", m->from,
 	    (s->caps & BE_CAP_8BITMIME) && smtpc_8bit(m->data, m->len) ? " BODY=8BITMIME" : "",
 	    (s->caps & BE_CAP_SMTPUTF8) && smtpc_utf8_env(m) ? " SMTPUTF8" : "") == -1) {
+		s->refused = s->reply.code / 100 == 5;
 		smtpc_reset(s);
 		return -1;
 	}
 	for (int i = 0; i < m->nrcpts && s->fd != -1; i++)
 		if (smtpc_cmd(s, 250, err, errsz, "RCPT TO:<%s>", m->rcpts[i]) == 0)
 			ok++;
+		else
+			perm += s->reply.code / 100 == 5;
 	if (ok == 0 || smtpc_cmd(s, 354, err, errsz, "DATA") == -1) {
+		s->refused = ok == 0 ? perm == m->nrcpts : s->reply.code / 100 == 5;
 		smtpc_reset(s);
 		return -1;
 	}
 	code = smtpc_body(s, m) == -1 ? -1 : smtpc_reply(s);
+	s->refused = code / 100 == 5;
 	if (code / 100 != 2)
 		return smtpc_fail(s, code, "end of data", err, errsz);
 	snprintf(err, errsz, "ok");
 	return 0;
+}
+
+int
+smtpc_refused(const struct smtpc *s)
+{
+	return s->refused;
 }
 
 void

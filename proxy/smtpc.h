@@ -13,7 +13,7 @@
  * the backend sees Postern. BODY=8BITMIME and SMTPUTF8 go with MAIL when
  * the message or the envelope needs them and the backend offers them.
  *
- * Public calls: smtpc_open, smtpc_caps, smtpc_send, smtpc_close,
+ * Public calls: smtpc_open, smtpc_caps, smtpc_send, smtpc_refused, smtpc_close,
  *   smtpc_sendmail (open, send one message, close).
  * Ownership: smtpc_open() hands back a connection smtpc_close() frees;
  * a message's bytes stay the caller's.
@@ -59,6 +59,10 @@ unsigned	 smtpc_caps(const struct smtpc *);
  * (the backend's reply where there was one). */
 int		 smtpc_send(struct smtpc *, const struct smtpc_msg *, char *err,
 		    size_t errsz);
+/* After smtpc_send() failed: 1 when the backend refused the message for
+ * good (a 5xx to MAIL, to every RCPT, to DATA or to its end), 0 when it
+ * may take it later (4xx, connection lost). */
+int		 smtpc_refused(const struct smtpc *);
 /* QUIT (when the connection still stands) and free; NULL is fine. */
 void		 smtpc_close(struct smtpc *);
 /* smtpc_open(c->backend, c->hostname, SMTPC_TIMEOUT_S), smtpc_send,

@@ -198,6 +198,11 @@ web_route(struct web_req *r, struct web_resp *resp)
 		web_login(r, resp);
 		return;
 	}
+	/* The signed token in the path is the authority (dpage.c). */
+	if (strncmp(r->path, "/digest/", 8) == 0) {
+		dpage_route(r, resp);
+		return;
+	}
 	if (strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/metrics") != 0) {
 		web_error(resp, 404, "no such page");
 		return;

@@ -4,8 +4,9 @@
  * in the binary at build time.
  *
  * Exposure: this is the one door admins walk through, so it assumes the
- * network is hostile even on loopback: every path but /healthz and the
- * static login page needs a session cookie or the bearer token; state
+ * network is hostile even on loopback: every path but /healthz, the
+ * static login page and /digest/ (a signed, expiring link is its own
+ * authority: web/dpage.c) needs a session cookie or the bearer token; state
  * changes from a cookie session need the session's CSRF token; every
  * response carries a strict Content-Security-Policy; message text is only
  * ever JSON-encoded here and inserted with textContent by the front-end.

@@ -63,6 +63,9 @@ json_t	*web_body_json(const struct web_req *, struct web_resp *);
 /* Every route under /api/ but the login ones, and /metrics; the caller
  * has authenticated the request and checked CSRF. */
 void	 api_dispatch(struct web_req *, struct web_resp *);
+/* /digest/TOKEN: a digest link's confirmation page (GET) and its action
+ * (POST), without login (dpage.c). */
+void	 dpage_route(struct web_req *, struct web_resp *);
 /* GET /api/lists, and the DNS list lines of /metrics (lists.c). */
 void	 lists_api(struct web_req *, struct web_resp *);
 char	*lists_metrics(void);

@@ -148,10 +148,12 @@ T_CASE(messages_on_one_connection)
 	m.nrcpts = 1;
 	T_EQ_INT(smtpc_send(s, &m, err, sizeof(err)), -1);
 	T_ASSERT(strstr(err, "550 5.1.1 no such user") != NULL);
+	T_EQ_INT(smtpc_refused(s), 1);		/* for good: a 5xx to every RCPT */
 	/* the sender refused: RSET again; then the connection still serves */
 	m.from = "refused@x.test";
 	T_EQ_INT(smtpc_send(s, &m, err, sizeof(err)), -1);
 	T_ASSERT(strstr(err, "553 5.7.1") != NULL);
+	T_EQ_INT(smtpc_refused(s), 1);
 	m.from = "";
 	m.rcpts = r1;
 	m.nrcpts = 1;
@@ -160,6 +162,7 @@ T_CASE(messages_on_one_connection)
 	m.data = "x";
 	m.len = 1;
 	T_EQ_INT(smtpc_send(s, &m, err, sizeof(err)), 0);
+	T_EQ_INT(smtpc_refused(s), 0);
 	smtpc_close(s);
 	srv_stop(t);
 	T_EQ_STR(buf_str(&got),

@@ -30,6 +30,9 @@ Options:
                    data (header_checks REJECT)
   message_size_limit  bytes (Postfix's own, 5xx past it)
   main_extra       dict of further main.cf settings
+  relay_to         "host:port": deliver every message there over SMTP (e.g. a
+                   Capture), instead of discarding it, so a test reads what
+                   Postfix delivered
 """
 import os
 import pwd
@@ -57,6 +60,7 @@ local     unix  -       n       n       -       -       local
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+smtp      unix  -       -       n       -       -       smtp
 """
 
 
@@ -66,7 +70,7 @@ XCLIENT_HOSTS = {"postern": LOOPBACK, "all": "static:all", "none": ""}
 class Postfix:
     def __init__(self, directory, reject_rcpts=(), defer_senders=(),
                  reject_header=None, message_size_limit=None, main_extra=None,
-                 port=None, xclient_hosts="postern", ipv6=False):
+                 port=None, xclient_hosts="postern", ipv6=False, relay_to=None):
         self.dir = directory
         self.port = port or free_port()
         self.reject_rcpts = list(reject_rcpts)
@@ -76,6 +80,7 @@ class Postfix:
         self.main_extra = dict(main_extra or {})
         self.xclient_hosts = XCLIENT_HOSTS.get(xclient_hosts, xclient_hosts)
         self.ipv6 = ipv6
+        self.relay_to = relay_to
         self.logfile = os.path.join(self.dir, "maillog")
         self.started = False
 
@@ -137,6 +142,10 @@ class Postfix:
                 "/^%s:/ REJECT test rejection" % self.reject_header], "regexp")
         if self.message_size_limit is not None:
             m["message_size_limit"] = str(self.message_size_limit)
+        if self.relay_to:
+            host, port = self.relay_to.rsplit(":", 1)
+            for t in ("local_transport", "default_transport", "relay_transport"):
+                m[t] = "smtp:[%s]:%s" % (host, port)
         m.update(self.main_extra)
         return "".join("%s = %s\n" % kv for kv in m.items())
 

@@ -1,0 +1,310 @@
+/*
+ * digest.c -- see digest.h. A round reads the held messages of its time
+ * range page by page (db_quar_each), keeps one (recipient, message) pair
+ * per recipient that gets digests, sorts the pairs by recipient (the
+ * messages stay newest first) and composes one digest per recipient.
+ */
+#include "policy/digest.h"
+#include "db/db.h"
+#include "lib/conf.h"
+#include "lib/util.h"
+#include "policy/dlink.h"
+#include "policy/dmail.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DIGEST_META_LAST	"digest.last"
+#define DIGEST_PAGE		1000	/* rows per db_quar_each page */
+#define DIGEST_FROM_MAX		256	/* bytes of a listed sender */
+
+struct digest_pair {
+	char	*rcpt;			/* as the first message names it */
+	int	 item;			/* index in the collect's items */
+};
+
+/* What the walk over the quarantine gathers. */
+struct digest_collect {
+	const struct conf *c;
+	struct dmail_item *items;
+	int	 nitems, capitems;
+	struct digest_pair *pairs;
+	int	 npairs, cappairs;
+	int	 rows;			/* rows seen on this page */
+	int	 full;			/* DIGEST_MAX_PAIRS reached */
+};
+
+static int	 digest_domain_ok(const char *list, const char *rcpt);
+static char	*digest_reason(const struct db_quar *q);
+static int	 digest_row(void *arg, const struct db_quar_row *row);
+static int	 digest_pair_cmp(const void *a, const void *b);
+static int	 digest_compose(const struct conf *, time_t now, struct digest_collect *,
+		    struct digest_round *, char *err, size_t errsz);
+
+/* Is rcpt's domain in the comma-separated list ("" = every domain)? */
+static int
+digest_domain_ok(const char *list, const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@'), *dom = at ? at + 1 : "";
+	char *copy, *save = NULL;
+	int ok = 0;
+	size_t dl = strlen(dom);
+
+	if (strspn(list, ", \t") == strlen(list))
+		return 1;
+	copy = xstrdup(list);
+	for (char *e = strtok_r(copy, ", \t", &save); e && !ok; e = strtok_r(NULL, ", \t", &save)) {
+		size_t el = strlen(e);
+		if (e[0] == '.')
+			ok = dl > el && strcasecmp(dom + dl - el, e) == 0;
+		else
+			ok = strcasecmp(dom, e) == 0;
+	}
+	free(copy);
+	return ok;
+}
+
+/* The check that weighed most toward spam, else a matching rule: "check:
+ * reason", or its result when it gave no reason. */
+static char *
+digest_reason(const struct db_quar *q)
+{
+	const struct db_check *best = NULL;
+	char *s, *clean;
+
+	for (int i = 0; i < q->nreasons; i++)
+		if (q->reasons[i].score > 0 && (best == NULL || q->reasons[i].score > best->score))
+			best = &q->reasons[i];
+	/* A rule whose action is quarantine adds no score: its match is why. */
+	for (int i = 0; i < q->nreasons && best == NULL; i++)
+		if (strcmp(q->reasons[i].result, "match") == 0)
+			best = &q->reasons[i];
+	if (best == NULL)
+		return xstrdup("the checks' total score");
+	s = best->reason && *best->reason ? xasprintf("%s: %s", best->check, best->reason) :
+	    xasprintf("%s=%s", best->check, best->result);
+	clean = dmail_clean(s, DMAIL_REASON_MAX);
+	free(s);
+	return clean;
+}
+
+static int
+digest_row(void *arg, const struct db_quar_row *row)
+{
+	struct digest_collect *dc = arg;
+	const struct db_quar *q = &row->q;
+	struct dmail_item *it;
+	int item = -1;
+
+	dc->rows++;
+	for (int i = 0; i < q->nrcpts; i++) {
+		if (!digest_domain_ok(dc->c->quarantine_digest_domains, q->rcpts[i]))
+			continue;
+		if (dc->npairs == DIGEST_MAX_PAIRS) {
+			dc->full = 1;
+			return 0;
+		}
+		if (item == -1) {
+			if (dc->nitems == dc->capitems) {
+				dc->capitems = dc->capitems ? dc->capitems * 2 : 64;
+				dc->items = xrealloc(dc->items, sizeof(*dc->items) * (size_t)dc->capitems);
+			}
+			item = dc->nitems++;
+			it = &dc->items[item];
+			memset(it, 0, sizeof(*it));
+			snprintf(it->id, sizeof(it->id), "%s", q->id);
+			it->ts = q->ts;
+			it->score = q->score;
+			it->from = dmail_clean(*q->mail_from ? q->mail_from : "<>", DIGEST_FROM_MAX);
+			it->subject = dmail_clean(q->subject, DMAIL_SUBJECT_MAX);
+			it->reason = digest_reason(q);
+		}
+		if (dc->npairs == dc->cappairs) {
+			dc->cappairs = dc->cappairs ? dc->cappairs * 2 : 64;
+			dc->pairs = xrealloc(dc->pairs, sizeof(*dc->pairs) * (size_t)dc->cappairs);
+		}
+		dc->pairs[dc->npairs++] = (struct digest_pair){ xstrdup(q->rcpts[i]), item };
+	}
+	return 0;
+}
+
+/* By recipient (case-insensitively: one mailbox, one digest), then in
+ * the order read (newest first). */
+static int
+digest_pair_cmp(const void *a, const void *b)
+{
+	const struct digest_pair *x = a, *y = b;
+	int c = strcasecmp(x->rcpt, y->rcpt);
+
+	return c ? c : (x->item > y->item) - (x->item < y->item);
+}
+
+/* One digest per run of pairs with the same recipient. */
+static int
+digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
+    struct digest_round *r, char *err, size_t errsz)
+{
+	unsigned char key[DLINK_KEY_LEN];
+	char *base = xstrdup(c->web_public_url);
+	size_t bl = strlen(base);
+	int *seen = xcalloc((size_t)dc->nitems + 1, sizeof(*seen));
+
+	if (dlink_key(key) == -1) {
+		snprintf(err, errsz, "no link key (database error)");
+		free(base);
+		free(seen);
+		return -1;
+	}
+	while (bl > 0 && base[bl - 1] == '/')
+		base[--bl] = '\0';
+	if (dc->npairs > 0)	/* qsort's array may not be NULL, even empty */
+		qsort(dc->pairs, (size_t)dc->npairs, sizeof(*dc->pairs), digest_pair_cmp);
+	r->mails = xcalloc((size_t)dc->npairs + 1, sizeof(*r->mails));
+	for (int i = 0, j; i < dc->npairs; i = j) {
+		struct dmail_item *list;
+		int n;
+		for (j = i; j < dc->npairs && strcasecmp(dc->pairs[j].rcpt, dc->pairs[i].rcpt) == 0; j++)
+			seen[dc->pairs[j].item] = 1;
+		n = j - i < DIGEST_MAX_LISTED ? j - i : DIGEST_MAX_LISTED;
+		list = xcalloc((size_t)n, sizeof(*list));
+		for (int k = 0; k < n; k++)
+			list[k] = dc->items[dc->pairs[i + k].item];	/* shallow: dc owns */
+		struct dmail_head h = { .rcpt = dc->pairs[i].rcpt, .from = r->from, .base = base,
+		    .hostname = c->hostname, .now = now,
+		    .expires = now + (time_t)(c->quarantine_digest_link_lifetime <
+			c->quarantine_max_age ? c->quarantine_digest_link_lifetime :
+			c->quarantine_max_age),
+		    .more = j - i - n, .allow = c->quarantine_digest_allow_link };
+		struct digest_mail *m = &r->mails[r->nmails++];
+		m->rcpt = xstrdup(dc->pairs[i].rcpt);
+		m->nmsgs = j - i;
+		m->data = dmail_compose(&h, list, n, key, &m->len);
+		free(list);
+	}
+	for (int i = 0; i < dc->nitems; i++)
+		r->nmsgs += seen[i];
+	memset(key, 0, sizeof(key));
+	free(base);
+	free(seen);
+	return 0;
+}
+
+int
+digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *err,
+    size_t errsz)
+{
+	struct digest_collect dc = { .c = c };
+	struct db_quar_query q = { .state = "held", .limit = DIGEST_PAGE };
+	char *last = NULL;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (*c->web_public_url == '\0') {
+		snprintf(err, errsz, "web.public_url is empty; digests need it for their links");
+		return -1;
+	}
+	if ((rc = db_meta_get(DIGEST_META_LAST, &last)) == -1) {
+		snprintf(err, errsz, "database error");
+		return -1;
+	}
+	r->since = rc == 1 ? (time_t)strtoll(last, NULL, 10) : 0;
+	free(last);
+	r->until = now - DIGEST_SETTLE_S;
+	r->from = *c->quarantine_digest_from ? xstrdup(c->quarantine_digest_from) :
+	    xasprintf("postmaster@%s", c->hostname);
+	if (r->until <= r->since)
+		return 0;
+	q.since = r->since + 1;
+	q.until = r->until;
+	do {
+		dc.rows = 0;
+		if ((rc = db_quar_each(&q, digest_row, &dc)) == -1)
+			break;
+		q.offset += DIGEST_PAGE;
+	} while (dc.rows == DIGEST_PAGE && !dc.full);
+	if (dc.full)
+		log_warn("digest: more than %d (recipient, message) pairs in one round; "
+		    "the oldest are not listed", DIGEST_MAX_PAIRS);
+	if (rc != -1 && digest_compose(c, now, &dc, r, err, errsz) == -1)
+		rc = -1;
+	else if (rc == -1)
+		snprintf(err, errsz, "database error");
+	for (int i = 0; i < dc.nitems; i++) {
+		free(dc.items[i].from);
+		free(dc.items[i].subject);
+		free(dc.items[i].reason);
+	}
+	for (int i = 0; i < dc.npairs; i++)
+		free(dc.pairs[i].rcpt);
+	free(dc.items);
+	free(dc.pairs);
+	return rc == -1 ? -1 : 0;
+}
+
+int
+digest_done(const struct digest_round *r)
+{
+	char v[32];
+
+	if (r->until <= r->since)
+		return 0;
+	snprintf(v, sizeof(v), "%lld", (long long)r->until);
+	return db_meta_put(DIGEST_META_LAST, v, 0);
+}
+
+void
+digest_free(struct digest_round *r)
+{
+	for (int i = 0; i < r->nmails; i++) {
+		free(r->mails[i].rcpt);
+		free(r->mails[i].data);
+	}
+	free(r->mails);
+	free(r->from);
+	memset(r, 0, sizeof(*r));
+}
+
+time_t
+digest_slot(const struct conf *c, time_t now)
+{
+	struct tm tm;
+	time_t slot;
+
+	if (c->digest_every == 0)
+		return 0;
+	if (c->digest_every == 3600)
+		return now - now % 3600;
+	localtime_r(&now, &tm);
+	tm.tm_hour = c->digest_at / 3600;
+	tm.tm_min = c->digest_at / 60 % 60;
+	tm.tm_sec = 0;
+	tm.tm_isdst = -1;		/* the day's own offset (DST) */
+	slot = mktime(&tm);
+	if (slot > now) {
+		tm.tm_mday--;
+		tm.tm_isdst = -1;
+		slot = mktime(&tm);
+	}
+	return slot;
+}
+
+int
+digest_claim(time_t slot)
+{
+	static char me[ID_LEN + 1];
+	char key[64], *who = NULL;
+	int rc;
+
+	if (me[0] == '\0')
+		id_new(me);		/* this process, for the claim */
+	snprintf(key, sizeof(key), "digest.slot.%lld", (long long)slot);
+	if (db_meta_put(key, me, 1) == -1 || (rc = db_meta_get(key, &who)) != 1) {
+		free(who);
+		return -1;
+	}
+	rc = strcmp(who, me) == 0;
+	free(who);
+	return rc;
+}

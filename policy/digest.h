@@ -1,0 +1,74 @@
+/*
+ * digest.h -- a round of quarantine digests: which recipients have newly
+ * quarantined mail, and one message for each (policy/dmail.h). Sending
+ * them is proxy/qsend.c's (qsend_digest): policy/ opens no sockets.
+ *
+ * A round covers messages still held whose quarantine time lies after
+ * the previous round's end and up to now - DIGEST_SETTLE_S (a message
+ * being committed right now is left for the next round rather than
+ * missed). The end is remembered in the database's shared values
+ * (db_meta_put "digest.last") once the round is sent, so neither a
+ * restart nor another node lists a message twice; a round that could not
+ * be sent is not remembered, and the next one lists its messages again.
+ * The first round ever lists everything held.
+ *
+ * Recipients: every recipient of a held message, or with
+ * quarantine.digest_domains only those in the listed domains
+ * ("example.org" that domain, ".example.org" its subdomains). A digest
+ * lists at most DIGEST_MAX_LISTED messages (newest first) and says how
+ * many more there are.
+ *
+ * Schedule: digest_slot() is the latest scheduled time at or before now
+ * (hourly: the full hour; daily HH:MM in local time). Of several nodes,
+ * the one whose digest_claim() stores the slot first sends its round.
+ *
+ * Public calls: digest_prepare, digest_done, digest_free, digest_slot,
+ *   digest_claim.
+ * Ownership: a struct digest_round and everything in it is the caller's
+ *   until digest_free().
+ * Thread: any that may block on the database (not an I/O loop).
+ * Exposure: message text is cleaned and escaped by dmail.
+ */
+#ifndef POSTERN_DIGEST_H
+#define POSTERN_DIGEST_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct conf;
+
+#define DIGEST_SETTLE_S		10	/* seconds a commit may take (DB_BUSY_TIMEOUT_MS x 5) */
+#define DIGEST_MAX_LISTED	100	/* messages listed in one digest */
+#define DIGEST_MAX_PAIRS	200000	/* (recipient, message) pairs in one round */
+
+/* One recipient's digest, ready to send. */
+struct digest_mail {
+	char	*rcpt;
+	char	*data;			/* the whole message, CRLF */
+	size_t	 len;
+	int	 nmsgs;			/* messages it tells of */
+};
+
+struct digest_round {
+	time_t	 since, until;		/* quarantine times covered: (since, until] */
+	char	*from;			/* envelope and header sender */
+	struct digest_mail *mails;
+	int	 nmails;
+	int	 nmsgs;			/* distinct messages listed */
+};
+
+/* Find this round's messages and compose the digests. 0 (r filled; maybe
+ * no mails), or -1 with err (no web.public_url, database, link key).
+ * Either way r is the caller's to digest_free(). */
+int	 digest_prepare(const struct conf *, time_t now, struct digest_round *r,
+	    char *err, size_t errsz);
+/* The round was sent: remember its end. 0 or -1. */
+int	 digest_done(const struct digest_round *r);
+void	 digest_free(struct digest_round *r);
+/* The latest scheduled time at or before now; 0 when digests are off. */
+time_t	 digest_slot(const struct conf *, time_t now);
+/* Take the round of slot for this process: 1 ours, 0 another process's
+ * (or node's), -1 error. */
+int	 digest_claim(time_t slot);
+
+#endif
