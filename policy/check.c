@@ -270,7 +270,9 @@ check_policy_json(const struct pol_session *ps, enum pol_stage stage)
 	const struct conf_domain *dom = ps->dom_stage;
 	struct dompol_limits l;
 
-	dompol_limits(ps->conf, dom, stage < POL_RCPT, &l);
+	dompol_limits(ps->conf, dom, &l);
+	if (stage < POL_RCPT)
+		l.reject = dompol_reject_early(ps);
 	return json_pack("{s:s, s:f, s:f, s:f, s:b}", "domain", dom ? dom->name : "global",
 	    "tag_score", l.tag, "quarantine_score", l.quarantine, "reject_score", l.reject,
 	    "greylisting", dompol_greylist(ps->conf, dom));

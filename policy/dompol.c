@@ -12,6 +12,7 @@
 #include "policy/access.h"
 #include "policy/policy_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -70,8 +71,8 @@ dompol_same(const struct conf *c, const struct conf_domain *a,
 
 	if (a == b)
 		return 1;
-	dompol_limits(c, a, 0, &la);
-	dompol_limits(c, b, 0, &lb);
+	dompol_limits(c, a, &la);
+	dompol_limits(c, b, &lb);
 	if (la.tag != lb.tag || la.quarantine != lb.quarantine || la.reject != lb.reject ||
 	    dompol_greylist(c, a) != dompol_greylist(c, b))
 		return 0;
@@ -82,18 +83,37 @@ dompol_same(const struct conf *c, const struct conf_domain *a,
 }
 
 void
-dompol_limits(const struct conf *c, const struct conf_domain *d, int before_rcpt,
+dompol_limits(const struct conf *c, const struct conf_domain *d,
     struct dompol_limits *out)
 {
 	out->tag = d ? d->tag_score : c->tag_score;
 	out->quarantine = d ? d->quarantine_score : c->quarantine_score;
 	out->reject = d ? d->reject_score : c->reject_score;
-	if (!before_rcpt)
-		return;
-	out->reject = c->reject_score;
+}
+
+double
+dompol_reject_early(const struct pol_session *ps)
+{
+	const struct conf *c = ps->conf;
+	const char *from = ps->mail_from ? ps->mail_from : "", *what;
+	char entry[LIM_PATH + 1];
+
 	for (int i = 0; i < c->ndomains; i++)
-		if (c->domains[i].reject_score > out->reject)
-			out->reject = c->domains[i].reject_score;
+		if (dompol_lists(&c->domains[i], (const struct sockaddr *)&ps->client, from,
+		    entry, sizeof(entry), &what) == DOMPOL_ALLOW)
+			return HUGE_VAL;
+	return dompol_reject_max(c);
+}
+
+double
+dompol_reject_max(const struct conf *c)
+{
+	double r = c->reject_score;
+
+	for (int i = 0; i < c->ndomains; i++)
+		if (c->domains[i].reject_score > r)
+			r = c->domains[i].reject_score;
+	return r;
 }
 
 int
@@ -158,7 +178,7 @@ dompol_describe(const struct conf *c, const struct conf_domain *d, char *buf,
 {
 	struct dompol_limits l;
 
-	dompol_limits(c, d, 0, &l);
+	dompol_limits(c, d, &l);
 	snprintf(buf, sz, "tag %g, quarantine %g, reject %g, greylisting %s",
 	    l.tag, l.quarantine, l.reject, dompol_greylist(c, d) ? "on" : "off");
 }

@@ -15,8 +15,9 @@
  * (RFC 5321 4.5.3.1.10), as a recipient past a limit would be; each
  * transaction is then decided by its own policy. Before any recipient is
  * known (CONNECT, HELO, MAIL), the score rejects only past the highest
- * reject_score of all policies: a domain that tolerates more does not
- * lose mail another's threshold refused; the recipients' own thresholds
+ * reject_score of all policies, and not at all for a client or sender
+ * some domain allowlists: a domain that tolerates more does not lose
+ * mail another's threshold refused; the recipients' own thresholds
  * decide at RCPT.
  *
  * The check (dompol_check, after access in the check table) applies the
@@ -55,10 +56,15 @@ const struct conf_domain *dompol_find(const struct conf *, const char *rcpt);
  * 1 or 0. */
 int	 dompol_same(const struct conf *, const struct conf_domain *,
 	    const struct conf_domain *);
-/* d's thresholds (the global ones for NULL); before_rcpt: reject is the
- * highest reject_score of every policy. */
+/* d's thresholds (the global ones for NULL). */
 void	 dompol_limits(const struct conf *, const struct conf_domain *,
-	    int before_rcpt, struct dompol_limits *);
+	    struct dompol_limits *);
+/* The reject threshold before any recipient is known: the highest
+ * reject_score of every policy, or none (HUGE_VAL) when a domain's allow
+ * lists take the session's client or sender. */
+double	 dompol_reject_early(const struct pol_session *);
+/* The highest reject_score of every policy, the global one's included. */
+double	 dompol_reject_max(const struct conf *);
 /* Does d's recipient get greylisted? (greylist.enabled for NULL.) */
 int	 dompol_greylist(const struct conf *, const struct conf_domain *);
 /* d's lists on the client and the sender ("" the null sender): allow

@@ -552,7 +552,7 @@ pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
 	struct dompol_limits lim;
 
 	dompol_stage(ps, stage, 0);
-	dompol_limits(ps->conf, ps->dom_stage, 0, &lim);
+	dompol_limits(ps->conf, ps->dom_stage, &lim);
 	/* Work pol_run() does around the checks: quar_tick may expire
 	 * quarantined files, pol_decide stores a quarantined message. */
 	if (stage == POL_MAIL && quar_tick_due())
@@ -704,8 +704,9 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	const struct conf *c = ps->conf;
 	struct dompol_limits lim;
 
-	/* before RCPT no domain is known: reject only what every policy would */
-	dompol_limits(c, ps->dom_stage, stage < POL_RCPT, &lim);
+	dompol_limits(c, ps->dom_stage, &lim);
+	if (stage < POL_RCPT)	/* no domain known: reject what every policy would */
+		lim.reject = dompol_reject_early(ps);
 	d->score = ps->score;
 	if (pol_allowed(ps, stage) && !ps->hard.binding) {
 		d->verdict = POL_ACCEPT;
