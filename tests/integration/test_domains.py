@@ -1,0 +1,304 @@
+"""Per-domain policy ([domain NAME] sections, policy/dompol.h): two domains
+with different thresholds get different verdicts for the same message; a
+transaction whose recipients have different policies is split with 452
+4.5.3 (smtplib and a pipelined raw client), the 452'd recipient comes back
+in a second transaction and both deliveries arrive with their own
+verdicts, and a backend behind XCLIENT still sees the real client in both;
+greylisting off for one domain; a domain's own deny and allow lists;
+config errors for bad sections and keys; GET /api/domains.
+
+Scores come from DNS lists the test's own unbound serves: 127.0.0.5 is
+listed at bl.test (weight 5), 127.0.0.7 and 127.0.0.8 at big.test (20).
+Global thresholds are the defaults: tag 3, quarantine 6, reject 10.
+"""
+import json
+import smtplib
+
+import pytest
+
+from harness.capture import Capture
+from policyenv import PolicyEnv, rows, smtp_session, wait_rows
+
+RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
+           "7.0.0.127.big.test. 300 IN A 127.0.0.2",
+           "8.0.0.127.big.test. 300 IN A 127.0.0.2"]
+
+# strict.test and .strict2.test: the same policy under two names;
+# vip.test: takes 127.0.0.7 whatever it scores; nogrey.test: no
+# greylisting; plain.test has no section (the global policy).
+DOMAINS = """[rbl]
+zones = bl.test*5, big.test*20
+[domain strict.test]
+policy.quarantine_score = 4
+access.deny_senders = bad.example
+[domain .strict2.test]
+policy.quarantine_score = 4
+access.deny_senders = Bad.Example
+[domain vip.test]
+access.allow_clients = 127.0.0.7
+[domain nogrey.test]
+greylist.enabled = no
+"""
+
+MSG = (b"From: a@sender.test\r\nTo: u@strict.test\r\nSubject: one message\r\n"
+       b"Message-ID: <dom.1@sender.test>\r\n\r\nThe same message for every domain.\r\n")
+
+
+@pytest.fixture
+def env():
+    e = PolicyEnv(RECORDS, conf=DOMAINS).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def served(env):
+    cap = Capture().start()
+    env.serve(cap)
+    yield env, cap
+    env.stop_serving()
+    cap.stop()
+
+
+def fetch(db, sql, n):
+    """The rows of sql once there are n of them (the writer batches)."""
+    wait_rows(db, sql, n)
+    return rows(db, sql)
+
+
+def rcpts(m):
+    """A captured message's recipients (the capture keeps the RCPT lines)."""
+    return [l.decode().split("<", 1)[1].split(">", 1)[0] for l in m.rcpts]
+
+
+def checks_of(row_checks):
+    return [(c["check"], c["result"], c.get("reason", "")) for c in json.loads(row_checks)]
+
+
+# -- the same message, different domains ---------------------------------------
+
+def test_thresholds_per_domain_give_different_verdicts(env):
+    strict = env.check("127.0.0.5", mail="a@sender.test", rcpts=["u@strict.test"], message=MSG)
+    plain = env.check("127.0.0.5", mail="a@sender.test", rcpts=["u@plain.test"], message=MSG)
+    assert strict["score"] == plain["score"] == 5
+    assert strict["verdict"] == "quarantine"
+    assert plain["verdict"] == "tag"
+    assert strict["policy"] == {"domain": "strict.test", "tag_score": 3, "quarantine_score": 4,
+                                "reject_score": 10, "greylisting": False}
+    assert plain["policy"]["domain"] == "global" and plain["policy"]["quarantine_score"] == 6
+    assert strict["domain"]["result"] == "policy"
+    assert strict["domain"]["reason"] == "strict.test: tag 3, quarantine 4, reject 10, greylisting off"
+    assert "domain" not in plain
+    # subdomain section: .strict2.test takes x.strict2.test, not strict2.test itself
+    sub = env.check("127.0.0.5", mail="a@sender.test", rcpts=["u@x.strict2.test"], message=MSG)
+    assert sub["verdict"] == "quarantine" and sub["policy"]["domain"] == ".strict2.test"
+    top = env.check("127.0.0.5", mail="a@sender.test", rcpts=["u@strict2.test"], message=MSG)
+    assert top["verdict"] == "tag" and top["policy"]["domain"] == "global"
+
+
+def test_check_splits_a_second_recipient_of_another_policy(env):
+    d = env.check("127.0.0.5", mail="a@sender.test",
+                  rcpts=["u@strict.test", "w@x.strict2.test", "v@plain.test"])
+    assert d["verdict"] == "tempfail" and d["stage"] == "rcpt"
+    assert d["reply"] == ("452 4.5.3 <v@plain.test>: Recipient of another domain policy; "
+                          "send it again in a separate transaction")
+    assert d["domain"]["result"] == "split"
+
+
+# -- the split over SMTP -------------------------------------------------------
+
+def test_mixed_transaction_is_split_and_both_arrive(served):
+    env, cap = served
+    s = smtp_session(env.port, source="127.0.0.5")
+    try:
+        s.ehlo("client.sender.test")
+        assert s.mail("a@sender.test")[0] == 250
+        assert s.rcpt("u@strict.test")[0] == 250
+        code, text = s.rcpt("v@plain.test")
+        assert code == 452
+        assert text.decode() == ("4.5.3 <v@plain.test>: Recipient of another domain policy; "
+                                 "send it again in a separate transaction")
+        # another name, the same policy: stays in this transaction
+        assert s.rcpt("w@x.strict2.test")[0] == 250
+        assert s.data(MSG)[0] == 250                    # quarantined, committed
+        # the client sends the 452'd recipient again, in a new transaction
+        assert s.mail("a@sender.test")[0] == 250
+        assert s.rcpt("v@plain.test")[0] == 250
+        assert s.data(MSG)[0] == 250
+        s.quit()
+    finally:
+        s.close()
+    msgs = cap.wait_messages(1)
+    assert [rcpts(m) for m in msgs] == [["v@plain.test"]]
+    assert msgs[0].header("X-Spam-Flag") == ["YES"]
+    assert msgs[0].header("X-Spam-Score") == ["5.0"]
+    q = fetch(env.db, "SELECT rcpts FROM quarantine", 1)
+    assert json.loads(q[0][0]) == ["u@strict.test", "w@x.strict2.test"]
+    v = fetch(env.db, "SELECT verdict, rcpts, checks FROM verdicts WHERE size > 0 ORDER BY id", 2)
+    assert [(r[0], json.loads(r[1])) for r in v] == [
+        ("quarantine", ["u@strict.test", "w@x.strict2.test"]), ("tag", ["v@plain.test"])]
+    first = checks_of(v[0][2])
+    assert ("domain", "policy", "strict.test: tag 3, quarantine 4, reject 10, greylisting off") in first
+    assert any(c[:2] == ("domain", "split") and "<v@plain.test>" in c[2] for c in first)
+    assert not any(c[0] == "domain" for c in checks_of(v[1][2]))
+    assert "domain policy: <v@plain.test> (the global policy) is not strict.test's" in env.log()
+
+
+def test_pipelined_split_keeps_order_and_xclient(served):
+    env, cap = served
+    from harness import RawSMTP
+    c = RawSMTP(env.port, source="127.0.0.5")
+    try:
+        c.ehlo("client.sender.test")
+        c.send("MAIL FROM:<a@sender.test>\r\nRCPT TO:<v@plain.test>\r\n"
+               "RCPT TO:<u@strict.test>\r\nRCPT TO:<p@plain.test>\r\nDATA\r\n")
+        got = [c.reply() for _ in range(5)]
+        assert [r.code for r in got] == [250, 250, 452, 250, 354]
+        assert got[2].enhanced == "4.5.3" and "<u@strict.test>" in got[2].text
+        c.send(MSG + b".\r\n")
+        assert c.reply().code == 250
+        c.send("MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@strict.test>\r\nDATA\r\n")
+        assert [c.reply().code for _ in range(3)] == [250, 250, 354]
+        c.send(MSG + b".\r\n")
+        assert c.reply().code == 250
+        c.cmd("QUIT")
+    finally:
+        c.close()
+    msgs = cap.wait_messages(1)
+    assert [rcpts(m) for m in msgs] == [["v@plain.test", "p@plain.test"]]
+    wait_rows(env.db, "SELECT id FROM quarantine", 1)
+    # the backend met the real client for both transactions (XCLIENT)
+    assert all(any("ADDR=127.0.0.5" in x.decode() for x in sess.xclient)
+               for sess in cap.sessions if sess.lines)
+
+
+def test_split_counts_towards_the_recipient_limit(served):
+    """A 452'd recipient counts as tried (RFC 5321 4.5.3.1.8): past
+    proxy.max_recipients the client hears 452 4.5.3 too many recipients,
+    the same code, so nothing is lost either way."""
+    env, cap = served
+    env.p.reload({"proxy.max_recipients": 2})
+    env.p.wait_probe(0)
+    s = smtp_session(env.port, source="127.0.0.9")
+    try:
+        s.ehlo("client.sender.test")
+        s.mail("a@sender.test")
+        assert s.rcpt("u@strict.test")[0] == 250
+        assert s.rcpt("v@plain.test")[0] == 452
+        code, text = s.rcpt("w@strict.test")
+        assert code == 452 and b"too many recipients" in text
+        assert s.data(MSG)[0] == 250
+    finally:
+        s.close()
+
+
+# -- greylisting per domain ----------------------------------------------------
+
+def test_greylisting_off_for_one_domain(env):
+    env.write_conf("[greylist]\nenabled = yes\n")
+    cap = Capture().start()
+    env.serve(cap)
+    try:
+        s = smtp_session(env.port, source="127.0.0.9")
+        s.ehlo("client.sender.test")
+        s.mail("a@sender.test")
+        code, text = s.rcpt("g@plain.test")
+        assert code == 450 and text.startswith(b"4.7.1 Greylisted")
+        assert s.rcpt("n@nogrey.test")[0] == 250       # no greylisting there
+        # now the transaction is nogrey.test's: another policy is split
+        # before greylisting (no triplet), not deferred by it
+        assert s.rcpt("h@plain.test")[0] == 452
+        assert s.data(MSG)[0] == 250
+        assert rows(env.db, "SELECT rcpt FROM greylist ORDER BY rcpt") == [("g@plain.test",)]
+        # the greylisted recipient passes after the delay, in its own transaction
+        env.clock(400)
+        s.mail("a@sender.test")
+        assert s.rcpt("g@plain.test")[0] == 250
+        assert s.data(MSG)[0] == 250
+        s.quit()
+        msgs = cap.wait_messages(2)
+        assert sorted(rcpts(m)[0] for m in msgs) == ["g@plain.test", "n@nogrey.test"]
+    finally:
+        env.stop_serving()
+        cap.stop()
+
+
+# -- a domain's own lists ------------------------------------------------------
+
+def test_domain_deny_list_refuses_only_its_recipients(served):
+    env, cap = served
+    s = smtp_session(env.port, source="127.0.0.9")
+    try:
+        s.ehlo("client.sender.test")
+        s.mail("x@mail.bad.example")
+        code, text = s.rcpt("u@strict.test")
+        assert code == 550
+        assert text.decode() == ("5.7.1 <u@strict.test>: Recipient address rejected: sender "
+                                 "x@mail.bad.example denied by the policy of strict.test")
+        assert s.rcpt("p@plain.test")[0] == 250
+        assert s.data(MSG)[0] == 250
+    finally:
+        s.close()
+    assert [rcpts(m) for m in cap.wait_messages(1)] == [["p@plain.test"]]
+
+
+def test_domain_allow_list_takes_a_client_others_refuse(served):
+    env, cap = served
+    # 127.0.0.7 scores 20, past every reject_score; vip.test allowlists it
+    s = smtp_session(env.port, source="127.0.0.7")
+    try:
+        assert s.banner[0] == 220          # not refused before a recipient
+        s.ehlo("client.sender.test")
+        assert s.mail("a@sender.test")[0] == 250
+        code, text = s.rcpt("p@plain.test")
+        assert code == 550 and text.startswith(b"5.7.1 Service unavailable")
+        assert s.rcpt("boss@vip.test")[0] == 250
+        assert s.data(MSG)[0] == 250
+    finally:
+        s.close()
+    msgs = cap.wait_messages(1)
+    assert rcpts(msgs[0]) == ["boss@vip.test"] and msgs[0].header("X-Spam-Flag") == []
+    v = fetch(env.db, "SELECT verdict, checks FROM verdicts WHERE size > 0", 1)
+    assert v[0][0] == "accept"
+    assert ("domain", "allow", "client 127.0.0.7 allowlisted for vip.test (127.0.0.7)") \
+        in checks_of(v[0][1])
+    # the same score from a client no domain allowlists: refused at connect
+    s = smtp_session(env.port, source="127.0.0.8")
+    assert s.banner[0] == 554
+    s.close()
+
+
+# -- configuration -------------------------------------------------------------
+
+def test_config_errors_name_file_line_and_fix(env):
+    env.p.raw = ("[domain bad..name]\npolicy.tag_score = 1\n"
+                 "[domain ok.test]\nfrobnicate = 2\n"
+                 "policy.quarantine_score = 1\n"
+                 "access.allow_clients = 10.0.0.0/8, nonsense\n"
+                 "greylist.enabled = maybe\n")
+    rc, out = env.p.configtest()
+    assert rc == 1
+    lines = open(env.conf).read().splitlines()
+    at = {text: i + 1 for i, text in enumerate(lines)}
+    path = env.conf
+    assert "%s:%d: [domain bad..name] does not name a domain; write e.g. [domain example.org], " \
+        "or [domain .example.org] for its subdomains" % (path, at["policy.tag_score = 1"]) in out
+    assert "%s:%d: unknown key 'frobnicate' in section [domain ok.test]; a domain section takes " \
+        "policy.tag_score," % (path, at["frobnicate = 2"]) in out
+    assert "%s:%d: [domain ok.test] thresholds tag 3, quarantine 1, reject 10" \
+        % (path, at["policy.quarantine_score = 1"]) in out
+    assert "%s:%d: [domain ok.test] access.allow_clients: 'nonsense' is not an IP address or " \
+        "CIDR block" % (path, at["access.allow_clients = 10.0.0.0/8, nonsense"]) in out
+    assert "%s:%d: [domain ok.test] greylist.enabled: 'maybe' is not a yes/no value" \
+        % (path, at["greylist.enabled = maybe"]) in out
+    # serve refuses it too
+    p = env.p
+    p.start(wait_banner=False)
+    assert p.proc.wait(30) != 0
+    assert "unknown key 'frobnicate'" in p.log()
+    p.proc = None
+
+
+def test_good_domain_config_passes_configtest(env):
+    rc, out = env.p.configtest()
+    assert rc == 0, out
