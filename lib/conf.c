@@ -720,8 +720,10 @@ conf_dom_handler(struct conf_parse *p, const char *rest, const char *key,
 	}
 	d->set |= 1u << k;
 	d->key_line[k] = p->line;
-	if (conf_set(d, &dom_keys[k], value, why, sizeof(why)) == -1)
+	if (conf_set(d, &dom_keys[k], value, why, sizeof(why)) == -1) {
 		conf_error(p, p->line, "[domain %s] %s: %s", name, dom_keys[k].name, why);
+		d->set &= ~(1u << k);	/* one problem, not a second one from it */
+	}
 	return 1;
 }
 

@@ -18,6 +18,8 @@ import pytest
 
 from harness.capture import Capture
 from policyenv import PolicyEnv, rows, smtp_session, wait_rows
+# the real Chromium of the dashboard tests, and their page helpers
+from test_ui import drv, go, logged_in, no_alert, shot, wait_el  # noqa: F401
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -302,3 +304,70 @@ def test_config_errors_name_file_line_and_fix(env):
 def test_good_domain_config_passes_configtest(env):
     rc, out = env.p.configtest()
     assert rc == 0, out
+
+
+# -- the dashboard and the API -------------------------------------------------
+
+WEB_DOMAINS = """[domain strict.test]
+policy.quarantine_score = 4
+access.deny_senders = bad.example, @Worse.Example
+[domain .strict2.test]
+policy.quarantine_score = 4
+access.deny_senders = bad.example, @worse.example
+[domain big.test]
+policy.reject_score = 25
+greylist.enabled = no
+access.allow_clients = 192.0.2.0/24
+[domain same.test]
+greylist.enabled = no
+"""
+
+
+@pytest.fixture(scope="module")
+def web():
+    from webapi import Stack
+    st = Stack(raw=WEB_DOMAINS).start()
+    yield st
+    st.close()
+
+
+def test_api_domains(web):
+    status, _, d = web.bearer().get("/api/domains")
+    assert status == 200 and d["ok"] is True
+    assert d["global"] == {"tag_score": 3, "quarantine_score": 6, "reject_score": 10,
+                           "greylisting": False, "allow_senders": [], "deny_senders": [],
+                           "allow_clients": [], "deny_clients": [],
+                           "reject_score_before_rcpt": 25}
+    by = {x["domain"]: x for x in d["domains"]}
+    assert list(by) == ["strict.test", ".strict2.test", "big.test", "same.test"]
+    assert by["strict.test"]["quarantine_score"] == 4 and by["strict.test"]["tag_score"] == 3
+    assert by["strict.test"]["set"] == ["policy.quarantine_score", "access.deny_senders"]
+    assert by["strict.test"]["deny_senders"] == ["bad.example", "@worse.example"]
+    assert by["strict.test"]["same_as_global"] is False
+    assert by[".strict2.test"]["subdomains"] is True
+    assert by["big.test"]["allow_clients"] == ["192.0.2.0/24"]
+    assert by["big.test"]["reject_score"] == 25
+    # greylisting is off globally in the harness: this section changes nothing
+    assert by["same.test"]["same_as_global"] is True
+    assert web.http().get("/api/domains")[0] == 401
+    assert web.bearer().post("/api/domains", {})[0] == 405
+
+
+def test_domains_page_in_chromium(web, drv):
+    """The Domains page lists the global policy first, then every section,
+    the values a section sets itself marked."""
+    from selenium.webdriver.common.by import By
+    logged_in(drv, web)
+    go(drv, web, "domains")
+    wait_el(drv, "#domain-table tbody tr.domain")
+    shot(drv, "domains")
+    table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+             for tr in drv.find_elements(By.CSS_SELECTOR, "#domain-table tbody tr")]
+    assert table[0] == ["global", "3", "6", "10", "off", "", "", "", ""]
+    assert table[1] == ["strict.test", "3", "4", "10", "off", "", "bad.example, @worse.example", "", ""]
+    assert table[2][0] == "*.strict2.test"
+    assert table[3] == ["big.test", "3", "6", "25", "off", "", "", "192.0.2.0/24", ""]
+    marked = [td.text for td in drv.find_elements(By.CSS_SELECTOR, "#domain-table tr:nth-child(2) td.set")]
+    assert marked == ["4", "bad.example, @worse.example"]
+    assert drv.find_element(By.ID, "dom-early").text == "25"
+    assert no_alert(drv)
