@@ -371,3 +371,50 @@ def test_domains_page_in_chromium(web, drv):
     assert marked == ["4", "bad.example, @worse.example"]
     assert drv.find_element(By.ID, "dom-early").text == "25"
     assert no_alert(drv)
+
+
+# -- Postfix as the sending client ---------------------------------------------
+
+def test_postfix_client_sends_the_452d_recipient_again(served):
+    """A real MTA on the sending side: Postfix relays one message for a
+    strict.test and a plain.test recipient to Postern (from 127.0.0.5,
+    score 5), hears 452 4.5.3 for the second, delivers the first and
+    sends the second again in a later transaction: both arrive, each with
+    its own domain's verdict, and nothing stays in Postfix's queue."""
+    from harness import Postfix, TempDir, wait_until
+    env, cap = served
+    tmp = TempDir(prefix="postern-pfclient-")
+    pf = Postfix(tmp.join("sender"), main_extra={
+        "myhostname": "client.sender.test",
+        "relayhost": "[%s]:%d" % ("127.0.0.1", env.port),
+        "default_transport": "smtp", "relay_transport": "smtp",
+        "smtp_bind_address": "127.0.0.5",
+        "smtp_helo_name": "client.sender.test",
+        # retry a deferred recipient within seconds, not minutes
+        "queue_run_delay": "1s", "minimal_backoff_time": "1s",
+        "maximal_backoff_time": "2s",
+    }, master_extra="smtp      unix  -       -       n       -       -       smtp\n")
+    try:
+        pf.start()
+        with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
+            s.sendmail("a@sender.test", ["u@strict.test", "v@plain.test"], MSG)
+        # the first attempt: the recipient Postfix sends second is deferred
+        # with our 452 (Postfix sorts the recipients), the other delivered
+        log = pf.wait_log("dsn=4.5.3, status=deferred", 30)
+        assert "said: 452 4.5.3 <u@strict.test>: Recipient of another domain policy; " \
+            "send it again in a separate transaction (in reply to RCPT TO command)" in log
+        # the retry, in a transaction of its own: both sent, none bounced
+        def sent(r):
+            return any("to=<%s>" % r in l and "status=sent" in l
+                       for l in pf.maillog().splitlines())
+        wait_until(lambda: (sent("u@strict.test") and sent("v@plain.test")) or None, 60,
+                   what="both recipients sent by Postfix")
+        assert "status=bounced" not in pf.maillog()
+        msgs = cap.wait_messages(1)
+        assert [rcpts(m) for m in msgs] == [["v@plain.test"]]
+        assert msgs[0].header("X-Spam-Flag") == ["YES"]
+        q = fetch(env.db, "SELECT rcpts FROM quarantine", 1)
+        assert json.loads(q[0][0]) == ["u@strict.test"]
+    finally:
+        pf.stop()
+        tmp.cleanup()

@@ -30,6 +30,8 @@ Options:
                    data (header_checks REJECT)
   message_size_limit  bytes (Postfix's own, 5xx past it)
   main_extra       dict of further main.cf settings
+  master_extra     further master.cf lines (e.g. the smtp client service,
+                   for an instance that sends mail to Postern)
 """
 import os
 import pwd
@@ -66,7 +68,7 @@ XCLIENT_HOSTS = {"postern": LOOPBACK, "all": "static:all", "none": ""}
 class Postfix:
     def __init__(self, directory, reject_rcpts=(), defer_senders=(),
                  reject_header=None, message_size_limit=None, main_extra=None,
-                 port=None, xclient_hosts="postern", ipv6=False):
+                 port=None, xclient_hosts="postern", ipv6=False, master_extra=""):
         self.dir = directory
         self.port = port or free_port()
         self.reject_rcpts = list(reject_rcpts)
@@ -76,6 +78,7 @@ class Postfix:
         self.main_extra = dict(main_extra or {})
         self.xclient_hosts = XCLIENT_HOSTS.get(xclient_hosts, xclient_hosts)
         self.ipv6 = ipv6
+        self.master_extra = master_extra
         self.logfile = os.path.join(self.dir, "maillog")
         self.started = False
 
@@ -151,7 +154,7 @@ class Postfix:
         inet = "%s:%d inet n - n - - smtpd\n" % (LOOPBACK, self.port)
         if self.ipv6:
             inet += "[::1]:%d inet n - n - - smtpd\n" % self.port
-        return inet + _DAEMONS
+        return inet + _DAEMONS + self.master_extra
 
     def _write(self):
         os.makedirs(self.dir, exist_ok=True)
