@@ -407,8 +407,11 @@ def test_postfix_client_sends_the_452d_recipient_again(served):
         def sent(r):
             return any("to=<%s>" % r in l and "status=sent" in l
                        for l in pf.maillog().splitlines())
-        wait_until(lambda: (sent("u@strict.test") and sent("v@plain.test")) or None, 60,
-                   what="both recipients sent by Postfix")
+        try:
+            wait_until(lambda: (sent("u@strict.test") and sent("v@plain.test")) or None, 60,
+                       what="both recipients sent by Postfix")
+        except TimeoutError:
+            raise AssertionError("maillog:\n" + pf.maillog()[-4000:] + "\npostern:\n" + env.log()[-3000:])
         assert "status=bounced" not in pf.maillog()
         msgs = cap.wait_messages(1)
         assert [rcpts(m) for m in msgs] == [["v@plain.test"]]
