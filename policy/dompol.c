@@ -17,6 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* A policy's name in logs and verdict rows. */
+#define DOMPOL_NAME(d)	((d) ? (d)->name : "the global policy")
+
 static const char *dompol_list(const struct conf_domain *, int key);
 static int	 dompol_match(const char *list, const struct sockaddr *client,
 		    const char *sender, char *entry, size_t entrysz);
@@ -193,7 +196,7 @@ dompol_stage(struct pol_session *ps, int stage, int split)
 	if (stage == POL_RCPT && ps->nrcpts > 0 &&
 	    !dompol_same(ps->conf, ps->dom, ps->dom_stage))
 		dompol_split(ps);
-	else if (ps->dom_stage != NULL)
+	else if (ps->conf->ndomains > 0)	/* with sections, say which one decides */
 		dompol_note(ps, stage);
 }
 
@@ -204,8 +207,7 @@ dompol_stage(struct pol_session *ps, int stage, int split)
 static void
 dompol_split(struct pol_session *ps)
 {
-	const char *mine = ps->dom_stage ? ps->dom_stage->name : "the global policy";
-	const char *tx = ps->dom ? ps->dom->name : "the global policy";
+	const char *mine = DOMPOL_NAME(ps->dom_stage), *tx = DOMPOL_NAME(ps->dom);
 	char esc[LOG_ESCAPE_MAX];
 	struct pol_result *r = NULL;
 	int noted = 0;
@@ -232,7 +234,9 @@ dompol_split(struct pol_session *ps)
 static void
 dompol_note(struct pol_session *ps, int stage)
 {
+	const char *name = DOMPOL_NAME(ps->dom_stage);
 	const struct pol_result *last = NULL;
+	size_t n = strlen(name);
 	char how[128];
 	struct pol_result *r;
 
@@ -240,13 +244,11 @@ dompol_note(struct pol_session *ps, int stage)
 		if (!strcmp(ps->results[i].check, "domain") &&
 		    !strcmp(ps->results[i].result, "policy"))
 			last = &ps->results[i];
-	if (last != NULL && last->reason != NULL &&
-	    strncmp(last->reason, ps->dom_stage->name, strlen(ps->dom_stage->name)) == 0 &&
-	    last->reason[strlen(ps->dom_stage->name)] == ':')
+	if (last != NULL && last->reason != NULL && strncmp(last->reason, name, n) == 0 &&
+	    last->reason[n] == ':')
 		return;
 	dompol_describe(ps->conf, ps->dom_stage, how, sizeof(how));
-	if ((r = pol_result_add(ps, "domain", "policy", 0, NULL, "%s: %s",
-	    ps->dom_stage->name, how)) != NULL)
+	if ((r = pol_result_add(ps, "domain", "policy", 0, NULL, "%s: %s", name, how)) != NULL)
 		r->stage = stage;
 }
 
