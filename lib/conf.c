@@ -5,11 +5,16 @@
  * line reader so every key's line number is known for error messages.
  */
 #include "lib/conf.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/lim.h"
 #include "lib/prefix.h"
 #include "lib/relay.h"
 #include "lib/sockaddr.h"
 #include "lib/util.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <openssl/ssl.h>
@@ -66,8 +71,15 @@ struct conf_parse {
 };
 
 static const struct conf_key	*conf_key_find(const char *, const char *);
-static int	 conf_set(struct conf *, const struct conf_key *, const char *,
+static int	 conf_set(void *base, const struct conf_key *, const char *,
 		    char *why, size_t whysz);
+static int	 conf_dom_handler(struct conf_parse *, const char *section,
+		    const char *name, const char *value);
+static struct conf_domain *conf_dom_get(struct conf_parse *, const char *name);
+static int	 conf_dom_name_ok(const char *);
+static void	 conf_dom_finish(struct conf_parse *, struct conf_domain *);
+static void	 conf_dom_list(struct conf_parse *, struct conf_domain *, int key);
+static void	 conf_dom_free(struct conf *);
 static int	 conf_handler(void *, const char *, const char *, const char *);
 static char	*conf_reader(char *, int, void *);
 static void	 conf_error(struct conf_parse *, int, const char *, ...)
@@ -342,6 +354,30 @@ static const struct conf_key keys[] = {
 };
 #undef O
 
+/* What a [domain NAME] section takes, in enum conf_dom_key's order: the
+ * global keys it overrides for recipients of that domain (no default:
+ * an unset one is the global value), then the domain's own lists. */
+#define D(f) offsetof(struct conf_domain, f)
+static const struct conf_key dom_keys[CONF_DOM_NKEYS] = {
+	{ "policy.tag_score", T_DOUBLE, D(tag_score), NULL, 0, 0, NULL,
+	  "score at which this domain's mail is tagged" },
+	{ "policy.quarantine_score", T_DOUBLE, D(quarantine_score), NULL, 0, 0, NULL,
+	  "score at which this domain's mail is quarantined" },
+	{ "policy.reject_score", T_DOUBLE, D(reject_score), NULL, 0, 0, NULL,
+	  "score at which this domain's mail is rejected" },
+	{ "greylist.enabled", T_BOOL, D(greylist_enabled), NULL, 0, 0, NULL,
+	  "greylist this domain's recipients" },
+	{ "access.allow_senders", T_LIST, D(lists[0]), NULL, 0, 0, NULL,
+	  "senders (user@domain, @domain, domain) whose mail to this domain is accepted" },
+	{ "access.deny_senders", T_LIST, D(lists[1]), NULL, 0, 0, NULL,
+	  "senders refused for this domain's recipients (550 5.7.1 at RCPT)" },
+	{ "access.allow_clients", T_LIST, D(lists[2]), NULL, 0, 0, NULL,
+	  "client addresses or CIDR blocks whose mail to this domain is accepted" },
+	{ "access.deny_clients", T_LIST, D(lists[3]), NULL, 0, 0, NULL,
+	  "client addresses or CIDR blocks refused for this domain's recipients" },
+};
+#undef D
+
 /* Read once at start (sockets bound, threads started, resolver and
  * database opened, HTTPS key loaded): a reload says a restart is needed.
  * Not proxy.proxy_protocol nor proxy.proxy_from: each accepted connection
@@ -413,12 +449,13 @@ conf_enum(const char *choices, const char *v, int *out)
 	return -1;
 }
 
-/* Store v into c per k; on error write a "what; fix" sentence into why. */
+/* Store v into base (a struct conf, or a struct conf_domain for a
+ * dom_keys entry) per k; on error write a "what; fix" sentence into why. */
 static int
-conf_set(struct conf *c, const struct conf_key *k, const char *v, char *why,
+conf_set(void *base, const struct conf_key *k, const char *v, char *why,
     size_t whysz)
 {
-	void *dst = (char *)c + k->off;
+	void *dst = (char *)base + k->off;
 	long long n;
 	char host[256];
 	int port, rc;
@@ -577,10 +614,13 @@ static int
 conf_handler(void *arg, const char *section, const char *name, const char *value)
 {
 	struct conf_parse *p = arg;
-	const struct conf_key *k = conf_key_find(section, name);
+	const struct conf_key *k;
 	char why[300];
 
-	if (k == NULL) {
+	if (strncasecmp(section, "domain", 6) == 0 &&
+	    (section[6] == '\0' || section[6] == ' ' || section[6] == '\t'))
+		return conf_dom_handler(p, section + 6, name, value);
+	if ((k = conf_key_find(section, name)) == NULL) {
 		conf_error(p, p->line, "unknown key '%s' in section [%s]; "
 		    "see etc/postern.conf for the valid keys", name, section);
 		return 1;
@@ -607,6 +647,165 @@ conf_handler(void *arg, const char *section, const char *name, const char *value
 	if (conf_set(p->c, k, value, why, sizeof(why)) == -1)
 		conf_error(p, p->line, "%s: %s", k->name, why);
 	return 1;
+}
+
+/* ------------------------------------------------- [domain NAME] sections */
+
+const char *
+conf_dom_key_name(enum conf_dom_key k)
+{
+	assert((unsigned)k < CONF_DOM_NKEYS);
+	return dom_keys[k].name;
+}
+
+/* "example.org" or ".example.org": a domain RCPT paths can hold. */
+static int
+conf_dom_name_ok(const char *name)
+{
+	char buf[LIM_PATH + 16];
+
+	if (strlen(name) > LIM_PATH)
+		return 0;
+	snprintf(buf, sizeof(buf), "x@%.*s", LIM_PATH, name[0] == '.' ? name + 1 : name);
+	return addr_mailbox_ok(buf, strlen(buf), 1) == 0;
+}
+
+/* The section called name (lower-case), added at this line if new. */
+static struct conf_domain *
+conf_dom_get(struct conf_parse *p, const char *name)
+{
+	struct conf *c = p->c;
+	struct conf_domain *d;
+
+	for (int i = 0; i < c->ndomains; i++)
+		if (strcmp(c->domains[i].name, name) == 0)
+			return &c->domains[i];
+	c->domains = xrealloc(c->domains, sizeof(*d) * (size_t)(c->ndomains + 1));
+	d = &c->domains[c->ndomains++];
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(name);
+	d->line = p->line;
+	for (int i = 0; i < CONF_DOM_NLISTS; i++)
+		d->lists[i] = xstrdup("");
+	return d;
+}
+
+/* One key of a [domain NAME] section; rest is what follows "domain". */
+static int
+conf_dom_handler(struct conf_parse *p, const char *rest, const char *key,
+    const char *value)
+{
+	char name[LIM_PATH + 8], why[300];
+	struct conf_domain *d;
+	int k;
+
+	rest += strspn(rest, " \t");
+	snprintf(name, sizeof(name), "%s", rest);
+	for (char *q = name; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	if (*name == '\0' || !conf_dom_name_ok(name)) {
+		conf_error(p, p->line, "[domain%s%s] does not name a domain; write e.g. "
+		    "[domain example.org], or [domain .example.org] for its subdomains",
+		    *name ? " " : "", name);
+		return 1;
+	}
+	d = conf_dom_get(p, name);
+	for (k = 0; k < CONF_DOM_NKEYS && strcasecmp(dom_keys[k].name, key) != 0; k++)
+		;
+	if (k == CONF_DOM_NKEYS) {
+		conf_error(p, p->line, "unknown key '%s' in section [domain %s]; a domain "
+		    "section takes policy.tag_score, policy.quarantine_score, "
+		    "policy.reject_score, greylist.enabled, access.allow_senders, "
+		    "access.deny_senders, access.allow_clients, access.deny_clients", key, name);
+		return 1;
+	}
+	if ((d->set & 1u << k) && dom_keys[k].type == T_LIST) {
+		char **dst = &d->lists[k - CONF_DOM_LIST0];
+		char *joined = xasprintf("%s%s%s", *dst, **dst && *value ? "," : "", value);
+		free(*dst);
+		*dst = joined;
+		return 1;
+	}
+	if (d->set & 1u << k) {
+		conf_error(p, p->line, "'%s' is set twice in [domain %s]; keep one (line %d)",
+		    dom_keys[k].name, name, d->key_line[k]);
+		return 1;
+	}
+	d->set |= 1u << k;
+	d->key_line[k] = p->line;
+	if (conf_set(d, &dom_keys[k], value, why, sizeof(why)) == -1) {
+		conf_error(p, p->line, "[domain %s] %s: %s", name, dom_keys[k].name, why);
+		d->set &= ~(1u << k);	/* one problem, not a second one from it */
+	}
+	return 1;
+}
+
+/* A list key of d, checked entry by entry and written back lower-case as
+ * "a, b, c", so that two domains with the same entries compare equal. */
+static void
+conf_dom_list(struct conf_parse *p, struct conf_domain *d, int k)
+{
+	char **list = &d->lists[k - CONF_DOM_LIST0], *copy = xstrdup(*list), *save = NULL;
+	int clients = k == CONF_DOM_ALLOW_CLIENTS || k == CONF_DOM_DENY_CLIENTS;
+	char buf[LIM_PATH + 4];
+	struct buf out = { 0 };
+	struct prefix cidr;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		for (char *q = t; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		snprintf(buf, sizeof(buf), "%s%s", t[0] == '@' ? "x" :
+		    strchr(t, '@') ? "" : "x@", t);
+		if (clients ? prefix_parse(t, &cidr) == -1 :
+		    addr_mailbox_ok(buf, strlen(buf), 1) != 0 || strlen(t) > LIM_PATH)
+			conf_error(p, d->key_line[k], "[domain %s] %s: '%s' is not %s", d->name,
+			    dom_keys[k].name, t, clients ? "an IP address or CIDR block; write "
+			    "e.g. 192.0.2.7 or 192.0.2.0/24" : "a sender; write user@example.net, "
+			    "@example.net (that domain) or example.net (and its subdomains)");
+		buf_printf(&out, "%s%s", out.len ? ", " : "", t);
+	}
+	free(copy);
+	free(*list);
+	*list = out.len ? buf_take(&out) : xstrdup("");
+	buf_free(&out);
+}
+
+/* After every key is read: what d leaves unset is the global value; its
+ * lists are checked; its thresholds must rise like the global ones. */
+static void
+conf_dom_finish(struct conf_parse *p, struct conf_domain *d)
+{
+	const struct conf *c = p->c;
+	int l;
+
+	if (!(d->set & 1u << CONF_DOM_TAG))
+		d->tag_score = c->tag_score;
+	if (!(d->set & 1u << CONF_DOM_QUARANTINE))
+		d->quarantine_score = c->quarantine_score;
+	if (!(d->set & 1u << CONF_DOM_REJECT))
+		d->reject_score = c->reject_score;
+	if (!(d->set & 1u << CONF_DOM_GREYLIST))
+		d->greylist_enabled = c->greylist_enabled;
+	for (int k = CONF_DOM_LIST0; k < CONF_DOM_NKEYS; k++)
+		conf_dom_list(p, d, k);
+	l = CONF_LATER(CONF_LATER(d->key_line[CONF_DOM_TAG], d->key_line[CONF_DOM_QUARANTINE]),
+	    d->key_line[CONF_DOM_REJECT]);
+	if (!(d->tag_score <= d->quarantine_score && d->quarantine_score <= d->reject_score))
+		conf_error(p, l ? l : d->line, "[domain %s] thresholds tag %g, quarantine %g, "
+		    "reject %g (with the global ones it does not set) do not rise; make "
+		    "policy.tag_score <= policy.quarantine_score <= policy.reject_score",
+		    d->name, d->tag_score, d->quarantine_score, d->reject_score);
+}
+
+static void
+conf_dom_free(struct conf *c)
+{
+	for (int i = 0; i < c->ndomains; i++) {
+		free(c->domains[i].name);
+		for (int k = 0; k < CONF_DOM_NLISTS; k++)
+			free(c->domains[i].lists[k]);
+	}
+	free(c->domains);
 }
 
 /* "TLSv1.2" -> TLS1_2_VERSION; 0 when not a protocol we speak. */
@@ -778,6 +977,8 @@ conf_check(struct conf_parse *p)
 			conf_error(p, conf_line(c, "dns.resolver"), "dns.resolver '%s' is "
 			    "neither 'system' nor host:port", c->dns_resolver);
 	}
+	for (int i = 0; i < c->ndomains; i++)
+		conf_dom_finish(p, &c->domains[i]);
 }
 
 static struct conf_box *
@@ -949,6 +1150,7 @@ conf_unref(struct conf *c)
 			free(*(char **)((char *)c + keys[i].off));
 		else if (keys[i].type == T_DOMAINS || keys[i].type == T_RCPTS)
 			relay_free(*(struct relay_list **)((char *)c + keys[i].off));
+	conf_dom_free(c);
 	free(c->path);
 	free(b);
 }

@@ -23,6 +23,37 @@ enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
 /* What a hard DMARC policy does: follow it, or only add to the score. */
 enum conf_dmarc_act { CONF_DMARC_FOLLOW, CONF_DMARC_SCORE, CONF_DMARC_IGNORE };
 
+/* The keys of a [domain NAME] section, in conf.c's table order; bit i of
+ * conf_domain.set is key i. The lists are the domain's own allow and deny
+ * lists (the global ones are in the database: `postern access`). */
+enum conf_dom_key {
+	CONF_DOM_TAG, CONF_DOM_QUARANTINE, CONF_DOM_REJECT, CONF_DOM_GREYLIST,
+	CONF_DOM_ALLOW_SENDERS, CONF_DOM_DENY_SENDERS, CONF_DOM_ALLOW_CLIENTS,
+	CONF_DOM_DENY_CLIENTS,
+	CONF_DOM_NKEYS
+};
+#define CONF_DOM_LIST0	CONF_DOM_ALLOW_SENDERS	/* the first list key */
+#define CONF_DOM_NLISTS	(CONF_DOM_NKEYS - CONF_DOM_LIST0)
+
+/*
+ * One [domain NAME] section: the policy of recipients at NAME ("example.org"
+ * that domain only, ".example.org" its subdomains; policy/dompol.h picks
+ * the section). Every value is the effective one: what the section does
+ * not set is filled in from the global key at load.
+ */
+struct conf_domain {
+	char	*name;			/* lower-case */
+	int	 line;			/* the first line of the section's keys */
+	unsigned set;			/* 1u << enum conf_dom_key: set here */
+	int	 key_line[CONF_DOM_NKEYS];
+	double	 tag_score, quarantine_score, reject_score;
+	int	 greylist_enabled;
+	/* allow_senders, deny_senders (user@domain, @domain, domain),
+	 * allow_clients, deny_clients (addresses, CIDR blocks): lower-case,
+	 * "a, b, c", "" for none */
+	char	*lists[CONF_DOM_NLISTS];
+};
+
 struct conf {
 	char	*path;
 
@@ -142,6 +173,10 @@ struct conf {
 	char	*web_trusted_proxies;
 	char	*web_tls_priorities;	/* GnuTLS priority string */
 	char	*web_public_url;	/* how recipients reach the dashboard */
+
+	/* [domain NAME] sections, in file order */
+	struct conf_domain *domains;
+	int	 ndomains;
 };
 
 struct conf_err {
@@ -189,6 +224,9 @@ void		 conf_unref(struct conf *);
 /* The process-wide current config. conf_current() returns a new reference. */
 struct conf	*conf_current(void);
 void		 conf_swap(struct conf *);	/* takes ownership of one ref */
+
+/* The name of a [domain] section's key ("policy.tag_score"). */
+const char	*conf_dom_key_name(enum conf_dom_key);
 
 /* Print every key with default and help, for docs and `postern configtest -v`. */
 void		 conf_dump_keys(FILE *);

@@ -11,8 +11,9 @@
  * without either are the null sender), the recipient the first To
  * address. Without a message, MAIL and RCPT run only with a sender.
  * Report: every result under its check's name (the last one wins; all of
- * them in "results"), the envelope used, the score, the verdict and the
- * stage it was reached at.
+ * them in "results"), the envelope used, the score, the verdict, the
+ * stage it was reached at, and the policy ("policy": the recipient
+ * domain's [domain] section or "global", with its thresholds).
  *
  * Nothing is written: the session is a dry run (pol_set_dry_run), and
  * rules.file is compiled in memory when the rule table was never written
@@ -26,6 +27,7 @@
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "policy/bayes.h"
+#include "policy/dompol.h"
 #include "policy/msghdr.h"
 #include "policy/policy_int.h"
 #include "policy/spf.h"
@@ -56,6 +58,7 @@ static json_t	*check_json(const struct pol_session *, enum pol_stage,
 		    const struct check_env *, const struct pol_decision *);
 static void	 check_spf_json(const struct pol_session *, json_t *);
 static void	 check_bayes_json(const struct pol_session *, json_t *);
+static json_t	*check_policy_json(const struct pol_session *, enum pol_stage);
 
 static const char *stage_names[] = { "connect", "helo", "mail", "rcpt", "data" };
 
@@ -250,12 +253,29 @@ check_json(const struct pol_session *ps, enum pol_stage stage,
 	json_object_set_new(o, "client_name", json_string(pol_client_name(ps)));
 	json_object_set_new(o, "verdict", json_string(pol_verdict_name(d->verdict)));
 	json_object_set_new(o, "stage", json_string(stage_names[stage]));
+	json_object_set_new(o, "policy", check_policy_json(ps, stage));
 	if (d->code)
 		json_object_set_new(o, "reply", json_sprintf("%d %s %s", d->code,
 		    d->status, d->text));
 	if (d->prepend)
 		json_object_set_new(o, "headers", json_string(d->prepend));
 	return o;
+}
+
+/* The policy that decided the last stage (dompol.h): a [domain] section's
+ * name, or "global"; its thresholds and greylisting. */
+static json_t *
+check_policy_json(const struct pol_session *ps, enum pol_stage stage)
+{
+	const struct conf_domain *dom = ps->dom_stage;
+	struct dompol_limits l;
+
+	dompol_limits(ps->conf, dom, &l);
+	if (stage < POL_RCPT)
+		l.reject = dompol_reject_early(ps);
+	return json_pack("{s:s, s:f, s:f, s:f, s:b}", "domain", dom ? dom->name : "global",
+	    "tag_score", l.tag, "quarantine_score", l.quarantine, "reject_score", l.reject,
+	    "greylisting", dompol_greylist(ps->conf, dom));
 }
 
 /* The SPF details that do not fit a pol_result. */

@@ -27,6 +27,7 @@
 #include "policy/bayes.h"
 #include "policy/dkim.h"
 #include "policy/dmarc.h"
+#include "policy/dompol.h"
 #include "policy/grey.h"
 #include "policy/greyc.h"
 #include "policy/policy_int.h"
@@ -63,6 +64,7 @@ static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
 static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 pol_relay_guard(struct pol_session *);
+static int	 pol_check_on(const struct pol_session *, const struct pol_check *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -81,6 +83,7 @@ extern const struct pol_check spf_check;
 static const struct pol_check *checks[] = {
 	&rdns_check,		/* first: the name feeds access, rules and the log */
 	&access_check,
+	&dompol_check,		/* the recipient domain's lists, after the global ones */
 	&rate_check,
 	&rbl_check,
 	&spf_check,
@@ -298,6 +301,8 @@ pol_tx_rcpt(struct pol_session *ps, const char *rcpt)
 void
 pol_tx_rcpt_accepted(struct pol_session *ps, const char *rcpt)
 {
+	if (ps->nrcpts == 0)	/* the transaction's policy from now on */
+		ps->dom = dompol_find(ps->conf, rcpt);
 	ps->rcpts = xrealloc(ps->rcpts, sizeof(char *) * (size_t)(ps->nrcpts + 1));
 	ps->rcpts[ps->nrcpts++] = xstrdup(rcpt);
 }
@@ -315,6 +320,7 @@ pol_tx_reset(struct pol_session *ps)
 		free(ps->rcpts[i]);
 	free(ps->rcpts); ps->rcpts = NULL;
 	ps->nrcpts = 0;
+	ps->dom = ps->dom_stage = NULL;
 	free(ps->msgid); ps->msgid = NULL;
 	free(ps->subject); ps->subject = NULL;
 	free(ps->from_hdr); ps->from_hdr = NULL;
@@ -483,6 +489,7 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 	}
 	if (stage == POL_RCPT)
 		pol_relay_guard(ps);
+	dompol_stage(ps, stage, 1);
 	/* Only the run that follows the round which sent it inline may use
 	 * what that round's probes kept; one use at most. */
 	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
@@ -492,7 +499,7 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		const struct pol_check *ck = checks[i];
 		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
 			continue;
-		if ((ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
+		if (!pol_check_on(ps, ck) || !pol_only_allows(ck->name))
 			continue;
 		int before = ps->nresults;
 		ck->run(ps, stage, msg);
@@ -526,25 +533,39 @@ pol_relay_guard(struct pol_session *ps)
 	ps->hard.binding = 1;
 }
 
+/* Is the check switched on? Its own key, but greylisting follows the
+ * stage's domain policy (dompol.h). */
+static int
+pol_check_on(const struct pol_session *ps, const struct pol_check *ck)
+{
+	if (ck == &grey_check || ck == &grey_data_check)
+		return dompol_greylist(ps->conf, ps->dom_stage);
+	return ck->enabled == NULL || ck->enabled(ps->conf);
+}
+
 /* Does a check of this stage need a worker? (pol_stage_needed, which
  * numbers the round and remembers the answer.) */
 static int
 pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
+	struct dompol_limits lim;
+
+	dompol_stage(ps, stage, 0);
+	dompol_limits(ps->conf, ps->dom_stage, &lim);
 	/* Work pol_run() does around the checks: quar_tick may expire
 	 * quarantined files, pol_decide stores a quarantined message. */
 	if (stage == POL_MAIL && quar_tick_due())
 		return 1;
 	if (stage == POL_DATA && (msg == NULL || msg->len > POL_INLINE_MSG_MAX ||
-	    ps->score >= ps->conf->quarantine_score))
+	    ps->score >= lim.quarantine))
 		return 1;
 	if (pol_allowed(ps, stage))
 		return 0;
 	for (size_t i = 0; checks[i] != NULL; i++) {
 		const struct pol_check *ck = checks[i];
-		if (!(ck->stages & (1u << stage)) ||
-		    (ck->enabled && !ck->enabled(ps->conf)) || !pol_only_allows(ck->name))
+		if (!(ck->stages & (1u << stage)) || !pol_check_on(ps, ck) ||
+		    !pol_only_allows(ck->name))
 			continue;
 		if (ck->probe != NULL ? ck->probe(ps, stage, msg) :
 		    ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
@@ -681,7 +702,11 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
     struct pol_decision *d, int here)
 {
 	const struct conf *c = ps->conf;
+	struct dompol_limits lim;
 
+	dompol_limits(c, ps->dom_stage, &lim);
+	if (stage < POL_RCPT)	/* no domain known: reject what every policy would */
+		lim.reject = dompol_reject_early(ps);
 	d->score = ps->score;
 	if (pol_allowed(ps, stage) && !ps->hard.binding) {
 		d->verdict = POL_ACCEPT;
@@ -691,7 +716,7 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		d->disconnect = ps->hard.disconnect;
 		snprintf(d->status, sizeof(d->status), "%s", ps->hard.status);
 		snprintf(d->text, sizeof(d->text), "%s", ps->hard.text);
-	} else if (ps->score >= c->reject_score) {
+	} else if (ps->score >= lim.reject) {
 		const char *why = pol_top_reason(ps);
 		d->verdict = POL_REJECT;
 		d->code = stage == POL_CONNECT ? 554 : 550;
@@ -702,16 +727,16 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		else
 			snprintf(d->text, sizeof(d->text),
 			    "Service unavailable; message scored %.1f, over the limit of %.1f",
-			    ps->score, c->reject_score);
+			    ps->score, lim.reject);
 	} else if (stage == POL_DATA && c->temperror_tempfail && pol_auth_temperror(ps)) {
 		d->verdict = POL_TEMPFAIL;
 		d->code = 451;
 		snprintf(d->status, sizeof(d->status), "4.4.3");
 		snprintf(d->text, sizeof(d->text),
 		    "Sender authentication could not be checked (DNS), try again later");
-	} else if (stage == POL_DATA && ps->score >= c->quarantine_score) {
+	} else if (stage == POL_DATA && ps->score >= lim.quarantine) {
 		d->verdict = POL_QUARANTINE;
-	} else if (stage == POL_DATA && ps->score >= c->tag_score) {
+	} else if (stage == POL_DATA && ps->score >= lim.tag) {
 		d->verdict = POL_TAG;
 	} else {
 		d->verdict = POL_ACCEPT;

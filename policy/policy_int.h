@@ -100,6 +100,11 @@ struct pol_session {
 	int		 verdict;	/* last decision's verdict */
 	char		 reply[300];	/* last decision as answered, for the log */
 	unsigned	 allow;		/* POL_ALLOW_*: allowlisted, skip checks */
+	/* Per-domain policy (policy/dompol.h), NULL meaning the global one:
+	 * the transaction's (its first accepted recipient's), and the one of
+	 * the stage under way (RCPT: the recipient's; DATA: the
+	 * transaction's; before: NULL). Point into conf. */
+	const struct conf_domain *dom, *dom_stage;
 	/* pol_run_here: the quarantine copy is still to be stored. */
 	int		 quar_pending;
 	/* Per-check private state, indexed by the check's slot. */

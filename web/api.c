@@ -145,6 +145,8 @@ api_dispatch(struct web_req *r, struct web_resp *resp)
 		api_learn(r, resp);
 	else if (strcmp(p.seg[0], "lists") == 0 && p.n == 1)
 		lists_api(r, resp);
+	else if (strcmp(p.seg[0], "domains") == 0 && p.n == 1)
+		domains_api(r, resp);
 	else
 		web_error(resp, 404, "no such endpoint");
 	free(p.buf);

@@ -69,6 +69,9 @@ void	 dpage_route(struct web_req *, struct web_resp *);
 /* GET /api/lists, and the DNS list lines of /metrics (lists.c). */
 void	 lists_api(struct web_req *, struct web_resp *);
 char	*lists_metrics(void);
+/* GET /api/domains: each [domain] section's policy and the global one
+ * (domains.c). */
+void	 domains_api(struct web_req *, struct web_resp *);
 
 /* The dashboard's files, generated into build/gen/web_assets.c from
  * web/static/ and Debian's Chart.js at build time. */

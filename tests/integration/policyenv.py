@@ -67,15 +67,23 @@ class PolicyEnv:
         return self
 
     def write_conf(self, extra=""):
-        """Apply INI text to the settings and rewrite the config file."""
-        section = None
+        """Apply INI text to the settings and rewrite the config file.
+        [domain NAME] sections go into the file as written (the last text
+        that has any replaces the ones before)."""
+        section, raw = None, []
         for line in extra.splitlines():
             line = line.strip()
             if line.startswith("["):
                 section = line.strip("[]")
+                if section.startswith("domain"):
+                    raw.append(line)
+            elif section and section.startswith("domain"):
+                raw.append(line)
             elif "=" in line:
                 k, v = (x.strip() for x in line.split("=", 1))
                 self.p.settings["%s.%s" % (section, k)] = v
+        if raw:
+            self.p.raw = "\n".join(raw)
         self.p.write_config()
 
     def clock(self, offset):

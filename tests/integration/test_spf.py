@@ -585,7 +585,7 @@ def test_mailfrom_authres_and_score(dns):
     assert spf["identity"] == "mailfrom" and spf["domain"] == "ip4-32.t.test"
     assert spf["score"] == -0.5 and out["score"] == -0.5
     assert list(k for k in out if k not in ("ip", "mail_from", "rcpts", "client_name", "results", "score",
-                                          "verdict", "stage")) == ["spf"]
+                                          "verdict", "stage", "policy")) == ["spf"]
 
 
 def test_null_sender_uses_helo(dns):

@@ -123,9 +123,10 @@ class Stack:
     """unbound + capture backend + `postern serve` with the dashboard, a user
     and the API token. conf overrides Postern settings."""
 
-    def __init__(self, conf=None, tls=False, clock=False):
+    def __init__(self, conf=None, tls=False, clock=False, raw=""):
         self.tmp = TempDir(prefix="postern-web-")
         self.conf = dict(conf or {})
+        self.raw = raw          # INI text after the settings ([domain ...])
         self.tls = tls
         self.clockfile = self.tmp.join("clock") if clock else None
         self.clock = 0
@@ -163,6 +164,7 @@ class Stack:
             env = {"POSTERN_CLOCK_FILE": self.clockfile}
         self.postern = Postern(self.tmp.join("postern"), backend=self.cap.addr,
                                resolver=self.dns.addr, conf=conf, env=env)
+        self.postern.raw = self.raw
         self.postern.write_config()
         self.passwd(USER, PASSWORD)
         self.postern.start()

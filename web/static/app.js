@@ -106,7 +106,7 @@ async function logout() {
 /* -------------------------------------------------------------- routing */
 
 const VIEWS = { overview: loadOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
-  rules: loadRules, lists: loadLists };
+  rules: loadRules, lists: loadLists, domains: loadDomains };
 
 function stopTimer() { if (P.timer) clearInterval(P.timer); P.timer = null; }
 
@@ -712,6 +712,29 @@ async function delAccess(e) {
     flash('Removed ' + e.value);
   } catch (err) { flash(err.message, true); }
   await loadLists();
+}
+
+/* ------------------------------------------------------ domain policies */
+
+/* Every [domain] section next to the global policy (/api/domains); a
+ * value the section sets itself is marked "set". */
+async function loadDomains() {
+  const r = await api('GET', '/api/domains');
+  $('dom-early').textContent = String(r.global.reject_score_before_rcpt);
+  const tb = clear($('domain-table').tBodies[0]);
+  const keys = [['tag_score', 'policy.tag_score'], ['quarantine_score', 'policy.quarantine_score'],
+    ['reject_score', 'policy.reject_score'], ['greylisting', 'greylist.enabled'],
+    ['allow_senders', 'access.allow_senders'], ['deny_senders', 'access.deny_senders'],
+    ['allow_clients', 'access.allow_clients'], ['deny_clients', 'access.deny_clients']];
+  const cell = (p, k) => {
+    const v = p[k[0]];
+    const text = Array.isArray(v) ? v.join(', ') : typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
+    return el('td', { class: p.set && p.set.includes(k[1]) ? 'set' : 'inherited' }, text);
+  };
+  const row = (name, p, cls) => el('tr', { class: cls }, el('td', {}, name), ...keys.map((k) => cell(p, k)));
+  tb.appendChild(row('global', r.global, 'global'));
+  for (const d of r.domains)
+    tb.appendChild(row(d.subdomains ? '*' + d.domain : d.domain, d, d.same_as_global ? 'domain same' : 'domain'));
 }
 
 /* ---------------------------------------------------------------- start */

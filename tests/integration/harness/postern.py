@@ -79,6 +79,9 @@ class Postern:
             "log.level": "info",
         }
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
+        # INI text written after the settings, verbatim: sections whose
+        # names hold dots ([domain example.org]) do not fit "section.key".
+        self.raw = ""
         self.proc = None
         self._log = None
         self._termed = False   # SIGTERM already sent: stop() only waits
@@ -97,6 +100,8 @@ class Postern:
             f.write("# written by the test harness\n")
             for sec, lines in sections.items():
                 f.write("\n[%s]\n%s\n" % (sec, "\n".join(lines)))
+            if self.raw:
+                f.write("\n" + self.raw + "\n")
 
     def configtest(self):
         """Run `postern configtest -c FILE`: (exit code, output)."""

@@ -33,6 +33,8 @@ Options:
   relay_to         "host:port": deliver every message there over SMTP (e.g. a
                    Capture), instead of discarding it, so a test reads what
                    Postfix delivered
+  master_extra     further master.cf lines (e.g. the smtp client service,
+                   for an instance that sends mail to Postern)
 """
 import os
 import pwd
@@ -70,7 +72,8 @@ XCLIENT_HOSTS = {"postern": LOOPBACK, "all": "static:all", "none": ""}
 class Postfix:
     def __init__(self, directory, reject_rcpts=(), defer_senders=(),
                  reject_header=None, message_size_limit=None, main_extra=None,
-                 port=None, xclient_hosts="postern", ipv6=False, relay_to=None):
+                 port=None, xclient_hosts="postern", ipv6=False, relay_to=None,
+                 master_extra=""):
         self.dir = directory
         self.port = port or free_port()
         self.reject_rcpts = list(reject_rcpts)
@@ -81,6 +84,7 @@ class Postfix:
         self.xclient_hosts = XCLIENT_HOSTS.get(xclient_hosts, xclient_hosts)
         self.ipv6 = ipv6
         self.relay_to = relay_to
+        self.master_extra = master_extra
         self.logfile = os.path.join(self.dir, "maillog")
         self.started = False
 
@@ -160,7 +164,7 @@ class Postfix:
         inet = "%s:%d inet n - n - - smtpd\n" % (LOOPBACK, self.port)
         if self.ipv6:
             inet += "[::1]:%d inet n - n - - smtpd\n" % self.port
-        return inet + _DAEMONS
+        return inet + _DAEMONS + self.master_extra
 
     def _write(self):
         os.makedirs(self.dir, exist_ok=True)
