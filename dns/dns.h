@@ -98,6 +98,21 @@ struct dns_answer *dns_query_nowait(const char *name, int type, struct dns_budge
  * entry may still expire between this peek and the query. */
 int	 dns_cached(const char *name, int type);
 
+/* Speculation, for a stage that runs on an I/O loop only when it need
+ * not wait (policy/policy.c, pol_run_here): from dns_spec_begin() to
+ * dns_spec_end(), this thread's dns_query() answers from the cache only
+ * -- a question the cache cannot answer gets DNS_TEMPERROR "not in the
+ * cache" at once, and dns_spec_missed() says 1 from then on -- and the
+ * statistics it counts are held back: added at dns_spec_end(1) (the run
+ * is kept), dropped at dns_spec_end(0) (it is undone and done again).
+ * The budget is charged as usual; undoing that is the caller's.
+ * dns_spec_active() tells code that fans questions out to other threads
+ * to ask them here instead. */
+void	 dns_spec_begin(void);
+int	 dns_spec_active(void);
+int	 dns_spec_missed(void);
+void	 dns_spec_end(int keep);
+
 /* Counters for /metrics and tests. */
 struct dns_stats {
 	unsigned long	 queries;	/* dns_query() calls */
