@@ -4,9 +4,9 @@
  * per-session question budget.
  *
  * Public calls: dns_init, dns_shutdown, dns_budget_init, dns_query,
- * dns_query_cached, dns_query_nowait, dns_cached, dns_answer_free,
- * dns_spec_begin, dns_spec_active, dns_spec_missed, dns_spec_end,
- * dns_reverse_name, dns_status_name, dns_stats_get, dns_stats_hits.
+ * dns_query_cached, dns_answer_free, dns_spec_begin, dns_spec_active,
+ * dns_spec_missed, dns_spec_end, dns_reverse_name, dns_status_name,
+ * dns_stats_get.
  *
  * How a question travels: dns_query() looks in the cache; on a miss it
  * hands the question to libunbound with ub_resolve_async() and sleeps on a
@@ -361,45 +361,6 @@ dns_spec_end(int keep)
 	spec.on = 0;
 	for (int i = 0; keep && i < ST_N; i++)
 		__atomic_fetch_add(dns_stat_counter(i), spec.held[i], __ATOMIC_RELAXED);
-}
-
-struct dns_answer *
-dns_query_nowait(const char *name, int type, struct dns_budget *b, int *missed)
-{
-	char norm[DNS_NAME_MAX + 2];
-	struct dns_answer *a;
-
-	if (b != NULL && b->left <= 0)
-		return dns_answer_new(type, DNS_BUDGET, "session DNS budget spent");
-	if (dns_name_norm(name, norm, sizeof(norm)) == -1)
-		a = dns_answer_new(type, DNS_NXDOMAIN, "invalid domain name");
-	else if (ub == NULL)
-		a = dns_answer_new(type, DNS_TEMPERROR, "resolver not started");
-	else if ((a = dns_cache_get(norm, type)) == NULL) {
-		*missed = 1;	/* nothing charged: the question was not asked */
-		return dns_answer_new(type, DNS_TEMPERROR, "not in the cache");
-	}
-	if (b != NULL) {
-		b->left--;
-		b->asked++;
-	}
-	return a;
-}
-
-int
-dns_cached(const char *name, int type)
-{
-	char norm[DNS_NAME_MAX + 2];
-	struct dns_centry *e;
-	int live;
-
-	if (ub == NULL || cache.cap == 0 || dns_name_norm(name, norm, sizeof(norm)) == -1)
-		return 0;
-	pthread_mutex_lock(&cache.lock);
-	e = dns_cache_find(norm, type, dns_hash(norm, type));
-	live = e != NULL && e->expires_ms > time_mono_ms();
-	pthread_mutex_unlock(&cache.lock);
-	return live;
 }
 
 /* Ask libunbound and wait at most dns.timeout for the answer. */
@@ -910,13 +871,6 @@ dns_reverse_name(const struct sockaddr *sa, const char *zone, char *out, size_t 
 	memcpy(out, buf, o);
 	memcpy(out + o, zone, zl + 1);
 	return 0;
-}
-
-void
-dns_stats_hits(unsigned long n)
-{
-	__atomic_fetch_add(&stats.queries, n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&stats.cache_hits, n, __ATOMIC_RELAXED);
 }
 
 const char *

@@ -86,18 +86,6 @@ void	 dns_answer_free(struct dns_answer *);
  * and no budget is charged): lets callers that fan questions out to
  * threads start threads only for what the cache cannot answer. */
 struct dns_answer *dns_query_cached(const char *name, int type);
-/* dns_query() that never waits, for a probe predicting whether a check
- * can run without blocking: the same answer (and budget charge) when the
- * cache has one; otherwise a DNS_TEMPERROR answer, *missed = 1 and
- * nothing charged. Counts nothing in dns_stats. Never returns NULL. */
-struct dns_answer *dns_query_nowait(const char *name, int type, struct dns_budget *,
-	    int *missed);
-/* Would dns_query() answer name/type from the cache right now? 1 or 0.
- * Nothing is copied, counted or reordered: for a check's .blocks hook
- * (policy/policy_int.h) deciding whether its stage can run inline. An
- * entry may still expire between this peek and the query. */
-int	 dns_cached(const char *name, int type);
-
 /* Speculation, for a stage that runs on an I/O loop only when it need
  * not wait (policy/policy.c, pol_run_here): from dns_spec_begin() to
  * dns_spec_end(), this thread's dns_query() answers from the cache only
@@ -122,10 +110,6 @@ struct dns_stats {
 	unsigned long	 cache_entries;
 };
 void	 dns_stats_get(struct dns_stats *);
-/* n questions a probe answered from the cache (dns_query_nowait, which
- * counts nothing) whose answers a check then used instead of asking
- * dns_query() again: counted as those queries and cache hits. */
-void	 dns_stats_hits(unsigned long n);
 /* Forget every cached answer (tests; a future admin command). */
 void	 dns_cache_flush(void);
 

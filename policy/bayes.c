@@ -98,7 +98,7 @@ static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
-static int	 bayes_blocks_msg(const struct pol_session *, enum pol_stage,
+static int	 bayes_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
 static int	 bayes_idle(const struct conf *, long long *nspam, long long *nham);
 
@@ -109,7 +109,7 @@ const struct pol_check bayes_check = {
 	.run = bayes_run,
 	.tx_reset = bayes_tx_reset,
 	.free = bayes_tx_reset,
-	.blocks_msg = bayes_blocks_msg,
+	.blocks = bayes_blocks,
 };
 
 static const char *const bayes_states[] = {
@@ -623,7 +623,7 @@ bayes_idle(const struct conf *c, long long *nspam, long long *nham)
  * read the database (refresh): a worker's job, unless there is nothing
  * to do at all (bayes_idle). */
 static int
-bayes_blocks_msg(const struct pol_session *ps, enum pol_stage st,
+bayes_blocks(const struct pol_session *ps, enum pol_stage st,
     const struct pol_msg *msg)
 {
 	long long ns, nh;

@@ -70,7 +70,8 @@ static int	 rc_current(void);
 static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
-static int	 rc_blocks(const struct pol_session *, enum pol_stage);
+static int	 rc_blocks(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
@@ -174,12 +175,13 @@ rc_current(void)
  * when a quarantine rule matched earlier stores the message at DATA.
  * Otherwise it only clears its per-stage state. */
 static int
-rc_blocks(const struct pol_session *ps, enum pol_stage st)
+rc_blocks(const struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
 	const struct rc_state *s = ps->priv[RULECHECK_SLOT];
 	struct rule_set *set;
 	int r;
 
+	(void)msg;
 	if (s != NULL && s->set != NULL)
 		return s->quarantine || (rule_set_targets(s->set) & rc_stage_mask(st)) != 0;
 	if (!rc_current())
