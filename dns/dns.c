@@ -4,8 +4,9 @@
  * per-session question budget.
  *
  * Public calls: dns_init, dns_shutdown, dns_budget_init, dns_query,
- * dns_query_cached, dns_query_nowait, dns_cached, dns_answer_free,
- * dns_reverse_name, dns_status_name, dns_stats_get, dns_stats_hits.
+ * dns_query_cached, dns_answer_free, dns_spec_begin, dns_spec_active,
+ * dns_spec_missed, dns_spec_end, dns_reverse_name, dns_status_name,
+ * dns_stats_get.
  *
  * How a question travels: dns_query() looks in the cache; on a miss it
  * hands the question to libunbound with ub_resolve_async() and sleeps on a
@@ -119,6 +120,7 @@ static void	 dns_answer_fill(struct dns_answer *, int, unsigned char **, const i
 static int	 dns_rr_decode(struct dns_rr *, int, const unsigned char *, int);
 static char	*dns_wire_name(const unsigned char *, int, int *);
 static int	 dns_name_norm(const char *, char *, size_t);
+static unsigned long *dns_stat_counter(int which);
 static void	 dns_stat(int which);
 static uint32_t	 dns_hash(const char *, int);
 static struct dns_centry *dns_cache_find(const char *, int, uint32_t);
@@ -129,7 +131,15 @@ static void	 dns_cache_unlink(struct dns_centry *);
 static void	 dns_centry_free(struct dns_centry *);
 static void	 dns_cache_clear(void);
 
-enum { ST_QUERIES, ST_HITS, ST_MISSES, ST_TIMEOUTS, ST_BUDGET };
+enum { ST_QUERIES, ST_HITS, ST_MISSES, ST_TIMEOUTS, ST_BUDGET, ST_N };
+
+/* This thread's speculation (dns_spec_begin): on, whether a question
+ * found no answer in the cache, and the statistics held back until
+ * dns_spec_end says whether the run is kept. */
+static _Thread_local struct {
+	int		 on, missed;
+	unsigned long	 held[ST_N];
+} spec;
 
 int
 dns_init(const struct conf *c)
@@ -304,6 +314,10 @@ dns_query(const char *name, int type, struct dns_budget *b)
 		return a;
 	}
 	dns_stat(ST_MISSES);
+	if (spec.on) {
+		spec.missed = 1;
+		return dns_answer_new(type, DNS_TEMPERROR, "not in the cache");
+	}
 	return dns_resolve(norm, type);
 }
 
@@ -322,43 +336,31 @@ dns_query_cached(const char *name, int type)
 	return a;
 }
 
-struct dns_answer *
-dns_query_nowait(const char *name, int type, struct dns_budget *b, int *missed)
+void
+dns_spec_begin(void)
 {
-	char norm[DNS_NAME_MAX + 2];
-	struct dns_answer *a;
-
-	if (b != NULL && b->left <= 0)
-		return dns_answer_new(type, DNS_BUDGET, "session DNS budget spent");
-	if (dns_name_norm(name, norm, sizeof(norm)) == -1)
-		a = dns_answer_new(type, DNS_NXDOMAIN, "invalid domain name");
-	else if (ub == NULL)
-		a = dns_answer_new(type, DNS_TEMPERROR, "resolver not started");
-	else if ((a = dns_cache_get(norm, type)) == NULL) {
-		*missed = 1;	/* nothing charged: the question was not asked */
-		return dns_answer_new(type, DNS_TEMPERROR, "not in the cache");
-	}
-	if (b != NULL) {
-		b->left--;
-		b->asked++;
-	}
-	return a;
+	memset(&spec, 0, sizeof(spec));
+	spec.on = 1;
 }
 
 int
-dns_cached(const char *name, int type)
+dns_spec_active(void)
 {
-	char norm[DNS_NAME_MAX + 2];
-	struct dns_centry *e;
-	int live;
+	return spec.on;
+}
 
-	if (ub == NULL || cache.cap == 0 || dns_name_norm(name, norm, sizeof(norm)) == -1)
-		return 0;
-	pthread_mutex_lock(&cache.lock);
-	e = dns_cache_find(norm, type, dns_hash(norm, type));
-	live = e != NULL && e->expires_ms > time_mono_ms();
-	pthread_mutex_unlock(&cache.lock);
-	return live;
+int
+dns_spec_missed(void)
+{
+	return spec.missed;
+}
+
+void
+dns_spec_end(int keep)
+{
+	spec.on = 0;
+	for (int i = 0; keep && i < ST_N; i++)
+		__atomic_fetch_add(dns_stat_counter(i), spec.held[i], __ATOMIC_RELAXED);
 }
 
 /* Ask libunbound and wait at most dns.timeout for the answer. */
@@ -791,19 +793,25 @@ dns_cache_flush(void)
 }
 
 /* Counters are bumped on every question: atomics, not a lock. */
+static unsigned long *
+dns_stat_counter(int which)
+{
+	switch (which) {
+	case ST_QUERIES: return &stats.queries;
+	case ST_HITS: return &stats.cache_hits;
+	case ST_MISSES: return &stats.cache_misses;
+	case ST_TIMEOUTS: return &stats.timeouts;
+	default: return &stats.budget_refused;
+	}
+}
+
 static void
 dns_stat(int which)
 {
-	unsigned long *c;
-
-	switch (which) {
-	case ST_QUERIES: c = &stats.queries; break;
-	case ST_HITS: c = &stats.cache_hits; break;
-	case ST_MISSES: c = &stats.cache_misses; break;
-	case ST_TIMEOUTS: c = &stats.timeouts; break;
-	default: c = &stats.budget_refused; break;
-	}
-	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+	if (spec.on)
+		spec.held[which]++;
+	else
+		__atomic_fetch_add(dns_stat_counter(which), 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -863,13 +871,6 @@ dns_reverse_name(const struct sockaddr *sa, const char *zone, char *out, size_t 
 	memcpy(out, buf, o);
 	memcpy(out + o, zone, zl + 1);
 	return 0;
-}
-
-void
-dns_stats_hits(unsigned long n)
-{
-	__atomic_fetch_add(&stats.queries, n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&stats.cache_hits, n, __ATOMIC_RELAXED);
 }
 
 const char *

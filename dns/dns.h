@@ -86,17 +86,20 @@ void	 dns_answer_free(struct dns_answer *);
  * and no budget is charged): lets callers that fan questions out to
  * threads start threads only for what the cache cannot answer. */
 struct dns_answer *dns_query_cached(const char *name, int type);
-/* dns_query() that never waits, for a probe predicting whether a check
- * can run without blocking: the same answer (and budget charge) when the
- * cache has one; otherwise a DNS_TEMPERROR answer, *missed = 1 and
- * nothing charged. Counts nothing in dns_stats. Never returns NULL. */
-struct dns_answer *dns_query_nowait(const char *name, int type, struct dns_budget *,
-	    int *missed);
-/* Would dns_query() answer name/type from the cache right now? 1 or 0.
- * Nothing is copied, counted or reordered: for a check's .blocks hook
- * (policy/policy_int.h) deciding whether its stage can run inline. An
- * entry may still expire between this peek and the query. */
-int	 dns_cached(const char *name, int type);
+/* Speculation, for a stage that runs on an I/O loop only when it need
+ * not wait (policy/policy.c, pol_run_here): from dns_spec_begin() to
+ * dns_spec_end(), this thread's dns_query() answers from the cache only
+ * -- a question the cache cannot answer gets DNS_TEMPERROR "not in the
+ * cache" at once, and dns_spec_missed() says 1 from then on -- and the
+ * statistics it counts are held back: added at dns_spec_end(1) (the run
+ * is kept), dropped at dns_spec_end(0) (it is undone and done again).
+ * The budget is charged as usual; undoing that is the caller's.
+ * dns_spec_active() tells code that fans questions out to other threads
+ * to ask them here instead. */
+void	 dns_spec_begin(void);
+int	 dns_spec_active(void);
+int	 dns_spec_missed(void);
+void	 dns_spec_end(int keep);
 
 /* Counters for /metrics and tests. */
 struct dns_stats {
@@ -107,10 +110,6 @@ struct dns_stats {
 	unsigned long	 cache_entries;
 };
 void	 dns_stats_get(struct dns_stats *);
-/* n questions a probe answered from the cache (dns_query_nowait, which
- * counts nothing) whose answers a check then used instead of asking
- * dns_query() again: counted as those queries and cache hits. */
-void	 dns_stats_hits(unsigned long n);
 /* Forget every cached answer (tests; a future admin command). */
 void	 dns_cache_flush(void);
 

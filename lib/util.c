@@ -1,6 +1,7 @@
 /*
  * util.c -- see util.h. Nothing here keeps state but the log settings and
- * the id counter, both set once at start or updated atomically.
+ * the id counter, both set once at start or updated atomically, and the
+ * log lines a thread holds back (log_hold), its own.
  */
 #include "lib/util.h"
 #include "lib/buf.h"
@@ -19,10 +20,16 @@
 #include <syslog.h>
 #include <unistd.h>
 
+static void	 log_emit(enum log_level, const char *, size_t, const char *);
 static void	 log_vwrite(enum log_level, const char *, va_list);
 
 static _Atomic int	 log_lvl = LOG_LVL_INFO;
 static int		 log_syslog;
+/* log_hold(): this thread's lines kept back until log_release(). */
+static _Thread_local struct {
+	int		 on;
+	struct buf	 b;
+} log_held;
 static const char	*log_ident = "postern";
 
 void *
@@ -124,35 +131,72 @@ log_info_enabled(void)
 	return log_lvl >= LOG_LVL_INFO;
 }
 
+static const char *log_tag[] = { "error: ", "warning: ", "", "debug: " };
+
+/* One finished line out: stderr (one write(2), so lines from several
+ * threads never mix) and syslog. */
+static void
+log_emit(enum log_level l, const char *out, size_t n, const char *line)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+	if (write(STDERR_FILENO, out, n) == -1) {
+		/* nowhere left to report it */
+	}
+	if (log_syslog)
+		syslog(prio[l], "%s%s", log_tag[l], line);
+}
+
 static void
 log_vwrite(enum log_level l, const char *fmt, va_list ap)
 {
-	static const char *tag[] = { "error: ", "warning: ", "", "debug: " };
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[2048], ts[32];
+	char line[2048], ts[32], out[2200];
 	struct timespec now;
 	struct tm tm;
-	va_list ap2;
+	int n;
 
 	if ((int)l > log_lvl)
 		return;
-	va_copy(ap2, ap);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	/* One write(2) per line so lines from several threads never mix. */
-	char out[2200];
-	int n = snprintf(out, sizeof(out), "%s.%03ldZ %s[%d]: %s%s\n", ts,
-	    now.tv_nsec / 1000000, log_ident, (int)getpid(), tag[l], line);
-	if (n > (int)sizeof(out))
-		n = sizeof(out);
-	if (write(STDERR_FILENO, out, (size_t)n) == -1) {
-		/* nowhere left to report it */
+	n = snprintf(out, sizeof(out), "%s.%03ldZ %s[%d]: %s%s\n", ts,
+	    now.tv_nsec / 1000000, log_ident, (int)getpid(), log_tag[l], line);
+	if (n >= (int)sizeof(out))
+		n = sizeof(out) - 1;
+	if (!log_held.on) {
+		log_emit(l, out, (size_t)n, line);
+		return;
 	}
-	if (log_syslog)
-		syslog(prio[l], "%s%s", tag[l], line);
-	va_end(ap2);
+	buf_addc(&log_held.b, (char)l);		/* level, line out, syslog's */
+	buf_add(&log_held.b, out, (size_t)n + 1);
+	buf_add(&log_held.b, line, strlen(line) + 1);
+}
+
+void
+log_hold(void)
+{
+	log_held.on = 1;
+}
+
+void
+log_release(int keep)
+{
+	const char *p = log_held.b.data, *end = p;
+
+	if (keep && p != NULL) {
+		p += log_held.b.off;
+		end = p + log_held.b.len;
+	}
+	while (p < end) {
+		enum log_level l = (enum log_level)*p++;
+		const char *out = p, *line = out + strlen(out) + 1;
+		log_emit(l, out, strlen(out), line);
+		p = line + strlen(line) + 1;
+	}
+	buf_free(&log_held.b);
+	log_held.on = 0;
 }
 
 #define LOG_FN(name, lvl)					\

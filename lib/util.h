@@ -35,6 +35,12 @@ void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 int	 log_debug_enabled(void);
 int	 log_info_enabled(void);	/* for lines costly to put together */
+/* Keep this thread's log lines back, for work that may be undone (the
+ * policy's speculative runs, policy/policy.c), until log_release():
+ * written then, in order, with the time they were made (keep), or
+ * dropped. */
+void	 log_hold(void);
+void	 log_release(int keep);
 /* Escape client text for a log line: non-printables as \xNN, cut to 100
  * chars with "...". Writes into buf (at least LOG_ESCAPE_MAX bytes). */
 #define LOG_ESCAPE_MAX 420

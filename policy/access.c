@@ -66,7 +66,8 @@ struct access_walk {
 static int	 access_visit(struct access_walk *, const struct access_ent *);
 static void	 access_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 access_enabled(const struct conf *);
-static int	 access_blocks(const struct pol_session *, enum pol_stage);
+static int	 access_blocks(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
 static void	 access_free(struct pol_session *);
 static int	 access_snap_add(void *, const struct db_access *);
 static struct access_snap *access_snap_get(void);
@@ -344,9 +345,10 @@ access_snap_get(void)
 /* A stage needs a worker only to read the database: when the session
  * has no snapshot yet and the shared one is stale. */
 static int
-access_blocks(const struct pol_session *ps, enum pol_stage stage)
+access_blocks(const struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *m)
 {
-	(void)stage;
+	(void)stage; (void)m;
 	return (ps == NULL || ps->priv[ACCESS_SLOT] == NULL) && !access_snap_current();
 }
 

@@ -76,6 +76,7 @@ struct bayes_fmemo {
 struct bayes_tx {
 	struct bayes_verdict v;
 	int	 have;
+	int	 idle;		/* untrained, nothing computed: bayes_commit counts it */
 };
 
 static struct bayes_mem bm = {
@@ -109,18 +110,20 @@ static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
-static int	 bayes_blocks_msg(const struct pol_session *, enum pol_stage,
+static int	 bayes_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
 static int	 bayes_idle(const struct conf *, long long *nspam, long long *nham);
+static void	 bayes_commit(struct pol_session *, enum pol_stage);
 
 const struct pol_check bayes_check = {
 	.name = "bayes",
 	.stages = 1u << POL_DATA,
 	.enabled = bayes_enabled,
 	.run = bayes_run,
+	.commit = bayes_commit,
 	.tx_reset = bayes_tx_reset,
 	.free = bayes_tx_reset,
-	.blocks_msg = bayes_blocks_msg,
+	.blocks = bayes_blocks,
 };
 
 static const char *const bayes_states[] = {
@@ -670,7 +673,7 @@ bayes_idle(const struct conf *c, long long *nspam, long long *nham)
  * read the database (refresh): a worker's job, unless there is nothing
  * to do at all (bayes_idle). */
 static int
-bayes_blocks_msg(const struct pol_session *ps, enum pol_stage st,
+bayes_blocks(const struct pol_session *ps, enum pol_stage st,
     const struct pol_msg *msg)
 {
 	long long ns, nh;
@@ -692,11 +695,11 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	if ((bs = ps->priv[BAYES_SLOT]) == NULL)
 		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
 	memset(&bs->v, 0, sizeof(bs->v));
+	bs->idle = 0;
 	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
 		bs->v.state = BAYES_UNTRAINED;
 		bs->v.prob = 0.5;
-		bs->have = 1;
-		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
+		bs->have = bs->idle = 1;
 		bayes_reason(&bs->v, reason, sizeof(reason));
 		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
 		return;
@@ -710,6 +713,21 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	if (!ps->dry_run && ps->conf->bayes_autolearn && bs->v.state != BAYES_ERROR)
 		bayes_autolearn(ps, msg, &s, before);
 	btok_free(&s);
+}
+
+/* The idle verdict counts once its stage is kept: it is the one that may
+ * run on the I/O loop, where a stage may be undone and run again
+ * (policy/policy_int.h); a classified message counts in
+ * bayes_classify_set, always on a worker. */
+static void
+bayes_commit(struct pol_session *ps, enum pol_stage st)
+{
+	struct bayes_tx *bs = ps->priv[BAYES_SLOT];
+
+	if (st == POL_DATA && bs != NULL && bs->idle) {
+		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
+		bs->idle = 0;
+	}
 }
 
 /* Learn from the other checks' confident verdicts (before: the score

@@ -169,11 +169,7 @@ static int	 dkim_sig_expired(DKIM_SIGINFO *);
 static void	 dkim_report(struct pol_session *, struct dkim_ctx *,
 		    DKIM_SIGINFO **, int);
 static int	 dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz);
-static int	 dkim_fws(char);
-static int	 dkim_plain(char);
-static int	 dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out,
-		    size_t outsz);
-static int	 dkim_blocks_msg(const struct pol_session *, enum pol_stage,
+static int	 dkim_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
 
 const struct pol_check dkim_check = {
@@ -181,7 +177,7 @@ const struct pol_check dkim_check = {
 	.stages = 1u << POL_DATA,
 	.enabled = dkim_enabled,
 	.run = dkim_run,
-	.blocks_msg = dkim_blocks_msg,
+	.blocks = dkim_blocks,
 };
 
 static void
@@ -289,96 +285,25 @@ dkim_key_name(const char *sel, const char *dom, char *out, size_t outsz)
 	return (size_t)snprintf(out, outsz, "%s._domainkey.%s", sel, dom) < outsz ? 0 : -1;
 }
 
-/* Folding white space inside a header field as it stands in the message
- * (RFC 5322 3.2.2: line ends are part of it). */
+/* A worker's job unless the library is set up (on a worker: it reads
+ * the system's OpenSSL setup) and the work is small: a message of at
+ * most DKIM_INLINE_MAX bytes with at most DKIM_INLINE_SIGS signatures.
+ * The keys are the DNS cache's to answer (pol_run_here). */
 static int
-dkim_fws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* A byte of a plain tag value: letters, digits, '.', '-', '_'. */
-static int
-dkim_plain(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-}
-
-/* The value of one tag of a DKIM-Signature value sig[0..len) as it stands
- * in the message, folded (RFC 6376 3.2), when it is there once and plain:
- * letters, digits, '.', '-', '_' between optional white space. 1 with the
- * value in out, 0 when the tag is absent, -1 when it is anything else
- * (twice, odd bytes, too long) -- whatever the library would make of it,
- * we do not guess. Line ends count as white space, so no unfolded copy is
- * needed: where this finds a value, the unfolded field has the same one
- * (a CR or LF that is not folding, inside a value, or a NUL anywhere
- * makes it -1). */
-static int
-dkim_tag_plain(const char *sig, size_t len, const char *tag, char *out, size_t outsz)
-{
-	const char *p = sig, *lim = sig + len, *end, *v, *w;
-	size_t tl = strlen(tag);
-	int found = 0;
-
-	if (memchr(sig, '\0', len) != NULL)
-		return -1;	/* where would the library say it ends? */
-	while (p < lim) {
-		if ((end = memchr(p, ';', (size_t)(lim - p))) == NULL)
-			end = lim;
-		while (p < end && dkim_fws(*p))
-			p++;
-		if ((size_t)(end - p) > tl && memcmp(p, tag, tl) == 0 &&
-		    (p[tl] == '=' || dkim_fws(p[tl]))) {
-			for (v = p + tl; v < end && dkim_fws(*v); v++)
-				;
-			if (v == end || *v++ != '=' || found++)
-				return -1;
-			while (v < end && dkim_fws(*v))
-				v++;
-			for (w = v; w < end && dkim_plain(*w); w++)
-				;
-			if (w == v || (size_t)(w - v) >= outsz)
-				return -1;
-			memcpy(out, v, (size_t)(w - v));
-			out[w - v] = '\0';
-			while (w < end && dkim_fws(*w))
-				w++;
-			if (w != end)
-				return -1;
-		}
-		p = end < lim ? end + 1 : lim;
-	}
-	return found;
-}
-
-/* Blocks unless the library is set up and the message is small, with at
- * most DKIM_INLINE_SIGS signatures whose keys' names we can read plainly
- * (s= and d=) and whose answers are all in the DNS cache: then the key
- * lookups, the only waiting in dkim_run, are answered at once. */
-static int
-dkim_blocks_msg(const struct pol_session *ps, enum pol_stage stage,
+dkim_blocks(const struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
 	struct msghdr_field f;
-	char sel[DKIM_NAME_MAX], dom[DKIM_NAME_MAX], name[DKIM_NAME_MAX];
 	size_t pos = 0;
-	int nsig = 0, blocks = 0;
+	int nsig = 0;
 
 	(void)ps;
 	if (stage != POL_DATA || msg == NULL || msg->len > DKIM_INLINE_MAX ||
 	    atomic_load(&dkim_ready) == 0)
 		return 1;
-	while (!blocks && msghdr_next(msg->data, msg->len, &pos, &f)) {
-		if (!msghdr_is(&f, "DKIM-Signature"))
-			continue;
-		blocks = ++nsig > DKIM_INLINE_SIGS ||
-		    dkim_tag_plain(f.value, f.valuelen, "s", sel, sizeof(sel)) != 1 ||
-		    dkim_tag_plain(f.value, f.valuelen, "d", dom, sizeof(dom)) != 1 ||
-		    dkim_key_name(sel, dom, name, sizeof(name)) == -1 ||
-		    !dns_cached(name, DNS_T_TXT);
-	}
-	return blocks;
+	while (nsig <= DKIM_INLINE_SIGS && msghdr_next(msg->data, msg->len, &pos, &f))
+		nsig += msghdr_is(&f, "DKIM-Signature");
+	return nsig > DKIM_INLINE_SIGS;
 }
 
 static DKIM_CBSTAT

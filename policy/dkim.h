@@ -19,8 +19,10 @@
  * DMARC aligns on them, greylisting's skip_dkim_pass reads them.
  *
  * Public: dkim_check (for policy.c's table), dkim_sigerror_result().
- * Thread: any worker, or the session's I/O loop when dkim_check.blocks_msg
- * said nothing can block; the library handle is shared read-only after a
+ * Thread: any worker, or the session's I/O loop in a speculative run
+ * (policy/policy.c, pol_run_here: every key from the DNS cache, or the
+ * stage goes to a worker) when dkim_check.blocks lets the message
+ * through; the library handle is shared read-only after a
  * pthread_once() setup, each verification has its own context.
  * Privilege: none (no files; DNS only through dns/).
  */

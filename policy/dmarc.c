@@ -10,10 +10,10 @@
  * Everything that comes from DNS or the message is bounded by the limits
  * in dmarc.h before it is copied.
  *
- * Thread: any worker thread, or the session's I/O loop when
- * dmarc_probe() found every answer cached (the run then takes the From
- * domain and policy the probe found, dmarc_find); the PSL context is
- * loaded once (on a worker) and read-only.
+ * Thread: any worker thread, or the session's I/O loop in a speculative
+ * run (policy/policy.c, pol_run_here: discovery from the DNS cache, or
+ * the stage goes to a worker) once the PSL context is loaded -- on a
+ * worker, once (dmarc_blocks) -- and read-only.
  */
 #include "policy/dmarc.h"
 #include "lib/conf.h"
@@ -46,21 +46,6 @@ struct dmarc_policy_ctx {
 	char	 where[DMARC_DOMAIN_MAX];	/* domain the record was found at */
 	int	 at_org;			/* found at the organizational domain */
 	char	 why[2 * DMARC_DOMAIN_MAX + 128];
-};
-
-/* What dmarc_probe() found from the message and the DNS cache, kept for
- * the run that follows it inline (pol_probe_reusable): the From domain
- * and its discovery, and the probe's copy of the DNS budget before and
- * after. In ps->priv from the probe to that run, at most. */
-struct dmarc_stash {
-	unsigned round;			/* pol_probe_round(); 0: nothing kept */
-	const char *data;		/* the message probed */
-	size_t	 len;
-	enum dmarc_from_status fs;
-	char	 from[DMARC_DOMAIN_MAX];
-	enum dmarc_found found;		/* fs == DMARC_FROM_OK only */
-	struct dmarc_policy_ctx pc;
-	struct dns_budget before, after;
 };
 
 /* Where an address-list scan is: inside a quoted string, comment depth. */
@@ -108,9 +93,9 @@ static int	 dmarc_policy_word(const char *, size_t);
 static int	 dmarc_tag_is(const struct dmarc_tagv *, const char *);
 static void	 dmarc_record_tag(const struct dmarc_tagv *, struct dmarc_ptags *,
 		    struct dmarc_record *);
-static enum dmarc_found dmarc_lookup(struct dns_budget *, int *missed, const char *,
+static enum dmarc_found dmarc_lookup(struct dns_budget *, const char *,
 		    struct dmarc_policy_ctx *);
-static enum dmarc_found dmarc_discover(struct dns_budget *, int *missed, const char *,
+static enum dmarc_found dmarc_discover(struct dns_budget *, const char *,
 		    struct dmarc_policy_ctx *);
 static int	 dmarc_identifiers(const struct pol_session *, struct dmarc_id *, int);
 static int	 dmarc_id_take(struct dmarc_id *, int pass, int temp, const char *domain,
@@ -122,23 +107,15 @@ static int	 dmarc_evaluate(const char *, const struct dmarc_record *,
 static void	 dmarc_apply(struct pol_session *, const char *,
 		    const struct dmarc_policy_ctx *, int pass);
 static void	 dmarc_temperror(struct pol_session *, const char *, const char *);
-static int	 dmarc_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 dmarc_stash_fits(const struct pol_session *, const struct dmarc_stash *,
+static int	 dmarc_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
-static enum dmarc_from_status dmarc_find(struct pol_session *, const struct pol_msg *,
-		    char *from, enum dmarc_found *, struct dmarc_policy_ctx *);
-static void	 dmarc_stash_drop(struct pol_session *);
-static void	 dmarc_tx_reset(struct pol_session *);
-static void	 dmarc_free(struct pol_session *);
 
 const struct pol_check dmarc_check = {
 	.name = "dmarc",
 	.stages = 1u << POL_DATA,
 	.enabled = dmarc_enabled,
 	.run = dmarc_run,
-	.tx_reset = dmarc_tx_reset,
-	.free = dmarc_free,
-	.probe = dmarc_probe,
+	.blocks = dmarc_blocks,
 };
 
 static void
@@ -508,11 +485,9 @@ dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *r)
 }
 
 /* One DNS lookup at _dmarc.DOMAIN (6.6.3 steps 1-3), on the session's
- * budget b. With missed, a probe: only the DNS cache answers
- * (dns_query_nowait) and *missed says whether it could not. */
+ * budget b. */
 static enum dmarc_found
-dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
-    struct dmarc_policy_ctx *pc)
+dmarc_lookup(struct dns_budget *b, const char *domain, struct dmarc_policy_ctx *pc)
 {
 	char name[DMARC_DOMAIN_MAX + 8];
 	struct dns_answer *a;
@@ -521,8 +496,7 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 	int n = 0, broken = 0;
 
 	snprintf(name, sizeof(name), "_dmarc.%s", domain);
-	a = missed ? dns_query_nowait(name, DNS_T_TXT, b, missed) :
-	    dns_query(name, DNS_T_TXT, b);
+	a = dns_query(name, DNS_T_TXT, b);
 	if (a->status == DNS_TEMPERROR || a->status == DNS_BUDGET) {
 		snprintf(pc->why, sizeof(pc->why), "%s: %s %s", name,
 		    dns_status_name(a->status), a->why);
@@ -555,21 +529,20 @@ dmarc_lookup(struct dns_budget *b, int *missed, const char *domain,
 
 /* 6.6.3: the From domain's record, else the organizational domain's. */
 static enum dmarc_found
-dmarc_discover(struct dns_budget *b, int *missed, const char *from,
-    struct dmarc_policy_ctx *pc)
+dmarc_discover(struct dns_budget *b, const char *from, struct dmarc_policy_ctx *pc)
 {
 	char org[DMARC_DOMAIN_MAX];
 	enum dmarc_found f;
 
 	memset(pc, 0, sizeof(*pc));
-	f = dmarc_lookup(b, missed, from, pc);
+	f = dmarc_lookup(b, from, pc);
 	if (f != DMARC_NOTFOUND)
 		return f;
 	if (dmarc_org_domain(from, org, sizeof(org)) == -1 || strcmp(org, from) == 0) {
 		snprintf(pc->why, sizeof(pc->why), "no DMARC record for %s", from);
 		return DMARC_NOTFOUND;
 	}
-	f = dmarc_lookup(b, missed, org, pc);
+	f = dmarc_lookup(b, org, pc);
 	pc->at_org = 1;
 	if (f == DMARC_NOTFOUND)
 		snprintf(pc->why, sizeof(pc->why), "no DMARC record for %s or %s",
@@ -685,107 +658,15 @@ dmarc_apply(struct pol_session *ps, const char *from,
 		    0, "Ok: message held for review per DMARC policy of %s", from);
 }
 
-/* Blocks unless the Public Suffix List is loaded and a probe of the
- * discovery dmarc_run() will make (6.6.3), on a copy of the session's
- * budget, found its answers in the DNS cache; the rest of the check reads
- * the message and the other checks' results only. What it found is kept
- * for the run that follows inline (dmarc_find). */
+/* Loading the Public Suffix List reads files: a worker does it, once;
+ * after that the check reads the message, the DNS and the other checks'
+ * findings only. */
 static int
-dmarc_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
-{
-	struct dmarc_stash *k;
-	struct dns_budget b = ps->dns;
-	int missed = 0;
-
-	dmarc_stash_drop(ps);
-	if (stage != POL_DATA || msg == NULL || atomic_load(&dmarc_psl_ready) == 0)
-		return 1;
-	k = ps->priv[pol_check_slot(&dmarc_check)] = xcalloc(1, sizeof(*k));
-	k->fs = dmarc_from_domain(msg->data, msg->len, k->from, sizeof(k->from));
-	if (k->fs == DMARC_FROM_OK) {
-		k->found = dmarc_discover(&b, &missed, k->from, &k->pc);
-		if (missed) {
-			dmarc_stash_drop(ps);
-			return 1;
-		}
-	}
-	k->round = pol_probe_round(ps);
-	k->data = msg->data;
-	k->len = msg->len;
-	k->before = ps->dns;
-	k->after = b;
-	return 0;
-}
-
-/* May the run take the probe's findings? Only right after that probe
- * (pol_probe_reusable), about the same message, and with a budget under
- * which discovery would get the same answers: the probe's own, or one
- * that still covers every question it asked, none of which its budget
- * refused (checks before dmarc may have spent some). */
-static int
-dmarc_stash_fits(const struct pol_session *ps, const struct dmarc_stash *k,
+dmarc_blocks(const struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
-	int asked;
-
-	if (k == NULL || !pol_probe_reusable(ps, k->round) || k->data != msg->data ||
-	    k->len != msg->len)
-		return 0;
-	asked = k->after.asked - k->before.asked;
-	return ps->dns.left == k->before.left ||
-	    (k->after.left > 0 && ps->dns.left >= asked);
-}
-
-/* 6.6.1 and 6.6.3 for dmarc_run(): the From domain into from and, when
- * there is one, its policy (*found, *pc) on the session's budget -- what
- * the probe found when it fits (charging the budget and the DNS counters
- * what it asked), else found now. The stash serves one run at most. */
-static enum dmarc_from_status
-dmarc_find(struct pol_session *ps, const struct pol_msg *msg, char *from,
-    enum dmarc_found *found, struct dmarc_policy_ctx *pc)
-{
-	struct dmarc_stash *k = ps->priv[pol_check_slot(&dmarc_check)];
-	enum dmarc_from_status fs;
-
-	if (dmarc_stash_fits(ps, k, msg)) {
-		int asked = k->after.asked - k->before.asked;
-		memcpy(from, k->from, DMARC_DOMAIN_MAX);
-		*found = k->found;
-		*pc = k->pc;
-		fs = k->fs;
-		ps->dns.left -= asked;
-		ps->dns.asked += asked;
-		dns_stats_hits((unsigned long)asked);
-		dmarc_stash_drop(ps);
-		return fs;
-	}
-	dmarc_stash_drop(ps);
-	fs = dmarc_from_domain(msg->data, msg->len, from, DMARC_DOMAIN_MAX);
-	if (fs == DMARC_FROM_OK)
-		*found = dmarc_discover(&ps->dns, NULL, from, pc);
-	return fs;
-}
-
-/* The stash lives from a probe to the run right after it, at most. */
-static void
-dmarc_stash_drop(struct pol_session *ps)
-{
-	int slot = pol_check_slot(&dmarc_check);
-
-	free(ps->priv[slot]);
-	ps->priv[slot] = NULL;
-}
-
-static void
-dmarc_tx_reset(struct pol_session *ps)
-{
-	dmarc_stash_drop(ps);
-}
-
-static void
-dmarc_free(struct pol_session *ps)
-{
-	dmarc_stash_drop(ps);
+	(void)ps; (void)stage; (void)msg;
+	return atomic_load(&dmarc_psl_ready) == 0;
 }
 
 static void
@@ -801,9 +682,11 @@ dmarc_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *ms
 	if (stage != POL_DATA || msg == NULL)
 		return;
 	/* Loaded here, on a worker, even when alignment never needs it:
-	 * until then dmarc_probe keeps DATA off the I/O loop. */
+	 * until then dmarc_blocks keeps DATA off the I/O loop. */
 	pthread_once(&dmarc_once, dmarc_psl_init);
-	fs = dmarc_find(ps, msg, from, &found, &pc);
+	fs = dmarc_from_domain(msg->data, msg->len, from, sizeof(from));
+	if (fs == DMARC_FROM_OK)
+		found = dmarc_discover(&ps->dns, from, &pc);
 	if (fs != DMARC_FROM_OK) {
 		static const char *why[] = { "", "no From address (RFC 7489 6.6.1)",
 		    "several From fields (RFC 7489 6.6.1)",

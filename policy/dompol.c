@@ -26,13 +26,11 @@ static int	 dompol_match(const char *list, const struct sockaddr *client,
 static void	 dompol_note(struct pol_session *, int stage);
 static void	 dompol_split(struct pol_session *);
 static void	 dompol_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 dompol_blocks(const struct pol_session *, enum pol_stage);
 
 const struct pol_check dompol_check = {
 	.name = "domain",
 	.stages = 1u << POL_RCPT | 1u << POL_DATA,
 	.run = dompol_run,
-	.blocks = dompol_blocks,
 };
 
 const struct conf_domain *
@@ -125,6 +123,13 @@ dompol_greylist(const struct conf *c, const struct conf_domain *d)
 	return d ? d->greylist_enabled : c->greylist_enabled;
 }
 
+const struct conf_domain *
+dompol_of_stage(const struct pol_session *ps, int stage)
+{
+	return stage == POL_RCPT ? dompol_find(ps->conf, ps->rcpt) :
+	    stage == POL_DATA ? ps->dom : NULL;
+}
+
 /* Does an entry of list (clients when client is set, else senders)
  * match? 1 with it in entry, or 0. */
 static int
@@ -189,8 +194,7 @@ dompol_describe(const struct conf *c, const struct conf_domain *d, char *buf,
 void
 dompol_stage(struct pol_session *ps, int stage, int split)
 {
-	ps->dom_stage = stage == POL_RCPT ? dompol_find(ps->conf, ps->rcpt) :
-	    stage == POL_DATA ? ps->dom : NULL;
+	ps->dom_stage = dompol_of_stage(ps, stage);
 	if (!split || ps->hard.set || (stage != POL_RCPT && stage != POL_DATA))
 		return;
 	if (stage == POL_RCPT && ps->nrcpts > 0 &&
@@ -250,14 +254,6 @@ dompol_note(struct pol_session *ps, int stage)
 	dompol_describe(ps->conf, ps->dom_stage, how, sizeof(how));
 	if ((r = pol_result_add(ps, "domain", "policy", 0, NULL, "%s: %s", name, how)) != NULL)
 		r->stage = stage;
-}
-
-static int
-dompol_blocks(const struct pol_session *ps, enum pol_stage stage)
-{
-	(void)ps;
-	(void)stage;
-	return 0;	/* the lists are in the conf */
 }
 
 /* The domain's lists for the recipient under test (RCPT) or the

@@ -76,6 +76,9 @@ enum dompol_hit dompol_lists(const struct conf_domain *, const struct sockaddr *
 void	 dompol_describe(const struct conf *, const struct conf_domain *,
 	    char *buf, size_t sz);
 
+/* The policy that decides stage: the recipient's at RCPT, the
+ * transaction's at DATA, none (the global one) before. */
+const struct conf_domain *dompol_of_stage(const struct pol_session *, int stage);
 /* Called by pol_run() before a stage's checks (after the relay guard):
  * notes the stage's policy in the session, splits a RCPT whose policy
  * differs from the transaction's (452 4.5.3), and records which domain

@@ -18,10 +18,13 @@
 #include <time.h>
 
 /* Recipients of this transaction whose greylisting waits for DKIM at the
- * end of DATA (ps->priv of grey_check; bounded by proxy.max_recipients). */
+ * end of DATA (ps->priv of grey_check; bounded by proxy.max_recipients),
+ * and whether the RCPT stage under way decided that its recipient waits
+ * too (added by grey_commit, once the stage is kept). */
 struct grey_tx {
 	char	**rcpts;
 	int	  n;
+	int	  wait;
 };
 
 #define GREY_NET_MAX	64
@@ -38,9 +41,8 @@ static void	 grey_cache_check(void);
 static void	 grey_remember(const char *, const char *, const char *, time_t,
 		    const struct grey_params *);
 static int	 grey_step_row(struct db_grey_row *, time_t, struct grey_params *, int *);
-static int	 grey_blocks(const struct pol_session *, enum pol_stage);
-static int	 grey_data_blocks(const struct pol_session *, enum pol_stage);
 static void	 grey_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static void	 grey_commit(struct pol_session *, enum pol_stage);
 static int	 grey_enabled(const struct conf *);
 static void	 grey_tx_reset(struct pol_session *);
 static struct grey_tx *grey_tx(struct pol_session *, int create);
@@ -62,9 +64,9 @@ const struct pol_check grey_check = {
 	.stages = 1u << POL_RCPT,
 	.enabled = grey_enabled,
 	.run = grey_run,
+	.commit = grey_commit,
 	.tx_reset = grey_tx_reset,
 	.free = grey_tx_reset,
-	.blocks = grey_blocks,
 };
 
 const struct pol_check grey_data_check = {
@@ -72,7 +74,6 @@ const struct pol_check grey_data_check = {
 	.stages = 1u << POL_DATA,
 	.enabled = grey_enabled,
 	.run = grey_data_run,
-	.blocks = grey_data_blocks,
 };
 
 int
@@ -423,8 +424,12 @@ grey_deferred(struct pol_session *ps, const char *net, const char *sender,
 
 /* One triplet through greylisting, with the result recorded: GREY_*,
  * GREY_AUTO for an auto-allowlisted network, or -1 on a database error
- * (answered 451 here). p->wait says how long a deferred client waits. */
+ * (answered 451 here). p->wait says how long a deferred client waits.
+ * In a speculative run only greyc answers: what needs the database --
+ * a read, or the state machine's write -- is GREY_MISSED (pol_spec_miss),
+ * and the stage is done again on a worker. */
 #define GREY_AUTO	100
+#define GREY_MISSED	(-2)
 static int
 grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
     struct grey_params *p)
@@ -436,18 +441,22 @@ grey_triplet(struct pol_session *ps, const char *rcpt_addr, time_t now,
 	if (grey_keys(ps, rcpt_addr, net, sender, rcpt) == -1)
 		return GREY_PASS_KNOWN;
 	if (c->greylist_auto_allow > 0) {
-		a = grey_auto(c, net, now, 0);
+		a = grey_auto(c, net, now, pol_speculative(ps));
 		if (a == 1) {
 			pol_result_add(ps, "grey", "auto", 0, NULL, "%s auto-allowlisted", net);
 			return GREY_AUTO;
 		}
 		if (a == -1)
 			goto dberr;
+		if (a == -2)
+			goto missed;
 	}
-	if ((a = grey_known(net, sender, rcpt, now, p, 0)) == -1)
+	if ((a = grey_known(net, sender, rcpt, now, p, pol_speculative(ps))) == -1)
 		goto dberr;
 	if (a == 1)
 		a = GREY_PASS_KNOWN;
+	else if (pol_speculative(ps))
+		goto missed;
 	else if ((a = grey_update(ps, net, sender, rcpt, now, p)) == -1)
 		goto dberr;
 	if (a == GREY_NEW || a == GREY_EARLY)
@@ -462,39 +471,9 @@ dberr:
 	pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
 	    "Temporary local problem, please try again later");
 	return -1;
-}
-
-/* Blocks unless grey_run decides without the database: nothing to
- * greylist, or greyc alone knows the network is auto-allowlisted or the
- * triplet passed lately (grey_triplet then asks greyc first). */
-static int
-grey_blocks(const struct pol_session *ps, enum pol_stage stage)
-{
-	const struct conf *c = ps->conf;
-	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
-	    c->greylist_expire, 0, 0, 0, 0 };
-	char net[GREY_NET_MAX], sender[GREY_ADDR_MAX], rcpt[GREY_ADDR_MAX], why[128];
-	time_t now;
-	int a;
-
-	(void)stage;
-	if (ps->rcpt == NULL || ps->mail_from == NULL || grey_skip(ps, why, sizeof(why)) ||
-	    grey_waits_for_dkim(ps) || grey_keys(ps, ps->rcpt, net, sender, rcpt) == -1)
-		return 0;
-	now = time_wall();
-	if (c->greylist_auto_allow > 0 && (a = grey_auto(c, net, now, 1)) != 0)
-		return a != 1;
-	return grey_known(net, sender, rcpt, now, &p, 1) != 1;
-}
-
-/* DATA reads the database only for recipients that waited for DKIM. */
-static int
-grey_data_blocks(const struct pol_session *ps, enum pol_stage stage)
-{
-	const struct grey_tx *t = ps->priv[pol_check_slot(&grey_check)];
-
-	(void)stage;
-	return t != NULL && t->n > 0;
+missed:
+	pol_spec_miss(ps);
+	return GREY_MISSED;
 }
 
 static void
@@ -510,10 +489,13 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	const struct conf *c = ps->conf;
 	struct grey_params p = { c->greylist_delay, c->greylist_retry_window,
 	    c->greylist_expire, 0, 0, 0, 0 };
+	struct grey_tx *t = grey_tx(ps, 0);
 	char why[128];
 	int a;
 
 	(void)stage; (void)m;
+	if (t != NULL)
+		t->wait = 0;	/* what an undone run decided */
 	if (ps->rcpt == NULL || ps->mail_from == NULL)
 		return;
 	if (grey_skip(ps, why, sizeof(why))) {
@@ -522,15 +504,27 @@ grey_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 	}
 	/* A skip domain may still prove itself with DKIM: decide at DATA. */
 	if (grey_waits_for_dkim(ps)) {
-		struct grey_tx *t = grey_tx(ps, 1);
-		t->rcpts = xrealloc(t->rcpts, sizeof(char *) * (size_t)(t->n + 1));
-		t->rcpts[t->n++] = xstrdup(ps->rcpt);
+		grey_tx(ps, 1)->wait = 1;
 		pol_result_add(ps, "grey", "deferred", 0, NULL, "decided at DATA (DKIM)");
 		return;
 	}
 	a = grey_triplet(ps, ps->rcpt, time_wall(), &p);
 	if (a == GREY_NEW || a == GREY_EARLY)
 		grey_defer(ps, &p);
+}
+
+/* The recipient whose greylisting waits for DKIM joins the list. */
+static void
+grey_commit(struct pol_session *ps, enum pol_stage stage)
+{
+	struct grey_tx *t = grey_tx(ps, 0);
+
+	(void)stage;
+	if (t == NULL || !t->wait)
+		return;
+	t->rcpts = xrealloc(t->rcpts, sizeof(char *) * (size_t)(t->n + 1));
+	t->rcpts[t->n++] = xstrdup(ps->rcpt);
+	t->wait = 0;
 }
 
 /* Is the envelope sender from a skip domain that may still prove itself
@@ -617,7 +611,7 @@ grey_data_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		if (!grey_accepted(ps, t->rcpts[i]))
 			continue;
 		int a = grey_triplet(ps, t->rcpts[i], now, &p);
-		if (a == -1)
+		if (a < 0)
 			return;
 		defer |= a == GREY_NEW || a == GREY_EARLY;
 	}

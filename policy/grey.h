@@ -24,10 +24,11 @@
  * time is time_wall(), so tests move the clock with POSTERN_CLOCK_FILE.
  * What the database said about passed triplets and auto-allowlisted
  * networks is kept in memory too (policy/greyc.h): a recipient decided by
- * that alone needs no SQLite read, and grey_check.blocks lets its RCPT
- * stage run on the I/O loop.
- * Thread: a worker, on its own session; or the session's I/O loop when
- * blocks said the stage cannot block.
+ * that alone needs no SQLite read, so its stage may run on the I/O loop.
+ * Thread: a worker, on its own session; or the session's I/O loop in a
+ * speculative run (policy/policy.c, pol_run_here), where a recipient that
+ * needs the database sends the stage to a worker, and one that waits for
+ * DKIM is kept only once the stage is (grey_check.commit).
  */
 #ifndef POSTERN_GREY_H
 #define POSTERN_GREY_H

@@ -2,7 +2,7 @@
  * greyc.h -- greylisting answers the database gave, kept in memory, so a
  * recipient whose triplet passed before (or whose network is
  * auto-allowlisted) is decided without SQLite and without a worker
- * (grey_check.blocks in policy/grey.c).
+ * (grey_triplet in policy/grey.c, in a speculative run).
  *
  * The database stays the truth: it survives restarts, and every change of
  * state still goes through db_grey_update() and the writer. What is kept

@@ -15,6 +15,14 @@
  * score sum against policy.reject_score, quarantine_score, tag_score.
  * While the database cannot take writes (db_ok() == 0) new transactions
  * get 451 4.3.0 at MAIL, so no verdict goes unrecorded for long.
+ *
+ * Where a stage runs (docs/policy.md, "Which stages need a worker"):
+ * pol_stage_needed() asks the checks' .blocks hooks for reasons other
+ * than DNS; without one the proxy calls pol_run_here(), which runs the
+ * stage speculatively on its I/O loop -- DNS from the cache only, log
+ * lines and DNS statistics held back, the checks' side effects left to
+ * their .commit -- and keeps it, or undoes it (struct pol_snap) when
+ * something was missing, for the proxy to run it again on a worker.
  */
 #include "db/db.h"
 #include "lib/buf.h"
@@ -39,6 +47,7 @@
 #include "rules/mime.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,10 +55,19 @@
 #include <strings.h>
 #include <stddef.h>
 
+struct pol_snap;
+
 static void	 pol_decide(struct pol_session *, enum pol_stage, const struct pol_msg *,
-		    struct pol_decision *, int here);
-static void	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
-		    struct pol_decision *, int here);
+		    struct pol_decision *);
+static int	 pol_run_stage(struct pol_session *, enum pol_stage, const struct pol_msg *,
+		    struct pol_decision *, unsigned *ran);
+static int	 pol_check_on(const struct pol_session *, const struct pol_check *,
+		    enum pol_stage);
+static int	 pol_missed(const struct pol_session *);
+static void	 pol_stage_done(struct pol_session *, enum pol_stage);
+static void	 pol_snap_take(const struct pol_session *, struct pol_snap *);
+static void	 pol_snap_end(struct pol_session *, struct pol_snap *, int keep);
+static void	 pol_results_cut(struct pol_session *, int n);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
 static void	 pol_found_drop(struct pol_session *);
 static char	*pol_authres_header(const struct pol_session *, const char *tail);
@@ -62,9 +80,7 @@ static void	 pol_msg_fields(struct pol_session *, const struct pol_msg *);
 static char	*pol_field_value(const char *h, const char *end, size_t namelen);
 static int	 pol_check_conf(const struct conf *);
 static int	 pol_auth_temperror(const struct pol_session *);
-static int	 pol_stage_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 pol_relay_guard(struct pol_session *);
-static int	 pol_check_on(const struct pol_session *, const struct pol_check *);
 
 /* RFC 5322 2.1.1: a header line is at most 998 characters; a field kept
  * for the verdict log is cut there (after unfolding). */
@@ -74,6 +90,20 @@ static int	 pol_check_on(const struct pol_session *, const struct pol_check *);
  * section (authres_skips, pol_msg_fields), but a message that is nearly
  * all header must not stall every other session of the loop. */
 #define POL_INLINE_MSG_MAX	(256 * 1024)
+
+/* What pol_run_here() puts back when it undoes a stage: everything a
+ * check's run adds to or changes in the session. The rest -- the
+ * checks' private state, the parsed message, the header fields -- a run
+ * of the same stage overwrites with the same values. */
+struct pol_snap {
+	int		 nresults;
+	double		 score;
+	unsigned	 allow;
+	struct dns_budget dns;
+	char		*client_name;
+	/* struct pol_found up to its signatures (ndkim says how many count) */
+	unsigned char	 found[offsetof(struct pol_found, dkim)];
+};
 
 /* The checks, in the order they run within a stage. Each module adds its
  * entry here. access first: an allowlisted client skips the others; grey
@@ -326,7 +356,6 @@ pol_tx_reset(struct pol_session *ps)
 	free(ps->from_hdr); ps->from_hdr = NULL;
 	mime_free(ps->mime); ps->mime = NULL;
 	ps->allow &= ~(POL_ALLOW_TX | POL_ALLOW_RCPT);
-	ps->probe_inline = 0;
 	pol_found_drop(ps);
 	pol_results_drop(ps, 1);
 }
@@ -339,6 +368,17 @@ pol_found_drop(struct pol_session *ps)
 
 	memset(&ps->found, 0, sizeof(ps->found));
 	ps->found.dnswl = dnswl;
+}
+
+/* Drop the results from the nth on (their score is the caller's). */
+static void
+pol_results_cut(struct pol_session *ps, int n)
+{
+	for (int i = n; i < ps->nresults; i++) {
+		free(ps->results[i].reason);
+		free(ps->results[i].authres);
+	}
+	ps->nresults = n;
 }
 
 /* Drop transaction results; with keep_session, CONNECT/HELO ones stay. */
@@ -440,35 +480,125 @@ void
 pol_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
-	pol_run_stage(ps, stage, msg, d, 0);
+	(void)pol_run_stage(ps, stage, msg, d, NULL);
+	pol_stage_done(ps, stage);
 }
 
 int
 pol_run_here(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
     struct pol_decision *d)
 {
-	pol_run_stage(ps, stage, msg, d, 1);
-	return ps->quar_pending;
+	struct pol_snap snap;
+	unsigned ran = 0;
+	int kept;
+
+	pol_snap_take(ps, &snap);
+	ps->spec = 1;
+	ps->spec_missed = 0;
+	dns_spec_begin();
+	log_hold();
+	kept = pol_run_stage(ps, stage, msg, d, &ran) == 0;
+	ps->spec = 0;
+	dns_spec_end(kept);
+	log_release(kept);
+	pol_snap_end(ps, &snap, kept);
+	if (!kept) {
+		pol_decision_clear(d);
+		return -1;
+	}
+	for (size_t i = 0; checks[i] != NULL; i++)
+		if ((ran & 1u << i) && checks[i]->commit != NULL)
+			checks[i]->commit(ps, stage);
+	pol_stage_done(ps, stage);
+	return 0;
+}
+
+int
+pol_speculative(const struct pol_session *ps)
+{
+	return ps->spec;
 }
 
 void
-pol_finish(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
-    struct pol_decision *d)
+pol_spec_miss(struct pol_session *ps)
 {
-	(void)stage;
-	if (!ps->quar_pending)
-		return;
-	ps->quar_pending = 0;
-	quar_store(ps, msg, d);
-	ps->verdict = d->verdict;
-	pol_reply_note(ps, d);
+	assert(ps->spec);
+	ps->spec_missed = 1;
 }
 
-/* here: on the proxy's loop (pol_run_here): leave the quarantine copy to
- * pol_finish. */
+/* Did the speculation under way meet something it would wait for? */
+static int
+pol_missed(const struct pol_session *ps)
+{
+	return ps->spec && (ps->spec_missed || dns_spec_missed());
+}
+
 static void
+pol_snap_take(const struct pol_session *ps, struct pol_snap *s)
+{
+	s->nresults = ps->nresults;
+	s->score = ps->score;
+	s->allow = ps->allow;
+	s->dns = ps->dns;
+	s->client_name = xstrdup(ps->client_name);
+	memcpy(s->found, &ps->found, sizeof(s->found));
+}
+
+/* The snapshot goes; unless the run is kept, the session is first put
+ * back as it was (the score as saved: summing again could round
+ * otherwise). */
+static void
+pol_snap_end(struct pol_session *ps, struct pol_snap *s, int keep)
+{
+	if (!keep) {
+		pol_results_cut(ps, s->nresults);
+		ps->score = s->score;
+		ps->allow = s->allow;
+		ps->dns = s->dns;
+		memcpy(&ps->found, s->found, sizeof(s->found));
+		free(ps->client_name);
+		ps->client_name = s->client_name;
+		s->client_name = NULL;
+	}
+	free(s->client_name);
+}
+
+/* The stage's own side effects, once it is kept: the session counted
+ * (CONNECT), quarantine housekeeping (MAIL). */
+static void
+pol_stage_done(struct pol_session *ps, enum pol_stage stage)
+{
+	if (stage == POL_CONNECT && !ps->dry_run)
+		db_stat_add("session", time_wall(), 1);
+	if (stage == POL_MAIL && !ps->dry_run)
+		quar_tick(ps->conf);
+}
+
+/* Does this check run at this stage (registered, enabled -- greylisting
+ * by the stage's domain policy, dompol.h -- and not left out
+ * by --only)? */
+static int
+pol_check_on(const struct pol_session *ps, const struct pol_check *ck,
+    enum pol_stage stage)
+{
+	int on;
+
+	if (!(ck->stages & (1u << stage)))
+		return 0;
+	if (ck == &grey_check || ck == &grey_data_check)
+		on = dompol_greylist(ps->conf, dompol_of_stage(ps, stage));
+	else
+		on = ck->enabled == NULL || ck->enabled(ps->conf);
+	return on && pol_only_allows(ck->name);
+}
+
+/* The checks of the stage, then the decision. On a worker (ran NULL)
+ * each check's side effects follow its run; in a speculation they are
+ * left to pol_run_here (the checks that ran, in *ran), and the stage
+ * stops at the first check that would have waited: -1. Else 0. */
+static int
 pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
-    struct pol_decision *d, int here)
+    struct pol_decision *d, unsigned *ran)
 {
 	/* RFC 8601 5: nobody else may speak for our authserv-id. Set before
 	 * the checks, so whatever keeps a copy at DATA can leave them out. */
@@ -476,12 +606,8 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 		d->nskip = authres_skips(msg->data, msg->len, ps->conf->hostname,
 		    &d->skip);
 	memset(&ps->hard, 0, sizeof(ps->hard));
-	if (stage == POL_CONNECT && !ps->dry_run)
-		db_stat_add("session", time_wall(), 1);
 	if (stage == POL_DATA && msg != NULL)
 		pol_msg_fields(ps, msg);
-	if (stage == POL_MAIL && !ps->dry_run)
-		quar_tick(ps->conf);
 	if (stage == POL_MAIL && !db_ok() && !pol_allowed(ps, stage)) {
 		log_err("%s: database not writable; answering 451 to MAIL", ps->sid);
 		pol_hard_set(ps, POL_TEMPFAIL, 451, "4.3.0", 0,
@@ -490,26 +616,27 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 	if (stage == POL_RCPT)
 		pol_relay_guard(ps);
 	dompol_stage(ps, stage, 1);
-	/* Only the run that follows the round which sent it inline may use
-	 * what that round's probes kept; one use at most. */
-	ps->reuse_round = here && ps->probe_inline && ps->probe_stage == (int)stage ?
-	    ps->probe_round : 0;
-	ps->probe_inline = 0;
 	for (size_t i = 0; checks[i] != NULL && !ps->hard.set; i++) {
 		const struct pol_check *ck = checks[i];
-		if (!(ck->stages & (1u << stage)) || pol_allowed(ps, stage))
-			continue;
-		if (!pol_check_on(ps, ck) || !pol_only_allows(ck->name))
+		if (pol_allowed(ps, stage) || !pol_check_on(ps, ck, stage))
 			continue;
 		int before = ps->nresults;
 		ck->run(ps, stage, msg);
 		for (int j = before; j < ps->nresults; j++)
 			ps->results[j].stage = stage;
+		if (pol_missed(ps))
+			return -1;
+		if (ran != NULL)
+			*ran |= 1u << i;
+		else if (ck->commit != NULL)
+			ck->commit(ps, stage);
 	}
-	ps->reuse_round = 0;
-	pol_decide(ps, stage, msg, d, here);
+	pol_decide(ps, stage, msg, d);
+	if (pol_missed(ps))
+		return -1;
 	ps->verdict = d->verdict;
 	pol_reply_note(ps, d);
+	return 0;
 }
 
 /* A recipient outside proxy.relay_domains / relay_recipients: refused
@@ -533,28 +660,16 @@ pol_relay_guard(struct pol_session *ps)
 	ps->hard.binding = 1;
 }
 
-/* Is the check switched on? Its own key, but greylisting follows the
- * stage's domain policy (dompol.h). */
-static int
-pol_check_on(const struct pol_session *ps, const struct pol_check *ck)
-{
-	if (ck == &grey_check || ck == &grey_data_check)
-		return dompol_greylist(ps->conf, ps->dom_stage);
-	return ck->enabled == NULL || ck->enabled(ps->conf);
-}
-
-/* Does a check of this stage need a worker? (pol_stage_needed, which
- * numbers the round and remembers the answer.) */
-static int
-pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
+int
+pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
     const struct pol_msg *msg)
 {
 	struct dompol_limits lim;
 
-	dompol_stage(ps, stage, 0);
-	dompol_limits(ps->conf, ps->dom_stage, &lim);
+	dompol_limits(ps->conf, dompol_of_stage(ps, stage), &lim);
 	/* Work pol_run() does around the checks: quar_tick may expire
-	 * quarantined files, pol_decide stores a quarantined message. */
+	 * quarantined files; a score at quarantine_score already means a
+	 * copy to store. */
 	if (stage == POL_MAIL && quar_tick_due())
 		return 1;
 	if (stage == POL_DATA && (msg == NULL || msg->len > POL_INLINE_MSG_MAX ||
@@ -562,46 +677,11 @@ pol_stage_probe(struct pol_session *ps, enum pol_stage stage,
 		return 1;
 	if (pol_allowed(ps, stage))
 		return 0;
-	for (size_t i = 0; checks[i] != NULL; i++) {
-		const struct pol_check *ck = checks[i];
-		if (!(ck->stages & (1u << stage)) || !pol_check_on(ps, ck) ||
-		    !pol_only_allows(ck->name))
-			continue;
-		if (ck->probe != NULL ? ck->probe(ps, stage, msg) :
-		    ck->blocks_msg != NULL ? ck->blocks_msg(ps, stage, msg) :
-		    ck->blocks == NULL || ck->blocks(ps, stage))
+	for (size_t i = 0; checks[i] != NULL; i++)
+		if (checks[i]->blocks != NULL && pol_check_on(ps, checks[i], stage) &&
+		    checks[i]->blocks(ps, stage, msg))
 			return 1;
-	}
 	return 0;
-}
-
-int
-pol_stage_needed(struct pol_session *ps, enum pol_stage stage,
-    const struct pol_msg *msg)
-{
-	int needed;
-
-	/* A new round: whatever an earlier one left behind can no longer
-	 * match (pol_probe_reusable). */
-	if (++ps->probe_round == 0)
-		ps->probe_round = 1;
-	ps->probe_stage = stage;
-	ps->probe_inline = 0;
-	needed = pol_stage_probe(ps, stage, msg);
-	ps->probe_inline = !needed;
-	return needed;
-}
-
-unsigned
-pol_probe_round(const struct pol_session *ps)
-{
-	return ps->probe_round;
-}
-
-int
-pol_probe_reusable(const struct pol_session *ps, unsigned round)
-{
-	return round != 0 && ps->reuse_round == round;
 }
 
 /* One header field's unfolded value, cut to POL_FIELD_MAX; h points at
@@ -699,7 +779,7 @@ pol_auth_temperror(const struct pol_session *ps)
 
 static void
 pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg,
-    struct pol_decision *d, int here)
+    struct pol_decision *d)
 {
 	const struct conf *c = ps->conf;
 	struct dompol_limits lim;
@@ -742,11 +822,12 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 		d->verdict = POL_ACCEPT;
 	}
 	/* Committed before the 250, or turned into a 4xx (quar_store also
-	 * refuses with 550 when quarantine.enabled = no). */
+	 * refuses with 550 when quarantine.enabled = no). Storing waits on
+	 * the disk: on the I/O loop the stage goes to a worker instead. */
 	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL &&
 	    !ps->dry_run) {
-		if (here)
-			ps->quar_pending = 1;
+		if (ps->spec)
+			pol_spec_miss(ps);
 		else
 			quar_store(ps, msg, d);
 	} else if (d->verdict == POL_QUARANTINE && !c->quarantine_enabled) {

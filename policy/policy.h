@@ -102,28 +102,21 @@ void	 pol_tx_reset(struct pol_session *);
 void	 pol_run(struct pol_session *, enum pol_stage, const struct pol_msg *,
 	    struct pol_decision *);
 void	 pol_decision_clear(struct pol_decision *);
-/* pol_run() on the proxy's loop, for a stage pol_stage_needed() said
- * cannot block -- except the one step no check can foresee: storing the
- * copy of a message whose verdict turned out quarantine (files, fsync).
- * Returns 1 when that step is left: pol_finish() must then run, on a
- * worker, before the decision is used; else 0 and the decision is final. */
+/* pol_run() on the proxy's loop, for a stage pol_stage_needed() let
+ * through, speculatively: DNS answers from the cache only, nothing done
+ * that waits (no database read, no quarantine copy stored). 0 when the
+ * stage ran and is kept -- the decision is final, as pol_run() would
+ * have made it; -1 when it needed more: the session is put back as it
+ * was, the decision cleared, and pol_run() of the same stage must follow
+ * on a worker. Logs and statistics count only the run that is kept. */
 int	 pol_run_here(struct pol_session *, enum pol_stage, const struct pol_msg *,
 	    struct pol_decision *);
-/* What pol_run_here() left (blocking; on a worker thread). */
-void	 pol_finish(struct pol_session *, enum pol_stage, const struct pol_msg *,
-	    struct pol_decision *);
-/* Must pol_run() for this stage go to a worker? 1 when some check it
- * would run may block (DNS, SQLite, files, libopendkim, content
- * regex); 0 when the whole run is a few microseconds of CPU on data the
- * session already holds, so the proxy may call pol_run() on its loop
- * thread and save the round trip to a worker -- the same code runs, so
- * results and records are identical. msg only for POL_DATA. Non-blocking;
- * called by the proxy between jobs, right before pol_run() or
- * pol_run_here() of the same stage and message: the checks' probes may
- * leave findings in the session that pol_run_here() then uses instead of
- * computing them again (never pol_run(): on a worker, every check
- * evaluates afresh). */
-int	 pol_stage_needed(struct pol_session *, enum pol_stage,
+/* Must pol_run() for this stage go to a worker whatever the DNS cache
+ * holds? 1 when a check it would run reads the database or files, or
+ * has CPU work too long for the I/O loop (a check's .blocks); 0 when
+ * pol_run_here() may try. msg only for POL_DATA. Non-blocking; called
+ * by the proxy between jobs. */
+int	 pol_stage_needed(const struct pol_session *, enum pol_stage,
 	    const struct pol_msg *);
 
 /* How a transaction ended: who had the last word, and what it was. The

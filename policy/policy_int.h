@@ -58,12 +58,14 @@ struct pol_found {
 	unsigned	 dnswl;		/* 1u << stage: a DNS allow list listed the
 					   client, HELO name or sender domain */
 	struct spf_found spf;		/* MAIL FROM, or HELO for <> */
-	struct dkim_found dkim[DKIM_MAX_SIGS];	/* each signature verified */
 	int		 ndkim;
 	/* the last result the dkim check reported: its last signature's,
 	 * none, or temperror when the verifier failed; NONE before */
 	enum authres_result dkim_last;
 	enum authres_result dmarc;	/* NONE until it ran */
+	/* each signature verified, ndkim of them: last, so that a copy of
+	 * what comes before it is a copy of the findings (pol_run_here) */
+	struct dkim_found dkim[DKIM_MAX_SIGS];
 };
 
 struct pol_session {
@@ -105,18 +107,11 @@ struct pol_session {
 	 * the stage under way (RCPT: the recipient's; DATA: the
 	 * transaction's; before: NULL). Point into conf. */
 	const struct conf_domain *dom, *dom_stage;
-	/* pol_run_here: the quarantine copy is still to be stored. */
-	int		 quar_pending;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];
-	/* Probe rounds (pol_stage_needed), numbered from 1: what a .probe
-	 * keeps for its run is tagged with the round (pol_probe_round). */
-	unsigned	 probe_round;
-	int		 probe_stage;	/* the stage the last round was about */
-	int		 probe_inline;	/* it said the stage cannot block */
-	/* While pol_run_here() runs the stage that round sent inline: the
-	 * round; else 0 (pol_probe_reusable). */
-	unsigned	 reuse_round;
+	/* pol_run_here: the stage runs speculatively (pol_speculative), and
+	 * a check found it would have to wait (pol_spec_miss). */
+	int		 spec, spec_missed;
 };
 
 /* Allowlisting (policy/access.c) and how long it lasts. */
@@ -131,34 +126,28 @@ struct pol_check {
 	void		(*run)(struct pol_session *, enum pol_stage, const struct pol_msg *);
 	void		(*tx_reset)(struct pol_session *);	/* may be NULL */
 	void		(*free)(struct pol_session *);		/* may be NULL */
-	/* May run() block at this stage of this session (see
-	 * pol_stage_needed)? NULL: it always may. */
-	int		(*blocks)(const struct pol_session *, enum pol_stage);
-	/* The same for a check that must see the message to tell (DATA;
-	 * msg is NULL before): used instead of blocks when set. */
-	int		(*blocks_msg)(const struct pol_session *, enum pol_stage,
+	/* Must this stage go to a worker for a reason other than DNS (a
+	 * database read, files, CPU work too long for the I/O loop)? msg
+	 * only at DATA, else NULL. NULL: never (pol_stage_needed). */
+	int		(*blocks)(const struct pol_session *, enum pol_stage,
 			    const struct pol_msg *);
-	/* blocks_msg for a check whose probe computes most of what run()
-	 * would (the whole evaluation from cached DNS answers): it may keep
-	 * that in ps->priv, tagged with pol_probe_round(), and run() uses it
-	 * instead of evaluating again only when pol_probe_reusable() says
-	 * the run follows that very probe inline; otherwise run() drops it
-	 * and evaluates afresh. Used instead of blocks/blocks_msg when set. */
-	int		(*probe)(struct pol_session *, enum pol_stage,
-			    const struct pol_msg *);
+	/* The side effects of what run() decided (a counter, a recipient
+	 * kept for later): right after run() on a worker, after the whole
+	 * stage when a speculative run is kept, never when it is undone.
+	 * run() does none itself (pol_speculative). May be NULL. */
+	void		(*commit)(struct pol_session *, enum pol_stage);
 };
 
 /* The check's index in the table, for ps->priv[]. */
 int	 pol_check_slot(const struct pol_check *);
-/* The probe round under way (in a .probe), for tagging what it keeps. */
-unsigned pol_probe_round(const struct pol_session *);
-/* In a run(): 1 when this stage runs inline (pol_run_here) right after
- * probe round `round` found that no check would block -- nothing else
- * ran in between, so what that round's probe computed from the DNS cache
- * is what the run would compute (the caller still checks that the
- * inputs and its DNS budget are what the probe saw). 0 on a worker, for
- * any other round, and outside a run. */
-int	 pol_probe_reusable(const struct pol_session *, unsigned round);
+/* In a run(): 1 when the stage runs speculatively on the proxy's I/O
+ * loop (pol_run_here): DNS answers come from the cache only
+ * (dns_spec_begin), and what needs waiting otherwise -- a database read
+ * -- must not be done but reported with pol_spec_miss(). The stage is
+ * then undone and run again on a worker, so run() changes nothing
+ * outside the session (its .commit does). 0 on a worker. */
+int	 pol_speculative(const struct pol_session *);
+void	 pol_spec_miss(struct pol_session *);
 /* `postern check --only a,b`: run only these checks (NULL: all). */
 void	 pol_only_set(const char *csv);
 /* Is name a check's name (what --only takes)? 1 or 0. */

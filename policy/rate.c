@@ -32,14 +32,15 @@ static struct rate_ent *rate_find(const char *, int, uint64_t);
 static void	 rate_sweep(uint64_t);
 static void	 rate_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rate_enabled(const struct conf *);
-static int	 rate_blocks(const struct pol_session *, enum pol_stage);
+static void	 rate_commit(struct pol_session *, enum pol_stage);
+static int	 rate_limit(const struct conf *, enum pol_stage);
 
 const struct pol_check rate_check = {
 	.name = "rate",
 	.stages = 1u << POL_CONNECT | 1u << POL_MAIL,
 	.enabled = rate_enabled,
-	.blocks = rate_blocks,
 	.run = rate_run,
+	.commit = rate_commit,
 };
 
 static unsigned
@@ -121,6 +122,24 @@ rate_hit(const char *key, enum rate_kind kind, int limit, uint64_t now)
 	return over;
 }
 
+int
+rate_over(const char *key, enum rate_kind kind, int limit, uint64_t now)
+{
+	unsigned b = rate_hash(key, kind);
+	struct rate_ent *e;
+	int count = 0;
+
+	if (limit <= 0)
+		return 0;
+	pthread_mutex_lock(&rate_mtx);
+	for (e = rate_tab[b]; e; e = e->next)
+		if (e->kind == (int)kind && strcmp(e->key, key) == 0 &&
+		    now - e->start_ms < RATE_WINDOW_MS)
+			count = e->count;
+	pthread_mutex_unlock(&rate_mtx);
+	return count + 1 > limit;
+}
+
 void
 rate_reset(void)
 {
@@ -142,32 +161,41 @@ rate_enabled(const struct conf *c)
 	return c->rate_connections_per_minute > 0 || c->rate_messages_per_minute > 0;
 }
 
-/* Counters in memory under a short mutex: never blocks. */
+/* The limit of the kind this stage counts. */
 static int
-rate_blocks(const struct pol_session *ps, enum pol_stage stage)
+rate_limit(const struct conf *c, enum pol_stage stage)
 {
-	(void)ps;
-	(void)stage;
-	return 0;
+	return stage == POL_CONNECT ? c->rate_connections_per_minute :
+	    c->rate_messages_per_minute;
 }
 
+/* Decide only: the event is counted by rate_commit, so a speculative
+ * run that is undone does not count it twice. */
 static void
 rate_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
 	const struct conf *c = ps->conf;
 
 	(void)m;
-	if (stage == POL_CONNECT &&
-	    rate_hit(ps->client_ip, RATE_CONN, c->rate_connections_per_minute, time_mono_ms())) {
+	if (!rate_over(ps->client_ip, stage == POL_CONNECT ? RATE_CONN : RATE_MSG,
+	    rate_limit(c, stage), time_mono_ms()))
+		return;
+	if (stage == POL_CONNECT) {
 		pol_result_add(ps, "rate", "connections", 0, NULL,
 		    "over %d connections per minute", c->rate_connections_per_minute);
 		pol_hard_set(ps, POL_TEMPFAIL, 421, "4.7.0", 1,
 		    "Too many connections from %s, try again later", ps->client_ip);
-	} else if (stage == POL_MAIL &&
-	    rate_hit(ps->client_ip, RATE_MSG, c->rate_messages_per_minute, time_mono_ms())) {
+	} else {
 		pol_result_add(ps, "rate", "messages", 0, NULL,
 		    "over %d messages per minute", c->rate_messages_per_minute);
 		pol_hard_set(ps, POL_TEMPFAIL, 450, "4.7.1",
 		    0, "Too many messages from %s, try again later", ps->client_ip);
 	}
+}
+
+static void
+rate_commit(struct pol_session *ps, enum pol_stage stage)
+{
+	(void)rate_hit(ps->client_ip, stage == POL_CONNECT ? RATE_CONN : RATE_MSG,
+	    rate_limit(ps->conf, stage), time_mono_ms());
 }

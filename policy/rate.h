@@ -26,6 +26,9 @@ enum rate_kind { RATE_CONN = 0, RATE_MSG };
 /* Count one event for key; 1 when it exceeds limit in the current window,
  * else 0. limit <= 0 counts nothing and returns 0. */
 int	 rate_hit(const char *key, enum rate_kind, int limit, uint64_t now_ms);
+/* Would rate_hit() say 1? Counts nothing: the check decides with this
+ * and counts with rate_hit() in its .commit (policy/policy_int.h). */
+int	 rate_over(const char *key, enum rate_kind, int limit, uint64_t now_ms);
 /* Forget every window (tests, reload). */
 void	 rate_reset(void);
 

@@ -27,7 +27,7 @@ struct rbl_q {
 	int		 threaded;
 };
 
-/* The questions a stage asks: the same for rbl_blocks and rbl_run. */
+/* The questions a stage asks. */
 struct rbl_plan {
 	struct rbl_site	 sites[RBL_MAX_SITES];
 	struct rbl_q	 q[RBL_MAX_SITES];
@@ -36,21 +36,12 @@ struct rbl_plan {
 	char		 what[300];	/* "client 192.0.2.1", for the log */
 };
 
-/* What rbl_probe() planned, and the answers it took from the DNS cache
- * (the first nans questions), for the run that follows it inline
- * (pol_probe_reusable): each question with a copy of its site. In
- * ps->priv; the allocation stays for the session (a few KB at most, for
- * the largest plan seen), what it holds from a probe to that run. */
-struct rbl_stash {
-	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
-	enum pol_stage	 stage;
-	int		 nans;
-	int		 nq;
-	int		 cap;		/* questions the allocation holds */
-	const char	*check;
-	char		 what[300];
-	struct rbl_q	*q;		/* nq questions, then their sites, */
-	struct rbl_site	*sites;		/* in the same allocation */
+/* The zones that listed this stage's name: counted for the lists' health
+ * page (rblh_count_listed) by rbl_commit, once the stage is kept. In
+ * ps->priv. */
+struct rbl_listed {
+	int	 n;
+	char	*zone[RBL_MAX_SITES];
 };
 
 static int	 rbl_parse_octet(const char **, unsigned char set[32]);
@@ -66,15 +57,9 @@ static void	 rbl_plan_lists(const struct pol_session *, struct rbl_plan *, const
 static int	 rbl_plan(const struct pol_session *, enum pol_stage, struct rbl_plan *);
 static int	 rbl_budgeted(const struct pol_session *, int n);
 static void	 rbl_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 rbl_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static struct rbl_stash *rbl_stash(const struct pol_session *);
-static void	 rbl_stash_drop(struct pol_session *);
-static void	 rbl_take(struct pol_session *, struct rbl_stash *);
-static void	 rbl_judge_all(struct pol_session *, enum pol_stage, struct rbl_q *, int,
-		    const char *, const char *);
-static struct rbl_stash *rbl_stash_fill(struct pol_session *, const struct rbl_plan *,
-		    int nans);
-static void	 rbl_tx_reset(struct pol_session *);
+static void	 rbl_commit(struct pol_session *, enum pol_stage);
+static void	 rbl_listed_add(struct pol_session *, const char *zone);
+static void	 rbl_listed_drop(struct pol_session *);
 static void	 rbl_free(struct pol_session *);
 static int	 rbl_enabled(const struct conf *);
 static int	 rbl_domain_ok(const char *);
@@ -84,9 +69,8 @@ const struct pol_check rbl_check = {
 	.stages = 1u << POL_CONNECT | 1u << POL_HELO | 1u << POL_MAIL,
 	.enabled = rbl_enabled,
 	.run = rbl_run,
-	.tx_reset = rbl_tx_reset,
+	.commit = rbl_commit,
 	.free = rbl_free,
-	.probe = rbl_probe,
 };
 
 /* ------------------------------------------------------------- parsing */
@@ -317,8 +301,10 @@ rbl_q_thread(void *arg)
 
 /* Ask every question at once: what the cache answers right here, then of
  * the rest the first on this thread and the others on their own (a thread
- * per question costs more than a cached answer). The session's DNS budget
- * is charged up front; questions past it are not asked (ans stays NULL). */
+ * per question costs more than a cached answer) -- but all here in a
+ * speculation, where the cache answers or the stage is undone. The
+ * session's DNS budget is charged up front; questions past it are not
+ * asked (ans stays NULL). */
 static void
 rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 {
@@ -333,7 +319,7 @@ rbl_ask(struct pol_session *ps, struct rbl_q *q, int n)
 			continue;
 		if (first == -1)
 			first = i;	/* asked on this thread, below */
-		else
+		else if (!dns_spec_active())
 			q[i].threaded = pthread_create(&q[i].th, NULL, rbl_q_thread, &q[i]) == 0;
 	}
 	/* threaded entries are not read until joined */
@@ -379,7 +365,7 @@ rbl_judge(struct pol_session *ps, enum pol_stage stage, const struct rbl_q *q,
 		log_info("%s: %s: %s listed at %s (%s)", ps->sid, check, what, s->zone, code);
 		if (s->weight < 0)
 			ps->found.dnswl |= 1u << stage;
-		rblh_count_listed(s->zone, strcmp(check, "rhsbl") == 0);
+		rbl_listed_add(ps, s->zone);
 		pol_result_add(ps, s->weight < 0 ? "dnswl" : check, "listed", s->weight,
 		    NULL, "%s listed at %s", what, s->zone);
 		return;		/* a site's weight counts once */
@@ -473,155 +459,56 @@ rbl_plan(const struct pol_session *ps, enum pol_stage stage, struct rbl_plan *p)
 	return p->nq;
 }
 
-/* The stash a probe left, or NULL. */
-static struct rbl_stash *
-rbl_stash(const struct pol_session *ps)
-{
-	return ps->priv[pol_check_slot(&rbl_check)];
-}
-
-/* Free what the stash holds (the answers); it holds nothing after. */
-static void
-rbl_stash_drop(struct pol_session *ps)
-{
-	struct rbl_stash *k = rbl_stash(ps);
-
-	if (k == NULL)
-		return;
-	for (int i = 0; i < k->nans; i++)
-		dns_answer_free(k->q[i].ans);
-	k->nans = 0;
-	k->nq = 0;
-	k->round = 0;
-}
-
-/* Keep a plan's questions and the first nans answers (which move to the
- * stash), in the session's allocation, grown to fit (a whole plan is some
- * 30 KB: not that). */
-static struct rbl_stash *
-rbl_stash_fill(struct pol_session *ps, const struct rbl_plan *p, int nans)
-{
-	int slot = pol_check_slot(&rbl_check);
-	struct rbl_stash *k = ps->priv[slot];
-
-	if (k == NULL || k->cap < p->nq) {
-		free(k);
-		k = ps->priv[slot] = xmalloc(sizeof(*k) + (size_t)p->nq *
-		    (sizeof(struct rbl_q) + sizeof(struct rbl_site)));
-		k->cap = p->nq;
-	}
-	k->q = (struct rbl_q *)(k + 1);
-	k->sites = (struct rbl_site *)(k->q + k->cap);
-	k->round = 0;
-	k->nans = nans;
-	k->nq = p->nq;
-	k->check = p->check;
-	memcpy(k->what, p->what, sizeof(k->what));
-	for (int i = 0; i < p->nq; i++) {
-		k->q[i] = p->q[i];
-		k->sites[i] = *p->q[i].site;
-		k->q[i].site = &k->sites[i];
-	}
-	return k;
-}
-
-/* Blocks unless the cache holds the answer to every question the budget
- * lets this stage ask (the checks before rbl in the stage may spend some
- * of it, which only leaves fewer to ask). Then the plan and those answers
- * are kept for the run that follows inline (rbl_take). A probe counts
- * nothing in the DNS statistics and charges no budget. */
-static int
-rbl_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
-{
-	struct rbl_plan p;
-	struct rbl_stash *k;
-	int n, i, missed = 0;
-
-	(void)m;
-	rbl_stash_drop(ps);
-	n = rbl_budgeted(ps, rbl_plan(ps, stage, &p));
-	for (i = 0; i < n && !missed; i++)
-		p.q[i].ans = dns_query_nowait(p.q[i].name, DNS_T_A, NULL, &missed);
-	if (missed) {
-		while (i-- > 0)
-			dns_answer_free(p.q[i].ans);
-		return 1;
-	}
-	k = rbl_stash_fill(ps, &p, n);
-	k->round = pol_probe_round(ps);
-	k->stage = stage;
-	return 0;
-}
-
-/* May the run take the probe's plan and answers as its own? Only right
- * after that probe (pol_probe_reusable), for this stage, and when the
- * budget lets the run ask no more questions than the probe took answers
- * for (checks before rbl may have spent some since). */
-static int
-rbl_stash_fits(const struct pol_session *ps, const struct rbl_stash *k,
-    enum pol_stage stage)
-{
-	return k != NULL && pol_probe_reusable(ps, k->round) && k->stage == stage &&
-	    rbl_budgeted(ps, k->nq) <= k->nans;
-}
-
-/* The run with the probe's plan and answers: the questions the budget
- * allows are charged now, as rbl_ask would, and counted as the cache hits
- * they were; answers past the budget are dropped, not asked. */
-static void
-rbl_take(struct pol_session *ps, struct rbl_stash *k)
-{
-	int allowed = rbl_budgeted(ps, k->nq);
-
-	ps->dns.left -= allowed;
-	ps->dns.asked += allowed;
-	dns_stats_hits((unsigned long)allowed);
-	for (int i = allowed; i < k->nans; i++) {
-		dns_answer_free(k->q[i].ans);
-		k->q[i].ans = NULL;
-	}
-	k->nans = 0;		/* rbl_judge_all frees the rest */
-	rbl_judge_all(ps, k->stage, k->q, k->nq, k->check, k->what);
-}
-
-/* Each answer into a result, then freed. */
-static void
-rbl_judge_all(struct pol_session *ps, enum pol_stage stage, struct rbl_q *q, int nq,
-    const char *check, const char *what)
-{
-	for (int i = 0; i < nq; i++) {
-		rbl_judge(ps, stage, &q[i], check, what);
-		if (q[i].ans)
-			dns_answer_free(q[i].ans);
-		q[i].ans = NULL;
-	}
-}
-
+/* The stage's lists asked, each answer into a result. */
 static void
 rbl_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m)
 {
-	struct rbl_stash *k = rbl_stash(ps);
 	struct rbl_plan p;
 
 	(void)m;
-	if (stage == POL_CONNECT)
-		rblh_count_session();	/* once a session, whichever lists are used */
-	if (rbl_stash_fits(ps, k, stage)) {
-		rbl_take(ps, k);
-		rbl_stash_drop(ps);
-		return;
-	}
-	rbl_stash_drop(ps);
+	rbl_listed_drop(ps);	/* what an undone run found */
 	if (rbl_plan(ps, stage, &p) == 0)
 		return;
 	rbl_ask(ps, p.q, p.nq);
-	rbl_judge_all(ps, stage, p.q, p.nq, p.check, p.what);
+	for (int i = 0; i < p.nq; i++) {
+		rbl_judge(ps, stage, &p.q[i], p.check, p.what);
+		dns_answer_free(p.q[i].ans);
+	}
 }
 
 static void
-rbl_tx_reset(struct pol_session *ps)
+rbl_listed_add(struct pol_session *ps, const char *zone)
 {
-	rbl_stash_drop(ps);
+	int slot = pol_check_slot(&rbl_check);
+	struct rbl_listed *l = ps->priv[slot];
+
+	if (l == NULL)
+		l = ps->priv[slot] = xcalloc(1, sizeof(*l));
+	if (l->n < RBL_MAX_SITES)
+		l->zone[l->n++] = xstrdup(zone);
+}
+
+static void
+rbl_listed_drop(struct pol_session *ps)
+{
+	struct rbl_listed *l = ps->priv[pol_check_slot(&rbl_check)];
+
+	while (l != NULL && l->n > 0)
+		free(l->zone[--l->n]);
+}
+
+/* The lists' health counters: the session (once, at CONNECT, whichever
+ * lists are used) and each listing. */
+static void
+rbl_commit(struct pol_session *ps, enum pol_stage stage)
+{
+	struct rbl_listed *l = ps->priv[pol_check_slot(&rbl_check)];
+
+	if (stage == POL_CONNECT)
+		rblh_count_session();
+	for (int i = 0; l != NULL && i < l->n; i++)
+		rblh_count_listed(l->zone[i], stage != POL_CONNECT);
+	rbl_listed_drop(ps);
 }
 
 static void
@@ -629,7 +516,7 @@ rbl_free(struct pol_session *ps)
 {
 	int slot = pol_check_slot(&rbl_check);
 
-	rbl_stash_drop(ps);
+	rbl_listed_drop(ps);
 	free(ps->priv[slot]);
 	ps->priv[slot] = NULL;
 }

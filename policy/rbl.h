@@ -18,9 +18,10 @@
  *
  * All lists of a stage are asked in parallel, one short-lived thread per
  * extra list not in the DNS cache (dns_query() blocks and is thread-safe).
- * Thread: a worker, on its own session; or the session's I/O loop when
- * every answer the stage needs is cached (rbl_check.probe says 0; the run
- * then uses the plan and answers the probe took).
+ * Thread: a worker, on its own session; or the session's I/O loop in a
+ * speculative run (policy/policy.c, pol_run_here: the cache answers, or
+ * the stage goes to a worker). The lists' health counters
+ * (policy/rblhealth.h) count a stage once it is kept (rbl_check.commit).
  */
 #ifndef POSTERN_RBL_H
 #define POSTERN_RBL_H

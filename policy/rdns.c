@@ -12,38 +12,12 @@
 
 static int	 rdns_points_back(struct pol_session *, const char *name);
 static void	 rdns_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 rdns_blocks(const struct pol_session *, enum pol_stage);
 
 const struct pol_check rdns_check = {
 	.name = "rdns",
 	.stages = 1u << POL_CONNECT,
 	.run = rdns_run,
-	.blocks = rdns_blocks,
 };
-
-/* The run asks nothing of the network when the cache holds the PTR
- * answer and the address records of every name rdns_run() would try:
- * then CONNECT need not wait for a worker. A peek: nothing is counted in
- * the DNS statistics or charged to the session's budget. */
-static int
-rdns_blocks(const struct pol_session *ps, enum pol_stage stage)
-{
-	int type = ps->client.ss_family == AF_INET6 ? DNS_T_AAAA : DNS_T_A;
-	struct dns_answer *ptr;
-	char qname[128];
-	int missed = 0;
-
-	(void)stage;
-	if (dns_reverse_name((const struct sockaddr *)&ps->client, NULL, qname,
-	    sizeof(qname)) == -1)
-		return 0;
-	ptr = dns_query_nowait(qname, DNS_T_PTR, NULL, &missed);
-	for (int i = 0; ptr->status == DNS_OK && i < ptr->count &&
-	    i < RDNS_MAX_NAMES && !missed; i++)
-		missed = !dns_cached(ptr->rr[i].u.name, type);
-	dns_answer_free(ptr);
-	return missed;
-}
 
 /* 1 when name has an address record equal to the client's, 0 when not,
  * -1 when DNS could not say. */

@@ -71,7 +71,8 @@ static int	 rc_current(void);
 static void	 rc_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
-static int	 rc_blocks(const struct pol_session *, enum pol_stage);
+static int	 rc_blocks(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
 static int	 rc_heavy(struct rule_set *, enum pol_stage);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
@@ -179,12 +180,13 @@ rc_current(void)
  * a few microseconds against a worker's round trip (three of them per
  * message with the starter rules: 14 -> 5 futex calls per message). */
 static int
-rc_blocks(const struct pol_session *ps, enum pol_stage st)
+rc_blocks(const struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
 	const struct rc_state *s = ps->priv[RULECHECK_SLOT];
 	struct rule_set *set;
 	int r;
 
+	(void)msg;
 	if (s != NULL && s->set != NULL)
 		return s->quarantine || rc_heavy(s->set, st);
 	if (!rc_current())

@@ -22,9 +22,9 @@
  *
  * Ownership: a parsed record owns its copy of the text; terms point into
  * it. Thread: reentrant; the policy check runs on a worker thread with the
- * session's DNS budget, or on the session's I/O loop when spf_probe()
- * found every answer it needs in the DNS cache -- and then the run takes
- * the probe's outcome instead of evaluating again. Privilege: none.
+ * session's DNS budget, or on the session's I/O loop in a speculative run
+ * (policy/policy.c, pol_run_here), where only the DNS cache answers.
+ * Privilege: none.
  */
 #include "policy/spf.h"
 #include "dns/dns.h"
@@ -90,7 +90,6 @@ struct spf_ctx {
 	char		*validated;	/* %{p}, computed once */
 	char		 dnswhy[128];	/* the last DNS failure, for reasons */
 	int		 in_include;	/* > 0: explanations are not wanted */
-	int		 missed;	/* q->nowait: an answer was not cached */
 };
 
 static enum spf_result spf_eval_domain(struct spf_ctx *, const char *);
@@ -169,7 +168,6 @@ spf_check_host(const struct spf_query *q, struct spf_outcome *out)
 	}
 	out->dns_terms = ctx.dns_terms;
 	out->void_lookups = ctx.voids;
-	out->missed = ctx.missed;
 	free(ctx.explanation);
 	free(ctx.validated);
 }
@@ -212,14 +210,10 @@ spf_eval_domain(struct spf_ctx *ctx, const char *domain)
 	return r;
 }
 
-/* Every question of an evaluation. In a probe (q->nowait) only the cache
- * answers; a miss reads as a DNS error, so the evaluation soon ends, and
- * its result is not used (ctx->missed). */
+/* Every question of an evaluation. */
 static struct dns_answer *
 spf_dns(struct spf_ctx *ctx, const char *name, int type)
 {
-	if (ctx->q->nowait)
-		return dns_query_nowait(name, type, ctx->q->budget, &ctx->missed);
 	return dns_query(name, type, ctx->q->budget);
 }
 
@@ -1163,26 +1157,14 @@ spf_macro_value(struct spf_ctx *ctx, char letter, const char *domain, char *out,
 
 /* ---- the policy check ---- */
 
-/* What spf_probe() evaluated from the DNS cache, kept for the run that
- * follows it inline (pol_probe_reusable): the stage, the identity and
- * %{h} it was about, and its copy of the session's DNS budget before and
- * after. */
-struct spf_stash {
-	unsigned	 round;		/* pol_probe_round(); 0: nothing kept */
-	enum pol_stage	 stage;
-	char		*sender, *domain;
-	char		*helo;		/* ps->helo, NULL when none */
-	struct dns_budget before, after;
-	struct spf_outcome o;
-};
-
 /* What spf_run() keeps besides ps->found.spf (which the checks after it
- * read): the HELO identity's outcome, for the null sender, and the whole
- * outcome of the transaction's, for `postern check`. */
+ * read): the HELO stage's outcome of the HELO identity, for the null
+ * sender, and the whole outcome of the transaction's, for `postern
+ * check`. Each is written only by its own stage, so running a stage
+ * again (pol_run_here undid it) finds what the first run found. */
 struct spf_state {
 	int		 have_helo;
 	struct spf_outcome helo, mail;
-	struct spf_stash stash;
 };
 
 static int	 spf_enabled(const struct conf *);
@@ -1191,18 +1173,9 @@ static void	 spf_tx_reset(struct pol_session *);
 static void	 spf_free(struct pol_session *);
 static struct spf_state *spf_state(const struct pol_session *);
 static struct spf_state *spf_state_new(struct pol_session *);
-static void	 spf_eval_identity(const struct pol_session *, const char *sender,
-		    const char *domain, struct dns_budget *, int nowait,
-		    struct spf_outcome *);
-static int	 spf_identity(const struct pol_session *, enum pol_stage, char **sender,
-		    const char **domain);
-static int	 spf_probe(struct pol_session *, enum pol_stage, const struct pol_msg *);
-static int	 spf_stash_fits(const struct pol_session *, const struct spf_stash *,
-		    enum pol_stage, const char *sender, const char *domain);
-static void	 spf_stash_drop(struct spf_stash *);
-static void	 spf_evaluate(struct pol_session *, struct spf_state *, enum pol_stage,
-		    const char *sender, const char *domain, struct spf_outcome *);
-static void	 spf_eval_helo(struct pol_session *, struct spf_state *, enum pol_stage);
+static void	 spf_eval_identity(struct pol_session *, const char *sender,
+		    const char *domain, struct spf_outcome *);
+static void	 spf_eval_helo(struct pol_session *, struct spf_outcome *);
 static double	 spf_score(const struct conf *, enum spf_result);
 
 const struct pol_check spf_check = {
@@ -1212,7 +1185,6 @@ const struct pol_check spf_check = {
 	.run = spf_run,
 	.tx_reset = spf_tx_reset,
 	.free = spf_free,
-	.probe = spf_probe,
 };
 
 static int
@@ -1221,7 +1193,7 @@ spf_enabled(const struct conf *c)
 	return c->spf_enabled;
 }
 
-/* The session's SPF state, or NULL before the check first ran or probed. */
+/* The session's SPF state, or NULL before the check first ran. */
 static struct spf_state *
 spf_state(const struct pol_session *ps)
 {
@@ -1238,9 +1210,10 @@ spf_state_new(struct pol_session *ps)
 	return ps->priv[slot];
 }
 
+/* check_host() of one identity, on the session's budget. */
 static void
-spf_eval_identity(const struct pol_session *ps, const char *sender, const char *domain,
-    struct dns_budget *b, int nowait, struct spf_outcome *o)
+spf_eval_identity(struct pol_session *ps, const char *sender, const char *domain,
+    struct spf_outcome *o)
 {
 	struct spf_query q = {
 		.ip = (const struct sockaddr *)&ps->client,
@@ -1248,123 +1221,10 @@ spf_eval_identity(const struct pol_session *ps, const char *sender, const char *
 		.helo = ps->helo,
 		.domain = domain,
 		.receiver = ps->conf->hostname,
-		.budget = b,
-		.nowait = nowait,
+		.budget = &ps->dns,
 	};
 
 	spf_check_host(&q, o);
-}
-
-/* What spf_run() evaluates at this stage: 1 with *sender (xmalloc'd) and
- * *domain, or 0 when it evaluates nothing (no MAIL yet, or the null
- * sender's HELO identity evaluated already). */
-static int
-spf_identity(const struct pol_session *ps, enum pol_stage stage, char **sender,
-    const char **domain)
-{
-	const struct spf_state *st = spf_state(ps);
-	const char *helo = ps->helo ? ps->helo : "", *at;
-
-	if (stage == POL_MAIL && ps->mail_from == NULL)
-		return 0;
-	if (stage == POL_HELO || *ps->mail_from == '\0') {
-		if (stage == POL_MAIL && st != NULL && st->have_helo)
-			return 0;
-		*sender = xasprintf("postmaster@%s", helo);
-		*domain = helo;
-		return 1;
-	}
-	at = strrchr(ps->mail_from, '@');
-	*sender = xstrdup(ps->mail_from);
-	*domain = at ? at + 1 : ps->mail_from;
-	return 1;
-}
-
-/* Blocks unless a probe of the evaluation spf_run() will make, on a copy
- * of the session's budget, found every answer in the DNS cache. Then the
- * outcome is kept: the run that follows inline uses it instead of
- * evaluating again (spf_evaluate). */
-static int
-spf_probe(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
-{
-	struct dns_budget b = ps->dns;
-	struct spf_stash *k;
-	const char *domain;
-	char *sender;
-
-	(void)msg;
-	if (!spf_identity(ps, stage, &sender, &domain))
-		return 0;
-	k = &spf_state_new(ps)->stash;
-	spf_stash_drop(k);
-	spf_eval_identity(ps, sender, domain, &b, 1, &k->o);
-	if (k->o.missed) {
-		spf_outcome_clear(&k->o);
-		free(sender);
-		return 1;
-	}
-	k->round = pol_probe_round(ps);
-	k->stage = stage;
-	k->sender = sender;
-	k->domain = xstrdup(domain);
-	k->helo = ps->helo ? xstrdup(ps->helo) : NULL;
-	k->before = ps->dns;
-	k->after = b;
-	return 0;
-}
-
-/* May the run use the probe's outcome as its own? Only right after that
- * probe (pol_probe_reusable), about the same stage, identity and HELO
- * name (%{h}), and with a budget under which the run would get the same
- * answers: the probe's own, or -- when checks before spf spent some --
- * one that still covers every question the probe asked, none of which
- * the budget refused. Then the evaluation would ask the same questions
- * of the same cache, in the same order, and come out the same. */
-static int
-spf_stash_fits(const struct pol_session *ps, const struct spf_stash *k,
-    enum pol_stage stage, const char *sender, const char *domain)
-{
-	int asked = k->after.asked - k->before.asked;
-
-	if (!pol_probe_reusable(ps, k->round) || k->stage != stage ||
-	    strcmp(k->sender, sender) != 0 || strcmp(k->domain, domain) != 0 ||
-	    (k->helo == NULL) != (ps->helo == NULL) ||
-	    (k->helo != NULL && strcmp(k->helo, ps->helo) != 0))
-		return 0;
-	return ps->dns.left == k->before.left ||
-	    (k->after.left > 0 && ps->dns.left >= asked);
-}
-
-static void
-spf_stash_drop(struct spf_stash *k)
-{
-	spf_outcome_clear(&k->o);
-	free(k->sender);
-	free(k->domain);
-	free(k->helo);
-	memset(k, 0, sizeof(*k));
-}
-
-/* check_host() of one identity for the run, on the session's budget: the
- * probe's outcome when it fits (charging the budget and the DNS counters
- * what the probe asked), else a fresh evaluation. The stash goes either
- * way: it is good for one run at most. */
-static void
-spf_evaluate(struct pol_session *ps, struct spf_state *st, enum pol_stage stage,
-    const char *sender, const char *domain, struct spf_outcome *o)
-{
-	struct spf_stash *k = &st->stash;
-
-	if (spf_stash_fits(ps, k, stage, sender, domain)) {
-		int asked = k->after.asked - k->before.asked;
-		*o = k->o;
-		k->o.explanation = NULL;	/* moved to o */
-		ps->dns.left -= asked;
-		ps->dns.asked += asked;
-		dns_stats_hits((unsigned long)asked);
-	} else
-		spf_eval_identity(ps, sender, domain, &ps->dns, 0, o);
-	spf_stash_drop(k);
 }
 
 static void
@@ -1377,7 +1237,9 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	(void)msg;
 	if (stage == POL_HELO) {
 		/* 2.3: the HELO identity; kept for the null sender. */
-		spf_eval_helo(ps, st, stage);
+		spf_outcome_clear(&st->helo);
+		spf_eval_helo(ps, &st->helo);
+		st->have_helo = 1;
 		return;
 	}
 	if (ps->mail_from == NULL)
@@ -1385,15 +1247,17 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 	spf_outcome_clear(&st->mail);
 	if (*ps->mail_from == '\0') {
 		/* 2.4: for <>, the MAIL FROM check uses postmaster@HELO. */
-		if (!st->have_helo)
-			spf_eval_helo(ps, st, stage);
-		*o = st->helo;
-		o->explanation = st->helo.explanation ? xstrdup(st->helo.explanation) : NULL;
+		if (st->have_helo) {
+			*o = st->helo;
+			o->explanation = st->helo.explanation ?
+			    xstrdup(st->helo.explanation) : NULL;
+		} else
+			spf_eval_helo(ps, o);
 		ps->found.spf.identity = SPF_ID_HELO;
 		props = xasprintf("smtp.helo=%s", ps->helo ? ps->helo : "");
 	} else {
 		const char *at = strrchr(ps->mail_from, '@');
-		spf_evaluate(ps, st, stage, ps->mail_from, at ? at + 1 : ps->mail_from, o);
+		spf_eval_identity(ps, ps->mail_from, at ? at + 1 : ps->mail_from, o);
 		ps->found.spf.identity = SPF_ID_MAILFROM;
 		props = xasprintf("smtp.mailfrom=%s", ps->mail_from);
 	}
@@ -1412,15 +1276,13 @@ spf_run(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *msg)
 
 /* The HELO identity (2.3), as postmaster@HELO; no HELO is no domain. */
 static void
-spf_eval_helo(struct pol_session *ps, struct spf_state *st, enum pol_stage stage)
+spf_eval_helo(struct pol_session *ps, struct spf_outcome *o)
 {
 	const char *helo = ps->helo ? ps->helo : "";
 	char *sender = xasprintf("postmaster@%s", helo);
 
-	spf_outcome_clear(&st->helo);
-	spf_evaluate(ps, st, stage, sender, helo, &st->helo);
+	spf_eval_identity(ps, sender, helo, o);
 	free(sender);
-	st->have_helo = 1;
 }
 
 /* temperror and none score 0: never a silent pass, never a penalty for
@@ -1446,7 +1308,6 @@ spf_tx_reset(struct pol_session *ps)
 	if (st == NULL)
 		return;
 	spf_outcome_clear(&st->mail);
-	spf_stash_drop(&st->stash);
 }
 
 static void

@@ -8,8 +8,7 @@
  * spf (DMARC alignment, RFC 7489 4.2; greylisting's skip_spf_pass) read
  * the same, typed, in the session: struct spf_found in pol_found.spf.
  *
- * Every DNS question goes through dns_query() with the session's budget
- * (dns_query_nowait() in a probe: spf_query.nowait).
+ * Every DNS question goes through dns_query() with the session's budget.
  * Ownership: a struct spf_outcome owns its explanation (spf_outcome_clear).
  * Thread: spf_check_host() is reentrant; one call per thread at a time per
  * budget. No privilege needed.
@@ -45,9 +44,6 @@ struct spf_query {
 	const char	*receiver;	/* for %{r} in explanations; may be NULL */
 	time_t		 now;		/* for %{t}; 0 = time_wall() */
 	struct dns_budget *budget;	/* may be NULL */
-	/* A probe: only the DNS cache answers (dns_query_nowait), so the
-	 * call never waits; outcome.missed says whether that was enough. */
-	int		 nowait;
 };
 
 struct spf_outcome {
@@ -57,8 +53,6 @@ struct spf_outcome {
 	char		*explanation;	/* fail only: exp= text or NULL */
 	int		 dns_terms;	/* DNS-querying terms evaluated (4.6.4) */
 	int		 void_lookups;
-	int		 missed;	/* nowait: a question the cache could not
-					 * answer; the rest means nothing */
 };
 
 /* Which identity a transaction's SPF result is about: MAIL FROM, or the

@@ -83,11 +83,7 @@ work_run(struct work_job *j)
 	const struct pol_msg *m = j->stage == POL_DATA ? &j->msg : NULL;
 	uint64_t t0 = time_mono_ms();
 
-	if (j->finish) {
-		j->finish = 0;
-		pol_finish(j->ps, j->stage, m, &j->d);
-	} else
-		pol_run(j->ps, j->stage, m, &j->d);
+	pol_run(j->ps, j->stage, m, &j->d);
 	stats_observe(STATS_H_POLICY, (double)(time_mono_ms() - t0) / 1000.0);
 	work_return(j);
 }
@@ -99,8 +95,7 @@ work_run_here(struct work_home *h, struct work_job *j)
 
 	j->home = h;
 	j->next = NULL;
-	if (pol_run_here(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d)) {
-		j->finish = 1;
+	if (pol_run_here(j->ps, j->stage, j->stage == POL_DATA ? &j->msg : NULL, &j->d) == -1) {
 		work_submit(h, j);
 		return;
 	}

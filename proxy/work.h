@@ -30,7 +30,6 @@ struct work_job {
 	struct pol_msg	 msg;		/* POL_DATA only */
 	struct pol_decision d;		/* the answer */
 	void		*keep;		/* owner data the job keeps alive (spool) */
-	int		 finish;	/* run on the loop; pol_finish() left */
 };
 
 /* Start n worker threads (policy.workers). */
@@ -42,12 +41,12 @@ void		 work_shutdown(void);
 struct work_home *work_home_new(struct ev_loop *, void (*done)(void *), void *arg);
 void		 work_home_free(struct work_home *);
 void		 work_submit(struct work_home *, struct work_job *);
-/* Run the job here, on the loop thread, and queue it on the home's done
- * list like a worker would: the loop finishes it on its next turn, by
- * the same path. Only for a stage pol_stage_needed() said cannot block;
- * saves the futex and eventfd round trip through the pool. When the stage
- * still has to store a quarantined copy (pol_run_here), a worker does
- * that part (pol_finish) and returns the job. */
+/* Run the job here, on the loop thread (pol_run_here), and queue it on
+ * the home's done list like a worker would: the loop finishes it on its
+ * next turn, by the same path. Only for a stage pol_stage_needed() let
+ * through; saves the futex and eventfd round trip through the pool. When
+ * the stage needed more than the DNS cache and memory hold, it was undone
+ * and the job goes to a worker after all (work_submit). */
 void		 work_run_here(struct work_home *, struct work_job *);
 /* All finished jobs for this home, as a list (oldest first), or NULL. */
 struct work_job	*work_take(struct work_home *);

@@ -660,7 +660,7 @@ INLINE_DOMAINS = {"ip": "pass", "a": "pass", "mx": "pass", "inc": "pass", "no": 
 
 def test_smtp_cached_spf_runs_inline():
     """Over SMTP: once every DNS answer an SPF evaluation needs is cached
-    (a probe that asks nothing proves it), MAIL runs on the I/O loop and
+    (the speculative run on the I/O loop misses none), MAIL runs there and
     gives the result a worker gave; a sender not yet evaluated still goes
     to a worker."""
     import re

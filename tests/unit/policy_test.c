@@ -1,6 +1,7 @@
 /* policy_test.c -- the greylist state machine with injected time, and the
  * policy engine end to end over a real database: which stages need a
- * worker (pol_stage_needed), thresholds, hard decisions, allow/deny
+ * worker (pol_stage_needed), speculative runs on the loop and how they
+ * are undone (pol_run_here), thresholds, hard decisions, allow/deny
  * lists, greylisting with a controlled clock, DNS lists that cannot
  * answer, a locked database, the verdict log. */
 #include "t.h"
@@ -87,8 +88,8 @@ T_CASE(stage_needed)
 	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
 	c->bayes_autolearn = 0;
 	ps = session("192.0.2.77");
-	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* rDNS, lists unread */
-	T_EQ_INT(access_check.blocks(ps, POL_HELO), 1);		/* not read yet */
+	T_EQ_INT(pol_stage_needed(ps, POL_CONNECT, NULL), 1);	/* lists unread */
+	T_EQ_INT(access_check.blocks(ps, POL_HELO, NULL), 1);	/* not read yet */
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
 	pol_set_helo(ps, "mx.example.org");
 	T_EQ_INT(pol_stage_needed(ps, POL_HELO, NULL), 0);
@@ -108,7 +109,7 @@ T_CASE(stage_needed)
 	c->bayes_autolearn = 1;					/* tokenises */
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
 	c->bayes_autolearn = 0;
-	c->dkim_enabled = 1;					/* DNS */
+	c->dkim_enabled = 1;				/* library not set up yet */
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
 	c->dkim_enabled = 0;
 	add(ps, "x", c->quarantine_score, "spam");		/* would store a copy */
@@ -119,7 +120,7 @@ T_CASE(stage_needed)
 	 * current snapshot needs no worker. A session keeps the lists it
 	 * met at CONNECT; an edit (here, the web UI or the CLI) counts from
 	 * the next session on, which reads them again. */
-	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 0);
+	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT, NULL), 0);
 	ps = session("192.0.2.77");
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
 	pol_set_helo(ps, "mx.stage.test");
@@ -128,15 +129,15 @@ T_CASE(stage_needed)
 	T_EQ_INT(run(ps, POL_HELO, &d), POL_ACCEPT);
 	pol_session_free(ps);
 	ps = session("192.0.2.77");
-	T_EQ_INT(access_check.blocks(ps, POL_CONNECT), 1);
+	T_EQ_INT(access_check.blocks(ps, POL_CONNECT, NULL), 1);
 	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
-	T_EQ_INT(access_check.blocks(ps, POL_HELO), 0);
+	T_EQ_INT(access_check.blocks(ps, POL_HELO, NULL), 0);
 	pol_set_helo(ps, "mx.stage.test");
 	T_EQ_INT(run(ps, POL_HELO, &d), POL_REJECT);
 	T_EQ_INT(d.code, 550);
 	pol_session_free(ps);
 	T_EQ_INT(db_access_del("deny", "helo", "stage.test"), 1);
-	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT), 1);
+	T_EQ_INT(access_check.blocks(NULL, POL_CONNECT, NULL), 1);
 	c->greylist_enabled = grey;
 	c->dkim_enabled = dkim;
 	c->dmarc_enabled = dmarc;
@@ -370,17 +371,19 @@ T_CASE(greylist_survives_restart_and_expires)
 	clock_set(0);
 }
 
-/* One RCPT: the decision, and before it whether greylisting could decide
- * without the database (grey_check.blocks == 0: the stage may run on the
- * proxy's loop). */
+/* One RCPT as the proxy runs it: speculatively on its loop first
+ * (pol_run_here), and on a worker when that was undone -- *blocks: the
+ * greylisting needed the database. */
 static enum pol_verdict
 grey_rcpt(struct pol_session *ps, const char *from, const char *rcpt, int *blocks,
     struct pol_decision *d)
 {
 	pol_tx_begin(ps, from, "");
 	pol_tx_rcpt(ps, rcpt);
-	*blocks = grey_check.blocks(ps, POL_RCPT);
-	return run(ps, POL_RCPT, d);
+	pol_decision_clear(d);
+	if ((*blocks = pol_run_here(ps, POL_RCPT, NULL, d) == -1))
+		pol_run(ps, POL_RCPT, NULL, d);
+	return d->verdict;
 }
 
 /* What policy/greyc.h kept decides a triplet that passed, or an
@@ -471,37 +474,88 @@ T_CASE(greylist_cache)
 	clock_set(0);
 }
 
-/* On the proxy's loop (pol_run_here) a DATA verdict of quarantine is
- * reached, but its copy is stored by pol_finish -- on a worker -- before
- * the decision is used; any other verdict is final at once. */
+/* On the proxy's loop (pol_run_here) a DATA verdict of quarantine is not
+ * kept: storing the copy waits on the disk, so the stage is undone --
+ * nothing stored, the decision cleared -- for a worker to run it again
+ * and store it; any other verdict is final at once. */
 T_CASE(quarantine_copy_left_to_a_worker)
 {
 	struct pol_decision d = { 0 };
 	struct pol_msg m = { "Subject: q\r\n\r\nbody\r\n", 20 };
 	struct pol_session *ps = session("192.0.2.55");
 	int grey = c->greylist_enabled, dkim = c->dkim_enabled, dmarc = c->dmarc_enabled;
-	int n0 = dbrows_count(dbpath, "quarantine");
+	int n0 = dbrows_count(dbpath, "quarantine"), nres;
 
 	c->greylist_enabled = c->dkim_enabled = c->dmarc_enabled = 0;
 	pol_tx_begin(ps, "q@example.org", "");
 	T_EQ_INT(pol_run_here(ps, POL_DATA, &m, &d), 0);
 	T_EQ_INT(d.verdict, POL_ACCEPT);
+	T_ASSERT(d.prepend != NULL);
 	pol_decision_clear(&d);
 	add(ps, "x", c->quarantine_score, "spam");
-	T_EQ_INT(pol_run_here(ps, POL_DATA, &m, &d), 1);
-	T_EQ_INT(d.verdict, POL_QUARANTINE);
-	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0);	/* nothing stored yet */
-	pol_finish(ps, POL_DATA, &m, &d);
+	nres = ps->nresults;
+	T_EQ_INT(pol_run_here(ps, POL_DATA, &m, &d), -1);
+	T_EQ_INT(d.verdict, POL_ACCEPT);
+	T_ASSERT(d.prepend == NULL && d.skip == NULL);
+	T_EQ_INT(ps->nresults, nres);
+	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0);	/* nothing stored */
+	pol_run(ps, POL_DATA, &m, &d);
 	T_EQ_INT(d.verdict, POL_QUARANTINE);
 	T_EQ_INT(d.code, 250);
-	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0 + 1);
-	pol_finish(ps, POL_DATA, &m, &d);		/* once only */
 	T_EQ_INT(dbrows_count(dbpath, "quarantine"), n0 + 1);
 	pol_decision_clear(&d);
 	pol_session_free(ps);
 	c->greylist_enabled = grey;
 	c->dkim_enabled = dkim;
 	c->dmarc_enabled = dmarc;
+}
+
+/* A speculative MAIL that meets a question the DNS cache cannot answer
+ * (the sender domain's DNS list) is undone: no result, score, DNS budget
+ * or statistics stay, and the rate limit, decided before the list, counts
+ * nothing -- only the run on a worker counts the message. */
+T_CASE(speculation_undone)
+{
+	struct pol_decision d = { 0 };
+	struct pol_session *ps;
+	struct dns_budget b;
+	struct dns_stats s0, s1;
+	char *old = c->rhsbl_zones;
+	int grey = c->greylist_enabled, nres;
+	double score;
+
+	rate_reset();
+	c->rate_messages_per_minute = 1;
+	c->greylist_enabled = 0;
+	c->rhsbl_zones = xstrdup("dbl.test*10");
+	ps = session("198.51.100.41");
+	T_EQ_INT(run(ps, POL_CONNECT, &d), POL_ACCEPT);
+	pol_tx_begin(ps, "a@spec.test", "");
+	nres = ps->nresults;
+	score = ps->score;
+	b = ps->dns;
+	dns_stats_get(&s0);
+	for (int i = 0; i < 3; i++) {
+		pol_decision_clear(&d);
+		T_EQ_INT(pol_run_here(ps, POL_MAIL, NULL, &d), -1);
+		T_EQ_INT(ps->nresults, nres);
+		T_ASSERT(ps->score == score);
+		T_EQ_INT(ps->dns.left, b.left);
+		T_EQ_INT(ps->dns.asked, b.asked);
+	}
+	dns_stats_get(&s1);
+	T_EQ_INT(s1.queries - s0.queries, 0);
+	T_EQ_INT(run(ps, POL_MAIL, &d), POL_ACCEPT);	/* the list times out */
+	T_EQ_INT(ps->dns.asked, b.asked + 1);
+	pol_tx_begin(ps, "b@spec.test", "");
+	T_EQ_INT(run(ps, POL_MAIL, &d), POL_TEMPFAIL);	/* the second message */
+	T_EQ_INT(d.code, 450);
+	pol_session_free(ps);
+	free(c->rhsbl_zones);
+	c->rhsbl_zones = old;
+	c->rate_messages_per_minute = 0;
+	c->greylist_enabled = grey;
+	rate_reset();
 }
 
 T_CASE(dns_lists_that_cannot_answer_do_not_list)
@@ -686,6 +740,7 @@ main(void)
 	T_RUN(greylist_cache);
 	T_RUN(dynamic_names);
 	T_RUN(quarantine_copy_left_to_a_worker);
+	T_RUN(speculation_undone);
 	T_RUN(dns_lists_that_cannot_answer_do_not_list);
 	T_RUN(rate_limits);
 	T_RUN(message_fields);
