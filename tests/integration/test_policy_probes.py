@@ -12,6 +12,7 @@ worker whatever the cache holds.
 """
 import re
 import subprocess
+import time
 
 from harness.capture import Capture
 from policyenv import POSTERN, PolicyEnv, smtp_session, stage_counts
@@ -195,6 +196,9 @@ def test_worker_after_cached_spf_evaluates_afresh(tmp_path):
                 assert s.mail("first@c1.pr.test")[0] == 250
                 s.rset()
                 import_rules()
+                # another process's edit reaches the daemon through the
+                # edit version it polls every 500 ms (docs/cluster.md)
+                time.sleep(1.5)
                 assert s.mail(sender)[0] == 250
                 s.rset()
             return client
