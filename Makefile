@@ -5,7 +5,7 @@
 
 CC	 = gcc
 PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
-	   jansson gmime-3.0 inih libxxhash
+	   jansson gmime-3.0 inih libxxhash libpq
 CFLAGS	?= -O2 -g
 CFLAGS	+= -Wall -Wextra -Werror -std=gnu11 -pthread -D_GNU_SOURCE \
 	   -I. \

@@ -138,9 +138,34 @@ struct db_backend {
 	/* learn outside the writer (a process without one), in a
 	 * transaction of its own */
 	int	(*bayes_learn)(struct db_bayes_learn *, size_t n, long long max);
+
+	/* --- shared by every node of a cluster --------------------------- */
+	/* small named values (the digest HMAC key, the last digest round,
+	 * ...): 1 and *val (xmalloc'd) when set, 0 when not, -1 on error */
+	int	(*meta_get)(const char *key, char **val);
+	/* set key to val; with keep, only when key is not yet set (the
+	 * first node's value wins); 0 or -1 */
+	int	(*meta_put)(const char *key, const char *val, int keep);
+	/* the admin edit counter every node polls: its value (-1 on error),
+	 * and one step up after a committed rule, access-list or user edit */
+	long long (*edit_version)(void);
+	int	(*edit_bump)(void);
+	/* web login sessions, keyed by the hex SHA-256 of the cookie token */
+	int	(*session_put)(const char *hash, const char *user,
+		    const char *csrf, time_t now);
+	/* 1 and user/csrf filled when the session was seen at or after
+	 * idle_cut and created at or after age_cut (and its seen time moved
+	 * to now), 0 when unknown or expired, -1 on error */
+	int	(*session_get)(const char *hash, time_t now, time_t idle_cut,
+		    time_t age_cut, char *user, size_t ulen, char *csrf,
+		    size_t clen);
+	int	(*session_del)(const char *hash);
+	/* delete sessions seen before idle_cut or created before age_cut */
+	int	(*session_prune)(time_t idle_cut, time_t age_cut);
 };
 
 extern const struct db_backend db_sqlite;
+extern const struct db_backend db_pg;
 
 /* --- decoded columns ------------------------------------------------- */
 

@@ -160,6 +160,7 @@ db_open(const struct conf *c, int writer)
 {
 	free(db_path);
 	db_path = xstrdup(c->db_path);
+	db_be = c->db_url != NULL && *c->db_url ? &db_pg : &db_sqlite;
 	db_reload(c);
 	if (db_be->open(c, writer) == -1)
 		return -1;
