@@ -86,6 +86,7 @@ typedef int (*pg_row_fn)(const PGresult *, int, struct pg_each *);
 static void	 pg_key_init(void);
 static void	 pg_conn_free(void *p);
 static PGconn	*pg_connect(const char *url, char *err, size_t errlen);
+static void	 pg_notice(void *arg, const char *msg);
 static struct pg_conn *pg_conn(void);
 static void	 pg_outage(const char *msg);
 static void	 pg_up(void);
@@ -354,12 +355,23 @@ pg_connect(const char *url, char *err, size_t errlen)
 	    "UTF8", NULL };
 	PGconn *c = PQconnectdbParams(kw, val, 1);
 
-	if (c != NULL && PQstatus(c) == CONNECTION_OK)
+	if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+		PQsetNoticeProcessor(c, pg_notice, NULL);
 		return c;
+	}
 	snprintf(err, errlen, "%s", c ? PQerrorMessage(c) : "out of memory");
 	err[strcspn(err, "\n")] = '\0';
 	PQfinish(c);
 	return NULL;
+}
+
+/* The server's notices ("relation already exists, skipping") go to the
+ * debug log, not to stderr as libpq would print them. */
+static void
+pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("db: PostgreSQL says: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 /* This thread's connection, (re)opened when missing or broken -- but not

@@ -2,7 +2,8 @@
 with initdb in a temporary directory, run as the unprivileged `postgres`
 user (initdb and the server refuse root).
 
-Public: PgServer, PG_BIN, test_db_url(), session_server(), stop_session_server().
+Public: PgServer, PG_BIN, ON_PG, test_db_url(), session_server(),
+stop_session_server(), rows().
 
     s = PgServer().start()      # initdb + postgres -p PORT -k DIR, fsync off
     url = s.createdb("t1")      # postgresql://postgres@127.0.0.1:PORT/t1
@@ -31,6 +32,8 @@ from .net import LOOPBACK, TIME_SCALE, free_port, read_log, wait_port, wait_unti
 PG_BIN = (sorted(glob.glob("/usr/lib/postgresql/*/bin"),
                  key=lambda p: int(p.split("/")[-2]))[-1:] or [""])[0]
 PG_USER = "postgres"
+# The run puts every harness Postern on PostgreSQL (make integration-pg).
+ON_PG = os.environ.get("POSTERN_TEST_DB") == "pg"
 
 
 def _bin(name):
@@ -103,7 +106,8 @@ class PgServer:
         r = subprocess.run([_bin("psql"), "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
                             "-h", LOOPBACK, "-p", str(self.port), "-U", PG_USER,
                             "-d", db, "-c", sql],
-                           capture_output=True, text=True, timeout=60 * TIME_SCALE)
+                           capture_output=True, text=True, timeout=60 * TIME_SCALE,
+                           env=_ENV)
         if check and r.returncode != 0:
             raise RuntimeError("psql %r: %s" % (sql, r.stderr))
         return [tuple(l.split("\t")) for l in r.stdout.splitlines() if l != ""]
@@ -148,6 +152,9 @@ class PgServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# psql's environment: not pytest's PYTEST_CURRENT_TEST, which holds the
+# test's id with its parameters (some are megabytes long).
+_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 _session = None
 _current = None       # the running test's database URL (conftest.py)
 
@@ -175,3 +182,35 @@ def test_db_url():
 def set_current(url):
     global _current
     _current = url
+
+
+def _literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, bytes):
+        return "'\\x%s'::bytea" % v.hex()
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def _value(field):
+    try:
+        return int(field)
+    except ValueError:
+        return field
+
+
+def rows(url, sql, args=()):
+    """A test's query (sqlite3 style: ? placeholders, test-made values) on
+    the database at url, as sqlite3 would return it: a list of tuples,
+    integers as int, everything else as text."""
+    parts = sql.split("?")
+    if len(parts) != len(args) + 1:
+        raise ValueError("%d placeholders, %d values" % (len(parts) - 1, len(args)))
+    text = parts[0] + "".join(_literal(a) + p for a, p in zip(args, parts[1:]))
+    base, db = url.rsplit("/", 1)
+    port = int(base.rsplit(":", 1)[1])
+    server = PgServer.__new__(PgServer)
+    server.port = port
+    return [tuple(_value(f) for f in r) for r in server.psql(db, text)]

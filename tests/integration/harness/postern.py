@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 
 from . import pg as pgmod
@@ -92,6 +93,19 @@ class Postern:
     @property
     def db_url(self):
         return self.settings.get("db.url", "")
+
+    def rows(self, sql, args=()):
+        """Run sql (? placeholders) on this Postern's database as an admin
+        would, from outside, and commit: the rows, integers as int. SQLite
+        or PostgreSQL, whichever it runs on."""
+        if self.db_url:
+            return pgmod.rows(self.db_url, sql, args)
+        c = sqlite3.connect(self.settings["db.path"], timeout=10)
+        try:
+            with c:
+                return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
 
     @property
     def pg(self):
