@@ -47,7 +47,7 @@
 #define PG_QUAR_LOCK	"7070111115116102"
 
 /* A thread's connection and the statements prepared on it. */
-struct pg_conn {
+struct pgc {
 	PGconn		*c;
 	int		 in_tx;		/* BEGIN sent, no COMMIT/ROLLBACK yet */
 	int		 nprep;
@@ -87,23 +87,23 @@ static void	 pg_key_init(void);
 static void	 pg_conn_free(void *p);
 static PGconn	*pg_connect(const char *url, char *err, size_t errlen);
 static void	 pg_notice(void *arg, const char *msg);
-static struct pg_conn *pg_conn(void);
+static struct pgc *pg_conn(void);
 static void	 pg_outage(const char *msg);
 static void	 pg_up(void);
 static int	 pg_lost(const char *state);
-static int	 pg_fail(struct pg_conn *pc, PGresult *r, const char *what);
-static PGresult *pg_run(struct pg_conn *pc, const char *sql,
+static int	 pg_fail(struct pgc *pc, PGresult *r, const char *what);
+static PGresult *pg_run(struct pgc *pc, const char *sql,
 		    const struct pg_args *a, int binary, const char *what);
-static PGresult *pg_exec(struct pg_conn *pc, const char *sql,
+static PGresult *pg_exec(struct pgc *pc, const char *sql,
 		    const struct pg_args *a, int binary);
 static PGresult *pg_q(const char *sql, const struct pg_args *a,
 		    const char *what);
 static int	 pg_cmd(const char *sql, const struct pg_args *a,
 		    const char *what);
-static int	 pg_simple(struct pg_conn *pc, const char *sql,
+static int	 pg_simple(struct pgc *pc, const char *sql,
 		    const char *what);
-static int	 pg_tx(struct pg_conn **pcp, const char *what);
-static int	 pg_tx_end(struct pg_conn *pc, int ok, const char *what);
+static int	 pg_tx(struct pgc **pcp, const char *what);
+static int	 pg_tx_end(struct pgc *pc, int ok, const char *what);
 static void	 pa_str(struct pg_args *a, const char *s);
 static size_t	 pg_utf8_seq(const char *s, size_t left);
 static void	 pa_int(struct pg_args *a, long long v);
@@ -114,7 +114,7 @@ static long long	 pg_ll(const PGresult *r, int row, int col);
 static double	 pg_dbl(const PGresult *r, int row, int col);
 static int	 pg_rows(const char *sql, struct pg_args *a, const char *what,
 		    pg_row_fn row, struct pg_each *e);
-static int	 pg_migrate(struct pg_conn *pc);
+static int	 pg_migrate(struct pgc *pc);
 static int	 pg_open(const struct conf *c, int writer);
 static void	 pg_close(void);
 static int	 pg_schema_version(void);
@@ -337,7 +337,7 @@ pg_key_init(void)
 static void
 pg_conn_free(void *p)
 {
-	struct pg_conn *pc = p;
+	struct pgc *pc = p;
 
 	PQfinish(pc->c);
 	free(pc);
@@ -377,10 +377,10 @@ pg_notice(void *arg, const char *msg)
 /* This thread's connection, (re)opened when missing or broken -- but not
  * inside a transaction, whose statements must all run on one connection.
  * NULL when the database cannot be reached (the outage is logged once). */
-static struct pg_conn *
+static struct pgc *
 pg_conn(void)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 	char err[256];
 
 	if (pg_url == NULL)
@@ -458,7 +458,7 @@ pg_lost(const char *state)
  * a transaction the new one takes its place: then 1 (run it again), else
  * 0. */
 static int
-pg_fail(struct pg_conn *pc, PGresult *r, const char *what)
+pg_fail(struct pgc *pc, PGresult *r, const char *what)
 {
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	char msg[256];
@@ -498,7 +498,7 @@ pg_fail(struct pg_conn *pc, PGresult *r, const char *what)
 /* Run sql on pc, prepared once per connection; with binary, results come
  * as binary (bytea). The result (PQclear it), or NULL (logged). */
 static PGresult *
-pg_run(struct pg_conn *pc, const char *sql, const struct pg_args *a,
+pg_run(struct pgc *pc, const char *sql, const struct pg_args *a,
     int binary, const char *what)
 {
 	static const struct pg_args none = { 0 };
@@ -525,7 +525,7 @@ pg_run(struct pg_conn *pc, const char *sql, const struct pg_args *a,
  * pc->prep[N]), then run; past PG_PREP_MAX, run unprepared. The result,
  * whatever its status. */
 static PGresult *
-pg_exec(struct pg_conn *pc, const char *sql, const struct pg_args *a, int binary)
+pg_exec(struct pgc *pc, const char *sql, const struct pg_args *a, int binary)
 {
 	PGresult *r;
 	char name[16];
@@ -551,7 +551,7 @@ pg_exec(struct pg_conn *pc, const char *sql, const struct pg_args *a, int binary
 static PGresult *
 pg_q(const char *sql, const struct pg_args *a, const char *what)
 {
-	struct pg_conn *pc = pg_conn();
+	struct pgc *pc = pg_conn();
 
 	return pc ? pg_run(pc, sql, a, 0, what) : NULL;
 }
@@ -572,7 +572,7 @@ pg_cmd(const char *sql, const struct pg_args *a, const char *what)
 
 /* A statement without parameters (BEGIN, COMMIT, several at once). */
 static int
-pg_simple(struct pg_conn *pc, const char *sql, const char *what)
+pg_simple(struct pgc *pc, const char *sql, const char *what)
 {
 	PGresult *r = PQexec(pc->c, sql);
 
@@ -588,9 +588,9 @@ pg_simple(struct pg_conn *pc, const char *sql, const char *what)
 
 /* BEGIN on this thread's connection (*pcp). 0 or -1. */
 static int
-pg_tx(struct pg_conn **pcp, const char *what)
+pg_tx(struct pgc **pcp, const char *what)
 {
-	struct pg_conn *pc = *pcp = pg_conn();
+	struct pgc *pc = *pcp = pg_conn();
 
 	if (pc == NULL || pg_simple(pc, "BEGIN", what) == -1)
 		return -1;
@@ -600,7 +600,7 @@ pg_tx(struct pg_conn **pcp, const char *what)
 
 /* COMMIT when ok, else ROLLBACK: 0 committed, -1 not. */
 static int
-pg_tx_end(struct pg_conn *pc, int ok, const char *what)
+pg_tx_end(struct pgc *pc, int ok, const char *what)
 {
 	int rc = -1;
 
@@ -615,14 +615,10 @@ pg_tx_end(struct pg_conn *pc, int ok, const char *what)
 
 /* ----------------------------------------------------------- parameters */
 
-/* Text as UTF-8: each byte that does not start a valid sequence becomes
- * U+FFFD (mail headers and envelopes carry raw 8-bit bytes). NULL is
- * SQL NULL. */
+/* Text goes as UTF-8 (db_pg_utf8); NULL is SQL NULL. */
 static void
 pa_str(struct pg_args *a, const char *s)
 {
-	struct buf b = { 0 };
-	size_t left;
 	int k = a->n++;
 
 	if (k >= PG_ARGS_MAX)
@@ -630,16 +626,25 @@ pa_str(struct pg_args *a, const char *s)
 	a->fmt[k] = 0;
 	a->len[k] = 0;
 	a->v[k] = s;
-	a->own[k] = NULL;
-	if (s == NULL || addr_utf8_valid(s, left = strlen(s)))
-		return;
+	if ((a->own[k] = s != NULL ? db_pg_utf8(s) : NULL) != NULL)
+		a->v[k] = a->own[k];
+}
+
+char *
+db_pg_utf8(const char *s)
+{
+	struct buf b = { 0 };
+	size_t left = strlen(s);
+
+	if (addr_utf8_valid(s, left))
+		return NULL;
 	while (left > 0) {
 		size_t n = pg_utf8_seq(s, left);
 		buf_add(&b, n ? s : "\xef\xbf\xbd", n ? n : 3);
 		s += n ? n : 1;
 		left -= n ? n : 1;
 	}
-	a->v[k] = a->own[k] = buf_take(&b);
+	return buf_take(&b);
 }
 
 /* The length of the valid UTF-8 sequence at s (1-4), 0 when none starts
@@ -736,7 +741,7 @@ pg_rows(const char *sql, struct pg_args *a, const char *what, pg_row_fn row,
  * takes the migration lock, so that nodes starting at once wait for the
  * first and then find nothing left to do. */
 static int
-pg_migrate(struct pg_conn *pc)
+pg_migrate(struct pgc *pc)
 {
 	PGresult *r;
 	int have = 0, want = (int)ARRAY_SIZE(migrations), ok = 0;
@@ -779,7 +784,7 @@ out:
 static int
 pg_open(const struct conf *c, int writer)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 
 	(void)writer;	/* the writer thread opens its own on first use */
 	pthread_once(&pg_key_once, pg_key_init);
@@ -797,7 +802,7 @@ pg_open(const struct conf *c, int writer)
 static void
 pg_close(void)
 {
-	struct pg_conn *pc = pthread_getspecific(pg_key);
+	struct pgc *pc = pthread_getspecific(pg_key);
 
 	if (pc != NULL) {
 		pthread_setspecific(pg_key, NULL);
@@ -816,7 +821,7 @@ pg_schema_version(void)
 static int
 pg_begin(void)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 
 	return pg_tx(&pc, "cannot start a write transaction");
 }
@@ -824,7 +829,7 @@ pg_begin(void)
 static int
 pg_commit(void)
 {
-	struct pg_conn *pc = pthread_getspecific(pg_key);
+	struct pgc *pc = pthread_getspecific(pg_key);
 
 	return pg_tx_end(pc, 1, "commit failed");
 }
@@ -832,7 +837,7 @@ pg_commit(void)
 static void
 pg_rollback(void)
 {
-	struct pg_conn *pc = pthread_getspecific(pg_key);
+	struct pgc *pc = pthread_getspecific(pg_key);
 
 	if (pc != NULL && pc->c != NULL)
 		pg_tx_end(pc, 0, "rollback");
@@ -1375,7 +1380,7 @@ static long long
 pg_rule_write(const char *sql, const struct rule_def *d, long long id,
     const char *what)
 {
-	struct pg_conn *pc = pg_conn();
+	struct pgc *pc = pg_conn();
 	struct pg_args a = { 0 };
 	PGresult *r;
 	long long rc = 0;
@@ -1429,7 +1434,7 @@ pg_rule_delete(long long id)
 static int
 pg_rule_import(const struct rule_def *defs, size_t n, int replace)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 	int ok = 1;
 
 	if (pg_tx(&pc, "import rules") == -1)
@@ -1462,7 +1467,7 @@ static int
 pg_quar_insert(const struct db_quar *q, const char *rcpts, const char *reasons,
     long long max_total)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 	struct pg_args a = { 0 };
 	long long total;
 	PGresult *r = NULL;
@@ -1588,7 +1593,7 @@ pg_quar_get(const char *id, int (*fn)(void *, const struct db_quar_row *), void 
 static int
 pg_quar_raw(const char *id, char **raw, size_t *len)
 {
-	struct pg_conn *pc = pg_conn();
+	struct pgc *pc = pg_conn();
 	struct pg_args a = { 0 };
 	PGresult *r;
 	int found;
@@ -1937,7 +1942,7 @@ pg_bayes_run(struct db_bayes_learn *v, size_t n, long long max)
 static int
 pg_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 
 	if (pg_tx(&pc, "start learning") == -1)
 		return -1;
@@ -1970,7 +1975,7 @@ static int
 pg_bayes_load(long long since, struct db_bayes_meta *m,
     void (*fn)(void *, uint64_t, unsigned, unsigned), void *arg)
 {
-	struct pg_conn *pc;
+	struct pgc *pc;
 	struct pg_args a = { 0 };
 	PGresult *r;
 	int ok = 0;
