@@ -9,6 +9,7 @@ Real parts: Debian's PostgreSQL (harness/pg.py: initdb in a temp dir),
 build/postern, the capture backend, smtplib clients; loopback only.
 """
 import os
+import pty
 import re
 import subprocess
 import threading
@@ -217,3 +218,96 @@ def test_8bit_headers_are_stored(make_postern, capture):
     assert h.post("/api/quarantine/%s/release" % qid)[0] == 200
     wait_until(lambda: capture.accepted(), 20, what="the release")
     assert b"Message-ID: <l\xe91@example.net>" in capture.accepted()[0].data
+
+
+def copy(p, url, tty=False):
+    """`postern db copy -c FILE --to URL`: (exit code, stdout, stderr); with
+    tty, stderr is a terminal (where the progress line goes)."""
+    argv = [POSTERN_BIN, "db", "copy", "-c", p.conf_path, "--to", url]
+    if not tty:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return r.returncode, r.stdout, r.stderr
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, text=True,
+                           timeout=120)
+        os.close(slave)
+        slave = None
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:     # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            err += chunk
+        return r.returncode, r.stdout, err.decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+
+
+def test_db_copy_moves_a_node_to_postgresql(make_postern, capture):
+    """A SQLite node with state of every kind -- a greylisted triplet, an
+    access entry, a rule, a quarantined message, verdicts and stats, learned
+    tokens, a web user -- copied into PostgreSQL: a node started on it shows
+    the same state through its API. Copying again is refused."""
+    src = node(make_postern, capture.addr, "", {"greylist.enabled": "no"})
+    api = Http(src.web_port, TOKEN)
+    wait_until(lambda: api.get("/api/access")[0] == 200, 15, what="the API")
+    assert api.post("/api/access", {"list": "deny", "kind": "sender",
+                                    "value": "spam@bad.example", "note": "moved"})[0] == 201
+    _, code, text = send(src.port, "q1", quarantine=True)
+    assert code == 250, text
+    qid = re.search(rb"quarantined as ([0-9A-F]{12})", text).group(1).decode()
+    assert send(src.port, "plain")[1] == 250
+    assert api.post("/api/learn", {"id": qid, "class": "spam"})[0] == 200
+    r = subprocess.run([POSTERN_BIN, "passwd", "-c", src.conf_path, "mover"],
+                       input="a long enough password\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    src.reload({"greylist.enabled": "yes"})
+    wait_until(lambda: send(src.port, "grey")[1] == 450, 20, what="greylisting")
+    wait_until(lambda: len(api.get("/api/verdicts")[2]["verdicts"]) >= 3, 20,
+               what="the verdict rows")
+    src.stop()
+    before = {t: src.rows("SELECT count(*) FROM %s" % t)[0][0]
+              for t in ("greylist", "access", "rules", "quarantine", "verdicts", "stats",
+                        "bayes_tokens", "bayes_msgs", "web_users")}
+    assert all(before.values()), before
+
+    url = session_server().createdb()
+    rc, out, err = copy(src, url, tty=True)
+    assert rc == 0, err
+    for t, n in before.items():
+        assert " %s %d," % (t, n) in out, (t, n, out)
+    total = int(re.search(r"; (\d+) rows$", out.strip()).group(1))
+    assert "\rcopying" in err and "%d/%d rows" % (total, total) in err, err
+
+    dst = make_postern(capture.addr, conf={"db.url": url, "web.api_token": TOKEN,
+                                           "greylist.enabled": "yes"})
+    h = Http(dst.web_port, TOKEN)
+    wait_until(lambda: h.get("/api/access")[0] == 200, 15, what="the API")
+    assert [(e["value"], e["note"]) for e in h.get("/api/access")[2]["entries"]] == \
+        [("spam@bad.example", "moved")]
+    assert [r["name"] for r in h.get("/api/rules")[2]["rules"]] == ["quar"]
+    _, _, q = h.get("/api/quarantine/%s" % qid)
+    assert q["id"] == qid and q["state"] == "held"
+    status, _, raw = h.get("/api/quarantine/%s/raw" % qid)
+    assert status == 200 and b"Subject: please quarantine me q1" in raw
+    assert [t["rcpt"] for t in h.get("/api/greylist")[2]["triplets"]] == ["bob@example.org"]
+    assert len(h.get("/api/verdicts")[2]["verdicts"]) == before["verdicts"]
+    for t, n in before.items():
+        assert dst.rows("SELECT count(*) FROM %s" % t) == [(n,)], t
+    assert dst.rows("SELECT nspam FROM bayes_meta") == [(1,)]
+    assert Http(dst.web_port).login("mover", "a long enough password")[0] == 200
+    # the copy's identities continue: a new rule gets the next id
+    assert h.post("/api/rules", {"name": "after", "target": "subject", "pattern": "x",
+                                 "action": "score", "score": 1})[0] == 201
+    # the greylisted triplet is known: its retry is not a new first attempt
+    assert dst.rows("SELECT attempts FROM greylist") == [(1,)]
+
+    rc, out, err = copy(src, url)
+    assert rc == 1 and "already holds data" in err and out == "", err
