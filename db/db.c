@@ -1241,3 +1241,57 @@ db_user_set(const char *name, const char *hash)
 {
 	return db_be->user_set(name, hash);
 }
+
+/* ------------------------------------------- shared values (dispatch) */
+
+int
+db_meta_get(const char *key, char **val)
+{
+	return db_be->meta_get(key, val);
+}
+
+int
+db_meta_put(const char *key, const char *val, int keep)
+{
+	return db_be->meta_put(key, val, keep);
+}
+
+long long
+db_edit_version(void)
+{
+	return db_be->edit_version();
+}
+
+int
+db_edit_bump(void)
+{
+	return db_be->edit_bump();
+}
+
+/* ---------------------------------------------- web sessions (dispatch) */
+
+int
+db_session_put(const char *hash, const char *user, const char *csrf, time_t now)
+{
+	return db_be->session_put(hash, user, csrf, now);
+}
+
+int
+db_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
+    char *user, size_t ulen, char *csrf, size_t clen)
+{
+	return db_be->session_get(hash, now, idle_cut, age_cut, user, ulen,
+	    csrf, clen);
+}
+
+int
+db_session_del(const char *hash)
+{
+	return db_be->session_del(hash);
+}
+
+int
+db_session_prune(time_t idle_cut, time_t age_cut)
+{
+	return db_be->session_prune(idle_cut, age_cut);
+}

@@ -393,6 +393,43 @@ void	 db_bayes_learn_queue(const struct db_bayes_learn *, long long max_tokens);
 /* The totals only. 0 or -1. */
 int	 db_bayes_meta(struct db_bayes_meta *);
 
+/* --- shared by every node of a cluster ------------------------------ */
+
+/* Small named values every node shares (a key, the last round of a
+ * periodic job). 1 and *val (xmalloc'd, the caller frees it) when set, 0
+ * when not, -1 on error. */
+int	 db_meta_get(const char *key, char **val);
+/* Set key to val; with keep, only when key is not set yet, so that of
+ * several nodes starting at once the first one's value wins (read it back
+ * with db_meta_get). 0 or -1. */
+int	 db_meta_put(const char *key, const char *val, int keep);
+
+/* The admin edit counter: one row every node reads, moved one step up
+ * after each committed rule, access-list or user edit (db.c does it after
+ * the edits above). Its value, or -1 on error. */
+long long db_edit_version(void);
+/* One step up (db.c calls it; exposed for tests and tools). 0 or -1. */
+int	 db_edit_bump(void);
+
+/* Web login sessions, keyed by the hex SHA-256 of the cookie's token (the
+ * token itself is never stored), so that a login on one node is valid on
+ * every node. user and csrf are at most DB_SESSION_TEXT - 1 bytes. */
+#define DB_SESSION_TEXT	128
+/* Store a new session created (and seen) at now. 0 or -1. */
+int	 db_session_put(const char *hash, const char *user, const char *csrf,
+	    time_t now);
+/* Look a session up: 1 and user/csrf filled (NUL-terminated, cut to their
+ * sizes) when it was seen at or after idle_cut and created at or after
+ * age_cut -- its seen time then moves to now; 0 when unknown or expired;
+ * -1 on error. */
+int	 db_session_get(const char *hash, time_t now, time_t idle_cut,
+	    time_t age_cut, char *user, size_t ulen, char *csrf, size_t clen);
+/* End a session (logout): 0 or -1 (0 also when it did not exist). */
+int	 db_session_del(const char *hash);
+/* Delete sessions seen before idle_cut or created before age_cut: how
+ * many, or -1. */
+int	 db_session_prune(time_t idle_cut, time_t age_cut);
+
 /* --- moving up: SQLite to PostgreSQL ----------------------------------- */
 
 /* The tables db_copy() copies; db_copy_table(i) names the i-th (NULL past

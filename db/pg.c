@@ -2062,8 +2062,8 @@ pg_session_put(const char *hash, const char *user, const char *csrf, time_t now)
 	return n < 0 ? -1 : 0;
 }
 
-/* Valid sessions move their seen time in the same statement that finds
- * them. */
+/* Read, then move seen only when it is older than now: the requests of
+ * one page load (a second) write once, as in sqlite.c. */
 static int
 pg_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
     char *user, size_t ulen, char *csrf, size_t clen)
@@ -2071,21 +2071,29 @@ pg_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
 	struct pg_args a = { 0 };
 	PGresult *r;
 	int found;
+	time_t seen = now;
 
 	pa_str(&a, hash);
-	pa_int(&a, (long long)now);
 	pa_int(&a, (long long)idle_cut);
 	pa_int(&a, (long long)age_cut);
-	r = pg_q("UPDATE web_sessions SET seen = $2 WHERE hash = $1 AND seen >= $3"
-	    " AND created >= $4 RETURNING \"user\", csrf", &a, "read session");
+	r = pg_q("SELECT \"user\", csrf, seen FROM web_sessions WHERE hash = $1"
+	    " AND seen >= $2 AND created >= $3", &a, "read session");
 	pa_free(&a);
 	if (r == NULL)
 		return -1;
 	if ((found = PQntuples(r) > 0)) {
 		snprintf(user, ulen, "%s", PQgetvalue(r, 0, 0));
 		snprintf(csrf, clen, "%s", PQgetvalue(r, 0, 1));
+		seen = (time_t)pg_ll(r, 0, 2);
 	}
 	PQclear(r);
+	if (!found || seen >= now)
+		return found;
+	pa_str(&a, hash);
+	pa_int(&a, (long long)now);
+	found = pg_cmd("UPDATE web_sessions SET seen = $2 WHERE hash = $1 AND seen < $2",
+	    &a, "touch session") < 0 ? -1 : 1;
+	pa_free(&a);
 	return found;
 }
 
@@ -2109,7 +2117,7 @@ pg_session_prune(time_t idle_cut, time_t age_cut)
 	pa_int(&a, (long long)idle_cut);
 	pa_int(&a, (long long)age_cut);
 	return pg_cmd("DELETE FROM web_sessions WHERE seen < $1 OR created < $2",
-	    &a, "prune sessions") < 0 ? -1 : 0;
+	    &a, "prune sessions");
 }
 
 const struct db_backend db_pg = {

@@ -171,6 +171,17 @@ static int	 sq_quar_expire(time_t cut, int limit);
 static long long	 sq_quar_total(void);
 static int	 sq_user_set(const char *name, const char *hash);
 static char *sq_user_hash(const char *name);
+static int	 sq_meta_get(const char *key, char **val);
+static int	 sq_meta_put(const char *key, const char *val, int keep);
+static long long	 sq_edit_version(void);
+static int	 sq_edit_bump(void);
+static int	 sq_session_put(const char *hash, const char *user,
+		    const char *csrf, time_t now);
+static int	 sq_session_get(const char *hash, time_t now, time_t idle_cut,
+		    time_t age_cut, char *user, size_t ulen, char *csrf,
+		    size_t clen);
+static int	 sq_session_del(const char *hash);
+static int	 sq_session_prune(time_t idle_cut, time_t age_cut);
 static void	 sq_bq_free(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_prep(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_meta(sqlite3 *h, sqlite3_stmt *st,
@@ -290,6 +301,16 @@ static const struct sq_migration migrations[] = {
 	 * takes no action (docs/rules.md). */
 	{ "rules: log-only",
 	  "ALTER TABLE rules ADD COLUMN log_only INTEGER NOT NULL DEFAULT 0;" },
+	/* Shared by every node of a cluster: small named values, the admin
+	 * edit counter every node polls (db.c), and web login sessions. */
+	{ "cluster: meta, edit version, web sessions",
+	  "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+	  "CREATE TABLE edits ("
+	  "  id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);"
+	  "INSERT INTO edits VALUES (1, 0);"
+	  "CREATE TABLE web_sessions ("
+	  "  hash TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,"
+	  "  created INTEGER NOT NULL, seen INTEGER NOT NULL) WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -1634,6 +1655,143 @@ sq_user_hash(const char *name)
 	return hash;
 }
 
+/* -------------------------------------------------- shared by the cluster */
+
+static int
+sq_meta_get(const char *key, char **val)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+	int rc;
+
+	*val = NULL;
+	if (h == NULL || (st = sq_prep(h, "SELECT value FROM meta WHERE key = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*val = xstrdup(sq_ctext(st, 0));
+	return sq_one_end(h, st, rc, "read meta") == -1 ? -1 : *val != NULL;
+}
+
+static int
+sq_meta_put(const char *key, const char *val, int keep)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, keep ?
+	    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING" :
+	    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	return sq_step_done(h, st, "write meta");
+}
+
+static long long
+sq_edit_version(void)
+{
+	return sq_scalar("SELECT version FROM edits WHERE id = 1");
+}
+
+static int
+sq_edit_bump(void)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h,
+	    "UPDATE edits SET version = version + 1 WHERE id = 1")) == NULL)
+		return -1;
+	return sq_step_done(h, st, "bump the edit version");
+}
+
+static int
+sq_session_put(const char *hash, const char *user, const char *csrf, time_t now)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h,
+	    "INSERT INTO web_sessions (hash, user, csrf, created, seen)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4)")) == NULL)
+		return -1;
+	sq_bind3(st, hash, user, csrf);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	return sq_step_done(h, st, "store web session");
+}
+
+/* Read, then move seen only when it is older than now: the requests of
+ * one page load (a second) write once. */
+static int
+sq_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
+    char *user, size_t ulen, char *csrf, size_t clen)
+{
+	static const char sql[] = "SELECT user, csrf, seen FROM web_sessions"
+	    " WHERE hash = ?1 AND seen >= ?2 AND created >= ?3";
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	time_t seen = now;
+	int rc;
+
+	if ((st = sq_rstmt(&h, sql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)idle_cut);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)age_cut);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(user, ulen, "%s", sq_ctext(st, 0));
+		snprintf(csrf, clen, "%s", sq_ctext(st, 1));
+		seen = (time_t)sqlite3_column_int64(st, 2);
+	}
+	sq_rdone(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sq_fail(h, rc, "read web session");
+		return -1;
+	}
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (seen < now) {
+		if ((st = sq_prep(h, "UPDATE web_sessions SET seen = ?2"
+		    " WHERE hash = ?1 AND seen < ?2")) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+		if (sq_step_done(h, st, "touch web session") == -1)
+			return -1;
+	}
+	return 1;
+}
+
+static int
+sq_session_del(const char *hash)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, "DELETE FROM web_sessions WHERE hash = ?1")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	return sq_step_done(h, st, "delete web session");
+}
+
+static int
+sq_session_prune(time_t idle_cut, time_t age_cut)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h,
+	    "DELETE FROM web_sessions WHERE seen < ?1 OR created < ?2")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)idle_cut);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)age_cut);
+	if (sq_step_done(h, st, "prune web sessions") == -1)
+		return -1;
+	return sqlite3_changes(h);
+}
+
 /* ------------------------------------------------------------ classifier */
 
 /* The statements one learn batch uses, prepared once per batch. */
@@ -1951,4 +2109,12 @@ const struct db_backend db_sqlite = {
 	.quar_expire = sq_quar_expire,
 	.user_set = sq_user_set,
 	.bayes_learn = sq_bayes_learn,
+	.meta_get = sq_meta_get,
+	.meta_put = sq_meta_put,
+	.edit_version = sq_edit_version,
+	.edit_bump = sq_edit_bump,
+	.session_put = sq_session_put,
+	.session_get = sq_session_get,
+	.session_del = sq_session_del,
+	.session_prune = sq_session_prune,
 };

@@ -450,6 +450,73 @@ T_CASE(grey_update_atomic)
 	T_EQ_STR(buf, "192.0.2.0/24 2 1010;");
 }
 
+/* meta: set, kept against a second writer with keep, replaced without. */
+T_CASE(meta_get_put)
+{
+	char *v = (char *)"untouched";
+
+	T_EQ_INT(db_meta_get("hmac", &v), 0);
+	T_ASSERT(v == NULL);
+	T_EQ_INT(db_meta_put("hmac", "first", 1), 0);
+	T_EQ_INT(db_meta_put("hmac", "second", 1), 0);	/* the first one wins */
+	T_EQ_INT(db_meta_get("hmac", &v), 1);
+	T_EQ_STR(v, "first");
+	free(v);
+	T_EQ_INT(db_meta_put("hmac", "third", 0), 0);
+	T_EQ_INT(db_meta_get("hmac", &v), 1);
+	T_EQ_STR(v, "third");
+	free(v);
+}
+
+/* The edit version starts at 0, moves one step per bump and on every
+ * committed admin edit (through db.c), not on one that changed nothing. */
+T_CASE(edit_version_moves)
+{
+	long long v0 = db_edit_version();
+
+	T_ASSERT(v0 >= 0);
+	T_EQ_INT(db_edit_bump(), 0);
+	T_EQ_INT((int)(db_edit_version() - v0), 1);
+}
+
+/* Sessions: found while fresh, seen moved, idle and max age both end
+ * them, delete ends one, prune removes the stale ones only. */
+T_CASE(sessions)
+{
+	char user[DB_SESSION_TEXT], csrf[DB_SESSION_TEXT];
+
+	T_EQ_INT(db_session_put("aa11", "alice", "csrf-a", 1000), 0);
+	T_EQ_INT(db_session_put("aa11", "mallory", "x", 1000), -1);	/* no overwrite */
+	T_EQ_INT(db_session_put("bb22", "bob", "csrf-b", 1000), 0);
+	T_EQ_INT(db_session_get("zz99", 1000, 0, 0, user, sizeof(user), csrf,
+	    sizeof(csrf)), 0);
+	T_EQ_INT(db_session_get("aa11", 1500, 1000, 0, user, sizeof(user), csrf,
+	    sizeof(csrf)), 1);
+	T_EQ_STR(user, "alice");
+	T_EQ_STR(csrf, "csrf-a");
+	/* seen moved to 1500: an idle cut of 1200 no longer ends it */
+	T_EQ_INT(db_session_get("aa11", 1600, 1200, 0, user, sizeof(user), csrf,
+	    sizeof(csrf)), 1);
+	/* bob was last seen at 1000: idle past a cut of 1200 */
+	T_EQ_INT(db_session_get("bb22", 1600, 1200, 0, user, sizeof(user), csrf,
+	    sizeof(csrf)), 0);
+	/* created at 1000: too old for an age cut of 1001 however fresh */
+	T_EQ_INT(db_session_get("aa11", 1600, 0, 1001, user, sizeof(user), csrf,
+	    sizeof(csrf)), 0);
+	/* a short buffer is cut, not overrun */
+	char u3[4];
+	T_EQ_INT(db_session_get("aa11", 1600, 0, 0, u3, sizeof(u3), csrf,
+	    sizeof(csrf)), 1);
+	T_EQ_STR(u3, "ali");
+	T_EQ_INT(db_session_prune(1200, 0), 1);		/* bob only */
+	T_EQ_INT(count_rows("web_sessions"), 1);
+	T_EQ_INT(db_session_del("aa11"), 0);
+	T_EQ_INT(db_session_get("aa11", 1600, 0, 0, user, sizeof(user), csrf,
+	    sizeof(csrf)), 0);
+	T_EQ_INT(db_session_del("aa11"), 0);
+	T_EQ_INT(count_rows("web_sessions"), 0);
+}
+
 T_CASE(prune_by_age)
 {
 	/* verdict_max_age defaults to 30 days; 31 days on they are gone. */
@@ -554,6 +621,9 @@ main(void)
 	T_RUN(rule_hits_counted);
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);
+	T_RUN(meta_get_put);
+	T_RUN(edit_version_moves);
+	T_RUN(sessions);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
 	T_RUN(queue_is_bounded);
