@@ -18,7 +18,9 @@ Postern gets db.url = test_db_url(): the database conftest.py made fresh
 for the running test (dropped after it), or, outside a test (a module-wide
 Postern), one of its own kept until the session ends.
 """
+import collections
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -194,23 +196,22 @@ def _literal(v):
     return "'%s'" % str(v).replace("'", "''")
 
 
-def _value(field):
-    try:
-        return int(field)
-    except ValueError:
-        return field
-
-
 def rows(url, sql, args=()):
     """A test's query (sqlite3 style: ? placeholders, test-made values) on
     the database at url, as sqlite3 would return it: a list of tuples,
-    integers as int, everything else as text."""
+    numbers as int or float, text as str (a SELECT goes through json_agg,
+    which keeps the types psql's text output loses)."""
     parts = sql.split("?")
     if len(parts) != len(args) + 1:
         raise ValueError("%d placeholders, %d values" % (len(parts) - 1, len(args)))
     text = parts[0] + "".join(_literal(a) + p for a, p in zip(args, parts[1:]))
     base, db = url.rsplit("/", 1)
-    port = int(base.rsplit(":", 1)[1])
     server = PgServer.__new__(PgServer)
-    server.port = port
-    return [tuple(_value(f) for f in r) for r in server.psql(db, text)]
+    server.port = int(base.rsplit(":", 1)[1])
+    if not text.lstrip().upper().startswith("SELECT"):
+        server.psql(db, text)
+        return []
+    out = server.psql(db, "SELECT coalesce(json_agg(row_to_json(t)), '[]') FROM (%s) t"
+                      % text)
+    doc = "\n".join("\t".join(r) for r in out)     # in case JSON spans lines
+    return [tuple(r.values()) for r in json.loads(doc, object_pairs_hook=collections.OrderedDict)]
