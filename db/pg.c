@@ -68,15 +68,7 @@ struct pg_args {
 
 /* A row iterator's callback and argument, and the row's decoded JSON. */
 struct pg_each {
-	union {
-		int	(*access)(void *, const struct db_access *);
-		int	(*grey)(void *, const struct db_grey_entry *);
-		int	(*grey_auto)(void *, const struct db_grey_auto *);
-		int	(*verdict)(void *, const struct db_verdict_row *);
-		int	(*stat)(void *, const struct db_stat_row *);
-		int	(*rule_hit)(void *, const struct db_rule_hit *);
-		int	(*quar)(void *, const struct db_quar_row *);
-	} fn;
+	union db_row_fn fn;
 	void	*arg;
 	struct db_dec dec;
 };
@@ -1018,9 +1010,7 @@ pg_prune(time_t verdict_cut, time_t grey_cut)
 			return -1;
 		removed += n;
 	}
-	if (removed)
-		log_info("db: pruned %d old rows", removed);
-	return 0;
+	return removed;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -1846,7 +1836,6 @@ pg_bq_tokens(const struct db_bayes_learn *v, int ds, int dh,
 static int
 pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m)
 {
-	long long *n[2] = { &m->nham, &m->nspam };
 	struct pg_args a = { 0 };
 	PGresult *r;
 	int ds = 0, dh = 0, rc;
@@ -1857,18 +1846,8 @@ pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m)
 		return -1;
 	v->was = PQntuples(r) > 0 ? (int)pg_ll(r, 0, 0) : -1;
 	PQclear(r);
-	v->changed = v->was != v->cls && !(v->cls == 2 && v->was == -1);
-	if (!v->changed)
+	if (!db_bayes_move(v, m, &ds, &dh))
 		return 0;
-	if (v->was == 0 || v->was == 1) {
-		(*n[v->was])--;
-		*(v->was ? &ds : &dh) -= 1;
-	}
-	if (v->cls == 0 || v->cls == 1) {
-		(*n[v->cls])++;
-		*(v->cls ? &ds : &dh) += 1;
-	}
-	m->seq++;
 	if (pg_bq_tokens(v, ds, dh, m) == -1)
 		return -1;
 	if (v->cls == 2)
