@@ -311,3 +311,30 @@ def test_db_copy_moves_a_node_to_postgresql(make_postern, capture):
 
     rc, out, err = copy(src, url)
     assert rc == 1 and "already holds data" in err and out == "", err
+
+
+def test_greylisting_answers_451_while_postgresql_is_down(make_postern, capture, workdir):
+    """As with a locked SQLite file (test_db_faults.py): the greylist
+    decision needs the database, so while PostgreSQL is down the client
+    hears 451 -- at RCPT from greylisting, or already at MAIL once the
+    writer found the database gone -- never 250, never 5xx; afterwards
+    greylisting works as before, and the outage was logged once."""
+    srv = PgServer(workdir.join("pg")).start()
+    try:
+        p = node(make_postern, capture.addr, srv.createdb("grey"), {"greylist.enabled": "yes"})
+        assert send(p.port, "g1")[:2] == ("rcpt", 450)       # greylisted normally
+        srv.stop()
+        for i in range(3):
+            stage, code, _ = send(p.port, "down%d" % i)
+            assert (stage, code) in (("rcpt", 451), ("mail", 451)), (stage, code)
+        assert ("greylist: database unavailable; answering 451" in p.log() or
+                "database not writable; answering 451" in p.log())
+        srv.start()
+        wait_until(lambda: send(p.port, "g2")[:2] == ("rcpt", 450), 30,
+                   what="greylisting to work again")
+        assert capture.accepted() == []
+        log = p.log()
+        assert log.count("PostgreSQL unreachable") == 1 and "PostgreSQL back after" in log
+        p.stop()
+    finally:
+        srv.destroy()
