@@ -33,6 +33,7 @@
 #include "rules/rules.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #define PG_PREP_MAX	64	/* statements prepared per connection */
 #define PG_ARGS_MAX	20	/* parameters of one statement */
 #define PG_RETRY_MS	500	/* a thread's pause between failed connects */
+#define PG_CONNECT_MS	5000	/* longest connection start */
 /* pg_advisory_xact_lock keys: "postern" in ASCII, then one per purpose */
 #define PG_MIGRATE_LOCK	"7070111115116101"
 #define PG_QUAR_LOCK	"7070111115116102"
@@ -78,6 +80,7 @@ typedef int (*pg_row_fn)(const PGresult *, int, struct pg_each *);
 static void	 pg_key_init(void);
 static void	 pg_conn_free(void *p);
 static PGconn	*pg_connect(const char *url, char *err, size_t errlen);
+static void	 pg_msg(char *out, size_t len, const char *msg);
 static void	 pg_notice(void *arg, const char *msg);
 static struct pgc *pg_conn(void);
 static void	 pg_outage(const char *msg);
@@ -336,25 +339,64 @@ pg_conn_free(void *p)
 }
 
 /* A connection to url with our settings, or NULL and err. Later keywords
- * override earlier ones, so the URL's own connect_timeout wins. */
+ * override earlier ones, so the URL's own settings win. Our notice
+ * processor is in place before the first byte is read: a server going
+ * down says so while a connection starts, and libpq's own processor
+ * would print that on stderr. The whole start is bounded by
+ * PG_CONNECT_MS (a black-holed address). */
 static PGconn *
 pg_connect(const char *url, char *err, size_t errlen)
 {
-	const char *const kw[] = { "connect_timeout", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-	    "application_name", "dbname", "client_encoding", NULL };
-	const char *const val[] = { "5", "10", "5", "2", "10000", "postern", url,
-	    "UTF8", NULL };
-	PGconn *c = PQconnectdbParams(kw, val, 1);
+	const char *const kw[] = { "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "tcp_user_timeout", "application_name", "dbname",
+	    "client_encoding", NULL };
+	const char *const val[] = { "10", "5", "2", "10000", "postern", url, "UTF8",
+	    NULL };
+	PGconn *c = PQconnectStartParams(kw, val, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	uint64_t end = time_mono_ms() + PG_CONNECT_MS;
 
-	if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+	if (c != NULL && PQstatus(c) != CONNECTION_BAD)
 		PQsetNoticeProcessor(c, pg_notice, NULL);
-		return c;
+	while (c != NULL && PQstatus(c) != CONNECTION_BAD &&
+	    st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { PQsocket(c), st == PGRES_POLLING_READING ?
+		    POLLIN : POLLOUT, 0 };
+		uint64_t now = time_mono_ms();
+		if (now >= end || poll(&pfd, 1, (int)(end - now)) == 0) {
+			snprintf(err, errlen, "no connection within %d ms", PG_CONNECT_MS);
+			PQfinish(c);
+			return NULL;
+		}
+		st = PQconnectPoll(c);
 	}
-	snprintf(err, errlen, "%s", c ? PQerrorMessage(c) : "out of memory");
-	err[strcspn(err, "\n")] = '\0';
+	if (c != NULL && PQstatus(c) == CONNECTION_OK)
+		return c;
+	pg_msg(err, errlen, c ? PQerrorMessage(c) : "out of memory");
 	PQfinish(c);
 	return NULL;
+}
+
+/* libpq's message as one log line: its first line, without the server's
+ * severity words ("FATAL:  ", "ERROR:  "), which would read as
+ * Postern's own. */
+static void
+pg_msg(char *out, size_t len, const char *msg)
+{
+	static const char *const sev[] = { "FATAL:  ", "ERROR:  ", "PANIC:  " };
+	size_t o = 0;
+
+	while (*msg && *msg != '\n' && o + 1 < len) {
+		size_t i;
+		for (i = 0; i < ARRAY_SIZE(sev); i++)
+			if (strncmp(msg, sev[i], strlen(sev[i])) == 0)
+				break;
+		if (i < ARRAY_SIZE(sev))
+			msg += strlen(sev[i]);
+		else
+			out[o++] = *msg++;
+	}
+	out[o] = '\0';
 }
 
 /* The server's notices ("relation already exists, skipping") go to the
@@ -456,9 +498,8 @@ pg_fail(struct pgc *pc, PGresult *r, const char *what)
 	char msg[256];
 	PGconn *fresh;
 
-	snprintf(msg, sizeof(msg), "%s", r && *PQresultErrorMessage(r) ?
+	pg_msg(msg, sizeof(msg), r && *PQresultErrorMessage(r) ?
 	    PQresultErrorMessage(r) : PQerrorMessage(pc->c));
-	msg[strcspn(msg, "\n")] = '\0';
 	if (PQstatus(pc->c) != CONNECTION_OK && (st == NULL || *st == '\0'))
 		st = "08006";
 	snprintf(pg_state, sizeof(pg_state), "%s", st ? st : "XX000");

@@ -300,7 +300,9 @@ def test_db_copy_moves_a_node_to_postgresql(make_postern, capture):
     assert [t["rcpt"] for t in h.get("/api/greylist")[2]["triplets"]] == ["bob@example.org"]
     assert len(h.get("/api/verdicts")[2]["verdicts"]) == before["verdicts"]
     for t, n in before.items():
-        assert dst.rows("SELECT count(*) FROM %s" % t) == [(n,)], t
+        # the new node counts its own sessions (the harness's banner check)
+        got = dst.rows("SELECT count(*) FROM %s" % t)[0][0]
+        assert got >= n if t == "stats" else got == n, (t, got, n)
     assert dst.rows("SELECT nspam FROM bayes_meta") == [(1,)]
     assert Http(dst.web_port).login("mover", "a long enough password")[0] == 200
     # the copy's identities continue: a new rule gets the next id
