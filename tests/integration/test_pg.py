@@ -340,3 +340,39 @@ def test_greylisting_answers_451_while_postgresql_is_down(make_postern, capture,
         p.stop()
     finally:
         srv.destroy()
+
+
+def test_read_only_database_answers_451_and_recovers(make_postern, capture, workdir):
+    """A standby promoted late, or an admin's default_transaction_read_only:
+    writes fail with SQLSTATE 25006. That is an outage like a lost server:
+    new transactions hear 451 at MAIL (nothing is accepted that could not
+    be recorded), one log line says so, and the node is back by itself once
+    the database takes writes again."""
+    srv = PgServer(workdir.join("pg")).start()
+    try:
+        url = srv.createdb("ro")
+        p = node(make_postern, capture.addr, url, {"greylist.enabled": "no"})
+        assert send(p.port, "before")[1] == 250
+        srv.psql("postgres", "ALTER DATABASE ro SET default_transaction_read_only = on")
+        srv.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE datname = 'ro'")
+        seen = wait_until(lambda: [r for r in (send(p.port, "ro%d" % i) for i in range(2))
+                                   if r[:2] == ("mail", 451)], 30,
+                          what="MAIL to hear 451 while read-only")
+        assert seen
+        # a quarantine verdict needs a committed row: it is refused too
+        assert send(p.port, "roq", quarantine=True)[1] == 451
+        wait_until(lambda: "read-only transaction" in p.log(), 15,
+                   what="the writer to find the database read-only")
+        srv.psql("postgres", "ALTER DATABASE ro SET default_transaction_read_only = off")
+        srv.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE datname = 'ro'")
+        wait_until(lambda: send(p.port, "after")[1] == 250, 30, what="writes to work again")
+        log = p.log()
+        assert log.count("PostgreSQL unreachable") == 1, log[-3000:]
+        assert "PostgreSQL back after" in log
+        delivered = [m for m in capture.accepted() if b"Subject: hello" in m.data]
+        assert len(delivered) >= 2
+        p.stop()
+    finally:
+        srv.destroy()
