@@ -603,20 +603,27 @@ pg_cmd(const char *sql, const struct pg_args *a, const char *what)
 	return n;
 }
 
-/* A statement without parameters (BEGIN, COMMIT, several at once). */
+/* A statement without parameters (BEGIN, COMMIT, several at once), run
+ * again once on a fresh connection when the thread's was stale (as
+ * pg_run does). 0 or -1. */
 static int
 pg_simple(struct pgc *pc, const char *sql, const char *what)
 {
-	PGresult *r = PQexec(pc->c, sql);
+	for (int tries = 0;; tries++) {
+		PGresult *r = PQexec(pc->c, sql);
+		int again;
 
-	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-	    PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pg_fail(pc, r, what);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
+		    PQresultStatus(r) == PGRES_TUPLES_OK) {
+			PQclear(r);
+			pg_up();
+			return 0;
+		}
+		again = pg_fail(pc, r, what) == 1 && tries == 0;
 		PQclear(r);
-		return -1;
+		if (!again)
+			return -1;
 	}
-	PQclear(r);
-	return 0;
 }
 
 /* BEGIN on this thread's connection (*pcp). 0 or -1. */
