@@ -6,14 +6,13 @@ its balance guard, and the token cap holding memory bounded over 10,000
 learned messages.
 
 Real parts: build/postern (learn, check, serve), the harness's unbound and
-capture backend, smtplib clients, the SQLite file read with Python's
-sqlite3; every message is written by the test.
+capture backend, smtplib clients, the database read from outside
+(Postern.rows: SQLite or PostgreSQL); every message is written by the test.
 """
 import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import time
 
