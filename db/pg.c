@@ -84,7 +84,7 @@ static void	 pg_msg(char *out, size_t len, const char *msg);
 static void	 pg_notice(void *arg, const char *msg);
 static struct pgc *pg_conn(void);
 static void	 pg_outage(const char *msg);
-static void	 pg_up(void);
+static void	 pg_up(int wrote);
 static int	 pg_lost(const char *state);
 static int	 pg_fail(struct pgc *pc, PGresult *r, const char *what);
 static PGresult *pg_run(struct pgc *pc, const char *sql,
@@ -314,8 +314,11 @@ static char		*pg_url;
 static int		 pg_version;
 static pthread_key_t	 pg_key;
 static pthread_once_t	 pg_key_once = PTHREAD_ONCE_INIT;
-/* When the outage began (time_mono_ms; 0 while the database answers). */
+/* When the outage began (time_mono_ms; 0 while the database answers),
+ * and whether it is only read-only: then reads still work, and only a
+ * committed write (or the writer's probe) ends it. */
 static _Atomic uint64_t	 pg_down_since;
+static _Atomic int	 pg_down_ro;
 /* The SQLSTATE of this thread's last failure ("" none, "08xxx" for a lost
  * connection libpq reported without one). */
 static _Thread_local char pg_state[6];
@@ -442,7 +445,7 @@ pg_conn(void)
 		pg_outage(err);
 		return NULL;
 	}
-	pg_up();
+	pg_up(0);
 	return pc;
 }
 
@@ -452,17 +455,23 @@ pg_outage(const char *msg)
 {
 	uint64_t none = 0, now = time_mono_ms();
 
-	if (atomic_compare_exchange_strong(&pg_down_since, &none, now ? now : 1))
+	if (atomic_compare_exchange_strong(&pg_down_since, &none, now ? now : 1)) {
+		atomic_store(&pg_down_ro, strcmp(pg_state, "25006") == 0);
 		log_err("db: PostgreSQL unreachable: %s; decisions that need it answer"
 		    " 4xx until it is back", msg);
+	}
 }
 
+/* A statement worked (wrote: a write was committed, or the database said
+ * it takes writes): the end of an outage, unless that outage is a
+ * read-only database and this was a read. */
 static void
-pg_up(void)
+pg_up(int wrote)
 {
 	uint64_t since = atomic_load(&pg_down_since);
 
-	if (since != 0 && atomic_compare_exchange_strong(&pg_down_since, &since, 0))
+	if (since != 0 && (wrote || !atomic_load(&pg_down_ro)) &&
+	    atomic_compare_exchange_strong(&pg_down_since, &since, 0))
 		log_info("db: PostgreSQL back after %llu s",
 		    (unsigned long long)((time_mono_ms() - since + 500) / 1000));
 }
@@ -544,7 +553,7 @@ pg_run(struct pgc *pc, const char *sql, const struct pg_args *a,
 		r = pg_exec(pc, sql, a, binary);
 		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
 		    PQresultStatus(r) == PGRES_TUPLES_OK) {
-			pg_up();
+			pg_up(0);
 			return r;
 		}
 		again = pg_fail(pc, r, what) == 1 && tries == 0;
@@ -616,7 +625,7 @@ pg_simple(struct pgc *pc, const char *sql, const char *what)
 		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
 		    PQresultStatus(r) == PGRES_TUPLES_OK) {
 			PQclear(r);
-			pg_up();
+			pg_up(0);
 			return 0;
 		}
 		again = pg_fail(pc, r, what) == 1 && tries == 0;
@@ -644,8 +653,10 @@ pg_tx_end(struct pgc *pc, int ok, const char *what)
 {
 	int rc = -1;
 
-	if (ok && pg_simple(pc, "COMMIT", what) == 0)
+	if (ok && pg_simple(pc, "COMMIT", what) == 0) {
 		rc = 0;
+		pg_up(1);
+	}
 	else if (PQstatus(pc->c) == CONNECTION_OK &&
 	    PQtransactionStatus(pc->c) != PQTRANS_IDLE)
 		PQclear(PQexec(pc->c, "ROLLBACK"));
@@ -899,6 +910,8 @@ pg_probe(void)
 	int ok = r != NULL && PQntuples(r) == 1;
 
 	PQclear(r);
+	if (ok)
+		pg_up(1);
 	return ok ? 0 : -1;
 }
 
@@ -2031,7 +2044,8 @@ pg_bayes_load(long long since, struct db_bayes_meta *m,
 		PQclear(r);
 	}
 out:
-	return pg_tx_end(pc, ok, "read classifier");
+	pg_tx_end(pc, 0, "read classifier");	/* it wrote nothing: roll back */
+	return ok ? 0 : -1;
 }
 
 /* ------------------------------------------------ shared by every node */
