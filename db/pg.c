@@ -2095,10 +2095,9 @@ pg_session_put(const char *hash, const char *user, const char *csrf, time_t now)
 
 	pa_triplet(&a, hash, user, csrf);
 	pa_int(&a, (long long)now);
+	/* a hash is new or refused, as in sqlite.c: never another's session */
 	n = pg_cmd("INSERT INTO web_sessions (hash, \"user\", csrf, created, seen)"
-	    " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (hash) DO UPDATE SET"
-	    " \"user\" = excluded.\"user\", csrf = excluded.csrf,"
-	    " created = excluded.created, seen = excluded.seen", &a, "store session");
+	    " VALUES ($1, $2, $3, $4, $4)", &a, "store session");
 	pa_free(&a);
 	return n < 0 ? -1 : 0;
 }
