@@ -5,7 +5,7 @@
 
 CC	 = gcc
 PKGS	 = libunbound opendkim libmicrohttpd openssl sqlite3 libpcre2-8 libpsl \
-	   jansson gmime-3.0 inih libxxhash
+	   jansson gmime-3.0 inih libxxhash libpq
 CFLAGS	?= -O2 -g
 CFLAGS	+= -Wall -Wextra -Werror -std=gnu11 -pthread -D_GNU_SOURCE \
 	   -I. \
@@ -40,7 +40,7 @@ ASANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PYTHON	 = /usr/bin/python3
 CONF	?= etc/postern.conf
 
-.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-asan test run bench bench-postfix bench-spf bench-rules bench-all bench-cluster bench-detect spf-compare fuzz fuzz-build clean
+.PHONY: all deps test-deps man install uninstall unit unit-asan integration integration-pg integration-asan test run bench bench-postfix bench-spf bench-rules bench-all bench-cluster bench-detect spf-compare fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps $(B)/postern
@@ -115,6 +115,16 @@ PYTEST	 = $(PYTHON) -m pytest -q -p no:cacheprovider -rfE --timeout=$(TEST_TIMEO
 integration: test-deps $(B)/postern
 	$(PYTEST) tests/integration
 
+# The integration tests that touch state (greylist, access lists, rules,
+# the quarantine, verdicts and stats, learning, the web API), again with
+# every Postern on PostgreSQL (db.url; tests/integration/harness/pg.py
+# starts one server per test process, a fresh database per test).
+# test_pg.py, in the pass above, covers what only PostgreSQL brings.
+PG_TESTS = test_access test_api test_bayes_web test_greylist test_policy \
+	   test_quarantine test_rules
+integration-pg: test-deps $(B)/postern
+	POSTERN_TEST_DB=pg $(PYTEST) $(PG_TESTS:%=tests/integration/%.py)
+
 # The integration tests against an ASan+UBSan build of the daemon: the
 # harness fails a test whose Postern log shows a sanitizer report.
 $(B)/postern-asan: $(CLIASANOBJS) $(B)/libpostern-asan.a
@@ -124,7 +134,7 @@ integration-asan: test-deps $(B)/postern-asan
 	POSTERN_BIN=$(CURDIR)/$(B)/postern-asan POSTERN_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 $(PYTEST) tests/integration
 
-test: test-deps all unit unit-asan integration
+test: test-deps all unit unit-asan integration integration-pg
 
 run: all
 	@mkdir -p var/spool

@@ -26,6 +26,7 @@ int	 cli_web(int argc, char **argv);
 int	 cli_access(int argc, char **argv);
 int	 cli_rules(int argc, char **argv);
 int	 cli_quarantine(int argc, char **argv);
+int	 cli_db(int argc, char **argv);
 
 /* Is argv[*i] the option name with a value after it? Then the value goes
  * to *val, *i moves onto it, and 1; else 0 (nothing changes). */

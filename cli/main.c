@@ -22,6 +22,7 @@ static const struct {
 	{ "rules", cli_rules },
 	{ "learn", cli_learn },
 	{ "quarantine", cli_quarantine },
+	{ "db", cli_db },
 };
 
 static void	 usage(void) __attribute__((noreturn));
@@ -39,7 +40,8 @@ usage(void)
 	    "       postern web -c FILE\n"
 	    "       postern access add|del|list [allow|deny KIND VALUE] -c FILE\n"
 	    "       postern rules import [--replace]|export|test -c FILE [ARGS]\n"
-	    "       postern quarantine list|show|raw|release|delete|spam|expire -c FILE [ID]\n");
+	    "       postern quarantine list|show|raw|release|delete|spam|expire -c FILE [ID]\n"
+	    "       postern db copy -c FILE --to URL\n");
 	exit(2);
 }
 

@@ -82,7 +82,8 @@ struct db_backend {
 	int	(*grey_run)(const char *net, const char *sender, const char *rcpt,
 		    time_t now, db_grey_step_fn, void *arg, int *answer);
 	/* rows past their age: verdicts and stats before verdict_cut,
-	 * greylist rows last seen before grey_cut (writer, any time) */
+	 * greylist rows last seen before grey_cut (writer, any time); how
+	 * many went, or -1 */
 	int	(*prune)(time_t verdict_cut, time_t grey_cut);
 	int	(*bayes_batch)(struct db_bayes_learn *, size_t n, long long max);
 
@@ -165,6 +166,31 @@ struct db_backend {
 };
 
 extern const struct db_backend db_sqlite;
+extern const struct db_backend db_pg;
+
+/* Text for PostgreSQL, whose text is UTF-8 where SQLite kept any bytes:
+ * NULL when s is valid UTF-8 already, else a copy (xmalloc'd) in which
+ * each byte that starts no valid sequence is U+FFFD. */
+char	*db_pg_utf8(const char *s);
+
+/* A row iterator's callback, whichever rows it walks (the engines keep
+ * it with its argument while they step through a result). */
+union db_row_fn {
+	int	(*access)(void *, const struct db_access *);
+	int	(*grey)(void *, const struct db_grey_entry *);
+	int	(*grey_auto)(void *, const struct db_grey_auto *);
+	int	(*verdict)(void *, const struct db_verdict_row *);
+	int	(*stat)(void *, const struct db_stat_row *);
+	int	(*rule_hit)(void *, const struct db_rule_hit *);
+	int	(*quar)(void *, const struct db_quar_row *);
+};
+
+/* What learning message v moves, once the engine read what it was
+ * learned as (v->was): sets v->changed; when it did, moves the class
+ * totals and seq in m and says by how much each of its tokens' spam and
+ * ham counts move (*ds, *dh). Returns v->changed. */
+int	 db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m,
+	    int *ds, int *dh);
 
 /* --- decoded columns ------------------------------------------------- */
 

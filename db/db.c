@@ -170,6 +170,7 @@ static int		 db_nacc;
 int
 db_open(const struct conf *c, int writer)
 {
+	db_be = c->db_url != NULL && *c->db_url ? &db_pg : &db_sqlite;
 	db_reload(c);
 	if (db_be->open(c, writer) == -1)
 		return -1;
@@ -659,12 +660,16 @@ db_run_verdict(struct db_job *j)
 	return 0;
 }
 
-/* Rows past their age (writer thread). */
+/* Rows past their age (writer thread). 0 or -1. */
 static int
 db_run_prune(time_t now)
 {
-	return db_be->prune(now - atomic_load(&db_verdict_max_age),
+	int removed = db_be->prune(now - atomic_load(&db_verdict_max_age),
 	    now - atomic_load(&db_grey_expire));
+
+	if (removed > 0)
+		log_info("db: pruned %d old rows", removed);
+	return removed < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------ queued writes */
@@ -1011,6 +1016,27 @@ db_quar_claimed_free(struct db_quar_claimed *c)
 }
 
 /* ------------------------------------------------------------ classifier */
+
+int
+db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m, int *ds, int *dh)
+{
+	long long *n[2] = { &m->nham, &m->nspam };
+
+	*ds = *dh = 0;
+	v->changed = v->was != v->cls && !(v->cls == 2 && v->was == -1);
+	if (!v->changed)
+		return 0;
+	if (v->was == 0 || v->was == 1) {
+		(*n[v->was])--;
+		*(v->was ? ds : dh) -= 1;
+	}
+	if (v->cls == 0 || v->cls == 1) {
+		(*n[v->cls])++;
+		*(v->cls ? ds : dh) += 1;
+	}
+	m->seq++;
+	return 1;
+}
 
 int
 db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)

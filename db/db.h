@@ -435,4 +435,23 @@ int	 db_session_del(const char *hash);
  * many, or -1. */
 int	 db_session_prune(time_t idle_cut, time_t age_cut);
 
+/* --- moving up: SQLite to PostgreSQL ----------------------------------- */
+
+/* The tables db_copy() copies; db_copy_table(i) names the i-th (NULL past
+ * the last). */
+#define DB_COPY_TABLES	16
+const char *db_copy_table(size_t i);
+/* Rows copied so far of all (done), of how many (total); table is the one
+ * being copied. Called every few hundred rows and after each table. */
+typedef void (*db_copy_progress_fn)(void *arg, const char *table,
+	    long long done, long long total);
+/* Copy the SQLite database at path (migrated first) into the PostgreSQL
+ * database at url (migrated first), every table, in one transaction;
+ * copied[i] is what went into table i. 0 done; 1 refused: the target
+ * already holds state (why names a table with rows; nothing was written);
+ * -1 failed (logged; nothing was written). Call it with no database open
+ * (before or instead of db_open). */
+int	 db_copy(const char *path, const char *url, db_copy_progress_fn fn,
+	    void *arg, long long copied[DB_COPY_TABLES], char *why, size_t whylen);
+
 #endif

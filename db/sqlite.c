@@ -40,15 +40,7 @@ struct sq_rconn {
 /* A row iterator's callback and its argument (seen: rows counted), and
  * the row's decoded JSON columns, freed after each call. */
 struct sq_each {
-	union {
-		int	(*access)(void *, const struct db_access *);
-		int	(*grey)(void *, const struct db_grey_entry *);
-		int	(*grey_auto)(void *, const struct db_grey_auto *);
-		int	(*verdict)(void *, const struct db_verdict_row *);
-		int	(*stat)(void *, const struct db_stat_row *);
-		int	(*rule_hit)(void *, const struct db_rule_hit *);
-		int	(*quar)(void *, const struct db_quar_row *);
-	} fn;
+	union db_row_fn fn;
 	void	*arg;
 	int	*seen;
 	struct db_dec dec;
@@ -814,9 +806,7 @@ sq_prune(time_t verdict_cut, time_t grey_cut)
 			return -1;
 		removed += sqlite3_changes(sq_wconn);
 	}
-	if (removed)
-		log_info("db: pruned %d old rows", removed);
-	return 0;
+	return removed;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -1905,7 +1895,6 @@ static int
 sq_bq_one(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_learn *v,
     struct db_bayes_meta *m)
 {
-	long long *n[2] = { &m->nham, &m->nspam };
 	int rc, ds = 0, dh = 0;
 
 	sqlite3_bind_blob(q[SQ_BQ_MSG_GET], 1, v->digest, 32, SQLITE_STATIC);
@@ -1916,18 +1905,8 @@ sq_bq_one(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_learn *v,
 		sq_fail(h, rc, "read learned message");
 		return -1;
 	}
-	v->changed = v->was != v->cls && !(v->cls == 2 && v->was == -1);
-	if (!v->changed)
+	if (!db_bayes_move(v, m, &ds, &dh))
 		return 0;
-	if (v->was == 0 || v->was == 1) {
-		(*n[v->was])--;
-		*(v->was ? &ds : &dh) -= 1;
-	}
-	if (v->cls == 0 || v->cls == 1) {
-		(*n[v->cls])++;
-		*(v->cls ? &ds : &dh) += 1;
-	}
-	m->seq++;
 	if (sq_bq_tokens(q, v, ds, dh, m) == -1)
 		return -1;
 	if (v->cls == 2) {

@@ -265,6 +265,8 @@ static const struct conf_key keys[] = {
 	  "messages per minute from one client IP (0 = unlimited; 450 4.7.1 past it)" },
 
 	{ "db.path", T_STR, O(db_path), "var/postern.db", 0, 0, NULL, "SQLite database file" },
+	{ "db.url", T_STR, O(db_url), "", 0, 0, NULL,
+	  "PostgreSQL connection URL (postgresql://...) or libpq key=value string; empty = SQLite at db.path" },
 	{ "db.verdict_max_age", T_SECS, O(db_verdict_max_age), "30d", 60, LL, NULL,
 	  "verdict log rows older than this are pruned" },
 
@@ -385,7 +387,7 @@ static const struct conf_key dom_keys[CONF_DOM_NKEYS] = {
  * connection (sessions already running keep theirs). */
 static const char *restart_keys[] = {
 	"proxy.listen", "proxy.threads", "proxy.user", "policy.workers",
-	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path",
+	"dns.resolver", "dns.timeout", "dns.cache_size", "db.path", "db.url",
 	"web.listen", "web.tls_cert", "web.tls_key", "web.tls_priorities", "web.max_conns",
 	"web.max_conns_per_ip", "web.request_timeout",
 };

@@ -134,6 +134,7 @@ struct conf {
 
 	/* [db] */
 	char	*db_path;
+	char	*db_url;		/* PostgreSQL; "" = SQLite at db_path */
 	long long db_verdict_max_age;	/* seconds */
 
 	/* [rules] */

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (IN_NETNS, BlackHole, Capture, Postern, Postfix,  # noqa: E402
                      TempDir, Unbound, netns_argv, wait_until)
+from harness import pg  # noqa: E402
 from harness.leftovers import RunRoot  # noqa: E402
 from _pytest.reports import TestReport  # noqa: E402
 
@@ -178,6 +179,31 @@ def pytest_runtest_protocol(item, nextitem):
             report=_report(item, "teardown", "failed", longrepr="teardown: %r" % e))
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+# ---- PostgreSQL (POSTERN_TEST_DB=pg, harness/pg.py) ----------------------
+@pytest.fixture(scope="session", autouse=True)
+def _pg_session():
+    """The process's PostgreSQL server, if a test started it, goes at the
+    end of the session (before the leftover check)."""
+    yield
+    pg.stop_session_server()
+
+
+@pytest.fixture(autouse=True)
+def _pg_test_db():
+    """Under POSTERN_TEST_DB=pg, a fresh database for each test: every
+    harness Postern of the test shares it (as nodes of one cluster would)."""
+    if os.environ.get("POSTERN_TEST_DB") != "pg":
+        yield None
+        return
+    url = pg.session_server().createdb()
+    pg.set_current(url)
+    try:
+        yield url
+    finally:
+        pg.set_current(None)
+        pg.session_server().dropdb(url)
 
 
 # ---- directories --------------------------------------------------------

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 
 from harness.net import LOOPBACK, TempDir, wait_port, wait_until
+from harness.pg import rows as pgrows
 from harness.postern import POSTERN_BIN as POSTERN, Postern
 from harness.unbound import BlackHole, Unbound
 
@@ -49,7 +50,9 @@ class PolicyEnv:
 
     @property
     def db(self):
-        return self.p.settings["db.path"]
+        """The SQLite file, or the PostgreSQL URL under POSTERN_TEST_DB=pg
+        (rows() reads either)."""
+        return self.p.db_url or self.p.settings["db.path"]
 
     @db.setter
     def db(self, path):
@@ -164,7 +167,10 @@ def smtp_session(port, source="127.0.0.1"):
 
 
 def rows(db, sql, args=()):
-    """Read the database the way an admin would (a separate connection)."""
+    """Read the database the way an admin would (a separate connection):
+    the SQLite file db, or the PostgreSQL database when db is its URL."""
+    if db.startswith("postgresql://"):
+        return pgrows(db, sql, args)
     c = sqlite3.connect(db, timeout=10)
     try:
         return c.execute(sql, args).fetchall()

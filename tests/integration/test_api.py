@@ -229,12 +229,9 @@ def test_access_api_refuses_what_the_cli_refuses(st, kind, value):
 def test_access_entries_let_in_before_can_be_deleted(st):
     """Deleting checks list, kind and a value up to 1024 bytes, not its
     syntax: a row an older version stored stays removable by both doors."""
-    import sqlite3
-    db = sqlite3.connect(st.postern.settings["db.path"], timeout=10)
-    with db:
-        db.executemany("INSERT INTO access (list, kind, value, created) VALUES (?, ?, ?, 0)",
-                       [("deny", "sender", "a@bad..example"), ("deny", "helo", "x" * 300)])
-    db.close()
+    for row in [("deny", "sender", "a@bad..example"), ("deny", "helo", "x" * 300)]:
+        st.postern.rows("INSERT INTO access (list, kind, value, created) VALUES (?, ?, ?, 0)",
+                        row)
     q = urllib.parse.urlencode({"list": "deny", "kind": "sender", "value": "a@bad..example"})
     status, _, d = st.bearer().delete("/api/access?" + q)
     assert status == 200 and d == {"ok": True, "deleted": True}

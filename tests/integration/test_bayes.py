@@ -6,14 +6,13 @@ its balance guard, and the token cap holding memory bounded over 10,000
 learned messages.
 
 Real parts: build/postern (learn, check, serve), the harness's unbound and
-capture backend, smtplib clients, the SQLite file read with Python's
-sqlite3; every message is written by the test.
+capture backend, smtplib clients, the database read from outside
+(Postern.rows: SQLite or PostgreSQL); every message is written by the test.
 """
 import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import time
 
@@ -54,13 +53,11 @@ def learn(conf_path, *args):
 
 
 def meta(p):
-    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
-        return db.execute("SELECT nspam, nham, ntokens FROM bayes_meta").fetchone()
+    return p.rows("SELECT nspam, nham, ntokens FROM bayes_meta")[0]
 
 
 def token_count(p):
-    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
-        return db.execute("SELECT count(*) FROM bayes_tokens").fetchone()[0]
+    return p.rows("SELECT count(*) FROM bayes_tokens")[0][0]
 
 
 def check(p, path):
@@ -116,9 +113,7 @@ def test_learn_once_move_forget(make_postern, capture, workdir):
     assert "0 changed" in out, out
     learn(p.conf_path, "spam", "--forget", *paths[1:])
     assert meta(p)[:2] == (0, 0)
-    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
-        assert db.execute("SELECT count(*) FROM bayes_tokens WHERE spam + ham > 0"
-                          ).fetchone()[0] == 0
+    assert p.rows("SELECT count(*) FROM bayes_tokens WHERE spam + ham > 0") == [(0,)]
 
 
 def test_learn_refuses_bad_usage(make_postern, capture, workdir):
@@ -164,10 +159,8 @@ def send(port, msg):
 
 
 def verdict_checks(p, subject):
-    with sqlite3.connect(os.path.join(p.dir, "postern.db")) as db:
-        row = db.execute("SELECT checks, verdict FROM verdicts WHERE subject = ?",
-                         (subject,)).fetchone()
-    return (json.loads(row[0]), row[1]) if row else (None, None)
+    got = p.rows("SELECT checks, verdict FROM verdicts WHERE subject = ?", (subject,))
+    return (json.loads(got[0][0]), got[0][1]) if got else (None, None)
 
 
 def test_proxy_sees_learning_of_another_process(make_postern, capture, workdir):

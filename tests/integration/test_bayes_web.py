@@ -97,10 +97,7 @@ def test_release_learns_ham_exactly_once(st):
     assert status == 200 and r["ok"] is True and r["changed"] is False and r["was"] == "ham", r
     assert learned(st) == (spam0, ham0 + 1)
     # The database holds one row for it, learned as ham.
-    db = st.postern.settings["db.path"]
-    n = subprocess.run(["sqlite3", db, "SELECT count(*) FROM bayes_msgs WHERE class = 0"],
-                       capture_output=True, text=True, timeout=30)
-    assert n.returncode == 0 and int(n.stdout) == ham0 + 1, n
+    assert st.postern.rows("SELECT count(*) FROM bayes_msgs WHERE class = 0") == [(ham0 + 1,)]
 
 
 def test_failed_release_learns_nothing(st):

@@ -19,6 +19,7 @@ import pytest
 from harness import POSTERN_BIN, wait_until
 from harness.net import wait_port
 from harness.client import smtp_client
+from harness.pg import ON_PG
 
 RULES = "quar | subject | /quarantine me/i | quarantine\n"
 
@@ -281,6 +282,7 @@ def test_disabled_quarantine_rejects(make_postern, capture):
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                     reason="needs root for a private tmpfs")
+@pytest.mark.skipif(ON_PG, reason="a full SQLite file; test_pg.py stops PostgreSQL instead")
 def test_full_disk_is_tempfail_and_nothing_lost(make_postern, capture, workdir):
     """db.path on a 512 KiB tmpfs (private mount namespace): quarantined
     messages fill it; then clients get 4xx, never a 250 without a row; every

@@ -17,13 +17,18 @@ on), bayes.enabled = no (the classifier's tests turn it on) and
 rbl.health_interval = 0 (test_dnslist_health.py turns it on). `conf`
 keys are "section.key"; values are written as given.
 Set POSTERN_BIN to run another binary (e.g. an ASan build).
+With POSTERN_TEST_DB=pg (make integration-pg) db.url points at a fresh
+PostgreSQL database of the test (harness/pg.py) unless conf gives one;
+p.db_url is it ("" on SQLite), p.pg the server.
 """
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 
+from . import pg as pgmod
 from .net import LOOPBACK, TIME_SCALE, free_port, read_log, wait_until
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -78,6 +83,8 @@ class Postern:
             "rbl.health_interval": "0",
             "log.level": "info",
         }
+        if os.environ.get("POSTERN_TEST_DB") == "pg" and "db.url" not in (conf or {}):
+            self.settings["db.url"] = pgmod.test_db_url()
         self.settings.update({k: str(v) for k, v in (conf or {}).items()})
         # INI text written after the settings, verbatim: sections whose
         # names hold dots ([domain example.org]) do not fit "section.key".
@@ -85,6 +92,28 @@ class Postern:
         self.proc = None
         self._log = None
         self._termed = False   # SIGTERM already sent: stop() only waits
+
+    @property
+    def db_url(self):
+        return self.settings.get("db.url", "")
+
+    def rows(self, sql, args=()):
+        """Run sql (? placeholders) on this Postern's database as an admin
+        would, from outside, and commit: the rows, integers as int. SQLite
+        or PostgreSQL, whichever it runs on."""
+        if self.db_url:
+            return pgmod.rows(self.db_url, sql, args)
+        c = sqlite3.connect(self.settings["db.path"], timeout=10)
+        try:
+            with c:
+                return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    @property
+    def pg(self):
+        """The test PostgreSQL server behind db_url (None on SQLite)."""
+        return pgmod.session_server() if self.db_url else None
 
     @property
     def addr(self):
