@@ -15,8 +15,10 @@
  *   grey_run, bayes_batch: the writer thread only, between begin and
  *   commit/rollback (probe and prune outside a batch too). Each returns 0
  *   or -1 (logged); after -1, retryable() says whether the failure was the
- *   database's state (busy, full, I/O: retry the batch later) rather than
- *   the row's (drop it).
+ *   database's state (busy, full, I/O: retry the batch later; 1) rather than
+ *   the row's (drop it; 0), or a conflict with another node's concurrent
+ *   transaction (a deadlock or serialization failure: retry the batch at
+ *   once; DB_CONFLICT).
  * - everything else: any thread, on a connection of that thread's own,
  *   opened on first use and closed at thread exit. Return values are the
  *   public call's of the same name in db.h.
@@ -58,6 +60,9 @@ struct db_vrow {
 	int		 nstats;
 	int		 nhits;
 };
+
+/* retryable(): another writer's transaction got in the way. */
+#define DB_CONFLICT	2
 
 struct db_backend {
 	const char *name;

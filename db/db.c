@@ -41,6 +41,7 @@
 #define DB_PRUNE_MS	60000	/* housekeeping interval */
 #define DB_PRUNE_RETRY_MS 15000	/* after a failed housekeeping round */
 #define DB_CLOSE_TRIES	3	/* batches tried at shutdown before giving up */
+#define DB_CONFLICT_TRIES 5	/* runs of a batch another node's writer deadlocked */
 /* How long queued rows that nobody waits for may wait for more. Each
  * commit costs a WAL write, a wakeup of the writer and lock traffic with
  * the readers; at 2,000 messages/s this turns ~3 commits per message
@@ -453,7 +454,13 @@ db_writer_main(void *arg)
 			}
 			continue;
 		}
-		int ok = db_batch_run(batch) == 0;
+		/* A conflict with another node's writer is no outage: the
+		 * batch runs again at once, and new transactions go on. */
+		int rc, tries = 0;
+		while ((rc = db_batch_run(batch)) == DB_CONFLICT &&
+		    ++tries < DB_CONFLICT_TRIES)
+			;
+		int ok = rc == 0;
 		db_batch_finish(batch, ok);
 		if (!ok) {
 			if (db_stop && ++stopping_tries >= DB_CLOSE_TRIES)
@@ -485,26 +492,30 @@ db_writer_main(void *arg)
 	return NULL;
 }
 
-/* One transaction over the batch. 0, or -1 after a rollback. */
+/* One transaction over the batch. 0, or after a rollback DB_CONFLICT
+ * (run it again) or -1. */
 static int
 db_batch_run(struct db_job *batch)
 {
+	int why;
+
 	if (db_be->begin() == -1)
-		return -1;
+		return db_be->retryable() == DB_CONFLICT ? DB_CONFLICT : -1;
 	db_nacc = 0;
 	for (struct db_job *j = batch; j; j = j->next) {
 		if (db_job_run(j) == -1) {
 			/* A row the database will never take (a bug, not the
 			 * disk) must not block the queue forever. */
-			if (!db_be->retryable())
+			if (!(why = db_be->retryable()))
 				j->bad = 1;
 			db_be->rollback();
-			return -1;
+			return why == DB_CONFLICT ? DB_CONFLICT : -1;
 		}
 	}
 	if (db_acc_flush() == -1 || db_be->commit() == -1) {
+		why = db_be->retryable();
 		db_be->rollback();
-		return -1;
+		return why == DB_CONFLICT ? DB_CONFLICT : -1;
 	}
 	return 0;
 }
@@ -593,9 +604,22 @@ db_job_free(struct db_job *j)
 
 /* ------------------------------------------------- the batch's counters */
 
+/* Counter rows in one order, (minute, name), on every node: two writers
+ * adding to the same rows then never wait for each other in a cycle. */
+static int
+db_acc_cmp(const void *a, const void *b)
+{
+	const typeof(db_acc[0]) *x = a, *y = b;
+
+	if (x->minute != y->minute)
+		return x->minute < y->minute ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 static int
 db_acc_flush(void)
 {
+	qsort(db_acc, (size_t)db_nacc, sizeof(db_acc[0]), db_acc_cmp);
 	for (int i = 0; i < db_nacc; i++)
 		if (db_be->put_stat(db_acc[i].name, db_acc[i].minute, db_acc[i].n) == -1)
 			return -1;

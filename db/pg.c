@@ -897,6 +897,8 @@ pg_rollback(void)
 static int
 pg_retryable(void)
 {
+	if (strncmp(pg_state, "40", 2) == 0)	/* 40001, 40P01 */
+		return DB_CONFLICT;
 	return pg_lost(pg_state);
 }
 
