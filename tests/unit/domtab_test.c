@@ -6,6 +6,7 @@
  * save, conflict with a section, delete, the table rebuilt after the edit
  * version moved, and a session's thresholds following it. */
 #include "t.h"
+#include "tconf.h"
 #include "db/db.h"
 #include "lib/conf.h"
 #include "lib/util.h"
@@ -226,27 +227,7 @@ T_CASE(session_follows_a_save)
 int
 main(void)
 {
-	struct conf_err *e = NULL;
-	char path[300], db[300];
-	FILE *f;
-	int n = 0;
-
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	snprintf(path, sizeof(path), "%s/p.conf", dir);
-	snprintf(db, sizeof(db), "%s/p.db", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return 1;
-	fprintf(f, "[db]\npath = %s\n[dns]\nresolver = 127.0.0.1:9\ntimeout = 200\n%s",
-	    db, conf_text);
-	fclose(f);
-	if ((c = conf_load(path, &e, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", e[i].msg);
-		return 1;
-	}
-	log_set_level(LOG_LVL_ERR);
-	if (pol_init(c) == -1)
+	if ((c = t_policy_conf(dir, conf_text)) == NULL)
 		return 1;
 	T_RUN(entry_good_and_round_trip);
 	T_RUN(entry_bad_says_why);
