@@ -61,14 +61,15 @@ dompol_tab(const struct pol_session *ps)
 }
 
 /* Take the newest dashboard table while no recipient has fixed the
- * transaction's policy (ps->dom points into the table); read it from
- * the database only on a worker (dompol_blocks sends the stage there). */
+ * transaction's policy (ps->dom points into the table; DATA has its
+ * recipients); read it from the database only on a worker (dompol_blocks
+ * sends the stage there). */
 static void
 dompol_pin(struct pol_session *ps, int stage)
 {
 	struct domtab *t = dompol_tab(ps), *nt;
 
-	if ((stage >= POL_RCPT && ps->nrcpts > 0) || !domtab_stale(t))
+	if (stage > POL_RCPT || (stage == POL_RCPT && ps->nrcpts > 0) || !domtab_stale(t))
 		return;
 	if ((nt = domtab_get(!pol_speculative(ps))) == NULL)
 		return;
