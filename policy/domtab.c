@@ -17,9 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The stored document: a bound past which it is not parsed. */
-#define DOMTAB_DOC_MAX	(4 * 1024 * 1024)
-
 /* The entries as read at one admin token, by name. Freed by the last
  * domtab_unref(). */
 struct domtab {
@@ -298,8 +295,15 @@ static enum domtab_rc
 domtab_write(json_t *doc, char *why, size_t whysz)
 {
 	char *s = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
-	int rc = s != NULL ? db_meta_put(DOMTAB_META_KEY, s, 0) : -1;
+	int rc;
 
+	if (s != NULL && strlen(s) > DOMTAB_DOC_MAX) {
+		snprintf(why, whysz, "the domain policies would take more than %d bytes; "
+		    "shorten their lists or delete one", DOMTAB_DOC_MAX);
+		free(s);
+		return DOMTAB_FULL;
+	}
+	rc = s != NULL ? db_meta_put(DOMTAB_META_KEY, s, 0) : -1;
 	free(s);
 	if (rc == -1) {
 		snprintf(why, whysz, "the database refused the change; see the log");

@@ -44,8 +44,10 @@ struct conf_domain;
 struct domtab;
 
 #define DOMTAB_META_KEY	"domains.dashboard"
-/* Entries in the document: a bound on what one save can grow. */
+/* The document's bounds: entries, and bytes (what a save may grow it to,
+ * and past which a stored one is not read). */
 #define DOMTAB_MAX	1000
+#define DOMTAB_DOC_MAX	(4 * 1024 * 1024)
 
 /* What a save or delete came to. */
 enum domtab_rc {
@@ -54,7 +56,7 @@ enum domtab_rc {
 	DOMTAB_INVALID,		/* bad name or entry: why says what to fix */
 	DOMTAB_CONFLICT,	/* the config has a section of that name */
 	DOMTAB_NOTFOUND,	/* delete: no such entry */
-	DOMTAB_FULL,		/* DOMTAB_MAX entries already */
+	DOMTAB_FULL,		/* DOMTAB_MAX entries, or DOMTAB_DOC_MAX bytes */
 	DOMTAB_DBERR,		/* the database did not answer (logged) */
 };
 

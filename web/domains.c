@@ -12,6 +12,7 @@
 #include "policy/domtab.h"
 #include "web/web_int.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static json_t	*domains_policy(const struct conf *, const struct conf_domain *);
@@ -141,7 +142,7 @@ domains_api(struct web_req *r, struct web_resp *resp)
 void
 domains_api_one(struct web_req *r, struct web_resp *resp, const char *name)
 {
-	char why[400];
+	char why[400], low[300];
 	enum domtab_rc rc;
 	json_t *j;
 
@@ -156,9 +157,13 @@ domains_api_one(struct web_req *r, struct web_resp *resp, const char *name)
 		web_error(resp, 405, "PUT or DELETE");
 		return;
 	}
-	if (rc != DOMTAB_OK && rc != DOMTAB_CREATED)
+	if (rc != DOMTAB_OK && rc != DOMTAB_CREATED) {
 		web_error(resp, domains_status(rc), "%s", why);
-	else
-		web_json(resp, domains_status(rc), json_pack("{s:s, s:b}", "domain", name,
-		    strcmp(r->method, "PUT") == 0 ? "saved" : "deleted", 1));
+		return;
+	}
+	snprintf(low, sizeof(low), "%s", name);	/* valid: short enough */
+	for (char *q = low; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	web_json(resp, domains_status(rc), json_pack("{s:s, s:b}", "domain", low,
+	    strcmp(r->method, "PUT") == 0 ? "saved" : "deleted", 1));
 }

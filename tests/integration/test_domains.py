@@ -416,7 +416,7 @@ def test_api_domain_saved_changes_the_next_verdict(web):
     assert verdict_of(web, "dash-before", "u@fresh.test") == "accept"
     st, _, d = api.put("/api/domains/Fresh.Test", {"tag_score": -2, "quarantine_score": "-1",
                                                    "allow_clients": ["192.0.2.0/24"]})
-    assert st == 201 and d["domain"] == "Fresh.Test" and d["saved"] is True, d
+    assert st == 201 and d["domain"] == "fresh.test" and d["saved"] is True, d
     seen = []
     wait_until(lambda: seen.append(verdict_of(web, "dash-after-%d" % len(seen), "u@fresh.test"))
                or seen[-1] == "quarantine", 10, interval=0.1,
