@@ -1357,10 +1357,14 @@ db_edit_version(void)
 	return db_be->edit_version();
 }
 
+/* This process sees its own bump at once, as db_admin_touch's edits. */
 int
 db_edit_bump(void)
 {
-	return db_be->edit_bump();
+	if (db_be->edit_bump() == -1)
+		return -1;
+	db_edit_publish(db_be->edit_version());
+	return 0;
 }
 
 /* ---------------------------------------------- web sessions (dispatch) */

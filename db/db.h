@@ -413,7 +413,9 @@ int	 db_meta_put(const char *key, const char *val, int keep);
  * after each committed rule, access-list or user edit (db.c does it after
  * the edits above). Its value, or -1 on error. */
 long long db_edit_version(void);
-/* One step up (db.c calls it; exposed for tests and tools). 0 or -1. */
+/* One step up, seen by this process's db_admin_token() at once (db.c
+ * calls it after the edits above; policy/domtab.c after a save of the
+ * dashboard's domain policies; tests and tools). 0 or -1. */
 int	 db_edit_bump(void);
 
 /* Web login sessions, keyed by the hex SHA-256 of the cookie's token (the

@@ -747,29 +747,100 @@ conf_dom_handler(struct conf_parse *p, const char *rest, const char *key,
 static void
 conf_dom_list(struct conf_parse *p, struct conf_domain *d, int k)
 {
+	char why[400];
+
+	if (conf_dom_list_norm(d, k, why, sizeof(why)) == -1)
+		conf_error(p, d->key_line[k], "%s", why);
+}
+
+int
+conf_dom_list_norm(struct conf_domain *d, int k, char *why, size_t whysz)
+{
 	char **list = &d->lists[k - CONF_DOM_LIST0], *copy = xstrdup(*list), *save = NULL;
-	int clients = k == CONF_DOM_ALLOW_CLIENTS || k == CONF_DOM_DENY_CLIENTS;
+	int clients = k == CONF_DOM_ALLOW_CLIENTS || k == CONF_DOM_DENY_CLIENTS, rc = 0;
 	char buf[LIM_PATH + 4];
 	struct buf out = { 0 };
 	struct prefix cidr;
 
+	assert(k >= CONF_DOM_LIST0 && k < CONF_DOM_NKEYS);
 	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
 		for (char *q = t; *q; q++)
 			*q = (char)tolower((unsigned char)*q);
 		snprintf(buf, sizeof(buf), "%s%s", t[0] == '@' ? "x" :
 		    strchr(t, '@') ? "" : "x@", t);
-		if (clients ? prefix_parse(t, &cidr) == -1 :
-		    addr_mailbox_ok(buf, strlen(buf), 1) != 0 || strlen(t) > LIM_PATH)
-			conf_error(p, d->key_line[k], "[domain %s] %s: '%s' is not %s", d->name,
-			    dom_keys[k].name, t, clients ? "an IP address or CIDR block; write "
-			    "e.g. 192.0.2.7 or 192.0.2.0/24" : "a sender; write user@example.net, "
-			    "@example.net (that domain) or example.net (and its subdomains)");
+		if (rc == 0 && (clients ? prefix_parse(t, &cidr) == -1 :
+		    addr_mailbox_ok(buf, strlen(buf), 1) != 0 || strlen(t) > LIM_PATH)) {
+			snprintf(why, whysz, "[domain %s] %s: '%.*s' is not %s", d->name,
+			    dom_keys[k].name, LIM_PATH, t, clients ? "an IP address or CIDR "
+			    "block; write e.g. 192.0.2.7 or 192.0.2.0/24" : "a sender; write "
+			    "user@example.net, @example.net (that domain) or example.net (and "
+			    "its subdomains)");
+			rc = -1;
+		}
 		buf_printf(&out, "%s%s", out.len ? ", " : "", t);
 	}
 	free(copy);
 	free(*list);
 	*list = out.len ? buf_take(&out) : xstrdup("");
 	buf_free(&out);
+	return rc;
+}
+
+int
+conf_dom_rise(const struct conf *c, const struct conf_domain *d, char *why, size_t whysz)
+{
+	double t = d->set & 1u << CONF_DOM_TAG ? d->tag_score : c->tag_score;
+	double q = d->set & 1u << CONF_DOM_QUARANTINE ? d->quarantine_score : c->quarantine_score;
+	double r = d->set & 1u << CONF_DOM_REJECT ? d->reject_score : c->reject_score;
+
+	if (t <= q && q <= r)
+		return 0;
+	snprintf(why, whysz, "[domain %s] thresholds tag %g, quarantine %g, reject %g "
+	    "(with the global ones it does not set) do not rise; make policy.tag_score "
+	    "<= policy.quarantine_score <= policy.reject_score", d->name, t, q, r);
+	return -1;
+}
+
+int
+conf_dom_set(struct conf_domain *d, int k, const char *value, char *why, size_t whysz)
+{
+	assert(k >= 0 && k < CONF_DOM_NKEYS);
+	if (conf_set(d, &dom_keys[k], value, why, whysz) == -1)
+		return -1;
+	d->set |= 1u << k;
+	return 0;
+}
+
+struct conf_domain *
+conf_dom_new(const char *name, char *why, size_t whysz)
+{
+	struct conf_domain *d;
+	char low[LIM_PATH + 8];
+
+	snprintf(low, sizeof(low), "%s", name);
+	for (char *q = low; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	if (*low == '\0' || strlen(name) > LIM_PATH || !conf_dom_name_ok(low)) {
+		snprintf(why, whysz, "'%.*s' does not name a domain; write e.g. example.org, "
+		    "or .example.org for its subdomains", LIM_PATH, name);
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->name = xstrdup(low);
+	for (int i = 0; i < CONF_DOM_NLISTS; i++)
+		d->lists[i] = xstrdup("");
+	return d;
+}
+
+void
+conf_dom_clear(struct conf_domain *d)
+{
+	free(d->name);
+	d->name = NULL;
+	for (int k = 0; k < CONF_DOM_NLISTS; k++) {
+		free(d->lists[k]);
+		d->lists[k] = NULL;
+	}
 }
 
 /* After every key is read: what d leaves unset is the global value; its
@@ -778,6 +849,7 @@ static void
 conf_dom_finish(struct conf_parse *p, struct conf_domain *d)
 {
 	const struct conf *c = p->c;
+	char why[400];
 	int l;
 
 	if (!(d->set & 1u << CONF_DOM_TAG))
@@ -792,21 +864,15 @@ conf_dom_finish(struct conf_parse *p, struct conf_domain *d)
 		conf_dom_list(p, d, k);
 	l = CONF_LATER(CONF_LATER(d->key_line[CONF_DOM_TAG], d->key_line[CONF_DOM_QUARANTINE]),
 	    d->key_line[CONF_DOM_REJECT]);
-	if (!(d->tag_score <= d->quarantine_score && d->quarantine_score <= d->reject_score))
-		conf_error(p, l ? l : d->line, "[domain %s] thresholds tag %g, quarantine %g, "
-		    "reject %g (with the global ones it does not set) do not rise; make "
-		    "policy.tag_score <= policy.quarantine_score <= policy.reject_score",
-		    d->name, d->tag_score, d->quarantine_score, d->reject_score);
+	if (conf_dom_rise(c, d, why, sizeof(why)) == -1)
+		conf_error(p, l ? l : d->line, "%s", why);
 }
 
 static void
 conf_dom_free(struct conf *c)
 {
-	for (int i = 0; i < c->ndomains; i++) {
-		free(c->domains[i].name);
-		for (int k = 0; k < CONF_DOM_NLISTS; k++)
-			free(c->domains[i].lists[k]);
-	}
+	for (int i = 0; i < c->ndomains; i++)
+		conf_dom_clear(&c->domains[i]);
 	free(c->domains);
 }
 

@@ -228,6 +228,27 @@ void		 conf_swap(struct conf *);	/* takes ownership of one ref */
 
 /* The name of a [domain] section's key ("policy.tag_score"). */
 const char	*conf_dom_key_name(enum conf_dom_key);
+/*
+ * The checks of a [domain NAME] section, for domains defined elsewhere
+ * (the dashboard's, policy/domtab.h), so both are held to one rule. Each
+ * failing call writes "what; fix" into why.
+ * conf_dom_new: an empty domain (nothing set, lists "") named name
+ * (lower-cased), or NULL when name is not "example.org" / ".example.org";
+ * free it with conf_dom_clear() and free().
+ * conf_dom_set: key k from its text as the config file would have it,
+ * marked set. 0 or -1.
+ * conf_dom_list_norm: list key k checked entry by entry and rewritten
+ * lower-case "a, b" (the bad entries too). 0 or -1.
+ * conf_dom_rise: do d's thresholds, the global ones of c where d sets
+ * none, rise (tag <= quarantine <= reject)? 0 or -1.
+ */
+struct conf_domain *conf_dom_new(const char *name, char *why, size_t whysz);
+int		 conf_dom_set(struct conf_domain *, int k, const char *value, char *why,
+		    size_t whysz);
+int		 conf_dom_list_norm(struct conf_domain *, int k, char *why, size_t whysz);
+int		 conf_dom_rise(const struct conf *, const struct conf_domain *, char *why,
+		    size_t whysz);
+void		 conf_dom_clear(struct conf_domain *);
 
 /* Print every key with default and help, for docs and `postern configtest -v`. */
 void		 conf_dump_keys(FILE *);

@@ -1,8 +1,10 @@
 /*
  * dompol.c -- see dompol.h. Reads the [domain NAME] sections conf.c
- * parsed (effective values: what a section leaves unset is already the
- * global value, its lists lower-case "a, b"), so comparing two policies
- * is comparing values, and nothing here allocates.
+ * parsed and the dashboard's entries (policy/domtab.h), both with lists
+ * lower-case "a, b"; a value a policy does not set is the global one
+ * (conf_domain.set), so comparing two policies is comparing values, and
+ * nothing here allocates but the session's reference to the dashboard's
+ * table.
  */
 #include "policy/dompol.h"
 #include "lib/conf.h"
@@ -10,6 +12,7 @@
 #include "lib/prefix.h"
 #include "lib/util.h"
 #include "policy/access.h"
+#include "policy/domtab.h"
 #include "policy/policy_int.h"
 
 #include <math.h>
@@ -21,6 +24,13 @@
 #define DOMPOL_NAME(d)	((d) ? (d)->name : "the global policy")
 
 static const char *dompol_list(const struct conf_domain *, int key);
+static const struct conf_domain *dompol_nth(const struct conf *, const struct domtab *,
+		    int i);
+static struct domtab *dompol_tab(const struct pol_session *);
+static void	 dompol_pin(struct pol_session *, int stage);
+static int	 dompol_blocks(const struct pol_session *, enum pol_stage,
+		    const struct pol_msg *);
+static void	 dompol_free(struct pol_session *);
 static int	 dompol_match(const char *list, const struct sockaddr *client,
 		    const char *sender, char *entry, size_t entrysz);
 static void	 dompol_note(struct pol_session *, int stage);
@@ -31,20 +41,75 @@ const struct pol_check dompol_check = {
 	.name = "domain",
 	.stages = 1u << POL_RCPT | 1u << POL_DATA,
 	.run = dompol_run,
+	.blocks = dompol_blocks,
+	.free = dompol_free,
 };
 
+/* Policy i of the config's sections, then of the dashboard's entries;
+ * NULL past the last. */
+static const struct conf_domain *
+dompol_nth(const struct conf *c, const struct domtab *t, int i)
+{
+	return i < c->ndomains ? &c->domains[i] : domtab_at(t, i - c->ndomains);
+}
+
+/* The dashboard's table the session reads, or NULL. */
+static struct domtab *
+dompol_tab(const struct pol_session *ps)
+{
+	return ps->priv[pol_check_slot(&dompol_check)];
+}
+
+/* Take the newest dashboard table while no recipient has fixed the
+ * transaction's policy (ps->dom points into the table; DATA has its
+ * recipients); read it from the database only on a worker (dompol_blocks
+ * sends the stage there). */
+static void
+dompol_pin(struct pol_session *ps, int stage)
+{
+	struct domtab *t = dompol_tab(ps), *nt;
+
+	if (stage > POL_RCPT || (stage == POL_RCPT && ps->nrcpts > 0) || !domtab_stale(t))
+		return;
+	if ((nt = domtab_get(!pol_speculative(ps))) == NULL)
+		return;
+	domtab_unref(t);
+	ps->priv[pol_check_slot(&dompol_check)] = nt;
+}
+
+/* A recipient's policy is still open and the table is older than the
+ * last admin edit: a worker reads it. */
+static int
+dompol_blocks(const struct pol_session *ps, enum pol_stage stage,
+    const struct pol_msg *m)
+{
+	(void)m;
+	return ps != NULL && stage == POL_RCPT && ps->nrcpts == 0 &&
+	    domtab_stale(dompol_tab(ps));
+}
+
+static void
+dompol_free(struct pol_session *ps)
+{
+	int slot = pol_check_slot(&dompol_check);
+
+	domtab_unref(ps->priv[slot]);
+	ps->priv[slot] = NULL;
+}
+
+/* The config's sections come first: of a section and a dashboard entry
+ * of the same name, the section wins. */
 const struct conf_domain *
-dompol_find(const struct conf *c, const char *rcpt)
+dompol_find(const struct conf *c, const struct domtab *t, const char *rcpt)
 {
 	const char *at = rcpt ? strrchr(rcpt, '@') : NULL;
-	const struct conf_domain *best = NULL;
+	const struct conf_domain *best = NULL, *d;
 	size_t dl, bestlen = 0;
 
 	if (at == NULL || at[1] == '\0')
 		return NULL;
 	dl = strlen(at + 1);
-	for (int i = 0; i < c->ndomains; i++) {
-		const struct conf_domain *d = &c->domains[i];
+	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++) {
 		size_t n = strlen(d->name);
 		if (d->name[0] != '.') {
 			if (strcasecmp(d->name, at + 1) == 0)
@@ -87,9 +152,12 @@ void
 dompol_limits(const struct conf *c, const struct conf_domain *d,
     struct dompol_limits *out)
 {
-	out->tag = d ? d->tag_score : c->tag_score;
-	out->quarantine = d ? d->quarantine_score : c->quarantine_score;
-	out->reject = d ? d->reject_score : c->reject_score;
+	unsigned set = d ? d->set : 0;
+
+	out->tag = set & 1u << CONF_DOM_TAG ? d->tag_score : c->tag_score;
+	out->quarantine = set & 1u << CONF_DOM_QUARANTINE ? d->quarantine_score :
+	    c->quarantine_score;
+	out->reject = set & 1u << CONF_DOM_REJECT ? d->reject_score : c->reject_score;
 }
 
 double
@@ -97,36 +165,49 @@ dompol_reject_early(const struct pol_session *ps)
 {
 	const struct conf *c = ps->conf;
 	const char *from = ps->mail_from ? ps->mail_from : "", *what;
+	const struct domtab *t = dompol_tab(ps);
+	const struct conf_domain *d;
 	char entry[LIM_PATH + 1];
 
-	for (int i = 0; i < c->ndomains; i++)
-		if (dompol_lists(&c->domains[i], (const struct sockaddr *)&ps->client, from,
+	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++)
+		if (dompol_lists(d, (const struct sockaddr *)&ps->client, from,
 		    entry, sizeof(entry), &what) == DOMPOL_ALLOW)
 			return HUGE_VAL;
-	return dompol_reject_max(c);
+	return dompol_reject_max(c, t);
 }
 
 double
-dompol_reject_max(const struct conf *c)
+dompol_reject_max(const struct conf *c, const struct domtab *t)
 {
+	const struct conf_domain *d;
+	struct dompol_limits l;
 	double r = c->reject_score;
 
-	for (int i = 0; i < c->ndomains; i++)
-		if (c->domains[i].reject_score > r)
-			r = c->domains[i].reject_score;
+	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++) {
+		dompol_limits(c, d, &l);
+		if (l.reject > r)
+			r = l.reject;
+	}
 	return r;
 }
 
 int
 dompol_greylist(const struct conf *c, const struct conf_domain *d)
 {
-	return d ? d->greylist_enabled : c->greylist_enabled;
+	return d && d->set & 1u << CONF_DOM_GREYLIST ? d->greylist_enabled :
+	    c->greylist_enabled;
+}
+
+const struct conf_domain *
+dompol_of_rcpt(const struct pol_session *ps, const char *rcpt)
+{
+	return dompol_find(ps->conf, dompol_tab(ps), rcpt);
 }
 
 const struct conf_domain *
 dompol_of_stage(const struct pol_session *ps, int stage)
 {
-	return stage == POL_RCPT ? dompol_find(ps->conf, ps->rcpt) :
+	return stage == POL_RCPT ? dompol_of_rcpt(ps, ps->rcpt) :
 	    stage == POL_DATA ? ps->dom : NULL;
 }
 
@@ -194,13 +275,16 @@ dompol_describe(const struct conf *c, const struct conf_domain *d, char *buf,
 void
 dompol_stage(struct pol_session *ps, int stage, int split)
 {
+	if (split)
+		dompol_pin(ps, stage);
 	ps->dom_stage = dompol_of_stage(ps, stage);
 	if (!split || ps->hard.set || (stage != POL_RCPT && stage != POL_DATA))
 		return;
 	if (stage == POL_RCPT && ps->nrcpts > 0 &&
 	    !dompol_same(ps->conf, ps->dom, ps->dom_stage))
 		dompol_split(ps);
-	else if (ps->conf->ndomains > 0)	/* with sections, say which one decides */
+	else if (ps->conf->ndomains > 0 || domtab_count(dompol_tab(ps)) > 0)
+		/* with domain policies, say which one decides */
 		dompol_note(ps, stage);
 }
 

@@ -1,10 +1,12 @@
 /*
  * dompol.h -- per-domain policy: the [domain NAME] sections of the config
- * (lib/conf.h, struct conf_domain) applied to recipients.
+ * (lib/conf.h, struct conf_domain) and the dashboard's domain policies
+ * (policy/domtab.h, the same struct) applied to recipients.
  *
- * A recipient gets the section named like its domain ("example.org"),
- * else the ".NAME" section with the longest NAME its domain is a subdomain
- * of, else the global policy (NULL here). A section overrides the score
+ * A recipient gets the policy named like its domain ("example.org"),
+ * else the ".NAME" one with the longest NAME its domain is a subdomain
+ * of, else the global policy (NULL here). A config section beats a
+ * dashboard entry of the same name (the API refuses to save one). A section overrides the score
  * thresholds and greylist.enabled, and has its own allow and deny lists of
  * senders and clients.
  *
@@ -26,6 +28,11 @@
  * (greylisting) and, at DATA, the content checks: the message is
  * accepted. A global allow entry (postern access) comes first.
  *
+ * A session reads the dashboard's table it took a reference to
+ * (domtab_get): a new one before each transaction's first accepted
+ * recipient, when an admin edit moved db_admin_token(); the stage that
+ * needs the database read goes to a worker (the check's .blocks).
+ *
  * Public calls below; dompol_stage() runs inside pol_run() (policy.c).
  * Thread: whichever runs the session; the conf is immutable.
  */
@@ -37,6 +44,7 @@
 
 struct conf;
 struct conf_domain;
+struct domtab;
 struct pol_check;
 struct pol_session;
 
@@ -48,9 +56,13 @@ struct dompol_limits {
 /* What a domain's lists say of a client and sender. */
 enum dompol_hit { DOMPOL_NONE = 0, DOMPOL_ALLOW, DOMPOL_DENY };
 
-/* The section a recipient path ("user@example.org") gets; NULL: the
- * global policy (also for a path without a domain). */
-const struct conf_domain *dompol_find(const struct conf *, const char *rcpt);
+/* The policy a recipient path ("user@example.org") gets from the config's
+ * sections and t's entries (t may be NULL); NULL: the global policy (also
+ * for a path without a domain). */
+const struct conf_domain *dompol_find(const struct conf *, const struct domtab *t,
+	    const char *rcpt);
+/* dompol_find() with the session's config and dashboard table. */
+const struct conf_domain *dompol_of_rcpt(const struct pol_session *, const char *rcpt);
 /* Do recipients under a and b get the same policy? NULL is the global
  * one; a section that changes nothing is the same as the global policy.
  * 1 or 0. */
@@ -63,8 +75,9 @@ void	 dompol_limits(const struct conf *, const struct conf_domain *,
  * reject_score of every policy, or none (HUGE_VAL) when a domain's allow
  * lists take the session's client or sender. */
 double	 dompol_reject_early(const struct pol_session *);
-/* The highest reject_score of every policy, the global one's included. */
-double	 dompol_reject_max(const struct conf *);
+/* The highest reject_score of every policy (the config's, t's entries,
+ * the global one). */
+double	 dompol_reject_max(const struct conf *, const struct domtab *t);
 /* Does d's recipient get greylisted? (greylist.enabled for NULL.) */
 int	 dompol_greylist(const struct conf *, const struct conf_domain *);
 /* d's lists on the client and the sender ("" the null sender): allow

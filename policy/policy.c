@@ -332,7 +332,7 @@ void
 pol_tx_rcpt_accepted(struct pol_session *ps, const char *rcpt)
 {
 	if (ps->nrcpts == 0)	/* the transaction's policy from now on */
-		ps->dom = dompol_find(ps->conf, rcpt);
+		ps->dom = dompol_of_rcpt(ps, rcpt);
 	ps->rcpts = xrealloc(ps->rcpts, sizeof(char *) * (size_t)(ps->nrcpts + 1));
 	ps->rcpts[ps->nrcpts++] = xstrdup(rcpt);
 }

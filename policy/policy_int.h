@@ -105,7 +105,8 @@ struct pol_session {
 	/* Per-domain policy (policy/dompol.h), NULL meaning the global one:
 	 * the transaction's (its first accepted recipient's), and the one of
 	 * the stage under way (RCPT: the recipient's; DATA: the
-	 * transaction's; before: NULL). Point into conf. */
+	 * transaction's; before: NULL). Point into conf, or into the
+	 * dashboard's table the session holds (dompol.c). */
 	const struct conf_domain *dom, *dom_stage;
 	/* Per-check private state, indexed by the check's slot. */
 	void		*priv[16];

@@ -147,6 +147,8 @@ api_dispatch(struct web_req *r, struct web_resp *resp)
 		lists_api(r, resp);
 	else if (strcmp(p.seg[0], "domains") == 0 && p.n == 1)
 		domains_api(r, resp);
+	else if (strcmp(p.seg[0], "domains") == 0 && p.n == 2)
+		domains_api_one(r, resp, p.seg[1]);
 	else
 		web_error(resp, 404, "no such endpoint");
 	free(p.buf);

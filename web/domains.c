@@ -1,18 +1,35 @@
 /*
  * domains.c -- the per-domain policy (policy/dompol.h) for the dashboard:
- * GET /api/domains, every [domain NAME] section's effective policy next to
- * the global one. Reads the web's own reference to the current config;
- * touches no session and no database.
+ * GET /api/domains, every [domain NAME] section's and dashboard entry's
+ * effective policy next to the global one; PUT and DELETE
+ * /api/domains/NAME, the dashboard's entries (policy/domtab.h). Reads the
+ * web's own reference to the current config and the stored entries;
+ * touches no session.
  */
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "policy/dompol.h"
+#include "policy/domtab.h"
 #include "web/web_int.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static json_t	*domains_policy(const struct conf *, const struct conf_domain *);
 static json_t	*domains_list(const char *);
+static void	 domains_get(struct web_req *, struct web_resp *);
+static int	 domains_status(enum domtab_rc);
+static int	 domains_in_conf(const struct conf *, const char *name);
+
+/* Has the config a section called name? 1 or 0. */
+static int
+domains_in_conf(const struct conf *c, const char *name)
+{
+	for (int i = 0; i < c->ndomains; i++)
+		if (strcmp(c->domains[i].name, name) == 0)
+			return 1;
+	return 0;
+}
 
 /* "a, b" as ["a", "b"]. */
 static json_t *
@@ -58,22 +75,95 @@ domains_policy(const struct conf *c, const struct conf_domain *d)
 	return o;
 }
 
-void
-domains_api(struct web_req *r, struct web_resp *resp)
+/* The config's sections ("source": "config"), then the dashboard's
+ * entries as stored now ("dashboard"; "shadowed" when a section of the
+ * same name wins over it). */
+static void
+domains_get(struct web_req *r, struct web_resp *resp)
 {
 	const struct conf *c = r->conf;
-	json_t *arr, *global;
+	const struct conf_domain *d;
+	struct domtab *t;
+	json_t *arr, *global, *o, *doc;
+	char *s;
 
-	if (strcmp(r->method, "GET") != 0) {
-		web_error(resp, 405, "GET only");
+	if (domtab_read(&doc) == -1) {
+		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
+	s = json_dumps(doc, JSON_COMPACT);
+	t = domtab_from_json(s ? s : "{}");
+	free(s);
+	json_decref(doc);
 	arr = json_array();
-	for (int i = 0; i < c->ndomains; i++)
-		json_array_append_new(arr, domains_policy(c, &c->domains[i]));
+	for (int i = 0; i < c->ndomains; i++) {
+		o = domains_policy(c, &c->domains[i]);
+		json_object_set_new(o, "source", json_string("config"));
+		json_array_append_new(arr, o);
+	}
+	for (int i = 0; (d = domtab_at(t, i)) != NULL; i++) {
+		o = domains_policy(c, d);
+		json_object_set_new(o, "source", json_string("dashboard"));
+		json_object_set_new(o, "shadowed", json_boolean(domains_in_conf(c, d->name)));
+		json_array_append_new(arr, o);
+	}
 	global = domains_policy(c, NULL);
 	/* what a client no domain allowlists meets before RCPT */
 	json_object_set_new(global, "reject_score_before_rcpt",
-	    json_real(dompol_reject_max(c)));
+	    json_real(dompol_reject_max(c, t)));
+	domtab_unref(t);
 	web_json(resp, 200, json_pack("{s:o, s:o}", "global", global, "domains", arr));
+}
+
+static int
+domains_status(enum domtab_rc rc)
+{
+	switch (rc) {
+	case DOMTAB_OK:		return 200;
+	case DOMTAB_CREATED:	return 201;
+	case DOMTAB_CONFLICT:	return 409;
+	case DOMTAB_NOTFOUND:	return 404;
+	case DOMTAB_DBERR:	return 503;
+	case DOMTAB_INVALID:
+	case DOMTAB_FULL:	break;
+	}
+	return 400;
+}
+
+void
+domains_api(struct web_req *r, struct web_resp *resp)
+{
+	if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+		domains_get(r, resp);
+	else
+		web_error(resp, 405, "GET only; PUT or DELETE /api/domains/NAME to edit");
+}
+
+void
+domains_api_one(struct web_req *r, struct web_resp *resp, const char *name)
+{
+	char why[400], low[300];
+	enum domtab_rc rc;
+	json_t *j;
+
+	if (strcmp(r->method, "PUT") == 0) {
+		if ((j = web_body_json(r, resp)) == NULL)
+			return;
+		rc = domtab_put(r->conf, name, j, why, sizeof(why));
+		json_decref(j);
+	} else if (strcmp(r->method, "DELETE") == 0)
+		rc = domtab_del(name, why, sizeof(why));
+	else {
+		web_error(resp, 405, "PUT or DELETE");
+		return;
+	}
+	if (rc != DOMTAB_OK && rc != DOMTAB_CREATED) {
+		web_error(resp, domains_status(rc), "%s", why);
+		return;
+	}
+	snprintf(low, sizeof(low), "%s", name);	/* valid: short enough */
+	for (char *q = low; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	web_json(resp, domains_status(rc), json_pack("{s:s, s:b}", "domain", low,
+	    strcmp(r->method, "PUT") == 0 ? "saved" : "deleted", 1));
 }

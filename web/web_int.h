@@ -69,9 +69,13 @@ void	 dpage_route(struct web_req *, struct web_resp *);
 /* GET /api/lists, and the DNS list lines of /metrics (lists.c). */
 void	 lists_api(struct web_req *, struct web_resp *);
 char	*lists_metrics(void);
-/* GET /api/domains: each [domain] section's policy and the global one
+/* GET /api/domains: each [domain] section's and dashboard entry's policy
+ * and the global one
  * (domains.c). */
 void	 domains_api(struct web_req *, struct web_resp *);
+/* PUT /api/domains/NAME (JSON body: policy/domtab.h) and DELETE: the
+ * dashboard's policy of one domain. */
+void	 domains_api_one(struct web_req *, struct web_resp *, const char *name);
 
 /* The dashboard's files, generated into build/gen/web_assets.c from
  * web/static/ and Debian's Chart.js at build time. */

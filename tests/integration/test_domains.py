@@ -7,6 +7,13 @@ verdicts, and a backend behind XCLIENT still sees the real client in both;
 greylisting off for one domain; a domain's own deny and allow lists;
 config errors for bad sections and keys; GET /api/domains.
 
+Policies saved in the dashboard (PUT/DELETE /api/domains/NAME,
+policy/domtab.h): the next message for the domain takes the saved
+thresholds, a config section's name is refused with 409, bad values with
+400 and the parser's reason, edits need auth and CSRF; a real Chromium
+saves and deletes one on the Domains page; a policy saved on one node of a
+cluster acts on another within two seconds.
+
 Scores come from DNS lists the test's own unbound serves: 127.0.0.5 is
 listed at bl.test (weight 5), 127.0.0.7 and 127.0.0.8 at big.test (20).
 Global thresholds are the defaults: tag 3, quarantine 6, reject 10.
@@ -18,10 +25,14 @@ import subprocess
 
 import pytest
 
+from harness import wait_until
 from harness.capture import Capture
 from policyenv import PolicyEnv, rows, smtp_session, wait_rows
+from webapi import send_mail
+# several nodes on one store, as the cluster tests start them
+from test_cluster import EDIT_BOUND, make_cluster, rcpt_reply, store  # noqa: F401
 # the real Chromium of the dashboard tests, and their page helpers
-from test_ui import drv, go, logged_in, no_alert, shot, wait_el  # noqa: F401
+from test_ui import click, drv, go, logged_in, no_alert, shot, texts, wait_el  # noqa: F401
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -371,14 +382,156 @@ def test_domains_page_in_chromium(web, drv):
     shot(drv, "domains")
     table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
              for tr in drv.find_elements(By.CSS_SELECTOR, "#domain-table tbody tr")]
-    assert table[0] == ["global", "3", "6", "10", "off", "", "", "", ""]
-    assert table[1] == ["strict.test", "3", "4", "10", "off", "", "bad.example, @worse.example", "", ""]
+    assert table[0] == ["global", "3", "6", "10", "off", "", "", "", "", ""]
+    assert table[1] == ["strict.test", "3", "4", "10", "off", "", "bad.example, @worse.example", "", "",
+                        "config"]
     assert table[2][0] == "*.strict2.test"
-    assert table[3] == ["big.test", "3", "6", "25", "off", "", "", "192.0.2.0/24", ""]
+    assert table[3] == ["big.test", "3", "6", "25", "off", "", "", "192.0.2.0/24", "", "config"]
     marked = [td.text for td in drv.find_elements(By.CSS_SELECTOR, "#domain-table tr:nth-child(2) td.set")]
     assert marked == ["4", "bad.example, @worse.example"]
     assert drv.find_element(By.ID, "dom-early").text == "25"
     assert no_alert(drv)
+
+
+# -- dashboard policies: PUT and DELETE /api/domains/NAME ----------------------
+
+def verdict_of(web, tag, rcpt):
+    """Send one message for rcpt; the verdict its row records."""
+    code, text = send_mail(web.postern.port, tag, rcpt=rcpt)
+    assert code == 250, (code, text)
+    return web.wait_verdict(tag)["verdict"]
+
+
+def dashboard_domains(web):
+    return {d["domain"]: d for d in web.bearer().get("/api/domains")[2]["domains"]
+            if d["source"] == "dashboard"}
+
+
+def test_api_domain_saved_changes_the_next_verdict(web):
+    """A policy saved through the API decides the very next message for its
+    domain (this node: at once; the wait is bounded all the same), leaves
+    other domains alone, and its deletion gives the domain back to the
+    global policy."""
+    api = web.bearer()
+    assert verdict_of(web, "dash-before", "u@fresh.test") == "accept"
+    st, _, d = api.put("/api/domains/Fresh.Test", {"tag_score": -2, "quarantine_score": "-1",
+                                                   "allow_clients": ["192.0.2.0/24"]})
+    assert st == 201 and d["domain"] == "fresh.test" and d["saved"] is True, d
+    seen = []
+    wait_until(lambda: seen.append(verdict_of(web, "dash-after-%d" % len(seen), "u@fresh.test"))
+               or seen[-1] == "quarantine", 10, interval=0.1,
+               what="the saved policy to quarantine fresh.test's mail")
+    assert seen == ["quarantine"]       # the very next message already
+    assert verdict_of(web, "dash-other", "u@plain.test") == "accept"
+    row = dashboard_domains(web)["fresh.test"]
+    assert row["quarantine_score"] == -1 and row["tag_score"] == -2 and row["reject_score"] == 10
+    assert row["set"] == ["policy.tag_score", "policy.quarantine_score", "access.allow_clients"]
+    assert row["allow_clients"] == ["192.0.2.0/24"] and row["shadowed"] is False
+    # saved again: changed, not created; greylisting now set
+    st, _, d = api.put("/api/domains/fresh.test", {"tag_score": -2, "quarantine_score": -1,
+                                                   "greylisting": False})
+    assert st == 200, d
+    assert dashboard_domains(web)["fresh.test"]["set"][-1] == "greylist.enabled"
+    # a config section's name is the file's: refused
+    st, _, d = api.put("/api/domains/strict.test", {"tag_score": 1})
+    assert st == 409 and "is a section of the config file" in d["error"], d
+    assert api.delete("/api/domains/fresh.test")[0] == 200
+    assert verdict_of(web, "dash-deleted", "u@fresh.test") == "accept"
+    st, _, d = api.delete("/api/domains/fresh.test")
+    assert st == 404 and "no dashboard policy for fresh.test" in d["error"]
+    assert dashboard_domains(web) == {}
+
+
+@pytest.mark.parametrize("name,body,why", [
+    ("x.test", {"quarantine_score": 2}, "thresholds tag 3, quarantine 2, reject 10"),
+    ("x.test", {"tag_score": 5, "quarantine_score": 4, "reject_score": 8}, "do not rise"),
+    ("x.test", {"deny_clients": ["10.0.0.0/8", "nonsense"]},
+     "access.deny_clients: 'nonsense' is not an IP address or CIDR block"),
+    ("x.test", {"allow_senders": ["a<b@c"]}, "access.allow_senders: 'a<b@c' is not a sender"),
+    ("x.test", {"allow_senders": [3]}, "allow_senders must be a list of strings"),
+    ("x.test", {"tag_score": "high"}, "'high' is not a number"),
+    ("x.test", {"greylisting": "maybe"}, "'maybe' is not a yes/no value"),
+    ("x.test", {"reject": 5}, "unknown member 'reject'"),
+    ("a..b", {}, "'a..b' does not name a domain"),
+])
+def test_api_domain_bad_input_is_400_with_the_reason(web, name, body, why):
+    st, _, d = web.bearer().put("/api/domains/" + name, body)
+    assert st == 400 and why in d["error"], d
+    assert dashboard_domains(web) == {}
+
+
+def test_api_domain_edit_needs_json_auth_and_csrf(web):
+    st, _, d = web.bearer().put("/api/domains/x.test", "{not json")
+    assert st == 400, d
+    st, _, d = web.bearer().put("/api/domains/x.test", "[1]")
+    assert st == 400, d
+    st, _, _ = web.bearer().put("/api/domains/x.test", b"tag_score=1",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 415
+    assert web.http().put("/api/domains/x.test", {})[0] == 401
+    h = web.login()
+    assert h.put("/api/domains/x.test", {}, csrf=False)[0] == 403
+    assert h.delete("/api/domains/x.test", csrf=False)[0] == 403
+    assert web.bearer().post("/api/domains/x.test", {})[0] == 405
+    assert dashboard_domains(web) == {}
+    # with its CSRF token the session may edit
+    assert h.put("/api/domains/x.test", {})[0] == 201
+    assert h.delete("/api/domains/x.test")[0] == 200
+
+
+def test_domain_policy_created_and_deleted_in_chromium(web, drv):
+    """The Domains page's form saves a policy; its row says it is the
+    dashboard's; a wrong value is refused with the server's reason;
+    Delete removes it."""
+    from selenium.webdriver.common.by import By
+    logged_in(drv, web)
+    go(drv, web, "domains")
+    wait_el(drv, "#domain-table tbody tr.domain")
+    drv.find_element(By.ID, "dom-name").send_keys("page.test")
+    drv.find_element(By.ID, "dom-quar").send_keys("5")
+    drv.find_element(By.ID, "dom-deny-senders").send_keys("spam.example, @Junk.example")
+    drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
+    row = wait_el(drv, "#domain-table tbody tr.dash", text="page.test")
+    shot(drv, "domains-dashboard")
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[:9] == ["page.test", "3", "5", "10", "off", "", "spam.example, @junk.example", "", ""]
+    assert cells[9].startswith("dashboard")
+    saved = dashboard_domains(web)["page.test"]
+    assert saved["quarantine_score"] == 5 and saved["deny_senders"] == ["spam.example", "@junk.example"]
+    # a threshold that does not rise: the server's reason is shown, nothing saved
+    drv.find_element(By.ID, "dom-name").send_keys("bad.test")
+    drv.find_element(By.ID, "dom-quar").send_keys("20")
+    drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
+    wait_el(drv, "#flash.bad", text="do not rise")
+    assert "bad.test" not in dashboard_domains(web)
+    click(drv, "#domain-table tbody tr.dash", text="page.test", inner="button.dom-del")
+    wait_until(lambda: "page.test" not in dashboard_domains(web), 10,
+               what="the policy to be deleted")
+    wait_until(lambda: not [t for t in texts(drv, "#domain-table tbody tr") if "page.test" in t], 10,
+               what="its row to go")
+    assert no_alert(drv)
+
+
+# -- several nodes, one store ---------------------------------------------------
+
+def test_domain_policy_saved_on_one_node_acts_on_another(make_cluster):
+    """A policy saved through node B's API refuses a sender for its domain
+    on node A within two seconds (docs/cluster.md), and its deletion
+    through A frees B as well."""
+    c = make_cluster(2)
+    a, b = c.nodes
+
+    def code(node, rcpt):
+        return rcpt_reply(node.port, sender="a@sender.example", rcpt=rcpt)[0]
+    assert code(a, "u@example.net") == 250
+    st, _, d = c.api(1).put("/api/domains/example.net", {"deny_senders": ["@sender.example"]})
+    assert st == 201, d
+    wait_until(lambda: code(a, "u@example.net") == 550, EDIT_BOUND, interval=0.1,
+               what="B's domain policy to act on A")
+    assert code(a, "u@example.com") == 250      # another domain: untouched
+    assert c.api(0).delete("/api/domains/example.net")[0] == 200
+    wait_until(lambda: code(b, "u@example.net") == 250, EDIT_BOUND, interval=0.1,
+               what="the deletion through A to reach B")
 
 
 # -- Postfix as the sending client ---------------------------------------------

@@ -392,7 +392,7 @@ def test_greylist_page_shows_reason_and_passes_by_hand(drv):
         g.close()
 
 
-@pytest.mark.parametrize("view", ["overview", "verdicts", "quarantine", "rules", "lists"])
+@pytest.mark.parametrize("view", ["overview", "verdicts", "quarantine", "rules", "lists", "domains"])
 def test_phone_width_has_no_page_overflow(st, drv, view):
     logged_in(drv, st)
     drv.set_window_size(390, 844)

@@ -4,6 +4,7 @@
  * database: the 452 4.5.3 split, each transaction decided by its own
  * thresholds, greylisting off for one domain. */
 #include "t.h"
+#include "tconf.h"
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "policy/dompol.h"
@@ -43,7 +44,7 @@ addr4(const char *ip)
 static const char *
 name_of(const char *rcpt)
 {
-	const struct conf_domain *d = dompol_find(c, rcpt);
+	const struct conf_domain *d = dompol_find(c, NULL, rcpt);
 
 	return d ? d->name : "global";
 }
@@ -59,16 +60,16 @@ T_CASE(find_exact_then_longest_parent)
 	T_EQ_STR(name_of("a@strict.example.evil"), "global");
 	T_EQ_STR(name_of("postmaster"), "global");
 	T_EQ_STR(name_of("a@"), "global");
-	T_ASSERT(dompol_find(c, NULL) == NULL);
+	T_ASSERT(dompol_find(c, NULL, NULL) == NULL);
 }
 
 T_CASE(same_policy_is_values_not_names)
 {
-	const struct conf_domain *a = dompol_find(c, "x@strict.example"),
-	    *b = dompol_find(c, "x@mx.strict.example"),
-	    *deep = dompol_find(c, "x@y.deep.strict.example"),
-	    *same = dompol_find(c, "x@same.example"),
-	    *nogrey = dompol_find(c, "x@nogrey.example");
+	const struct conf_domain *a = dompol_find(c, NULL, "x@strict.example"),
+	    *b = dompol_find(c, NULL, "x@mx.strict.example"),
+	    *deep = dompol_find(c, NULL, "x@y.deep.strict.example"),
+	    *same = dompol_find(c, NULL, "x@same.example"),
+	    *nogrey = dompol_find(c, NULL, "x@nogrey.example");
 
 	/* equal thresholds and lists (lower-cased, spaced alike): one policy */
 	T_EQ_STR(a->lists[CONF_DOM_DENY_SENDERS - CONF_DOM_LIST0], "bad.example, @worse.example");
@@ -89,15 +90,15 @@ T_CASE(limits_and_reject_before_rcpt)
 	struct pol_session *ps = pol_session_new(c, "T1", (struct sockaddr *)&sa, sizeof(sa));
 	struct pol_session *pv = pol_session_new(c, "T2", (struct sockaddr *)&vip, sizeof(vip));
 
-	dompol_limits(c, dompol_find(c, "a@strict.example"), &l);
+	dompol_limits(c, dompol_find(c, NULL, "a@strict.example"), &l);
 	T_ASSERT(l.tag == 2 && l.quarantine == 4 && l.reject == 10);
 	dompol_limits(c, NULL, &l);
 	T_ASSERT(l.tag == 3 && l.quarantine == 6 && l.reject == 10);
-	T_ASSERT(dompol_reject_max(c) == 20);
+	T_ASSERT(dompol_reject_max(c, NULL) == 20);
 	T_ASSERT(dompol_reject_early(ps) == 20);
 	/* a client some domain allowlists is not refused by score before RCPT */
 	T_ASSERT(isinf(dompol_reject_early(pv)));
-	T_EQ_INT(dompol_greylist(c, dompol_find(c, "a@nogrey.example")), 0);
+	T_EQ_INT(dompol_greylist(c, dompol_find(c, NULL, "a@nogrey.example")), 0);
 	T_EQ_INT(dompol_greylist(c, NULL), 1);
 	pol_session_free(ps);
 	pol_session_free(pv);
@@ -105,8 +106,8 @@ T_CASE(limits_and_reject_before_rcpt)
 
 T_CASE(lists_allow_beats_deny)
 {
-	const struct conf_domain *vip = dompol_find(c, "a@vip.example"),
-	    *strict = dompol_find(c, "a@strict.example");
+	const struct conf_domain *vip = dompol_find(c, NULL, "a@vip.example"),
+	    *strict = dompol_find(c, NULL, "a@strict.example");
 	struct sockaddr_in in = addr4("192.0.2.7"), out = addr4("203.0.113.9");
 	char entry[300];
 	const char *what = "";
@@ -259,27 +260,7 @@ T_CASE(conf_errors)
 int
 main(void)
 {
-	struct conf_err *e = NULL;
-	char path[300], db[300];
-	FILE *f;
-	int n = 0;
-
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	snprintf(path, sizeof(path), "%s/p.conf", dir);
-	snprintf(db, sizeof(db), "%s/p.db", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return 1;
-	fprintf(f, "[db]\npath = %s\n[dns]\nresolver = 127.0.0.1:9\ntimeout = 200\n%s",
-	    db, conf_text);
-	fclose(f);
-	if ((c = conf_load(path, &e, &n)) == NULL) {
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s\n", e[i].msg);
-		return 1;
-	}
-	log_set_level(LOG_LVL_ERR);
-	if (pol_init(c) == -1)
+	if ((c = t_policy_conf(dir, conf_text)) == NULL)
 		return 1;
 	T_RUN(find_exact_then_longest_parent);
 	T_RUN(same_policy_is_values_not_names);

@@ -716,25 +716,79 @@ async function delAccess(e) {
 
 /* ------------------------------------------------------ domain policies */
 
-/* Every [domain] section next to the global policy (/api/domains); a
- * value the section sets itself is marked "set". */
+/* Every [domain] section and dashboard policy next to the global one
+ * (/api/domains); a value a policy sets itself is marked "set". A
+ * dashboard policy can be edited (its values back in the form) and
+ * deleted; a config section only in the file. */
+const DOM_KEYS = [['tag_score', 'policy.tag_score', 'dom-tag'],
+  ['quarantine_score', 'policy.quarantine_score', 'dom-quar'],
+  ['reject_score', 'policy.reject_score', 'dom-reject'], ['greylisting', 'greylist.enabled'],
+  ['allow_senders', 'access.allow_senders', 'dom-allow-senders'],
+  ['deny_senders', 'access.deny_senders', 'dom-deny-senders'],
+  ['allow_clients', 'access.allow_clients', 'dom-allow-clients'],
+  ['deny_clients', 'access.deny_clients', 'dom-deny-clients']];
+
 async function loadDomains() {
   const r = await api('GET', '/api/domains');
   $('dom-early').textContent = String(r.global.reject_score_before_rcpt);
   const tb = clear($('domain-table').tBodies[0]);
-  const keys = [['tag_score', 'policy.tag_score'], ['quarantine_score', 'policy.quarantine_score'],
-    ['reject_score', 'policy.reject_score'], ['greylisting', 'greylist.enabled'],
-    ['allow_senders', 'access.allow_senders'], ['deny_senders', 'access.deny_senders'],
-    ['allow_clients', 'access.allow_clients'], ['deny_clients', 'access.deny_clients']];
   const cell = (p, k) => {
     const v = p[k[0]];
     const text = Array.isArray(v) ? v.join(', ') : typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
     return el('td', { class: p.set && p.set.includes(k[1]) ? 'set' : 'inherited' }, text);
   };
-  const row = (name, p, cls) => el('tr', { class: cls }, el('td', {}, name), ...keys.map((k) => cell(p, k)));
-  tb.appendChild(row('global', r.global, 'global'));
+  const source = (d) => {
+    if (d.source !== 'dashboard') return el('td', {}, 'config');
+    return el('td', {}, d.shadowed ? 'dashboard (the config wins) ' : 'dashboard ',
+      el('button', { type: 'button', class: 'dom-edit', on: { click: () => editDomain(d) } }, 'Edit'),
+      el('button', { type: 'button', class: 'dom-del', on: { click: () => delDomain(d.domain) } }, 'Delete'));
+  };
+  const row = (name, p, cls, src) => el('tr', { class: cls }, el('td', {}, name), ...DOM_KEYS.map((k) => cell(p, k)), src);
+  tb.appendChild(row('global', r.global, 'global', el('td', {}, '')));
   for (const d of r.domains)
-    tb.appendChild(row(d.subdomains ? '*' + d.domain : d.domain, d, d.same_as_global ? 'domain same' : 'domain'));
+    tb.appendChild(row(d.subdomains ? '*' + d.domain : d.domain, d,
+      (d.same_as_global ? 'domain same' : 'domain') + (d.source === 'dashboard' ? ' dash' : ''), source(d)));
+}
+
+/* The form as the API's JSON: an empty field is the global value; the
+ * server checks every value as the config parser would. */
+function domainFromForm() {
+  const p = {};
+  for (const k of DOM_KEYS) {
+    if (!k[2]) continue;
+    const v = $(k[2]).value.trim();
+    if (v !== '') p[k[0]] = v;
+  }
+  if ($('dom-grey').value !== 'inherit') p.greylisting = $('dom-grey').value === 'on';
+  return p;
+}
+
+function editDomain(d) {
+  $('dom-name').value = d.domain;
+  for (const k of DOM_KEYS) {
+    if (!k[2]) continue;
+    const v = d[k[0]];
+    $(k[2]).value = d.set.includes(k[1]) ? (Array.isArray(v) ? v.join(', ') : String(v)) : '';
+  }
+  $('dom-grey').value = d.set.includes('greylist.enabled') ? (d.greylisting ? 'on' : 'off') : 'inherit';
+}
+
+async function saveDomain() {
+  const name = $('dom-name').value.trim();
+  try {
+    const r = await api('PUT', '/api/domains/' + encodeURIComponent(name), domainFromForm());
+    flash('Saved the policy of ' + r.domain);
+    $('dom-form').reset();
+  } catch (e) { flash(e.message, true); }
+  await loadDomains();
+}
+
+async function delDomain(name) {
+  try {
+    await api('DELETE', '/api/domains/' + encodeURIComponent(name));
+    flash('Deleted the policy of ' + name);
+  } catch (e) { flash(e.message, true); }
+  await loadDomains();
 }
 
 /* ---------------------------------------------------------------- start */
@@ -770,6 +824,7 @@ function wire() {
   });
   $('grey-q').addEventListener('input', drawGrey);
   $('access-q').addEventListener('input', drawAccess);
+  $('dom-form').addEventListener('submit', (ev) => { ev.preventDefault(); saveDomain(); });
   $('access-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     addAccess($('access-list').value, $('access-kind').value, $('access-value').value.trim(), $('access-note').value.trim());
