@@ -164,7 +164,7 @@ bench-all: all
 # against direct in the same run (bench/results/cluster.txt; docs/cluster.md).
 # The store is PostgreSQL (a server of its own) once the pg test harness is
 # there, else one SQLite file both nodes open.
-BENCH_CLUSTER = --policy default,cluster --sizes 1,10 --conc 10,100 --no-memory --scale 2 \
+BENCH_CLUSTER = --policy default,cluster --sizes 1,10 --conc 10,100 --no-memory --scale 2 --eod \
 	--out cluster.txt $(if $(wildcard tests/integration/harness/pg.py),--pg)
 bench-cluster: all
 	@sh .ci/deps bench

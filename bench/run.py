@@ -72,6 +72,7 @@ from harness import (LOOPBACK, Postern, TempDir, Unbound, free_port,  # noqa: E4
                      wait_port)
 import allchecks  # noqa: E402
 import authmail  # noqa: E402
+import eod  # noqa: E402
 
 SIZES = [1024, 10 * 1024, 100 * 1024]
 CONCURRENCY = [1, 10, 100]
@@ -79,6 +80,7 @@ CONCURRENCY = [1, 10, 100]
 # about a second; through a proxy a few seconds (bounded by RUN_TIMEOUT).
 COUNTS = {1024: 4000, 10 * 1024: 3000, 100 * 1024: 1000}
 RUN_TIMEOUT = 120
+EOD_COUNT = 1000      # messages per end-of-data latency cell
 IDLE_SESSIONS = 5000
 # --policy off: everything that looks beyond the envelope is disabled.
 POLICY_OFF = {"spf.enabled": "no", "dkim.enabled": "no", "dmarc.enabled": "no",
@@ -124,6 +126,27 @@ def source_run(port, size, sessions, count, msgfile=None):
         progress("  smtp-source failed (%d): %s" % (r.returncode, (r.stderr or r.stdout)[-300:]))
         return None
     return count / dt
+
+
+def eod_table(posterns, sink_port, kinds, sizes, concs):
+    """bench/eod.py per kind, size and sessions: lines of p50/p99 in ms."""
+    out = ["", "End of data to the final reply, ms (p50 / p99 of %d messages, one per "
+           "connection):" % EOD_COUNT]
+    out.append("  size  sessions  " + "".join("%-18s" % k for k in kinds))
+    for size in sizes:
+        for conc in concs:
+            row = "  %3d KB  %7d  " % (size // 1024, conc)
+            for kind in kinds:
+                p = posterns.get(kind)
+                nodes = p if isinstance(p, list) else [p] if p else []
+                ports = [sink_port] if kind == "direct" else [n.port for n in nodes]
+                ms = eod.measure(ports, size, conc, EOD_COUNT) if ports else None
+                row += "%-18s" % ("%.2f / %.2f" % (eod.pct(ms, 50), eod.pct(ms, 99))
+                                  if ms else "n/a")
+                progress("eod %-7s %4d KB x%-3d %s" % (kind, size // 1024, conc,
+                                                        "done" if ms else "failed"))
+            out.append(row)
+    return out
 
 
 def source_split(ports, size, sessions, count, msgfile=None):
@@ -325,6 +348,8 @@ def main():
                     help="message sizes in KB, comma-separated (1,10,100)")
     ap.add_argument("--conc", type=int_list, default=CONCURRENCY,
                     help="concurrent sessions, comma-separated (1,10,100)")
+    ap.add_argument("--eod", action="store_true",
+                    help="also measure end-of-data latency (p50, p99) per kind")
     ap.add_argument("--no-memory", action="store_true", help="skip the idle-session measurement")
     ap.add_argument("--out", default="latest.txt", help="report file in bench/results/")
     ap.add_argument("--scale", type=int, default=None,
@@ -404,6 +429,9 @@ def main():
                     progress("[%d/%d] rep %d %-7s %4d KB x%-3d %s msg/s" % (
                         done, total, rep + 1, kind, size // 1024, conc, fmt_rate(rate).strip()))
         elapsed = time.monotonic() - t_start
+        eod_lines = []
+        if args.eod:
+            eod_lines = eod_table(posterns, sink_port, kinds, sizes, args.conc)
 
         lines.append("Postern benchmark %s (%s)" % (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                                                    "quick" if args.quick else "full"))
@@ -428,6 +456,7 @@ def main():
                     ", ".join("%s=%d" % kv for kv in sorted(seen.items())),
                     "".join("  MISSING: " + m for m in allchecks.missing(seen))))
         lines.append("(throughput runs took %.0f s)" % elapsed)
+        lines.extend(eod_lines)
         lines.append("")
         mem = posterns.get(modes[0])
         if isinstance(mem, list):
