@@ -163,6 +163,13 @@ struct db_backend {
 	int	(*session_del)(const char *hash);
 	/* delete sessions seen before idle_cut or created before age_cut */
 	int	(*session_prune)(time_t idle_cut, time_t age_cut);
+	/* rate counters (db_rate_add, on the writer in its batch; deltas
+	 * sorted by (win, kind, key), so that two nodes lock rows in one
+	 * order) and their totals (db_rate_each, any thread) */
+	int	(*rate_add)(const struct db_rate_delta *, size_t n,
+		    long long cut_win);
+	int	(*rate_each)(long long since_win,
+		    int (*)(void *, const struct db_rate_delta *), void *);
 };
 
 extern const struct db_backend db_sqlite;
@@ -182,6 +189,7 @@ union db_row_fn {
 	int	(*verdict)(void *, const struct db_verdict_row *);
 	int	(*stat)(void *, const struct db_stat_row *);
 	int	(*rule_hit)(void *, const struct db_rule_hit *);
+	int	(*rate)(void *, const struct db_rate_delta *);
 	int	(*quar)(void *, const struct db_quar_row *);
 };
 
