@@ -312,7 +312,7 @@ static const struct {
 	  "  hash text PRIMARY KEY, \"user\" text NOT NULL, csrf text NOT NULL,"
 	  "  created bigint NOT NULL, seen bigint NOT NULL);"
 	  "CREATE INDEX web_sessions_seen ON web_sessions(seen);" },
-	/* As SQLite's migration 12 (db/sqlite.c). */
+	/* As SQLite's migration 10 (db/sqlite.c). */
 	{ "rate counters",
 	  "CREATE TABLE rate_counts ("
 	  "  win bigint NOT NULL, kind integer NOT NULL, key text NOT NULL,"
