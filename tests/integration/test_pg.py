@@ -11,6 +11,7 @@ build/postern, the capture backend, smtplib clients; loopback only.
 import os
 import pty
 import re
+import smtplib
 import subprocess
 import threading
 import time
@@ -154,6 +155,39 @@ def test_postgresql_stopped_under_load(make_postern, capture, workdir):
         log = p.log()
         assert log.count("PostgreSQL unreachable") == 1, log[-3000:]
         assert log.count("PostgreSQL back after") == 1, log[-3000:]
+        p.stop()
+    finally:
+        srv.destroy()
+
+
+def test_rate_limits_while_postgresql_is_down(make_postern, capture, workdir):
+    """Rate limits never wait on the store: with PostgreSQL stopped a node
+    limits on its own counts (421 past the limit, at once), and its log
+    says once that the cluster's counts are out of reach and once that
+    they are back."""
+    srv = PgServer(workdir.join("pg")).start()
+    try:
+        clock = workdir.join("clock")
+        with open(clock, "w") as f:     # one second into a minute: one window
+            f.write("%d\n" % ((1 - int(time.time())) % 60))
+        p = make_postern(capture.addr, conf={
+            "db.url": srv.createdb("rate"), "greylist.enabled": "no",
+            "rate.connections_per_minute": "3"}, env={"POSTERN_CLOCK_FILE": clock})
+        srv.stop()
+        wait_until(lambda: "rate: the store's counts are out of reach" in p.log(), 30,
+                   what="the rate limits' outage line")
+        for _ in range(3):
+            with smtp_client(p.port, source="127.0.0.9") as s:
+                assert s.noop()[0] == 250
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtp_client(p.port, source="127.0.0.9")
+        assert e.value.smtp_code == 421
+        srv.start()
+        wait_until(lambda: "rate: the store's counts are back" in p.log(), 30,
+                   what="the rate limits' end-of-outage line")
+        log = p.log()
+        assert log.count("rate: the store's counts are out of reach") == 1, log[-3000:]
+        assert log.count("rate: the store's counts are back") == 1, log[-3000:]
         p.stop()
     finally:
         srv.destroy()
