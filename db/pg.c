@@ -2212,7 +2212,8 @@ pg_rate_each(long long since_win,
 	struct pg_each e = { .fn.rate = fn, .arg = arg };
 
 	pa_int(&a, since_win);
-	return pg_rows("SELECT win, kind, key, n FROM rate_counts WHERE win >= $1",
+	return pg_rows("SELECT win, kind, key, n FROM rate_counts WHERE win >= $1"
+	    " ORDER BY win, kind, key",
 	    &a, "read rate counts", pg_rate_row, &e);
 }
 

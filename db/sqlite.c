@@ -1119,7 +1119,8 @@ sq_rate_each(long long since_win,
 {
 	struct sq_each e = { .fn.rate = fn, .arg = arg };
 
-	return sq_rows_by("SELECT win, kind, key, n FROM rate_counts WHERE win >= ?1",
+	return sq_rows_by("SELECT win, kind, key, n FROM rate_counts WHERE win >= ?1"
+	    " ORDER BY win, kind, key",
 	    since_win, "read rate counts", sq_rate_row, &e);
 }
 
