@@ -12,7 +12,7 @@
  *   also prepares the connection the writer thread will use.
  * - begin, commit, rollback, retryable, probe, put_verdict, put_stat,
  *   put_rule_hit,
- *   grey_run, bayes_batch: the writer thread only, between begin and
+ *   grey_run, bayes_batch, rate_add: the writer thread only, between begin and
  *   commit/rollback (probe and prune outside a batch too). Each returns 0
  *   or -1 (logged); after -1, retryable() says whether the failure was the
  *   database's state (busy, full, I/O: retry the batch later) rather than
