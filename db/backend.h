@@ -11,12 +11,11 @@
  * - open/close: the thread calling db_open()/db_close(). open(writer = 1)
  *   also prepares the connection the writer thread will use.
  * - begin, commit, rollback, retryable, probe, put_verdict, put_stat,
- *   put_rule_hit,
- *   grey_run, bayes_batch, rate_add: the writer thread only, between begin and
- *   commit/rollback (probe and prune outside a batch too). Each returns 0
- *   or -1 (logged); after -1, retryable() says whether the failure was the
- *   database's state (busy, full, I/O: retry the batch later) rather than
- *   the row's (drop it).
+ *   put_rule_hit, grey_run, bayes_batch, rate_add: the writer thread only,
+ *   between begin and commit/rollback (probe and prune outside a batch
+ *   too). Each returns 0 or -1 (logged); after -1, retryable() says
+ *   whether the failure was the database's state (busy, full, I/O: retry
+ *   the batch later) rather than the row's (drop it).
  * - everything else: any thread, on a connection of that thread's own,
  *   opened on first use and closed at thread exit. Return values are the
  *   public call's of the same name in db.h.

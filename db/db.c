@@ -5,16 +5,17 @@
  * JSON text of recipient and check columns.
  *
  * Writer: db_verdict_add()/db_stat_add() queue jobs; db_grey_update(),
- * db_rate_add() and db_flush()/db_prune() queue a job and wait for it. The writer takes up to
- * DB_BATCH_MAX jobs, runs them in one engine transaction (begin ...
- * commit) and then wakes the waiters. Rows nobody waits for are held up
- * to DB_LINGER_MS for company, so a busy server commits once per many
- * messages rather than once per message; a waited-for job ends the wait
- * at once. When the batch fails (busy, full, read-only disk) it rolls
- * back, answers -1 to the waiters, puts the queued rows back at the head
- * of the queue, marks the database unhealthy (db_ok() == 0) and retries
- * every DB_RETRY_MS: a row is lost only when the queue overflows
- * DB_QUEUE_MAX or when shutdown cannot write it, and both are logged.
+ * db_rate_add() and db_flush()/db_prune() queue a job and wait for it. The
+ * writer takes up to DB_BATCH_MAX jobs, runs them in one engine
+ * transaction (begin ... commit) and then wakes the waiters. Rows nobody
+ * waits for are held up to DB_LINGER_MS for company, so a busy server
+ * commits once per many messages rather than once per message; a
+ * waited-for job ends the wait at once. When the batch fails (busy, full,
+ * read-only disk) it rolls back, answers -1 to the waiters, puts the
+ * queued rows back at the head of the queue, marks the database unhealthy
+ * (db_ok() == 0) and retries every DB_RETRY_MS: a row is lost only when
+ * the queue overflows DB_QUEUE_MAX or when shutdown cannot write it, and
+ * both are logged.
  *
  * Readers and admin edits run on the caller's thread, in the engine.
  *
