@@ -255,10 +255,11 @@ rate_deltas_free(struct db_rate_delta *d, size_t n)
 int
 rate_cluster(void *arg, const struct db_rate_delta *row)
 {
+	const long long *win = arg;
 	struct rate_ent *e;
 
-	(void)arg;
-	if (row->n <= 0 || strlen(row->key) >= RATE_KEY_MAX)
+	/* a node whose clock runs ahead counts a minute not begun here */
+	if (row->win != *win || row->n <= 0 || strlen(row->key) >= RATE_KEY_MAX)
 		return 0;
 	pthread_mutex_lock(&rate_mtx);
 	e = rate_find(row->key, row->kind, (uint64_t)row->win * RATE_WINDOW_MS);
@@ -282,7 +283,7 @@ rate_sync(uint64_t now)
 	if (n > 0 && (rc = db_rate_add(d, n, win - 1)) == 0)
 		rate_stored(d, n);
 	rate_deltas_free(d, n);
-	if (db_rate_each(win, rate_cluster, NULL) == -1)
+	if (db_rate_each(win, rate_cluster, &win) == -1)
 		rc = -1;
 	return rc;
 }

@@ -56,7 +56,8 @@ void	 rate_reset(void);
 struct db_rate_delta *rate_deltas(uint64_t now_ms, size_t *n);
 void	 rate_stored(const struct db_rate_delta *, size_t n);
 void	 rate_deltas_free(struct db_rate_delta *, size_t n);
-/* A cluster total read from the store (db_rate_each's row): 0. */
+/* A cluster total read from the store (db_rate_each's row), taken when
+ * its window is *(long long *)arg, the current one: 0. */
 int	 rate_cluster(void *arg, const struct db_rate_delta *row);
 /* One round: store this node's deltas, read the totals. 0, or -1 when
  * the store could not be written or read. */

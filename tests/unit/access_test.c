@@ -188,6 +188,7 @@ T_CASE(rate_cluster_merge)
 {
 	const uint64_t now = 2 * RATE_WINDOW_MS + 1000;	/* window 2 */
 	struct db_rate_delta *d, row = { .kind = RATE_CONN, .win = 2 };
+	long long win = 2, next = 3;
 	size_t n;
 
 	rate_reset();
@@ -211,7 +212,7 @@ T_CASE(rate_cluster_merge)
 	/* the store holds our 2 and another node's 2 */
 	row.key = "192.0.2.1";
 	row.n = 4;
-	T_EQ_INT(rate_cluster(NULL, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 5, now), 0);	/* 4 + 1 */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 4, now), 1);
 	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 5, now), 0);	/* the 5th */
@@ -220,7 +221,7 @@ T_CASE(rate_cluster_merge)
 	/* a client only the other nodes saw */
 	row.key = "192.0.2.2";
 	row.n = 5;
-	T_EQ_INT(rate_cluster(NULL, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
 	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 5, now), 1);
 	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 6, now), 0);
 	T_EQ_INT(rate_over("192.0.2.2", RATE_MSG, 1, now), 0);	/* other kind */
@@ -234,7 +235,7 @@ T_CASE(rate_cluster_merge)
 	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 10, now), 0);
 	row.key = "192.0.2.1";
 	row.n = 5;			/* our 2, the other node's now 3 */
-	T_EQ_INT(rate_cluster(NULL, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 8, now), 0);	/* 4 + 3 */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 7, now), 1);
 	d = rate_deltas(now, &n);
@@ -243,14 +244,15 @@ T_CASE(rate_cluster_merge)
 	rate_stored(d, n);
 	rate_deltas_free(d, n);
 	row.n = 7;			/* now with our 4 */
-	T_EQ_INT(rate_cluster(NULL, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 8, now), 0);	/* still 7 */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 7, now), 1);
 
 	/* the next minute starts empty; a late total of the last is dropped */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
 	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
-	T_EQ_INT(rate_cluster(NULL, &row), 0);
+	T_EQ_INT(rate_cluster(&next, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 2, now + RATE_WINDOW_MS), 0);
 	d = rate_deltas(now + RATE_WINDOW_MS, &n);
 	T_EQ_INT((int)n, 1);
