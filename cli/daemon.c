@@ -16,6 +16,7 @@
 #include "lib/sockaddr.h"
 #include "lib/util.h"
 #include "policy/policy.h"
+#include "policy/rate.h"
 #include "policy/rblhealth.h"
 #include "proxy/be.h"
 #include "proxy/dsched.h"
@@ -210,6 +211,7 @@ daemon_start(struct conf *c, struct daemon_io *io, int nthreads)
 	if (web_start(c) == -1)
 		log_err("serve: no dashboard (see above); SMTP goes on without it");
 	rblh_start();		/* DNS list probes, off the SMTP path */
+	rate_sync_start();	/* the cluster's rate counts, off the SMTP path */
 	dsched_start();		/* quarantine digests, off the SMTP path */
 	for (int i = 0; i < nthreads; i++) {
 		io[i].loop = smtp_loop_new();
@@ -264,6 +266,7 @@ daemon_stop(struct daemon_io *io, int nthreads)
 		smtp_loop_free(io[i].loop);
 	tls_shutdown();
 	rblh_stop();
+	rate_sync_stop();
 	pol_shutdown();
 }
 

@@ -11,14 +11,13 @@
  * - open/close: the thread calling db_open()/db_close(). open(writer = 1)
  *   also prepares the connection the writer thread will use.
  * - begin, commit, rollback, retryable, probe, put_verdict, put_stat,
- *   put_rule_hit,
- *   grey_run, bayes_batch: the writer thread only, between begin and
- *   commit/rollback (probe and prune outside a batch too). Each returns 0
- *   or -1 (logged); after -1, retryable() says whether the failure was the
- *   database's state (busy, full, I/O: retry the batch later; 1) rather than
- *   the row's (drop it; 0), or a conflict with another node's concurrent
- *   transaction (a deadlock or serialization failure: retry the batch at
- *   once; DB_CONFLICT).
+ *   put_rule_hit, grey_run, bayes_batch, rate_add: the writer thread only,
+ *   between begin and commit/rollback (probe and prune outside a batch
+ *   too). Each returns 0 or -1 (logged); after -1, retryable() says
+ *   whether the failure was the database's state (busy, full, I/O: retry
+ *   the batch later; 1) rather than the row's (drop it; 0), or a conflict
+ *   with another node's concurrent transaction (a deadlock or
+ *   serialization failure: retry the batch at once; DB_CONFLICT).
  * - everything else: any thread, on a connection of that thread's own,
  *   opened on first use and closed at thread exit. Return values are the
  *   public call's of the same name in db.h.
@@ -168,6 +167,13 @@ struct db_backend {
 	int	(*session_del)(const char *hash);
 	/* delete sessions seen before idle_cut or created before age_cut */
 	int	(*session_prune)(time_t idle_cut, time_t age_cut);
+	/* rate counters (db_rate_add, on the writer in its batch; deltas
+	 * sorted by (win, kind, key), so that two nodes lock rows in one
+	 * order) and their totals (db_rate_each, any thread) */
+	int	(*rate_add)(const struct db_rate_delta *, size_t n,
+		    long long cut_win);
+	int	(*rate_each)(long long since_win,
+		    int (*)(void *, const struct db_rate_delta *), void *);
 };
 
 extern const struct db_backend db_sqlite;
@@ -187,6 +193,7 @@ union db_row_fn {
 	int	(*verdict)(void *, const struct db_verdict_row *);
 	int	(*stat)(void *, const struct db_stat_row *);
 	int	(*rule_hit)(void *, const struct db_rule_hit *);
+	int	(*rate)(void *, const struct db_rate_delta *);
 	int	(*quar)(void *, const struct db_quar_row *);
 };
 

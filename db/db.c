@@ -4,17 +4,18 @@
  * backend.h; sqlite.c today), the writer thread, the admin token, and the
  * JSON text of recipient and check columns.
  *
- * Writer: db_verdict_add()/db_stat_add() queue jobs; db_grey_update() and
- * db_flush()/db_prune() queue a job and wait for it. The writer takes up to
- * DB_BATCH_MAX jobs, runs them in one engine transaction (begin ...
- * commit) and then wakes the waiters. Rows nobody waits for are held up
- * to DB_LINGER_MS for company, so a busy server commits once per many
- * messages rather than once per message; a waited-for job ends the wait
- * at once. When the batch fails (busy, full, read-only disk) it rolls
- * back, answers -1 to the waiters, puts the queued rows back at the head
- * of the queue, marks the database unhealthy (db_ok() == 0) and retries
- * every DB_RETRY_MS: a row is lost only when the queue overflows
- * DB_QUEUE_MAX or when shutdown cannot write it, and both are logged.
+ * Writer: db_verdict_add()/db_stat_add() queue jobs; db_grey_update(),
+ * db_rate_add() and db_flush()/db_prune() queue a job and wait for it. The
+ * writer takes up to DB_BATCH_MAX jobs, runs them in one engine
+ * transaction (begin ... commit) and then wakes the waiters. Rows nobody
+ * waits for are held up to DB_LINGER_MS for company, so a busy server
+ * commits once per many messages rather than once per message; a
+ * waited-for job ends the wait at once. When the batch fails (busy, full,
+ * read-only disk) it rolls back, answers -1 to the waiters, puts the
+ * queued rows back at the head of the queue, marks the database unhealthy
+ * (db_ok() == 0) and retries every DB_RETRY_MS: a row is lost only when
+ * the queue overflows DB_QUEUE_MAX or when shutdown cannot write it, and
+ * both are logged.
  *
  * Readers and admin edits run on the caller's thread, in the engine.
  *
@@ -60,6 +61,7 @@ enum db_job_type {
 	DB_J_FLUSH,
 	DB_J_PRUNE,
 	DB_J_BAYES,
+	DB_J_RATE,
 };
 
 struct db_job {
@@ -92,6 +94,11 @@ struct db_job {
 			size_t	 n;
 			long long max_tokens;
 		} b;
+		struct {
+			const struct db_rate_delta *d;	/* the waiter's */
+			size_t	 n;
+			long long cut_win;
+		} r;
 	} u;
 };
 
@@ -502,16 +509,23 @@ db_batch_run(struct db_job *batch)
 	if (db_be->begin() == -1)
 		return db_be->retryable() == DB_CONFLICT ? DB_CONFLICT : -1;
 	db_nacc = 0;
-	for (struct db_job *j = batch; j; j = j->next) {
-		if (db_job_run(j) == -1) {
-			/* A row the database will never take (a bug, not the
-			 * disk) must not block the queue forever. */
-			if (!(why = db_be->retryable()))
-				j->bad = 1;
-			db_be->rollback();
-			return why == DB_CONFLICT ? DB_CONFLICT : -1;
+	/* Rate counters after every other row and before the stats: rows
+	 * locked in the same order on every node cannot deadlock two
+	 * nodes' batches (PostgreSQL). */
+	for (int rate = 0; rate < 2; rate++)
+		for (struct db_job *j = batch; j; j = j->next) {
+			if ((j->type == DB_J_RATE) != rate)
+				continue;
+			if (db_job_run(j) == -1) {
+				/* A row the database will never take (a bug,
+				 * not the disk) must not block the queue
+				 * forever. */
+				if (!(why = db_be->retryable()))
+					j->bad = 1;
+				db_be->rollback();
+				return why == DB_CONFLICT ? DB_CONFLICT : -1;
+			}
 		}
-	}
 	if (db_acc_flush() == -1 || db_be->commit() == -1) {
 		why = db_be->retryable();
 		db_be->rollback();
@@ -539,6 +553,8 @@ db_job_run(struct db_job *j)
 		return db_run_prune(j->u.p.now);
 	case DB_J_BAYES:
 		return db_be->bayes_batch(j->u.b.v, j->u.b.n, j->u.b.max_tokens);
+	case DB_J_RATE:
+		return db_be->rate_add(j->u.r.d, j->u.r.n, j->u.r.cut_win);
 	}
 	fatalx("db: job type %d", (int)j->type);
 }
@@ -1155,6 +1171,24 @@ db_verdict_each(int limit, long long before, const char *q,
 {
 	return db_be->verdict_each(limit < 1 ? 1 : limit > 1000 ? 1000 : limit,
 	    before, q, fn, arg);
+}
+
+int
+db_rate_add(const struct db_rate_delta *d, size_t n, long long cut_win)
+{
+	struct db_job *j = db_job_new(DB_J_RATE, 1);
+
+	j->u.r.d = d;
+	j->u.r.n = n;
+	j->u.r.cut_win = cut_win;
+	return db_sync(j, DB_SYNC_WAIT_MS);
+}
+
+int
+db_rate_each(long long since_win,
+    int (*fn)(void *, const struct db_rate_delta *), void *arg)
+{
+	return db_be->rate_each(since_win, fn, arg);
 }
 
 int

@@ -270,6 +270,27 @@ struct db_rule_hit {
 int	 db_rule_hit_each(long long since_day,
 	    int (*fn)(void *arg, const struct db_rule_hit *), void *arg);
 
+/* --- rate counters, shared by the nodes of a cluster ------------------ */
+
+/* One count of a rate limit: kind (enum rate_kind of policy/rate.h: 0
+ * connections, 1 messages), the client's key, the window (minute of the
+ * wall clock: time_wall() / 60) and a number of events. */
+struct db_rate_delta {
+	int		 kind;
+	const char	*key;
+	long long	 win;
+	long long	 n;
+};
+/* Add each delta's n to the shared count of its (kind, key, win) and
+ * forget the counts of windows before cut_win, in the writer's batch;
+ * waits for the commit. 0 committed, or -1 (nothing added). */
+int	 db_rate_add(const struct db_rate_delta *, size_t n, long long cut_win);
+/* The shared counts of windows from since_win on (n is the cluster's
+ * total), on the caller's connection; fn as db_verdict_each. 0, fn's
+ * non-zero, or -1. */
+int	 db_rate_each(long long since_win,
+	    int (*fn)(void *arg, const struct db_rate_delta *), void *arg);
+
 /* --- quarantine ------------------------------------------------------- */
 
 /* A message going into quarantine. Everything is copied. */

@@ -219,6 +219,11 @@ static int	 pg_session_get(const char *hash, time_t now, time_t idle_cut,
 		    size_t clen);
 static int	 pg_session_del(const char *hash);
 static int	 pg_session_prune(time_t idle_cut, time_t age_cut);
+static int	 pg_rate_add(const struct db_rate_delta *d, size_t n,
+		    long long cut_win);
+static int	 pg_rate_row(const PGresult *r, int i, struct pg_each *e);
+static int	 pg_rate_each(long long since_win, int (*fn)(void *,
+		    const struct db_rate_delta *), void *arg);
 
 /*
  * The schema, one step per entry. APPEND ONLY: schema_version holds how
@@ -307,6 +312,11 @@ static const struct {
 	  "  hash text PRIMARY KEY, \"user\" text NOT NULL, csrf text NOT NULL,"
 	  "  created bigint NOT NULL, seen bigint NOT NULL);"
 	  "CREATE INDEX web_sessions_seen ON web_sessions(seen);" },
+	/* As SQLite's migration 10 (db/sqlite.c). */
+	{ "rate counters",
+	  "CREATE TABLE rate_counts ("
+	  "  win bigint NOT NULL, kind integer NOT NULL, key text NOT NULL,"
+	  "  n bigint NOT NULL, PRIMARY KEY (win, kind, key));" },
 	/* Append new steps here. */
 };
 
@@ -2162,6 +2172,53 @@ pg_session_prune(time_t idle_cut, time_t age_cut)
 	    &a, "prune sessions");
 }
 
+/* One UPSERT per delta, in the caller's order (sorted: see backend.h). */
+static int
+pg_rate_add(const struct db_rate_delta *d, size_t n, long long cut_win)
+{
+	struct pg_args a = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		pa_int(&a, d[i].win);
+		pa_int(&a, d[i].kind);
+		pa_str(&a, d[i].key);
+		pa_int(&a, d[i].n);
+		int rc = pg_cmd("INSERT INTO rate_counts (win, kind, key, n)"
+		    " VALUES ($1, $2, $3, $4) ON CONFLICT (win, kind, key)"
+		    " DO UPDATE SET n = rate_counts.n + excluded.n", &a, "count rates");
+		pa_free(&a);
+		if (rc < 0)
+			return -1;
+	}
+	pa_int(&a, cut_win);
+	return pg_cmd("DELETE FROM rate_counts WHERE win < $1", &a,
+	    "prune rate counts") < 0 ? -1 : 0;
+}
+
+static int
+pg_rate_row(const PGresult *r, int i, struct pg_each *e)
+{
+	struct db_rate_delta row = {
+		.win = pg_ll(r, i, 0), .kind = (int)pg_ll(r, i, 1),
+		.key = PQgetvalue(r, i, 2), .n = pg_ll(r, i, 3),
+	};
+
+	return e->fn.rate(e->arg, &row);
+}
+
+static int
+pg_rate_each(long long since_win,
+    int (*fn)(void *, const struct db_rate_delta *), void *arg)
+{
+	struct pg_args a = { 0 };
+	struct pg_each e = { .fn.rate = fn, .arg = arg };
+
+	pa_int(&a, since_win);
+	return pg_rows("SELECT win, kind, key, n FROM rate_counts WHERE win >= $1"
+	    " ORDER BY win, kind, key",
+	    &a, "read rate counts", pg_rate_row, &e);
+}
+
 const struct db_backend db_pg = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -2218,4 +2275,6 @@ const struct db_backend db_pg = {
 	.session_get = pg_session_get,
 	.session_del = pg_session_del,
 	.session_prune = pg_session_prune,
+	.rate_add = pg_rate_add,
+	.rate_each = pg_rate_each,
 };

@@ -174,6 +174,11 @@ static int	 sq_session_get(const char *hash, time_t now, time_t idle_cut,
 		    size_t clen);
 static int	 sq_session_del(const char *hash);
 static int	 sq_session_prune(time_t idle_cut, time_t age_cut);
+static int	 sq_rate_add(const struct db_rate_delta *d, size_t n,
+		    long long cut_win);
+static int	 sq_rate_row(sqlite3_stmt *st, struct sq_each *e);
+static int	 sq_rate_each(long long since_win, int (*fn)(void *,
+		    const struct db_rate_delta *), void *arg);
 static void	 sq_bq_free(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_prep(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_meta(sqlite3 *h, sqlite3_stmt *st,
@@ -303,6 +308,14 @@ static const struct sq_migration migrations[] = {
 	  "CREATE TABLE web_sessions ("
 	  "  hash TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,"
 	  "  created INTEGER NOT NULL, seen INTEGER NOT NULL) WITHOUT ROWID;" },
+	/* A count per rate limit, client and minute (kind: 0 connections,
+	 * 1 messages; win: time_wall() / 60), added to by every node's
+	 * writer (policy/rate.c). Keyed by window first: the prune and the
+	 * read of the current window are ranges. */
+	{ "rate counters",
+	  "CREATE TABLE rate_counts ("
+	  "  win INTEGER NOT NULL, kind INTEGER NOT NULL, key TEXT NOT NULL,"
+	  "  n INTEGER NOT NULL, PRIMARY KEY (win, kind, key)) WITHOUT ROWID;" },
 	/* Append new steps here. */
 };
 
@@ -1060,6 +1073,55 @@ sq_rule_hit_each(long long since_day,
 
 	return sq_rows_by("SELECT name, day, n FROM rule_hits WHERE day >= ?1"
 	    " ORDER BY name, day", since_day, "read rule hits", sq_rule_hit_row, &e);
+}
+
+/* ------------------------------------------------------- rate counters */
+
+static int
+sq_rate_add(const struct db_rate_delta *d, size_t n, long long cut_win)
+{
+	static const char q_add[] = "INSERT INTO rate_counts (win, kind, key, n)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (win, kind, key)"
+	    " DO UPDATE SET n = n + excluded.n";
+	static const char q_cut[] = "DELETE FROM rate_counts WHERE win < ?1";
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((st = sq_stmt_cached(&sq_wrc, q_add)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, d[i].win);
+		sqlite3_bind_int(st, 2, d[i].kind);
+		sqlite3_bind_text(st, 3, d[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, d[i].n);
+		if (sq_wstep(st, "count rates") == -1)
+			return -1;
+	}
+	if ((st = sq_stmt_cached(&sq_wrc, q_cut)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, cut_win);
+	return sq_wstep(st, "prune rate counts");
+}
+
+static int
+sq_rate_row(sqlite3_stmt *st, struct sq_each *e)
+{
+	struct db_rate_delta r = {
+		.win = sqlite3_column_int64(st, 0), .kind = sqlite3_column_int(st, 1),
+		.key = sq_ctext(st, 2), .n = sqlite3_column_int64(st, 3),
+	};
+
+	return e->fn.rate(e->arg, &r);
+}
+
+static int
+sq_rate_each(long long since_win,
+    int (*fn)(void *, const struct db_rate_delta *), void *arg)
+{
+	struct sq_each e = { .fn.rate = fn, .arg = arg };
+
+	return sq_rows_by("SELECT win, kind, key, n FROM rate_counts WHERE win >= ?1"
+	    " ORDER BY win, kind, key",
+	    since_win, "read rate counts", sq_rate_row, &e);
 }
 
 /* ---------------------------------------------------------- access lists */
@@ -2096,4 +2158,6 @@ const struct db_backend db_sqlite = {
 	.session_get = sq_session_get,
 	.session_del = sq_session_del,
 	.session_prune = sq_session_prune,
+	.rate_add = sq_rate_add,
+	.rate_each = sq_rate_each,
 };

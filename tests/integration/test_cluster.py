@@ -13,7 +13,10 @@ quarantined on A is listed and released from B's API exactly once, and a
 simultaneous release from A and B delivers one copy; a rule or an
 access-list entry added through B's API acts on A's next messages within
 two seconds (polled with that deadline); a login on A is valid on B, and a
-logout on B ends it on A.
+logout on B ends it on A. A client whose connections are spread over two
+nodes meets the cluster's rate.connections_per_minute, not twice it,
+within the sync delay (docs/cluster.md, "Rate limits"), and a new minute
+of the test clock starts its count afresh.
 """
 import os
 import re
@@ -25,12 +28,13 @@ import time
 import pytest
 
 from harness import Postern, POSTERN_BIN, wait_until
-from harness.client import smtp_client
+from harness.client import RawSMTP, smtp_client
 from webapi import Http, PASSWORD, TOKEN, USER, send_mail
 
 HAVE_PG = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                       "harness", "pg.py"))
 EDIT_BOUND = 2.0        # seconds: docs/cluster.md, "How edits propagate"
+RATE_BOUND = 3.0        # seconds: a node's counts stored within 1 s, read within 1 s
 
 
 @pytest.fixture(params=["sqlite", "pg"])
@@ -339,3 +343,49 @@ def test_two_writers_under_load_never_refuse(make_cluster, capture, store):
     assert len(capture.accepted()) == before + 2 * per_node
     for p in c.nodes:
         assert "writes failing" not in p.log(), p.log()[-2000:]
+
+
+# ----------------------------------------------------------- rate limits
+
+def banner(port, source):
+    """The greeting's (code, text) a fresh connection from source gets."""
+    c = RawSMTP(port, source=source)
+    try:
+        return c.banner.code, c.banner.text
+    finally:
+        c.close()
+
+
+def test_rate_limit_is_the_clusters(make_cluster):
+    limit = 10
+    c = make_cluster(2, {"rate.connections_per_minute": str(limit)})
+    a, b = c.nodes
+    # windows are minutes of the clock: start one second into a minute
+    offset = (1 - int(time.time())) % 60
+    c.set_clock(offset)
+    client = "127.0.0.9"
+    assert banner(a.port, client)[0] == 220
+    for _ in range(limit - 1):          # the cluster's limit, nine of ten on B
+        assert banner(b.port, client)[0] == 220
+    # A counted one of them itself: alone it would take nine more. Once
+    # B's nine reached it through the store, it refuses the next.
+    accepted = []
+
+    def refused_on_a():
+        code, text = banner(a.port, client)
+        if code == 220:
+            accepted.append(code)
+            return None
+        return code, text
+    code, text = wait_until(refused_on_a, RATE_BOUND, interval=0.5,
+                            what="node A to count B's connections")
+    assert (code, text) == (421, "4.7.0 Too many connections from %s, try again later" % client)
+    assert len(accepted) < limit - 1, accepted      # not A's own count alone
+    # the limit is per client, on both nodes
+    other = "127.0.0.10"
+    assert banner(a.port, other)[0] == 220
+    assert banner(b.port, other)[0] == 220
+    # the next minute of the test clock starts from nothing, on both nodes
+    c.set_clock(offset + 60)
+    assert banner(a.port, client)[0] == 220
+    assert banner(b.port, client)[0] == 220

@@ -11,6 +11,7 @@ build/postern, the capture backend, smtplib clients; loopback only.
 import os
 import pty
 import re
+import smtplib
 import subprocess
 import threading
 import time
@@ -75,9 +76,9 @@ def test_three_nodes_starting_at_once_migrate_once(make_postern, capture):
     logs = [p.log() for p in nodes]
     migrated = [l for l in logs if "PostgreSQL migration 1:" in l]
     assert len(migrated) == 1, logs
-    assert sum(l.count("PostgreSQL migration") for l in logs) == 2   # both steps, once
+    assert sum(l.count("PostgreSQL migration") for l in logs) == 3   # every step, once
     db = nodes[0]
-    assert db.rows("SELECT version FROM schema_version") == [(2,)]
+    assert db.rows("SELECT version FROM schema_version") == [(3,)]
     assert db.rows("SELECT count(*) FROM information_schema.tables"
                    " WHERE table_name = 'greylist'") == [(1,)]
     # and they all work: an edit through one is seen through another
@@ -154,6 +155,39 @@ def test_postgresql_stopped_under_load(make_postern, capture, workdir):
         log = p.log()
         assert log.count("PostgreSQL unreachable") == 1, log[-3000:]
         assert log.count("PostgreSQL back after") == 1, log[-3000:]
+        p.stop()
+    finally:
+        srv.destroy()
+
+
+def test_rate_limits_while_postgresql_is_down(make_postern, capture, workdir):
+    """Rate limits never wait on the store: with PostgreSQL stopped a node
+    limits on its own counts (421 past the limit, at once), and its log
+    says once that the cluster's counts are out of reach and once that
+    they are back."""
+    srv = PgServer(workdir.join("pg")).start()
+    try:
+        clock = workdir.join("clock")
+        with open(clock, "w") as f:     # one second into a minute: one window
+            f.write("%d\n" % ((1 - int(time.time())) % 60))
+        p = make_postern(capture.addr, conf={
+            "db.url": srv.createdb("rate"), "greylist.enabled": "no",
+            "rate.connections_per_minute": "3"}, env={"POSTERN_CLOCK_FILE": clock})
+        srv.stop()
+        wait_until(lambda: "rate: the store's counts are out of reach" in p.log(), 30,
+                   what="the rate limits' outage line")
+        for _ in range(3):
+            with smtp_client(p.port, source="127.0.0.9") as s:
+                assert s.noop()[0] == 250
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtp_client(p.port, source="127.0.0.9")
+        assert e.value.smtp_code == 421
+        srv.start()
+        wait_until(lambda: "rate: the store's counts are back" in p.log(), 30,
+                   what="the rate limits' end-of-outage line")
+        log = p.log()
+        assert log.count("rate: the store's counts are out of reach") == 1, log[-3000:]
+        assert log.count("rate: the store's counts are back") == 1, log[-3000:]
         p.stop()
     finally:
         srv.destroy()
@@ -381,9 +415,10 @@ def test_read_only_database_answers_451_and_recovers(make_postern, capture, work
 def test_engine_ops_on_postgresql():
     """tests/unit/pg_test.c on a fresh database: the cluster ops as sqlite.c
     has them, token keys past 2^63, text that is not UTF-8, a claim raced
-    on two connections (make unit builds it; make test runs unit first)."""
+    on two connections, the shared rate counts (make unit builds it; make
+    test runs unit first)."""
     binary = os.path.join(REPO, "build", "tests", "pg_test")
     assert os.access(binary, os.X_OK), "build/tests/pg_test missing: run make unit"
     r = subprocess.run([binary], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, POSTERN_TEST_PG_URL=session_server().createdb()))
-    assert r.returncode == 0 and "4 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "5 passed, 0 failed" in r.stdout, r.stdout + r.stderr

@@ -1,6 +1,7 @@
 /* access_test.c -- CIDR matching, triplet network math, name entries,
  * entry validation, rate windows. */
 #include "t.h"
+#include "db/db.h"
 #include "policy/access.h"
 #include "lib/prefix.h"
 #include "policy/rate.h"
@@ -180,6 +181,87 @@ T_CASE(rate_table_bound)
 	rate_reset();
 }
 
+/* The cluster's totals merged with this node's counts: the node's own
+ * stored part of a total is not counted twice, a failed store is sent
+ * again, and a total of an ended window does not count. */
+T_CASE(rate_cluster_merge)
+{
+	const uint64_t now = 2 * RATE_WINDOW_MS + 1000;	/* window 2 */
+	struct db_rate_delta *d, row = { .kind = RATE_CONN, .win = 2 };
+	long long win = 2, next = 3;
+	size_t n;
+
+	rate_reset();
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 5, now), 0);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 5, now), 0);
+	T_EQ_INT(rate_hit("192.0.2.9", RATE_MSG, 5, now), 0);
+	d = rate_deltas(now, &n);
+	T_EQ_INT((int)n, 2);
+	/* sorted by (win, kind, key): the connections first */
+	T_EQ_STR(d[0].key, "192.0.2.1");
+	T_EQ_INT(d[0].kind, RATE_CONN);
+	T_EQ_INT((int)d[0].win, 2);
+	T_EQ_INT((int)d[0].n, 2);
+	T_EQ_INT(d[1].kind, RATE_MSG);
+	rate_stored(d, n);
+	rate_deltas_free(d, n);
+	d = rate_deltas(now, &n);
+	T_EQ_INT((int)n, 0);		/* nothing new since */
+	rate_deltas_free(d, n);
+
+	/* the store holds our 2 and another node's 2 */
+	row.key = "192.0.2.1";
+	row.n = 4;
+	T_EQ_INT(rate_cluster(&win, &row), 0);
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 5, now), 0);	/* 4 + 1 */
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 4, now), 1);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 5, now), 0);	/* the 5th */
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 5, now), 1);
+
+	/* a client only the other nodes saw */
+	row.key = "192.0.2.2";
+	row.n = 5;
+	T_EQ_INT(rate_cluster(&win, &row), 0);
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 5, now), 1);
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 6, now), 0);
+	T_EQ_INT(rate_over("192.0.2.2", RATE_MSG, 1, now), 0);	/* other kind */
+
+	/* a store that failed: the delta is offered again, with what came
+	 * since; a total read meanwhile still leaves our unstored events in */
+	d = rate_deltas(now, &n);
+	T_EQ_INT((int)n, 1);
+	T_EQ_INT((int)d[0].n, 1);
+	rate_deltas_free(d, n);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 10, now), 0);
+	row.key = "192.0.2.1";
+	row.n = 5;			/* our 2, the other node's now 3 */
+	T_EQ_INT(rate_cluster(&win, &row), 0);
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 8, now), 0);	/* 4 + 3 */
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 7, now), 1);
+	d = rate_deltas(now, &n);
+	T_EQ_INT((int)n, 1);
+	T_EQ_INT((int)d[0].n, 2);
+	rate_stored(d, n);
+	rate_deltas_free(d, n);
+	row.n = 7;			/* now with our 4 */
+	T_EQ_INT(rate_cluster(&win, &row), 0);
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 8, now), 0);	/* still 7 */
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 7, now), 1);
+
+	/* the next minute starts empty; a late total of the last is dropped */
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
+	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
+	T_EQ_INT(rate_cluster(&next, &row), 0);
+	T_EQ_INT(rate_cluster(&win, &row), 0);
+	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 2, now + RATE_WINDOW_MS), 0);
+	d = rate_deltas(now + RATE_WINDOW_MS, &n);
+	T_EQ_INT((int)n, 1);
+	T_EQ_INT((int)d[0].win, 3);
+	T_EQ_INT((int)d[0].n, 1);
+	rate_deltas_free(d, n);
+	rate_reset();
+}
+
 int
 main(void)
 {
@@ -191,5 +273,6 @@ main(void)
 	T_RUN(entry_validation);
 	T_RUN(rate_windows);
 	T_RUN(rate_table_bound);
+	T_RUN(rate_cluster_merge);
 	return T_END();
 }

@@ -1,6 +1,7 @@
 /* db_test.c -- db/: migrations, the writer queue, reads, and a locked
  * database (another connection holding BEGIN EXCLUSIVE). */
 #include "t.h"
+#include "rate_db.h"
 #include "dbrows.h"
 #include "lib/conf.h"
 #include "db/db.h"
@@ -653,6 +654,7 @@ main(void)
 	T_RUN(edit_version_moves);
 	T_RUN(edit_version_polled);
 	T_RUN(sessions);
+	T_RUN(rate_counts_shared);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
 	T_RUN(queue_is_bounded);

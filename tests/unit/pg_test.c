@@ -1,10 +1,12 @@
 /* pg_test.c -- db/ on PostgreSQL (db/pg.c), where SQLite's db_test.c
  * cannot reach: the cluster ops' semantics as sqlite.c has them, token
  * keys past 2^63 through bigint, text that is not UTF-8, and a quarantine
- * claim raced by threads on connections of their own. It needs a fresh
+ * claim raced by threads on connections of their own, the shared rate
+ * counts (rate_db.h, as db_test.c runs them on SQLite). It needs a fresh
  * database: tests/integration/test_pg.py runs it with POSTERN_TEST_PG_URL
  * set; without, it runs nothing. */
 #include "t.h"
+#include "rate_db.h"
 #include "lib/conf.h"
 #include "db/db.h"
 #include "lib/util.h"
@@ -165,6 +167,7 @@ main(void)
 	T_RUN(bayes_keys_past_2_63);
 	T_RUN(text_not_utf8_repaired);
 	T_RUN(claim_once_across_connections);
+	T_RUN(rate_counts_shared);
 	db_close();
 	conf_unref(c);
 	return T_END();
