@@ -27,6 +27,7 @@
 #include "db/backend.h"
 #include "db/jsonw.h"
 #include "lib/conf.h"
+#include "lib/tick.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -104,9 +105,7 @@ struct db_job {
 
 static void	 db_admin_touch(void);
 static void	 db_edit_publish(long long v);
-static void	*db_poller_main(void *);
-static void	 db_poller_start(void);
-static void	 db_poller_stop(void);
+static void	 db_poll_tick(void *);
 static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
 		    pthread_t);
 static void	*db_writer_main(void *);
@@ -143,11 +142,10 @@ static _Atomic unsigned long long db_admin_local;	/* edits made here */
  * back. */
 static _Atomic long long db_edit_seen;
 
-/* the poller, under db_poll_mtx */
-static pthread_mutex_t	 db_poll_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 db_poll_cv = PTHREAD_COND_INITIALIZER;
-static int		 db_poll_stop, db_has_poller;
-static pthread_t	 db_poller;
+/* the edit version's poller */
+static struct tick	 db_poller = {
+	.name = "postern-edits", .ms = DB_EDIT_POLL_MS, .fn = db_poll_tick,
+};
 
 /* writer state, under db_mtx */
 static pthread_mutex_t	 db_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -187,7 +185,8 @@ db_open(const struct conf *c, int writer)
 	db_edit_publish(db_be->edit_version());
 	if (!writer)
 		return 0;
-	db_poller_start();
+	if (tick_start(&db_poller) == -1)
+		fatalx("db: cannot start the edit poller thread");
 	db_stop = 0;
 	if (pthread_create(&db_writer, NULL, db_writer_main, NULL) != 0)
 		fatalx("db: cannot start the writer thread");
@@ -202,7 +201,7 @@ db_close(void)
 		db_thread_stop(&db_mtx, &db_work_cv, &db_stop, db_writer);
 		db_has_writer = 0;
 	}
-	db_poller_stop();
+	tick_stop(&db_poller);
 	db_be->close();
 }
 
@@ -229,42 +228,11 @@ db_edit_publish(long long v)
  * thread's own, so that db_admin_token() -- asked on the event loop --
  * only loads an atomic. A failed read keeps the last value: the caches
  * stay as they are until the database answers again. */
-static void *
-db_poller_main(void *arg)
+static void
+db_poll_tick(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&db_poll_mtx);
-	while (!db_poll_stop) {
-		struct timespec ts;
-
-		time_deadline_ts(CLOCK_REALTIME, DB_EDIT_POLL_MS, &ts);
-		pthread_cond_timedwait(&db_poll_cv, &db_poll_mtx, &ts);
-		if (db_poll_stop)
-			break;
-		pthread_mutex_unlock(&db_poll_mtx);
-		db_edit_publish(db_be->edit_version());
-		pthread_mutex_lock(&db_poll_mtx);
-	}
-	pthread_mutex_unlock(&db_poll_mtx);
-	return NULL;
-}
-
-static void
-db_poller_start(void)
-{
-	db_poll_stop = 0;
-	if (pthread_create(&db_poller, NULL, db_poller_main, NULL) != 0)
-		fatalx("db: cannot start the edit poller thread");
-	db_has_poller = 1;
-}
-
-static void
-db_poller_stop(void)
-{
-	if (!db_has_poller)
-		return;
-	db_thread_stop(&db_poll_mtx, &db_poll_cv, &db_poll_stop, db_poller);
-	db_has_poller = 0;
+	db_edit_publish(db_be->edit_version());
 }
 
 /* Tell a thread waiting on cv under m to stop, and wait for it. */
@@ -301,7 +269,7 @@ db_admin_token(void)
 	static _Thread_local uint64_t read_ms;
 	unsigned long long v;
 
-	if (!db_has_poller && time_mono_ms() != read_ms) {
+	if (!db_poller.running && time_mono_ms() != read_ms) {
 		read_ms = time_mono_ms();
 		db_edit_publish(db_be->edit_version());
 	}

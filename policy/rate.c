@@ -6,6 +6,7 @@
 #include "policy/rate.h"
 #include "db/db.h"
 #include "lib/conf.h"
+#include "lib/tick.h"
 #include "lib/util.h"
 #include "policy/policy_int.h"
 
@@ -32,11 +33,12 @@ static int		 rate_n;
 static uint64_t		 rate_swept;	/* time of the last full sweep */
 static pthread_mutex_t	 rate_mtx = PTHREAD_MUTEX_INITIALIZER;
 
-/* the sync thread, under rate_sync_mtx */
-static pthread_mutex_t	 rate_sync_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 rate_sync_cv;
-static pthread_t	 rate_sync_thread;
-static int		 rate_sync_stopping, rate_sync_running;
+static void	 rate_sync_tick(void *);
+/* the sync thread, and whether its last round reached the store */
+static struct tick	 rate_sync_thread = {
+	.name = "postern-rate", .ms = RATE_SYNC_MS, .fn = rate_sync_tick,
+};
+static int		 rate_sync_down;
 
 static unsigned	 rate_hash(const char *, int);
 static struct rate_ent *rate_get(const char *, int);
@@ -44,7 +46,6 @@ static struct rate_ent *rate_find(const char *, int, uint64_t);
 static void	 rate_roll(struct rate_ent *, long long win);
 static void	 rate_sweep(uint64_t);
 static int	 rate_delta_cmp(const void *, const void *);
-static void	*rate_sync_main(void *);
 static uint64_t	 rate_now(void);
 static void	 rate_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static int	 rate_enabled(const struct conf *);
@@ -290,67 +291,34 @@ rate_sync(uint64_t now)
 
 /* A round every RATE_SYNC_MS while a limit is set. An outage logs one
  * line when it starts and one when it ends. */
-static void *
-rate_sync_main(void *arg)
+static void
+rate_sync_tick(void *arg)
 {
-	int down = 0;
-
 	(void)arg;
-	pthread_mutex_lock(&rate_sync_mtx);
-	while (!rate_sync_stopping) {
-		struct timespec ts;
-		pthread_mutex_unlock(&rate_sync_mtx);
-
-		struct conf *c = conf_current();
-		int on = rate_enabled(c);
-		conf_unref(c);
-		int rc = on ? rate_sync(rate_now()) : 0;
-		if (rc == -1 && !down)
-			log_err("rate: the store's counts are out of reach; each node"
-			    " limits on its own counts until they are back");
-		else if (rc == 0 && down)
-			log_info("rate: the store's counts are back; limits are the cluster's");
-		down = rc == -1;
-
-		pthread_mutex_lock(&rate_sync_mtx);
-		time_deadline_ts(CLOCK_MONOTONIC, RATE_SYNC_MS, &ts);
-		if (!rate_sync_stopping)
-			pthread_cond_timedwait(&rate_sync_cv, &rate_sync_mtx, &ts);
-	}
-	pthread_mutex_unlock(&rate_sync_mtx);
-	return NULL;
+	struct conf *c = conf_current();
+	int on = rate_enabled(c);
+	conf_unref(c);
+	int rc = on ? rate_sync(rate_now()) : 0;
+	if (rc == -1 && !rate_sync_down)
+		log_err("rate: the store's counts are out of reach; each node"
+		    " limits on its own counts until they are back");
+	else if (rc == 0 && rate_sync_down)
+		log_info("rate: the store's counts are back; limits are the cluster's");
+	rate_sync_down = rc == -1;
 }
 
 void
 rate_sync_start(void)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rate_sync_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	rate_sync_stopping = 0;
-	if ((errno = pthread_create(&rate_sync_thread, NULL, rate_sync_main, NULL)) != 0) {
+	if (tick_start(&rate_sync_thread) == -1)
 		log_err("rate: pthread_create: %s; limits count this node only",
 		    strerror(errno));
-		return;
-	}
-	rate_sync_running = 1;
 }
 
 void
 rate_sync_stop(void)
 {
-	if (!rate_sync_running)
-		return;
-	pthread_mutex_lock(&rate_sync_mtx);
-	rate_sync_stopping = 1;
-	pthread_cond_signal(&rate_sync_cv);
-	pthread_mutex_unlock(&rate_sync_mtx);
-	pthread_join(rate_sync_thread, NULL);
-	pthread_cond_destroy(&rate_sync_cv);
-	rate_sync_running = 0;
+	tick_stop(&rate_sync_thread);
 }
 
 /* The wall clock (the test clock too): windows are the same minutes on

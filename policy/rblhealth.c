@@ -6,6 +6,7 @@
 #include "policy/rblhealth.h"
 #include "dns/dns.h"
 #include "lib/conf.h"
+#include "lib/tick.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -40,10 +41,12 @@ static _Atomic long	 rblh_hour;		/* time_wall() / 3600 of the counts */
 static atomic_ulong	 rblh_sessions;		/* checked in rblh_hour */
 static atomic_int	 rblh_nbroken;		/* zones rblh_usable() refuses */
 
-static pthread_t	 rblh_thread;
-static int		 rblh_running;
-static atomic_int	 rblh_stopping;	/* read between zones, unlocked */
-static pthread_cond_t	 rblh_cv;
+static void	 rblh_tick(void *);
+static struct tick	 rblh_thread = {
+	.name = "postern-rblh", .ms = RBLH_TICK_MS, .fn = rblh_tick,
+};
+static uint64_t		 rblh_last;	/* the last round; thread only */
+static int		 rblh_first = 1;
 
 static struct rblh_zone *rblh_find(const char *zone, int domain);
 static void	 rblh_hour_roll(void);
@@ -56,8 +59,6 @@ static enum rblh_ans rblh_ask(const char *zone, const char *label, char *out,
 static enum rblh_state rblh_judge(enum rblh_ans listed, enum rblh_ans unlisted);
 static void	 rblh_probe(const struct rblh_zone *);
 static void	 rblh_log_change(const struct rblh_view *, enum rblh_state was);
-static void	 rblh_wake_to_stop(void);
-static void	*rblh_main(void *);
 
 const char *
 rblh_state_name(enum rblh_state s)
@@ -318,80 +319,41 @@ rblh_round(const struct conf *c)
 	int n = rblh_configured(c, want);
 
 	rblh_adopt(want, n);
-	for (int i = 0; i < n && !rblh_stopping; i++)
+	for (int i = 0; i < n && !tick_stopping(&rblh_thread); i++)
 		rblh_probe(&want[i]);
 }
 
 /* ------------------------------------------------------------ the thread */
 
-static void *
-rblh_main(void *arg)
+/* Every RBLH_TICK_MS: a round when the interval has passed. */
+static void
+rblh_tick(void *arg)
 {
-	uint64_t last = 0;
-	int first = 1;
+	struct conf *c = conf_current();
+	uint64_t now = time_mono_ms();
 
 	(void)arg;
-	pthread_mutex_lock(&rblh_mu);
-	while (!rblh_stopping) {
-		struct timespec ts;
-		pthread_mutex_unlock(&rblh_mu);
-
-		struct conf *c = conf_current();
-		uint64_t now = time_mono_ms();
-		if (c->rbl_health_interval <= 0)
-			rblh_adopt(NULL, 0);	/* off: every list is used */
-		else if (first || now - last >= (uint64_t)c->rbl_health_interval * 1000) {
-			rblh_round(c);
-			last = now;
-			first = 0;
-		}
-		conf_unref(c);
-
-		pthread_mutex_lock(&rblh_mu);
-		time_deadline_ts(CLOCK_MONOTONIC, RBLH_TICK_MS, &ts);
-		if (!rblh_stopping)
-			pthread_cond_timedwait(&rblh_cv, &rblh_mu, &ts);
+	if (c->rbl_health_interval <= 0)
+		rblh_adopt(NULL, 0);	/* off: every list is used */
+	else if (rblh_first || now - rblh_last >= (uint64_t)c->rbl_health_interval * 1000) {
+		rblh_round(c);
+		rblh_last = now;
+		rblh_first = 0;
 	}
-	pthread_mutex_unlock(&rblh_mu);
-	return NULL;
+	conf_unref(c);
 }
 
 void
 rblh_start(void)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rblh_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	rblh_stopping = 0;
-	if ((errno = pthread_create(&rblh_thread, NULL, rblh_main, NULL)) != 0) {
+	rblh_first = 1;
+	if (tick_start(&rblh_thread) == -1)
 		log_err("rbl health: pthread_create: %s; every list is used unprobed",
 		    strerror(errno));
-		return;
-	}
-	rblh_running = 1;
-}
-
-/* Under the lock, so the thread is either before its check of the flag
- * or already waiting, never between the two. */
-static void
-rblh_wake_to_stop(void)
-{
-	pthread_mutex_lock(&rblh_mu);
-	rblh_stopping = 1;
-	pthread_cond_signal(&rblh_cv);
-	pthread_mutex_unlock(&rblh_mu);
 }
 
 void
 rblh_stop(void)
 {
-	if (!rblh_running)
-		return;
-	rblh_wake_to_stop();
-	pthread_join(rblh_thread, NULL);
-	pthread_cond_destroy(&rblh_cv);
-	rblh_running = 0;
+	tick_stop(&rblh_thread);
 }
