@@ -542,6 +542,8 @@ pg_fail(struct pgc *pc, PGresult *r, const char *what)
 			pc->nprep = 0;
 			return 1;
 		}
+		/* that try cost up to PG_CONNECT_MS: the next waits its turn */
+		pc->next_try = time_mono_ms() + PG_RETRY_MS;
 	}
 	pg_outage(msg);
 	return 0;
@@ -645,11 +647,17 @@ pg_simple(struct pgc *pc, const char *sql, const char *what)
 	}
 }
 
-/* BEGIN on this thread's connection (*pcp). 0 or -1. */
+/* BEGIN on this thread's connection (*pcp). 0 or -1. The transaction's
+ * failures start from no SQLSTATE: one a row fails without (a check of
+ * ours) must not read as an earlier outage's, which retryable() would
+ * retry for ever. */
 static int
 pg_tx(struct pgc **pcp, const char *what)
 {
-	struct pgc *pc = *pcp = pg_conn();
+	struct pgc *pc;
+
+	pg_state[0] = '\0';
+	pc = *pcp = pg_conn();
 
 	if (pc == NULL || pg_simple(pc, "BEGIN", what) == -1)
 		return -1;
