@@ -114,7 +114,8 @@ static int	 db_batch_run(struct db_job *);
 static int	 db_job_run(struct db_job *);
 static int	 db_run_verdict(struct db_job *);
 static int	 db_run_prune(time_t now);
-static int	 db_stat_acc(const char *name, time_t when, int n);
+static int	 db_acc_add(int hit, const char *name, long long key, int n);
+static int	 db_acc_put(int hit, const char *name, long long key, int n);
 static int	 db_acc_flush(void);
 static unsigned	 db_acc_hash(const char *, size_t *len);
 static void	 db_batch_finish(struct db_job *, int ok);
@@ -157,12 +158,14 @@ static int		 db_nsync;	/* queued jobs someone waits for */
 static int		 db_idle;	/* the writer sleeps on an empty queue */
 static pthread_t	 db_writer;
 
-/* Per-minute counters summed over a batch, written once per key at commit
- * (a verdict bumps several); writer thread only. */
+/* Counters summed over a batch, written once per key at commit (a verdict
+ * bumps several): per-minute stats, and per-day rule hits (hit set);
+ * writer thread only. */
 #define DB_ACC_MAX	128
 #define DB_ACC_NAME	80
 static struct {
-	long long	 minute;
+	int		 hit;		/* a rule hit (key: day), else a stat (minute) */
+	long long	 key;		/* the minute (stat) or day (hit) */
 	unsigned	 hash;		/* db_acc_hash(name): most misses end here */
 	char		 name[DB_ACC_NAME];
 	int		 n;
@@ -511,7 +514,7 @@ db_job_run(struct db_job *j)
 	case DB_J_VERDICT:
 		return db_run_verdict(j);
 	case DB_J_STAT:
-		return db_stat_acc(j->u.st.name, j->u.st.when, j->u.st.n);
+		return db_acc_add(0, j->u.st.name, j->u.st.when - j->u.st.when % 60, j->u.st.n);
 	case DB_J_GREY:
 		return db_be->grey_run(j->u.g.net, j->u.g.sender, j->u.g.rcpt,
 		    j->u.g.now, j->u.g.step, j->u.g.arg, &j->rc);
@@ -588,15 +591,18 @@ db_job_free(struct db_job *j)
 
 /* ------------------------------------------------- the batch's counters */
 
-/* Counter rows in one order, (minute, name), on every node: two writers
- * adding to the same rows then never wait for each other in a cycle. */
+/* Counter rows in one order, (kind, minute or day, name), on every node:
+ * two writers adding to the same rows then never wait for each other in
+ * a cycle. */
 static int
 db_acc_cmp(const void *a, const void *b)
 {
 	const typeof(db_acc[0]) *x = a, *y = b;
 
-	if (x->minute != y->minute)
-		return x->minute < y->minute ? -1 : 1;
+	if (x->hit != y->hit)
+		return x->hit - y->hit;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
 	return strcmp(x->name, y->name);
 }
 
@@ -605,10 +611,16 @@ db_acc_flush(void)
 {
 	qsort(db_acc, (size_t)db_nacc, sizeof(db_acc[0]), db_acc_cmp);
 	for (int i = 0; i < db_nacc; i++)
-		if (db_be->put_stat(db_acc[i].name, db_acc[i].minute, db_acc[i].n) == -1)
+		if (db_acc_put(db_acc[i].hit, db_acc[i].name, db_acc[i].key, db_acc[i].n) == -1)
 			return -1;
 	db_nacc = 0;
 	return 0;
+}
+
+static int
+db_acc_put(int hit, const char *name, long long key, int n)
+{
+	return hit ? db_be->put_rule_hit(name, key, n) : db_be->put_stat(name, key, n);
 }
 
 /* FNV-1a of a counter name, and its length. */
@@ -624,27 +636,28 @@ db_acc_hash(const char *name, size_t *len)
 	return h;
 }
 
-/* Add to a counter of the running batch. A verdict adds 2 + its number of
- * checks, each looked up among the batch's counters: by hash first. */
+/* Add to a counter of the running batch: a stat of the minute, or (hit)
+ * a rule's hits of the day. A verdict adds 2 + its number of checks and
+ * hits, each looked up among the batch's counters: by hash first. */
 static int
-db_stat_acc(const char *name, time_t when, int n)
+db_acc_add(int hit, const char *name, long long key, int n)
 {
-	long long minute = (long long)(when - when % 60);
 	size_t len;
 	unsigned h = db_acc_hash(name, &len);
 	int i;
 
 	if (len >= DB_ACC_NAME)
-		return db_be->put_stat(name, minute, n);
+		return db_acc_put(hit, name, key, n);
 	for (i = 0; i < db_nacc; i++)
-		if (db_acc[i].hash == h && db_acc[i].minute == minute &&
-		    strcmp(db_acc[i].name, name) == 0) {
+		if (db_acc[i].hash == h && db_acc[i].key == key &&
+		    db_acc[i].hit == hit && strcmp(db_acc[i].name, name) == 0) {
 			db_acc[i].n += n;
 			return 0;
 		}
 	if (db_nacc == DB_ACC_MAX && db_acc_flush() == -1)
 		return -1;
-	db_acc[db_nacc].minute = minute;
+	db_acc[db_nacc].hit = hit;
+	db_acc[db_nacc].key = key;
 	db_acc[db_nacc].hash = h;
 	memcpy(db_acc[db_nacc].name, name, len + 1);
 	db_acc[db_nacc++].n = n;
@@ -660,10 +673,10 @@ db_run_verdict(struct db_job *j)
 	if (db_be->put_verdict(v) == -1)
 		return -1;
 	for (int i = 0; i < v->nstats; i++, name += strlen(name) + 1)
-		if (db_stat_acc(name, v->ts, 1) == -1)
+		if (db_acc_add(0, name, (long long)(v->ts - v->ts % 60), 1) == -1)
 			return -1;
 	for (int i = 0; i < v->nhits; i++, name += strlen(name) + 1)
-		if (db_be->put_rule_hit(name, (long long)(v->ts / DB_DAY), 1) == -1)
+		if (db_acc_add(1, name, (long long)(v->ts / DB_DAY), 1) == -1)
 			return -1;
 	return 0;
 }
