@@ -309,8 +309,11 @@ def quar_bulk(drv, st, tag, button):
     go(drv, st, "quarantine")
     drv.find_element(By.ID, "quar-q").send_keys(tag)
     drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
-    wait_until(lambda: len([t for t in texts(drv, "#quar-table tbody tr") if tag in t]) == 2,
-               15, what="both messages listed")
+    # the view's own unfiltered load may land after the search's: wait for
+    # the rows that answer the search, or the tick below is lost to a redraw
+    wait_until(lambda: drv.find_element(By.ID, "quar-table").get_attribute("data-q") == tag and
+               len([t for t in texts(drv, "#quar-table tbody tr") if tag in t]) == 2,
+               15, what="both messages listed for the search")
     click(drv, "#quar-all")
     click(drv, button)
     confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")

@@ -429,10 +429,13 @@ function reasonText(m) {
 async function loadQuarantine() {
   const q = $('quar-q').value.trim();
   const state = $('quar-state').value;
+  const seq = P.quarSeq = (P.quarSeq || 0) + 1;
   const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : '') +
     (state ? '&state=' + state : ''));
+  if (seq !== P.quarSeq) return;	// a newer search was asked for meanwhile: its answer wins
   P.quar = r.messages || [];
   const tb = clear($('quar-table').tBodies[0]);
+  $('quar-table').dataset.q = q;	// which search the rows answer (a late load replaces an earlier one's)
   $('quar-all').checked = false;
   if (!P.quar.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'The quarantine is empty.')));
   for (const m of P.quar) {
