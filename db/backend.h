@@ -179,11 +179,6 @@ struct db_backend {
 extern const struct db_backend db_sqlite;
 extern const struct db_backend db_pg;
 
-/* Text for PostgreSQL, whose text is UTF-8 where SQLite kept any bytes:
- * NULL when s is valid UTF-8 already, else a copy (xmalloc'd) in which
- * each byte that starts no valid sequence is U+FFFD. */
-char	*db_pg_utf8(const char *s);
-
 /* A row iterator's callback, whichever rows it walks (the engines keep
  * it with its argument while they step through a result). */
 union db_row_fn {

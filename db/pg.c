@@ -26,9 +26,9 @@
  * each time.
  */
 #include "db/backend.h"
-#include "lib/addr.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 #include "rules/rules.h"
 
@@ -100,7 +100,6 @@ static int	 pg_simple(struct pgc *pc, const char *sql,
 static int	 pg_tx(struct pgc **pcp, const char *what);
 static int	 pg_tx_end(struct pgc *pc, int ok, const char *what);
 static void	 pa_str(struct pg_args *a, const char *s);
-static size_t	 pg_utf8_seq(const char *s, size_t left);
 static void	 pa_int(struct pg_args *a, long long v);
 static void	 pa_dbl(struct pg_args *a, double d);
 static void	 pa_bin(struct pg_args *a, const void *p, size_t len);
@@ -684,7 +683,7 @@ pg_tx_end(struct pgc *pc, int ok, const char *what)
 
 /* ----------------------------------------------------------- parameters */
 
-/* Text goes as UTF-8 (db_pg_utf8); NULL is SQL NULL. */
+/* Text goes as UTF-8 (utf8_mend); NULL is SQL NULL. */
 static void
 pa_str(struct pg_args *a, const char *s)
 {
@@ -695,36 +694,8 @@ pa_str(struct pg_args *a, const char *s)
 	a->fmt[k] = 0;
 	a->len[k] = 0;
 	a->v[k] = s;
-	if ((a->own[k] = s != NULL ? db_pg_utf8(s) : NULL) != NULL)
+	if ((a->own[k] = s != NULL ? utf8_mend(s) : NULL) != NULL)
 		a->v[k] = a->own[k];
-}
-
-char *
-db_pg_utf8(const char *s)
-{
-	struct buf b = { 0 };
-	size_t left = strlen(s);
-
-	if (addr_utf8_valid(s, left))
-		return NULL;
-	while (left > 0) {
-		size_t n = pg_utf8_seq(s, left);
-		buf_add(&b, n ? s : "\xef\xbf\xbd", n ? n : 3);
-		s += n ? n : 1;
-		left -= n ? n : 1;
-	}
-	return buf_take(&b);
-}
-
-/* The length of the valid UTF-8 sequence at s (1-4), 0 when none starts
- * there: a shorter prefix of a multi-byte sequence is never valid. */
-static size_t
-pg_utf8_seq(const char *s, size_t left)
-{
-	for (size_t n = 1; n <= 4 && n <= left; n++)
-		if (addr_utf8_valid(s, n))
-			return n;
-	return 0;
 }
 
 static void
