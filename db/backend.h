@@ -168,8 +168,8 @@ struct db_backend {
 	/* delete sessions seen before idle_cut or created before age_cut */
 	int	(*session_prune)(time_t idle_cut, time_t age_cut);
 	/* rate counters (db_rate_add, on the writer in its batch; deltas
-	 * sorted by (win, kind, key), so that two nodes lock rows in one
-	 * order) and their totals (db_rate_each, any thread) */
+	 * distinct and sorted by (win, kind, key), so that two nodes lock
+	 * rows in one order) and their totals (db_rate_each, any thread) */
 	int	(*rate_add)(const struct db_rate_delta *, size_t n,
 		    long long cut_win);
 	int	(*rate_each)(long long since_win,
