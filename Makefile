@@ -150,6 +150,7 @@ bench: all $(BENCHES)
 	$(PYTHON) bench/run.py $(BENCH_ALL)
 	$(PYTHON) bench/run.py $(BENCH_CLUSTER)
 	$(PYTHON) bench/postfix_bench.py
+	$(PYTHON) bench/pg_rate.py
 
 # Every check on (rDNS, SPF, DKIM, DMARC, one DNS list, the starter rules,
 # the trained classifier) against direct, in the cells issue 14 names

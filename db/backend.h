@@ -168,8 +168,8 @@ struct db_backend {
 	/* delete sessions seen before idle_cut or created before age_cut */
 	int	(*session_prune)(time_t idle_cut, time_t age_cut);
 	/* rate counters (db_rate_add, on the writer in its batch; deltas
-	 * sorted by (win, kind, key), so that two nodes lock rows in one
-	 * order) and their totals (db_rate_each, any thread) */
+	 * distinct and sorted by (win, kind, key), so that two nodes lock
+	 * rows in one order) and their totals (db_rate_each, any thread) */
 	int	(*rate_add)(const struct db_rate_delta *, size_t n,
 		    long long cut_win);
 	int	(*rate_each)(long long since_win,
@@ -178,11 +178,6 @@ struct db_backend {
 
 extern const struct db_backend db_sqlite;
 extern const struct db_backend db_pg;
-
-/* Text for PostgreSQL, whose text is UTF-8 where SQLite kept any bytes:
- * NULL when s is valid UTF-8 already, else a copy (xmalloc'd) in which
- * each byte that starts no valid sequence is U+FFFD. */
-char	*db_pg_utf8(const char *s);
 
 /* A row iterator's callback, whichever rows it walks (the engines keep
  * it with its argument while they step through a result). */

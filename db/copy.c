@@ -16,6 +16,7 @@
  */
 #include "db/backend.h"
 #include "lib/conf.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <libpq-fe.h>
@@ -180,7 +181,7 @@ cp_row(struct cp *c, sqlite3_stmt *st, const char *table)
 			break;
 		default:
 			v[i] = (const char *)sqlite3_column_text(st, i);
-			if ((own[i] = db_pg_utf8(v[i])) != NULL)
+			if ((own[i] = utf8_mend(v[i])) != NULL)
 				v[i] = own[i];
 		}
 	}

@@ -283,7 +283,8 @@ struct db_rate_delta {
 };
 /* Add each delta's n to the shared count of its (kind, key, win) and
  * forget the counts of windows before cut_win, in the writer's batch;
- * waits for the commit. 0 committed, or -1 (nothing added). */
+ * waits for the commit. The deltas are sorted by (win, kind, key), no two
+ * alike (rate_deltas' are). 0 committed, or -1 (nothing added). */
 int	 db_rate_add(const struct db_rate_delta *, size_t n, long long cut_win);
 /* The shared counts of windows from since_win on (n is the cluster's
  * total), on the caller's connection; fn as db_verdict_each. 0, fn's

@@ -13,6 +13,7 @@
  * Ownership and thread: see jsonw.h.
  */
 #include "db/jsonw.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <math.h>
@@ -68,41 +69,6 @@ jsonw_grow(struct jsonw *w, size_t more)
 	w->buf = xrealloc(w->buf, w->cap);
 }
 
-size_t
-jsonw_utf8_len(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	unsigned char lo = 0x80, hi = 0xbf;	/* the second byte's range */
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] < 0xc2 || p[0] > 0xf4)		/* continuation, C0/C1, F5-FF */
-		return 0;
-	if (p[0] < 0xe0)
-		n = 2;
-	else if (p[0] < 0xf0) {
-		n = 3;
-		if (p[0] == 0xe0)
-			lo = 0xa0;		/* overlong */
-		else if (p[0] == 0xed)
-			hi = 0x9f;		/* surrogates D800-DFFF */
-	} else {
-		n = 4;
-		if (p[0] == 0xf0)
-			lo = 0x90;		/* overlong */
-		else if (p[0] == 0xf4)
-			hi = 0x8f;		/* past U+10FFFF */
-	}
-	/* In order, so a NUL (never a continuation byte) stops the reads. */
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* Length of the run at p that goes out unchanged: plain bytes and valid
  * UTF-8 sequences, up to a byte that needs an escape, a bad byte or NUL. */
 static size_t
@@ -114,7 +80,7 @@ jsonw_run(const unsigned char *p)
 	for (;;) {
 		if (jsonw_plain[*q])
 			q++;
-		else if (*q >= 0x80 && (n = jsonw_utf8_len((const char *)q)) > 0)
+		else if (*q >= 0x80 && (n = utf8_len((const char *)q)) > 0)
 			q += n;
 		else
 			return (size_t)(q - p);

@@ -14,12 +14,11 @@
  *
  * Text that is not UTF-8 (a raw 8-bit Subject, a stray byte in HELO) keeps
  * its place: each byte that does not start a valid sequence becomes U+FFFD,
- * as web/rowjson.c does for the plain text columns it puts in the API.
- * jsonw_utf8_len() is that one validator (RFC 3629 section 4), shared with
- * rowjson.c.
+ * as web/rowjson.c does for the plain text columns it puts in the API;
+ * both judge a sequence with lib/utf8.h's utf8_len().
  *
  * Public calls: jsonw_init, jsonw_raw (JSONW_LIT), jsonw_str, jsonw_real,
- * jsonw_take, jsonw_free, jsonw_utf8_len; jsonw_grow for jsonw_raw.
+ * jsonw_take, jsonw_free; jsonw_grow for jsonw_raw.
  * Ownership: the caller owns the struct; buf is xmalloc'd and belongs to
  * it until jsonw_take() hands it over (or jsonw_free() frees it).
  * Thread: no shared state; one writer per thread at a time.
@@ -63,11 +62,5 @@ void	 jsonw_real(struct jsonw *, double);
  * NULL); the struct is empty afterwards. */
 char	*jsonw_take(struct jsonw *, size_t *len);
 void	 jsonw_free(struct jsonw *);
-
-/* Length (1-4) of the well-formed UTF-8 sequence at s, or 0 when s does
- * not start one (stray continuation byte, C0/C1/F5-FF, overlong form,
- * UTF-16 surrogate, past U+10FFFF, cut short). s is NUL-terminated: no
- * byte past a NUL is read. A NUL itself is 1. */
-size_t	 jsonw_utf8_len(const char *s);
 
 #endif

@@ -6,6 +6,7 @@
  * (UTF-8 in atoms and sub-domains when SMTPUTF8 is in force).
  */
 #include "lib/addr.h"
+#include "lib/utf8.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,32 +29,6 @@ addr_atext(unsigned char c)
 	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-int
-addr_utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s, *e = p + n;
-
-	while (p < e) {
-		unsigned c = *p, need, min, cp;
-		if (c < 0x80) { p++; continue; }
-		if (c >= 0xc2 && c <= 0xdf) { need = 1; min = 0x80; cp = c & 0x1f; }
-		else if (c >= 0xe0 && c <= 0xef) { need = 2; min = 0x800; cp = c & 0x0f; }
-		else if (c >= 0xf0 && c <= 0xf4) { need = 3; min = 0x10000; cp = c & 0x07; }
-		else return 0;
-		if ((size_t)(e - p) <= need)
-			return 0;
-		for (unsigned i = 1; i <= need; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		p += need + 1;
-	}
-	return 1;
-}
-
 /* atoms separated by single dots; UTF-8 octets when utf8. */
 static int
 addr_dot_string(const char *s, size_t n, int utf8)
@@ -68,7 +43,7 @@ addr_dot_string(const char *s, size_t n, int utf8)
 			continue;
 		return 0;
 	}
-	return !utf8 || addr_utf8_valid(s, n);
+	return !utf8 || utf8_valid(s, n);
 }
 
 /* RFC 5321 Quoted-string: qtextSMTP (32,33,35-91,93-126) or "\" %d32-126. */
@@ -107,7 +82,7 @@ addr_domain(const char *s, size_t n, int utf8)
 		} else
 			return 0;
 	}
-	return !utf8 || addr_utf8_valid(s, n);
+	return !utf8 || utf8_valid(s, n);
 }
 
 /* "[1.2.3.4]", "[IPv6:::1]" or a General-address-literal "[tag:text]". */

@@ -52,8 +52,6 @@ enum addr_err addr_parse(const char *arg, const char *prefix, int utf8, int null
 const char	*addr_param(const struct addr_cmd *, const char *key);
 /* Check one address "local@domain" (no brackets); 0 or -1. */
 int		 addr_mailbox_ok(const char *, size_t, int utf8);
-/* Is s valid UTF-8 (no overlongs, no surrogates)? */
-int		 addr_utf8_valid(const char *, size_t);
 /* Is this RFC 3461 4 xtext ("+XX" hex escapes, printable otherwise)? */
 int		 addr_xtext_ok(const char *);
 

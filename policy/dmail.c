@@ -4,8 +4,8 @@
  * which also makes the CRLFs and keeps every line under 77 characters.
  */
 #include "policy/dmail.h"
-#include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/utf8.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -21,7 +21,6 @@ static const char *dmail_actions[][2] = {
 	[DLINK_ALLOW] = { "Release and always allow this sender", "Release + allow sender" },
 };
 
-static size_t	 dmail_u8len(const unsigned char *p, size_t n);
 static void	 dmail_qp(struct buf *out, const char *text);
 static void	 dmail_subject(struct buf *out, const char *s);
 static void	 dmail_date(char *out, size_t sz, time_t t, int header);
@@ -33,16 +32,6 @@ static void	 dmail_text(struct buf *, const struct dmail_head *,
 static void	 dmail_html(struct buf *, const struct dmail_head *,
 		    const struct dmail_item *, int n, char *(*links)[3]);
 
-/* Bytes of the valid UTF-8 sequence at p, or 0. */
-static size_t
-dmail_u8len(const unsigned char *p, size_t n)
-{
-	size_t l = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 :
-	    (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-
-	return l > 0 && l <= n && addr_utf8_valid((const char *)p, l) ? l : 0;
-}
-
 char *
 dmail_clean(const char *s, size_t max)
 {
@@ -51,7 +40,7 @@ dmail_clean(const char *s, size_t max)
 	size_t n = strlen((const char *)p), l;
 
 	for (size_t i = 0; i < n; i += l ? l : 1) {
-		l = dmail_u8len(p + i, n - i);
+		l = utf8_seq((const char *)p + i, n - i);
 		if (b.len + (l ? l : 1) > max)
 			break;
 		if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7f)))
@@ -124,7 +113,7 @@ dmail_subject(struct buf *out, const char *s)
 	while (i < n) {
 		size_t j = i, l;
 		unsigned char enc[DMAIL_WORD_BYTES * 2];
-		while (j < n && (l = dmail_u8len(p + j, n - j)) > 0 && j + l - i <= DMAIL_WORD_BYTES)
+		while (j < n && (l = utf8_seq((const char *)p + j, n - j)) > 0 && j + l - i <= DMAIL_WORD_BYTES)
 			j += l;
 		if (j == i)
 			j++;		/* dmail_clean made it valid; never reached */

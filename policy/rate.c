@@ -252,7 +252,11 @@ rate_deltas_free(struct db_rate_delta *d, size_t n)
 }
 
 /* This node's part of the total is what it stored (sent): the sync
- * thread, the only one to store, read after its last store committed. */
+ * thread, the only one to store, read after its last store committed.
+ * Only clients this node has an entry for take the others' count: a
+ * flood spread over the other nodes must not fill this node's table and
+ * leave its own clients unlimited. A client first seen here starts from
+ * its own count and has the cluster's from the next round on. */
 int
 rate_cluster(void *arg, const struct db_rate_delta *row)
 {
@@ -260,11 +264,10 @@ rate_cluster(void *arg, const struct db_rate_delta *row)
 	struct rate_ent *e;
 
 	/* a node whose clock runs ahead counts a minute not begun here */
-	if (row->win != *win || row->n <= 0 || strlen(row->key) >= RATE_KEY_MAX)
+	if (row->win != *win || row->n <= 0)
 		return 0;
 	pthread_mutex_lock(&rate_mtx);
-	e = rate_find(row->key, row->kind, (uint64_t)row->win * RATE_WINDOW_MS);
-	if (e != NULL && e->win < row->win)
+	if ((e = rate_get(row->key, row->kind)) != NULL && e->win < row->win)
 		rate_roll(e, row->win);
 	if (e != NULL && e->win == row->win)
 		e->others = row->n > e->sent ? (int)(row->n - e->sent) : 0;

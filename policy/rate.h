@@ -19,7 +19,11 @@
  *     what this node counted + (the cluster's total - this node's part
  *     of it when it was read),
  * so the node's own events are never counted twice and others' arrive
- * within about two seconds. While the store is out of reach, the count
+ * within about two seconds. Other nodes' counts go only to clients this
+ * node has an entry for (has counted in the window): they take none of
+ * its table, so a flood spread over other nodes cannot crowd out its own
+ * clients; a client new here starts from its own count and has the
+ * cluster's at the next round. While the store is out of reach, the count
  * is this node's plus the others' as last read (one log line per outage).
  *
  * Thread: any; the sync thread is the daemon's. Time: wall-clock
@@ -57,7 +61,8 @@ struct db_rate_delta *rate_deltas(uint64_t now_ms, size_t *n);
 void	 rate_stored(const struct db_rate_delta *, size_t n);
 void	 rate_deltas_free(struct db_rate_delta *, size_t n);
 /* A cluster total read from the store (db_rate_each's row), taken when
- * its window is *(long long *)arg, the current one: 0. */
+ * its window is *(long long *)arg, the current one, and this node has an
+ * entry for its client (never makes one): 0. */
 int	 rate_cluster(void *arg, const struct db_rate_delta *row);
 /* One round: store this node's deltas, read the totals. 0, or -1 when
  * the store could not be written or read. */

@@ -4,7 +4,7 @@
  */
 #include "web/rowjson.h"
 #include "db/db.h"
-#include "db/jsonw.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <math.h>
@@ -31,29 +31,14 @@ static json_t	*rowjson_done(json_t *, int rc);
 json_t *
 rowjson_str(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	json_t *j = json_string((const char *)p);
-	char *out, *o;
+	json_t *j = json_string(s ? s : "");
+	char *mended;
 
 	if (j != NULL)
 		return j;
-	o = out = xmalloc(strlen((const char *)p) * 3 + 1);
-	while (*p) {
-		size_t n = jsonw_utf8_len((const char *)p);
-
-		if (n == 0) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			p++;
-			continue;
-		}
-		memcpy(o, p, n);
-		o += n;
-		p += n;
-	}
-	*o = '\0';
-	j = json_string(out);
-	free(out);
+	mended = utf8_mend(s);
+	j = json_string(mended ? mended : "");
+	free(mended);
 	return j ? j : json_string("");
 }
 

@@ -3,6 +3,7 @@
  * utf8 -1/0/1, bit 3 null_ok. A parsed path must fit LIM_PATH and its
  * parameters LIM_ESMTP_PARAMS, and every parameter must be findable. */
 #include "lib/addr.h"
+#include "lib/utf8.h"
 #include "fuzz.h"
 
 #include <strings.h>
@@ -40,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		check_ok(&c, utf8);
 	(void)addr_param(&c, "SIZE");
 	(void)addr_mailbox_ok(s, strlen(s), k & 1);
-	(void)addr_utf8_valid((const char *)d, n);
+	(void)utf8_valid((const char *)d, n);
 	(void)addr_xtext_ok(s);
 	free(s);
 	return 0;

@@ -3,7 +3,7 @@
  * the text loads with json_loads to the input with each byte that starts
  * no valid sequence replaced by U+FFFD, where "valid sequence" is decided
  * by jansson here (json_stringn on the shortest prefix it accepts), not by
- * jsonw_utf8_len. The first 8 bytes as a double: jsonw_real prints what
+ * lib/utf8.h. The first 8 bytes as a double: jsonw_real prints what
  * jansson prints. */
 #include "fuzz.h"
 #include "db/jsonw.h"

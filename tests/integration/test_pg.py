@@ -416,9 +416,13 @@ def test_engine_ops_on_postgresql():
     """tests/unit/pg_test.c on a fresh database: the cluster ops as sqlite.c
     has them, token keys past 2^63, text that is not UTF-8, a claim raced
     on two connections, the shared rate counts (make unit builds it; make
-    test runs unit first)."""
+    test runs unit first). Every case its source runs must pass: a binary
+    that stopped early or skipped them all (no URL) fails here."""
     binary = os.path.join(REPO, "build", "tests", "pg_test")
     assert os.access(binary, os.X_OK), "build/tests/pg_test missing: run make unit"
+    with open(os.path.join(REPO, "tests", "unit", "pg_test.c")) as f:
+        cases = len(re.findall(r"^\s*T_RUN\(", f.read(), re.M))
     r = subprocess.run([binary], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, POSTERN_TEST_PG_URL=session_server().createdb()))
-    assert r.returncode == 0 and "5 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "%d passed, 0 failed" % cases in r.stdout, \
+        r.stdout + r.stderr

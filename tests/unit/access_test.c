@@ -183,11 +183,13 @@ T_CASE(rate_table_bound)
 
 /* The cluster's totals merged with this node's counts: the node's own
  * stored part of a total is not counted twice, a failed store is sent
- * again, and a total of an ended window does not count. */
+ * again, a client only other nodes saw is counted once it comes here, and
+ * a total of an ended window does not count. */
 T_CASE(rate_cluster_merge)
 {
 	const uint64_t now = 2 * RATE_WINDOW_MS + 1000;	/* window 2 */
-	struct db_rate_delta *d, row = { .kind = RATE_CONN, .win = 2 };
+	struct db_rate_delta *d, row = { .kind = RATE_CONN, .win = 2 },
+	    other = { .kind = RATE_CONN, .win = 2 };
 	long long win = 2, next = 3;
 	size_t n;
 
@@ -218,14 +220,6 @@ T_CASE(rate_cluster_merge)
 	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 5, now), 0);	/* the 5th */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 5, now), 1);
 
-	/* a client only the other nodes saw */
-	row.key = "192.0.2.2";
-	row.n = 5;
-	T_EQ_INT(rate_cluster(&win, &row), 0);
-	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 5, now), 1);
-	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 6, now), 0);
-	T_EQ_INT(rate_over("192.0.2.2", RATE_MSG, 1, now), 0);	/* other kind */
-
 	/* a store that failed: the delta is offered again, with what came
 	 * since; a total read meanwhile still leaves our unstored events in */
 	d = rate_deltas(now, &n);
@@ -248,6 +242,21 @@ T_CASE(rate_cluster_merge)
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 8, now), 0);	/* still 7 */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 7, now), 1);
 
+	/* a client only the other nodes saw takes no room here and is not
+	 * limited here until it comes; then the next round brings the
+	 * others' count to its entry */
+	other.key = "192.0.2.2";
+	other.n = 5;
+	T_EQ_INT(rate_cluster(&win, &other), 0);
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 5, now), 0);
+	T_EQ_INT(rate_hit("192.0.2.2", RATE_CONN, 5, now), 0);	/* its 1st here */
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 1, now), 1);	/* 1 + 1 */
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 2, now), 0);
+	T_EQ_INT(rate_cluster(&win, &other), 0);		/* the next round */
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 6, now), 1);	/* 1 + 5 + 1 */
+	T_EQ_INT(rate_over("192.0.2.2", RATE_CONN, 7, now), 0);
+	T_EQ_INT(rate_over("192.0.2.2", RATE_MSG, 1, now), 0);	/* other kind */
+
 	/* the next minute starts empty; a late total of the last is dropped */
 	T_EQ_INT(rate_over("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
 	T_EQ_INT(rate_hit("192.0.2.1", RATE_CONN, 1, now + RATE_WINDOW_MS), 0);
@@ -259,6 +268,31 @@ T_CASE(rate_cluster_merge)
 	T_EQ_INT((int)d[0].win, 3);
 	T_EQ_INT((int)d[0].n, 1);
 	rate_deltas_free(d, n);
+	rate_reset();
+}
+
+/* A flood spread over other nodes: their totals for more clients than the
+ * table holds, none of which came here, leave every entry free for the
+ * clients that do (each is limited: its second hit is over a limit of 1). */
+T_CASE(rate_cluster_flood_leaves_room)
+{
+	const uint64_t now = 2 * RATE_WINDOW_MS + 1000;	/* window 2 */
+	long long win = 2;
+	char k[32];
+	int over = 0;
+
+	rate_reset();
+	for (int i = 0; i < RATE_MAX_ENTRIES + 10; i++) {
+		struct db_rate_delta row = { .kind = RATE_CONN, .key = k, .win = 2, .n = 3 };
+		snprintf(k, sizeof(k), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+		T_EQ_INT(rate_cluster(&win, &row), 0);
+	}
+	for (int i = 0; i < RATE_MAX_ENTRIES; i++) {
+		snprintf(k, sizeof(k), "172.%d.%d.%d", 16 + (i >> 16), (i >> 8) & 255, i & 255);
+		over += rate_hit(k, RATE_CONN, 1, now);
+		over += rate_hit(k, RATE_CONN, 1, now);
+	}
+	T_EQ_INT(over, RATE_MAX_ENTRIES);
 	rate_reset();
 }
 
@@ -274,5 +308,6 @@ main(void)
 	T_RUN(rate_windows);
 	T_RUN(rate_table_bound);
 	T_RUN(rate_cluster_merge);
+	T_RUN(rate_cluster_flood_leaves_room);
 	return T_END();
 }

@@ -655,6 +655,7 @@ main(void)
 	T_RUN(edit_version_polled);
 	T_RUN(sessions);
 	T_RUN(rate_counts_shared);
+	T_RUN(rate_keys_kept_verbatim);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
 	T_RUN(queue_is_bounded);

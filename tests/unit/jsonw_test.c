@@ -4,6 +4,7 @@
  * U+FFFD); the UTF-8 validator must agree with jansson's. */
 #include "t.h"
 #include "db/jsonw.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <float.h>
@@ -146,7 +147,7 @@ T_CASE(invalid_utf8_replaced)
 	free(q);
 }
 
-/* jsonw_utf8_len accepts exactly what json_string accepts: every two-byte
+/* utf8_len (lib/utf8.h, jsonw's validator) accepts exactly what json_string accepts: every two-byte
  * string, and every lead byte with edge values after it. */
 static int
 valid_by_jsonw(const char *s)
@@ -154,7 +155,7 @@ valid_by_jsonw(const char *s)
 	size_t n;
 
 	for (; *s; s += n)
-		if ((n = jsonw_utf8_len(s)) == 0)
+		if ((n = utf8_len(s)) == 0)
 			return 0;
 	return 1;
 }

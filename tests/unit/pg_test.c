@@ -168,6 +168,7 @@ main(void)
 	T_RUN(text_not_utf8_repaired);
 	T_RUN(claim_once_across_connections);
 	T_RUN(rate_counts_shared);
+	T_RUN(rate_keys_kept_verbatim);
 	db_close();
 	conf_unref(c);
 	return T_END();
