@@ -29,8 +29,9 @@
  *           the words' chi reads (1048575: the tokeniser's own), bmode: 1
  *           chi over the n-grams, 2 (4) the mean (sum) of their naive-Bayes
  *           log ratios, 3 a Markov model's cross-entropy difference per
- *           position (alpha, vocab: its smoothing); beta=-1 the second
- *           model alone;
+ *           position (alpha, vocab: its smoothing; ngbits=B: n-grams
+ *           and contexts counted in 2^B shared buckets); beta=-1 the
+ *           second model alone;
  *   nested  stack with beta and the threshold chosen per fold by a 4-fold
  *           CV of its training part (chionly=1: chi alone, the threshold
  *           chosen so; bmode=N: the ng method's model instead of the LR,
@@ -71,6 +72,7 @@ static double p_s = 0.45, p_x = 0.5, p_mindev = 0.1, p_eta = 0.02, p_margin = 1e
 static double p_l2 = 0, p_beta = 0, p_thr = -1, p_norm = 0, p_bias = 1;
 static int p_maxused = 300, p_passes = 5, p_fpmax = 5, p_seed = 1, p_kmask = -1;
 static double p_w0 = 0, p_tunelo = 0.1, p_tunehi = 0.9, p_avg = 0, p_decay = 0;
+static int p_ngbits = 0;	/* n-grams and contexts share 2^ngbits buckets */
 static int p_tunepasses = 3, p_prior = 0, p_top = 0, p_dump = 0;
 
 /* ------------------------------------------------------------ loading */
@@ -119,6 +121,8 @@ load(const char *path)
 		for (uint32_t i = 0; i < hdr[1]; i++) {
 			if (fread(&t, sizeof(t), 1, f) != 1)
 				exit(1);
+			if (p_ngbits && t.kind >= 20)	/* buckets, as a keyless table */
+				t.h = 0x5a00000000000000ULL | (t.h & ((1ULL << p_ngbits) - 1));
 			if (t.kind == 21 || t.kind == 22) {
 				m->sq[m->nsq++] = feat_index(t.h ? t.h : 1);
 				continue;
@@ -770,7 +774,7 @@ set(const char *kv)
 	P("s", p_s) P("x", p_x) P("mindev", p_mindev) P("eta", p_eta) P("margin", p_margin)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
-	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
+	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
 	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);
