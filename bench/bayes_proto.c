@@ -29,7 +29,8 @@
  *           the words' chi reads (1048575: the tokeniser's own), bmode: 1
  *           chi over the n-grams, 2 (4) the mean (sum) of their naive-Bayes
  *           log ratios, 3 a Markov model's cross-entropy difference per
- *           position (alpha, vocab: its smoothing; ngbits=B: n-grams
+ *           position (alpha, vocab: its smoothing; low=1: backing off
+ *           to btok_dump's nglow= order instead of 1/vocab; ngbits=B: n-grams
  *           and contexts counted in 2^B shared buckets); beta=-1 the
  *           second model alone;
  *   nested  stack with beta and the threshold chosen per fold by a 4-fold
@@ -77,6 +78,7 @@ static int p_tunepasses = 3, p_prior = 0, p_top = 0, p_dump = 0;
 
 /* ------------------------------------------------------------ loading */
 
+static int have_low;	/* the file has nglow= sequences: 4 entries a position */
 static uint64_t *hkeys;
 static uint32_t *hval;
 static size_t hcap;
@@ -123,7 +125,8 @@ load(const char *path)
 				exit(1);
 			if (p_ngbits && t.kind >= 20)	/* buckets, as a keyless table */
 				t.h = 0x5a00000000000000ULL | (t.h & ((1ULL << p_ngbits) - 1));
-			if (t.kind == 21 || t.kind == 22) {
+			have_low |= t.kind == 24;
+			if (t.kind >= 21 && t.kind <= 25 && t.kind != 23) {
 				m->sq[m->nsq++] = feat_index(t.h ? t.h : 1);
 				continue;
 			}
@@ -289,7 +292,7 @@ static int p_llrmean, p_lrmask = -1, p_ens = 1, p_nb = 0, p_chionly = 0, p_nbloo
 static const double agrid[][2] = { { 1, 40 }, { 3, 40 }, { 10, 40 }, { 1, 200 },
     { 3, 200 }, { 1, 1000 }, { 3, 1000 }, { 0.3, 200 } };
 #define NAGRID	((int)(sizeof(agrid) / sizeof(agrid[0])))
-static int p_agrid;
+static int p_agrid, p_low;
 
 /* The kinds chi_score() looks at. */
 static int chi_mask = -1;
@@ -356,10 +359,17 @@ b_score(const struct msg *m)
 		return sh;
 	}
 	if (p_bmode == 3) {
-		for (int i = 0; i + 1 < m->nsq; i += 2) {
+		int step = have_low ? 4 : 2;
+		for (int i = 0; i + step - 1 < m->nsq; i += step) {
 			uint32_t g = m->sq[i], c = m->sq[i + 1];
-			double ps = (cs[g] + p_alpha / p_vocab) / (cs[c] + p_alpha);
-			double ph = (ch[g] + p_alpha / p_vocab) / (ch[c] + p_alpha);
+			double bs = 1 / p_vocab, bh = 1 / p_vocab;
+			if (step == 4 && p_low) {	/* back off to the lower order */
+				uint32_t lg = m->sq[i + 2], lc = m->sq[i + 3];
+				bs = (cs[lg] + p_alpha / p_vocab) / (cs[lc] + p_alpha);
+				bh = (ch[lg] + p_alpha / p_vocab) / (ch[lc] + p_alpha);
+			}
+			double ps = (cs[g] + p_alpha * bs) / (cs[c] + p_alpha);
+			double ph = (ch[g] + p_alpha * bh) / (ch[c] + p_alpha);
 			sum += log(ps / ph);
 			n++;
 		}
@@ -774,7 +784,7 @@ set(const char *kv)
 	P("s", p_s) P("x", p_x) P("mindev", p_mindev) P("eta", p_eta) P("margin", p_margin)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
-	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
+	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
 	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);

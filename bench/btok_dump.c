@@ -24,7 +24,10 @@
  *               (name and decoded value) first;
  *   ngseq=1     also every position in order (duplicates kept): the
  *               N-gram (DUMP_SEQ) then its context (DUMP_SEQCTX), for a
- *               Markov model's cross-entropy.
+ *               Markov model's cross-entropy;
+ *   nglow=M     also the M-gram ending at the same byte and its context,
+ *               once each (DUMP_LGRAM, DUMP_LCTX) and with ngseq at each
+ *               position (DUMP_LSEQ, DUMP_LSEQCTX), for backing off.
  */
 #include "bench/corpus.h"
 #include "policy/btok.h"
@@ -39,14 +42,15 @@
 #include <xxhash.h>
 
 /* Kinds after the tokeniser's own (K_NKINDS is 20). */
-enum { DUMP_NGRAM = 20, DUMP_SEQ = 21, DUMP_SEQCTX = 22, DUMP_CTX = 23 };
+enum { DUMP_NGRAM = 20, DUMP_SEQ = 21, DUMP_SEQCTX = 22, DUMP_CTX = 23,
+	DUMP_LSEQ = 24, DUMP_LSEQCTX = 25, DUMP_LGRAM = 26, DUMP_LCTX = 27 };
 
 struct dump_tok {
 	uint64_t h;
 	uint8_t	 kind, dist, pad[6];
 };
 
-static size_t max_text, ngram, ngbytes = 3000, ngsubj, ngseq;
+static size_t max_text, ngram, ngbytes = 3000, ngsubj, ngseq, nglow;
 
 /* The raw size with CRLF counted as LF, as bayes.c gives btok_message. */
 static size_t
@@ -155,6 +159,17 @@ ngrams(struct tokv *tv, const struct mime_msg *m)
 			tv_push(&seq, g, DUMP_SEQ);
 			tv_push(&seq, c, DUMP_SEQCTX);
 		}
+		if (nglow > 1 && nglow < ngram) {
+			const char *lo = buf + i + ngram - nglow;
+			uint64_t lg = XXH3_64bits_withSeed(lo, nglow, DUMP_LGRAM + 1);
+			uint64_t lc = XXH3_64bits_withSeed(lo, nglow - 1, DUMP_LCTX + 1);
+			tv_push(tv, lg, DUMP_LGRAM);
+			tv_push(tv, lc, DUMP_LCTX);
+			if (ngseq) {
+				tv_push(&seq, lg, DUMP_LSEQ);
+				tv_push(&seq, lc, DUMP_LSEQCTX);
+			}
+		}
 	}
 	tv_unique(tv, from);
 	for (size_t i = 0; i < seq.n; i++)
@@ -173,7 +188,7 @@ setting(const char *kv)
 		fatalx("bad setting %s", kv);
 #define S(name, var) if (strncmp(kv, name "=", strlen(name) + 1) == 0) { var = v; return; }
 	S("max_text", max_text) S("ngram", ngram) S("ngbytes", ngbytes) S("ngsubj", ngsubj)
-	S("ngseq", ngseq)
+	S("ngseq", ngseq) S("nglow", nglow)
 #undef S
 	fatalx("unknown setting %s", kv);
 }
