@@ -30,7 +30,9 @@
  *           chi over the n-grams, 2 (4) the mean (sum) of their naive-Bayes
  *           log ratios, 3 a Markov model's cross-entropy difference per
  *           position (alpha, vocab: its smoothing; low=1: backing off
- *           to btok_dump's nglow= order instead of 1/vocab; ngbits=B: n-grams
+ *           to btok_dump's nglow= order instead of 1/vocab; clip=C: each
+ *           position's log ratio within +-C; mexp=E: the sum over n^E
+ *           positions; ngbits=B: n-grams
  *           and contexts counted in 2^B shared buckets); beta=-1 the
  *           second model alone;
  *   nested  stack with beta and the threshold chosen per fold by a 4-fold
@@ -293,6 +295,7 @@ static const double agrid[][2] = { { 1, 40 }, { 3, 40 }, { 10, 40 }, { 1, 200 },
     { 3, 200 }, { 1, 1000 }, { 3, 1000 }, { 0.3, 200 } };
 #define NAGRID	((int)(sizeof(agrid) / sizeof(agrid[0])))
 static int p_agrid, p_low;
+static double p_clip = 0, p_mexp = 1;	/* bmode 3: |log ratio| cap; sum / n^mexp */
 
 /* The kinds chi_score() looks at. */
 static int chi_mask = -1;
@@ -370,10 +373,13 @@ b_score(const struct msg *m)
 			}
 			double ps = (cs[g] + p_alpha * bs) / (cs[c] + p_alpha);
 			double ph = (ch[g] + p_alpha * bh) / (ch[c] + p_alpha);
-			sum += log(ps / ph);
+			double l = log(ps / ph);
+			if (p_clip > 0)
+				l = l > p_clip ? p_clip : l < -p_clip ? -p_clip : l;
+			sum += l;
 			n++;
 		}
-		return n ? sum / n : 0;
+		return n ? sum / pow(n, p_mexp) : 0;
 	}
 	for (int i = 0; i < m->n; i++) {
 		uint32_t f = m->idx[i];
@@ -784,7 +790,7 @@ set(const char *kv)
 	P("s", p_s) P("x", p_x) P("mindev", p_mindev) P("eta", p_eta) P("margin", p_margin)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
-	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
+	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("clip", p_clip) P("mexp", p_mexp) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
 	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);
