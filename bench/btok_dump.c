@@ -21,7 +21,8 @@
  *               byte, kind DUMP_CTX;
  *   ngbytes=K   of the first K bytes of that text (3000);
  *   ngsubj=1    the Subject first, then the body text; 2: every header
- *               (name and decoded value) first;
+ *               (name and decoded value) first; 3: the raw message
+ *               instead (nothing decoded);
  *   ngseq=1     also every position in order (duplicates kept): the
  *               N-gram (DUMP_SEQ) then its context (DUMP_SEQCTX), for a
  *               Markov model's cross-entropy;
@@ -127,7 +128,7 @@ tv_unique(struct tokv *tv, size_t from)
 
 /* The n-gram tokens of m into tv. */
 static void
-ngrams(struct tokv *tv, const struct mime_msg *m)
+ngrams(struct tokv *tv, const struct mime_msg *m, const char *raw, size_t rawlen)
 {
 	char *buf = xmalloc(ngbytes + 2);
 	size_t n = 0, nt = mime_count(m, MIME_TEXT), from;
@@ -144,7 +145,9 @@ ngrams(struct tokv *tv, const struct mime_msg *m)
 		n = norm_append(buf, n, ngbytes, name, strlen(name));
 		n = norm_append(buf, n, ngbytes, v, strlen(v));
 	}
-	for (size_t i = 0; i < nt && n < ngbytes; i++) {
+	if (ngsubj == 3)	/* the raw message instead */
+		n = norm_append(buf, n, ngbytes, raw, rawlen);
+	for (size_t i = 0; ngsubj != 3 && i < nt && n < ngbytes; i++) {
 		size_t len;
 		const char *t = mime_item(m, MIME_TEXT, i, &len);
 		n = norm_append(buf, n, ngbytes, t, len);
@@ -234,7 +237,7 @@ main(int argc, char **argv)
 			tv.v[tv.n - 1].dist = s.v[i].dist;
 		}
 		if (ngram > 1)
-			ngrams(&tv, m);
+			ngrams(&tv, m, raw, len);
 		hdr[0] = (uint32_t)spam;
 		hdr[1] = (uint32_t)tv.n;
 		fwrite(hdr, sizeof(hdr), 1, out);
