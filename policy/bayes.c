@@ -426,7 +426,12 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 		bayes_select(cl, n, c->bayes_max_used);
 		n = c->bayes_max_used;
 	}
-	qsort(cl, (size_t)n, sizeof(*cl), bayes_clue_cmp);
+	/* Only the shown tokens need an order (the combining is a sum):
+	 * sorting all used ones was 105k of a 10 KB message's 1,388k
+	 * instructions (callgrind, bench/bayes_bench). */
+	if (n > BAYES_TOP)
+		bayes_select(cl, n, BAYES_TOP);
+	qsort(cl, (size_t)(n < BAYES_TOP ? n : BAYES_TOP), sizeof(*cl), bayes_clue_cmp);
 	v->used = n;
 	v->prob = bayes_fisher(cl, n);
 	bayes_top(s, cl, n, v);
@@ -435,7 +440,8 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 	return 0;
 }
 
-/* The strongest tokens, readable (cl is sorted strongest first). */
+/* The strongest tokens, readable (cl's first BAYES_TOP are sorted
+ * strongest first). */
 static void
 bayes_top(const struct btok_set *s, struct bayes_clue *cl, int n,
     struct bayes_verdict *v)
