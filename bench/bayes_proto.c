@@ -24,9 +24,22 @@
  *           tunepasses);
  *   chillr  beta * (S - H) + the sum (llrmean=1: mean) of the used
  *           tokens' log-odds;
+ *   ng      a second model over btok_dump's character n-grams (kinds
+ *           20-23) plus beta * the words' chi (S - H); amask= the kinds
+ *           the words' chi reads (1048575: the tokeniser's own), bmode: 1
+ *           chi over the n-grams, 2 (4) the mean (sum) of their naive-Bayes
+ *           log ratios, 3 a Markov model's cross-entropy difference per
+ *           position (alpha, vocab: its smoothing; low=1: backing off
+ *           to btok_dump's nglow= order instead of 1/vocab; clip=C: each
+ *           position's log ratio within +-C; mexp=E: the sum over n^E
+ *           positions; ngbits=B: n-grams
+ *           and contexts counted in 2^B shared buckets); beta=-1 the
+ *           second model alone;
  *   nested  stack with beta and the threshold chosen per fold by a 4-fold
  *           CV of its training part (chionly=1: chi alone, the threshold
- *           chosen so), as a deployment fixes them beforehand.
+ *           chosen so; bmode=N: the ng method's model instead of the LR,
+ *           agrid=1 also its smoothing), as a deployment fixes them
+ *           beforehand.
  * Prints best F1 with at most fpmax (5) ham called spam, the threshold
  * swept over the pooled scores; false positives/negatives per fold at
  * that threshold; spam missed at 2, 5, 10, 20, 40 false positives; 1 -
@@ -46,8 +59,11 @@
 struct msg {
 	int	 spam, fold, n, ofold, skip;
 	uint32_t *idx;		/* global feature index per token */
+	uint32_t *sq;		/* ngseq: per text position its n-gram, its context */
+	int	 nsq;
 	uint8_t	 *kind;
 	double	 score, chi, lr, sh, oscore;
+	double	 bv[8];		/* nested agrid=1: b_score per smoothing of agrid[] */
 };
 
 static struct msg *msgs;
@@ -59,10 +75,12 @@ static double p_s = 0.45, p_x = 0.5, p_mindev = 0.1, p_eta = 0.02, p_margin = 1e
 static double p_l2 = 0, p_beta = 0, p_thr = -1, p_norm = 0, p_bias = 1;
 static int p_maxused = 300, p_passes = 5, p_fpmax = 5, p_seed = 1, p_kmask = -1;
 static double p_w0 = 0, p_tunelo = 0.1, p_tunehi = 0.9, p_avg = 0, p_decay = 0;
+static int p_ngbits = 0;	/* n-grams and contexts share 2^ngbits buckets */
 static int p_tunepasses = 3, p_prior = 0, p_top = 0, p_dump = 0;
 
 /* ------------------------------------------------------------ loading */
 
+static int have_low;	/* the file has nglow= sequences: 4 entries a position */
 static uint64_t *hkeys;
 static uint32_t *hval;
 static size_t hcap;
@@ -102,10 +120,18 @@ load(const char *path)
 		m->spam = (int)hdr[0];
 		m->fold = nmsgs % K;
 		m->idx = malloc((hdr[1] + 1) * sizeof(uint32_t));
+		m->sq = malloc((hdr[1] + 1) * sizeof(uint32_t));
 		m->kind = malloc(hdr[1] + 1);
 		for (uint32_t i = 0; i < hdr[1]; i++) {
 			if (fread(&t, sizeof(t), 1, f) != 1)
 				exit(1);
+			if (p_ngbits && t.kind >= 20)	/* buckets, as a keyless table */
+				t.h = 0x5a00000000000000ULL | (t.h & ((1ULL << p_ngbits) - 1));
+			have_low |= t.kind == 24;
+			if (t.kind >= 21 && t.kind <= 25 && t.kind != 23) {
+				m->sq[m->nsq++] = feat_index(t.h ? t.h : 1);
+				continue;
+			}
 			if (p_kmask != -1 && !(p_kmask & (1 << t.kind)))
 				continue;
 			m->kind[m->n] = t.kind;
@@ -114,6 +140,7 @@ load(const char *path)
 		nmsgs++;
 	}
 	fclose(f);
+	fprintf(stderr, "%d messages, %u distinct tokens\n", nmsgs, nfeat);
 }
 
 /* ----------------------------------------------------------- evaluation */
@@ -258,7 +285,20 @@ dcmp(const void *a, const void *b)
 }
 
 static double last_llr;
+static int p_amask = -1, p_bmode = 0;
+static double p_alpha = 1, p_vocab = 40;
 static int p_llrmean, p_lrmask = -1, p_ens = 1, p_nb = 0, p_chionly = 0, p_nbloo = 0;
+
+/* nested agrid=1 (bmode 3): the Markov model's smoothings (alpha, vocab)
+ * chosen from, inside each fold, with beta. */
+static const double agrid[][2] = { { 1, 40 }, { 3, 40 }, { 10, 40 }, { 1, 200 },
+    { 3, 200 }, { 1, 1000 }, { 3, 1000 }, { 0.3, 200 } };
+#define NAGRID	((int)(sizeof(agrid) / sizeof(agrid[0])))
+static int p_agrid, p_low;
+static double p_clip = 0, p_mexp = 1;	/* bmode 3: |log ratio| cap; sum / n^mexp */
+
+/* The kinds chi_score() looks at. */
+static int chi_mask = -1;
 
 /* The check's probability; *sh gets S - H. */
 static double
@@ -275,7 +315,7 @@ chi_score(const struct msg *m, double *sh)
 	}
 	for (int i = 0; i < m->n; i++) {
 		unsigned ns = cs[m->idx[i]], nh = ch[m->idx[i]];
-		if (ns + nh == 0)
+		if (ns + nh == 0 || !(chi_mask & (1 << m->kind[i])))
 			continue;
 		double ps = Ns ? (double)ns / Ns : 0, ph = Nh ? (double)nh / Nh : 0;
 		double p = ps / (ps + ph), nn = (double)ns + nh;
@@ -301,6 +341,55 @@ chi_score(const struct msg *m, double *sh)
 	*sh = s - h;
 	last_llr = (lh - ls) / (p_llrmean ? n : 1);
 	return (1.0 + s - h) / 2.0;
+}
+
+/* The second model's score of m (bmode): 1 chi-square S - H over the
+ * n-grams (kind 20); 2 the mean, 4 the sum of their naive-Bayes log
+ * ratios (presence, add-alpha); 3 a Markov model's cross-entropy
+ * difference per text position, P(byte | context) from the n-gram and
+ * context counts of each class, add-alpha towards 1/vocab. */
+static double
+b_score(const struct msg *m)
+{
+	double sum = 0, sh = 0;
+	int n = 0;
+
+	if (p_bmode == 1) {
+		int save = chi_mask;
+		chi_mask = 1 << 20;
+		chi_score(m, &sh);
+		chi_mask = save;
+		return sh;
+	}
+	if (p_bmode == 3) {
+		int step = have_low ? 4 : 2;
+		for (int i = 0; i + step - 1 < m->nsq; i += step) {
+			uint32_t g = m->sq[i], c = m->sq[i + 1];
+			double bs = 1 / p_vocab, bh = 1 / p_vocab;
+			if (step == 4 && p_low) {	/* back off to the lower order */
+				uint32_t lg = m->sq[i + 2], lc = m->sq[i + 3];
+				bs = (cs[lg] + p_alpha / p_vocab) / (cs[lc] + p_alpha);
+				bh = (ch[lg] + p_alpha / p_vocab) / (ch[lc] + p_alpha);
+			}
+			double ps = (cs[g] + p_alpha * bs) / (cs[c] + p_alpha);
+			double ph = (ch[g] + p_alpha * bh) / (ch[c] + p_alpha);
+			double l = log(ps / ph);
+			if (p_clip > 0)
+				l = l > p_clip ? p_clip : l < -p_clip ? -p_clip : l;
+			sum += l;
+			n++;
+		}
+		return n ? sum / pow(n, p_mexp) : 0;
+	}
+	for (int i = 0; i < m->n; i++) {
+		uint32_t f = m->idx[i];
+		if (m->kind[i] != 20)
+			continue;
+		sum += log(((cs[f] + p_alpha) / (Ns + 2 * p_alpha)) /
+		    ((ch[f] + p_alpha) / (Nh + 2 * p_alpha)));
+		n++;
+	}
+	return p_bmode == 4 ? sum : n ? sum / n : 0;
 }
 
 static void
@@ -593,20 +682,31 @@ stack_fold(int k)
 	chi_fold(k);
 	if (p_nb)
 		nb_ratios();
-	if (!p_chionly)
+	if (!p_chionly && !p_bmode)
 		lr_fold(k);
 
 	for (int i = 0; i < nmsgs; i++)
 		if (msgs[i].fold == k && !msgs[i].skip) {
+			chi_mask = p_amask;
 			msgs[i].chi = chi_score(&msgs[i], &msgs[i].sh);
-			msgs[i].lr = p_chionly ? 0 : lr_score(&msgs[i]);
+			chi_mask = -1;
+			msgs[i].lr = p_chionly ? 0 : p_bmode ? b_score(&msgs[i]) :
+			    lr_score(&msgs[i]);
+			for (int a = 0; p_agrid && a < NAGRID; a++) {
+				double sa = p_alpha, sv = p_vocab;
+				p_alpha = agrid[a][0];
+				p_vocab = agrid[a][1];
+				msgs[i].bv[a] = b_score(&msgs[i]);
+				p_alpha = sa;
+				p_vocab = sv;
+			}
 		}
 }
 
 static double
-nested_score(const struct msg *m, double beta)
+nested_score(const struct msg *m, double beta, int a)
 {
-	return p_chionly ? m->chi : m->lr + beta * m->sh;
+	return p_chionly ? m->chi : (a < 0 ? m->lr : m->bv[a]) + beta * m->sh;
 }
 
 /* The stack with beta chosen per outer fold by a 4-fold cross-validation
@@ -614,8 +714,12 @@ nested_score(const struct msg *m, double beta)
 static void
 nested(void)
 {
-	static const double grid[] = { 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30 };
-	int ng = p_chionly ? 1 : (int)(sizeof(grid) / sizeof(grid[0]));
+	static const double grid0[] = { 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30 };
+	static const double gridb[] = { 0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10,
+	    20, 50, 100, 1000 };
+	const double *grid = p_bmode ? gridb : grid0;
+	int ng = p_chionly ? 1 : p_bmode ? (int)(sizeof(gridb) / sizeof(gridb[0])) :
+	    (int)(sizeof(grid0) / sizeof(grid0[0]));
 	long tp = 0, fp = 0, fn = 0;
 
 	if (p_nb && rv == NULL)
@@ -624,6 +728,7 @@ nested(void)
 		msgs[i].ofold = msgs[i].fold;
 	for (int k = 0; k < K; k++) {
 		double bestv = -1, beta = 0, thr = 0;
+		int besta = -1;
 		long kfp = 0, kfn = 0;
 		for (int i = 0, j = 0; i < nmsgs; i++) {
 			msgs[i].skip = msgs[i].ofold == k;
@@ -631,13 +736,15 @@ nested(void)
 		}
 		for (int j = 0; j < 4; j++)
 			stack_fold(j);
+		for (int a = p_agrid ? 0 : -1; a < (p_agrid ? NAGRID : 0); a++)
 		for (int g = 0; g < ng; g++) {
 			double t = 0, v;
 			for (int i = 0; i < nmsgs; i++)
-				msgs[i].score = nested_score(&msgs[i], grid[g]);
+				msgs[i].score = nested_score(&msgs[i], grid[g], a);
 			if ((v = best_f1_sel(4, &t)) > bestv) {
 				bestv = v;
 				beta = grid[g];
+				besta = a;
 				thr = t;
 			}
 		}
@@ -649,14 +756,16 @@ nested(void)
 		for (int i = 0; i < nmsgs; i++)
 			if (msgs[i].fold == k) {
 				struct msg *m = &msgs[i];
-				m->score = m->oscore = nested_score(m, beta);
+				m->score = m->oscore = nested_score(m, beta, besta);
 				if (m->spam)
 					m->score > thr ? tp++ : (kfn++, fn++);
 				else if (m->score > thr)
 					kfp++, fp++;
 			}
-		printf("  fold %d: beta %g threshold %.4g (inner F1 %.4f): FP %ld FN %ld\n",
-		    k, beta, thr, bestv, kfp, kfn);
+		printf("  fold %d: beta %g", k, beta);
+		if (besta >= 0)
+			printf(" alpha %g vocab %g", agrid[besta][0], agrid[besta][1]);
+		printf(" threshold %.4g (inner F1 %.4f): FP %ld FN %ld\n", thr, bestv, kfp, kfn);
 	}
 	for (int i = 0; i < nmsgs; i++)	/* the inner runs overwrote them */
 		msgs[i].score = msgs[i].oscore;
@@ -681,7 +790,7 @@ set(const char *kv)
 	P("s", p_s) P("x", p_x) P("mindev", p_mindev) P("eta", p_eta) P("margin", p_margin)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
-	P("kmask", p_kmask) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
+	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("clip", p_clip) P("mexp", p_mexp) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
 	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);
@@ -715,8 +824,23 @@ main(int argc, char **argv)
 		if (base)
 			memset(base, 0, (size_t)nmsgs * sizeof(double));
 		int want_lr = strcmp(method, "lr") == 0 || strcmp(method, "stack") == 0;
+		if (strcmp(method, "ng") == 0) {	/* words' chi + beta * ... the second model */
+			chi_fold(k);
+			for (int i = 0; i < nmsgs; i++) {
+				struct msg *m = &msgs[i];
+				if (m->fold != k)
+					continue;
+				chi_mask = p_amask;
+				m->chi = chi_score(m, &m->sh);
+				chi_mask = -1;
+				m->lr = b_score(m);
+				m->score = p_beta < 0 ? m->lr : m->lr + p_beta * m->sh;
+			}
+			continue;
+		}
 		if (want_chi)
 			chi_fold(k);
+		chi_mask = p_amask;
 		if (strcmp(method, "tune") == 0) {
 			tune_fold(k);
 			want_chi = 1;

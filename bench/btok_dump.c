@@ -3,7 +3,7 @@
  * corpus, written once so that combining methods can be tried on them
  * without parsing again (bench/bayes_proto.c reads the file).
  *
- *   btok_dump CORPUS OUT
+ *   btok_dump CORPUS OUT [key=value ...]
  *
  * CORPUS as bench/bayes_cv.c reads it (labels.tsv, messages/ID.eml); the
  * messages are read and tokenised as the check sees them at DATA
@@ -11,6 +11,24 @@
  * host byte order: per message in labels.tsv order a header
  * { uint32 spam; uint32 ntokens } and ntokens of { uint64 hash; uint8
  * kind; uint8 dist; 6 bytes zero }.
+ *
+ * Settings for trying what the check does not do (docs/bayes.md, round 5):
+ *   max_text=N  tokenise only the first N bytes of body text (btok_set's
+ *               max_text; headers whole);
+ *   ngram=N     also character N-grams of the normalised text (ASCII
+ *               lower-cased, every run of non-word bytes one space), kind
+ *               DUMP_NGRAM, each once, and the (N-1)-grams before each
+ *               byte, kind DUMP_CTX;
+ *   ngbytes=K   of the first K bytes of that text (3000);
+ *   ngsubj=1    the Subject first, then the body text; 2: every header
+ *               (name and decoded value) first; 3: the raw message
+ *               instead (nothing decoded);
+ *   ngseq=1     also every position in order (duplicates kept): the
+ *               N-gram (DUMP_SEQ) then its context (DUMP_SEQCTX), for a
+ *               Markov model's cross-entropy;
+ *   nglow=M     also the M-gram ending at the same byte and its context,
+ *               once each (DUMP_LGRAM, DUMP_LCTX) and with ngseq at each
+ *               position (DUMP_LSEQ, DUMP_LSEQCTX), for backing off.
  */
 #include "bench/corpus.h"
 #include "policy/btok.h"
@@ -21,11 +39,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* Kinds after the tokeniser's own (K_NKINDS is 20). */
+enum { DUMP_NGRAM = 20, DUMP_SEQ = 21, DUMP_SEQCTX = 22, DUMP_CTX = 23,
+	DUMP_LSEQ = 24, DUMP_LSEQCTX = 25, DUMP_LGRAM = 26, DUMP_LCTX = 27 };
 
 struct dump_tok {
 	uint64_t h;
 	uint8_t	 kind, dist, pad[6];
 };
+
+static size_t max_text, ngram, ngbytes = 3000, ngsubj, ngseq, nglow;
 
 /* The raw size with CRLF counted as LF, as bayes.c gives btok_message. */
 static size_t
@@ -38,6 +64,138 @@ dump_lf_len(const char *msg, size_t len)
 	return n;
 }
 
+static int
+dump_word(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c >= 0x80 || c == '$' || c == '\'' || c == '-' || c == '.' || c == '_';
+}
+
+/* Append text normalised to buf (up to cap). */
+static size_t
+norm_append(char *buf, size_t n, size_t cap, const char *t, size_t len)
+{
+	for (size_t i = 0; i < len && n < cap; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (!dump_word(c)) {
+			if (n > 0 && buf[n - 1] != ' ')
+				buf[n++] = ' ';
+			continue;
+		}
+		buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+	}
+	if (n > 0 && n < cap && buf[n - 1] != ' ')
+		buf[n++] = ' ';
+	return n;
+}
+
+struct tokv {
+	struct dump_tok *v;
+	size_t n, cap;
+};
+
+static void
+tv_push(struct tokv *tv, uint64_t h, int kind)
+{
+	if (tv->n == tv->cap)
+		tv->v = xrealloc(tv->v, (tv->cap = tv->cap ? tv->cap * 2 : 4096) * sizeof(*tv->v));
+	tv->v[tv->n++] = (struct dump_tok){ h ? h : 1, (uint8_t)kind, 0, { 0 } };
+}
+
+/* Keep the first of each hash of kind k in tv (from index from on). */
+static void
+tv_unique(struct tokv *tv, size_t from)
+{
+	size_t slots = 64, k = from;
+	uint64_t *set;
+
+	while (slots < 2 * (tv->n - from))
+		slots *= 2;
+	set = xcalloc(slots, sizeof(*set));
+	for (size_t i = from; i < tv->n; i++) {
+		uint64_t h = tv->v[i].h ^ ((uint64_t)tv->v[i].kind << 56);
+		size_t j = (size_t)(h * 0x9e3779b97f4a7c15ULL >> 40) & (slots - 1);
+		while (set[j] != 0 && set[j] != h)
+			j = (j + 1) & (slots - 1);
+		if (set[j] == h)
+			continue;
+		set[j] = h;
+		tv->v[k++] = tv->v[i];
+	}
+	tv->n = k;
+	free(set);
+}
+
+/* The n-gram tokens of m into tv. */
+static void
+ngrams(struct tokv *tv, const struct mime_msg *m, const char *raw, size_t rawlen)
+{
+	char *buf = xmalloc(ngbytes + 2);
+	size_t n = 0, nt = mime_count(m, MIME_TEXT), from;
+	struct tokv seq = { 0 };
+
+	buf[n++] = ' ';
+	if (ngsubj == 1) {
+		const char *s = mime_header(m, "Subject", 0);
+		if (s != NULL)
+			n = norm_append(buf, n, ngbytes, s, strlen(s));
+	}
+	for (size_t i = 0; ngsubj == 2 && i < mime_nheaders(m); i++) {
+		const char *name, *v = mime_header_at(m, i, &name);
+		n = norm_append(buf, n, ngbytes, name, strlen(name));
+		n = norm_append(buf, n, ngbytes, v, strlen(v));
+	}
+	if (ngsubj == 3)	/* the raw message instead */
+		n = norm_append(buf, n, ngbytes, raw, rawlen);
+	for (size_t i = 0; ngsubj != 3 && i < nt && n < ngbytes; i++) {
+		size_t len;
+		const char *t = mime_item(m, MIME_TEXT, i, &len);
+		n = norm_append(buf, n, ngbytes, t, len);
+	}
+	from = tv->n;
+	for (size_t i = 0; i + ngram <= n; i++) {
+		uint64_t g = XXH3_64bits_withSeed(buf + i, ngram, DUMP_NGRAM + 1);
+		uint64_t c = XXH3_64bits_withSeed(buf + i, ngram - 1, DUMP_CTX + 1);
+		tv_push(tv, g, DUMP_NGRAM);
+		tv_push(tv, c, DUMP_CTX);
+		if (ngseq) {
+			tv_push(&seq, g, DUMP_SEQ);
+			tv_push(&seq, c, DUMP_SEQCTX);
+		}
+		if (nglow > 1 && nglow < ngram) {
+			const char *lo = buf + i + ngram - nglow;
+			uint64_t lg = XXH3_64bits_withSeed(lo, nglow, DUMP_LGRAM + 1);
+			uint64_t lc = XXH3_64bits_withSeed(lo, nglow - 1, DUMP_LCTX + 1);
+			tv_push(tv, lg, DUMP_LGRAM);
+			tv_push(tv, lc, DUMP_LCTX);
+			if (ngseq) {
+				tv_push(&seq, lg, DUMP_LSEQ);
+				tv_push(&seq, lc, DUMP_LSEQCTX);
+			}
+		}
+	}
+	tv_unique(tv, from);
+	for (size_t i = 0; i < seq.n; i++)
+		tv_push(tv, seq.v[i].h, seq.v[i].kind);
+	free(seq.v);
+	free(buf);
+}
+
+static void
+setting(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t v = eq ? strtoul(eq + 1, NULL, 10) : 0;
+
+	if (eq == NULL)
+		fatalx("bad setting %s", kv);
+#define S(name, var) if (strncmp(kv, name "=", strlen(name) + 1) == 0) { var = v; return; }
+	S("max_text", max_text) S("ngram", ngram) S("ngbytes", ngbytes) S("ngsubj", ngsubj)
+	S("ngseq", ngseq) S("nglow", nglow)
+#undef S
+	fatalx("unknown setting %s", kv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -45,18 +203,21 @@ main(int argc, char **argv)
 	FILE *lf, *out;
 	long nmsg = 0, ntok = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: btok_dump CORPUS OUT\n");
+	if (argc < 3) {
+		fprintf(stderr, "usage: btok_dump CORPUS OUT [key=value ...]\n");
 		return 2;
 	}
 	log_init("btok_dump", 0);
+	for (int i = 3; i < argc; i++)
+		setting(argv[i]);
 	mime_init();
 	p = xasprintf("%s/labels.tsv", argv[1]);
 	if ((lf = fopen(p, "r")) == NULL || (out = fopen(argv[2], "wb")) == NULL)
 		fatal("open");
 	free(p);
 	while (fgets(line, sizeof(line), lf)) {
-		struct btok_set s = { 0 };
+		struct btok_set s = { .max_text = max_text };
+		struct tokv tv = { 0 };
 		struct mime_msg *m;
 		uint32_t hdr[2];
 		char *raw, *id;
@@ -71,15 +232,19 @@ main(int argc, char **argv)
 		free(p);
 		m = mime_parse(raw, len);
 		btok_message(&s, m, dump_lf_len(raw, len));
-		hdr[0] = (uint32_t)spam;
-		hdr[1] = (uint32_t)s.n;
-		fwrite(hdr, sizeof(hdr), 1, out);
 		for (size_t i = 0; i < s.n; i++) {
-			struct dump_tok t = { s.v[i].h, s.v[i].kind, s.v[i].dist, { 0 } };
-			fwrite(&t, sizeof(t), 1, out);
+			tv_push(&tv, s.v[i].h, s.v[i].kind);
+			tv.v[tv.n - 1].dist = s.v[i].dist;
 		}
+		if (ngram > 1)
+			ngrams(&tv, m, raw, len);
+		hdr[0] = (uint32_t)spam;
+		hdr[1] = (uint32_t)tv.n;
+		fwrite(hdr, sizeof(hdr), 1, out);
+		fwrite(tv.v, sizeof(*tv.v), tv.n, out);
 		nmsg++;
-		ntok += (long)s.n;
+		ntok += (long)tv.n;
+		free(tv.v);
 		btok_free(&s);
 		mime_free(m);
 		free(raw);

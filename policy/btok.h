@@ -49,6 +49,9 @@ struct btok {
 };
 
 struct btok_set {
+	/* Set before btok_message: body text bytes read (0: all, as the
+	 * check does; bench/btok_dump tries caps, docs/bayes.md round 5). */
+	size_t	 max_text;
 	struct btok *v;
 	size_t	 n, cap;
 	char	*arena;
