@@ -243,6 +243,41 @@ def test_digest_deferred_is_listed_again(workdir, make_capture, make_postfix, ma
     assert env.digests() == []
 
 
+def test_one_deferred_recipient_does_not_hold_the_others_back(workdir, make_capture,
+                                                             make_postfix, make_postern):
+    """Postfix answers 450 to carol's RCPT for one round (a texthash map
+    the test rewrites; max_use = 1 makes each connection's smtpd read it
+    afresh): bob's digest of that round was taken and must never list its
+    messages again; carol's lists them next round."""
+    defer = workdir.join("defer_rcpts")
+    with open(defer, "w") as f:
+        f.write("")
+    env = Env(workdir, make_capture, make_postfix, make_postern, main_extra={
+        "max_use": "1",
+        "smtpd_recipient_restrictions":
+            "check_recipient_access texthash:%s, permit_mynetworks" % defer})
+    env.quarantine("one", rcpts=("bob@example.org", "carol@example.org"))
+    with open(defer, "w") as f:
+        f.write("carol@example.org 450 4.2.1 test deferral\n")
+    rc, out = env.round()
+    assert rc == 1 and "digest: 1 recipient, 1 message; 1 digest not taken" in out, out
+    wait_until(lambda: len(env.digests()) == 1, 30, what="bob's digest")
+    assert "me one" in parts(for_rcpt(env, "bob@example.org"))[0]
+    assert "450 4.2.1 <carol@example.org>: Recipient address rejected: test deferral" in env.pf.maillog()
+    with open(defer, "w") as f:
+        f.write("")
+    env.quarantine("two", rcpts=("bob@example.org", "carol@example.org"))
+    rc, out = env.round()
+    assert rc == 0 and "digest: 2 recipients, 2 messages" in out, out
+    wait_until(lambda: len(env.digests()) == 3, 30, what="the second round's digests")
+    bob = [parts(m)[0] for m in env.digests() if addrs(m.rcpts) == ["bob@example.org"]]
+    assert len(bob) == 2 and "me two" in bob[1] and "me one" not in bob[1], bob
+    carol = parts(for_rcpt(env, "carol@example.org"))[0]
+    assert "me one" in carol and "me two" in carol
+    rc, out = env.round()
+    assert rc == 0 and "digest: 0 recipients, 0 messages" in out, out
+
+
 def test_non_ascii_subject_is_rfc2047_encoded(env):
     env.quarantine("utf", subject="Grüße, please quarantine me utf")
     env.round()
