@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #define DIGEST_META_LAST	"digest.last"
+#define DIGEST_META_SLOT	"digest.slot."	/* + the slot's time: its claim */
 #define DIGEST_PAGE		1000	/* rows per db_quar_each page */
 #define DIGEST_FROM_MAX		256	/* bytes of a listed sender */
 
@@ -380,12 +381,14 @@ digest_claim(time_t slot)
 
 	if (me[0] == '\0')
 		id_new(me);		/* this process, for the claim */
-	snprintf(key, sizeof(key), "digest.slot.%lld", (long long)slot);
+	snprintf(key, sizeof(key), DIGEST_META_SLOT "%lld", (long long)slot);
 	if (db_meta_put(key, me, 1) == -1 || (rc = db_meta_get(key, &who)) != 1) {
 		free(who);
 		return -1;
 	}
 	rc = strcmp(who, me) == 0;
 	free(who);
+	if (db_meta_prune(DIGEST_META_SLOT, (long long)(slot - DIGEST_SLOT_KEEP_S)) == -1)
+		log_warn("digest: old round claims not deleted (database); next claim again");
 	return rc;
 }

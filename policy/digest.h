@@ -27,6 +27,10 @@
  * Schedule: digest_slot() is the latest scheduled time at or before now
  * (hourly: the full hour; daily HH:MM in local time). Of several nodes,
  * the one whose digest_claim() stores the slot first sends its round.
+ * Each claim is a shared value ("digest.slot.TIME"); claiming one deletes
+ * those of slots more than DIGEST_SLOT_KEEP_S older, so they stay a
+ * day's worth (25 rows hourly, 2 daily) while a node whose clock lags by
+ * less than that still finds the claim of a slot it comes late for.
  *
  * Public calls: digest_prepare, digest_done, digest_free, digest_slot,
  *   digest_claim.
@@ -47,6 +51,7 @@ struct conf;
 #define DIGEST_MAX_LISTED	100	/* messages listed in one digest */
 #define DIGEST_MAX_PAIRS	200000	/* (recipient, message) pairs in one round */
 #define DIGEST_MAX_BEHIND	10000	/* deferred recipients remembered one by one */
+#define DIGEST_SLOT_KEEP_S	86400	/* claims kept, before the slot claimed */
 
 /* One recipient's digest, ready to send. */
 struct digest_mail {

@@ -474,6 +474,33 @@ def test_daemon_sends_the_round_on_schedule(workdir, make_capture, make_postfix,
     assert "digest: 0 recipients" in out
 
 
+def test_round_claims_stay_a_days_worth(workdir, make_capture, make_postfix, make_postern):
+    """Each scheduled round is claimed in the shared values
+    (digest.slot.TIME); claiming one deletes the claims of slots more than a
+    day older, so five daily rounds leave the last two, not five."""
+    env = Env(workdir, make_capture, make_postfix, make_postern,
+              conf={"quarantine.digest": "daily 08:00"})
+
+    def claims():
+        return [k for (k,) in env.p.rows(
+            "SELECT key FROM meta WHERE key LIKE 'digest.slot.%' ORDER BY key")]
+    slots = []
+    for _ in range(5):
+        # the next 08:00 (local time) plus half a minute, on the test clock
+        now = time.time() + env.offset
+        t = time.localtime(now)
+        slot = int(time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 8, 0, 0, 0, 0, -1)))
+        if slot <= now:
+            slot = int(time.mktime((t.tm_year, t.tm_mon, t.tm_mday + 1, 8, 0, 0, 0, 0, -1)))
+        env.set_clock(env.offset + int(slot - now) + 30)
+        slots.append(slot)
+        wait_until(lambda: "digest.slot.%d" % slot in claims(), 30,
+                   what="the claim of the round of %d" % slot)
+    left = claims()
+    assert "digest.slot.%d" % slots[-1] in left and len(left) <= 2, (left, slots)
+    assert set(left) <= {"digest.slot.%d" % s for s in slots[-2:]}, (left, slots)
+
+
 def test_configtest_requires_public_url_and_a_schedule(make_postern, postfix):
     p = make_postern(postfix.addr, conf={"quarantine.digest": "daily 25:00"}, start=False)
     rc, out = p.configtest()
