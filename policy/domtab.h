@@ -88,7 +88,7 @@ const struct conf_domain *domtab_at(const struct domtab *, int i);
  * for NULL. */
 const struct conf_dom_index *domtab_index(const struct domtab *);
 
-/* The document as stored, read now (for the API): 0 with *doc set (a new
+/* The document as stored, read now (for an edit): 0 with *doc set (a new
  * reference, {} when none), or -1. */
 int	 domtab_read(json_t **doc);
 /* Save (create or replace) or delete one entry, then move the edit
