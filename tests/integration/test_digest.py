@@ -19,7 +19,6 @@ import hmac
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -308,10 +307,7 @@ def sign(env, qid, action, rcpt, lifetime=3600):
     """A link made in Python with the key Postern keeps in its database
     (policy/dlink.h's format): proves the format and lets a test make a
     link Postern would never send."""
-    con = sqlite3.connect(env.p.settings["db.path"])
-    key = bytes.fromhex(con.execute("SELECT value FROM meta WHERE key = 'digest.key'")
-                        .fetchone()[0])
-    con.close()
+    key = bytes.fromhex(env.p.rows("SELECT value FROM meta WHERE key = 'digest.key'")[0][0])
     payload = ("1\n%s\n%s\n%s\n%d" % (qid, action, rcpt,
                                        int(time.time()) + env.offset + lifetime)).encode()
     b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()

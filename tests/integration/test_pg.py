@@ -415,10 +415,10 @@ def test_read_only_database_answers_451_and_recovers(make_postern, capture, work
 def test_engine_ops_on_postgresql():
     """tests/unit/pg_test.c on a fresh database: the cluster ops as sqlite.c
     has them, token keys past 2^63, text that is not UTF-8, a claim raced
-    on two connections, the shared rate counts (make unit builds it; make
-    test runs unit first)."""
+    on two connections, the shared rate counts, pruning numbered meta
+    values (make unit builds it; make test runs unit first)."""
     binary = os.path.join(REPO, "build", "tests", "pg_test")
     assert os.access(binary, os.X_OK), "build/tests/pg_test missing: run make unit"
     r = subprocess.run([binary], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, POSTERN_TEST_PG_URL=session_server().createdb()))
-    assert r.returncode == 0 and "5 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "6 passed, 0 failed" in r.stdout, r.stdout + r.stderr
