@@ -776,9 +776,11 @@ conf_dom_list_norm(struct conf_domain *d, int k, char *why, size_t whysz)
 		memset(&cidr, 0, sizeof(cidr));
 		ok = clients ? prefix_parse(t, &cidr) == 0 :
 		    addr_mailbox_ok(buf, strlen(buf), 1) == 0 && strlen(t) <= LIM_PATH;
-		if (ok) {
-			d->entries[l] = xrealloc(d->entries[l],
-			    sizeof(*d->entries[l]) * (size_t)(d->nentries[l] + 1));
+		if (ok) {	/* room doubles at each power of two */
+			int n = d->nentries[l];
+			if ((n & (n - 1)) == 0)
+				d->entries[l] = xrealloc(d->entries[l],
+				    sizeof(*d->entries[l]) * (size_t)(n ? 2 * n : 1));
 			d->entries[l][d->nentries[l]++] = (struct conf_dom_entry){ xstrdup(t),
 			    cidr };
 		}

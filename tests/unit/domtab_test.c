@@ -188,7 +188,8 @@ T_CASE(lookup_binary_search)
 	static const char doc[] = "{\"m.example\": {}, \"b.example\": {},"
 	    " \".deep.m.example\": {\"tag_score\": 1}, \".m.example\": {\"tag_score\": 2},"
 	    " \"y.example\": {}, \"zz.example\": {}, \".a.example\": {},"
-	    " \"vip.example\": {\"allow_clients\": \"192.0.2.0/24\", \"reject_score\": 15}}";
+	    " \"vip.example\": {\"allow_clients\": \"198.18.0.1, 198.18.0.2, 192.0.2.0/24\","
+	    " \"reject_score\": 15}}";
 	struct domtab *t = domtab_from_json(doc);
 	struct sockaddr_in in = { .sin_family = AF_INET }, out = { .sin_family = AF_INET };
 	struct pol_session *pin, *pout;
