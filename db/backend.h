@@ -151,6 +151,9 @@ struct db_backend {
 	/* set key to val; with keep, only when key is not yet set (the
 	 * first node's value wins); 0 or -1 */
 	int	(*meta_put)(const char *key, const char *val, int keep);
+	/* delete the keys prefix + decimal digits whose number is below
+	 * `below`; how many went, or -1 */
+	int	(*meta_prune)(const char *prefix, long long below);
 	/* the admin edit counter every node polls: its value (-1 on error),
 	 * and one step up after a committed rule, access-list or user edit */
 	long long (*edit_version)(void);

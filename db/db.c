@@ -1366,6 +1366,12 @@ db_meta_put(const char *key, const char *val, int keep)
 	return db_be->meta_put(key, val, keep);
 }
 
+int
+db_meta_prune(const char *prefix, long long below)
+{
+	return db_be->meta_prune(prefix, below);
+}
+
 long long
 db_edit_version(void)
 {

@@ -430,6 +430,10 @@ int	 db_meta_get(const char *key, char **val);
  * several nodes starting at once the first one's value wins (read it back
  * with db_meta_get). 0 or -1. */
 int	 db_meta_put(const char *key, const char *val, int keep);
+/* Delete the values named prefix followed by a decimal number below
+ * `below` (a periodic job's claims of rounds long past); every other name
+ * stays. How many went, or -1. */
+int	 db_meta_prune(const char *prefix, long long below);
 
 /* The admin edit counter: one row every node reads, moved one step up
  * after each committed rule, access-list or user edit (db.c does it after

@@ -213,6 +213,7 @@ static int	 pg_bayes_load(long long since, struct db_bayes_meta *m,
 		    void *arg);
 static int	 pg_meta_get(const char *key, char **val);
 static int	 pg_meta_put(const char *key, const char *val, int keep);
+static int	 pg_meta_prune(const char *prefix, long long below);
 static long long	 pg_edit_version(void);
 static int	 pg_edit_bump(void);
 static int	 pg_session_put(const char *hash, const char *user,
@@ -2104,6 +2105,24 @@ pg_meta_put(const char *key, const char *val, int keep)
 	return n < 0 ? -1 : 0;
 }
 
+/* As sq_meta_prune; the CASE keeps the cast from text that is not a
+ * number (PostgreSQL's AND may test its sides in either order). */
+static int
+pg_meta_prune(const char *prefix, long long below)
+{
+	struct pg_args a = { 0 };
+	int n;
+
+	pa_str(&a, prefix);
+	pa_int(&a, below);
+	n = pg_cmd("DELETE FROM meta WHERE left(key, length($1::text)) = $1::text"
+	    " AND CASE WHEN substr(key, length($1::text) + 1) ~ '^[0-9]{1,18}$'"
+	    " THEN substr(key, length($1::text) + 1)::bigint < $2::bigint"
+	    " ELSE false END", &a, "prune meta");
+	pa_free(&a);
+	return n;
+}
+
 static long long
 pg_edit_version(void)
 {
@@ -2310,6 +2329,7 @@ const struct db_backend db_pg = {
 	.bayes_learn = pg_bayes_learn,
 	.meta_get = pg_meta_get,
 	.meta_put = pg_meta_put,
+	.meta_prune = pg_meta_prune,
 	.edit_version = pg_edit_version,
 	.edit_bump = pg_edit_bump,
 	.session_put = pg_session_put,

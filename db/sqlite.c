@@ -165,6 +165,7 @@ static int	 sq_user_set(const char *name, const char *hash);
 static char *sq_user_hash(const char *name);
 static int	 sq_meta_get(const char *key, char **val);
 static int	 sq_meta_put(const char *key, const char *val, int keep);
+static int	 sq_meta_prune(const char *prefix, long long below);
 static long long	 sq_edit_version(void);
 static int	 sq_edit_bump(void);
 static int	 sq_session_put(const char *hash, const char *user,
@@ -1741,6 +1742,27 @@ sq_meta_put(const char *key, const char *val, int keep)
 	return sq_step_done(h, st, "write meta");
 }
 
+/* The number is the key past the prefix, all digits (a name with
+ * anything else there is not ours to delete). */
+static int
+sq_meta_prune(const char *prefix, long long below)
+{
+	sqlite3 *h = sq_reader();
+	sqlite3_stmt *st;
+
+	if (h == NULL || (st = sq_prep(h, "DELETE FROM meta"
+	    " WHERE substr(key, 1, length(?1)) = ?1"
+	    " AND substr(key, length(?1) + 1) <> ''"
+	    " AND substr(key, length(?1) + 1) NOT GLOB '*[^0-9]*'"
+	    " AND CAST(substr(key, length(?1) + 1) AS INTEGER) < ?2")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)below);
+	if (sq_step_done(h, st, "prune meta") == -1)
+		return -1;
+	return sqlite3_changes(h);
+}
+
 static long long
 sq_edit_version(void)
 {
@@ -2152,6 +2174,7 @@ const struct db_backend db_sqlite = {
 	.bayes_learn = sq_bayes_learn,
 	.meta_get = sq_meta_get,
 	.meta_put = sq_meta_put,
+	.meta_prune = sq_meta_prune,
 	.edit_version = sq_edit_version,
 	.edit_bump = sq_edit_bump,
 	.session_put = sq_session_put,

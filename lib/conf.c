@@ -80,6 +80,8 @@ static int	 conf_dom_name_ok(const char *);
 static void	 conf_dom_finish(struct conf_parse *, struct conf_domain *);
 static void	 conf_dom_list(struct conf_parse *, struct conf_domain *, int key);
 static void	 conf_dom_free(struct conf *);
+static void	 conf_dom_entries_free(struct conf_domain *, int list);
+static int	 conf_dom_index_cmp(const void *, const void *);
 static int	 conf_handler(void *, const char *, const char *, const char *);
 static char	*conf_reader(char *, int, void *);
 static void	 conf_error(struct conf_parse *, int, const char *, ...)
@@ -753,23 +755,36 @@ conf_dom_list(struct conf_parse *p, struct conf_domain *d, int k)
 		conf_error(p, d->key_line[k], "%s", why);
 }
 
+/* The valid entries go to d->entries as well (struct conf_dom_entry). */
 int
 conf_dom_list_norm(struct conf_domain *d, int k, char *why, size_t whysz)
 {
-	char **list = &d->lists[k - CONF_DOM_LIST0], *copy = xstrdup(*list), *save = NULL;
-	int clients = k == CONF_DOM_ALLOW_CLIENTS || k == CONF_DOM_DENY_CLIENTS, rc = 0;
+	int l = k - CONF_DOM_LIST0;
+	char **list = &d->lists[l], *copy = xstrdup(*list), *save = NULL;
+	int clients = k == CONF_DOM_ALLOW_CLIENTS || k == CONF_DOM_DENY_CLIENTS, rc = 0, ok;
 	char buf[LIM_PATH + 4];
 	struct buf out = { 0 };
 	struct prefix cidr;
 
 	assert(k >= CONF_DOM_LIST0 && k < CONF_DOM_NKEYS);
+	conf_dom_entries_free(d, l);
 	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
 		for (char *q = t; *q; q++)
 			*q = (char)tolower((unsigned char)*q);
 		snprintf(buf, sizeof(buf), "%s%s", t[0] == '@' ? "x" :
 		    strchr(t, '@') ? "" : "x@", t);
-		if (rc == 0 && (clients ? prefix_parse(t, &cidr) == -1 :
-		    addr_mailbox_ok(buf, strlen(buf), 1) != 0 || strlen(t) > LIM_PATH)) {
+		memset(&cidr, 0, sizeof(cidr));
+		ok = clients ? prefix_parse(t, &cidr) == 0 :
+		    addr_mailbox_ok(buf, strlen(buf), 1) == 0 && strlen(t) <= LIM_PATH;
+		if (ok) {	/* room doubles at each power of two */
+			int n = d->nentries[l];
+			if ((n & (n - 1)) == 0)
+				d->entries[l] = xrealloc(d->entries[l],
+				    sizeof(*d->entries[l]) * (size_t)(n ? 2 * n : 1));
+			d->entries[l][d->nentries[l]++] = (struct conf_dom_entry){ xstrdup(t),
+			    cidr };
+		}
+		if (rc == 0 && !ok) {
 			snprintf(why, whysz, "[domain %s] %s: '%.*s' is not %s", d->name,
 			    dom_keys[k].name, LIM_PATH, t, clients ? "an IP address or CIDR "
 			    "block; write e.g. 192.0.2.7 or 192.0.2.0/24" : "a sender; write "
@@ -840,7 +855,66 @@ conf_dom_clear(struct conf_domain *d)
 	for (int k = 0; k < CONF_DOM_NLISTS; k++) {
 		free(d->lists[k]);
 		d->lists[k] = NULL;
+		conf_dom_entries_free(d, k);
 	}
+}
+
+/* List l's parsed entries (l counts from CONF_DOM_LIST0). */
+static void
+conf_dom_entries_free(struct conf_domain *d, int l)
+{
+	for (int i = 0; i < d->nentries[l]; i++)
+		free(d->entries[l][i].text);
+	free(d->entries[l]);
+	d->entries[l] = NULL;
+	d->nentries[l] = 0;
+}
+
+/* By name, case-insensitively: conf_dom_index_find's bsearch compares a
+ * recipient's domain as it came. */
+static int
+conf_dom_index_cmp(const void *a, const void *b)
+{
+	return strcasecmp((*(const struct conf_domain *const *)a)->name,
+	    (*(const struct conf_domain *const *)b)->name);
+}
+
+void
+conf_dom_index_build(struct conf_dom_index *x, const struct conf_domain *d, int n)
+{
+	memset(x, 0, sizeof(*x));
+	x->reject_max = -HUGE_VAL;
+	x->byname = xcalloc((size_t)n + 1, sizeof(*x->byname));
+	x->allow = xcalloc((size_t)n + 1, sizeof(*x->allow));
+	for (int i = 0; i < n; i++) {
+		x->byname[x->n++] = &d[i];
+		if (d[i].nentries[CONF_DOM_ALLOW_SENDERS - CONF_DOM_LIST0] > 0 ||
+		    d[i].nentries[CONF_DOM_ALLOW_CLIENTS - CONF_DOM_LIST0] > 0)
+			x->allow[x->nallow++] = &d[i];
+		if (d[i].set & 1u << CONF_DOM_REJECT && d[i].reject_score > x->reject_max)
+			x->reject_max = d[i].reject_score;
+	}
+	qsort(x->byname, (size_t)x->n, sizeof(*x->byname), conf_dom_index_cmp);
+}
+
+const struct conf_domain *
+conf_dom_index_find(const struct conf_dom_index *x, const char *name)
+{
+	struct conf_domain key = { .name = (char *)name };
+	const struct conf_domain *kp = &key, *const *hit;
+
+	if (x->n == 0)
+		return NULL;
+	hit = bsearch(&kp, x->byname, (size_t)x->n, sizeof(*x->byname), conf_dom_index_cmp);
+	return hit ? *hit : NULL;
+}
+
+void
+conf_dom_index_free(struct conf_dom_index *x)
+{
+	free(x->byname);
+	free(x->allow);
+	memset(x, 0, sizeof(*x));
 }
 
 /* After every key is read: what d leaves unset is the global value; its
@@ -871,6 +945,7 @@ conf_dom_finish(struct conf_parse *p, struct conf_domain *d)
 static void
 conf_dom_free(struct conf *c)
 {
+	conf_dom_index_free(&c->dom_index);
 	for (int i = 0; i < c->ndomains; i++)
 		conf_dom_clear(&c->domains[i]);
 	free(c->domains);
@@ -1047,6 +1122,7 @@ conf_check(struct conf_parse *p)
 	}
 	for (int i = 0; i < c->ndomains; i++)
 		conf_dom_finish(p, &c->domains[i]);
+	conf_dom_index_build(&c->dom_index, c->domains, c->ndomains);
 }
 
 static struct conf_box *

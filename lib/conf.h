@@ -12,6 +12,8 @@
 #ifndef POSTERN_CONF_H
 #define POSTERN_CONF_H
 
+#include "lib/prefix.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -35,6 +37,14 @@ enum conf_dom_key {
 #define CONF_DOM_LIST0	CONF_DOM_ALLOW_SENDERS	/* the first list key */
 #define CONF_DOM_NLISTS	(CONF_DOM_NKEYS - CONF_DOM_LIST0)
 
+/* One entry of a domain's list as conf_dom_list_norm() parsed it: its
+ * text (lower-case; what a match reports) and, in a client list, its
+ * address block. Entries that are not valid are not there. */
+struct conf_dom_entry {
+	char		*text;
+	struct prefix	 cidr;
+};
+
 /*
  * One [domain NAME] section: the policy of recipients at NAME ("example.org"
  * that domain only, ".example.org" its subdomains; policy/dompol.h picks
@@ -52,6 +62,26 @@ struct conf_domain {
 	 * allow_clients, deny_clients (addresses, CIDR blocks): lower-case,
 	 * "a, b, c", "" for none */
 	char	*lists[CONF_DOM_NLISTS];
+	/* the same lists parsed, so that a transaction matches without
+	 * parsing text */
+	struct conf_dom_entry *entries[CONF_DOM_NLISTS];
+	int	 nentries[CONF_DOM_NLISTS];
+};
+
+/*
+ * A set of domain policies (a config's sections, the dashboard's table)
+ * as policy/dompol.c reads it on every transaction, built once with the
+ * set (conf_dom_index_build): by name for conf_dom_index_find's binary
+ * search, those with an allow list, and the highest reject_score one of
+ * them sets. It points into the set; conf_dom_index_free frees only the
+ * index.
+ */
+struct conf_dom_index {
+	const struct conf_domain **byname;
+	int	 n;
+	const struct conf_domain **allow;
+	int	 nallow;
+	double	 reject_max;		/* -HUGE_VAL when none sets one */
 };
 
 struct conf {
@@ -175,9 +205,10 @@ struct conf {
 	char	*web_tls_priorities;	/* GnuTLS priority string */
 	char	*web_public_url;	/* how recipients reach the dashboard */
 
-	/* [domain NAME] sections, in file order */
+	/* [domain NAME] sections, in file order, and their index */
 	struct conf_domain *domains;
 	int	 ndomains;
+	struct conf_dom_index dom_index;
 };
 
 struct conf_err {
@@ -241,6 +272,9 @@ const char	*conf_dom_key_name(enum conf_dom_key);
  * lower-case "a, b" (the bad entries too). 0 or -1.
  * conf_dom_rise: do d's thresholds, the global ones of c where d sets
  * none, rise (tag <= quarantine <= reject)? 0 or -1.
+ * conf_dom_index_build: the index of the n policies at d (struct
+ * conf_dom_index); conf_dom_index_find: the one named name (compared
+ * case-insensitively), or NULL.
  */
 struct conf_domain *conf_dom_new(const char *name, char *why, size_t whysz);
 int		 conf_dom_set(struct conf_domain *, int k, const char *value, char *why,
@@ -249,6 +283,11 @@ int		 conf_dom_list_norm(struct conf_domain *, int k, char *why, size_t whysz);
 int		 conf_dom_rise(const struct conf *, const struct conf_domain *, char *why,
 		    size_t whysz);
 void		 conf_dom_clear(struct conf_domain *);
+void		 conf_dom_index_build(struct conf_dom_index *, const struct conf_domain *d,
+		    int n);
+const struct conf_domain *conf_dom_index_find(const struct conf_dom_index *,
+		    const char *name);
+void		 conf_dom_index_free(struct conf_dom_index *);
 
 /* Print every key with default and help, for docs and `postern configtest -v`. */
 void		 conf_dump_keys(FILE *);

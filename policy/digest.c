@@ -1,11 +1,14 @@
 /*
- * digest.c -- see digest.h. A round reads the held messages of its time
- * range page by page (db_quar_each), keeps one (recipient, message) pair
- * per recipient that gets digests, sorts the pairs by recipient (the
- * messages stay newest first) and composes one digest per recipient.
+ * digest.c -- see digest.h. A round reads the last round's value (its
+ * end and the recipients behind it), then the held messages from the
+ * oldest time a recipient is owed page by page (db_quar_each), keeps one
+ * (recipient, message) pair per recipient that gets digests and has not
+ * been told of that message, sorts the pairs by recipient (the messages
+ * stay newest first) and composes one digest per recipient.
  */
 #include "policy/digest.h"
 #include "db/db.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/util.h"
 #include "policy/dlink.h"
@@ -17,6 +20,7 @@
 #include <strings.h>
 
 #define DIGEST_META_LAST	"digest.last"
+#define DIGEST_META_SLOT	"digest.slot."	/* + the slot's time: its claim */
 #define DIGEST_PAGE		1000	/* rows per db_quar_each page */
 #define DIGEST_FROM_MAX		256	/* bytes of a listed sender */
 
@@ -28,6 +32,7 @@ struct digest_pair {
 /* What the walk over the quarantine gathers. */
 struct digest_collect {
 	const struct conf *c;
+	const struct digest_round *r;	/* who was told what already */
 	struct dmail_item *items;
 	int	 nitems, capitems;
 	struct digest_pair *pairs;
@@ -37,6 +42,9 @@ struct digest_collect {
 };
 
 static int	 digest_domain_ok(const char *list, const char *rcpt);
+static void	 digest_parse(struct digest_round *r, const char *val);
+static int	 digest_behind_cmp(const void *a, const void *b);
+static time_t	 digest_since(const struct digest_round *r, const char *rcpt);
 static char	*digest_reason(const struct db_quar *q);
 static int	 digest_row(void *arg, const struct db_quar_row *row);
 static int	 digest_pair_cmp(const void *a, const void *b);
@@ -64,6 +72,56 @@ digest_domain_ok(const char *list, const char *rcpt)
 	}
 	free(copy);
 	return ok;
+}
+
+/* The last round's value (digest.h): its end, then "SINCE RECIPIENT"
+ * lines, into r->since and r->behind (sorted for digest_since). A line
+ * that is not of that form is skipped: only digest_done writes them. */
+static void
+digest_parse(struct digest_round *r, const char *val)
+{
+	const char *line = strchr(val, '\n');
+	int cap = 0;
+
+	r->since = (time_t)strtoll(val, NULL, 10);
+	while (line != NULL && *++line != '\0') {
+		const char *end = strchrnul(line, '\n');
+		char *sp;
+		long long since = strtoll(line, &sp, 10);
+
+		if (sp > line && *sp == ' ' && sp + 1 < end) {
+			if (r->nbehind == cap) {
+				cap = cap ? cap * 2 : 8;
+				r->behind = xrealloc(r->behind, sizeof(*r->behind) * (size_t)cap);
+			}
+			r->behind[r->nbehind++] = (struct digest_behind){
+			    xstrndup(sp + 1, (size_t)(end - sp - 1)), (time_t)since };
+		}
+		line = *end ? end : NULL;
+	}
+	if (r->nbehind > 0)
+		qsort(r->behind, (size_t)r->nbehind, sizeof(*r->behind), digest_behind_cmp);
+}
+
+/* One mailbox, one digest: recipients compare case-insensitively. */
+static int
+digest_behind_cmp(const void *a, const void *b)
+{
+	const struct digest_behind *x = a, *y = b;
+
+	return strcasecmp(x->rcpt, y->rcpt);
+}
+
+/* The quarantine time after which rcpt has not been told of messages. */
+static time_t
+digest_since(const struct digest_round *r, const char *rcpt)
+{
+	struct digest_behind key = { .rcpt = (char *)rcpt }, *b = NULL;
+
+	if (r->nbehind > 0)
+		b = bsearch(&key, r->behind, (size_t)r->nbehind, sizeof(*r->behind),
+		    digest_behind_cmp);
+	return b ? b->since : r->since;
 }
 
 /* The check that weighed most toward spam, else a matching rule: "check:
@@ -100,7 +158,8 @@ digest_row(void *arg, const struct db_quar_row *row)
 
 	dc->rows++;
 	for (int i = 0; i < q->nrcpts; i++) {
-		if (!digest_domain_ok(dc->c->quarantine_digest_domains, q->rcpts[i]))
+		if (!digest_domain_ok(dc->c->quarantine_digest_domains, q->rcpts[i]) ||
+		    q->ts <= digest_since(dc->r, q->rcpts[i]))
 			continue;
 		if (dc->npairs == DIGEST_MAX_PAIRS) {
 			dc->full = 1;
@@ -180,6 +239,7 @@ digest_compose(const struct conf *c, time_t now, struct digest_collect *dc,
 		struct digest_mail *m = &r->mails[r->nmails++];
 		m->rcpt = xstrdup(dc->pairs[i].rcpt);
 		m->nmsgs = j - i;
+		m->since = digest_since(r, m->rcpt);
 		m->data = dmail_compose(&h, list, n, key, &m->len);
 		free(list);
 	}
@@ -195,9 +255,10 @@ int
 digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *err,
     size_t errsz)
 {
-	struct digest_collect dc = { .c = c };
+	struct digest_collect dc = { .c = c, .r = r };
 	struct db_quar_query q = { .state = "held", .limit = DIGEST_PAGE };
 	char *last = NULL;
+	time_t from;
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -209,14 +270,19 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
 		snprintf(err, errsz, "database error");
 		return -1;
 	}
-	r->since = rc == 1 ? (time_t)strtoll(last, NULL, 10) : 0;
+	if (rc == 1)
+		digest_parse(r, last);
 	free(last);
 	r->until = now - DIGEST_SETTLE_S;
 	r->from = *c->quarantine_digest_from ? xstrdup(c->quarantine_digest_from) :
 	    xasprintf("postmaster@%s", c->hostname);
 	if (r->until <= r->since)
 		return 0;
-	q.since = r->since + 1;
+	from = r->since;
+	for (int i = 0; i < r->nbehind; i++)
+		if (r->behind[i].since < from)
+			from = r->behind[i].since;
+	q.since = from + 1;
 	q.until = r->until;
 	do {
 		dc.rows = 0;
@@ -246,12 +312,25 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
 int
 digest_done(const struct digest_round *r)
 {
-	char v[32];
+	struct buf v = { 0 };
+	int n = 0, rc;
 
 	if (r->until <= r->since)
 		return 0;
-	snprintf(v, sizeof(v), "%lld", (long long)r->until);
-	return db_meta_put(DIGEST_META_LAST, v, 0);
+	buf_printf(&v, "%lld\n", (long long)r->until);
+	for (int i = 0; i < r->nmails && n <= DIGEST_MAX_BEHIND; i++)
+		if (r->mails[i].deferred && ++n <= DIGEST_MAX_BEHIND)
+			buf_printf(&v, "%lld %s\n", (long long)r->mails[i].since,
+			    r->mails[i].rcpt);
+	if (n > DIGEST_MAX_BEHIND) {
+		log_warn("digest: more than %d digests deferred; the round is not "
+		    "remembered, so the next one lists every recipient's messages again",
+		    DIGEST_MAX_BEHIND);
+		rc = -1;
+	} else
+		rc = db_meta_put(DIGEST_META_LAST, buf_str(&v), 0);
+	buf_free(&v);
+	return rc;
 }
 
 void
@@ -263,6 +342,9 @@ digest_free(struct digest_round *r)
 	}
 	free(r->mails);
 	free(r->from);
+	for (int i = 0; i < r->nbehind; i++)
+		free(r->behind[i].rcpt);
+	free(r->behind);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -299,12 +381,14 @@ digest_claim(time_t slot)
 
 	if (me[0] == '\0')
 		id_new(me);		/* this process, for the claim */
-	snprintf(key, sizeof(key), "digest.slot.%lld", (long long)slot);
+	snprintf(key, sizeof(key), DIGEST_META_SLOT "%lld", (long long)slot);
 	if (db_meta_put(key, me, 1) == -1 || (rc = db_meta_get(key, &who)) != 1) {
 		free(who);
 		return -1;
 	}
 	rc = strcmp(who, me) == 0;
 	free(who);
+	if (db_meta_prune(DIGEST_META_SLOT, (long long)(slot - DIGEST_SLOT_KEEP_S)) == -1)
+		log_warn("digest: old round claims not deleted (database); next claim again");
 	return rc;
 }

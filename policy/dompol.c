@@ -1,10 +1,14 @@
 /*
  * dompol.c -- see dompol.h. Reads the [domain NAME] sections conf.c
  * parsed and the dashboard's entries (policy/domtab.h), both with lists
- * lower-case "a, b"; a value a policy does not set is the global one
- * (conf_domain.set), so comparing two policies is comparing values, and
- * nothing here allocates but the session's reference to the dashboard's
- * table.
+ * lower-case "a, b" and parsed (conf_domain.entries); a value a policy
+ * does not set is the global one (conf_domain.set), so comparing two
+ * policies is comparing values, and nothing here allocates but the
+ * session's reference to the dashboard's table. What a transaction asks
+ * of every policy at once (a name, the highest reject score, the allow
+ * lists) comes from the two sets' indexes (struct conf_dom_index), built
+ * when the config was loaded and when the table was read: the hot path
+ * walks no list of policies.
  */
 #include "policy/dompol.h"
 #include "lib/conf.h"
@@ -18,21 +22,24 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 /* A policy's name in logs and verdict rows. */
 #define DOMPOL_NAME(d)	((d) ? (d)->name : "the global policy")
 
 static const char *dompol_list(const struct conf_domain *, int key);
-static const struct conf_domain *dompol_nth(const struct conf *, const struct domtab *,
-		    int i);
+static const struct conf_domain *dompol_named(const struct conf *, const struct domtab *,
+		    const char *name);
+static enum dompol_hit dompol_lists_n(const struct conf_domain *, size_t nlists,
+		    const struct sockaddr *client, const char *sender, char *entry,
+		    size_t entrysz, const char **what);
 static struct domtab *dompol_tab(const struct pol_session *);
 static void	 dompol_pin(struct pol_session *, int stage);
 static int	 dompol_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
 static void	 dompol_free(struct pol_session *);
-static int	 dompol_match(const char *list, const struct sockaddr *client,
-		    const char *sender, char *entry, size_t entrysz);
+static int	 dompol_match(const struct conf_domain *, int key,
+		    const struct sockaddr *client, const char *sender, char *entry,
+		    size_t entrysz);
 static void	 dompol_note(struct pol_session *, int stage);
 static void	 dompol_split(struct pol_session *);
 static void	 dompol_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
@@ -45,12 +52,14 @@ const struct pol_check dompol_check = {
 	.free = dompol_free,
 };
 
-/* Policy i of the config's sections, then of the dashboard's entries;
- * NULL past the last. */
+/* The policy called name: the config's section, else the dashboard's
+ * entry (the section wins; domtab.h). */
 static const struct conf_domain *
-dompol_nth(const struct conf *c, const struct domtab *t, int i)
+dompol_named(const struct conf *c, const struct domtab *t, const char *name)
 {
-	return i < c->ndomains ? &c->domains[i] : domtab_at(t, i - c->ndomains);
+	const struct conf_domain *d = conf_dom_index_find(&c->dom_index, name);
+
+	return d ? d : conf_dom_index_find(domtab_index(t), name);
 }
 
 /* The dashboard's table the session reads, or NULL. */
@@ -97,29 +106,23 @@ dompol_free(struct pol_session *ps)
 	ps->priv[slot] = NULL;
 }
 
-/* The config's sections come first: of a section and a dashboard entry
- * of the same name, the section wins. */
+/* The exact name, then ".NAME" for each parent, the longest first: one
+ * binary search per label and set. */
 const struct conf_domain *
 dompol_find(const struct conf *c, const struct domtab *t, const char *rcpt)
 {
-	const char *at = rcpt ? strrchr(rcpt, '@') : NULL;
-	const struct conf_domain *best = NULL, *d;
-	size_t dl, bestlen = 0;
+	const char *at = rcpt ? strrchr(rcpt, '@') : NULL, *dom;
+	const struct conf_domain *d;
 
 	if (at == NULL || at[1] == '\0')
 		return NULL;
-	dl = strlen(at + 1);
-	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++) {
-		size_t n = strlen(d->name);
-		if (d->name[0] != '.') {
-			if (strcasecmp(d->name, at + 1) == 0)
-				return d;	/* the exact name beats any parent */
-		} else if (dl > n && n > bestlen && strcasecmp(at + 1 + dl - n, d->name) == 0) {
-			best = d;
-			bestlen = n;
-		}
-	}
-	return best;
+	dom = at + 1;
+	if (dom[0] != '.' && (d = dompol_named(c, t, dom)) != NULL)
+		return d;	/* the exact name beats any parent */
+	for (const char *p = strchr(dom + 1, '.'); p != NULL; p = strchr(p + 1, '.'))
+		if ((d = dompol_named(c, t, p)) != NULL)
+			return d;
+	return NULL;
 }
 
 /* A list key's entries; "" for the global policy, which has none here. */
@@ -160,34 +163,36 @@ dompol_limits(const struct conf *c, const struct conf_domain *d,
 	out->reject = set & 1u << CONF_DOM_REJECT ? d->reject_score : c->reject_score;
 }
 
+/* Only the policies with allow lists can allow; only their allow lists
+ * are read (the first two of dompol_lists_n's order). */
 double
 dompol_reject_early(const struct pol_session *ps)
 {
 	const struct conf *c = ps->conf;
 	const char *from = ps->mail_from ? ps->mail_from : "", *what;
 	const struct domtab *t = dompol_tab(ps);
-	const struct conf_domain *d;
+	const struct conf_dom_index *set[] = { &c->dom_index, domtab_index(t) };
 	char entry[LIM_PATH + 1];
 
-	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++)
-		if (dompol_lists(d, (const struct sockaddr *)&ps->client, from,
-		    entry, sizeof(entry), &what) == DOMPOL_ALLOW)
-			return HUGE_VAL;
+	for (size_t s = 0; s < ARRAY_SIZE(set); s++)
+		for (int i = 0; i < set[s]->nallow; i++)
+			if (dompol_lists_n(set[s]->allow[i], 2,
+			    (const struct sockaddr *)&ps->client, from, entry, sizeof(entry),
+			    &what) == DOMPOL_ALLOW)
+				return HUGE_VAL;
 	return dompol_reject_max(c, t);
 }
 
+/* A policy that sets no reject_score has the global one. */
 double
 dompol_reject_max(const struct conf *c, const struct domtab *t)
 {
-	const struct conf_domain *d;
-	struct dompol_limits l;
+	const struct conf_dom_index *set[] = { &c->dom_index, domtab_index(t) };
 	double r = c->reject_score;
 
-	for (int i = 0; (d = dompol_nth(c, t, i)) != NULL; i++) {
-		dompol_limits(c, d, &l);
-		if (l.reject > r)
-			r = l.reject;
-	}
+	for (size_t s = 0; s < ARRAY_SIZE(set); s++)
+		if (set[s]->n > 0 && set[s]->reject_max > r)
+			r = set[s]->reject_max;
 	return r;
 }
 
@@ -211,33 +216,28 @@ dompol_of_stage(const struct pol_session *ps, int stage)
 	    stage == POL_DATA ? ps->dom : NULL;
 }
 
-/* Does an entry of list (clients when client is set, else senders)
- * match? 1 with it in entry, or 0. */
+/* Does an entry of d's list key (clients when client is set, else
+ * senders) match? 1 with it in entry, or 0. */
 static int
-dompol_match(const char *list, const struct sockaddr *client, const char *sender,
-    char *entry, size_t entrysz)
+dompol_match(const struct conf_domain *d, int key, const struct sockaddr *client,
+    const char *sender, char *entry, size_t entrysz)
 {
-	char tok[LIM_PATH + 1];
-	struct prefix p;
+	const struct conf_dom_entry *e = d->entries[key - CONF_DOM_LIST0];
+	int n = d->nentries[key - CONF_DOM_LIST0];
 
-	for (const char *s = list; *s != '\0'; ) {
-		size_t n = strcspn(s, ", ");
-		if (n > 0 && n <= LIM_PATH) {
-			memcpy(tok, s, n);
-			tok[n] = '\0';
-			if (client ? prefix_parse(tok, &p) == 0 && prefix_match(&p, client) :
-			    access_name_match(tok, sender)) {
-				snprintf(entry, entrysz, "%s", tok);
-				return 1;
-			}
+	for (int i = 0; i < n; i++)
+		if (client ? prefix_match(&e[i].cidr, client) :
+		    access_name_match(e[i].text, sender)) {
+			snprintf(entry, entrysz, "%s", e[i].text);
+			return 1;
 		}
-		s += n + strspn(s + n, ", ");
-	}
 	return 0;
 }
 
-enum dompol_hit
-dompol_lists(const struct conf_domain *d, const struct sockaddr *client,
+/* The first nlists lists of d in the order allow beats deny, clients
+ * before senders. */
+static enum dompol_hit
+dompol_lists_n(const struct conf_domain *d, size_t nlists, const struct sockaddr *client,
     const char *sender, char *entry, size_t entrysz, const char **what)
 {
 	static const struct { int key; enum dompol_hit hit; int client; } order[] = {
@@ -249,16 +249,23 @@ dompol_lists(const struct conf_domain *d, const struct sockaddr *client,
 
 	if (d == NULL)
 		return DOMPOL_NONE;
-	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+	for (size_t i = 0; i < nlists && i < ARRAY_SIZE(order); i++) {
 		if (!order[i].client && *sender == '\0')
 			continue;	/* <> is no sender a list can name */
-		if (dompol_match(dompol_list(d, order[i].key), order[i].client ? client : NULL,
-		    sender, entry, entrysz)) {
+		if (dompol_match(d, order[i].key, order[i].client ? client : NULL, sender,
+		    entry, entrysz)) {
 			*what = order[i].client ? "client" : "sender";
 			return order[i].hit;
 		}
 	}
 	return DOMPOL_NONE;
+}
+
+enum dompol_hit
+dompol_lists(const struct conf_domain *d, const struct sockaddr *client,
+    const char *sender, char *entry, size_t entrysz, const char **what)
+{
+	return dompol_lists_n(d, 4, client, sender, entry, entrysz, what);
 }
 
 void

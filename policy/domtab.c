@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The entries as read at one admin token, by name. Freed by the last
- * domtab_unref(). */
+/* The entries as read at one admin token, by name, and their index.
+ * Freed by the last domtab_unref(). */
 struct domtab {
 	unsigned long long token;
 	_Atomic int	 refs;
 	int		 n;
 	struct conf_domain *d;
+	struct conf_dom_index idx;
 };
 
 /* An entry's JSON members, in enum conf_dom_key's order. */
@@ -191,6 +192,7 @@ domtab_from_json(const char *doc)
 	}
 	json_decref(j);
 	qsort(t->d, (size_t)t->n, sizeof(*t->d), domtab_cmp);
+	conf_dom_index_build(&t->idx, t->d, t->n);
 	return t;
 }
 
@@ -251,6 +253,7 @@ domtab_unref(struct domtab *t)
 {
 	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
+	conf_dom_index_free(&t->idx);
 	for (int i = 0; i < t->n; i++)
 		conf_dom_clear(&t->d[i]);
 	free(t->d);
@@ -267,6 +270,14 @@ const struct conf_domain *
 domtab_at(const struct domtab *t, int i)
 {
 	return t != NULL && i >= 0 && i < t->n ? &t->d[i] : NULL;
+}
+
+const struct conf_dom_index *
+domtab_index(const struct domtab *t)
+{
+	static const struct conf_dom_index none;
+
+	return t != NULL ? &t->idx : &none;
 }
 
 /* ------------------------------------------------------------ editing */

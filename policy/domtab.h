@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 struct conf;
+struct conf_dom_index;
 struct conf_domain;
 struct domtab;
 
@@ -83,8 +84,11 @@ void	 domtab_unref(struct domtab *);
 /* The entries, by name. */
 int	 domtab_count(const struct domtab *);
 const struct conf_domain *domtab_at(const struct domtab *, int i);
+/* The entries' index (lib/conf.h), built with the table: an empty one
+ * for NULL. */
+const struct conf_dom_index *domtab_index(const struct domtab *);
 
-/* The document as stored, read now (for the API): 0 with *doc set (a new
+/* The document as stored, read now (for an edit): 0 with *doc set (a new
  * reference, {} when none), or -1. */
 int	 domtab_read(json_t **doc);
 /* Save (create or replace) or delete one entry, then move the edit

@@ -58,6 +58,7 @@ qsend_digest(const struct conf *c, time_t now, struct qsend_digest_sum *sum, cha
 			int perm = smtpc_refused(sc);
 			log_warn("digest: to %s not sent%s: %s", rcpt, perm ?
 			    " (refused for good; not retried)" : "", why);
+			r.mails[i].deferred = !perm;
 			sum->refused += perm;
 			sum->failed += !perm;
 			continue;
@@ -69,7 +70,7 @@ qsend_digest(const struct conf *c, time_t now, struct qsend_digest_sum *sum, cha
 	smtpc_close(sc);
 	sum->msgs = r.nmsgs;
 	snprintf(err, errsz, "ok");
-	if (sum->failed == 0 && digest_done(&r) == -1)
+	if (digest_done(&r) == -1)
 		snprintf(err, errsz, "sent, but the round could not be remembered");
 	else if (sum->failed > 0)
 		snprintf(err, errsz, "%d digest%s not taken by the backend; the next round "

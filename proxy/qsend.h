@@ -12,9 +12,10 @@
  *
  * Digests: qsend_digest() prepares a round (policy/digest.h), sends every
  * recipient's digest over one connection (envelope sender
- * quarantine.digest_from), and remembers the round only when every
- * digest was taken or refused for good (5xx: a mailbox that does not
- * exist), so one that failed for now is listed again next round.
+ * quarantine.digest_from), and remembers the round per recipient: one
+ * the backend took or refused for good (5xx: a mailbox that does not
+ * exist) is never told of those messages again, one it did not take for
+ * now (4xx) gets them listed again next round.
  *
  * Public calls: qsend_release(), qsend_digest().
  * Thread: any that may block (web threads, the CLI), never an I/O loop.

@@ -3,8 +3,9 @@
  * GET /api/domains, every [domain NAME] section's and dashboard entry's
  * effective policy next to the global one; PUT and DELETE
  * /api/domains/NAME, the dashboard's entries (policy/domtab.h). Reads the
- * web's own reference to the current config and the stored entries;
- * touches no session.
+ * web's own reference to the current config and the dashboard's table as
+ * sessions read it (domtab_get: parsed once per admin edit, on any node,
+ * not per request); touches no session.
  */
 #include "lib/conf.h"
 #include "lib/util.h"
@@ -76,25 +77,20 @@ domains_policy(const struct conf *c, const struct conf_domain *d)
 }
 
 /* The config's sections ("source": "config"), then the dashboard's
- * entries as stored now ("dashboard"; "shadowed" when a section of the
- * same name wins over it). */
+ * entries as of the last admin edit this node has seen ("dashboard";
+ * "shadowed" when a section of the same name wins over it). */
 static void
 domains_get(struct web_req *r, struct web_resp *resp)
 {
 	const struct conf *c = r->conf;
 	const struct conf_domain *d;
 	struct domtab *t;
-	json_t *arr, *global, *o, *doc;
-	char *s;
+	json_t *arr, *global, *o;
 
-	if (domtab_read(&doc) == -1) {
+	if ((t = domtab_get(1)) == NULL) {
 		web_error(resp, 503, "the database is not answering; see the log");
 		return;
 	}
-	s = json_dumps(doc, JSON_COMPACT);
-	t = domtab_from_json(s ? s : "{}");
-	free(s);
-	json_decref(doc);
 	arr = json_array();
 	for (int i = 0; i < c->ndomains; i++) {
 		o = domains_policy(c, &c->domains[i]);

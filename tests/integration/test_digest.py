@@ -19,7 +19,6 @@ import hmac
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -243,6 +242,41 @@ def test_digest_deferred_is_listed_again(workdir, make_capture, make_postfix, ma
     assert env.digests() == []
 
 
+def test_one_deferred_recipient_does_not_hold_the_others_back(workdir, make_capture,
+                                                             make_postfix, make_postern):
+    """Postfix answers 450 to carol's RCPT for one round (a texthash map
+    the test rewrites; max_use = 1 makes each connection's smtpd read it
+    afresh): bob's digest of that round was taken and must never list its
+    messages again; carol's lists them next round."""
+    defer = workdir.join("defer_rcpts")
+    with open(defer, "w") as f:
+        f.write("")
+    env = Env(workdir, make_capture, make_postfix, make_postern, main_extra={
+        "max_use": "1",
+        "smtpd_recipient_restrictions":
+            "check_recipient_access texthash:%s, permit_mynetworks" % defer})
+    env.quarantine("one", rcpts=("bob@example.org", "carol@example.org"))
+    with open(defer, "w") as f:
+        f.write("carol@example.org 450 4.2.1 test deferral\n")
+    rc, out = env.round()
+    assert rc == 1 and "digest: 1 recipient, 1 message; 1 digest not taken" in out, out
+    wait_until(lambda: len(env.digests()) == 1, 30, what="bob's digest")
+    assert "me one" in parts(for_rcpt(env, "bob@example.org"))[0]
+    assert "450 4.2.1 <carol@example.org>: Recipient address rejected: test deferral" in env.pf.maillog()
+    with open(defer, "w") as f:
+        f.write("")
+    env.quarantine("two", rcpts=("bob@example.org", "carol@example.org"))
+    rc, out = env.round()
+    assert rc == 0 and "digest: 2 recipients, 2 messages" in out, out
+    wait_until(lambda: len(env.digests()) == 3, 30, what="the second round's digests")
+    bob = [parts(m)[0] for m in env.digests() if addrs(m.rcpts) == ["bob@example.org"]]
+    assert len(bob) == 2 and "me two" in bob[1] and "me one" not in bob[1], bob
+    carol = parts(for_rcpt(env, "carol@example.org"))[0]
+    assert "me one" in carol and "me two" in carol
+    rc, out = env.round()
+    assert rc == 0 and "digest: 0 recipients, 0 messages" in out, out
+
+
 def test_non_ascii_subject_is_rfc2047_encoded(env):
     env.quarantine("utf", subject="Grüße, please quarantine me utf")
     env.round()
@@ -273,10 +307,7 @@ def sign(env, qid, action, rcpt, lifetime=3600):
     """A link made in Python with the key Postern keeps in its database
     (policy/dlink.h's format): proves the format and lets a test make a
     link Postern would never send."""
-    con = sqlite3.connect(env.p.settings["db.path"])
-    key = bytes.fromhex(con.execute("SELECT value FROM meta WHERE key = 'digest.key'")
-                        .fetchone()[0])
-    con.close()
+    key = bytes.fromhex(env.p.rows("SELECT value FROM meta WHERE key = 'digest.key'")[0][0])
     payload = ("1\n%s\n%s\n%s\n%d" % (qid, action, rcpt,
                                        int(time.time()) + env.offset + lifetime)).encode()
     b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -437,6 +468,33 @@ def test_daemon_sends_the_round_on_schedule(workdir, make_capture, make_postfix,
     # the same slot is not sent again, and neither is the message
     rc, out = env.round()
     assert "digest: 0 recipients" in out
+
+
+def test_round_claims_stay_a_days_worth(workdir, make_capture, make_postfix, make_postern):
+    """Each scheduled round is claimed in the shared values
+    (digest.slot.TIME); claiming one deletes the claims of slots more than a
+    day older, so five daily rounds leave the last two, not five."""
+    env = Env(workdir, make_capture, make_postfix, make_postern,
+              conf={"quarantine.digest": "daily 08:00"})
+
+    def claims():
+        return [k for (k,) in env.p.rows(
+            "SELECT key FROM meta WHERE key LIKE 'digest.slot.%' ORDER BY key")]
+    slots = []
+    for _ in range(5):
+        # the next 08:00 (local time) plus half a minute, on the test clock
+        now = time.time() + env.offset
+        t = time.localtime(now)
+        slot = int(time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 8, 0, 0, 0, 0, -1)))
+        if slot <= now:
+            slot = int(time.mktime((t.tm_year, t.tm_mon, t.tm_mday + 1, 8, 0, 0, 0, 0, -1)))
+        env.set_clock(env.offset + int(slot - now) + 30)
+        slots.append(slot)
+        wait_until(lambda: "digest.slot.%d" % slot in claims(), 30,
+                   what="the claim of the round of %d" % slot)
+    left = claims()
+    assert "digest.slot.%d" % slots[-1] in left and len(left) <= 2, (left, slots)
+    assert set(left) <= {"digest.slot.%d" % s for s in slots[-2:]}, (left, slots)
 
 
 def test_configtest_requires_public_url_and_a_schedule(make_postern, postfix):

@@ -517,21 +517,35 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
 def test_domain_policy_saved_on_one_node_acts_on_another(make_cluster):
     """A policy saved through node B's API refuses a sender for its domain
     on node A within two seconds (docs/cluster.md), and its deletion
-    through A frees B as well."""
+    through A frees B as well. Each node's GET /api/domains (its cached
+    table, read again after an edit it sees) follows the same way."""
     c = make_cluster(2)
     a, b = c.nodes
 
     def code(node, rcpt):
         return rcpt_reply(node.port, sender="a@sender.example", rcpt=rcpt)[0]
+
+    def listed(i):
+        st, _, d = c.api(i).get("/api/domains")
+        assert st == 200, d
+        return {x["domain"]: x for x in d["domains"] if x["source"] == "dashboard"}
     assert code(a, "u@example.net") == 250
+    assert listed(0) == {} and listed(1) == {}    # both nodes cache the empty table
     st, _, d = c.api(1).put("/api/domains/example.net", {"deny_senders": ["@sender.example"]})
     assert st == 201, d
+    assert listed(1)["example.net"]["deny_senders"] == ["@sender.example"]   # at once
     wait_until(lambda: code(a, "u@example.net") == 550, EDIT_BOUND, interval=0.1,
                what="B's domain policy to act on A")
+    wait_until(lambda: "example.net" in listed(0), EDIT_BOUND, interval=0.1,
+               what="B's domain policy in A's GET /api/domains")
+    assert listed(0)["example.net"]["deny_senders"] == ["@sender.example"]
     assert code(a, "u@example.com") == 250      # another domain: untouched
     assert c.api(0).delete("/api/domains/example.net")[0] == 200
+    assert listed(0) == {}
     wait_until(lambda: code(b, "u@example.net") == 250, EDIT_BOUND, interval=0.1,
                what="the deletion through A to reach B")
+    wait_until(lambda: listed(1) == {}, EDIT_BOUND, interval=0.1,
+               what="the deletion through A in B's GET /api/domains")
 
 
 # -- Postfix as the sending client ---------------------------------------------

@@ -415,9 +415,10 @@ def test_read_only_database_answers_451_and_recovers(make_postern, capture, work
 def test_engine_ops_on_postgresql():
     """tests/unit/pg_test.c on a fresh database: the cluster ops as sqlite.c
     has them, token keys past 2^63, text that is not UTF-8, a claim raced
-    on two connections, the shared rate counts (make unit builds it; make
-    test runs unit first). Every case its source runs must pass: a binary
-    that stopped early or skipped them all (no URL) fails here."""
+    on two connections, the shared rate counts, pruning numbered meta
+    values (make unit builds it; make test runs unit first). Every case
+    its source runs must pass: a binary that stopped early or skipped them
+    all (no URL) fails here."""
     binary = os.path.join(REPO, "build", "tests", "pg_test")
     assert os.access(binary, os.X_OK), "build/tests/pg_test missing: run make unit"
     with open(os.path.join(REPO, "tests", "unit", "pg_test.c")) as f:

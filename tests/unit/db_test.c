@@ -1,6 +1,7 @@
 /* db_test.c -- db/: migrations, the writer queue, reads, and a locked
  * database (another connection holding BEGIN EXCLUSIVE). */
 #include "t.h"
+#include "meta_db.h"
 #include "rate_db.h"
 #include "dbrows.h"
 #include "lib/conf.h"
@@ -651,6 +652,7 @@ main(void)
 	T_RUN(access_add_del_list);
 	T_RUN(grey_update_atomic);
 	T_RUN(meta_get_put);
+	T_RUN(meta_prune_numbered);
 	T_RUN(edit_version_moves);
 	T_RUN(edit_version_polled);
 	T_RUN(sessions);

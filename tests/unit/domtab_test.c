@@ -15,6 +15,7 @@
 #include "policy/policy_int.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -158,6 +159,63 @@ T_CASE(document_and_lookup)
 	domtab_unref(t);
 }
 
+/* dompol_find's binary searches over the table (and the config's
+ * sections): the first and the last name, names before, between and
+ * after them, in any case; ".NAME" for subdomains only, the longest
+ * parent first. The policy before RCPT reads the table's allow lists. */
+T_CASE(lookup_binary_search)
+{
+	static const struct { const char *rcpt, *want; } cases[] = {
+		{ "u@x.a.example", ".a.example" },	/* the first name */
+		{ "u@zz.example", "zz.example" },	/* the last */
+		{ "u@ZZ.Example", "zz.example" },	/* in any case */
+		{ "u@X.A.EXAMPLE", ".a.example" },
+		{ "u@b.example", "b.example" },
+		{ "u@m.example", "m.example" },
+		{ "u@mx.m.example", ".m.example" },
+		{ "u@deep.m.example", ".m.example" },
+		{ "u@x.deep.m.example", ".deep.m.example" },	/* the longest parent */
+		{ "u@a.b.x.Deep.m.example", ".deep.m.example" },
+		{ "u@a.example", "global" },		/* .a.example: subdomains only */
+		{ "u@0.example", "global" },		/* before the first */
+		{ "u@c.example", "global" },		/* between two */
+		{ "u@zzz.example", "global" },		/* after the last */
+		{ "u@x.b.example", "global" },		/* b.example: that domain only */
+		{ "u@example", "global" },
+		{ "u@cfg.example", "cfg.example" },	/* the config's section */
+		{ "u@mx.cfg.example", "global" },
+	};
+	static const char doc[] = "{\"m.example\": {}, \"b.example\": {},"
+	    " \".deep.m.example\": {\"tag_score\": 1}, \".m.example\": {\"tag_score\": 2},"
+	    " \"y.example\": {}, \"zz.example\": {}, \".a.example\": {},"
+	    " \"vip.example\": {\"allow_clients\": \"198.18.0.1, 198.18.0.2, 192.0.2.0/24\","
+	    " \"reject_score\": 15}}";
+	struct domtab *t = domtab_from_json(doc);
+	struct sockaddr_in in = { .sin_family = AF_INET }, out = { .sin_family = AF_INET };
+	struct pol_session *pin, *pout;
+	const struct conf_domain *d;
+
+	T_EQ_INT(domtab_count(t), 8);
+	T_EQ_STR(domtab_at(t, 0)->name, ".a.example");
+	T_EQ_STR(domtab_at(t, 7)->name, "zz.example");
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		d = dompol_find(c, t, cases[i].rcpt);
+		T_EQ_STR(d ? d->name : "global", cases[i].want);
+	}
+	T_ASSERT(dompol_find(c, NULL, "u@zz.example") == NULL);
+	inet_pton(AF_INET, "192.0.2.9", &in.sin_addr);
+	inet_pton(AF_INET, "198.51.100.9", &out.sin_addr);
+	pin = pol_session_new(c, "DT2", (struct sockaddr *)&in, sizeof(in));
+	pout = pol_session_new(c, "DT3", (struct sockaddr *)&out, sizeof(out));
+	/* each session frees the table it holds */
+	pin->priv[pol_check_slot(&dompol_check)] = t;
+	pout->priv[pol_check_slot(&dompol_check)] = domtab_from_json(doc);
+	T_ASSERT(isinf(dompol_reject_early(pin)));
+	T_ASSERT(dompol_reject_early(pout) == 15);
+	pol_session_free(pin);
+	pol_session_free(pout);
+}
+
 /* Through the database: save, refuse a config section's name, change,
  * delete; the shared table follows the edit version. */
 T_CASE(save_conflict_delete_and_table)
@@ -232,6 +290,7 @@ main(void)
 	T_RUN(entry_good_and_round_trip);
 	T_RUN(entry_bad_says_why);
 	T_RUN(document_and_lookup);
+	T_RUN(lookup_binary_search);
 	T_RUN(save_conflict_delete_and_table);
 	T_RUN(session_follows_a_save);
 	pol_shutdown();

@@ -6,6 +6,7 @@
  * database: tests/integration/test_pg.py runs it with POSTERN_TEST_PG_URL
  * set; without, it runs nothing. */
 #include "t.h"
+#include "meta_db.h"
 #include "rate_db.h"
 #include "lib/conf.h"
 #include "db/db.h"
@@ -164,6 +165,7 @@ main(void)
 	log_set_level(LOG_LVL_ERR);
 	T_EQ_INT(db_open(c, 1), 0);
 	T_RUN(meta_edit_sessions);
+	T_RUN(meta_prune_numbered);
 	T_RUN(bayes_keys_past_2_63);
 	T_RUN(text_not_utf8_repaired);
 	T_RUN(claim_once_across_connections);
