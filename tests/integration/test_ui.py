@@ -114,8 +114,11 @@ def csp_violations(drv):
 
 
 def go(drv, st, view):
+    """Open a view and wait until the load its route started has been
+    drawn (app.js marks the section data-loaded): a test that acts before
+    then has its search, tick or click undone by that load's answer."""
     drv.get(st.base + "/#" + view)
-    wait_el(drv, "#view-" + view)
+    wait_el(drv, "#view-%s[data-loaded]" % view)
 
 
 def logged_in(drv, st):
@@ -400,8 +403,7 @@ def test_phone_width_has_no_page_overflow(st, drv, view):
     logged_in(drv, st)
     drv.set_window_size(390, 844)
     try:
-        go(drv, st, view)
-        time.sleep(0.3)
+        go(drv, st, view)        # its data drawn: the width is the full page's
         over = drv.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth")
         shot(drv, "phone-" + view)

@@ -15,6 +15,18 @@ const P = { csrf: null, user: null, view: null, timer: null, charts: {},
 
 const $ = (id) => document.getElementById(id);
 
+/* A view's loads can overlap (its own first load, a search, the reload
+ * after an action, a refresh timer) and be answered out of order. Each
+ * load takes a ticket, and an answer is drawn only while its ticket is the
+ * newest: ticket('quar') starts a load; ticket('verdicts', true) joins the
+ * current one (a refresh that must not void a search on its way). */
+const tickets = {};
+function ticket(name, join) {
+  if (!join) tickets[name] = (tickets[name] || 0) + 1;
+  const t = tickets[name];
+  return () => tickets[name] === t;
+}
+
 /* el('td', {class: 'x'}, 'text', child) -- children as text or nodes. */
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -105,20 +117,32 @@ async function logout() {
 
 /* -------------------------------------------------------------- routing */
 
-const VIEWS = { overview: loadOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
+const VIEWS = { overview: drawOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
   rules: loadRules, lists: loadLists, domains: loadDomains };
+/* What a view redraws while it is open, and how often (ms). */
+const REFRESH = { overview: [() => drawOverview(), 10000], verdicts: [() => newerVerdicts(), 3000] };
 
 function stopTimer() { if (P.timer) clearInterval(P.timer); P.timer = null; }
 
+/* Show the view the hash names and load it. Its refresh timer starts here,
+ * not when the load answers: a load answered after the admin moved on
+ * would start a timer no route stops. The section gets data-loaded once
+ * this route's load has been drawn (tests wait for it). */
 function route() {
   if (!P.csrf) return;
   const name = (location.hash || '#overview').slice(1);
   const view = VIEWS[name] ? name : 'overview';
+  const current = ticket('route');
+  const sec = $('view-' + view);
   P.view = view;
   stopTimer();
+  delete sec.dataset.loaded;
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== 'view-' + view;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.view === view);
-  VIEWS[view]().catch((e) => flash(e.message, true));
+  VIEWS[view]().then(() => { if (current()) sec.dataset.loaded = 'yes'; })
+    .catch((e) => flash(e.message, true));
+  const r = REFRESH[view];
+  if (r) P.timer = setInterval(() => r[0]().catch(() => {}), r[1]);
 }
 
 /* ------------------------------------------------------------- overview */
@@ -131,11 +155,6 @@ const OUTCOME_KINDS = ['accept', 'quarantine', 'reject', 'tempfail', 'backend-re
 const OUTCOME_COLORS = { accept: '#1e7b34', quarantine: '#7b3fa8', reject: '#b3261e', tempfail: '#1f5fbf',
   'backend-reject': '#e0746c', 'backend-tempfail': '#7fa6e0', 'backend-lost': '#5a6b80', abandoned: '#b8bec8' };
 const BUCKET = { hour: 60, day: 1800, week: 21600 };
-
-async function loadOverview() {
-  await drawOverview();
-  P.timer = setInterval(() => drawOverview().catch(() => {}), 10000);
-}
 
 function tile(label, n) {
   return el('div', { class: 'tile' }, el('div', { class: 'n' }, String(n)), el('div', { class: 'l' }, label));
@@ -260,7 +279,6 @@ async function loadVerdicts(more) {
   $('verdict-more').hidden = r.verdicts.length < 100;
   drawVerdicts();
   if (!more) $('verdict-detail').hidden = true;
-  if (!P.timer) P.timer = setInterval(() => newerVerdicts().catch(() => {}), 3000);
 }
 
 async function newerVerdicts() {
