@@ -167,7 +167,9 @@ function topTable(id, rows) {
 }
 
 async function drawOverview() {
+  const current = ticket('overview');
   const s = await api('GET', '/api/stats?range=' + P.range);
+  if (!current()) return;	// a newer draw (another range, the timer) was asked for
   const tot = s.totals || {};
   const live = s.live || {};
   const sum = (k) => tot['outcome:' + k] || 0;
@@ -186,7 +188,8 @@ async function drawOverview() {
   topTable('top-clients', top.clients || []);
   topTable('top-domains', top.sender_domains || []);
   topTable('top-rules', top.rules || []);
-  drawDnsLists(await api('GET', '/api/lists'));
+  const lists = await api('GET', '/api/lists');
+  if (current()) drawDnsLists(lists);
 }
 
 /* Each DNS list's health (rbl.health_interval): a list whose state is not
@@ -269,21 +272,29 @@ function drawVerdictChart(sum) {
 /* The verdict log, newest first; "more" appends older rows. While the page
  * is open, newer transactions are prepended every few seconds. */
 async function loadVerdicts(more) {
-  const q = $('verdict-q').value.trim();
+  const q = more ? P.verdictQ : $('verdict-q').value.trim();
+  const current = ticket('verdicts');
   let url = '/api/verdicts?limit=100';
   if (q) url += '&q=' + encodeURIComponent(q);
   if (more && P.verdictBefore) url += '&before=' + P.verdictBefore;
   const r = await api('GET', url);
+  if (!current()) return;	// a newer search was asked for meanwhile: its answer wins
   P.verdicts = more ? P.verdicts.concat(r.verdicts) : r.verdicts;
+  P.verdictQ = q;
+  $('verdict-table').dataset.q = q;	// which search the rows answer
   P.verdictBefore = r.verdicts.length ? r.verdicts[r.verdicts.length - 1].id : 0;
   $('verdict-more').hidden = r.verdicts.length < 100;
   drawVerdicts();
   if (!more) $('verdict-detail').hidden = true;
 }
 
+/* The refresh: rows newer than the newest shown, for the search shown (not
+ * one typed and not yet asked for); dropped if a load started meanwhile. */
 async function newerVerdicts() {
-  const q = $('verdict-q').value.trim();
+  const q = P.verdictQ || '';
+  const current = ticket('verdicts', true);
   const r = await api('GET', '/api/verdicts?limit=100' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  if (!current()) return;
   const top = P.verdicts.length ? P.verdicts[0].id : 0;
   const fresh = r.verdicts.filter((v) => v.id > top);
   if (!fresh.length) return;
@@ -447,10 +458,10 @@ function reasonText(m) {
 async function loadQuarantine() {
   const q = $('quar-q').value.trim();
   const state = $('quar-state').value;
-  const seq = P.quarSeq = (P.quarSeq || 0) + 1;
+  const current = ticket('quar');
   const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : '') +
     (state ? '&state=' + state : ''));
-  if (seq !== P.quarSeq) return;	// a newer search was asked for meanwhile: its answer wins
+  if (!current()) return;	// a newer search was asked for meanwhile: its answer wins
   P.quar = r.messages || [];
   const tb = clear($('quar-table').tBodies[0]);
   $('quar-table').dataset.q = q;	// which search the rows answer (a late load replaces an earlier one's)
@@ -475,8 +486,10 @@ async function previewQuar(m, tr) {
   for (const r of tr.parentNode.children) r.classList.remove('sel');
   tr.classList.add('sel');
   const id = qid(m);
+  const current = ticket('quar-preview');
   const [detail, raw] = await Promise.all([api('GET', '/api/quarantine/' + encodeURIComponent(id)),
     api('GET', '/api/quarantine/' + encodeURIComponent(id) + '/raw')]);
+  if (!current()) return;	// another row was clicked meanwhile
   const d = clear($('quar-preview'));
   const q = detail;
   const pairs = [['Received', fmtTime(q.ts)],
@@ -561,7 +574,9 @@ function hitsCell(hits) {
 }
 
 async function loadRules() {
+  const current = ticket('rules');
   const r = await api('GET', '/api/rules');
+  if (!current()) return;	// a save or delete reloads the list again: its answer wins
   P.rules = r.rules || [];
   const tb = clear($('rule-table').tBodies[0]);
   if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'No rules yet.')));
@@ -616,18 +631,18 @@ async function checkRule() {
   const hint = $('rule-check');
   const where = $('rule-where');
   const rule = ruleFromForm();
+  const current = ticket('rule-check');	// an older check's answer must not overwrite this one
   where.hidden = true;
   $('rule-pattern').classList.remove('bad');
   if (!rule.name || !rule.pattern) { hint.textContent = 'Name and pattern are required.'; hint.className = 'hint'; return false; }
-  const seq = (checkRule.seq = (checkRule.seq || 0) + 1);
   try {
     await api('POST', '/api/rules/validate', rule);
-    if (seq !== checkRule.seq) return false;
+    if (!current()) return false;
     hint.textContent = 'Pattern compiles.';
     hint.className = 'hint good';
     return true;
   } catch (e) {
-    if (seq !== checkRule.seq) return false;
+    if (!current()) return false;
     hint.textContent = e.message;
     hint.className = 'hint bad';
     if (e.data && typeof e.data.offset === 'number') {
@@ -662,17 +677,21 @@ async function testRule() {
   const body = { rule: ruleFromForm() };
   const qidv = $('rule-test-qid').value.trim();
   if (qidv) body.quarantine_id = qidv; else body.message = $('rule-test-msg').value.replace(/\r?\n/g, '\r\n');
+  const current = ticket('rule-test');
   try {
     const r = await api('POST', '/api/rules/test', body);
+    if (!current()) return;
     out.textContent = r.matched ? 'Matches in ' + r.where + ' at ' + r.offset + ': \u201c' + r.excerpt + '\u201d' : 'No match.';
     out.className = 'hint ' + (r.matched ? 'good' : '');
-  } catch (e) { out.textContent = e.message; out.className = 'hint bad'; }
+  } catch (e) { if (current()) { out.textContent = e.message; out.className = 'hint bad'; } }
 }
 
 /* ------------------------------------------------ greylist and access */
 
 async function loadLists() {
+  const current = ticket('lists');
   const [g, a] = await Promise.all([api('GET', '/api/greylist?limit=500'), api('GET', '/api/access')]);
+  if (!current()) return;	// an action reloads the lists again: its answer wins
   P.grey = g; P.access = a.entries || [];
   drawGrey();
   drawAccess();
@@ -750,7 +769,9 @@ const DOM_KEYS = [['tag_score', 'policy.tag_score', 'dom-tag'],
   ['deny_clients', 'access.deny_clients', 'dom-deny-clients']];
 
 async function loadDomains() {
+  const current = ticket('domains');
   const r = await api('GET', '/api/domains');
+  if (!current()) return;	// a save or delete reloads the table again: its answer wins
   $('dom-early').textContent = String(r.global.reject_score_before_rcpt);
   const tb = clear($('domain-table').tBodies[0]);
   const cell = (p, k) => {
