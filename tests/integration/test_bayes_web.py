@@ -414,7 +414,10 @@ def test_verdict_detail_buttons_learn_while_held(trained, drv):
     drv.execute_script("document.getElementById('flash').hidden = true")
     click(drv, "#verdict-table tbody tr", text=f["subject"])
     wait_el(drv, "#verdict-detail .bayes")
-    time.sleep(1)   # the held check is asynchronous: give it its chance
+    # the held check is asynchronous: app.js marks the detail data-held
+    # once it has answered (a fixed sleep passed whether it had or not)
+    held_mark = wait_el(drv, "#verdict-detail[data-held]").get_attribute("data-held")
+    assert held_mark == "no", held_mark
     assert not [b for b in drv.find_elements(By.CSS_SELECTOR, "#verdict-detail button.learn-ham")
                 if b.is_displayed()]
     assert no_alert(drv)

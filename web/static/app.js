@@ -388,21 +388,26 @@ async function learnAs(id, cls) {
 /* A quarantine verdict names its message in the reply the client got
  * (logged as backend_reply: the quarantine answered in the backend's
  * place); while that message is still held, the verdict offers the
- * learning buttons. */
-async function verdictLearn(v, d) {
+ * learning buttons. The detail's data-held says "yes" or "no" once the
+ * check is done (tests wait for it), unless another detail was opened
+ * meanwhile (current). */
+async function verdictLearn(v, d, current) {
   const m = v.verdict === 'quarantine' &&
     /quarantined as ([A-Za-z0-9_-]+)/.exec((v.backend_reply || '') + ' ' + (v.reply || ''));
-  if (!m) return;
-  let q;
-  try { q = await api('GET', '/api/quarantine/' + encodeURIComponent(m[1])); } catch (e) { return; }
-  if (q.state !== 'held' || d.dataset.vid !== String(v.id)) return;
-  d.appendChild(el('div', {}, el('h3', {}, 'Held as ' + m[1]), learnButtons(m[1])));
+  let q = null;
+  if (m) try { q = await api('GET', '/api/quarantine/' + encodeURIComponent(m[1])); } catch (e) { q = null; }
+  if (!current()) return;
+  const held = !!q && q.state === 'held';
+  if (held) d.appendChild(el('div', {}, el('h3', {}, 'Held as ' + m[1]), learnButtons(m[1])));
+  d.dataset.held = held ? 'yes' : 'no';
 }
 
 function showVerdict(v, tr) {
   for (const r of tr.parentNode.children) r.classList.remove('sel');
   tr.classList.add('sel');
+  const current = ticket('verdict-detail');
   const d = clear($('verdict-detail'));
+  delete d.dataset.held;
   d.append(el('h3', {}, 'Transaction ' + (v.sid || v.id)),
     kv([['Time', fmtTime(v.ts)], ['Client', v.client_ip + (v.client_name ? ' (' + v.client_name + ')' : '')],
       ['HELO', v.helo], ['From', v.mail_from], ['To', list(v.rcpts)], ['Subject', v.subject],
@@ -414,8 +419,7 @@ function showVerdict(v, tr) {
   d.appendChild(ruleFromButtons(v));
   const bb = bayesBox(v.checks);
   if (bb) d.appendChild(bb);
-  d.dataset.vid = String(v.id);
-  verdictLearn(v, d).catch(() => {});
+  verdictLearn(v, d, current).catch(() => {});
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
 }
