@@ -32,7 +32,8 @@ from webapi import send_mail
 # several nodes on one store, as the cluster tests start them
 from test_cluster import EDIT_BOUND, make_cluster, rcpt_reply, store  # noqa: F401
 # the real Chromium of the dashboard tests, and their page helpers
-from test_ui import click, drv, go, logged_in, no_alert, shot, texts, wait_el  # noqa: F401
+from test_ui import (click, drv, go, logged_in, no_alert, row_of, shot,  # noqa: F401
+                     table_cells, texts, wait_el)
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -380,14 +381,13 @@ def test_domains_page_in_chromium(web, drv):
     go(drv, web, "domains")
     wait_el(drv, "#domain-table tbody tr.domain")
     shot(drv, "domains")
-    table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-             for tr in drv.find_elements(By.CSS_SELECTOR, "#domain-table tbody tr")]
+    table = table_cells(drv, "#domain-table tbody tr")
     assert table[0] == ["global", "3", "6", "10", "off", "", "", "", "", ""]
     assert table[1] == ["strict.test", "3", "4", "10", "off", "", "bad.example, @worse.example", "", "",
                         "config"]
     assert table[2][0] == "*.strict2.test"
     assert table[3] == ["big.test", "3", "6", "25", "off", "", "", "192.0.2.0/24", "", "config"]
-    marked = [td.text for td in drv.find_elements(By.CSS_SELECTOR, "#domain-table tr:nth-child(2) td.set")]
+    marked = texts(drv, "#domain-table tr:nth-child(2) td.set")
     assert marked == ["4", "bad.example, @worse.example"]
     assert drv.find_element(By.ID, "dom-early").text == "25"
     assert no_alert(drv)
@@ -491,9 +491,8 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
     drv.find_element(By.ID, "dom-quar").send_keys("5")
     drv.find_element(By.ID, "dom-deny-senders").send_keys("spam.example, @Junk.example")
     drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
-    row = wait_el(drv, "#domain-table tbody tr.dash", text="page.test")
+    _, cells = row_of(drv, "#domain-table tbody tr.dash", "page.test")
     shot(drv, "domains-dashboard")
-    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     assert cells[:9] == ["page.test", "3", "5", "10", "off", "", "spam.example, @junk.example", "", ""]
     assert cells[9].startswith("dashboard")
     saved = dashboard_domains(web)["page.test"]

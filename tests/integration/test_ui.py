@@ -19,7 +19,9 @@ from webapi import PASSWORD, USER, Stack, send_mail
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import (NoAlertPresentException,  # noqa: E402
+from selenium.common.exceptions import (ElementClickInterceptedException,  # noqa: E402
+                                        ElementNotInteractableException,
+                                        NoAlertPresentException,
                                         StaleElementReferenceException)
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -91,13 +93,16 @@ def wait_el(drv, css, timeout=15, text=None):
 
 def click(drv, css, text=None, timeout=15, inner=None):
     """Click the element wait_el finds (or the `inner` css inside it), again
-    if it went stale meanwhile."""
+    if it went stale meanwhile (a redraw), was hidden (a list reloading) or
+    was covered (the sticky flash): the driver refuses those clicks before
+    dispatching them, so none is ever made twice."""
     def attempt():
         try:
             e = wait_el(drv, css, timeout, text)
             (e.find_element(By.CSS_SELECTOR, inner) if inner else e).click()
             return True
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, ElementClickInterceptedException,
+                ElementNotInteractableException):
             return False
     wait_until(attempt, timeout, interval=0.1, what="a click on %s" % css)
 
@@ -106,6 +111,32 @@ def texts(drv, css):
     """The text of every element matching css, read in one atomic step."""
     return drv.execute_script(
         "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", css)
+
+
+# The cells' texts of the first shown element matching css (a table row)
+# whose text contains text; null while there is none. One script, so a
+# redraw cannot come between finding the row and reading it.
+_ROW_CELLS = """
+const [css, text] = arguments;
+for (const e of document.querySelectorAll(css))
+  if (e.getClientRects().length && e.innerText.includes(text))
+    return [e.innerText, [...e.querySelectorAll('td')].map((c) => c.innerText)];
+return null;"""
+
+
+def row_of(drv, css, text, timeout=15):
+    """(text, cell texts) of the first shown element matching css that
+    contains text, found and read in one atomic step: an element held
+    across steps goes stale when its list is redrawn."""
+    return tuple(wait_until(lambda: drv.execute_script(_ROW_CELLS, css, text), timeout,
+                            interval=0.1, what="%s with %r on the page" % (css, text)))
+
+
+def table_cells(drv, css):
+    """Every row matching css as its cell texts, read in one atomic step."""
+    return drv.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map((r) => [...r.querySelectorAll('td')].map((c) => c.innerText))", css)
 
 
 def csp_violations(drv):
@@ -169,8 +200,8 @@ def test_sent_message_appears_in_verdict_log(st, drv):
     subject = "ui-hello-%d" % time.time_ns()
     assert send_mail(st.postern.port, subject)[0] == 250
     # The open page shows it by itself (no reload, no click).
-    row = wait_el(drv, "#verdict-table tbody tr", text=subject, timeout=20)
-    assert "127.0.0.2" in row.text and "accept" in row.text
+    row, _ = row_of(drv, "#verdict-table tbody tr", subject, timeout=20)
+    assert "127.0.0.2" in row and "accept" in row
     click(drv, "#verdict-table tbody tr", text=subject)
     detail = wait_el(drv, "#verdict-detail")
     assert subject in detail.text and "spf" in detail.text and "pass" in detail.text
@@ -281,11 +312,11 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv, held_rule):
     code, text = send_mail(st.postern.port, held + " " + XSS_IMG, body=HOSTILE_BODY)
     assert code == 250 and "quarantined as" in text, text
     go(drv, st, "quarantine")
-    row = wait_el(drv, "#quar-table tbody tr", text=held)
-    assert XSS_IMG in row.text
+    row, _ = row_of(drv, "#quar-table tbody tr", held)
+    assert XSS_IMG in row
     click(drv, "#quar-table tbody tr", text=held)
-    pre = wait_el(drv, "#quar-raw")
-    assert "<script>alert(2)</script>" in pre.text and "<b>bold</b>" in pre.text
+    pre = wait_el(drv, "#quar-raw").text
+    assert "<script>alert(2)</script>" in pre and "<b>bold</b>" in pre
     assert not drv.find_elements(By.CSS_SELECTOR, "#quar-preview b, #quar-preview script, "
                                                   "#quar-preview img")
     assert no_alert(drv)
@@ -300,8 +331,8 @@ def test_quarantine_preview_is_text_and_release_delivers(st, drv, held_rule):
                10, what="the released message to leave the held list")
     drv.execute_script("const s = document.getElementById('quar-state'); s.value = 'released';"
                        "s.dispatchEvent(new Event('change'))")
-    row = wait_el(drv, "#quar-table tbody tr", text=held)
-    assert "released" in row.text
+    row, _ = row_of(drv, "#quar-table tbody tr", held)
+    assert "released" in row
     shot(drv, "quarantine")
     assert no_alert(drv)
 
@@ -353,12 +384,12 @@ def test_lists_page_allowlist_and_remove(st, drv):
     drv.find_element(By.ID, "access-value").send_keys("198.51.100.0/24")
     drv.find_element(By.ID, "access-note").send_keys("partner relay")
     drv.find_element(By.CSS_SELECTOR, "#access-form button").click()
-    row = wait_el(drv, "#access-table tbody tr", text="198.51.100.0/24")
-    assert "partner relay" in row.text and "allow" in row.text
+    row, _ = row_of(drv, "#access-table tbody tr", "198.51.100.0/24")
+    assert "partner relay" in row and "allow" in row
     rows = st.bearer().get("/api/access")[2]["entries"]
     assert any(r["value"] == "198.51.100.0/24" for r in rows)
     shot(drv, "lists")
-    click(drv, "#access-table tbody tr button")
+    click(drv, "#access-table tbody tr", text="198.51.100.0/24", inner="button")
     wait_until(lambda: not [r for r in st.bearer().get("/api/access")[2]["entries"]
                             if r["value"] == "198.51.100.0/24"], 10,
                what="the entry to be removed")
@@ -381,9 +412,9 @@ def test_greylist_page_shows_reason_and_passes_by_hand(drv):
         assert rcpt() == 450
         logged_in(drv, g)
         go(drv, g, "lists")
-        row = wait_el(drv, "#grey-table tbody tr", text="bob@example.org")
-        assert "deferred: retry too early" in row.text and "alice@sender.test" in row.text
-        assert row.find_elements(By.TAG_NAME, "td")[6].text == "2"      # attempts
+        row, cells = row_of(drv, "#grey-table tbody tr", "bob@example.org")
+        assert "deferred: retry too early" in row and "alice@sender.test" in row
+        assert cells[6] == "2"      # attempts
         shot(drv, "greylist")
         click(drv, "#grey-table tbody tr button.grey-pass")
         wait_until(lambda: [t["passed"] for t in g.bearer().get("/api/greylist")[2]["triplets"]]
@@ -430,8 +461,8 @@ def test_rule_hits_sparkline_and_log_only_switch(st, drv):
                what="the hits to be counted")
     logged_in(drv, st)
     go(drv, st, "rules")
-    row = wait_el(drv, "#rule-table tbody tr", text="ui_spark")
-    assert "2 / 2 / 2" in row.text and "log-only" in row.text
+    row, _ = row_of(drv, "#rule-table tbody tr", "ui_spark")
+    assert "2 / 2 / 2" in row and "log-only" in row
     bars = drv.execute_script(
         "const r = [...document.querySelectorAll('#rule-table tbody tr')]"
         "  .find(t => t.innerText.includes('ui_spark'));"
