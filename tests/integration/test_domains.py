@@ -32,8 +32,8 @@ from webapi import send_mail
 # several nodes on one store, as the cluster tests start them
 from test_cluster import EDIT_BOUND, make_cluster, rcpt_reply, store  # noqa: F401
 # the real Chromium of the dashboard tests, and their page helpers
-from test_ui import (click, drv, go, logged_in, no_alert, row_of, shot,  # noqa: F401
-                     table_cells, texts, wait_el)
+from test_ui import (click, drv, flashed, go, logged_in, no_alert, row_of,  # noqa: F401
+                     shot, table_cells, texts, wait_el)
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -501,7 +501,7 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
     drv.find_element(By.ID, "dom-name").send_keys("bad.test")
     drv.find_element(By.ID, "dom-quar").send_keys("20")
     drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
-    wait_el(drv, "#flash.bad", text="do not rise")
+    flashed(drv, "do not rise", bad=True)
     assert "bad.test" not in dashboard_domains(web)
     click(drv, "#domain-table tbody tr.dash", text="page.test", inner="button.dom-del")
     wait_until(lambda: "page.test" not in dashboard_domains(web), 10,
