@@ -55,6 +55,13 @@ def drv():
     d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or
                                          "/usr/bin/chromedriver"), options=opts)
     d.set_page_load_timeout(30)
+    # POSTERN_TEST_UI_LATENCY_MS=N delays each of the browser's requests by N ms:
+    # what a loaded machine does by chance, on purpose (shakes out tests
+    # that act before the page's loads have answered)
+    latency = int(os.environ.get("POSTERN_TEST_UI_LATENCY_MS", "0"))
+    if latency:
+        d.set_network_conditions(latency=latency, download_throughput=1 << 30,
+                                 upload_throughput=1 << 30)
     os.makedirs(ARTIFACTS, exist_ok=True)
     yield d
     d.quit()
