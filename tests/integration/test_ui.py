@@ -258,6 +258,89 @@ def test_hostile_subjects_are_text_and_run_nothing(st, drv):
     shot(drv, "verdicts-hostile")
 
 
+# Hold back the answer the page's fetch() gets for the next request whose
+# URL matches a regex, by some ms: the order in which a loaded server
+# happens to answer, made on purpose. window.__held counts the held-back
+# requests not yet answered to the page.
+_DELAY = """
+const [pattern, ms] = arguments;
+if (!window.__delays) {
+  window.__delays = [];
+  window.__held = 0;
+  const fetch0 = window.fetch;
+  window.fetch = async (url, opts) => {
+    const i = window.__delays.findIndex(([re]) => new RegExp(re).test(String(url)));
+    if (i < 0) return fetch0(url, opts);
+    const [, wait] = window.__delays.splice(i, 1)[0];
+    window.__held++;
+    try {
+      const r = await fetch0(url, opts);
+      await new Promise((ok) => setTimeout(ok, wait));
+      return r;
+    } finally { window.__held--; }
+  };
+}
+window.__delays.push([pattern, ms]);"""
+
+
+def delay_answer(drv, pattern, ms):
+    """The answer to the page's next request whose URL matches the regex
+    pattern reaches the page ms late (until the page is loaded again)."""
+    drv.execute_script(_DELAY, pattern, ms)
+
+
+def held_answers_landed(drv, timeout=20):
+    wait_until(lambda: drv.execute_script("return window.__held === 0 && !window.__delays.length"),
+               timeout, interval=0.1, what="the held-back answers to reach the page")
+
+
+def test_verdict_log_refreshes_after_a_late_overview(st, drv):
+    """Leaving the overview before its first draw has answered: the
+    overview's 10 s timer used to start when that answer came, in the
+    verdict log, which then saw a timer set and never started its own 3 s
+    refresh. The log shows new mail by itself all the same."""
+    logged_in(drv, st)
+    delay_answer(drv, r"/api/stats", 1500)
+    delay_answer(drv, r"/api/verdicts", 4000)
+    # the overview routed, then at once the log (one script: no webdriver
+    # round trip between them on a loaded machine)
+    drv.execute_async_script("""
+const done = arguments[0];
+window.addEventListener('hashchange', () => setTimeout(() => { location.hash = '#verdicts'; done(); }, 0),
+  { once: true });
+location.hash = '#overview';""")
+    wait_el(drv, "#view-verdicts")
+    held_answers_landed(drv)    # both answers drawn: the overview's came first
+    wait_el(drv, "#verdict-table tbody tr")
+    subject = "ui-late-overview-%d" % time.time_ns()
+    assert send_mail(st.postern.port, subject)[0] == 250
+    st.wait_verdict(subject)
+    row, _ = row_of(drv, "#verdict-table tbody tr", subject, timeout=20)
+    assert "accept" in row
+
+
+def test_verdict_search_outlives_an_older_load(st, drv):
+    """A search asked for while the unfiltered list is on its way: the
+    unfiltered answer, landing last, must not replace the search's rows."""
+    tag = "late-%d" % time.time_ns()
+    for i in range(2):
+        assert send_mail(st.postern.port, "%s %d" % (tag, i))[0] == 250
+        st.wait_verdict("%s %d" % (tag, i))
+    assert send_mail(st.postern.port, "not the search %d" % time.time_ns())[0] == 250
+    logged_in(drv, st)
+    drv.get(st.base + "/#verdicts")
+    wait_el(drv, "#verdict-table tbody tr")
+    delay_answer(drv, r"/api/verdicts\?limit=100$", 3000)    # unfiltered only
+    drv.find_element(By.CSS_SELECTOR, "#verdict-search button").click()   # q empty: unfiltered
+    drv.find_element(By.ID, "verdict-q").send_keys(tag)
+    drv.find_element(By.CSS_SELECTOR, "#verdict-search button").click()
+    wait_until(lambda: len(texts(drv, "#verdict-table td.subj")) == 2, 15,
+               what="the search's two rows")
+    held_answers_landed(drv)
+    cells = texts(drv, "#verdict-table td.subj")
+    assert sorted(cells) == ["%s %d" % (tag, i) for i in range(2)], cells
+
+
 def fill_rule(drv, name, pattern, action):
     drv.find_element(By.ID, "rule-name").clear()
     drv.find_element(By.ID, "rule-name").send_keys(name)

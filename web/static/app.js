@@ -277,7 +277,9 @@ async function loadVerdicts(more) {
   let url = '/api/verdicts?limit=100';
   if (q) url += '&q=' + encodeURIComponent(q);
   if (more && P.verdictBefore) url += '&before=' + P.verdictBefore;
-  const r = await api('GET', url);
+  P.verdictLoads = (P.verdictLoads || 0) + 1;
+  let r;
+  try { r = await api('GET', url); } finally { P.verdictLoads--; }
   if (!current()) return;	// a newer search was asked for meanwhile: its answer wins
   P.verdicts = more ? P.verdicts.concat(r.verdicts) : r.verdicts;
   P.verdictQ = q;
@@ -289,8 +291,11 @@ async function loadVerdicts(more) {
 }
 
 /* The refresh: rows newer than the newest shown, for the search shown (not
- * one typed and not yet asked for); dropped if a load started meanwhile. */
+ * one typed and not yet asked for). None while a load is on its way (the
+ * list it draws is the one to refresh; rows of the shown search would be
+ * prepended to it), and dropped if a load started meanwhile. */
 async function newerVerdicts() {
+  if (P.verdictLoads) return;
   const q = P.verdictQ || '';
   const current = ticket('verdicts', true);
   const r = await api('GET', '/api/verdicts?limit=100' + (q ? '&q=' + encodeURIComponent(q) : ''));
