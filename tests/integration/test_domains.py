@@ -32,8 +32,8 @@ from webapi import send_mail
 # several nodes on one store, as the cluster tests start them
 from test_cluster import EDIT_BOUND, make_cluster, rcpt_reply, store  # noqa: F401
 # the real Chromium of the dashboard tests, and their page helpers
-from test_ui import (click, drv, flashed, go, logged_in, no_alert, row_of,  # noqa: F401
-                     shot, table_cells, texts, wait_el)
+from test_ui import (click, delay_answer, drv, flashed, go, held_answers_landed,  # noqa: F401
+                     logged_in, no_alert, row_of, shot, table_cells, texts, wait_el)
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -508,6 +508,30 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
                what="the policy to be deleted")
     wait_until(lambda: not [t for t in texts(drv, "#domain-table tbody tr") if "page.test" in t], 10,
                what="its row to go")
+    assert no_alert(drv)
+
+
+def test_domains_table_outlives_an_older_reload(web, drv):
+    """A refused save's reload answered after a delete's (held back here,
+    as a loaded server may answer) must not bring the deleted policy's
+    row back."""
+    from selenium.webdriver.common.by import By
+    assert web.bearer().put("/api/domains/late.test", {"quarantine_score": 5})[0] == 201
+    logged_in(drv, web)
+    go(drv, web, "domains")
+    row_of(drv, "#domain-table tbody tr.dash", "late.test")
+    delay_answer(drv, r"/api/domains$", 5000)       # the refused save's reload
+    drv.find_element(By.ID, "dom-name").send_keys("bad.test")
+    drv.find_element(By.ID, "dom-quar").send_keys("20")
+    drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
+    flashed(drv, "do not rise", bad=True)
+    click(drv, "#domain-table tbody tr.dash", text="late.test", inner="button.dom-del")
+    wait_until(lambda: "late.test" not in dashboard_domains(web), 10,
+               what="the policy to be deleted")
+    wait_until(lambda: not [t for t in texts(drv, "#domain-table tbody tr") if "late.test" in t],
+               10, what="its row to go")
+    held_answers_landed(drv)
+    assert not [t for t in texts(drv, "#domain-table tbody tr") if "late.test" in t]
     assert no_alert(drv)
 
 

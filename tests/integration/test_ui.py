@@ -459,6 +459,32 @@ def quar_bulk(drv, st, tag, button):
     return text
 
 
+def test_quarantine_search_outlives_an_older_load(st, drv, held_rule):
+    """The race CI met in the bulk tests, made every time: the unfiltered
+    list answers after the search asked for later, and must not replace
+    the search's rows (nor clear their ticks)."""
+    tag = "qlate-%d" % time.time_ns()
+    for i in range(2):
+        code, text = send_mail(st.postern.port, "UI-HELD-%d %s" % (200 + i, tag))
+        assert "quarantined as" in text, text
+    code, text = send_mail(st.postern.port, "UI-HELD-299 not the search %d" % time.time_ns())
+    assert "quarantined as" in text, text
+    logged_in(drv, st)
+    go(drv, st, "quarantine")
+    delay_answer(drv, r"/api/quarantine\?limit=200&state=held$", 3000)     # unfiltered only
+    drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()     # q empty: unfiltered
+    drv.find_element(By.ID, "quar-q").send_keys(tag)
+    drv.find_element(By.CSS_SELECTOR, "#quar-search button").click()
+    wait_until(lambda: len(texts(drv, "#quar-table td.subj")) == 2, 15, what="the search's rows")
+    click(drv, "#quar-all")
+    held_answers_landed(drv)
+    assert drv.find_element(By.ID, "quar-table").get_attribute("data-q") == tag
+    assert sorted(texts(drv, "#quar-table td.subj")) == ["UI-HELD-%d %s" % (200 + i, tag)
+                                                          for i in range(2)]
+    assert drv.execute_script("return [...document.querySelectorAll('#quar-table .pick')]"
+                              ".every((b) => b.checked)")
+
+
 def test_quarantine_bulk_delete(st, drv, held_rule):
     logged_in(drv, st)
     tag = "bulk-%d" % time.time_ns()
