@@ -62,6 +62,18 @@ def drv():
     if latency:
         d.set_network_conditions(latency=latency, download_throughput=1 << 30,
                                  upload_throughput=1 << 30)
+    # POSTERN_TEST_UI_JITTER_MS=N holds each answer the page's fetch() gets
+    # back by a random 0..N ms: answers land out of order, as on a loaded
+    # machine
+    jitter = int(os.environ.get("POSTERN_TEST_UI_JITTER_MS", "0"))
+    if jitter:
+        d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+const fetch0 = window.fetch;
+window.fetch = async (...args) => {
+  const r = await fetch0(...args);
+  await new Promise((ok) => setTimeout(ok, Math.random() * %d));
+  return r;
+};""" % jitter})
     os.makedirs(ARTIFACTS, exist_ok=True)
     yield d
     d.quit()
