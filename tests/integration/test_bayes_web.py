@@ -349,8 +349,8 @@ def test_verdict_and_quarantine_carry_probability_and_tokens(trained):
 
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
-from test_ui import (_alert, click, csp_violations, drv, go, logged_in,  # noqa: E402,F401
-                     no_alert, quar_bulk, shot, texts, wait_el)
+from test_ui import (_alert, click, csp_violations, drv, flashed, go,  # noqa: E402,F401
+                     logged_in, no_alert, quar_bulk, shot, texts, wait_el)
 
 
 def open_detail(drv, st, view, subject):
@@ -382,10 +382,10 @@ def test_quarantine_detail_shows_classifier_and_buttons_learn(trained, drv):
     shot(drv, "quarantine-classifier")
     spam0, ham0 = learned(st)
     click(drv, "#quar-preview button.learn-ham")
-    wait_el(drv, "#flash", text="as ham")
+    flashed(drv, "as ham")
     assert learned(st) == (spam0, ham0 + 1)
     click(drv, "#quar-preview button.learn-spam")
-    wait_el(drv, "#flash", text="(was ham)")
+    flashed(drv, "(was ham)")
     assert learned(st) == (spam0 + 1, ham0)
     # Still held: learning is not releasing.
     assert st.bearer().get("/api/quarantine/" + f["qid"])[2]["state"] == "held"
@@ -394,7 +394,7 @@ def test_quarantine_detail_shows_classifier_and_buttons_learn(trained, drv):
     confirm = wait_until(lambda: _alert(drv), 10, what="the confirmation dialog")
     assert "spam" in confirm.text
     confirm.accept()
-    wait_el(drv, "#flash", text="Deleted as spam")
+    flashed(drv, "Deleted as spam")
     assert st.bearer().get("/api/quarantine/" + f["qid"])[0] == 404
     assert learned(st) == (spam0 + 1, ham0)
     assert not csp_violations(drv)
@@ -406,7 +406,7 @@ def test_verdict_detail_buttons_learn_while_held(trained, drv):
     open_detail(drv, st, "verdicts", f["subject"])
     spam0, ham0 = learned(st)
     click(drv, "#verdict-detail button.learn-ham")
-    wait_el(drv, "#flash", text="as ham")
+    flashed(drv, "as ham")
     assert learned(st) == (spam0, ham0 + 1)
     shot(drv, "verdict-classifier")
     # Once released, the verdict no longer offers the buttons.
@@ -414,7 +414,10 @@ def test_verdict_detail_buttons_learn_while_held(trained, drv):
     drv.execute_script("document.getElementById('flash').hidden = true")
     click(drv, "#verdict-table tbody tr", text=f["subject"])
     wait_el(drv, "#verdict-detail .bayes")
-    time.sleep(1)   # the held check is asynchronous: give it its chance
+    # the held check is asynchronous: app.js marks the detail data-held
+    # once it has answered (a fixed sleep passed whether it had or not)
+    held_mark = wait_el(drv, "#verdict-detail[data-held]").get_attribute("data-held")
+    assert held_mark == "no", held_mark
     assert not [b for b in drv.find_elements(By.CSS_SELECTOR, "#verdict-detail button.learn-ham")
                 if b.is_displayed()]
     assert no_alert(drv)

@@ -32,7 +32,8 @@ from webapi import send_mail
 # several nodes on one store, as the cluster tests start them
 from test_cluster import EDIT_BOUND, make_cluster, rcpt_reply, store  # noqa: F401
 # the real Chromium of the dashboard tests, and their page helpers
-from test_ui import click, drv, go, logged_in, no_alert, shot, texts, wait_el  # noqa: F401
+from test_ui import (click, delay_answer, drv, flashed, go, held_answers_landed,  # noqa: F401
+                     logged_in, no_alert, row_of, shot, table_cells, texts, wait_el)
 
 RECORDS = ["5.0.0.127.bl.test. 300 IN A 127.0.0.2",
            "7.0.0.127.big.test. 300 IN A 127.0.0.2",
@@ -380,14 +381,13 @@ def test_domains_page_in_chromium(web, drv):
     go(drv, web, "domains")
     wait_el(drv, "#domain-table tbody tr.domain")
     shot(drv, "domains")
-    table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-             for tr in drv.find_elements(By.CSS_SELECTOR, "#domain-table tbody tr")]
+    table = table_cells(drv, "#domain-table tbody tr")
     assert table[0] == ["global", "3", "6", "10", "off", "", "", "", "", ""]
     assert table[1] == ["strict.test", "3", "4", "10", "off", "", "bad.example, @worse.example", "", "",
                         "config"]
     assert table[2][0] == "*.strict2.test"
     assert table[3] == ["big.test", "3", "6", "25", "off", "", "", "192.0.2.0/24", "", "config"]
-    marked = [td.text for td in drv.find_elements(By.CSS_SELECTOR, "#domain-table tr:nth-child(2) td.set")]
+    marked = texts(drv, "#domain-table tr:nth-child(2) td.set")
     assert marked == ["4", "bad.example, @worse.example"]
     assert drv.find_element(By.ID, "dom-early").text == "25"
     assert no_alert(drv)
@@ -491,9 +491,8 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
     drv.find_element(By.ID, "dom-quar").send_keys("5")
     drv.find_element(By.ID, "dom-deny-senders").send_keys("spam.example, @Junk.example")
     drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
-    row = wait_el(drv, "#domain-table tbody tr.dash", text="page.test")
+    _, cells = row_of(drv, "#domain-table tbody tr.dash", "page.test")
     shot(drv, "domains-dashboard")
-    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     assert cells[:9] == ["page.test", "3", "5", "10", "off", "", "spam.example, @junk.example", "", ""]
     assert cells[9].startswith("dashboard")
     saved = dashboard_domains(web)["page.test"]
@@ -502,13 +501,37 @@ def test_domain_policy_created_and_deleted_in_chromium(web, drv):
     drv.find_element(By.ID, "dom-name").send_keys("bad.test")
     drv.find_element(By.ID, "dom-quar").send_keys("20")
     drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
-    wait_el(drv, "#flash.bad", text="do not rise")
+    flashed(drv, "do not rise", bad=True)
     assert "bad.test" not in dashboard_domains(web)
     click(drv, "#domain-table tbody tr.dash", text="page.test", inner="button.dom-del")
     wait_until(lambda: "page.test" not in dashboard_domains(web), 10,
                what="the policy to be deleted")
     wait_until(lambda: not [t for t in texts(drv, "#domain-table tbody tr") if "page.test" in t], 10,
                what="its row to go")
+    assert no_alert(drv)
+
+
+def test_domains_table_outlives_an_older_reload(web, drv):
+    """A refused save's reload answered after a delete's (held back here,
+    as a loaded server may answer) must not bring the deleted policy's
+    row back."""
+    from selenium.webdriver.common.by import By
+    assert web.bearer().put("/api/domains/late.test", {"quarantine_score": 5})[0] == 201
+    logged_in(drv, web)
+    go(drv, web, "domains")
+    row_of(drv, "#domain-table tbody tr.dash", "late.test")
+    delay_answer(drv, r"/api/domains$", 5000)       # the refused save's reload
+    drv.find_element(By.ID, "dom-name").send_keys("bad.test")
+    drv.find_element(By.ID, "dom-quar").send_keys("20")
+    drv.find_element(By.CSS_SELECTOR, "#dom-form button").click()
+    flashed(drv, "do not rise", bad=True)
+    click(drv, "#domain-table tbody tr.dash", text="late.test", inner="button.dom-del")
+    wait_until(lambda: "late.test" not in dashboard_domains(web), 10,
+               what="the policy to be deleted")
+    wait_until(lambda: not [t for t in texts(drv, "#domain-table tbody tr") if "late.test" in t],
+               10, what="its row to go")
+    held_answers_landed(drv)
+    assert not [t for t in texts(drv, "#domain-table tbody tr") if "late.test" in t]
     assert no_alert(drv)
 
 

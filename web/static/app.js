@@ -15,6 +15,18 @@ const P = { csrf: null, user: null, view: null, timer: null, charts: {},
 
 const $ = (id) => document.getElementById(id);
 
+/* A view's loads can overlap (its own first load, a search, the reload
+ * after an action, a refresh timer) and be answered out of order. Each
+ * load takes a ticket, and an answer is drawn only while its ticket is the
+ * newest: ticket('quar') starts a load; ticket('verdicts', true) joins the
+ * current one (a refresh that must not void a search on its way). */
+const tickets = {};
+function ticket(name, join) {
+  if (!join) tickets[name] = (tickets[name] || 0) + 1;
+  const t = tickets[name];
+  return () => tickets[name] === t;
+}
+
 /* el('td', {class: 'x'}, 'text', child) -- children as text or nodes. */
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -105,20 +117,32 @@ async function logout() {
 
 /* -------------------------------------------------------------- routing */
 
-const VIEWS = { overview: loadOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
+const VIEWS = { overview: drawOverview, verdicts: loadVerdicts, quarantine: loadQuarantine,
   rules: loadRules, lists: loadLists, domains: loadDomains };
+/* What a view redraws while it is open, and how often (ms). */
+const REFRESH = { overview: [() => drawOverview(), 10000], verdicts: [() => newerVerdicts(), 3000] };
 
 function stopTimer() { if (P.timer) clearInterval(P.timer); P.timer = null; }
 
+/* Show the view the hash names and load it. Its refresh timer starts here,
+ * not when the load answers: a load answered after the admin moved on
+ * would start a timer no route stops. The section gets data-loaded once
+ * this route's load has been drawn (tests wait for it). */
 function route() {
   if (!P.csrf) return;
   const name = (location.hash || '#overview').slice(1);
   const view = VIEWS[name] ? name : 'overview';
+  const current = ticket('route');
+  const sec = $('view-' + view);
   P.view = view;
   stopTimer();
+  delete sec.dataset.loaded;
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== 'view-' + view;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.view === view);
-  VIEWS[view]().catch((e) => flash(e.message, true));
+  VIEWS[view]().then(() => { if (current()) sec.dataset.loaded = 'yes'; })
+    .catch((e) => flash(e.message, true));
+  const r = REFRESH[view];
+  if (r) P.timer = setInterval(() => r[0]().catch(() => {}), r[1]);
 }
 
 /* ------------------------------------------------------------- overview */
@@ -132,11 +156,6 @@ const OUTCOME_COLORS = { accept: '#1e7b34', quarantine: '#7b3fa8', reject: '#b32
   'backend-reject': '#e0746c', 'backend-tempfail': '#7fa6e0', 'backend-lost': '#5a6b80', abandoned: '#b8bec8' };
 const BUCKET = { hour: 60, day: 1800, week: 21600 };
 
-async function loadOverview() {
-  await drawOverview();
-  P.timer = setInterval(() => drawOverview().catch(() => {}), 10000);
-}
-
 function tile(label, n) {
   return el('div', { class: 'tile' }, el('div', { class: 'n' }, String(n)), el('div', { class: 'l' }, label));
 }
@@ -148,7 +167,9 @@ function topTable(id, rows) {
 }
 
 async function drawOverview() {
+  const current = ticket('overview');
   const s = await api('GET', '/api/stats?range=' + P.range);
+  if (!current()) return;	// a newer draw (another range, the timer) was asked for
   const tot = s.totals || {};
   const live = s.live || {};
   const sum = (k) => tot['outcome:' + k] || 0;
@@ -167,7 +188,8 @@ async function drawOverview() {
   topTable('top-clients', top.clients || []);
   topTable('top-domains', top.sender_domains || []);
   topTable('top-rules', top.rules || []);
-  drawDnsLists(await api('GET', '/api/lists'));
+  const lists = await api('GET', '/api/lists');
+  if (current()) drawDnsLists(lists);
 }
 
 /* Each DNS list's health (rbl.health_interval): a list whose state is not
@@ -250,22 +272,34 @@ function drawVerdictChart(sum) {
 /* The verdict log, newest first; "more" appends older rows. While the page
  * is open, newer transactions are prepended every few seconds. */
 async function loadVerdicts(more) {
-  const q = $('verdict-q').value.trim();
+  const q = more ? P.verdictQ : $('verdict-q').value.trim();
+  const current = ticket('verdicts');
   let url = '/api/verdicts?limit=100';
   if (q) url += '&q=' + encodeURIComponent(q);
   if (more && P.verdictBefore) url += '&before=' + P.verdictBefore;
-  const r = await api('GET', url);
+  P.verdictLoads = (P.verdictLoads || 0) + 1;
+  let r;
+  try { r = await api('GET', url); } finally { P.verdictLoads--; }
+  if (!current()) return;	// a newer search was asked for meanwhile: its answer wins
   P.verdicts = more ? P.verdicts.concat(r.verdicts) : r.verdicts;
+  P.verdictQ = q;
+  $('verdict-table').dataset.q = q;	// which search the rows answer
   P.verdictBefore = r.verdicts.length ? r.verdicts[r.verdicts.length - 1].id : 0;
   $('verdict-more').hidden = r.verdicts.length < 100;
   drawVerdicts();
   if (!more) $('verdict-detail').hidden = true;
-  if (!P.timer) P.timer = setInterval(() => newerVerdicts().catch(() => {}), 3000);
 }
 
+/* The refresh: rows newer than the newest shown, for the search shown (not
+ * one typed and not yet asked for). None while a load is on its way (the
+ * list it draws is the one to refresh; rows of the shown search would be
+ * prepended to it), and dropped if a load started meanwhile. */
 async function newerVerdicts() {
-  const q = $('verdict-q').value.trim();
+  if (P.verdictLoads) return;
+  const q = P.verdictQ || '';
+  const current = ticket('verdicts', true);
   const r = await api('GET', '/api/verdicts?limit=100' + (q ? '&q=' + encodeURIComponent(q) : ''));
+  if (!current()) return;
   const top = P.verdicts.length ? P.verdicts[0].id : 0;
   const fresh = r.verdicts.filter((v) => v.id > top);
   if (!fresh.length) return;
@@ -359,21 +393,26 @@ async function learnAs(id, cls) {
 /* A quarantine verdict names its message in the reply the client got
  * (logged as backend_reply: the quarantine answered in the backend's
  * place); while that message is still held, the verdict offers the
- * learning buttons. */
-async function verdictLearn(v, d) {
+ * learning buttons. The detail's data-held says "yes" or "no" once the
+ * check is done (tests wait for it), unless another detail was opened
+ * meanwhile (current). */
+async function verdictLearn(v, d, current) {
   const m = v.verdict === 'quarantine' &&
     /quarantined as ([A-Za-z0-9_-]+)/.exec((v.backend_reply || '') + ' ' + (v.reply || ''));
-  if (!m) return;
-  let q;
-  try { q = await api('GET', '/api/quarantine/' + encodeURIComponent(m[1])); } catch (e) { return; }
-  if (q.state !== 'held' || d.dataset.vid !== String(v.id)) return;
-  d.appendChild(el('div', {}, el('h3', {}, 'Held as ' + m[1]), learnButtons(m[1])));
+  let q = null;
+  if (m) try { q = await api('GET', '/api/quarantine/' + encodeURIComponent(m[1])); } catch (e) { q = null; }
+  if (!current()) return;
+  const held = !!q && q.state === 'held';
+  if (held) d.appendChild(el('div', {}, el('h3', {}, 'Held as ' + m[1]), learnButtons(m[1])));
+  d.dataset.held = held ? 'yes' : 'no';
 }
 
 function showVerdict(v, tr) {
   for (const r of tr.parentNode.children) r.classList.remove('sel');
   tr.classList.add('sel');
+  const current = ticket('verdict-detail');
   const d = clear($('verdict-detail'));
+  delete d.dataset.held;
   d.append(el('h3', {}, 'Transaction ' + (v.sid || v.id)),
     kv([['Time', fmtTime(v.ts)], ['Client', v.client_ip + (v.client_name ? ' (' + v.client_name + ')' : '')],
       ['HELO', v.helo], ['From', v.mail_from], ['To', list(v.rcpts)], ['Subject', v.subject],
@@ -385,8 +424,7 @@ function showVerdict(v, tr) {
   d.appendChild(ruleFromButtons(v));
   const bb = bayesBox(v.checks);
   if (bb) d.appendChild(bb);
-  d.dataset.vid = String(v.id);
-  verdictLearn(v, d).catch(() => {});
+  verdictLearn(v, d, current).catch(() => {});
   d.hidden = false;
   d.scrollIntoView({ block: 'nearest' });
 }
@@ -429,10 +467,10 @@ function reasonText(m) {
 async function loadQuarantine() {
   const q = $('quar-q').value.trim();
   const state = $('quar-state').value;
-  const seq = P.quarSeq = (P.quarSeq || 0) + 1;
+  const current = ticket('quar');
   const r = await api('GET', '/api/quarantine?limit=200' + (q ? '&q=' + encodeURIComponent(q) : '') +
     (state ? '&state=' + state : ''));
-  if (seq !== P.quarSeq) return;	// a newer search was asked for meanwhile: its answer wins
+  if (!current()) return;	// a newer search was asked for meanwhile: its answer wins
   P.quar = r.messages || [];
   const tb = clear($('quar-table').tBodies[0]);
   $('quar-table').dataset.q = q;	// which search the rows answer (a late load replaces an earlier one's)
@@ -457,8 +495,10 @@ async function previewQuar(m, tr) {
   for (const r of tr.parentNode.children) r.classList.remove('sel');
   tr.classList.add('sel');
   const id = qid(m);
+  const current = ticket('quar-preview');
   const [detail, raw] = await Promise.all([api('GET', '/api/quarantine/' + encodeURIComponent(id)),
     api('GET', '/api/quarantine/' + encodeURIComponent(id) + '/raw')]);
+  if (!current()) return;	// another row was clicked meanwhile
   const d = clear($('quar-preview'));
   const q = detail;
   const pairs = [['Received', fmtTime(q.ts)],
@@ -543,7 +583,9 @@ function hitsCell(hits) {
 }
 
 async function loadRules() {
+  const current = ticket('rules');
   const r = await api('GET', '/api/rules');
+  if (!current()) return;	// a save or delete reloads the list again: its answer wins
   P.rules = r.rules || [];
   const tb = clear($('rule-table').tBodies[0]);
   if (!P.rules.length) tb.appendChild(el('tr', {}, el('td', { colSpan: 8, class: 'hint' }, 'No rules yet.')));
@@ -598,18 +640,18 @@ async function checkRule() {
   const hint = $('rule-check');
   const where = $('rule-where');
   const rule = ruleFromForm();
+  const current = ticket('rule-check');	// an older check's answer must not overwrite this one
   where.hidden = true;
   $('rule-pattern').classList.remove('bad');
   if (!rule.name || !rule.pattern) { hint.textContent = 'Name and pattern are required.'; hint.className = 'hint'; return false; }
-  const seq = (checkRule.seq = (checkRule.seq || 0) + 1);
   try {
     await api('POST', '/api/rules/validate', rule);
-    if (seq !== checkRule.seq) return false;
+    if (!current()) return false;
     hint.textContent = 'Pattern compiles.';
     hint.className = 'hint good';
     return true;
   } catch (e) {
-    if (seq !== checkRule.seq) return false;
+    if (!current()) return false;
     hint.textContent = e.message;
     hint.className = 'hint bad';
     if (e.data && typeof e.data.offset === 'number') {
@@ -644,17 +686,21 @@ async function testRule() {
   const body = { rule: ruleFromForm() };
   const qidv = $('rule-test-qid').value.trim();
   if (qidv) body.quarantine_id = qidv; else body.message = $('rule-test-msg').value.replace(/\r?\n/g, '\r\n');
+  const current = ticket('rule-test');
   try {
     const r = await api('POST', '/api/rules/test', body);
+    if (!current()) return;
     out.textContent = r.matched ? 'Matches in ' + r.where + ' at ' + r.offset + ': \u201c' + r.excerpt + '\u201d' : 'No match.';
     out.className = 'hint ' + (r.matched ? 'good' : '');
-  } catch (e) { out.textContent = e.message; out.className = 'hint bad'; }
+  } catch (e) { if (current()) { out.textContent = e.message; out.className = 'hint bad'; } }
 }
 
 /* ------------------------------------------------ greylist and access */
 
 async function loadLists() {
+  const current = ticket('lists');
   const [g, a] = await Promise.all([api('GET', '/api/greylist?limit=500'), api('GET', '/api/access')]);
+  if (!current()) return;	// an action reloads the lists again: its answer wins
   P.grey = g; P.access = a.entries || [];
   drawGrey();
   drawAccess();
@@ -732,7 +778,9 @@ const DOM_KEYS = [['tag_score', 'policy.tag_score', 'dom-tag'],
   ['deny_clients', 'access.deny_clients', 'dom-deny-clients']];
 
 async function loadDomains() {
+  const current = ticket('domains');
   const r = await api('GET', '/api/domains');
+  if (!current()) return;	// a save or delete reloads the table again: its answer wins
   $('dom-early').textContent = String(r.global.reject_score_before_rcpt);
   const tb = clear($('domain-table').tBodies[0]);
   const cell = (p, k) => {
