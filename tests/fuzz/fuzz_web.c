@@ -33,6 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	static struct conf *c;
 	struct web_req r = { 0 };
 	struct web_resp resp = { 0 };
+	char *body;
 
 	if (quar_id_wellformed(d, n))
 		return 0;
@@ -41,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	r.method = "POST";
 	r.path = "/api/rules/test";
 	r.ctype = "application/json";
-	r.body = fuzz_str(d, n);
+	r.body = body = fuzz_str(d, n);
 	r.len = n;
 	r.conf = c;
 	snprintf(r.ip, sizeof(r.ip), "127.0.0.1");
@@ -52,6 +53,6 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	free(resp.body);
 	free(resp.disposition);
 	free(resp.cookie);
-	free(r.body);
+	free(body);
 	return 0;
 }
