@@ -129,6 +129,10 @@ be_reply_feed(struct be_reply *r, const char *line, size_t len)
 	if (len > LIM_REPLY_LINE || r->nlines >= LIM_REPLY_LINES ||
 	    r->text.len + len + 2 > LIM_REPLY_TOTAL)
 		return -1;
+	/* a NUL is no reply text (RFC 5321 4.2) and would cut the reply
+	 * short wherever it is read as a C string */
+	if (memchr(line, '\0', len) != NULL)
+		return -1;
 	r->code = code;
 	buf_add(&r->text, line, len);
 	buf_add(&r->text, "\r\n", 2);

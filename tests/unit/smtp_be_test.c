@@ -39,6 +39,8 @@ T_CASE(reply_malformed)
 	T_EQ_INT(feed(&r, "250-a"), 0);
 	T_EQ_INT(feed(&r, "251 b"), -1);	/* codes must agree */
 	be_reply_clear(&r);
+	T_EQ_INT(be_reply_feed(&r, "220 mx\0x", 9), -1);	/* a NUL in the text (fuzz_be) */
+	be_reply_clear(&r);
 	/* bounded in lines */
 	int rc = 0, i;
 	for (i = 0; i < 1000 && rc == 0; i++)
