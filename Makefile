@@ -143,6 +143,7 @@ run: all
 bench: all $(BENCHES)
 	@sh .ci/deps bench
 	$(B)/bench/rules_bench
+	$(B)/bench/dompol_bench
 	$(PYTHON) bench/spf_bench.py
 	$(PYTHON) bench/auth_bench.py
 	$(PYTHON) bench/policy_bench.py
