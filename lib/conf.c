@@ -289,7 +289,7 @@ static const struct conf_key keys[] = {
 	  "total quarantine size; past it quarantine verdicts answer 452 (tempfail)" },
 	{ "quarantine.digest", T_STR, O(quarantine_digest), "off", 0, 0, NULL,
 	  "when recipients get a digest of their newly quarantined mail: off, hourly, or daily HH:MM (local time); needs web.public_url" },
-	{ "quarantine.digest_domains", T_LIST, O(quarantine_digest_domains), "", 0, 0, NULL,
+	{ "quarantine.digest_domains", T_DOMAINS, O(quarantine_digest_domains), "", 0, 0, NULL,
 	  "only recipients in these domains (comma-separated; .example.org: its subdomains) get digests; empty = every recipient" },
 	{ "quarantine.digest_from", T_STR, O(quarantine_digest_from), "", 0, 0, NULL,
 	  "sender address of digests (header and envelope); empty = postmaster@ proxy.hostname" },

@@ -177,7 +177,7 @@ struct conf {
 	char	*quarantine_digest;	/* "off", "hourly" or "daily HH:MM" */
 	int	 digest_every;		/* seconds between rounds; 0 = off (conf_check) */
 	int	 digest_at;		/* daily: seconds after local midnight */
-	char	*quarantine_digest_domains;	/* recipients' domains; "" = all */
+	struct relay_list *quarantine_digest_domains;	/* recipients' domains; NULL = all */
 	char	*quarantine_digest_from;	/* "" = postmaster@proxy.hostname */
 	long long quarantine_digest_link_lifetime;
 	int	 quarantine_digest_allow_link;	/* offer "release and allow sender" */

@@ -10,6 +10,7 @@
 #include "db/db.h"
 #include "lib/buf.h"
 #include "lib/conf.h"
+#include "lib/relay.h"
 #include "lib/util.h"
 #include "policy/dlink.h"
 #include "policy/dmail.h"
@@ -41,7 +42,6 @@ struct digest_collect {
 	int	 full;			/* DIGEST_MAX_PAIRS reached */
 };
 
-static int	 digest_domain_ok(const char *list, const char *rcpt);
 static void	 digest_parse(struct digest_round *r, const char *val);
 static int	 digest_behind_cmp(const void *a, const void *b);
 static time_t	 digest_since(const struct digest_round *r, const char *rcpt);
@@ -50,29 +50,6 @@ static int	 digest_row(void *arg, const struct db_quar_row *row);
 static int	 digest_pair_cmp(const void *a, const void *b);
 static int	 digest_compose(const struct conf *, time_t now, struct digest_collect *,
 		    struct digest_round *, char *err, size_t errsz);
-
-/* Is rcpt's domain in the comma-separated list ("" = every domain)? */
-static int
-digest_domain_ok(const char *list, const char *rcpt)
-{
-	const char *at = strrchr(rcpt, '@'), *dom = at ? at + 1 : "";
-	char *copy, *save = NULL;
-	int ok = 0;
-	size_t dl = strlen(dom);
-
-	if (strspn(list, ", \t") == strlen(list))
-		return 1;
-	copy = xstrdup(list);
-	for (char *e = strtok_r(copy, ", \t", &save); e && !ok; e = strtok_r(NULL, ", \t", &save)) {
-		size_t el = strlen(e);
-		if (e[0] == '.')
-			ok = dl > el && strcasecmp(dom + dl - el, e) == 0;
-		else
-			ok = strcasecmp(dom, e) == 0;
-	}
-	free(copy);
-	return ok;
-}
 
 /* The last round's value (digest.h): its end, then "SINCE RECIPIENT"
  * lines, into r->since and r->behind (sorted for digest_since). A line
@@ -158,7 +135,7 @@ digest_row(void *arg, const struct db_quar_row *row)
 
 	dc->rows++;
 	for (int i = 0; i < q->nrcpts; i++) {
-		if (!digest_domain_ok(dc->c->quarantine_digest_domains, q->rcpts[i]) ||
+		if (!relay_allows(dc->c->quarantine_digest_domains, NULL, q->rcpts[i]) ||
 		    q->ts <= digest_since(dc->r, q->rcpts[i]))
 			continue;
 		if (dc->npairs == DIGEST_MAX_PAIRS) {
