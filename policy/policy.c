@@ -65,7 +65,7 @@ static int	 pol_check_on(const struct pol_session *, const struct pol_check *,
 		    enum pol_stage);
 static int	 pol_missed(const struct pol_session *);
 static void	 pol_stage_done(struct pol_session *, enum pol_stage);
-static void	 pol_snap_take(const struct pol_session *, struct pol_snap *);
+static void	 pol_snap_take(const struct pol_session *, enum pol_stage, struct pol_snap *);
 static void	 pol_snap_end(struct pol_session *, struct pol_snap *, int keep);
 static void	 pol_results_cut(struct pol_session *, int n);
 static void	 pol_results_drop(struct pol_session *, int keep_session);
@@ -492,7 +492,7 @@ pol_run_here(struct pol_session *ps, enum pol_stage stage, const struct pol_msg 
 	unsigned ran = 0;
 	int kept;
 
-	pol_snap_take(ps, &snap);
+	pol_snap_take(ps, stage, &snap);
 	ps->spec = 1;
 	ps->spec_missed = 0;
 	dns_spec_begin();
@@ -534,13 +534,14 @@ pol_missed(const struct pol_session *ps)
 }
 
 static void
-pol_snap_take(const struct pol_session *ps, struct pol_snap *s)
+pol_snap_take(const struct pol_session *ps, enum pol_stage stage, struct pol_snap *s)
 {
 	s->nresults = ps->nresults;
 	s->score = ps->score;
 	s->allow = ps->allow;
 	s->dns = ps->dns;
-	s->client_name = xstrdup(ps->client_name);
+	/* only rdns, at CONNECT, names the client */
+	s->client_name = stage == POL_CONNECT ? xstrdup(ps->client_name) : NULL;
 	memcpy(s->found, &ps->found, sizeof(s->found));
 }
 
@@ -556,9 +557,11 @@ pol_snap_end(struct pol_session *ps, struct pol_snap *s, int keep)
 		ps->allow = s->allow;
 		ps->dns = s->dns;
 		memcpy(&ps->found, s->found, sizeof(s->found));
-		free(ps->client_name);
-		ps->client_name = s->client_name;
-		s->client_name = NULL;
+		if (s->client_name != NULL) {
+			free(ps->client_name);
+			ps->client_name = s->client_name;
+			s->client_name = NULL;
+		}
 	}
 	free(s->client_name);
 }
@@ -785,7 +788,9 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	struct dompol_limits lim;
 
 	dompol_limits(c, ps->dom_stage, &lim);
-	if (stage < POL_RCPT)	/* no domain known: reject what every policy would */
+	/* No domain known: reject what every policy would. That bar is never
+	 * below the global one, so below it the walk is not needed. */
+	if (stage < POL_RCPT && ps->score >= lim.reject)
 		lim.reject = dompol_reject_early(ps);
 	d->score = ps->score;
 	if (pol_allowed(ps, stage) && !ps->hard.binding) {
