@@ -448,12 +448,17 @@ int	 db_edit_bump(void);
  * token itself is never stored), so that a login on one node is valid on
  * every node. user and csrf are at most DB_SESSION_TEXT - 1 bytes. */
 #define DB_SESSION_TEXT	128
+/* A session's last use is written at most this often: a dashboard asks
+ * every few seconds, and the idle limit is hours. */
+#define DB_SESSION_TOUCH_S	60
 /* Store a new session created (and seen) at now. 0 or -1. */
 int	 db_session_put(const char *hash, const char *user, const char *csrf,
 	    time_t now);
 /* Look a session up: 1 and user/csrf filled (NUL-terminated, cut to their
  * sizes) when it was seen at or after idle_cut and created at or after
- * age_cut -- its seen time then moves to now; 0 when unknown or expired;
+ * age_cut -- its seen time then moves to now, at most every
+ * DB_SESSION_TOUCH_S (a failed move is logged, not an error); 0 when
+ * unknown or expired;
  * -1 on error. */
 int	 db_session_get(const char *hash, time_t now, time_t idle_cut,
 	    time_t age_cut, char *user, size_t ulen, char *csrf, size_t clen);

@@ -2176,14 +2176,15 @@ pg_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
 		seen = (time_t)pg_ll(r, 0, 2);
 	}
 	PQclear(r);
-	if (!found || seen >= now)
+	if (!found || seen + DB_SESSION_TOUCH_S > now)
 		return found;
+	/* a failed touch is logged; the session found stays valid */
 	pa_str(&a, hash);
 	pa_int(&a, (long long)now);
-	found = pg_cmd("UPDATE web_sessions SET seen = $2 WHERE hash = $1 AND seen < $2",
-	    &a, "touch session") < 0 ? -1 : 1;
+	(void)pg_cmd("UPDATE web_sessions SET seen = $2 WHERE hash = $1 AND seen < $2",
+	    &a, "touch session");
 	pa_free(&a);
-	return found;
+	return 1;
 }
 
 static int

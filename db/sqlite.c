@@ -1826,14 +1826,13 @@ sq_session_get(const char *hash, time_t now, time_t idle_cut, time_t age_cut,
 	}
 	if (rc == SQLITE_DONE)
 		return 0;
-	if (seen < now) {
-		if ((st = sq_prep(h, "UPDATE web_sessions SET seen = ?2"
-		    " WHERE hash = ?1 AND seen < ?2")) == NULL)
-			return -1;
+	/* a failed touch is logged; the session found stays valid */
+	if (seen + DB_SESSION_TOUCH_S <= now &&
+	    (st = sq_prep(h, "UPDATE web_sessions SET seen = ?2"
+	    " WHERE hash = ?1 AND seen < ?2")) != NULL) {
 		sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-		if (sq_step_done(h, st, "touch web session") == -1)
-			return -1;
+		(void)sq_step_done(h, st, "touch web session");
 	}
 	return 1;
 }
