@@ -230,20 +230,25 @@ dpage_act(struct web_req *r, struct web_resp *resp, const struct dlink *l,
 			    "gone already." : "The quarantine cannot be changed right now.", m, NULL);
 		return;
 	}
+	const char *done = "The message was released and is on its way to your mailbox.";
 	if (l->action == DLINK_ALLOW && strcmp(m->from, "<>") != 0) {
 		snprintf(note, sizeof(note), "digest: allowed by %s (message %s)", l->rcpt, l->id);
-		if (access_entry_valid("allow", "sender", m->from, 1, why, sizeof(why)) == -1 ||
-		    db_access_add("allow", "sender", m->from, note) == -1) {
+		if (access_entry_valid("allow", "sender", m->from, 1, why, sizeof(why)) == -1) {
+			/* no retry would make it valid: release without the entry */
+			log_warn("web: digest link of %s: sender %s cannot be allowed (%s); "
+			    "releasing only", l->rcpt, m->from, why);
+			done = "The message was released and is on its way to your mailbox. "
+			    "Its sender's address cannot go on the allow list.";
+		} else if (db_access_add("allow", "sender", m->from, note) == -1) {
 			dpage_page(resp, 503, "Try again later", "The sender could not be added "
 			    "to the allow list; nothing was done.", m, NULL);
 			return;
-		}
-		log_info("web: digest link of %s: sender %s allowed", l->rcpt, m->from);
+		} else
+			log_info("web: digest link of %s: sender %s allowed", l->rcpt, m->from);
 	}
 	rc = qsend_release(r->conf, l->id, who, err, sizeof(err));
 	if (rc == 0)
-		dpage_page(resp, 200, dpage_verbs[l->action][1], "The message was released "
-		    "and is on its way to your mailbox.", m, NULL);
+		dpage_page(resp, 200, dpage_verbs[l->action][1], done, m, NULL);
 	else if (rc == 2)
 		dpage_page(resp, 409, "Already released", "This message was already "
 		    "released; a link releases it once.", m, NULL);

@@ -433,6 +433,22 @@ def test_delete_and_allow_links(env):
     assert env.state(keep) == "released"
 
 
+def test_allow_link_with_a_sender_no_entry_can_hold_still_releases(env):
+    # a quoted local part with a space is a valid SMTP sender but no valid
+    # allow entry: the link must release (once) rather than answer "try
+    # again later" for ever
+    qid = env.quarantine("oddsender", sender='"a b"@example.net')
+    env.round()
+    wait_until(lambda: len(env.digests()) == 1, 30, what="digest")
+    status, page = http(link_for(env, "bob@example.org", "me oddsender", 2), "POST")
+    assert status == 200 and "cannot go on the allow list" in page, page
+    wait_until(lambda: len(env.delivered("oddsender")) == 1, 30, what="release via Postfix")
+    assert env.state(qid) == "released"
+    rc, out, _ = env.cli("access", "list", "sender")
+    assert "a b" not in out
+    assert "cannot be allowed" in env.p.log()
+
+
 def test_allow_link_can_be_turned_off(env):
     qid = env.quarantine("noallow", sender="pal@example.net")
     env.round()
