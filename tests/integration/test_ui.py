@@ -395,6 +395,9 @@ def test_rule_built_in_editor_matches_next_message(st, drv):
         return [r["enabled"] for r in api.get("/api/rules")[2]["rules"]
                 if r["name"] == "ui_quarantine"][0]
     # (its own row: other tests' rules may be listed first)
+    # the editor's own "saved" is still in the flash: clear it, so the
+    # toggle's message is the one read
+    drv.execute_script("document.getElementById('flash').textContent = ''")
     click(drv, "#rule-table tbody tr", text="ui_quarantine", inner="input[type=checkbox]")
     wait_until(lambda: enabled() is False, 10, what="the rule to be disabled")
     flashed(drv, "saved")
