@@ -280,12 +280,11 @@ dompol_describe(const struct conf *c, const struct conf_domain *d, char *buf,
 }
 
 void
-dompol_stage(struct pol_session *ps, int stage, int split)
+dompol_stage(struct pol_session *ps, int stage)
 {
-	if (split)
-		dompol_pin(ps, stage);
+	dompol_pin(ps, stage);
 	ps->dom_stage = dompol_of_stage(ps, stage);
-	if (!split || ps->hard.set || (stage != POL_RCPT && stage != POL_DATA))
+	if (ps->hard.set || (stage != POL_RCPT && stage != POL_DATA))
 		return;
 	if (stage == POL_RCPT && ps->nrcpts > 0 &&
 	    !dompol_same(ps->conf, ps->dom, ps->dom_stage))

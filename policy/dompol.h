@@ -95,9 +95,8 @@ const struct conf_domain *dompol_of_stage(const struct pol_session *, int stage)
 /* Called by pol_run() before a stage's checks (after the relay guard):
  * notes the stage's policy in the session, splits a RCPT whose policy
  * differs from the transaction's (452 4.5.3), and records which domain
- * policy decides. Also before pol_stage_needed's probe (split = 0): the
- * stage's policy only. */
-void	 dompol_stage(struct pol_session *, int stage, int split);
+ * policy decides. */
+void	 dompol_stage(struct pol_session *, int stage);
 
 extern const struct pol_check dompol_check;
 

@@ -618,7 +618,7 @@ pol_run_stage(struct pol_session *ps, enum pol_stage stage, const struct pol_msg
 	}
 	if (stage == POL_RCPT)
 		pol_relay_guard(ps);
-	dompol_stage(ps, stage, 1);
+	dompol_stage(ps, stage);
 	for (size_t i = 0; checks[i] != NULL && !ps->hard.set; i++) {
 		const struct pol_check *ck = checks[i];
 		if (pol_allowed(ps, stage) || !pol_check_on(ps, ck, stage))
@@ -669,15 +669,16 @@ pol_stage_needed(const struct pol_session *ps, enum pol_stage stage,
 {
 	struct dompol_limits lim;
 
-	dompol_limits(ps->conf, dompol_of_stage(ps, stage), &lim);
 	/* Work pol_run() does around the checks: quar_tick may expire
 	 * quarantined files; a score at quarantine_score already means a
 	 * copy to store. */
 	if (stage == POL_MAIL && quar_tick_due())
 		return 1;
-	if (stage == POL_DATA && (msg == NULL || msg->len > POL_INLINE_MSG_MAX ||
-	    ps->score >= lim.quarantine))
-		return 1;
+	if (stage == POL_DATA) {
+		dompol_limits(ps->conf, dompol_of_stage(ps, stage), &lim);
+		if (msg == NULL || msg->len > POL_INLINE_MSG_MAX || ps->score >= lim.quarantine)
+			return 1;
+	}
 	if (pol_allowed(ps, stage))
 		return 0;
 	for (size_t i = 0; checks[i] != NULL; i++)
@@ -828,7 +829,10 @@ pol_decide(struct pol_session *ps, enum pol_stage stage, const struct pol_msg *m
 	}
 	/* Committed before the 250, or turned into a 4xx (quar_store also
 	 * refuses with 550 when quarantine.enabled = no). Storing waits on
-	 * the disk: on the I/O loop the stage goes to a worker instead. */
+	 * the disk: on the I/O loop the stage goes to a worker instead, which
+	 * runs the stage's checks again. That is the price of one undo path
+	 * for every miss: a DATA stage runs on the loop only when it is cheap
+	 * (no content rules, an idle classifier), and quarantining is rare. */
 	if (stage == POL_DATA && d->verdict == POL_QUARANTINE && msg != NULL &&
 	    !ps->dry_run) {
 		if (ps->spec)
