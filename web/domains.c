@@ -20,17 +20,6 @@ static json_t	*domains_policy(const struct conf *, const struct conf_domain *);
 static json_t	*domains_list(const char *);
 static void	 domains_get(struct web_req *, struct web_resp *);
 static int	 domains_status(enum domtab_rc);
-static int	 domains_in_conf(const struct conf *, const char *name);
-
-/* Has the config a section called name? 1 or 0. */
-static int
-domains_in_conf(const struct conf *c, const char *name)
-{
-	for (int i = 0; i < c->ndomains; i++)
-		if (strcmp(c->domains[i].name, name) == 0)
-			return 1;
-	return 0;
-}
 
 /* "a, b" as ["a", "b"]. */
 static json_t *
@@ -100,7 +89,7 @@ domains_get(struct web_req *r, struct web_resp *resp)
 	for (int i = 0; (d = domtab_at(t, i)) != NULL; i++) {
 		o = domains_policy(c, d);
 		json_object_set_new(o, "source", json_string("dashboard"));
-		json_object_set_new(o, "shadowed", json_boolean(domains_in_conf(c, d->name)));
+		json_object_set_new(o, "shadowed", json_boolean(conf_dom_index_find(&c->dom_index, d->name) != NULL));
 		json_array_append_new(arr, o);
 	}
 	global = domains_policy(c, NULL);
