@@ -236,12 +236,11 @@ web_gate(struct web_req *r, struct web_resp *resp)
 	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
 	    WEB_COOKIE);
 	const char *sent;
-	char csrf[AUTH_TOKEN_HEX + 1];
 	int live;
 
 	if (authz != NULL)
 		return web_gate_bearer(r, resp, authz);
-	if (cookie != NULL && (live = auth_session_get(cookie, r->user, csrf)) == -1) {
+	if (cookie != NULL && (live = auth_session_get(cookie, r->user, r->csrf)) == -1) {
 		web_error(resp, 503, "the database cannot check the session now; retry");
 		return -1;
 	}
@@ -252,7 +251,7 @@ web_gate(struct web_req *r, struct web_resp *resp)
 	/* A cookie rides along on cross-site requests; the CSRF token, which
 	 * only our own page can read, proves the request came from it. */
 	sent = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
-	if (web_state_change(r->method) && (sent == NULL || !auth_secret_eq(sent, csrf))) {
+	if (web_state_change(r->method) && (sent == NULL || !auth_secret_eq(sent, r->csrf))) {
 		web_error(resp, 403, "missing or wrong X-CSRF-Token");
 		return -1;
 	}
@@ -364,19 +363,16 @@ web_logout(struct web_req *r, struct web_resp *resp)
 	web_json(resp, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* The page asks who it is after a reload: user and the CSRF token. */
+/* The page asks who it is after a reload: user and the CSRF token (the
+ * gate read both; a bearer has no token). */
 static void
 web_session(struct web_req *r, struct web_resp *resp)
 {
-	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
-	    WEB_COOKIE);
-	char user[AUTH_MAX_USER + 1], csrf[AUTH_TOKEN_HEX + 1];
-
-	if (cookie == NULL || auth_session_get(cookie, user, csrf) != 1) {
+	if (*r->csrf == '\0') {
 		web_json(resp, 200, json_pack("{s:s}", "user", r->user));
 		return;
 	}
-	web_json(resp, 200, json_pack("{s:s, s:s}", "user", user, "csrf", csrf));
+	web_json(resp, 200, json_pack("{s:s, s:s}", "user", r->user, "csrf", r->csrf));
 }
 
 static void

@@ -32,6 +32,7 @@ struct web_req {
 	char		 net[72];	/* ip, or its /64 for IPv6: failures count here */
 	char		 from[140];	/* for logs: "ip" or "ip via peer" */
 	char		 user[80];	/* who: a user name, or "api-token" */
+	char		 csrf[72];	/* the session's CSRF token; "" for a bearer */
 	struct conf	*conf;
 };
 
