@@ -55,6 +55,7 @@ struct pgc {
 	int		 nprep;
 	const char	*prep[PG_PREP_MAX];	/* statement "sN" is prep[N] */
 	uint64_t	 next_try;	/* no connect before (time_mono_ms) */
+	uint64_t	 born;		/* connected at (time_mono_ms) */
 };
 
 /* One statement's parameters, as libpq takes them: text, or binary for
@@ -84,7 +85,7 @@ static void	 pg_msg(char *out, size_t len, const char *msg);
 static void	 pg_notice(void *arg, const char *msg);
 static struct pgc *pg_conn(void);
 static void	 pg_outage(const char *msg);
-static void	 pg_up(int wrote);
+static void	 pg_up(const struct pgc *pc, int wrote);
 static int	 pg_lost(const char *state);
 static int	 pg_fail(struct pgc *pc, PGresult *r, const char *what);
 static PGresult *pg_run(struct pgc *pc, const char *sql,
@@ -334,6 +335,7 @@ static pthread_once_t	 pg_key_once = PTHREAD_ONCE_INIT;
  * committed write (or the writer's probe) ends it. */
 static _Atomic uint64_t	 pg_down_since;
 static _Atomic int	 pg_down_ro;
+static _Atomic int	 pg_down_lost;
 /* The SQLSTATE of this thread's last failure ("" none, "08xxx" for a lost
  * connection libpq reported without one). */
 static _Thread_local char pg_state[6];
@@ -460,7 +462,8 @@ pg_conn(void)
 		pg_outage(err);
 		return NULL;
 	}
-	pg_up(0);
+	pc->born = time_mono_ms();
+	pg_up(pc, 0);
 	return pc;
 }
 
@@ -472,21 +475,28 @@ pg_outage(const char *msg)
 
 	if (atomic_compare_exchange_strong(&pg_down_since, &none, now ? now : 1)) {
 		atomic_store(&pg_down_ro, strcmp(pg_state, "25006") == 0);
+		atomic_store(&pg_down_lost, strncmp(pg_state, "08", 2) == 0 ||
+		    strncmp(pg_state, "57P0", 4) == 0);
 		log_err("db: PostgreSQL unreachable: %s; decisions that need it answer"
 		    " 4xx until it is back", msg);
 	}
 }
 
-/* A statement worked (wrote: a write was committed, or the database said
- * it takes writes): the end of an outage, unless that outage is a
- * read-only database and this was a read. */
+/* A statement worked on pc (wrote: a write was committed, or the database
+ * said it takes writes): the end of an outage, unless that outage is a
+ * read-only database and this was a read, or a lost server and pc is a
+ * connection older than the outage: while a server shuts down, a
+ * connection it has not closed yet still answers, and that is no proof it
+ * is back (one outage would be logged as two). */
 static void
-pg_up(int wrote)
+pg_up(const struct pgc *pc, int wrote)
 {
 	uint64_t since = atomic_load(&pg_down_since);
 
-	if (since != 0 && (wrote || !atomic_load(&pg_down_ro)) &&
-	    atomic_compare_exchange_strong(&pg_down_since, &since, 0))
+	if (since == 0 || (!wrote && atomic_load(&pg_down_ro)) ||
+	    (atomic_load(&pg_down_lost) && pc->born < since))
+		return;
+	if (atomic_compare_exchange_strong(&pg_down_since, &since, 0))
 		log_info("db: PostgreSQL back after %llu s",
 		    (unsigned long long)((time_mono_ms() - since + 500) / 1000));
 }
@@ -545,6 +555,7 @@ pg_fail(struct pgc *pc, PGresult *r, const char *what)
 			PQfinish(pc->c);
 			pc->c = fresh;
 			pc->nprep = 0;
+			pc->born = time_mono_ms();
 			return 1;
 		}
 		/* that try cost up to PG_CONNECT_MS: the next waits its turn */
@@ -570,7 +581,7 @@ pg_run(struct pgc *pc, const char *sql, const struct pg_args *a,
 		r = pg_exec(pc, sql, a, binary);
 		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
 		    PQresultStatus(r) == PGRES_TUPLES_OK) {
-			pg_up(0);
+			pg_up(pc, 0);
 			return r;
 		}
 		again = pg_fail(pc, r, what) == 1 && tries == 0;
@@ -642,7 +653,7 @@ pg_simple(struct pgc *pc, const char *sql, const char *what)
 		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
 		    PQresultStatus(r) == PGRES_TUPLES_OK) {
 			PQclear(r);
-			pg_up(0);
+			pg_up(pc, 0);
 			return 0;
 		}
 		again = pg_fail(pc, r, what) == 1 && tries == 0;
@@ -678,7 +689,7 @@ pg_tx_end(struct pgc *pc, int ok, const char *what)
 
 	if (ok && pg_simple(pc, "COMMIT", what) == 0) {
 		rc = 0;
-		pg_up(1);
+		pg_up(pc, 1);
 	}
 	else if (PQstatus(pc->c) == CONNECTION_OK &&
 	    PQtransactionStatus(pc->c) != PQTRANS_IDLE)
@@ -942,13 +953,15 @@ pg_retryable(void)
 static int
 pg_probe(void)
 {
-	PGresult *r = pg_q("SELECT 1 WHERE NOT pg_is_in_recovery() AND"
-	    " current_setting('transaction_read_only') = 'off'", NULL, "health probe");
+	struct pgc *pc = pg_conn();
+	PGresult *r = pc == NULL ? NULL : pg_run(pc, "SELECT 1 WHERE NOT"
+	    " pg_is_in_recovery() AND current_setting('transaction_read_only')"
+	    " = 'off'", NULL, 0, "health probe");
 	int ok = r != NULL && PQntuples(r) == 1;
 
 	PQclear(r);
 	if (ok)
-		pg_up(1);
+		pg_up(pc, 1);
 	return ok ? 0 : -1;
 }
 
