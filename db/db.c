@@ -103,7 +103,8 @@ struct db_job {
 	} u;
 };
 
-static void	 db_admin_touch(void);
+static int	 db_edit_begin(void);
+static long long	 db_edit_end(long long rc, int changed);
 static void	 db_edit_publish(long long v);
 static void	 db_poll_tick(void *);
 static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
@@ -249,18 +250,31 @@ db_thread_stop(pthread_mutex_t *m, pthread_cond_t *cv, int *stop, pthread_t t)
 	pthread_join(t, NULL);
 }
 
-/* After a committed admin edit, on the editing thread: the shared version
- * one step up for every node, and this process's view at once. A failed
- * bump is logged: other nodes then see the edit with the next one. */
-static void
-db_admin_touch(void)
+/* Open an admin edit's transaction on this thread's connection; the
+ * engine's edit call follows, then db_edit_end. 0 or -1. */
+static int
+db_edit_begin(void)
 {
-	atomic_fetch_add(&db_admin_local, 1);
-	if (db_be->edit_bump() == -1)
-		log_err("db: the edit version did not move; other nodes and processes"
-		    " see this edit with the next one");
-	else
+	return db_be->edit_begin();
+}
+
+/* End the edit begun by db_edit_begin, whose engine call answered rc
+ * (changed: it changed something). A change commits together with one
+ * step of the shared edit version, so that no node or process can see
+ * the edit without the signal to reload: rc, or -1 when the commit
+ * failed and nothing of the edit stays. Otherwise the transaction rolls
+ * back and rc is returned as it was. This process sees its own commit at
+ * once. */
+static long long
+db_edit_end(long long rc, int changed)
+{
+	if (db_be->edit_end(changed ? DB_SIG_ADMIN : DB_SIG_NONE) == -1)
+		return -1;
+	if (changed) {
+		atomic_fetch_add(&db_admin_local, 1);
 		db_edit_publish(db_be->edit_version());
+	}
+	return rc;
 }
 
 /* In a process without the poller (CLI tools) the row is read here, at
@@ -1119,11 +1133,12 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 int
 db_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
-	int rc = db_be->grey_forget(net, sender, rcpt);
+	int rc;
 
-	if (rc > 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->grey_forget(net, sender, rcpt);
+	return (int)db_edit_end(rc, rc > 0);
 }
 
 int
@@ -1249,18 +1264,21 @@ db_bayes_load(long long since, struct db_bayes_meta *m,
 
 /* ----------------------------------------------- admin edits (dispatch) */
 
-/* Each committed change moves the admin token, for every process. */
+/* Each change commits with its step of the admin token, for every
+ * process (db_edit_end). */
 
 int
 db_access_add(const char *list, const char *kind, const char *value,
     const char *note)
 {
 	char *v = db_lower(value);
-	int rc = db_be->access_add(list, kind, v, note);
+	int rc = -1;
 
+	if (db_edit_begin() == 0) {
+		rc = db_be->access_add(list, kind, v, note);
+		rc = (int)db_edit_end(rc, rc == 0);
+	}
 	free(v);
-	if (rc == 0)
-		db_admin_touch();
 	return rc;
 }
 
@@ -1268,52 +1286,58 @@ int
 db_access_del(const char *list, const char *kind, const char *value)
 {
 	char *v = db_lower(value);
-	int rc = db_be->access_del(list, kind, v);
+	int rc = -1;
 
+	if (db_edit_begin() == 0) {
+		rc = db_be->access_del(list, kind, v);
+		rc = (int)db_edit_end(rc, rc > 0);
+	}
 	free(v);
-	if (rc > 0)
-		db_admin_touch();
 	return rc;
 }
 
 long long
 db_rule_add(const struct rule_def *d)
 {
-	long long id = db_be->rule_add(d);
+	long long id;
 
-	if (id >= 0)
-		db_admin_touch();
-	return id;
+	if (db_edit_begin() == -1)
+		return -1;
+	id = db_be->rule_add(d);
+	return db_edit_end(id, id >= 0);
 }
 
 int
 db_rule_update(long long id, const struct rule_def *d)
 {
-	int rc = db_be->rule_update(id, d);
+	int rc;
 
-	if (rc >= 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_update(id, d);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 int
 db_rule_delete(long long id)
 {
-	int rc = db_be->rule_delete(id);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_delete(id);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 int
 db_rule_import(const struct rule_def *defs, size_t n, int replace)
 {
-	int rc = db_be->rule_import(defs, n, replace);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_import(defs, n, replace);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ------------------------------------------- quarantine, users (dispatch) */
@@ -1345,11 +1369,12 @@ db_quar_expire(time_t now, long long max_age, int limit)
 int
 db_user_set(const char *name, const char *hash)
 {
-	int rc = db_be->user_set(name, hash);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->user_set(name, hash);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ------------------------------------------- shared values (dispatch) */
@@ -1378,14 +1403,15 @@ db_edit_version(void)
 	return db_be->edit_version();
 }
 
-/* This process sees its own bump at once, as db_admin_touch's edits. */
 int
-db_edit_bump(void)
+db_meta_edit(const char *key, const char *val)
 {
-	if (db_be->edit_bump() == -1)
+	int rc;
+
+	if (db_edit_begin() == -1)
 		return -1;
-	db_edit_publish(db_be->edit_version());
-	return 0;
+	rc = db_be->meta_put(key, val, 0);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ---------------------------------------------- web sessions (dispatch) */

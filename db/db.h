@@ -436,13 +436,15 @@ int	 db_meta_put(const char *key, const char *val, int keep);
 int	 db_meta_prune(const char *prefix, long long below);
 
 /* The admin edit counter: one row every node reads, moved one step up
- * after each committed rule, access-list or user edit (db.c does it after
- * the edits above). Its value, or -1 on error. */
+ * by each rule, access-list or user edit above and each db_meta_edit, in
+ * the edit's own transaction (an edit never commits without it). Its
+ * value, or -1 on error. */
 long long db_edit_version(void);
-/* One step up, seen by this process's db_admin_token() at once (db.c
- * calls it after the edits above; policy/domtab.c after a save of the
- * dashboard's domain policies; tests and tools). 0 or -1. */
-int	 db_edit_bump(void);
+/* An admin edit of a shared value (the dashboard's domain policies,
+ * policy/domtab.c): key set to val and the edit counter one step up, in
+ * one transaction; this process's db_admin_token() moves at once. 0 or
+ * -1 (then neither happened). */
+int	 db_meta_edit(const char *key, const char *val);
 
 /* Web login sessions, keyed by the hex SHA-256 of the cookie's token (the
  * token itself is never stored), so that a login on one node is valid on

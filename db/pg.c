@@ -32,6 +32,7 @@
 #include "lib/util.h"
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -216,7 +217,8 @@ static int	 pg_meta_get(const char *key, char **val);
 static int	 pg_meta_put(const char *key, const char *val, int keep);
 static int	 pg_meta_prune(const char *prefix, long long below);
 static long long	 pg_edit_version(void);
-static int	 pg_edit_bump(void);
+static int	 pg_edit_begin(void);
+static int	 pg_edit_end(enum db_edit_sig sig);
 static int	 pg_session_put(const char *hash, const char *user,
 		    const char *csrf, time_t now);
 static int	 pg_session_get(const char *hash, time_t now, time_t idle_cut,
@@ -1535,12 +1537,10 @@ pg_rule_delete(long long id)
 static int
 pg_rule_import(const struct rule_def *defs, size_t n, int replace)
 {
-	struct pgc *pc;
-	int ok = 1;
+	struct pgc *pc = pg_conn();
+	int ok = pc != NULL;
 
-	if (pg_tx(&pc, "import rules") == -1)
-		return -1;
-	if (replace && pg_simple(pc, "DELETE FROM rules", "clear rules") == -1)
+	if (ok && replace && pg_simple(pc, "DELETE FROM rules", "clear rules") == -1)
 		ok = 0;
 	for (size_t i = 0; ok && i < n; i++) {
 		struct pg_args a = { 0 };
@@ -1556,7 +1556,7 @@ pg_rule_import(const struct rule_def *defs, size_t n, int replace)
 		ok = r != NULL;
 		PQclear(r);
 	}
-	return pg_tx_end(pc, ok, "import rules");
+	return ok ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ quarantine */
@@ -2143,10 +2143,28 @@ pg_edit_version(void)
 }
 
 static int
-pg_edit_bump(void)
+pg_edit_begin(void)
 {
-	return pg_cmd("UPDATE edits SET version = version + 1 WHERE id = 1", NULL,
-	    "count an edit") < 0 ? -1 : 0;
+	struct pgc *pc;
+
+	return pg_tx(&pc, "start an admin edit");
+}
+
+/* After pg_edit_begin on this thread, so its connection is there. */
+static int
+pg_edit_end(enum db_edit_sig sig)
+{
+	struct pgc *pc = pthread_getspecific(pg_key);
+	PGresult *r = NULL;
+
+	assert(pc != NULL && pc->in_tx);
+	if (sig != DB_SIG_NONE)
+		r = pg_run(pc, "UPDATE edits SET version = version + 1 WHERE id = 1",
+		    NULL, 0, "move the edit version");
+	PQclear(r);
+	if (pg_tx_end(pc, r != NULL, "commit an admin edit") == 0)
+		return 0;
+	return sig == DB_SIG_NONE ? 0 : -1;
 }
 
 static int
@@ -2327,6 +2345,8 @@ const struct db_backend db_pg = {
 	.user_hash = pg_user_hash,
 	.bayes_meta = pg_bayes_meta,
 	.bayes_load = pg_bayes_load,
+	.edit_begin = pg_edit_begin,
+	.edit_end = pg_edit_end,
 	.access_add = pg_access_add,
 	.access_del = pg_access_del,
 	.grey_forget = pg_grey_forget,
@@ -2345,7 +2365,6 @@ const struct db_backend db_pg = {
 	.meta_put = pg_meta_put,
 	.meta_prune = pg_meta_prune,
 	.edit_version = pg_edit_version,
-	.edit_bump = pg_edit_bump,
 	.session_put = pg_session_put,
 	.session_get = pg_session_get,
 	.session_del = pg_session_del,

@@ -8,7 +8,8 @@
  * statements; and a read connection per calling thread, opened on first
  * use and closed by a pthread key at thread exit. WAL lets them read
  * while the writer writes. Admin edits and the quarantine write on the
- * caller's connection, in transactions of their own.
+ * caller's connection, in transactions of their own (an admin edit's
+ * framed by edit_begin/edit_end).
  *
  * Failure: every statement waits DB_BUSY_TIMEOUT_MS for a lock, then
  * fails (logged); busy, full, I/O and read-only errors are retryable().
@@ -167,7 +168,8 @@ static int	 sq_meta_get(const char *key, char **val);
 static int	 sq_meta_put(const char *key, const char *val, int keep);
 static int	 sq_meta_prune(const char *prefix, long long below);
 static long long	 sq_edit_version(void);
-static int	 sq_edit_bump(void);
+static int	 sq_edit_begin(void);
+static int	 sq_edit_end(enum db_edit_sig sig);
 static int	 sq_session_put(const char *hash, const char *user,
 		    const char *csrf, time_t now);
 static int	 sq_session_get(const char *hash, time_t now, time_t idle_cut,
@@ -1395,27 +1397,22 @@ sq_rule_import(const struct rule_def *defs, size_t n, int replace)
 	sqlite3 *h = sq_reader();
 	sqlite3_stmt *st;
 
-	if (h == NULL || sq_exec(h, "BEGIN IMMEDIATE", "import rules") == -1)
+	if (h == NULL)
 		return -1;
 	if (replace && sq_exec(h, "DELETE FROM rules", "clear rules") == -1)
-		goto fail;
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if ((st = sq_prep(h, "INSERT INTO rules (name, target, pattern, flags,"
 		    " action, score, enabled, updated, log_only)"
 		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10) ON CONFLICT (name) DO UPDATE"
 		    " SET target = ?2, pattern = ?3, flags = ?4, action = ?5, score = ?6,"
 		    " enabled = ?7, updated = ?8, log_only = ?10")) == NULL)
-			goto fail;
+			return -1;
 		sq_rule_bind(st, &defs[i]);
 		if (sq_step_done(h, st, "import rule") == -1)
-			goto fail;
+			return -1;
 	}
-	if (sq_exec(h, "COMMIT", "import rules") == -1)
-		goto fail;
 	return 0;
-fail:
-	sq_exec(h, "ROLLBACK", "rollback import");
-	return -1;
 }
 
 /* ------------------------------------------------------------ quarantine */
@@ -1769,16 +1766,30 @@ sq_edit_version(void)
 	return sq_scalar("SELECT version FROM edits WHERE id = 1");
 }
 
+/* IMMEDIATE: the write lock from the start, so that the edit cannot
+ * meet another writer's transaction half-way (SQLITE_BUSY on upgrade). */
 static int
-sq_edit_bump(void)
+sq_edit_begin(void)
 {
 	sqlite3 *h = sq_reader();
-	sqlite3_stmt *st;
 
-	if (h == NULL || (st = sq_prep(h,
-	    "UPDATE edits SET version = version + 1 WHERE id = 1")) == NULL)
+	return h == NULL ? -1 : sq_exec(h, "BEGIN IMMEDIATE", "start an admin edit");
+}
+
+static int
+sq_edit_end(enum db_edit_sig sig)
+{
+	sqlite3 *h = sq_reader();
+
+	if (h == NULL)
 		return -1;
-	return sq_step_done(h, st, "bump the edit version");
+	if (sig != DB_SIG_NONE &&
+	    sq_exec(h, "UPDATE edits SET version = version + 1 WHERE id = 1",
+	    "move the edit version") == 0 &&
+	    sq_exec(h, "COMMIT", "commit an admin edit") == 0)
+		return 0;
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	return sig == DB_SIG_NONE ? 0 : -1;
 }
 
 static int
@@ -2157,6 +2168,8 @@ const struct db_backend db_sqlite = {
 	.user_hash = sq_user_hash,
 	.bayes_meta = sq_bayes_meta,
 	.bayes_load = sq_bayes_load,
+	.edit_begin = sq_edit_begin,
+	.edit_end = sq_edit_end,
 	.access_add = sq_access_add,
 	.access_del = sq_access_del,
 	.grey_forget = sq_grey_forget,
@@ -2175,7 +2188,6 @@ const struct db_backend db_sqlite = {
 	.meta_put = sq_meta_put,
 	.meta_prune = sq_meta_prune,
 	.edit_version = sq_edit_version,
-	.edit_bump = sq_edit_bump,
 	.session_put = sq_session_put,
 	.session_get = sq_session_get,
 	.session_del = sq_session_del,
