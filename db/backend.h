@@ -65,12 +65,17 @@ struct db_vrow {
 /* retryable(): another writer's transaction got in the way. */
 #define DB_CONFLICT	2
 
-/* How an admin edit's transaction ends (edit_end): rolled back (it
- * changed nothing, or failed), or committed with the shared edit counter
- * every node polls one step up. */
+/* The shared edit counters every node polls (columns of the one row of
+ * `edits`), and how an admin edit's transaction ends (edit_end): rolled
+ * back (NONE: it changed nothing, or failed), or committed with one of
+ * them one step up -- the admin version for access lists, rules, users
+ * and domain policies; the greylist's for triplets forgotten by hand,
+ * which only the greylist memory (policy/greyc.c) must hear of. */
 enum db_edit_sig {
-	DB_SIG_NONE,
-	DB_SIG_ADMIN,
+	DB_SIG_NONE = -1,
+	DB_SIG_ADMIN,		/* edits.version */
+	DB_SIG_GREY,		/* edits.grey */
+	DB_SIG_N
 };
 
 struct db_backend {
@@ -171,9 +176,9 @@ struct db_backend {
 	/* delete the keys prefix + decimal digits whose number is below
 	 * `below`; how many went, or -1 */
 	int	(*meta_prune)(const char *prefix, long long below);
-	/* the admin edit counter every node polls (moved by edit_end): its
-	 * value, -1 on error */
-	long long (*edit_version)(void);
+	/* an edit counter every node polls (moved by edit_end): its value,
+	 * -1 on error */
+	long long (*edit_version)(enum db_edit_sig);
 	/* web login sessions, keyed by the hex SHA-256 of the cookie token */
 	int	(*session_put)(const char *hash, const char *user,
 		    const char *csrf, time_t now);

@@ -105,7 +105,9 @@ struct db_job {
 
 static int	 db_edit_begin(void);
 static long long	 db_edit_end(long long rc, int changed);
-static void	 db_edit_publish(long long v);
+static long long	 db_edit_signal(long long rc, enum db_edit_sig);
+static void	 db_edit_publish(enum db_edit_sig, long long v);
+static unsigned long long db_edit_token(enum db_edit_sig);
 static void	 db_poll_tick(void *);
 static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
 		    pthread_t);
@@ -138,11 +140,13 @@ static const struct db_backend *db_be = &db_sqlite;
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
 static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
-static _Atomic unsigned long long db_admin_local;	/* edits made here */
-/* The edit version as last read from the database (by the poller, or
- * after an edit here): the highest seen, so a slow read never moves it
- * back. */
-static _Atomic long long db_edit_seen;
+/* Per edit counter (enum db_edit_sig): its value as last read from the
+ * database (by the poller, or after an edit here), the highest seen, so a
+ * slow read never moves it back; and the edits made here. */
+static struct {
+	_Atomic long long	 seen;
+	_Atomic unsigned long long local;
+} db_sig[DB_SIG_N];
 
 /* the edit version's poller */
 static struct tick	 db_poller = {
@@ -185,8 +189,10 @@ db_open(const struct conf *c, int writer)
 	if (db_be->open(c, writer) == -1)
 		return -1;
 	atomic_store(&db_healthy, 1);
-	atomic_store(&db_edit_seen, 0);
-	db_edit_publish(db_be->edit_version());
+	for (int i = 0; i < DB_SIG_N; i++) {
+		atomic_store(&db_sig[i].seen, 0);
+		db_edit_publish(i, db_be->edit_version(i));
+	}
 	if (!writer)
 		return 0;
 	if (tick_start(&db_poller) == -1)
@@ -220,23 +226,24 @@ db_schema_version(void)
 /* Why a polled row and not a notification: docs/cluster.md. */
 
 static void
-db_edit_publish(long long v)
+db_edit_publish(enum db_edit_sig sig, long long v)
 {
-	long long cur = atomic_load(&db_edit_seen);
+	long long cur = atomic_load(&db_sig[sig].seen);
 
-	while (v > cur && !atomic_compare_exchange_weak(&db_edit_seen, &cur, v))
+	while (v > cur && !atomic_compare_exchange_weak(&db_sig[sig].seen, &cur, v))
 		;
 }
 
-/* Read the edit version every DB_EDIT_POLL_MS on a connection of this
- * thread's own, so that db_admin_token() -- asked on the event loop --
- * only loads an atomic. A failed read keeps the last value: the caches
- * stay as they are until the database answers again. */
+/* Read the edit counters every DB_EDIT_POLL_MS on a connection of this
+ * thread's own, so that db_admin_token() and db_grey_token() -- asked on
+ * the event loop -- only load atomics. A failed read keeps the last
+ * value: the caches stay as they are until the database answers again. */
 static void
 db_poll_tick(void *arg)
 {
 	(void)arg;
-	db_edit_publish(db_be->edit_version());
+	for (int i = 0; i < DB_SIG_N; i++)
+		db_edit_publish(i, db_be->edit_version(i));
 }
 
 /* Tell a thread waiting on cv under m to stop, and wait for it. */
@@ -268,31 +275,51 @@ db_edit_begin(void)
 static long long
 db_edit_end(long long rc, int changed)
 {
-	if (db_be->edit_end(changed ? DB_SIG_ADMIN : DB_SIG_NONE) == -1)
+	return db_edit_signal(rc, changed ? DB_SIG_ADMIN : DB_SIG_NONE);
+}
+
+/* db_edit_end with the counter to move named: sig (DB_SIG_NONE for an
+ * edit that changed nothing). */
+static long long
+db_edit_signal(long long rc, enum db_edit_sig sig)
+{
+	if (db_be->edit_end(sig) == -1)
 		return -1;
-	if (changed) {
-		atomic_fetch_add(&db_admin_local, 1);
-		db_edit_publish(db_be->edit_version());
+	if (sig != DB_SIG_NONE) {
+		atomic_fetch_add(&db_sig[sig].local, 1);
+		db_edit_publish(sig, db_be->edit_version(sig));
 	}
 	return rc;
 }
 
 /* In a process without the poller (CLI tools) the row is read here, at
- * most once per millisecond per thread: the checks of one stage ask
- * several times in a row. */
+ * most once per millisecond per thread and counter: the checks of one
+ * stage ask several times in a row. */
+static unsigned long long
+db_edit_token(enum db_edit_sig sig)
+{
+	static _Thread_local uint64_t read_ms[DB_SIG_N];
+	unsigned long long v;
+
+	if (!db_poller.running && time_mono_ms() != read_ms[sig]) {
+		read_ms[sig] = time_mono_ms();
+		db_edit_publish(sig, db_be->edit_version(sig));
+	}
+	v = (unsigned long long)atomic_load(&db_sig[sig].seen);
+	/* odd multiplier: distinct local counts give distinct tokens */
+	return v ^ (atomic_load(&db_sig[sig].local) * 0x9e3779b97f4a7c15ULL);
+}
+
 unsigned long long
 db_admin_token(void)
 {
-	static _Thread_local uint64_t read_ms;
-	unsigned long long v;
+	return db_edit_token(DB_SIG_ADMIN);
+}
 
-	if (!db_poller.running && time_mono_ms() != read_ms) {
-		read_ms = time_mono_ms();
-		db_edit_publish(db_be->edit_version());
-	}
-	v = (unsigned long long)atomic_load(&db_edit_seen);
-	/* odd multiplier: distinct local counts give distinct tokens */
-	return v ^ (atomic_load(&db_admin_local) * 0x9e3779b97f4a7c15ULL);
+unsigned long long
+db_grey_token(void)
+{
+	return db_edit_token(DB_SIG_GREY);
 }
 
 void
@@ -1128,8 +1155,9 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 	return db_be->grey_auto_get(net, passes, last_seen);
 }
 
-/* A forgotten triplet moves the admin token too: every node's greylist
- * memory (policy/grey.c) lets go of it. */
+/* A forgotten triplet moves the greylist's token, not the admin one:
+ * every node's greylist memory (policy/grey.c) lets go of it, and the
+ * access lists, rules and domain policies stay as they are. */
 int
 db_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
@@ -1138,7 +1166,7 @@ db_grey_forget(const char *net, const char *sender, const char *rcpt)
 	if (db_edit_begin() == -1)
 		return -1;
 	rc = db_be->grey_forget(net, sender, rcpt);
-	return (int)db_edit_end(rc, rc > 0);
+	return (int)db_edit_signal(rc, rc > 0 ? DB_SIG_GREY : DB_SIG_NONE);
 }
 
 int
@@ -1400,7 +1428,7 @@ db_meta_prune(const char *prefix, long long below)
 long long
 db_edit_version(void)
 {
-	return db_be->edit_version();
+	return db_be->edit_version(DB_SIG_ADMIN);
 }
 
 int

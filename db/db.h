@@ -78,7 +78,7 @@ int	 db_prune(time_t now);
 /* --- admin edits --------------------------------------------------------- */
 
 /* A token that changes whenever an admin edit (access lists, rules, users,
- * a greylist triplet forgotten by hand)
+ * the dashboard's domain policies)
  * is committed, by this process, a CLI process or another node on the
  * same store: readers keep what they built from those tables in memory
  * and rebuild when it changes, instead of reading the database for every
@@ -90,6 +90,10 @@ int	 db_prune(time_t now);
  * db_open(). */
 #define DB_EDIT_POLL_MS	500
 unsigned long long db_admin_token(void);
+/* The same for greylist edits by hand that a memory of passed triplets
+ * must hear of (db_grey_forget), on a counter of their own, so that other
+ * admin edits leave the greylist memory alone (policy/grey.c). */
+unsigned long long db_grey_token(void);
 
 /* --- greylisting ------------------------------------------------------- */
 
@@ -125,7 +129,8 @@ int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expir
  * 0, or -1 on a database error. */
 int	 db_grey_auto_get(const char *net, int *passes, time_t *last_seen);
 /* Forget a triplet (by hand: the next attempt is a new triplet): 1
- * deleted, 0 no such triplet, -1 database error. */
+ * deleted, and db_grey_token() moved in the same commit; 0 no such
+ * triplet, -1 database error. */
 int	 db_grey_forget(const char *net, const char *sender, const char *rcpt);
 /* A stored triplet, for listing. */
 struct db_grey_entry {

@@ -216,7 +216,7 @@ static int	 pg_bayes_load(long long since, struct db_bayes_meta *m,
 static int	 pg_meta_get(const char *key, char **val);
 static int	 pg_meta_put(const char *key, const char *val, int keep);
 static int	 pg_meta_prune(const char *prefix, long long below);
-static long long	 pg_edit_version(void);
+static long long	 pg_edit_version(enum db_edit_sig sig);
 static int	 pg_edit_begin(void);
 static int	 pg_edit_end(enum db_edit_sig sig);
 static int	 pg_session_put(const char *hash, const char *user,
@@ -325,6 +325,9 @@ static const struct {
 	  "CREATE TABLE rate_counts ("
 	  "  win bigint NOT NULL, kind integer NOT NULL, key text NOT NULL,"
 	  "  n bigint NOT NULL, PRIMARY KEY (win, kind, key));" },
+	/* As SQLite's migration 11 (db/sqlite.c). */
+	{ "edit counter of the greylist",
+	  "ALTER TABLE edits ADD COLUMN grey bigint NOT NULL DEFAULT 0;" },
 	/* Append new steps here. */
 };
 
@@ -2136,10 +2139,21 @@ pg_meta_prune(const char *prefix, long long below)
 	return n;
 }
 
+/* The counters' statements, by enum db_edit_sig. */
+static const char *const pg_edit_read[DB_SIG_N] = {
+	"SELECT version FROM edits WHERE id = 1",
+	"SELECT grey FROM edits WHERE id = 1",
+};
+static const char *const pg_edit_move[DB_SIG_N] = {
+	"UPDATE edits SET version = version + 1 WHERE id = 1",
+	"UPDATE edits SET grey = grey + 1 WHERE id = 1",
+};
+
 static long long
-pg_edit_version(void)
+pg_edit_version(enum db_edit_sig sig)
 {
-	return pg_scalar("SELECT version FROM edits WHERE id = 1", "read edit version");
+	assert(sig >= 0 && sig < DB_SIG_N);
+	return pg_scalar(pg_edit_read[sig], "read edit version");
 }
 
 static int
@@ -2157,10 +2171,9 @@ pg_edit_end(enum db_edit_sig sig)
 	struct pgc *pc = pthread_getspecific(pg_key);
 	PGresult *r = NULL;
 
-	assert(pc != NULL && pc->in_tx);
+	assert(pc != NULL && pc->in_tx && sig >= DB_SIG_NONE && sig < DB_SIG_N);
 	if (sig != DB_SIG_NONE)
-		r = pg_run(pc, "UPDATE edits SET version = version + 1 WHERE id = 1",
-		    NULL, 0, "move the edit version");
+		r = pg_run(pc, pg_edit_move[sig], NULL, 0, "move the edit version");
 	PQclear(r);
 	if (pg_tx_end(pc, r != NULL, "commit an admin edit") == 0)
 		return 0;

@@ -671,6 +671,7 @@ main(void)
 	T_RUN(edit_version_moves);
 	T_RUN(edit_version_polled);
 	T_RUN(edit_commits_with_its_version);
+	T_RUN(grey_token_apart);
 	T_RUN(sessions);
 	T_RUN(rate_counts_shared);
 	T_RUN(rate_keys_kept_verbatim);

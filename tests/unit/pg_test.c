@@ -188,6 +188,7 @@ main(void)
 	T_RUN(meta_edit_sessions);
 	T_RUN(meta_prune_numbered);
 	T_RUN(edit_commits_with_its_version);
+	T_RUN(grey_token_apart);
 	T_RUN(bayes_keys_past_2_63);
 	T_RUN(text_not_utf8_repaired);
 	T_RUN(claim_once_across_connections);
