@@ -331,13 +331,15 @@ struct db_quar_query {
 	const char *state;		/* "held", "releasing", "released" */
 	int	 limit;			/* 1..1000 */
 	int	 offset;
+	int	 oldest_first;		/* else newest first */
 };
 
 /* Commit a message durably (synchronous = FULL, on the caller's thread)
  * before the client hears 250. 0; -2 when it would take the quarantine over
  * max_total bytes; -1 on a database error (busy, full disk). */
 int	 db_quar_add(const struct db_quar *, long long max_total);
-/* Matching messages, newest first, through fn until it returns non-zero,
+/* Matching messages, newest first (or oldest_first), by id within one
+ * second, through fn until it returns non-zero,
  * which is then returned; 0 at the end; -1 on error. Everything the row
  * points to is valid only during the call. */
 int	 db_quar_each(const struct db_quar_query *,

@@ -1642,6 +1642,19 @@ pg_quar_row(const PGresult *r, int i, struct pg_each *e)
 	return e->fn.quar(e->arg, &q);
 }
 
+/* As SQ_QUAR_EACH (sqlite.c): $1..$8 the filters, $9, $10 the page. */
+#define PG_QUAR_EACH(order) "SELECT " PG_QUAR_COLS " FROM quarantine" \
+	" WHERE ($1::text IS NULL OR strpos(lower(mail_from || ' ' || rcpts ||" \
+	"   ' ' || subject || ' ' || reasons || ' ' || id), lower($1::text)) > 0)" \
+	" AND ($2::text IS NULL OR strpos(lower(mail_from), lower($2::text)) > 0)" \
+	" AND ($3::text IS NULL OR strpos(lower(rcpts), lower($3::text)) > 0)" \
+	" AND ($4::text IS NULL OR strpos(lower(subject), lower($4::text)) > 0)" \
+	" AND ($5::text IS NULL OR strpos(lower(reasons), lower($5::text)) > 0)" \
+	" AND ($6::bigint = 0 OR ts >= $6::bigint)" \
+	" AND ($7::bigint = 0 OR ts <= $7::bigint)" \
+	" AND ($8::text IS NULL OR state = $8::text)" \
+	" ORDER BY " order " LIMIT $9 OFFSET $10"
+
 static int
 pg_quar_each(const struct db_quar_query *q,
     int (*fn)(void *, const struct db_quar_row *), void *arg)
@@ -1658,18 +1671,9 @@ pg_quar_each(const struct db_quar_query *q,
 	pa_str(&a, q->state != NULL && *q->state ? q->state : NULL);
 	pa_int(&a, limit);
 	pa_int(&a, q->offset < 0 ? 0 : q->offset);
-	return pg_rows("SELECT " PG_QUAR_COLS " FROM quarantine"
-	    " WHERE ($1::text IS NULL OR strpos(lower(mail_from || ' ' || rcpts ||"
-	    "   ' ' || subject || ' ' || reasons || ' ' || id), lower($1::text)) > 0)"
-	    " AND ($2::text IS NULL OR strpos(lower(mail_from), lower($2::text)) > 0)"
-	    " AND ($3::text IS NULL OR strpos(lower(rcpts), lower($3::text)) > 0)"
-	    " AND ($4::text IS NULL OR strpos(lower(subject), lower($4::text)) > 0)"
-	    " AND ($5::text IS NULL OR strpos(lower(reasons), lower($5::text)) > 0)"
-	    " AND ($6::bigint = 0 OR ts >= $6::bigint)"
-	    " AND ($7::bigint = 0 OR ts <= $7::bigint)"
-	    " AND ($8::text IS NULL OR state = $8::text)"
-	    " ORDER BY ts DESC, id COLLATE \"C\" LIMIT $9 OFFSET $10", &a,
-	    "list quarantine", pg_quar_row, &e);
+	return pg_rows(q->oldest_first ? PG_QUAR_EACH("ts, id COLLATE \"C\"") :
+	    PG_QUAR_EACH("ts DESC, id COLLATE \"C\""), &a, "list quarantine",
+	    pg_quar_row, &e);
 }
 
 static int

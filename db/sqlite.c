@@ -1491,6 +1491,19 @@ sq_quar_row(sqlite3_stmt *st, struct sq_each *e)
 	return e->fn.quar(e->arg, &r);
 }
 
+/* db_quar_each's statement in an order: the filters ?1..?8, the page
+ * ?9, ?10. */
+#define SQ_QUAR_EACH(order) "SELECT " SQ_QUAR_COLS " FROM quarantine" \
+	" WHERE (?1 IS NULL OR instr(lower(mail_from || ' ' || rcpts || ' ' ||" \
+	"   subject || ' ' || reasons || ' ' || id), lower(?1)) > 0)" \
+	" AND (?2 IS NULL OR instr(lower(mail_from), lower(?2)) > 0)" \
+	" AND (?3 IS NULL OR instr(lower(rcpts), lower(?3)) > 0)" \
+	" AND (?4 IS NULL OR instr(lower(subject), lower(?4)) > 0)" \
+	" AND (?5 IS NULL OR instr(lower(reasons), lower(?5)) > 0)" \
+	" AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)" \
+	" AND (?8 IS NULL OR state = ?8)" \
+	" ORDER BY " order " LIMIT ?9 OFFSET ?10"
+
 static int
 sq_quar_each(const struct db_quar_query *q,
     int (*fn)(void *, const struct db_quar_row *), void *arg)
@@ -1500,16 +1513,8 @@ sq_quar_each(const struct db_quar_query *q,
 	sqlite3_stmt *st;
 	int limit = q->limit < 1 ? 100 : q->limit > 1000 ? 1000 : q->limit;
 
-	if (h == NULL || (st = sq_prep(h, "SELECT " SQ_QUAR_COLS " FROM quarantine"
-	    " WHERE (?1 IS NULL OR instr(lower(mail_from || ' ' || rcpts || ' ' ||"
-	    "   subject || ' ' || reasons || ' ' || id), lower(?1)) > 0)"
-	    " AND (?2 IS NULL OR instr(lower(mail_from), lower(?2)) > 0)"
-	    " AND (?3 IS NULL OR instr(lower(rcpts), lower(?3)) > 0)"
-	    " AND (?4 IS NULL OR instr(lower(subject), lower(?4)) > 0)"
-	    " AND (?5 IS NULL OR instr(lower(reasons), lower(?5)) > 0)"
-	    " AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)"
-	    " AND (?8 IS NULL OR state = ?8)"
-	    " ORDER BY ts DESC, id LIMIT ?9 OFFSET ?10")) == NULL)
+	if (h == NULL || (st = sq_prep(h, q->oldest_first ?
+	    SQ_QUAR_EACH("ts, id") : SQ_QUAR_EACH("ts DESC, id"))) == NULL)
 		return -1;
 	const char *txt[] = { q->q, q->sender, q->rcpt, q->subject, q->reason };
 	for (int i = 0; i < (int)ARRAY_SIZE(txt); i++)
