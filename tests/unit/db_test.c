@@ -682,9 +682,7 @@ main(void)
 	db_close();
 	T_RUN(open_refuses_newer_schema_and_bad_path);
 	conf_unref(c);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (t_rm_rf(dir) == -1)
 		return 1;
 	return T_END();
 }

@@ -179,9 +179,7 @@ main(void)
 	T_RUN(full_round_then_the_rest);
 	T_RUN(deferred_recipient_through_a_cut_round);
 	conf_unref(c);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (t_rm_rf(dir) == -1)
 		return 1;
 	return T_END();
 }
