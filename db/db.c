@@ -17,7 +17,9 @@
  * the queue overflows DB_QUEUE_MAX or when shutdown cannot write it, and
  * both are logged.
  *
- * Readers and admin edits run on the caller's thread, in the engine.
+ * Readers and admin edits run on the caller's thread, in the engine; an
+ * admin edit in one transaction with its step of a shared edit counter
+ * (db_edit_begin/db_edit_end), which every process polls.
  *
  * Ownership: jobs are owned by the queue, then by the writer; a waited-for
  * job by its waiter, unless the waiter gave up (abandoned): then the writer
