@@ -378,9 +378,9 @@ digest_done(const struct digest_round *r)
 			    b->since : r->until);
 	}
 	if (n > DIGEST_MAX_BEHIND) {
-		log_warn("digest: more than %d digests deferred; the round is not "
-		    "remembered, so the next one lists every recipient's messages again",
-		    DIGEST_MAX_BEHIND);
+		log_warn("digest: more than %d recipients behind (digests deferred, or "
+		    "a round cut short); the round is not remembered, so the next one "
+		    "lists every recipient's messages again", DIGEST_MAX_BEHIND);
 		rc = -1;
 	} else
 		rc = db_meta_put(DIGEST_META_LAST, buf_str(&v), 0);
