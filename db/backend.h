@@ -24,7 +24,9 @@
  *
  * Ownership: the engine keeps no pointer it is given past the call;
  * iterator rows point into the engine's memory only during the callback.
- * Admin edits report what changed; db.c then moves the admin token.
+ * Admin edits report what changed; db.c runs each between edit_begin and
+ * edit_end, which moves the shared edit counter in the edit's own
+ * transaction when it changed something.
  */
 #ifndef POSTERN_DB_BACKEND_H
 #define POSTERN_DB_BACKEND_H
@@ -62,6 +64,19 @@ struct db_vrow {
 
 /* retryable(): another writer's transaction got in the way. */
 #define DB_CONFLICT	2
+
+/* The shared edit counters every node polls (columns of the one row of
+ * `edits`), and how an admin edit's transaction ends (edit_end): rolled
+ * back (NONE: it changed nothing, or failed), or committed with one of
+ * them one step up -- the admin version for access lists, rules, users
+ * and domain policies; the greylist's for triplets forgotten by hand,
+ * which only the greylist memory (policy/greyc.c) must hear of. */
+enum db_edit_sig {
+	DB_SIG_NONE = -1,
+	DB_SIG_ADMIN,		/* edits.version */
+	DB_SIG_GREY,		/* edits.grey */
+	DB_SIG_N
+};
 
 struct db_backend {
 	const char *name;
@@ -121,7 +136,14 @@ struct db_backend {
 	int	(*bayes_load)(long long since, struct db_bayes_meta *,
 		    void (*)(void *, uint64_t, unsigned, unsigned), void *);
 
-	/* edits on the caller's connection, committed before they return */
+	/* An admin edit's transaction on the caller's connection. The admin
+	 * edits -- access_add ... rule_import below, user_set, and meta_put
+	 * when db_meta_edit calls it -- run inside it, framing no
+	 * transaction of their own. edit_end(sig): DB_SIG_NONE rolls back
+	 * (0); else the counter moves and the whole commits (0), or nothing
+	 * of it stays (-1). */
+	int	(*edit_begin)(void);
+	int	(*edit_end)(enum db_edit_sig sig);
 	int	(*access_add)(const char *list, const char *kind,
 		    const char *value, const char *note);	/* value lower-case */
 	int	(*access_del)(const char *list, const char *kind, const char *value);
@@ -130,7 +152,7 @@ struct db_backend {
 	int	(*rule_update)(long long id, const struct rule_def *);
 	int	(*rule_delete)(long long id);
 	int	(*rule_import)(const struct rule_def *, size_t n, int replace);
-	/* durably, before the client hears 250; rcpts and reasons are the
+	/* other edits, committed before they return; durably, before the client hears 250; rcpts and reasons are the
 	 * JSON text of q's arrays */
 	int	(*quar_add)(const struct db_quar *q, const char *rcpts,
 		    const char *reasons, long long max_total);
@@ -154,10 +176,9 @@ struct db_backend {
 	/* delete the keys prefix + decimal digits whose number is below
 	 * `below`; how many went, or -1 */
 	int	(*meta_prune)(const char *prefix, long long below);
-	/* the admin edit counter every node polls: its value (-1 on error),
-	 * and one step up after a committed rule, access-list or user edit */
-	long long (*edit_version)(void);
-	int	(*edit_bump)(void);
+	/* an edit counter every node polls (moved by edit_end): its value,
+	 * -1 on error */
+	long long (*edit_version)(enum db_edit_sig);
 	/* web login sessions, keyed by the hex SHA-256 of the cookie token */
 	int	(*session_put)(const char *hash, const char *user,
 		    const char *csrf, time_t now);

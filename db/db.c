@@ -17,7 +17,9 @@
  * the queue overflows DB_QUEUE_MAX or when shutdown cannot write it, and
  * both are logged.
  *
- * Readers and admin edits run on the caller's thread, in the engine.
+ * Readers and admin edits run on the caller's thread, in the engine; an
+ * admin edit in one transaction with its step of a shared edit counter
+ * (db_edit_begin/db_edit_end), which every process polls.
  *
  * Ownership: jobs are owned by the queue, then by the writer; a waited-for
  * job by its waiter, unless the waiter gave up (abandoned): then the writer
@@ -103,8 +105,11 @@ struct db_job {
 	} u;
 };
 
-static void	 db_admin_touch(void);
-static void	 db_edit_publish(long long v);
+static int	 db_edit_begin(void);
+static long long	 db_edit_end(long long rc, int changed);
+static long long	 db_edit_signal(long long rc, enum db_edit_sig);
+static void	 db_edit_publish(enum db_edit_sig, long long v);
+static unsigned long long db_edit_token(enum db_edit_sig);
 static void	 db_poll_tick(void *);
 static void	 db_thread_stop(pthread_mutex_t *, pthread_cond_t *, int *stop,
 		    pthread_t);
@@ -137,11 +142,13 @@ static const struct db_backend *db_be = &db_sqlite;
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
 static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
-static _Atomic unsigned long long db_admin_local;	/* edits made here */
-/* The edit version as last read from the database (by the poller, or
- * after an edit here): the highest seen, so a slow read never moves it
- * back. */
-static _Atomic long long db_edit_seen;
+/* Per edit counter (enum db_edit_sig): its value as last read from the
+ * database (by the poller, or after an edit here), the highest seen, so a
+ * slow read never moves it back; and the edits made here. */
+static struct {
+	_Atomic long long	 seen;
+	_Atomic unsigned long long local;
+} db_sig[DB_SIG_N];
 
 /* the edit version's poller */
 static struct tick	 db_poller = {
@@ -184,8 +191,10 @@ db_open(const struct conf *c, int writer)
 	if (db_be->open(c, writer) == -1)
 		return -1;
 	atomic_store(&db_healthy, 1);
-	atomic_store(&db_edit_seen, 0);
-	db_edit_publish(db_be->edit_version());
+	for (int i = 0; i < DB_SIG_N; i++) {
+		atomic_store(&db_sig[i].seen, 0);
+		db_edit_publish(i, db_be->edit_version(i));
+	}
 	if (!writer)
 		return 0;
 	if (tick_start(&db_poller) == -1)
@@ -219,23 +228,24 @@ db_schema_version(void)
 /* Why a polled row and not a notification: docs/cluster.md. */
 
 static void
-db_edit_publish(long long v)
+db_edit_publish(enum db_edit_sig sig, long long v)
 {
-	long long cur = atomic_load(&db_edit_seen);
+	long long cur = atomic_load(&db_sig[sig].seen);
 
-	while (v > cur && !atomic_compare_exchange_weak(&db_edit_seen, &cur, v))
+	while (v > cur && !atomic_compare_exchange_weak(&db_sig[sig].seen, &cur, v))
 		;
 }
 
-/* Read the edit version every DB_EDIT_POLL_MS on a connection of this
- * thread's own, so that db_admin_token() -- asked on the event loop --
- * only loads an atomic. A failed read keeps the last value: the caches
- * stay as they are until the database answers again. */
+/* Read the edit counters every DB_EDIT_POLL_MS on a connection of this
+ * thread's own, so that db_admin_token() and db_grey_token() -- asked on
+ * the event loop -- only load atomics. A failed read keeps the last
+ * value: the caches stay as they are until the database answers again. */
 static void
 db_poll_tick(void *arg)
 {
 	(void)arg;
-	db_edit_publish(db_be->edit_version());
+	for (int i = 0; i < DB_SIG_N; i++)
+		db_edit_publish(i, db_be->edit_version(i));
 }
 
 /* Tell a thread waiting on cv under m to stop, and wait for it. */
@@ -249,36 +259,69 @@ db_thread_stop(pthread_mutex_t *m, pthread_cond_t *cv, int *stop, pthread_t t)
 	pthread_join(t, NULL);
 }
 
-/* After a committed admin edit, on the editing thread: the shared version
- * one step up for every node, and this process's view at once. A failed
- * bump is logged: other nodes then see the edit with the next one. */
-static void
-db_admin_touch(void)
+/* Open an admin edit's transaction on this thread's connection; the
+ * engine's edit call follows, then db_edit_end. 0 or -1. */
+static int
+db_edit_begin(void)
 {
-	atomic_fetch_add(&db_admin_local, 1);
-	if (db_be->edit_bump() == -1)
-		log_err("db: the edit version did not move; other nodes and processes"
-		    " see this edit with the next one");
-	else
-		db_edit_publish(db_be->edit_version());
+	return db_be->edit_begin();
+}
+
+/* End the edit begun by db_edit_begin, whose engine call answered rc
+ * (changed: it changed something). A change commits together with one
+ * step of the shared edit version, so that no node or process can see
+ * the edit without the signal to reload: rc, or -1 when the commit
+ * failed and nothing of the edit stays. Otherwise the transaction rolls
+ * back and rc is returned as it was. This process sees its own commit at
+ * once. */
+static long long
+db_edit_end(long long rc, int changed)
+{
+	return db_edit_signal(rc, changed ? DB_SIG_ADMIN : DB_SIG_NONE);
+}
+
+/* db_edit_end with the counter to move named: sig (DB_SIG_NONE for an
+ * edit that changed nothing). */
+static long long
+db_edit_signal(long long rc, enum db_edit_sig sig)
+{
+	if (db_be->edit_end(sig) == -1)
+		return -1;
+	if (sig != DB_SIG_NONE) {
+		atomic_fetch_add(&db_sig[sig].local, 1);
+		db_edit_publish(sig, db_be->edit_version(sig));
+	}
+	return rc;
 }
 
 /* In a process without the poller (CLI tools) the row is read here, at
- * most once per millisecond per thread: the checks of one stage ask
- * several times in a row. */
+ * most once per millisecond per thread and counter: the checks of one
+ * stage ask several times in a row. */
+static unsigned long long
+db_edit_token(enum db_edit_sig sig)
+{
+	static _Thread_local uint64_t read_ms[DB_SIG_N];
+	unsigned long long v;
+
+	if (!db_poller.running && time_mono_ms() != read_ms[sig]) {
+		read_ms[sig] = time_mono_ms();
+		db_edit_publish(sig, db_be->edit_version(sig));
+	}
+	v = (unsigned long long)atomic_load(&db_sig[sig].seen);
+	/* odd multiplier: distinct local counts give distinct tokens */
+	return v ^ (atomic_load(&db_sig[sig].local) * 0x9e3779b97f4a7c15ULL);
+}
+
 unsigned long long
 db_admin_token(void)
 {
-	static _Thread_local uint64_t read_ms;
-	unsigned long long v;
+	return db_edit_token(DB_SIG_ADMIN);
+}
 
-	if (!db_poller.running && time_mono_ms() != read_ms) {
-		read_ms = time_mono_ms();
-		db_edit_publish(db_be->edit_version());
-	}
-	v = (unsigned long long)atomic_load(&db_edit_seen);
-	/* odd multiplier: distinct local counts give distinct tokens */
-	return v ^ (atomic_load(&db_admin_local) * 0x9e3779b97f4a7c15ULL);
+unsigned long long
+db_grey_token(void)
+{
+	return db_edit_token(DB_SIG_GREY);
 }
 
 void
@@ -1114,16 +1157,18 @@ db_grey_auto_get(const char *net, int *passes, time_t *last_seen)
 	return db_be->grey_auto_get(net, passes, last_seen);
 }
 
-/* A forgotten triplet moves the admin token too: every node's greylist
- * memory (policy/grey.c) lets go of it. */
+/* A forgotten triplet moves the greylist's token, not the admin one:
+ * every node's greylist memory (policy/grey.c) lets go of it, and the
+ * access lists, rules and domain policies stay as they are. */
 int
 db_grey_forget(const char *net, const char *sender, const char *rcpt)
 {
-	int rc = db_be->grey_forget(net, sender, rcpt);
+	int rc;
 
-	if (rc > 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->grey_forget(net, sender, rcpt);
+	return (int)db_edit_signal(rc, rc > 0 ? DB_SIG_GREY : DB_SIG_NONE);
 }
 
 int
@@ -1249,18 +1294,21 @@ db_bayes_load(long long since, struct db_bayes_meta *m,
 
 /* ----------------------------------------------- admin edits (dispatch) */
 
-/* Each committed change moves the admin token, for every process. */
+/* Each change commits with its step of the admin token, for every
+ * process (db_edit_end). */
 
 int
 db_access_add(const char *list, const char *kind, const char *value,
     const char *note)
 {
 	char *v = db_lower(value);
-	int rc = db_be->access_add(list, kind, v, note);
+	int rc = -1;
 
+	if (db_edit_begin() == 0) {
+		rc = db_be->access_add(list, kind, v, note);
+		rc = (int)db_edit_end(rc, rc == 0);
+	}
 	free(v);
-	if (rc == 0)
-		db_admin_touch();
 	return rc;
 }
 
@@ -1268,52 +1316,58 @@ int
 db_access_del(const char *list, const char *kind, const char *value)
 {
 	char *v = db_lower(value);
-	int rc = db_be->access_del(list, kind, v);
+	int rc = -1;
 
+	if (db_edit_begin() == 0) {
+		rc = db_be->access_del(list, kind, v);
+		rc = (int)db_edit_end(rc, rc > 0);
+	}
 	free(v);
-	if (rc > 0)
-		db_admin_touch();
 	return rc;
 }
 
 long long
 db_rule_add(const struct rule_def *d)
 {
-	long long id = db_be->rule_add(d);
+	long long id;
 
-	if (id >= 0)
-		db_admin_touch();
-	return id;
+	if (db_edit_begin() == -1)
+		return -1;
+	id = db_be->rule_add(d);
+	return db_edit_end(id, id >= 0);
 }
 
 int
 db_rule_update(long long id, const struct rule_def *d)
 {
-	int rc = db_be->rule_update(id, d);
+	int rc;
 
-	if (rc >= 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_update(id, d);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 int
 db_rule_delete(long long id)
 {
-	int rc = db_be->rule_delete(id);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_delete(id);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 int
 db_rule_import(const struct rule_def *defs, size_t n, int replace)
 {
-	int rc = db_be->rule_import(defs, n, replace);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->rule_import(defs, n, replace);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ------------------------------------------- quarantine, users (dispatch) */
@@ -1345,11 +1399,12 @@ db_quar_expire(time_t now, long long max_age, int limit)
 int
 db_user_set(const char *name, const char *hash)
 {
-	int rc = db_be->user_set(name, hash);
+	int rc;
 
-	if (rc == 0)
-		db_admin_touch();
-	return rc;
+	if (db_edit_begin() == -1)
+		return -1;
+	rc = db_be->user_set(name, hash);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ------------------------------------------- shared values (dispatch) */
@@ -1375,17 +1430,18 @@ db_meta_prune(const char *prefix, long long below)
 long long
 db_edit_version(void)
 {
-	return db_be->edit_version();
+	return db_be->edit_version(DB_SIG_ADMIN);
 }
 
-/* This process sees its own bump at once, as db_admin_touch's edits. */
 int
-db_edit_bump(void)
+db_meta_edit(const char *key, const char *val)
 {
-	if (db_be->edit_bump() == -1)
+	int rc;
+
+	if (db_edit_begin() == -1)
 		return -1;
-	db_edit_publish(db_be->edit_version());
-	return 0;
+	rc = db_be->meta_put(key, val, 0);
+	return (int)db_edit_end(rc, rc == 0);
 }
 
 /* ---------------------------------------------- web sessions (dispatch) */

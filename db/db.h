@@ -78,7 +78,7 @@ int	 db_prune(time_t now);
 /* --- admin edits --------------------------------------------------------- */
 
 /* A token that changes whenever an admin edit (access lists, rules, users,
- * a greylist triplet forgotten by hand)
+ * the dashboard's domain policies)
  * is committed, by this process, a CLI process or another node on the
  * same store: readers keep what they built from those tables in memory
  * and rebuild when it changes, instead of reading the database for every
@@ -90,6 +90,10 @@ int	 db_prune(time_t now);
  * db_open(). */
 #define DB_EDIT_POLL_MS	500
 unsigned long long db_admin_token(void);
+/* The same for greylist edits by hand that a memory of passed triplets
+ * must hear of (db_grey_forget), on a counter of their own, so that other
+ * admin edits leave the greylist memory alone (policy/grey.c). */
+unsigned long long db_grey_token(void);
 
 /* --- greylisting ------------------------------------------------------- */
 
@@ -125,7 +129,8 @@ int	 db_grey_auto_allowed(const char *net, int need, time_t now, long long expir
  * 0, or -1 on a database error. */
 int	 db_grey_auto_get(const char *net, int *passes, time_t *last_seen);
 /* Forget a triplet (by hand: the next attempt is a new triplet): 1
- * deleted, 0 no such triplet, -1 database error. */
+ * deleted, and db_grey_token() moved in the same commit; 0 no such
+ * triplet, -1 database error. */
 int	 db_grey_forget(const char *net, const char *sender, const char *rcpt);
 /* A stored triplet, for listing. */
 struct db_grey_entry {
@@ -326,13 +331,15 @@ struct db_quar_query {
 	const char *state;		/* "held", "releasing", "released" */
 	int	 limit;			/* 1..1000 */
 	int	 offset;
+	int	 oldest_first;		/* else newest first */
 };
 
 /* Commit a message durably (synchronous = FULL, on the caller's thread)
  * before the client hears 250. 0; -2 when it would take the quarantine over
  * max_total bytes; -1 on a database error (busy, full disk). */
 int	 db_quar_add(const struct db_quar *, long long max_total);
-/* Matching messages, newest first, through fn until it returns non-zero,
+/* Matching messages, newest first (or oldest_first), by id within one
+ * second, through fn until it returns non-zero,
  * which is then returned; 0 at the end; -1 on error. Everything the row
  * points to is valid only during the call. */
 int	 db_quar_each(const struct db_quar_query *,
@@ -436,13 +443,15 @@ int	 db_meta_put(const char *key, const char *val, int keep);
 int	 db_meta_prune(const char *prefix, long long below);
 
 /* The admin edit counter: one row every node reads, moved one step up
- * after each committed rule, access-list or user edit (db.c does it after
- * the edits above). Its value, or -1 on error. */
+ * by each rule, access-list or user edit above and each db_meta_edit, in
+ * the edit's own transaction (an edit never commits without it). Its
+ * value, or -1 on error. */
 long long db_edit_version(void);
-/* One step up, seen by this process's db_admin_token() at once (db.c
- * calls it after the edits above; policy/domtab.c after a save of the
- * dashboard's domain policies; tests and tools). 0 or -1. */
-int	 db_edit_bump(void);
+/* An admin edit of a shared value (the dashboard's domain policies,
+ * policy/domtab.c): key set to val and the edit counter one step up, in
+ * one transaction; this process's db_admin_token() moves at once. 0 or
+ * -1 (then neither happened). */
+int	 db_meta_edit(const char *key, const char *val);
 
 /* Web login sessions, keyed by the hex SHA-256 of the cookie's token (the
  * token itself is never stored), so that a login on one node is valid on

@@ -32,6 +32,7 @@
 #include "lib/util.h"
 #include "rules/rules.h"
 
+#include <assert.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -215,8 +216,9 @@ static int	 pg_bayes_load(long long since, struct db_bayes_meta *m,
 static int	 pg_meta_get(const char *key, char **val);
 static int	 pg_meta_put(const char *key, const char *val, int keep);
 static int	 pg_meta_prune(const char *prefix, long long below);
-static long long	 pg_edit_version(void);
-static int	 pg_edit_bump(void);
+static long long	 pg_edit_version(enum db_edit_sig sig);
+static int	 pg_edit_begin(void);
+static int	 pg_edit_end(enum db_edit_sig sig);
 static int	 pg_session_put(const char *hash, const char *user,
 		    const char *csrf, time_t now);
 static int	 pg_session_get(const char *hash, time_t now, time_t idle_cut,
@@ -323,6 +325,9 @@ static const struct {
 	  "CREATE TABLE rate_counts ("
 	  "  win bigint NOT NULL, kind integer NOT NULL, key text NOT NULL,"
 	  "  n bigint NOT NULL, PRIMARY KEY (win, kind, key));" },
+	/* As SQLite's migration 11 (db/sqlite.c). */
+	{ "edit counter of the greylist",
+	  "ALTER TABLE edits ADD COLUMN grey bigint NOT NULL DEFAULT 0;" },
 	/* Append new steps here. */
 };
 
@@ -1535,12 +1540,10 @@ pg_rule_delete(long long id)
 static int
 pg_rule_import(const struct rule_def *defs, size_t n, int replace)
 {
-	struct pgc *pc;
-	int ok = 1;
+	struct pgc *pc = pg_conn();
+	int ok = pc != NULL;
 
-	if (pg_tx(&pc, "import rules") == -1)
-		return -1;
-	if (replace && pg_simple(pc, "DELETE FROM rules", "clear rules") == -1)
+	if (ok && replace && pg_simple(pc, "DELETE FROM rules", "clear rules") == -1)
 		ok = 0;
 	for (size_t i = 0; ok && i < n; i++) {
 		struct pg_args a = { 0 };
@@ -1556,7 +1559,7 @@ pg_rule_import(const struct rule_def *defs, size_t n, int replace)
 		ok = r != NULL;
 		PQclear(r);
 	}
-	return pg_tx_end(pc, ok, "import rules");
+	return ok ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ quarantine */
@@ -1639,6 +1642,19 @@ pg_quar_row(const PGresult *r, int i, struct pg_each *e)
 	return e->fn.quar(e->arg, &q);
 }
 
+/* As SQ_QUAR_EACH (sqlite.c): $1..$8 the filters, $9, $10 the page. */
+#define PG_QUAR_EACH(order) "SELECT " PG_QUAR_COLS " FROM quarantine" \
+	" WHERE ($1::text IS NULL OR strpos(lower(mail_from || ' ' || rcpts ||" \
+	"   ' ' || subject || ' ' || reasons || ' ' || id), lower($1::text)) > 0)" \
+	" AND ($2::text IS NULL OR strpos(lower(mail_from), lower($2::text)) > 0)" \
+	" AND ($3::text IS NULL OR strpos(lower(rcpts), lower($3::text)) > 0)" \
+	" AND ($4::text IS NULL OR strpos(lower(subject), lower($4::text)) > 0)" \
+	" AND ($5::text IS NULL OR strpos(lower(reasons), lower($5::text)) > 0)" \
+	" AND ($6::bigint = 0 OR ts >= $6::bigint)" \
+	" AND ($7::bigint = 0 OR ts <= $7::bigint)" \
+	" AND ($8::text IS NULL OR state = $8::text)" \
+	" ORDER BY " order " LIMIT $9 OFFSET $10"
+
 static int
 pg_quar_each(const struct db_quar_query *q,
     int (*fn)(void *, const struct db_quar_row *), void *arg)
@@ -1655,18 +1671,9 @@ pg_quar_each(const struct db_quar_query *q,
 	pa_str(&a, q->state != NULL && *q->state ? q->state : NULL);
 	pa_int(&a, limit);
 	pa_int(&a, q->offset < 0 ? 0 : q->offset);
-	return pg_rows("SELECT " PG_QUAR_COLS " FROM quarantine"
-	    " WHERE ($1::text IS NULL OR strpos(lower(mail_from || ' ' || rcpts ||"
-	    "   ' ' || subject || ' ' || reasons || ' ' || id), lower($1::text)) > 0)"
-	    " AND ($2::text IS NULL OR strpos(lower(mail_from), lower($2::text)) > 0)"
-	    " AND ($3::text IS NULL OR strpos(lower(rcpts), lower($3::text)) > 0)"
-	    " AND ($4::text IS NULL OR strpos(lower(subject), lower($4::text)) > 0)"
-	    " AND ($5::text IS NULL OR strpos(lower(reasons), lower($5::text)) > 0)"
-	    " AND ($6::bigint = 0 OR ts >= $6::bigint)"
-	    " AND ($7::bigint = 0 OR ts <= $7::bigint)"
-	    " AND ($8::text IS NULL OR state = $8::text)"
-	    " ORDER BY ts DESC, id COLLATE \"C\" LIMIT $9 OFFSET $10", &a,
-	    "list quarantine", pg_quar_row, &e);
+	return pg_rows(q->oldest_first ? PG_QUAR_EACH("ts, id COLLATE \"C\"") :
+	    PG_QUAR_EACH("ts DESC, id COLLATE \"C\""), &a, "list quarantine",
+	    pg_quar_row, &e);
 }
 
 static int
@@ -2136,17 +2143,45 @@ pg_meta_prune(const char *prefix, long long below)
 	return n;
 }
 
+/* The counters' statements, by enum db_edit_sig. */
+static const char *const pg_edit_read[DB_SIG_N] = {
+	"SELECT version FROM edits WHERE id = 1",
+	"SELECT grey FROM edits WHERE id = 1",
+};
+static const char *const pg_edit_move[DB_SIG_N] = {
+	"UPDATE edits SET version = version + 1 WHERE id = 1",
+	"UPDATE edits SET grey = grey + 1 WHERE id = 1",
+};
+
 static long long
-pg_edit_version(void)
+pg_edit_version(enum db_edit_sig sig)
 {
-	return pg_scalar("SELECT version FROM edits WHERE id = 1", "read edit version");
+	assert(sig >= 0 && sig < DB_SIG_N);
+	return pg_scalar(pg_edit_read[sig], "read edit version");
 }
 
 static int
-pg_edit_bump(void)
+pg_edit_begin(void)
 {
-	return pg_cmd("UPDATE edits SET version = version + 1 WHERE id = 1", NULL,
-	    "count an edit") < 0 ? -1 : 0;
+	struct pgc *pc;
+
+	return pg_tx(&pc, "start an admin edit");
+}
+
+/* After pg_edit_begin on this thread, so its connection is there. */
+static int
+pg_edit_end(enum db_edit_sig sig)
+{
+	struct pgc *pc = pthread_getspecific(pg_key);
+	PGresult *r = NULL;
+
+	assert(pc != NULL && pc->in_tx && sig >= DB_SIG_NONE && sig < DB_SIG_N);
+	if (sig != DB_SIG_NONE)
+		r = pg_run(pc, pg_edit_move[sig], NULL, 0, "move the edit version");
+	PQclear(r);
+	if (pg_tx_end(pc, r != NULL, "commit an admin edit") == 0)
+		return 0;
+	return sig == DB_SIG_NONE ? 0 : -1;
 }
 
 static int
@@ -2327,6 +2362,8 @@ const struct db_backend db_pg = {
 	.user_hash = pg_user_hash,
 	.bayes_meta = pg_bayes_meta,
 	.bayes_load = pg_bayes_load,
+	.edit_begin = pg_edit_begin,
+	.edit_end = pg_edit_end,
 	.access_add = pg_access_add,
 	.access_del = pg_access_del,
 	.grey_forget = pg_grey_forget,
@@ -2345,7 +2382,6 @@ const struct db_backend db_pg = {
 	.meta_put = pg_meta_put,
 	.meta_prune = pg_meta_prune,
 	.edit_version = pg_edit_version,
-	.edit_bump = pg_edit_bump,
 	.session_put = pg_session_put,
 	.session_get = pg_session_get,
 	.session_del = pg_session_del,

@@ -76,7 +76,8 @@ static int	 conf_set(void *base, const struct conf_key *, const char *,
 static int	 conf_dom_handler(struct conf_parse *, const char *section,
 		    const char *name, const char *value);
 static struct conf_domain *conf_dom_get(struct conf_parse *, const char *name);
-static int	 conf_dom_name_ok(const char *);
+static int	 conf_dom_name(const char *name, char *low, size_t lowsz);
+static void	 conf_dom_init(struct conf_domain *, const char *low);
 static void	 conf_dom_finish(struct conf_parse *, struct conf_domain *);
 static void	 conf_dom_list(struct conf_parse *, struct conf_domain *, int key);
 static void	 conf_dom_free(struct conf *);
@@ -662,16 +663,33 @@ conf_dom_key_name(enum conf_dom_key k)
 	return dom_keys[k].name;
 }
 
-/* "example.org" or ".example.org": a domain RCPT paths can hold. */
+/* name lower-cased into low (lowsz > LIM_PATH + 1; a longer name is cut
+ * there and then refused): 0 when it is "example.org" or ".example.org", a
+ * domain RCPT paths can hold, else -1. The config's [domain NAME]
+ * sections and the dashboard's domains (conf_dom_new) both ask here. */
 static int
-conf_dom_name_ok(const char *name)
+conf_dom_name(const char *name, char *low, size_t lowsz)
 {
 	char buf[LIM_PATH + 16];
 
-	if (strlen(name) > LIM_PATH)
-		return 0;
-	snprintf(buf, sizeof(buf), "x@%.*s", LIM_PATH, name[0] == '.' ? name + 1 : name);
-	return addr_mailbox_ok(buf, strlen(buf), 1) == 0;
+	assert(lowsz > LIM_PATH + 1);
+	snprintf(low, lowsz, "%s", name);
+	for (char *q = low; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	if (*low == '\0' || strlen(low) > LIM_PATH)
+		return -1;
+	snprintf(buf, sizeof(buf), "x@%s", low[0] == '.' ? low + 1 : low);
+	return addr_mailbox_ok(buf, strlen(buf), 1) == 0 ? 0 : -1;
+}
+
+/* d empty (nothing set, lists ""), named low. */
+static void
+conf_dom_init(struct conf_domain *d, const char *low)
+{
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(low);
+	for (int i = 0; i < CONF_DOM_NLISTS; i++)
+		d->lists[i] = xstrdup("");
 }
 
 /* The section called name (lower-case), added at this line if new. */
@@ -686,11 +704,8 @@ conf_dom_get(struct conf_parse *p, const char *name)
 			return &c->domains[i];
 	c->domains = xrealloc(c->domains, sizeof(*d) * (size_t)(c->ndomains + 1));
 	d = &c->domains[c->ndomains++];
-	memset(d, 0, sizeof(*d));
-	d->name = xstrdup(name);
+	conf_dom_init(d, name);
 	d->line = p->line;
-	for (int i = 0; i < CONF_DOM_NLISTS; i++)
-		d->lists[i] = xstrdup("");
 	return d;
 }
 
@@ -704,10 +719,7 @@ conf_dom_handler(struct conf_parse *p, const char *rest, const char *key,
 	int k;
 
 	rest += strspn(rest, " \t");
-	snprintf(name, sizeof(name), "%s", rest);
-	for (char *q = name; *q; q++)
-		*q = (char)tolower((unsigned char)*q);
-	if (*name == '\0' || !conf_dom_name_ok(name)) {
+	if (conf_dom_name(rest, name, sizeof(name)) == -1) {
 		conf_error(p, p->line, "[domain%s%s] does not name a domain; write e.g. "
 		    "[domain example.org], or [domain .example.org] for its subdomains",
 		    *name ? " " : "", name);
@@ -832,18 +844,13 @@ conf_dom_new(const char *name, char *why, size_t whysz)
 	struct conf_domain *d;
 	char low[LIM_PATH + 8];
 
-	snprintf(low, sizeof(low), "%s", name);
-	for (char *q = low; *q; q++)
-		*q = (char)tolower((unsigned char)*q);
-	if (*low == '\0' || strlen(name) > LIM_PATH || !conf_dom_name_ok(low)) {
+	if (conf_dom_name(name, low, sizeof(low)) == -1) {
 		snprintf(why, whysz, "'%.*s' does not name a domain; write e.g. example.org, "
 		    "or .example.org for its subdomains", LIM_PATH, name);
 		return NULL;
 	}
-	d = xcalloc(1, sizeof(*d));
-	d->name = xstrdup(low);
-	for (int i = 0; i < CONF_DOM_NLISTS; i++)
-		d->lists[i] = xstrdup("");
+	d = xmalloc(sizeof(*d));
+	conf_dom_init(d, low);
 	return d;
 }
 

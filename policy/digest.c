@@ -1,10 +1,14 @@
 /*
  * digest.c -- see digest.h. A round reads the last round's value (its
  * end and the recipients behind it), then the held messages from the
- * oldest time a recipient is owed page by page (db_quar_each), keeps one
- * (recipient, message) pair per recipient that gets digests and has not
- * been told of that message, sorts the pairs by recipient (the messages
- * stay newest first) and composes one digest per recipient.
+ * oldest time a recipient is owed, oldest first, page by page
+ * (db_quar_each), keeps one (recipient, message) pair per recipient that
+ * gets digests and has not been told of that message, sorts the pairs by
+ * recipient (each one's messages newest first) and composes one digest
+ * per recipient. Progress is a time per recipient, so a round that
+ * reaches DIGEST_MAX_PAIRS ends before the second where it stopped
+ * (digest_cut): what it lists is everything up to there, and the next
+ * round goes on from there.
  */
 #include "policy/digest.h"
 #include "db/db.h"
@@ -39,7 +43,8 @@ struct digest_collect {
 	struct digest_pair *pairs;
 	int	 npairs, cappairs;
 	int	 rows;			/* rows seen on this page */
-	int	 full;			/* DIGEST_MAX_PAIRS reached */
+	int	 full;			/* DIGEST_MAX_PAIRS reached ... */
+	time_t	 full_ts;		/* ... at a message of this time */
 };
 
 static void	 digest_parse(struct digest_round *r, const char *val);
@@ -47,7 +52,12 @@ static int	 digest_behind_cmp(const void *a, const void *b);
 static time_t	 digest_since(const struct digest_round *r, const char *rcpt);
 static char	*digest_reason(const struct db_quar *q);
 static int	 digest_row(void *arg, const struct db_quar_row *row);
+static void	 digest_cut(struct digest_collect *, struct digest_round *);
+static void	 digest_items_free(struct digest_collect *, int from);
 static int	 digest_pair_cmp(const void *a, const void *b);
+static int	 digest_mail_cmp(const void *key, const void *m);
+static void	 digest_line(struct buf *, int *n, time_t end, const char *rcpt,
+		    time_t since);
 static int	 digest_compose(const struct conf *, time_t now, struct digest_collect *,
 		    struct digest_round *, char *err, size_t errsz);
 
@@ -140,7 +150,8 @@ digest_row(void *arg, const struct db_quar_row *row)
 			continue;
 		if (dc->npairs == DIGEST_MAX_PAIRS) {
 			dc->full = 1;
-			return 0;
+			dc->full_ts = q->ts;
+			return 1;	/* the walk ends here */
 		}
 		if (item == -1) {
 			if (dc->nitems == dc->capitems) {
@@ -166,15 +177,63 @@ digest_row(void *arg, const struct db_quar_row *row)
 	return 0;
 }
 
-/* By recipient (case-insensitively: one mailbox, one digest), then in
- * the order read (newest first). */
+/* A full walk (dc->full) stopped inside the second dc->full_ts, maybe
+ * half-way through a message's recipients: the round ends one second
+ * before it, and the pairs of that second go back, so that each
+ * recipient is told of everything up to the round's end and of nothing
+ * after it (progress is a time). Only when the cap's worth of pairs lies
+ * in that one second, which no cut can split, is the rest of the second
+ * left out (logged). */
+static void
+digest_cut(struct digest_collect *dc, struct digest_round *r)
+{
+	int k = dc->nitems;
+
+	while (k > 0 && dc->items[k - 1].ts >= dc->full_ts)
+		k--;
+	if (k == 0) {
+		log_warn("digest: more than %d (recipient, message) pairs quarantined "
+		    "in one second; the rest of that second is not listed", DIGEST_MAX_PAIRS);
+		r->until = dc->full_ts;
+		return;
+	}
+	while (dc->npairs > 0 && dc->pairs[dc->npairs - 1].item >= k)
+		free(dc->pairs[--dc->npairs].rcpt);
+	digest_items_free(dc, k);
+	r->until = dc->full_ts - 1;
+	log_warn("digest: more than %d (recipient, message) pairs in one round; it "
+	    "lists those quarantined up to %lld, the next round the rest",
+	    DIGEST_MAX_PAIRS, (long long)r->until);
+}
+
+/* Free the collected items from index from on. */
+static void
+digest_items_free(struct digest_collect *dc, int from)
+{
+	for (int i = from; i < dc->nitems; i++) {
+		free(dc->items[i].from);
+		free(dc->items[i].subject);
+		free(dc->items[i].reason);
+	}
+	dc->nitems = from;
+}
+
+/* By recipient (case-insensitively: one mailbox, one digest), then
+ * newest first (the reverse of the order read). */
 static int
 digest_pair_cmp(const void *a, const void *b)
 {
 	const struct digest_pair *x = a, *y = b;
 	int c = strcasecmp(x->rcpt, y->rcpt);
 
-	return c ? c : (x->item > y->item) - (x->item < y->item);
+	return c ? c : (x->item < y->item) - (x->item > y->item);
+}
+
+/* bsearch over a round's mails (in recipient order) for a recipient. */
+static int
+digest_mail_cmp(const void *key, const void *m)
+{
+	return strcasecmp(key, ((const struct digest_mail *)m)->rcpt);
 }
 
 /* One digest per run of pairs with the same recipient. */
@@ -233,7 +292,8 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
     size_t errsz)
 {
 	struct digest_collect dc = { .c = c, .r = r };
-	struct db_quar_query q = { .state = "held", .limit = DIGEST_PAGE };
+	struct db_quar_query q = { .state = "held", .limit = DIGEST_PAGE,
+	    .oldest_first = 1 };
 	char *last = NULL;
 	time_t from;
 	int rc = 0;
@@ -267,18 +327,14 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
 			break;
 		q.offset += DIGEST_PAGE;
 	} while (dc.rows == DIGEST_PAGE && !dc.full);
-	if (dc.full)
-		log_warn("digest: more than %d (recipient, message) pairs in one round; "
-		    "the oldest are not listed", DIGEST_MAX_PAIRS);
+	if (rc != -1 && dc.full)
+		digest_cut(&dc, r);
 	if (rc != -1 && digest_compose(c, now, &dc, r, err, errsz) == -1)
 		rc = -1;
 	else if (rc == -1)
 		snprintf(err, errsz, "database error");
-	for (int i = 0; i < dc.nitems; i++) {
-		free(dc.items[i].from);
-		free(dc.items[i].subject);
-		free(dc.items[i].reason);
-	}
+	r->walked = rc != -1;
+	digest_items_free(&dc, 0);
 	for (int i = 0; i < dc.npairs; i++)
 		free(dc.pairs[i].rcpt);
 	free(dc.items);
@@ -286,23 +342,45 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
 	return rc == -1 ? -1 : 0;
 }
 
+/* rcpt's progress is since: a line of the round's value unless that is
+ * the round's end; *n counts the lines (written up to DIGEST_MAX_BEHIND). */
+static void
+digest_line(struct buf *v, int *n, time_t end, const char *rcpt, time_t since)
+{
+	if (since < end && ++*n <= DIGEST_MAX_BEHIND)
+		buf_printf(v, "%lld %s\n", (long long)since, rcpt);
+}
+
+/* Each recipient's progress: a digest taken, or nothing owed, moves it
+ * to the round's until (never back); a deferred one stays. The value's
+ * end is the furthest any recipient got, so a round cut short
+ * (digest_cut) before the last one's end moves nobody back. */
 int
 digest_done(const struct digest_round *r)
 {
+	time_t end = r->until > r->since ? r->until : r->since;
 	struct buf v = { 0 };
 	int n = 0, rc;
 
-	if (r->until <= r->since)
+	if (!r->walked)
 		return 0;
-	buf_printf(&v, "%lld\n", (long long)r->until);
-	for (int i = 0; i < r->nmails && n <= DIGEST_MAX_BEHIND; i++)
-		if (r->mails[i].deferred && ++n <= DIGEST_MAX_BEHIND)
-			buf_printf(&v, "%lld %s\n", (long long)r->mails[i].since,
-			    r->mails[i].rcpt);
+	buf_printf(&v, "%lld\n", (long long)end);
+	for (int i = 0; i < r->nmails; i++) {
+		const struct digest_mail *m = &r->mails[i];
+		digest_line(&v, &n, end, m->rcpt, m->deferred || m->since > r->until ?
+		    m->since : r->until);
+	}
+	for (int i = 0; i < r->nbehind; i++) {
+		const struct digest_behind *b = &r->behind[i];
+		if (r->nmails == 0 || bsearch(b->rcpt, r->mails, (size_t)r->nmails,
+		    sizeof(*r->mails), digest_mail_cmp) == NULL)
+			digest_line(&v, &n, end, b->rcpt, b->since > r->until ?
+			    b->since : r->until);
+	}
 	if (n > DIGEST_MAX_BEHIND) {
-		log_warn("digest: more than %d digests deferred; the round is not "
-		    "remembered, so the next one lists every recipient's messages again",
-		    DIGEST_MAX_BEHIND);
+		log_warn("digest: more than %d recipients behind (digests deferred, or "
+		    "a round cut short); the round is not remembered, so the next one "
+		    "lists every recipient's messages again", DIGEST_MAX_BEHIND);
 		rc = -1;
 	} else
 		rc = db_meta_put(DIGEST_META_LAST, buf_str(&v), 0);

@@ -22,7 +22,10 @@
  * quarantine.digest_domains only those in the listed domains
  * ("example.org" that domain, ".example.org" its subdomains). A digest
  * lists at most DIGEST_MAX_LISTED messages (newest first) and says how
- * many more there are.
+ * many more there are. A round takes at most DIGEST_MAX_PAIRS (recipient,
+ * message) pairs, the oldest: one that reaches it ends before the second
+ * where it stopped, remembers that as its end, and the next round lists
+ * the rest -- nothing held is skipped.
  *
  * Schedule: digest_slot() is the latest scheduled time at or before now
  * (hourly: the full hour; daily HH:MM in local time). Of several nodes,
@@ -49,7 +52,9 @@ struct conf;
 
 #define DIGEST_SETTLE_S		10	/* seconds a commit may take (DB_BUSY_TIMEOUT_MS x 5) */
 #define DIGEST_MAX_LISTED	100	/* messages listed in one digest */
+#ifndef DIGEST_MAX_PAIRS		/* tests/unit/digest_test.c sets a small one */
 #define DIGEST_MAX_PAIRS	200000	/* (recipient, message) pairs in one round */
+#endif
 #define DIGEST_MAX_BEHIND	10000	/* deferred recipients remembered one by one */
 #define DIGEST_SLOT_KEEP_S	86400	/* claims kept, before the slot claimed */
 
@@ -70,13 +75,17 @@ struct digest_behind {
 };
 
 struct digest_round {
-	time_t	 since, until;		/* quarantine times covered: (since, until] */
+	/* quarantine times covered: (since, until] -- and from further back
+	 * for the recipients behind; until is cut back when the round
+	 * reached DIGEST_MAX_PAIRS */
+	time_t	 since, until;
 	char	*from;			/* envelope and header sender */
 	struct digest_mail *mails;
 	int	 nmails;
 	int	 nmsgs;			/* distinct messages listed */
 	struct digest_behind *behind;	/* from the last round, by recipient */
 	int	 nbehind;
+	int	 walked;		/* messages read: digest_done records progress */
 };
 
 /* Find this round's messages and compose the digests. 0 (r filled; maybe

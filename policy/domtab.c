@@ -314,15 +314,12 @@ domtab_write(json_t *doc, char *why, size_t whysz)
 		free(s);
 		return DOMTAB_FULL;
 	}
-	rc = s != NULL ? db_meta_put(DOMTAB_META_KEY, s, 0) : -1;
+	rc = s != NULL ? db_meta_edit(DOMTAB_META_KEY, s) : -1;
 	free(s);
 	if (rc == -1) {
 		snprintf(why, whysz, "the database refused the change; see the log");
 		return DOMTAB_DBERR;
 	}
-	if (db_edit_bump() == -1)
-		log_err("domains: the edit version did not move; nodes see the change "
-		    "with the next edit");
 	return DOMTAB_OK;
 }
 

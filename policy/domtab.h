@@ -16,8 +16,9 @@
  * yes/no, a list an array of strings or "a, b"). An entry is checked by
  * the config parser's own rules (lib/conf.h, conf_dom_*): names, list
  * entries, and thresholds that rise with the global ones of the config in
- * force when it is saved. A save moves the shared edit version
- * (db_edit_bump), so every node rebuilds its table within DB_EDIT_POLL_MS.
+ * force when it is saved. A save moves the shared edit version in its own
+ * transaction (db_meta_edit), so every node rebuilds its table within
+ * DB_EDIT_POLL_MS.
  * Two admins saving on two nodes in the same instant: the later document
  * wins (one process serialises its own saves).
  *

@@ -256,14 +256,17 @@ grey_skip(const struct pol_session *ps, char *why, size_t whysz)
 	return 0;
 }
 
-/* What greyc kept, forgotten when the admin token moved: a triplet
- * forgotten by hand on another node (or by the CLI) must not stay passed
- * here. Edits are rare; after one, each kept answer is read once more. */
+/* What greyc kept, forgotten when the greylist's token moved: a triplet
+ * forgotten by hand on another node (or by another process) must not
+ * stay passed here. Such edits are rare; after one, each kept answer is
+ * read once more. Other admin edits (rules, lists, users, domains) move
+ * another token and leave this memory alone: they change nothing it
+ * holds. */
 static void
 grey_cache_check(void)
 {
 	static _Atomic unsigned long long seen;
-	unsigned long long tok = db_admin_token(), old = atomic_load(&seen);
+	unsigned long long tok = db_grey_token(), old = atomic_load(&seen);
 
 	if (tok != old && atomic_compare_exchange_strong(&seen, &old, tok))
 		greyc_clear();

@@ -17,9 +17,9 @@
  *    answer is trusted for GREYC_NEG_MS only. A pass counted by this
  *    process forgets the network (greyc_net_forget), and a read that began
  *    before it is not stored (the generation from greyc_net_gen()).
- * A triplet forgotten by hand (the API or the CLI, on any node of a
- * cluster) moves the admin token, and policy/grey.c then clears this
- * memory. Rows deleted behind Postern's back (the sqlite3 shell) are
+ * A triplet forgotten by hand (the API, on any node of a cluster) moves
+ * the greylist's edit token (db_grey_token), and policy/grey.c then
+ * clears this memory; other admin edits do not. Rows deleted behind Postern's back (the sqlite3 shell) are
  * noticed at the next refresh of last_seen (GREY_TOUCH_S) or after a
  * restart.
  *

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from harness import wait_until
 from harness.capture import Capture
 from policyenv import PolicyEnv, rows, smtp_session, stage_counts
 
@@ -211,6 +212,15 @@ def test_dkim_pass_from_skip_domain_decided_at_data():
         e.stop()
 
 
+def counted_rcpt(env, token, to):
+    """smtp_rcpt, and the policy stages its session ran on the I/O loop
+    and on a worker: (code, inline, worker)."""
+    before = stage_counts(env.p.web_port, token)
+    code = smtp_rcpt(env, to)
+    after = stage_counts(env.p.web_port, token)
+    return code, after[0] - before[0], after[1] - before[1]
+
+
 def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
     """A running server keeps what the database said about a passed
     triplet: its next RCPTs are decided on the I/O loop (no worker, no
@@ -221,10 +231,7 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
     sink = Capture().start()
 
     def rcpt_via_smtp(to):
-        before = stage_counts(env.p.web_port, token)
-        code = smtp_rcpt(env, to)
-        after = stage_counts(env.p.web_port, token)
-        return code, after[0] - before[0], after[1] - before[1]
+        return counted_rcpt(env, token, to)
 
     try:
         env.serve(sink)
@@ -240,6 +247,43 @@ def test_smtp_passed_triplet_decided_inline_until_it_expires(env):
         assert rcpt_via_smtp("b@example.net")[0] == 450      # expired: starts over
         assert env.stop_serving() == 0
         assert rows(env.db, "SELECT passed FROM greylist WHERE rcpt = 'b@example.net'") == [(0,)]
+    finally:
+        sink.stop()
+
+
+def test_smtp_admin_edit_keeps_passed_triplets_in_memory(env):
+    """An admin edit that is not a greylist edit -- an access-list entry
+    added by `postern access`, another process -- leaves the running
+    server's memory of passed triplets alone: a passed triplet is still
+    decided on the I/O loop after it, without a database read. Only a
+    triplet forgotten by hand clears that memory (the API test below, and
+    tests/integration/test_cluster.py across nodes)."""
+    token = "k" * 40
+    env.write_conf(CONF + "[web]\napi_token = %s\n" % token)
+    sink = Capture().start()
+
+    def refused(source):
+        s = smtp_session(env.port, source=source)
+        try:
+            return s.banner[0] == 554
+        finally:
+            s.close()
+
+    try:
+        env.serve(sink)
+        assert counted_rcpt(env, token, "b@example.net")[0] == 450
+        env.clock(301)
+        assert counted_rcpt(env, token, "b@example.net")[0] == 250
+        known = counted_rcpt(env, token, "b@example.net")
+        assert known[0] == 250
+        assert env.access("add", "deny", "client", "127.0.0.9")[0] == 0
+        # the server has seen the edit once it refuses that client
+        wait_until(lambda: refused("127.0.0.9"), 5, interval=0.1,
+                   what="the deny entry to reach the server")
+        # a new triplet needs the database (and reloads what the edit moved)
+        assert counted_rcpt(env, token, "c@example.net")[0] == 450
+        assert counted_rcpt(env, token, "b@example.net") == known
+        assert env.stop_serving() == 0
     finally:
         sink.stop()
 

@@ -3,6 +3,7 @@
 #include "t.h"
 #include "meta_db.h"
 #include "rate_db.h"
+#include "edit_db.h"
 #include "dbrows.h"
 #include "lib/conf.h"
 #include "db/db.h"
@@ -470,14 +471,14 @@ T_CASE(meta_get_put)
 	free(v);
 }
 
-/* The edit version starts at 0, moves one step per bump and on every
- * committed admin edit (through db.c), not on one that changed nothing. */
+/* The edit version starts at 0, moves one step on every committed admin
+ * edit (through db.c), not on one that changed nothing. */
 T_CASE(edit_version_moves)
 {
 	long long v0 = db_edit_version();
 
 	T_ASSERT(v0 >= 0);
-	T_EQ_INT(db_edit_bump(), 0);
+	T_EQ_INT(db_meta_edit("domains-test", "{}"), 0);
 	T_EQ_INT((int)(db_edit_version() - v0), 1);
 	unsigned long long tok = db_admin_token();
 	T_EQ_INT(db_access_add("allow", "helo", "edit.test", NULL), 0);
@@ -491,6 +492,20 @@ T_CASE(edit_version_moves)
 	T_EQ_INT(db_access_del("allow", "helo", "edit.test"), 1);
 	T_EQ_INT(db_user_set("carol", "hash"), 0);
 	T_EQ_INT((int)(db_edit_version() - v0), 4);
+}
+
+/* edit_db.h's refusal: a trigger that fails every change of the row. */
+static void
+edit_db_refuse(int on)
+{
+	sqlite3 *h;
+
+	T_ASSERT(sqlite3_open(path, &h) == SQLITE_OK);
+	sqlite3_busy_timeout(h, 5000);
+	T_ASSERT(sqlite3_exec(h, on ? "CREATE TRIGGER edit_db_refuse BEFORE UPDATE"
+	    " ON edits BEGIN SELECT RAISE(ABORT, 'refused by the test'); END" :
+	    "DROP TRIGGER edit_db_refuse", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
 }
 
 /* Another process (here: a connection of the test's own) bumps the row:
@@ -655,6 +670,8 @@ main(void)
 	T_RUN(meta_prune_numbered);
 	T_RUN(edit_version_moves);
 	T_RUN(edit_version_polled);
+	T_RUN(edit_commits_with_its_version);
+	T_RUN(grey_token_apart);
 	T_RUN(sessions);
 	T_RUN(rate_counts_shared);
 	T_RUN(rate_keys_kept_verbatim);
@@ -665,9 +682,7 @@ main(void)
 	db_close();
 	T_RUN(open_refuses_newer_schema_and_bad_path);
 	conf_unref(c);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (t_rm_rf(dir) == -1)
 		return 1;
 	return T_END();
 }

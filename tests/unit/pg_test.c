@@ -8,10 +8,12 @@
 #include "t.h"
 #include "meta_db.h"
 #include "rate_db.h"
+#include "edit_db.h"
 #include "lib/conf.h"
 #include "db/db.h"
 #include "lib/util.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ T_CASE(meta_edit_sessions)
 	T_EQ_STR(v, "third");
 	free(v);
 	T_ASSERT(v0 >= 0);
-	T_EQ_INT(db_edit_bump(), 0);
+	T_EQ_INT(db_meta_edit("domains-test", "{}"), 0);
 	T_EQ_INT(db_edit_version() - v0, 1);
 	T_EQ_INT(db_session_put("aa11", "alice", "csrf-a", 1000), 0);
 	T_EQ_INT(db_session_put("aa11", "mallory", "x", 1000), -1);	/* no overwrite */
@@ -56,6 +58,25 @@ T_CASE(meta_edit_sessions)
 	T_EQ_INT(db_session_del("aa11"), 0);
 	T_EQ_INT(db_session_get("aa11", 1600, 0, 0, user, sizeof(user), csrf,
 	    sizeof(csrf)), 0);
+}
+
+/* edit_db.h's refusal: a trigger that fails every change of the row. */
+static void
+edit_db_refuse(int on)
+{
+	PGconn *pc = PQconnectdb(getenv("POSTERN_TEST_PG_URL"));
+	PGresult *r;
+
+	T_ASSERT(PQstatus(pc) == CONNECTION_OK);
+	r = PQexec(pc, on ?
+	    "CREATE FUNCTION edit_db_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+	    " $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;"
+	    "CREATE TRIGGER edit_db_refuse BEFORE UPDATE ON edits"
+	    " FOR EACH ROW EXECUTE FUNCTION edit_db_refuse()" :
+	    "DROP TRIGGER edit_db_refuse ON edits; DROP FUNCTION edit_db_refuse()");
+	T_ASSERT(PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(pc);
 }
 
 static uint64_t seen_key;
@@ -166,6 +187,8 @@ main(void)
 	T_EQ_INT(db_open(c, 1), 0);
 	T_RUN(meta_edit_sessions);
 	T_RUN(meta_prune_numbered);
+	T_RUN(edit_commits_with_its_version);
+	T_RUN(grey_token_apart);
 	T_RUN(bayes_keys_past_2_63);
 	T_RUN(text_not_utf8_repaired);
 	T_RUN(claim_once_across_connections);

@@ -40,6 +40,16 @@ t_write_tmp(const char *text)
 	return path;
 }
 
+/* Remove a test's scratch directory and all in it: 0, or -1. */
+static inline int
+t_rm_rf(const char *dir)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
 #define T_END() (printf("%d passed, %d failed\n", t_passed, t_failed), t_failed ? 1 : 0)
 
 #endif
