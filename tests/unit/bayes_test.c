@@ -3,6 +3,7 @@
  * forgets), the cap with its expiry, and combining on a small trained set. */
 #include "t.h"
 #include "policy/bayes.h"
+#include "policy/bmark.h"
 #include "policy/btab.h"
 #include "policy/btok.h"
 #include "lib/conf.h"
@@ -256,6 +257,79 @@ T_CASE(relearn_moves_forget_removes)
 	T_EQ_INT(m.nham + m.nspam, 0);
 }
 
+/* Counts of one key in the database. */
+static struct row_find
+key_counts(uint64_t key)
+{
+	struct row_find r = { .key = key };
+	struct db_bayes_meta m;
+
+	db_bayes_load(-1, &m, row_find_fn, &r);
+	return r;
+}
+
+/* A gram of msg's Markov text (position i). */
+static uint64_t
+gram_of(const char *msg, size_t i)
+{
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+	struct bmark b = { 0 };
+	uint64_t g;
+
+	bmark_grams(&b, m, (size_t)c->bayes_markov_bytes);
+	g = i < b.n ? b.gram[i] : 0;
+	bmark_free(&b);
+	mime_free(m);
+	return g;
+}
+
+#define T_COUNTS(r, s, h) do { struct row_find _r = (r); \
+	T_EQ_INT(_r.spam, s); T_EQ_INT(_r.ham, h); } while (0)
+
+/* The marker (messages learned with grams) and the grams move exactly
+ * with learn, learn again, relearn as the other class and forget; with
+ * bayes.markov off nothing of the model is learned. Empty before and
+ * after. */
+T_CASE(markov_marker_moves_with_learn)
+{
+	/* " subject zebra..." and " subject meeting...": position 10 is
+	 * "ebra " in one and "eting" in the other */
+	uint64_t ga = gram_of(msg_a, 10), gb = gram_of(msg_b, 10);
+	struct bayes_learned l;
+
+	T_ASSERT(ga != 0 && gb != 0 && ga != gb);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);	/* (a forgotten row may stay at 0) */
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 1, 0);
+	T_COUNTS(key_counts(ga), 1, 0);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.changed, 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 1, 0);
+	T_COUNTS(key_counts(ga), 1, 0);
+	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_LEARN_HAM, &l), 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 1, 1);
+	T_COUNTS(key_counts(gb), 0, 1);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_HAM, &l), 0);
+	T_EQ_INT(l.was, BAYES_LEARN_SPAM);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 2);
+	T_COUNTS(key_counts(ga), 0, 1);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 1);
+	T_COUNTS(key_counts(ga), 0, 0);
+	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_FORGET, &l), 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);
+	T_COUNTS(key_counts(gb), 0, 0);
+	/* off: the words are learned, no gram and no marker */
+	c->bayes_markov = 0;
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.changed, 1);
+	T_COUNTS(token_counts(msg_a, "zebra"), 1, 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);
+	T_COUNTS(key_counts(ga), 0, 0);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
+	c->bayes_markov = 1;
+}
+
 /* A message of n made-up words from a vocabulary of its class. */
 static char *
 gen_msg(int spam, unsigned seed, int words)
@@ -385,6 +459,68 @@ T_CASE(classify_untrained_then_trained)
 	mime_free(m);
 }
 
+/* After classify_untrained_then_trained (20 messages of each class,
+ * learned with grams): the Markov part leans the right way once each
+ * class has min_learned gram-learned messages, and says nothing before,
+ * even when the words are trained (messages learned without grams, as
+ * by an older version, do not count for it). */
+T_CASE(markov_silent_until_min_learned)
+{
+	struct bayes_verdict v;
+	struct mime_msg *m;
+	char *x;
+
+	c->bayes_min_learned = 20;
+	x = gen_msg(1, 997, 30);
+	m = mime_parse(x, strlen(x));
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.markov, 1);
+	T_EQ_INT(v.mspam, 20);
+	T_EQ_INT(v.mham, 20);
+	T_ASSERT(v.markov_mean > 0);
+	T_ASSERT(v.prob > v.words_prob || v.words_prob > 0.999);
+	mime_free(m);
+	free(x);
+	x = gen_msg(0, 996, 30);
+	m = mime_parse(x, strlen(x));
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.markov, 1);
+	T_ASSERT(v.markov_mean < 0);
+	T_EQ_INT(v.state, BAYES_HAM);
+	mime_free(m);
+	free(x);
+	/* five more of each without grams: words 25, grams still 20 */
+	c->bayes_markov = 0;
+	for (unsigned i = 100; i < 105; i++) {
+		x = gen_msg(1, i, 30);
+		bayes_learn(c, x, strlen(x), BAYES_LEARN_SPAM, NULL);
+		free(x);
+		x = gen_msg(0, i, 30);
+		bayes_learn(c, x, strlen(x), BAYES_LEARN_HAM, NULL);
+		free(x);
+	}
+	c->bayes_markov = 1;
+	c->bayes_min_learned = 21;
+	x = gen_msg(1, 997, 30);
+	m = mime_parse(x, strlen(x));
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.nspam, 25);
+	T_EQ_INT(v.markov, 0);
+	T_EQ_INT(v.mspam, 20);
+	T_ASSERT(v.markov_mean == 0);
+	T_ASSERT(v.prob == v.words_prob);
+	T_EQ_INT(v.state, BAYES_SPAM);
+	/* off: the words alone, whatever the counts */
+	c->bayes_min_learned = 20;
+	c->bayes_markov = 0;
+	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(v.markov, 0);
+	T_ASSERT(v.prob == v.words_prob);
+	c->bayes_markov = 1;
+	mime_free(m);
+	free(x);
+}
+
 T_CASE(cap_expires_least_recent)
 {
 	struct db_bayes_meta m;
@@ -467,8 +603,10 @@ main(void)
 	T_RUN(table_set_get_delete);
 	T_RUN(learn_counts_exact);
 	T_RUN(relearn_moves_forget_removes);
+	T_RUN(markov_marker_moves_with_learn);
 	T_RUN(batch_counts_and_flushes);
 	T_RUN(classify_untrained_then_trained);
+	T_RUN(markov_silent_until_min_learned);
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
 	bayes_shutdown();
