@@ -469,6 +469,7 @@ bayes_markov(struct conf *c, const struct bmark *mk, struct bayes_verdict *v)
 
 	if (!c->bayes_markov)
 		return;
+	v->markov_on = 1;
 	btab_get(bm.tab, BMARK_MARKER, &ms, &mh);
 	v->mspam = ms;
 	v->mham = mh;
@@ -609,6 +610,15 @@ bayes_lf_len(const char *msg, size_t len)
 	return n;
 }
 
+/* Keys as the database orders them (SQLite: signed 64-bit integers). */
+static int
+bayes_key_cmp(const void *a, const void *b)
+{
+	int64_t x = (int64_t)*(const uint64_t *)a, y = (int64_t)*(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* A learn of msg (its features in f) as cls: digest and keys -- the
  * tokens, then the Markov grams and marker (*keys is xmalloc'd; the
  * caller frees it after the learn). */
@@ -626,6 +636,9 @@ bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
 		(*keys)[i] = s->v[i].h;
 	l->keys = *keys;
 	l->nkeys = s->n + bmark_keys(&f->mk, *keys + s->n);
+	/* in the database's key order: a message's thousands of rows are
+	 * then visited page by page, not at random */
+	qsort(*keys, l->nkeys, sizeof(**keys), bayes_key_cmp);
 }
 
 int
@@ -721,7 +734,7 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 	if (v->markov && o < sz)
 		o += (size_t)snprintf(buf + o, sz - o, "; markov %+.4f, words %.4f",
 		    v->markov_mean, v->words_prob);
-	else if ((v->mspam > 0 || v->mham > 0) && o < sz)
+	else if (v->markov_on && o < sz)
 		o += (size_t)snprintf(buf + o, sz - o,
 		    "; markov not enough training: %lld spam, %lld ham", v->mspam, v->mham);
 	for (int i = 0; i < v->ntop && i < 5 && o < sz; i++)

@@ -107,6 +107,7 @@ struct bayes_verdict {
 	struct bayes_token top[BAYES_TOP];	/* strongest first */
 	int	 ntop;
 	/* The Markov part (policy/bmark.h), with bayes.markov: */
+	int	 markov_on;		/* bayes.markov: grams were read */
 	int	 markov;		/* 1: it weighed in (prob combines both) */
 	double	 markov_mean;		/* its mean log ratio; > 0 leans spam */
 	double	 words_prob;		/* the words' chi-square alone, (1 + S - H) / 2 */
