@@ -337,7 +337,7 @@ static const struct conf_key keys[] = {
 	{ "bayes.markov_bytes", T_INT, O(bayes_markov_bytes), "6000", 16, 65536, NULL,
 	  "bytes of normalised text (headers, then body) the Markov model reads per message" },
 	{ "bayes.markov_weight", T_DOUBLE, O(bayes_markov_weight), "5", 0, 0, NULL,
-	  "weight of the Markov model's mean log ratio against the words' chi-square S - H" },
+	  "weight of the Markov model's mean log ratio against the words' chi-square S - H (0: shown, not weighed)" },
 
 	{ "web.listen", T_STR, O(web_listen), "127.0.0.1:8480", 0, 0, NULL,
 	  "address:port of the dashboard and API; empty = off" },

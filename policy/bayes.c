@@ -448,7 +448,7 @@ bayes_score_set(struct conf *c, const struct bayes_feat *ft, struct bayes_verdic
 	}
 	v->used = n;
 	v->prob = v->words_prob = bayes_fisher(cl, n);
-	if (v->markov) {
+	if (v->markov && c->bayes_markov_weight > 0) {	/* 0: shown, not weighed */
 		double t = (2 * v->words_prob - 1) + c->bayes_markov_weight * v->markov_mean;
 		v->prob = 1 / (1 + exp(-2 * t));
 	}

@@ -297,28 +297,28 @@ T_CASE(markov_marker_moves_with_learn)
 	uint64_t ga = gram_of(msg_a, 10), gb = gram_of(msg_b, 10);
 	struct bayes_learned l;
 
+	/* each learn, then the marker's and one gram's counts */
+	static const struct {
+		const char *msg;
+		enum bayes_class cls;
+		unsigned ms, mh, gs, gh;
+	} step[] = {
+		{ msg_a, BAYES_LEARN_SPAM, 1, 0, 1, 0 },
+		{ msg_a, BAYES_LEARN_SPAM, 1, 0, 1, 0 },	/* again: nothing moves */
+		{ msg_b, BAYES_LEARN_HAM, 1, 1, 0, 1 },
+		{ msg_a, BAYES_LEARN_HAM, 0, 2, 0, 1 },		/* moved from spam */
+		{ msg_a, BAYES_FORGET, 0, 1, 0, 0 },
+		{ msg_b, BAYES_FORGET, 0, 0, 0, 0 },
+	};
+
 	T_ASSERT(ga != 0 && gb != 0 && ga != gb);
 	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);	/* (a forgotten row may stay at 0) */
-	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
-	T_COUNTS(key_counts(BMARK_MARKER), 1, 0);
-	T_COUNTS(key_counts(ga), 1, 0);
-	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
-	T_EQ_INT(l.changed, 0);
-	T_COUNTS(key_counts(BMARK_MARKER), 1, 0);
-	T_COUNTS(key_counts(ga), 1, 0);
-	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_LEARN_HAM, &l), 0);
-	T_COUNTS(key_counts(BMARK_MARKER), 1, 1);
-	T_COUNTS(key_counts(gb), 0, 1);
-	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_HAM, &l), 0);
-	T_EQ_INT(l.was, BAYES_LEARN_SPAM);
-	T_COUNTS(key_counts(BMARK_MARKER), 0, 2);
-	T_COUNTS(key_counts(ga), 0, 1);
-	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
-	T_COUNTS(key_counts(BMARK_MARKER), 0, 1);
-	T_COUNTS(key_counts(ga), 0, 0);
-	T_EQ_INT(bayes_learn(c, msg_b, strlen(msg_b), BAYES_FORGET, &l), 0);
-	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);
-	T_COUNTS(key_counts(gb), 0, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(step); i++) {
+		T_EQ_INT(bayes_learn(c, step[i].msg, strlen(step[i].msg), step[i].cls, &l), 0);
+		T_EQ_INT(l.changed, i != 1);
+		T_COUNTS(key_counts(BMARK_MARKER), step[i].ms, step[i].mh);
+		T_COUNTS(key_counts(step[i].msg == msg_a ? ga : gb), step[i].gs, step[i].gh);
+	}
 	/* off: the words are learned, no gram and no marker */
 	c->bayes_markov = 0;
 	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
@@ -409,6 +409,18 @@ T_CASE(batch_counts_and_flushes)
 	T_EQ_INT(m.nham + m.nspam, 0);
 }
 
+/* Learn gen_msg's spam and ham of seeds from..to-1, one of each. */
+static void
+learn_pairs(unsigned from, unsigned to)
+{
+	for (unsigned i = from; i < to; i++)
+		for (int spam = 1; spam >= 0; spam--) {
+			char *x = gen_msg(spam, i, 30);
+			bayes_learn(c, x, strlen(x), spam ? BAYES_LEARN_SPAM : BAYES_LEARN_HAM, NULL);
+			free(x);
+		}
+}
+
 T_CASE(classify_untrained_then_trained)
 {
 	struct bayes_verdict v;
@@ -416,27 +428,13 @@ T_CASE(classify_untrained_then_trained)
 	char *x;
 
 	c->bayes_min_learned = 10;
-	for (unsigned i = 0; i < 9; i++) {
-		x = gen_msg(1, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_SPAM, NULL);
-		free(x);
-		x = gen_msg(0, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_HAM, NULL);
-		free(x);
-	}
+	learn_pairs(0, 9);
 	x = gen_msg(1, 999, 30);
 	m = mime_parse(x, strlen(x));
 	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
 	T_EQ_INT(v.state, BAYES_UNTRAINED);
 	T_EQ_INT(v.score == 0, 1);
-	for (unsigned i = 9; i < 20; i++) {
-		char *y = gen_msg(1, i, 30);
-		bayes_learn(c, y, strlen(y), BAYES_LEARN_SPAM, NULL);
-		free(y);
-		y = gen_msg(0, i, 30);
-		bayes_learn(c, y, strlen(y), BAYES_LEARN_HAM, NULL);
-		free(y);
-	}
+	learn_pairs(9, 20);
 	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
 	T_EQ_INT(v.state, BAYES_SPAM);
 	T_ASSERT(v.prob > 0.99);
@@ -464,46 +462,40 @@ T_CASE(classify_untrained_then_trained)
  * class has min_learned gram-learned messages, and says nothing before,
  * even when the words are trained (messages learned without grams, as
  * by an older version, do not count for it). */
+/* Classify gen_msg(spam, seed) into v; bayes_classify's answer. */
+static int
+classify_gen(int spam, unsigned seed, struct bayes_verdict *v)
+{
+	char *x = gen_msg(spam, seed, 30);
+	struct mime_msg *m = mime_parse(x, strlen(x));
+	int rc = bayes_classify(c, m, strlen(x), v);
+
+	mime_free(m);
+	free(x);
+	return rc;
+}
+
 T_CASE(markov_silent_until_min_learned)
 {
 	struct bayes_verdict v;
-	struct mime_msg *m;
-	char *x;
 
 	c->bayes_min_learned = 20;
-	x = gen_msg(1, 997, 30);
-	m = mime_parse(x, strlen(x));
-	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
 	T_EQ_INT(v.markov, 1);
 	T_EQ_INT(v.mspam, 20);
 	T_EQ_INT(v.mham, 20);
 	T_ASSERT(v.markov_mean > 0);
 	T_ASSERT(v.prob > v.words_prob || v.words_prob > 0.999);
-	mime_free(m);
-	free(x);
-	x = gen_msg(0, 996, 30);
-	m = mime_parse(x, strlen(x));
-	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(classify_gen(0, 996, &v), 0);
 	T_EQ_INT(v.markov, 1);
 	T_ASSERT(v.markov_mean < 0);
 	T_EQ_INT(v.state, BAYES_HAM);
-	mime_free(m);
-	free(x);
 	/* five more of each without grams: words 25, grams still 20 */
 	c->bayes_markov = 0;
-	for (unsigned i = 100; i < 105; i++) {
-		x = gen_msg(1, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_SPAM, NULL);
-		free(x);
-		x = gen_msg(0, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_HAM, NULL);
-		free(x);
-	}
+	learn_pairs(100, 105);
 	c->bayes_markov = 1;
 	c->bayes_min_learned = 21;
-	x = gen_msg(1, 997, 30);
-	m = mime_parse(x, strlen(x));
-	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
 	T_EQ_INT(v.nspam, 25);
 	T_EQ_INT(v.markov, 0);
 	T_EQ_INT(v.mspam, 20);
@@ -513,12 +505,10 @@ T_CASE(markov_silent_until_min_learned)
 	/* off: the words alone, whatever the counts */
 	c->bayes_min_learned = 20;
 	c->bayes_markov = 0;
-	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
 	T_EQ_INT(v.markov, 0);
 	T_ASSERT(v.prob == v.words_prob);
 	c->bayes_markov = 1;
-	mime_free(m);
-	free(x);
 }
 
 T_CASE(cap_expires_least_recent)
