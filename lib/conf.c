@@ -302,7 +302,7 @@ static const struct conf_key keys[] = {
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
 	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.6", 0, 0, NULL,
 	  "spam probability at or above which the message counts as spam" },
-	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.001", 0, 0, NULL,
+	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.01", 0, 0, NULL,
 	  "spam probability at or below which the message counts as ham" },
 	{ "bayes.spam_score", T_DOUBLE, O(bayes_spam_score), "5", 0, 0, NULL,
 	  "score added when the classifier says spam" },
