@@ -305,8 +305,12 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     cap = 20000
     # two workers: each worker's first message grows memory once (its
     # database connection, its allocator arena), which is not what we measure
+    # (the Markov part's grams share the cap: 256 bytes of each message's
+    # text still add up to 500 gram and context rows to its ~120 tokens;
+    # the default 6,000 bytes made this test four times as long)
     p = prepared(make_postern, capture.addr, {"bayes.max_tokens": str(cap),
                                               "bayes.autolearn": "no",
+                                              "bayes.markov_bytes": "256",
                                               "policy.workers": "2"})
     p.start()
     rnd = random.Random(7)
