@@ -24,7 +24,7 @@
  * Public calls: bmark_text, bmark_grams, bmark_grams_text, bmark_keys,
  *   bmark_mean, bmark_free.
  * Ownership: a struct bmark owns its arrays; bmark_free() releases them.
- * Thread: no shared state but a per-thread table of logarithms.
+ * Thread: no shared state.
  */
 #ifndef POSTERN_BMARK_H
 #define POSTERN_BMARK_H

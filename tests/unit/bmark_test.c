@@ -111,8 +111,8 @@ T_CASE(mean_from_counts)
 	bmark_grams_text(&b, " abcdef", 7);	/* 3 positions */
 	T_EQ_INT(b.n, 3);
 	/* position 0: gram in 4 spam, 0 ham; context in 5 spam, 6 ham;
-	 * position 1: gram 1 spam 2 ham, context 100 spam 200 ham (past
-	 * the table of small counts); position 2: nothing known (0) */
+	 * position 1: gram 1 spam 2 ham, context 100 spam 200 ham;
+	 * position 2: nothing known (0) */
 	btab_set(t, b.gram[0], 4, 0);
 	btab_set(t, b.ctx[0], 5, 6);
 	btab_set(t, b.gram[1], 1, 2);
