@@ -15,6 +15,7 @@ end the stage before the classifier runs); each test reads counts before
 and after, so the order of tests does not matter."""
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -365,11 +366,16 @@ def open_detail(drv, st, view, subject):
     go(drv, st, view)
     click(drv, table + " tbody tr", text=subject)
     wait_el(drv, detail + " .bayes")
-    prob = drv.execute_script(
-        "const dt = [...document.querySelectorAll(arguments[0] + ' .bayes dt')]"
-        ".find((e) => e.textContent === 'Spam probability');"
-        "return dt ? dt.nextElementSibling.textContent : null", detail)
+    def box(name):
+        return drv.execute_script(
+            "const dt = [...document.querySelectorAll(arguments[0] + ' .bayes dt')]"
+            ".find((e) => e.textContent === arguments[1]);"
+            "return dt ? dt.nextElementSibling.textContent : null", detail, name)
+    prob = box("Spam probability")
     assert prob is not None and float(prob) >= 0.99, prob
+    # the Markov part's mean, and the words' probability alone
+    assert re.fullmatch(r"[+-]\d\.\d{4} \(words alone [01]\.\d{4}\)",
+                        box("Markov part") or ""), box("Markov part")
     toks = texts(drv, detail + " .bayes-top td.tok")
     assert EVIL_TOKEN in toks, toks
     assert not drv.find_elements(By.CSS_SELECTOR, "main script, main img")
