@@ -8,7 +8,6 @@
  * the database lives in a temporary directory.
  */
 #include "policy/bayes.h"
-#include "policy/btok.h"
 #include "lib/conf.h"
 #include "db/db.h"
 #include "rules/mime.h"
@@ -71,43 +70,29 @@ gen(int spam, size_t size, size_t *len)
 	return b;
 }
 
+/* Learned as `postern learn` learns: words and, with bayes.markov, the
+ * Markov model's grams. */
 static void
 train(struct conf *c)
 {
-	struct db_bayes_learn batch[100];
-	struct btok_set sets[100];
+	struct bayes_batch *b[2] = { bayes_batch_new(c, BAYES_LEARN_HAM),
+	    bayes_batch_new(c, BAYES_LEARN_SPAM) };
 
-	for (int i = 0; i < BENCH_TRAIN; i += 100) {
-		for (int k = 0; k < 100; k++) {
-			size_t len;
-			char *m = gen(k % 2, 2000 + rnd() % 6000, &len);
-			struct mime_msg *mm = mime_parse(m, len);
-			uint64_t *keys;
-			memset(&sets[k], 0, sizeof(sets[k]));
-			btok_message(&sets[k], mm, len);
-			keys = xmalloc(sets[k].n * sizeof(*keys));
-			for (size_t t = 0; t < sets[k].n; t++)
-				keys[t] = sets[k].v[t].h;
-			memset(&batch[k], 0, sizeof(batch[k]));
-			batch[k].cls = k % 2;
-			for (int d = 0; d < 8; d++)
-				batch[k].digest[d] = (unsigned char)((i + k) >> (d * 8));
-			batch[k].keys = keys;
-			batch[k].nkeys = sets[k].n;
-			mime_free(mm);
-			free(m);
-		}
-		if (db_bayes_learn(batch, 100, c->bayes_max_tokens) == -1)
+	for (int i = 0; i < BENCH_TRAIN; i++) {
+		size_t len;
+		char *m = gen(i % 2, 2000 + rnd() % 6000, &len);
+		bayes_batch_add(b[i % 2], m, len);
+		free(m);
+	}
+	for (int k = 0; k < 2; k++) {
+		if (bayes_batch_flush(b[k]) == -1 || bayes_batch_counts(b[k])->failed > 0)
 			fatalx("learn failed");
-		for (int k = 0; k < 100; k++) {
-			free((void *)batch[k].keys);
-			btok_free(&sets[k]);
-		}
+		bayes_batch_free(b[k]);
 	}
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	char dir[] = "/tmp/postern-bayesbench-XXXXXX", *cmd;
 	struct conf *c = conf_defaults();
@@ -124,6 +109,10 @@ main(void)
 	free(c->db_path);
 	c->db_path = xasprintf("%s/b.db", dir);
 	c->bayes_min_learned = 10;
+	if (argc > 1 && strcmp(argv[1], "markov=no") == 0)
+		c->bayes_markov = 0;	/* the words alone, as before the Markov part */
+	else if (argc > 1)
+		fatalx("usage: bayes_bench [markov=no]");
 	if (db_open(c, 0) == -1)
 		fatalx("db_open");
 	mime_init();
@@ -144,8 +133,9 @@ main(void)
 	}
 	CALLGRIND_STOP_INSTRUMENTATION;
 	printf("bayes: %lld tokens learned from %d messages; a %zu-byte message has %d tokens"
-	    " (%d used), verdict %s %.4f\n", meta.ntokens, BENCH_TRAIN, len, v.ntokens,
-	    v.used, bayes_state_name(v.state), v.prob);
+	    " (%d used), verdict %s %.4f (Markov part %s, mean %+.3f)\n", meta.ntokens,
+	    BENCH_TRAIN, len, v.ntokens, v.used, bayes_state_name(v.state), v.prob,
+	    v.markov ? "weighed in" : c->bayes_markov ? "untrained" : "off", v.markov_mean);
 	printf("bayes: %.3f ms CPU per message to tokenise and classify (target <= 0.5);"
 	    " the MIME parse before it: %.3f ms\n", classify * 1000 / BENCH_ROUNDS,
 	    parse * 1000 / BENCH_ROUNDS);

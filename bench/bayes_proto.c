@@ -38,8 +38,9 @@
  *   nested  stack with beta and the threshold chosen per fold by a 4-fold
  *           CV of its training part (chionly=1: chi alone, the threshold
  *           chosen so; bmode=N: the ng method's model instead of the LR,
- *           agrid=1 also its smoothing), as a deployment fixes them
- *           beforehand.
+ *           agrid=1 also its smoothing; fixbeta=B: beta fixed, as the
+ *           check's bayes.markov_weight 1/B, only the threshold chosen),
+ *           as a deployment fixes them beforehand.
  * Prints best F1 with at most fpmax (5) ham called spam, the threshold
  * swept over the pooled scores; false positives/negatives per fold at
  * that threshold; spam missed at 2, 5, 10, 20, 40 false positives; 1 -
@@ -296,6 +297,7 @@ static const double agrid[][2] = { { 1, 40 }, { 3, 40 }, { 10, 40 }, { 1, 200 },
 #define NAGRID	((int)(sizeof(agrid) / sizeof(agrid[0])))
 static int p_agrid, p_low;
 static double p_clip = 0, p_mexp = 1;	/* bmode 3: |log ratio| cap; sum / n^mexp */
+static double p_fixbeta = -1;	/* nested: this beta only (the check's fixed weight) */
 
 /* The kinds chi_score() looks at. */
 static int chi_mask = -1;
@@ -717,8 +719,8 @@ nested(void)
 	static const double grid0[] = { 0.5, 1, 1.5, 2, 3, 5, 10, 20, 30 };
 	static const double gridb[] = { 0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10,
 	    20, 50, 100, 1000 };
-	const double *grid = p_bmode ? gridb : grid0;
-	int ng = p_chionly ? 1 : p_bmode ? (int)(sizeof(gridb) / sizeof(gridb[0])) :
+	const double *grid = p_fixbeta >= 0 ? &p_fixbeta : p_bmode ? gridb : grid0;
+	int ng = p_chionly || p_fixbeta >= 0 ? 1 : p_bmode ? (int)(sizeof(gridb) / sizeof(gridb[0])) :
 	    (int)(sizeof(grid0) / sizeof(grid0[0]));
 	long tp = 0, fp = 0, fn = 0;
 
@@ -790,7 +792,7 @@ set(const char *kv)
 	P("s", p_s) P("x", p_x) P("mindev", p_mindev) P("eta", p_eta) P("margin", p_margin)
 	P("l2", p_l2) P("beta", p_beta) P("thr", p_thr) P("norm", p_norm) P("bias", p_bias)
 	P("maxused", p_maxused) P("passes", p_passes) P("fpmax", p_fpmax) P("seed", p_seed)
-	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("clip", p_clip) P("mexp", p_mexp) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg)
+	P("kmask", p_kmask) P("amask", p_amask) P("bmode", p_bmode) P("alpha", p_alpha) P("vocab", p_vocab) P("agrid", p_agrid) P("ngbits", p_ngbits) P("low", p_low) P("clip", p_clip) P("mexp", p_mexp) P("tunelo", p_tunelo) P("tunehi", p_tunehi) P("avg", p_avg) P("fixbeta", p_fixbeta)
 	P("tunepasses", p_tunepasses) P("prior", p_prior) P("decay", p_decay) P("top", p_top) P("nbloo", p_nbloo) P("chionly", p_chionly) P("w0", p_w0) P("nb", p_nb) P("ens", p_ens) P("lrmask", p_lrmask) P("llrmean", p_llrmean) P("order", p_order) P("dump", p_dump)
 #undef P
 	fprintf(stderr, "unknown setting %s\n", kv);

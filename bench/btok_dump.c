@@ -15,22 +15,21 @@
  * Settings for trying what the check does not do (docs/bayes.md, round 5):
  *   max_text=N  tokenise only the first N bytes of body text (btok_set's
  *               max_text; headers whole);
- *   ngram=N     also character N-grams of the normalised text (ASCII
- *               lower-cased, every run of non-word bytes one space), kind
- *               DUMP_NGRAM, each once, and the (N-1)-grams before each
- *               byte, kind DUMP_CTX;
- *   ngbytes=K   of the first K bytes of that text (3000);
- *   ngsubj=1    the Subject first, then the body text; 2: every header
- *               (name and decoded value) first; 3: the raw message
- *               instead (nothing decoded);
+ *   ngram=5     also the Markov model's grams, as the check learns them
+ *               (policy/bmark.c: the same text, the same hashes): each
+ *               distinct 5-gram (kind DUMP_NGRAM) and 4-byte context
+ *               (DUMP_CTX) once;
+ *   ngbytes=K   of the first K bytes of its text (3000; the check reads
+ *               bayes.markov_bytes);
+ *   ngsubj=2    (the only text left: every header, then the body; the
+ *               Subject-only and raw-message variants of round 5 went
+ *               when the model was built);
  *   ngseq=1     also every position in order (duplicates kept): the
- *               N-gram (DUMP_SEQ) then its context (DUMP_SEQCTX), for a
- *               Markov model's cross-entropy;
- *   nglow=M     also the M-gram ending at the same byte and its context,
- *               once each (DUMP_LGRAM, DUMP_LCTX) and with ngseq at each
- *               position (DUMP_LSEQ, DUMP_LSEQCTX), for backing off.
+ *               gram (DUMP_SEQ) then its context (DUMP_SEQCTX), for the
+ *               Markov model's cross-entropy.
  */
 #include "bench/corpus.h"
+#include "policy/bmark.h"
 #include "policy/btok.h"
 #include "rules/mime.h"
 #include "lib/util.h"
@@ -39,19 +38,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 /* Kinds after the tokeniser's own (K_NKINDS is 20). */
-enum { DUMP_NGRAM = 20, DUMP_SEQ = 21, DUMP_SEQCTX = 22, DUMP_CTX = 23,
-	DUMP_LSEQ = 24, DUMP_LSEQCTX = 25, DUMP_LGRAM = 26, DUMP_LCTX = 27 };
+enum { DUMP_NGRAM = 20, DUMP_SEQ = 21, DUMP_SEQCTX = 22, DUMP_CTX = 23 };
 
 struct dump_tok {
 	uint64_t h;
 	uint8_t	 kind, dist, pad[6];
 };
 
-static size_t max_text, ngram, ngbytes = 3000, ngsubj, ngseq, nglow;
+static size_t max_text, ngram, ngbytes = 3000, ngsubj = 2, ngseq;
 
 /* The raw size with CRLF counted as LF, as bayes.c gives btok_message. */
 static size_t
@@ -61,31 +57,6 @@ dump_lf_len(const char *msg, size_t len)
 
 	for (size_t i = 0; i + 1 < len; i++)
 		n -= msg[i] == '\r' && msg[i + 1] == '\n';
-	return n;
-}
-
-static int
-dump_word(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c >= 0x80 || c == '$' || c == '\'' || c == '-' || c == '.' || c == '_';
-}
-
-/* Append text normalised to buf (up to cap). */
-static size_t
-norm_append(char *buf, size_t n, size_t cap, const char *t, size_t len)
-{
-	for (size_t i = 0; i < len && n < cap; i++) {
-		unsigned char c = (unsigned char)t[i];
-		if (!dump_word(c)) {
-			if (n > 0 && buf[n - 1] != ' ')
-				buf[n++] = ' ';
-			continue;
-		}
-		buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-	}
-	if (n > 0 && n < cap && buf[n - 1] != ' ')
-		buf[n++] = ' ';
 	return n;
 }
 
@@ -126,59 +97,24 @@ tv_unique(struct tokv *tv, size_t from)
 	free(set);
 }
 
-/* The n-gram tokens of m into tv. */
+/* The Markov model's grams of m into tv: the check's own (bmark.h). */
 static void
-ngrams(struct tokv *tv, const struct mime_msg *m, const char *raw, size_t rawlen)
+ngrams(struct tokv *tv, const struct mime_msg *m)
 {
-	char *buf = xmalloc(ngbytes + 2);
-	size_t n = 0, nt = mime_count(m, MIME_TEXT), from;
-	struct tokv seq = { 0 };
+	struct bmark b = { 0 };
+	size_t from = tv->n;
 
-	buf[n++] = ' ';
-	if (ngsubj == 1) {
-		const char *s = mime_header(m, "Subject", 0);
-		if (s != NULL)
-			n = norm_append(buf, n, ngbytes, s, strlen(s));
-	}
-	for (size_t i = 0; ngsubj == 2 && i < mime_nheaders(m); i++) {
-		const char *name, *v = mime_header_at(m, i, &name);
-		n = norm_append(buf, n, ngbytes, name, strlen(name));
-		n = norm_append(buf, n, ngbytes, v, strlen(v));
-	}
-	if (ngsubj == 3)	/* the raw message instead */
-		n = norm_append(buf, n, ngbytes, raw, rawlen);
-	for (size_t i = 0; ngsubj != 3 && i < nt && n < ngbytes; i++) {
-		size_t len;
-		const char *t = mime_item(m, MIME_TEXT, i, &len);
-		n = norm_append(buf, n, ngbytes, t, len);
-	}
-	from = tv->n;
-	for (size_t i = 0; i + ngram <= n; i++) {
-		uint64_t g = XXH3_64bits_withSeed(buf + i, ngram, DUMP_NGRAM + 1);
-		uint64_t c = XXH3_64bits_withSeed(buf + i, ngram - 1, DUMP_CTX + 1);
-		tv_push(tv, g, DUMP_NGRAM);
-		tv_push(tv, c, DUMP_CTX);
-		if (ngseq) {
-			tv_push(&seq, g, DUMP_SEQ);
-			tv_push(&seq, c, DUMP_SEQCTX);
-		}
-		if (nglow > 1 && nglow < ngram) {
-			const char *lo = buf + i + ngram - nglow;
-			uint64_t lg = XXH3_64bits_withSeed(lo, nglow, DUMP_LGRAM + 1);
-			uint64_t lc = XXH3_64bits_withSeed(lo, nglow - 1, DUMP_LCTX + 1);
-			tv_push(tv, lg, DUMP_LGRAM);
-			tv_push(tv, lc, DUMP_LCTX);
-			if (ngseq) {
-				tv_push(&seq, lg, DUMP_LSEQ);
-				tv_push(&seq, lc, DUMP_LSEQCTX);
-			}
-		}
+	bmark_grams(&b, m, ngbytes);
+	for (size_t i = 0; i < b.n; i++) {
+		tv_push(tv, b.gram[i], DUMP_NGRAM);
+		tv_push(tv, b.ctx[i], DUMP_CTX);
 	}
 	tv_unique(tv, from);
-	for (size_t i = 0; i < seq.n; i++)
-		tv_push(tv, seq.v[i].h, seq.v[i].kind);
-	free(seq.v);
-	free(buf);
+	for (size_t i = 0; ngseq && i < b.n; i++) {
+		tv_push(tv, b.gram[i], DUMP_SEQ);
+		tv_push(tv, b.ctx[i], DUMP_SEQCTX);
+	}
+	bmark_free(&b);
 }
 
 static void
@@ -191,7 +127,7 @@ setting(const char *kv)
 		fatalx("bad setting %s", kv);
 #define S(name, var) if (strncmp(kv, name "=", strlen(name) + 1) == 0) { var = v; return; }
 	S("max_text", max_text) S("ngram", ngram) S("ngbytes", ngbytes) S("ngsubj", ngsubj)
-	S("ngseq", ngseq) S("nglow", nglow)
+	S("ngseq", ngseq)
 #undef S
 	fatalx("unknown setting %s", kv);
 }
@@ -210,6 +146,8 @@ main(int argc, char **argv)
 	log_init("btok_dump", 0);
 	for (int i = 3; i < argc; i++)
 		setting(argv[i]);
+	if ((ngram != 0 && ngram != BMARK_ORDER) || ngsubj != 2)
+		fatalx("ngram=%d and ngsubj=2 only: the check's Markov model", BMARK_ORDER);
 	mime_init();
 	p = xasprintf("%s/labels.tsv", argv[1]);
 	if ((lf = fopen(p, "r")) == NULL || (out = fopen(argv[2], "wb")) == NULL)
@@ -236,8 +174,8 @@ main(int argc, char **argv)
 			tv_push(&tv, s.v[i].h, s.v[i].kind);
 			tv.v[tv.n - 1].dist = s.v[i].dist;
 		}
-		if (ngram > 1)
-			ngrams(&tv, m, raw, len);
+		if (ngram)
+			ngrams(&tv, m);
 		hdr[0] = (uint32_t)spam;
 		hdr[1] = (uint32_t)tv.n;
 		fwrite(hdr, sizeof(hdr), 1, out);

@@ -301,7 +301,7 @@ static const struct conf_key keys[] = {
 
 	{ "bayes.enabled", T_BOOL, O(bayes_enabled), "yes", 0, 0, NULL,
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
-	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.85", 0, 0, NULL,
+	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.6", 0, 0, NULL,
 	  "spam probability at or above which the message counts as spam" },
 	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.01", 0, 0, NULL,
 	  "spam probability at or below which the message counts as ham" },
@@ -311,8 +311,8 @@ static const struct conf_key keys[] = {
 	  "score added when the classifier says ham (negative)" },
 	{ "bayes.min_learned", T_INT, O(bayes_min_learned), "200", 1, 100000000, NULL,
 	  "messages of each class to learn before the classifier scores anything" },
-	{ "bayes.max_tokens", T_INT, O(bayes_max_tokens), "1000000", 1000, 1000000000, NULL,
-	  "tokens kept; past it the least recently learned ones are forgotten (16-32 bytes each in memory)" },
+	{ "bayes.max_tokens", T_INT, O(bayes_max_tokens), "2000000", 1000, 1000000000, NULL,
+	  "tokens (words and Markov grams) kept; past it the least recently learned ones are forgotten (16-32 bytes each in memory)" },
 	{ "bayes.max_used", T_INT, O(bayes_max_used), "300", 1, 100000, NULL,
 	  "most tokens of a message that weigh in (the strongest ones)" },
 	{ "bayes.min_dev", T_DOUBLE, O(bayes_min_dev), "0.1", 0, 0, NULL,
@@ -333,6 +333,12 @@ static const struct conf_key keys[] = {
 	  "a message released from the quarantine is learned as ham" },
 	{ "bayes.learn_on_delete_spam", T_BOOL, O(bayes_learn_on_delete_spam), "yes", 0, 0, NULL,
 	  "a message deleted from the quarantine as spam is learned as spam" },
+	{ "bayes.markov", T_BOOL, O(bayes_markov), "yes", 0, 0, NULL,
+	  "learn and score the character-level Markov model beside the words (docs/bayes.md)" },
+	{ "bayes.markov_bytes", T_INT, O(bayes_markov_bytes), "6000", 16, 65536, NULL,
+	  "bytes of normalised text (headers, then body) the Markov model reads per message" },
+	{ "bayes.markov_weight", T_DOUBLE, O(bayes_markov_weight), "5", 0, 0, NULL,
+	  "weight of the Markov model's mean log ratio against the words' chi-square S - H (0: shown, not weighed)" },
 
 	{ "web.listen", T_STR, O(web_listen), "127.0.0.1:8480", 0, 0, NULL,
 	  "address:port of the dashboard and API; empty = off" },
@@ -1114,9 +1120,10 @@ conf_check(struct conf_parse *p)
 		conf_error(p, l, "bayes thresholds must satisfy "
 		    "0 <= ham_threshold <= 0.5 <= spam_threshold <= 1");
 	if (!(c->bayes_s > 0 && c->bayes_x > 0 && c->bayes_x < 1 && c->bayes_min_dev >= 0 &&
-	    c->bayes_min_dev < 0.5 && c->bayes_autolearn_balance >= 1))
+	    c->bayes_min_dev < 0.5 && c->bayes_autolearn_balance >= 1 &&
+	    c->bayes_markov_weight >= 0))
 		conf_error(p, 0, "bayes.s must be > 0, bayes.x within (0, 1), bayes.min_dev "
-		    "within [0, 0.5), bayes.autolearn_balance >= 1");
+		    "within [0, 0.5), bayes.autolearn_balance >= 1, bayes.markov_weight >= 0");
 	if (*c->listen == '\0')
 		conf_error(p, conf_line(c, "proxy.listen"),
 		    "proxy.listen is empty; give at least one address:port");

@@ -194,6 +194,8 @@ struct conf {
 	double	 bayes_autolearn_spam_score, bayes_autolearn_ham_score;
 	double	 bayes_autolearn_balance;
 	int	 bayes_learn_on_release, bayes_learn_on_delete_spam;
+	int	 bayes_markov, bayes_markov_bytes;
+	double	 bayes_markov_weight;
 
 	/* [web] */
 	char	*web_listen;

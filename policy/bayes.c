@@ -10,6 +10,11 @@
  * of them; then, as SpamBayes and bogofilter do,
  *   S = 1 - chi2Q(-2 sum ln(1 - f), 2k),  H = 1 - chi2Q(-2 sum ln f, 2k)
  *   prob = (1 + S - H) / 2.
+ * With the Markov part (bmark.h) trained, its mean log ratio M joins:
+ *   t = (S - H) + bayes.markov_weight * M,  prob = 1 / (1 + e^-2t)
+ * -- the measured combination M + 0.2 (S - H) (docs/bayes.md), on a scale
+ * whose slope at 0.5 is (1 + S - H) / 2's, without its clamp at 0 and 1
+ * (M ranges over several units).
  *
  * The in-memory copy (struct bayes_mem) mirrors the database: loaded
  * whole at bayes_init() and when rows were deleted elsewhere (expiry
@@ -27,6 +32,7 @@
 #include "db/db.h"
 #include "lib/conf.h"
 #include "lib/util.h"
+#include "policy/bmark.h"
 #include "policy/btab.h"
 #include "policy/btok.h"
 #include "policy/policy_int.h"
@@ -72,6 +78,13 @@ struct bayes_fmemo {
 	double	 f[BAYES_MEMO][BAYES_MEMO];
 };
 
+/* What a message is learned and classified by: its word tokens and, with
+ * bayes.markov, its Markov positions. */
+struct bayes_feat {
+	struct btok_set s;
+	struct bmark	mk;
+};
+
 /* The check's state for one transaction. */
 struct bayes_tx {
 	struct bayes_verdict v;
@@ -90,7 +103,11 @@ static int	 bayes_refresh(int force);
 static int	 bayes_reload_all(void);
 static int	 bayes_apply_delta(void);
 static void	 bayes_row_tab(void *, uint64_t, unsigned, unsigned);
-static int	 bayes_score_set(struct conf *, const struct btok_set *, struct bayes_verdict *);
+static int	 bayes_score_set(struct conf *, const struct bayes_feat *, struct bayes_verdict *);
+static void	 bayes_markov(struct conf *, const struct bmark *, struct bayes_verdict *);
+static void	 bayes_feat_make(const struct conf *, struct bayes_feat *,
+		    const struct mime_msg *, size_t rawlen);
+static void	 bayes_feat_free(struct bayes_feat *);
 static double	 bayes_f(double, double, unsigned, unsigned, long long, long long);
 static struct bayes_fmemo *bayes_memo(double, double, long long, long long);
 static double	 bayes_fisher(const struct bayes_clue *, int n);
@@ -102,11 +119,11 @@ static void	 bayes_verdict_set(struct conf *, struct bayes_verdict *);
 static void	 bayes_digest(const char *, size_t, unsigned char out[32]);
 static const char *bayes_skip_from(const char *, size_t *);
 static void	 bayes_fill(struct db_bayes_learn *, enum bayes_class, const char *,
-		    size_t, const struct btok_set *, uint64_t **);
+		    size_t, const struct bayes_feat *, uint64_t **);
 static size_t	 bayes_lf_len(const char *, size_t);
 static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
-		    const struct btok_set *, double before);
+		    const struct bayes_feat *, double before);
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
@@ -380,10 +397,12 @@ bayes_memo(double sv, double xv, long long nspam, long long nham)
 	return &m;
 }
 
-/* The counts of s's tokens from the copy, combined. 0 or -1. */
+/* The counts of f's tokens (and Markov positions) from the copy,
+ * combined. 0 or -1. */
 static int
-bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *v)
+bayes_score_set(struct conf *c, const struct bayes_feat *ft, struct bayes_verdict *v)
 {
+	const struct btok_set *s = &ft->s;
 	struct bayes_clue *cl = xmalloc((s->n + 1) * sizeof(*cl));
 	double sv = c->bayes_s, xv = c->bayes_x;
 	struct bayes_fmemo *memo;
@@ -421,17 +440,43 @@ bayes_score_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *
 			continue;
 		cl[n++] = (struct bayes_clue){ f, fabs(f - 0.5), ns, nh, (uint32_t)i };
 	}
+	bayes_markov(c, &ft->mk, v);
 	pthread_rwlock_unlock(&bm.lock);
 	if (n > c->bayes_max_used) {
 		bayes_select(cl, n, c->bayes_max_used);
 		n = c->bayes_max_used;
 	}
 	v->used = n;
-	v->prob = bayes_fisher(cl, n);
+	v->prob = v->words_prob = bayes_fisher(cl, n);
+	if (v->markov && c->bayes_markov_weight > 0) {	/* 0: shown, not weighed */
+		double t = (2 * v->words_prob - 1) + c->bayes_markov_weight * v->markov_mean;
+		v->prob = 1 / (1 + exp(-2 * t));
+	}
 	bayes_top(s, cl, n, v);
 	free(cl);
 	bayes_verdict_set(c, v);
 	return 0;
+}
+
+/* The Markov part's mean into v, when bayes.markov is on and each class
+ * has bayes.min_learned messages learned with grams (a database learned
+ * without them, or with one class only, must not score against empty
+ * counts). Under the read lock. */
+static void
+bayes_markov(struct conf *c, const struct bmark *mk, struct bayes_verdict *v)
+{
+	unsigned ms, mh;
+
+	if (!c->bayes_markov)
+		return;
+	v->markov_on = 1;
+	btab_get(bm.tab, BMARK_MARKER, &ms, &mh);
+	v->mspam = ms;
+	v->mham = mh;
+	if (ms < (unsigned)c->bayes_min_learned || mh < (unsigned)c->bayes_min_learned)
+		return;
+	v->markov = 1;
+	v->markov_mean = bmark_mean(mk, bm.tab);
 }
 
 /* The strongest tokens, readable. Only the BAYES_TOP shown are sorted:
@@ -468,18 +513,19 @@ bayes_verdict_set(struct conf *c, struct bayes_verdict *v)
 		v->state = BAYES_UNSURE;
 }
 
-/* Classify a token set already made (the check keeps it for autolearn). */
+/* Classify a message's features already made (the check keeps them for
+ * autolearn). */
 static int
-bayes_classify_set(struct conf *c, const struct btok_set *s, struct bayes_verdict *v)
+bayes_classify_set(struct conf *c, const struct bayes_feat *f, struct bayes_verdict *v)
 {
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	v->prob = 0.5;
-	v->ntokens = (int)s->n;
+	v->prob = v->words_prob = 0.5;
+	v->ntokens = (int)f->s.n;
 	if (bayes_refresh(0) == -1 && bm.tab == NULL)
 		v->state = BAYES_ERROR;
-	rc = v->state == BAYES_ERROR ? -1 : bayes_score_set(c, s, v);
+	rc = v->state == BAYES_ERROR ? -1 : bayes_score_set(c, f, v);
 	if (rc == -1)
 		v->state = BAYES_ERROR;
 	atomic_fetch_add(&bayes_nverdict[v->state], 1);
@@ -490,13 +536,30 @@ int
 bayes_classify(struct conf *c, const struct mime_msg *m, size_t rawlen,
     struct bayes_verdict *v)
 {
-	struct btok_set s = { 0 };
+	struct bayes_feat f = { 0 };
 	int rc;
 
-	btok_message(&s, m, rawlen);
-	rc = bayes_classify_set(c, &s, v);
-	btok_free(&s);
+	bayes_feat_make(c, &f, m, rawlen);
+	rc = bayes_classify_set(c, &f, v);
+	bayes_feat_free(&f);
 	return rc;
+}
+
+/* m's tokens, and its Markov positions when bayes.markov is on. */
+static void
+bayes_feat_make(const struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
+    size_t rawlen)
+{
+	btok_message(&f->s, m, rawlen);
+	if (c->bayes_markov)
+		bmark_grams(&f->mk, m, (size_t)c->bayes_markov_bytes);
+}
+
+static void
+bayes_feat_free(struct bayes_feat *f)
+{
+	btok_free(&f->s);
+	bmark_free(&f->mk);
 }
 
 /* ----------------------------------------------------------- learning */
@@ -547,20 +610,35 @@ bayes_lf_len(const char *msg, size_t len)
 	return n;
 }
 
-/* A learn of msg (its tokens in s) as cls: digest and keys (*keys is
- * xmalloc'd; the caller frees it after the learn). */
+/* Keys as the database orders them (SQLite: signed 64-bit integers). */
+static int
+bayes_key_cmp(const void *a, const void *b)
+{
+	int64_t x = (int64_t)*(const uint64_t *)a, y = (int64_t)*(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A learn of msg (its features in f) as cls: digest and keys -- the
+ * tokens, then the Markov grams and marker (*keys is xmalloc'd; the
+ * caller frees it after the learn). */
 static void
 bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
-    size_t len, const struct btok_set *s, uint64_t **keys)
+    size_t len, const struct bayes_feat *f, uint64_t **keys)
 {
+	const struct btok_set *s = &f->s;
+
 	memset(l, 0, sizeof(*l));
 	l->cls = (int)cls;
 	bayes_digest(msg, len, l->digest);
-	*keys = xmalloc((s->n + 1) * sizeof(uint64_t));
+	*keys = xmalloc((s->n + 2 * f->mk.n + 1) * sizeof(uint64_t));
 	for (size_t i = 0; i < s->n; i++)
 		(*keys)[i] = s->v[i].h;
 	l->keys = *keys;
-	l->nkeys = s->n;
+	l->nkeys = s->n + bmark_keys(&f->mk, *keys + s->n);
+	/* in the database's key order: a message's thousands of rows are
+	 * then visited page by page, not at random */
+	qsort(*keys, l->nkeys, sizeof(**keys), bayes_key_cmp);
 }
 
 int
@@ -568,19 +646,19 @@ bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,
     const struct mime_msg *m, enum bayes_class cls, struct bayes_learned *out)
 {
 	struct db_bayes_learn l;
-	struct btok_set s = { 0 };
+	struct bayes_feat f = { 0 };
 	uint64_t *keys;
 	int rc;
 
 	msg = bayes_skip_from(msg, &len);
-	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_fill(&l, cls, msg, len, &s, &keys);
+	bayes_feat_make(c, &f, m, bayes_lf_len(msg, len));
+	bayes_fill(&l, cls, msg, len, &f, &keys);
 	rc = db_bayes_learn(&l, 1, c->bayes_max_tokens);
 	if (rc == 0 && out != NULL)
-		*out = (struct bayes_learned){ l.was, l.changed, (int)s.n };
+		*out = (struct bayes_learned){ l.was, l.changed, (int)f.s.n };
 	atomic_store(&bm.due_ms, 0);	/* our own copy sees it next time */
 	free(keys);
-	btok_free(&s);
+	bayes_feat_free(&f);
 	return rc;
 }
 
@@ -601,17 +679,17 @@ void
 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
 	struct db_bayes_learn l;
-	struct btok_set s = { 0 };
+	struct bayes_feat f = { 0 };
 	struct mime_msg *m;
 	uint64_t *keys;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_fill(&l, cls, msg, len, &s, &keys);
+	bayes_feat_make(c, &f, m, bayes_lf_len(msg, len));
+	bayes_fill(&l, cls, msg, len, &f, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
-	btok_free(&s);
+	bayes_feat_free(&f);
 	mime_free(m);
 }
 
@@ -653,6 +731,12 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 	}
 	o = (size_t)snprintf(buf, sz, "probability %.4f (%d of %d tokens; %lld spam, %lld ham learned)",
 	    v->prob, v->used, v->ntokens, v->nspam, v->nham);
+	if (v->markov && o < sz)
+		o += (size_t)snprintf(buf + o, sz - o, "; markov %+.4f, words %.4f",
+		    v->markov_mean, v->words_prob);
+	else if (v->markov_on && o < sz)
+		o += (size_t)snprintf(buf + o, sz - o,
+		    "; markov not enough training: %lld spam, %lld ham", v->mspam, v->mham);
 	for (int i = 0; i < v->ntop && i < 5 && o < sz; i++)
 		o += (size_t)snprintf(buf + o, sz - o, "%s%s %.3f", i ? ", " : "; top: ",
 		    v->top[i].text, v->top[i].prob);
@@ -692,8 +776,8 @@ static void
 bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
 	struct bayes_tx *bs;
-	struct btok_set s = { 0 };
-	char reason[512];
+	struct bayes_feat f = { 0 };
+	char reason[600];
 	double before = ps->score;
 
 	if (st != POL_DATA || msg == NULL)
@@ -710,15 +794,15 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
 		return;
 	}
-	btok_message(&s, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
-	bayes_classify_set(ps->conf, &s, &bs->v);
+	bayes_feat_make(ps->conf, &f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
+	bayes_classify_set(ps->conf, &f, &bs->v);
 	bs->have = 1;
 	bayes_reason(&bs->v, reason, sizeof(reason));
 	pol_result_add(ps, "bayes", bayes_state_name(bs->v.state), bs->v.score, NULL,
 	    "%s", reason);
 	if (!ps->dry_run && ps->conf->bayes_autolearn && bs->v.state != BAYES_ERROR)
-		bayes_autolearn(ps, msg, &s, before);
-	btok_free(&s);
+		bayes_autolearn(ps, msg, &f, before);
+	bayes_feat_free(&f);
 }
 
 /* The idle verdict counts once its stage is kept: it is the one that may
@@ -740,7 +824,7 @@ bayes_commit(struct pol_session *ps, enum pol_stage st)
  * without ours), unless that class is already far ahead of the other. */
 static void
 bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
-    const struct btok_set *s, double before)
+    const struct bayes_feat *f, double before)
 {
 	const struct conf *c = ps->conf;
 	const struct bayes_verdict *v = &((struct bayes_tx *)ps->priv[BAYES_SLOT])->v;
@@ -762,7 +846,7 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		    ps->sid, cls ? "spam" : "ham", mine, other);
 		return;
 	}
-	bayes_fill(&l, cls, msg->data, msg->len, s, &keys);
+	bayes_fill(&l, cls, msg->data, msg->len, f, &keys);
 	db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
 	atomic_fetch_add(&bayes_nauto[cls], 1);
@@ -811,14 +895,14 @@ bayes_batch_new(const struct conf *c, enum bayes_class cls)
 int
 bayes_batch_add(struct bayes_batch *b, const char *msg, size_t len)
 {
-	struct btok_set s = { 0 };
+	struct bayes_feat f = { 0 };
 	struct mime_msg *m;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
-	btok_message(&s, m, bayes_lf_len(msg, len));
-	bayes_fill(&b->l[b->n], b->cls, msg, len, &s, &b->keys[b->n]);
-	btok_free(&s);
+	bayes_feat_make(b->c, &f, m, bayes_lf_len(msg, len));
+	bayes_fill(&b->l[b->n], b->cls, msg, len, &f, &b->keys[b->n]);
+	bayes_feat_free(&f);
 	mime_free(m);
 	b->counts.seen++;
 	if (++b->n < BAYES_BATCH)

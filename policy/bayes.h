@@ -11,7 +11,13 @@
  * bits (XXH3). Per token the database keeps how many learned spam and ham
  * messages held it; Robinson's f(w) and Fisher's chi-square combining
  * (as bogofilter and SpamBayes do) turn the counts into a probability that
- * the message is spam. docs/bayes.md has the details and every [bayes] key.
+ * the message is spam. Beside the words, a character-level Markov model
+ * (policy/bmark.h, bayes.markov) reads the first bayes.markov_bytes of the
+ * normalised text; once each class has bayes.min_learned messages learned
+ * with its grams, the probability becomes 1 / (1 + e^-2t), t = (S - H) +
+ * bayes.markov_weight * its mean log ratio (near 0.5 the same scale as
+ * (1 + S - H) / 2, which stays the probability without it).
+ * docs/bayes.md has the details and every [bayes] key.
  *
  * Learning is per message, by content digest (SHA-256 of the raw bytes):
  * learning a message again as the same class changes nothing; as the
@@ -100,6 +106,12 @@ struct bayes_verdict {
 	int	 used;			/* tokens that weighed in (|f - 0.5| >= min_dev) */
 	struct bayes_token top[BAYES_TOP];	/* strongest first */
 	int	 ntop;
+	/* The Markov part (policy/bmark.h), with bayes.markov: */
+	int	 markov_on;		/* bayes.markov: grams were read */
+	int	 markov;		/* 1: it weighed in (prob combines both) */
+	double	 markov_mean;		/* its mean log ratio; > 0 leans spam */
+	double	 words_prob;		/* the words' chi-square alone, (1 + S - H) / 2 */
+	long long mspam, mham;		/* messages learned with grams, per class */
 };
 
 /* Classify a parsed message (rawlen: the raw message's size, one of the

@@ -296,7 +296,8 @@ check_spf_json(const struct pol_session *ps, json_t *j)
 	    o->explanation ? json_string(o->explanation) : json_null());
 }
 
-/* The classifier's probability, counts and the tokens that weighed most. */
+/* The classifier's probability, counts, Markov part and the tokens that
+ * weighed most. */
 static void
 check_bayes_json(const struct pol_session *ps, json_t *j)
 {
@@ -310,6 +311,12 @@ check_bayes_json(const struct pol_session *ps, json_t *j)
 	json_object_set_new(j, "learned_ham", json_integer(v->nham));
 	json_object_set_new(j, "tokens", json_integer(v->ntokens));
 	json_object_set_new(j, "tokens_used", json_integer(v->used));
+	/* the Markov part: its mean log ratio (null when it did not weigh
+	 * in), the words' probability alone, its learned messages */
+	json_object_set_new(j, "markov", v->markov ? json_real(v->markov_mean) : json_null());
+	json_object_set_new(j, "words_probability", json_real(v->words_prob));
+	json_object_set_new(j, "markov_learned_spam", json_integer(v->mspam));
+	json_object_set_new(j, "markov_learned_ham", json_integer(v->mham));
 	top = json_array();
 	for (int i = 0; i < v->ntop; i++)
 		json_array_append_new(top, json_pack("{s:s, s:f, s:i, s:i}",

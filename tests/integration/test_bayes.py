@@ -10,6 +10,7 @@ capture backend, smtplib clients, the database read from outside
 (Postern.rows: SQLite or PostgreSQL); every message is written by the test.
 """
 import json
+import math
 import os
 import random
 import re
@@ -150,6 +151,61 @@ def test_check_untrained_then_trained(make_postern, capture, workdir):
     assert j["bayes"]["probability"] < 0.01
 
 
+def test_markov_sign_and_minimum(make_postern, capture, workdir):
+    """The character-level Markov part through `postern check`: silent
+    while a class has fewer than bayes.min_learned messages learned with
+    its grams (here a database first learned with bayes.markov = no, as an
+    older version learned it), its counts moving with learn, relearn and
+    forget, then the right sign for a spammy and a hammy message, combined
+    into the probability as docs/bayes.md says."""
+    p = prepared(make_postern, capture.addr, {"bayes.markov": "no"})
+    spammy = write(workdir.path, "spammy.eml", message(1, 900))
+    hammy = write(workdir.path, "hammy.eml", message(0, 901))
+    train(p, workdir)    # 30 and 30, words only
+    b = check(p, spammy)["bayes"]
+    assert b["result"] == "spam" and b["markov"] is None, b
+    assert b["markov_learned_spam"] == 0 and "markov" not in b["reason"], b
+    assert b["probability"] == b["words_probability"]
+    p.settings["bayes.markov"] = "yes"
+    p.write_config()
+    b = check(p, spammy)["bayes"]
+    assert b["result"] == "spam" and b["markov"] is None, b
+    assert b["probability"] == b["words_probability"]
+    assert "; markov not enough training: 0 spam, 0 ham" in b["reason"], b["reason"]
+    d = workdir.join("grams")
+    spam = [write(d, "s%d.eml" % i, message(1, 200 + i)) for i in range(10)]
+    ham = [write(d, "h%d.eml" % i, message(0, 300 + i)) for i in range(10)]
+    learn(p.conf_path, "spam", *spam[:9])
+    learn(p.conf_path, "ham", *ham[:9])
+    b = check(p, spammy)["bayes"]
+    assert b["markov"] is None and (b["markov_learned_spam"], b["markov_learned_ham"]) == (9, 9)
+    assert "markov not enough training: 9 spam, 9 ham" in b["reason"], b["reason"]
+    learn(p.conf_path, "spam", spam[9])
+    learn(p.conf_path, "ham", ham[9])
+    for path, sign, result in ((spammy, 1, "spam"), (hammy, -1, "ham")):
+        b = check(p, path)["bayes"]
+        assert (b["markov_learned_spam"], b["markov_learned_ham"]) == (10, 10), b
+        assert b["markov"] is not None and b["markov"] * sign > 0.1, b
+        assert b["result"] == result, b
+        t = (2 * b["words_probability"] - 1) + 5 * b["markov"]
+        assert abs(b["probability"] - 1 / (1 + math.exp(-2 * t))) < 1e-9, b
+        assert re.search(r"; markov [+-]\d\.\d{4}, words \d\.\d{4}", b["reason"]), b["reason"]
+    # relearned as the other class, then forgotten: the gram-learned
+    # counts follow, and below the minimum the part is silent again
+    learn(p.conf_path, "ham", spam[0])
+    b = check(p, spammy)["bayes"]
+    assert (b["markov_learned_spam"], b["markov_learned_ham"]) == (9, 11) and b["markov"] is None
+    learn(p.conf_path, "ham", "--forget", spam[0])
+    b = check(p, spammy)["bayes"]
+    assert (b["markov_learned_spam"], b["markov_learned_ham"]) == (9, 10) and b["markov"] is None
+    # a weight of 0 shows the Markov part and keeps the words' probability
+    learn(p.conf_path, "spam", spam[0])
+    p.settings["bayes.markov_weight"] = "0"
+    p.write_config()
+    b = check(p, spammy)["bayes"]
+    assert b["markov"] > 0 and b["probability"] == b["words_probability"], b
+
+
 def send(port, msg):
     with smtp_client(port) as s:
         s.ehlo("client.example.net")
@@ -249,8 +305,12 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     cap = 20000
     # two workers: each worker's first message grows memory once (its
     # database connection, its allocator arena), which is not what we measure
+    # (the Markov part's grams share the cap: 256 bytes of each message's
+    # text still add up to 500 gram and context rows to its ~120 tokens;
+    # the default 6,000 bytes made this test four times as long)
     p = prepared(make_postern, capture.addr, {"bayes.max_tokens": str(cap),
                                               "bayes.autolearn": "no",
+                                              "bayes.markov_bytes": "256",
                                               "policy.workers": "2"})
     p.start()
     rnd = random.Random(7)

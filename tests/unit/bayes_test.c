@@ -3,6 +3,7 @@
  * forgets), the cap with its expiry, and combining on a small trained set. */
 #include "t.h"
 #include "policy/bayes.h"
+#include "policy/bmark.h"
 #include "policy/btab.h"
 #include "policy/btok.h"
 #include "lib/conf.h"
@@ -256,6 +257,79 @@ T_CASE(relearn_moves_forget_removes)
 	T_EQ_INT(m.nham + m.nspam, 0);
 }
 
+/* Counts of one key in the database. */
+static struct row_find
+key_counts(uint64_t key)
+{
+	struct row_find r = { .key = key };
+	struct db_bayes_meta m;
+
+	db_bayes_load(-1, &m, row_find_fn, &r);
+	return r;
+}
+
+/* A gram of msg's Markov text (position i). */
+static uint64_t
+gram_of(const char *msg, size_t i)
+{
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+	struct bmark b = { 0 };
+	uint64_t g;
+
+	bmark_grams(&b, m, (size_t)c->bayes_markov_bytes);
+	g = i < b.n ? b.gram[i] : 0;
+	bmark_free(&b);
+	mime_free(m);
+	return g;
+}
+
+#define T_COUNTS(r, s, h) do { struct row_find _r = (r); \
+	T_EQ_INT(_r.spam, s); T_EQ_INT(_r.ham, h); } while (0)
+
+/* The marker (messages learned with grams) and the grams move exactly
+ * with learn, learn again, relearn as the other class and forget; with
+ * bayes.markov off nothing of the model is learned. Empty before and
+ * after. */
+T_CASE(markov_marker_moves_with_learn)
+{
+	/* " subject zebra..." and " subject meeting...": position 10 is
+	 * "ebra " in one and "eting" in the other */
+	uint64_t ga = gram_of(msg_a, 10), gb = gram_of(msg_b, 10);
+	struct bayes_learned l;
+
+	/* each learn, then the marker's and one gram's counts */
+	static const struct {
+		const char *msg;
+		enum bayes_class cls;
+		unsigned ms, mh, gs, gh;
+	} step[] = {
+		{ msg_a, BAYES_LEARN_SPAM, 1, 0, 1, 0 },
+		{ msg_a, BAYES_LEARN_SPAM, 1, 0, 1, 0 },	/* again: nothing moves */
+		{ msg_b, BAYES_LEARN_HAM, 1, 1, 0, 1 },
+		{ msg_a, BAYES_LEARN_HAM, 0, 2, 0, 1 },		/* moved from spam */
+		{ msg_a, BAYES_FORGET, 0, 1, 0, 0 },
+		{ msg_b, BAYES_FORGET, 0, 0, 0, 0 },
+	};
+
+	T_ASSERT(ga != 0 && gb != 0 && ga != gb);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);	/* (a forgotten row may stay at 0) */
+	for (size_t i = 0; i < ARRAY_SIZE(step); i++) {
+		T_EQ_INT(bayes_learn(c, step[i].msg, strlen(step[i].msg), step[i].cls, &l), 0);
+		T_EQ_INT(l.changed, i != 1);
+		T_COUNTS(key_counts(BMARK_MARKER), step[i].ms, step[i].mh);
+		T_COUNTS(key_counts(step[i].msg == msg_a ? ga : gb), step[i].gs, step[i].gh);
+	}
+	/* off: the words are learned, no gram and no marker */
+	c->bayes_markov = 0;
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_LEARN_SPAM, &l), 0);
+	T_EQ_INT(l.changed, 1);
+	T_COUNTS(token_counts(msg_a, "zebra"), 1, 0);
+	T_COUNTS(key_counts(BMARK_MARKER), 0, 0);
+	T_COUNTS(key_counts(ga), 0, 0);
+	T_EQ_INT(bayes_learn(c, msg_a, strlen(msg_a), BAYES_FORGET, &l), 0);
+	c->bayes_markov = 1;
+}
+
 /* A message of n made-up words from a vocabulary of its class. */
 static char *
 gen_msg(int spam, unsigned seed, int words)
@@ -335,6 +409,18 @@ T_CASE(batch_counts_and_flushes)
 	T_EQ_INT(m.nham + m.nspam, 0);
 }
 
+/* Learn gen_msg's spam and ham of seeds from..to-1, one of each. */
+static void
+learn_pairs(unsigned from, unsigned to)
+{
+	for (unsigned i = from; i < to; i++)
+		for (int spam = 1; spam >= 0; spam--) {
+			char *x = gen_msg(spam, i, 30);
+			bayes_learn(c, x, strlen(x), spam ? BAYES_LEARN_SPAM : BAYES_LEARN_HAM, NULL);
+			free(x);
+		}
+}
+
 T_CASE(classify_untrained_then_trained)
 {
 	struct bayes_verdict v;
@@ -342,27 +428,13 @@ T_CASE(classify_untrained_then_trained)
 	char *x;
 
 	c->bayes_min_learned = 10;
-	for (unsigned i = 0; i < 9; i++) {
-		x = gen_msg(1, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_SPAM, NULL);
-		free(x);
-		x = gen_msg(0, i, 30);
-		bayes_learn(c, x, strlen(x), BAYES_LEARN_HAM, NULL);
-		free(x);
-	}
+	learn_pairs(0, 9);
 	x = gen_msg(1, 999, 30);
 	m = mime_parse(x, strlen(x));
 	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
 	T_EQ_INT(v.state, BAYES_UNTRAINED);
 	T_EQ_INT(v.score == 0, 1);
-	for (unsigned i = 9; i < 20; i++) {
-		char *y = gen_msg(1, i, 30);
-		bayes_learn(c, y, strlen(y), BAYES_LEARN_SPAM, NULL);
-		free(y);
-		y = gen_msg(0, i, 30);
-		bayes_learn(c, y, strlen(y), BAYES_LEARN_HAM, NULL);
-		free(y);
-	}
+	learn_pairs(9, 20);
 	T_EQ_INT(bayes_classify(c, m, strlen(x), &v), 0);
 	T_EQ_INT(v.state, BAYES_SPAM);
 	T_ASSERT(v.prob > 0.99);
@@ -383,6 +455,60 @@ T_CASE(classify_untrained_then_trained)
 	bayes_classify(c, m, 28, &v);
 	T_EQ_INT(v.state, BAYES_UNSURE);
 	mime_free(m);
+}
+
+/* After classify_untrained_then_trained (20 messages of each class,
+ * learned with grams): the Markov part leans the right way once each
+ * class has min_learned gram-learned messages, and says nothing before,
+ * even when the words are trained (messages learned without grams, as
+ * by an older version, do not count for it). */
+/* Classify gen_msg(spam, seed) into v; bayes_classify's answer. */
+static int
+classify_gen(int spam, unsigned seed, struct bayes_verdict *v)
+{
+	char *x = gen_msg(spam, seed, 30);
+	struct mime_msg *m = mime_parse(x, strlen(x));
+	int rc = bayes_classify(c, m, strlen(x), v);
+
+	mime_free(m);
+	free(x);
+	return rc;
+}
+
+T_CASE(markov_silent_until_min_learned)
+{
+	struct bayes_verdict v;
+
+	c->bayes_min_learned = 20;
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
+	T_EQ_INT(v.markov, 1);
+	T_EQ_INT(v.mspam, 20);
+	T_EQ_INT(v.mham, 20);
+	T_ASSERT(v.markov_mean > 0);
+	T_ASSERT(v.prob > v.words_prob || v.words_prob > 0.999);
+	T_EQ_INT(classify_gen(0, 996, &v), 0);
+	T_EQ_INT(v.markov, 1);
+	T_ASSERT(v.markov_mean < 0);
+	T_EQ_INT(v.state, BAYES_HAM);
+	/* five more of each without grams: words 25, grams still 20 */
+	c->bayes_markov = 0;
+	learn_pairs(100, 105);
+	c->bayes_markov = 1;
+	c->bayes_min_learned = 21;
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
+	T_EQ_INT(v.nspam, 25);
+	T_EQ_INT(v.markov, 0);
+	T_EQ_INT(v.mspam, 20);
+	T_ASSERT(v.markov_mean == 0);
+	T_ASSERT(v.prob == v.words_prob);
+	T_EQ_INT(v.state, BAYES_SPAM);
+	/* off: the words alone, whatever the counts */
+	c->bayes_min_learned = 20;
+	c->bayes_markov = 0;
+	T_EQ_INT(classify_gen(1, 997, &v), 0);
+	T_EQ_INT(v.markov, 0);
+	T_ASSERT(v.prob == v.words_prob);
+	c->bayes_markov = 1;
 }
 
 T_CASE(cap_expires_least_recent)
@@ -467,8 +593,10 @@ main(void)
 	T_RUN(table_set_get_delete);
 	T_RUN(learn_counts_exact);
 	T_RUN(relearn_moves_forget_removes);
+	T_RUN(markov_marker_moves_with_learn);
 	T_RUN(batch_counts_and_flushes);
 	T_RUN(classify_untrained_then_trained);
+	T_RUN(markov_silent_until_min_learned);
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
 	bayes_shutdown();

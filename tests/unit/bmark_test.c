@@ -1,0 +1,143 @@
+/* bmark_test.c -- the Markov model's text, grams, learn keys and mean:
+ * the normalised text of small messages pinned byte for byte, the gram
+ * and context hashes pinned (learned tables hold them), the keys distinct
+ * with the marker last, and the mean against counts set by hand. */
+#include "t.h"
+#include "policy/bmark.h"
+#include "policy/btab.h"
+#include "rules/mime.h"
+#include "lib/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The normalised text of msg, at most max bytes, as a C string. */
+static char *
+text_of(const char *msg, size_t max)
+{
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+	char *buf = xmalloc(max + 1);
+	size_t n = bmark_text(m, max, buf);
+
+	buf[n] = '\0';
+	mime_free(m);
+	return buf;
+}
+
+T_CASE(text_headers_then_body_normalised)
+{
+	char *t = text_of("From: Alice <Alice@Example.ORG>\r\n"
+	    "Subject: =?UTF-8?B?Q2hlYXAgUGlsbHM=?= -- 50% OFF!!\r\n\r\n"
+	    "Buy NOW,   at $9.99...\r\n\r\nit's d\xc3\xa9j\xc3\xa0 vu\r\n", 4096);
+
+	/* header names and decoded values, lower-cased ASCII; runs of
+	 * non-word bytes one space; word bytes keep . - _ $ ' and UTF-8 */
+	T_EQ_STR(t, " from alice alice example.org subject cheap pills -- 50 off "
+	    "buy now at $9.99... it's d\xc3\xa9j\xc3\xa0 vu ");
+	free(t);
+}
+
+T_CASE(text_html_as_text_and_cut)
+{
+	char *t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n"
+	    "<p>Click <b>HERE</b></p>\r\n", 4096);
+
+	/* (rules/mime.c lists the message's own headers; the MIME part
+	 * headers are the layout's, not text) */
+	T_EQ_STR(t, " subject hi click here ");
+	free(t);
+	/* the cut: the first max bytes of that text */
+	t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n<p>Click</p>\r\n", 14);
+	T_EQ_STR(t, " subject hi cl");
+	free(t);
+	t = text_of("Subject: Hi\r\n\r\nx\r\n", 0);
+	T_EQ_STR(t, "");
+	free(t);
+}
+
+T_CASE(grams_positions_and_pinned_hashes)
+{
+	struct bmark b = { 0 };
+
+	bmark_grams_text(&b, " abcdef abcd", 12);
+	T_EQ_INT(b.n, 12 - BMARK_ORDER + 1);
+	/* " abcd" and "abcde" differ; " abcd" at 0 and at 7 are one gram */
+	T_ASSERT(b.gram[0] != b.gram[1]);
+	T_EQ_INT(b.gram[0] == b.gram[7], 1);
+	/* position 0's context " abc" is position 7's too */
+	T_EQ_INT(b.ctx[0] == b.ctx[7], 1);
+	/* the gram of " abc" plus a byte is never the context " abc" */
+	T_ASSERT(b.gram[0] != b.ctx[0]);
+	/* the hashes are what tables learned hold: pinned */
+	T_EQ_INT(b.gram[0], (long long)0xc04a3077c93ba70fULL);
+	T_EQ_INT(b.ctx[0], (long long)0x6cbc29dc2981e95dULL);
+	T_EQ_INT(b.gram[5], (long long)0x01ffeb8112f45b22ULL);
+	bmark_grams_text(&b, " abc", 4);	/* shorter than a gram: nothing */
+	T_EQ_INT(b.n, 0);
+	bmark_free(&b);
+}
+
+T_CASE(keys_distinct_marker_last)
+{
+	struct bmark b = { 0 };
+	uint64_t *k;
+	size_t n;
+
+	/* " aaaaaaaa": every position the gram "aaaaa" after the first one */
+	bmark_grams_text(&b, " aaaaaaaa", 9);
+	T_EQ_INT(b.n, 5);
+	k = xmalloc((2 * b.n + 1) * sizeof(*k));
+	n = bmark_keys(&b, k);
+	/* grams " aaaa", "aaaaa"; contexts " aaa", "aaaa"; the marker */
+	T_EQ_INT(n, 5);
+	T_EQ_INT(k[n - 1] == BMARK_MARKER, 1);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			T_ASSERT(k[i] != k[j]);
+	free(k);
+	bmark_free(&b);
+	/* no positions, no keys (not even the marker) */
+	T_EQ_INT(bmark_keys(&b, NULL), 0);
+}
+
+/* The mean is the formula of bmark.h over the positions, from the table. */
+T_CASE(mean_from_counts)
+{
+	struct bmark b = { 0 };
+	struct btab *t = btab_new(0);
+	double a = 1.0, v = 1000.0, want;
+
+	bmark_grams_text(&b, " abcdef", 7);	/* 3 positions */
+	T_EQ_INT(b.n, 3);
+	/* position 0: gram in 4 spam, 0 ham; context in 5 spam, 6 ham;
+	 * position 1: gram 1 spam 2 ham, context 100 spam 200 ham;
+	 * position 2: nothing known (0) */
+	btab_set(t, b.gram[0], 4, 0);
+	btab_set(t, b.ctx[0], 5, 6);
+	btab_set(t, b.gram[1], 1, 2);
+	btab_set(t, b.ctx[1], 100, 200);
+	want = (log((4 + a / v) / (5 + a)) - log((0 + a / v) / (6 + a)) +
+	    log((1 + a / v) / (100 + a)) - log((2 + a / v) / (200 + a)) + 0) / 3;
+	T_ASSERT(fabs(bmark_mean(&b, t) - want) < 1e-12);
+	T_ASSERT(bmark_mean(&b, t) > 0);	/* a gram only spam had leans spam */
+	btab_set(t, b.gram[0], 0, 4);
+	btab_set(t, b.ctx[0], 6, 5);
+	T_ASSERT(bmark_mean(&b, t) < 0);
+	bmark_free(&b);
+	T_ASSERT(bmark_mean(&b, t) == 0);	/* no positions: says nothing */
+	btab_free(t);
+}
+
+int
+main(void)
+{
+	log_init("bmark_test", 0);
+	mime_init();
+	T_RUN(text_headers_then_body_normalised);
+	T_RUN(text_html_as_text_and_cut);
+	T_RUN(grams_positions_and_pinned_hashes);
+	T_RUN(keys_distinct_marker_last);
+	T_RUN(mean_from_counts);
+	return T_END();
+}
