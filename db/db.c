@@ -142,6 +142,8 @@ static const struct db_backend *db_be = &db_sqlite;
 static _Atomic long long db_verdict_max_age, db_grey_expire;
 static _Atomic int	 db_healthy = 1;
 static _Atomic unsigned long db_dropped;	/* rows lost to a full queue */
+static _Atomic int db_bayes_pending;	/* async learns queued, not yet freed */
+static _Atomic unsigned long db_bayes_skipped;	/* learns refused for that */
 /* Per edit counter (enum db_edit_sig): its value as last read from the
  * database (by the poller, or after an edit here), the highest seen, so a
  * slow read never moves it back; and the edits made here. */
@@ -627,8 +629,10 @@ db_job_free(struct db_job *j)
 		free(j->u.v.text);
 	else if (j->type == DB_J_STAT)
 		free(j->u.st.name);
-	else if (j->type == DB_J_BAYES && !j->sync)
+	else if (j->type == DB_J_BAYES && !j->sync) {
 		free(j->u.b.v);
+		atomic_fetch_sub(&db_bayes_pending, 1);
+	}
 	free(j);
 }
 
@@ -1115,7 +1119,7 @@ db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 	return db_be->bayes_learn(v, n, max_tokens);
 }
 
-void
+int
 db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
 {
 	struct db_job *j;
@@ -1124,9 +1128,19 @@ db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
 
 	if (!db_has_writer) {	/* a CLI or web-only process: write here */
 		one = *v;
-		if (db_bayes_learn(&one, 1, max_tokens) == -1)
+		if (db_bayes_learn(&one, 1, max_tokens) == -1) {
 			log_err("db: a queued learn was not stored");
-		return;
+			return -1;
+		}
+		return 0;
+	}
+	if (atomic_fetch_add(&db_bayes_pending, 1) >= DB_BAYES_PENDING_MAX) {
+		unsigned long n = atomic_fetch_add(&db_bayes_skipped, 1) + 1;
+		atomic_fetch_sub(&db_bayes_pending, 1);
+		if (n == 1 || n % 1000 == 0)
+			log_warn("db: %d learns wait for the writer; %lu more skipped so far",
+			    DB_BAYES_PENDING_MAX, n);
+		return -1;
 	}
 	j = db_job_new(DB_J_BAYES, 0);
 	c = xmalloc(sizeof(*c) + v->nkeys * sizeof(uint64_t));
@@ -1140,6 +1154,7 @@ db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
 	j->u.b.n = 1;
 	j->u.b.max_tokens = max_tokens;
 	db_enqueue(j);
+	return 0;
 }
 
 /* ------------------------------------------------------ reads (dispatch) */

@@ -421,9 +421,17 @@ int	 db_bayes_load(long long since, struct db_bayes_meta *,
  * writer runs it and this waits (DB_SYNC_WAIT_MS); without (CLI) it runs
  * on the caller's connection. 0 (was/changed filled) or -1. */
 int	 db_bayes_learn(struct db_bayes_learn *, size_t n, long long max_tokens);
+/* Learns queued and not yet written, at most: each holds a message's keys
+ * (tens of KB with the Markov grams) and costs the writer milliseconds,
+ * so a writer that falls behind a stream of autolearns skips them rather
+ * than queue them without bound (DB_QUEUE_MAX jobs of that size would be
+ * gigabytes) and hold verdict rows up behind them. */
+#define DB_BAYES_PENDING_MAX	64
 /* One learn queued to the writer without waiting (everything copied);
- * in a process without a writer it is stored at once instead. */
-void	 db_bayes_learn_queue(const struct db_bayes_learn *, long long max_tokens);
+ * in a process without a writer it is stored at once instead. 0, or -1
+ * when DB_BAYES_PENDING_MAX learns already wait (nothing queued; the
+ * skips are logged, one line per thousand) or the store failed. */
+int	 db_bayes_learn_queue(const struct db_bayes_learn *, long long max_tokens);
 /* The totals only. 0 or -1. */
 int	 db_bayes_meta(struct db_bayes_meta *);
 

@@ -675,22 +675,24 @@ bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class 
 	return rc;
 }
 
-void
+int
 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class cls)
 {
 	struct db_bayes_learn l;
 	struct bayes_feat f = { 0 };
 	struct mime_msg *m;
 	uint64_t *keys;
+	int rc;
 
 	msg = bayes_skip_from(msg, &len);
 	m = mime_parse(msg, len);
 	bayes_feat_make(c, &f, m, bayes_lf_len(msg, len));
 	bayes_fill(&l, cls, msg, len, &f, &keys);
-	db_bayes_learn_queue(&l, c->bayes_max_tokens);
+	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
 	bayes_feat_free(&f);
 	mime_free(m);
+	return rc;
 }
 
 int
@@ -832,6 +834,7 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 	enum bayes_class cls;
 	long long mine, other;
 	uint64_t *keys;
+	int rc;
 
 	if (before >= c->bayes_autolearn_spam_score)
 		cls = BAYES_LEARN_SPAM;
@@ -847,8 +850,12 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		return;
 	}
 	bayes_fill(&l, cls, msg->data, msg->len, f, &keys);
-	db_bayes_learn_queue(&l, c->bayes_max_tokens);
+	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);
 	free(keys);
+	if (rc == -1) {		/* the writer is behind: db.c logs it */
+		log_debug("%s: bayes: autolearn as %s skipped", ps->sid, cls ? "spam" : "ham");
+		return;
+	}
 	atomic_fetch_add(&bayes_nauto[cls], 1);
 	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
 	    ps->sid, cls ? "spam" : "ham", before);

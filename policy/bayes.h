@@ -161,9 +161,9 @@ struct bayes_learned {
 int	 bayes_learn(const struct conf *c, const char *msg, size_t len, enum bayes_class,
 	    struct bayes_learned *out);
 /* The same without waiting: tokenised on the caller's thread, queued to
- * the db writer (the daemon only). For autolearn and for "release learns
- * ham", where nobody waits for the answer. */
-void	 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class);
+ * the db writer (the daemon only), as autolearn does. 0, or -1 when the
+ * writer is DB_BAYES_PENDING_MAX learns behind (nothing queued). */
+int	 bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_class);
 /* bayes_learn() on a message already parsed (mime_parse of the same
  * bytes): the digest is still taken over msg. */
 int	 bayes_learn_parsed(const struct conf *c, const char *msg, size_t len,

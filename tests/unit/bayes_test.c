@@ -12,6 +12,8 @@
 #include "lib/util.h"
 
 #include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -569,6 +571,46 @@ T_CASE(learn_through_writer)
 	T_EQ_INT(db_open(c, 0), 0);
 }
 
+/* A writer that cannot write (another connection holds the database
+ * locked) takes at most DB_BAYES_PENDING_MAX queued learns; the rest are
+ * refused at once, not queued without bound, and those taken are all
+ * written once the database is free again. */
+T_CASE(learn_queue_bounded_while_writer_stuck)
+{
+	struct db_bayes_meta before, after;
+	sqlite3 *lock;
+	int queued = 0, refused = 0;
+	char m[128];
+
+	db_close();
+	T_EQ_INT(db_open(c, 1), 0);
+	db_bayes_meta(&before);
+	T_EQ_INT(sqlite3_open(c->db_path, &lock), SQLITE_OK);
+	T_EQ_INT(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < DB_BAYES_PENDING_MAX + 30; i++) {
+		snprintf(m, sizeof(m), "Subject: stuck %d\r\n\r\nword%d other%d\r\n", i, i, i);
+		if (bayes_learn_queue(c, m, strlen(m), BAYES_LEARN_HAM) == 0)
+			queued++;
+		else
+			refused++;
+	}
+	T_EQ_INT(queued, DB_BAYES_PENDING_MAX);
+	T_EQ_INT(refused, 30);
+	T_EQ_INT(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lock);
+	T_EQ_INT(db_flush(3 * DB_SYNC_WAIT_MS), 0);
+	db_bayes_meta(&after);
+	T_EQ_INT(after.nham, before.nham + DB_BAYES_PENDING_MAX);
+	/* and the writer takes learns again */
+	snprintf(m, sizeof(m), "Subject: after\r\n\r\nfree\r\n");
+	T_EQ_INT(bayes_learn_queue(c, m, strlen(m), BAYES_LEARN_HAM), 0);
+	T_EQ_INT(db_flush(DB_SYNC_WAIT_MS), 0);
+	db_bayes_meta(&after);
+	T_EQ_INT(after.nham, before.nham + DB_BAYES_PENDING_MAX + 1);
+	db_close();
+	T_EQ_INT(db_open(c, 0), 0);
+}
+
 int
 main(void)
 {
@@ -599,6 +641,7 @@ main(void)
 	T_RUN(markov_silent_until_min_learned);
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
+	T_RUN(learn_queue_bounded_while_writer_stuck);
 	bayes_shutdown();
 	db_close();
 	conf_unref(c);
