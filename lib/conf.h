@@ -185,6 +185,7 @@ struct conf {
 	/* [bayes] */
 	int	 bayes_enabled;
 	double	 bayes_spam_threshold, bayes_ham_threshold;
+	double	 bayes_markov_spam_threshold;	/* once the Markov part weighs in */
 	double	 bayes_spam_score, bayes_ham_score;
 	int	 bayes_min_learned;
 	int	 bayes_max_tokens;

@@ -157,8 +157,12 @@ def test_markov_sign_and_minimum(make_postern, capture, workdir):
     its grams (here a database first learned with bayes.markov = no, as an
     older version learned it), its counts moving with learn, relearn and
     forget, then the right sign for a spammy and a hammy message, combined
-    into the probability as docs/bayes.md says."""
-    p = prepared(make_postern, capture.addr, {"bayes.markov": "no"})
+    into the probability as docs/bayes.md says. The verdict takes
+    bayes.spam_threshold while the words decide alone and
+    bayes.markov_spam_threshold once the Markov part weighs in (set to 1
+    here while it must not matter)."""
+    p = prepared(make_postern, capture.addr, {"bayes.markov": "no",
+                                              "bayes.markov_spam_threshold": "1"})
     spammy = write(workdir.path, "spammy.eml", message(1, 900))
     hammy = write(workdir.path, "hammy.eml", message(0, 901))
     train(p, workdir)    # 30 and 30, words only
@@ -180,6 +184,9 @@ def test_markov_sign_and_minimum(make_postern, capture, workdir):
     b = check(p, spammy)["bayes"]
     assert b["markov"] is None and (b["markov_learned_spam"], b["markov_learned_ham"]) == (9, 9)
     assert "markov not enough training: 9 spam, 9 ham" in b["reason"], b["reason"]
+    assert b["result"] == "spam", b
+    p.settings["bayes.markov_spam_threshold"] = "0.6"
+    p.write_config()
     learn(p.conf_path, "spam", spam[9])
     learn(p.conf_path, "ham", ham[9])
     for path, sign, result in ((spammy, 1, "spam"), (hammy, -1, "ham")):
@@ -202,8 +209,16 @@ def test_markov_sign_and_minimum(make_postern, capture, workdir):
     learn(p.conf_path, "spam", spam[0])
     p.settings["bayes.markov_weight"] = "0"
     p.write_config()
+    p.settings["bayes.markov_spam_threshold"] = "1"
+    p.write_config()
     b = check(p, spammy)["bayes"]
     assert b["markov"] > 0 and b["probability"] == b["words_probability"], b
+    assert b["result"] == "spam", b    # the words' threshold, 0.85
+    p.settings["bayes.markov_weight"] = "0.01"   # weighed, lightly: below 1
+    p.write_config()
+    b = check(p, spammy)["bayes"]
+    assert b["markov"] > 0 and 0.85 <= b["probability"] < 1, b
+    assert b["result"] == "unsure", b  # weighed in: the Markov threshold, 1
 
 
 def send(port, msg):
