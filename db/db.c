@@ -1085,6 +1085,49 @@ db_quar_claimed_free(struct db_quar_claimed *c)
 
 /* ------------------------------------------------------------ classifier */
 
+/* keys[0..n) into the database's order (SQLite's: signed 64-bit), each
+ * once; their new number. An LSD radix sort on 11-bit digits (6 passes,
+ * 16 KB of counts), then repeats dropped (the Markov grams of a message
+ * come with them, bmark.h). In that order a
+ * message's thousands of rows are then visited page by page, not at
+ * random (postern learn with the Markov part: 11.2 -> 8.4 s CPU for 400
+ * messages). qsort did it at 34% of the daemon's CPU (perf, autolearn of
+ * 10 KB messages with the Markov part's 15,000 keys). */
+#define DB_RADIX_BITS	11
+static size_t
+db_keys_sort(uint64_t *keys, size_t n)
+{
+	enum { DIGITS = 1 << DB_RADIX_BITS };
+	uint64_t *tmp, *from = keys, *to;
+	size_t count[DIGITS], k = 0;
+
+	if (n < 2)
+		return n;
+	tmp = xmalloc(n * sizeof(*tmp));
+	to = tmp;
+	for (int shift = 0; shift < 64; shift += DB_RADIX_BITS) {
+		size_t sum = 0;
+		memset(count, 0, sizeof(count));
+		for (size_t i = 0; i < n; i++)
+			count[((from[i] ^ 1ULL << 63) >> shift) & (DIGITS - 1)]++;
+		for (size_t d = 0; d < DIGITS; d++) {
+			size_t c = count[d];
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			to[count[((from[i] ^ 1ULL << 63) >> shift) & (DIGITS - 1)]++] = from[i];
+		from = to;
+		to = from == tmp ? keys : tmp;
+	}
+	/* an even number of passes (6): the result is back in keys */
+	free(tmp);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || keys[i] != keys[k - 1])
+			keys[k++] = keys[i];
+	return k;
+}
+
 int
 db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m, int *ds, int *dh)
 {
@@ -1103,6 +1146,7 @@ db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m, int *ds, int *d
 		*(v->cls ? ds : dh) += 1;
 	}
 	m->seq++;
+	v->nkeys = db_keys_sort(v->keys, v->nkeys);
 	return 1;
 }
 

@@ -403,7 +403,9 @@ struct db_bayes_meta {
 struct db_bayes_learn {
 	unsigned char digest[32];	/* SHA-256 of the message */
 	int	 cls;
-	const uint64_t *keys;		/* its distinct token hashes */
+	uint64_t *keys;			/* its token hashes: a learn that
+					 * changes counts sorts them and drops
+					 * repeats (nkeys then says how many) */
 	size_t	 nkeys;
 	/* filled in by the learn: */
 	int	 was;			/* -1 unknown, else 0 ham / 1 spam */

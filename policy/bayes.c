@@ -617,15 +617,6 @@ bayes_lf_len(const char *msg, size_t len)
 	return n;
 }
 
-/* Keys as the database orders them (SQLite: signed 64-bit integers). */
-static int
-bayes_key_cmp(const void *a, const void *b)
-{
-	int64_t x = (int64_t)*(const uint64_t *)a, y = (int64_t)*(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* A learn of msg (its features in f) as cls: digest and keys -- the
  * tokens, then the Markov grams and marker (*keys is xmalloc'd; the
  * caller frees it after the learn). */
@@ -643,9 +634,6 @@ bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
 		(*keys)[i] = s->v[i].h;
 	l->keys = *keys;
 	l->nkeys = s->n + bmark_keys(&f->mk, *keys + s->n);
-	/* in the database's key order: a message's thousands of rows are
-	 * then visited page by page, not at random */
-	qsort(*keys, l->nkeys, sizeof(**keys), bayes_key_cmp);
 }
 
 int

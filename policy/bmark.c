@@ -41,8 +41,6 @@
 /* Positions looked up ahead: overlaps the table's cache misses. */
 #define BMARK_PREFETCH	8
 
-static size_t	 bmark_unique(uint64_t *v, size_t n);
-
 /* A word byte: kept (lower-cased); anything else is a separator. */
 static int
 bmark_word(unsigned char c)
@@ -120,43 +118,18 @@ bmark_grams(struct bmark *b, const struct mime_msg *m, size_t max)
 	free(buf);
 }
 
-/* Keep the first of each value of v[0..n) in order; the new count. */
-static size_t
-bmark_unique(uint64_t *v, size_t n)
-{
-	size_t slots = 64, k = 0;
-	uint64_t *set;
-
-	while (slots < 2 * n)
-		slots *= 2;
-	set = xcalloc(slots, sizeof(*set));
-	for (size_t i = 0; i < n; i++) {
-		size_t j = (size_t)(v[i] * 0x9e3779b97f4a7c15ULL >> 32) & (slots - 1);
-		while (set[j] != 0 && set[j] != v[i])
-			j = (j + 1) & (slots - 1);
-		if (set[j] == v[i])
-			continue;
-		set[j] = v[i];
-		v[k++] = v[i];
-	}
-	free(set);
-	return k;
-}
-
 size_t
 bmark_keys(const struct bmark *b, uint64_t *out)
 {
-	size_t n;
-
 	if (b->n == 0)
 		return 0;
+	/* repeats stay: the learn keeps one of each when it writes
+	 * (db_bayes_move), and a learn that changes nothing -- autolearn of
+	 * a message already learned -- never pays for finding them */
 	memcpy(out, b->gram, b->n * sizeof(*out));
 	memcpy(out + b->n, b->ctx, b->n * sizeof(*out));
-	/* grams and contexts hash under different seeds: one pass keeps
-	 * each of either once */
-	n = bmark_unique(out, 2 * b->n);
-	out[n++] = BMARK_MARKER;
-	return n;
+	out[2 * b->n] = BMARK_MARKER;
+	return 2 * b->n + 1;
 }
 
 /* The sum of the positions' log ratios is the log of their product:

@@ -10,8 +10,8 @@
  * 4 before it, and its 4-byte context. Both are hashed with XXH3 under
  * seeds of their own, so they never meet the word tokens (policy/btok.h).
  *
- * Learned as extra keys of the message (db_bayes_learn's keys): each
- * distinct 5-gram and context once, and BMARK_MARKER, which every message
+ * Learned as extra keys of the message (db_bayes_learn's keys, which the
+ * learn counts once each): its 5-grams and contexts, and BMARK_MARKER, which every message
  * learned with grams carries, so its counts say how many messages of each
  * class the gram counts come from (learn, forget and relearning move it
  * with the grams).
@@ -55,8 +55,9 @@ size_t	 bmark_text(const struct mime_msg *m, size_t max, char *buf);
 void	 bmark_grams(struct bmark *b, const struct mime_msg *m, size_t max);
 /* The positions of a text already normalised (tests, bench). */
 void	 bmark_grams_text(struct bmark *b, const char *text, size_t len);
-/* b's learn keys into out (room for 2 * b->n + 1): its distinct grams,
- * its distinct contexts, then BMARK_MARKER. Their number. */
+/* b's learn keys into out (room for 2 * b->n + 1): every position's gram,
+ * every position's context, then BMARK_MARKER; repeats stay (the learn
+ * counts each key once per message). Their number. */
 size_t	 bmark_keys(const struct bmark *b, uint64_t *out);
 /* The mean log ratio of b's positions from t's counts (0 with no
  * positions). The caller holds t steady (bayes.c's read lock). */

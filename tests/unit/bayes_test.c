@@ -332,6 +332,29 @@ T_CASE(markov_marker_moves_with_learn)
 	c->bayes_markov = 1;
 }
 
+/* A gram that stands many times in a message counts once for it, as a
+ * word does: learned, relearned and forgotten by one each time. */
+T_CASE(markov_repeats_count_once)
+{
+	static const char msg[] = "Subject: r\r\n\r\nzzzzzzzzzzzzzzzz zzzzzzzzzzzz\r\n";
+	struct bmark b = { 0 };
+	struct bayes_learned l;
+	uint64_t g, cx;
+
+	bmark_grams_text(&b, "zzzzz", 5);
+	g = b.gram[0];
+	cx = b.ctx[0];
+	bmark_free(&b);
+	T_EQ_INT(bayes_learn(c, msg, strlen(msg), BAYES_LEARN_SPAM, &l), 0);
+	T_COUNTS(key_counts(g), 1, 0);
+	T_COUNTS(key_counts(cx), 1, 0);
+	T_EQ_INT(bayes_learn(c, msg, strlen(msg), BAYES_LEARN_HAM, &l), 0);
+	T_COUNTS(key_counts(g), 0, 1);
+	T_EQ_INT(bayes_learn(c, msg, strlen(msg), BAYES_FORGET, &l), 0);
+	T_COUNTS(key_counts(g), 0, 0);
+	T_COUNTS(key_counts(cx), 0, 0);
+}
+
 /* A message of n made-up words from a vocabulary of its class. */
 static char *
 gen_msg(int spam, unsigned seed, int words)
@@ -639,6 +662,7 @@ main(void)
 	T_RUN(batch_counts_and_flushes);
 	T_RUN(classify_untrained_then_trained);
 	T_RUN(markov_silent_until_min_learned);
+	T_RUN(markov_repeats_count_once);
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
 	T_RUN(learn_queue_bounded_while_writer_stuck);
