@@ -11,9 +11,14 @@ def io_policies(pid):
     """{tid: policy} of the threads named postern-io."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-            if f.read().strip() == "postern-io":
-                out[int(tid)] = os.sched_getscheduler(int(tid))
+        # a short-lived thread (a one-off job's) may end between the
+        # listing and the read; the I/O threads live as long as the daemon
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() == "postern-io":
+                    out[int(tid)] = os.sched_getscheduler(int(tid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return out
 
 
