@@ -87,6 +87,7 @@ static void	 pg_notice(void *arg, const char *msg);
 static struct pgc *pg_conn(void);
 static void	 pg_outage(const char *msg);
 static void	 pg_up(const struct pgc *pc, int wrote);
+static int	 pg_stale(const struct pgc *pc);
 static int	 pg_lost(const char *state);
 static int	 pg_fail(struct pgc *pc, PGresult *r, const char *what);
 static PGresult *pg_run(struct pgc *pc, const char *sql,
@@ -487,6 +488,16 @@ pg_outage(const char *msg)
 	}
 }
 
+/* Is pc a connection made before the outage of a lost server now on
+ * (pg_up cannot take its answers as the end of it)? */
+static int
+pg_stale(const struct pgc *pc)
+{
+	uint64_t since = atomic_load(&pg_down_since);
+
+	return since != 0 && atomic_load(&pg_down_lost) && pc->born < since;
+}
+
 /* A statement worked on pc (wrote: a write was committed, or the database
  * said it takes writes): the end of an outage, unless that outage is a
  * read-only database and this was a read, or a lost server and pc is a
@@ -498,8 +509,7 @@ pg_up(const struct pgc *pc, int wrote)
 {
 	uint64_t since = atomic_load(&pg_down_since);
 
-	if (since == 0 || (!wrote && atomic_load(&pg_down_ro)) ||
-	    (atomic_load(&pg_down_lost) && pc->born < since))
+	if (since == 0 || (!wrote && atomic_load(&pg_down_ro)) || pg_stale(pc))
 		return;
 	if (atomic_compare_exchange_strong(&pg_down_since, &since, 0))
 		log_info("db: PostgreSQL back after %llu s",
@@ -959,7 +969,16 @@ static int
 pg_probe(void)
 {
 	struct pgc *pc = pg_conn();
-	PGresult *r = pc == NULL ? NULL : pg_run(pc, "SELECT 1 WHERE NOT"
+	PGresult *r;
+
+	/* The writer's connection may predate the outage, and its answer
+	 * would never end it: the probe then connects afresh, which does. */
+	if (pc != NULL && !pc->in_tx && pg_stale(pc)) {
+		PQfinish(pc->c);
+		pc->c = NULL;
+		pc = pg_conn();
+	}
+	r = pc == NULL ? NULL : pg_run(pc, "SELECT 1 WHERE NOT"
 	    " pg_is_in_recovery() AND current_setting('transaction_read_only')"
 	    " = 'off'", NULL, 0, "health probe");
 	int ok = r != NULL && PQntuples(r) == 1;
