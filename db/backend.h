@@ -152,7 +152,8 @@ struct db_backend {
 	int	(*rule_update)(long long id, const struct rule_def *);
 	int	(*rule_delete)(long long id);
 	int	(*rule_import)(const struct rule_def *, size_t n, int replace);
-	/* other edits, committed before they return; durably, before the client hears 250; rcpts and reasons are the
+	/* other edits, committed before they return */
+	/* durably, before the client hears 250; rcpts and reasons are the
 	 * JSON text of q's arrays */
 	int	(*quar_add)(const struct db_quar *q, const char *rcpts,
 		    const char *reasons, long long max_total);
