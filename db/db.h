@@ -332,6 +332,11 @@ struct db_quar_query {
 	int	 limit;			/* 1..1000 */
 	int	 offset;
 	int	 oldest_first;		/* else newest first */
+	/* with oldest_first, a page after the row (since, after_id): only
+	 * rows with ts > since, or ts == since and a greater id. Paging by
+	 * key, not offset, so rows leaving the set between pages (released,
+	 * expired) make no later row be skipped. NULL: none. */
+	const char *after_id;
 };
 
 /* Commit a message durably (synchronous = FULL, on the caller's thread)

@@ -1672,6 +1672,7 @@ pg_quar_row(const PGresult *r, int i, struct pg_each *e)
 	" AND ($6::bigint = 0 OR ts >= $6::bigint)" \
 	" AND ($7::bigint = 0 OR ts <= $7::bigint)" \
 	" AND ($8::text IS NULL OR state = $8::text)" \
+	" AND ($11::text IS NULL OR ts > $6::bigint OR id COLLATE \"C\" > $11::text)" \
 	" ORDER BY " order " LIMIT $9 OFFSET $10"
 
 static int
@@ -1690,6 +1691,7 @@ pg_quar_each(const struct db_quar_query *q,
 	pa_str(&a, q->state != NULL && *q->state ? q->state : NULL);
 	pa_int(&a, limit);
 	pa_int(&a, q->offset < 0 ? 0 : q->offset);
+	pa_str(&a, q->after_id);
 	return pg_rows(q->oldest_first ? PG_QUAR_EACH("ts, id COLLATE \"C\"") :
 	    PG_QUAR_EACH("ts DESC, id COLLATE \"C\""), &a, "list quarantine",
 	    pg_quar_row, &e);

@@ -1502,6 +1502,7 @@ sq_quar_row(sqlite3_stmt *st, struct sq_each *e)
 	" AND (?5 IS NULL OR instr(lower(reasons), lower(?5)) > 0)" \
 	" AND (?6 = 0 OR ts >= ?6) AND (?7 = 0 OR ts <= ?7)" \
 	" AND (?8 IS NULL OR state = ?8)" \
+	" AND (?11 IS NULL OR ts > ?6 OR id > ?11)" \
 	" ORDER BY " order " LIMIT ?9 OFFSET ?10"
 
 static int
@@ -1526,6 +1527,8 @@ sq_quar_each(const struct db_quar_query *q,
 		sqlite3_bind_text(st, 8, q->state, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, limit);
 	sqlite3_bind_int(st, 10, q->offset < 0 ? 0 : q->offset);
+	if (q->after_id != NULL)
+		sqlite3_bind_text(st, 11, q->after_id, -1, SQLITE_STATIC);
 	return sq_rows_once(h, st, "list quarantine", sq_quar_row, &e);
 }
 

@@ -26,7 +26,9 @@
 
 #define DIGEST_META_LAST	"digest.last"
 #define DIGEST_META_SLOT	"digest.slot."	/* + the slot's time: its claim */
+#ifndef DIGEST_PAGE		/* tests/unit/digest_test.c sets a small one */
 #define DIGEST_PAGE		1000	/* rows per db_quar_each page */
+#endif
 #define DIGEST_FROM_MAX		256	/* bytes of a listed sender */
 
 struct digest_pair {
@@ -43,6 +45,8 @@ struct digest_collect {
 	struct digest_pair *pairs;
 	int	 npairs, cappairs;
 	int	 rows;			/* rows seen on this page */
+	time_t	 last_ts;		/* the page's last row: the next */
+	char	 last_id[ID_LEN + 1];	/* page starts after it */
 	int	 full;			/* DIGEST_MAX_PAIRS reached ... */
 	time_t	 full_ts;		/* ... at a message of this time */
 };
@@ -144,6 +148,8 @@ digest_row(void *arg, const struct db_quar_row *row)
 	int item = -1;
 
 	dc->rows++;
+	dc->last_ts = q->ts;
+	snprintf(dc->last_id, sizeof(dc->last_id), "%s", q->id);
 	for (int i = 0; i < q->nrcpts; i++) {
 		if (!relay_allows(dc->c->quarantine_digest_domains, NULL, q->rcpts[i]) ||
 		    q->ts <= digest_since(dc->r, q->rcpts[i]))
@@ -325,7 +331,8 @@ digest_prepare(const struct conf *c, time_t now, struct digest_round *r, char *e
 		dc.rows = 0;
 		if ((rc = db_quar_each(&q, digest_row, &dc)) == -1)
 			break;
-		q.offset += DIGEST_PAGE;
+		q.since = dc.last_ts;	/* by key: see db_quar_query.after_id */
+		q.after_id = dc.last_id;
 	} while (dc.rows == DIGEST_PAGE && !dc.full);
 	if (rc != -1 && dc.full)
 		digest_cut(&dc, r);

@@ -8,6 +8,7 @@
  * recipient keeps its place through a round cut short.
  */
 #define DIGEST_MAX_PAIRS 5
+#define DIGEST_PAGE 2	/* pages of two rows: every walk pages by key */
 #include "policy/digest.c"
 #include "t.h"
 
