@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 /* Inlined as in btok.c: a 4- or 5-byte hash is a few multiplies. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -34,6 +35,12 @@
  * strongly to it. */
 #define BMARK_ALPHA	1.0
 #define BMARK_VOCAB	1000.0
+/* The share of the text (percent) the headers may take. Measured on the
+ * training corpus (docs/bayes.md, "The Markov part"), half of 6,000 bytes
+ * with the signatures skipped ranks as the whole did (31 spam missed at
+ * 5 false positives, pooled; 35 against 34 at the 0.6 threshold); a
+ * third of 3,000 bytes lost half the spam caught. */
+#define BMARK_HEADER_PCT	50
 /* Positions multiplied before the product is renormalised: each ratio
  * lies within about 1e+-22 (32-bit counts), 8 of them well inside a
  * double's range. */
@@ -69,19 +76,45 @@ bmark_append(char *buf, size_t n, size_t cap, const char *t, size_t len)
 	return n;
 }
 
+/* Fields of machine-made text -- signatures, and the verdicts of the
+ * hops before us -- that say nothing of the sender or the content: today
+ * an ARC set and two DKIM signatures are 2-4 KB of base64, which would
+ * use up the budget before the body. */
+static const char *const bmark_skip[] = {
+	"DKIM-Signature", "X-Google-DKIM-Signature", "ARC-Seal",
+	"ARC-Message-Signature", "ARC-Authentication-Results",
+	"Authentication-Results",
+};
+
+static int
+bmark_skipped(const char *name)
+{
+	for (size_t i = 0; i < sizeof(bmark_skip) / sizeof(*bmark_skip); i++)
+		if (strcasecmp(name, bmark_skip[i]) == 0)
+			return 1;
+	return 0;
+}
+
 size_t
 bmark_text(const struct mime_msg *m, size_t max, char *buf)
 {
-	size_t n = 0, nt = mime_count(m, MIME_TEXT);
+	size_t n = 0, nt = mime_count(m, MIME_TEXT), hmax;
 
 	if (max == 0)
 		return 0;
+	/* the headers take at most BMARK_HEADER_PCT of the budget, so that
+	 * a long header section (a dozen hops) leaves room for the body */
+	hmax = max * BMARK_HEADER_PCT / 100;
 	buf[n++] = ' ';		/* the first word's start is a context too */
-	for (size_t i = 0; i < mime_nheaders(m) && n < max; i++) {
+	for (size_t i = 0; i < mime_nheaders(m) && n < hmax; i++) {
 		const char *name, *v = mime_header_at(m, i, &name);
-		n = bmark_append(buf, n, max, name, strlen(name));
-		n = bmark_append(buf, n, max, v, strlen(v));
+		if (bmark_skipped(name))
+			continue;
+		n = bmark_append(buf, n, hmax, name, strlen(name));
+		n = bmark_append(buf, n, hmax, v, strlen(v));
 	}
+	if (buf[n - 1] != ' ')	/* cut in a word: the body starts its own */
+		buf[n++] = ' ';
 	for (size_t i = 0; i < nt && n < max; i++) {
 		size_t len;
 		const char *t = mime_item(m, MIME_TEXT, i, &len);

@@ -3,9 +3,11 @@
  * model of order 4 over a message's normalised text (docs/bayes.md,
  * "The Markov part").
  *
- * The text: every header (name, then decoded value), then the text and
- * HTML-as-text body parts, as rules/mime.c decoded them; ASCII lower-cased,
- * every run of non-word bytes one space; the first max bytes of that.
+ * The text: every header (name, then decoded value) but signatures and
+ * earlier hops' verdicts, up to half of max, then the text and
+ * HTML-as-text body parts, as rules/mime.c decoded them; ASCII
+ * lower-cased, every run of non-word bytes one space; the first max bytes
+ * of that.
  * Each position of it (from the 5th byte on) is a 5-gram, the byte and the
  * 4 before it, and its 4-byte context. Both are hashed with XXH3 under
  * seeds of their own, so they never meet the word tokens (policy/btok.h).

@@ -6,6 +6,7 @@
 #include "policy/bmark.h"
 #include "policy/btab.h"
 #include "rules/mime.h"
+#include "lib/buf.h"
 #include "lib/util.h"
 
 #include <math.h>
@@ -47,13 +48,44 @@ T_CASE(text_html_as_text_and_cut)
 	 * headers are the layout's, not text) */
 	T_EQ_STR(t, " subject hi click here ");
 	free(t);
-	/* the cut: the first max bytes of that text */
+	/* the cut: the first max bytes of that text, of which the headers
+	 * take at most half (cut in a word, the body starts after a space) */
 	t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n<p>Click</p>\r\n", 14);
-	T_EQ_STR(t, " subject hi cl");
+	T_EQ_STR(t, " subjec click ");
+	t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n<p>Click</p>\r\n", 22);
+	T_EQ_STR(t, " subject hi click ");
 	free(t);
 	t = text_of("Subject: Hi\r\n\r\nx\r\n", 0);
 	T_EQ_STR(t, "");
 	free(t);
+}
+
+/* Today's header sections run to kilobytes (a dozen hops, ARC sets, DKIM
+ * signatures): the signatures are skipped and the rest takes at most half
+ * of the text, so the body is read. */
+T_CASE(text_long_headers_leave_room_for_the_body)
+{
+	struct buf msg = { 0 };
+	char *t;
+
+	buf_adds(&msg, "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel; "
+	    "b=QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n"
+	    "ARC-Seal: i=1; a=rsa-sha256; cv=none; b=WllYV1ZVVFNSUVBPTk1MSw==\r\n"
+	    "Authentication-Results: mx.example.org; spf=pass\r\n");
+	for (int i = 0; i < 40; i++)
+		buf_printf(&msg, "Received: from relay%d.example.net by mx.example.org\r\n", i);
+	buf_adds(&msg, "Subject: Hi\r\n\r\nthe body speaks\r\n");
+	t = text_of(buf_str(&msg), 1000);
+	T_ASSERT(strstr(t, "qujd") == NULL && strstr(t, "wllyv") == NULL);
+	T_ASSERT(strstr(t, "spf") == NULL);
+	T_ASSERT(strncmp(t, " received from relay0.example.net by mx.example.org ", 52) == 0);
+	T_ASSERT(strstr(t, "relay5.") != NULL && strstr(t, "relay20.") == NULL);
+	T_ASSERT(strlen(t) <= 1000);
+	/* the Subject came after the cut; the body is there whole */
+	T_ASSERT(strstr(t, "subject") == NULL);
+	T_EQ_STR(t + strlen(t) - strlen(" the body speaks "), " the body speaks ");
+	free(t);
+	buf_free(&msg);
 }
 
 T_CASE(grams_positions_and_pinned_hashes)
@@ -139,6 +171,7 @@ main(void)
 	mime_init();
 	T_RUN(text_headers_then_body_normalised);
 	T_RUN(text_html_as_text_and_cut);
+	T_RUN(text_long_headers_leave_room_for_the_body);
 	T_RUN(grams_positions_and_pinned_hashes);
 	T_RUN(keys_every_position_marker_last);
 	T_RUN(mean_from_counts);
