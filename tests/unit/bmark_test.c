@@ -52,6 +52,7 @@ T_CASE(text_html_as_text_and_cut)
 	 * take at most half (cut in a word, the body starts after a space) */
 	t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n<p>Click</p>\r\n", 14);
 	T_EQ_STR(t, " subjec click ");
+	free(t);
 	t = text_of("Subject: Hi\r\nContent-Type: text/html\r\n\r\n<p>Click</p>\r\n", 22);
 	T_EQ_STR(t, " subject hi click ");
 	free(t);
