@@ -630,6 +630,7 @@ db_job_free(struct db_job *j)
 	else if (j->type == DB_J_STAT)
 		free(j->u.st.name);
 	else if (j->type == DB_J_BAYES && !j->sync) {
+		free(j->u.b.v->keys);
 		free(j->u.b.v);
 		atomic_fetch_sub(&db_bayes_pending, 1);
 	}
@@ -1164,19 +1165,16 @@ db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 }
 
 int
-db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
+db_bayes_learn_queue(struct db_bayes_learn *v, long long max_tokens)
 {
 	struct db_job *j;
-	struct db_bayes_learn *c, one;
-	uint64_t *keys;
+	int rc;
 
 	if (!db_has_writer) {	/* a CLI or web-only process: write here */
-		one = *v;
-		if (db_bayes_learn(&one, 1, max_tokens) == -1) {
+		if ((rc = db_bayes_learn(v, 1, max_tokens)) == -1)
 			log_err("db: a queued learn was not stored");
-			return -1;
-		}
-		return 0;
+		free(v->keys);
+		return rc;
 	}
 	if (atomic_fetch_add(&db_bayes_pending, 1) >= DB_BAYES_PENDING_MAX) {
 		unsigned long n = atomic_fetch_add(&db_bayes_skipped, 1) + 1;
@@ -1184,17 +1182,12 @@ db_bayes_learn_queue(const struct db_bayes_learn *v, long long max_tokens)
 		if (n == 1 || n % 1000 == 0)
 			log_warn("db: %d learns wait for the writer; %lu more skipped so far",
 			    DB_BAYES_PENDING_MAX, n);
+		free(v->keys);
 		return -1;
 	}
 	j = db_job_new(DB_J_BAYES, 0);
-	c = xmalloc(sizeof(*c) + v->nkeys * sizeof(uint64_t));
-	keys = (uint64_t *)(c + 1);
-
-	*c = *v;
-	if (v->nkeys > 0)
-		memcpy(keys, v->keys, v->nkeys * sizeof(uint64_t));
-	c->keys = keys;
-	j->u.b.v = c;
+	j->u.b.v = xmalloc(sizeof(*v));
+	*j->u.b.v = *v;		/* the keys go with it: db_job_free frees them */
 	j->u.b.n = 1;
 	j->u.b.max_tokens = max_tokens;
 	db_enqueue(j);

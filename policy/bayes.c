@@ -688,8 +688,7 @@ bayes_learn_queue(const struct conf *c, const char *msg, size_t len, enum bayes_
 	m = mime_parse(msg, len);
 	bayes_feat_make(c, &f, m, bayes_lf_len(msg, len));
 	bayes_fill(&l, cls, msg, len, &f, &keys);
-	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);
-	free(keys);
+	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);	/* takes keys */
 	bayes_feat_free(&f);
 	mime_free(m);
 	return rc;
@@ -850,8 +849,7 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		return;
 	}
 	bayes_fill(&l, cls, msg->data, msg->len, f, &keys);
-	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);
-	free(keys);
+	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);	/* takes keys */
 	if (rc == -1) {		/* the writer is behind: db.c logs it */
 		log_debug("%s: bayes: autolearn as %s skipped", ps->sid, cls ? "spam" : "ham");
 		return;
