@@ -230,16 +230,19 @@ union db_row_fn {
  * db_bayes_sum_end() gives every key the batch moved, once, in the
  * database's order (signed 64-bit), with its summed deltas (keys whose
  * deltas add up to 0 and 0 left out): the engine writes each, stamped
- * with the batch's final seq, clamping counts at 0. A delta with a
- * positive part may make a row; it counts in ntokens when the row's new
- * spam + ham equals that positive part (max(ds, 0) + max(dh, 0)).
+ * with the batch's final seq, clamping counts at 0. A key with a
+ * positive part (db_bayes_fresh) that has no row gets one, with that
+ * part; each row made counts in ntokens. (Rows made, exactly: the
+ * old rule, a row whose new spam + ham equals that part, also counted
+ * the rows of a message relearned as the other class, so the count would
+ * depend on how learns fall into batches.)
  *
  * Summed, the counts come out as message by message except where a count
  * would have gone below 0 midway (a forget of a message whose tokens the
  * table no longer holds, after expiry: counts already inconsistent), which
  * clamps once at the end instead of at that step; and a key that a batch
  * learns and forgets again is left untouched instead of leaving a row of
- * zeros behind (which ntokens counted). Both are within what expiry
+ * zeros behind. Both are within what expiry
  * already does to the counts, and the gain is one write per distinct key
  * instead of one per key and message (most of a batch's keys repeat).
  *
@@ -261,7 +264,7 @@ int	 db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m,
 /* The summed moves, *n of them, valid until db_bayes_sum_free(). */
 const struct db_bayes_delta *db_bayes_sum_end(struct db_bayes_sum *, size_t *n);
 void	 db_bayes_sum_free(struct db_bayes_sum *);
-/* The part of d that may make a row (see above). */
+/* The part of d a row made for it starts with (see above). */
 static inline int
 db_bayes_fresh(const struct db_bayes_delta *d)
 {

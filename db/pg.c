@@ -1918,9 +1918,8 @@ pg_meta_fill(const PGresult *r, struct db_bayes_meta *m)
  * missing ones with a positive part inserted: an upsert would see a
  * negative delta of a row it updates only clamped, through excluded. Two
  * nodes cannot insert the same key between the two, as learns hold the
- * totals' row (pg_bayes_run). Rows it made count in ntokens (as in
- * sqlite.c: a forgotten row learned again counts once more, which only
- * brings expiry early). 0 or -1. */
+ * totals' row (pg_bayes_run). The rows inserted count in ntokens.
+ * 0 or -1. */
 static int
 pg_bq_tokens(const struct db_bayes_delta *d, size_t n, struct db_bayes_meta *m)
 {
@@ -1943,13 +1942,12 @@ pg_bq_tokens(const struct db_bayes_delta *d, size_t n, struct db_bayes_meta *m)
 	    " $3::bigint[]) AS d (k, s, h)),"
 	    " up AS (UPDATE bayes_tokens t SET spam = greatest(0, t.spam + d.s),"
 	    " ham = greatest(0, t.ham + d.h), seen = $4 FROM d WHERE t.key = d.k"
-	    " RETURNING t.key, (d.s > 0 OR d.h > 0) AND t.spam + t.ham ="
-	    " greatest(0, d.s) + greatest(0, d.h) AS made),"
+	    " RETURNING t.key),"
 	    " ins AS (INSERT INTO bayes_tokens (key, spam, ham, seen)"
 	    " SELECT k, greatest(0, s), greatest(0, h), $4 FROM d"
 	    " WHERE (s > 0 OR h > 0) AND NOT EXISTS (SELECT 1 FROM up WHERE up.key = d.k)"
 	    " RETURNING 1)"
-	    " SELECT (SELECT count(*) FROM up WHERE made) + (SELECT count(*) FROM ins)",
+	    " SELECT count(*) FROM ins",
 	    &a, "count classifier tokens");
 	pa_free(&a);
 	for (int k = 0; k < 3; k++)

@@ -189,6 +189,8 @@ static int	 sq_bq_meta(sqlite3 *h, sqlite3_stmt *st,
 		    struct db_bayes_meta *m);
 static int	 sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_delta *d,
 		    size_t n, struct db_bayes_meta *m);
+static int	 sq_bq_token(sqlite3_stmt *st, const struct db_bayes_delta *d,
+		    long long seq);
 static int	 sq_bq_one(sqlite3 *h, sqlite3_stmt **q,
 		    struct db_bayes_learn *v, struct db_bayes_meta *m,
 		    struct db_bayes_sum *sum);
@@ -1906,7 +1908,7 @@ sq_session_prune(time_t idle_cut, time_t age_cut)
 /* The statements one learn batch uses, prepared once per batch. */
 enum sq_bq {
 	SQ_BQ_META, SQ_BQ_META_SET, SQ_BQ_MSG_GET, SQ_BQ_MSG_PUT, SQ_BQ_MSG_DEL,
-	SQ_BQ_TOK_UPSERT, SQ_BQ_TOK_ADD, SQ_BQ_EXPIRE, SQ_BQ_COUNT, SQ_BQ_N
+	SQ_BQ_TOK_ADD, SQ_BQ_TOK_NEW, SQ_BQ_EXPIRE, SQ_BQ_COUNT, SQ_BQ_N
 };
 
 static const char *const sq_bq_sql[SQ_BQ_N] = {
@@ -1917,12 +1919,10 @@ static const char *const sq_bq_sql[SQ_BQ_N] = {
 	[SQ_BQ_MSG_PUT] = "INSERT INTO bayes_msgs (digest, class, ts) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (digest) DO UPDATE SET class = excluded.class, ts = excluded.ts",
 	[SQ_BQ_MSG_DEL] = "DELETE FROM bayes_msgs WHERE digest = ?1",
-	[SQ_BQ_TOK_UPSERT] = "INSERT INTO bayes_tokens (key, spam, ham, seen)"
-	    " VALUES (?1, max(0, ?2), max(0, ?3), ?4) ON CONFLICT (key) DO UPDATE SET"
-	    " spam = max(0, spam + ?2), ham = max(0, ham + ?3), seen = ?4"
-	    " RETURNING spam + ham",
 	[SQ_BQ_TOK_ADD] = "UPDATE bayes_tokens SET spam = max(0, spam + ?2),"
 	    " ham = max(0, ham + ?3), seen = ?4 WHERE key = ?1",
+	[SQ_BQ_TOK_NEW] = "INSERT INTO bayes_tokens (key, spam, ham, seen)"
+	    " VALUES (?1, max(0, ?2), max(0, ?3), ?4)",
 	/* zero rows (forgotten) go first, then the least recently seen */
 	[SQ_BQ_EXPIRE] = "DELETE FROM bayes_tokens WHERE key IN (SELECT key FROM"
 	    " bayes_tokens ORDER BY (spam + ham > 0), seen LIMIT ?1)",
@@ -1978,36 +1978,39 @@ sq_bq_meta(sqlite3 *h, sqlite3_stmt *st, struct db_bayes_meta *m)
 }
 
 /* Move each key by its summed deltas (db_bayes_sum), stamping it with
- * seq: one UPSERT per key with a positive part (half the statements of
- * an INSERT OR IGNORE and an UPDATE), an UPDATE for the others, which
- * make no row. A row it made counts in ntokens; so does, once more, a
- * forgotten (all zero) row learned again, which only makes expiry come
- * early -- expiry then counts the table exactly. The keys come in the
- * table's order: their rows are visited page by page. 0 or -1. */
+ * seq: an UPDATE, and where it found no row and the key has a positive
+ * part, an INSERT; the rows inserted count in ntokens. (An upsert cannot
+ * tell a row it made from one it moved; the keys a batch makes are a
+ * minority once the table holds a corpus, and the UPDATE that misses
+ * costs one index probe.) The keys come in the table's order: their
+ * rows are visited page by page. 0 or -1. */
 static int
 sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_delta *d, size_t n,
     struct db_bayes_meta *m)
 {
-	for (size_t i = 0; i < n; i++) {
-		int fresh = db_bayes_fresh(&d[i]), rc;
-		sqlite3_stmt *st = q[fresh > 0 ? SQ_BQ_TOK_UPSERT : SQ_BQ_TOK_ADD];
+	sqlite3 *h = sqlite3_db_handle(q[SQ_BQ_TOK_ADD]);
 
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)d[i].key);
-		sqlite3_bind_int(st, 2, d[i].ds);
-		sqlite3_bind_int(st, 3, d[i].dh);
-		sqlite3_bind_int64(st, 4, m->seq);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW && fresh > 0)
-			m->ntokens += sqlite3_column_int64(st, 0) == fresh;
-		while (rc == SQLITE_ROW)
-			rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			sq_fail(sqlite3_db_handle(st), rc, "count classifier token");
+	for (size_t i = 0; i < n; i++) {
+		if (sq_bq_token(q[SQ_BQ_TOK_ADD], &d[i], m->seq) == -1)
 			return -1;
-		}
+		if (sqlite3_changes(h) > 0 || db_bayes_fresh(&d[i]) == 0)
+			continue;
+		if (sq_bq_token(q[SQ_BQ_TOK_NEW], &d[i], m->seq) == -1)
+			return -1;
+		m->ntokens++;
 	}
 	return 0;
+}
+
+/* One key's statement of sq_bq_tokens. 0 or -1. */
+static int
+sq_bq_token(sqlite3_stmt *st, const struct db_bayes_delta *d, long long seq)
+{
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)d->key);
+	sqlite3_bind_int(st, 2, d->ds);
+	sqlite3_bind_int(st, 3, d->dh);
+	sqlite3_bind_int64(st, 4, seq);
+	return sq_wstep(st, "count classifier token");
 }
 
 /* One message: what it was learned as decides what moves (into sum);
