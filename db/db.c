@@ -1270,7 +1270,8 @@ db_bayes_down(struct db_bayes_src *h, size_t n, size_t i)
 /* A k-way merge of the messages' sorted keys (each sorted once by
  * db_bayes_move): no copy of the batch's keys is made, only of the
  * distinct ones with their sums. With 100 messages of 5,000-12,000 keys
- * that is a few MB, and a few ms beside the writes it saves. */
+ * that is a few MB and about 15 ms of CPU (perf on postern learn: 5% of
+ * it, where the writes it saves were 80%). */
 const struct db_bayes_delta *
 db_bayes_sum_end(struct db_bayes_sum *s, size_t *n)
 {
