@@ -238,13 +238,19 @@ union db_row_fn {
  * depend on how learns fall into batches.)
  *
  * Summed, the counts come out as message by message except where a count
- * would have gone below 0 midway (a forget of a message whose tokens the
- * table no longer holds, after expiry: counts already inconsistent), which
- * clamps once at the end instead of at that step; and a key that a batch
- * learns and forgets again is left untouched instead of leaving a row of
- * zeros behind. Both are within what expiry
- * already does to the counts, and the gain is one write per distinct key
- * instead of one per key and message (most of a batch's keys repeat).
+ * would have gone below 0 midway, which clamps once at the end instead of
+ * at that step. That takes counts already inconsistent: a row that expiry
+ * deleted and a later learn made again holds fewer than the messages
+ * learned with it, and forgetting one of those in the batch before a
+ * learn that adds to the row gives one more than message by message.
+ * Expiry made that error, not the sum, and a count off by one on a row
+ * expiry judged unimportant weighs nothing. Besides, a key a batch learns
+ * and forgets again is left untouched instead of left as a row of zeros
+ * (which expiry deletes first), and every row is stamped with the batch's
+ * last seq rather than its last message's (a reader loads all of the
+ * batch's rows either way; expiry orders within a batch by nothing else).
+ * The gain is one write per distinct key instead of one per key and
+ * message: most of a batch's keys repeat.
  *
  * The sum keeps pointers to the messages' keys: they must outlive it.
  */
