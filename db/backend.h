@@ -242,9 +242,10 @@ union db_row_fn {
  * at that step. That takes counts already inconsistent: a row that expiry
  * deleted and a later learn made again holds fewer than the messages
  * learned with it, and forgetting one of those in the batch before a
- * learn that adds to the row gives one more than message by message.
- * Expiry made that error, not the sum, and a count off by one on a row
- * expiry judged unimportant weighs nothing. Besides, a key a batch learns
+ * learn that adds to the row leaves one less than message by message
+ * (which clamped the forget). Expiry made that error, not the sum, and a
+ * count off by one on a row expiry judged unimportant weighs nothing.
+ * Besides, a key a batch learns
  * and forgets again is left untouched instead of left as a row of zeros
  * (which expiry deletes first), and every row is stamped with the batch's
  * last seq rather than its last message's (a reader loads all of the
