@@ -249,7 +249,7 @@ union db_row_fn {
  * and forgets again is left untouched instead of left as a row of zeros
  * (which expiry deletes first), and every row is stamped with the batch's
  * last seq rather than its last message's (a reader loads all of the
- * batch's rows either way; expiry orders within a batch by nothing else).
+ * batch's rows either way; expiry finds them all equally recent).
  * The gain is one write per distinct key instead of one per key and
  * message: most of a batch's keys repeat.
  *
