@@ -104,7 +104,10 @@ struct db_backend {
 	 * greylist rows last seen before grey_cut (writer, any time); how
 	 * many went, or -1 */
 	int	(*prune)(time_t verdict_cut, time_t grey_cut);
-	int	(*bayes_batch)(struct db_bayes_learn *, size_t n, long long max);
+	/* learn v[0..n) in order (db.c's batch of every learn the writer
+	 * took: their keys are summed, db_bayes_sum) */
+	int	(*bayes_batch)(struct db_bayes_learn *const *v, size_t n,
+		    long long max);
 
 	/* reads */
 	int	(*grey_get)(const char *net, const char *sender, const char *rcpt,
@@ -165,7 +168,8 @@ struct db_backend {
 	int	(*user_set)(const char *name, const char *hash);
 	/* learn outside the writer (a process without one), in a
 	 * transaction of its own */
-	int	(*bayes_learn)(struct db_bayes_learn *, size_t n, long long max);
+	int	(*bayes_learn)(struct db_bayes_learn *const *v, size_t n,
+		    long long max);
 
 	/* --- shared by every node of a cluster --------------------------- */
 	/* small named values (the digest HMAC key, the last digest round,
@@ -217,12 +221,62 @@ union db_row_fn {
 	int	(*quar)(void *, const struct db_quar_row *);
 };
 
+/*
+ * A learn batch's token moves, summed per key. An engine learning n
+ * messages makes one with db_bayes_sum_new(n), reads each message's class
+ * (v->was) and calls db_bayes_move(), which decides what the message
+ * moves and adds it here; the engine stores the message's own row at
+ * once (a repeat later in the batch must see it). At the end
+ * db_bayes_sum_end() gives every key the batch moved, once, in the
+ * database's order (signed 64-bit), with its summed deltas (keys whose
+ * deltas add up to 0 and 0 left out): the engine writes each, stamped
+ * with the batch's final seq, clamping counts at 0. A key with a
+ * positive part (db_bayes_fresh) that has no row gets one, with that
+ * part; each row made counts in ntokens. (Rows made, exactly: the
+ * old rule, a row whose new spam + ham equals that part, also counted
+ * the rows of a message relearned as the other class, so the count would
+ * depend on how learns fall into batches.)
+ *
+ * Summed, the counts come out as message by message except where a count
+ * would have gone below 0 midway, which clamps once at the end instead of
+ * at that step. That takes counts already inconsistent: a row that expiry
+ * deleted and a later learn made again holds fewer than the messages
+ * learned with it, and forgetting one of those in the batch before a
+ * learn that adds to the row leaves one less than message by message
+ * (which clamped the forget). Expiry made that error, not the sum, and a
+ * count off by one on a row expiry judged unimportant weighs nothing.
+ * Besides, a key a batch learns
+ * and forgets again is left untouched instead of left as a row of zeros
+ * (which expiry deletes first), and every row is stamped with the batch's
+ * last seq rather than its last message's (a reader loads all of the
+ * batch's rows either way; expiry finds them all equally recent).
+ * The gain is one write per distinct key instead of one per key and
+ * message: most of a batch's keys repeat.
+ *
+ * The sum keeps pointers to the messages' keys: they must outlive it.
+ */
+struct db_bayes_delta {
+	uint64_t	 key;
+	int		 ds, dh;
+};
+struct db_bayes_sum;
+
+struct db_bayes_sum *db_bayes_sum_new(size_t nmsg);
 /* What learning message v moves, once the engine read what it was
  * learned as (v->was): sets v->changed; when it did, moves the class
- * totals and seq in m and says by how much each of its tokens' spam and
- * ham counts move (*ds, *dh). Returns v->changed. */
+ * totals and seq in m, sorts v's keys (dropping repeats) and adds them
+ * to sum with the message's move. Returns v->changed. */
 int	 db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m,
-	    int *ds, int *dh);
+	    struct db_bayes_sum *sum);
+/* The summed moves, *n of them, valid until db_bayes_sum_free(). */
+const struct db_bayes_delta *db_bayes_sum_end(struct db_bayes_sum *, size_t *n);
+void	 db_bayes_sum_free(struct db_bayes_sum *);
+/* The part of d a row made for it starts with (see above). */
+static inline int
+db_bayes_fresh(const struct db_bayes_delta *d)
+{
+	return (d->ds > 0 ? d->ds : 0) + (d->dh > 0 ? d->dh : 0);
+}
 
 /* --- decoded columns ------------------------------------------------- */
 

@@ -28,10 +28,12 @@
 #include "db/db.h"
 #include "db/backend.h"
 #include "db/jsonw.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/tick.h"
 #include "lib/util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -117,6 +119,8 @@ static void	*db_writer_main(void *);
 static void	 db_linger(void);
 static int	 db_batch_run(struct db_job *);
 static int	 db_job_run(struct db_job *);
+static int	 db_job_pass(const struct db_job *);
+static int	 db_run_bayes(struct db_job *first);
 static int	 db_run_verdict(struct db_job *);
 static int	 db_run_prune(time_t now);
 static int	 db_acc_add(int hit, const char *name, long long key, int n);
@@ -129,6 +133,10 @@ static void	 db_enqueue(struct db_job *);
 static int	 db_wait(struct db_job *, int timeout_ms);
 static struct db_job *db_job_new(enum db_job_type, int sync);
 static int	 db_sync(struct db_job *, int timeout_ms);
+struct db_bayes_src;
+static int	 db_bayes_before(const struct db_bayes_src *,
+		    const struct db_bayes_src *);
+static void	 db_bayes_down(struct db_bayes_src *, size_t n, size_t i);
 static void	 db_wstr(struct jsonw *, const char *);
 static void	 db_rcpts_json(struct jsonw *, const char *const *, int);
 static void	 db_checks_json(struct jsonw *, const struct db_check *, int);
@@ -525,22 +533,27 @@ db_batch_run(struct db_job *batch)
 	if (db_be->begin() == -1)
 		return db_be->retryable() == DB_CONFLICT ? DB_CONFLICT : -1;
 	db_nacc = 0;
-	/* Rate counters after every other row and before the stats: rows
-	 * locked in the same order on every node cannot deadlock two
-	 * nodes' batches (PostgreSQL). */
-	for (int rate = 0; rate < 2; rate++)
+	/* The learns together after the other rows (db_run_bayes: the
+	 * first learn's job runs them all); rate counters after them and
+	 * before the stats: rows locked in the same order on every node
+	 * cannot deadlock two nodes' batches (PostgreSQL). */
+	for (int pass = 0; pass < 3; pass++)
 		for (struct db_job *j = batch; j; j = j->next) {
-			if ((j->type == DB_J_RATE) != rate)
+			if (db_job_pass(j) != pass)
 				continue;
 			if (db_job_run(j) == -1) {
 				/* A row the database will never take (a bug,
 				 * not the disk) must not block the queue
-				 * forever. */
+				 * forever: the learns go as one. */
 				if (!(why = db_be->retryable()))
-					j->bad = 1;
+					for (struct db_job *b = j; b; b = b->next)
+						b->bad |= b == j ||
+						    (pass == 1 && db_job_pass(b) == 1);
 				db_be->rollback();
 				return why == DB_CONFLICT ? DB_CONFLICT : -1;
 			}
+			if (pass == 1)
+				break;
 		}
 	if (db_acc_flush() == -1 || db_be->commit() == -1) {
 		why = db_be->retryable();
@@ -553,6 +566,8 @@ db_batch_run(struct db_job *batch)
 static int
 db_job_run(struct db_job *j)
 {
+	if (j->type == DB_J_BAYES)	/* it and every learn after it */
+		return db_run_bayes(j);
 	if (j->abandoned)	/* stable: only set before started */
 		return 0;
 	switch (j->type) {
@@ -567,12 +582,48 @@ db_job_run(struct db_job *j)
 		return 0;
 	case DB_J_PRUNE:
 		return db_run_prune(j->u.p.now);
-	case DB_J_BAYES:
-		return db_be->bayes_batch(j->u.b.v, j->u.b.n, j->u.b.max_tokens);
+	case DB_J_BAYES:	/* run above: not here */
+		break;
 	case DB_J_RATE:
 		return db_be->rate_add(j->u.r.d, j->u.r.n, j->u.r.cut_win);
 	}
 	fatalx("db: job type %d", (int)j->type);
+}
+
+/* Which of db_batch_run's passes runs j: 0 most, 1 learns, 2 rates. */
+static int
+db_job_pass(const struct db_job *j)
+{
+	return j->type == DB_J_BAYES ? 1 : j->type == DB_J_RATE ? 2 : 0;
+}
+
+/* The learns of the batch from `first` on, in one engine run: a batch's
+ * messages share most of their keys, and summed each is written once
+ * (db_bayes_sum). At most DB_BATCH_MAX jobs, of which at most
+ * DB_BAYES_PENDING_MAX queued ones and a waiter's batch each. */
+static int
+db_run_bayes(struct db_job *first)
+{
+	struct db_bayes_learn **v;
+	long long max = 0;
+	size_t n = 0, k = 0;
+	int rc;
+
+	for (struct db_job *j = first; j; j = j->next)
+		if (j->type == DB_J_BAYES && !j->abandoned) {
+			n += j->u.b.n;
+			max = j->u.b.max_tokens;	/* the config's; the last */
+		}
+	if (n == 0)
+		return 0;
+	v = xmalloc(n * sizeof(*v));
+	for (struct db_job *j = first; j; j = j->next)
+		if (j->type == DB_J_BAYES && !j->abandoned)
+			for (size_t i = 0; i < j->u.b.n; i++)
+				v[k++] = &j->u.b.v[i];
+	rc = db_be->bayes_batch(v, n, max);
+	free(v);
+	return rc;
 }
 
 /*
@@ -1129,31 +1180,130 @@ db_keys_sort(uint64_t *keys, size_t n)
 	return k;
 }
 
+/* One changed message of a learn batch: its keys still to merge, and
+ * how it moves each. */
+struct db_bayes_src {
+	const uint64_t	*k, *end;
+	int		 ds, dh;
+};
+
+struct db_bayes_sum {
+	struct db_bayes_src *src;	/* a min-heap on *k in db_bayes_sum_end */
+	size_t		 n, cap;
+	struct buf	 out;		/* struct db_bayes_delta[] */
+};
+
+struct db_bayes_sum *
+db_bayes_sum_new(size_t nmsg)
+{
+	struct db_bayes_sum *s = xcalloc(1, sizeof(*s));
+
+	s->cap = nmsg;
+	s->src = xcalloc(nmsg ? nmsg : 1, sizeof(*s->src));
+	return s;
+}
+
+void
+db_bayes_sum_free(struct db_bayes_sum *s)
+{
+	if (s == NULL)
+		return;
+	buf_free(&s->out);
+	free(s->src);
+	free(s);
+}
+
 int
-db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m, int *ds, int *dh)
+db_bayes_move(struct db_bayes_learn *v, struct db_bayes_meta *m,
+    struct db_bayes_sum *sum)
 {
 	long long *n[2] = { &m->nham, &m->nspam };
+	int ds = 0, dh = 0;
 
-	*ds = *dh = 0;
 	v->changed = v->was != v->cls && !(v->cls == 2 && v->was == -1);
 	if (!v->changed)
 		return 0;
 	if (v->was == 0 || v->was == 1) {
 		(*n[v->was])--;
-		*(v->was ? ds : dh) -= 1;
+		*(v->was ? &ds : &dh) -= 1;
 	}
 	if (v->cls == 0 || v->cls == 1) {
 		(*n[v->cls])++;
-		*(v->cls ? ds : dh) += 1;
+		*(v->cls ? &ds : &dh) += 1;
 	}
 	m->seq++;
 	v->nkeys = db_keys_sort(v->keys, v->nkeys);
+	assert(sum->n < sum->cap);
+	if (v->nkeys > 0)
+		sum->src[sum->n++] = (struct db_bayes_src){ v->keys,
+		    v->keys + v->nkeys, ds, dh };
 	return 1;
+}
+
+/* Keys compare as the database orders them (signed 64-bit). */
+static int
+db_bayes_before(const struct db_bayes_src *a, const struct db_bayes_src *b)
+{
+	return (int64_t)*a->k < (int64_t)*b->k;
+}
+
+/* Restore the heap below h[i]. */
+static void
+db_bayes_down(struct db_bayes_src *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t c = 2 * i + 1;
+		struct db_bayes_src t;
+
+		if (c >= n)
+			return;
+		if (c + 1 < n && db_bayes_before(&h[c + 1], &h[c]))
+			c++;
+		if (!db_bayes_before(&h[c], &h[i]))
+			return;
+		t = h[i];
+		h[i] = h[c];
+		h[c] = t;
+		i = c;
+	}
+}
+
+/* A k-way merge of the messages' sorted keys (each sorted once by
+ * db_bayes_move): no copy of the batch's keys is made, only of the
+ * distinct ones with their sums. With 100 messages of 5,000-12,000 keys
+ * that is a few MB and about 15 ms of CPU (perf on postern learn: 5% of
+ * it, where the writes it saves were 80%). */
+const struct db_bayes_delta *
+db_bayes_sum_end(struct db_bayes_sum *s, size_t *n)
+{
+	struct db_bayes_src *h = s->src;
+	size_t hn = s->n;
+
+	for (size_t i = hn / 2; i-- > 0;)
+		db_bayes_down(h, hn, i);
+	while (hn > 0) {
+		struct db_bayes_delta d = { *h[0].k, 0, 0 };
+		do {
+			d.ds += h[0].ds;
+			d.dh += h[0].dh;
+			if (++h[0].k == h[0].end)
+				h[0] = h[--hn];
+			db_bayes_down(h, hn, 0);
+		} while (hn > 0 && *h[0].k == d.key);
+		if (d.ds != 0 || d.dh != 0)
+			buf_add(&s->out, &d, sizeof(d));
+	}
+	s->n = 0;
+	*n = s->out.len / sizeof(struct db_bayes_delta);
+	return (const struct db_bayes_delta *)(const void *)buf_ptr(&s->out);
 }
 
 int
 db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 {
+	struct db_bayes_learn **p;
+	int rc;
+
 	if (db_has_writer) {
 		struct db_job *j = db_job_new(DB_J_BAYES, 1);
 		j->u.b.v = v;
@@ -1161,7 +1311,12 @@ db_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 		j->u.b.max_tokens = max_tokens;
 		return db_sync(j, DB_SYNC_WAIT_MS);
 	}
-	return db_be->bayes_learn(v, n, max_tokens);
+	p = xmalloc((n ? n : 1) * sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		p[i] = &v[i];
+	rc = db_be->bayes_learn(p, n, max_tokens);
+	free(p);
+	return rc;
 }
 
 int

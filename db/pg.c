@@ -200,15 +200,16 @@ static int	 pg_user_set(const char *name, const char *hash);
 static char	*pg_text1(const char *sql, const char *key, const char *what);
 static char	*pg_user_hash(const char *name);
 static int	 pg_meta_fill(const PGresult *r, struct db_bayes_meta *m);
-static char	*pg_keys(const struct db_bayes_learn *v);
-static int	 pg_bq_tokens(const struct db_bayes_learn *v, int ds, int dh,
+static int	 pg_bq_tokens(const struct db_bayes_delta *d, size_t n,
 		    struct db_bayes_meta *m);
-static int	 pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m);
+static int	 pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m,
+		    struct db_bayes_sum *sum);
 static int	 pg_bq_expire(struct db_bayes_meta *m, long long max);
-static int	 pg_bayes_run(struct db_bayes_learn *v, size_t n, long long max);
-static int	 pg_bayes_learn(struct db_bayes_learn *v, size_t n,
+static int	 pg_bayes_run(struct db_bayes_learn *const *v, size_t n,
+		    long long max);
+static int	 pg_bayes_learn(struct db_bayes_learn *const *v, size_t n,
 		    long long max_tokens);
-static int	 pg_bayes_batch(struct db_bayes_learn *v, size_t n,
+static int	 pg_bayes_batch(struct db_bayes_learn *const *v, size_t n,
 		    long long max_tokens);
 static int	 pg_bayes_meta(struct db_bayes_meta *m);
 static int	 pg_bayes_load(long long since, struct db_bayes_meta *m,
@@ -1911,53 +1912,46 @@ pg_meta_fill(const PGresult *r, struct db_bayes_meta *m)
 	return 0;
 }
 
-/* A message's token keys as a bigint[] literal: one statement moves them
- * all (a round trip per key would cost a message's worth of latency). */
-static char *
-pg_keys(const struct db_bayes_learn *v)
-{
-	struct buf b = { 0 };
-
-	for (size_t i = 0; i < v->nkeys; i++)
-		pg_arr_num(&b, (long long)v->keys[i]);
-	return pg_arr_take(&b);
-}
-
-/* Move every key of v by (ds, dh), stamped with seq. Rows it made count
- * in ntokens (as in sqlite.c: a forgotten row learned again counts once
- * more, which only brings expiry early). 0 or -1. */
+/* Move each key by its summed deltas (db_bayes_sum), stamped with seq,
+ * in one statement: the deltas go as three arrays (a round trip per key
+ * would cost a batch's worth of latency). Existing rows are updated,
+ * missing ones with a positive part inserted: an upsert would see a
+ * negative delta of a row it updates only clamped, through excluded. Two
+ * nodes cannot insert the same key between the two, as learns hold the
+ * totals' row (pg_bayes_run). The rows inserted count in ntokens.
+ * 0 or -1. */
 static int
-pg_bq_tokens(const struct db_bayes_learn *v, int ds, int dh,
-    struct db_bayes_meta *m)
+pg_bq_tokens(const struct db_bayes_delta *d, size_t n, struct db_bayes_meta *m)
 {
+	struct buf col[3] = { { 0 } };
 	struct pg_args a = { 0 };
-	char *keys = pg_keys(v);
+	char *arr[3];
 	PGresult *r;
-	int fresh = (ds > 0 ? ds : 0) + (dh > 0 ? dh : 0);
 
-	pa_str(&a, keys);
-	pa_int(&a, ds);
-	pa_int(&a, dh);
-	pa_int(&a, m->seq);
-	pa_int(&a, fresh);
-	if (ds > 0 || dh > 0)
-		r = pg_q("WITH up AS (INSERT INTO bayes_tokens (key, spam, ham, seen)"
-		    " SELECT k, greatest(0, $2::bigint), greatest(0, $3::bigint), $4"
-		    " FROM unnest($1::bigint[]) AS k ON CONFLICT (key) DO UPDATE SET"
-		    " spam = greatest(0, bayes_tokens.spam + $2::bigint),"
-		    " ham = greatest(0, bayes_tokens.ham + $3::bigint), seen = $4"
-		    " RETURNING spam + ham AS t) SELECT count(*) FROM up WHERE t = $5",
-		    &a, "count classifier tokens");
-	else {
-		a.n = 4;	/* no row is made: $5 unused */
-		r = pg_q("WITH up AS (UPDATE bayes_tokens SET"
-		    " spam = greatest(0, spam + $2::bigint),"
-		    " ham = greatest(0, ham + $3::bigint), seen = $4"
-		    " WHERE key = ANY($1::bigint[]) RETURNING 1)"
-		    " SELECT count(*) * 0 FROM up", &a, "count classifier tokens");
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		pg_arr_num(&col[0], (long long)d[i].key);
+		pg_arr_num(&col[1], d[i].ds);
+		pg_arr_num(&col[2], d[i].dh);
 	}
+	for (int k = 0; k < 3; k++)
+		pa_str(&a, arr[k] = pg_arr_take(&col[k]));
+	pa_int(&a, m->seq);
+	r = pg_q("WITH d AS (SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+	    " $3::bigint[]) AS d (k, s, h)),"
+	    " up AS (UPDATE bayes_tokens t SET spam = greatest(0, t.spam + d.s),"
+	    " ham = greatest(0, t.ham + d.h), seen = $4 FROM d WHERE t.key = d.k"
+	    " RETURNING t.key),"
+	    " ins AS (INSERT INTO bayes_tokens (key, spam, ham, seen)"
+	    " SELECT k, greatest(0, s), greatest(0, h), $4 FROM d"
+	    " WHERE (s > 0 OR h > 0) AND NOT EXISTS (SELECT 1 FROM up WHERE up.key = d.k)"
+	    " RETURNING 1)"
+	    " SELECT count(*) FROM ins",
+	    &a, "count classifier tokens");
 	pa_free(&a);
-	free(keys);
+	for (int k = 0; k < 3; k++)
+		free(arr[k]);
 	if (r == NULL)
 		return -1;
 	m->ntokens += pg_ll(r, 0, 0);
@@ -1965,13 +1959,15 @@ pg_bq_tokens(const struct db_bayes_learn *v, int ds, int dh,
 	return 0;
 }
 
-/* One message: what it was learned as decides what moves. 0 or -1. */
+/* One message: what it was learned as decides what moves (into sum);
+ * its own row is written at once. 0 or -1. */
 static int
-pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m)
+pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m,
+    struct db_bayes_sum *sum)
 {
 	struct pg_args a = { 0 };
 	PGresult *r;
-	int ds = 0, dh = 0, rc;
+	int rc;
 
 	pa_bin(&a, v->digest, sizeof(v->digest));
 	if ((r = pg_q("SELECT class FROM bayes_msgs WHERE digest = $1", &a,
@@ -1979,10 +1975,8 @@ pg_bq_one(struct db_bayes_learn *v, struct db_bayes_meta *m)
 		return -1;
 	v->was = PQntuples(r) > 0 ? (int)pg_ll(r, 0, 0) : -1;
 	PQclear(r);
-	if (!db_bayes_move(v, m, &ds, &dh))
+	if (!db_bayes_move(v, m, sum))
 		return 0;
-	if (pg_bq_tokens(v, ds, dh, m) == -1)
-		return -1;
 	if (v->cls == 2)
 		return pg_cmd("DELETE FROM bayes_msgs WHERE digest = $1", &a,
 		    "forget learned message") < 0 ? -1 : 0;
@@ -2022,11 +2016,15 @@ pg_bq_expire(struct db_bayes_meta *m, long long max)
 /* Inside a transaction the caller opened. The totals' row stays locked
  * until it commits: learns on two nodes take turns. */
 static int
-pg_bayes_run(struct db_bayes_learn *v, size_t n, long long max)
+pg_bayes_run(struct db_bayes_learn *const *v, size_t n, long long max)
 {
 	struct db_bayes_meta m;
+	struct db_bayes_sum *sum;
+	const struct db_bayes_delta *d;
 	struct pg_args a = { 0 };
 	PGresult *r;
+	size_t nd;
+	int rc = -1;
 
 	if ((r = pg_q("SELECT nspam, nham, ntokens, seq, epoch FROM bayes_meta"
 	    " FOR UPDATE", NULL, "read classifier totals")) == NULL)
@@ -2036,23 +2034,28 @@ pg_bayes_run(struct db_bayes_learn *v, size_t n, long long max)
 		return -1;
 	}
 	PQclear(r);
+	sum = db_bayes_sum_new(n);
 	for (size_t i = 0; i < n; i++)
-		if (pg_bq_one(&v[i], &m) == -1)
-			return -1;
-	if (pg_bq_expire(&m, max) == -1)
-		return -1;
+		if (pg_bq_one(v[i], &m, sum) == -1)
+			goto out;
+	d = db_bayes_sum_end(sum, &nd);
+	if (pg_bq_tokens(d, nd, &m) == -1 || pg_bq_expire(&m, max) == -1)
+		goto out;
 	pa_int(&a, m.nspam);
 	pa_int(&a, m.nham);
 	pa_int(&a, m.ntokens);
 	pa_int(&a, m.seq);
 	pa_int(&a, m.epoch);
-	return pg_cmd("UPDATE bayes_meta SET nspam = $1, nham = $2, ntokens = $3,"
+	rc = pg_cmd("UPDATE bayes_meta SET nspam = $1, nham = $2, ntokens = $3,"
 	    " seq = $4, epoch = $5", &a, "store classifier totals") < 0 ? -1 : 0;
+out:
+	db_bayes_sum_free(sum);
+	return rc;
 }
 
 /* Learn without a writer (a CLI process), in a transaction of its own. */
 static int
-pg_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
+pg_bayes_learn(struct db_bayes_learn *const *v, size_t n, long long max_tokens)
 {
 	struct pgc *pc;
 
@@ -2062,7 +2065,7 @@ pg_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 }
 
 static int
-pg_bayes_batch(struct db_bayes_learn *v, size_t n, long long max_tokens)
+pg_bayes_batch(struct db_bayes_learn *const *v, size_t n, long long max_tokens)
 {
 	return pg_bayes_run(v, n, max_tokens);
 }

@@ -187,17 +187,20 @@ static void	 sq_bq_free(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_prep(sqlite3 *h, sqlite3_stmt **q);
 static int	 sq_bq_meta(sqlite3 *h, sqlite3_stmt *st,
 		    struct db_bayes_meta *m);
-static int	 sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_learn *v,
-		    int ds, int dh, struct db_bayes_meta *m);
+static int	 sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_delta *d,
+		    size_t n, struct db_bayes_meta *m);
+static int	 sq_bq_token(sqlite3_stmt *st, const struct db_bayes_delta *d,
+		    long long seq);
 static int	 sq_bq_one(sqlite3 *h, sqlite3_stmt **q,
-		    struct db_bayes_learn *v, struct db_bayes_meta *m);
+		    struct db_bayes_learn *v, struct db_bayes_meta *m,
+		    struct db_bayes_sum *sum);
 static int	 sq_bq_expire(sqlite3 *h, sqlite3_stmt **q,
 		    struct db_bayes_meta *m, long long max);
-static int	 sq_bayes_run(sqlite3 *h, struct db_bayes_learn *v, size_t n,
-		    long long max);
-static int	 sq_bayes_learn(struct db_bayes_learn *v, size_t n,
+static int	 sq_bayes_run(sqlite3 *h, struct db_bayes_learn *const *v,
+		    size_t n, long long max);
+static int	 sq_bayes_learn(struct db_bayes_learn *const *v, size_t n,
 		    long long max_tokens);
-static int	 sq_bayes_batch(struct db_bayes_learn *v, size_t n,
+static int	 sq_bayes_batch(struct db_bayes_learn *const *v, size_t n,
 		    long long max_tokens);
 static int	 sq_bayes_meta(struct db_bayes_meta *m);
 static int	 sq_bayes_load(long long since, struct db_bayes_meta *m,
@@ -1905,7 +1908,7 @@ sq_session_prune(time_t idle_cut, time_t age_cut)
 /* The statements one learn batch uses, prepared once per batch. */
 enum sq_bq {
 	SQ_BQ_META, SQ_BQ_META_SET, SQ_BQ_MSG_GET, SQ_BQ_MSG_PUT, SQ_BQ_MSG_DEL,
-	SQ_BQ_TOK_UPSERT, SQ_BQ_TOK_ADD, SQ_BQ_EXPIRE, SQ_BQ_COUNT, SQ_BQ_N
+	SQ_BQ_TOK_ADD, SQ_BQ_TOK_NEW, SQ_BQ_EXPIRE, SQ_BQ_COUNT, SQ_BQ_N
 };
 
 static const char *const sq_bq_sql[SQ_BQ_N] = {
@@ -1916,12 +1919,10 @@ static const char *const sq_bq_sql[SQ_BQ_N] = {
 	[SQ_BQ_MSG_PUT] = "INSERT INTO bayes_msgs (digest, class, ts) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (digest) DO UPDATE SET class = excluded.class, ts = excluded.ts",
 	[SQ_BQ_MSG_DEL] = "DELETE FROM bayes_msgs WHERE digest = ?1",
-	[SQ_BQ_TOK_UPSERT] = "INSERT INTO bayes_tokens (key, spam, ham, seen)"
-	    " VALUES (?1, max(0, ?2), max(0, ?3), ?4) ON CONFLICT (key) DO UPDATE SET"
-	    " spam = max(0, spam + ?2), ham = max(0, ham + ?3), seen = ?4"
-	    " RETURNING spam + ham",
 	[SQ_BQ_TOK_ADD] = "UPDATE bayes_tokens SET spam = max(0, spam + ?2),"
 	    " ham = max(0, ham + ?3), seen = ?4 WHERE key = ?1",
+	[SQ_BQ_TOK_NEW] = "INSERT INTO bayes_tokens (key, spam, ham, seen)"
+	    " VALUES (?1, max(0, ?2), max(0, ?3), ?4)",
 	/* zero rows (forgotten) go first, then the least recently seen */
 	[SQ_BQ_EXPIRE] = "DELETE FROM bayes_tokens WHERE key IN (SELECT key FROM"
 	    " bayes_tokens ORDER BY (spam + ham > 0), seen LIMIT ?1)",
@@ -1976,44 +1977,49 @@ sq_bq_meta(sqlite3 *h, sqlite3_stmt *st, struct db_bayes_meta *m)
 	return 0;
 }
 
-/* Move every key of v by (ds, dh), stamping it with seq: one UPSERT per
- * key (half the statements of an INSERT OR IGNORE and an UPDATE). A row
- * it made counts in ntokens; so does, once more, a forgotten (all zero)
- * row learned again, which only makes expiry come early -- expiry then
- * counts the table exactly. 0 or -1. */
+/* Move each key by its summed deltas (db_bayes_sum), stamping it with
+ * seq: an UPDATE, and where it found no row and the key has a positive
+ * part, an INSERT; the rows inserted count in ntokens. (An upsert cannot
+ * tell a row it made from one it moved; the keys a batch makes are a
+ * minority once the table holds a corpus, and the UPDATE that misses
+ * costs one index probe.) The keys come in the table's order: their
+ * rows are visited page by page. 0 or -1. */
 static int
-sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_learn *v, int ds, int dh,
+sq_bq_tokens(sqlite3_stmt **q, const struct db_bayes_delta *d, size_t n,
     struct db_bayes_meta *m)
 {
-	sqlite3_stmt *st = q[ds > 0 || dh > 0 ? SQ_BQ_TOK_UPSERT : SQ_BQ_TOK_ADD];
-	int fresh = (ds > 0 ? ds : 0) + (dh > 0 ? dh : 0);
+	sqlite3 *h = sqlite3_db_handle(q[SQ_BQ_TOK_ADD]);
 
-	for (size_t i = 0; i < v->nkeys; i++) {
-		int rc;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->keys[i]);
-		sqlite3_bind_int(st, 2, ds);
-		sqlite3_bind_int(st, 3, dh);
-		sqlite3_bind_int64(st, 4, m->seq);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW && st == q[SQ_BQ_TOK_UPSERT])
-			m->ntokens += sqlite3_column_int(st, 0) == fresh;
-		while (rc == SQLITE_ROW)
-			rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			sq_fail(sqlite3_db_handle(st), rc, "count classifier token");
+	for (size_t i = 0; i < n; i++) {
+		if (sq_bq_token(q[SQ_BQ_TOK_ADD], &d[i], m->seq) == -1)
 			return -1;
-		}
+		if (sqlite3_changes(h) > 0 || db_bayes_fresh(&d[i]) == 0)
+			continue;
+		if (sq_bq_token(q[SQ_BQ_TOK_NEW], &d[i], m->seq) == -1)
+			return -1;
+		m->ntokens++;
 	}
 	return 0;
 }
 
-/* One message: what it was learned as decides what moves. 0 or -1. */
+/* One key's statement of sq_bq_tokens. 0 or -1. */
+static int
+sq_bq_token(sqlite3_stmt *st, const struct db_bayes_delta *d, long long seq)
+{
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)d->key);
+	sqlite3_bind_int(st, 2, d->ds);
+	sqlite3_bind_int(st, 3, d->dh);
+	sqlite3_bind_int64(st, 4, seq);
+	return sq_wstep(st, "count classifier token");
+}
+
+/* One message: what it was learned as decides what moves (into sum);
+ * its own row is written at once. 0 or -1. */
 static int
 sq_bq_one(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_learn *v,
-    struct db_bayes_meta *m)
+    struct db_bayes_meta *m, struct db_bayes_sum *sum)
 {
-	int rc, ds = 0, dh = 0;
+	int rc;
 
 	sqlite3_bind_blob(q[SQ_BQ_MSG_GET], 1, v->digest, 32, SQLITE_STATIC);
 	rc = sqlite3_step(q[SQ_BQ_MSG_GET]);
@@ -2023,10 +2029,8 @@ sq_bq_one(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_learn *v,
 		sq_fail(h, rc, "read learned message");
 		return -1;
 	}
-	if (!db_bayes_move(v, m, &ds, &dh))
+	if (!db_bayes_move(v, m, sum))
 		return 0;
-	if (sq_bq_tokens(q, v, ds, dh, m) == -1)
-		return -1;
 	if (v->cls == 2) {
 		sqlite3_bind_blob(q[SQ_BQ_MSG_DEL], 1, v->digest, 32, SQLITE_STATIC);
 		return sq_wstep(q[SQ_BQ_MSG_DEL], "forget learned message");
@@ -2065,20 +2069,25 @@ sq_bq_expire(sqlite3 *h, sqlite3_stmt **q, struct db_bayes_meta *m, long long ma
 
 /* Inside a transaction the caller opened. */
 static int
-sq_bayes_run(sqlite3 *h, struct db_bayes_learn *v, size_t n, long long max)
+sq_bayes_run(sqlite3 *h, struct db_bayes_learn *const *v, size_t n, long long max)
 {
 	sqlite3_stmt *q[SQ_BQ_N];
 	struct db_bayes_meta m;
+	struct db_bayes_sum *sum = NULL;
+	const struct db_bayes_delta *d;
+	size_t nd;
 	int rc = -1;
 
 	if (sq_bq_prep(h, q) == -1)
 		return -1;
 	if (sq_bq_meta(h, q[SQ_BQ_META], &m) == -1)
 		goto out;
+	sum = db_bayes_sum_new(n);
 	for (size_t i = 0; i < n; i++)
-		if (sq_bq_one(h, q, &v[i], &m) == -1)
+		if (sq_bq_one(h, q, v[i], &m, sum) == -1)
 			goto out;
-	if (sq_bq_expire(h, q, &m, max) == -1)
+	d = db_bayes_sum_end(sum, &nd);
+	if (sq_bq_tokens(q, d, nd, &m) == -1 || sq_bq_expire(h, q, &m, max) == -1)
 		goto out;
 	sqlite3_bind_int64(q[SQ_BQ_META_SET], 1, m.nspam);
 	sqlite3_bind_int64(q[SQ_BQ_META_SET], 2, m.nham);
@@ -2087,6 +2096,7 @@ sq_bayes_run(sqlite3 *h, struct db_bayes_learn *v, size_t n, long long max)
 	sqlite3_bind_int64(q[SQ_BQ_META_SET], 5, m.epoch);
 	rc = sq_wstep(q[SQ_BQ_META_SET], "store classifier totals");
 out:
+	db_bayes_sum_free(sum);
 	sq_bq_free(h, q);
 	return rc;
 }
@@ -2095,7 +2105,7 @@ out:
  * Bulk learning touches token rows all over the table: a page cache that
  * holds the table saves a read per token. */
 static int
-sq_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
+sq_bayes_learn(struct db_bayes_learn *const *v, size_t n, long long max_tokens)
 {
 	sqlite3 *h;
 	int rc;
@@ -2113,7 +2123,7 @@ sq_bayes_learn(struct db_bayes_learn *v, size_t n, long long max_tokens)
 
 /* Inside the writer's batch. */
 static int
-sq_bayes_batch(struct db_bayes_learn *v, size_t n, long long max_tokens)
+sq_bayes_batch(struct db_bayes_learn *const *v, size_t n, long long max_tokens)
 {
 	return sq_bayes_run(sq_wconn, v, n, max_tokens);
 }

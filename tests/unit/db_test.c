@@ -3,6 +3,7 @@
 #include "t.h"
 #include "meta_db.h"
 #include "rate_db.h"
+#include "bayes_db.h"
 #include "edit_db.h"
 #include "dbrows.h"
 #include "lib/conf.h"
@@ -675,6 +676,9 @@ main(void)
 	T_RUN(sessions);
 	T_RUN(rate_counts_shared);
 	T_RUN(rate_keys_kept_verbatim);
+	T_RUN(bayes_batch_sums_as_one_by_one);
+	T_RUN(bayes_learn_forget_one_batch);
+	T_RUN(bayes_batch_random_as_one_by_one);
 	T_RUN(prune_by_age);
 	T_RUN(locked_database_fails_then_recovers);
 	T_RUN(queue_is_bounded);

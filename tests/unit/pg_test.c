@@ -8,6 +8,7 @@
 #include "t.h"
 #include "meta_db.h"
 #include "rate_db.h"
+#include "bayes_db.h"
 #include "edit_db.h"
 #include "lib/conf.h"
 #include "db/db.h"
@@ -194,6 +195,9 @@ main(void)
 	T_RUN(claim_once_across_connections);
 	T_RUN(rate_counts_shared);
 	T_RUN(rate_keys_kept_verbatim);
+	T_RUN(bayes_batch_sums_as_one_by_one);
+	T_RUN(bayes_learn_forget_one_batch);
+	T_RUN(bayes_batch_random_as_one_by_one);
 	db_close();
 	conf_unref(c);
 	return T_END();
