@@ -74,11 +74,14 @@ $(B)/libpostern-asan.a: $(ASANOBJS)
 $(B)/postern: $(CLIOBJS) $(B)/libpostern.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern.a
+# every test rebuilds when a shared test header changes (bayes_db.h, edit_db.h, ...)
+UNITH	 = $(wildcard tests/unit/*.h)
+
+$(B)/tests/%: tests/unit/%.c $(UNITH) $(B)/libpostern.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(B)/libpostern.a $(LDLIBS)
 
-$(B)/tests-asan/%: tests/unit/%.c tests/unit/t.h $(B)/libpostern-asan.a
+$(B)/tests-asan/%: tests/unit/%.c $(UNITH) $(B)/libpostern-asan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Itests/unit -o $@ $< $(B)/libpostern-asan.a $(LDLIBS)
 

@@ -12,6 +12,7 @@
 #define POSTERN_TEST_BAYES_DB_H
 
 #include "db/db.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,7 +101,10 @@ bdb_run(enum bdb_mode mode, unsigned salt, const struct bdb_msg *msgs,
 	for (int i = 0; i < n && mode == BDB_EACH; i++)
 		T_EQ_INT(db_bayes_learn(&l[i], 1, 0), 0);
 	for (int i = 0; i < n && mode == BDB_QUEUED; i++) {
-		T_EQ_INT(db_bayes_learn_queue(&l[i], 0), 0);
+		struct db_bayes_learn q = l[i];	/* the queue takes its keys */
+		q.keys = xmalloc((q.nkeys ? q.nkeys : 1) * sizeof(*q.keys));
+		memcpy(q.keys, l[i].keys, q.nkeys * sizeof(*q.keys));
+		T_EQ_INT(db_bayes_learn_queue(&q, 0), 0);
 		if (i % 32 == 31)	/* under DB_BAYES_PENDING_MAX */
 			T_EQ_INT(db_flush(5000), 0);
 	}
