@@ -350,7 +350,7 @@ db_ok(void)
 /* ---------------------------------------------------------------- writer */
 
 /* With db_mtx held: give rows nobody waits for up to DB_LINGER_MS to
- * gather company. Ends early for a waited-for job, a full batch or
+ * gather company (DB_BAYES_LINGER_MS while a queued learn waits). Ends early for a waited-for job, a full batch or
  * shutdown (each signals db_work_cv); not while writes fail (the retry
  * pause is long enough). */
 static void
@@ -360,8 +360,10 @@ db_linger(void)
 
 	if (db_head == NULL || !atomic_load(&db_healthy))
 		return;
-	time_deadline_ts(CLOCK_REALTIME, DB_LINGER_MS, &ts);
-	while (!db_stop && db_nsync == 0 && db_qlen < DB_BATCH_MAX)
+	time_deadline_ts(CLOCK_REALTIME, atomic_load(&db_bayes_pending) > 0 ?
+	    DB_BAYES_LINGER_MS : DB_LINGER_MS, &ts);
+	while (!db_stop && db_nsync == 0 && db_qlen < DB_BATCH_MAX &&
+	    atomic_load(&db_bayes_pending) < DB_BAYES_LINGER_N)
 		if (pthread_cond_timedwait(&db_work_cv, &db_mtx, &ts) == ETIMEDOUT)
 			break;
 }
@@ -390,7 +392,8 @@ db_enqueue(struct db_job *j)
 		db_qlen--;
 	}
 	/* A lingering or busy writer looks at the queue again by itself. */
-	if (db_idle || j->sync || db_qlen >= DB_BATCH_MAX)
+	if (db_idle || j->sync || db_qlen >= DB_BATCH_MAX ||
+	    (j->type == DB_J_BAYES && atomic_load(&db_bayes_pending) >= DB_BAYES_LINGER_N))
 		pthread_cond_signal(&db_work_cv);
 	pthread_mutex_unlock(&db_mtx);
 	if (drop) {

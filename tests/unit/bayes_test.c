@@ -634,6 +634,47 @@ T_CASE(learn_queue_bounded_while_writer_stuck)
 	T_EQ_INT(db_open(c, 0), 0);
 }
 
+/* Queued learns spread over most of DB_BAYES_LINGER_MS share one commit:
+ * every row a batch writes carries its last seq as `seen`, so the rows
+ * these learns touched carry one or two values, not one per learn (as
+ * with the 10 ms linger of other rows, which a 50 ms gap outlasts). And
+ * they are written without anyone flushing. */
+T_CASE(queued_learns_share_a_commit)
+{
+	struct db_bayes_meta before, after;
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int n = DB_BAYES_LINGER_N - 1, gap_ms = DB_BAYES_LINGER_MS / 2 / n, seen = -1;
+	char m[128];
+
+	db_close();
+	T_EQ_INT(db_open(c, 1), 0);
+	db_bayes_meta(&before);
+	for (int i = 0; i < n; i++) {
+		snprintf(m, sizeof(m), "Subject: company %d\r\n\r\nalone%d only%d\r\n", i, i, i);
+		T_EQ_INT(bayes_learn_queue(c, m, strlen(m), BAYES_LEARN_SPAM), 0);
+		usleep((useconds_t)gap_ms * 1000);
+	}
+	for (int t = 0; t < 100; t++) {		/* written by itself: 10 s at most */
+		db_bayes_meta(&after);
+		if (after.nspam == before.nspam + n)
+			break;
+		usleep(100 * 1000);
+	}
+	T_EQ_INT(after.nspam, before.nspam + n);
+	T_EQ_INT(sqlite3_open(c->db_path, &h), SQLITE_OK);
+	T_EQ_INT(sqlite3_prepare_v2(h, "SELECT count(DISTINCT seen) FROM bayes_tokens"
+	    " WHERE seen > ?", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, before.seq);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seen = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	T_ASSERT(seen >= 1 && seen <= 2);
+	db_close();
+	T_EQ_INT(db_open(c, 0), 0);
+}
+
 int
 main(void)
 {
@@ -666,6 +707,7 @@ main(void)
 	T_RUN(cap_expires_least_recent);
 	T_RUN(learn_through_writer);
 	T_RUN(learn_queue_bounded_while_writer_stuck);
+	T_RUN(queued_learns_share_a_commit);
 	bayes_shutdown();
 	db_close();
 	conf_unref(c);
