@@ -634,17 +634,18 @@ T_CASE(learn_queue_bounded_while_writer_stuck)
 	T_EQ_INT(db_open(c, 0), 0);
 }
 
-/* Queued learns spread over most of DB_BAYES_LINGER_MS share one commit:
- * every row a batch writes carries its last seq as `seen`, so the rows
- * these learns touched carry one or two values, not one per learn (as
- * with the 10 ms linger of other rows, which a 50 ms gap outlasts). And
+/* Queued learns spread over a third of DB_BAYES_LINGER_MS share one
+ * commit: every row a batch writes carries its last seq as `seen`, so the
+ * rows these learns touched carry one or two values (two if a slow
+ * machine stretches the gaps past the linger), not one per learn (as with
+ * the 10 ms linger of other rows, which each 22 ms gap outlasts). And
  * they are written without anyone flushing. */
 T_CASE(queued_learns_share_a_commit)
 {
 	struct db_bayes_meta before, after;
 	sqlite3 *h;
 	sqlite3_stmt *st;
-	int n = DB_BAYES_LINGER_N - 1, gap_ms = DB_BAYES_LINGER_MS / 2 / n, seen = -1;
+	int n = DB_BAYES_LINGER_N - 1, gap_ms = DB_BAYES_LINGER_MS / 3 / n, seen = -1;
 	char m[128];
 
 	db_close();
