@@ -77,6 +77,10 @@ enum db_edit_sig {
 	DB_SIG_GREY,		/* edits.grey */
 	DB_SIG_N
 };
+/* Each counter's read and one-step statements, the same SQL for both
+ * engines (db.c). */
+extern const char *const db_edit_read_sql[DB_SIG_N];
+extern const char *const db_edit_move_sql[DB_SIG_N];
 
 struct db_backend {
 	const char *name;

@@ -237,6 +237,15 @@ db_schema_version(void)
 
 /* Why a polled row and not a notification: docs/cluster.md. */
 
+const char *const db_edit_read_sql[DB_SIG_N] = {
+	"SELECT version FROM edits WHERE id = 1",
+	"SELECT grey FROM edits WHERE id = 1",
+};
+const char *const db_edit_move_sql[DB_SIG_N] = {
+	"UPDATE edits SET version = version + 1 WHERE id = 1",
+	"UPDATE edits SET grey = grey + 1 WHERE id = 1",
+};
+
 static void
 db_edit_publish(enum db_edit_sig sig, long long v)
 {

@@ -2167,21 +2167,11 @@ pg_meta_prune(const char *prefix, long long below)
 	return n;
 }
 
-/* The counters' statements, by enum db_edit_sig. */
-static const char *const pg_edit_read[DB_SIG_N] = {
-	"SELECT version FROM edits WHERE id = 1",
-	"SELECT grey FROM edits WHERE id = 1",
-};
-static const char *const pg_edit_move[DB_SIG_N] = {
-	"UPDATE edits SET version = version + 1 WHERE id = 1",
-	"UPDATE edits SET grey = grey + 1 WHERE id = 1",
-};
-
 static long long
 pg_edit_version(enum db_edit_sig sig)
 {
 	assert(sig >= 0 && sig < DB_SIG_N);
-	return pg_scalar(pg_edit_read[sig], "read edit version");
+	return pg_scalar(db_edit_read_sql[sig], "read edit version");
 }
 
 static int
@@ -2201,7 +2191,7 @@ pg_edit_end(enum db_edit_sig sig)
 
 	assert(pc != NULL && pc->in_tx && sig >= DB_SIG_NONE && sig < DB_SIG_N);
 	if (sig != DB_SIG_NONE)
-		r = pg_run(pc, pg_edit_move[sig], NULL, 0, "move the edit version");
+		r = pg_run(pc, db_edit_move_sql[sig], NULL, 0, "move the edit version");
 	PQclear(r);
 	if (pg_tx_end(pc, r != NULL, "commit an admin edit") == 0)
 		return 0;

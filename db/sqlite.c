@@ -1776,21 +1776,11 @@ sq_meta_prune(const char *prefix, long long below)
 	return sqlite3_changes(h);
 }
 
-/* The counters' statements, by enum db_edit_sig. */
-static const char *const sq_edit_read[DB_SIG_N] = {
-	"SELECT version FROM edits WHERE id = 1",
-	"SELECT grey FROM edits WHERE id = 1",
-};
-static const char *const sq_edit_move[DB_SIG_N] = {
-	"UPDATE edits SET version = version + 1 WHERE id = 1",
-	"UPDATE edits SET grey = grey + 1 WHERE id = 1",
-};
-
 static long long
 sq_edit_version(enum db_edit_sig sig)
 {
 	assert(sig >= 0 && sig < DB_SIG_N);
-	return sq_scalar(sq_edit_read[sig]);
+	return sq_scalar(db_edit_read_sql[sig]);
 }
 
 /* IMMEDIATE: the write lock from the start, so that the edit cannot
@@ -1812,7 +1802,7 @@ sq_edit_end(enum db_edit_sig sig)
 		return -1;
 	assert(sig >= DB_SIG_NONE && sig < DB_SIG_N);
 	if (sig != DB_SIG_NONE &&
-	    sq_exec(h, sq_edit_move[sig], "move the edit version") == 0 &&
+	    sq_exec(h, db_edit_move_sql[sig], "move the edit version") == 0 &&
 	    sq_exec(h, "COMMIT", "commit an admin edit") == 0)
 		return 0;
 	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
