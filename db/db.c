@@ -359,9 +359,10 @@ db_ok(void)
 /* ---------------------------------------------------------------- writer */
 
 /* With db_mtx held: give rows nobody waits for up to DB_LINGER_MS to
- * gather company (DB_BAYES_LINGER_MS while a queued learn waits). Ends early for a waited-for job, a full batch or
- * shutdown (each signals db_work_cv); not while writes fail (the retry
- * pause is long enough). */
+ * gather company (DB_BAYES_LINGER_MS while a queued learn waits, until
+ * DB_BAYES_LINGER_N wait). Ends early for a waited-for job, a full batch
+ * or shutdown (each signals db_work_cv); not while writes fail (the
+ * retry pause is long enough). */
 static void
 db_linger(void)
 {

@@ -623,8 +623,8 @@ bayes_lf_len(const char *msg, size_t len)
 }
 
 /* A learn of msg (its features in f) as cls: digest and keys -- the
- * tokens, then the Markov grams and marker (*keys is xmalloc'd; the
- * caller frees it after the learn). */
+ * tokens, then the Markov grams and marker (*keys is xmalloc'd: the
+ * caller frees it after a waited learn; db_bayes_learn_queue takes it). */
 static void
 bayes_fill(struct db_bayes_learn *l, enum bayes_class cls, const char *msg,
     size_t len, const struct bayes_feat *f, uint64_t **keys)

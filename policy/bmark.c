@@ -89,7 +89,7 @@ static const char *const bmark_skip[] = {
 static int
 bmark_skipped(const char *name)
 {
-	for (size_t i = 0; i < sizeof(bmark_skip) / sizeof(*bmark_skip); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(bmark_skip); i++)
 		if (strcasecmp(name, bmark_skip[i]) == 0)
 			return 1;
 	return 0;
