@@ -56,7 +56,7 @@ def main():
             path, *sets = b.split(",")
             own = dict(kv.split("=", 1) for kv in sets)
             p = Postern(tmp.join("p%d" % i), "%s:%d" % (LOOPBACK, sink_port), unbound.addr,
-                        binary=os.path.abspath(path), conf=dict(CONF, **mode, **own))
+                        binary=os.path.abspath(path), conf={**CONF, **mode, **own})
             if args.policy == "all":
                 allchecks.train(p, tmp)
             ps.append(p.start())

@@ -128,6 +128,7 @@ struct conf {
 
 	/* [policy] */
 	int	 workers;
+	long long inline_bytes;	/* content checks on the I/O loop up to this size */
 	double	 tag_score, quarantine_score, reject_score;
 	int	 temperror_tempfail;	/* SPF/DKIM/DMARC temperror at decision -> 4xx */
 

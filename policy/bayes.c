@@ -85,11 +85,17 @@ struct bayes_feat {
 	struct bmark	mk;
 };
 
-/* The check's state for one transaction. */
+/* The check's state for one transaction. bayes_run decides; what that
+ * changes outside the session -- the verdict counters, an autolearn --
+ * waits for bayes_commit, since a run on the I/O loop may be undone and
+ * run again on a worker (policy/policy_int.h). */
 struct bayes_tx {
 	struct bayes_verdict v;
 	int	 have;
-	int	 idle;		/* untrained, nothing computed: bayes_commit counts it */
+	int	 counted;	/* v.state is in bayes_nverdict */
+	int	 learn_pending;	/* learn (its keys ours) waits for the commit */
+	struct db_bayes_learn learn;
+	double	 before;	/* the score without ours, for autolearn's log */
 };
 
 /* Writer-preferring: every classification holds the read lock (with the
@@ -108,7 +114,8 @@ static int	 bayes_refresh(int force);
 static int	 bayes_reload_all(void);
 static int	 bayes_apply_delta(void);
 static void	 bayes_row_tab(void *, uint64_t, unsigned, unsigned);
-static int	 bayes_score_set(struct conf *, const struct bayes_feat *, struct bayes_verdict *);
+static int	 bayes_score_set(struct conf *, const struct bayes_feat *, struct bayes_verdict *,
+		    int wait);
 static void	 bayes_markov(struct conf *, const struct bmark *, struct bayes_verdict *);
 static void	 bayes_feat_make(const struct conf *, struct bayes_feat *,
 		    const struct mime_msg *, size_t rawlen);
@@ -129,6 +136,7 @@ static size_t	 bayes_lf_len(const char *, size_t);
 static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 		    const struct bayes_feat *, double before);
+static void	 bayes_learn_drop(struct bayes_tx *);
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
 static int	 bayes_enabled(const struct conf *);
@@ -405,15 +413,20 @@ bayes_memo(double sv, double xv, long long nspam, long long nham)
 /* The counts of f's tokens (and Markov positions) from the copy,
  * combined. 0 or -1. */
 static int
-bayes_score_set(struct conf *c, const struct bayes_feat *ft, struct bayes_verdict *v)
+bayes_score_set(struct conf *c, const struct bayes_feat *ft, struct bayes_verdict *v,
+    int wait)
 {
 	const struct btok_set *s = &ft->s;
-	struct bayes_clue *cl = xmalloc((s->n + 1) * sizeof(*cl));
+	struct bayes_clue *cl;
 	double sv = c->bayes_s, xv = c->bayes_x;
 	struct bayes_fmemo *memo;
 	int n = 0;
 
-	pthread_rwlock_rdlock(&bm.lock);
+	if (wait)
+		pthread_rwlock_rdlock(&bm.lock);
+	else if (pthread_rwlock_tryrdlock(&bm.lock) != 0)
+		return -2;	/* a refresh is swapping rows in */
+	cl = xmalloc((s->n + 1) * sizeof(*cl));
 	v->nspam = bm.nspam;
 	v->nham = bm.nham;
 	if (bm.tab == NULL || bm.nspam < c->bayes_min_learned ||
@@ -526,21 +539,25 @@ bayes_verdict_set(struct conf *c, struct bayes_verdict *v)
 }
 
 /* Classify a message's features already made (the check keeps them for
- * autolearn). */
+ * autolearn). wait 0 (the I/O loop): no database read and no waiting for
+ * the lock -- -2 when the copy is due for a refresh or being refreshed.
+ * Else 0, or -1 (v->state BAYES_ERROR). Counts nothing. */
 static int
-bayes_classify_set(struct conf *c, const struct bayes_feat *f, struct bayes_verdict *v)
+bayes_classify_set(struct conf *c, const struct bayes_feat *f, struct bayes_verdict *v,
+    int wait)
 {
 	int rc;
 
+	if (!wait && (bm.tab == NULL || time_mono_ms() >= atomic_load(&bm.due_ms)))
+		return -2;
 	memset(v, 0, sizeof(*v));
 	v->prob = v->words_prob = 0.5;
 	v->ntokens = (int)f->s.n;
-	if (bayes_refresh(0) == -1 && bm.tab == NULL)
+	if (wait && bayes_refresh(0) == -1 && bm.tab == NULL)
 		v->state = BAYES_ERROR;
-	rc = v->state == BAYES_ERROR ? -1 : bayes_score_set(c, f, v);
+	rc = v->state == BAYES_ERROR ? -1 : bayes_score_set(c, f, v, wait);
 	if (rc == -1)
 		v->state = BAYES_ERROR;
-	atomic_fetch_add(&bayes_nverdict[v->state], 1);
 	return rc;
 }
 
@@ -552,7 +569,8 @@ bayes_classify(struct conf *c, const struct mime_msg *m, size_t rawlen,
 	int rc;
 
 	bayes_feat_make(c, &f, m, rawlen);
-	rc = bayes_classify_set(c, &f, v);
+	rc = bayes_classify_set(c, &f, v, 1);
+	atomic_fetch_add(&bayes_nverdict[v->state], 1);
 	bayes_feat_free(&f);
 	return rc;
 }
@@ -760,17 +778,18 @@ bayes_idle(const struct conf *c, long long *nspam, long long *nham)
 	return idle;
 }
 
-/* The classification is CPU work proportional to the message and may
- * read the database (refresh): a worker's job, unless there is nothing
- * to do at all (bayes_idle). */
+/* The classification is CPU work proportional to the message: a
+ * worker's job past policy.inline_bytes, unless there is nothing to do at
+ * all (bayes_idle). A copy due for a refresh (a database read) sends a
+ * run on the loop to a worker from bayes_run. */
 static int
 bayes_blocks(const struct pol_session *ps, enum pol_stage st,
     const struct pol_msg *msg)
 {
 	long long ns, nh;
 
-	(void)msg;
-	return st == POL_DATA && !bayes_idle(ps->conf, &ns, &nh);
+	return st == POL_DATA && !pol_inline_msg(ps, msg) &&
+	    !bayes_idle(ps->conf, &ns, &nh);
 }
 
 static void
@@ -785,18 +804,23 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		return;
 	if ((bs = ps->priv[BAYES_SLOT]) == NULL)
 		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
+	bayes_learn_drop(bs);	/* an undone run's */
 	memset(&bs->v, 0, sizeof(bs->v));
-	bs->idle = 0;
+	bs->have = bs->counted = 0;
 	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
 		bs->v.state = BAYES_UNTRAINED;
 		bs->v.prob = 0.5;
-		bs->have = bs->idle = 1;
+		bs->have = 1;
 		bayes_reason(&bs->v, reason, sizeof(reason));
 		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
 		return;
 	}
 	bayes_feat_make(ps->conf, &f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
-	bayes_classify_set(ps->conf, &f, &bs->v);
+	if (bayes_classify_set(ps->conf, &f, &bs->v, !pol_speculative(ps)) == -2) {
+		pol_spec_miss(ps);	/* a worker refreshes the copy */
+		bayes_feat_free(&f);
+		return;
+	}
 	bs->have = 1;
 	bayes_reason(&bs->v, reason, sizeof(reason));
 	pol_result_add(ps, "bayes", bayes_state_name(bs->v.state), bs->v.score, NULL,
@@ -806,34 +830,57 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 	bayes_feat_free(&f);
 }
 
-/* The idle verdict counts once its stage is kept: it is the one that may
- * run on the I/O loop, where a stage may be undone and run again
- * (policy/policy_int.h); a classified message counts in
- * bayes_classify_set, always on a worker. */
+/* The verdict counts, and the autolearn goes to the writer, once the
+ * stage is kept: on the I/O loop a stage may be undone and run again
+ * (policy/policy_int.h). */
 static void
 bayes_commit(struct pol_session *ps, enum pol_stage st)
 {
 	struct bayes_tx *bs = ps->priv[BAYES_SLOT];
+	int cls;
 
-	if (st == POL_DATA && bs != NULL && bs->idle) {
-		atomic_fetch_add(&bayes_nverdict[BAYES_UNTRAINED], 1);
-		bs->idle = 0;
+	if (st != POL_DATA || bs == NULL)
+		return;
+	if (bs->have && !bs->counted) {
+		atomic_fetch_add(&bayes_nverdict[bs->v.state], 1);
+		bs->counted = 1;
 	}
+	if (!bs->learn_pending)
+		return;
+	bs->learn_pending = 0;
+	cls = bs->learn.cls;
+	if (db_bayes_learn_queue(&bs->learn, ps->conf->bayes_max_tokens) == -1) {
+		/* the writer is behind: db.c logs it; the keys are gone */
+		log_debug("%s: bayes: autolearn as %s skipped", ps->sid, cls ? "spam" : "ham");
+		return;
+	}
+	atomic_fetch_add(&bayes_nauto[cls], 1);
+	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
+	    ps->sid, cls ? "spam" : "ham", bs->before);
+}
+
+/* A learn decided but not queued: its keys go. */
+static void
+bayes_learn_drop(struct bayes_tx *bs)
+{
+	if (bs->learn_pending)
+		free(bs->learn.keys);
+	bs->learn_pending = 0;
 }
 
 /* Learn from the other checks' confident verdicts (before: the score
- * without ours), unless that class is already far ahead of the other. */
+ * without ours), unless that class is already far ahead of the other:
+ * the learn is made here and queued by bayes_commit. */
 static void
 bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
     const struct bayes_feat *f, double before)
 {
 	const struct conf *c = ps->conf;
-	const struct bayes_verdict *v = &((struct bayes_tx *)ps->priv[BAYES_SLOT])->v;
-	struct db_bayes_learn l;
+	struct bayes_tx *bs = ps->priv[BAYES_SLOT];
+	const struct bayes_verdict *v = &bs->v;
 	enum bayes_class cls;
 	long long mine, other;
 	uint64_t *keys;
-	int rc;
 
 	if (before >= c->bayes_autolearn_spam_score)
 		cls = BAYES_LEARN_SPAM;
@@ -848,21 +895,19 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		    ps->sid, cls ? "spam" : "ham", mine, other);
 		return;
 	}
-	bayes_fill(&l, cls, msg->data, msg->len, f, &keys);
-	rc = db_bayes_learn_queue(&l, c->bayes_max_tokens);	/* takes keys */
-	if (rc == -1) {		/* the writer is behind: db.c logs it */
-		log_debug("%s: bayes: autolearn as %s skipped", ps->sid, cls ? "spam" : "ham");
-		return;
-	}
-	atomic_fetch_add(&bayes_nauto[cls], 1);
-	log_info("%s: bayes: autolearn as %s (score %.1f without the classifier)",
-	    ps->sid, cls ? "spam" : "ham", before);
+	bayes_fill(&bs->learn, cls, msg->data, msg->len, f, &keys);
+	bs->learn_pending = 1;
+	bs->before = before;
 }
 
 static void
 bayes_tx_reset(struct pol_session *ps)
 {
-	free(ps->priv[BAYES_SLOT]);
+	struct bayes_tx *bs = ps->priv[BAYES_SLOT];
+
+	if (bs != NULL)
+		bayes_learn_drop(bs);
+	free(bs);
 	ps->priv[BAYES_SLOT] = NULL;
 }
 

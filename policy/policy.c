@@ -519,6 +519,12 @@ pol_speculative(const struct pol_session *ps)
 	return ps->spec;
 }
 
+int
+pol_inline_msg(const struct pol_session *ps, const struct pol_msg *msg)
+{
+	return msg != NULL && (long long)msg->len <= ps->conf->inline_bytes;
+}
+
 void
 pol_spec_miss(struct pol_session *ps)
 {

@@ -148,6 +148,11 @@ int	 pol_check_slot(const struct pol_check *);
  * then undone and run again on a worker, so run() changes nothing
  * outside the session (its .commit does). 0 on a worker. */
 int	 pol_speculative(const struct pol_session *);
+/* May the content checks (rules over the body, the classifier) read this
+ * DATA message on the I/O loop (policy.inline_bytes)? Their CPU grows
+ * with the message, so a large one goes to a worker; a small one costs
+ * less than the hand-off. 1 or 0; 0 without a message. */
+int	 pol_inline_msg(const struct pol_session *, const struct pol_msg *);
 void	 pol_spec_miss(struct pol_session *);
 /* `postern check --only a,b`: run only these checks (NULL: all). */
 void	 pol_only_set(const char *csv);

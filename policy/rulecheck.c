@@ -16,8 +16,8 @@
  * CONNECT serves the session's first transaction too).
  * Thread: the check runs on policy workers, or on the proxy's loop thread
  * when rc_blocks() says it has nothing to read from the database and no
- * content to match (envelope rules match on the loop); one session at a
- * time.
+ * message past policy.inline_bytes to match (envelope rules always match
+ * on the loop); one session at a time.
  */
 #include "policy/rulecheck.h"
 #include "db/db.h"
@@ -73,7 +73,8 @@ static void	 rc_tx_reset(struct pol_session *);
 static void	 rc_free(struct pol_session *);
 static int	 rc_blocks(const struct pol_session *, enum pol_stage,
 		    const struct pol_msg *);
-static int	 rc_heavy(struct rule_set *, enum pol_stage);
+static int	 rc_heavy(const struct pol_session *, struct rule_set *, enum pol_stage,
+		    const struct pol_msg *);
 static void	 rc_hit(void *, const struct rule_hit *);
 static void	 rc_apply(struct rc_state *, enum pol_stage);
 static unsigned	 rc_stage_mask(enum pol_stage);
@@ -173,8 +174,10 @@ rc_current(void)
 
 /* The run blocks when it must read the database (the session has no rule
  * set yet and the rules may have been edited: rulecheck_refresh), when
- * content rules run at DATA (regex over the whole body), or when a
- * quarantine rule matched earlier stores the message at DATA. Envelope
+ * content rules run at DATA over a body past policy.inline_bytes (each
+ * match is bounded by rules.match_limit, but their number grows with the
+ * body), or when a quarantine rule matched earlier stores the message at
+ * DATA. Envelope
  * rules (client, HELO, MAIL FROM, RCPT TO) do not block: their subjects
  * are bounded by the command line and each match by rules.match_limit,
  * a few microseconds against a worker's round trip (three of them per
@@ -186,22 +189,23 @@ rc_blocks(const struct pol_session *ps, enum pol_stage st, const struct pol_msg 
 	struct rule_set *set;
 	int r;
 
-	(void)msg;
 	if (s != NULL && s->set != NULL)
-		return s->quarantine || rc_heavy(s->set, st);
+		return s->quarantine || rc_heavy(ps, s->set, st, msg);
 	if (!rc_current())
 		return 1;
 	set = rule_current();
-	r = set == NULL || (s != NULL && s->quarantine) || rc_heavy(set, st);
+	r = set == NULL || (s != NULL && s->quarantine) || rc_heavy(ps, set, st, msg);
 	rule_set_unref(set);
 	return r;
 }
 
-/* Rules of this stage that read the message. */
+/* Rules of this stage that read a message too large for the loop. */
 static int
-rc_heavy(struct rule_set *set, enum pol_stage st)
+rc_heavy(const struct pol_session *ps, struct rule_set *set, enum pol_stage st,
+    const struct pol_msg *msg)
 {
-	return st == POL_DATA && (rule_set_targets(set) & rc_stage_mask(st)) != 0;
+	return st == POL_DATA && (rule_set_targets(set) & rc_stage_mask(st)) != 0 &&
+	    !pol_inline_msg(ps, msg);
 }
 
 static void

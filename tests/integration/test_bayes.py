@@ -347,3 +347,63 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     # after the copy reached the cap, memory stays flat (kB; a table of
     # 20,000 tokens is 512 kB, so 8 MB is slack for the allocator)
     assert max(rss[3:]) - rss[3] < 8 * 1024, rss
+
+
+def metric(p, name):
+    st, _, text = Http(p.web_port, token=TOKEN).get("/metrics")
+    assert st == 200
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text.decode(), re.M)
+    assert m, name
+    return int(m.group(1))
+
+
+def test_classified_on_the_loop_as_on_a_worker(make_postern, capture, workdir):
+    """Within policy.inline_bytes the DATA stage -- the classifier and a
+    content rule -- runs on the I/O loop, without the hand-off to a worker,
+    and gives the headers a worker gives (policy.inline_bytes = 0). Each
+    message's verdict and autolearn count once, also when the loop's run
+    is undone because the decision is a quarantine (a worker stores it)."""
+    from policyenv import stage_counts
+    rules = write(workdir.path, "rules.txt", "offer | subject | /Great offer/ | score 4\n"
+                  "held | body | /holdme/ | score 4\n")
+    n = 6
+    seen = {}
+    for inline in ("65536", "0"):
+        p = prepared(make_postern, capture.addr, {
+            "web.api_token": TOKEN, "policy.inline_bytes": inline, "rbl.zones": "",
+            "rbl.rhsbl_zones": "", "bayes.autolearn_spam_score": "4",
+            "bayes.autolearn_balance": "100", "policy.quarantine_score": "12",
+            "policy.reject_score": "50"})
+        r = subprocess.run([POSTERN_BIN, "rules", "import", "-c", p.conf_path, rules],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        train(p, workdir)
+        p.start()
+        send(p.port, message(0, 799))    # warm: rDNS cached, rule set read
+        before = stage_counts(p.web_port, TOKEN)
+        got = capture.wait_messages(len(capture.accepted()))
+        base = len(got)
+        for i in range(n):
+            assert send(p.port, message(1, 700 + i))[0] == 250
+        after = stage_counts(p.web_port, TOKEN)
+        worker = after[1] - before[1]
+        if inline == "0":
+            assert worker >= n                 # every DATA stage on a worker
+        else:
+            assert worker < n, (before, after)  # some (most) on the loop
+        got = capture.wait_messages(base + n)[base:]
+        seen[inline] = sorted((m.header("Subject")[0], m.header("X-Spam-Score"),
+                               m.header("X-Spam-Flag")) for m in got)
+        # quarantined: decided on the loop, undone, stored by a worker
+        spam = message(1, 750).replace("\r\n\r\n", "\r\n\r\nholdme ", 1)
+        assert send(p.port, spam)[0] == 250
+        wait_until(lambda: p.rows("SELECT count(*) FROM quarantine")[0][0] == 1, 15,
+                   what="the quarantined message")
+        assert len(capture.wait_messages(base + n)) == base + n
+        assert metric(p, 'postern_bayes_verdicts_total{result="spam"}') == n + 1
+        assert metric(p, 'postern_bayes_autolearned_total{class="spam"}') == n + 1
+        wait_until(lambda: meta(p)[0] == 30 + n + 1, 15, what="the autolearned spam")
+        assert p.log().count("bayes: autolearn as spam") == n + 1
+        p.stop()
+    assert seen["65536"] == seen["0"]
+    assert all(flag == ["YES"] and score == ["9.0"] for _, score, flag in seen["0"])

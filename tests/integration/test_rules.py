@@ -155,7 +155,9 @@ def test_rules_at_each_stage_over_smtp(make_postern, capture, workdir):
 def test_envelope_rules_run_on_the_loop(make_postern, capture, workdir):
     """Rules on the client, HELO, MAIL FROM and RCPT TO match on the I/O
     loop (no worker round trip, policy/rulecheck.c rc_blocks) and still
-    act; a content rule sends DATA to a worker."""
+    act; a content rule matches there too on a message within
+    policy.inline_bytes, and sends DATA to a worker past it, with the same
+    score."""
     from policyenv import stage_counts
     token = "r" * 40
     rules = ("loop_client | client_ip | /^127\\./ | score 0.5\n"
@@ -186,15 +188,20 @@ def test_envelope_rules_run_on_the_loop(make_postern, capture, workdir):
     assert hdr(capture.wait_messages(2)[1], "X-Spam-Score") == "1.5"
     p.stop()
 
-    # a body rule: DATA, and only DATA, goes to a worker
-    p = prepared(make_postern, capture.addr, workdir, rules + "loop_body | body | /zzz/ | score 2\n",
-                 conf=conf)
-    send(p.port, "a@example.net", ["a@example.org"], msg)
-    (code, _), inline, worker = counted("a@example.net", ["a@example.org"],
-                                        b"Subject: hi\r\n\r\nzzz\r\n")
-    assert code == 250 and (inline, worker) == (4, 1)
-    assert hdr(capture.wait_messages(4)[3], "X-Spam-Score") == "2.5"
-    p.stop()
+    # a body rule: on the loop for this short message; past
+    # policy.inline_bytes DATA, and only DATA, goes to a worker
+    body = b"Subject: hi\r\n\r\nzzz\r\n"
+    seen = 2
+    for inline_bytes, want in (("65536", (5, 0)), (str(len(body) - 1), (4, 1))):
+        p = prepared(make_postern, capture.addr, workdir,
+                     rules + "loop_body | body | /zzz/ | score 2\n",
+                     conf=dict(conf, **{"policy.inline_bytes": inline_bytes}))
+        send(p.port, "a@example.net", ["a@example.org"], msg)
+        (code, _), inline, worker = counted("a@example.net", ["a@example.org"], body)
+        assert code == 250 and (inline, worker) == want
+        seen += 2
+        assert hdr(capture.wait_messages(seen)[seen - 1], "X-Spam-Score") == "2.5"
+        p.stop()
 
 
 def test_runaway_pattern_is_bounded(make_postern, capture, workdir):

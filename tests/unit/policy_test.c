@@ -107,7 +107,16 @@ T_CASE(stage_needed)
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 0);
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, NULL), 1);
 	c->bayes_autolearn = 1;					/* tokenises */
+	/* a message within policy.inline_bytes is tokenised on the loop;
+	 * past it, or with the key at 0, a worker does it */
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 0);
+	c->inline_bytes = (long long)m.len - 1;
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
+	c->inline_bytes = (long long)m.len;
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 0);
+	c->inline_bytes = 0;
+	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
+	c->inline_bytes = 65536;
 	c->bayes_autolearn = 0;
 	c->dkim_enabled = 1;				/* library not set up yet */
 	T_EQ_INT(pol_stage_needed(ps, POL_DATA, &m), 1);
