@@ -43,7 +43,7 @@ static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
 static size_t	 boundary_count(const char *, size_t);
 static size_t	 header_end(const char *, size_t);
-static void	 headers_take(struct mime_msg *, GMimeMessage *);
+static void	 headers_take(struct mime_msg *, GMimeObject *);
 static void	 walk(struct mime_msg *, GMimeObject *, int depth);
 static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
 static void	 leaf(struct mime_msg *, GMimePart *);
@@ -77,7 +77,7 @@ mime_parse(const char *raw, size_t len)
 	struct mime_msg *m = xcalloc(1, sizeof(*m));
 	GMimeStream *st;
 	GMimeParser *pa;
-	GMimeMessage *msg;
+	GMimeObject *top;
 	size_t feed = len;
 
 	mime_init();
@@ -85,14 +85,26 @@ mime_parse(const char *raw, size_t len)
 		feed = header_end(raw, len);
 		m->truncated = 1;
 	}
+	/* An entity, not a GMimeMessage: the message object parses From,
+	 * To, Cc... into address lists nobody here reads, and making and
+	 * freeing them was a fifth of the parse (callgrind: 356k -> 276k
+	 * instructions a 1 KB message, 748k -> 666k at 10 KB). Its parse
+	 * also skipped an mbox From_ line, so this one does. */
+	if (feed >= 5 && memcmp(raw, "From ", 5) == 0) {
+		const char *nl = memchr(raw, '\n', feed);
+		size_t skip = nl != NULL ? (size_t)(nl - raw) + 1 : feed;
+		raw += skip;
+		feed -= skip;
+		len -= skip;
+	}
 	st = g_mime_stream_mem_new_with_buffer(raw, feed);
 	pa = g_mime_parser_new_with_stream(st);
-	msg = g_mime_parser_construct_message(pa, NULL);
-	if (msg != NULL) {
-		headers_take(m, msg);
-		if (feed == len && g_mime_message_get_mime_part(msg) != NULL)
-			walk(m, g_mime_message_get_mime_part(msg), 0);
-		g_object_unref(msg);
+	top = g_mime_parser_construct_part(pa, NULL);
+	if (top != NULL) {
+		headers_take(m, top);
+		if (feed == len)
+			walk(m, top, 0);
+		g_object_unref(top);
 	}
 	g_object_unref(pa);
 	g_object_unref(st);
@@ -207,9 +219,9 @@ header_end(const char *s, size_t n)
 
 /* GMime's header values are unfolded and RFC 2047-decoded to UTF-8. */
 static void
-headers_take(struct mime_msg *m, GMimeMessage *msg)
+headers_take(struct mime_msg *m, GMimeObject *top)
 {
-	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	GMimeHeaderList *hl = g_mime_object_get_header_list(top);
 	int n = g_mime_header_list_get_count(hl);
 
 	for (int i = 0; i < n; i++) {
@@ -221,7 +233,10 @@ headers_take(struct mime_msg *m, GMimeMessage *msg)
 			m->truncated = 1;
 			return;
 		}
-		if (name == NULL)
+		/* the body's own fields, as GMime's message parse leaves them
+		 * out of the message's list (the rules and the classifier
+		 * have always seen the rest) */
+		if (name == NULL || g_ascii_strncasecmp(name, "Content-", 8) == 0)
 			continue;
 		if (val == NULL)
 			val = "";

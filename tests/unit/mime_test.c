@@ -127,6 +127,32 @@ T_CASE(empty_and_plain)
 	mime_free(m);
 }
 
+/* The header list is the message's own fields, as GMime's message parse
+ * gave them before mime_parse took the top entity as a part: the body's
+ * Content-* fields stay out (the layout says the type), and an mbox From_
+ * line before the header is skipped, not the end of it. */
+T_CASE(top_fields_as_a_message)
+{
+	const char *raw = "From alice@example.org Mon Jan  1 00:00:00 2024\r\n"
+	    "Subject: hi\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n"
+	    "X-Tail: last\r\n\r\ncaf=C3=A9 au lait\r\n";
+	struct mime_msg *m = mime_parse(raw, strlen(raw));
+	const char *name;
+
+	T_EQ_INT(mime_nheaders(m), 3);
+	T_EQ_STR(mime_header_at(m, 0, &name), "hi");
+	T_EQ_STR(name, "Subject");
+	T_EQ_STR(mime_header(m, "MIME-Version", 0), "1.0");
+	T_EQ_STR(mime_header(m, "X-Tail", 0), "last");
+	T_ASSERT(mime_header(m, "Content-Type", 0) == NULL);
+	T_ASSERT(mime_header(m, "Content-Transfer-Encoding", 0) == NULL);
+	T_ASSERT(has(m, MIME_TEXT, "caf\xc3\xa9 au lait"));
+	T_ASSERT(has_exact(m, MIME_PART, "0 text/plain utf-8"));
+	mime_free(m);
+}
+
 /* Build a message nested `depth` multiparts deep. */
 static char *
 deep(int depth, size_t *len)
@@ -278,6 +304,7 @@ main(void)
 	T_RUN(shift_jis_subject);
 	T_RUN(malformed_does_not_crash);
 	T_RUN(empty_and_plain);
+	T_RUN(top_fields_as_a_message);
 	T_RUN(nesting_bounded);
 	T_RUN(boundary_flood_parses_headers_only);
 	T_RUN(parts_and_urls_bounded);
