@@ -200,7 +200,7 @@ static const struct conf_key keys[] = {
 	{ "policy.workers", T_INT, O(workers), "32", 1, 1024, NULL,
 	  "policy worker threads (they block on DNS, SQLite, libopendkim)" },
 	{ "policy.inline_bytes", T_BYTES, O(inline_bytes), "65536", 0, 262144, NULL,
-	  "bytes: content rules and the classifier run on the session's I/O thread for messages up to this size, without the hand-off to a worker; larger ones, and stages that must read the database, go to a worker; 0: always a worker" },
+	  "messages up to this many bytes get content rules and the classifier on the I/O thread, without a worker hand-off; larger ones go to a worker; 0: always a worker" },
 	{ "policy.tag_score", T_DOUBLE, O(tag_score), "3", 0, 0, NULL,
 	  "score at which mail is tagged (X-Spam-Flag: YES)" },
 	{ "policy.quarantine_score", T_DOUBLE, O(quarantine_score), "6", 0, 0, NULL,
