@@ -43,6 +43,8 @@ static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
 static size_t	 boundary_count(const char *, size_t);
 static size_t	 header_end(const char *, size_t);
+static int	 field_line(const char *, size_t);
+static size_t	 fields_end(const char *, size_t, int *blank);
 static void	 headers_take(struct mime_msg *, GMimeObject *);
 static void	 walk(struct mime_msg *, GMimeObject *, int depth);
 static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
@@ -78,24 +80,40 @@ mime_parse(const char *raw, size_t len)
 	GMimeStream *st;
 	GMimeParser *pa;
 	GMimeObject *top;
-	size_t feed = len;
+	char *fixed = NULL;
+	size_t feed, h;
+	int blank;
 
 	mime_init();
-	if (boundary_count(raw, len) > MIME_MAX_BOUNDARIES) {
-		feed = header_end(raw, len);
-		m->truncated = 1;
-	}
 	/* An entity, not a GMimeMessage: the message object parses From,
 	 * To, Cc... into address lists nobody here reads, and making and
 	 * freeing them was a fifth of the parse (callgrind: 356k -> 276k
 	 * instructions a 1 KB message, 748k -> 666k at 10 KB). Its parse
 	 * also skipped an mbox From_ line, so this one does. */
-	if (feed >= 5 && memcmp(raw, "From ", 5) == 0) {
-		const char *nl = memchr(raw, '\n', feed);
-		size_t skip = nl != NULL ? (size_t)(nl - raw) + 1 : feed;
+	if (len >= 5 && memcmp(raw, "From ", 5) == 0) {
+		const char *nl = memchr(raw, '\n', len);
+		size_t skip = nl != NULL ? (size_t)(nl - raw) + 1 : len;
 		raw += skip;
-		feed -= skip;
 		len -= skip;
+	}
+	/* A line that is no field ends the header section (RFC 5322 2.1;
+	 * Postfix's cleanup, and so the mailbox, make it the body's first
+	 * line), but GMime takes it for a broken field and loses the body:
+	 * text the recipient reads would escape the rules and the
+	 * classifier. The empty line goes in before it. */
+	h = fields_end(raw, len, &blank);
+	if (!blank) {
+		fixed = xmalloc(len + 2);
+		memcpy(fixed, raw, h);
+		memcpy(fixed + h, "\r\n", 2);
+		memcpy(fixed + h + 2, raw + h, len - h);
+		raw = fixed;
+		len += 2;
+	}
+	feed = len;
+	if (boundary_count(raw, len) > MIME_MAX_BOUNDARIES) {
+		feed = header_end(raw, len);
+		m->truncated = 1;
 	}
 	st = g_mime_stream_mem_new_with_buffer(raw, feed);
 	pa = g_mime_parser_new_with_stream(st);
@@ -108,6 +126,7 @@ mime_parse(const char *raw, size_t len)
 	}
 	g_object_unref(pa);
 	g_object_unref(st);
+	free(fixed);
 	return m;
 }
 
@@ -206,6 +225,45 @@ boundary_count(const char *s, size_t n)
 			i += sizeof(key) - 2;
 		}
 	return count;
+}
+
+/* Is line (len bytes, its line end included) a header field's first
+ * line: a name of printable US-ASCII other than ':', white space, ':'? */
+static int
+field_line(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && s[i] > ' ' && s[i] < 127 && s[i] != ':')
+		i++;
+	if (i == 0)
+		return 0;
+	while (i < len && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	return i < len && s[i] == ':';
+}
+
+/* Where the header section ends: the offset of its empty line (*blank
+ * 1), of the first line that is neither a field nor a field's
+ * continuation (*blank 0), or n when there is neither (*blank 1). */
+static size_t
+fields_end(const char *s, size_t n, int *blank)
+{
+	size_t i = 0;
+
+	*blank = 1;
+	while (i < n) {
+		const char *nl = memchr(s + i, '\n', n - i);
+		size_t e = nl != NULL ? (size_t)(nl - s) + 1 : n;
+		if (s[i] == '\n' || (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n'))
+			return i;
+		if (!(i > 0 && (s[i] == ' ' || s[i] == '\t')) && !field_line(s + i, e - i)) {
+			*blank = 0;
+			return i;
+		}
+		i = e;
+	}
+	return n;
 }
 
 /* Length of the header section including its blank line, or all of it. */

@@ -204,6 +204,27 @@ def test_envelope_rules_run_on_the_loop(make_postern, capture, workdir):
         p.stop()
 
 
+def test_body_after_a_non_field_line_is_checked(make_postern, capture, workdir):
+    """A header section that ends in a line that is no field, with no empty
+    line after it, still has a body: the MTA behind delivers that line and
+    what follows as the body, so the content rules read them there (GMime
+    alone saw no body, and the text passed unchecked). The message itself
+    reaches the backend as it came."""
+    conf = {"spf.enabled": "no", "dkim.enabled": "no", "dmarc.enabled": "no",
+            "rbl.zones": "", "rbl.rhsbl_zones": ""}
+    p = prepared(make_postern, capture.addr, workdir,
+                 "pills | body | /cheap pills now/ | score 4\n"
+                 "garbage | body | /^GARBAGE LINE$/m | score 1\n", conf=conf)
+    msg = (b"From: a@example.net\r\nSubject: offer\r\nGARBAGE LINE\r\n"
+           b"cheap pills now at http://spam.example/\r\n")
+    code, _ = send(p.port, "a@example.net", ["b@example.org"], msg)
+    assert code == 250
+    got = capture.wait_messages(1)[0]
+    assert hdr(got, "X-Spam-Score") == "5.0" and hdr(got, "X-Spam-Flag") == "YES"
+    assert got.data.endswith(msg), got.data[-200:]
+    p.stop()
+
+
 def test_runaway_pattern_is_bounded(make_postern, capture, workdir):
     rules = "cat | raw | /(a+)+$/ | reject\nfine | raw | /zzz-marker/ | score 0.5\n"
     p = prepared(make_postern, capture.addr, workdir, rules,

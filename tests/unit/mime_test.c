@@ -153,6 +153,35 @@ T_CASE(top_fields_as_a_message)
 	mime_free(m);
 }
 
+/* A line that is no field ends the header section, as the MTA behind
+ * reads it and the recipient sees it: the text after it is the body, not
+ * lost in a broken field (GMime alone saw no body at all). */
+T_CASE(non_field_line_ends_the_header)
+{
+	const char *noblank = "From: a@example.org\r\nSubject: cheap pills\r\n"
+	    "GARBAGE LINE\r\nbuy now http://spam.example/x\r\n";
+	const char *first = "no field here\r\nSubject: hidden\r\n\r\nbuy now\r\n";
+	const char *folded = "Subject: a\r\n folded\r\nX-B: 1\r\n\r\nbody\r\n";
+	struct mime_msg *m = mime_parse(noblank, strlen(noblank));
+
+	T_EQ_INT(mime_nheaders(m), 2);
+	T_EQ_STR(mime_header(m, "Subject", 0), "cheap pills");
+	T_ASSERT(has(m, MIME_TEXT, "GARBAGE LINE"));
+	T_ASSERT(has(m, MIME_TEXT, "buy now"));
+	T_ASSERT(has_exact(m, MIME_URL, "http://spam.example/x"));
+	mime_free(m);
+	m = mime_parse(first, strlen(first));
+	T_EQ_INT(mime_nheaders(m), 0);
+	T_ASSERT(has(m, MIME_TEXT, "Subject: hidden"));
+	T_ASSERT(has(m, MIME_TEXT, "buy now"));
+	mime_free(m);
+	m = mime_parse(folded, strlen(folded));	/* well formed: as before */
+	T_EQ_INT(mime_nheaders(m), 2);
+	T_EQ_STR(mime_header(m, "X-B", 0), "1");
+	T_ASSERT(has(m, MIME_TEXT, "body"));
+	mime_free(m);
+}
+
 /* Build a message nested `depth` multiparts deep. */
 static char *
 deep(int depth, size_t *len)
@@ -305,6 +334,7 @@ main(void)
 	T_RUN(malformed_does_not_crash);
 	T_RUN(empty_and_plain);
 	T_RUN(top_fields_as_a_message);
+	T_RUN(non_field_line_ends_the_header);
 	T_RUN(nesting_bounded);
 	T_RUN(boundary_flood_parses_headers_only);
 	T_RUN(parts_and_urls_bounded);
