@@ -51,6 +51,7 @@ static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
 static void	 leaf(struct mime_msg *, GMimePart *);
 static int	 part_decode(GMimePart *, struct buf *);
 static void	 text_add(struct mime_msg *, struct buf *);
+static void	 prologue_text(struct mime_msg *, const char *);
 static void	 html_strip(struct mime_msg *, const char *, size_t, struct buf *);
 static size_t	 html_tag(struct mime_msg *, const char *, size_t, struct buf *);
 static size_t	 html_entity(const char *, size_t, struct buf *);
@@ -322,6 +323,8 @@ walk(struct mime_msg *m, GMimeObject *o, int depth)
 		int n = g_mime_multipart_get_count(mp);
 		for (int i = 0; i < n; i++)
 			walk(m, g_mime_multipart_get_part(mp, i), depth + 1);
+		if (n == 0)
+			prologue_text(m, g_mime_multipart_get_prologue(mp));
 	} else if (GMIME_IS_PART(o)) {
 		leaf(m, GMIME_PART(o));
 	}
@@ -409,6 +412,22 @@ part_decode(GMimePart *p, struct buf *b)
 	g_object_unref(fs);
 	g_object_unref(mem);
 	return 0;
+}
+
+/* A multipart whose boundary never comes has no part: its whole body is
+ * the prologue, which GMime sets aside and a mail reader may still show.
+ * The checks read it as text (CRLF to LF, as part_decode gives). */
+static void
+prologue_text(struct mime_msg *m, const char *s)
+{
+	struct buf b = { 0 };
+
+	if (s == NULL || *s == '\0')
+		return;
+	for (; *s != '\0'; s++)
+		if (s[0] != '\r' || s[1] != '\n')
+			buf_addc(&b, *s);
+	text_add(m, &b);
 }
 
 /* Keep one part's text within the per-part and per-message bounds. */

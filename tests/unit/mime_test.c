@@ -182,6 +182,33 @@ T_CASE(non_field_line_ends_the_header)
 	mime_free(m);
 }
 
+/* A multipart whose boundary never comes (spamware that writes "--= B"
+ * for boundary "=B") has no part; its body is read as text all the same,
+ * and a well-formed multipart's prologue is not. */
+T_CASE(multipart_without_parts_read_as_text)
+{
+	const char *broken = "Subject: x\r\n"
+	    "Content-Type: multipart/alternative; boundary=\"=B 07\"\r\n\r\n"
+	    "--= B 07\r\nContent-Type: text/plain\r\n\r\nbuy cheap pills http://spam.example/\r\n"
+	    "--= B 07--\r\n";
+	const char *fine = "Subject: x\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n"
+	    "This is a multi-part message in MIME format.\r\n--q\r\n"
+	    "Content-Type: text/plain\r\n\r\nhello\r\n--q--\r\n";
+	struct mime_msg *m = mime_parse(broken, strlen(broken));
+
+	T_ASSERT(has_exact(m, MIME_PART, "0 multipart/alternative"));
+	T_EQ_INT(mime_count(m, MIME_TEXT), 1);
+	T_ASSERT(has(m, MIME_TEXT, "buy cheap pills"));
+	T_ASSERT(!has(m, MIME_TEXT, "\r"));
+	T_ASSERT(has_exact(m, MIME_URL, "http://spam.example/"));
+	mime_free(m);
+	m = mime_parse(fine, strlen(fine));
+	T_EQ_INT(mime_count(m, MIME_TEXT), 1);
+	T_ASSERT(has(m, MIME_TEXT, "hello"));
+	T_ASSERT(!has(m, MIME_TEXT, "multi-part message"));
+	mime_free(m);
+}
+
 /* Build a message nested `depth` multiparts deep. */
 static char *
 deep(int depth, size_t *len)
@@ -335,6 +362,7 @@ main(void)
 	T_RUN(empty_and_plain);
 	T_RUN(top_fields_as_a_message);
 	T_RUN(non_field_line_ends_the_header);
+	T_RUN(multipart_without_parts_read_as_text);
 	T_RUN(nesting_bounded);
 	T_RUN(boundary_flood_parses_headers_only);
 	T_RUN(parts_and_urls_bounded);
