@@ -42,7 +42,6 @@ static void	 mime_once(void);
 static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
 static size_t	 boundary_count(const char *, size_t);
-static size_t	 header_end(const char *, size_t);
 static int	 field_line(const char *, size_t);
 static size_t	 fields_end(const char *, size_t, int *blank);
 static void	 headers_take(struct mime_msg *, GMimeObject *);
@@ -113,7 +112,9 @@ mime_parse(const char *raw, size_t len)
 	}
 	feed = len;
 	if (boundary_count(raw, len) > MIME_MAX_BOUNDARIES) {
-		feed = header_end(raw, len);
+		/* the header section only: up to its empty line (at h, ours
+		 * or the message's), included */
+		feed = h < len ? h + (raw[h] == '\r' ? 2 : 1) : len;
 		m->truncated = 1;
 	}
 	st = g_mime_stream_mem_new_with_buffer(raw, feed);
@@ -265,15 +266,6 @@ fields_end(const char *s, size_t n, int *blank)
 		i = e;
 	}
 	return n;
-}
-
-/* Length of the header section including its blank line, or all of it. */
-static size_t
-header_end(const char *s, size_t n)
-{
-	const char *e = memmem(s, n, "\r\n\r\n", 4);
-
-	return e ? (size_t)(e - s) + 4 : n;
 }
 
 /* GMime's header values are unfolded and RFC 2047-decoded to UTF-8. */
