@@ -408,7 +408,8 @@ part_decode(GMimePart *p, struct buf *b)
 
 /* A multipart whose boundary never comes has no part: its whole body is
  * the prologue, which GMime sets aside and a mail reader may still show.
- * The checks read it as text (CRLF to LF, as part_decode gives). */
+ * The checks read it as text (CRLF to LF, as part_decode gives), copied
+ * no further than text_add keeps (one byte more tells it to cut). */
 static void
 prologue_text(struct mime_msg *m, const char *s)
 {
@@ -416,7 +417,7 @@ prologue_text(struct mime_msg *m, const char *s)
 
 	if (s == NULL || *s == '\0')
 		return;
-	for (; *s != '\0'; s++)
+	for (; *s != '\0' && b.len <= MIME_MAX_TEXT; s++)
 		if (s[0] != '\r' || s[1] != '\n')
 			buf_addc(&b, *s);
 	text_add(m, &b);

@@ -209,6 +209,25 @@ T_CASE(multipart_without_parts_read_as_text)
 	mime_free(m);
 }
 
+/* Such a body is cut at the text bound, as a part's text is. */
+T_CASE(multipart_without_parts_bounded)
+{
+	static const char head[] = "Content-Type: multipart/mixed; boundary=q\r\n\r\n";
+	size_t body = MIME_MAX_TEXT + 4096, len = sizeof(head) - 1 + body, n;
+	char *raw = malloc(len);
+	struct mime_msg *m;
+
+	memcpy(raw, head, sizeof(head) - 1);
+	memset(raw + sizeof(head) - 1, 'a', body);
+	m = mime_parse(raw, len);
+	T_EQ_INT(mime_count(m, MIME_TEXT), 1);
+	mime_item(m, MIME_TEXT, 0, &n);
+	T_EQ_INT(n, MIME_MAX_TEXT);
+	T_ASSERT(mime_truncated(m));
+	mime_free(m);
+	free(raw);
+}
+
 /* Build a message nested `depth` multiparts deep. */
 static char *
 deep(int depth, size_t *len)
@@ -363,6 +382,7 @@ main(void)
 	T_RUN(top_fields_as_a_message);
 	T_RUN(non_field_line_ends_the_header);
 	T_RUN(multipart_without_parts_read_as_text);
+	T_RUN(multipart_without_parts_bounded);
 	T_RUN(nesting_bounded);
 	T_RUN(boundary_flood_parses_headers_only);
 	T_RUN(parts_and_urls_bounded);
