@@ -92,7 +92,6 @@ struct bayes_feat {
 struct bayes_tx {
 	struct bayes_verdict v;
 	int	 have;
-	int	 counted;	/* v.state is in bayes_nverdict */
 	int	 learn_pending;	/* learn (its keys ours) waits for the commit */
 	struct db_bayes_learn learn;
 	double	 before;	/* the score without ours, for autolearn's log */
@@ -806,7 +805,7 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		bs = ps->priv[BAYES_SLOT] = xcalloc(1, sizeof(*bs));
 	bayes_learn_drop(bs);	/* an undone run's */
 	memset(&bs->v, 0, sizeof(bs->v));
-	bs->have = bs->counted = 0;
+	bs->have = 0;
 	if (bayes_idle(ps->conf, &bs->v.nspam, &bs->v.nham)) {
 		bs->v.state = BAYES_UNTRAINED;
 		bs->v.prob = 0.5;
@@ -841,10 +840,8 @@ bayes_commit(struct pol_session *ps, enum pol_stage st)
 
 	if (st != POL_DATA || bs == NULL)
 		return;
-	if (bs->have && !bs->counted) {
+	if (bs->have)	/* commit follows each kept run once */
 		atomic_fetch_add(&bayes_nverdict[bs->v.state], 1);
-		bs->counted = 1;
-	}
 	if (!bs->learn_pending)
 		return;
 	bs->learn_pending = 0;
