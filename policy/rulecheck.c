@@ -177,11 +177,11 @@ rc_current(void)
  * content rules run at DATA over a body past policy.inline_bytes (each
  * match is bounded by rules.match_limit, but their number grows with the
  * body), or when a quarantine rule matched earlier stores the message at
- * DATA. Envelope
- * rules (client, HELO, MAIL FROM, RCPT TO) do not block: their subjects
- * are bounded by the command line and each match by rules.match_limit,
- * a few microseconds against a worker's round trip (three of them per
- * message with the starter rules: 14 -> 5 futex calls per message). */
+ * DATA. Envelope rules (client, HELO, MAIL FROM, RCPT TO) do not block:
+ * their subjects are bounded by the command line and each match by
+ * rules.match_limit, a few microseconds against a worker's round trip
+ * (three of them per message with the starter rules: 14 -> 5 futex calls
+ * per message). */
 static int
 rc_blocks(const struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 {
