@@ -10,26 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct btab_slot {
-	uint64_t key;
-	uint32_t spam, ham;
-};
-
-struct btab {
-	struct btab_slot *s;
-	size_t	 mask;		/* slots - 1 */
-	size_t	 n;
-};
-
-static size_t	 btab_home(const struct btab *, uint64_t);
 static void	 btab_grow(struct btab *);
-
-/* Token hashes are XXH3 output: the low bits are already well mixed. */
-static size_t
-btab_home(const struct btab *t, uint64_t key)
-{
-	return (size_t)(key ^ (key >> 32)) & t->mask;
-}
 
 struct btab *
 btab_new(size_t hint)
@@ -51,23 +32,6 @@ btab_free(struct btab *t)
 		return;
 	free(t->s);
 	free(t);
-}
-
-int
-btab_get(const struct btab *t, uint64_t key, unsigned *spam, unsigned *ham)
-{
-	for (size_t i = btab_home(t, key); ; i = (i + 1) & t->mask) {
-		const struct btab_slot *sl = &t->s[i];
-		if (sl->key == key) {
-			*spam = sl->spam;
-			*ham = sl->ham;
-			return 1;
-		}
-		if (sl->key == 0) {
-			*spam = *ham = 0;
-			return 0;
-		}
-	}
 }
 
 /* Remove slot i and shift the run after it back into place. */
@@ -142,10 +106,4 @@ size_t
 btab_bytes(const struct btab *t)
 {
 	return (t->mask + 1) * sizeof(*t->s);
-}
-
-void
-btab_prefetch(const struct btab *t, uint64_t key)
-{
-	__builtin_prefetch(&t->s[btab_home(t, key)]);
 }
