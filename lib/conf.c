@@ -339,7 +339,7 @@ static const struct conf_key keys[] = {
 	  "a message deleted from the quarantine as spam is learned as spam" },
 	{ "bayes.markov", T_BOOL, O(bayes_markov), "yes", 0, 0, NULL,
 	  "learn and score the character-level Markov model beside the words (docs/bayes.md; more spam caught, about twice the classifier's CPU: no where throughput matters more)" },
-	{ "bayes.markov_bytes", T_INT, O(bayes_markov_bytes), "6000", 16, 65536, NULL,
+	{ "bayes.markov_bytes", T_INT, O(bayes_markov_bytes), "3000", 16, 65536, NULL,
 	  "bytes of normalised text (headers, at most half of it, then body) the Markov model reads per message" },
 	{ "bayes.markov_weight", T_DOUBLE, O(bayes_markov_weight), "5", 0, 0, NULL,
 	  "weight of the Markov model's mean log ratio against the words' chi-square S - H (0: shown, not weighed)" },
