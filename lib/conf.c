@@ -333,6 +333,8 @@ static const struct conf_key keys[] = {
 	  "score without the classifier at or below which a message is learned as ham" },
 	{ "bayes.autolearn_balance", T_DOUBLE, O(bayes_autolearn_balance), "3", 0, 0, NULL,
 	  "autolearn skips a class that has this many times the other's learned messages (past min_learned)" },
+	{ "bayes.autolearn_until", T_DOUBLE, O(bayes_autolearn_until), "0.95", 0, 0, NULL,
+	  "autolearn skips a message the classifier already gives at least this probability of the class it would learn (1: learn every one)" },
 	{ "bayes.learn_on_release", T_BOOL, O(bayes_learn_on_release), "yes", 0, 0, NULL,
 	  "a message released from the quarantine is learned as ham" },
 	{ "bayes.learn_on_delete_spam", T_BOOL, O(bayes_learn_on_delete_spam), "yes", 0, 0, NULL,
@@ -1130,6 +1132,9 @@ conf_check(struct conf_parse *p)
 	    c->bayes_markov_weight >= 0))
 		conf_error(p, 0, "bayes.s must be > 0, bayes.x within (0, 1), bayes.min_dev "
 		    "within [0, 0.5), bayes.autolearn_balance >= 1, bayes.markov_weight >= 0");
+	if (!(c->bayes_autolearn_until >= 0.5 && c->bayes_autolearn_until <= 1))
+		conf_error(p, conf_line(c, "bayes.autolearn_until"),
+		    "bayes.autolearn_until must be within [0.5, 1] (1: autolearn every message)");
 	if (*c->listen == '\0')
 		conf_error(p, conf_line(c, "proxy.listen"),
 		    "proxy.listen is empty; give at least one address:port");

@@ -195,6 +195,7 @@ struct conf {
 	int	 bayes_autolearn;
 	double	 bayes_autolearn_spam_score, bayes_autolearn_ham_score;
 	double	 bayes_autolearn_balance;
+	double	 bayes_autolearn_until;
 	int	 bayes_learn_on_release, bayes_learn_on_delete_spam;
 	int	 bayes_markov, bayes_markov_bytes;
 	double	 bayes_markov_weight;

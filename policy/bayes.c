@@ -133,6 +133,8 @@ static void	 bayes_fill(struct db_bayes_learn *, enum bayes_class, const char *,
 		    size_t, const struct bayes_feat *, uint64_t **);
 static size_t	 bayes_lf_len(const char *, size_t);
 static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_msg *);
+static int	 bayes_autolearn_sure(const struct conf *, const struct bayes_verdict *,
+		    enum bayes_class);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
 		    const struct bayes_feat *, double before);
 static void	 bayes_learn_drop(struct bayes_tx *);
@@ -866,8 +868,25 @@ bayes_learn_drop(struct bayes_tx *bs)
 }
 
 /* Learn from the other checks' confident verdicts (before: the score
- * without ours), unless that class is already far ahead of the other:
- * the learn is made here and queued by bayes_commit. */
+ * without ours), unless that class is already far ahead of the other or
+ * the classifier already puts the message there with
+ * bayes.autolearn_until: the learn is made here and queued by
+ * bayes_commit. */
+/* The classifier already gives the message cls with at least
+ * bayes.autolearn_until: learning it would teach little and cost a write
+ * of all its tokens (learning what it gets wrong or is unsure of, as
+ * rspamd's learn condition and train-on-error filters do). A classifier
+ * still short of training says 0.5 and never is sure. */
+static int
+bayes_autolearn_sure(const struct conf *c, const struct bayes_verdict *v,
+    enum bayes_class cls)
+{
+	double p = cls == BAYES_LEARN_SPAM ? v->prob : 1 - v->prob;
+
+	return c->bayes_autolearn_until < 1 && v->state != BAYES_UNTRAINED &&
+	    p >= c->bayes_autolearn_until;
+}
+
 static void
 bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
     const struct bayes_feat *f, double before)
@@ -885,6 +904,11 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		cls = BAYES_LEARN_HAM;
 	else
 		return;
+	if (bayes_autolearn_sure(c, v, cls)) {
+		log_debug("%s: bayes: no autolearn as %s: the classifier already says %.4f",
+		    ps->sid, cls ? "spam" : "ham", v->prob);
+		return;
+	}
 	mine = cls == BAYES_LEARN_SPAM ? v->nspam : v->nham;
 	other = cls == BAYES_LEARN_SPAM ? v->nham : v->nspam;
 	if (mine >= c->bayes_min_learned && mine > c->bayes_autolearn_balance * (double)other) {

@@ -316,6 +316,37 @@ def test_autolearn_from_other_checks_with_balance(make_postern, capture, workdir
     assert meta(p)[:2] == (2, 0)
 
 
+def test_autolearn_skips_what_the_classifier_knows(make_postern, capture, workdir):
+    """bayes.autolearn_until: a message the other checks call spam and the
+    classifier already calls spam past 0.95 teaches nothing and is not
+    learned; one the other checks call ham while the classifier calls it
+    spam (its error) is. test_classified_on_the_loop_as_on_a_worker shows
+    the first kind learned with the key at 1."""
+    p = prepared(make_postern, capture.addr, {
+        "web.api_token": TOKEN, "log.level": "debug", "rbl.zones": "",
+        "rbl.rhsbl_zones": "", "bayes.autolearn_spam_score": "4",
+        "bayes.autolearn_balance": "100", "policy.quarantine_score": "50",
+        "policy.reject_score": "60"})
+    rules = write(workdir.path, "rules.txt", "offer | subject | /Great offer/ | score 5\n"
+                  "trusted | subject | /Trusted/ | score -2\n")
+    r = subprocess.run([POSTERN_BIN, "rules", "import", "-c", p.conf_path, rules],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    train(p, workdir)
+    known = message(1, 800)
+    assert check(p, write(workdir.path, "known.eml", known))["bayes"]["probability"] >= 0.95
+    p.start()
+    assert send(p.port, known)[0] == 250
+    assert send(p.port, message(1, 801).replace("Great offer", "Trusted"))[0] == 250
+    got = capture.wait_messages(2)
+    assert sorted(m.header("X-Spam-Score")[0] for m in got) == ["10.0", "3.0"]
+    wait_until(lambda: meta(p)[1] == 31, 15, what="the message learned as ham")
+    assert meta(p)[0] == 30
+    assert metric(p, 'postern_bayes_autolearned_total{class="spam"}') == 0
+    assert metric(p, 'postern_bayes_autolearned_total{class="ham"}') == 1
+    assert p.log().count("no autolearn as spam: the classifier already says") == 1
+
+
 def test_token_cap_bounds_memory(make_postern, capture, workdir):
     cap = 20000
     # two workers: each worker's first message grows memory once (its
@@ -372,8 +403,8 @@ def test_classified_on_the_loop_as_on_a_worker(make_postern, capture, workdir):
         p = prepared(make_postern, capture.addr, {
             "web.api_token": TOKEN, "policy.inline_bytes": inline, "rbl.zones": "",
             "rbl.rhsbl_zones": "", "bayes.autolearn_spam_score": "4",
-            "bayes.autolearn_balance": "100", "policy.quarantine_score": "12",
-            "policy.reject_score": "50"})
+            "bayes.autolearn_balance": "100", "bayes.autolearn_until": "1",
+            "policy.quarantine_score": "12", "policy.reject_score": "50"})
         r = subprocess.run([POSTERN_BIN, "rules", "import", "-c", p.conf_path, rules],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr

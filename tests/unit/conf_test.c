@@ -196,6 +196,34 @@ T_CASE(all_problems_kept_with_the_conf)
 	free(p);
 }
 
+/* An out-of-range bayes.autolearn_until names its line and the range. */
+T_CASE(autolearn_until_range)
+{
+	char *p = t_write_tmp("[bayes]\nautolearn_balance = 3\nautolearn_until = 0.4\n");
+	struct conf_err *e = NULL;
+	int n = 0;
+	struct conf *c = conf_load_all(p, &e, &n);
+
+	T_EQ_INT(n, 1);
+	if (n == 1) {
+		T_EQ_INT(e[0].line, 3);
+		T_ASSERT(strstr(e[0].msg, "within [0.5, 1]") != NULL);
+	}
+	free(e);
+	conf_unref(c);
+	unlink(p);
+	free(p);
+	p = t_write_tmp("[bayes]\nautolearn_until = 1\n");
+	e = NULL;
+	n = 0;
+	c = conf_load_all(p, &e, &n);
+	T_EQ_INT(n, 0);
+	free(e);
+	conf_unref(c);
+	unlink(p);
+	free(p);
+}
+
 T_CASE(trusted_proxies_checked)
 {
 	struct conf_err *e = NULL;
@@ -282,6 +310,7 @@ main(void)
 	T_RUN(defaults);
 	T_RUN(values_parsed);
 	T_RUN(errors_name_line);
+	T_RUN(autolearn_until_range);
 	T_RUN(list_keys_add_up);
 	T_RUN(lines_segments_restart_keys);
 	T_RUN(all_problems_kept_with_the_conf);
