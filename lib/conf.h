@@ -198,6 +198,7 @@ struct conf {
 	double	 bayes_autolearn_until;
 	int	 bayes_learn_on_release, bayes_learn_on_delete_spam;
 	int	 bayes_markov, bayes_markov_bytes;
+	int	 bayes_first_pass_bytes;
 	double	 bayes_markov_weight;
 
 	/* [web] */

@@ -118,6 +118,10 @@ static int	 bayes_score_set(struct conf *, const struct bayes_feat *, struct bay
 static void	 bayes_markov(struct conf *, const struct bmark *, struct bayes_verdict *);
 static void	 bayes_feat_make(const struct conf *, struct bayes_feat *,
 		    const struct mime_msg *, size_t rawlen);
+static int	 bayes_classify_msg(struct conf *, struct bayes_feat *,
+		    const struct mime_msg *, size_t rawlen, struct bayes_verdict *, int wait);
+static int	 bayes_sure(const struct conf *, const struct bayes_verdict *);
+static void	 bayes_feat_whole(struct bayes_feat *, const struct mime_msg *, size_t rawlen);
 static void	 bayes_feat_free(struct bayes_feat *);
 static double	 bayes_f(double, double, unsigned, unsigned, long long, long long);
 static struct bayes_fmemo *bayes_memo(double, double, long long, long long);
@@ -136,7 +140,7 @@ static void	 bayes_run(struct pol_session *, enum pol_stage, const struct pol_ms
 static int	 bayes_autolearn_sure(const struct conf *, const struct bayes_verdict *,
 		    enum bayes_class);
 static void	 bayes_autolearn(struct pol_session *, const struct pol_msg *,
-		    const struct bayes_feat *, double before);
+		    struct bayes_feat *, double before);
 static void	 bayes_learn_drop(struct bayes_tx *);
 static void	 bayes_reason(const struct bayes_verdict *, char *, size_t);
 static void	 bayes_tx_reset(struct pol_session *);
@@ -569,11 +573,52 @@ bayes_classify(struct conf *c, const struct mime_msg *m, size_t rawlen,
 	struct bayes_feat f = { 0 };
 	int rc;
 
-	bayes_feat_make(c, &f, m, rawlen);
-	rc = bayes_classify_set(c, &f, v, 1);
+	rc = bayes_classify_msg(c, &f, m, rawlen, v, 1);
 	atomic_fetch_add(&bayes_nverdict[v->state], 1);
 	bayes_feat_free(&f);
 	return rc;
+}
+
+/* Classify m in two passes: the first reads the words of the headers and
+ * of the first bayes.first_pass_bytes of body text; a verdict it is sure
+ * of (bayes_sure) stands, else the words of all the text are read and
+ * classified again (the Markov part reads its own bounded text once). f
+ * keeps the features of the pass that decided. As bayes_classify_set. */
+static int
+bayes_classify_msg(struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
+    size_t rawlen, struct bayes_verdict *v, int wait)
+{
+	int rc;
+
+	f->s.max_text = (size_t)c->bayes_first_pass_bytes;
+	bayes_feat_make(c, f, m, rawlen);
+	rc = bayes_classify_set(c, f, v, wait);
+	if (rc != 0 || !f->s.cut || bayes_sure(c, v)) {
+		v->first_pass = rc == 0 && f->s.cut ? c->bayes_first_pass_bytes : 0;
+		return rc;
+	}
+	bayes_feat_whole(f, m, rawlen);
+	return bayes_classify_set(c, f, v, wait);
+}
+
+/* Sure enough to skip the rest of the text: spam or ham at least
+ * 1 - bayes.ham_threshold. */
+static int
+bayes_sure(const struct conf *c, const struct bayes_verdict *v)
+{
+	return v->state == BAYES_HAM || (v->state == BAYES_SPAM &&
+	    v->prob >= 1 - c->bayes_ham_threshold);
+}
+
+/* f's words again from all of m's text (after a first pass, or for a
+ * learn of what a first pass classified). */
+static void
+bayes_feat_whole(struct bayes_feat *f, const struct mime_msg *m, size_t rawlen)
+{
+	if (!f->s.cut)
+		return;
+	btok_free(&f->s);
+	btok_message(&f->s, m, rawlen);
 }
 
 /* m's tokens, and its Markov positions when bayes.markov is on. */
@@ -751,6 +796,9 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 	}
 	o = (size_t)snprintf(buf, sz, "probability %.4f (%d of %d tokens; %lld spam, %lld ham learned)",
 	    v->prob, v->used, v->ntokens, v->nspam, v->nham);
+	if (v->first_pass && o < sz)
+		o += (size_t)snprintf(buf + o, sz - o, "; sure on the first %d bytes of text",
+		    v->first_pass);
 	if (v->markov && o < sz)
 		o += (size_t)snprintf(buf + o, sz - o, "; markov %+.4f, words %.4f",
 		    v->markov_mean, v->words_prob);
@@ -816,8 +864,8 @@ bayes_run(struct pol_session *ps, enum pol_stage st, const struct pol_msg *msg)
 		pol_result_add(ps, "bayes", "untrained", 0, NULL, "%s", reason);
 		return;
 	}
-	bayes_feat_make(ps->conf, &f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
-	if (bayes_classify_set(ps->conf, &f, &bs->v, !pol_speculative(ps)) == -2) {
+	if (bayes_classify_msg(ps->conf, &f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len),
+	    &bs->v, !pol_speculative(ps)) == -2) {
 		pol_spec_miss(ps);	/* a worker refreshes the copy */
 		bayes_feat_free(&f);
 		return;
@@ -889,7 +937,7 @@ bayes_autolearn_sure(const struct conf *c, const struct bayes_verdict *v,
 
 static void
 bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
-    const struct bayes_feat *f, double before)
+    struct bayes_feat *f, double before)
 {
 	const struct conf *c = ps->conf;
 	struct bayes_tx *bs = ps->priv[BAYES_SLOT];
@@ -916,6 +964,8 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		    ps->sid, cls ? "spam" : "ham", mine, other);
 		return;
 	}
+	/* learned from all its text, as postern learn would */
+	bayes_feat_whole(f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
 	bayes_fill(&bs->learn, cls, msg->data, msg->len, f, &keys);
 	bs->learn_pending = 1;
 	bs->before = before;

@@ -464,11 +464,11 @@ btok_message(struct btok_set *s, const struct mime_msg *m, size_t rawlen)
 	headers(s, m);
 	urls(s, m);
 	layout(s, m, rawlen);
-	for (size_t i = 0; i < nt && s->nwords < BTOK_MAX_WORDS && left > 0; i++) {
-		size_t len;
-		const char *t = mime_item(m, MIME_TEXT, i, &len);
-		if (len > left)
-			len = text_cut(t, len, left);
+	for (size_t i = 0; i < nt && s->nwords < BTOK_MAX_WORDS; i++) {
+		size_t len, all;
+		const char *t = mime_item(m, MIME_TEXT, i, &all);
+		len = all <= left ? all : left > 0 ? text_cut(t, all, left) : 0;
+		s->cut |= len < all;
 		words(s, K_BODY, t, len, 1);
 		left -= len < left ? len : left;
 	}

@@ -49,9 +49,10 @@ struct btok {
 };
 
 struct btok_set {
-	/* Set before btok_message: body text bytes read (0: all, as the
-	 * check does; bench/btok_dump tries caps, docs/bayes.md round 5). */
+	/* Set before btok_message: body text bytes read (0: all; the
+	 * check's first pass reads bayes.first_pass_bytes, docs/bayes.md). */
 	size_t	 max_text;
+	int	 cut;		/* set by btok_message: max_text left text out */
 	struct btok *v;
 	size_t	 n, cap;
 	char	*arena;

@@ -347,6 +347,62 @@ def test_autolearn_skips_what_the_classifier_knows(make_postern, capture, workdi
     assert p.log().count("no autolearn as spam: the classifier already says") == 1
 
 
+def long_message(n, subject, first, rnd):
+    """A message of about 4 KB of words drawn from first, then 300 words
+    ("tail0".."tail299") found nowhere else."""
+    body = " ".join(rnd.choice(first) for _ in range(600))
+    tail = " ".join("tail%d" % i for i in range(300))
+    return ("From: Alice <alice@corp.test>\r\nTo: bob@example.org\r\n"
+            "Subject: %s %d\r\nMessage-ID: <%d.long@test>\r\n\r\n%s\r\n%s\r\n"
+            % (subject, n, n, body, tail))
+
+
+def test_first_pass_decides_long_messages(make_postern, capture, workdir):
+    """bayes.first_pass_bytes (3000): a long message the classifier is sure
+    of from its first 3,000 bytes of text is decided on them, with the
+    verdict that reading all of it gives; one it is unsure of is read whole
+    (the same probability as with the key at 0). An autolearn of a message
+    decided on its first bytes learns all of its text: afterwards the
+    words after the cut are known."""
+    p = prepared(make_postern, capture.addr, {
+        "web.api_token": TOKEN, "rbl.zones": "", "rbl.rhsbl_zones": "",
+        "bayes.autolearn_spam_score": "4", "bayes.autolearn_balance": "100",
+        "policy.quarantine_score": "50", "policy.reject_score": "60"})
+    rules = write(workdir.path, "rules.txt", "offer | subject | /Great offer/ | score 5\n")
+    r = subprocess.run([POSTERN_BIN, "rules", "import", "-c", p.conf_path, rules],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    train(p, workdir)
+    hammy = write(workdir.path, "long-ham.eml",
+                  long_message(1, "Status report", HAM_WORDS, random.Random(1)))
+    mixed = write(workdir.path, "long-mixed.eml",
+                  long_message(2, "Status report", HAM_WORDS + SPAM_WORDS, random.Random(2)))
+    first = {path: check(p, path)["bayes"] for path in (hammy, mixed)}
+    p.settings["bayes.first_pass_bytes"] = "0"
+    p.write_config()
+    whole = {path: check(p, path)["bayes"] for path in (hammy, mixed)}
+    del p.settings["bayes.first_pass_bytes"]
+    p.write_config()
+    assert first[hammy]["result"] == whole[hammy]["result"] == "ham", (first, whole)
+    assert "; sure on the first 3000 bytes of text" in first[hammy]["reason"], first[hammy]
+    assert "sure on" not in whole[hammy]["reason"]
+    assert first[mixed]["result"] != "ham" and "sure on" not in first[mixed]["reason"], first
+    assert first[mixed]["probability"] == whole[mixed]["probability"]
+    # the other checks call it spam, the classifier (sure, on its first
+    # bytes) ham: learned as spam, from all of its text
+    offer = long_message(3, "Great offer", HAM_WORDS, random.Random(1))
+    b = check(p, write(workdir.path, "offer.eml", offer))["bayes"]
+    assert b["result"] == "ham" and "sure on the first" in b["reason"], b
+    tails = write(workdir.path, "tails.eml", "From: x@y.test\r\nSubject: t\r\n\r\n%s\r\n"
+                  % " ".join("tail%d" % i for i in range(300)))
+    assert not any(t["token"].startswith("tail") for t in check(p, tails)["bayes"]["top_tokens"])
+    p.start()
+    assert send(p.port, offer)[0] == 250
+    wait_until(lambda: meta(p)[0] == 31, 15, what="the autolearned spam")
+    top = check(p, tails)["bayes"]["top_tokens"]
+    assert any(t["token"].startswith("tail") for t in top), top
+
+
 def test_token_cap_bounds_memory(make_postern, capture, workdir):
     cap = 20000
     # two workers: each worker's first message grows memory once (its

@@ -183,6 +183,42 @@ T_CASE(golden_many_words)
 	buf_free(&b);
 }
 
+/* A first pass (max_text) reads the words up to the cut, finishing the
+ * word it falls in, and says it left text out; text that fits is read
+ * whole and not marked cut. A second part after the budget is spent is
+ * not read at all. */
+T_CASE(first_pass_cut)
+{
+	const char *msg = "From: a@b.example\r\nSubject: cut\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+	    "--B\r\nContent-Type: text/plain\r\n\r\nalpha bravo charlie delta\r\n"
+	    "--B\r\nContent-Type: text/plain\r\n\r\nzulu\r\n--B--\r\n";
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+	struct btok_set all = { 0 }, cut = { 0 }, fits = { 0 };
+	char buf[BAYES_TOKEN_TEXT];
+	int bravo = 0, charlie = 0, zulu = 0;
+
+	btok_message(&all, m, strlen(msg));
+	cut.max_text = 8;	/* "alpha br": bravo is finished, charlie not read */
+	btok_message(&cut, m, strlen(msg));
+	fits.max_text = 1000;
+	btok_message(&fits, m, strlen(msg));
+	T_ASSERT(!all.cut && !fits.cut && cut.cut);
+	T_EQ_INT(fits.n, all.n);
+	for (size_t i = 0; i < cut.n; i++) {
+		btok_format(&cut, &cut.v[i], buf, sizeof(buf));
+		bravo |= strcmp(buf, "bravo") == 0;
+		charlie |= strstr(buf, "charlie") != NULL;
+		zulu |= strstr(buf, "zulu") != NULL;
+	}
+	T_ASSERT(bravo && !charlie && !zulu);
+	T_ASSERT(cut.n < all.n);
+	btok_free(&all);
+	btok_free(&cut);
+	btok_free(&fits);
+	mime_free(m);
+}
+
 int
 main(void)
 {
@@ -196,5 +232,6 @@ main(void)
 	T_RUN(golden_long_words);
 	T_RUN(golden_random_bytes);
 	T_RUN(golden_many_words);
+	T_RUN(first_pass_cut);
 	return T_END();
 }
