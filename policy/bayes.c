@@ -98,7 +98,7 @@ struct bayes_tx {
 };
 
 /* Writer-preferring: every classification holds the read lock (with the
- * Markov part, two lookups a byte of 6 KB of text), and under load they
+ * Markov part, two lookups a byte of 3 KB of text), and under load they
  * overlap without a gap, so glibc's default, which lets new readers past a
  * waiting writer, could hold a refresh -- and the message whose worker
  * runs it -- off for as long as the load lasts. Nobody takes it twice. */
