@@ -617,7 +617,7 @@ bayes_feat_whole(struct bayes_feat *f, const struct mime_msg *m, size_t rawlen)
 {
 	if (!f->s.cut)
 		return;
-	btok_free(&f->s);
+	btok_free(&f->s);	/* zeroed: max_text 0, all of it */
 	btok_message(&f->s, m, rawlen);
 }
 

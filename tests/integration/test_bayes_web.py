@@ -376,6 +376,8 @@ def open_detail(drv, st, view, subject):
     # the Markov part's mean, and the words' probability alone
     assert re.fullmatch(r"[+-]\d\.\d{4} \(words alone [01]\.\d{4}\)",
                         box("Markov part") or ""), box("Markov part")
+    # a short message: every word of its text read (no first pass)
+    assert box("Text read") == "all", box("Text read")
     toks = texts(drv, detail + " .bayes-top td.tok")
     assert EVIL_TOKEN in toks, toks
     assert not drv.find_elements(By.CSS_SELECTOR, "main script, main img")

@@ -348,9 +348,11 @@ function bayesInfo(checks) {
   const r = c.reason || '';
   const m = /^probability ([0-9.]+) \((\d+) of (\d+) tokens/.exec(r);
   const mk = /; markov ([+-]\d+\.\d+), words ([01]\.\d+)/.exec(r);
+  const fp = /; sure on the first (\d+) bytes of text/.exec(r);
   const info = { result: c.result, score: c.score, reason: r, prob: m ? parseFloat(m[1]) : null,
     used: m ? m[2] : '', tokens: m ? m[3] : '', top: [],
-    markov: mk ? mk[1] + ' (words alone ' + mk[2] + ')' : '' };
+    markov: mk ? mk[1] + ' (words alone ' + mk[2] + ')' : '',
+    read: fp ? 'the first ' + fp[1] + ' bytes (sure on them)' : m ? 'all' : '' };
   const at = r.indexOf('; top: ');
   if (at >= 0) {
     const re = /(.+?) ([01]\.\d{3})(?:, |$)/g;
@@ -366,7 +368,7 @@ function bayesBox(checks) {
   const box = el('div', { class: 'bayes' }, el('h3', {}, 'Classifier'),
     kv([['Verdict', badge(b.result)], ['Spam probability', b.prob === null ? '' : b.prob.toFixed(4)],
       ['Tokens weighed', b.prob === null ? '' : b.used + ' of ' + b.tokens],
-      ['Markov part', b.markov], ['Score', fmtScore(b.score)],
+      ['Markov part', b.markov], ['Text read', b.read], ['Score', fmtScore(b.score)],
       ['Note', b.prob === null ? b.reason : '']]));
   if (b.top.length) {
     const tb = el('tbody');
