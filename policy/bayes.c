@@ -83,6 +83,7 @@ struct bayes_fmemo {
 struct bayes_feat {
 	struct btok_set s;
 	struct bmark	mk;
+	int		mk_cut;	/* the grams are a first pass's, fewer than all */
 };
 
 /* The check's state for one transaction. bayes_run decides; what that
@@ -121,7 +122,10 @@ static void	 bayes_feat_make(const struct conf *, struct bayes_feat *,
 static int	 bayes_classify_msg(struct conf *, struct bayes_feat *,
 		    const struct mime_msg *, size_t rawlen, struct bayes_verdict *, int wait);
 static int	 bayes_sure(const struct conf *, const struct bayes_verdict *);
-static void	 bayes_feat_whole(struct bayes_feat *, const struct mime_msg *, size_t rawlen);
+static void	 bayes_feat_read(const struct conf *, struct bayes_feat *,
+		    const struct mime_msg *, size_t rawlen, size_t text, size_t mtext);
+static void	 bayes_feat_whole(const struct conf *, struct bayes_feat *,
+		    const struct mime_msg *, size_t rawlen);
 static void	 bayes_feat_free(struct bayes_feat *);
 static double	 bayes_f(double, double, unsigned, unsigned, long long, long long);
 static struct bayes_fmemo *bayes_memo(double, double, long long, long long);
@@ -580,24 +584,27 @@ bayes_classify(struct conf *c, const struct mime_msg *m, size_t rawlen,
 }
 
 /* Classify m in two passes: the first reads the words of the headers and
- * of the first bayes.first_pass_bytes of body text; a verdict it is sure
- * of (bayes_sure) stands, else the words of all the text are read and
- * classified again (the Markov part reads its own bounded text once). f
- * keeps the features of the pass that decided. As bayes_classify_set. */
+ * of the first bayes.first_pass_bytes of body text, and the Markov part's
+ * grams of the first half of bayes.markov_bytes; a verdict it is sure of
+ * (bayes_sure) stands, else all of both is read and the message
+ * classified again. f keeps the features of the pass that decided. As
+ * bayes_classify_set. */
 static int
 bayes_classify_msg(struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
     size_t rawlen, struct bayes_verdict *v, int wait)
 {
+	size_t mtext = (size_t)c->bayes_markov_bytes;
 	int rc;
 
-	f->s.max_text = (size_t)c->bayes_first_pass_bytes;
-	bayes_feat_make(c, f, m, rawlen);
+	if (c->bayes_first_pass_bytes > 0)
+		mtext /= 2;
+	bayes_feat_read(c, f, m, rawlen, (size_t)c->bayes_first_pass_bytes, mtext);
 	rc = bayes_classify_set(c, f, v, wait);
-	if (rc != 0 || !f->s.cut || bayes_sure(c, v)) {
-		v->first_pass = rc == 0 && f->s.cut ? c->bayes_first_pass_bytes : 0;
+	if (rc != 0 || !(f->s.cut || f->mk_cut) || bayes_sure(c, v)) {
+		v->first_pass = rc == 0 && (f->s.cut || f->mk_cut) ? c->bayes_first_pass_bytes : 0;
 		return rc;
 	}
-	bayes_feat_whole(f, m, rawlen);
+	bayes_feat_whole(c, f, m, rawlen);
 	return bayes_classify_set(c, f, v, wait);
 }
 
@@ -613,12 +620,30 @@ bayes_sure(const struct conf *c, const struct bayes_verdict *v)
 /* f's words again from all of m's text (after a first pass, or for a
  * learn of what a first pass classified). */
 static void
-bayes_feat_whole(struct bayes_feat *f, const struct mime_msg *m, size_t rawlen)
+bayes_feat_whole(const struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
+    size_t rawlen)
 {
-	if (!f->s.cut)
-		return;
-	btok_free(&f->s);	/* zeroed: max_text 0, all of it */
+	if (f->s.cut) {
+		btok_free(&f->s);	/* zeroed: max_text 0, all of it */
+		btok_message(&f->s, m, rawlen);
+	}
+	if (f->mk_cut) {
+		bmark_grams(&f->mk, m, (size_t)c->bayes_markov_bytes);
+		f->mk_cut = 0;
+	}
+}
+
+/* m's tokens from the first text bytes of its body (0: all), and, when
+ * bayes.markov is on, its Markov positions from the first mtext bytes of
+ * the Markov part's text. */
+static void
+bayes_feat_read(const struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
+    size_t rawlen, size_t text, size_t mtext)
+{
+	f->s.max_text = text;
 	btok_message(&f->s, m, rawlen);
+	f->mk_cut = c->bayes_markov &&
+	    bmark_grams_first(&f->mk, m, (size_t)c->bayes_markov_bytes, mtext);
 }
 
 /* m's tokens, and its Markov positions when bayes.markov is on. */
@@ -626,9 +651,7 @@ static void
 bayes_feat_make(const struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
     size_t rawlen)
 {
-	btok_message(&f->s, m, rawlen);
-	if (c->bayes_markov)
-		bmark_grams(&f->mk, m, (size_t)c->bayes_markov_bytes);
+	bayes_feat_read(c, f, m, rawlen, 0, SIZE_MAX);
 }
 
 static void
@@ -965,7 +988,7 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		return;
 	}
 	/* learned from all its text, as postern learn would */
-	bayes_feat_whole(f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
+	bayes_feat_whole(ps->conf, f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
 	bayes_fill(&bs->learn, cls, msg->data, msg->len, f, &keys);
 	bs->learn_pending = 1;
 	bs->before = before;

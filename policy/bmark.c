@@ -140,16 +140,25 @@ bmark_grams_text(struct bmark *b, const char *text, size_t len)
 	b->n = n;
 }
 
-void
-bmark_grams(struct bmark *b, const struct mime_msg *m, size_t max)
+int
+bmark_grams_first(struct bmark *b, const struct mime_msg *m, size_t max, size_t first)
 {
 	char *buf;
+	size_t len;
 
 	if (max > BMARK_MAX_BYTES)
 		max = BMARK_MAX_BYTES;
 	buf = xmalloc(max + 1);
-	bmark_grams_text(b, buf, bmark_text(m, max, buf));
+	len = bmark_text(m, max, buf);
+	bmark_grams_text(b, buf, len < first ? len : first);
 	free(buf);
+	return len > first;
+}
+
+void
+bmark_grams(struct bmark *b, const struct mime_msg *m, size_t max)
+{
+	(void)bmark_grams_first(b, m, max, max);
 }
 
 size_t

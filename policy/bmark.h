@@ -23,8 +23,8 @@
  * alpha), n the learned messages of that class that held it: positive
  * leans spam, negative ham, 0 says nothing.
  *
- * Public calls: bmark_text, bmark_grams, bmark_grams_text, bmark_keys,
- *   bmark_mean, bmark_free.
+ * Public calls: bmark_text, bmark_grams, bmark_grams_first, bmark_grams_text,
+ *   bmark_keys, bmark_mean, bmark_free.
  * Ownership: a struct bmark owns its arrays; bmark_free() releases them.
  * Thread: no shared state.
  */
@@ -55,6 +55,10 @@ size_t	 bmark_text(const struct mime_msg *m, size_t max, char *buf);
 /* The positions of m's first max bytes of normalised text into b (zeroed
  * or freed before). */
 void	 bmark_grams(struct bmark *b, const struct mime_msg *m, size_t max);
+/* The positions of the first `first` bytes of that text only (the
+ * classifier's first pass); 1 when the text is longer. */
+int	 bmark_grams_first(struct bmark *b, const struct mime_msg *m, size_t max,
+	    size_t first);
 /* The positions of a text already normalised (tests, bench). */
 void	 bmark_grams_text(struct bmark *b, const char *text, size_t len);
 /* b's learn keys into out (room for 2 * b->n + 1): every position's gram,

@@ -347,23 +347,25 @@ def test_autolearn_skips_what_the_classifier_knows(make_postern, capture, workdi
     assert p.log().count("no autolearn as spam: the classifier already says") == 1
 
 
-def long_message(n, subject, first, rnd):
+def long_message(n, subject, first, rnd, frm="Alice <alice@corp.test>"):
     """A message of about 4 KB of words drawn from first, then 300 words
     ("tail0".."tail299") found nowhere else."""
     body = " ".join(rnd.choice(first) for _ in range(600))
     tail = " ".join("tail%d" % i for i in range(300))
-    return ("From: Alice <alice@corp.test>\r\nTo: bob@example.org\r\n"
+    return ("From: %s\r\nTo: bob@example.org\r\n"
             "Subject: %s %d\r\nMessage-ID: <%d.long@test>\r\n\r\n%s\r\n%s\r\n"
-            % (subject, n, n, body, tail))
+            % (frm, subject, n, n, body, tail))
 
 
 def test_first_pass_decides_long_messages(make_postern, capture, workdir):
     """bayes.first_pass_bytes (3000): a long message the classifier is sure
-    of from its first 3,000 bytes of text is decided on them, with the
-    verdict that reading all of it gives; one it is unsure of is read whole
-    (the same probability as with the key at 0). An autolearn of a message
-    decided on its first bytes learns all of its text: afterwards the
-    words after the cut are known."""
+    of from its first 3,000 bytes of text (and the first half of the Markov
+    part's) is decided on them, with the verdict that reading all of it
+    gives; one it is unsure of is read whole (the same probability and
+    Markov mean as with the key at 0). An autolearn of a message decided on
+    its first bytes learns all of its text: afterwards the words after the
+    cut are known, and the database holds what `postern learn` of the
+    message makes."""
     p = prepared(make_postern, capture.addr, {
         "web.api_token": TOKEN, "rbl.zones": "", "rbl.rhsbl_zones": "",
         "bayes.autolearn_spam_score": "4", "bayes.autolearn_balance": "100",
@@ -375,19 +377,23 @@ def test_first_pass_decides_long_messages(make_postern, capture, workdir):
     train(p, workdir)
     hammy = write(workdir.path, "long-ham.eml",
                   long_message(1, "Status report", HAM_WORDS, random.Random(1)))
-    mixed = write(workdir.path, "long-mixed.eml",
-                  long_message(2, "Status report", HAM_WORDS + SPAM_WORDS, random.Random(2)))
-    first = {path: check(p, path)["bayes"] for path in (hammy, mixed)}
+    # words nobody learned, from a sender nobody wrote from: unsure
+    unknown = write(workdir.path, "long-unknown.eml",
+                    long_message(2, "t", ["q%d" % i for i in range(500)], random.Random(2),
+                                 frm="x@y.test"))
+    first = {path: check(p, path)["bayes"] for path in (hammy, unknown)}
     p.settings["bayes.first_pass_bytes"] = "0"
     p.write_config()
-    whole = {path: check(p, path)["bayes"] for path in (hammy, mixed)}
+    whole = {path: check(p, path)["bayes"] for path in (hammy, unknown)}
     del p.settings["bayes.first_pass_bytes"]
     p.write_config()
     assert first[hammy]["result"] == whole[hammy]["result"] == "ham", (first, whole)
     assert "; sure on the first 3000 bytes of text" in first[hammy]["reason"], first[hammy]
     assert "sure on" not in whole[hammy]["reason"]
-    assert first[mixed]["result"] != "ham" and "sure on" not in first[mixed]["reason"], first
-    assert first[mixed]["probability"] == whole[mixed]["probability"]
+    assert first[unknown]["result"] == "unsure", first[unknown]
+    assert "sure on" not in first[unknown]["reason"], first[unknown]
+    assert first[unknown]["probability"] == whole[unknown]["probability"]
+    assert first[unknown]["markov"] == whole[unknown]["markov"]
     # the other checks call it spam, the classifier (sure, on its first
     # bytes) ham: learned as spam, from all of its text
     offer = long_message(3, "Great offer", HAM_WORDS, random.Random(1))
@@ -401,6 +407,12 @@ def test_first_pass_decides_long_messages(make_postern, capture, workdir):
     wait_until(lambda: meta(p)[0] == 31, 15, what="the autolearned spam")
     top = check(p, tails)["bayes"]["top_tokens"]
     assert any(t["token"].startswith("tail") for t in top), top
+    # the same tokens and Markov grams as `postern learn` of the message
+    # into the same training gives
+    q = prepared(make_postern, capture.addr)
+    train(q, workdir)
+    learn(q.conf_path, "spam", write(workdir.path, "offer-learn.eml", offer))
+    assert meta(q) == meta(p)
 
 
 def test_token_cap_bounds_memory(make_postern, capture, workdir):

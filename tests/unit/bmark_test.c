@@ -111,6 +111,28 @@ T_CASE(grams_positions_and_pinned_hashes)
 	bmark_free(&b);
 }
 
+/* The first pass's grams are the first positions of the whole text's,
+ * and say whether the text went on; a text that fits is all read. */
+T_CASE(grams_first_is_a_prefix)
+{
+	const char *msg = "Subject: first\r\n\r\none two three four five six seven\r\n";
+	struct mime_msg *m = mime_parse(msg, strlen(msg));
+	struct bmark all = { 0 }, first = { 0 }, fits = { 0 };
+
+	bmark_grams(&all, m, 3000);
+	T_EQ_INT(bmark_grams_first(&first, m, 3000, 20), 1);
+	T_EQ_INT(bmark_grams_first(&fits, m, 3000, 3000), 0);
+	T_EQ_INT(first.n, 20 - BMARK_ORDER + 1);
+	T_ASSERT(all.n > first.n);
+	T_EQ_INT(fits.n, all.n);
+	T_EQ_INT(memcmp(first.gram, all.gram, first.n * sizeof(*first.gram)), 0);
+	T_EQ_INT(memcmp(first.ctx, all.ctx, first.n * sizeof(*first.ctx)), 0);
+	bmark_free(&all);
+	bmark_free(&first);
+	bmark_free(&fits);
+	mime_free(m);
+}
+
 T_CASE(keys_every_position_marker_last)
 {
 	struct bmark b = { 0 };
@@ -174,6 +196,7 @@ main(void)
 	T_RUN(text_html_as_text_and_cut);
 	T_RUN(text_long_headers_leave_room_for_the_body);
 	T_RUN(grams_positions_and_pinned_hashes);
+	T_RUN(grams_first_is_a_prefix);
 	T_RUN(keys_every_position_marker_last);
 	T_RUN(mean_from_counts);
 	return T_END();
