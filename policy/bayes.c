@@ -601,7 +601,10 @@ bayes_classify_msg(struct conf *c, struct bayes_feat *f, const struct mime_msg *
 	bayes_feat_read(c, f, m, rawlen, (size_t)c->bayes_first_pass_bytes, mtext);
 	rc = bayes_classify_set(c, f, v, wait);
 	if (rc != 0 || !(f->s.cut || f->mk_cut) || bayes_sure(c, v)) {
-		v->first_pass = rc == 0 && (f->s.cut || f->mk_cut) ? c->bayes_first_pass_bytes : 0;
+		if (rc == 0 && (f->s.cut || f->mk_cut)) {
+			v->first_pass = c->bayes_first_pass_bytes;
+			v->first_pass_markov = c->bayes_markov ? (int)mtext : 0;
+		}
 		return rc;
 	}
 	bayes_feat_whole(c, f, m, rawlen);
@@ -820,8 +823,8 @@ bayes_reason(const struct bayes_verdict *v, char *buf, size_t sz)
 	o = (size_t)snprintf(buf, sz, "probability %.4f (%d of %d tokens; %lld spam, %lld ham learned)",
 	    v->prob, v->used, v->ntokens, v->nspam, v->nham);
 	if (v->first_pass && o < sz)
-		o += (size_t)snprintf(buf + o, sz - o, "; sure on the first %d bytes of text",
-		    v->first_pass);
+		o += (size_t)snprintf(buf + o, sz - o, "; sure on a first pass: %d bytes "
+		    "of text, %d of the Markov text", v->first_pass, v->first_pass_markov);
 	if (v->markov && o < sz)
 		o += (size_t)snprintf(buf + o, sz - o, "; markov %+.4f, words %.4f",
 		    v->markov_mean, v->words_prob);

@@ -112,8 +112,9 @@ struct bayes_verdict {
 	double	 markov_mean;		/* its mean log ratio; > 0 leans spam */
 	double	 words_prob;		/* the words' chi-square alone, (1 + S - H) / 2 */
 	long long mspam, mham;		/* messages learned with grams, per class */
-	int	 first_pass;		/* > 0: decided on this many bytes of body
-					 * text (bayes.first_pass_bytes), 0: all */
+	/* Decided by the first pass (bayes.first_pass_bytes): the bytes of
+	 * body text whose words it read and of the Markov text; 0: all read. */
+	int	 first_pass, first_pass_markov;
 };
 
 /* Classify a parsed message (rawlen: the raw message's size, one of the

@@ -378,6 +378,12 @@ def open_detail(drv, st, view, subject):
                         box("Markov part") or ""), box("Markov part")
     # a short message: every word of its text read (no first pass)
     assert box("Text read") == "all", box("Text read")
+    # and what the box makes of a first pass's reason (the page's own code)
+    read = drv.execute_script(
+        "return bayesInfo([{check: 'bayes', result: 'ham', score: -3, reason: "
+        "'probability 0.0001 (9 of 99 tokens; 30 spam, 30 ham learned); sure on a first "
+        "pass: 3000 bytes of text, 1500 of the Markov text'}]).read")
+    assert read == "a first pass (sure): 3000 bytes of text, 1500 of the Markov text", read
     toks = texts(drv, detail + " .bayes-top td.tok")
     assert EVIL_TOKEN in toks, toks
     assert not drv.find_elements(By.CSS_SELECTOR, "main script, main img")

@@ -348,11 +348,11 @@ function bayesInfo(checks) {
   const r = c.reason || '';
   const m = /^probability ([0-9.]+) \((\d+) of (\d+) tokens/.exec(r);
   const mk = /; markov ([+-]\d+\.\d+), words ([01]\.\d+)/.exec(r);
-  const fp = /; sure on the first (\d+) bytes of text/.exec(r);
+  const fp = /; sure on a first pass: (\d+) bytes of text, (\d+) of the Markov text/.exec(r);
   const info = { result: c.result, score: c.score, reason: r, prob: m ? parseFloat(m[1]) : null,
     used: m ? m[2] : '', tokens: m ? m[3] : '', top: [],
     markov: mk ? mk[1] + ' (words alone ' + mk[2] + ')' : '',
-    read: fp ? 'the first ' + fp[1] + ' bytes (sure on them)' : m ? 'all' : '' };
+    read: fp ? 'a first pass (sure): ' + fp[1] + ' bytes of text, ' + fp[2] + ' of the Markov text' : m ? 'all' : '' };
   const at = r.indexOf('; top: ');
   if (at >= 0) {
     const re = /(.+?) ([01]\.\d{3})(?:, |$)/g;
