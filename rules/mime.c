@@ -41,6 +41,7 @@ struct mime_msg {
 static void	 mime_once(void);
 static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
+static const char *find_ci(const char *, size_t, char);
 static size_t	 boundary_count(const char *, size_t);
 static int	 field_line(const char *, size_t);
 static size_t	 fields_end(const char *, size_t, int *blank);
@@ -214,18 +215,33 @@ list_free(struct mime_list *l)
 	l->n = l->cap = 0;
 }
 
+/* The first byte of s[0..n) that is c or its upper case (c a lower-case
+ * ASCII letter), or NULL. memchr, not a loop over every byte: the two scans
+ * below were a third of a 10 KB message's parse at ten instructions a byte
+ * (callgrind). */
+static const char *
+find_ci(const char *s, size_t n, char c)
+{
+	const char *lo = memchr(s, c, n);
+	const char *up = memchr(s, c - 'a' + 'A', lo != NULL ? (size_t)(lo - s) : n);
+
+	return up != NULL ? up : lo;
+}
+
 static size_t
 boundary_count(const char *s, size_t n)
 {
 	static const char key[] = "boundary";
+	const char *end = s + n, *p = s;
 	size_t count = 0;
 
-	for (size_t i = 0; i + sizeof(key) - 1 <= n; i++)
-		if ((s[i] | 0x20) == 'b' &&
-		    strncasecmp(s + i, key, sizeof(key) - 1) == 0) {
+	while ((p = find_ci(p, (size_t)(end - p), 'b')) != NULL &&
+	    (size_t)(end - p) >= sizeof(key) - 1)
+		if (strncasecmp(p, key, sizeof(key) - 1) == 0) {
 			count++;
-			i += sizeof(key) - 2;
-		}
+			p += sizeof(key) - 1;
+		} else
+			p++;
 	return count;
 }
 
@@ -610,8 +626,13 @@ html_entity(const char *s, size_t n, struct buf *out)
 static void
 urls_scan(struct mime_msg *m, const char *s, size_t n)
 {
+	const char *p;
+
 	for (size_t i = 0; i + 7 < n; i++) {
-		if ((s[i] | 0x20) != 'h' || strncasecmp(s + i, "http", 4) != 0)
+		if ((p = find_ci(s + i, n - 7 - i, 'h')) == NULL)
+			break;
+		i = (size_t)(p - s);
+		if (strncasecmp(s + i, "http", 4) != 0)
 			continue;
 		size_t k = i + 4 + ((s[i + 4] | 0x20) == 's');
 		if (k + 3 > n || memcmp(s + k, "://", 3) != 0)
