@@ -42,6 +42,7 @@ static void	 mime_once(void);
 static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
 static const char *find_ci(const char *, size_t, char);
+static int	 part_plain(GMimeDataWrapper *, const char *, struct buf *);
 static size_t	 boundary_count(const char *, size_t);
 static int	 field_line(const char *, size_t);
 static size_t	 fields_end(const char *, size_t, int *blank);
@@ -403,6 +404,8 @@ part_decode(GMimePart *p, struct buf *b)
 
 	if (dw == NULL)
 		return -1;
+	if (part_plain(dw, cs, b) == 0)
+		return 0;
 	mem = g_mime_stream_mem_new();
 	fs = g_mime_stream_filter_new(mem);
 	if (cs != NULL && strcasecmp(g_mime_charset_canon_name(cs), "UTF-8") != 0 &&
@@ -420,6 +423,45 @@ part_decode(GMimePart *p, struct buf *b)
 	g_object_unref(fs);
 	g_object_unref(mem);
 	return 0;
+}
+
+/* Content with no transfer encoding and in UTF-8 (or no charset) needs
+ * none of GMime's filters: its text is its bytes, CRLF made LF. The filter
+ * chain cost 15 instructions a byte, a fifth of a 10 KB message's parse
+ * (callgrind). 0, or -1: part_decode's filters must do it. */
+static int
+part_plain(GMimeDataWrapper *dw, const char *cs, struct buf *b)
+{
+	GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(dw);
+	GMimeStream *st = g_mime_data_wrapper_get_stream(dw);
+	char chunk[8192];
+	ssize_t n;
+	int cr = 0;	/* the last chunk ended in a CR, held back */
+
+	if ((enc != GMIME_CONTENT_ENCODING_DEFAULT && enc != GMIME_CONTENT_ENCODING_7BIT &&
+	    enc != GMIME_CONTENT_ENCODING_8BIT && enc != GMIME_CONTENT_ENCODING_BINARY) ||
+	    (cs != NULL && strcasecmp(g_mime_charset_canon_name(cs), "UTF-8") != 0) ||
+	    st == NULL || g_mime_stream_reset(st) == -1)
+		return -1;
+	while ((n = g_mime_stream_read(st, chunk, sizeof(chunk))) > 0) {
+		const char *p = chunk, *end = chunk + n, *q;
+		if (cr && *p != '\n')
+			buf_addc(b, '\r');
+		cr = 0;
+		while ((q = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+			buf_add(b, p, (size_t)(q - p));
+			if (q + 1 == end) {
+				cr = 1;
+				break;
+			}
+			if (q[1] != '\n')
+				buf_addc(b, '\r');
+			p = q + 1;
+		}
+		if (q == NULL)
+			buf_add(b, p, (size_t)(end - p));
+	}
+	return 0;	/* a CR that ends the content goes, as GMime's filter drops it */
 }
 
 /* A multipart whose boundary never comes has no part: its whole body is

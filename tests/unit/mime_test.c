@@ -228,6 +228,61 @@ T_CASE(multipart_without_parts_bounded)
 	free(raw);
 }
 
+/* The text of a single-part message of the given charset with body. */
+static char *
+text_with_charset(const char *charset, const char *body, size_t blen, size_t *tlen)
+{
+	char *raw = NULL, *t;
+	size_t len;
+	struct mime_msg *m;
+	FILE *f = open_memstream(&raw, &len);
+
+	fprintf(f, "Subject: cr\r\nContent-Type: text/plain; charset=%s\r\n\r\n", charset);
+	fwrite(body, 1, blen, f);
+	fclose(f);
+	m = mime_parse(raw, len);
+	if (mime_count(m, MIME_TEXT) == 1) {
+		const char *s = mime_item(m, MIME_TEXT, 0, tlen);
+		t = strndup(s, *tlen);
+	} else
+		t = NULL;
+	mime_free(m);
+	free(raw);
+	return t;
+}
+
+/* A UTF-8 part without transfer encoding skips GMime's filters
+ * (part_plain): its text must be what the filters give for the same ASCII
+ * bytes (an ISO-8859-1 part still goes through them) -- CRLF made LF, a
+ * lone CR kept, a CR that ends the content dropped, and a CRLF that
+ * straddles the 8 KB read chunk made LF once. */
+T_CASE(plain_part_as_the_filters_give)
+{
+	size_t blen = 20000, a, b;
+	char *body = malloc(blen), *ta, *tb;
+
+	memset(body, 'x', blen);
+	for (size_t i = 70; i + 1 < blen; i += 72)
+		memcpy(body + i, "\r\n", 2);
+	memcpy(body + 8191, "\r\n", 2);	/* across the first chunk's end */
+	body[100] = '\r';			/* a lone CR */
+	body[blen - 1] = '\r';		/* the content ends in a CR */
+	ta = text_with_charset("utf-8", body, blen, &a);
+	tb = text_with_charset("iso-8859-1", body, blen, &b);
+	T_ASSERT(ta != NULL && tb != NULL);
+	if (ta != NULL && tb != NULL) {
+		T_EQ_INT(a, b);
+		T_ASSERT(a == b && memcmp(ta, tb, a) == 0);
+		/* one CR left: the lone one (the first CRLF, at 70, made LF) */
+		T_ASSERT(memchr(ta, '\r', a) == ta + 99);
+		T_ASSERT(memchr(ta + 100, '\r', a - 100) == NULL);
+		T_ASSERT(ta[a - 1] == 'x');
+	}
+	free(ta);
+	free(tb);
+	free(body);
+}
+
 /* Build a message nested `depth` multiparts deep. */
 static char *
 deep(int depth, size_t *len)
@@ -383,6 +438,7 @@ main(void)
 	T_RUN(non_field_line_ends_the_header);
 	T_RUN(multipart_without_parts_read_as_text);
 	T_RUN(multipart_without_parts_bounded);
+	T_RUN(plain_part_as_the_filters_give);
 	T_RUN(nesting_bounded);
 	T_RUN(boundary_flood_parses_headers_only);
 	T_RUN(parts_and_urls_bounded);
