@@ -594,18 +594,19 @@ bayes_classify_msg(struct conf *c, struct bayes_feat *f, const struct mime_msg *
     size_t rawlen, struct bayes_verdict *v, int wait)
 {
 	size_t mtext = (size_t)c->bayes_markov_bytes;
-	int rc;
+	int rc, cut;
 
 	if (c->bayes_first_pass_bytes > 0)
 		mtext /= 2;
 	bayes_feat_read(c, f, m, rawlen, (size_t)c->bayes_first_pass_bytes, mtext);
 	rc = bayes_classify_set(c, f, v, wait);
-	if (rc != 0 || !(f->s.cut || f->mk_cut) || bayes_sure(c, v)) {
-		if (rc == 0 && (f->s.cut || f->mk_cut)) {
-			v->first_pass = c->bayes_first_pass_bytes;
-			v->first_pass_markov = c->bayes_markov ? (int)mtext : 0;
-		}
+	cut = f->s.cut || f->mk_cut;
+	if (rc != 0 || !cut)
 		return rc;
+	if (bayes_sure(c, v)) {
+		v->first_pass = c->bayes_first_pass_bytes;
+		v->first_pass_markov = c->bayes_markov ? (int)mtext : 0;
+		return 0;
 	}
 	bayes_feat_whole(c, f, m, rawlen);
 	return bayes_classify_set(c, f, v, wait);
@@ -620,8 +621,9 @@ bayes_sure(const struct conf *c, const struct bayes_verdict *v)
 	    v->prob >= 1 - c->bayes_ham_threshold);
 }
 
-/* f's words again from all of m's text (after a first pass, or for a
- * learn of what a first pass classified). */
+/* What a first pass left out of f, read again: the words of all of m's
+ * text and the Markov part's grams of all of its text (after an unsure
+ * first pass, or for a learn of what a first pass classified). */
 static void
 bayes_feat_whole(const struct conf *c, struct bayes_feat *f, const struct mime_msg *m,
     size_t rawlen)
@@ -941,11 +943,6 @@ bayes_learn_drop(struct bayes_tx *bs)
 	bs->learn_pending = 0;
 }
 
-/* Learn from the other checks' confident verdicts (before: the score
- * without ours), unless that class is already far ahead of the other or
- * the classifier already puts the message there with
- * bayes.autolearn_until: the learn is made here and queued by
- * bayes_commit. */
 /* The classifier already gives the message cls with at least
  * bayes.autolearn_until: learning it would teach little and cost a write
  * of all its tokens (learning what it gets wrong or is unsure of, as
@@ -961,6 +958,11 @@ bayes_autolearn_sure(const struct conf *c, const struct bayes_verdict *v,
 	    p >= c->bayes_autolearn_until;
 }
 
+/* Learn from the other checks' confident verdicts (before: the score
+ * without ours), unless that class is already far ahead of the other or
+ * the classifier already puts the message there with
+ * bayes.autolearn_until: the learn is made here and queued by
+ * bayes_commit. */
 static void
 bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
     struct bayes_feat *f, double before)
@@ -991,7 +993,7 @@ bayes_autolearn(struct pol_session *ps, const struct pol_msg *msg,
 		return;
 	}
 	/* learned from all its text, as postern learn would */
-	bayes_feat_whole(ps->conf, f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
+	bayes_feat_whole(c, f, pol_mime(ps, msg), bayes_lf_len(msg->data, msg->len));
 	bayes_fill(&bs->learn, cls, msg->data, msg->len, f, &keys);
 	bs->learn_pending = 1;
 	bs->before = before;
