@@ -43,6 +43,7 @@ static void	 list_add(struct mime_list *, const char *, size_t);
 static void	 list_free(struct mime_list *);
 static const char *find_ci(const char *, size_t, char);
 static int	 part_plain(GMimeDataWrapper *, const char *, struct buf *);
+static int	 crlf_add(struct buf *, const char *, size_t, int cr);
 static int	 ascii_superset(const char *);
 static int	 all_ascii(const char *, size_t);
 static size_t	 boundary_count(const char *, size_t);
@@ -448,29 +449,37 @@ part_plain(GMimeDataWrapper *dw, const char *cs, struct buf *b)
 	    enc != GMIME_CONTENT_ENCODING_8BIT && enc != GMIME_CONTENT_ENCODING_BINARY) ||
 	    (!utf8 && !ascii_superset(canon)) || st == NULL || g_mime_stream_reset(st) == -1)
 		return -1;
-	while ((n = g_mime_stream_read(st, chunk, sizeof(chunk))) > 0) {
-		const char *p = chunk, *end = chunk + n, *q;
-		if (cr && *p != '\n')
-			buf_addc(b, '\r');
-		cr = 0;
-		while ((q = memchr(p, '\r', (size_t)(end - p))) != NULL) {
-			buf_add(b, p, (size_t)(q - p));
-			if (q + 1 == end) {
-				cr = 1;
-				break;
-			}
-			if (q[1] != '\n')
-				buf_addc(b, '\r');
-			p = q + 1;
-		}
-		if (q == NULL)
-			buf_add(b, p, (size_t)(end - p));
-	}
-	/* a CR that ends the content went, as GMime's filter drops it */
+	while ((n = g_mime_stream_read(st, chunk, sizeof(chunk))) > 0)
+		cr = crlf_add(b, chunk, (size_t)n, cr);
+	/* a CR that ends the content goes, as GMime's filter drops it */
 	if (!utf8 && !all_ascii(buf_ptr(b) + start, b->len - start)) {
 		b->len = start;		/* its charset must be converted */
 		return -1;
 	}
+	return 0;
+}
+
+/* Append p[0..n) to b with every CRLF made LF. cr: a CR ended the text
+ * before and was held back; returns whether one ends this text, held back
+ * in turn (the caller writes or drops it). */
+static int
+crlf_add(struct buf *b, const char *p, size_t n, int cr)
+{
+	const char *end = p + n, *q;
+
+	if (n == 0)
+		return cr;
+	if (cr && *p != '\n')
+		buf_addc(b, '\r');
+	while ((q = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+		buf_add(b, p, (size_t)(q - p));
+		if (q + 1 == end)
+			return 1;
+		if (q[1] != '\n')
+			buf_addc(b, '\r');
+		p = q + 1;
+	}
+	buf_add(b, p, (size_t)(end - p));
 	return 0;
 }
 
@@ -500,8 +509,10 @@ all_ascii(const char *s, size_t n)
 
 /* A multipart whose boundary never comes has no part: its whole body is
  * the prologue, which GMime sets aside and a mail reader may still show.
- * The checks read it as text (CRLF to LF, as part_decode gives), copied
- * no further than text_add keeps (one byte more tells it to cut). */
+ * The checks read it as text (CRLF to LF, as part_decode gives; a final
+ * CR kept), converted no further than text_add keeps: twice its bound in
+ * bytes is more than it keeps even if every line ends in CRLF, and one
+ * byte more tells it to cut. */
 static void
 prologue_text(struct mime_msg *m, const char *s)
 {
@@ -509,9 +520,8 @@ prologue_text(struct mime_msg *m, const char *s)
 
 	if (s == NULL || *s == '\0')
 		return;
-	for (; *s != '\0' && b.len <= MIME_MAX_TEXT; s++)
-		if (s[0] != '\r' || s[1] != '\n')
-			buf_addc(&b, *s);
+	if (crlf_add(&b, s, strnlen(s, 2 * (MIME_MAX_TEXT + 1)), 0))
+		buf_addc(&b, '\r');
 	text_add(m, &b);
 }
 
