@@ -343,7 +343,7 @@ static const struct conf_key keys[] = {
 	  "learn and score the character-level Markov model beside the words (docs/bayes.md; more spam caught, about twice the classifier's CPU: no where throughput matters more)" },
 	{ "bayes.markov_bytes", T_INT, O(bayes_markov_bytes), "3000", 16, 65536, NULL,
 	  "bytes of normalised text (headers, at most half of it, then body) the Markov model reads per message" },
-	{ "bayes.first_pass_bytes", T_INT, O(bayes_first_pass_bytes), "3000", 0, 1000000000, NULL,
+	{ "bayes.first_pass_bytes", T_INT, O(bayes_first_pass_bytes), "1500", 0, 1000000000, NULL,
 	  "body text whose words a first pass reads (with half the Markov part's text); a verdict it is sure of stands, else all is read (0: always all)" },
 	{ "bayes.markov_weight", T_DOUBLE, O(bayes_markov_weight), "5", 0, 0, NULL,
 	  "weight of the Markov model's mean log ratio against the words' chi-square S - H (0: shown, not weighed)" },

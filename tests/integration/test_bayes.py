@@ -358,8 +358,8 @@ def long_message(n, subject, first, rnd, frm="Alice <alice@corp.test>"):
 
 
 def test_first_pass_decides_long_messages(make_postern, capture, workdir):
-    """bayes.first_pass_bytes (3000): a long message the classifier is sure
-    of from its first 3,000 bytes of text (and the first half of the Markov
+    """bayes.first_pass_bytes (1500): a long message the classifier is sure
+    of from its first 1,500 bytes of text (and the first half of the Markov
     part's) is decided on them, with the verdict that reading all of it
     gives; one it is unsure of is read whole (the same probability and
     Markov mean as with the key at 0). An autolearn of a message decided on
@@ -388,7 +388,7 @@ def test_first_pass_decides_long_messages(make_postern, capture, workdir):
     del p.settings["bayes.first_pass_bytes"]
     p.write_config()
     assert first[hammy]["result"] == whole[hammy]["result"] == "ham", (first, whole)
-    assert "; sure on a first pass: 3000 bytes of text, 1500 of the Markov text" in \
+    assert "; sure on a first pass: 1500 bytes of text, 1500 of the Markov text" in \
         first[hammy]["reason"], first[hammy]
     assert "sure on" not in whole[hammy]["reason"]
     assert first[unknown]["result"] == "unsure", first[unknown]
