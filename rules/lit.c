@@ -28,6 +28,8 @@
 
 #define LIT_BLOOM_BITS	65536
 #define LIT_BUCKETS	4096
+#define LIT_PIVOTS	2	/* distinct bytes a pivot scan looks for */
+#define LIT_PIVOT_LITS	8	/* literals a pivot scan checks at each one */
 
 struct lit {
 	char	*s;		/* folded */
@@ -35,6 +37,7 @@ struct lit {
 	size_t	 anchor;	/* offset of the trigram it is filed under */
 	uint32_t key;		/* that trigram */
 	uint32_t h;		/* lit_hash(key) */
+	size_t	 pivot;		/* offset of its pivot byte (a pivot scan) */
 };
 
 struct lit_bucket {
@@ -45,6 +48,11 @@ struct lit_bucket {
 struct lit_set {
 	struct lit	*lits;
 	size_t		 n;
+	/* A few literals that each hold one of a few punctuation bytes
+	 * ("font-size:", "display:") are found by memchr() for those bytes,
+	 * which text holds seldom; npivots -1: the set is not like that. */
+	unsigned char	 pivots[LIT_PIVOTS];
+	int		 npivots;
 	uint64_t	 bloom[LIT_BLOOM_BITS / 64];
 	struct lit_bucket buckets[LIT_BUCKETS];
 };
@@ -583,6 +591,38 @@ lit_set_free(struct lit_set *ls)
 	free(ls);
 }
 
+/* Give l a pivot byte for ls's pivot scan: a punctuation byte, one the
+ * set has already if it can; else the set is scanned with the filter. */
+static void
+lit_pivot(struct lit_set *ls, struct lit *l)
+{
+	size_t first = l->len;
+
+	if (ls->npivots < 0)
+		return;
+	if (ls->n >= LIT_PIVOT_LITS) {
+		ls->npivots = -1;
+		return;
+	}
+	for (size_t i = 0; i < l->len; i++) {
+		if (!ispunct((unsigned char)l->s[i]))
+			continue;
+		for (int p = 0; p < ls->npivots; p++)
+			if (ls->pivots[p] == (unsigned char)l->s[i]) {
+				l->pivot = i;
+				return;
+			}
+		if (first == l->len)
+			first = i;
+	}
+	if (first == l->len || ls->npivots == LIT_PIVOTS) {
+		ls->npivots = -1;
+		return;
+	}
+	l->pivot = first;
+	ls->pivots[ls->npivots++] = (unsigned char)l->s[first];
+}
+
 /* The trigram of s to file it under: most non-letters, then the latest. */
 static size_t
 lit_anchor(const char *s, size_t len)
@@ -617,6 +657,7 @@ lit_set_add(struct lit_set *ls, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		l->s[i] = (char)fold[(unsigned char)s[i]];
 	l->len = len;
+	lit_pivot(ls, l);
 	l->anchor = lit_anchor(l->s, len);
 	k = (const unsigned char *)l->s + l->anchor;
 	l->key = lit_key(k);
@@ -634,22 +675,48 @@ lit_set_count(const struct lit_set *ls)
 	return ls->n;
 }
 
-void
-lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
+/* Whether l is at st (its bytes there, folded). */
+static int
+lit_is_at(const struct lit *l, const unsigned char *st)
+{
+	size_t j = 0;
+
+	while (j < l->len && fold[st[j]] == (unsigned char)l->s[j])
+		j++;
+	return j == l->len;
+}
+
+/* Each pivot byte in the text, and the literals around it. */
+static void
+lit_scan_pivots(const struct lit_set *ls, const unsigned char *t, size_t len,
     unsigned char *found)
 {
-	const unsigned char *t = (const unsigned char *)text;
+	for (int p = 0; p < ls->npivots; p++) {
+		const unsigned char *q = t, *e = t + len;
+
+		while ((q = memchr(q, ls->pivots[p], (size_t)(e - q))) != NULL) {
+			size_t at = (size_t)(q - t);
+			for (size_t k = 0; k < ls->n; k++) {
+				const struct lit *l = &ls->lits[k];
+				if (!found[k] && (unsigned char)l->s[l->pivot] == ls->pivots[p] &&
+				    at >= l->pivot && l->len - l->pivot <= len - at &&
+				    lit_is_at(l, q - l->pivot))
+					found[k] = 1;
+			}
+			q++;
+		}
+	}
+}
+
+/* Every position's trigram through the filter, and the literals filed
+ * under the ones it passes. */
+static void
+lit_scan_filter(const struct lit_set *ls, const unsigned char *t, size_t len,
+    unsigned char *found)
+{
 	uint64_t bloom[LIT_BLOOM_BITS / 64];
 	uint32_t key;
 
-	if (len < LIT_MIN || ls->n == 0)
-		return;
-	/* Caseless 'k'/'s' also match these; we do not fold them, so pass
-	 * every literal rather than skip a rule that could match. */
-	if (fold_trap(t, len)) {
-		memset(found, 1, ls->n);
-		return;
-	}
 	/* A private copy of the filter: once every literal behind a bit is
 	 * found, the bit is cleared, so common words cost one test after
 	 * their first occurrence. */
@@ -667,20 +734,35 @@ lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
 				continue;
 			pending = 1;
 			/* the trigram ends at i + 2; the literal starts anchor before i */
-			if (l->key != key || i < l->anchor || l->len - l->anchor > len - i)
+			if (l->key != key || i < l->anchor || l->len - l->anchor > len - i ||
+			    !lit_is_at(l, t + i - l->anchor))
 				continue;
-			const unsigned char *st = t + i - l->anchor;
-			size_t j = 0;
-			while (j < l->len && fold[st[j]] == (unsigned char)l->s[j])
-				j++;
-			if (j == l->len) {
-				found[b->v[k]] = 1;
-				pending = 0;
-				for (size_t m = 0; m < b->n && !pending; m++)
-					pending = !found[b->v[m]] && ls->lits[b->v[m]].h == h;
-			}
+			found[b->v[k]] = 1;
+			pending = 0;
+			for (size_t m = 0; m < b->n && !pending; m++)
+				pending = !found[b->v[m]] && ls->lits[b->v[m]].h == h;
 		}
 		if (!pending)
 			bloom[h / 64] &= ~(1ull << (h % 64));
 	}
+}
+
+void
+lit_set_scan(const struct lit_set *ls, const char *text, size_t len,
+    unsigned char *found)
+{
+	const unsigned char *t = (const unsigned char *)text;
+
+	if (len < LIT_MIN || ls->n == 0)
+		return;
+	/* Caseless 'k'/'s' also match these; we do not fold them, so pass
+	 * every literal rather than skip a rule that could match. */
+	if (fold_trap(t, len)) {
+		memset(found, 1, ls->n);
+		return;
+	}
+	if (ls->npivots > 0)
+		lit_scan_pivots(ls, t, len, found);
+	else
+		lit_scan_filter(ls, t, len, found);
 }

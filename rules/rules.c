@@ -38,7 +38,7 @@ struct rule {
 	const char	*header;	/* for RULE_HEADER: the field name */
 	pcre2_code	*code;
 	/* Prefilter: factor j's alternatives are lits lit0 + facstart[j] ..
-	 * + facstart[j + 1] - 1 of the set's lit_set. nfac 0: always run. */
+	 * + facstart[j + 1] - 1 of its target's lit_set. nfac 0: always run. */
 	size_t		 lit0;
 	int		 nfac;
 	int		 facstart[LIT_FACTORS + 1];
@@ -60,7 +60,10 @@ struct rule_set {
 	size_t		 nby_target[RULE_NTARGETS];
 	pcre2_match_context *mctx;
 	unsigned	 targets;	/* RULE_MASK of non-empty by_target */
-	struct lit_set	*lits;		/* required literals (all targets but header) */
+	/* Required literals, a set per target (none for headers): the raw
+	 * message is then searched for the raw rules' few literals alone,
+	 * which a pivot scan finds (lit.c). */
+	struct lit_set	*lits[RULE_NTARGETS];
 };
 
 static const char *target_names[RULE_NTARGETS] = {
@@ -483,7 +486,8 @@ rule_set_unref(struct rule_set *rs)
 	for (int t = 0; t < RULE_NTARGETS; t++)
 		free(rs->by_target[t]);
 	pcre2_match_context_free(rs->mctx);
-	lit_set_free(rs->lits);
+	for (int t = 0; t < RULE_NTARGETS; t++)
+		lit_set_free(rs->lits[t]);
 	free(rs->rules);
 	free(rs);
 }
@@ -605,17 +609,18 @@ static void
 prefilter_add(struct rule_set *rs, struct rule *r)
 {
 	struct lit_req q;
+	struct lit_set **ls = &rs->lits[r->target];
 	int k = 0;
 
 	if (!lit_extract(r->def.pattern, r->def.flags, &q))
 		return;
-	if (rs->lits == NULL)
-		rs->lits = lit_set_new();
-	r->lit0 = lit_set_count(rs->lits);
+	if (*ls == NULL)
+		*ls = lit_set_new();
+	r->lit0 = lit_set_count(*ls);
 	for (int j = 0; j < q.n; j++) {
 		r->facstart[j] = k;
 		for (int i = 0; i < q.f[j].n; i++, k++)
-			lit_set_add(rs->lits, q.f[j].s[i], q.f[j].len[i]);
+			lit_set_add(*ls, q.f[j].s[i], q.f[j].len[i]);
 	}
 	r->facstart[q.n] = k;
 	r->nfac = q.n;
@@ -645,6 +650,7 @@ static int
 prefilter_pass(const struct rule_set *rs, const struct rule *r,
     const struct rule_input *in, struct prefilter *pf)
 {
+	const struct lit_set *ls = rs->lits[r->target];
 	const unsigned char *found;
 	const char *s;
 	size_t len;
@@ -652,9 +658,9 @@ prefilter_pass(const struct rule_set *rs, const struct rule *r,
 	if (r->nfac == 0)
 		return 1;
 	if (pf->found == NULL) {
-		pf->found = xcalloc(lit_set_count(rs->lits), 1);
+		pf->found = xcalloc(lit_set_count(ls), 1);
 		for (size_t i = 0; item_get(r, in, i, &s, &len); i++)
-			lit_set_scan(rs->lits, s, len, pf->found);
+			lit_set_scan(ls, s, len, pf->found);
 	}
 	found = pf->found + r->lit0;
 	for (int j = 0; j < r->nfac; j++) {

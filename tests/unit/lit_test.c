@@ -111,11 +111,60 @@ T_CASE(scan_loose_filter)
 	lit_set_free(ls);
 }
 
+/* A few literals with punctuation in them are found by their pivot
+ * bytes; the same literals in a set that needs the filter (one literal
+ * has no punctuation) must be found in exactly the same texts. */
+T_CASE(scan_pivots_agree_with_filter)
+{
+	static const char *lits[] = { "font-size:", "display:", "a:b", "x-y" };
+	static const char *parts[] = { "Font-Size:", "DISPLAY:", "A:B", "x-Y", "font-size",
+	    "display;", ":", "-", "hello ", "a:", ":b", "\r\n" };
+	struct lit_set *piv = lit_set_new(), *fil = lit_set_new();
+	unsigned int seed = 7;
+
+	for (size_t i = 0; i < ARRAY_SIZE(lits); i++) {
+		lit_set_add(piv, lits[i], strlen(lits[i]));
+		lit_set_add(fil, lits[i], strlen(lits[i]));
+	}
+	lit_set_add(fil, "plain", 5);
+	for (int round = 0; round < 2000; round++) {
+		char text[256];
+		size_t n = 0;
+		int k = rand_r(&seed) % 8;
+		unsigned char f1[5] = { 0 }, f2[5] = { 0 };
+		for (int j = 0; j < k; j++) {
+			const char *p = parts[rand_r(&seed) % ARRAY_SIZE(parts)];
+			memcpy(text + n, p, strlen(p));
+			n += strlen(p);
+		}
+		/* an exact-size heap copy: a read past the end is ASan's */
+		char *t = xmalloc(n + 1);
+		memcpy(t, text, n);
+		lit_set_scan(piv, t, n, f1);
+		lit_set_scan(fil, t, n, f2);
+		free(t);
+		for (size_t i = 0; i < ARRAY_SIZE(lits); i++)
+			if (f1[i] != f2[i]) {
+				T_EQ_INT(f1[i], f2[i]);
+				break;
+			}
+	}
+	unsigned char f[4] = { 0 };
+	lit_set_scan(piv, "display:none; FONT-SIZE :0", 26, f);
+	T_EQ_INT(f[0], 0);	/* a space before the colon */
+	T_EQ_INT(f[1], 1);
+	lit_set_scan(piv, "font-size:0", 11, f);
+	T_EQ_INT(f[0], 1);
+	lit_set_free(piv);
+	lit_set_free(fil);
+}
+
 int
 main(void)
 {
 	T_RUN(extract);
 	T_RUN(scan);
 	T_RUN(scan_loose_filter);
+	T_RUN(scan_pivots_agree_with_filter);
 	return T_END();
 }
