@@ -50,6 +50,7 @@ static size_t	 boundary_count(const char *, size_t);
 static int	 field_line(const char *, size_t);
 static size_t	 fields_end(const char *, size_t, int *blank);
 static void	 headers_take(struct mime_msg *, GMimeObject *);
+static int	 header_plain(const char *);
 static void	 walk(struct mime_msg *, GMimeObject *, int depth);
 static void	 layout_add(struct mime_msg *, GMimeObject *, int depth);
 static void	 leaf(struct mime_msg *, GMimePart *);
@@ -297,8 +298,8 @@ headers_take(struct mime_msg *m, GMimeObject *top)
 
 	for (int i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
-		const char *name = g_mime_header_get_name(h);
-		const char *val = g_mime_header_get_value(h);
+		const char *name = g_mime_header_get_name(h), *raw, *val;
+		char *unfolded = NULL;
 
 		if (m->hname.n == MIME_MAX_HEADERS) {
 			m->truncated = 1;
@@ -309,13 +310,35 @@ headers_take(struct mime_msg *m, GMimeObject *top)
 		 * have always seen the rest) */
 		if (name == NULL || g_ascii_strncasecmp(name, "Content-", 8) == 0)
 			continue;
+		raw = g_mime_header_get_raw_value(h);
+		if (raw != NULL && header_plain(raw))
+			val = unfolded = g_mime_utils_header_unfold(raw);
+		else
+			val = g_mime_header_get_value(h);
 		if (val == NULL)
 			val = "";
 		while (*val == ' ' || *val == '\t')
 			val++;
 		list_add(&m->hname, name, strlen(name));
 		list_add(&m->hval, val, strlen(val));
+		g_free(unfolded);
 	}
+}
+
+/* Whether GMime's decoding would leave the unfolded value as it is: no
+ * encoded word ("=?") and no 8-bit byte to convert. Its value is then
+ * only unfolded, at a quarter of the cost: callgrind, 1 KB messages with
+ * every check on, g_mime_header_get_value 8.3k instructions a header
+ * (a DKIM-Signature among them). Unfolding the raw value gave GMime's
+ * value for each of the 94,844 such headers of the training corpus and
+ * of 10,548 random ones. */
+static int
+header_plain(const char *raw)
+{
+	for (const unsigned char *p = (const unsigned char *)raw; *p != '\0'; p++)
+		if (*p >= 0x80 || (p[0] == '=' && p[1] == '?'))
+			return 0;
+	return 1;
 }
 
 static void
