@@ -735,26 +735,34 @@ html_entity(const char *s, size_t n, struct buf *out)
 static void
 urls_scan(struct mime_msg *m, const char *s, size_t n)
 {
-	const char *p;
+	const char *c = s, *end = s + n;
 
-	for (size_t i = 0; i + 7 < n; i++) {
-		if ((p = find_ci(s + i, n - 7 - i, 'h')) == NULL)
-			break;
-		i = (size_t)(p - s);
-		if (strncasecmp(s + i, "http", 4) != 0)
-			continue;
-		size_t k = i + 4 + ((s[i + 4] | 0x20) == 's');
+	/* From each "://" back to its "http" or "https": a colon is rare in
+	 * text where an 'h' is not (each 'h' was two memchr() calls and a
+	 * strncasecmp(), 1% of Postern's CPU on a 10 KB message) */
+	while ((c = memchr(c, ':', (size_t)(end - c))) != NULL) {
+		size_t k = (size_t)(c - s), i, e;
+		c++;
 		if (k + 3 > n || memcmp(s + k, "://", 3) != 0)
 			continue;
-		size_t e = k + 3;
+		if (k >= 5 && strncasecmp(s + k - 5, "https", 5) == 0)
+			i = k - 5;
+		else if (k >= 4 && strncasecmp(s + k - 4, "http", 4) == 0)
+			i = k - 4;
+		else
+			continue;
+		if (i + 7 >= n)
+			break;
+		e = k + 3;
 		while (e < n && !isspace((unsigned char)s[e]) && !strchr("<>\"'`", s[e]) &&
 		    (unsigned char)s[e] >= 0x20)
 			e++;
 		while (e > k + 3 && strchr(".,;:!?)]}", s[e - 1]))
 			e--;
-		if (e > k + 3)
+		if (e > k + 3) {
 			url_add(m, s + i, e - i);
-		i = e - 1;
+			c = s + e;
+		}
 	}
 }
 

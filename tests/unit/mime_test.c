@@ -76,6 +76,25 @@ T_CASE(alternative_urls)
 	mime_free(m);
 }
 
+/* URLs are found from their "://" back to "http" or "https", in the
+ * order of the text, each past the previous one's end. */
+T_CASE(url_forms)
+{
+	static const char msg[] = "Subject: u\r\n\r\n"
+	    "xhttps://a.example/1 httphttps://b.example/2, httpss://no.example\r\n"
+	    "(HTTP://C.EXAMPLE/3). hTtPs://d.example/4?q=\"x\" http:// https:/x\r\n"
+	    "ftp://e.example http://f.example/5:http://g.example/6 :// http://h.i";
+	static const char *want[] = { "https://a.example/1", "https://b.example/2",
+	    "HTTP://C.EXAMPLE/3", "hTtPs://d.example/4?q=",
+	    "http://f.example/5:http://g.example/6", "http://h.i" };
+	struct mime_msg *m = mime_parse(msg, sizeof(msg) - 1);
+
+	T_EQ_INT(mime_count(m, MIME_URL), (int)ARRAY_SIZE(want));
+	for (size_t i = 0; i < ARRAY_SIZE(want) && i < mime_count(m, MIME_URL); i++)
+		T_EQ_STR(mime_item(m, MIME_URL, i, NULL), want[i]);
+	mime_free(m);
+}
+
 T_CASE(nested_multipart_and_rfc2231_names)
 {
 	struct mime_msg *m = parse_file("nested.eml");
@@ -505,6 +524,7 @@ main(void)
 	T_RUN(alternative_headers_decoded);
 	T_RUN(alternative_qp_and_base64_bodies);
 	T_RUN(alternative_urls);
+	T_RUN(url_forms);
 	T_RUN(nested_multipart_and_rfc2231_names);
 	T_RUN(shift_jis_subject);
 	T_RUN(malformed_does_not_crash);
