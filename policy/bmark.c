@@ -49,6 +49,8 @@
 /* Positions looked up ahead: overlaps the table's cache misses. */
 #define BMARK_PREFETCH	8
 
+static size_t	 bmark_text_upto(const struct mime_msg *, size_t max, size_t stop, char *);
+
 /* A word byte: kept (lower-cased); anything else is a separator. */
 static int
 bmark_word(unsigned char c)
@@ -99,13 +101,25 @@ bmark_skipped(const char *name)
 size_t
 bmark_text(const struct mime_msg *m, size_t max, char *buf)
 {
+	return bmark_text_upto(m, max, max, buf);
+}
+
+/* bmark_text's text for a budget of max, built no further than stop
+ * (<= max) bytes: the same bytes up to there, as every byte depends only
+ * on those before it. buf holds stop + 1; the length can be stop + 1
+ * when the headers reach stop. */
+static size_t
+bmark_text_upto(const struct mime_msg *m, size_t max, size_t stop, char *buf)
+{
 	size_t n = 0, nt = mime_count(m, MIME_TEXT), hmax;
 
-	if (max == 0)
+	if (max == 0 || stop == 0)
 		return 0;
 	/* the headers take at most BMARK_HEADER_PCT of the budget, so that
 	 * a long header section (a dozen hops) leaves room for the body */
 	hmax = max * BMARK_HEADER_PCT / 100;
+	if (hmax > stop)
+		hmax = stop;
 	buf[n++] = ' ';		/* the first word's start is a context too */
 	for (size_t i = 0; i < mime_nheaders(m) && n < hmax; i++) {
 		const char *name, *v = mime_header_at(m, i, &name);
@@ -116,10 +130,10 @@ bmark_text(const struct mime_msg *m, size_t max, char *buf)
 	}
 	if (buf[n - 1] != ' ')	/* cut in a word: the body starts its own */
 		buf[n++] = ' ';
-	for (size_t i = 0; i < nt && n < max; i++) {
+	for (size_t i = 0; i < nt && n < stop; i++) {
 		size_t len;
 		const char *t = mime_item(m, MIME_TEXT, i, &len);
-		n = bmark_append(buf, n, max, t, len);
+		n = bmark_append(buf, n, stop, t, len);
 	}
 	return n;
 }
@@ -144,12 +158,15 @@ int
 bmark_grams_first(struct bmark *b, const struct mime_msg *m, size_t max, size_t first)
 {
 	char *buf;
-	size_t len;
+	size_t len, stop;
 
 	if (max > BMARK_MAX_BYTES)
 		max = BMARK_MAX_BYTES;
-	buf = xmalloc(max + 1);
-	len = bmark_text(m, max, buf);
+	/* one byte past the first part tells whether the text goes on; the
+	 * rest of it a first pass does not read, so it is not built */
+	stop = first < max ? first + 1 : max;
+	buf = xmalloc(stop + 1);
+	len = bmark_text_upto(m, max, stop, buf);
 	bmark_grams_text(b, buf, len < first ? len : first);
 	free(buf);
 	return len > first;

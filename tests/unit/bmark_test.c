@@ -131,6 +131,29 @@ T_CASE(grams_first_is_a_prefix)
 	bmark_free(&first);
 	bmark_free(&fits);
 	mime_free(m);
+	/* the first part cut inside the headers, and a text of exactly the
+	 * first part's length (" x y " is 5 bytes: not cut) */
+	msg = "X-A: alpha beta gamma delta\r\nX-B: epsilon zeta\r\n\r\nbody text here\r\n";
+	m = mime_parse(msg, strlen(msg));
+	memset(&all, 0, sizeof(all));
+	bmark_grams(&all, m, 3000);
+	for (size_t cut = 5; cut < 40; cut++) {
+		memset(&first, 0, sizeof(first));
+		T_EQ_INT(bmark_grams_first(&first, m, 3000, cut), 1);
+		T_EQ_INT(first.n, cut - BMARK_ORDER + 1);
+		T_EQ_INT(memcmp(first.gram, all.gram, first.n * sizeof(*first.gram)), 0);
+		bmark_free(&first);
+	}
+	bmark_free(&all);
+	mime_free(m);
+	msg = "X: y\r\n\r\n";
+	m = mime_parse(msg, strlen(msg));
+	memset(&fits, 0, sizeof(fits));
+	T_EQ_INT(bmark_grams_first(&fits, m, 3000, 5), 0);
+	bmark_free(&fits);
+	T_EQ_INT(bmark_grams_first(&fits, m, 3000, 4), 1);
+	bmark_free(&fits);
+	mime_free(m);
 }
 
 T_CASE(keys_every_position_marker_last)
