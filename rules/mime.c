@@ -221,9 +221,9 @@ list_free(struct mime_list *l)
 }
 
 /* The first byte of s[0..n) that is c or its upper case (c a lower-case
- * ASCII letter), or NULL. memchr, not a loop over every byte: the two scans
- * below were a third of a 10 KB message's parse at ten instructions a byte
- * (callgrind). */
+ * ASCII letter), or NULL. memchr, not a loop over every byte: that loop in
+ * boundary_count and the URL scan was a third of a 10 KB message's parse,
+ * at ten instructions a byte (callgrind); the URL scan now looks for ':'. */
 static const char *
 find_ci(const char *s, size_t n, char c)
 {
