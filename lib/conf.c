@@ -305,8 +305,8 @@ static const struct conf_key keys[] = {
 	  "run the statistical classifier at DATA (it scores nothing until trained)" },
 	{ "bayes.spam_threshold", T_DOUBLE, O(bayes_spam_threshold), "0.85", 0, 0, NULL,
 	  "spam probability at or above which the message counts as spam while the words decide alone (the Markov part off, untrained or weight 0)" },
-	{ "bayes.markov_spam_threshold", T_DOUBLE, O(bayes_markov_spam_threshold), "0.6", 0, 0, NULL,
-	  "spam probability at or above which the message counts as spam once the Markov part weighs in" },
+	{ "bayes.markov_spam_threshold", T_DOUBLE, O(bayes_markov_spam_threshold), "0.4", 0, 0, NULL,
+	  "spam probability at or above which the message counts as spam once the Markov part weighs in (tuned with it: below 0.5, docs/bayes.md)" },
 	{ "bayes.ham_threshold", T_DOUBLE, O(bayes_ham_threshold), "0.01", 0, 0, NULL,
 	  "spam probability at or below which the message counts as ham" },
 	{ "bayes.spam_score", T_DOUBLE, O(bayes_spam_score), "5", 0, 0, NULL,
@@ -1124,11 +1124,13 @@ conf_check(struct conf_parse *p)
 		    c->quarantine_score, c->reject_score);
 	l = CONF_LATER(conf_line(c, "bayes.ham_threshold"), conf_line(c, "bayes.spam_threshold"));
 	l = CONF_LATER(l, conf_line(c, "bayes.markov_spam_threshold"));
+	/* the combined probability's cut lies below 0.5 (docs/bayes.md) */
 	if (!(0 <= c->bayes_ham_threshold && c->bayes_ham_threshold <= 0.5 &&
 	    0.5 <= c->bayes_spam_threshold && c->bayes_spam_threshold <= 1 &&
-	    0.5 <= c->bayes_markov_spam_threshold && c->bayes_markov_spam_threshold <= 1))
+	    c->bayes_ham_threshold < c->bayes_markov_spam_threshold &&
+	    c->bayes_markov_spam_threshold <= 1))
 		conf_error(p, l, "bayes thresholds must satisfy 0 <= ham_threshold <= 0.5 <= "
-		    "spam_threshold, markov_spam_threshold <= 1");
+		    "spam_threshold <= 1 and ham_threshold < markov_spam_threshold <= 1");
 	if (!(c->bayes_s > 0 && c->bayes_x > 0 && c->bayes_x < 1 && c->bayes_min_dev >= 0 &&
 	    c->bayes_min_dev < 0.5 && c->bayes_autolearn_balance >= 1 &&
 	    c->bayes_markov_weight >= 0))

@@ -537,7 +537,10 @@ bayes_verdict_set(struct conf *c, struct bayes_verdict *v)
 	double spam = v->markov && c->bayes_markov_weight > 0 ?
 	    c->bayes_markov_spam_threshold : c->bayes_spam_threshold;
 
-	if (v->prob >= spam) {
+	/* The combined cut lies below 0.5 (0.4), where a message that no
+	 * learned word speaks for either way would land (0.5, the Markov part
+	 * at 0 when its grams are unknown): spam takes a word that weighs in. */
+	if (v->prob >= spam && v->used > 0) {
 		v->state = BAYES_SPAM;
 		v->score = c->bayes_spam_score;
 	} else if (v->prob <= c->bayes_ham_threshold) {

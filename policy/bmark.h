@@ -18,7 +18,8 @@
  * class the gram counts come from (learn, forget and relearning move it
  * with the grams).
  *
- * Scored as the mean over positions of log P_spam(byte | context) -
+ * Scored as the mean over distinct grams (a repeat counts once, at its
+ * first position) of log P_spam(byte | context) -
  * log P_ham(byte | context), P = (n(gram) + alpha/vocab) / (n(context) +
  * alpha), n the learned messages of that class that held it: positive
  * leans spam, negative ham, 0 says nothing.
