@@ -215,6 +215,18 @@ T_CASE(mean_from_counts)
 	bmark_free(&b);
 	T_ASSERT(bmark_mean(&b, t) == 0);	/* no positions: says nothing */
 	btab_free(t);
+	/* a repeat weighs once: " abcde abcde abcde" has the 6 distinct
+	 * grams of " abcde abc" and no more, so a spam-only " abcd" is one
+	 * sixth of the mean however often it comes */
+	t = btab_new(0);
+	bmark_grams_text(&b, " abcde abcde abcde", 18);
+	T_EQ_INT(b.n, 6);
+	btab_set(t, b.gram[0], 4, 0);
+	btab_set(t, b.ctx[0], 4, 0);
+	want = (log((4 + a / v) / (4 + a)) - log((0 + a / v) / (0 + a))) / 6;
+	T_ASSERT(fabs(bmark_mean(&b, t) - want) < 1e-12);
+	bmark_free(&b);
+	btab_free(t);
 }
 
 int
