@@ -229,6 +229,23 @@ T_CASE(autolearn_until_range)
 	    sizeof(msg)), 0);
 }
 
+/* bayes.markov_spam_threshold may lie below 0.5 (its default 0.4), but
+ * not at or below bayes.ham_threshold: a message would be both. */
+T_CASE(markov_spam_threshold_range)
+{
+	char msg[600];
+	int line;
+
+	T_EQ_INT(conf_text_problems("[bayes]\nmarkov_spam_threshold = 0.3\n", &line, msg,
+	    sizeof(msg)), 0);
+	T_EQ_INT(conf_text_problems("[bayes]\nham_threshold = 0.2\n"
+	    "markov_spam_threshold = 0.2\n", &line, msg, sizeof(msg)), 1);
+	T_EQ_INT(line, 3);
+	T_ASSERT(strstr(msg, "ham_threshold < markov_spam_threshold") != NULL);
+	T_EQ_INT(conf_text_problems("[bayes]\nmarkov_spam_threshold = 1.1\n", &line, msg,
+	    sizeof(msg)), 1);
+}
+
 T_CASE(trusted_proxies_checked)
 {
 	struct conf_err *e = NULL;
@@ -319,6 +336,7 @@ main(void)
 	T_RUN(list_keys_add_up);
 	T_RUN(lines_segments_restart_keys);
 	T_RUN(all_problems_kept_with_the_conf);
+	T_RUN(markov_spam_threshold_range);
 	T_RUN(trusted_proxies_checked);
 	T_RUN(proxy_protocol_needs_proxy_from);
 	return T_END();
