@@ -449,6 +449,37 @@ def test_token_cap_bounds_memory(make_postern, capture, workdir):
     assert max(rss[3:]) - rss[3] < 8 * 1024, rss
 
 
+def test_bulk_learning_never_defers_mail(make_postern, capture, workdir):
+    """`postern learn` of a big mailbox commits a batch after a batch, with
+    hardly a pause between them; the daemon's writer, which needs the same
+    write lock for each verdict row, must still get its turn, or after its
+    busy timeout it calls the database broken and answers 451 at MAIL."""
+    p = prepared(make_postern, capture.addr, {"bayes.autolearn": "no"})
+    p.start()
+    rnd = random.Random(11)
+    mbox = write(workdir.path, "bulk.mbox", "".join(
+        "From x@test Mon Jan  1 00:00:00 2024\nSubject: b%d\n\n%s\n" % (
+            i, " ".join("w%x" % rnd.getrandbits(40) for _ in range(40)))
+        for i in range(4000)))
+    job = subprocess.Popen([POSTERN_BIN, "learn", "-c", p.conf_path, "spam", mbox],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    codes, n, t_end = [], 0, time.monotonic() + 120
+    try:
+        # mail for as long as the learn runs (bounded in count and time)
+        while job.poll() is None and n < 2000 and time.monotonic() < t_end:
+            codes.append(send(p.port, message(1, 20000 + n))[0])
+            n += 1
+    finally:
+        _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    # the learn outlasted the writer's busy timeout many times over
+    assert n >= 50, n
+    assert codes == [250] * n
+    assert "writes failing" not in p.log()
+    wait_until(lambda: p.rows("SELECT count(*) FROM verdicts")[0][0] == n, 15,
+               what="every verdict row")
+
+
 def metric(p, name):
     st, _, text = Http(p.web_port, token=TOKEN).get("/metrics")
     assert st == 200
