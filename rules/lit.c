@@ -100,8 +100,12 @@ static int	 fold_trap(const unsigned char *, size_t);
 static size_t
 unit_len(const char *p)
 {
+	const char *e;
+
+	/* an escape is as long as escape_end says: "\\c(" is one
+	 * character (a control-H), not "\\c" and a group (fuzz_lit) */
 	if (p[0] == '\\')
-		return p[1] ? 2 : 0;
+		return p[1] != '\0' && (e = escape_end(p)) != NULL ? (size_t)(e - p) : 0;
 	if (p[0] == '[')
 		return class_end(p);
 	if (p[0] == '(')
@@ -192,6 +196,8 @@ class_end(const char *p)
 	for (; p[i]; i++) {
 		if (p[i] == '\\') {
 			if (p[++i] == '\0')
+				return 0;
+			if (p[i] == 'c' && p[++i] == '\0')	/* "\\c]" is one character */
 				return 0;
 		} else if (p[i] == '[' && p[i + 1] == ':') {
 			const char *e = strstr(p + i + 2, ":]");

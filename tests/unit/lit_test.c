@@ -44,6 +44,11 @@ T_CASE(extract)
 	T_EQ_STR(req("(*UTF)abc", ""), "-");
 	T_EQ_STR(req("[abc]+", ""), "-");
 	T_EQ_STR(req("(?=abc)def", ""), "{def}");	/* lookahead consumes nothing */
+	/* "\c(" is one character (control-H), so the '|' is top-level and
+	 * its empty alternative matches anywhere (found by fuzz_lit) */
+	T_EQ_STR(req("\\c(abc|", ""), "-");
+	T_EQ_STR(req("x\\c(abcd", ""), "{abcd}");
+	T_EQ_STR(req("[\\c]abc]def", ""), "{def}");	/* "\c]" inside the class */
 	T_EQ_STR(req("abc{2}", ""), "{abc}");
 	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
 	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{viagra|v1agra|cialis}");
