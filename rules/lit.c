@@ -514,7 +514,8 @@ escape_end(const char *s)
 
 	if (s[2] == '{' && strchr("pPxoNgk", s[1]))
 		return (e = strchr(s, '}')) ? e + 1 : NULL;
-	if (s[1] == 'k' && (s[2] == '<' || s[2] == '\'')) {
+	/* \k<name>, and \g<1> or \g'name', Oniguruma's subroutine calls */
+	if ((s[1] == 'k' || s[1] == 'g') && (s[2] == '<' || s[2] == '\'')) {
 		e = strchr(s + 3, s[2] == '<' ? '>' : '\'');
 		return e ? e + 1 : NULL;
 	}

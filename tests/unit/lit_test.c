@@ -49,6 +49,9 @@ T_CASE(extract)
 	T_EQ_STR(req("\\c(abc|", ""), "-");
 	T_EQ_STR(req("x\\c(abcd", ""), "{abcd}");
 	T_EQ_STR(req("[\\c]abc]def", ""), "{def}");	/* "\c]" inside the class */
+	/* subroutine calls are no text (fuzz_lit: "<1>cdef" was required) */
+	T_EQ_STR(req("(ab)\\g<1>cdef", ""), "{cdef}");
+	T_EQ_STR(req("(ab)\\g'1'cdef", ""), "{cdef}");
 	T_EQ_STR(req("abc{2}", ""), "{abc}");
 	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
 	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{viagra|v1agra|cialis}");
