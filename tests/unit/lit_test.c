@@ -52,6 +52,8 @@ T_CASE(extract)
 	/* subroutine calls are no text (fuzz_lit: "<1>cdef" was required) */
 	T_EQ_STR(req("(ab)\\g<1>cdef", ""), "{cdef}");
 	T_EQ_STR(req("(ab)\\g'1'cdef", ""), "{cdef}");
+	/* (*ACCEPT) ends the match: nothing after it is required (fuzz_lit) */
+	T_EQ_STR(req("(abc|(*ACCEPT)def) xyzw", ""), "-");
 	T_EQ_STR(req("abc{2}", ""), "{abc}");
 	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
 	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{viagra|v1agra|cialis}");
