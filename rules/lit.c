@@ -392,11 +392,13 @@ alts_factor(const char *body, size_t len, int icase, int depth, struct lit_facto
 int
 lit_extract(const char *pattern, const char *flags, struct lit_req *out)
 {
-	/* (*ACCEPT) ends a match where it stands, so nothing after it is
-	 * required, even when it sits in an alternative we skip or in a
-	 * group called from elsewhere: give up on the whole pattern
-	 * (fuzz_lit found "(a|(*ACCEPT)b) xyzw" required "xyzw") */
-	if (strstr(pattern, "(*ACCEPT") != NULL)
+	/* Give up on the whole pattern (fuzz_lit found both):
+	 * (*ACCEPT) ends a match where it stands, so nothing after it is
+	 * required, even in an alternative we skip or a group called from
+	 * elsewhere ("(a|(*ACCEPT)b) xyzw" required "xyzw"); and PCRE2
+	 * ignores a \E outside \Q, so a quantifier after it applies to the
+	 * item before it ("(?:abc)\E{0}" required "abc"). */
+	if (strstr(pattern, "(*ACCEPT") != NULL || strstr(pattern, "\\E") != NULL)
 		return 0;
 	return extract(pattern, flags, out, 0);
 }

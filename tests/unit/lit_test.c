@@ -54,6 +54,8 @@ T_CASE(extract)
 	T_EQ_STR(req("(ab)\\g'1'cdef", ""), "{cdef}");
 	/* (*ACCEPT) ends the match: nothing after it is required (fuzz_lit) */
 	T_EQ_STR(req("(abc|(*ACCEPT)def) xyzw", ""), "-");
+	/* a \E outside \Q is nothing: {0} applies to the group (fuzz_lit) */
+	T_EQ_STR(req("(?:abc)\\E{0}def", ""), "-");
 	T_EQ_STR(req("abc{2}", ""), "{abc}");
 	T_EQ_STR(req("ab{0,2}cde", ""), "{cde}");
 	T_EQ_STR(req("\\b(v[i1]agra|cialis)\\b", "i"), "{viagra|v1agra|cialis}");
