@@ -102,8 +102,8 @@ unit_len(const char *p)
 {
 	const char *e;
 
-	/* an escape is as long as escape_end says: "\\c(" is one
-	 * character (a control-H), not "\\c" and a group (fuzz_lit) */
+	/* an escape is as long as escape_end says: \c( is one character
+	 * (a control-H), not \c and a group (fuzz_lit) */
 	if (p[0] == '\\')
 		return p[1] != '\0' && (e = escape_end(p)) != NULL ? (size_t)(e - p) : 0;
 	if (p[0] == '[')
@@ -197,7 +197,7 @@ class_end(const char *p)
 		if (p[i] == '\\') {
 			if (p[++i] == '\0')
 				return 0;
-			if (p[i] == 'c' && p[++i] == '\0')	/* "\\c]" is one character */
+			if (p[i] == 'c' && p[++i] == '\0')	/* \c] is one character */
 				return 0;
 		} else if (p[i] == '[' && p[i + 1] == ':') {
 			const char *e = strstr(p + i + 2, ":]");
